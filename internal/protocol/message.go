@@ -1,0 +1,216 @@
+// Package protocol defines the signalling messages that the terminal, the
+// parent's phone and the rendezvous server exchange over WebSocket, and the
+// rules every decoder of them enforces. docs/protocol.md is the prose version;
+// keep the two in step.
+//
+// Every message is one JSON object with a "type" field. One flat struct
+// carries all types so that a decoder can reject unknown fields strictly and
+// so that other clients (the parent's web page) can build messages with plain
+// object literals.
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Subprotocol is the WebSocket subprotocol name both sides must offer.
+const Subprotocol = "tuanju.v1"
+
+// Limits on untrusted input. They are generous for real clients (a Chrome
+// offer with audio+video is ~6 KB) and small enough that a flood cannot pin
+// memory.
+const (
+	MaxMessageBytes   = 32 << 10
+	MaxSDPBytes       = 25_000
+	MaxCandidateBytes = 512
+	MaxReasonBytes    = 64
+	MaxCandidates     = 50 // per side per call
+)
+
+// Type names. The comment says who may send it.
+const (
+	TypeChallenge   = "challenge"    // server → any, first message on every socket
+	TypeHello       = "hello"        // client → server, authentication
+	TypeWelcome     = "welcome"      // server → client, authentication succeeded
+	TypeError       = "error"        // server → client
+	TypePresence    = "presence"     // server → client: the paired peer went on/offline
+	TypeRing        = "ring"         // caller → server → callee
+	TypeRinging     = "ringing"      // server → caller: the callee is being rung
+	TypeAccept      = "accept"       // callee → server → caller
+	TypeHangup      = "hangup"       // either → server → other (cancel, decline, hang up)
+	TypeOffer       = "offer"        // terminal → server → parent
+	TypeAnswer      = "answer"       // parent → server → terminal
+	TypeCandidate   = "candidate"    // either → server → other
+	TypeCallLog     = "call_log"     // parent → server (request); server → parent (the log)
+	TypePairRequest = "pair_request" // pairing page → server → terminal
+	TypePairAccept  = "pair_accept"  // terminal → server
+	TypePairReject  = "pair_reject"  // terminal → server
+	TypePaired      = "paired"       // server → pairing page and terminal
+)
+
+// Roles a socket can authenticate as.
+const (
+	RoleTerminal = "terminal"
+	RoleParent   = "parent"
+	RolePairing  = "pairing"
+)
+
+// Hangup reasons.
+const (
+	ReasonCancel            = "cancel"             // caller gave up before an answer
+	ReasonDecline           = "decline"            // callee refused
+	ReasonHangup            = "hangup"             // a connected call ended normally
+	ReasonNoAnswer          = "no_answer"          // the caller's ring timer ran out
+	ReasonBusy              = "busy"               // the callee is already in a call
+	ReasonUnavailable       = "unavailable"        // the callee is offline
+	ReasonFailed            = "failed"             // media could not be set up or was lost
+	ReasonAnsweredElsewhere = "answered_elsewhere" // another tab of the same parent answered
+	ReasonPeerLeft          = "peer_left"          // the other side's socket closed
+)
+
+// Error codes sent in "error" messages.
+const (
+	ErrCodeBadMessage    = "bad_message"     // malformed, oversized or unknown message
+	ErrCodeAuthFailed    = "auth_failed"     // hello rejected; the socket is closed
+	ErrCodeNotAllowed    = "not_allowed"     // message not allowed for this role or state
+	ErrCodeNotPaired     = "not_paired"      // the terminal has no parent (or the parent no terminal)
+	ErrCodeUnknownCall   = "unknown_call"    // call_id is not the caller's active call
+	ErrCodeUnknownDevice = "unknown_device"  // pairing: no such device is registered
+	ErrCodeDeviceOffline = "device_offline"  // pairing: the terminal is not connected
+	ErrCodeAlreadyPaired = "already_paired"  // pairing: the terminal already has a parent
+	ErrCodePairRejected  = "pair_rejected"   // pairing: the terminal refused (see message)
+	ErrCodeRateLimited   = "rate_limited"    // too many attempts; retry later
+	ErrCodeBusy          = "busy"            // a call is already in progress
+	ErrCodeInternal      = "internal"        // server fault; nothing was changed
+)
+
+// ICEServer is one STUN/TURN server handed to a client for one call.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// Candidate mirrors the browser's RTCIceCandidateInit.
+type Candidate struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex,omitempty"`
+	UsernameFragment *string `json:"usernameFragment,omitempty"`
+}
+
+// CallRecord is one entry of a call log, as the parent sees it.
+type CallRecord struct {
+	CallID     string    `json:"call_id"`
+	Direction  string    `json:"direction"` // "from_terminal" or "from_parent"
+	StartedAt  time.Time `json:"started_at"`
+	AnsweredAt time.Time `json:"answered_at,omitzero"`
+	EndedAt    time.Time `json:"ended_at,omitzero"`
+	Outcome    string    `json:"outcome"` // see Outcome*
+	Seen       bool      `json:"seen"`    // the parent has looked at it (missed-call badge)
+}
+
+// Call directions and outcomes.
+const (
+	DirFromTerminal = "from_terminal"
+	DirFromParent   = "from_parent"
+
+	OutcomeRinging   = "ringing"
+	OutcomeAnswered  = "answered"
+	OutcomeMissed    = "missed" // rang, nobody answered or the callee was offline
+	OutcomeDeclined  = "declined"
+	OutcomeCancelled = "cancelled"
+	OutcomeFailed    = "failed"
+)
+
+// Message is every signalling message. Only the fields of its Type may be set;
+// Validate enforces that.
+type Message struct {
+	Type string `json:"type"`
+
+	// challenge
+	Nonce      string    `json:"nonce,omitempty"`
+	ServerTime time.Time `json:"server_time,omitzero"`
+
+	// hello
+	Role      string `json:"role,omitempty"`
+	DeviceID  string `json:"device_id,omitempty"`
+	PublicKey string `json:"public_key,omitempty"` // terminal: base64url SPKI DER, ECDSA P-256
+	Signature string `json:"signature,omitempty"`  // terminal: base64url ASN.1 ECDSA over LoginMessage
+	ParentID  string `json:"parent_id,omitempty"`
+	Token     string `json:"token,omitempty"` // parent: credential from pairing
+	Version   string `json:"version,omitempty"`
+
+	// welcome / presence
+	Paired     *bool `json:"paired,omitempty"`
+	PeerOnline *bool `json:"peer_online,omitempty"`
+
+	// error
+	Code    string `json:"code,omitempty"`
+	Text    string `json:"message,omitempty"`
+	RefType string `json:"ref_type,omitempty"`
+
+	// calls
+	CallID             string      `json:"call_id,omitempty"`
+	Reason             string      `json:"reason,omitempty"`
+	SDP                string      `json:"sdp,omitempty"`
+	Candidate          *Candidate  `json:"candidate,omitempty"`
+	ICEServers         []ICEServer `json:"ice_servers,omitempty"`
+	ICETransportPolicy string      `json:"ice_transport_policy,omitempty"`
+	Calls              []CallRecord `json:"calls,omitempty"`
+
+	// pairing
+	PairID string `json:"pair_id,omitempty"`
+	Proof  string `json:"proof,omitempty"`
+}
+
+// Decode parses one message from untrusted bytes: size-limited, strict (an
+// unknown field is an error), and validated.
+func Decode(data []byte) (Message, error) {
+	var m Message
+	if len(data) > MaxMessageBytes {
+		return m, fmt.Errorf("protocol: message of %d bytes exceeds %d: %w", len(data), MaxMessageBytes, ErrTooLarge)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return Message{}, fmt.Errorf("protocol: decode: %w: %v", ErrMalformed, err)
+	}
+	if dec.More() {
+		return Message{}, fmt.Errorf("protocol: decode: %w: trailing data after the object", ErrMalformed)
+	}
+	if err := m.Validate(); err != nil {
+		return Message{}, err
+	}
+	return m, nil
+}
+
+// Encode marshals a message after validating it, so that a bug on our side
+// never puts something on the wire that a strict peer would reject.
+func Encode(m Message) ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("protocol: encode %s: %w", m.Type, err)
+	}
+	if len(b) > MaxMessageBytes {
+		return nil, fmt.Errorf("protocol: encode %s: %d bytes: %w", m.Type, len(b), ErrTooLarge)
+	}
+	return b, nil
+}
+
+var (
+	idPattern     = regexp.MustCompile(`^[a-z2-7]{26}$`)
+	b64urlPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,512}$`)
+	wordPattern   = regexp.MustCompile(`^[a-z_]{1,64}$`)
+)
+
+// ValidID reports whether s has the shape of a device, parent, call or pair ID:
+// 16 random bytes in lower-case base32 without padding.
+func ValidID(s string) bool { return idPattern.MatchString(s) }

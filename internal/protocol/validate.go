@@ -1,0 +1,175 @@
+package protocol
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// rule says which fields a message type requires and which it may carry.
+type rule struct {
+	required []string
+	optional []string
+}
+
+var rules = map[string]rule{
+	TypeChallenge:   {required: []string{"nonce"}, optional: []string{"server_time"}},
+	TypeHello:       {required: []string{"role"}, optional: []string{"device_id", "public_key", "signature", "parent_id", "token", "version"}},
+	TypeWelcome:     {required: []string{"role"}, optional: []string{"device_id", "parent_id", "paired", "peer_online", "server_time"}},
+	TypeError:       {required: []string{"code"}, optional: []string{"message", "ref_type", "call_id", "pair_id"}},
+	TypePresence:    {required: []string{"peer_online"}},
+	TypeRing:        {required: []string{"call_id"}, optional: []string{"ice_servers", "ice_transport_policy"}},
+	TypeRinging:     {required: []string{"call_id"}, optional: []string{"ice_servers", "ice_transport_policy"}},
+	TypeAccept:      {required: []string{"call_id"}},
+	TypeHangup:      {required: []string{"call_id", "reason"}},
+	TypeOffer:       {required: []string{"call_id", "sdp"}},
+	TypeAnswer:      {required: []string{"call_id", "sdp"}},
+	TypeCandidate:   {required: []string{"call_id", "candidate"}},
+	TypeCallLog:     {optional: []string{"calls"}},
+	TypePairRequest: {required: []string{"device_id", "nonce", "proof"}, optional: []string{"pair_id"}},
+	TypePairAccept:  {required: []string{"pair_id", "proof"}},
+	TypePairReject:  {required: []string{"pair_id", "reason"}},
+	TypePaired:      {required: []string{"device_id", "parent_id"}, optional: []string{"pair_id", "token", "proof"}},
+}
+
+// setFields lists the JSON names of the fields that are set.
+func (m *Message) setFields() []string {
+	var f []string
+	add := func(name string, set bool) {
+		if set {
+			f = append(f, name)
+		}
+	}
+	add("nonce", m.Nonce != "")
+	add("server_time", !m.ServerTime.IsZero())
+	add("role", m.Role != "")
+	add("device_id", m.DeviceID != "")
+	add("public_key", m.PublicKey != "")
+	add("signature", m.Signature != "")
+	add("parent_id", m.ParentID != "")
+	add("token", m.Token != "")
+	add("version", m.Version != "")
+	add("paired", m.Paired != nil)
+	add("peer_online", m.PeerOnline != nil)
+	add("code", m.Code != "")
+	add("message", m.Text != "")
+	add("ref_type", m.RefType != "")
+	add("call_id", m.CallID != "")
+	add("reason", m.Reason != "")
+	add("sdp", m.SDP != "")
+	add("candidate", m.Candidate != nil)
+	add("ice_servers", m.ICEServers != nil)
+	add("ice_transport_policy", m.ICETransportPolicy != "")
+	add("calls", m.Calls != nil)
+	add("pair_id", m.PairID != "")
+	add("proof", m.Proof != "")
+	return f
+}
+
+// Validate checks that the message's type is known, that exactly the fields
+// its type allows are set, and that every field has the right shape and size.
+func (m *Message) Validate() error {
+	r, ok := rules[m.Type]
+	if !ok {
+		return fmt.Errorf("protocol: unknown message type %q: %w", truncate(m.Type), ErrInvalid)
+	}
+	set := m.setFields()
+	for _, f := range set {
+		if !slices.Contains(r.required, f) && !slices.Contains(r.optional, f) {
+			return fmt.Errorf("protocol: %s: field %q not allowed: %w", m.Type, f, ErrInvalid)
+		}
+	}
+	for _, f := range r.required {
+		if !slices.Contains(set, f) {
+			return fmt.Errorf("protocol: %s: field %q missing: %w", m.Type, f, ErrInvalid)
+		}
+	}
+	return m.validateValues()
+}
+
+func (m *Message) validateValues() error {
+	bad := func(field, why string) error {
+		return fmt.Errorf("protocol: %s: %s %s: %w", m.Type, field, why, ErrInvalid)
+	}
+	for _, id := range []struct{ name, v string }{
+		{"device_id", m.DeviceID}, {"parent_id", m.ParentID}, {"call_id", m.CallID}, {"pair_id", m.PairID},
+	} {
+		if id.v != "" && !ValidID(id.v) {
+			return bad(id.name, "is not a 26-character base32 ID")
+		}
+	}
+	for _, b := range []struct{ name, v string }{
+		{"nonce", m.Nonce}, {"public_key", m.PublicKey}, {"signature", m.Signature},
+		{"token", m.Token}, {"proof", m.Proof},
+	} {
+		if b.v != "" && !b64urlPattern.MatchString(b.v) {
+			return bad(b.name, "is not base64url of at most 512 characters")
+		}
+	}
+	for _, w := range []struct{ name, v string }{
+		{"role", m.Role}, {"reason", m.Reason}, {"code", m.Code}, {"ref_type", m.RefType},
+	} {
+		if w.v != "" && !wordPattern.MatchString(w.v) {
+			return bad(w.name, "is not a lower-case word")
+		}
+	}
+	if m.Role != "" && m.Role != RoleTerminal && m.Role != RoleParent && m.Role != RolePairing {
+		return bad("role", fmt.Sprintf("%q is unknown", m.Role))
+	}
+	if len(m.Version) > 64 {
+		return bad("version", "is longer than 64 bytes")
+	}
+	if len(m.Text) > 512 {
+		return bad("message", "is longer than 512 bytes")
+	}
+	if len(m.SDP) > MaxSDPBytes {
+		return fmt.Errorf("protocol: %s: sdp of %d bytes exceeds %d: %w", m.Type, len(m.SDP), MaxSDPBytes, ErrTooLarge)
+	}
+	if m.SDP != "" && !strings.HasPrefix(m.SDP, "v=0") {
+		return bad("sdp", "does not start with v=0")
+	}
+	if c := m.Candidate; c != nil {
+		if len(c.Candidate) > MaxCandidateBytes {
+			return fmt.Errorf("protocol: candidate of %d bytes exceeds %d: %w", len(c.Candidate), MaxCandidateBytes, ErrTooLarge)
+		}
+		// An empty candidate string is the browser's end-of-candidates marker.
+		if c.Candidate != "" && !strings.HasPrefix(c.Candidate, "candidate:") {
+			return bad("candidate", "does not start with candidate:")
+		}
+		if c.SDPMid != nil && len(*c.SDPMid) > 32 {
+			return bad("candidate.sdpMid", "is longer than 32 bytes")
+		}
+		if c.UsernameFragment != nil && len(*c.UsernameFragment) > 256 {
+			return bad("candidate.usernameFragment", "is longer than 256 bytes")
+		}
+	}
+	switch m.ICETransportPolicy {
+	case "", "all", "relay":
+	default:
+		return bad("ice_transport_policy", "must be all or relay")
+	}
+	if len(m.ICEServers) > 4 {
+		return bad("ice_servers", "has more than 4 entries")
+	}
+	for _, s := range m.ICEServers {
+		if len(s.URLs) == 0 || len(s.URLs) > 4 || len(s.Username) > 128 || len(s.Credential) > 128 {
+			return bad("ice_servers", "entry has a bad shape")
+		}
+		for _, u := range s.URLs {
+			if len(u) > 256 || !(strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:") || strings.HasPrefix(u, "stun:")) {
+				return bad("ice_servers", "URL is not stun:, turn: or turns:")
+			}
+		}
+	}
+	if len(m.Calls) > 200 {
+		return bad("calls", "has more than 200 entries")
+	}
+	return nil
+}
+
+func truncate(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
+}
