@@ -1,0 +1,373 @@
+// Package call is the terminal's call state machine. It is pure: Next takes
+// the current Machine and one Event and returns the new Machine and the
+// Actions the daemon must carry out (send a message, start media, start a
+// timer). It does no I/O and reads no clock, so every transition — including
+// timeouts and presses at odd moments — is tested from a table.
+//
+// The rules a child relies on:
+//   - a short press calls, answers, or confirms pairing, and never does harm
+//     at any other moment;
+//   - a long press always cancels, declines or hangs up;
+//   - an unanswered call gives up after RingTimeout and shows "no answer";
+//   - losing the network shows "offline" and recovers by itself.
+package call
+
+import (
+	"time"
+
+	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/protocol"
+)
+
+// State is where the terminal is.
+type State int
+
+const (
+	Offline     State = iota // no signalling connection
+	Idle                     // connected, waiting for a press or a ring
+	Calling                  // the child pressed; the parent's phone rings
+	Ringing                  // the parent calls; the terminal rings
+	Connecting               // answered; media is being set up
+	InCall                   // media flows both ways
+	NoAnswer                 // the last call went unanswered; shown for NoAnswerDisplay
+	PairConfirm              // a valid pairing request waits for a press
+	Fault                    // hardware the call needs is broken
+)
+
+var stateNames = [...]string{"offline", "idle", "calling", "ringing", "connecting", "in_call", "no_answer", "pair_confirm", "fault"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "unknown"
+}
+
+// Pattern is the light pattern a state shows. Connecting already shows "in
+// call": the camera and microphone open in that state, and the child must see
+// that before they do.
+func (s State) Pattern() device.Pattern {
+	switch s {
+	case Offline:
+		return device.Offline
+	case Idle:
+		return device.Ready
+	case Calling:
+		return device.Calling
+	case Ringing:
+		return device.Ringing
+	case Connecting, InCall:
+		return device.InCall
+	case NoAnswer:
+		return device.NoAnswer
+	case PairConfirm:
+		return device.Pairing
+	case Fault:
+		return device.Fault
+	}
+	return device.Fault
+}
+
+// Timing of the machine's timers.
+const (
+	RingTimeout        = 45 * time.Second // the child's call rings this long
+	IncomingTimeout    = 60 * time.Second // the parent's call rings the terminal this long
+	ConnectTimeout     = 20 * time.Second // answered → media must flow within this
+	NoAnswerDisplay    = 5 * time.Second  // "no answer" is shown this long
+	PairConfirmTimeout = 60 * time.Second // a pairing request waits this long for a press
+)
+
+// Timer names a timer; its Token ties it to one call or pairing so that a
+// stale timeout is ignored.
+type Timer int
+
+const (
+	TimerRing Timer = iota + 1
+	TimerIncoming
+	TimerConnect
+	TimerNoAnswer
+	TimerPair
+)
+
+// Machine is the whole state. It is a value: Next returns a new one.
+type Machine struct {
+	State    State
+	Online   bool   // signalling is connected
+	Paired   bool   // the terminal has a parent
+	CallID   string // the current call, if any
+	Outgoing bool   // the current call was started by the child
+	Answered bool   // the current call reached Connecting
+	PairID   string // the pairing request waiting for a press
+}
+
+// Cue is a short sound. The speaker plays them (a later issue); the daemon
+// logs them until then.
+type Cue string
+
+const (
+	CueCalling   Cue = "calling"
+	CueRing      Cue = "ring"
+	CueConnected Cue = "connected"
+	CueNoAnswer  Cue = "no_answer"
+	CueHangup    Cue = "hangup"
+	CueRefused   Cue = "refused" // a press that can do nothing now
+)
+
+// Outcome values of ended calls are protocol's Outcome* constants.
+
+// Actions. The daemon's loop carries them out in order.
+type (
+	SendRing   struct{ CallID string }
+	SendAccept struct{ CallID string }
+	SendHangup struct{ CallID, Reason string }
+	// StartMedia opens camera and microphone and makes the SDP offer.
+	StartMedia struct{ CallID string }
+	StopMedia  struct{ CallID string }
+	StartTimer struct {
+		Timer Timer
+		Token string
+		After time.Duration
+	}
+	PairAccept struct{ PairID string }
+	PairReject struct{ PairID, Reason string }
+	PlayCue    struct{ Cue Cue }
+	// CallEnded is for the terminal's own call log.
+	CallEnded struct {
+		CallID   string
+		Outgoing bool
+		Answered bool
+		Outcome  string
+	}
+)
+
+// Action is one of the action types above.
+type Action any
+
+// Events.
+type (
+	Connected    struct{ Paired bool }
+	Disconnected struct{}
+	// Press is a short press. NewCallID is a fresh ID the loop made in case
+	// the press starts a call (the machine does not read randomness).
+	Press        struct{ NewCallID string }
+	LongPress    struct{}
+	IncomingRing struct{ CallID string }
+	PeerAccepted struct{ CallID string }
+	PeerHangup   struct{ CallID, Reason string }
+	MediaUp      struct{ CallID string }
+	MediaFailed  struct{ CallID string }
+	Timeout      struct {
+		Timer Timer
+		Token string
+	}
+	// PairRequest arrives with the proof already checked by the loop.
+	PairRequest struct {
+		PairID  string
+		ProofOK bool
+	}
+	PairDone     struct{}
+	FaultRaised  struct{}
+	FaultCleared struct{}
+)
+
+// Event is one of the event types above.
+type Event any
+
+// Next is the transition function.
+func Next(m Machine, e Event) (Machine, []Action) {
+	// Events that mean the same in every state.
+	switch e := e.(type) {
+	case Disconnected:
+		if !m.Online && m.State == Offline {
+			return m, nil
+		}
+		m.Online = false
+		m, acts := m.dropCall(protocol.OutcomeFailed, "")
+		if m.State == PairConfirm {
+			m.PairID = ""
+		}
+		if m.State != Fault {
+			m.State = Offline
+		}
+		return m, acts
+	case PairDone:
+		m.Paired = true
+		return m, nil
+	case FaultRaised:
+		if m.State == Fault {
+			return m, nil
+		}
+		m, acts := m.dropCall(protocol.OutcomeFailed, protocol.ReasonFailed)
+		m.State = Fault
+		return m, acts
+	case FaultCleared:
+		if m.State != Fault {
+			return m, nil
+		}
+		m.State = Offline
+		if m.Online {
+			m.State = Idle
+		}
+		return m, nil
+	case IncomingRing:
+		// A second call while one is in progress: refuse it, keep ours.
+		if m.CallID != "" && e.CallID != m.CallID {
+			return m, []Action{SendHangup{e.CallID, protocol.ReasonBusy}}
+		}
+	case PairRequest:
+		if !e.ProofOK {
+			return m, []Action{PairReject{e.PairID, "bad_secret"}}
+		}
+		if m.Paired || (m.State != Idle && m.State != NoAnswer) {
+			return m, []Action{PairReject{e.PairID, "not_pairable"}}
+		}
+		m.State, m.PairID = PairConfirm, e.PairID
+		return m, []Action{StartTimer{TimerPair, e.PairID, PairConfirmTimeout}, PlayCue{CueRing}}
+	}
+
+	switch m.State {
+	case Offline:
+		if e, ok := e.(Connected); ok {
+			m.Online, m.Paired, m.State = true, e.Paired, Idle
+			return m, nil
+		}
+		if _, ok := e.(Press); ok {
+			return m, []Action{PlayCue{CueRefused}}
+		}
+	case Idle, NoAnswer:
+		switch e := e.(type) {
+		case Press:
+			if !m.Paired {
+				m.State = NoAnswer
+				return m, []Action{PlayCue{CueRefused}, StartTimer{TimerNoAnswer, "", NoAnswerDisplay}}
+			}
+			m.State, m.CallID, m.Outgoing, m.Answered = Calling, e.NewCallID, true, false
+			return m, []Action{SendRing{e.NewCallID}, StartTimer{TimerRing, e.NewCallID, RingTimeout}, PlayCue{CueCalling}}
+		case LongPress:
+			m.State = Idle
+			return m, nil
+		case IncomingRing:
+			m.State, m.CallID, m.Outgoing, m.Answered = Ringing, e.CallID, false, false
+			return m, []Action{StartTimer{TimerIncoming, e.CallID, IncomingTimeout}, PlayCue{CueRing}}
+		case Timeout:
+			if m.State == NoAnswer && e.Timer == TimerNoAnswer {
+				m.State = Idle
+			}
+			return m, nil
+		}
+	case Calling:
+		switch e := e.(type) {
+		case LongPress:
+			return m.endCall(protocol.OutcomeCancelled, protocol.ReasonCancel, Idle)
+		case PeerAccepted:
+			if e.CallID == m.CallID {
+				m.State, m.Answered = Connecting, true
+				return m, []Action{StartMedia{m.CallID}, StartTimer{TimerConnect, m.CallID, ConnectTimeout}}
+			}
+		case PeerHangup:
+			if e.CallID == m.CallID {
+				id := m.CallID
+				m, acts := m.endCall(protocol.OutcomeMissed, "", NoAnswer)
+				return m, append(acts, StartTimer{TimerNoAnswer, id, NoAnswerDisplay}, PlayCue{CueNoAnswer})
+			}
+		case Timeout:
+			if e.Timer == TimerRing && e.Token == m.CallID {
+				id := m.CallID
+				m, acts := m.endCall(protocol.OutcomeMissed, protocol.ReasonNoAnswer, NoAnswer)
+				return m, append(acts, StartTimer{TimerNoAnswer, id, NoAnswerDisplay}, PlayCue{CueNoAnswer})
+			}
+		}
+	case Ringing:
+		switch e := e.(type) {
+		case Press:
+			m.State, m.Answered = Connecting, true
+			return m, []Action{SendAccept{m.CallID}, StartMedia{m.CallID}, StartTimer{TimerConnect, m.CallID, ConnectTimeout}}
+		case LongPress:
+			return m.endCall(protocol.OutcomeDeclined, protocol.ReasonDecline, Idle)
+		case PeerHangup:
+			if e.CallID == m.CallID {
+				return m.endCall(protocol.OutcomeMissed, "", Idle)
+			}
+		case Timeout:
+			if e.Timer == TimerIncoming && e.Token == m.CallID {
+				return m.endCall(protocol.OutcomeMissed, protocol.ReasonNoAnswer, Idle)
+			}
+		}
+	case Connecting, InCall:
+		switch e := e.(type) {
+		case MediaUp:
+			if e.CallID == m.CallID && m.State == Connecting {
+				m.State = InCall
+				return m, []Action{PlayCue{CueConnected}}
+			}
+		case LongPress:
+			return m.endCall(protocol.OutcomeAnswered, protocol.ReasonHangup, Idle)
+		case PeerHangup:
+			if e.CallID == m.CallID {
+				return m.endCall(protocol.OutcomeAnswered, "", Idle)
+			}
+		case MediaFailed:
+			if e.CallID == m.CallID {
+				return m.endCall(protocol.OutcomeFailed, protocol.ReasonFailed, Idle)
+			}
+		case Timeout:
+			if e.Timer == TimerConnect && e.Token == m.CallID && m.State == Connecting {
+				return m.endCall(protocol.OutcomeFailed, protocol.ReasonFailed, Idle)
+			}
+		}
+	case PairConfirm:
+		switch e := e.(type) {
+		case Press:
+			id := m.PairID
+			m.State, m.PairID = Idle, ""
+			return m, []Action{PairAccept{id}}
+		case LongPress:
+			id := m.PairID
+			m.State, m.PairID = Idle, ""
+			return m, []Action{PairReject{id, "declined"}}
+		case Timeout:
+			if e.Timer == TimerPair && e.Token == m.PairID {
+				id := m.PairID
+				m.State, m.PairID = Idle, ""
+				return m, []Action{PairReject{id, "timeout"}}
+			}
+		}
+	case Fault:
+		if _, ok := e.(Connected); ok {
+			m.Online, m.Paired = true, e.(Connected).Paired
+		}
+		if _, ok := e.(Press); ok {
+			return m, []Action{PlayCue{CueRefused}}
+		}
+	}
+	return m, nil
+}
+
+// endCall finishes the current call: tells the peer (when reason is set),
+// stops media if it was started, and logs the outcome.
+func (m Machine) endCall(outcome, reason string, next State) (Machine, []Action) {
+	m, acts := m.dropCall(outcome, reason)
+	m.State = next
+	if next == Idle {
+		acts = append(acts, PlayCue{CueHangup})
+	}
+	return m, acts
+}
+
+// dropCall clears the call fields and returns the actions that end it; it
+// leaves State to the caller.
+func (m Machine) dropCall(outcome, reason string) (Machine, []Action) {
+	if m.CallID == "" {
+		return m, nil
+	}
+	var acts []Action
+	if reason != "" {
+		acts = append(acts, SendHangup{m.CallID, reason})
+	}
+	if m.State == Connecting || m.State == InCall {
+		acts = append(acts, StopMedia{m.CallID})
+	}
+	acts = append(acts, CallEnded{CallID: m.CallID, Outgoing: m.Outgoing, Answered: m.Answered, Outcome: outcome})
+	m.CallID, m.Outgoing, m.Answered = "", false, false
+	return m, acts
+}

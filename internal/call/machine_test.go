@@ -1,0 +1,207 @@
+package call
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/protocol"
+)
+
+const (
+	c1 = "aaaaaaaaaaaaaaaaaaaaaaaaaa"
+	c2 = "bbbbbbbbbbbbbbbbbbbbbbbbbb"
+	p1 = "cccccccccccccccccccccccccc"
+)
+
+func TestNext(t *testing.T) {
+	idle := Machine{State: Idle, Online: true, Paired: true}
+	unpaired := Machine{State: Idle, Online: true}
+	calling := Machine{State: Calling, Online: true, Paired: true, CallID: c1, Outgoing: true}
+	ringing := Machine{State: Ringing, Online: true, Paired: true, CallID: c1}
+	connectingOut := Machine{State: Connecting, Online: true, Paired: true, CallID: c1, Outgoing: true, Answered: true}
+	inCall := Machine{State: InCall, Online: true, Paired: true, CallID: c1, Answered: true}
+	noAnswer := Machine{State: NoAnswer, Online: true, Paired: true}
+	pairConfirm := Machine{State: PairConfirm, Online: true, PairID: p1}
+	fault := Machine{State: Fault, Online: true, Paired: true}
+
+	tests := []struct {
+		name  string
+		from  Machine
+		event Event
+		want  Machine
+		acts  []Action
+	}{
+		// Offline.
+		{"offline connects paired", Machine{}, Connected{Paired: true}, idle, nil},
+		{"offline connects unpaired", Machine{}, Connected{}, unpaired, nil},
+		{"press while offline is refused", Machine{}, Press{c1}, Machine{}, []Action{PlayCue{CueRefused}}},
+		{"long press while offline does nothing", Machine{}, LongPress{}, Machine{}, nil},
+		{"disconnect while offline stays", Machine{}, Disconnected{}, Machine{}, nil},
+
+		// Idle.
+		{"press calls the parent", idle, Press{c1}, calling,
+			[]Action{SendRing{c1}, StartTimer{TimerRing, c1, RingTimeout}, PlayCue{CueCalling}}},
+		{"press unpaired shows no answer", unpaired, Press{c1}, Machine{State: NoAnswer, Online: true},
+			[]Action{PlayCue{CueRefused}, StartTimer{TimerNoAnswer, "", NoAnswerDisplay}}},
+		{"long press in idle does nothing", idle, LongPress{}, idle, nil},
+		{"incoming ring rings", idle, IncomingRing{c1}, ringing,
+			[]Action{StartTimer{TimerIncoming, c1, IncomingTimeout}, PlayCue{CueRing}}},
+		{"stale timeout in idle is ignored", idle, Timeout{TimerRing, c1}, idle, nil},
+		{"stray hangup in idle is ignored", idle, PeerHangup{c1, "hangup"}, idle, nil},
+		{"stray accept in idle is ignored", idle, PeerAccepted{c1}, idle, nil},
+		{"media up without a call is ignored", idle, MediaUp{c1}, idle, nil},
+		{"disconnect in idle goes offline", idle, Disconnected{}, Machine{Paired: true}, nil},
+
+		// Calling.
+		{"parent accepts: media starts", calling, PeerAccepted{c1}, connectingOut,
+			[]Action{StartMedia{c1}, StartTimer{TimerConnect, c1, ConnectTimeout}}},
+		{"accept of another call is ignored", calling, PeerAccepted{c2}, calling, nil},
+		{"press while calling does nothing", calling, Press{c2}, calling, nil},
+		{"long press cancels", calling, LongPress{}, idle,
+			[]Action{SendHangup{c1, protocol.ReasonCancel}, CallEnded{c1, true, false, protocol.OutcomeCancelled}, PlayCue{CueHangup}}},
+		{"ring timeout gives up: no answer", calling, Timeout{TimerRing, c1}, noAnswer,
+			[]Action{SendHangup{c1, protocol.ReasonNoAnswer}, CallEnded{c1, true, false, protocol.OutcomeMissed},
+				StartTimer{TimerNoAnswer, c1, NoAnswerDisplay}, PlayCue{CueNoAnswer}}},
+		{"stale ring timeout of an older call is ignored", calling, Timeout{TimerRing, c2}, calling, nil},
+		{"parent declines: no answer", calling, PeerHangup{c1, protocol.ReasonDecline}, noAnswer,
+			[]Action{CallEnded{c1, true, false, protocol.OutcomeMissed}, StartTimer{TimerNoAnswer, c1, NoAnswerDisplay}, PlayCue{CueNoAnswer}}},
+		{"parent offline: no answer", calling, PeerHangup{c1, protocol.ReasonUnavailable}, noAnswer,
+			[]Action{CallEnded{c1, true, false, protocol.OutcomeMissed}, StartTimer{TimerNoAnswer, c1, NoAnswerDisplay}, PlayCue{CueNoAnswer}}},
+		{"a ring from another call while calling is busy", calling, IncomingRing{c2}, calling,
+			[]Action{SendHangup{c2, protocol.ReasonBusy}}},
+		{"disconnect while calling goes offline", calling, Disconnected{}, Machine{Paired: true},
+			[]Action{CallEnded{c1, true, false, protocol.OutcomeFailed}}},
+
+		// No answer.
+		{"no answer display ends", noAnswer, Timeout{TimerNoAnswer, c1}, idle, nil},
+		{"press during no answer calls again", noAnswer, Press{c2},
+			Machine{State: Calling, Online: true, Paired: true, CallID: c2, Outgoing: true},
+			[]Action{SendRing{c2}, StartTimer{TimerRing, c2, RingTimeout}, PlayCue{CueCalling}}},
+		{"long press during no answer returns to ready", noAnswer, LongPress{}, idle, nil},
+
+		// Ringing.
+		{"press answers", ringing, Press{c2},
+			Machine{State: Connecting, Online: true, Paired: true, CallID: c1, Answered: true},
+			[]Action{SendAccept{c1}, StartMedia{c1}, StartTimer{TimerConnect, c1, ConnectTimeout}}},
+		{"long press declines", ringing, LongPress{}, idle,
+			[]Action{SendHangup{c1, protocol.ReasonDecline}, CallEnded{c1, false, false, protocol.OutcomeDeclined}, PlayCue{CueHangup}}},
+		{"parent cancels: missed", ringing, PeerHangup{c1, protocol.ReasonCancel}, idle,
+			[]Action{CallEnded{c1, false, false, protocol.OutcomeMissed}, PlayCue{CueHangup}}},
+		{"incoming timeout", ringing, Timeout{TimerIncoming, c1}, idle,
+			[]Action{SendHangup{c1, protocol.ReasonNoAnswer}, CallEnded{c1, false, false, protocol.OutcomeMissed}, PlayCue{CueHangup}}},
+		{"same ring repeated is ignored", ringing, IncomingRing{c1}, ringing, nil},
+
+		// Connecting and in call.
+		{"media up: in call", connectingOut, MediaUp{c1},
+			Machine{State: InCall, Online: true, Paired: true, CallID: c1, Outgoing: true, Answered: true},
+			[]Action{PlayCue{CueConnected}}},
+		{"connect timeout fails the call", connectingOut, Timeout{TimerConnect, c1}, idle,
+			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, true, true, protocol.OutcomeFailed}, PlayCue{CueHangup}}},
+		{"connect timeout after media is up is ignored", inCall, Timeout{TimerConnect, c1}, inCall, nil},
+		{"press in call does nothing", inCall, Press{c2}, inCall, nil},
+		{"long press hangs up", inCall, LongPress{}, idle,
+			[]Action{SendHangup{c1, protocol.ReasonHangup}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeAnswered}, PlayCue{CueHangup}}},
+		{"long press while connecting hangs up", connectingOut, LongPress{}, idle,
+			[]Action{SendHangup{c1, protocol.ReasonHangup}, StopMedia{c1}, CallEnded{c1, true, true, protocol.OutcomeAnswered}, PlayCue{CueHangup}}},
+		{"parent hangs up", inCall, PeerHangup{c1, protocol.ReasonHangup}, idle,
+			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeAnswered}, PlayCue{CueHangup}}},
+		{"hangup of another call is ignored", inCall, PeerHangup{c2, protocol.ReasonHangup}, inCall, nil},
+		{"media failure ends the call", inCall, MediaFailed{c1}, idle,
+			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}, PlayCue{CueHangup}}},
+		{"a second ring in call is busy", inCall, IncomingRing{c2}, inCall, []Action{SendHangup{c2, protocol.ReasonBusy}}},
+		{"disconnect in call stops media and goes offline", inCall, Disconnected{}, Machine{Paired: true},
+			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}}},
+
+		// Pairing.
+		{"valid pairing request asks for a press", unpaired, PairRequest{p1, true}, pairConfirm,
+			[]Action{StartTimer{TimerPair, p1, PairConfirmTimeout}, PlayCue{CueRing}}},
+		{"bad proof is rejected at once", unpaired, PairRequest{p1, false}, unpaired, []Action{PairReject{p1, "bad_secret"}}},
+		{"paired terminal refuses pairing", idle, PairRequest{p1, true}, idle, []Action{PairReject{p1, "not_pairable"}}},
+		{"pairing during a call is refused", calling, PairRequest{p1, true}, calling, []Action{PairReject{p1, "not_pairable"}}},
+		{"press confirms pairing", pairConfirm, Press{c1}, unpaired, []Action{PairAccept{p1}}},
+		{"long press declines pairing", pairConfirm, LongPress{}, unpaired, []Action{PairReject{p1, "declined"}}},
+		{"pairing times out", pairConfirm, Timeout{TimerPair, p1}, unpaired, []Action{PairReject{p1, "timeout"}}},
+		{"stale pairing timeout ignored", pairConfirm, Timeout{TimerPair, c1}, pairConfirm, nil},
+		{"disconnect during pairing", pairConfirm, Disconnected{}, Machine{}, nil},
+		{"pair done marks paired", unpaired, PairDone{}, Machine{State: Idle, Online: true, Paired: true}, nil},
+
+		// Fault.
+		{"fault during a call ends it", inCall, FaultRaised{}, fault,
+			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}}},
+		{"press in fault is refused", fault, Press{c1}, fault, []Action{PlayCue{CueRefused}}},
+		{"ring in fault is ignored", fault, IncomingRing{c1}, fault, nil},
+		{"fault cleared while online", fault, FaultCleared{}, idle, nil},
+		{"fault cleared while offline", Machine{State: Fault, Paired: true}, FaultCleared{}, Machine{Paired: true}, nil},
+		{"disconnect in fault keeps fault", fault, Disconnected{}, Machine{State: Fault, Paired: true}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, acts := Next(tt.from, tt.event)
+			if got != tt.want {
+				t.Errorf("state: got %+v, want %+v", got, tt.want)
+			}
+			if !reflect.DeepEqual(acts, tt.acts) {
+				t.Errorf("actions:\n got  %#v\n want %#v", acts, tt.acts)
+			}
+		})
+	}
+}
+
+// TestPressesNeverHarm drives every state with presses at odd moments and
+// checks the invariant the child relies on: a short press never ends a call
+// that is in progress, and a long press always leaves no call behind.
+func TestPressesNeverHarm(t *testing.T) {
+	states := []Machine{
+		{}, {State: Idle, Online: true, Paired: true},
+		{State: Calling, Online: true, Paired: true, CallID: c1, Outgoing: true},
+		{State: Ringing, Online: true, Paired: true, CallID: c1},
+		{State: Connecting, Online: true, Paired: true, CallID: c1, Answered: true},
+		{State: InCall, Online: true, Paired: true, CallID: c1, Answered: true},
+		{State: NoAnswer, Online: true, Paired: true},
+		{State: PairConfirm, Online: true, PairID: p1},
+		{State: Fault, Online: true, Paired: true},
+	}
+	for _, m := range states {
+		t.Run(m.State.String(), func(t *testing.T) {
+			after, acts := Next(m, Press{c2})
+			for _, a := range acts {
+				if h, ok := a.(SendHangup); ok {
+					t.Errorf("short press sent %+v", h)
+				}
+				if _, ok := a.(StopMedia); ok {
+					t.Errorf("short press stopped media")
+				}
+			}
+			if m.CallID != "" && after.CallID != m.CallID {
+				t.Errorf("short press changed call %q to %q", m.CallID, after.CallID)
+			}
+			after, _ = Next(m, LongPress{})
+			if after.CallID != "" {
+				t.Errorf("long press left call %q in state %v", after.CallID, after.State)
+			}
+			if after.State == Calling || after.State == Ringing || after.State == InCall || after.State == Connecting {
+				t.Errorf("long press left the terminal in %v", after.State)
+			}
+		})
+	}
+}
+
+func TestPatternIsAFunctionOfState(t *testing.T) {
+	want := map[State]device.Pattern{
+		Offline: device.Offline, Idle: device.Ready, Calling: device.Calling, Ringing: device.Ringing,
+		Connecting: device.InCall, InCall: device.InCall, NoAnswer: device.NoAnswer,
+		PairConfirm: device.Pairing, Fault: device.Fault,
+	}
+	seen := map[device.Pattern]bool{}
+	for s, p := range want {
+		if got := s.Pattern(); got != p {
+			t.Errorf("%v.Pattern() = %q, want %q", s, got, p)
+		}
+		seen[p] = true
+	}
+	// Seven distinct things a child must tell apart, plus pairing.
+	if len(seen) != 8 {
+		t.Errorf("states map to %d distinct patterns, want 8", len(seen))
+	}
+}
