@@ -1,0 +1,142 @@
+package terminalstore
+
+import (
+	"errors"
+	"fmt"
+	bolt "go.etcd.io/bbolt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func open(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestStateSurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := open(t, path)
+	key, err := s.Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := s.PairingSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetParent(Parent{ParentID: "p", PairedAt: time.Unix(100, 0).UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendCall(CallRecord{CallID: "c1", Outcome: "missed"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := info.Mode().Perm(); perm != 0o600 {
+		t.Errorf("state file mode %o, want 0600 (it holds the device key)", perm)
+	}
+
+	s = open(t, path)
+	defer s.Close()
+	key2, err := s.Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !key.Equal(key2) {
+		t.Error("identity key changed across restart")
+	}
+	sec2, _ := s.PairingSecret()
+	if sec != sec2 {
+		t.Error("pairing secret changed across restart")
+	}
+	p, err := s.Parent()
+	if err != nil || p.ParentID != "p" || !p.PairedAt.Equal(time.Unix(100, 0)) {
+		t.Errorf("parent after restart = %+v, %v", p, err)
+	}
+	calls, err := s.Calls(10)
+	if err != nil || len(calls) != 1 || calls[0].CallID != "c1" {
+		t.Errorf("calls after restart = %+v, %v", calls, err)
+	}
+}
+
+func TestOneParentOnly(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	defer s.Close()
+	if _, err := s.Parent(); !errors.Is(err, ErrNotPaired) {
+		t.Fatalf("fresh store Parent() err = %v, want ErrNotPaired", err)
+	}
+	if err := s.SetParent(Parent{ParentID: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetParent(Parent{ParentID: "second"}); !errors.Is(err, ErrAlreadyPaired) {
+		t.Fatalf("second SetParent err = %v, want ErrAlreadyPaired", err)
+	}
+	if p, _ := s.Parent(); p.ParentID != "first" {
+		t.Errorf("parent = %q after a refused second pairing, want first", p.ParentID)
+	}
+}
+
+func TestFactoryReset(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	defer s.Close()
+	key, _ := s.Identity()
+	sec, _ := s.PairingSecret()
+	s.SetParent(Parent{ParentID: "p"})
+	s.AppendCall(CallRecord{CallID: "c"})
+	if err := s.FactoryReset(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Parent(); !errors.Is(err, ErrNotPaired) {
+		t.Errorf("after reset Parent() err = %v, want ErrNotPaired", err)
+	}
+	if calls, _ := s.Calls(10); len(calls) != 0 {
+		t.Errorf("after reset %d calls remain", len(calls))
+	}
+	if sec2, _ := s.PairingSecret(); sec2 == sec {
+		t.Error("pairing secret survived the reset: an old label would still pair")
+	}
+	if key2, _ := s.Identity(); !key.Equal(key2) {
+		t.Error("identity changed on reset; it belongs to the unit")
+	}
+}
+
+func TestCallLogIsBoundedNewestFirst(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	defer s.Close()
+	for i := range MaxCalls + 20 {
+		if err := s.AppendCall(CallRecord{CallID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.Calls(MaxCalls * 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != MaxCalls {
+		t.Errorf("kept %d calls, want %d", len(all), MaxCalls)
+	}
+	if all[0].CallID != fmt.Sprint(MaxCalls+19) || all[len(all)-1].CallID != "20" {
+		t.Errorf("newest %q oldest %q, want %d and 20", all[0].CallID, all[len(all)-1].CallID, MaxCalls+19)
+	}
+}
+
+func TestCorruptValueIsAnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := open(t, path)
+	s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketIdentity).Put(keyDeviceKey, []byte("garbage")) })
+	_, err := s.Identity()
+	if !errors.Is(err, ErrCorrupt) {
+		t.Errorf("Identity() on garbage err = %v, want ErrCorrupt", err)
+	}
+	s.Close()
+}
