@@ -1,0 +1,165 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/media"
+)
+
+// config is terminald's configuration: defaults, then the TOML file, then
+// flags. Unknown keys in the file are an error: a typo must not silently fall
+// back to a default on a unit in the field.
+type config struct {
+	ServerURL    string        `toml:"server_url"`
+	PublicURL    string        `toml:"public_url"`
+	StateFile    string        `toml:"state_file"`
+	Board        string        `toml:"board"` // "sim" or "gpio"
+	PanelListen  string        `toml:"panel_listen"`
+	LoopbackOnly bool          `toml:"loopback_only"`
+	LogFormat    string        `toml:"log_format"` // "text" or "json"
+	LogLevel     string        `toml:"log_level"`
+	Media        mediaConfig   `toml:"media"`
+	Pins         device.PinMap `toml:"pins"`
+	LongPress    duration      `toml:"long_press"`
+}
+
+type mediaConfig struct {
+	Profile      string `toml:"profile"`
+	Camera       string `toml:"camera"`
+	CameraDevice string `toml:"camera_device"`
+	Microphone   string `toml:"microphone"`
+}
+
+type duration struct{ time.Duration }
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	d.Duration = v
+	return err
+}
+
+func defaults() config {
+	return config{
+		StateFile: "/var/lib/tuanju/terminal.db",
+		Board:     "gpio",
+		LogFormat: "json",
+		LogLevel:  "info",
+		Media:     mediaConfig{Profile: media.LowData.Name, Camera: media.SourceV4L2, Microphone: media.SourceNone},
+		Pins:      device.DefaultPinMap(),
+	}
+}
+
+// loadConfig applies the file named by -config, then the other flags.
+func loadConfig(args []string, stderr io.Writer) (config, error) {
+	cfg := defaults()
+	fs := flag.NewFlagSet("terminald", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", "", "TOML config file")
+	server := fs.String("server", "", "rendezvous signalling URL, e.g. wss://example.org/ws")
+	public := fs.String("public-url", "", "rendezvous address as phones see it (pairing links start with it)")
+	state := fs.String("state", "", "bbolt state file")
+	board := fs.String("board", "", `hardware: "gpio" (periph.io) or "sim" (simulated board with a web panel)`)
+	panel := fs.String("panel", "", "listen address of the simulated board's device panel, e.g. 127.0.0.1:8081")
+	loopback := fs.Bool("loopback-only", false, "restrict WebRTC to 127.0.0.1 (tests, local demo)")
+	profile := fs.String("profile", "", "media profile: low-data or audio-only")
+	camera := fs.String("camera", "", "camera: v4l2, synthetic or none")
+	mic := fs.String("mic", "", "microphone: synthetic or none")
+	logFormat := fs.String("log-format", "", "log format: json or text")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if *file != "" {
+		md, err := toml.DecodeFile(*file, &cfg)
+		if err != nil {
+			return cfg, fmt.Errorf("terminald: config %s: %w", *file, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			keys := make([]string, len(und))
+			for i, k := range und {
+				keys[i] = k.String()
+			}
+			return cfg, fmt.Errorf("terminald: config %s: unknown keys %s", *file, strings.Join(keys, ", "))
+		}
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&cfg.ServerURL, *server)
+	set(&cfg.PublicURL, *public)
+	set(&cfg.StateFile, *state)
+	set(&cfg.Board, *board)
+	set(&cfg.PanelListen, *panel)
+	set(&cfg.Media.Profile, *profile)
+	set(&cfg.Media.Camera, *camera)
+	set(&cfg.Media.Microphone, *mic)
+	set(&cfg.LogFormat, *logFormat)
+	if *loopback {
+		cfg.LoopbackOnly = true
+	}
+	if cfg.PublicURL == "" && cfg.ServerURL != "" {
+		cfg.PublicURL = publicFromServer(cfg.ServerURL)
+	}
+	return cfg, cfg.validate()
+}
+
+// publicFromServer guesses the web address from the signalling URL.
+func publicFromServer(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	u.Scheme = map[string]string{"wss": "https", "ws": "http"}[u.Scheme]
+	u.Path = ""
+	return u.String()
+}
+
+func (c config) validate() error {
+	var errs []error
+	u, err := url.Parse(c.ServerURL)
+	if c.ServerURL == "" || err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
+		errs = append(errs, fmt.Errorf("server_url %q must be a ws:// or wss:// URL", c.ServerURL))
+	}
+	if c.StateFile == "" {
+		errs = append(errs, errors.New("state_file is empty"))
+	}
+	switch c.Board {
+	case "sim":
+	case "gpio":
+		if err := c.Pins.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	default:
+		errs = append(errs, fmt.Errorf("board %q must be gpio or sim", c.Board))
+	}
+	if _, err := media.ProfileByName(c.Media.Profile); err != nil {
+		errs = append(errs, err)
+	}
+	switch c.Media.Camera {
+	case media.SourceV4L2, media.SourceSynthetic, media.SourceNone:
+	default:
+		errs = append(errs, fmt.Errorf("camera %q must be v4l2, synthetic or none", c.Media.Camera))
+	}
+	switch c.Media.Microphone {
+	case media.SourceSynthetic, media.SourceNone:
+	default:
+		errs = append(errs, fmt.Errorf("microphone %q must be synthetic or none", c.Media.Microphone))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("log_format %q must be json or text", c.LogFormat))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("terminald: config: %w", err)
+	}
+	return nil
+}

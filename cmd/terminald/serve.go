@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/device/simboard"
+	"github.com/tuanju/tuanju/internal/logging"
+	"github.com/tuanju/tuanju/internal/terminal"
+	"github.com/tuanju/tuanju/internal/terminalstore"
+	"github.com/tuanju/tuanju/media"
+)
+
+const version = "terminald/0.1"
+
+// serve wires the store, the board and the terminal, and runs until ctx ends.
+func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
+	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel).With("service", "terminald")
+	if err := os.MkdirAll(filepath.Dir(cfg.StateFile), 0o700); err != nil {
+		return fmt.Errorf("terminald: state dir: %w", err)
+	}
+	store, err := terminalstore.Open(cfg.StateFile)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	profile, _ := media.ProfileByName(cfg.Media.Profile) // validated
+	tcfg := terminal.Config{
+		ServerURL: cfg.ServerURL,
+		PublicURL: cfg.PublicURL,
+		Capture: media.CaptureConfig{
+			Profile: profile, Camera: cfg.Media.Camera, CameraDevice: cfg.Media.CameraDevice,
+			Microphone: cfg.Media.Microphone, Log: log,
+		},
+		LoopbackOnly: cfg.LoopbackOnly,
+		Version:      version,
+	}
+
+	var term atomic.Pointer[terminal.Terminal]
+	var buttons <-chan device.ButtonEvent
+	var leds terminal.LEDs
+	var sim *simboard.Board
+	switch cfg.Board {
+	case "sim":
+		sim, err = simboard.New(simboard.Options{
+			Button:  device.ButtonOpts{LongPress: cfg.LongPress.Duration},
+			Preview: func() image.Image {
+				if t := term.Load(); t != nil {
+					return t.Preview()
+				}
+				return nil
+			},
+			Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+		defer sim.Close()
+		buttons, leds = sim.Button().Events(), sim.LEDs()
+	case "gpio":
+		btn, l, err := openGPIOBoard(cfg.Pins, log)
+		if err != nil {
+			return err
+		}
+		defer btn.Close()
+		defer l.Close()
+		buttons, leds = btn.Events(), l
+	}
+
+	t, err := terminal.New(tcfg, terminal.Deps{
+		Store: store, Buttons: buttons, LEDs: leds, Log: log,
+		OnStatus: func(s terminal.Status) {
+			if sim != nil {
+				sim.SetPairingURL(s.PairingURL)
+				sim.SetStatus(statusLine(s))
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	term.Store(t)
+	fmt.Fprintf(stdout, "terminal %s\n", t.DeviceID())
+	if st := t.Status(); !st.Paired {
+		fmt.Fprintf(stdout, "not paired: open this link on the parent's phone, then press the call button:\n%s\n", t.PairingURL())
+		printQR(stdout, t.PairingURL())
+	}
+
+	if cfg.PanelListen != "" {
+		if sim == nil {
+			return errors.New("terminald: -panel needs -board sim")
+		}
+		srv, addr, err := startPanel(cfg.PanelListen, sim, t, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}()
+		fmt.Fprintf(stdout, "device panel: http://%s/\n", addr)
+	}
+	return t.Run(ctx)
+}
+
+// statusLine is the device panel's one line for a developer or technician.
+func statusLine(s terminal.Status) string {
+	switch {
+	case !s.Online:
+		return "offline: reconnecting to the rendezvous server"
+	case !s.Paired:
+		return "not paired: open the pairing link on the parent's phone"
+	case s.State == "idle" && !s.PeerOnline:
+		return "ready (parent's phone is offline: a call will be shown to them as missed)"
+	}
+	return s.State
+}
+
+// startPanel serves the simulated board's panel and the terminal's status.
+func startPanel(addr string, sim *simboard.Board, t *terminal.Terminal, log *slog.Logger) (*http.Server, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("terminald: panel listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", sim.Handler())
+	mux.HandleFunc("GET /api/terminal", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(t.Status())
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("panel server", "err", err)
+		}
+	}()
+	return srv, ln.Addr().String(), nil
+}

@@ -1,0 +1,12 @@
+package terminal
+
+import "errors"
+
+var (
+	// ErrConfig: the terminal's configuration is incomplete.
+	ErrConfig = errors.New("bad configuration")
+	// ErrProtocol: the server broke the protocol.
+	ErrProtocol = errors.New("protocol violation")
+	// ErrLoginRefused: the server refused our login.
+	ErrLoginRefused = errors.New("login refused")
+)

@@ -1,0 +1,223 @@
+package terminal
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tuanju/tuanju/internal/call"
+	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/media"
+)
+
+// session is the media side of one call: camera and microphone, the peer
+// connection and the receiver of the parent's media. The terminal always
+// makes the offer.
+type session struct {
+	callID   string
+	pc       *webrtc.PeerConnection
+	capture  *media.Capture
+	receiver *media.Receiver
+	log      *slog.Logger
+	loopback bool
+
+	mu        sync.Mutex
+	offerSent bool
+	pending   []protocol.Message // local candidates gathered before the offer went out
+	remote    int                // remote candidates accepted
+	send      func(protocol.Message)
+	closed    bool
+}
+
+// sessionDeps is what a session needs from the terminal.
+type sessionDeps struct {
+	api      *webrtc.API
+	capture  media.CaptureConfig
+	loopback bool
+	send     func(protocol.Message)
+	events   func(call.Event)
+	log      *slog.Logger
+}
+
+// startSession opens media, builds the peer connection and sends the offer.
+// Failures are reported as call.MediaFailed through deps.events.
+func startSession(ctx context.Context, callID string, ice []protocol.ICEServer, policy string, d sessionDeps) (*session, error) {
+	s := &session{callID: callID, log: d.log.With("call_id", callID), loopback: d.loopback, send: d.send}
+	cfg := webrtc.Configuration{ICEServers: toICEServers(ice), SDPSemantics: webrtc.SDPSemanticsUnifiedPlan}
+	if policy == "relay" {
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	cap, err := media.Open(ctx, d.capture)
+	if err != nil {
+		return nil, fmt.Errorf("terminal: call %s: %w", callID, err)
+	}
+	s.capture = cap
+	pc, err := d.api.NewPeerConnection(cfg)
+	if err != nil {
+		cap.Close()
+		return nil, fmt.Errorf("terminal: call %s: peer connection: %w", callID, err)
+	}
+	s.pc = pc
+	s.receiver = media.NewReceiver(media.ReceiverConfig{WriteRTCP: pc.WriteRTCP, Log: s.log})
+
+	for _, tr := range cap.Tracks() {
+		if _, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+			s.close()
+			return nil, fmt.Errorf("terminal: call %s: add track: %w", callID, err)
+		}
+	}
+	// Receive the parent's video even when we send none (audio-only profile).
+	if !cap.HasVideo() {
+		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			s.close()
+			return nil, fmt.Errorf("terminal: call %s: add video receiver: %w", callID, err)
+		}
+	}
+	pc.OnTrack(func(t *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
+		s.log.Info("receiving parent's track", "kind", t.Kind().String(), "codec", t.Codec().MimeType)
+		if err := s.receiver.Handle(t, rr); err != nil {
+			s.log.Warn("parent's track ended", "kind", t.Kind().String(), "err", err)
+		}
+	})
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c == nil {
+			return
+		}
+		init := c.ToJSON()
+		s.queueCandidate(protocol.Message{Type: protocol.TypeCandidate, CallID: callID, Candidate: &protocol.Candidate{
+			Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment,
+		}})
+	})
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		s.log.Info("peer connection", "state", st.String())
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			// The first key frame may have gone out before SRTP was ready.
+			if _, err := cap.RequestKeyFrame(); err != nil {
+				s.log.Debug("key frame request", "err", err)
+			}
+			d.events(call.MediaUp{CallID: callID})
+		case webrtc.PeerConnectionStateFailed:
+			d.events(call.MediaFailed{CallID: callID})
+		}
+	})
+
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("terminal: call %s: create offer: %w", callID, err)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		s.close()
+		return nil, fmt.Errorf("terminal: call %s: set local description: %w", callID, err)
+	}
+	s.mu.Lock()
+	d.send(protocol.Message{Type: protocol.TypeOffer, CallID: callID, SDP: pc.LocalDescription().SDP})
+	s.offerSent = true
+	for _, m := range s.pending {
+		d.send(m)
+	}
+	s.pending = nil
+	s.mu.Unlock()
+	return s, nil
+}
+
+func (s *session) queueCandidate(m protocol.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if !s.offerSent {
+		s.pending = append(s.pending, m)
+		return
+	}
+	s.send(m)
+}
+
+// answer applies the parent's SDP answer.
+func (s *session) answer(sdp string) error {
+	err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
+	if err != nil {
+		return fmt.Errorf("terminal: call %s: remote answer: %w", s.callID, err)
+	}
+	return nil
+}
+
+// candidate adds one of the parent's ICE candidates. In loopback-only mode
+// (tests, the local demo) a candidate for any other address is dropped, so
+// the terminal never sends a connectivity check off the machine.
+func (s *session) candidate(c *protocol.Candidate) error {
+	if c.Candidate == "" {
+		return nil // end of candidates
+	}
+	if s.loopback && !loopbackCandidate(c.Candidate) {
+		s.log.Debug("dropping non-loopback candidate in loopback-only mode", "candidate", c.Candidate)
+		return nil
+	}
+	s.mu.Lock()
+	s.remote++
+	n := s.remote
+	s.mu.Unlock()
+	if n > protocol.MaxCandidates {
+		return fmt.Errorf("terminal: call %s: more than %d remote candidates: %w", s.callID, protocol.MaxCandidates, ErrProtocol)
+	}
+	err := s.pc.AddICECandidate(webrtc.ICECandidateInit{
+		Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment,
+	})
+	if err != nil {
+		return fmt.Errorf("terminal: call %s: add candidate: %w", s.callID, err)
+	}
+	return nil
+}
+
+// loopbackCandidate reports whether an SDP candidate line's address is a
+// loopback IP ("candidate:<foundation> <component> <proto> <prio> <addr> <port> typ ...").
+func loopbackCandidate(line string) bool {
+	f := strings.Fields(line)
+	if len(f) < 6 {
+		return false
+	}
+	ip := net.ParseIP(f[4])
+	return ip != nil && ip.IsLoopback()
+}
+
+func (s *session) stats() media.Stats {
+	if s == nil || s.receiver == nil {
+		return media.Stats{}
+	}
+	return s.receiver.Stats()
+}
+
+func (s *session) close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.mu.Unlock()
+	if s.pc != nil {
+		if err := s.pc.Close(); err != nil {
+			s.log.Warn("close peer connection", "err", err)
+		}
+	}
+	if s.capture != nil {
+		if err := s.capture.Close(); err != nil {
+			s.log.Warn("close capture", "err", err)
+		}
+	}
+}
+
+func toICEServers(in []protocol.ICEServer) []webrtc.ICEServer {
+	out := make([]webrtc.ICEServer, 0, len(in))
+	for _, s := range in {
+		out = append(out, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	return out
+}

@@ -1,0 +1,167 @@
+package terminal
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/tuanju/tuanju/internal/protocol"
+)
+
+// sendQueue bounds what may wait for a slow link. Signalling is small; a
+// full queue means the link is dead and the connection is dropped.
+const sendQueue = 64
+
+// conn is one authenticated signalling connection to the rendezvous server.
+type conn struct {
+	ws      *websocket.Conn
+	welcome protocol.Message
+	out     chan protocol.Message
+	done    chan struct{}
+	log     *slog.Logger
+}
+
+// dial connects and logs in: challenge → signed hello → welcome.
+func dial(ctx context.Context, url string, key *ecdsa.PrivateKey, version string, log *slog.Logger) (*conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
+	if err != nil {
+		return nil, fmt.Errorf("terminal: dial %s: %w", url, err)
+	}
+	ws.SetReadLimit(protocol.MaxMessageBytes)
+	fail := func(err error) (*conn, error) {
+		ws.Close(websocket.StatusPolicyViolation, "login failed")
+		return nil, err
+	}
+	ch, err := readMsg(dctx, ws)
+	if err != nil {
+		return fail(fmt.Errorf("terminal: read challenge: %w", err))
+	}
+	if ch.Type != protocol.TypeChallenge {
+		return fail(fmt.Errorf("terminal: expected challenge, got %s: %w", ch.Type, ErrProtocol))
+	}
+	hello, err := protocol.SignLogin(key, ch.Nonce, version)
+	if err != nil {
+		return fail(err)
+	}
+	if err := writeMsg(dctx, ws, hello); err != nil {
+		return fail(fmt.Errorf("terminal: send hello: %w", err))
+	}
+	w, err := readMsg(dctx, ws)
+	if err != nil {
+		return fail(fmt.Errorf("terminal: read welcome: %w", err))
+	}
+	if w.Type == protocol.TypeError {
+		return fail(fmt.Errorf("terminal: login refused: %s %s: %w", w.Code, w.Text, ErrLoginRefused))
+	}
+	if w.Type != protocol.TypeWelcome {
+		return fail(fmt.Errorf("terminal: expected welcome, got %s: %w", w.Type, ErrProtocol))
+	}
+	c := &conn{ws: ws, welcome: w, out: make(chan protocol.Message, sendQueue), done: make(chan struct{}), log: log}
+	go c.writer()
+	return c, nil
+}
+
+func readMsg(ctx context.Context, ws *websocket.Conn) (protocol.Message, error) {
+	typ, data, err := ws.Read(ctx)
+	if err != nil {
+		return protocol.Message{}, err
+	}
+	if typ != websocket.MessageText {
+		return protocol.Message{}, fmt.Errorf("binary message: %w", ErrProtocol)
+	}
+	return protocol.Decode(data)
+}
+
+func writeMsg(ctx context.Context, ws *websocket.Conn, m protocol.Message) error {
+	b, err := protocol.Encode(m)
+	if err != nil {
+		return err
+	}
+	return ws.Write(ctx, websocket.MessageText, b)
+}
+
+// send queues a message. It never blocks the caller (the event loop): a full
+// queue closes the connection, and the reconnect logic takes over.
+func (c *conn) send(m protocol.Message) {
+	select {
+	case c.out <- m:
+	case <-c.done:
+	default:
+		c.log.Warn("signalling send queue full; dropping connection")
+		c.close()
+	}
+}
+
+func (c *conn) writer() {
+	for {
+		select {
+		case <-c.done:
+			return
+		case m := <-c.out:
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := writeMsg(ctx, c.ws, m)
+			cancel()
+			if err != nil {
+				c.log.Warn("signalling write failed", "type", m.Type, "err", err)
+				c.close()
+				return
+			}
+		}
+	}
+}
+
+// read delivers messages until the connection ends. A message the server
+// sends that we cannot decode is logged and skipped: one bad message must not
+// drop a call.
+func (c *conn) read(ctx context.Context, deliver func(protocol.Message)) error {
+	for {
+		typ, data, err := c.ws.Read(ctx)
+		if err != nil {
+			return err
+		}
+		if typ != websocket.MessageText {
+			c.log.Warn("ignoring binary signalling message")
+			continue
+		}
+		m, err := protocol.Decode(data)
+		if err != nil {
+			c.log.Warn("ignoring bad signalling message", "err", err)
+			continue
+		}
+		deliver(m)
+	}
+}
+
+func (c *conn) close() {
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+		c.ws.Close(websocket.StatusNormalClosure, "")
+	}
+}
+
+// backoff is exponential with full jitter, so a village of terminals that
+// lost power together does not reconnect in lockstep.
+type backoff struct {
+	min, max time.Duration
+	n        int
+}
+
+func (b *backoff) next() time.Duration {
+	d := b.min << min(b.n, 16)
+	if d > b.max || d <= 0 {
+		d = b.max
+	}
+	b.n++
+	return b.min/2 + rand.N(d)
+}
+
+func (b *backoff) reset() { b.n = 0 }

@@ -1,0 +1,569 @@
+// Package terminal runs the child's terminal: it keeps the signalling
+// connection to the rendezvous server up, feeds button presses and server
+// messages into the call state machine (internal/call), and carries out the
+// machine's actions — messages, timers, media sessions, lights, the call log.
+// One goroutine (Run's loop) owns all of that state.
+package terminal
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/call"
+	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/internal/terminalstore"
+	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/pairing"
+)
+
+// Config is what the daemon's config file and flags decide.
+type Config struct {
+	// ServerURL is the rendezvous server's signalling endpoint, ws(s)://host/ws.
+	ServerURL string
+	// PublicURL is the server's address as a parent's phone sees it; the
+	// pairing URL starts with it.
+	PublicURL string
+	// Capture says which camera, microphone and profile calls use.
+	Capture media.CaptureConfig
+	// LoopbackOnly restricts ICE to 127.0.0.1 (tests and the local demo).
+	LoopbackOnly bool
+	// MinBackoff and MaxBackoff bound the reconnect delay.
+	MinBackoff, MaxBackoff time.Duration
+	Version                string
+}
+
+// LEDs is the part of device.LEDs the terminal uses.
+type LEDs interface{ Show(device.Pattern) error }
+
+// Deps are the terminal's hardware and storage.
+type Deps struct {
+	Store   *terminalstore.Store
+	Buttons <-chan device.ButtonEvent
+	LEDs    LEDs
+	Log     *slog.Logger
+	// OnStatus, if set, is called (from the loop) whenever Status changes.
+	OnStatus func(Status)
+}
+
+// Status is a snapshot for the device panel, the technician and tests.
+type Status struct {
+	DeviceID   string      `json:"device_id"`
+	State      string      `json:"state"`
+	Pattern    string      `json:"pattern"`
+	Online     bool        `json:"online"`
+	Paired     bool        `json:"paired"`
+	ParentID   string      `json:"parent_id,omitempty"`
+	PeerOnline bool        `json:"peer_online"`
+	PairingURL string      `json:"pairing_url,omitempty"`
+	CallID     string      `json:"call_id,omitempty"`
+	LastCue    string      `json:"last_cue,omitempty"`
+	Received   media.Stats `json:"received"` // the parent's media in the current or last call
+	Calls      int         `json:"calls"`    // calls this run has ended
+}
+
+// Terminal is the running terminal.
+type Terminal struct {
+	cfg      Config
+	d        Deps
+	log      *slog.Logger
+	key      *ecdsa.PrivateKey
+	deviceID string
+	secret   pairing.Secret
+	api      *webrtc.API
+
+	events chan any
+
+	// Owned by the loop.
+	m          call.Machine
+	conn       *conn
+	sess       *session
+	ice        map[string]iceInfo
+	pairNonce  map[string]string
+	peerOnline bool
+	parentID   string
+	early      []protocol.Message // answer/candidates that beat sessionReady
+	lastCue    call.Cue
+	calls      int
+	ctx        context.Context // Run's, for goroutines that report back
+
+	mu     sync.Mutex // guards status, sess and last for readers outside the loop
+	status Status
+	last   *session // the ended call's session, for its stats
+}
+
+type iceInfo struct {
+	servers []protocol.ICEServer
+	policy  string
+}
+
+// Loop-internal events (call.Event values are the machine's).
+type (
+	connUp   struct{ c *conn }
+	connDown struct{ c *conn }
+	received struct {
+		c *conn
+		m protocol.Message
+	}
+	sessionReady struct {
+		s   *session
+		err error
+	}
+)
+
+// New prepares a terminal: it loads (or makes) the device identity and the
+// pairing secret.
+func New(cfg Config, d Deps) (*Terminal, error) {
+	if cfg.ServerURL == "" {
+		return nil, fmt.Errorf("terminal: no server URL: %w", ErrConfig)
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 30 * time.Second
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	key, err := d.Store.Identity()
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("terminal: public key: %w", err)
+	}
+	secret, err := d.Store.PairingSecret()
+	if err != nil {
+		return nil, err
+	}
+	api, err := media.NewAPI(media.APIConfig{SettingEngine: settingEngine(cfg.LoopbackOnly)})
+	if err != nil {
+		return nil, err
+	}
+	t := &Terminal{
+		cfg: cfg, d: d, key: key, secret: secret, api: api,
+		deviceID:  protocol.DeviceID(der),
+		events:    make(chan any, 64),
+		ice:       map[string]iceInfo{},
+		pairNonce: map[string]string{},
+	}
+	t.log = d.Log.With("component", "terminal", "device_id", t.deviceID)
+	if p, err := d.Store.Parent(); err == nil {
+		t.m.Paired = true
+		t.parentID = p.ParentID
+	} else if !errors.Is(err, terminalstore.ErrNotPaired) {
+		return nil, err
+	}
+	t.publish()
+	return t, nil
+}
+
+// settingEngine returns pion's network settings. Loopback-only mode gathers
+// candidates on 127.0.0.1 only.
+func settingEngine(loopback bool) *webrtc.SettingEngine {
+	se := &webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(0) // ice.MulticastDNSModeDisabled
+	if loopback {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	return se
+}
+
+// DeviceID is the terminal's ID on the rendezvous server.
+func (t *Terminal) DeviceID() string { return t.deviceID }
+
+// PairingURL is what the label's QR code carries.
+func (t *Terminal) PairingURL() string {
+	return pairing.URL(t.cfg.PublicURL, t.deviceID, t.secret)
+}
+
+// Status returns the latest snapshot; safe from any goroutine.
+func (t *Terminal) Status() Status {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.status
+	switch {
+	case t.sess != nil:
+		s.Received = t.sess.stats()
+	case t.last != nil:
+		s.Received = t.last.stats()
+	}
+	return s
+}
+
+// Preview returns the camera picture of the call in progress, or nil: the
+// camera is open only during a call.
+func (t *Terminal) Preview() image.Image {
+	t.mu.Lock()
+	s := t.sess
+	t.mu.Unlock()
+	if s == nil || s.capture == nil {
+		return nil
+	}
+	return s.capture.Preview()
+}
+
+// Run runs until ctx ends.
+func (t *Terminal) Run(ctx context.Context) error {
+	t.ctx = ctx
+	t.showLEDs()
+	if !t.m.Paired {
+		t.log.Info("terminal is not paired; open the pairing URL on the parent's phone", "pairing_url", t.PairingURL())
+	}
+	go t.connectLoop(ctx)
+	defer func() {
+		if t.sess != nil {
+			t.sess.close()
+		}
+		if t.conn != nil {
+			t.conn.close()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-t.d.Buttons:
+			if !ok {
+				t.d.Buttons = nil
+				continue
+			}
+			t.button(ev)
+		case ev := <-t.events:
+			t.handle(ctx, ev)
+		}
+		t.publish()
+	}
+}
+
+func (t *Terminal) button(ev device.ButtonEvent) {
+	switch ev.Kind {
+	case device.Press:
+		t.step(call.Press{NewCallID: protocol.NewID()})
+	case device.LongPress:
+		t.step(call.LongPress{})
+	case device.VeryLongPress:
+		t.log.Info("very long press: reserved for re-pair and factory reset")
+	}
+}
+
+// post hands an event to the loop from another goroutine.
+func (t *Terminal) post(ctx context.Context, ev any) {
+	select {
+	case t.events <- ev:
+	case <-ctx.Done():
+	}
+}
+
+// connectLoop keeps one signalling connection up, reconnecting with backoff
+// and jitter.
+func (t *Terminal) connectLoop(ctx context.Context) {
+	b := backoff{min: t.cfg.MinBackoff, max: t.cfg.MaxBackoff}
+	for ctx.Err() == nil {
+		c, err := dial(ctx, t.cfg.ServerURL, t.key, t.cfg.Version, t.log)
+		if err != nil {
+			wait := b.next()
+			t.log.Warn("cannot reach the rendezvous server", "err", err, "retry_in", wait.Round(time.Millisecond))
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		up := time.Now()
+		t.post(ctx, connUp{c})
+		err = c.read(ctx, func(m protocol.Message) { t.post(ctx, received{c, m}) })
+		c.close()
+		t.post(ctx, connDown{c})
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(up) > time.Minute {
+			b.reset()
+		}
+		wait := b.next()
+		t.log.Warn("signalling connection lost", "err", err, "retry_in", wait.Round(time.Millisecond))
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+}
+
+func (t *Terminal) handle(ctx context.Context, ev any) {
+	switch ev := ev.(type) {
+	case connUp:
+		t.conn = ev.c
+		w := ev.c.welcome
+		serverPaired := w.Paired != nil && *w.Paired
+		t.peerOnline = w.PeerOnline != nil && *w.PeerOnline
+		if serverPaired != t.m.Paired {
+			t.log.Warn("pairing differs between terminal and server", "terminal", t.m.Paired, "server", serverPaired)
+		}
+		t.log.Info("connected to the rendezvous server", "paired", t.m.Paired, "parent_online", t.peerOnline)
+		t.step(call.Connected{Paired: t.m.Paired && serverPaired})
+	case connDown:
+		if ev.c != t.conn {
+			return
+		}
+		t.conn = nil
+		t.peerOnline = false
+		t.step(call.Disconnected{})
+	case received:
+		if ev.c == t.conn {
+			t.message(ctx, ev.m)
+		}
+	case sessionReady:
+		if ev.err != nil {
+			t.log.Error("media session failed", "err", ev.err)
+			if ev.s != nil {
+				ev.s.close()
+			}
+			t.step(call.MediaFailed{CallID: t.m.CallID})
+			return
+		}
+		if ev.s.callID != t.m.CallID || t.m.State != call.Connecting {
+			ev.s.close() // the call ended while media was opening
+			return
+		}
+		t.setSession(ev.s)
+		early := t.early
+		t.early = nil
+		for _, m := range early {
+			t.message(ctx, m)
+		}
+	case call.Event:
+		t.step(ev)
+	}
+}
+
+// message turns a server message into machine events.
+func (t *Terminal) message(ctx context.Context, m protocol.Message) {
+	switch m.Type {
+	case protocol.TypePresence:
+		t.peerOnline = *m.PeerOnline
+		t.log.Info("parent presence", "online", t.peerOnline)
+	case protocol.TypeRing:
+		t.ice[m.CallID] = iceInfo{m.ICEServers, m.ICETransportPolicy}
+		t.step(call.IncomingRing{CallID: m.CallID})
+	case protocol.TypeRinging:
+		t.ice[m.CallID] = iceInfo{m.ICEServers, m.ICETransportPolicy}
+		t.log.Info("parent's phone is ringing", "call_id", m.CallID)
+	case protocol.TypeAccept:
+		t.step(call.PeerAccepted{CallID: m.CallID})
+	case protocol.TypeHangup:
+		t.step(call.PeerHangup{CallID: m.CallID, Reason: m.Reason})
+	case protocol.TypeAnswer, protocol.TypeCandidate:
+		if m.CallID != t.m.CallID {
+			t.log.Warn("media signalling for another call", "type", m.Type, "call_id", m.CallID)
+			return
+		}
+		if t.sess == nil {
+			// The offer went out from the session's goroutine and the answer
+			// arrived before the session was handed to the loop.
+			if len(t.early) < 2*protocol.MaxCandidates {
+				t.early = append(t.early, m)
+			}
+			return
+		}
+		if m.Type == protocol.TypeCandidate {
+			if err := t.sess.candidate(m.Candidate); err != nil {
+				t.log.Warn("bad candidate", "err", err)
+			}
+			return
+		}
+		if err := t.sess.answer(m.SDP); err != nil {
+			t.log.Warn("bad answer", "err", err)
+			t.step(call.MediaFailed{CallID: m.CallID})
+		}
+	case protocol.TypePairRequest:
+		ok := pairing.Verify(pairing.RequestProof(t.secret, t.deviceID, m.Nonce), m.Proof) && m.DeviceID == t.deviceID
+		if ok {
+			t.pairNonce[m.PairID] = m.Nonce
+		}
+		t.log.Info("pairing request", "pair_id", m.PairID, "proof_ok", ok)
+		t.step(call.PairRequest{PairID: m.PairID, ProofOK: ok})
+	case protocol.TypePaired:
+		if err := t.d.Store.SetParent(terminalstore.Parent{ParentID: m.ParentID, PairedAt: time.Now().UTC()}); err != nil {
+			t.log.Error("cannot store the pairing", "err", err)
+			return
+		}
+		t.log.Info("paired", "parent_id", m.ParentID)
+		t.parentID = m.ParentID
+		t.step(call.PairDone{})
+		// Re-log in so the server's view (paired, presence) is fresh.
+		if t.conn != nil {
+			t.conn.close()
+		}
+	case protocol.TypeError:
+		t.log.Warn("server error", "code", m.Code, "message", m.Text, "ref_type", m.RefType, "call_id", m.CallID)
+		if m.CallID != "" && m.CallID == t.m.CallID {
+			t.step(call.PeerHangup{CallID: m.CallID, Reason: m.Code})
+		}
+	case protocol.TypeCallLog, protocol.TypeChallenge, protocol.TypeWelcome:
+		// Not for terminals.
+	default:
+		t.log.Warn("unexpected message", "type", m.Type)
+	}
+}
+
+// step runs the machine and carries out its actions.
+func (t *Terminal) step(ev call.Event) {
+	before := t.m.State
+	var acts []call.Action
+	t.m, acts = call.Next(t.m, ev)
+	if t.m.State != before {
+		t.log.Info("call state", "from", before.String(), "to", t.m.State.String(), "event", fmt.Sprintf("%T", ev))
+	}
+	for _, a := range acts {
+		t.do(a)
+	}
+	t.showLEDs()
+}
+
+func (t *Terminal) showLEDs() {
+	if err := t.d.LEDs.Show(t.m.State.Pattern()); err != nil {
+		t.log.Error("cannot show lights", "pattern", t.m.State.Pattern(), "err", err)
+	}
+}
+
+func (t *Terminal) send(m protocol.Message) {
+	if t.conn == nil {
+		t.log.Warn("not connected; message dropped", "type", m.Type)
+		return
+	}
+	t.conn.send(m)
+}
+
+func (t *Terminal) do(a call.Action) {
+	switch a := a.(type) {
+	case call.SendRing:
+		t.send(protocol.Message{Type: protocol.TypeRing, CallID: a.CallID})
+	case call.SendAccept:
+		t.send(protocol.Message{Type: protocol.TypeAccept, CallID: a.CallID})
+	case call.SendHangup:
+		t.send(protocol.Message{Type: protocol.TypeHangup, CallID: a.CallID, Reason: a.Reason})
+	case call.StartMedia:
+		t.startMedia(a.CallID)
+	case call.StopMedia:
+		t.early = nil
+		if t.sess != nil {
+			t.sess.close()
+			t.setSession(nil)
+		}
+	case call.StartTimer:
+		time.AfterFunc(a.After, func() {
+			select {
+			case t.events <- call.Timeout{Timer: a.Timer, Token: a.Token}:
+			default:
+				t.log.Error("event queue full; timeout lost", "timer", a.Timer)
+			}
+		})
+	case call.PairAccept:
+		nonce := t.pairNonce[a.PairID]
+		delete(t.pairNonce, a.PairID)
+		t.send(protocol.Message{Type: protocol.TypePairAccept, PairID: a.PairID,
+			Proof: pairing.AcceptProof(t.secret, t.deviceID, nonce, a.PairID)})
+	case call.PairReject:
+		delete(t.pairNonce, a.PairID)
+		t.send(protocol.Message{Type: protocol.TypePairReject, PairID: a.PairID, Reason: a.Reason})
+	case call.PlayCue:
+		t.lastCue = a.Cue
+		t.log.Debug("sound cue", "cue", a.Cue)
+	case call.CallEnded:
+		delete(t.ice, a.CallID)
+		t.calls++
+		rec := terminalstore.CallRecord{CallID: a.CallID, Outgoing: a.Outgoing, Answered: a.Answered, Outcome: a.Outcome, EndedAt: time.Now().UTC()}
+		if err := t.d.Store.AppendCall(rec); err != nil {
+			t.log.Error("cannot log the call", "err", err)
+		}
+		t.log.Info("call ended", "call_id", a.CallID, "outcome", a.Outcome, "outgoing", a.Outgoing)
+	default:
+		t.log.Error("unknown action", "action", fmt.Sprintf("%T", a))
+	}
+}
+
+// startMedia opens media off the loop (opening a camera can take a while)
+// and reports back with sessionReady.
+func (t *Terminal) startMedia(callID string) {
+	info := t.ice[callID]
+	c := t.conn
+	if c == nil {
+		t.step(call.MediaFailed{CallID: callID})
+		return
+	}
+	deps := sessionDeps{
+		api: t.api, capture: t.cfg.Capture, loopback: t.cfg.LoopbackOnly, log: t.log,
+		// The session sends on the connection the call started on: if that
+		// one drops, the call ends anyway.
+		send: c.send,
+		events: func(ev call.Event) {
+			select {
+			case t.events <- ev:
+			default:
+				t.log.Error("event queue full; media event lost")
+			}
+		},
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), call.ConnectTimeout)
+		defer cancel()
+		s, err := startSession(ctx, callID, info.servers, info.policy, deps)
+		select {
+		case t.events <- sessionReady{s, err}:
+		case <-t.ctx.Done():
+			if s != nil {
+				s.close()
+			}
+		}
+	}()
+}
+
+// setSession makes s the current session; the previous one is kept for its
+// final stats.
+func (t *Terminal) setSession(s *session) {
+	t.mu.Lock()
+	if t.sess != nil {
+		t.last = t.sess
+	}
+	t.sess = s
+	t.mu.Unlock()
+}
+
+// publish refreshes the status snapshot.
+func (t *Terminal) publish() {
+	var st Status
+	st.DeviceID = t.deviceID
+	st.State = t.m.State.String()
+	st.Pattern = string(t.m.State.Pattern())
+	st.Online = t.m.Online
+	st.Paired = t.m.Paired
+	st.PeerOnline = t.peerOnline
+	st.CallID = t.m.CallID
+	st.LastCue = string(t.lastCue)
+	st.Calls = t.calls
+	st.ParentID = t.parentID
+	if !t.m.Paired {
+		st.PairingURL = t.PairingURL()
+	}
+	t.mu.Lock()
+	changed := st != t.status
+	t.status = st
+	t.mu.Unlock()
+	if changed && t.d.OnStatus != nil {
+		t.d.OnStatus(st)
+	}
+}
