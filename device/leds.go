@@ -1,0 +1,325 @@
+package device
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+)
+
+// Color names an LED by its colour, which is how the child knows it.
+type Color string
+
+// The terminal's LEDs.
+const (
+	Green Color = "green"
+	Red   Color = "red"
+	Blue  Color = "blue"
+)
+
+// Colors lists every LED colour, in a fixed order.
+func Colors() []Color { return []Color{Green, Red, Blue} }
+
+// Valid reports whether c is one of Colors.
+func (c Color) Valid() bool {
+	switch c {
+	case Green, Red, Blue:
+		return true
+	}
+	return false
+}
+
+// Pattern is what the lights say. A child who cannot read has only these
+// lights (and sounds) to know what the terminal is doing, so every pattern
+// differs from every other by colour or by rhythm, and the rules are few:
+// green is "you can call / we are calling", blue is "a call is live or being
+// set up", red is "something is wrong"; steady is a state, slow blink is
+// waiting, fast blink wants attention.
+//
+//	pattern    green        red          blue
+//	off        off          off          off          powered down / quiet
+//	ready      on           off          off          press to call
+//	calling    slow blink   off          off          ringing your parent
+//	ringing    fast blink   off          fast blink*  your parent is calling: press!
+//	in_call    off          off          on           call is live
+//	no_answer  off          slow blink   off          parent did not answer
+//	offline    off          on           off          no network
+//	fault      off          fast blink   off          needs repair
+//	pairing    off          off          slow blink   waiting to be paired
+//
+// slow blink = 1 Hz, fast blink = 4 Hz, * = in antiphase with green, so the
+// light seems to jump between the two LEDs.
+type Pattern string
+
+// The patterns. Their string values are stable: they appear in logs, in the
+// simulated panel and in the technician's tools.
+const (
+	Off      Pattern = "off"
+	Ready    Pattern = "ready"
+	Calling  Pattern = "calling"
+	Ringing  Pattern = "ringing"
+	InCall   Pattern = "in_call"
+	NoAnswer Pattern = "no_answer"
+	Offline  Pattern = "offline"
+	Fault    Pattern = "fault"
+	Pairing  Pattern = "pairing"
+)
+
+// ledMode is what one LED does within a pattern.
+type ledMode int
+
+const (
+	modeOff      ledMode = iota
+	modeOn               // steady
+	modeSlow             // 1 Hz blink, on first
+	modeFast             // 4 Hz blink, on first
+	modeSlowAnti         // 1 Hz blink in antiphase with modeSlow
+	modeFastAnti         // 4 Hz blink in antiphase with modeFast
+)
+
+// patterns is the table documented on Pattern. Colours not listed are off.
+var patterns = map[Pattern]map[Color]ledMode{
+	Off:      {},
+	Ready:    {Green: modeOn},
+	Calling:  {Green: modeSlow},
+	Ringing:  {Green: modeFast, Blue: modeFastAnti},
+	InCall:   {Blue: modeOn},
+	NoAnswer: {Red: modeSlow},
+	Offline:  {Red: modeOn},
+	Fault:    {Red: modeFast},
+	Pairing:  {Blue: modeSlow},
+}
+
+// Patterns lists every pattern, in a fixed order.
+func Patterns() []Pattern {
+	return []Pattern{Off, Ready, Calling, Ringing, InCall, NoAnswer, Offline, Fault, Pairing}
+}
+
+// Valid reports whether p is in the table.
+func (p Pattern) Valid() bool {
+	_, ok := patterns[p]
+	return ok
+}
+
+// tick is the blink clock: half a period of the 4 Hz blink. The 1 Hz blink
+// changes every fourth tick.
+const tick = 125 * time.Millisecond
+
+// lit says whether an LED in mode m is on at tick n of the pattern.
+func (m ledMode) lit(n int) bool {
+	switch m {
+	case modeOn:
+		return true
+	case modeSlow:
+		return (n/4)%2 == 0
+	case modeSlowAnti:
+		return (n/4)%2 == 1
+	case modeFast:
+		return n%2 == 0
+	case modeFastAnti:
+		return n%2 == 1
+	}
+	return false
+}
+
+// LEDOpts configures LEDs.
+type LEDOpts struct {
+	// ActiveLow means an LED lights when its pin is driven Low (LED sunk by
+	// the GPIO). It applies to all LEDs.
+	ActiveLow bool
+	// Logger receives pin write failures and unknown patterns. Nil discards.
+	Logger *slog.Logger
+}
+
+// LEDs drives the status LEDs from a named Pattern.
+//
+// Show is cheap and safe from any goroutine: it sets the steady levels at
+// once and leaves blinking to one goroutine with a ticker. Every pin write
+// happens under one mutex, so a blink can never overwrite a newer pattern.
+type LEDs struct {
+	log       *slog.Logger
+	activeLow bool
+	pins      map[Color]gpio.PinOut
+
+	mu      sync.Mutex
+	pattern Pattern
+	n       int                // ticks since the pattern was shown
+	written map[Color]bool     // last level written, as "lit"
+	failing map[Color]struct{} // pins whose last write failed (logged once)
+	closed  bool
+
+	restart chan struct{} // Show → blinker: restart the blink clock
+	done    chan struct{}
+	exited  chan struct{}
+	once    sync.Once
+}
+
+// NewLEDs takes one output pin per colour and turns them all off. A colour
+// that is missing from pins (or maps to nil) is an absent LED: patterns that
+// use it simply show less.
+func NewLEDs(pins map[Color]gpio.PinOut, opts LEDOpts) (*LEDs, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	l := &LEDs{
+		log:       log.With("component", "leds"),
+		activeLow: opts.ActiveLow,
+		pins:      make(map[Color]gpio.PinOut, len(pins)),
+		pattern:   Off,
+		written:   make(map[Color]bool, len(pins)),
+		failing:   make(map[Color]struct{}),
+		restart:   make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		exited:    make(chan struct{}),
+	}
+	for c, p := range pins {
+		if !c.Valid() {
+			return nil, fmt.Errorf("device: open LEDs: colour %q: %w", c, ErrInvalidConfig)
+		}
+		if p == nil {
+			continue
+		}
+		l.pins[c] = p
+	}
+	for _, c := range Colors() {
+		p, ok := l.pins[c]
+		if !ok {
+			l.log.Info("LED absent", "color", c)
+			continue
+		}
+		if err := p.Out(l.level(false)); err != nil {
+			return nil, fmt.Errorf("device: open LED %s (%s): %w", c, p.Name(), err)
+		}
+		l.written[c] = false
+	}
+	go l.run()
+	return l, nil
+}
+
+// Show switches to pattern p, starting its blink cycle from the beginning
+// (blinking LEDs start lit, so the change is visible at once). An unknown
+// pattern shows Fault, because a bug must be visible, and returns
+// ErrUnknownPattern.
+func (l *LEDs) Show(p Pattern) error {
+	var err error
+	if !p.Valid() {
+		err = fmt.Errorf("device: show %q: %w", p, ErrUnknownPattern)
+		l.log.Error("unknown LED pattern, showing fault", "pattern", p)
+		p = Fault
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return fmt.Errorf("device: show %q: %w", p, ErrClosed)
+	}
+	if l.pattern != p {
+		l.log.Debug("LED pattern", "pattern", p, "was", l.pattern)
+	}
+	l.pattern = p
+	l.n = 0
+	l.applyLocked()
+	l.mu.Unlock()
+
+	select {
+	case l.restart <- struct{}{}:
+	default: // a restart is already pending
+	}
+	return err
+}
+
+// Pattern returns the pattern being shown.
+func (l *LEDs) Pattern() Pattern {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pattern
+}
+
+// Close stops blinking and turns every LED off. It is safe to call more than
+// once; Show after Close returns ErrClosed.
+func (l *LEDs) Close() error {
+	var errs []error
+	l.once.Do(func() {
+		close(l.done)
+		<-l.exited
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.closed = true
+		l.pattern = Off
+		for _, c := range Colors() {
+			p, ok := l.pins[c]
+			if !ok {
+				continue
+			}
+			if err := p.Out(l.level(false)); err != nil {
+				errs = append(errs, fmt.Errorf("device: close LED %s (%s): %w", c, p.Name(), err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// run is the blink clock.
+func (l *LEDs) run() {
+	defer close(l.exited)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-l.restart:
+			t.Reset(tick)
+		case <-t.C:
+			// A Show that raced with this tick wins: restart instead of
+			// advancing the old cycle.
+			select {
+			case <-l.restart:
+				t.Reset(tick)
+				continue
+			default:
+			}
+			l.mu.Lock()
+			l.n++
+			l.applyLocked()
+			l.mu.Unlock()
+		}
+	}
+}
+
+// applyLocked writes the levels of the current pattern at tick l.n, touching
+// only pins whose level changes. l.mu must be held.
+func (l *LEDs) applyLocked() {
+	modes := patterns[l.pattern]
+	for _, c := range Colors() {
+		p, ok := l.pins[c]
+		if !ok {
+			continue
+		}
+		on := modes[c].lit(l.n)
+		if was, known := l.written[c]; known && was == on {
+			continue
+		}
+		if err := p.Out(l.level(on)); err != nil {
+			delete(l.written, c) // unknown: retry on the next tick
+			if _, logged := l.failing[c]; !logged {
+				l.failing[c] = struct{}{}
+				l.log.Error("LED write failed", "color", c, "pin", p.Name(), "err", err)
+			}
+			continue
+		}
+		l.written[c] = on
+		if _, was := l.failing[c]; was {
+			delete(l.failing, c)
+			l.log.Info("LED write recovered", "color", c, "pin", p.Name())
+		}
+	}
+}
+
+// level is the pin level that makes an LED lit or dark.
+func (l *LEDs) level(on bool) gpio.Level {
+	return gpio.Level(on != l.activeLow)
+}

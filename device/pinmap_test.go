@@ -1,0 +1,44 @@
+package device_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/tuanju/tuanju/device"
+)
+
+func TestPinMapValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		pm      device.PinMap
+		wantErr []string // substrings; nil means valid
+	}{
+		{"default", device.DefaultPinMap(), nil},
+		{"button only, no LEDs fitted", device.PinMap{Button: "GPIO17"}, nil},
+		{"no button", device.PinMap{LEDs: map[device.Color]string{device.Green: "GPIO22"}}, []string{"button: empty pin name"}},
+		{"unknown colour", device.PinMap{Button: "GPIO17", LEDs: map[device.Color]string{"purple": "GPIO22"}}, []string{`unknown LED colour "purple"`}},
+		{"pin used twice", device.PinMap{Button: "GPIO17", LEDs: map[device.Color]string{device.Red: "GPIO17"}}, []string{`pin "GPIO17" used by both button and LED red`}},
+		{"every problem at once", device.PinMap{LEDs: map[device.Color]string{device.Blue: "", "pink": "X"}},
+			[]string{"button: empty pin name", "LED blue: empty pin name", `unknown LED colour "pink"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.pm.Validate()
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("Validate: %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, device.ErrInvalidConfig) {
+				t.Fatalf("Validate: %v, want ErrInvalidConfig", err)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,244 @@
+// Package simboard is the simulated terminal hardware for the demo and for
+// tests: a button and three LEDs on gpiotest pins, driven through the real
+// device.NewButton and device.NewLEDs, so the demo exercises exactly the
+// debouncer, thresholds and blink code that run on a real board. Handler
+// serves a panel page that draws the LEDs and lets a developer press the
+// button from a browser or a phone.
+package simboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"sync"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpiotest"
+
+	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/device/devicetest"
+)
+
+// PressDuration is how long a simulated short press holds the button: well
+// above the debounce time and well below the long-press threshold, like a
+// child's quick jab.
+const PressDuration = 150 * time.Millisecond
+
+// DefaultMaxHold bounds a hold started from the panel: a browser that never
+// sends its release (tab closed mid-press) must not leave the button held
+// for ever. It is longer than the very-long-press threshold so that one can
+// still be tried from the panel.
+const DefaultMaxHold = 30 * time.Second
+
+// ErrClosed is returned by button methods after Close.
+var ErrClosed = errors.New("simboard: closed")
+
+// Options configures a Board.
+type Options struct {
+	// Button is passed to device.NewButton (thresholds, polarity). Tests use
+	// short thresholds; the demo uses the defaults a child gets.
+	Button device.ButtonOpts
+	// Preview returns the latest camera frame for the panel, or nil when
+	// there is none yet. A nil Preview means the terminal has no camera.
+	Preview func() image.Image
+	// MaxHold auto-releases a hold after this long (0: DefaultMaxHold,
+	// negative: never).
+	MaxHold time.Duration
+	// Logger is used by the board and, unless Button.Logger is set, by the
+	// button and LEDs. Nil discards.
+	Logger *slog.Logger
+}
+
+// Board is a simulated terminal board.
+type Board struct {
+	log     *slog.Logger
+	line    *devicetest.ButtonLine
+	ledPins map[device.Color]*gpiotest.Pin
+	button  *device.Button
+	leds    *device.LEDs
+	preview func() image.Image
+	opts    Options
+
+	mu         sync.Mutex
+	status     string
+	pairingURL string
+	qrURL      string // pairing URL that qrPNG encodes
+	qrPNG      []byte
+	holdTimer  *time.Timer
+	closed     bool
+}
+
+// New builds the board: a released button and three dark LEDs.
+func New(opts Options) (*Board, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxHold == 0 {
+		opts.MaxHold = DefaultMaxHold
+	}
+	bopts := opts.Button
+	if bopts.Logger == nil {
+		bopts.Logger = log
+	}
+	b := &Board{
+		log:     log.With("component", "simboard"),
+		line:    devicetest.NewButtonLine("SIM_CALL_BUTTON", bopts.ActiveLow),
+		ledPins: map[device.Color]*gpiotest.Pin{},
+		preview: opts.Preview,
+		opts:    opts,
+	}
+	btn, err := device.NewButton(b.line.Pin, bopts)
+	if err != nil {
+		return nil, fmt.Errorf("simboard: new: %w", err)
+	}
+	pins := map[device.Color]gpio.PinOut{}
+	for _, c := range device.Colors() {
+		p := &gpiotest.Pin{N: "SIM_LED_" + string(c)}
+		b.ledPins[c] = p
+		pins[c] = p
+	}
+	leds, err := device.NewLEDs(pins, device.LEDOpts{Logger: log})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("simboard: new: %w", err), btn.Close())
+	}
+	b.button, b.leds = btn, leds
+	return b, nil
+}
+
+// Button is the board's button, as the terminal sees it.
+func (b *Board) Button() *device.Button { return b.button }
+
+// LEDs are the board's LEDs, as the terminal drives them.
+func (b *Board) LEDs() *device.LEDs { return b.leds }
+
+// Close releases the button and closes the button and LEDs.
+func (b *Board) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	if b.holdTimer != nil {
+		b.holdTimer.Stop()
+		b.holdTimer = nil
+	}
+	b.mu.Unlock()
+	b.line.Release()
+	return errors.Join(b.button.Close(), b.leds.Close())
+}
+
+// SetStatus sets the free-text status line shown on the panel ("paired with
+// parent", "offline").
+func (b *Board) SetStatus(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.status = s
+}
+
+// SetPairingURL sets the URL the panel shows as a QR code and link, as the
+// printed label on a real unit would. Empty hides the pairing box.
+func (b *Board) SetPairingURL(u string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pairingURL = u
+}
+
+// Hold puts the button down, as a finger would, until Release (or MaxHold).
+func (b *Board) Hold() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if b.holdTimer != nil {
+		b.holdTimer.Stop()
+	}
+	if b.opts.MaxHold > 0 {
+		b.holdTimer = time.AfterFunc(b.opts.MaxHold, func() {
+			b.log.Warn("panel hold not released, releasing", "after", b.opts.MaxHold)
+			_ = b.Release()
+		})
+	}
+	b.line.Press()
+	return nil
+}
+
+// Release lifts the button.
+func (b *Board) Release() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if b.holdTimer != nil {
+		b.holdTimer.Stop()
+		b.holdTimer = nil
+	}
+	b.line.Release()
+	return nil
+}
+
+// Press makes a short press: down, PressDuration, up. The button is
+// released even when ctx ends early.
+func (b *Board) Press(ctx context.Context) error {
+	return b.holdFor(ctx, PressDuration)
+}
+
+// LongPress holds the button for the long-press threshold plus a margin,
+// then releases it.
+func (b *Board) LongPress(ctx context.Context) error {
+	return b.holdFor(ctx, b.longPress()+200*time.Millisecond)
+}
+
+func (b *Board) longPress() time.Duration {
+	if d := b.opts.Button.LongPress; d > 0 {
+		return d
+	}
+	return device.DefaultLongPress
+}
+
+func (b *Board) holdFor(ctx context.Context, d time.Duration) error {
+	if err := b.Hold(); err != nil {
+		return err
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var err error
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		err = fmt.Errorf("simboard: press: %w", ctx.Err())
+	}
+	return errors.Join(err, b.Release())
+}
+
+// State is what the panel shows.
+type State struct {
+	Pattern device.Pattern        `json:"pattern"`
+	LEDs    map[device.Color]bool `json:"leds"` // actual pin levels: true = lit
+	// ButtonDown is the level on the button line (not the debounced state).
+	ButtonDown bool   `json:"button_down"`
+	Status     string `json:"status"`
+	PairingURL string `json:"pairing_url"`
+}
+
+// State reads the pins as they are now.
+func (b *Board) State() State {
+	s := State{
+		Pattern:    b.leds.Pattern(),
+		LEDs:       make(map[device.Color]bool, len(b.ledPins)),
+		ButtonDown: (b.line.Pin.Read() == gpio.High) != b.opts.Button.ActiveLow,
+	}
+	for c, p := range b.ledPins {
+		s.LEDs[c] = p.Read() == gpio.High
+	}
+	b.mu.Lock()
+	s.Status, s.PairingURL = b.status, b.pairingURL
+	b.mu.Unlock()
+	return s
+}

@@ -1,0 +1,254 @@
+package parent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/media"
+)
+
+// PhoneConfig configures a Phone.
+type PhoneConfig struct {
+	// API builds peer connections (media.NewAPI with the caller's network
+	// settings).
+	API *webrtc.API
+	// Capture is what the phone sends: normally synthetic camera and
+	// microphone in the low-data profile.
+	Capture media.CaptureConfig
+	Log     *slog.Logger
+}
+
+// Phone answers the terminal's offers automatically, as the web app does,
+// and passes every message on to Events so the caller can drive and watch
+// the call (ring, accept, hang up).
+type Phone struct {
+	conn   *Conn
+	cfg    PhoneConfig
+	log    *slog.Logger
+	events chan protocol.Message
+
+	mu   sync.Mutex
+	ice  map[string]protocol.Message // ring/ringing per call, for ICE servers
+	call *Call
+	last *Call // the ended call, for its stats
+}
+
+// Call is the phone's side of one call.
+type Call struct {
+	ID        string
+	pc        *webrtc.PeerConnection
+	capture   *media.Capture
+	Receiver  *media.Receiver
+	connected chan struct{}
+	once      sync.Once
+	pending   []protocol.Candidate
+	answered  bool
+	mu        sync.Mutex
+}
+
+// NewPhone wraps a parent connection.
+func NewPhone(conn *Conn, cfg PhoneConfig) *Phone {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Phone{conn: conn, cfg: cfg, log: log.With("component", "phone"),
+		events: make(chan protocol.Message, 256), ice: map[string]protocol.Message{}}
+}
+
+// Events delivers every message the server sends, after the phone acted on it.
+func (p *Phone) Events() <-chan protocol.Message { return p.events }
+
+// Conn is the signalling connection.
+func (p *Phone) Conn() *Conn { return p.conn }
+
+// Run handles messages until the connection or ctx ends.
+func (p *Phone) Run(ctx context.Context) error {
+	defer close(p.events)
+	defer p.endCall()
+	for {
+		m, err := p.conn.Next(ctx)
+		if err != nil {
+			return err
+		}
+		switch m.Type {
+		case protocol.TypeRing, protocol.TypeRinging:
+			p.mu.Lock()
+			p.ice[m.CallID] = m
+			p.mu.Unlock()
+		case protocol.TypeOffer:
+			if err := p.answer(ctx, m); err != nil {
+				p.log.Error("cannot answer offer", "err", err)
+				p.conn.Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: m.CallID, Reason: protocol.ReasonFailed})
+			}
+		case protocol.TypeCandidate:
+			if c := p.Current(); c != nil && c.ID == m.CallID {
+				c.addCandidate(*m.Candidate)
+			}
+		case protocol.TypeHangup:
+			if c := p.Current(); c != nil && c.ID == m.CallID {
+				p.endCall()
+			}
+		}
+		select {
+		case p.events <- m:
+		default:
+			p.log.Warn("phone event queue full; dropping", "type", m.Type)
+		}
+	}
+}
+
+// Current is the call in progress, or nil.
+func (p *Phone) Current() *Call {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.call
+}
+
+// Last is the most recent call that ended, or nil.
+func (p *Phone) Last() *Call {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
+}
+
+// Ring calls the terminal and returns the new call's ID.
+func (p *Phone) Ring(ctx context.Context) (string, error) {
+	id := protocol.NewID()
+	return id, p.conn.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id})
+}
+
+// Accept answers the terminal's ring.
+func (p *Phone) Accept(ctx context.Context, callID string) error {
+	return p.conn.Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: callID})
+}
+
+// Hangup ends, cancels or declines a call.
+func (p *Phone) Hangup(ctx context.Context, callID, reason string) error {
+	p.endCall()
+	return p.conn.Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: callID, Reason: reason})
+}
+
+func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
+	p.mu.Lock()
+	ring := p.ice[offer.CallID]
+	p.mu.Unlock()
+	cfg := webrtc.Configuration{ICEServers: make([]webrtc.ICEServer, 0, len(ring.ICEServers))}
+	for _, s := range ring.ICEServers {
+		cfg.ICEServers = append(cfg.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	if ring.ICETransportPolicy == "relay" {
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	capture, err := media.Open(ctx, p.cfg.Capture)
+	if err != nil {
+		return fmt.Errorf("parent: open media: %w", err)
+	}
+	pc, err := p.cfg.API.NewPeerConnection(cfg)
+	if err != nil {
+		capture.Close()
+		return fmt.Errorf("parent: peer connection: %w", err)
+	}
+	c := &Call{ID: offer.CallID, pc: pc, capture: capture, connected: make(chan struct{})}
+	c.Receiver = media.NewReceiver(media.ReceiverConfig{WriteRTCP: pc.WriteRTCP, Log: p.log})
+	pc.OnTrack(func(t *webrtc.TrackRemote, rr *webrtc.RTPReceiver) { c.Receiver.Handle(t, rr) })
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			c.once.Do(func() { close(c.connected) })
+			capture.RequestKeyFrame()
+		}
+	})
+	pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
+		if ic == nil {
+			return
+		}
+		j := ic.ToJSON()
+		p.conn.Send(context.Background(), protocol.Message{Type: protocol.TypeCandidate, CallID: c.ID, Candidate: &protocol.Candidate{
+			Candidate: j.Candidate, SDPMid: j.SDPMid, SDPMLineIndex: j.SDPMLineIndex, UsernameFragment: j.UsernameFragment}})
+	})
+	p.mu.Lock()
+	old := p.call
+	p.call = c
+	p.mu.Unlock()
+	if old != nil {
+		old.close()
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
+		return fmt.Errorf("parent: remote offer: %w", err)
+	}
+	// Send our media on the transceivers the offer created, as a browser does.
+	for _, tr := range capture.Tracks() {
+		if err := attach(pc, tr); err != nil {
+			return err
+		}
+	}
+	ans, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("parent: create answer: %w", err)
+	}
+	if err := pc.SetLocalDescription(ans); err != nil {
+		return fmt.Errorf("parent: set local description: %w", err)
+	}
+	c.mu.Lock()
+	c.answered = true
+	pending := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	for _, cand := range pending {
+		c.addCandidate(cand)
+	}
+	return p.conn.Send(ctx, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: pc.LocalDescription().SDP})
+}
+
+// attach sends a local track. After the remote offer is set, pion's AddTrack
+// reuses the offer's transceiver of the same kind, as a browser does.
+func attach(pc *webrtc.PeerConnection, tr webrtc.TrackLocal) error {
+	if _, err := pc.AddTrack(tr); err != nil {
+		return fmt.Errorf("parent: add %s track: %w", tr.Kind(), err)
+	}
+	return nil
+}
+
+func (c *Call) addCandidate(cand protocol.Candidate) {
+	if cand.Candidate == "" {
+		return
+	}
+	c.mu.Lock()
+	if !c.answered {
+		c.pending = append(c.pending, cand)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: cand.Candidate, SDPMid: cand.SDPMid,
+		SDPMLineIndex: cand.SDPMLineIndex, UsernameFragment: cand.UsernameFragment})
+}
+
+// Connected is closed when media connects.
+func (c *Call) Connected() <-chan struct{} { return c.connected }
+
+// Stats are what the phone received from the terminal.
+func (c *Call) Stats() media.Stats { return c.Receiver.Stats() }
+
+func (c *Call) close() {
+	c.pc.Close()
+	c.capture.Close()
+}
+
+func (p *Phone) endCall() {
+	p.mu.Lock()
+	c := p.call
+	p.call = nil
+	p.mu.Unlock()
+	if c != nil {
+		c.close()
+		p.mu.Lock()
+		p.last = c
+		p.mu.Unlock()
+	}
+}
