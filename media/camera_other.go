@@ -1,0 +1,15 @@
+//go:build !linux
+
+package media
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pion/mediadevices"
+)
+
+// openV4L2 has no cameras to offer off Linux.
+func openV4L2(context.Context, string, Profile, *mediadevices.CodecSelector) (mediadevices.Track, error) {
+	return nil, fmt.Errorf("v4l2 needs linux: %w", ErrNoCamera)
+}

@@ -1,0 +1,103 @@
+//go:build linux
+
+package media
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/pion/mediadevices"
+	"github.com/pion/mediadevices/pkg/driver"
+	"github.com/pion/mediadevices/pkg/driver/camera"
+	"github.com/pion/mediadevices/pkg/frame"
+	"github.com/pion/mediadevices/pkg/prop"
+)
+
+// v4l2Mu serialises rediscovery: camera.Initialize rewrites mediadevices'
+// global driver registry.
+var v4l2Mu sync.Mutex
+
+// openV4L2 opens a V4L2 camera as a mediadevices track, asking for the
+// profile's size and rate (the driver picks the nearest mode the camera has).
+// No camera, or none matching device, is ErrNoCamera.
+func openV4L2(ctx context.Context, device string, p Profile, selector *mediadevices.CodecSelector) (mediadevices.Track, error) {
+	v4l2Mu.Lock()
+	defer v4l2Mu.Unlock()
+	// The driver registers cameras once, at program start; rediscover so a
+	// camera plugged in later (or unplugged) is seen.
+	camera.Initialize()
+	d, err := findCamera(device)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	stream, err := mediadevices.GetUserMedia(mediadevices.MediaStreamConstraints{
+		Video: func(c *mediadevices.MediaTrackConstraints) {
+			c.DeviceID = prop.StringExact(d.ID())
+			c.Width = prop.Int(p.Width)
+			c.Height = prop.Int(p.Height)
+			c.FrameRate = prop.Float(p.FPS)
+			// Formats mediadevices converts to I420 itself; this keeps
+			// depth (Z16) and unknown formats out.
+			c.FrameFormat = prop.FrameFormatOneOf{
+				frame.FormatI420, frame.FormatYUYV, frame.FormatNV12,
+				frame.FormatNV21, frame.FormatUYVY, frame.FormatMJPEG,
+			}
+		},
+		Codec: selector,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("v4l2 %s: %w", d.Info().Label, err)
+	}
+	tracks := stream.GetVideoTracks()
+	if len(tracks) != 1 {
+		for _, t := range stream.GetTracks() {
+			t.Close()
+		}
+		return nil, fmt.Errorf("v4l2 %s: got %d video tracks", d.Info().Label, len(tracks))
+	}
+	return tracks[0], nil
+}
+
+// findCamera returns the registered camera matching device: a path (its base
+// name, or that of its symlink target, is one of the ';'-separated parts of
+// the driver's label) or a label; "" matches the first.
+func findCamera(device string) (driver.Driver, error) {
+	cams := driver.GetManager().Query(driver.FilterAnd(
+		driver.FilterVideoRecorder(),
+		driver.FilterDeviceType(driver.Camera),
+	))
+	if len(cams) == 0 {
+		return nil, fmt.Errorf("v4l2: %w", ErrNoCamera)
+	}
+	if device == "" {
+		best := cams[0]
+		for _, d := range cams[1:] {
+			if d.Info().Priority > best.Info().Priority || (d.Info().Priority == best.Info().Priority && d.Info().Label < best.Info().Label) {
+				best = d
+			}
+		}
+		return best, nil
+	}
+	names := []string{device, filepath.Base(device)}
+	if real, err := filepath.EvalSymlinks(device); err == nil {
+		names = append(names, filepath.Base(real))
+	}
+	for _, d := range cams {
+		label := d.Info().Label
+		parts := append([]string{label}, strings.Split(label, camera.LabelSeparator)...)
+		for _, part := range parts {
+			for _, n := range names {
+				if part == n {
+					return d, nil
+				}
+			}
+		}
+	}
+	return nil, fmt.Errorf("v4l2 %s: %w", device, ErrNoCamera)
+}

@@ -1,0 +1,253 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/mediadevices"
+	"github.com/pion/mediadevices/pkg/io/video"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tuanju/tuanju/media/synth"
+)
+
+// Source names for CaptureConfig.Camera and CaptureConfig.Microphone.
+const (
+	SourceNone      = "none"
+	SourceSynthetic = "synthetic" // the simulated board's camera or microphone
+	SourceV4L2      = "v4l2"      // a real camera through mediadevices' V4L2 driver
+)
+
+// streamID groups the terminal's audio and video in one MediaStream on the
+// parent's phone (one <video> element plays both, in sync). mediadevices would
+// invent a new random stream ID on every call.
+const streamID = "tuanju"
+
+// CaptureConfig says what to capture for a call.
+type CaptureConfig struct {
+	Profile Profile
+	// Camera is SourceSynthetic, SourceV4L2 or SourceNone. It is ignored (no
+	// camera is opened) when the profile has no video.
+	Camera string
+	// CameraDevice picks a V4L2 camera by path (/dev/video0, a /dev/v4l/by-id
+	// link) or mediadevices label; empty takes the first camera found.
+	CameraDevice string
+	// Microphone is SourceSynthetic or SourceNone. (The real ALSA path comes
+	// with the hardware work; mediadevices' malgo driver crashes static
+	// binaries and is deliberately not linked.)
+	Microphone string
+	Log        *slog.Logger
+}
+
+// Capture holds the local media of one call: sources, their mediadevices
+// tracks and the encoders bound to peer connections.
+type Capture struct {
+	log      *slog.Logger
+	profile  Profile
+	encoders *encoderSet
+	tracks   []mediadevices.Track
+	synthCam *synth.Camera
+	preview  atomic.Pointer[image.YCbCr] // v4l2 only; synthetic has its own
+	once     sync.Once
+}
+
+// Open opens the sources cfg names and wraps them in tracks whose encoders
+// follow cfg.Profile. Encoding starts only when a track is bound to a peer
+// connection (AddTrack, then SDP negotiation). ctx bounds the opening only;
+// the Capture lives until Close.
+func Open(ctx context.Context, cfg CaptureConfig) (*Capture, error) {
+	if err := cfg.Profile.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Capture{
+		log:      log.With("component", "media", "profile", cfg.Profile.Name),
+		profile:  cfg.Profile,
+		encoders: &encoderSet{},
+	}
+	selector, err := newCodecSelector(cfg.Profile, c.encoders)
+	if err != nil {
+		return nil, fmt.Errorf("media: codecs: %w", err)
+	}
+	if err := c.openCamera(ctx, cfg, selector); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("media: open: %w", err)
+	}
+	if err := c.openMicrophone(cfg, selector); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if len(c.tracks) == 0 {
+		c.log.Warn("capture has no tracks", "camera", cfg.Camera, "microphone", cfg.Microphone)
+	}
+	return c, nil
+}
+
+func (c *Capture) openCamera(ctx context.Context, cfg CaptureConfig, selector *mediadevices.CodecSelector) error {
+	p := cfg.Profile
+	if !p.Video {
+		return nil
+	}
+	switch cfg.Camera {
+	case SourceNone, "":
+		return nil
+	case SourceSynthetic:
+		cam, err := synth.NewCamera(synth.CameraOptions{Width: p.Width, Height: p.Height, FPS: p.FPS})
+		if err != nil {
+			return fmt.Errorf("media: open camera: %w", err)
+		}
+		c.synthCam = cam
+		c.tracks = append(c.tracks, mediadevices.NewVideoTrack(cam, selector))
+		c.log.Info("camera open", "source", SourceSynthetic, "width", p.Width, "height", p.Height, "fps", p.FPS)
+		return nil
+	case SourceV4L2:
+		track, err := openV4L2(ctx, cfg.CameraDevice, p, selector)
+		if err != nil {
+			return fmt.Errorf("media: open camera: %w", err)
+		}
+		if vt, ok := track.(*mediadevices.VideoTrack); ok {
+			vt.Transform(c.previewTap(time.Second))
+		}
+		c.tracks = append(c.tracks, track)
+		c.log.Info("camera open", "source", SourceV4L2, "device", cfg.CameraDevice, "id", track.ID())
+		return nil
+	default:
+		return fmt.Errorf("media: open camera %q: %w", cfg.Camera, ErrUnknownSource)
+	}
+}
+
+func (c *Capture) openMicrophone(cfg CaptureConfig, selector *mediadevices.CodecSelector) error {
+	switch cfg.Microphone {
+	case SourceNone, "":
+		return nil
+	case SourceSynthetic:
+		mic, err := synth.NewMicrophone(synth.MicrophoneOptions{})
+		if err != nil {
+			return fmt.Errorf("media: open microphone: %w", err)
+		}
+		c.tracks = append(c.tracks, mediadevices.NewAudioTrack(mic, selector))
+		c.log.Info("microphone open", "source", SourceSynthetic)
+		return nil
+	default:
+		return fmt.Errorf("media: open microphone %q: %w", cfg.Microphone, ErrUnknownSource)
+	}
+}
+
+// Profile returns the profile the encoders follow.
+func (c *Capture) Profile() Profile { return c.profile }
+
+// Tracks returns the tracks to add to a peer connection (pc.AddTrack). They
+// are mediadevices tracks: on Bind each starts its own encoder and answers
+// the peer's PLI/FIR by forcing a key frame.
+func (c *Capture) Tracks() []webrtc.TrackLocal {
+	out := make([]webrtc.TrackLocal, 0, len(c.tracks))
+	for _, t := range c.tracks {
+		out = append(out, streamTrack{t})
+	}
+	return out
+}
+
+// HasVideo reports whether a camera track is open.
+func (c *Capture) HasVideo() bool {
+	for _, t := range c.tracks {
+		if t.Kind() == webrtc.RTPCodecTypeVideo {
+			return true
+		}
+	}
+	return false
+}
+
+// RequestKeyFrame makes every running video encoder send an IDR picture next.
+// Call it when the peer connection reaches "connected": encoders start at
+// Bind, before DTLS/SRTP is up, so the first key frame is usually dropped and
+// the far side would otherwise wait for a PLI round trip or the periodic one.
+// It returns how many encoders were asked (0 before any track is bound).
+func (c *Capture) RequestKeyFrame() (int, error) {
+	n, err := c.encoders.forceKeyFrame()
+	if err != nil {
+		return n, fmt.Errorf("media: request key frame: %w", err)
+	}
+	return n, nil
+}
+
+// Preview returns a recent camera picture for the device panel, or nil. For
+// the synthetic camera it is the latest frame; for V4L2 a copy taken about
+// once a second (V4L2 frames may share buffers, copying every one costs).
+func (c *Capture) Preview() image.Image {
+	if c.synthCam != nil {
+		return c.synthCam.Latest()
+	}
+	if img := c.preview.Load(); img != nil {
+		return img
+	}
+	return nil
+}
+
+// Close stops every source; bound encoders then end on their own. Close the
+// peer connection too (either order).
+func (c *Capture) Close() error {
+	var errs []error
+	c.once.Do(func() {
+		for _, t := range c.tracks {
+			if err := t.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("media: close capture: %w", err)
+	}
+	return nil
+}
+
+// previewTap keeps a private copy of a frame every interval.
+func (c *Capture) previewTap(every time.Duration) video.TransformFunc {
+	return func(r video.Reader) video.Reader {
+		var last time.Time
+		return video.ReaderFunc(func() (image.Image, func(), error) {
+			img, release, err := r.Read()
+			if err != nil {
+				return img, release, err
+			}
+			if now := time.Now(); now.Sub(last) >= every {
+				if y, ok := img.(*image.YCbCr); ok {
+					last = now
+					c.preview.Store(cloneYCbCr(y))
+				}
+			}
+			return img, release, nil
+		})
+	}
+}
+
+func cloneYCbCr(src *image.YCbCr) *image.YCbCr {
+	dst := &image.YCbCr{
+		Y:              append([]byte(nil), src.Y...),
+		Cb:             append([]byte(nil), src.Cb...),
+		Cr:             append([]byte(nil), src.Cr...),
+		YStride:        src.YStride,
+		CStride:        src.CStride,
+		SubsampleRatio: src.SubsampleRatio,
+		Rect:           src.Rect,
+	}
+	return dst
+}
+
+// streamTrack gives a mediadevices track a stable stream ID; everything else
+// (Bind, Unbind, ID, Kind) is the track's own.
+type streamTrack struct{ mediadevices.Track }
+
+func (streamTrack) StreamID() string { return streamID }

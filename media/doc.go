@@ -1,0 +1,26 @@
+// Package media captures, encodes, sends, receives and decodes a call's audio
+// and video.
+//
+// The terminal is always the SDP offerer. A call looks like this:
+//
+//	api, _ := media.NewAPI(media.APIConfig{SettingEngine: se}) // se: the caller's ICE policy
+//	pc, _ := api.NewPeerConnection(webrtc.Configuration{ICEServers: ...})
+//	capture, err := media.Open(ctx, media.CaptureConfig{
+//		Profile: media.LowData, Camera: media.SourceV4L2, Microphone: media.SourceSynthetic, Log: log,
+//	})
+//	if errors.Is(err, media.ErrNoCamera) { /* retry with media.AudioOnly, tell the self-test */ }
+//	defer capture.Close()
+//	for _, t := range capture.Tracks() { pc.AddTrack(t) }
+//	recv := media.NewReceiver(media.ReceiverConfig{WriteRTCP: pc.WriteRTCP, Log: log})
+//	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { recv.Handle(t, r) })
+//	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+//		if s == webrtc.PeerConnectionStateConnected { capture.RequestKeyFrame() }
+//	})
+//	// offer, signal, answer; then read recv.Stats() and recv.LatestFrame().
+//
+// Encoding uses mediadevices' openh264 and libopus encoders (static libraries
+// bundled with mediadevices, so the terminal stays one static binary);
+// decoding uses the decoders inside those same libraries through thin cgo
+// wrappers in internal/. The sources are the simulated board's synthetic
+// camera and microphone (package synth) or a V4L2 camera.
+package media

@@ -1,0 +1,202 @@
+package media_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/media/mediatest"
+)
+
+// TestLoopbackCall runs a whole call over real UDP sockets on 127.0.0.1: the
+// terminal side offers the synthetic camera and microphone through Capture,
+// the phone side decodes with Receiver.
+func TestLoopbackCall(t *testing.T) {
+	tests := []struct {
+		profile   media.Profile
+		minFrames int64 // decoded video pictures
+		minAudio  time.Duration
+	}{
+		{media.LowData, 3 * int64(media.LowData.FPS), 3 * time.Second},
+		{media.AudioOnly, 0, 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.profile.Name, func(t *testing.T) {
+			log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+
+			api, err := media.NewAPI(media.APIConfig{SettingEngine: mediatest.LoopbackSettingEngine()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			terminal := newPC(t, api)
+			phone := newPC(t, api)
+
+			capture, err := media.Open(ctx, media.CaptureConfig{
+				Profile:    tt.profile,
+				Camera:     media.SourceSynthetic,
+				Microphone: media.SourceSynthetic,
+				Log:        log,
+			})
+			if err != nil {
+				t.Fatalf("open capture: %v", err)
+			}
+			defer capture.Close()
+			for _, tr := range capture.Tracks() {
+				if _, err := terminal.AddTrack(tr); err != nil {
+					t.Fatalf("add track: %v", err)
+				}
+			}
+
+			recv := media.NewReceiver(media.ReceiverConfig{WriteRTCP: phone.WriteRTCP, Log: log})
+			var handlers sync.WaitGroup
+			phone.OnTrack(func(tr *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
+				handlers.Add(1)
+				defer handlers.Done()
+				if err := recv.Handle(tr, rr); err != nil {
+					t.Errorf("receiver: %v", err)
+				}
+			})
+			keyFrames := make(chan int, 1)
+			terminal.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+				if s == webrtc.PeerConnectionStateConnected {
+					n, err := capture.RequestKeyFrame()
+					if err != nil {
+						t.Errorf("request key frame: %v", err)
+					}
+					keyFrames <- n
+				}
+			})
+
+			negotiate(t, terminal, phone)
+
+			select {
+			case n := <-keyFrames:
+				if tt.profile.Video && n != 1 {
+					t.Errorf("key frame requested from %d encoders, want 1", n)
+				}
+			case <-ctx.Done():
+				t.Fatal("terminal never connected")
+			}
+
+			minSamples := int64(tt.minAudio / time.Second * media.AudioSampleRate)
+			poll := time.NewTicker(50 * time.Millisecond)
+			defer poll.Stop()
+			var s media.Stats
+			for s = recv.Stats(); s.VideoFramesDecoded < tt.minFrames || s.AudioSamplesDecoded < minSamples; s = recv.Stats() {
+				select {
+				case <-poll.C:
+				case <-ctx.Done():
+					t.Fatalf("deadline: decoded %d pictures (want %d) and %d samples (want %d); stats %+v",
+						s.VideoFramesDecoded, tt.minFrames, s.AudioSamplesDecoded, minSamples, s)
+				}
+			}
+			t.Logf("stats: %+v", s)
+
+			if tt.profile.Video {
+				if s.VideoWidth != tt.profile.Width || s.VideoHeight != tt.profile.Height {
+					t.Errorf("decoded %dx%d, want %dx%d", s.VideoWidth, s.VideoHeight, tt.profile.Width, tt.profile.Height)
+				}
+				if s.VideoKeyFrames < 1 {
+					t.Error("no key frame decoded")
+				}
+				if img := recv.LatestFrame(); img == nil || img.Bounds().Dx() != tt.profile.Width {
+					t.Errorf("LatestFrame = %v, want a %dx%d picture", img, tt.profile.Width, tt.profile.Height)
+				}
+				if capture.Preview() == nil {
+					t.Error("capture has no preview picture")
+				}
+			} else if s.VideoPackets != 0 {
+				t.Errorf("audio-only call carried %d video packets", s.VideoPackets)
+			}
+			if s.AudioDecodeErrors != 0 {
+				t.Errorf("%d audio decode errors", s.AudioDecodeErrors)
+			}
+			assertLoopbackOnly(t, terminal)
+
+			if err := terminal.Close(); err != nil {
+				t.Errorf("close terminal: %v", err)
+			}
+			if err := phone.Close(); err != nil {
+				t.Errorf("close phone: %v", err)
+			}
+			handlers.Wait()
+		})
+	}
+}
+
+func newPC(t *testing.T, api *webrtc.API) *webrtc.PeerConnection {
+	t.Helper()
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	return pc
+}
+
+// negotiate does a non-trickle offer/answer, terminal offering.
+func negotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection) {
+	t.Helper()
+	offer, err := offerer.CreateOffer(nil)
+	if err != nil {
+		t.Fatalf("create offer: %v", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(offerer)
+	if err := offerer.SetLocalDescription(offer); err != nil {
+		t.Fatalf("set offer: %v", err)
+	}
+	<-gathered
+	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
+		t.Fatalf("apply offer: %v", err)
+	}
+	answer, err := answerer.CreateAnswer(nil)
+	if err != nil {
+		t.Fatalf("create answer: %v", err)
+	}
+	gathered = webrtc.GatheringCompletePromise(answerer)
+	if err := answerer.SetLocalDescription(answer); err != nil {
+		t.Fatalf("set answer: %v", err)
+	}
+	<-gathered
+	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
+		t.Fatalf("apply answer: %v", err)
+	}
+	for _, sdp := range []string{offerer.LocalDescription().SDP, answerer.LocalDescription().SDP} {
+		for line := range strings.Lines(sdp) {
+			if f := strings.Fields(line); strings.HasPrefix(line, "a=candidate:") && len(f) > 4 {
+				if ip := net.ParseIP(f[4]); ip == nil || !ip.IsLoopback() {
+					t.Fatalf("non-loopback candidate offered: %s", strings.TrimSpace(line))
+				}
+			}
+		}
+	}
+}
+
+// assertLoopbackOnly checks the pair ICE actually chose.
+func assertLoopbackOnly(t *testing.T, pc *webrtc.PeerConnection) {
+	t.Helper()
+	for _, s := range pc.GetStats() {
+		cp, ok := s.(webrtc.ICECandidatePairStats)
+		if !ok || !cp.Nominated {
+			continue
+		}
+		for _, id := range []string{cp.LocalCandidateID, cp.RemoteCandidateID} {
+			c, ok := pc.GetStats()[id].(webrtc.ICECandidateStats)
+			if !ok {
+				continue
+			}
+			if ip := net.ParseIP(c.IP); ip == nil || !ip.IsLoopback() {
+				t.Errorf("nominated candidate %s is not loopback", c.IP)
+			}
+		}
+	}
+}
