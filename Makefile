@@ -1,0 +1,42 @@
+# Tuanju. `make demo` runs the whole system locally; `make test` runs every test.
+GO       ?= go
+BIN      := bin
+# Static binaries: cgo is needed for the bundled openh264/opus libraries and
+# the V4L2 camera driver; netgo/osusergo keep glibc's NSS out.
+STATIC   := -trimpath -tags netgo,osusergo -ldflags '-s -w -linkmode external -extldflags -static'
+TESTFLAGS ?= -race -count=1 -timeout 25m
+export CGO_ENABLED = 1
+
+.PHONY: all build demo test vet lint bench fuzz clean
+
+all: build
+
+build:
+	mkdir -p $(BIN)
+	$(GO) build $(STATIC) -o $(BIN)/ ./cmd/...
+
+# Starts the rendezvous server and one simulated terminal on 127.0.0.1, pairs
+# them, and prints the device panel's and the parent's page's URLs.
+demo: build
+	$(BIN)/tuanju-demo -bin $(BIN) -data .demo
+
+vet:
+	$(GO) vet ./...
+
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-ed:"; echo "$$out"; exit 1; fi
+
+# Tests run inside a fresh network namespace that has only a loopback
+# interface (.ci/netns), so no test can send a packet off this machine.
+# Everything is compiled first, outside, where the module proxy is reachable.
+test: lint
+	$(GO) test $(TESTFLAGS) -run '^$$' ./... > /dev/null
+	GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test $(TESTFLAGS) ./...
+
+# Benchmarks: figures go to bench/results.txt (shown in README.md).
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./tests/e2e/ > /dev/null
+	GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test -run '^$$' -bench . -benchmem ./media/... ./internal/... ./tests/... | tee bench/results.txt
+
+clean:
+	rm -rf $(BIN) .demo

@@ -1,0 +1,238 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/parent"
+	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/media"
+)
+
+// Five seconds of the low-data profile: 15 fps video, 48 kHz audio.
+const (
+	minFrames  = 5 * 15
+	minSamples = 5 * media.AudioSampleRate
+	mediaWait  = 60 * time.Second
+)
+
+// waitMedia waits until both ends decoded five seconds of each other's media.
+func waitMedia(t *testing.T, r *rig, call *parent.Call) {
+	t.Helper()
+	select {
+	case <-call.Connected():
+	case <-time.After(step):
+		t.Fatal("phone's media never connected")
+	}
+	eventually(t, mediaWait, "phone decodes ≥5 s of the terminal's H.264 and Opus", func() bool {
+		s := call.Stats()
+		return s.VideoFramesDecoded >= minFrames && s.AudioSamplesDecoded >= minSamples
+	})
+	eventually(t, mediaWait, "terminal decodes ≥5 s of the phone's H.264 and Opus", func() bool {
+		s := r.term.Status().Received
+		return s.VideoFramesDecoded >= minFrames && s.AudioSamplesDecoded >= minSamples
+	})
+	ps, ts := call.Stats(), r.term.Status().Received
+	t.Logf("phone received: %d frames %dx%d (%d key), %d audio samples, %d video bytes", ps.VideoFramesDecoded,
+		ps.VideoWidth, ps.VideoHeight, ps.VideoKeyFrames, ps.AudioSamplesDecoded, ps.VideoBytes)
+	t.Logf("terminal received: %d frames %dx%d, %d audio samples", ts.VideoFramesDecoded, ts.VideoWidth, ts.VideoHeight, ts.AudioSamplesDecoded)
+	if ps.VideoWidth != media.LowData.Width || ps.VideoHeight != media.LowData.Height {
+		t.Errorf("phone decoded %dx%d, want the low-data profile's %dx%d", ps.VideoWidth, ps.VideoHeight, media.LowData.Width, media.LowData.Height)
+	}
+}
+
+// TestChildCallsParent is the heart of the product: a press on the
+// terminal's button rings the parent's phone; answering gives a two-way call;
+// a long press hangs up.
+func TestChildCallsParent(t *testing.T) {
+	r := newRig(t, nil)
+	cred := r.pair()
+	ph := r.phone(cred, media.LowData)
+
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Calling, "terminal shows calling after a press")
+	ring := await(t, ph, protocol.TypeRing)
+	if len(ring.ICEServers) == 0 {
+		t.Error("ring carries no TURN servers: a phone behind CGNAT could not connect")
+	}
+	if err := ph.Accept(r.ctx, ring.CallID); err != nil {
+		t.Fatal(err)
+	}
+	await(t, ph, protocol.TypeOffer)
+	call := ph.Current()
+	if call == nil || call.ID != ring.CallID {
+		t.Fatalf("phone has no call for %s after the offer", ring.CallID)
+	}
+	r.waitPattern(device.InCall, "terminal shows in call")
+	waitMedia(t, r, call)
+
+	// A short press during the call does nothing harmful.
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.term.Status(); s.State != "in_call" {
+		t.Fatalf("a short press in a call changed the state to %s", s.State)
+	}
+	// A long press always hangs up.
+	if err := r.board.LongPress(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := await(t, ph, protocol.TypeHangup)
+	if h.CallID != ring.CallID || h.Reason != protocol.ReasonHangup {
+		t.Errorf("phone got hangup %+v, want call %s reason hangup", h, ring.CallID)
+	}
+	r.waitPattern(device.Ready, "terminal ready after hanging up")
+
+	log := await(t, ph, protocol.TypeCallLog)
+	if len(log.Calls) == 0 || log.Calls[0].CallID != ring.CallID || log.Calls[0].Outcome != protocol.OutcomeAnswered {
+		t.Errorf("parent's call log after the call = %+v, want %s answered first", log.Calls, ring.CallID)
+	}
+	calls, err := r.store.Calls(10)
+	if err != nil || len(calls) != 1 || calls[0].CallID != ring.CallID || !calls[0].Outgoing || calls[0].Outcome != protocol.OutcomeAnswered {
+		t.Errorf("terminal's call log = %+v, %v; want one answered outgoing call", calls, err)
+	}
+}
+
+// TestParentCallsChild: the parent rings, the terminal rings, a press answers.
+func TestParentCallsChild(t *testing.T) {
+	r := newRig(t, nil)
+	cred := r.pair()
+	ph := r.phone(cred, media.LowData)
+
+	callID, err := ph.Ring(r.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	await(t, ph, protocol.TypeRinging)
+	r.waitPattern(device.Ringing, "terminal rings")
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	await(t, ph, protocol.TypeAccept)
+	await(t, ph, protocol.TypeOffer)
+	call := ph.Current()
+	if call == nil || call.ID != callID {
+		t.Fatalf("phone has no call %s after the offer", callID)
+	}
+	waitMedia(t, r, call)
+
+	// The parent hangs up; the terminal goes back to ready by itself.
+	if err := ph.Hangup(r.ctx, callID, protocol.ReasonHangup); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Ready, "terminal ready after the parent hung up")
+}
+
+// TestLongPressDeclines: a long press on a ringing terminal declines.
+func TestLongPressDeclines(t *testing.T) {
+	r := newRig(t, nil)
+	ph := r.phone(r.pair(), media.LowData)
+	callID, err := ph.Ring(r.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Ringing, "terminal rings")
+	if err := r.board.LongPress(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := await(t, ph, protocol.TypeHangup)
+	if h.CallID != callID || h.Reason != protocol.ReasonDecline {
+		t.Errorf("phone got %+v, want decline of %s", h, callID)
+	}
+	r.waitPattern(device.Ready, "terminal ready after declining")
+}
+
+// TestParentDeclinesShowsNoAnswer: the child sees "no answer" and the
+// terminal returns to ready by itself.
+func TestParentDeclinesShowsNoAnswer(t *testing.T) {
+	r := newRig(t, nil)
+	ph := r.phone(r.pair(), media.LowData)
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring := await(t, ph, protocol.TypeRing)
+	if err := ph.Hangup(r.ctx, ring.CallID, protocol.ReasonDecline); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.NoAnswer, "terminal shows no answer")
+	r.waitPattern(device.Ready, "terminal back to ready after showing no answer")
+}
+
+// TestMissedCallWhileParentOffline: the child calls while the parent's phone
+// is offline; the parent sees the missed call when they come online.
+func TestMissedCallWhileParentOffline(t *testing.T) {
+	r := newRig(t, nil)
+	cred := r.pair()
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.NoAnswer, "terminal shows no answer when the parent is offline")
+
+	ctx, cancel := context.WithTimeout(r.ctx, step)
+	defer cancel()
+	conn, err := parent.Dial(ctx, r.srv.WSURL, cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	log, err := conn.Await(ctx, protocol.TypeCallLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log.Calls) != 1 || log.Calls[0].Outcome != protocol.OutcomeMissed || log.Calls[0].Direction != protocol.DirFromTerminal || log.Calls[0].Seen {
+		t.Fatalf("call log = %+v, want one unseen missed call from the terminal", log.Calls)
+	}
+}
+
+// TestUnpairedTerminalReachesNobody: a press on an unpaired terminal rings no
+// one and shows "no answer"; it stays unpaired.
+func TestUnpairedTerminalReachesNobody(t *testing.T) {
+	r := newRig(t, nil)
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.NoAnswer, "unpaired terminal shows no answer")
+	r.waitPattern(device.Ready, "and goes back to ready")
+	if s := r.term.Status(); s.Paired || s.PairingURL == "" {
+		t.Errorf("status after press = %+v, want unpaired with a pairing URL", s)
+	}
+}
+
+// TestSecondParentCannotPair: once paired, a second phone with the same
+// pairing link is refused and the first pairing stays.
+func TestSecondParentCannotPair(t *testing.T) {
+	r := newRig(t, nil)
+	first := r.pair()
+	ctx, cancel := context.WithTimeout(r.ctx, step)
+	defer cancel()
+	_, err := parent.Pair(ctx, r.srv.WSURL, r.term.PairingURL(), nil)
+	var refused *parent.RefusedError
+	if !asRefused(err, &refused) || refused.Code != protocol.ErrCodeAlreadyPaired {
+		t.Fatalf("second pairing err = %v, want already_paired", err)
+	}
+	if s := r.term.Status(); s.ParentID != first.ParentID || s.State != "idle" {
+		t.Errorf("terminal after a refused second pairing = %+v", s)
+	}
+	// The first parent still works.
+	conn, err := parent.Dial(ctx, r.srv.WSURL, first)
+	if err != nil {
+		t.Fatalf("first parent cannot log in after the refused pairing: %v", err)
+	}
+	conn.Close()
+}
+
+// TestReconnectsAfterNetworkLoss: the terminal shows "offline" while the
+// server is unreachable, then reconnects by itself and is ready again.
+func TestReconnectsAfterNetworkLoss(t *testing.T) {
+	srvRig := newRig(t, nil)
+	proxy := newProxy(t, srvRig.srv.URL)
+	r := startTerminal(t, srvRig.ctx, srvRig.srv, proxy.wsURL(), t.TempDir()+"/t2.db")
+	proxy.cut()
+	r.waitPattern(device.Offline, "terminal shows offline when the link is cut")
+	proxy.restore()
+	r.waitPattern(device.Ready, "terminal reconnects and shows ready by itself")
+}

@@ -1,0 +1,201 @@
+// Package e2e runs the whole system on loopback: the real rendezvous server
+// (signalling, pairing registry, TURN), the real terminal daemon on the
+// simulated board (the real button debouncer and LED driver behind it, real
+// mediadevices capture and openh264/Opus encoders, real pion WebRTC), and a
+// parent's phone — a Go client that decodes what it receives, or real
+// headless Chromium running the parent's web app.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/device/simboard"
+	"github.com/tuanju/tuanju/internal/parent"
+	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/internal/terminal"
+	"github.com/tuanju/tuanju/internal/terminalstore"
+	"github.com/tuanju/tuanju/media"
+)
+
+// step bounds one step of a test (a message, a state change); media checks
+// get their own, longer bound.
+const step = 20 * time.Second
+
+type rig struct {
+	t     testing.TB
+	ctx   context.Context
+	srv   *rendezvoustest.Server
+	board *simboard.Board
+	term  *terminal.Terminal
+	store *terminalstore.Store
+}
+
+func testLog(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// newRig starts a rendezvous server and one terminal on the simulated board,
+// connected but not paired.
+func newRig(t testing.TB, configure func(*rendezvous.Config)) *rig {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, configure)
+	return startTerminal(t, ctx, srv, srv.WSURL, filepath.Join(t.TempDir(), "terminal.db"))
+}
+
+func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, wsURL, statePath string) *rig {
+	t.Helper()
+	log := testLog(t)
+	store, err := terminalstore.Open(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	board, err := simboard.New(simboard.Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	term, err := terminal.New(terminal.Config{
+		ServerURL: wsURL, PublicURL: srv.URL,
+		Capture: media.CaptureConfig{Profile: media.LowData, Camera: media.SourceSynthetic,
+			Microphone: media.SourceSynthetic, Log: log},
+		LoopbackOnly: true, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+		Version: "e2e",
+	}, terminal.Deps{Store: store, Buttons: board.Button().Events(), LEDs: board.LEDs(), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := term.Run(tctx); err != nil {
+			t.Errorf("terminal: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		board.Close()
+		store.Close()
+	})
+	r := &rig{t: t, ctx: ctx, srv: srv, board: board, term: term, store: store}
+	r.waitPattern(device.Ready, "terminal connects and shows ready")
+	return r
+}
+
+// eventually polls cond until it holds or d passes. It is a wait, not a
+// timing assertion: d is generous and only bounds a hang.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %v waiting for: %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (r *rig) waitPattern(p device.Pattern, what string) {
+	r.t.Helper()
+	eventually(r.t, step, fmt.Sprintf("%s (lights %q; now %q)", what, p, r.board.State().Pattern), func() bool {
+		return r.board.State().Pattern == p
+	})
+}
+
+// pair pairs the terminal with a new parent the way a parent does: open the
+// pairing link, then press the terminal's button when its lights ask.
+func (r *rig) pair() parent.Credentials {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(r.ctx, step)
+	defer cancel()
+	cred, err := parent.Pair(ctx, r.srv.WSURL, r.term.PairingURL(), r.confirmPairing)
+	if err != nil {
+		r.t.Fatalf("pairing: %v", err)
+	}
+	eventually(r.t, step, "terminal stores the pairing and reconnects", func() bool {
+		s := r.term.Status()
+		return s.Paired && s.Online && s.ParentID == cred.ParentID
+	})
+	r.waitPattern(device.Ready, "terminal ready after pairing")
+	return cred
+}
+
+// confirmPairing waits for the "pairing" lights and presses the button.
+func (r *rig) confirmPairing(ctx context.Context) error {
+	for r.board.State().Pattern != device.Pairing {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("terminal never showed the pairing lights: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return r.board.Press(ctx)
+}
+
+// loopbackAPI is a pion API whose ICE uses 127.0.0.1 only.
+func loopbackAPI(t testing.TB) *webrtc.API {
+	t.Helper()
+	se := &webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(0)
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	api, err := media.NewAPI(media.APIConfig{SettingEngine: se})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
+}
+
+// phone logs the parent in and starts a Go phone that sends synthetic media
+// and decodes what it receives.
+func (r *rig) phone(cred parent.Credentials, p media.Profile) *parent.Phone {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(r.ctx, step)
+	defer cancel()
+	conn, err := parent.Dial(ctx, r.srv.WSURL, cred)
+	if err != nil {
+		r.t.Fatalf("parent login: %v", err)
+	}
+	ph := parent.NewPhone(conn, parent.PhoneConfig{
+		API:     loopbackAPI(r.t),
+		Capture: media.CaptureConfig{Profile: p, Camera: media.SourceSynthetic, Microphone: media.SourceSynthetic},
+		Log:     testLog(r.t),
+	})
+	done := make(chan struct{})
+	go func() { defer close(done); ph.Run(r.ctx) }()
+	r.t.Cleanup(func() { conn.Close(); <-done })
+	return ph
+}
+
+// await returns the phone's next message of type typ.
+func await(t testing.TB, ph *parent.Phone, typ string) protocol.Message {
+	t.Helper()
+	timeout := time.After(step)
+	for {
+		select {
+		case m, ok := <-ph.Events():
+			if !ok {
+				t.Fatalf("phone connection closed while waiting for %s", typ)
+			}
+			if m.Type == typ {
+				return m
+			}
+			t.Logf("phone got %s (waiting for %s)", m.Type, typ)
+		case <-timeout:
+			t.Fatalf("phone: no %s within %v", typ, step)
+		}
+	}
+}
