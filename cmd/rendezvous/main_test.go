@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseLayers(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "r.toml")
+	os.WriteFile(file, []byte(`
+listen = "127.0.0.1:9000"
+data_dir = "/from/file"
+ice_transport_policy = "relay"
+[turn]
+realm = "file-realm"
+`), 0o600)
+	opts, err := parse([]string{"-config", file, "-data", "/from/flag", "-turn-allow-peers", ""}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := opts.cfg
+	if c.Listen != "127.0.0.1:9000" || c.DataDir != "/from/flag" || c.ICETransportPolicy != "relay" ||
+		c.TURN.Realm != "file-realm" || c.TURN.AllowPeers != nil || c.TURN.Listen != "127.0.0.1:3478" {
+		t.Fatalf("defaults → file → flags gave %+v", c)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	dir := t.TempDir()
+	unknown := filepath.Join(dir, "unknown.toml")
+	os.WriteFile(unknown, []byte("listen = \"127.0.0.1:1\"\n[turn]\npasword = \"x\"\n"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown key", []string{"-config", unknown}, "turn.pasword"},
+		{"bad policy", []string{"-ice-policy", "some"}, "ice_transport_policy"},
+		{"loopback peers on public relay", []string{"-turn-public-ip", "203.0.113.9"}, "loopback"},
+		{"bad log format", []string{"-log-format", "xml"}, "log-format"},
+		{"stray argument", []string{"serve"}, "unexpected"},
+	}
+	for _, tc := range tests {
+		_, err := parse(tc.args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to mention %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestRun starts the binary's run on loopback, checks it serves, and shuts
+// it down by cancelling the context (what Ctrl-C does).
+func TestRun(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-turn-listen", "127.0.0.1:0", "-data", t.TempDir(), "-log-format", "json"}, pw, io.Discard)
+		pw.Close()
+	}()
+	line := make(chan string, 1)
+	go func() {
+		s := bufio.NewScanner(pr)
+		for s.Scan() {
+			if strings.HasPrefix(s.Text(), "rendezvous listening on ") {
+				line <- strings.TrimPrefix(s.Text(), "rendezvous listening on ")
+			}
+		}
+	}()
+	var base string
+	select {
+	case base = <-line:
+	case err := <-done:
+		t.Fatalf("run ended early: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not print its URL")
+	}
+	resp, err := http.Get(base + "healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz = %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run after shutdown: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not shut down")
+	}
+}

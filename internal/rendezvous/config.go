@@ -1,0 +1,182 @@
+package rendezvous
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"time"
+)
+
+// Config is everything the rendezvous server needs. Start from DefaultConfig,
+// overlay a file and flags, then call Validate (New calls it too).
+type Config struct {
+	// Listen is the HTTP address; the server itself does not bind it (cmd does),
+	// it is here so one file configures the whole binary.
+	Listen string `toml:"listen"`
+	// DataDir holds the bbolt file and the generated TURN secret.
+	DataDir string `toml:"data_dir"`
+	// PublicURL is how phones reach the server (https://tuanju.example.org).
+	// Its host is an allowed WebSocket origin.
+	PublicURL string `toml:"public_url"`
+	// AllowedOrigins are extra WebSocket origin host patterns (path.Match
+	// syntax, as in coder/websocket). The request's own host is always allowed.
+	AllowedOrigins []string `toml:"allowed_origins"`
+	// TrustForwardedFor takes the client IP (for rate limits) from the last
+	// X-Forwarded-For entry. Only set it behind a reverse proxy that sets it.
+	TrustForwardedFor bool `toml:"trust_forwarded_for"`
+
+	TURN TURNConfig `toml:"turn"`
+
+	// ICETransportPolicy is handed to clients with each call: "all" or "relay".
+	ICETransportPolicy string `toml:"ice_transport_policy"`
+
+	// PairRequestsPerMinutePerDevice and ...PerIP bound pairing attempts, so a
+	// guessed-secret flood is slow and loud.
+	PairRequestsPerMinutePerDevice int `toml:"pair_requests_per_minute_per_device"`
+	PairRequestsPerMinutePerIP     int `toml:"pair_requests_per_minute_per_ip"`
+
+	// Timers. The defaults are the protocol's; tests shorten them.
+	HelloTimeout   time.Duration `toml:"hello_timeout"`    // challenge → hello, 10 s
+	RingTimeout    time.Duration `toml:"ring_timeout"`     // server-side ring limit, 60 s
+	PairTimeout    time.Duration `toml:"pair_timeout"`     // pair_request → accept/reject, 90 s
+	PingInterval   time.Duration `toml:"ping_interval"`    // WebSocket pings, 20 s
+	PongTimeout    time.Duration `toml:"pong_timeout"`     // drop a client that does not answer, 30 s
+	WriteTimeout   time.Duration `toml:"write_timeout"`    // one message to a slow client, 10 s
+	SendQueueDepth int           `toml:"send_queue_depth"` // messages queued per socket before it is dropped
+}
+
+// TURNConfig configures the embedded TURN relay (pion/turn).
+type TURNConfig struct {
+	// Listen is the UDP address of the TURN server. Empty disables TURN (and
+	// ice_servers are then not handed out).
+	Listen string `toml:"listen"`
+	// PublicIP is the address clients and relayed peers reach the server at.
+	PublicIP string `toml:"public_ip"`
+	Realm    string `toml:"realm"`
+	// Secret is the TURN REST shared secret. Empty: generated on first start
+	// and kept in DataDir/turn-secret (mode 0600). Never a built-in default.
+	Secret string `toml:"secret"`
+	// CredentialTTL is how long handed-out credentials are valid.
+	CredentialTTL time.Duration `toml:"credential_ttl"`
+	// AllowPeers, when set, is the exhaustive list of peer networks the relay
+	// may send to (for tests and the local demo: 127.0.0.0/8). When empty the
+	// production policy applies: only public unicast addresses, never
+	// loopback, private, link-local, CGNAT, unspecified or multicast ones, so
+	// the relay cannot be used to reach the server's own network.
+	AllowPeers []string `toml:"allow_peers"`
+}
+
+// DefaultConfig is a safe production baseline: it refuses relaying to any
+// non-public address and generates its own TURN secret.
+func DefaultConfig() Config {
+	return Config{
+		Listen:             "127.0.0.1:8080",
+		DataDir:            "./rendezvous-data",
+		ICETransportPolicy: "all",
+		TURN: TURNConfig{
+			Listen:        "127.0.0.1:3478",
+			PublicIP:      "127.0.0.1",
+			Realm:         "tuanju",
+			CredentialTTL: 10 * time.Minute,
+		},
+		PairRequestsPerMinutePerDevice: 5,
+		PairRequestsPerMinutePerIP:     5,
+		HelloTimeout:                   10 * time.Second,
+		RingTimeout:                    60 * time.Second,
+		PairTimeout:                    90 * time.Second,
+		PingInterval:                   20 * time.Second,
+		PongTimeout:                    30 * time.Second,
+		WriteTimeout:                   10 * time.Second,
+		SendQueueDepth:                 64,
+	}
+}
+
+// Validate reports the first bad value, naming it.
+func (c Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("rendezvous: config: %s: %w", fmt.Sprintf(format, a...), ErrBadConfig)
+	}
+	if c.DataDir == "" {
+		return bad("data_dir is empty")
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("public_url %q is not an http(s) URL", c.PublicURL)
+		}
+	}
+	if c.ICETransportPolicy != "all" && c.ICETransportPolicy != "relay" {
+		return bad("ice_transport_policy %q must be all or relay", c.ICETransportPolicy)
+	}
+	if c.PairRequestsPerMinutePerDevice < 1 || c.PairRequestsPerMinutePerIP < 1 {
+		return bad("pair request rates must be at least 1 a minute")
+	}
+	for name, d := range map[string]time.Duration{
+		"hello_timeout": c.HelloTimeout, "ring_timeout": c.RingTimeout, "pair_timeout": c.PairTimeout,
+		"ping_interval": c.PingInterval, "pong_timeout": c.PongTimeout, "write_timeout": c.WriteTimeout,
+	} {
+		if d <= 0 {
+			return bad("%s must be positive", name)
+		}
+	}
+	if c.SendQueueDepth < 8 {
+		return bad("send_queue_depth %d is below 8", c.SendQueueDepth)
+	}
+	if c.ICETransportPolicy == "relay" && c.TURN.Listen == "" {
+		return bad("ice_transport_policy relay needs the TURN server (turn.listen)")
+	}
+	return c.TURN.validate(bad)
+}
+
+func (t TURNConfig) validate(bad func(string, ...any) error) error {
+	if t.Listen == "" {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(t.Listen); err != nil {
+		return bad("turn.listen %q: %v", t.Listen, err)
+	}
+	pub, err := netip.ParseAddr(t.PublicIP)
+	if err != nil {
+		return bad("turn.public_ip %q is not an IP address", t.PublicIP)
+	}
+	if pub.IsUnspecified() {
+		return bad("turn.public_ip must not be unspecified")
+	}
+	if t.Realm == "" {
+		return bad("turn.realm is empty")
+	}
+	if t.Secret != "" && len(t.Secret) < 16 {
+		return bad("turn.secret is shorter than 16 characters (leave it empty to generate one)")
+	}
+	if t.CredentialTTL < time.Minute || t.CredentialTTL > 24*time.Hour {
+		return bad("turn.credential_ttl %v must be between 1m and 24h", t.CredentialTTL)
+	}
+	prefixes, err := parsePrefixes(t.AllowPeers)
+	if err != nil {
+		return bad("turn.allow_peers: %v", err)
+	}
+	// Letting a public relay reach the server's own loopback is the classic
+	// TURN misconfiguration; loopback peers only make sense when the whole
+	// demo runs on one machine.
+	if !pub.IsLoopback() {
+		for _, p := range prefixes {
+			if p.Contains(netip.AddrFrom4([4]byte{127, 0, 0, 1})) || p.Contains(netip.IPv6Loopback()) {
+				return bad("turn.allow_peers contains loopback (%s) but turn.public_ip %s is not loopback; loopback peers are for local demos only (set allow_peers empty for production)", p, pub)
+			}
+		}
+	}
+	return nil
+}
+
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR prefix", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}

@@ -1,0 +1,16 @@
+package rendezvous
+
+import "errors"
+
+var (
+	// ErrNotFound: no such device, parent or pairing in the store.
+	ErrNotFound = errors.New("not found")
+	// ErrAlreadyPaired: the terminal already has a parent; a terminal has at most one.
+	ErrAlreadyPaired = errors.New("already paired")
+	// ErrKeyMismatch: a device ID is already registered with a different public key.
+	ErrKeyMismatch = errors.New("device key does not match the pinned key")
+	// ErrBadConfig: a configuration value is missing or out of range.
+	ErrBadConfig = errors.New("bad configuration")
+	// ErrClosed: the server is shutting down.
+	ErrClosed = errors.New("server closed")
+)

@@ -1,0 +1,575 @@
+package rendezvous
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/tuanju/tuanju/internal/protocol"
+)
+
+// hub is all routing state, behind one mutex. Every method that takes the
+// lock runs to completion without blocking on a client (sends are queued, see
+// session.send), so the lock is held only for map work and short bbolt
+// transactions.
+//
+// The rule that keeps a stranger away from a child: a message reaches another
+// socket only through
+//   - terminalOf(parent socket): the terminal socket whose stored pairing names that parent, or
+//   - parentsOf(terminal socket): the sockets of the parent its stored pairing names, or
+//   - a call's two bound sockets, which were chosen by those two functions when the call rang, or
+//   - a pending pairing request, which carries only proofs and IDs, never a path to a call.
+type hub struct {
+	srv   *Server
+	log   *slog.Logger
+	store *Store
+
+	mu         sync.Mutex
+	closed     bool
+	all        map[*session]bool            // every open socket, logged in or not
+	terminals  map[string]*session          // device ID → its one socket
+	parents    map[string]map[*session]bool // parent ID → its sockets (tabs)
+	calls      map[string]*call             // call ID → call in progress
+	deviceCall map[string]*call             // device ID → its call in progress (at most one)
+	pending    map[string]*pendingPair      // pair ID → request waiting for the terminal
+
+	ipLimit, deviceLimit *limiter
+}
+
+// call is one call in progress between a terminal and its parent.
+type call struct {
+	id           string
+	deviceID     string
+	parentID     string
+	fromTerminal bool
+	terminal     *session // the terminal's socket
+	parent       *session // the caller, or the tab that accepted; nil while a parent is being rung
+	answered     bool
+	rec          protocol.CallRecord
+	candidates   map[*session]int
+	timer        *time.Timer
+}
+
+// pendingPair is a pair_request forwarded to a terminal, awaiting its answer.
+type pendingPair struct {
+	id       string
+	deviceID string
+	page     *session
+	terminal *session
+	timer    *time.Timer
+}
+
+func newHub(srv *Server) *hub {
+	return &hub{
+		srv:         srv,
+		log:         srv.log,
+		store:       srv.store,
+		all:         map[*session]bool{},
+		terminals:   map[string]*session{},
+		parents:     map[string]map[*session]bool{},
+		calls:       map[string]*call{},
+		deviceCall:  map[string]*call{},
+		pending:     map[string]*pendingPair{},
+		ipLimit:     newLimiter(srv.cfg.PairRequestsPerMinutePerIP),
+		deviceLimit: newLimiter(srv.cfg.PairRequestsPerMinutePerDevice),
+	}
+}
+
+func (h *hub) now() time.Time { return h.srv.now().UTC() }
+
+// add records a new socket before it logs in, so closeAll reaches it.
+func (h *hub) add(s *session) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.all[s] = true
+	return true
+}
+
+// closeAll closes every socket (server shutdown).
+func (h *hub) closeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for s := range h.all {
+		s.closeWith(websocket.StatusGoingAway, "server shutting down")
+	}
+	for _, c := range h.calls {
+		c.timer.Stop()
+	}
+	for _, p := range h.pending {
+		p.timer.Stop()
+	}
+}
+
+// terminalOf is the online terminal paired with a parent socket, or nil.
+func (h *hub) terminalOf(parent *session) *session {
+	t := h.terminals[parent.deviceID]
+	if t == nil || t.pairedParent == "" || t.pairedParent != parent.parentID {
+		return nil
+	}
+	return t
+}
+
+// parentsOf is the sockets of the parent paired with a terminal socket.
+func (h *hub) parentsOf(terminal *session) map[*session]bool {
+	if terminal.pairedParent == "" {
+		return nil
+	}
+	return h.parents[terminal.pairedParent]
+}
+
+func (h *hub) sendAll(set map[*session]bool, m protocol.Message) {
+	for s := range set {
+		s.send(m)
+	}
+}
+
+func boolp(b bool) *bool { return &b }
+
+// join puts a logged-in socket into the routing tables and welcomes it.
+func (h *hub) join(s *session) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || !h.all[s] {
+		return false
+	}
+	switch s.role {
+	case protocol.RoleTerminal:
+		return h.joinTerminal(s)
+	case protocol.RoleParent:
+		return h.joinParent(s)
+	default:
+		s.send(protocol.Message{Type: protocol.TypeWelcome, Role: protocol.RolePairing, ServerTime: h.now().Truncate(time.Second)})
+		return true
+	}
+}
+
+func (h *hub) joinTerminal(s *session) bool {
+	parentID, err := h.store.ParentOf(s.deviceID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.log.Error("look up pairing", "err", err)
+		s.sendError(protocol.ErrCodeInternal, "could not read the pairing", protocol.Message{Type: protocol.TypeHello})
+		return false
+	}
+	replaced := false
+	if old := h.terminals[s.deviceID]; old != nil {
+		replaced = true
+		old.log.Info("replaced by a new login")
+		h.leaveTerminal(old, false)
+		old.closeWith(CloseReplaced, "replaced")
+	}
+	s.pairedParent = parentID
+	h.terminals[s.deviceID] = s
+	paired := parentID != ""
+	peers := h.parentsOf(s)
+	s.send(protocol.Message{
+		Type: protocol.TypeWelcome, Role: protocol.RoleTerminal, DeviceID: s.deviceID,
+		Paired: boolp(paired), PeerOnline: boolp(len(peers) > 0), ServerTime: h.now().Truncate(time.Second),
+	})
+	if !replaced {
+		h.sendAll(peers, protocol.Message{Type: protocol.TypePresence, PeerOnline: boolp(true)})
+	}
+	return true
+}
+
+func (h *hub) joinParent(s *session) bool {
+	set := h.parents[s.parentID]
+	if set == nil {
+		set = map[*session]bool{}
+		h.parents[s.parentID] = set
+	}
+	set[s] = true
+	term := h.terminalOf(s)
+	s.send(protocol.Message{
+		Type: protocol.TypeWelcome, Role: protocol.RoleParent, ParentID: s.parentID, DeviceID: s.deviceID,
+		Paired: boolp(true), PeerOnline: boolp(term != nil), ServerTime: h.now().Truncate(time.Second),
+	})
+	h.sendCallLog(s, false)
+	if len(set) == 1 && term != nil {
+		term.send(protocol.Message{Type: protocol.TypePresence, PeerOnline: boolp(true)})
+	}
+	// A tab that opens while the child is calling rings too.
+	if c := h.deviceCall[s.deviceID]; c != nil && c.fromTerminal && !c.answered && c.parentID == s.parentID {
+		s.send(h.ringMessage(protocol.TypeRing, c.id))
+	}
+	return true
+}
+
+// leave removes a socket from the hub when it closes.
+func (h *hub) leave(s *session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.all, s)
+	if s.left {
+		return
+	}
+	s.left = true
+	switch s.role {
+	case protocol.RoleTerminal:
+		if h.terminals[s.deviceID] == s {
+			h.leaveTerminal(s, true)
+		}
+	case protocol.RoleParent:
+		h.leaveParent(s)
+	case protocol.RolePairing:
+		for id, p := range h.pending {
+			if p.page == s {
+				p.timer.Stop()
+				delete(h.pending, id)
+			}
+		}
+	}
+	if s.role != "" {
+		s.log.Info("disconnected")
+	}
+}
+
+// leaveTerminal ends what the terminal's socket was part of. presence is
+// false when a new login replaces the socket: the terminal never went away.
+func (h *hub) leaveTerminal(s *session, presence bool) {
+	s.left = true
+	delete(h.terminals, s.deviceID)
+	if c := h.deviceCall[s.deviceID]; c != nil && c.terminal == s {
+		h.toParentSide(c, hangupMsg(c.id, protocol.ReasonPeerLeft))
+		h.finishCall(c, protocol.ReasonPeerLeft, c.fromTerminal)
+	}
+	for id, p := range h.pending {
+		if p.terminal == s {
+			p.timer.Stop()
+			delete(h.pending, id)
+			p.page.sendError(protocol.ErrCodeDeviceOffline, "the terminal disconnected", protocol.Message{Type: protocol.TypePairRequest, PairID: p.id})
+		}
+	}
+	if presence {
+		h.sendAll(h.parentsOf(s), protocol.Message{Type: protocol.TypePresence, PeerOnline: boolp(false)})
+	}
+}
+
+func (h *hub) leaveParent(s *session) {
+	set := h.parents[s.parentID]
+	delete(set, s)
+	if c := h.deviceCall[s.deviceID]; c != nil && c.parentID == s.parentID {
+		if c.parent == s || (c.parent == nil && len(set) == 0) {
+			if c.terminal != nil {
+				c.terminal.send(hangupMsg(c.id, protocol.ReasonPeerLeft))
+			}
+			h.finishCall(c, protocol.ReasonPeerLeft, !c.fromTerminal)
+		}
+	}
+	if len(set) == 0 {
+		delete(h.parents, s.parentID)
+		if t := h.terminalOf(s); t != nil {
+			t.send(protocol.Message{Type: protocol.TypePresence, PeerOnline: boolp(false)})
+		}
+	}
+}
+
+// allowed says which messages each role may send after login.
+var allowed = map[string]map[string]bool{
+	protocol.RoleTerminal: {
+		protocol.TypeRing: true, protocol.TypeAccept: true, protocol.TypeHangup: true, protocol.TypeOffer: true,
+		protocol.TypeCandidate: true, protocol.TypePairAccept: true, protocol.TypePairReject: true,
+	},
+	protocol.RoleParent: {
+		protocol.TypeRing: true, protocol.TypeAccept: true, protocol.TypeHangup: true, protocol.TypeAnswer: true,
+		protocol.TypeCandidate: true, protocol.TypeCallLog: true,
+	},
+	protocol.RolePairing: {protocol.TypePairRequest: true},
+}
+
+// handle applies one valid message from a logged-in socket.
+func (h *hub) handle(s *session, m protocol.Message) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.left || h.closed {
+		return
+	}
+	if !allowed[s.role][m.Type] {
+		s.sendError(protocol.ErrCodeNotAllowed, fmt.Sprintf("%s is not allowed for a %s", m.Type, s.role), m)
+		return
+	}
+	switch m.Type {
+	case protocol.TypeRing:
+		h.ring(s, m)
+	case protocol.TypeAccept:
+		h.accept(s, m)
+	case protocol.TypeOffer, protocol.TypeAnswer, protocol.TypeCandidate:
+		h.relay(s, m)
+	case protocol.TypeHangup:
+		h.hangup(s, m)
+	case protocol.TypeCallLog:
+		h.sendCallLog(s, true)
+	case protocol.TypePairRequest:
+		h.pairRequest(s, m)
+	case protocol.TypePairAccept:
+		h.pairAccept(s, m)
+	case protocol.TypePairReject:
+		h.pairReject(s, m)
+	}
+}
+
+func hangupMsg(callID, reason string) protocol.Message {
+	return protocol.Message{Type: protocol.TypeHangup, CallID: callID, Reason: reason}
+}
+
+// ringMessage is a ring or ringing with fresh TURN credentials.
+func (h *hub) ringMessage(typ, callID string) protocol.Message {
+	return protocol.Message{
+		Type: typ, CallID: callID,
+		ICEServers: h.srv.iceServers(callID), ICETransportPolicy: h.srv.cfg.ICETransportPolicy,
+	}
+}
+
+func (h *hub) ring(s *session, m protocol.Message) {
+	c := &call{id: m.CallID, candidates: map[*session]int{}}
+	var callee map[*session]bool
+	if s.role == protocol.RoleTerminal {
+		if s.pairedParent == "" {
+			s.sendError(protocol.ErrCodeNotPaired, "this terminal has no parent yet", m)
+			return
+		}
+		c.deviceID, c.parentID, c.fromTerminal, c.terminal = s.deviceID, s.pairedParent, true, s
+		callee = h.parentsOf(s)
+	} else {
+		c.deviceID, c.parentID, c.parent = s.deviceID, s.parentID, s
+		if c.terminal = h.terminalOf(s); c.terminal != nil {
+			callee = map[*session]bool{c.terminal: true}
+		}
+	}
+	if h.deviceCall[c.deviceID] != nil {
+		s.sendError(protocol.ErrCodeBusy, "a call is already in progress", m)
+		return
+	}
+	if h.calls[c.id] != nil {
+		s.sendError(protocol.ErrCodeNotAllowed, "call_id is in use", m)
+		return
+	}
+	used, err := h.store.HasCall(c.parentID, c.id)
+	if err != nil {
+		s.log.Error("ring", "err", err)
+		s.sendError(protocol.ErrCodeInternal, "could not start the call", m)
+		return
+	}
+	if used {
+		s.sendError(protocol.ErrCodeNotAllowed, "call_id was used before; pick a fresh random one", m)
+		return
+	}
+	c.rec = protocol.CallRecord{CallID: c.id, Direction: protocol.DirFromParent, StartedAt: h.now(), Outcome: protocol.OutcomeRinging}
+	if c.fromTerminal {
+		c.rec.Direction = protocol.DirFromTerminal
+	}
+	log := h.log.With("call", c.id, "device", c.deviceID, "parent", c.parentID, "direction", c.rec.Direction)
+
+	if len(callee) == 0 {
+		// Nobody to ring: the call is over before it started, and the
+		// parent must still see that the child tried.
+		c.rec.EndedAt, c.rec.Outcome = c.rec.StartedAt, protocol.OutcomeMissed
+		if err := h.store.PutCall(c.parentID, c.rec); err != nil {
+			log.Error("log unavailable call", "err", err)
+			s.sendError(protocol.ErrCodeInternal, "could not log the call", m)
+			return
+		}
+		s.send(hangupMsg(c.id, protocol.ReasonUnavailable))
+		h.pushCallLog(c.parentID)
+		log.Info("call ended", "outcome", protocol.OutcomeMissed, "reason", protocol.ReasonUnavailable)
+		return
+	}
+	if err := h.store.PutCall(c.parentID, c.rec); err != nil {
+		log.Error("log call", "err", err)
+		s.sendError(protocol.ErrCodeInternal, "could not start the call", m)
+		return
+	}
+	h.calls[c.id] = c
+	h.deviceCall[c.deviceID] = c
+	s.send(h.ringMessage(protocol.TypeRinging, c.id))
+	ring := h.ringMessage(protocol.TypeRing, c.id)
+	h.sendAll(callee, ring)
+	c.timer = time.AfterFunc(h.srv.cfg.RingTimeout, func() { h.ringTimeout(c) })
+	log.Info("ringing", "callee_sockets", len(callee))
+}
+
+// isCallee reports whether s may answer c.
+func isCallee(s *session, c *call) bool {
+	if c.fromTerminal {
+		return s.role == protocol.RoleParent && s.parentID == c.parentID
+	}
+	return s == c.terminal
+}
+
+func (h *hub) accept(s *session, m protocol.Message) {
+	c := h.calls[m.CallID]
+	if c == nil || c.answered || !isCallee(s, c) {
+		s.sendError(protocol.ErrCodeUnknownCall, "no call of yours is ringing with this call_id", m)
+		return
+	}
+	rec := c.rec
+	rec.AnsweredAt, rec.Outcome = h.now(), protocol.OutcomeAnswered
+	if err := h.store.PutCall(c.parentID, rec); err != nil {
+		h.log.Error("log answered call", "call", c.id, "err", err)
+		s.sendError(protocol.ErrCodeInternal, "could not accept the call", m)
+		return
+	}
+	c.rec, c.answered = rec, true
+	c.timer.Stop()
+	if c.fromTerminal {
+		c.parent = s
+		for o := range h.parents[c.parentID] {
+			if o != s {
+				o.send(hangupMsg(c.id, protocol.ReasonAnsweredElsewhere))
+			}
+		}
+		c.terminal.send(protocol.Message{Type: protocol.TypeAccept, CallID: c.id})
+	} else {
+		c.parent.send(protocol.Message{Type: protocol.TypeAccept, CallID: c.id})
+	}
+	h.log.Info("call answered", "call", c.id, "device", c.deviceID, "parent", c.parentID)
+}
+
+// relay forwards offer, answer and candidate between the two sockets bound
+// to an answered call, and nowhere else.
+func (h *hub) relay(s *session, m protocol.Message) {
+	c := h.calls[m.CallID]
+	if c == nil || !c.answered || (s != c.terminal && s != c.parent) {
+		s.sendError(protocol.ErrCodeUnknownCall, "no call of yours is active with this call_id", m)
+		return
+	}
+	switch {
+	case m.Type == protocol.TypeOffer && s != c.terminal:
+		s.sendError(protocol.ErrCodeNotAllowed, "the terminal makes the offer", m)
+		return
+	case m.Type == protocol.TypeAnswer && s != c.parent:
+		s.sendError(protocol.ErrCodeNotAllowed, "the parent makes the answer", m)
+		return
+	case m.Type == protocol.TypeCandidate:
+		if c.candidates[s] >= protocol.MaxCandidates {
+			s.sendError(protocol.ErrCodeNotAllowed, fmt.Sprintf("more than %d candidates", protocol.MaxCandidates), m)
+			return
+		}
+		c.candidates[s]++
+	}
+	other := c.terminal
+	if s == c.terminal {
+		other = c.parent
+	}
+	other.send(m)
+}
+
+func (h *hub) hangup(s *session, m protocol.Message) {
+	c := h.calls[m.CallID]
+	if c == nil {
+		s.sendError(protocol.ErrCodeUnknownCall, "no call of yours with this call_id", m)
+		return
+	}
+	member := s == c.terminal || s == c.parent
+	ringingTab := c.fromTerminal && !c.answered && s.role == protocol.RoleParent && s.parentID == c.parentID
+	if !member && !ringingTab {
+		s.sendError(protocol.ErrCodeUnknownCall, "no call of yours with this call_id", m)
+		return
+	}
+	fwd := hangupMsg(c.id, m.Reason)
+	if s.role == protocol.RoleTerminal {
+		h.toParentSide(c, fwd)
+	} else {
+		c.terminal.send(fwd)
+		if c.parent == nil { // other tabs still ringing
+			for o := range h.parents[c.parentID] {
+				if o != s {
+					o.send(fwd)
+				}
+			}
+		}
+	}
+	byCaller := (s.role == protocol.RoleTerminal) == c.fromTerminal
+	h.finishCall(c, m.Reason, byCaller)
+}
+
+// toParentSide sends to the parent socket bound to the call, or to every tab
+// while a parent is being rung.
+func (h *hub) toParentSide(c *call, m protocol.Message) {
+	if c.parent != nil {
+		c.parent.send(m)
+		return
+	}
+	h.sendAll(h.parents[c.parentID], m)
+}
+
+func (h *hub) ringTimeout(c *call) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.calls[c.id] != c || c.answered || h.closed {
+		return
+	}
+	m := hangupMsg(c.id, protocol.ReasonNoAnswer)
+	if c.terminal != nil {
+		c.terminal.send(m)
+	}
+	h.toParentSide(c, m)
+	h.finishCall(c, protocol.ReasonNoAnswer, false)
+}
+
+// outcome is what the call log says about a call that ended for reason.
+// A call from the child that nobody answered is "missed" however it ended,
+// so the parent sees that the child tried.
+func outcome(c *call, reason string, byCaller bool) string {
+	switch {
+	case c.answered && reason == protocol.ReasonFailed:
+		return protocol.OutcomeFailed
+	case c.answered:
+		return protocol.OutcomeAnswered
+	case reason == protocol.ReasonFailed:
+		return protocol.OutcomeFailed
+	case !byCaller && (reason == protocol.ReasonDecline || reason == protocol.ReasonBusy):
+		return protocol.OutcomeDeclined
+	case byCaller && !c.fromTerminal:
+		return protocol.OutcomeCancelled
+	default:
+		return protocol.OutcomeMissed
+	}
+}
+
+// finishCall ends a call: forgets it, logs it and pushes the log to the
+// parent's sockets. The callers have already told both sides.
+func (h *hub) finishCall(c *call, reason string, byCaller bool) {
+	c.timer.Stop()
+	delete(h.calls, c.id)
+	delete(h.deviceCall, c.deviceID)
+	c.rec.EndedAt = h.now()
+	c.rec.Outcome = outcome(c, reason, byCaller)
+	attrs := []any{"call", c.id, "device", c.deviceID, "parent", c.parentID, "direction", c.rec.Direction,
+		"outcome", c.rec.Outcome, "reason", reason, "duration", c.rec.EndedAt.Sub(c.rec.StartedAt).Round(time.Millisecond)}
+	if err := h.store.PutCall(c.parentID, c.rec); err != nil {
+		h.log.Error("log ended call", append(attrs, "err", err)...)
+	}
+	h.log.Info("call ended", attrs...)
+	h.pushCallLog(c.parentID)
+}
+
+func (h *hub) pushCallLog(parentID string) {
+	set := h.parents[parentID]
+	if len(set) == 0 {
+		return
+	}
+	calls, err := h.store.CallLog(parentID, false)
+	if err != nil {
+		h.log.Error("read call log", "parent", parentID, "err", err)
+		return
+	}
+	h.sendAll(set, protocol.Message{Type: protocol.TypeCallLog, Calls: calls})
+}
+
+// sendCallLog answers a parent's call_log request; asking marks them seen.
+func (h *hub) sendCallLog(s *session, markSeen bool) {
+	calls, err := h.store.CallLog(s.parentID, markSeen)
+	if err != nil {
+		s.log.Error("read call log", "err", err)
+		s.sendError(protocol.ErrCodeInternal, "could not read the call log", protocol.Message{Type: protocol.TypeCallLog})
+		return
+	}
+	s.send(protocol.Message{Type: protocol.TypeCallLog, Calls: calls})
+}

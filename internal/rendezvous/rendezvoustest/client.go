@@ -1,0 +1,351 @@
+// Package rendezvoustest has test clients and a test server for the
+// rendezvous server, for its own tests and for end-to-end tests that need a
+// terminal or a parent on the other end of a browser.
+package rendezvoustest
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+
+	"github.com/coder/websocket"
+	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/pairing"
+)
+
+// Client is one WebSocket to the server. A background goroutine reads and
+// strictly decodes every message (so a server message that breaks the
+// protocol fails the test that reads it), and the Recv family takes them in
+// order.
+type Client struct {
+	Conn      *websocket.Conn
+	Challenge protocol.Message // the server's first message
+	Welcome   protocol.Message // set by the Dial* helpers that log in
+
+	in     chan received
+	closed chan struct{} // the reader saw the socket end
+	err    error         // why; valid after closed
+}
+
+type received struct {
+	m   protocol.Message
+	err error
+}
+
+// ErrUnexpected: the server sent something other than what the test expected.
+var ErrUnexpected = errors.New("rendezvoustest: unexpected message")
+
+// Dial connects to wsURL (ws://host/ws) with the tuanju.v1 subprotocol and
+// reads the challenge. It does not log in.
+func Dial(ctx context.Context, wsURL string) (*Client, error) {
+	conn, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
+	if err != nil {
+		return nil, fmt.Errorf("rendezvoustest: dial %s: %w", wsURL, err)
+	}
+	conn.SetReadLimit(protocol.MaxMessageBytes)
+	c := &Client{Conn: conn, in: make(chan received, 1024), closed: make(chan struct{})}
+	go c.readLoop()
+	c.Challenge, err = c.Expect(ctx, protocol.TypeChallenge)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) readLoop() {
+	defer close(c.closed)
+	for {
+		typ, data, err := c.Conn.Read(context.Background())
+		if err != nil {
+			c.err = err
+			return
+		}
+		if typ != websocket.MessageText {
+			c.in <- received{err: fmt.Errorf("rendezvoustest: server sent a binary message: %w", ErrUnexpected)}
+			continue
+		}
+		m, err := protocol.Decode(data)
+		if err != nil {
+			err = fmt.Errorf("rendezvoustest: server sent an invalid message %s: %w", data, err)
+		}
+		c.in <- received{m: m, err: err}
+	}
+}
+
+// Close closes the socket normally.
+func (c *Client) Close() error {
+	return c.Conn.Close(websocket.StatusNormalClosure, "bye")
+}
+
+// Send encodes (and so validates) m and sends it.
+func (c *Client) Send(ctx context.Context, m protocol.Message) error {
+	data, err := protocol.Encode(m)
+	if err != nil {
+		return err
+	}
+	return c.SendRaw(ctx, data)
+}
+
+// SendRaw sends bytes as one text message, unchecked: for bad-input tests.
+func (c *Client) SendRaw(ctx context.Context, data []byte) error {
+	if err := c.Conn.Write(ctx, websocket.MessageText, data); err != nil {
+		return fmt.Errorf("rendezvoustest: send: %w", err)
+	}
+	return nil
+}
+
+// Recv returns the next message.
+func (c *Client) Recv(ctx context.Context) (protocol.Message, error) {
+	select {
+	case r := <-c.in:
+		return r.m, r.err
+	default:
+	}
+	select {
+	case r := <-c.in:
+		return r.m, r.err
+	case <-c.closed:
+		// Drain what arrived before the close.
+		select {
+		case r := <-c.in:
+			return r.m, r.err
+		default:
+		}
+		return protocol.Message{}, fmt.Errorf("rendezvoustest: socket closed: %w", c.err)
+	case <-ctx.Done():
+		return protocol.Message{}, fmt.Errorf("rendezvoustest: waiting for a message: %w", ctx.Err())
+	}
+}
+
+// Expect returns the next message, which must be of type typ.
+func (c *Client) Expect(ctx context.Context, typ string) (protocol.Message, error) {
+	m, err := c.Recv(ctx)
+	if err != nil {
+		return m, fmt.Errorf("rendezvoustest: expecting %s: %w", typ, err)
+	}
+	if m.Type != typ {
+		return m, fmt.Errorf("rendezvoustest: expected %s, got %s (%s): %w", typ, m.Type, describe(m), ErrUnexpected)
+	}
+	return m, nil
+}
+
+// ExpectError returns the next message, which must be an error with code.
+func (c *Client) ExpectError(ctx context.Context, code string) (protocol.Message, error) {
+	m, err := c.Expect(ctx, protocol.TypeError)
+	if err != nil {
+		return m, err
+	}
+	if m.Code != code {
+		return m, fmt.Errorf("rendezvoustest: expected error %s, got %s (%q): %w", code, m.Code, m.Text, ErrUnexpected)
+	}
+	return m, nil
+}
+
+// WaitFor skips messages until one of type typ arrives.
+func (c *Client) WaitFor(ctx context.Context, typ string) (protocol.Message, error) {
+	for {
+		m, err := c.Recv(ctx)
+		if err != nil {
+			return m, fmt.Errorf("rendezvoustest: waiting for %s: %w", typ, err)
+		}
+		if m.Type == typ {
+			return m, nil
+		}
+	}
+}
+
+// WaitClosed skips messages until the server closes the socket and returns
+// the close status (-1 if the socket ended without one).
+func (c *Client) WaitClosed(ctx context.Context) (websocket.StatusCode, error) {
+	select {
+	case <-c.closed:
+		return websocket.CloseStatus(c.err), nil
+	case <-ctx.Done():
+		return -1, fmt.Errorf("rendezvoustest: waiting for the server to close: %w", ctx.Err())
+	}
+}
+
+// Barrier proves that nothing is queued for this client: it sends a hangup
+// for a call that cannot exist and expects unknown_call as the very next
+// message. Anything the server queued for this client earlier arrives before
+// that answer, so a test that calls Barrier after a stranger's attempt
+// proves the attempt reached nobody. Not for pairing sockets.
+func (c *Client) Barrier(ctx context.Context) error {
+	id := protocol.NewID()
+	if err := c.Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: id, Reason: protocol.ReasonHangup}); err != nil {
+		return err
+	}
+	m, err := c.ExpectError(ctx, protocol.ErrCodeUnknownCall)
+	if err != nil {
+		return fmt.Errorf("rendezvoustest: barrier: %w", err)
+	}
+	if m.CallID != id {
+		return fmt.Errorf("rendezvoustest: barrier answered for call %s: %w", m.CallID, ErrUnexpected)
+	}
+	return nil
+}
+
+func describe(m protocol.Message) string {
+	switch m.Type {
+	case protocol.TypeError:
+		return m.Code + ": " + m.Text
+	case protocol.TypeHangup:
+		return "reason " + m.Reason
+	}
+	return "call " + m.CallID
+}
+
+// NewKey returns a fresh terminal key and its device ID.
+func NewKey() (*ecdsa.PrivateKey, string) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err) // crypto/rand does not fail
+	}
+	return key, DeviceID(key)
+}
+
+// DeviceID is the device ID of a terminal key.
+func DeviceID(key *ecdsa.PrivateKey) string {
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		panic(err)
+	}
+	return protocol.DeviceID(der)
+}
+
+// login sends hello and expects welcome.
+func (c *Client) login(ctx context.Context, hello protocol.Message) error {
+	if err := c.Send(ctx, hello); err != nil {
+		return err
+	}
+	w, err := c.Expect(ctx, protocol.TypeWelcome)
+	if err != nil {
+		return fmt.Errorf("rendezvoustest: login as %s: %w", hello.Role, err)
+	}
+	c.Welcome = w
+	return nil
+}
+
+// DialTerminal connects and logs in as the terminal with key.
+func DialTerminal(ctx context.Context, wsURL string, key *ecdsa.PrivateKey) (*Client, error) {
+	c, err := Dial(ctx, wsURL)
+	if err != nil {
+		return nil, err
+	}
+	hello, err := protocol.SignLogin(key, c.Challenge.Nonce, "rendezvoustest/1")
+	if err == nil {
+		err = c.login(ctx, hello)
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// DialParent connects and logs in as a parent. The welcome is followed by
+// the call log, which DialParent returns.
+func DialParent(ctx context.Context, wsURL, parentID, token string) (*Client, []protocol.CallRecord, error) {
+	c, err := Dial(ctx, wsURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	err = c.login(ctx, protocol.Message{Type: protocol.TypeHello, Role: protocol.RoleParent, ParentID: parentID, Token: token})
+	var log protocol.Message
+	if err == nil {
+		log, err = c.Expect(ctx, protocol.TypeCallLog)
+	}
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, log.Calls, nil
+}
+
+// DialPairing connects as a pairing page.
+func DialPairing(ctx context.Context, wsURL string) (*Client, error) {
+	c, err := Dial(ctx, wsURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.login(ctx, protocol.Message{Type: protocol.TypeHello, Role: protocol.RolePairing}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Credentials is what a parent keeps after pairing.
+type Credentials struct {
+	DeviceID string
+	ParentID string
+	Token    string
+}
+
+// AnswerPair plays the terminal's side of pairing: it waits for a
+// pair_request, checks the page's proof with secret, and answers pair_accept
+// with the accept proof (the button press) or pair_reject "bad_secret". On
+// acceptance it returns the server's paired message.
+func (c *Client) AnswerPair(ctx context.Context, secret pairing.Secret) (protocol.Message, error) {
+	req, err := c.WaitFor(ctx, protocol.TypePairRequest)
+	if err != nil {
+		return req, err
+	}
+	dev := c.Welcome.DeviceID
+	if req.DeviceID != dev || !pairing.Verify(pairing.RequestProof(secret, dev, req.Nonce), req.Proof) {
+		err := c.Send(ctx, protocol.Message{Type: protocol.TypePairReject, PairID: req.PairID, Reason: "bad_secret"})
+		if err != nil {
+			return req, err
+		}
+		return req, fmt.Errorf("rendezvoustest: pair request %s has a wrong proof (rejected): %w", req.PairID, ErrUnexpected)
+	}
+	proof := pairing.AcceptProof(secret, dev, req.Nonce, req.PairID)
+	if err := c.Send(ctx, protocol.Message{Type: protocol.TypePairAccept, PairID: req.PairID, Proof: proof}); err != nil {
+		return req, err
+	}
+	paired, err := c.WaitFor(ctx, protocol.TypePaired)
+	if err != nil {
+		return paired, err
+	}
+	if paired.PairID != req.PairID || paired.DeviceID != dev || paired.Token != "" {
+		return paired, fmt.Errorf("rendezvoustest: terminal's paired message is wrong: %+v: %w", paired, ErrUnexpected)
+	}
+	return paired, nil
+}
+
+// Pair pairs the logged-in terminal with a new parent the way the web page
+// does: it opens a pairing socket, sends the request proof, lets terminal
+// answer with AnswerPair, and checks the terminal's accept proof before
+// trusting the credentials.
+func Pair(ctx context.Context, wsURL string, terminal *Client, secret pairing.Secret) (Credentials, error) {
+	page, err := DialPairing(ctx, wsURL)
+	if err != nil {
+		return Credentials{}, err
+	}
+	defer page.Close()
+	dev := terminal.Welcome.DeviceID
+	nonce := protocol.NewNonce()
+	err = page.Send(ctx, protocol.Message{Type: protocol.TypePairRequest, DeviceID: dev, Nonce: nonce, Proof: pairing.RequestProof(secret, dev, nonce)})
+	if err != nil {
+		return Credentials{}, err
+	}
+	if _, err := terminal.AnswerPair(ctx, secret); err != nil {
+		return Credentials{}, err
+	}
+	paired, err := page.Expect(ctx, protocol.TypePaired)
+	if err != nil {
+		return Credentials{}, err
+	}
+	if !pairing.Verify(pairing.AcceptProof(secret, dev, nonce, paired.PairID), paired.Proof) {
+		return Credentials{}, fmt.Errorf("rendezvoustest: the accept proof does not verify: %w", ErrUnexpected)
+	}
+	if paired.DeviceID != dev || paired.Token == "" || !protocol.ValidID(paired.ParentID) {
+		return Credentials{}, fmt.Errorf("rendezvoustest: page's paired message is wrong: %+v: %w", paired, ErrUnexpected)
+	}
+	return Credentials{DeviceID: dev, ParentID: paired.ParentID, Token: paired.Token}, nil
+}

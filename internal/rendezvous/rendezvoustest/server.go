@@ -1,0 +1,75 @@
+package rendezvoustest
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tuanju/tuanju/internal/rendezvous"
+)
+
+// Server is a rendezvous server on 127.0.0.1 for tests, with TURN on a
+// loopback UDP port and loopback peers allowed.
+type Server struct {
+	*rendezvous.Server
+	Config rendezvous.Config
+	HTTP   *httptest.Server
+	URL    string // http://127.0.0.1:port
+	WSURL  string // ws://127.0.0.1:port/ws
+
+	once sync.Once
+}
+
+// TestConfig is the configuration NewServer starts from: a fresh data
+// directory, TURN on 127.0.0.1 with a random secret and 127.0.0.0/8 peers.
+func TestConfig(t testing.TB) rendezvous.Config {
+	t.Helper()
+	var b [24]byte
+	rand.Read(b[:])
+	cfg := rendezvous.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.TURN.Listen = "127.0.0.1:0"
+	cfg.TURN.PublicIP = "127.0.0.1"
+	cfg.TURN.Secret = base64.RawURLEncoding.EncodeToString(b[:])
+	cfg.TURN.AllowPeers = []string{"127.0.0.0/8"}
+	return cfg
+}
+
+// NewServer starts a server; configure may adjust TestConfig first. The
+// server is closed when the test ends (or by Close).
+func NewServer(t testing.TB, configure func(*rendezvous.Config)) *Server {
+	t.Helper()
+	cfg := TestConfig(t)
+	if configure != nil {
+		configure(&cfg)
+	}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	srv, err := rendezvous.New(cfg, log)
+	if err != nil {
+		t.Fatalf("start rendezvous server: %v", err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	s := &Server{Server: srv, Config: cfg, HTTP: hs, URL: hs.URL, WSURL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Close stops the server: sockets, TURN, store, then the HTTP listener.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		err = s.Server.Close()
+		s.HTTP.CloseClientConnections()
+		s.HTTP.Close()
+	})
+	return err
+}
+
+// Timeout is a generous bound for one step of a test over loopback.
+const Timeout = 10 * time.Second

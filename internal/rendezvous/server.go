@@ -1,0 +1,394 @@
+// Package rendezvous is the rendezvous server: WebSocket signalling between a
+// terminal and its one paired parent (docs/protocol.md), the pairing registry
+// on bbolt, presence, the call log, and an embedded TURN relay (pion/turn)
+// whose short-lived credentials it hands out per call.
+//
+// All routing state lives in one hub behind one mutex (hub.go); every
+// message that reaches another socket is decided there, from the sender's
+// authenticated identity and the stored pairing, never from IDs the sender
+// chose.
+package rendezvous
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/internal/webapp"
+)
+
+// Server is the rendezvous server. Create it with New, serve Handler, and
+// Close it when done.
+type Server struct {
+	cfg        Config
+	log        *slog.Logger
+	store      *Store
+	turn       *turnRelay
+	turnSecret string
+	origins    []string
+	hub        *hub
+	now        func() time.Time
+
+	wg        sync.WaitGroup // live WebSocket handlers
+	mu        sync.Mutex
+	closed    bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New validates cfg, opens (or creates) the data directory and its bbolt
+// file, loads or generates the TURN secret and starts the TURN relay.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "rendezvous")
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("rendezvous: create data dir: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, now: time.Now, origins: slicesClone(cfg.AllowedOrigins)}
+	if cfg.PublicURL != "" {
+		u, _ := url.Parse(cfg.PublicURL) // Validate checked it
+		s.origins = append(s.origins, u.Host)
+	}
+	store, err := OpenStore(filepath.Join(cfg.DataDir, "rendezvous.db"))
+	if err != nil {
+		return nil, err
+	}
+	s.store = store
+	if cfg.TURN.Listen != "" {
+		s.turnSecret = cfg.TURN.Secret
+		if s.turnSecret == "" {
+			if s.turnSecret, err = loadOrCreateSecret(cfg.DataDir); err != nil {
+				store.Close()
+				return nil, err
+			}
+		}
+		if s.turn, err = startTURN(cfg.TURN, s.turnSecret, log.With("component", "turn")); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
+	s.hub = newHub(s)
+	return s, nil
+}
+
+func slicesClone(in []string) []string { return append([]string(nil), in...) }
+
+// Handler serves GET /ws (signalling), GET /healthz and the parent's web app
+// at /.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", s.serveWS)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("/", webapp.Handler())
+	return mux
+}
+
+// Store is the server's registry (for tools and tests).
+func (s *Server) Store() *Store { return s.store }
+
+// TURNAddr is the TURN relay's local UDP address, or nil when TURN is off.
+func (s *Server) TURNAddr() net.Addr {
+	if s.turn == nil {
+		return nil
+	}
+	return s.turn.addr
+}
+
+// Close closes every socket, waits for their handlers, then stops the TURN
+// relay and closes the store. http.Server.Shutdown does not wait for
+// hijacked WebSockets, so call Close after it.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.hub.closeAll()
+		done := make(chan struct{})
+		go func() { s.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			s.log.Warn("sockets still open after 10 s; closing anyway")
+		}
+		var errs []error
+		if s.turn != nil {
+			errs = append(errs, s.turn.Close())
+		}
+		errs = append(errs, s.store.Close())
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// enter registers a WebSocket handler unless the server is closing.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) clientIP(r *http.Request) string {
+	if s.cfg.TrustForwardedFor {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			parts := strings.Split(xff, ",")
+			if ip := strings.TrimSpace(parts[len(parts)-1]); net.ParseIP(ip) != nil {
+				return ip
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !s.enter() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.wg.Done()
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:   []string{protocol.Subprotocol},
+		OriginPatterns: s.origins,
+	})
+	if err != nil {
+		s.log.Debug("websocket accept failed", "remote", r.RemoteAddr, "err", err)
+		return // Accept has written the HTTP error
+	}
+	if conn.Subprotocol() != protocol.Subprotocol {
+		conn.Close(websocket.StatusPolicyViolation, "subprotocol "+protocol.Subprotocol+" required")
+		return
+	}
+	conn.SetReadLimit(protocol.MaxMessageBytes)
+	ip := s.clientIP(r)
+	sess := newSession(conn, ip, s.cfg.SendQueueDepth, s.log.With("remote", ip))
+	if !s.hub.add(sess) {
+		conn.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	go sess.writeLoop(s.cfg.WriteTimeout, sess.log)
+	go sess.pingLoop(s.cfg.PingInterval, s.cfg.PongTimeout, sess.log)
+	defer func() {
+		s.hub.leave(sess)
+		if sess.closing.Load() {
+			// Let the writer flush the last error and the close frame.
+			select {
+			case <-sess.done:
+			case <-time.After(s.cfg.WriteTimeout + 6*time.Second):
+			}
+		}
+		sess.cancel()
+		<-sess.done
+	}()
+
+	if !s.login(sess) {
+		return
+	}
+	s.readLoop(sess)
+}
+
+// login runs challenge → hello → welcome. On failure the client gets
+// auth_failed and the socket is closed with 4001.
+func (s *Server) login(sess *session) bool {
+	nonce := protocol.NewNonce()
+	sess.send(protocol.Message{Type: protocol.TypeChallenge, Nonce: nonce, ServerTime: s.now().UTC().Truncate(time.Second)})
+
+	fail := func(why string, m protocol.Message) bool {
+		sess.log.Info("login refused", "why", why)
+		sess.sendError(protocol.ErrCodeAuthFailed, why, m)
+		sess.closeWith(CloseAuthFailed, "auth failed")
+		return false
+	}
+	timer := time.AfterFunc(s.cfg.HelloTimeout, func() {
+		fail(fmt.Sprintf("no hello within %v", s.cfg.HelloTimeout), protocol.Message{})
+	})
+	data, text, err := sess.read()
+	if !timer.Stop() {
+		return false // timed out; the close is queued
+	}
+	if err != nil {
+		return false
+	}
+	if !text {
+		return fail("hello must be a text message", protocol.Message{})
+	}
+	m, err := protocol.Decode(data)
+	if err != nil {
+		return fail(err.Error(), protocol.Message{})
+	}
+	if m.Type != protocol.TypeHello {
+		return fail("expected hello, got "+m.Type, m)
+	}
+	switch m.Role {
+	case protocol.RoleTerminal:
+		if m.ParentID != "" || m.Token != "" {
+			return fail("terminal hello carries parent credentials", m)
+		}
+		der, err := protocol.VerifyLogin(m, nonce)
+		if err != nil {
+			return fail(err.Error(), m)
+		}
+		first, err := s.store.RegisterDevice(m.DeviceID, der, s.now().UTC())
+		if err != nil {
+			if errors.Is(err, ErrKeyMismatch) {
+				return fail("device key does not match the registered key", m)
+			}
+			sess.log.Error("register device", "err", err)
+			sess.sendError(protocol.ErrCodeInternal, "could not record the login", m)
+			sess.closeWith(websocket.StatusInternalError, "internal error")
+			return false
+		}
+		sess.role, sess.deviceID = protocol.RoleTerminal, m.DeviceID
+		sess.log = sess.log.With("role", "terminal", "device", m.DeviceID)
+		if first {
+			sess.log.Info("device registered", "version", m.Version)
+		}
+	case protocol.RoleParent:
+		if m.ParentID == "" || m.Token == "" || m.DeviceID != "" || m.PublicKey != "" || m.Signature != "" {
+			return fail("parent hello needs exactly parent_id and token", m)
+		}
+		dev, ok := s.checkParent(m.ParentID, m.Token)
+		if !ok {
+			return fail("unknown parent or wrong token", m)
+		}
+		sess.role, sess.parentID, sess.deviceID = protocol.RoleParent, m.ParentID, dev
+		sess.log = sess.log.With("role", "parent", "parent", m.ParentID, "device", dev)
+	case protocol.RolePairing:
+		if m.DeviceID != "" || m.PublicKey != "" || m.Signature != "" || m.ParentID != "" || m.Token != "" {
+			return fail("pairing hello carries no credentials", m)
+		}
+		sess.role = protocol.RolePairing
+		sess.log = sess.log.With("role", "pairing")
+	}
+	if !s.hub.join(sess) {
+		sess.closeWith(websocket.StatusGoingAway, "shutting down")
+		return false
+	}
+	sess.log.Info("logged in")
+	return true
+}
+
+// checkParent verifies a parent's token against the stored SHA-256 in
+// constant time, and does the same work for an unknown parent so that the
+// answer's timing does not say which parent IDs exist.
+func (s *Server) checkParent(parentID, token string) (deviceID string, ok bool) {
+	sum := sha256.Sum256([]byte(token))
+	p, err := s.store.Parent(parentID)
+	want := p.TokenHash
+	if err != nil {
+		want = make([]byte, sha256.Size)
+	}
+	match := subtle.ConstantTimeCompare(sum[:], want) == 1
+	if err != nil || !match {
+		return "", false
+	}
+	return p.DeviceID, true
+}
+
+// readLoop decodes each message and hands it to the hub. Bad messages get
+// bad_message and change nothing; too many close the socket.
+func (s *Server) readLoop(sess *session) {
+	bad := 0
+	for {
+		data, text, err := sess.read()
+		if err != nil {
+			if st := websocket.CloseStatus(err); st == -1 && sess.ctx.Err() == nil {
+				sess.log.Debug("read ended", "err", err)
+			}
+			return
+		}
+		var m protocol.Message
+		if !text {
+			err = errors.New("rendezvous: binary messages are not part of the protocol")
+		} else {
+			m, err = protocol.Decode(data)
+		}
+		if err == nil {
+			err = checkClientMessage(m)
+		}
+		if err != nil {
+			bad++
+			sess.sendError(protocol.ErrCodeBadMessage, clip(err.Error(), 512), protocol.Message{Type: refType(m)})
+			if bad >= maxBadMessages {
+				sess.log.Info("too many bad messages, closing")
+				sess.closeWith(websocket.StatusPolicyViolation, "too many bad messages")
+				return
+			}
+			continue
+		}
+		s.hub.handle(sess, m)
+	}
+}
+
+func refType(m protocol.Message) string {
+	if wordOK(m.Type) {
+		return m.Type
+	}
+	return ""
+}
+
+// checkClientMessage rejects fields that only the server may set.
+func checkClientMessage(m protocol.Message) error {
+	switch {
+	case m.ICEServers != nil || m.ICETransportPolicy != "":
+		return fmt.Errorf("rendezvous: %s: ice_servers and ice_transport_policy are set by the server", m.Type)
+	case m.Type == protocol.TypePairRequest && m.PairID != "":
+		return errors.New("rendezvous: pair_request: pair_id is set by the server")
+	case m.Type == protocol.TypeCallLog && m.Calls != nil:
+		return errors.New("rendezvous: call_log: calls are set by the server")
+	case m.Type == protocol.TypeHangup && !clientHangupReasons[m.Reason]:
+		return fmt.Errorf("rendezvous: hangup: reason %q is not one a client may send", m.Reason)
+	}
+	return nil
+}
+
+var clientHangupReasons = map[string]bool{
+	protocol.ReasonCancel: true, protocol.ReasonDecline: true, protocol.ReasonHangup: true,
+	protocol.ReasonNoAnswer: true, protocol.ReasonFailed: true, protocol.ReasonBusy: true,
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// newToken returns a parent's bearer token (32 random bytes) and the hash
+// the store keeps.
+func newToken() (token string, hash []byte) {
+	var b [32]byte
+	rand.Read(b[:])
+	token = base64.RawURLEncoding.EncodeToString(b[:])
+	sum := sha256.Sum256([]byte(token))
+	return token, sum[:]
+}

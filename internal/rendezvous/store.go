@@ -1,0 +1,302 @@
+package rendezvous
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/tuanju/tuanju/internal/protocol"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket layout of the registry:
+//
+//	devices  : device ID → Device (JSON)
+//	parents  : parent ID → Parent (JSON)
+//	pairings : device ID → parent ID
+//	calls    : parent ID → bucket{ call ID → protocol.CallRecord (JSON) }
+//
+// A call log belongs to a pairing; a parent exists only through its pairing,
+// so the parent ID names it.
+var (
+	bucketDevices  = []byte("devices")
+	bucketParents  = []byte("parents")
+	bucketPairings = []byte("pairings")
+	bucketCalls    = []byte("calls")
+)
+
+// MaxCallLog is how many calls a call_log message carries; the store keeps
+// twice as many per pairing and prunes the oldest.
+const MaxCallLog = 50
+
+const maxStoredCalls = 2 * MaxCallLog
+
+// Device is a registered terminal.
+type Device struct {
+	PublicKey    []byte    `json:"public_key"` // SPKI DER, pinned at first login
+	RegisteredAt time.Time `json:"registered_at"`
+	LastSeen     time.Time `json:"last_seen"`
+}
+
+// Parent is a paired parent's credential. Only the token's SHA-256 is kept.
+type Parent struct {
+	TokenHash []byte    `json:"token_hash"`
+	DeviceID  string    `json:"device_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Store is the registry on a bbolt file. It is safe for concurrent use.
+type Store struct {
+	db *bolt.DB
+}
+
+// OpenStore opens (creating if needed) the registry at path.
+func OpenStore(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("rendezvous: open store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketDevices, bucketParents, bucketPairings, bucketCalls} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("rendezvous: create buckets in %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the bbolt file.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("rendezvous: close store: %w", err)
+	}
+	return nil
+}
+
+// RegisterDevice records a terminal's login: the first one pins its public
+// key, later ones must present the same key and update LastSeen. first
+// reports whether this login registered the device.
+func (s *Store) RegisterDevice(id string, publicKey []byte, now time.Time) (first bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDevices)
+		var d Device
+		if raw := b.Get([]byte(id)); raw != nil {
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return fmt.Errorf("decode device: %w", err)
+			}
+			if !bytes.Equal(d.PublicKey, publicKey) {
+				return ErrKeyMismatch
+			}
+		} else {
+			first = true
+			d = Device{PublicKey: publicKey, RegisteredAt: now}
+		}
+		d.LastSeen = now
+		return putJSON(b, id, d)
+	})
+	if err != nil {
+		return false, fmt.Errorf("rendezvous: register device %s: %w", id, err)
+	}
+	return first, nil
+}
+
+// Device returns a registered terminal, or ErrNotFound.
+func (s *Store) Device(id string) (Device, error) {
+	var d Device
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bucketDevices), id, &d)
+	})
+	if err != nil {
+		return Device{}, fmt.Errorf("rendezvous: device %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// ParentOf returns the parent paired with a terminal, or ErrNotFound.
+func (s *Store) ParentOf(deviceID string) (string, error) {
+	var parentID string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketPairings).Get([]byte(deviceID))
+		if v == nil {
+			return ErrNotFound
+		}
+		parentID = string(v)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("rendezvous: pairing of %s: %w", deviceID, err)
+	}
+	return parentID, nil
+}
+
+// Parent returns a parent's record, or ErrNotFound.
+func (s *Store) Parent(id string) (Parent, error) {
+	var p Parent
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bucketParents), id, &p)
+	})
+	if err != nil {
+		return Parent{}, fmt.Errorf("rendezvous: parent %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// CreatePairing creates the parent and pairs it with the terminal in one
+// transaction. It refuses with ErrAlreadyPaired if the terminal got a parent
+// meanwhile, and with ErrNotFound if the terminal is not registered.
+func (s *Store) CreatePairing(deviceID, parentID string, tokenHash []byte, now time.Time) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketDevices).Get([]byte(deviceID)) == nil {
+			return ErrNotFound
+		}
+		pairings := tx.Bucket(bucketPairings)
+		if pairings.Get([]byte(deviceID)) != nil {
+			return ErrAlreadyPaired
+		}
+		parents := tx.Bucket(bucketParents)
+		if parents.Get([]byte(parentID)) != nil {
+			return fmt.Errorf("parent %s exists", parentID)
+		}
+		if err := putJSON(parents, parentID, Parent{TokenHash: tokenHash, DeviceID: deviceID, CreatedAt: now}); err != nil {
+			return err
+		}
+		return pairings.Put([]byte(deviceID), []byte(parentID))
+	})
+	if err != nil {
+		return fmt.Errorf("rendezvous: pair %s with %s: %w", deviceID, parentID, err)
+	}
+	return nil
+}
+
+// PutCall inserts or replaces a call in a pairing's log, pruning the oldest
+// entries beyond what the log keeps.
+func (s *Store) PutCall(parentID string, rec protocol.CallRecord) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketCalls).CreateBucketIfNotExists([]byte(parentID))
+		if err != nil {
+			return err
+		}
+		if err := putJSON(b, rec.CallID, rec); err != nil {
+			return err
+		}
+		if b.Stats().KeyN <= maxStoredCalls {
+			return nil
+		}
+		recs, err := readCalls(b)
+		if err != nil {
+			return err
+		}
+		for _, old := range recs[maxStoredCalls:] {
+			if err := b.Delete([]byte(old.CallID)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("rendezvous: log call %s for %s: %w", rec.CallID, parentID, err)
+	}
+	return nil
+}
+
+// HasCall reports whether a call ID is already in a pairing's log.
+func (s *Store) HasCall(parentID, callID string) (bool, error) {
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketCalls).Bucket([]byte(parentID)); b != nil {
+			found = b.Get([]byte(callID)) != nil
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("rendezvous: look up call %s: %w", callID, err)
+	}
+	return found, nil
+}
+
+// CallLog returns a pairing's newest calls first, at most MaxCallLog. With
+// markSeen it marks the returned entries seen in the same transaction; the
+// returned entries still show whether they had been seen before, so the page
+// can badge what is new.
+func (s *Store) CallLog(parentID string, markSeen bool) ([]protocol.CallRecord, error) {
+	var out []protocol.CallRecord
+	fn := func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketCalls).Bucket([]byte(parentID))
+		if b == nil {
+			return nil
+		}
+		recs, err := readCalls(b)
+		if err != nil {
+			return err
+		}
+		if len(recs) > MaxCallLog {
+			recs = recs[:MaxCallLog]
+		}
+		out = recs
+		if !markSeen {
+			return nil
+		}
+		for _, r := range recs {
+			if r.Seen {
+				continue
+			}
+			r.Seen = true
+			if err := putJSON(b, r.CallID, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var err error
+	if markSeen {
+		err = s.db.Update(fn)
+	} else {
+		err = s.db.View(fn)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rendezvous: call log of %s: %w", parentID, err)
+	}
+	return out, nil
+}
+
+// readCalls returns every call in a bucket, newest first.
+func readCalls(b *bolt.Bucket) ([]protocol.CallRecord, error) {
+	var recs []protocol.CallRecord
+	err := b.ForEach(func(k, v []byte) error {
+		var r protocol.CallRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode call %s: %w", k, err)
+		}
+		recs = append(recs, r)
+		return nil
+	})
+	slices.SortStableFunc(recs, func(a, b protocol.CallRecord) int { return b.StartedAt.Compare(a.StartedAt) })
+	return recs, err
+}
+
+func putJSON(b *bolt.Bucket, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	return b.Put([]byte(key), raw)
+}
+
+func getJSON(b *bolt.Bucket, key string, v any) error {
+	raw := b.Get([]byte(key))
+	if raw == nil {
+		return ErrNotFound
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decode %s: %w", key, err)
+	}
+	return nil
+}

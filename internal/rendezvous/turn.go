@@ -1,0 +1,278 @@
+package rendezvous
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1" //nolint:gosec // TURN REST credentials are defined as HMAC-SHA1.
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pion/logging"
+	"github.com/pion/turn/v4"
+	"github.com/tuanju/tuanju/internal/protocol"
+)
+
+// TURNCredentials returns TURN REST credentials (draft-uberti-behave-turn-rest,
+// as coturn's use-auth-secret understands them): username
+// "<unix expiry>:<user>", credential base64(HMAC-SHA1(secret, username)).
+func TURNCredentials(secret, user string, expiry time.Time) (username, credential string) {
+	username = strconv.FormatInt(expiry.Unix(), 10) + ":" + user
+	mac := hmac.New(sha1.New, []byte(secret))
+	mac.Write([]byte(username))
+	return username, base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// turnAuthHandler accepts only unexpired credentials made by TURNCredentials
+// with our secret. It also refuses expiries further out than maxTTL, so a
+// credential cannot outlive the policy that issued it.
+func turnAuthHandler(secret string, maxTTL time.Duration, now func() time.Time, log *slog.Logger) turn.AuthHandler {
+	return func(username, realm string, src net.Addr) ([]byte, bool) {
+		ts, user, ok := strings.Cut(username, ":")
+		if !ok || user == "" {
+			log.Debug("turn auth refused: malformed username", "src", src)
+			return nil, false
+		}
+		exp, err := strconv.ParseInt(ts, 10, 64)
+		if err != nil {
+			log.Debug("turn auth refused: malformed expiry", "src", src)
+			return nil, false
+		}
+		t := now()
+		if exp < t.Unix() {
+			log.Debug("turn auth refused: credential expired", "src", src, "user", user)
+			return nil, false
+		}
+		if exp > t.Add(maxTTL+time.Minute).Unix() {
+			log.Debug("turn auth refused: expiry too far ahead", "src", src, "user", user)
+			return nil, false
+		}
+		_, cred := TURNCredentials(secret, user, time.Unix(exp, 0))
+		return turn.GenerateAuthKey(username, realm, cred), true
+	}
+}
+
+// deniedPeers are the networks the production policy never relays to: the
+// server's own host and LANs, the carrier's CGNAT space, and addresses that
+// are not unicast destinations at all.
+var deniedPeers = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range []string{
+		"0.0.0.0/8",       // "this network", unspecified
+		"10.0.0.0/8",      // RFC 1918
+		"100.64.0.0/10",   // CGNAT, RFC 6598
+		"127.0.0.0/8",     // loopback
+		"169.254.0.0/16",  // link-local
+		"172.16.0.0/12",   // RFC 1918
+		"192.0.0.0/24",    // IETF protocol assignments
+		"192.0.2.0/24",    // TEST-NET-1
+		"192.168.0.0/16",  // RFC 1918
+		"198.18.0.0/15",   // benchmarking
+		"198.51.100.0/24", // TEST-NET-2
+		"203.0.113.0/24",  // TEST-NET-3
+		"224.0.0.0/4",     // multicast
+		"240.0.0.0/4",     // reserved, broadcast
+		"::/128",          // unspecified
+		"::1/128",         // loopback
+		"::ffff:0:0/96",   // IPv4-mapped (checked unmapped anyway)
+		"64:ff9b::/96",    // NAT64 could reach private IPv4
+		"64:ff9b:1::/48",  // local NAT64
+		"100::/64",        // discard
+		"2001:db8::/32",   // documentation
+		"fc00::/7",        // unique local
+		"fe80::/10",       // link-local
+		"ff00::/8",        // multicast
+	} {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}()
+
+// peerAllowed is the relay's permission policy. With an allow list, exactly
+// those networks are allowed; without, every public unicast address is and
+// nothing in deniedPeers is.
+func peerAllowed(allow []netip.Prefix, ip net.IP) bool {
+	addr, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
+	addr = addr.Unmap()
+	if allow != nil {
+		for _, p := range allow {
+			if p.Contains(addr) {
+				return true
+			}
+		}
+		return false
+	}
+	if !addr.IsGlobalUnicast() {
+		return false
+	}
+	for _, p := range deniedPeers {
+		if p.Contains(addr) {
+			return false
+		}
+	}
+	return true
+}
+
+func permissionHandler(allow []netip.Prefix, log *slog.Logger) turn.PermissionHandler {
+	return func(client net.Addr, peer net.IP) bool {
+		if peerAllowed(allow, peer) {
+			return true
+		}
+		log.Info("turn permission refused", "client", client, "peer", peer)
+		return false
+	}
+}
+
+// turnRelay is the embedded TURN server and what clients need to reach it.
+type turnRelay struct {
+	server *turn.Server
+	addr   net.Addr
+	urls   []string
+}
+
+func startTURN(cfg TURNConfig, secret string, log *slog.Logger) (*turnRelay, error) {
+	allow, err := parsePrefixes(cfg.AllowPeers)
+	if err != nil {
+		return nil, fmt.Errorf("rendezvous: turn allow list: %w", err)
+	}
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("rendezvous: turn listen %q: %w", cfg.Listen, err)
+	}
+	pc, err := net.ListenPacket("udp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("rendezvous: turn listen %s: %w", cfg.Listen, err)
+	}
+	_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	srv, err := turn.NewServer(turn.ServerConfig{
+		Realm:         cfg.Realm,
+		AuthHandler:   turnAuthHandler(secret, cfg.CredentialTTL, time.Now, log),
+		LoggerFactory: pionLogger{log},
+		PacketConnConfigs: []turn.PacketConnConfig{{
+			PacketConn: pc,
+			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{
+				RelayAddress: net.ParseIP(cfg.PublicIP),
+				Address:      host,
+			},
+			PermissionHandler: permissionHandler(allow, log),
+		}},
+	})
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("rendezvous: start turn: %w", err)
+	}
+	url := "turn:" + net.JoinHostPort(cfg.PublicIP, port) + "?transport=udp"
+	policy := "production (public unicast only)"
+	if allow != nil {
+		policy = strings.Join(cfg.AllowPeers, ",")
+	}
+	log.Info("turn relay listening", "addr", pc.LocalAddr().String(), "url", url, "peers", policy)
+	return &turnRelay{server: srv, addr: pc.LocalAddr(), urls: []string{url}}, nil
+}
+
+func (t *turnRelay) Close() error {
+	if err := t.server.Close(); err != nil {
+		return fmt.Errorf("rendezvous: close turn: %w", err)
+	}
+	return nil
+}
+
+// loadOrCreateSecret returns the TURN secret from DataDir/turn-secret,
+// creating it (32 random bytes, mode 0600, written atomically) on first start.
+func loadOrCreateSecret(dir string) (string, error) {
+	path := filepath.Join(dir, "turn-secret")
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		s := strings.TrimSpace(string(raw))
+		if len(s) < 16 {
+			return "", fmt.Errorf("rendezvous: turn secret in %s is too short", path)
+		}
+		return s, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("rendezvous: read turn secret: %w", err)
+	}
+	var b [32]byte
+	rand.Read(b[:])
+	s := base64.RawURLEncoding.EncodeToString(b[:])
+	if err := writeFileAtomic(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("rendezvous: write turn secret: %w", err)
+	}
+	return s, nil
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// iceServers returns fresh credentials for one side of one call.
+func (s *Server) iceServers(callID string) []protocol.ICEServer {
+	if s.turn == nil {
+		return nil
+	}
+	user, cred := TURNCredentials(s.turnSecret, callID, s.now().Add(s.cfg.TURN.CredentialTTL))
+	return []protocol.ICEServer{{URLs: s.turn.urls, Username: user, Credential: cred}}
+}
+
+// pionLogger bridges pion's leveled logger to slog. pion's Info is chatty
+// (per allocation), so it goes to Debug.
+type pionLogger struct{ log *slog.Logger }
+
+func (p pionLogger) NewLogger(scope string) logging.LeveledLogger {
+	return pionScoped{p.log.With("pion", scope)}
+}
+
+type pionScoped struct{ log *slog.Logger }
+
+func (p pionScoped) logf(level slog.Level, format string, a ...any) {
+	if p.log.Enabled(context.Background(), level) {
+		p.log.Log(context.Background(), level, fmt.Sprintf(format, a...))
+	}
+}
+
+func (p pionScoped) Trace(msg string)               { p.logf(slog.LevelDebug, "%s", msg) }
+func (p pionScoped) Tracef(format string, a ...any) { p.logf(slog.LevelDebug, format, a...) }
+func (p pionScoped) Debug(msg string)               { p.logf(slog.LevelDebug, "%s", msg) }
+func (p pionScoped) Debugf(format string, a ...any) { p.logf(slog.LevelDebug, format, a...) }
+func (p pionScoped) Info(msg string)                { p.logf(slog.LevelDebug, "%s", msg) }
+func (p pionScoped) Infof(format string, a ...any)  { p.logf(slog.LevelDebug, format, a...) }
+func (p pionScoped) Warn(msg string)                { p.logf(slog.LevelWarn, "%s", msg) }
+func (p pionScoped) Warnf(format string, a ...any)  { p.logf(slog.LevelWarn, format, a...) }
+func (p pionScoped) Error(msg string)               { p.logf(slog.LevelError, "%s", msg) }
+func (p pionScoped) Errorf(format string, a ...any) { p.logf(slog.LevelError, format, a...) }

@@ -1,0 +1,134 @@
+package rendezvous
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// The permission policy is tested as a function: these addresses must never
+// receive test traffic.
+func TestPeerPolicy(t *testing.T) {
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	tests := []struct {
+		ip    string
+		allow []netip.Prefix
+		want  bool
+	}{
+		{"10.0.0.1", nil, false},
+		{"172.16.5.4", nil, false},
+		{"192.168.1.1", nil, false},
+		{"100.64.0.1", nil, false},
+		{"169.254.1.1", nil, false},
+		{"127.0.0.1", nil, false},
+		{"0.0.0.0", nil, false},
+		{"224.0.0.1", nil, false},
+		{"255.255.255.255", nil, false},
+		{"::1", nil, false},
+		{"::", nil, false},
+		{"fe80::1", nil, false},
+		{"fd00::1", nil, false},
+		{"ff02::1", nil, false},
+		{"::ffff:10.0.0.1", nil, false},
+		{"::ffff:127.0.0.1", nil, false},
+		{"8.8.8.8", nil, true},
+		{"2001:4860:4860::8888", nil, true},
+		{"127.0.0.1", loopback, true},
+		{"::ffff:127.0.0.1", loopback, true},
+		{"8.8.8.8", loopback, false}, // an allow list is exhaustive
+		{"10.0.0.1", loopback, false},
+	}
+	for _, tc := range tests {
+		got := permissionHandler(tc.allow, discardLog())(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, net.ParseIP(tc.ip))
+		if got != tc.want {
+			t.Errorf("peer %s with allow=%v: allowed=%v, want %v", tc.ip, tc.allow, got, tc.want)
+		}
+	}
+}
+
+func TestTURNAuthHandler(t *testing.T) {
+	const secret = "0123456789abcdef0123"
+	now := time.Unix(1_800_000_000, 0)
+	auth := turnAuthHandler(secret, 10*time.Minute, func() time.Time { return now }, discardLog())
+	src := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+	good, _ := TURNCredentials(secret, "call", now.Add(10*time.Minute))
+	tests := []struct {
+		name, user string
+		ok         bool
+	}{
+		{"fresh", good, true},
+		{"expired", mustUser(secret, now.Add(-time.Second)), false},
+		{"too far ahead", mustUser(secret, now.Add(2*time.Hour)), false},
+		{"no user part", "1800000600", false},
+		{"not a number", "soon:call", false},
+		{"empty", "", false},
+	}
+	for _, tc := range tests {
+		_, ok := auth(tc.user, "tuanju", src)
+		if ok != tc.ok {
+			t.Errorf("%s (%q): ok=%v, want %v", tc.name, tc.user, ok, tc.ok)
+		}
+	}
+}
+
+func mustUser(secret string, exp time.Time) string {
+	u, _ := TURNCredentials(secret, "call", exp)
+	return u
+}
+
+func TestOutcome(t *testing.T) {
+	tests := []struct {
+		fromTerminal, answered, byCaller bool
+		reason, want                     string
+	}{
+		{true, false, true, "cancel", "missed"},
+		{true, false, true, "peer_left", "missed"},
+		{true, false, false, "peer_left", "missed"},
+		{true, false, false, "decline", "declined"},
+		{true, false, false, "busy", "declined"},
+		{false, false, true, "cancel", "cancelled"},
+		{false, false, false, "decline", "declined"},
+		{false, false, false, "no_answer", "missed"},
+		{true, true, true, "hangup", "answered"},
+		{false, true, false, "peer_left", "answered"},
+		{true, true, false, "failed", "failed"},
+		{true, false, true, "failed", "failed"},
+	}
+	for _, tc := range tests {
+		c := &call{fromTerminal: tc.fromTerminal, answered: tc.answered}
+		if got := outcome(c, tc.reason, tc.byCaller); got != tc.want {
+			t.Errorf("outcome(fromTerminal=%v answered=%v byCaller=%v %s) = %s, want %s",
+				tc.fromTerminal, tc.answered, tc.byCaller, tc.reason, got, tc.want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*Config)
+		ok   bool
+	}{
+		{"default", func(*Config) {}, true},
+		{"demo allow list on loopback", func(c *Config) { c.TURN.AllowPeers = []string{"127.0.0.0/8"} }, true},
+		{"loopback peers on a public relay", func(c *Config) {
+			c.TURN.PublicIP = "203.0.113.7"
+			c.TURN.AllowPeers = []string{"127.0.0.0/8"}
+		}, false},
+		{"bad cidr", func(c *Config) { c.TURN.AllowPeers = []string{"ten"} }, false},
+		{"bad policy", func(c *Config) { c.ICETransportPolicy = "some" }, false},
+		{"relay without turn", func(c *Config) { c.ICETransportPolicy = "relay"; c.TURN.Listen = "" }, false},
+		{"short secret", func(c *Config) { c.TURN.Secret = "password" }, false},
+		{"no data dir", func(c *Config) { c.DataDir = "" }, false},
+		{"bad public url", func(c *Config) { c.PublicURL = "example.org" }, false},
+		{"zero rate", func(c *Config) { c.PairRequestsPerMinutePerIP = 0 }, false},
+	}
+	for _, tc := range tests {
+		c := DefaultConfig()
+		tc.mod(&c)
+		if err := c.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%s: Validate() = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}

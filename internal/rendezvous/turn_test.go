@@ -1,0 +1,139 @@
+package rendezvous_test
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/turn/v4"
+	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/internal/rendezvous"
+	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+)
+
+// turnAllocate allocates a relay on the server's TURN port with the given
+// credentials, using pion's client over loopback.
+func turnAllocate(t *testing.T, server, user, cred, realm string) (net.PacketConn, error) {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := turn.NewClient(&turn.ClientConfig{
+		STUNServerAddr: server, TURNServerAddr: server, Username: user, Password: cred, Realm: realm,
+		Conn: conn, RTO: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); conn.Close() })
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	return c.Allocate()
+}
+
+// turnServerAddr extracts host:port from turn:host:port?transport=udp.
+func turnServerAddr(t *testing.T, u string) string {
+	t.Helper()
+	addr, _, _ := strings.Cut(strings.TrimPrefix(u, "turn:"), "?")
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		t.Fatalf("TURN URL %q: %v", u, err)
+	}
+	return addr
+}
+
+func TestTURNWithHandedOutCredentials(t *testing.T) {
+	ctx := testCtx(t)
+	srv := rt.NewServer(t, nil)
+	f := newFamily(t, ctx, srv)
+	id := protocol.NewID()
+	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}))
+	ice := try(f.terminal.Expect(ctx, protocol.TypeRinging)).must(t).ICEServers[0]
+	addr := turnServerAddr(t, ice.URLs[0])
+
+	relay, err := turnAllocate(t, addr, ice.Username, ice.Credential, srv.Config.TURN.Realm)
+	if err != nil {
+		t.Fatalf("allocate with handed-out credentials: %v", err)
+	}
+	defer relay.Close()
+	// Relay a datagram to a loopback peer (allowed by the test allow list)
+	// and back: proves the allocation and the permission both work.
+	peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	check(t, err)
+	defer peer.Close()
+	if _, err := relay.WriteTo([]byte("hello"), peer.LocalAddr()); err != nil {
+		t.Fatalf("send through relay: %v", err)
+	}
+	buf := make([]byte, 64)
+	peer.SetReadDeadline(time.Now().Add(rt.Timeout))
+	n, from, err := peer.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("peer got %q, %v", buf[:n], err)
+	}
+	if from.(*net.UDPAddr).IP.String() != "127.0.0.1" {
+		t.Fatalf("relayed from %v, want the relay's public IP 127.0.0.1", from)
+	}
+
+	for _, tc := range []struct{ name, user, cred string }{
+		{"wrong credential", ice.Username, "AAAAAAAAAAAAAAAAAAAAAAAAAAA="},
+		{"expired", "", ""},
+		{"other secret", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			user, cred := tc.user, tc.cred
+			switch tc.name {
+			case "expired":
+				user, cred = rendezvous.TURNCredentials(srv.Config.TURN.Secret, id, time.Now().Add(-time.Minute))
+			case "other secret":
+				user, cred = rendezvous.TURNCredentials("another-secret-0123456789", id, time.Now().Add(time.Minute))
+			}
+			if c, err := turnAllocate(t, addr, user, cred, srv.Config.TURN.Realm); err == nil {
+				c.Close()
+				t.Fatal("allocation succeeded")
+			}
+		})
+	}
+}
+
+// Under the production policy the relay refuses a loopback peer: the
+// permission request goes to our loopback TURN port only.
+func TestTURNProductionPolicyRefusesLoopback(t *testing.T) {
+	srv := rt.NewServer(t, func(c *rendezvous.Config) { c.TURN.AllowPeers = nil })
+	user, cred := rendezvous.TURNCredentials(srv.Config.TURN.Secret, protocol.NewID(), time.Now().Add(time.Minute))
+	relay, err := turnAllocate(t, srv.TURNAddr().String(), user, cred, srv.Config.TURN.Realm)
+	if err != nil {
+		t.Fatalf("allocate: %v", err)
+	}
+	defer relay.Close()
+	peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	check(t, err)
+	defer peer.Close()
+	if _, err := relay.WriteTo([]byte("hello"), peer.LocalAddr()); err == nil {
+		t.Fatal("relay to 127.0.0.1 was permitted under the production policy")
+	}
+}
+
+func TestTURNSecretGeneratedAndKept(t *testing.T) {
+	dir := t.TempDir()
+	srv := rt.NewServer(t, func(c *rendezvous.Config) { c.DataDir = dir; c.TURN.Secret = "" })
+	check(t, srv.Close())
+	path := filepath.Join(dir, "turn-secret")
+	st, err := os.Stat(path)
+	check(t, err)
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("turn-secret mode %v, want 0600", st.Mode().Perm())
+	}
+	first := try(os.ReadFile(path)).must(t)
+	if len(strings.TrimSpace(string(first))) < 32 {
+		t.Fatalf("generated secret is only %d characters", len(first))
+	}
+	srv2 := rt.NewServer(t, func(c *rendezvous.Config) { c.DataDir = dir; c.TURN.Secret = "" })
+	check(t, srv2.Close())
+	if second := try(os.ReadFile(path)).must(t); string(second) != string(first) {
+		t.Fatal("the TURN secret changed across restarts")
+	}
+}
