@@ -232,6 +232,18 @@ func (c *Call) addCandidate(cand protocol.Candidate) {
 // Connected is closed when media connects.
 func (c *Call) Connected() <-chan struct{} { return c.connected }
 
+// WireBytes counts the SRTP/SRTCP/DTLS bytes the call's transport received
+// and sent: what the parent's data plan pays for, less UDP/IP headers.
+func (c *Call) WireBytes() (received, sent uint64) {
+	for _, s := range c.pc.GetStats() {
+		if t, ok := s.(webrtc.TransportStats); ok {
+			received += t.BytesReceived
+			sent += t.BytesSent
+		}
+	}
+	return received, sent
+}
+
 // Stats are what the phone received from the terminal.
 func (c *Call) Stats() media.Stats { return c.Receiver.Stats() }
 

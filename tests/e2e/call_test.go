@@ -230,7 +230,7 @@ func TestSecondParentCannotPair(t *testing.T) {
 func TestReconnectsAfterNetworkLoss(t *testing.T) {
 	srvRig := newRig(t, nil)
 	proxy := newProxy(t, srvRig.srv.URL)
-	r := startTerminal(t, srvRig.ctx, srvRig.srv, proxy.wsURL(), t.TempDir()+"/t2.db")
+	r := startTerminal(t, srvRig.ctx, srvRig.srv, proxy.wsURL(), t.TempDir()+"/t2.db", media.LowData)
 	proxy.cut()
 	r.waitPattern(device.Offline, "terminal shows offline when the link is cut")
 	proxy.restore()

@@ -41,20 +41,28 @@ type rig struct {
 }
 
 func testLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if _, bench := t.(*testing.B); bench {
+		level = slog.LevelWarn // keep benchmark output readable
+	}
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}))
 }
 
 // newRig starts a rendezvous server and one terminal on the simulated board,
 // connected but not paired.
 func newRig(t testing.TB, configure func(*rendezvous.Config)) *rig {
+	return newRigProfile(t, configure, media.LowData)
+}
+
+func newRigProfile(t testing.TB, configure func(*rendezvous.Config), p media.Profile) *rig {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	srv := rendezvoustest.NewServer(t, configure)
-	return startTerminal(t, ctx, srv, srv.WSURL, filepath.Join(t.TempDir(), "terminal.db"))
+	return startTerminal(t, ctx, srv, srv.WSURL, filepath.Join(t.TempDir(), "terminal.db"), p)
 }
 
-func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, wsURL, statePath string) *rig {
+func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, wsURL, statePath string, p media.Profile) *rig {
 	t.Helper()
 	log := testLog(t)
 	store, err := terminalstore.Open(statePath)
@@ -67,7 +75,7 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 	}
 	term, err := terminal.New(terminal.Config{
 		ServerURL: wsURL, PublicURL: srv.URL,
-		Capture: media.CaptureConfig{Profile: media.LowData, Camera: media.SourceSynthetic,
+		Capture: media.CaptureConfig{Profile: p, Camera: media.SourceSynthetic,
 			Microphone: media.SourceSynthetic, Log: log},
 		LoopbackOnly: true, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
 		Version: "e2e",

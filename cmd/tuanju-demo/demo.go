@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tuanju/tuanju/internal/parent"
+	"github.com/tuanju/tuanju/internal/terminal"
+)
+
+type options struct {
+	bin, data string
+	listen    string // rendezvous HTTP
+	turn      string // rendezvous TURN (UDP)
+	panel     string // simulated board's device panel
+	profile   string
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("tuanju-demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.bin, "bin", "bin", "directory holding the rendezvous and terminald binaries")
+	fs.StringVar(&o.data, "data", ".demo", "directory for the demo's state (kept between runs)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "rendezvous server address")
+	fs.StringVar(&o.turn, "turn", "127.0.0.1:3478", "TURN relay address (UDP)")
+	fs.StringVar(&o.panel, "panel", "127.0.0.1:8081", "device panel address")
+	fs.StringVar(&o.profile, "profile", "low-data", "media profile: low-data or audio-only")
+	return o, fs.Parse(args)
+}
+
+// demo starts both processes, pairs them (once; the credentials are kept in
+// the data directory), prints the URLs and waits for Ctrl-C.
+func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	if err := os.MkdirAll(o.data, 0o700); err != nil {
+		return err
+	}
+	base := "http://" + o.listen
+	ws := "ws://" + o.listen + "/ws"
+	logs, err := os.Create(filepath.Join(o.data, "demo.log"))
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+
+	rv, err := start(ctx, filepath.Join(o.bin, "rendezvous"), logs,
+		"-listen", o.listen, "-data", filepath.Join(o.data, "rendezvous"), "-public-url", base,
+		"-turn-listen", o.turn, "-turn-public-ip", strings.Split(o.turn, ":")[0], "-turn-allow-peers", "127.0.0.0/8")
+	if err != nil {
+		return err
+	}
+	defer stopProc(rv, stderr)
+	if err := waitHTTP(ctx, base+"/healthz"); err != nil {
+		return fmt.Errorf("rendezvous server did not come up (see %s): %w", logs.Name(), err)
+	}
+
+	td, err := start(ctx, filepath.Join(o.bin, "terminald"), logs,
+		"-server", ws, "-public-url", base, "-state", filepath.Join(o.data, "terminal.db"),
+		"-board", "sim", "-panel", o.panel, "-camera", "synthetic", "-mic", "synthetic",
+		"-profile", o.profile, "-loopback-only", "-log-format", "text")
+	if err != nil {
+		return err
+	}
+	defer stopProc(td, stderr)
+	panel := "http://" + o.panel
+	st, err := waitTerminal(ctx, panel)
+	if err != nil {
+		return fmt.Errorf("terminal did not come up (see %s): %w", logs.Name(), err)
+	}
+
+	cred, err := credentials(ctx, o, ws, panel, st)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, `
+Tuanju is running on this machine (logs: %s).
+
+  The child's terminal (device panel): %s/
+      press the big button to call; hold it 2 s to hang up.
+
+  The parent's phone (open in Chrome):  %s/#%s
+      you can ring the terminal from there, and answer its calls.
+
+Press Ctrl-C to stop.
+`, logs.Name(), panel, base, loginFragment(cred))
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "\nstopping…")
+	return nil
+}
+
+// loginFragment hands the demo's parent credentials to the page in the URL
+// fragment (never sent to the server), as the pairing link does its secret.
+func loginFragment(c parent.Credentials) string {
+	v := url.Values{}
+	v.Set("parent", c.ParentID)
+	v.Set("token", c.Token)
+	v.Set("device", c.DeviceID)
+	return v.Encode()
+}
+
+// credentials pairs the demo terminal with a demo parent, the way a parent
+// would: open the pairing link, then press the terminal's button when its
+// lights ask. A terminal paired on an earlier run keeps its parent.
+func credentials(ctx context.Context, o options, ws, panel string, st terminal.Status) (parent.Credentials, error) {
+	path := filepath.Join(o.data, "parent.json")
+	var cred parent.Credentials
+	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &cred) == nil && st.Paired && cred.ParentID == st.ParentID {
+		return cred, nil
+	}
+	if st.Paired {
+		return cred, fmt.Errorf("the demo terminal is paired with a parent this demo does not know; remove %s to start afresh", o.data)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cred, err := parent.Pair(pctx, ws, st.PairingURL, func(ctx context.Context) error { return pressWhenPairing(ctx, panel) })
+	if err != nil {
+		return cred, fmt.Errorf("pairing the demo: %w", err)
+	}
+	b, _ := json.Marshal(cred)
+	return cred, os.WriteFile(path, b, 0o600)
+}
+
+func pressWhenPairing(ctx context.Context, panel string) error {
+	for {
+		var s struct{ Pattern string }
+		if err := getJSON(ctx, panel+"/api/state", &s); err == nil && s.Pattern == "pairing" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, panel+"/api/button/press", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("press: %s", resp.Status)
+	}
+	return nil
+}
+
+func start(ctx context.Context, path string, logs io.Writer, args ...string) (*exec.Cmd, error) {
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s (run `make build` first): %w", path, err)
+	}
+	return cmd, nil
+}
+
+// stopProc asks a child to stop and kills it if it does not within 5 s.
+func stopProc(cmd *exec.Cmd, stderr io.Writer) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		fmt.Fprintf(stderr, "%s did not stop; killing it\n", filepath.Base(cmd.Path))
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+func getJSON(ctx context.Context, u string, v any) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", u, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func waitHTTP(ctx context.Context, u string) error {
+	return poll(ctx, func(ctx context.Context) error {
+		var v any
+		err := getJSON(ctx, u, &v)
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			return nil // up, just not JSON
+		}
+		return err
+	})
+}
+
+// waitTerminal waits until the terminal is connected to the server.
+func waitTerminal(ctx context.Context, panel string) (terminal.Status, error) {
+	var st terminal.Status
+	err := poll(ctx, func(ctx context.Context) error {
+		if err := getJSON(ctx, panel+"/api/terminal", &st); err != nil {
+			return err
+		}
+		if !st.Online {
+			return errors.New("terminal not yet online")
+		}
+		return nil
+	})
+	return st, err
+}
+
+func poll(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for {
+		err := f(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

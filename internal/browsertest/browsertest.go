@@ -1,0 +1,180 @@
+// Package browsertest starts Debian's headless Chromium as the parent's phone
+// for end-to-end tests, with fake camera and microphone and no permission
+// prompts, and reads the parent app's test hooks (window.tuanju).
+package browsertest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// DefaultPath is where Debian's chromium package installs the real binary
+// (/usr/bin/chromium is a shell wrapper).
+const DefaultPath = "/usr/lib/chromium/chromium"
+
+// Flags are the Chromium switches every test browser gets: headless, no
+// network chatter of its own, fake media devices that need no prompt, sound
+// that may start without a tap, and loopback ICE candidates (the tests' only
+// network).
+var Flags = []string{
+	"headless",
+	"no-sandbox",
+	"disable-gpu",
+	"disable-quic",
+	"no-first-run",
+	"disable-background-networking",
+	"disable-component-update",
+	"disable-sync",
+	"use-fake-device-for-media-stream",
+	"use-fake-ui-for-media-stream",
+	"allow-loopback-in-peer-connection",
+	// Keep timers and media running although no window is ever shown.
+	"disable-background-timer-throttling",
+	"disable-renderer-backgrounding",
+	"disable-backgrounding-occluded-windows",
+	"disable-dev-shm-usage",
+}
+
+// Path returns the Chromium binary to use: $CHROMIUM, else DefaultPath. It
+// returns "" when that file does not exist.
+func Path() string {
+	p := os.Getenv("CHROMIUM")
+	if p == "" {
+		p = DefaultPath
+	}
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
+// Launch starts a fresh Chromium (its own profile in t.TempDir()) and returns
+// a chromedp context for one tab. The page's console errors, warnings and
+// uncaught exceptions go to t.Logf. The browser stops when cancel is called
+// or the test ends.
+//
+// Without Chromium the test is skipped, unless TUANJU_REQUIRE_BROWSER=1, which
+// CI sets so that a missing browser fails instead of passing silently.
+func Launch(ctx context.Context, t testing.TB) (context.Context, context.CancelFunc) {
+	t.Helper()
+	bin := Path()
+	if bin == "" {
+		msg := fmt.Sprintf("browsertest: no Chromium at %s (set CHROMIUM to its path)", DefaultPath)
+		if os.Getenv("TUANJU_REQUIRE_BROWSER") == "1" {
+			t.Fatal(msg + "; TUANJU_REQUIRE_BROWSER=1 requires one")
+		}
+		t.Skip(msg)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(bin),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+		chromedp.WindowSize(390, 844),
+	}
+	for _, f := range Flags {
+		opts = append(opts, chromedp.Flag(f, true))
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
+
+	// Start the browser now, so that a broken Chromium fails here and
+	// clearly, not in the first action of the test.
+	if err := chromedp.Do(tabCtx); err != nil {
+		cancelTab()
+		cancelAlloc()
+		t.Fatalf("browsertest: start %s: %v", bin, err)
+	}
+
+	var mu sync.Mutex
+	done := false
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			t.Logf(format, args...)
+		}
+	}
+	messages := chromedp.Console(tabCtx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			switch m.Type {
+			case chromedp.ConsoleError, chromedp.ConsoleWarning, chromedp.ConsoleException:
+				logf("browser %s: %s", m.Type, m.Text)
+			}
+		}
+	}()
+
+	var once sync.Once
+	cancel := func() {
+		once.Do(func() {
+			mu.Lock()
+			done = true
+			mu.Unlock()
+			cancelTab()
+			cancelAlloc()
+		})
+	}
+	t.Cleanup(cancel)
+	return tabCtx, cancel
+}
+
+// WaitState waits until the app's body has data-state=state (see app.js).
+func WaitState(ctx context.Context, state string) error {
+	if err := chromedp.Do(ctx, chromedp.WaitReady(chromedp.CSS(fmt.Sprintf(`body[data-state=%q]`, state)))); err != nil {
+		got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.dataset.state : ""`))
+		return fmt.Errorf("browsertest: wait for state %q (now %q): %w", state, got, err)
+	}
+	return nil
+}
+
+// WaitStateFor is WaitState with a timeout.
+func WaitStateFor(ctx context.Context, state string, d time.Duration) error {
+	tctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	err := WaitState(tctx, state)
+	if err != nil && ctx.Err() == nil {
+		got, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.dataset.state : ""`))
+		return fmt.Errorf("browsertest: state %q not reached in %v (now %q)", state, d, got)
+	}
+	return err
+}
+
+// CallStats is window.tuanju.stats(): what the page's RTCPeerConnection has
+// received and sent in the current (or last) call.
+type CallStats struct {
+	Video struct {
+		FramesDecoded    int64 `json:"framesDecoded"`
+		BytesReceived    int64 `json:"bytesReceived"`
+		KeyFramesDecoded int64 `json:"keyFramesDecoded"`
+		FrameWidth       int64 `json:"frameWidth"`
+		FrameHeight      int64 `json:"frameHeight"`
+	} `json:"video"`
+	Audio struct {
+		BytesReceived        int64 `json:"bytesReceived"`
+		TotalSamplesReceived int64 `json:"totalSamplesReceived"`
+	} `json:"audio"`
+	Outbound struct {
+		VideoBytesSent int64 `json:"videoBytesSent"`
+		AudioBytesSent int64 `json:"audioBytesSent"`
+	} `json:"outbound"`
+	// DataBytes estimates what the call cost on the phone's data plan.
+	DataBytes int64 `json:"dataBytes"`
+}
+
+// Stats evaluates window.tuanju.stats() in the page.
+func Stats(ctx context.Context) (CallStats, error) {
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[CallStats](`window.tuanju.stats()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		return CallStats{}, fmt.Errorf("browsertest: stats: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,210 @@
+package webapp_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/internal/webapp"
+)
+
+// fakeRendezvous is a scripted stand-in for the rendezvous server's /ws: it
+// sends the challenge, then hands each authenticated-looking socket to the
+// test, which plays the server's part message by message. Everything the page
+// sends goes through protocol.Decode, the real server's strict validator, and
+// a message it rejects fails the test.
+type fakeRendezvous struct {
+	t     *testing.T
+	URL   string
+	conns chan *pageConn
+
+	mu    sync.Mutex
+	live  []*websocket.Conn
+	wg    sync.WaitGroup
+	ended bool
+}
+
+// pageConn is one WebSocket the page opened.
+type pageConn struct {
+	t     *testing.T
+	ws    *websocket.Conn
+	hello protocol.Message
+	msgs  chan protocol.Message
+}
+
+func newFakeRendezvous(t *testing.T) *fakeRendezvous {
+	t.Helper()
+	f := &fakeRendezvous{t: t, conns: make(chan *pageConn, 16)}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", f)
+	mux.Handle("/", webapp.Handler())
+	srv := httptest.NewServer(mux) // listens on 127.0.0.1
+	f.URL = srv.URL
+	t.Cleanup(func() {
+		f.mu.Lock()
+		f.ended = true
+		for _, c := range f.live {
+			c.CloseNow()
+		}
+		f.mu.Unlock()
+		f.wg.Wait()
+		srv.Close()
+	})
+	return f
+}
+
+func (f *fakeRendezvous) errorf(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.ended {
+		f.t.Errorf(format, args...)
+	}
+}
+
+func (f *fakeRendezvous) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{protocol.Subprotocol}})
+	if err != nil {
+		f.errorf("fake rendezvous: accept: %v", err)
+		return
+	}
+	f.mu.Lock()
+	if f.ended {
+		f.mu.Unlock()
+		ws.CloseNow()
+		return
+	}
+	f.live = append(f.live, ws)
+	f.wg.Add(1)
+	f.mu.Unlock()
+	defer f.wg.Done()
+	defer ws.CloseNow()
+
+	if ws.Subprotocol() != protocol.Subprotocol {
+		f.errorf("fake rendezvous: page did not offer subprotocol %q", protocol.Subprotocol)
+		return
+	}
+	ctx := context.Background()
+	pc := &pageConn{t: f.t, ws: ws, msgs: make(chan protocol.Message, 256)}
+	pc.send(protocol.Message{Type: protocol.TypeChallenge, Nonce: protocol.NewNonce(), ServerTime: time.Now().UTC()})
+	hello, ok := f.read(ctx, ws)
+	if !ok {
+		return
+	}
+	if hello.Type != protocol.TypeHello {
+		f.errorf("fake rendezvous: first message is %q, want hello", hello.Type)
+		return
+	}
+	pc.hello = hello
+	f.conns <- pc
+	for {
+		m, ok := f.read(ctx, ws)
+		if !ok {
+			close(pc.msgs)
+			return
+		}
+		pc.msgs <- m
+	}
+}
+
+// read returns the next message, decoded strictly. A message the real
+// validator rejects is a test failure.
+func (f *fakeRendezvous) read(ctx context.Context, ws *websocket.Conn) (protocol.Message, bool) {
+	typ, data, err := ws.Read(ctx)
+	if err != nil {
+		return protocol.Message{}, false
+	}
+	if typ != websocket.MessageText {
+		f.errorf("fake rendezvous: page sent a binary message")
+		return protocol.Message{}, false
+	}
+	m, err := protocol.Decode(data)
+	if err != nil {
+		f.errorf("fake rendezvous: page sent a message the server would reject: %s: %v", data, err)
+		return protocol.Message{}, false
+	}
+	return m, true
+}
+
+// accept waits for the page's next socket.
+func (f *fakeRendezvous) accept(t *testing.T) *pageConn {
+	t.Helper()
+	select {
+	case c := <-f.conns:
+		return c
+	case <-time.After(15 * time.Second):
+		t.Fatal("fake rendezvous: the page did not connect and say hello")
+		return nil
+	}
+}
+
+// send encodes with protocol.Encode, so the fake never sends what the real
+// server could not.
+func (c *pageConn) send(m protocol.Message) {
+	c.t.Helper()
+	b, err := protocol.Encode(m)
+	if err != nil {
+		c.t.Errorf("fake rendezvous: encode %s: %v", m.Type, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		c.t.Errorf("fake rendezvous: send %s: %v", m.Type, err)
+	}
+}
+
+// expect returns the page's next message and fails unless it has type typ.
+func (c *pageConn) expect(typ string) protocol.Message {
+	c.t.Helper()
+	select {
+	case m, ok := <-c.msgs:
+		if !ok {
+			c.t.Fatalf("fake rendezvous: socket closed while waiting for %s", typ)
+		}
+		if m.Type != typ {
+			c.t.Fatalf("fake rendezvous: page sent %s (%+v), want %s", m.Type, m, typ)
+		}
+		return m
+	case <-time.After(15 * time.Second):
+		c.t.Fatalf("fake rendezvous: no %s from the page", typ)
+	}
+	return protocol.Message{}
+}
+
+// quiet fails if the page sends anything within d.
+func (c *pageConn) quiet(d time.Duration) {
+	c.t.Helper()
+	select {
+	case m, ok := <-c.msgs:
+		if ok {
+			c.t.Fatalf("fake rendezvous: unexpected %s from the page: %+v", m.Type, m)
+		}
+	case <-time.After(d):
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// expect2 is expect for a message of either type.
+func (c *pageConn) expect2(a, b string) protocol.Message {
+	c.t.Helper()
+	select {
+	case m, ok := <-c.msgs:
+		if !ok {
+			c.t.Fatalf("fake rendezvous: socket closed while waiting for %s", a)
+		}
+		if m.Type != a && m.Type != b {
+			c.t.Fatalf("fake rendezvous: page sent %s (%+v), want %s or %s", m.Type, m, a, b)
+		}
+		return m
+	case <-time.After(15 * time.Second):
+		c.t.Fatalf("fake rendezvous: no %s from the page", a)
+	}
+	return protocol.Message{}
+}

@@ -1,0 +1,597 @@
+// Tuanju parent app: pairing, home (presence + call log), incoming and
+// outgoing ringing, and the video call. One state at a time, mirrored on
+// <body data-state> so style.css shows one screen and tests can wait on it.
+//
+// Test hooks (window.tuanju), read-only for tests:
+//   state      "pairing" | "home" | "incoming" | "outgoing" | "call" | "ended"
+//   online     the child's terminal is online (presence)
+//   connected  this page's socket is authenticated
+//   lastError  the last error code shown to the parent (protocol codes such as
+//              "already_paired", or page codes "bad_accept_proof",
+//              "bad_link", "insecure_context", "no_answer", "ice_failed")
+//   stats()    resolves to a summary of the call's getStats (see call.js
+//              emptyStats): {video:{framesDecoded, bytesReceived,
+//              keyFramesDecoded, frameWidth, frameHeight}, audio:{bytesReceived,
+//              totalSamplesReceived}, outbound:{videoBytesSent, audioBytesSent}, …}
+
+import { Signal } from './signal.js';
+import { parseLink, secureCryptoAvailable, importSecret, requestProof, verifyAcceptProof } from './pairing.js';
+import { Call, localMedia, emptyStats } from './call.js';
+import * as ringer from './ringer.js';
+import { newID, validID, randomB64url, when, dataUsed } from './util.js';
+
+const RING_TIMEOUT_MS = 45000; // the caller gives up (hangup no_answer)
+const CONNECT_TIMEOUT_MS = 30000; // accepted but media never flowed
+const ENDED_SCREEN_MS = 3500;
+const CRED_KEY = 'tuanju.credential';
+
+const $ = (id) => document.getElementById(id);
+
+const hooks = {
+  state: 'pairing',
+  online: false,
+  connected: false,
+  lastError: null,
+  stats: async () => (cur && cur.rtc ? cur.rtc.stats() : lastStats || emptyStats()),
+};
+window.tuanju = hooks;
+
+let signal = null;
+let cur = null; // the call in progress: {id, dir: 'in'|'out', ice, policy, rtc, timers}
+let lastStats = null;
+let endedTimer = null;
+
+function setState(s) {
+  hooks.state = s;
+  document.body.dataset.state = s;
+}
+
+function fail(code) {
+  hooks.lastError = code;
+}
+
+// zh wraps Chinese text so it is styled and announced as Chinese.
+function bilingual(el, en, zh) {
+  el.textContent = en + ' ';
+  if (zh) {
+    const span = document.createElement('span');
+    span.lang = 'zh';
+    span.textContent = zh;
+    el.append(span);
+  }
+}
+
+function show(el, on) {
+  el.hidden = !on;
+}
+
+// ---------------------------------------------------------------- pairing
+
+const pairErrors = {
+  already_paired: ['This terminal is already paired with another phone. Ask the technician to reset it.', '该终端已与另一部手机配对。请联系技术人员重置。'],
+  device_offline: ["The child's terminal is not online. Check that it is switched on and connected to the internet, then try again.", '孩子的终端不在线。请确认终端已开机并联网，然后重试。'],
+  unknown_device: ['The server does not know this terminal. Check that you scanned the label on the right terminal, or ask the technician.', '服务器找不到这个终端。请确认扫描了正确的标签，或联系技术人员。'],
+  rate_limited: ['Too many tries. Please wait one minute, then try again.', '尝试次数太多。请等一分钟后再试。'],
+  bad_accept_proof: ['The confirmation did not come from your terminal, so this phone was NOT paired. Try again; if it keeps happening, tell the technician.', '确认信息不是来自您的终端，手机未配对。请重试；如果一直这样，请联系技术人员。'],
+  bad_link: ['This pairing link is damaged. Scan the QR label on the terminal again.', '配对链接不完整。请重新扫描终端上的二维码。'],
+  insecure_context: ['This page was not opened over a secure (https://) connection, so the phone cannot do the pairing safely. Open the link from the QR label exactly as printed.', '此页面没有通过安全连接（https://）打开，无法安全配对。请按二维码上的链接打开。'],
+  internal: ['The server had a problem. Please try again in a few minutes.', '服务器出错。请过几分钟再试。'],
+  auth_failed: ['This phone is no longer paired with the terminal. Scan the QR label on the terminal to pair again.', '这部手机已不再与终端配对。请重新扫描终端上的二维码。'],
+};
+
+const rejectReasons = {
+  timeout: ['The button on the terminal was not pressed within one minute. Try again, then press the big button.', '一分钟内没有按终端上的按钮。请重试并按大按钮。'],
+  declined: ['Pairing was cancelled on the terminal (the button was held down). Try again and give the button a short press.', '终端上取消了配对（按住了按钮）。请重试，并短按按钮。'],
+  bad_secret: ['The terminal did not accept this link. Scan the QR label on the terminal again.', '终端不接受此链接。请重新扫描终端上的二维码。'],
+};
+
+function pairError(code, reason) {
+  fail(code);
+  let text = pairErrors[code];
+  if (code === 'pair_rejected') {
+    text = rejectReasons[reason] || [`The terminal refused to pair (${reason || 'no reason'}). Try again.`, '终端拒绝配对。请重试。'];
+  }
+  if (!text) text = [`Something went wrong (${code}). Please try again.`, '出错了，请重试。'];
+  bilingual($('pair-error'), text[0], text[1]);
+  show($('pair-error'), true);
+  show($('pair-hint'), false);
+  show($('pair-retry'), code !== 'already_paired' && code !== 'bad_link' && code !== 'insecure_context');
+  bilingual($('pair-status'), 'Not paired.', '未配对。');
+}
+
+function showScanHelp() {
+  setState('pairing');
+  bilingual($('pair-status'), 'This phone is not paired yet.', '这部手机还没有配对。');
+  show($('pair-scan'), true);
+}
+
+async function startPairing(link) {
+  setState('pairing');
+  if (!secureCryptoAvailable()) {
+    pairError('insecure_context');
+    return;
+  }
+  const key = await importSecret(link.secret);
+  let nonce = null;
+  let halted = false;
+  let done = false;
+
+  const sendRequest = async () => {
+    halted = false;
+    nonce = randomB64url(32);
+    const proof = await requestProof(key, link.deviceId, nonce);
+    if (!signal.send({ type: 'pair_request', device_id: link.deviceId, nonce, proof })) return;
+    show($('pair-error'), false);
+    show($('pair-retry'), false);
+    bilingual($('pair-status'), 'Waiting for the terminal…', '正在等待终端…');
+    show($('pair-hint'), true);
+  };
+
+  const onMessage = async (m) => {
+    switch (m.type) {
+      case 'welcome':
+        if (!done && !halted) sendRequest();
+        break;
+      case 'error':
+        halted = true;
+        pairError(m.code, m.message);
+        break;
+      case 'paired': {
+        const ok = validID(m.parent_id) && typeof m.token === 'string' && m.token !== '' &&
+          m.device_id === link.deviceId && validID(m.pair_id) && nonce !== null &&
+          (await verifyAcceptProof(key, link.deviceId, nonce, m.pair_id, m.proof || ''));
+        if (!ok) {
+          halted = true;
+          pairError('bad_accept_proof');
+          return;
+        }
+        done = true;
+        const cred = { parent_id: m.parent_id, token: m.token, device_id: m.device_id };
+        localStorage.setItem(CRED_KEY, JSON.stringify(cred));
+        signal.stop();
+        history.replaceState(null, '', '/');
+        startParent(cred);
+        break;
+      }
+    }
+  };
+
+  $('pair-retry').onclick = () => {
+    if (signal.ready) sendRequest();
+    else halted = false; // the next welcome sends it
+  };
+  signal = newPairingSignal(onMessage);
+}
+
+function newPairingSignal(onMessage) {
+  const s = new Signal({
+    hello: () => ({ type: 'hello', role: 'pairing' }),
+    onMessage,
+    onStatus: (st) => {
+      hooks.connected = st === 'ready';
+      if (st === 'reconnecting') bilingual($('pair-status'), 'Reconnecting…', '正在重新连接…');
+      if (st === 'connecting') bilingual($('pair-status'), 'Connecting…', '正在连接…');
+    },
+  });
+  s.start();
+  return s;
+}
+
+// ---------------------------------------------------------------- home
+
+function loadCredential() {
+  try {
+    const c = JSON.parse(localStorage.getItem(CRED_KEY) || 'null');
+    if (c && validID(c.parent_id) && typeof c.token === 'string' && c.token) return c;
+  } catch {
+    // a damaged entry is the same as none
+  }
+  return null;
+}
+
+function startParent(cred) {
+  setState('home');
+  signal = new Signal({
+    hello: () => ({ type: 'hello', role: 'parent', parent_id: cred.parent_id, token: cred.token }),
+    onMessage: onParentMessage,
+    onStatus: (st) => {
+      hooks.connected = st === 'ready';
+      const banner = $('banner');
+      if (st === 'reconnecting') bilingual(banner, 'No connection — reconnecting…', '网络断开，正在重新连接…');
+      show(banner, st === 'reconnecting');
+      if (st !== 'ready' && cur) endCall(null, ['Connection lost', '网络断开'], 'The internet connection dropped.');
+    },
+  });
+  signal.start();
+}
+
+function renderPresence() {
+  const p = $('presence');
+  p.classList.toggle('online', hooks.online);
+  $('call').classList.toggle('offline', !hooks.online);
+  if (hooks.online) bilingual($('presence-text'), "Child's terminal is online", '终端在线');
+  else bilingual($('presence-text'), "Child's terminal is offline", '终端离线');
+  const note = $('home-note');
+  if (!hooks.online) bilingual(note, 'The terminal is offline now. It may be switched off or have no internet.', '终端现在不在线，可能已关机或没有网络。');
+  show(note, !hooks.online);
+}
+
+const outcomes = {
+  answered: ['answered', '已接通'],
+  missed: ['missed', '未接'],
+  declined: ['declined', '已拒绝'],
+  cancelled: ['cancelled', '已取消'],
+  failed: ['failed', '失败'],
+  ringing: ['ringing', '响铃中'],
+};
+
+function renderLog(calls) {
+  const list = $('call-log');
+  list.replaceChildren();
+  let unseen = 0;
+  let newestMissed = null;
+  for (const c of calls.slice(0, 50)) {
+    const started = new Date(c.started_at);
+    if (isNaN(started)) continue;
+    const fromChild = c.direction === 'from_terminal';
+    const missed = fromChild && c.outcome === 'missed';
+    if (missed && !c.seen) {
+      unseen++;
+      if (!newestMissed) newestMissed = started;
+    }
+    const li = document.createElement('li');
+    li.className = `call ${fromChild ? 'in' : 'out'} ${c.outcome}${missed && !c.seen ? ' unseen' : ''}`;
+    const o = outcomes[c.outcome] || [c.outcome, ''];
+    let text = `${fromChild ? 'Your child called' : 'You called'} ${when(started)} — ${o[0]}`;
+    if (c.outcome === 'answered' && c.answered_at && c.ended_at) {
+      const mins = Math.max(1, Math.round((new Date(c.ended_at) - new Date(c.answered_at)) / 60000));
+      text += `, ${mins} min`;
+    }
+    bilingual(li, text, o[1]);
+    list.append(li);
+  }
+  show($('call-log-empty'), list.children.length === 0);
+  const badge = $('missed-badge');
+  badge.textContent = String(unseen);
+  show(badge, unseen > 0);
+  const summary = $('missed-summary');
+  if (newestMissed) {
+    bilingual(summary, `Your child called ${when(newestMissed)} — missed`, '孩子来电未接');
+  }
+  show(summary, !!newestMissed);
+  document.title = unseen ? `(${unseen}) Tuanju 团聚` : 'Tuanju 团聚';
+  if (navigator.setAppBadge) (unseen ? navigator.setAppBadge(unseen) : navigator.clearAppBadge()).catch(() => {});
+}
+
+function onParentMessage(m) {
+  switch (m.type) {
+    case 'welcome':
+      hooks.online = !!m.peer_online;
+      renderPresence();
+      return;
+    case 'presence':
+      hooks.online = !!m.peer_online;
+      renderPresence();
+      return;
+    case 'call_log':
+      renderLog(Array.isArray(m.calls) ? m.calls : []);
+      return;
+    case 'error':
+      onError(m);
+      return;
+    case 'ring':
+      onRing(m);
+      return;
+  }
+  if (!cur || m.call_id !== cur.id) return; // a stale message of an earlier call
+  switch (m.type) {
+    case 'ringing':
+      cur.ice = m.ice_servers || cur.ice;
+      cur.policy = m.ice_transport_policy || cur.policy;
+      bilingual($('outgoing-status'), "Ringing at your child's home…", '对方响铃中…');
+      break;
+    case 'accept':
+      if (cur.dir === 'out' && hooks.state === 'outgoing') enterCall();
+      break;
+    case 'offer':
+      if (hooks.state === 'outgoing') enterCall(); // accept may have been lost
+      if (hooks.state !== 'call') return;
+      cur.rtc.handleOffer(m.sdp).catch((e) => {
+        console.error('tuanju: answering the offer failed:', e);
+        endCall('failed', ['Call failed', '通话失败'], 'The video call could not be set up.');
+      });
+      break;
+    case 'candidate':
+      if (cur.rtc && m.candidate) cur.rtc.addCandidate(m.candidate);
+      break;
+    case 'hangup':
+      onRemoteHangup(m.reason);
+      break;
+  }
+}
+
+function onError(m) {
+  fail(m.code);
+  if (m.code === 'auth_failed') {
+    localStorage.removeItem(CRED_KEY);
+    signal.stop();
+    if (cur) endCall(null, ['Call ended', '通话结束'], '');
+    showScanHelp();
+    pairError('auth_failed');
+    show($('pair-retry'), false);
+    return;
+  }
+  if (!cur || (m.call_id && m.call_id !== cur.id)) return;
+  if (m.ref_type === 'ring' || m.code === 'busy' || m.code === 'not_paired') {
+    const texts = {
+      busy: ['Busy', '对方忙'],
+      not_paired: ['Not paired', '未配对'],
+    };
+    endCall(null, texts[m.code] || ['Call failed', '呼叫失败'], m.code === 'busy' ? 'The terminal is already in a call.' : `The server said: ${m.code}.`);
+  }
+}
+
+// ---------------------------------------------------------------- calls
+
+function onRing(m) {
+  if (!validID(m.call_id)) return;
+  if (cur) return; // the server never rings us during a call; ignore if it does
+  clearTimeout(endedTimer);
+  cur = { id: m.call_id, dir: 'in', ice: m.ice_servers || [], policy: m.ice_transport_policy || 'all', rtc: null, timers: [] };
+  setState('incoming');
+  ringer.start('incoming');
+  show($('incoming-hint'), ringer.blocked());
+}
+
+function startOutgoing() {
+  ringer.unlock();
+  if (cur) return;
+  if (!signal || !signal.ready) {
+    bilingual($('home-note'), 'No connection to the server yet. Please wait a moment.', '尚未连接服务器，请稍候。');
+    show($('home-note'), true);
+    return;
+  }
+  clearTimeout(endedTimer);
+  const id = newID();
+  cur = { id, dir: 'out', ice: [], policy: 'all', rtc: null, timers: [] };
+  signal.send({ type: 'ring', call_id: id });
+  bilingual($('outgoing-status'), 'Connecting…', '连接中…');
+  setState('outgoing');
+  ringer.start('ringback');
+  cur.timers.push(setTimeout(() => {
+    fail('no_answer');
+    endCall('no_answer', ['No answer', '无人接听'], 'Nobody pressed the button. Try again later.');
+  }, RING_TIMEOUT_MS));
+}
+
+function enterCall() {
+  ringer.stop();
+  cur.timers.forEach(clearTimeout);
+  cur.timers = [];
+  setState('call');
+  bilingual($('call-status'), 'Connecting…', '连接中…');
+  show($('call-status'), true);
+  $('call-quality').textContent = '';
+  setMuteLabel(false);
+  const media = localMedia();
+  media.then((s) => {
+    if (s && cur && cur.media === media) $('local-video').srcObject = s;
+    show($('local-video'), !!(s && s.getVideoTracks().length));
+  });
+  cur.media = media;
+  cur.rtc = new Call({
+    callId: cur.id,
+    iceServers: cur.ice,
+    policy: cur.policy,
+    media,
+    send: (m) => signal.send(m),
+    onTrack: onRemoteTrack,
+    onState: onConnectionState,
+  });
+  requestWakeLock();
+  cur.timers.push(setTimeout(() => {
+    if (hooks.state === 'call' && !cur.connected) {
+      fail('ice_failed');
+      endCall('failed', ['Call failed', '通话失败'], 'Could not connect the video. The network may be too weak.');
+    }
+  }, CONNECT_TIMEOUT_MS));
+  cur.timers.push(setInterval(updateQuality, 2000));
+}
+
+function onRemoteTrack(track) {
+  const el = track.kind === 'video' ? $('remote-video') : $('remote-audio');
+  el.srcObject = new MediaStream([track]);
+  // autoplay covers most phones; play() helps where it does not. An
+  // AbortError only means a newer track replaced this one.
+  el.play().catch((e) => {
+    if (e.name !== 'AbortError') console.warn('tuanju: play', track.kind, e.name);
+  });
+}
+
+function onConnectionState(state) {
+  if (!cur) return;
+  if (state === 'connected') {
+    cur.connected = true;
+    show($('call-status'), false);
+    updateQuality();
+  } else if (state === 'disconnected') {
+    bilingual($('call-status'), 'Weak connection…', '信号弱…');
+    show($('call-status'), true);
+  } else if (state === 'failed') {
+    fail('ice_failed');
+    endCall('failed', ['Call failed', '通话失败'], 'The connection was lost.');
+  }
+}
+
+async function updateQuality() {
+  if (!cur || !cur.rtc) return;
+  const s = await cur.rtc.stats();
+  if (!cur) return;
+  let q = ['Good', '良好', 'good'];
+  if (s.rttMs == null) q = ['…', '', 'unknown'];
+  else if (s.rttMs > 800 || s.lossPct > 8) q = ['Poor', '差', 'poor'];
+  else if (s.rttMs > 300 || s.lossPct > 2) q = ['Fair', '一般', 'fair'];
+  const el = $('call-quality');
+  el.className = `call-quality ${q[2]}`;
+  el.textContent = `${q[0]} ${q[1]} · ${dataUsed(s.dataBytes)}`;
+}
+
+function onRemoteHangup(reason) {
+  const state = hooks.state;
+  if (state === 'incoming') {
+    const title = reason === 'answered_elsewhere' ? ['Answered on another device', '已在其他设备接听'] : ['Missed call', '未接来电'];
+    endCall(null, title, reason === 'answered_elsewhere' ? '' : 'Your child hung up before you answered.');
+    return;
+  }
+  if (state === 'outgoing') {
+    const texts = {
+      unavailable: [["Your child's terminal is offline", '终端不在线'], 'It may be switched off or have no internet.'],
+      decline: [['Call declined', '对方已拒绝'], ''],
+      busy: [['Busy', '对方忙'], 'The terminal is already in a call.'],
+      no_answer: [['No answer', '无人接听'], 'Nobody pressed the button. Try again later.'],
+    };
+    const [title, detail] = texts[reason] || [['No answer', '无人接听'], ''];
+    endCall(null, title, detail);
+    return;
+  }
+  if (reason === 'failed' || reason === 'peer_left') {
+    endCall(null, ['Call ended', '通话结束'], reason === 'failed' ? 'The connection was lost.' : 'The terminal went offline.');
+    return;
+  }
+  endCall(null, ['Call ended', '通话结束'], '');
+}
+
+/**
+ * endCall ends the current call: it sends hangup with `reason` unless that is
+ * null (the other side or the server already ended it), releases camera and
+ * connection, and shows the ended screen before going back home.
+ */
+async function endCall(reason, title, detail) {
+  const c = cur;
+  if (!c) return;
+  cur = null;
+  if (reason && signal) signal.send({ type: 'hangup', call_id: c.id, reason });
+  ringer.stop();
+  c.timers.forEach((t) => { clearTimeout(t); clearInterval(t); });
+  releaseWakeLock();
+  if (c.rtc) {
+    try {
+      lastStats = await c.rtc.stats();
+    } catch {
+      lastStats = null;
+    }
+    c.rtc.close();
+  }
+  $('remote-video').srcObject = null;
+  $('remote-audio').srcObject = null;
+  $('local-video').srcObject = null;
+  if (cur) return; // a new call started while we were collecting stats
+  if (!title) {
+    toHome();
+    return;
+  }
+  bilingual($('ended-title'), title[0], title[1]);
+  let d = detail || '';
+  if (c.rtc && lastStats && lastStats.dataBytes > 0) d += `${d ? ' ' : ''}Data used: ${dataUsed(lastStats.dataBytes)}.`;
+  $('ended-detail').textContent = d;
+  setState('ended');
+  clearTimeout(endedTimer);
+  endedTimer = setTimeout(toHome, ENDED_SCREEN_MS);
+}
+
+function toHome() {
+  clearTimeout(endedTimer);
+  if (cur) return;
+  if (signal && !signal.stopped) setState('home');
+}
+
+let muted = false;
+function setMuteLabel(m) {
+  muted = m;
+  $('mute').setAttribute('aria-pressed', String(m));
+  $('mute').classList.toggle('on', m);
+  if (m) bilingual($('mute-label'), 'Unmute', '取消静音');
+  else bilingual($('mute-label'), 'Mute', '静音');
+}
+
+let wakeLock = null;
+async function requestWakeLock() {
+  try {
+    if (navigator.wakeLock) wakeLock = await navigator.wakeLock.request('screen');
+  } catch {
+    wakeLock = null;
+  }
+}
+function releaseWakeLock() {
+  if (wakeLock) wakeLock.release().catch(() => {});
+  wakeLock = null;
+}
+
+// ---------------------------------------------------------------- wiring
+
+function wire() {
+  // Any tap unlocks audio so the next ring can be heard (autoplay policy).
+  document.addEventListener('pointerdown', ringer.unlock, { passive: true });
+  document.addEventListener('keydown', ringer.unlock);
+  $('incoming-hint').addEventListener('click', () => show($('incoming-hint'), false));
+
+  $('call').onclick = startOutgoing;
+  $('cancel').onclick = () => endCall('cancel', null);
+  $('answer').onclick = () => {
+    ringer.unlock();
+    if (!cur || hooks.state !== 'incoming') return;
+    signal.send({ type: 'accept', call_id: cur.id });
+    enterCall();
+  };
+  $('decline').onclick = () => {
+    if (!cur || hooks.state !== 'incoming') return;
+    endCall('decline', null);
+  };
+  $('hangup').onclick = () => endCall('hangup', ['Call ended', '通话结束'], '');
+  $('mute').onclick = () => {
+    if (!cur || !cur.rtc) return;
+    setMuteLabel(!muted);
+    cur.rtc.setMuted(muted);
+  };
+  $('ended-ok').onclick = toHome;
+}
+
+function boot() {
+  wire();
+  // A pairing link opened while the app is already showing (same page, new
+  // fragment) does not load the page again; start over so it is handled.
+  window.addEventListener('hashchange', () => {
+    if (location.hash.includes('s=')) location.reload();
+  });
+  if ('serviceWorker' in navigator && window.isSecureContext) {
+    navigator.serviceWorker.register('/sw.js').catch((e) => console.warn('tuanju: service worker:', e));
+  }
+  let link = null;
+  try {
+    link = parseLink(location.hash);
+  } catch {
+    history.replaceState(null, '', location.pathname);
+    setState('pairing');
+    pairError('bad_link');
+    return;
+  }
+  if (link) {
+    // The secret now lives only in this page's memory, not in the address bar
+    // or the history, where the next person to use the phone could find it.
+    history.replaceState(null, '', location.pathname);
+    startPairing(link).catch((e) => {
+      console.error('tuanju: pairing:', e);
+      pairError('internal');
+    });
+    return;
+  }
+  const cred = loadCredential();
+  if (cred) {
+    if (location.pathname !== '/') history.replaceState(null, '', '/');
+    startParent(cred);
+    return;
+  }
+  showScanHelp();
+}
+
+boot();

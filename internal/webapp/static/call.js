@@ -1,0 +1,190 @@
+// Call owns one RTCPeerConnection. The terminal always makes the SDP offer
+// (docs/protocol.md, "Calls"), so the page only ever answers. Media is capped
+// to a low-data profile because parents pay for every megabyte.
+
+const MAX_CANDIDATES = 50; // per side per call, as the server enforces
+const MAX_CANDIDATE_BYTES = 512;
+const VIDEO_MAX_BITRATE = 250000;
+const AUDIO_MAX_BITRATE = 24000;
+const MAX_FRAMERATE = 15;
+// IPv4 + UDP headers, which the phone's data plan counts but getStats does not.
+const PACKET_OVERHEAD = 28;
+
+/**
+ * localMedia asks for the camera and microphone in the low-data shape. If the
+ * camera is refused or missing, it falls back to audio only; if that fails
+ * too it returns null and the parent can still see and hear the child.
+ */
+export async function localMedia() {
+  const md = navigator.mediaDevices;
+  if (!md || !md.getUserMedia) return null;
+  try {
+    return await md.getUserMedia({
+      audio: true,
+      video: { width: 320, height: 240, frameRate: 15, facingMode: 'user' },
+    });
+  } catch (e) {
+    console.warn('tuanju: camera unavailable, trying audio only:', e.name);
+  }
+  try {
+    return await md.getUserMedia({ audio: true });
+  } catch (e) {
+    console.warn('tuanju: microphone unavailable, receiving only:', e.name);
+    return null;
+  }
+}
+
+export function emptyStats() {
+  return {
+    video: { framesDecoded: 0, bytesReceived: 0, keyFramesDecoded: 0, frameWidth: 0, frameHeight: 0 },
+    audio: { bytesReceived: 0, totalSamplesReceived: 0 },
+    outbound: { videoBytesSent: 0, audioBytesSent: 0 },
+    dataBytes: 0,
+    rttMs: null,
+    lossPct: 0,
+    fps: 0,
+  };
+}
+
+export class Call {
+  /**
+   * @param {object} o
+   * @param {string} o.callId
+   * @param {RTCIceServer[]} o.iceServers from ring/ringing
+   * @param {string} o.policy ice_transport_policy, "all" or "relay"
+   * @param {Promise<MediaStream|null>} o.media local camera/mic (may be pending)
+   * @param {(m: object) => void} o.send sends a signalling message
+   * @param {(track: MediaStreamTrack) => void} o.onTrack
+   * @param {(state: string) => void} o.onState gets the RTCPeerConnection connectionState
+   */
+  constructor(o) {
+    Object.assign(this, o);
+    this.pc = null;
+    this.pending = []; // remote candidates that came before the offer
+    this.sent = 0;
+    this.stream = null;
+    this.closed = false;
+  }
+
+  async handleOffer(sdp) {
+    if (this.pc) throw new Error('second offer for one call');
+    const pc = new RTCPeerConnection({
+      iceServers: this.iceServers || [],
+      iceTransportPolicy: this.policy === 'relay' ? 'relay' : 'all',
+      bundlePolicy: 'max-bundle',
+      rtcpMuxPolicy: 'require',
+    });
+    this.pc = pc;
+    pc.onicecandidate = (e) => this.sendCandidate(e.candidate);
+    pc.ontrack = (e) => this.onTrack(e.track);
+    pc.onconnectionstatechange = () => this.onState(pc.connectionState);
+
+    this.stream = await this.media;
+    if (this.closed) return;
+    if (this.stream) {
+      // Added before the remote offer is applied: the offer's audio and video
+      // sections then take these transceivers, so we send as well as receive.
+      for (const track of this.stream.getTracks()) pc.addTrack(track, this.stream);
+    }
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    for (const c of this.pending.splice(0)) await this.addCandidate(c);
+    await pc.setLocalDescription(await pc.createAnswer());
+    if (this.closed) return;
+    this.send({ type: 'answer', call_id: this.callId, sdp: pc.localDescription.sdp });
+    await this.lowData();
+  }
+
+  /** lowData caps what the phone sends: 250 kbit/s, 15 fps video; 24 kbit/s audio. */
+  async lowData() {
+    for (const sender of this.pc.getSenders()) {
+      if (!sender.track) continue;
+      const p = sender.getParameters();
+      if (!p.encodings || p.encodings.length === 0) continue;
+      for (const enc of p.encodings) {
+        if (sender.track.kind === 'video') {
+          enc.maxBitrate = VIDEO_MAX_BITRATE;
+          enc.maxFramerate = MAX_FRAMERATE;
+        } else {
+          enc.maxBitrate = AUDIO_MAX_BITRATE;
+        }
+      }
+      try {
+        await sender.setParameters(p);
+      } catch (e) {
+        console.warn('tuanju: cannot cap bitrate:', e);
+      }
+    }
+  }
+
+  sendCandidate(c) {
+    // The null event (end of gathering) and empty candidates carry nothing the
+    // terminal needs, so they are not sent; neither is anything over the limits.
+    if (this.closed || !c || !c.candidate) return;
+    if (this.sent >= MAX_CANDIDATES || c.candidate.length > MAX_CANDIDATE_BYTES) return;
+    const init = { candidate: c.candidate };
+    if (c.sdpMid != null) init.sdpMid = c.sdpMid;
+    if (c.sdpMLineIndex != null) init.sdpMLineIndex = c.sdpMLineIndex;
+    if (c.usernameFragment) init.usernameFragment = c.usernameFragment;
+    this.sent++;
+    this.send({ type: 'candidate', call_id: this.callId, candidate: init });
+  }
+
+  async addCandidate(c) {
+    if (!this.pc || !this.pc.remoteDescription) {
+      this.pending.push(c);
+      return;
+    }
+    try {
+      await this.pc.addIceCandidate(c);
+    } catch (e) {
+      console.warn('tuanju: bad remote candidate:', e);
+    }
+  }
+
+  setMuted(muted) {
+    if (!this.stream) return;
+    for (const t of this.stream.getAudioTracks()) t.enabled = !muted;
+  }
+
+  /** stats summarizes getStats for the quality readout and the test hook. */
+  async stats() {
+    const out = emptyStats();
+    if (!this.pc) return out;
+    const report = await this.pc.getStats();
+    let lost = 0;
+    let got = 0;
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') {
+        out.video.framesDecoded += s.framesDecoded || 0;
+        out.video.bytesReceived += s.bytesReceived || 0;
+        out.video.keyFramesDecoded += s.keyFramesDecoded || 0;
+        out.video.frameWidth = s.frameWidth || out.video.frameWidth;
+        out.video.frameHeight = s.frameHeight || out.video.frameHeight;
+        out.fps = s.framesPerSecond || 0;
+      } else if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+        out.audio.bytesReceived += s.bytesReceived || 0;
+        out.audio.totalSamplesReceived += s.totalSamplesReceived || 0;
+      } else if (s.type === 'outbound-rtp') {
+        if (s.kind === 'video') out.outbound.videoBytesSent += s.bytesSent || 0;
+        else out.outbound.audioBytesSent += s.bytesSent || 0;
+      } else if (s.type === 'transport') {
+        out.dataBytes += (s.bytesSent || 0) + (s.bytesReceived || 0) +
+          PACKET_OVERHEAD * ((s.packetsSent || 0) + (s.packetsReceived || 0));
+      } else if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
+        if (s.currentRoundTripTime != null) out.rttMs = Math.round(s.currentRoundTripTime * 1000);
+      }
+      if (s.type === 'inbound-rtp') {
+        lost += Math.max(0, s.packetsLost || 0);
+        got += s.packetsReceived || 0;
+      }
+    });
+    out.lossPct = got + lost > 0 ? (100 * lost) / (got + lost) : 0;
+    return out;
+  }
+
+  close() {
+    this.closed = true;
+    if (this.pc) this.pc.close();
+    this.media.then((s) => s && s.getTracks().forEach((t) => t.stop())).catch(() => {});
+  }
+}

@@ -1,0 +1,493 @@
+package webapp_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/tuanju/tuanju/internal/browsertest"
+	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/pairing"
+)
+
+// The browser runs in China's time zone, as the parents' phones do, so that
+// call-log times are checked exactly.
+var cst = time.FixedZone("CST", 8*3600)
+
+// phone launches Chromium with a phone-sized viewport in Asia/Shanghai time.
+func phone(t *testing.T) context.Context {
+	t.Helper()
+	ctx, _ := browsertest.Launch(context.Background(), t)
+	do(t, ctx,
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait),
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Shanghai"})
+			return err
+		}),
+	)
+	return ctx
+}
+
+func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, steps...); err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+}
+
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(tctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("browser: evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// poll waits until the JavaScript expression is true. It starts over when
+// the page reloads under it (which destroys the evaluation context).
+func poll(ctx context.Context, expr string) error {
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		_, err := chromedp.Run(tctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond)))
+		if err == nil || tctx.Err() != nil {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitFor waits until the JavaScript expression is true, and names it if not.
+func waitFor(t *testing.T, ctx context.Context, expr string) {
+	t.Helper()
+	if err := poll(ctx, expr); err != nil {
+		t.Fatalf("browser: %s never became true: %v", expr, err)
+	}
+}
+
+// waitText waits until the element's visible text contains want.
+func waitText(t *testing.T, ctx context.Context, selector, want string) {
+	t.Helper()
+	sel, _ := json.Marshal(selector)
+	w, _ := json.Marshal(want)
+	expr := `(() => { const e = document.querySelector(` + string(sel) + `); return !!e && !e.closest('[hidden]') && e.textContent.includes(` + string(w) + `); })()`
+	if err := poll(ctx, expr); err != nil {
+		got := eval[string](t, ctx, `(document.querySelector(`+string(sel)+`) || {}).textContent || "<none>"`)
+		t.Fatalf("browser: %s does not show %q; it shows %q", selector, want, got)
+	}
+}
+
+func waitState(t *testing.T, ctx context.Context, state string) {
+	t.Helper()
+	if err := browsertest.WaitStateFor(ctx, state, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func click(t *testing.T, ctx context.Context, selector string) {
+	t.Helper()
+	do(t, ctx, chromedp.Click(chromedp.CSS(selector)))
+}
+
+// screenshot saves the viewport to $TUANJU_SCREENSHOTS/name.png when that is
+// set (to look at the screens by eye; never committed).
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("TUANJU_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	do(t, ctx, chromedp.Sleep(400*time.Millisecond)) // let transitions settle
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// storedCredential is what the page keeps in localStorage after pairing.
+type storedCredential struct {
+	ParentID string `json:"parent_id"`
+	Token    string `json:"token"`
+	DeviceID string `json:"device_id"`
+}
+
+func credential(t *testing.T, ctx context.Context) *storedCredential {
+	t.Helper()
+	raw := eval[string](t, ctx, `localStorage.getItem("tuanju.credential") || ""`)
+	if raw == "" {
+		return nil
+	}
+	var c storedCredential
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		t.Fatalf("stored credential %q: %v", raw, err)
+	}
+	return &c
+}
+
+// openPairingLink loads the pairing URL, answers the hello as the server and
+// checks the page's pair_request, including its proof.
+func openPairingLink(t *testing.T, ctx context.Context, f *fakeRendezvous, device string, secret pairing.Secret) (*pageConn, protocol.Message) {
+	t.Helper()
+	do(t, ctx, chromedp.Navigate(pairing.URL(f.URL, device, secret)))
+	c := f.accept(t)
+	if h := c.hello; h.Role != protocol.RolePairing || h.ParentID != "" || h.Token != "" || h.DeviceID != "" {
+		t.Fatalf("pairing page's hello = %+v, want role pairing only", h)
+	}
+	c.send(protocol.Message{Type: protocol.TypeWelcome, Role: protocol.RolePairing})
+	req := c.expect(protocol.TypePairRequest)
+	if req.DeviceID != device {
+		t.Errorf("pair_request device_id = %q, want %q", req.DeviceID, device)
+	}
+	if n, err := base64.RawURLEncoding.DecodeString(req.Nonce); err != nil || len(n) != 32 {
+		t.Errorf("pair_request nonce %q is not 32 bytes of base64url (err %v)", req.Nonce, err)
+	}
+	if want := pairing.RequestProof(secret, device, req.Nonce); !pairing.Verify(want, req.Proof) {
+		t.Errorf("pair_request proof = %q, want %q", req.Proof, want)
+	}
+	if req.PairID != "" {
+		t.Errorf("pair_request carries pair_id %q; only the server sets it", req.PairID)
+	}
+	loc := eval[string](t, ctx, `location.href`)
+	if strings.Contains(loc, "#") || strings.Contains(loc, secret.String()) {
+		t.Errorf("the secret stays in the address bar: %s", loc)
+	}
+	waitText(t, ctx, "#pair-hint", "Press the big button on the child's terminal to confirm")
+	return c, req
+}
+
+func TestPairing(t *testing.T) {
+	f := newFakeRendezvous(t)
+	ctx := phone(t)
+	device := protocol.NewID()
+	secret := pairing.NewSecret()
+
+	t.Run("paired with a wrong proof is refused", func(t *testing.T) {
+		c, req := openPairingLink(t, ctx, f, device, secret)
+		screenshot(t, ctx, "1-pairing")
+		pairID := protocol.NewID()
+		c.send(protocol.Message{
+			Type: protocol.TypePaired, DeviceID: device, ParentID: protocol.NewID(), Token: protocol.NewNonce(),
+			PairID: pairID, Proof: pairing.AcceptProof(pairing.NewSecret(), device, req.Nonce, pairID),
+		})
+		waitFor(t, ctx, `window.tuanju.lastError === "bad_accept_proof"`)
+		waitText(t, ctx, "#pair-error", "NOT paired")
+		if cred := credential(t, ctx); cred != nil {
+			t.Errorf("the page stored %+v after a paired message with a wrong proof", cred)
+		}
+		if s := eval[string](t, ctx, `document.body.dataset.state`); s != "pairing" {
+			t.Errorf("state = %q after a wrong proof, want pairing", s)
+		}
+		select {
+		case pc := <-f.conns:
+			t.Errorf("the page logged in as %q after a wrong proof", pc.hello.Role)
+		case <-time.After(time.Second):
+		}
+	})
+
+	t.Run("paired with the right proof stores the credential", func(t *testing.T) {
+		c, req := openPairingLink(t, ctx, f, device, secret)
+		pairID, parentID, token := protocol.NewID(), protocol.NewID(), protocol.NewNonce()
+		c.send(protocol.Message{
+			Type: protocol.TypePaired, DeviceID: device, ParentID: parentID, Token: token,
+			PairID: pairID, Proof: pairing.AcceptProof(secret, device, req.Nonce, pairID),
+		})
+		pc := f.accept(t)
+		if h := pc.hello; h.Role != protocol.RoleParent || h.ParentID != parentID || h.Token != token {
+			t.Fatalf("after pairing the page said hello %+v, want role parent with the new credential", h)
+		}
+		pc.send(protocol.Message{Type: protocol.TypeWelcome, Role: protocol.RoleParent, ParentID: parentID, DeviceID: device, Paired: ptr(true), PeerOnline: ptr(true)})
+		pc.send(protocol.Message{Type: protocol.TypeCallLog})
+		waitState(t, ctx, "home")
+		cred := credential(t, ctx)
+		if cred == nil || cred.ParentID != parentID || cred.Token != token || cred.DeviceID != device {
+			t.Errorf("stored credential = %+v, want parent %s, token %s, device %s", cred, parentID, token, device)
+		}
+		if loc := eval[string](t, ctx, `location.href`); loc != f.URL+"/" {
+			t.Errorf("after pairing the address is %s, want %s/", loc, f.URL)
+		}
+	})
+}
+
+func TestPairingErrors(t *testing.T) {
+	f := newFakeRendezvous(t)
+	ctx := phone(t)
+	tests := []struct {
+		code, message, want string
+	}{
+		{protocol.ErrCodeAlreadyPaired, "", "This terminal is already paired with another phone. Ask the technician to reset it."},
+		{protocol.ErrCodeDeviceOffline, "", "terminal is not online"},
+		{protocol.ErrCodeUnknownDevice, "", "does not know this terminal"},
+		{protocol.ErrCodeRateLimited, "", "wait one minute"},
+		{protocol.ErrCodePairRejected, "timeout", "not pressed within one minute"},
+		{protocol.ErrCodePairRejected, "declined", "cancelled on the terminal"},
+		{protocol.ErrCodePairRejected, "bad_secret", "did not accept this link"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.code+"/"+tt.message, func(t *testing.T) {
+			c, _ := openPairingLink(t, ctx, f, protocol.NewID(), pairing.NewSecret())
+			c.send(protocol.Message{Type: protocol.TypeError, Code: tt.code, Text: tt.message, RefType: protocol.TypePairRequest})
+			waitText(t, ctx, "#pair-error", tt.want)
+			if got := eval[string](t, ctx, `window.tuanju.lastError`); got != tt.code {
+				t.Errorf("lastError = %q, want %q", got, tt.code)
+			}
+			if tt.code == protocol.ErrCodeAlreadyPaired {
+				screenshot(t, ctx, "2-pairing-error")
+			}
+		})
+	}
+
+	t.Run("damaged link", func(t *testing.T) {
+		do(t, ctx, chromedp.Navigate(f.URL+"/pair#d=nothex&s=abc"))
+		waitText(t, ctx, "#pair-error", "pairing link is damaged")
+	})
+}
+
+// parentPage opens the app with a stored credential and plays the server's
+// side of the login; it returns the page's socket.
+//
+// Each script in before runs in the page before the app does.
+func parentPage(t *testing.T, f *fakeRendezvous, before ...string) (context.Context, *pageConn, storedCredential) {
+	t.Helper()
+	ctx := phone(t)
+	for _, src := range before {
+		do(t, ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: src})
+			return err
+		}))
+	}
+	cred := storedCredential{ParentID: protocol.NewID(), Token: protocol.NewNonce(), DeviceID: protocol.NewID()}
+	b, _ := json.Marshal(cred)
+	do(t, ctx, chromedp.Navigate(f.URL+"/"))
+	waitState(t, ctx, "pairing") // nothing stored yet: "scan the label"
+	waitText(t, ctx, "#pair-scan", "Scan the QR label")
+	eval[bool](t, ctx, `localStorage.setItem("tuanju.credential", `+jsString(string(b))+`), true`)
+	do(t, ctx, chromedp.Reload())
+	c := f.accept(t)
+	if h := c.hello; h.Role != protocol.RoleParent || h.ParentID != cred.ParentID || h.Token != cred.Token {
+		t.Fatalf("hello = %+v, want role parent with the stored credential", h)
+	}
+	c.send(protocol.Message{Type: protocol.TypeWelcome, Role: protocol.RoleParent, ParentID: cred.ParentID, DeviceID: cred.DeviceID, Paired: ptr(true), PeerOnline: ptr(true)})
+	waitState(t, ctx, "home")
+	return ctx, c, cred
+}
+
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func TestHomeShowsMissedCalls(t *testing.T) {
+	f := newFakeRendezvous(t)
+	ctx, c, _ := parentPage(t, f)
+
+	now := time.Now().In(cst)
+	today := func(h, m int) time.Time { return time.Date(now.Year(), now.Month(), now.Day(), h, m, 0, 0, cst) }
+	c.send(protocol.Message{Type: protocol.TypeCallLog, Calls: []protocol.CallRecord{
+		{CallID: protocol.NewID(), Direction: protocol.DirFromTerminal, StartedAt: today(19, 2), EndedAt: today(19, 3), Outcome: protocol.OutcomeMissed},
+		{CallID: protocol.NewID(), Direction: protocol.DirFromParent, StartedAt: today(8, 15), AnsweredAt: today(8, 15), EndedAt: today(8, 21), Outcome: protocol.OutcomeAnswered, Seen: true},
+		{CallID: protocol.NewID(), Direction: protocol.DirFromTerminal, StartedAt: today(7, 30).AddDate(0, 0, -3), Outcome: protocol.OutcomeMissed, Seen: true},
+	}})
+	waitText(t, ctx, "#missed-badge", "1")
+	waitText(t, ctx, "#missed-summary", "Your child called at 19:02 — missed")
+	waitText(t, ctx, "#call-log li:nth-child(1)", "Your child called at 19:02 — missed")
+	waitText(t, ctx, "#call-log li:nth-child(2)", "You called at 08:15 — answered, 6 min")
+	if n := eval[int](t, ctx, `document.querySelectorAll("#call-log li.missed").length`); n != 2 {
+		t.Errorf("%d calls are highlighted as missed, want 2", n)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll("#call-log li.unseen").length`); n != 1 {
+		t.Errorf("%d calls are marked unseen, want 1", n)
+	}
+	if !eval[bool](t, ctx, `window.tuanju.online`) {
+		t.Error("tuanju.online is false after welcome with peer_online")
+	}
+	waitText(t, ctx, "#presence-text", "online")
+	screenshot(t, ctx, "3-home")
+
+	c.send(protocol.Message{Type: protocol.TypePresence, PeerOnline: ptr(false)})
+	waitFor(t, ctx, `window.tuanju.online === false`)
+	waitText(t, ctx, "#presence-text", "offline")
+	screenshot(t, ctx, "3-home-offline")
+}
+
+func TestIncomingCall(t *testing.T) {
+	f := newFakeRendezvous(t)
+	ctx, c, _ := parentPage(t, f)
+
+	ring := func() string {
+		id := protocol.NewID()
+		c.send(protocol.Message{Type: protocol.TypeRing, CallID: id, ICETransportPolicy: "all"})
+		waitState(t, ctx, "incoming")
+		return id
+	}
+
+	t.Run("answer", func(t *testing.T) {
+		id := ring()
+		screenshot(t, ctx, "4-incoming")
+		click(t, ctx, "#answer")
+		if m := c.expect(protocol.TypeAccept); m.CallID != id {
+			t.Errorf("accept call_id = %q, want %q", m.CallID, id)
+		}
+		waitState(t, ctx, "call")
+		screenshot(t, ctx, "6-call-connecting")
+		c.send(protocol.Message{Type: protocol.TypeHangup, CallID: id, Reason: protocol.ReasonHangup})
+		waitState(t, ctx, "ended")
+		waitText(t, ctx, "#ended-title", "Call ended")
+		c.quiet(300 * time.Millisecond) // a remote hangup needs no answer
+		waitState(t, ctx, "home")
+	})
+
+	t.Run("decline", func(t *testing.T) {
+		id := ring()
+		click(t, ctx, "#decline")
+		if m := c.expect(protocol.TypeHangup); m.CallID != id || m.Reason != protocol.ReasonDecline {
+			t.Errorf("decline sent %+v, want hangup %s with reason decline", m, id)
+		}
+		waitState(t, ctx, "home")
+	})
+
+	t.Run("caller cancels", func(t *testing.T) {
+		id := ring()
+		c.send(protocol.Message{Type: protocol.TypeHangup, CallID: id, Reason: protocol.ReasonCancel})
+		waitState(t, ctx, "ended")
+		waitText(t, ctx, "#ended-title", "Missed call")
+		screenshot(t, ctx, "7-missed")
+		waitState(t, ctx, "home")
+	})
+
+	t.Run("answered on another phone", func(t *testing.T) {
+		id := ring()
+		c.send(protocol.Message{Type: protocol.TypeHangup, CallID: id, Reason: protocol.ReasonAnsweredElsewhere})
+		waitText(t, ctx, "#ended-title", "Answered on another device")
+		waitState(t, ctx, "home")
+	})
+}
+
+func TestOutgoingCall(t *testing.T) {
+	f := newFakeRendezvous(t)
+	ctx, c, _ := parentPage(t, f)
+
+	call := func() string {
+		click(t, ctx, "#call")
+		m := c.expect(protocol.TypeRing)
+		if m.ICEServers != nil || m.ICETransportPolicy != "" {
+			t.Errorf("the page's ring carries server fields: %+v", m)
+		}
+		waitState(t, ctx, "outgoing")
+		return m.CallID
+	}
+
+	t.Run("cancel", func(t *testing.T) {
+		id := call()
+		c.send(protocol.Message{Type: protocol.TypeRinging, CallID: id, ICEServers: []protocol.ICEServer{
+			{URLs: []string{"turn:127.0.0.1:3478?transport=udp"}, Username: "1900000000:" + id, Credential: "c2VjcmV0"},
+		}})
+		waitText(t, ctx, "#outgoing-status", "Ringing")
+		screenshot(t, ctx, "5-outgoing")
+		click(t, ctx, "#cancel")
+		if m := c.expect(protocol.TypeHangup); m.CallID != id || m.Reason != protocol.ReasonCancel {
+			t.Errorf("cancel sent %+v, want hangup %s with reason cancel", m, id)
+		}
+		waitState(t, ctx, "home")
+	})
+
+	t.Run("terminal offline", func(t *testing.T) {
+		id := call()
+		c.send(protocol.Message{Type: protocol.TypeHangup, CallID: id, Reason: protocol.ReasonUnavailable})
+		waitText(t, ctx, "#ended-title", "offline")
+		waitState(t, ctx, "home")
+	})
+
+	t.Run("busy", func(t *testing.T) {
+		id := call()
+		c.send(protocol.Message{Type: protocol.TypeError, Code: protocol.ErrCodeBusy, RefType: protocol.TypeRing, CallID: id})
+		waitText(t, ctx, "#ended-title", "Busy")
+		waitState(t, ctx, "home")
+	})
+
+	t.Run("answered then hung up", func(t *testing.T) {
+		id := call()
+		c.send(protocol.Message{Type: protocol.TypeAccept, CallID: id})
+		waitState(t, ctx, "call")
+		click(t, ctx, "#hangup")
+		if m := c.expect(protocol.TypeHangup); m.CallID != id || m.Reason != protocol.ReasonHangup {
+			t.Errorf("hang up sent %+v, want hangup %s with reason hangup", m, id)
+		}
+		waitState(t, ctx, "ended")
+		waitState(t, ctx, "home")
+	})
+
+	t.Run("call ids are fresh", func(t *testing.T) {
+		a := call()
+		click(t, ctx, "#cancel")
+		c.expect(protocol.TypeHangup)
+		waitState(t, ctx, "home")
+		b := call()
+		click(t, ctx, "#cancel")
+		c.expect(protocol.TypeHangup)
+		if a == b {
+			t.Errorf("two calls used the same call_id %s", a)
+		}
+	})
+}
+
+func TestReconnectAndRevokedCredential(t *testing.T) {
+	f := newFakeRendezvous(t)
+	ctx, c, cred := parentPage(t, f)
+
+	c.ws.CloseNow() // the network dropped
+	waitText(t, ctx, "#banner", "reconnecting")
+	c = f.accept(t)
+	if c.hello.Role != protocol.RoleParent || c.hello.ParentID != cred.ParentID {
+		t.Fatalf("reconnect hello = %+v", c.hello)
+	}
+	c.send(protocol.Message{Type: protocol.TypeWelcome, Role: protocol.RoleParent, ParentID: cred.ParentID, DeviceID: cred.DeviceID, Paired: ptr(true), PeerOnline: ptr(false)})
+	waitFor(t, ctx, `window.tuanju.connected && document.getElementById("banner").hidden`)
+
+	// The technician reset the terminal: the server no longer knows this parent.
+	c.send(protocol.Message{Type: protocol.TypeError, Code: protocol.ErrCodeAuthFailed})
+	c.ws.Close(4001, "auth failed")
+	waitState(t, ctx, "pairing")
+	waitText(t, ctx, "#pair-error", "no longer paired")
+	if got := credential(t, ctx); got != nil {
+		t.Errorf("credential %+v kept after auth_failed", got)
+	}
+}
+
+// TestOutgoingNoAnswer: the page gives up after its 45 s ring timer with
+// hangup no_answer. The test shortens exactly that timer (and no other) so it
+// does not wait 45 s.
+func TestOutgoingNoAnswer(t *testing.T) {
+	f := newFakeRendezvous(t)
+	ctx, c, _ := parentPage(t, f, `{
+		const st = window.setTimeout;
+		window.setTimeout = (fn, ms, ...args) => st(fn, ms === 45000 ? 200 : ms, ...args);
+	}`)
+	click(t, ctx, "#call")
+	id := c.expect(protocol.TypeRing).CallID
+	c.send(protocol.Message{Type: protocol.TypeRinging, CallID: id})
+	if m := c.expect(protocol.TypeHangup); m.CallID != id || m.Reason != protocol.ReasonNoAnswer {
+		t.Errorf("ring timer sent %+v, want hangup %s with reason no_answer", m, id)
+	}
+	waitText(t, ctx, "#ended-title", "No answer")
+	if got := eval[string](t, ctx, `window.tuanju.lastError`); got != "no_answer" {
+		t.Errorf("lastError = %q, want no_answer", got)
+	}
+	waitState(t, ctx, "home")
+}
