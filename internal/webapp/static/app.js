@@ -556,6 +556,21 @@ function wire() {
   $('ended-ok').onclick = toHome;
 }
 
+// takeLoginLink accepts a login link (#parent=…&token=…&device=…): the
+// credential of a pairing done elsewhere. The local demo pairs in Go and
+// hands the result to the browser this way. Like the pairing secret, it
+// travels only in the fragment, which is never sent to the server, and it
+// is removed from the address bar at once.
+function takeLoginLink() {
+  const p = new URLSearchParams((location.hash || '').replace(/^#/, ''));
+  if (!p.has('parent') || !p.has('token')) return null;
+  history.replaceState(null, '', '/');
+  const cred = { parent_id: p.get('parent'), token: p.get('token'), device_id: p.get('device') || '' };
+  if (!validID(cred.parent_id) || !/^[A-Za-z0-9_-]{1,512}$/.test(cred.token)) return null;
+  localStorage.setItem(CRED_KEY, JSON.stringify(cred));
+  return cred;
+}
+
 function boot() {
   wire();
   // A pairing link opened while the app is already showing (same page, new
@@ -565,6 +580,11 @@ function boot() {
   });
   if ('serviceWorker' in navigator && window.isSecureContext) {
     navigator.serviceWorker.register('/sw.js').catch((e) => console.warn('tuanju: service worker:', e));
+  }
+  const login = takeLoginLink();
+  if (login) {
+    startParent(login);
+    return;
   }
   let link = null;
   try {

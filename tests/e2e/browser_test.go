@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/browsertest"
+)
+
+// TestBrowserParentAnswersChild: real headless Chromium (with its fake
+// camera) is the parent's phone, running the web app the real rendezvous
+// server serves. It pairs through the page and a press on the terminal,
+// answers a call the child starts, decodes the terminal's video and audio
+// (asserted from the page's getStats), sends its own media that the terminal
+// decodes, and the terminal hangs up.
+func TestBrowserParentAnswersChild(t *testing.T) {
+	r := newRig(t, nil)
+	page, cancel := browsertest.Launch(r.ctx, t)
+	defer cancel()
+
+	// Pair: open the label's link on the phone, press the terminal's button.
+	if _, err := chromedp.Run(page, chromedp.Navigate(r.term.PairingURL())); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.confirmPairing(page); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitStateFor(page, "home", step); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, step, "terminal paired and back online", func() bool {
+		s := r.term.Status()
+		return s.Paired && s.Online && s.State == "idle"
+	})
+	eventually(t, step, "page shows the terminal online", func() bool {
+		on, err := chromedp.Run(page, chromedp.Evaluate[bool](`window.tuanju.online === true`))
+		return err == nil && on
+	})
+
+	// The child calls; the page rings; the parent answers.
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitStateFor(page, "incoming", step); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#answer"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitStateFor(page, "call", step); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.InCall, "terminal in call")
+
+	var st browsertest.CallStats
+	eventually(t, mediaWait, "page decodes ≥5 s of the terminal's video and plays its audio", func() bool {
+		var err error
+		st, err = browsertest.Stats(page)
+		return err == nil && st.Video.FramesDecoded >= minFrames && st.Audio.TotalSamplesReceived >= minSamples
+	})
+	t.Logf("page: %d frames decoded (%dx%d, %d key), %d audio samples, %d bytes in",
+		st.Video.FramesDecoded, st.Video.FrameWidth, st.Video.FrameHeight, st.Video.KeyFramesDecoded,
+		st.Audio.TotalSamplesReceived, st.DataBytes)
+	if st.Video.FrameWidth != 320 || st.Video.FrameHeight != 240 {
+		t.Errorf("page decoded %dx%d, want 320x240 (low-data profile)", st.Video.FrameWidth, st.Video.FrameHeight)
+	}
+	eventually(t, mediaWait, "terminal decodes the browser's H.264 and Opus", func() bool {
+		s := r.term.Status().Received
+		return s.VideoFramesDecoded >= 30 && s.AudioSamplesDecoded >= 2*48000
+	})
+
+	// The terminal hangs up (long press); the page leaves the call.
+	if err := r.board.LongPress(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Ready, "terminal ready after hanging up")
+	eventually(t, step, "page leaves the call", func() bool {
+		s, err := chromedp.Run(page, chromedp.Evaluate[string](`document.body.dataset.state`))
+		return err == nil && (s == "ended" || s == "home")
+	})
+}
