@@ -35,9 +35,7 @@ test: lint
 
 # Benchmarks: figures go to bench/results.txt (shown in README.md).
 bench:
-	$(GO) test -run '^$$' -bench '^$$' ./tests/e2e/ ./media/... > /dev/null
-	GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test -run '^$$' -bench . -benchtime 3x ./tests/e2e/ 2>bench/stderr.log | tee bench/results.txt
-	GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test -run '^$$' -bench . -benchmem ./media/... 2>>bench/stderr.log | tee -a bench/results.txt
+	bench/run
 
 clean:
 	rm -rf $(BIN) .demo

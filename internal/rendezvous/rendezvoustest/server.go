@@ -49,7 +49,11 @@ func NewServer(t testing.TB, configure func(*rendezvous.Config)) *Server {
 	if configure != nil {
 		configure(&cfg)
 	}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if _, bench := t.(*testing.B); bench {
+		level = slog.LevelWarn // keep benchmark output readable
+	}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}))
 	srv, err := rendezvous.New(cfg, log)
 	if err != nil {
 		t.Fatalf("start rendezvous server: %v", err)
