@@ -57,18 +57,24 @@ func URL(base, deviceID string, s Secret) string {
 func ParseURL(raw string) (deviceID string, s Secret, err error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", s, fmt.Errorf("pairing: parse url: %w", err)
+		return "", s, fmt.Errorf("pairing: parse url: %w: %w", ErrBadURL, err)
 	}
 	v, err := url.ParseQuery(u.Fragment)
 	if err != nil {
-		return "", s, fmt.Errorf("pairing: parse url fragment: %w", err)
+		return "", s, fmt.Errorf("pairing: parse url fragment: %w: %w", ErrBadURL, err)
 	}
 	deviceID = v.Get("d")
 	if deviceID == "" {
 		return "", s, fmt.Errorf("pairing: parse url: no device ID: %w", ErrBadURL)
 	}
+	if v.Get("s") == "" {
+		return "", s, fmt.Errorf("pairing: parse url: no secret: %w", ErrBadURL)
+	}
 	s, err = ParseSecret(v.Get("s"))
-	return deviceID, s, err
+	if err != nil {
+		return "", s, err
+	}
+	return deviceID, s, nil
 }
 
 func mac(s Secret, parts ...string) string {

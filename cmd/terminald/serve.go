@@ -56,7 +56,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	switch cfg.Board {
 	case "sim":
 		sim, err = simboard.New(simboard.Options{
-			Button:  device.ButtonOpts{LongPress: cfg.LongPress.Duration},
+			Button: device.ButtonOpts{LongPress: cfg.LongPress.Duration},
 			Preview: func() image.Image {
 				if t := term.Load(); t != nil {
 					return t.Preview()

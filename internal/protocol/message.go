@@ -74,18 +74,18 @@ const (
 
 // Error codes sent in "error" messages.
 const (
-	ErrCodeBadMessage    = "bad_message"     // malformed, oversized or unknown message
-	ErrCodeAuthFailed    = "auth_failed"     // hello rejected; the socket is closed
-	ErrCodeNotAllowed    = "not_allowed"     // message not allowed for this role or state
-	ErrCodeNotPaired     = "not_paired"      // the terminal has no parent (or the parent no terminal)
-	ErrCodeUnknownCall   = "unknown_call"    // call_id is not the caller's active call
-	ErrCodeUnknownDevice = "unknown_device"  // pairing: no such device is registered
-	ErrCodeDeviceOffline = "device_offline"  // pairing: the terminal is not connected
-	ErrCodeAlreadyPaired = "already_paired"  // pairing: the terminal already has a parent
-	ErrCodePairRejected  = "pair_rejected"   // pairing: the terminal refused (see message)
-	ErrCodeRateLimited   = "rate_limited"    // too many attempts; retry later
-	ErrCodeBusy          = "busy"            // a call is already in progress
-	ErrCodeInternal      = "internal"        // server fault; nothing was changed
+	ErrCodeBadMessage    = "bad_message"    // malformed, oversized or unknown message
+	ErrCodeAuthFailed    = "auth_failed"    // hello rejected; the socket is closed
+	ErrCodeNotAllowed    = "not_allowed"    // message not allowed for this role or state
+	ErrCodeNotPaired     = "not_paired"     // the terminal has no parent (or the parent no terminal)
+	ErrCodeUnknownCall   = "unknown_call"   // call_id is not the caller's active call
+	ErrCodeUnknownDevice = "unknown_device" // pairing: no such device is registered
+	ErrCodeDeviceOffline = "device_offline" // pairing: the terminal is not connected
+	ErrCodeAlreadyPaired = "already_paired" // pairing: the terminal already has a parent
+	ErrCodePairRejected  = "pair_rejected"  // pairing: the terminal refused (see message)
+	ErrCodeRateLimited   = "rate_limited"   // too many attempts; retry later
+	ErrCodeBusy          = "busy"           // a call is already in progress
+	ErrCodeInternal      = "internal"       // server fault; nothing was changed
 )
 
 // ICEServer is one STUN/TURN server handed to a client for one call.
@@ -154,14 +154,16 @@ type Message struct {
 	Text    string `json:"message,omitempty"`
 	RefType string `json:"ref_type,omitempty"`
 
-	// calls
-	CallID             string      `json:"call_id,omitempty"`
-	Reason             string      `json:"reason,omitempty"`
-	SDP                string      `json:"sdp,omitempty"`
-	Candidate          *Candidate  `json:"candidate,omitempty"`
-	ICEServers         []ICEServer `json:"ice_servers,omitempty"`
-	ICETransportPolicy string      `json:"ice_transport_policy,omitempty"`
-	Calls              []CallRecord `json:"calls,omitempty"`
+	// calls. The two lists are omitzero, not omitempty: an empty non-nil list
+	// counts as set (see setFields), so Encode must keep it ("calls":[] is an
+	// empty log, not a request for one).
+	CallID             string       `json:"call_id,omitempty"`
+	Reason             string       `json:"reason,omitempty"`
+	SDP                string       `json:"sdp,omitempty"`
+	Candidate          *Candidate   `json:"candidate,omitempty"`
+	ICEServers         []ICEServer  `json:"ice_servers,omitzero"`
+	ICETransportPolicy string       `json:"ice_transport_policy,omitempty"`
+	Calls              []CallRecord `json:"calls,omitzero"`
 
 	// pairing
 	PairID string `json:"pair_id,omitempty"`
@@ -175,12 +177,19 @@ func Decode(data []byte) (Message, error) {
 	if len(data) > MaxMessageBytes {
 		return m, fmt.Errorf("protocol: message of %d bytes exceeds %d: %w", len(data), MaxMessageBytes, ErrTooLarge)
 	}
+	// encoding/json would happily decode null into the zero Message; only an
+	// object is a message.
+	if body := bytes.TrimLeft(data, jsonSpace); len(body) == 0 || body[0] != '{' {
+		return Message{}, fmt.Errorf("protocol: decode: %w: not a JSON object", ErrMalformed)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
 		return Message{}, fmt.Errorf("protocol: decode: %w: %v", ErrMalformed, err)
 	}
-	if dec.More() {
+	// Not dec.More(): it reports false for a stray '}' or ']', so it would let
+	// `{...}}` through. Only JSON white space may follow the object.
+	if rest := bytes.TrimLeft(data[dec.InputOffset():], jsonSpace); len(rest) != 0 {
 		return Message{}, fmt.Errorf("protocol: decode: %w: trailing data after the object", ErrMalformed)
 	}
 	if err := m.Validate(); err != nil {
@@ -204,6 +213,9 @@ func Encode(m Message) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// jsonSpace is the white space RFC 8259 allows between tokens.
+const jsonSpace = " \t\r\n"
 
 var (
 	idPattern     = regexp.MustCompile(`^[a-z2-7]{26}$`)
