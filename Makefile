@@ -37,5 +37,14 @@ test: lint
 bench:
 	bench/run
 
+# Each fuzz target for FUZZTIME (their seeds also run in every `make test`).
+FUZZTIME ?= 60s
+fuzz:
+	@for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/'); do \
+	    echo "== $$t $$f"; GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$t || exit 1; \
+	  done; \
+	done
+
 clean:
 	rm -rf $(BIN) .demo

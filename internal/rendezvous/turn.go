@@ -1,7 +1,6 @@
 package rendezvous
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha1" //nolint:gosec // TURN REST credentials are defined as HMAC-SHA1.
@@ -18,8 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pion/logging"
 	"github.com/pion/turn/v4"
+	"github.com/tuanju/tuanju/internal/logging"
 	"github.com/tuanju/tuanju/internal/protocol"
 )
 
@@ -163,7 +162,7 @@ func startTURN(cfg TURNConfig, secret string, log *slog.Logger) (*turnRelay, err
 	srv, err := turn.NewServer(turn.ServerConfig{
 		Realm:         cfg.Realm,
 		AuthHandler:   turnAuthHandler(secret, cfg.CredentialTTL, time.Now, log),
-		LoggerFactory: pionLogger{log},
+		LoggerFactory: logging.Pion(log),
 		PacketConnConfigs: []turn.PacketConnConfig{{
 			PacketConn: pc,
 			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{
@@ -249,30 +248,3 @@ func (s *Server) iceServers(callID string) []protocol.ICEServer {
 	user, cred := TURNCredentials(s.turnSecret, callID, s.now().Add(s.cfg.TURN.CredentialTTL))
 	return []protocol.ICEServer{{URLs: s.turn.urls, Username: user, Credential: cred}}
 }
-
-// pionLogger bridges pion's leveled logger to slog. pion's Info is chatty
-// (per allocation), so it goes to Debug.
-type pionLogger struct{ log *slog.Logger }
-
-func (p pionLogger) NewLogger(scope string) logging.LeveledLogger {
-	return pionScoped{p.log.With("pion", scope)}
-}
-
-type pionScoped struct{ log *slog.Logger }
-
-func (p pionScoped) logf(level slog.Level, format string, a ...any) {
-	if p.log.Enabled(context.Background(), level) {
-		p.log.Log(context.Background(), level, fmt.Sprintf(format, a...))
-	}
-}
-
-func (p pionScoped) Trace(msg string)               { p.logf(slog.LevelDebug, "%s", msg) }
-func (p pionScoped) Tracef(format string, a ...any) { p.logf(slog.LevelDebug, format, a...) }
-func (p pionScoped) Debug(msg string)               { p.logf(slog.LevelDebug, "%s", msg) }
-func (p pionScoped) Debugf(format string, a ...any) { p.logf(slog.LevelDebug, format, a...) }
-func (p pionScoped) Info(msg string)                { p.logf(slog.LevelDebug, "%s", msg) }
-func (p pionScoped) Infof(format string, a ...any)  { p.logf(slog.LevelDebug, format, a...) }
-func (p pionScoped) Warn(msg string)                { p.logf(slog.LevelWarn, "%s", msg) }
-func (p pionScoped) Warnf(format string, a ...any)  { p.logf(slog.LevelWarn, format, a...) }
-func (p pionScoped) Error(msg string)               { p.logf(slog.LevelError, "%s", msg) }
-func (p pionScoped) Errorf(format string, a ...any) { p.logf(slog.LevelError, format, a...) }

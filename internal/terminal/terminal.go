@@ -20,6 +20,7 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/call"
+	"github.com/tuanju/tuanju/internal/logging"
 	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/terminalstore"
 	"github.com/tuanju/tuanju/media"
@@ -147,7 +148,7 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 	if err != nil {
 		return nil, err
 	}
-	api, err := media.NewAPI(media.APIConfig{SettingEngine: settingEngine(cfg.LoopbackOnly)})
+	api, err := media.NewAPI(media.APIConfig{SettingEngine: settingEngine(cfg.LoopbackOnly, d.Log)})
 	if err != nil {
 		return nil, err
 	}
@@ -171,8 +172,8 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 
 // settingEngine returns pion's network settings. Loopback-only mode gathers
 // candidates on 127.0.0.1 only.
-func settingEngine(loopback bool) *webrtc.SettingEngine {
-	se := &webrtc.SettingEngine{}
+func settingEngine(loopback bool, log *slog.Logger) *webrtc.SettingEngine {
+	se := &webrtc.SettingEngine{LoggerFactory: logging.Pion(log.With("component", "webrtc"))}
 	se.SetICEMulticastDNSMode(0) // ice.MulticastDNSModeDisabled
 	if loopback {
 		se.SetIncludeLoopbackCandidate(true)

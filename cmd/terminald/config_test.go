@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "terminald.toml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigLayers(t *testing.T) {
+	file := writeConfig(t, `
+server_url = "wss://rv.example.org/ws"
+state_file = "/tmp/x.db"
+board = "sim"
+[media]
+profile = "audio-only"
+camera = "none"
+`)
+	cfg, err := loadConfig([]string{"-config", file, "-state", "/tmp/flag.db"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ServerURL != "wss://rv.example.org/ws" || cfg.Media.Profile != "audio-only" || cfg.Board != "sim" {
+		t.Errorf("file values not applied: %+v", cfg)
+	}
+	if cfg.StateFile != "/tmp/flag.db" {
+		t.Errorf("flag did not override file: state_file = %q", cfg.StateFile)
+	}
+	if cfg.PublicURL != "https://rv.example.org" {
+		t.Errorf("public URL derived as %q, want https://rv.example.org", cfg.PublicURL)
+	}
+	if cfg.LogFormat != "json" {
+		t.Errorf("default log format %q, want json on a device", cfg.LogFormat)
+	}
+}
+
+func TestConfigRejects(t *testing.T) {
+	tests := []struct {
+		name, file string
+		args       []string
+		want       string
+	}{
+		{"unknown key is an error", `server_url = "ws://a/ws"` + "\nsever = 1\n", nil, "unknown keys sever"},
+		{"no server", ``, nil, "server_url"},
+		{"http server URL", `server_url = "http://a/ws"`, nil, "ws:// or wss://"},
+		{"bad board", `server_url = "ws://a/ws"` + "\nboard = \"pi\"\n", nil, "board"},
+		{"bad profile", `server_url = "ws://a/ws"`, []string{"-profile", "hd", "-board", "sim"}, "profile"},
+		{"bad camera", `server_url = "ws://a/ws"`, []string{"-camera", "usb", "-board", "sim"}, "camera"},
+		{"malformed toml", `server_url = `, nil, "config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"-config", writeConfig(t, tt.file)}, tt.args...)
+			_, err := loadConfig(args, &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunRefusesBadConfigBeforeTouchingDisk(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "sub", "state.db")
+	err := run(context.Background(), []string{"-server", "ftp://x", "-state", state}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil {
+		t.Fatal("run accepted an ftp:// server URL")
+	}
+	if _, statErr := os.Stat(state); !os.IsNotExist(statErr) {
+		t.Errorf("state file created despite the bad config: %v", statErr)
+	}
+}
+
+func TestPrintQR(t *testing.T) {
+	var b bytes.Buffer
+	printQR(&b, "http://127.0.0.1:8080/pair#d=abc&s=def")
+	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	if len(lines) < 12 {
+		t.Fatalf("QR has %d lines, want a full code", len(lines))
+	}
+	width := len([]rune(lines[0]))
+	for i, l := range lines {
+		if n := len([]rune(l)); n != width {
+			t.Fatalf("line %d is %d wide, line 0 is %d: a ragged QR code does not scan", i, n, width)
+		}
+	}
+	if width < 25 {
+		t.Errorf("QR width %d below version-1 size plus quiet zone", width)
+	}
+}
