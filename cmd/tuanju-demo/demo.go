@@ -75,7 +75,7 @@ func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	defer stopProc(td, stderr)
 	panel := "http://" + o.panel
-	st, err := waitTerminal(ctx, panel)
+	st, err := waitTerminal(ctx, panel, func(s terminal.Status) bool { return s.Online })
 	if err != nil {
 		return fmt.Errorf("terminal did not come up (see %s): %w", logs.Name(), err)
 	}
@@ -83,6 +83,11 @@ func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	cred, err := credentials(ctx, o, ws, panel, st)
 	if err != nil {
 		return err
+	}
+	// After pairing the terminal logs in afresh; print the links once it is
+	// back, so the parent's page opens on an online terminal.
+	if _, err := waitTerminal(ctx, panel, func(s terminal.Status) bool { return s.Online && s.Paired }); err != nil {
+		return fmt.Errorf("terminal did not come back after pairing (see %s): %w", logs.Name(), err)
 	}
 	fmt.Fprintf(stdout, `
 Tuanju is running on this machine (logs: %s).
@@ -205,15 +210,15 @@ func waitHTTP(ctx context.Context, u string) error {
 	})
 }
 
-// waitTerminal waits until the terminal is connected to the server.
-func waitTerminal(ctx context.Context, panel string) (terminal.Status, error) {
+// waitTerminal waits until the terminal's status satisfies ok.
+func waitTerminal(ctx context.Context, panel string, ok func(terminal.Status) bool) (terminal.Status, error) {
 	var st terminal.Status
 	err := poll(ctx, func(ctx context.Context) error {
 		if err := getJSON(ctx, panel+"/api/terminal", &st); err != nil {
 			return err
 		}
-		if !st.Online {
-			return errors.New("terminal not yet online")
+		if !ok(st) {
+			return fmt.Errorf("terminal not ready yet (state %s, online %v, paired %v)", st.State, st.Online, st.Paired)
 		}
 		return nil
 	})
