@@ -218,7 +218,10 @@ func Next(m Machine, e Event) (Machine, []Action) {
 		if !e.ProofOK {
 			return m, []Action{PairReject{e.PairID, "bad_secret"}}
 		}
-		if m.Paired || (m.State != Idle && m.State != NoAnswer) {
+		// A new request while one waits for its press replaces it: the
+		// server keeps one request per terminal, so the page has retried
+		// (its connection dropped) and the old one is gone.
+		if m.Paired || (m.State != Idle && m.State != NoAnswer && m.State != PairConfirm) {
 			return m, []Action{PairReject{e.PairID, "not_pairable"}}
 		}
 		m.State, m.PairID = PairConfirm, e.PairID

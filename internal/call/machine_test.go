@@ -123,6 +123,12 @@ func TestNext(t *testing.T) {
 		{"long press declines pairing", pairConfirm, LongPress{}, unpaired, []Action{PairReject{p1, "declined"}}},
 		{"pairing times out", pairConfirm, Timeout{TimerPair, p1}, unpaired, []Action{PairReject{p1, "timeout"}}},
 		{"stale pairing timeout ignored", pairConfirm, Timeout{TimerPair, c1}, pairConfirm, nil},
+		{"a retried request replaces the waiting one", pairConfirm, PairRequest{c2, true},
+			Machine{State: PairConfirm, Online: true, PairID: c2},
+			[]Action{StartTimer{TimerPair, c2, PairConfirmTimeout}, PlayCue{CueRing}}},
+		{"the replaced request's timeout is ignored", Machine{State: PairConfirm, Online: true, PairID: c2}, Timeout{TimerPair, p1},
+			Machine{State: PairConfirm, Online: true, PairID: c2}, nil},
+		{"a bad retried proof leaves the waiting request", pairConfirm, PairRequest{c2, false}, pairConfirm, []Action{PairReject{c2, "bad_secret"}}},
 		{"disconnect during pairing", pairConfirm, Disconnected{}, Machine{}, nil},
 		{"pair done marks paired", unpaired, PairDone{}, Machine{State: Idle, Online: true, Paired: true}, nil},
 

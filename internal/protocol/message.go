@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	jsonv2 "github.com/go-json-experiment/json"
 	"regexp"
 	"time"
 )
@@ -182,15 +183,12 @@ func Decode(data []byte) (Message, error) {
 	if body := bytes.TrimLeft(data, jsonSpace); len(body) == 0 || body[0] != '{' {
 		return Message{}, fmt.Errorf("protocol: decode: %w: not a JSON object", ErrMalformed)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
+	// json/v2 semantics: member names match exactly (encoding/json would
+	// take "Call_ID" for call_id), a repeated name is an error (a later one
+	// would silently win), unknown members are an error, and nothing but
+	// white space may follow the object.
+	if err := jsonv2.Unmarshal(data, &m, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return Message{}, fmt.Errorf("protocol: decode: %w: %v", ErrMalformed, err)
-	}
-	// Not dec.More(): it reports false for a stray '}' or ']', so it would let
-	// `{...}}` through. Only JSON white space may follow the object.
-	if rest := bytes.TrimLeft(data[dec.InputOffset():], jsonSpace); len(rest) != 0 {
-		return Message{}, fmt.Errorf("protocol: decode: %w: trailing data after the object", ErrMalformed)
 	}
 	if err := m.Validate(); err != nil {
 		return Message{}, err

@@ -133,6 +133,12 @@ func (h *hub) sendAll(set map[*session]bool, m protocol.Message) {
 func boolp(b bool) *bool { return &b }
 
 // join puts a logged-in socket into the routing tables and welcomes it.
+func (h *hub) isClosed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closed
+}
+
 func (h *hub) join(s *session) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -515,7 +521,9 @@ func (h *hub) ringTimeout(c *call) {
 
 // outcome is what the call log says about a call that ended for reason.
 // A call from the child that nobody answered is "missed" however it ended,
-// so the parent sees that the child tried.
+// so the parent sees that the child tried. A parent's call that rang out
+// (no_answer, from the page's 45 s timer or the server's) is "missed" too:
+// the child was not there; only a parent's own cancel is "cancelled".
 func outcome(c *call, reason string, byCaller bool) string {
 	switch {
 	case c.answered && reason == protocol.ReasonFailed:
@@ -526,7 +534,7 @@ func outcome(c *call, reason string, byCaller bool) string {
 		return protocol.OutcomeFailed
 	case !byCaller && (reason == protocol.ReasonDecline || reason == protocol.ReasonBusy):
 		return protocol.OutcomeDeclined
-	case byCaller && !c.fromTerminal:
+	case byCaller && !c.fromTerminal && reason != protocol.ReasonNoAnswer:
 		return protocol.OutcomeCancelled
 	default:
 		return protocol.OutcomeMissed
@@ -560,7 +568,7 @@ func (h *hub) pushCallLog(parentID string) {
 		h.log.Error("read call log", "parent", parentID, "err", err)
 		return
 	}
-	h.sendAll(set, protocol.Message{Type: protocol.TypeCallLog, Calls: calls})
+	h.sendAll(set, callLogMsg(calls))
 }
 
 // sendCallLog answers a parent's call_log request; asking marks them seen.
@@ -571,5 +579,14 @@ func (h *hub) sendCallLog(s *session, markSeen bool) {
 		s.sendError(protocol.ErrCodeInternal, "could not read the call log", protocol.Message{Type: protocol.TypeCallLog})
 		return
 	}
-	s.send(protocol.Message{Type: protocol.TypeCallLog, Calls: calls})
+	s.send(callLogMsg(calls))
+}
+
+// callLogMsg always carries the list, empty or not: a call_log without
+// "calls" is a client's request.
+func callLogMsg(calls []protocol.CallRecord) protocol.Message {
+	if calls == nil {
+		calls = []protocol.CallRecord{}
+	}
+	return protocol.Message{Type: protocol.TypeCallLog, Calls: calls}
 }

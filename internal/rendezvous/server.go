@@ -290,7 +290,11 @@ func (s *Server) login(sess *session) bool {
 		sess.log = sess.log.With("role", "pairing")
 	}
 	if !s.hub.join(sess) {
-		sess.closeWith(websocket.StatusGoingAway, "shutting down")
+		if s.hub.isClosed() {
+			sess.closeWith(websocket.StatusGoingAway, "shutting down")
+		} else {
+			sess.closeWith(websocket.StatusInternalError, "login failed")
+		}
 		return false
 	}
 	sess.log.Info("logged in")

@@ -652,6 +652,7 @@ func TestCallOutcomes(t *testing.T) {
 		{"parent cancels", false, true, protocol.ReasonCancel, protocol.OutcomeCancelled},
 		{"child declines parent", false, false, protocol.ReasonDecline, protocol.OutcomeDeclined},
 		{"caller gives up", true, true, protocol.ReasonNoAnswer, protocol.OutcomeMissed},
+		{"parent's call rings out", false, true, protocol.ReasonNoAnswer, protocol.OutcomeMissed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -88,6 +88,7 @@ func TestOutcome(t *testing.T) {
 		{true, false, false, "decline", "declined"},
 		{true, false, false, "busy", "declined"},
 		{false, false, true, "cancel", "cancelled"},
+		{false, false, true, "no_answer", "missed"}, // the page's 45 s timer: the child was not there
 		{false, false, false, "decline", "declined"},
 		{false, false, false, "no_answer", "missed"},
 		{true, true, true, "hangup", "answered"},

@@ -30,6 +30,7 @@ type session struct {
 	offerSent bool
 	pending   []protocol.Message // local candidates gathered before the offer went out
 	remote    int                // remote candidates accepted
+	local     int                // local candidates gathered
 	send      func(protocol.Message)
 	closed    bool
 }
@@ -131,6 +132,11 @@ func (s *session) queueCandidate(m protocol.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
+		return
+	}
+	// The server refuses more than MaxCandidates per side; the first ones
+	// (host, then relay) are the useful ones anyway.
+	if s.local++; s.local > protocol.MaxCandidates {
 		return
 	}
 	if !s.offerSent {

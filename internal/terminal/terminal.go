@@ -393,7 +393,8 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 	case protocol.TypePairRequest:
 		ok := pairing.Verify(pairing.RequestProof(t.secret, t.deviceID, m.Nonce), m.Proof) && m.DeviceID == t.deviceID
 		if ok {
-			t.pairNonce[m.PairID] = m.Nonce
+			// One request waits at a time; a new one replaces the old.
+			t.pairNonce = map[string]string{m.PairID: m.Nonce}
 		}
 		t.log.Info("pairing request", "pair_id", m.PairID, "proof_ok", ok)
 		t.step(call.PairRequest{PairID: m.PairID, ProofOK: ok})
@@ -411,7 +412,10 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 		}
 	case protocol.TypeError:
 		t.log.Warn("server error", "code", m.Code, "message", m.Text, "ref_type", m.RefType, "call_id", m.CallID)
-		if m.CallID != "" && m.CallID == t.m.CallID {
+		// A refused ring or accept means the server has no such call (busy,
+		// not paired, gone): the call is over. Other errors (a candidate
+		// over the limit, say) leave the call alone.
+		if m.CallID != "" && m.CallID == t.m.CallID && (m.RefType == protocol.TypeRing || m.RefType == protocol.TypeAccept) {
 			t.step(call.PeerHangup{CallID: m.CallID, Reason: m.Code})
 		}
 	case protocol.TypeCallLog, protocol.TypeChallenge, protocol.TypeWelcome:
