@@ -51,6 +51,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	var term atomic.Pointer[terminal.Terminal]
 	var buttons <-chan device.ButtonEvent
+	var stuck func() bool
 	var leds terminal.LEDs
 	var sim *simboard.Board
 	switch cfg.Board {
@@ -69,7 +70,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer sim.Close()
-		buttons, leds = sim.Button().Events(), sim.LEDs()
+		buttons, stuck, leds = sim.Button().Events(), sim.Button().Stuck, sim.LEDs()
 	case "gpio":
 		btn, l, err := openGPIOBoard(cfg.Pins, log)
 		if err != nil {
@@ -77,11 +78,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 		defer btn.Close()
 		defer l.Close()
-		buttons, leds = btn.Events(), l
+		buttons, stuck, leds = btn.Events(), btn.Stuck, l
 	}
 
 	t, err := terminal.New(tcfg, terminal.Deps{
-		Store: store, Buttons: buttons, LEDs: leds, Log: log,
+		Store: store, Buttons: buttons, ButtonStuck: stuck, LEDs: leds, Log: log,
 		OnStatus: func(s terminal.Status) {
 			if sim != nil {
 				sim.SetPairingURL(s.PairingURL)

@@ -46,12 +46,21 @@ type Config struct {
 // LEDs is the part of device.LEDs the terminal uses.
 type LEDs interface{ Show(device.Pattern) error }
 
+// Speaker plays the short sound cues that, with the lights, are all a child
+// who cannot read has to go by.
+type Speaker interface{ PlayCue(cue string) }
+
 // Deps are the terminal's hardware and storage.
 type Deps struct {
 	Store   *terminalstore.Store
 	Buttons <-chan device.ButtonEvent
 	LEDs    LEDs
-	Log     *slog.Logger
+	// Speaker may be nil (no speaker fitted, or none driven yet).
+	Speaker Speaker
+	// ButtonStuck, if set, reports a button held down far longer than any
+	// child would: the terminal then shows "needs repair" until it is freed.
+	ButtonStuck func() bool
+	Log         *slog.Logger
 	// OnStatus, if set, is called (from the loop) whenever Status changes.
 	OnStatus func(Status)
 }
@@ -217,9 +226,26 @@ func (t *Terminal) Preview() image.Image {
 	return s.capture.Preview()
 }
 
+// Screen returns the parent's latest decoded picture during a call, or nil:
+// what a terminal with a screen shows.
+func (t *Terminal) Screen() image.Image {
+	t.mu.Lock()
+	s := t.sess
+	t.mu.Unlock()
+	if s == nil || s.receiver == nil {
+		return nil
+	}
+	return s.receiver.LatestFrame()
+}
+
+// healthEvery is how often the loop checks the hardware's health.
+const healthEvery = time.Second
+
 // Run runs until ctx ends.
 func (t *Terminal) Run(ctx context.Context) error {
 	t.ctx = ctx
+	health := time.NewTicker(healthEvery)
+	defer health.Stop()
 	t.showLEDs()
 	if !t.m.Paired {
 		t.log.Info("terminal is not paired; open the pairing URL on the parent's phone", "pairing_url", t.PairingURL())
@@ -245,6 +271,8 @@ func (t *Terminal) Run(ctx context.Context) error {
 			t.button(ev)
 		case ev := <-t.events:
 			t.handle(ctx, ev)
+		case <-health.C:
+			t.checkHealth()
 		}
 		t.publish()
 	}
@@ -488,6 +516,9 @@ func (t *Terminal) do(a call.Action) {
 	case call.PlayCue:
 		t.lastCue = a.Cue
 		t.log.Debug("sound cue", "cue", a.Cue)
+		if t.d.Speaker != nil {
+			t.d.Speaker.PlayCue(string(a.Cue))
+		}
 	case call.CallEnded:
 		delete(t.ice, a.CallID)
 		t.calls++
@@ -498,6 +529,23 @@ func (t *Terminal) do(a call.Action) {
 		t.log.Info("call ended", "call_id", a.CallID, "outcome", a.Outcome, "outgoing", a.Outgoing)
 	default:
 		t.log.Error("unknown action", "action", fmt.Sprintf("%T", a))
+	}
+}
+
+// checkHealth raises "needs repair" while the button is stuck and clears it
+// when the button is freed.
+func (t *Terminal) checkHealth() {
+	if t.d.ButtonStuck == nil {
+		return
+	}
+	stuck := t.d.ButtonStuck()
+	switch {
+	case stuck && t.m.State != call.Fault:
+		t.log.Error("call button stuck: showing needs-repair")
+		t.step(call.FaultRaised{})
+	case !stuck && t.m.State == call.Fault:
+		t.log.Info("call button free again")
+		t.step(call.FaultCleared{})
 	}
 }
 

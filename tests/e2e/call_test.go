@@ -230,9 +230,26 @@ func TestSecondParentCannotPair(t *testing.T) {
 func TestReconnectsAfterNetworkLoss(t *testing.T) {
 	srvRig := newRig(t, nil)
 	proxy := newProxy(t, srvRig.srv.URL)
-	r := startTerminal(t, srvRig.ctx, srvRig.srv, proxy.wsURL(), t.TempDir()+"/t2.db", media.LowData)
+	r := startTerminal(t, srvRig.ctx, srvRig.srv, terminalOpts{wsURL: proxy.wsURL()})
 	proxy.cut()
 	r.waitPattern(device.Offline, "terminal shows offline when the link is cut")
 	proxy.restore()
 	r.waitPattern(device.Ready, "terminal reconnects and shows ready by itself")
+}
+
+// TestStuckButtonShowsNeedsRepair: a button held far longer than any child
+// would (a jammed key) makes the terminal show "needs repair"; freeing it
+// brings the terminal back to ready by itself.
+func TestStuckButtonShowsNeedsRepair(t *testing.T) {
+	srvRig := newRig(t, nil)
+	r := startTerminal(t, srvRig.ctx, srvRig.srv, terminalOpts{button: device.ButtonOpts{
+		LongPress: 300 * time.Millisecond, VeryLongPress: 600 * time.Millisecond, StuckAfter: time.Second}})
+	if err := r.board.Hold(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Fault, "a stuck button shows needs-repair")
+	if err := r.board.Release(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Ready, "freed button: ready again")
 }

@@ -59,27 +59,45 @@ func newRigProfile(t testing.TB, configure func(*rendezvous.Config), p media.Pro
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	srv := rendezvoustest.NewServer(t, configure)
-	return startTerminal(t, ctx, srv, srv.WSURL, filepath.Join(t.TempDir(), "terminal.db"), p)
+	return startTerminal(t, ctx, srv, terminalOpts{wsURL: srv.WSURL, profile: p})
 }
 
-func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, wsURL, statePath string, p media.Profile) *rig {
+// terminalOpts vary the terminal a test starts; zero values are the defaults.
+type terminalOpts struct {
+	wsURL     string // default: the server's
+	statePath string // default: a fresh file
+	profile   media.Profile
+	button    device.ButtonOpts
+}
+
+func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, o terminalOpts) *rig {
 	t.Helper()
 	log := testLog(t)
-	store, err := terminalstore.Open(statePath)
+	if o.wsURL == "" {
+		o.wsURL = srv.WSURL
+	}
+	if o.statePath == "" {
+		o.statePath = filepath.Join(t.TempDir(), "terminal.db")
+	}
+	if o.profile.Name == "" {
+		o.profile = media.LowData
+	}
+	store, err := terminalstore.Open(o.statePath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	board, err := simboard.New(simboard.Options{Logger: log})
+	board, err := simboard.New(simboard.Options{Logger: log, Button: o.button})
 	if err != nil {
 		t.Fatal(err)
 	}
 	term, err := terminal.New(terminal.Config{
-		ServerURL: wsURL, PublicURL: srv.URL,
-		Capture: media.CaptureConfig{Profile: p, Camera: media.SourceSynthetic,
+		ServerURL: o.wsURL, PublicURL: srv.URL,
+		Capture: media.CaptureConfig{Profile: o.profile, Camera: media.SourceSynthetic,
 			Microphone: media.SourceSynthetic, Log: log},
 		LoopbackOnly: true, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
 		Version: "e2e",
-	}, terminal.Deps{Store: store, Buttons: board.Button().Events(), LEDs: board.LEDs(), Log: log})
+	}, terminal.Deps{Store: store, Buttons: board.Button().Events(), ButtonStuck: board.Button().Stuck,
+		LEDs: board.LEDs(), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
