@@ -433,11 +433,9 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 		}
 		t.log.Info("paired", "parent_id", m.ParentID)
 		t.parentID = m.ParentID
+		// The server has bound this connection to the new parent already;
+		// presence follows when the parent's page logs in.
 		t.step(call.PairDone{})
-		// Re-log in so the server's view (paired, presence) is fresh.
-		if t.conn != nil {
-			t.conn.close()
-		}
 	case protocol.TypeError:
 		t.log.Warn("server error", "code", m.Code, "message", m.Text, "ref_type", m.RefType, "call_id", m.CallID)
 		// A refused ring or accept means the server has no such call (busy,

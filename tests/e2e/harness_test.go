@@ -150,7 +150,7 @@ func (r *rig) pair() parent.Credentials {
 	if err != nil {
 		r.t.Fatalf("pairing: %v", err)
 	}
-	eventually(r.t, step, "terminal stores the pairing and reconnects", func() bool {
+	eventually(r.t, step, "terminal stores the pairing", func() bool {
 		s := r.term.Status()
 		return s.Paired && s.Online && s.ParentID == cred.ParentID
 	})
