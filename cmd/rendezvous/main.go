@@ -35,14 +35,11 @@ func main() {
 	}
 }
 
-// defaults is rendezvous.DefaultConfig for the local demo: everything on
-// loopback, and the TURN relay allowed to reach loopback peers (which
-// Validate refuses as soon as turn.public_ip is not loopback).
-func defaults() rendezvous.Config {
-	cfg := rendezvous.DefaultConfig()
-	cfg.TURN.AllowPeers = []string{"127.0.0.0/8"}
-	return cfg
-}
+// defaults is rendezvous.DefaultConfig: listening on loopback, and the TURN
+// relay under the production peer policy. Loopback peers (the local demo)
+// must be asked for with -turn-allow-peers 127.0.0.0/8, so a config file
+// that leaves allow_peers out is safe on a public server.
+func defaults() rendezvous.Config { return rendezvous.DefaultConfig() }
 
 type options struct {
 	cfg       rendezvous.Config

@@ -44,7 +44,7 @@ func TestParseRejects(t *testing.T) {
 	}{
 		{"unknown key", []string{"-config", unknown}, "turn.pasword"},
 		{"bad policy", []string{"-ice-policy", "some"}, "ice_transport_policy"},
-		{"loopback peers on public relay", []string{"-turn-public-ip", "203.0.113.9"}, "loopback"},
+		{"loopback peers on public relay", []string{"-turn-public-ip", "203.0.113.9", "-turn-allow-peers", "127.0.0.0/8"}, "loopback"},
 		{"bad log format", []string{"-log-format", "xml"}, "log-format"},
 		{"stray argument", []string{"serve"}, "unexpected"},
 	}
@@ -100,5 +100,16 @@ func TestRun(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("run did not shut down")
+	}
+}
+
+// The shipped example must stay a valid configuration.
+func TestExampleConfigLoads(t *testing.T) {
+	opts, err := parse([]string{"-config", "rendezvous.example.toml"}, io.Discard)
+	if err != nil {
+		t.Fatalf("rendezvous.example.toml: %v", err)
+	}
+	if opts.cfg.TURN.PublicIP != "203.0.113.10" || opts.cfg.TURN.CredentialTTL != 10*time.Minute || len(opts.cfg.TURN.AllowPeers) != 0 {
+		t.Errorf("example decoded as %+v", opts.cfg)
 	}
 }

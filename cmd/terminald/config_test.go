@@ -98,3 +98,14 @@ func TestPrintQR(t *testing.T) {
 		t.Errorf("QR width %d below version-1 size plus quiet zone", width)
 	}
 }
+
+// The shipped example must stay a valid configuration.
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := loadConfig([]string{"-config", "terminald.example.toml"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("terminald.example.toml: %v", err)
+	}
+	if cfg.Board != "gpio" || cfg.Pins.Button != "CALL_BUTTON" || len(cfg.Pins.LEDs) != 3 {
+		t.Errorf("example decoded as %+v", cfg)
+	}
+}
