@@ -7,9 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -63,7 +61,10 @@ func TestDemoRunsPairsAndStops(t *testing.T) {
 		t.Skip("builds the binaries")
 	}
 	bin := t.TempDir()
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go tool is not on PATH: %v", err)
+	}
 	build := exec.Command(goTool, "build", "-o", bin+"/", "../rendezvous", "../terminald")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)

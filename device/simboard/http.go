@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
 	"image/jpeg"
 	"image/png"
 	"net/http"
@@ -30,7 +31,11 @@ const qrSize = 320
 //	POST /api/button/release   button up
 //	POST /api/button/longpress long press (returns when released)
 //	GET  /camera.jpg           latest preview frame (404 without camera)
+//	GET  /screen.jpg           what the terminal's screen shows (404 without one)
 //	GET  /pairing.png          QR code of the pairing URL (404 without one)
+//
+// The panel plays the cues (State.Cue, State.CueSeq) with WebAudio, and
+// polls the two pictures only while the lights say in_call.
 //
 // The panel is a development tool and should be served on loopback only.
 // Cross-origin browser requests are refused (http.CrossOriginProtection), so
@@ -44,7 +49,8 @@ func (b *Board) Handler() http.Handler {
 	mux.HandleFunc("POST /api/button/hold", b.buttonAction(func(*http.Request) error { return b.Hold() }))
 	mux.HandleFunc("POST /api/button/release", b.buttonAction(func(*http.Request) error { return b.Release() }))
 	mux.HandleFunc("POST /api/button/longpress", b.buttonAction(func(r *http.Request) error { return b.LongPress(r.Context()) }))
-	mux.HandleFunc("GET /camera.jpg", b.serveCamera)
+	mux.HandleFunc("GET /camera.jpg", b.serveJPEG("camera", b.preview))
+	mux.HandleFunc("GET /screen.jpg", b.serveJPEG("screen", b.screen))
 	mux.HandleFunc("GET /pairing.png", b.servePairingQR)
 	return http.NewCrossOriginProtection().Handler(mux)
 }
@@ -80,25 +86,30 @@ func (b *Board) buttonAction(act func(*http.Request) error) http.HandlerFunc {
 	}
 }
 
-func (b *Board) serveCamera(w http.ResponseWriter, _ *http.Request) {
-	if b.preview == nil {
-		http.Error(w, "simboard: no camera", http.StatusNotFound)
-		return
+// serveJPEG serves the latest image from src (the camera preview, the
+// screen) as a JPEG, or 404 when the board has no such device (nil src) or
+// it has no image now.
+func (b *Board) serveJPEG(what string, src func() image.Image) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		if src == nil {
+			http.Error(w, "simboard: no "+what, http.StatusNotFound)
+			return
+		}
+		img := src()
+		if img == nil {
+			http.Error(w, "simboard: no "+what+" image now", http.StatusNotFound)
+			return
+		}
+		var buf bytes.Buffer
+		if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 75}); err != nil {
+			b.log.Error("panel image encode failed", "image", what, "err", err)
+			http.Error(w, "simboard: encode "+what+" image: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(buf.Bytes())
 	}
-	img := b.preview()
-	if img == nil {
-		http.Error(w, "simboard: no camera frame yet", http.StatusNotFound)
-		return
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 75}); err != nil {
-		b.log.Error("camera preview encode failed", "err", err)
-		http.Error(w, "simboard: encode camera frame: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "image/jpeg")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(buf.Bytes())
 }
 
 func (b *Board) servePairingQR(w http.ResponseWriter, _ *http.Request) {

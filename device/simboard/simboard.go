@@ -2,8 +2,9 @@
 // tests: a button and three LEDs on gpiotest pins, driven through the real
 // device.NewButton and device.NewLEDs, so the demo exercises exactly the
 // debouncer, thresholds and blink code that run on a real board. Handler
-// serves a panel page that draws the LEDs and lets a developer press the
-// button from a browser or a phone.
+// serves a panel page that draws the LEDs, plays the terminal's sound cues,
+// shows its screen and camera, and lets a developer press the button from a
+// browser or a phone.
 package simboard
 
 import (
@@ -44,6 +45,11 @@ type Options struct {
 	// Preview returns the latest camera frame for the panel, or nil when
 	// there is none yet. A nil Preview means the terminal has no camera.
 	Preview func() image.Image
+	// Screen returns what the terminal's screen shows now: the parent's
+	// decoded video during a call, nil otherwise. A nil Screen means the
+	// terminal has no screen (most boards have none; the panel then shows
+	// the camera preview alone, as before).
+	Screen func() image.Image
 	// MaxHold auto-releases a hold after this long (0: DefaultMaxHold,
 	// negative: never).
 	MaxHold time.Duration
@@ -60,6 +66,7 @@ type Board struct {
 	button  *device.Button
 	leds    *device.LEDs
 	preview func() image.Image
+	screen  func() image.Image
 	opts    Options
 
 	mu         sync.Mutex
@@ -67,6 +74,8 @@ type Board struct {
 	pairingURL string
 	qrURL      string // pairing URL that qrPNG encodes
 	qrPNG      []byte
+	cue        string
+	cueSeq     uint64
 	holdTimer  *time.Timer
 	closed     bool
 }
@@ -89,6 +98,7 @@ func New(opts Options) (*Board, error) {
 		line:    devicetest.NewButtonLine("SIM_CALL_BUTTON", bopts.ActiveLow),
 		ledPins: map[device.Color]*gpiotest.Pin{},
 		preview: opts.Preview,
+		screen:  opts.Screen,
 		opts:    opts,
 	}
 	btn, err := device.NewButton(b.line.Pin, bopts)
@@ -146,6 +156,21 @@ func (b *Board) SetPairingURL(u string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.pairingURL = u
+}
+
+// PlayCue plays a sound cue on the simulated speaker: the panel page
+// synthesizes it (see Handler). The terminal calls it for each cue it would
+// play on a real speaker: "calling", "ring", "connected", "no_answer",
+// "hangup", "refused". Every call counts, so the same cue twice plays twice.
+// It works after Close too: sound is harmless, and the terminal may still be
+// winding down.
+func (b *Board) PlayCue(cue string) {
+	b.mu.Lock()
+	b.cue = cue
+	b.cueSeq++
+	seq := b.cueSeq
+	b.mu.Unlock()
+	b.log.Debug("sound cue", "cue", cue, "seq", seq)
 }
 
 // Hold puts the button down, as a finger would, until Release (or MaxHold).
@@ -225,6 +250,10 @@ type State struct {
 	ButtonDown bool   `json:"button_down"`
 	Status     string `json:"status"`
 	PairingURL string `json:"pairing_url"`
+	// Cue is the last sound cue played ("" before the first) and CueSeq
+	// counts PlayCue calls, so the panel sees a repeated cue as new.
+	Cue    string `json:"cue"`
+	CueSeq uint64 `json:"cue_seq"`
 }
 
 // State reads the pins as they are now.
@@ -239,6 +268,7 @@ func (b *Board) State() State {
 	}
 	b.mu.Lock()
 	s.Status, s.PairingURL = b.status, b.pairingURL
+	s.Cue, s.CueSeq = b.cue, b.cueSeq
 	b.mu.Unlock()
 	return s
 }

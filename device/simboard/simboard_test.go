@@ -3,6 +3,7 @@ package simboard_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -232,31 +234,93 @@ func dark(c color.Color) bool {
 	return r+g+b < 3*0x8000
 }
 
-func TestCamera(t *testing.T) {
-	t.Run("no camera", func(t *testing.T) {
-		_, srv := newBoard(t, simboard.Options{})
-		if resp, _ := get(t, srv, "/camera.jpg"); resp.StatusCode != http.StatusNotFound {
-			t.Errorf("GET /camera.jpg: %s, want 404", resp.Status)
-		}
-	})
-	t.Run("preview frame", func(t *testing.T) {
-		frame := image.NewRGBA(image.Rect(0, 0, 64, 48))
-		for i := range frame.Pix {
-			frame.Pix[i] = byte(i)
-		}
-		_, srv := newBoard(t, simboard.Options{Preview: func() image.Image { return frame }})
-		resp, body := get(t, srv, "/camera.jpg")
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET /camera.jpg: %s", resp.Status)
-		}
-		img, err := jpeg.Decode(bytes.NewReader(body))
-		if err != nil {
-			t.Fatalf("camera.jpg does not decode: %v", err)
-		}
-		if img.Bounds().Size() != frame.Bounds().Size() {
-			t.Errorf("JPEG is %v, want %v", img.Bounds().Size(), frame.Bounds().Size())
-		}
-	})
+// TestPictures: /camera.jpg serves Options.Preview and /screen.jpg
+// Options.Screen, each as a JPEG of its image's size, and each is 404 when
+// the board has no such device or it has no image now. The two images have
+// different sizes, so crossed wires show.
+func TestPictures(t *testing.T) {
+	camera := testImage(64, 48)
+	screen := testImage(96, 72)
+	none := func() image.Image { return nil }
+	tests := []struct {
+		name string
+		opts simboard.Options
+		path string
+		want image.Image // nil: 404
+	}{
+		{"no camera", simboard.Options{}, "/camera.jpg", nil},
+		{"no camera frame yet", simboard.Options{Preview: none}, "/camera.jpg", nil},
+		{"camera frame", simboard.Options{Preview: func() image.Image { return camera }}, "/camera.jpg", camera},
+		{"camera with screen", simboard.Options{Preview: func() image.Image { return camera }, Screen: func() image.Image { return screen }}, "/camera.jpg", camera},
+		{"no screen", simboard.Options{Preview: func() image.Image { return camera }}, "/screen.jpg", nil},
+		{"screen shows nothing", simboard.Options{Screen: none}, "/screen.jpg", nil},
+		{"screen image", simboard.Options{Screen: func() image.Image { return screen }}, "/screen.jpg", screen},
+		{"screen with camera", simboard.Options{Preview: func() image.Image { return camera }, Screen: func() image.Image { return screen }}, "/screen.jpg", screen},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, srv := newBoard(t, tt.opts)
+			resp, body := get(t, srv, tt.path)
+			if tt.want == nil {
+				if resp.StatusCode != http.StatusNotFound {
+					t.Errorf("GET %s: %s, want 404", tt.path, resp.Status)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/jpeg" {
+				t.Fatalf("GET %s: %s %s", tt.path, resp.Status, resp.Header.Get("Content-Type"))
+			}
+			img, err := jpeg.Decode(bytes.NewReader(body))
+			if err != nil {
+				t.Fatalf("%s does not decode: %v", tt.path, err)
+			}
+			if img.Bounds().Size() != tt.want.Bounds().Size() {
+				t.Errorf("JPEG is %v, want %v", img.Bounds().Size(), tt.want.Bounds().Size())
+			}
+		})
+	}
+}
+
+func testImage(w, h int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i)
+	}
+	return img
+}
+
+// TestPlayCue: every PlayCue is a new cue_seq, so the panel plays the same
+// cue twice when the terminal plays it twice.
+func TestPlayCue(t *testing.T) {
+	tests := []struct {
+		name    string
+		cues    []string
+		wantCue string
+		wantSeq uint64
+	}{
+		{"none yet", nil, "", 0},
+		{"one", []string{"ring"}, "ring", 1},
+		{"same cue twice", []string{"refused", "refused"}, "refused", 2},
+		{"a call", []string{"calling", "connected", "hangup"}, "hangup", 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, srv := newBoard(t, simboard.Options{})
+			for _, c := range tt.cues {
+				b.PlayCue(c)
+			}
+			st := state(t, srv)
+			if st.Cue != tt.wantCue || st.CueSeq != tt.wantSeq {
+				t.Errorf("cue %q seq %d, want %q seq %d", st.Cue, st.CueSeq, tt.wantCue, tt.wantSeq)
+			}
+			// The JSON keys are what the panel page reads.
+			_, raw := get(t, srv, "/api/state")
+			want := fmt.Sprintf(`"cue":%q,"cue_seq":%d`, tt.wantCue, tt.wantSeq)
+			if !bytes.Contains(raw, []byte(want)) {
+				t.Errorf("state JSON %s lacks %s", raw, want)
+			}
+		})
+	}
 }
 
 func TestPanelPage(t *testing.T) {
@@ -265,7 +329,7 @@ func TestPanelPage(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /: %s %s", resp.Status, resp.Header.Get("Content-Type"))
 	}
-	for _, want := range []string{"/api/state", "/api/button/hold", "/api/button/release", "/camera.jpg", "/pairing.png", "pointerdown"} {
+	for _, want := range []string{"/api/state", "/api/button/hold", "/api/button/release", "/camera.jpg", "/screen.jpg", "/pairing.png", "pointerdown", "cue_seq", "AudioContext"} {
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("panel page does not use %s", want)
 		}
@@ -302,5 +366,25 @@ func TestClosedBoard(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("press after Close: %s, want 503", resp.Status)
+	}
+}
+
+// TestPlayCueConcurrent: cues played from several goroutines (the terminal's
+// loop, a media callback) are each counted once.
+func TestPlayCueConcurrent(t *testing.T) {
+	b, srv := newBoard(t, simboard.Options{})
+	const goroutines, each = 8, 50
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range each {
+				b.PlayCue("ring")
+				_ = b.State()
+			}
+		})
+	}
+	wg.Wait()
+	if st := state(t, srv); st.CueSeq != goroutines*each || st.Cue != "ring" {
+		t.Errorf("cue %q seq %d, want ring seq %d", st.Cue, st.CueSeq, goroutines*each)
 	}
 }
