@@ -64,6 +64,12 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 				}
 				return nil
 			},
+			Screen: func() image.Image {
+				if t := term.Load(); t != nil {
+					return t.Screen()
+				}
+				return nil
+			},
 			Logger: log,
 		})
 		if err != nil {
@@ -81,8 +87,12 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		buttons, stuck, leds = btn.Events(), btn.Stuck, l
 	}
 
+	var speaker terminal.Speaker
+	if sim != nil {
+		speaker = sim
+	}
 	t, err := terminal.New(tcfg, terminal.Deps{
-		Store: store, Buttons: buttons, ButtonStuck: stuck, LEDs: leds, Log: log,
+		Store: store, Buttons: buttons, ButtonStuck: stuck, LEDs: leds, Speaker: speaker, Log: log,
 		OnStatus: func(s terminal.Status) {
 			if sim != nil {
 				sim.SetPairingURL(s.PairingURL)

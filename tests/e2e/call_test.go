@@ -69,6 +69,12 @@ func TestChildCallsParent(t *testing.T) {
 	}
 	r.waitPattern(device.InCall, "terminal shows in call")
 	waitMedia(t, r, call)
+	if cue := r.board.State().Cue; cue != "connected" {
+		t.Errorf("last sound cue in the call = %q, want connected", cue)
+	}
+	if img := r.term.Screen(); img == nil || img.Bounds().Dx() != 320 || img.Bounds().Dy() != 240 {
+		t.Errorf("terminal's screen shows %v, want the parent's 320x240 picture", img)
+	}
 
 	// A short press during the call does nothing harmful.
 	if err := r.board.Press(r.ctx); err != nil {
@@ -86,6 +92,12 @@ func TestChildCallsParent(t *testing.T) {
 		t.Errorf("phone got hangup %+v, want call %s reason hangup", h, ring.CallID)
 	}
 	r.waitPattern(device.Ready, "terminal ready after hanging up")
+	if cue := r.board.State().Cue; cue != "hangup" {
+		t.Errorf("sound cue after hanging up = %q, want hangup", cue)
+	}
+	if r.term.Screen() != nil {
+		t.Error("the terminal's screen still shows the parent after the call")
+	}
 
 	log := await(t, ph, protocol.TypeCallLog)
 	if len(log.Calls) == 0 || log.Calls[0].CallID != ring.CallID || log.Calls[0].Outcome != protocol.OutcomeAnswered {

@@ -97,7 +97,7 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 		LoopbackOnly: true, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
 		Version: "e2e",
 	}, terminal.Deps{Store: store, Buttons: board.Button().Events(), ButtonStuck: board.Button().Stuck,
-		LEDs: board.LEDs(), Log: log})
+		LEDs: board.LEDs(), Speaker: board, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
