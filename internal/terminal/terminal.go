@@ -13,9 +13,11 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tuanju/tuanju/device"
@@ -183,10 +185,13 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 // candidates on 127.0.0.1 only.
 func settingEngine(loopback bool, log *slog.Logger) *webrtc.SettingEngine {
 	se := &webrtc.SettingEngine{LoggerFactory: logging.Pion(log.With("component", "webrtc"))}
-	se.SetICEMulticastDNSMode(0) // ice.MulticastDNSModeDisabled
+	// No mDNS: a terminal has nothing to hide its address from, and mDNS
+	// queries would be multicast traffic on the child's home network.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if loopback {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	}
 	return se

@@ -25,6 +25,7 @@ import (
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/internal/terminalstore"
 	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/media/mediatest"
 )
 
 // step bounds one step of a test (a message, a state change); media checks
@@ -173,12 +174,7 @@ func (r *rig) confirmPairing(ctx context.Context) error {
 // loopbackAPI is a pion API whose ICE uses 127.0.0.1 only.
 func loopbackAPI(t testing.TB) *webrtc.API {
 	t.Helper()
-	se := &webrtc.SettingEngine{}
-	se.SetICEMulticastDNSMode(0)
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	api, err := media.NewAPI(media.APIConfig{SettingEngine: se})
+	api, err := media.NewAPI(media.APIConfig{SettingEngine: mediatest.LoopbackSettingEngine()})
 	if err != nil {
 		t.Fatal(err)
 	}
