@@ -7,6 +7,7 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/browsertest"
+	"github.com/tuanju/tuanju/internal/rendezvous"
 )
 
 // TestBrowserParentAnswersChild: real headless Chromium (with its fake
@@ -80,4 +81,54 @@ func TestBrowserParentAnswersChild(t *testing.T) {
 		s, err := chromedp.Run(page, chromedp.Evaluate[string](`document.body.dataset.state`))
 		return err == nil && (s == "ended" || s == "home")
 	})
+}
+
+// TestBrowserRingsChildThroughTURN: the parent rings from the page and the
+// child answers with a press, with the server handing out the "relay" ICE
+// policy, so the only path is the embedded TURN relay (what a phone behind
+// CGNAT gets).
+func TestBrowserRingsChildThroughTURN(t *testing.T) {
+	r := newRig(t, func(c *rendezvous.Config) { c.ICETransportPolicy = "relay" })
+	page, cancel := browsertest.Launch(r.ctx, t)
+	defer cancel()
+	if _, err := chromedp.Run(page, chromedp.Navigate(r.term.PairingURL())); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.confirmPairing(page); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitStateFor(page, "home", step); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, step, "page shows the terminal online", func() bool {
+		on, err := chromedp.Run(page, chromedp.Evaluate[bool](`window.tuanju.online === true`))
+		return err == nil && on
+	})
+
+	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#call"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitStateFor(page, "outgoing", step); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Ringing, "the terminal rings")
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitStateFor(page, "call", step); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, mediaWait, "page decodes the terminal's video through the relay", func() bool {
+		st, err := browsertest.Stats(page)
+		return err == nil && st.Video.FramesDecoded >= minFrames
+	})
+	eventually(t, mediaWait, "terminal decodes the page's video through the relay", func() bool {
+		return r.term.Status().Received.VideoFramesDecoded >= 30
+	})
+
+	// The parent hangs up from the page; the terminal is ready again.
+	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#hangup"))); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Ready, "terminal ready after the parent hung up")
 }
