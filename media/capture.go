@@ -196,8 +196,25 @@ func (c *Capture) Preview() image.Image {
 	return nil
 }
 
-// Close stops every source; bound encoders then end on their own. Close the
-// peer connection too (either order).
+// Detach takes the capture's tracks off pc's senders. Call it before
+// pc.Close: pion's Close stops each sender first, which makes a call that
+// never connected fail its next RTP write, and mediadevices' Unbind then
+// waits forever for a sending goroutine that has already quit (a race in
+// mediadevices v0.9.4's bind/unbind). Taken off while the sender still
+// runs, the goroutine is told to stop in the ordinary way and does.
+func (c *Capture) Detach(pc *webrtc.PeerConnection) {
+	for _, s := range pc.GetSenders() {
+		if s.Track() == nil {
+			continue
+		}
+		if err := s.ReplaceTrack(nil); err != nil {
+			c.log.Warn("detach track", "kind", s.Track().Kind().String(), "err", err)
+		}
+	}
+}
+
+// Close stops every source; bound encoders then end on their own. Detach
+// and close the peer connection first.
 func (c *Capture) Close() error {
 	var errs []error
 	c.once.Do(func() {

@@ -200,3 +200,78 @@ func assertLoopbackOnly(t *testing.T, pc *webrtc.PeerConnection) {
 		}
 	}
 }
+
+// TestDetachThenCloseNeverConnected: a call whose ICE never connects (no
+// candidates ever exchanged) must still close. pion's Close on its own
+// deadlocks in mediadevices' Unbind here; Detach first avoids it.
+func TestDetachThenCloseNeverConnected(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	api, err := media.NewAPI(media.APIConfig{SettingEngine: mediatest.LoopbackSettingEngine()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	terminal := newPC(t, api)
+	phone := newPC(t, api)
+	capture, err := media.Open(ctx, media.CaptureConfig{Profile: media.LowData, Camera: media.SourceSynthetic, Microphone: media.SourceSynthetic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer capture.Close()
+	for _, tr := range capture.Tracks() {
+		if _, err := terminal.AddTrack(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Offer and answer, but never a candidate: the senders bind and start
+	// encoding, and ICE can never connect.
+	offer, err := terminal.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := terminal.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	if err := phone.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: stripCandidates(terminal.LocalDescription().SDP)}); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := phone.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := phone.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	if err := terminal.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: stripCandidates(answer.SDP)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // let the senders' goroutines run (not an assertion)
+
+	done := make(chan struct{})
+	go func() {
+		capture.Detach(terminal)
+		terminal.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("closing a never-connected call hung")
+	}
+	for _, s := range terminal.GetSenders() {
+		if s.Track() != nil {
+			t.Errorf("sender still has track %s after Detach", s.Track().ID())
+		}
+	}
+}
+
+// stripCandidates removes a=candidate lines: this test's peers must never connect.
+func stripCandidates(sdp string) string {
+	var out []string
+	for _, l := range strings.Split(sdp, "\r\n") {
+		if !strings.HasPrefix(l, "a=candidate:") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\r\n")
+}

@@ -248,6 +248,7 @@ func (c *Call) WireBytes() (received, sent uint64) {
 func (c *Call) Stats() media.Stats { return c.Receiver.Stats() }
 
 func (c *Call) close() {
+	c.capture.Detach(c.pc) // see media.Capture.Detach
 	c.pc.Close()
 	c.capture.Close()
 }

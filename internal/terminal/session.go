@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -200,6 +201,15 @@ func (s *session) stats() media.Stats {
 	return s.receiver.Stats()
 }
 
+// closeTimeout bounds how long a session may take to close before the
+// terminal says so in its log.
+const closeTimeout = 10 * time.Second
+
+// close ends the session: tracks off (see media.Capture.Detach), peer
+// connection, then camera and microphone. It never blocks its caller (the
+// terminal's event loop): should a library ever hang in Close again, a
+// frozen loop would leave the child with a dead button until someone pulls
+// the plug, so the closing runs aside and a watchdog logs it.
 func (s *session) close() {
 	s.mu.Lock()
 	if s.closed {
@@ -208,16 +218,30 @@ func (s *session) close() {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	if s.pc != nil {
-		if err := s.pc.Close(); err != nil {
-			s.log.Warn("close peer connection", "err", err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if s.pc != nil {
+			if s.capture != nil {
+				s.capture.Detach(s.pc)
+			}
+			if err := s.pc.Close(); err != nil {
+				s.log.Warn("close peer connection", "err", err)
+			}
 		}
-	}
-	if s.capture != nil {
-		if err := s.capture.Close(); err != nil {
-			s.log.Warn("close capture", "err", err)
+		if s.capture != nil {
+			if err := s.capture.Close(); err != nil {
+				s.log.Warn("close capture", "err", err)
+			}
 		}
-	}
+	}()
+	go func() {
+		select {
+		case <-done:
+		case <-time.After(closeTimeout):
+			s.log.Error("media session is stuck closing; its camera and microphone may stay busy", "after", closeTimeout)
+		}
+	}()
 }
 
 func toICEServers(in []protocol.ICEServer) []webrtc.ICEServer {

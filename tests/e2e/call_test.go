@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/call"
 	"github.com/tuanju/tuanju/internal/parent"
+	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/media"
 )
@@ -264,4 +266,38 @@ func TestStuckButtonShowsNeedsRepair(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitPattern(device.Ready, "freed button: ready again")
+}
+
+// TestCallThatCannotConnectEndsCleanly: when no media path exists (here the
+// TURN relay refuses the peers, and both sides may use only the relay) the
+// terminal gives up after its connect timeout, tells the phone, and is ready
+// for the next press — its loop must not hang on the half-open call.
+func TestCallThatCannotConnectEndsCleanly(t *testing.T) {
+	r := newRig(t, func(c *rendezvous.Config) {
+		c.ICETransportPolicy = "relay"
+		c.TURN.AllowPeers = nil // production policy: loopback peers refused
+	})
+	ph := r.phone(r.pair(), media.LowData)
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring := await(t, ph, protocol.TypeRing)
+	if err := ph.Accept(r.ctx, ring.CallID); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.InCall, "terminal opens media after the answer")
+	eventually(t, call.ConnectTimeout+step, "terminal gives up on the call that cannot connect", func() bool {
+		return r.board.State().Pattern == device.Ready
+	})
+	h := await(t, ph, protocol.TypeHangup)
+	if h.CallID != ring.CallID || h.Reason != protocol.ReasonFailed {
+		t.Errorf("phone got %+v, want hangup failed for %s", h, ring.CallID)
+	}
+	// The terminal still answers its button.
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if again := await(t, ph, protocol.TypeRing); again.CallID == ring.CallID {
+		t.Errorf("second press reused call ID %s", again.CallID)
+	}
 }
