@@ -8,8 +8,8 @@ import (
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/call"
 	"github.com/tuanju/tuanju/internal/parent"
-	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/media"
 )
 
