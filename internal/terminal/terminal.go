@@ -432,7 +432,16 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 		t.log.Info("pairing request", "pair_id", m.PairID, "proof_ok", ok)
 		t.step(call.PairRequest{PairID: m.PairID, ProofOK: ok})
 	case protocol.TypePaired:
-		if err := t.d.Store.SetParent(terminalstore.Parent{ParentID: m.ParentID, PairedAt: time.Now().UTC()}); err != nil {
+		// The machine only pairs when it believes it has no parent; if the
+		// store still holds one, the server had forgotten it (see
+		// terminalstore.ReplaceParent) and this press-confirmed pairing wins.
+		p := terminalstore.Parent{ParentID: m.ParentID, PairedAt: time.Now().UTC()}
+		err := t.d.Store.SetParent(p)
+		if errors.Is(err, terminalstore.ErrAlreadyPaired) {
+			t.log.Warn("replacing a pairing the server no longer knew", "old_parent_id", t.parentID, "parent_id", m.ParentID)
+			err = t.d.Store.ReplaceParent(p)
+		}
+		if err != nil {
 			t.log.Error("cannot store the pairing", "err", err)
 			return
 		}

@@ -184,6 +184,23 @@ func (s *Store) SetParent(p Parent) error {
 	return nil
 }
 
+// ReplaceParent records p as the parent whether or not one is stored. The
+// terminal calls it only for a pairing the server confirmed after a press on
+// its own button, when the server no longer knew the old pairing (its
+// registry was lost or reset): refusing then would leave a terminal the
+// server routes calls to but that believes it has no parent.
+func (s *Store) ReplaceParent(p Parent) error {
+	v, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("terminalstore: replace parent: %w", err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPairing).Put(keyParent, v) })
+	if err != nil {
+		return fmt.Errorf("terminalstore: replace parent %s: %w", p.ParentID, err)
+	}
+	return nil
+}
+
 // FactoryReset erases the pairing, the pairing secret (a new one is made on
 // next use, so an old label stops working) and the call log. The device's
 // identity stays: it is the unit's, not the family's.

@@ -140,3 +140,18 @@ func TestCorruptValueIsAnError(t *testing.T) {
 	}
 	s.Close()
 }
+
+func TestReplaceParent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := open(t, path)
+	s.SetParent(Parent{ParentID: "old"})
+	if err := s.ReplaceParent(Parent{ParentID: "new"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, path)
+	defer s.Close()
+	if p, err := s.Parent(); err != nil || p.ParentID != "new" {
+		t.Errorf("parent after replace and restart = %+v, %v; want new", p, err)
+	}
+}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/media"
 )
 
@@ -300,4 +302,35 @@ func TestCallThatCannotConnectEndsCleanly(t *testing.T) {
 	if again := await(t, ph, protocol.TypeRing); again.CallID == ring.CallID {
 		t.Errorf("second press reused call ID %s", again.CallID)
 	}
+}
+
+// TestRepairAfterServerLostPairing: the rendezvous server lost its registry
+// (a new, empty server) while the terminal still holds its parent. The
+// terminal must become pairable again, and a new press-confirmed pairing
+// must take, so the child can call once more.
+func TestRepairAfterServerLostPairing(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "terminal.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	old := startTerminal(t, ctx, rendezvoustest.NewServer(t, nil), terminalOpts{statePath: state})
+	oldCred := old.pair()
+	old.stop()
+
+	r := startTerminal(t, ctx, rendezvoustest.NewServer(t, nil), terminalOpts{statePath: state})
+	if s := r.term.Status(); s.Paired || s.PairingURL == "" {
+		t.Fatalf("terminal on a server without its pairing: %+v; want unpaired with a pairing link", s)
+	}
+	cred := r.pair()
+	if cred.ParentID == oldCred.ParentID {
+		t.Fatal("new server reused the old parent ID")
+	}
+	p, err := r.store.Parent()
+	if err != nil || p.ParentID != cred.ParentID {
+		t.Fatalf("stored parent = %+v, %v; want the new %s", p, err, cred.ParentID)
+	}
+	ph := r.phone(cred, media.LowData)
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	await(t, ph, protocol.TypeRing)
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,6 +40,9 @@ type rig struct {
 	board *simboard.Board
 	term  *terminal.Terminal
 	store *terminalstore.Store
+	// stop stops the terminal and closes its board and state file (like
+	// pulling the plug, but clean); it runs at the test's end anyway.
+	stop func()
 }
 
 func testLog(t testing.TB) *slog.Logger {
@@ -110,13 +114,14 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 			t.Errorf("terminal: %v", err)
 		}
 	}()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		<-done
 		board.Close()
 		store.Close()
 	})
-	r := &rig{t: t, ctx: ctx, srv: srv, board: board, term: term, store: store}
+	t.Cleanup(stop)
+	r := &rig{t: t, ctx: ctx, srv: srv, board: board, term: term, store: store, stop: stop}
 	r.waitPattern(device.Ready, "terminal connects and shows ready")
 	return r
 }
