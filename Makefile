@@ -7,7 +7,7 @@ STATIC   := -trimpath -tags netgo,osusergo -ldflags '-s -w -linkmode external -e
 TESTFLAGS ?= -race -count=1 -timeout 25m
 export CGO_ENABLED = 1
 
-.PHONY: all build demo test vet lint bench fuzz clean
+.PHONY: all build demo test vet lint bench fuzz vmtest clean
 
 all: build
 
@@ -39,6 +39,15 @@ test: lint
 # Benchmarks: figures go to bench/results.txt (shown in README.md).
 bench:
 	bench/run
+
+# Kernel-in-the-loop: Debian's kernel in qemu (TCG) with gpio-sim, running the
+# real periph code paths against the kernel's drivers; see tests/vm/README.md.
+# Not yet part of `make test` (the hardware issue adds it to CI).
+vmtest:
+	tests/vm/fetch
+	mkdir -p $(BIN)
+	$(GO) test -c -tags netgo,osusergo,vmtest -ldflags '-linkmode external -extldflags -static' -o $(BIN)/vmcheck.test ./tests/vm
+	tests/vm/run -g $(BIN)/vmcheck.test
 
 # Each fuzz target for FUZZTIME (their seeds also run in every `make test`).
 FUZZTIME ?= 60s
