@@ -47,7 +47,7 @@ vmtest:
 	tests/vm/fetch
 	mkdir -p $(BIN)
 	$(GO) test -c -tags netgo,osusergo,vmtest -ldflags '-linkmode external -extldflags -static' -o $(BIN)/vmcheck.test ./tests/vm
-	tests/vm/run -g $(BIN)/vmcheck.test
+	tests/vm/run -g -m 'softdog soft_noboot=1' $(BIN)/vmcheck.test
 
 # Each fuzz target for FUZZTIME (their seeds also run in every `make test`).
 FUZZTIME ?= 60s

@@ -30,6 +30,10 @@ type config struct {
 	Media        mediaConfig   `toml:"media"`
 	Pins         device.PinMap `toml:"pins"`
 	LongPress    duration      `toml:"long_press"`
+	// Watchdog is the hardware watchdog device ("" turns it off). Used on
+	// the gpio board only: a developer's machine may have a real one.
+	Watchdog        string   `toml:"watchdog"`
+	WatchdogTimeout duration `toml:"watchdog_timeout"`
 }
 
 type mediaConfig struct {
@@ -49,12 +53,14 @@ func (d *duration) UnmarshalText(b []byte) error {
 
 func defaults() config {
 	return config{
-		StateFile: "/var/lib/tuanju/terminal.db",
-		Board:     "gpio",
-		LogFormat: "json",
-		LogLevel:  "info",
-		Media:     mediaConfig{Profile: media.LowData.Name, Camera: media.SourceV4L2, Microphone: media.SourceNone},
-		Pins:      device.DefaultPinMap(),
+		StateFile:       "/var/lib/tuanju/terminal.db",
+		Board:           "gpio",
+		LogFormat:       "json",
+		LogLevel:        "info",
+		Media:           mediaConfig{Profile: media.LowData.Name, Camera: media.SourceV4L2, Microphone: media.SourceNone},
+		Pins:            device.DefaultPinMap(),
+		Watchdog:        device.DefaultWatchdogPath,
+		WatchdogTimeout: duration{device.DefaultWatchdogTimeout},
 	}
 }
 
@@ -154,6 +160,9 @@ func (c config) validate() error {
 	case media.SourceSynthetic, media.SourceNone:
 	default:
 		errs = append(errs, fmt.Errorf("microphone %q must be synthetic or none", c.Media.Microphone))
+	}
+	if c.Watchdog != "" && c.WatchdogTimeout.Duration < 5*time.Second {
+		errs = append(errs, fmt.Errorf("watchdog_timeout %v must be at least 5s (the loop pets it every second)", c.WatchdogTimeout.Duration))
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log_format %q must be json or text", c.LogFormat))

@@ -58,6 +58,7 @@ func TestConfigRejects(t *testing.T) {
 		{"bad profile", `server_url = "ws://a/ws"`, []string{"-profile", "hd", "-board", "sim"}, "profile"},
 		{"bad camera", `server_url = "ws://a/ws"`, []string{"-camera", "usb", "-board", "sim"}, "camera"},
 		{"malformed toml", `server_url = `, nil, "config"},
+		{"watchdog timeout too short", `server_url = "ws://a/ws"` + "\nwatchdog_timeout = \"2s\"\n", []string{"-board", "sim"}, "watchdog_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

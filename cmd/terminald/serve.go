@@ -87,12 +87,16 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		buttons, stuck, leds = btn.Events(), btn.Stuck, l
 	}
 
+	wd, err := openWatchdog(cfg, log)
+	if err != nil {
+		return err
+	}
 	var speaker terminal.Speaker
 	if sim != nil {
 		speaker = sim
 	}
 	t, err := terminal.New(tcfg, terminal.Deps{
-		Store: store, Buttons: buttons, ButtonStuck: stuck, LEDs: leds, Speaker: speaker, Log: log,
+		Store: store, Buttons: buttons, ButtonStuck: stuck, LEDs: leds, Speaker: speaker, Watchdog: wd, Log: log,
 		OnStatus: func(s terminal.Status) {
 			if sim != nil {
 				sim.SetPairingURL(s.PairingURL)
@@ -101,6 +105,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		},
 	})
 	if err != nil {
+		stopWatchdog(wd, nil)
 		return err
 	}
 	term.Store(t)
@@ -125,7 +130,41 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}()
 		fmt.Fprintf(stdout, "device panel: http://%s/\n", addr)
 	}
-	return t.Run(ctx)
+	err = t.Run(ctx)
+	stopWatchdog(wd, err) // not a defer: a panic runs defers, and must reboot the board
+	return err
+}
+
+// stopWatchdog stops the watchdog on a clean exit (magic close) and leaves
+// it to fire after a failure, so the board reboots into a fresh daemon.
+func stopWatchdog(wd interface{ Pet() error }, runErr error) {
+	w, ok := wd.(*device.Watchdog)
+	if !ok || w == nil {
+		return
+	}
+	if runErr == nil {
+		w.Close()
+	} else {
+		w.Abandon()
+	}
+}
+
+// openWatchdog opens the hardware watchdog on a real board. An absent one is
+// logged and the terminal runs without it; a present one that cannot be set
+// up is an error (the technician's self-test shows it).
+func openWatchdog(cfg config, log *slog.Logger) (interface{ Pet() error }, error) {
+	if cfg.Board != "gpio" || cfg.Watchdog == "" {
+		return nil, nil
+	}
+	w, err := device.OpenWatchdog(cfg.Watchdog, cfg.WatchdogTimeout.Duration, log)
+	if errors.Is(err, device.ErrAbsent) {
+		log.Warn("no hardware watchdog: a hung terminal will not reboot itself", "err", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("terminald: watchdog: %w", err)
+	}
+	return w, nil
 }
 
 // statusLine is the device panel's one line for a developer or technician.

@@ -62,7 +62,10 @@ type Deps struct {
 	// ButtonStuck, if set, reports a button held down far longer than any
 	// child would: the terminal then shows "needs repair" until it is freed.
 	ButtonStuck func() bool
-	Log         *slog.Logger
+	// Watchdog, if set, is petted from the loop's health tick and from
+	// nowhere else, so a loop that stops turning reboots the board.
+	Watchdog interface{ Pet() error }
+	Log      *slog.Logger
 	// OnStatus, if set, is called (from the loop) whenever Status changes.
 	OnStatus func(Status)
 }
@@ -278,6 +281,7 @@ func (t *Terminal) Run(ctx context.Context) error {
 			t.handle(ctx, ev)
 		case <-health.C:
 			t.checkHealth()
+			t.petWatchdog()
 		}
 		t.publish()
 	}
@@ -558,6 +562,23 @@ func (t *Terminal) checkHealth() {
 	case !stuck && t.m.State == call.Fault:
 		t.log.Info("call button free again")
 		t.step(call.FaultCleared{})
+	}
+}
+
+// petWatchdog tells the hardware watchdog the loop is alive. Reaching this
+// tick is the proof of life; a full event queue means the loop is falling
+// behind, so it is not petted then. A stuck button still pets: a reboot
+// cannot fix it and would only loop.
+func (t *Terminal) petWatchdog() {
+	if t.d.Watchdog == nil {
+		return
+	}
+	if len(t.events) == cap(t.events) {
+		t.log.Error("event queue full: not petting the watchdog")
+		return
+	}
+	if err := t.d.Watchdog.Pet(); err != nil {
+		t.log.Error("watchdog pet failed", "err", err)
 	}
 }
 

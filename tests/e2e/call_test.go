@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -333,4 +334,25 @@ func TestRepairAfterServerLostPairing(t *testing.T) {
 		t.Fatal(err)
 	}
 	await(t, ph, protocol.TypeRing)
+}
+
+// countingWatchdog stands in for /dev/watchdog (device.Watchdog is tested
+// against the kernel's softdog in tests/vm).
+type countingWatchdog struct{ pets atomic.Int64 }
+
+func (w *countingWatchdog) Pet() error { w.pets.Add(1); return nil }
+
+// TestLoopPetsWatchdog: the terminal's own loop pets the watchdog while it
+// runs, and stops when the loop stops (so a hung loop reboots the board).
+func TestLoopPetsWatchdog(t *testing.T) {
+	srvRig := newRig(t, nil)
+	wd := &countingWatchdog{}
+	r := startTerminal(t, srvRig.ctx, srvRig.srv, terminalOpts{watchdog: wd})
+	eventually(t, step, "the loop pets the watchdog", func() bool { return wd.pets.Load() >= 2 })
+	r.stop()
+	after := wd.pets.Load()
+	time.Sleep(2500 * time.Millisecond) // longer than two health ticks; not an assertion on timing
+	if n := wd.pets.Load(); n != after {
+		t.Errorf("watchdog petted %d more times after the loop stopped", n-after)
+	}
 }

@@ -73,6 +73,7 @@ type terminalOpts struct {
 	statePath string // default: a fresh file
 	profile   media.Profile
 	button    device.ButtonOpts
+	watchdog  interface{ Pet() error }
 }
 
 func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, o terminalOpts) *rig {
@@ -102,7 +103,7 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 		LoopbackOnly: true, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
 		Version: "e2e",
 	}, terminal.Deps{Store: store, Buttons: board.Button().Events(), ButtonStuck: board.Button().Stuck,
-		LEDs: board.LEDs(), Speaker: board, Log: log})
+		LEDs: board.LEDs(), Speaker: board, Watchdog: o.watchdog, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
