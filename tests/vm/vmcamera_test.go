@@ -1,0 +1,324 @@
+//go:build vmtest
+
+package vm_test
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"image"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/media/mediatest"
+)
+
+// Camera tests need the VM started with two vivid instances:
+//
+//	tests/vm/run -m 'vivid n_devs=2 node_types=0x1,0x1 num_inputs=1,1 input_types=0x0,0x2' -r Camera x.test
+//
+// /dev/video0 is a "webcam" input: discrete sizes (320x180, 640x360,
+// 640x480, 1280x720, ...) and discrete frame intervals, the shape of a UVC
+// camera; it has no 320x240. /dev/video1 is an S-Video input with vivid's
+// scaler: any even size, at the PAL rate of 25 fps, so it gives the profile's
+// exact 320x240.
+const (
+	webcamDevice = "/dev/video0"
+	scalerDevice = "/dev/video1"
+	vividModules = "-m 'vivid n_devs=2 node_types=0x1,0x1 num_inputs=1,1 input_types=0x0,0x2'"
+)
+
+// cameraTimeout bounds one capture-to-decode run. Generous: under TCG the
+// encoder, SRTP and the decoder share two emulated cores.
+const cameraTimeout = 60 * time.Second
+
+// minCameraFrames is how many decoded pictures prove the path: two seconds
+// of LowData's 15 fps.
+const minCameraFrames = 30
+
+// vmOnly skips outside the VM.
+func vmOnly(t *testing.T) {
+	t.Helper()
+	if os.Getenv("TUANJU_VM") != "1" {
+		t.Skip("kernel-in-the-loop test: runs only inside the VM (tests/vm/run -m vivid ...)")
+	}
+}
+
+// loopbackUp brings lo up: the VM's /init does not, and the test call's
+// two peers talk over 127.0.0.1. SIOCSIFFLAGS rather than busybox's ip, so
+// the test does not depend on the initramfs' applets.
+func loopbackUp(t *testing.T) {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("socket: %v", err)
+	}
+	defer syscall.Close(fd)
+	// struct ifreq: 16 bytes of name, then a union whose first member here is
+	// short ifr_flags; 40 bytes in all on 64-bit Linux.
+	var ifr [40]byte
+	copy(ifr[:], "lo")
+	ioctl := func(req uintptr) error {
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), req, uintptr(unsafe.Pointer(&ifr[0]))); e != 0 {
+			return e
+		}
+		return nil
+	}
+	if err := ioctl(syscall.SIOCGIFFLAGS); err != nil {
+		t.Fatalf("SIOCGIFFLAGS lo: %v", err)
+	}
+	flags := *(*uint16)(unsafe.Pointer(&ifr[16]))
+	if flags&syscall.IFF_UP != 0 {
+		return
+	}
+	*(*uint16)(unsafe.Pointer(&ifr[16])) = flags | syscall.IFF_UP
+	if err := ioctl(syscall.SIOCSIFFLAGS); err != nil {
+		t.Fatalf("SIOCSIFFLAGS lo up: %v", err)
+	}
+}
+
+// TestCameraThroughKernel opens the terminal's real camera path (media.Open
+// with SourceV4L2: mediadevices' V4L2 driver over the kernel's vivid) at the
+// LowData profile, sends the video through the real openh264 encoder over a
+// loopback call to a media.Receiver, and checks what it decodes.
+func TestCameraThroughKernel(t *testing.T) {
+	vmOnly(t)
+	p := media.LowData
+	tests := []struct {
+		name   string
+		device string
+		// wantErr is media.Open's error; if nil the call must carry video of
+		// wantW x wantH.
+		wantErr      error
+		wantW, wantH int
+	}{
+		// The nearest mode a camera has is taken as is (openV4L2): vivid's
+		// webcam has 320x180, not 320x240.
+		{name: "webcam", device: webcamDevice, wantW: 320, wantH: 180},
+		{name: "scaler", device: scalerDevice, wantW: p.Width, wantH: p.Height},
+		// No device named: the driver's prioritised video0.
+		{name: "first-found", device: "", wantW: 320, wantH: 180},
+		{name: "missing", device: "/dev/video-nonexistent", wantErr: media.ErrNoCamera},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.wantErr == nil {
+				d := cmp.Or(tt.device, webcamDevice)
+				if _, err := os.Stat(d); err != nil {
+					t.Fatalf("%v: start the VM with %s", err, vividModules)
+				}
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), cameraTimeout)
+			defer cancel()
+			log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+			start := time.Now()
+			capture, err := media.Open(ctx, media.CaptureConfig{
+				Profile:      p,
+				Camera:       media.SourceV4L2,
+				CameraDevice: tt.device,
+				Log:          log,
+			})
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					if err == nil {
+						capture.Close()
+					}
+					t.Fatalf("media.Open(CameraDevice %q) = %v, want %v", tt.device, err, tt.wantErr)
+				}
+				t.Logf("media.Open(CameraDevice %q): %v", tt.device, err)
+				return
+			}
+			if err != nil {
+				t.Fatalf("media.Open(CameraDevice %q): %v", tt.device, err)
+			}
+			defer capture.Close()
+			t.Logf("camera open in %v", time.Since(start).Round(time.Millisecond))
+			if !capture.HasVideo() {
+				t.Fatal("capture has no video track")
+			}
+			cameraCall(ctx, t, capture, tt.wantW, tt.wantH, log)
+		})
+	}
+}
+
+// cameraCall runs a loopback call with capture's tracks on the terminal side
+// and checks the decoded video and the capture's preview.
+func cameraCall(ctx context.Context, t *testing.T, capture *media.Capture, wantW, wantH int, log *slog.Logger) {
+	p := capture.Profile()
+	loopbackUp(t)
+	api, err := media.NewAPI(media.APIConfig{SettingEngine: mediatest.LoopbackSettingEngine()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	terminal := newPC(t, api)
+	phone := newPC(t, api)
+	for _, tr := range capture.Tracks() {
+		if _, err := terminal.AddTrack(tr); err != nil {
+			t.Fatalf("add track: %v", err)
+		}
+	}
+	recv := media.NewReceiver(media.ReceiverConfig{WriteRTCP: phone.WriteRTCP, Log: log})
+	var handlers sync.WaitGroup
+	phone.OnTrack(func(tr *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
+		handlers.Add(1)
+		defer handlers.Done()
+		if err := recv.Handle(tr, rr); err != nil {
+			t.Errorf("receiver: %v", err)
+		}
+	})
+	connected := make(chan struct{})
+	var once sync.Once
+	terminal.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			once.Do(func() {
+				if _, err := capture.RequestKeyFrame(); err != nil {
+					t.Errorf("request key frame: %v", err)
+				}
+				close(connected)
+			})
+		}
+	})
+	defer func() {
+		capture.Detach(terminal)
+		if err := terminal.Close(); err != nil {
+			t.Errorf("close terminal: %v", err)
+		}
+		if err := phone.Close(); err != nil {
+			t.Errorf("close phone: %v", err)
+		}
+		handlers.Wait()
+	}()
+
+	start := time.Now()
+	negotiate(t, terminal, phone)
+	select {
+	case <-connected:
+		t.Logf("connected in %v", time.Since(start).Round(time.Millisecond))
+	case <-ctx.Done():
+		t.Fatal("terminal never connected over lo")
+	}
+
+	// Wait for the first decoded picture, then for minCameraFrames more, and
+	// time the latter: the decoded rate shows whether the camera runs at the
+	// profile's frame rate.
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	wait := func(what string, done func(media.Stats) bool) media.Stats {
+		t.Helper()
+		for {
+			s := recv.Stats()
+			if done(s) {
+				return s
+			}
+			select {
+			case <-poll.C:
+			case <-ctx.Done():
+				t.Fatalf("deadline waiting for %s; stats %+v", what, s)
+			}
+		}
+	}
+	first := wait("a first decoded picture", func(s media.Stats) bool { return s.VideoFramesDecoded > 0 })
+	t0 := time.Now()
+	t.Logf("first picture decoded %v after connecting", time.Since(start).Round(time.Millisecond))
+	s := wait("decoded pictures", func(s media.Stats) bool {
+		return s.VideoFramesDecoded >= first.VideoFramesDecoded+minCameraFrames
+	})
+	el := time.Since(t0)
+	fps := float64(s.VideoFramesDecoded-first.VideoFramesDecoded) / el.Seconds()
+	t.Logf("decoded %d pictures, %d in %v (%.1f fps); stats %+v",
+		s.VideoFramesDecoded, s.VideoFramesDecoded-first.VideoFramesDecoded, el.Round(time.Millisecond), fps, s)
+
+	if s.VideoWidth != wantW || s.VideoHeight != wantH {
+		t.Errorf("decoded %dx%d pictures, want %dx%d", s.VideoWidth, s.VideoHeight, wantW, wantH)
+	}
+	if s.VideoKeyFrames < 1 {
+		t.Error("no key frame decoded")
+	}
+	// The camera must run near the profile's rate: without a FrameRate
+	// constraint mediadevices picks ~1 fps, and vivid's webcam defaults to
+	// 5 fps. (The scaler input runs at PAL's 25 fps whatever is asked.)
+	if minFPS := float64(p.FPS) * 2 / 3; fps < minFPS {
+		t.Errorf("decoded %.1f fps, want at least %.1f (profile %d fps)", fps, minFPS, p.FPS)
+	}
+	if img := recv.LatestFrame(); img == nil || img.Bounds().Dx() != wantW || img.Bounds().Dy() != wantH {
+		t.Errorf("receiver's LatestFrame = %v, want a %dx%d picture", boundsOf(img), wantW, wantH)
+	}
+	// The preview tap copies a frame about once a second; a few seconds of
+	// video have passed.
+	if img := capture.Preview(); img == nil {
+		t.Error("capture.Preview() = nil after the call carried video")
+	} else if b := img.Bounds(); b.Dx() != wantW || b.Dy() != wantH {
+		t.Errorf("capture.Preview() is %dx%d, want %dx%d", b.Dx(), b.Dy(), wantW, wantH)
+	}
+}
+
+func boundsOf(img image.Image) any {
+	if img == nil {
+		return nil
+	}
+	return img.Bounds()
+}
+
+func newPC(t *testing.T, api *webrtc.API) *webrtc.PeerConnection {
+	t.Helper()
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	return pc
+}
+
+// negotiate does a non-trickle offer/answer, the terminal offering (as in
+// media/loopback_test.go), and checks that only loopback candidates are offered.
+func negotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection) {
+	t.Helper()
+	offer, err := offerer.CreateOffer(nil)
+	if err != nil {
+		t.Fatalf("create offer: %v", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(offerer)
+	if err := offerer.SetLocalDescription(offer); err != nil {
+		t.Fatalf("set offer: %v", err)
+	}
+	<-gathered
+	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
+		t.Fatalf("apply offer: %v", err)
+	}
+	answer, err := answerer.CreateAnswer(nil)
+	if err != nil {
+		t.Fatalf("create answer: %v", err)
+	}
+	gathered = webrtc.GatheringCompletePromise(answerer)
+	if err := answerer.SetLocalDescription(answer); err != nil {
+		t.Fatalf("set answer: %v", err)
+	}
+	<-gathered
+	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
+		t.Fatalf("apply answer: %v", err)
+	}
+	n := 0
+	for _, sdp := range []string{offerer.LocalDescription().SDP, answerer.LocalDescription().SDP} {
+		for line := range strings.Lines(sdp) {
+			if f := strings.Fields(line); strings.HasPrefix(line, "a=candidate:") && len(f) > 4 {
+				n++
+				if ip := net.ParseIP(f[4]); ip == nil || !ip.IsLoopback() {
+					t.Fatalf("non-loopback candidate offered: %s", strings.TrimSpace(line))
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no ICE candidates gathered: is lo up?")
+	}
+}
