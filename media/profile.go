@@ -11,7 +11,11 @@ import (
 type Profile struct {
 	Name  string
 	Video bool
-	// Width, Height and FPS describe the picture sent when Video is set.
+	// Width, Height and FPS are the picture asked of the camera when Video is
+	// set. A V4L2 camera without that exact mode gives its nearest one (a
+	// webcam offering 320x180 but not 320x240 sends 320x180); the bitrate
+	// target holds either way. Scaling to the exact size is left out: it
+	// would cost the board CPU for no saving in data.
 	Width, Height, FPS int
 	// VideoBitrate and AudioBitrate are encoder targets in bits per second
 	// (payload; RTP/UDP/IP and SRTP add to it).
