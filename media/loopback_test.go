@@ -37,8 +37,8 @@ func TestLoopbackCall(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			terminal := newPC(t, api)
-			phone := newPC(t, api)
+			terminal := mediatest.NewPeer(t, api)
+			phone := mediatest.NewPeer(t, api)
 
 			capture, err := media.Open(ctx, media.CaptureConfig{
 				Profile:    tt.profile,
@@ -76,7 +76,7 @@ func TestLoopbackCall(t *testing.T) {
 				}
 			})
 
-			negotiate(t, terminal, phone)
+			mediatest.Negotiate(t, terminal, phone)
 
 			select {
 			case n := <-keyFrames:
@@ -133,54 +133,6 @@ func TestLoopbackCall(t *testing.T) {
 	}
 }
 
-func newPC(t *testing.T, api *webrtc.API) *webrtc.PeerConnection {
-	t.Helper()
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	return pc
-}
-
-// negotiate does a non-trickle offer/answer, terminal offering.
-func negotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection) {
-	t.Helper()
-	offer, err := offerer.CreateOffer(nil)
-	if err != nil {
-		t.Fatalf("create offer: %v", err)
-	}
-	gathered := webrtc.GatheringCompletePromise(offerer)
-	if err := offerer.SetLocalDescription(offer); err != nil {
-		t.Fatalf("set offer: %v", err)
-	}
-	<-gathered
-	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
-		t.Fatalf("apply offer: %v", err)
-	}
-	answer, err := answerer.CreateAnswer(nil)
-	if err != nil {
-		t.Fatalf("create answer: %v", err)
-	}
-	gathered = webrtc.GatheringCompletePromise(answerer)
-	if err := answerer.SetLocalDescription(answer); err != nil {
-		t.Fatalf("set answer: %v", err)
-	}
-	<-gathered
-	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
-		t.Fatalf("apply answer: %v", err)
-	}
-	for _, sdp := range []string{offerer.LocalDescription().SDP, answerer.LocalDescription().SDP} {
-		for line := range strings.Lines(sdp) {
-			if f := strings.Fields(line); strings.HasPrefix(line, "a=candidate:") && len(f) > 4 {
-				if ip := net.ParseIP(f[4]); ip == nil || !ip.IsLoopback() {
-					t.Fatalf("non-loopback candidate offered: %s", strings.TrimSpace(line))
-				}
-			}
-		}
-	}
-}
-
 // assertLoopbackOnly checks the pair ICE actually chose.
 func assertLoopbackOnly(t *testing.T, pc *webrtc.PeerConnection) {
 	t.Helper()
@@ -211,8 +163,8 @@ func TestDetachThenCloseNeverConnected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	terminal := newPC(t, api)
-	phone := newPC(t, api)
+	terminal := mediatest.NewPeer(t, api)
+	phone := mediatest.NewPeer(t, api)
 	capture, err := media.Open(ctx, media.CaptureConfig{Profile: media.LowData, Camera: media.SourceSynthetic, Microphone: media.SourceSynthetic})
 	if err != nil {
 		t.Fatal(err)

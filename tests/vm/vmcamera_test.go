@@ -8,9 +8,7 @@ import (
 	"errors"
 	"image"
 	"log/slog"
-	"net"
 	"os"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -160,8 +158,8 @@ func cameraCall(ctx context.Context, t *testing.T, capture *media.Capture, wantW
 	if err != nil {
 		t.Fatal(err)
 	}
-	terminal := newPC(t, api)
-	phone := newPC(t, api)
+	terminal := mediatest.NewPeer(t, api)
+	phone := mediatest.NewPeer(t, api)
 	for _, tr := range capture.Tracks() {
 		if _, err := terminal.AddTrack(tr); err != nil {
 			t.Fatalf("add track: %v", err)
@@ -200,7 +198,7 @@ func cameraCall(ctx context.Context, t *testing.T, capture *media.Capture, wantW
 	}()
 
 	start := time.Now()
-	negotiate(t, terminal, phone)
+	mediatest.Negotiate(t, terminal, phone)
 	select {
 	case <-connected:
 		t.Logf("connected in %v", time.Since(start).Round(time.Millisecond))
@@ -267,58 +265,4 @@ func boundsOf(img image.Image) any {
 		return nil
 	}
 	return img.Bounds()
-}
-
-func newPC(t *testing.T, api *webrtc.API) *webrtc.PeerConnection {
-	t.Helper()
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	return pc
-}
-
-// negotiate does a non-trickle offer/answer, the terminal offering (as in
-// media/loopback_test.go), and checks that only loopback candidates are offered.
-func negotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection) {
-	t.Helper()
-	offer, err := offerer.CreateOffer(nil)
-	if err != nil {
-		t.Fatalf("create offer: %v", err)
-	}
-	gathered := webrtc.GatheringCompletePromise(offerer)
-	if err := offerer.SetLocalDescription(offer); err != nil {
-		t.Fatalf("set offer: %v", err)
-	}
-	<-gathered
-	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
-		t.Fatalf("apply offer: %v", err)
-	}
-	answer, err := answerer.CreateAnswer(nil)
-	if err != nil {
-		t.Fatalf("create answer: %v", err)
-	}
-	gathered = webrtc.GatheringCompletePromise(answerer)
-	if err := answerer.SetLocalDescription(answer); err != nil {
-		t.Fatalf("set answer: %v", err)
-	}
-	<-gathered
-	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
-		t.Fatalf("apply answer: %v", err)
-	}
-	n := 0
-	for _, sdp := range []string{offerer.LocalDescription().SDP, answerer.LocalDescription().SDP} {
-		for line := range strings.Lines(sdp) {
-			if f := strings.Fields(line); strings.HasPrefix(line, "a=candidate:") && len(f) > 4 {
-				n++
-				if ip := net.ParseIP(f[4]); ip == nil || !ip.IsLoopback() {
-					t.Fatalf("non-loopback candidate offered: %s", strings.TrimSpace(line))
-				}
-			}
-		}
-	}
-	if n == 0 {
-		t.Fatal("no ICE candidates gathered: is lo up?")
-	}
 }
