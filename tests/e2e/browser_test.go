@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -18,27 +19,7 @@ import (
 // decodes, and the terminal hangs up.
 func TestBrowserParentAnswersChild(t *testing.T) {
 	r := newRig(t, nil)
-	page, cancel := browsertest.Launch(r.ctx, t)
-	defer cancel()
-
-	// Pair: open the label's link on the phone, press the terminal's button.
-	if _, err := chromedp.Run(page, chromedp.Navigate(r.term.PairingURL())); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.confirmPairing(page); err != nil {
-		t.Fatal(err)
-	}
-	if err := browsertest.WaitStateFor(page, "home", step); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, step, "terminal paired and back online", func() bool {
-		s := r.term.Status()
-		return s.Paired && s.Online && s.State == "idle"
-	})
-	eventually(t, step, "page shows the terminal online", func() bool {
-		on, err := chromedp.Run(page, chromedp.Evaluate[bool](`window.tuanju.online === true`))
-		return err == nil && on
-	})
+	page := pairBrowser(t, r)
 
 	// The child calls; the page rings; the parent answers.
 	if err := r.board.Press(r.ctx); err != nil {
@@ -89,21 +70,7 @@ func TestBrowserParentAnswersChild(t *testing.T) {
 // CGNAT gets).
 func TestBrowserRingsChildThroughTURN(t *testing.T) {
 	r := newRig(t, func(c *rendezvous.Config) { c.ICETransportPolicy = "relay" })
-	page, cancel := browsertest.Launch(r.ctx, t)
-	defer cancel()
-	if _, err := chromedp.Run(page, chromedp.Navigate(r.term.PairingURL())); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.confirmPairing(page); err != nil {
-		t.Fatal(err)
-	}
-	if err := browsertest.WaitStateFor(page, "home", step); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, step, "page shows the terminal online", func() bool {
-		on, err := chromedp.Run(page, chromedp.Evaluate[bool](`window.tuanju.online === true`))
-		return err == nil && on
-	})
+	page := pairBrowser(t, r)
 
 	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#call"))); err != nil {
 		t.Fatal(err)
@@ -131,4 +98,31 @@ func TestBrowserRingsChildThroughTURN(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitPattern(device.Ready, "terminal ready after the parent hung up")
+}
+
+// pairBrowser starts Chromium as the parent's phone and pairs it the way a
+// parent does: open the label's link, press the terminal's button when its
+// lights ask. It returns the page once both sides see each other online.
+func pairBrowser(t *testing.T, r *rig) context.Context {
+	t.Helper()
+	page, cancel := browsertest.Launch(r.ctx, t)
+	t.Cleanup(cancel)
+	if _, err := chromedp.Run(page, chromedp.Navigate(r.term.PairingURL())); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.confirmPairing(page); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitStateFor(page, "home", step); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, step, "terminal paired and online", func() bool {
+		s := r.term.Status()
+		return s.Paired && s.Online && s.State == "idle"
+	})
+	eventually(t, step, "page shows the terminal online", func() bool {
+		on, err := chromedp.Run(page, chromedp.Evaluate[bool](`window.tuanju.online === true`))
+		return err == nil && on
+	})
+	return page
 }
