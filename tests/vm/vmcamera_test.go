@@ -10,10 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/pion/webrtc/v4"
 
@@ -49,39 +47,6 @@ func vmOnly(t *testing.T) {
 	t.Helper()
 	if os.Getenv("TUANJU_VM") != "1" {
 		t.Skip("kernel-in-the-loop test: runs only inside the VM (tests/vm/run -m vivid ...)")
-	}
-}
-
-// loopbackUp brings lo up: the VM's /init does not, and the test call's
-// two peers talk over 127.0.0.1. SIOCSIFFLAGS rather than busybox's ip, so
-// the test does not depend on the initramfs' applets.
-func loopbackUp(t *testing.T) {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("socket: %v", err)
-	}
-	defer syscall.Close(fd)
-	// struct ifreq: 16 bytes of name, then a union whose first member here is
-	// short ifr_flags; 40 bytes in all on 64-bit Linux.
-	var ifr [40]byte
-	copy(ifr[:], "lo")
-	ioctl := func(req uintptr) error {
-		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), req, uintptr(unsafe.Pointer(&ifr[0]))); e != 0 {
-			return e
-		}
-		return nil
-	}
-	if err := ioctl(syscall.SIOCGIFFLAGS); err != nil {
-		t.Fatalf("SIOCGIFFLAGS lo: %v", err)
-	}
-	flags := *(*uint16)(unsafe.Pointer(&ifr[16]))
-	if flags&syscall.IFF_UP != 0 {
-		return
-	}
-	*(*uint16)(unsafe.Pointer(&ifr[16])) = flags | syscall.IFF_UP
-	if err := ioctl(syscall.SIOCSIFFLAGS); err != nil {
-		t.Fatalf("SIOCSIFFLAGS lo up: %v", err)
 	}
 }
 
@@ -153,7 +118,6 @@ func TestCameraThroughKernel(t *testing.T) {
 // and checks the decoded video and the capture's preview.
 func cameraCall(ctx context.Context, t *testing.T, capture *media.Capture, wantW, wantH int, log *slog.Logger) {
 	p := capture.Profile()
-	loopbackUp(t)
 	api, err := media.NewAPI(media.APIConfig{SettingEngine: mediatest.LoopbackSettingEngine()})
 	if err != nil {
 		t.Fatal(err)
