@@ -35,6 +35,9 @@ type CaptureConfig struct {
 	// Camera is SourceSynthetic, SourceV4L2 or SourceNone. It is ignored (no
 	// camera is opened) when the profile has no video.
 	Camera string
+	// SyntheticSocket, if set, is the simulated board's camera socket
+	// (unplug the synthetic camera to see the terminal's fault handling).
+	SyntheticSocket *synth.Socket
 	// CameraDevice picks a V4L2 camera by path (/dev/video0, a /dev/v4l/by-id
 	// link) or mediadevices label; empty takes the first camera found.
 	CameraDevice string
@@ -55,6 +58,8 @@ type Capture struct {
 	synthCam *synth.Camera
 	preview  atomic.Pointer[image.YCbCr] // v4l2 only; synthetic has its own
 	once     sync.Once
+	closing  atomic.Bool
+	lost     chan error // one source's failure; see Lost
 }
 
 // Open opens the sources cfg names and wraps them in tracks whose encoders
@@ -73,6 +78,7 @@ func Open(ctx context.Context, cfg CaptureConfig) (*Capture, error) {
 		log:      log.With("component", "media", "profile", cfg.Profile.Name),
 		profile:  cfg.Profile,
 		encoders: &encoderSet{},
+		lost:     make(chan error, 1),
 	}
 	selector, err := newCodecSelector(cfg.Profile, c.encoders)
 	if err != nil {
@@ -105,12 +111,14 @@ func (c *Capture) openCamera(ctx context.Context, cfg CaptureConfig, selector *m
 	case SourceNone, "":
 		return nil
 	case SourceSynthetic:
-		cam, err := synth.NewCamera(synth.CameraOptions{Width: p.Width, Height: p.Height, FPS: p.FPS})
+		cam, err := synth.NewCamera(synth.CameraOptions{Width: p.Width, Height: p.Height, FPS: p.FPS, Socket: cfg.SyntheticSocket})
 		if err != nil {
 			return fmt.Errorf("media: open camera: %w", err)
 		}
 		c.synthCam = cam
-		c.tracks = append(c.tracks, mediadevices.NewVideoTrack(cam, selector))
+		track := mediadevices.NewVideoTrack(cam, selector)
+		c.guardVideo(track, "synthetic camera")
+		c.tracks = append(c.tracks, track)
 		c.log.Info("camera open", "source", SourceSynthetic, "width", p.Width, "height", p.Height, "fps", p.FPS)
 		return nil
 	case SourceV4L2:
@@ -121,6 +129,7 @@ func (c *Capture) openCamera(ctx context.Context, cfg CaptureConfig, selector *m
 		if vt, ok := track.(*mediadevices.VideoTrack); ok {
 			vt.Transform(c.previewTap(time.Second))
 		}
+		c.guardVideo(track, "camera "+cfg.CameraDevice)
 		c.tracks = append(c.tracks, track)
 		c.log.Info("camera open", "source", SourceV4L2, "device", cfg.CameraDevice, "id", track.ID())
 		return nil
@@ -217,6 +226,7 @@ func (c *Capture) Detach(pc *webrtc.PeerConnection) {
 // and close the peer connection first.
 func (c *Capture) Close() error {
 	var errs []error
+	c.closing.Store(true)
 	c.once.Do(func() {
 		for _, t := range c.tracks {
 			if err := t.Close(); err != nil {

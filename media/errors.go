@@ -15,4 +15,7 @@ var (
 	// ErrUnknownSource means a CaptureConfig names a camera or microphone source
 	// this build does not have.
 	ErrUnknownSource = errors.New("media: unknown source")
+	// ErrSourceLost means a camera or microphone failed in the middle of a
+	// call (a USB camera pulled out): see Capture.Lost.
+	ErrSourceLost = errors.New("source lost")
 )

@@ -173,6 +173,35 @@ func (b *Board) PlayCue(cue string) {
 	b.log.Debug("sound cue", "cue", cue, "seq", seq)
 }
 
+// cueLength is how long the panel's synthesized cues last (one period of the
+// repeating ones), from panel.html's CUES.
+var cueLength = map[string]time.Duration{
+	"calling":   1000 * time.Millisecond,
+	"ring":      860 * time.Millisecond,
+	"connected": 530 * time.Millisecond,
+	"no_answer": 700 * time.Millisecond,
+	"hangup":    250 * time.Millisecond,
+	"refused":   320 * time.Millisecond,
+}
+
+// PlayCueWait plays a cue and returns when the panel has played it to its
+// end, as a real speaker would.
+func (b *Board) PlayCueWait(ctx context.Context, cue string) error {
+	b.PlayCue(cue)
+	d, ok := cueLength[cue]
+	if !ok {
+		d = 500 * time.Millisecond
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("simboard: cue %s: %w", cue, ctx.Err())
+	}
+}
+
 // Hold puts the button down, as a finger would, until Release (or MaxHold).
 func (b *Board) Hold() error {
 	b.mu.Lock()

@@ -100,8 +100,9 @@ type Machine struct {
 	PairID   string // the pairing request waiting for a press
 }
 
-// Cue is a short sound. The speaker plays them (a later issue); the daemon
-// logs them until then.
+// Cue is a short sound the terminal's speaker plays. CueConnected is not a
+// PlayCue action: StartMedia carries it, because media may open only once it
+// has played.
 type Cue string
 
 const (
@@ -120,8 +121,13 @@ type (
 	SendRing   struct{ CallID string }
 	SendAccept struct{ CallID string }
 	SendHangup struct{ CallID, Reason string }
-	// StartMedia opens camera and microphone and makes the SDP offer.
-	StartMedia struct{ CallID string }
+	// StartMedia announces the call — the in-call light is on, then Cue
+	// plays to its end — and only then opens camera and microphone and makes
+	// the SDP offer (the "never silent" rule: see internal/terminal/gate.go).
+	StartMedia struct {
+		CallID string
+		Cue    Cue
+	}
 	StopMedia  struct{ CallID string }
 	StartTimer struct {
 		Timer Timer
@@ -265,7 +271,7 @@ func Next(m Machine, e Event) (Machine, []Action) {
 		case PeerAccepted:
 			if e.CallID == m.CallID {
 				m.State, m.Answered = Connecting, true
-				return m, []Action{StartMedia{m.CallID}, StartTimer{TimerConnect, m.CallID, ConnectTimeout}}
+				return m, []Action{StartMedia{m.CallID, CueConnected}, StartTimer{TimerConnect, m.CallID, ConnectTimeout}}
 			}
 		case PeerHangup:
 			if e.CallID == m.CallID {
@@ -284,7 +290,7 @@ func Next(m Machine, e Event) (Machine, []Action) {
 		switch e := e.(type) {
 		case Press:
 			m.State, m.Answered = Connecting, true
-			return m, []Action{SendAccept{m.CallID}, StartMedia{m.CallID}, StartTimer{TimerConnect, m.CallID, ConnectTimeout}}
+			return m, []Action{SendAccept{m.CallID}, StartMedia{m.CallID, CueConnected}, StartTimer{TimerConnect, m.CallID, ConnectTimeout}}
 		case LongPress:
 			return m.endCall(protocol.OutcomeDeclined, protocol.ReasonDecline, Idle)
 		case PeerHangup:
@@ -300,8 +306,9 @@ func Next(m Machine, e Event) (Machine, []Action) {
 		switch e := e.(type) {
 		case MediaUp:
 			if e.CallID == m.CallID && m.State == Connecting {
+				// The connect sound played before media opened.
 				m.State = InCall
-				return m, []Action{PlayCue{CueConnected}}
+				return m, nil
 			}
 		case LongPress:
 			return m.endCall(protocol.OutcomeAnswered, protocol.ReasonHangup, Idle)

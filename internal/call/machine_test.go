@@ -55,7 +55,7 @@ func TestNext(t *testing.T) {
 
 		// Calling.
 		{"parent accepts: media starts", calling, PeerAccepted{c1}, connectingOut,
-			[]Action{StartMedia{c1}, StartTimer{TimerConnect, c1, ConnectTimeout}}},
+			[]Action{StartMedia{c1, CueConnected}, StartTimer{TimerConnect, c1, ConnectTimeout}}},
 		{"accept of another call is ignored", calling, PeerAccepted{c2}, calling, nil},
 		{"press while calling does nothing", calling, Press{c2}, calling, nil},
 		{"long press cancels", calling, LongPress{}, idle,
@@ -83,7 +83,7 @@ func TestNext(t *testing.T) {
 		// Ringing.
 		{"press answers", ringing, Press{c2},
 			Machine{State: Connecting, Online: true, Paired: true, CallID: c1, Answered: true},
-			[]Action{SendAccept{c1}, StartMedia{c1}, StartTimer{TimerConnect, c1, ConnectTimeout}}},
+			[]Action{SendAccept{c1}, StartMedia{c1, CueConnected}, StartTimer{TimerConnect, c1, ConnectTimeout}}},
 		{"long press declines", ringing, LongPress{}, idle,
 			[]Action{SendHangup{c1, protocol.ReasonDecline}, CallEnded{c1, false, false, protocol.OutcomeDeclined}, PlayCue{CueHangup}}},
 		{"parent cancels: missed", ringing, PeerHangup{c1, protocol.ReasonCancel}, idle,
@@ -94,8 +94,7 @@ func TestNext(t *testing.T) {
 
 		// Connecting and in call.
 		{"media up: in call", connectingOut, MediaUp{c1},
-			Machine{State: InCall, Online: true, Paired: true, CallID: c1, Outgoing: true, Answered: true},
-			[]Action{PlayCue{CueConnected}}},
+			Machine{State: InCall, Online: true, Paired: true, CallID: c1, Outgoing: true, Answered: true}, nil},
 		{"connect timeout fails the call", connectingOut, Timeout{TimerConnect, c1}, idle,
 			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, true, true, protocol.OutcomeFailed}, PlayCue{CueHangup}}},
 		{"connect timeout after media is up is ignored", inCall, Timeout{TimerConnect, c1}, inCall, nil},

@@ -1,7 +1,6 @@
 package terminal
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -34,31 +33,36 @@ type session struct {
 	local     int                // local candidates gathered
 	send      func(protocol.Message)
 	closed    bool
+	done      chan struct{} // closed by close
 }
 
 // sessionDeps is what a session needs from the terminal.
 type sessionDeps struct {
 	api      *webrtc.API
-	capture  media.CaptureConfig
 	loopback bool
 	send     func(protocol.Message)
 	events   func(call.Event)
 	log      *slog.Logger
 }
 
-// startSession opens media, builds the peer connection and sends the offer.
-// Failures are reported as call.MediaFailed through deps.events.
-func startSession(ctx context.Context, callID string, ice []protocol.ICEServer, policy string, d sessionDeps) (*session, error) {
-	s := &session{callID: callID, log: d.log.With("call_id", callID), loopback: d.loopback, send: d.send}
+// startSession builds the peer connection around an open capture (see
+// gate.go) and sends the offer. The session owns cap from here on, also when
+// it fails. Later failures are reported as call.MediaFailed through
+// deps.events.
+func startSession(callID string, ice []protocol.ICEServer, policy string, cap *media.Capture, d sessionDeps) (*session, error) {
+	s := &session{callID: callID, log: d.log.With("call_id", callID), loopback: d.loopback, send: d.send, done: make(chan struct{})}
 	cfg := webrtc.Configuration{ICEServers: toICEServers(ice), SDPSemantics: webrtc.SDPSemanticsUnifiedPlan}
 	if policy == "relay" {
 		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
-	cap, err := media.Open(ctx, d.capture)
-	if err != nil {
-		return nil, fmt.Errorf("terminal: call %s: %w", callID, err)
-	}
 	s.capture = cap
+	go func() {
+		select {
+		case err := <-cap.Lost():
+			d.events(sourceLost{callID: callID, err: err})
+		case <-s.done:
+		}
+	}()
 	pc, err := d.api.NewPeerConnection(cfg)
 	if err != nil {
 		cap.Close()
@@ -217,6 +221,7 @@ func (s *session) close() {
 		return
 	}
 	s.closed = true
+	close(s.done)
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {

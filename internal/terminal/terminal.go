@@ -14,7 +14,9 @@ import (
 	"image"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -50,15 +52,26 @@ type LEDs interface{ Show(device.Pattern) error }
 
 // Speaker plays the short sound cues that, with the lights, are all a child
 // who cannot read has to go by.
-type Speaker interface{ PlayCue(cue string) }
+type Speaker interface {
+	// PlayCue starts a cue and returns at once.
+	PlayCue(cue string)
+	// PlayCueWait plays a cue and returns when it has played to its end (or
+	// ctx ended): the connect sound must have been heard before the camera
+	// opens (see gate.go).
+	PlayCueWait(ctx context.Context, cue string) error
+}
 
 // Deps are the terminal's hardware and storage.
 type Deps struct {
 	Store   *terminalstore.Store
 	Buttons <-chan device.ButtonEvent
 	LEDs    LEDs
-	// Speaker may be nil (no speaker fitted, or none driven yet).
+	// Speaker may be nil (no speaker fitted): calls are then announced by
+	// the light alone.
 	Speaker Speaker
+	// OpenCapture, if set, replaces media.Open (tests watch what the
+	// terminal shows and plays when media opens). The gate calls it.
+	OpenCapture func(context.Context, media.CaptureConfig) (*media.Capture, error)
 	// ButtonStuck, if set, reports a button held down far longer than any
 	// child would: the terminal then shows "needs repair" until it is freed.
 	ButtonStuck func() bool
@@ -82,8 +95,9 @@ type Status struct {
 	PairingURL string      `json:"pairing_url,omitempty"`
 	CallID     string      `json:"call_id,omitempty"`
 	LastCue    string      `json:"last_cue,omitempty"`
-	Received   media.Stats `json:"received"` // the parent's media in the current or last call
-	Calls      int         `json:"calls"`    // calls this run has ended
+	Fault      string      `json:"fault,omitempty"` // what needs repair, e.g. "camera missing"
+	Received   media.Stats `json:"received"`        // the parent's media in the current or last call
+	Calls      int         `json:"calls"`           // calls this run has ended
 }
 
 // Terminal is the running terminal.
@@ -107,9 +121,16 @@ type Terminal struct {
 	peerOnline bool
 	parentID   string
 	early      []protocol.Message // answer/candidates that beat sessionReady
-	lastCue    call.Cue
 	calls      int
-	ctx        context.Context // Run's, for goroutines that report back
+	// cameraLostAt is when a camera last failed mid-call (zero: never);
+	// faults is what checkHealth found wrong last time.
+	cameraLostAt time.Time
+	faults       []string
+	mediaStop    context.CancelFunc // ends the opening of the current call's media
+	ctx          context.Context    // Run's, for goroutines that report back
+
+	lit     lights                   // what the LEDs show, for the gate
+	lastCue atomic.Pointer[call.Cue] // set by the loop and by the gate
 
 	mu     sync.Mutex // guards status, sess and last for readers outside the loop
 	status Status
@@ -129,9 +150,15 @@ type (
 		c *conn
 		m protocol.Message
 	}
+	// sourceLost: the call's camera (or microphone) failed mid-call.
+	sourceLost struct {
+		callID string
+		err    error
+	}
 	sessionReady struct {
-		s   *session
-		err error
+		callID string
+		s      *session
+		err    error
 	}
 )
 
@@ -366,11 +393,12 @@ func (t *Terminal) handle(ctx context.Context, ev any) {
 		}
 	case sessionReady:
 		if ev.err != nil {
-			t.log.Error("media session failed", "err", ev.err)
-			if ev.s != nil {
-				ev.s.close()
+			if ev.callID != t.m.CallID {
+				t.log.Info("media start of an ended call stopped", "call_id", ev.callID, "err", ev.err)
+				return
 			}
-			t.step(call.MediaFailed{CallID: t.m.CallID})
+			t.log.Error("media session failed", "err", ev.err)
+			t.step(call.MediaFailed{CallID: ev.callID})
 			return
 		}
 		if ev.s.callID != t.m.CallID || t.m.State != call.Connecting {
@@ -383,6 +411,10 @@ func (t *Terminal) handle(ctx context.Context, ev any) {
 		for _, m := range early {
 			t.message(ctx, m)
 		}
+	case sourceLost:
+		t.log.Error("camera or microphone lost mid-call: ending the call, showing needs-repair", "call_id", ev.callID, "err", ev.err)
+		t.cameraLostAt = time.Now()
+		t.checkHealth()
 	case call.Event:
 		t.step(ev)
 	}
@@ -484,10 +516,16 @@ func (t *Terminal) step(ev call.Event) {
 }
 
 func (t *Terminal) showLEDs() {
-	if err := t.d.LEDs.Show(t.m.State.Pattern()); err != nil {
-		t.log.Error("cannot show lights", "pattern", t.m.State.Pattern(), "err", err)
+	p := t.m.State.Pattern()
+	if err := t.d.LEDs.Show(p); err != nil {
+		t.log.Error("cannot show lights", "pattern", p, "err", err)
+		t.lit.set("", "")
+		return
 	}
+	t.lit.set(p, t.m.CallID)
 }
+
+func (t *Terminal) setLastCue(c call.Cue) { t.lastCue.Store(&c) }
 
 func (t *Terminal) send(m protocol.Message) {
 	if t.conn == nil {
@@ -506,9 +544,13 @@ func (t *Terminal) do(a call.Action) {
 	case call.SendHangup:
 		t.send(protocol.Message{Type: protocol.TypeHangup, CallID: a.CallID, Reason: a.Reason})
 	case call.StartMedia:
-		t.startMedia(a.CallID)
+		t.startMedia(a.CallID, a.Cue)
 	case call.StopMedia:
 		t.early = nil
+		if t.mediaStop != nil {
+			t.mediaStop()
+			t.mediaStop = nil
+		}
 		if t.sess != nil {
 			t.sess.close()
 			t.setSession(nil)
@@ -530,7 +572,7 @@ func (t *Terminal) do(a call.Action) {
 		delete(t.pairNonce, a.PairID)
 		t.send(protocol.Message{Type: protocol.TypePairReject, PairID: a.PairID, Reason: a.Reason})
 	case call.PlayCue:
-		t.lastCue = a.Cue
+		t.setLastCue(a.Cue)
 		t.log.Debug("sound cue", "cue", a.Cue)
 		if t.d.Speaker != nil {
 			t.d.Speaker.PlayCue(string(a.Cue))
@@ -548,19 +590,30 @@ func (t *Terminal) do(a call.Action) {
 	}
 }
 
-// checkHealth raises "needs repair" while the button is stuck and clears it
-// when the button is freed.
+// cameraSettle is how long a camera that failed mid-call must be back before
+// the fault clears: a camera being re-plugged comes and goes for a moment.
+const cameraSettle = 3 * time.Second
+
+// checkHealth raises "needs repair" while hardware a call needs is broken —
+// the button stuck, the camera gone — and clears it when all is well again.
 func (t *Terminal) checkHealth() {
-	if t.d.ButtonStuck == nil {
-		return
+	var faults []string
+	if t.d.ButtonStuck != nil && t.d.ButtonStuck() {
+		faults = append(faults, "call button stuck")
 	}
-	stuck := t.d.ButtonStuck()
+	if err := media.CameraPresent(t.cfg.Capture); err != nil {
+		faults = append(faults, "camera missing")
+	} else if !t.cameraLostAt.IsZero() && time.Since(t.cameraLostAt) < cameraSettle {
+		faults = append(faults, "camera failed mid-call")
+	}
+	changed := fmt.Sprint(faults) != fmt.Sprint(t.faults)
+	t.faults = faults
 	switch {
-	case stuck && t.m.State != call.Fault:
-		t.log.Error("call button stuck: showing needs-repair")
+	case len(faults) > 0 && (t.m.State != call.Fault || changed):
+		t.log.Error("showing needs-repair", "faults", faults)
 		t.step(call.FaultRaised{})
-	case !stuck && t.m.State == call.Fault:
-		t.log.Info("call button free again")
+	case len(faults) == 0 && t.m.State == call.Fault:
+		t.log.Info("hardware is well again", "was", "needs repair")
 		t.step(call.FaultCleared{})
 	}
 }
@@ -582,17 +635,21 @@ func (t *Terminal) petWatchdog() {
 	}
 }
 
-// startMedia opens media off the loop (opening a camera can take a while)
-// and reports back with sessionReady.
-func (t *Terminal) startMedia(callID string) {
+// startMedia turns the in-call light on, then, off the loop (the connect
+// sound and opening a camera take a while), announces the call, opens media
+// through the gate and reports back with sessionReady.
+func (t *Terminal) startMedia(callID string, cue call.Cue) {
 	info := t.ice[callID]
 	c := t.conn
 	if c == nil {
 		t.step(call.MediaFailed{CallID: callID})
 		return
 	}
+	// The machine is already in Connecting, whose light is "in call"; show
+	// it now, before anything opens (step would show it after the actions).
+	t.showLEDs()
 	deps := sessionDeps{
-		api: t.api, capture: t.cfg.Capture, loopback: t.cfg.LoopbackOnly, log: t.log,
+		api: t.api, loopback: t.cfg.LoopbackOnly, log: t.log,
 		// The session sends on the connection the call started on: if that
 		// one drops, the call ends anyway.
 		send: c.send,
@@ -604,12 +661,16 @@ func (t *Terminal) startMedia(callID string) {
 			}
 		},
 	}
+	if t.mediaStop != nil {
+		t.mediaStop()
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, call.ConnectTimeout)
+	t.mediaStop = cancel
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), call.ConnectTimeout)
 		defer cancel()
-		s, err := startSession(ctx, callID, info.servers, info.policy, deps)
+		s, err := t.openSession(ctx, callID, cue, info, deps)
 		select {
-		case t.events <- sessionReady{s, err}:
+		case t.events <- sessionReady{callID, s, err}:
 		case <-t.ctx.Done():
 			if s != nil {
 				s.close()
@@ -639,8 +700,11 @@ func (t *Terminal) publish() {
 	st.Paired = t.m.Paired
 	st.PeerOnline = t.peerOnline
 	st.CallID = t.m.CallID
-	st.LastCue = string(t.lastCue)
+	if c := t.lastCue.Load(); c != nil {
+		st.LastCue = string(*c)
+	}
 	st.Calls = t.calls
+	st.Fault = strings.Join(t.faults, ", ")
 	st.ParentID = t.parentID
 	if !t.m.Paired {
 		st.PairingURL = t.PairingURL()

@@ -9,6 +9,7 @@
 package synth
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"io"
@@ -24,6 +25,8 @@ type CameraOptions struct {
 	// Unpaced makes Read return the next frame at once instead of waiting for
 	// the next tick: for tests and benchmarks that encode faster than real time.
 	Unpaced bool
+	// Socket, if set, is the simulated socket the camera is plugged into.
+	Socket *Socket
 }
 
 // Camera is a synthetic camera. It implements mediadevices' VideoSource
@@ -42,8 +45,29 @@ type Camera struct {
 	frames atomic.Int64
 }
 
+// ErrUnplugged is what a synthetic camera says while its socket is empty.
+var ErrUnplugged = errors.New("synth: camera unplugged")
+
+// Socket is where a simulated board's camera plugs in: Unplug makes the
+// cameras opened on it fail their Read with ErrUnplugged, as a USB camera's
+// does when it is pulled out mid-call, and NewCamera fails until Replug. The
+// zero value is a socket with its camera in.
+type Socket struct{ out atomic.Bool }
+
+// Unplug pulls the camera out.
+func (s *Socket) Unplug() { s.out.Store(true) }
+
+// Replug puts it back.
+func (s *Socket) Replug() { s.out.Store(false) }
+
+// Plugged reports whether the camera is in. A nil Socket always is.
+func (s *Socket) Plugged() bool { return s == nil || !s.out.Load() }
+
 // NewCamera returns a camera producing opts.Width×opts.Height I420 frames.
 func NewCamera(opts CameraOptions) (*Camera, error) {
+	if !opts.Socket.Plugged() {
+		return nil, ErrUnplugged
+	}
 	if opts.Width <= 0 || opts.Height <= 0 || opts.Width%2 != 0 || opts.Height%2 != 0 {
 		return nil, fmt.Errorf("synth: camera size %dx%d: must be positive and even", opts.Width, opts.Height)
 	}
@@ -92,6 +116,9 @@ func (c *Camera) Read() (image.Image, func(), error) {
 			return nil, func() {}, io.EOF
 		case <-c.ticker.C:
 		}
+	}
+	if !c.opts.Socket.Plugged() {
+		return nil, func() {}, ErrUnplugged
 	}
 	img := c.render()
 	c.latest.Store(img)

@@ -27,6 +27,7 @@ import (
 	"github.com/tuanju/tuanju/internal/terminalstore"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/media/mediatest"
+	"github.com/tuanju/tuanju/media/synth"
 )
 
 // step bounds one step of a test (a message, a state change); media checks
@@ -74,6 +75,11 @@ type terminalOpts struct {
 	profile   media.Profile
 	button    device.ButtonOpts
 	watchdog  interface{ Pet() error }
+	// speaker wraps the board's speaker; openCapture replaces media.Open.
+	speaker     func(terminal.Speaker) terminal.Speaker
+	openCapture func(context.Context, media.CaptureConfig) (*media.Capture, error)
+	// cameraSocket is where the synthetic camera plugs in (tests unplug it).
+	cameraSocket *synth.Socket
 }
 
 func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, o terminalOpts) *rig {
@@ -96,14 +102,18 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 	if err != nil {
 		t.Fatal(err)
 	}
+	var speaker terminal.Speaker = board
+	if o.speaker != nil {
+		speaker = o.speaker(board)
+	}
 	term, err := terminal.New(terminal.Config{
 		ServerURL: o.wsURL, PublicURL: srv.URL,
 		Capture: media.CaptureConfig{Profile: o.profile, Camera: media.SourceSynthetic,
-			Microphone: media.SourceSynthetic, Log: log},
+			Microphone: media.SourceSynthetic, SyntheticSocket: o.cameraSocket, Log: log},
 		LoopbackOnly: true, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
 		Version: "e2e",
 	}, terminal.Deps{Store: store, Buttons: board.Button().Events(), ButtonStuck: board.Button().Stuck,
-		LEDs: board.LEDs(), Speaker: board, Watchdog: o.watchdog, Log: log})
+		LEDs: board.LEDs(), Speaker: speaker, Watchdog: o.watchdog, OpenCapture: o.openCapture, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

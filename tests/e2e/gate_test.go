@@ -1,0 +1,211 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/device/simboard"
+	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/internal/terminal"
+	"github.com/tuanju/tuanju/internal/terminalstore"
+	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/media/synth"
+)
+
+// gateLog records, in order, what the terminal played and what it showed
+// when it opened camera and microphone.
+type gateLog struct {
+	mu     sync.Mutex
+	events []string
+	board  func() simboard.State
+}
+
+func (g *gateLog) add(e string) {
+	g.mu.Lock()
+	g.events = append(g.events, e)
+	g.mu.Unlock()
+}
+
+func (g *gateLog) list() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.events)
+}
+
+// gateSpeaker wraps the board's speaker to log when cues start and end.
+type gateSpeaker struct {
+	terminal.Speaker
+	log *gateLog
+}
+
+func (s gateSpeaker) PlayCue(cue string) { s.log.add("cue " + cue); s.Speaker.PlayCue(cue) }
+
+func (s gateSpeaker) PlayCueWait(ctx context.Context, cue string) error {
+	s.log.add("cue-start " + cue)
+	err := s.Speaker.PlayCueWait(ctx, cue)
+	if err == nil {
+		s.log.add("cue-end " + cue)
+	}
+	return err
+}
+
+func gateRig(t *testing.T) (*rig, *gateLog) {
+	g := &gateLog{}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, nil)
+	r := startTerminal(t, ctx, srv, terminalOpts{
+		speaker: func(s terminal.Speaker) terminal.Speaker { return gateSpeaker{s, g} },
+		openCapture: func(ctx context.Context, cfg media.CaptureConfig) (*media.Capture, error) {
+			st := g.board()
+			g.add(fmt.Sprintf("open lights=%s blue=%v", st.Pattern, st.LEDs[device.Blue]))
+			return media.Open(ctx, cfg)
+		},
+	})
+	g.board = r.board.State
+	return r, g
+}
+
+// checkAnnounced asserts the never-silent order: the connect sound started
+// and ended, then media opened, with the in-call light on.
+func checkAnnounced(t *testing.T, events []string) {
+	t.Helper()
+	t.Logf("events: %q", events)
+	end := slices.Index(events, "cue-end connected")
+	open := slices.IndexFunc(events, func(e string) bool { return strings.HasPrefix(e, "open ") })
+	switch {
+	case open < 0:
+		t.Fatal("camera and microphone never opened")
+	case end < 0 || end > open:
+		t.Fatalf("media opened before the connect sound had played to its end: %q", events)
+	case events[open] != "open lights=in_call blue=true":
+		t.Fatalf("media opened with %q, want the in-call light (steady blue) on", events[open])
+	}
+}
+
+// TestNeverSilent: in both call directions the camera and microphone open
+// only after the in-call light is on and the connect sound has played; a
+// call that ends during that sound opens nothing.
+func TestNeverSilent(t *testing.T) {
+	t.Run("child calls", func(t *testing.T) {
+		r, g := gateRig(t)
+		ph := r.phone(r.pair(), media.LowData)
+		if err := r.board.Press(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		ring := await(t, ph, protocol.TypeRing)
+		if err := ph.Accept(r.ctx, ring.CallID); err != nil {
+			t.Fatal(err)
+		}
+		await(t, ph, protocol.TypeOffer)
+		r.waitPattern(device.InCall, "in call")
+		checkAnnounced(t, g.list())
+	})
+	t.Run("parent calls", func(t *testing.T) {
+		r, g := gateRig(t)
+		ph := r.phone(r.pair(), media.LowData)
+		if _, err := ph.Ring(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		r.waitPattern(device.Ringing, "terminal rings")
+		if slices.ContainsFunc(g.list(), func(e string) bool { return strings.HasPrefix(e, "open ") }) {
+			t.Fatal("media opened while the terminal was only ringing")
+		}
+		if err := r.board.Press(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		await(t, ph, protocol.TypeOffer)
+		checkAnnounced(t, g.list())
+	})
+	t.Run("hang-up during the connect sound", func(t *testing.T) {
+		r, g := gateRig(t)
+		ph := r.phone(r.pair(), media.LowData)
+		if err := r.board.Press(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		ring := await(t, ph, protocol.TypeRing)
+		if err := ph.Accept(r.ctx, ring.CallID); err != nil {
+			t.Fatal(err)
+		}
+		// The connect sound lasts ~0.5 s; hang up as soon as it starts.
+		eventually(t, step, "connect sound starts", func() bool { return slices.Contains(g.list(), "cue-start connected") })
+		if err := ph.Hangup(r.ctx, ring.CallID, protocol.ReasonHangup); err != nil {
+			t.Fatal(err)
+		}
+		r.waitPattern(device.Ready, "ready after the hang-up")
+		time.Sleep(time.Second) // anything still opening would have opened by now
+		events := g.list()
+		t.Logf("events: %q", events)
+		if slices.ContainsFunc(events, func(e string) bool { return strings.HasPrefix(e, "open ") }) {
+			t.Fatalf("media opened for a call that ended during the connect sound: %q", events)
+		}
+		if slices.Contains(events, "cue-end connected") {
+			t.Errorf("the connect sound played on after the call ended: %q", events)
+		}
+	})
+}
+
+// TestCameraUnpluggedMidCall: a camera that disappears in a call ends the
+// call cleanly (the phone hears "failed"), the terminal shows needs-repair
+// and refuses to call while the camera is gone, and recovers when it is back.
+func TestCameraUnpluggedMidCall(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	sock := &synth.Socket{}
+	r := startTerminal(t, ctx, rendezvoustest.NewServer(t, nil), terminalOpts{cameraSocket: sock})
+	ph := r.phone(r.pair(), media.LowData)
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring := await(t, ph, protocol.TypeRing)
+	if err := ph.Accept(r.ctx, ring.CallID); err != nil {
+		t.Fatal(err)
+	}
+	await(t, ph, protocol.TypeOffer)
+	c := ph.Current()
+	eventually(t, mediaWait, "phone decodes the terminal's video", func() bool { return c.Stats().VideoFramesDecoded >= 15 })
+
+	sock.Unplug()
+	h := await(t, ph, protocol.TypeHangup)
+	if h.CallID != ring.CallID || h.Reason != protocol.ReasonFailed {
+		t.Errorf("phone got hangup %+v, want call %s reason %s", h, ring.CallID, protocol.ReasonFailed)
+	}
+	r.waitPattern(device.Fault, "needs-repair after the camera is pulled out")
+	if f := r.term.Status().Fault; !strings.Contains(f, "camera") {
+		t.Errorf("status fault = %q, want it to name the camera", f)
+	}
+	// While it is gone, a press cannot call.
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // ≥ two health ticks
+	if p := r.board.State().Pattern; p != device.Fault {
+		t.Fatalf("lights %q with the camera still out, want fault", p)
+	}
+	if cue := r.board.State().Cue; cue != "refused" {
+		t.Errorf("cue after a press with no camera = %q, want refused", cue)
+	}
+
+	sock.Replug()
+	r.waitPattern(device.Ready, "ready once the camera is back")
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring2 := await(t, ph, protocol.TypeRing)
+	if ring2.CallID == ring.CallID {
+		t.Fatal("no new call after the camera came back")
+	}
+	calls, err := r.store.Calls(10)
+	if err != nil || !slices.ContainsFunc(calls, func(c terminalstore.CallRecord) bool {
+		return c.CallID == ring.CallID && c.Outcome == protocol.OutcomeFailed
+	}) {
+		t.Errorf("terminal's call log = %+v, %v; want call %s logged as failed", calls, err, ring.CallID)
+	}
+}
