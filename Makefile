@@ -49,7 +49,7 @@ vmtest:
 	tests/vm/fetch
 	mkdir -p $(BIN)
 	$(GO) test -c -tags netgo,osusergo,vmtest -ldflags '-linkmode external -extldflags -static' -o $(BIN)/vmcheck.test ./tests/vm
-	tests/vm/run -g -m 'softdog soft_noboot=1' -m 'vivid n_devs=2 node_types=0x1,0x1 num_inputs=1,1 input_types=0x0,0x2' $(BIN)/vmcheck.test
+	tests/vm/run -g -m 'softdog soft_noboot=1' -m 'vivid n_devs=2 node_types=0x1,0x1 num_inputs=1,1 input_types=0x0,0x2' -m 'vfb vfb_enable=1 videomemorysize=4194304' $(BIN)/vmcheck.test
 
 # Each fuzz target for FUZZTIME (their seeds also run in every `make test`).
 FUZZTIME ?= 60s
