@@ -74,8 +74,8 @@ func quadrantPicture(w, h int) *image.YCbCr {
 // (amd64), independently of device/fb's structs.
 type kernelScreen struct {
 	xres, yres, xoff, yoff, bpp int
-	red, green, blue           [2]int // offset, length
-	lineLength, smemLen        int
+	red, green, blue            [2]int // offset, length
+	lineLength, smemLen         int
 }
 
 func readKernelScreen(t *testing.T) kernelScreen {
