@@ -66,7 +66,7 @@ bench:
 VM_ARCHES ?= amd64 arm64
 VM_MODULES := -m 'softdog soft_noboot=1' \
 	-m 'vivid n_devs=2 node_types=0x1,0x1 num_inputs=1,1 input_types=0x0,0x2'
-VM_MODULES_amd64 :=
+VM_MODULES_amd64 := -m 'vfb vfb_enable=1 videomemorysize=4194304'
 VM_MODULES_arm64 :=
 
 vmtest: $(addprefix vmtest-,$(VM_ARCHES))
