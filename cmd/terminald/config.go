@@ -34,6 +34,9 @@ type config struct {
 	// the gpio board only: a developer's machine may have a real one.
 	Watchdog        string   `toml:"watchdog"`
 	WatchdogTimeout duration `toml:"watchdog_timeout"`
+	// Screen is the framebuffer the parent's picture is shown on (gpio board
+	// only): "auto" (/dev/fb0 if there is one), a path, or "" for none.
+	Screen string `toml:"screen"`
 }
 
 type mediaConfig struct {
@@ -61,6 +64,7 @@ func defaults() config {
 		Pins:            device.DefaultPinMap(),
 		Watchdog:        device.DefaultWatchdogPath,
 		WatchdogTimeout: duration{device.DefaultWatchdogTimeout},
+		Screen:          screenAuto,
 	}
 }
 

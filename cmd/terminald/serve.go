@@ -130,6 +130,13 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}()
 		fmt.Fprintf(stdout, "device panel: http://%s/\n", addr)
 	}
+	if scr := openScreen(cfg, log); scr != nil {
+		defer scr.Close() // gives the console back
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); runScreen(sctx, scr, t, profile.FPS, log) }()
+		defer func() { stop(); <-done }()
+	}
 	err = t.Run(ctx)
 	stopWatchdog(wd, err) // not a defer: a panic runs defers, and must reboot the board
 	return err
