@@ -200,8 +200,11 @@ func NewLEDs(pins map[Color]gpio.PinOut, opts LEDOpts) (*LEDs, error) {
 	return l, nil
 }
 
-// Show switches to pattern p, starting its blink cycle from the beginning
-// (blinking LEDs start lit, so the change is visible at once). An unknown
+// Show switches to pattern p, starting its blink cycle from the beginning:
+// blinking LEDs start lit — unless that first frame is what the LEDs show
+// already (ready's steady green → calling's green blink), in which case the
+// cycle starts in its dark half. Either way the child sees the press land
+// at once. An unknown
 // pattern shows Fault, because a bug must be visible, and returns
 // ErrUnknownPattern.
 func (l *LEDs) Show(p Pattern) error {
@@ -219,8 +222,12 @@ func (l *LEDs) Show(p Pattern) error {
 	if l.pattern != p {
 		l.log.Debug("LED pattern", "pattern", p, "was", l.pattern)
 	}
+	changed := l.pattern != p
 	l.pattern = p
 	l.n = 0
+	if changed && l.sameFrameLocked(p, 0) {
+		l.n = halfCycle(p)
+	}
 	l.applyLocked()
 	l.mu.Unlock()
 
@@ -288,6 +295,32 @@ func (l *LEDs) run() {
 			l.mu.Unlock()
 		}
 	}
+}
+
+// sameFrameLocked reports whether p at tick n lights exactly the LEDs that
+// are lit now. l.mu must be held.
+func (l *LEDs) sameFrameLocked(p Pattern, n int) bool {
+	for c := range l.pins {
+		was, known := l.written[c]
+		if !known || was != patterns[p][c].lit(n) {
+			return false
+		}
+	}
+	return true
+}
+
+// halfCycle is the tick at which p's slowest blink is in its other half.
+func halfCycle(p Pattern) int {
+	h := 0
+	for _, m := range patterns[p] {
+		switch m {
+		case modeSlow, modeSlowAnti:
+			h = max(h, 4)
+		case modeFast, modeFastAnti:
+			h = max(h, 1)
+		}
+	}
+	return h
 }
 
 // applyLocked writes the levels of the current pattern at tick l.n, touching

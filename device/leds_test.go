@@ -138,7 +138,8 @@ func TestLEDPatterns(t *testing.T) {
 }
 
 // TestLEDShowIsImmediate: steady levels are on the pins when Show returns,
-// and a blinking LED starts lit, so every change is visible at once.
+// and a blinking LED starts lit — or dark when lit would change nothing —
+// so every change is visible at once.
 func TestLEDShowIsImmediate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newLEDRig(t, device.LEDOpts{})
@@ -156,6 +157,18 @@ func TestLEDShowIsImmediate(t *testing.T) {
 		r.leds.Show(device.Fault)
 		if got := r.pins[device.Red].Level(); got != gpio.High {
 			t.Errorf("after Show(fault) red = %v, want High (blink starts lit)", got)
+		}
+		// Ready's steady green → calling's green blink: lit first would look
+		// like nothing happened, so the blink starts dark.
+		r.leds.Show(device.Ready)
+		r.leds.Show(device.Calling)
+		if got := r.pins[device.Green].Level(); got != gpio.Low {
+			t.Errorf("ready → calling: green = %v right after Show, want Low (the press must show at once)", got)
+		}
+		time.Sleep(600 * time.Millisecond)
+		synctest.Wait()
+		if got := r.pins[device.Green].Level(); got != gpio.High {
+			t.Errorf("calling 0.6 s in: green = %v, want High (blinking)", got)
 		}
 	})
 }
