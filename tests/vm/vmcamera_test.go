@@ -43,7 +43,7 @@ const cameraTimeout = 60 * time.Second
 const minCameraFrames = 30
 
 // vmOnly skips outside the VM.
-func vmOnly(t *testing.T) {
+func vmOnly(t testing.TB) {
 	t.Helper()
 	if os.Getenv("TUANJU_VM") != "1" {
 		t.Skip("kernel-in-the-loop test: runs only inside the VM (tests/vm/run -m vivid ...)")

@@ -27,7 +27,7 @@ const eventTimeout = 5 * time.Second
 // simLine returns the sysfs directory of gpio-sim line name, as set up by the
 // VM's /init (TUANJU_GPIOSIM_SYSFS and TUANJU_GPIOSIM_LINES). It skips the
 // test outside the VM.
-func simLine(t *testing.T, name string) string {
+func simLine(t testing.TB, name string) string {
 	t.Helper()
 	if os.Getenv("TUANJU_VM") != "1" {
 		t.Skip("kernel-in-the-loop test: runs only inside the VM (tests/vm/run -g)")
@@ -45,14 +45,14 @@ func simLine(t *testing.T, name string) string {
 	return ""
 }
 
-func writeAttr(t *testing.T, path, v string) {
+func writeAttr(t testing.TB, path, v string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(v), 0); err != nil {
 		t.Fatalf("write %s: %v", path, err)
 	}
 }
 
-func readAttr(t *testing.T, path string) string {
+func readAttr(t testing.TB, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -63,7 +63,7 @@ func readAttr(t *testing.T, path string) string {
 
 // pin initialises periph's host drivers and finds a line by its name, the way
 // cmd/terminald's board code does.
-func pin(t *testing.T, name string) gpio.PinIO {
+func pin(t testing.TB, name string) gpio.PinIO {
 	t.Helper()
 	state, err := host.Init()
 	if err != nil {
