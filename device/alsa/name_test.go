@@ -28,7 +28,7 @@ func TestResolve(t *testing.T) {
 		{"hw:CARD=Loopback,DEV=1,SUBDEV=3", Capture, "hw:Loopback,1,3", nil},
 		{"hw:Loopback", Capture, "hw:Loopback,0", nil},
 		{"hw:2", Capture, "hw:Mic,0", nil},
-		{"hw:2", Playback, "", ErrNoDevice},         // no playback on the mic
+		{"hw:2", Playback, "", ErrNoDevice},           // no playback on the mic
 		{"hw:Loopback,1,8", Capture, "", ErrNoDevice}, // 8 subdevices: 0..7
 		{"hw:Loopback,2", Capture, "", ErrNoDevice},
 		{"hw:Nope,0", Capture, "", ErrNoDevice},

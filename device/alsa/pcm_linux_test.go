@@ -34,8 +34,8 @@ type fakeKernel struct {
 	resumes  []error // results of RESUME, in order; then nil
 	calls    []string
 	written  []int16
-	next     int16 // the next captured sample
-	blocking bool  // with an empty script, park forever (no wake-up)
+	next     int16         // the next captured sample
+	blocking bool          // with an empty script, park forever (no wake-up)
 	parked   chan struct{} // closed when a blocking transfer first parks
 }
 
