@@ -75,7 +75,7 @@ func TestJitterBuffer(t *testing.T) {
 			name: "latency creeping above target is trimmed", capacity: 100, target: 10, slack: 5, win: 20,
 			ops: []op{
 				{push: seq(1, 50)},
-				{pull: 10, want: seq(1, 10), wantRead: 10}, // level 40
+				{pull: 10, want: seq(1, 10), wantRead: 10},  // level 40
 				{pull: 10, want: seq(11, 10), wantRead: 10}, // level 30 at window end: 20 above target, trim to 10
 				{pull: 10, want: seq(41, 10), wantRead: 10},
 			},

@@ -228,7 +228,7 @@ func TestCuePreemption(t *testing.T) {
 		if err := <-ring; !errors.Is(err, speaker.ErrInterrupted) {
 			t.Errorf("PlayCueWait after StopCue = %v, want ErrInterrupted", err)
 		}
-		r.next() // rendered before StopCue
+		r.next()                                         // rendered before StopCue
 		if p := audiotest.Peak(r.next()[240:]); p != 0 { // the 5 ms fade, then nothing
 			t.Errorf("after StopCue's 5 ms fade the output peaks at %d, want silence", p)
 		}
