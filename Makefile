@@ -42,14 +42,15 @@ test: lint
 bench:
 	bench/run
 
-# Kernel-in-the-loop: Debian's kernel in qemu (TCG) with gpio-sim, running the
-# real periph code paths against the kernel's drivers; see tests/vm/README.md.
+# Kernel-in-the-loop: Debian's kernel in qemu (TCG) with gpio-sim, softdog,
+# vivid and snd-aloop, running the real GPIO, watchdog, V4L2 and ALSA code
+# paths against the kernel's drivers; see tests/vm/README.md.
 # Part of `make test`; the first run downloads and caches ~250 MB.
 vmtest:
 	tests/vm/fetch
 	mkdir -p $(BIN)
 	$(GO) test -c -tags netgo,osusergo,vmtest -ldflags '-linkmode external -extldflags -static' -o $(BIN)/vmcheck.test ./tests/vm
-	tests/vm/run -g -m 'softdog soft_noboot=1' -m 'vivid n_devs=2 node_types=0x1,0x1 num_inputs=1,1 input_types=0x0,0x2' $(BIN)/vmcheck.test
+	tests/vm/run -g -m 'softdog soft_noboot=1' -m 'vivid n_devs=2 node_types=0x1,0x1 num_inputs=1,1 input_types=0x0,0x2' -m 'snd-aloop index=0 id=Loopback pcm_substreams=8' $(BIN)/vmcheck.test
 
 # Each fuzz target for FUZZTIME (their seeds also run in every `make test`).
 FUZZTIME ?= 60s

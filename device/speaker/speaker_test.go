@@ -54,21 +54,21 @@ func (r *rig) next() []int16 {
 	return p
 }
 
-// waitResult plays periods until done delivers, returning the error and
-// how many frames had been taken when it did.
-func (r *rig) waitResult(done <-chan error, maxPeriods int) (error, int) {
+// waitResult plays periods until done delivers, returning how many frames
+// had been taken when it did, and the error.
+func (r *rig) waitResult(done <-chan error, maxPeriods int) (int, error) {
 	r.t.Helper()
 	for range maxPeriods {
 		r.next()
 		synctest.Wait()
 		select {
 		case err := <-done:
-			return err, len(r.out)
+			return len(r.out), err
 		default:
 		}
 	}
 	r.t.Fatalf("no result after %d periods", maxPeriods)
-	return nil, 0
+	return 0, nil
 }
 
 // TestCueHeardBeforeWaitReturns plays "connected" with the sink holding
@@ -84,7 +84,7 @@ func TestCueHeardBeforeWaitReturns(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- r.spk.PlayCueWait(context.Background(), speaker.CueConnected) }()
 		synctest.Wait()
-		err, taken := r.waitResult(done, 100)
+		taken, err := r.waitResult(done, 100)
 		if err != nil {
 			t.Fatalf("PlayCueWait = %v", err)
 		}
@@ -289,7 +289,7 @@ func TestIdleStopsStream(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- r.spk.PlayCueWait(context.Background(), speaker.CueRefused) }()
 		synctest.Wait()
-		if err, _ := r.waitResult(done, 50); err != nil {
+		if _, err := r.waitResult(done, 50); err != nil {
 			t.Fatalf("cue after idle: %v", err)
 		}
 		cue, _ := speaker.Synthesize(speaker.CueRefused, 48000)

@@ -3,15 +3,24 @@
 package vm_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/tuanju/tuanju/device/alsa"
+	"github.com/tuanju/tuanju/device/speaker"
 	"github.com/tuanju/tuanju/internal/audiotest"
+	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/media/mediatest"
 )
 
 // ALSA tests need the VM started with snd-aloop (and its dependencies
@@ -114,13 +123,20 @@ func TestALSALoopbackRoundTrip(t *testing.T) {
 					signal = append(signal, -v)
 				}
 			}
-			// Capture three seconds: silence, the signal, silence.
+			// Capture three seconds: silence, the signal, silence. The
+			// first period is read before anything is played, so the
+			// capture is running when the signal starts.
 			got := make([]int16, 3*tt.rate*tt.channels)
+			first := cp.PeriodFrames * tt.channels
+			if _, err := capture.Read(got[:first]); err != nil {
+				t.Fatalf("first Read: %v", err)
+			}
 			captured := make(chan error, 1)
 			var frames int
 			go func() {
 				var err error
-				frames, err = capture.Read(got)
+				frames, err = capture.Read(got[first:])
+				frames += cp.PeriodFrames
 				captured <- err
 			}()
 			n, err := play.Write(signal)
@@ -329,4 +345,277 @@ func TestALSAErrors(t *testing.T) {
 		t.Fatalf("reopen after Close: %v", err)
 	}
 	again.Close()
+}
+
+// feedTone plays a continuous tone into the aloop end name until stop is
+// closed, then closes the PCM. It returns when the stream is open, so the
+// cable's format (mono 48 kHz) is set before the capture side opens.
+func feedTone(t *testing.T, name string, freq float64, amp float64, stop <-chan struct{}) <-chan error {
+	t.Helper()
+	play, err := alsa.Open(name, alsa.Playback, alsa.Config{Channels: 1, Rate: 48000})
+	if err != nil {
+		t.Fatalf("open feed %s: %v", name, err)
+	}
+	tone := audiotest.Tone(48000, 48000, freq, amp, 0) // a whole number of cycles for 440 Hz
+	done := make(chan error, 1)
+	go func() {
+		defer play.Close()
+		period := play.Params().PeriodFrames
+		for i := 0; ; i = (i + period) % len(tone) {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if _, err := play.Write(tone[i : i+period]); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	return done
+}
+
+// TestALSAMicrophoneOpus runs the terminal's microphone path: a 440 Hz
+// tone played into aloop is captured by media.Open's SourceALSA (the
+// alsamic mediadevices driver over device/alsa), Opus-encoded by the
+// AudioOnly profile's encoder, sent over a loopback call and decoded by a
+// media.Receiver: the decoded audio must carry the tone.
+func TestALSAMicrophoneOpus(t *testing.T) {
+	needLoopback(t)
+	stop := make(chan struct{})
+	fed := feedTone(t, "hw:Loopback,0,4", 440, 8000, stop)
+	defer func() {
+		close(stop)
+		if err := <-fed; err != nil {
+			t.Errorf("feeding the tone: %v", err)
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(t.Context(), cameraTimeout)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	capture, err := media.Open(ctx, media.CaptureConfig{
+		Profile:          media.AudioOnly,
+		Microphone:       media.SourceALSA,
+		MicrophoneDevice: "hw:Loopback,1,4",
+		Log:              log,
+	})
+	if err != nil {
+		t.Fatalf("media.Open(SourceALSA hw:Loopback,1,4): %v", err)
+	}
+	defer capture.Close()
+	if n := len(capture.Tracks()); n != 1 {
+		t.Fatalf("capture has %d tracks, want the microphone's", n)
+	}
+
+	api, err := media.NewAPI(media.APIConfig{SettingEngine: mediatest.LoopbackSettingEngine()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	terminal := mediatest.NewPeer(t, api)
+	phone := mediatest.NewPeer(t, api)
+	for _, tr := range capture.Tracks() {
+		if _, err := terminal.AddTrack(tr); err != nil {
+			t.Fatalf("add track: %v", err)
+		}
+	}
+	var mu sync.Mutex
+	var heard []int16
+	recv := media.NewReceiver(media.ReceiverConfig{
+		WriteRTCP: phone.WriteRTCP,
+		OnAudio: func(pcm []int16) {
+			mu.Lock()
+			heard = append(heard, pcm...)
+			mu.Unlock()
+		},
+		Log: log,
+	})
+	var handlers sync.WaitGroup
+	phone.OnTrack(func(tr *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
+		handlers.Add(1)
+		defer handlers.Done()
+		if err := recv.Handle(tr, rr); err != nil {
+			t.Errorf("receiver: %v", err)
+		}
+	})
+	defer func() {
+		capture.Detach(terminal)
+		terminal.Close()
+		phone.Close()
+		handlers.Wait()
+	}()
+	mediatest.Negotiate(t, terminal, phone)
+
+	// Two seconds of decoded audio.
+	const want = 2 * media.AudioSampleRate
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		mu.Lock()
+		n := len(heard)
+		mu.Unlock()
+		if n >= want {
+			break
+		}
+		select {
+		case <-poll.C:
+		case <-ctx.Done():
+			t.Fatalf("decoded %d samples before the deadline, want %d; stats %+v", n, want, recv.Stats())
+		}
+	}
+	mu.Lock()
+	pcm := slices.Clone(heard)
+	mu.Unlock()
+	t.Logf("receiver stats %+v", recv.Stats())
+	// Skip the first half second (the encoder's start, the tone's onset).
+	seg := pcm[len(pcm)-media.AudioSampleRate:]
+	rms := audiotest.RMS(seg)
+	f := audiotest.ZeroCrossingFreq(seg, media.AudioSampleRate)
+	on := audiotest.Goertzel(seg, media.AudioSampleRate, 440)
+	off := audiotest.Goertzel(seg, media.AudioSampleRate, 660)
+	t.Logf("decoded: RMS %.0f, %.2f Hz by zero crossings, power at 440 Hz %.0f vs 660 Hz %.0f", rms, f, on, off)
+	// Opus at 16 kbit/s is lossy but keeps a pure tone's pitch and level.
+	if want := 8000 / math.Sqrt2; rms < want/2 || rms > want*1.5 {
+		t.Errorf("decoded RMS %.0f, want about %.0f (the fed tone's)", rms, want)
+	}
+	if math.Abs(f-440) > 3 {
+		t.Errorf("decoded tone at %.2f Hz, want 440", f)
+	}
+	if on < 100*off {
+		t.Errorf("440 Hz power %.0f is not far above 660 Hz's %.0f", on, off)
+	}
+}
+
+// captureInto reads a capture PCM a period at a time into a growing
+// buffer until stop, reporting the frame count as it goes.
+type captureInto struct {
+	mu   sync.Mutex
+	pcm  []int16
+	done chan error
+}
+
+func startCapture(t *testing.T, name string, stop <-chan struct{}) *captureInto {
+	t.Helper()
+	c, err := alsa.Open(name, alsa.Capture, alsa.Config{Channels: 1, Rate: 48000})
+	if err != nil {
+		t.Fatalf("open capture %s: %v", name, err)
+	}
+	ci := &captureInto{done: make(chan error, 1)}
+	go func() {
+		defer c.Close()
+		buf := make([]int16, c.Params().PeriodFrames)
+		for {
+			select {
+			case <-stop:
+				ci.done <- nil
+				return
+			default:
+			}
+			if _, err := c.Read(buf); err != nil {
+				ci.done <- err
+				return
+			}
+			ci.mu.Lock()
+			ci.pcm = append(ci.pcm, buf...)
+			ci.mu.Unlock()
+		}
+	}()
+	return ci
+}
+
+func (ci *captureInto) snapshot() []int16 {
+	ci.mu.Lock()
+	defer ci.mu.Unlock()
+	return slices.Clone(ci.pcm)
+}
+
+// TestALSASpeaker plays the speaker's cues and voice into aloop and
+// captures them back: "connected" arrives sample for sample with its two
+// notes at G5 and C6, PlayCueWait returns only once the whole cue has come
+// out of the loopback, and the voice written with WritePCM is heard.
+func TestALSASpeaker(t *testing.T) {
+	needLoopback(t)
+	stop := make(chan struct{})
+	capt := startCapture(t, "hw:Loopback,1,5", stop)
+	defer func() {
+		close(stop)
+		if err := <-capt.done; err != nil {
+			t.Errorf("capture: %v", err)
+		}
+	}()
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	spk, err := speaker.Open(speaker.Options{Device: "hw:Loopback,0,5", Log: log})
+	if err != nil {
+		t.Fatalf("speaker.Open: %v", err)
+	}
+	defer spk.Close()
+	if f := spk.Format(); f.Rate != 48000 || f.Channels != 1 {
+		t.Fatalf("speaker format %+v, want mono 48 kHz (the cable's)", f)
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), alsaTimeout)
+	defer cancel()
+	cue, _ := speaker.Synthesize(speaker.CueConnected, 48000)
+	start := time.Now()
+	if err := spk.PlayCueWait(ctx, speaker.CueConnected); err != nil {
+		t.Fatalf("PlayCueWait(connected): %v", err)
+	}
+	waited := time.Since(start)
+	atReturn := len(capt.snapshot())
+	time.Sleep(500 * time.Millisecond) // let the capture run on past the cue
+	got := capt.snapshot()
+	at := audiotest.Find(got, cue)
+	if at < 0 {
+		t.Fatalf("connected cue not captured (peak %d in %d frames)", audiotest.Peak(got), len(got))
+	}
+	end := at + len(cue)
+	if end > len(got) || firstDiff(got[at:end], cue) >= 0 {
+		t.Fatalf("captured cue differs from the synthesized one")
+	}
+	t.Logf("PlayCueWait took %v (cue %v); cue captured at frames %d..%d, %d frames captured when it returned",
+		waited.Round(time.Millisecond), time.Duration(len(cue))*time.Second/48000, at, end, atReturn)
+	if cueTime := time.Duration(len(cue)) * time.Second / 48000; waited < cueTime {
+		t.Errorf("PlayCueWait returned after %v, before the %v cue could have played", waited, cueTime)
+	}
+	// Heard = out of the playback buffer, into the cable: by the time
+	// PlayCueWait returned, the capture side had the cue's end within a
+	// capture period or two (read granularity and aloop's timer).
+	if slack := 2 * 960; end > atReturn+slack {
+		t.Errorf("cue ends at captured frame %d but only %d were captured when PlayCueWait returned: returned early", end, atReturn)
+	}
+	notes, _, _ := speaker.Timeline(speaker.CueConnected)
+	for _, n := range notes {
+		a := at + int(n.Start.Seconds()*48000)
+		seg := got[a+int(n.Dur.Seconds()*48000)/8 : a+int(n.Dur.Seconds()*48000)*5/8]
+		on, off := audiotest.Goertzel(seg, 48000, n.Freq), audiotest.Goertzel(seg, 48000, n.Freq*0.84)
+		if on < 20*off {
+			t.Errorf("note at %v: power at %.0f Hz %.0f, not far above %.0f Hz's %.0f", n.Start, n.Freq, on, n.Freq*0.84, off)
+		}
+	}
+
+	// Voice: 1.5 s of a 300 Hz tone, fed in 20 ms chunks as a call would.
+	voice := audiotest.Tone(72000, 48000, 300, 6000, 0)
+	mark := len(capt.snapshot())
+	tick := time.NewTicker(20 * time.Millisecond)
+	for i := 0; i < len(voice); i += 960 {
+		spk.WritePCM(voice[i : i+960])
+		<-tick.C
+	}
+	tick.Stop()
+	time.Sleep(300 * time.Millisecond)
+	heard := capt.snapshot()[mark:]
+	seg := heard[len(heard)/4 : len(heard)*3/4]
+	f := audiotest.ZeroCrossingFreq(seg, 48000)
+	t.Logf("voice: %.2f Hz, RMS %.0f; speaker stats %+v", f, audiotest.RMS(seg), spk.Stats())
+	if math.Abs(f-300) > 2 {
+		t.Errorf("voice captured at %.2f Hz, want 300", f)
+	}
+	if audiotest.Find(heard, voice) < 0 {
+		t.Error("the voice's first samples are not in the capture unchanged")
+	}
+	if err := spk.Close(); err != nil {
+		t.Errorf("speaker Close: %v", err)
+	}
 }
