@@ -22,6 +22,7 @@ const (
 	SourceNone      = "none"
 	SourceSynthetic = "synthetic" // the simulated board's camera or microphone
 	SourceV4L2      = "v4l2"      // a real camera through mediadevices' V4L2 driver
+	SourceALSA      = "alsa"      // a real microphone through device/alsa (media/alsamic)
 )
 
 // streamID groups the terminal's audio and video in one MediaStream on the
@@ -41,11 +42,15 @@ type CaptureConfig struct {
 	// CameraDevice picks a V4L2 camera by path (/dev/video0, a /dev/v4l/by-id
 	// link) or mediadevices label; empty takes the first camera found.
 	CameraDevice string
-	// Microphone is SourceSynthetic or SourceNone. (The real ALSA path comes
-	// with the hardware work; mediadevices' malgo driver crashes static
-	// binaries and is deliberately not linked.)
+	// Microphone is SourceSynthetic, SourceALSA or SourceNone. (ALSA goes
+	// through our own kernel-ioctl driver, media/alsamic: mediadevices'
+	// malgo driver crashes static binaries and is deliberately not linked.)
 	Microphone string
-	Log        *slog.Logger
+	// MicrophoneDevice picks the ALSA capture device: "hw:CARD,DEV[,SUB]"
+	// with CARD an index or id ("hw:Loopback,1"), or "" / "default" for the
+	// first card that can capture.
+	MicrophoneDevice string
+	Log              *slog.Logger
 }
 
 // Capture holds the local media of one call: sources, their mediadevices
@@ -149,6 +154,14 @@ func (c *Capture) openMicrophone(cfg CaptureConfig, selector *mediadevices.Codec
 		}
 		c.tracks = append(c.tracks, mediadevices.NewAudioTrack(mic, selector))
 		c.log.Info("microphone open", "source", SourceSynthetic)
+		return nil
+	case SourceALSA:
+		track, err := openALSAMicrophone(cfg.MicrophoneDevice, selector, c.log)
+		if err != nil {
+			return fmt.Errorf("media: open microphone: %w", err)
+		}
+		c.tracks = append(c.tracks, track)
+		c.log.Info("microphone open", "source", SourceALSA, "device", cfg.MicrophoneDevice, "id", track.ID())
 		return nil
 	default:
 		return fmt.Errorf("media: open microphone %q: %w", cfg.Microphone, ErrUnknownSource)

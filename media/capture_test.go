@@ -32,6 +32,36 @@ func TestOpenNoCamera(t *testing.T) {
 	}
 }
 
+// TestOpenNoMicrophone: an ALSA microphone that is not there is "hardware
+// absent" too. (No name here can exist: real capture is tested against the
+// kernel's snd-aloop in tests/vm.)
+func TestOpenNoMicrophone(t *testing.T) {
+	for _, device := range []string{"hw:NoSuchCard", "hw:31,0", "hw:NoSuchCard,1,2"} {
+		c, err := media.Open(t.Context(), media.CaptureConfig{
+			Profile:          media.AudioOnly,
+			Microphone:       media.SourceALSA,
+			MicrophoneDevice: device,
+		})
+		if err == nil {
+			c.Close()
+			t.Fatalf("device %q: opened a microphone that does not exist", device)
+		}
+		if !errors.Is(err, media.ErrNoMicrophone) {
+			t.Errorf("device %q: error %v does not wrap ErrNoMicrophone", device, err)
+		}
+	}
+	c, err := media.Open(t.Context(), media.CaptureConfig{
+		Profile: media.AudioOnly, Microphone: media.SourceALSA, MicrophoneDevice: "plughw:0",
+	})
+	if err == nil {
+		c.Close()
+		t.Fatal("opened an ALSA plugin name")
+	}
+	if errors.Is(err, media.ErrNoMicrophone) {
+		t.Errorf("a bad device name is reported as an absent microphone: %v", err)
+	}
+}
+
 func TestOpenConfig(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -44,7 +74,7 @@ func TestOpenConfig(t *testing.T) {
 		{"audio-only ignores camera", media.CaptureConfig{Profile: media.AudioOnly, Camera: media.SourceSynthetic, Microphone: media.SourceSynthetic}, nil, 1, false},
 		{"no sources", media.CaptureConfig{Profile: media.LowData, Camera: media.SourceNone, Microphone: media.SourceNone}, nil, 0, false},
 		{"unknown camera", media.CaptureConfig{Profile: media.LowData, Camera: "webcam", Microphone: media.SourceSynthetic}, media.ErrUnknownSource, 0, false},
-		{"unknown microphone", media.CaptureConfig{Profile: media.LowData, Camera: media.SourceSynthetic, Microphone: "alsa"}, media.ErrUnknownSource, 0, false},
+		{"unknown microphone", media.CaptureConfig{Profile: media.LowData, Camera: media.SourceSynthetic, Microphone: "pulseaudio"}, media.ErrUnknownSource, 0, false},
 		{"invalid profile", media.CaptureConfig{Profile: media.Profile{Name: "x"}, Camera: media.SourceSynthetic}, media.ErrInvalidProfile, 0, false},
 	}
 	for _, tt := range tests {

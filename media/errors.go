@@ -8,6 +8,9 @@ var (
 	// as missing rather than broken. A camera that exists but fails to open is a
 	// different, unwrapped error.
 	ErrNoCamera = errors.New("media: no camera")
+	// ErrNoMicrophone means no microphone is attached (or not the named
+	// one), reported apart from one that fails, as ErrNoCamera is.
+	ErrNoMicrophone = errors.New("media: no microphone")
 	// ErrUnknownProfile is returned by ProfileByName for a name it does not know.
 	ErrUnknownProfile = errors.New("media: unknown profile")
 	// ErrInvalidProfile wraps every Profile.Validate failure.
