@@ -37,6 +37,10 @@ type config struct {
 	// Screen is the framebuffer the parent's picture is shown on (gpio board
 	// only): "auto" (/dev/fb0 if there is one), a path, or "" for none.
 	Screen string `toml:"screen"`
+	// Speaker is the ALSA playback device for cues and the parent's voice
+	// (gpio board only): "default" (the first card that plays), "hw:CARD,DEV",
+	// or "" for none.
+	Speaker string `toml:"speaker"`
 }
 
 type mediaConfig struct {
@@ -44,6 +48,8 @@ type mediaConfig struct {
 	Camera       string `toml:"camera"`
 	CameraDevice string `toml:"camera_device"`
 	Microphone   string `toml:"microphone"`
+	// MicrophoneDevice is the ALSA capture device ("default", "hw:CARD,DEV").
+	MicrophoneDevice string `toml:"microphone_device"`
 }
 
 type duration struct{ time.Duration }
@@ -60,11 +66,12 @@ func defaults() config {
 		Board:           "gpio",
 		LogFormat:       "json",
 		LogLevel:        "info",
-		Media:           mediaConfig{Profile: media.LowData.Name, Camera: media.SourceV4L2, Microphone: media.SourceNone},
+		Media:           mediaConfig{Profile: media.LowData.Name, Camera: media.SourceV4L2, Microphone: media.SourceALSA, MicrophoneDevice: "default"},
 		Pins:            device.DefaultPinMap(),
 		Watchdog:        device.DefaultWatchdogPath,
 		WatchdogTimeout: duration{device.DefaultWatchdogTimeout},
 		Screen:          screenAuto,
+		Speaker:         "default",
 	}
 }
 
@@ -82,7 +89,7 @@ func loadConfig(args []string, stderr io.Writer) (config, error) {
 	loopback := fs.Bool("loopback-only", false, "restrict WebRTC to 127.0.0.1 (tests, local demo)")
 	profile := fs.String("profile", "", "media profile: low-data or audio-only")
 	camera := fs.String("camera", "", "camera: v4l2, synthetic or none")
-	mic := fs.String("mic", "", "microphone: synthetic or none")
+	mic := fs.String("mic", "", "microphone: alsa, synthetic or none")
 	logFormat := fs.String("log-format", "", "log format: json or text")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -161,9 +168,9 @@ func (c config) validate() error {
 		errs = append(errs, fmt.Errorf("camera %q must be v4l2, synthetic or none", c.Media.Camera))
 	}
 	switch c.Media.Microphone {
-	case media.SourceSynthetic, media.SourceNone:
+	case media.SourceALSA, media.SourceSynthetic, media.SourceNone:
 	default:
-		errs = append(errs, fmt.Errorf("microphone %q must be synthetic or none", c.Media.Microphone))
+		errs = append(errs, fmt.Errorf("microphone %q must be alsa, synthetic or none", c.Media.Microphone))
 	}
 	if c.Watchdog != "" && c.WatchdogTimeout.Duration < 5*time.Second {
 		errs = append(errs, fmt.Errorf("watchdog_timeout %v must be at least 5s (the loop pets it every second)", c.WatchdogTimeout.Duration))

@@ -43,7 +43,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		PublicURL: cfg.PublicURL,
 		Capture: media.CaptureConfig{
 			Profile: profile, Camera: cfg.Media.Camera, CameraDevice: cfg.Media.CameraDevice,
-			Microphone: cfg.Media.Microphone, Log: log,
+			Microphone: cfg.Media.Microphone, MicrophoneDevice: cfg.Media.MicrophoneDevice, Log: log,
 		},
 		LoopbackOnly: cfg.LoopbackOnly,
 		Version:      version,
@@ -94,6 +94,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	var speaker terminal.Speaker
 	if sim != nil {
 		speaker = sim
+	} else if sp := openSpeaker(cfg, log); sp != nil {
+		defer sp.Close()
+		speaker = sp
 	}
 	t, err := terminal.New(tcfg, terminal.Deps{
 		Store: store, Buttons: buttons, ButtonStuck: stuck, LEDs: leds, Speaker: speaker, Watchdog: wd, Log: log,

@@ -42,7 +42,9 @@ type sessionDeps struct {
 	loopback bool
 	send     func(protocol.Message)
 	events   func(call.Event)
-	log      *slog.Logger
+	// onAudio, if set, plays the parent's decoded voice (the speaker).
+	onAudio func([]int16)
+	log     *slog.Logger
 }
 
 // startSession builds the peer connection around an open capture (see
@@ -69,7 +71,7 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, cap *m
 		return nil, fmt.Errorf("terminal: call %s: peer connection: %w", callID, err)
 	}
 	s.pc = pc
-	s.receiver = media.NewReceiver(media.ReceiverConfig{WriteRTCP: pc.WriteRTCP, Log: s.log})
+	s.receiver = media.NewReceiver(media.ReceiverConfig{WriteRTCP: pc.WriteRTCP, OnAudio: d.onAudio, Log: s.log})
 
 	for _, tr := range cap.Tracks() {
 		if _, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {

@@ -527,6 +527,13 @@ func (t *Terminal) showLEDs() {
 
 func (t *Terminal) setLastCue(c call.Cue) { t.lastCue.Store(&c) }
 
+// stopCue silences a repeating cue (the ring) where no new cue replaces it.
+func (t *Terminal) stopCue() {
+	if s, ok := t.d.Speaker.(interface{ StopCue() }); ok {
+		s.StopCue()
+	}
+}
+
 func (t *Terminal) send(m protocol.Message) {
 	if t.conn == nil {
 		t.log.Warn("not connected; message dropped", "type", m.Type)
@@ -564,11 +571,13 @@ func (t *Terminal) do(a call.Action) {
 			}
 		})
 	case call.PairAccept:
+		t.stopCue() // the pairing ring
 		nonce := t.pairNonce[a.PairID]
 		delete(t.pairNonce, a.PairID)
 		t.send(protocol.Message{Type: protocol.TypePairAccept, PairID: a.PairID,
 			Proof: pairing.AcceptProof(t.secret, t.deviceID, nonce, a.PairID)})
 	case call.PairReject:
+		t.stopCue()
 		delete(t.pairNonce, a.PairID)
 		t.send(protocol.Message{Type: protocol.TypePairReject, PairID: a.PairID, Reason: a.Reason})
 	case call.PlayCue:
@@ -648,8 +657,12 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 	// The machine is already in Connecting, whose light is "in call"; show
 	// it now, before anything opens (step would show it after the actions).
 	t.showLEDs()
+	var onAudio func([]int16)
+	if v, ok := t.d.Speaker.(interface{ WritePCM([]int16) }); ok {
+		onAudio = v.WritePCM
+	}
 	deps := sessionDeps{
-		api: t.api, loopback: t.cfg.LoopbackOnly, log: t.log,
+		api: t.api, onAudio: onAudio, loopback: t.cfg.LoopbackOnly, log: t.log,
 		// The session sends on the connection the call started on: if that
 		// one drops, the call ends anyway.
 		send: c.send,

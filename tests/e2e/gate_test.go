@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 // gateLog records, in order, what the terminal played and what it showed
 // when it opened camera and microphone.
 type gateLog struct {
+	voice  atomic.Int64 // samples of the parent's voice given to the speaker
 	mu     sync.Mutex
 	events []string
 	board  func() simboard.State
@@ -39,11 +41,15 @@ func (g *gateLog) list() []string {
 	return slices.Clone(g.events)
 }
 
-// gateSpeaker wraps the board's speaker to log when cues start and end.
+// gateSpeaker wraps the board's speaker to log when cues start and end,
+// and counts the parent's voice it is given to play.
 type gateSpeaker struct {
 	terminal.Speaker
-	log *gateLog
+	log   *gateLog
+	voice *atomic.Int64
 }
+
+func (s gateSpeaker) WritePCM(pcm []int16) { s.voice.Add(int64(len(pcm))) }
 
 func (s gateSpeaker) PlayCue(cue string) { s.log.add("cue " + cue); s.Speaker.PlayCue(cue) }
 
@@ -62,7 +68,7 @@ func gateRig(t *testing.T) (*rig, *gateLog) {
 	t.Cleanup(cancel)
 	srv := rendezvoustest.NewServer(t, nil)
 	r := startTerminal(t, ctx, srv, terminalOpts{
-		speaker: func(s terminal.Speaker) terminal.Speaker { return gateSpeaker{s, g} },
+		speaker: func(s terminal.Speaker) terminal.Speaker { return gateSpeaker{s, g, &g.voice} },
 		openCapture: func(ctx context.Context, cfg media.CaptureConfig) (*media.Capture, error) {
 			st := g.board()
 			g.add(fmt.Sprintf("open lights=%s blue=%v", st.Pattern, st.LEDs[device.Blue]))
@@ -107,6 +113,8 @@ func TestNeverSilent(t *testing.T) {
 		await(t, ph, protocol.TypeOffer)
 		r.waitPattern(device.InCall, "in call")
 		checkAnnounced(t, g.list())
+		// The parent's decoded voice reaches the speaker.
+		eventually(t, mediaWait, "a second of the parent's voice is played", func() bool { return g.voice.Load() >= media.AudioSampleRate })
 	})
 	t.Run("parent calls", func(t *testing.T) {
 		r, g := gateRig(t)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/fb"
+	"github.com/tuanju/tuanju/device/speaker"
 	"github.com/tuanju/tuanju/internal/display"
 	"github.com/tuanju/tuanju/internal/terminal"
 )
@@ -50,4 +51,19 @@ func (s termScreen) Pattern() string      { return s.t.Status().Pattern }
 // runScreen draws the terminal on d until ctx ends.
 func runScreen(ctx context.Context, d *fb.FB, t *terminal.Terminal, fps int, log *slog.Logger) {
 	display.Run(ctx, termScreen{t}, d, display.Options{FPS: fps, Log: log.With("component", "screen")})
+}
+
+// openSpeaker opens the ALSA speaker cfg.Speaker names. A board without one
+// runs on lights alone, loudly logged: the child hears neither cues nor the
+// parent, and the self-test shows it.
+func openSpeaker(cfg config, log *slog.Logger) *speaker.Speaker {
+	if cfg.Board != "gpio" || cfg.Speaker == "" {
+		return nil
+	}
+	sp, err := speaker.Open(speaker.Options{Device: cfg.Speaker, Log: log.With("component", "speaker")})
+	if err != nil {
+		log.Error("no speaker: the child will hear neither the cues nor the parent", "device", cfg.Speaker, "err", err)
+		return nil
+	}
+	return sp
 }
