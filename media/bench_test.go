@@ -7,7 +7,7 @@ import (
 	"github.com/pion/mediadevices/pkg/io/video"
 	"github.com/pion/mediadevices/pkg/prop"
 
-	"github.com/tuanju/tuanju/media/internal/h264dec"
+	"github.com/tuanju/tuanju/media/h264dec"
 	"github.com/tuanju/tuanju/media/synth"
 )
 

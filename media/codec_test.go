@@ -7,8 +7,8 @@ import (
 	"github.com/pion/mediadevices"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/tuanju/tuanju/media/internal/h264dec"
-	"github.com/tuanju/tuanju/media/internal/opusdec"
+	"github.com/tuanju/tuanju/media/h264dec"
+	"github.com/tuanju/tuanju/media/opusdec"
 	"github.com/tuanju/tuanju/media/synth"
 )
 

@@ -15,8 +15,8 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 
-	"github.com/tuanju/tuanju/media/internal/h264dec"
-	"github.com/tuanju/tuanju/media/internal/opusdec"
+	"github.com/tuanju/tuanju/media/h264dec"
+	"github.com/tuanju/tuanju/media/opusdec"
 )
 
 // Stats counts what a Receiver got and decoded. Byte counts are RTP payload

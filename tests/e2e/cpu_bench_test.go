@@ -1,0 +1,309 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/mediadevices/pkg/codec/openh264"
+	"github.com/pion/mediadevices/pkg/io/video"
+	"github.com/pion/mediadevices/pkg/prop"
+
+	"github.com/tuanju/tuanju/internal/parent"
+	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/internal/terminal"
+	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/media/h264dec"
+	"github.com/tuanju/tuanju/media/synth"
+)
+
+// callWindow is how long each benchmark iteration measures a live call.
+const callWindow = 5 * time.Second
+
+// BenchmarkTerminalCallCPU measures the real terminald process (simulated
+// board, synthetic camera and microphone) during a call with a Go phone:
+// capture, H.264 + Opus encode, SRTP, the parent's media decoded. Its CPU
+// share of one core and its RSS are reported beside the reference measured
+// in the same run: openh264 encoding and decoding the same number of
+// low-data frames, nothing else. x-raw-codec is the pipeline's overhead
+// factor. TUANJU_TERMINALD names a prebuilt binary (e.g. an arm64 one run
+// under qemu-user with the test binary); by default it is built here.
+func BenchmarkTerminalCallCPU(b *testing.B) {
+	bin := os.Getenv("TUANJU_TERMINALD")
+	if bin == "" {
+		bin = filepath.Join(b.TempDir(), "terminald")
+		build := exec.Command("go", "build", "-o", bin, "./cmd/terminald")
+		build.Dir = filepath.Join("..", "..")
+		if out, err := build.CombinedOutput(); err != nil {
+			b.Fatalf("build terminald: %v\n%s", err, out)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := rendezvoustest.NewServer(b, nil)
+	p := startTerminald(b, ctx, bin, srv)
+
+	st := p.status(b, ctx)
+	cred, err := parent.Pair(ctx, srv.WSURL, st.PairingURL, p.pressWhenPairing)
+	if err != nil {
+		b.Fatalf("pairing: %v", err)
+	}
+	conn, err := parent.Dial(ctx, srv.WSURL, cred)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ph := parent.NewPhone(conn, parent.PhoneConfig{
+		API:     loopbackAPI(b),
+		Capture: media.CaptureConfig{Profile: media.LowData, Camera: media.SourceSynthetic, Microphone: media.SourceSynthetic},
+		Log:     testLog(b),
+	})
+	go ph.Run(ctx)
+	defer conn.Close()
+	eventually(b, step, "terminald ready", func() bool { s := p.status(b, ctx); return s.State == "idle" && s.PeerOnline })
+
+	if err := p.post(ctx, "/api/button/press"); err != nil {
+		b.Fatal(err)
+	}
+	ring := await(b, ph, protocol.TypeRing)
+	if err := ph.Accept(ctx, ring.CallID); err != nil {
+		b.Fatal(err)
+	}
+	await(b, ph, protocol.TypeOffer)
+	c := ph.Current()
+	eventually(b, mediaWait, "phone decodes the terminal's video", func() bool { return c.Stats().VideoFramesDecoded >= 30 })
+
+	var cpu time.Duration
+	frames0 := c.Stats().VideoFramesDecoded
+	b.ResetTimer()
+	for range b.N {
+		t0 := p.cpu(b)
+		time.Sleep(callWindow)
+		cpu += p.cpu(b) - t0
+	}
+	b.StopTimer()
+	window := callWindow * time.Duration(b.N)
+	frames := c.Stats().VideoFramesDecoded - frames0
+	if frames < int64(window.Seconds())*int64(media.LowData.FPS)/2 {
+		b.Fatalf("phone decoded only %d frames in %v: the call is not live", frames, window)
+	}
+	rss, hwm := p.memory(b)
+	ref := rawCodecCPU(b, int(window.Seconds())*media.LowData.FPS)
+
+	b.ReportMetric(100*cpu.Seconds()/window.Seconds(), "%core-terminal")
+	b.ReportMetric(100*ref.Seconds()/window.Seconds(), "%core-raw-codec")
+	b.ReportMetric(cpu.Seconds()/ref.Seconds(), "x-raw-codec")
+	b.ReportMetric(float64(rss)/1024, "MB-rss")
+	b.ReportMetric(float64(hwm)/1024, "MB-rss-peak")
+}
+
+// rawCodecCPU is the CPU time openh264 takes to encode n low-data frames of
+// the synthetic camera and decode them again, on this goroutine's thread.
+func rawCodecCPU(b *testing.B, n int) time.Duration {
+	p := media.LowData
+	cam, err := synth.NewCamera(synth.CameraOptions{Width: p.Width, Height: p.Height, FPS: p.FPS, Unpaced: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Render first: the reference is the codec, not the picture generator
+	// (the terminal's synthetic camera renders too: counted against it).
+	pics := make([]image.Image, n)
+	for i := range pics {
+		if pics[i], _, err = cam.Read(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	i := 0
+	src := video.ReaderFunc(func() (image.Image, func(), error) {
+		if i == len(pics) {
+			return nil, func() {}, io.EOF
+		}
+		i++
+		return pics[i-1], func() {}, nil
+	})
+	params, err := openh264.NewParams()
+	if err != nil {
+		b.Fatal(err)
+	}
+	params.BitRate = p.VideoBitrate
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	start := threadCPU(b)
+	enc, err := params.BuildVideoEncoder(src, prop.Media{Video: prop.Video{Width: p.Width, Height: p.Height, FrameRate: float32(p.FPS)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dec, err := h264dec.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	decoded := 0
+	for range n {
+		au, release, err := enc.Read()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if img, err := dec.Decode(au); err == nil && img != nil {
+			decoded++
+		}
+		release()
+	}
+	enc.Close()
+	dec.Close()
+	used := threadCPU(b) - start
+	if decoded < n/2 {
+		b.Fatalf("reference decoded %d of %d frames", decoded, n)
+	}
+	return used
+}
+
+func threadCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// terminaldProc is a running terminald with the simulated board's panel.
+type terminaldProc struct {
+	cmd   *exec.Cmd
+	panel string // http://host:port
+}
+
+func startTerminald(b *testing.B, ctx context.Context, bin string, srv *rendezvoustest.Server) *terminaldProc {
+	dir := b.TempDir()
+	cmd := exec.CommandContext(ctx, bin, "-server", srv.WSURL, "-public-url", srv.URL, "-board", "sim",
+		"-panel", "127.0.0.1:0", "-loopback-only", "-state", filepath.Join(dir, "terminal.db"),
+		"-camera", media.SourceSynthetic, "-mic", media.SourceSynthetic, "-log-format", "text")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	logs, err := os.Create(filepath.Join(dir, "terminald.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		logs.Close()
+	})
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "device panel: "); ok {
+				found <- strings.TrimSuffix(rest, "/")
+			}
+		}
+	}()
+	select {
+	case panel := <-found:
+		return &terminaldProc{cmd: cmd, panel: panel}
+	case <-time.After(step):
+		b.Fatalf("terminald printed no panel address (log %s)", logs.Name())
+	}
+	return nil
+}
+
+func (p *terminaldProc) status(b *testing.B, ctx context.Context) terminal.Status {
+	var st terminal.Status
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.panel+"/api/terminal", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		b.Fatal(err)
+	}
+	return st
+}
+
+func (p *terminaldProc) post(ctx context.Context, path string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.panel+path, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	return nil
+}
+
+// pressWhenPairing presses the button once the lights ask for it.
+func (p *terminaldProc) pressWhenPairing(ctx context.Context) error {
+	for {
+		var s struct{ Pattern string }
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.panel+"/api/state", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			json.NewDecoder(resp.Body).Decode(&s)
+			resp.Body.Close()
+		}
+		if s.Pattern == "pairing" {
+			return p.post(ctx, "/api/button/press")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// cpu is the process's user + system time so far (/proc/PID/stat).
+func (p *terminaldProc) cpu(b *testing.B) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name in parentheses; utime and stime are
+	// the 14th and 15th fields, in clock ticks (100 per second on Linux).
+	stat := string(raw)
+	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+stime) * (time.Second / 100)
+}
+
+// memory is the process's resident set and its peak, in KiB.
+func (p *terminaldProc) memory(b *testing.B) (rss, hwm int64) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = v
+		case "VmHWM:":
+			hwm = v
+		}
+	}
+	return rss, hwm
+}
