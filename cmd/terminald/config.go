@@ -9,9 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/device/boards"
 	"github.com/tuanju/tuanju/media"
 )
 
@@ -23,6 +22,9 @@ type config struct {
 	PublicURL    string        `toml:"public_url"`
 	StateFile    string        `toml:"state_file"`
 	Board        string        `toml:"board"` // "sim" or "gpio"
+	// BoardProfile names a built-in board profile (device/boards): its pins
+	// and device hints apply first, then the file's own keys (profile.go).
+	BoardProfile string `toml:"board_profile"`
 	PanelListen  string        `toml:"panel_listen"`
 	LoopbackOnly bool          `toml:"loopback_only"`
 	LogFormat    string        `toml:"log_format"` // "text" or "json"
@@ -34,6 +36,8 @@ type config struct {
 	// the gpio board only: a developer's machine may have a real one.
 	Watchdog        string   `toml:"watchdog"`
 	WatchdogTimeout duration `toml:"watchdog_timeout"`
+
+	profile *boards.Profile // the applied board profile, nil without one
 }
 
 type mediaConfig struct {
@@ -70,6 +74,7 @@ func loadConfig(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("terminald", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("config", "", "TOML config file")
+	boardProfile := fs.String("board-profile", "", "built-in board profile: "+strings.Join(boards.Names(), ", "))
 	server := fs.String("server", "", "rendezvous signalling URL, e.g. wss://example.org/ws")
 	public := fs.String("public-url", "", "rendezvous address as phones see it (pairing links start with it)")
 	state := fs.String("state", "", "bbolt state file")
@@ -83,18 +88,8 @@ func loadConfig(args []string, stderr io.Writer) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
-	if *file != "" {
-		md, err := toml.DecodeFile(*file, &cfg)
-		if err != nil {
-			return cfg, fmt.Errorf("terminald: config %s: %w", *file, err)
-		}
-		if und := md.Undecoded(); len(und) > 0 {
-			keys := make([]string, len(und))
-			for i, k := range und {
-				keys[i] = k.String()
-			}
-			return cfg, fmt.Errorf("terminald: config %s: unknown keys %s", *file, strings.Join(keys, ", "))
-		}
+	if err := applyFile(&cfg, *file, *boardProfile); err != nil {
+		return cfg, err
 	}
 	set := func(dst *string, v string) {
 		if v != "" {
