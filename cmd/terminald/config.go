@@ -68,8 +68,9 @@ func defaults() config {
 	}
 }
 
-// loadConfig applies the file named by -config, then the other flags.
-func loadConfig(args []string, stderr io.Writer) (config, error) {
+// loadConfig applies the file named by -config, then the other flags. extra
+// registers a subcommand's own flags (selftest's) on the same flag set.
+func loadConfig(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (config, error) {
 	cfg := defaults()
 	fs := flag.NewFlagSet("terminald", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -85,6 +86,9 @@ func loadConfig(args []string, stderr io.Writer) (config, error) {
 	camera := fs.String("camera", "", "camera: v4l2, synthetic or none")
 	mic := fs.String("mic", "", "microphone: synthetic or none")
 	logFormat := fs.String("log-format", "", "log format: json or text")
+	for _, f := range extra {
+		f(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
