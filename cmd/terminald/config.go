@@ -22,9 +22,6 @@ type config struct {
 	PublicURL    string        `toml:"public_url"`
 	StateFile    string        `toml:"state_file"`
 	Board        string        `toml:"board"` // "sim" or "gpio"
-	// BoardProfile names a built-in board profile (device/boards): its pins
-	// and device hints apply first, then the file's own keys (profile.go).
-	BoardProfile string `toml:"board_profile"`
 	PanelListen  string        `toml:"panel_listen"`
 	LoopbackOnly bool          `toml:"loopback_only"`
 	LogFormat    string        `toml:"log_format"` // "text" or "json"
@@ -37,7 +34,10 @@ type config struct {
 	Watchdog        string   `toml:"watchdog"`
 	WatchdogTimeout duration `toml:"watchdog_timeout"`
 
-	profile *boards.Profile // the applied board profile, nil without one
+	// BoardProfile names a built-in board profile (device/boards): its pins
+	// and device hints apply first, then the file's own keys (profile.go).
+	BoardProfile string          `toml:"board_profile"`
+	profile      *boards.Profile // the applied board profile, nil without one
 }
 
 type mediaConfig struct {

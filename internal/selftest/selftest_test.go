@@ -156,7 +156,9 @@ func TestFittedAbsentFails(t *testing.T) {
 
 type fakeMic struct{ rms, peak float64 }
 
-func (m fakeMic) Level(context.Context, time.Duration) (float64, float64, error) { return m.rms, m.peak, nil }
+func (m fakeMic) Level(context.Context, time.Duration) (float64, float64, error) {
+	return m.rms, m.peak, nil
+}
 
 type fakeSpeaker struct{ err error }
 
@@ -185,7 +187,6 @@ func TestCameraCheck(t *testing.T) {
 	r, _ = run1(t, selftest.CameraCheck(false, nil))
 	expect(t, r, selftest.Absent, "camera = none")
 }
-
 
 func TestScreenCheck(t *testing.T) {
 	disp, err := fbtest.New(320, 240, fb.VideoRange)
@@ -278,7 +279,9 @@ func TestStorageCheck(t *testing.T) {
 }
 
 func TestClockCheck(t *testing.T) {
-	at := func(y int) func() time.Time { return func() time.Time { return time.Date(y, 6, 1, 12, 0, 0, 0, time.UTC) } }
+	at := func(y int) func() time.Time {
+		return func() time.Time { return time.Date(y, 6, 1, 12, 0, 0, 0, time.UTC) }
+	}
 	synced := func(ok bool, err error) func() (bool, error) { return func() (bool, error) { return ok, err } }
 	tests := []struct {
 		now    func() time.Time
