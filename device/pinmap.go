@@ -4,15 +4,25 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"periph.io/x/conn/v3/gpio"
 )
 
-// PinMap says which GPIO lines the button and LEDs are wired to, by the
-// names periph's gpioreg knows: gpiochip line names from the device tree or
-// gpio-sim ("CALL_BUTTON", "LED_GREEN") or SoC names ("GPIO17"). Boards
-// differ only in their PinMap; the image is the same.
+// PinMap says which GPIO lines the button and LEDs are wired to. Each pin is
+// a PinSpec: a line name from the device tree or gpio-sim ("CALL_BUTTON",
+// "GPIO17") or a chip and offset ("gpiochip0:226", "300b000.pinctrl:226").
+// Boards differ only in their PinMap (see device/boards for the shipped
+// ones); the image is the same.
 type PinMap struct {
 	Button          string `json:"button" toml:"button"`
 	ButtonActiveLow bool   `json:"button_active_low" toml:"button_active_low"`
+	// ButtonPull is the bias the terminal asks the SoC for on the button's
+	// line: "up" (button to ground, active low, no resistor on the board),
+	// "down", "off", or "" to keep what the device tree or an external
+	// resistor set. Most SoCs reset header pins to a pull that does not
+	// suit a button to ground (the Pi's GPIO17 resets pulled down), so
+	// board profiles say "up".
+	ButtonPull string `json:"button_pull,omitempty" toml:"button_pull"`
 	// LEDs maps each fitted LED to its line. A colour that is not listed
 	// is an absent LED.
 	LEDs map[Color]string `json:"leds" toml:"leds"`
@@ -45,13 +55,22 @@ func (pm PinMap) Validate() error {
 			errs = append(errs, fmt.Errorf("device: pin map: %s: empty pin name: %w", what, ErrInvalidConfig))
 			return
 		}
-		if other, dup := used[name]; dup {
-			errs = append(errs, fmt.Errorf("device: pin map: pin %q used by both %s and %s: %w", name, other, what, ErrInvalidConfig))
+		spec, err := ParsePinSpec(name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("device: pin map: %s: %w", what, err))
 			return
 		}
-		used[name] = what
+		key := spec.String() // " GPIO17" and "GPIO17" are the same pin
+		if other, dup := used[key]; dup {
+			errs = append(errs, fmt.Errorf("device: pin map: pin %q used by both %s and %s: %w", key, other, what, ErrInvalidConfig))
+			return
+		}
+		used[key] = what
 	}
 	claim(pm.Button, "button")
+	if _, err := pm.Pull(); err != nil {
+		errs = append(errs, err)
+	}
 	colors := make([]Color, 0, len(pm.LEDs))
 	for c := range pm.LEDs {
 		colors = append(colors, c)
@@ -65,4 +84,19 @@ func (pm PinMap) Validate() error {
 		claim(pm.LEDs[c], "LED "+string(c))
 	}
 	return errors.Join(errs...)
+}
+
+// Pull returns ButtonPull as periph's gpio.Pull.
+func (pm PinMap) Pull() (gpio.Pull, error) {
+	switch pm.ButtonPull {
+	case "":
+		return gpio.PullNoChange, nil
+	case "up":
+		return gpio.PullUp, nil
+	case "down":
+		return gpio.PullDown, nil
+	case "off":
+		return gpio.Float, nil
+	}
+	return gpio.PullNoChange, fmt.Errorf("device: pin map: button_pull %q must be up, down, off or empty: %w", pm.ButtonPull, ErrInvalidConfig)
 }

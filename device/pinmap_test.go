@@ -19,6 +19,11 @@ func TestPinMapValidate(t *testing.T) {
 		{"no button", device.PinMap{LEDs: map[device.Color]string{device.Green: "GPIO22"}}, []string{"button: empty pin name"}},
 		{"unknown colour", device.PinMap{Button: "GPIO17", LEDs: map[device.Color]string{"purple": "GPIO22"}}, []string{`unknown LED colour "purple"`}},
 		{"pin used twice", device.PinMap{Button: "GPIO17", LEDs: map[device.Color]string{device.Red: "GPIO17"}}, []string{`pin "GPIO17" used by both button and LED red`}},
+		{"chip and offset", device.PinMap{Button: "gpiochip0:226", LEDs: map[device.Color]string{device.Green: "300b000.pinctrl:227"}}, nil},
+		{"same offset twice", device.PinMap{Button: "gpiochip0:226", LEDs: map[device.Color]string{device.Green: " gpiochip0:226"}}, []string{`pin "gpiochip0:226" used by both button and LED green`}},
+		{"bad offset", device.PinMap{Button: "gpiochip0:-2"}, []string{"button", "line number from 0"}},
+		{"pull up", device.PinMap{Button: "GPIO17", ButtonPull: "up"}, nil},
+		{"bad pull", device.PinMap{Button: "GPIO17", ButtonPull: "high"}, []string{`button_pull "high"`}},
 		{"every problem at once", device.PinMap{LEDs: map[device.Color]string{device.Blue: "", "pink": "X"}},
 			[]string{"button: empty pin name", "LED blue: empty pin name", `unknown LED colour "pink"`}},
 	}

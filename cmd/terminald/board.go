@@ -6,63 +6,60 @@ import (
 	"log/slog"
 
 	"periph.io/x/conn/v3/gpio"
-	"periph.io/x/conn/v3/gpio/gpioreg"
-	"periph.io/x/host/v3"
 
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/gpiolines"
 )
 
-// openGPIOBoard opens the real button and LEDs named by pm. It is the only
-// place in the terminal that initialises periph's host drivers and looks
-// pins up by name; everything below it takes plain gpio pins.
+// openGPIOBoard opens the real button and LEDs named by pm. Pins are found by
+// internal/gpiolines (line names or chip:offset, see device.PinSpec), the
+// only code besides this file that initialises periph's host drivers;
+// everything below it takes plain gpio pins.
 //
 // Every pin named in pm must exist: a pin map that names a missing line is
 // a wrong board file, and the error lists all missing pins (each wrapping
 // device.ErrAbsent) so the technician fixes them in one go. An LED left out
 // of pm is simply not fitted.
 func openGPIOBoard(pm device.PinMap, log *slog.Logger) (*device.Button, *device.LEDs, error) {
-	if err := pm.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("terminald: gpio board: %w", err)
-	}
-	state, err := host.Init()
+	pins, err := openPins(pm, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("terminald: gpio board: periph host init: %w", err)
+		return nil, nil, err
 	}
-	for _, f := range state.Failed {
-		log.Warn("periph driver failed", "driver", f.D.String(), "err", f.Err)
-	}
-
-	var missing []error
-	btnPin := gpioreg.ByName(pm.Button)
-	if btnPin == nil {
-		missing = append(missing, fmt.Errorf("terminald: button pin %q: %w", pm.Button, device.ErrAbsent))
-	}
-	ledPins := make(map[device.Color]gpio.PinOut, len(pm.LEDs))
-	for _, c := range device.Colors() {
-		name, fitted := pm.LEDs[c]
-		if !fitted {
-			log.Info("LED not in pin map, treated as not fitted", "color", c)
-			continue
-		}
-		p := gpioreg.ByName(name)
-		if p == nil {
-			missing = append(missing, fmt.Errorf("terminald: LED %s pin %q: %w", c, name, device.ErrAbsent))
-			continue
-		}
-		ledPins[c] = p
-	}
-	if len(missing) > 0 {
-		return nil, nil, errors.Join(missing...)
-	}
-
-	btn, err := device.NewButton(btnPin, device.ButtonOpts{ActiveLow: pm.ButtonActiveLow, Logger: log})
+	pull, _ := pm.Pull() // validated by openPins
+	btn, err := device.NewButton(pins.Button, device.ButtonOpts{ActiveLow: pm.ButtonActiveLow, Pull: pull, Logger: log})
 	if err != nil {
 		return nil, nil, fmt.Errorf("terminald: gpio board: %w", err)
 	}
-	leds, err := device.NewLEDs(ledPins, device.LEDOpts{ActiveLow: pm.LEDActiveLow, Logger: log})
+	leds, err := device.NewLEDs(ledPins(pins), device.LEDOpts{ActiveLow: pm.LEDActiveLow, Logger: log})
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("terminald: gpio board: %w", err), btn.Close())
 	}
-	log.Info("gpio board open", "button", pm.Button, "leds", pm.LEDs)
+	log.Info("gpio board open", "button", pins.Button.Where(), "leds", pm.LEDs)
 	return btn, leds, nil
+}
+
+// openPins resolves pm's pins on the running kernel.
+func openPins(pm device.PinMap, log *slog.Logger) (gpiolines.Pins, error) {
+	r, err := gpiolines.Host(log)
+	if err != nil {
+		return gpiolines.Pins{}, fmt.Errorf("terminald: gpio board: %w", err)
+	}
+	pins, err := r.Open(pm)
+	if err != nil {
+		return gpiolines.Pins{}, fmt.Errorf("terminald: gpio board: %w", err)
+	}
+	for _, c := range device.Colors() {
+		if _, fitted := pm.LEDs[c]; !fitted {
+			log.Info("LED not in pin map, treated as not fitted", "color", c)
+		}
+	}
+	return pins, nil
+}
+
+func ledPins(p gpiolines.Pins) map[device.Color]gpio.PinOut {
+	out := make(map[device.Color]gpio.PinOut, len(p.LEDs))
+	for c, l := range p.LEDs {
+		out[c] = l
+	}
+	return out
 }

@@ -9,9 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/device/boards"
 	"github.com/tuanju/tuanju/media"
 )
 
@@ -41,6 +40,11 @@ type config struct {
 	// (gpio board only): "default" (the first card that plays), "hw:CARD,DEV",
 	// or "" for none.
 	Speaker string `toml:"speaker"`
+
+	// BoardProfile names a built-in board profile (device/boards): its pins
+	// and device hints apply first, then the file's own keys (profile.go).
+	BoardProfile string          `toml:"board_profile"`
+	profile      *boards.Profile // the applied board profile, nil without one
 }
 
 type mediaConfig struct {
@@ -75,12 +79,14 @@ func defaults() config {
 	}
 }
 
-// loadConfig applies the file named by -config, then the other flags.
-func loadConfig(args []string, stderr io.Writer) (config, error) {
+// loadConfig applies the file named by -config, then the other flags. extra
+// registers a subcommand's own flags (selftest's) on the same flag set.
+func loadConfig(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (config, error) {
 	cfg := defaults()
 	fs := flag.NewFlagSet("terminald", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("config", "", "TOML config file")
+	boardProfile := fs.String("board-profile", "", "built-in board profile: "+strings.Join(boards.Names(), ", "))
 	server := fs.String("server", "", "rendezvous signalling URL, e.g. wss://example.org/ws")
 	public := fs.String("public-url", "", "rendezvous address as phones see it (pairing links start with it)")
 	state := fs.String("state", "", "bbolt state file")
@@ -91,21 +97,14 @@ func loadConfig(args []string, stderr io.Writer) (config, error) {
 	camera := fs.String("camera", "", "camera: v4l2, synthetic or none")
 	mic := fs.String("mic", "", "microphone: alsa, synthetic or none")
 	logFormat := fs.String("log-format", "", "log format: json or text")
+	for _, f := range extra {
+		f(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
-	if *file != "" {
-		md, err := toml.DecodeFile(*file, &cfg)
-		if err != nil {
-			return cfg, fmt.Errorf("terminald: config %s: %w", *file, err)
-		}
-		if und := md.Undecoded(); len(und) > 0 {
-			keys := make([]string, len(und))
-			for i, k := range und {
-				keys[i] = k.String()
-			}
-			return cfg, fmt.Errorf("terminald: config %s: unknown keys %s", *file, strings.Join(keys, ", "))
-		}
+	if err := applyFile(&cfg, *file, *boardProfile); err != nil {
+		return cfg, err
 	}
 	set := func(dst *string, v string) {
 		if v != "" {

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tuanju/tuanju/device"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -108,5 +111,46 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if cfg.Board != "gpio" || cfg.Pins.Button != "CALL_BUTTON" || len(cfg.Pins.LEDs) != 3 {
 		t.Errorf("example decoded as %+v", cfg)
+	}
+}
+
+// The board profile's pins apply first; the file's own pins win key by key;
+// an LED set to "" is taken off; -board-profile beats the file's name.
+func TestConfigBoardProfile(t *testing.T) {
+	base := "server_url = \"wss://rv.example.org/ws\"\n"
+	tests := []struct {
+		name, file string
+		args       []string
+		wantButton string
+		wantLEDs   map[device.Color]string
+		wantPull   string
+		wantErr    string
+	}{
+		{"profile alone", base + `board_profile = "rpi-zero-2w"`, nil, "GPIO17",
+			map[device.Color]string{device.Green: "GPIO27", device.Red: "GPIO22", device.Blue: "GPIO23"}, "up", ""},
+		{"file pin overrides profile", base + `board_profile = "rpi-zero-2w"` + "\n[pins]\nbutton = \"GPIO5\"\n[pins.leds]\nred = \"GPIO6\"\nblue = \"\"\n", nil, "GPIO5",
+			map[device.Color]string{device.Green: "GPIO27", device.Red: "GPIO6"}, "up", ""},
+		{"flag picks the profile", base + `board_profile = "rpi-zero-2w"`, []string{"-board-profile", "orangepi-zero2w"}, "300b000.pinctrl:226",
+			map[device.Color]string{device.Green: "300b000.pinctrl:227", device.Red: "300b000.pinctrl:261", device.Blue: "300b000.pinctrl:270"}, "up", ""},
+		{"no profile keeps the defaults", base, nil, "CALL_BUTTON",
+			map[device.Color]string{device.Green: "LED_GREEN", device.Red: "LED_RED", device.Blue: "LED_BLUE"}, "", ""},
+		{"unknown profile lists the known", base + `board_profile = "rpi5"`, nil, "", nil, "", "built in: orangepi-zero2w, rpi-zero-2w"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig(append([]string{"-config", writeConfig(t, tt.file)}, tt.args...), &bytes.Buffer{})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Pins.Button != tt.wantButton || !maps.Equal(cfg.Pins.LEDs, tt.wantLEDs) || cfg.Pins.ButtonPull != tt.wantPull {
+				t.Errorf("pins = %+v, want button %q pull %q LEDs %v", cfg.Pins, tt.wantButton, tt.wantPull, tt.wantLEDs)
+			}
+		})
 	}
 }

@@ -21,6 +21,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "selftest" {
+		return runSelftest(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := loadConfig(args, stderr)
 	if err != nil {
 		return err

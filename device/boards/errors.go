@@ -1,0 +1,10 @@
+package boards
+
+import "errors"
+
+var (
+	// ErrUnknownProfile means no built-in profile has the name asked for.
+	ErrUnknownProfile = errors.New("boards: unknown board profile")
+	// ErrInvalidProfile wraps every Profile.Validate failure.
+	ErrInvalidProfile = errors.New("boards: invalid profile")
+)
