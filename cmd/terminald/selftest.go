@@ -80,8 +80,8 @@ type unitParts struct {
 	ledActLow bool
 	screen    func() (fb.Display, func() error, error)
 	screenAt  string
-	speaker   selftest.Speaker    // nil: no audio driver in this build
-	mic       selftest.Microphone // nil: no audio driver in this build
+	speaker   selftest.Speaker    // nil: none configured
+	mic       selftest.Microphone // nil: none configured
 }
 
 func selftestChecks(cfg config, f selftestFlags, log *slog.Logger) ([]selftest.Check, func()) {
@@ -157,6 +157,12 @@ func simParts() unitParts {
 func gpioParts(cfg config, f selftestFlags, log *slog.Logger) unitParts {
 	pm := cfg.Pins
 	p := unitParts{leds: map[device.Color]selftest.LEDLine{}, ledActLow: pm.LEDActiveLow}
+	if cfg.Speaker != "" {
+		p.speaker = alsaSpeaker{cfg.Speaker}
+	}
+	if cfg.Media.Microphone == media.SourceALSA {
+		p.mic = alsaMicrophone{cfg.Media.MicrophoneDevice}
+	}
 	r, rerr := gpiolines.Host(log)
 	resolve := func(spec string) (*gpiolines.Line, error) {
 		if rerr != nil {
