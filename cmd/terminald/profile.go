@@ -36,6 +36,15 @@ func applyFile(cfg *config, file, profileFlag string) error {
 		if p.CameraDevice != "" {
 			cfg.Media.CameraDevice = p.CameraDevice
 		}
+		if p.AudioPlayback != "" {
+			cfg.Speaker = p.AudioPlayback
+		}
+		if p.AudioCapture != "" {
+			cfg.Media.MicrophoneDevice = p.AudioCapture
+		}
+		if p.Screen != "" {
+			cfg.Screen = p.Screen
+		}
 		cfg.profile = &p
 	}
 	if file != "" {

@@ -52,7 +52,7 @@ type Profile struct {
 	// CameraDevice is a V4L2 device path or label; empty takes the first
 	// camera found.
 	CameraDevice string `toml:"camera_device"`
-	// AudioPlayback and AudioCapture are ALSA PCM names ("hw:CARD=x,DEV=0");
+	// AudioPlayback and AudioCapture are ALSA PCM names as device/alsa takes them ("hw:CARD,DEV", CARD an index or card id);
 	// empty takes the first card that can play or capture.
 	AudioPlayback string `toml:"audio_playback"`
 	AudioCapture  string `toml:"audio_capture"`

@@ -40,13 +40,15 @@ const callWindow = 5 * time.Second
 // share of one core and its RSS are reported beside the reference measured
 // in the same run: openh264 encoding and decoding the same number of
 // low-data frames, nothing else. x-raw-codec is the pipeline's overhead
-// factor. TUANJU_TERMINALD names a prebuilt binary (e.g. an arm64 one run
-// under qemu-user with the test binary); by default it is built here.
+// factor. TUANJU_TERMINALD is a prebuilt binary, possibly behind a runner
+// ("qemu-aarch64 bin/arm64/terminald", with this test binary cross-built
+// and run under qemu-aarch64 too, so the reference is emulated alike: see
+// bench/run); by default terminald is built here.
 func BenchmarkTerminalCallCPU(b *testing.B) {
-	bin := os.Getenv("TUANJU_TERMINALD")
-	if bin == "" {
-		bin = filepath.Join(b.TempDir(), "terminald")
-		build := exec.Command("go", "build", "-o", bin, "./cmd/terminald")
+	bin := strings.Fields(os.Getenv("TUANJU_TERMINALD"))
+	if len(bin) == 0 {
+		bin = []string{filepath.Join(b.TempDir(), "terminald")}
+		build := exec.Command("go", "build", "-o", bin[0], "./cmd/terminald")
 		build.Dir = filepath.Join("..", "..")
 		if out, err := build.CombinedOutput(); err != nil {
 			b.Fatalf("build terminald: %v\n%s", err, out)
@@ -184,11 +186,11 @@ type terminaldProc struct {
 	panel string // http://host:port
 }
 
-func startTerminald(b *testing.B, ctx context.Context, bin string, srv *rendezvoustest.Server) *terminaldProc {
+func startTerminald(b *testing.B, ctx context.Context, bin []string, srv *rendezvoustest.Server) *terminaldProc {
 	dir := b.TempDir()
-	cmd := exec.CommandContext(ctx, bin, "-server", srv.WSURL, "-public-url", srv.URL, "-board", "sim",
+	cmd := exec.CommandContext(ctx, bin[0], append(bin[1:], "-server", srv.WSURL, "-public-url", srv.URL, "-board", "sim",
 		"-panel", "127.0.0.1:0", "-loopback-only", "-state", filepath.Join(dir, "terminal.db"),
-		"-camera", media.SourceSynthetic, "-mic", media.SourceSynthetic, "-log-format", "text")
+		"-camera", media.SourceSynthetic, "-mic", media.SourceSynthetic, "-log-format", "text")...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
