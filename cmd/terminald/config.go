@@ -12,6 +12,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/media"
 )
 
@@ -37,6 +38,19 @@ type config struct {
 	// Screen is the framebuffer the parent's picture is shown on (gpio board
 	// only): "auto" (/dev/fb0 if there is one), a path, or "" for none.
 	Screen string `toml:"screen"`
+	// ICE fits calls to a unit behind a static port forward.
+	ICE iceConfig `toml:"ice"`
+}
+
+// iceConfig is terminal.ICEConfig as the file spells it.
+type iceConfig struct {
+	Port         int      `toml:"port"`
+	AdvertiseIPs []string `toml:"advertise_ips"`
+	Networks     []string `toml:"networks"`
+}
+
+func (c iceConfig) terminal() terminal.ICEConfig {
+	return terminal.ICEConfig{Port: c.Port, AdvertiseIPs: c.AdvertiseIPs, Networks: c.Networks}
 }
 
 type mediaConfig struct {
@@ -167,6 +181,9 @@ func (c config) validate() error {
 	}
 	if c.Watchdog != "" && c.WatchdogTimeout.Duration < 5*time.Second {
 		errs = append(errs, fmt.Errorf("watchdog_timeout %v must be at least 5s (the loop pets it every second)", c.WatchdogTimeout.Duration))
+	}
+	if err := c.ICE.terminal().Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log_format %q must be json or text", c.LogFormat))
