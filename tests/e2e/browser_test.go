@@ -159,6 +159,8 @@ func TestBrowserICEOverTCPOnOnePort(t *testing.T) {
 	eventually(t, mediaWait, "terminal decodes the page's video over ICE-TCP", func() bool {
 		return r.term.Status().Received.VideoFramesDecoded >= 30
 	})
+	rx := r.term.Status().Received
+	t.Logf("terminal: %d frames decoded (%d key), %d undecodable", rx.VideoFramesDecoded, rx.VideoKeyFrames, rx.VideoDecodeErrors)
 }
 
 // freeTCPPort returns a loopback TCP port that was free a moment ago.
