@@ -64,7 +64,8 @@ state_file = %q
 board = "gpio"
 log_format = "json"
 log_level = %q
-watchdog = ""
+watchdog = "/dev/watchdog"
+watchdog_timeout = "10s"
 screen = ""
 [media]
 camera = "v4l2"
@@ -79,6 +80,14 @@ networks = ["tcp4"]
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
+
+	// softdog (soft_noboot=1) is the board's watchdog: terminald pets it
+	// from its loop all through the call; the kernel log must never say it
+	// starved, nor that it was left running at exit.
+	if _, err := os.Stat("/sys/module/softdog"); err != nil {
+		t.Fatal("softdog not loaded: tests/vm/call boots the VM with -m 'softdog soft_noboot=1'")
+	}
+	klog := openKmsg(t)
 
 	d := startDaemon(t, "terminald", "-config", conf)
 	url := d.waitStdout(t, 60*time.Second, func(line string) bool { return strings.HasPrefix(line, "http") })
@@ -117,6 +126,11 @@ networks = ["tcp4"]
 		t.Errorf("terminal decoded %d samples of the parent's audio, want ≥ 1 s (48000)", end.RxAudioSamples)
 	}
 	d.stop(t)
+	for _, bad := range []string{softdogFired, didNotStop} {
+		if klog.has(t, bad) {
+			t.Errorf("kernel log says %q: terminald's loop stopped petting the watchdog, or it exited without the magic close", bad)
+		}
+	}
 }
 
 // press presses and releases the button (pulled low while pressed), shorter

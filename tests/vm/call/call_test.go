@@ -89,7 +89,7 @@ func TestCallThroughVM(t *testing.T) {
 	}
 	vm := bootVM(ctx, t, runScript, arch,
 		append(cpu,
-			"-g", "-m", "vivid n_devs=1 node_types=0x1",
+			"-g", "-m", "vivid n_devs=1 node_types=0x1", "-m", "softdog soft_noboot=1",
 			"-n", fmt.Sprintf("guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:%s,hostfwd=tcp:127.0.0.1:%d-:%d", u.Port(), icePort, icePort),
 			"-a", filepath.Join(bin, "terminald"),
 			"-r", "^TestCallDriver$",
