@@ -27,6 +27,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -54,6 +55,8 @@ const (
 	mediaWait = 90 * time.Second
 	// minFrames is what the page must decode of the terminal's vivid camera.
 	minFrames = 60
+	// minSamples is 1 s of the terminal's (synthetic) microphone.
+	minSamples = 48000
 	// holdCall is how long the call goes on after that.
 	holdCall = 10 * time.Second
 )
@@ -134,12 +137,13 @@ func TestCallThroughVM(t *testing.T) {
 	deadline := time.Now().Add(mediaWait)
 	for {
 		st, err = browsertest.Stats(page)
-		if err == nil && st.Video.FramesDecoded >= minFrames && st.Outbound.VideoBytesSent > 0 {
+		if err == nil && st.Video.FramesDecoded >= minFrames && st.Audio.TotalSamplesReceived >= minSamples &&
+			st.Outbound.VideoBytesSent > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("page decoded %d frames of the VM's camera within %v, want ≥ %d (stats err %v)",
-				st.Video.FramesDecoded, mediaWait, minFrames, err)
+			t.Fatalf("within %v the page decoded %d frames of the VM's camera (want ≥ %d) and %d audio samples (want ≥ %d), sent %d video bytes (stats err %v)",
+				mediaWait, st.Video.FramesDecoded, minFrames, st.Audio.TotalSamplesReceived, minSamples, st.Outbound.VideoBytesSent, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -197,7 +201,7 @@ func bootVM(ctx context.Context, t *testing.T, script, arch string, args []strin
 	}
 	v := &vm{done: make(chan struct{}), rc: -1}
 	var wg sync.WaitGroup
-	read := func(r interface{ Read([]byte) (int, error) }) {
+	read := func(r io.Reader) {
 		defer wg.Done()
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
