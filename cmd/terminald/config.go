@@ -11,6 +11,7 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/boards"
+	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/media"
 )
 
@@ -45,6 +46,20 @@ type config struct {
 	// and device hints apply first, then the file's own keys (profile.go).
 	BoardProfile string          `toml:"board_profile"`
 	profile      *boards.Profile // the applied board profile, nil without one
+
+	// ICE fits calls to a unit behind a static port forward.
+	ICE iceConfig `toml:"ice"`
+}
+
+// iceConfig is terminal.ICEConfig as the file spells it.
+type iceConfig struct {
+	Port         int      `toml:"port"`
+	AdvertiseIPs []string `toml:"advertise_ips"`
+	Networks     []string `toml:"networks"`
+}
+
+func (c iceConfig) terminal() terminal.ICEConfig {
+	return terminal.ICEConfig{Port: c.Port, AdvertiseIPs: c.AdvertiseIPs, Networks: c.Networks}
 }
 
 type mediaConfig struct {
@@ -173,6 +188,9 @@ func (c config) validate() error {
 	}
 	if c.Watchdog != "" && c.WatchdogTimeout.Duration < 5*time.Second {
 		errs = append(errs, fmt.Errorf("watchdog_timeout %v must be at least 5s (the loop pets it every second)", c.WatchdogTimeout.Duration))
+	}
+	if err := c.ICE.terminal().Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log_format %q must be json or text", c.LogFormat))

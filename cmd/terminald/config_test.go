@@ -61,6 +61,10 @@ func TestConfigRejects(t *testing.T) {
 		{"bad profile", `server_url = "ws://a/ws"`, []string{"-profile", "hd", "-board", "sim"}, "profile"},
 		{"bad camera", `server_url = "ws://a/ws"`, []string{"-camera", "usb", "-board", "sim"}, "camera"},
 		{"malformed toml", `server_url = `, nil, "config"},
+		{"ice port out of range", `server_url = "ws://a/ws"` + "\n[ice]\nport = 70000\n", []string{"-board", "sim"}, "ice port 70000"},
+		{"ice advertise not an IP", `server_url = "ws://a/ws"` + "\n[ice]\nadvertise_ips = [\"router.lan\"]\n", []string{"-board", "sim"}, "router.lan"},
+		{"ice unknown network", `server_url = "ws://a/ws"` + "\n[ice]\nnetworks = [\"sctp\"]\n", []string{"-board", "sim"}, "sctp"},
+		{"ice tcp without a port", `server_url = "ws://a/ws"` + "\n[ice]\nnetworks = [\"tcp4\"]\n", []string{"-board", "sim"}, "needs a fixed port"},
 		{"watchdog timeout too short", `server_url = "ws://a/ws"` + "\nwatchdog_timeout = \"2s\"\n", []string{"-board", "sim"}, "watchdog_timeout"},
 	}
 	for _, tt := range tests {

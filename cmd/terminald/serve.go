@@ -46,6 +46,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			Microphone: cfg.Media.Microphone, MicrophoneDevice: cfg.Media.MicrophoneDevice, Log: log,
 		},
 		LoopbackOnly: cfg.LoopbackOnly,
+		ICE:          cfg.ICE.terminal(),
 		Version:      version,
 	}
 

@@ -13,18 +13,15 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/call"
-	"github.com/tuanju/tuanju/internal/logging"
 	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/terminalstore"
 	"github.com/tuanju/tuanju/media"
@@ -42,6 +39,8 @@ type Config struct {
 	Capture media.CaptureConfig
 	// LoopbackOnly restricts ICE to 127.0.0.1 (tests and the local demo).
 	LoopbackOnly bool
+	// ICE fits calls to a unit behind a static port forward (see ICEConfig).
+	ICE ICEConfig
 	// MinBackoff and MaxBackoff bound the reconnect delay.
 	MinBackoff, MaxBackoff time.Duration
 	Version                string
@@ -109,6 +108,7 @@ type Terminal struct {
 	deviceID string
 	secret   pairing.Secret
 	api      *webrtc.API
+	iceNet   *iceNet // sockets of a fixed ICE port, closed when Run ends
 
 	events chan any
 
@@ -189,12 +189,17 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 	if err != nil {
 		return nil, err
 	}
-	api, err := media.NewAPI(media.APIConfig{SettingEngine: settingEngine(cfg.LoopbackOnly, d.Log)})
+	se, iceNet, err := settingEngine(cfg.LoopbackOnly, cfg.ICE, d.Log)
 	if err != nil {
 		return nil, err
 	}
+	api, err := media.NewAPI(media.APIConfig{SettingEngine: se})
+	if err != nil {
+		iceNet.Close()
+		return nil, err
+	}
 	t := &Terminal{
-		cfg: cfg, d: d, key: key, secret: secret, api: api,
+		cfg: cfg, d: d, key: key, secret: secret, api: api, iceNet: iceNet,
 		deviceID:  protocol.DeviceID(der),
 		events:    make(chan any, 64),
 		ice:       map[string]iceInfo{},
@@ -209,22 +214,6 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 	}
 	t.publish()
 	return t, nil
-}
-
-// settingEngine returns pion's network settings. Loopback-only mode gathers
-// candidates on 127.0.0.1 only.
-func settingEngine(loopback bool, log *slog.Logger) *webrtc.SettingEngine {
-	se := &webrtc.SettingEngine{LoggerFactory: logging.Pion(log.With("component", "webrtc"))}
-	// No mDNS: a terminal has nothing to hide its address from, and mDNS
-	// queries would be multicast traffic on the child's home network.
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	if loopback {
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	}
-	return se
 }
 
 // DeviceID is the terminal's ID on the rendezvous server.
@@ -276,9 +265,11 @@ func (t *Terminal) Screen() image.Image {
 // healthEvery is how often the loop checks the hardware's health.
 const healthEvery = time.Second
 
-// Run runs until ctx ends.
+// Run runs until ctx ends. It is called once: at its end it closes the
+// terminal's sockets.
 func (t *Terminal) Run(ctx context.Context) error {
 	t.ctx = ctx
+	defer t.iceNet.Close()
 	health := time.NewTicker(healthEvery)
 	defer health.Stop()
 	t.showLEDs()
@@ -593,7 +584,12 @@ func (t *Terminal) do(a call.Action) {
 		if err := t.d.Store.AppendCall(rec); err != nil {
 			t.log.Error("cannot log the call", "err", err)
 		}
-		t.log.Info("call ended", "call_id", a.CallID, "outcome", a.Outcome, "outgoing", a.Outgoing)
+		// What arrived from the parent: the field's only view of a call's
+		// quality, and what the kernel-in-the-loop call test checks.
+		rx := t.callStats(a.CallID)
+		t.log.Info("call ended", "call_id", a.CallID, "outcome", a.Outcome, "outgoing", a.Outgoing,
+			"rx_video_frames", rx.VideoFramesDecoded, "rx_video_size", fmt.Sprintf("%dx%d", rx.VideoWidth, rx.VideoHeight),
+			"rx_video_decode_errors", rx.VideoDecodeErrors, "rx_audio_samples", rx.AudioSamplesDecoded)
 	default:
 		t.log.Error("unknown action", "action", fmt.Sprintf("%T", a))
 	}
@@ -690,6 +686,19 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 			}
 		}
 	}()
+}
+
+// callStats returns what the session of call id received; zero when that
+// call never had media.
+func (t *Terminal) callStats(id string) media.Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range []*session{t.sess, t.last} {
+		if s != nil && s.callID == id {
+			return s.stats()
+		}
+	}
+	return media.Stats{}
 }
 
 // setSession makes s the current session; the previous one is kept for its

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"net"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -9,6 +10,8 @@ import (
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/browsertest"
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/internal/terminal"
 )
 
 // TestBrowserParentAnswersChild: real headless Chromium (with its fake
@@ -125,4 +128,48 @@ func pairBrowser(t *testing.T, r *rig) context.Context {
 		return err == nil && on
 	})
 	return page
+}
+
+// TestBrowserICEOverTCPOnOnePort: the terminal set up as for a unit behind a
+// TCP port forward (ICE on one fixed port, TCP only) and a server without
+// TURN, so the only way media can flow is Chromium connecting to the
+// terminal's passive TCP candidate on that port. The kernel-in-the-loop call
+// test (tests/vm/call) relies on exactly this path through qemu's host
+// forward.
+func TestBrowserICEOverTCPOnOnePort(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, func(c *rendezvous.Config) { c.TURN.Listen = "" })
+	r := startTerminal(t, ctx, srv, terminalOpts{ice: terminal.ICEConfig{Port: freeTCPPort(t), Networks: []string{"tcp4"}}})
+	page := pairBrowser(t, r)
+
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitStateFor(page, "incoming", step); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#answer"))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, mediaWait, "page decodes the terminal's video over ICE-TCP", func() bool {
+		st, err := browsertest.Stats(page)
+		return err == nil && st.Video.FramesDecoded >= minFrames
+	})
+	eventually(t, mediaWait, "terminal decodes the page's video over ICE-TCP", func() bool {
+		return r.term.Status().Received.VideoFramesDecoded >= 30
+	})
+	rx := r.term.Status().Received
+	t.Logf("terminal: %d frames decoded (%d key), %d undecodable", rx.VideoFramesDecoded, rx.VideoKeyFrames, rx.VideoDecodeErrors)
+}
+
+// freeTCPPort returns a loopback TCP port that was free a moment ago.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -80,6 +80,7 @@ type terminalOpts struct {
 	openCapture func(context.Context, media.CaptureConfig) (*media.Capture, error)
 	// cameraSocket is where the synthetic camera plugs in (tests unplug it).
 	cameraSocket *synth.Socket
+	ice          terminal.ICEConfig
 }
 
 func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, o terminalOpts) *rig {
@@ -110,7 +111,7 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 		ServerURL: o.wsURL, PublicURL: srv.URL,
 		Capture: media.CaptureConfig{Profile: o.profile, Camera: media.SourceSynthetic,
 			Microphone: media.SourceSynthetic, SyntheticSocket: o.cameraSocket, Log: log},
-		LoopbackOnly: true, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
+		LoopbackOnly: true, ICE: o.ice, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
 		Version: "e2e",
 	}, terminal.Deps{Store: store, Buttons: board.Button().Events(), ButtonStuck: board.Button().Stuck,
 		LEDs: board.LEDs(), Speaker: speaker, Watchdog: o.watchdog, OpenCapture: o.openCapture, Log: log})

@@ -1,0 +1,66 @@
+package terminal
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"testing"
+)
+
+func TestICEConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		c    ICEConfig
+		ok   bool
+	}{
+		{"zero value", ICEConfig{}, true},
+		{"port forward, UDP", ICEConfig{Port: 5000, AdvertiseIPs: []string{"203.0.113.7"}, Networks: []string{"udp4"}}, true},
+		{"TCP on a fixed port", ICEConfig{Port: 5000, Networks: []string{"tcp4", "udp4"}}, true},
+		{"IPv6 advertised", ICEConfig{AdvertiseIPs: []string{"2001:db8::7"}}, true},
+		{"TCP without a port", ICEConfig{Networks: []string{"tcp4"}}, false},
+		{"port too big", ICEConfig{Port: 65536}, false},
+		{"negative port", ICEConfig{Port: -1}, false},
+		{"host name advertised", ICEConfig{AdvertiseIPs: []string{"router.lan"}}, false},
+		{"unknown network", ICEConfig{Networks: []string{"udp"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.c.Validate()
+			if (err == nil) != tt.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && !errors.Is(err, ErrConfig) {
+				t.Errorf("error %v does not wrap ErrConfig", err)
+			}
+		})
+	}
+}
+
+// TestFixedICEPortIsHeldAndReleased: a fixed port is bound (UDP and TCP) by
+// settingEngine, so a second terminal cannot take it, and Close gives it back.
+func TestFixedICEPortIsHeldAndReleased(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+
+	ic := ICEConfig{Port: port, Networks: []string{"udp4", "tcp4"}}
+	log := slog.New(slog.DiscardHandler)
+	_, n, err := settingEngine(false, ic, log)
+	if err != nil {
+		t.Fatalf("settingEngine: %v", err)
+	}
+	if _, _, err := settingEngine(false, ic, log); err == nil {
+		t.Fatal("a second settingEngine got the same fixed port")
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	_, n2, err := settingEngine(false, ic, log)
+	if err != nil {
+		t.Fatalf("port %d not released by Close: %v", port, err)
+	}
+	n2.Close()
+}
