@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -46,12 +47,15 @@ func (c Color) Valid() bool {
 //	ringing    fast blink   off          fast blink*  your parent is calling: press!
 //	in_call    off          off          on           call is live
 //	no_answer  off          slow blink   off          parent did not answer
-//	offline    off          on           off          no network
+//	offline    off          breathe      off          no network (it comes back by itself)
 //	fault      off          fast blink   off          needs repair
 //	pairing    off          off          slow blink   waiting to be paired
 //
 // slow blink = 1 Hz, fast blink = 4 Hz, * = in antiphase with green, so the
-// light seems to jump between the two LEDs.
+// light seems to jump between the two LEDs. breathe = a slow glow rising and
+// falling (3 s), by software PWM: calm, "waiting, nothing to do", unlike
+// the blinks. GPIO character devices have no PWM, and the cheap boards' LED
+// pins rarely reach a PWM block, so it is done in software everywhere.
 type Pattern string
 
 // The patterns. Their string values are stable: they appear in logs, in the
@@ -78,6 +82,7 @@ const (
 	modeFast             // 4 Hz blink, on first
 	modeSlowAnti         // 1 Hz blink in antiphase with modeSlow
 	modeFastAnti         // 4 Hz blink in antiphase with modeFast
+	modeBreathe          // software-PWM glow; see breathe
 )
 
 // patterns is the table documented on Pattern. Colours not listed are off.
@@ -88,7 +93,7 @@ var patterns = map[Pattern]map[Color]ledMode{
 	Ringing:  {Green: modeFast, Blue: modeFastAnti},
 	InCall:   {Blue: modeOn},
 	NoAnswer: {Red: modeSlow},
-	Offline:  {Red: modeOn},
+	Offline:  {Red: modeBreathe},
 	Fault:    {Red: modeFast},
 	Pairing:  {Blue: modeSlow},
 }
@@ -121,8 +126,25 @@ func (m ledMode) lit(n int) bool {
 		return n%2 == 0
 	case modeFastAnti:
 		return n%2 == 1
+	case modeBreathe:
+		return true // the blink clock leaves it alone; breathe drives it
 	}
 	return false
+}
+
+// Software PWM for modeBreathe: 100 frames a second (no visible flicker),
+// each lit for the glow's current duty.
+const (
+	pwmFrame     = 10 * time.Millisecond
+	breathPeriod = 3 * time.Second
+)
+
+// breathDuty is the glow's duty at t into the pattern: it starts at full
+// (the change is visible at once), falls and rises along a raised cosine,
+// squared because the eye's response to light is far from linear.
+func breathDuty(t time.Duration) float64 {
+	x := (1 + math.Cos(2*math.Pi*float64(t%breathPeriod)/float64(breathPeriod))) / 2
+	return x * x
 }
 
 // LEDOpts configures LEDs.
@@ -152,8 +174,12 @@ type LEDs struct {
 	closed  bool
 
 	restart chan struct{} // Show → blinker: restart the blink clock
+	wake    chan struct{} // Show → breather: a pattern may breathe
+	gen     int           // Show count: the breather's writes are for one pattern
+	shownAt time.Time
 	done    chan struct{}
 	exited  chan struct{}
+	breathed chan struct{}
 	once    sync.Once
 }
 
@@ -173,8 +199,10 @@ func NewLEDs(pins map[Color]gpio.PinOut, opts LEDOpts) (*LEDs, error) {
 		written:   make(map[Color]bool, len(pins)),
 		failing:   make(map[Color]struct{}),
 		restart:   make(chan struct{}, 1),
+		wake:      make(chan struct{}, 1),
 		done:      make(chan struct{}),
 		exited:    make(chan struct{}),
+		breathed:  make(chan struct{}),
 	}
 	for c, p := range pins {
 		if !c.Valid() {
@@ -197,6 +225,7 @@ func NewLEDs(pins map[Color]gpio.PinOut, opts LEDOpts) (*LEDs, error) {
 		l.written[c] = false
 	}
 	go l.run()
+	go l.breathe()
 	return l, nil
 }
 
@@ -225,6 +254,8 @@ func (l *LEDs) Show(p Pattern) error {
 	changed := l.pattern != p
 	l.pattern = p
 	l.n = 0
+	l.gen++
+	l.shownAt = time.Now()
 	if changed && l.sameFrameLocked(p, 0) {
 		l.n = halfCycle(p)
 	}
@@ -234,6 +265,10 @@ func (l *LEDs) Show(p Pattern) error {
 	select {
 	case l.restart <- struct{}{}:
 	default: // a restart is already pending
+	}
+	select {
+	case l.wake <- struct{}{}:
+	default:
 	}
 	return err
 }
@@ -252,6 +287,7 @@ func (l *LEDs) Close() error {
 	l.once.Do(func() {
 		close(l.done)
 		<-l.exited
+		<-l.breathed
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		l.closed = true
@@ -323,6 +359,85 @@ func halfCycle(p Pattern) int {
 	return h
 }
 
+// breathe is the software PWM: while the pattern has breathing LEDs it
+// lights them for breathDuty of every pwmFrame; otherwise it sleeps until
+// Show wakes it. Its writes are for the pattern it started the frame with:
+// a Show in between wins.
+func (l *LEDs) breathe() {
+	defer close(l.breathed)
+	for {
+		l.mu.Lock()
+		gen, since := l.gen, time.Since(l.shownAt)
+		var colors []Color
+		for c, m := range patterns[l.pattern] {
+			if m == modeBreathe && l.pins[c] != nil {
+				colors = append(colors, c)
+			}
+		}
+		l.mu.Unlock()
+		if len(colors) == 0 {
+			select {
+			case <-l.done:
+				return
+			case <-l.wake:
+				continue
+			}
+		}
+		on := time.Duration(breathDuty(since) * float64(pwmFrame))
+		if on < pwmFrame/50 {
+			on = 0 // too short to see; spare the writes
+		}
+		if on > 0 && !l.writeFor(gen, colors, true) {
+			continue
+		}
+		if !l.sleep(on) {
+			return
+		}
+		if on < pwmFrame && !l.writeFor(gen, colors, false) {
+			continue
+		}
+		if !l.sleep(pwmFrame - on) {
+			return
+		}
+	}
+}
+
+// writeFor lights or darkens colors if pattern generation gen is still
+// shown; false means it is not.
+func (l *LEDs) writeFor(gen int, colors []Color, lit bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gen != gen || l.closed {
+		return false
+	}
+	for _, c := range colors {
+		if was, known := l.written[c]; known && was == lit {
+			continue
+		}
+		if err := l.pins[c].Out(l.level(lit)); err != nil {
+			delete(l.written, c)
+			continue // applyLocked logs pin failures; PWM would flood the log
+		}
+		l.written[c] = lit
+	}
+	return true
+}
+
+// sleep waits d unless the LEDs close first.
+func (l *LEDs) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-l.done:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // applyLocked writes the levels of the current pattern at tick l.n, touching
 // only pins whose level changes. l.mu must be held.
 func (l *LEDs) applyLocked() {
@@ -331,6 +446,9 @@ func (l *LEDs) applyLocked() {
 		p, ok := l.pins[c]
 		if !ok {
 			continue
+		}
+		if modes[c] == modeBreathe && l.n > 0 {
+			continue // lit by Show; the breather's after that
 		}
 		on := modes[c].lit(l.n)
 		if was, known := l.written[c]; known && was == on {

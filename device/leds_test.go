@@ -59,6 +59,7 @@ const (
 	steady behaviour = "on"
 	slow   behaviour = "slow"
 	fast   behaviour = "fast"
+	glow   behaviour = "breathe" // software PWM: far more edges than any blink
 )
 
 // observe classifies an LED from its recorded transitions over window.
@@ -73,8 +74,10 @@ func observe(p *devicetest.RecordingPin, window time.Duration) behaviour {
 		return dark
 	case perSec < 4:
 		return slow
-	default:
+	case perSec < 20:
 		return fast
+	default:
+		return glow
 	}
 }
 
@@ -90,7 +93,7 @@ func TestLEDPatterns(t *testing.T) {
 		{device.Ringing, look{device.Green: fast, device.Red: dark, device.Blue: fast}},
 		{device.InCall, look{device.Green: dark, device.Red: dark, device.Blue: steady}},
 		{device.NoAnswer, look{device.Green: dark, device.Red: slow, device.Blue: dark}},
-		{device.Offline, look{device.Green: dark, device.Red: steady, device.Blue: dark}},
+		{device.Offline, look{device.Green: dark, device.Red: glow, device.Blue: dark}},
 		{device.Fault, look{device.Green: dark, device.Red: fast, device.Blue: dark}},
 		{device.Pairing, look{device.Green: dark, device.Red: dark, device.Blue: slow}},
 	}
@@ -346,6 +349,47 @@ func TestLEDShowConcurrent(t *testing.T) {
 		want := map[device.Color]gpio.Level{device.Green: gpio.Low, device.Red: gpio.Low, device.Blue: gpio.High}
 		if got := r.levels(); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("after the storm, in_call levels %v, want %v", got, want)
+		}
+	})
+}
+
+// TestLEDBreathe: a breathing LED is lit at once, then its duty falls to
+// almost nothing half a breath in and rises again: a glow, by software PWM.
+func TestLEDBreathe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newLEDRig(t, device.LEDOpts{})
+		defer r.leds.Close()
+		r.leds.Show(device.Offline)
+		red := r.pins[device.Red]
+		if red.Level() != gpio.High {
+			t.Fatal("breathing red not lit at once")
+		}
+		// duty samples the level every millisecond for 200 ms.
+		duty := func() float64 {
+			lit := 0
+			for range 200 {
+				time.Sleep(time.Millisecond)
+				synctest.Wait()
+				if red.Level() == gpio.High {
+					lit++
+				}
+			}
+			return float64(lit) / 200
+		}
+		start := duty() // 0–0.2 s: near full
+		time.Sleep(1300 * time.Millisecond)
+		trough := duty() // 1.5–1.7 s: near dark
+		time.Sleep(1100 * time.Millisecond)
+		again := duty() // 2.9–3.1 s: bright again
+		t.Logf("duty: %.2f, %.2f, %.2f", start, trough, again)
+		if start < 0.8 || trough > 0.1 || again < 0.7 {
+			t.Errorf("duty %.2f → %.2f → %.2f, want bright → dark → bright", start, trough, again)
+		}
+		r.leds.Show(device.Ready)
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if red.Level() != gpio.Low {
+			t.Error("red still driven after leaving the breathing pattern")
 		}
 	})
 }

@@ -150,6 +150,10 @@ const (
 	lOn   ledMode = "on"
 	lSlow ledMode = "slow"
 	lFast ledMode = "fast"
+	// lGlow: offline's software-PWM breathing. Sampled every 20 ms, its
+	// 100 Hz PWM aliases into many irregular changes, more than a 4 Hz
+	// blink's ~10 in the window.
+	lGlow ledMode = "breathe"
 )
 
 // lookWindow is long enough to tell steady from a 1 Hz blink (on 500 ms,
@@ -189,8 +193,10 @@ func look(t *testing.T, leds map[device.Color]string) (device.Pattern, map[devic
 			modes[c] = lOn
 		case s.changes <= 4:
 			modes[c] = lSlow
-		default:
+		case s.changes <= 14:
 			modes[c] = lFast
+		default:
+			modes[c] = lGlow
 		}
 	}
 	g, r, b := modes[device.Green], modes[device.Red], modes[device.Blue]
@@ -201,7 +207,7 @@ func look(t *testing.T, leds map[device.Color]string) (device.Pattern, map[devic
 		device.Ringing:  {lFast, lOff, lFast},
 		device.InCall:   {lOff, lOff, lOn},
 		device.NoAnswer: {lOff, lSlow, lOff},
-		device.Offline:  {lOff, lOn, lOff},
+		device.Offline:  {lOff, lGlow, lOff},
 		device.Fault:    {lOff, lFast, lOff},
 		device.Pairing:  {lOff, lOff, lSlow},
 	}

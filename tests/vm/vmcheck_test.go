@@ -182,7 +182,31 @@ func TestLEDsThroughKernel(t *testing.T) {
 	if err := leds.Show(device.Offline); err != nil {
 		t.Fatal(err)
 	}
-	check("offline", map[device.Color]string{device.Green: "0", device.Red: "1", device.Blue: "0"})
+	// Offline breathes red by software PWM: over 3 s (one breath) the line
+	// is driven both ways many times, far more than any blink would.
+	{
+		red := filepath.Join(lines[device.Red], "value")
+		changes, last, ons, n := 0, "", 0, 0
+		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(3 * time.Millisecond) {
+			v := readAttr(t, red)
+			if last != "" && v != last {
+				changes++
+			}
+			if v == "1" {
+				ons++
+			}
+			last, n = v, n+1
+			for _, c := range []device.Color{device.Green, device.Blue} {
+				if readAttr(t, filepath.Join(lines[c], "value")) != "0" {
+					t.Fatalf("offline: LED %s lit", c)
+				}
+			}
+		}
+		t.Logf("offline: red changed %d times in 3 s, lit in %d of %d samples", changes, ons, n)
+		if changes < 30 || ons == 0 || ons == n {
+			t.Errorf("offline red: %d changes, lit %d/%d samples: not breathing", changes, ons, n)
+		}
+	}
 
 	// Calling blinks green at 1 Hz: over 2.5 s the line must be seen both lit
 	// and dark, and red and blue never lit.
