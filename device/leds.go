@@ -173,14 +173,14 @@ type LEDs struct {
 	failing map[Color]struct{} // pins whose last write failed (logged once)
 	closed  bool
 
-	restart chan struct{} // Show → blinker: restart the blink clock
-	wake    chan struct{} // Show → breather: a pattern may breathe
-	gen     int           // Show count: the breather's writes are for one pattern
-	shownAt time.Time
-	done    chan struct{}
-	exited  chan struct{}
+	restart  chan struct{} // Show → blinker: restart the blink clock
+	wake     chan struct{} // Show → breather: a pattern may breathe
+	gen      int           // Show count: the breather's writes are for one pattern
+	shownAt  time.Time
+	done     chan struct{}
+	exited   chan struct{}
 	breathed chan struct{}
-	once    sync.Once
+	once     sync.Once
 }
 
 // NewLEDs takes one output pin per colour and turns them all off. A colour
