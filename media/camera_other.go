@@ -5,11 +5,12 @@ package media
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/pion/mediadevices"
 )
 
 // openV4L2 has no cameras to offer off Linux.
-func openV4L2(context.Context, string, Profile, *mediadevices.CodecSelector) (mediadevices.Track, error) {
+func openV4L2(context.Context, string, Profile, *mediadevices.CodecSelector, *slog.Logger) (mediadevices.Track, error) {
 	return nil, fmt.Errorf("v4l2 needs linux: %w", ErrNoCamera)
 }

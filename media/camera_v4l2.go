@@ -5,6 +5,7 @@ package media
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,7 +13,6 @@ import (
 	"github.com/pion/mediadevices"
 	"github.com/pion/mediadevices/pkg/driver"
 	"github.com/pion/mediadevices/pkg/driver/camera"
-	"github.com/pion/mediadevices/pkg/frame"
 	"github.com/pion/mediadevices/pkg/prop"
 )
 
@@ -23,7 +23,7 @@ var v4l2Mu sync.Mutex
 // openV4L2 opens a V4L2 camera as a mediadevices track, asking for the
 // profile's size and rate (the driver picks the nearest mode the camera has).
 // No camera, or none matching device, is ErrNoCamera.
-func openV4L2(ctx context.Context, device string, p Profile, selector *mediadevices.CodecSelector) (mediadevices.Track, error) {
+func openV4L2(ctx context.Context, device string, p Profile, selector *mediadevices.CodecSelector, log *slog.Logger) (mediadevices.Track, error) {
 	v4l2Mu.Lock()
 	defer v4l2Mu.Unlock()
 	// The driver registers cameras once, at program start; rediscover so a
@@ -36,18 +36,17 @@ func openV4L2(ctx context.Context, device string, p Profile, selector *mediadevi
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	formats, choice := cameraFormats(cameraModes(d), p)
+	log.Info("camera formats", "camera", d.Info().Label, "choice", choice)
 	stream, err := mediadevices.GetUserMedia(mediadevices.MediaStreamConstraints{
 		Video: func(c *mediadevices.MediaTrackConstraints) {
 			c.DeviceID = prop.StringExact(d.ID())
 			c.Width = prop.Int(p.Width)
 			c.Height = prop.Int(p.Height)
 			c.FrameRate = prop.Float(p.FPS)
-			// Formats mediadevices converts to I420 itself; this keeps
-			// depth (Z16) and unknown formats out.
-			c.FrameFormat = prop.FrameFormatOneOf{
-				frame.FormatI420, frame.FormatYUYV, frame.FormatNV12,
-				frame.FormatNV21, frame.FormatUYVY, frame.FormatMJPEG,
-			}
+			// Only formats mediadevices converts to I420 itself (no
+			// depth, nothing unknown), raw preferred: cameraFormats.
+			c.FrameFormat = formats
 		},
 		Codec: selector,
 	})
@@ -100,4 +99,16 @@ func findCamera(device string) (driver.Driver, error) {
 		}
 	}
 	return nil, fmt.Errorf("v4l2 %s: %w", device, ErrNoCamera)
+}
+
+// cameraModes lists the modes a camera reports, opening it for the query if
+// it is closed (as mediadevices' own selection does).
+func cameraModes(d driver.Driver) []prop.Media {
+	if d.Status() == driver.StateClosed {
+		if err := d.Open(); err != nil {
+			return nil
+		}
+		defer d.Close()
+	}
+	return d.Properties()
 }

@@ -127,7 +127,7 @@ func (c *Capture) openCamera(ctx context.Context, cfg CaptureConfig, selector *m
 		c.log.Info("camera open", "source", SourceSynthetic, "width", p.Width, "height", p.Height, "fps", p.FPS)
 		return nil
 	case SourceV4L2:
-		track, err := openV4L2(ctx, cfg.CameraDevice, p, selector)
+		track, err := openV4L2(ctx, cfg.CameraDevice, p, selector, c.log)
 		if err != nil {
 			return fmt.Errorf("media: open camera: %w", err)
 		}
