@@ -12,6 +12,7 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/simboard"
+	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
@@ -96,6 +97,20 @@ func checkAnnounced(t *testing.T, events []string) {
 	}
 }
 
+// childCalls presses the terminal's button and has the phone accept the
+// ring; it returns the ring.
+func childCalls(t *testing.T, r *rig, ph *parent.Phone) protocol.Message {
+	t.Helper()
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring := await(t, ph, protocol.TypeRing)
+	if err := ph.Accept(r.ctx, ring.CallID); err != nil {
+		t.Fatal(err)
+	}
+	return ring
+}
+
 // TestNeverSilent: in both call directions the camera and microphone open
 // only after the in-call light is on and the connect sound has played; a
 // call that ends during that sound opens nothing.
@@ -103,13 +118,7 @@ func TestNeverSilent(t *testing.T) {
 	t.Run("child calls", func(t *testing.T) {
 		r, g := gateRig(t)
 		ph := r.phone(r.pair(), media.LowData)
-		if err := r.board.Press(r.ctx); err != nil {
-			t.Fatal(err)
-		}
-		ring := await(t, ph, protocol.TypeRing)
-		if err := ph.Accept(r.ctx, ring.CallID); err != nil {
-			t.Fatal(err)
-		}
+		childCalls(t, r, ph)
 		await(t, ph, protocol.TypeOffer)
 		r.waitPattern(device.InCall, "in call")
 		checkAnnounced(t, g.list())
@@ -135,13 +144,7 @@ func TestNeverSilent(t *testing.T) {
 	t.Run("hang-up during the connect sound", func(t *testing.T) {
 		r, g := gateRig(t)
 		ph := r.phone(r.pair(), media.LowData)
-		if err := r.board.Press(r.ctx); err != nil {
-			t.Fatal(err)
-		}
-		ring := await(t, ph, protocol.TypeRing)
-		if err := ph.Accept(r.ctx, ring.CallID); err != nil {
-			t.Fatal(err)
-		}
+		ring := childCalls(t, r, ph)
 		// The connect sound lasts ~0.5 s; hang up as soon as it starts.
 		eventually(t, step, "connect sound starts", func() bool { return slices.Contains(g.list(), "cue-start connected") })
 		if err := ph.Hangup(r.ctx, ring.CallID, protocol.ReasonHangup); err != nil {
@@ -169,13 +172,7 @@ func TestCameraUnpluggedMidCall(t *testing.T) {
 	sock := &synth.Socket{}
 	r := startTerminal(t, ctx, rendezvoustest.NewServer(t, nil), terminalOpts{cameraSocket: sock})
 	ph := r.phone(r.pair(), media.LowData)
-	if err := r.board.Press(r.ctx); err != nil {
-		t.Fatal(err)
-	}
-	ring := await(t, ph, protocol.TypeRing)
-	if err := ph.Accept(r.ctx, ring.CallID); err != nil {
-		t.Fatal(err)
-	}
+	ring := childCalls(t, r, ph)
 	await(t, ph, protocol.TypeOffer)
 	c := ph.Current()
 	eventually(t, mediaWait, "phone decodes the terminal's video", func() bool { return c.Stats().VideoFramesDecoded >= 15 })
