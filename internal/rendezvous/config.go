@@ -65,6 +65,9 @@ type TURNConfig struct {
 	// loopback, private, link-local, CGNAT, unspecified or multicast ones, so
 	// the relay cannot be used to reach the server's own network.
 	AllowPeers []string `toml:"allow_peers"`
+	// MaxAllocations caps the relays one credential (one side of one call)
+	// holds at once; 0 is DefaultMaxAllocations (2).
+	MaxAllocations int `toml:"max_allocations"`
 }
 
 // DefaultConfig is a safe production baseline: it refuses relaying to any

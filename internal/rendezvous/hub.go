@@ -324,11 +324,13 @@ func hangupMsg(callID, reason string) protocol.Message {
 	return protocol.Message{Type: protocol.TypeHangup, CallID: callID, Reason: reason}
 }
 
-// ringMessage is a ring or ringing with fresh TURN credentials.
+// ringMessage is a ring or ringing with fresh TURN credentials. Each side
+// of a call gets its own (ring: the callee, ringing: the caller), so the
+// per-credential allocation quota is per party.
 func (h *hub) ringMessage(typ, callID string) protocol.Message {
 	return protocol.Message{
 		Type: typ, CallID: callID,
-		ICEServers: h.srv.iceServers(callID), ICETransportPolicy: h.srv.cfg.ICETransportPolicy,
+		ICEServers: h.srv.iceServers(callID + "/" + typ), ICETransportPolicy: h.srv.cfg.ICETransportPolicy,
 	}
 }
 

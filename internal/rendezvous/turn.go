@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pion/turn/v4"
@@ -135,6 +136,44 @@ func permissionHandler(allow []netip.Prefix, log *slog.Logger) turn.PermissionHa
 	}
 }
 
+// DefaultMaxAllocations is how many relays one credential — one side of one
+// call — may hold at once: one per network a phone uses (Wi-Fi and mobile).
+const DefaultMaxAllocations = 2
+
+// allocationQuota counts live allocations per TURN username, so a leaked
+// credential cannot be turned into a pile of relays. Two allocation
+// requests racing past allow can exceed the quota by one for a moment.
+type allocationQuota struct {
+	max  int
+	log  *slog.Logger
+	mu   sync.Mutex
+	live map[string]int
+}
+
+func (q *allocationQuota) allow(username, _ string, src net.Addr) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.live[username] >= q.max {
+		q.log.Info("turn allocation refused: quota reached", "src", src, "max", q.max)
+		return false
+	}
+	return true
+}
+
+func (q *allocationQuota) created(_, _ net.Addr, _, username, _ string, _ net.Addr, _ int) {
+	q.mu.Lock()
+	q.live[username]++
+	q.mu.Unlock()
+}
+
+func (q *allocationQuota) deleted(_, _ net.Addr, _, username, _ string) {
+	q.mu.Lock()
+	if q.live[username]--; q.live[username] <= 0 {
+		delete(q.live, username)
+	}
+	q.mu.Unlock()
+}
+
 // turnRelay is the embedded TURN server and what clients need to reach it.
 type turnRelay struct {
 	server *turn.Server
@@ -159,9 +198,15 @@ func startTURN(cfg TURNConfig, secret string, log *slog.Logger) (*turnRelay, err
 	if host == "" {
 		host = "0.0.0.0"
 	}
+	quota := &allocationQuota{max: cfg.MaxAllocations, live: map[string]int{}, log: log}
+	if quota.max <= 0 {
+		quota.max = DefaultMaxAllocations
+	}
 	srv, err := turn.NewServer(turn.ServerConfig{
 		Realm:         cfg.Realm,
 		AuthHandler:   turnAuthHandler(secret, cfg.CredentialTTL, time.Now, log),
+		QuotaHandler:  quota.allow,
+		EventHandler:  turn.EventHandler{OnAllocationCreated: quota.created, OnAllocationDeleted: quota.deleted},
 		LoggerFactory: logging.Pion(log),
 		PacketConnConfigs: []turn.PacketConnConfig{{
 			PacketConn: pc,
@@ -240,11 +285,12 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return os.Rename(f.Name(), path)
 }
 
-// iceServers returns fresh credentials for one side of one call.
-func (s *Server) iceServers(callID string) []protocol.ICEServer {
+// iceServers returns fresh credentials for one side of one call (side
+// names it, e.g. "<call>/ring").
+func (s *Server) iceServers(side string) []protocol.ICEServer {
 	if s.turn == nil {
 		return nil
 	}
-	user, cred := TURNCredentials(s.turnSecret, callID, s.now().Add(s.cfg.TURN.CredentialTTL))
+	user, cred := TURNCredentials(s.turnSecret, side, s.now().Add(s.cfg.TURN.CredentialTTL))
 	return []protocol.ICEServer{{URLs: s.turn.urls, Username: user, Credential: cred}}
 }

@@ -137,3 +137,56 @@ func TestTURNSecretGeneratedAndKept(t *testing.T) {
 		t.Fatal("the TURN secret changed across restarts")
 	}
 }
+
+// TestTURNAllocationQuota: one credential (one side of one call) holds at
+// most DefaultMaxAllocations relays at once; a freed one can be taken again;
+// each side of a call has its own credential.
+func TestTURNAllocationQuota(t *testing.T) {
+	ctx := testCtx(t)
+	srv := rt.NewServer(t, nil)
+	f := newFamily(t, ctx, srv)
+	id := protocol.NewID()
+	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}))
+	caller := try(f.terminal.Expect(ctx, protocol.TypeRinging)).must(t).ICEServers[0]
+	callee := try(f.parent.Expect(ctx, protocol.TypeRing)).must(t).ICEServers[0]
+	if caller.Username == callee.Username {
+		t.Fatalf("both sides got TURN username %q: the quota would be shared", caller.Username)
+	}
+	addr := turnServerAddr(t, caller.URLs[0])
+	realm := srv.Config.TURN.Realm
+
+	var relays []net.PacketConn
+	for i := range rendezvous.DefaultMaxAllocations {
+		r, err := turnAllocate(t, addr, caller.Username, caller.Credential, realm)
+		if err != nil {
+			t.Fatalf("allocation %d of %d refused: %v", i+1, rendezvous.DefaultMaxAllocations, err)
+		}
+		relays = append(relays, r)
+	}
+	if r, err := turnAllocate(t, addr, caller.Username, caller.Credential, realm); err == nil {
+		r.Close()
+		t.Fatalf("allocation %d with one credential succeeded", rendezvous.DefaultMaxAllocations+1)
+	} else {
+		t.Logf("over quota: %v", err)
+	}
+	// The other side's credential is not affected.
+	r, err := turnAllocate(t, addr, callee.Username, callee.Credential, realm)
+	if err != nil {
+		t.Fatalf("callee's allocation refused: %v", err)
+	}
+	r.Close()
+	// Freeing one (the client deletes its allocation) makes room again.
+	check(t, relays[0].Close())
+	deadline := time.Now().Add(rt.Timeout)
+	for {
+		r, err := turnAllocate(t, addr, caller.Username, caller.Credential, realm)
+		if err == nil {
+			r.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no allocation after one was freed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
