@@ -78,6 +78,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 		defer sim.Close()
 		buttons, stuck, leds = sim.Button().Events(), sim.Button().Stuck, sim.LEDs()
+		tcfg.Capture.SyntheticSocket = sim.CameraSocket()
 	case "gpio":
 		btn, l, err := openGPIOBoard(cfg.Pins, log)
 		if err != nil {

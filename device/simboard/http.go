@@ -49,6 +49,8 @@ func (b *Board) Handler() http.Handler {
 	mux.HandleFunc("POST /api/button/hold", b.buttonAction(func(*http.Request) error { return b.Hold() }))
 	mux.HandleFunc("POST /api/button/release", b.buttonAction(func(*http.Request) error { return b.Release() }))
 	mux.HandleFunc("POST /api/button/longpress", b.buttonAction(func(r *http.Request) error { return b.LongPress(r.Context()) }))
+	mux.HandleFunc("POST /api/camera/unplug", b.buttonAction(func(*http.Request) error { b.camera.Unplug(); return nil }))
+	mux.HandleFunc("POST /api/camera/replug", b.buttonAction(func(*http.Request) error { b.camera.Replug(); return nil }))
 	mux.HandleFunc("GET /camera.jpg", b.serveJPEG("camera", b.preview))
 	mux.HandleFunc("GET /screen.jpg", b.serveJPEG("screen", b.screen))
 	mux.HandleFunc("GET /pairing.png", b.servePairingQR)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/devicetest"
+	"github.com/tuanju/tuanju/media/synth"
 )
 
 // PressDuration is how long a simulated short press holds the button: well
@@ -68,6 +69,7 @@ type Board struct {
 	preview func() image.Image
 	screen  func() image.Image
 	opts    Options
+	camera  synth.Socket // where the synthetic camera plugs in
 
 	mu         sync.Mutex
 	status     string
@@ -202,6 +204,11 @@ func (b *Board) PlayCueWait(ctx context.Context, cue string) error {
 	}
 }
 
+// CameraSocket is the simulated camera's socket: give it to
+// media.CaptureConfig.SyntheticSocket, and the panel's unplug button (or
+// Unplug) shows how the terminal handles a camera pulled out.
+func (b *Board) CameraSocket() *synth.Socket { return &b.camera }
+
 // Hold puts the button down, as a finger would, until Release (or MaxHold).
 func (b *Board) Hold() error {
 	b.mu.Lock()
@@ -283,6 +290,8 @@ type State struct {
 	// counts PlayCue calls, so the panel sees a repeated cue as new.
 	Cue    string `json:"cue"`
 	CueSeq uint64 `json:"cue_seq"`
+	// CameraPlugged is whether the simulated camera is in its socket.
+	CameraPlugged bool `json:"camera_plugged"`
 }
 
 // State reads the pins as they are now.
@@ -299,5 +308,6 @@ func (b *Board) State() State {
 	s.Status, s.PairingURL = b.status, b.pairingURL
 	s.Cue, s.CueSeq = b.cue, b.cueSeq
 	b.mu.Unlock()
+	s.CameraPlugged = b.camera.Plugged()
 	return s
 }

@@ -3,6 +3,7 @@ package simboard_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/simboard"
+	"github.com/tuanju/tuanju/media/synth"
 )
 
 // Short thresholds: these tests run the real debouncer on the real clock
@@ -329,7 +331,7 @@ func TestPanelPage(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /: %s %s", resp.Status, resp.Header.Get("Content-Type"))
 	}
-	for _, want := range []string{"/api/state", "/api/button/hold", "/api/button/release", "/camera.jpg", "/screen.jpg", "/pairing.png", "pointerdown", "cue_seq", "AudioContext"} {
+	for _, want := range []string{"/api/state", "/api/button/hold", "/api/button/release", "/camera.jpg", "/screen.jpg", "/pairing.png", "/api/camera/unplug", "/api/camera/replug", "camera_plugged", "pointerdown", "cue_seq", "AudioContext"} {
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("panel page does not use %s", want)
 		}
@@ -386,5 +388,35 @@ func TestPlayCueConcurrent(t *testing.T) {
 	wg.Wait()
 	if st := state(t, srv); st.CueSeq != goroutines*each || st.Cue != "ring" {
 		t.Errorf("cue %q seq %d, want ring seq %d", st.Cue, st.CueSeq, goroutines*each)
+	}
+}
+
+// TestCameraSocket: the panel unplugs and replugs the simulated camera, the
+// socket a synthetic camera is opened on follows, and the state says so.
+func TestCameraSocket(t *testing.T) {
+	b, srv := newBoard(t, simboard.Options{})
+	post := func(path string) {
+		resp, err := srv.Client().Post(srv.URL+path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("POST %s: %s", path, resp.Status)
+		}
+	}
+	if !state(t, srv).CameraPlugged || !b.CameraSocket().Plugged() {
+		t.Fatal("camera not plugged in at start")
+	}
+	post("/api/camera/unplug")
+	if state(t, srv).CameraPlugged || b.CameraSocket().Plugged() {
+		t.Fatal("camera still plugged in after unplug")
+	}
+	if _, err := synth.NewCamera(synth.CameraOptions{Width: 320, Height: 240, FPS: 15, Socket: b.CameraSocket()}); !errors.Is(err, synth.ErrUnplugged) {
+		t.Fatalf("NewCamera on the empty socket: %v, want ErrUnplugged", err)
+	}
+	post("/api/camera/replug")
+	if !state(t, srv).CameraPlugged {
+		t.Fatal("camera not back after replug")
 	}
 }
