@@ -19,6 +19,19 @@ func NewPeer(t testing.TB, api *webrtc.API) *webrtc.PeerConnection {
 	return pc
 }
 
+// NewCall returns a terminal peer sending tracks and a phone peer, both from
+// api and closed when the test ends, ready for Negotiate.
+func NewCall(t testing.TB, api *webrtc.API, tracks []webrtc.TrackLocal) (terminal, phone *webrtc.PeerConnection) {
+	t.Helper()
+	terminal, phone = NewPeer(t, api), NewPeer(t, api)
+	for _, tr := range tracks {
+		if _, err := terminal.AddTrack(tr); err != nil {
+			t.Fatalf("add track: %v", err)
+		}
+	}
+	return terminal, phone
+}
+
 // Negotiate does a non-trickle offer/answer (the offerer plays the terminal,
 // which always offers) and fails the test unless both sides gathered
 // candidates and every one is a loopback address.

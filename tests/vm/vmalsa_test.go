@@ -414,13 +414,7 @@ func TestALSAMicrophoneOpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	terminal := mediatest.NewPeer(t, api)
-	phone := mediatest.NewPeer(t, api)
-	for _, tr := range capture.Tracks() {
-		if _, err := terminal.AddTrack(tr); err != nil {
-			t.Fatalf("add track: %v", err)
-		}
-	}
+	terminal, phone := mediatest.NewCall(t, api, capture.Tracks())
 	var mu sync.Mutex
 	var heard []int16
 	recv := media.NewReceiver(media.ReceiverConfig{

@@ -122,13 +122,7 @@ func cameraCall(ctx context.Context, t *testing.T, capture *media.Capture, wantW
 	if err != nil {
 		t.Fatal(err)
 	}
-	terminal := mediatest.NewPeer(t, api)
-	phone := mediatest.NewPeer(t, api)
-	for _, tr := range capture.Tracks() {
-		if _, err := terminal.AddTrack(tr); err != nil {
-			t.Fatalf("add track: %v", err)
-		}
-	}
+	terminal, phone := mediatest.NewCall(t, api, capture.Tracks())
 	recv := media.NewReceiver(media.ReceiverConfig{WriteRTCP: phone.WriteRTCP, Log: log})
 	var handlers sync.WaitGroup
 	phone.OnTrack(func(tr *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {

@@ -54,12 +54,7 @@ func TestCameraUnpluggedThroughKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	terminal, phone := mediatest.NewPeer(t, api), mediatest.NewPeer(t, api)
-	for _, tr := range capture.Tracks() {
-		if _, err := terminal.AddTrack(tr); err != nil {
-			t.Fatal(err)
-		}
-	}
+	terminal, phone := mediatest.NewCall(t, api, capture.Tracks())
 	recv := media.NewReceiver(media.ReceiverConfig{WriteRTCP: phone.WriteRTCP})
 	var handlers sync.WaitGroup
 	phone.OnTrack(func(tr *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
