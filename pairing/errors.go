@@ -7,4 +7,19 @@ var (
 	ErrBadSecret = errors.New("malformed pairing secret")
 	// ErrBadURL: a pairing URL without the device ID or secret.
 	ErrBadURL = errors.New("malformed pairing URL")
+	// ErrBadKey: a public key that is not an ECDSA/ECDH P-256 key in the
+	// expected encoding.
+	ErrBadKey = errors.New("malformed public key")
+	// ErrBadProof: an HMAC proof or a signature does not verify. The
+	// message was forged, replayed into another exchange, or the sender does
+	// not know the pairing secret.
+	ErrBadProof = errors.New("pairing proof does not verify")
+	// ErrWrongDevice: the terminal's key does not hash to the device ID the
+	// label carries: someone other than the labelled terminal answered.
+	ErrWrongDevice = errors.New("device key does not match the label")
+	// ErrStale: a signed call message outside the accepted time window.
+	ErrStale = errors.New("signed message is too old or from the future")
+	// ErrFingerprint: an SDP whose DTLS fingerprint is missing, ambiguous or
+	// not the signed one.
+	ErrFingerprint = errors.New("DTLS fingerprint mismatch")
 )

@@ -1,15 +1,15 @@
-// Package pairing holds the first-version pairing rules shared by the terminal,
-// the rendezvous server and the parent's page: the pairing secret, the pairing
-// URL that the QR label carries, and the HMAC proofs that show each side knows
-// the secret without ever sending it. The secret travels only in the URL's
-// fragment, which browsers never send to a server, so the rendezvous server
-// relays the proofs blindly and cannot pair on its own.
+// Package pairing is how a terminal and its one parent come to know each
+// other and how they recognise each other on every call afterwards: the
+// label's secret and pairing URL, the pairing handshake (handshake.go) that
+// exchanges their long-term keys, and the signatures on call messages
+// (callsig.go). The secret travels only in the URL's fragment, which
+// browsers never send to a server, and everything the rendezvous server
+// relays is bound to it or to the exchanged keys: the server can refuse to
+// relay, but it cannot pair on its own or join a call.
 package pairing
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"net/url"
@@ -75,28 +75,4 @@ func ParseURL(raw string) (deviceID string, s Secret, err error) {
 		return "", s, err
 	}
 	return deviceID, s, nil
-}
-
-func mac(s Secret, parts ...string) string {
-	h := hmac.New(sha256.New, s[:])
-	h.Write([]byte(strings.Join(parts, "\n")))
-	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
-}
-
-// RequestProof is what the parent's page sends to ask a terminal to pair:
-// HMAC-SHA256(secret, "tuanju/v1 pair request\n" + deviceID + "\n" + nonce).
-func RequestProof(s Secret, deviceID, nonce string) string {
-	return mac(s, "tuanju/v1 pair request", deviceID, nonce)
-}
-
-// AcceptProof is what the terminal returns once its button confirmed the
-// pairing, so the page knows it reached the real terminal:
-// HMAC-SHA256(secret, "tuanju/v1 pair accept\n" + deviceID + "\n" + nonce + "\n" + pairID).
-func AcceptProof(s Secret, deviceID, nonce, pairID string) string {
-	return mac(s, "tuanju/v1 pair accept", deviceID, nonce, pairID)
-}
-
-// Verify compares a received proof with the expected one in constant time.
-func Verify(expected, got string) bool {
-	return hmac.Equal([]byte(expected), []byte(got))
 }

@@ -1,9 +1,8 @@
 package pairing
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"net/url"
 	"strings"
@@ -16,133 +15,58 @@ const (
 	pairID = "234567abcdefghijklmnopqrst"
 )
 
-// Known-answer vector, the same in docs/protocol.md's terms for any client
-// (the parent's page implements it with WebCrypto). The expected proofs were
-// computed outside Go:
+// Known-answer vectors for the parts of the handshake that are
+// deterministic, computed outside Go (docs/protocol.md has the same table
+// for other clients; the page implements it with WebCrypto):
 //
-//	printf 'tuanju/v1 pair request\n%s\n%s' $D $N |
-//	  openssl dgst -sha256 -mac HMAC -macopt hexkey:000102030405060708090a0b0c0d0e0f -binary |
-//	  base64 | tr '+/' '-_' | tr -d =
+//	printf 'tuanju/v2 pair request\n%s\n%s\n%s' $D $N $E |
+//	  openssl dgst -sha256 -mac HMAC -macopt hexkey:000102030405060708090a0b0c0d0e0f -binary | base64url
+//	openssl kdf -keylen 64 -kdfopt digest:SHA256 -kdfopt hexkey:2021…3f \
+//	  -kdfopt hexsalt:0001…0f -kdfopt hexinfo:<"tuanju/v2 pair keys\ndGg"> HKDF
+//	printf 'tuanju/v2 pair\n…' | openssl dgst -sha256 -binary | base64url
 var kat = struct {
-	secret                 Secret
-	secretText             string
-	deviceID, nonce, pair  string
-	requestProof, accProof string
+	secret                Secret
+	secretText            string
+	deviceID, nonce, pair string
+	ephemeral             string
+	requestProof          string
+	z                     []byte
+	th                    string
+	keys                  string // k_t || k_p, hex
+	transcriptOut         string
 }{
 	secret:       Secret{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
 	secretText:   "AAECAwQFBgcICQoLDA0ODw",
 	deviceID:     devID,
 	nonce:        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", // bytes 0..31
 	pair:         pairID,
-	requestProof: "Lp-A-wGhkV8U3-GjA3KK5R5yRHmgJ1pn7T5OhgHGXzQ",
-	accProof:     "B2osqL5EnwozPiZaho6ZWQ26ixZ4axjTfVk3PP8aMZo",
-}
-
-// refMAC is HMAC-SHA256 over the exact documented byte string, written
-// independently of the package's helper.
-func refMAC(key []byte, msg string) string {
-	h := hmac.New(sha256.New, key)
-	h.Write([]byte(msg))
-	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+	ephemeral:    "BAECAwQ",
+	requestProof: "xjrWX1tIOBQE_ln1c0RNb42E6gG7SbhNUBaGvjK32Go",
+	z: []byte{0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f,
+		0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f},
+	th:            "dGg",
+	keys:          "EBAD287523C06289F8A7F9AC5D631AD1F3963A9CD5F9511EB713C060CA2A75C6C2EC2D62CD8B938B540C2337780A2BCCC5B602C5A4BA8C49F29649F0FBF58BFC",
+	transcriptOut: "Crx0Go1ehcvCu6-LkecJz48h_CY5kJjKZR5baMH8rhc",
 }
 
 func TestKnownAnswer(t *testing.T) {
 	if got := kat.secret.String(); got != kat.secretText {
 		t.Fatalf("secret text = %s, want %s", got, kat.secretText)
 	}
-	wantReq := refMAC(kat.secret[:], "tuanju/v1 pair request\n"+kat.deviceID+"\n"+kat.nonce)
-	if wantReq != kat.requestProof {
-		t.Fatalf("crypto/hmac over the documented bytes = %s, the pinned vector says %s", wantReq, kat.requestProof)
+	if got := requestProof(kat.secret, kat.deviceID, kat.nonce, kat.ephemeral); got != kat.requestProof {
+		t.Fatalf("request proof = %s, want %s (docs/protocol.md bytes)", got, kat.requestProof)
 	}
-	if got := RequestProof(kat.secret, kat.deviceID, kat.nonce); got != kat.requestProof {
-		t.Fatalf("RequestProof = %s, want %s (docs/protocol.md bytes)", got, kat.requestProof)
+	kt, kp, err := keys(kat.secret, kat.z, kat.th)
+	if err != nil {
+		t.Fatal(err)
 	}
-
-	wantAcc := refMAC(kat.secret[:], "tuanju/v1 pair accept\n"+kat.deviceID+"\n"+kat.nonce+"\n"+kat.pair)
-	if wantAcc != kat.accProof {
-		t.Fatalf("crypto/hmac over the documented bytes = %s, the pinned vector says %s", wantAcc, kat.accProof)
+	if got := strings.ToUpper(hex.EncodeToString(append(kt, kp...))); got != kat.keys {
+		t.Fatalf("HKDF keys = %s, want %s", got, kat.keys)
 	}
-	if got := AcceptProof(kat.secret, kat.deviceID, kat.nonce, kat.pair); got != kat.accProof {
-		t.Fatalf("AcceptProof = %s, want %s (docs/protocol.md bytes)", got, kat.accProof)
-	}
-}
-
-// TestProofsWithRandomSecrets repeats the independent computation for fresh
-// secrets, so a fixed secret cannot hide a bug.
-func TestProofsWithRandomSecrets(t *testing.T) {
-	for range 20 {
-		s := NewSecret()
-		if got, want := RequestProof(s, devID, "bm9uY2U"), refMAC(s[:], "tuanju/v1 pair request\n"+devID+"\nbm9uY2U"); got != want {
-			t.Fatalf("RequestProof = %s, want %s", got, want)
-		}
-		if got, want := AcceptProof(s, devID, "bm9uY2U", pairID), refMAC(s[:], "tuanju/v1 pair accept\n"+devID+"\nbm9uY2U\n"+pairID); got != want {
-			t.Fatalf("AcceptProof = %s, want %s", got, want)
-		}
-	}
-}
-
-func TestProofs(t *testing.T) {
-	s, s2 := NewSecret(), NewSecret()
-	const nonce, nonce2 = "bm9uY2Ux", "bm9uY2Uy"
-
-	req := RequestProof(s, devID, nonce)
-	acc := AcceptProof(s, devID, nonce, pairID)
-	if req != RequestProof(s, devID, nonce) || acc != AcceptProof(s, devID, nonce, pairID) {
-		t.Fatal("proofs are not deterministic")
-	}
-	if b, err := base64.RawURLEncoding.Strict().DecodeString(req); err != nil || len(b) != sha256.Size {
-		t.Fatalf("RequestProof %q is not 32 bytes of base64url: %v", req, err)
-	}
-	if req == acc {
-		t.Fatal("request and accept proofs are equal: no domain separation")
-	}
-	// An accept proof must not be computable from a request (or the other
-	// way round) by choosing the inputs: pairID "" gives the closest string.
-	if AcceptProof(s, devID, nonce, "") == req {
-		t.Fatal("accept proof with an empty pair ID equals the request proof")
-	}
-
-	for name, other := range map[string]string{
-		"request, other nonce":  RequestProof(s, devID, nonce2),
-		"request, other device": RequestProof(s, devID2, nonce),
-		"request, other secret": RequestProof(s2, devID, nonce),
-	} {
-		if other == req {
-			t.Errorf("%s: proof unchanged", name)
-		}
-	}
-	for name, other := range map[string]string{
-		"accept, other nonce":   AcceptProof(s, devID, nonce2, pairID),
-		"accept, other device":  AcceptProof(s, devID2, nonce, pairID),
-		"accept, other pair ID": AcceptProof(s, devID, nonce, devID),
-		"accept, other secret":  AcceptProof(s2, devID, nonce, pairID),
-	} {
-		if other == acc {
-			t.Errorf("%s: proof unchanged", name)
-		}
-	}
-}
-
-func TestVerify(t *testing.T) {
-	s := NewSecret()
-	p := RequestProof(s, devID, "bm9uY2U")
-	tests := []struct {
-		name string
-		got  string
-		want bool
-	}{
-		{"same", p, true},
-		{"recomputed", RequestProof(s, devID, "bm9uY2U"), true},
-		{"other proof", RequestProof(NewSecret(), devID, "bm9uY2U"), false},
-		{"last char changed", p[:len(p)-1] + string(p[len(p)-1]^1), false},
-		{"truncated", p[:len(p)-1], false},
-		{"extended", p + "A", false},
-		{"empty", "", false},
-	}
-	for _, tc := range tests {
-		if got := Verify(p, tc.got); got != tc.want {
-			t.Errorf("%s: Verify = %v, want %v", tc.name, got, tc.want)
-		}
+	th := transcript(kat.deviceID, kat.pair, Request{Nonce: kat.nonce, EphemeralKey: "Ep"},
+		Accept{EphemeralKey: "Et", PublicKey: "Dk", Fingerprint: "sha-256 AA"})
+	if th != kat.transcriptOut {
+		t.Fatalf("transcript hash = %s, want %s", th, kat.transcriptOut)
 	}
 }
 
