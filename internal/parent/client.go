@@ -6,9 +6,11 @@ package parent
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -16,18 +18,25 @@ import (
 	"github.com/tuanju/tuanju/pairing"
 )
 
-// Credentials are what pairing gives the parent's phone.
+// Credentials are what pairing gives the parent's phone: the server's
+// login, the parent's own long-term key (it signs every ring, accept and
+// answer) and the terminal's key and DTLS fingerprint (every offer must be
+// signed with the one and carry the other).
 type Credentials struct {
-	DeviceID string `json:"device_id"`
-	ParentID string `json:"parent_id"`
-	Token    string `json:"token"`
+	DeviceID string
+	ParentID string
+	Token    string
+	Key      *ecdsa.PrivateKey
+	Device   pairing.Device
 }
 
 var (
 	// ErrRefused: the server answered with an error message.
 	ErrRefused = errors.New("refused")
-	// ErrBadProof: the terminal's pairing proof did not verify.
-	ErrBadProof = errors.New("terminal's pairing proof is wrong")
+	// ErrNotFromTerminal: a ring, accept or offer not signed by the paired
+	// terminal (or a replay): the rendezvous server, or someone through it,
+	// is not the terminal.
+	ErrNotFromTerminal = errors.New("message not signed by the paired terminal")
 )
 
 // RefusedError carries the server's error code.
@@ -46,6 +55,7 @@ type Conn struct {
 	readErr error
 	done    chan struct{}
 	wmu     sync.Mutex
+	cred    Credentials // signs what Send sends; empty on a pairing socket
 }
 
 func dial(ctx context.Context, wsURL string, hello protocol.Message) (*Conn, error) {
@@ -88,7 +98,12 @@ func dial(ctx context.Context, wsURL string, hello protocol.Message) (*Conn, err
 
 // Dial logs in as the paired parent.
 func Dial(ctx context.Context, wsURL string, cred Credentials) (*Conn, error) {
-	return dial(ctx, wsURL, protocol.Message{Type: protocol.TypeHello, Role: protocol.RoleParent, ParentID: cred.ParentID, Token: cred.Token})
+	c, err := dial(ctx, wsURL, protocol.Message{Type: protocol.TypeHello, Role: protocol.RoleParent, ParentID: cred.ParentID, Token: cred.Token})
+	if err != nil {
+		return nil, err
+	}
+	c.cred = cred
+	return c, nil
 }
 
 func (c *Conn) reader() {
@@ -141,8 +156,19 @@ func (c *Conn) Await(ctx context.Context, typ string) (protocol.Message, error) 
 	}
 }
 
-// Send validates and sends one message.
+// Send validates and sends one message. A ring, accept or answer is
+// signed with the parent's key first, as the web app does.
 func (c *Conn) Send(ctx context.Context, m protocol.Message) error {
+	switch m.Type {
+	case protocol.TypeRing, protocol.TypeAccept, protocol.TypeAnswer:
+		if m.Signature == "" && c.cred.Key != nil {
+			sig, err := pairing.SignCall(c.cred.Key, m.Type, m.CallID, time.Now(), m.SDP)
+			if err != nil {
+				return fmt.Errorf("parent: sign %s: %w", m.Type, err)
+			}
+			m.SignedAt, m.Signature = sig.SignedAt, sig.Signature
+		}
+	}
 	b, err := protocol.Encode(m)
 	if err != nil {
 		return err
@@ -165,13 +191,39 @@ func (c *Conn) Close() error {
 	return c.ws.Close(websocket.StatusNormalClosure, "")
 }
 
-// Pair runs the pairing page's side of pairing: it asks the terminal in
-// pairingURL to pair, waits for someone to press the terminal's button
-// (confirm is called once the request is sent: a demo or test waits there for
-// the terminal's "pairing" lights and presses its button), checks the
-// terminal's proof and returns the credentials.
+// FromTerminal checks that a ring, accept or offer was signed by the
+// paired terminal for this call, recently, and that an offer carries the
+// DTLS fingerprint pinned at pairing.
+func (cred Credentials) FromTerminal(m protocol.Message, now time.Time) error {
+	if cred.Device.PublicKey == nil {
+		return fmt.Errorf("parent: no terminal key: %w", ErrNotFromTerminal)
+	}
+	c := pairing.CallSig{Type: m.Type, CallID: m.CallID, SignedAt: m.SignedAt, Signature: m.Signature}
+	if m.Type == protocol.TypeOffer {
+		c.Fingerprint = cred.Device.Fingerprint // the pinned one: nothing else is acceptable
+	}
+	if err := pairing.VerifyCall(cred.Device.PublicKey, c, m.SDP, now); err != nil {
+		return fmt.Errorf("parent: %s %s: %w: %w", m.Type, m.CallID, ErrNotFromTerminal, err)
+	}
+	return nil
+}
+
+// Pair runs the pairing page's side of pairing (package pairing's
+// handshake): it asks the terminal in pairingURL to pair, waits for someone
+// to press the terminal's button (confirm is called once the request is
+// sent: a demo or test waits there for the terminal's "pairing" lights and
+// presses its button), verifies the terminal, confirms with a new parent
+// key and returns the credentials.
 func Pair(ctx context.Context, wsURL, pairingURL string, confirm func(context.Context) error) (Credentials, error) {
 	deviceID, secret, err := pairing.ParseURL(pairingURL)
+	if err != nil {
+		return Credentials{}, err
+	}
+	h, err := pairing.StartParent(secret, deviceID)
+	if err != nil {
+		return Credentials{}, err
+	}
+	key, err := pairing.NewKey()
 	if err != nil {
 		return Credentials{}, err
 	}
@@ -180,9 +232,9 @@ func Pair(ctx context.Context, wsURL, pairingURL string, confirm func(context.Co
 		return Credentials{}, err
 	}
 	defer c.Close()
-	nonce := protocol.NewNonce()
-	err = c.Send(ctx, protocol.Message{Type: protocol.TypePairRequest, DeviceID: deviceID, Nonce: nonce,
-		Proof: pairing.RequestProof(secret, deviceID, nonce)})
+	r := h.Request()
+	err = c.Send(ctx, protocol.Message{Type: protocol.TypePairRequest, DeviceID: deviceID, Nonce: r.Nonce,
+		EphemeralKey: r.EphemeralKey, Proof: r.Proof})
 	if err != nil {
 		return Credentials{}, err
 	}
@@ -191,12 +243,30 @@ func Pair(ctx context.Context, wsURL, pairingURL string, confirm func(context.Co
 			return Credentials{}, fmt.Errorf("parent: confirm on terminal: %w", err)
 		}
 	}
+	acc, err := c.Await(ctx, protocol.TypePairAccept)
+	if err != nil {
+		return Credentials{}, err
+	}
+	dev, err := h.Accept(acc.PairID, pairing.Accept{EphemeralKey: acc.EphemeralKey, PublicKey: acc.PublicKey,
+		Fingerprint: acc.Fingerprint, Signature: acc.Signature, Proof: acc.Proof})
+	if err != nil {
+		return Credentials{}, fmt.Errorf("parent: pair %s: %w", deviceID, err)
+	}
+	conf, err := h.Confirm(key)
+	if err != nil {
+		return Credentials{}, err
+	}
+	err = c.Send(ctx, protocol.Message{Type: protocol.TypePairConfirm, PairID: acc.PairID, PublicKey: conf.PublicKey,
+		Signature: conf.Signature, Proof: conf.Proof})
+	if err != nil {
+		return Credentials{}, err
+	}
 	m, err := c.Await(ctx, protocol.TypePaired)
 	if err != nil {
 		return Credentials{}, err
 	}
-	if !pairing.Verify(pairing.AcceptProof(secret, deviceID, nonce, m.PairID), m.Proof) {
-		return Credentials{}, fmt.Errorf("parent: pair %s: %w", deviceID, ErrBadProof)
+	if m.DeviceID != deviceID || m.PairID != acc.PairID {
+		return Credentials{}, fmt.Errorf("parent: paired message for %s/%s, expected %s/%s", m.DeviceID, m.PairID, deviceID, acc.PairID)
 	}
-	return Credentials{DeviceID: m.DeviceID, ParentID: m.ParentID, Token: m.Token}, nil
+	return Credentials{DeviceID: m.DeviceID, ParentID: m.ParentID, Token: m.Token, Key: key, Device: dev}, nil
 }

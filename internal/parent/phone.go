@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 
@@ -77,6 +78,16 @@ func (p *Phone) Run(ctx context.Context) error {
 			return err
 		}
 		switch m.Type {
+		case protocol.TypeRing, protocol.TypeAccept:
+			if err := p.conn.cred.FromTerminal(m, time.Now()); err != nil {
+				// As the web app: a ring or accept the terminal did not sign
+				// is not the child; it is dropped, and a call it claims ends.
+				p.log.Warn("dropping a message not from the paired terminal", "type", m.Type, "err", err)
+				p.conn.Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: m.CallID, Reason: protocol.ReasonFailed})
+				continue
+			}
+		}
+		switch m.Type {
 		case protocol.TypeRing, protocol.TypeRinging:
 			p.mu.Lock()
 			p.ice[m.CallID] = m
@@ -135,6 +146,9 @@ func (p *Phone) Hangup(ctx context.Context, callID, reason string) error {
 }
 
 func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
+	if err := p.conn.cred.FromTerminal(offer, time.Now()); err != nil {
+		return err
+	}
 	p.mu.Lock()
 	ring := p.ice[offer.CallID]
 	p.mu.Unlock()

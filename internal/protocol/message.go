@@ -19,7 +19,7 @@ import (
 )
 
 // Subprotocol is the WebSocket subprotocol name both sides must offer.
-const Subprotocol = "tuanju.v1"
+const Subprotocol = "tuanju.v2"
 
 // Limits on untrusted input. They are generous for real clients (a Chrome
 // offer with audio+video is ~6 KB) and small enough that a flood cannot pin
@@ -34,23 +34,25 @@ const (
 
 // Type names. The comment says who may send it.
 const (
-	TypeChallenge   = "challenge"    // server → any, first message on every socket
-	TypeHello       = "hello"        // client → server, authentication
-	TypeWelcome     = "welcome"      // server → client, authentication succeeded
-	TypeError       = "error"        // server → client
-	TypePresence    = "presence"     // server → client: the paired peer went on/offline
-	TypeRing        = "ring"         // caller → server → callee
-	TypeRinging     = "ringing"      // server → caller: the callee is being rung
-	TypeAccept      = "accept"       // callee → server → caller
-	TypeHangup      = "hangup"       // either → server → other (cancel, decline, hang up)
-	TypeOffer       = "offer"        // terminal → server → parent
-	TypeAnswer      = "answer"       // parent → server → terminal
-	TypeCandidate   = "candidate"    // either → server → other
-	TypeCallLog     = "call_log"     // parent → server (request); server → parent (the log)
-	TypePairRequest = "pair_request" // pairing page → server → terminal
-	TypePairAccept  = "pair_accept"  // terminal → server
-	TypePairReject  = "pair_reject"  // terminal → server
-	TypePaired      = "paired"       // server → pairing page and terminal
+	TypeChallenge    = "challenge"     // server → any, first message on every socket
+	TypeHello        = "hello"         // client → server, authentication
+	TypeWelcome      = "welcome"       // server → client, authentication succeeded
+	TypeError        = "error"         // server → client
+	TypePresence     = "presence"      // server → client: the paired peer went on/offline
+	TypeRing         = "ring"          // caller → server → callee
+	TypeRinging      = "ringing"       // server → caller: the callee is being rung
+	TypeAccept       = "accept"        // callee → server → caller
+	TypeHangup       = "hangup"        // either → server → other (cancel, decline, hang up)
+	TypeOffer        = "offer"         // terminal → server → parent
+	TypeAnswer       = "answer"        // parent → server → terminal
+	TypeCandidate    = "candidate"     // either → server → other
+	TypeCallLog      = "call_log"      // parent → server (request); server → parent (the log)
+	TypePairRequest  = "pair_request"  // pairing page → server → terminal
+	TypePairAccept   = "pair_accept"   // terminal → server → pairing page (after the button press)
+	TypePairConfirm  = "pair_confirm"  // pairing page → server → terminal
+	TypePairComplete = "pair_complete" // terminal → server: the page's confirm verified; store the pairing
+	TypePairReject   = "pair_reject"   // terminal → server
+	TypePaired       = "paired"        // server → pairing page and terminal
 )
 
 // Roles a socket can authenticate as.
@@ -140,8 +142,8 @@ type Message struct {
 	// hello
 	Role      string `json:"role,omitempty"`
 	DeviceID  string `json:"device_id,omitempty"`
-	PublicKey string `json:"public_key,omitempty"` // terminal: base64url SPKI DER, ECDSA P-256
-	Signature string `json:"signature,omitempty"`  // terminal: base64url ASN.1 ECDSA over LoginMessage
+	PublicKey string `json:"public_key,omitempty"` // base64url SPKI DER, ECDSA P-256
+	Signature string `json:"signature,omitempty"`  // hello: ASN.1 ECDSA over LoginMessage; pairing and calls: P1363 (see package pairing)
 	ParentID  string `json:"parent_id,omitempty"`
 	Token     string `json:"token,omitempty"` // parent: credential from pairing
 	Version   string `json:"version,omitempty"`
@@ -166,9 +168,15 @@ type Message struct {
 	ICETransportPolicy string       `json:"ice_transport_policy,omitempty"`
 	Calls              []CallRecord `json:"calls,omitzero"`
 
+	// SignedAt is when a signed call message (ring, accept, offer, answer)
+	// was signed, RFC 3339 UTC; Signature is the signature (package pairing).
+	SignedAt string `json:"signed_at,omitempty"`
+
 	// pairing
-	PairID string `json:"pair_id,omitempty"`
-	Proof  string `json:"proof,omitempty"`
+	PairID       string `json:"pair_id,omitempty"`
+	Proof        string `json:"proof,omitempty"`
+	EphemeralKey string `json:"ephemeral_key,omitempty"` // ECDH P-256, uncompressed point, base64url
+	Fingerprint  string `json:"fingerprint,omitempty"`   // the terminal's DTLS certificate: "sha-256 AB:…"
 }
 
 // Decode parses one message from untrusted bytes: size-limited, strict (an

@@ -2,9 +2,14 @@ package protocol
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
+
+// fingerprintPattern is pairing.CheckFingerprint's canonical form.
+var fingerprintPattern = regexp.MustCompile(`^sha-256 [0-9A-F]{2}(:[0-9A-F]{2}){31}$`)
 
 // rule says which fields a message type requires and which it may carry.
 type rule struct {
@@ -13,23 +18,25 @@ type rule struct {
 }
 
 var rules = map[string]rule{
-	TypeChallenge:   {required: []string{"nonce"}, optional: []string{"server_time"}},
-	TypeHello:       {required: []string{"role"}, optional: []string{"device_id", "public_key", "signature", "parent_id", "token", "version"}},
-	TypeWelcome:     {required: []string{"role"}, optional: []string{"device_id", "parent_id", "paired", "peer_online", "server_time"}},
-	TypeError:       {required: []string{"code"}, optional: []string{"message", "ref_type", "call_id", "pair_id"}},
-	TypePresence:    {required: []string{"peer_online"}},
-	TypeRing:        {required: []string{"call_id"}, optional: []string{"ice_servers", "ice_transport_policy"}},
-	TypeRinging:     {required: []string{"call_id"}, optional: []string{"ice_servers", "ice_transport_policy"}},
-	TypeAccept:      {required: []string{"call_id"}},
-	TypeHangup:      {required: []string{"call_id", "reason"}},
-	TypeOffer:       {required: []string{"call_id", "sdp"}},
-	TypeAnswer:      {required: []string{"call_id", "sdp"}},
-	TypeCandidate:   {required: []string{"call_id", "candidate"}},
-	TypeCallLog:     {optional: []string{"calls"}},
-	TypePairRequest: {required: []string{"device_id", "nonce", "proof"}, optional: []string{"pair_id"}},
-	TypePairAccept:  {required: []string{"pair_id", "proof"}},
-	TypePairReject:  {required: []string{"pair_id", "reason"}},
-	TypePaired:      {required: []string{"device_id", "parent_id"}, optional: []string{"pair_id", "token", "proof"}},
+	TypeChallenge:    {required: []string{"nonce"}, optional: []string{"server_time"}},
+	TypeHello:        {required: []string{"role"}, optional: []string{"device_id", "public_key", "signature", "parent_id", "token", "version"}},
+	TypeWelcome:      {required: []string{"role"}, optional: []string{"device_id", "parent_id", "paired", "peer_online", "server_time"}},
+	TypeError:        {required: []string{"code"}, optional: []string{"message", "ref_type", "call_id", "pair_id"}},
+	TypePresence:     {required: []string{"peer_online"}},
+	TypeRing:         {required: []string{"call_id", "signed_at", "signature"}, optional: []string{"ice_servers", "ice_transport_policy"}},
+	TypeRinging:      {required: []string{"call_id"}, optional: []string{"ice_servers", "ice_transport_policy"}},
+	TypeAccept:       {required: []string{"call_id", "signed_at", "signature"}},
+	TypeHangup:       {required: []string{"call_id", "reason"}},
+	TypeOffer:        {required: []string{"call_id", "sdp", "signed_at", "signature"}},
+	TypeAnswer:       {required: []string{"call_id", "sdp", "signed_at", "signature"}},
+	TypeCandidate:    {required: []string{"call_id", "candidate"}},
+	TypeCallLog:      {optional: []string{"calls"}},
+	TypePairRequest:  {required: []string{"device_id", "nonce", "ephemeral_key", "proof"}, optional: []string{"pair_id"}},
+	TypePairAccept:   {required: []string{"pair_id", "ephemeral_key", "public_key", "fingerprint", "signature", "proof"}},
+	TypePairConfirm:  {required: []string{"pair_id", "public_key", "signature", "proof"}},
+	TypePairComplete: {required: []string{"pair_id"}},
+	TypePairReject:   {required: []string{"pair_id", "reason"}},
+	TypePaired:       {required: []string{"device_id", "parent_id"}, optional: []string{"pair_id", "token"}},
 }
 
 // setFields lists the JSON names of the fields that are set.
@@ -63,6 +70,9 @@ func (m *Message) setFields() []string {
 	add("calls", m.Calls != nil)
 	add("pair_id", m.PairID != "")
 	add("proof", m.Proof != "")
+	add("signed_at", m.SignedAt != "")
+	add("ephemeral_key", m.EphemeralKey != "")
+	add("fingerprint", m.Fingerprint != "")
 	return f
 }
 
@@ -100,7 +110,7 @@ func (m *Message) validateValues() error {
 	}
 	for _, b := range []struct{ name, v string }{
 		{"nonce", m.Nonce}, {"public_key", m.PublicKey}, {"signature", m.Signature},
-		{"token", m.Token}, {"proof", m.Proof},
+		{"token", m.Token}, {"proof", m.Proof}, {"ephemeral_key", m.EphemeralKey},
 	} {
 		if b.v != "" && !b64urlPattern.MatchString(b.v) {
 			return bad(b.name, "is not base64url of at most 512 characters")
@@ -118,6 +128,14 @@ func (m *Message) validateValues() error {
 	}
 	if len(m.Version) > 64 {
 		return bad("version", "is longer than 64 bytes")
+	}
+	if m.SignedAt != "" {
+		if _, err := time.Parse(time.RFC3339, m.SignedAt); err != nil || len(m.SignedAt) > 32 {
+			return bad("signed_at", "is not an RFC 3339 time")
+		}
+	}
+	if m.Fingerprint != "" && !fingerprintPattern.MatchString(m.Fingerprint) {
+		return bad("fingerprint", `is not "sha-256 " and 32 upper-case hex bytes`)
 	}
 	if len(m.Text) > 512 {
 		return bad("message", "is longer than 512 bytes")

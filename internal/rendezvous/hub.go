@@ -51,6 +51,10 @@ type call struct {
 	rec          protocol.CallRecord
 	candidates   map[*session]int
 	timer        *time.Timer
+	// The caller's signature on its ring, forwarded to the callee (and to
+	// parent tabs that open while the call rings). The server cannot check
+	// it: only the callee knows the caller's key.
+	signedAt, signature string
 }
 
 // pendingPair is a pair_request forwarded to a terminal, awaiting its answer.
@@ -60,6 +64,7 @@ type pendingPair struct {
 	page     *session
 	terminal *session
 	timer    *time.Timer
+	step     pairStep
 }
 
 func newHub(srv *Server) *hub {
@@ -202,7 +207,7 @@ func (h *hub) joinParent(s *session) bool {
 	}
 	// A tab that opens while the child is calling rings too.
 	if c := h.deviceCall[s.deviceID]; c != nil && c.fromTerminal && !c.answered && c.parentID == s.parentID {
-		s.send(h.ringMessage(protocol.TypeRing, c.id))
+		s.send(h.ringMessage(protocol.TypeRing, c))
 	}
 	return true
 }
@@ -281,12 +286,13 @@ var allowed = map[string]map[string]bool{
 	protocol.RoleTerminal: {
 		protocol.TypeRing: true, protocol.TypeAccept: true, protocol.TypeHangup: true, protocol.TypeOffer: true,
 		protocol.TypeCandidate: true, protocol.TypePairAccept: true, protocol.TypePairReject: true,
+		protocol.TypePairComplete: true,
 	},
 	protocol.RoleParent: {
 		protocol.TypeRing: true, protocol.TypeAccept: true, protocol.TypeHangup: true, protocol.TypeAnswer: true,
 		protocol.TypeCandidate: true, protocol.TypeCallLog: true,
 	},
-	protocol.RolePairing: {protocol.TypePairRequest: true},
+	protocol.RolePairing: {protocol.TypePairRequest: true, protocol.TypePairConfirm: true},
 }
 
 // handle applies one valid message from a logged-in socket.
@@ -315,6 +321,10 @@ func (h *hub) handle(s *session, m protocol.Message) {
 		h.pairRequest(s, m)
 	case protocol.TypePairAccept:
 		h.pairAccept(s, m)
+	case protocol.TypePairConfirm:
+		h.pairConfirm(s, m)
+	case protocol.TypePairComplete:
+		h.pairComplete(s, m)
 	case protocol.TypePairReject:
 		h.pairReject(s, m)
 	}
@@ -326,16 +336,21 @@ func hangupMsg(callID, reason string) protocol.Message {
 
 // ringMessage is a ring or ringing with fresh TURN credentials. Each side
 // of a call gets its own (ring: the callee, ringing: the caller), so the
-// per-credential allocation quota is per party.
-func (h *hub) ringMessage(typ, callID string) protocol.Message {
-	return protocol.Message{
-		Type: typ, CallID: callID,
-		ICEServers: h.srv.iceServers(callID + "/" + typ), ICETransportPolicy: h.srv.cfg.ICETransportPolicy,
+// per-credential allocation quota is per party. A ring carries the caller's
+// signature.
+func (h *hub) ringMessage(typ string, c *call) protocol.Message {
+	m := protocol.Message{
+		Type: typ, CallID: c.id,
+		ICEServers: h.srv.iceServers(c.id + "/" + typ), ICETransportPolicy: h.srv.cfg.ICETransportPolicy,
 	}
+	if typ == protocol.TypeRing {
+		m.SignedAt, m.Signature = c.signedAt, c.signature
+	}
+	return m
 }
 
 func (h *hub) ring(s *session, m protocol.Message) {
-	c := &call{id: m.CallID, candidates: map[*session]int{}}
+	c := &call{id: m.CallID, candidates: map[*session]int{}, signedAt: m.SignedAt, signature: m.Signature}
 	var callee map[*session]bool
 	if s.role == protocol.RoleTerminal {
 		if s.pairedParent == "" {
@@ -395,8 +410,8 @@ func (h *hub) ring(s *session, m protocol.Message) {
 	}
 	h.calls[c.id] = c
 	h.deviceCall[c.deviceID] = c
-	s.send(h.ringMessage(protocol.TypeRinging, c.id))
-	ring := h.ringMessage(protocol.TypeRing, c.id)
+	s.send(h.ringMessage(protocol.TypeRinging, c))
+	ring := h.ringMessage(protocol.TypeRing, c)
 	h.sendAll(callee, ring)
 	c.timer = time.AfterFunc(h.srv.cfg.RingTimeout, func() { h.ringTimeout(c) })
 	log.Info("ringing", "callee_sockets", len(callee))
@@ -432,9 +447,9 @@ func (h *hub) accept(s *session, m protocol.Message) {
 				o.send(hangupMsg(c.id, protocol.ReasonAnsweredElsewhere))
 			}
 		}
-		c.terminal.send(protocol.Message{Type: protocol.TypeAccept, CallID: c.id})
+		c.terminal.send(m)
 	} else {
-		c.parent.send(protocol.Message{Type: protocol.TypeAccept, CallID: c.id})
+		c.parent.send(m)
 	}
 	h.log.Info("call answered", "call", c.id, "device", c.deviceID, "parent", c.parentID)
 }

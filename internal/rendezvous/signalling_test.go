@@ -65,6 +65,7 @@ func newFamily(t *testing.T, ctx context.Context, srv *rt.Server) *family {
 	f.creds = try(rt.Pair(ctx, srv.WSURL, f.terminal, f.secret)).must(t)
 	p, _, err := rt.DialParent(ctx, srv.WSURL, f.creds.ParentID, f.creds.Token)
 	check(t, err)
+	p.Key = f.creds.Key
 	f.parent = p
 	t.Cleanup(func() { p.Close() })
 	pres := try(f.terminal.Expect(ctx, protocol.TypePresence)).must(t)
@@ -185,10 +186,8 @@ func TestPairingWrongProof(t *testing.T) {
 	defer term.Close()
 	page := try(rt.DialPairing(ctx, srv.WSURL)).must(t)
 	defer page.Close()
-	nonce := protocol.NewNonce()
-	check(t, page.Send(ctx, protocol.Message{Type: protocol.TypePairRequest, DeviceID: dev, Nonce: nonce,
-		Proof: pairing.RequestProof(pairing.NewSecret(), dev, nonce)}))
-	if _, err := term.AnswerPair(ctx, pairing.NewSecret()); err == nil {
+	check(t, page.Send(ctx, pairRequest(t, pairing.NewSecret(), dev)))
+	if _, _, err := term.AnswerPair(ctx, pairing.NewSecret()); err == nil {
 		t.Fatal("terminal accepted a proof made with another secret")
 	}
 	e := try(page.ExpectError(ctx, protocol.ErrCodePairRejected)).must(t)
@@ -206,9 +205,7 @@ func TestPairingSecondParent(t *testing.T) {
 	f := newFamily(t, ctx, srv)
 	page := try(rt.DialPairing(ctx, srv.WSURL)).must(t)
 	defer page.Close()
-	nonce := protocol.NewNonce()
-	check(t, page.Send(ctx, protocol.Message{Type: protocol.TypePairRequest, DeviceID: f.creds.DeviceID, Nonce: nonce,
-		Proof: pairing.RequestProof(f.secret, f.creds.DeviceID, nonce)})) // even with the right secret
+	check(t, page.Send(ctx, pairRequest(t, f.secret, f.creds.DeviceID))) // even with the right secret
 	try(page.ExpectError(ctx, protocol.ErrCodeAlreadyPaired)).must(t)
 	check(t, f.terminal.Barrier(ctx)) // the terminal never saw the request
 	if got := try(srv.Store().ParentOf(f.creds.DeviceID)).must(t); got != f.creds.ParentID {
@@ -228,8 +225,7 @@ func TestPairingUnknownAndOffline(t *testing.T) {
 		{protocol.NewID(), protocol.ErrCodeUnknownDevice},
 		{dev, protocol.ErrCodeDeviceOffline},
 	} {
-		nonce := protocol.NewNonce()
-		check(t, page.Send(ctx, protocol.Message{Type: protocol.TypePairRequest, DeviceID: tc.dev, Nonce: nonce, Proof: nonce}))
+		check(t, page.Send(ctx, pairRequest(t, pairing.NewSecret(), tc.dev)))
 		try(page.ExpectError(ctx, tc.code)).must(t)
 	}
 }
@@ -260,7 +256,7 @@ func TestPairingRateLimits(t *testing.T) {
 				// next one is not refused as "already waiting".
 				go func() {
 					for {
-						_, err := term.AnswerPair(ctx, pairing.NewSecret())
+						_, _, err := term.AnswerPair(ctx, pairing.NewSecret())
 						if !errors.Is(err, rt.ErrUnexpected) {
 							return
 						}
@@ -273,9 +269,7 @@ func TestPairingRateLimits(t *testing.T) {
 				if !tc.sameDev {
 					target = protocol.NewID() // unknown devices still count against the address
 				}
-				nonce := protocol.NewNonce()
-				check(t, page.Send(ctx, protocol.Message{Type: protocol.TypePairRequest, DeviceID: target, Nonce: nonce,
-					Proof: pairing.RequestProof(pairing.NewSecret(), target, nonce)}))
+				check(t, page.Send(ctx, pairRequest(t, pairing.NewSecret(), target)))
 				e := try(page.Expect(ctx, protocol.TypeError)).must(t)
 				switch e.Code {
 				case protocol.ErrCodeRateLimited:
@@ -351,9 +345,16 @@ func TestCalls(t *testing.T) {
 				caller, callee = f.parent, f.terminal
 			}
 			id := protocol.NewID()
-			check(t, caller.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}))
+			sent := protocol.Message{Type: protocol.TypeRing, CallID: id}
+			check(t, rt.Sign(caller.Key, &sent))
+			check(t, caller.Send(ctx, sent))
 			ringing := try(caller.Expect(ctx, protocol.TypeRinging)).must(t)
 			ring := try(callee.Expect(ctx, protocol.TypeRing)).must(t)
+			// The caller's signature reaches the callee unchanged; the
+			// server cannot make one of its own.
+			if ring.Signature != sent.Signature || ring.SignedAt != sent.SignedAt || ringing.Signature != "" {
+				t.Fatalf("ring carries signature %q at %q, sent %q at %q; ringing carries %q", ring.Signature, ring.SignedAt, sent.Signature, sent.SignedAt, ringing.Signature)
+			}
 			for _, m := range []protocol.Message{ringing, ring} {
 				if m.CallID != id || len(m.ICEServers) != 1 || m.ICEServers[0].Username == "" || m.ICETransportPolicy != "all" {
 					t.Fatalf("%s = %+v, want call %s with TURN credentials", m.Type, m, id)
@@ -363,9 +364,11 @@ func TestCalls(t *testing.T) {
 				}
 			}
 			check(t, callee.Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: id}))
-			try(caller.Expect(ctx, protocol.TypeAccept)).must(t)
+			if m := try(caller.Expect(ctx, protocol.TypeAccept)).must(t); m.Signature == "" {
+				t.Fatal("accept relayed without the callee's signature")
+			}
 
-			sdp := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"
+			sdp := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\na=fingerprint:" + rt.TestFingerprint + "\r\n"
 			check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp}))
 			if m := try(f.parent.Expect(ctx, protocol.TypeOffer)).must(t); m.SDP != sdp {
 				t.Fatalf("offer relayed as %q", m.SDP)
@@ -743,4 +746,13 @@ func TestOriginCheck(t *testing.T) {
 			c.CloseNow()
 		}
 	}
+}
+
+// pairRequest is a page's pair_request for device, made with secret.
+func pairRequest(t *testing.T, secret pairing.Secret, device string) protocol.Message {
+	t.Helper()
+	h, err := pairing.StartParent(secret, device)
+	check(t, err)
+	r := h.Request()
+	return protocol.Message{Type: protocol.TypePairRequest, DeviceID: device, Nonce: r.Nonce, EphemeralKey: r.EphemeralKey, Proof: r.Proof}
 }

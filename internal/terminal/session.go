@@ -45,6 +45,10 @@ type sessionDeps struct {
 	// onAudio, if set, plays the parent's decoded voice (the speaker).
 	onAudio func([]int16)
 	log     *slog.Logger
+	// cert is the terminal's persistent DTLS certificate, whose
+	// fingerprint the parent pinned at pairing; sign signs the offer.
+	cert webrtc.Certificate
+	sign func(protocol.Message) (protocol.Message, error)
 }
 
 // startSession builds the peer connection around an open capture (see
@@ -53,7 +57,8 @@ type sessionDeps struct {
 // deps.events.
 func startSession(callID string, ice []protocol.ICEServer, policy string, cap *media.Capture, d sessionDeps) (*session, error) {
 	s := &session{callID: callID, log: d.log.With("call_id", callID), loopback: d.loopback, send: d.send, done: make(chan struct{})}
-	cfg := webrtc.Configuration{ICEServers: toICEServers(ice), SDPSemantics: webrtc.SDPSemanticsUnifiedPlan}
+	cfg := webrtc.Configuration{ICEServers: toICEServers(ice), SDPSemantics: webrtc.SDPSemanticsUnifiedPlan,
+		Certificates: []webrtc.Certificate{d.cert}}
 	if policy == "relay" {
 		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
@@ -124,8 +129,13 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, cap *m
 		s.close()
 		return nil, fmt.Errorf("terminal: call %s: set local description: %w", callID, err)
 	}
+	om, err := d.sign(protocol.Message{Type: protocol.TypeOffer, CallID: callID, SDP: pc.LocalDescription().SDP})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
 	s.mu.Lock()
-	d.send(protocol.Message{Type: protocol.TypeOffer, CallID: callID, SDP: pc.LocalDescription().SDP})
+	d.send(om)
 	s.offerSent = true
 	for _, m := range s.pending {
 		d.send(m)

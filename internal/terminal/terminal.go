@@ -117,7 +117,7 @@ type Terminal struct {
 	conn       *conn
 	sess       *session
 	ice        map[string]iceInfo
-	pairNonce  map[string]string
+	tr         trust
 	peerOnline bool
 	parentID   string
 	early      []protocol.Message // answer/candidates that beat sessionReady
@@ -200,17 +200,26 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 	}
 	t := &Terminal{
 		cfg: cfg, d: d, key: key, secret: secret, api: api, iceNet: iceNet,
-		deviceID:  protocol.DeviceID(der),
-		events:    make(chan any, 64),
-		ice:       map[string]iceInfo{},
-		pairNonce: map[string]string{},
+		deviceID: protocol.DeviceID(der),
+		events:   make(chan any, 64),
+		ice:      map[string]iceInfo{},
 	}
 	t.log = d.Log.With("component", "terminal", "device_id", t.deviceID)
+	var parent *terminalstore.Parent
 	if p, err := d.Store.Parent(); err == nil {
 		t.m.Paired = true
 		t.parentID = p.ParentID
+		parent = &p
 	} else if !errors.Is(err, terminalstore.ErrNotPaired) {
+		iceNet.Close()
 		return nil, err
+	}
+	if t.tr, err = loadTrust(d.Store, parent); err != nil {
+		iceNet.Close()
+		return nil, err
+	}
+	if t.m.Paired && t.tr.parentKey == nil {
+		t.log.Error("the stored pairing has no parent key (made before pairing protocol v2): calls from the parent will be refused; factory-reset and pair again")
 	}
 	t.publish()
 	return t, nil
@@ -369,6 +378,7 @@ func (t *Terminal) handle(ctx context.Context, ev any) {
 		if serverPaired != t.m.Paired {
 			t.log.Warn("pairing differs between terminal and server", "terminal", t.m.Paired, "server", serverPaired)
 		}
+		t.setClock(w.ServerTime)
 		t.log.Info("connected to the rendezvous server", "paired", t.m.Paired, "parent_online", t.peerOnline)
 		t.step(call.Connected{Paired: t.m.Paired && serverPaired})
 	case connDown:
@@ -418,12 +428,26 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 		t.peerOnline = *m.PeerOnline
 		t.log.Info("parent presence", "online", t.peerOnline)
 	case protocol.TypeRing:
+		if err := t.fromParent(m); err != nil {
+			// Not the paired parent (or a replay): the child hears nothing.
+			t.log.Warn("refusing a ring not signed by the paired parent", "call_id", m.CallID, "err", err)
+			t.send(protocol.Message{Type: protocol.TypeHangup, CallID: m.CallID, Reason: protocol.ReasonDecline})
+			return
+		}
 		t.ice[m.CallID] = iceInfo{m.ICEServers, m.ICETransportPolicy}
 		t.step(call.IncomingRing{CallID: m.CallID})
 	case protocol.TypeRinging:
 		t.ice[m.CallID] = iceInfo{m.ICEServers, m.ICETransportPolicy}
 		t.log.Info("parent's phone is ringing", "call_id", m.CallID)
 	case protocol.TypeAccept:
+		if m.CallID == t.m.CallID {
+			if err := t.fromParent(m); err != nil {
+				t.log.Warn("refusing an accept not signed by the paired parent: ending the call", "call_id", m.CallID, "err", err)
+				t.send(protocol.Message{Type: protocol.TypeHangup, CallID: m.CallID, Reason: protocol.ReasonFailed})
+				t.step(call.PeerHangup{CallID: m.CallID, Reason: protocol.ReasonFailed})
+				return
+			}
+		}
 		t.step(call.PeerAccepted{CallID: m.CallID})
 	case protocol.TypeHangup:
 		t.step(call.PeerHangup{CallID: m.CallID, Reason: m.Reason})
@@ -446,37 +470,23 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 			}
 			return
 		}
+		if err := t.fromParent(m); err != nil {
+			// A server in the middle that swapped the fingerprint ends up
+			// here: no media to anyone but the paired parent.
+			t.log.Warn("refusing an answer not signed by the paired parent", "call_id", m.CallID, "err", err)
+			t.step(call.MediaFailed{CallID: m.CallID})
+			return
+		}
 		if err := t.sess.answer(m.SDP); err != nil {
 			t.log.Warn("bad answer", "err", err)
 			t.step(call.MediaFailed{CallID: m.CallID})
 		}
 	case protocol.TypePairRequest:
-		ok := pairing.Verify(pairing.RequestProof(t.secret, t.deviceID, m.Nonce), m.Proof) && m.DeviceID == t.deviceID
-		if ok {
-			// One request waits at a time; a new one replaces the old.
-			t.pairNonce = map[string]string{m.PairID: m.Nonce}
-		}
-		t.log.Info("pairing request", "pair_id", m.PairID, "proof_ok", ok)
-		t.step(call.PairRequest{PairID: m.PairID, ProofOK: ok})
+		t.onPairRequest(m)
+	case protocol.TypePairConfirm:
+		t.onPairConfirm(m)
 	case protocol.TypePaired:
-		// The machine only pairs when it believes it has no parent; if the
-		// store still holds one, the server had forgotten it (see
-		// terminalstore.ReplaceParent) and this press-confirmed pairing wins.
-		p := terminalstore.Parent{ParentID: m.ParentID, PairedAt: time.Now().UTC()}
-		err := t.d.Store.SetParent(p)
-		if errors.Is(err, terminalstore.ErrAlreadyPaired) {
-			t.log.Warn("replacing a pairing the server no longer knew", "old_parent_id", t.parentID, "parent_id", m.ParentID)
-			err = t.d.Store.ReplaceParent(p)
-		}
-		if err != nil {
-			t.log.Error("cannot store the pairing", "err", err)
-			return
-		}
-		t.log.Info("paired", "parent_id", m.ParentID)
-		t.parentID = m.ParentID
-		// The server has bound this connection to the new parent already;
-		// presence follows when the parent's page logs in.
-		t.step(call.PairDone{})
+		t.onPaired(m)
 	case protocol.TypeError:
 		t.log.Warn("server error", "code", m.Code, "message", m.Text, "ref_type", m.RefType, "call_id", m.CallID)
 		// A refused ring or accept means the server has no such call (busy,
@@ -536,9 +546,9 @@ func (t *Terminal) send(m protocol.Message) {
 func (t *Terminal) do(a call.Action) {
 	switch a := a.(type) {
 	case call.SendRing:
-		t.send(protocol.Message{Type: protocol.TypeRing, CallID: a.CallID})
+		t.sendSigned(protocol.Message{Type: protocol.TypeRing, CallID: a.CallID})
 	case call.SendAccept:
-		t.send(protocol.Message{Type: protocol.TypeAccept, CallID: a.CallID})
+		t.sendSigned(protocol.Message{Type: protocol.TypeAccept, CallID: a.CallID})
 	case call.SendHangup:
 		t.send(protocol.Message{Type: protocol.TypeHangup, CallID: a.CallID, Reason: a.Reason})
 	case call.StartMedia:
@@ -563,13 +573,10 @@ func (t *Terminal) do(a call.Action) {
 		})
 	case call.PairAccept:
 		t.stopCue() // the pairing ring
-		nonce := t.pairNonce[a.PairID]
-		delete(t.pairNonce, a.PairID)
-		t.send(protocol.Message{Type: protocol.TypePairAccept, PairID: a.PairID,
-			Proof: pairing.AcceptProof(t.secret, t.deviceID, nonce, a.PairID)})
+		t.acceptPairing(a.PairID)
 	case call.PairReject:
 		t.stopCue()
-		delete(t.pairNonce, a.PairID)
+		delete(t.tr.pairReq, a.PairID)
 		t.send(protocol.Message{Type: protocol.TypePairReject, PairID: a.PairID, Reason: a.Reason})
 	case call.PlayCue:
 		t.setLastCue(a.Cue)
@@ -658,7 +665,7 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 		onAudio = v.WritePCM
 	}
 	deps := sessionDeps{
-		api: t.api, onAudio: onAudio, loopback: t.cfg.LoopbackOnly, log: t.log,
+		api: t.api, onAudio: onAudio, loopback: t.cfg.LoopbackOnly, log: t.log, cert: t.tr.cert, sign: t.signed,
 		// The session sends on the connection the call started on: if that
 		// one drops, the call ends anyway.
 		send: c.send,

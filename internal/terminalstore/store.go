@@ -9,10 +9,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"time"
 
@@ -28,6 +30,7 @@ var (
 	bucketCalls    = []byte("calls")
 
 	keyDeviceKey = []byte("device_key")
+	keyDTLS      = []byte("dtls_certificate")
 	keySecret    = []byte("pairing_secret")
 	keyParent    = []byte("parent")
 )
@@ -49,6 +52,10 @@ type CallRecord struct {
 type Parent struct {
 	ParentID string    `json:"parent_id"`
 	PairedAt time.Time `json:"paired_at"`
+	// PublicKey is the parent's long-term key from the pairing handshake
+	// (base64url SPKI): every call message from the parent must be signed
+	// with it.
+	PublicKey string `json:"public_key"`
 }
 
 // Store is the open state file.
@@ -127,6 +134,66 @@ func (s *Store) Identity() (*ecdsa.PrivateKey, error) {
 		return nil, fmt.Errorf("terminalstore: identity: %w: not an ECDSA key", ErrCorrupt)
 	}
 	return ec, nil
+}
+
+// dtlsCert is the stored form of the DTLS certificate.
+type dtlsCert struct {
+	Key  []byte `json:"key"`  // PKCS #8
+	Cert []byte `json:"cert"` // DER
+}
+
+// DTLSCertificate returns the terminal's persistent DTLS certificate and
+// its key, making them on first use. The parent pins its fingerprint at
+// pairing, so it must outlive restarts; it is self-signed and only ever
+// checked by fingerprint, and its validity is long because a unit in the
+// field must never find its calls broken by an expired certificate.
+func (s *Store) DTLSCertificate() (*ecdsa.PrivateKey, *x509.Certificate, error) {
+	v, err := s.getOrCreate(bucketIdentity, keyDTLS, func() ([]byte, error) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+		if err != nil {
+			return nil, err
+		}
+		now := time.Now().UTC()
+		tmpl := &x509.Certificate{
+			SerialNumber: serial,
+			Subject:      pkix.Name{CommonName: "tuanju terminal"},
+			NotBefore:    now.Add(-24 * time.Hour),
+			NotAfter:     now.AddDate(30, 0, 0),
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+		if err != nil {
+			return nil, err
+		}
+		kd, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(dtlsCert{Key: kd, Cert: der})
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("terminalstore: dtls certificate: %w", err)
+	}
+	var dc dtlsCert
+	if err := json.Unmarshal(v, &dc); err != nil {
+		return nil, nil, fmt.Errorf("terminalstore: dtls certificate: %w: %v", ErrCorrupt, err)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(dc.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("terminalstore: dtls certificate key: %w: %v", ErrCorrupt, err)
+	}
+	ec, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, nil, fmt.Errorf("terminalstore: dtls certificate key: %w: not ECDSA", ErrCorrupt)
+	}
+	cert, err := x509.ParseCertificate(dc.Cert)
+	if err != nil {
+		return nil, nil, fmt.Errorf("terminalstore: dtls certificate: %w: %v", ErrCorrupt, err)
+	}
+	return ec, cert, nil
 }
 
 // PairingSecret returns the pairing secret, generating it on first use.

@@ -30,11 +30,18 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetParent(Parent{ParentID: "p", PairedAt: time.Unix(100, 0).UTC()}); err != nil {
+	if err := s.SetParent(Parent{ParentID: "p", PairedAt: time.Unix(100, 0).UTC(), PublicKey: "cGFyZW50"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.AppendCall(CallRecord{CallID: "c1", Outcome: "missed"}); err != nil {
 		t.Fatal(err)
+	}
+	_, cert, err := s.DTLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.NotAfter.Before(time.Now().AddDate(20, 0, 0)) {
+		t.Errorf("DTLS certificate expires %v: a unit in the field would lose its calls", cert.NotAfter)
 	}
 	s.Close()
 
@@ -59,8 +66,15 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if sec != sec2 {
 		t.Error("pairing secret changed across restart")
 	}
+	dkey, cert2, err := s.DTLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cert2.Equal(cert) || !dkey.PublicKey.Equal(cert2.PublicKey) {
+		t.Error("DTLS certificate changed across restart: the parent's pinned fingerprint would break")
+	}
 	p, err := s.Parent()
-	if err != nil || p.ParentID != "p" || !p.PairedAt.Equal(time.Unix(100, 0)) {
+	if err != nil || p.ParentID != "p" || !p.PairedAt.Equal(time.Unix(100, 0)) || p.PublicKey != "cGFyZW50" {
 		t.Errorf("parent after restart = %+v, %v", p, err)
 	}
 	calls, err := s.Calls(10)

@@ -11,6 +11,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/tuanju/tuanju/internal/protocol"
@@ -25,6 +27,11 @@ type Client struct {
 	Conn      *websocket.Conn
 	Challenge protocol.Message // the server's first message
 	Welcome   protocol.Message // set by the Dial* helpers that log in
+	// Key signs the call messages Send sends (ring, accept, offer, answer)
+	// as a real client would: the terminal's device key, or a parent's key.
+	// Dial gives every client a throwaway key; the server never checks the
+	// signatures, the other party does.
+	Key *ecdsa.PrivateKey
 
 	in     chan received
 	closed chan struct{} // the reader saw the socket end
@@ -47,7 +54,8 @@ func Dial(ctx context.Context, wsURL string) (*Client, error) {
 		return nil, fmt.Errorf("rendezvoustest: dial %s: %w", wsURL, err)
 	}
 	conn.SetReadLimit(protocol.MaxMessageBytes)
-	c := &Client{Conn: conn, in: make(chan received, 1024), closed: make(chan struct{})}
+	key, _ := NewKey()
+	c := &Client{Conn: conn, Key: key, in: make(chan received, 1024), closed: make(chan struct{})}
 	go c.readLoop()
 	c.Challenge, err = c.Expect(ctx, protocol.TypeChallenge)
 	if err != nil {
@@ -82,8 +90,12 @@ func (c *Client) Close() error {
 	return c.Conn.Close(websocket.StatusNormalClosure, "bye")
 }
 
-// Send encodes (and so validates) m and sends it.
+// Send encodes (and so validates) m and sends it. A ring, accept, offer or
+// answer without a signature is signed with c.Key first.
 func (c *Client) Send(ctx context.Context, m protocol.Message) error {
+	if err := Sign(c.Key, &m); err != nil {
+		return err
+	}
 	data, err := protocol.Encode(m)
 	if err != nil {
 		return err
@@ -237,6 +249,7 @@ func DialTerminal(ctx context.Context, wsURL string, key *ecdsa.PrivateKey) (*Cl
 	if err != nil {
 		return nil, err
 	}
+	c.Key = key
 	hello, err := protocol.SignLogin(key, c.Challenge.Nonce, "rendezvoustest/1")
 	if err == nil {
 		err = c.login(ctx, hello)
@@ -280,72 +293,168 @@ func DialPairing(ctx context.Context, wsURL string) (*Client, error) {
 	return c, nil
 }
 
-// Credentials is what a parent keeps after pairing.
+// Sign fills in the signature of a call message that needs one and has
+// none, as package pairing defines it, with the time now.
+func Sign(key *ecdsa.PrivateKey, m *protocol.Message) error {
+	switch m.Type {
+	case protocol.TypeRing, protocol.TypeAccept, protocol.TypeOffer, protocol.TypeAnswer:
+	default:
+		return nil
+	}
+	if m.Signature != "" {
+		return nil
+	}
+	sdp := m.SDP
+	if sdp != "" && !strings.Contains(sdp, "a=fingerprint:") {
+		// The server tests relay placeholder SDPs; give them the one
+		// thing a signature needs.
+		sdp += "a=fingerprint:" + TestFingerprint + "\r\n"
+		m.SDP = sdp
+	}
+	sig, err := pairing.SignCall(key, m.Type, m.CallID, time.Now(), sdp)
+	if err != nil {
+		return fmt.Errorf("rendezvoustest: sign %s: %w", m.Type, err)
+	}
+	m.SignedAt, m.Signature = sig.SignedAt, sig.Signature
+	return nil
+}
+
+// TestFingerprint is the DTLS fingerprint test terminals without a real
+// certificate claim.
+const TestFingerprint = "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF"
+
+// Credentials is what a parent keeps after pairing: the server's login,
+// its own long-term key and what it learned of the terminal.
 type Credentials struct {
 	DeviceID string
 	ParentID string
 	Token    string
+	Key      *ecdsa.PrivateKey
+	Device   pairing.Device
 }
 
 // AnswerPair plays the terminal's side of pairing: it waits for a
-// pair_request, checks the page's proof with secret, and answers pair_accept
-// with the accept proof (the button press) or pair_reject "bad_secret". On
-// acceptance it returns the server's paired message.
-func (c *Client) AnswerPair(ctx context.Context, secret pairing.Secret) (protocol.Message, error) {
+// pair_request and checks it with secret (answering pair_reject
+// "bad_secret" if wrong), answers pair_accept (the button press), checks
+// the page's pair_confirm and completes. It returns the server's paired
+// message and the parent key the terminal learned.
+func (c *Client) AnswerPair(ctx context.Context, secret pairing.Secret) (protocol.Message, *ecdsa.PublicKey, error) {
 	req, err := c.WaitFor(ctx, protocol.TypePairRequest)
 	if err != nil {
-		return req, err
+		return req, nil, err
 	}
 	dev := c.Welcome.DeviceID
-	if req.DeviceID != dev || !pairing.Verify(pairing.RequestProof(secret, dev, req.Nonce), req.Proof) {
-		err := c.Send(ctx, protocol.Message{Type: protocol.TypePairReject, PairID: req.PairID, Reason: "bad_secret"})
-		if err != nil {
-			return req, err
+	r := pairing.Request{DeviceID: req.DeviceID, Nonce: req.Nonce, EphemeralKey: req.EphemeralKey, Proof: req.Proof}
+	h, acc, err := pairing.AcceptRequest(secret, c.Key, TestFingerprint, req.PairID, r)
+	if err != nil {
+		if err := c.Send(ctx, protocol.Message{Type: protocol.TypePairReject, PairID: req.PairID, Reason: "bad_secret"}); err != nil {
+			return req, nil, err
 		}
-		return req, fmt.Errorf("rendezvoustest: pair request %s has a wrong proof (rejected): %w", req.PairID, ErrUnexpected)
+		return req, nil, fmt.Errorf("rendezvoustest: pair request %s refused (rejected): %w: %w", req.PairID, err, ErrUnexpected)
 	}
-	proof := pairing.AcceptProof(secret, dev, req.Nonce, req.PairID)
-	if err := c.Send(ctx, protocol.Message{Type: protocol.TypePairAccept, PairID: req.PairID, Proof: proof}); err != nil {
-		return req, err
+	err = c.Send(ctx, protocol.Message{Type: protocol.TypePairAccept, PairID: req.PairID, EphemeralKey: acc.EphemeralKey,
+		PublicKey: acc.PublicKey, Fingerprint: acc.Fingerprint, Signature: acc.Signature, Proof: acc.Proof})
+	if err != nil {
+		return req, nil, err
+	}
+	conf, err := c.WaitFor(ctx, protocol.TypePairConfirm)
+	if err != nil {
+		return conf, nil, err
+	}
+	parent, err := h.VerifyConfirm(pairing.Confirm{PublicKey: conf.PublicKey, Signature: conf.Signature, Proof: conf.Proof})
+	if err != nil {
+		c.Send(ctx, protocol.Message{Type: protocol.TypePairReject, PairID: req.PairID, Reason: "bad_secret"})
+		return conf, nil, fmt.Errorf("rendezvoustest: pair confirm refused: %w", err)
+	}
+	if err := c.Send(ctx, protocol.Message{Type: protocol.TypePairComplete, PairID: req.PairID}); err != nil {
+		return req, nil, err
 	}
 	paired, err := c.WaitFor(ctx, protocol.TypePaired)
 	if err != nil {
-		return paired, err
+		return paired, nil, err
 	}
 	if paired.PairID != req.PairID || paired.DeviceID != dev || paired.Token != "" {
-		return paired, fmt.Errorf("rendezvoustest: terminal's paired message is wrong: %+v: %w", paired, ErrUnexpected)
+		return paired, nil, fmt.Errorf("rendezvoustest: terminal's paired message is wrong: %+v: %w", paired, ErrUnexpected)
 	}
-	return paired, nil
+	return paired, parent, nil
+}
+
+// PairPage is a pairing page's socket part way through the handshake.
+type PairPage struct {
+	*Client
+	H *pairing.ParentHandshake
+}
+
+// StartPair opens a pairing socket and sends a pair_request for device.
+func StartPair(ctx context.Context, wsURL, device string, secret pairing.Secret) (*PairPage, error) {
+	page, err := DialPairing(ctx, wsURL)
+	if err != nil {
+		return nil, err
+	}
+	h, err := pairing.StartParent(secret, device)
+	if err != nil {
+		page.Close()
+		return nil, err
+	}
+	r := h.Request()
+	err = page.Send(ctx, protocol.Message{Type: protocol.TypePairRequest, DeviceID: device, Nonce: r.Nonce, EphemeralKey: r.EphemeralKey, Proof: r.Proof})
+	if err != nil {
+		page.Close()
+		return nil, err
+	}
+	return &PairPage{Client: page, H: h}, nil
+}
+
+// Finish takes the terminal's pair_accept, verifies it, confirms with a
+// new parent key and returns the credentials from the server's paired.
+func (p *PairPage) Finish(ctx context.Context) (Credentials, error) {
+	acc, err := p.Expect(ctx, protocol.TypePairAccept)
+	if err != nil {
+		return Credentials{}, err
+	}
+	dev, err := p.H.Accept(acc.PairID, pairing.Accept{EphemeralKey: acc.EphemeralKey, PublicKey: acc.PublicKey,
+		Fingerprint: acc.Fingerprint, Signature: acc.Signature, Proof: acc.Proof})
+	if err != nil {
+		return Credentials{}, fmt.Errorf("rendezvoustest: the terminal's accept does not verify: %w", err)
+	}
+	key, err := pairing.NewKey()
+	if err != nil {
+		return Credentials{}, err
+	}
+	conf, err := p.H.Confirm(key)
+	if err != nil {
+		return Credentials{}, err
+	}
+	err = p.Send(ctx, protocol.Message{Type: protocol.TypePairConfirm, PairID: acc.PairID, PublicKey: conf.PublicKey, Signature: conf.Signature, Proof: conf.Proof})
+	if err != nil {
+		return Credentials{}, err
+	}
+	paired, err := p.Expect(ctx, protocol.TypePaired)
+	if err != nil {
+		return Credentials{}, err
+	}
+	if paired.DeviceID != dev.DeviceID || paired.Token == "" || !protocol.ValidID(paired.ParentID) || paired.PairID != acc.PairID {
+		return Credentials{}, fmt.Errorf("rendezvoustest: page's paired message is wrong: %+v: %w", paired, ErrUnexpected)
+	}
+	return Credentials{DeviceID: dev.DeviceID, ParentID: paired.ParentID, Token: paired.Token, Key: key, Device: dev}, nil
 }
 
 // Pair pairs the logged-in terminal with a new parent the way the web page
-// does: it opens a pairing socket, sends the request proof, lets terminal
-// answer with AnswerPair, and checks the terminal's accept proof before
-// trusting the credentials.
+// does, with terminal answering through AnswerPair.
 func Pair(ctx context.Context, wsURL string, terminal *Client, secret pairing.Secret) (Credentials, error) {
-	page, err := DialPairing(ctx, wsURL)
+	page, err := StartPair(ctx, wsURL, terminal.Welcome.DeviceID, secret)
 	if err != nil {
 		return Credentials{}, err
 	}
 	defer page.Close()
-	dev := terminal.Welcome.DeviceID
-	nonce := protocol.NewNonce()
-	err = page.Send(ctx, protocol.Message{Type: protocol.TypePairRequest, DeviceID: dev, Nonce: nonce, Proof: pairing.RequestProof(secret, dev, nonce)})
-	if err != nil {
-		return Credentials{}, err
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := terminal.AnswerPair(ctx, secret)
+		errc <- err
+	}()
+	cred, err := page.Finish(ctx)
+	if terr := <-errc; terr != nil {
+		return Credentials{}, terr
 	}
-	if _, err := terminal.AnswerPair(ctx, secret); err != nil {
-		return Credentials{}, err
-	}
-	paired, err := page.Expect(ctx, protocol.TypePaired)
-	if err != nil {
-		return Credentials{}, err
-	}
-	if !pairing.Verify(pairing.AcceptProof(secret, dev, nonce, paired.PairID), paired.Proof) {
-		return Credentials{}, fmt.Errorf("rendezvoustest: the accept proof does not verify: %w", ErrUnexpected)
-	}
-	if paired.DeviceID != dev || paired.Token == "" || !protocol.ValidID(paired.ParentID) {
-		return Credentials{}, fmt.Errorf("rendezvoustest: page's paired message is wrong: %+v: %w", paired, ErrUnexpected)
-	}
-	return Credentials{DeviceID: dev, ParentID: paired.ParentID, Token: paired.Token}, nil
+	return cred, err
 }
