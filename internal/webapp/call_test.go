@@ -27,7 +27,8 @@ type pionTerminal struct {
 	gotBytes  map[string]*atomic.Int64 // RTP payload bytes from the page, by kind
 }
 
-func newPionTerminal(t *testing.T) *pionTerminal {
+// cert is the DTLS certificate the page pinned at pairing.
+func newPionTerminal(t *testing.T, cert webrtc.Certificate) *pionTerminal {
 	t.Helper()
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
@@ -39,7 +40,7 @@ func newPionTerminal(t *testing.T) *pionTerminal {
 		t.Fatal(err)
 	}
 	api := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(me))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{cert}})
 	if err != nil {
 		t.Fatalf("pion: new peer connection: %v", err)
 	}
@@ -81,7 +82,7 @@ func newPionTerminal(t *testing.T) *pionTerminal {
 func TestCallWithPionTerminal(t *testing.T) {
 	f := newFakeRendezvous(t)
 	ctx, c, _ := parentPage(t, f)
-	term := newPionTerminal(t)
+	term := newPionTerminal(t, c.term.cert)
 
 	id := protocol.NewID()
 	c.send(protocol.Message{Type: protocol.TypeRing, CallID: id})
@@ -123,6 +124,7 @@ func TestCallWithPionTerminal(t *testing.T) {
 			}
 			switch m.Type {
 			case protocol.TypeAnswer:
+				c.checkSigned(m)
 				if err := term.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
 					t.Fatalf("pion rejects the page's answer: %v", err)
 				}

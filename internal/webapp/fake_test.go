@@ -2,6 +2,7 @@ package webapp_test
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -9,9 +10,11 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v4"
 
 	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/webapp"
+	"github.com/tuanju/tuanju/pairing"
 )
 
 // fakeRendezvous is a scripted stand-in for the rendezvous server's /ws: it
@@ -21,6 +24,7 @@ import (
 // a message it rejects fails the test.
 type fakeRendezvous struct {
 	t     *testing.T
+	term  *fakeTerminal // once paired: signs the "terminal's" messages, checks the page's
 	URL   string
 	conns chan *pageConn
 
@@ -33,6 +37,7 @@ type fakeRendezvous struct {
 // pageConn is one WebSocket the page opened.
 type pageConn struct {
 	t     *testing.T
+	term  *fakeTerminal
 	ws    *websocket.Conn
 	hello protocol.Message
 	msgs  chan protocol.Message
@@ -90,7 +95,10 @@ func (f *fakeRendezvous) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := context.Background()
-	pc := &pageConn{t: f.t, ws: ws, msgs: make(chan protocol.Message, 256)}
+	f.mu.Lock()
+	term := f.term
+	f.mu.Unlock()
+	pc := &pageConn{t: f.t, ws: ws, term: term, msgs: make(chan protocol.Message, 256)}
 	pc.send(protocol.Message{Type: protocol.TypeChallenge, Nonce: protocol.NewNonce(), ServerTime: time.Now().UTC()})
 	hello, ok := f.read(ctx, ws)
 	if !ok {
@@ -144,9 +152,18 @@ func (f *fakeRendezvous) accept(t *testing.T) *pageConn {
 }
 
 // send encodes with protocol.Encode, so the fake never sends what the real
-// server could not.
+// server could not. A ring, accept or offer without a signature is signed
+// with the paired fake terminal's key, as the real terminal signs them.
 func (c *pageConn) send(m protocol.Message) {
 	c.t.Helper()
+	if c.term != nil && m.Signature == "" && (m.Type == protocol.TypeRing || m.Type == protocol.TypeAccept || m.Type == protocol.TypeOffer) {
+		sig, err := pairing.SignCall(c.term.key, m.Type, m.CallID, time.Now(), m.SDP)
+		if err != nil {
+			c.t.Errorf("fake terminal: sign %s: %v", m.Type, err)
+			return
+		}
+		m.SignedAt, m.Signature = sig.SignedAt, sig.Signature
+	}
 	b, err := protocol.Encode(m)
 	if err != nil {
 		c.t.Errorf("fake rendezvous: encode %s: %v", m.Type, err)
@@ -170,6 +187,7 @@ func (c *pageConn) expect(typ string) protocol.Message {
 		if m.Type != typ {
 			c.t.Fatalf("fake rendezvous: page sent %s (%+v), want %s", m.Type, m, typ)
 		}
+		c.checkSigned(m)
 		return m
 	case <-time.After(15 * time.Second):
 		c.t.Fatalf("fake rendezvous: no %s from the page", typ)
@@ -190,6 +208,67 @@ func (c *pageConn) quiet(d time.Duration) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// checkSigned fails the test unless a ring, accept or answer from the page
+// verifies with the parent key the fake terminal learned at pairing: the
+// page's WebCrypto signatures checked by the Go code the terminal runs.
+func (c *pageConn) checkSigned(m protocol.Message) {
+	c.t.Helper()
+	if c.term == nil || c.term.parent == nil {
+		return
+	}
+	switch m.Type {
+	case protocol.TypeRing, protocol.TypeAccept, protocol.TypeAnswer:
+	default:
+		return
+	}
+	sig := pairing.CallSig{Type: m.Type, CallID: m.CallID, SignedAt: m.SignedAt, Signature: m.Signature}
+	if m.SDP != "" {
+		fp, err := pairing.SDPFingerprint(m.SDP)
+		if err != nil {
+			c.t.Errorf("page's %s: %v", m.Type, err)
+			return
+		}
+		sig.Fingerprint = fp
+	}
+	if err := pairing.VerifyCall(c.term.parent, sig, m.SDP, time.Now()); err != nil {
+		c.t.Errorf("page's %s does not verify with its paired key: %v", m.Type, err)
+	}
+}
+
+// fakeTerminal is the terminal's half of the keys: its device key (whose
+// hash is its ID), its DTLS certificate, and the parent key it learned.
+type fakeTerminal struct {
+	key    *ecdsa.PrivateKey
+	id     string
+	cert   webrtc.Certificate
+	fp     string
+	parent *ecdsa.PublicKey
+}
+
+func newFakeTerminal(t *testing.T) *fakeTerminal {
+	t.Helper()
+	key, err := pairing.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki, _ := pairing.EncodePublicKey(&key.PublicKey)
+	id, _ := pairing.DeviceIDOf(spki)
+	dk, _ := pairing.NewKey()
+	cert, err := webrtc.GenerateCertificate(dk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fps, err := cert.GetFingerprints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, err := pairing.SDPFingerprint("a=fingerprint:" + fps[0].Algorithm + " " + fps[0].Value + "\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeTerminal{key: key, id: id, cert: *cert, fp: fp}
+}
 
 // expect2 is expect for a message of either type.
 func (c *pageConn) expect2(a, b string) protocol.Message {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,18 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	v, err := chromedp.Run(tctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("browser: evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// evalAsync is eval for an expression that yields a promise.
+func evalAsync[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(tctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatalf("browser: evaluate %s: %v", expr, err)
 	}
@@ -158,8 +171,9 @@ func openPairingLink(t *testing.T, ctx context.Context, f *fakeRendezvous, devic
 	if n, err := base64.RawURLEncoding.DecodeString(req.Nonce); err != nil || len(n) != 32 {
 		t.Errorf("pair_request nonce %q is not 32 bytes of base64url (err %v)", req.Nonce, err)
 	}
-	if want := pairing.RequestProof(secret, device, req.Nonce); !pairing.Verify(want, req.Proof) {
-		t.Errorf("pair_request proof = %q, want %q", req.Proof, want)
+	r := pairing.Request{DeviceID: req.DeviceID, Nonce: req.Nonce, EphemeralKey: req.EphemeralKey, Proof: req.Proof}
+	if err := pairing.VerifyRequest(secret, device, r); err != nil {
+		t.Errorf("the page's pair_request does not verify in Go: %v", err)
 	}
 	if req.PairID != "" {
 		t.Errorf("pair_request carries pair_id %q; only the server sets it", req.PairID)
@@ -172,57 +186,135 @@ func openPairingLink(t *testing.T, ctx context.Context, f *fakeRendezvous, devic
 	return c, req
 }
 
+// terminalAccepts plays the terminal's side after the button press: it
+// answers the page's request with a real pair_accept (package pairing) and
+// returns the handshake and the message, which a test may spoil first.
+func terminalAccepts(t *testing.T, term *fakeTerminal, secret pairing.Secret, req protocol.Message) (*pairing.TerminalHandshake, protocol.Message) {
+	t.Helper()
+	pairID := protocol.NewID()
+	r := pairing.Request{DeviceID: req.DeviceID, Nonce: req.Nonce, EphemeralKey: req.EphemeralKey, Proof: req.Proof}
+	hs, acc, err := pairing.AcceptRequest(secret, term.key, term.fp, pairID, r)
+	if err != nil {
+		t.Fatalf("the Go terminal refuses the page's request: %v", err)
+	}
+	return hs, protocol.Message{Type: protocol.TypePairAccept, PairID: pairID, EphemeralKey: acc.EphemeralKey,
+		PublicKey: acc.PublicKey, Fingerprint: acc.Fingerprint, Signature: acc.Signature, Proof: acc.Proof}
+}
+
+// pairPage pairs the page with term through the whole handshake, as the
+// server would relay it, and returns the page's parent socket after its
+// welcome. From then on the fake signs as term and checks the page's
+// signatures with the key term learned.
+func pairPage(t *testing.T, ctx context.Context, f *fakeRendezvous, term *fakeTerminal) (*pageConn, storedCredential) {
+	t.Helper()
+	secret := pairing.NewSecret()
+	c, req := openPairingLink(t, ctx, f, term.id, secret)
+	hs, acc := terminalAccepts(t, term, secret, req)
+	c.send(acc)
+	conf := c.expect(protocol.TypePairConfirm)
+	if conf.PairID != acc.PairID {
+		t.Fatalf("pair_confirm for %q, want %q", conf.PairID, acc.PairID)
+	}
+	parent, err := hs.VerifyConfirm(pairing.Confirm{PublicKey: conf.PublicKey, Signature: conf.Signature, Proof: conf.Proof})
+	if err != nil {
+		t.Fatalf("the page's pair_confirm does not verify in Go: %v", err)
+	}
+	cred := storedCredential{ParentID: protocol.NewID(), Token: protocol.NewNonce(), DeviceID: term.id}
+	f.mu.Lock()
+	term.parent = parent
+	f.term = term
+	f.mu.Unlock()
+	c.send(protocol.Message{Type: protocol.TypePaired, DeviceID: term.id, ParentID: cred.ParentID, Token: cred.Token, PairID: acc.PairID})
+	pc := f.accept(t)
+	if h := pc.hello; h.Role != protocol.RoleParent || h.ParentID != cred.ParentID || h.Token != cred.Token {
+		t.Fatalf("after pairing the page said hello %+v, want role parent with the new credential", h)
+	}
+	pc.send(protocol.Message{Type: protocol.TypeWelcome, Role: protocol.RoleParent, ParentID: cred.ParentID, DeviceID: term.id, Paired: ptr(true), PeerOnline: ptr(true)})
+	waitState(t, ctx, "home")
+	return pc, cred
+}
+
 func TestPairing(t *testing.T) {
 	f := newFakeRendezvous(t)
 	ctx := phone(t)
-	device := protocol.NewID()
+	term := newFakeTerminal(t)
 	secret := pairing.NewSecret()
 
-	t.Run("paired with a wrong proof is refused", func(t *testing.T) {
-		c, req := openPairingLink(t, ctx, f, device, secret)
-		screenshot(t, ctx, "1-pairing")
-		pairID := protocol.NewID()
-		c.send(protocol.Message{
-			Type: protocol.TypePaired, DeviceID: device, ParentID: protocol.NewID(), Token: protocol.NewNonce(),
-			PairID: pairID, Proof: pairing.AcceptProof(pairing.NewSecret(), device, req.Nonce, pairID),
-		})
-		waitFor(t, ctx, `window.tuanju.lastError === "bad_accept_proof"`)
+	refused := func(t *testing.T, spoil func(*protocol.Message), code string) {
+		c, req := openPairingLink(t, ctx, f, term.id, secret)
+		_, acc := terminalAccepts(t, term, secret, req)
+		spoil(&acc)
+		c.send(acc)
+		waitFor(t, ctx, `window.tuanju.lastError === `+jsString(code))
 		waitText(t, ctx, "#pair-error", "NOT paired")
+		c.quiet(500 * time.Millisecond) // no pair_confirm: the page's key goes nowhere
 		if cred := credential(t, ctx); cred != nil {
-			t.Errorf("the page stored %+v after a paired message with a wrong proof", cred)
+			t.Errorf("the page stored %+v after a bad accept", cred)
 		}
 		if s := eval[string](t, ctx, `document.body.dataset.state`); s != "pairing" {
-			t.Errorf("state = %q after a wrong proof, want pairing", s)
+			t.Errorf("state = %q after a bad accept, want pairing", s)
 		}
-		select {
-		case pc := <-f.conns:
-			t.Errorf("the page logged in as %q after a wrong proof", pc.hello.Role)
-		case <-time.After(time.Second):
+	}
+	t.Run("accept with a wrong proof is refused", func(t *testing.T) {
+		refused(t, func(m *protocol.Message) { m.Proof = flipB64(m.Proof) }, "bad_accept_proof")
+		screenshot(t, ctx, "1-pairing")
+	})
+	t.Run("accept with a wrong signature is refused", func(t *testing.T) {
+		refused(t, func(m *protocol.Message) { m.Signature = flipB64(m.Signature) }, "bad_accept_proof")
+	})
+	t.Run("accept with another fingerprint is refused", func(t *testing.T) {
+		refused(t, func(m *protocol.Message) { m.Fingerprint = newFakeTerminal(t).fp }, "bad_accept_proof")
+	})
+	t.Run("accept from another device's key is refused", func(t *testing.T) {
+		other := newFakeTerminal(t)
+		refused(t, func(m *protocol.Message) { m.PublicKey, _ = pairing.EncodePublicKey(&other.key.PublicKey) }, "wrong_device")
+	})
+	t.Run("paired without a verified accept is refused", func(t *testing.T) {
+		c, _ := openPairingLink(t, ctx, f, term.id, secret)
+		c.send(protocol.Message{Type: protocol.TypePaired, DeviceID: term.id, ParentID: protocol.NewID(), Token: protocol.NewNonce(), PairID: protocol.NewID()})
+		waitFor(t, ctx, `window.tuanju.lastError === "bad_accept_proof"`)
+		if cred := credential(t, ctx); cred != nil {
+			t.Errorf("the page stored %+v from a server's paired alone", cred)
 		}
 	})
 
-	t.Run("paired with the right proof stores the credential", func(t *testing.T) {
-		c, req := openPairingLink(t, ctx, f, device, secret)
-		pairID, parentID, token := protocol.NewID(), protocol.NewID(), protocol.NewNonce()
-		c.send(protocol.Message{
-			Type: protocol.TypePaired, DeviceID: device, ParentID: parentID, Token: token,
-			PairID: pairID, Proof: pairing.AcceptProof(secret, device, req.Nonce, pairID),
-		})
-		pc := f.accept(t)
-		if h := pc.hello; h.Role != protocol.RoleParent || h.ParentID != parentID || h.Token != token {
-			t.Fatalf("after pairing the page said hello %+v, want role parent with the new credential", h)
-		}
-		pc.send(protocol.Message{Type: protocol.TypeWelcome, Role: protocol.RoleParent, ParentID: parentID, DeviceID: device, Paired: ptr(true), PeerOnline: ptr(true)})
-		pc.send(protocol.Message{Type: protocol.TypeCallLog})
-		waitState(t, ctx, "home")
-		cred := credential(t, ctx)
-		if cred == nil || cred.ParentID != parentID || cred.Token != token || cred.DeviceID != device {
-			t.Errorf("stored credential = %+v, want parent %s, token %s, device %s", cred, parentID, token, device)
+	t.Run("the whole handshake stores a non-extractable key", func(t *testing.T) {
+		_, cred := pairPage(t, ctx, f, term)
+		got := credential(t, ctx)
+		if got == nil || *got != cred {
+			t.Errorf("stored credential = %+v, want %+v", got, cred)
 		}
 		if loc := eval[string](t, ctx, `location.href`); loc != f.URL+"/" {
 			t.Errorf("after pairing the address is %s, want %s/", loc, f.URL)
 		}
+		keys := evalAsync[map[string]any](t, ctx, `new Promise((res, rej) => {
+			const r = indexedDB.open("tuanju");
+			r.onsuccess = () => {
+				const g = r.result.transaction("keys").objectStore("keys").get("pairing");
+				g.onsuccess = () => res({
+					privateExtractable: g.result.parentKey.privateKey.extractable,
+					privateUsages: g.result.parentKey.privateKey.usages.join(","),
+					deviceId: g.result.deviceId, fingerprint: g.result.fingerprint,
+				});
+				g.onerror = () => rej(g.error);
+			};
+			r.onerror = () => rej(r.error);
+		})`)
+		if keys["privateExtractable"] != false || keys["privateUsages"] != "sign" || keys["deviceId"] != term.id || keys["fingerprint"] != term.fp {
+			t.Errorf("stored keys = %v, want a non-extractable signing key, device %s, fingerprint %s", keys, term.id, term.fp)
+		}
 	})
+}
+
+// flipB64 changes one character of a base64url value.
+func flipB64(s string) string {
+	b := []byte(s)
+	if b[len(b)/2] == 'A' {
+		b[len(b)/2] = 'B'
+	} else {
+		b[len(b)/2] = 'A'
+	}
+	return string(b)
 }
 
 func TestPairingErrors(t *testing.T) {
@@ -259,8 +351,8 @@ func TestPairingErrors(t *testing.T) {
 	})
 }
 
-// parentPage opens the app with a stored credential and plays the server's
-// side of the login; it returns the page's socket.
+// parentPage pairs a fresh page with a fresh fake terminal and plays the
+// server's side of the parent's login; it returns the page's socket.
 //
 // Each script in before runs in the page before the app does.
 func parentPage(t *testing.T, f *fakeRendezvous, before ...string) (context.Context, *pageConn, storedCredential) {
@@ -272,19 +364,10 @@ func parentPage(t *testing.T, f *fakeRendezvous, before ...string) (context.Cont
 			return err
 		}))
 	}
-	cred := storedCredential{ParentID: protocol.NewID(), Token: protocol.NewNonce(), DeviceID: protocol.NewID()}
-	b, _ := json.Marshal(cred)
 	do(t, ctx, chromedp.Navigate(f.URL+"/"))
 	waitState(t, ctx, "pairing") // nothing stored yet: "scan the label"
 	waitText(t, ctx, "#pair-scan", "Scan the QR label")
-	eval[bool](t, ctx, `localStorage.setItem("tuanju.credential", `+jsString(string(b))+`), true`)
-	do(t, ctx, chromedp.Reload())
-	c := f.accept(t)
-	if h := c.hello; h.Role != protocol.RoleParent || h.ParentID != cred.ParentID || h.Token != cred.Token {
-		t.Fatalf("hello = %+v, want role parent with the stored credential", h)
-	}
-	c.send(protocol.Message{Type: protocol.TypeWelcome, Role: protocol.RoleParent, ParentID: cred.ParentID, DeviceID: cred.DeviceID, Paired: ptr(true), PeerOnline: ptr(true)})
-	waitState(t, ctx, "home")
+	c, cred := pairPage(t, ctx, f, newFakeTerminal(t))
 	return ctx, c, cred
 }
 
@@ -490,4 +573,86 @@ func TestOutgoingNoAnswer(t *testing.T) {
 		t.Errorf("lastError = %q, want no_answer", got)
 	}
 	waitState(t, ctx, "home")
+}
+
+// TestRefusesWhatTheTerminalDidNotSign: a server in the middle (or anyone
+// who got past it) cannot ring the parent, answer for the terminal or slip
+// its own DTLS certificate into a call: the page checks every ring, accept
+// and offer against the key and fingerprint it learned at pairing.
+func TestRefusesWhatTheTerminalDidNotSign(t *testing.T) {
+	f := newFakeRendezvous(t)
+	ctx, c, _ := parentPage(t, f)
+	stranger := newFakeTerminal(t)
+	refused := 0
+	wantRefused := func(what string) {
+		t.Helper()
+		refused++
+		waitFor(t, ctx, fmt.Sprintf(`window.tuanju.refused === %d`, refused))
+		if got := eval[string](t, ctx, `window.tuanju.lastError`); got != "not_from_terminal" {
+			t.Errorf("%s: lastError = %q, want not_from_terminal", what, got)
+		}
+	}
+	sign := func(key *fakeTerminal, m protocol.Message) protocol.Message {
+		sig, err := pairing.SignCall(key.key, m.Type, m.CallID, time.Now(), m.SDP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.SignedAt, m.Signature = sig.SignedAt, sig.Signature
+		return m
+	}
+
+	t.Run("ring signed by a stranger", func(t *testing.T) {
+		id := protocol.NewID()
+		c.send(sign(stranger, protocol.Message{Type: protocol.TypeRing, CallID: id}))
+		wantRefused("stranger's ring")
+		if m := c.expect(protocol.TypeHangup); m.CallID != id || m.Reason != protocol.ReasonDecline {
+			t.Errorf("refused ring answered with %+v, want hangup decline", m)
+		}
+		if s := eval[string](t, ctx, `window.tuanju.state`); s != "home" {
+			t.Errorf("state %q after a stranger's ring, want home (no ringing)", s)
+		}
+	})
+
+	t.Run("ring replayed", func(t *testing.T) {
+		ring := sign(c.term, protocol.Message{Type: protocol.TypeRing, CallID: protocol.NewID()})
+		c.send(ring)
+		waitState(t, ctx, "incoming")
+		c.send(protocol.Message{Type: protocol.TypeHangup, CallID: ring.CallID, Reason: protocol.ReasonCancel})
+		waitState(t, ctx, "home")
+		c.send(ring) // the very same signed message again
+		wantRefused("replayed ring")
+		c.expect(protocol.TypeHangup)
+	})
+
+	// An outgoing call that the "terminal" accepts, then offers.
+	offerWith := func(t *testing.T, signer *fakeTerminal, fp string) {
+		click(t, ctx, "#call")
+		id := c.expect(protocol.TypeRing).CallID
+		c.send(protocol.Message{Type: protocol.TypeAccept, CallID: id})
+		waitState(t, ctx, "call")
+		sdp := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=fingerprint:" + fp + "\r\n"
+		c.send(sign(signer, protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp}))
+		wantRefused("offer")
+		if m := c.expect(protocol.TypeHangup); m.CallID != id || m.Reason != protocol.ReasonFailed {
+			t.Errorf("refused offer answered with %+v, want hangup failed", m)
+		}
+		waitState(t, ctx, "ended")
+		waitState(t, ctx, "home")
+	}
+	t.Run("offer carrying another DTLS fingerprint, signed by the terminal", func(t *testing.T) {
+		offerWith(t, c.term, stranger.fp) // the terminal never signs another certificate; a relay that swaps it gets here
+	})
+	t.Run("offer with the pinned fingerprint, signed by a stranger", func(t *testing.T) {
+		offerWith(t, stranger, c.term.fp)
+	})
+	t.Run("accept signed by a stranger", func(t *testing.T) {
+		click(t, ctx, "#call")
+		id := c.expect(protocol.TypeRing).CallID
+		c.send(sign(stranger, protocol.Message{Type: protocol.TypeAccept, CallID: id}))
+		wantRefused("stranger's accept")
+		if m := c.expect(protocol.TypeHangup); m.CallID != id || m.Reason != protocol.ReasonFailed {
+			t.Errorf("refused accept answered with %+v, want hangup failed", m)
+		}
+		waitState(t, ctx, "home")
+	})
 }

@@ -8,17 +8,21 @@
 //   connected  this page's socket is authenticated
 //   lastError  the last error code shown to the parent (protocol codes such as
 //              "already_paired", or page codes "bad_accept_proof",
-//              "bad_link", "insecure_context", "no_answer", "ice_failed")
+//              "wrong_device", "bad_link", "insecure_context", "no_answer",
+//              "ice_failed", "not_from_terminal")
+//   refused    how many rings, accepts and offers this page refused because
+//              the paired terminal had not signed them
 //   stats()    resolves to a summary of the call's getStats (see call.js
 //              emptyStats): {video:{framesDecoded, bytesReceived,
 //              keyFramesDecoded, frameWidth, frameHeight}, audio:{bytesReceived,
 //              totalSamplesReceived}, outbound:{videoBytesSent, audioBytesSent}, …}
 
 import { Signal } from './signal.js';
-import { parseLink, secureCryptoAvailable, importSecret, requestProof, verifyAcceptProof } from './pairing.js';
+import { parseLink, secureCryptoAvailable, startHandshake, verifyAccept, confirm, newParentKey, signCall, verifyCall } from './pairing.js';
+import { savePairing, loadPairing, clearPairing } from './keystore.js';
 import { Call, localMedia, emptyStats } from './call.js';
 import * as ringer from './ringer.js';
-import { newID, validID, randomB64url, when, dataUsed } from './util.js';
+import { newID, validID, when, dataUsed } from './util.js';
 
 const RING_TIMEOUT_MS = 45000; // the caller gives up (hangup no_answer)
 const CONNECT_TIMEOUT_MS = 30000; // accepted but media never flowed
@@ -32,11 +36,13 @@ const hooks = {
   online: false,
   connected: false,
   lastError: null,
+  refused: 0,
   stats: async () => (cur && cur.rtc ? cur.rtc.stats() : lastStats || emptyStats()),
 };
 window.tuanju = hooks;
 
 let signal = null;
+let keys = null; // the stored pairing: {parentKey, deviceKey, deviceId, fingerprint}
 let cur = null; // the call in progress: {id, dir: 'in'|'out', ice, policy, rtc, timers}
 let lastStats = null;
 let endedTimer = null;
@@ -73,6 +79,7 @@ const pairErrors = {
   unknown_device: ['The server does not know this terminal. Check that you scanned the label on the right terminal, or ask the technician.', '服务器找不到这个终端。请确认扫描了正确的标签，或联系技术人员。'],
   rate_limited: ['Too many tries. Please wait one minute, then try again.', '尝试次数太多。请等一分钟后再试。'],
   bad_accept_proof: ['The confirmation did not come from your terminal, so this phone was NOT paired. Try again; if it keeps happening, tell the technician.', '确认信息不是来自您的终端，手机未配对。请重试；如果一直这样，请联系技术人员。'],
+  wrong_device: ['Another device answered instead of the terminal on the label, so this phone was NOT paired. Tell the technician.', '应答的不是标签上的终端，手机未配对。请联系技术人员。'],
   bad_link: ['This pairing link is damaged. Scan the QR label on the terminal again.', '配对链接不完整。请重新扫描终端上的二维码。'],
   insecure_context: ['This page was not opened over a secure (https://) connection, so the phone cannot do the pairing safely. Open the link from the QR label exactly as printed.', '此页面没有通过安全连接（https://）打开，无法安全配对。请按二维码上的链接打开。'],
   internal: ['The server had a problem. Please try again in a few minutes.', '服务器出错。请过几分钟再试。'],
@@ -83,6 +90,7 @@ const rejectReasons = {
   timeout: ['The button on the terminal was not pressed within one minute. Try again, then press the big button.', '一分钟内没有按终端上的按钮。请重试并按大按钮。'],
   declined: ['Pairing was cancelled on the terminal (the button was held down). Try again and give the button a short press.', '终端上取消了配对（按住了按钮）。请重试，并短按按钮。'],
   bad_secret: ['The terminal did not accept this link. Scan the QR label on the terminal again.', '终端不接受此链接。请重新扫描终端上的二维码。'],
+  bad_proof: ['The terminal could not confirm this phone. Try again.', '终端无法确认这部手机。请重试。'],
 };
 
 function pairError(code, reason) {
@@ -111,16 +119,17 @@ async function startPairing(link) {
     pairError('insecure_context');
     return;
   }
-  const key = await importSecret(link.secret);
-  let nonce = null;
+  let hs = null; // the handshake of the latest request
+  let acc = null; // the terminal's verified accept
+  let parentKey = null;
   let halted = false;
   let done = false;
 
   const sendRequest = async () => {
     halted = false;
-    nonce = randomB64url(32);
-    const proof = await requestProof(key, link.deviceId, nonce);
-    if (!signal.send({ type: 'pair_request', device_id: link.deviceId, nonce, proof })) return;
+    acc = null;
+    hs = await startHandshake(link);
+    if (!signal.send(hs.request)) return;
     show($('pair-error'), false);
     show($('pair-retry'), false);
     bilingual($('pair-status'), 'Waiting for the terminal…', '正在等待终端…');
@@ -136,16 +145,33 @@ async function startPairing(link) {
         halted = true;
         pairError(m.code, m.message);
         break;
+      case 'pair_accept': {
+        // The terminal's button was pressed. Check that the answer comes
+        // from the terminal on the label before giving it this phone's key.
+        const mine = hs;
+        try {
+          acc = await verifyAccept(mine, m);
+        } catch (e) {
+          halted = true;
+          pairError(e.message === 'wrong_device' ? 'wrong_device' : 'bad_accept_proof');
+          return;
+        }
+        if (hs !== mine) return; // a newer request replaced this one meanwhile
+        parentKey = parentKey || (await newParentKey());
+        signal.send(await confirm(acc, parentKey));
+        break;
+      }
       case 'paired': {
-        const ok = validID(m.parent_id) && typeof m.token === 'string' && m.token !== '' &&
-          m.device_id === link.deviceId && validID(m.pair_id) && nonce !== null &&
-          (await verifyAcceptProof(key, link.deviceId, nonce, m.pair_id, m.proof || ''));
+        const ok = acc !== null && validID(m.parent_id) && typeof m.token === 'string' && m.token !== '' &&
+          m.device_id === link.deviceId && m.pair_id === acc.pairId;
         if (!ok) {
           halted = true;
           pairError('bad_accept_proof');
           return;
         }
         done = true;
+        keys = { parentKey, deviceKey: acc.deviceKey, deviceId: link.deviceId, fingerprint: acc.fingerprint };
+        await savePairing(keys);
         const cred = { parent_id: m.parent_id, token: m.token, device_id: m.device_id };
         localStorage.setItem(CRED_KEY, JSON.stringify(cred));
         signal.stop();
@@ -163,10 +189,20 @@ async function startPairing(link) {
   signal = newPairingSignal(onMessage);
 }
 
+// inOrder runs an async handler one message at a time, in arrival order:
+// checking a signature takes a moment, and a hangup must not overtake the
+// ring it ends.
+function inOrder(handler) {
+  let queue = Promise.resolve();
+  return (m) => {
+    queue = queue.then(() => handler(m)).catch((e) => console.error('tuanju: handling', m.type, e));
+  };
+}
+
 function newPairingSignal(onMessage) {
   const s = new Signal({
     hello: () => ({ type: 'hello', role: 'pairing' }),
-    onMessage,
+    onMessage: inOrder(onMessage),
     onStatus: (st) => {
       hooks.connected = st === 'ready';
       if (st === 'reconnecting') bilingual($('pair-status'), 'Reconnecting…', '正在重新连接…');
@@ -179,21 +215,53 @@ function newPairingSignal(onMessage) {
 
 // ---------------------------------------------------------------- home
 
-function loadCredential() {
+// loadCredential resolves to the stored login if the pairing's keys are
+// there too: without them no call could be signed or checked.
+async function loadCredential() {
+  let c = null;
   try {
-    const c = JSON.parse(localStorage.getItem(CRED_KEY) || 'null');
-    if (c && validID(c.parent_id) && typeof c.token === 'string' && c.token) return c;
+    c = JSON.parse(localStorage.getItem(CRED_KEY) || 'null');
   } catch {
     // a damaged entry is the same as none
   }
-  return null;
+  if (!c || !validID(c.parent_id) || typeof c.token !== 'string' || !c.token) return null;
+  keys = await loadPairing();
+  if (!keys || keys.deviceId !== c.device_id) {
+    localStorage.removeItem(CRED_KEY);
+    return null;
+  }
+  return c;
+}
+
+// signed sends a ring, accept or answer signed with the parent's key.
+async function sendSigned(m) {
+  Object.assign(m, await signCall(keys.parentKey.privateKey, m.type, m.call_id, m.sdp));
+  return signal.send(m);
+}
+
+// seen: call IDs of the terminal's rings already shown, so a replayed ring
+// (inside its signature's time window) cannot ring this phone again.
+const seenRings = new Set();
+
+// fromTerminal checks a ring, accept or offer against the terminal's key
+// and the fingerprint pinned at pairing; what fails is counted and dropped.
+async function fromTerminal(m) {
+  const ok = keys && (await verifyCall(keys, m)) && !(m.type === 'ring' && seenRings.has(m.call_id));
+  if (!ok) {
+    hooks.refused++;
+    fail('not_from_terminal');
+    console.warn(`tuanju: refusing a ${m.type} the paired terminal did not sign`);
+    return false;
+  }
+  if (m.type === 'ring') seenRings.add(m.call_id);
+  return true;
 }
 
 function startParent(cred) {
   setState('home');
   signal = new Signal({
     hello: () => ({ type: 'hello', role: 'parent', parent_id: cred.parent_id, token: cred.token }),
-    onMessage: onParentMessage,
+    onMessage: inOrder(onParentMessage),
     onStatus: (st) => {
       hooks.connected = st === 'ready';
       const banner = $('banner');
@@ -263,7 +331,7 @@ function renderLog(calls) {
   if (navigator.setAppBadge) (unseen ? navigator.setAppBadge(unseen) : navigator.clearAppBadge()).catch(() => {});
 }
 
-function onParentMessage(m) {
+async function onParentMessage(m) {
   switch (m.type) {
     case 'welcome':
       hooks.online = !!m.peer_online;
@@ -280,10 +348,17 @@ function onParentMessage(m) {
       onError(m);
       return;
     case 'ring':
-      onRing(m);
+      if (!cur && validID(m.call_id) && (await fromTerminal(m))) onRing(m);
+      else if (!cur) signal.send({ type: 'hangup', call_id: m.call_id, reason: 'decline' });
       return;
   }
   if (!cur || m.call_id !== cur.id) return; // a stale message of an earlier call
+  if ((m.type === 'accept' || m.type === 'offer') && !(await fromTerminal(m))) {
+    // Not the terminal (a server in the middle, or a replay): no media to it.
+    if (cur && cur.id === m.call_id) endCall('failed', ['Call failed', '通话失败'], 'The answer did not come from your child\'s terminal.');
+    return;
+  }
+  if (!cur || m.call_id !== cur.id) return; // the call ended while checking
   switch (m.type) {
     case 'ringing':
       cur.ice = m.ice_servers || cur.ice;
@@ -314,6 +389,8 @@ function onError(m) {
   fail(m.code);
   if (m.code === 'auth_failed') {
     localStorage.removeItem(CRED_KEY);
+    clearPairing();
+    keys = null;
     signal.stop();
     if (cur) endCall(null, ['Call ended', '通话结束'], '');
     showScanHelp();
@@ -354,7 +431,7 @@ function startOutgoing() {
   clearTimeout(endedTimer);
   const id = newID();
   cur = { id, dir: 'out', ice: [], policy: 'all', rtc: null, timers: [] };
-  signal.send({ type: 'ring', call_id: id });
+  sendSigned({ type: 'ring', call_id: id });
   bilingual($('outgoing-status'), 'Connecting…', '连接中…');
   setState('outgoing');
   ringer.start('ringback');
@@ -384,7 +461,7 @@ function enterCall() {
     iceServers: cur.ice,
     policy: cur.policy,
     media,
-    send: (m) => signal.send(m),
+    send: (m) => (m.type === 'answer' ? sendSigned(m) : signal.send(m)),
     onTrack: onRemoteTrack,
     onState: onConnectionState,
   });
@@ -540,7 +617,7 @@ function wire() {
   $('answer').onclick = () => {
     ringer.unlock();
     if (!cur || hooks.state !== 'incoming') return;
-    signal.send({ type: 'accept', call_id: cur.id });
+    sendSigned({ type: 'accept', call_id: cur.id });
     enterCall();
   };
   $('decline').onclick = () => {
@@ -556,22 +633,7 @@ function wire() {
   $('ended-ok').onclick = toHome;
 }
 
-// takeLoginLink accepts a login link (#parent=…&token=…&device=…): the
-// credential of a pairing done elsewhere. The local demo pairs in Go and
-// hands the result to the browser this way. Like the pairing secret, it
-// travels only in the fragment, which is never sent to the server, and it
-// is removed from the address bar at once.
-function takeLoginLink() {
-  const p = new URLSearchParams((location.hash || '').replace(/^#/, ''));
-  if (!p.has('parent') || !p.has('token')) return null;
-  history.replaceState(null, '', '/');
-  const cred = { parent_id: p.get('parent'), token: p.get('token'), device_id: p.get('device') || '' };
-  if (!validID(cred.parent_id) || !/^[A-Za-z0-9_-]{1,512}$/.test(cred.token)) return null;
-  localStorage.setItem(CRED_KEY, JSON.stringify(cred));
-  return cred;
-}
-
-function boot() {
+async function boot() {
   wire();
   // A pairing link opened while the app is already showing (same page, new
   // fragment) does not load the page again; start over so it is handled.
@@ -580,11 +642,6 @@ function boot() {
   });
   if ('serviceWorker' in navigator && window.isSecureContext) {
     navigator.serviceWorker.register('/sw.js').catch((e) => console.warn('tuanju: service worker:', e));
-  }
-  const login = takeLoginLink();
-  if (login) {
-    startParent(login);
-    return;
   }
   let link = null;
   try {
@@ -605,7 +662,7 @@ function boot() {
     });
     return;
   }
-  const cred = loadCredential();
+  const cred = await loadCredential();
   if (cred) {
     if (location.pathname !== '/') history.replaceState(null, '', '/');
     startParent(cred);
@@ -614,4 +671,7 @@ function boot() {
   showScanHelp();
 }
 
-boot();
+boot().catch((e) => {
+  console.error('tuanju: start:', e);
+  showScanHelp();
+});

@@ -1,10 +1,18 @@
-// Pairing proofs, exactly as docs/protocol.md ("Pairing") and the Go package
-// pairing define them. The secret comes from the URL fragment, which the
-// browser never sends to the server; only HMACs of it leave the phone.
+// The pairing handshake and the call signatures, exactly as docs/protocol.md
+// ("Pairing", "Calls") and the Go package pairing define them, with
+// WebCrypto alone (ECDH/ECDSA P-256, HKDF, HMAC, SHA-256: all on old Android
+// Chrome too). The label secret comes from the URL fragment, which the
+// browser never sends to the server; nothing derived from it leaves the
+// phone except MACs. The parent's long-term key is made here, non-extractable,
+// and only ever signs.
 
-import { b64url, unb64url, validID } from './util.js';
+import { b64url, unb64url, validID, base32 } from './util.js';
 
 const enc = new TextEncoder();
+const subtle = () => crypto.subtle;
+
+export const MAX_SKEW_MS = 10 * 60 * 1000; // pairing.MaxSkew
+const FINGERPRINT = /^sha-256 [0-9A-F]{2}(:[0-9A-F]{2}){31}$/;
 
 /**
  * parseLink reads "#d=<device>&s=<secret>". It returns null when the fragment
@@ -33,30 +41,161 @@ export function secureCryptoAvailable() {
   return typeof crypto !== 'undefined' && !!crypto.subtle && window.isSecureContext !== false;
 }
 
-/** importSecret makes an HMAC-SHA256 key that can only sign and verify. */
-export function importSecret(secret) {
-  return crypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+const hmacKey = (raw) => subtle().importKey('raw', raw, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+
+async function mac(key, text) {
+  return b64url(new Uint8Array(await subtle().sign('HMAC', key, enc.encode(text))));
 }
 
-/** requestProof = HMAC-SHA256(secret, "tuanju/v1 pair request\n" + device_id + "\n" + nonce). */
-export async function requestProof(key, deviceId, nonce) {
-  const msg = enc.encode(`tuanju/v1 pair request\n${deviceId}\n${nonce}`);
-  return b64url(new Uint8Array(await crypto.subtle.sign('HMAC', key, msg)));
-}
-
-/**
- * verifyAcceptProof checks the terminal's q = HMAC-SHA256(secret, "tuanju/v1
- * pair accept\n" + device_id + "\n" + nonce + "\n" + pair_id). WebCrypto's
- * verify compares in constant time. Only a terminal that knows the secret (and
- * whose button was pressed) can produce q, so a server cannot pair on its own.
- */
-export async function verifyAcceptProof(key, deviceId, nonce, pairId, proof) {
+async function macOK(key, text, proof) {
   let sig;
   try {
-    sig = unb64url(proof);
+    sig = unb64url(proof || '');
   } catch {
     return false;
   }
-  const msg = enc.encode(`tuanju/v1 pair accept\n${deviceId}\n${nonce}\n${pairId}`);
-  return crypto.subtle.verify('HMAC', key, sig, msg);
+  return subtle().verify('HMAC', key, sig, enc.encode(text)); // constant time
+}
+
+async function sha256b64(text) {
+  return b64url(new Uint8Array(await subtle().digest('SHA-256', enc.encode(text))));
+}
+
+/** deviceIdOf is the device ID an SPKI key (base64url) hashes to. */
+export async function deviceIdOf(spkiB64) {
+  const sum = new Uint8Array(await subtle().digest('SHA-256', unb64url(spkiB64)));
+  return base32(sum.slice(0, 16));
+}
+
+const ecdsa = { name: 'ECDSA', hash: 'SHA-256' };
+
+/** importDeviceKey imports a terminal's public key (base64url SPKI) for verifying. */
+export function importDeviceKey(spkiB64) {
+  return subtle().importKey('spki', unb64url(spkiB64), { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']);
+}
+
+/** newParentKey makes the parent's long-term key pair; the private half can never leave WebCrypto. */
+export function newParentKey() {
+  return subtle().generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+}
+
+/**
+ * startHandshake begins pairing with the terminal of a link and returns the
+ * pair_request's fields and the state the later steps need.
+ */
+export async function startHandshake(link) {
+  const eph = await subtle().generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits']);
+  const ephPub = b64url(new Uint8Array(await subtle().exportKey('raw', eph.publicKey)));
+  const nonce = b64url(crypto.getRandomValues(new Uint8Array(32)));
+  const secretKey = await hmacKey(link.secret);
+  const proof = await mac(secretKey, `tuanju/v2 pair request\n${link.deviceId}\n${nonce}\n${ephPub}`);
+  return {
+    link, eph, nonce, ephPub,
+    request: { type: 'pair_request', device_id: link.deviceId, nonce, ephemeral_key: ephPub, proof },
+  };
+}
+
+/**
+ * verifyAccept checks the terminal's pair_accept: its key hashes to the
+ * label's device ID, it signed this exchange, and its proof shows it knows
+ * the label secret and the ECDH secret. It throws 'wrong_device' or
+ * 'bad_accept_proof'.
+ */
+export async function verifyAccept(hs, m) {
+  const fail = (code) => { throw new Error(code); };
+  if (!validID(m.pair_id) || typeof m.public_key !== 'string' || !FINGERPRINT.test(m.fingerprint || '')) fail('bad_accept_proof');
+  let id;
+  try {
+    id = await deviceIdOf(m.public_key);
+  } catch {
+    fail('wrong_device');
+  }
+  if (id !== hs.link.deviceId) fail('wrong_device');
+  let deviceKey;
+  let z;
+  try {
+    deviceKey = await importDeviceKey(m.public_key);
+    const et = await subtle().importKey('raw', unb64url(m.ephemeral_key), { name: 'ECDH', namedCurve: 'P-256' }, false, []);
+    z = await subtle().deriveBits({ name: 'ECDH', public: et }, hs.eph.privateKey, 256);
+  } catch {
+    fail('bad_accept_proof');
+  }
+  const th = await sha256b64(['tuanju/v2 pair', hs.link.deviceId, m.pair_id, hs.nonce, hs.ephPub,
+    m.ephemeral_key, m.public_key, m.fingerprint].join('\n'));
+  const zKey = await subtle().importKey('raw', z, 'HKDF', false, ['deriveBits']);
+  const k = new Uint8Array(await subtle().deriveBits(
+    { name: 'HKDF', hash: 'SHA-256', salt: hs.link.secret, info: enc.encode(`tuanju/v2 pair keys\n${th}`) }, zKey, 512));
+  const kt = await hmacKey(k.slice(0, 32));
+  const kp = await hmacKey(k.slice(32));
+  let sig;
+  try {
+    sig = unb64url(m.signature || '');
+  } catch {
+    fail('bad_accept_proof');
+  }
+  const signedOK = sig.length === 64 && await subtle().verify(ecdsa, deviceKey, sig, enc.encode(`tuanju/v2 pair accept\n${th}`));
+  if (!signedOK || !(await macOK(kt, `tuanju/v2 pair accept\n${th}`, m.proof))) fail('bad_accept_proof');
+  return { pairId: m.pair_id, th, kp, deviceKey, deviceKeySpki: m.public_key, fingerprint: m.fingerprint };
+}
+
+/** confirm builds the pair_confirm that binds the parent's key to this exchange. */
+export async function confirm(acc, parentKey) {
+  const p = b64url(new Uint8Array(await subtle().exportKey('spki', parentKey.publicKey)));
+  const text = `tuanju/v2 pair confirm\n${acc.th}\n${p}`;
+  const signature = b64url(new Uint8Array(await subtle().sign(ecdsa, parentKey.privateKey, enc.encode(text))));
+  return { type: 'pair_confirm', pair_id: acc.pairId, public_key: p, signature, proof: await mac(acc.kp, text) };
+}
+
+/**
+ * sdpFingerprint returns the one DTLS fingerprint an SDP declares, in
+ * canonical form, or throws: every a=fingerprint line must be SHA-256 and
+ * the same.
+ */
+export function sdpFingerprint(sdp) {
+  let fp = null;
+  for (const raw of String(sdp).split('\n')) {
+    const line = raw.replace(/\r$/, '');
+    if (!line.startsWith('a=fingerprint:')) continue;
+    const v = line.slice('a=fingerprint:'.length).trim();
+    const sp = v.indexOf(' ');
+    if (sp < 0) throw new Error('bad_fingerprint');
+    const got = `${v.slice(0, sp).toLowerCase()} ${v.slice(sp + 1).trim().toUpperCase()}`;
+    if (!FINGERPRINT.test(got) || (fp && got !== fp)) throw new Error('bad_fingerprint');
+    fp = got;
+  }
+  if (!fp) throw new Error('bad_fingerprint');
+  return fp;
+}
+
+const signedText = (type, callId, signedAt, fp) => ['tuanju/v2 call', type, callId, signedAt, fp].join('\n');
+
+/** signCall returns {signed_at, signature} for a ring, accept or answer (sdp for an answer). */
+export async function signCall(privateKey, type, callId, sdp) {
+  const signedAt = new Date(Math.floor(Date.now() / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+  const fp = sdp ? sdpFingerprint(sdp) : '';
+  const sig = await subtle().sign(ecdsa, privateKey, enc.encode(signedText(type, callId, signedAt, fp)));
+  return { signed_at: signedAt, signature: b64url(new Uint8Array(sig)) };
+}
+
+/**
+ * verifyCall checks that a ring, accept or offer was signed by the paired
+ * terminal for its call, within the time window, and that an offer's SDP
+ * carries exactly the fingerprint pinned at pairing. It resolves to true or
+ * false.
+ */
+export async function verifyCall(pairing, m) {
+  try {
+    const at = Date.parse(m.signed_at);
+    if (!(Math.abs(Date.now() - at) <= MAX_SKEW_MS)) return false;
+    let fp = '';
+    if (m.type === 'offer') {
+      fp = sdpFingerprint(m.sdp);
+      if (fp !== pairing.fingerprint) return false;
+    }
+    const sig = unb64url(m.signature || '');
+    if (sig.length !== 64) return false;
+    return await subtle().verify(ecdsa, pairing.deviceKey, sig, enc.encode(signedText(m.type, m.call_id, m.signed_at, fp)));
+  } catch {
+    return false;
+  }
 }

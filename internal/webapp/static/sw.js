@@ -5,11 +5,12 @@
 // new release reaches the phone on the next opening; bump VERSION to drop the
 // old cache at once.
 
-const VERSION = 'tuanju-shell-v1';
+const VERSION = 'tuanju-shell-v2';
 const SHELL = [
   '/',
   '/app.js',
   '/call.js',
+  '/keystore.js',
   '/pairing.js',
   '/ringer.js',
   '/signal.js',
