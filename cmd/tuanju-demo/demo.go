@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/internal/terminal"
 )
 
@@ -41,8 +39,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, fs.Parse(args)
 }
 
-// demo starts both processes, pairs them (once; the credentials are kept in
-// the data directory), prints the URLs and waits for Ctrl-C.
+// demo starts both processes, prints the URLs (the pairing link while the
+// terminal has no parent) and waits for Ctrl-C. The terminal's state, and so
+// its pairing, is kept in the data directory between runs.
 func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(o.data, 0o700); err != nil {
 		return err
@@ -80,14 +79,15 @@ func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return fmt.Errorf("terminal did not come up (see %s): %w", logs.Name(), err)
 	}
 
-	cred, err := credentials(ctx, o, ws, panel, st)
-	if err != nil {
-		return err
-	}
-	// After pairing the terminal logs in afresh; print the links once it is
-	// back, so the parent's page opens on an online terminal.
-	if _, err := waitTerminal(ctx, panel, func(s terminal.Status) bool { return s.Online && s.Paired }); err != nil {
-		return fmt.Errorf("terminal did not come back after pairing (see %s): %w", logs.Name(), err)
+	how := fmt.Sprintf(`  The parent's phone (open in Chrome):  %s/
+      this browser is paired already; ring the terminal from there, answer its calls.`, base)
+	if !st.Paired {
+		// Pairing is the parent's to do, in the browser: the page's key is
+		// made there and can never leave it, so the demo cannot pair for it.
+		how = fmt.Sprintf(`  The parent's phone: open this pairing link in Chrome (it is what the QR label carries)
+      %s
+      then, when the panel's lights blink "pairing", press the big button once.
+      Afterwards the page is at %s/ in that browser.`, st.PairingURL, base)
 	}
 	fmt.Fprintf(stdout, `
 Tuanju is running on this machine (logs: %s).
@@ -95,69 +95,12 @@ Tuanju is running on this machine (logs: %s).
   The child's terminal (device panel): %s/
       press the big button to call; hold it 2 s to hang up.
 
-  The parent's phone (open in Chrome):  %s/#%s
-      you can ring the terminal from there, and answer its calls.
+%s
 
 Press Ctrl-C to stop.
-`, logs.Name(), panel, base, loginFragment(cred))
+`, logs.Name(), panel, how)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nstopping…")
-	return nil
-}
-
-// loginFragment hands the demo's parent credentials to the page in the URL
-// fragment (never sent to the server), as the pairing link does its secret.
-func loginFragment(c parent.Credentials) string {
-	v := url.Values{}
-	v.Set("parent", c.ParentID)
-	v.Set("token", c.Token)
-	v.Set("device", c.DeviceID)
-	return v.Encode()
-}
-
-// credentials pairs the demo terminal with a demo parent, the way a parent
-// would: open the pairing link, then press the terminal's button when its
-// lights ask. A terminal paired on an earlier run keeps its parent.
-func credentials(ctx context.Context, o options, ws, panel string, st terminal.Status) (parent.Credentials, error) {
-	path := filepath.Join(o.data, "parent.json")
-	var cred parent.Credentials
-	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &cred) == nil && st.Paired && cred.ParentID == st.ParentID {
-		return cred, nil
-	}
-	if st.Paired {
-		return cred, fmt.Errorf("the demo terminal is paired with a parent this demo does not know; remove %s to start afresh", o.data)
-	}
-	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	cred, err := parent.Pair(pctx, ws, st.PairingURL, func(ctx context.Context) error { return pressWhenPairing(ctx, panel) })
-	if err != nil {
-		return cred, fmt.Errorf("pairing the demo: %w", err)
-	}
-	b, _ := json.Marshal(cred)
-	return cred, os.WriteFile(path, b, 0o600)
-}
-
-func pressWhenPairing(ctx context.Context, panel string) error {
-	for {
-		var s struct{ Pattern string }
-		if err := getJSON(ctx, panel+"/api/state", &s); err == nil && s.Pattern == "pairing" {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, panel+"/api/button/press", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("press: %s", resp.Status)
-	}
 	return nil
 }
 

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"fmt"
 	"net/http"
-	"net/url"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/internal/parent"
+	"github.com/tuanju/tuanju/internal/protocol"
 )
 
 // syncBuffer is a bytes.Buffer safe for the demo's writer and the test's reader.
@@ -53,9 +54,10 @@ func freePort(t *testing.T, network string) string {
 }
 
 // TestDemoRunsPairsAndStops is `make demo` as a newcomer meets it: both
-// processes start, the terminal is paired, the printed parent link logs in
-// as the terminal's parent and sees it online, Ctrl-C stops everything, and
-// a second run keeps the pairing.
+// processes start, the printed pairing link pairs a parent (here a Go
+// client, pressing the panel's button as a person would), the parent sees
+// the terminal online, Ctrl-C stops everything, and a second run keeps the
+// pairing and prints no pairing link.
 func TestDemoRunsPairsAndStops(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binaries")
@@ -72,16 +74,81 @@ func TestDemoRunsPairsAndStops(t *testing.T) {
 	data := t.TempDir()
 	args := []string{"-bin", bin, "-data", data, "-listen", freePort(t, "tcp"), "-turn", freePort(t, "udp"), "-panel", freePort(t, "tcp")}
 
-	first := runDemo(t, args)
-	second := runDemo(t, args)
-	if first.ParentID != second.ParentID || first.Token != second.Token {
-		t.Errorf("second run paired anew (%s → %s); the demo should keep its pairing", first.ParentID, second.ParentID)
+	var cred parent.Credentials
+	runDemo(t, args, func(ctx context.Context, out, ws, panel string) {
+		m := pairingLink.FindString(out)
+		if m == "" {
+			t.Fatalf("no pairing link in:\n%s", out)
+		}
+		var err error
+		cred, err = parent.Pair(ctx, ws, m, func(ctx context.Context) error { return pressWhenPairing(ctx, panel) })
+		if err != nil {
+			t.Fatalf("pairing through the printed link: %v", err)
+		}
+		checkOnline(t, ctx, ws, cred)
+	})
+	runDemo(t, args, func(ctx context.Context, out, ws, _ string) {
+		if pairingLink.MatchString(out) {
+			t.Errorf("second run prints a pairing link though the terminal is paired:\n%s", out)
+		}
+		checkOnline(t, ctx, ws, cred) // the pairing survived the restart
+	})
+}
+
+var (
+	pairingLink = regexp.MustCompile(`http://127\.0\.0\.1:\d+/pair#\S+`)
+	serverURL   = regexp.MustCompile(`http://(127\.0\.0\.1:\d+)/`)
+)
+
+// checkOnline logs in with cred and wants the terminal paired and online.
+func checkOnline(t *testing.T, ctx context.Context, ws string, cred parent.Credentials) {
+	t.Helper()
+	var w protocol.Message
+	for range 100 { // the terminal logs in afresh after pairing
+		conn, err := parent.Dial(ctx, ws, cred)
+		if err != nil {
+			t.Fatalf("the paired parent cannot log in: %v", err)
+		}
+		w = conn.Welcome
+		conn.Close()
+		if w.PeerOnline != nil && *w.PeerOnline {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if w.DeviceID != cred.DeviceID || w.Paired == nil || !*w.Paired || w.PeerOnline == nil || !*w.PeerOnline {
+		t.Errorf("parent welcome = %+v; want paired to device %s, which is online", w, cred.DeviceID)
 	}
 }
 
-var parentLink = regexp.MustCompile(`http://(127\.0\.0\.1:\d+)/#(\S+)`)
+// pressWhenPairing waits for the panel's "pairing" lights and presses.
+func pressWhenPairing(ctx context.Context, panel string) error {
+	for {
+		var s struct{ Pattern string }
+		if err := getJSON(ctx, panel+"api/state", &s); err == nil && s.Pattern == "pairing" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, panel+"api/button/press", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("press: %s", resp.Status)
+	}
+	return nil
+}
 
-func runDemo(t *testing.T, args []string) parent.Credentials {
+// runDemo runs the demo until it is up, hands its output, signalling URL and
+// panel URL to check, then stops it as Ctrl-C would.
+func runDemo(t *testing.T, args []string, check func(ctx context.Context, out, ws, panel string)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -99,34 +166,21 @@ func runDemo(t *testing.T, args []string) parent.Credentials {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	m := parentLink.FindStringSubmatch(stdout.String())
-	if m == nil {
-		t.Fatalf("no parent link in:\n%s", stdout.String())
-	}
-	frag, err := url.ParseQuery(m[2])
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred := parent.Credentials{ParentID: frag.Get("parent"), Token: frag.Get("token"), DeviceID: frag.Get("device")}
-
-	lctx, lcancel := context.WithTimeout(ctx, 20*time.Second)
-	defer lcancel()
-	conn, err := parent.Dial(lctx, "ws://"+m[1]+"/ws", cred)
-	if err != nil {
-		t.Fatalf("the printed parent link does not log in: %v", err)
-	}
-	w := conn.Welcome
-	conn.Close()
-	if w.DeviceID != cred.DeviceID || w.Paired == nil || !*w.Paired || w.PeerOnline == nil || !*w.PeerOnline {
-		t.Errorf("parent welcome = %+v; want paired to device %s, which is online", w, cred.DeviceID)
-	}
-	panel := regexp.MustCompile(`device panel\): (http://\S+)`).FindStringSubmatch(stdout.String())
+	out := stdout.String()
+	panel := regexp.MustCompile(`device panel\): (http://\S+)`).FindStringSubmatch(out)
 	if panel == nil {
-		t.Fatalf("no device panel URL in:\n%s", stdout.String())
+		t.Fatalf("no device panel URL in:\n%s", out)
 	}
 	if resp, err := http.Get(panel[1] + "api/state"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("device panel not serving: %v", err)
 	}
+	srv := serverURL.FindStringSubmatch(strings.SplitN(out, "parent's phone", 2)[1])
+	if srv == nil {
+		t.Fatalf("no server URL in:\n%s", out)
+	}
+	cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
+	check(cctx, out, "ws://"+srv[1]+"/ws", panel[1])
+	ccancel()
 
 	cancel() // Ctrl-C
 	select {
@@ -140,5 +194,4 @@ func runDemo(t *testing.T, args []string) parent.Credentials {
 	if _, err := http.Get(panel[1] + "api/state"); err == nil {
 		t.Error("the terminal's panel still answers after the demo stopped")
 	}
-	return cred
 }
