@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"fmt"
+	"net"
 	"net/http"
 	"os/exec"
 	"regexp"
