@@ -1,0 +1,306 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/pairing"
+)
+
+// mitm is a rendezvous server gone bad, as seen by the terminal: a
+// WebSocket relay between the terminal and the real server that can rewrite,
+// record and inject signalling messages. It stands for a compromised server
+// or anyone who can speak for it (a TLS-intercepting proxy, a rogue
+// operator). Login passes through untouched: the attack is on calls.
+type mitm struct {
+	t      testing.TB
+	srv    *httptest.Server
+	target string
+
+	mu         sync.Mutex
+	toTerminal func(*protocol.Message) // rewrites what the server sends the terminal
+	toServer   func(*protocol.Message) // rewrites what the terminal sends the server
+	seen       []protocol.Message      // everything relayed to the terminal, as sent
+	term       *websocket.Conn         // the terminal's current socket
+}
+
+func newMITM(t testing.TB, serverWS string) *mitm {
+	t.Helper()
+	m := &mitm{t: t, target: serverWS}
+	m.srv = httptest.NewServer(http.HandlerFunc(m.serve)) // 127.0.0.1
+	t.Cleanup(m.srv.Close)
+	return m
+}
+
+func (m *mitm) wsURL() string { return "ws" + strings.TrimPrefix(m.srv.URL, "http") + "/ws" }
+
+func (m *mitm) serve(w http.ResponseWriter, r *http.Request) {
+	term, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{protocol.Subprotocol}})
+	if err != nil {
+		return
+	}
+	defer term.CloseNow()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	up, _, err := websocket.Dial(ctx, m.target, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
+	if err != nil {
+		return
+	}
+	defer up.CloseNow()
+	m.mu.Lock()
+	m.term = term
+	m.mu.Unlock()
+	go m.pipe(ctx, cancel, up, term, true)
+	m.pipe(ctx, cancel, term, up, false)
+}
+
+func (m *mitm) pipe(ctx context.Context, cancel func(), from, to *websocket.Conn, toTerminal bool) {
+	defer cancel()
+	for {
+		_, data, err := from.Read(ctx)
+		if err != nil {
+			return
+		}
+		msg, err := protocol.Decode(data)
+		if err != nil {
+			return
+		}
+		m.mu.Lock()
+		rewrite := m.toServer
+		if toTerminal {
+			rewrite = m.toTerminal
+			m.seen = append(m.seen, msg)
+		}
+		m.mu.Unlock()
+		if rewrite != nil {
+			rewrite(&msg)
+		}
+		b, err := protocol.Encode(msg)
+		if err != nil {
+			m.t.Errorf("mitm: re-encode %s: %v", msg.Type, err)
+			return
+		}
+		if err := to.Write(ctx, websocket.MessageText, b); err != nil {
+			return
+		}
+	}
+}
+
+// inject sends m to the terminal as if the server had.
+func (m *mitm) inject(msg protocol.Message) {
+	m.t.Helper()
+	m.mu.Lock()
+	term := m.term
+	m.mu.Unlock()
+	b, err := protocol.Encode(msg)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := term.Write(ctx, websocket.MessageText, b); err != nil {
+		m.t.Fatalf("mitm: inject: %v", err)
+	}
+}
+
+func (m *mitm) set(toTerminal, toServer func(*protocol.Message)) {
+	m.mu.Lock()
+	m.toTerminal, m.toServer = toTerminal, toServer
+	m.mu.Unlock()
+}
+
+// lastSeen is the latest message of type typ relayed to the terminal.
+func (m *mitm) lastSeen(typ string) (protocol.Message, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := len(m.seen) - 1; i >= 0; i-- {
+		if m.seen[i].Type == typ {
+			return m.seen[i], true
+		}
+	}
+	return protocol.Message{}, false
+}
+
+// swapFingerprint puts another DTLS certificate's fingerprint into an SDP:
+// what a relay must do to terminate DTLS itself and see the media.
+func swapFingerprint(sdp, fp string) string {
+	var out strings.Builder
+	for line := range strings.Lines(sdp) {
+		if strings.HasPrefix(line, "a=fingerprint:") {
+			line = "a=fingerprint:" + fp + "\r\n"
+		}
+		out.WriteString(line)
+	}
+	return out.String()
+}
+
+// TestMITMServerCannotJoinOrStartCalls: with the server in the middle
+// rewriting, replaying and injecting signalling, no call ever gets media to
+// anyone, and the child never hears a ring the parent did not send. Each
+// attack is counted; the count of successes must be zero.
+func TestMITMServerCannotJoinOrStartCalls(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, nil)
+	mm := newMITM(t, srv.WSURL)
+	r := startTerminal(t, ctx, srv, terminalOpts{wsURL: mm.wsURL()})
+	cred := r.pair()
+	ph := r.phone(cred, media.LowData)
+
+	// The attacker's own DTLS certificate and signing key.
+	evilKey, _ := pairing.NewKey()
+	evilCert, err := webrtc.GenerateCertificate(evilKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fps, _ := evilCert.GetFingerprints()
+	evilFP, err := pairing.SDPFingerprint("a=fingerprint:" + fps[0].Algorithm + " " + fps[0].Value + "\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// childCall: the child presses, the parent answers; returns the call ID
+	// and whether media came up at either end within a while.
+	childCall := func(t *testing.T) (string, bool) {
+		t.Helper()
+		if err := r.board.Press(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		ring := await(t, ph, protocol.TypeRing)
+		if err := ph.Accept(r.ctx, ring.CallID); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(8 * time.Second)
+		for time.Now().Before(deadline) {
+			c := ph.Current()
+			if c != nil && c.Stats().VideoFramesDecoded > 0 || r.term.Status().Received.VideoFramesDecoded > 0 {
+				return ring.CallID, true
+			}
+			if s := r.term.Status().State; s == "idle" || s == "ready" {
+				break // the terminal gave up on the call
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return ring.CallID, false
+	}
+	idle := func(what string) {
+		t.Helper()
+		if r.board.State().Pattern != device.Ready {
+			r.board.LongPress(r.ctx) // ends a call that lingers
+		}
+		r.waitPattern(device.Ready, what)
+	}
+
+	successes := 0
+	attacks := []struct {
+		name              string
+		toTerminal, toSrv func(*protocol.Message)
+	}{
+		{"the parent's answer carries the attacker's DTLS fingerprint", func(m *protocol.Message) {
+			if m.Type == protocol.TypeAnswer {
+				m.SDP = swapFingerprint(m.SDP, evilFP)
+			}
+		}, nil},
+		{"the terminal's offer carries the attacker's DTLS fingerprint", nil, func(m *protocol.Message) {
+			if m.Type == protocol.TypeOffer {
+				m.SDP = swapFingerprint(m.SDP, evilFP)
+			}
+		}},
+		{"both fingerprints swapped and re-signed with the attacker's key", func(m *protocol.Message) {
+			if m.Type == protocol.TypeAnswer {
+				m.SDP = swapFingerprint(m.SDP, evilFP)
+				sig, _ := pairing.SignCall(evilKey, m.Type, m.CallID, time.Now(), m.SDP)
+				m.SignedAt, m.Signature = sig.SignedAt, sig.Signature
+			}
+		}, func(m *protocol.Message) {
+			if m.Type == protocol.TypeOffer {
+				m.SDP = swapFingerprint(m.SDP, evilFP)
+				sig, _ := pairing.SignCall(evilKey, m.Type, m.CallID, time.Now(), m.SDP)
+				m.SignedAt, m.Signature = sig.SignedAt, sig.Signature
+			}
+		}},
+		{"the parent's accept forged by the server", func(m *protocol.Message) {
+			if m.Type == protocol.TypeAccept {
+				sig, _ := pairing.SignCall(evilKey, m.Type, m.CallID, time.Now(), "")
+				m.SignedAt, m.Signature = sig.SignedAt, sig.Signature
+			}
+		}, nil},
+	}
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			mm.set(a.toTerminal, a.toSrv)
+			defer mm.set(nil, nil)
+			id, up := childCall(t)
+			if up {
+				successes++
+				t.Errorf("media flowed in call %s", id)
+			}
+			if got := r.term.Status().Received.VideoFramesDecoded; got != 0 {
+				t.Errorf("the terminal decoded %d frames from someone", got)
+			}
+			idle("terminal ready after the refused call")
+		})
+	}
+
+	// The same call without an attacker works: the refusals above were the
+	// signatures, not a broken set-up.
+	t.Run("control: an honest server", func(t *testing.T) {
+		if _, up := childCall(t); !up {
+			t.Fatal("an honest call got no media: the attack results above prove nothing")
+		}
+		idle("terminal ready after the honest call")
+	})
+
+	// A ring the parent never sent: injected, replayed, or signed by a
+	// stranger. The child must hear and see nothing.
+	t.Run("rings the parent did not send", func(t *testing.T) {
+		id, err := ph.Ring(r.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.waitPattern(device.Ringing, "terminal rings for the parent's real ring")
+		genuine, ok := mm.lastSeen(protocol.TypeRing)
+		if !ok || genuine.CallID != id {
+			t.Fatalf("mitm saw no ring for %s", id)
+		}
+		if err := ph.Hangup(r.ctx, id, protocol.ReasonCancel); err != nil {
+			t.Fatal(err)
+		}
+		r.waitPattern(device.Ready, "terminal ready after the parent cancelled")
+
+		stranger := protocol.Message{Type: protocol.TypeRing, CallID: protocol.NewID()}
+		sig, _ := pairing.SignCall(evilKey, stranger.Type, stranger.CallID, time.Now(), "")
+		stranger.SignedAt, stranger.Signature = sig.SignedAt, sig.Signature
+		unsignedTime := genuine
+		unsignedTime.CallID = protocol.NewID() // the parent's signature on another call
+		for name, ring := range map[string]protocol.Message{
+			"replayed":             genuine,
+			"signed by a stranger": stranger,
+			"signature moved over": unsignedTime,
+		} {
+			mm.inject(ring)
+			time.Sleep(300 * time.Millisecond) // a ring would show at once; give it the chance
+			if p := r.board.State().Pattern; p != device.Ready {
+				successes++
+				t.Errorf("%s ring: the terminal shows %q", name, p)
+				idle("terminal ready again")
+			}
+		}
+	})
+	if successes != 0 {
+		t.Errorf("%d attacks succeeded", successes)
+	}
+	t.Logf("man in the middle: %d call attacks and 3 ring attacks, %d succeeded", len(attacks), successes)
+}
