@@ -177,7 +177,7 @@ type (
 	Disconnected struct{}
 	// Press is a short press. NewCallID is a fresh ID the loop made in case
 	// the press starts a call (the machine does not read randomness).
-	Press        struct{ NewCallID string }
+	Press     struct{ NewCallID string }
 	LongPress struct{}
 	// IncomingRing is the paired parent's ring. AutoAnswerAfter, when
 	// positive, answers it without a press after that long (at least

@@ -30,6 +30,10 @@ var (
 	keyDeviceKey = []byte("device_key")
 	keySecret    = []byte("pairing_secret")
 	keyParent    = []byte("parent")
+	// keyUnpairPending is set by FactoryReset and cleared once the server
+	// has confirmed the unpair: a reset made offline is told on the next
+	// login.
+	keyUnpairPending = []byte("unpair_pending")
 )
 
 // MaxCalls is how many call records are kept; older ones are dropped.
@@ -202,7 +206,9 @@ func (s *Store) ReplaceParent(p Parent) error {
 }
 
 // FactoryReset erases the pairing, the pairing secret (a new one is made on
-// next use, so an old label stops working) and the call log. The device's
+// next use, so an old label stops working) and the call log, and marks an
+// unpair as owed to the server (UnpairPending) in the same transaction, so a
+// power cut cannot leave a reset the server never hears of. The device's
 // identity stays: it is the unit's, not the family's.
 func (s *Store) FactoryReset() error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -214,10 +220,33 @@ func (s *Store) FactoryReset() error {
 				return err
 			}
 		}
-		return nil
+		return tx.Bucket(bucketPairing).Put(keyUnpairPending, []byte{1})
 	})
 	if err != nil {
 		return fmt.Errorf("terminalstore: factory reset: %w", err)
+	}
+	return nil
+}
+
+// UnpairPending reports whether a factory reset has not yet been confirmed
+// by the server.
+func (s *Store) UnpairPending() (bool, error) {
+	var pending bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		pending = tx.Bucket(bucketPairing).Get(keyUnpairPending) != nil
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("terminalstore: unpair pending: %w", err)
+	}
+	return pending, nil
+}
+
+// ClearUnpairPending records that the server has confirmed the unpair.
+func (s *Store) ClearUnpairPending() error {
+	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPairing).Delete(keyUnpairPending) })
+	if err != nil {
+		return fmt.Errorf("terminalstore: clear unpair pending: %w", err)
 	}
 	return nil
 }
