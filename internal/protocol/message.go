@@ -51,6 +51,8 @@ const (
 	TypePairAccept  = "pair_accept"  // terminal → server
 	TypePairReject  = "pair_reject"  // terminal → server
 	TypePaired      = "paired"       // server → pairing page and terminal
+	TypeUnpair      = "unpair"       // terminal → server: the terminal was factory-reset
+	TypeUnpaired    = "unpaired"     // server → the old parent's sockets (then closed), and → terminal (ack)
 )
 
 // Roles a socket can authenticate as.

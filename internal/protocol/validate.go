@@ -30,6 +30,8 @@ var rules = map[string]rule{
 	TypePairAccept:  {required: []string{"pair_id", "proof"}},
 	TypePairReject:  {required: []string{"pair_id", "reason"}},
 	TypePaired:      {required: []string{"device_id", "parent_id"}, optional: []string{"pair_id", "token", "proof"}},
+	TypeUnpair:      {},
+	TypeUnpaired:    {required: []string{"device_id"}},
 }
 
 // setFields lists the JSON names of the fields that are set.
