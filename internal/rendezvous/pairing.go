@@ -97,6 +97,7 @@ func (h *hub) pairAccept(s *session, m protocol.Message) {
 		return
 	}
 	s.pairedParent = parentID
+	h.srv.writeAudit(AuditPaired, p.deviceID, parentID)
 	p.page.send(protocol.Message{
 		Type: protocol.TypePaired, DeviceID: p.deviceID, ParentID: parentID, Token: token, PairID: p.id, Proof: m.Proof,
 	})
