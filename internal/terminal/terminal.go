@@ -44,6 +44,13 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the reconnect delay.
 	MinBackoff, MaxBackoff time.Duration
 	Version                string
+	// PairWindow is how long the pairing window stays open (zero:
+	// DefaultPairWindow); PairWindowFailures wrong proofs close it early
+	// (zero: DefaultPairWindowFailures). See pairwindow.go.
+	PairWindow         time.Duration
+	PairWindowFailures int
+	// AutoAnswer is the reunion window; the zero value is off.
+	AutoAnswer AutoAnswer
 }
 
 // LEDs is the part of device.LEDs the terminal uses.
@@ -80,6 +87,9 @@ type Deps struct {
 	Log      *slog.Logger
 	// OnStatus, if set, is called (from the loop) whenever Status changes.
 	OnStatus func(Status)
+	// Now, if set, replaces time.Now as the local wall clock the reunion
+	// windows are read on.
+	Now func() time.Time
 }
 
 // Status is a snapshot for the device panel, the technician and tests.
@@ -89,6 +99,7 @@ type Status struct {
 	Pattern    string      `json:"pattern"`
 	Online     bool        `json:"online"`
 	Paired     bool        `json:"paired"`
+	Pairable   bool        `json:"pairable"` // the pairing window is open
 	ParentID   string      `json:"parent_id,omitempty"`
 	PeerOnline bool        `json:"peer_online"`
 	PairingURL string      `json:"pairing_url,omitempty"`
@@ -106,7 +117,7 @@ type Terminal struct {
 	log      *slog.Logger
 	key      *ecdsa.PrivateKey
 	deviceID string
-	secret   pairing.Secret
+	secret   pairing.Secret // guarded by mu: a factory reset replaces it
 	api      *webrtc.API
 	iceNet   *iceNet // sockets of a fixed ICE port, closed when Run ends
 
@@ -118,7 +129,10 @@ type Terminal struct {
 	sess       *session
 	ice        map[string]iceInfo
 	pairNonce  map[string]string
-	peerOnline bool
+	window     pairWindow
+	// unpairPending: a factory reset the server has not confirmed yet.
+	unpairPending bool
+	peerOnline    bool
 	parentID   string
 	early      []protocol.Message // answer/candidates that beat sessionReady
 	calls      int
@@ -177,6 +191,18 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if cfg.PairWindow <= 0 {
+		cfg.PairWindow = DefaultPairWindow
+	}
+	if cfg.PairWindowFailures <= 0 {
+		cfg.PairWindowFailures = DefaultPairWindowFailures
+	}
+	if err := cfg.AutoAnswer.validate(); err != nil {
+		return nil, err
+	}
 	key, err := d.Store.Identity()
 	if err != nil {
 		return nil, err
@@ -204,6 +230,10 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 		events:    make(chan any, 64),
 		ice:       map[string]iceInfo{},
 		pairNonce: map[string]string{},
+		window:    pairWindow{length: cfg.PairWindow, maxFailures: cfg.PairWindowFailures},
+	}
+	if t.unpairPending, err = d.Store.UnpairPending(); err != nil {
+		return nil, err
 	}
 	t.log = d.Log.With("component", "terminal", "device_id", t.deviceID)
 	if p, err := d.Store.Parent(); err == nil {
@@ -221,7 +251,13 @@ func (t *Terminal) DeviceID() string { return t.deviceID }
 
 // PairingURL is what the label's QR code carries.
 func (t *Terminal) PairingURL() string {
-	return pairing.URL(t.cfg.PublicURL, t.deviceID, t.secret)
+	return pairing.URL(t.cfg.PublicURL, t.deviceID, t.pairingSecret())
+}
+
+func (t *Terminal) pairingSecret() pairing.Secret {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.secret
 }
 
 // Status returns the latest snapshot; safe from any goroutine.
@@ -275,6 +311,9 @@ func (t *Terminal) Run(ctx context.Context) error {
 	t.showLEDs()
 	if !t.m.Paired {
 		t.log.Info("terminal is not paired; open the pairing URL on the parent's phone", "pairing_url", t.PairingURL())
+		// A fresh (or reset) unit is pairable after boot; the power-on is
+		// the physical act.
+		t.openPairWindow("unpaired at boot")
 	}
 	go t.connectLoop(ctx)
 	defer func() {
@@ -299,6 +338,7 @@ func (t *Terminal) Run(ctx context.Context) error {
 			t.handle(ctx, ev)
 		case <-health.C:
 			t.checkHealth()
+			t.checkPairWindow(time.Now())
 			t.petWatchdog()
 		}
 		t.publish()
@@ -311,8 +351,14 @@ func (t *Terminal) button(ev device.ButtonEvent) {
 		t.step(call.Press{NewCallID: protocol.NewID()})
 	case device.LongPress:
 		t.step(call.LongPress{})
+	case device.Hold:
+		// The long press two seconds in has done its work (hung up,
+		// declined); on an unpaired terminal the hold also opens pairing.
+		if !t.m.Paired {
+			t.openPairWindow("button held")
+		}
 	case device.VeryLongPress:
-		t.log.Info("very long press: reserved for re-pair and factory reset")
+		t.factoryReset()
 	}
 }
 
@@ -370,6 +416,9 @@ func (t *Terminal) handle(ctx context.Context, ev any) {
 			t.log.Warn("pairing differs between terminal and server", "terminal", t.m.Paired, "server", serverPaired)
 		}
 		t.log.Info("connected to the rendezvous server", "paired", t.m.Paired, "parent_online", t.peerOnline)
+		// A reset the server has not heard of goes first, before anything
+		// can reach the old parent.
+		t.sendUnpair()
 		t.step(call.Connected{Paired: t.m.Paired && serverPaired})
 	case connDown:
 		if ev.c != t.conn {
@@ -419,7 +468,11 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 		t.log.Info("parent presence", "online", t.peerOnline)
 	case protocol.TypeRing:
 		t.ice[m.CallID] = iceInfo{m.ICEServers, m.ICETransportPolicy}
-		t.step(call.IncomingRing{CallID: m.CallID})
+		after := t.autoAnswerAfter(t.d.Now())
+		if after > 0 {
+			t.log.Info("ring inside a reunion window: answering after the ring", "call_id", m.CallID, "after", after)
+		}
+		t.step(call.IncomingRing{CallID: m.CallID, AutoAnswerAfter: after})
 	case protocol.TypeRinging:
 		t.ice[m.CallID] = iceInfo{m.ICEServers, m.ICETransportPolicy}
 		t.log.Info("parent's phone is ringing", "call_id", m.CallID)
@@ -451,13 +504,22 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 			t.step(call.MediaFailed{CallID: m.CallID})
 		}
 	case protocol.TypePairRequest:
-		ok := pairing.Verify(pairing.RequestProof(t.secret, t.deviceID, m.Nonce), m.Proof) && m.DeviceID == t.deviceID
+		if err := t.mayPair(); err != nil {
+			// No light, no sound, no proof check.
+			t.log.Info("pairing request refused", "pair_id", m.PairID, "err", err)
+			t.send(protocol.Message{Type: protocol.TypePairReject, PairID: m.PairID, Reason: "not_pairable"})
+			return
+		}
+		ok := pairing.Verify(pairing.RequestProof(t.pairingSecret(), t.deviceID, m.Nonce), m.Proof) && m.DeviceID == t.deviceID
 		if ok {
 			// One request waits at a time; a new one replaces the old.
 			t.pairNonce = map[string]string{m.PairID: m.Nonce}
 		}
 		t.log.Info("pairing request", "pair_id", m.PairID, "proof_ok", ok)
 		t.step(call.PairRequest{PairID: m.PairID, ProofOK: ok})
+		if !ok {
+			t.pairProofFailed()
+		}
 	case protocol.TypePaired:
 		// The machine only pairs when it believes it has no parent; if the
 		// store still holds one, the server had forgotten it (see
@@ -474,6 +536,7 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 		}
 		t.log.Info("paired", "parent_id", m.ParentID)
 		t.parentID = m.ParentID
+		t.window.close()
 		// The server has bound this connection to the new parent already;
 		// presence follows when the parent's page logs in.
 		t.step(call.PairDone{})
@@ -485,6 +548,8 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 		if m.CallID != "" && m.CallID == t.m.CallID && (m.RefType == protocol.TypeRing || m.RefType == protocol.TypeAccept) {
 			t.step(call.PeerHangup{CallID: m.CallID, Reason: m.Code})
 		}
+	case protocol.TypeUnpaired:
+		t.unpairConfirmed()
 	case protocol.TypeCallLog, protocol.TypeChallenge, protocol.TypeWelcome:
 		// Not for terminals.
 	default:
@@ -507,7 +572,7 @@ func (t *Terminal) step(ev call.Event) {
 }
 
 func (t *Terminal) showLEDs() {
-	p := t.m.State.Pattern()
+	p := t.m.Pattern()
 	if err := t.d.LEDs.Show(p); err != nil {
 		t.log.Error("cannot show lights", "pattern", p, "err", err)
 		t.lit.set("", "")
@@ -566,7 +631,7 @@ func (t *Terminal) do(a call.Action) {
 		nonce := t.pairNonce[a.PairID]
 		delete(t.pairNonce, a.PairID)
 		t.send(protocol.Message{Type: protocol.TypePairAccept, PairID: a.PairID,
-			Proof: pairing.AcceptProof(t.secret, t.deviceID, nonce, a.PairID)})
+			Proof: pairing.AcceptProof(t.pairingSecret(), t.deviceID, nonce, a.PairID)})
 	case call.PairReject:
 		t.stopCue()
 		delete(t.pairNonce, a.PairID)
@@ -717,9 +782,10 @@ func (t *Terminal) publish() {
 	var st Status
 	st.DeviceID = t.deviceID
 	st.State = t.m.State.String()
-	st.Pattern = string(t.m.State.Pattern())
+	st.Pattern = string(t.m.Pattern())
 	st.Online = t.m.Online
 	st.Paired = t.m.Paired
+	st.Pairable = t.m.Pairable
 	st.PeerOnline = t.peerOnline
 	st.CallID = t.m.CallID
 	if c := t.lastCue.Load(); c != nil {
