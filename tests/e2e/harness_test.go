@@ -81,6 +81,11 @@ type terminalOpts struct {
 	// cameraSocket is where the synthetic camera plugs in (tests unplug it).
 	cameraSocket *synth.Socket
 	ice          terminal.ICEConfig
+	// pairWindow shortens the pairing window; autoAnswer and now set the
+	// reunion window and the clock it is read on.
+	pairWindow time.Duration
+	autoAnswer terminal.AutoAnswer
+	now        func() time.Time
 }
 
 func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, o terminalOpts) *rig {
@@ -112,9 +117,9 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 		Capture: media.CaptureConfig{Profile: o.profile, Camera: media.SourceSynthetic,
 			Microphone: media.SourceSynthetic, SyntheticSocket: o.cameraSocket, Log: log},
 		LoopbackOnly: true, ICE: o.ice, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
-		Version: "e2e",
+		Version: "e2e", PairWindow: o.pairWindow, AutoAnswer: o.autoAnswer,
 	}, terminal.Deps{Store: store, Buttons: board.Button().Events(), ButtonStuck: board.Button().Stuck,
-		LEDs: board.LEDs(), Speaker: speaker, Watchdog: o.watchdog, OpenCapture: o.openCapture, Log: log})
+		LEDs: board.LEDs(), Speaker: speaker, Watchdog: o.watchdog, OpenCapture: o.openCapture, Log: log, Now: o.now})
 	if err != nil {
 		t.Fatal(err)
 	}
