@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/autoanswer"
 	"github.com/tuanju/tuanju/internal/parent"
@@ -364,5 +366,26 @@ func TestNoAutoAnswerOutsideReunionWindow(t *testing.T) {
 		if strings.HasPrefix(e, "open ") || e == "cue-start connected" {
 			t.Fatalf("outside the window the call was answered: %q", g.list())
 		}
+	}
+}
+
+// TestBrowserShowsResetAndDropsCredential: the parent's real page (headless
+// Chromium) hears of the factory reset, deletes its credential and says the
+// terminal was reset.
+func TestBrowserShowsResetAndDropsCredential(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, nil)
+	r := startTerminal(t, ctx, srv, terminalOpts{button: quickButton})
+	page := pairBrowser(t, r)
+	r.resetByButton()
+	eventually(t, step, "the page reports the reset and forgets its credential", func() bool {
+		ok, err := chromedp.Run(page, chromedp.Evaluate[bool](
+			`window.tuanju.lastError === 'unpaired' && localStorage.getItem('tuanju.credential') === null`))
+		return err == nil && ok
+	})
+	text, err := chromedp.Run(page, chromedp.Evaluate[string](`document.getElementById('pair-error').textContent`))
+	if err != nil || !strings.Contains(text, "This terminal was reset") {
+		t.Errorf("page says %q (%v), want the reset explained", text, err)
 	}
 }
