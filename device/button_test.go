@@ -126,12 +126,16 @@ func TestButtonEventTimes(t *testing.T) {
 
 		t0 := time.Now()
 		line.Press()
-		time.Sleep(3 * time.Second)
+		time.Sleep(3500 * time.Millisecond)
 		line.Release()
 		time.Sleep(time.Second)
 		ev := <-b.Events()
 		if ev.Kind != device.LongPress || !ev.At.Equal(t0.Add(device.DefaultLongPress)) {
 			t.Errorf("got %v at +%v, want long_press at +%v", ev.Kind, ev.At.Sub(t0), device.DefaultLongPress)
+		}
+		ev = <-b.Events()
+		if ev.Kind != device.Hold || !ev.At.Equal(t0.Add(device.DefaultHold)) {
+			t.Errorf("got %v at +%v, want hold at +%v", ev.Kind, ev.At.Sub(t0), device.DefaultHold)
 		}
 
 		t1 := time.Now()
