@@ -124,18 +124,18 @@ type Terminal struct {
 	events chan any
 
 	// Owned by the loop.
-	m          call.Machine
-	conn       *conn
-	sess       *session
-	ice        map[string]iceInfo
-	pairNonce  map[string]string
-	window     pairWindow
+	m         call.Machine
+	conn      *conn
+	sess      *session
+	ice       map[string]iceInfo
+	pairNonce map[string]string
+	window    pairWindow
 	// unpairPending: a factory reset the server has not confirmed yet.
 	unpairPending bool
 	peerOnline    bool
-	parentID   string
-	early      []protocol.Message // answer/candidates that beat sessionReady
-	calls      int
+	parentID      string
+	early         []protocol.Message // answer/candidates that beat sessionReady
+	calls         int
 	// cameraLostAt is when a camera last failed mid-call (zero: never);
 	// faults is what checkHealth found wrong last time.
 	cameraLostAt time.Time
