@@ -13,9 +13,13 @@ import (
 // Default button timings. They are tuned for a child's hand, not an adult's:
 // a deliberate "hold to hang up" takes two seconds, which a quick jab never
 // reaches, and ten seconds is long enough that nobody reaches it by accident.
+// Three seconds (Hold) opens pairing on an unpaired terminal: past the
+// hang-up, so a child hanging up never opens it, short enough for an adult
+// following the leaflet.
 const (
 	DefaultDebounce      = 30 * time.Millisecond
 	DefaultLongPress     = 2 * time.Second
+	DefaultHold          = 3 * time.Second
 	DefaultVeryLongPress = 10 * time.Second
 	DefaultStuckAfter    = 60 * time.Second
 )
@@ -41,9 +45,13 @@ const (
 	// without waiting for the release, so the child gets immediate feedback
 	// ("a long press always hangs up"). Nothing more is emitted on release.
 	LongPress
-	// VeryLongPress is emitted, after LongPress, as soon as the hold reaches
-	// ButtonOpts.VeryLongPress. It is reserved for re-pair / factory reset.
+	// VeryLongPress is emitted, after Hold, as soon as the hold reaches
+	// ButtonOpts.VeryLongPress: the factory reset.
 	VeryLongPress
+	// Hold is emitted, after LongPress and before VeryLongPress, as soon as
+	// the hold reaches ButtonOpts.Hold: it opens pairing on an unpaired
+	// terminal. (Numbered last so the older kinds keep their values.)
+	Hold
 )
 
 // String returns the kind's name, for logs.
@@ -55,6 +63,8 @@ func (k ButtonKind) String() string {
 		return "long_press"
 	case VeryLongPress:
 		return "very_long_press"
+	case Hold:
+		return "hold"
 	default:
 		return fmt.Sprintf("ButtonKind(%d)", int(k))
 	}
@@ -82,6 +92,10 @@ type ButtonOpts struct {
 	Debounce time.Duration
 	// LongPress is the hold time that makes a LongPress.
 	LongPress time.Duration
+	// Hold is the hold time that makes a Hold; it lies between LongPress
+	// and VeryLongPress. Zero: DefaultHold, or halfway between the two when
+	// they leave no room for the default.
+	Hold time.Duration
 	// VeryLongPress is the hold time that makes a VeryLongPress.
 	VeryLongPress time.Duration
 	// StuckAfter is the hold time after which the button is considered stuck
@@ -101,11 +115,17 @@ func (o ButtonOpts) withDefaults() (ButtonOpts, error) {
 	def(&o.LongPress, DefaultLongPress)
 	def(&o.VeryLongPress, DefaultVeryLongPress)
 	def(&o.StuckAfter, DefaultStuckAfter)
+	if o.Hold == 0 {
+		o.Hold = DefaultHold
+		if o.Hold <= o.LongPress || o.Hold >= o.VeryLongPress {
+			o.Hold = o.LongPress + (o.VeryLongPress-o.LongPress)/2
+		}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	switch {
-	case o.Debounce < 0 || o.LongPress < 0 || o.VeryLongPress < 0 || o.StuckAfter < 0:
+	case o.Debounce < 0 || o.LongPress < 0 || o.Hold < 0 || o.VeryLongPress < 0 || o.StuckAfter < 0:
 		return o, fmt.Errorf("device: button options: negative duration: %w", ErrInvalidConfig)
 	case o.Debounce >= o.LongPress:
 		return o, fmt.Errorf("device: button options: debounce %v must be shorter than long press %v: %w",
@@ -113,6 +133,9 @@ func (o ButtonOpts) withDefaults() (ButtonOpts, error) {
 	case o.LongPress >= o.VeryLongPress:
 		return o, fmt.Errorf("device: button options: long press %v must be shorter than very long press %v: %w",
 			o.LongPress, o.VeryLongPress, ErrInvalidConfig)
+	case o.Hold <= o.LongPress || o.Hold >= o.VeryLongPress:
+		return o, fmt.Errorf("device: button options: hold %v must lie between long press %v and very long press %v: %w",
+			o.Hold, o.LongPress, o.VeryLongPress, ErrInvalidConfig)
 	case o.VeryLongPress >= o.StuckAfter:
 		return o, fmt.Errorf("device: button options: very long press %v must be shorter than stuck-after %v: %w",
 			o.VeryLongPress, o.StuckAfter, ErrInvalidConfig)
@@ -216,7 +239,7 @@ func (b *Button) run(start time.Time, raw bool) {
 	rawSince := start
 	stable := raw
 	var pressStart time.Time
-	var sentLong, sentVeryLong, pollWarned bool
+	var sentLong, sentHold, sentVeryLong, pollWarned bool
 	if stable {
 		pressStart = start
 		b.pressed.Store(true)
@@ -234,7 +257,7 @@ func (b *Button) run(start time.Time, raw bool) {
 		if raw != stable {
 			wait = min(wait, rawSince.Add(o.Debounce).Sub(now))
 		} else if stable {
-			if d, ok := b.nextDeadline(pressStart, sentLong, sentVeryLong); ok {
+			if d, ok := b.nextDeadline(pressStart, sentLong, sentHold, sentVeryLong); ok {
 				wait = min(wait, d.Sub(now))
 			}
 		}
@@ -272,7 +295,7 @@ func (b *Button) run(start time.Time, raw bool) {
 			b.pressed.Store(stable)
 			if stable {
 				pressStart = rawSince
-				sentLong, sentVeryLong = false, false
+				sentLong, sentHold, sentVeryLong = false, false, false
 			} else {
 				if !sentLong {
 					b.emit(ButtonEvent{Kind: Press, At: rawSince})
@@ -291,6 +314,10 @@ func (b *Button) run(start time.Time, raw bool) {
 				sentLong = true
 				b.emit(ButtonEvent{Kind: LongPress, At: pressStart.Add(o.LongPress)})
 			}
+			if !sentHold && held >= o.Hold {
+				sentHold = true
+				b.emit(ButtonEvent{Kind: Hold, At: pressStart.Add(o.Hold)})
+			}
 			if !sentVeryLong && held >= o.VeryLongPress {
 				sentVeryLong = true
 				b.emit(ButtonEvent{Kind: VeryLongPress, At: pressStart.Add(o.VeryLongPress)})
@@ -303,10 +330,12 @@ func (b *Button) run(start time.Time, raw bool) {
 }
 
 // nextDeadline is the next hold threshold still to be reached.
-func (b *Button) nextDeadline(pressStart time.Time, sentLong, sentVeryLong bool) (time.Time, bool) {
+func (b *Button) nextDeadline(pressStart time.Time, sentLong, sentHold, sentVeryLong bool) (time.Time, bool) {
 	switch {
 	case !sentLong:
 		return pressStart.Add(b.opts.LongPress), true
+	case !sentHold:
+		return pressStart.Add(b.opts.Hold), true
 	case !sentVeryLong:
 		return pressStart.Add(b.opts.VeryLongPress), true
 	case !b.stuck.Load():

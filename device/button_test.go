@@ -45,7 +45,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 func TestButtonGestures(t *testing.T) {
-	P, L, V := device.Press, device.LongPress, device.VeryLongPress
+	P, L, H, V := device.Press, device.LongPress, device.Hold, device.VeryLongPress
 	cat := func(parts ...[]step) []step { return slices.Concat(parts...) }
 	tests := []struct {
 		name      string
@@ -73,7 +73,11 @@ func TestButtonGestures(t *testing.T) {
 		{"release just over long press threshold is a long press", false, []step{
 			down(), wait(ms(2005)), up(), wait(ms(500)), expect(L)}},
 		{"very long press fires while held after long press", false, []step{
-			down(), wait(ms(9900)), expect(L), wait(ms(200)), expect(V), up(), wait(ms(500)), expect()}},
+			down(), wait(ms(9900)), expect(L, H), wait(ms(200)), expect(V), up(), wait(ms(500)), expect()}},
+		{"hold fires at 3 s, after the long press, before release", false, []step{
+			down(), wait(ms(2900)), expect(L), wait(ms(200)), expect(H), up(), wait(ms(500)), expect()}},
+		{"release between long press and hold is only a long press", false, []step{
+			down(), wait(ms(2500)), up(), wait(ms(1500)), expect(L)}},
 		{"active low long press", true, []step{
 			down(), wait(ms(2500)), expect(L), up(), wait(ms(500)), expect()}},
 	}
@@ -122,12 +126,16 @@ func TestButtonEventTimes(t *testing.T) {
 
 		t0 := time.Now()
 		line.Press()
-		time.Sleep(3 * time.Second)
+		time.Sleep(3500 * time.Millisecond)
 		line.Release()
 		time.Sleep(time.Second)
 		ev := <-b.Events()
 		if ev.Kind != device.LongPress || !ev.At.Equal(t0.Add(device.DefaultLongPress)) {
 			t.Errorf("got %v at +%v, want long_press at +%v", ev.Kind, ev.At.Sub(t0), device.DefaultLongPress)
+		}
+		ev = <-b.Events()
+		if ev.Kind != device.Hold || !ev.At.Equal(t0.Add(device.DefaultHold)) {
+			t.Errorf("got %v at +%v, want hold at +%v", ev.Kind, ev.At.Sub(t0), device.DefaultHold)
 		}
 
 		t1 := time.Now()
@@ -171,8 +179,8 @@ func TestButtonStuck(t *testing.T) {
 		if b.Stuck() || b.Pressed() {
 			t.Fatalf("after release: Stuck() = %v, Pressed() = %v, want both false", b.Stuck(), b.Pressed())
 		}
-		if got := kinds(drain(b.Events())); !slices.Equal(got, []device.ButtonKind{device.LongPress, device.VeryLongPress}) {
-			t.Errorf("events %v, want [long_press very_long_press]", got)
+		if got := kinds(drain(b.Events())); !slices.Equal(got, []device.ButtonKind{device.LongPress, device.Hold, device.VeryLongPress}) {
+			t.Errorf("events %v, want [long_press hold very_long_press]", got)
 		}
 	})
 }
@@ -228,6 +236,8 @@ func TestNewButtonErrors(t *testing.T) {
 		{"nil pin", nil, device.ButtonOpts{}, device.ErrAbsent, "device: open button"},
 		{"long press not before very long", devicetest.NewButtonLine("B", false).Pin,
 			device.ButtonOpts{LongPress: 10 * time.Second, VeryLongPress: 5 * time.Second}, device.ErrInvalidConfig, "very long press"},
+		{"hold not between long and very long press", devicetest.NewButtonLine("B", false).Pin,
+			device.ButtonOpts{Hold: time.Second}, device.ErrInvalidConfig, "hold"},
 		{"debounce longer than long press", devicetest.NewButtonLine("B", false).Pin,
 			device.ButtonOpts{Debounce: 3 * time.Second}, device.ErrInvalidConfig, "debounce"},
 		{"negative", devicetest.NewButtonLine("B", false).Pin,

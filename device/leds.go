@@ -49,7 +49,8 @@ func (c Color) Valid() bool {
 //	no_answer  off          slow blink   off          parent did not answer
 //	offline    off          breathe      off          no network (it comes back by itself)
 //	fault      off          fast blink   off          needs repair
-//	pairing    off          off          slow blink   waiting to be paired
+//	pairing    off          off          slow blink   a parent asks to pair: press to agree
+//	pairable   off          off          breathe      open for pairing (after a reset or a 3 s hold)
 //
 // slow blink = 1 Hz, fast blink = 4 Hz, * = in antiphase with green, so the
 // light seems to jump between the two LEDs. breathe = a slow glow rising and
@@ -70,6 +71,7 @@ const (
 	Offline  Pattern = "offline"
 	Fault    Pattern = "fault"
 	Pairing  Pattern = "pairing"
+	Pairable Pattern = "pairable"
 )
 
 // ledMode is what one LED does within a pattern.
@@ -96,11 +98,12 @@ var patterns = map[Pattern]map[Color]ledMode{
 	Offline:  {Red: modeBreathe},
 	Fault:    {Red: modeFast},
 	Pairing:  {Blue: modeSlow},
+	Pairable: {Blue: modeBreathe},
 }
 
 // Patterns lists every pattern, in a fixed order.
 func Patterns() []Pattern {
-	return []Pattern{Off, Ready, Calling, Ringing, InCall, NoAnswer, Offline, Fault, Pairing}
+	return []Pattern{Off, Ready, Calling, Ringing, InCall, NoAnswer, Offline, Fault, Pairing, Pairable}
 }
 
 // Valid reports whether p is in the table.

@@ -96,6 +96,7 @@ func TestLEDPatterns(t *testing.T) {
 		{device.Offline, look{device.Green: dark, device.Red: glow, device.Blue: dark}},
 		{device.Fault, look{device.Green: dark, device.Red: fast, device.Blue: dark}},
 		{device.Pairing, look{device.Green: dark, device.Red: dark, device.Blue: slow}},
+		{device.Pairable, look{device.Green: dark, device.Red: dark, device.Blue: glow}},
 	}
 	if len(tests) != len(device.Patterns()) {
 		t.Fatalf("table covers %d patterns, device has %d", len(tests), len(device.Patterns()))

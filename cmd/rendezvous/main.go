@@ -3,6 +3,9 @@
 //
 // Configuration: built-in defaults (a local demo on 127.0.0.1), then an
 // optional TOML file (-config, unknown keys are an error), then flags.
+//
+// "rendezvous audit [-data dir | -config file] [-json]" prints the audit log
+// of pairings and factory resets instead of serving.
 package main
 
 import (
@@ -141,6 +144,9 @@ func splitList(s string) []string {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "audit" {
+		return runAudit(args[1:], stdout, stderr)
+	}
 	opts, err := parse(args, stderr)
 	if err != nil {
 		return err

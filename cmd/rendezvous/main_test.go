@@ -113,3 +113,43 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Errorf("example decoded as %+v", opts.cfg)
 	}
 }
+
+// TestAuditCommand: "rendezvous audit" prints what the server appended, as a
+// table and as JSON lines, and an absent log as an empty table.
+func TestAuditCommand(t *testing.T) {
+	dir := t.TempDir()
+	var out strings.Builder
+	if err := run(context.Background(), []string{"audit", "-data", dir}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(out.String()); got != "TIME  EVENT  DEVICE  PARENT" {
+		t.Errorf("empty audit printed %q", got)
+	}
+	log := `{"time":"2026-11-28T18:00:00Z","event":"paired","device_id":"dev1","parent_id":"par1"}
+{"time":"2026-11-28T19:00:00Z","event":"factory_reset","device_id":"dev1","parent_id":"par1"}
+{"time":"2026-11-28T19:01:00Z","event":"factory_reset","device_id":"dev2"}
+`
+	if err := os.WriteFile(filepath.Join(dir, "audit.jsonl"), []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"audit", "-data", dir}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[1], "2026-11-28T18:00:00Z  paired") ||
+		!strings.Contains(lines[2], "factory_reset  dev1") || !strings.HasSuffix(lines[3], "dev2    -") {
+		t.Errorf("audit table:\n%s", out.String())
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"audit", "-data", dir, "-json"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != log {
+		t.Errorf("audit -json:\n%s\nwant\n%s", out.String(), log)
+	}
+	os.WriteFile(filepath.Join(dir, "audit.jsonl"), []byte("{not json\n"), 0o600)
+	if err := run(context.Background(), []string{"audit", "-data", dir}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("corrupt audit log: err = %v, want one naming line 1", err)
+	}
+}

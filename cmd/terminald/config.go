@@ -11,6 +11,8 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/boards"
+	"github.com/tuanju/tuanju/internal/autoanswer"
+	"github.com/tuanju/tuanju/internal/call"
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/media"
 )
@@ -49,6 +51,28 @@ type config struct {
 
 	// ICE fits calls to a unit behind a static port forward.
 	ICE iceConfig `toml:"ice"`
+
+	// AutoAnswer is the reunion window; empty windows (the default) is off.
+	AutoAnswer autoAnswerConfig `toml:"auto_answer"`
+}
+
+// autoAnswerConfig is terminal.AutoAnswer as the file spells it:
+//
+//	[auto_answer]
+//	windows = ["Sat 19:00-20:00"]   # local time; see internal/autoanswer
+//	delay = "5s"                    # ring first for this long, at least 3s
+type autoAnswerConfig struct {
+	Windows []string `toml:"windows"`
+	Delay   duration `toml:"delay"`
+}
+
+// terminal parses the windows; validate has already checked them.
+func (c autoAnswerConfig) terminal() (terminal.AutoAnswer, error) {
+	sched, err := autoanswer.ParseSchedule(c.Windows)
+	if err != nil {
+		return terminal.AutoAnswer{}, fmt.Errorf("auto_answer windows: %w", err)
+	}
+	return terminal.AutoAnswer{Windows: sched, Delay: c.Delay.Duration}, nil
 }
 
 // iceConfig is terminal.ICEConfig as the file spells it.
@@ -91,6 +115,7 @@ func defaults() config {
 		WatchdogTimeout: duration{device.DefaultWatchdogTimeout},
 		Screen:          screenAuto,
 		Speaker:         "default",
+		AutoAnswer:      autoAnswerConfig{Delay: duration{terminal.DefaultAutoAnswerDelay}},
 	}
 }
 
@@ -191,6 +216,12 @@ func (c config) validate() error {
 	}
 	if err := c.ICE.terminal().Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if _, err := c.AutoAnswer.terminal(); err != nil {
+		errs = append(errs, err)
+	}
+	if d := c.AutoAnswer.Delay.Duration; d < call.MinAutoAnswerDelay {
+		errs = append(errs, fmt.Errorf("auto_answer delay %v must be at least %v: the child must see and hear the ring first", d, call.MinAutoAnswerDelay))
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log_format %q must be json or text", c.LogFormat))

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tuanju/tuanju/device"
 )
@@ -46,6 +47,30 @@ camera = "none"
 	if cfg.LogFormat != "json" {
 		t.Errorf("default log format %q, want json on a device", cfg.LogFormat)
 	}
+	if aa, err := cfg.AutoAnswer.terminal(); err != nil || len(aa.Windows) != 0 || aa.Delay != 5*time.Second {
+		t.Errorf("default auto-answer = %+v, %v; want off with a 5 s delay", aa, err)
+	}
+}
+
+func TestConfigAutoAnswer(t *testing.T) {
+	file := writeConfig(t, `
+server_url = "wss://rv.example.org/ws"
+board = "sim"
+[auto_answer]
+windows = ["Sat 19:00-20:00", "Wed 18:30-19:00"]
+delay = "8s"
+`)
+	cfg, err := loadConfig([]string{"-config", file}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aa, err := cfg.AutoAnswer.terminal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(aa.Windows) != 2 || aa.Windows[1].String() != "Wed 18:30-19:00" || aa.Delay != 8*time.Second {
+		t.Errorf("auto-answer = %+v", aa)
+	}
 }
 
 func TestConfigRejects(t *testing.T) {
@@ -65,6 +90,10 @@ func TestConfigRejects(t *testing.T) {
 		{"ice advertise not an IP", `server_url = "ws://a/ws"` + "\n[ice]\nadvertise_ips = [\"router.lan\"]\n", []string{"-board", "sim"}, "router.lan"},
 		{"ice unknown network", `server_url = "ws://a/ws"` + "\n[ice]\nnetworks = [\"sctp\"]\n", []string{"-board", "sim"}, "sctp"},
 		{"ice tcp without a port", `server_url = "ws://a/ws"` + "\n[ice]\nnetworks = [\"tcp4\"]\n", []string{"-board", "sim"}, "needs a fixed port"},
+		{"auto-answer window misspelt", `server_url = "ws://a/ws"` + "\n[auto_answer]\nwindows = [\"Saturday 19:00-20:00\"]\n", []string{"-board", "sim"}, "auto_answer windows: window 1"},
+		{"auto-answer window across midnight", `server_url = "ws://a/ws"` + "\n[auto_answer]\nwindows = [\"Sat 23:00-01:00\"]\n", []string{"-board", "sim"}, "cannot cross midnight"},
+		{"auto-answer delay under 3 s", `server_url = "ws://a/ws"` + "\n[auto_answer]\nwindows = [\"Sat 19:00-20:00\"]\ndelay = \"1s\"\n", []string{"-board", "sim"}, "auto_answer delay 1s"},
+		{"auto-answer unknown key", `server_url = "ws://a/ws"` + "\n[auto_answer]\nwindow = [\"Sat 19:00-20:00\"]\n", []string{"-board", "sim"}, "unknown keys"},
 		{"watchdog timeout too short", `server_url = "ws://a/ws"` + "\nwatchdog_timeout = \"2s\"\n", []string{"-board", "sim"}, "watchdog_timeout"},
 	}
 	for _, tt := range tests {

@@ -49,6 +49,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		ICE:          cfg.ICE.terminal(),
 		Version:      version,
 	}
+	if tcfg.AutoAnswer, err = cfg.AutoAnswer.terminal(); err != nil {
+		return err
+	}
 
 	var term atomic.Pointer[terminal.Terminal]
 	var buttons <-chan device.ButtonEvent

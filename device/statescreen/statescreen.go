@@ -15,7 +15,8 @@
 //	calling    green   three dots: ringing your parent
 //	ringing    blue    disc inside a ring: your parent is calling, press!
 //	in_call    blue    heart: shown until the first video frame
-//	pairing    blue    three dots: waiting to be paired
+//	pairing    blue    three dots: a parent asks to pair, press to agree
+//	pairable   blue    empty ring: open for pairing, nothing to press yet
 //	no_answer  red     empty ring: nobody answered
 //	offline    red     a bar: no network
 //	fault      red     a cross: needs repair
@@ -63,6 +64,7 @@ var screens = map[string]screen{
 	"ringing":   {Blue, discInRing},
 	"in_call":   {Blue, heart},
 	"pairing":   {Blue, dots},
+	"pairable":  {Blue, ring},
 	"no_answer": {Red, ring},
 	"offline":   {Red, bar},
 	"fault":     {Red, cross},
@@ -70,7 +72,7 @@ var screens = map[string]screen{
 
 // States lists the states there is a screen for, in a fixed order.
 func States() []string {
-	return []string{"off", "ready", "calling", "ringing", "in_call", "pairing", "no_answer", "offline", "fault"}
+	return []string{"off", "ready", "calling", "ringing", "in_call", "pairing", "pairable", "no_answer", "offline", "fault"}
 }
 
 // Render draws state's screen over all of dst. An unknown state draws the

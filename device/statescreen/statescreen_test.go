@@ -27,6 +27,7 @@ func TestScreens(t *testing.T) {
 		{"ringing", Blue, [3]bool{W, B, W}},
 		{"in_call", Blue, [3]bool{W, W, B}},
 		{"pairing", Blue, [3]bool{W, B, B}},
+		{"pairable", Blue, [3]bool{B, B, W}},
 		{"no_answer", Red, [3]bool{B, B, W}},
 		{"offline", Red, [3]bool{W, W, B}},
 		{"fault", Red, [3]bool{W, B, B}},

@@ -8,6 +8,11 @@
 //   - a short press calls, answers, or confirms pairing, and never does harm
 //     at any other moment;
 //   - a long press always cancels, declines or hangs up;
+//   - pairing happens only while the pairing window is open (Pairable), and
+//     still needs a short press per request;
+//   - a ring is answered without a press only when the loop asked for it
+//     (the paired parent, inside a reunion window), and only after the ring
+//     has sounded for at least MinAutoAnswerDelay;
 //   - an unanswered call gives up after RingTimeout and shows "no answer";
 //   - losing the network shows "offline" and recovers by itself.
 package call
@@ -43,6 +48,15 @@ func (s State) String() string {
 	return "unknown"
 }
 
+// Pattern is the light pattern the machine shows: its state's, except that
+// an idle, unpaired terminal whose pairing window is open shows "pairable".
+func (m Machine) Pattern() device.Pattern {
+	if m.State == Idle && m.Pairable && !m.Paired {
+		return device.Pairable
+	}
+	return m.State.Pattern()
+}
+
 // Pattern is the light pattern a state shows. Connecting already shows "in
 // call": the camera and microphone open in that state, and the child must see
 // that before they do.
@@ -75,6 +89,9 @@ const (
 	ConnectTimeout     = 20 * time.Second // answered → media must flow within this
 	NoAnswerDisplay    = 5 * time.Second  // "no answer" is shown this long
 	PairConfirmTimeout = 60 * time.Second // a pairing request waits this long for a press
+	// MinAutoAnswerDelay is the least time a ring sounds before it is
+	// answered without a press: the child must have seen and heard it.
+	MinAutoAnswerDelay = 3 * time.Second
 )
 
 // Timer names a timer; its Token ties it to one call or pairing so that a
@@ -87,6 +104,7 @@ const (
 	TimerConnect
 	TimerNoAnswer
 	TimerPair
+	TimerAutoAnswer
 )
 
 // Machine is the whole state. It is a value: Next returns a new one.
@@ -98,6 +116,10 @@ type Machine struct {
 	Outgoing bool   // the current call was started by the child
 	Answered bool   // the current call reached Connecting
 	PairID   string // the pairing request waiting for a press
+	// Pairable: the pairing window is open (the loop opens and closes it,
+	// see internal/terminal/pairwindow.go); pairing requests are refused
+	// outside it.
+	Pairable bool
 }
 
 // Cue is a short sound the terminal's speaker plays. CueConnected is not a
@@ -155,9 +177,15 @@ type (
 	Disconnected struct{}
 	// Press is a short press. NewCallID is a fresh ID the loop made in case
 	// the press starts a call (the machine does not read randomness).
-	Press        struct{ NewCallID string }
-	LongPress    struct{}
-	IncomingRing struct{ CallID string }
+	Press     struct{ NewCallID string }
+	LongPress struct{}
+	// IncomingRing is the paired parent's ring. AutoAnswerAfter, when
+	// positive, answers it without a press after that long (at least
+	// MinAutoAnswerDelay): the loop sets it only inside a reunion window.
+	IncomingRing struct {
+		CallID          string
+		AutoAnswerAfter time.Duration
+	}
 	PeerAccepted struct{ CallID string }
 	PeerHangup   struct{ CallID, Reason string }
 	MediaUp      struct{ CallID string }
@@ -171,7 +199,12 @@ type (
 		PairID  string
 		ProofOK bool
 	}
-	PairDone     struct{}
+	PairDone struct{}
+	// PairWindow opens or closes the pairing window.
+	PairWindow struct{ Open bool }
+	// FactoryReset: the very long press erased the pairing; the terminal is
+	// unpaired from now on (the loop opens the pairing window after it).
+	FactoryReset struct{}
 	FaultRaised  struct{}
 	FaultCleared struct{}
 )
@@ -197,8 +230,28 @@ func Next(m Machine, e Event) (Machine, []Action) {
 		}
 		return m, acts
 	case PairDone:
-		m.Paired = true
+		m.Paired, m.Pairable = true, false
 		return m, nil
+	case PairWindow:
+		m.Pairable = e.Open
+		return m, nil
+	case FactoryReset:
+		// A call was hung up by the long press that preceded this one;
+		// end whatever is left without a word to a parent who is gone.
+		m, acts := m.dropCall(protocol.OutcomeFailed, "")
+		if m.State == PairConfirm {
+			acts = append(acts, PairReject{m.PairID, "declined"})
+			m.PairID = ""
+		}
+		m.Paired = false
+		switch {
+		case m.State == Fault:
+		case m.Online:
+			m.State = Idle
+		default:
+			m.State = Offline
+		}
+		return m, acts
 	case FaultRaised:
 		if m.State == Fault {
 			return m, nil
@@ -221,6 +274,11 @@ func Next(m Machine, e Event) (Machine, []Action) {
 			return m, []Action{SendHangup{e.CallID, protocol.ReasonBusy}}
 		}
 	case PairRequest:
+		// Outside the window nothing shows: no light, no sound, and no
+		// word on whether the proof was right.
+		if !m.Pairable {
+			return m, []Action{PairReject{e.PairID, "not_pairable"}}
+		}
 		if !e.ProofOK {
 			return m, []Action{PairReject{e.PairID, "bad_secret"}}
 		}
@@ -257,7 +315,11 @@ func Next(m Machine, e Event) (Machine, []Action) {
 			return m, nil
 		case IncomingRing:
 			m.State, m.CallID, m.Outgoing, m.Answered = Ringing, e.CallID, false, false
-			return m, []Action{StartTimer{TimerIncoming, e.CallID, IncomingTimeout}, PlayCue{CueRing}}
+			acts := []Action{StartTimer{TimerIncoming, e.CallID, IncomingTimeout}, PlayCue{CueRing}}
+			if e.AutoAnswerAfter > 0 {
+				acts = append(acts, StartTimer{TimerAutoAnswer, e.CallID, max(e.AutoAnswerAfter, MinAutoAnswerDelay)})
+			}
+			return m, acts
 		case Timeout:
 			if m.State == NoAnswer && e.Timer == TimerNoAnswer {
 				m.State = Idle
@@ -289,8 +351,7 @@ func Next(m Machine, e Event) (Machine, []Action) {
 	case Ringing:
 		switch e := e.(type) {
 		case Press:
-			m.State, m.Answered = Connecting, true
-			return m, []Action{SendAccept{m.CallID}, StartMedia{m.CallID, CueConnected}, StartTimer{TimerConnect, m.CallID, ConnectTimeout}}
+			return m.answer()
 		case LongPress:
 			return m.endCall(protocol.OutcomeDeclined, protocol.ReasonDecline, Idle)
 		case PeerHangup:
@@ -300,6 +361,9 @@ func Next(m Machine, e Event) (Machine, []Action) {
 		case Timeout:
 			if e.Timer == TimerIncoming && e.Token == m.CallID {
 				return m.endCall(protocol.OutcomeMissed, protocol.ReasonNoAnswer, Idle)
+			}
+			if e.Timer == TimerAutoAnswer && e.Token == m.CallID {
+				return m.answer()
 			}
 		}
 	case Connecting, InCall:
@@ -351,6 +415,13 @@ func Next(m Machine, e Event) (Machine, []Action) {
 		}
 	}
 	return m, nil
+}
+
+// answer accepts the ringing call: the same path for a press and for an
+// auto-answer, so the connect sound and the media gate always come first.
+func (m Machine) answer() (Machine, []Action) {
+	m.State, m.Answered = Connecting, true
+	return m, []Action{SendAccept{m.CallID}, StartMedia{m.CallID, CueConnected}, StartTimer{TimerConnect, m.CallID, ConnectTimeout}}
 }
 
 // endCall finishes the current call: tells the peer (when reason is set),

@@ -3,6 +3,7 @@ package call
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/protocol"
@@ -22,7 +23,8 @@ func TestNext(t *testing.T) {
 	connectingOut := Machine{State: Connecting, Online: true, Paired: true, CallID: c1, Outgoing: true, Answered: true}
 	inCall := Machine{State: InCall, Online: true, Paired: true, CallID: c1, Answered: true}
 	noAnswer := Machine{State: NoAnswer, Online: true, Paired: true}
-	pairConfirm := Machine{State: PairConfirm, Online: true, PairID: p1}
+	pairable := Machine{State: Idle, Online: true, Pairable: true}
+	pairConfirm := Machine{State: PairConfirm, Online: true, PairID: p1, Pairable: true}
 	fault := Machine{State: Fault, Online: true, Paired: true}
 
 	tests := []struct {
@@ -45,7 +47,7 @@ func TestNext(t *testing.T) {
 		{"press unpaired shows no answer", unpaired, Press{c1}, Machine{State: NoAnswer, Online: true},
 			[]Action{PlayCue{CueRefused}, StartTimer{TimerNoAnswer, "", NoAnswerDisplay}}},
 		{"long press in idle does nothing", idle, LongPress{}, idle, nil},
-		{"incoming ring rings", idle, IncomingRing{c1}, ringing,
+		{"incoming ring rings", idle, IncomingRing{CallID: c1}, ringing,
 			[]Action{StartTimer{TimerIncoming, c1, IncomingTimeout}, PlayCue{CueRing}}},
 		{"stale timeout in idle is ignored", idle, Timeout{TimerRing, c1}, idle, nil},
 		{"stray hangup in idle is ignored", idle, PeerHangup{c1, "hangup"}, idle, nil},
@@ -68,7 +70,7 @@ func TestNext(t *testing.T) {
 			[]Action{CallEnded{c1, true, false, protocol.OutcomeMissed}, StartTimer{TimerNoAnswer, c1, NoAnswerDisplay}, PlayCue{CueNoAnswer}}},
 		{"parent offline: no answer", calling, PeerHangup{c1, protocol.ReasonUnavailable}, noAnswer,
 			[]Action{CallEnded{c1, true, false, protocol.OutcomeMissed}, StartTimer{TimerNoAnswer, c1, NoAnswerDisplay}, PlayCue{CueNoAnswer}}},
-		{"a ring from another call while calling is busy", calling, IncomingRing{c2}, calling,
+		{"a ring from another call while calling is busy", calling, IncomingRing{CallID: c2}, calling,
 			[]Action{SendHangup{c2, protocol.ReasonBusy}}},
 		{"disconnect while calling goes offline", calling, Disconnected{}, Machine{Paired: true},
 			[]Action{CallEnded{c1, true, false, protocol.OutcomeFailed}}},
@@ -90,7 +92,7 @@ func TestNext(t *testing.T) {
 			[]Action{CallEnded{c1, false, false, protocol.OutcomeMissed}, PlayCue{CueHangup}}},
 		{"incoming timeout", ringing, Timeout{TimerIncoming, c1}, idle,
 			[]Action{SendHangup{c1, protocol.ReasonNoAnswer}, CallEnded{c1, false, false, protocol.OutcomeMissed}, PlayCue{CueHangup}}},
-		{"same ring repeated is ignored", ringing, IncomingRing{c1}, ringing, nil},
+		{"same ring repeated is ignored", ringing, IncomingRing{CallID: c1}, ringing, nil},
 
 		// Connecting and in call.
 		{"media up: in call", connectingOut, MediaUp{c1},
@@ -108,34 +110,66 @@ func TestNext(t *testing.T) {
 		{"hangup of another call is ignored", inCall, PeerHangup{c2, protocol.ReasonHangup}, inCall, nil},
 		{"media failure ends the call", inCall, MediaFailed{c1}, idle,
 			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}, PlayCue{CueHangup}}},
-		{"a second ring in call is busy", inCall, IncomingRing{c2}, inCall, []Action{SendHangup{c2, protocol.ReasonBusy}}},
+		{"a second ring in call is busy", inCall, IncomingRing{CallID: c2}, inCall, []Action{SendHangup{c2, protocol.ReasonBusy}}},
 		{"disconnect in call stops media and goes offline", inCall, Disconnected{}, Machine{Paired: true},
 			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}}},
 
 		// Pairing.
-		{"valid pairing request asks for a press", unpaired, PairRequest{p1, true}, pairConfirm,
+		{"valid pairing request asks for a press", pairable, PairRequest{p1, true}, pairConfirm,
 			[]Action{StartTimer{TimerPair, p1, PairConfirmTimeout}, PlayCue{CueRing}}},
-		{"bad proof is rejected at once", unpaired, PairRequest{p1, false}, unpaired, []Action{PairReject{p1, "bad_secret"}}},
+		{"bad proof is rejected at once", pairable, PairRequest{p1, false}, pairable, []Action{PairReject{p1, "bad_secret"}}},
+		{"outside the window a valid request is refused silently", unpaired, PairRequest{p1, true}, unpaired,
+			[]Action{PairReject{p1, "not_pairable"}}},
+		{"outside the window a bad proof is not_pairable too", unpaired, PairRequest{p1, false}, unpaired,
+			[]Action{PairReject{p1, "not_pairable"}}},
 		{"paired terminal refuses pairing", idle, PairRequest{p1, true}, idle, []Action{PairReject{p1, "not_pairable"}}},
 		{"pairing during a call is refused", calling, PairRequest{p1, true}, calling, []Action{PairReject{p1, "not_pairable"}}},
-		{"press confirms pairing", pairConfirm, Press{c1}, unpaired, []Action{PairAccept{p1}}},
-		{"long press declines pairing", pairConfirm, LongPress{}, unpaired, []Action{PairReject{p1, "declined"}}},
-		{"pairing times out", pairConfirm, Timeout{TimerPair, p1}, unpaired, []Action{PairReject{p1, "timeout"}}},
+		{"press confirms pairing", pairConfirm, Press{c1}, pairable, []Action{PairAccept{p1}}},
+		{"long press declines pairing", pairConfirm, LongPress{}, pairable, []Action{PairReject{p1, "declined"}}},
+		{"pairing times out", pairConfirm, Timeout{TimerPair, p1}, pairable, []Action{PairReject{p1, "timeout"}}},
 		{"stale pairing timeout ignored", pairConfirm, Timeout{TimerPair, c1}, pairConfirm, nil},
 		{"a retried request replaces the waiting one", pairConfirm, PairRequest{c2, true},
-			Machine{State: PairConfirm, Online: true, PairID: c2},
+			Machine{State: PairConfirm, Online: true, PairID: c2, Pairable: true},
 			[]Action{StartTimer{TimerPair, c2, PairConfirmTimeout}, PlayCue{CueRing}}},
-		{"the replaced request's timeout is ignored", Machine{State: PairConfirm, Online: true, PairID: c2}, Timeout{TimerPair, p1},
-			Machine{State: PairConfirm, Online: true, PairID: c2}, nil},
+		{"the replaced request's timeout is ignored", Machine{State: PairConfirm, Online: true, PairID: c2, Pairable: true}, Timeout{TimerPair, p1},
+			Machine{State: PairConfirm, Online: true, PairID: c2, Pairable: true}, nil},
 		{"a bad retried proof leaves the waiting request", pairConfirm, PairRequest{c2, false}, pairConfirm, []Action{PairReject{c2, "bad_secret"}}},
-		{"disconnect during pairing", pairConfirm, Disconnected{}, Machine{}, nil},
-		{"pair done marks paired", unpaired, PairDone{}, Machine{State: Idle, Online: true, Paired: true}, nil},
+		{"disconnect during pairing", pairConfirm, Disconnected{}, Machine{Pairable: true}, nil},
+		{"pair done marks paired and closes the window", pairable, PairDone{}, Machine{State: Idle, Online: true, Paired: true}, nil},
+		{"the window opens", unpaired, PairWindow{Open: true}, pairable, nil},
+		{"the window closes", pairable, PairWindow{Open: false}, unpaired, nil},
+		{"the window closing leaves a waiting request to its press", pairConfirm, PairWindow{Open: false},
+			Machine{State: PairConfirm, Online: true, PairID: p1}, nil},
+
+		// Factory reset.
+		{"reset when idle unpairs", idle, FactoryReset{}, unpaired, nil},
+		{"reset offline unpairs and stays offline", Machine{Paired: true}, FactoryReset{}, Machine{}, nil},
+		{"reset in fault keeps fault", fault, FactoryReset{}, Machine{State: Fault, Online: true}, nil},
+		{"reset mid-call ends it without a hangup to the old parent", inCall, FactoryReset{}, unpaired,
+			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}}},
+		{"reset while a pairing waits declines it", pairConfirm, FactoryReset{}, pairable,
+			[]Action{PairReject{p1, "declined"}}},
+
+		// Auto-answer (reunion window).
+		{"auto-answer ring rings and arms the answer timer", idle, IncomingRing{CallID: c1, AutoAnswerAfter: 5 * time.Second}, ringing,
+			[]Action{StartTimer{TimerIncoming, c1, IncomingTimeout}, PlayCue{CueRing}, StartTimer{TimerAutoAnswer, c1, 5 * time.Second}}},
+		{"auto-answer never sooner than the minimum", idle, IncomingRing{CallID: c1, AutoAnswerAfter: time.Millisecond}, ringing,
+			[]Action{StartTimer{TimerIncoming, c1, IncomingTimeout}, PlayCue{CueRing}, StartTimer{TimerAutoAnswer, c1, MinAutoAnswerDelay}}},
+		{"auto-answer timer answers like a press", ringing, Timeout{TimerAutoAnswer, c1},
+			Machine{State: Connecting, Online: true, Paired: true, CallID: c1, Answered: true},
+			[]Action{SendAccept{c1}, StartMedia{c1, CueConnected}, StartTimer{TimerConnect, c1, ConnectTimeout}}},
+		{"auto-answer timer of another call is ignored", ringing, Timeout{TimerAutoAnswer, c2}, ringing, nil},
+		{"auto-answer timer after the ring ended is ignored", idle, Timeout{TimerAutoAnswer, c1}, idle, nil},
+		{"auto-answer timer after a press answered is ignored",
+			Machine{State: Connecting, Online: true, Paired: true, CallID: c1, Answered: true}, Timeout{TimerAutoAnswer, c1},
+			Machine{State: Connecting, Online: true, Paired: true, CallID: c1, Answered: true}, nil},
+		{"auto-answer ring in fault is ignored", fault, IncomingRing{CallID: c1, AutoAnswerAfter: 5 * time.Second}, fault, nil},
 
 		// Fault.
 		{"fault during a call ends it", inCall, FaultRaised{}, fault,
 			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}}},
 		{"press in fault is refused", fault, Press{c1}, fault, []Action{PlayCue{CueRefused}}},
-		{"ring in fault is ignored", fault, IncomingRing{c1}, fault, nil},
+		{"ring in fault is ignored", fault, IncomingRing{CallID: c1}, fault, nil},
 		{"fault cleared while online", fault, FaultCleared{}, idle, nil},
 		{"fault cleared while offline", Machine{State: Fault, Paired: true}, FaultCleared{}, Machine{Paired: true}, nil},
 		{"disconnect in fault keeps fault", fault, Disconnected{}, Machine{State: Fault, Paired: true}, nil},
@@ -208,5 +242,73 @@ func TestPatternIsAFunctionOfState(t *testing.T) {
 	// Seven distinct things a child must tell apart, plus pairing.
 	if len(seen) != 8 {
 		t.Errorf("states map to %d distinct patterns, want 8", len(seen))
+	}
+}
+
+// TestMachinePattern: only an idle, unpaired terminal with its window open
+// shows "pairable"; every other machine shows its state's pattern.
+func TestMachinePattern(t *testing.T) {
+	tests := []struct {
+		m    Machine
+		want device.Pattern
+	}{
+		{Machine{State: Idle, Online: true, Pairable: true}, device.Pairable},
+		{Machine{State: Idle, Online: true}, device.Ready},
+		{Machine{State: Idle, Online: true, Paired: true, Pairable: true}, device.Ready},
+		{Machine{State: Offline, Pairable: true}, device.Offline},
+		{Machine{State: PairConfirm, Online: true, Pairable: true, PairID: p1}, device.Pairing},
+		{Machine{State: NoAnswer, Online: true, Pairable: true}, device.NoAnswer},
+		{Machine{State: Fault, Online: true, Pairable: true}, device.Fault},
+	}
+	for _, tt := range tests {
+		if got := tt.m.Pattern(); got != tt.want {
+			t.Errorf("%+v.Pattern() = %q, want %q", tt.m, got, tt.want)
+		}
+	}
+}
+
+// TestAutoAnswerTiming plays a reunion-window ring through time: nothing is
+// answered before the ring has sounded for the configured delay, and the
+// answer then is exactly a press's. The timers fire in the order a clock
+// would fire them.
+func TestAutoAnswerTiming(t *testing.T) {
+	idle := Machine{State: Idle, Online: true, Paired: true}
+	for _, delay := range []time.Duration{0, time.Second, MinAutoAnswerDelay, 5 * time.Second, 30 * time.Second} {
+		m, acts := Next(idle, IncomingRing{CallID: c1, AutoAnswerAfter: delay})
+		timers := map[Timer]time.Duration{}
+		cued := false
+		for _, a := range acts {
+			switch a := a.(type) {
+			case StartTimer:
+				timers[a.Timer] = a.After
+			case PlayCue:
+				cued = cued || a.Cue == CueRing
+			}
+		}
+		if !cued {
+			t.Fatalf("delay %v: ring without the ring sound: %#v", delay, acts)
+		}
+		after, armed := timers[TimerAutoAnswer]
+		if delay == 0 {
+			if armed {
+				t.Errorf("no reunion window: an auto-answer timer of %v was armed", after)
+			}
+			continue
+		}
+		if !armed || after < MinAutoAnswerDelay || (delay >= MinAutoAnswerDelay && after != delay) {
+			t.Fatalf("delay %v: auto-answer timer %v (armed %v), want max(delay, %v)", delay, after, armed, MinAutoAnswerDelay)
+		}
+		// The clock advances: whichever of the two timers is due first fires.
+		if timers[TimerIncoming] < after {
+			m, _ = Next(m, Timeout{TimerIncoming, c1})
+			if m.State != Idle {
+				t.Errorf("delay %v: ring ran out, state %v", delay, m.State)
+			}
+			continue
+		}
+		m, acts = Next(m, Timeout{TimerAutoAnswer, c1})
+		if m.State != Connecting || !reflect.DeepEqual(acts[:2], []Action{SendAccept{c1}, StartMedia{c1, CueConnected}}) {
+			t.Errorf("delay %v: after the delay state %v, actions %#v; want accept then media through the connect sound", delay, m.State, acts)
+		}
 	}
 }

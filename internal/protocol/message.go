@@ -53,6 +53,8 @@ const (
 	TypePairComplete = "pair_complete" // terminal → server: the page's confirm verified; store the pairing
 	TypePairReject   = "pair_reject"   // terminal → server
 	TypePaired       = "paired"        // server → pairing page and terminal
+	TypeUnpair       = "unpair"        // terminal → server: the terminal was factory-reset
+	TypeUnpaired     = "unpaired"      // server → the old parent's sockets (then closed), and → terminal (ack)
 )
 
 // Roles a socket can authenticate as.

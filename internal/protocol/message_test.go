@@ -45,6 +45,8 @@ var validMessages = []struct {
 	{"pair_complete", `{"type":"pair_complete","pair_id":"` + tID + `"}`},
 	{"pair_reject", `{"type":"pair_reject","pair_id":"` + tID + `","reason":"declined"}`},
 	{"paired", `{"type":"paired","device_id":"` + tID + `","parent_id":"` + tID2 + `"}`},
+	{"unpair", `{"type":"unpair"}`},
+	{"unpaired", `{"type":"unpaired","device_id":"` + tID + `"}`},
 
 	// Fuller forms: every optional field of the table in use.
 	{"challenge full", `{"type":"challenge","nonce":"` + tNonce + `","server_time":"2026-11-28T18:00:00Z"}`},
@@ -162,6 +164,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"unknown field in ice server", `{"type":"ring","call_id":"` + tID + `"` + tSig + `,"ice_servers":[{"urls":["stun:x"],"foo":1}]}`, ErrMalformed, "foo"},
 		{"missing required", `{"type":"hangup","call_id":"` + tID + `"}`, ErrInvalid, "reason"},
 		{"missing all required", `{"type":"pair_request"}`, ErrInvalid, "device_id"},
+		{"unpair carries nothing", `{"type":"unpair","device_id":"` + tID + `"}`, ErrInvalid, "device_id"},
 		{"required field empty", `{"type":"accept","call_id":""}`, ErrInvalid, "call_id"},
 		{"sdp on ring", `{"type":"ring","call_id":"` + tID + `"` + tSig + `,"sdp":"v=0"}`, ErrInvalid, "sdp"},
 		{"token on presence", `{"type":"presence","peer_online":true,"token":"dG9rZW4"}`, ErrInvalid, "token"},
@@ -329,6 +332,8 @@ func sampleMessages() []Message {
 		{Type: TypePairComplete, PairID: tID},
 		{Type: TypePairReject, PairID: tID, Reason: "bad_secret"},
 		{Type: TypePaired, DeviceID: tID, ParentID: tID2, PairID: tID, Token: "dG9rZW4"},
+		{Type: TypeUnpair},
+		{Type: TypeUnpaired, DeviceID: tID},
 	}
 }
 

@@ -37,6 +37,8 @@ var rules = map[string]rule{
 	TypePairComplete: {required: []string{"pair_id"}},
 	TypePairReject:   {required: []string{"pair_id", "reason"}},
 	TypePaired:       {required: []string{"device_id", "parent_id"}, optional: []string{"pair_id", "token"}},
+	TypeUnpair:       {},
+	TypeUnpaired:     {required: []string{"device_id"}},
 }
 
 // setFields lists the JSON names of the fields that are set.

@@ -190,6 +190,12 @@ func (h *hub) joinTerminal(s *session) bool {
 }
 
 func (h *hub) joinParent(s *session) bool {
+	// The token was checked before the hub lock was taken; a factory reset
+	// in between has deleted the parent, and its login must not join.
+	if _, err := h.store.Parent(s.parentID); err != nil {
+		s.log.Info("parent gone between login and join (terminal reset)", "err", err)
+		return false
+	}
 	set := h.parents[s.parentID]
 	if set == nil {
 		set = map[*session]bool{}
@@ -287,6 +293,7 @@ var allowed = map[string]map[string]bool{
 		protocol.TypeRing: true, protocol.TypeAccept: true, protocol.TypeHangup: true, protocol.TypeOffer: true,
 		protocol.TypeCandidate: true, protocol.TypePairAccept: true, protocol.TypePairReject: true,
 		protocol.TypePairComplete: true,
+		protocol.TypeUnpair:       true,
 	},
 	protocol.RoleParent: {
 		protocol.TypeRing: true, protocol.TypeAccept: true, protocol.TypeHangup: true, protocol.TypeAnswer: true,
@@ -327,6 +334,8 @@ func (h *hub) handle(s *session, m protocol.Message) {
 		h.pairComplete(s, m)
 	case protocol.TypePairReject:
 		h.pairReject(s, m)
+	case protocol.TypeUnpair:
+		h.unpair(s, m)
 	}
 }
 

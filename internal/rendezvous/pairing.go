@@ -147,6 +147,7 @@ func (h *hub) pairComplete(s *session, m protocol.Message) {
 		return
 	}
 	s.pairedParent = parentID
+	h.srv.writeAudit(AuditPaired, p.deviceID, parentID)
 	p.page.send(protocol.Message{Type: protocol.TypePaired, DeviceID: p.deviceID, ParentID: parentID, Token: token, PairID: p.id})
 	s.send(protocol.Message{Type: protocol.TypePaired, DeviceID: p.deviceID, ParentID: parentID, PairID: p.id})
 	s.log.Info("paired", "parent", parentID, "pair", p.id)

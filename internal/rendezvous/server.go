@@ -41,6 +41,7 @@ type Server struct {
 	turnSecret string
 	origins    []string
 	hub        *hub
+	audit      *auditLog
 	now        func() time.Time
 
 	wg        sync.WaitGroup // live WebSocket handlers
@@ -63,7 +64,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("rendezvous: create data dir: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now, origins: slicesClone(cfg.AllowedOrigins)}
+	s := &Server{cfg: cfg, log: log, now: time.Now, origins: slicesClone(cfg.AllowedOrigins),
+		audit: &auditLog{path: filepath.Join(cfg.DataDir, AuditFile)}}
 	if cfg.PublicURL != "" {
 		u, _ := url.Parse(cfg.PublicURL) // Validate checked it
 		s.origins = append(s.origins, u.Host)
@@ -108,6 +110,18 @@ func (s *Server) Handler() http.Handler {
 
 // Store is the server's registry (for tools and tests).
 func (s *Server) Store() *Store { return s.store }
+
+// AuditPath is where the server appends its audit log (see ReadAudit).
+func (s *Server) AuditPath() string { return s.audit.path }
+
+// writeAudit appends to the audit log; a failure is logged loudly but does
+// not undo the change, which has committed already.
+func (s *Server) writeAudit(event, deviceID, parentID string) {
+	e := AuditEntry{Time: s.now().UTC(), Event: event, DeviceID: deviceID, ParentID: parentID}
+	if err := s.audit.append(e); err != nil {
+		s.log.Error("audit log write failed", "event", event, "device", deviceID, "parent", parentID, "err", err)
+	}
+}
 
 // TURNAddr is the TURN relay's local UDP address, or nil when TURN is off.
 func (s *Server) TURNAddr() net.Addr {

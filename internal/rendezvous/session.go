@@ -15,6 +15,7 @@ import (
 const (
 	CloseAuthFailed websocket.StatusCode = 4001 // hello rejected or missing
 	CloseReplaced   websocket.StatusCode = 4002 // the same terminal logged in again
+	CloseUnpaired   websocket.StatusCode = 4003 // the terminal was factory-reset: the parent's credential is dead
 )
 
 // maxBadMessages rejected messages on one socket close it (1008).

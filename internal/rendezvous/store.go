@@ -3,12 +3,15 @@ package rendezvous
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"time"
 
 	"github.com/tuanju/tuanju/internal/protocol"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Bucket layout of the registry:
@@ -52,11 +55,16 @@ type Store struct {
 	db *bolt.DB
 }
 
-// OpenStore opens (creating if needed) the registry at path.
+// OpenStore opens (creating if needed) the registry at path, mode 0600: it
+// holds the parents' token hashes and every family's call log.
 func OpenStore(path string) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("rendezvous: open store %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("rendezvous: chmod store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketDevices, bucketParents, bucketPairings, bucketCalls} {
@@ -174,6 +182,34 @@ func (s *Store) CreatePairing(deviceID, parentID string, tokenHash []byte, now t
 		return fmt.Errorf("rendezvous: pair %s with %s: %w", deviceID, parentID, err)
 	}
 	return nil
+}
+
+// Unpair deletes a terminal's pairing, its parent (so the parent's token no
+// longer logs in) and that pairing's call log, in one transaction. It returns
+// the old parent's ID, or "" when the terminal had none (it is then a no-op).
+func (s *Store) Unpair(deviceID string) (parentID string, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		pairings := tx.Bucket(bucketPairings)
+		v := pairings.Get([]byte(deviceID))
+		if v == nil {
+			return nil
+		}
+		parentID = string(v)
+		if err := pairings.Delete([]byte(deviceID)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketParents).Delete(v); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketCalls).DeleteBucket(v); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("rendezvous: unpair %s: %w", deviceID, err)
+	}
+	return parentID, nil
 }
 
 // PutCall inserts or replaces a call in a pairing's log, pruning the oldest

@@ -10,3 +10,6 @@ var (
 	// ErrLoginRefused: the server refused our login.
 	ErrLoginRefused = errors.New("login refused")
 )
+
+// ErrNotPairable: a pairing request arrived outside the pairing window.
+var ErrNotPairable = errors.New("not pairable: the pairing window is closed")

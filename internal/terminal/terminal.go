@@ -44,6 +44,13 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the reconnect delay.
 	MinBackoff, MaxBackoff time.Duration
 	Version                string
+	// PairWindow is how long the pairing window stays open (zero:
+	// DefaultPairWindow); PairWindowFailures wrong proofs close it early
+	// (zero: DefaultPairWindowFailures). See pairwindow.go.
+	PairWindow         time.Duration
+	PairWindowFailures int
+	// AutoAnswer is the reunion window; the zero value is off.
+	AutoAnswer AutoAnswer
 }
 
 // LEDs is the part of device.LEDs the terminal uses.
@@ -80,6 +87,9 @@ type Deps struct {
 	Log      *slog.Logger
 	// OnStatus, if set, is called (from the loop) whenever Status changes.
 	OnStatus func(Status)
+	// Now, if set, replaces time.Now as the local wall clock the reunion
+	// windows are read on.
+	Now func() time.Time
 }
 
 // Status is a snapshot for the device panel, the technician and tests.
@@ -89,6 +99,7 @@ type Status struct {
 	Pattern    string      `json:"pattern"`
 	Online     bool        `json:"online"`
 	Paired     bool        `json:"paired"`
+	Pairable   bool        `json:"pairable"` // the pairing window is open
 	ParentID   string      `json:"parent_id,omitempty"`
 	PeerOnline bool        `json:"peer_online"`
 	PairingURL string      `json:"pairing_url,omitempty"`
@@ -106,22 +117,25 @@ type Terminal struct {
 	log      *slog.Logger
 	key      *ecdsa.PrivateKey
 	deviceID string
-	secret   pairing.Secret
+	secret   pairing.Secret // guarded by mu: a factory reset replaces it
 	api      *webrtc.API
 	iceNet   *iceNet // sockets of a fixed ICE port, closed when Run ends
 
 	events chan any
 
 	// Owned by the loop.
-	m          call.Machine
-	conn       *conn
-	sess       *session
-	ice        map[string]iceInfo
-	tr         trust
-	peerOnline bool
-	parentID   string
-	early      []protocol.Message // answer/candidates that beat sessionReady
-	calls      int
+	m      call.Machine
+	conn   *conn
+	sess   *session
+	ice    map[string]iceInfo
+	tr     trust
+	window pairWindow
+	// unpairPending: a factory reset the server has not confirmed yet.
+	unpairPending bool
+	peerOnline    bool
+	parentID      string
+	early         []protocol.Message // answer/candidates that beat sessionReady
+	calls         int
 	// cameraLostAt is when a camera last failed mid-call (zero: never);
 	// faults is what checkHealth found wrong last time.
 	cameraLostAt time.Time
@@ -177,6 +191,18 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if cfg.PairWindow <= 0 {
+		cfg.PairWindow = DefaultPairWindow
+	}
+	if cfg.PairWindowFailures <= 0 {
+		cfg.PairWindowFailures = DefaultPairWindowFailures
+	}
+	if err := cfg.AutoAnswer.validate(); err != nil {
+		return nil, err
+	}
 	key, err := d.Store.Identity()
 	if err != nil {
 		return nil, err
@@ -203,6 +229,10 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 		deviceID: protocol.DeviceID(der),
 		events:   make(chan any, 64),
 		ice:      map[string]iceInfo{},
+		window:   pairWindow{length: cfg.PairWindow, maxFailures: cfg.PairWindowFailures},
+	}
+	if t.unpairPending, err = d.Store.UnpairPending(); err != nil {
+		return nil, err
 	}
 	t.log = d.Log.With("component", "terminal", "device_id", t.deviceID)
 	var parent *terminalstore.Parent
@@ -230,7 +260,13 @@ func (t *Terminal) DeviceID() string { return t.deviceID }
 
 // PairingURL is what the label's QR code carries.
 func (t *Terminal) PairingURL() string {
-	return pairing.URL(t.cfg.PublicURL, t.deviceID, t.secret)
+	return pairing.URL(t.cfg.PublicURL, t.deviceID, t.pairingSecret())
+}
+
+func (t *Terminal) pairingSecret() pairing.Secret {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.secret
 }
 
 // Status returns the latest snapshot; safe from any goroutine.
@@ -284,6 +320,9 @@ func (t *Terminal) Run(ctx context.Context) error {
 	t.showLEDs()
 	if !t.m.Paired {
 		t.log.Info("terminal is not paired; open the pairing URL on the parent's phone", "pairing_url", t.PairingURL())
+		// A fresh (or reset) unit is pairable after boot; the power-on is
+		// the physical act.
+		t.openPairWindow("unpaired at boot")
 	}
 	go t.connectLoop(ctx)
 	defer func() {
@@ -308,6 +347,7 @@ func (t *Terminal) Run(ctx context.Context) error {
 			t.handle(ctx, ev)
 		case <-health.C:
 			t.checkHealth()
+			t.checkPairWindow(time.Now())
 			t.petWatchdog()
 		}
 		t.publish()
@@ -320,8 +360,14 @@ func (t *Terminal) button(ev device.ButtonEvent) {
 		t.step(call.Press{NewCallID: protocol.NewID()})
 	case device.LongPress:
 		t.step(call.LongPress{})
+	case device.Hold:
+		// The long press two seconds in has done its work (hung up,
+		// declined); on an unpaired terminal the hold also opens pairing.
+		if !t.m.Paired {
+			t.openPairWindow("button held")
+		}
 	case device.VeryLongPress:
-		t.log.Info("very long press: reserved for re-pair and factory reset")
+		t.factoryReset()
 	}
 }
 
@@ -380,6 +426,9 @@ func (t *Terminal) handle(ctx context.Context, ev any) {
 		}
 		t.setClock(w.ServerTime)
 		t.log.Info("connected to the rendezvous server", "paired", t.m.Paired, "parent_online", t.peerOnline)
+		// A reset the server has not heard of goes first, before anything
+		// can reach the old parent.
+		t.sendUnpair()
 		t.step(call.Connected{Paired: t.m.Paired && serverPaired})
 	case connDown:
 		if ev.c != t.conn {
@@ -435,7 +484,11 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 			return
 		}
 		t.ice[m.CallID] = iceInfo{m.ICEServers, m.ICETransportPolicy}
-		t.step(call.IncomingRing{CallID: m.CallID})
+		after := t.autoAnswerAfter(t.d.Now())
+		if after > 0 {
+			t.log.Info("ring inside a reunion window: answering after the ring", "call_id", m.CallID, "after", after)
+		}
+		t.step(call.IncomingRing{CallID: m.CallID, AutoAnswerAfter: after})
 	case protocol.TypeRinging:
 		t.ice[m.CallID] = iceInfo{m.ICEServers, m.ICETransportPolicy}
 		t.log.Info("parent's phone is ringing", "call_id", m.CallID)
@@ -495,6 +548,8 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 		if m.CallID != "" && m.CallID == t.m.CallID && (m.RefType == protocol.TypeRing || m.RefType == protocol.TypeAccept) {
 			t.step(call.PeerHangup{CallID: m.CallID, Reason: m.Code})
 		}
+	case protocol.TypeUnpaired:
+		t.unpairConfirmed()
 	case protocol.TypeCallLog, protocol.TypeChallenge, protocol.TypeWelcome:
 		// Not for terminals.
 	default:
@@ -517,7 +572,7 @@ func (t *Terminal) step(ev call.Event) {
 }
 
 func (t *Terminal) showLEDs() {
-	p := t.m.State.Pattern()
+	p := t.m.Pattern()
 	if err := t.d.LEDs.Show(p); err != nil {
 		t.log.Error("cannot show lights", "pattern", p, "err", err)
 		t.lit.set("", "")
@@ -724,9 +779,10 @@ func (t *Terminal) publish() {
 	var st Status
 	st.DeviceID = t.deviceID
 	st.State = t.m.State.String()
-	st.Pattern = string(t.m.State.Pattern())
+	st.Pattern = string(t.m.Pattern())
 	st.Online = t.m.Online
 	st.Paired = t.m.Paired
+	st.Pairable = t.m.Pairable
 	st.PeerOnline = t.peerOnline
 	st.CallID = t.m.CallID
 	if c := t.lastCue.Load(); c != nil {

@@ -148,14 +148,23 @@ func (t *Terminal) fromParent(m protocol.Message) error {
 
 // onPairRequest checks a pairing request before the child sees anything.
 func (t *Terminal) onPairRequest(m protocol.Message) {
+	if err := t.mayPair(); err != nil {
+		// Outside the pairing window: no light, no sound, no proof check.
+		t.log.Info("pairing request refused", "pair_id", m.PairID, "err", err)
+		t.send(protocol.Message{Type: protocol.TypePairReject, PairID: m.PairID, Reason: "not_pairable"})
+		return
+	}
 	r := pairing.Request{DeviceID: m.DeviceID, Nonce: m.Nonce, EphemeralKey: m.EphemeralKey, Proof: m.Proof}
-	err := pairing.VerifyRequest(t.secret, t.deviceID, r)
+	err := pairing.VerifyRequest(t.pairingSecret(), t.deviceID, r)
 	if err == nil {
 		// One request waits at a time; a new one replaces the old.
 		t.tr.pairReq = map[string]pairing.Request{m.PairID: r}
 	}
 	t.log.Info("pairing request", "pair_id", m.PairID, "proof_ok", err == nil, "err", err)
 	t.step(call.PairRequest{PairID: m.PairID, ProofOK: err == nil})
+	if err != nil {
+		t.pairProofFailed()
+	}
 }
 
 // acceptPairing answers the waiting request after the button press.
@@ -166,7 +175,7 @@ func (t *Terminal) acceptPairing(pairID string) {
 		t.log.Warn("pairing press for a request that is gone", "pair_id", pairID)
 		return
 	}
-	hs, acc, err := pairing.AcceptRequest(t.secret, t.key, t.tr.fp, pairID, r)
+	hs, acc, err := pairing.AcceptRequest(t.pairingSecret(), t.key, t.tr.fp, pairID, r)
 	if err != nil {
 		t.log.Error("cannot answer the pairing request", "pair_id", pairID, "err", err)
 		t.send(protocol.Message{Type: protocol.TypePairReject, PairID: pairID, Reason: "bad_secret"})
@@ -225,6 +234,7 @@ func (t *Terminal) onPaired(m protocol.Message) {
 	}
 	t.log.Info("paired", "parent_id", m.ParentID)
 	t.parentID, t.tr.parentKey = m.ParentID, key
+	t.window.close()
 	// The server has bound this connection to the new parent already;
 	// presence follows when the parent's page logs in.
 	t.step(call.PairDone{})

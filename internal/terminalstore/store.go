@@ -33,6 +33,10 @@ var (
 	keyDTLS      = []byte("dtls_certificate")
 	keySecret    = []byte("pairing_secret")
 	keyParent    = []byte("parent")
+	// keyUnpairPending is set by FactoryReset and cleared once the server
+	// has confirmed the unpair: a reset made offline is told on the next
+	// login.
+	keyUnpairPending = []byte("unpair_pending")
 )
 
 // MaxCalls is how many call records are kept; older ones are dropped.
@@ -268,11 +272,15 @@ func (s *Store) ReplaceParent(p Parent) error {
 	return nil
 }
 
-// FactoryReset erases the pairing, the pairing secret (a new one is made on
-// next use, so an old label stops working) and the call log. The device's
-// identity stays: it is the unit's, not the family's.
+// FactoryReset erases the pairing and the call log, and marks an unpair
+// the server has not confirmed yet. The device's identity and its DTLS
+// certificate stay: they are the unit's, not the family's. So does the
+// pairing secret: it is printed on the unit's label, which must keep
+// working for the next family; what protects a reset unit is that pairing
+// needs a press on its button inside the pairing window, not the secret.
 func (s *Store) FactoryReset() error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		secret := append([]byte(nil), tx.Bucket(bucketPairing).Get(keySecret)...)
 		for _, name := range [][]byte{bucketPairing, bucketCalls} {
 			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 				return err
@@ -281,10 +289,38 @@ func (s *Store) FactoryReset() error {
 				return err
 			}
 		}
-		return nil
+		if len(secret) > 0 {
+			if err := tx.Bucket(bucketPairing).Put(keySecret, secret); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketPairing).Put(keyUnpairPending, []byte{1})
 	})
 	if err != nil {
 		return fmt.Errorf("terminalstore: factory reset: %w", err)
+	}
+	return nil
+}
+
+// UnpairPending reports whether a factory reset has not yet been confirmed
+// by the server.
+func (s *Store) UnpairPending() (bool, error) {
+	var pending bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		pending = tx.Bucket(bucketPairing).Get(keyUnpairPending) != nil
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("terminalstore: unpair pending: %w", err)
+	}
+	return pending, nil
+}
+
+// ClearUnpairPending records that the server has confirmed the unpair.
+func (s *Store) ClearUnpairPending() error {
+	err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPairing).Delete(keyUnpairPending) })
+	if err != nil {
+		return fmt.Errorf("terminalstore: clear unpair pending: %w", err)
 	}
 	return nil
 }

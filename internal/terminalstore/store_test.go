@@ -107,8 +107,14 @@ func TestFactoryReset(t *testing.T) {
 	sec, _ := s.PairingSecret()
 	s.SetParent(Parent{ParentID: "p"})
 	s.AppendCall(CallRecord{CallID: "c"})
+	if p, _ := s.UnpairPending(); p {
+		t.Fatal("unpair pending before any reset")
+	}
 	if err := s.FactoryReset(); err != nil {
 		t.Fatal(err)
+	}
+	if p, err := s.UnpairPending(); err != nil || !p {
+		t.Errorf("after reset UnpairPending() = %v, %v; want true", p, err)
 	}
 	if _, err := s.Parent(); !errors.Is(err, ErrNotPaired) {
 		t.Errorf("after reset Parent() err = %v, want ErrNotPaired", err)
@@ -116,11 +122,50 @@ func TestFactoryReset(t *testing.T) {
 	if calls, _ := s.Calls(10); len(calls) != 0 {
 		t.Errorf("after reset %d calls remain", len(calls))
 	}
-	if sec2, _ := s.PairingSecret(); sec2 == sec {
-		t.Error("pairing secret survived the reset: an old label would still pair")
+	if sec2, _ := s.PairingSecret(); sec2 != sec {
+		t.Error("pairing secret changed on reset: the unit's printed label would stop working")
 	}
 	if key2, _ := s.Identity(); !key.Equal(key2) {
 		t.Error("identity changed on reset; it belongs to the unit")
+	}
+	// A new pairing does not settle what the server is owed; the ack does.
+	if err := s.SetParent(Parent{ParentID: "q"}); err != nil {
+		t.Fatalf("pairing again after reset: %v", err)
+	}
+	if p, _ := s.UnpairPending(); !p {
+		t.Error("a new pairing cleared the pending unpair")
+	}
+	if err := s.ClearUnpairPending(); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.UnpairPending(); p {
+		t.Error("UnpairPending() still true after ClearUnpairPending")
+	}
+}
+
+// TestStateFileIsPrivate: the state file holds the device's private key, so
+// it is 0600 even where the umask or an older file would leave it readable.
+func TestStateFileIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	for _, pre := range []os.FileMode{0, 0o644} {
+		if pre != 0 {
+			// An existing file with a loose mode is tightened on open.
+			if err := os.Chmod(path, pre); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := open(t, path)
+		if _, err := s.Identity(); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("state file mode %v (was %v before open), want 0600", fi.Mode().Perm(), pre)
+		}
 	}
 }
 

@@ -213,7 +213,7 @@ func TestUnpairedTerminalReachesNobody(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitPattern(device.NoAnswer, "unpaired terminal shows no answer")
-	r.waitPattern(device.Ready, "and goes back to ready")
+	r.waitIdle("and goes back to idle (pairable: it is unpaired)")
 	if s := r.term.Status(); s.Paired || s.PairingURL == "" {
 		t.Errorf("status after press = %+v, want unpaired with a pairing URL", s)
 	}
@@ -251,7 +251,7 @@ func TestReconnectsAfterNetworkLoss(t *testing.T) {
 	proxy.cut()
 	r.waitPattern(device.Offline, "terminal shows offline when the link is cut")
 	proxy.restore()
-	r.waitPattern(device.Ready, "terminal reconnects and shows ready by itself")
+	r.waitIdle("terminal reconnects and is idle by itself")
 }
 
 // TestStuckButtonShowsNeedsRepair: a button held far longer than any child
@@ -268,7 +268,7 @@ func TestStuckButtonShowsNeedsRepair(t *testing.T) {
 	if err := r.board.Release(); err != nil {
 		t.Fatal(err)
 	}
-	r.waitPattern(device.Ready, "freed button: ready again")
+	r.waitIdle("freed button: idle again")
 }
 
 // TestCallThatCannotConnectEndsCleanly: when no media path exists (here the

@@ -81,6 +81,11 @@ type terminalOpts struct {
 	// cameraSocket is where the synthetic camera plugs in (tests unplug it).
 	cameraSocket *synth.Socket
 	ice          terminal.ICEConfig
+	// pairWindow shortens the pairing window; autoAnswer and now set the
+	// reunion window and the clock it is read on.
+	pairWindow time.Duration
+	autoAnswer terminal.AutoAnswer
+	now        func() time.Time
 }
 
 func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, o terminalOpts) *rig {
@@ -112,9 +117,9 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 		Capture: media.CaptureConfig{Profile: o.profile, Camera: media.SourceSynthetic,
 			Microphone: media.SourceSynthetic, SyntheticSocket: o.cameraSocket, Log: log},
 		LoopbackOnly: true, ICE: o.ice, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
-		Version: "e2e",
+		Version: "e2e", PairWindow: o.pairWindow, AutoAnswer: o.autoAnswer,
 	}, terminal.Deps{Store: store, Buttons: board.Button().Events(), ButtonStuck: board.Button().Stuck,
-		LEDs: board.LEDs(), Speaker: speaker, Watchdog: o.watchdog, OpenCapture: o.openCapture, Log: log})
+		LEDs: board.LEDs(), Speaker: speaker, Watchdog: o.watchdog, OpenCapture: o.openCapture, Log: log, Now: o.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +139,37 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 	})
 	t.Cleanup(stop)
 	r := &rig{t: t, ctx: ctx, srv: srv, board: board, term: term, store: store, stop: stop}
-	r.waitPattern(device.Ready, "terminal connects and shows ready")
+	r.waitIdle("terminal connects and shows ready (or pairable, when unpaired)")
 	return r
+}
+
+// waitIdle waits for the terminal to be connected and idle: "ready", or
+// "pairable" for an unpaired one whose pairing window is open.
+func (r *rig) waitIdle(what string) {
+	r.t.Helper()
+	eventually(r.t, step, fmt.Sprintf("%s (now %q)", what, r.board.State().Pattern), func() bool {
+		p := r.board.State().Pattern
+		return r.term.Status().State == "idle" && (p == device.Ready || p == device.Pairable)
+	})
+}
+
+// openPairing holds the button until the terminal shows "pairable", as a
+// parent does on a terminal whose pairing window has closed.
+func (r *rig) openPairing() {
+	r.t.Helper()
+	if r.term.Status().Pairable {
+		return
+	}
+	if err := r.board.Hold(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.waitPattern(device.Pairable, "holding the button opens the pairing window")
+	if err := r.board.Release(); err != nil {
+		r.t.Fatal(err)
+	}
+	// The release must be debounced before the confirming press, or the
+	// two merge into one long hold.
+	eventually(r.t, step, "the button reads released", func() bool { return !r.board.Button().Pressed() })
 }
 
 // eventually polls cond until it holds or d passes. It is a wait, not a
@@ -159,9 +193,11 @@ func (r *rig) waitPattern(p device.Pattern, what string) {
 }
 
 // pair pairs the terminal with a new parent the way a parent does: open the
-// pairing link, then press the terminal's button when its lights ask.
+// pairing window if it is closed, open the pairing link, then press the
+// terminal's button when its lights ask.
 func (r *rig) pair() parent.Credentials {
 	r.t.Helper()
+	r.openPairing()
 	ctx, cancel := context.WithTimeout(r.ctx, step)
 	defer cancel()
 	cred, err := parent.Pair(ctx, r.srv.WSURL, r.term.PairingURL(), r.confirmPairing)

@@ -210,6 +210,7 @@ func look(t *testing.T, leds map[device.Color]string) (device.Pattern, map[devic
 		device.Offline:  {lOff, lGlow, lOff},
 		device.Fault:    {lOff, lFast, lOff},
 		device.Pairing:  {lOff, lOff, lSlow},
+		device.Pairable: {lOff, lOff, lGlow},
 	}
 	for p, m := range want {
 		if m == [3]ledMode{g, r, b} {

@@ -84,6 +84,7 @@ const pairErrors = {
   insecure_context: ['This page was not opened over a secure (https://) connection, so the phone cannot do the pairing safely. Open the link from the QR label exactly as printed.', '此页面没有通过安全连接（https://）打开，无法安全配对。请按二维码上的链接打开。'],
   internal: ['The server had a problem. Please try again in a few minutes.', '服务器出错。请过几分钟再试。'],
   auth_failed: ['This phone is no longer paired with the terminal. Scan the QR label on the terminal to pair again.', '这部手机已不再与终端配对。请重新扫描终端上的二维码。'],
+  unpaired: ['This terminal was reset, so this phone is no longer paired with it. To pair again, hold the terminal\'s button for 3 seconds until the blue light glows, then scan its QR code.', '终端已被重置，这部手机已不再与它配对。如需重新配对，请按住终端按钮3秒，直到蓝灯亮起，然后扫描二维码。'],
 };
 
 const rejectReasons = {
@@ -91,6 +92,7 @@ const rejectReasons = {
   declined: ['Pairing was cancelled on the terminal (the button was held down). Try again and give the button a short press.', '终端上取消了配对（按住了按钮）。请重试，并短按按钮。'],
   bad_secret: ['The terminal did not accept this link. Scan the QR label on the terminal again.', '终端不接受此链接。请重新扫描终端上的二维码。'],
   bad_proof: ['The terminal could not confirm this phone. Try again.', '终端无法确认这部手机。请重试。'],
+  not_pairable: ['The terminal is not open for pairing. Hold its button for 3 seconds until the blue light glows, then try again.', '终端现在不能配对。请按住终端按钮3秒，直到蓝灯亮起，然后重试。'],
 };
 
 function pairError(code, reason) {
@@ -351,6 +353,9 @@ async function onParentMessage(m) {
       if (!cur && validID(m.call_id) && (await fromTerminal(m))) onRing(m);
       else if (!cur) signal.send({ type: 'hangup', call_id: m.call_id, reason: 'decline' });
       return;
+    case 'unpaired':
+      onUnpaired();
+      return;
   }
   if (!cur || m.call_id !== cur.id) return; // a stale message of an earlier call
   if ((m.type === 'accept' || m.type === 'offer') && !(await fromTerminal(m))) {
@@ -383,6 +388,22 @@ async function onParentMessage(m) {
       onRemoteHangup(m.reason);
       break;
   }
+}
+
+// onUnpaired: the terminal was factory-reset. The server has deleted this
+// phone's credential and is closing the socket (4003); drop it here too and
+// say what happened. (Had this message been lost, the next login's
+// auth_failed lands in the same place.)
+function onUnpaired() {
+  fail('unpaired');
+  localStorage.removeItem(CRED_KEY);
+  clearPairing();
+  keys = null;
+  signal.stop();
+  if (cur) endCall(null, ['Call ended', '通话结束'], '');
+  showScanHelp();
+  pairError('unpaired');
+  show($('pair-retry'), false);
 }
 
 function onError(m) {

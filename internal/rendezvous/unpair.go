@@ -1,0 +1,41 @@
+package rendezvous
+
+import (
+	"github.com/tuanju/tuanju/internal/protocol"
+)
+
+// unpair handles a factory-reset terminal's unpair (docs/protocol.md,
+// "Factory reset"). The terminal's authenticated socket is the only
+// authority needed: the reset was a 10-second press on its own button. The
+// old parent loses everything the pairing gave it — its call in progress,
+// its call log, its token — and each of its sockets is told and closed.
+// A terminal with no pairing gets the same acknowledgement (it may be
+// repeating an unpair whose answer it never saw), and the reset is audited
+// either way.
+func (h *hub) unpair(s *session, m protocol.Message) {
+	// End a call first: finishCall writes to the pairing's call log, which
+	// is about to be deleted.
+	if c := h.deviceCall[s.deviceID]; c != nil {
+		h.toParentSide(c, hangupMsg(c.id, protocol.ReasonPeerLeft))
+		h.finishCall(c, protocol.ReasonPeerLeft, c.fromTerminal)
+	}
+	parentID, err := h.store.Unpair(s.deviceID)
+	if err != nil {
+		s.log.Error("unpair", "err", err)
+		s.sendError(protocol.ErrCodeInternal, "could not delete the pairing; send unpair again", m)
+		return
+	}
+	s.pairedParent = ""
+	h.srv.writeAudit(AuditFactoryReset, s.deviceID, parentID)
+	if parentID != "" {
+		for p := range h.parents[parentID] {
+			// Taken out of routing now; leave() will find nothing to undo.
+			p.left = true
+			p.send(protocol.Message{Type: protocol.TypeUnpaired, DeviceID: s.deviceID})
+			p.closeWith(CloseUnpaired, "terminal reset")
+		}
+		delete(h.parents, parentID)
+	}
+	s.send(protocol.Message{Type: protocol.TypeUnpaired, DeviceID: s.deviceID})
+	s.log.Info("terminal factory-reset: pairing deleted", "old_parent", parentID)
+}

@@ -1,0 +1,103 @@
+package terminal
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tuanju/tuanju/internal/call"
+)
+
+// The pairing window (docs/protocol.md, "Pairing window"): pairing is only
+// possible for a while after a physical act on the terminal — a fresh or
+// just-reset unit at boot or reset, or a 3 s hold of the button while
+// unpaired — and the window shuts early after too many wrong proofs, which
+// bounds the guesses an attacker gets per window. Each accepted request
+// still waits for its own short press (call.PairConfirm).
+const (
+	DefaultPairWindow         = 10 * time.Minute
+	DefaultPairWindowFailures = 20
+)
+
+// pairWindow is the window's bookkeeping. It reads no clock: the loop passes
+// the time in, so tests drive it from a table.
+type pairWindow struct {
+	length      time.Duration
+	maxFailures int
+
+	until    time.Time // zero: closed
+	failures int       // wrong proofs in the current window
+}
+
+// open opens (or reopens, with a fresh count) the window from now.
+func (w *pairWindow) open(now time.Time) {
+	w.until = now.Add(w.length)
+	w.failures = 0
+}
+
+func (w *pairWindow) close() { w.until = time.Time{} }
+
+// isOpen reports whether the window is open at now.
+func (w *pairWindow) isOpen(now time.Time) bool {
+	return !w.until.IsZero() && now.Before(w.until)
+}
+
+// admit decides whether a pairing request may proceed at now: nil inside the
+// window, ErrNotPairable outside it. Every pairing handshake calls it before
+// looking at the request's proof.
+func (w *pairWindow) admit(now time.Time) error {
+	if !w.isOpen(now) {
+		return fmt.Errorf("terminal: pairing request: %w", ErrNotPairable)
+	}
+	return nil
+}
+
+// failed records a request whose proof was wrong and reports whether that
+// used up the window's allowance, closing it.
+func (w *pairWindow) failed(now time.Time) (closed bool) {
+	if !w.isOpen(now) {
+		return false
+	}
+	w.failures++
+	if w.failures >= w.maxFailures {
+		w.close()
+		return true
+	}
+	return false
+}
+
+// openPairWindow opens the window and shows "pairable".
+func (t *Terminal) openPairWindow(why string) {
+	t.window.open(time.Now())
+	t.log.Info("pairing window open", "why", why, "for", t.window.length, "max_failures", t.window.maxFailures)
+	t.step(call.PairWindow{Open: true})
+}
+
+// closePairWindow closes the window (if open) and drops "pairable".
+func (t *Terminal) closePairWindow(why string) {
+	if t.window.until.IsZero() && !t.m.Pairable {
+		return
+	}
+	t.window.close()
+	t.log.Info("pairing window closed", "why", why)
+	t.step(call.PairWindow{Open: false})
+}
+
+// checkPairWindow closes a window whose time is up; the health tick calls it.
+func (t *Terminal) checkPairWindow(now time.Time) {
+	if t.m.Pairable && !t.window.isOpen(now) {
+		t.closePairWindow("time is up")
+	}
+}
+
+// mayPair is the question a pairing handshake asks first: may a request
+// proceed now? Outside the window the answer is ErrNotPairable, and the
+// request must be refused without lights or sound.
+func (t *Terminal) mayPair() error { return t.window.admit(time.Now()) }
+
+// pairProofFailed records a wrong proof; the 20th in one window closes it.
+func (t *Terminal) pairProofFailed() {
+	if t.window.failed(time.Now()) {
+		t.log.Warn("pairing window closed after too many wrong proofs", "failures", t.window.maxFailures)
+		t.closePairWindow("too many wrong proofs")
+	}
+}

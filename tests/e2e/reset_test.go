@@ -1,0 +1,395 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/autoanswer"
+	"github.com/tuanju/tuanju/internal/parent"
+	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/internal/terminal"
+	"github.com/tuanju/tuanju/internal/terminalstore"
+	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/pairing"
+)
+
+// quickButton makes the 10 s reset a 1.2 s hold (the hold that opens
+// pairing falls halfway between it and the long press).
+var quickButton = device.ButtonOpts{LongPress: 300 * time.Millisecond, VeryLongPress: 1200 * time.Millisecond, StuckAfter: 5 * time.Second}
+
+// resetByButton holds the button through the very long press and lets go.
+func (r *rig) resetByButton() {
+	r.t.Helper()
+	if err := r.board.Hold(); err != nil {
+		r.t.Fatal(err)
+	}
+	eventually(r.t, step, "the reset erases the pairing", func() bool {
+		_, err := r.store.Parent()
+		return errors.Is(err, terminalstore.ErrNotPaired) && !r.term.Status().Paired
+	})
+	if err := r.board.Release(); err != nil {
+		r.t.Fatal(err)
+	}
+	eventually(r.t, step, "the button reads released", func() bool { return !r.board.Button().Pressed() })
+}
+
+// TestFactoryResetWithParentOnline: the 10 s press erases the terminal's
+// pairing and call log, the parent's open page is told and cut off, its
+// token is dead, the terminal shows "pairable", a new parent pairs inside
+// the new window, and the server's audit log has it all.
+func TestFactoryResetWithParentOnline(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, nil)
+	r := startTerminal(t, ctx, srv, terminalOpts{button: quickButton})
+	old := r.pair()
+	ph := r.phone(old, media.LowData)
+	// One call for the logs: the phone declines.
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring := await(t, ph, protocol.TypeRing)
+	if err := ph.Hangup(r.ctx, ring.CallID, protocol.ReasonDecline); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, step, "the call is in the terminal's log", func() bool {
+		calls, _ := r.store.Calls(10)
+		return len(calls) == 1
+	})
+	r.waitIdle("terminal idle after the call")
+
+	r.resetByButton()
+	m := await(t, ph, protocol.TypeUnpaired)
+	if m.DeviceID != r.term.DeviceID() {
+		t.Errorf("unpaired names %q, want %q", m.DeviceID, r.term.DeviceID())
+	}
+	eventually(t, step, "the old parent's page is disconnected", func() bool {
+		select {
+		case _, ok := <-ph.Events():
+			return !ok
+		default:
+			return false
+		}
+	})
+	r.waitPattern(device.Pairable, "terminal shows pairable after the reset")
+	if calls, err := r.store.Calls(10); err != nil || len(calls) != 0 {
+		t.Errorf("terminal call log after reset = %+v, %v; want empty", calls, err)
+	}
+	eventually(t, step, "the server confirms and the pending unpair clears", func() bool {
+		p, err := r.store.UnpairPending()
+		return err == nil && !p
+	})
+	ctx2, cancel2 := context.WithTimeout(r.ctx, step)
+	defer cancel2()
+	if _, err := parent.Dial(ctx2, srv.WSURL, old); err == nil {
+		t.Fatal("the old parent's credential still logs in after the reset")
+	}
+
+	// A new parent pairs inside the window the reset opened.
+	cred := r.pair()
+	if cred.ParentID == old.ParentID {
+		t.Fatal("new pairing reused the old parent ID")
+	}
+	audit, err := rendezvous.ReadAudit(srv.AuditPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for _, e := range audit {
+		events = append(events, e.Event+" "+e.ParentID)
+	}
+	want := []string{"paired " + old.ParentID, "factory_reset " + old.ParentID, "paired " + cred.ParentID}
+	if !slices.Equal(events, want) {
+		t.Errorf("audit log %q, want %q", events, want)
+	}
+}
+
+// TestFactoryResetWhileServerUnreachable: a reset made offline is kept as a
+// pending unpair and sent on the next login, before anything else; the
+// server then drops the pairing and the old token.
+func TestFactoryResetWhileServerUnreachable(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, nil)
+	proxy := newProxy(t, srv.URL)
+	r := startTerminal(t, ctx, srv, terminalOpts{wsURL: proxy.wsURL(), button: quickButton})
+	old := r.pair()
+	proxy.cut()
+	r.waitPattern(device.Offline, "terminal offline")
+	r.resetByButton()
+	if p, err := r.store.UnpairPending(); err != nil || !p {
+		t.Fatalf("pending unpair after an offline reset = %v, %v; want true", p, err)
+	}
+	if _, err := srv.Store().ParentOf(r.term.DeviceID()); err != nil {
+		t.Fatalf("server lost the pairing before hearing of the reset: %v", err)
+	}
+	proxy.restore()
+	eventually(t, step, "the server drops the pairing once the terminal is back", func() bool {
+		_, err := srv.Store().ParentOf(r.term.DeviceID())
+		return errors.Is(err, rendezvous.ErrNotFound)
+	})
+	eventually(t, step, "the pending unpair clears", func() bool {
+		p, err := r.store.UnpairPending()
+		return err == nil && !p
+	})
+	r.waitPattern(device.Pairable, "terminal pairable after reconnecting")
+	ctx2, cancel2 := context.WithTimeout(r.ctx, step)
+	defer cancel2()
+	if _, err := parent.Dial(ctx2, srv.WSURL, old); err == nil {
+		t.Fatal("the old parent's credential still logs in after the reset reached the server")
+	}
+}
+
+// patternWatch records every light pattern the board shows while it runs.
+type patternWatch struct {
+	mu   sync.Mutex
+	seen []device.Pattern
+	stop func()
+}
+
+func watchPatterns(r *rig) *patternWatch {
+	w := &patternWatch{}
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			p := r.board.State().Pattern
+			w.mu.Lock()
+			if len(w.seen) == 0 || w.seen[len(w.seen)-1] != p {
+				w.seen = append(w.seen, p)
+			}
+			w.mu.Unlock()
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	w.stop = func() { cancel(); <-done }
+	return w
+}
+
+// TestPairingOutsideWindowRefused: once the window has closed, a pairing
+// request with the right secret is refused with not_pairable, and the
+// terminal shows and plays nothing for it; a hold reopens the window.
+func TestPairingOutsideWindowRefused(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, nil)
+	r := startTerminal(t, ctx, srv, terminalOpts{pairWindow: 1500 * time.Millisecond, button: quickButton})
+	r.waitPattern(device.Ready, "the boot window closes and the terminal shows ready")
+	if r.term.Status().Pairable {
+		t.Fatal("status says pairable after the window closed")
+	}
+	cueBefore := r.term.Status().LastCue
+	w := watchPatterns(r)
+	pctx, pcancel := context.WithTimeout(r.ctx, step)
+	defer pcancel()
+	_, err := parent.Pair(pctx, srv.WSURL, r.term.PairingURL(), nil)
+	w.stop()
+	var refused *parent.RefusedError
+	if !asRefused(err, &refused) || refused.Code != protocol.ErrCodePairRejected || refused.Text != "not_pairable" {
+		t.Fatalf("pairing outside the window: err = %v, want pair_rejected not_pairable", err)
+	}
+	if !slices.Equal(w.seen, []device.Pattern{device.Ready}) {
+		t.Errorf("lights during the refused request: %q, want only ready", w.seen)
+	}
+	if c := r.term.Status().LastCue; c != cueBefore {
+		t.Errorf("a sound (%q) played for a refused request", c)
+	}
+	if _, err := srv.Store().ParentOf(r.term.DeviceID()); err == nil {
+		t.Fatal("refused request paired the terminal")
+	}
+	// A hold opens the window again, and the same link now pairs.
+	r.pair()
+}
+
+// TestPairingBruteForceClosesWindow: 25 wrong proofs inside one window.
+// The first 20 are refused as bad_secret, the 20th closes the window, the
+// rest (and then a right one) are not_pairable; nothing is accepted.
+func TestPairingBruteForceClosesWindow(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, func(c *rendezvous.Config) {
+		// The server's own rate limits would stop this at 5 a minute;
+		// here the terminal's window is under test.
+		c.PairRequestsPerMinutePerDevice, c.PairRequestsPerMinutePerIP = 1000, 1000
+	})
+	r := startTerminal(t, ctx, srv, terminalOpts{})
+	r.waitPattern(device.Pairable, "fresh terminal is pairable")
+	dev := r.term.DeviceID()
+	try := func(secret pairing.Secret) string {
+		t.Helper()
+		c, cancel := context.WithTimeout(r.ctx, step)
+		defer cancel()
+		page, err := rendezvoustest.DialPairing(c, srv.WSURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer page.Close()
+		h, err := pairing.StartParent(secret, dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := h.Request()
+		if err := page.Send(c, protocol.Message{Type: protocol.TypePairRequest, DeviceID: dev, Nonce: req.Nonce,
+			EphemeralKey: req.EphemeralKey, Proof: req.Proof}); err != nil {
+			t.Fatal(err)
+		}
+		m, err := page.Recv(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Type != protocol.TypeError || m.Code != protocol.ErrCodePairRejected {
+			t.Fatalf("pairing attempt answered %+v, want a pair_rejected error", m)
+		}
+		return m.Text
+	}
+	counts := map[string]int{}
+	for i := range 25 {
+		reason := try(pairing.NewSecret())
+		counts[reason]++
+		if i == 18 && !r.term.Status().Pairable {
+			t.Fatal("the window closed before the 20th wrong proof")
+		}
+	}
+	right, err := parsePairingSecret(r.term.PairingURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts["right secret: "+try(right)]++
+	want := map[string]int{"bad_secret": 20, "not_pairable": 5, "right secret: not_pairable": 1}
+	if len(counts) != len(want) || counts["bad_secret"] != 20 || counts["not_pairable"] != 5 || counts["right secret: not_pairable"] != 1 {
+		t.Errorf("answers %v, want %v", counts, want)
+	}
+	if _, err := srv.Store().ParentOf(dev); err == nil {
+		t.Fatal("brute force paired the terminal")
+	}
+	r.waitPattern(device.Ready, "window closed: the terminal shows ready, not pairable")
+	t.Logf("guesses allowed per window: %d; accepted: 0", counts["bad_secret"])
+}
+
+// parsePairingSecret takes the secret out of a pairing URL's fragment.
+func parsePairingSecret(u string) (pairing.Secret, error) {
+	_, frag, _ := strings.Cut(u, "#")
+	for _, kv := range strings.Split(frag, "&") {
+		if v, ok := strings.CutPrefix(kv, "s="); ok {
+			return pairing.ParseSecret(v)
+		}
+	}
+	return pairing.Secret{}, errors.New("no s= in the pairing URL")
+}
+
+// reunionRig is a paired terminal whose clock reads Saturday 19:30 local
+// time and whose only reunion window is "Sat 19:00-20:00" or, for
+// outside, "Sun 19:00-20:00".
+func reunionRig(t *testing.T, inside bool) (*rig, *gateLog) {
+	t.Helper()
+	spec := "Sun 19:00-20:00"
+	if inside {
+		spec = "Sat 19:00-20:00"
+	}
+	sched, err := autoanswer.ParseSchedule([]string{spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sat := time.Date(2026, 11, 28, 19, 30, 0, 0, time.Local)
+	g := &gateLog{}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, nil)
+	r := startTerminal(t, ctx, srv, terminalOpts{
+		autoAnswer: terminal.AutoAnswer{Windows: sched, Delay: 3 * time.Second},
+		now:        func() time.Time { return sat },
+		speaker:    func(s terminal.Speaker) terminal.Speaker { return gateSpeaker{s, g, &g.voice} },
+		openCapture: func(ctx context.Context, cfg media.CaptureConfig) (*media.Capture, error) {
+			st := g.board()
+			g.add("open lights=" + string(st.Pattern) + " blue=" + map[bool]string{true: "true", false: "false"}[st.LEDs[device.Blue]])
+			return media.Open(ctx, cfg)
+		},
+	})
+	g.board = r.board.State
+	return r, g
+}
+
+// TestAutoAnswerInsideReunionWindow: the parent's ring inside the window
+// rings (light and sound) for the configured delay, then is answered
+// without a press, through the connect sound and the media gate.
+func TestAutoAnswerInsideReunionWindow(t *testing.T) {
+	r, g := reunionRig(t, true)
+	ph := r.phone(r.pair(), media.LowData)
+	callID, err := ph.Ring(r.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	await(t, ph, protocol.TypeRinging)
+	rangAt := time.Now()
+	r.waitPattern(device.Ringing, "terminal rings first")
+	acc := await(t, ph, protocol.TypeAccept)
+	// A lower bound, not a timing assertion: the answer may not come
+	// before the ring has played its delay.
+	if waited := time.Since(rangAt); acc.CallID != callID || waited < 3*time.Second-100*time.Millisecond {
+		t.Fatalf("accept for %s after %v of ringing, want %s after ≥ 3 s", acc.CallID, waited, callID)
+	}
+	await(t, ph, protocol.TypeOffer)
+	events := g.list()
+	if ring := slices.Index(events, "cue ring"); ring < 0 || ring > slices.Index(events, "cue-start connected") {
+		t.Fatalf("the ring sound did not play before the answer: %q", events)
+	}
+	checkAnnounced(t, events)
+	r.waitPattern(device.InCall, "in call, answered by the reunion window")
+}
+
+// TestNoAutoAnswerOutsideReunionWindow: the same ring outside the window
+// rings until the parent gives up; nothing opens.
+func TestNoAutoAnswerOutsideReunionWindow(t *testing.T) {
+	r, g := reunionRig(t, false)
+	ph := r.phone(r.pair(), media.LowData)
+	callID, err := ph.Ring(r.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Ringing, "terminal rings")
+	time.Sleep(3*time.Second + time.Second) // past the delay an answer would have come in
+	if st := r.term.Status(); st.State != "ringing" {
+		t.Fatalf("outside the window the terminal is %q, want still ringing", st.State)
+	}
+	if err := ph.Hangup(r.ctx, callID, protocol.ReasonCancel); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Ready, "ready after the parent gave up")
+	for _, e := range g.list() {
+		if strings.HasPrefix(e, "open ") || e == "cue-start connected" {
+			t.Fatalf("outside the window the call was answered: %q", g.list())
+		}
+	}
+}
+
+// TestBrowserShowsResetAndDropsCredential: the parent's real page (headless
+// Chromium) hears of the factory reset, deletes its credential and says the
+// terminal was reset.
+func TestBrowserShowsResetAndDropsCredential(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, nil)
+	r := startTerminal(t, ctx, srv, terminalOpts{button: quickButton})
+	page := pairBrowser(t, r)
+	r.resetByButton()
+	eventually(t, step, "the page reports the reset and forgets its credential", func() bool {
+		ok, err := chromedp.Run(page, chromedp.Evaluate[bool](
+			`window.tuanju.lastError === 'unpaired' && localStorage.getItem('tuanju.credential') === null`))
+		return err == nil && ok
+	})
+	text, err := chromedp.Run(page, chromedp.Evaluate[string](`document.getElementById('pair-error').textContent`))
+	if err != nil || !strings.Contains(text, "This terminal was reset") {
+		t.Errorf("page says %q (%v), want the reset explained", text, err)
+	}
+}
