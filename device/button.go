@@ -45,8 +45,11 @@ const (
 	// without waiting for the release, so the child gets immediate feedback
 	// ("a long press always hangs up"). Nothing more is emitted on release.
 	LongPress
-	// VeryLongPress is emitted, after Hold, as soon as the hold reaches
-	// ButtonOpts.VeryLongPress: the factory reset.
+	// VeryLongPress is emitted on release, after Hold, when the button was
+	// held for at least ButtonOpts.VeryLongPress but less than StuckAfter:
+	// the factory reset. On release, not at 10 s: a toy leaning on the
+	// button, or a button jammed in, must not wipe the family's pairing; a
+	// hold that reaches StuckAfter is a fault, not a gesture.
 	VeryLongPress
 	// Hold is emitted, after LongPress and before VeryLongPress, as soon as
 	// the hold reaches ButtonOpts.Hold: it opens pairing on an unpaired
@@ -239,7 +242,7 @@ func (b *Button) run(start time.Time, raw bool) {
 	rawSince := start
 	stable := raw
 	var pressStart time.Time
-	var sentLong, sentHold, sentVeryLong, pollWarned bool
+	var sentLong, sentHold, pollWarned bool
 	if stable {
 		pressStart = start
 		b.pressed.Store(true)
@@ -257,7 +260,7 @@ func (b *Button) run(start time.Time, raw bool) {
 		if raw != stable {
 			wait = min(wait, rawSince.Add(o.Debounce).Sub(now))
 		} else if stable {
-			if d, ok := b.nextDeadline(pressStart, sentLong, sentHold, sentVeryLong); ok {
+			if d, ok := b.nextDeadline(pressStart, sentLong, sentHold); ok {
 				wait = min(wait, d.Sub(now))
 			}
 		}
@@ -295,10 +298,13 @@ func (b *Button) run(start time.Time, raw bool) {
 			b.pressed.Store(stable)
 			if stable {
 				pressStart = rawSince
-				sentLong, sentHold, sentVeryLong = false, false, false
+				sentLong, sentHold = false, false
 			} else {
 				if !sentLong {
 					b.emit(ButtonEvent{Kind: Press, At: rawSince})
+				}
+				if held := rawSince.Sub(pressStart); held >= o.VeryLongPress && held < o.StuckAfter {
+					b.emit(ButtonEvent{Kind: VeryLongPress, At: rawSince})
 				}
 				if b.stuck.Swap(false) {
 					b.log.Info("button released after being stuck", "held", rawSince.Sub(pressStart).Round(time.Second))
@@ -318,10 +324,6 @@ func (b *Button) run(start time.Time, raw bool) {
 				sentHold = true
 				b.emit(ButtonEvent{Kind: Hold, At: pressStart.Add(o.Hold)})
 			}
-			if !sentVeryLong && held >= o.VeryLongPress {
-				sentVeryLong = true
-				b.emit(ButtonEvent{Kind: VeryLongPress, At: pressStart.Add(o.VeryLongPress)})
-			}
 			if held >= o.StuckAfter && !b.stuck.Swap(true) {
 				b.log.Warn("button stuck: held without release", "held", held.Round(time.Second))
 			}
@@ -330,14 +332,12 @@ func (b *Button) run(start time.Time, raw bool) {
 }
 
 // nextDeadline is the next hold threshold still to be reached.
-func (b *Button) nextDeadline(pressStart time.Time, sentLong, sentHold, sentVeryLong bool) (time.Time, bool) {
+func (b *Button) nextDeadline(pressStart time.Time, sentLong, sentHold bool) (time.Time, bool) {
 	switch {
 	case !sentLong:
 		return pressStart.Add(b.opts.LongPress), true
 	case !sentHold:
 		return pressStart.Add(b.opts.Hold), true
-	case !sentVeryLong:
-		return pressStart.Add(b.opts.VeryLongPress), true
 	case !b.stuck.Load():
 		return pressStart.Add(b.opts.StuckAfter), true
 	}
