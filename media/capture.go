@@ -98,7 +98,7 @@ func Open(ctx context.Context, cfg CaptureConfig) (*Capture, error) {
 		c.Close()
 		return nil, err
 	}
-	if len(c.tracks) == 0 {
+	if len(c.tracks) == 0 && c.pass == nil {
 		c.log.Warn("capture has no tracks", "camera", cfg.Camera, "microphone", cfg.Microphone)
 	}
 	return c, nil

@@ -3,6 +3,7 @@
 package h264cam
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -160,12 +161,18 @@ func (c *Camera) ReadAccessUnit() ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("h264cam: %s: dequeue: %w", c.path, err)
 		}
-		au := append([]byte(nil), buf...)
+		// A buffer filled to its last byte is not an access unit: either
+		// the driver had to cut one that did not fit, or it is a buffer
+		// nobody wrote since REQBUFS (v4l2loopback reports those as full).
+		full := len(buf) == cap(buf)
+		// Zero padding after the last NAL unit (trailing_zero_8bits, or a
+		// driver's) would only be sent over the parent's metered link.
+		au := bytes.Clone(bytes.TrimRight(buf, "\x00"))
 		if err := c.cam.ReleaseFrame(index); err != nil {
 			return nil, fmt.Errorf("h264cam: %s: requeue: %w", c.path, err)
 		}
-		if len(au) == 0 {
-			continue // an empty buffer (some drivers' error frames)
+		if full || len(au) == 0 {
+			continue
 		}
 		return au, nil
 	}
