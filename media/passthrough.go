@@ -161,8 +161,8 @@ func (pt *passthrough) probe() (h264cam.SPS, error) {
 // withParameterSets caches the SPS/PPS au carries and, if au is an IDR
 // without them, returns it with the cached ones in front: many cameras send
 // them once, at stream start, and a receiver that missed that (every peer
-// bound later) could never decode.
-func (pt *passthrough) withParameterSets(au []byte) []byte {
+// bound later) could never decode. It also says whether au is an IDR.
+func (pt *passthrough) withParameterSets(au []byte) ([]byte, bool) {
 	info := h264cam.Inspect(au)
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
@@ -173,7 +173,7 @@ func (pt *passthrough) withParameterSets(au []byte) []byte {
 		pt.pps = append(pt.pps[:0], info.PPS...)
 	}
 	if !info.IDR || (info.SPS != nil && info.PPS != nil) || pt.sps == nil || pt.pps == nil {
-		return au
+		return au, info.IDR
 	}
 	out := make([]byte, 0, 2*len(startCode)+len(pt.sps)+len(pt.pps)+len(au))
 	if info.SPS == nil {
@@ -182,7 +182,7 @@ func (pt *passthrough) withParameterSets(au []byte) []byte {
 	if info.PPS == nil {
 		out = append(append(out, startCode...), pt.pps...)
 	}
-	return append(out, au...)
+	return append(out, au...), true
 }
 
 // pump sends access units until the camera fails (Lost) or is closed.
@@ -204,7 +204,7 @@ func (pt *passthrough) pump() {
 			pt.lose(fmt.Errorf("media: %s lost: %w: %w", pt.what, ErrSourceLost, err))
 			return
 		}
-		au = pt.withParameterSets(au)
+		au, idr := pt.withParameterSets(au)
 		// RTP time follows the camera's delivery: the nominal frame time
 		// for the first, the measured gap after (bounded, so a stall does
 		// not make the far side's jitter buffer wait).
@@ -222,7 +222,7 @@ func (pt *passthrough) pump() {
 		if pt.tap != nil {
 			pt.tap(au)
 		}
-		if now.Sub(lastPreview) >= previewEvery && h264cam.Inspect(au).IDR {
+		if idr && now.Sub(lastPreview) >= previewEvery {
 			lastPreview = now
 			dec = pt.updatePreview(dec, au)
 		}

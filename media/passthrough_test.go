@@ -308,7 +308,7 @@ func TestWithParameterSets(t *testing.T) {
 			if tt.cached {
 				pt.withParameterSets(au(sps, pps, idr))
 			}
-			if got := pt.withParameterSets(tt.in); !bytes.Equal(got, tt.wantAU) {
+			if got, _ := pt.withParameterSets(tt.in); !bytes.Equal(got, tt.wantAU) {
 				t.Errorf("got %x, want %x", got, tt.wantAU)
 			}
 		})

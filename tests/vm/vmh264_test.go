@@ -50,7 +50,7 @@ const (
 
 type v4l2PixFormat struct {
 	Width, Height, PixelFormat, Field, BytesPerLine, SizeImage, Colorspace, Priv uint32
-	Flags, YCbCrEnc, Quantization, XferFunc                                     uint32
+	Flags, YCbCrEnc, Quantization, XferFunc                                      uint32
 }
 
 type v4l2Format struct {
