@@ -197,6 +197,10 @@ func (c *Capture) Tracks() []webrtc.TrackLocal {
 	return out
 }
 
+// Passthrough reports whether the camera's own H.264 is sent as it is
+// (no openh264 on the board's CPU): for the self-test and the logs.
+func (c *Capture) Passthrough() bool { return c.pass != nil }
+
 // HasVideo reports whether a camera track is open.
 func (c *Capture) HasVideo() bool {
 	if c.pass != nil {

@@ -69,7 +69,7 @@ func TestPassthroughCall(t *testing.T) {
 	if cam.Bitrate() != LowData.VideoBitrate {
 		t.Errorf("camera bitrate %d, want the profile's %d", cam.Bitrate(), LowData.VideoBitrate)
 	}
-	if !c.HasVideo() || len(c.Tracks()) != 1 {
+	if !c.HasVideo() || !c.Passthrough() || len(c.Tracks()) != 1 {
 		t.Fatalf("HasVideo %v, %d tracks; want a video track", c.HasVideo(), len(c.Tracks()))
 	}
 

@@ -44,10 +44,13 @@ func Modes(path string) ([]Mode, error) {
 		return nil, fmt.Errorf("h264cam: open %s: %w", path, err)
 	}
 	defer cam.Close()
-	return modes(cam, path)
+	return modes(cam, path, Want{})
 }
 
-func modes(cam *webcam.Webcam, path string) ([]Mode, error) {
+// modes lists discrete sizes as they are and a stepwise range by its ends
+// plus, if want is set, want's size clamped into the range and onto its
+// steps (what S_FMT would give).
+func modes(cam *webcam.Webcam, path string, want Want) ([]Mode, error) {
 	if _, ok := cam.GetSupportedFormats()[pixFmtH264]; !ok {
 		return nil, fmt.Errorf("h264cam: %s: %w", path, ErrNoH264)
 	}
@@ -55,7 +58,12 @@ func modes(cam *webcam.Webcam, path string) ([]Mode, error) {
 	for _, s := range cam.GetSupportedFrameSizes(pixFmtH264) {
 		// Discrete sizes have min == max; a stepwise range is listed by its
 		// ends (the wanted size is clamped into it by the driver on S_FMT).
-		for _, wh := range [][2]uint32{{s.MinWidth, s.MinHeight}, {s.MaxWidth, s.MaxHeight}} {
+		sizes := [][2]uint32{{s.MinWidth, s.MinHeight}, {s.MaxWidth, s.MaxHeight}}
+		if want.Width > 0 && (s.MinWidth != s.MaxWidth || s.MinHeight != s.MaxHeight) {
+			sizes = append(sizes, [2]uint32{clampStep(uint32(want.Width), s.MinWidth, s.MaxWidth, s.StepWidth),
+				clampStep(uint32(want.Height), s.MinHeight, s.MaxHeight, s.StepHeight)})
+		}
+		for _, wh := range sizes {
 			m := Mode{Width: int(wh[0]), Height: int(wh[1])}
 			for _, r := range cam.GetSupportedFramerates(pixFmtH264, wh[0], wh[1]) {
 				// A frame interval num/den: the shortest interval is the
@@ -75,6 +83,14 @@ func modes(cam *webcam.Webcam, path string) ([]Mode, error) {
 	return out, nil
 }
 
+func clampStep(v, lo, hi, step uint32) uint32 {
+	v = min(max(v, lo), hi)
+	if step > 1 {
+		v = lo + (v-lo)/step*step
+	}
+	return v
+}
+
 // Open opens the camera at path in its H.264 mode nearest want and starts
 // streaming (mmap). ErrNoH264 and ErrNoUsableMode say the camera cannot do
 // it, so the caller should encode in software; any other error is a fault.
@@ -89,7 +105,7 @@ func Open(path string, want Want) (*Camera, error) {
 			cam.Close()
 		}
 	}()
-	ms, err := modes(cam, path)
+	ms, err := modes(cam, path, want)
 	if err != nil {
 		return nil, err
 	}
