@@ -333,7 +333,8 @@ func (t *passthroughTrack) readRTCP(r interceptor.RTCPReader) {
 // starts sending it, if it has a usable mode and stream (true). Otherwise it
 // leaves the camera to openV4L2's software path (false) — silently when the
 // camera simply has no H.264, with a warning saying why when it has one that
-// cannot be used.
+// cannot be used. With no device named, the first camera's other nodes are
+// tried too (siblingNodes).
 func (c *Capture) openPassthrough(cfg CaptureConfig) bool {
 	if cfg.SoftwareEncode {
 		return false
@@ -342,25 +343,32 @@ func (c *Capture) openPassthrough(cfg CaptureConfig) bool {
 	if err != nil {
 		return false // openV4L2 reports the missing camera
 	}
+	nodes := []string{path}
+	if cfg.CameraDevice == "" {
+		nodes = append(nodes, siblingNodes(path)...)
+	}
 	p := cfg.Profile
-	cam, err := h264cam.Open(path, h264cam.Want{Width: p.Width, Height: p.Height, FPS: p.FPS})
-	switch {
-	case errors.Is(err, h264cam.ErrNoH264):
-		c.log.Debug("camera has no H.264 of its own", "device", path)
-		return false
-	case err != nil:
-		c.log.Warn("camera's own H.264 not usable: encoding in software", "device", path, "err", err)
-		return false
+	for _, node := range nodes {
+		cam, err := h264cam.Open(node, h264cam.Want{Width: p.Width, Height: p.Height, FPS: p.FPS})
+		switch {
+		case errors.Is(err, h264cam.ErrNoH264):
+			c.log.Debug("camera node has no H.264 of its own", "device", node)
+			continue
+		case err != nil:
+			c.log.Warn("camera's own H.264 not usable: encoding in software", "device", node, "err", err)
+			continue
+		}
+		pt, err := c.startPassthrough(cam, "camera "+node)
+		if err != nil {
+			_ = cam.Close()
+			c.log.Warn("camera's own H.264 not usable: encoding in software", "device", node, "err", err)
+			continue
+		}
+		c.pass = pt
+		m := cam.Mode()
+		c.log.Info("camera open", "source", SourceV4L2, "device", node, "format", "h264-passthrough",
+			"width", m.Width, "height", m.Height, "fps", m.FPS)
+		return true
 	}
-	pt, err := c.startPassthrough(cam, "camera "+path)
-	if err != nil {
-		_ = cam.Close()
-		c.log.Warn("camera's own H.264 not usable: encoding in software", "device", path, "err", err)
-		return false
-	}
-	c.pass = pt
-	m := cam.Mode()
-	c.log.Info("camera open", "source", SourceV4L2, "device", path, "format", "h264-passthrough",
-		"width", m.Width, "height", m.Height, "fps", m.FPS)
-	return true
+	return false
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/blackjack/webcam"
+	"golang.org/x/sys/unix"
 )
 
 // V4L2 constants (linux/videodev2.h, linux/v4l2-controls.h).
@@ -41,7 +42,7 @@ type Camera struct {
 func Modes(path string) ([]Mode, error) {
 	cam, err := webcam.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("h264cam: open %s: %w", path, err)
+		return nil, openError(path, err)
 	}
 	defer cam.Close()
 	return modes(cam, path, Want{})
@@ -83,6 +84,17 @@ func modes(cam *webcam.Webcam, path string, want Want) ([]Mode, error) {
 	return out, nil
 }
 
+// openError: webcam.Open fails with an errno from the kernel, or with a
+// plain error for a node that is no streaming capture device (a UVC
+// camera's metadata node): that one has no H.264 to offer, it is not broken.
+func openError(path string, err error) error {
+	var errno unix.Errno
+	if errors.As(err, &errno) {
+		return fmt.Errorf("h264cam: open %s: %w", path, err)
+	}
+	return fmt.Errorf("h264cam: %s: %v: %w", path, err, ErrNoH264)
+}
+
 func clampStep(v, lo, hi, step uint32) uint32 {
 	v = min(max(v, lo), hi)
 	if step > 1 {
@@ -97,7 +109,7 @@ func clampStep(v, lo, hi, step uint32) uint32 {
 func Open(path string, want Want) (*Camera, error) {
 	cam, err := webcam.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("h264cam: open %s: %w", path, err)
+		return nil, openError(path, err)
 	}
 	ok := false
 	defer func() {
