@@ -4,12 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/mediadevices"
+	"github.com/pion/mediadevices/pkg/codec"
 	"github.com/pion/mediadevices/pkg/codec/openh264"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
@@ -90,6 +94,8 @@ type passthrough struct {
 	sent, bytes    atomic.Int64
 	start          time.Time
 	done           chan struct{}
+	dec            *h264dec.Decoder         // Preview's: probe's, then pump's
+	readers        map[chan []byte]struct{} // NewEncodedReader's, under mu
 	// tap, if set (tests), sees every access unit as it is written.
 	tap func([]byte)
 }
@@ -143,11 +149,14 @@ func (pt *passthrough) probe() (h264cam.SPS, error) {
 		if err != nil {
 			return h264cam.SPS{}, fmt.Errorf("media: %s: read first H.264 access units: %w", pt.what, err)
 		}
-		pt.withParameterSets(au)
+		_, idr := pt.withParameterSets(au)
 		pt.mu.Lock()
 		sps := pt.sps
 		pt.mu.Unlock()
 		if sps != nil {
+			if idr {
+				pt.updatePreview(au) // so Preview has a picture from the start
+			}
 			s, err := h264cam.ParseSPS(sps)
 			if err != nil {
 				return h264cam.SPS{}, fmt.Errorf("media: %s: %w", pt.what, err)
@@ -188,10 +197,9 @@ func (pt *passthrough) withParameterSets(au []byte) ([]byte, bool) {
 // pump sends access units until the camera fails (Lost) or is closed.
 func (pt *passthrough) pump() {
 	defer close(pt.done)
-	var dec *h264dec.Decoder
 	defer func() {
-		if dec != nil {
-			dec.Close()
+		if pt.dec != nil {
+			pt.dec.Close()
 		}
 	}()
 	var last, lastPreview time.Time
@@ -222,9 +230,17 @@ func (pt *passthrough) pump() {
 		if pt.tap != nil {
 			pt.tap(au)
 		}
+		pt.mu.Lock()
+		for ch := range pt.readers {
+			select {
+			case ch <- au:
+			default: // a slow reader misses units; the call does not wait
+			}
+		}
+		pt.mu.Unlock()
 		if idr && now.Sub(lastPreview) >= previewEvery {
 			lastPreview = now
-			dec = pt.updatePreview(dec, au)
+			pt.updatePreview(au)
 		}
 	}
 }
@@ -232,21 +248,21 @@ func (pt *passthrough) pump() {
 // updatePreview decodes an IDR picture for Preview: about one a second, a
 // few milliseconds of a core at LowData's size. A fresh IDR needs no
 // earlier pictures, so the decoder sees nothing else.
-func (pt *passthrough) updatePreview(dec *h264dec.Decoder, au []byte) *h264dec.Decoder {
-	if dec == nil {
-		var err error
-		if dec, err = h264dec.New(); err != nil {
+func (pt *passthrough) updatePreview(au []byte) {
+	if pt.dec == nil {
+		dec, err := h264dec.New()
+		if err != nil {
 			pt.log.Debug("preview decoder", "err", err)
-			return nil
+			return
 		}
+		pt.dec = dec
 	}
-	img, err := dec.Decode(au)
+	img, err := pt.dec.Decode(au)
 	if err != nil || img == nil {
 		pt.log.Debug("preview decode", "err", err)
-		return dec
+		return
 	}
 	pt.preview.Store(img)
-	return dec
 }
 
 // forceKeyFrame asks the camera for an IDR unless one was asked within
@@ -372,3 +388,59 @@ func (c *Capture) openPassthrough(cfg CaptureConfig) bool {
 	}
 	return false
 }
+
+// NewEncodedReader hands out the camera's next access units as they are
+// sent, as a mediadevices track's encoded reader would (the technician's
+// self-test reads one frame this way). Only H.264 is on offer.
+func (t *passthroughTrack) NewEncodedReader(mime string) (mediadevices.EncodedReadCloser, error) {
+	if !strings.EqualFold(mime, "H264") && !strings.EqualFold(mime, webrtc.MimeTypeH264) {
+		return nil, fmt.Errorf("media: camera's own H.264 cannot be read as %s", mime)
+	}
+	ch := make(chan []byte, 4)
+	pt := t.p
+	pt.mu.Lock()
+	if pt.readers == nil {
+		pt.readers = make(map[chan []byte]struct{})
+	}
+	pt.readers[ch] = struct{}{}
+	pt.mu.Unlock()
+	return &encodedReader{pt: pt, ch: ch, closed: make(chan struct{})}, nil
+}
+
+type encodedReader struct {
+	pt     *passthrough
+	ch     chan []byte
+	once   sync.Once
+	closed chan struct{}
+}
+
+// Read blocks for the next access unit; io.EOF once the camera stops or the
+// reader is closed.
+func (r *encodedReader) Read() (mediadevices.EncodedBuffer, func(), error) {
+	select {
+	case <-r.closed:
+		return mediadevices.EncodedBuffer{}, func() {}, io.EOF
+	default:
+	}
+	select {
+	case au := <-r.ch:
+		return mediadevices.EncodedBuffer{Data: au, Samples: uint32(90000 / r.pt.fps)}, func() {}, nil
+	case <-r.pt.done:
+	case <-r.closed:
+	}
+	return mediadevices.EncodedBuffer{}, func() {}, io.EOF
+}
+
+func (r *encodedReader) Close() error {
+	r.once.Do(func() {
+		r.pt.mu.Lock()
+		delete(r.pt.readers, r.ch)
+		r.pt.mu.Unlock()
+		close(r.closed)
+	})
+	return nil
+}
+
+// Controller: the camera's controls are reached through Capture
+// (RequestKeyFrame), not through the reader.
+func (r *encodedReader) Controller() codec.EncoderController { return nil }

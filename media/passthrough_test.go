@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/mediadevices"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
@@ -312,5 +314,54 @@ func TestWithParameterSets(t *testing.T) {
 				t.Errorf("got %x, want %x", got, tt.wantAU)
 			}
 		})
+	}
+}
+
+// TestPassthroughEncodedReader reads the track the way the technician's
+// self-test does (NewEncodedReader on the video track, one frame, then
+// Preview): the unit is the camera's, and Preview has a picture from the
+// IDR seen at open.
+func TestPassthroughEncodedReader(t *testing.T) {
+	fed, want := cameraStream(t, 20)
+	cam := &h264camtest.Camera{AUs: fed, Loop: true, Interval: 10 * time.Millisecond}
+	c := newCapture(LowData, testLog(t))
+	pt, err := c.startPassthrough(cam, "fake camera")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.pass = pt
+	defer c.Close()
+	if img := c.Preview(); img == nil || img.Bounds().Dx() != LowData.Width || img.Bounds().Dy() != LowData.Height {
+		t.Fatalf("Preview right after open = %v, want a %dx%d picture", img, LowData.Width, LowData.Height)
+	}
+	tracks := c.Tracks()
+	r, ok := tracks[0].(interface {
+		NewEncodedReader(string) (mediadevices.EncodedReadCloser, error)
+	})
+	if !ok || tracks[0].Kind() != webrtc.RTPCodecTypeVideo {
+		t.Fatalf("track %T (%v) has no encoded reader", tracks[0], tracks[0].Kind())
+	}
+	if _, err := r.NewEncodedReader(webrtc.MimeTypeOpus); err == nil {
+		t.Error("an Opus reader of an H.264 camera was handed out")
+	}
+	enc, err := r.NewEncodedReader("H264")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, release, err := enc.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	found := false
+	for _, w := range want {
+		found = found || mediatest.SameNALUnits(buf.Data, w)
+	}
+	if !found {
+		t.Errorf("read %d bytes the camera never sent", len(buf.Data))
+	}
+	enc.Close()
+	if _, _, err := enc.Read(); err != io.EOF {
+		t.Errorf("Read after Close = %v, want io.EOF", err)
 	}
 }
