@@ -57,6 +57,8 @@ const (
 	minKeyFrameGap = 500 * time.Millisecond
 	// previewEvery is how often an IDR picture is decoded for Preview.
 	previewEvery = time.Second
+	// maxLevelIDC is level 3.1, the level in the offered profile-level-id.
+	maxLevelIDC = 31
 )
 
 // startCode precedes each NAL unit we prepend.
@@ -120,6 +122,11 @@ func (c *Capture) startPassthrough(src h264Source, what string) (*passthrough, e
 	}
 	if !sps.ConstrainedBaseline() {
 		return nil, fmt.Errorf("media: %s streams H.264 profile-level-id %s, not constrained baseline (42e01f is what the call offers)", what, sps.ProfileLevelID())
+	}
+	// The phone's answer says it takes up to level 3.1 (the "1f"); the
+	// modes Open picks (near the profile's size) stay far below.
+	if sps.LevelIDC > maxLevelIDC {
+		return nil, fmt.Errorf("media: %s streams H.264 level %d.%d, above the 3.1 the call offers", what, sps.LevelIDC/10, sps.LevelIDC%10)
 	}
 	track, err := webrtc.NewTrackLocalStaticSample(capability, "video", streamID)
 	if err != nil {

@@ -229,6 +229,8 @@ func TestPassthroughRefused(t *testing.T) {
 	}{
 		{"high profile", &h264camtest.Camera{AUs: [][]byte{high}, Loop: true}, "not constrained baseline"},
 		{"fails before an SPS", &h264camtest.Camera{AUs: [][]byte{{0, 0, 0, 1, 0x41, 1}}, Err: syscall.EIO}, "read first H.264 access units"},
+		// openh264's 320x240 SPS (42c00c) with level_idc raised to 4.0.
+		{"level above 3.1", &h264camtest.Camera{AUs: [][]byte{{0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x28, 0x8c, 0x8d, 0x40, 0xa0, 0xfd, 0x00, 0xf0, 0x88, 0x46, 0xa0}}, Loop: true}, "above the 3.1"},
 		{"garbled SPS", &h264camtest.Camera{AUs: [][]byte{{0, 0, 0, 1, 0x67, 0x42}}, Loop: true}, "bad SPS"},
 	}
 	for _, tt := range tests {
