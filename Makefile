@@ -69,6 +69,10 @@ VM_MODULES := -m 'softdog soft_noboot=1' \
 	-m 'snd-aloop index=0 id=Loopback pcm_substreams=8'
 VM_MODULES_amd64 := -m 'vfb vfb_enable=1 videomemorysize=4194304'
 VM_MODULES_arm64 :=
+# v4l2loopback (built out of tree per architecture, cached) is the H.264
+# camera of tests/vm/vmh264_test.go at /dev/video10; 8 buffers so the writer
+# never rewrites the one the reader is copying.
+V4L2LOOPBACK_PARAMS := video_nr=10 max_buffers=8
 
 vmtest: $(addprefix vmtest-,$(VM_ARCHES)) $(addprefix vmtest-call-,$(VM_ARCHES))
 
@@ -76,7 +80,8 @@ vmtest-amd64 vmtest-arm64: vmtest-%:
 	TUANJU_VM_ARCH=$* tests/vm/fetch
 	mkdir -p $(BIN)/$*
 	$(CROSS_$*) $(GO) test -c -tags netgo,osusergo,vmtest -ldflags '-linkmode external -extldflags -static' -o $(BIN)/$*/vmcheck.test ./tests/vm
-	TUANJU_VM_ARCH=$* tests/vm/run -g $(VM_MODULES) $(VM_MODULES_$*) $(BIN)/$*/vmcheck.test
+	TUANJU_VM_ARCH=$* tests/vm/run -g $(VM_MODULES) $(VM_MODULES_$*) \
+	  -m "$$(TUANJU_VM_ARCH=$* tests/vm/v4l2loopback/build) $(V4L2LOOPBACK_PARAMS)" $(BIN)/$*/vmcheck.test
 
 # The whole call with the kernel in the loop: the real static terminald in the
 # VM (gpio-sim button and LEDs, vivid camera), the rendezvous server and

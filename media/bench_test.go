@@ -6,6 +6,8 @@ import (
 
 	"github.com/pion/mediadevices/pkg/io/video"
 	"github.com/pion/mediadevices/pkg/prop"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
 
 	"github.com/tuanju/tuanju/media/h264dec"
 	"github.com/tuanju/tuanju/media/synth"
@@ -78,4 +80,67 @@ func BenchmarkDecode(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkCameraPath compares, on the same synthetic frames in the same
+// run, what a call's video costs the board per frame on the two camera
+// paths, from the camera's buffer to RTP packets: "software" encodes each
+// picture with openh264 (the raw/MJPEG camera path, before the YUYV→I420 or
+// JPEG decode it also needs), "passthrough" only inspects the camera's own
+// access unit (its SPS/PPS cache) and packetizes it (passthrough.go). The
+// passthrough's units are openh264's of the same frames, standing in for
+// the camera's encoder. core-%@fps is the share of one core at LowData's
+// 15 fps.
+func BenchmarkCameraPath(b *testing.B) {
+	p := LowData
+	frames := 4 * p.FPS
+	packetizer := func() rtp.Packetizer {
+		return rtp.NewPacketizer(1200, 125, 1, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
+	}
+	report := func(b *testing.B, bytes int) {
+		perFrame := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		b.ReportMetric(perFrame*float64(p.FPS)/1e7, "core-%@fps")
+		b.ReportMetric(float64(bytes)/float64(b.N), "B/frame")
+	}
+	b.Run("software", func(b *testing.B) {
+		hb, err := newH264Builder(p, &encoderSet{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		enc, err := hb.BuildVideoEncoder(cycleFrames(b, p, frames), prop.Media{Video: prop.Video{Width: p.Width, Height: p.Height}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer enc.Close()
+		pk := packetizer()
+		bytes := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			au, release, err := enc.Read()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, pkt := range pk.Packetize(au, 90000/uint32(p.FPS)) {
+				bytes += len(pkt.Payload)
+			}
+			release()
+		}
+		report(b, bytes)
+	})
+	b.Run("passthrough", func(b *testing.B) {
+		aus := encodeVideo(b, p, frames)
+		pt := &passthrough{}
+		pk := packetizer()
+		bytes, i := 0, 0
+		b.ReportAllocs()
+		for b.Loop() {
+			// The copy out of the mmap'd V4L2 buffer (h264cam) is counted too.
+			au, _ := pt.withParameterSets(append([]byte(nil), aus[i%len(aus)]...))
+			i++
+			for _, pkt := range pk.Packetize(au, 90000/uint32(p.FPS)) {
+				bytes += len(pkt.Payload)
+			}
+		}
+		report(b, bytes)
+	})
 }

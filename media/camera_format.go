@@ -17,7 +17,8 @@ var rawFormats = []frame.Format{frame.FormatI420, frame.FormatYUYV, frame.Format
 // for a small ARM core. A camera that has no such raw mode but has one in
 // MJPEG — cheap UVC cameras often reach their rates only in MJPEG — gets
 // MJPEG. With neither, any format it has will do and mediadevices takes the
-// nearest mode. The camera's own H.264, where offered, is not used yet.
+// nearest mode. (A camera's own H.264, where usable, never gets here: Open
+// passes it through instead, see passthrough.go.)
 func cameraFormats(modes []prop.Media, p Profile) (prop.FrameFormatConstraint, string) {
 	fits := func(m prop.Media) bool {
 		return m.Width >= p.Width/2 && m.Width <= 2*p.Width && m.Height >= p.Height/2 && m.Height <= 2*p.Height &&

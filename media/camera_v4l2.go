@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -111,4 +112,26 @@ func cameraModes(d driver.Driver) []prop.Media {
 		defer d.Close()
 	}
 	return d.Properties()
+}
+
+// v4l2Path is the device node of the camera device names: a path as given,
+// else (empty, or a mediadevices label) the node of the camera openV4L2
+// would pick.
+func v4l2Path(device string) (string, error) {
+	if strings.HasPrefix(device, "/") {
+		if _, err := os.Stat(device); err != nil {
+			return "", fmt.Errorf("v4l2 %s: %w", device, ErrNoCamera)
+		}
+		return device, nil
+	}
+	v4l2Mu.Lock()
+	defer v4l2Mu.Unlock()
+	camera.Initialize()
+	d, err := findCamera(device)
+	if err != nil {
+		return "", err
+	}
+	// The driver's label is "<base name>;<link target's base name>".
+	base, _, _ := strings.Cut(d.Info().Label, camera.LabelSeparator)
+	return filepath.Join("/dev", base), nil
 }

@@ -42,6 +42,11 @@ type CaptureConfig struct {
 	// CameraDevice picks a V4L2 camera by path (/dev/video0, a /dev/v4l/by-id
 	// link) or mediadevices label; empty takes the first camera found.
 	CameraDevice string
+	// SoftwareEncode makes a V4L2 camera that offers H.264 itself go
+	// through openh264 anyway (its raw or MJPEG modes), as if it had no
+	// H.264: for a camera whose encoder misbehaves, and for comparing the
+	// two paths. By default its own H.264 is passed through (passthrough.go).
+	SoftwareEncode bool
 	// Microphone is SourceSynthetic, SourceALSA or SourceNone. (ALSA goes
 	// through our own kernel-ioctl driver, media/alsamic: mediadevices'
 	// malgo driver crashes static binaries and is deliberately not linked.)
@@ -62,6 +67,7 @@ type Capture struct {
 	tracks   []mediadevices.Track
 	synthCam *synth.Camera
 	preview  atomic.Pointer[image.YCbCr] // v4l2 only; synthetic has its own
+	pass     *passthrough                // the camera's own H.264, if sent as is
 	once     sync.Once
 	closing  atomic.Bool
 	lost     chan error // one source's failure; see Lost
@@ -75,16 +81,7 @@ func Open(ctx context.Context, cfg CaptureConfig) (*Capture, error) {
 	if err := cfg.Profile.Validate(); err != nil {
 		return nil, err
 	}
-	log := cfg.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	c := &Capture{
-		log:      log.With("component", "media", "profile", cfg.Profile.Name),
-		profile:  cfg.Profile,
-		encoders: &encoderSet{},
-		lost:     make(chan error, 1),
-	}
+	c := newCapture(cfg.Profile, cfg.Log)
 	selector, err := newCodecSelector(cfg.Profile, c.encoders)
 	if err != nil {
 		return nil, fmt.Errorf("media: codecs: %w", err)
@@ -101,10 +98,22 @@ func Open(ctx context.Context, cfg CaptureConfig) (*Capture, error) {
 		c.Close()
 		return nil, err
 	}
-	if len(c.tracks) == 0 {
+	if len(c.tracks) == 0 && c.pass == nil {
 		c.log.Warn("capture has no tracks", "camera", cfg.Camera, "microphone", cfg.Microphone)
 	}
 	return c, nil
+}
+
+func newCapture(p Profile, log *slog.Logger) *Capture {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Capture{
+		log:      log.With("component", "media", "profile", p.Name),
+		profile:  p,
+		encoders: &encoderSet{},
+		lost:     make(chan error, 1),
+	}
 }
 
 func (c *Capture) openCamera(ctx context.Context, cfg CaptureConfig, selector *mediadevices.CodecSelector) error {
@@ -127,6 +136,9 @@ func (c *Capture) openCamera(ctx context.Context, cfg CaptureConfig, selector *m
 		c.log.Info("camera open", "source", SourceSynthetic, "width", p.Width, "height", p.Height, "fps", p.FPS)
 		return nil
 	case SourceV4L2:
+		if c.openPassthrough(cfg) {
+			return nil
+		}
 		track, err := openV4L2(ctx, cfg.CameraDevice, p, selector, c.log)
 		if err != nil {
 			return fmt.Errorf("media: open camera: %w", err)
@@ -176,14 +188,24 @@ func (c *Capture) Profile() Profile { return c.profile }
 // the peer's PLI/FIR by forcing a key frame.
 func (c *Capture) Tracks() []webrtc.TrackLocal {
 	out := make([]webrtc.TrackLocal, 0, len(c.tracks))
+	if c.pass != nil {
+		out = append(out, c.pass.track)
+	}
 	for _, t := range c.tracks {
 		out = append(out, streamTrack{t})
 	}
 	return out
 }
 
+// Passthrough reports whether the camera's own H.264 is sent as it is
+// (no openh264 on the board's CPU): for the self-test and the logs.
+func (c *Capture) Passthrough() bool { return c.pass != nil }
+
 // HasVideo reports whether a camera track is open.
 func (c *Capture) HasVideo() bool {
+	if c.pass != nil {
+		return true
+	}
 	for _, t := range c.tracks {
 		if t.Kind() == webrtc.RTPCodecTypeVideo {
 			return true
@@ -196,21 +218,40 @@ func (c *Capture) HasVideo() bool {
 // Call it when the peer connection reaches "connected": encoders start at
 // Bind, before DTLS/SRTP is up, so the first key frame is usually dropped and
 // the far side would otherwise wait for a PLI round trip or the periodic one.
-// It returns how many encoders were asked (0 before any track is bound).
+// It returns how many encoders were asked (0 before any track is bound). A
+// camera whose own H.264 is passed through counts as one encoder when it
+// has a key-frame control (and was not asked within the last 500 ms);
+// without one it is logged once and counts 0.
 func (c *Capture) RequestKeyFrame() (int, error) {
 	n, err := c.encoders.forceKeyFrame()
 	if err != nil {
 		return n, fmt.Errorf("media: request key frame: %w", err)
+	}
+	if c.pass != nil {
+		asked, err := c.pass.forceKeyFrame()
+		if err != nil {
+			return n, fmt.Errorf("media: request key frame: %w", err)
+		}
+		if asked {
+			n++
+		}
 	}
 	return n, nil
 }
 
 // Preview returns a recent camera picture for the device panel, or nil. For
 // the synthetic camera it is the latest frame; for V4L2 a copy taken about
-// once a second (V4L2 frames may share buffers, copying every one costs).
+// once a second (V4L2 frames may share buffers, copying every one costs);
+// for a camera's own H.264, an IDR picture decoded about once a second.
 func (c *Capture) Preview() image.Image {
 	if c.synthCam != nil {
 		return c.synthCam.Latest()
+	}
+	if c.pass != nil {
+		if img := c.pass.preview.Load(); img != nil {
+			return img
+		}
+		return nil
 	}
 	if img := c.preview.Load(); img != nil {
 		return img
@@ -241,6 +282,11 @@ func (c *Capture) Close() error {
 	var errs []error
 	c.closing.Store(true)
 	c.once.Do(func() {
+		if c.pass != nil {
+			if err := c.pass.close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		for _, t := range c.tracks {
 			if err := t.Close(); err != nil {
 				errs = append(errs, err)

@@ -23,4 +23,12 @@
 // decoding uses the decoders inside those same libraries through thin cgo
 // wrappers in internal/. The sources are the simulated board's synthetic
 // camera and microphone (package synth) or a V4L2 camera.
+//
+// A V4L2 camera that encodes H.264 itself is not re-encoded: Open sends its
+// access units as they come (passthrough.go, package h264cam), when it has an
+// H.264 mode near the profile's size and rate and its stream is constrained
+// baseline; a peer's PLI/FIR asks the camera for an IDR where the driver has
+// the control, and the camera's SPS/PPS are put in front of IDRs that lack
+// them. Otherwise the camera's raw or MJPEG modes go through openh264
+// (camera_format.go). CaptureConfig.SoftwareEncode forces the latter.
 package media

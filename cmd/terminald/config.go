@@ -90,7 +90,10 @@ type mediaConfig struct {
 	Profile      string `toml:"profile"`
 	Camera       string `toml:"camera"`
 	CameraDevice string `toml:"camera_device"`
-	Microphone   string `toml:"microphone"`
+	// CameraSoftwareEncode sends a camera that encodes H.264 itself
+	// through openh264 anyway (media.CaptureConfig.SoftwareEncode).
+	CameraSoftwareEncode bool   `toml:"camera_software_encode"`
+	Microphone           string `toml:"microphone"`
 	// MicrophoneDevice is the ALSA capture device ("default", "hw:CARD,DEV").
 	MicrophoneDevice string `toml:"microphone_device"`
 }

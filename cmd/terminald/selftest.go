@@ -259,7 +259,8 @@ func grabFrame(ctx context.Context, cfg config, parts unitParts, log *slog.Logge
 	profile := media.LowData
 	c, err := media.Open(ctx, media.CaptureConfig{
 		Profile: profile, Camera: cfg.Media.Camera, CameraDevice: cfg.Media.CameraDevice,
-		Microphone: media.SourceNone, Log: log,
+		SoftwareEncode: cfg.Media.CameraSoftwareEncode,
+		Microphone:     media.SourceNone, Log: log,
 	})
 	if err != nil {
 		return selftest.Frame{}, err

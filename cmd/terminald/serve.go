@@ -43,7 +43,8 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		PublicURL: cfg.PublicURL,
 		Capture: media.CaptureConfig{
 			Profile: profile, Camera: cfg.Media.Camera, CameraDevice: cfg.Media.CameraDevice,
-			Microphone: cfg.Media.Microphone, MicrophoneDevice: cfg.Media.MicrophoneDevice, Log: log,
+			SoftwareEncode: cfg.Media.CameraSoftwareEncode,
+			Microphone:     cfg.Media.Microphone, MicrophoneDevice: cfg.Media.MicrophoneDevice, Log: log,
 		},
 		LoopbackOnly: cfg.LoopbackOnly,
 		ICE:          cfg.ICE.terminal(),
