@@ -190,3 +190,53 @@ func TestTURNAllocationQuota(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestTURNRefusesPermissionsForInternalPeers asks the running relay, over
+// the wire, for permissions to peers it must never relay to, and checks the
+// refusal itself (a CreatePermission error response). A permission request
+// goes only to our loopback TURN port: no packet is sent to any peer. A
+// public address, asked the same way, is granted: the refusals are the
+// policy, not a broken client.
+func TestTURNRefusesPermissionsForInternalPeers(t *testing.T) {
+	srv := rt.NewServer(t, func(c *rendezvous.Config) { c.TURN.AllowPeers = nil })
+	user, cred := rendezvous.TURNCredentials(srv.Config.TURN.Secret, protocol.NewID(), time.Now().Add(time.Minute))
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	check(t, err)
+	c, err := turn.NewClient(&turn.ClientConfig{
+		STUNServerAddr: srv.TURNAddr().String(), TURNServerAddr: srv.TURNAddr().String(), Username: user, Password: cred,
+		Realm: srv.Config.TURN.Realm, Conn: conn, RTO: 100 * time.Millisecond,
+	})
+	check(t, err)
+	t.Cleanup(func() { c.Close(); conn.Close() })
+	check(t, c.Listen())
+	relay, err := c.Allocate()
+	check(t, err)
+	defer relay.Close()
+
+	refused := 0
+	peers := []string{
+		"127.0.0.1", "127.1.2.3", // loopback
+		"10.1.2.3", "172.16.0.1", "172.31.255.254", "192.168.1.1", // private
+		"169.254.169.254", "169.254.0.1", // link-local, cloud metadata
+		"100.64.0.1", "100.127.255.254", // CGNAT
+		"0.0.0.0", "224.0.0.1", "255.255.255.255", // unspecified, multicast, broadcast
+	}
+	for _, p := range peers {
+		err := c.CreatePermission(&net.UDPAddr{IP: net.ParseIP(p), Port: 9})
+		if err == nil {
+			t.Errorf("relay granted a permission for %s", p)
+			continue
+		}
+		// The server's error response (403) is the refusal; a timeout or a
+		// local error would be something else.
+		if !strings.Contains(err.Error(), "error response") {
+			t.Errorf("permission for %s failed for another reason than the server's refusal: %v", p, err)
+			continue
+		}
+		refused++
+	}
+	if err := c.CreatePermission(&net.UDPAddr{IP: net.ParseIP("8.8.8.8"), Port: 9}); err != nil {
+		t.Errorf("control: a public peer's permission was refused too (%v): the refusals above prove nothing", err)
+	}
+	t.Logf("permissions refused: %d of %d internal peers", refused, len(peers))
+}
