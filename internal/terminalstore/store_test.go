@@ -1,6 +1,7 @@
 package terminalstore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	bolt "go.etcd.io/bbolt"
@@ -22,10 +23,7 @@ func open(t *testing.T, path string) *Store {
 func TestStateSurvivesRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	s := open(t, path)
-	key, err := s.Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, cert := provision(t, s)
 	sec, err := s.PairingSecret()
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +52,9 @@ func TestStateSurvivesRestart(t *testing.T) {
 	}
 	if !key.Equal(key2) {
 		t.Error("identity key changed across restart")
+	}
+	if cert2, err := s.Certificate(); err != nil || !bytes.Equal(cert, cert2) {
+		t.Errorf("certificate after restart: %v (equal %v)", err, bytes.Equal(cert, cert2))
 	}
 	sec2, _ := s.PairingSecret()
 	if sec != sec2 {
@@ -89,7 +90,7 @@ func TestOneParentOnly(t *testing.T) {
 func TestFactoryReset(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "state.db"))
 	defer s.Close()
-	key, _ := s.Identity()
+	key, _ := provision(t, s)
 	sec, _ := s.PairingSecret()
 	s.SetParent(Parent{ParentID: "p"})
 	s.AppendCall(CallRecord{CallID: "c"})
