@@ -105,6 +105,7 @@ type Terminal struct {
 	d        Deps
 	log      *slog.Logger
 	key      *ecdsa.PrivateKey
+	cert     []byte // device certificate (DER), sent with every login
 	deviceID string
 	secret   pairing.Secret
 	api      *webrtc.API
@@ -162,8 +163,10 @@ type (
 	}
 )
 
-// New prepares a terminal: it loads (or makes) the device identity and the
-// pairing secret.
+// New prepares a terminal: it loads the device identity (key and device
+// certificate, imported at flash time) and the pairing secret. A unit that
+// was never provisioned gets an error wrapping terminalstore.ErrNoIdentity or
+// ErrNoCertificate: it cannot log in, so there is nothing to run.
 func New(cfg Config, d Deps) (*Terminal, error) {
 	if cfg.ServerURL == "" {
 		return nil, fmt.Errorf("terminal: no server URL: %w", ErrConfig)
@@ -178,6 +181,10 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	key, err := d.Store.Identity()
+	if err != nil {
+		return nil, err
+	}
+	cert, err := d.Store.Certificate()
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +206,7 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 		return nil, err
 	}
 	t := &Terminal{
-		cfg: cfg, d: d, key: key, secret: secret, api: api, iceNet: iceNet,
+		cfg: cfg, d: d, key: key, cert: cert, secret: secret, api: api, iceNet: iceNet,
 		deviceID:  protocol.DeviceID(der),
 		events:    make(chan any, 64),
 		ice:       map[string]iceInfo{},
@@ -329,10 +336,18 @@ func (t *Terminal) post(ctx context.Context, ev any) {
 func (t *Terminal) connectLoop(ctx context.Context) {
 	b := backoff{min: t.cfg.MinBackoff, max: t.cfg.MaxBackoff}
 	for ctx.Err() == nil {
-		c, err := dial(ctx, t.cfg.ServerURL, t.key, t.cfg.Version, t.log)
+		c, err := dial(ctx, t.cfg.ServerURL, t.key, t.cert, t.cfg.Version, t.log)
 		if err != nil {
 			wait := b.next()
-			t.log.Warn("cannot reach the rendezvous server", "err", err, "retry_in", wait.Round(time.Millisecond))
+			if errors.Is(err, ErrLoginRefused) {
+				// Reachable but refused: most likely this unit's device
+				// certificate (expired, or from a program CA the server
+				// does not trust). Retrying cannot fix that, but a server
+				// being reconfigured can, so keep trying, slowly.
+				t.log.Error("the rendezvous server refused this unit's login: check its device certificate (terminald identity show)", "err", err, "retry_in", wait.Round(time.Millisecond))
+			} else {
+				t.log.Warn("cannot reach the rendezvous server", "err", err, "retry_in", wait.Round(time.Millisecond))
+			}
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():

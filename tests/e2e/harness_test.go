@@ -99,6 +99,7 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 	if err != nil {
 		t.Fatal(err)
 	}
+	rendezvoustest.Provision(t, store) // what flashing does; kept on a reused state file
 	board, err := simboard.New(simboard.Options{Logger: log, Button: o.button})
 	if err != nil {
 		t.Fatal(err)
