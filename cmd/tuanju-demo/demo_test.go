@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/internal/parent"
+	"github.com/tuanju/tuanju/provisioning/devcert"
 )
 
 // syncBuffer is a bytes.Buffer safe for the demo's writer and the test's reader.
@@ -73,9 +77,46 @@ func TestDemoRunsPairsAndStops(t *testing.T) {
 	args := []string{"-bin", bin, "-data", data, "-listen", freePort(t, "tcp"), "-turn", freePort(t, "udp"), "-panel", freePort(t, "tcp")}
 
 	first := runDemo(t, args)
+	caPEM, err := os.ReadFile(filepath.Join(data, "program-ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	second := runDemo(t, args)
 	if first.ParentID != second.ParentID || first.Token != second.Token {
 		t.Errorf("second run paired anew (%s → %s); the demo should keep its pairing", first.ParentID, second.ParentID)
+	}
+	checkDemoIdentity(t, data, caPEM, second.DeviceID)
+}
+
+// checkDemoIdentity: the demo made a development CA once (key 0600, named
+// as such), kept it across runs, and the terminal that logged in is the one
+// it provisioned from that CA.
+func checkDemoIdentity(t *testing.T, data string, firstCA []byte, deviceID string) {
+	t.Helper()
+	ca, err := devcert.LoadCA(filepath.Join(data, "program-ca.pem"), filepath.Join(data, "program-ca.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.Cert.Subject.CommonName != devcert.DevelopmentCAName {
+		t.Errorf("demo CA is named %q, want %q", ca.Cert.Subject.CommonName, devcert.DevelopmentCAName)
+	}
+	if !bytes.Equal(ca.CertPEM(), firstCA) {
+		t.Error("the second run made a new program CA")
+	}
+	if fi, err := os.Stat(filepath.Join(data, "program-ca.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("CA key file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(filepath.Join(data, "terminal-identity.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cert, err := devcert.ParseBundle(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := devcert.Verify(cert, []*x509.Certificate{ca.Cert}, time.Now())
+	if err != nil || id != deviceID {
+		t.Errorf("the demo's bundle certifies %s (%v); the parent is paired with %s", id, err, deviceID)
 	}
 }
 
