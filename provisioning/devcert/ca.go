@@ -156,11 +156,10 @@ func (ca *CA) IssueFor(pub *ecdsa.PublicKey, notBefore, notAfter time.Time) ([]b
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := deviceTemplate(id, notBefore)
+	tmpl, err := deviceTemplate(id, notBefore, notAfter)
 	if err != nil {
 		return nil, fmt.Errorf("devcert: issue %s: %w", id, err)
 	}
-	tmpl.NotBefore, tmpl.NotAfter = notBefore, notAfter
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.key)
 	if err != nil {
 		return nil, fmt.Errorf("devcert: issue %s: %w", id, err)

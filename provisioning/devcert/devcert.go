@@ -193,7 +193,7 @@ func truncate(s string) string {
 }
 
 // deviceTemplate is the certificate Issue signs.
-func deviceTemplate(id string, now time.Time) (*x509.Certificate, error) {
+func deviceTemplate(id string, notBefore, notAfter time.Time) (*x509.Certificate, error) {
 	serial, err := randomSerial()
 	if err != nil {
 		return nil, err
@@ -201,8 +201,8 @@ func deviceTemplate(id string, now time.Time) (*x509.Certificate, error) {
 	return &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: id},
-		NotBefore:             now.Add(-backdate),
-		NotAfter:              now.Add(DeviceValidity),
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
