@@ -57,6 +57,9 @@ func dial(ctx context.Context, url string, key *ecdsa.PrivateKey, cert []byte, v
 	if err != nil {
 		return fail(fmt.Errorf("terminal: read welcome: %w", err))
 	}
+	if w.Type == protocol.TypeError && w.Code == protocol.ErrCodeAuthFailed {
+		return fail(fmt.Errorf("terminal: login refused: %s %s: %w: %w", w.Code, w.Text, ErrLoginRefused, ErrAuthFailed))
+	}
 	if w.Type == protocol.TypeError {
 		return fail(fmt.Errorf("terminal: login refused: %s %s: %w", w.Code, w.Text, ErrLoginRefused))
 	}

@@ -127,8 +127,11 @@ type Terminal struct {
 	// faults is what checkHealth found wrong last time.
 	cameraLostAt time.Time
 	faults       []string
-	mediaStop    context.CancelFunc // ends the opening of the current call's media
-	ctx          context.Context    // Run's, for goroutines that report back
+	// refused is set by connectLoop while the server answers our login
+	// with auth_failed: a unit it will not accept needs a technician.
+	refused   atomic.Bool
+	mediaStop context.CancelFunc // ends the opening of the current call's media
+	ctx       context.Context    // Run's, for goroutines that report back
 
 	lit     lights                   // what the LEDs show, for the gate
 	lastCue atomic.Pointer[call.Cue] // set by the loop and by the gate
@@ -339,11 +342,13 @@ func (t *Terminal) connectLoop(ctx context.Context) {
 		c, err := dial(ctx, t.cfg.ServerURL, t.key, t.cert, t.cfg.Version, t.log)
 		if err != nil {
 			wait := b.next()
-			if errors.Is(err, ErrLoginRefused) {
+			t.refused.Store(errors.Is(err, ErrAuthFailed))
+			if errors.Is(err, ErrAuthFailed) {
 				// Reachable but refused: most likely this unit's device
 				// certificate (expired, or from a program CA the server
 				// does not trust). Retrying cannot fix that, but a server
-				// being reconfigured can, so keep trying, slowly.
+				// being reconfigured can, so keep trying, slowly; the
+				// health check shows needs-repair meanwhile.
 				t.log.Error("the rendezvous server refused this unit's login: check its device certificate (terminald identity show)", "err", err, "retry_in", wait.Round(time.Millisecond))
 			} else {
 				t.log.Warn("cannot reach the rendezvous server", "err", err, "retry_in", wait.Round(time.Millisecond))
@@ -354,6 +359,7 @@ func (t *Terminal) connectLoop(ctx context.Context) {
 			}
 			continue
 		}
+		t.refused.Store(false)
 		up := time.Now()
 		t.post(ctx, connUp{c})
 		err = c.read(ctx, func(m protocol.Message) { t.post(ctx, received{c, m}) })
@@ -615,7 +621,8 @@ func (t *Terminal) do(a call.Action) {
 const cameraSettle = 3 * time.Second
 
 // checkHealth raises "needs repair" while hardware a call needs is broken —
-// the button stuck, the camera gone — and clears it when all is well again.
+// the button stuck, the camera gone — or the server refuses this unit's
+// credentials, and clears it when all is well again.
 func (t *Terminal) checkHealth() {
 	var faults []string
 	if t.d.ButtonStuck != nil && t.d.ButtonStuck() {
@@ -625,6 +632,9 @@ func (t *Terminal) checkHealth() {
 		faults = append(faults, "camera missing")
 	} else if !t.cameraLostAt.IsZero() && time.Since(t.cameraLostAt) < cameraSettle {
 		faults = append(faults, "camera failed mid-call")
+	}
+	if t.refused.Load() {
+		faults = append(faults, "device certificate refused by the server")
 	}
 	changed := fmt.Sprint(faults) != fmt.Sprint(t.faults)
 	t.faults = faults

@@ -81,6 +81,9 @@ type terminalOpts struct {
 	// cameraSocket is where the synthetic camera plugs in (tests unplug it).
 	cameraSocket *synth.Socket
 	ice          terminal.ICEConfig
+	// refused: the server is expected to refuse this terminal's login, so
+	// startTerminal does not wait for it to show ready.
+	refused bool
 }
 
 func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, o terminalOpts) *rig {
@@ -135,7 +138,9 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 	})
 	t.Cleanup(stop)
 	r := &rig{t: t, ctx: ctx, srv: srv, board: board, term: term, store: store, stop: stop}
-	r.waitPattern(device.Ready, "terminal connects and shows ready")
+	if !o.refused {
+		r.waitPattern(device.Ready, "terminal connects and shows ready")
+	}
 	return r
 }
 
