@@ -64,6 +64,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		turnIP     = fs.String("turn-public-ip", opts.cfg.TURN.PublicIP, "TURN public/relay `IP`")
 		turnRealm  = fs.String("turn-realm", opts.cfg.TURN.Realm, "TURN `realm`")
 		allowPeers = fs.String("turn-allow-peers", strings.Join(opts.cfg.TURN.AllowPeers, ","), "peer `CIDRs` the relay may reach, comma separated; empty = production policy (public unicast only)")
+		deviceCAs  = fs.String("device-ca", "", "program CA certificate `files` (PEM) that sign the terminals' device certificates, comma separated; required (here or device_ca_files)")
 		icePolicy  = fs.String("ice-policy", opts.cfg.ICETransportPolicy, "ICE transport `policy` handed to clients: all or relay")
 		logFormat  = fs.String("log-format", "text", "log `format`: text or json")
 		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
@@ -100,6 +101,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 			opts.cfg.TURN.AllowPeers = splitList(*allowPeers)
 		case "ice-policy":
 			opts.cfg.ICETransportPolicy = *icePolicy
+		case "device-ca":
+			opts.cfg.DeviceCAFiles = splitList(*deviceCAs)
 		}
 	})
 	switch *logFormat {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 )
 
 func TestParseLayers(t *testing.T) {
@@ -19,16 +21,18 @@ func TestParseLayers(t *testing.T) {
 listen = "127.0.0.1:9000"
 data_dir = "/from/file"
 ice_transport_policy = "relay"
+device_ca_files = ["/from/file.pem"]
 [turn]
 realm = "file-realm"
 `), 0o600)
-	opts, err := parse([]string{"-config", file, "-data", "/from/flag", "-turn-allow-peers", ""}, io.Discard)
+	opts, err := parse([]string{"-config", file, "-data", "/from/flag", "-turn-allow-peers", "", "-device-ca", "a.pem, b.pem"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := opts.cfg
 	if c.Listen != "127.0.0.1:9000" || c.DataDir != "/from/flag" || c.ICETransportPolicy != "relay" ||
-		c.TURN.Realm != "file-realm" || c.TURN.AllowPeers != nil || c.TURN.Listen != "127.0.0.1:3478" {
+		c.TURN.Realm != "file-realm" || c.TURN.AllowPeers != nil || c.TURN.Listen != "127.0.0.1:3478" ||
+		len(c.DeviceCAFiles) != 2 || c.DeviceCAFiles[1] != "b.pem" {
 		t.Fatalf("defaults → file → flags gave %+v", c)
 	}
 }
@@ -47,6 +51,7 @@ func TestParseRejects(t *testing.T) {
 		{"loopback peers on public relay", []string{"-turn-public-ip", "203.0.113.9", "-turn-allow-peers", "127.0.0.0/8"}, "loopback"},
 		{"bad log format", []string{"-log-format", "xml"}, "log-format"},
 		{"stray argument", []string{"serve"}, "unexpected"},
+		{"no program CA", nil, "device_ca_files is empty"},
 	}
 	for _, tc := range tests {
 		_, err := parse(tc.args, io.Discard)
@@ -64,7 +69,7 @@ func TestRun(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-turn-listen", "127.0.0.1:0", "-data", t.TempDir(), "-log-format", "json"}, pw, io.Discard)
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-turn-listen", "127.0.0.1:0", "-data", t.TempDir(), "-log-format", "json", "-device-ca", rendezvoustest.TestCAFile(t)}, pw, io.Discard)
 		pw.Close()
 	}()
 	line := make(chan string, 1)

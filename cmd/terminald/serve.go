@@ -19,7 +19,6 @@ import (
 	"github.com/tuanju/tuanju/device/simboard"
 	"github.com/tuanju/tuanju/internal/logging"
 	"github.com/tuanju/tuanju/internal/terminal"
-	"github.com/tuanju/tuanju/internal/terminalstore"
 	"github.com/tuanju/tuanju/media"
 )
 
@@ -31,11 +30,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(filepath.Dir(cfg.StateFile), 0o700); err != nil {
 		return fmt.Errorf("terminald: state dir: %w", err)
 	}
-	store, err := terminalstore.Open(cfg.StateFile)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
+	var err error
 
 	profile, _ := media.ProfileByName(cfg.Media.Profile) // validated
 	tcfg := terminal.Config{
@@ -92,6 +87,20 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		defer l.Close()
 		buttons, stuck, leds = btn.Events(), btn.Stuck, l
 	}
+
+	// Before the watchdog: waiting for a technician is not a hang.
+	var status func(string)
+	if sim != nil {
+		status = sim.SetStatus
+	}
+	store, err := awaitIdentity(ctx, cfg.StateFile, leds, status, log, stdout)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer store.Close()
 
 	wd, err := openWatchdog(cfg, log)
 	if err != nil {

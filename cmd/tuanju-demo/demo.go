@@ -54,7 +54,14 @@ func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	}
 	defer logs.Close()
 
-	rv, err := start(ctx, filepath.Join(o.bin, "rendezvous"), logs,
+	ca, caFile, err := demoCA(o.data)
+	if err != nil {
+		return err
+	}
+	if err := provisionTerminal(ctx, o, ca, logs); err != nil {
+		return err
+	}
+	rv, err := start(ctx, filepath.Join(o.bin, "rendezvous"), logs, "-device-ca", caFile,
 		"-listen", o.listen, "-data", filepath.Join(o.data, "rendezvous"), "-public-url", base,
 		"-turn-listen", o.turn, "-turn-public-ip", strings.Split(o.turn, ":")[0], "-turn-allow-peers", "127.0.0.0/8")
 	if err != nil {

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/provisioning/devcert"
 )
 
 // syncBuffer is a bytes.Buffer safe for the demo's writer and the test's reader.
@@ -87,12 +91,17 @@ func TestDemoRunsPairsAndStops(t *testing.T) {
 		}
 		checkOnline(t, ctx, ws, cred)
 	})
+	caPEM, err := os.ReadFile(filepath.Join(data, "program-ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	runDemo(t, args, func(ctx context.Context, out, ws, _ string) {
 		if pairingLink.MatchString(out) {
 			t.Errorf("second run prints a pairing link though the terminal is paired:\n%s", out)
 		}
 		checkOnline(t, ctx, ws, cred) // the pairing survived the restart
 	})
+	checkDemoIdentity(t, data, caPEM, cred.DeviceID)
 }
 
 var (
@@ -118,6 +127,38 @@ func checkOnline(t *testing.T, ctx context.Context, ws string, cred parent.Crede
 	}
 	if w.DeviceID != cred.DeviceID || w.Paired == nil || !*w.Paired || w.PeerOnline == nil || !*w.PeerOnline {
 		t.Errorf("parent welcome = %+v; want paired to device %s, which is online", w, cred.DeviceID)
+	}
+}
+
+// checkDemoIdentity: the demo made a development CA once (key 0600, named
+// as such), kept it across runs, and the terminal that logged in is the one
+// it provisioned from that CA.
+func checkDemoIdentity(t *testing.T, data string, firstCA []byte, deviceID string) {
+	t.Helper()
+	ca, err := devcert.LoadCA(filepath.Join(data, "program-ca.pem"), filepath.Join(data, "program-ca.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.Cert.Subject.CommonName != devcert.DevelopmentCAName {
+		t.Errorf("demo CA is named %q, want %q", ca.Cert.Subject.CommonName, devcert.DevelopmentCAName)
+	}
+	if !bytes.Equal(ca.CertPEM(), firstCA) {
+		t.Error("the second run made a new program CA")
+	}
+	if fi, err := os.Stat(filepath.Join(data, "program-ca.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("CA key file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(filepath.Join(data, "terminal-identity.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cert, err := devcert.ParseBundle(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := devcert.Verify(cert, []*x509.Certificate{ca.Cert}, time.Now())
+	if err != nil || id != deviceID {
+		t.Errorf("the demo's bundle certifies %s (%v); the parent is paired with %s", id, err, deviceID)
 	}
 }
 

@@ -55,8 +55,10 @@ func LoginMessage(nonce, deviceID string) []byte {
 	return []byte("tuanju/v1 terminal login\n" + nonce + "\n" + deviceID)
 }
 
-// SignLogin builds a terminal's hello for the given challenge nonce.
-func SignLogin(key *ecdsa.PrivateKey, nonce, version string) (Message, error) {
+// SignLogin builds a terminal's hello for the given challenge nonce,
+// carrying its device certificate (DER; nil sends none, which a server
+// refuses: only tests do that).
+func SignLogin(key *ecdsa.PrivateKey, certDER []byte, nonce, version string) (Message, error) {
 	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
 		return Message{}, fmt.Errorf("protocol: marshal public key: %w", err)
@@ -68,13 +70,29 @@ func SignLogin(key *ecdsa.PrivateKey, nonce, version string) (Message, error) {
 		return Message{}, fmt.Errorf("protocol: sign login: %w", err)
 	}
 	return Message{
-		Type:      TypeHello,
-		Role:      RoleTerminal,
-		DeviceID:  id,
-		PublicKey: base64.RawURLEncoding.EncodeToString(der),
-		Signature: base64.RawURLEncoding.EncodeToString(sig),
-		Version:   version,
+		Type:        TypeHello,
+		Role:        RoleTerminal,
+		DeviceID:    id,
+		PublicKey:   base64.RawURLEncoding.EncodeToString(der),
+		Signature:   base64.RawURLEncoding.EncodeToString(sig),
+		Certificate: base64.RawURLEncoding.EncodeToString(certDER),
+		Version:     version,
 	}, nil
+}
+
+// LoginCertificate returns the DER of a terminal hello's certificate, or
+// ErrInvalid when it has none. The signature does not cover it: a
+// certificate is public and proves nothing by itself; it binds the device ID
+// to the key, and the signature proves the key is here.
+func LoginCertificate(m Message) ([]byte, error) {
+	if m.Certificate == "" {
+		return nil, fmt.Errorf("protocol: terminal hello has no device certificate: %w", ErrInvalid)
+	}
+	der, err := base64.RawURLEncoding.DecodeString(m.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("protocol: certificate is not base64url: %w", ErrInvalid)
+	}
+	return der, nil
 }
 
 // VerifyLogin checks a terminal's hello against the nonce the server sent. It

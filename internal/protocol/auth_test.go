@@ -34,7 +34,7 @@ func spki(t testing.TB, k *ecdsa.PrivateKey) []byte {
 
 func signLogin(t testing.TB, k *ecdsa.PrivateKey, nonce string) Message {
 	t.Helper()
-	m, err := SignLogin(k, nonce, "terminald/test")
+	m, err := SignLogin(k, nil, nonce, "terminald/test")
 	if err != nil {
 		t.Fatal(err)
 	}

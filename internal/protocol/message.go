@@ -30,6 +30,10 @@ const (
 	MaxCandidateBytes = 512
 	MaxReasonBytes    = 64
 	MaxCandidates     = 50 // per side per call
+	// MaxCertificateChars bounds a terminal hello's certificate: base64url of
+	// at most devcert.MaxCertBytes (1,500) bytes. The one field allowed past
+	// the 512 characters of the other base64url fields.
+	MaxCertificateChars = 2048
 )
 
 // Type names. The comment says who may send it.
@@ -146,9 +150,11 @@ type Message struct {
 	DeviceID  string `json:"device_id,omitempty"`
 	PublicKey string `json:"public_key,omitempty"` // base64url SPKI DER, ECDSA P-256
 	Signature string `json:"signature,omitempty"`  // hello: ASN.1 ECDSA over LoginMessage; pairing and calls: P1363 (see package pairing)
-	ParentID  string `json:"parent_id,omitempty"`
-	Token     string `json:"token,omitempty"` // parent: credential from pairing
-	Version   string `json:"version,omitempty"`
+	// terminal: base64url DER of its device certificate, signed by a program CA
+	Certificate string `json:"certificate,omitempty"`
+	ParentID    string `json:"parent_id,omitempty"`
+	Token       string `json:"token,omitempty"` // parent: credential from pairing
+	Version     string `json:"version,omitempty"`
 
 	// welcome / presence
 	Paired     *bool `json:"paired,omitempty"`
@@ -228,7 +234,10 @@ const jsonSpace = " \t\r\n"
 var (
 	idPattern     = regexp.MustCompile(`^[a-z2-7]{26}$`)
 	b64urlPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,512}$`)
-	wordPattern   = regexp.MustCompile(`^[a-z_]{1,64}$`)
+	// certPattern has no bound (RE2 allows at most 1000 repeats): the
+	// validator checks MaxCertificateChars first.
+	certPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	wordPattern = regexp.MustCompile(`^[a-z_]{1,64}$`)
 )
 
 // ValidID reports whether s has the shape of a device, parent, call or pair ID:

@@ -19,7 +19,7 @@ type rule struct {
 
 var rules = map[string]rule{
 	TypeChallenge:    {required: []string{"nonce"}, optional: []string{"server_time"}},
-	TypeHello:        {required: []string{"role"}, optional: []string{"device_id", "public_key", "signature", "parent_id", "token", "version"}},
+	TypeHello:        {required: []string{"role"}, optional: []string{"device_id", "public_key", "signature", "certificate", "parent_id", "token", "version"}},
 	TypeWelcome:      {required: []string{"role"}, optional: []string{"device_id", "parent_id", "paired", "peer_online", "server_time"}},
 	TypeError:        {required: []string{"code"}, optional: []string{"message", "ref_type", "call_id", "pair_id"}},
 	TypePresence:     {required: []string{"peer_online"}},
@@ -55,6 +55,7 @@ func (m *Message) setFields() []string {
 	add("device_id", m.DeviceID != "")
 	add("public_key", m.PublicKey != "")
 	add("signature", m.Signature != "")
+	add("certificate", m.Certificate != "")
 	add("parent_id", m.ParentID != "")
 	add("token", m.Token != "")
 	add("version", m.Version != "")
@@ -117,6 +118,12 @@ func (m *Message) validateValues() error {
 		if b.v != "" && !b64urlPattern.MatchString(b.v) {
 			return bad(b.name, "is not base64url of at most 512 characters")
 		}
+	}
+	if len(m.Certificate) > MaxCertificateChars {
+		return fmt.Errorf("protocol: %s: certificate of %d characters exceeds %d: %w", m.Type, len(m.Certificate), MaxCertificateChars, ErrTooLarge)
+	}
+	if m.Certificate != "" && !certPattern.MatchString(m.Certificate) {
+		return bad("certificate", "is not base64url")
 	}
 	for _, w := range []struct{ name, v string }{
 		{"role", m.Role}, {"reason", m.Reason}, {"code", m.Code}, {"ref_type", m.RefType},

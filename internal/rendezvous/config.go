@@ -26,6 +26,13 @@ type Config struct {
 	// X-Forwarded-For entry. Only set it behind a reverse proxy that sets it.
 	TrustForwardedFor bool `toml:"trust_forwarded_for"`
 
+	// DeviceCAFiles are the program CA certificates (PEM) a terminal's
+	// device certificate must chain to (docs/provisioning-keys.md). Several:
+	// several subsidy programs, or an old and a new key during rollover.
+	// Required: a server that trusted any terminal key would make a device ID
+	// worth something again.
+	DeviceCAFiles []string `toml:"device_ca_files"`
+
 	TURN TURNConfig `toml:"turn"`
 
 	// ICETransportPolicy is handed to clients with each call: "all" or "relay".
@@ -129,7 +136,13 @@ func (c Config) Validate() error {
 	if c.ICETransportPolicy == "relay" && c.TURN.Listen == "" {
 		return bad("ice_transport_policy relay needs the TURN server (turn.listen)")
 	}
-	return c.TURN.validate(bad)
+	if err := c.TURN.validate(bad); err != nil {
+		return err
+	}
+	if len(c.DeviceCAFiles) == 0 {
+		return bad("device_ca_files is empty: name the program CA certificates that sign the terminals' device certificates (docs/provisioning-keys.md)")
+	}
+	return nil
 }
 
 func (t TURNConfig) validate(bad func(string, ...any) error) error {

@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -40,6 +41,7 @@ type Server struct {
 	turn       *turnRelay
 	turnSecret string
 	origins    []string
+	deviceCAs  []*x509.Certificate // program CAs, from cfg.DeviceCAFiles
 	hub        *hub
 	audit      *auditLog
 	now        func() time.Time
@@ -54,7 +56,8 @@ type Server struct {
 // New validates cfg, opens (or creates) the data directory and its bbolt
 // file, loads or generates the TURN secret and starts the TURN relay.
 func New(cfg Config, log *slog.Logger) (*Server, error) {
-	if err := cfg.Validate(); err != nil {
+	err := cfg.Validate()
+	if err != nil {
 		return nil, err
 	}
 	if log == nil {
@@ -66,6 +69,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, now: time.Now, origins: slicesClone(cfg.AllowedOrigins),
 		audit: &auditLog{path: filepath.Join(cfg.DataDir, AuditFile)}}
+	if s.deviceCAs, err = loadDeviceCAs(cfg.DeviceCAFiles, log); err != nil {
+		return nil, err
+	}
 	if cfg.PublicURL != "" {
 		u, _ := url.Parse(cfg.PublicURL) // Validate checked it
 		s.origins = append(s.origins, u.Host)
@@ -267,6 +273,9 @@ func (s *Server) login(sess *session) bool {
 		if m.ParentID != "" || m.Token != "" {
 			return fail("terminal hello carries parent credentials", m)
 		}
+		if err := s.checkDeviceCert(m); err != nil {
+			return fail(refusal(err), m)
+		}
 		der, err := protocol.VerifyLogin(m, nonce)
 		if err != nil {
 			return fail(err.Error(), m)
@@ -287,7 +296,7 @@ func (s *Server) login(sess *session) bool {
 			sess.log.Info("device registered", "version", m.Version)
 		}
 	case protocol.RoleParent:
-		if m.ParentID == "" || m.Token == "" || m.DeviceID != "" || m.PublicKey != "" || m.Signature != "" {
+		if m.ParentID == "" || m.Token == "" || m.DeviceID != "" || m.PublicKey != "" || m.Signature != "" || m.Certificate != "" {
 			return fail("parent hello needs exactly parent_id and token", m)
 		}
 		dev, ok := s.checkParent(m.ParentID, m.Token)
@@ -297,7 +306,7 @@ func (s *Server) login(sess *session) bool {
 		sess.role, sess.parentID, sess.deviceID = protocol.RoleParent, m.ParentID, dev
 		sess.log = sess.log.With("role", "parent", "parent", m.ParentID, "device", dev)
 	case protocol.RolePairing:
-		if m.DeviceID != "" || m.PublicKey != "" || m.Signature != "" || m.ParentID != "" || m.Token != "" {
+		if m.DeviceID != "" || m.PublicKey != "" || m.Signature != "" || m.Certificate != "" || m.ParentID != "" || m.Token != "" {
 			return fail("pairing hello carries no credentials", m)
 		}
 		sess.role = protocol.RolePairing

@@ -94,22 +94,23 @@ func TestLoginFailures(t *testing.T) {
 	srv := rt.NewServer(t, func(c *rendezvous.Config) { c.HelloTimeout = 300 * time.Millisecond })
 	key, _ := rt.NewKey()
 	other, _ := rt.NewKey()
+	cert, otherCert := srv.IssueDevice(t, key), srv.IssueDevice(t, other)
 	tests := []struct {
 		name  string
 		hello func(t *testing.T, nonce string) []byte // nil: send nothing
 	}{
 		{"wrong signature", func(t *testing.T, nonce string) []byte {
-			m := try(protocol.SignLogin(key, "not-the-nonce", "x")).must(t)
+			m := try(protocol.SignLogin(key, cert, "not-the-nonce", "x")).must(t)
 			return try(protocol.Encode(m)).must(t)
 		}},
 		{"id not matching key", func(t *testing.T, nonce string) []byte {
-			m := try(protocol.SignLogin(key, nonce, "x")).must(t)
+			m := try(protocol.SignLogin(key, cert, nonce, "x")).must(t)
 			m.DeviceID = rt.DeviceID(other)
 			return try(protocol.Encode(m)).must(t)
 		}},
 		{"signature by another key", func(t *testing.T, nonce string) []byte {
-			m := try(protocol.SignLogin(key, nonce, "x")).must(t)
-			o := try(protocol.SignLogin(other, nonce, "x")).must(t)
+			m := try(protocol.SignLogin(key, cert, nonce, "x")).must(t)
+			o := try(protocol.SignLogin(other, otherCert, nonce, "x")).must(t)
 			m.Signature = o.Signature
 			return try(protocol.Encode(m)).must(t)
 		}},

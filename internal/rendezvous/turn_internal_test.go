@@ -124,9 +124,11 @@ func TestConfigValidate(t *testing.T) {
 		{"no data dir", func(c *Config) { c.DataDir = "" }, false},
 		{"bad public url", func(c *Config) { c.PublicURL = "example.org" }, false},
 		{"zero rate", func(c *Config) { c.PairRequestsPerMinutePerIP = 0 }, false},
+		{"no program CA", func(c *Config) { c.DeviceCAFiles = nil }, false},
 	}
 	for _, tc := range tests {
 		c := DefaultConfig()
+		c.DeviceCAFiles = []string{"program-ca.pem"}
 		tc.mod(&c)
 		if err := c.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%s: Validate() = %v, want ok=%v", tc.name, err, tc.ok)

@@ -9,6 +9,10 @@ var (
 	ErrProtocol = errors.New("protocol violation")
 	// ErrLoginRefused: the server refused our login.
 	ErrLoginRefused = errors.New("login refused")
+	// ErrAuthFailed: the refusal was auth_failed: the server does not accept
+	// this unit's credentials (most likely its device certificate). Also
+	// wraps ErrLoginRefused.
+	ErrAuthFailed = errors.New("credentials refused")
 )
 
 // ErrNotPairable: a pairing request arrived outside the pairing window.

@@ -27,7 +27,7 @@ type conn struct {
 }
 
 // dial connects and logs in: challenge → signed hello → welcome.
-func dial(ctx context.Context, url string, key *ecdsa.PrivateKey, version string, log *slog.Logger) (*conn, error) {
+func dial(ctx context.Context, url string, key *ecdsa.PrivateKey, cert []byte, version string, log *slog.Logger) (*conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	ws, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
@@ -46,7 +46,7 @@ func dial(ctx context.Context, url string, key *ecdsa.PrivateKey, version string
 	if ch.Type != protocol.TypeChallenge {
 		return fail(fmt.Errorf("terminal: expected challenge, got %s: %w", ch.Type, ErrProtocol))
 	}
-	hello, err := protocol.SignLogin(key, ch.Nonce, version)
+	hello, err := protocol.SignLogin(key, cert, ch.Nonce, version)
 	if err != nil {
 		return fail(err)
 	}
@@ -56,6 +56,9 @@ func dial(ctx context.Context, url string, key *ecdsa.PrivateKey, version string
 	w, err := readMsg(dctx, ws)
 	if err != nil {
 		return fail(fmt.Errorf("terminal: read welcome: %w", err))
+	}
+	if w.Type == protocol.TypeError && w.Code == protocol.ErrCodeAuthFailed {
+		return fail(fmt.Errorf("terminal: login refused: %s %s: %w: %w", w.Code, w.Text, ErrLoginRefused, ErrAuthFailed))
 	}
 	if w.Type == protocol.TypeError {
 		return fail(fmt.Errorf("terminal: login refused: %s %s: %w", w.Code, w.Text, ErrLoginRefused))

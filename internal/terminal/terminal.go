@@ -116,6 +116,7 @@ type Terminal struct {
 	d        Deps
 	log      *slog.Logger
 	key      *ecdsa.PrivateKey
+	cert     []byte // device certificate (DER), sent with every login
 	deviceID string
 	secret   pairing.Secret // guarded by mu: a factory reset replaces it
 	api      *webrtc.API
@@ -140,8 +141,11 @@ type Terminal struct {
 	// faults is what checkHealth found wrong last time.
 	cameraLostAt time.Time
 	faults       []string
-	mediaStop    context.CancelFunc // ends the opening of the current call's media
-	ctx          context.Context    // Run's, for goroutines that report back
+	// refused is set by connectLoop while the server answers our login
+	// with auth_failed: a unit it will not accept needs a technician.
+	refused   atomic.Bool
+	mediaStop context.CancelFunc // ends the opening of the current call's media
+	ctx       context.Context    // Run's, for goroutines that report back
 
 	lit     lights                   // what the LEDs show, for the gate
 	lastCue atomic.Pointer[call.Cue] // set by the loop and by the gate
@@ -176,8 +180,10 @@ type (
 	}
 )
 
-// New prepares a terminal: it loads (or makes) the device identity and the
-// pairing secret.
+// New prepares a terminal: it loads the device identity (key and device
+// certificate, imported at flash time) and the pairing secret. A unit that
+// was never provisioned gets an error wrapping terminalstore.ErrNoIdentity or
+// ErrNoCertificate: it cannot log in, so there is nothing to run.
 func New(cfg Config, d Deps) (*Terminal, error) {
 	if cfg.ServerURL == "" {
 		return nil, fmt.Errorf("terminal: no server URL: %w", ErrConfig)
@@ -207,6 +213,10 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 	if err != nil {
 		return nil, err
 	}
+	cert, err := d.Store.Certificate()
+	if err != nil {
+		return nil, err
+	}
 	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("terminal: public key: %w", err)
@@ -225,7 +235,7 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 		return nil, err
 	}
 	t := &Terminal{
-		cfg: cfg, d: d, key: key, secret: secret, api: api, iceNet: iceNet,
+		cfg: cfg, d: d, key: key, cert: cert, secret: secret, api: api, iceNet: iceNet,
 		deviceID: protocol.DeviceID(der),
 		events:   make(chan any, 64),
 		ice:      map[string]iceInfo{},
@@ -384,16 +394,27 @@ func (t *Terminal) post(ctx context.Context, ev any) {
 func (t *Terminal) connectLoop(ctx context.Context) {
 	b := backoff{min: t.cfg.MinBackoff, max: t.cfg.MaxBackoff}
 	for ctx.Err() == nil {
-		c, err := dial(ctx, t.cfg.ServerURL, t.key, t.cfg.Version, t.log)
+		c, err := dial(ctx, t.cfg.ServerURL, t.key, t.cert, t.cfg.Version, t.log)
 		if err != nil {
 			wait := b.next()
-			t.log.Warn("cannot reach the rendezvous server", "err", err, "retry_in", wait.Round(time.Millisecond))
+			t.refused.Store(errors.Is(err, ErrAuthFailed))
+			if errors.Is(err, ErrAuthFailed) {
+				// Reachable but refused: most likely this unit's device
+				// certificate (expired, or from a program CA the server
+				// does not trust). Retrying cannot fix that, but a server
+				// being reconfigured can, so keep trying, slowly; the
+				// health check shows needs-repair meanwhile.
+				t.log.Error("the rendezvous server refused this unit's login: check its device certificate (terminald identity show)", "err", err, "retry_in", wait.Round(time.Millisecond))
+			} else {
+				t.log.Warn("cannot reach the rendezvous server", "err", err, "retry_in", wait.Round(time.Millisecond))
+			}
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
 			}
 			continue
 		}
+		t.refused.Store(false)
 		up := time.Now()
 		t.post(ctx, connUp{c})
 		err = c.read(ctx, func(m protocol.Message) { t.post(ctx, received{c, m}) })
@@ -662,7 +683,8 @@ func (t *Terminal) do(a call.Action) {
 const cameraSettle = 3 * time.Second
 
 // checkHealth raises "needs repair" while hardware a call needs is broken —
-// the button stuck, the camera gone — and clears it when all is well again.
+// the button stuck, the camera gone — or the server refuses this unit's
+// credentials, and clears it when all is well again.
 func (t *Terminal) checkHealth() {
 	var faults []string
 	if t.d.ButtonStuck != nil && t.d.ButtonStuck() {
@@ -672,6 +694,9 @@ func (t *Terminal) checkHealth() {
 		faults = append(faults, "camera missing")
 	} else if !t.cameraLostAt.IsZero() && time.Since(t.cameraLostAt) < cameraSettle {
 		faults = append(faults, "camera failed mid-call")
+	}
+	if t.refused.Load() {
+		faults = append(faults, "device certificate refused by the server")
 	}
 	changed := fmt.Sprint(faults) != fmt.Sprint(t.faults)
 	t.faults = faults

@@ -9,4 +9,12 @@ var (
 	ErrAlreadyPaired = errors.New("already paired")
 	// ErrCorrupt: a stored value cannot be decoded.
 	ErrCorrupt = errors.New("corrupt state")
+	// ErrNoIdentity: the unit was never provisioned: no device key and
+	// certificate were imported (terminald identity import).
+	ErrNoIdentity = errors.New("no device identity")
+	// ErrNoCertificate: a device key is stored but no certificate for it
+	// (a unit from before device certificates): it must be provisioned.
+	ErrNoCertificate = errors.New("no device certificate")
+	// ErrIdentityExists: a different provisioned identity is already stored.
+	ErrIdentityExists = errors.New("another device identity is already stored")
 )

@@ -1,5 +1,6 @@
 // Package terminalstore is the terminal's durable state in one bbolt file:
-// its identity key, its pairing secret and parent, and its call log.
+// its identity (key and device certificate), its pairing secret and parent,
+// and its call log.
 // bbolt commits are atomic and fsync'd, so a power cut mid-write leaves either
 // the old state or the new one, never a torn mix.
 package terminalstore
@@ -29,10 +30,11 @@ var (
 	bucketPairing  = []byte("pairing")
 	bucketCalls    = []byte("calls")
 
-	keyDeviceKey = []byte("device_key")
-	keyDTLS      = []byte("dtls_certificate")
-	keySecret    = []byte("pairing_secret")
-	keyParent    = []byte("parent")
+	keyDeviceKey  = []byte("device_key")
+	keyDeviceCert = []byte("device_cert")
+	keyDTLS       = []byte("dtls_certificate")
+	keySecret     = []byte("pairing_secret")
+	keyParent     = []byte("parent")
 	// keyUnpairPending is set by FactoryReset and cleared once the server
 	// has confirmed the unpair: a reset made offline is told on the next
 	// login.
@@ -114,30 +116,6 @@ func (s *Store) getOrCreate(bucket, key []byte, make func() ([]byte, error)) ([]
 		return b.Put(key, v)
 	})
 	return out, err
-}
-
-// Identity returns the device's signing key, generating it on first use. It
-// is made on the device, so no two units share one.
-func (s *Store) Identity() (*ecdsa.PrivateKey, error) {
-	der, err := s.getOrCreate(bucketIdentity, keyDeviceKey, func() ([]byte, error) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		return x509.MarshalPKCS8PrivateKey(k)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("terminalstore: identity: %w", err)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("terminalstore: identity: %w: %v", ErrCorrupt, err)
-	}
-	ec, ok := k.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("terminalstore: identity: %w: not an ECDSA key", ErrCorrupt)
-	}
-	return ec, nil
 }
 
 // dtlsCert is the stored form of the DTLS certificate.

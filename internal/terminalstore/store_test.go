@@ -1,6 +1,7 @@
 package terminalstore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	bolt "go.etcd.io/bbolt"
@@ -22,10 +23,7 @@ func open(t *testing.T, path string) *Store {
 func TestStateSurvivesRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	s := open(t, path)
-	key, err := s.Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, cert := provision(t, s)
 	sec, err := s.PairingSecret()
 	if err != nil {
 		t.Fatal(err)
@@ -36,12 +34,12 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if err := s.AppendCall(CallRecord{CallID: "c1", Outcome: "missed"}); err != nil {
 		t.Fatal(err)
 	}
-	_, cert, err := s.DTLSCertificate()
+	_, dtls, err := s.DTLSCertificate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cert.NotAfter.Before(time.Now().AddDate(20, 0, 0)) {
-		t.Errorf("DTLS certificate expires %v: a unit in the field would lose its calls", cert.NotAfter)
+	if dtls.NotAfter.Before(time.Now().AddDate(20, 0, 0)) {
+		t.Errorf("DTLS certificate expires %v: a unit in the field would lose its calls", dtls.NotAfter)
 	}
 	s.Close()
 
@@ -62,6 +60,9 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if !key.Equal(key2) {
 		t.Error("identity key changed across restart")
 	}
+	if cert2, err := s.Certificate(); err != nil || !bytes.Equal(cert, cert2) {
+		t.Errorf("certificate after restart: %v (equal %v)", err, bytes.Equal(cert, cert2))
+	}
 	sec2, _ := s.PairingSecret()
 	if sec != sec2 {
 		t.Error("pairing secret changed across restart")
@@ -70,7 +71,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cert2.Equal(cert) || !dkey.PublicKey.Equal(cert2.PublicKey) {
+	if !cert2.Equal(dtls) || !dkey.PublicKey.Equal(cert2.PublicKey) {
 		t.Error("DTLS certificate changed across restart: the parent's pinned fingerprint would break")
 	}
 	p, err := s.Parent()
@@ -103,7 +104,7 @@ func TestOneParentOnly(t *testing.T) {
 func TestFactoryReset(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "state.db"))
 	defer s.Close()
-	key, _ := s.Identity()
+	key, _ := provision(t, s)
 	sec, _ := s.PairingSecret()
 	s.SetParent(Parent{ParentID: "p"})
 	s.AppendCall(CallRecord{CallID: "c"})
@@ -155,7 +156,7 @@ func TestStateFileIsPrivate(t *testing.T) {
 			}
 		}
 		s := open(t, path)
-		if _, err := s.Identity(); err != nil {
+		if _, err := s.PairingSecret(); err != nil { // a secret written
 			t.Fatal(err)
 		}
 		s.Close()

@@ -196,8 +196,10 @@ type terminaldProc struct {
 
 func startTerminald(b *testing.B, ctx context.Context, bin []string, srv *rendezvoustest.Server) *terminaldProc {
 	dir := b.TempDir()
+	state := filepath.Join(dir, "terminal.db")
+	rendezvoustest.ProvisionFile(b, state)
 	cmd := exec.CommandContext(ctx, bin[0], append(bin[1:], "-server", srv.WSURL, "-public-url", srv.URL, "-board", "sim",
-		"-panel", "127.0.0.1:0", "-loopback-only", "-state", filepath.Join(dir, "terminal.db"),
+		"-panel", "127.0.0.1:0", "-loopback-only", "-state", state,
 		"-camera", media.SourceSynthetic, "-mic", media.SourceSynthetic, "-log-format", "text")...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -89,6 +89,11 @@ networks = ["tcp4"]
 	}
 	klog := openKmsg(t)
 
+	// Provisioning: the identity bundle the host issued, imported as the
+	// flashing station would.
+	if out, err := exec.Command("terminald", "identity", "import", "-config", conf, env("TUANJU_VMCALL_IDENTITY")).CombinedOutput(); err != nil {
+		t.Fatalf("terminald identity import: %v\n%s", err, out)
+	}
 	d := startDaemon(t, "terminald", "-config", conf)
 	url := d.waitStdout(t, 60*time.Second, func(line string) bool { return strings.HasPrefix(line, "http") })
 	// A pairing request for a terminal the server has not seen yet fails:

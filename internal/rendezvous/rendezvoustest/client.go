@@ -243,14 +243,25 @@ func (c *Client) login(ctx context.Context, hello protocol.Message) error {
 	return nil
 }
 
-// DialTerminal connects and logs in as the terminal with key.
+// DialTerminal connects and logs in as the terminal with key, carrying a
+// fresh device certificate from TestCA (which every test server trusts).
 func DialTerminal(ctx context.Context, wsURL string, key *ecdsa.PrivateKey) (*Client, error) {
+	cert, err := TestCA().Issue(&key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return DialTerminalCert(ctx, wsURL, key, cert)
+}
+
+// DialTerminalCert connects and logs in as the terminal with key, presenting
+// certDER (nil: none) as its device certificate.
+func DialTerminalCert(ctx context.Context, wsURL string, key *ecdsa.PrivateKey, certDER []byte) (*Client, error) {
 	c, err := Dial(ctx, wsURL)
 	if err != nil {
 		return nil, err
 	}
 	c.Key = key
-	hello, err := protocol.SignLogin(key, c.Challenge.Nonce, "rendezvoustest/1")
+	hello, err := protocol.SignLogin(key, certDER, c.Challenge.Nonce, "rendezvoustest/1")
 	if err == nil {
 		err = c.login(ctx, hello)
 	}

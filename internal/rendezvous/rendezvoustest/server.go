@@ -26,7 +26,8 @@ type Server struct {
 }
 
 // TestConfig is the configuration NewServer starts from: a fresh data
-// directory, TURN on 127.0.0.1 with a random secret and 127.0.0.0/8 peers.
+// directory, TURN on 127.0.0.1 with a random secret and 127.0.0.0/8 peers,
+// and TestCA as the one program CA.
 func TestConfig(t testing.TB) rendezvous.Config {
 	t.Helper()
 	var b [24]byte
@@ -38,6 +39,7 @@ func TestConfig(t testing.TB) rendezvous.Config {
 	cfg.TURN.PublicIP = "127.0.0.1"
 	cfg.TURN.Secret = base64.RawURLEncoding.EncodeToString(b[:])
 	cfg.TURN.AllowPeers = []string{"127.0.0.0/8"}
+	cfg.DeviceCAFiles = []string{TestCAFile(t)}
 	return cfg
 }
 

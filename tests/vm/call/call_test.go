@@ -81,6 +81,9 @@ func TestCallThroughVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	icePort := freeTCPPort(t)
+	// The unit's identity, as the flashing station writes it: the VM's
+	// terminald imports it before it starts.
+	bundle, deviceID := rendezvoustest.BundleFile(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -95,6 +98,8 @@ func TestCallThroughVM(t *testing.T) {
 			"-g", "-m", "vivid n_devs=1 node_types=0x1", "-m", "softdog soft_noboot=1",
 			"-n", fmt.Sprintf("guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:%s,hostfwd=tcp:127.0.0.1:%d-:%d", u.Port(), icePort, icePort),
 			"-a", filepath.Join(bin, "terminald"),
+			"-d", bundle,
+			"-e", "TUANJU_VMCALL_IDENTITY=/usr/local/share/vm/"+filepath.Base(bundle),
 			"-r", "^TestCallDriver$",
 			"-t", "220",
 			"-e", "TUANJU_VMCALL=1",
@@ -120,6 +125,9 @@ func TestCallThroughVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	vm.await(t, stepWait, "VMCALL paired")
+	if _, err := srv.Store().Device(deviceID); err != nil {
+		t.Fatalf("the VM's terminal is not the unit the bundle provisioned (%s): %v", deviceID, err)
+	}
 
 	// The child presses the button in the VM: the page rings; the parent answers.
 	if err := browsertest.WaitStateFor(page, "incoming", stepWait); err != nil {

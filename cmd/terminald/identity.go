@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/terminal"
+	"github.com/tuanju/tuanju/internal/terminalstore"
+	"github.com/tuanju/tuanju/provisioning/devcert"
+)
+
+// notProvisioned is what the unit says, in the log, on stdout and on the
+// simulated board's status line, when it has no device certificate.
+const notProvisioned = "this unit has no device certificate: provision it (terminald identity import FILE)"
+
+// errNotProvisioned makes `terminald identity show` exit non-zero on a unit
+// that was never provisioned.
+var errNotProvisioned = errors.New("terminald: " + notProvisioned)
+
+// runIdentity is `terminald identity import [-config F] [-state F] BUNDLE`
+// and `terminald identity show [-config F] [-state F]`: what a technician (or
+// the flashing station, or `make demo`) uses to put a unit's identity on it
+// and to read it back. The bundle is a PEM private key and the device
+// certificate a program CA issued for it (devcert.EncodeBundle).
+func runIdentity(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	usage := errors.New("usage: terminald identity import [-config F] [-state F] BUNDLE | terminald identity show [-config F] [-state F]")
+	if len(args) == 0 {
+		return usage
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet("terminald identity "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", "", "TOML config file (for its state_file)")
+	state := fs.String("state", "", "bbolt state file (overrides the config's)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg := defaults()
+	if err := applyFile(&cfg, *file, ""); err != nil {
+		return err
+	}
+	if *state != "" {
+		cfg.StateFile = *state
+	}
+	switch {
+	case cmd == "import" && fs.NArg() == 1:
+		return importIdentity(cfg.StateFile, fs.Arg(0), stdout)
+	case cmd == "show" && fs.NArg() == 0:
+		return showIdentity(cfg.StateFile, stdout)
+	default:
+		return usage
+	}
+}
+
+func importIdentity(statePath, bundlePath string, stdout io.Writer) error {
+	b, err := os.ReadFile(bundlePath)
+	if err != nil {
+		return fmt.Errorf("terminald: identity import: %w", err)
+	}
+	key, cert, err := devcert.ParseBundle(b)
+	if err != nil {
+		return fmt.Errorf("terminald: identity import %s: %w", bundlePath, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
+		return fmt.Errorf("terminald: state dir: %w", err)
+	}
+	store, err := terminalstore.Open(statePath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.ImportIdentity(key, cert); err != nil {
+		return fmt.Errorf("terminald: identity import: %w", err)
+	}
+	fmt.Fprintf(stdout, "imported into %s:\n", statePath)
+	return describe(cert, stdout)
+}
+
+func showIdentity(statePath string, stdout io.Writer) error {
+	if _, err := os.Stat(statePath); err != nil {
+		return fmt.Errorf("terminald: identity show: %w", err)
+	}
+	store, err := terminalstore.Open(statePath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	cert, err := store.Certificate()
+	if errors.Is(err, terminalstore.ErrNoIdentity) || errors.Is(err, terminalstore.ErrNoCertificate) {
+		fmt.Fprintln(stdout, notProvisioned)
+		return errNotProvisioned
+	}
+	if err != nil {
+		return err
+	}
+	return describe(cert, stdout)
+}
+
+// describe prints what a technician checks: the device ID (on the label),
+// who issued the certificate, and until when.
+func describe(cert []byte, w io.Writer) error {
+	info, err := devcert.Describe(cert)
+	if err != nil {
+		return fmt.Errorf("terminald: identity: %w", err)
+	}
+	fmt.Fprintf(w, "device ID   %s\nsubject     %s\nissuer      %s\nserial      %s\nvalid       %s to %s\n",
+		info.DeviceID, info.Subject, info.Issuer, info.Serial,
+		info.NotBefore.UTC().Format(time.DateOnly), info.NotAfter.UTC().Format(time.DateOnly))
+	if now := time.Now(); now.After(info.NotAfter) {
+		fmt.Fprintln(w, "WARNING: the certificate has expired; the server will refuse this unit")
+	}
+	return nil
+}
+
+// provisionPoll is how often an unprovisioned unit looks at its state file
+// again. Slow: nothing changes until a technician imports an identity.
+var provisionPoll = 30 * time.Second
+
+// awaitIdentity returns once the state file holds a device key and
+// certificate, the store open. Until then the unit shows needs-repair (a
+// child sees a unit that needs a grown-up, not one that seems ready), says
+// why in its log and on stdout, and reopens the file every provisionPoll:
+// between looks the file is closed, so `terminald identity import` can run
+// beside the daemon and take effect without a restart.
+func awaitIdentity(ctx context.Context, path string, leds terminal.LEDs, status func(string), log *slog.Logger, stdout io.Writer) (*terminalstore.Store, error) {
+	told := false
+	for {
+		store, err := terminalstore.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		_, err = store.Certificate()
+		if err == nil {
+			if told {
+				log.Info("device identity imported; starting")
+			}
+			return store, nil
+		}
+		store.Close()
+		if !errors.Is(err, terminalstore.ErrNoIdentity) && !errors.Is(err, terminalstore.ErrNoCertificate) {
+			return nil, err
+		}
+		if !told {
+			told = true
+			log.Error(notProvisioned, "state_file", path, "err", err)
+			fmt.Fprintln(stdout, notProvisioned)
+			if leds != nil {
+				if err := leds.Show(device.Fault); err != nil {
+					log.Warn("cannot show needs-repair", "err", err)
+				}
+			}
+			if status != nil {
+				status("not provisioned: no device certificate")
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(provisionPoll):
+		}
+	}
+}
