@@ -39,16 +39,27 @@ func TestICEConfigValidate(t *testing.T) {
 // TestFixedICEPortIsHeldAndReleased: a fixed port is bound (UDP and TCP) by
 // settingEngine, so a second terminal cannot take it, and Close gives it back.
 func TestFixedICEPortIsHeldAndReleased(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-
-	ic := ICEConfig{Port: port, Networks: []string{"udp4", "tcp4"}}
 	log := slog.New(slog.DiscardHandler)
-	_, n, err := settingEngine(false, ic, log)
+	var (
+		ic   ICEConfig
+		n    *iceNet
+		err  error
+		port int
+	)
+	// A port that was free a moment ago may be taken by a test running in
+	// parallel before we bind it: try a few.
+	for range 5 {
+		ln, lerr := net.Listen("tcp", "127.0.0.1:0")
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		port = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		ic = ICEConfig{Port: port, Networks: []string{"udp4", "tcp4"}}
+		if _, n, err = settingEngine(false, ic, log); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatalf("settingEngine: %v", err)
 	}
