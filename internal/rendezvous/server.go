@@ -42,6 +42,8 @@ type Server struct {
 	origins    []string
 	hub        *hub
 	now        func() time.Time
+	admission  *admission // connections before login (admission.go)
+	logins     *limiter   // logins per terminal and per parent
 
 	wg        sync.WaitGroup // live WebSocket handlers
 	mu        sync.Mutex
@@ -63,7 +65,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("rendezvous: create data dir: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now, origins: slicesClone(cfg.AllowedOrigins)}
+	s := &Server{cfg: cfg, log: log, now: time.Now, origins: slicesClone(cfg.AllowedOrigins),
+		admission: newAdmission(cfg.Limits), logins: newRateLimiter(cfg.Limits.LoginsPerIdentity)}
 	if cfg.PublicURL != "" {
 		u, _ := url.Parse(cfg.PublicURL) // Validate checked it
 		s.origins = append(s.origins, u.Host)
@@ -176,6 +179,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.wg.Done()
+	ip := s.clientIP(r)
+	release, status, why := s.admission.admit(ip, s.now())
+	if release == nil {
+		s.log.Debug("connection refused", "remote", ip, "status", status, "why", why)
+		refuse(w, status, why)
+		return
+	}
+	defer release()
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{protocol.Subprotocol},
 		OriginPatterns: s.origins,
@@ -189,7 +200,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(protocol.MaxMessageBytes)
-	ip := s.clientIP(r)
 	sess := newSession(conn, ip, s.cfg.SendQueueDepth, s.log.With("remote", ip))
 	if !s.hub.add(sess) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
@@ -213,6 +223,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if !s.login(sess) {
 		return
 	}
+	release() // logged in: no longer counts against the pending caps
 	s.readLoop(sess)
 }
 
@@ -257,6 +268,9 @@ func (s *Server) login(sess *session) bool {
 		if err != nil {
 			return fail(err.Error(), m)
 		}
+		if !s.loginAllowed(sess, "terminal:"+m.DeviceID, m) {
+			return false
+		}
 		first, err := s.store.RegisterDevice(m.DeviceID, der, s.now().UTC())
 		if err != nil {
 			if errors.Is(err, ErrKeyMismatch) {
@@ -279,6 +293,9 @@ func (s *Server) login(sess *session) bool {
 		dev, ok := s.checkParent(m.ParentID, m.Token)
 		if !ok {
 			return fail("unknown parent or wrong token", m)
+		}
+		if !s.loginAllowed(sess, "parent:"+m.ParentID, m) {
+			return false
 		}
 		sess.role, sess.parentID, sess.deviceID = protocol.RoleParent, m.ParentID, dev
 		sess.log = sess.log.With("role", "parent", "parent", m.ParentID, "device", dev)
@@ -322,6 +339,7 @@ func (s *Server) checkParent(parentID, token string) (deviceID string, ok bool) 
 // bad_message and change nothing; too many close the socket.
 func (s *Server) readLoop(sess *session) {
 	bad := 0
+	lim := newSocketLimits(s.cfg.Limits)
 	for {
 		data, text, err := sess.read()
 		if err != nil {
@@ -345,6 +363,12 @@ func (s *Server) readLoop(sess *session) {
 			if bad >= maxBadMessages {
 				sess.log.Info("too many bad messages, closing")
 				sess.closeWith(websocket.StatusPolicyViolation, "too many bad messages")
+				return
+			}
+			continue
+		}
+		if !lim.allow(m.Type, s.now()) {
+			if s.rateLimited(sess, lim, m) {
 				return
 			}
 			continue

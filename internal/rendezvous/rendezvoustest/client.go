@@ -237,7 +237,7 @@ func DialTerminal(ctx context.Context, wsURL string, key *ecdsa.PrivateKey) (*Cl
 	if err != nil {
 		return nil, err
 	}
-	hello, err := protocol.SignLogin(key, c.Challenge.Nonce, "rendezvoustest/1")
+	hello, err := TerminalHello(key, c.Challenge.Nonce)
 	if err == nil {
 		err = c.login(ctx, hello)
 	}
@@ -246,6 +246,13 @@ func DialTerminal(ctx context.Context, wsURL string, key *ecdsa.PrivateKey) (*Cl
 		return nil, err
 	}
 	return c, nil
+}
+
+// TerminalHello is the hello DialTerminal sends for key in answer to a
+// challenge's nonce: the one place that builds a terminal's login, for
+// tests that must send it by hand (to watch what follows a refusal).
+func TerminalHello(key *ecdsa.PrivateKey, nonce string) (protocol.Message, error) {
+	return protocol.SignLogin(key, nonce, "rendezvoustest/1")
 }
 
 // DialParent connects and logs in as a parent. The welcome is followed by
