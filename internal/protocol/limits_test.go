@@ -238,4 +238,3 @@ func deref(s *string) string {
 	}
 	return *s
 }
-
