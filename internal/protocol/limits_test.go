@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -237,4 +238,60 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// FuzzDecodeLimits: whatever Decode accepts, of any type, holds every limit
+// docs/protocol.md promises, so no code behind Decode needs to check them
+// again. Seeds: every message type, and the messages of a real call.
+func FuzzDecodeLimits(f *testing.F) {
+	for _, b := range realCall(f) {
+		f.Add(b)
+	}
+	for _, tc := range validMessages {
+		f.Add([]byte(tc.json))
+	}
+	for _, m := range sampleMessages() {
+		b, err := Encode(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Decode(data)
+		if err != nil {
+			return
+		}
+		if len(data) > MaxMessageBytes {
+			t.Fatalf("Decode accepted %d bytes", len(data))
+		}
+		r, ok := rules[m.Type]
+		if !ok {
+			t.Fatalf("Decode accepted unknown type %q", m.Type)
+		}
+		for _, field := range m.setFields() {
+			if !slices.Contains(r.required, field) && !slices.Contains(r.optional, field) {
+				t.Fatalf("Decode accepted field %s on %s", field, m.Type)
+			}
+		}
+		if m.SDP != "" && CheckSDP(m.SDP) != nil {
+			t.Fatalf("Decode accepted an sdp CheckSDP refuses: %v", CheckSDP(m.SDP))
+		}
+		if m.Candidate != nil && CheckCandidate(*m.Candidate) != nil {
+			t.Fatalf("Decode accepted a candidate CheckCandidate refuses: %v", CheckCandidate(*m.Candidate))
+		}
+		for _, id := range []string{m.DeviceID, m.ParentID, m.CallID, m.PairID} {
+			if id != "" && !ValidID(id) {
+				t.Fatalf("Decode accepted ID %q", id)
+			}
+		}
+		for _, s := range []string{m.Type, m.Role, m.Reason, m.Code, m.RefType} {
+			if len(s) > MaxReasonBytes {
+				t.Fatalf("Decode accepted a word of %d bytes", len(s))
+			}
+		}
+		if len(m.Text) > 512 || len(m.Version) > 64 || len(m.ICEServers) > 4 || len(m.Calls) > 200 {
+			t.Fatalf("Decode accepted a list or text over its limit: %+v", m)
+		}
+	})
 }
