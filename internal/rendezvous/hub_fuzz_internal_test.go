@@ -65,7 +65,9 @@ func FuzzHub(f *testing.F) {
 	ring := func(s byte) string { return line(s, protocol.Message{Type: protocol.TypeRing, CallID: fuzzIDX}) }
 	accept := func(s byte) string { return line(s, protocol.Message{Type: protocol.TypeAccept, CallID: fuzzIDX}) }
 	offer := line('0', protocol.Message{Type: protocol.TypeOffer, CallID: fuzzIDX, SDP: "v=0\r\n"})
-	answer := func(s byte) string { return line(s, protocol.Message{Type: protocol.TypeAnswer, CallID: fuzzIDX, SDP: "v=0\r\n"}) }
+	answer := func(s byte) string {
+		return line(s, protocol.Message{Type: protocol.TypeAnswer, CallID: fuzzIDX, SDP: "v=0\r\n"})
+	}
 	cand := func(s byte) string {
 		return line(s, protocol.Message{Type: protocol.TypeCandidate, CallID: fuzzIDX, Candidate: &protocol.Candidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host"}})
 	}
