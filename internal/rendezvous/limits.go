@@ -20,8 +20,9 @@ import (
 type LimitsConfig struct {
 	// PendingMax caps sockets that have not logged in yet, from all addresses
 	// together (503 beyond); PendingPerIP caps them per client address (429).
-	// A socket stops counting when its login succeeds or it closes; one that
-	// never says hello is closed after hello_timeout.
+	// A socket stops counting when it logs in as terminal or parent, or
+	// closes (a pairing page counts until it closes); one that never says
+	// hello is closed after hello_timeout.
 	PendingMax   int `toml:"pending_max"`
 	PendingPerIP int `toml:"pending_per_ip"`
 	// ConnectsPerIP is the WebSocket upgrade rate per client address (429).

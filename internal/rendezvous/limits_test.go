@@ -115,6 +115,30 @@ func TestLoginReleasesPendingSlot(t *testing.T) {
 	}
 }
 
+// TestPairingPagesStayPending: a pairing page has no credentials, so its
+// "login" does not free its slot; otherwise anyone could bypass the caps by
+// saying hello as a pairing page.
+func TestPairingPagesStayPending(t *testing.T) {
+	ctx := testCtx(t)
+	srv := rt.NewServer(t, func(c *rendezvous.Config) {
+		noLimits(c)
+		c.Limits.PendingMax, c.Limits.PendingPerIP = 10, 2
+	})
+	for range 2 {
+		page := try(rt.DialPairing(ctx, srv.WSURL)).must(t)
+		defer page.Close()
+	}
+	newSource("127.0.0.1").mustDial(t, ctx, srv.WSURL, http.StatusTooManyRequests)
+	// A terminal's login still needs a slot to begin with.
+	key, _ := rt.NewKey()
+	if _, err := rt.DialTerminal(ctx, srv.WSURL, key); err == nil {
+		t.Fatal("a terminal got in past two pending pairing pages from its address")
+	}
+	if st := srv.AdmissionStats(); st.Pending != 2 || st.RefusedPerIP != 2 {
+		t.Fatalf("stats = %+v, want the 2 pages pending and 2 refusals", st)
+	}
+}
+
 func TestConnectRatePerIP(t *testing.T) {
 	ctx := testCtx(t)
 	srv := rt.NewServer(t, func(c *rendezvous.Config) {

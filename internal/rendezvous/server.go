@@ -223,7 +223,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if !s.login(sess) {
 		return
 	}
-	release() // logged in: no longer counts against the pending caps
+	// A terminal or parent that proved who it is no longer counts against
+	// the caps on unauthenticated sockets; a pairing page proved nothing
+	// and counts until it closes, or saying hello as one would empty them.
+	if sess.role != protocol.RolePairing {
+		release()
+	}
 	s.readLoop(sess)
 }
 
