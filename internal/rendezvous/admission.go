@@ -2,6 +2,7 @@ package rendezvous
 
 import (
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,7 @@ func newAdmission(cfg LimitsConfig) *admission {
 // admit takes a pending slot for a connection from ip, or says which HTTP
 // status refuses it. release gives the slot back; it is idempotent.
 func (a *admission) admit(ip string, now time.Time) (release func(), status int, why string) {
+	ip = addressKey(ip)
 	if !a.connects.allow(ip, now) {
 		a.stats.refusedRate.Add(1)
 		return nil, http.StatusTooManyRequests, "too many connections from this address"
@@ -64,6 +66,21 @@ func (a *admission) admit(ip string, now time.Time) (release func(), status int,
 	a.stats.admitted.Add(1)
 	var once sync.Once
 	return func() { once.Do(func() { a.release(ip) }) }, 0, ""
+}
+
+// addressKey is what the per-address limits count by: an IPv4 address, or
+// an IPv6 address's /64, which one subscriber normally holds whole, so
+// rotating through it buys no new budget.
+func addressKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	addr = addr.Unmap()
+	if addr.Is4() {
+		return addr.String()
+	}
+	return netip.PrefixFrom(addr, 64).Masked().String()
 }
 
 func (a *admission) release(ip string) {

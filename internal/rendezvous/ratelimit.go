@@ -13,6 +13,7 @@ type limiter struct {
 	mu      sync.Mutex
 	rate    Rate
 	buckets map[string]*bucket
+	pruneAt int // table size that triggers the next prune
 }
 
 type bucket struct {
@@ -29,7 +30,7 @@ func newLimiter(perMinute int) *limiter {
 
 // newRateLimiter allows r per key.
 func newRateLimiter(r Rate) *limiter {
-	return &limiter{rate: r, buckets: map[string]*bucket{}}
+	return &limiter{rate: r, buckets: map[string]*bucket{}, pruneAt: limiterPruneAt}
 }
 
 func (l *limiter) allow(key string, now time.Time) bool {
@@ -37,8 +38,11 @@ func (l *limiter) allow(key string, now time.Time) bool {
 	defer l.mu.Unlock()
 	b := l.buckets[key]
 	if b == nil {
-		if len(l.buckets) >= limiterPruneAt {
+		if len(l.buckets) >= l.pruneAt {
 			l.prune(now)
+			// Many live keys (a flood from many addresses) would otherwise
+			// make every new key scan the whole table again.
+			l.pruneAt = max(limiterPruneAt, 2*len(l.buckets))
 		}
 		b = &bucket{lim: l.rate.newLimiter()}
 		l.buckets[key] = b
