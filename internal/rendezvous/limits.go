@@ -20,11 +20,15 @@ import (
 type LimitsConfig struct {
 	// PendingMax caps sockets that have not logged in yet, from all addresses
 	// together (503 beyond); PendingPerIP caps them per client address (429).
-	// A socket stops counting when it logs in as terminal or parent, or
-	// closes (a pairing page counts until it closes); one that never says
+	// A socket stops counting when it logs in or closes; one that never says
 	// hello is closed after hello_timeout.
 	PendingMax   int `toml:"pending_max"`
 	PendingPerIP int `toml:"pending_per_ip"`
+	// PairingMax and PairingPerIP cap pairing pages, which log in without
+	// credentials and then count here until they close (beyond: rate_limited
+	// right after the welcome, close 1013).
+	PairingMax   int `toml:"pairing_max"`
+	PairingPerIP int `toml:"pairing_per_ip"`
 	// ConnectsPerIP is the WebSocket upgrade rate per client address (429).
 	ConnectsPerIP Rate `toml:"connects_per_ip"`
 
@@ -67,6 +71,8 @@ func DefaultLimits() LimitsConfig {
 	return LimitsConfig{
 		PendingMax:        1000,
 		PendingPerIP:      20,
+		PairingMax:        200,
+		PairingPerIP:      5,
 		ConnectsPerIP:     Rate{Burst: 30, PerMinute: 60},
 		LoginsPerIdentity: Rate{Burst: 10, PerMinute: 10},
 		SDP:               Rate{Burst: 10, PerMinute: 10},
@@ -83,6 +89,9 @@ func DefaultLimits() LimitsConfig {
 func (l LimitsConfig) validate(bad func(string, ...any) error) error {
 	if l.PendingMax < 1 || l.PendingPerIP < 1 || l.PendingPerIP > l.PendingMax {
 		return bad("limits: pending_max %d and pending_per_ip %d must be at least 1, per IP at most the total", l.PendingMax, l.PendingPerIP)
+	}
+	if l.PairingMax < 1 || l.PairingPerIP < 1 || l.PairingPerIP > l.PairingMax {
+		return bad("limits: pairing_max %d and pairing_per_ip %d must be at least 1, per IP at most the total", l.PairingMax, l.PairingPerIP)
 	}
 	for name, r := range map[string]Rate{
 		"connects_per_ip": l.ConnectsPerIP, "logins_per_identity": l.LoginsPerIdentity, "sdp": l.SDP,

@@ -56,11 +56,52 @@ func (s *source) mustDial(t *testing.T, ctx context.Context, wsURL string, want 
 	return conn
 }
 
+// pairingPage logs in as a pairing page from s (a page has no credentials
+// to build) and returns what the server sent after the challenge: up to the
+// socket's close, or up to the answer to a probe pair_request sent after the
+// welcome (left out), which proves nothing else was queued.
+func (s *source) pairingPage(t *testing.T, ctx context.Context, wsURL string) []protocol.Message {
+	t.Helper()
+	conn := s.mustDial(t, ctx, wsURL, http.StatusSwitchingProtocols)
+	read := func() (protocol.Message, error) {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			return protocol.Message{}, err
+		}
+		return protocol.Decode(data)
+	}
+	if m, err := read(); err != nil || m.Type != protocol.TypeChallenge {
+		t.Fatalf("page from %s: %+v, %v; want the challenge", s.ip, m, err)
+	}
+	hello, _ := protocol.Encode(protocol.Message{Type: protocol.TypeHello, Role: protocol.RolePairing})
+	check(t, conn.Write(ctx, websocket.MessageText, hello))
+	var got []protocol.Message
+	for {
+		m, err := read()
+		if err != nil {
+			return got // closed
+		}
+		got = append(got, m)
+		if m.Type == protocol.TypeWelcome {
+			// A page may send only pair_request; one for an unknown device
+			// answers unknown_device, after anything queued before it.
+			req, _ := protocol.Encode(protocol.Message{Type: protocol.TypePairRequest, DeviceID: protocol.NewID(), Nonce: "bm9uY2U", Proof: "cHJvb2Y"})
+			if conn.Write(ctx, websocket.MessageText, req) != nil {
+				return got
+			}
+		}
+		if m.Code == protocol.ErrCodeUnknownDevice {
+			return got[:len(got)-1]
+		}
+	}
+}
+
 // noLimits is a configuration whose limits stay out of the way, for tests
 // that exercise one limit at a time.
 func noLimits(c *rendezvous.Config) {
 	l := &c.Limits
 	l.PendingMax, l.PendingPerIP = 100_000, 100_000
+	l.PairingMax, l.PairingPerIP = 100_000, 100_000
 	for _, r := range []*rendezvous.Rate{&l.ConnectsPerIP, &l.LoginsPerIdentity, &l.SDP, &l.Candidates, &l.Rings, &l.CallLog} {
 		*r = rendezvous.Rate{Burst: 100_000, PerMinute: 100_000}
 	}
@@ -115,28 +156,51 @@ func TestLoginReleasesPendingSlot(t *testing.T) {
 	}
 }
 
-// TestPairingPagesStayPending: a pairing page has no credentials, so its
-// "login" does not free its slot; otherwise anyone could bypass the caps by
-// saying hello as a pairing page.
-func TestPairingPagesStayPending(t *testing.T) {
+// TestPairingPool: a pairing page has no credentials, so its login moves it
+// from the pending pool to the pairing pool, where it counts until it
+// closes: pages cannot bypass the caps, and do not fill the pending pool
+// that terminals and parents need.
+func TestPairingPool(t *testing.T) {
 	ctx := testCtx(t)
 	srv := rt.NewServer(t, func(c *rendezvous.Config) {
 		noLimits(c)
 		c.Limits.PendingMax, c.Limits.PendingPerIP = 10, 2
+		c.Limits.PairingMax, c.Limits.PairingPerIP = 3, 2
 	})
-	for range 2 {
-		page := try(rt.DialPairing(ctx, srv.WSURL)).must(t)
-		defer page.Close()
+	a, b := newSource("127.0.0.11"), newSource("127.0.0.12")
+	pages := []*rt.Client{
+		try(rt.DialPairing(ctx, srv.WSURL)).must(t),
+		try(rt.DialPairing(ctx, srv.WSURL)).must(t),
 	}
-	newSource("127.0.0.1").mustDial(t, ctx, srv.WSURL, http.StatusTooManyRequests)
-	// A terminal's login still needs a slot to begin with.
+	for _, p := range pages {
+		defer p.Close()
+	}
+	// A third page from the same address gets in (pending has room) but is
+	// sent away after its welcome.
+	third := try(rt.DialPairing(ctx, srv.WSURL)).must(t)
+	defer third.Conn.CloseNow()
+	if e := try(third.ExpectError(ctx, protocol.ErrCodeRateLimited)).must(t); e.RefType != protocol.TypeHello {
+		t.Fatalf("third page: %+v, want rate_limited for its hello", e)
+	}
+	if code := try(third.WaitClosed(ctx)).must(t); code != websocket.StatusTryAgainLater {
+		t.Fatalf("third page closed with %v, want 1013", code)
+	}
+	// The two pages do not hold pending slots: two more sockets from their
+	// address still get in, and a terminal logs in.
 	key, _ := rt.NewKey()
-	if _, err := rt.DialTerminal(ctx, srv.WSURL, key); err == nil {
-		t.Fatal("a terminal got in past two pending pairing pages from its address")
+	try(rt.DialTerminal(ctx, srv.WSURL, key)).must(t).Close()
+	// The total: one more page from another address fits, the next does not.
+	if got := a.pairingPage(t, ctx, srv.WSURL); len(got) != 1 || got[0].Type != protocol.TypeWelcome {
+		t.Fatalf("page from %s: %+v, want a welcome only", a.ip, got)
 	}
-	if st := srv.AdmissionStats(); st.Pending != 2 || st.RefusedPerIP != 2 {
-		t.Fatalf("stats = %+v, want the 2 pages pending and 2 refusals", st)
+	if got := b.pairingPage(t, ctx, srv.WSURL); len(got) != 2 || got[1].Code != protocol.ErrCodeRateLimited {
+		t.Fatalf("page from %s over the total: %+v, want welcome and rate_limited", b.ip, got)
 	}
+	st := srv.AdmissionStats()
+	if st.Pairing != 3 || st.PairingRefused != 2 {
+		t.Fatalf("stats = %+v, want 3 pages in the pairing pool and 2 refused", st)
+	}
+	waitFor(t, ctx, func() bool { return srv.AdmissionStats().Pending == 0 }, "the refused page's pending slot to be released")
 }
 
 func TestConnectRatePerIP(t *testing.T) {
@@ -322,6 +386,7 @@ func TestLimitsConfigValidate(t *testing.T) {
 	}{
 		{"per IP above total", func(l *rendezvous.LimitsConfig) { l.PendingPerIP = l.PendingMax + 1 }},
 		{"no pending", func(l *rendezvous.LimitsConfig) { l.PendingMax = 0 }},
+		{"pairing per IP above total", func(l *rendezvous.LimitsConfig) { l.PairingPerIP = l.PairingMax + 1 }},
 		{"zero burst", func(l *rendezvous.LimitsConfig) { l.Rings.Burst = 0 }},
 		{"negative rate", func(l *rendezvous.LimitsConfig) { l.SDP.PerMinute = -1 }},
 		{"candidates below a call's", func(l *rendezvous.LimitsConfig) { l.Candidates.Burst = protocol.MaxCandidates - 1 }},

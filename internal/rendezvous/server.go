@@ -180,13 +180,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.wg.Done()
 	ip := s.clientIP(r)
-	release, status, why := s.admission.admit(ip, s.now())
-	if release == nil {
+	ticket, status, why := s.admission.admit(ip, s.now())
+	if ticket == nil {
 		s.log.Debug("connection refused", "remote", ip, "status", status, "why", why)
 		refuse(w, status, why)
 		return
 	}
-	defer release()
+	defer ticket.leave()
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{protocol.Subprotocol},
 		OriginPatterns: s.origins,
@@ -224,10 +224,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A terminal or parent that proved who it is no longer counts against
-	// the caps on unauthenticated sockets; a pairing page proved nothing
-	// and counts until it closes, or saying hello as one would empty them.
+	// the caps on unauthenticated sockets; a pairing page proved nothing and
+	// moves to the pairing pool (admission.go) or is sent away.
 	if sess.role != protocol.RolePairing {
-		release()
+		ticket.authenticated()
+	} else if !ticket.pairing() {
+		sess.log.Warn("too many pairing pages", "remote", ip)
+		sess.sendError(protocol.ErrCodeRateLimited, "too many pairing pages are open; wait a minute", protocol.Message{Type: protocol.TypeHello})
+		sess.closeWith(websocket.StatusTryAgainLater, "rate limited")
+		return
 	}
 	s.readLoop(sess)
 }
