@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tuanju/tuanju/internal/rendezvous"
 )
 
 func TestParseLayers(t *testing.T) {
@@ -111,5 +113,9 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if opts.cfg.TURN.PublicIP != "203.0.113.10" || opts.cfg.TURN.CredentialTTL != 10*time.Minute || len(opts.cfg.TURN.AllowPeers) != 0 {
 		t.Errorf("example decoded as %+v", opts.cfg)
+	}
+	// The example spells out the default limits, so operators see them.
+	if want := rendezvous.DefaultLimits(); opts.cfg.Limits != want {
+		t.Errorf("example limits %+v, want the defaults %+v", opts.cfg.Limits, want)
 	}
 }
