@@ -30,6 +30,9 @@ type LimitsConfig struct {
 	PairingMax   int `toml:"pairing_max"`
 	PairingPerIP int `toml:"pairing_per_ip"`
 	// ConnectsPerIP is the WebSocket upgrade rate per client address (429).
+	// Parents' phones are often behind carrier-grade NAT, many households to
+	// one IPv4 address, so it is generous; the pending caps are what bound
+	// a single address's weight.
 	ConnectsPerIP Rate `toml:"connects_per_ip"`
 
 	// LoginsPerIdentity is the successful-credential rate per terminal and per
@@ -73,7 +76,7 @@ func DefaultLimits() LimitsConfig {
 		PendingPerIP:      20,
 		PairingMax:        200,
 		PairingPerIP:      5,
-		ConnectsPerIP:     Rate{Burst: 30, PerMinute: 60},
+		ConnectsPerIP:     Rate{Burst: 60, PerMinute: 120},
 		LoginsPerIdentity: Rate{Burst: 10, PerMinute: 10},
 		SDP:               Rate{Burst: 10, PerMinute: 10},
 		Candidates:        Rate{Burst: 100, PerMinute: 300},
