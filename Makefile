@@ -14,7 +14,7 @@ export CGO_ENABLED = 1
 CROSS_amd64 := GOARCH=amd64
 CROSS_arm64 := GOARCH=arm64 CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++
 
-.PHONY: all build build-arm64 demo test vet lint bench fuzz vmtest vmtest-amd64 vmtest-arm64 vmtest-call vmtest-call-amd64 vmtest-call-arm64 clean
+.PHONY: all build build-arm64 demo test vet lint bench fuzz fuzz-smoke vmtest vmtest-amd64 vmtest-arm64 vmtest-call vmtest-call-amd64 vmtest-call-arm64 clean
 
 all: build
 
@@ -47,6 +47,7 @@ lint: vet
 test: lint
 	$(GO) test $(TESTFLAGS) -run '^$$' ./... > /dev/null
 	GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test $(TESTFLAGS) ./...
+	$(MAKE) fuzz-smoke
 	$(MAKE) vmtest
 
 # Benchmarks: figures go to bench/results.txt (shown in README.md).
@@ -100,14 +101,23 @@ vmtest-call-amd64 vmtest-call-arm64: vmtest-call-%:
 	TUANJU_VM_ARCH=$* TUANJU_VMCALL_BIN=$(abspath $(BIN)/$*) \
 	  .ci/netns $(BIN)/vmcall.test -test.v -test.count=1 -test.timeout 5m
 
-# Each fuzz target for FUZZTIME (their seeds also run in every `make test`).
+# Each fuzz target (every decoder of untrusted input: docs/protocol.md,
+# "Limits") for FUZZTIME; `make test` runs each for FUZZSMOKE (fuzz-smoke).
+# A target's seeds and testdata/fuzz corpus also run in every plain `go test`.
+# Minimizing a new input is capped at FUZZMINIMIZE: the stateful targets
+# (FuzzHub) would otherwise spend the whole run minimizing.
 FUZZTIME ?= 60s
+FUZZSMOKE ?= 3s
+FUZZMINIMIZE ?= 5s
 fuzz:
 	@for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
 	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/'); do \
-	    echo "== $$t $$f"; GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$t || exit 1; \
+	    echo "== $$t $$f"; GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $$t || exit 1; \
 	  done; \
 	done
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZTIME=$(FUZZSMOKE) FUZZMINIMIZE=1s
 
 clean:
 	rm -rf $(BIN) .demo

@@ -171,11 +171,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("listen %s: %w", opts.cfg.Listen, err)
 	}
 	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
+		Handler:  srv.Handler(),
+		ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn),
 	}
+	srv.ConfigureHTTP(hs) // header timeout, idle timeout, header size
 	fmt.Fprintf(stdout, "rendezvous listening on http://%s/\n", ln.Addr())
 	if opts.cfg.PublicURL != "" {
 		fmt.Fprintf(stdout, "public URL %s\n", opts.cfg.PublicURL)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 )
 
@@ -116,6 +117,10 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if opts.cfg.TURN.PublicIP != "203.0.113.10" || opts.cfg.TURN.CredentialTTL != 10*time.Minute || len(opts.cfg.TURN.AllowPeers) != 0 {
 		t.Errorf("example decoded as %+v", opts.cfg)
+	}
+	// The example spells out the default limits, so operators see them.
+	if want := rendezvous.DefaultLimits(); opts.cfg.Limits != want {
+		t.Errorf("example limits %+v, want the defaults %+v", opts.cfg.Limits, want)
 	}
 }
 

@@ -21,13 +21,23 @@ import (
 // Subprotocol is the WebSocket subprotocol name both sides must offer.
 const Subprotocol = "tuanju.v2"
 
-// Limits on untrusted input. They are generous for real clients (a Chrome
-// offer with audio+video is ~6 KB) and small enough that a flood cannot pin
-// memory.
+// Limits on untrusted input (docs/protocol.md, "Limits"). Measured on real
+// calls (tests/e2e browser tests, 2026-11): the terminal's offer (pion,
+// H.264 + Opus, trickle ICE) is 1,671–2,387 bytes, Chromium's answer 1,722
+// bytes, a whole offer message 2,565 bytes once JSON-escaped; Chromium's
+// own offer with every codec, which never reaches us, is ~6–7 KB. The
+// longest candidate seen was 136 bytes (a relay candidate with network-id
+// and network-cost); an IPv6 relay candidate with an IPv6 raddr is ~210.
+// So the limits leave several times the headroom real clients need while a
+// flood of maximal messages costs the server at most 16 KiB per read.
+//
+// MaxSDPBytes leaves room for JSON escaping inside one message: every line
+// ends in CRLF, which encodes as four bytes ("\r\n"), so an SDP of 15,000
+// bytes with 300 lines is ~15,700 bytes on the wire.
 const (
-	MaxMessageBytes   = 32 << 10
-	MaxSDPBytes       = 25_000
-	MaxCandidateBytes = 512
+	MaxMessageBytes   = 16 << 10 // one WebSocket message, as received or sent
+	MaxSDPBytes       = 15_000   // offer and answer "sdp"
+	MaxCandidateBytes = 255      // one candidate line ("candidate:...")
 	MaxReasonBytes    = 64
 	MaxCandidates     = 50 // per side per call
 	// MaxCertificateChars bounds a terminal hello's certificate: base64url of

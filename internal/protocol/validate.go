@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // fingerprintPattern is pairing.CheckFingerprint's canonical form.
@@ -149,25 +150,14 @@ func (m *Message) validateValues() error {
 	if len(m.Text) > 512 {
 		return bad("message", "is longer than 512 bytes")
 	}
-	if len(m.SDP) > MaxSDPBytes {
-		return fmt.Errorf("protocol: %s: sdp of %d bytes exceeds %d: %w", m.Type, len(m.SDP), MaxSDPBytes, ErrTooLarge)
+	if m.SDP != "" {
+		if err := CheckSDP(m.SDP); err != nil {
+			return fmt.Errorf("protocol: %s: %w", m.Type, err)
+		}
 	}
-	if m.SDP != "" && !strings.HasPrefix(m.SDP, "v=0") {
-		return bad("sdp", "does not start with v=0")
-	}
-	if c := m.Candidate; c != nil {
-		if len(c.Candidate) > MaxCandidateBytes {
-			return fmt.Errorf("protocol: candidate of %d bytes exceeds %d: %w", len(c.Candidate), MaxCandidateBytes, ErrTooLarge)
-		}
-		// An empty candidate string is the browser's end-of-candidates marker.
-		if c.Candidate != "" && !strings.HasPrefix(c.Candidate, "candidate:") {
-			return bad("candidate", "does not start with candidate:")
-		}
-		if c.SDPMid != nil && len(*c.SDPMid) > 32 {
-			return bad("candidate.sdpMid", "is longer than 32 bytes")
-		}
-		if c.UsernameFragment != nil && len(*c.UsernameFragment) > 256 {
-			return bad("candidate.usernameFragment", "is longer than 256 bytes")
+	if m.Candidate != nil {
+		if err := CheckCandidate(*m.Candidate); err != nil {
+			return fmt.Errorf("protocol: %s: %w", m.Type, err)
 		}
 	}
 	switch m.ICETransportPolicy {
@@ -199,4 +189,48 @@ func truncate(s string) string {
 		return s[:32] + "…"
 	}
 	return s
+}
+
+// CheckSDP checks an offer's or answer's sdp as the server relays it: at
+// most MaxSDPBytes, starting with "v=0", and UTF-8. The server does not parse SDP
+// (the peers do, and only they know what they offered); these are the
+// checks that keep a relay cheap.
+func CheckSDP(sdp string) error {
+	if len(sdp) > MaxSDPBytes {
+		return fmt.Errorf("sdp of %d bytes exceeds %d: %w", len(sdp), MaxSDPBytes, ErrTooLarge)
+	}
+	if !strings.HasPrefix(sdp, "v=0") {
+		return fmt.Errorf("sdp does not start with v=0: %w", ErrInvalid)
+	}
+	if !utf8.ValidString(sdp) {
+		return fmt.Errorf("sdp is not UTF-8: %w", ErrInvalid)
+	}
+	return nil
+}
+
+// CheckCandidate checks one trickled ICE candidate: the line at most
+// MaxCandidateBytes and starting with "candidate:" (or empty: the browser's
+// end-of-candidates marker), sdpMid at most 32 bytes, usernameFragment at
+// most 256, all of them UTF-8.
+func CheckCandidate(c Candidate) error {
+	if len(c.Candidate) > MaxCandidateBytes {
+		return fmt.Errorf("candidate of %d bytes exceeds %d: %w", len(c.Candidate), MaxCandidateBytes, ErrTooLarge)
+	}
+	if c.Candidate != "" && !strings.HasPrefix(c.Candidate, "candidate:") {
+		return fmt.Errorf("candidate does not start with candidate:: %w", ErrInvalid)
+	}
+	// Decode never yields invalid UTF-8 (JSON rejects it); a Go caller's
+	// candidate must not either, or its encoded form would grow (each bad
+	// byte becomes a 3-byte U+FFFD) past the limits checked here.
+	if !utf8.ValidString(c.Candidate) || (c.SDPMid != nil && !utf8.ValidString(*c.SDPMid)) ||
+		(c.UsernameFragment != nil && !utf8.ValidString(*c.UsernameFragment)) {
+		return fmt.Errorf("candidate is not UTF-8: %w", ErrInvalid)
+	}
+	if c.SDPMid != nil && len(*c.SDPMid) > 32 {
+		return fmt.Errorf("candidate.sdpMid is longer than 32 bytes: %w", ErrInvalid)
+	}
+	if c.UsernameFragment != nil && len(*c.UsernameFragment) > 256 {
+		return fmt.Errorf("candidate.usernameFragment is longer than 256 bytes: %w", ErrInvalid)
+	}
+	return nil
 }

@@ -51,6 +51,9 @@ type Config struct {
 	PongTimeout    time.Duration `toml:"pong_timeout"`     // drop a client that does not answer, 30 s
 	WriteTimeout   time.Duration `toml:"write_timeout"`    // one message to a slow client, 10 s
 	SendQueueDepth int           `toml:"send_queue_depth"` // messages queued per socket before it is dropped
+
+	// Limits bound connections, logins and messages (limits.go).
+	Limits LimitsConfig `toml:"limits"`
 }
 
 // TURNConfig configures the embedded TURN relay (pion/turn).
@@ -99,6 +102,7 @@ func DefaultConfig() Config {
 		PongTimeout:                    30 * time.Second,
 		WriteTimeout:                   10 * time.Second,
 		SendQueueDepth:                 64,
+		Limits:                         DefaultLimits(),
 	}
 }
 
@@ -132,6 +136,9 @@ func (c Config) Validate() error {
 	}
 	if c.SendQueueDepth < 8 {
 		return bad("send_queue_depth %d is below 8", c.SendQueueDepth)
+	}
+	if err := c.Limits.validate(bad); err != nil {
+		return err
 	}
 	if c.ICETransportPolicy == "relay" && c.TURN.Listen == "" {
 		return bad("ice_transport_policy relay needs the TURN server (turn.listen)")

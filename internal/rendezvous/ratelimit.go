@@ -11,9 +11,9 @@ import (
 // forgotten once the table grows, so a flood of keys cannot pin memory.
 type limiter struct {
 	mu      sync.Mutex
-	every   time.Duration
-	burst   int
+	rate    Rate
 	buckets map[string]*bucket
+	pruneAt int // table size that triggers the next prune
 }
 
 type bucket struct {
@@ -25,7 +25,12 @@ const limiterPruneAt = 10_000
 
 // newLimiter allows perMinute events a minute per key, all of them at once.
 func newLimiter(perMinute int) *limiter {
-	return &limiter{every: time.Minute / time.Duration(perMinute), burst: perMinute, buckets: map[string]*bucket{}}
+	return newRateLimiter(Rate{Burst: perMinute, PerMinute: perMinute})
+}
+
+// newRateLimiter allows r per key.
+func newRateLimiter(r Rate) *limiter {
+	return &limiter{rate: r, buckets: map[string]*bucket{}, pruneAt: limiterPruneAt}
 }
 
 func (l *limiter) allow(key string, now time.Time) bool {
@@ -33,19 +38,26 @@ func (l *limiter) allow(key string, now time.Time) bool {
 	defer l.mu.Unlock()
 	b := l.buckets[key]
 	if b == nil {
-		if len(l.buckets) >= limiterPruneAt {
+		if len(l.buckets) >= l.pruneAt {
 			l.prune(now)
+			// Many live keys (a flood from many addresses) would otherwise
+			// make every new key scan the whole table again.
+			l.pruneAt = max(limiterPruneAt, 2*len(l.buckets))
 		}
-		b = &bucket{lim: rate.NewLimiter(rate.Every(l.every), l.burst)}
+		b = &bucket{lim: l.rate.newLimiter()}
 		l.buckets[key] = b
 	}
 	b.last = now
 	return b.lim.AllowN(now, 1)
 }
 
-// prune forgets buckets idle long enough to have refilled completely.
+// prune forgets buckets idle long enough to have refilled completely. A
+// bucket that never refills (PerMinute 0, tests only) is never forgotten.
 func (l *limiter) prune(now time.Time) {
-	full := l.every * time.Duration(l.burst)
+	if l.rate.PerMinute == 0 {
+		return
+	}
+	full := time.Duration(l.rate.Burst) * time.Minute / time.Duration(l.rate.PerMinute)
 	for k, b := range l.buckets {
 		if now.Sub(b.last) > full {
 			delete(l.buckets, k)

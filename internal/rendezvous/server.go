@@ -45,6 +45,8 @@ type Server struct {
 	hub        *hub
 	audit      *auditLog
 	now        func() time.Time
+	admission  *admission // connections before login (admission.go)
+	logins     *limiter   // logins per terminal and per parent
 
 	wg        sync.WaitGroup // live WebSocket handlers
 	mu        sync.Mutex
@@ -68,7 +70,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("rendezvous: create data dir: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, now: time.Now, origins: slicesClone(cfg.AllowedOrigins),
-		audit: &auditLog{path: filepath.Join(cfg.DataDir, AuditFile)}}
+		audit:     &auditLog{path: filepath.Join(cfg.DataDir, AuditFile)},
+		admission: newAdmission(cfg.Limits), logins: newRateLimiter(cfg.Limits.LoginsPerIdentity)}
 	if s.deviceCAs, err = loadDeviceCAs(cfg.DeviceCAFiles, log); err != nil {
 		return nil, err
 	}
@@ -196,6 +199,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.wg.Done()
+	ip := s.clientIP(r)
+	ticket, status, why := s.admission.admit(ip, s.now())
+	if ticket == nil {
+		s.log.Debug("connection refused", "remote", ip, "status", status, "why", why)
+		refuse(w, status, why)
+		return
+	}
+	defer ticket.leave()
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{protocol.Subprotocol},
 		OriginPatterns: s.origins,
@@ -209,7 +220,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(protocol.MaxMessageBytes)
-	ip := s.clientIP(r)
 	sess := newSession(conn, ip, s.cfg.SendQueueDepth, s.log.With("remote", ip))
 	if !s.hub.add(sess) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
@@ -231,6 +241,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	if !s.login(sess) {
+		return
+	}
+	// A terminal or parent that proved who it is no longer counts against
+	// the caps on unauthenticated sockets; a pairing page proved nothing and
+	// moves to the pairing pool (admission.go) or is sent away.
+	if sess.role != protocol.RolePairing {
+		ticket.authenticated()
+	} else if !ticket.pairing() {
+		sess.log.Warn("too many pairing pages", "remote", ip)
+		sess.sendError(protocol.ErrCodeRateLimited, "too many pairing pages are open; wait a minute", protocol.Message{Type: protocol.TypeHello})
+		sess.closeWith(websocket.StatusTryAgainLater, "rate limited")
 		return
 	}
 	s.readLoop(sess)
@@ -280,6 +301,9 @@ func (s *Server) login(sess *session) bool {
 		if err != nil {
 			return fail(err.Error(), m)
 		}
+		if !s.loginAllowed(sess, "terminal:"+m.DeviceID, m) {
+			return false
+		}
 		first, err := s.store.RegisterDevice(m.DeviceID, der, s.now().UTC())
 		if err != nil {
 			if errors.Is(err, ErrKeyMismatch) {
@@ -302,6 +326,9 @@ func (s *Server) login(sess *session) bool {
 		dev, ok := s.checkParent(m.ParentID, m.Token)
 		if !ok {
 			return fail("unknown parent or wrong token", m)
+		}
+		if !s.loginAllowed(sess, "parent:"+m.ParentID, m) {
+			return false
 		}
 		sess.role, sess.parentID, sess.deviceID = protocol.RoleParent, m.ParentID, dev
 		sess.log = sess.log.With("role", "parent", "parent", m.ParentID, "device", dev)
@@ -345,6 +372,7 @@ func (s *Server) checkParent(parentID, token string) (deviceID string, ok bool) 
 // bad_message and change nothing; too many close the socket.
 func (s *Server) readLoop(sess *session) {
 	bad := 0
+	lim := newSocketLimits(s.cfg.Limits)
 	for {
 		data, text, err := sess.read()
 		if err != nil {
@@ -368,6 +396,12 @@ func (s *Server) readLoop(sess *session) {
 			if bad >= maxBadMessages {
 				sess.log.Info("too many bad messages, closing")
 				sess.closeWith(websocket.StatusPolicyViolation, "too many bad messages")
+				return
+			}
+			continue
+		}
+		if !lim.allow(m.Type, s.now()) {
+			if s.rateLimited(sess, lim, m) {
 				return
 			}
 			continue

@@ -92,8 +92,13 @@ func (s *Store) Close() error {
 // RegisterDevice records a terminal's login: the first one pins its public
 // key, later ones must present the same key and update LastSeen. first
 // reports whether this login registered the device.
+//
+// Logins that arrive together share one transaction and one fsync (bbolt's
+// Batch): after a power cut a village of terminals reconnects at once, and
+// a write each would queue them all behind the disk.
 func (s *Store) RegisterDevice(id string, publicKey []byte, now time.Time) (first bool, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Batch(func(tx *bolt.Tx) error {
+		first = false // Batch may run this again after another login's failure
 		b := tx.Bucket(bucketDevices)
 		var d Device
 		if raw := b.Get([]byte(id)); raw != nil {

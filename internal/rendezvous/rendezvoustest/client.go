@@ -272,6 +272,17 @@ func DialTerminalCert(ctx context.Context, wsURL string, key *ecdsa.PrivateKey, 
 	return c, nil
 }
 
+// TerminalHello is the hello DialTerminal sends for key in answer to a
+// challenge's nonce: the one place that builds a terminal's login, for
+// tests that must send it by hand (to watch what follows a refusal).
+func TerminalHello(key *ecdsa.PrivateKey, nonce string) (protocol.Message, error) {
+	cert, err := TestCA().Issue(&key.PublicKey)
+	if err != nil {
+		return protocol.Message{}, err
+	}
+	return protocol.SignLogin(key, cert, nonce, "rendezvoustest/1")
+}
+
 // DialParent connects and logs in as a parent. The welcome is followed by
 // the call log, which DialParent returns.
 func DialParent(ctx context.Context, wsURL, parentID, token string) (*Client, []protocol.CallRecord, error) {

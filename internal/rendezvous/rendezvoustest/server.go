@@ -60,7 +60,9 @@ func NewServer(t testing.TB, configure func(*rendezvous.Config)) *Server {
 	if err != nil {
 		t.Fatalf("start rendezvous server: %v", err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	srv.ConfigureHTTP(hs.Config)
+	hs.Start()
 	s := &Server{Server: srv, Config: cfg, HTTP: hs, URL: hs.URL, WSURL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"}
 	t.Cleanup(func() { s.Close() })
 	return s

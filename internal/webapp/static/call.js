@@ -3,7 +3,7 @@
 // to a low-data profile because parents pay for every megabyte.
 
 const MAX_CANDIDATES = 50; // per side per call, as the server enforces
-const MAX_CANDIDATE_BYTES = 512;
+const MAX_CANDIDATE_BYTES = 255; // protocol.MaxCandidateBytes: the server refuses longer ones
 const VIDEO_MAX_BITRATE = 250000;
 const AUDIO_MAX_BITRATE = 24000;
 const MAX_FRAMERATE = 15;

@@ -1,0 +1,182 @@
+package rendezvous
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/tuanju/tuanju/internal/protocol"
+)
+
+// LimitsConfig bounds what one address, one identity or one socket can make
+// the server do (docs/protocol.md, "Limits"). The defaults are far above what
+// a family's terminal and phones need and low enough that a flood costs the
+// server little: a refusal before login is an HTTP status without an upgrade;
+// after login it is a rate_limited error, and a socket that keeps going is
+// closed.
+type LimitsConfig struct {
+	// PendingMax caps sockets that have not logged in yet, from all addresses
+	// together (503 beyond); PendingPerIP caps them per client address (429).
+	// A socket stops counting when it logs in or closes; one that never says
+	// hello is closed after hello_timeout.
+	PendingMax   int `toml:"pending_max"`
+	PendingPerIP int `toml:"pending_per_ip"`
+	// PairingMax and PairingPerIP cap pairing pages, which log in without
+	// credentials and then count here until they close (beyond: rate_limited
+	// right after the welcome, close 1013).
+	PairingMax   int `toml:"pairing_max"`
+	PairingPerIP int `toml:"pairing_per_ip"`
+	// ConnectsPerIP is the WebSocket upgrade rate per client address (429).
+	// Parents' phones are often behind carrier-grade NAT, many households to
+	// one IPv4 address, so it is generous; the pending caps are what bound
+	// a single address's weight.
+	ConnectsPerIP Rate `toml:"connects_per_ip"`
+
+	// LoginsPerIdentity is the successful-credential rate per terminal and per
+	// parent: a terminal in a reconnect loop (or a stolen parent token used
+	// from many places) cannot hammer the store. Beyond it the login gets
+	// rate_limited and the socket is closed with 1013.
+	LoginsPerIdentity Rate `toml:"logins_per_identity"`
+
+	// Per logged-in socket: offers and answers, candidates, rings, call log
+	// requests. Pairing requests have their own per-IP and per-device limits.
+	SDP        Rate `toml:"sdp"`
+	Candidates Rate `toml:"candidates"`
+	Rings      Rate `toml:"rings"`
+	CallLog    Rate `toml:"call_log"`
+	// RateLimitedMax rate_limited answers on one socket close it with 1008.
+	RateLimitedMax int `toml:"rate_limited_max"`
+
+	// The HTTP server's own limits (see ConfigureHTTP): the time a client
+	// may take to send its request headers (slow-loris), how long an idle
+	// keep-alive connection stays open, and the size of the headers.
+	ReadHeaderTimeout time.Duration `toml:"read_header_timeout"`
+	IdleTimeout       time.Duration `toml:"idle_timeout"`
+	MaxHeaderBytes    int           `toml:"max_header_bytes"`
+}
+
+// Rate is a token bucket: Burst events at once, refilled at PerMinute a
+// minute. PerMinute 0 never refills (for tests that must not depend on time).
+type Rate struct {
+	Burst     int `toml:"burst"`
+	PerMinute int `toml:"per_minute"`
+}
+
+func (r Rate) limit() rate.Limit { return rate.Limit(float64(r.PerMinute) / 60) }
+
+func (r Rate) newLimiter() *rate.Limiter { return rate.NewLimiter(r.limit(), r.Burst) }
+
+// DefaultLimits are the production limits.
+func DefaultLimits() LimitsConfig {
+	return LimitsConfig{
+		PendingMax:        1000,
+		PendingPerIP:      20,
+		PairingMax:        200,
+		PairingPerIP:      5,
+		ConnectsPerIP:     Rate{Burst: 60, PerMinute: 120},
+		LoginsPerIdentity: Rate{Burst: 10, PerMinute: 10},
+		SDP:               Rate{Burst: 10, PerMinute: 10},
+		Candidates:        Rate{Burst: 100, PerMinute: 300},
+		Rings:             Rate{Burst: 5, PerMinute: 10},
+		CallLog:           Rate{Burst: 10, PerMinute: 20},
+		RateLimitedMax:    10,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    8 << 10,
+	}
+}
+
+func (l LimitsConfig) validate(bad func(string, ...any) error) error {
+	if l.PendingMax < 1 || l.PendingPerIP < 1 || l.PendingPerIP > l.PendingMax {
+		return bad("limits: pending_max %d and pending_per_ip %d must be at least 1, per IP at most the total", l.PendingMax, l.PendingPerIP)
+	}
+	if l.PairingMax < 1 || l.PairingPerIP < 1 || l.PairingPerIP > l.PairingMax {
+		return bad("limits: pairing_max %d and pairing_per_ip %d must be at least 1, per IP at most the total", l.PairingMax, l.PairingPerIP)
+	}
+	for name, r := range map[string]Rate{
+		"connects_per_ip": l.ConnectsPerIP, "logins_per_identity": l.LoginsPerIdentity, "sdp": l.SDP,
+		"candidates": l.Candidates, "rings": l.Rings, "call_log": l.CallLog,
+	} {
+		if r.Burst < 1 || r.PerMinute < 0 {
+			return bad("limits.%s: burst %d must be at least 1 and per_minute %d not negative", name, r.Burst, r.PerMinute)
+		}
+	}
+	if l.Candidates.Burst < protocol.MaxCandidates {
+		return bad("limits.candidates.burst %d is below the %d candidates a call may carry", l.Candidates.Burst, protocol.MaxCandidates)
+	}
+	if l.RateLimitedMax < 1 {
+		return bad("limits.rate_limited_max must be at least 1")
+	}
+	if l.ReadHeaderTimeout <= 0 || l.IdleTimeout <= 0 {
+		return bad("limits: read_header_timeout and idle_timeout must be positive")
+	}
+	if l.MaxHeaderBytes < 1024 {
+		return bad("limits.max_header_bytes %d is below 1024", l.MaxHeaderBytes)
+	}
+	return nil
+}
+
+// ConfigureHTTP sets the HTTP server's own limits from the configuration:
+// ReadHeaderTimeout (a client dribbling its upgrade request is cut off),
+// IdleTimeout and MaxHeaderBytes. Call it on the http.Server that serves
+// Handler.
+func (s *Server) ConfigureHTTP(hs *http.Server) {
+	hs.ReadHeaderTimeout = s.cfg.Limits.ReadHeaderTimeout
+	hs.IdleTimeout = s.cfg.Limits.IdleTimeout
+	hs.MaxHeaderBytes = s.cfg.Limits.MaxHeaderBytes
+}
+
+// loginAllowed spends one token of the identity's login rate. On refusal
+// the client gets rate_limited and the socket is closed with 1013 (try again
+// later); its reconnect backoff does the rest.
+func (s *Server) loginAllowed(sess *session, identity string, m protocol.Message) bool {
+	if s.logins.allow(identity, s.now()) {
+		return true
+	}
+	s.admission.countLoginRefused()
+	sess.log.Warn("login rate limited", "identity", identity)
+	sess.sendError(protocol.ErrCodeRateLimited, "too many logins; wait a minute", m)
+	sess.closeWith(websocket.StatusTryAgainLater, "rate limited")
+	return false
+}
+
+// socketLimits are one logged-in socket's token buckets, used only by its
+// reader goroutine.
+type socketLimits struct {
+	byType  map[string]*rate.Limiter
+	refused int
+}
+
+func newSocketLimits(l LimitsConfig) *socketLimits {
+	sdp := l.SDP.newLimiter()
+	return &socketLimits{byType: map[string]*rate.Limiter{
+		protocol.TypeOffer:     sdp,
+		protocol.TypeAnswer:    sdp,
+		protocol.TypeCandidate: l.Candidates.newLimiter(),
+		protocol.TypeRing:      l.Rings.newLimiter(),
+		protocol.TypeCallLog:   l.CallLog.newLimiter(),
+	}}
+}
+
+// allow reports whether a message of type typ may go on now.
+func (l *socketLimits) allow(typ string, now time.Time) bool {
+	lim := l.byType[typ]
+	return lim == nil || lim.AllowN(now, 1)
+}
+
+// rateLimited answers a message over its socket's rate and reports whether
+// the socket has now been refused often enough to be closed (1008).
+func (s *Server) rateLimited(sess *session, lim *socketLimits, m protocol.Message) (closed bool) {
+	lim.refused++
+	s.admission.countMessageRefused()
+	sess.sendError(protocol.ErrCodeRateLimited, fmt.Sprintf("too many %s messages; slow down", m.Type), m)
+	if lim.refused >= s.cfg.Limits.RateLimitedMax {
+		sess.log.Warn("too many rate-limited messages, closing", "type", m.Type)
+		sess.closeWith(websocket.StatusPolicyViolation, "too many rate-limited messages")
+		return true
+	}
+	return false
+}
