@@ -26,8 +26,9 @@ build-arm64:
 	mkdir -p $(BIN)/arm64
 	$(CROSS_arm64) $(GO) build $(STATIC) -o $(BIN)/arm64/ ./cmd/...
 
-# Starts the rendezvous server and one simulated terminal on 127.0.0.1, pairs
-# them, and prints the device panel's and the parent's page's URLs.
+# Starts the rendezvous server and one simulated terminal on 127.0.0.1 (with a
+# development program CA in .demo/), and prints the device panel's URL and the
+# pairing link to open in Chrome.
 demo: build
 	$(BIN)/tuanju-demo -bin $(BIN) -data .demo
 
