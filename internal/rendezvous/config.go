@@ -33,6 +33,10 @@ type Config struct {
 	// worth something again.
 	DeviceCAFiles []string `toml:"device_ca_files"`
 
+	// SecurityContact is where to report a vulnerability (mailto: or
+	// https: URIs), published at /.well-known/security.txt (RFC 9116).
+	SecurityContact []string `toml:"security_contact"`
+
 	TURN TURNConfig `toml:"turn"`
 
 	// ICETransportPolicy is handed to clients with each call: "all" or "relay".
@@ -119,6 +123,9 @@ func (c Config) Validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return bad("public_url %q is not an http(s) URL", c.PublicURL)
 		}
+	}
+	if err := checkSecurityContact(c.SecurityContact); err != nil {
+		return bad("%v", err)
 	}
 	if c.ICETransportPolicy != "all" && c.ICETransportPolicy != "relay" {
 		return bad("ice_transport_policy %q must be all or relay", c.ICETransportPolicy)

@@ -75,6 +75,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if s.deviceCAs, err = loadDeviceCAs(cfg.DeviceCAFiles, log); err != nil {
 		return nil, err
 	}
+	if len(cfg.SecurityContact) == 0 {
+		log.Warn("no security_contact configured: publish where to report a vulnerability (/.well-known/security.txt)")
+	}
 	if cfg.PublicURL != "" {
 		u, _ := url.Parse(cfg.PublicURL) // Validate checked it
 		s.origins = append(s.origins, u.Host)
@@ -108,6 +111,7 @@ func slicesClone(in []string) []string { return append([]string(nil), in...) }
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", s.serveWS)
+	mux.HandleFunc("GET /.well-known/security.txt", s.serveSecurityTxt)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
