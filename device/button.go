@@ -53,8 +53,13 @@ const (
 	VeryLongPress
 	// Hold is emitted, after LongPress and before VeryLongPress, as soon as
 	// the hold reaches ButtonOpts.Hold: it opens pairing on an unpaired
-	// terminal. (Numbered last so the older kinds keep their values.)
+	// terminal. (Numbered after the older kinds so they keep their values.)
 	Hold
+	// ResetArmed is emitted while the button is still held, as soon as the
+	// hold reaches ButtonOpts.VeryLongPress: letting go now resets the
+	// terminal. It exists so the person holding the button hears when to
+	// let go; it does nothing by itself.
+	ResetArmed
 )
 
 // String returns the kind's name, for logs.
@@ -68,6 +73,8 @@ func (k ButtonKind) String() string {
 		return "very_long_press"
 	case Hold:
 		return "hold"
+	case ResetArmed:
+		return "reset_armed"
 	default:
 		return fmt.Sprintf("ButtonKind(%d)", int(k))
 	}
@@ -242,7 +249,7 @@ func (b *Button) run(start time.Time, raw bool) {
 	rawSince := start
 	stable := raw
 	var pressStart time.Time
-	var sentLong, sentHold, pollWarned bool
+	var sentLong, sentHold, sentArmed, pollWarned bool
 	if stable {
 		pressStart = start
 		b.pressed.Store(true)
@@ -260,7 +267,7 @@ func (b *Button) run(start time.Time, raw bool) {
 		if raw != stable {
 			wait = min(wait, rawSince.Add(o.Debounce).Sub(now))
 		} else if stable {
-			if d, ok := b.nextDeadline(pressStart, sentLong, sentHold); ok {
+			if d, ok := b.nextDeadline(pressStart, sentLong, sentHold, sentArmed); ok {
 				wait = min(wait, d.Sub(now))
 			}
 		}
@@ -298,7 +305,7 @@ func (b *Button) run(start time.Time, raw bool) {
 			b.pressed.Store(stable)
 			if stable {
 				pressStart = rawSince
-				sentLong, sentHold = false, false
+				sentLong, sentHold, sentArmed = false, false, false
 			} else {
 				if !sentLong {
 					b.emit(ButtonEvent{Kind: Press, At: rawSince})
@@ -324,6 +331,10 @@ func (b *Button) run(start time.Time, raw bool) {
 				sentHold = true
 				b.emit(ButtonEvent{Kind: Hold, At: pressStart.Add(o.Hold)})
 			}
+			if !sentArmed && held >= o.VeryLongPress && held < o.StuckAfter {
+				sentArmed = true
+				b.emit(ButtonEvent{Kind: ResetArmed, At: pressStart.Add(o.VeryLongPress)})
+			}
 			if held >= o.StuckAfter && !b.stuck.Swap(true) {
 				b.log.Warn("button stuck: held without release", "held", held.Round(time.Second))
 			}
@@ -332,12 +343,14 @@ func (b *Button) run(start time.Time, raw bool) {
 }
 
 // nextDeadline is the next hold threshold still to be reached.
-func (b *Button) nextDeadline(pressStart time.Time, sentLong, sentHold bool) (time.Time, bool) {
+func (b *Button) nextDeadline(pressStart time.Time, sentLong, sentHold, sentArmed bool) (time.Time, bool) {
 	switch {
 	case !sentLong:
 		return pressStart.Add(b.opts.LongPress), true
 	case !sentHold:
 		return pressStart.Add(b.opts.Hold), true
+	case !sentArmed:
+		return pressStart.Add(b.opts.VeryLongPress), true
 	case !b.stuck.Load():
 		return pressStart.Add(b.opts.StuckAfter), true
 	}

@@ -45,7 +45,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 func TestButtonGestures(t *testing.T) {
-	P, L, H, V := device.Press, device.LongPress, device.Hold, device.VeryLongPress
+	P, L, H, A, V := device.Press, device.LongPress, device.Hold, device.ResetArmed, device.VeryLongPress
 	cat := func(parts ...[]step) []step { return slices.Concat(parts...) }
 	tests := []struct {
 		name      string
@@ -73,7 +73,7 @@ func TestButtonGestures(t *testing.T) {
 		{"release just over long press threshold is a long press", false, []step{
 			down(), wait(ms(2005)), up(), wait(ms(500)), expect(L)}},
 		{"very long press fires on release after 10 s", false, []step{
-			down(), wait(ms(9900)), expect(L, H), wait(ms(5000)), expect(), up(), wait(ms(500)), expect(V)}},
+			down(), wait(ms(9900)), expect(L, H), wait(ms(200)), expect(A), wait(ms(5000)), expect(), up(), wait(ms(500)), expect(V)}},
 		{"release just under 10 s is no reset", false, []step{
 			down(), wait(ms(9950)), up(), wait(ms(500)), expect(L, H)}},
 		{"hold fires at 3 s, after the long press, before release", false, []step{
@@ -183,8 +183,8 @@ func TestButtonStuck(t *testing.T) {
 		}
 		// A button held past StuckAfter (a toy leaning on it) is a fault:
 		// its release must not factory-reset the terminal.
-		if got := kinds(drain(b.Events())); !slices.Equal(got, []device.ButtonKind{device.LongPress, device.Hold}) {
-			t.Errorf("events %v, want [long_press hold] and no very_long_press", got)
+		if got := kinds(drain(b.Events())); !slices.Equal(got, []device.ButtonKind{device.LongPress, device.Hold, device.ResetArmed}) {
+			t.Errorf("events %v, want [long_press hold reset_armed] and no very_long_press", got)
 		}
 	})
 }

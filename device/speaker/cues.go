@@ -16,6 +16,7 @@ const (
 	CueNoAnswer  = "no_answer"
 	CueHangup    = "hangup"
 	CueRefused   = "refused"
+	CueReset     = "reset"
 )
 
 // Note frequencies (equal temperament, A4 = 440 Hz).
@@ -77,6 +78,9 @@ var cues = map[string]cue{
 	CueNoAnswer: {tones: []tone{
 		{noteE5, 220 * ms, 0.28, swell}, {noteC5, 220 * ms, 0.28, swell}, {noteA4, 450 * ms, 0.28, swell},
 	}},
+	// CueReset: held long enough, let go to reset. Falling, slow, unlike
+	// anything a call plays.
+	CueReset:   {tones: []tone{{noteC6, 250 * ms, 0.30, swell}, {noteG5, 250 * ms, 0.30, swell}, {noteE5, 250 * ms, 0.30, swell}, {noteC5, 500 * ms, 0.30, swell}}},
 	CueRefused: {tones: []tone{{noteE4, 90 * ms, 0.30, swell}, rest(60 * ms), {noteE4, 90 * ms, 0.30, swell}}},
 }
 

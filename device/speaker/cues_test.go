@@ -16,7 +16,7 @@ import (
 func TestCueNamesMatchCallMachine(t *testing.T) {
 	want := []string{
 		string(call.CueCalling), string(call.CueRing), string(call.CueConnected),
-		string(call.CueNoAnswer), string(call.CueHangup), string(call.CueRefused),
+		string(call.CueNoAnswer), string(call.CueHangup), string(call.CueRefused), string(call.CueReset),
 	}
 	slices.Sort(want)
 	if got := Cues(); !slices.Equal(got, want) {

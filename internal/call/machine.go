@@ -134,6 +134,7 @@ const (
 	CueNoAnswer  Cue = "no_answer"
 	CueHangup    Cue = "hangup"
 	CueRefused   Cue = "refused" // a press that can do nothing now
+	CueReset     Cue = "reset"   // the button is held long enough: let go to reset
 )
 
 // Outcome values of ended calls are protocol's Outcome* constants.

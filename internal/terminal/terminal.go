@@ -376,6 +376,9 @@ func (t *Terminal) button(ev device.ButtonEvent) {
 		if !t.m.Paired {
 			t.openPairWindow("button held")
 		}
+	case device.ResetArmed:
+		// Held 10 s: tell the hand on the button that letting go resets.
+		t.do(call.PlayCue{Cue: call.CueReset})
 	case device.VeryLongPress:
 		t.factoryReset()
 	}

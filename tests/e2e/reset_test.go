@@ -36,7 +36,9 @@ func (r *rig) resetByButton() {
 	}
 	// The reset happens on release (a button held forever is a fault, not a
 	// reset): hold past the threshold, well short of "stuck", and let go.
-	time.Sleep(quickButton.VeryLongPress + 300*time.Millisecond)
+	eventually(r.t, step, "the terminal plays the let-go-to-reset sound while the button is held", func() bool {
+		return r.board.State().Cue == "reset"
+	})
 	if _, err := r.store.Parent(); err != nil {
 		r.t.Fatalf("the pairing went before the button was released: %v", err)
 	}
