@@ -2,10 +2,12 @@ package rendezvous
 
 import (
 	"bytes"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/provisioning/devcert"
 )
 
 // The cast of FuzzHub: two families, an unpaired terminal and a pairing
@@ -46,6 +48,15 @@ func FuzzHub(f *testing.F) {
 	cfg := DefaultConfig()
 	cfg.DataDir = f.TempDir()
 	cfg.TURN.Listen = ""
+	ca, err := devcert.NewCA("fuzz CA")
+	if err != nil {
+		f.Fatal(err)
+	}
+	caFile := filepath.Join(cfg.DataDir, "ca.pem")
+	if err := ca.Save(caFile, filepath.Join(cfg.DataDir, "ca.key")); err != nil {
+		f.Fatal(err)
+	}
+	cfg.DeviceCAFiles = []string{caFile}
 	srv, err := New(cfg, discardLog())
 	if err != nil {
 		f.Fatal(err)
@@ -62,11 +73,18 @@ func FuzzHub(f *testing.F) {
 		}
 		return string(sender) + string(b) + "\n"
 	}
-	ring := func(s byte) string { return line(s, protocol.Message{Type: protocol.TypeRing, CallID: fuzzIDX}) }
-	accept := func(s byte) string { return line(s, protocol.Message{Type: protocol.TypeAccept, CallID: fuzzIDX}) }
-	offer := line('0', protocol.Message{Type: protocol.TypeOffer, CallID: fuzzIDX, SDP: "v=0\r\n"})
+	// The server relays call signatures without checking them (only the
+	// paired peer can): any well-formed ones do here.
+	const at, sig = "2026-11-28T18:00:00Z", "c2ln"
+	ring := func(s byte) string {
+		return line(s, protocol.Message{Type: protocol.TypeRing, CallID: fuzzIDX, SignedAt: at, Signature: sig})
+	}
+	accept := func(s byte) string {
+		return line(s, protocol.Message{Type: protocol.TypeAccept, CallID: fuzzIDX, SignedAt: at, Signature: sig})
+	}
+	offer := line('0', protocol.Message{Type: protocol.TypeOffer, CallID: fuzzIDX, SDP: "v=0\r\n", SignedAt: at, Signature: sig})
 	answer := func(s byte) string {
-		return line(s, protocol.Message{Type: protocol.TypeAnswer, CallID: fuzzIDX, SDP: "v=0\r\n"})
+		return line(s, protocol.Message{Type: protocol.TypeAnswer, CallID: fuzzIDX, SDP: "v=0\r\n", SignedAt: at, Signature: sig})
 	}
 	cand := func(s byte) string {
 		return line(s, protocol.Message{Type: protocol.TypeCandidate, CallID: fuzzIDX, Candidate: &protocol.Candidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host"}})
@@ -74,14 +92,14 @@ func FuzzHub(f *testing.F) {
 	hangup := func(s byte) string {
 		return line(s, protocol.Message{Type: protocol.TypeHangup, CallID: fuzzIDX, Reason: protocol.ReasonHangup})
 	}
-	pairReq := line('6', protocol.Message{Type: protocol.TypePairRequest, DeviceID: fuzzIDC, Nonce: "bm9uY2U", Proof: "cHJvb2Y"})
+	pairReq := line('6', protocol.Message{Type: protocol.TypePairRequest, DeviceID: fuzzIDC, Nonce: "bm9uY2U", EphemeralKey: "RXA", Proof: "cHJvb2Y"})
 	for _, seed := range []string{
 		ring('0') + accept('1') + offer + answer('1') + cand('0') + cand('1') + hangup('0'),
 		ring('1') + accept('0') + offer + answer('1') + "L1\n" + ring('3'),
 		ring('0') + accept('4') + cand('4') + answer('2') + hangup('3') + "L0\n" + ring('1'),
-		ring('3') + ring('0') + accept('4') + accept('1') + offer + line('3', protocol.Message{Type: protocol.TypeOffer, CallID: fuzzIDX, SDP: "v=0"}),
+		ring('3') + ring('0') + accept('4') + accept('1') + offer + line('3', protocol.Message{Type: protocol.TypeOffer, CallID: fuzzIDX, SDP: "v=0", SignedAt: at, Signature: sig}),
 		pairReq + "L5\n" + pairReq,
-		pairReq + line('6', protocol.Message{Type: protocol.TypePairRequest, DeviceID: fuzzIDA, Nonce: "bm9uY2U", Proof: "cHJvb2Y"}),
+		pairReq + line('6', protocol.Message{Type: protocol.TypePairRequest, DeviceID: fuzzIDA, Nonce: "bm9uY2U", EphemeralKey: "RXA", Proof: "cHJvb2Y"}),
 		line('1', protocol.Message{Type: protocol.TypeCallLog}) + ring('5') + "L2\n",
 	} {
 		f.Add([]byte(seed))

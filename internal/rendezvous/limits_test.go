@@ -85,7 +85,7 @@ func (s *source) pairingPage(t *testing.T, ctx context.Context, wsURL string) []
 		if m.Type == protocol.TypeWelcome {
 			// A page may send only pair_request; one for an unknown device
 			// answers unknown_device, after anything queued before it.
-			req, _ := protocol.Encode(protocol.Message{Type: protocol.TypePairRequest, DeviceID: protocol.NewID(), Nonce: "bm9uY2U", Proof: "cHJvb2Y"})
+			req, _ := protocol.Encode(protocol.Message{Type: protocol.TypePairRequest, DeviceID: protocol.NewID(), Nonce: "bm9uY2U", EphemeralKey: "RXA", Proof: "cHJvb2Y"})
 			if conn.Write(ctx, websocket.MessageText, req) != nil {
 				return got
 			}
@@ -395,6 +395,7 @@ func TestLimitsConfigValidate(t *testing.T) {
 		{"rate_limited_max 0", func(l *rendezvous.LimitsConfig) { l.RateLimitedMax = 0 }},
 	}
 	cfg := rendezvous.DefaultConfig()
+	cfg.DeviceCAFiles = []string{rt.TestCAFile(t)} // the one setting with no default
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("default config: %v", err)
 	}
