@@ -75,6 +75,11 @@ func TestCallThroughVM(t *testing.T) {
 
 	srv := rendezvoustest.NewServer(t, func(c *rendezvous.Config) {
 		c.TURN.Listen = "" // no relay: the forwarded ICE-TCP port is the only path
+		// qemu's guestfwd opens its connection to the server when the VM
+		// starts, and the guest's request arrives on it only once terminald
+		// runs, seconds later: the production header deadline (5 s, against
+		// slow-loris clients) would close it first.
+		c.Limits.ReadHeaderTimeout = 3 * time.Minute
 	})
 	u, err := url.Parse(srv.URL)
 	if err != nil {
