@@ -106,19 +106,16 @@ vmtest-call-amd64 vmtest-call-arm64: vmtest-call-%:
 # "Limits") for FUZZTIME; `make test` runs each for FUZZSMOKE (fuzz-smoke).
 # A target's seeds and testdata/fuzz corpus also run in every plain `go test`.
 # Minimizing a new input is capped at FUZZMINIMIZE: the stateful targets
-# (FuzzHub) would otherwise spend the whole run minimizing.
+# (FuzzHub) would otherwise spend the whole run minimizing. .ci/fuzz says why
+# a bare fuzztime deadline is run again rather than failed.
 FUZZTIME ?= 60s
 FUZZSMOKE ?= 3s
 FUZZMINIMIZE ?= 5s
 fuzz:
-	@for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
-	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/'); do \
-	    echo "== $$t $$f"; GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) $$t || exit 1; \
-	  done; \
-	done
+	.ci/fuzz $(FUZZTIME) $(FUZZMINIMIZE)
 
 fuzz-smoke:
-	$(MAKE) fuzz FUZZTIME=$(FUZZSMOKE) FUZZMINIMIZE=1s
+	.ci/fuzz $(FUZZSMOKE) 1s
 
 clean:
 	rm -rf $(BIN) .demo
