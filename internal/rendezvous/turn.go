@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pion/turn/v4"
+	"github.com/tuanju/tuanju/internal/atomicfile"
 	"github.com/tuanju/tuanju/internal/logging"
 	"github.com/tuanju/tuanju/internal/protocol"
 )
@@ -255,34 +256,10 @@ func loadOrCreateSecret(dir string) (string, error) {
 	var b [32]byte
 	rand.Read(b[:])
 	s := base64.RawURLEncoding.EncodeToString(b[:])
-	if err := writeFileAtomic(path, []byte(s+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("rendezvous: write turn secret: %w", err)
 	}
 	return s, nil
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // iceServers returns fresh credentials for one side of one call (side

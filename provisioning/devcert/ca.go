@@ -9,8 +9,9 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/tuanju/tuanju/internal/atomicfile"
 )
 
 // DevelopmentCAName is the subject of the CA `make demo` creates. The name
@@ -130,10 +131,10 @@ func (ca *CA) Save(certPath, keyPath string) error {
 	if err != nil {
 		return fmt.Errorf("devcert: save CA: %w", err)
 	}
-	if err := writeAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := atomicfile.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return fmt.Errorf("devcert: save CA key: %w", err)
 	}
-	if err := writeAtomic(certPath, ca.CertPEM(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(certPath, ca.CertPEM(), 0o644); err != nil {
 		return fmt.Errorf("devcert: save CA certificate: %w", err)
 	}
 	return nil
@@ -165,30 +166,4 @@ func (ca *CA) IssueFor(pub *ecdsa.PublicKey, notBefore, notAfter time.Time) ([]b
 		return nil, fmt.Errorf("devcert: issue %s: %w", id, err)
 	}
 	return der, nil
-}
-
-// writeAtomic writes data to a temporary file in path's directory, fsyncs
-// it and renames it over path.
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // no-op after the rename
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
