@@ -3,9 +3,10 @@ package pairing
 import (
 	"crypto/ecdsa"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
+
+	"github.com/tuanju/tuanju/internal/protocol"
 )
 
 // Every call is authenticated end to end with the keys exchanged at
@@ -80,12 +81,11 @@ func VerifyCall(pub *ecdsa.PublicKey, c CallSig, sdp string, now time.Time) erro
 	return nil
 }
 
-var fingerprintPattern = regexp.MustCompile(`^sha-256 [0-9A-F]{2}(:[0-9A-F]{2}){31}$`)
-
 // CheckFingerprint accepts exactly the canonical form SDPFingerprint
-// returns: "sha-256 " and 32 upper-case hex bytes separated by colons.
+// returns (protocol.ValidFingerprint): "sha-256 " and 32 upper-case hex
+// bytes separated by colons.
 func CheckFingerprint(fp string) error {
-	if !fingerprintPattern.MatchString(fp) {
+	if !protocol.ValidFingerprint(fp) {
 		return fmt.Errorf("pairing: fingerprint %.80q: %w", fp, ErrFingerprint)
 	}
 	return nil

@@ -6,11 +6,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base32"
 	"encoding/base64"
 	"fmt"
 	"math/big"
-	"strings"
+
+	"github.com/tuanju/tuanju/internal/protocol"
 )
 
 // The parent's browser must be able to do everything here with WebCrypto
@@ -47,18 +47,15 @@ func ParsePublicKey(s string) (*ecdsa.PublicKey, error) {
 	return ec, nil
 }
 
-// DeviceIDOf is the device ID a public key (base64url SPKI) hashes to:
-// base32 of the first 16 bytes of SHA-256 over the SPKI DER, the same
-// derivation as protocol.DeviceID. The label's device ID is therefore a
-// 128-bit hash of the terminal's key, and the page checks the key it is
-// given against it.
+// DeviceIDOf is the device ID a public key (base64url SPKI) hashes to
+// (protocol.DeviceID). The label's device ID is therefore a 128-bit hash of
+// the terminal's key, and the page checks the key it is given against it.
 func DeviceIDOf(spkiB64 string) (string, error) {
 	der, err := b64.DecodeString(spkiB64)
 	if err != nil {
 		return "", fmt.Errorf("pairing: device key: %w: not base64url", ErrBadKey)
 	}
-	sum := sha256.Sum256(der)
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:16])), nil
+	return protocol.DeviceID(der), nil
 }
 
 // sign signs SHA-256(msg) and returns r || s (P1363) in base64url.

@@ -9,8 +9,12 @@ import (
 	"unicode/utf8"
 )
 
-// fingerprintPattern is pairing.CheckFingerprint's canonical form.
+// fingerprintPattern is a DTLS fingerprint's canonical form.
 var fingerprintPattern = regexp.MustCompile(`^sha-256 [0-9A-F]{2}(:[0-9A-F]{2}){31}$`)
+
+// ValidFingerprint reports whether fp is a DTLS fingerprint in canonical
+// form: "sha-256 " and 32 upper-case hex bytes separated by colons.
+func ValidFingerprint(fp string) bool { return fingerprintPattern.MatchString(fp) }
 
 // rule says which fields a message type requires and which it may carry.
 type rule struct {
@@ -144,7 +148,7 @@ func (m *Message) validateValues() error {
 			return bad("signed_at", "is not an RFC 3339 time")
 		}
 	}
-	if m.Fingerprint != "" && !fingerprintPattern.MatchString(m.Fingerprint) {
+	if m.Fingerprint != "" && !ValidFingerprint(m.Fingerprint) {
 		return bad("fingerprint", `is not "sha-256 " and 32 upper-case hex bytes`)
 	}
 	if len(m.Text) > 512 {
