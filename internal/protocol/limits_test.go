@@ -247,16 +247,7 @@ func FuzzDecodeLimits(f *testing.F) {
 	for _, b := range realCall(f) {
 		f.Add(b)
 	}
-	for _, tc := range validMessages {
-		f.Add([]byte(tc.json))
-	}
-	for _, m := range sampleMessages() {
-		b, err := Encode(m)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addMessageSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Decode(data)
 		if err != nil {

@@ -426,16 +426,7 @@ func TestValidID(t *testing.T) {
 // Encode/Decode round trip unchanged: what the server relays is what it
 // checked.
 func FuzzDecode(f *testing.F) {
-	for _, tc := range validMessages {
-		f.Add([]byte(tc.json))
-	}
-	for _, m := range sampleMessages() {
-		b, err := Encode(m)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	addMessageSeeds(f)
 	f.Add([]byte(`{"type":"call_log"}}`))
 	f.Add([]byte(`{"type":"challenge","nonce":"` + tNonce + `","server_time":"0001-01-01T00:00:00+00:00"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -485,4 +476,19 @@ func ExampleDecode() {
 	_, err := Decode([]byte(`{"type":"ring","call_id":"abcdefghijklmnopqrstuvwxyz","sdp":"v=0"}`))
 	fmt.Println(err)
 	// Output: protocol: ring: field "sdp" not allowed: invalid message
+}
+
+// addMessageSeeds seeds a fuzz target with every message type, minimal and
+// full.
+func addMessageSeeds(f *testing.F) {
+	for _, tc := range validMessages {
+		f.Add([]byte(tc.json))
+	}
+	for _, m := range sampleMessages() {
+		b, err := Encode(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 }

@@ -395,28 +395,27 @@ async function onParentMessage(m) {
 // say what happened. (Had this message been lost, the next login's
 // auth_failed lands in the same place.)
 function onUnpaired() {
-  fail('unpaired');
+  forgetPairing('unpaired');
+}
+
+// forgetPairing drops the credential and the pairing's keys, stops
+// reconnecting and asks for the label again, saying why (code).
+function forgetPairing(code) {
+  fail(code);
   localStorage.removeItem(CRED_KEY);
   clearPairing();
   keys = null;
   signal.stop();
   if (cur) endCall(null, ['Call ended', '通话结束'], '');
   showScanHelp();
-  pairError('unpaired');
+  pairError(code);
   show($('pair-retry'), false);
 }
 
 function onError(m) {
   fail(m.code);
   if (m.code === 'auth_failed') {
-    localStorage.removeItem(CRED_KEY);
-    clearPairing();
-    keys = null;
-    signal.stop();
-    if (cur) endCall(null, ['Call ended', '通话结束'], '');
-    showScanHelp();
-    pairError('auth_failed');
-    show($('pair-retry'), false);
+    forgetPairing('auth_failed');
     return;
   }
   if (!cur || (m.call_id && m.call_id !== cur.id)) return;
