@@ -91,6 +91,16 @@ func CheckFingerprint(fp string) error {
 	return nil
 }
 
+// Fingerprint puts a certificate fingerprint, as a WebRTC stack reports
+// it (algorithm, hex value), in canonical form, refusing all but SHA-256.
+func Fingerprint(algorithm, value string) (string, error) {
+	fp := strings.ToLower(strings.TrimSpace(algorithm)) + " " + strings.ToUpper(strings.TrimSpace(value))
+	if err := CheckFingerprint(fp); err != nil {
+		return "", err
+	}
+	return fp, nil
+}
+
 // SDPFingerprint returns the one DTLS fingerprint an SDP declares, in
 // canonical form. Every a=fingerprint line (session or media level) must
 // be SHA-256 and the same: an SDP that offers several certificates could
@@ -106,8 +116,8 @@ func SDPFingerprint(sdp string) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("pairing: SDP fingerprint %.80q: %w", v, ErrFingerprint)
 		}
-		got := strings.ToLower(alg) + " " + strings.ToUpper(strings.TrimSpace(hex))
-		if err := CheckFingerprint(got); err != nil {
+		got, err := Fingerprint(alg, hex)
+		if err != nil {
 			return "", err
 		}
 		if fp != "" && got != fp {

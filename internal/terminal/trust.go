@@ -56,7 +56,7 @@ func loadTrust(store *terminalstore.Store, p *terminalstore.Parent) (trust, erro
 	}
 	for _, f := range fps {
 		if f.Algorithm == "sha-256" {
-			tr.fp, err = pairing.SDPFingerprint("a=fingerprint:" + f.Algorithm + " " + f.Value + "\r\n")
+			tr.fp, err = pairing.Fingerprint(f.Algorithm, f.Value)
 		}
 	}
 	if tr.fp == "" || err != nil {

@@ -263,7 +263,7 @@ func newFakeTerminal(t *testing.T) *fakeTerminal {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fp, err := pairing.SDPFingerprint("a=fingerprint:" + fps[0].Algorithm + " " + fps[0].Value + "\r\n")
+	fp, err := pairing.Fingerprint(fps[0].Algorithm, fps[0].Value)
 	if err != nil {
 		t.Fatal(err)
 	}

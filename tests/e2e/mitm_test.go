@@ -180,7 +180,7 @@ func TestMITMServerCannotJoinOrStartCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	fps, _ := evilCert.GetFingerprints()
-	evilFP, err := pairing.SDPFingerprint("a=fingerprint:" + fps[0].Algorithm + " " + fps[0].Value + "\r\n")
+	evilFP, err := pairing.Fingerprint(fps[0].Algorithm, fps[0].Value)
 	if err != nil {
 		t.Fatal(err)
 	}
