@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -23,6 +24,7 @@ type conn struct {
 	welcome protocol.Message
 	out     chan protocol.Message
 	done    chan struct{}
+	once    sync.Once // close runs from the loop, the writer and the reader
 	log     *slog.Logger
 }
 
@@ -142,11 +144,15 @@ func (c *conn) read(ctx context.Context, deliver func(protocol.Message)) error {
 	}
 }
 
+// close is safe from any goroutine, any number of times: the loop, the writer
+// and the reconnect loop all close a connection that fails under them, and a
+// check-then-close would race (it panicked in CI).
 func (c *conn) close() {
-	select {
-	case <-c.done:
-	default:
-		close(c.done)
+	first := false
+	c.once.Do(func() { close(c.done); first = true })
+	if first {
+		// Outside the Once: the close handshake may take seconds, and the
+		// other callers must not wait for it.
 		c.ws.Close(websocket.StatusNormalClosure, "")
 	}
 }

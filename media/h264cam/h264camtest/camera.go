@@ -23,6 +23,7 @@ type Camera struct {
 	KeyFrameErr, BitrateErr error
 
 	once      sync.Once
+	closeOnce sync.Once
 	closed    chan struct{}
 	next      int
 	keyFrames atomic.Int64
@@ -88,10 +89,6 @@ func (c *Camera) Bitrate() int { return int(c.bitrate.Load()) }
 // Close ends a pending or later ReadAccessUnit with h264cam.ErrClosed.
 func (c *Camera) Close() error {
 	c.init()
-	select {
-	case <-c.closed:
-	default:
-		close(c.closed)
-	}
+	c.closeOnce.Do(func() { close(c.closed) })
 	return nil
 }

@@ -1,0 +1,51 @@
+package terminal
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// TestConnCloseConcurrent closes one connection from many goroutines at once,
+// as the loop, the writer and the reconnect loop can when a link fails. A
+// check-then-close panicked with "close of closed channel" in CI.
+func TestConnCloseConcurrent(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		_, _, _ = ws.Read(r.Context()) // until the client closes
+		ws.CloseNow()
+	}))
+	defer srv.Close()
+
+	for range 50 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &conn{ws: ws, done: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
+		var start, wg sync.WaitGroup
+		start.Add(1)
+		for range 8 {
+			wg.Go(func() { start.Wait(); c.close() })
+		}
+		start.Done()
+		wg.Wait()
+		select {
+		case <-c.done:
+		default:
+			t.Fatal("done is still open after close")
+		}
+	}
+}
