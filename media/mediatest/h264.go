@@ -91,3 +91,22 @@ func SameNALUnits(a, b []byte) bool {
 	}
 	return true
 }
+
+// IsTail reports whether got holds the last NAL units of want, the first of
+// them possibly only its end: what a receiver that joined mid-stream builds
+// when it missed the packets at the start of an access unit. Tests allow it
+// for the first unit received, and only there.
+func IsTail(got, want []byte) bool {
+	g, w := h264cam.NALUnits(got), h264cam.NALUnits(want)
+	if len(g) == 0 || len(g) > len(w) {
+		return false
+	}
+	w = w[len(w)-len(g):]
+	for i := 1; i < len(g); i++ {
+		if !bytes.Equal(g[i], w[i]) {
+			return false
+		}
+	}
+	// A fragmented unit's first byte is a header the receiver rebuilt.
+	return len(g[0]) > 1 && bytes.HasSuffix(w[0], g[0][1:])
+}
