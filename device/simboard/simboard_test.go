@@ -2,6 +2,7 @@ package simboard_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,8 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/simboard"
+	"github.com/tuanju/tuanju/internal/browsertest"
 	"github.com/tuanju/tuanju/media/synth"
 )
 
@@ -419,4 +423,27 @@ func TestCameraSocket(t *testing.T) {
 	if !state(t, srv).CameraPlugged {
 		t.Fatal("camera not back after replug")
 	}
+}
+
+// TestPanelClickInBrowser clicks the panel's button in real Chromium the way
+// a touchpad tap does, letting go at once. The terminal's 30 ms debounce
+// drops a contact that short, so the panel must hold the button down like a
+// finger would: the click must arrive as exactly one press.
+func TestPanelClickInBrowser(t *testing.T) {
+	opts := testButton
+	opts.Debounce = device.DefaultDebounce
+	b, srv := newBoard(t, simboard.Options{Button: opts})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	page, _ := browsertest.Launch(ctx, t)
+	if _, err := chromedp.Run(page, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#call"))); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, b); ev.Kind != device.Press {
+		t.Fatalf("event %v, want a press", ev.Kind)
+	}
+	noMoreEvents(t, b, 300*time.Millisecond)
 }
