@@ -151,9 +151,11 @@ func (c *conn) close() {
 	first := false
 	c.once.Do(func() { close(c.done); first = true })
 	if first {
-		// Outside the Once: the close handshake may take seconds, and the
-		// other callers must not wait for it.
-		c.ws.Close(websocket.StatusNormalClosure, "")
+		// In the background: the close handshake can take seconds on a dead
+		// link, and the caller may be the event loop (send on a full
+		// queue), which must keep answering the button. The reader sees the
+		// close and the reconnect loop takes over.
+		go c.ws.Close(websocket.StatusNormalClosure, "")
 	}
 }
 

@@ -49,3 +49,36 @@ func TestConnCloseConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestConnCloseDoesNotWaitForPeer: the event loop closes a connection when
+// its send queue is full, typically on a dead link, and must not wait for a
+// close handshake that the peer never answers (coder/websocket waits up to
+// 5 s for it, then more for the write).
+func TestConnCloseDoesNotWaitForPeer(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		<-release // a peer that does not answer
+		ws.CloseNow()
+	}))
+	defer srv.Close()
+	defer close(release)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &conn{ws: ws, done: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
+	returned := make(chan struct{})
+	go func() { c.close(); close(returned) }()
+	select {
+	case <-returned:
+	case <-time.After(3 * time.Second):
+		t.Fatal("close waited for the peer's close handshake")
+	}
+}
