@@ -386,11 +386,15 @@ func TestHomeShowsMissedCalls(t *testing.T) {
 		{CallID: protocol.NewID(), Direction: protocol.DirFromTerminal, StartedAt: today(19, 2), EndedAt: today(19, 3), Outcome: protocol.OutcomeMissed},
 		{CallID: protocol.NewID(), Direction: protocol.DirFromParent, StartedAt: today(8, 15), AnsweredAt: today(8, 15), EndedAt: today(8, 21), Outcome: protocol.OutcomeAnswered, Seen: true},
 		{CallID: protocol.NewID(), Direction: protocol.DirFromTerminal, StartedAt: today(7, 30).AddDate(0, 0, -3), Outcome: protocol.OutcomeMissed, Seen: true},
+		{CallID: protocol.NewID(), Direction: protocol.DirFromTerminal, StartedAt: today(7, 0).AddDate(0, 0, -4), AnsweredAt: today(7, 0).AddDate(0, 0, -4), EndedAt: today(7, 0).AddDate(0, 0, -4).Add(25 * time.Second), Outcome: protocol.OutcomeAnswered, Seen: true},
 	}})
 	waitText(t, ctx, "#missed-badge", "1")
 	waitText(t, ctx, "#missed-summary", "Your child called at 19:02 — missed")
 	waitText(t, ctx, "#call-log li:nth-child(1)", "Your child called at 19:02 — missed")
 	waitText(t, ctx, "#call-log li:nth-child(2)", "You called at 08:15 — answered, 6 min")
+	waitText(t, ctx, "#call-log li:nth-child(2)", "已接通，6分钟")
+	waitText(t, ctx, "#call-log li:nth-child(4)", "answered, under 1 min")
+	waitText(t, ctx, "#call-log li:nth-child(4)", "已接通，不到1分钟")
 	if n := eval[int](t, ctx, `document.querySelectorAll("#call-log li.missed").length`); n != 2 {
 		t.Errorf("%d calls are highlighted as missed, want 2", n)
 	}

@@ -295,6 +295,14 @@ const outcomes = {
   ringing: ['ringing', '响铃中'],
 };
 
+// callLength says how long a call lasted, in whole minutes, as a parent reads
+// a phone bill; a short call is "under 1 min", never rounded up to one.
+function callLength(ms) {
+  const mins = Math.round(ms / 60000);
+  if (!(mins >= 1)) return ['under 1 min', '不到1分钟'];
+  return [`${mins} min`, `${mins}分钟`];
+}
+
 function renderLog(calls) {
   const list = $('call-log');
   list.replaceChildren();
@@ -313,11 +321,13 @@ function renderLog(calls) {
     li.className = `call ${fromChild ? 'in' : 'out'} ${c.outcome}${missed && !c.seen ? ' unseen' : ''}`;
     const o = outcomes[c.outcome] || [c.outcome, ''];
     let text = `${fromChild ? 'Your child called' : 'You called'} ${when(started)} — ${o[0]}`;
+    let zh = o[1];
     if (c.outcome === 'answered' && c.answered_at && c.ended_at) {
-      const mins = Math.max(1, Math.round((new Date(c.ended_at) - new Date(c.answered_at)) / 60000));
-      text += `, ${mins} min`;
+      const [en, zhLen] = callLength(new Date(c.ended_at) - new Date(c.answered_at));
+      text += `, ${en}`;
+      zh += `，${zhLen}`;
     }
-    bilingual(li, text, o[1]);
+    bilingual(li, text, zh);
     list.append(li);
   }
   show($('call-log-empty'), list.children.length === 0);
