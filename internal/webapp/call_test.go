@@ -207,6 +207,7 @@ func TestCallWithPionTerminal(t *testing.T) {
 	}
 	waitState(t, ctx, "ended")
 	waitText(t, ctx, "#ended-detail", "Data used")
+	waitText(t, ctx, "#ended-detail", "已用流量")
 	screenshot(t, ctx, "8-ended")
 }
 

@@ -454,7 +454,18 @@ func TestIncomingCall(t *testing.T) {
 		c.send(protocol.Message{Type: protocol.TypeHangup, CallID: id, Reason: protocol.ReasonCancel})
 		waitState(t, ctx, "ended")
 		waitText(t, ctx, "#ended-title", "Missed call")
+		waitText(t, ctx, "#ended-detail", "Your child hung up before you answered.")
+		waitText(t, ctx, "#ended-detail", "您接听前孩子挂断了")
 		screenshot(t, ctx, "7-missed")
+		waitState(t, ctx, "home")
+	})
+
+	t.Run("the terminal's ring runs out", func(t *testing.T) {
+		id := ring()
+		c.send(protocol.Message{Type: protocol.TypeHangup, CallID: id, Reason: protocol.ReasonNoAnswer})
+		waitText(t, ctx, "#ended-title", "Missed call")
+		waitText(t, ctx, "#ended-detail", "Your child called, but nobody answered in time.")
+		waitText(t, ctx, "#ended-detail", "孩子来电，但没有及时接听")
 		waitState(t, ctx, "home")
 	})
 

@@ -269,7 +269,7 @@ function startParent(cred) {
       const banner = $('banner');
       if (st === 'reconnecting') bilingual(banner, 'No connection — reconnecting…', '网络断开，正在重新连接…');
       show(banner, st === 'reconnecting');
-      if (st !== 'ready' && cur) endCall(null, ['Connection lost', '网络断开'], 'The internet connection dropped.');
+      if (st !== 'ready' && cur) endCall(null, ['Connection lost', '网络断开'], ['The internet connection dropped.', '网络连接中断了。']);
     },
   });
   signal.start();
@@ -370,7 +370,7 @@ async function onParentMessage(m) {
   if (!cur || m.call_id !== cur.id) return; // a stale message of an earlier call
   if ((m.type === 'accept' || m.type === 'offer') && !(await fromTerminal(m))) {
     // Not the terminal (a server in the middle, or a replay): no media to it.
-    if (cur && cur.id === m.call_id) endCall('failed', ['Call failed', '通话失败'], 'The answer did not come from your child\'s terminal.');
+    if (cur && cur.id === m.call_id) endCall('failed', ['Call failed', '通话失败'], ['The answer did not come from your child\'s terminal.', '应答不是来自孩子的终端。']);
     return;
   }
   if (!cur || m.call_id !== cur.id) return; // the call ended while checking
@@ -388,7 +388,7 @@ async function onParentMessage(m) {
       if (hooks.state !== 'call') return;
       cur.rtc.handleOffer(m.sdp).catch((e) => {
         console.error('tuanju: answering the offer failed:', e);
-        endCall('failed', ['Call failed', '通话失败'], 'The video call could not be set up.');
+        endCall('failed', ['Call failed', '通话失败'], ['The video call could not be set up.', '无法建立视频通话。']);
       });
       break;
     case 'candidate':
@@ -434,7 +434,7 @@ function onError(m) {
       busy: ['Busy', '对方忙'],
       not_paired: ['Not paired', '未配对'],
     };
-    endCall(null, texts[m.code] || ['Call failed', '呼叫失败'], m.code === 'busy' ? 'The terminal is already in a call.' : `The server said: ${m.code}.`);
+    endCall(null, texts[m.code] || ['Call failed', '呼叫失败'], m.code === 'busy' ? ['The terminal is already in a call.', '终端正在通话中。'] : [`The server said: ${m.code}.`, `服务器返回：${m.code}。`]);
   }
 }
 
@@ -467,7 +467,7 @@ function startOutgoing() {
   ringer.start('ringback');
   cur.timers.push(setTimeout(() => {
     fail('no_answer');
-    endCall('no_answer', ['No answer', '无人接听'], 'Nobody pressed the button. Try again later.');
+    endCall('no_answer', ['No answer', '无人接听'], ['Nobody pressed the button. Try again later.', '没有人按按钮。请稍后再试。']);
   }, RING_TIMEOUT_MS));
 }
 
@@ -499,7 +499,7 @@ function enterCall() {
   cur.timers.push(setTimeout(() => {
     if (hooks.state === 'call' && !cur.connected) {
       fail('ice_failed');
-      endCall('failed', ['Call failed', '通话失败'], 'Could not connect the video. The network may be too weak.');
+      endCall('failed', ['Call failed', '通话失败'], ['Could not connect the video. The network may be too weak.', '视频无法连接，网络可能太弱。']);
     }
   }, CONNECT_TIMEOUT_MS));
   cur.timers.push(setInterval(updateQuality, 2000));
@@ -526,7 +526,7 @@ function onConnectionState(state) {
     show($('call-status'), true);
   } else if (state === 'failed') {
     fail('ice_failed');
-    endCall('failed', ['Call failed', '通话失败'], 'The connection was lost.');
+    endCall('failed', ['Call failed', '通话失败'], ['The connection was lost.', '连接已断开。']);
   }
 }
 
@@ -546,23 +546,31 @@ async function updateQuality() {
 function onRemoteHangup(reason) {
   const state = hooks.state;
   if (state === 'incoming') {
-    const title = reason === 'answered_elsewhere' ? ['Answered on another device', '已在其他设备接听'] : ['Missed call', '未接来电'];
-    endCall(null, title, reason === 'answered_elsewhere' ? '' : 'Your child hung up before you answered.');
+    // The terminal says why the ring ended: the child let go (cancel), the
+    // ring ran out (no_answer), or the terminal dropped off the network.
+    const texts = {
+      answered_elsewhere: [['Answered on another device', '已在其他设备接听'], ''],
+      cancel: [['Missed call', '未接来电'], ['Your child hung up before you answered.', '您接听前孩子挂断了。']],
+      no_answer: [['Missed call', '未接来电'], ['Your child called, but nobody answered in time.', '孩子来电，但没有及时接听。']],
+      peer_left: [['Missed call', '未接来电'], ["Your child's terminal went offline.", '孩子的终端已离线。']],
+    };
+    const [title, detail] = texts[reason] || [['Missed call', '未接来电'], ''];
+    endCall(null, title, detail);
     return;
   }
   if (state === 'outgoing') {
     const texts = {
-      unavailable: [["Your child's terminal is offline", '终端不在线'], 'It may be switched off or have no internet.'],
+      unavailable: [["Your child's terminal is offline", '终端不在线'], ['It may be switched off or have no internet.', '它可能已关机或没有网络。']],
       decline: [['Call declined', '对方已拒绝'], ''],
-      busy: [['Busy', '对方忙'], 'The terminal is already in a call.'],
-      no_answer: [['No answer', '无人接听'], 'Nobody pressed the button. Try again later.'],
+      busy: [['Busy', '对方忙'], ['The terminal is already in a call.', '终端正在通话中。']],
+      no_answer: [['No answer', '无人接听'], ['Nobody pressed the button. Try again later.', '没有人按按钮。请稍后再试。']],
     };
     const [title, detail] = texts[reason] || [['No answer', '无人接听'], ''];
     endCall(null, title, detail);
     return;
   }
   if (reason === 'failed' || reason === 'peer_left') {
-    endCall(null, ['Call ended', '通话结束'], reason === 'failed' ? 'The connection was lost.' : 'The terminal went offline.');
+    endCall(null, ['Call ended', '通话结束'], reason === 'failed' ? ['The connection was lost.', '连接已断开。'] : ['The terminal went offline.', '终端已离线。']);
     return;
   }
   endCall(null, ['Call ended', '通话结束'], '');
@@ -571,7 +579,8 @@ function onRemoteHangup(reason) {
 /**
  * endCall ends the current call: it sends hangup with `reason` unless that is
  * null (the other side or the server already ended it), releases camera and
- * connection, and shows the ended screen before going back home.
+ * connection, and shows the ended screen before going back home. title and
+ * detail are [English, Chinese] pairs; detail may be ''.
  */
 async function endCall(reason, title, detail) {
   const c = cur;
@@ -598,9 +607,12 @@ async function endCall(reason, title, detail) {
     return;
   }
   bilingual($('ended-title'), title[0], title[1]);
-  let d = detail || '';
-  if (c.rtc && lastStats && lastStats.dataBytes > 0) d += `${d ? ' ' : ''}Data used: ${dataUsed(lastStats.dataBytes)}.`;
-  $('ended-detail').textContent = d;
+  let [en, zh] = detail || ['', ''];
+  if (c.rtc && lastStats && lastStats.dataBytes > 0) {
+    en += `${en ? ' ' : ''}Data used: ${dataUsed(lastStats.dataBytes)}.`;
+    zh += `已用流量：${dataUsed(lastStats.dataBytes)}。`;
+  }
+  bilingual($('ended-detail'), en, zh);
   setState('ended');
   clearTimeout(endedTimer);
   endedTimer = setTimeout(toHome, ENDED_SCREEN_MS);
