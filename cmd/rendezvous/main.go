@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -59,6 +60,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		listen     = fs.String("listen", opts.cfg.Listen, "HTTP listen `address`")
 		dataDir    = fs.String("data", opts.cfg.DataDir, "data `directory` (bbolt registry, TURN secret)")
 		publicURL  = fs.String("public-url", "", "public base `URL` phones use (https://...); its host is an allowed origin")
+		tlsCert    = fs.String("tls-cert", "", "TLS certificate `file` (PEM, chain after the leaf): serve https and wss; picked up again when renewed")
+		tlsKey     = fs.String("tls-key", "", "TLS private key `file` (PEM) for -tls-cert")
 		origins    = fs.String("allowed-origins", "", "extra allowed WebSocket origin host `patterns`, comma separated")
 		turnListen = fs.String("turn-listen", opts.cfg.TURN.Listen, "TURN UDP listen `address` (empty disables TURN)")
 		turnIP     = fs.String("turn-public-ip", opts.cfg.TURN.PublicIP, "TURN public/relay `IP`")
@@ -89,6 +92,10 @@ func parse(args []string, stderr io.Writer) (options, error) {
 			opts.cfg.DataDir = *dataDir
 		case "public-url":
 			opts.cfg.PublicURL = *publicURL
+		case "tls-cert":
+			opts.cfg.TLSCertFile = *tlsCert
+		case "tls-key":
+			opts.cfg.TLSKeyFile = *tlsKey
 		case "allowed-origins":
 			opts.cfg.AllowedOrigins = splitList(*origins)
 		case "turn-listen":
@@ -175,7 +182,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn),
 	}
 	srv.ConfigureHTTP(hs) // header timeout, idle timeout, header size
-	fmt.Fprintf(stdout, "rendezvous listening on http://%s/\n", ln.Addr())
+	scheme := "http"
+	if tc := srv.TLSConfig(); tc != nil {
+		hs.TLSConfig = tc
+		ln = tls.NewListener(ln, tc)
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "rendezvous listening on %s://%s/\n", scheme, ln.Addr())
 	if opts.cfg.PublicURL != "" {
 		fmt.Fprintf(stdout, "public URL %s\n", opts.cfg.PublicURL)
 	}

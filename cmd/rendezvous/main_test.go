@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"io"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tuanju/tuanju/internal/certreload/certtest"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 )
@@ -62,50 +64,107 @@ func TestParseRejects(t *testing.T) {
 	}
 }
 
-// TestRun starts the binary's run on loopback, checks it serves, and shuts
-// it down by cancelling the context (what Ctrl-C does).
+// TestRun starts the binary's run on loopback, checks it serves (plain http,
+// and https from certificate files), and shuts it down by cancelling the
+// context (what Ctrl-C does).
 func TestRun(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-turn-listen", "127.0.0.1:0", "-data", t.TempDir(), "-log-format", "json", "-device-ca", rendezvoustest.TestCAFile(t)}, pw, io.Discard)
-		pw.Close()
-	}()
-	line := make(chan string, 1)
-	go func() {
-		s := bufio.NewScanner(pr)
-		for s.Scan() {
-			if strings.HasPrefix(s.Text(), "rendezvous listening on ") {
-				line <- strings.TrimPrefix(s.Text(), "rendezvous listening on ")
+	ca := certtest.NewCA(t)
+	leaf := ca.Issue(t, t.TempDir(), "server", 7, "127.0.0.1")
+	tlsClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		scheme string
+		client *http.Client
+	}{
+		{"http", nil, "http://", http.DefaultClient},
+		{"https", []string{"-tls-cert", leaf.CertFile, "-tls-key", leaf.KeyFile}, "https://", tlsClient},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			pr, pw := io.Pipe()
+			done := make(chan error, 1)
+			args := append([]string{"-listen", "127.0.0.1:0", "-turn-listen", "127.0.0.1:0", "-data", t.TempDir(), "-log-format", "json", "-device-ca", rendezvoustest.TestCAFile(t)}, tc.args...)
+			go func() {
+				done <- run(ctx, args, pw, io.Discard)
+				pw.Close()
+			}()
+			line := make(chan string, 1)
+			go func() {
+				s := bufio.NewScanner(pr)
+				for s.Scan() {
+					if strings.HasPrefix(s.Text(), "rendezvous listening on ") {
+						line <- strings.TrimPrefix(s.Text(), "rendezvous listening on ")
+					}
+				}
+			}()
+			var base string
+			select {
+			case base = <-line:
+			case err := <-done:
+				t.Fatalf("run ended early: %v", err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("run did not print its URL")
 			}
+			if !strings.HasPrefix(base, tc.scheme) {
+				t.Fatalf("listening on %s, want %s", base, tc.scheme)
+			}
+			resp, err := tc.client.Get(base + "healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("healthz = %d", resp.StatusCode)
+			}
+			if tc.scheme == "https://" {
+				if resp.TLS == nil || resp.TLS.PeerCertificates[0].SerialNumber.Int64() != leaf.Serial {
+					t.Fatalf("served over %+v, want the configured certificate", resp.TLS)
+				}
+				// Plain http to the TLS port gets nothing of the app.
+				plain, err := http.Get("http://" + strings.TrimPrefix(base, "https://") + "healthz")
+				if err == nil {
+					plain.Body.Close()
+					if plain.StatusCode == http.StatusOK {
+						t.Fatal("the TLS port answered plain http")
+					}
+				}
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("run after shutdown: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("run did not shut down")
+			}
+		})
+	}
+}
+
+// TestRunRefusesBadTLS: a certificate that does not load stops the server at
+// start, saying which file.
+func TestRunRefusesBadTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := certtest.NewCA(t)
+	a := ca.Issue(t, dir, "a", 1, "127.0.0.1")
+	b := ca.Issue(t, dir, "b", 2, "127.0.0.1")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"key without certificate", []string{"-tls-key", a.KeyFile}, "set both or neither"},
+		{"mismatched key", []string{"-tls-cert", a.CertFile, "-tls-key", b.KeyFile}, "tls_cert_file"},
+		{"missing file", []string{"-tls-cert", dir + "/none.pem", "-tls-key", a.KeyFile}, "none.pem"},
+	} {
+		args := append([]string{"-listen", "127.0.0.1:0", "-turn-listen", "", "-data", t.TempDir(), "-device-ca", rendezvoustest.TestCAFile(t)}, tc.args...)
+		err := run(t.Context(), args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: run = %v, want an error mentioning %q", tc.name, err, tc.want)
 		}
-	}()
-	var base string
-	select {
-	case base = <-line:
-	case err := <-done:
-		t.Fatalf("run ended early: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not print its URL")
-	}
-	resp, err := http.Get(base + "healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("healthz = %d", resp.StatusCode)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run after shutdown: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not shut down")
 	}
 }
 

@@ -21,7 +21,10 @@ import (
 // flags. Unknown keys in the file are an error: a typo must not silently fall
 // back to a default on a unit in the field.
 type config struct {
-	ServerURL    string        `toml:"server_url"`
+	ServerURL string `toml:"server_url"`
+	// ServerCAFile (PEM) replaces the system's CAs for a wss:// server_url:
+	// for a programme whose server has a certificate from its own CA.
+	ServerCAFile string        `toml:"server_ca_file"`
 	PublicURL    string        `toml:"public_url"`
 	StateFile    string        `toml:"state_file"`
 	Board        string        `toml:"board"` // "sim" or "gpio"

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	if tcfg.AutoAnswer, err = cfg.AutoAnswer.terminal(); err != nil {
 		return err
+	}
+	if cfg.ServerCAFile != "" {
+		if tcfg.ServerRoots, err = loadCAs(cfg.ServerCAFile); err != nil {
+			return err
+		}
 	}
 
 	var term atomic.Pointer[terminal.Terminal]
@@ -224,4 +230,17 @@ func startPanel(addr string, sim *simboard.Board, t *terminal.Terminal, log *slo
 		}
 	}()
 	return srv, ln.Addr().String(), nil
+}
+
+// loadCAs reads the PEM certificates a wss:// server must chain to.
+func loadCAs(path string) (*x509.CertPool, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("terminald: server_ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(raw) {
+		return nil, fmt.Errorf("terminald: server_ca_file %s: no PEM certificate in it", path)
+	}
+	return pool, nil
 }

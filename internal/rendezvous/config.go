@@ -25,6 +25,13 @@ type Config struct {
 	// TrustForwardedFor takes the client IP (for rate limits) from the last
 	// X-Forwarded-For entry. Only set it behind a reverse proxy that sets it.
 	TrustForwardedFor bool `toml:"trust_forwarded_for"`
+	// TLSCertFile and TLSKeyFile (PEM; the certificate file may hold the
+	// chain) make the server speak https and wss itself, with no proxy in
+	// front. Phones need it: WebCrypto, the camera and the service worker
+	// work only on a secure origin. Renewed files are picked up without a
+	// restart (internal/certreload).
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
 
 	// DeviceCAFiles are the program CA certificates (PEM) a terminal's
 	// device certificate must chain to (docs/provisioning-keys.md). Several:
@@ -123,6 +130,9 @@ func (c Config) Validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return bad("public_url %q is not an http(s) URL", c.PublicURL)
 		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return bad("tls_cert_file and tls_key_file go together: set both or neither")
 	}
 	if err := checkSecurityContact(c.SecurityContact); err != nil {
 		return bad("%v", err)

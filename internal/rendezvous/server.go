@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -28,6 +29,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/tuanju/tuanju/internal/certreload"
 	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/webapp"
 )
@@ -47,6 +49,7 @@ type Server struct {
 	now        func() time.Time
 	admission  *admission // connections before login (admission.go)
 	logins     *limiter   // logins per terminal and per parent
+	tls        *tls.Config
 
 	wg        sync.WaitGroup // live WebSocket handlers
 	mu        sync.Mutex
@@ -74,6 +77,22 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		admission: newAdmission(cfg.Limits), logins: newRateLimiter(cfg.Limits.LoginsPerIdentity)}
 	if s.deviceCAs, err = loadDeviceCAs(cfg.DeviceCAFiles, log); err != nil {
 		return nil, err
+	}
+	if cfg.TLSCertFile != "" {
+		certs, err := certreload.New(cfg.TLSCertFile, cfg.TLSKeyFile, log)
+		if err != nil {
+			return nil, fmt.Errorf("rendezvous: tls_cert_file: %w", err)
+		}
+		s.tls = &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: certs.GetCertificate,
+			// HTTP/1.1 only: browsers then open the signalling WebSocket
+			// the one way the server takes it (an Upgrade), never over
+			// HTTP/2's extended CONNECT.
+			NextProtos: []string{"http/1.1"},
+		}
+	} else if u, err := url.Parse(cfg.PublicURL); err == nil && u.Scheme == "https" && !cfg.TrustForwardedFor {
+		log.Warn("public_url is https but this server speaks plain http: set tls_cert_file and tls_key_file, or put a TLS proxy in front (and set trust_forwarded_for)")
 	}
 	if len(cfg.SecurityContact) == 0 {
 		log.Warn("no security_contact configured: publish where to report a vulnerability (/.well-known/security.txt)")
@@ -105,6 +124,15 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 }
 
 func slicesClone(in []string) []string { return append([]string(nil), in...) }
+
+// TLSConfig is what the HTTP listener must serve with (tls_cert_file and
+// tls_key_file), or nil when the server speaks plain http.
+func (s *Server) TLSConfig() *tls.Config {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.Clone()
+}
 
 // Handler serves GET /ws (signalling), GET /healthz and the parent's web app
 // at /.

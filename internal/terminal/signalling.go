@@ -3,9 +3,12 @@ package terminal
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 
@@ -29,10 +32,18 @@ type conn struct {
 }
 
 // dial connects and logs in: challenge → signed hello → welcome.
-func dial(ctx context.Context, url string, key *ecdsa.PrivateKey, cert []byte, version string, log *slog.Logger) (*conn, error) {
+// roots, when not nil, replace the system's CAs for a wss:// server.
+func dial(ctx context.Context, url string, roots *x509.CertPool, key *ecdsa.PrivateKey, cert []byte, version string, log *slog.Logger) (*conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
+	opts := &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}}
+	if roots != nil {
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{
+			Proxy:           http.ProxyFromEnvironment,
+			TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		}}
+	}
+	ws, _, err := websocket.Dial(dctx, url, opts)
 	if err != nil {
 		return nil, fmt.Errorf("terminal: dial %s: %w", url, err)
 	}

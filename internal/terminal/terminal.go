@@ -32,6 +32,9 @@ import (
 type Config struct {
 	// ServerURL is the rendezvous server's signalling endpoint, ws(s)://host/ws.
 	ServerURL string
+	// ServerRoots, when set, are the only CAs a wss:// server's certificate
+	// may chain to (a programme running its own CA); nil uses the system's.
+	ServerRoots *x509.CertPool
 	// PublicURL is the server's address as a parent's phone sees it; the
 	// pairing URL starts with it.
 	PublicURL string
@@ -397,7 +400,7 @@ func (t *Terminal) post(ctx context.Context, ev any) {
 func (t *Terminal) connectLoop(ctx context.Context) {
 	b := backoff{min: t.cfg.MinBackoff, max: t.cfg.MaxBackoff}
 	for ctx.Err() == nil {
-		c, err := dial(ctx, t.cfg.ServerURL, t.key, t.cert, t.cfg.Version, t.log)
+		c, err := dial(ctx, t.cfg.ServerURL, t.cfg.ServerRoots, t.key, t.cert, t.cfg.Version, t.log)
 		if err != nil {
 			wait := b.next()
 			t.refused.Store(errors.Is(err, ErrAuthFailed))
