@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/certreload/certtest"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -185,5 +186,26 @@ func TestConfigBoardProfile(t *testing.T) {
 				t.Errorf("pins = %+v, want button %q pull %q LEDs %v", cfg.Pins, tt.wantButton, tt.wantPull, tt.wantLEDs)
 			}
 		})
+	}
+}
+
+func TestLoadCAs(t *testing.T) {
+	dir := t.TempDir()
+	good := certtest.NewCA(t).WriteCA(t, dir)
+	notPEM := filepath.Join(dir, "not.pem")
+	os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600)
+	for _, tc := range []struct {
+		name, path, want string
+	}{
+		{"missing", filepath.Join(dir, "none.pem"), "none.pem"},
+		{"not PEM", notPEM, "no PEM certificate"},
+	} {
+		if _, err := loadCAs(tc.path); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to mention %q", tc.name, err, tc.want)
+		}
+	}
+	pool, err := loadCAs(good)
+	if err != nil || pool == nil {
+		t.Fatalf("loadCAs(a CA file) = %v, %v", pool, err)
 	}
 }

@@ -61,7 +61,10 @@ func Path() string {
 //
 // Without Chromium the test is skipped, unless TUANJU_REQUIRE_BROWSER=1, which
 // CI sets so that a missing browser fails instead of passing silently.
-func Launch(ctx context.Context, t testing.TB) (context.Context, context.CancelFunc) {
+//
+// extra are more allocator options, e.g. a flag that trusts a test server's
+// certificate.
+func Launch(ctx context.Context, t testing.TB, extra ...chromedp.ExecAllocatorOption) (context.Context, context.CancelFunc) {
 	t.Helper()
 	bin := Path()
 	if bin == "" {
@@ -80,6 +83,7 @@ func Launch(ctx context.Context, t testing.TB) (context.Context, context.CancelF
 	for _, f := range Flags {
 		opts = append(opts, chromedp.Flag(f, true))
 	}
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
 

@@ -3,12 +3,14 @@ package e2e
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/browsertest"
+	"github.com/tuanju/tuanju/internal/certreload/certtest"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
@@ -103,12 +105,58 @@ func TestBrowserRingsChildThroughTURN(t *testing.T) {
 	r.waitPattern(device.Ready, "terminal ready after the parent hung up")
 }
 
+// TestBrowserOverTLS: the server speaks https and wss itself, from
+// certificate files (tls_cert_file), as a deployment without a proxy does.
+// The terminal trusts only the programme's CA (server_ca_file); Chromium
+// trusts the server's key. The page must be a secure context (WebCrypto,
+// camera and service worker need one), pair, and carry a call.
+func TestBrowserOverTLS(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ca := certtest.NewCA(t)
+	leaf := ca.Issue(t, t.TempDir(), "server", 1, "127.0.0.1")
+	srv := rendezvoustest.NewServer(t, func(c *rendezvous.Config) { c.TLSCertFile, c.TLSKeyFile = leaf.CertFile, leaf.KeyFile })
+	if !strings.HasPrefix(srv.URL, "https://") || !strings.HasPrefix(srv.WSURL, "wss://") {
+		t.Fatalf("server at %s and %s, want https and wss", srv.URL, srv.WSURL)
+	}
+	r := startTerminal(t, ctx, srv, terminalOpts{serverRoots: ca.Pool()})
+	if !strings.HasPrefix(r.term.PairingURL(), "https://") {
+		t.Fatalf("pairing URL %s is not https", r.term.PairingURL())
+	}
+	page := pairBrowser(t, r, chromedp.Flag("ignore-certificate-errors-spki-list", leaf.SPKIHash))
+	secure, err := chromedp.Run(page, chromedp.Evaluate[bool](`window.isSecureContext && location.protocol === 'https:' && !!crypto.subtle`))
+	if err != nil || !secure {
+		t.Fatalf("page is not a secure https context (%v)", err)
+	}
+	eventually(t, step, "the page's service worker controls it", func() bool {
+		ok, err := chromedp.Run(page, chromedp.Evaluate[bool](`navigator.serviceWorker.getRegistration().then((r) => !!(r && r.active))`, chromedp.EvalAwaitPromise))
+		return err == nil && ok
+	})
+
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitStateFor(page, "incoming", step); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#answer"))); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, mediaWait, "page decodes the terminal's video", func() bool {
+		st, err := browsertest.Stats(page)
+		return err == nil && st.Video.FramesDecoded >= minFrames
+	})
+	eventually(t, mediaWait, "terminal decodes the page's video", func() bool {
+		return r.term.Status().Received.VideoFramesDecoded >= 30
+	})
+}
+
 // pairBrowser starts Chromium as the parent's phone and pairs it the way a
 // parent does: open the label's link, press the terminal's button when its
 // lights ask. It returns the page once both sides see each other online.
-func pairBrowser(t *testing.T, r *rig) context.Context {
+func pairBrowser(t *testing.T, r *rig, opts ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
-	page, cancel := browsertest.Launch(r.ctx, t)
+	page, cancel := browsertest.Launch(r.ctx, t, opts...)
 	t.Cleanup(cancel)
 	if _, err := chromedp.Run(page, chromedp.Navigate(r.term.PairingURL())); err != nil {
 		t.Fatal(err)

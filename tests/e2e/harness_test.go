@@ -8,6 +8,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -70,11 +71,13 @@ func newRigProfile(t testing.TB, configure func(*rendezvous.Config), p media.Pro
 
 // terminalOpts vary the terminal a test starts; zero values are the defaults.
 type terminalOpts struct {
-	wsURL     string // default: the server's
-	statePath string // default: a fresh file
-	profile   media.Profile
-	button    device.ButtonOpts
-	watchdog  interface{ Pet() error }
+	wsURL string // default: the server's
+	// serverRoots: the CAs a wss:// server must chain to (nil: the system's).
+	serverRoots *x509.CertPool
+	statePath   string // default: a fresh file
+	profile     media.Profile
+	button      device.ButtonOpts
+	watchdog    interface{ Pet() error }
 	// speaker wraps the board's speaker; openCapture replaces media.Open.
 	speaker     func(terminal.Speaker) terminal.Speaker
 	openCapture func(context.Context, media.CaptureConfig) (*media.Capture, error)
@@ -117,7 +120,7 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 		speaker = o.speaker(board)
 	}
 	term, err := terminal.New(terminal.Config{
-		ServerURL: o.wsURL, PublicURL: srv.URL,
+		ServerURL: o.wsURL, PublicURL: srv.URL, ServerRoots: o.serverRoots,
 		Capture: media.CaptureConfig{Profile: o.profile, Camera: media.SourceSynthetic,
 			Microphone: media.SourceSynthetic, SyntheticSocket: o.cameraSocket, Log: log},
 		LoopbackOnly: true, ICE: o.ice, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,

@@ -2,6 +2,7 @@ package rendezvoustest
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"log/slog"
 	"net/http/httptest"
@@ -62,8 +63,18 @@ func NewServer(t testing.TB, configure func(*rendezvous.Config)) *Server {
 	}
 	hs := httptest.NewUnstartedServer(srv.Handler())
 	srv.ConfigureHTTP(hs.Config)
-	hs.Start()
-	s := &Server{Server: srv, Config: cfg, HTTP: hs, URL: hs.URL, WSURL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"}
+	url := ""
+	if tc := srv.TLSConfig(); tc != nil {
+		// The server's own TLS (tls_cert_file), as cmd/rendezvous serves
+		// it, not httptest's certificate.
+		hs.Listener = tls.NewListener(hs.Listener, tc)
+		hs.Start()
+		url = "https://" + hs.Listener.Addr().String()
+	} else {
+		hs.Start()
+		url = hs.URL
+	}
+	s := &Server{Server: srv, Config: cfg, HTTP: hs, URL: url, WSURL: "ws" + strings.TrimPrefix(url, "http") + "/ws"}
 	t.Cleanup(func() { s.Close() })
 	return s
 }
