@@ -432,6 +432,8 @@ func TestCameraSocket(t *testing.T) {
 func TestPanelClickInBrowser(t *testing.T) {
 	opts := testButton
 	opts.Debounce = device.DefaultDebounce
+	// Room for a slow machine between the panel's hold and release.
+	opts.LongPress, opts.VeryLongPress, opts.StuckAfter = 2*time.Second, 10*time.Second, 20*time.Second
 	b, srv := newBoard(t, simboard.Options{Button: opts})
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

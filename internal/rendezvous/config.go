@@ -39,6 +39,11 @@ type Config struct {
 	// Required: a server that trusted any terminal key would make a device ID
 	// worth something again.
 	DeviceCAFiles []string `toml:"device_ca_files"`
+	// RevokedDevicesFile is the deny list of terminals (revoked.go): device
+	// IDs, one per line, refused at login and dropped when added. Changes
+	// are picked up every RevocationCheckInterval.
+	RevokedDevicesFile      string        `toml:"revoked_devices_file"`
+	RevocationCheckInterval time.Duration `toml:"revocation_check_interval"`
 
 	// SecurityContact is where to report a vulnerability (mailto: or
 	// https: URIs), published at /.well-known/security.txt (RFC 9116).
@@ -107,6 +112,7 @@ func DefaultConfig() Config {
 		PairRequestsPerMinutePerDevice: 5,
 		PairRequestsPerMinutePerIP:     5,
 		HelloTimeout:                   10 * time.Second,
+		RevocationCheckInterval:        DefaultRevocationCheck,
 		RingTimeout:                    60 * time.Second,
 		PairTimeout:                    90 * time.Second,
 		PingInterval:                   20 * time.Second,
@@ -146,6 +152,7 @@ func (c Config) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"hello_timeout": c.HelloTimeout, "ring_timeout": c.RingTimeout, "pair_timeout": c.PairTimeout,
 		"ping_interval": c.PingInterval, "pong_timeout": c.PongTimeout, "write_timeout": c.WriteTimeout,
+		"revocation_check_interval": c.RevocationCheckInterval,
 	} {
 		if d <= 0 {
 			return bad("%s must be positive", name)

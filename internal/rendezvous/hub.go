@@ -161,7 +161,29 @@ func (h *hub) join(s *session) bool {
 	}
 }
 
+// dropRevoked disconnects a unit that was just put on the deny list: its
+// calls end, its parents see it offline, and the unit is told why.
+func (h *hub) dropRevoked(deviceID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.terminals[deviceID]
+	if s == nil {
+		return
+	}
+	s.log.Warn("revoked: disconnecting")
+	h.leaveTerminal(s, true)
+	s.sendError(protocol.ErrCodeAuthFailed, "this unit has been revoked", protocol.Message{})
+	s.closeWith(CloseAuthFailed, "revoked")
+}
+
 func (h *hub) joinTerminal(s *session) bool {
+	// Checked again here, under the hub's lock, for a unit revoked between
+	// its login and this join: dropRevoked, which takes the same lock, has
+	// either seen it joined or it sees the new list now.
+	if _, revoked := h.srv.revoked.revoked(s.deviceID); revoked {
+		s.sendError(protocol.ErrCodeAuthFailed, "this unit has been revoked", protocol.Message{Type: protocol.TypeHello})
+		return false
+	}
 	parentID, err := h.store.ParentOf(s.deviceID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		s.log.Error("look up pairing", "err", err)

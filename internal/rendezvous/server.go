@@ -50,6 +50,8 @@ type Server struct {
 	admission  *admission // connections before login (admission.go)
 	logins     *limiter   // logins per terminal and per parent
 	tls        *tls.Config
+	revoked    *revocations  // nil without revoked_devices_file
+	stop       chan struct{} // closed by Close: background loops end
 
 	wg        sync.WaitGroup // live WebSocket handlers
 	mu        sync.Mutex
@@ -94,6 +96,12 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	} else if u, err := url.Parse(cfg.PublicURL); err == nil && u.Scheme == "https" && !cfg.TrustForwardedFor {
 		log.Warn("public_url is https but this server speaks plain http: set tls_cert_file and tls_key_file, or put a TLS proxy in front (and set trust_forwarded_for)")
 	}
+	if cfg.RevokedDevicesFile != "" {
+		if s.revoked, err = loadRevocations(cfg.RevokedDevicesFile); err != nil {
+			return nil, err
+		}
+		log.Info("revoked devices", "file", cfg.RevokedDevicesFile, "devices", s.revoked.count())
+	}
 	if len(cfg.SecurityContact) == 0 {
 		log.Warn("no security_contact configured: publish where to report a vulnerability (/.well-known/security.txt)")
 	}
@@ -120,6 +128,10 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	s.hub = newHub(s)
+	s.stop = make(chan struct{})
+	if s.revoked != nil {
+		go s.watchRevocations(cfg.RevocationCheckInterval, s.stop)
+	}
 	return s, nil
 }
 
@@ -180,6 +192,7 @@ func (s *Server) Close() error {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
+		close(s.stop)
 		s.hub.closeAll()
 		done := make(chan struct{})
 		go func() { s.wg.Wait(); close(done) }()
@@ -332,6 +345,10 @@ func (s *Server) login(sess *session) bool {
 		der, err := protocol.VerifyLogin(m, nonce)
 		if err != nil {
 			return fail(err.Error(), m)
+		}
+		if reason, revoked := s.revoked.revoked(m.DeviceID); revoked {
+			sess.log.Warn("revoked unit tried to log in", "device", m.DeviceID, "reason", reason)
+			return fail("this unit has been revoked", m)
 		}
 		if !s.loginAllowed(sess, "terminal:"+m.DeviceID, m) {
 			return false

@@ -1,0 +1,146 @@
+package rendezvous
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tuanju/tuanju/internal/protocol"
+)
+
+// DefaultRevocationCheck is how often the revoked-devices file is looked at
+// for changes.
+const DefaultRevocationCheck = 10 * time.Second
+
+// revocations is the programme's deny list of terminals (revoked_devices_file):
+// a stolen, lost or retired unit, named by its device ID, which is the hash of
+// its key, so the entry blocks exactly that key whatever certificate it
+// shows. The file is one device ID per line, optionally followed by a reason;
+// '#' starts a comment:
+//
+//	# stolen from Xinhe primary school, 2026-11-20
+//	abcdefghijklmnopqrstuvwxyz  stolen
+//
+// The server reads it at start (a malformed file stops it) and again when it
+// changes (a malformed change is logged and the list in use stays), and drops
+// a newly revoked unit that is online.
+type revocations struct {
+	path string
+
+	mu    sync.Mutex // reload
+	stamp fileStamp
+	ids   atomic.Pointer[map[string]string] // device ID → reason
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+}
+
+func loadRevocations(path string) (*revocations, error) {
+	r := &revocations{path: path}
+	if _, _, err := r.reload(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// revoked reports whether a device is on the list, and why.
+func (r *revocations) revoked(deviceID string) (reason string, ok bool) {
+	if r == nil {
+		return "", false
+	}
+	reason, ok = (*r.ids.Load())[deviceID]
+	return reason, ok
+}
+
+// count is how many devices are on the list.
+func (r *revocations) count() int { return len(*r.ids.Load()) }
+
+// reload reads the file again if it changed since the last read and returns
+// the device IDs that are newly on it. On error the list in use stays.
+func (r *revocations) reload() (added []string, changed bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fi, err := os.Stat(r.path)
+	if err != nil {
+		return nil, false, fmt.Errorf("rendezvous: revoked_devices_file: %w", err)
+	}
+	stamp := fileStamp{fi.ModTime(), fi.Size()}
+	old := r.ids.Load()
+	if old != nil && stamp == r.stamp {
+		return nil, false, nil
+	}
+	raw, err := os.ReadFile(r.path)
+	if err != nil {
+		return nil, false, fmt.Errorf("rendezvous: revoked_devices_file: %w", err)
+	}
+	ids, err := parseRevocations(raw)
+	if err != nil {
+		return nil, false, fmt.Errorf("rendezvous: revoked_devices_file %s: %w", r.path, err)
+	}
+	for id := range ids {
+		if old == nil {
+			break
+		}
+		if _, was := (*old)[id]; !was {
+			added = append(added, id)
+		}
+	}
+	r.ids.Store(&ids)
+	r.stamp = stamp
+	return added, true, nil
+}
+
+// parseRevocations reads the list; any line that is not a comment, blank or
+// a device ID (optionally followed by a reason) is an error naming the line,
+// so a mistyped ID never silently fails to block a stolen unit.
+func parseRevocations(raw []byte) (map[string]string, error) {
+	ids := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for n := 1; sc.Scan(); n++ {
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		if !protocol.ValidID(fields[0]) {
+			return nil, fmt.Errorf("line %d: %q is not a device ID (26 characters a-z, 2-7)", n, fields[0])
+		}
+		ids[fields[0]] = strings.Join(fields[1:], " ")
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// watchRevocations reloads the list every interval until the server closes,
+// and drops every newly revoked unit that is online.
+func (s *Server) watchRevocations(every time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		added, changed, err := s.revoked.reload()
+		if err != nil {
+			s.log.Error("revoked devices: keeping the list in use", "err", err)
+			continue
+		}
+		if changed {
+			s.log.Info("revoked devices reloaded", "devices", s.revoked.count(), "new", len(added))
+		}
+		for _, id := range added {
+			s.hub.dropRevoked(id)
+		}
+	}
+}
