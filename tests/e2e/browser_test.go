@@ -132,7 +132,13 @@ func TestBrowserOverTLS(t *testing.T) {
 		ok, err := chromedp.Run(page, chromedp.Evaluate[bool](`navigator.serviceWorker.getRegistration().then((r) => !!(r && r.active))`, chromedp.EvalAwaitPromise))
 		return err == nil && ok
 	})
+	answerChildsCall(t, r, page, "over TLS signalling")
+}
 
+// answerChildsCall has the child press the button and the page answer, then
+// waits until each side decodes the other's video; over names the path.
+func answerChildsCall(t *testing.T, r *rig, page context.Context, over string) {
+	t.Helper()
 	if err := r.board.Press(r.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -142,11 +148,11 @@ func TestBrowserOverTLS(t *testing.T) {
 	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#answer"))); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, mediaWait, "page decodes the terminal's video", func() bool {
+	eventually(t, mediaWait, "page decodes the terminal's video "+over, func() bool {
 		st, err := browsertest.Stats(page)
 		return err == nil && st.Video.FramesDecoded >= minFrames
 	})
-	eventually(t, mediaWait, "terminal decodes the page's video", func() bool {
+	eventually(t, mediaWait, "terminal decodes the page's video "+over, func() bool {
 		return r.term.Status().Received.VideoFramesDecoded >= 30
 	})
 }
@@ -190,23 +196,7 @@ func TestBrowserICEOverTCPOnOnePort(t *testing.T) {
 	srv := rendezvoustest.NewServer(t, func(c *rendezvous.Config) { c.TURN.Listen = "" })
 	r := startTerminal(t, ctx, srv, terminalOpts{ice: terminal.ICEConfig{Port: freeTCPPort(t), Networks: []string{"tcp4"}}})
 	page := pairBrowser(t, r)
-
-	if err := r.board.Press(r.ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := browsertest.WaitStateFor(page, "incoming", step); err != nil {
-		t.Fatal(err)
-	}
-	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#answer"))); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, mediaWait, "page decodes the terminal's video over ICE-TCP", func() bool {
-		st, err := browsertest.Stats(page)
-		return err == nil && st.Video.FramesDecoded >= minFrames
-	})
-	eventually(t, mediaWait, "terminal decodes the page's video over ICE-TCP", func() bool {
-		return r.term.Status().Received.VideoFramesDecoded >= 30
-	})
+	answerChildsCall(t, r, page, "over ICE-TCP")
 	rx := r.term.Status().Received
 	t.Logf("terminal: %d frames decoded (%d key), %d undecodable", rx.VideoFramesDecoded, rx.VideoKeyFrames, rx.VideoDecodeErrors)
 }
