@@ -84,6 +84,14 @@ func (r *revocations) reload() (added []string, changed bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("rendezvous: revoked_devices_file %s: %w", r.path, err)
 	}
+	// Written to in place while we read it: what we read may be half an
+	// edit that happens to parse (a shorter list would let a revoked unit
+	// in). Keep the list in use and read it again at the next check.
+	if fi, err := os.Stat(r.path); err != nil || (fileStamp{fi.ModTime(), fi.Size()}) != stamp {
+		if old != nil {
+			return nil, false, nil
+		}
+	}
 	for id := range ids {
 		if old == nil {
 			break

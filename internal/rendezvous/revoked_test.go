@@ -23,11 +23,15 @@ func TestRevokedDevices(t *testing.T) {
 	stolen, stolenID := rt.NewKey()
 	write := func(content string) {
 		t.Helper()
-		check(t, os.WriteFile(list, []byte(content), 0o644))
+		// As docs/provisioning-keys.md says to: a new file renamed over the
+		// old, so the server never reads half an edit.
+		tmp := list + ".new"
+		check(t, os.WriteFile(tmp, []byte(content), 0o644))
 		// A rewrite within the filesystem's time granularity must still
 		// count as a change: move the time on.
 		later := time.Now().Add(time.Duration(len(content)) * time.Second)
-		check(t, os.Chtimes(list, later, later))
+		check(t, os.Chtimes(tmp, later, later))
+		check(t, os.Rename(tmp, list))
 	}
 	write("# units reported stolen\n" + stolenID + "  stolen from the school office\n")
 	srv := rt.NewServer(t, func(c *rendezvous.Config) {
