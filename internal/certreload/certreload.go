@@ -10,9 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
+
+	"github.com/tuanju/tuanju/internal/filestamp"
 )
 
 // CheckEvery is how often the files are looked at again, at most: a
@@ -28,13 +29,8 @@ type Reloader struct {
 
 	mu        sync.Mutex
 	cert      *tls.Certificate
-	stamp     [2]fileStamp // of what cert was loaded from
+	stamp     [2]filestamp.Stamp // of what cert was loaded from
 	checkedAt time.Time
-}
-
-type fileStamp struct {
-	mod  time.Time
-	size int64
 }
 
 // New loads the pair now, so that a missing, unreadable or mismatched pair
@@ -86,21 +82,21 @@ func (r *Reloader) Leaf() *x509.Certificate {
 	return r.cert.Leaf
 }
 
-func (r *Reloader) stamps() ([2]fileStamp, error) {
-	var out [2]fileStamp
+func (r *Reloader) stamps() ([2]filestamp.Stamp, error) {
+	var out [2]filestamp.Stamp
 	for i, f := range []string{r.certFile, r.keyFile} {
-		fi, err := os.Stat(f)
+		st, err := filestamp.Of(f)
 		if err != nil {
 			return out, fmt.Errorf("certreload: %w", err)
 		}
-		out[i] = fileStamp{fi.ModTime(), fi.Size()}
+		out[i] = st
 	}
 	return out, nil
 }
 
 // load reads both files, stamping them before and after, so that a pair
 // replaced while it was being read is not taken for the new one.
-func (r *Reloader) load() (*tls.Certificate, [2]fileStamp, error) {
+func (r *Reloader) load() (*tls.Certificate, [2]filestamp.Stamp, error) {
 	before, err := r.stamps()
 	if err != nil {
 		return nil, before, err

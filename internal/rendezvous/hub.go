@@ -172,7 +172,7 @@ func (h *hub) dropRevoked(deviceID string) {
 	}
 	s.log.Warn("revoked: disconnecting")
 	h.leaveTerminal(s, true)
-	s.sendError(protocol.ErrCodeAuthFailed, "this unit has been revoked", protocol.Message{})
+	s.sendError(protocol.ErrCodeAuthFailed, revokedText, protocol.Message{})
 	s.closeWith(CloseAuthFailed, "revoked")
 }
 
@@ -181,7 +181,7 @@ func (h *hub) joinTerminal(s *session) bool {
 	// its login and this join: dropRevoked, which takes the same lock, has
 	// either seen it joined or it sees the new list now.
 	if _, revoked := h.srv.revoked.revoked(s.deviceID); revoked {
-		s.sendError(protocol.ErrCodeAuthFailed, "this unit has been revoked", protocol.Message{Type: protocol.TypeHello})
+		s.sendError(protocol.ErrCodeAuthFailed, revokedText, protocol.Message{Type: protocol.TypeHello})
 		return false
 	}
 	parentID, err := h.store.ParentOf(s.deviceID)

@@ -10,8 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tuanju/tuanju/internal/filestamp"
 	"github.com/tuanju/tuanju/internal/protocol"
 )
+
+// revokedText is what a revoked unit is told, at login or when dropped.
+const revokedText = "this unit has been revoked"
 
 // DefaultRevocationCheck is how often the revoked-devices file is looked at
 // for changes.
@@ -33,13 +37,8 @@ type revocations struct {
 	path string
 
 	mu    sync.Mutex // reload
-	stamp fileStamp
+	stamp filestamp.Stamp
 	ids   atomic.Pointer[map[string]string] // device ID → reason
-}
-
-type fileStamp struct {
-	mod  time.Time
-	size int64
 }
 
 func loadRevocations(path string) (*revocations, error) {
@@ -67,11 +66,10 @@ func (r *revocations) count() int { return len(*r.ids.Load()) }
 func (r *revocations) reload() (added []string, changed bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	fi, err := os.Stat(r.path)
+	stamp, err := filestamp.Of(r.path)
 	if err != nil {
 		return nil, false, fmt.Errorf("rendezvous: revoked_devices_file: %w", err)
 	}
-	stamp := fileStamp{fi.ModTime(), fi.Size()}
 	old := r.ids.Load()
 	if old != nil && stamp == r.stamp {
 		return nil, false, nil
@@ -87,17 +85,14 @@ func (r *revocations) reload() (added []string, changed bool, err error) {
 	// Written to in place while we read it: what we read may be half an
 	// edit that happens to parse (a shorter list would let a revoked unit
 	// in). Keep the list in use and read it again at the next check.
-	if fi, err := os.Stat(r.path); err != nil || (fileStamp{fi.ModTime(), fi.Size()}) != stamp {
-		if old != nil {
-			return nil, false, nil
-		}
+	if after, err := filestamp.Of(r.path); old != nil && (err != nil || after != stamp) {
+		return nil, false, nil
 	}
-	for id := range ids {
-		if old == nil {
-			break
-		}
-		if _, was := (*old)[id]; !was {
-			added = append(added, id)
+	if old != nil {
+		for id := range ids {
+			if _, was := (*old)[id]; !was {
+				added = append(added, id)
+			}
 		}
 	}
 	r.ids.Store(&ids)

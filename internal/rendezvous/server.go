@@ -348,7 +348,7 @@ func (s *Server) login(sess *session) bool {
 		}
 		if reason, revoked := s.revoked.revoked(m.DeviceID); revoked {
 			sess.log.Warn("revoked unit tried to log in", "device", m.DeviceID, "reason", reason)
-			return fail("this unit has been revoked", m)
+			return fail(revokedText, m)
 		}
 		if !s.loginAllowed(sess, "terminal:"+m.DeviceID, m) {
 			return false

@@ -31,19 +31,24 @@ type conn struct {
 	log     *slog.Logger
 }
 
-// dial connects and logs in: challenge → signed hello → welcome.
-// roots, when not nil, replace the system's CAs for a wss:// server.
-func dial(ctx context.Context, url string, roots *x509.CertPool, key *ecdsa.PrivateKey, cert []byte, version string, log *slog.Logger) (*conn, error) {
+// serverClient is the HTTP client for signalling dials: with roots, a wss://
+// server must chain to them only; nil means the default client.
+func serverClient(roots *x509.CertPool) *http.Client {
+	if roots == nil {
+		return nil
+	}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:           http.ProxyFromEnvironment,
+		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+	}}
+}
+
+// dial connects and logs in: challenge → signed hello → welcome. client nil
+// is the default HTTP client.
+func dial(ctx context.Context, url string, client *http.Client, key *ecdsa.PrivateKey, cert []byte, version string, log *slog.Logger) (*conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	opts := &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}}
-	if roots != nil {
-		opts.HTTPClient = &http.Client{Transport: &http.Transport{
-			Proxy:           http.ProxyFromEnvironment,
-			TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		}}
-	}
-	ws, _, err := websocket.Dial(dctx, url, opts)
+	ws, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}, HTTPClient: client})
 	if err != nil {
 		return nil, fmt.Errorf("terminal: dial %s: %w", url, err)
 	}
@@ -158,16 +163,16 @@ func (c *conn) read(ctx context.Context, deliver func(protocol.Message)) error {
 // close is safe from any goroutine, any number of times: the loop, the writer
 // and the reconnect loop all close a connection that fails under them, and a
 // check-then-close would race (it panicked in CI).
+//
+// The close handshake runs in the background: it can take seconds on a dead
+// link, and the caller may be the event loop (send on a full queue), which
+// must keep answering the button. The reader sees the close and the
+// reconnect loop takes over.
 func (c *conn) close() {
-	first := false
-	c.once.Do(func() { close(c.done); first = true })
-	if first {
-		// In the background: the close handshake can take seconds on a dead
-		// link, and the caller may be the event loop (send on a full
-		// queue), which must keep answering the button. The reader sees the
-		// close and the reconnect loop takes over.
+	c.once.Do(func() {
+		close(c.done)
 		go c.ws.Close(websocket.StatusNormalClosure, "")
-	}
+	})
 }
 
 // backoff is exponential with full jitter, so a village of terminals that

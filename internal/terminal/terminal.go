@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -115,11 +116,14 @@ type Status struct {
 
 // Terminal is the running terminal.
 type Terminal struct {
-	cfg      Config
-	d        Deps
-	log      *slog.Logger
-	key      *ecdsa.PrivateKey
-	cert     []byte // device certificate (DER), sent with every login
+	cfg  Config
+	d    Deps
+	log  *slog.Logger
+	key  *ecdsa.PrivateKey
+	cert []byte // device certificate (DER), sent with every login
+	// dialer is the HTTP client every signalling dial uses: made once, from
+	// cfg.ServerRoots (nil: the default client and the system's CAs).
+	dialer   *http.Client
 	deviceID string
 	secret   pairing.Secret // guarded by mu: a factory reset replaces it
 	api      *webrtc.API
@@ -238,7 +242,7 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 		return nil, err
 	}
 	t := &Terminal{
-		cfg: cfg, d: d, key: key, cert: cert, secret: secret, api: api, iceNet: iceNet,
+		cfg: cfg, d: d, key: key, cert: cert, secret: secret, api: api, iceNet: iceNet, dialer: serverClient(cfg.ServerRoots),
 		deviceID: protocol.DeviceID(der),
 		events:   make(chan any, 64),
 		ice:      map[string]iceInfo{},
@@ -400,7 +404,7 @@ func (t *Terminal) post(ctx context.Context, ev any) {
 func (t *Terminal) connectLoop(ctx context.Context) {
 	b := backoff{min: t.cfg.MinBackoff, max: t.cfg.MaxBackoff}
 	for ctx.Err() == nil {
-		c, err := dial(ctx, t.cfg.ServerURL, t.cfg.ServerRoots, t.key, t.cert, t.cfg.Version, t.log)
+		c, err := dial(ctx, t.cfg.ServerURL, t.dialer, t.key, t.cert, t.cfg.Version, t.log)
 		if err != nil {
 			wait := b.next()
 			t.refused.Store(errors.Is(err, ErrAuthFailed))

@@ -27,15 +27,7 @@ func TestBrowserParentAnswersChild(t *testing.T) {
 	page := pairBrowser(t, r)
 
 	// The child calls; the page rings; the parent answers.
-	if err := r.board.Press(r.ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := browsertest.WaitStateFor(page, "incoming", step); err != nil {
-		t.Fatal(err)
-	}
-	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#answer"))); err != nil {
-		t.Fatal(err)
-	}
+	browserAnswersChild(t, r, page)
 	if err := browsertest.WaitStateFor(page, "call", step); err != nil {
 		t.Fatal(err)
 	}
@@ -135,9 +127,9 @@ func TestBrowserOverTLS(t *testing.T) {
 	answerChildsCall(t, r, page, "over TLS signalling")
 }
 
-// answerChildsCall has the child press the button and the page answer, then
-// waits until each side decodes the other's video; over names the path.
-func answerChildsCall(t *testing.T, r *rig, page context.Context, over string) {
+// browserAnswersChild has the child press the button and the page, once it
+// rings, answer.
+func browserAnswersChild(t *testing.T, r *rig, page context.Context) {
 	t.Helper()
 	if err := r.board.Press(r.ctx); err != nil {
 		t.Fatal(err)
@@ -148,6 +140,13 @@ func answerChildsCall(t *testing.T, r *rig, page context.Context, over string) {
 	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#answer"))); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// answerChildsCall is browserAnswersChild, then waits until each side
+// decodes the other's video; over names the path.
+func answerChildsCall(t *testing.T, r *rig, page context.Context, over string) {
+	t.Helper()
+	browserAnswersChild(t, r, page)
 	eventually(t, mediaWait, "page decodes the terminal's video "+over, func() bool {
 		st, err := browsertest.Stats(page)
 		return err == nil && st.Video.FramesDecoded >= minFrames

@@ -189,13 +189,7 @@ func TestMITMServerCannotJoinOrStartCalls(t *testing.T) {
 	// and whether media came up at either end within a while.
 	childCall := func(t *testing.T) (string, bool) {
 		t.Helper()
-		if err := r.board.Press(r.ctx); err != nil {
-			t.Fatal(err)
-		}
-		ring := await(t, ph, protocol.TypeRing)
-		if err := ph.Accept(r.ctx, ring.CallID); err != nil {
-			t.Fatal(err)
-		}
+		ring := childCalls(t, r, ph)
 		deadline := time.Now().Add(8 * time.Second)
 		for time.Now().Before(deadline) {
 			// Media up for this call: the terminal's peer connection
