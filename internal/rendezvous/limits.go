@@ -25,8 +25,8 @@ type LimitsConfig struct {
 	PendingMax   int `toml:"pending_max"`
 	PendingPerIP int `toml:"pending_per_ip"`
 	// PairingMax and PairingPerIP cap pairing pages, which log in without
-	// credentials and then count here until they close (beyond: rate_limited
-	// right after the welcome, close 1013).
+	// credentials and then count here until they close (beyond: their hello
+	// gets rate_limited instead of a welcome, close 1013).
 	PairingMax   int `toml:"pairing_max"`
 	PairingPerIP int `toml:"pairing_per_ip"`
 	// ConnectsPerIP is the WebSocket upgrade rate per client address (429).

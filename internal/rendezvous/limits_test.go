@@ -175,10 +175,11 @@ func TestPairingPool(t *testing.T) {
 	for _, p := range pages {
 		defer p.Close()
 	}
-	// A third page from the same address gets in (pending has room) but is
-	// sent away after its welcome.
-	third := try(rt.DialPairing(ctx, srv.WSURL)).must(t)
+	// A third page from the same address gets in (pending has room) but its
+	// hello is refused: no welcome.
+	third := try(rt.Dial(ctx, srv.WSURL)).must(t)
 	defer third.Conn.CloseNow()
+	check(t, third.Send(ctx, protocol.Message{Type: protocol.TypeHello, Role: protocol.RolePairing}))
 	if e := try(third.ExpectError(ctx, protocol.ErrCodeRateLimited)).must(t); e.RefType != protocol.TypeHello {
 		t.Fatalf("third page: %+v, want rate_limited for its hello", e)
 	}
@@ -193,8 +194,8 @@ func TestPairingPool(t *testing.T) {
 	if got := a.pairingPage(t, ctx, srv.WSURL); len(got) != 1 || got[0].Type != protocol.TypeWelcome {
 		t.Fatalf("page from %s: %+v, want a welcome only", a.ip, got)
 	}
-	if got := b.pairingPage(t, ctx, srv.WSURL); len(got) != 2 || got[1].Code != protocol.ErrCodeRateLimited {
-		t.Fatalf("page from %s over the total: %+v, want welcome and rate_limited", b.ip, got)
+	if got := b.pairingPage(t, ctx, srv.WSURL); len(got) != 1 || got[0].Code != protocol.ErrCodeRateLimited {
+		t.Fatalf("page from %s over the total: %+v, want rate_limited and no welcome", b.ip, got)
 	}
 	st := srv.AdmissionStats()
 	if st.Pairing != 3 || st.PairingRefused != 2 {

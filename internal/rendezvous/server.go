@@ -285,26 +285,20 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		<-sess.done
 	}()
 
-	if !s.login(sess) {
-		return
-	}
-	// A terminal or parent that proved who it is no longer counts against
-	// the caps on unauthenticated sockets; a pairing page proved nothing and
-	// moves to the pairing pool (admission.go) or is sent away.
-	if sess.role != protocol.RolePairing {
-		ticket.authenticated()
-	} else if !ticket.pairing() {
-		sess.log.Warn("too many pairing pages", "remote", ip)
-		sess.sendError(protocol.ErrCodeRateLimited, "too many pairing pages are open; wait a minute", protocol.Message{Type: protocol.TypeHello})
-		sess.closeWith(websocket.StatusTryAgainLater, "rate limited")
+	if !s.login(sess, ticket) {
 		return
 	}
 	s.readLoop(sess)
 }
 
 // login runs challenge → hello → welcome. On failure the client gets
-// auth_failed and the socket is closed with 4001.
-func (s *Server) login(sess *session) bool {
+// auth_failed and the socket is closed with 4001. Before the welcome it
+// settles the socket's admission ticket: a terminal or parent that proved
+// who it is no longer counts against the caps on unauthenticated sockets; a
+// pairing page proved nothing and moves to the pairing pool (admission.go)
+// or is refused. Doing that before the welcome means a client that has its
+// welcome holds its slot, so the caps are exact in the order clients log in.
+func (s *Server) login(sess *session, ticket *ticket) bool {
 	nonce := protocol.NewNonce()
 	sess.send(protocol.Message{Type: protocol.TypeChallenge, Nonce: nonce, ServerTime: s.now().UTC().Truncate(time.Second)})
 
@@ -385,8 +379,17 @@ func (s *Server) login(sess *session) bool {
 		if m.DeviceID != "" || m.PublicKey != "" || m.Signature != "" || m.Certificate != "" || m.ParentID != "" || m.Token != "" {
 			return fail("pairing hello carries no credentials", m)
 		}
+		if !ticket.pairing() {
+			sess.log.Warn("too many pairing pages")
+			sess.sendError(protocol.ErrCodeRateLimited, "too many pairing pages are open; wait a minute", m)
+			sess.closeWith(websocket.StatusTryAgainLater, "rate limited")
+			return false
+		}
 		sess.role = protocol.RolePairing
 		sess.log = sess.log.With("role", "pairing")
+	}
+	if sess.role != protocol.RolePairing {
+		ticket.authenticated()
 	}
 	if !s.hub.join(sess) {
 		if s.hub.isClosed() {
