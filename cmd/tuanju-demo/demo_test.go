@@ -18,6 +18,7 @@ import (
 
 	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/provisioning/devcert"
 )
 
@@ -88,6 +89,12 @@ func TestDemoRunsPairsAndStops(t *testing.T) {
 		cred, err = parent.Pair(ctx, ws, m, func(ctx context.Context) error { return pressWhenPairing(ctx, panel) })
 		if err != nil {
 			t.Fatalf("pairing through the printed link: %v", err)
+		}
+		// The parent has its credentials when the server says paired; the
+		// terminal stores the pairing a moment later. Stop only once it has,
+		// as a person would after the panel shows it.
+		if _, err := waitTerminal(ctx, strings.TrimSuffix(panel, "/"), func(s terminal.Status) bool { return s.Paired }); err != nil {
+			t.Fatalf("the terminal never stored the pairing: %v", err)
 		}
 		checkOnline(t, ctx, ws, cred)
 	})
