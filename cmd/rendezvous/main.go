@@ -63,7 +63,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		tlsCert    = fs.String("tls-cert", "", "TLS certificate `file` (PEM, chain after the leaf): serve https and wss; picked up again when renewed")
 		tlsKey     = fs.String("tls-key", "", "TLS private key `file` (PEM) for -tls-cert")
 		origins    = fs.String("allowed-origins", "", "extra allowed WebSocket origin host `patterns`, comma separated")
-		turnListen = fs.String("turn-listen", opts.cfg.TURN.Listen, "TURN UDP listen `address` (empty disables TURN)")
+		turnListen = fs.String("turn-listen", opts.cfg.TURN.Listen, "TURN UDP listen `address` (empty: no TURN over UDP)")
+		turnTCP    = fs.String("turn-tcp-listen", opts.cfg.TURN.TCPListen, "TURN over TCP listen `address`, for phones on networks that block UDP")
+		turnTLS    = fs.String("turn-tls-listen", opts.cfg.TURN.TLSListen, "TURN over TLS (turns:) listen `address`, e.g. :443 on a second IP; uses -tls-cert")
 		turnIP     = fs.String("turn-public-ip", opts.cfg.TURN.PublicIP, "TURN public/relay `IP`")
 		turnRealm  = fs.String("turn-realm", opts.cfg.TURN.Realm, "TURN `realm`")
 		allowPeers = fs.String("turn-allow-peers", strings.Join(opts.cfg.TURN.AllowPeers, ","), "peer `CIDRs` the relay may reach, comma separated; empty = production policy (public unicast only)")
@@ -100,6 +102,10 @@ func parse(args []string, stderr io.Writer) (options, error) {
 			opts.cfg.AllowedOrigins = splitList(*origins)
 		case "turn-listen":
 			opts.cfg.TURN.Listen = *turnListen
+		case "turn-tcp-listen":
+			opts.cfg.TURN.TCPListen = *turnTCP
+		case "turn-tls-listen":
+			opts.cfg.TURN.TLSListen = *turnTLS
 		case "turn-public-ip":
 			opts.cfg.TURN.PublicIP = *turnIP
 		case "turn-realm":

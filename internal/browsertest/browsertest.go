@@ -172,6 +172,12 @@ type CallStats struct {
 	} `json:"outbound"`
 	// DataBytes estimates what the call cost on the phone's data plan.
 	DataBytes int64 `json:"dataBytes"`
+	// Route is the selected candidate pair's local side: its type (host,
+	// srflx, prflx, relay) and, for a relay, the transport to it.
+	Route struct {
+		LocalType     string `json:"localType"`
+		RelayProtocol string `json:"relayProtocol"`
+	} `json:"route"`
 }
 
 // Stats evaluates window.tuanju.stats() in the page.

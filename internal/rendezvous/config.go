@@ -74,9 +74,13 @@ type Config struct {
 
 // TURNConfig configures the embedded TURN relay (pion/turn).
 type TURNConfig struct {
-	// Listen is the UDP address of the TURN server. Empty disables TURN (and
-	// ice_servers are then not handed out).
-	Listen string `toml:"listen"`
+	// Listen is the UDP address of the TURN server; TCPListen and TLSListen
+	// add TURN over TCP and over TLS (turns:, e.g. on port 443, with the
+	// server's own certificate) for phones on networks that block UDP. All
+	// three empty disables TURN (and ice_servers are then not handed out).
+	Listen    string `toml:"listen"`
+	TCPListen string `toml:"tcp_listen"`
+	TLSListen string `toml:"tls_listen"`
 	// PublicIP is the address clients and relayed peers reach the server at.
 	PublicIP string `toml:"public_ip"`
 	Realm    string `toml:"realm"`
@@ -164,8 +168,11 @@ func (c Config) Validate() error {
 	if err := c.Limits.validate(bad); err != nil {
 		return err
 	}
-	if c.ICETransportPolicy == "relay" && c.TURN.Listen == "" {
+	if c.ICETransportPolicy == "relay" && !c.TURN.enabled() {
 		return bad("ice_transport_policy relay needs the TURN server (turn.listen)")
+	}
+	if c.TURN.TLSListen != "" && (c.TLSCertFile == "" || c.PublicURL == "") {
+		return bad("turn.tls_listen needs tls_cert_file (its certificate) and public_url (the name clients check it against)")
 	}
 	if err := c.TURN.validate(bad); err != nil {
 		return err
@@ -176,12 +183,25 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// enabled reports whether the relay listens on any transport.
+func (t TURNConfig) enabled() bool {
+	return t.Listen != "" || t.TCPListen != "" || t.TLSListen != ""
+}
+
 func (t TURNConfig) validate(bad func(string, ...any) error) error {
-	if t.Listen == "" {
+	if !t.enabled() {
 		return nil
 	}
-	if _, _, err := net.SplitHostPort(t.Listen); err != nil {
-		return bad("turn.listen %q: %v", t.Listen, err)
+	for name, a := range map[string]string{"turn.listen": t.Listen, "turn.tcp_listen": t.TCPListen, "turn.tls_listen": t.TLSListen} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return bad("%s %q: %v", name, a, err)
+		}
+	}
+	if _, port, _ := net.SplitHostPort(t.TCPListen); t.TCPListen != "" && t.TCPListen == t.TLSListen && port != "0" {
+		return bad("turn.tcp_listen and turn.tls_listen are the same address")
 	}
 	pub, err := netip.ParseAddr(t.PublicIP)
 	if err != nil {

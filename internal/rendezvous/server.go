@@ -114,7 +114,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.store = store
-	if cfg.TURN.Listen != "" {
+	if cfg.TURN.enabled() {
 		s.turnSecret = cfg.TURN.Secret
 		if s.turnSecret == "" {
 			if s.turnSecret, err = loadOrCreateSecret(cfg.DataDir); err != nil {
@@ -122,7 +122,18 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 				return nil, err
 			}
 		}
-		if s.turn, err = startTURN(cfg.TURN, s.turnSecret, log.With("component", "turn")); err != nil {
+		var tlsHost string
+		if u, err := url.Parse(cfg.PublicURL); err == nil {
+			tlsHost = u.Hostname()
+		}
+		var turnTLS *tls.Config
+		if s.tls != nil {
+			// Without the web's ALPN list: a TURN client that offers
+			// "stun.turn" must not be refused for it.
+			turnTLS = s.tls.Clone()
+			turnTLS.NextProtos = nil
+		}
+		if s.turn, err = startTURN(cfg.TURN, s.turnSecret, turnTLS, tlsHost, log.With("component", "turn")); err != nil {
 			store.Close()
 			return nil, err
 		}

@@ -360,8 +360,8 @@ func TestCalls(t *testing.T) {
 				if m.CallID != id || len(m.ICEServers) != 1 || m.ICEServers[0].Username == "" || m.ICETransportPolicy != "all" {
 					t.Fatalf("%s = %+v, want call %s with TURN credentials", m.Type, m, id)
 				}
-				if want := ":" + id + "/" + m.Type; !strings.HasSuffix(m.ICEServers[0].Username, want) {
-					t.Fatalf("TURN username %q is not <expiry>:<call_id>/<type>", m.ICEServers[0].Username)
+				if want := ":" + id + "/" + m.Type + "/udp"; !strings.HasSuffix(m.ICEServers[0].Username, want) {
+					t.Fatalf("TURN username %q is not <expiry>:<call_id>/<type>/udp", m.ICEServers[0].Username)
 				}
 			}
 			check(t, callee.Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: id}))

@@ -4,9 +4,11 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha1" //nolint:gosec // TURN REST credentials are defined as HMAC-SHA1.
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -178,57 +180,124 @@ func (q *allocationQuota) deleted(_, _ net.Addr, _, username, _ string) {
 // turnRelay is the embedded TURN server and what clients need to reach it.
 type turnRelay struct {
 	server *turn.Server
-	addr   net.Addr
-	urls   []string
+	addr   net.Addr // the UDP listener's, or nil without one
+	urls   []turnURL
 }
 
-func startTURN(cfg TURNConfig, secret string, log *slog.Logger) (*turnRelay, error) {
+// turnURL is one transport clients can reach the relay by. Each is handed
+// out with a credential of its own, so that a phone trying every transport
+// still holds at most MaxAllocations relays per credential.
+type turnURL struct {
+	url, transport string
+}
+
+// startTURN listens on every transport cfg names: UDP (cheapest, what
+// nearly every call uses), TCP, and TLS for a phone on a network that lets
+// only TCP or only port 443 out (factory and dormitory Wi-Fi often does).
+// The relay itself is always UDP. tlsConf and tlsHost (the name on the
+// server's certificate) are needed only for cfg.TLSListen.
+func startTURN(cfg TURNConfig, secret string, tlsConf *tls.Config, tlsHost string, log *slog.Logger) (_ *turnRelay, err error) {
 	allow, err := parsePrefixes(cfg.AllowPeers)
 	if err != nil {
 		return nil, fmt.Errorf("rendezvous: turn allow list: %w", err)
 	}
-	host, _, err := net.SplitHostPort(cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("rendezvous: turn listen %q: %w", cfg.Listen, err)
+	var closers []io.Closer
+	defer func() {
+		if err != nil {
+			for _, c := range closers {
+				c.Close()
+			}
+		}
+	}()
+	relayHost := ""
+	listenHost := func(addr string) error {
+		h, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("rendezvous: turn listen %q: %w", addr, err)
+		}
+		if relayHost == "" {
+			relayHost = h
+		}
+		return nil
 	}
-	pc, err := net.ListenPacket("udp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("rendezvous: turn listen %s: %w", cfg.Listen, err)
+	for _, a := range []string{cfg.Listen, cfg.TCPListen, cfg.TLSListen} {
+		if a == "" {
+			continue
+		}
+		if err := listenHost(a); err != nil {
+			return nil, err
+		}
 	}
-	_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
-	if host == "" {
-		host = "0.0.0.0"
+	if relayHost == "" {
+		relayHost = "0.0.0.0"
+	}
+	relays := func() turn.RelayAddressGenerator {
+		return &turn.RelayAddressGeneratorStatic{RelayAddress: net.ParseIP(cfg.PublicIP), Address: relayHost}
+	}
+	perm := permissionHandler(allow, log)
+	relay := &turnRelay{}
+	var packetConns []turn.PacketConnConfig
+	var listeners []turn.ListenerConfig
+	if cfg.Listen != "" {
+		pc, err := net.ListenPacket("udp", cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("rendezvous: turn listen udp %s: %w", cfg.Listen, err)
+		}
+		closers = append(closers, pc)
+		packetConns = append(packetConns, turn.PacketConnConfig{PacketConn: pc, RelayAddressGenerator: relays(), PermissionHandler: perm})
+		relay.addr = pc.LocalAddr()
+		relay.urls = append(relay.urls, turnURL{"turn:" + net.JoinHostPort(cfg.PublicIP, portOf(pc.LocalAddr())) + "?transport=udp", "udp"})
+	}
+	if cfg.TCPListen != "" {
+		l, err := net.Listen("tcp", cfg.TCPListen)
+		if err != nil {
+			return nil, fmt.Errorf("rendezvous: turn listen tcp %s: %w", cfg.TCPListen, err)
+		}
+		closers = append(closers, l)
+		listeners = append(listeners, turn.ListenerConfig{Listener: l, RelayAddressGenerator: relays(), PermissionHandler: perm})
+		relay.urls = append(relay.urls, turnURL{"turn:" + net.JoinHostPort(cfg.PublicIP, portOf(l.Addr())) + "?transport=tcp", "tcp"})
+	}
+	if cfg.TLSListen != "" {
+		if tlsConf == nil || tlsHost == "" {
+			return nil, fmt.Errorf("rendezvous: turn.tls_listen needs the server's certificate (tls_cert_file) and public_url: %w", ErrBadConfig)
+		}
+		l, err := net.Listen("tcp", cfg.TLSListen)
+		if err != nil {
+			return nil, fmt.Errorf("rendezvous: turn listen tls %s: %w", cfg.TLSListen, err)
+		}
+		closers = append(closers, l)
+		listeners = append(listeners, turn.ListenerConfig{Listener: tls.NewListener(l, tlsConf), RelayAddressGenerator: relays(), PermissionHandler: perm})
+		relay.urls = append(relay.urls, turnURL{"turns:" + net.JoinHostPort(tlsHost, portOf(l.Addr())) + "?transport=tcp", "tls"})
 	}
 	quota := &allocationQuota{max: cfg.MaxAllocations, live: map[string]int{}, log: log}
 	if quota.max <= 0 {
 		quota.max = DefaultMaxAllocations
 	}
-	srv, err := turn.NewServer(turn.ServerConfig{
-		Realm:         cfg.Realm,
-		AuthHandler:   turnAuthHandler(secret, cfg.CredentialTTL, time.Now, log),
-		QuotaHandler:  quota.allow,
-		EventHandler:  turn.EventHandler{OnAllocationCreated: quota.created, OnAllocationDeleted: quota.deleted},
-		LoggerFactory: logging.Pion(log),
-		PacketConnConfigs: []turn.PacketConnConfig{{
-			PacketConn: pc,
-			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{
-				RelayAddress: net.ParseIP(cfg.PublicIP),
-				Address:      host,
-			},
-			PermissionHandler: permissionHandler(allow, log),
-		}},
+	relay.server, err = turn.NewServer(turn.ServerConfig{
+		Realm:             cfg.Realm,
+		AuthHandler:       turnAuthHandler(secret, cfg.CredentialTTL, time.Now, log),
+		QuotaHandler:      quota.allow,
+		EventHandler:      turn.EventHandler{OnAllocationCreated: quota.created, OnAllocationDeleted: quota.deleted},
+		LoggerFactory:     logging.Pion(log),
+		PacketConnConfigs: packetConns,
+		ListenerConfigs:   listeners,
 	})
 	if err != nil {
-		pc.Close()
 		return nil, fmt.Errorf("rendezvous: start turn: %w", err)
 	}
-	url := "turn:" + net.JoinHostPort(cfg.PublicIP, port) + "?transport=udp"
 	policy := "production (public unicast only)"
 	if allow != nil {
 		policy = strings.Join(cfg.AllowPeers, ",")
 	}
-	log.Info("turn relay listening", "addr", pc.LocalAddr().String(), "url", url, "peers", policy)
-	return &turnRelay{server: srv, addr: pc.LocalAddr(), urls: []string{url}}, nil
+	for _, u := range relay.urls {
+		log.Info("turn relay listening", "transport", u.transport, "url", u.url, "peers", policy)
+	}
+	return relay, nil
+}
+
+func portOf(a net.Addr) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	return port
 }
 
 func (t *turnRelay) Close() error {
@@ -263,11 +332,17 @@ func loadOrCreateSecret(dir string) (string, error) {
 }
 
 // iceServers returns fresh credentials for one side of one call (side
-// names it, e.g. "<call>/ring").
+// names it, e.g. "<call>/ring"): one entry, with its own credential, per
+// transport the relay listens on.
 func (s *Server) iceServers(side string) []protocol.ICEServer {
 	if s.turn == nil {
 		return nil
 	}
-	user, cred := TURNCredentials(s.turnSecret, side, s.now().Add(s.cfg.TURN.CredentialTTL))
-	return []protocol.ICEServer{{URLs: s.turn.urls, Username: user, Credential: cred}}
+	exp := s.now().Add(s.cfg.TURN.CredentialTTL)
+	out := make([]protocol.ICEServer, 0, len(s.turn.urls))
+	for _, u := range s.turn.urls {
+		user, cred := TURNCredentials(s.turnSecret, side+"/"+u.transport, exp)
+		out = append(out, protocol.ICEServer{URLs: []string{u.url}, Username: user, Credential: cred})
+	}
+	return out
 }

@@ -120,6 +120,29 @@ func TestConfigValidate(t *testing.T) {
 		{"bad cidr", func(c *Config) { c.TURN.AllowPeers = []string{"ten"} }, false},
 		{"bad policy", func(c *Config) { c.ICETransportPolicy = "some" }, false},
 		{"relay without turn", func(c *Config) { c.ICETransportPolicy = "relay"; c.TURN.Listen = "" }, false},
+		{"relay over tcp only", func(c *Config) {
+			c.ICETransportPolicy = "relay"
+			c.TURN.Listen, c.TURN.TCPListen = "", "0.0.0.0:3478"
+		}, true},
+		{"bad tcp address", func(c *Config) { c.TURN.TCPListen = "3478" }, false},
+		{"turns without a certificate", func(c *Config) {
+			c.PublicURL = "https://example.org"
+			c.TURN.TLSListen = "0.0.0.0:443"
+		}, false},
+		{"turns without public url", func(c *Config) {
+			c.TLSCertFile, c.TLSKeyFile = "cert.pem", "key.pem"
+			c.TURN.TLSListen = "0.0.0.0:443"
+		}, false},
+		{"turns", func(c *Config) {
+			c.TLSCertFile, c.TLSKeyFile = "cert.pem", "key.pem"
+			c.PublicURL = "https://example.org"
+			c.TURN.TLSListen = "0.0.0.0:443"
+		}, true},
+		{"tcp and tls on one address", func(c *Config) {
+			c.TLSCertFile, c.TLSKeyFile = "cert.pem", "key.pem"
+			c.PublicURL = "https://example.org"
+			c.TURN.TCPListen, c.TURN.TLSListen = "0.0.0.0:443", "0.0.0.0:443"
+		}, false},
 		{"short secret", func(c *Config) { c.TURN.Secret = "password" }, false},
 		{"no data dir", func(c *Config) { c.DataDir = "" }, false},
 		{"bad public url", func(c *Config) { c.PublicURL = "example.org" }, false},

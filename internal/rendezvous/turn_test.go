@@ -1,6 +1,7 @@
 package rendezvous_test
 
 import (
+	"crypto/tls"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/turn/v4"
+	"github.com/tuanju/tuanju/internal/certreload/certtest"
 	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
@@ -22,6 +24,13 @@ func turnAllocate(t *testing.T, server, user, cred, realm string) (net.PacketCon
 	if err != nil {
 		t.Fatal(err)
 	}
+	return turnAllocateOn(t, conn, server, user, cred, realm)
+}
+
+// turnAllocateOn is turnAllocate over conn, the client's side of any of the
+// relay's transports.
+func turnAllocateOn(t *testing.T, conn net.PacketConn, server, user, cred, realm string) (net.PacketConn, error) {
+	t.Helper()
 	c, err := turn.NewClient(&turn.ClientConfig{
 		STUNServerAddr: server, TURNServerAddr: server, Username: user, Password: cred, Realm: realm,
 		Conn: conn, RTO: 100 * time.Millisecond,
@@ -36,10 +45,12 @@ func turnAllocate(t *testing.T, server, user, cred, realm string) (net.PacketCon
 	return c.Allocate()
 }
 
-// turnServerAddr extracts host:port from turn:host:port?transport=udp.
+// turnServerAddr extracts host:port from turn:host:port?transport=udp (or
+// turns:).
 func turnServerAddr(t *testing.T, u string) string {
 	t.Helper()
-	addr, _, _ := strings.Cut(strings.TrimPrefix(u, "turn:"), "?")
+	u = strings.TrimPrefix(strings.TrimPrefix(u, "turn:"), "turns:")
+	addr, _, _ := strings.Cut(u, "?")
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		t.Fatalf("TURN URL %q: %v", u, err)
 	}
@@ -60,23 +71,8 @@ func TestTURNWithHandedOutCredentials(t *testing.T) {
 		t.Fatalf("allocate with handed-out credentials: %v", err)
 	}
 	defer relay.Close()
-	// Relay a datagram to a loopback peer (allowed by the test allow list)
-	// and back: proves the allocation and the permission both work.
-	peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	check(t, err)
-	defer peer.Close()
-	if _, err := relay.WriteTo([]byte("hello"), peer.LocalAddr()); err != nil {
-		t.Fatalf("send through relay: %v", err)
-	}
-	buf := make([]byte, 64)
-	peer.SetReadDeadline(time.Now().Add(rt.Timeout))
-	n, from, err := peer.ReadFrom(buf)
-	if err != nil || string(buf[:n]) != "hello" {
-		t.Fatalf("peer got %q, %v", buf[:n], err)
-	}
-	if from.(*net.UDPAddr).IP.String() != "127.0.0.1" {
-		t.Fatalf("relayed from %v, want the relay's public IP 127.0.0.1", from)
-	}
+	// The allocation and the permission both work.
+	relayRoundTrip(t, relay)
 
 	for _, tc := range []struct{ name, user, cred string }{
 		{"wrong credential", ice.Username, "AAAAAAAAAAAAAAAAAAAAAAAAAAA="},
@@ -239,4 +235,90 @@ func TestTURNRefusesPermissionsForInternalPeers(t *testing.T) {
 		t.Errorf("control: a public peer's permission was refused too (%v): the refusals above prove nothing", err)
 	}
 	t.Logf("permissions refused: %d of %d internal peers", refused, len(peers))
+}
+
+// TestTURNOverTCPAndTLS: with tcp_listen and tls_listen set, each side of a
+// call gets one ICE server per transport, each with its own credential, and
+// a phone that can reach the relay only over TCP, or only over TLS with the
+// server's certificate, gets a working relay: a datagram goes out to a peer
+// and comes back through it.
+func TestTURNOverTCPAndTLS(t *testing.T) {
+	ctx := testCtx(t)
+	ca := certtest.NewCA(t)
+	leaf := ca.Issue(t, t.TempDir(), "server", 1, "localhost", "127.0.0.1")
+	srv := rt.NewServer(t, func(c *rendezvous.Config) {
+		c.TLSCertFile, c.TLSKeyFile = leaf.CertFile, leaf.KeyFile
+		c.PublicURL = "https://localhost"
+		c.TURN.TCPListen, c.TURN.TLSListen = "127.0.0.1:0", "127.0.0.1:0"
+	})
+	f := newFamily(t, ctx, srv)
+	id := protocol.NewID()
+	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}))
+	ice := try(f.terminal.Expect(ctx, protocol.TypeRinging)).must(t).ICEServers
+	want := []struct{ scheme, transport string }{{"turn:127.0.0.1:", "udp"}, {"turn:127.0.0.1:", "tcp"}, {"turns:localhost:", "tls"}}
+	if len(ice) != len(want) {
+		t.Fatalf("ice_servers = %+v, want %d entries", ice, len(want))
+	}
+	for i, w := range want {
+		u := ice[i].URLs[0]
+		if len(ice[i].URLs) != 1 || !strings.HasPrefix(u, w.scheme) || !strings.HasSuffix(ice[i].Username, "/ringing/"+w.transport) {
+			t.Fatalf("ice server %d = %+v, want one %s...?transport URL and a %s credential", i, ice[i], w.scheme, w.transport)
+		}
+	}
+
+	for _, tc := range []struct {
+		name string
+		ice  protocol.ICEServer
+		dial func(addr string) (net.Conn, error)
+	}{
+		{"udp", ice[0], func(addr string) (net.Conn, error) { return net.Dial("udp", addr) }},
+		{"tcp", ice[1], func(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }},
+		{"tls", ice[2], func(addr string) (net.Conn, error) {
+			_, port, _ := net.SplitHostPort(addr)
+			return tls.Dial("tcp", "127.0.0.1:"+port, &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := tc.dial(turnServerAddr(t, tc.ice.URLs[0]))
+			if err != nil {
+				t.Fatalf("reach the relay over %s: %v", tc.name, err)
+			}
+			relay, err := turnAllocateOn(t, turn.NewSTUNConn(conn), turnServerAddr(t, tc.ice.URLs[0]), tc.ice.Username, tc.ice.Credential, srv.Config.TURN.Realm)
+			if err != nil {
+				t.Fatalf("allocate over %s: %v", tc.name, err)
+			}
+			defer relay.Close()
+			relayRoundTrip(t, relay)
+		})
+	}
+}
+
+// relayRoundTrip sends a datagram through relay to a loopback peer (the
+// test allow list permits 127.0.0.0/8) and the peer's answer back.
+func relayRoundTrip(t *testing.T, relay net.PacketConn) {
+	t.Helper()
+	peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	check(t, err)
+	defer peer.Close()
+	if _, err := relay.WriteTo([]byte("hello"), peer.LocalAddr()); err != nil {
+		t.Fatalf("send through relay: %v", err)
+	}
+	buf := make([]byte, 64)
+	peer.SetReadDeadline(time.Now().Add(rt.Timeout))
+	n, from, err := peer.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("peer got %q, %v", buf[:n], err)
+	}
+	if from.(*net.UDPAddr).IP.String() != "127.0.0.1" {
+		t.Fatalf("relayed from %v, want the relay's public IP 127.0.0.1", from)
+	}
+	// At least 5 bytes: pion's client-side TCP framing (STUNConn) waits for
+	// more than a 4-byte payload's 8-byte ChannelData frame.
+	if _, err := peer.WriteTo([]byte("hello back"), from); err != nil {
+		t.Fatal(err)
+	}
+	relay.SetReadDeadline(time.Now().Add(rt.Timeout))
+	if n, _, err = relay.ReadFrom(buf); err != nil || string(buf[:n]) != "hello back" {
+		t.Fatalf("relay got %q, %v; want the peer's answer", buf[:n], err)
+	}
 }

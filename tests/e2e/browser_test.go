@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -97,6 +100,27 @@ func TestBrowserRingsChildThroughTURN(t *testing.T) {
 	r.waitPattern(device.Ready, "terminal ready after the parent hung up")
 }
 
+// TestBrowserCallsThroughTURNOverTCP: a parent on a network that lets no
+// UDP out (factory and dormitory Wi-Fi often does not). The relay listens on
+// TCP only and the server hands out the relay policy, so Chromium and the
+// terminal can reach each other only through TURN over TCP; the page's
+// selected path must say so.
+func TestBrowserCallsThroughTURNOverTCP(t *testing.T) {
+	r := newRig(t, func(c *rendezvous.Config) {
+		c.ICETransportPolicy = "relay"
+		c.TURN.Listen, c.TURN.TCPListen = "", "127.0.0.1:0"
+	})
+	page := pairBrowser(t, r)
+	answerChildsCall(t, r, page, "through TURN over TCP")
+	st, err := browsertest.Stats(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Route.LocalType != "relay" || st.Route.RelayProtocol != "tcp" {
+		t.Fatalf("page's path: %+v, want a relay reached over tcp", st.Route)
+	}
+}
+
 // TestBrowserOverTLS: the server speaks https and wss itself, from
 // certificate files (tls_cert_file), as a deployment without a proxy does.
 // The terminal trusts only the programme's CA (server_ca_file); Chromium
@@ -107,7 +131,12 @@ func TestBrowserOverTLS(t *testing.T) {
 	t.Cleanup(cancel)
 	ca := certtest.NewCA(t)
 	leaf := ca.Issue(t, t.TempDir(), "server", 1, "127.0.0.1")
-	srv := rendezvoustest.NewServer(t, func(c *rendezvous.Config) { c.TLSCertFile, c.TLSKeyFile = leaf.CertFile, leaf.KeyFile })
+	turnsPort := freeTCPPort(t)
+	srv := rendezvoustest.NewServer(t, func(c *rendezvous.Config) {
+		c.TLSCertFile, c.TLSKeyFile = leaf.CertFile, leaf.KeyFile
+		c.PublicURL = "https://127.0.0.1" // the name turns: is checked against
+		c.TURN.TLSListen = net.JoinHostPort("127.0.0.1", strconv.Itoa(turnsPort))
+	})
 	if !strings.HasPrefix(srv.URL, "https://") || !strings.HasPrefix(srv.WSURL, "wss://") {
 		t.Fatalf("server at %s and %s, want https and wss", srv.URL, srv.WSURL)
 	}
@@ -125,6 +154,26 @@ func TestBrowserOverTLS(t *testing.T) {
 		return err == nil && ok
 	})
 	answerChildsCall(t, r, page, "over TLS signalling")
+
+	// TURN over TLS with the same certificate (turn.tls_listen): Chromium
+	// allocates a relay through it, as a phone that can only reach port 443
+	// would.
+	user, cred := rendezvous.TURNCredentials(srv.Config.TURN.Secret, "e2e/tls", time.Now().Add(time.Minute))
+	got, err := chromedp.Run(page, chromedp.Evaluate[string](fmt.Sprintf(`new Promise((resolve) => {
+		const pc = new RTCPeerConnection({iceTransportPolicy: 'relay',
+			iceServers: [{urls: 'turns:127.0.0.1:%d?transport=tcp', username: %q, credential: %q}]});
+		const done = (v) => { pc.close(); resolve(v); };
+		setTimeout(() => done('no relay candidate in time'), 15000);
+		pc.onicecandidate = (e) => {
+			if (e.candidate && e.candidate.type === 'relay') done('relay over ' + e.candidate.relayProtocol);
+			else if (!e.candidate) done('gathering ended without a relay candidate');
+		};
+		pc.createDataChannel('probe');
+		pc.createOffer().then((o) => pc.setLocalDescription(o));
+	})`, turnsPort, user, cred), chromedp.EvalAwaitPromise))
+	if err != nil || got != "relay over tls" {
+		t.Fatalf("Chromium through turns: %q, %v; want a relay over tls", got, err)
+	}
 }
 
 // browserAnswersChild has the child press the button and the page, once it

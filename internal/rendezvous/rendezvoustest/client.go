@@ -49,7 +49,7 @@ var ErrUnexpected = errors.New("rendezvoustest: unexpected message")
 // Dial connects to wsURL (ws://host/ws) with the tuanju.v1 subprotocol and
 // reads the challenge. It does not log in.
 func Dial(ctx context.Context, wsURL string) (*Client, error) {
-	conn, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}})
+	conn, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}, HTTPClient: httpClientFor(wsURL)})
 	if err != nil {
 		return nil, fmt.Errorf("rendezvoustest: dial %s: %w", wsURL, err)
 	}

@@ -3,9 +3,12 @@ package rendezvoustest
 import (
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -70,6 +73,7 @@ func NewServer(t testing.TB, configure func(*rendezvous.Config)) *Server {
 		hs.Listener = tls.NewListener(hs.Listener, tc)
 		hs.Start()
 		url = "https://" + hs.Listener.Addr().String()
+		trustServer(t, hs.Listener.Addr().String(), tc)
 	} else {
 		hs.Start()
 		url = hs.URL
@@ -92,3 +96,37 @@ func (s *Server) Close() error {
 
 // Timeout is a generous bound for one step of a test over loopback.
 const Timeout = 10 * time.Second
+
+// tlsClients holds, per TLS test server's address, an HTTP client that
+// trusts exactly the certificate that server serves, so that Dial and the
+// Dial* helpers work against it as they do over plain ws.
+var tlsClients sync.Map // host:port → *http.Client
+
+func trustServer(t testing.TB, addr string, tc *tls.Config) {
+	t.Helper()
+	cert, err := tc.GetCertificate(&tls.ClientHelloInfo{})
+	if err != nil || len(cert.Certificate) == 0 {
+		t.Fatalf("rendezvoustest: the server's certificate: %v", err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	tlsClients.Store(addr, &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}})
+	t.Cleanup(func() { tlsClients.Delete(addr) })
+}
+
+// httpClientFor is the client Dial uses for wsURL: nil (the default) unless
+// it is a TLS test server's.
+func httpClientFor(wsURL string) *http.Client {
+	u, err := neturl.Parse(wsURL)
+	if err != nil {
+		return nil
+	}
+	if c, ok := tlsClients.Load(u.Host); ok {
+		return c.(*http.Client)
+	}
+	return nil
+}

@@ -43,6 +43,9 @@ export function emptyStats() {
     rttMs: null,
     lossPct: 0,
     fps: 0,
+    // The selected path: this side's candidate type (host, srflx, prflx,
+    // relay) and, through a relay, how the phone reaches it (udp, tcp, tls).
+    route: { localType: '', relayProtocol: '' },
   };
 }
 
@@ -179,6 +182,12 @@ export class Call {
       }
     });
     out.lossPct = got + lost > 0 ? (100 * lost) / (got + lost) : 0;
+    report.forEach((s) => {
+      if (s.type !== 'transport' || !s.selectedCandidatePairId) return;
+      const pair = report.get(s.selectedCandidatePairId);
+      const local = pair && report.get(pair.localCandidateId);
+      if (local) out.route = { localType: local.candidateType || '', relayProtocol: local.relayProtocol || '' };
+    });
     return out;
   }
 
