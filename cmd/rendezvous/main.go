@@ -5,7 +5,8 @@
 // optional TOML file (-config, unknown keys are an error), then flags.
 //
 // "rendezvous audit [-data dir | -config file] [-json]" prints the audit log
-// of pairings and factory resets instead of serving.
+// of pairings and factory resets instead of serving. "rendezvous revoke"
+// edits the programme's deny list of units (revoke.go).
 package main
 
 import (
@@ -162,6 +163,9 @@ func splitList(s string) []string {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "audit" {
 		return runAudit(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "revoke" {
+		return runRevoke(args[1:], stdout, stderr)
 	}
 	opts, err := parse(args, stderr)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +221,52 @@ func TestAuditCommand(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "audit.jsonl"), []byte("{not json\n"), 0o600)
 	if err := run(context.Background(), []string{"audit", "-data", dir}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Errorf("corrupt audit log: err = %v, want one naming line 1", err)
+	}
+}
+
+// TestRevokeCommand: `rendezvous revoke` adds units to the deny list named by
+// the configuration, lists them with their reasons, takes one off, and
+// refuses a mistyped ID without touching the file.
+func TestRevokeCommand(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "revoked.txt")
+	conf := filepath.Join(dir, "rendezvous.toml")
+	if err := os.WriteFile(conf, []byte("revoked_devices_file = "+strconv.Quote(list)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, a := rendezvoustest.NewKey()
+	_, b := rendezvoustest.NewKey()
+	revoke := func(args ...string) (string, error) {
+		var out strings.Builder
+		err := run(context.Background(), append([]string{"revoke", "-config", conf}, args...), &out, io.Discard)
+		return out.String(), err
+	}
+	if out, err := revoke("-reason", "stolen", a, b); err != nil || !strings.HasPrefix(out, "revoked 2 units (0 already listed)") {
+		t.Fatalf("revoke: %q, %v", out, err)
+	}
+	if out, err := revoke(a); err != nil || !strings.HasPrefix(out, "revoked 0 units (1 already listed)") {
+		t.Fatalf("revoke again: %q, %v", out, err)
+	}
+	out, err := revoke("-list")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err != nil || len(lines) != 4 || !strings.Contains(out, a+"  stolen") || !strings.Contains(out, b+"  stolen") || lines[3] != "2 units revoked in "+list {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	if out, err := revoke("-undo", a); err != nil || !strings.HasPrefix(out, "took 1 of 1 units off") {
+		t.Fatalf("undo: %q, %v", out, err)
+	}
+	ids, err := rendezvous.ReadRevoked(list)
+	if _, stillA := ids[a]; err != nil || stillA || ids[b] != "stolen" || len(ids) != 1 {
+		t.Fatalf("list after undo: %v, %v; want only %s", ids, err, b)
+	}
+	before, _ := os.ReadFile(list)
+	if _, err := revoke("abc"); err == nil || !strings.Contains(err.Error(), "not a device ID") {
+		t.Fatalf("mistyped ID: %v, want refused", err)
+	}
+	if after, _ := os.ReadFile(list); string(after) != string(before) {
+		t.Fatalf("a refused revoke changed the file:\n%s", after)
+	}
+	if err := run(context.Background(), []string{"revoke", a}, io.Discard, io.Discard); err == nil {
+		t.Fatal("revoke without a list to edit succeeded")
 	}
 }

@@ -7,14 +7,18 @@ package filestamp
 import (
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 )
 
-// Stamp is a file's modification time and size; equal stamps mean the file
-// is taken to be unchanged.
+// Stamp is a file's modification time, size and inode; equal stamps mean
+// the file is taken to be unchanged. The inode makes a replacement by rename
+// (how these files should be written) a change even when it has the old
+// file's size and a time within the filesystem's granularity.
 type Stamp struct {
 	mod  time.Time
 	size int64
+	ino  uint64
 }
 
 // Of stamps the file at path.
@@ -23,5 +27,9 @@ func Of(path string) (Stamp, error) {
 	if err != nil {
 		return Stamp{}, fmt.Errorf("filestamp: %w", err)
 	}
-	return Stamp{fi.ModTime(), fi.Size()}, nil
+	st := Stamp{mod: fi.ModTime(), size: fi.Size()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino = sys.Ino
+	}
+	return st, nil
 }

@@ -31,3 +31,29 @@ func TestOf(t *testing.T) {
 		t.Fatal("a rewritten file stamped the same")
 	}
 }
+
+// TestOfReplacedByRename: a file replaced by rename with the same size and
+// the same modification time is a change (its inode differs).
+func TestOfReplacedByRename(t *testing.T) {
+	dir := t.TempDir()
+	path, next := filepath.Join(dir, "f"), filepath.Join(dir, "f.new")
+	when := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for _, p := range []string{path, next} {
+		if err := os.WriteFile(p, []byte("same"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, when, when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := Of(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, path); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := Of(path); b == a {
+		t.Fatal("a file replaced by rename, same size and time, stamped the same")
+	}
+}

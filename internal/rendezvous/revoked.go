@@ -3,13 +3,17 @@ package rendezvous
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/tuanju/tuanju/internal/atomicfile"
 	"github.com/tuanju/tuanju/internal/filestamp"
 	"github.com/tuanju/tuanju/internal/protocol"
 )
@@ -146,4 +150,86 @@ func (s *Server) watchRevocations(every time.Duration, stop <-chan struct{}) {
 			s.hub.dropRevoked(id)
 		}
 	}
+}
+
+// ReadRevoked returns the deny list in the file at path (device ID →
+// reason). A missing file is an empty list; one that does not parse is an
+// error naming the line.
+func ReadRevoked(path string) (map[string]string, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rendezvous: revoked devices: %w", err)
+	}
+	ids, err := parseRevocations(raw)
+	if err != nil {
+		return nil, fmt.Errorf("rendezvous: revoked devices %s: %w", path, err)
+	}
+	return ids, nil
+}
+
+// EditRevoked changes the deny list in the file at path the way an operator
+// would by hand, for `rendezvous revoke`: it appends a line for each ID in
+// add not yet listed (with reason, under a dated comment), drops the lines
+// of each ID in remove, and keeps every other line and comment as it was.
+// It refuses IDs that are not device IDs and a file that does not parse,
+// changing nothing, and writes by rename, so a running server never reads
+// half an edit. It does not lock: two editors at once can lose one's change.
+func EditRevoked(path string, add []string, reason string, remove []string, now time.Time) (added, removed int, err error) {
+	for _, id := range append(append([]string(nil), add...), remove...) {
+		if !protocol.ValidID(id) {
+			return 0, 0, fmt.Errorf("rendezvous: %q is not a device ID (26 characters a-z, 2-7; `terminald identity show` prints it): %w", id, ErrBadConfig)
+		}
+	}
+	if strings.ContainsAny(reason, "#\n\r") {
+		return 0, 0, fmt.Errorf("rendezvous: a reason cannot hold '#' or a line break: %w", ErrBadConfig)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, fmt.Errorf("rendezvous: revoked devices: %w", err)
+	}
+	listed, err := parseRevocations(raw)
+	if err != nil {
+		return 0, 0, fmt.Errorf("rendezvous: revoked devices %s (fix it by hand first): %w", path, err)
+	}
+	drop := map[string]bool{}
+	for _, id := range remove {
+		drop[id] = true
+	}
+	var out bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for sc.Scan() {
+		line := sc.Text()
+		body, _, _ := strings.Cut(line, "#")
+		if f := strings.Fields(body); len(f) > 0 && drop[f[0]] {
+			removed++
+			continue
+		}
+		out.WriteString(line + "\n")
+	}
+	var fresh []string
+	for _, id := range add {
+		if _, ok := listed[id]; !ok && !drop[id] && !slices.Contains(fresh, id) {
+			fresh = append(fresh, id)
+		}
+	}
+	if len(fresh) > 0 {
+		fmt.Fprintf(&out, "# added %s by rendezvous revoke\n", now.UTC().Format(time.RFC3339))
+		for _, id := range fresh {
+			fmt.Fprintln(&out, strings.TrimSpace(id+"  "+reason))
+		}
+	}
+	if len(fresh) == 0 && removed == 0 {
+		return 0, 0, nil
+	}
+	mode := os.FileMode(0o644)
+	if st, err := os.Stat(path); err == nil {
+		mode = st.Mode().Perm()
+	}
+	if err := atomicfile.WriteFile(path, out.Bytes(), mode); err != nil {
+		return 0, 0, fmt.Errorf("rendezvous: write revoked devices: %w", err)
+	}
+	return len(fresh), removed, nil
 }

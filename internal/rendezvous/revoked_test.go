@@ -53,10 +53,13 @@ func TestRevokedDevices(t *testing.T) {
 	}
 	refusedLogins(stolen, stolenID, 3)
 
-	// A paired unit, online, is put on the list.
+	// A paired unit, online, is put on the list, by `rendezvous revoke`'s
+	// edit this time.
 	f := newFamily(t, ctx, srv)
 	famID := f.terminal.Welcome.DeviceID
-	write("# units reported stolen\n" + stolenID + " stolen\n" + famID + " lost in transit\n")
+	if added, _, err := rendezvous.EditRevoked(list, []string{famID, stolenID}, "lost in transit", nil, time.Now()); err != nil || added != 1 {
+		t.Fatalf("EditRevoked = %d added, %v; want the one new unit", added, err)
+	}
 	e := try(f.terminal.ExpectError(ctx, protocol.ErrCodeAuthFailed)).must(t)
 	t.Logf("online unit told: %s", e.Text)
 	if code := try(f.terminal.WaitClosed(ctx)).must(t); code != rendezvous.CloseAuthFailed {
@@ -111,5 +114,64 @@ func TestRevokedDevicesFileRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: New = %v, want an error mentioning %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestEditRevoked: the edits `rendezvous revoke` makes keep what an operator
+// wrote by hand, never list a unit twice, and change nothing when refused.
+func TestEditRevoked(t *testing.T) {
+	_, a := rt.NewKey()
+	_, b := rt.NewKey()
+	_, c := rt.NewKey()
+	at := time.Date(2026, 11, 29, 6, 0, 0, 0, time.UTC)
+	hand := "# reported stolen at Xinhe primary school\n" + a + "  stolen  # see ticket 12\n\n"
+	tests := []struct {
+		name           string
+		start          string // "" : no file yet
+		add, remove    []string
+		reason         string
+		added, removed int
+		want           string // the file after; "" : unchanged
+		wantErr        bool
+	}{
+		{name: "new file", add: []string{b}, reason: "lost", added: 1,
+			want: "# added 2026-11-29T06:00:00Z by rendezvous revoke\n" + b + "  lost\n"},
+		{name: "keeps hand edits, skips listed", start: hand, add: []string{a, b, b}, added: 1,
+			want: hand + "# added 2026-11-29T06:00:00Z by rendezvous revoke\n" + b + "\n"},
+		{name: "remove keeps comments", start: hand + c + " retired\n", remove: []string{a}, removed: 1,
+			want: "# reported stolen at Xinhe primary school\n\n" + c + " retired\n"},
+		{name: "nothing to do", start: hand, add: []string{a}, remove: []string{b}},
+		{name: "bad id", start: hand, add: []string{"not-a-device-id"}, wantErr: true},
+		{name: "reason with a comment", start: hand, add: []string{b}, reason: "x # y", wantErr: true},
+		{name: "malformed file", start: hand + "nonsense\n", add: []string{b}, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "revoked.txt")
+			if tc.start != "" {
+				check(t, os.WriteFile(path, []byte(tc.start), 0o640))
+			}
+			added, removed, err := rendezvous.EditRevoked(path, tc.add, tc.reason, tc.remove, at)
+			if (err != nil) != tc.wantErr || added != tc.added || removed != tc.removed {
+				t.Fatalf("EditRevoked = %d added, %d removed, %v; want %d, %d, error %v", added, removed, err, tc.added, tc.removed, tc.wantErr)
+			}
+			got, _ := os.ReadFile(path)
+			want := tc.want
+			if want == "" {
+				want = tc.start
+			}
+			if string(got) != want {
+				t.Fatalf("file now:\n%s\nwant:\n%s", got, want)
+			}
+			if tc.want == "" {
+				return
+			}
+			if _, err := rendezvous.ReadRevoked(path); err != nil {
+				t.Fatalf("the edited file does not parse: %v", err)
+			}
+			if fi, _ := os.Stat(path); tc.start != "" && fi.Mode().Perm() != 0o640 {
+				t.Fatalf("mode %v, want the old file's 0640", fi.Mode().Perm())
+			}
+		})
 	}
 }
