@@ -91,6 +91,12 @@ const (
 	ReasonPeerLeft          = "peer_left"          // the other side's socket closed
 )
 
+// ReasonRevoked, in a presence or a parent's welcome that says the terminal
+// is offline, says why: the programme revoked it (revoked_devices_file), so
+// it stays offline until reinstated, and the family should ask the
+// programme rather than check the terminal's power and network.
+const ReasonRevoked = "revoked"
+
 // Error codes sent in "error" messages.
 const (
 	ErrCodeBadMessage    = "bad_message"    // malformed, oversized or unknown message

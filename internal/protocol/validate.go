@@ -25,9 +25,9 @@ type rule struct {
 var rules = map[string]rule{
 	TypeChallenge:    {required: []string{"nonce"}, optional: []string{"server_time"}},
 	TypeHello:        {required: []string{"role"}, optional: []string{"device_id", "public_key", "signature", "certificate", "parent_id", "token", "version"}},
-	TypeWelcome:      {required: []string{"role"}, optional: []string{"device_id", "parent_id", "paired", "peer_online", "server_time"}},
+	TypeWelcome:      {required: []string{"role"}, optional: []string{"device_id", "parent_id", "paired", "peer_online", "reason", "server_time"}},
 	TypeError:        {required: []string{"code"}, optional: []string{"message", "ref_type", "call_id", "pair_id"}},
-	TypePresence:     {required: []string{"peer_online"}},
+	TypePresence:     {required: []string{"peer_online"}, optional: []string{"reason"}},
 	TypeRing:         {required: []string{"call_id", "signed_at", "signature"}, optional: []string{"ice_servers", "ice_transport_policy"}},
 	TypeRinging:      {required: []string{"call_id"}, optional: []string{"ice_servers", "ice_transport_policy"}},
 	TypeAccept:       {required: []string{"call_id", "signed_at", "signature"}},

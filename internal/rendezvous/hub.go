@@ -171,7 +171,8 @@ func (h *hub) dropRevoked(deviceID string) {
 		return
 	}
 	s.log.Warn("revoked: disconnecting")
-	h.leaveTerminal(s, true)
+	h.leaveTerminal(s, false)
+	h.sendAll(h.parentsOf(s), protocol.Message{Type: protocol.TypePresence, PeerOnline: boolp(false), Reason: protocol.ReasonRevoked})
 	s.sendError(protocol.ErrCodeAuthFailed, revokedText, protocol.Message{})
 	s.closeWith(CloseAuthFailed, "revoked")
 }
@@ -225,10 +226,14 @@ func (h *hub) joinParent(s *session) bool {
 	}
 	set[s] = true
 	term := h.terminalOf(s)
-	s.send(protocol.Message{
+	welcome := protocol.Message{
 		Type: protocol.TypeWelcome, Role: protocol.RoleParent, ParentID: s.parentID, DeviceID: s.deviceID,
 		Paired: boolp(true), PeerOnline: boolp(term != nil), ServerTime: h.now().Truncate(time.Second),
-	})
+	}
+	if _, revoked := h.srv.revoked.revoked(s.deviceID); revoked && term == nil {
+		welcome.Reason = protocol.ReasonRevoked
+	}
+	s.send(welcome)
 	h.sendCallLog(s, false)
 	if len(set) == 1 && term != nil {
 		term.send(protocol.Message{Type: protocol.TypePresence, PeerOnline: boolp(true)})

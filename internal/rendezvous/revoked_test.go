@@ -66,10 +66,17 @@ func TestRevokedDevices(t *testing.T) {
 		t.Fatalf("revoked unit closed with %v, want %v", code, rendezvous.CloseAuthFailed)
 	}
 	pres := try(f.parent.WaitFor(ctx, protocol.TypePresence)).must(t)
-	if *pres.PeerOnline {
-		t.Fatal("parent still sees the revoked unit online")
+	if *pres.PeerOnline || pres.Reason != protocol.ReasonRevoked {
+		t.Fatalf("parent got presence %+v, want offline because revoked", pres)
 	}
 	refusedLogins(f.key, famID, 2)
+	// A parent tab that opens now is told the same at login.
+	tab, _, err := rt.DialParent(ctx, srv.WSURL, f.creds.ParentID, f.creds.Token)
+	check(t, err)
+	if w := tab.Welcome; *w.PeerOnline || w.Reason != protocol.ReasonRevoked {
+		t.Fatalf("parent welcome %+v, want offline because revoked", w)
+	}
+	tab.Close()
 
 	// A malformed edit keeps the list in use.
 	write(stolenID + "\nnot-a-device-id\n")

@@ -410,7 +410,20 @@ func TestHomeShowsMissedCalls(t *testing.T) {
 	c.send(protocol.Message{Type: protocol.TypePresence, PeerOnline: ptr(false)})
 	waitFor(t, ctx, `window.tuanju.online === false`)
 	waitText(t, ctx, "#presence-text", "offline")
+	waitText(t, ctx, "#home-note", "may be switched off or have no internet")
 	screenshot(t, ctx, "3-home-offline")
+
+	// Revoked by the programme: the page says so, and whom to ask, rather
+	// than sending the family to check the power and the network.
+	c.send(protocol.Message{Type: protocol.TypePresence, PeerOnline: ptr(false), Reason: protocol.ReasonRevoked})
+	waitFor(t, ctx, `window.tuanju.revoked === true`)
+	waitText(t, ctx, "#presence-text", "switched off by the programme")
+	waitText(t, ctx, "#home-note", "contact the programme")
+	waitText(t, ctx, "#home-note", "请联系项目方")
+	// Reinstated: back online, and the notice goes.
+	c.send(protocol.Message{Type: protocol.TypePresence, PeerOnline: ptr(true)})
+	waitFor(t, ctx, `window.tuanju.online === true && window.tuanju.revoked === false`)
+	waitText(t, ctx, "#presence-text", "online")
 }
 
 func TestIncomingCall(t *testing.T) {

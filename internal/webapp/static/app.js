@@ -5,6 +5,7 @@
 // Test hooks (window.tuanju), read-only for tests:
 //   state      "pairing" | "home" | "incoming" | "outgoing" | "call" | "ended"
 //   online     the child's terminal is online (presence)
+//   revoked    it is offline because the programme revoked it
 //   connected  this page's socket is authenticated
 //   lastError  the last error code shown to the parent (protocol codes such as
 //              "already_paired", or page codes "bad_accept_proof",
@@ -34,6 +35,7 @@ const $ = (id) => document.getElementById(id);
 const hooks = {
   state: 'pairing',
   online: false,
+  revoked: false,
   connected: false,
   lastError: null,
   refused: 0,
@@ -280,9 +282,15 @@ function renderPresence() {
   p.classList.toggle('online', hooks.online);
   $('call').classList.toggle('offline', !hooks.online);
   if (hooks.online) bilingual($('presence-text'), "Child's terminal is online", '终端在线');
+  else if (hooks.revoked) bilingual($('presence-text'), "Child's terminal is switched off by the programme", '终端已被项目停用');
   else bilingual($('presence-text'), "Child's terminal is offline", '终端离线');
   const note = $('home-note');
-  if (!hooks.online) bilingual(note, 'The terminal is offline now. It may be switched off or have no internet.', '终端现在不在线，可能已关机或没有网络。');
+  if (hooks.revoked && !hooks.online) {
+    bilingual(note, 'The programme has switched this terminal off (for example, it was reported lost or stolen). Please contact the programme or the school.',
+      '项目已停用这台终端（例如报告丢失或被盗）。请联系项目方或学校。');
+  } else if (!hooks.online) {
+    bilingual(note, 'The terminal is offline now. It may be switched off or have no internet.', '终端现在不在线，可能已关机或没有网络。');
+  }
   show(note, !hooks.online);
 }
 
@@ -346,11 +354,9 @@ function renderLog(calls) {
 async function onParentMessage(m) {
   switch (m.type) {
     case 'welcome':
-      hooks.online = !!m.peer_online;
-      renderPresence();
-      return;
     case 'presence':
       hooks.online = !!m.peer_online;
+      hooks.revoked = !m.peer_online && m.reason === 'revoked';
       renderPresence();
       return;
     case 'call_log':
