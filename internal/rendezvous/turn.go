@@ -209,23 +209,14 @@ func startTURN(cfg TURNConfig, secret string, tlsConf *tls.Config, tlsHost strin
 			}
 		}
 	}()
+	// Relays bind to the first listener's host (all interfaces if none).
 	relayHost := ""
-	listenHost := func(addr string) error {
-		h, _, err := net.SplitHostPort(addr)
-		if err != nil {
-			return fmt.Errorf("rendezvous: turn listen %q: %w", addr, err)
-		}
-		if relayHost == "" {
-			relayHost = h
-		}
-		return nil
-	}
 	for _, a := range []string{cfg.Listen, cfg.TCPListen, cfg.TLSListen} {
-		if a == "" {
-			continue
-		}
-		if err := listenHost(a); err != nil {
-			return nil, err
+		if a != "" {
+			if relayHost, _, err = net.SplitHostPort(a); err != nil {
+				return nil, fmt.Errorf("rendezvous: turn listen %q: %w", a, err)
+			}
+			break
 		}
 	}
 	if relayHost == "" {
