@@ -102,8 +102,12 @@ networks = ["tcp4"]
 	d.waitLog(t, 60*time.Second, func(r logRecord) bool { return r.Msg == "connected to the rendezvous server" })
 	fmt.Printf("VMCALL pairing_url=%s\n", url)
 
-	// The parent opens the link; the terminal asks for a press.
-	waitPattern(t, leds, device.Pairing, 120*time.Second)
+	// The parent opens the link; the terminal asks for a press. Wait for
+	// the request itself first: under TCG the "pairable" glow, sampled
+	// slowly, can look like the "pairing" blink, and a press before the
+	// request arrives is an ordinary press (no answer: nobody to call).
+	d.waitLog(t, 120*time.Second, func(r logRecord) bool { return r.Msg == "pairing request" })
+	waitPattern(t, leds, device.Pairing, 30*time.Second)
 	press(t, button)
 	waitPattern(t, leds, device.Ready, 30*time.Second)
 	d.waitLog(t, 30*time.Second, func(r logRecord) bool {
