@@ -111,8 +111,7 @@ func parseRevocations(raw []byte) (map[string]string, error) {
 	ids := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	for n := 1; sc.Scan(); n++ {
-		line, _, _ := strings.Cut(sc.Text(), "#")
-		fields := strings.Fields(line)
+		fields := revokedFields(sc.Text())
 		if len(fields) == 0 {
 			continue
 		}
@@ -125,6 +124,13 @@ func parseRevocations(raw []byte) (map[string]string, error) {
 		return nil, err
 	}
 	return ids, nil
+}
+
+// revokedFields is a list line's words before any '#' comment: the device
+// ID, then the reason.
+func revokedFields(line string) []string {
+	body, _, _ := strings.Cut(line, "#")
+	return strings.Fields(body)
 }
 
 // watchRevocations reloads the list every interval until the server closes,
@@ -156,18 +162,21 @@ func (s *Server) watchRevocations(every time.Duration, stop <-chan struct{}) {
 // reason). A missing file is an empty list; one that does not parse is an
 // error naming the line.
 func ReadRevoked(path string) (map[string]string, error) {
+	_, ids, err := readRevoked(path)
+	return ids, err
+}
+
+// readRevoked is ReadRevoked that also returns the file's bytes.
+func readRevoked(path string) ([]byte, map[string]string, error) {
 	raw, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]string{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("rendezvous: revoked devices: %w", err)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("rendezvous: revoked devices: %w", err)
 	}
 	ids, err := parseRevocations(raw)
 	if err != nil {
-		return nil, fmt.Errorf("rendezvous: revoked devices %s: %w", path, err)
+		return nil, nil, fmt.Errorf("rendezvous: revoked devices %s: %w", path, err)
 	}
-	return ids, nil
+	return raw, ids, nil
 }
 
 // EditRevoked changes the deny list in the file at path the way an operator
@@ -186,13 +195,9 @@ func EditRevoked(path string, add []string, reason string, remove []string, now 
 	if strings.ContainsAny(reason, "#\n\r") {
 		return 0, 0, fmt.Errorf("rendezvous: a reason cannot hold '#' or a line break: %w", ErrBadConfig)
 	}
-	raw, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, 0, fmt.Errorf("rendezvous: revoked devices: %w", err)
-	}
-	listed, err := parseRevocations(raw)
+	raw, listed, err := readRevoked(path)
 	if err != nil {
-		return 0, 0, fmt.Errorf("rendezvous: revoked devices %s (fix it by hand first): %w", path, err)
+		return 0, 0, fmt.Errorf("%w (fix it by hand first)", err)
 	}
 	drop := map[string]bool{}
 	for _, id := range remove {
@@ -202,8 +207,7 @@ func EditRevoked(path string, add []string, reason string, remove []string, now 
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	for sc.Scan() {
 		line := sc.Text()
-		body, _, _ := strings.Cut(line, "#")
-		if f := strings.Fields(body); len(f) > 0 && drop[f[0]] {
+		if f := revokedFields(line); len(f) > 0 && drop[f[0]] {
 			removed++
 			continue
 		}

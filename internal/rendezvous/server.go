@@ -47,9 +47,9 @@ type Server struct {
 	hub        *hub
 	audit      *auditLog
 	now        func() time.Time
-	admission  *admission // connections before login (admission.go)
-	logins     *limiter   // logins per terminal and per parent
-	tls        *tls.Config
+	admission  *admission    // connections before login (admission.go)
+	logins     *limiter      // logins per terminal and per parent
+	tls        *tls.Config   // tls_cert_file; TLSConfig adds the web's ALPN
 	revoked    *revocations  // nil without revoked_devices_file
 	stop       chan struct{} // closed by Close: background loops end
 
@@ -71,6 +71,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "rendezvous")
+	public, _ := url.Parse(cfg.PublicURL) // Validate checked it; "" is an empty URL
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("rendezvous: create data dir: %w", err)
 	}
@@ -85,15 +86,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rendezvous: tls_cert_file: %w", err)
 		}
-		s.tls = &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			GetCertificate: certs.GetCertificate,
-			// HTTP/1.1 only: browsers then open the signalling WebSocket
-			// the one way the server takes it (an Upgrade), never over
-			// HTTP/2's extended CONNECT.
-			NextProtos: []string{"http/1.1"},
-		}
-	} else if u, err := url.Parse(cfg.PublicURL); err == nil && u.Scheme == "https" && !cfg.TrustForwardedFor {
+		s.tls = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
+	} else if public.Scheme == "https" && !cfg.TrustForwardedFor {
 		log.Warn("public_url is https but this server speaks plain http: set tls_cert_file and tls_key_file, or put a TLS proxy in front (and set trust_forwarded_for)")
 	}
 	if cfg.RevokedDevicesFile != "" {
@@ -105,9 +99,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if len(cfg.SecurityContact) == 0 {
 		log.Warn("no security_contact configured: publish where to report a vulnerability (/.well-known/security.txt)")
 	}
-	if cfg.PublicURL != "" {
-		u, _ := url.Parse(cfg.PublicURL) // Validate checked it
-		s.origins = append(s.origins, u.Host)
+	if public.Host != "" {
+		s.origins = append(s.origins, public.Host)
 	}
 	store, err := OpenStore(filepath.Join(cfg.DataDir, "rendezvous.db"))
 	if err != nil {
@@ -122,18 +115,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 				return nil, err
 			}
 		}
-		var tlsHost string
-		if u, err := url.Parse(cfg.PublicURL); err == nil {
-			tlsHost = u.Hostname()
-		}
-		var turnTLS *tls.Config
-		if s.tls != nil {
-			// Without the web's ALPN list: a TURN client that offers
-			// "stun.turn" must not be refused for it.
-			turnTLS = s.tls.Clone()
-			turnTLS.NextProtos = nil
-		}
-		if s.turn, err = startTURN(cfg.TURN, s.turnSecret, turnTLS, tlsHost, log.With("component", "turn")); err != nil {
+		if s.turn, err = startTURN(cfg.TURN, s.turnSecret, s.tls, public.Hostname(), log.With("component", "turn")); err != nil {
 			store.Close()
 			return nil, err
 		}
@@ -149,12 +131,19 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 func slicesClone(in []string) []string { return append([]string(nil), in...) }
 
 // TLSConfig is what the HTTP listener must serve with (tls_cert_file and
-// tls_key_file), or nil when the server speaks plain http.
+// tls_key_file), or nil when the server speaks plain http. The TURN relay
+// serves turns: with the same certificate but without this ALPN list, so a
+// TURN client that offers "stun.turn" is not refused for it.
 func (s *Server) TLSConfig() *tls.Config {
 	if s.tls == nil {
 		return nil
 	}
-	return s.tls.Clone()
+	tc := s.tls.Clone()
+	// HTTP/1.1 only: browsers then open the signalling WebSocket the one
+	// way the server takes it (an Upgrade), never over HTTP/2's extended
+	// CONNECT.
+	tc.NextProtos = []string{"http/1.1"}
+	return tc
 }
 
 // Handler serves GET /ws (signalling), GET /healthz and the parent's web app

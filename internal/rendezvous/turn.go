@@ -222,9 +222,7 @@ func startTURN(cfg TURNConfig, secret string, tlsConf *tls.Config, tlsHost strin
 	if relayHost == "" {
 		relayHost = "0.0.0.0"
 	}
-	relays := func() turn.RelayAddressGenerator {
-		return &turn.RelayAddressGeneratorStatic{RelayAddress: net.ParseIP(cfg.PublicIP), Address: relayHost}
-	}
+	relays := &turn.RelayAddressGeneratorStatic{RelayAddress: net.ParseIP(cfg.PublicIP), Address: relayHost}
 	perm := permissionHandler(allow, log)
 	relay := &turnRelay{}
 	var packetConns []turn.PacketConnConfig
@@ -235,30 +233,30 @@ func startTURN(cfg TURNConfig, secret string, tlsConf *tls.Config, tlsHost strin
 			return nil, fmt.Errorf("rendezvous: turn listen udp %s: %w", cfg.Listen, err)
 		}
 		closers = append(closers, pc)
-		packetConns = append(packetConns, turn.PacketConnConfig{PacketConn: pc, RelayAddressGenerator: relays(), PermissionHandler: perm})
+		packetConns = append(packetConns, turn.PacketConnConfig{PacketConn: pc, RelayAddressGenerator: relays, PermissionHandler: perm})
 		relay.addr = pc.LocalAddr()
 		relay.urls = append(relay.urls, turnURL{"turn:" + net.JoinHostPort(cfg.PublicIP, portOf(pc.LocalAddr())) + "?transport=udp", "udp"})
 	}
-	if cfg.TCPListen != "" {
-		l, err := net.Listen("tcp", cfg.TCPListen)
+	// The stream transports; Validate made sure TLS has its certificate
+	// and the name clients check it against.
+	for _, st := range []struct{ addr, transport, scheme, host string }{
+		{cfg.TCPListen, "tcp", "turn:", cfg.PublicIP},
+		{cfg.TLSListen, "tls", "turns:", tlsHost},
+	} {
+		if st.addr == "" {
+			continue
+		}
+		l, err := net.Listen("tcp", st.addr)
 		if err != nil {
-			return nil, fmt.Errorf("rendezvous: turn listen tcp %s: %w", cfg.TCPListen, err)
+			return nil, fmt.Errorf("rendezvous: turn listen %s %s: %w", st.transport, st.addr, err)
 		}
 		closers = append(closers, l)
-		listeners = append(listeners, turn.ListenerConfig{Listener: l, RelayAddressGenerator: relays(), PermissionHandler: perm})
-		relay.urls = append(relay.urls, turnURL{"turn:" + net.JoinHostPort(cfg.PublicIP, portOf(l.Addr())) + "?transport=tcp", "tcp"})
-	}
-	if cfg.TLSListen != "" {
-		if tlsConf == nil || tlsHost == "" {
-			return nil, fmt.Errorf("rendezvous: turn.tls_listen needs the server's certificate (tls_cert_file) and public_url: %w", ErrBadConfig)
+		url := st.scheme + net.JoinHostPort(st.host, portOf(l.Addr())) + "?transport=tcp"
+		if st.transport == "tls" {
+			l = tls.NewListener(l, tlsConf)
 		}
-		l, err := net.Listen("tcp", cfg.TLSListen)
-		if err != nil {
-			return nil, fmt.Errorf("rendezvous: turn listen tls %s: %w", cfg.TLSListen, err)
-		}
-		closers = append(closers, l)
-		listeners = append(listeners, turn.ListenerConfig{Listener: tls.NewListener(l, tlsConf), RelayAddressGenerator: relays(), PermissionHandler: perm})
-		relay.urls = append(relay.urls, turnURL{"turns:" + net.JoinHostPort(tlsHost, portOf(l.Addr())) + "?transport=tcp", "tls"})
+		listeners = append(listeners, turn.ListenerConfig{Listener: l, RelayAddressGenerator: relays, PermissionHandler: perm})
+		relay.urls = append(relay.urls, turnURL{url, st.transport})
 	}
 	quota := &allocationQuota{max: cfg.MaxAllocations, live: map[string]int{}, log: log}
 	if quota.max <= 0 {
