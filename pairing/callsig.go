@@ -2,7 +2,9 @@ package pairing
 
 import (
 	"crypto/ecdsa"
+	"crypto/sha256"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -10,75 +12,182 @@ import (
 )
 
 // Every call is authenticated end to end with the keys exchanged at
-// pairing. The parent signs its ring, accept and answer; the terminal signs
-// its ring, accept and offer. A signature covers the message type, the call
-// ID, the signing time and, for offers and answers, the DTLS fingerprint in
-// the SDP — so the rendezvous server, which relays all of them, can neither
-// start a call on anyone's behalf nor put itself between the two DTLS
-// endpoints, and an old message replayed into another call fails.
+// pairing. The caller signs its ring, the callee its accept, the terminal
+// its offer and the parent its answer. Each signature covers the call's
+// binding: the call ID, a fresh nonce from each side (the caller's in its
+// ring, the callee's in its accept) and, from the offer on, the SHA-256 of
+// the exact bytes of the offer (and the answer) SDP.
+//
+// So the rendezvous server, which relays all of them, cannot start a call
+// on anyone's behalf, cannot change one byte of an SDP (no parser
+// differential can help it: the bytes that are verified are the bytes that
+// are applied), and cannot replay a recorded call: the terminal's nonce is
+// new for every call and its peer's answer must sign it, so freshness does
+// not depend on any clock the server could set. The signing time is still
+// checked (MaxSkew) to bound what a replayed ring can do.
 
-const labelCall = "tuanju/v2 call"
+const labelCall = "tuanju/v3 call"
 
 // MaxSkew is how far a signed call message's time may be from the
 // receiver's clock. Terminals correct their clock by the server's time at
-// login (boards often have no real-time clock), phones keep good time.
+// login (boards often have no real-time clock), within bounds they keep
+// themselves; phones keep good time. Replay protection does not rest on it
+// (see Binding).
 const MaxSkew = 10 * time.Minute
 
-// CallSig is what a signed call message carries besides its call ID.
+// Binding is what both ends of one call know once its ring and accept have
+// crossed, and what every signature from the accept on covers.
+type Binding struct {
+	CallID string
+	// RingNonce is the caller's fresh nonce (its ring's "nonce");
+	// AcceptNonce the callee's (its accept's "nonce").
+	RingNonce, AcceptNonce string
+	// OfferHash is SDPHash of the offer as sent (terminal) or received
+	// (parent): the answer signs the offer it answers.
+	OfferHash string
+}
+
+// CallSig is a signed call message's signature and signing time.
 type CallSig struct {
-	Type        string // ring, accept, offer, answer
-	CallID      string
-	SignedAt    string // RFC 3339, UTC, whole seconds
-	Fingerprint string // offers and answers: the SDP's DTLS fingerprint; else empty
-	Signature   string // P1363 ECDSA P-256, base64url
+	SignedAt  string // RFC 3339, UTC, whole seconds
+	Signature string // P1363 ECDSA P-256, base64url
 }
 
-func (c CallSig) signed() string {
-	return strings.Join([]string{labelCall, c.Type, c.CallID, c.SignedAt, c.Fingerprint}, "\n")
+// NewNonce is a fresh call nonce: 256 random bits, base64url.
+func NewNonce() string { return protocol.NewNonce() }
+
+var noncePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
+
+// callText is exactly what a call message's signature covers. Each field
+// comes from a restricted alphabet (no newline), so the text is unambiguous.
+// Which fields a type fills is fixed: ring (call, ring nonce), accept (+
+// accept nonce), offer (+ offer hash), answer (+ answer hash).
+func callText(typ string, b Binding, signedAt, sdpHash string) (string, error) {
+	if !protocol.ValidID(b.CallID) {
+		return "", fmt.Errorf("pairing: %s: call_id %.40q: %w", typ, b.CallID, ErrBadProof)
+	}
+	need := func(name, v string) error {
+		if !noncePattern.MatchString(v) {
+			return fmt.Errorf("pairing: %s %s: %s missing or malformed: %w", typ, b.CallID, name, ErrBadProof)
+		}
+		return nil
+	}
+	var accept, offer, answer string
+	if err := need("ring nonce", b.RingNonce); err != nil {
+		return "", err
+	}
+	switch typ {
+	case protocol.TypeRing:
+	case protocol.TypeAccept, protocol.TypeOffer, protocol.TypeAnswer:
+		if err := need("accept nonce", b.AcceptNonce); err != nil {
+			return "", err
+		}
+		accept = b.AcceptNonce
+		switch typ {
+		case protocol.TypeOffer:
+			offer = sdpHash
+		case protocol.TypeAnswer:
+			if err := need("offer hash", b.OfferHash); err != nil {
+				return "", err
+			}
+			offer, answer = b.OfferHash, sdpHash
+		}
+	default:
+		return "", fmt.Errorf("pairing: %q is not a signed call message: %w", typ, ErrBadProof)
+	}
+	return strings.Join([]string{labelCall, typ, b.CallID, signedAt, b.RingNonce, accept, offer, answer}, "\n"), nil
 }
 
-// SignCall signs a call message at time at. For offers and answers pass the
-// SDP; its fingerprint is what gets signed.
-func SignCall(key *ecdsa.PrivateKey, typ, callID string, at time.Time, sdp string) (CallSig, error) {
-	c := CallSig{Type: typ, CallID: callID, SignedAt: at.UTC().Truncate(time.Second).Format(time.RFC3339)}
-	if sdp != "" {
-		fp, err := SDPFingerprint(sdp)
-		if err != nil {
+func hasSDP(typ string) bool { return typ == protocol.TypeOffer || typ == protocol.TypeAnswer }
+
+// SignCall signs one call message of type typ (ring, accept, offer,
+// answer) at time at, over the binding so far and, for an offer or answer,
+// the exact bytes of sdp (which must pass CheckSDP).
+func SignCall(key *ecdsa.PrivateKey, typ string, b Binding, sdp string, at time.Time) (CallSig, error) {
+	var h string
+	if hasSDP(typ) {
+		var err error
+		if h, err = SDPHash(sdp); err != nil {
 			return CallSig{}, err
 		}
-		c.Fingerprint = fp
+	} else if sdp != "" {
+		return CallSig{}, fmt.Errorf("pairing: %s carries no SDP: %w", typ, ErrBadProof)
 	}
-	var err error
-	c.Signature, err = sign(key, c.signed())
+	c := CallSig{SignedAt: at.UTC().Truncate(time.Second).Format(time.RFC3339)}
+	text, err := callText(typ, b, c.SignedAt, h)
+	if err != nil {
+		return CallSig{}, err
+	}
+	c.Signature, err = sign(key, text)
 	return c, err
 }
 
-// VerifyCall checks a call message's signature by the paired peer's key,
-// its time against now, and, when sdp is given, that the SDP carries
-// exactly the signed fingerprint.
-func VerifyCall(pub *ecdsa.PublicKey, c CallSig, sdp string, now time.Time) error {
+// VerifyCall checks a received call message: signed by the paired peer's
+// key pub, over the binding the receiver holds (its own nonce among it) and
+// over exactly sdp for an offer or answer, and signed within MaxSkew of now.
+func VerifyCall(pub *ecdsa.PublicKey, typ string, b Binding, sdp string, c CallSig, now time.Time) error {
 	at, err := time.Parse(time.RFC3339, c.SignedAt)
 	if err != nil {
-		return fmt.Errorf("pairing: %s %s: signed_at %q: %w", c.Type, c.CallID, c.SignedAt, ErrBadProof)
+		return fmt.Errorf("pairing: %s %s: signed_at %.40q: %w", typ, b.CallID, c.SignedAt, ErrBadProof)
 	}
 	if d := now.Sub(at); d > MaxSkew || d < -MaxSkew {
-		return fmt.Errorf("pairing: %s %s signed at %s, now %s: %w", c.Type, c.CallID, c.SignedAt, now.UTC().Format(time.RFC3339), ErrStale)
+		return fmt.Errorf("pairing: %s %s signed at %s, now %s: %w", typ, b.CallID, c.SignedAt, now.UTC().Format(time.RFC3339), ErrStale)
 	}
-	if sdp != "" {
-		fp, err := SDPFingerprint(sdp)
-		if err != nil {
-			return err
+	var h string
+	if hasSDP(typ) {
+		if h, err = SDPHash(sdp); err != nil {
+			return fmt.Errorf("pairing: %s %s: %w", typ, b.CallID, err)
 		}
-		if fp != c.Fingerprint {
-			return fmt.Errorf("pairing: %s %s: SDP fingerprint is not the signed one: %w", c.Type, c.CallID, ErrFingerprint)
-		}
-	} else if c.Fingerprint != "" {
-		return fmt.Errorf("pairing: %s %s: fingerprint without SDP: %w", c.Type, c.CallID, ErrFingerprint)
+	} else if sdp != "" {
+		return fmt.Errorf("pairing: %s %s carries an SDP: %w", typ, b.CallID, ErrBadProof)
 	}
-	if !verify(pub, c.signed(), c.Signature) {
-		return fmt.Errorf("pairing: %s %s: signature: %w", c.Type, c.CallID, ErrBadProof)
+	text, err := callText(typ, b, c.SignedAt, h)
+	if err != nil {
+		return err
+	}
+	if !verify(pub, text, c.Signature) {
+		return fmt.Errorf("pairing: %s %s: signature: %w", typ, b.CallID, ErrBadProof)
 	}
 	return nil
+}
+
+// CheckSDP is the one rule every SDP must pass before it is signed,
+// verified or applied, on both sides (the page has the same rule): printable
+// ASCII lines ending in CRLF or LF and nothing else (no other control
+// character, no lone CR, no byte over 0x7E), starting "v=0", ending with a
+// line end, and exactly one DTLS fingerprint (SDPFingerprint). A line that
+// one SDP parser reads and another skips is how a relay could slip a second
+// fingerprint past a check; with this rule there is no such line.
+func CheckSDP(sdp string) error {
+	if err := protocol.CheckSDP(sdp); err != nil {
+		return fmt.Errorf("pairing: %w: %w", ErrBadSDP, err)
+	}
+	for i := 0; i < len(sdp); i++ {
+		switch c := sdp[i]; {
+		case c == '\n':
+		case c == '\r':
+			if i+1 >= len(sdp) || sdp[i+1] != '\n' {
+				return fmt.Errorf("pairing: SDP has a carriage return not before a line feed at byte %d: %w", i, ErrBadSDP)
+			}
+		case c < 0x20 || c > 0x7e:
+			return fmt.Errorf("pairing: SDP has byte 0x%02x at %d (only printable ASCII and line ends): %w", c, i, ErrBadSDP)
+		}
+	}
+	if !strings.HasSuffix(sdp, "\n") {
+		return fmt.Errorf("pairing: SDP does not end with a line end: %w", ErrBadSDP)
+	}
+	_, err := sdpFingerprint(sdp)
+	return err
+}
+
+// SDPHash is the base64url SHA-256 of an SDP's exact bytes, which call
+// signatures cover; the SDP must pass CheckSDP.
+func SDPHash(sdp string) (string, error) {
+	if err := CheckSDP(sdp); err != nil {
+		return "", err
+	}
+	h := sha256.Sum256([]byte(sdp))
+	return b64.EncodeToString(h[:]), nil
 }
 
 // CheckFingerprint accepts exactly the canonical form SDPFingerprint
@@ -102,16 +211,27 @@ func Fingerprint(algorithm, value string) (string, error) {
 }
 
 // SDPFingerprint returns the one DTLS fingerprint an SDP declares, in
-// canonical form. Every a=fingerprint line (session or media level) must
-// be SHA-256 and the same: an SDP that offers several certificates could
-// slip one past a check of another.
+// canonical form, after CheckSDP. Every a=fingerprint line (session or
+// media level) must be SHA-256 and the same: an SDP that offers several
+// certificates could slip one past a check of another.
 func SDPFingerprint(sdp string) (string, error) {
+	if err := CheckSDP(sdp); err != nil {
+		return "", err
+	}
+	return sdpFingerprint(sdp)
+}
+
+func sdpFingerprint(sdp string) (string, error) {
 	var fp string
 	for line := range strings.Lines(sdp) {
-		v, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), "a=fingerprint:")
-		if !ok {
+		// The attribute's name in any letter case: a parser that ignores
+		// case must not find a line this scan skipped.
+		l := strings.TrimRight(line, "\r\n")
+		const attr = "a=fingerprint:"
+		if len(l) < len(attr) || !strings.EqualFold(l[:len(attr)], attr) {
 			continue
 		}
+		v := l[len(attr):]
 		alg, hex, ok := strings.Cut(strings.TrimSpace(v), " ")
 		if !ok {
 			return "", fmt.Errorf("pairing: SDP fingerprint %.80q: %w", v, ErrFingerprint)

@@ -45,57 +45,108 @@ func TestSDPFingerprint(t *testing.T) {
 	}
 }
 
+// TestCheckSDP: the one SDP shape both ends accept. The carriage-return
+// line is the outside review's man in the middle (issue 9): a line Go's scan
+// skipped and pion's parser read.
+func TestCheckSDP(t *testing.T) {
+	good := sdpWith(fpA)
+	tests := []struct {
+		name, sdp string
+		want      error
+	}{
+		{"CRLF", good, nil},
+		{"LF only", strings.ReplaceAll(good, "\r\n", "\n"), nil},
+		{"a line starting with a carriage return", strings.Replace(good, "s=-\r\n", "s=-\r\n\ra=fingerprint:"+fpB+"\r\n", 1), ErrBadSDP},
+		{"a lone carriage return inside a line", strings.Replace(good, "s=-", "s=\r-", 1), ErrBadSDP},
+		{"a tab", strings.Replace(good, "s=-", "s=\t-", 1), ErrBadSDP},
+		{"a NUL", strings.Replace(good, "s=-", "s=\x00-", 1), ErrBadSDP},
+		{"DEL", strings.Replace(good, "s=-", "s=\x7f-", 1), ErrBadSDP},
+		{"non-ASCII", strings.Replace(good, "s=-", "s=团聚", 1), ErrBadSDP},
+		{"no final line end", strings.TrimSuffix(good, "\r\n"), ErrBadSDP},
+		{"not v=0", "x" + good, ErrBadSDP},
+		{"upper-case attribute name, another certificate", good + "a=FINGERPRINT:" + fpB + "\r\n", ErrFingerprint},
+		{"no fingerprint", "v=0\r\ns=-\r\n", ErrFingerprint},
+	}
+	for _, tc := range tests {
+		if err := CheckSDP(tc.sdp); !errors.Is(err, tc.want) {
+			t.Errorf("%s: CheckSDP = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+func testBinding(call string) Binding {
+	return Binding{CallID: call, RingNonce: NewNonce(), AcceptNonce: NewNonce()}
+}
+
 // TestCallSignatures: a signed call message verifies only as exactly what
-// was signed, by the right key, in time, with the signed fingerprint.
+// was signed — type, call, both nonces, every byte of the offer and answer —
+// by the right key, in time.
 func TestCallSignatures(t *testing.T) {
 	key, _ := NewKey()
 	other, _ := NewKey()
 	now := time.Date(2026, 11, 28, 18, 0, 0, 0, time.UTC)
 	const call1, call2 = "aaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbb"
+	b := testBinding(call1)
+	offerSDP, answerSDP := sdpWith(fpA, fpA), sdpWith(fpB)
+	must := func(c CallSig, err error) CallSig {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ringB := Binding{CallID: call1, RingNonce: b.RingNonce}
+	ring := must(SignCall(key, "ring", ringB, "", now))
+	accept := must(SignCall(key, "accept", b, "", now))
+	offer := must(SignCall(key, "offer", b, offerSDP, now))
+	ab := b
+	ab.OfferHash, _ = SDPHash(offerSDP)
+	answer := must(SignCall(key, "answer", ab, answerSDP, now))
 
-	offer, err := SignCall(key, "offer", call1, now, sdpWith(fpA, fpA))
-	if err != nil {
-		t.Fatal(err)
+	type msg struct {
+		typ string
+		b   Binding
+		sdp string
+		sig CallSig
 	}
-	if offer.Fingerprint != fpA {
-		t.Fatalf("signed fingerprint %q", offer.Fingerprint)
+	controls := []msg{{"ring", ringB, "", ring}, {"accept", b, "", accept}, {"offer", b, offerSDP, offer}, {"answer", ab, answerSDP, answer}}
+	for _, c := range controls {
+		if err := VerifyCall(&key.PublicKey, c.typ, c.b, c.sdp, c.sig, now.Add(time.Minute)); err != nil {
+			t.Fatalf("control: a genuine %s is refused: %v", c.typ, err)
+		}
 	}
-	ring, err := SignCall(key, "ring", call1, now, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := VerifyCall(&key.PublicKey, offer, sdpWith(fpA), now.Add(time.Minute)); err != nil {
-		t.Fatalf("good offer refused: %v", err)
-	}
-	if err := VerifyCall(&key.PublicKey, ring, "", now); err != nil {
-		t.Fatalf("good ring refused: %v", err)
-	}
-
+	with := func(b Binding, f func(*Binding)) Binding { f(&b); return b }
 	tests := []struct {
 		name string
-		sig  CallSig
-		sdp  string
+		m    msg
 		pub  *ecdsa.PublicKey
 		now  time.Time
 		want error
 	}{
-		{"other key", offer, sdpWith(fpA), &other.PublicKey, now, ErrBadProof},
-		{"fingerprint swapped in the SDP (man in the middle)", offer, sdpWith(fpB), &key.PublicKey, now, ErrFingerprint},
-		{"fingerprint swapped in SDP and signature", func() CallSig { c := offer; c.Fingerprint = fpB; return c }(), sdpWith(fpB), &key.PublicKey, now, ErrBadProof},
-		{"second fingerprint added", offer, sdpWith(fpA, fpB), &key.PublicKey, now, ErrFingerprint},
-		{"replayed into another call", func() CallSig { c := offer; c.CallID = call2; return c }(), sdpWith(fpA), &key.PublicKey, now, ErrBadProof},
-		{"ring presented as accept", func() CallSig { c := ring; c.Type = "accept"; return c }(), "", &key.PublicKey, now, ErrBadProof},
-		{"offer presented as answer", func() CallSig { c := offer; c.Type = "answer"; return c }(), sdpWith(fpA), &key.PublicKey, now, ErrBadProof},
-		{"time changed", func() CallSig { c := ring; c.SignedAt = "2026-11-28T18:00:01Z"; return c }(), "", &key.PublicKey, now, ErrBadProof},
-		{"too old", ring, "", &key.PublicKey, now.Add(MaxSkew + time.Second), ErrStale},
-		{"from the future", ring, "", &key.PublicKey, now.Add(-MaxSkew - time.Second), ErrStale},
-		{"bad time", func() CallSig { c := ring; c.SignedAt = "yesterday"; return c }(), "", &key.PublicKey, now, ErrBadProof},
-		{"fingerprint without SDP", offer, "", &key.PublicKey, now, ErrFingerprint},
-		{"no signature", func() CallSig { c := ring; c.Signature = ""; return c }(), "", &key.PublicKey, now, ErrBadProof},
-		{"DER instead of P1363", func() CallSig { c := ring; c.Signature = "MEUCIQ" + c.Signature[:80]; return c }(), "", &key.PublicKey, now, ErrBadProof},
+		{"other key", controls[2], &other.PublicKey, now, ErrBadProof},
+		{"answer fingerprint swapped", msg{"answer", ab, sdpWith(fpA), answer}, &key.PublicKey, now, ErrBadProof},
+		{"offer fingerprint swapped", msg{"offer", b, sdpWith(fpB, fpB), offer}, &key.PublicKey, now, ErrBadProof},
+		{"one byte of the answer changed (no fingerprint touched)", msg{"answer", ab, strings.Replace(answerSDP, "s=-", "s=x", 1), answer}, &key.PublicKey, now, ErrBadProof},
+		{"a hidden session-level fingerprint added (the review's attack)", msg{"answer", ab, strings.Replace(answerSDP, "s=-\r\n", "s=-\r\n\ra=fingerprint:"+fpA+"\r\n", 1), answer}, &key.PublicKey, now, ErrBadSDP},
+		{"answer to another offer", msg{"answer", with(ab, func(b *Binding) { b.OfferHash, _ = SDPHash(sdpWith(fpB)) }), answerSDP, answer}, &key.PublicKey, now, ErrBadProof},
+		{"accept replayed against a fresh ring nonce", msg{"accept", with(b, func(b *Binding) { b.RingNonce = NewNonce() }), "", accept}, &key.PublicKey, now, ErrBadProof},
+		{"answer replayed against a fresh accept nonce", msg{"answer", with(ab, func(b *Binding) { b.AcceptNonce = NewNonce() }), answerSDP, answer}, &key.PublicKey, now, ErrBadProof},
+		{"replayed into another call", msg{"offer", with(b, func(b *Binding) { b.CallID = call2 }), offerSDP, offer}, &key.PublicKey, now, ErrBadProof},
+		{"ring presented as accept", msg{"accept", b, "", ring}, &key.PublicKey, now, ErrBadProof},
+		{"offer presented as answer", msg{"answer", ab, offerSDP, offer}, &key.PublicKey, now, ErrBadProof},
+		{"time changed", msg{"ring", ringB, "", CallSig{"2026-11-28T18:00:01Z", ring.Signature}}, &key.PublicKey, now, ErrBadProof},
+		{"too old", controls[0], &key.PublicKey, now.Add(MaxSkew + time.Second), ErrStale},
+		{"from the future", controls[0], &key.PublicKey, now.Add(-MaxSkew - time.Second), ErrStale},
+		{"bad time", msg{"ring", ringB, "", CallSig{"yesterday", ring.Signature}}, &key.PublicKey, now, ErrBadProof},
+		{"accept without a nonce", msg{"accept", with(b, func(b *Binding) { b.AcceptNonce = "" }), "", accept}, &key.PublicKey, now, ErrBadProof},
+		{"ring with an SDP", msg{"ring", ringB, offerSDP, ring}, &key.PublicKey, now, ErrBadProof},
+		{"offer without SDP", msg{"offer", b, "", offer}, &key.PublicKey, now, ErrBadSDP},
+		{"no signature", msg{"ring", ringB, "", CallSig{ring.SignedAt, ""}}, &key.PublicKey, now, ErrBadProof},
+		{"DER instead of P1363", msg{"ring", ringB, "", CallSig{ring.SignedAt, "MEUCIQ" + ring.Signature[:80]}}, &key.PublicKey, now, ErrBadProof},
+		{"unsigned type", msg{"hangup", b, "", ring}, &key.PublicKey, now, ErrBadProof},
 	}
 	for _, tc := range tests {
-		if err := VerifyCall(tc.pub, tc.sig, tc.sdp, tc.now); !errors.Is(err, tc.want) {
+		if err := VerifyCall(tc.pub, tc.m.typ, tc.m.b, tc.m.sdp, tc.m.sig, tc.now); !errors.Is(err, tc.want) {
 			t.Errorf("%s: VerifyCall = %v, want %v", tc.name, err, tc.want)
 		}
 	}

@@ -22,4 +22,7 @@ var (
 	// ErrFingerprint: an SDP whose DTLS fingerprint is missing, ambiguous or
 	// not the signed one.
 	ErrFingerprint = errors.New("DTLS fingerprint mismatch")
+	// ErrBadSDP: an SDP outside the one shape both sides accept (see
+	// CheckSDP): it is neither signed, verified nor applied.
+	ErrBadSDP = errors.New("SDP refused")
 )

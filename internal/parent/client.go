@@ -56,6 +56,12 @@ type Conn struct {
 	done    chan struct{}
 	wmu     sync.Mutex
 	cred    Credentials // signs what Send sends; empty on a pairing socket
+
+	// calls holds each call's binding (package pairing): the nonces of its
+	// ring and accept, the hash of its offer. Every signature from the
+	// accept on covers this phone's own nonce.
+	bmu   sync.Mutex
+	calls map[string]*pairing.Binding
 }
 
 func dial(ctx context.Context, wsURL string, hello protocol.Message) (*Conn, error) {
@@ -64,7 +70,7 @@ func dial(ctx context.Context, wsURL string, hello protocol.Message) (*Conn, err
 		return nil, fmt.Errorf("parent: dial %s: %w", wsURL, err)
 	}
 	ws.SetReadLimit(protocol.MaxMessageBytes)
-	c := &Conn{ws: ws, in: make(chan protocol.Message, 256), done: make(chan struct{})}
+	c := &Conn{ws: ws, in: make(chan protocol.Message, 256), done: make(chan struct{}), calls: map[string]*pairing.Binding{}}
 	go c.reader()
 	ch, err := c.Next(ctx)
 	if err != nil {
@@ -157,12 +163,19 @@ func (c *Conn) Await(ctx context.Context, typ string) (protocol.Message, error) 
 }
 
 // Send validates and sends one message. A ring, accept or answer is
-// signed with the parent's key first, as the web app does.
+// signed with the parent's key first, as the web app does, over the call's
+// binding: a ring gets a fresh nonce, an accept the terminal's ring nonce
+// and a fresh one of its own, an answer both and the offer's hash (the offer
+// must have passed FromTerminal).
 func (c *Conn) Send(ctx context.Context, m protocol.Message) error {
 	switch m.Type {
 	case protocol.TypeRing, protocol.TypeAccept, protocol.TypeAnswer:
 		if m.Signature == "" && c.cred.Key != nil {
-			sig, err := pairing.SignCall(c.cred.Key, m.Type, m.CallID, time.Now(), m.SDP)
+			b, err := c.bind(&m)
+			if err != nil {
+				return err
+			}
+			sig, err := pairing.SignCall(c.cred.Key, m.Type, b, m.SDP, time.Now())
 			if err != nil {
 				return fmt.Errorf("parent: sign %s: %w", m.Type, err)
 			}
@@ -174,6 +187,97 @@ func (c *Conn) Send(ctx context.Context, m protocol.Message) error {
 		return err
 	}
 	return c.SendRaw(ctx, b)
+}
+
+// bind updates the binding of m's call for a message this phone is about
+// to sign and returns what the signature covers.
+func (c *Conn) bind(m *protocol.Message) (pairing.Binding, error) {
+	c.bmu.Lock()
+	defer c.bmu.Unlock()
+	b := c.calls[m.CallID]
+	switch m.Type {
+	case protocol.TypeRing:
+		if m.Nonce == "" {
+			m.Nonce = pairing.NewNonce()
+		}
+		b = &pairing.Binding{CallID: m.CallID, RingNonce: m.Nonce}
+		c.calls[m.CallID] = b
+	case protocol.TypeAccept:
+		if b == nil {
+			return pairing.Binding{}, fmt.Errorf("parent: accept %s: no ring from the terminal: %w", m.CallID, ErrNotFromTerminal)
+		}
+		if m.Nonce == "" {
+			m.Nonce = pairing.NewNonce()
+		}
+		b.AcceptNonce = m.Nonce
+	case protocol.TypeAnswer:
+		if b == nil || b.OfferHash == "" {
+			return pairing.Binding{}, fmt.Errorf("parent: answer %s: no verified offer: %w", m.CallID, ErrNotFromTerminal)
+		}
+	}
+	return *b, nil
+}
+
+// FromTerminal checks that a ring, accept or offer was signed by the
+// paired terminal over this call's binding (the accept and offer over this
+// phone's own nonce), recently, and that an offer carries the DTLS
+// fingerprint pinned at pairing. What passes is recorded in the binding.
+func (c *Conn) FromTerminal(m protocol.Message, now time.Time) error {
+	cred := c.cred
+	fail := func(err error) error {
+		return fmt.Errorf("parent: %s %s: %w: %w", m.Type, m.CallID, ErrNotFromTerminal, err)
+	}
+	if cred.Device.PublicKey == nil {
+		return fmt.Errorf("parent: no terminal key: %w", ErrNotFromTerminal)
+	}
+	c.bmu.Lock()
+	defer c.bmu.Unlock()
+	var b pairing.Binding
+	switch m.Type {
+	case protocol.TypeRing:
+		if c.calls[m.CallID] != nil {
+			return fail(fmt.Errorf("ring %s seen before: %w", m.CallID, pairing.ErrStale))
+		}
+		b = pairing.Binding{CallID: m.CallID, RingNonce: m.Nonce}
+	case protocol.TypeAccept:
+		old := c.calls[m.CallID]
+		if old == nil || old.AcceptNonce != "" {
+			return fail(errors.New("not a ring of ours waiting for an answer"))
+		}
+		b = *old
+		b.AcceptNonce = m.Nonce
+	case protocol.TypeOffer:
+		old := c.calls[m.CallID]
+		if old == nil || old.AcceptNonce == "" || old.OfferHash != "" {
+			return fail(errors.New("no accepted call waiting for an offer"))
+		}
+		b = *old
+		fp, err := pairing.SDPFingerprint(m.SDP)
+		if err != nil {
+			return fail(err)
+		}
+		if fp != cred.Device.Fingerprint { // the pinned one: nothing else is acceptable
+			return fail(pairing.ErrFingerprint)
+		}
+	default:
+		return fail(fmt.Errorf("%s is not signed", m.Type))
+	}
+	if err := pairing.VerifyCall(cred.Device.PublicKey, m.Type, b, m.SDP, pairing.CallSig{SignedAt: m.SignedAt, Signature: m.Signature}, now); err != nil {
+		return fail(err)
+	}
+	if m.Type == protocol.TypeOffer {
+		b.OfferHash, _ = pairing.SDPHash(m.SDP)
+	}
+	c.calls[m.CallID] = &b
+	if len(c.calls) > 64 {
+		for id := range c.calls {
+			if id != m.CallID {
+				delete(c.calls, id)
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // SendRaw sends bytes as they are: for tests of malformed input.
@@ -189,23 +293,6 @@ func (c *Conn) SendRaw(ctx context.Context, b []byte) error {
 // Close closes the connection.
 func (c *Conn) Close() error {
 	return c.ws.Close(websocket.StatusNormalClosure, "")
-}
-
-// FromTerminal checks that a ring, accept or offer was signed by the
-// paired terminal for this call, recently, and that an offer carries the
-// DTLS fingerprint pinned at pairing.
-func (cred Credentials) FromTerminal(m protocol.Message, now time.Time) error {
-	if cred.Device.PublicKey == nil {
-		return fmt.Errorf("parent: no terminal key: %w", ErrNotFromTerminal)
-	}
-	c := pairing.CallSig{Type: m.Type, CallID: m.CallID, SignedAt: m.SignedAt, Signature: m.Signature}
-	if m.Type == protocol.TypeOffer {
-		c.Fingerprint = cred.Device.Fingerprint // the pinned one: nothing else is acceptable
-	}
-	if err := pairing.VerifyCall(cred.Device.PublicKey, c, m.SDP, now); err != nil {
-		return fmt.Errorf("parent: %s %s: %w: %w", m.Type, m.CallID, ErrNotFromTerminal, err)
-	}
-	return nil
 }
 
 // Pair runs the pairing page's side of pairing (package pairing's

@@ -79,7 +79,7 @@ func (p *Phone) Run(ctx context.Context) error {
 		}
 		switch m.Type {
 		case protocol.TypeRing, protocol.TypeAccept:
-			if err := p.conn.cred.FromTerminal(m, time.Now()); err != nil {
+			if err := p.conn.FromTerminal(m, time.Now()); err != nil {
 				// As the web app: a ring or accept the terminal did not sign
 				// is not the child; it is dropped, and a call it claims ends.
 				p.log.Warn("dropping a message not from the paired terminal", "type", m.Type, "err", err)
@@ -146,7 +146,7 @@ func (p *Phone) Hangup(ctx context.Context, callID, reason string) error {
 }
 
 func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
-	if err := p.conn.cred.FromTerminal(offer, time.Now()); err != nil {
+	if err := p.conn.FromTerminal(offer, time.Now()); err != nil {
 		return err
 	}
 	p.mu.Lock()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/pairing"
 )
 
 // hub is all routing state, behind one mutex. Every method that takes the
@@ -51,10 +52,9 @@ type call struct {
 	rec          protocol.CallRecord
 	candidates   map[*session]int
 	timer        *time.Timer
-	// The caller's signature on its ring, forwarded to the callee (and to
-	// parent tabs that open while the call rings). The server cannot check
-	// it: only the callee knows the caller's key.
-	signedAt, signature string
+	// The caller's signed ring (its nonce, time and signature), forwarded
+	// to the callee (and to parent tabs that open while the call rings).
+	nonce, signedAt, signature string
 }
 
 // pendingPair is a pair_request forwarded to a terminal, awaiting its answer.
@@ -65,6 +65,9 @@ type pendingPair struct {
 	terminal *session
 	timer    *time.Timer
 	step     pairStep
+	// parentKey is the page's key from its pair_confirm, kept with the
+	// pairing once the terminal completes it (Parent.PublicKey).
+	parentKey string
 }
 
 func newHub(srv *Server) *hub {
@@ -380,13 +383,13 @@ func (h *hub) ringMessage(typ string, c *call) protocol.Message {
 		ICEServers: h.srv.iceServers(c.id + "/" + typ), ICETransportPolicy: h.srv.cfg.ICETransportPolicy,
 	}
 	if typ == protocol.TypeRing {
-		m.SignedAt, m.Signature = c.signedAt, c.signature
+		m.Nonce, m.SignedAt, m.Signature = c.nonce, c.signedAt, c.signature
 	}
 	return m
 }
 
 func (h *hub) ring(s *session, m protocol.Message) {
-	c := &call{id: m.CallID, candidates: map[*session]int{}, signedAt: m.SignedAt, signature: m.Signature}
+	c := &call{id: m.CallID, candidates: map[*session]int{}, nonce: m.Nonce, signedAt: m.SignedAt, signature: m.Signature}
 	var callee map[*session]bool
 	if s.role == protocol.RoleTerminal {
 		if s.pairedParent == "" {
@@ -467,6 +470,11 @@ func (h *hub) accept(s *session, m protocol.Message) {
 		s.sendError(protocol.ErrCodeUnknownCall, "no call of yours is ringing with this call_id", m)
 		return
 	}
+	if c.fromTerminal && !h.parentSigned(s, c, m) {
+		// Changes nothing: the child's ring goes on for the real phone.
+		s.sendError(protocol.ErrCodeNotAllowed, "accept not signed by the paired parent", m)
+		return
+	}
 	rec := c.rec
 	rec.AnsweredAt, rec.Outcome = h.now(), protocol.OutcomeAnswered
 	if err := h.store.PutCall(c.parentID, rec); err != nil {
@@ -488,6 +496,37 @@ func (h *hub) accept(s *session, m protocol.Message) {
 		c.parent.send(m)
 	}
 	h.log.Info("call answered", "call", c.id, "device", c.deviceID, "parent", c.parentID)
+}
+
+// parentSigned checks a parent's accept of the child's ring with the key
+// the parent paired with, over the ring's nonce, as the terminal will: an
+// accept the terminal would refuse must not take the call from the real
+// phone (the other tabs would be told "answered elsewhere" and the child
+// would hear nothing). This guards against a stolen server login; against
+// a compromised server, the terminal's own check is what holds.
+func (h *hub) parentSigned(s *session, c *call, m protocol.Message) bool {
+	p, err := h.store.Parent(c.parentID)
+	if err != nil {
+		s.log.Error("accept: parent record", "err", err)
+		return false
+	}
+	if p.PublicKey == "" {
+		// Paired before the server kept keys: the terminal still checks.
+		s.log.Warn("accept from a pairing without a stored parent key; the terminal alone checks it", "call", c.id)
+		return true
+	}
+	pub, err := pairing.ParsePublicKey(p.PublicKey)
+	if err != nil {
+		s.log.Error("accept: stored parent key", "err", err)
+		return false
+	}
+	b := pairing.Binding{CallID: c.id, RingNonce: c.nonce, AcceptNonce: m.Nonce}
+	err = pairing.VerifyCall(pub, m.Type, b, "", pairing.CallSig{SignedAt: m.SignedAt, Signature: m.Signature}, h.now())
+	if err != nil {
+		s.log.Warn("refusing an accept not signed by the paired parent", "call", c.id, "err", err)
+		return false
+	}
+	return true
 }
 
 // relay forwards offer, answer and candidate between the two sockets bound

@@ -74,13 +74,15 @@ func FuzzHub(f *testing.F) {
 		return string(sender) + string(b) + "\n"
 	}
 	// The server relays call signatures without checking them (only the
-	// paired peer can): any well-formed ones do here.
-	const at, sig = "2026-11-28T18:00:00Z", "c2ln"
+	// paired peer can), but for a parent's accept, which it checks against
+	// the key the parent paired with; these pairings were made without one,
+	// so any well-formed signatures do here.
+	const at, sig, nonce = "2026-11-28T18:00:00Z", "c2ln", "bm9uY2Utbm9uY2Utbm9uY2Utbm9uY2Utbm9uY2Utbm9"
 	ring := func(s byte) string {
-		return line(s, protocol.Message{Type: protocol.TypeRing, CallID: fuzzIDX, SignedAt: at, Signature: sig})
+		return line(s, protocol.Message{Type: protocol.TypeRing, CallID: fuzzIDX, Nonce: nonce, SignedAt: at, Signature: sig})
 	}
 	accept := func(s byte) string {
-		return line(s, protocol.Message{Type: protocol.TypeAccept, CallID: fuzzIDX, SignedAt: at, Signature: sig})
+		return line(s, protocol.Message{Type: protocol.TypeAccept, CallID: fuzzIDX, Nonce: nonce, SignedAt: at, Signature: sig})
 	}
 	offer := line('0', protocol.Message{Type: protocol.TypeOffer, CallID: fuzzIDX, SDP: "v=0\r\n", SignedAt: at, Signature: sig})
 	answer := func(s byte) string {
@@ -118,7 +120,7 @@ func FuzzHub(f *testing.F) {
 		}
 		parents := map[string]string{fuzzIDA: protocol.NewID(), fuzzIDB: protocol.NewID()}
 		for dev, parent := range parents {
-			if err := srv.store.CreatePairing(ids[dev], parent, []byte("hash"), now); err != nil {
+			if err := srv.store.CreatePairing(ids[dev], parent, []byte("hash"), "", now); err != nil {
 				t.Fatal(err)
 			}
 		}

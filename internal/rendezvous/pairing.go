@@ -119,6 +119,7 @@ func (h *hub) pairConfirm(s *session, m protocol.Message) {
 		return
 	}
 	p.step = stepConfirmed
+	p.parentKey = m.PublicKey
 	p.terminal.send(protocol.Message{Type: protocol.TypePairConfirm, PairID: p.id, PublicKey: m.PublicKey,
 		Signature: m.Signature, Proof: m.Proof})
 }
@@ -135,7 +136,7 @@ func (h *hub) pairComplete(s *session, m protocol.Message) {
 	ref := protocol.Message{Type: protocol.TypePairRequest, PairID: p.id}
 	parentID := protocol.NewID()
 	token, hash := newToken()
-	if err := h.store.CreatePairing(p.deviceID, parentID, hash, h.now()); err != nil {
+	if err := h.store.CreatePairing(p.deviceID, parentID, hash, p.parentKey, h.now()); err != nil {
 		code, text := protocol.ErrCodeInternal, "could not store the pairing"
 		if errors.Is(err, ErrAlreadyPaired) {
 			code, text = protocol.ErrCodeAlreadyPaired, "this terminal is already paired"

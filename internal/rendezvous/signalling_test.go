@@ -347,14 +347,14 @@ func TestCalls(t *testing.T) {
 			}
 			id := protocol.NewID()
 			sent := protocol.Message{Type: protocol.TypeRing, CallID: id}
-			check(t, rt.Sign(caller.Key, &sent))
+			check(t, caller.Sign(&sent))
 			check(t, caller.Send(ctx, sent))
 			ringing := try(caller.Expect(ctx, protocol.TypeRinging)).must(t)
 			ring := try(callee.Expect(ctx, protocol.TypeRing)).must(t)
 			// The caller's signature reaches the callee unchanged; the
 			// server cannot make one of its own.
-			if ring.Signature != sent.Signature || ring.SignedAt != sent.SignedAt || ringing.Signature != "" {
-				t.Fatalf("ring carries signature %q at %q, sent %q at %q; ringing carries %q", ring.Signature, ring.SignedAt, sent.Signature, sent.SignedAt, ringing.Signature)
+			if ring.Signature != sent.Signature || ring.SignedAt != sent.SignedAt || ring.Nonce != sent.Nonce || ringing.Signature != "" {
+				t.Fatalf("ring carries signature %q at %q nonce %q, sent %q at %q nonce %q; ringing carries %q", ring.Signature, ring.SignedAt, ring.Nonce, sent.Signature, sent.SignedAt, sent.Nonce, ringing.Signature)
 			}
 			for _, m := range []protocol.Message{ringing, ring} {
 				if m.CallID != id || len(m.ICEServers) != 1 || m.ICEServers[0].Username == "" || m.ICETransportPolicy != "all" {
@@ -443,6 +443,7 @@ func TestAnsweredElsewhere(t *testing.T) {
 	tab, _, err := rt.DialParent(ctx, srv.WSURL, f.creds.ParentID, f.creds.Token)
 	check(t, err)
 	defer tab.Close()
+	tab.Key = f.creds.Key // another tab of the same parent: the same key
 	id := protocol.NewID()
 	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}))
 	try(f.parent.Expect(ctx, protocol.TypeRing)).must(t)
@@ -461,6 +462,62 @@ func TestAnsweredElsewhere(t *testing.T) {
 	if m := try(f.terminal.Expect(ctx, protocol.TypeHangup)).must(t); m.Reason != protocol.ReasonPeerLeft {
 		t.Fatalf("terminal got hangup %s, want peer_left", m.Reason)
 	}
+}
+
+// TestStolenTokenCannotAnswer: someone with the parent's server login but
+// not the parent's key (a stolen token) cannot answer the child's ring:
+// the server checks the accept against the key the parent paired with, so
+// the real phone keeps ringing (no "answered elsewhere") and the terminal
+// never hears of it. A forged, a replayed (earlier call's nonce) and an
+// unsigned-by-anyone accept are each refused; the real phone then answers.
+func TestStolenTokenCannotAnswer(t *testing.T) {
+	ctx := testCtx(t)
+	srv := rt.NewServer(t, nil)
+	f := newFamily(t, ctx, srv)
+	thief, _, err := rt.DialParent(ctx, srv.WSURL, f.creds.ParentID, f.creds.Token)
+	check(t, err)
+	defer thief.Close() // thief.Key is a key of its own, not the parent's
+
+	// An accept the real parent signed for an earlier call: right key,
+	// wrong ring nonce once moved to a new call.
+	old := startCall(t, ctx, f)
+	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: old, Reason: protocol.ReasonHangup}))
+	try(f.parent.WaitFor(ctx, protocol.TypeHangup)).must(t)
+	try(thief.WaitFor(ctx, protocol.TypeHangup)).must(t)
+
+	id := protocol.NewID()
+	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}))
+	try(f.terminal.Expect(ctx, protocol.TypeRinging)).must(t)
+	try(f.parent.WaitFor(ctx, protocol.TypeRing)).must(t)
+	ring := try(thief.WaitFor(ctx, protocol.TypeRing)).must(t)
+
+	replayed := protocol.Message{Type: protocol.TypeAccept, CallID: id, Nonce: pairing.NewNonce()}
+	b := pairing.Binding{CallID: id, RingNonce: pairing.NewNonce(), AcceptNonce: replayed.Nonce}
+	sig := try(pairing.SignCall(f.creds.Key, protocol.TypeAccept, b, "", time.Now())).must(t)
+	replayed.SignedAt, replayed.Signature = sig.SignedAt, sig.Signature
+	accepts := []protocol.Message{
+		{Type: protocol.TypeAccept, CallID: id}, // signed by the thief's own key
+		replayed,
+	}
+	for i, m := range accepts {
+		check(t, thief.Send(ctx, m))
+		if e := try(thief.ExpectError(ctx, protocol.ErrCodeNotAllowed)).must(t); e.RefType != protocol.TypeAccept {
+			t.Fatalf("accept %d: error for %s", i, e.RefType)
+		}
+	}
+	// Nothing reached the terminal or the real phone: a barrier, then no
+	// accept and no "answered elsewhere" queued before it.
+	check(t, f.parent.Barrier(ctx))
+	check(t, f.terminal.Barrier(ctx))
+	// The real phone still answers the ring it is showing.
+	check(t, f.parent.Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: ring.CallID}))
+	if m := try(f.terminal.Expect(ctx, protocol.TypeAccept)).must(t); m.CallID != id {
+		t.Fatalf("terminal got accept for %s, want %s", m.CallID, id)
+	}
+	if m := try(thief.WaitFor(ctx, protocol.TypeHangup)).must(t); m.Reason != protocol.ReasonAnsweredElsewhere {
+		t.Fatalf("thief got hangup %s, want answered_elsewhere", m.Reason)
+	}
+	t.Logf("stolen token: %d of %d accepts taken by the server; the real phone answered", 0, len(accepts))
 }
 
 func TestUnpairedRing(t *testing.T) {

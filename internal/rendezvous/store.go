@@ -48,6 +48,13 @@ type Parent struct {
 	TokenHash []byte    `json:"token_hash"`
 	DeviceID  string    `json:"device_id"`
 	CreatedAt time.Time `json:"created_at"`
+	// PublicKey is the parent's signing key (base64url SPKI), as its
+	// pair_confirm carried it to the terminal. The server checks a parent's
+	// accept with it, so a stolen token cannot answer the child's ring and
+	// end it for the real phone; it decides nothing else (the terminal
+	// checks every call message itself). Empty in pairings made before it
+	// was kept.
+	PublicKey string `json:"public_key,omitempty"`
 }
 
 // Store is the registry on a bbolt file. It is safe for concurrent use.
@@ -165,7 +172,7 @@ func (s *Store) Parent(id string) (Parent, error) {
 // CreatePairing creates the parent and pairs it with the terminal in one
 // transaction. It refuses with ErrAlreadyPaired if the terminal got a parent
 // meanwhile, and with ErrNotFound if the terminal is not registered.
-func (s *Store) CreatePairing(deviceID, parentID string, tokenHash []byte, now time.Time) error {
+func (s *Store) CreatePairing(deviceID, parentID string, tokenHash []byte, parentKey string, now time.Time) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketDevices).Get([]byte(deviceID)) == nil {
 			return ErrNotFound
@@ -178,7 +185,7 @@ func (s *Store) CreatePairing(deviceID, parentID string, tokenHash []byte, now t
 		if parents.Get([]byte(parentID)) != nil {
 			return fmt.Errorf("parent %s exists", parentID)
 		}
-		if err := putJSON(parents, parentID, Parent{TokenHash: tokenHash, DeviceID: deviceID, CreatedAt: now}); err != nil {
+		if err := putJSON(parents, parentID, Parent{TokenHash: tokenHash, DeviceID: deviceID, CreatedAt: now, PublicKey: parentKey}); err != nil {
 			return err
 		}
 		return pairings.Put([]byte(deviceID), []byte(parentID))

@@ -15,7 +15,7 @@ func TestStore(t *testing.T) {
 	st := try(rendezvous.OpenStore(path)).must(t)
 	now := time.Unix(1_800_000_000, 0).UTC()
 	dev := protocol.NewID()
-	if err := st.CreatePairing(dev, protocol.NewID(), make([]byte, 32), now); !errors.Is(err, rendezvous.ErrNotFound) {
+	if err := st.CreatePairing(dev, protocol.NewID(), make([]byte, 32), "", now); !errors.Is(err, rendezvous.ErrNotFound) {
 		t.Fatalf("pairing an unregistered device: %v, want ErrNotFound", err)
 	}
 	if first := try(st.RegisterDevice(dev, []byte("key"), now)).must(t); !first {
@@ -25,8 +25,8 @@ func TestStore(t *testing.T) {
 		t.Fatalf("re-registering with another key: %v, want ErrKeyMismatch", err)
 	}
 	p1, p2 := protocol.NewID(), protocol.NewID()
-	check(t, st.CreatePairing(dev, p1, make([]byte, 32), now))
-	if err := st.CreatePairing(dev, p2, make([]byte, 32), now); !errors.Is(err, rendezvous.ErrAlreadyPaired) {
+	check(t, st.CreatePairing(dev, p1, make([]byte, 32), "", now))
+	if err := st.CreatePairing(dev, p2, make([]byte, 32), "", now); !errors.Is(err, rendezvous.ErrAlreadyPaired) {
 		t.Fatalf("second pairing: %v, want ErrAlreadyPaired", err)
 	}
 	if _, err := st.Parent(p2); !errors.Is(err, rendezvous.ErrNotFound) {

@@ -68,7 +68,7 @@ func TestReconnectStorm(t *testing.T) {
 	for _, f := range fams {
 		f.parentID, f.token = protocol.NewID(), protocol.NewNonce()
 		sum := sha256.Sum256([]byte(f.token))
-		check(t, srv.Store().CreatePairing(f.deviceID, f.parentID, sum[:], time.Now()))
+		check(t, srv.Store().CreatePairing(f.deviceID, f.parentID, sum[:], "", time.Now()))
 	}
 	check(t, parallel(ctx, len(fams), func(i int) error {
 		p, calls, err := rt.DialParent(ctx, srv.WSURL, fams[i].parentID, fams[i].token)

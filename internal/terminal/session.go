@@ -13,6 +13,7 @@ import (
 	"github.com/tuanju/tuanju/internal/call"
 	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/pairing"
 )
 
 // session is the media side of one call: camera and microphone, the peer
@@ -25,6 +26,10 @@ type session struct {
 	receiver *media.Receiver
 	log      *slog.Logger
 	loopback bool
+
+	// offerHash is pairing.SDPHash of the offer as sent: the parent's
+	// answer must sign it. Set before the session reaches the loop.
+	offerHash string
 
 	mu        sync.Mutex
 	offerSent bool
@@ -129,7 +134,12 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, cap *m
 		s.close()
 		return nil, fmt.Errorf("terminal: call %s: set local description: %w", callID, err)
 	}
-	om, err := d.sign(protocol.Message{Type: protocol.TypeOffer, CallID: callID, SDP: pc.LocalDescription().SDP})
+	sdp := pc.LocalDescription().SDP
+	if s.offerHash, err = pairing.SDPHash(sdp); err != nil {
+		s.close()
+		return nil, fmt.Errorf("terminal: call %s: own offer: %w", callID, err)
+	}
+	om, err := d.sign(protocol.Message{Type: protocol.TypeOffer, CallID: callID, SDP: sdp})
 	if err != nil {
 		s.close()
 		return nil, err

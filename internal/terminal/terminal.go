@@ -453,14 +453,17 @@ func (t *Terminal) handle(ctx context.Context, ev any) {
 		serverPaired := w.Paired != nil && *w.Paired
 		t.peerOnline = w.PeerOnline != nil && *w.PeerOnline
 		if serverPaired != t.m.Paired {
-			t.log.Warn("pairing differs between terminal and server", "terminal", t.m.Paired, "server", serverPaired)
+			// The terminal's own store decides: a server that says
+			// "not paired" must not be able to clear the parent and open
+			// the way to a new one (only a local factory reset does that).
+			t.log.Warn("pairing differs between terminal and server; keeping the terminal's", "terminal", t.m.Paired, "server", serverPaired)
 		}
 		t.setClock(w.ServerTime)
 		t.log.Info("connected to the rendezvous server", "paired", t.m.Paired, "parent_online", t.peerOnline)
 		// A reset the server has not heard of goes first, before anything
 		// can reach the old parent.
 		t.sendUnpair()
-		t.step(call.Connected{Paired: t.m.Paired && serverPaired})
+		t.step(call.Connected{Paired: t.m.Paired})
 	case connDown:
 		if ev.c != t.conn {
 			return
@@ -508,7 +511,7 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 		t.peerOnline = *m.PeerOnline
 		t.log.Info("parent presence", "online", t.peerOnline)
 	case protocol.TypeRing:
-		if err := t.fromParent(m); err != nil {
+		if err := t.ringFromParent(m); err != nil {
 			// Not the paired parent (or a replay): the child hears nothing.
 			t.log.Warn("refusing a ring not signed by the paired parent", "call_id", m.CallID, "err", err)
 			t.send(protocol.Message{Type: protocol.TypeHangup, CallID: m.CallID, Reason: protocol.ReasonDecline})
@@ -524,13 +527,15 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 		t.ice[m.CallID] = iceInfo{m.ICEServers, m.ICETransportPolicy}
 		t.log.Info("parent's phone is ringing", "call_id", m.CallID)
 	case protocol.TypeAccept:
-		if m.CallID == t.m.CallID {
-			if err := t.fromParent(m); err != nil {
-				t.log.Warn("refusing an accept not signed by the paired parent: ending the call", "call_id", m.CallID, "err", err)
-				t.send(protocol.Message{Type: protocol.TypeHangup, CallID: m.CallID, Reason: protocol.ReasonFailed})
-				t.step(call.PeerHangup{CallID: m.CallID, Reason: protocol.ReasonFailed})
-				return
-			}
+		if m.CallID != t.m.CallID || t.m.State != call.Calling {
+			t.log.Warn("accept for no call of ours that is ringing", "call_id", m.CallID)
+			return
+		}
+		if err := t.acceptFromParent(m); err != nil {
+			// Ends nothing: the child's ring goes on for the real parent
+			// (a stolen server login, a forgery or a replay gets here).
+			t.log.Warn("ignoring an accept not signed by the paired parent", "call_id", m.CallID, "err", err)
+			return
 		}
 		t.step(call.PeerAccepted{CallID: m.CallID})
 	case protocol.TypeHangup:
@@ -554,9 +559,10 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 			}
 			return
 		}
-		if err := t.fromParent(m); err != nil {
-			// A server in the middle that swapped the fingerprint ends up
-			// here: no media to anyone but the paired parent.
+		if err := t.answerFromParent(m, t.sess.offerHash); err != nil {
+			// A server in the middle that changed any byte of the answer,
+			// or replayed one, ends up here: no media to anyone but the
+			// paired parent. The SDP applied below is the one verified.
 			t.log.Warn("refusing an answer not signed by the paired parent", "call_id", m.CallID, "err", err)
 			t.step(call.MediaFailed{CallID: m.CallID})
 			return
@@ -632,9 +638,9 @@ func (t *Terminal) send(m protocol.Message) {
 func (t *Terminal) do(a call.Action) {
 	switch a := a.(type) {
 	case call.SendRing:
-		t.sendSigned(protocol.Message{Type: protocol.TypeRing, CallID: a.CallID})
+		t.sendSigned(t.signRing(a.CallID))
 	case call.SendAccept:
-		t.sendSigned(protocol.Message{Type: protocol.TypeAccept, CallID: a.CallID})
+		t.sendSigned(t.signAccept(a.CallID))
 	case call.SendHangup:
 		t.send(protocol.Message{Type: protocol.TypeHangup, CallID: a.CallID, Reason: a.Reason})
 	case call.StartMedia:
@@ -672,6 +678,7 @@ func (t *Terminal) do(a call.Action) {
 		}
 	case call.CallEnded:
 		delete(t.ice, a.CallID)
+		delete(t.tr.calls, a.CallID)
 		t.calls++
 		rec := terminalstore.CallRecord{CallID: a.CallID, Outgoing: a.Outgoing, Answered: a.Answered, Outcome: a.Outcome, EndedAt: time.Now().UTC()}
 		if err := t.d.Store.AppendCall(rec); err != nil {
@@ -750,12 +757,20 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 	// The machine is already in Connecting, whose light is "in call"; show
 	// it now, before anything opens (step would show it after the actions).
 	t.showLEDs()
+	b := t.tr.calls[callID]
+	if b == nil || b.RingNonce == "" || b.AcceptNonce == "" {
+		t.log.Error("media for a call whose ring and accept were not both signed", "call_id", callID)
+		t.step(call.MediaFailed{CallID: callID})
+		return
+	}
+	bind := *b // the session signs its offer off the loop, over this copy
 	var onAudio func([]int16)
 	if v, ok := t.d.Speaker.(interface{ WritePCM([]int16) }); ok {
 		onAudio = v.WritePCM
 	}
 	deps := sessionDeps{
-		api: t.api, onAudio: onAudio, loopback: t.cfg.LoopbackOnly, log: t.log, cert: t.tr.cert, sign: t.signed,
+		api: t.api, onAudio: onAudio, loopback: t.cfg.LoopbackOnly, log: t.log, cert: t.tr.cert,
+		sign: func(m protocol.Message) (protocol.Message, error) { return t.sign(m, bind) },
 		// The session sends on the connection the call started on: if that
 		// one drops, the call ends anyway.
 		send: c.send,

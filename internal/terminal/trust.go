@@ -1,9 +1,12 @@
 package terminal
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"errors"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -29,11 +32,17 @@ type trust struct {
 	// clockOffset (nanoseconds) corrects the board's clock by the
 	// server's (set at login): boards often have no real-time clock, and a
 	// call's signatures carry the time. Atomic: the session signs its offer
-	// off the loop.
+	// off the loop. See setClock for the bounds a server is held to.
 	clockOffset *atomic.Int64
-	// seenRings: call IDs of parent rings already acted on, so a replayed
-	// ring (inside the signature's time window) cannot ring again.
-	seenRings map[string]time.Time
+	// floor is the latest time a source the terminal trusts has vouched
+	// for: the binary's build, the paired parent's signed messages. The
+	// clock is never set before it (terminalstore.ClockFloor).
+	floor time.Time
+	// calls holds the binding (package pairing) of each call the loop
+	// knows: the nonces of its ring and accept. Every signature from the
+	// accept on must cover the terminal's own nonce, so nothing recorded
+	// from an earlier call can be replayed into this one.
+	calls map[string]*pairing.Binding
 
 	// The pairing in progress: the verified request waiting for the press,
 	// the handshake after it, the parent key after the page's confirm.
@@ -42,9 +51,10 @@ type trust struct {
 	pairParent *ecdsa.PublicKey
 }
 
-// loadTrust reads the persistent DTLS certificate and the stored parent key.
+// loadTrust reads the persistent DTLS certificate, the stored parent key
+// and the clock floor.
 func loadTrust(store *terminalstore.Store, p *terminalstore.Parent) (trust, error) {
-	tr := trust{seenRings: map[string]time.Time{}, pairReq: map[string]pairing.Request{}, clockOffset: new(atomic.Int64)}
+	tr := trust{calls: map[string]*pairing.Binding{}, pairReq: map[string]pairing.Request{}, clockOffset: new(atomic.Int64)}
 	key, x, err := store.DTLSCertificate()
 	if err != nil {
 		return tr, err
@@ -67,29 +77,130 @@ func loadTrust(store *terminalstore.Store, p *terminalstore.Parent) (trust, erro
 			return tr, fmt.Errorf("terminal: stored parent key: %w", err)
 		}
 	}
+	if tr.floor, err = store.ClockFloor(); err != nil {
+		return tr, err
+	}
+	if b := buildTime(); b.After(tr.floor) {
+		tr.floor = b
+	}
 	return tr, nil
+}
+
+// buildTime is when the binary's source was committed (zero when unknown,
+// as in tests): no real clock reads earlier.
+func buildTime() time.Time {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return time.Time{}
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.time" {
+			t, _ := time.Parse(time.RFC3339, s.Value)
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 // now is the board's clock corrected by the server's.
 func (t *Terminal) now() time.Time { return time.Now().Add(time.Duration(t.tr.clockOffset.Load())) }
 
-// setClock records the server's time at login.
+// setClock takes the server's time at login as the clock signatures are
+// made and checked with, held to the floor: a server may move the clock
+// forward as it likes (at worst the parent then refuses the terminal's
+// messages as stale, until an honest login moves it back), but never to
+// before the latest time a trusted source vouched for, so it cannot make an
+// old recording look fresh. Replay protection rests on the calls' nonces
+// and the persisted call IDs, not on this clock; the bound keeps the time
+// check meaningful too. Every change is logged.
 func (t *Terminal) setClock(server time.Time) {
 	if server.IsZero() {
 		return
 	}
-	off := time.Until(server)
+	local := time.Now()
+	floor := t.tr.floor
+	if server.Before(floor) {
+		off := time.Duration(0)
+		if local.Before(floor) {
+			off = floor.Sub(local) // the board's clock is unset: the floor is the best guess
+		}
+		t.tr.clockOffset.Store(int64(off))
+		t.log.Error("the server's clock is earlier than this unit has known the time to be; not taking it",
+			"server_time", server.UTC().Format(time.RFC3339), "floor", floor.Format(time.RFC3339), "offset", off.Round(time.Second))
+		return
+	}
+	off := server.Sub(local)
 	if off > 2*time.Second || off < -2*time.Second {
-		t.log.Info("board clock differs from the server's; signing with the server's time", "offset", off.Round(time.Second))
+		lvl := slog.LevelInfo
+		if !local.Before(floor) && (off > pairing.MaxSkew || off < -pairing.MaxSkew) {
+			// A board whose clock looks set, moved a long way: worth a look.
+			lvl = slog.LevelWarn
+		}
+		t.log.Log(context.Background(), lvl, "board clock differs from the server's; signing with the server's time", "offset", off.Round(time.Second))
 		t.tr.clockOffset.Store(int64(off))
 	} else {
 		t.tr.clockOffset.Store(0)
 	}
 }
 
-// signed returns m signed with the device key (ring, accept, offer).
-func (t *Terminal) signed(m protocol.Message) (protocol.Message, error) {
-	sig, err := pairing.SignCall(t.key, m.Type, m.CallID, t.now(), m.SDP)
+// vouch raises the clock floor to a time the paired parent signed (the
+// parent's phone keeps network time), persisted so it holds after a reboot.
+func (t *Terminal) vouch(signedAt string) {
+	at, err := time.Parse(time.RFC3339, signedAt)
+	if err != nil || !at.After(t.tr.floor) {
+		return
+	}
+	// A message signed up to MaxSkew ahead of the truth still verifies:
+	// keep the floor safely behind the parent's clock.
+	at = at.Add(-pairing.MaxSkew)
+	if !at.After(t.tr.floor) {
+		return
+	}
+	t.tr.floor = at
+	if err := t.d.Store.RaiseClockFloor(at); err != nil {
+		t.log.Warn("cannot store the clock floor", "err", err)
+	}
+}
+
+// binding returns the call's binding, making it if new; it keeps only a
+// few, since the loop handles one call at a time.
+func (t *Terminal) binding(callID string) *pairing.Binding {
+	if b := t.tr.calls[callID]; b != nil {
+		return b
+	}
+	if len(t.tr.calls) >= 4 {
+		for id := range t.tr.calls {
+			if id != t.m.CallID {
+				delete(t.tr.calls, id)
+			}
+		}
+	}
+	b := &pairing.Binding{CallID: callID}
+	t.tr.calls[callID] = b
+	return b
+}
+
+// signRing signs the terminal's ring with a fresh nonce of its own.
+func (t *Terminal) signRing(callID string) (protocol.Message, error) {
+	b := t.binding(callID)
+	b.RingNonce, b.AcceptNonce, b.OfferHash = pairing.NewNonce(), "", ""
+	m := protocol.Message{Type: protocol.TypeRing, CallID: callID, Nonce: b.RingNonce}
+	return t.sign(m, *b)
+}
+
+// signAccept accepts the parent's (verified) ring with a fresh nonce.
+func (t *Terminal) signAccept(callID string) (protocol.Message, error) {
+	b := t.tr.calls[callID]
+	if b == nil || b.RingNonce == "" {
+		return protocol.Message{}, fmt.Errorf("terminal: accept %s: no verified ring: %w", callID, ErrProtocol)
+	}
+	b.AcceptNonce = pairing.NewNonce()
+	return t.sign(protocol.Message{Type: protocol.TypeAccept, CallID: callID, Nonce: b.AcceptNonce}, *b)
+}
+
+// sign signs m (ring, accept, offer) over binding b with the device key.
+func (t *Terminal) sign(m protocol.Message, b pairing.Binding) (protocol.Message, error) {
+	sig, err := pairing.SignCall(t.key, m.Type, b, m.SDP, t.now())
 	if err != nil {
 		return m, fmt.Errorf("terminal: sign %s: %w", m.Type, err)
 	}
@@ -97,53 +208,86 @@ func (t *Terminal) signed(m protocol.Message) (protocol.Message, error) {
 	return m, nil
 }
 
-// sendSigned signs and sends; a message that cannot be signed is not sent
-// (the peer would refuse it anyway) and the call fails.
-func (t *Terminal) sendSigned(m protocol.Message) {
-	sm, err := t.signed(m)
+// sendSigned sends a ring or accept made by signRing or signAccept; one that
+// cannot be signed is not sent (the peer would refuse it anyway) and the
+// call fails.
+func (t *Terminal) sendSigned(m protocol.Message, err error) {
 	if err != nil {
 		t.log.Error("cannot sign", "type", m.Type, "err", err)
 		t.step(call.MediaFailed{CallID: m.CallID})
 		return
 	}
-	t.send(sm)
+	t.send(m)
 }
 
 // errNoParentKey: a ring, accept or answer arrived but the terminal holds
 // no parent key to check it with.
 var errNoParentKey = errors.New("terminal: no paired parent key")
 
-// fromParent checks that m (ring, accept or answer) was signed by the
-// paired parent for this call, now, and for an answer over its SDP's
-// fingerprint. A ring must also be new.
-func (t *Terminal) fromParent(m protocol.Message) error {
+// verifyParent checks one signed message from the parent over binding b.
+func (t *Terminal) verifyParent(m protocol.Message, b pairing.Binding) error {
 	if t.tr.parentKey == nil {
 		return errNoParentKey
 	}
-	now := t.now()
-	c := pairing.CallSig{Type: m.Type, CallID: m.CallID, SignedAt: m.SignedAt, Signature: m.Signature}
-	if m.Type == protocol.TypeAnswer {
-		fp, err := pairing.SDPFingerprint(m.SDP)
-		if err != nil {
-			return err
-		}
-		c.Fingerprint = fp
-	}
-	if err := pairing.VerifyCall(t.tr.parentKey, c, m.SDP, now); err != nil {
+	sig := pairing.CallSig{SignedAt: m.SignedAt, Signature: m.Signature}
+	if err := pairing.VerifyCall(t.tr.parentKey, m.Type, b, m.SDP, sig, t.now()); err != nil {
 		return err
 	}
-	if m.Type == protocol.TypeRing {
-		for id, at := range t.tr.seenRings {
-			if now.Sub(at) > 2*pairing.MaxSkew {
-				delete(t.tr.seenRings, id)
-			}
-		}
-		if _, seen := t.tr.seenRings[m.CallID]; seen {
-			return fmt.Errorf("terminal: ring %s replayed: %w", m.CallID, pairing.ErrStale)
-		}
-		t.tr.seenRings[m.CallID] = now
-	}
+	t.vouch(m.SignedAt)
 	return nil
+}
+
+// ringFromParent checks a parent's ring: signed by the paired parent over
+// its own nonce, in time, and for a call ID this unit has never acted on —
+// also across reboots (terminalstore.MarkCallSeen), so a ring the server
+// recorded cannot ring the child again.
+func (t *Terminal) ringFromParent(m protocol.Message) error {
+	b := pairing.Binding{CallID: m.CallID, RingNonce: m.Nonce}
+	if err := t.verifyParent(m, b); err != nil {
+		return err
+	}
+	fresh, err := t.d.Store.MarkCallSeen(m.CallID)
+	if err != nil {
+		return err
+	}
+	if !fresh {
+		return fmt.Errorf("terminal: ring %s replayed: %w", m.CallID, pairing.ErrStale)
+	}
+	*t.binding(m.CallID) = b
+	return nil
+}
+
+// acceptFromParent checks the parent's accept of the terminal's ring: it
+// must sign the ring's nonce (which only this terminal chose) and bring its
+// own.
+func (t *Terminal) acceptFromParent(m protocol.Message) error {
+	b := t.tr.calls[m.CallID]
+	if b == nil || b.RingNonce == "" {
+		return fmt.Errorf("terminal: accept %s: not a ring of ours: %w", m.CallID, ErrProtocol)
+	}
+	if b.AcceptNonce != "" {
+		return fmt.Errorf("terminal: accept %s: accepted already: %w", m.CallID, ErrProtocol)
+	}
+	nb := *b
+	nb.AcceptNonce = m.Nonce
+	if err := t.verifyParent(m, nb); err != nil {
+		return err
+	}
+	*b = nb
+	return nil
+}
+
+// answerFromParent checks the parent's answer: it must sign both nonces,
+// the hash of the exact offer this terminal sent, and its own exact bytes,
+// which are then the bytes applied.
+func (t *Terminal) answerFromParent(m protocol.Message, offerHash string) error {
+	b := t.tr.calls[m.CallID]
+	if b == nil || b.AcceptNonce == "" || offerHash == "" {
+		return fmt.Errorf("terminal: answer %s: no offer of ours to answer: %w", m.CallID, ErrProtocol)
+	}
+	nb := *b
+	nb.OfferHash = offerHash
+	return t.verifyParent(m, nb)
 }
 
 // onPairRequest checks a pairing request before the child sees anything.
@@ -219,16 +363,10 @@ func (t *Terminal) onPaired(m protocol.Message) {
 		t.log.Error("cannot store the pairing", "err", err)
 		return
 	}
-	// The machine only pairs when it believes it has no parent; if the
-	// store still holds one, the server had forgotten it (see
-	// terminalstore.ReplaceParent) and this press-confirmed pairing wins.
+	// Only a local factory reset removes a parent: a stored one is never
+	// replaced, whatever the server says (SetParent refuses).
 	p := terminalstore.Parent{ParentID: m.ParentID, PairedAt: time.Now().UTC(), PublicKey: enc}
-	err = t.d.Store.SetParent(p)
-	if errors.Is(err, terminalstore.ErrAlreadyPaired) {
-		t.log.Warn("replacing a pairing the server no longer knew", "old_parent_id", t.parentID, "parent_id", m.ParentID)
-		err = t.d.Store.ReplaceParent(p)
-	}
-	if err != nil {
+	if err := t.d.Store.SetParent(p); err != nil {
 		t.log.Error("cannot store the pairing", "err", err)
 		return
 	}

@@ -29,6 +29,10 @@ var (
 	bucketIdentity = []byte("identity")
 	bucketPairing  = []byte("pairing")
 	bucketCalls    = []byte("calls")
+	// bucketReplay holds what makes a recorded call useless to replay: the
+	// call IDs already acted on and the clock floor. A factory reset keeps
+	// it (it names no family).
+	bucketReplay = []byte("replay")
 
 	keyDeviceKey  = []byte("device_key")
 	keyDeviceCert = []byte("device_cert")
@@ -39,6 +43,8 @@ var (
 	// has confirmed the unpair: a reset made offline is told on the next
 	// login.
 	keyUnpairPending = []byte("unpair_pending")
+	keyClockFloor    = []byte("clock_floor")
+	bucketSeenCalls  = []byte("seen_calls") // nested in bucketReplay
 )
 
 // MaxCalls is how many call records are kept; older ones are dropped.
@@ -81,7 +87,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("terminalstore: chmod %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketIdentity, bucketPairing, bucketCalls} {
+		for _, b := range [][]byte{bucketIdentity, bucketPairing, bucketCalls, bucketReplay} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -233,23 +239,6 @@ func (s *Store) SetParent(p Parent) error {
 	return nil
 }
 
-// ReplaceParent records p as the parent whether or not one is stored. The
-// terminal calls it only for a pairing the server confirmed after a press on
-// its own button, when the server no longer knew the old pairing (its
-// registry was lost or reset): refusing then would leave a terminal the
-// server routes calls to but that believes it has no parent.
-func (s *Store) ReplaceParent(p Parent) error {
-	v, err := json.Marshal(p)
-	if err != nil {
-		return fmt.Errorf("terminalstore: replace parent: %w", err)
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPairing).Put(keyParent, v) })
-	if err != nil {
-		return fmt.Errorf("terminalstore: replace parent %s: %w", p.ParentID, err)
-	}
-	return nil
-}
-
 // FactoryReset erases the pairing and the call log, and marks an unpair
 // the server has not confirmed yet. The device's identity and its DTLS
 // certificate stay: they are the unit's, not the family's. So does the
@@ -354,4 +343,98 @@ func (s *Store) Calls(limit int) ([]CallRecord, error) {
 		return nil, fmt.Errorf("terminalstore: calls: %w", err)
 	}
 	return out, nil
+}
+
+// MaxSeenCalls is how many call IDs MarkCallSeen remembers. A ring older
+// than the clock floor by more than the signature window is refused on its
+// time, so only the calls of that window need remembering; this is far
+// more than any family makes in it.
+const MaxSeenCalls = 4096
+
+// MarkCallSeen records that the terminal acted on call id and reports
+// whether it was new. The record survives restarts and power cuts: a ring
+// the rendezvous server recorded cannot ring the child again after a
+// reboot.
+func (s *Store) MarkCallSeen(id string) (fresh bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketReplay).CreateBucketIfNotExists(bucketSeenCalls)
+		if err != nil {
+			return err
+		}
+		if b.Get([]byte(id)) != nil {
+			return nil
+		}
+		fresh = true
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := b.Put([]byte(id), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+			return err
+		}
+		if b.Stats().KeyN < MaxSeenCalls {
+			return nil
+		}
+		// Over the cap: drop the oldest quarter in one pass, so the scan
+		// is paid once per ~1,000 calls.
+		cut := seq - MaxSeenCalls*3/4
+		var old [][]byte
+		err = b.ForEach(func(k, v []byte) error {
+			if len(v) == 8 && binary.BigEndian.Uint64(v) <= cut {
+				old = append(old, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("terminalstore: mark call %s seen: %w", id, err)
+	}
+	return fresh, nil
+}
+
+// ClockFloor is the latest time this unit has known to be past (zero:
+// none yet). Its clock is never set earlier, whatever a server says, so a
+// server cannot wind a unit back to replay what it recorded.
+func (s *Store) ClockFloor() (time.Time, error) {
+	var t time.Time
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketReplay).Get(keyClockFloor)
+		if v == nil {
+			return nil
+		}
+		if len(v) != 8 {
+			return fmt.Errorf("%w: clock floor of %d bytes", ErrCorrupt, len(v))
+		}
+		t = time.Unix(int64(binary.BigEndian.Uint64(v)), 0).UTC()
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("terminalstore: clock floor: %w", err)
+	}
+	return t, nil
+}
+
+// RaiseClockFloor moves the floor up to t (whole seconds); an earlier t
+// changes nothing.
+func (s *Store) RaiseClockFloor(t time.Time) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketReplay)
+		if v := b.Get(keyClockFloor); len(v) == 8 && int64(binary.BigEndian.Uint64(v)) >= t.Unix() {
+			return nil
+		}
+		return b.Put(keyClockFloor, binary.BigEndian.AppendUint64(nil, uint64(t.Unix())))
+	})
+	if err != nil {
+		return fmt.Errorf("terminalstore: raise clock floor: %w", err)
+	}
+	return nil
 }

@@ -201,17 +201,68 @@ func TestCorruptValueIsAnError(t *testing.T) {
 	s.Close()
 }
 
-func TestReplaceParent(t *testing.T) {
+// TestSeenCallsSurviveRestart: a call ID marked seen is still seen after
+// the file is closed and opened again (a reboot), and the cap drops only the
+// oldest IDs.
+func TestSeenCallsSurviveRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	s := open(t, path)
-	s.SetParent(Parent{ParentID: "old"})
-	if err := s.ReplaceParent(Parent{ParentID: "new"}); err != nil {
-		t.Fatal(err)
+	if fresh, err := s.MarkCallSeen("call-1"); err != nil || !fresh {
+		t.Fatalf("first MarkCallSeen = %v, %v; want fresh", fresh, err)
+	}
+	if fresh, _ := s.MarkCallSeen("call-1"); fresh {
+		t.Error("second MarkCallSeen of the same ID says fresh")
 	}
 	s.Close()
 	s = open(t, path)
 	defer s.Close()
-	if p, err := s.Parent(); err != nil || p.ParentID != "new" {
-		t.Errorf("parent after replace and restart = %+v, %v; want new", p, err)
+	if fresh, err := s.MarkCallSeen("call-1"); err != nil || fresh {
+		t.Errorf("MarkCallSeen after restart = %v, %v; want seen", fresh, err)
+	}
+	for i := range MaxSeenCalls {
+		if _, err := s.MarkCallSeen(fmt.Sprintf("fill-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fresh, _ := s.MarkCallSeen(fmt.Sprintf("fill-%d", MaxSeenCalls-1)); fresh {
+		t.Error("the newest ID was dropped by the cap")
+	}
+	if fresh, _ := s.MarkCallSeen("call-1"); !fresh {
+		t.Error("the oldest ID was kept past the cap")
+	}
+	var n int
+	s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketReplay).Bucket(bucketSeenCalls).Stats().KeyN
+		return nil
+	})
+	if n > MaxSeenCalls {
+		t.Errorf("%d seen IDs kept, cap %d", n, MaxSeenCalls)
+	}
+}
+
+// TestClockFloorOnlyRises: the floor persists and never goes down.
+func TestClockFloorOnlyRises(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	s := open(t, path)
+	if f, err := s.ClockFloor(); err != nil || !f.IsZero() {
+		t.Fatalf("new file's floor = %v, %v; want zero", f, err)
+	}
+	t1 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for _, at := range []time.Time{t1, t1.Add(-time.Hour), t1.Add(-24 * time.Hour)} {
+		if err := s.RaiseClockFloor(at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s = open(t, path)
+	defer s.Close()
+	if f, _ := s.ClockFloor(); !f.Equal(t1) {
+		t.Errorf("floor after restart = %v, want %v (earlier times must not lower it)", f, t1)
+	}
+	if err := s.FactoryReset(); err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := s.ClockFloor(); !f.Equal(t1) {
+		t.Errorf("floor after factory reset = %v, want %v", f, t1)
 	}
 }

@@ -41,6 +41,12 @@ type pageConn struct {
 	ws    *websocket.Conn
 	hello protocol.Message
 	msgs  chan protocol.Message
+
+	// binds is each call's binding (package pairing) as the terminal would
+	// hold it: nonces of the rings and accepts either side sent, the hash of
+	// the offer sent. The fake signs and checks over it.
+	bmu   sync.Mutex
+	binds map[string]*pairing.Binding
 }
 
 func newFakeRendezvous(t *testing.T) *fakeRendezvous {
@@ -98,7 +104,7 @@ func (f *fakeRendezvous) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	term := f.term
 	f.mu.Unlock()
-	pc := &pageConn{t: f.t, ws: ws, term: term, msgs: make(chan protocol.Message, 256)}
+	pc := &pageConn{t: f.t, ws: ws, term: term, msgs: make(chan protocol.Message, 256), binds: map[string]*pairing.Binding{}}
 	pc.send(protocol.Message{Type: protocol.TypeChallenge, Nonce: protocol.NewNonce(), ServerTime: time.Now().UTC()})
 	hello, ok := f.read(ctx, ws)
 	if !ok {
@@ -116,8 +122,34 @@ func (f *fakeRendezvous) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			close(pc.msgs)
 			return
 		}
+		pc.bindPage(m)
 		pc.msgs <- m
 	}
+}
+
+// bindPage records what a page's message adds to its call's binding; a
+// malformed one is left for checkSigned to report.
+func (c *pageConn) bindPage(m protocol.Message) {
+	c.bmu.Lock()
+	defer c.bmu.Unlock()
+	switch m.Type {
+	case protocol.TypeRing:
+		c.binds[m.CallID] = &pairing.Binding{CallID: m.CallID, RingNonce: m.Nonce}
+	case protocol.TypeAccept:
+		if b := c.binds[m.CallID]; b != nil && b.AcceptNonce == "" {
+			b.AcceptNonce = m.Nonce
+		}
+	}
+}
+
+// binding returns a copy of a call's binding so far.
+func (c *pageConn) binding(id string) pairing.Binding {
+	c.bmu.Lock()
+	defer c.bmu.Unlock()
+	if b := c.binds[id]; b != nil {
+		return *b
+	}
+	return pairing.Binding{CallID: id}
 }
 
 // read returns the next message, decoded strictly. A message the real
@@ -157,12 +189,11 @@ func (f *fakeRendezvous) accept(t *testing.T) *pageConn {
 func (c *pageConn) send(m protocol.Message) {
 	c.t.Helper()
 	if c.term != nil && m.Signature == "" && (m.Type == protocol.TypeRing || m.Type == protocol.TypeAccept || m.Type == protocol.TypeOffer) {
-		sig, err := pairing.SignCall(c.term.key, m.Type, m.CallID, time.Now(), m.SDP)
-		if err != nil {
+		var err error
+		if m, err = c.signAs(c.term, m); err != nil {
 			c.t.Errorf("fake terminal: sign %s: %v", m.Type, err)
 			return
 		}
-		m.SignedAt, m.Signature = sig.SignedAt, sig.Signature
 	}
 	b, err := protocol.Encode(m)
 	if err != nil {
@@ -174,6 +205,40 @@ func (c *pageConn) send(m protocol.Message) {
 	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
 		c.t.Errorf("fake rendezvous: send %s: %v", m.Type, err)
 	}
+}
+
+// signAs signs a ring, accept or offer as term would, over the call's
+// binding, and records it there: a ring or accept gets a fresh nonce (unless
+// it has one), an offer its hash.
+func (c *pageConn) signAs(term *fakeTerminal, m protocol.Message) (protocol.Message, error) {
+	c.bmu.Lock()
+	b := c.binds[m.CallID]
+	if b == nil || m.Type == protocol.TypeRing {
+		b = &pairing.Binding{CallID: m.CallID}
+		c.binds[m.CallID] = b
+	}
+	switch m.Type {
+	case protocol.TypeRing:
+		if m.Nonce == "" {
+			m.Nonce = pairing.NewNonce()
+		}
+		b.RingNonce = m.Nonce
+	case protocol.TypeAccept:
+		if m.Nonce == "" {
+			m.Nonce = pairing.NewNonce()
+		}
+		b.AcceptNonce = m.Nonce
+	case protocol.TypeOffer:
+		b.OfferHash, _ = pairing.SDPHash(m.SDP)
+	}
+	bind := *b
+	c.bmu.Unlock()
+	sig, err := pairing.SignCall(term.key, m.Type, bind, m.SDP, time.Now())
+	if err != nil {
+		return m, err
+	}
+	m.SignedAt, m.Signature = sig.SignedAt, sig.Signature
+	return m, nil
 }
 
 // expect returns the page's next message and fails unless it has type typ.
@@ -222,17 +287,13 @@ func (c *pageConn) checkSigned(m protocol.Message) {
 	default:
 		return
 	}
-	sig := pairing.CallSig{Type: m.Type, CallID: m.CallID, SignedAt: m.SignedAt, Signature: m.Signature}
-	if m.SDP != "" {
-		fp, err := pairing.SDPFingerprint(m.SDP)
-		if err != nil {
-			c.t.Errorf("page's %s: %v", m.Type, err)
-			return
-		}
-		sig.Fingerprint = fp
+	b := c.binding(m.CallID)
+	if m.Type == protocol.TypeRing {
+		b = pairing.Binding{CallID: m.CallID, RingNonce: m.Nonce}
 	}
-	if err := pairing.VerifyCall(c.term.parent, sig, m.SDP, time.Now()); err != nil {
-		c.t.Errorf("page's %s does not verify with its paired key: %v", m.Type, err)
+	sig := pairing.CallSig{SignedAt: m.SignedAt, Signature: m.Signature}
+	if err := pairing.VerifyCall(c.term.parent, m.Type, b, m.SDP, sig, time.Now()); err != nil {
+		c.t.Errorf("page's %s does not verify with its paired key over the call's binding: %v", m.Type, err)
 	}
 }
 

@@ -2,6 +2,9 @@ package webapp_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -621,11 +624,10 @@ func TestRefusesWhatTheTerminalDidNotSign(t *testing.T) {
 		}
 	}
 	sign := func(key *fakeTerminal, m protocol.Message) protocol.Message {
-		sig, err := pairing.SignCall(key.key, m.Type, m.CallID, time.Now(), m.SDP)
+		m, err := c.signAs(key, m)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.SignedAt, m.Signature = sig.SignedAt, sig.Signature
 		return m
 	}
 
@@ -673,14 +675,99 @@ func TestRefusesWhatTheTerminalDidNotSign(t *testing.T) {
 	t.Run("offer with the pinned fingerprint, signed by a stranger", func(t *testing.T) {
 		offerWith(t, stranger, c.term.fp)
 	})
+	// A forged accept ends nothing: the ring goes on for the real terminal.
 	t.Run("accept signed by a stranger", func(t *testing.T) {
 		click(t, ctx, "#call")
 		id := c.expect(protocol.TypeRing).CallID
 		c.send(sign(stranger, protocol.Message{Type: protocol.TypeAccept, CallID: id}))
 		wantRefused("stranger's accept")
-		if m := c.expect(protocol.TypeHangup); m.CallID != id || m.Reason != protocol.ReasonFailed {
-			t.Errorf("refused accept answered with %+v, want hangup failed", m)
+		c.quiet(300 * time.Millisecond)
+		if s := eval[string](t, ctx, `window.tuanju.state`); s != "outgoing" {
+			t.Errorf("state %q after a forged accept, want outgoing (still ringing)", s)
 		}
+		// Control: the terminal's own accept still connects the call.
+		c.send(protocol.Message{Type: protocol.TypeAccept, CallID: id})
+		waitState(t, ctx, "call")
+		click(t, ctx, "#hangup")
+		if m := c.expect(protocol.TypeHangup); m.CallID != id {
+			t.Errorf("hang-up for %s, want %s", m.CallID, id)
+		}
+		waitState(t, ctx, "ended")
 		waitState(t, ctx, "home")
 	})
+
+	// The terminal's offer must be signed over this page's accept nonce:
+	// an offer recorded from an earlier call (right key, right
+	// certificate) is refused in a new one, even moved to its call ID.
+	t.Run("offer bound to another accept", func(t *testing.T) {
+		click(t, ctx, "#call")
+		id := c.expect(protocol.TypeRing).CallID
+		c.send(protocol.Message{Type: protocol.TypeAccept, CallID: id})
+		waitState(t, ctx, "call")
+		sdp := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=fingerprint:" + c.term.fp + "\r\n"
+		b := c.binding(id)
+		b.AcceptNonce = pairing.NewNonce() // not the one the terminal's accept carried
+		sig, err := pairing.SignCall(c.term.key, protocol.TypeOffer, b, sdp, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.send(protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp, SignedAt: sig.SignedAt, Signature: sig.Signature})
+		wantRefused("offer over another accept nonce")
+		if m := c.expect(protocol.TypeHangup); m.CallID != id || m.Reason != protocol.ReasonFailed {
+			t.Errorf("refused offer answered with %+v, want hangup failed", m)
+		}
+		waitState(t, ctx, "ended")
+		waitState(t, ctx, "home")
+	})
+
+	// The rule every SDP must pass (pairing.CheckSDP), applied by the page:
+	// a carriage-return line pion's parser reads but a line scan skips.
+	t.Run("offer with a hidden fingerprint line, signed by the terminal", func(t *testing.T) {
+		click(t, ctx, "#call")
+		id := c.expect(protocol.TypeRing).CallID
+		c.send(protocol.Message{Type: protocol.TypeAccept, CallID: id})
+		waitState(t, ctx, "call")
+		sdp := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\ra=fingerprint:" + stranger.fp + "\r\na=fingerprint:" + c.term.fp + "\r\n"
+		// Signed by the real terminal key over the exact bytes: only the
+		// SDP rule can refuse it (pairing.SignCall refuses to sign it).
+		at, sig := signOfferUnchecked(t, c.term, c.binding(id), sdp)
+		c.send(protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp, SignedAt: at, Signature: sig})
+		wantRefused("offer with a carriage-return line")
+		if m := c.expect(protocol.TypeHangup); m.CallID != id || m.Reason != protocol.ReasonFailed {
+			t.Errorf("refused offer answered with %+v, want hangup failed", m)
+		}
+		waitState(t, ctx, "ended")
+		waitState(t, ctx, "home")
+	})
+}
+
+// signOfferUnchecked signs an offer the way docs/protocol.md ("Calls")
+// writes the signed text, without pairing.CheckSDP: for an SDP only the
+// page's own rule can refuse. TestSignOfferUnchecked holds it to
+// pairing.VerifyCall on a valid SDP.
+func signOfferUnchecked(t *testing.T, term *fakeTerminal, b pairing.Binding, sdp string) (signedAt, signature string) {
+	t.Helper()
+	signedAt = time.Now().UTC().Format(time.RFC3339)
+	h := sha256.Sum256([]byte(sdp))
+	text := strings.Join([]string{"tuanju/v3 call", "offer", b.CallID, signedAt, b.RingNonce, b.AcceptNonce,
+		base64.RawURLEncoding.EncodeToString(h[:]), ""}, "\n")
+	d := sha256.Sum256([]byte(text))
+	r, s, err := ecdsa.Sign(rand.Reader, term.key, d[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]byte, 64)
+	r.FillBytes(raw[:32])
+	s.FillBytes(raw[32:])
+	return signedAt, base64.RawURLEncoding.EncodeToString(raw)
+}
+
+func TestSignOfferUnchecked(t *testing.T) {
+	term := newFakeTerminal(t)
+	b := pairing.Binding{CallID: protocol.NewID(), RingNonce: pairing.NewNonce(), AcceptNonce: pairing.NewNonce()}
+	sdp := "v=0\r\ns=-\r\na=fingerprint:" + term.fp + "\r\n"
+	at, sig := signOfferUnchecked(t, term, b, sdp)
+	if err := pairing.VerifyCall(&term.key.PublicKey, protocol.TypeOffer, b, sdp, pairing.CallSig{SignedAt: at, Signature: sig}, time.Now()); err != nil {
+		t.Fatalf("the test's signer does not sign what pairing verifies: %v", err)
+	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -35,11 +36,14 @@ type mitm struct {
 	seen       []protocol.Message      // everything relayed to the terminal, as sent
 	sent       []protocol.Message      // everything the terminal sent, as sent
 	term       *websocket.Conn         // the terminal's current socket
+	// binds: each call's binding as relayed (nonces, offer hash): what an
+	// attacker who re-signs with its own key would sign over.
+	binds map[string]pairing.Binding
 }
 
 func newMITM(t testing.TB, serverWS string) *mitm {
 	t.Helper()
-	m := &mitm{t: t, target: serverWS}
+	m := &mitm{t: t, target: serverWS, binds: map[string]pairing.Binding{}}
 	m.srv = httptest.NewServer(http.HandlerFunc(m.serve)) // 127.0.0.1
 	t.Cleanup(m.srv.Close)
 	return m
@@ -86,6 +90,18 @@ func (m *mitm) pipe(ctx context.Context, cancel func(), from, to *websocket.Conn
 		} else {
 			m.sent = append(m.sent, msg)
 		}
+		bind := m.binds[msg.CallID]
+		switch msg.Type {
+		case protocol.TypeRing:
+			bind = pairing.Binding{CallID: msg.CallID, RingNonce: msg.Nonce}
+		case protocol.TypeAccept:
+			bind.AcceptNonce = msg.Nonce
+		case protocol.TypeOffer:
+			bind.OfferHash, _ = pairing.SDPHash(msg.SDP)
+		}
+		if msg.CallID != "" {
+			m.binds[msg.CallID] = bind
+		}
 		m.mu.Unlock()
 		if rewrite != nil {
 			rewrite(&msg)
@@ -124,6 +140,27 @@ func (m *mitm) set(toTerminal, toServer func(*protocol.Message)) {
 	m.mu.Unlock()
 }
 
+// resign signs msg with key over the call's binding as relayed so far: an
+// attacker that knows every nonce and hash but not the paired keys.
+func (m *mitm) resign(key *ecdsa.PrivateKey, msg *protocol.Message) {
+	m.mu.Lock()
+	b := m.binds[msg.CallID]
+	m.mu.Unlock()
+	b.CallID = msg.CallID
+	if b.RingNonce == "" {
+		b.RingNonce = pairing.NewNonce()
+	}
+	if b.AcceptNonce == "" {
+		b.AcceptNonce = msg.Nonce
+	}
+	sig, err := pairing.SignCall(key, msg.Type, b, msg.SDP, time.Now())
+	if err != nil {
+		m.t.Errorf("mitm: sign %s: %v", msg.Type, err)
+		return
+	}
+	msg.SignedAt, msg.Signature = sig.SignedAt, sig.Signature
+}
+
 // lastSeen is the latest message of type typ relayed to the terminal.
 func (m *mitm) lastSeen(typ string) (protocol.Message, bool) {
 	m.mu.Lock()
@@ -136,6 +173,19 @@ func (m *mitm) lastSent(typ string) (protocol.Message, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return last(m.sent, typ)
+}
+
+// sentAll is every message of type typ for call the terminal sent.
+func (m *mitm) sentAll(typ, call string) []protocol.Message {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []protocol.Message
+	for _, s := range m.sent {
+		if s.Type == typ && s.CallID == call {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func last(ms []protocol.Message, typ string) (protocol.Message, bool) {
@@ -236,20 +286,22 @@ func TestMITMServerCannotJoinOrStartCalls(t *testing.T) {
 		{"both fingerprints swapped and re-signed with the attacker's key", func(m *protocol.Message) {
 			if m.Type == protocol.TypeAnswer {
 				m.SDP = swapFingerprint(m.SDP, evilFP)
-				sig, _ := pairing.SignCall(evilKey, m.Type, m.CallID, time.Now(), m.SDP)
-				m.SignedAt, m.Signature = sig.SignedAt, sig.Signature
+				mm.resign(evilKey, m)
 			}
 		}, func(m *protocol.Message) {
 			if m.Type == protocol.TypeOffer {
 				m.SDP = swapFingerprint(m.SDP, evilFP)
-				sig, _ := pairing.SignCall(evilKey, m.Type, m.CallID, time.Now(), m.SDP)
-				m.SignedAt, m.Signature = sig.SignedAt, sig.Signature
+				mm.resign(evilKey, m)
 			}
 		}},
 		{"the parent's accept forged by the server", func(m *protocol.Message) {
 			if m.Type == protocol.TypeAccept {
-				sig, _ := pairing.SignCall(evilKey, m.Type, m.CallID, time.Now(), "")
-				m.SignedAt, m.Signature = sig.SignedAt, sig.Signature
+				mm.resign(evilKey, m)
+			}
+		}, nil},
+		{"one byte of the parent's signed answer changed", func(m *protocol.Message) {
+			if m.Type == protocol.TypeAnswer {
+				m.SDP = strings.Replace(m.SDP, "s=-", "s=x", 1)
 			}
 		}, nil},
 	}
@@ -312,9 +364,8 @@ func TestMITMServerCannotJoinOrStartCalls(t *testing.T) {
 		}
 		r.waitPattern(device.Ready, "terminal ready after the parent cancelled")
 
-		stranger := protocol.Message{Type: protocol.TypeRing, CallID: protocol.NewID()}
-		sig, _ := pairing.SignCall(evilKey, stranger.Type, stranger.CallID, time.Now(), "")
-		stranger.SignedAt, stranger.Signature = sig.SignedAt, sig.Signature
+		stranger := protocol.Message{Type: protocol.TypeRing, CallID: protocol.NewID(), Nonce: pairing.NewNonce()}
+		mm.resign(evilKey, &stranger)
 		unsignedTime := genuine
 		unsignedTime.CallID = protocol.NewID() // the parent's signature on another call
 		for name, ring := range map[string]protocol.Message{

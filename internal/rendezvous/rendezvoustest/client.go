@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -32,6 +33,12 @@ type Client struct {
 	// Dial gives every client a throwaway key; the server never checks the
 	// signatures, the other party does.
 	Key *ecdsa.PrivateKey
+
+	// calls is each call's binding (package pairing) as this client has
+	// seen it: rings' and accepts' nonces, the offer's hash. Send signs
+	// over it, as a real client would.
+	bmu   sync.Mutex
+	calls map[string]*pairing.Binding
 
 	in     chan received
 	closed chan struct{} // the reader saw the socket end
@@ -55,7 +62,7 @@ func Dial(ctx context.Context, wsURL string) (*Client, error) {
 	}
 	conn.SetReadLimit(protocol.MaxMessageBytes)
 	key, _ := NewKey()
-	c := &Client{Conn: conn, Key: key, in: make(chan received, 1024), closed: make(chan struct{})}
+	c := &Client{Conn: conn, Key: key, calls: map[string]*pairing.Binding{}, in: make(chan received, 1024), closed: make(chan struct{})}
 	go c.readLoop()
 	c.Challenge, err = c.Expect(ctx, protocol.TypeChallenge)
 	if err != nil {
@@ -80,6 +87,8 @@ func (c *Client) readLoop() {
 		m, err := protocol.Decode(data)
 		if err != nil {
 			err = fmt.Errorf("rendezvoustest: server sent an invalid message %s: %w", data, err)
+		} else {
+			c.Bind(m)
 		}
 		c.in <- received{m: m, err: err}
 	}
@@ -93,7 +102,7 @@ func (c *Client) Close() error {
 // Send encodes (and so validates) m and sends it. A ring, accept, offer or
 // answer without a signature is signed with c.Key first.
 func (c *Client) Send(ctx context.Context, m protocol.Message) error {
-	if err := Sign(c.Key, &m); err != nil {
+	if err := c.Sign(&m); err != nil {
 		return err
 	}
 	data, err := protocol.Encode(m)
@@ -315,9 +324,33 @@ func DialPairing(ctx context.Context, wsURL string) (*Client, error) {
 	return c, nil
 }
 
+// Bind records what a received call message adds to its call's binding:
+// a ring's nonce, an accept's, an offer's hash. The client checks no
+// signatures (the server tests need none); it only signs as a real client
+// would.
+func (c *Client) Bind(m protocol.Message) {
+	c.bmu.Lock()
+	defer c.bmu.Unlock()
+	switch m.Type {
+	case protocol.TypeRing:
+		c.calls[m.CallID] = &pairing.Binding{CallID: m.CallID, RingNonce: m.Nonce}
+	case protocol.TypeAccept:
+		if b := c.calls[m.CallID]; b != nil {
+			b.AcceptNonce = m.Nonce
+		}
+	case protocol.TypeOffer:
+		if b := c.calls[m.CallID]; b != nil {
+			b.OfferHash, _ = pairing.SDPHash(m.SDP)
+		}
+	}
+}
+
 // Sign fills in the signature of a call message that needs one and has
-// none, as package pairing defines it, with the time now.
-func Sign(key *ecdsa.PrivateKey, m *protocol.Message) error {
+// none, as package pairing defines it, with the time now and over the
+// call's binding: a ring or accept gets a fresh nonce; an offer or answer
+// without a fingerprint gets TestFingerprint (the server tests relay
+// placeholder SDPs).
+func (c *Client) Sign(m *protocol.Message) error {
 	switch m.Type {
 	case protocol.TypeRing, protocol.TypeAccept, protocol.TypeOffer, protocol.TypeAnswer:
 	default:
@@ -326,14 +359,46 @@ func Sign(key *ecdsa.PrivateKey, m *protocol.Message) error {
 	if m.Signature != "" {
 		return nil
 	}
-	sdp := m.SDP
-	if sdp != "" && !strings.Contains(sdp, "a=fingerprint:") {
-		// The server tests relay placeholder SDPs; give them the one
-		// thing a signature needs.
-		sdp += "a=fingerprint:" + TestFingerprint + "\r\n"
-		m.SDP = sdp
+	if m.SDP != "" && !strings.Contains(m.SDP, "a=fingerprint:") {
+		if !strings.HasSuffix(m.SDP, "\n") {
+			m.SDP += "\r\n"
+		}
+		m.SDP += "a=fingerprint:" + TestFingerprint + "\r\n"
 	}
-	sig, err := pairing.SignCall(key, m.Type, m.CallID, time.Now(), sdp)
+	c.bmu.Lock()
+	b := c.calls[m.CallID]
+	if b == nil {
+		b = &pairing.Binding{CallID: m.CallID}
+		c.calls[m.CallID] = b
+	}
+	switch m.Type {
+	case protocol.TypeRing:
+		if m.Nonce == "" {
+			m.Nonce = pairing.NewNonce()
+		}
+		*b = pairing.Binding{CallID: m.CallID, RingNonce: m.Nonce}
+	case protocol.TypeAccept:
+		if m.Nonce == "" {
+			m.Nonce = pairing.NewNonce()
+		}
+		b.AcceptNonce = m.Nonce
+	case protocol.TypeOffer:
+		b.OfferHash, _ = pairing.SDPHash(m.SDP)
+	}
+	bind := *b
+	c.bmu.Unlock()
+	// A test may sign for a call it never saw rung (the server relays by
+	// call ID alone): make up what the binding lacks.
+	if bind.RingNonce == "" {
+		bind.RingNonce = pairing.NewNonce()
+	}
+	if bind.AcceptNonce == "" && m.Type != protocol.TypeRing {
+		bind.AcceptNonce = pairing.NewNonce()
+	}
+	if bind.OfferHash == "" && m.Type == protocol.TypeAnswer {
+		bind.OfferHash, _ = pairing.SDPHash(m.SDP)
+	}
+	sig, err := pairing.SignCall(c.Key, m.Type, bind, m.SDP, time.Now())
 	if err != nil {
 		return fmt.Errorf("rendezvoustest: sign %s: %w", m.Type, err)
 	}

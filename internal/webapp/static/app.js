@@ -19,7 +19,7 @@
 //              totalSamplesReceived}, outbound:{videoBytesSent, audioBytesSent}, …}
 
 import { Signal } from './signal.js';
-import { parseLink, secureCryptoAvailable, startHandshake, verifyAccept, confirm, newParentKey, signCall, verifyCall } from './pairing.js';
+import { parseLink, secureCryptoAvailable, startHandshake, verifyAccept, confirm, newParentKey, signCall, verifyCall, newNonce, sdpHash } from './pairing.js';
 import { savePairing, loadPairing, clearPairing } from './keystore.js';
 import { Call, localMedia, emptyStats } from './call.js';
 import * as ringer from './ringer.js';
@@ -237,20 +237,44 @@ async function loadCredential() {
   return c;
 }
 
-// signed sends a ring, accept or answer signed with the parent's key.
+// sendSigned sends a ring, accept or answer of the current call, signed
+// with the parent's key over the call's binding (docs/protocol.md, "Calls"):
+// a ring or accept first gets a fresh nonce of this page's own.
 async function sendSigned(m) {
-  Object.assign(m, await signCall(keys.parentKey.privateKey, m.type, m.call_id, m.sdp));
+  const c = cur;
+  if (!c || c.id !== m.call_id) return false;
+  if (m.type === 'ring') {
+    m.nonce = newNonce();
+    c.bind = { callId: c.id, ringNonce: m.nonce };
+  } else if (m.type === 'accept') {
+    m.nonce = newNonce();
+    c.bind.acceptNonce = m.nonce;
+  }
+  Object.assign(m, await signCall(keys.parentKey.privateKey, m.type, c.bind, m.sdp));
   return signal.send(m);
 }
 
 // seen: call IDs of the terminal's rings already shown, so a replayed ring
-// (inside its signature's time window) cannot ring this phone again.
+// cannot ring this phone again.
 const seenRings = new Set();
 
-// fromTerminal checks a ring, accept or offer against the terminal's key
-// and the fingerprint pinned at pairing; what fails is counted and dropped.
+// bindingFor is what a message from the terminal must be signed over: a
+// ring its own nonce; an accept of our ring, our ring's nonce and its own;
+// an offer, both nonces (and its own bytes). null: nothing of ours awaits it.
+function bindingFor(m) {
+  if (m.type === 'ring') return { callId: m.call_id, ringNonce: m.nonce || '' };
+  if (!cur || cur.id !== m.call_id || !cur.bind) return null;
+  if (m.type === 'accept' && cur.dir === 'out' && !cur.bind.acceptNonce) return { ...cur.bind, acceptNonce: m.nonce || '' };
+  if (m.type === 'offer' && cur.bind.acceptNonce && !cur.bind.offerHash) return { ...cur.bind };
+  return null;
+}
+
+// fromTerminal checks a ring, accept or offer against the terminal's key,
+// the call's binding and the fingerprint pinned at pairing; what fails is
+// counted and dropped. What passes joins the call's binding.
 async function fromTerminal(m) {
-  const ok = keys && (await verifyCall(keys, m)) && !(m.type === 'ring' && seenRings.has(m.call_id));
+  const b = bindingFor(m);
+  const ok = keys && b && (await verifyCall(keys, m, b)) && !(m.type === 'ring' && seenRings.has(m.call_id));
   if (!ok) {
     hooks.refused++;
     fail('not_from_terminal');
@@ -258,6 +282,10 @@ async function fromTerminal(m) {
     return false;
   }
   if (m.type === 'ring') seenRings.add(m.call_id);
+  else if (cur && cur.id === m.call_id) {
+    if (m.type === 'accept') cur.bind.acceptNonce = m.nonce;
+    if (m.type === 'offer') cur.bind.offerHash = await sdpHash(m.sdp);
+  }
   return true;
 }
 
@@ -375,8 +403,10 @@ async function onParentMessage(m) {
   }
   if (!cur || m.call_id !== cur.id) return; // a stale message of an earlier call
   if ((m.type === 'accept' || m.type === 'offer') && !(await fromTerminal(m))) {
-    // Not the terminal (a server in the middle, or a replay): no media to it.
-    if (cur && cur.id === m.call_id) endCall('failed', ['Call failed', '通话失败'], ['The answer did not come from your child\'s terminal.', '应答不是来自孩子的终端。']);
+    // Not the terminal (a server in the middle, or a replay): no media to
+    // it. A forged accept ends nothing (the real terminal may still answer
+    // the ring); a forged offer ends the call.
+    if (m.type === 'offer' && cur && cur.id === m.call_id) endCall('failed', ['Call failed', '通话失败'], ['The answer did not come from your child\'s terminal.', '应答不是来自孩子的终端。']);
     return;
   }
   if (!cur || m.call_id !== cur.id) return; // the call ended while checking
@@ -450,7 +480,7 @@ function onRing(m) {
   if (!validID(m.call_id)) return;
   if (cur) return; // the server never rings us during a call; ignore if it does
   clearTimeout(endedTimer);
-  cur = { id: m.call_id, dir: 'in', ice: m.ice_servers || [], policy: m.ice_transport_policy || 'all', rtc: null, timers: [] };
+  cur = { id: m.call_id, dir: 'in', bind: { callId: m.call_id, ringNonce: m.nonce }, ice: m.ice_servers || [], policy: m.ice_transport_policy || 'all', rtc: null, timers: [] };
   setState('incoming');
   ringer.start('incoming');
   show($('incoming-hint'), ringer.blocked());

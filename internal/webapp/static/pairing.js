@@ -147,16 +147,36 @@ export async function confirm(acc, parentKey) {
 }
 
 /**
+ * checkSDP is the one SDP shape both ends accept (pairing.CheckSDP in Go):
+ * printable ASCII lines ending in CRLF or LF and nothing else — no other
+ * control character, no lone CR, no byte over 0x7E — starting "v=0", ending
+ * with a line end, at most 15,000 bytes. A line that one parser reads and
+ * another skips is how a relay could slip a second fingerprint past a check;
+ * with this rule there is none. It throws 'bad_sdp'.
+ */
+export function checkSDP(sdp) {
+  if (typeof sdp !== 'string' || sdp.length > 15000 || !sdp.startsWith('v=0') || !sdp.endsWith('\n')) throw new Error('bad_sdp');
+  for (let i = 0; i < sdp.length; i++) {
+    const c = sdp.charCodeAt(i);
+    if (c === 10) continue;
+    if (c === 13 && sdp.charCodeAt(i + 1) === 10) continue;
+    if (c < 0x20 || c > 0x7e) throw new Error('bad_sdp');
+  }
+}
+
+/**
  * sdpFingerprint returns the one DTLS fingerprint an SDP declares, in
- * canonical form, or throws: every a=fingerprint line must be SHA-256 and
- * the same.
+ * canonical form, or throws: the SDP must pass checkSDP, and every
+ * a=fingerprint line (the name in any letter case) must be SHA-256 and the
+ * same.
  */
 export function sdpFingerprint(sdp) {
+  checkSDP(sdp);
   let fp = null;
-  for (const raw of String(sdp).split('\n')) {
+  for (const raw of sdp.split('\n')) {
     const line = raw.replace(/\r$/, '');
-    if (!line.startsWith('a=fingerprint:')) continue;
-    const v = line.slice('a=fingerprint:'.length).trim();
+    if (line.slice(0, 14).toLowerCase() !== 'a=fingerprint:') continue;
+    const v = line.slice(14).trim();
     const sp = v.indexOf(' ');
     if (sp < 0) throw new Error('bad_fingerprint');
     const got = `${v.slice(0, sp).toLowerCase()} ${v.slice(sp + 1).trim().toUpperCase()}`;
@@ -167,34 +187,79 @@ export function sdpFingerprint(sdp) {
   return fp;
 }
 
-const signedText = (type, callId, signedAt, fp) => ['tuanju/v2 call', type, callId, signedAt, fp].join('\n');
+/** sdpHash is the base64url SHA-256 of an SDP's exact bytes (after sdpFingerprint's checks). */
+export async function sdpHash(sdp) {
+  sdpFingerprint(sdp);
+  return b64url(new Uint8Array(await subtle().digest('SHA-256', enc.encode(sdp))));
+}
 
-/** signCall returns {signed_at, signature} for a ring, accept or answer (sdp for an answer). */
-export async function signCall(privateKey, type, callId, sdp) {
+/** newNonce is a fresh call nonce: 256 random bits, base64url (43 characters). */
+export function newNonce() {
+  return b64url(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+const NONCE = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * callText is exactly what a call message's signature covers
+ * (docs/protocol.md, "Calls"): the type, call, time, the ring's and the
+ * accept's nonces, and the offer's and answer's SDP hashes, each only from
+ * the step that has it on. b is the call's binding {callId, ringNonce,
+ * acceptNonce, offerHash}; h the message's own SDP hash.
+ */
+function callText(type, b, signedAt, h) {
+  const ok = (v) => NONCE.test(v || '');
+  if (!validID(b.callId) || !ok(b.ringNonce)) throw new Error('bad_binding');
+  let accept = '';
+  let offer = '';
+  let answer = '';
+  if (type !== 'ring') {
+    if (!['accept', 'offer', 'answer'].includes(type) || !ok(b.acceptNonce)) throw new Error('bad_binding');
+    accept = b.acceptNonce;
+    if (type === 'offer') offer = h;
+    if (type === 'answer') {
+      if (!ok(b.offerHash)) throw new Error('bad_binding');
+      offer = b.offerHash;
+      answer = h;
+    }
+  }
+  return ['tuanju/v3 call', type, b.callId, signedAt, b.ringNonce, accept, offer, answer].join('\n');
+}
+
+const hasSDP = (type) => type === 'offer' || type === 'answer';
+
+/**
+ * signCall returns {signed_at, signature} for a ring, accept or answer over
+ * the call's binding b (and, for an answer, its exact sdp).
+ */
+export async function signCall(privateKey, type, b, sdp) {
   const signedAt = new Date(Math.floor(Date.now() / 1000) * 1000).toISOString().replace('.000Z', 'Z');
-  const fp = sdp ? sdpFingerprint(sdp) : '';
-  const sig = await subtle().sign(ecdsa, privateKey, enc.encode(signedText(type, callId, signedAt, fp)));
+  const h = hasSDP(type) ? await sdpHash(sdp) : '';
+  const sig = await subtle().sign(ecdsa, privateKey, enc.encode(callText(type, b, signedAt, h)));
   return { signed_at: signedAt, signature: b64url(new Uint8Array(sig)) };
 }
 
 /**
  * verifyCall checks that a ring, accept or offer was signed by the paired
- * terminal for its call, within the time window, and that an offer's SDP
- * carries exactly the fingerprint pinned at pairing. It resolves to true or
- * false.
+ * terminal over the call's binding b (which holds this page's own nonce
+ * from the accept on), within the time window, and that an offer passes
+ * checkSDP and carries exactly the fingerprint pinned at pairing; the
+ * signature covers every byte of it. It resolves to true or false.
  */
-export async function verifyCall(pairing, m) {
+export async function verifyCall(pairing, m, b) {
   try {
     const at = Date.parse(m.signed_at);
     if (!(Math.abs(Date.now() - at) <= MAX_SKEW_MS)) return false;
-    let fp = '';
+    let h = '';
     if (m.type === 'offer') {
-      fp = sdpFingerprint(m.sdp);
-      if (fp !== pairing.fingerprint) return false;
+      if (sdpFingerprint(m.sdp) !== pairing.fingerprint) return false;
+      h = await sdpHash(m.sdp);
+    } else if (m.sdp !== undefined) {
+      return false;
     }
     const sig = unb64url(m.signature || '');
     if (sig.length !== 64) return false;
-    return await subtle().verify(ecdsa, pairing.deviceKey, sig, enc.encode(signedText(m.type, m.call_id, m.signed_at, fp)));
+    return await subtle().verify(ecdsa, pairing.deviceKey, sig, enc.encode(callText(m.type, b, m.signed_at, h)));
   } catch {
     return false;
   }
