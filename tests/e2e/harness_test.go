@@ -92,11 +92,16 @@ type terminalOpts struct {
 	// refused: the server is expected to refuse this terminal's login, so
 	// startTerminal does not wait for it to show ready.
 	refused bool
+	// log, if set, is the terminal's logger (tests that read its log).
+	log *slog.Logger
 }
 
 func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, o terminalOpts) *rig {
 	t.Helper()
-	log := testLog(t)
+	log := o.log
+	if log == nil {
+		log = testLog(t)
+	}
 	if o.wsURL == "" {
 		o.wsURL = srv.WSURL
 	}

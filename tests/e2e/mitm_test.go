@@ -31,8 +31,8 @@ type mitm struct {
 	target string
 
 	mu         sync.Mutex
-	toTerminal func(*protocol.Message) // rewrites what the server sends the terminal
-	toServer   func(*protocol.Message) // rewrites what the terminal sends the server
+	toTerminal func(*protocol.Message) // rewrites what the server sends the terminal; a cleared Type drops it
+	toServer   func(*protocol.Message) // rewrites what the terminal sends the server; a cleared Type drops it
 	seen       []protocol.Message      // everything relayed to the terminal, as sent
 	sent       []protocol.Message      // everything the terminal sent, as sent
 	term       *websocket.Conn         // the terminal's current socket
@@ -105,6 +105,9 @@ func (m *mitm) pipe(ctx context.Context, cancel func(), from, to *websocket.Conn
 		m.mu.Unlock()
 		if rewrite != nil {
 			rewrite(&msg)
+			if msg.Type == "" {
+				continue // the rewrite dropped it
+			}
 		}
 		b, err := protocol.Encode(msg)
 		if err != nil {
@@ -114,6 +117,17 @@ func (m *mitm) pipe(ctx context.Context, cancel func(), from, to *websocket.Conn
 		if err := to.Write(ctx, websocket.MessageText, b); err != nil {
 			return
 		}
+	}
+}
+
+// drop closes the terminal's socket, as a flaky link would: the terminal
+// logs in again through the relay.
+func (m *mitm) drop() {
+	m.mu.Lock()
+	term := m.term
+	m.mu.Unlock()
+	if term != nil {
+		term.CloseNow()
 	}
 }
 
