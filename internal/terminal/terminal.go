@@ -336,7 +336,9 @@ func (t *Terminal) Run(ctx context.Context) error {
 	defer health.Stop()
 	t.showLEDs()
 	if !t.m.Paired {
-		t.log.Info("terminal is not paired; open the pairing URL on the parent's phone", "pairing_url", t.PairingURL())
+		// The pairing URL carries the label's secret: never logged. The
+		// technician prints it with `terminald label`.
+		t.log.Info("terminal is not paired: scan the QR label on the unit with the parent's phone")
 		// A fresh (or reset) unit is pairable after boot; the power-on is
 		// the physical act.
 		t.openPairWindow("unpaired at boot")
@@ -383,12 +385,9 @@ func (t *Terminal) button(ev device.ButtonEvent) {
 		if !t.m.Paired {
 			t.openPairWindow("button held")
 		}
-	case device.ResetArmed:
-		// Held 10 s: tell the hand on the button that letting go resets.
-		t.do(call.PlayCue{Cue: call.CueReset})
-	case device.VeryLongPress:
-		t.factoryReset()
 	}
+	// No hold resets the unit, however long, in a call or out of one: the
+	// factory reset is a power-up gesture (BootReset, reset.go).
 }
 
 // post hands an event to the loop from another goroutine.
