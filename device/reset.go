@@ -24,6 +24,12 @@ import "time"
 // events and clock ticks and acts on its verdicts (internal/terminal's
 // BootReset shows the light and erases the pairing).
 
+// ResetHowTo is the gesture in the words of the unit's label, Chinese then
+// English: `terminald label` prints it under the QR code and the simulated
+// board's panel shows it (its test checks the two agree).
+const ResetHowTo = "恢复出厂设置：按住按钮再接通电源，红蓝灯交替闪烁时松开，然后连按三下。\n" +
+	"Factory reset: hold the button while plugging in the power; when red and blue flash, let go and press 3 times."
+
 // Default reset gesture: held 3 s at power-up, then 3 presses within 10 s,
 // then 2 s of quiet.
 const (

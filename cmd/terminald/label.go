@@ -9,17 +9,11 @@ import (
 	"io"
 	"os"
 
+	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/terminalstore"
 	"github.com/tuanju/tuanju/pairing"
 )
-
-// resetHowTo is the line the unit's label carries under the QR code, in
-// Chinese and English: how a grown-up resets the unit (internal/terminal's
-// reset.go, device.ResetGesture). The simulated board's panel shows the same
-// words (device/simboard/panel.html).
-const resetHowTo = "恢复出厂设置：按住按钮再接通电源，红蓝灯交替闪烁时松开，然后连按三下。\n" +
-	"Factory reset: hold the button while plugging in the power; when red and blue flash, let go and press 3 times."
 
 // runLabel is `terminald label [-config F] [-state F] [-public-url U]`: it
 // prints the unit's pairing link and its QR code, which is what the unit's
@@ -60,7 +54,7 @@ terminald first: the state file is the running daemon's.
 	}
 	fmt.Fprintf(stdout, "pairing link (keep it private, like the label):\n%s\n", link)
 	printQR(stdout, link)
-	fmt.Fprintln(stdout, resetHowTo)
+	fmt.Fprintln(stdout, device.ResetHowTo)
 	return nil
 }
 

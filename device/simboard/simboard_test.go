@@ -344,6 +344,13 @@ func TestPanelPage(t *testing.T) {
 			t.Errorf("panel page does not use %s", want)
 		}
 	}
+	// The simulated label carries the reset line, as terminald label
+	// prints it.
+	for _, line := range strings.Split(device.ResetHowTo, "\n") {
+		if !bytes.Contains(body, []byte(line)) {
+			t.Errorf("panel page lacks the label's reset line %q", line)
+		}
+	}
 }
 
 // TestCrossOriginRefused: a web page on another origin must not be able to
