@@ -79,9 +79,10 @@ type Deps struct {
 	// Speaker may be nil (no speaker fitted): calls are then announced by
 	// the light alone.
 	Speaker Speaker
-	// OpenCapture, if set, replaces media.Open (tests watch what the
-	// terminal shows and plays when media opens). The gate calls it.
-	OpenCapture func(context.Context, media.CaptureConfig) (*media.Capture, error)
+	// OnCaptureOpen, if set, is called by the media gate after the light
+	// and the sound, right before camera and microphone open: tests record
+	// what the terminal shows and plays then (media.Gate.Opening).
+	OnCaptureOpen func(media.CaptureConfig)
 	// ButtonStuck, if set, reports a button held down far longer than any
 	// child would: the terminal then shows "needs repair" until it is freed.
 	ButtonStuck func() bool

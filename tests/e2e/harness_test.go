@@ -82,9 +82,10 @@ type terminalOpts struct {
 	profile     media.Profile
 	button      device.ButtonOpts
 	watchdog    interface{ Pet() error }
-	// speaker wraps the board's speaker; openCapture replaces media.Open.
-	speaker     func(terminal.Speaker) terminal.Speaker
-	openCapture func(context.Context, media.CaptureConfig) (*media.Capture, error)
+	// speaker wraps the board's speaker; onCaptureOpen is told when the
+	// media gate opens camera and microphone (terminal.Deps.OnCaptureOpen).
+	speaker       func(terminal.Speaker) terminal.Speaker
+	onCaptureOpen func(media.CaptureConfig)
 	// cameraSocket is where the synthetic camera plugs in (tests unplug it).
 	cameraSocket *synth.Socket
 	ice          terminal.ICEConfig
@@ -158,7 +159,7 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 		LoopbackOnly: true, ICE: o.ice, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
 		Version: "e2e", PairWindow: o.pairWindow, AutoAnswer: o.autoAnswer,
 	}, terminal.Deps{Store: store, Buttons: board.Button().Events(), ButtonStuck: board.Button().Stuck,
-		LEDs: board.LEDs(), Speaker: speaker, Watchdog: o.watchdog, OpenCapture: o.openCapture, Log: log, Now: o.now})
+		LEDs: board.LEDs(), Speaker: speaker, Watchdog: o.watchdog, OnCaptureOpen: o.onCaptureOpen, Log: log, Now: o.now})
 	if err != nil {
 		t.Fatal(err)
 	}

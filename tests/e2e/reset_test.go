@@ -344,10 +344,9 @@ func reunionRig(t *testing.T, inside bool) (*rig, *gateLog) {
 		autoAnswer: terminal.AutoAnswer{Windows: sched, Delay: 3 * time.Second},
 		now:        func() time.Time { return sat },
 		speaker:    func(s terminal.Speaker) terminal.Speaker { return gateSpeaker{s, g, &g.voice} },
-		openCapture: func(ctx context.Context, cfg media.CaptureConfig) (*media.Capture, error) {
+		onCaptureOpen: func(media.CaptureConfig) {
 			st := g.board()
 			g.add("open lights=" + string(st.Pattern) + " blue=" + map[bool]string{true: "true", false: "false"}[st.LEDs[device.Blue]])
-			return media.Open(ctx, cfg)
 		},
 	})
 	g.board = r.board.State
