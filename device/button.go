@@ -12,16 +12,16 @@ import (
 
 // Default button timings. They are tuned for a child's hand, not an adult's:
 // a deliberate "hold to hang up" takes two seconds, which a quick jab never
-// reaches, and ten seconds is long enough that nobody reaches it by accident.
-// Three seconds (Hold) opens pairing on an unpaired terminal: past the
-// hang-up, so a child hanging up never opens it, short enough for an adult
-// following the leaflet.
+// reaches. Three seconds (Hold) opens pairing on an unpaired terminal: past
+// the hang-up, so a child hanging up never opens it, short enough for an
+// adult following the leaflet. No hold in normal use resets the unit, however
+// long: a child leaning on the button after a call must not wipe the
+// family's pairing. The factory reset is a power-up gesture (reset.go).
 const (
-	DefaultDebounce      = 30 * time.Millisecond
-	DefaultLongPress     = 2 * time.Second
-	DefaultHold          = 3 * time.Second
-	DefaultVeryLongPress = 10 * time.Second
-	DefaultStuckAfter    = 60 * time.Second
+	DefaultDebounce   = 30 * time.Millisecond
+	DefaultLongPress  = 2 * time.Second
+	DefaultHold       = 3 * time.Second
+	DefaultStuckAfter = 60 * time.Second
 )
 
 // pollInterval bounds every WaitForEdge call. WaitForEdge(-1) can block
@@ -36,30 +36,25 @@ const eventBuffer = 16
 // ButtonKind says what gesture the child made.
 type ButtonKind int
 
+// The kinds keep their values across versions (they appear in logs): 3 and 5
+// were the in-use factory reset (a 10 s hold), removed because a child could
+// make it by accident.
 const (
 	// Press is a short press. It is emitted on release, when the button was
 	// held for less than ButtonOpts.LongPress: only then is it known that the
 	// press will not become a long one.
-	Press ButtonKind = iota + 1
+	Press ButtonKind = 1
 	// LongPress is emitted as soon as the hold reaches ButtonOpts.LongPress,
 	// without waiting for the release, so the child gets immediate feedback
-	// ("a long press always hangs up"). Nothing more is emitted on release.
-	LongPress
-	// VeryLongPress is emitted on release, after Hold, when the button was
-	// held for at least ButtonOpts.VeryLongPress but less than StuckAfter:
-	// the factory reset. On release, not at 10 s: a toy leaning on the
-	// button, or a button jammed in, must not wipe the family's pairing; a
-	// hold that reaches StuckAfter is a fault, not a gesture.
-	VeryLongPress
-	// Hold is emitted, after LongPress and before VeryLongPress, as soon as
-	// the hold reaches ButtonOpts.Hold: it opens pairing on an unpaired
-	// terminal. (Numbered after the older kinds so they keep their values.)
-	Hold
-	// ResetArmed is emitted while the button is still held, as soon as the
-	// hold reaches ButtonOpts.VeryLongPress: letting go now resets the
-	// terminal. It exists so the person holding the button hears when to
-	// let go; it does nothing by itself.
-	ResetArmed
+	// ("a long press always hangs up").
+	LongPress ButtonKind = 2
+	// Hold is emitted, after LongPress, as soon as the hold reaches
+	// ButtonOpts.Hold: it opens pairing on an unpaired terminal.
+	Hold ButtonKind = 4
+	// Release is emitted when a long press ends (a short one ends in Press).
+	// The call machine ignores it; the power-up reset gesture (ResetGesture)
+	// needs to know when the hold that armed it was let go.
+	Release ButtonKind = 6
 )
 
 // String returns the kind's name, for logs.
@@ -69,12 +64,10 @@ func (k ButtonKind) String() string {
 		return "press"
 	case LongPress:
 		return "long_press"
-	case VeryLongPress:
-		return "very_long_press"
 	case Hold:
 		return "hold"
-	case ResetArmed:
-		return "reset_armed"
+	case Release:
+		return "release"
 	default:
 		return fmt.Sprintf("ButtonKind(%d)", int(k))
 	}
@@ -84,8 +77,8 @@ func (k ButtonKind) String() string {
 type ButtonEvent struct {
 	Kind ButtonKind
 	// At is the moment the gesture became what it is: the (debounced) release
-	// for Press, the moment the threshold was reached for LongPress and
-	// VeryLongPress.
+	// for Press and Release, the moment the threshold was reached for
+	// LongPress and Hold.
 	At time.Time
 }
 
@@ -103,11 +96,9 @@ type ButtonOpts struct {
 	// LongPress is the hold time that makes a LongPress.
 	LongPress time.Duration
 	// Hold is the hold time that makes a Hold; it lies between LongPress
-	// and VeryLongPress. Zero: DefaultHold, or halfway between the two when
+	// and StuckAfter. Zero: DefaultHold, or halfway between the two when
 	// they leave no room for the default.
 	Hold time.Duration
-	// VeryLongPress is the hold time that makes a VeryLongPress.
-	VeryLongPress time.Duration
 	// StuckAfter is the hold time after which the button is considered stuck
 	// (jammed, shorted, or a toy leaning on it): logged once, see Stuck.
 	StuckAfter time.Duration
@@ -123,32 +114,28 @@ func (o ButtonOpts) withDefaults() (ButtonOpts, error) {
 	}
 	def(&o.Debounce, DefaultDebounce)
 	def(&o.LongPress, DefaultLongPress)
-	def(&o.VeryLongPress, DefaultVeryLongPress)
 	def(&o.StuckAfter, DefaultStuckAfter)
 	if o.Hold == 0 {
 		o.Hold = DefaultHold
-		if o.Hold <= o.LongPress || o.Hold >= o.VeryLongPress {
-			o.Hold = o.LongPress + (o.VeryLongPress-o.LongPress)/2
+		if o.Hold <= o.LongPress || o.Hold >= o.StuckAfter {
+			o.Hold = o.LongPress + (o.StuckAfter-o.LongPress)/2
 		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	switch {
-	case o.Debounce < 0 || o.LongPress < 0 || o.Hold < 0 || o.VeryLongPress < 0 || o.StuckAfter < 0:
+	case o.Debounce < 0 || o.LongPress < 0 || o.Hold < 0 || o.StuckAfter < 0:
 		return o, fmt.Errorf("device: button options: negative duration: %w", ErrInvalidConfig)
 	case o.Debounce >= o.LongPress:
 		return o, fmt.Errorf("device: button options: debounce %v must be shorter than long press %v: %w",
 			o.Debounce, o.LongPress, ErrInvalidConfig)
-	case o.LongPress >= o.VeryLongPress:
-		return o, fmt.Errorf("device: button options: long press %v must be shorter than very long press %v: %w",
-			o.LongPress, o.VeryLongPress, ErrInvalidConfig)
-	case o.Hold <= o.LongPress || o.Hold >= o.VeryLongPress:
-		return o, fmt.Errorf("device: button options: hold %v must lie between long press %v and very long press %v: %w",
-			o.Hold, o.LongPress, o.VeryLongPress, ErrInvalidConfig)
-	case o.VeryLongPress >= o.StuckAfter:
-		return o, fmt.Errorf("device: button options: very long press %v must be shorter than stuck-after %v: %w",
-			o.VeryLongPress, o.StuckAfter, ErrInvalidConfig)
+	case o.LongPress >= o.StuckAfter:
+		return o, fmt.Errorf("device: button options: long press %v must be shorter than stuck-after %v: %w",
+			o.LongPress, o.StuckAfter, ErrInvalidConfig)
+	case o.Hold <= o.LongPress || o.Hold >= o.StuckAfter:
+		return o, fmt.Errorf("device: button options: hold %v must lie between long press %v and stuck-after %v: %w",
+			o.Hold, o.LongPress, o.StuckAfter, ErrInvalidConfig)
 	}
 	return o, nil
 }
@@ -176,8 +163,8 @@ type Button struct {
 // NewButton configures pin as an edge-triggered input and starts watching it.
 //
 // A button already held when NewButton is called counts as pressed from that
-// moment, so holding the button through boot still reaches the long-press
-// thresholds.
+// moment (Pressed is true at once), so holding the button through power-up
+// reaches the thresholds and can start the reset gesture (ResetGesture).
 func NewButton(pin gpio.PinIn, opts ButtonOpts) (*Button, error) {
 	if pin == nil {
 		return nil, fmt.Errorf("device: open button: no pin: %w", ErrAbsent)
@@ -198,8 +185,11 @@ func NewButton(pin gpio.PinIn, opts ButtonOpts) (*Button, error) {
 		exited: make(chan struct{}),
 	}
 	// Read the initial level here, not in the goroutine, so that a press
-	// made right after NewButton returns is a press and not "held at start".
-	go b.run(time.Now(), b.isPressed())
+	// made right after NewButton returns is a press and not "held at start",
+	// and so that Pressed is true on return for a button held at power-up.
+	held := b.isPressed()
+	b.pressed.Store(held)
+	go b.run(time.Now(), held)
 	return b, nil
 }
 
@@ -249,7 +239,7 @@ func (b *Button) run(start time.Time, raw bool) {
 	rawSince := start
 	stable := raw
 	var pressStart time.Time
-	var sentLong, sentHold, sentArmed, pollWarned bool
+	var sentLong, sentHold, pollWarned bool
 	if stable {
 		pressStart = start
 		b.pressed.Store(true)
@@ -267,7 +257,7 @@ func (b *Button) run(start time.Time, raw bool) {
 		if raw != stable {
 			wait = min(wait, rawSince.Add(o.Debounce).Sub(now))
 		} else if stable {
-			if d, ok := b.nextDeadline(pressStart, sentLong, sentHold, sentArmed); ok {
+			if d, ok := b.nextDeadline(pressStart, sentLong, sentHold); ok {
 				wait = min(wait, d.Sub(now))
 			}
 		}
@@ -305,13 +295,12 @@ func (b *Button) run(start time.Time, raw bool) {
 			b.pressed.Store(stable)
 			if stable {
 				pressStart = rawSince
-				sentLong, sentHold, sentArmed = false, false, false
+				sentLong, sentHold = false, false
 			} else {
-				if !sentLong {
+				if sentLong {
+					b.emit(ButtonEvent{Kind: Release, At: rawSince})
+				} else {
 					b.emit(ButtonEvent{Kind: Press, At: rawSince})
-				}
-				if held := rawSince.Sub(pressStart); held >= o.VeryLongPress && held < o.StuckAfter {
-					b.emit(ButtonEvent{Kind: VeryLongPress, At: rawSince})
 				}
 				if b.stuck.Swap(false) {
 					b.log.Info("button released after being stuck", "held", rawSince.Sub(pressStart).Round(time.Second))
@@ -331,10 +320,6 @@ func (b *Button) run(start time.Time, raw bool) {
 				sentHold = true
 				b.emit(ButtonEvent{Kind: Hold, At: pressStart.Add(o.Hold)})
 			}
-			if !sentArmed && held >= o.VeryLongPress && held < o.StuckAfter {
-				sentArmed = true
-				b.emit(ButtonEvent{Kind: ResetArmed, At: pressStart.Add(o.VeryLongPress)})
-			}
 			if held >= o.StuckAfter && !b.stuck.Swap(true) {
 				b.log.Warn("button stuck: held without release", "held", held.Round(time.Second))
 			}
@@ -343,14 +328,12 @@ func (b *Button) run(start time.Time, raw bool) {
 }
 
 // nextDeadline is the next hold threshold still to be reached.
-func (b *Button) nextDeadline(pressStart time.Time, sentLong, sentHold, sentArmed bool) (time.Time, bool) {
+func (b *Button) nextDeadline(pressStart time.Time, sentLong, sentHold bool) (time.Time, bool) {
 	switch {
 	case !sentLong:
 		return pressStart.Add(b.opts.LongPress), true
 	case !sentHold:
 		return pressStart.Add(b.opts.Hold), true
-	case !sentArmed:
-		return pressStart.Add(b.opts.VeryLongPress), true
 	case !b.stuck.Load():
 		return pressStart.Add(b.opts.StuckAfter), true
 	}

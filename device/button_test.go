@@ -45,7 +45,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 func TestButtonGestures(t *testing.T) {
-	P, L, H, A, V := device.Press, device.LongPress, device.Hold, device.ResetArmed, device.VeryLongPress
+	P, L, H, R := device.Press, device.LongPress, device.Hold, device.Release
 	cat := func(parts ...[]step) []step { return slices.Concat(parts...) }
 	tests := []struct {
 		name      string
@@ -66,22 +66,21 @@ func TestButtonGestures(t *testing.T) {
 			down(), wait(ms(10)), up(), wait(ms(500)), expect()}},
 		{"two presses are two presses", false, []step{
 			down(), wait(ms(150)), up(), wait(ms(300)), down(), wait(ms(150)), up(), wait(ms(100)), expect(P, P)}},
-		{"long press fires while held, nothing on release", false, []step{
-			down(), wait(ms(1900)), expect(), wait(ms(200)), expect(L), wait(ms(500)), up(), wait(ms(500)), expect()}},
+		{"long press fires while held, its end is a release", false, []step{
+			down(), wait(ms(1900)), expect(), wait(ms(200)), expect(L), wait(ms(500)), up(), wait(ms(500)), expect(R)}},
 		{"release just under long press threshold is a press", false, []step{
 			down(), wait(ms(1995)), up(), wait(ms(500)), expect(P)}},
 		{"release just over long press threshold is a long press", false, []step{
-			down(), wait(ms(2005)), up(), wait(ms(500)), expect(L)}},
-		{"very long press fires on release after 10 s", false, []step{
-			down(), wait(ms(9900)), expect(L, H), wait(ms(200)), expect(A), wait(ms(5000)), expect(), up(), wait(ms(500)), expect(V)}},
-		{"release just under 10 s is no reset", false, []step{
-			down(), wait(ms(9950)), up(), wait(ms(500)), expect(L, H)}},
+			down(), wait(ms(2005)), up(), wait(ms(500)), expect(L, R)}},
+		// There is no reset in use, however long the hold (reset.go).
+		{"a 15 s hold in use is a long press and a hold, nothing more", false, []step{
+			down(), wait(ms(9900)), expect(L, H), wait(ms(5200)), expect(), up(), wait(ms(500)), expect(R)}},
 		{"hold fires at 3 s, after the long press, before release", false, []step{
-			down(), wait(ms(2900)), expect(L), wait(ms(200)), expect(H), up(), wait(ms(500)), expect()}},
+			down(), wait(ms(2900)), expect(L), wait(ms(200)), expect(H), up(), wait(ms(500)), expect(R)}},
 		{"release between long press and hold is only a long press", false, []step{
-			down(), wait(ms(2500)), up(), wait(ms(1500)), expect(L)}},
+			down(), wait(ms(2500)), up(), wait(ms(1500)), expect(L, R)}},
 		{"active low long press", true, []step{
-			down(), wait(ms(2500)), expect(L), up(), wait(ms(500)), expect()}},
+			down(), wait(ms(2500)), expect(L), up(), wait(ms(500)), expect(R)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,6 +138,10 @@ func TestButtonEventTimes(t *testing.T) {
 		if ev.Kind != device.Hold || !ev.At.Equal(t0.Add(device.DefaultHold)) {
 			t.Errorf("got %v at +%v, want hold at +%v", ev.Kind, ev.At.Sub(t0), device.DefaultHold)
 		}
+		ev = <-b.Events()
+		if want := t0.Add(3500 * time.Millisecond); ev.Kind != device.Release || !ev.At.Equal(want) {
+			t.Errorf("got %v at +%v, want release at +3.5s", ev.Kind, ev.At.Sub(t0))
+		}
 
 		t1 := time.Now()
 		line.Press()
@@ -181,10 +184,10 @@ func TestButtonStuck(t *testing.T) {
 		if b.Stuck() || b.Pressed() {
 			t.Fatalf("after release: Stuck() = %v, Pressed() = %v, want both false", b.Stuck(), b.Pressed())
 		}
-		// A button held past StuckAfter (a toy leaning on it) is a fault:
-		// its release must not factory-reset the terminal.
-		if got := kinds(drain(b.Events())); !slices.Equal(got, []device.ButtonKind{device.LongPress, device.Hold, device.ResetArmed}) {
-			t.Errorf("events %v, want [long_press hold reset_armed] and no very_long_press", got)
+		// A button held past StuckAfter (a toy leaning on it) is a fault,
+		// and no gesture.
+		if got := kinds(drain(b.Events())); !slices.Equal(got, []device.ButtonKind{device.LongPress, device.Hold, device.Release}) {
+			t.Errorf("events %v, want [long_press hold release]", got)
 		}
 	})
 }
@@ -238,9 +241,9 @@ func TestNewButtonErrors(t *testing.T) {
 		wantMsg string
 	}{
 		{"nil pin", nil, device.ButtonOpts{}, device.ErrAbsent, "device: open button"},
-		{"long press not before very long", devicetest.NewButtonLine("B", false).Pin,
-			device.ButtonOpts{LongPress: 10 * time.Second, VeryLongPress: 5 * time.Second}, device.ErrInvalidConfig, "very long press"},
-		{"hold not between long and very long press", devicetest.NewButtonLine("B", false).Pin,
+		{"long press not before stuck", devicetest.NewButtonLine("B", false).Pin,
+			device.ButtonOpts{LongPress: 10 * time.Second, StuckAfter: 5 * time.Second}, device.ErrInvalidConfig, "stuck-after"},
+		{"hold not between long press and stuck", devicetest.NewButtonLine("B", false).Pin,
 			device.ButtonOpts{Hold: time.Second}, device.ErrInvalidConfig, "hold"},
 		{"debounce longer than long press", devicetest.NewButtonLine("B", false).Pin,
 			device.ButtonOpts{Debounce: 3 * time.Second}, device.ErrInvalidConfig, "debounce"},

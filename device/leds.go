@@ -51,9 +51,12 @@ func (c Color) Valid() bool {
 //	fault      off          fast blink   off          needs repair
 //	pairing    off          off          slow blink   a parent asks to pair: press to agree
 //	pairable   off          off          breathe      open for pairing (after a reset or a 3 s hold)
+//	reset_armed off         fast blink   fast blink*  held at power-up: let go, press 3 times to reset
 //
-// slow blink = 1 Hz, fast blink = 4 Hz, * = in antiphase with green, so the
-// light seems to jump between the two LEDs. breathe = a slow glow rising and
+// slow blink = 1 Hz, fast blink = 4 Hz, * = in antiphase with the other
+// blinking LED, so the light seems to jump between the two. reset_armed is
+// the one pattern that mixes red and blue: a technician's state, never
+// shown in normal use (reset.go). breathe = a slow glow rising and
 // falling (3 s), by software PWM: calm, "waiting, nothing to do", unlike
 // the blinks. GPIO character devices have no PWM, and the cheap boards' LED
 // pins rarely reach a PWM block, so it is done in software everywhere.
@@ -72,6 +75,8 @@ const (
 	Fault    Pattern = "fault"
 	Pairing  Pattern = "pairing"
 	Pairable Pattern = "pairable"
+	// ResetArmed is shown only during the power-up reset gesture.
+	ResetArmed Pattern = "reset_armed"
 )
 
 // ledMode is what one LED does within a pattern.
@@ -99,11 +104,13 @@ var patterns = map[Pattern]map[Color]ledMode{
 	Fault:    {Red: modeFast},
 	Pairing:  {Blue: modeSlow},
 	Pairable: {Blue: modeBreathe},
+	// Red and blue jump to and fro: unlike anything a child sees.
+	ResetArmed: {Red: modeFast, Blue: modeFastAnti},
 }
 
 // Patterns lists every pattern, in a fixed order.
 func Patterns() []Pattern {
-	return []Pattern{Off, Ready, Calling, Ringing, InCall, NoAnswer, Offline, Fault, Pairing, Pairable}
+	return []Pattern{Off, Ready, Calling, Ringing, InCall, NoAnswer, Offline, Fault, Pairing, Pairable, ResetArmed}
 }
 
 // Valid reports whether p is in the table.

@@ -97,6 +97,7 @@ func TestLEDPatterns(t *testing.T) {
 		{device.Fault, look{device.Green: dark, device.Red: fast, device.Blue: dark}},
 		{device.Pairing, look{device.Green: dark, device.Red: dark, device.Blue: slow}},
 		{device.Pairable, look{device.Green: dark, device.Red: dark, device.Blue: glow}},
+		{device.ResetArmed, look{device.Green: dark, device.Red: fast, device.Blue: fast}},
 	}
 	if len(tests) != len(device.Patterns()) {
 		t.Fatalf("table covers %d patterns, device has %d", len(tests), len(device.Patterns()))

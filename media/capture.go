@@ -22,7 +22,7 @@ const (
 	SourceNone      = "none"
 	SourceSynthetic = "synthetic" // the simulated board's camera or microphone
 	SourceV4L2      = "v4l2"      // a real camera through mediadevices' V4L2 driver
-	SourceALSA      = "alsa"      // a real microphone through device/alsa (media/alsamic)
+	SourceALSA      = "alsa"      // a real microphone through device/alsa (media/internal/alsamic)
 )
 
 // streamID groups the terminal's audio and video in one MediaStream on the
@@ -48,7 +48,7 @@ type CaptureConfig struct {
 	// two paths. By default its own H.264 is passed through (passthrough.go).
 	SoftwareEncode bool
 	// Microphone is SourceSynthetic, SourceALSA or SourceNone. (ALSA goes
-	// through our own kernel-ioctl driver, media/alsamic: mediadevices'
+	// through our own kernel-ioctl driver, media/internal/alsamic: mediadevices'
 	// malgo driver crashes static binaries and is deliberately not linked.)
 	Microphone string
 	// MicrophoneDevice picks the ALSA capture device: "hw:CARD,DEV[,SUB]"
@@ -73,11 +73,12 @@ type Capture struct {
 	lost     chan error // one source's failure; see Lost
 }
 
-// Open opens the sources cfg names and wraps them in tracks whose encoders
+// open opens the sources cfg names and wraps them in tracks whose encoders
 // follow cfg.Profile. Encoding starts only when a track is bound to a peer
 // connection (AddTrack, then SDP negotiation). ctx bounds the opening only;
-// the Capture lives until Close.
-func Open(ctx context.Context, cfg CaptureConfig) (*Capture, error) {
+// the Capture lives until Close. Unexported: Gate.Open is the only way in
+// (gate.go).
+func open(ctx context.Context, cfg CaptureConfig) (*Capture, error) {
 	if err := cfg.Profile.Validate(); err != nil {
 		return nil, err
 	}

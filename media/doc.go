@@ -5,7 +5,8 @@
 //
 //	api, _ := media.NewAPI(media.APIConfig{SettingEngine: se}) // se: the caller's ICE policy
 //	pc, _ := api.NewPeerConnection(webrtc.Configuration{ICEServers: ...})
-//	capture, err := media.Open(ctx, media.CaptureConfig{
+//	gate, _ := media.NewGate(light, sound) // the in-call light and the connect sound: gate.go
+//	capture, err := gate.Open(ctx, media.CaptureConfig{ // light on, sound played, then open
 //		Profile: media.LowData, Camera: media.SourceV4L2, Microphone: media.SourceSynthetic, Log: log,
 //	})
 //	if errors.Is(err, media.ErrNoCamera) { /* retry with media.AudioOnly, tell the self-test */ }
@@ -24,8 +25,8 @@
 // wrappers in internal/. The sources are the simulated board's synthetic
 // camera and microphone (package synth) or a V4L2 camera.
 //
-// A V4L2 camera that encodes H.264 itself is not re-encoded: Open sends its
-// access units as they come (passthrough.go, package h264cam), when it has an
+// A V4L2 camera that encodes H.264 itself is not re-encoded: the capture
+// sends its access units as they come (passthrough.go, media/internal/h264cam), when it has an
 // H.264 mode near the profile's size and rate and its stream is constrained
 // baseline; a peer's PLI/FIR asks the camera for an IDR where the driver has
 // the control, and the camera's SPS/PPS are put in front of IDRs that lack

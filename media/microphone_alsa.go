@@ -10,7 +10,7 @@ import (
 	"github.com/pion/mediadevices/pkg/prop"
 
 	"github.com/tuanju/tuanju/device/alsa"
-	"github.com/tuanju/tuanju/media/alsamic"
+	"github.com/tuanju/tuanju/media/internal/alsamic"
 )
 
 // alsaMu serialises rediscovery and opening: alsamic and GetUserMedia share

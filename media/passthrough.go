@@ -19,8 +19,8 @@ import (
 	"github.com/pion/webrtc/v4"
 	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 
-	"github.com/tuanju/tuanju/media/h264cam"
 	"github.com/tuanju/tuanju/media/h264dec"
+	"github.com/tuanju/tuanju/media/internal/h264cam"
 )
 
 // The passthrough path: a camera that encodes H.264 itself (a UVC H.264

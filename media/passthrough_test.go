@@ -17,9 +17,9 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/tuanju/tuanju/media/h264cam"
-	"github.com/tuanju/tuanju/media/h264cam/h264camtest"
 	"github.com/tuanju/tuanju/media/h264dec"
+	"github.com/tuanju/tuanju/media/internal/h264cam"
+	"github.com/tuanju/tuanju/media/internal/h264cam/h264camtest"
 	"github.com/tuanju/tuanju/media/mediatest"
 )
 

@@ -27,6 +27,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "identity" {
 		return runIdentity(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "label" {
+		return runLabel(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "reset" {
+		return runReset(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := loadConfig(args, stderr)
 	if err != nil {
 		return err

@@ -11,7 +11,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/pion/mediadevices"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
@@ -39,10 +38,9 @@ type selftestFlags struct {
 // runSelftest is `terminald selftest [-config F] [flags]`: the technician's
 // check of every part of one unit, with the unit's own configuration.
 //
-// The never-silent rule holds here too: the camera opens only after the
-// in-call light is on and (when there is a speaker) a tone has played, and
-// closes right after one frame. This file is on the allow-list of
-// internal/terminal's source scan for that reason.
+// The never-silent rule holds here too: camera and microphone open only
+// through a media.Gate, after the in-call light is on and (when there is a
+// speaker) a tone has played, and close right after the check.
 func runSelftest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f selftestFlags
 	cfg, err := loadConfig(args, stderr, func(fs *flag.FlagSet) {
@@ -82,6 +80,9 @@ type unitParts struct {
 	screenAt  string
 	speaker   selftest.Speaker    // nil: none configured
 	mic       selftest.Microphone // nil: none configured
+	// opening, if set, is told when a media.Gate is about to open camera
+	// or microphone (tests: media.Gate.Opening).
+	opening func(media.CaptureConfig)
 }
 
 func selftestChecks(cfg config, f selftestFlags, log *slog.Logger) ([]selftest.Check, func()) {
@@ -92,6 +93,12 @@ func selftestChecks(cfg config, f selftestFlags, log *slog.Logger) ([]selftest.C
 		parts = simParts()
 	default:
 		parts = gpioParts(cfg, f, log)
+	}
+	// The microphone opens through the media gate, announced as a call's
+	// (openAnnounced): ALSA on a real board, the synthetic one on the
+	// simulated board when configured.
+	if (cfg.Board == "gpio" && cfg.Media.Microphone == media.SourceALSA) || (cfg.Board == "sim" && cfg.Media.Microphone == media.SourceSynthetic) {
+		parts.mic = gateMicrophone{cfg: cfg, parts: &parts, log: log}
 	}
 	parts.button.Interactive = !f.noInteractive && cfg.Board != "sim" // nobody can press a simulated button here
 	parts.button.Wait = f.wait
@@ -160,9 +167,6 @@ func gpioParts(cfg config, f selftestFlags, log *slog.Logger) unitParts {
 	if cfg.Speaker != "" {
 		p.speaker = alsaSpeaker{cfg.Speaker}
 	}
-	if cfg.Media.Microphone == media.SourceALSA {
-		p.mic = alsaMicrophone{cfg.Media.MicrophoneDevice}
-	}
 	r, rerr := gpiolines.Host(log)
 	resolve := func(spec string) (*gpiolines.Line, error) {
 		if rerr != nil {
@@ -225,10 +229,30 @@ func gpioParts(cfg config, f selftestFlags, log *slog.Logger) unitParts {
 	return p
 }
 
-// grabFrame announces the camera as a call would (in-call light, then a
-// tone when there is a speaker), opens it through the media package,
-// encodes one frame, and closes it again.
-func grabFrame(ctx context.Context, cfg config, parts unitParts, log *slog.Logger) (selftest.Frame, error) {
+// selftestLight is the in-call light on the unit's own LEDs.
+type selftestLight struct{ leds *device.LEDs }
+
+func (l selftestLight) InCall() error { return l.leds.Show(device.InCall) }
+
+// selftestSound is the announce tone on the unit's speaker; a unit without
+// one is announced by the light alone, and the report says so.
+type selftestSound struct{ sp selftest.Speaker }
+
+func (s selftestSound) Announce(ctx context.Context) error {
+	if s.sp == nil {
+		return nil
+	}
+	if err := s.sp.Tone(ctx, 660, 300*time.Millisecond); err != nil {
+		return fmt.Errorf("announce tone: %w", err)
+	}
+	return nil
+}
+
+// openAnnounced opens cfg's sources as a call does, through a media.Gate:
+// the in-call light on, then the tone (when there is a speaker), then the
+// camera or microphone. It returns the capture, a note on how it was
+// announced for the report, and what closes both.
+func openAnnounced(ctx context.Context, cfg media.CaptureConfig, parts unitParts, log *slog.Logger) (*media.Capture, string, func(), error) {
 	pins := map[device.Color]gpio.PinOut{}
 	for c, l := range parts.leds {
 		if l.Pin != nil {
@@ -237,81 +261,73 @@ func grabFrame(ctx context.Context, cfg config, parts unitParts, log *slog.Logge
 	}
 	leds, err := device.NewLEDs(pins, device.LEDOpts{ActiveLow: parts.ledActLow, Logger: log})
 	if err != nil {
-		return selftest.Frame{}, fmt.Errorf("in-call light: %w", err)
+		return nil, "", nil, fmt.Errorf("in-call light: %w", err)
 	}
-	defer leds.Close()
-	if err := leds.Show(device.InCall); err != nil {
-		return selftest.Frame{}, fmt.Errorf("in-call light: %w", err)
+	g, err := media.NewGate(selftestLight{leds}, selftestSound{parts.speaker})
+	if err != nil {
+		leds.Close()
+		return nil, "", nil, err
+	}
+	g.Opening = parts.opening
+	c, err := g.Open(ctx, cfg)
+	if err != nil {
+		leds.Close()
+		return nil, "", nil, err
 	}
 	announced := fmt.Sprintf("opened after the in-call light (%d LEDs)", len(pins))
 	if len(pins) == 0 {
 		announced = "opened with no LED to light (none fitted)"
 	}
 	if parts.speaker != nil {
-		if err := parts.speaker.Tone(ctx, 660, 300*time.Millisecond); err != nil {
-			return selftest.Frame{}, fmt.Errorf("announce tone: %w", err)
-		}
 		announced += " and a tone"
 	} else {
 		announced += ", no speaker for the tone"
 	}
+	return c, announced, func() { c.Close(); leds.Close() }, nil
+}
 
-	profile := media.LowData
-	c, err := media.Open(ctx, media.CaptureConfig{
-		Profile: profile, Camera: cfg.Media.Camera, CameraDevice: cfg.Media.CameraDevice,
+// grabFrame opens the camera announced (openAnnounced), encodes one frame,
+// and closes it again.
+func grabFrame(ctx context.Context, cfg config, parts unitParts, log *slog.Logger) (selftest.Frame, error) {
+	c, announced, done, err := openAnnounced(ctx, media.CaptureConfig{
+		Profile: media.LowData, Camera: cfg.Media.Camera, CameraDevice: cfg.Media.CameraDevice,
 		SoftwareEncode: cfg.Media.CameraSoftwareEncode,
 		Microphone:     media.SourceNone, Log: log,
-	})
+	}, parts, log)
 	if err != nil {
 		return selftest.Frame{}, err
 	}
-	defer c.Close()
-	var track interface {
-		NewEncodedReader(string) (mediadevices.EncodedReadCloser, error)
-	}
-	for _, t := range c.Tracks() {
-		if r, ok := t.(interface {
-			NewEncodedReader(string) (mediadevices.EncodedReadCloser, error)
-		}); ok && t.Kind().String() == "video" {
-			track = r
-		}
-	}
-	if track == nil {
-		return selftest.Frame{}, fmt.Errorf("camera opened without a video track: %w", media.ErrNoCamera)
-	}
-	enc, err := track.NewEncodedReader("H264")
+	defer done()
+	n, err := c.FirstVideoFrame(ctx)
 	if err != nil {
-		return selftest.Frame{}, fmt.Errorf("camera: encoder: %w", err)
+		return selftest.Frame{}, err
 	}
-	defer enc.Close()
-	type read struct {
-		n   int
-		err error
-	}
-	done := make(chan read, 1)
-	go func() {
-		buf, release, err := enc.Read()
-		if err == nil {
-			release()
-		}
-		done <- read{len(buf.Data), err}
-	}()
-	var got read
-	select {
-	case got = <-done:
-	case <-ctx.Done():
-		c.Close() // unblocks the read
-		return selftest.Frame{}, fmt.Errorf("camera: no frame: %w", ctx.Err())
-	}
-	if got.err != nil {
-		return selftest.Frame{}, fmt.Errorf("camera: read frame: %w", got.err)
-	}
-	fr := selftest.Frame{EncodedBytes: got.n, Announced: announced}
+	fr := selftest.Frame{EncodedBytes: n, Announced: announced}
 	if img := c.Preview(); img != nil {
 		fr.Width, fr.Height = img.Bounds().Dx(), img.Bounds().Dy()
 		fr.MeanLuma = meanLuma(img)
 	}
 	return fr, nil
+}
+
+// gateMicrophone is the microphone check's microphone: opened announced
+// (openAnnounced), like a call's, and closed after the measurement.
+type gateMicrophone struct {
+	cfg   config
+	parts *unitParts
+	log   *slog.Logger
+}
+
+func (m gateMicrophone) Level(ctx context.Context, d time.Duration) (rms, peak float64, err error) {
+	c, _, done, err := openAnnounced(ctx, media.CaptureConfig{
+		Profile: media.AudioOnly, Camera: media.SourceNone,
+		Microphone: m.cfg.Media.Microphone, MicrophoneDevice: m.cfg.Media.MicrophoneDevice, Log: m.log,
+	}, *m.parts, m.log)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer done()
+	return c.MicrophoneLevel(ctx, d)
 }
 
 // meanLuma averages the Y plane (or the grey value of any other image).

@@ -20,11 +20,13 @@ func alsaErr(err error) error {
 	return err
 }
 
-// openAudio opens name mono, or stereo where the hardware has only that.
-func openAudio(name string, s alsa.Stream) (*alsa.PCM, error) {
-	pcm, err := alsa.Open(name, s, alsa.Config{Channels: 1})
+// openPlayback opens name for playback, mono, or stereo where the hardware
+// has only that. Playback only: the microphone opens through media.Gate
+// (gateMicrophone), never here.
+func openPlayback(name string) (*alsa.PCM, error) {
+	pcm, err := alsa.Open(name, alsa.Playback, alsa.Config{Channels: 1})
 	if errors.Is(err, alsa.ErrUnsupported) {
-		pcm, err = alsa.Open(name, s, alsa.Config{Channels: 2})
+		pcm, err = alsa.Open(name, alsa.Playback, alsa.Config{Channels: 2})
 	}
 	return pcm, alsaErr(err)
 }
@@ -46,7 +48,7 @@ func closeOnDone(ctx context.Context, pcm *alsa.PCM) (stop func()) {
 type alsaSpeaker struct{ device string }
 
 func (a alsaSpeaker) Tone(ctx context.Context, hz float64, d time.Duration) error {
-	pcm, err := openAudio(a.device, alsa.Playback)
+	pcm, err := openPlayback(a.device)
 	if err != nil {
 		return err
 	}
@@ -70,43 +72,4 @@ func (a alsaSpeaker) Tone(ctx context.Context, hz float64, d time.Duration) erro
 		return fmt.Errorf("speaker %s: drain: %w", a.device, err)
 	}
 	return nil
-}
-
-// alsaMicrophone measures the level on an ALSA capture device.
-type alsaMicrophone struct{ device string }
-
-func (a alsaMicrophone) Level(ctx context.Context, d time.Duration) (rms, peak float64, err error) {
-	pcm, err := openAudio(a.device, alsa.Capture)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer pcm.Close()
-	defer closeOnDone(ctx, pcm)()
-	p := pcm.Params()
-	buf := make([]int16, int(d.Seconds()*float64(p.Rate))*p.Channels)
-	if _, err := pcm.Read(buf); err != nil {
-		return 0, 0, fmt.Errorf("microphone %s: %w", a.device, err)
-	}
-	return levels(buf)
-}
-
-// levels returns the RMS and peak of s in dBFS (-inf as -200).
-func levels(s []int16) (rms, peak float64, err error) {
-	if len(s) == 0 {
-		return 0, 0, errors.New("no samples")
-	}
-	var sum float64
-	var pk float64
-	for _, v := range s {
-		f := float64(v) / 32768
-		sum += f * f
-		pk = math.Max(pk, math.Abs(f))
-	}
-	db := func(x float64) float64 {
-		if x <= 0 {
-			return -200
-		}
-		return 20 * math.Log10(x)
-	}
-	return db(math.Sqrt(sum / float64(len(s)))), db(pk), nil
 }

@@ -56,6 +56,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 
 	var term atomic.Pointer[terminal.Terminal]
+	var button *device.Button
 	var buttons <-chan device.ButtonEvent
 	var stuck func() bool
 	var leds terminal.LEDs
@@ -82,7 +83,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer sim.Close()
-		buttons, stuck, leds = sim.Button().Events(), sim.Button().Stuck, sim.LEDs()
+		button, leds = sim.Button(), sim.LEDs()
 		tcfg.Capture.SyntheticSocket = sim.CameraSocket()
 	case "gpio":
 		btn, l, err := openGPIOBoard(cfg.Pins, log)
@@ -91,8 +92,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 		defer btn.Close()
 		defer l.Close()
-		buttons, stuck, leds = btn.Events(), btn.Stuck, l
+		button, leds = btn, l
 	}
+	buttons, stuck = button.Events(), button.Stuck
 
 	// Before the watchdog: waiting for a technician is not a hang.
 	var status func(string)
@@ -108,16 +110,26 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	defer store.Close()
 
-	wd, err := openWatchdog(cfg, log)
-	if err != nil {
-		return err
-	}
 	var speaker terminal.Speaker
 	if sim != nil {
 		speaker = sim
 	} else if sp := openSpeaker(cfg, log); sp != nil {
 		defer sp.Close()
 		speaker = sp
+	}
+	// The power-up reset gesture, before the watchdog (a person counting
+	// presses is not a hang) and before the terminal: it never runs in a
+	// call. It returns at once unless the button is held down now.
+	if _, err := terminal.BootReset(ctx, terminal.BootDeps{Button: button, LEDs: leds, Speaker: speaker, Store: store, Log: log}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+
+	wd, err := openWatchdog(cfg, log)
+	if err != nil {
+		return err
 	}
 	t, err := terminal.New(tcfg, terminal.Deps{
 		Store: store, Buttons: buttons, ButtonStuck: stuck, LEDs: leds, Speaker: speaker, Watchdog: wd, Log: log,
@@ -135,8 +147,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	term.Store(t)
 	fmt.Fprintf(stdout, "terminal %s\n", t.DeviceID())
 	if st := t.Status(); !st.Paired {
-		fmt.Fprintf(stdout, "not paired: open this link on the parent's phone, then press the call button:\n%s\n", t.PairingURL())
-		printQR(stdout, t.PairingURL())
+		// Not the link: it holds the label's secret, and stdout ends up in
+		// logs. `terminald label` prints it on request.
+		fmt.Fprintln(stdout, "not paired: scan the unit's QR label with the parent's phone, then press the call button (a lost label: terminald label)")
 	}
 
 	if cfg.PanelListen != "" {

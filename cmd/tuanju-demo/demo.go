@@ -91,6 +91,10 @@ func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if !st.Paired {
 		// Pairing is the parent's to do, in the browser: the page's key is
 		// made there and can never leave it, so the demo cannot pair for it.
+		// The link comes from the simulated board's panel, which shows it
+		// as the unit's printed label (a QR code): terminald itself never
+		// logs or prints it (docs/security.md), so the log file above does
+		// not hold it; a real unit's technician uses `terminald label`.
 		how = fmt.Sprintf(`  The parent's phone: open this pairing link in Chrome (it is what the QR label carries)
       %s
       then, when the panel's lights blink "pairing", press the big button once.

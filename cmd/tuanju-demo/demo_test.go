@@ -80,11 +80,13 @@ func TestDemoRunsPairsAndStops(t *testing.T) {
 	args := []string{"-bin", bin, "-data", data, "-listen", freePort(t, "tcp"), "-turn", freePort(t, "udp"), "-panel", freePort(t, "tcp")}
 
 	var cred parent.Credentials
+	var secret string
 	runDemo(t, args, func(ctx context.Context, out, ws, panel string) {
 		m := pairingLink.FindString(out)
 		if m == "" {
 			t.Fatalf("no pairing link in:\n%s", out)
 		}
+		_, secret, _ = strings.Cut(m, "s=")
 		var err error
 		cred, err = parent.Pair(ctx, ws, m, func(ctx context.Context) error { return pressWhenPairing(ctx, panel) })
 		if err != nil {
@@ -98,6 +100,11 @@ func TestDemoRunsPairsAndStops(t *testing.T) {
 		}
 		checkOnline(t, ctx, ws, cred)
 	})
+	// The link came from the panel (the simulated label); the processes'
+	// logs must not hold its secret.
+	if logs, err := os.ReadFile(filepath.Join(data, "demo.log")); err != nil || len(secret) < 20 || bytes.Contains(logs, []byte(secret)) {
+		t.Errorf("demo.log (%d bytes, %v) holds the pairing secret %q, or the check cannot run", len(logs), err, secret)
+	}
 	caPEM, err := os.ReadFile(filepath.Join(data, "program-ca.pem"))
 	if err != nil {
 		t.Fatal(err)

@@ -31,8 +31,8 @@ const PressDuration = 150 * time.Millisecond
 
 // DefaultMaxHold bounds a hold started from the panel: a browser that never
 // sends its release (tab closed mid-press) must not leave the button held
-// for ever. It is longer than the very-long-press threshold so that one can
-// still be tried from the panel.
+// for ever. It is shorter than the button's stuck threshold, so a forgotten
+// hold never shows "needs repair".
 const DefaultMaxHold = 30 * time.Second
 
 // ErrClosed is returned by button methods after Close.
@@ -57,6 +57,10 @@ type Options struct {
 	// Logger is used by the board and, unless Button.Logger is set, by the
 	// button and LEDs. Nil discards.
 	Logger *slog.Logger
+	// HeldAtPowerUp starts the board with the button already down, as a
+	// hand holding it while the unit is plugged in: the first step of the
+	// factory-reset gesture (device.ResetGesture). Release lifts it.
+	HeldAtPowerUp bool
 }
 
 // Board is a simulated terminal board.
@@ -102,6 +106,9 @@ func New(opts Options) (*Board, error) {
 		preview: opts.Preview,
 		screen:  opts.Screen,
 		opts:    opts,
+	}
+	if opts.HeldAtPowerUp {
+		b.line.Press()
 	}
 	btn, err := device.NewButton(b.line.Pin, bopts)
 	if err != nil {

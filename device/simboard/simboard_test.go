@@ -31,11 +31,10 @@ import (
 // through HTTP, so they wait on events with generous timeouts and never
 // assert on timing.
 var testButton = device.ButtonOpts{
-	ActiveLow:     true, // like the reference board
-	Debounce:      5 * time.Millisecond,
-	LongPress:     400 * time.Millisecond, // > simboard.PressDuration
-	VeryLongPress: 2 * time.Second,
-	StuckAfter:    5 * time.Second,
+	ActiveLow:  true, // like the reference board
+	Debounce:   5 * time.Millisecond,
+	LongPress:  400 * time.Millisecond, // > simboard.PressDuration
+	StuckAfter: 5 * time.Second,
 }
 
 const eventTimeout = 5 * time.Second
@@ -114,10 +113,10 @@ func TestButtonThroughHTTP(t *testing.T) {
 	tests := []struct {
 		name  string
 		paths []string
-		want  device.ButtonKind
+		want  []device.ButtonKind
 	}{
-		{"press", []string{"/api/button/press"}, device.Press},
-		{"longpress", []string{"/api/button/longpress"}, device.LongPress},
+		{"press", []string{"/api/button/press"}, []device.ButtonKind{device.Press}},
+		{"longpress", []string{"/api/button/longpress"}, []device.ButtonKind{device.LongPress, device.Release}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,8 +124,10 @@ func TestButtonThroughHTTP(t *testing.T) {
 			for _, p := range tt.paths {
 				post(t, srv, p)
 			}
-			if ev := nextEvent(t, b); ev.Kind != tt.want {
-				t.Fatalf("event %v, want %v", ev.Kind, tt.want)
+			for _, want := range tt.want {
+				if ev := nextEvent(t, b); ev.Kind != want {
+					t.Fatalf("event %v, want %v", ev.Kind, want)
+				}
 			}
 			noMoreEvents(t, b, 100*time.Millisecond)
 		})
@@ -145,6 +146,9 @@ func TestHoldIsLongPressBeforeRelease(t *testing.T) {
 		t.Error("state says button up while held")
 	}
 	post(t, srv, "/api/button/release")
+	if ev := nextEvent(t, b); ev.Kind != device.Release {
+		t.Fatalf("event %v after letting go, want release", ev.Kind)
+	}
 	noMoreEvents(t, b, 100*time.Millisecond)
 }
 
@@ -340,6 +344,13 @@ func TestPanelPage(t *testing.T) {
 			t.Errorf("panel page does not use %s", want)
 		}
 	}
+	// The simulated label carries the reset line, as terminald label
+	// prints it.
+	for _, line := range strings.Split(device.ResetHowTo, "\n") {
+		if !bytes.Contains(body, []byte(line)) {
+			t.Errorf("panel page lacks the label's reset line %q", line)
+		}
+	}
 }
 
 // TestCrossOriginRefused: a web page on another origin must not be able to
@@ -433,7 +444,7 @@ func TestPanelClickInBrowser(t *testing.T) {
 	opts := testButton
 	opts.Debounce = device.DefaultDebounce
 	// Room for a slow machine between the panel's hold and release.
-	opts.LongPress, opts.VeryLongPress, opts.StuckAfter = 2*time.Second, 10*time.Second, 20*time.Second
+	opts.LongPress, opts.StuckAfter = 2*time.Second, 20*time.Second
 	b, srv := newBoard(t, simboard.Options{Button: opts})
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()

@@ -159,7 +159,11 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	if ring.ICETransportPolicy == "relay" {
 		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
-	capture, err := media.Open(ctx, p.cfg.Capture)
+	g, err := media.NewGate(answered{}, answered{})
+	if err != nil {
+		return err
+	}
+	capture, err := g.Open(ctx, p.cfg.Capture)
 	if err != nil {
 		return fmt.Errorf("parent: open media: %w", err)
 	}
@@ -279,3 +283,12 @@ func (p *Phone) endCall() {
 		p.mu.Unlock()
 	}
 }
+
+// answered is the parent's side of the never-silent gate: the parent has
+// accepted this call on the phone's own screen, which shows its camera is
+// on (a browser does), so there is no light to turn on and no sound to play.
+// (This client stands in for that phone in tests, with synthetic sources.)
+type answered struct{}
+
+func (answered) InCall() error                  { return nil }
+func (answered) Announce(context.Context) error { return nil }

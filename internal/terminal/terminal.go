@@ -79,9 +79,10 @@ type Deps struct {
 	// Speaker may be nil (no speaker fitted): calls are then announced by
 	// the light alone.
 	Speaker Speaker
-	// OpenCapture, if set, replaces media.Open (tests watch what the
-	// terminal shows and plays when media opens). The gate calls it.
-	OpenCapture func(context.Context, media.CaptureConfig) (*media.Capture, error)
+	// OnCaptureOpen, if set, is called by the media gate after the light
+	// and the sound, right before camera and microphone open: tests record
+	// what the terminal shows and plays then (media.Gate.Opening).
+	OnCaptureOpen func(media.CaptureConfig)
 	// ButtonStuck, if set, reports a button held down far longer than any
 	// child would: the terminal then shows "needs repair" until it is freed.
 	ButtonStuck func() bool
@@ -336,7 +337,9 @@ func (t *Terminal) Run(ctx context.Context) error {
 	defer health.Stop()
 	t.showLEDs()
 	if !t.m.Paired {
-		t.log.Info("terminal is not paired; open the pairing URL on the parent's phone", "pairing_url", t.PairingURL())
+		// The pairing URL carries the label's secret: never logged. The
+		// technician prints it with `terminald label`.
+		t.log.Info("terminal is not paired: scan the QR label on the unit with the parent's phone")
 		// A fresh (or reset) unit is pairable after boot; the power-on is
 		// the physical act.
 		t.openPairWindow("unpaired at boot")
@@ -383,12 +386,9 @@ func (t *Terminal) button(ev device.ButtonEvent) {
 		if !t.m.Paired {
 			t.openPairWindow("button held")
 		}
-	case device.ResetArmed:
-		// Held 10 s: tell the hand on the button that letting go resets.
-		t.do(call.PlayCue{Cue: call.CueReset})
-	case device.VeryLongPress:
-		t.factoryReset()
 	}
+	// No hold resets the unit, however long, in a call or out of one: the
+	// factory reset is a power-up gesture (BootReset, reset.go).
 }
 
 // post hands an event to the loop from another goroutine.

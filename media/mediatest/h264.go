@@ -13,7 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 
-	"github.com/tuanju/tuanju/media/h264cam"
+	"github.com/tuanju/tuanju/media/internal/h264cam"
 	"github.com/tuanju/tuanju/media/synth"
 )
 
@@ -75,6 +75,9 @@ func ReadAccessUnits(track *webrtc.TrackRemote, fn func(au []byte) bool) error {
 		}
 	}
 }
+
+// IsIDR reports whether the Annex B access unit au holds an IDR picture.
+func IsIDR(au []byte) bool { return h264cam.Inspect(au).IDR }
 
 // SameNALUnits reports whether two Annex B access units hold the same NAL
 // units byte for byte: RTP carries NAL units, not start codes, so a

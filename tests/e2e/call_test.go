@@ -260,7 +260,7 @@ func TestReconnectsAfterNetworkLoss(t *testing.T) {
 func TestStuckButtonShowsNeedsRepair(t *testing.T) {
 	srvRig := newRig(t, nil)
 	r := startTerminal(t, srvRig.ctx, srvRig.srv, terminalOpts{button: device.ButtonOpts{
-		LongPress: 300 * time.Millisecond, VeryLongPress: 600 * time.Millisecond, StuckAfter: time.Second}})
+		LongPress: 300 * time.Millisecond, StuckAfter: time.Second}})
 	if err := r.board.Hold(); err != nil {
 		t.Fatal(err)
 	}

@@ -70,10 +70,9 @@ func gateRig(t *testing.T) (*rig, *gateLog) {
 	srv := rendezvoustest.NewServer(t, nil)
 	r := startTerminal(t, ctx, srv, terminalOpts{
 		speaker: func(s terminal.Speaker) terminal.Speaker { return gateSpeaker{s, g, &g.voice} },
-		openCapture: func(ctx context.Context, cfg media.CaptureConfig) (*media.Capture, error) {
+		onCaptureOpen: func(media.CaptureConfig) {
 			st := g.board()
 			g.add(fmt.Sprintf("open lights=%s blue=%v", st.Pattern, st.LEDs[device.Blue]))
-			return media.Open(ctx, cfg)
 		},
 	})
 	g.board = r.board.State

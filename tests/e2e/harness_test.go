@@ -45,6 +45,10 @@ type rig struct {
 	// stop stops the terminal and closes its board and state file (like
 	// pulling the plug, but clean); it runs at the test's end anyway.
 	stop func()
+	// opts started this terminal; bootReset is whether the power-up reset
+	// gesture (opts.atPowerUp) reset it.
+	opts      terminalOpts
+	bootReset bool
 }
 
 func testLog(t testing.TB) *slog.Logger {
@@ -78,9 +82,10 @@ type terminalOpts struct {
 	profile     media.Profile
 	button      device.ButtonOpts
 	watchdog    interface{ Pet() error }
-	// speaker wraps the board's speaker; openCapture replaces media.Open.
-	speaker     func(terminal.Speaker) terminal.Speaker
-	openCapture func(context.Context, media.CaptureConfig) (*media.Capture, error)
+	// speaker wraps the board's speaker; onCaptureOpen is told when the
+	// media gate opens camera and microphone (terminal.Deps.OnCaptureOpen).
+	speaker       func(terminal.Speaker) terminal.Speaker
+	onCaptureOpen func(media.CaptureConfig)
 	// cameraSocket is where the synthetic camera plugs in (tests unplug it).
 	cameraSocket *synth.Socket
 	ice          terminal.ICEConfig
@@ -89,11 +94,21 @@ type terminalOpts struct {
 	pairWindow time.Duration
 	autoAnswer terminal.AutoAnswer
 	now        func() time.Time
-	// refused: the server is expected to refuse this terminal's login, so
-	// startTerminal does not wait for it to show ready.
+	// refused: the server is expected to refuse this terminal's login (or
+	// cannot be reached), so startTerminal does not wait for it to show
+	// ready.
 	refused bool
 	// log, if set, is the terminal's logger (tests that read its log).
 	log *slog.Logger
+	// atPowerUp, if set, is a hand on the button at power-up: the board
+	// starts with the button held, terminal.BootReset runs (with
+	// resetOpts) as terminald runs it, and atPowerUp moves the finger
+	// meanwhile; the terminal starts once BootReset has decided.
+	atPowerUp func(*simboard.Board)
+	resetOpts device.ResetOpts
+	// resetClock, if set, is the wall clock BootReset compares with the
+	// call log (terminal.RecentCall).
+	resetClock func() time.Time
 }
 
 func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, o terminalOpts) *rig {
@@ -116,13 +131,31 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 		t.Fatal(err)
 	}
 	rendezvoustest.Provision(t, store) // what flashing does; kept on a reused state file
-	board, err := simboard.New(simboard.Options{Logger: log, Button: o.button})
+	board, err := simboard.New(simboard.Options{Logger: log, Button: o.button, HeldAtPowerUp: o.atPowerUp != nil})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var speaker terminal.Speaker = board
 	if o.speaker != nil {
 		speaker = o.speaker(board)
+	}
+	var bootReset bool
+	if o.atPowerUp != nil {
+		done := make(chan bool, 1)
+		go func() {
+			reset, err := terminal.BootReset(ctx, terminal.BootDeps{Button: board.Button(), LEDs: board.LEDs(), Speaker: speaker,
+				Store: store, Opts: o.resetOpts, Log: log, Now: o.resetClock})
+			if err != nil {
+				t.Errorf("reset gesture: %v", err)
+			}
+			done <- reset
+		}()
+		o.atPowerUp(board)
+		select {
+		case bootReset = <-done:
+		case <-time.After(step):
+			t.Fatal("the reset gesture was still undecided after the hand let go")
+		}
 	}
 	term, err := terminal.New(terminal.Config{
 		ServerURL: o.wsURL, PublicURL: srv.URL, ServerRoots: o.serverRoots,
@@ -131,7 +164,7 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 		LoopbackOnly: true, ICE: o.ice, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
 		Version: "e2e", PairWindow: o.pairWindow, AutoAnswer: o.autoAnswer,
 	}, terminal.Deps{Store: store, Buttons: board.Button().Events(), ButtonStuck: board.Button().Stuck,
-		LEDs: board.LEDs(), Speaker: speaker, Watchdog: o.watchdog, OpenCapture: o.openCapture, Log: log, Now: o.now})
+		LEDs: board.LEDs(), Speaker: speaker, Watchdog: o.watchdog, OnCaptureOpen: o.onCaptureOpen, Log: log, Now: o.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +183,7 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 		store.Close()
 	})
 	t.Cleanup(stop)
-	r := &rig{t: t, ctx: ctx, srv: srv, board: board, term: term, store: store, stop: stop}
+	r := &rig{t: t, ctx: ctx, srv: srv, board: board, term: term, store: store, stop: stop, opts: o, bootReset: bootReset}
 	if !o.refused {
 		r.waitIdle("terminal connects and shows ready (or pairable, when unpaired)")
 	}

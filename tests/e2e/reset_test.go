@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/device/simboard"
 	"github.com/tuanju/tuanju/internal/autoanswer"
 	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/internal/protocol"
@@ -23,36 +24,60 @@ import (
 	"github.com/tuanju/tuanju/pairing"
 )
 
-// quickButton makes the 10 s reset a 1.2 s hold (the hold that opens
-// pairing falls halfway between it and the long press).
-var quickButton = device.ButtonOpts{LongPress: 300 * time.Millisecond, VeryLongPress: 1200 * time.Millisecond, StuckAfter: 5 * time.Second}
+// quickButton shortens the long press; quickReset the power-up reset
+// gesture (arm after 0.6 s held, three presses within 5 s, 0.6 s of quiet).
+var (
+	quickButton = device.ButtonOpts{LongPress: 300 * time.Millisecond, StuckAfter: 5 * time.Second}
+	quickReset  = device.ResetOpts{Arm: 600 * time.Millisecond, Window: 5 * time.Second, Quiet: 600 * time.Millisecond}
+)
 
-// resetByButton holds the button through the very long press and lets go.
-// (A sleep is the finger's hold here, not a timing assertion.)
-func (r *rig) resetByButton() {
-	r.t.Helper()
-	if err := r.board.Hold(); err != nil {
-		r.t.Fatal(err)
+// resetFinger is the factory-reset gesture: the button held while the unit
+// powers up until the reset-armed light, let go, then pressed three times.
+// (Sleeps between presses are the finger's pace, not timing assertions.)
+func resetFinger(t testing.TB, ctx context.Context, presses int) func(*simboard.Board) {
+	return func(b *simboard.Board) {
+		t.Helper()
+		eventually(t, step, "the unit shows the reset-armed light and plays the reset sound while held at power-up", func() bool {
+			st := b.State()
+			return st.Pattern == device.ResetArmed && st.Cue == "reset"
+		})
+		if err := b.Release(); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, step, "the button reads released", func() bool { return !b.Button().Pressed() })
+		for range presses {
+			if err := b.Press(ctx); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, step, "the button reads released", func() bool { return !b.Button().Pressed() })
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
-	// The reset happens on release (a button held forever is a fault, not a
-	// reset): hold past the threshold, well short of "stuck", and let go.
-	eventually(r.t, step, "the terminal plays the let-go-to-reset sound while the button is held", func() bool {
-		return r.board.State().Cue == "reset"
-	})
-	if _, err := r.store.Parent(); err != nil {
-		r.t.Fatalf("the pairing went before the button was released: %v", err)
-	}
-	if err := r.board.Release(); err != nil {
-		r.t.Fatal(err)
-	}
-	eventually(r.t, step, "the button reads released", func() bool { return !r.board.Button().Pressed() })
-	eventually(r.t, step, "the reset erases the pairing", func() bool {
-		_, err := r.store.Parent()
-		return errors.Is(err, terminalstore.ErrNotPaired) && !r.term.Status().Paired
-	})
 }
 
-// TestFactoryResetWithParentOnline: the 10 s press erases the terminal's
+// resetAtPowerUp powers the unit down and up again with the reset gesture,
+// on the same state file, and returns the new rig. online: wait for the
+// restarted terminal to reach the server.
+func (r *rig) resetAtPowerUp(online bool) *rig {
+	r.t.Helper()
+	r.stop()
+	o := r.opts
+	o.atPowerUp, o.resetOpts, o.refused = resetFinger(r.t, r.ctx, 3), quickReset, !online
+	// The unit stayed unplugged for longer than terminal.RecentCall: no
+	// reset is accepted within a minute of a call (TestBootReset).
+	o.resetClock = func() time.Time { return time.Now().Add(terminal.RecentCall) }
+	n := startTerminal(r.t, r.ctx, r.srv, o)
+	if !n.bootReset {
+		r.t.Fatal("the reset gesture at power-up did not reset the unit")
+	}
+	eventually(r.t, step, "the reset erased the pairing", func() bool {
+		_, err := n.store.Parent()
+		return errors.Is(err, terminalstore.ErrNotPaired) && !n.term.Status().Paired
+	})
+	return n
+}
+
+// TestFactoryResetWithParentOnline: the power-up reset gesture erases the terminal's
 // pairing and call log, the parent's open page is told and cut off, its
 // token is dead, the terminal shows "pairable", a new parent pairs inside
 // the new window, and the server's audit log has it all.
@@ -77,7 +102,7 @@ func TestFactoryResetWithParentOnline(t *testing.T) {
 	})
 	r.waitIdle("terminal idle after the call")
 
-	r.resetByButton()
+	r = r.resetAtPowerUp(true)
 	m := await(t, ph, protocol.TypeUnpaired)
 	if m.DeviceID != r.term.DeviceID() {
 		t.Errorf("unpaired names %q, want %q", m.DeviceID, r.term.DeviceID())
@@ -135,7 +160,7 @@ func TestFactoryResetWhileServerUnreachable(t *testing.T) {
 	old := r.pair()
 	proxy.cut()
 	r.waitPattern(device.Offline, "terminal offline")
-	r.resetByButton()
+	r = r.resetAtPowerUp(false)
 	if p, err := r.store.UnpairPending(); err != nil || !p {
 		t.Fatalf("pending unpair after an offline reset = %v, %v; want true", p, err)
 	}
@@ -319,10 +344,9 @@ func reunionRig(t *testing.T, inside bool) (*rig, *gateLog) {
 		autoAnswer: terminal.AutoAnswer{Windows: sched, Delay: 3 * time.Second},
 		now:        func() time.Time { return sat },
 		speaker:    func(s terminal.Speaker) terminal.Speaker { return gateSpeaker{s, g, &g.voice} },
-		openCapture: func(ctx context.Context, cfg media.CaptureConfig) (*media.Capture, error) {
+		onCaptureOpen: func(media.CaptureConfig) {
 			st := g.board()
 			g.add("open lights=" + string(st.Pattern) + " blue=" + map[bool]string{true: "true", false: "false"}[st.LEDs[device.Blue]])
-			return media.Open(ctx, cfg)
 		},
 	})
 	g.board = r.board.State
@@ -391,7 +415,7 @@ func TestBrowserShowsResetAndDropsCredential(t *testing.T) {
 	srv := rendezvoustest.NewServer(t, nil)
 	r := startTerminal(t, ctx, srv, terminalOpts{button: quickButton})
 	page := pairBrowser(t, r)
-	r.resetByButton()
+	r = r.resetAtPowerUp(true)
 	eventually(t, step, "the page reports the reset and forgets its credential", func() bool {
 		ok, err := chromedp.Run(page, chromedp.Evaluate[bool](
 			`window.tuanju.lastError === 'unpaired' && localStorage.getItem('tuanju.credential') === null`))
@@ -401,4 +425,66 @@ func TestBrowserShowsResetAndDropsCredential(t *testing.T) {
 	if err != nil || !strings.Contains(text, "This terminal was reset") {
 		t.Errorf("page says %q (%v), want the reset explained", text, err)
 	}
+}
+
+// TestLongHoldInCallNeverResets is the accident the reset gesture replaced:
+// a child in a call holds the button, the long press hangs up, and the
+// child keeps holding for over 10 s. The unit stays paired, tells the
+// server nothing, and the same parent can be called again. The same gesture
+// at power-up without the three confirming presses keeps the pairing too.
+func TestLongHoldInCallNeverResets(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, nil)
+	// The default stuck threshold is 60 s; 20 s keeps "needs repair" out
+	// of a 10.5 s hold without the old 10 s reset threshold in the way.
+	r := startTerminal(t, ctx, srv, terminalOpts{button: device.ButtonOpts{LongPress: 300 * time.Millisecond, StuckAfter: 20 * time.Second}})
+	cred := r.pair()
+	ph := r.phone(cred, media.LowData)
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring := await(t, ph, protocol.TypeRing)
+	if err := ph.Accept(r.ctx, ring.CallID); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.InCall, "in call")
+	if err := r.board.Hold(); err != nil {
+		t.Fatal(err)
+	}
+	await(t, ph, protocol.TypeHangup)    // the long press hung up
+	time.Sleep(10500 * time.Millisecond) // the child keeps holding, past the old 10 s reset
+	if err := r.board.Release(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, step, "the button reads released", func() bool { return !r.board.Button().Pressed() })
+	time.Sleep(500 * time.Millisecond) // any reset would have happened on the release
+	if _, err := r.store.Parent(); err != nil {
+		t.Fatalf("a 10.5 s hold in a call erased the pairing: %v", err)
+	}
+	if p, _ := r.store.UnpairPending(); p || !r.term.Status().Paired {
+		t.Fatalf("after the hold: unpair pending %v, paired %v; want false, true", p, r.term.Status().Paired)
+	}
+	if _, err := srv.Store().ParentOf(r.term.DeviceID()); err != nil {
+		t.Fatalf("the server lost the pairing: %v", err)
+	}
+	r.waitIdle("idle after the hold")
+
+	// Power-up with the button held, let go at the light, no presses.
+	r.stop()
+	o := r.opts
+	o.atPowerUp, o.resetOpts = resetFinger(t, r.ctx, 0), quickReset
+	r = startTerminal(t, ctx, srv, o)
+	if r.bootReset {
+		t.Fatal("held at power-up and let go without the confirming presses, the unit reset")
+	}
+	if _, err := r.store.Parent(); err != nil || !r.term.Status().Paired {
+		t.Fatalf("the unit lost its pairing: %v", err)
+	}
+	// The same parent still rings the child.
+	ph = r.phone(cred, media.LowData)
+	if _, err := ph.Ring(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Ringing, "the parent can still ring the child")
 }

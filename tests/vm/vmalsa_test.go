@@ -396,7 +396,7 @@ func TestALSAMicrophoneOpus(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), cameraTimeout)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	capture, err := media.Open(ctx, media.CaptureConfig{
+	capture, err := openCapture(ctx, media.CaptureConfig{
 		Profile:          media.AudioOnly,
 		Microphone:       media.SourceALSA,
 		MicrophoneDevice: "hw:Loopback,1,4",

@@ -44,7 +44,7 @@ func TestCameraUnpluggedThroughKernel(t *testing.T) {
 		Log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))}
 	ctx, cancel := context.WithTimeout(t.Context(), cameraTimeout)
 	defer cancel()
-	capture, err := media.Open(ctx, cfg)
+	capture, err := openCapture(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

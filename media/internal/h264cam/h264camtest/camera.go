@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tuanju/tuanju/media/h264cam"
+	"github.com/tuanju/tuanju/media/internal/h264cam"
 )
 
 // Camera delivers AUs in order, one per Interval (none: at once). With Loop

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/tuanju/tuanju/media/h264cam"
+	"github.com/tuanju/tuanju/media/internal/h264cam"
 	"github.com/tuanju/tuanju/media/mediatest"
 )
 

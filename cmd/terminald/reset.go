@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/tuanju/tuanju/internal/logging"
+	"github.com/tuanju/tuanju/internal/terminal"
+	"github.com/tuanju/tuanju/internal/terminalstore"
+)
+
+// errResetUnconfirmed: `terminald reset` without --yes erases nothing.
+var errResetUnconfirmed = errors.New("terminald reset: nothing erased: add --yes to confirm")
+
+// runReset is `terminald reset --yes [-config F] [-state F]`: the
+// technician's factory reset, the same as the power-up gesture
+// (internal/terminal.FactoryReset). It needs the state file, which a
+// running terminald holds, so it never runs beside a call; and it refuses
+// within a minute of the end of the last call.
+func runReset(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	var yes bool
+	cfg, err := loadConfig(args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&yes, "yes", false, "confirm: erase the pairing and the call log")
+		fs.Usage = func() {
+			fmt.Fprint(fs.Output(), `usage: terminald reset --yes [-config F] [-state F]
+
+Factory-resets this unit: erases its pairing and call log (its identity and
+the label's pairing secret stay), and tells the server, and so the old
+parent, on the next login. Stop terminald first. Refused within a minute of
+a call.
+
+`)
+			fs.PrintDefaults()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if !yes {
+		return errResetUnconfirmed
+	}
+	if _, err := os.Stat(cfg.StateFile); err != nil {
+		return fmt.Errorf("terminald reset: %w", err)
+	}
+	store, err := terminalstore.Open(cfg.StateFile)
+	if err != nil {
+		return fmt.Errorf("terminald reset: %w (is terminald running? stop it first)", err)
+	}
+	defer store.Close()
+	log := logging.New(stderr, "text", "info").With("service", "terminald-reset")
+	if err := terminal.FactoryReset(store, time.Now(), log); err != nil {
+		return fmt.Errorf("terminald reset: %w", err)
+	}
+	fmt.Fprintln(stdout, "factory reset: pairing and call log erased; the server and the old parent are told when the unit next connects, and it is open for pairing when it starts")
+	return nil
+}
