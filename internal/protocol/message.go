@@ -19,7 +19,7 @@ import (
 )
 
 // Subprotocol is the WebSocket subprotocol name both sides must offer.
-const Subprotocol = "tuanju.v2"
+const Subprotocol = "tuanju.v3"
 
 // Limits on untrusted input (docs/protocol.md, "Limits"). Measured on real
 // calls (tests/e2e browser tests, 2026-11): the terminal's offer (pion,

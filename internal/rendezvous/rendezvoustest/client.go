@@ -53,7 +53,7 @@ type received struct {
 // ErrUnexpected: the server sent something other than what the test expected.
 var ErrUnexpected = errors.New("rendezvoustest: unexpected message")
 
-// Dial connects to wsURL (ws://host/ws) with the tuanju.v1 subprotocol and
+// Dial connects to wsURL (ws://host/ws) with the protocol.Subprotocol subprotocol and
 // reads the challenge. It does not log in.
 func Dial(ctx context.Context, wsURL string) (*Client, error) {
 	conn, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}, HTTPClient: httpClientFor(wsURL)})

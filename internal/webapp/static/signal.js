@@ -3,7 +3,7 @@
 // to onMessage, and reconnects with exponential backoff and jitter when the
 // socket drops (phones lose their network all the time).
 
-const SUBPROTOCOL = 'tuanju.v2';
+const SUBPROTOCOL = 'tuanju.v3';
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const WELCOME_TIMEOUT_MS = 15000;

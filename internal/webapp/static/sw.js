@@ -5,7 +5,7 @@
 // new release reaches the phone on the next opening; bump VERSION to drop the
 // old cache at once.
 
-const VERSION = 'tuanju-shell-v2';
+const VERSION = 'tuanju-shell-v3'; // v3: calls signed over nonces and SDP hashes (protocol v3)
 const SHELL = [
   '/',
   '/app.js',
