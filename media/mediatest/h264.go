@@ -7,13 +7,13 @@ import (
 	"io"
 	"time"
 
-	"github.com/pion/mediadevices/pkg/codec/openh264"
 	"github.com/pion/mediadevices/pkg/prop"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 
 	"github.com/tuanju/tuanju/media/h264cam"
+	"github.com/tuanju/tuanju/media/h264enc"
 	"github.com/tuanju/tuanju/media/synth"
 )
 
@@ -30,7 +30,7 @@ func EncodeH264(w, h, fps, bitrate, frames int) ([][]byte, error) {
 		return nil, fmt.Errorf("mediatest: camera: %w", err)
 	}
 	defer cam.Close()
-	p, err := openh264.NewParams()
+	p, err := h264enc.NewParams()
 	if err != nil {
 		return nil, fmt.Errorf("mediatest: openh264: %w", err)
 	}
