@@ -18,7 +18,7 @@ import (
 )
 
 // EncodeH264 encodes frames pictures of the synthetic camera at w×h with the
-// openh264 bundled in mediadevices (constrained baseline) and returns the
+// system openh264 (package h264enc, constrained baseline) and returns the
 // access units in Annex B: a stream as an H.264 camera would deliver it,
 // made by our own encoder at test time. Only the first unit is an IDR (with
 // SPS and PPS), so the units can be replayed in a loop for a periodic one:
