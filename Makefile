@@ -1,18 +1,24 @@
 # Tuanju. `make demo` runs the whole system locally; `make test` runs every test.
 GO       ?= go
 BIN      := bin
-# Static binaries: cgo is needed for the bundled openh264/opus libraries and
-# the V4L2 camera driver; netgo/osusergo keep glibc's NSS out.
+# Static binaries: cgo is needed for openh264 and libopus (Debian's
+# libopenh264-dev and libopus-dev, found through pkg-config; -static links
+# their .a files, see media/h264dec) and the V4L2 camera driver;
+# netgo/osusergo keep glibc's NSS out.
 STATIC   := -trimpath -tags netgo,osusergo -ldflags '-s -w -linkmode external -extldflags -static'
 TESTFLAGS ?= -race -count=1 -timeout 25m
 export CGO_ENABLED = 1
 
 # Cross builds for the boards: `make build-arm64` puts static binaries in
-# bin/arm64/. cgo needs the target's C and C++ compilers (openh264's bridge
-# is C++); packages gcc-aarch64-linux-gnu g++-aarch64-linux-gnu
-# libc6-dev-arm64-cross (tests/vm/fetch installs them when missing).
+# bin/arm64/. cgo needs the target's C compiler, and its libstdc++ (inside,
+# libopenh264 is C++), and the target's codec libraries, which pkg-config
+# finds through the arm64 .pc files only: packages gcc-aarch64-linux-gnu
+# g++-aarch64-linux-gnu libc6-dev-arm64-cross and, after `dpkg
+# --add-architecture arm64`, libopenh264-dev:arm64 libopus-dev:arm64
+# (tests/vm/fetch installs them when missing).
 CROSS_amd64 := GOARCH=amd64
-CROSS_arm64 := GOARCH=arm64 CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++
+CROSS_arm64 := GOARCH=arm64 CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ \
+	PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig
 
 .PHONY: all build build-arm64 demo test vet lint bench fuzz fuzz-smoke vmtest vmtest-amd64 vmtest-arm64 vmtest-call vmtest-call-amd64 vmtest-call-arm64 clean
 

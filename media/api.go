@@ -4,9 +4,10 @@ import (
 	"fmt"
 
 	"github.com/pion/interceptor"
-	"github.com/pion/mediadevices/pkg/codec/openh264"
-	"github.com/pion/mediadevices/pkg/codec/opus"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/tuanju/tuanju/media/h264enc"
+	"github.com/tuanju/tuanju/media/opusenc"
 )
 
 // APIConfig configures NewAPI.
@@ -40,11 +41,11 @@ var rtcpFeedback = []webrtc.RTCPFeedback{
 // one reason the terminal is always the offerer.
 func NewMediaEngine() (*webrtc.MediaEngine, error) {
 	me := &webrtc.MediaEngine{}
-	hp, err := openh264.NewParams()
+	hp, err := h264enc.NewParams()
 	if err != nil {
 		return nil, fmt.Errorf("media: h264 params: %w", err)
 	}
-	op, err := opus.NewParams()
+	op, err := opusenc.NewParams()
 	if err != nil {
 		return nil, fmt.Errorf("media: opus params: %w", err)
 	}

@@ -19,10 +19,14 @@
 //	})
 //	// offer, signal, answer; then read recv.Stats() and recv.LatestFrame().
 //
-// Encoding uses mediadevices' openh264 and libopus encoders (static libraries
-// bundled with mediadevices, so the terminal stays one static binary);
-// decoding uses the decoders inside those same libraries through thin cgo
-// wrappers in internal/. The sources are the simulated board's synthetic
+// Encoding (packages h264enc, opusenc: mediadevices encoder builders) and
+// decoding (h264dec, opusdec) use openh264 and libopus through thin cgo
+// wrappers over the system's libraries, Debian's security-maintained
+// libopenh264-dev and libopus-dev, found with pkg-config and linked
+// statically, so the terminal stays one static binary. mediadevices' own
+// codec packages, which link prebuilt archives bundled in its module
+// (OpenH264 2.1.1, open to CVE-2025-27091), are not used. LinkedCodecs says
+// which versions a binary carries. The sources are the simulated board's synthetic
 // camera and microphone (package synth) or a V4L2 camera.
 //
 // A V4L2 camera that encodes H.264 itself is not re-encoded: the capture

@@ -5,11 +5,12 @@ import (
 
 	"github.com/pion/mediadevices"
 	"github.com/pion/mediadevices/pkg/codec"
-	"github.com/pion/mediadevices/pkg/codec/openh264"
-	"github.com/pion/mediadevices/pkg/codec/opus"
 	"github.com/pion/mediadevices/pkg/io/audio"
 	"github.com/pion/mediadevices/pkg/io/video"
 	"github.com/pion/mediadevices/pkg/prop"
+
+	"github.com/tuanju/tuanju/media/h264enc"
+	"github.com/tuanju/tuanju/media/opusenc"
 )
 
 // h264Builder is openh264 with the frame rate filled in.
@@ -21,7 +22,7 @@ import (
 // percent. It also records every encoder it builds so Capture can force key
 // frames (and, later, set bitrates) on all of them.
 type h264Builder struct {
-	openh264.Params
+	h264enc.Params
 	fps      float32
 	encoders *encoderSet
 }
@@ -37,7 +38,7 @@ func (b *h264Builder) BuildVideoEncoder(r video.Reader, p prop.Media) (codec.Rea
 
 // opusBuilder records the Opus encoders it builds, for the same reasons.
 type opusBuilder struct {
-	opus.Params
+	opusenc.Params
 	encoders *encoderSet
 }
 
@@ -56,12 +57,12 @@ func newCodecSelector(p Profile, set *encoderSet) (*mediadevices.CodecSelector, 
 	if err != nil {
 		return nil, err
 	}
-	op, err := opus.NewParams()
+	op, err := opusenc.NewParams()
 	if err != nil {
 		return nil, err
 	}
 	op.BitRate = p.AudioBitrate
-	op.Latency = opus.Latency(p.AudioFrame)
+	op.Latency = p.AudioFrame
 	return mediadevices.NewCodecSelector(
 		mediadevices.WithVideoEncoders(hb),
 		mediadevices.WithAudioEncoders(&opusBuilder{Params: op, encoders: set}),
@@ -69,7 +70,7 @@ func newCodecSelector(p Profile, set *encoderSet) (*mediadevices.CodecSelector, 
 }
 
 func newH264Builder(p Profile, set *encoderSet) (*h264Builder, error) {
-	hp, err := openh264.NewParams()
+	hp, err := h264enc.NewParams()
 	if err != nil {
 		return nil, err
 	}

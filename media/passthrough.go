@@ -14,12 +14,12 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/mediadevices"
 	"github.com/pion/mediadevices/pkg/codec"
-	"github.com/pion/mediadevices/pkg/codec/openh264"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	pionmedia "github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/tuanju/tuanju/media/h264dec"
+	"github.com/tuanju/tuanju/media/h264enc"
 	"github.com/tuanju/tuanju/media/internal/h264cam"
 )
 
@@ -67,7 +67,7 @@ var startCode = []byte{0, 0, 0, 1}
 // h264Capability is the one H.264 codec NewMediaEngine registers, so the
 // passthrough track binds to the same payload type and fmtp as openh264's.
 func h264Capability() (webrtc.RTPCodecCapability, error) {
-	hp, err := openh264.NewParams()
+	hp, err := h264enc.NewParams()
 	if err != nil {
 		return webrtc.RTPCodecCapability{}, err
 	}

@@ -24,6 +24,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "selftest" {
 		return runSelftest(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "version" {
+		return runVersion(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) > 0 && args[0] == "identity" {
 		return runIdentity(ctx, args[1:], stdout, stderr)
 	}

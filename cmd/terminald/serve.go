@@ -28,6 +28,7 @@ const version = "terminald/0.1"
 // serve wires the store, the board and the terminal, and runs until ctx ends.
 func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel).With("service", "terminald")
+	log.Info("starting", "version", version, "codecs", media.LinkedCodecs().String())
 	if err := os.MkdirAll(filepath.Dir(cfg.StateFile), 0o700); err != nil {
 		return fmt.Errorf("terminald: state dir: %w", err)
 	}

@@ -1,24 +1,24 @@
 // Package h264dec decodes H.264 (Annex B access units) with the openh264 decoder.
 //
-// mediadevices ships openh264 only as an encoder, but its bundled static
-// libopenh264 also contains the decoder. This package does not link the
-// archive itself: it imports mediadevices' openh264 package, whose #cgo
-// LDFLAGS already put libopenh264-<os>-<arch>.a on the final link line, and
-// declares the decoder API through a copy of the matching 2.1.1 headers in
-// include/. One archive, one copy of every symbol: no duplicate definitions and
-// no --allow-multiple-definition. The price is that cgo's internal-linking probe
-// for this package fails (the symbols are not there yet) and the go tool falls
-// back to external linking, which the static terminal build uses anyway.
+// It links the system's libopenh264 through pkg-config, never the prebuilt
+// 2.1.1 archive bundled in mediadevices: the decoder runs on the parent's
+// stream, untrusted input, and OpenH264 <= 2.5.0 has a decoder heap overflow
+// (CVE-2025-27091). Debian 12's libopenh264-dev 2.3.1+dfsg-3+deb12u1 and later
+// carry the fix and ship a static libopenh264.a, which the static build links;
+// Version reports what was linked and its test holds the floor.
 //
-// If mediadevices bumps its bundled openh264, refresh include/ from
-// pkg/codec/openh264/include of the new version.
+// libopenh264 is C++ inside: a static link needs libstdc++ and libm after it,
+// which openh264.pc lists only under Libs.private (cgo never asks pkg-config
+// for --static). They are named here; a dynamic link (go test) ignores them
+// as harmless.
 package h264dec
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/include
+#cgo pkg-config: openh264
+#cgo LDFLAGS: -lstdc++ -lm
 #include <stdlib.h>
 #include <string.h>
-#include <openh264/codec_api.h>
+#include <wels/codec_api.h>
 
 static long dec_new(ISVCDecoder **out) {
 	ISVCDecoder *d = NULL;
@@ -56,9 +56,6 @@ import (
 	"fmt"
 	"image"
 	"unsafe"
-
-	// Brings libopenh264's archive onto the link line; see the package doc.
-	_ "github.com/pion/mediadevices/pkg/codec/openh264"
 )
 
 // ErrClosed is returned by Decode after Close.

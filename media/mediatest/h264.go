@@ -7,18 +7,18 @@ import (
 	"io"
 	"time"
 
-	"github.com/pion/mediadevices/pkg/codec/openh264"
 	"github.com/pion/mediadevices/pkg/prop"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 
+	"github.com/tuanju/tuanju/media/h264enc"
 	"github.com/tuanju/tuanju/media/internal/h264cam"
 	"github.com/tuanju/tuanju/media/synth"
 )
 
 // EncodeH264 encodes frames pictures of the synthetic camera at w×h with the
-// openh264 bundled in mediadevices (constrained baseline) and returns the
+// system openh264 (package h264enc, constrained baseline) and returns the
 // access units in Annex B: a stream as an H.264 camera would deliver it,
 // made by our own encoder at test time. Only the first unit is an IDR (with
 // SPS and PPS), so the units can be replayed in a loop for a periodic one:
@@ -30,7 +30,7 @@ func EncodeH264(w, h, fps, bitrate, frames int) ([][]byte, error) {
 		return nil, fmt.Errorf("mediatest: camera: %w", err)
 	}
 	defer cam.Close()
-	p, err := openh264.NewParams()
+	p, err := h264enc.NewParams()
 	if err != nil {
 		return nil, fmt.Errorf("mediatest: openh264: %w", err)
 	}

@@ -1,19 +1,16 @@
 // Package opusdec decodes Opus packets with libopus.
 //
-// It links nothing itself: the import of mediadevices' opus package puts its
-// bundled static libopus (which contains the decoder as well as the encoder)
-// on the final link line, so both share one copy of the library. The four
-// declarations below are libopus' stable public ABI (unchanged since 1.0), so
-// no headers are copied. See package h264dec for the linking details.
+// It links the system's libopus through pkg-config (Debian's libopus-dev,
+// whose libopus.a the static build takes), never the prebuilt archive bundled
+// in mediadevices: the decoder runs on the parent's stream, untrusted input,
+// so it must come from a library that gets security updates. LibraryVersion
+// reports what was linked.
 package opusdec
 
 /*
-#include <stdint.h>
-typedef struct OpusDecoder OpusDecoder;
-OpusDecoder *opus_decoder_create(int32_t Fs, int channels, int *error);
-int opus_decode(OpusDecoder *st, const unsigned char *data, int32_t len, int16_t *pcm, int frame_size, int decode_fec);
-void opus_decoder_destroy(OpusDecoder *st);
-const char *opus_strerror(int error);
+#cgo pkg-config: opus
+#cgo LDFLAGS: -lm
+#include <opus.h>
 */
 import "C"
 
@@ -21,9 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"unsafe"
-
-	// Brings libopus' archive onto the link line; see the package doc.
-	_ "github.com/pion/mediadevices/pkg/codec/opus"
 )
 
 // MaxFrameSamples is the longest Opus packet (120 ms) at 48 kHz, per channel:
@@ -44,7 +38,7 @@ type Decoder struct {
 // whatever the sender encoded.
 func New(sampleRate, channels int) (*Decoder, error) {
 	var e C.int
-	d := C.opus_decoder_create(C.int32_t(sampleRate), C.int(channels), &e)
+	d := C.opus_decoder_create(C.opus_int32(sampleRate), C.int(channels), &e)
 	if e != 0 || d == nil {
 		return nil, fmt.Errorf("opusdec: create decoder: %s", C.GoString(C.opus_strerror(e)))
 	}
@@ -65,7 +59,7 @@ func (d *Decoder) Decode(packet []byte, pcm []int16) (int, error) {
 	if len(packet) > 0 {
 		data = (*C.uchar)(unsafe.Pointer(&packet[0]))
 	}
-	n := C.opus_decode(d.d, data, C.int32_t(len(packet)), (*C.int16_t)(unsafe.Pointer(&pcm[0])), C.int(frame), 0)
+	n := C.opus_decode(d.d, data, C.opus_int32(len(packet)), (*C.opus_int16)(unsafe.Pointer(&pcm[0])), C.int(frame), 0)
 	if n < 0 {
 		return 0, fmt.Errorf("opusdec: decode: %s", C.GoString(C.opus_strerror(n)))
 	}

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/mediadevices/pkg/codec/openh264"
 	"github.com/pion/mediadevices/pkg/io/video"
 	"github.com/pion/mediadevices/pkg/prop"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/media/h264dec"
+	"github.com/tuanju/tuanju/media/h264enc"
 	"github.com/tuanju/tuanju/media/synth"
 )
 
@@ -144,7 +144,7 @@ func rawCodecCPU(b *testing.B, n int) time.Duration {
 		i++
 		return pics[i-1], func() {}, nil
 	})
-	params, err := openh264.NewParams()
+	params, err := h264enc.NewParams()
 	if err != nil {
 		b.Fatal(err)
 	}

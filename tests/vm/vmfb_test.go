@@ -16,7 +16,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/pion/mediadevices/pkg/codec/openh264"
 	"github.com/pion/mediadevices/pkg/io/video"
 	"github.com/pion/mediadevices/pkg/prop"
 	"github.com/pion/webrtc/v4"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/tuanju/tuanju/device/fb"
 	tmedia "github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/media/h264enc"
 	"github.com/tuanju/tuanju/media/mediatest"
 )
 
@@ -330,7 +330,7 @@ func TestFramebufferShowsDecodedVideo(t *testing.T) {
 	// The phone: a quadrant picture, encoded at 15 fps with a key frame
 	// every 5 frames (no PLI handling needed if the first is lost).
 	src := quadrantPicture(320, 240)
-	params, err := openh264.NewParams()
+	params, err := h264enc.NewParams()
 	if err != nil {
 		t.Fatal(err)
 	}

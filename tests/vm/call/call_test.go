@@ -94,8 +94,9 @@ func TestCallThroughVM(t *testing.T) {
 	defer cancel()
 	var cpu []string
 	if arch == "amd64" {
-		// The bundled prebuilt libopus uses AVX, which qemu's default x86
+		// mediadevices' bundled libopus used AVX, which qemu's default x86
 		// CPU lacks (SIGILL in opus_encoder_create); TCG's "max" has it.
+		// Debian's libopus, linked now, has no AVX code; "max" is kept.
 		cpu = []string{"-c", "max"}
 	}
 	vm := bootVM(ctx, t, runScript, arch,

@@ -1,0 +1,267 @@
+// Package h264enc encodes video to H.264 (constrained baseline, Annex B) with
+// openh264, as a mediadevices video encoder.
+//
+// It replaces mediadevices' pkg/codec/openh264, which links a prebuilt
+// OpenH264 2.1.1 archive bundled in its module unless built with the tag
+// "dynamic" (and then includes <openh264/codec_api.h>, a path Debian does not
+// install). A build that forgot the tag would silently link the old library
+// again, decoder included (CVE-2025-27091, see package h264dec). This package
+// links the system's libopenh264 through pkg-config in every build, so no
+// import of ours can bring the bundled archive back.
+//
+// The encoder settings are mediadevices' defaults, which the profile's
+// bitrate measurements were made with: camera real-time usage, bitrate rate
+// control with frame skipping, one size-limited slice of at most 12800 bytes.
+package h264enc
+
+/*
+#cgo pkg-config: openh264
+#cgo LDFLAGS: -lstdc++ -lm
+#include <string.h>
+#include <wels/codec_api.h>
+
+typedef struct {
+	int width, height;
+	int bitrate;
+	float fps;
+	unsigned int intra_period;
+} enc_opts;
+
+static int enc_new(ISVCEncoder **out, enc_opts o) {
+	ISVCEncoder *e = NULL;
+	int rv = WelsCreateSVCEncoder(&e);
+	if (rv != 0 || e == NULL) return rv ? rv : -1;
+	int quiet = WELS_LOG_QUIET;
+	(*e)->SetOption(e, ENCODER_OPTION_TRACE_LEVEL, &quiet);
+	SEncParamExt p;
+	memset(&p, 0, sizeof p);
+	rv = (*e)->GetDefaultParams(e, &p);
+	if (rv != 0) { WelsDestroySVCEncoder(e); return rv; }
+	p.iUsageType = CAMERA_VIDEO_REAL_TIME;
+	p.iPicWidth = o.width;
+	p.iPicHeight = o.height;
+	p.iTargetBitrate = o.bitrate;
+	p.iMaxBitrate = o.bitrate;
+	p.iRCMode = RC_BITRATE_MODE;
+	p.fMaxFrameRate = o.fps;
+	p.bEnableFrameSkip = true;
+	p.uiIntraPeriod = o.intra_period;
+	p.iMultipleThreadIdc = 0;
+	p.sSpatialLayers[0].iVideoWidth = o.width;
+	p.sSpatialLayers[0].iVideoHeight = o.height;
+	p.sSpatialLayers[0].fFrameRate = o.fps;
+	p.sSpatialLayers[0].iSpatialBitrate = o.bitrate;
+	p.sSpatialLayers[0].iMaxSpatialBitrate = o.bitrate;
+	p.sSpatialLayers[0].sSliceArgument.uiSliceNum = 1;
+	p.sSpatialLayers[0].sSliceArgument.uiSliceMode = SM_SIZELIMITED_SLICE;
+	p.sSpatialLayers[0].sSliceArgument.uiSliceSizeConstraint = 12800;
+	rv = (*e)->InitializeExt(e, &p);
+	if (rv != 0) { WelsDestroySVCEncoder(e); return rv; }
+	*out = e;
+	return 0;
+}
+
+static void enc_free(ISVCEncoder *e) {
+	(*e)->Uninitialize(e);
+	WelsDestroySVCEncoder(e);
+}
+
+static int enc_set_bitrate(ISVCEncoder *e, int bitrate) {
+	SEncParamExt p;
+	int rv = (*e)->GetOption(e, ENCODER_OPTION_SVC_ENCODE_PARAM_EXT, &p);
+	if (rv != 0) return rv;
+	p.iTargetBitrate = bitrate;
+	p.iMaxBitrate = bitrate;
+	p.sSpatialLayers[0].iSpatialBitrate = bitrate;
+	p.sSpatialLayers[0].iMaxSpatialBitrate = bitrate;
+	return (*e)->SetOption(e, ENCODER_OPTION_SVC_ENCODE_PARAM_EXT, &p);
+}
+
+static int enc_encode(ISVCEncoder *e, int force_idr, int w, int h,
+                      unsigned char *y, unsigned char *u, unsigned char *v,
+                      int ystride, int cstride, SFrameBSInfo *info) {
+	if (force_idr) (*e)->ForceIntraFrame(e, true);
+	SSourcePicture pic;
+	memset(&pic, 0, sizeof pic);
+	memset(info, 0, sizeof *info);
+	pic.iPicWidth = w;
+	pic.iPicHeight = h;
+	pic.iColorFormat = videoFormatI420;
+	pic.iStride[0] = ystride;
+	pic.iStride[1] = pic.iStride[2] = cstride;
+	pic.pData[0] = y;
+	pic.pData[1] = u;
+	pic.pData[2] = v;
+	return (*e)->EncodeFrame(e, &pic, info);
+}
+
+// layer_size is the bytes of layer i's NAL units, which openh264 stores
+// back to back from pBsBuf.
+static int layer_size(const SFrameBSInfo *info, int i) {
+	int n = 0;
+	for (int k = 0; k < info->sLayerInfo[i].iNalCount; k++)
+		n += info->sLayerInfo[i].pNalLengthInByte[k];
+	return n;
+}
+
+static unsigned char *layer_buf(const SFrameBSInfo *info, int i) {
+	return info->sLayerInfo[i].pBsBuf;
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/pion/mediadevices/pkg/codec"
+	"github.com/pion/mediadevices/pkg/io/video"
+	"github.com/pion/mediadevices/pkg/prop"
+)
+
+// Params configures the encoder; it is a mediadevices VideoEncoderBuilder.
+type Params struct {
+	// BitRate is the target in bit/s; 0 means 100 kbit/s.
+	codec.BaseParams
+	// IntraPeriod is the distance between IDR pictures in frames; 0 means
+	// only the first (and those forced).
+	IntraPeriod uint
+}
+
+// NewParams returns the defaults: 100 kbit/s, an IDR every 30 frames. It
+// mirrors mediadevices' openh264.NewParams (whose error is always nil).
+func NewParams() (Params, error) {
+	return Params{BaseParams: codec.BaseParams{BitRate: 100_000}, IntraPeriod: 30}, nil
+}
+
+// RTPCodec is H.264 constrained baseline 42e01f, packetization mode 1, at
+// 90 kHz: mediadevices' own description, so tracks, the media engine and the
+// passthrough camera all agree on payload type and fmtp.
+func (p *Params) RTPCodec() *codec.RTPCodec {
+	return codec.NewRTPH264Codec(90000)
+}
+
+// BuildVideoEncoder builds an encoder for r's pictures at m's size; m's
+// FrameRate drives rate control (openh264 takes 0 as 1 fps).
+func (p *Params) BuildVideoEncoder(r video.Reader, m prop.Media) (codec.ReadCloser, error) {
+	if m.Width <= 0 || m.Height <= 0 {
+		return nil, fmt.Errorf("h264enc: build: size %dx%d", m.Width, m.Height)
+	}
+	bitrate := p.BitRate
+	if bitrate <= 0 {
+		bitrate = 100_000
+	}
+	var e *C.ISVCEncoder
+	rv := C.enc_new(&e, C.enc_opts{
+		width:        C.int(m.Width),
+		height:       C.int(m.Height),
+		bitrate:      C.int(bitrate),
+		fps:          C.float(m.FrameRate),
+		intra_period: C.uint(p.IntraPeriod),
+	})
+	if rv != 0 {
+		return nil, fmt.Errorf("h264enc: create encoder: openh264 error %d", int(rv))
+	}
+	return &Encoder{e: e, r: video.ToI420(r)}, nil
+}
+
+// ErrClosed is returned by Read after Close.
+var ErrClosed = errors.New("h264enc: encoder closed")
+
+// Encoder is one openh264 encoder reading pictures from a video.Reader. Read
+// and Close may be called from different goroutines; ForceKeyFrame and
+// SetBitRate from any.
+type Encoder struct {
+	r        video.Reader
+	forceIDR atomic.Bool
+
+	mu sync.Mutex
+	e  *C.ISVCEncoder // nil once closed
+}
+
+// Read encodes the next picture into one Annex B access unit. A picture the
+// rate control skipped gives an empty unit.
+func (enc *Encoder) Read() ([]byte, func(), error) {
+	img, release, err := enc.r.Read()
+	if err != nil {
+		return nil, func() {}, err
+	}
+	defer release()
+	yuv, ok := img.(*image.YCbCr)
+	if !ok || yuv.SubsampleRatio != image.YCbCrSubsampleRatio420 {
+		return nil, func() {}, fmt.Errorf("h264enc: encode: %T is not I420", img)
+	}
+	b := yuv.Bounds()
+	if b.Empty() {
+		return nil, func() {}, errors.New("h264enc: encode: empty picture")
+	}
+	y := yuv.Y[yuv.YOffset(b.Min.X, b.Min.Y):]
+	c := yuv.COffset(b.Min.X, b.Min.Y)
+
+	enc.mu.Lock()
+	defer enc.mu.Unlock()
+	if enc.e == nil {
+		return nil, func() {}, io.EOF
+	}
+	force := C.int(0)
+	if enc.forceIDR.Swap(false) {
+		force = 1
+	}
+	var info C.SFrameBSInfo
+	// The planes are Go memory that C only reads during the call.
+	rv := C.enc_encode(enc.e, force, C.int(b.Dx()), C.int(b.Dy()),
+		(*C.uchar)(&y[0]), (*C.uchar)(&yuv.Cb[c]), (*C.uchar)(&yuv.Cr[c]),
+		C.int(yuv.YStride), C.int(yuv.CStride), &info)
+	if rv != 0 {
+		return nil, func() {}, fmt.Errorf("h264enc: encode: openh264 error %d", int(rv))
+	}
+	var au []byte
+	for i := range int(info.iLayerNum) {
+		n := C.layer_size(&info, C.int(i))
+		if n > 0 {
+			au = append(au, C.GoBytes(unsafe.Pointer(C.layer_buf(&info, C.int(i))), n)...)
+		}
+	}
+	if au == nil {
+		au = []byte{}
+	}
+	return au, func() {}, nil
+}
+
+// ForceKeyFrame makes the next picture an IDR.
+func (enc *Encoder) ForceKeyFrame() error {
+	enc.forceIDR.Store(true)
+	return nil
+}
+
+// SetBitRate changes the target bitrate (bit/s) from the next picture on.
+func (enc *Encoder) SetBitRate(bitrate int) error {
+	enc.mu.Lock()
+	defer enc.mu.Unlock()
+	if enc.e == nil {
+		return ErrClosed
+	}
+	if rv := C.enc_set_bitrate(enc.e, C.int(bitrate)); rv != 0 {
+		return fmt.Errorf("h264enc: set bitrate %d: openh264 error %d", bitrate, int(rv))
+	}
+	return nil
+}
+
+// Controller offers codec.KeyFrameController and codec.BitRateController.
+func (enc *Encoder) Controller() codec.EncoderController { return enc }
+
+// Close frees the encoder; it is safe to call more than once.
+func (enc *Encoder) Close() error {
+	enc.mu.Lock()
+	defer enc.mu.Unlock()
+	if enc.e != nil {
+		C.enc_free(enc.e)
+		enc.e = nil
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package h264enc_test
+
+import (
+	"errors"
+	"image"
+	"io"
+	"testing"
+
+	"github.com/pion/mediadevices/pkg/codec"
+	"github.com/pion/mediadevices/pkg/io/video"
+	"github.com/pion/mediadevices/pkg/prop"
+
+	"github.com/tuanju/tuanju/media/internal/h264cam"
+	"github.com/tuanju/tuanju/media/h264dec"
+	"github.com/tuanju/tuanju/media/h264enc"
+	"github.com/tuanju/tuanju/media/h264enc/h264enctest"
+)
+
+func TestEncodeDecode(t *testing.T) {
+	const w, h = 176, 144
+	p, _ := h264enc.NewParams()
+	p.BitRate, p.IntraPeriod = 200_000, 0 // only the first IDR, and forced ones
+	enc, err := p.BuildVideoEncoder(h264enctest.Pictures(w, h), prop.Media{Video: prop.Video{Width: w, Height: h, FrameRate: 15}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	dec, err := h264dec.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	kf, ok := enc.Controller().(codec.KeyFrameController)
+	if !ok {
+		t.Fatal("the encoder offers no KeyFrameController")
+	}
+	if _, ok := enc.Controller().(codec.BitRateController); !ok {
+		t.Fatal("the encoder offers no BitRateController")
+	}
+	for i := range 6 {
+		if i == 4 {
+			if err := kf.ForceKeyFrame(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		au, release, err := enc.Read()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		release()
+		if idr, want := h264cam.Inspect(au).IDR, i == 0 || i == 4; idr != want {
+			t.Errorf("frame %d: IDR %v, want %v", i, idr, want)
+		}
+		img, err := dec.Decode(au)
+		if err != nil {
+			t.Fatalf("frame %d: decode: %v", i, err)
+		}
+		if img == nil || img.Rect != image.Rect(0, 0, w, h) {
+			t.Fatalf("frame %d decoded to %v, want a %dx%d picture", i, img, w, h)
+		}
+	}
+	if err := enc.Controller().(codec.BitRateController).SetBitRate(100_000); err != nil {
+		t.Errorf("SetBitRate: %v", err)
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := enc.Read(); !errors.Is(err, io.EOF) {
+		t.Errorf("Read after Close = %v, want io.EOF", err)
+	}
+	if err := enc.Controller().(codec.BitRateController).SetBitRate(100_000); !errors.Is(err, h264enc.ErrClosed) {
+		t.Errorf("SetBitRate after Close = %v, want ErrClosed", err)
+	}
+	if err := enc.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestBuildRejects(t *testing.T) {
+	p, _ := h264enc.NewParams()
+	for _, m := range []prop.Media{{}, {Video: prop.Video{Width: 176}}, {Video: prop.Video{Width: -2, Height: 144}}} {
+		if enc, err := p.BuildVideoEncoder(h264enctest.Pictures(176, 144), m); err == nil {
+			enc.Close()
+			t.Errorf("built an encoder for %dx%d", m.Width, m.Height)
+		}
+	}
+}
+
+func TestReadErrors(t *testing.T) {
+	p, _ := h264enc.NewParams()
+	m := prop.Media{Video: prop.Video{Width: 176, Height: 144, FrameRate: 15}}
+	boom := errors.New("camera gone")
+	enc, err := p.BuildVideoEncoder(video.ReaderFunc(func() (image.Image, func(), error) {
+		return nil, func() {}, boom
+	}), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	if _, _, err := enc.Read(); !errors.Is(err, boom) {
+		t.Errorf("Read = %v, want the source's error", err)
+	}
+}
