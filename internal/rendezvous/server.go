@@ -115,7 +115,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 				return nil, err
 			}
 		}
-		if s.turn, err = startTURN(cfg.TURN, s.turnSecret, s.tls, public.Hostname(), log.With("component", "turn")); err != nil {
+		if s.turn, err = startTURN(cfg.TURN, selfAddrs(cfg), s.turnSecret, s.tls, public.Hostname(), log.With("component", "turn")); err != nil {
 			store.Close()
 			return nil, err
 		}
