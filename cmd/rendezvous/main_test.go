@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -178,6 +179,10 @@ func TestExampleConfigLoads(t *testing.T) {
 	if opts.cfg.TURN.PublicIP != "203.0.113.10" || opts.cfg.TURN.CredentialTTL != 10*time.Minute || len(opts.cfg.TURN.AllowPeers) != 0 {
 		t.Errorf("example decoded as %+v", opts.cfg)
 	}
+	// It reads X-Forwarded-For from nobody unless the operator lists a proxy.
+	if len(opts.cfg.TrustedProxies) != 0 || opts.cfg.TrustForwardedFor != nil {
+		t.Errorf("example trusts forwarded headers: trusted_proxies %v, trust_forwarded_for %v", opts.cfg.TrustedProxies, opts.cfg.TrustForwardedFor)
+	}
 	// The example spells out the default limits, so operators see them.
 	if want := rendezvous.DefaultLimits(); opts.cfg.Limits != want {
 		t.Errorf("example limits %+v, want the defaults %+v", opts.cfg.Limits, want)
@@ -268,5 +273,36 @@ func TestRevokeCommand(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"revoke", a}, io.Discard, io.Discard); err == nil {
 		t.Fatal("revoke without a list to edit succeeded")
+	}
+}
+
+// TestForwardedForConfig: the old switch that trusted every client's
+// X-Forwarded-For is refused, naming its replacement; trusted_proxies must
+// be CIDR prefixes and may not trust everyone.
+func TestForwardedForConfig(t *testing.T) {
+	for _, tc := range []struct{ name, toml, want string }{
+		{"old switch on", "trust_forwarded_for = true", "trusted_proxies"},
+		{"old switch off", "trust_forwarded_for = false", "trusted_proxies"},
+		{"not a prefix", `trusted_proxies = ["10.0.0.1"]`, "not a CIDR prefix"},
+		{"everyone", `trusted_proxies = ["0.0.0.0/0"]`, "every client"},
+		{"everyone, IPv6", `trusted_proxies = ["::/0"]`, "every client"},
+		{"a proxy (control)", `trusted_proxies = ["127.0.0.1/32", "10.0.0.0/8"]`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "rendezvous.toml")
+			if err := os.WriteFile(path, []byte(tc.toml+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := parse([]string{"-config", path, "-data", t.TempDir(), "-device-ca", rendezvoustest.TestCAFile(t)}, io.Discard)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("parse = %v, want it accepted", err)
+				}
+				return
+			}
+			if !errors.Is(err, rendezvous.ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("parse = %v, want ErrBadConfig mentioning %q", err, tc.want)
+			}
+		})
 	}
 }

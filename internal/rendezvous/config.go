@@ -22,9 +22,17 @@ type Config struct {
 	// AllowedOrigins are extra WebSocket origin host patterns (path.Match
 	// syntax, as in coder/websocket). The request's own host is always allowed.
 	AllowedOrigins []string `toml:"allowed_origins"`
-	// TrustForwardedFor takes the client IP (for rate limits) from the last
-	// X-Forwarded-For entry. Only set it behind a reverse proxy that sets it.
-	TrustForwardedFor bool `toml:"trust_forwarded_for"`
+	// TrustedProxies are the networks of the reverse proxies in front of
+	// the server (CIDR prefixes, e.g. ["10.0.0.0/8"]). Only a connection
+	// from one of them has its X-Forwarded-For read, and the client address
+	// (for every per-address limit) is the right-most entry that is not a
+	// trusted proxy: what a client writes into the header itself is further
+	// left and never read. Empty, the default: the header is ignored.
+	TrustedProxies []string `toml:"trusted_proxies"`
+	// TrustForwardedFor is the old, unconditional switch for
+	// X-Forwarded-For, which let any client choose its address for the
+	// limits. It is refused with a pointer to TrustedProxies.
+	TrustForwardedFor *bool `toml:"trust_forwarded_for"`
 	// TLSCertFile and TLSKeyFile (PEM; the certificate file may hold the
 	// chain) make the server speak https and wss itself, with no proxy in
 	// front. Phones need it: WebCrypto, the camera and the service worker
@@ -141,6 +149,12 @@ func (c Config) Validate() error {
 			return bad("public_url %q is not an http(s) URL", c.PublicURL)
 		}
 	}
+	if c.TrustForwardedFor != nil {
+		return bad("trust_forwarded_for is gone: it let any client pick its address for the limits; list your reverse proxies' networks in trusted_proxies instead (e.g. [\"127.0.0.1/32\"] for a proxy on this host), or leave both out when clients connect directly")
+	}
+	if _, err := parseProxies(c.TrustedProxies); err != nil {
+		return bad("trusted_proxies: %v", err)
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return bad("tls_cert_file and tls_key_file go together: set both or neither")
 	}
@@ -161,6 +175,9 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			return bad("%s must be positive", name)
 		}
+	}
+	if c.Limits.PairingLifetime <= c.PairTimeout {
+		return bad("limits.pairing_lifetime %v must be longer than pair_timeout %v, or a pairing waiting for the child's press is cut off", c.Limits.PairingLifetime, c.PairTimeout)
 	}
 	if c.SendQueueDepth < 8 {
 		return bad("send_queue_depth %d is below 8", c.SendQueueDepth)
@@ -244,6 +261,21 @@ func parsePrefixes(list []string) ([]netip.Prefix, error) {
 			return nil, fmt.Errorf("%q is not a CIDR prefix", s)
 		}
 		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// parseProxies parses trusted_proxies. A prefix of length 0 would trust
+// every client's header, which is the hole the list exists to close.
+func parseProxies(list []string) ([]netip.Prefix, error) {
+	out, err := parsePrefixes(list)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range out {
+		if p.Bits() == 0 {
+			return nil, fmt.Errorf("%s would trust every client's X-Forwarded-For", p)
+		}
 	}
 	return out, nil
 }

@@ -21,7 +21,7 @@ import (
 
 // Flood sizes: bounded so the test fits CI under -race on two cores.
 const (
-	floodAddrs       = 100 // source addresses 127.0.1.1 ...
+	floodAddrs       = 100 // source addresses 127.1.1.1, 127.1.2.1, ...: a network (/24) each
 	floodPerAddr     = 40  // WebSocket upgrades attempted from each
 	floodConnects    = 30  // the connect burst per address (no refill in this test)
 	floodParallel    = 64  // dials in flight at once
@@ -33,16 +33,19 @@ const (
 type floodTally struct {
 	upgraded, tooMany, unavailable, other atomic.Int64
 	closedByHello                         atomic.Int64 // upgraded sockets the server closed with 4001
+	displaced                             atomic.Int64 // upgraded sockets dropped for a newcomer (no close frame)
 	otherErr                              atomic.Value // first unexpected dial error
 }
 
 // TestFloodWhileCalling: thousands of sockets that never log in, plus
 // slow-loris clients dribbling their HTTP upgrade, hit the server from 100
-// loopback addresses while a family sets up a real call (pion peers, trickle
-// ICE through the server, DTLS, a data channel message). The call must
-// complete; every flood attempt must get a cheap answer (101, 429 or 503,
-// never a reset or a hang); every upgraded flood socket must be closed by
-// the hello deadline and every slow-loris connection by the header deadline;
+// loopback addresses in 100 networks while a family sets up a real call
+// (pion peers, trickle ICE through the server, DTLS, a data channel
+// message). The call must complete; every flood attempt must get a cheap
+// answer (101, 429 or 503, never a reset or a hang); every upgraded flood
+// socket must be closed by the hello deadline (or dropped to make room for
+// another network's newcomer) and every slow-loris connection by the header
+// deadline;
 // and afterwards the server must take new logins again.
 func TestFloodWhileCalling(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -66,7 +69,7 @@ func TestFloodWhileCalling(t *testing.T) {
 	sem := make(chan struct{}, floodParallel)
 	start := time.Now()
 	for a := range floodAddrs {
-		src := newSource(fmt.Sprintf("127.0.1.%d", a+1))
+		src := newSource(fmt.Sprintf("127.1.%d.1", a+1))
 		for range floodPerAddr {
 			flood.Add(1)
 			sem <- struct{}{}
@@ -85,8 +88,11 @@ func TestFloodWhileCalling(t *testing.T) {
 					for rerr == nil {
 						_, _, rerr = conn.Read(ctx)
 					}
-					if websocket.CloseStatus(rerr) == rendezvous.CloseAuthFailed {
+					switch websocket.CloseStatus(rerr) {
+					case rendezvous.CloseAuthFailed:
 						tally.closedByHello.Add(1)
+					case -1: // a full pool gave our slot to a less busy network's newcomer
+						tally.displaced.Add(1)
 					}
 					conn.CloseNow()
 				case http.StatusTooManyRequests:
@@ -129,8 +135,8 @@ func TestFloodWhileCalling(t *testing.T) {
 	loris.Wait()
 	attempts := int64(floodAddrs * floodPerAddr)
 	st := srv.AdmissionStats()
-	t.Logf("flood: %d upgrade attempts from %d addresses in %v: %d upgraded (all closed by the hello deadline: %d), %d refused 429, %d refused 503",
-		attempts, floodAddrs, time.Since(start).Round(time.Millisecond), tally.upgraded.Load(), tally.closedByHello.Load(), tally.tooMany.Load(), tally.unavailable.Load())
+	t.Logf("flood: %d upgrade attempts from %d addresses in %v: %d upgraded (closed by the hello deadline: %d, displaced by newcomers: %d), %d refused 429, %d refused 503",
+		attempts, floodAddrs, time.Since(start).Round(time.Millisecond), tally.upgraded.Load(), tally.closedByHello.Load(), tally.displaced.Load(), tally.tooMany.Load(), tally.unavailable.Load())
 	t.Logf("server: %+v", st)
 	t.Logf("slow-loris: %d of %d connections cut by the header deadline", lorisCut.Load(), slowLorisConns)
 
@@ -140,12 +146,13 @@ func TestFloodWhileCalling(t *testing.T) {
 	if got := tally.upgraded.Load() + tally.tooMany.Load() + tally.unavailable.Load(); got != attempts {
 		t.Fatalf("%d answers for %d attempts", got, attempts)
 	}
-	if tally.closedByHello.Load() != tally.upgraded.Load() {
-		t.Fatalf("%d of %d upgraded flood sockets were closed by the hello deadline", tally.closedByHello.Load(), tally.upgraded.Load())
+	if tally.closedByHello.Load()+tally.displaced.Load() != tally.upgraded.Load() || tally.displaced.Load() != st.Evicted {
+		t.Fatalf("of %d upgraded flood sockets, %d were closed by the hello deadline and %d displaced (server: %d), want all one or the other",
+			tally.upgraded.Load(), tally.closedByHello.Load(), tally.displaced.Load(), st.Evicted)
 	}
 	// The server's own counts agree with what the clients saw (the family's
 	// three logins before the flood are admitted sockets too).
-	if st.RefusedRate+st.RefusedPerIP != tally.tooMany.Load() || st.RefusedTotal != tally.unavailable.Load() {
+	if st.RefusedRate+st.RefusedPerIP+st.RefusedPerPrefix != tally.tooMany.Load() || st.RefusedTotal != tally.unavailable.Load() {
 		t.Fatalf("server refusals %+v disagree with the clients' %d×429, %d×503", st, tally.tooMany.Load(), tally.unavailable.Load())
 	}
 	// Without refill, each address had only floodConnects upgrades to spend.

@@ -19,16 +19,37 @@ import (
 // closed.
 type LimitsConfig struct {
 	// PendingMax caps sockets that have not logged in yet, from all addresses
-	// together (503 beyond); PendingPerIP caps them per client address (429).
-	// A socket stops counting when it logs in or closes; one that never says
-	// hello is closed after hello_timeout.
-	PendingMax   int `toml:"pending_max"`
-	PendingPerIP int `toml:"pending_per_ip"`
-	// PairingMax and PairingPerIP cap pairing pages, which log in without
-	// credentials and then count here until they close (beyond: their hello
-	// gets rate_limited instead of a welcome, close 1013).
-	PairingMax   int `toml:"pairing_max"`
-	PairingPerIP int `toml:"pairing_per_ip"`
+	// together; PendingPerIP caps them per client address and
+	// PendingPerPrefix per network (an IPv4 /24, an IPv6 /48), both 429. A
+	// socket stops counting when it logs in or closes; one that never says
+	// hello is closed after hello_timeout. When all PendingMax are taken, a
+	// newcomer displaces the oldest socket of the prefix holding the most,
+	// if that prefix holds more than the newcomer's (admission.go); only
+	// when none does is it refused (503). So no flood from a few networks
+	// keeps a terminal or a parent from logging in.
+	PendingMax       int `toml:"pending_max"`
+	PendingPerIP     int `toml:"pending_per_ip"`
+	PendingPerPrefix int `toml:"pending_per_prefix"`
+	// PairingMax, PairingPerIP and PairingPerPrefix cap pairing pages, which
+	// log in without credentials and then count here until they close
+	// (beyond: their hello gets rate_limited instead of a welcome, close
+	// 1013); a full pool displaces pages the way the pending pool does.
+	// PairingLifetime is how long a pairing page may stay connected at all
+	// (close 1013 after it): a real pairing, the child's press included,
+	// takes well under two minutes, and the page reconnects if it needs more.
+	PairingMax       int           `toml:"pairing_max"`
+	PairingPerIP     int           `toml:"pairing_per_ip"`
+	PairingPerPrefix int           `toml:"pairing_per_prefix"`
+	PairingLifetime  time.Duration `toml:"pairing_lifetime"`
+	// PairFailuresPerSource is how many wrong pairing proofs (the terminal's
+	// pair_reject "bad_secret" or "bad_proof") one network prefix may cause
+	// per terminal within PairFailureMemory; after that its pair_requests
+	// for that terminal get rate_limited and never reach it. The terminal
+	// closes its pairing window after 20 wrong proofs (internal/terminal,
+	// pairwindow.go); without this, a stranger who knows only a device ID
+	// could spend those 20 before the real parent scans the label.
+	PairFailuresPerSource int           `toml:"pair_failures_per_source"`
+	PairFailureMemory     time.Duration `toml:"pair_failure_memory"`
 	// ConnectsPerIP is the WebSocket upgrade rate per client address (429).
 	// Parents' phones are often behind carrier-grade NAT, many households to
 	// one IPv4 address, so it is generous; the pending caps are what bound
@@ -72,29 +93,39 @@ func (r Rate) newLimiter() *rate.Limiter { return rate.NewLimiter(r.limit(), r.B
 // DefaultLimits are the production limits.
 func DefaultLimits() LimitsConfig {
 	return LimitsConfig{
-		PendingMax:        1000,
-		PendingPerIP:      20,
-		PairingMax:        200,
-		PairingPerIP:      5,
-		ConnectsPerIP:     Rate{Burst: 60, PerMinute: 120},
-		LoginsPerIdentity: Rate{Burst: 10, PerMinute: 10},
-		SDP:               Rate{Burst: 10, PerMinute: 10},
-		Candidates:        Rate{Burst: 100, PerMinute: 300},
-		Rings:             Rate{Burst: 5, PerMinute: 10},
-		CallLog:           Rate{Burst: 10, PerMinute: 20},
-		RateLimitedMax:    10,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    8 << 10,
+		PendingMax:            1000,
+		PendingPerIP:          20,
+		PendingPerPrefix:      100,
+		PairingMax:            200,
+		PairingPerIP:          5,
+		PairingPerPrefix:      20,
+		PairingLifetime:       3 * time.Minute,
+		PairFailuresPerSource: 3,
+		PairFailureMemory:     time.Hour,
+		ConnectsPerIP:         Rate{Burst: 60, PerMinute: 120},
+		LoginsPerIdentity:     Rate{Burst: 10, PerMinute: 10},
+		SDP:                   Rate{Burst: 10, PerMinute: 10},
+		Candidates:            Rate{Burst: 100, PerMinute: 300},
+		Rings:                 Rate{Burst: 5, PerMinute: 10},
+		CallLog:               Rate{Burst: 10, PerMinute: 20},
+		RateLimitedMax:        10,
+		ReadHeaderTimeout:     5 * time.Second,
+		IdleTimeout:           60 * time.Second,
+		MaxHeaderBytes:        8 << 10,
 	}
 }
 
 func (l LimitsConfig) validate(bad func(string, ...any) error) error {
-	if l.PendingMax < 1 || l.PendingPerIP < 1 || l.PendingPerIP > l.PendingMax {
-		return bad("limits: pending_max %d and pending_per_ip %d must be at least 1, per IP at most the total", l.PendingMax, l.PendingPerIP)
+	// A prefix may be allowed more than the total (the total then binds
+	// first), but never less than one address.
+	if l.PendingPerIP < 1 || l.PendingPerIP > l.PendingPerPrefix || l.PendingPerIP > l.PendingMax {
+		return bad("limits: pending_per_ip %d must be at least 1 and at most pending_per_prefix %d and pending_max %d", l.PendingPerIP, l.PendingPerPrefix, l.PendingMax)
 	}
-	if l.PairingMax < 1 || l.PairingPerIP < 1 || l.PairingPerIP > l.PairingMax {
-		return bad("limits: pairing_max %d and pairing_per_ip %d must be at least 1, per IP at most the total", l.PairingMax, l.PairingPerIP)
+	if l.PairingPerIP < 1 || l.PairingPerIP > l.PairingPerPrefix || l.PairingPerIP > l.PairingMax {
+		return bad("limits: pairing_per_ip %d must be at least 1 and at most pairing_per_prefix %d and pairing_max %d", l.PairingPerIP, l.PairingPerPrefix, l.PairingMax)
+	}
+	if l.PairFailuresPerSource < 1 || l.PairFailureMemory <= 0 {
+		return bad("limits: pair_failures_per_source must be at least 1 and pair_failure_memory positive")
 	}
 	for name, r := range map[string]Rate{
 		"connects_per_ip": l.ConnectsPerIP, "logins_per_identity": l.LoginsPerIdentity, "sdp": l.SDP,
@@ -110,8 +141,8 @@ func (l LimitsConfig) validate(bad func(string, ...any) error) error {
 	if l.RateLimitedMax < 1 {
 		return bad("limits.rate_limited_max must be at least 1")
 	}
-	if l.ReadHeaderTimeout <= 0 || l.IdleTimeout <= 0 {
-		return bad("limits: read_header_timeout and idle_timeout must be positive")
+	if l.ReadHeaderTimeout <= 0 || l.IdleTimeout <= 0 || l.PairingLifetime <= 0 {
+		return bad("limits: read_header_timeout, idle_timeout and pairing_lifetime must be positive")
 	}
 	if l.MaxHeaderBytes < 1024 {
 		return bad("limits.max_header_bytes %d is below 1024", l.MaxHeaderBytes)

@@ -100,8 +100,9 @@ func (s *source) pairingPage(t *testing.T, ctx context.Context, wsURL string) []
 // that exercise one limit at a time.
 func noLimits(c *rendezvous.Config) {
 	l := &c.Limits
-	l.PendingMax, l.PendingPerIP = 100_000, 100_000
-	l.PairingMax, l.PairingPerIP = 100_000, 100_000
+	l.PendingMax, l.PendingPerIP, l.PendingPerPrefix = 100_000, 100_000, 100_000
+	l.PairingMax, l.PairingPerIP, l.PairingPerPrefix = 100_000, 100_000, 100_000
+	l.PairFailuresPerSource = 100_000
 	for _, r := range []*rendezvous.Rate{&l.ConnectsPerIP, &l.LoginsPerIdentity, &l.SDP, &l.Candidates, &l.Rings, &l.CallLog} {
 		*r = rendezvous.Rate{Burst: 100_000, PerMinute: 100_000}
 	}
@@ -388,6 +389,11 @@ func TestLimitsConfigValidate(t *testing.T) {
 		{"per IP above total", func(l *rendezvous.LimitsConfig) { l.PendingPerIP = l.PendingMax + 1 }},
 		{"no pending", func(l *rendezvous.LimitsConfig) { l.PendingMax = 0 }},
 		{"pairing per IP above total", func(l *rendezvous.LimitsConfig) { l.PairingPerIP = l.PairingMax + 1 }},
+		{"per IP above per prefix", func(l *rendezvous.LimitsConfig) { l.PendingPerIP = l.PendingPerPrefix + 1 }},
+		{"pairing per IP above per prefix", func(l *rendezvous.LimitsConfig) { l.PairingPerIP = l.PairingPerPrefix + 1 }},
+		{"no pairing lifetime", func(l *rendezvous.LimitsConfig) { l.PairingLifetime = 0 }},
+		{"pairing lifetime within the pair timeout", func(l *rendezvous.LimitsConfig) { l.PairingLifetime = 90 * time.Second }},
+		{"no wrong proofs", func(l *rendezvous.LimitsConfig) { l.PairFailuresPerSource = 0 }},
 		{"zero burst", func(l *rendezvous.LimitsConfig) { l.Rings.Burst = 0 }},
 		{"negative rate", func(l *rendezvous.LimitsConfig) { l.SDP.PerMinute = -1 }},
 		{"candidates below a call's", func(l *rendezvous.LimitsConfig) { l.Candidates.Burst = protocol.MaxCandidates - 1 }},

@@ -2,6 +2,7 @@ package rendezvous
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/tuanju/tuanju/internal/protocol"
@@ -27,7 +28,7 @@ const (
 
 func (h *hub) pairRequest(s *session, m protocol.Message) {
 	now := h.srv.now()
-	if !h.ipLimit.allow(s.ip, now) {
+	if !h.ipLimit.allow(addressKey(s.ip), now) {
 		s.log.Warn("pair request rate limited", "by", "ip", "target", m.DeviceID)
 		s.sendError(protocol.ErrCodeRateLimited, "too many pairing attempts from this address; wait a minute", m)
 		return
@@ -39,6 +40,13 @@ func (h *hub) pairRequest(s *session, m protocol.Message) {
 		}
 		s.log.Error("pair request", "err", err)
 		s.sendError(protocol.ErrCodeInternal, "could not look up the terminal", m)
+		return
+	}
+	// Before the terminal's own rate: a source that keeps guessing wrong
+	// must not use up the real parent's requests either.
+	if !h.srv.pairFails.allow(m.DeviceID, prefixKey(s.ip), now) {
+		s.log.Warn("pair request refused: too many wrong proofs from this network", "target", m.DeviceID)
+		s.sendError(protocol.ErrCodeRateLimited, "too many wrong pairing codes from this network for this terminal; try again later", m)
 		return
 	}
 	if !h.deviceLimit.allow(m.DeviceID, now) {
@@ -162,6 +170,77 @@ func (h *hub) pairReject(s *session, m protocol.Message) {
 	}
 	p.page.sendError(protocol.ErrCodePairRejected, m.Reason, protocol.Message{Type: protocol.TypePairRequest, PairID: p.id})
 	s.log.Info("pairing rejected by the terminal", "reason", m.Reason, "pair", p.id)
+	if wrongProof[m.Reason] {
+		h.srv.pairFails.failed(p.deviceID, prefixKey(p.page.ip), h.srv.now())
+	}
+}
+
+// wrongProof are the terminal's pair_reject reasons that mean the page did
+// not know the label's secret (internal/call: "bad_secret" for the
+// request, the terminal's "bad_proof" for the confirm), each of which the
+// terminal counts against its pairing window. "declined", "timeout" and
+// "not_pairable" say nothing about the page.
+var wrongProof = map[string]bool{"bad_secret": true, "bad_proof": true}
+
+// pairFailures counts wrong pairing proofs per terminal and source network
+// (prefixKey), so that one source cannot spend the 20 wrong proofs after
+// which the terminal closes its pairing window (internal/terminal,
+// pairwindow.go): after max failures within memory, that source's
+// requests for that terminal are no longer relayed. Entries exist only
+// for proofs the terminal rejected, which the per-terminal request rate
+// bounds, and are forgotten after memory.
+type pairFailures struct {
+	max    int
+	memory time.Duration
+
+	mu      sync.Mutex
+	sources map[pairSource]*pairFailure
+}
+
+type pairSource struct{ deviceID, prefix string }
+
+type pairFailure struct {
+	n     int
+	first time.Time
+}
+
+func newPairFailures(max int, memory time.Duration) *pairFailures {
+	return &pairFailures{max: max, memory: memory, sources: map[pairSource]*pairFailure{}}
+}
+
+// allow reports whether a pair_request for deviceID from prefix may go on.
+func (f *pairFailures) allow(deviceID, prefix string, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.sources[pairSource{deviceID, prefix}]
+	if e == nil {
+		return true
+	}
+	if now.Sub(e.first) >= f.memory {
+		delete(f.sources, pairSource{deviceID, prefix})
+		return true
+	}
+	return e.n < f.max
+}
+
+// failed records a proof from prefix that deviceID rejected.
+func (f *pairFailures) failed(deviceID, prefix string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := pairSource{deviceID, prefix}
+	e := f.sources[k]
+	if e == nil || now.Sub(e.first) >= f.memory {
+		if len(f.sources) >= limiterPruneAt {
+			for k, e := range f.sources {
+				if now.Sub(e.first) >= f.memory {
+					delete(f.sources, k)
+				}
+			}
+		}
+		e = &pairFailure{first: now}
+		f.sources[k] = e
+	}
+	e.n++
 }
 
 func (h *hub) pairTimeout(p *pendingPair) {

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -47,11 +48,13 @@ type Server struct {
 	hub        *hub
 	audit      *auditLog
 	now        func() time.Time
-	admission  *admission    // connections before login (admission.go)
-	logins     *limiter      // logins per terminal and per parent
-	tls        *tls.Config   // tls_cert_file; TLSConfig adds the web's ALPN
-	revoked    *revocations  // nil without revoked_devices_file
-	stop       chan struct{} // closed by Close: background loops end
+	admission  *admission     // connections before login (admission.go)
+	logins     *limiter       // logins per terminal and per parent
+	pairFails  *pairFailures  // wrong pairing proofs per terminal and source (pairing.go)
+	proxies    []netip.Prefix // trusted_proxies
+	tls        *tls.Config    // tls_cert_file; TLSConfig adds the web's ALPN
+	revoked    *revocations   // nil without revoked_devices_file
+	stop       chan struct{}  // closed by Close: background loops end
 
 	wg        sync.WaitGroup // live WebSocket handlers
 	mu        sync.Mutex
@@ -77,7 +80,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, now: time.Now, origins: slicesClone(cfg.AllowedOrigins),
 		audit:     &auditLog{path: filepath.Join(cfg.DataDir, AuditFile)},
-		admission: newAdmission(cfg.Limits), logins: newRateLimiter(cfg.Limits.LoginsPerIdentity)}
+		admission: newAdmission(cfg.Limits), logins: newRateLimiter(cfg.Limits.LoginsPerIdentity),
+		pairFails: newPairFailures(cfg.Limits.PairFailuresPerSource, cfg.Limits.PairFailureMemory)}
+	s.proxies, _ = parseProxies(cfg.TrustedProxies) // Validate checked them
 	if s.deviceCAs, err = loadDeviceCAs(cfg.DeviceCAFiles, log); err != nil {
 		return nil, err
 	}
@@ -87,8 +92,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("rendezvous: tls_cert_file: %w", err)
 		}
 		s.tls = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
-	} else if public.Scheme == "https" && !cfg.TrustForwardedFor {
-		log.Warn("public_url is https but this server speaks plain http: set tls_cert_file and tls_key_file, or put a TLS proxy in front (and set trust_forwarded_for)")
+	} else if public.Scheme == "https" && len(s.proxies) == 0 {
+		log.Warn("public_url is https but this server speaks plain http: set tls_cert_file and tls_key_file, or put a TLS proxy in front (and list it in trusted_proxies)")
 	}
 	if cfg.RevokedDevicesFile != "" {
 		if s.revoked, err = loadRevocations(cfg.RevokedDevicesFile); err != nil {
@@ -115,7 +120,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 				return nil, err
 			}
 		}
-		if s.turn, err = startTURN(cfg.TURN, s.turnSecret, s.tls, public.Hostname(), log.With("component", "turn")); err != nil {
+		if s.turn, err = startTURN(cfg.TURN, selfAddrs(cfg), s.turnSecret, s.tls, public.Hostname(), log.With("component", "turn")); err != nil {
 			store.Close()
 			return nil, err
 		}
@@ -158,7 +163,24 @@ func (s *Server) Handler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("/", webapp.Handler())
-	return mux
+	return hsts(mux)
+}
+
+// hstsValue tells a browser that has reached the server over TLS to use
+// nothing else for a year, so a network that strips TLS (a hostile Wi-Fi)
+// cannot serve the parent a look-alike page. Not includeSubDomains: the
+// server does not know what else runs under its domain.
+const hstsValue = "max-age=31536000"
+
+// hsts adds Strict-Transport-Security to every answer given over TLS. A
+// TLS proxy in front terminates TLS itself and sets its own headers.
+func hsts(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil {
+			w.Header().Set("Strict-Transport-Security", hstsValue)
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Store is the server's registry (for tools and tests).
@@ -222,20 +244,46 @@ func (s *Server) enter() bool {
 	return true
 }
 
+// clientIP is the address the limits count a request by: the connection's
+// peer, unless the peer is a trusted proxy (trusted_proxies); then the
+// right-most X-Forwarded-For entry that is not itself a trusted proxy.
+// Entries further left were written by the client and are never read; an
+// entry that does not parse stops the walk at the last trusted hop.
 func (s *Server) clientIP(r *http.Request) string {
-	if s.cfg.TrustForwardedFor {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			parts := strings.Split(xff, ",")
-			if ip := strings.TrimSpace(parts[len(parts)-1]); net.ParseIP(ip) != nil {
-				return ip
-			}
-		}
-	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !s.trustedProxy(peer) {
+		return host
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	client := peer.Unmap()
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		client = hop.Unmap().WithZone("")
+		if !s.trustedProxy(client) {
+			break
+		}
+	}
+	return client.String()
+}
+
+func (s *Server) trustedProxy(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	for _, p := range s.proxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
@@ -266,6 +314,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(protocol.MaxMessageBytes)
 	sess := newSession(conn, ip, s.cfg.SendQueueDepth, s.log.With("remote", ip))
+	if !ticket.attach(func(pairing bool) { s.evicted(sess, pairing) }) {
+		conn.CloseNow() // displaced by a newcomer during the upgrade
+		return
+	}
 	if !s.hub.add(sess) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return
@@ -288,7 +340,31 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if !s.login(sess, ticket) {
 		return
 	}
+	if sess.role == protocol.RolePairing {
+		lifetime := s.cfg.Limits.PairingLifetime
+		t := time.AfterFunc(lifetime, func() {
+			sess.log.Info("pairing page open too long, closing", "lifetime", lifetime)
+			sess.sendError(protocol.ErrCodeRateLimited, fmt.Sprintf("a pairing page may stay connected %v; reconnect to try again", lifetime), protocol.Message{})
+			sess.closeWith(websocket.StatusTryAgainLater, "pairing time is up")
+		})
+		defer t.Stop()
+	}
 	s.readLoop(sess)
+}
+
+// evicted closes a socket whose admission slot a newcomer took
+// (admission.go). One that has not logged in is dropped without a word:
+// it has been told nothing yet and holds nothing. A pairing page is told,
+// so that a real one knows to reconnect.
+func (s *Server) evicted(sess *session, pairing bool) {
+	if !pairing {
+		sess.log.Debug("displaced before login by a newcomer")
+		sess.drop()
+		return
+	}
+	sess.log.Info("pairing page displaced by a newcomer")
+	sess.sendError(protocol.ErrCodeRateLimited, "too many pairing pages are open; try again", protocol.Message{})
+	sess.closeWith(websocket.StatusTryAgainLater, "server busy")
 }
 
 // login runs challenge → hello → welcome. On failure the client gets

@@ -246,6 +246,7 @@ func TestPairingRateLimits(t *testing.T) {
 			ctx := testCtx(t)
 			srv := rt.NewServer(t, func(c *rendezvous.Config) {
 				c.PairRequestsPerMinutePerDevice, c.PairRequestsPerMinutePerIP = tc.perDevice, tc.perIP
+				c.Limits.PairFailuresPerSource = 1000 // TestStrangerCannotSpendPairWindow
 			})
 			key, dev := rt.NewKey()
 			term := try(rt.DialTerminal(ctx, srv.WSURL, key)).must(t)

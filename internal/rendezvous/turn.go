@@ -13,8 +13,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,11 +89,14 @@ var deniedPeers = func() []netip.Prefix {
 		"240.0.0.0/4",     // reserved, broadcast
 		"::/128",          // unspecified
 		"::1/128",         // loopback
+		"::/96",           // IPv4-compatible (deprecated): could carry a private IPv4
 		"::ffff:0:0/96",   // IPv4-mapped (checked unmapped anyway)
 		"64:ff9b::/96",    // NAT64 could reach private IPv4
 		"64:ff9b:1::/48",  // local NAT64
 		"100::/64",        // discard
+		"2001::/32",       // Teredo: tunnels to an IPv4 address the relay cannot see
 		"2001:db8::/32",   // documentation
+		"2002::/16",       // 6to4: embeds an IPv4 address, private ones included
 		"fc00::/7",        // unique local
 		"fe80::/10",       // link-local
 		"ff00::/8",        // multicast
@@ -101,18 +106,28 @@ var deniedPeers = func() []netip.Prefix {
 	return out
 }()
 
-// peerAllowed is the relay's permission policy. With an allow list, exactly
-// those networks are allowed; without, every public unicast address is and
-// nothing in deniedPeers is.
-func peerAllowed(allow []netip.Prefix, ip net.IP) bool {
+// peerPolicy is the relay's permission policy. With an allow list, exactly
+// those networks are allowed. Without (production), every public unicast
+// address is, and nothing in deniedPeers nor the server's own addresses
+// (selfAddrs), which would let a relay reach services on this host that are
+// open to it alone. The one exception is the relay address itself: two
+// phones that both relay (ice_transport_policy "relay") talk from relay to
+// relay through it; relayGuard lets datagrams to it reach relay ports only.
+type peerPolicy struct {
+	allow []netip.Prefix
+	self  []netip.Addr
+	relay netip.Addr // turn.public_ip
+}
+
+func (p peerPolicy) allowed(ip net.IP) bool {
 	addr, ok := netip.AddrFromSlice(ip)
 	if !ok {
 		return false
 	}
 	addr = addr.Unmap()
-	if allow != nil {
-		for _, p := range allow {
-			if p.Contains(addr) {
+	if p.allow != nil {
+		for _, n := range p.allow {
+			if n.Contains(addr) {
 				return true
 			}
 		}
@@ -121,22 +136,126 @@ func peerAllowed(allow []netip.Prefix, ip net.IP) bool {
 	if !addr.IsGlobalUnicast() {
 		return false
 	}
-	for _, p := range deniedPeers {
-		if p.Contains(addr) {
+	for _, n := range deniedPeers {
+		if n.Contains(addr) {
 			return false
 		}
 	}
-	return true
+	return addr == p.relay || !slices.Contains(p.self, addr)
 }
 
-func permissionHandler(allow []netip.Prefix, log *slog.Logger) turn.PermissionHandler {
+func permissionHandler(policy peerPolicy, log *slog.Logger) turn.PermissionHandler {
 	return func(client net.Addr, peer net.IP) bool {
-		if peerAllowed(allow, peer) {
+		if policy.allowed(peer) {
 			return true
 		}
 		log.Info("turn permission refused", "client", client, "peer", peer)
 		return false
 	}
+}
+
+// selfAddrs are the server's own addresses, which the production policy
+// never relays to: the HTTP and TURN listeners' hosts, turn.public_ip,
+// public_url's host when it is an IP address, and those of the host's
+// interfaces.
+func selfAddrs(cfg Config) []netip.Addr {
+	var out []netip.Addr
+	add := func(host string) {
+		if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil && !a.IsUnspecified() {
+			if a = a.Unmap().WithZone(""); !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	for _, l := range []string{cfg.Listen, cfg.TURN.Listen, cfg.TURN.TCPListen, cfg.TURN.TLSListen} {
+		if host, _, err := net.SplitHostPort(l); err == nil {
+			add(host)
+		}
+	}
+	add(cfg.TURN.PublicIP)
+	if u, err := url.Parse(cfg.PublicURL); err == nil {
+		add(u.Hostname())
+	}
+	if ifaddrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range ifaddrs {
+			if n, ok := a.(*net.IPNet); ok {
+				add(n.IP.String())
+			}
+		}
+	}
+	return out
+}
+
+// relayGuard hands out relays whose datagrams to the server's own
+// addresses go only to a relay port that is live right now: the relay to
+// relay path peerPolicy allows, and nothing else on this host. TURN
+// permissions are per IP address, not per port, so this is the only place
+// the port can be checked.
+type relayGuard struct {
+	turn.RelayAddressGenerator
+	self []netip.Addr
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	ports map[uint16]int // live relay ports
+}
+
+func (g *relayGuard) AllocatePacketConn(network string, port int) (net.PacketConn, net.Addr, error) {
+	pc, addr, err := g.RelayAddressGenerator.AllocatePacketConn(network, port)
+	if err != nil {
+		return nil, nil, err
+	}
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		pc.Close()
+		return nil, nil, fmt.Errorf("rendezvous: relay address %s: %w", addr, err)
+	}
+	g.mu.Lock()
+	g.ports[ap.Port()]++
+	g.mu.Unlock()
+	return &guardedConn{PacketConn: pc, g: g, port: ap.Port()}, addr, nil
+}
+
+// mayReach reports whether a relay may send to dst.
+func (g *relayGuard) mayReach(dst net.Addr) bool {
+	ap, err := netip.ParseAddrPort(dst.String())
+	if err != nil {
+		return false
+	}
+	if !slices.Contains(g.self, ap.Addr().Unmap().WithZone("")) {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ports[ap.Port()] > 0
+}
+
+type guardedConn struct {
+	net.PacketConn
+	g      *relayGuard
+	port   uint16
+	closed sync.Once
+}
+
+// WriteTo drops a datagram to a port of this host that is not a relay, as
+// a filtering network would: silently.
+func (c *guardedConn) WriteTo(b []byte, dst net.Addr) (int, error) {
+	if !c.g.mayReach(dst) {
+		c.g.log.Debug("turn datagram to the server itself dropped", "dst", dst)
+		return len(b), nil
+	}
+	return c.PacketConn.WriteTo(b, dst)
+}
+
+func (c *guardedConn) Close() error {
+	c.closed.Do(func() {
+		c.g.mu.Lock()
+		if c.g.ports[c.port]--; c.g.ports[c.port] <= 0 {
+			delete(c.g.ports, c.port)
+		}
+		c.g.mu.Unlock()
+	})
+	return c.PacketConn.Close()
 }
 
 // DefaultMaxAllocations is how many relays one credential — one side of one
@@ -196,7 +315,7 @@ type turnURL struct {
 // only TCP or only port 443 out (factory and dormitory Wi-Fi often does).
 // The relay itself is always UDP. tlsConf and tlsHost (the name on the
 // server's certificate) are needed only for cfg.TLSListen.
-func startTURN(cfg TURNConfig, secret string, tlsConf *tls.Config, tlsHost string, log *slog.Logger) (_ *turnRelay, err error) {
+func startTURN(cfg TURNConfig, self []netip.Addr, secret string, tlsConf *tls.Config, tlsHost string, log *slog.Logger) (_ *turnRelay, err error) {
 	allow, err := parsePrefixes(cfg.AllowPeers)
 	if err != nil {
 		return nil, fmt.Errorf("rendezvous: turn allow list: %w", err)
@@ -222,8 +341,15 @@ func startTURN(cfg TURNConfig, secret string, tlsConf *tls.Config, tlsHost strin
 	if relayHost == "" {
 		relayHost = "0.0.0.0"
 	}
-	relays := &turn.RelayAddressGeneratorStatic{RelayAddress: net.ParseIP(cfg.PublicIP), Address: relayHost}
-	perm := permissionHandler(allow, log)
+	var relays turn.RelayAddressGenerator = &turn.RelayAddressGeneratorStatic{RelayAddress: net.ParseIP(cfg.PublicIP), Address: relayHost}
+	policy := peerPolicy{allow: allow}
+	if allow == nil {
+		policy.self = self
+		policy.relay, _ = netip.ParseAddr(cfg.PublicIP) // Validate checked it
+		policy.relay = policy.relay.Unmap()
+		relays = &relayGuard{RelayAddressGenerator: relays, self: self, log: log, ports: map[uint16]int{}}
+	}
+	perm := permissionHandler(policy, log)
 	relay := &turnRelay{}
 	var packetConns []turn.PacketConnConfig
 	var listeners []turn.ListenerConfig
@@ -274,12 +400,12 @@ func startTURN(cfg TURNConfig, secret string, tlsConf *tls.Config, tlsHost strin
 	if err != nil {
 		return nil, fmt.Errorf("rendezvous: start turn: %w", err)
 	}
-	policy := "production (public unicast only)"
+	peers := "production (public unicast only, not this server)"
 	if allow != nil {
-		policy = strings.Join(cfg.AllowPeers, ",")
+		peers = strings.Join(cfg.AllowPeers, ",")
 	}
 	for _, u := range relay.urls {
-		log.Info("turn relay listening", "transport", u.transport, "url", u.url, "peers", policy)
+		log.Info("turn relay listening", "transport", u.transport, "url", u.url, "peers", peers)
 	}
 	return relay, nil
 }

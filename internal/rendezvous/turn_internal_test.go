@@ -3,8 +3,11 @@ package rendezvous
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/pion/turn/v4"
 )
 
 // The permission policy is tested as a function: these addresses must never
@@ -32,6 +35,11 @@ func TestPeerPolicy(t *testing.T) {
 		{"ff02::1", nil, false},
 		{"::ffff:10.0.0.1", nil, false},
 		{"::ffff:127.0.0.1", nil, false},
+		{"::10.0.0.1", nil, false},          // IPv4-compatible
+		{"2002:a00:1::1", nil, false},       // 6to4 of 10.0.0.1
+		{"2001:0:4136:e378::1", nil, false}, // Teredo
+		{"2001:0:ffff:ffff::1", nil, false}, // Teredo
+		{"2001:1::1", nil, true},            // next to Teredo, public
 		{"8.8.8.8", nil, true},
 		{"2001:4860:4860::8888", nil, true},
 		{"127.0.0.1", loopback, true},
@@ -40,7 +48,7 @@ func TestPeerPolicy(t *testing.T) {
 		{"10.0.0.1", loopback, false},
 	}
 	for _, tc := range tests {
-		got := permissionHandler(tc.allow, discardLog())(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, net.ParseIP(tc.ip))
+		got := permissionHandler(peerPolicy{allow: tc.allow, relay: netip.MustParseAddr("192.0.2.10")}, discardLog())(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, net.ParseIP(tc.ip))
 		if got != tc.want {
 			t.Errorf("peer %s with allow=%v: allowed=%v, want %v", tc.ip, tc.allow, got, tc.want)
 		}
@@ -156,5 +164,105 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%s: Validate() = %v, want ok=%v", tc.name, err, tc.ok)
 		}
+	}
+}
+
+// TestPeerPolicySelf: the production policy refuses the server's own
+// addresses, except the relay address itself (relay to relay, which
+// relayGuard narrows to relay ports); an allow list is exhaustive and does
+// not care (the demo relays to loopback on its own host).
+func TestPeerPolicySelf(t *testing.T) {
+	relay, web, iface := netip.MustParseAddr("8.8.4.4"), netip.MustParseAddr("9.9.9.9"), netip.MustParseAddr("2606:4700::1111")
+	prod := peerPolicy{self: []netip.Addr{relay, web, iface}, relay: relay}
+	demo := peerPolicy{allow: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, self: prod.self, relay: relay}
+	for _, tc := range []struct {
+		policy peerPolicy
+		ip     string
+		want   bool
+	}{
+		{prod, "9.9.9.9", false},
+		{prod, "::ffff:9.9.9.9", false},
+		{prod, "2606:4700::1111", false},
+		{prod, "8.8.4.4", true},
+		{prod, "1.1.1.1", true}, // control: another public address
+		{demo, "9.9.9.9", true},
+	} {
+		if got := tc.policy.allowed(net.ParseIP(tc.ip)); got != tc.want {
+			t.Errorf("peer %s (allow %v): allowed=%v, want %v", tc.ip, tc.policy.allow, got, tc.want)
+		}
+	}
+}
+
+// TestSelfAddrs: the listeners' hosts, turn.public_ip and public_url's
+// host when it is an address; names and unspecified hosts add nothing.
+func TestSelfAddrs(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen = "0.0.0.0:443"
+	cfg.PublicURL = "https://[2001:db8::80]/"
+	cfg.TURN.Listen, cfg.TURN.TCPListen, cfg.TURN.TLSListen = "192.0.2.1:3478", "[::]:3478", "192.0.2.2:443"
+	cfg.TURN.PublicIP = "192.0.2.10"
+	got := selfAddrs(cfg)
+	for _, want := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.10", "2001:db8::80"} {
+		if !slices.Contains(got, netip.MustParseAddr(want)) {
+			t.Errorf("selfAddrs = %v, missing %s", got, want)
+		}
+	}
+	for _, a := range got {
+		if a.IsUnspecified() {
+			t.Errorf("selfAddrs = %v, holds an unspecified address", got)
+		}
+	}
+}
+
+// TestRelayGuard: a relay's datagrams to the server's own address reach
+// live relay ports only; anywhere else they go as before.
+func TestRelayGuard(t *testing.T) {
+	self := netip.MustParseAddr("127.0.0.1")
+	g := &relayGuard{
+		RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{RelayAddress: net.IPv4(127, 0, 0, 1), Address: "127.0.0.1"},
+		self:                  []netip.Addr{self}, log: discardLog(), ports: map[uint16]int{},
+	}
+	if err := g.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, aAddr, err := g.AllocatePacketConn("udp4", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, bAddr, err := g.AllocatePacketConn("udp4", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not a relay: a plain socket on the server's own address.
+	service, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer service.Close()
+
+	if _, err := a.WriteTo([]byte("to the service"), service.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.WriteTo([]byte("relay to relay"), bAddr); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, from, err := b.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "relay to relay" || portOf(from) != portOf(aAddr) {
+		t.Fatalf("relay b read %q from %v (%v), want relay a's datagram", buf[:n], from, err)
+	}
+	// The service got nothing. Loopback delivers a datagram into the
+	// receiver's queue as it is sent, and the service's was sent first, so
+	// it would be there by now.
+	service.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, _, err := service.ReadFrom(buf); err == nil {
+		t.Fatalf("the server's own non-relay port received %q through a relay", buf[:n])
+	}
+	// A closed relay's port is no longer one.
+	b.Close()
+	if g.mayReach(bAddr) {
+		t.Error("a closed relay's port is still reachable")
 	}
 }

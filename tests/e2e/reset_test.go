@@ -253,9 +253,11 @@ func TestPairingBruteForceClosesWindow(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	srv := rendezvoustest.NewServer(t, func(c *rendezvous.Config) {
-		// The server's own rate limits would stop this at 5 a minute;
-		// here the terminal's window is under test.
+		// The server's own rate limits would stop this at 5 a minute, and
+		// its count of wrong proofs per network at 3; here the terminal's
+		// window is under test.
 		c.PairRequestsPerMinutePerDevice, c.PairRequestsPerMinutePerIP = 1000, 1000
+		c.Limits.PairFailuresPerSource = 1000
 	})
 	r := startTerminal(t, ctx, srv, terminalOpts{})
 	r.waitPattern(device.Pairable, "fresh terminal is pairable")

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -56,7 +57,13 @@ var ErrUnexpected = errors.New("rendezvoustest: unexpected message")
 // Dial connects to wsURL (ws://host/ws) with the protocol.Subprotocol subprotocol and
 // reads the challenge. It does not log in.
 func Dial(ctx context.Context, wsURL string) (*Client, error) {
-	conn, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}, HTTPClient: httpClientFor(wsURL)})
+	return DialVia(ctx, wsURL, httpClientFor(wsURL))
+}
+
+// DialVia is Dial over hc: one bound to a source address, say, to play a
+// client at another loopback address.
+func DialVia(ctx context.Context, wsURL string, hc *http.Client) (*Client, error) {
+	conn, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}, HTTPClient: hc})
 	if err != nil {
 		return nil, fmt.Errorf("rendezvoustest: dial %s: %w", wsURL, err)
 	}
@@ -299,16 +306,28 @@ func DialParent(ctx context.Context, wsURL, parentID, token string) (*Client, []
 	if err != nil {
 		return nil, nil, err
 	}
-	err = c.login(ctx, protocol.Message{Type: protocol.TypeHello, Role: protocol.RoleParent, ParentID: parentID, Token: token})
-	var log protocol.Message
-	if err == nil {
-		log, err = c.Expect(ctx, protocol.TypeCallLog)
-	}
+	calls, err := c.LoginParent(ctx, parentID, token)
 	if err != nil {
 		c.Close()
 		return nil, nil, err
 	}
-	return c, log.Calls, nil
+	return c, calls, nil
+}
+
+// LoginParent logs a dialled client in as a parent and returns the call
+// log that follows the welcome.
+func (c *Client) LoginParent(ctx context.Context, parentID, token string) ([]protocol.CallRecord, error) {
+	err := c.login(ctx, protocol.Message{Type: protocol.TypeHello, Role: protocol.RoleParent, ParentID: parentID, Token: token})
+	if err != nil {
+		return nil, err
+	}
+	log, err := c.Expect(ctx, protocol.TypeCallLog)
+	return log.Calls, err
+}
+
+// LoginPairing logs a dialled client in as a pairing page.
+func (c *Client) LoginPairing(ctx context.Context) error {
+	return c.login(ctx, protocol.Message{Type: protocol.TypeHello, Role: protocol.RolePairing})
 }
 
 // DialPairing connects as a pairing page.
@@ -317,7 +336,7 @@ func DialPairing(ctx context.Context, wsURL string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.login(ctx, protocol.Message{Type: protocol.TypeHello, Role: protocol.RolePairing}); err != nil {
+	if err := c.LoginPairing(ctx); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -478,18 +497,27 @@ func StartPair(ctx context.Context, wsURL, device string, secret pairing.Secret)
 	if err != nil {
 		return nil, err
 	}
-	h, err := pairing.StartParent(secret, device)
+	p, err := page.RequestPair(ctx, device, secret)
 	if err != nil {
 		page.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// RequestPair sends a pair_request for device with secret on a client
+// logged in as a pairing page (a page may send several, one after another).
+func (c *Client) RequestPair(ctx context.Context, device string, secret pairing.Secret) (*PairPage, error) {
+	h, err := pairing.StartParent(secret, device)
+	if err != nil {
 		return nil, err
 	}
 	r := h.Request()
-	err = page.Send(ctx, protocol.Message{Type: protocol.TypePairRequest, DeviceID: device, Nonce: r.Nonce, EphemeralKey: r.EphemeralKey, Proof: r.Proof})
+	err = c.Send(ctx, protocol.Message{Type: protocol.TypePairRequest, DeviceID: device, Nonce: r.Nonce, EphemeralKey: r.EphemeralKey, Proof: r.Proof})
 	if err != nil {
-		page.Close()
 		return nil, err
 	}
-	return &PairPage{Client: page, H: h}, nil
+	return &PairPage{Client: c, H: h}, nil
 }
 
 // Finish takes the terminal's pair_accept, verifies it, confirms with a
