@@ -40,7 +40,7 @@ func newParents(t *testing.T, srv *rt.Server, n int) []parent {
 			t.Fatal(err)
 		}
 		sum := sha256.Sum256([]byte(token))
-		check(t, srv.Store().CreatePairing(dev, pid, sum[:], now))
+		check(t, srv.Store().CreatePairing(dev, pid, sum[:], "", now))
 		out[i] = parent{pid, token}
 	}
 	return out

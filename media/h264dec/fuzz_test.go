@@ -7,10 +7,10 @@ import (
 
 	"github.com/pion/mediadevices/pkg/prop"
 
-	"github.com/tuanju/tuanju/media/internal/h264cam"
 	"github.com/tuanju/tuanju/media/h264dec"
 	"github.com/tuanju/tuanju/media/h264enc"
 	"github.com/tuanju/tuanju/media/h264enc/h264enctest"
+	"github.com/tuanju/tuanju/media/internal/h264cam"
 )
 
 // maxPicture bounds what a decoded picture may claim: level 5.1's largest

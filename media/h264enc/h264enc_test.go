@@ -10,10 +10,10 @@ import (
 	"github.com/pion/mediadevices/pkg/io/video"
 	"github.com/pion/mediadevices/pkg/prop"
 
-	"github.com/tuanju/tuanju/media/internal/h264cam"
 	"github.com/tuanju/tuanju/media/h264dec"
 	"github.com/tuanju/tuanju/media/h264enc"
 	"github.com/tuanju/tuanju/media/h264enc/h264enctest"
+	"github.com/tuanju/tuanju/media/internal/h264cam"
 )
 
 func TestEncodeDecode(t *testing.T) {
