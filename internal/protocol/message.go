@@ -201,6 +201,11 @@ type Message struct {
 	Proof        string `json:"proof,omitempty"`
 	EphemeralKey string `json:"ephemeral_key,omitempty"` // ECDH P-256, uncompressed point, base64url
 	Fingerprint  string `json:"fingerprint,omitempty"`   // the terminal's DTLS certificate: "sha-256 AB:…"
+	// Source, on a pair_request the server relays to a terminal, is an
+	// opaque tag of the page's network (the same for every page on it for
+	// the server's lifetime, and no IP address): the terminal counts wrong
+	// proofs per source. What a page sends here is replaced.
+	Source string `json:"source,omitempty"`
 }
 
 // Decode parses one message from untrusted bytes: size-limited, strict (an

@@ -36,7 +36,7 @@ var rules = map[string]rule{
 	TypeAnswer:       {required: []string{"call_id", "sdp", "signed_at", "signature"}},
 	TypeCandidate:    {required: []string{"call_id", "candidate"}},
 	TypeCallLog:      {optional: []string{"calls"}},
-	TypePairRequest:  {required: []string{"device_id", "nonce", "ephemeral_key", "proof"}, optional: []string{"pair_id"}},
+	TypePairRequest:  {required: []string{"device_id", "nonce", "ephemeral_key", "proof"}, optional: []string{"pair_id", "source"}},
 	TypePairAccept:   {required: []string{"pair_id", "ephemeral_key", "public_key", "fingerprint", "signature", "proof"}},
 	TypePairConfirm:  {required: []string{"pair_id", "public_key", "signature", "proof"}},
 	TypePairComplete: {required: []string{"pair_id"}},
@@ -81,6 +81,7 @@ func (m *Message) setFields() []string {
 	add("signed_at", m.SignedAt != "")
 	add("ephemeral_key", m.EphemeralKey != "")
 	add("fingerprint", m.Fingerprint != "")
+	add("source", m.Source != "")
 	return f
 }
 
@@ -118,7 +119,7 @@ func (m *Message) validateValues() error {
 	}
 	for _, b := range []struct{ name, v string }{
 		{"nonce", m.Nonce}, {"public_key", m.PublicKey}, {"signature", m.Signature},
-		{"token", m.Token}, {"proof", m.Proof}, {"ephemeral_key", m.EphemeralKey},
+		{"token", m.Token}, {"proof", m.Proof}, {"ephemeral_key", m.EphemeralKey}, {"source", m.Source},
 	} {
 		if b.v != "" && !b64urlPattern.MatchString(b.v) {
 			return bad(b.name, "is not base64url of at most 512 characters")

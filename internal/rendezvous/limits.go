@@ -45,9 +45,10 @@ type LimitsConfig struct {
 	// pair_reject "bad_secret" or "bad_proof") one network prefix may cause
 	// per terminal within PairFailureMemory; after that its pair_requests
 	// for that terminal get rate_limited and never reach it. The terminal
-	// closes its pairing window after 20 wrong proofs (internal/terminal,
-	// pairwindow.go); without this, a stranger who knows only a device ID
-	// could spend those 20 before the real parent scans the label.
+	// counts the same per source (the tag this server puts on each relayed
+	// pair_request) and closes its pairing window after 200 wrong proofs
+	// from all sources (internal/terminal, pairwindow.go); this keeps a
+	// stranger's requests from using up the per-terminal rate as well.
 	PairFailuresPerSource int           `toml:"pair_failures_per_source"`
 	PairFailureMemory     time.Duration `toml:"pair_failure_memory"`
 	// ConnectsPerIP is the WebSocket upgrade rate per client address (429).

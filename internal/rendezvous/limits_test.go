@@ -14,6 +14,7 @@ import (
 	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/pairing"
 )
 
 // source dials the server from one loopback address. Linux routes all of
@@ -426,6 +427,46 @@ func waitFor(t *testing.T, ctx context.Context, cond func() bool, what string) {
 		case <-ctx.Done():
 			t.Fatalf("waiting for %s: %v", what, ctx.Err())
 		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// TestPairRequestSourceTag: every pair_request the server relays names the
+// page's network with an opaque tag (the terminal counts wrong proofs per
+// tag): the same for two addresses of one /24, different for another /24,
+// never the address itself, and a page's own "source" is replaced.
+func TestPairRequestSourceTag(t *testing.T) {
+	ctx := testCtx(t)
+	srv := rt.NewServer(t, nil)
+	key, _ := rt.NewKey()
+	term := try(rt.DialTerminal(ctx, srv.WSURL, key)).must(t)
+	defer term.Close()
+	dev := term.Welcome.DeviceID
+	tag := func(ip, claimed string) string {
+		t.Helper()
+		page := try(rt.DialVia(ctx, srv.WSURL, newSource(ip).client)).must(t)
+		defer page.Close()
+		check(t, page.LoginPairing(ctx))
+		h := try(pairing.StartParent(pairing.NewSecret(), dev)).must(t)
+		r := h.Request()
+		check(t, page.Send(ctx, protocol.Message{Type: protocol.TypePairRequest, DeviceID: dev, Nonce: r.Nonce,
+			EphemeralKey: r.EphemeralKey, Proof: r.Proof, Source: claimed}))
+		req := try(term.WaitFor(ctx, protocol.TypePairRequest)).must(t)
+		check(t, term.Send(ctx, protocol.Message{Type: protocol.TypePairReject, PairID: req.PairID, Reason: "not_pairable"}))
+		try(page.ExpectError(ctx, protocol.ErrCodePairRejected)).must(t)
+		return req.Source
+	}
+	a1, a2 := tag("127.0.0.1", ""), tag("127.0.0.9", "Zm9yZ2Vk")
+	b := tag("127.0.3.1", "")
+	if a1 == "" || a1 != a2 {
+		t.Errorf("one network's requests tagged %q and %q, want one non-empty tag (a page's own claim replaced)", a1, a2)
+	}
+	if b == a1 {
+		t.Errorf("two networks share tag %q", b)
+	}
+	for _, s := range []string{a1, b} {
+		if strings.Contains(s, "127") {
+			t.Errorf("tag %q shows the address", s)
 		}
 	}
 }

@@ -1,6 +1,10 @@
 package rendezvous
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"sync"
 	"time"
@@ -81,7 +85,7 @@ func (h *hub) pairRequest(s *session, m protocol.Message) {
 	h.pending[p.id] = p
 	p.timer = time.AfterFunc(h.srv.cfg.PairTimeout, func() { h.pairTimeout(p) })
 	term.send(protocol.Message{Type: protocol.TypePairRequest, DeviceID: m.DeviceID, Nonce: m.Nonce,
-		EphemeralKey: m.EphemeralKey, Proof: m.Proof, PairID: p.id})
+		EphemeralKey: m.EphemeralKey, Proof: m.Proof, PairID: p.id, Source: h.srv.sourceTag(s.ip)})
 	s.log.Info("pair request forwarded", "target", m.DeviceID, "pair", p.id)
 }
 
@@ -183,9 +187,10 @@ func (h *hub) pairReject(s *session, m protocol.Message) {
 var wrongProof = map[string]bool{"bad_secret": true, "bad_proof": true}
 
 // pairFailures counts wrong pairing proofs per terminal and source network
-// (prefixKey), so that one source cannot spend the 20 wrong proofs after
+// (prefixKey), so that one source cannot spend the wrong proofs after
 // which the terminal closes its pairing window (internal/terminal,
-// pairwindow.go): after max failures within memory, that source's
+// pairwindow.go) nor the per-terminal request rate: after max failures
+// within memory, that source's
 // requests for that terminal are no longer relayed. Entries exist only
 // for proofs the terminal rejected, which the per-terminal request rate
 // bounds, and are forgotten after memory.
@@ -251,4 +256,20 @@ func (h *hub) pairTimeout(p *pendingPair) {
 	}
 	delete(h.pending, p.id)
 	p.page.sendError(protocol.ErrCodePairRejected, "timeout", protocol.Message{Type: protocol.TypePairRequest, PairID: p.id})
+}
+
+// sourceTag is the opaque tag of a page's network (prefixKey) that a
+// relayed pair_request carries, so the terminal can count wrong proofs per
+// source (internal/terminal, pairwindow.go) without learning any family's
+// address: the first 96 bits of HMAC-SHA256 under a key made at start.
+func (s *Server) sourceTag(ip string) string {
+	mac := hmac.New(sha256.New, s.sourceKey)
+	mac.Write([]byte(prefixKey(ip)))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:12])
+}
+
+func randomKey() []byte {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return k
 }

@@ -51,6 +51,7 @@ type Server struct {
 	admission  *admission     // connections before login (admission.go)
 	logins     *limiter       // logins per terminal and per parent
 	pairFails  *pairFailures  // wrong pairing proofs per terminal and source (pairing.go)
+	sourceKey  []byte         // keys the source tags on relayed pair_requests (pairing.go)
 	proxies    []netip.Prefix // trusted_proxies
 	tls        *tls.Config    // tls_cert_file; TLSConfig adds the web's ALPN
 	revoked    *revocations   // nil without revoked_devices_file
@@ -81,7 +82,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, now: time.Now, origins: slicesClone(cfg.AllowedOrigins),
 		audit:     &auditLog{path: filepath.Join(cfg.DataDir, AuditFile)},
 		admission: newAdmission(cfg.Limits), logins: newRateLimiter(cfg.Limits.LoginsPerIdentity),
-		pairFails: newPairFailures(cfg.Limits.PairFailuresPerSource, cfg.Limits.PairFailureMemory)}
+		pairFails: newPairFailures(cfg.Limits.PairFailuresPerSource, cfg.Limits.PairFailureMemory),
+		sourceKey: randomKey()}
 	s.proxies, _ = parseProxies(cfg.TrustedProxies) // Validate checked them
 	if s.deviceCAs, err = loadDeviceCAs(cfg.DeviceCAFiles, log); err != nil {
 		return nil, err

@@ -285,7 +285,8 @@ func TestPairingLifetime(t *testing.T) {
 }
 
 // windowTerminal plays a terminal's side of pairing with the pairing
-// window of internal/terminal (pairwindow.go): 20 wrong proofs close it,
+// window of internal/terminal as it was before it counted per source: 20
+// wrong proofs from anyone close it,
 // after which every request is refused "not_pairable". It pairs with the
 // first request that carries secret's proof while the window is open and
 // reports the wrong proofs it saw.

@@ -292,7 +292,7 @@ func (t *Terminal) answerFromParent(m protocol.Message, offerHash string) error 
 
 // onPairRequest checks a pairing request before the child sees anything.
 func (t *Terminal) onPairRequest(m protocol.Message) {
-	if err := t.mayPair(); err != nil {
+	if err := t.mayPair(m.Source); err != nil {
 		// Outside the pairing window: no light, no sound, no proof check.
 		t.log.Info("pairing request refused", "pair_id", m.PairID, "err", err)
 		t.send(protocol.Message{Type: protocol.TypePairReject, PairID: m.PairID, Reason: "not_pairable"})
@@ -307,7 +307,7 @@ func (t *Terminal) onPairRequest(m protocol.Message) {
 	t.log.Info("pairing request", "pair_id", m.PairID, "proof_ok", err == nil, "err", err)
 	t.step(call.PairRequest{PairID: m.PairID, ProofOK: err == nil})
 	if err != nil {
-		t.pairProofFailed()
+		t.pairProofFailed(m.Source)
 	}
 }
 

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -246,10 +248,14 @@ func TestPairingOutsideWindowRefused(t *testing.T) {
 	r.pair()
 }
 
-// TestPairingBruteForceClosesWindow: 25 wrong proofs inside one window.
-// The first 20 are refused as bad_secret, the 20th closes the window, the
-// rest (and then a right one) are not_pairable; nothing is accepted.
-func TestPairingBruteForceClosesWindow(t *testing.T) {
+// TestPairingBruteForce: a stranger guesses the label secret from another
+// network, 25 times inside one pairing window. The terminal counts wrong
+// proofs per source: the stranger's first PairFailuresPerSource are refused
+// as bad_secret, the rest as not_pairable; nothing is accepted, and the
+// window stays open for the real parent, who then pairs. Before sources were
+// counted, the stranger's 20th wrong proof shut the window and the real
+// parent was refused.
+func TestPairingBruteForce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	srv := rendezvoustest.NewServer(t, func(c *rendezvous.Config) {
@@ -262,15 +268,21 @@ func TestPairingBruteForceClosesWindow(t *testing.T) {
 	r := startTerminal(t, ctx, srv, terminalOpts{})
 	r.waitPattern(device.Pairable, "fresh terminal is pairable")
 	dev := r.term.DeviceID()
+	// The stranger's network: 127.0.1.0/24 (the parent is on 127.0.0.1).
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.1.7")}}
+	stranger := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
 	try := func(secret pairing.Secret) string {
 		t.Helper()
 		c, cancel := context.WithTimeout(r.ctx, step)
 		defer cancel()
-		page, err := rendezvoustest.DialPairing(c, srv.WSURL)
+		page, err := rendezvoustest.DialVia(c, srv.WSURL, stranger)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer page.Close()
+		if err := page.LoginPairing(c); err != nil {
+			t.Fatal(err)
+		}
 		h, err := pairing.StartParent(secret, dev)
 		if err != nil {
 			t.Fatal(err)
@@ -290,38 +302,22 @@ func TestPairingBruteForceClosesWindow(t *testing.T) {
 		return m.Text
 	}
 	counts := map[string]int{}
-	for i := range 25 {
-		reason := try(pairing.NewSecret())
-		counts[reason]++
-		if i == 18 && !r.term.Status().Pairable {
-			t.Fatal("the window closed before the 20th wrong proof")
-		}
+	for range 25 {
+		counts[try(pairing.NewSecret())]++
 	}
-	right, err := parsePairingSecret(r.term.PairingURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	counts["right secret: "+try(right)]++
-	want := map[string]int{"bad_secret": 20, "not_pairable": 5, "right secret: not_pairable": 1}
-	if len(counts) != len(want) || counts["bad_secret"] != 20 || counts["not_pairable"] != 5 || counts["right secret: not_pairable"] != 1 {
+	want := map[string]int{"bad_secret": terminal.PairFailuresPerSource, "not_pairable": 25 - terminal.PairFailuresPerSource}
+	if len(counts) != len(want) || counts["bad_secret"] != want["bad_secret"] || counts["not_pairable"] != want["not_pairable"] {
 		t.Errorf("answers %v, want %v", counts, want)
 	}
 	if _, err := srv.Store().ParentOf(dev); err == nil {
 		t.Fatal("brute force paired the terminal")
 	}
-	r.waitPattern(device.Ready, "window closed: the terminal shows ready, not pairable")
-	t.Logf("guesses allowed per window: %d; accepted: 0", counts["bad_secret"])
-}
-
-// parsePairingSecret takes the secret out of a pairing URL's fragment.
-func parsePairingSecret(u string) (pairing.Secret, error) {
-	_, frag, _ := strings.Cut(u, "#")
-	for _, kv := range strings.Split(frag, "&") {
-		if v, ok := strings.CutPrefix(kv, "s="); ok {
-			return pairing.ParseSecret(v)
-		}
+	if !r.term.Status().Pairable {
+		t.Fatal("the stranger's guesses closed the pairing window for the real parent")
 	}
-	return pairing.Secret{}, errors.New("no s= in the pairing URL")
+	// The real parent, with the label, from its own network: pairs.
+	r.pair()
+	t.Logf("a stranger's guesses per window: %d answered, 0 accepted; the real parent paired after them", counts["bad_secret"])
 }
 
 // reunionRig is a paired terminal whose clock reads Saturday 19:30 local
@@ -417,7 +413,7 @@ func TestBrowserShowsResetAndDropsCredential(t *testing.T) {
 	srv := rendezvoustest.NewServer(t, nil)
 	r := startTerminal(t, ctx, srv, terminalOpts{button: quickButton})
 	page := pairBrowser(t, r)
-	r = r.resetAtPowerUp(true)
+	r.resetAtPowerUp(true)
 	eventually(t, step, "the page reports the reset and forgets its credential", func() bool {
 		ok, err := chromedp.Run(page, chromedp.Evaluate[bool](
 			`window.tuanju.lastError === 'unpaired' && localStorage.getItem('tuanju.credential') === null`))
