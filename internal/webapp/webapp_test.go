@@ -654,14 +654,14 @@ func TestRefusesWhatTheTerminalDidNotSign(t *testing.T) {
 		c.expect(protocol.TypeHangup)
 	})
 
-	// An outgoing call that the "terminal" accepts, then offers.
-	offerWith := func(t *testing.T, signer *fakeTerminal, fp string) {
+	// refusedOffer: an outgoing call that the "terminal" accepts, then the
+	// offer made by offer for its ID, which the page must refuse.
+	refusedOffer := func(t *testing.T, offer func(id string) protocol.Message) {
 		click(t, ctx, "#call")
 		id := c.expect(protocol.TypeRing).CallID
 		c.send(protocol.Message{Type: protocol.TypeAccept, CallID: id})
 		waitState(t, ctx, "call")
-		sdp := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=fingerprint:" + fp + "\r\n"
-		c.send(sign(signer, protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp}))
+		c.send(offer(id))
 		wantRefused("offer")
 		if m := c.expect(protocol.TypeHangup); m.CallID != id || m.Reason != protocol.ReasonFailed {
 			t.Errorf("refused offer answered with %+v, want hangup failed", m)
@@ -669,12 +669,47 @@ func TestRefusesWhatTheTerminalDidNotSign(t *testing.T) {
 		waitState(t, ctx, "ended")
 		waitState(t, ctx, "home")
 	}
+	sdpWith := func(lines string) string {
+		return "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" + lines
+	}
+	offerWith := func(signer *fakeTerminal, fp string) func(string) protocol.Message {
+		return func(id string) protocol.Message {
+			return sign(signer, protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdpWith("a=fingerprint:" + fp + "\r\n")})
+		}
+	}
 	t.Run("offer carrying another DTLS fingerprint, signed by the terminal", func(t *testing.T) {
-		offerWith(t, c.term, stranger.fp) // the terminal never signs another certificate; a relay that swaps it gets here
+		refusedOffer(t, offerWith(c.term, stranger.fp)) // the terminal never signs another certificate; a relay that swaps it gets here
 	})
 	t.Run("offer with the pinned fingerprint, signed by a stranger", func(t *testing.T) {
-		offerWith(t, stranger, c.term.fp)
+		refusedOffer(t, offerWith(stranger, c.term.fp))
 	})
+	// The terminal's offer must be signed over this page's accept nonce:
+	// an offer recorded from an earlier call (right key, right
+	// certificate) is refused in a new one, even moved to its call ID.
+	t.Run("offer bound to another accept", func(t *testing.T) {
+		refusedOffer(t, func(id string) protocol.Message {
+			sdp := sdpWith("a=fingerprint:" + c.term.fp + "\r\n")
+			b := c.binding(id)
+			b.AcceptNonce = pairing.NewNonce() // not the one the terminal's accept carried
+			sig, err := pairing.SignCall(c.term.key, protocol.TypeOffer, b, sdp, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp, SignedAt: sig.SignedAt, Signature: sig.Signature}
+		})
+	})
+	// The rule every SDP must pass (pairing.CheckSDP), applied by the page:
+	// a carriage-return line pion's parser reads but a line scan skips.
+	// Signed by the real terminal key over the exact bytes: only the SDP
+	// rule can refuse it (pairing.SignCall refuses to sign it).
+	t.Run("offer with a hidden fingerprint line, signed by the terminal", func(t *testing.T) {
+		refusedOffer(t, func(id string) protocol.Message {
+			sdp := sdpWith("\ra=fingerprint:" + stranger.fp + "\r\na=fingerprint:" + c.term.fp + "\r\n")
+			at, sig := signOfferUnchecked(t, c.term, c.binding(id), sdp)
+			return protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp, SignedAt: at, Signature: sig}
+		})
+	})
+
 	// A forged accept ends nothing: the ring goes on for the real terminal.
 	t.Run("accept signed by a stranger", func(t *testing.T) {
 		click(t, ctx, "#call")
@@ -691,50 +726,6 @@ func TestRefusesWhatTheTerminalDidNotSign(t *testing.T) {
 		click(t, ctx, "#hangup")
 		if m := c.expect(protocol.TypeHangup); m.CallID != id {
 			t.Errorf("hang-up for %s, want %s", m.CallID, id)
-		}
-		waitState(t, ctx, "ended")
-		waitState(t, ctx, "home")
-	})
-
-	// The terminal's offer must be signed over this page's accept nonce:
-	// an offer recorded from an earlier call (right key, right
-	// certificate) is refused in a new one, even moved to its call ID.
-	t.Run("offer bound to another accept", func(t *testing.T) {
-		click(t, ctx, "#call")
-		id := c.expect(protocol.TypeRing).CallID
-		c.send(protocol.Message{Type: protocol.TypeAccept, CallID: id})
-		waitState(t, ctx, "call")
-		sdp := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=fingerprint:" + c.term.fp + "\r\n"
-		b := c.binding(id)
-		b.AcceptNonce = pairing.NewNonce() // not the one the terminal's accept carried
-		sig, err := pairing.SignCall(c.term.key, protocol.TypeOffer, b, sdp, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.send(protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp, SignedAt: sig.SignedAt, Signature: sig.Signature})
-		wantRefused("offer over another accept nonce")
-		if m := c.expect(protocol.TypeHangup); m.CallID != id || m.Reason != protocol.ReasonFailed {
-			t.Errorf("refused offer answered with %+v, want hangup failed", m)
-		}
-		waitState(t, ctx, "ended")
-		waitState(t, ctx, "home")
-	})
-
-	// The rule every SDP must pass (pairing.CheckSDP), applied by the page:
-	// a carriage-return line pion's parser reads but a line scan skips.
-	t.Run("offer with a hidden fingerprint line, signed by the terminal", func(t *testing.T) {
-		click(t, ctx, "#call")
-		id := c.expect(protocol.TypeRing).CallID
-		c.send(protocol.Message{Type: protocol.TypeAccept, CallID: id})
-		waitState(t, ctx, "call")
-		sdp := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\ra=fingerprint:" + stranger.fp + "\r\na=fingerprint:" + c.term.fp + "\r\n"
-		// Signed by the real terminal key over the exact bytes: only the
-		// SDP rule can refuse it (pairing.SignCall refuses to sign it).
-		at, sig := signOfferUnchecked(t, c.term, c.binding(id), sdp)
-		c.send(protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp, SignedAt: at, Signature: sig})
-		wantRefused("offer with a carriage-return line")
-		if m := c.expect(protocol.TypeHangup); m.CallID != id || m.Reason != protocol.ReasonFailed {
-			t.Errorf("refused offer answered with %+v, want hangup failed", m)
 		}
 		waitState(t, ctx, "ended")
 		waitState(t, ctx, "home")

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -75,14 +74,7 @@ func (e *evilPeer) answer(t *testing.T, offer string) string {
 // the parent's genuine fingerprint for the scan to find and the parent's
 // signature to vouch for.
 func hideFingerprint(sdp, evilFP, parentFP string) string {
-	var out strings.Builder
-	for line := range strings.Lines(sdp) {
-		if strings.HasPrefix(line, "a=fingerprint:") {
-			line = "\ra=fingerprint:" + evilFP + "\r\na=fingerprint:" + parentFP + "\r\n"
-		}
-		out.WriteString(line)
-	}
-	return out.String()
+	return rewriteFingerprints(sdp, "\ra=fingerprint:"+evilFP+"\r\na=fingerprint:"+parentFP+"\r\n")
 }
 
 // TestMITMHiddenFingerprint: the outside review's attack, end to end. The
@@ -187,9 +179,5 @@ func TestMITMHiddenFingerprint(t *testing.T) {
 
 	// Control: the same relay, honest, carries a call with media.
 	mm.set(nil, nil)
-	c := childCalls(t, r, ph)
-	eventually(t, step, "the honest call decodes video at the phone", func() bool {
-		cur := ph.Current()
-		return cur != nil && cur.ID == c.CallID && cur.Stats().VideoFramesDecoded > 0
-	})
+	phoneDecodes(t, ph, childCalls(t, r, ph).CallID)
 }

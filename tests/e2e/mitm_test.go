@@ -214,10 +214,15 @@ func last(ms []protocol.Message, typ string) (protocol.Message, bool) {
 // swapFingerprint puts another DTLS certificate's fingerprint into an SDP:
 // what a relay must do to terminate DTLS itself and see the media.
 func swapFingerprint(sdp, fp string) string {
+	return rewriteFingerprints(sdp, "a=fingerprint:"+fp+"\r\n")
+}
+
+// rewriteFingerprints replaces each a=fingerprint line of sdp with lines.
+func rewriteFingerprints(sdp, lines string) string {
 	var out strings.Builder
 	for line := range strings.Lines(sdp) {
 		if strings.HasPrefix(line, "a=fingerprint:") {
-			line = "a=fingerprint:" + fp + "\r\n"
+			line = lines
 		}
 		out.WriteString(line)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/autoanswer"
+	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
@@ -51,6 +52,15 @@ func (l *logBuffer) has(parts ...string) bool {
 // teeLog logs to the test's output and to buf.
 func teeLog(t testing.TB, buf io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), buf), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// phoneDecodes waits until the phone decodes video in call id.
+func phoneDecodes(t *testing.T, ph *parent.Phone, id string) {
+	t.Helper()
+	eventually(t, step, "the call decodes video at the phone", func() bool {
+		c := ph.Current()
+		return c != nil && c.ID == id && c.Stats().VideoFramesDecoded > 0
+	})
 }
 
 func copyFile(t *testing.T, from, to string) {
@@ -105,10 +115,7 @@ func TestReplayedCallAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, step, "the genuine call decodes video at the phone", func() bool {
-		c := ph.Current()
-		return c != nil && c.ID == id && c.Stats().VideoFramesDecoded > 0
-	})
+	phoneDecodes(t, ph, id)
 	ring, _ := mm.lastSeen(protocol.TypeRing)
 	answer, _ := mm.lastSeen(protocol.TypeAnswer)
 	if ring.CallID != id || answer.CallID != id {
@@ -190,9 +197,6 @@ func TestReplayedCallAfterRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, step, "the genuine call decodes video at the phone", func() bool {
-			c := ph2.Current()
-			return c != nil && c.ID == id2 && c.Stats().VideoFramesDecoded > 0
-		})
+		phoneDecodes(t, ph2, id2)
 	})
 }
