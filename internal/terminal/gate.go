@@ -19,8 +19,10 @@ import (
 // other way: the only way to a *media.Capture is media.Gate.Open, which
 // asks the light and plays the sound itself. Here the light is the loop's
 // (callLight checks that the LEDs show "in call" for this call) and the
-// sound is the speaker's connect cue. Whoever adds a new way to start a call
-// (auto-answer, a technician's test call) goes through openSession too.
+// sound is the speaker's connect cue. The terminal opens them only for a
+// call whose answer is signed over its own nonce (session.go). Whoever adds
+// a new way to start a call (auto-answer, a technician's test call) goes
+// through openMedia too.
 
 // ErrNotAnnounced means media was about to open without the light and sound
 // of the never-silent rule (the call ended, or the lights failed).
@@ -75,11 +77,11 @@ func (s connectSound) Announce(ctx context.Context) error {
 	return s.t.d.Speaker.PlayCueWait(ctx, string(s.cue))
 }
 
-// openSession is a call's media start, in the rule's order: announce and
-// open camera and microphone through the gate, then the peer connection and
-// the offer. ctx ends with the call, so a hang-up during the sound opens
-// nothing.
-func (t *Terminal) openSession(ctx context.Context, callID string, cue call.Cue, info iceInfo, d sessionDeps) (*session, error) {
+// openMedia opens a call's camera and microphone in the rule's order,
+// through the gate: the light checked, the connect sound played to its end,
+// then the opening. ctx ends with the call, so a hang-up during the sound
+// opens nothing.
+func (t *Terminal) openMedia(ctx context.Context, callID string, cue call.Cue) (*media.Capture, error) {
 	g, err := media.NewGate(callLight{&t.lit, callID}, connectSound{t, cue})
 	if err != nil {
 		return nil, err
@@ -90,5 +92,5 @@ func (t *Terminal) openSession(ctx context.Context, callID string, cue call.Cue,
 		return nil, fmt.Errorf("terminal: call %s: %w", callID, err)
 	}
 	t.log.Info("camera and microphone open", "call_id", callID, "announced_with", cue)
-	return startSession(callID, info.servers, info.policy, c, d)
+	return c, nil
 }

@@ -16,22 +16,29 @@ import (
 	"github.com/tuanju/tuanju/pairing"
 )
 
-// session is the media side of one call: camera and microphone, the peer
-// connection and the receiver of the parent's media. The terminal always
-// makes the offer.
+// session is the media side of one call: the peer connection, the
+// receiver of the parent's media and, once the parent's answer is verified,
+// camera and microphone. The terminal always makes the offer.
+//
+// The offer goes out first, with a sender for each kind of media but
+// nothing to send: camera and microphone open (through the gate, with light
+// and sound) only after an answer signed over this terminal's own nonce has
+// been verified (attach), so nothing opens for a ring or answer recorded
+// from another call, even inside a reunion window.
 type session struct {
 	callID   string
 	pc       *webrtc.PeerConnection
-	capture  *media.Capture
 	receiver *media.Receiver
 	log      *slog.Logger
 	loopback bool
+	events   func(call.Event)
 
 	// offerHash is pairing.SDPHash of the offer as sent: the parent's
-	// answer must sign it. Set before the session reaches the loop.
+	// answer must sign it.
 	offerHash string
 
 	mu        sync.Mutex
+	capture   *media.Capture // nil until attach
 	offerSent bool
 	pending   []protocol.Message // local candidates gathered before the offer went out
 	remote    int                // remote candidates accepted
@@ -56,44 +63,38 @@ type sessionDeps struct {
 	sign func(protocol.Message) (protocol.Message, error)
 }
 
-// startSession builds the peer connection around an open capture (see
-// gate.go) and sends the offer. The session owns cap from here on, also when
-// it fails. Later failures are reported as call.MediaFailed through
+// startSession builds the peer connection, with a sender for video (when
+// sendVideo) and for audio and receivers for both, and sends the signed
+// offer. Later failures are reported as call.MediaFailed through
 // deps.events.
-func startSession(callID string, ice []protocol.ICEServer, policy string, cap *media.Capture, d sessionDeps) (*session, error) {
-	s := &session{callID: callID, log: d.log.With("call_id", callID), loopback: d.loopback, send: d.send, done: make(chan struct{})}
+func startSession(callID string, ice []protocol.ICEServer, policy string, sendVideo bool, d sessionDeps) (*session, error) {
+	s := &session{callID: callID, log: d.log.With("call_id", callID), loopback: d.loopback, send: d.send,
+		events: d.events, done: make(chan struct{})}
 	cfg := webrtc.Configuration{ICEServers: toICEServers(ice), SDPSemantics: webrtc.SDPSemanticsUnifiedPlan,
 		Certificates: []webrtc.Certificate{d.cert}}
 	if policy == "relay" {
 		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
-	s.capture = cap
-	go func() {
-		select {
-		case err := <-cap.Lost():
-			d.events(sourceLost{callID: callID, err: err})
-		case <-s.done:
-		}
-	}()
 	pc, err := d.api.NewPeerConnection(cfg)
 	if err != nil {
-		cap.Close()
 		return nil, fmt.Errorf("terminal: call %s: peer connection: %w", callID, err)
 	}
 	s.pc = pc
 	s.receiver = media.NewReceiver(media.ReceiverConfig{WriteRTCP: pc.WriteRTCP, OnAudio: d.onAudio, Log: s.log})
 
-	for _, tr := range cap.Tracks() {
-		if _, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
-			s.close()
-			return nil, fmt.Errorf("terminal: call %s: add track: %w", callID, err)
-		}
+	// Video first, as the sections of a browser's offer come: the parent's
+	// video is received even when we send none (audio-only profile).
+	videoDir := webrtc.RTPTransceiverDirectionSendrecv
+	if !sendVideo {
+		videoDir = webrtc.RTPTransceiverDirectionRecvonly
 	}
-	// Receive the parent's video even when we send none (audio-only profile).
-	if !cap.HasVideo() {
-		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+	for _, tr := range []struct {
+		kind webrtc.RTPCodecType
+		dir  webrtc.RTPTransceiverDirection
+	}{{webrtc.RTPCodecTypeVideo, videoDir}, {webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverDirectionSendrecv}} {
+		if _, err := pc.AddTransceiverFromKind(tr.kind, webrtc.RTPTransceiverInit{Direction: tr.dir}); err != nil {
 			s.close()
-			return nil, fmt.Errorf("terminal: call %s: add video receiver: %w", callID, err)
+			return nil, fmt.Errorf("terminal: call %s: add %s transceiver: %w", callID, tr.kind, err)
 		}
 	}
 	pc.OnTrack(func(t *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
@@ -115,10 +116,7 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, cap *m
 		s.log.Info("peer connection", "state", st.String())
 		switch st {
 		case webrtc.PeerConnectionStateConnected:
-			// The first key frame may have gone out before SRTP was ready.
-			if _, err := cap.RequestKeyFrame(); err != nil {
-				s.log.Debug("key frame request", "err", err)
-			}
+			s.requestKeyFrame() // the first key frame may have gone out before SRTP was ready
 			d.events(call.MediaUp{CallID: callID})
 		case webrtc.PeerConnectionStateFailed:
 			d.events(call.MediaFailed{CallID: callID})
@@ -153,6 +151,62 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, cap *m
 	s.pending = nil
 	s.mu.Unlock()
 	return s, nil
+}
+
+// attach sends cap's camera and microphone in the call: called once the
+// parent's verified answer has been applied and the gate has announced and
+// opened them. The session owns cap from here on, also when attach fails.
+func (s *session) attach(cap *media.Capture) error {
+	s.mu.Lock()
+	if s.closed || s.capture != nil {
+		s.mu.Unlock()
+		cap.Close()
+		return fmt.Errorf("terminal: call %s: media for a session that is closed or has media: %w", s.callID, ErrProtocol)
+	}
+	s.capture = cap
+	s.mu.Unlock()
+	go func() {
+		select {
+		case err := <-cap.Lost():
+			s.events(sourceLost{callID: s.callID, err: err})
+		case <-s.done:
+		}
+	}()
+	for _, track := range cap.Tracks() {
+		sender := s.senderFor(track.Kind())
+		if sender == nil {
+			return fmt.Errorf("terminal: call %s: no %s sender in the offer", s.callID, track.Kind())
+		}
+		if err := sender.ReplaceTrack(track); err != nil {
+			return fmt.Errorf("terminal: call %s: send %s: %w", s.callID, track.Kind(), err)
+		}
+	}
+	s.requestKeyFrame()
+	return nil
+}
+
+// senderFor is the sender of the offer's transceiver of kind, or nil.
+func (s *session) senderFor(kind webrtc.RTPCodecType) *webrtc.RTPSender {
+	for _, tr := range s.pc.GetTransceivers() {
+		if tr.Kind() == kind && tr.Sender() != nil {
+			return tr.Sender()
+		}
+	}
+	return nil
+}
+
+func (s *session) media() *media.Capture {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.capture
+}
+
+func (s *session) requestKeyFrame() {
+	if c := s.media(); c != nil {
+		if _, err := c.RequestKeyFrame(); err != nil {
+			s.log.Debug("key frame request", "err", err)
+		}
+	}
 }
 
 func (s *session) queueCandidate(m protocol.Message) {
@@ -244,20 +298,21 @@ func (s *session) close() {
 	}
 	s.closed = true
 	close(s.done)
+	capture := s.capture
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		if s.pc != nil {
-			if s.capture != nil {
-				s.capture.Detach(s.pc)
+			if capture != nil {
+				capture.Detach(s.pc)
 			}
 			if err := s.pc.Close(); err != nil {
 				s.log.Warn("close peer connection", "err", err)
 			}
 		}
-		if s.capture != nil {
-			if err := s.capture.Close(); err != nil {
+		if capture != nil {
+			if err := capture.Close(); err != nil {
 				s.log.Warn("close capture", "err", err)
 			}
 		}

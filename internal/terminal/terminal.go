@@ -143,7 +143,6 @@ type Terminal struct {
 	unpairPending bool
 	peerOnline    bool
 	parentID      string
-	early         []protocol.Message // answer/candidates that beat sessionReady
 	calls         int
 	// cameraLostAt is when a camera last failed mid-call (zero: never);
 	// faults is what checkHealth found wrong last time.
@@ -152,7 +151,8 @@ type Terminal struct {
 	// refused is set by connectLoop while the server answers our login
 	// with auth_failed: a unit it will not accept needs a technician.
 	refused   atomic.Bool
-	mediaStop context.CancelFunc // ends the opening of the current call's media
+	mediaStop context.CancelFunc // ends the opening of the current call's camera and microphone
+	mediaCue  call.Cue           // the current call's connect sound, played when they open
 	ctx       context.Context    // Run's, for goroutines that report back
 
 	lit     lights                   // what the LEDs show, for the gate
@@ -181,9 +181,11 @@ type (
 		callID string
 		err    error
 	}
-	sessionReady struct {
+	// captureReady: the gate announced and opened camera and microphone
+	// for the call (or failed to).
+	captureReady struct {
 		callID string
-		s      *session
+		c      *media.Capture
 		err    error
 	}
 )
@@ -307,10 +309,10 @@ func (t *Terminal) Preview() image.Image {
 	t.mu.Lock()
 	s := t.sess
 	t.mu.Unlock()
-	if s == nil || s.capture == nil {
+	if s == nil || s.media() == nil {
 		return nil
 	}
-	return s.capture.Preview()
+	return s.media().Preview()
 }
 
 // Screen returns the parent's latest decoded picture during a call, or nil:
@@ -475,25 +477,24 @@ func (t *Terminal) handle(ctx context.Context, ev any) {
 		if ev.c == t.conn {
 			t.message(ctx, ev.m)
 		}
-	case sessionReady:
+	case captureReady:
+		current := t.sess != nil && t.sess.callID == ev.callID && ev.callID == t.m.CallID
 		if ev.err != nil {
-			if ev.callID != t.m.CallID {
+			if !current {
 				t.log.Info("media start of an ended call stopped", "call_id", ev.callID, "err", ev.err)
 				return
 			}
-			t.log.Error("media session failed", "err", ev.err)
+			t.log.Error("camera and microphone did not open", "call_id", ev.callID, "err", ev.err)
 			t.step(call.MediaFailed{CallID: ev.callID})
 			return
 		}
-		if ev.s.callID != t.m.CallID || t.m.State != call.Connecting {
-			ev.s.close() // the call ended while media was opening
+		if !current {
+			ev.c.Close() // the call ended while they were opening
 			return
 		}
-		t.setSession(ev.s)
-		early := t.early
-		t.early = nil
-		for _, m := range early {
-			t.message(ctx, m)
+		if err := t.sess.attach(ev.c); err != nil {
+			t.log.Error("cannot send camera and microphone", "call_id", ev.callID, "err", err)
+			t.step(call.MediaFailed{CallID: ev.callID})
 		}
 	case sourceLost:
 		t.log.Error("camera or microphone lost mid-call: ending the call, showing needs-repair", "call_id", ev.callID, "err", ev.err)
@@ -545,12 +546,10 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 			t.log.Warn("media signalling for another call", "type", m.Type, "call_id", m.CallID)
 			return
 		}
-		if t.sess == nil {
-			// The offer went out from the session's goroutine and the answer
-			// arrived before the session was handed to the loop.
-			if len(t.early) < 2*protocol.MaxCandidates {
-				t.early = append(t.early, m)
-			}
+		if t.sess == nil || t.sess.callID != m.CallID {
+			// The loop sends the offer as it makes the session, so an answer
+			// or candidate without one is for nothing of ours.
+			t.log.Warn("media signalling before our offer", "type", m.Type, "call_id", m.CallID)
 			return
 		}
 		if m.Type == protocol.TypeCandidate {
@@ -570,7 +569,11 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 		if err := t.sess.answer(m.SDP); err != nil {
 			t.log.Warn("bad answer", "err", err)
 			t.step(call.MediaFailed{CallID: m.CallID})
+			return
 		}
+		// Only now, for an answer signed over this terminal's own nonce,
+		// do camera and microphone open (with the light and the sound).
+		t.openCapture(m.CallID)
 	case protocol.TypePairRequest:
 		t.onPairRequest(m)
 	case protocol.TypePairConfirm:
@@ -646,7 +649,6 @@ func (t *Terminal) do(a call.Action) {
 	case call.StartMedia:
 		t.startMedia(a.CallID, a.Cue)
 	case call.StopMedia:
-		t.early = nil
 		if t.mediaStop != nil {
 			t.mediaStop()
 			t.mediaStop = nil
@@ -744,9 +746,9 @@ func (t *Terminal) petWatchdog() {
 	}
 }
 
-// startMedia turns the in-call light on, then, off the loop (the connect
-// sound and opening a camera take a while), announces the call, opens media
-// through the gate and reports back with sessionReady.
+// startMedia turns the in-call light on and makes the call's session,
+// which sends the signed offer from the loop. Camera and microphone open
+// later, once the parent's answer is verified (openCapture).
 func (t *Terminal) startMedia(callID string, cue call.Cue) {
 	info := t.ice[callID]
 	c := t.conn
@@ -763,7 +765,7 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 		t.step(call.MediaFailed{CallID: callID})
 		return
 	}
-	bind := *b // the session signs its offer off the loop, over this copy
+	bind := *b
 	var onAudio func([]int16)
 	if v, ok := t.d.Speaker.(interface{ WritePCM([]int16) }); ok {
 		onAudio = v.WritePCM
@@ -782,19 +784,34 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 			}
 		},
 	}
+	s, err := startSession(callID, info.servers, info.policy, t.cfg.Capture.Profile.Video, deps)
+	if err != nil {
+		t.log.Error("media session failed", "call_id", callID, "err", err)
+		t.step(call.MediaFailed{CallID: callID})
+		return
+	}
+	t.setSession(s)
+	t.mediaCue = cue
+}
+
+// openCapture announces the call and opens camera and microphone through
+// the gate, off the loop (the connect sound and opening a camera take a
+// while), and reports back with captureReady.
+func (t *Terminal) openCapture(callID string) {
 	if t.mediaStop != nil {
 		t.mediaStop()
 	}
 	ctx, cancel := context.WithTimeout(t.ctx, call.ConnectTimeout)
 	t.mediaStop = cancel
+	cue := t.mediaCue
 	go func() {
 		defer cancel()
-		s, err := t.openSession(ctx, callID, cue, info, deps)
+		c, err := t.openMedia(ctx, callID, cue)
 		select {
-		case t.events <- sessionReady{callID, s, err}:
+		case t.events <- captureReady{callID, c, err}:
 		case <-t.ctx.Done():
-			if s != nil {
-				s.close()
+			if c != nil {
+				c.Close()
 			}
 		}
 	}()

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,8 +82,9 @@ func copyFile(t *testing.T, from, to string) {
 //   - the unit that saw the call refuses the replayed ring (the call IDs it
 //     acted on are kept in its state file, not only in memory);
 //   - a unit that never saw that ring (its state from before the call) rings
-//     and answers it, but refuses the recorded answer: the answer must sign
-//     the fresh nonce of this terminal's accept, which no recording has;
+//     and answers it, but refuses the recorded answer and opens nothing: the
+//     answer must sign the fresh nonce of this terminal's accept, which no
+//     recording has, and camera and microphone wait for such an answer;
 //   - a server that winds the unit's clock back (welcome.server_time two
 //     hours early) is not believed: the clock floor holds, and a genuine call
 //     still connects (before, the terminal signed with the server's time and
@@ -100,7 +102,9 @@ func TestReplayedCallAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	state, before := filepath.Join(dir, "terminal.db"), filepath.Join(dir, "before-the-call.db")
 	logs := &logBuffer{}
+	var opened atomic.Int32 // camera and microphone openings, all runs
 	opts := terminalOpts{wsURL: mm.wsURL(), statePath: state, log: teeLog(t, logs),
+		onCaptureOpen: func(media.CaptureConfig) { opened.Add(1) },
 		autoAnswer: terminal.AutoAnswer{Windows: sched, Delay: 3 * time.Second}, now: func() time.Time { return sat }}
 
 	r := startTerminal(t, ctx, srv, opts)
@@ -164,6 +168,7 @@ func TestReplayedCallAfterRestart(t *testing.T) {
 			m.Type = "" // dropped: the real server never hears of it
 		})
 		defer mm.set(nil, nil)
+		before := opened.Load()
 		mm.inject(ring)
 		r.waitPattern(device.Ringing, "a ring new to this unit rings")
 		eventually(t, step, "the terminal refuses the recorded answer", func() bool {
@@ -173,6 +178,11 @@ func TestReplayedCallAfterRestart(t *testing.T) {
 			t.Errorf("the terminal is in a call on a recorded answer")
 		}
 		eventually(t, step, "the refused call ends", func() bool { return r.term.Status().CallID != id })
+		// Nothing opened: camera and microphone wait for an answer signed
+		// over the terminal's own nonce.
+		if n := opened.Load() - before; n != 0 {
+			t.Errorf("camera and microphone opened %d times for a recorded call", n)
+		}
 		if r.board.State().Pattern != device.Ready {
 			r.board.LongPress(r.ctx)
 		}

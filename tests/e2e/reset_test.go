@@ -371,7 +371,7 @@ func TestAutoAnswerInsideReunionWindow(t *testing.T) {
 		t.Fatalf("accept for %s after %v of ringing, want %s after ≥ 3 s", acc.CallID, waited, callID)
 	}
 	await(t, ph, protocol.TypeOffer)
-	events := g.list()
+	events := g.opened(t)
 	if ring := slices.Index(events, "cue ring"); ring < 0 || ring > slices.Index(events, "cue-start connected") {
 		t.Fatalf("the ring sound did not play before the answer: %q", events)
 	}
