@@ -105,7 +105,7 @@ func TestReplayedCallAfterRestart(t *testing.T) {
 	var opened atomic.Int32 // camera and microphone openings, all runs
 	opts := terminalOpts{wsURL: mm.wsURL(), statePath: state, log: teeLog(t, logs),
 		onCaptureOpen: func(media.CaptureConfig) { opened.Add(1) },
-		autoAnswer: terminal.AutoAnswer{Windows: sched, Delay: 3 * time.Second}, now: func() time.Time { return sat }}
+		autoAnswer:    terminal.AutoAnswer{Windows: sched, Delay: 3 * time.Second}, now: func() time.Time { return sat }}
 
 	r := startTerminal(t, ctx, srv, opts)
 	cred := r.pair()
