@@ -133,11 +133,12 @@ func TestButtonThroughKernel(t *testing.T) {
 	}
 
 	// A hold reaches LongPress without a release, and the release after it
-	// is not a Press.
+	// is a Release, not a Press.
 	writeAttr(t, pull, "pull-up")
 	waitEvent(t, b, device.LongPress)
 	writeAttr(t, pull, "pull-down")
 	waitPressed(t, b, false)
+	waitEvent(t, b, device.Release)
 	select {
 	case ev := <-b.Events():
 		t.Fatalf("unexpected %v after a long press was released", ev.Kind)
