@@ -94,8 +94,23 @@ networks = ["tcp4"]
 	if out, err := exec.Command("terminald", "identity", "import", "-config", conf, env("TUANJU_VMCALL_IDENTITY")).CombinedOutput(); err != nil {
 		t.Fatalf("terminald identity import: %v\n%s", err, out)
 	}
+	// The label's link, read the technician's way (terminald never prints
+	// or logs the pairing secret by itself).
+	label, err := exec.Command("terminald", "label", "-config", conf).CombinedOutput()
+	if err != nil {
+		t.Fatalf("terminald label: %v\n%s", err, label)
+	}
+	var url string
+	for line := range strings.Lines(string(label)) {
+		if strings.HasPrefix(line, "http") {
+			url = strings.TrimSpace(line)
+			break
+		}
+	}
+	if url == "" {
+		t.Fatalf("terminald label printed no link:\n%s", label)
+	}
 	d := startDaemon(t, "terminald", "-config", conf)
-	url := d.waitStdout(t, 60*time.Second, func(line string) bool { return strings.HasPrefix(line, "http") })
 	// A pairing request for a terminal the server has not seen yet fails:
 	// hand the link out once the terminal is online, as a label is read
 	// off a unit that is already on.
@@ -308,22 +323,6 @@ func startDaemon(t *testing.T, name string, args ...string) *daemon {
 		}
 	})
 	return d
-}
-
-// waitStdout returns the first stdout line that ok accepts.
-func (d *daemon) waitStdout(t *testing.T, timeout time.Duration, ok func(string) bool) string {
-	t.Helper()
-	var got string
-	d.wait(t, timeout, "a line on terminald's stdout", func() bool {
-		for _, l := range d.stdout {
-			if ok(l) {
-				got = l
-				return true
-			}
-		}
-		return false
-	})
-	return got
 }
 
 // waitLog returns the first log record that ok accepts.
