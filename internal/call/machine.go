@@ -191,7 +191,10 @@ type (
 	PeerHangup   struct{ CallID, Reason string }
 	MediaUp      struct{ CallID string }
 	MediaFailed  struct{ CallID string }
-	Timeout      struct {
+	// SignFailed: the terminal could not sign its own ring or accept, so
+	// nothing went out; the call is over at once.
+	SignFailed struct{ CallID string }
+	Timeout    struct {
 		Timer Timer
 		Token string
 	}
@@ -342,6 +345,14 @@ func Next(m Machine, e Event) (Machine, []Action) {
 				m, acts := m.endCall(protocol.OutcomeMissed, "", NoAnswer)
 				return m, append(acts, StartTimer{TimerNoAnswer, id, NoAnswerDisplay}, PlayCue{CueNoAnswer})
 			}
+		case SignFailed:
+			// The ring never left: show the failure now, not after the
+			// ring timeout (there is nobody to tell).
+			if e.CallID == m.CallID {
+				id := m.CallID
+				m, acts := m.endCall(protocol.OutcomeFailed, "", NoAnswer)
+				return m, append(acts, StartTimer{TimerNoAnswer, id, NoAnswerDisplay}, PlayCue{CueNoAnswer})
+			}
 		case Timeout:
 			if e.Timer == TimerRing && e.Token == m.CallID {
 				id := m.CallID
@@ -382,6 +393,10 @@ func Next(m Machine, e Event) (Machine, []Action) {
 				return m.endCall(protocol.OutcomeAnswered, "", Idle)
 			}
 		case MediaFailed:
+			if e.CallID == m.CallID {
+				return m.endCall(protocol.OutcomeFailed, protocol.ReasonFailed, Idle)
+			}
+		case SignFailed:
 			if e.CallID == m.CallID {
 				return m.endCall(protocol.OutcomeFailed, protocol.ReasonFailed, Idle)
 			}

@@ -139,6 +139,10 @@ type Terminal struct {
 	ice    map[string]iceInfo
 	tr     trust
 	window pairWindow
+	timers timers // the machine's timers (timers.go)
+	// queued and stepping: events raised during a step wait for it (step).
+	queued   []call.Event
+	stepping bool
 	// unpairPending: a factory reset the server has not confirmed yet.
 	unpairPending bool
 	peerOnline    bool
@@ -337,6 +341,7 @@ func (t *Terminal) Run(ctx context.Context) error {
 	defer t.iceNet.Close()
 	health := time.NewTicker(healthEvery)
 	defer health.Stop()
+	defer t.timers.stop()
 	t.showLEDs()
 	if !t.m.Paired {
 		// The pairing URL carries the label's secret: never logged. The
@@ -367,6 +372,10 @@ func (t *Terminal) Run(ctx context.Context) error {
 			t.button(ev)
 		case ev := <-t.events:
 			t.handle(ctx, ev)
+		case now := <-t.timers.C():
+			for _, to := range t.timers.fire(now) {
+				t.step(to)
+			}
 		case <-health.C:
 			t.checkHealth()
 			t.checkPairWindow(time.Now())
@@ -598,15 +607,31 @@ func (t *Terminal) message(ctx context.Context, m protocol.Message) {
 }
 
 // step runs the machine and carries out its actions.
+//
+// An event raised while actions are being carried out (a ring that could
+// not be signed, media that could not start) waits until all of the
+// current step's actions are done, then runs as a step of its own: an
+// action never re-enters the machine half-way through another step, so the
+// last light and sound are always those of the machine's last state.
 func (t *Terminal) step(ev call.Event) {
-	before := t.m.State
-	var acts []call.Action
-	t.m, acts = call.Next(t.m, ev)
-	if t.m.State != before {
-		t.log.Info("call state", "from", before.String(), "to", t.m.State.String(), "event", fmt.Sprintf("%T", ev))
+	t.queued = append(t.queued, ev)
+	if t.stepping {
+		return
 	}
-	for _, a := range acts {
-		t.do(a)
+	t.stepping = true
+	defer func() { t.stepping = false }()
+	for len(t.queued) > 0 {
+		ev := t.queued[0]
+		t.queued = t.queued[1:]
+		before := t.m.State
+		var acts []call.Action
+		t.m, acts = call.Next(t.m, ev)
+		if t.m.State != before {
+			t.log.Info("call state", "from", before.String(), "to", t.m.State.String(), "event", fmt.Sprintf("%T", ev))
+		}
+		for _, a := range acts {
+			t.do(a)
+		}
 	}
 	t.showLEDs()
 }
@@ -641,9 +666,11 @@ func (t *Terminal) send(m protocol.Message) {
 func (t *Terminal) do(a call.Action) {
 	switch a := a.(type) {
 	case call.SendRing:
-		t.sendSigned(t.signRing(a.CallID))
+		m, err := t.signRing(a.CallID)
+		t.sendSigned(a.CallID, m, err)
 	case call.SendAccept:
-		t.sendSigned(t.signAccept(a.CallID))
+		m, err := t.signAccept(a.CallID)
+		t.sendSigned(a.CallID, m, err)
 	case call.SendHangup:
 		t.send(protocol.Message{Type: protocol.TypeHangup, CallID: a.CallID, Reason: a.Reason})
 	case call.StartMedia:
@@ -658,13 +685,7 @@ func (t *Terminal) do(a call.Action) {
 			t.setSession(nil)
 		}
 	case call.StartTimer:
-		time.AfterFunc(a.After, func() {
-			select {
-			case t.events <- call.Timeout{Timer: a.Timer, Token: a.Token}:
-			default:
-				t.log.Error("event queue full; timeout lost", "timer", a.Timer)
-			}
-		})
+		t.timers.start(time.Now(), a.Timer, a.Token, a.After)
 	case call.PairAccept:
 		t.stopCue() // the pairing ring
 		t.acceptPairing(a.PairID)

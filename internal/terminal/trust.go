@@ -210,11 +210,12 @@ func (t *Terminal) sign(m protocol.Message, b pairing.Binding) (protocol.Message
 
 // sendSigned sends a ring or accept made by signRing or signAccept; one that
 // cannot be signed is not sent (the peer would refuse it anyway) and the
-// call fails.
-func (t *Terminal) sendSigned(m protocol.Message, err error) {
+// call fails at once: the child sees it, rather than "calling" for the ring
+// timeout while nothing reached the server.
+func (t *Terminal) sendSigned(callID string, m protocol.Message, err error) {
 	if err != nil {
-		t.log.Error("cannot sign", "type", m.Type, "err", err)
-		t.step(call.MediaFailed{CallID: m.CallID})
+		t.log.Error("cannot sign", "type", m.Type, "call_id", callID, "err", err)
+		t.step(call.SignFailed{CallID: callID})
 		return
 	}
 	t.send(m)

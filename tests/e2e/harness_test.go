@@ -232,11 +232,17 @@ func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// waitPattern waits for the lights to show p; on a timeout it says what
+// they showed at the end of the wait.
 func (r *rig) waitPattern(p device.Pattern, what string) {
 	r.t.Helper()
-	eventually(r.t, step, fmt.Sprintf("%s (lights %q; now %q)", what, p, r.board.State().Pattern), func() bool {
-		return r.board.State().Pattern == p
-	})
+	deadline := time.Now().Add(step)
+	for r.board.State().Pattern != p {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("gave up after %v waiting for: %s (lights %q; they show %q)", step, what, p, r.board.State().Pattern)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // pair pairs the terminal with a new parent the way a parent does: open the
