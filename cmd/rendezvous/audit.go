@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -15,9 +16,18 @@ import (
 // runAudit is "rendezvous audit": it prints the server's audit log (every
 // pairing and factory reset), oldest first. It only reads the log file, so
 // it works while the server runs.
-func runAudit(args []string, stdout, stderr io.Writer) error {
+func runAudit(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rendezvous audit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: rendezvous audit [-config file | -data dir] [-json]
+
+Prints the server's audit log (every pairing and factory reset), oldest
+first. It only reads the log, so it works while the server runs.
+
+`)
+		fs.PrintDefaults()
+	}
 	var (
 		configFile = fs.String("config", "", "the server's TOML configuration `file` (for data_dir)")
 		dataDir    = fs.String("data", "", "the server's data `directory` (overrides the file)")

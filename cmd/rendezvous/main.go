@@ -2,11 +2,13 @@
 // registry, presence, call log, the parent's web app and a TURN relay.
 //
 // Configuration: built-in defaults (a local demo on 127.0.0.1), then an
-// optional TOML file (-config, unknown keys are an error), then flags.
+// optional TOML file (-config, unknown keys are an error), then the flags
+// that were given (internal/cli.Overrides).
 //
 // "rendezvous audit [-data dir | -config file] [-json]" prints the audit log
 // of pairings and factory resets instead of serving. "rendezvous revoke"
-// edits the programme's deny list of units (revoke.go).
+// edits the programme's deny list of units (revoke.go). "rendezvous help"
+// lists them all.
 package main
 
 import (
@@ -26,18 +28,42 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "rendezvous:", err)
-		}
-		os.Exit(1)
+	code := cli.Exit(os.Stderr, "rendezvous", run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	stop()
+	os.Exit(code)
+}
+
+// program is the binary's commands: the server by default, and the
+// operator's tools beside it.
+func program() cli.Program {
+	return cli.Program{
+		Name: "rendezvous",
+		Summary: `rendezvous is the Tuanju rendezvous server: signalling, pairing registry,
+presence, call log, the parent's web app and a TURN relay. Configuration:
+built-in defaults (a local demo on 127.0.0.1), then -config FILE (TOML,
+unknown keys are an error; see rendezvous.example.toml), then flags.`,
+		Default: cli.Command{Summary: "serve (the flags below)", Run: serveCmd},
+		Flags: func() *flag.FlagSet {
+			cfg := defaults()
+			return newFlags(&cfg, io.Discard).FlagSet
+		},
+		Commands: []cli.Command{
+			{Name: "audit", Summary: "print the audit log of pairings and factory resets (works while the server runs)", Run: runAudit},
+			{Name: "revoke", Summary: "add units to the deny list, take them off (-undo), or print it (-list)", Run: runRevoke},
+		},
 	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return program().Run(ctx, args, stdout, stderr)
 }
 
 // defaults is rendezvous.DefaultConfig: listening on loopback, and the TURN
@@ -52,80 +78,62 @@ type options struct {
 	logLevel  slog.Level
 }
 
+// flags is the server's flag set: -config, the log flags, and one line per
+// flag bound to a configuration field (applied over the file when given).
+type flags struct {
+	*flag.FlagSet
+	overrides                       *cli.Overrides
+	configFile, logFormat, logLevel string
+}
+
+func newFlags(cfg *rendezvous.Config, stderr io.Writer) *flags {
+	f := &flags{FlagSet: flag.NewFlagSet("rendezvous", flag.ContinueOnError)}
+	f.SetOutput(stderr)
+	f.Usage = func() { program().Usage(f.Output()) }
+	f.StringVar(&f.configFile, "config", "", "TOML configuration `file` (applied before flags)")
+	f.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json")
+	f.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	o := cli.NewOverrides(f.FlagSet)
+	o.String("listen", &cfg.Listen, "HTTP listen `address`")
+	o.String("data", &cfg.DataDir, "data `directory` (bbolt registry, TURN secret)")
+	o.String("public-url", &cfg.PublicURL, "public base `URL` phones use (https://...); its host is an allowed origin")
+	o.String("tls-cert", &cfg.TLSCertFile, "TLS certificate `file` (PEM, chain after the leaf): serve https and wss; picked up again when renewed")
+	o.String("tls-key", &cfg.TLSKeyFile, "TLS private key `file` (PEM) for -tls-cert")
+	o.List("allowed-origins", &cfg.AllowedOrigins, "extra allowed WebSocket origin host `patterns`, comma separated")
+	o.String("turn-listen", &cfg.TURN.Listen, "TURN UDP listen `address` (empty: no TURN over UDP)")
+	o.String("turn-tcp-listen", &cfg.TURN.TCPListen, "TURN over TCP listen `address`, for phones on networks that block UDP")
+	o.String("turn-tls-listen", &cfg.TURN.TLSListen, "TURN over TLS (turns:) listen `address`, e.g. :443 on a second IP; uses -tls-cert")
+	o.String("turn-public-ip", &cfg.TURN.PublicIP, "TURN public/relay `IP`")
+	o.String("turn-realm", &cfg.TURN.Realm, "TURN `realm`")
+	o.List("turn-allow-peers", &cfg.TURN.AllowPeers, "peer `CIDRs` the relay may reach, comma separated; empty = production policy (public unicast only)")
+	o.List("device-ca", &cfg.DeviceCAFiles, "program CA certificate `files` (PEM) that sign the terminals' device certificates, comma separated; required (here or device_ca_files)")
+	o.String("ice-policy", &cfg.ICETransportPolicy, "ICE transport `policy` handed to clients: all or relay")
+	f.overrides = o
+	return f
+}
+
 func parse(args []string, stderr io.Writer) (options, error) {
 	opts := options{cfg: defaults(), logFormat: "text"}
-	fs := flag.NewFlagSet("rendezvous", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		configFile = fs.String("config", "", "TOML configuration `file` (applied before flags)")
-		listen     = fs.String("listen", opts.cfg.Listen, "HTTP listen `address`")
-		dataDir    = fs.String("data", opts.cfg.DataDir, "data `directory` (bbolt registry, TURN secret)")
-		publicURL  = fs.String("public-url", "", "public base `URL` phones use (https://...); its host is an allowed origin")
-		tlsCert    = fs.String("tls-cert", "", "TLS certificate `file` (PEM, chain after the leaf): serve https and wss; picked up again when renewed")
-		tlsKey     = fs.String("tls-key", "", "TLS private key `file` (PEM) for -tls-cert")
-		origins    = fs.String("allowed-origins", "", "extra allowed WebSocket origin host `patterns`, comma separated")
-		turnListen = fs.String("turn-listen", opts.cfg.TURN.Listen, "TURN UDP listen `address` (empty: no TURN over UDP)")
-		turnTCP    = fs.String("turn-tcp-listen", opts.cfg.TURN.TCPListen, "TURN over TCP listen `address`, for phones on networks that block UDP")
-		turnTLS    = fs.String("turn-tls-listen", opts.cfg.TURN.TLSListen, "TURN over TLS (turns:) listen `address`, e.g. :443 on a second IP; uses -tls-cert")
-		turnIP     = fs.String("turn-public-ip", opts.cfg.TURN.PublicIP, "TURN public/relay `IP`")
-		turnRealm  = fs.String("turn-realm", opts.cfg.TURN.Realm, "TURN `realm`")
-		allowPeers = fs.String("turn-allow-peers", strings.Join(opts.cfg.TURN.AllowPeers, ","), "peer `CIDRs` the relay may reach, comma separated; empty = production policy (public unicast only)")
-		deviceCAs  = fs.String("device-ca", "", "program CA certificate `files` (PEM) that sign the terminals' device certificates, comma separated; required (here or device_ca_files)")
-		icePolicy  = fs.String("ice-policy", opts.cfg.ICETransportPolicy, "ICE transport `policy` handed to clients: all or relay")
-		logFormat  = fs.String("log-format", "text", "log `format`: text or json")
-		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
-	)
+	fs := newFlags(&opts.cfg, stderr)
 	if err := fs.Parse(args); err != nil {
 		return opts, err
 	}
 	if fs.NArg() > 0 {
 		return opts, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	if *configFile != "" {
-		if err := decodeFile(*configFile, &opts.cfg); err != nil {
+	if fs.configFile != "" {
+		if err := decodeFile(fs.configFile, &opts.cfg); err != nil {
 			return opts, err
 		}
 	}
-	// Flags given on the command line override the file.
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "listen":
-			opts.cfg.Listen = *listen
-		case "data":
-			opts.cfg.DataDir = *dataDir
-		case "public-url":
-			opts.cfg.PublicURL = *publicURL
-		case "tls-cert":
-			opts.cfg.TLSCertFile = *tlsCert
-		case "tls-key":
-			opts.cfg.TLSKeyFile = *tlsKey
-		case "allowed-origins":
-			opts.cfg.AllowedOrigins = splitList(*origins)
-		case "turn-listen":
-			opts.cfg.TURN.Listen = *turnListen
-		case "turn-tcp-listen":
-			opts.cfg.TURN.TCPListen = *turnTCP
-		case "turn-tls-listen":
-			opts.cfg.TURN.TLSListen = *turnTLS
-		case "turn-public-ip":
-			opts.cfg.TURN.PublicIP = *turnIP
-		case "turn-realm":
-			opts.cfg.TURN.Realm = *turnRealm
-		case "turn-allow-peers":
-			opts.cfg.TURN.AllowPeers = splitList(*allowPeers)
-		case "ice-policy":
-			opts.cfg.ICETransportPolicy = *icePolicy
-		case "device-ca":
-			opts.cfg.DeviceCAFiles = splitList(*deviceCAs)
-		}
-	})
-	switch *logFormat {
+	fs.overrides.Apply() // flags given on the command line override the file
+	switch fs.logFormat {
 	case "text", "json":
-		opts.logFormat = *logFormat
+		opts.logFormat = fs.logFormat
 	default:
-		return opts, fmt.Errorf("-log-format %q: want text or json", *logFormat)
+		return opts, fmt.Errorf("-log-format %q: want text or json", fs.logFormat)
 	}
-	if err := opts.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+	if err := opts.logLevel.UnmarshalText([]byte(fs.logLevel)); err != nil {
 		return opts, fmt.Errorf("-log-level: %w", err)
 	}
 	if opts.cfg.Listen == "" {
@@ -150,23 +158,8 @@ func decodeFile(path string, cfg *rendezvous.Config) error {
 	return nil
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "audit" {
-		return runAudit(args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "revoke" {
-		return runRevoke(args[1:], stdout, stderr)
-	}
+// serveCmd runs the server until ctx ends.
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts, err := parse(args, stderr)
 	if err != nil {
 		return err

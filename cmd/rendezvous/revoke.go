@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -16,11 +17,11 @@ import (
 // list (revoked_devices_file), takes them off it (-undo) or prints it
 // (-list). It edits the file by rename, as the server needs; a running
 // server picks the change up within revocation_check_interval.
-func runRevoke(args []string, stdout, stderr io.Writer) error {
+func runRevoke(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rendezvous revoke", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: rendezvous revoke [-config file | -file path] [-reason text] DEVICE_ID...
+		fmt.Fprintln(fs.Output(), `usage: rendezvous revoke [-config file | -file path] [-reason text] DEVICE_ID...
        rendezvous revoke [-config file | -file path] -undo DEVICE_ID...
        rendezvous revoke [-config file | -file path] -list`)
 		fs.PrintDefaults()

@@ -13,6 +13,7 @@ import (
 	"github.com/tuanju/tuanju/device/boards"
 	"github.com/tuanju/tuanju/internal/autoanswer"
 	"github.com/tuanju/tuanju/internal/call"
+	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/media"
 )
@@ -125,54 +126,81 @@ func defaults() config {
 	}
 }
 
-// loadConfig applies the file named by -config, then the other flags. extra
-// registers a subcommand's own flags (selftest's) on the same flag set.
+// configUse is what a command needs of the configuration.
+type configUse struct {
+	name  string // the flag set's: "terminald", "terminald selftest"
+	usage string // printed above the flags on -h; "" prints the program's
+	// serverOptional lets server_url be empty: selftest checks the
+	// hardware of a unit that has no server yet, and skips the network.
+	serverOptional bool
+}
+
+// configFlags is the flag set shared by terminald and the subcommands that
+// read its configuration: -config and -board-profile, which say where the
+// configuration comes from, and one line per flag bound to a field of it,
+// applied over the file when given (cli.Overrides).
+type configFlags struct {
+	*flag.FlagSet
+	overrides          *cli.Overrides
+	file, boardProfile string
+}
+
+func newConfigFlags(use configUse, cfg *config, stderr io.Writer) *configFlags {
+	f := &configFlags{FlagSet: flag.NewFlagSet(use.name, flag.ContinueOnError)}
+	f.SetOutput(stderr)
+	f.Usage = func() {
+		if use.usage == "" {
+			program().Usage(f.Output())
+			return
+		}
+		fmt.Fprint(f.Output(), use.usage)
+		f.PrintDefaults()
+	}
+	f.StringVar(&f.file, "config", "", "TOML config `file`")
+	f.StringVar(&f.boardProfile, "board-profile", "", "built-in board `profile`: "+strings.Join(boards.Names(), ", "))
+	o := cli.NewOverrides(f.FlagSet)
+	o.String("server", &cfg.ServerURL, "rendezvous signalling `URL`, e.g. wss://example.org/ws")
+	o.String("public-url", &cfg.PublicURL, "rendezvous address as phones see it (pairing links start with it; default: from -server)")
+	o.String("state", &cfg.StateFile, "bbolt state `file`")
+	o.String("board", &cfg.Board, `hardware: "gpio" (periph.io) or "sim" (simulated board with a web panel)`)
+	o.String("panel", &cfg.PanelListen, "listen `address` of the simulated board's device panel, e.g. 127.0.0.1:8081")
+	o.Bool("loopback-only", &cfg.LoopbackOnly, "restrict WebRTC to 127.0.0.1 (tests, local demo)")
+	o.String("profile", &cfg.Media.Profile, "media `profile`: low-data or audio-only")
+	o.String("camera", &cfg.Media.Camera, "camera: v4l2, synthetic or none")
+	o.String("mic", &cfg.Media.Microphone, "microphone: alsa, synthetic or none")
+	o.String("log-format", &cfg.LogFormat, "log `format`: json or text")
+	f.overrides = o
+	return f
+}
+
+// loadConfig is the daemon's configuration: defaults, the file named by
+// -config, then the flags given. extra registers a subcommand's own flags
+// on the same flag set.
 func loadConfig(args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (config, error) {
+	return loadConfigFor(configUse{name: "terminald"}, args, stderr, extra...)
+}
+
+// loadConfigFor is loadConfig for a command that says what it needs.
+func loadConfigFor(use configUse, args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (config, error) {
 	cfg := defaults()
-	fs := flag.NewFlagSet("terminald", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	file := fs.String("config", "", "TOML config file")
-	boardProfile := fs.String("board-profile", "", "built-in board profile: "+strings.Join(boards.Names(), ", "))
-	server := fs.String("server", "", "rendezvous signalling URL, e.g. wss://example.org/ws")
-	public := fs.String("public-url", "", "rendezvous address as phones see it (pairing links start with it)")
-	state := fs.String("state", "", "bbolt state file")
-	board := fs.String("board", "", `hardware: "gpio" (periph.io) or "sim" (simulated board with a web panel)`)
-	panel := fs.String("panel", "", "listen address of the simulated board's device panel, e.g. 127.0.0.1:8081")
-	loopback := fs.Bool("loopback-only", false, "restrict WebRTC to 127.0.0.1 (tests, local demo)")
-	profile := fs.String("profile", "", "media profile: low-data or audio-only")
-	camera := fs.String("camera", "", "camera: v4l2, synthetic or none")
-	mic := fs.String("mic", "", "microphone: alsa, synthetic or none")
-	logFormat := fs.String("log-format", "", "log format: json or text")
+	fs := newConfigFlags(use, &cfg, stderr)
 	for _, f := range extra {
-		f(fs)
+		f(fs.FlagSet)
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
-	if err := applyFile(&cfg, *file, *boardProfile); err != nil {
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("%s: unexpected arguments %q (flags go before them; see %s -h)", use.name, fs.Args(), use.name)
+	}
+	if err := applyFile(&cfg, fs.file, fs.boardProfile); err != nil {
 		return cfg, err
 	}
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
-	}
-	set(&cfg.ServerURL, *server)
-	set(&cfg.PublicURL, *public)
-	set(&cfg.StateFile, *state)
-	set(&cfg.Board, *board)
-	set(&cfg.PanelListen, *panel)
-	set(&cfg.Media.Profile, *profile)
-	set(&cfg.Media.Camera, *camera)
-	set(&cfg.Media.Microphone, *mic)
-	set(&cfg.LogFormat, *logFormat)
-	if *loopback {
-		cfg.LoopbackOnly = true
-	}
+	fs.overrides.Apply()
 	if cfg.PublicURL == "" && cfg.ServerURL != "" {
 		cfg.PublicURL = publicFromServer(cfg.ServerURL)
 	}
-	return cfg, cfg.validate()
+	return cfg, cfg.validate(use.serverOptional)
 }
 
 // publicFromServer guesses the web address from the signalling URL.
@@ -186,10 +214,13 @@ func publicFromServer(s string) string {
 	return u.String()
 }
 
-func (c config) validate() error {
+// validate checks every value and reports all that are wrong. serverOptional
+// accepts an empty server_url (but never a wrong one).
+func (c config) validate(serverOptional bool) error {
 	var errs []error
-	u, err := url.Parse(c.ServerURL)
-	if c.ServerURL == "" || err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
+	switch u, err := url.Parse(c.ServerURL); {
+	case c.ServerURL == "" && serverOptional: // selftest: the network check says it skipped
+	case c.ServerURL == "" || err != nil || (u.Scheme != "ws" && u.Scheme != "wss"):
 		errs = append(errs, fmt.Errorf("server_url %q must be a ws:// or wss:// URL", c.ServerURL))
 	}
 	if c.StateFile == "" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/internal/terminalstore"
 	"github.com/tuanju/tuanju/provisioning/devcert"
@@ -31,25 +32,42 @@ var errNotProvisioned = errors.New("terminald: " + notProvisioned)
 // and to read it back. The bundle is a PEM private key and the device
 // certificate a program CA issued for it (devcert.EncodeBundle).
 func runIdentity(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	const usageText = `usage: terminald identity import [-config F] [-state F] BUNDLE
+       terminald identity show [-config F] [-state F]
+
+import puts a unit's identity on it: the bundle is a PEM private key and the
+device certificate a program CA issued for it. show prints the device ID and
+the certificate (and exits non-zero on a unit never provisioned).
+`
 	usage := errors.New("usage: terminald identity import [-config F] [-state F] BUNDLE | terminald identity show [-config F] [-state F]")
 	if len(args) == 0 {
 		return usage
 	}
+	if cli.IsHelp(args[0]) {
+		fmt.Fprint(stderr, usageText)
+		return flag.ErrHelp
+	}
 	cmd, args := args[0], args[1:]
+	if cmd != "import" && cmd != "show" {
+		return fmt.Errorf("terminald identity: unknown command %q: want import or show", cmd)
+	}
 	fs := flag.NewFlagSet("terminald identity "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	file := fs.String("config", "", "TOML config file (for its state_file)")
-	state := fs.String("state", "", "bbolt state file (overrides the config's)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageText+"\n")
+		fs.PrintDefaults()
+	}
+	cfg := defaults()
+	file := fs.String("config", "", "TOML config `file` (for its state_file)")
+	o := cli.NewOverrides(fs)
+	o.String("state", &cfg.StateFile, "bbolt state `file` (overrides the config's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := defaults()
 	if err := applyFile(&cfg, *file, ""); err != nil {
 		return err
 	}
-	if *state != "" {
-		cfg.StateFile = *state
-	}
+	o.Apply()
 	switch {
 	case cmd == "import" && fs.NArg() == 1:
 		return importIdentity(cfg.StateFile, fs.Arg(0), stdout)

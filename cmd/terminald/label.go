@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,19 +20,14 @@ import (
 // nothing else ever prints or logs it (docs/security.md): this command is
 // the technician's explicit request, for a lost or unreadable label.
 func runLabel(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := loadConfig(args, stderr, func(fs *flag.FlagSet) {
-		fs.Usage = func() {
-			fmt.Fprint(fs.Output(), `usage: terminald label [-config F] [-state F] [-public-url U]
+	cfg, err := loadConfigFor(configUse{name: "terminald label", usage: `usage: terminald label [-config F] [-state F] [-public-url U]
 
 Prints this unit's pairing link and QR code: what its printed label carries,
 for a technician replacing a lost or unreadable label. The link holds the
 unit's pairing secret; terminald never prints or logs it otherwise. Stop
 terminald first: the state file is the running daemon's.
 
-`)
-			fs.PrintDefaults()
-		}
-	})
+`}, args, stderr)
 	if err != nil {
 		return err
 	}

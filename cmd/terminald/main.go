@@ -1,41 +1,57 @@
 // Command terminald runs the child's terminal: one button, a few lights, a
-// camera, and calls to the one paired parent.
+// camera, and calls to the one paired parent. Its subcommands are the
+// technician's tools (program below; `terminald help` lists them).
 package main
 
 import (
 	"context"
-	"fmt"
+	"flag"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tuanju/tuanju/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	code := cli.Exit(os.Stderr, "terminald", run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	stop()
+	os.Exit(code)
+}
+
+// program is terminald's one table of commands: the daemon by default, and
+// the technician's tools.
+func program() cli.Program {
+	return cli.Program{
+		Name: "terminald",
+		Summary: `terminald runs the child's terminal: one button, a few lights, a camera,
+and calls to the one paired parent. Configuration: built-in defaults, then
+-config FILE (TOML, unknown keys are an error; see terminald.example.toml),
+then the flags given.`,
+		Default: cli.Command{Summary: "run the terminal (the flags below)", Run: runServe},
+		Flags: func() *flag.FlagSet {
+			cfg := defaults()
+			return newConfigFlags(configUse{name: "terminald"}, &cfg, io.Discard).FlagSet
+		},
+		Commands: []cli.Command{
+			{Name: "selftest", Summary: "check every part of this unit: button, LEDs, camera, microphone, speaker, screen, network, storage, clock", Run: runSelftest},
+			{Name: "identity", Summary: "import this unit's device key and certificate (identity import FILE), or show them (identity show)", Run: runIdentity},
+			{Name: "label", Summary: "print this unit's pairing link and QR code, as its printed label carries them", Run: runLabel},
+			{Name: "reset", Summary: "factory-reset this unit: erase its pairing and call log (needs --yes)", Run: runReset},
+			{Name: "version", Summary: "print the version and the openh264 and libopus this binary links", Run: runVersion},
+		},
 	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "selftest" {
-		return runSelftest(ctx, args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "version" {
-		return runVersion(ctx, args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "identity" {
-		return runIdentity(ctx, args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "label" {
-		return runLabel(ctx, args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "reset" {
-		return runReset(ctx, args[1:], stdout, stderr)
-	}
+	return program().Run(ctx, args, stdout, stderr)
+}
+
+// runServe is the daemon: terminald [flags].
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig(args, stderr)
 	if err != nil {
 		return err

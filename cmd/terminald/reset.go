@@ -24,19 +24,15 @@ var errResetUnconfirmed = errors.New("terminald reset: nothing erased: add --yes
 // within a minute of the end of the last call.
 func runReset(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	var yes bool
-	cfg, err := loadConfig(args, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&yes, "yes", false, "confirm: erase the pairing and the call log")
-		fs.Usage = func() {
-			fmt.Fprint(fs.Output(), `usage: terminald reset --yes [-config F] [-state F]
+	cfg, err := loadConfigFor(configUse{name: "terminald reset", usage: `usage: terminald reset --yes [-config F] [-state F]
 
 Factory-resets this unit: erases its pairing and call log (its identity and
 the label's pairing secret stay), and tells the server, and so the old
 parent, on the next login. Stop terminald first. Refused within a minute of
 a call.
 
-`)
-			fs.PrintDefaults()
-		}
+`}, args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&yes, "yes", false, "confirm: erase the pairing and the call log")
 	})
 	if err != nil {
 		return err

@@ -43,7 +43,16 @@ type selftestFlags struct {
 // speaker) a tone has played, and close right after the check.
 func runSelftest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f selftestFlags
-	cfg, err := loadConfig(args, stderr, func(fs *flag.FlagSet) {
+	cfg, err := loadConfigFor(configUse{name: "terminald selftest", serverOptional: true, usage: `usage: terminald selftest [-config F] [-no-interactive] [-json] [flags]
+
+Checks every part of this unit with its own configuration: button, LEDs,
+camera, microphone, speaker, screen, network, storage and clock, one after
+another, and prints a table (or JSON). Camera and microphone open only after
+the in-call light and a tone, as in a call. Without a server_url (-server)
+the network check is skipped and the rest still run. Exits non-zero when a
+check fails.
+
+`}, args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&f.noInteractive, "no-interactive", false, "do not ask for a button press (the button check is skipped)")
 		fs.BoolVar(&f.json, "json", false, "print the report as JSON")
 		fs.DurationVar(&f.wait, "wait", 15*time.Second, "how long to wait for the button press")
@@ -100,7 +109,13 @@ func selftestChecks(cfg config, f selftestFlags, log *slog.Logger) ([]selftest.C
 	if (cfg.Board == "gpio" && cfg.Media.Microphone == media.SourceALSA) || (cfg.Board == "sim" && cfg.Media.Microphone == media.SourceSynthetic) {
 		parts.mic = gateMicrophone{cfg: cfg, parts: &parts, log: log}
 	}
-	parts.button.Interactive = !f.noInteractive && cfg.Board != "sim" // nobody can press a simulated button here
+	parts.button.Interactive = !f.noInteractive && cfg.Board != "sim"
+	if cfg.Board == "sim" && !f.noInteractive {
+		// The self-test makes its own simulated button, on no panel (the
+		// device panel belongs to the daemon's simulated board, not this
+		// one): nobody can press it, so only its idle level is read.
+		parts.button.WhyNot = "the simulated board's button is on no panel during the self-test, so nobody can press it"
+	}
 	parts.button.Wait = f.wait
 
 	checks := []selftest.Check{selftest.ButtonCheck(parts.button)}

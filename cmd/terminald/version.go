@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -15,8 +16,19 @@ import (
 // codecs decode the parent's stream (untrusted input), so a technician or a
 // release check can see which openh264 and libopus a unit runs; it exits
 // non-zero when one is older than its floor (media.CodecVersions.CheckFloors).
-func runVersion(_ context.Context, args []string, stdout, _ io.Writer) error {
-	if len(args) != 0 {
+func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("terminald version", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), `usage: terminald version
+
+Prints the program's version and the openh264 and libopus linked into this
+binary; exits non-zero when one is older than its floor.`)
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
 		return errors.New("usage: terminald version")
 	}
 	codecs := media.LinkedCodecs()

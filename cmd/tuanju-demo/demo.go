@@ -26,17 +26,30 @@ type options struct {
 	profile   string
 }
 
-func parseFlags(args []string, stderr io.Writer) (options, error) {
-	var o options
+// demoFlags binds the demo's flags to o.
+func demoFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("tuanju-demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.bin, "bin", "bin", "directory holding the rendezvous and terminald binaries")
-	fs.StringVar(&o.data, "data", ".demo", "directory for the demo's state (kept between runs)")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "rendezvous server address")
-	fs.StringVar(&o.turn, "turn", "127.0.0.1:3478", "TURN relay address (UDP)")
-	fs.StringVar(&o.panel, "panel", "127.0.0.1:8081", "device panel address")
-	fs.StringVar(&o.profile, "profile", "low-data", "media profile: low-data or audio-only")
-	return o, fs.Parse(args)
+	fs.Usage = func() { program().Usage(fs.Output()) }
+	fs.StringVar(&o.bin, "bin", "bin", "`directory` holding the rendezvous and terminald binaries")
+	fs.StringVar(&o.data, "data", ".demo", "`directory` for the demo's state (kept between runs: it holds the pairing)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "rendezvous server `address`")
+	fs.StringVar(&o.turn, "turn", "127.0.0.1:3478", "TURN relay `address` (UDP)")
+	fs.StringVar(&o.panel, "panel", "127.0.0.1:8081", "device panel `address`")
+	fs.StringVar(&o.profile, "profile", "low-data", "media `profile`: low-data or audio-only")
+	return fs
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := demoFlags(&o, stderr)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return o, nil
 }
 
 // demo starts both processes, prints the URLs (the pairing link while the
@@ -46,6 +59,11 @@ func demo(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(o.data, 0o700); err != nil {
 		return err
 	}
+	unlock, err := lockData(o.data)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	base := "http://" + o.listen
 	ws := "ws://" + o.listen + "/ws"
 	logs, err := os.Create(filepath.Join(o.data, "demo.log"))

@@ -7,23 +7,44 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"flag"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/tuanju/tuanju/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "tuanju-demo:", err)
-		os.Exit(1)
+	code := cli.Exit(os.Stderr, "tuanju-demo", run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	stop()
+	os.Exit(code)
+}
+
+func program() cli.Program {
+	return cli.Program{
+		Name: "tuanju-demo",
+		Summary: `tuanju-demo (make demo) runs the whole system on this machine: the
+rendezvous server and one terminal on the simulated board, on 127.0.0.1,
+with a development program CA. It prints the device panel's URL and the
+parent's page (or the pairing link). Ctrl-C stops everything; the data
+directory keeps the pairing for the next run. One demo per data directory.`,
+		Default: cli.Command{Summary: "run the demo (the flags below)", Run: demoCmd},
+		Flags: func() *flag.FlagSet {
+			var o options
+			return demoFlags(&o, io.Discard)
+		},
 	}
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return program().Run(ctx, args, stdout, stderr)
+}
+
+func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts, err := parseFlags(args, stderr)
 	if err != nil {
 		return err

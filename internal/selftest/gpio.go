@@ -27,7 +27,11 @@ type ButtonOptions struct {
 	// Interactive asks the technician to press and release the button
 	// within Wait; otherwise only the idle level is read.
 	Interactive bool
-	Wait        time.Duration
+	// WhyNot says why the check is not interactive, for the detail: the
+	// technician must learn the real reason ("-no-interactive", or a
+	// simulated button nobody can press). Empty: "-no-interactive".
+	WhyNot string
+	Wait   time.Duration
 }
 
 // ButtonCheck reads the button's idle level (a button that reads pressed
@@ -57,7 +61,11 @@ func ButtonCheck(o ButtonOptions) Check {
 			return Fail, fmt.Sprintf("%s reads pressed with nobody pressing: stuck or shorted button, or wrong button_active_low/button_pull", o.Where)
 		}
 		if !o.Interactive {
-			return Skipped, fmt.Sprintf("%s reads released; press test skipped (-no-interactive)", o.Where)
+			why := o.WhyNot
+			if why == "" {
+				why = "-no-interactive"
+			}
+			return Skipped, fmt.Sprintf("%s reads released; press test skipped (%s)", o.Where, why)
 		}
 		t.Say("press and release the call button now (within %s)", o.Wait.Round(time.Second))
 		deadline := time.NewTimer(o.Wait)

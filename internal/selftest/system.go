@@ -25,7 +25,8 @@ type NetworkOptions struct {
 // NetworkCheck resolves the rendezvous server's host and opens a TCP
 // connection to it: the two things a terminal in a village most often
 // lacks. It does not speak the protocol (the terminal itself reports a
-// server that refuses it).
+// server that refuses it). Without a server URL it is skipped, so the
+// hardware of a unit not yet configured can be checked.
 func NetworkCheck(o NetworkOptions) Check {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
@@ -37,6 +38,9 @@ func NetworkCheck(o NetworkOptions) Check {
 		o.Dial = (&net.Dialer{}).DialContext
 	}
 	return Check{Name: "network", Timeout: 2*o.Timeout + time.Second, Run: func(ctx context.Context, _ *T) (Status, string) {
+		if o.ServerURL == "" {
+			return Skipped, "skipped: no server_url configured (set it in the config, or -server, to test DNS and the connection)"
+		}
 		u, err := url.Parse(o.ServerURL)
 		if err != nil || u.Hostname() == "" {
 			return Fail, fmt.Sprintf("server URL %q has no host", o.ServerURL)

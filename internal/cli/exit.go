@@ -1,0 +1,31 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Exit is what main does with run's error: nothing and 0 for success or
+// help, else the error on stderr, named once, and 1.
+func Exit(stderr io.Writer, program string, err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintln(stderr, Message(program, err))
+	return 1
+}
+
+// Message is err as the user reads it: prefixed with the program's name,
+// unless the error already starts with it ("rendezvous: config: ...",
+// "terminald selftest: ..."). Packages prefix their own errors (STYLE.md),
+// so a main that always added the name printed "rendezvous: rendezvous: ...".
+func Message(program string, err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, program+":") || strings.HasPrefix(msg, program+" ") {
+		return msg
+	}
+	return program + ": " + msg
+}
