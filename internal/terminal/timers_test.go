@@ -33,7 +33,8 @@ func TestTimers(t *testing.T) {
 				at = append(at, now.Sub(t0))
 			}
 		}
-		want := []call.Timeout{{call.TimerNoAnswer, "b"}, {call.TimerNoAnswer, "c"}, {call.TimerConnect, "d"}, {call.TimerRing, "a"}}
+		want := []call.Timeout{{Timer: call.TimerNoAnswer, Token: "b"}, {Timer: call.TimerNoAnswer, Token: "c"},
+			{Timer: call.TimerConnect, Token: "d"}, {Timer: call.TimerRing, Token: "a"}}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("fired %v, want %v", got, want)
 		}
