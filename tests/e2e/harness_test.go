@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -52,11 +53,51 @@ type rig struct {
 }
 
 func testLog(t testing.TB) *slog.Logger {
+	return teeLog(t, nil)
+}
+
+// teeLog logs to the test's output and, when also is set, to also.
+func teeLog(t testing.TB, also io.Writer) *slog.Logger {
 	level := slog.LevelInfo
 	if _, bench := t.(*testing.B); bench {
 		level = slog.LevelWarn // keep benchmark output readable
 	}
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}))
+	var w io.Writer = testOutput(t)
+	if also != nil {
+		w = io.MultiWriter(w, also)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// testOutput is t.Output() until t's cleanups run, then nothing: a
+// terminal's or a phone's closing goroutines (a peer connection's last
+// callbacks) may still log after the test has stopped them, and writing to
+// a finished test's output is a data race in package testing. The cleanup
+// is registered before whatever the logger is handed to, so it runs after
+// that has been stopped.
+func testOutput(t testing.TB) io.Writer {
+	g := &guardedWriter{w: t.Output()}
+	t.Cleanup(func() {
+		g.mu.Lock()
+		g.off = true
+		g.mu.Unlock()
+	})
+	return g
+}
+
+type guardedWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	off bool
+}
+
+func (g *guardedWriter) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.off {
+		return len(p), nil
+	}
+	return g.w.Write(p)
 }
 
 // newRig starts a rendezvous server and one terminal on the simulated board,
@@ -98,8 +139,9 @@ type terminalOpts struct {
 	// cannot be reached), so startTerminal does not wait for it to show
 	// ready.
 	refused bool
-	// log, if set, is the terminal's logger (tests that read its log).
-	log *slog.Logger
+	// logTo, if set, also gets the terminal's log (tests that read it);
+	// the log goes to the output of the test that starts the terminal.
+	logTo io.Writer
 	// atPowerUp, if set, is a hand on the button at power-up: the board
 	// starts with the button held, terminal.BootReset runs (with
 	// resetOpts) as terminald runs it, and atPowerUp moves the finger
@@ -113,10 +155,7 @@ type terminalOpts struct {
 
 func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, o terminalOpts) *rig {
 	t.Helper()
-	log := o.log
-	if log == nil {
-		log = testLog(t)
-	}
+	log := teeLog(t, o.logTo)
 	if o.wsURL == "" {
 		o.wsURL = srv.WSURL
 	}

@@ -392,8 +392,13 @@ func TestMITMServerCannotJoinOrStartCalls(t *testing.T) {
 			"signed by a stranger": stranger,
 			"signature moved over": unsignedTime,
 		} {
+			declined := len(mm.sentAll(protocol.TypeHangup, ring.CallID))
 			mm.inject(ring)
-			time.Sleep(300 * time.Millisecond) // a ring would show at once; give it the chance
+			// The barrier: the terminal has dealt with the ring once it
+			// answered it (a refused ring gets a decline at once).
+			eventually(t, step, name+" ring answered by the terminal", func() bool {
+				return len(mm.sentAll(protocol.TypeHangup, ring.CallID)) > declined
+			})
 			if p := r.board.State().Pattern; p != device.Ready {
 				successes++
 				t.Errorf("%s ring: the terminal shows %q", name, p)

@@ -3,8 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,11 +46,6 @@ func (l *logBuffer) has(parts ...string) bool {
 		}
 	}
 	return false
-}
-
-// teeLog logs to the test's output and to buf.
-func teeLog(t testing.TB, buf io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), buf), &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 // phoneDecodes waits until the phone decodes video in call id.
@@ -103,7 +96,7 @@ func TestReplayedCallAfterRestart(t *testing.T) {
 	state, before := filepath.Join(dir, "terminal.db"), filepath.Join(dir, "before-the-call.db")
 	logs := &logBuffer{}
 	var opened atomic.Int32 // camera and microphone openings, all runs
-	opts := terminalOpts{wsURL: mm.wsURL(), statePath: state, log: teeLog(t, logs),
+	opts := terminalOpts{wsURL: mm.wsURL(), statePath: state, logTo: logs,
 		onCaptureOpen: func(media.CaptureConfig) { opened.Add(1) },
 		autoAnswer:    terminal.AutoAnswer{Windows: sched, Delay: 3 * time.Second}, now: func() time.Time { return sat }}
 
@@ -134,15 +127,15 @@ func TestReplayedCallAfterRestart(t *testing.T) {
 	t.Run("the replayed ring after a restart", func(t *testing.T) {
 		r = startTerminal(t, ctx, srv, opts)
 		accepts := len(mm.sentAll(protocol.TypeAccept, id))
+		declined := len(mm.sentAll(protocol.TypeHangup, id))
 		mm.inject(ring)
-		// Past the auto-answer delay: the ring would have shown at once and
-		// been answered after 3 s.
-		until := time.Now().Add(4500 * time.Millisecond)
-		for time.Now().Before(until) {
-			if p := r.board.State().Pattern; p != device.Ready {
-				t.Fatalf("the replayed ring shows %q on the terminal", p)
-			}
-			time.Sleep(20 * time.Millisecond)
+		// The barrier: a refused ring is declined at once; a ring taken
+		// would have shown the ring light instead.
+		eventually(t, step, "the terminal answers the replayed ring", func() bool {
+			return len(mm.sentAll(protocol.TypeHangup, id)) > declined || r.board.State().Pattern != device.Ready
+		})
+		if p := r.board.State().Pattern; p != device.Ready {
+			t.Fatalf("the replayed ring shows %q on the terminal", p)
 		}
 		if n := len(mm.sentAll(protocol.TypeAccept, id)); n != accepts {
 			t.Fatalf("the terminal answered the replayed ring (%d accepts, %d before)", n, accepts)

@@ -25,7 +25,7 @@ func TestServerCannotUnpairTerminal(t *testing.T) {
 	srv := rendezvoustest.NewServer(t, nil)
 	mm := newMITM(t, srv.WSURL)
 	logs := &logBuffer{}
-	r := startTerminal(t, ctx, srv, terminalOpts{wsURL: mm.wsURL(), log: teeLog(t, logs)})
+	r := startTerminal(t, ctx, srv, terminalOpts{wsURL: mm.wsURL(), logTo: logs})
 	cred := r.pair()
 	ph := r.phone(cred, media.LowData)
 	label := r.term.PairingURL()
