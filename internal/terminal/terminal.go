@@ -498,6 +498,7 @@ func (t *Terminal) handle(ctx context.Context, ev any) {
 			return
 		}
 		if !current {
+			t.log.Info("media start of an ended call stopped: closing what opened", "call_id", ev.callID)
 			ev.c.Close() // the call ended while they were opening
 			return
 		}

@@ -28,6 +28,7 @@ type gateLog struct {
 	mu     sync.Mutex
 	events []string
 	board  func() simboard.State
+	log    logBuffer // the terminal's log
 }
 
 func (g *gateLog) add(e string) {
@@ -69,6 +70,7 @@ func gateRig(t *testing.T) (*rig, *gateLog) {
 	t.Cleanup(cancel)
 	srv := rendezvoustest.NewServer(t, nil)
 	r := startTerminal(t, ctx, srv, terminalOpts{
+		logTo: &g.log,
 		speaker: func(s terminal.Speaker) terminal.Speaker { return gateSpeaker{s, g, &g.voice} },
 		onCaptureOpen: func(media.CaptureConfig) {
 			st := g.board()
@@ -161,7 +163,11 @@ func TestNeverSilent(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.waitPattern(device.Ready, "ready after the hang-up")
-		time.Sleep(time.Second) // anything still opening would have opened by now
+		// The barrier: the opening worker has reported back and the loop
+		// has dealt with it (it logs that the call had ended).
+		eventually(t, step, "the media start of the ended call is stopped", func() bool {
+			return g.log.has("media start of an ended call stopped", ring.CallID)
+		})
 		events := g.list()
 		t.Logf("events: %q", events)
 		if slices.ContainsFunc(events, func(e string) bool { return strings.HasPrefix(e, "open ") }) {
