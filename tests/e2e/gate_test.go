@@ -70,7 +70,7 @@ func gateRig(t *testing.T) (*rig, *gateLog) {
 	t.Cleanup(cancel)
 	srv := rendezvoustest.NewServer(t, nil)
 	r := startTerminal(t, ctx, srv, terminalOpts{
-		logTo: &g.log,
+		logTo:   &g.log,
 		speaker: func(s terminal.Speaker) terminal.Speaker { return gateSpeaker{s, g, &g.voice} },
 		onCaptureOpen: func(media.CaptureConfig) {
 			st := g.board()
