@@ -106,6 +106,7 @@ func TestResetCommand(t *testing.T) {
 		{"--yes resets", []string{"--yes"}, 0, nil, true},
 		{"--yes long after a call resets", []string{"--yes"}, 10 * time.Minute, nil, true},
 		{"--yes just after a call is refused", []string{"--yes"}, 20 * time.Second, terminal.ErrRecentCall, false},
+		{"--yes with no server configured resets", []string{"--yes", "-server", ""}, 0, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

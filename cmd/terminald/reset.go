@@ -24,7 +24,9 @@ var errResetUnconfirmed = errors.New("terminald reset: nothing erased: add --yes
 // within a minute of the end of the last call.
 func runReset(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	var yes bool
-	cfg, err := loadConfigFor(configUse{name: "terminald reset", usage: `usage: terminald reset --yes [-config F] [-state F]
+	// A reset touches only the state file: no server needed (a unit out of
+	// service may have none configured).
+	cfg, err := loadConfigFor(configUse{name: "terminald reset", serverOptional: true, usage: `usage: terminald reset --yes [-config F] [-state F]
 
 Factory-resets this unit: erases its pairing and call log (its identity and
 the label's pairing secret stay), and tells the server, and so the old
