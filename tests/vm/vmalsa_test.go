@@ -603,7 +603,11 @@ func TestALSASpeaker(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	heard := capt.snapshot()[mark:]
 	seg := heard[len(heard)/4 : len(heard)*3/4]
-	f := audiotest.ZeroCrossingFreq(seg, 48000)
+	// An underrun (the 20 ms feed late under TCG on a loaded host) leaves a
+	// stretch of silence that counts no crossings; the pitch is measured on
+	// what was played. Underruns themselves are the jitter buffer's business
+	// and are reported in the stats.
+	f := audiotest.ZeroCrossingFreq(withoutSilence(seg, 200, 48), 48000)
 	t.Logf("voice: %.2f Hz, RMS %.0f; speaker stats %+v", f, audiotest.RMS(seg), spk.Stats())
 	if math.Abs(f-300) > 300*0.02 {
 		t.Errorf("voice captured at %.2f Hz, want 300", f)
@@ -617,4 +621,27 @@ func TestALSASpeaker(t *testing.T) {
 	if err := spk.Close(); err != nil {
 		t.Errorf("speaker Close: %v", err)
 	}
+}
+
+// withoutSilence drops every run of at least minRun samples whose magnitude
+// stays under level: gaps in a tone, not its zero crossings (a 300 Hz tone
+// of amplitude 6000 stays under 200 for about one sample at 48 kHz).
+func withoutSilence(pcm []int16, level int16, minRun int) []int16 {
+	out := make([]int16, 0, len(pcm))
+	run := 0
+	for i, v := range pcm {
+		if v < level && v > -level {
+			run++
+			continue
+		}
+		if run > 0 && run < minRun {
+			out = append(out, pcm[i-run:i]...)
+		}
+		run = 0
+		out = append(out, v)
+	}
+	if run > 0 && run < minRun {
+		out = append(out, pcm[len(pcm)-run:]...)
+	}
+	return out
 }
