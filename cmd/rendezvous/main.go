@@ -21,10 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -33,13 +30,7 @@ import (
 	"github.com/tuanju/tuanju/internal/rendezvous"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	code := cli.Exit(os.Stderr, "rendezvous", run(ctx, os.Args[1:], os.Stdout, os.Stderr))
-	stop()
-	os.Exit(code)
-}
+func main() { cli.Main("rendezvous", run) }
 
 // program is the binary's commands: the server by default, and the
 // operator's tools beside it.

@@ -34,12 +34,9 @@ terminald first: the state file is the running daemon's.
 	if cfg.PublicURL == "" {
 		return errors.New("terminald label: public_url is empty: the link starts with the server's public address")
 	}
-	if _, err := os.Stat(cfg.StateFile); err != nil {
-		return fmt.Errorf("terminald label: %w", err)
-	}
-	store, err := terminalstore.Open(cfg.StateFile)
+	store, err := openState("terminald label", cfg.StateFile)
 	if err != nil {
-		return fmt.Errorf("terminald label: %w (is terminald running? stop it first)", err)
+		return err
 	}
 	defer store.Close()
 	link, err := pairingLink(store, cfg.PublicURL)
@@ -67,4 +64,18 @@ func pairingLink(store *terminalstore.Store, publicURL string) (string, error) {
 		return "", err
 	}
 	return pairing.URL(publicURL, protocol.DeviceID(der), secret), nil
+}
+
+// openState opens a unit's existing state file for a technician's command
+// (cmd names it in errors): never a new one, and a clear word when the
+// running terminald holds it.
+func openState(cmd, path string) (*terminalstore.Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	store, err := terminalstore.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (is terminald running? stop it first)", cmd, err)
+	}
+	return store, nil
 }

@@ -7,20 +7,11 @@ import (
 	"context"
 	"flag"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/tuanju/tuanju/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	code := cli.Exit(os.Stderr, "terminald", run(ctx, os.Args[1:], os.Stdout, os.Stderr))
-	stop()
-	os.Exit(code)
-}
+func main() { cli.Main("terminald", run) }
 
 // program is terminald's one table of commands: the daemon by default, and
 // the technician's tools.

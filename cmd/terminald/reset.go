@@ -6,12 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/tuanju/tuanju/internal/logging"
 	"github.com/tuanju/tuanju/internal/terminal"
-	"github.com/tuanju/tuanju/internal/terminalstore"
 )
 
 // errResetUnconfirmed: `terminald reset` without --yes erases nothing.
@@ -42,12 +40,9 @@ a call.
 	if !yes {
 		return errResetUnconfirmed
 	}
-	if _, err := os.Stat(cfg.StateFile); err != nil {
-		return fmt.Errorf("terminald reset: %w", err)
-	}
-	store, err := terminalstore.Open(cfg.StateFile)
+	store, err := openState("terminald reset", cfg.StateFile)
 	if err != nil {
-		return fmt.Errorf("terminald reset: %w (is terminald running? stop it first)", err)
+		return err
 	}
 	defer store.Close()
 	log := logging.New(stderr, "text", "info").With("service", "terminald-reset")

@@ -9,20 +9,11 @@ import (
 	"context"
 	"flag"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/tuanju/tuanju/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	code := cli.Exit(os.Stderr, "tuanju-demo", run(ctx, os.Args[1:], os.Stdout, os.Stderr))
-	stop()
-	os.Exit(code)
-}
+func main() { cli.Main("tuanju-demo", run) }
 
 func program() cli.Program {
 	return cli.Program{

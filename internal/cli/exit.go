@@ -1,12 +1,25 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 )
+
+// Main is every command's main: run under a context that ends on SIGINT or
+// SIGTERM, then exit as Exit says.
+func Main(program string, run func(ctx context.Context, args []string, stdout, stderr io.Writer) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Exit(os.Stderr, program, run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	stop()
+	os.Exit(code)
+}
 
 // Exit is what main does with run's error: nothing and 0 for success or
 // help, else the error on stderr, named once, and 1.

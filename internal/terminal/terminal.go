@@ -313,10 +313,13 @@ func (t *Terminal) Preview() image.Image {
 	t.mu.Lock()
 	s := t.sess
 	t.mu.Unlock()
-	if s == nil || s.media() == nil {
+	if s == nil {
 		return nil
 	}
-	return s.media().Preview()
+	if c := s.media(); c != nil {
+		return c.Preview()
+	}
+	return nil
 }
 
 // Screen returns the parent's latest decoded picture during a call, or nil:

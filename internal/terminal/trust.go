@@ -143,17 +143,23 @@ func (t *Terminal) setClock(server time.Time) {
 	}
 }
 
+// floorStep is how far the floor must move before vouch raises it: a
+// call's ring, accept and answer come seconds apart, and a floor a minute
+// low costs nothing (it already trails the parent's clock by MaxSkew), so
+// a call costs at most one write of it, not three.
+const floorStep = time.Minute
+
 // vouch raises the clock floor to a time the paired parent signed (the
 // parent's phone keeps network time), persisted so it holds after a reboot.
 func (t *Terminal) vouch(signedAt string) {
 	at, err := time.Parse(time.RFC3339, signedAt)
-	if err != nil || !at.After(t.tr.floor) {
+	if err != nil {
 		return
 	}
 	// A message signed up to MaxSkew ahead of the truth still verifies:
 	// keep the floor safely behind the parent's clock.
 	at = at.Add(-pairing.MaxSkew)
-	if !at.After(t.tr.floor) {
+	if at.Sub(t.tr.floor) < floorStep {
 		return
 	}
 	t.tr.floor = at
