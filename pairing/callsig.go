@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // Every call is authenticated end to end with the keys exchanged at

@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"math/big"
 
-	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // The parent's browser must be able to do everything here with WebCrypto

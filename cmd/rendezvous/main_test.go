@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/certreload/certtest"
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/certreload/certtest"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 )
 

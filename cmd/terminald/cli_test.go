@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tuanju/tuanju/internal/selftest"
+	"github.com/tuanju/tuanju/internal/terminal/selftest"
 )
 
 // commands is every subcommand a newcomer must be able to find in the help.

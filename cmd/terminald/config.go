@@ -11,10 +11,10 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/boards"
-	"github.com/tuanju/tuanju/internal/autoanswer"
-	"github.com/tuanju/tuanju/internal/call"
 	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/internal/terminal"
+	"github.com/tuanju/tuanju/internal/terminal/autoanswer"
+	"github.com/tuanju/tuanju/internal/terminal/call"
 	"github.com/tuanju/tuanju/media"
 )
 

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/certreload/certtest"
+	"github.com/tuanju/tuanju/internal/rendezvous/certreload/certtest"
 )
 
 func writeConfig(t *testing.T, body string) string {

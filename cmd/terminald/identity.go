@@ -14,7 +14,7 @@ import (
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/internal/terminal"
-	"github.com/tuanju/tuanju/internal/terminalstore"
+	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
 	"github.com/tuanju/tuanju/provisioning/devcert"
 )
 

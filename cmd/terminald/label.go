@@ -9,9 +9,9 @@ import (
 	"os"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/protocol"
-	"github.com/tuanju/tuanju/internal/terminalstore"
+	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
 	"github.com/tuanju/tuanju/pairing"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // runLabel is `terminald label [-config F] [-state F] [-public-url U]`: it

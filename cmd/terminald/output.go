@@ -8,9 +8,9 @@ import (
 	"log/slog"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/device/fb"
+	"github.com/tuanju/tuanju/device/screen"
+	"github.com/tuanju/tuanju/device/screen/fb"
 	"github.com/tuanju/tuanju/device/speaker"
-	"github.com/tuanju/tuanju/internal/display"
 	"github.com/tuanju/tuanju/internal/terminal"
 )
 
@@ -50,7 +50,7 @@ func (s termScreen) Pattern() string      { return s.t.Status().Pattern }
 
 // runScreen draws the terminal on d until ctx ends.
 func runScreen(ctx context.Context, d *fb.FB, t *terminal.Terminal, fps int, log *slog.Logger) {
-	display.Run(ctx, termScreen{t}, d, display.Options{FPS: fps, Log: log.With("component", "screen")})
+	screen.Run(ctx, termScreen{t}, d, screen.Options{FPS: fps, Log: log.With("component", "screen")})
 }
 
 // openSpeaker opens the ALSA speaker cfg.Speaker names. A board without one

@@ -17,11 +17,11 @@ import (
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/boards"
 	"github.com/tuanju/tuanju/device/devicetest"
-	"github.com/tuanju/tuanju/device/fb"
-	"github.com/tuanju/tuanju/device/fb/fbtest"
+	"github.com/tuanju/tuanju/device/screen/fb"
+	"github.com/tuanju/tuanju/device/screen/fb/fbtest"
 	"github.com/tuanju/tuanju/internal/gpiolines"
 	"github.com/tuanju/tuanju/internal/logging"
-	"github.com/tuanju/tuanju/internal/selftest"
+	"github.com/tuanju/tuanju/internal/terminal/selftest"
 	"github.com/tuanju/tuanju/media"
 )
 

@@ -12,7 +12,7 @@ import (
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/selftest"
+	"github.com/tuanju/tuanju/internal/terminal/selftest"
 	"github.com/tuanju/tuanju/media"
 )
 

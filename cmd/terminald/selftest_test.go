@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tuanju/tuanju/internal/selftest"
+	"github.com/tuanju/tuanju/internal/terminal/selftest"
 )
 
 // loopbackServer accepts TCP connections on 127.0.0.1: the network check's

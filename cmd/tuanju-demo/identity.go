@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 
+	"github.com/tuanju/tuanju/internal/atomicfile"
 	"github.com/tuanju/tuanju/provisioning/devcert"
 )
 
@@ -30,7 +31,15 @@ func demoCA(data string) (*devcert.CA, string, error) {
 	if ca, err = devcert.NewCA(devcert.DevelopmentCAName); err != nil {
 		return nil, "", err
 	}
-	if err := ca.Save(certPath, keyPath); err != nil {
+	key, err := ca.KeyPEM()
+	if err != nil {
+		return nil, "", err
+	}
+	// The key first: a crash never leaves a certificate without its key.
+	if err := atomicfile.WriteFile(keyPath, key, 0o600); err != nil {
+		return nil, "", err
+	}
+	if err := atomicfile.WriteFile(certPath, ca.CertPEM(), 0o644); err != nil {
 		return nil, "", err
 	}
 	return ca, certPath, nil

@@ -23,8 +23,8 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/simboard"
-	"github.com/tuanju/tuanju/internal/browsertest"
 	"github.com/tuanju/tuanju/media/synth"
+	"github.com/tuanju/tuanju/tests/browsertest"
 )
 
 // Short thresholds: these tests run the real debouncer on the real clock

@@ -3,26 +3,11 @@ package speaker
 import (
 	"errors"
 	"math"
-	"slices"
 	"testing"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/audiotest"
-	"github.com/tuanju/tuanju/internal/call"
+	"github.com/tuanju/tuanju/tests/audiotest"
 )
-
-// The cue names are the call state machine's: the terminal passes
-// string(call.Cue) straight through.
-func TestCueNamesMatchCallMachine(t *testing.T) {
-	want := []string{
-		string(call.CueCalling), string(call.CueRing), string(call.CueConnected),
-		string(call.CueNoAnswer), string(call.CueHangup), string(call.CueRefused), string(call.CueReset),
-	}
-	slices.Sort(want)
-	if got := Cues(); !slices.Equal(got, want) {
-		t.Errorf("Cues() = %v, want call's cues %v", got, want)
-	}
-}
 
 // TestSynthesize checks every note of every cue sounds at its frequency
 // (Goertzel: far above two semitones either side), rests are silent, the

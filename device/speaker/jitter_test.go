@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/tuanju/tuanju/internal/audiotest"
+	"github.com/tuanju/tuanju/tests/audiotest"
 )
 
 // seq returns n samples counting from start, to see order and loss.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/tuanju/tuanju/device/speaker"
 	"github.com/tuanju/tuanju/device/speaker/speakertest"
-	"github.com/tuanju/tuanju/internal/audiotest"
+	"github.com/tuanju/tuanju/tests/audiotest"
 )
 
 const period = 960 // 20 ms at 48 kHz

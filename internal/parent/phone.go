@@ -9,8 +9,8 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // PhoneConfig configures a Phone.

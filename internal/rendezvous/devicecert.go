@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"unicode/utf8"
 
-	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/pairing/protocol"
 	"github.com/tuanju/tuanju/provisioning/devcert"
 )
 

@@ -13,10 +13,10 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/media/mediatest"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // Flood sizes: bounded so the test fits CI under -race on two cores.

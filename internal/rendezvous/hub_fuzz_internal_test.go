@@ -2,11 +2,12 @@ package rendezvous
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/pairing/protocol"
 	"github.com/tuanju/tuanju/provisioning/devcert"
 )
 
@@ -53,7 +54,7 @@ func FuzzHub(f *testing.F) {
 		f.Fatal(err)
 	}
 	caFile := filepath.Join(cfg.DataDir, "ca.pem")
-	if err := ca.Save(caFile, filepath.Join(cfg.DataDir, "ca.key")); err != nil {
+	if err := os.WriteFile(caFile, ca.CertPEM(), 0o644); err != nil {
 		f.Fatal(err)
 	}
 	cfg.DeviceCAFiles = []string{caFile}

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // Pairing relay (docs/protocol.md, "Pairing"). The server forwards the

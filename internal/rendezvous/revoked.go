@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/internal/atomicfile"
-	"github.com/tuanju/tuanju/internal/filestamp"
-	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/internal/rendezvous/filestamp"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // revokedText is what a revoked unit is told, at login or when dropped.

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // TestRevokedDevices: a unit on the programme's deny list cannot log in with

@@ -30,9 +30,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/tuanju/tuanju/internal/certreload"
-	"github.com/tuanju/tuanju/internal/protocol"
-	"github.com/tuanju/tuanju/internal/webapp"
+	"github.com/tuanju/tuanju/internal/rendezvous/certreload"
+	"github.com/tuanju/tuanju/internal/rendezvous/webapp"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // Server is the rendezvous server. Create it with New, serve Handler, and

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // WebSocket close codes the server uses beyond RFC 6455's.

@@ -13,10 +13,10 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/coder/websocket"
 
-	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/pairing"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // The attacks of the outside review's admission finding, replayed from

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 func TestStore(t *testing.T) {

@@ -25,7 +25,7 @@ import (
 	"github.com/pion/turn/v4"
 	"github.com/tuanju/tuanju/internal/atomicfile"
 	"github.com/tuanju/tuanju/internal/logging"
-	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // TURNCredentials returns TURN REST credentials (draft-uberti-behave-turn-rest,

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/pion/turn/v4"
-	"github.com/tuanju/tuanju/internal/certreload/certtest"
-	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/certreload/certtest"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // turnAllocate allocates a relay on the server's TURN port with the given

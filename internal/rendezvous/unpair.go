@@ -1,7 +1,7 @@
 package rendezvous
 
 import (
-	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // unpair handles a factory-reset terminal's unpair (docs/protocol.md,

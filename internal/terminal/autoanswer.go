@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/autoanswer"
-	"github.com/tuanju/tuanju/internal/call"
+	"github.com/tuanju/tuanju/internal/terminal/autoanswer"
+	"github.com/tuanju/tuanju/internal/terminal/call"
 )
 
 // DefaultAutoAnswerDelay is how long a reunion-window ring sounds before it

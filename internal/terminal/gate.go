@@ -6,7 +6,7 @@ import (
 	"sync"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/call"
+	"github.com/tuanju/tuanju/internal/terminal/call"
 	"github.com/tuanju/tuanju/media"
 )
 

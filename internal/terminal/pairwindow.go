@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/call"
+	"github.com/tuanju/tuanju/internal/terminal/call"
 )
 
 // The pairing window (docs/protocol.md, "Pairing window"): pairing is only

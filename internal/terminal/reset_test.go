@@ -14,7 +14,7 @@ import (
 	"github.com/tuanju/tuanju/device/devicetest"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
-	"github.com/tuanju/tuanju/internal/terminalstore"
+	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
 )
 
 type seen struct {

@@ -10,10 +10,10 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/tuanju/tuanju/internal/call"
-	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/internal/terminal/call"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/pairing"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // session is the media side of one call: the peer connection, the

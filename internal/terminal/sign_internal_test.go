@@ -7,11 +7,11 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/call"
-	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
-	"github.com/tuanju/tuanju/internal/terminalstore"
+	"github.com/tuanju/tuanju/internal/terminal/call"
+	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
 	"github.com/tuanju/tuanju/pairing"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // recordingLEDs remembers every pattern shown.

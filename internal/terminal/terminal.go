@@ -22,11 +22,11 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/call"
-	"github.com/tuanju/tuanju/internal/protocol"
-	"github.com/tuanju/tuanju/internal/terminalstore"
+	"github.com/tuanju/tuanju/internal/terminal/call"
+	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/pairing"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // Config is what the daemon's config file and flags decide.

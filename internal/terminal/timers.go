@@ -3,7 +3,7 @@ package terminal
 import (
 	"time"
 
-	"github.com/tuanju/tuanju/internal/call"
+	"github.com/tuanju/tuanju/internal/terminal/call"
 )
 
 // timers are the call machine's timers, owned by the loop: StartTimer adds

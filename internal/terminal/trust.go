@@ -12,10 +12,10 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/tuanju/tuanju/internal/call"
-	"github.com/tuanju/tuanju/internal/protocol"
-	"github.com/tuanju/tuanju/internal/terminalstore"
+	"github.com/tuanju/tuanju/internal/terminal/call"
+	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
 	"github.com/tuanju/tuanju/pairing"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // Trust: the terminal believes only its one paired parent, recognised by

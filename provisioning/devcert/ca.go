@@ -11,7 +11,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/atomicfile"
 )
 
 // DevelopmentCAName is the subject of the CA `make demo` creates. The name
@@ -124,20 +123,14 @@ func (ca *CA) CertPEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
 }
 
-// Save writes the certificate (0644) and the key (0600), each atomically, so
-// a crash never leaves a half-written key next to a whole certificate.
-func (ca *CA) Save(certPath, keyPath string) error {
+// KeyPEM is the CA's private key as PKCS #8 PEM, for the programme's
+// offline key file (write it 0600, atomically: internal/atomicfile).
+func (ca *CA) KeyPEM() ([]byte, error) {
 	keyDER, err := x509.MarshalPKCS8PrivateKey(ca.key)
 	if err != nil {
-		return fmt.Errorf("devcert: save CA: %w", err)
+		return nil, fmt.Errorf("devcert: CA key: %w", err)
 	}
-	if err := atomicfile.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return fmt.Errorf("devcert: save CA key: %w", err)
-	}
-	if err := atomicfile.WriteFile(certPath, ca.CertPEM(), 0o644); err != nil {
-		return fmt.Errorf("devcert: save CA certificate: %w", err)
-	}
-	return nil
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), nil
 }
 
 // Issue signs a device certificate for pub, valid from now for

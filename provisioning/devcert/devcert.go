@@ -25,7 +25,7 @@ import (
 	"math/big"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // Lifetimes and limits.

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 func mustCA(t testing.TB, name string) *CA {
@@ -232,26 +232,14 @@ func TestMatchRejects(t *testing.T) {
 	}
 }
 
-// TestSaveLoadCA: Save writes the key 0600 and LoadCA reads back a CA whose
+// TestSaveLoadCA: LoadCA reads back a CA whose
 // certificates verify against the saved certificate; a mismatched pair is
 // refused.
 func TestSaveLoadCA(t *testing.T) {
 	dir := t.TempDir()
 	ca := mustCA(t, DevelopmentCAName)
 	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca.key")
-	if err := ca.Save(certPath, keyPath); err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(keyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
-	}
-	if left, _ := filepath.Glob(filepath.Join(dir, ".*tmp*")); len(left) > 0 {
-		t.Errorf("temporary files left behind: %v", left)
-	}
+	save(t, ca, certPath, keyPath)
 	loaded, err := LoadCA(certPath, keyPath)
 	if err != nil {
 		t.Fatal(err)
@@ -270,9 +258,7 @@ func TestSaveLoadCA(t *testing.T) {
 
 	other := mustCA(t, "Other")
 	otherCert, otherKey := filepath.Join(dir, "o.pem"), filepath.Join(dir, "o.key")
-	if err := other.Save(otherCert, otherKey); err != nil {
-		t.Fatal(err)
-	}
+	save(t, other, otherCert, otherKey)
 	if _, err := LoadCA(certPath, otherKey); !errors.Is(err, ErrBadCA) {
 		t.Errorf("LoadCA with another CA's key err = %v, want ErrBadCA", err)
 	}
@@ -305,5 +291,20 @@ func BenchmarkVerify(b *testing.B) {
 		if _, _, err := Verify(der, roots, now); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// save writes ca's certificate and key as the programme's files.
+func save(t *testing.T, ca *CA, certPath, keyPath string) {
+	t.Helper()
+	key, err := ca.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certPath, ca.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

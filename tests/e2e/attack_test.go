@@ -9,9 +9,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/browsertest"
 	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/tests/browsertest"
 )
 
 // TestPairWithoutButton: someone with the label's link (the right secret)

@@ -6,8 +6,8 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/parent"
-	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // signallingRTT is the reference for the latency benchmarks, measured in the

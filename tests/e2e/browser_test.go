@@ -12,11 +12,11 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/browsertest"
-	"github.com/tuanju/tuanju/internal/certreload/certtest"
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/certreload/certtest"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
+	"github.com/tuanju/tuanju/tests/browsertest"
 )
 
 // TestBrowserParentAnswersChild: real headless Chromium (with its fake

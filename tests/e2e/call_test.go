@@ -8,12 +8,12 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/call"
 	"github.com/tuanju/tuanju/internal/parent"
-	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/internal/terminal/call"
 	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // Five seconds of the low-data profile: 15 fps video, 48 kHz audio.

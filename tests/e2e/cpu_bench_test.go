@@ -22,13 +22,13 @@ import (
 	"github.com/pion/mediadevices/pkg/prop"
 
 	"github.com/tuanju/tuanju/internal/parent"
-	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/media/h264dec"
 	"github.com/tuanju/tuanju/media/h264enc"
 	"github.com/tuanju/tuanju/media/synth"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // callWindow is how long each benchmark iteration measures a live call.

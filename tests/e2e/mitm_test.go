@@ -14,10 +14,10 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/pairing"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // mitm is a rendezvous server gone bad, as seen by the terminal: a

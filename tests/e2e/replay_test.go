@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/autoanswer"
 	"github.com/tuanju/tuanju/internal/parent"
-	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
+	"github.com/tuanju/tuanju/internal/terminal/autoanswer"
 	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // logBuffer keeps what a terminal logged, for tests that read it.

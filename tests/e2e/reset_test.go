@@ -15,15 +15,15 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/simboard"
-	"github.com/tuanju/tuanju/internal/autoanswer"
 	"github.com/tuanju/tuanju/internal/parent"
-	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
-	"github.com/tuanju/tuanju/internal/terminalstore"
+	"github.com/tuanju/tuanju/internal/terminal/autoanswer"
+	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/pairing"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // quickButton shortens the long press; quickReset the power-up reset

@@ -18,9 +18,9 @@ import (
 
 	"github.com/tuanju/tuanju/device/alsa"
 	"github.com/tuanju/tuanju/device/speaker"
-	"github.com/tuanju/tuanju/internal/audiotest"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/media/mediatest"
+	"github.com/tuanju/tuanju/tests/audiotest"
 )
 
 // ALSA tests need the VM started with snd-aloop (and its dependencies

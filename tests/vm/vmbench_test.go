@@ -10,7 +10,7 @@ import (
 	"periph.io/x/conn/v3/gpio"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/call"
+	"github.com/tuanju/tuanju/internal/terminal/call"
 )
 
 // waitLine polls a gpio-sim line's value until it reads want.

@@ -22,7 +22,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 	"golang.org/x/sys/unix"
 
-	"github.com/tuanju/tuanju/device/fb"
+	"github.com/tuanju/tuanju/device/screen/fb"
 	tmedia "github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/media/h264enc"
 	"github.com/tuanju/tuanju/media/mediatest"

@@ -17,7 +17,7 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/gpiolines"
-	"github.com/tuanju/tuanju/internal/selftest"
+	"github.com/tuanju/tuanju/internal/terminal/selftest"
 )
 
 // simOffset is the gpio-sim line's offset, from its sysfs directory name.

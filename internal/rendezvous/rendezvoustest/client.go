@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/pairing"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // Client is one WebSocket to the server. A background goroutine reads and

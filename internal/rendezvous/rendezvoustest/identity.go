@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tuanju/tuanju/internal/terminalstore"
+	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
 	"github.com/tuanju/tuanju/provisioning/devcert"
 )
 

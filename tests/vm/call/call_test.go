@@ -42,9 +42,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/tuanju/tuanju/internal/browsertest"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/tests/browsertest"
 )
 
 // Waits are generous: they bound a hang, they do not measure (the VM is

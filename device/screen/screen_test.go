@@ -1,4 +1,4 @@
-package display
+package screen
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tuanju/tuanju/device/fb"
-	"github.com/tuanju/tuanju/device/fb/fbtest"
+	"github.com/tuanju/tuanju/device/screen/fb"
+	"github.com/tuanju/tuanju/device/screen/fb/fbtest"
 )
 
 type fakeSource struct {

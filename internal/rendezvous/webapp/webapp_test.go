@@ -18,9 +18,9 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
-	"github.com/tuanju/tuanju/internal/browsertest"
-	"github.com/tuanju/tuanju/internal/protocol"
 	"github.com/tuanju/tuanju/pairing"
+	"github.com/tuanju/tuanju/pairing/protocol"
+	"github.com/tuanju/tuanju/tests/browsertest"
 )
 
 // The browser runs in China's time zone, as the parents' phones do, so that

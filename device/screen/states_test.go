@@ -1,4 +1,4 @@
-package statescreen
+package screen
 
 import (
 	"bytes"
@@ -7,8 +7,8 @@ import (
 	"image/color"
 	"testing"
 
-	"github.com/tuanju/tuanju/device/fb"
-	"github.com/tuanju/tuanju/device/fb/fbtest"
+	"github.com/tuanju/tuanju/device/screen/fb"
+	"github.com/tuanju/tuanju/device/screen/fb/fbtest"
 )
 
 // Each state's colour, and whether its shape covers three probe points

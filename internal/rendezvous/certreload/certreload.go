@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/filestamp"
+	"github.com/tuanju/tuanju/internal/rendezvous/filestamp"
 )
 
 // CheckEvery is how often the files are looked at again, at most: a

@@ -10,8 +10,8 @@ import (
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
-	"github.com/tuanju/tuanju/internal/browsertest"
-	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/pairing/protocol"
+	"github.com/tuanju/tuanju/tests/browsertest"
 )
 
 // opusSilence is one 20 ms Opus frame of silence (CELT, full band): enough

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/certreload/certtest"
+	"github.com/tuanju/tuanju/internal/rendezvous/certreload/certtest"
 )
 
 func TestNewRefusesBadPairs(t *testing.T) {

@@ -12,9 +12,9 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/tuanju/tuanju/internal/protocol"
-	"github.com/tuanju/tuanju/internal/webapp"
+	"github.com/tuanju/tuanju/internal/rendezvous/webapp"
 	"github.com/tuanju/tuanju/pairing"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // fakeRendezvous is a scripted stand-in for the rendezvous server's /ws: it

@@ -1,6 +1,7 @@
-// Package statescreen draws what the terminal is doing on its screen, for a
-// child who cannot read: each state is one full-screen colour with one big
-// white shape, no text.
+// Package screen drives the terminal's screen, on boards that have one: the
+// parent's picture while a call is live, and otherwise what the terminal is
+// doing, for a child who cannot read: each state is one full-screen colour
+// with one big white shape, no text.
 //
 // It speaks the status lights' vocabulary (the device.Pattern names) and
 // their colour rules, so the screen and the LEDs never disagree: green is
@@ -23,7 +24,7 @@
 //
 // Shapes are computed per pixel from their equations, at any screen size and
 // orientation, centred, 70% of the shorter side.
-package statescreen
+package screen
 
 import (
 	"errors"
@@ -31,12 +32,12 @@ import (
 	"image"
 	"image/color"
 
-	"github.com/tuanju/tuanju/device/fb"
+	"github.com/tuanju/tuanju/device/screen/fb"
 )
 
 // ErrUnknownState means Render or Show was given a state not in the table.
 // The fault screen is shown instead, so a bug is visible.
-var ErrUnknownState = errors.New("statescreen: unknown state")
+var ErrUnknownState = errors.New("screen: unknown state")
 
 // Colours, bright enough to read on a cheap panel from across a room, and
 // the same hue as the LED of each meaning.
@@ -108,7 +109,7 @@ func Show(d fb.Display, state string) error {
 	img := image.NewRGBA(d.Bounds())
 	err := Render(img, state)
 	if derr := d.Draw(img); derr != nil {
-		return fmt.Errorf("statescreen: show %q: %w", state, derr)
+		return fmt.Errorf("screen: show %q: %w", state, derr)
 	}
 	return err
 }

@@ -1,8 +1,4 @@
-// Package display drives the terminal's screen, on boards that have one: the
-// parent's picture while a call is live, and otherwise one full-screen
-// picture per state (device/statescreen) that a child who cannot read
-// understands as well as the lights.
-package display
+package screen
 
 import (
 	"context"
@@ -10,8 +6,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/tuanju/tuanju/device/fb"
-	"github.com/tuanju/tuanju/device/statescreen"
+	"github.com/tuanju/tuanju/device/screen/fb"
 )
 
 // Source is what the screen shows: the terminal (internal/terminal's
@@ -60,7 +55,7 @@ func Run(ctx context.Context, src Source, d fb.Display, o Options) {
 				lastState = ""
 			}
 		} else if p := src.Pattern(); p != lastState {
-			err = statescreen.Show(d, p)
+			err = Show(d, p)
 			lastState, lastPic = p, nil
 		}
 		if err != nil {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tuanju/tuanju/internal/webapp"
+	"github.com/tuanju/tuanju/internal/rendezvous/webapp"
 )
 
 func TestHandler(t *testing.T) {

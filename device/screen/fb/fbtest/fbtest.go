@@ -10,7 +10,7 @@ import (
 	"image/color"
 	"sync"
 
-	"github.com/tuanju/tuanju/device/fb"
+	"github.com/tuanju/tuanju/device/screen/fb"
 )
 
 // Display is a fake screen. Its zero value is not usable; call New.

@@ -6,7 +6,7 @@ import (
 	"image"
 	"image/color"
 
-	"github.com/tuanju/tuanju/device/fb"
+	"github.com/tuanju/tuanju/device/screen/fb"
 )
 
 // barColours is the test picture: four vertical bars, left to right.

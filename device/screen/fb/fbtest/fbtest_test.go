@@ -6,8 +6,8 @@ import (
 	"image/color"
 	"testing"
 
-	"github.com/tuanju/tuanju/device/fb"
-	"github.com/tuanju/tuanju/device/fb/fbtest"
+	"github.com/tuanju/tuanju/device/screen/fb"
+	"github.com/tuanju/tuanju/device/screen/fb/fbtest"
 )
 
 func TestDisplay(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/tuanju/tuanju/internal/protocol"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // TestPageLimitsMatchProtocol: the page's own limits on what it sends are the
