@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
-	"github.com/tuanju/tuanju/pairing/protocol"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/tuanju/tuanju/internal/boltfile"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // Bucket layout of the registry:
@@ -65,25 +66,9 @@ type Store struct {
 // OpenStore opens (creating if needed) the registry at path, mode 0600: it
 // holds the parents' token hashes and every family's call log.
 func OpenStore(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	db, err := boltfile.Open(path, bucketDevices, bucketParents, bucketPairings, bucketCalls)
 	if err != nil {
-		return nil, fmt.Errorf("rendezvous: open store %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("rendezvous: chmod store %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketDevices, bucketParents, bucketPairings, bucketCalls} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("rendezvous: create buckets in %s: %w", path, err)
+		return nil, fmt.Errorf("rendezvous: store: %w", err)
 	}
 	return &Store{db: db}, nil
 }
