@@ -72,7 +72,9 @@ type Config struct {
 	Log *slog.Logger
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with its zero fields set as Open sets them, for a
+// caller that reports what it asked for.
+func (c Config) WithDefaults() Config {
 	if c.Channels == 0 {
 		c.Channels = 1
 	}
@@ -94,7 +96,7 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// validate checks a Config after withDefaults.
+// validate checks a Config after WithDefaults.
 func (c Config) validate() error {
 	switch {
 	case c.Channels < 1 || c.Channels > 2:

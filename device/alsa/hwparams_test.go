@@ -126,7 +126,7 @@ func TestNegotiate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := tt.cfg.withDefaults()
+			cfg := tt.cfg.WithDefaults()
 			p, err := negotiate(tt.hw.refine, cfg)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {

@@ -156,7 +156,7 @@ func Resolve(name string, s Stream, dir string) (Addr, error) {
 // nearest cfg's. The stream is prepared; capture starts at the first Read,
 // playback once the buffer is full (or on Drain).
 func Open(name string, s Stream, cfg Config) (*PCM, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("alsa: open %s %s: %w", name, s, err)
 	}

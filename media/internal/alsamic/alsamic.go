@@ -17,7 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/pion/mediadevices/pkg/driver"
 	"github.com/pion/mediadevices/pkg/io/audio"
@@ -27,12 +26,13 @@ import (
 	"github.com/tuanju/tuanju/device/alsa"
 )
 
-// Rate is the sample rate microphones advertise: Opus's native rate and
-// the one WebRTC sends at, so nothing resamples.
-const Rate = 48000
+// Rate is the sample rate microphones advertise, device/alsa's default:
+// Opus's native rate and the one WebRTC sends at, so nothing resamples.
+const Rate = alsa.DefaultRate
 
-// Latency is the capture period advertised: one Opus frame at 20 ms.
-const Latency = 20 * time.Millisecond
+// Latency is the capture period advertised, device/alsa's default: one Opus
+// frame at 20 ms.
+const Latency = alsa.DefaultPeriodTime
 
 // registry holds this package's registrations, by label.
 var (
@@ -176,16 +176,7 @@ func (m *microphone) AudioRecord(p prop.Media) (audio.Reader, error) {
 	if p.IsFloat || p.IsBigEndian || (p.SampleSize != 0 && p.SampleSize != 2) {
 		return nil, fmt.Errorf("alsamic %s: only 16-bit little-endian integer samples: %w", m.name, alsa.ErrUnsupported)
 	}
-	cfg := alsa.Config{Channels: p.ChannelCount, Rate: p.SampleRate, PeriodTime: p.Latency, Log: m.log}
-	if cfg.Channels == 0 {
-		cfg.Channels = 1
-	}
-	if cfg.Rate == 0 {
-		cfg.Rate = Rate
-	}
-	if cfg.PeriodTime == 0 {
-		cfg.PeriodTime = Latency
-	}
+	cfg := alsa.Config{Channels: p.ChannelCount, Rate: p.SampleRate, PeriodTime: p.Latency, Log: m.log}.WithDefaults()
 	pcm, err := alsa.Open(m.name, alsa.Capture, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("alsamic: %w", err)
