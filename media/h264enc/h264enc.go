@@ -115,13 +115,14 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
 	"github.com/pion/mediadevices/pkg/codec"
 	"github.com/pion/mediadevices/pkg/io/video"
 	"github.com/pion/mediadevices/pkg/prop"
+
+	"github.com/tuanju/tuanju/media/internal/cobj"
 )
 
 // Params configures the encoder; it is a mediadevices VideoEncoderBuilder.
@@ -167,7 +168,7 @@ func (p *Params) BuildVideoEncoder(r video.Reader, m prop.Media) (codec.ReadClos
 	if rv != 0 {
 		return nil, fmt.Errorf("h264enc: create encoder: openh264 error %d", int(rv))
 	}
-	return &Encoder{e: e, r: video.ToI420(r)}, nil
+	return &Encoder{e: cobj.New(e, func(e *C.ISVCEncoder) { C.enc_free(e) }), r: video.ToI420(r)}, nil
 }
 
 // ErrClosed is returned by Read after Close.
@@ -179,9 +180,7 @@ var ErrClosed = errors.New("h264enc: encoder closed")
 type Encoder struct {
 	r        video.Reader
 	forceIDR atomic.Bool
-
-	mu sync.Mutex
-	e  *C.ISVCEncoder // nil once closed
+	e        *cobj.Guard[*C.ISVCEncoder]
 }
 
 // Read encodes the next picture into one Annex B access unit. A picture the
@@ -203,32 +202,30 @@ func (enc *Encoder) Read() ([]byte, func(), error) {
 	y := yuv.Y[yuv.YOffset(b.Min.X, b.Min.Y):]
 	c := yuv.COffset(b.Min.X, b.Min.Y)
 
-	enc.mu.Lock()
-	defer enc.mu.Unlock()
-	if enc.e == nil {
-		return nil, func() {}, io.EOF
-	}
-	force := C.int(0)
-	if enc.forceIDR.Swap(false) {
-		force = 1
-	}
-	var info C.SFrameBSInfo
-	// The planes are Go memory that C only reads during the call.
-	rv := C.enc_encode(enc.e, force, C.int(b.Dx()), C.int(b.Dy()),
-		(*C.uchar)(&y[0]), (*C.uchar)(&yuv.Cb[c]), (*C.uchar)(&yuv.Cr[c]),
-		C.int(yuv.YStride), C.int(yuv.CStride), &info)
-	if rv != 0 {
-		return nil, func() {}, fmt.Errorf("h264enc: encode: openh264 error %d", int(rv))
-	}
-	var au []byte
-	for i := range int(info.iLayerNum) {
-		n := C.layer_size(&info, C.int(i))
-		if n > 0 {
-			au = append(au, C.GoBytes(unsafe.Pointer(C.layer_buf(&info, C.int(i))), n)...)
+	au := []byte{}
+	err = enc.e.Do(io.EOF, func(e *C.ISVCEncoder) error {
+		force := C.int(0)
+		if enc.forceIDR.Swap(false) {
+			force = 1
 		}
-	}
-	if au == nil {
-		au = []byte{}
+		var info C.SFrameBSInfo
+		// The planes are Go memory that C only reads during the call.
+		rv := C.enc_encode(e, force, C.int(b.Dx()), C.int(b.Dy()),
+			(*C.uchar)(&y[0]), (*C.uchar)(&yuv.Cb[c]), (*C.uchar)(&yuv.Cr[c]),
+			C.int(yuv.YStride), C.int(yuv.CStride), &info)
+		if rv != 0 {
+			return fmt.Errorf("h264enc: encode: openh264 error %d", int(rv))
+		}
+		for i := range int(info.iLayerNum) {
+			n := C.layer_size(&info, C.int(i))
+			if n > 0 {
+				au = append(au, C.GoBytes(unsafe.Pointer(C.layer_buf(&info, C.int(i))), n)...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, func() {}, err
 	}
 	return au, func() {}, nil
 }
@@ -241,27 +238,16 @@ func (enc *Encoder) ForceKeyFrame() error {
 
 // SetBitRate changes the target bitrate (bit/s) from the next picture on.
 func (enc *Encoder) SetBitRate(bitrate int) error {
-	enc.mu.Lock()
-	defer enc.mu.Unlock()
-	if enc.e == nil {
-		return ErrClosed
-	}
-	if rv := C.enc_set_bitrate(enc.e, C.int(bitrate)); rv != 0 {
-		return fmt.Errorf("h264enc: set bitrate %d: openh264 error %d", bitrate, int(rv))
-	}
-	return nil
+	return enc.e.Do(ErrClosed, func(e *C.ISVCEncoder) error {
+		if rv := C.enc_set_bitrate(e, C.int(bitrate)); rv != 0 {
+			return fmt.Errorf("h264enc: set bitrate %d: openh264 error %d", bitrate, int(rv))
+		}
+		return nil
+	})
 }
 
 // Controller offers codec.KeyFrameController and codec.BitRateController.
 func (enc *Encoder) Controller() codec.EncoderController { return enc }
 
 // Close frees the encoder; it is safe to call more than once.
-func (enc *Encoder) Close() error {
-	enc.mu.Lock()
-	defer enc.mu.Unlock()
-	if enc.e != nil {
-		C.enc_free(enc.e)
-		enc.e = nil
-	}
-	return nil
-}
+func (enc *Encoder) Close() error { return enc.e.Close() }

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/pion/mediadevices/pkg/codec"
@@ -30,6 +29,8 @@ import (
 	"github.com/pion/mediadevices/pkg/prop"
 	"github.com/pion/mediadevices/pkg/wave"
 	"github.com/pion/mediadevices/pkg/wave/mixer"
+
+	"github.com/tuanju/tuanju/media/internal/cobj"
 )
 
 // maxPacket is libopus' recommended output buffer: enough for any packet.
@@ -84,7 +85,7 @@ func (p *Params) BuildAudioEncoder(r audio.Reader, m prop.Media) (codec.ReadClos
 	}
 	samples := int(p.Latency * time.Duration(m.SampleRate) / time.Second)
 	enc := &Encoder{
-		e: e,
+		e: cobj.New(e, func(e *C.OpusEncoder) { C.opus_encoder_destroy(e) }),
 		r: audio.NewChannelMixer(channels, &mixer.MonoMixer{})(audio.NewBuffer(samples)(r)),
 	}
 	bitrate := p.BitRate
@@ -104,9 +105,7 @@ var ErrClosed = errors.New("opusenc: encoder closed")
 // Encoder is one libopus encoder reading samples from an audio.Reader.
 type Encoder struct {
 	r audio.Reader
-
-	mu sync.Mutex
-	e  *C.OpusEncoder // nil once closed
+	e *cobj.Guard[*C.OpusEncoder]
 }
 
 // Read encodes the next frame into one Opus packet.
@@ -115,58 +114,48 @@ func (enc *Encoder) Read() ([]byte, func(), error) {
 	if err != nil {
 		return nil, func() {}, err
 	}
-	enc.mu.Lock()
-	defer enc.mu.Unlock()
-	if enc.e == nil {
-		return nil, func() {}, io.EOF
-	}
 	out := make([]byte, maxPacket)
 	var n C.opus_int32
-	switch b := buf.(type) {
-	case *wave.Int16Interleaved:
-		if len(b.Data) == 0 {
-			return nil, func() {}, errors.New("opusenc: encode: empty frame")
+	err = enc.e.Do(io.EOF, func(e *C.OpusEncoder) error {
+		switch b := buf.(type) {
+		case *wave.Int16Interleaved:
+			if len(b.Data) == 0 {
+				return errors.New("opusenc: encode: empty frame")
+			}
+			n = C.opus_encode(e, (*C.opus_int16)(&b.Data[0]), C.int(b.ChunkInfo().Len),
+				(*C.uchar)(&out[0]), C.opus_int32(len(out)))
+		case *wave.Float32Interleaved:
+			if len(b.Data) == 0 {
+				return errors.New("opusenc: encode: empty frame")
+			}
+			n = C.opus_encode_float(e, (*C.float)(&b.Data[0]), C.int(b.ChunkInfo().Len),
+				(*C.uchar)(&out[0]), C.opus_int32(len(out)))
+		default:
+			return fmt.Errorf("opusenc: encode: unsupported samples %T", buf)
 		}
-		n = C.opus_encode(enc.e, (*C.opus_int16)(&b.Data[0]), C.int(b.ChunkInfo().Len),
-			(*C.uchar)(&out[0]), C.opus_int32(len(out)))
-	case *wave.Float32Interleaved:
-		if len(b.Data) == 0 {
-			return nil, func() {}, errors.New("opusenc: encode: empty frame")
+		if n < 0 {
+			return fmt.Errorf("opusenc: encode: %s", C.GoString(C.opus_strerror(C.int(n))))
 		}
-		n = C.opus_encode_float(enc.e, (*C.float)(&b.Data[0]), C.int(b.ChunkInfo().Len),
-			(*C.uchar)(&out[0]), C.opus_int32(len(out)))
-	default:
-		return nil, func() {}, fmt.Errorf("opusenc: encode: unsupported samples %T", buf)
-	}
-	if n < 0 {
-		return nil, func() {}, fmt.Errorf("opusenc: encode: %s", C.GoString(C.opus_strerror(C.int(n))))
+		return nil
+	})
+	if err != nil {
+		return nil, func() {}, err
 	}
 	return out[:n:n], func() {}, nil
 }
 
 // SetBitRate changes the target bitrate (bit/s).
 func (enc *Encoder) SetBitRate(bitrate int) error {
-	enc.mu.Lock()
-	defer enc.mu.Unlock()
-	if enc.e == nil {
-		return ErrClosed
-	}
-	if rv := C.enc_set_bitrate(enc.e, C.opus_int32(bitrate)); rv != C.OPUS_OK {
-		return fmt.Errorf("opusenc: set bitrate %d: %s", bitrate, C.GoString(C.opus_strerror(rv)))
-	}
-	return nil
+	return enc.e.Do(ErrClosed, func(e *C.OpusEncoder) error {
+		if rv := C.enc_set_bitrate(e, C.opus_int32(bitrate)); rv != C.OPUS_OK {
+			return fmt.Errorf("opusenc: set bitrate %d: %s", bitrate, C.GoString(C.opus_strerror(rv)))
+		}
+		return nil
+	})
 }
 
 // Controller offers codec.BitRateController.
 func (enc *Encoder) Controller() codec.EncoderController { return enc }
 
 // Close frees the encoder; it is safe to call more than once.
-func (enc *Encoder) Close() error {
-	enc.mu.Lock()
-	defer enc.mu.Unlock()
-	if enc.e != nil {
-		C.opus_encoder_destroy(enc.e)
-		enc.e = nil
-	}
-	return nil
-}
+func (enc *Encoder) Close() error { return enc.e.Close() }
