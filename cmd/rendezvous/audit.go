@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
 
+	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 )
 
@@ -17,17 +17,12 @@ import (
 // pairing and factory reset), oldest first. It only reads the log file, so
 // it works while the server runs.
 func runAudit(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rendezvous audit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `usage: rendezvous audit [-config file | -data dir] [-json]
+	fs := cli.NewFlagSet("rendezvous audit", `usage: rendezvous audit [-config file | -data dir] [-json]
 
 Prints the server's audit log (every pairing and factory reset), oldest
 first. It only reads the log, so it works while the server runs.
 
-`)
-		fs.PrintDefaults()
-	}
+`, stderr)
 	var (
 		configFile = fs.String("config", "", "the server's TOML configuration `file` (for data_dir)")
 		dataDir    = fs.String("data", "", "the server's data `directory` (overrides the file)")
@@ -41,7 +36,7 @@ first. It only reads the log, so it works while the server runs.
 	}
 	cfg := defaults()
 	if *configFile != "" {
-		if err := decodeFile(*configFile, &cfg); err != nil {
+		if err := cli.DecodeFile(*configFile, &cfg); err != nil {
 			return err
 		}
 	}

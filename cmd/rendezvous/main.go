@@ -21,10 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
-
-	"github.com/BurntSushi/toml"
 
 	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/internal/rendezvous"
@@ -113,7 +110,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		return opts, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if fs.configFile != "" {
-		if err := decodeFile(fs.configFile, &opts.cfg); err != nil {
+		if err := cli.DecodeFile(fs.configFile, &opts.cfg); err != nil {
 			return opts, err
 		}
 	}
@@ -131,22 +128,6 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		return opts, errors.New("listen address is empty")
 	}
 	return opts, opts.cfg.Validate()
-}
-
-// decodeFile overlays a TOML file on cfg, refusing keys it does not know.
-func decodeFile(path string, cfg *rendezvous.Config) error {
-	md, err := toml.DecodeFile(path, cfg)
-	if err != nil {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
-	}
-	return nil
 }
 
 // serveCmd runs the server until ctx ends.

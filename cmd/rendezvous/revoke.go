@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -10,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 )
 
@@ -18,14 +18,10 @@ import (
 // (-list). It edits the file by rename, as the server needs; a running
 // server picks the change up within revocation_check_interval.
 func runRevoke(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("rendezvous revoke", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `usage: rendezvous revoke [-config file | -file path] [-reason text] DEVICE_ID...
+	fs := cli.NewFlagSet("rendezvous revoke", `usage: rendezvous revoke [-config file | -file path] [-reason text] DEVICE_ID...
        rendezvous revoke [-config file | -file path] -undo DEVICE_ID...
-       rendezvous revoke [-config file | -file path] -list`)
-		fs.PrintDefaults()
-	}
+       rendezvous revoke [-config file | -file path] -list
+`, stderr)
 	var (
 		configFile = fs.String("config", "", "the server's TOML configuration `file` (for revoked_devices_file)")
 		file       = fs.String("file", "", "the deny list `path` (overrides the configuration's revoked_devices_file)")
@@ -39,7 +35,7 @@ func runRevoke(_ context.Context, args []string, stdout, stderr io.Writer) error
 	path := *file
 	if path == "" && *configFile != "" {
 		cfg := defaults()
-		if err := decodeFile(*configFile, &cfg); err != nil {
+		if err := cli.DecodeFile(*configFile, &cfg); err != nil {
 			return err
 		}
 		path = cfg.RevokedDevicesFile
