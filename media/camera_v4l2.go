@@ -39,7 +39,7 @@ func openV4L2(ctx context.Context, device string, p Profile, selector *mediadevi
 	}
 	formats, choice := cameraFormats(cameraModes(d), p)
 	log.Info("camera formats", "camera", d.Info().Label, "choice", choice)
-	stream, err := mediadevices.GetUserMedia(mediadevices.MediaStreamConstraints{
+	return userMediaTrack(mediadevices.MediaStreamConstraints{
 		Video: func(c *mediadevices.MediaTrackConstraints) {
 			c.DeviceID = prop.StringExact(d.ID())
 			c.Width = prop.Int(p.Width)
@@ -50,18 +50,7 @@ func openV4L2(ctx context.Context, device string, p Profile, selector *mediadevi
 			c.FrameFormat = formats
 		},
 		Codec: selector,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("v4l2 %s: %w", d.Info().Label, err)
-	}
-	tracks := stream.GetVideoTracks()
-	if len(tracks) != 1 {
-		for _, t := range stream.GetTracks() {
-			t.Close()
-		}
-		return nil, fmt.Errorf("v4l2 %s: got %d video tracks", d.Info().Label, len(tracks))
-	}
-	return tracks[0], nil
+	}, "v4l2 "+d.Info().Label)
 }
 
 // findCamera returns the registered camera matching device: a path (its base

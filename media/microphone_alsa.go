@@ -39,7 +39,7 @@ func openALSAMicrophone(device string, selector *mediadevices.CodecSelector, log
 	if err != nil {
 		return nil, err
 	}
-	stream, err := mediadevices.GetUserMedia(mediadevices.MediaStreamConstraints{
+	return userMediaTrack(mediadevices.MediaStreamConstraints{
 		Audio: func(c *mediadevices.MediaTrackConstraints) {
 			c.DeviceID = prop.StringExact(d.ID())
 			c.ChannelCount = prop.IntExact(1)
@@ -50,16 +50,5 @@ func openALSAMicrophone(device string, selector *mediadevices.CodecSelector, log
 			c.Latency = prop.Duration(alsamic.Latency)
 		},
 		Codec: selector,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("alsa %s: %w", d.Info().Label, err)
-	}
-	tracks := stream.GetAudioTracks()
-	if len(tracks) != 1 {
-		for _, t := range stream.GetTracks() {
-			t.Close()
-		}
-		return nil, fmt.Errorf("alsa %s: got %d audio tracks", d.Info().Label, len(tracks))
-	}
-	return tracks[0], nil
+	}, "alsa "+d.Info().Label)
 }

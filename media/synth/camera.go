@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -33,13 +32,11 @@ type CameraOptions struct {
 // (video.Reader plus ID and Close), so it is wrapped with
 // mediadevices.NewVideoTrack like any other source.
 type Camera struct {
-	opts   CameraOptions
-	bg     *image.YCbCr // static background, copied into every frame
-	ticker *time.Ticker
-	done   chan struct{}
-	once   sync.Once
-	frame  int
-	rng    uint32
+	opts  CameraOptions
+	bg    *image.YCbCr // static background, copied into every frame
+	pace  *pacer
+	frame int
+	rng   uint32
 
 	latest atomic.Pointer[image.YCbCr]
 	frames atomic.Int64
@@ -77,11 +74,8 @@ func NewCamera(opts CameraOptions) (*Camera, error) {
 	c := &Camera{
 		opts: opts,
 		bg:   background(opts.Width, opts.Height),
-		done: make(chan struct{}),
+		pace: newPacer(time.Second/time.Duration(opts.FPS), opts.Unpaced),
 		rng:  0x9e3779b9,
-	}
-	if !opts.Unpaced {
-		c.ticker = time.NewTicker(time.Second / time.Duration(opts.FPS))
 	}
 	return c, nil
 }
@@ -91,12 +85,7 @@ func (c *Camera) ID() string { return "synthetic-camera" }
 
 // Close ends the stream: a blocked or later Read returns io.EOF.
 func (c *Camera) Close() error {
-	c.once.Do(func() {
-		close(c.done)
-		if c.ticker != nil {
-			c.ticker.Stop()
-		}
-	})
+	c.pace.close()
 	return nil
 }
 
@@ -105,17 +94,8 @@ func (c *Camera) Close() error {
 // (encoder, preview). Read is called by one goroutine at a time (mediadevices'
 // broadcaster serialises it).
 func (c *Camera) Read() (image.Image, func(), error) {
-	select {
-	case <-c.done:
+	if !c.pace.wait() {
 		return nil, func() {}, io.EOF
-	default:
-	}
-	if c.ticker != nil {
-		select {
-		case <-c.done:
-			return nil, func() {}, io.EOF
-		case <-c.ticker.C:
-		}
 	}
 	if !c.opts.Socket.Plugged() {
 		return nil, func() {}, ErrUnplugged

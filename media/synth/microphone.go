@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,13 +24,11 @@ type MicrophoneOptions struct {
 // 150 ms each with smooth edges) once a second over near-silence. It implements
 // mediadevices' AudioSource (audio.Reader plus ID and Close).
 type Microphone struct {
-	rate   int
-	chunk  int // samples per Read
-	ticker *time.Ticker
-	done   chan struct{}
-	once   sync.Once
-	pos    int64 // samples produced; owned by the reading goroutine
-	total  atomic.Int64
+	rate  int
+	chunk int // samples per Read
+	pace  *pacer
+	pos   int64 // samples produced; owned by the reading goroutine
+	total atomic.Int64
 }
 
 // NewMicrophone returns a synthetic microphone.
@@ -46,11 +43,7 @@ func NewMicrophone(opts MicrophoneOptions) (*Microphone, error) {
 	if opts.SampleRate < 8000 || chunk <= 0 {
 		return nil, fmt.Errorf("synth: microphone %d Hz, chunk %v: unsupported", opts.SampleRate, opts.Chunk)
 	}
-	m := &Microphone{rate: opts.SampleRate, chunk: chunk, done: make(chan struct{})}
-	if !opts.Unpaced {
-		m.ticker = time.NewTicker(opts.Chunk)
-	}
-	return m, nil
+	return &Microphone{rate: opts.SampleRate, chunk: chunk, pace: newPacer(opts.Chunk, opts.Unpaced)}, nil
 }
 
 // ID implements mediadevices.Source.
@@ -58,12 +51,7 @@ func (m *Microphone) ID() string { return "synthetic-microphone" }
 
 // Close ends the stream: a blocked or later Read returns io.EOF.
 func (m *Microphone) Close() error {
-	m.once.Do(func() {
-		close(m.done)
-		if m.ticker != nil {
-			m.ticker.Stop()
-		}
-	})
+	m.pace.close()
 	return nil
 }
 
@@ -73,17 +61,8 @@ func (m *Microphone) Samples() int64 { return m.total.Load() }
 // Read returns the next chunk of 16-bit mono PCM, paced in real time unless
 // Unpaced. The returned chunk is not reused.
 func (m *Microphone) Read() (wave.Audio, func(), error) {
-	select {
-	case <-m.done:
+	if !m.pace.wait() {
 		return nil, func() {}, io.EOF
-	default:
-	}
-	if m.ticker != nil {
-		select {
-		case <-m.done:
-			return nil, func() {}, io.EOF
-		case <-m.ticker.C:
-		}
 	}
 	a := wave.NewInt16Interleaved(wave.ChunkInfo{Len: m.chunk, Channels: 1, SamplingRate: m.rate})
 	for i := range a.Data {
