@@ -1,19 +1,13 @@
 package speaker
 
-// jitterBuffer holds the parent's voice between the track goroutine that
-// decodes it and the playback goroutine that plays it. Network audio comes
-// in bursts; the hardware takes it at a steady pace. The buffer:
-//
-//   - waits for target samples before playing (and again after running
-//     dry), so a late packet does not cut every word;
-//   - plays what it has then silence when it runs dry (an underrun);
-//   - drops the oldest samples when full, so a burst never builds up delay
-//     beyond its capacity;
-//   - trims back to target when it has held more than target+slack for a
-//     whole window (the sender's clock running a little fast, or a burst
-//     that never drained), so latency does not creep up over a long call.
-//
-// It is not safe for concurrent use; Speaker guards it.
+// jitterBuffer holds the parent's voice between the goroutine that decodes it
+// and the one that plays it: network audio comes in bursts, the hardware takes
+// it at a steady pace. It waits for target samples before playing (and after
+// running dry), so a late packet does not cut every word; plays silence when
+// dry; drops the oldest samples when full, so a burst cannot build up delay;
+// and trims back to target after holding more than target+slack for a whole
+// window (a sender's fast clock, a burst that never drained), so latency does
+// not creep up over a long call. Not safe for concurrent use; Speaker guards it.
 type jitterBuffer struct {
 	ring      []int16
 	r, n      int // read index, samples held

@@ -33,8 +33,8 @@ func Exit(stderr io.Writer, program string, err error) int {
 
 // Message is err as the user reads it: prefixed with the program's name,
 // unless the error already starts with it ("rendezvous: config: ...",
-// "terminald selftest: ..."). Packages prefix their own errors (STYLE.md),
-// so a main that always added the name printed "rendezvous: rendezvous: ...".
+// "terminald selftest: ..."), as errors of the command's own packages do
+// (STYLE.md): the name is said once.
 func Message(program string, err error) string {
 	msg := err.Error()
 	if strings.HasPrefix(msg, program+":") || strings.HasPrefix(msg, program+" ") {

@@ -11,23 +11,16 @@ import (
 )
 
 // admission decides, before the WebSocket upgrade, whether a connection may
-// become a socket at all: the per-address connect rate, then the caps on
-// sockets that have not logged in yet, per address, per network prefix and
-// in total. A refusal is an HTTP status with Retry-After and costs no
-// upgrade, no goroutines and no challenge. An admitted socket holds a
-// "pending" slot until it logs in as terminal or parent or closes (the
-// hello deadline bounds that). A pairing page proves nothing when it logs
-// in, so it moves to a pool of its own, capped the same way, and holds that
-// slot until it closes or its lifetime ends.
+// become a socket: the per-address connect rate, then the caps on sockets not
+// yet logged in (per address, per network prefix, in total). A refusal is an
+// HTTP status with Retry-After and costs no upgrade. An admitted socket holds
+// a "pending" slot until it logs in or closes; a pairing page, which proves
+// nothing at login, then moves to a pool of its own, capped the same way.
 //
-// A full pool does not simply refuse the newcomer: that would let whoever
-// holds the most sockets keep everyone else out, and a parent's login
-// cannot be told from a stranger's before its hello. Instead the newcomer
-// takes the slot of the oldest socket of the network prefix that holds the
-// most, as long as that prefix holds more than the newcomer's own
-// (longest-queue drop). A terminal or parent on a network that is not the
-// flood's therefore always gets its chance to log in, and a flood has to
-// come from as many prefixes as the pool has slots to keep anyone out.
+// A full pool evicts instead of refusing (longest-queue drop): the newcomer
+// takes the oldest slot of the prefix that holds the most, if that holds more
+// than the newcomer's own. Whoever holds most sockets cannot keep others out,
+// and a flood must come from as many prefixes as the pool has slots.
 type admission struct {
 	cfg      LimitsConfig
 	connects *limiter

@@ -25,18 +25,12 @@ const revokedText = "this unit has been revoked"
 // for changes.
 const DefaultRevocationCheck = 10 * time.Second
 
-// revocations is the programme's deny list of terminals (revoked_devices_file):
-// a stolen, lost or retired unit, named by its device ID, which is the hash of
-// its key, so the entry blocks exactly that key whatever certificate it
-// shows. The file is one device ID per line, optionally followed by a reason;
-// '#' starts a comment:
-//
-//	# stolen from Xinhe primary school, 2026-11-20
-//	abcdefghijklmnopqrstuvwxyz  stolen
-//
-// The server reads it at start (a malformed file stops it) and again when it
-// changes (a malformed change is logged and the list in use stays), and drops
-// a newly revoked unit that is online.
+// revocations is the programme's deny list of terminals (revoked_devices_file,
+// format in docs/provisioning-keys.md), by device ID: the hash of the unit's
+// key, so an entry blocks that key whatever certificate it shows. It is read
+// at start (a malformed file stops the server) and again when it changes (a
+// malformed change is logged and the list in use stays); a newly revoked unit
+// that is online is dropped.
 type revocations struct {
 	path string
 
