@@ -16,12 +16,12 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/tuanju/tuanju/internal/boltfile"
 	"github.com/tuanju/tuanju/pairing"
 )
 
@@ -78,25 +78,9 @@ type Store struct {
 // Open opens (creating if needed) the state file with mode 0600: it holds
 // the device's private key.
 func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	db, err := boltfile.Open(path, bucketIdentity, bucketPairing, bucketCalls, bucketReplay)
 	if err != nil {
-		return nil, fmt.Errorf("terminalstore: open %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("terminalstore: chmod %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketIdentity, bucketPairing, bucketCalls, bucketReplay} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("terminalstore: init %s: %w", path, err)
+		return nil, fmt.Errorf("terminalstore: %w", err)
 	}
 	return &Store{db: db}, nil
 }
