@@ -17,9 +17,9 @@ import (
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/boards"
 	"github.com/tuanju/tuanju/device/devicetest"
+	"github.com/tuanju/tuanju/device/pins"
 	"github.com/tuanju/tuanju/device/screen/fb"
 	"github.com/tuanju/tuanju/device/screen/fb/fbtest"
-	"github.com/tuanju/tuanju/internal/gpiolines"
 	"github.com/tuanju/tuanju/internal/logging"
 	"github.com/tuanju/tuanju/internal/terminal/selftest"
 	"github.com/tuanju/tuanju/media"
@@ -182,8 +182,8 @@ func gpioParts(cfg config, f selftestFlags, log *slog.Logger) unitParts {
 	if cfg.Speaker != "" {
 		p.speaker = alsaSpeaker{cfg.Speaker}
 	}
-	r, rerr := gpiolines.Host(log)
-	resolve := func(spec string) (*gpiolines.Line, error) {
+	r, rerr := pins.Host(log)
+	resolve := func(spec string) (*pins.Line, error) {
 		if rerr != nil {
 			return nil, rerr
 		}
@@ -208,7 +208,7 @@ func gpioParts(cfg config, f selftestFlags, log *slog.Logger) unitParts {
 		}
 		return b, b.Close, nil
 	}
-	_, debugfsErr := os.Stat(gpiolines.DefaultDebugfs)
+	_, debugfsErr := os.Stat(pins.DefaultDebugfs)
 	for c, spec := range pm.LEDs {
 		l, err := resolve(spec)
 		if err != nil {
@@ -218,7 +218,7 @@ func gpioParts(cfg config, f selftestFlags, log *slog.Logger) unitParts {
 		ll := selftest.LEDLine{Pin: l, Where: l.Where(), ActiveLow: pm.LEDActiveLow}
 		if l.Chip != "" && debugfsErr == nil {
 			ll.ReadBack = func() (gpio.Level, error) {
-				out, lvl, err := l.DrivenLevel(gpiolines.DefaultDebugfs)
+				out, lvl, err := l.DrivenLevel(pins.DefaultDebugfs)
 				if err == nil && !out {
 					err = fmt.Errorf("%s is not an output", l.Where())
 				}
