@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/device/board"
 	"github.com/tuanju/tuanju/device/boards"
 	"github.com/tuanju/tuanju/device/pins"
 	"github.com/tuanju/tuanju/internal/cli"
@@ -121,7 +122,7 @@ func defaults() config {
 		Pins:            pins.DefaultMap(),
 		Watchdog:        device.DefaultWatchdogPath,
 		WatchdogTimeout: duration{device.DefaultWatchdogTimeout},
-		Screen:          screenAuto,
+		Screen:          board.ScreenAuto,
 		Speaker:         "default",
 		AutoAnswer:      autoAnswerConfig{Delay: duration{terminal.DefaultAutoAnswerDelay}},
 	}

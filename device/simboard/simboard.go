@@ -318,3 +318,7 @@ func (b *Board) State() State {
 	s.CameraPlugged = b.camera.Plugged()
 	return s
 }
+
+// LEDPin is the pin the LED of colour c is on: the self-test drives it and
+// reads it back.
+func (b *Board) LEDPin(c device.Color) gpio.PinIO { return b.ledPins[c] }
