@@ -49,7 +49,7 @@ type Options struct {
 	// Screen returns what the terminal's screen shows now: the parent's
 	// decoded video during a call, nil otherwise. A nil Screen means the
 	// terminal has no screen (most boards have none; the panel then shows
-	// the camera preview alone, as before).
+	// the camera preview alone).
 	Screen func() image.Image
 	// MaxHold auto-releases a hold after this long (0: DefaultMaxHold,
 	// negative: never).
