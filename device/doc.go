@@ -2,10 +2,10 @@
 // the status LEDs, driven through periph.io GPIO.
 //
 // The package accepts periph's narrowest interfaces (gpio.PinIn for the
-// button, gpio.PinOut for each LED) and never looks pins up itself: only
-// cmd/terminald calls host.Init and gpioreg.ByName, so the same code runs on
-// a real board, against gpio-sim in a VM, and against gpiotest pins in unit
-// tests and on the simulated board (device/simboard).
+// button, gpio.PinOut for each LED) and never looks pins up itself (device/pins
+// does), so the same code runs on a real board, against gpio-sim in a VM, and
+// against gpiotest pins in unit tests and on the simulated board
+// (device/simboard).
 //
 // A child who cannot read is the user. The button therefore never produces a
 // press from contact bounce, a long press is recognised while the button is

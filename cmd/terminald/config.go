@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/device/board"
 	"github.com/tuanju/tuanju/device/boards"
+	"github.com/tuanju/tuanju/device/pins"
 	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/internal/terminal/autoanswer"
@@ -25,17 +27,17 @@ type config struct {
 	ServerURL string `toml:"server_url"`
 	// ServerCAFile (PEM) replaces the system's CAs for a wss:// server_url:
 	// for a programme whose server has a certificate from its own CA.
-	ServerCAFile string        `toml:"server_ca_file"`
-	PublicURL    string        `toml:"public_url"`
-	StateFile    string        `toml:"state_file"`
-	Board        string        `toml:"board"` // "sim" or "gpio"
-	PanelListen  string        `toml:"panel_listen"`
-	LoopbackOnly bool          `toml:"loopback_only"`
-	LogFormat    string        `toml:"log_format"` // "text" or "json"
-	LogLevel     string        `toml:"log_level"`
-	Media        mediaConfig   `toml:"media"`
-	Pins         device.PinMap `toml:"pins"`
-	LongPress    duration      `toml:"long_press"`
+	ServerCAFile string      `toml:"server_ca_file"`
+	PublicURL    string      `toml:"public_url"`
+	StateFile    string      `toml:"state_file"`
+	Board        string      `toml:"board"` // "sim" or "gpio"
+	PanelListen  string      `toml:"panel_listen"`
+	LoopbackOnly bool        `toml:"loopback_only"`
+	LogFormat    string      `toml:"log_format"` // "text" or "json"
+	LogLevel     string      `toml:"log_level"`
+	Media        mediaConfig `toml:"media"`
+	Pins         pins.Map    `toml:"pins"`
+	LongPress    duration    `toml:"long_press"`
 	// Watchdog is the hardware watchdog device ("" turns it off). Used on
 	// the gpio board only: a developer's machine may have a real one.
 	Watchdog        string   `toml:"watchdog"`
@@ -117,10 +119,10 @@ func defaults() config {
 		LogFormat:       "json",
 		LogLevel:        "info",
 		Media:           mediaConfig{Profile: media.LowData.Name, Camera: media.SourceV4L2, Microphone: media.SourceALSA, MicrophoneDevice: "default"},
-		Pins:            device.DefaultPinMap(),
+		Pins:            pins.DefaultMap(),
 		Watchdog:        device.DefaultWatchdogPath,
 		WatchdogTimeout: duration{device.DefaultWatchdogTimeout},
-		Screen:          screenAuto,
+		Screen:          board.ScreenAuto,
 		Speaker:         "default",
 		AutoAnswer:      autoAnswerConfig{Delay: duration{terminal.DefaultAutoAnswerDelay}},
 	}

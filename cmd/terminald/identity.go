@@ -142,6 +142,10 @@ func describe(cert []byte, w io.Writer) error {
 // again. Slow: nothing changes until a technician imports an identity.
 var provisionPoll = 30 * time.Second
 
+// provisionLooked, if set, is called after each look at an unprovisioned
+// state file: tests wait on it instead of on the clock.
+var provisionLooked func()
+
 // awaitIdentity returns once the state file holds a device key and
 // certificate, the store open. Until then the unit shows needs-repair (a
 // child sees a unit that needs a grown-up, not one that seems ready), says
@@ -178,6 +182,9 @@ func awaitIdentity(ctx context.Context, path string, leds terminal.LEDs, status 
 			if status != nil {
 				status("not provisioned: no device certificate")
 			}
+		}
+		if provisionLooked != nil {
+			provisionLooked()
 		}
 		select {
 		case <-ctx.Done():

@@ -8,18 +8,12 @@ import (
 	"image"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
-	"periph.io/x/conn/v3/gpio"
-	"periph.io/x/conn/v3/gpio/gpiotest"
-
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/device/board"
 	"github.com/tuanju/tuanju/device/boards"
-	"github.com/tuanju/tuanju/device/devicetest"
 	"github.com/tuanju/tuanju/device/screen/fb"
-	"github.com/tuanju/tuanju/device/screen/fb/fbtest"
-	"github.com/tuanju/tuanju/internal/gpiolines"
 	"github.com/tuanju/tuanju/internal/logging"
 	"github.com/tuanju/tuanju/internal/terminal/selftest"
 	"github.com/tuanju/tuanju/media"
@@ -63,8 +57,12 @@ check fails.
 		return err
 	}
 	log := logging.New(stderr, "text", "warn").With("service", "terminald-selftest")
-	checks, cleanup := selftestChecks(cfg, f, log)
-	defer cleanup()
+	u, err := openUnit(cfg, f, log)
+	if err != nil {
+		return err
+	}
+	defer u.board.Close()
+	checks := selftestChecks(cfg, f, u)
 	rep := selftest.Run(ctx, checks, stderr)
 	if f.json {
 		err = rep.WriteJSON(stdout)
@@ -80,168 +78,99 @@ check fails.
 	return nil
 }
 
-// unitParts is the hardware of the unit under test, real or simulated.
-type unitParts struct {
-	button    selftest.ButtonOptions
-	leds      map[device.Color]selftest.LEDLine
-	ledActLow bool
-	screen    func() (fb.Display, func() error, error)
-	screenAt  string
-	speaker   selftest.Speaker    // nil: none configured
-	mic       selftest.Microphone // nil: none configured
+// unit is the unit under test: its board, opened as the daemon opens it.
+type unit struct {
+	board *board.Board
+	tone  selftest.Speaker // nil: no speaker fitted
+	log   *slog.Logger
 	// opening, if set, is told when a media.Gate is about to open camera
 	// or microphone (tests: media.Gate.Opening).
 	opening func(media.CaptureConfig)
 }
 
-func selftestChecks(cfg config, f selftestFlags, log *slog.Logger) ([]selftest.Check, func()) {
-	var parts unitParts
-	fitted := func(p boards.Part) bool { return cfg.profile != nil && cfg.profile.Has(p) }
-	switch cfg.Board {
-	case "sim":
-		parts = simParts()
-	default:
-		parts = gpioParts(cfg, f, log)
+// openUnit opens cfg's board. The screen is the one -screen or the board
+// profile names (the daemon's default, "auto", is not a promise that the
+// unit has one), opened without taking the console.
+func openUnit(cfg config, f selftestFlags, log *slog.Logger) (*unit, error) {
+	bc := boardConfig(cfg, log)
+	bc.Screen = f.screen
+	if bc.Screen == "" && cfg.profile != nil {
+		bc.Screen = cfg.profile.Screen
 	}
-	// The microphone opens through the media gate, announced as a call's
-	// (openAnnounced): ALSA on a real board, the synthetic one on the
-	// simulated board when configured.
-	if (cfg.Board == "gpio" && cfg.Media.Microphone == media.SourceALSA) || (cfg.Board == "sim" && cfg.Media.Microphone == media.SourceSynthetic) {
-		parts.mic = gateMicrophone{cfg: cfg, parts: &parts, log: log}
+	b, err := board.Open(bc)
+	if err != nil {
+		return nil, fmt.Errorf("terminald selftest: %w", err)
 	}
-	parts.button.Interactive = !f.noInteractive && cfg.Board != "sim"
-	if cfg.Board == "sim" && !f.noInteractive {
-		// The self-test makes its own simulated button, on no panel (the
-		// device panel belongs to the daemon's simulated board, not this
-		// one): nobody can press it, so only its idle level is read.
-		parts.button.WhyNot = "the simulated board's button is on no panel during the self-test, so nobody can press it"
+	u := &unit{board: b, log: log}
+	if t, ok := b.Tone(); ok {
+		u.tone = t
 	}
-	parts.button.Wait = f.wait
+	return u, nil
+}
 
-	checks := []selftest.Check{selftest.ButtonCheck(parts.button)}
-	if cfg.Board == "gpio" {
-		checks[0].Fitted = true // the pin map names it
+// selftestChecks checks every part of u. A part the board cannot open is a
+// failed check that says why; a part the unit does not fit is reported as
+// absent, and fails only when the board profile says it is fitted.
+func selftestChecks(cfg config, f selftestFlags, u *unit) []selftest.Check {
+	b := u.board
+	fitted := func(p boards.Part) bool { return cfg.profile != nil && cfg.profile.Has(p) }
+	onGPIO := b.Kind() == board.GPIO // the pin map names the button and every LED it lists
+
+	btn, btnErr := b.Button()
+	button := selftest.ButtonOptions{
+		Where: b.ButtonWhere(), Wait: f.wait,
+		Interactive: !f.noInteractive && onGPIO,
+		Open: func() (selftest.Button, func() error, error) {
+			if btnErr != nil {
+				return nil, nil, btnErr
+			}
+			return btn, func() error { return nil }, nil // the board closes it
+		},
 	}
+	if !onGPIO && !f.noInteractive {
+		// The device panel belongs to the daemon's simulated board, not
+		// this one: nobody can press it, so only its idle level is read.
+		button.WhyNot = "the simulated board's button is on no panel during the self-test, so nobody can press it"
+	}
+	checks := []selftest.Check{selftest.ButtonCheck(button)}
+	checks[0].Fitted = onGPIO
+	lines := b.LEDLines()
 	for _, c := range device.Colors() {
-		l, ok := parts.leds[c]
+		l, ok := lines[c]
 		if !ok {
 			continue
 		}
-		chk := selftest.LEDCheck(c, l, f.ledHold)
-		chk.Fitted = cfg.Board == "gpio"
+		chk := selftest.LEDCheck(c, selftest.LEDLine{Pin: l.Pin, Where: l.Where, ActiveLow: l.ActiveLow, ReadBack: l.ReadBack, Err: l.Err}, f.ledHold)
+		chk.Fitted = onGPIO
 		checks = append(checks, chk)
 	}
 	var grab func(context.Context) (selftest.Frame, error)
-	if cfg.Media.Camera != media.SourceNone && cfg.Media.Camera != "" {
-		grab = func(ctx context.Context) (selftest.Frame, error) { return grabFrame(ctx, cfg, parts, log) }
+	if _, ok := b.Camera(); ok {
+		grab = func(ctx context.Context) (selftest.Frame, error) { return grabFrame(ctx, cfg, u) }
 	}
-	checks = append(checks,
+	var mic selftest.Microphone
+	if _, ok := b.Microphone(); ok {
+		mic = gateMicrophone{u}
+	}
+	var openScreen func() (fb.Display, func() error, error)
+	if b.ScreenWhere() != "" {
+		openScreen = func() (fb.Display, func() error, error) {
+			d, fitted, err := b.Screen()
+			if err == nil && !fitted {
+				err = fmt.Errorf("no screen at %s: %w", b.ScreenWhere(), device.ErrAbsent)
+			}
+			return d, func() error { return nil }, err // the board closes it
+		}
+	}
+	return append(checks,
 		selftest.CameraCheck(fitted(boards.Camera), grab),
-		selftest.MicrophoneCheck(fitted(boards.Microphone), parts.mic),
-		selftest.SpeakerCheck(fitted(boards.Speaker), parts.speaker),
-		selftest.ScreenCheck(fitted(boards.Screen), parts.screenAt, parts.screen),
+		selftest.MicrophoneCheck(fitted(boards.Microphone), mic),
+		selftest.SpeakerCheck(fitted(boards.Speaker), u.tone),
+		selftest.ScreenCheck(fitted(boards.Screen), b.ScreenWhere(), openScreen),
 		selftest.NetworkCheck(selftest.NetworkOptions{ServerURL: cfg.ServerURL}),
 		selftest.StorageCheck(cfg.StateFile, selftest.MinFreeBytes),
 		selftest.ClockCheck(selftest.ClockOptions{}),
 	)
-	return checks, func() {}
-}
-
-// simParts is the simulated board's hardware: a released button, LEDs on
-// fake pins that read back, an in-memory screen; the camera is the
-// configured source (synthetic on the simulated board).
-func simParts() unitParts {
-	line := devicetest.NewButtonLine("SIM_CALL_BUTTON", true)
-	p := unitParts{
-		button: selftest.ButtonOptions{Where: "simulated button", Open: func() (selftest.Button, func() error, error) {
-			b, err := device.NewButton(line.Pin, device.ButtonOpts{ActiveLow: true})
-			if err != nil {
-				return nil, nil, err
-			}
-			return b, b.Close, nil
-		}},
-		leds:     map[device.Color]selftest.LEDLine{},
-		screenAt: "simulated screen",
-		screen: func() (fb.Display, func() error, error) {
-			d, err := fbtest.New(320, 240, fb.VideoRange)
-			return d, func() error { return nil }, err
-		},
-	}
-	for _, c := range device.Colors() {
-		pin := &gpiotest.Pin{N: "SIM_LED_" + string(c)}
-		p.leds[c] = selftest.LEDLine{Pin: pin, Where: pin.N, ReadBack: func() (gpio.Level, error) { return pin.Read(), nil }}
-	}
-	return p
-}
-
-// gpioParts finds the real board's lines. A line that is missing is reported
-// by its own check, so one wrong pin does not hide the rest.
-func gpioParts(cfg config, f selftestFlags, log *slog.Logger) unitParts {
-	pm := cfg.Pins
-	p := unitParts{leds: map[device.Color]selftest.LEDLine{}, ledActLow: pm.LEDActiveLow}
-	if cfg.Speaker != "" {
-		p.speaker = alsaSpeaker{cfg.Speaker}
-	}
-	r, rerr := gpiolines.Host(log)
-	resolve := func(spec string) (*gpiolines.Line, error) {
-		if rerr != nil {
-			return nil, rerr
-		}
-		return r.Pin(spec)
-	}
-	btn, berr := resolve(pm.Button)
-	p.button.Where = pm.Button
-	if btn != nil {
-		p.button.Where = btn.Where()
-	}
-	p.button.Open = func() (selftest.Button, func() error, error) {
-		if berr != nil {
-			return nil, nil, berr
-		}
-		pull, err := pm.Pull()
-		if err != nil {
-			return nil, nil, err
-		}
-		b, err := device.NewButton(btn, device.ButtonOpts{ActiveLow: pm.ButtonActiveLow, Pull: pull, Logger: log})
-		if err != nil {
-			return nil, nil, err
-		}
-		return b, b.Close, nil
-	}
-	_, debugfsErr := os.Stat(gpiolines.DefaultDebugfs)
-	for c, spec := range pm.LEDs {
-		l, err := resolve(spec)
-		if err != nil {
-			p.leds[c] = selftest.LEDLine{Where: spec, Err: err}
-			continue
-		}
-		ll := selftest.LEDLine{Pin: l, Where: l.Where(), ActiveLow: pm.LEDActiveLow}
-		if l.Chip != "" && debugfsErr == nil {
-			ll.ReadBack = func() (gpio.Level, error) {
-				out, lvl, err := l.DrivenLevel(gpiolines.DefaultDebugfs)
-				if err == nil && !out {
-					err = fmt.Errorf("%s is not an output", l.Where())
-				}
-				return lvl, err
-			}
-		}
-		p.leds[c] = ll
-	}
-	screen := f.screen
-	if screen == "" && cfg.profile != nil {
-		screen = cfg.profile.Screen
-	}
-	if screen != "" {
-		p.screenAt = screen
-		p.screen = func() (fb.Display, func() error, error) {
-			d, err := fb.OpenWith(screen, fb.Options{Log: log})
-			if err != nil {
-				return nil, nil, err
-			}
-			return d, d.Close, nil
-		}
-	}
-	return p
 }
 
 // selftestLight is the in-call light on the unit's own LEDs.
@@ -266,49 +195,46 @@ func (s selftestSound) Announce(ctx context.Context) error {
 // openAnnounced opens cfg's sources as a call does, through a media.Gate:
 // the in-call light on, then the tone (when there is a speaker), then the
 // camera or microphone. It returns the capture, a note on how it was
-// announced for the report, and what closes both.
-func openAnnounced(ctx context.Context, cfg media.CaptureConfig, parts unitParts, log *slog.Logger) (*media.Capture, string, func(), error) {
-	pins := map[device.Color]gpio.PinOut{}
-	for c, l := range parts.leds {
-		if l.Pin != nil {
-			pins[c] = l.Pin
+// announced for the report, and what closes it and puts the light out.
+func openAnnounced(ctx context.Context, cfg media.CaptureConfig, u *unit) (*media.Capture, string, func(), error) {
+	leds := u.board.LEDs()
+	lit := 0
+	for _, l := range u.board.LEDLines() {
+		if l.Err == nil {
+			lit++
 		}
 	}
-	leds, err := device.NewLEDs(pins, device.LEDOpts{ActiveLow: parts.ledActLow, Logger: log})
+	g, err := media.NewGate(selftestLight{leds}, selftestSound{u.tone})
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("in-call light: %w", err)
-	}
-	g, err := media.NewGate(selftestLight{leds}, selftestSound{parts.speaker})
-	if err != nil {
-		leds.Close()
 		return nil, "", nil, err
 	}
-	g.Opening = parts.opening
+	g.Opening = u.opening
 	c, err := g.Open(ctx, cfg)
 	if err != nil {
-		leds.Close()
+		leds.Show(device.Off)
 		return nil, "", nil, err
 	}
-	announced := fmt.Sprintf("opened after the in-call light (%d LEDs)", len(pins))
-	if len(pins) == 0 {
+	announced := fmt.Sprintf("opened after the in-call light (%d LEDs)", lit)
+	if lit == 0 {
 		announced = "opened with no LED to light (none fitted)"
 	}
-	if parts.speaker != nil {
+	if u.tone != nil {
 		announced += " and a tone"
 	} else {
 		announced += ", no speaker for the tone"
 	}
-	return c, announced, func() { c.Close(); leds.Close() }, nil
+	return c, announced, func() { c.Close(); leds.Show(device.Off) }, nil
 }
 
 // grabFrame opens the camera announced (openAnnounced), encodes one frame,
 // and closes it again.
-func grabFrame(ctx context.Context, cfg config, parts unitParts, log *slog.Logger) (selftest.Frame, error) {
+func grabFrame(ctx context.Context, cfg config, u *unit) (selftest.Frame, error) {
+	camera, _ := u.board.Camera()
 	c, announced, done, err := openAnnounced(ctx, media.CaptureConfig{
-		Profile: media.LowData, Camera: cfg.Media.Camera, CameraDevice: cfg.Media.CameraDevice,
+		Profile: media.LowData, Camera: camera.Source, CameraDevice: camera.Device, SyntheticSocket: camera.Socket,
 		SoftwareEncode: cfg.Media.CameraSoftwareEncode,
-		Microphone:     media.SourceNone, Log: log,
-	}, parts, log)
+		Microphone:     media.SourceNone, Log: u.log,
+	}, u)
 	if err != nil {
 		return selftest.Frame{}, err
 	}
@@ -327,17 +253,14 @@ func grabFrame(ctx context.Context, cfg config, parts unitParts, log *slog.Logge
 
 // gateMicrophone is the microphone check's microphone: opened announced
 // (openAnnounced), like a call's, and closed after the measurement.
-type gateMicrophone struct {
-	cfg   config
-	parts *unitParts
-	log   *slog.Logger
-}
+type gateMicrophone struct{ u *unit }
 
 func (m gateMicrophone) Level(ctx context.Context, d time.Duration) (rms, peak float64, err error) {
+	mic, _ := m.u.board.Microphone()
 	c, _, done, err := openAnnounced(ctx, media.CaptureConfig{
 		Profile: media.AudioOnly, Camera: media.SourceNone,
-		Microphone: m.cfg.Media.Microphone, MicrophoneDevice: m.cfg.Media.MicrophoneDevice, Log: m.log,
-	}, *m.parts, m.log)
+		Microphone: mic.Source, MicrophoneDevice: mic.Device, Log: m.u.log,
+	}, m.u)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"periph.io/x/conn/v3/gpio/gpiotest"
-
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/terminal/selftest"
 	"github.com/tuanju/tuanju/media"
@@ -36,30 +34,34 @@ func TestSelftestMediaIsAnnounced(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	for _, check := range []string{"camera", "microphone"} {
 		t.Run(check, func(t *testing.T) {
-			parts := simParts()
-			var mu sync.Mutex
-			var events []string
-			parts.speaker = toneSpeaker{&mu, &events}
-			blue := parts.leds[device.Blue].Pin.(*gpiotest.Pin)
-			parts.opening = func(media.CaptureConfig) {
-				mu.Lock()
-				defer mu.Unlock()
-				events = append(events, fmt.Sprintf("open blue=%v", blue.Read()))
-			}
 			cfg := defaults()
 			cfg.Board = "sim"
 			cfg.Media.Camera, cfg.Media.Microphone = media.SourceSynthetic, media.SourceSynthetic
+			u, err := openUnit(cfg, selftestFlags{}, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer u.board.Close()
+			var mu sync.Mutex
+			var events []string
+			u.tone = toneSpeaker{&mu, &events}
+			blue := u.board.LEDLines()[device.Blue].ReadBack
+			u.opening = func(media.CaptureConfig) {
+				mu.Lock()
+				defer mu.Unlock()
+				lvl, _ := blue()
+				events = append(events, fmt.Sprintf("open blue=%v", lvl))
+			}
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			defer cancel()
-			var err error
 			if check == "camera" {
 				var fr selftest.Frame
-				fr, err = grabFrame(ctx, cfg, parts, log)
+				fr, err = grabFrame(ctx, cfg, u)
 				if err == nil && (fr.EncodedBytes == 0 || !strings.Contains(fr.Announced, "and a tone")) {
 					t.Errorf("frame %+v: want an encoded frame, announced with a tone", fr)
 				}
 			} else {
-				_, _, err = gateMicrophone{cfg: cfg, parts: &parts, log: log}.Level(ctx, 200*time.Millisecond)
+				_, _, err = gateMicrophone{u}.Level(ctx, 200*time.Millisecond)
 			}
 			if err != nil {
 				t.Fatalf("%s check: %v", check, err)

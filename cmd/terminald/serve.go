@@ -17,174 +17,336 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/device/simboard"
+	"github.com/tuanju/tuanju/device/board"
 	"github.com/tuanju/tuanju/internal/logging"
 	"github.com/tuanju/tuanju/internal/terminal"
+	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
 	"github.com/tuanju/tuanju/media"
 )
 
 const version = "terminald/0.1"
 
-// serve wires the store, the board and the terminal, and runs until ctx ends.
-func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
-	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel).With("service", "terminald")
-	log.Info("starting", "version", version, "codecs", media.LinkedCodecs().String())
-	if err := os.MkdirAll(filepath.Dir(cfg.StateFile), 0o700); err != nil {
-		return fmt.Errorf("terminald: state dir: %w", err)
-	}
-	var err error
+// errShutdown is a part's way of saying ctx ended while it waited (for an
+// identity, for the reset gesture): serve then returns nil.
+var errShutdown = errors.New("terminald: shut down")
 
+// daemon is what serve's parts share: each leaves what it built here for
+// the parts after it.
+type daemon struct {
+	stdout, stderr io.Writer
+	log            *slog.Logger
+
+	boardCfg  board.Config
+	board     *board.Board
+	speaker   terminal.Speaker // nil: none, or broken (logged)
+	stateFile string
+	store     *terminalstore.Store
+	wd        *device.Watchdog // nil: none
+	tcfg      terminal.Config
+	term      atomic.Pointer[terminal.Terminal] // read by the panel's pictures
+	fps       int
+	panel     string
+}
+
+// servePart is one step of bringing the terminal up. configure reads the
+// part's own section of the config (all parts do, before any starts, so a
+// bad value stops the daemon before it touches anything); start brings the
+// part up and returns what stops it (nil: nothing to stop). Either may be
+// nil.
+type servePart struct {
+	name      string
+	configure func(d *daemon, cfg config) error
+	start     func(ctx context.Context, d *daemon) (stop func(), err error)
+}
+
+// serveParts is the daemon, in the order it comes up. The board comes
+// before the identity because a unit waiting for one shows needs-repair on
+// its LEDs; the watchdog comes after the identity and the reset gesture
+// (waiting for a technician, or a person counting presses, is not a hang).
+func serveParts() []servePart {
+	return []servePart{
+		{"logging", configureLogging, nil},
+		{"board", configureBoard, startBoard},
+		{"identity", configureIdentity, startIdentity},
+		{"reset gesture", nil, startResetGesture},
+		{"watchdog", nil, startWatchdog},
+		{"terminal", configureTerminal, startTerminal},
+		{"screen", nil, startScreen},
+		{"panel", configurePanel, startPanel},
+	}
+}
+
+// serve brings serveParts up and runs the terminal until ctx ends.
+func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error) {
+	d := &daemon{stdout: stdout, stderr: stderr}
+	parts := serveParts()
+	for _, p := range parts {
+		if p.configure == nil {
+			continue
+		}
+		if err := p.configure(d, cfg); err != nil {
+			return err
+		}
+	}
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	for _, p := range parts {
+		if p.start == nil {
+			continue
+		}
+		stop, err := p.start(ctx, d)
+		if err != nil {
+			stopWatchdog(d.wd, nil)
+			if errors.Is(err, errShutdown) {
+				return nil
+			}
+			return err
+		}
+		if stop != nil {
+			stops = append(stops, stop)
+		}
+	}
+	err = d.term.Load().Run(ctx)
+	stopWatchdog(d.wd, err) // not a defer: a panic runs defers, and must reboot the board
+	return err
+}
+
+func configureLogging(d *daemon, cfg config) error {
+	d.log = logging.New(d.stderr, cfg.LogFormat, cfg.LogLevel).With("service", "terminald")
+	d.log.Info("starting", "version", version, "codecs", media.LinkedCodecs().String())
+	return nil
+}
+
+// configureBoard takes the board's keys: board, pins, long_press, watchdog,
+// screen, speaker and the capture devices.
+func configureBoard(d *daemon, cfg config) error {
+	picture := func(get func(*terminal.Terminal) image.Image) func() image.Image {
+		return func() image.Image {
+			if t := d.term.Load(); t != nil {
+				return get(t)
+			}
+			return nil
+		}
+	}
+	d.boardCfg = boardConfig(cfg, d.log)
+	d.boardCfg.Console = "/dev/tty0"
+	d.boardCfg.SimPreview = picture((*terminal.Terminal).Preview)
+	d.boardCfg.SimScreen = picture((*terminal.Terminal).Screen)
+	return nil
+}
+
+// boardConfig is the board as cfg describes it.
+func boardConfig(cfg config, log *slog.Logger) board.Config {
+	return board.Config{
+		Kind: cfg.Board, Pins: cfg.Pins, LongPress: cfg.LongPress.Duration,
+		Watchdog: cfg.Watchdog, WatchdogTimeout: cfg.WatchdogTimeout.Duration,
+		Screen: cfg.Screen, Speaker: cfg.Speaker,
+		Camera: cfg.Media.Camera, CameraDevice: cfg.Media.CameraDevice,
+		Microphone: cfg.Media.Microphone, MicrophoneDevice: cfg.Media.MicrophoneDevice,
+		Log: log,
+	}
+}
+
+// startBoard opens the button, LEDs and speaker. The terminal does not run
+// on a wrong pin map; it runs without a speaker, loudly logged.
+func startBoard(_ context.Context, d *daemon) (func(), error) {
+	b, err := board.Open(d.boardCfg)
+	if err != nil {
+		return nil, fmt.Errorf("terminald: %w", err)
+	}
+	if err := b.Err(); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("terminald: %w", err)
+	}
+	d.board = b
+	switch sp, fitted, err := b.Speaker(); {
+	case err != nil:
+		d.log.Error("no speaker: the child will hear neither the cues nor the parent", "device", d.boardCfg.Speaker, "err", err)
+	case fitted:
+		d.speaker = sp
+	}
+	return func() { b.Close() }, nil
+}
+
+func configureIdentity(d *daemon, cfg config) error {
+	d.stateFile = cfg.StateFile
+	return nil
+}
+
+// startIdentity opens the state file once it holds the unit's identity.
+func startIdentity(ctx context.Context, d *daemon) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(d.stateFile), 0o700); err != nil {
+		return nil, fmt.Errorf("terminald: state dir: %w", err)
+	}
+	store, err := awaitIdentity(ctx, d.stateFile, d.board.LEDs(), d.board.SetStatus, d.log, d.stdout)
+	if err != nil {
+		return nil, shutdownOr(ctx, err)
+	}
+	d.store = store
+	return func() { store.Close() }, nil
+}
+
+// startResetGesture runs the power-up reset gesture, before the terminal:
+// it never runs in a call. It returns at once unless the button is held
+// down now.
+func startResetGesture(ctx context.Context, d *daemon) (func(), error) {
+	button, _ := d.board.Button() // startBoard checked it
+	_, err := terminal.BootReset(ctx, terminal.BootDeps{Button: button, LEDs: d.board.LEDs(), Speaker: d.speaker, Store: d.store, Log: d.log})
+	return nil, shutdownOr(ctx, err)
+}
+
+// startWatchdog opens the hardware watchdog. An absent one is logged and
+// the terminal runs without it; a present one that cannot be set up is an
+// error (the technician's self-test shows it). serve stops it, never a
+// deferred stop: see stopWatchdog.
+func startWatchdog(_ context.Context, d *daemon) (func(), error) {
+	wd, _, err := d.board.Watchdog()
+	switch {
+	case errors.Is(err, device.ErrAbsent):
+		d.log.Warn("no hardware watchdog: a hung terminal will not reboot itself", "err", err)
+	case err != nil:
+		return nil, fmt.Errorf("terminald: %w", err)
+	}
+	d.wd = wd
+	return nil, nil
+}
+
+// configureTerminal takes server_url, public_url, server_ca_file, media,
+// loopback_only, ice and auto_answer.
+func configureTerminal(d *daemon, cfg config) error {
 	profile, _ := media.ProfileByName(cfg.Media.Profile) // validated
-	tcfg := terminal.Config{
+	d.fps = profile.FPS
+	d.tcfg = terminal.Config{
 		ServerURL: cfg.ServerURL,
 		PublicURL: cfg.PublicURL,
 		Capture: media.CaptureConfig{
 			Profile: profile, Camera: cfg.Media.Camera, CameraDevice: cfg.Media.CameraDevice,
 			SoftwareEncode: cfg.Media.CameraSoftwareEncode,
-			Microphone:     cfg.Media.Microphone, MicrophoneDevice: cfg.Media.MicrophoneDevice, Log: log,
+			Microphone:     cfg.Media.Microphone, MicrophoneDevice: cfg.Media.MicrophoneDevice, Log: d.log,
 		},
 		LoopbackOnly: cfg.LoopbackOnly,
 		ICE:          cfg.ICE.terminal(),
 		Version:      version,
 	}
-	if tcfg.AutoAnswer, err = cfg.AutoAnswer.terminal(); err != nil {
+	var err error
+	if d.tcfg.AutoAnswer, err = cfg.AutoAnswer.terminal(); err != nil {
 		return err
 	}
 	if cfg.ServerCAFile != "" {
-		if tcfg.ServerRoots, err = loadCAs(cfg.ServerCAFile); err != nil {
+		if d.tcfg.ServerRoots, err = loadCAs(cfg.ServerCAFile); err != nil {
 			return err
 		}
 	}
+	return nil
+}
 
-	var term atomic.Pointer[terminal.Terminal]
-	var button *device.Button
-	var buttons <-chan device.ButtonEvent
-	var stuck func() bool
-	var leds terminal.LEDs
-	var sim *simboard.Board
-	switch cfg.Board {
-	case "sim":
-		sim, err = simboard.New(simboard.Options{
-			Button: device.ButtonOpts{LongPress: cfg.LongPress.Duration},
-			Preview: func() image.Image {
-				if t := term.Load(); t != nil {
-					return t.Preview()
-				}
-				return nil
-			},
-			Screen: func() image.Image {
-				if t := term.Load(); t != nil {
-					return t.Screen()
-				}
-				return nil
-			},
-			Logger: log,
-		})
-		if err != nil {
-			return err
-		}
-		defer sim.Close()
-		button, leds = sim.Button(), sim.LEDs()
-		tcfg.Capture.SyntheticSocket = sim.CameraSocket()
-	case "gpio":
-		btn, l, err := openGPIOBoard(cfg.Pins, log)
-		if err != nil {
-			return err
-		}
-		defer btn.Close()
-		defer l.Close()
-		button, leds = btn, l
-	}
-	buttons, stuck = button.Events(), button.Stuck
-
-	// Before the watchdog: waiting for a technician is not a hang.
-	var status func(string)
-	if sim != nil {
-		status = sim.SetStatus
-	}
-	store, err := awaitIdentity(ctx, cfg.StateFile, leds, status, log, stdout)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	defer store.Close()
-
-	var speaker terminal.Speaker
-	if sim != nil {
-		speaker = sim
-	} else if sp := openSpeaker(cfg, log); sp != nil {
-		defer sp.Close()
-		speaker = sp
-	}
-	// The power-up reset gesture, before the watchdog (a person counting
-	// presses is not a hang) and before the terminal: it never runs in a
-	// call. It returns at once unless the button is held down now.
-	if _, err := terminal.BootReset(ctx, terminal.BootDeps{Button: button, LEDs: leds, Speaker: speaker, Store: store, Log: log}); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-
-	wd, err := openWatchdog(cfg, log)
-	if err != nil {
-		return err
-	}
-	t, err := terminal.New(tcfg, terminal.Deps{
-		Store: store, Buttons: buttons, ButtonStuck: stuck, LEDs: leds, Speaker: speaker, Watchdog: wd, Log: log,
+// startTerminal makes the terminal on the board's parts; serve runs it.
+func startTerminal(_ context.Context, d *daemon) (func(), error) {
+	camera, _ := d.board.Camera()
+	d.tcfg.Capture.SyntheticSocket = camera.Socket
+	button, _ := d.board.Button()
+	deps := terminal.Deps{
+		Store: d.store, Buttons: button.Events(), ButtonStuck: button.Stuck, LEDs: d.board.LEDs(), Speaker: d.speaker, Log: d.log,
 		OnStatus: func(s terminal.Status) {
-			if sim != nil {
-				sim.SetPairingURL(s.PairingURL)
-				sim.SetStatus(statusLine(s))
-			}
+			d.board.SetPairingURL(s.PairingURL)
+			d.board.SetStatus(statusLine(s))
 		},
-	})
-	if err != nil {
-		stopWatchdog(wd, nil)
-		return err
 	}
-	term.Store(t)
-	fmt.Fprintf(stdout, "terminal %s\n", t.DeviceID())
+	if d.wd != nil { // a nil *device.Watchdog in the interface would be petted
+		deps.Watchdog = d.wd
+	}
+	t, err := terminal.New(d.tcfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	d.term.Store(t)
+	fmt.Fprintf(d.stdout, "terminal %s\n", t.DeviceID())
 	if st := t.Status(); !st.Paired {
 		// Not the link: it holds the label's secret, and stdout ends up in
 		// logs. `terminald label` prints it on request.
-		fmt.Fprintln(stdout, "not paired: scan the unit's QR label with the parent's phone, then press the call button (a lost label: terminald label)")
+		fmt.Fprintln(d.stdout, "not paired: scan the unit's QR label with the parent's phone, then press the call button (a lost label: terminald label)")
 	}
+	return nil, nil
+}
 
-	if cfg.PanelListen != "" {
-		if sim == nil {
-			return errors.New("terminald: -panel needs -board sim")
-		}
-		srv, addr, err := startPanel(cfg.PanelListen, sim, t, log)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			srv.Shutdown(sctx)
-		}()
-		fmt.Fprintf(stdout, "device panel: http://%s/\n", addr)
+// startScreen draws the terminal on the board's framebuffer. Without one
+// (or with a broken one, logged) a child still calls by lights and sound.
+// The simulated board's panel draws the terminal's picture itself.
+func startScreen(ctx context.Context, d *daemon) (func(), error) {
+	if d.board.Sim() != nil {
+		return nil, nil
 	}
-	if scr := openScreen(cfg, log); scr != nil {
-		defer scr.Close() // gives the console back
-		sctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); runScreen(sctx, scr, t, profile.FPS, log) }()
-		defer func() { stop(); <-done }()
+	scr, fitted, err := d.board.Screen()
+	switch {
+	case err != nil:
+		d.log.Error("screen unusable: lights and sound only", "screen", d.boardCfg.Screen, "err", err)
+		return nil, nil
+	case !fitted:
+		if d.boardCfg.Screen != "" {
+			d.log.Info("no screen: lights and sound only", "screen", d.boardCfg.Screen)
+		}
+		return nil, nil
 	}
-	err = t.Run(ctx)
-	stopWatchdog(wd, err) // not a defer: a panic runs defers, and must reboot the board
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); runScreen(sctx, scr, d.term.Load(), d.fps, d.log) }()
+	return func() { stop(); <-done }, nil // the board gives the console back
+}
+
+func configurePanel(d *daemon, cfg config) error {
+	if cfg.PanelListen != "" && cfg.Board != board.Sim {
+		return errors.New("terminald: -panel needs -board sim")
+	}
+	d.panel = cfg.PanelListen
+	return nil
+}
+
+// startPanel serves the simulated board's panel and the terminal's status.
+func startPanel(_ context.Context, d *daemon) (func(), error) {
+	if d.panel == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", d.panel)
+	if err != nil {
+		return nil, fmt.Errorf("terminald: panel listen %s: %w", d.panel, err)
+	}
+	t := d.term.Load()
+	mux := http.NewServeMux()
+	mux.Handle("/", d.board.Sim().Handler())
+	mux.HandleFunc("GET /api/terminal", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(t.Status())
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("panel server", "err", err)
+		}
+	}()
+	fmt.Fprintf(d.stdout, "device panel: http://%s/\n", ln.Addr())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}, nil
+}
+
+// shutdownOr is errShutdown when ctx ended, err otherwise.
+func shutdownOr(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		return errShutdown
+	}
 	return err
 }
 
 // stopWatchdog stops the watchdog on a clean exit (magic close) and leaves
 // it to fire after a failure, so the board reboots into a fresh daemon.
-func stopWatchdog(wd interface{ Pet() error }, runErr error) {
-	w, ok := wd.(*device.Watchdog)
-	if !ok || w == nil {
+func stopWatchdog(w *device.Watchdog, runErr error) {
+	if w == nil {
 		return
 	}
 	if runErr == nil {
@@ -192,24 +354,6 @@ func stopWatchdog(wd interface{ Pet() error }, runErr error) {
 	} else {
 		w.Abandon()
 	}
-}
-
-// openWatchdog opens the hardware watchdog on a real board. An absent one is
-// logged and the terminal runs without it; a present one that cannot be set
-// up is an error (the technician's self-test shows it).
-func openWatchdog(cfg config, log *slog.Logger) (interface{ Pet() error }, error) {
-	if cfg.Board != "gpio" || cfg.Watchdog == "" {
-		return nil, nil
-	}
-	w, err := device.OpenWatchdog(cfg.Watchdog, cfg.WatchdogTimeout.Duration, log)
-	if errors.Is(err, device.ErrAbsent) {
-		log.Warn("no hardware watchdog: a hung terminal will not reboot itself", "err", err)
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("terminald: watchdog: %w", err)
-	}
-	return w, nil
 }
 
 // statusLine is the device panel's one line for a developer or technician.
@@ -223,27 +367,6 @@ func statusLine(s terminal.Status) string {
 		return "ready (parent's phone is offline: a call will be shown to them as missed)"
 	}
 	return s.State
-}
-
-// startPanel serves the simulated board's panel and the terminal's status.
-func startPanel(addr string, sim *simboard.Board, t *terminal.Terminal, log *slog.Logger) (*http.Server, string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, "", fmt.Errorf("terminald: panel listen %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/", sim.Handler())
-	mux.HandleFunc("GET /api/terminal", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(t.Status())
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("panel server", "err", err)
-		}
-	}()
-	return srv, ln.Addr().String(), nil
 }
 
 // loadCAs reads the PEM certificates a wss:// server must chain to.

@@ -15,7 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/device/pins"
 )
 
 // Part is a component a terminal may have.
@@ -48,7 +48,7 @@ type Profile struct {
 	// listed are reported, not failed).
 	Fitted []Part `toml:"fitted"`
 	// Pins is where the button and LEDs are wired.
-	Pins device.PinMap `toml:"pins"`
+	Pins pins.Map `toml:"pins"`
 	// CameraDevice is a V4L2 device path or label; empty takes the first
 	// camera found.
 	CameraDevice string `toml:"camera_device"`

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/boards"
+	"github.com/tuanju/tuanju/device/pins"
 )
 
 // Every shipped profile must load, validate, and have wiring rows whose SoC
@@ -44,7 +45,7 @@ func TestShippedProfiles(t *testing.T) {
 				if w.Line == "" {
 					continue
 				}
-				spec, err := device.ParsePinSpec(w.Line)
+				spec, err := pins.ParseSpec(w.Line)
 				if err != nil {
 					t.Fatal(err)
 				}

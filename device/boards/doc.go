@@ -1,6 +1,6 @@
 // Package boards holds the board profiles built into the terminal: for each
 // supported single-board computer, which header pins the call button and the
-// LEDs are wired to (device.PinMap), which parts the standard build fits, and
+// LEDs are wired to (pins.Map), which parts the standard build fits, and
 // hints for the camera, audio and screen devices.
 //
 // A profile is data, one TOML file per board in profiles/, embedded in the

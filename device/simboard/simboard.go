@@ -49,7 +49,7 @@ type Options struct {
 	// Screen returns what the terminal's screen shows now: the parent's
 	// decoded video during a call, nil otherwise. A nil Screen means the
 	// terminal has no screen (most boards have none; the panel then shows
-	// the camera preview alone, as before).
+	// the camera preview alone).
 	Screen func() image.Image
 	// MaxHold auto-releases a hold after this long (0: DefaultMaxHold,
 	// negative: never).
@@ -318,3 +318,7 @@ func (b *Board) State() State {
 	s.CameraPlugged = b.camera.Plugged()
 	return s
 }
+
+// LEDPin is the pin the LED of colour c is on: the self-test drives it and
+// reads it back.
+func (b *Board) LEDPin(c device.Color) gpio.PinIO { return b.ledPins[c] }

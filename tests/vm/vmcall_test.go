@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/device/pins"
 )
 
 // TestCallDriver is the VM's half of the whole-call test (tests/vm/call
@@ -47,7 +48,7 @@ func TestCallDriver(t *testing.T) {
 	}
 	button := filepath.Join(simLine(t, "CALL_BUTTON"), "pull")
 	leds := map[device.Color]string{}
-	for c, name := range device.DefaultPinMap().LEDs {
+	for c, name := range pins.DefaultMap().LEDs {
 		leds[c] = filepath.Join(simLine(t, name), "value")
 	}
 	writeAttr(t, button, "pull-up") // released: the button is active low

@@ -16,7 +16,7 @@ import (
 	"periph.io/x/conn/v3/gpio"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/gpiolines"
+	"github.com/tuanju/tuanju/device/pins"
 	"github.com/tuanju/tuanju/internal/terminal/selftest"
 )
 
@@ -30,9 +30,9 @@ func simOffset(t *testing.T, name string) int {
 	return n
 }
 
-func resolver(t *testing.T) *gpiolines.Resolver {
+func resolver(t *testing.T) *pins.Resolver {
 	t.Helper()
-	r, err := gpiolines.Host(nil)
+	r, err := pins.Host(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestPinsByOffsetAndName(t *testing.T) {
 		base := readAttr(t, filepath.Join(filepath.Dir(lp), "base"))
 		b, _ := strconv.Atoi(base)
 		global := "GPIO" + strconv.Itoa(b+off)
-		if _, err := r.Pin(global); !errors.Is(err, gpiolines.ErrGlobalNumber) {
+		if _, err := r.Pin(global); !errors.Is(err, pins.ErrGlobalNumber) {
 			t.Errorf("Pin(%q) (sysfs global number) = %v, want ErrGlobalNumber", global, err)
 		} else {
 			t.Logf("%s refused: %v", global, err)
@@ -121,7 +121,7 @@ func TestSelftestGPIOChecks(t *testing.T) {
 	var simValues []string
 	line := selftest.LEDLine{Pin: l, Where: l.Where(), ReadBack: func() (gpio.Level, error) {
 		simValues = append(simValues, readAttr(t, value)) // gpio-sim's own view, to compare
-		out, lvl, err := l.DrivenLevel(gpiolines.DefaultDebugfs)
+		out, lvl, err := l.DrivenLevel(pins.DefaultDebugfs)
 		if err == nil && !out {
 			t.Errorf("debugfs lists %s as an input", l.Where())
 		}

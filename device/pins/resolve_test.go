@@ -1,4 +1,4 @@
-package gpiolines_test
+package pins_test
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/gpiolines"
+	"github.com/tuanju/tuanju/device/pins"
 )
 
 type fakeChip struct {
@@ -33,13 +33,13 @@ func (c *fakeChip) Line(o int) gpio.PinIO { return c.lines[o] }
 
 // A board like the VM's: gpio-sim with named lines after an unnamed
 // controller, plus a second chip that repeats one name.
-func resolver() (*gpiolines.Resolver, *fakeChip, *fakeChip) {
+func resolver() (*pins.Resolver, *fakeChip, *fakeChip) {
 	pl061 := newChip("gpiochip0", "gpiochip0", "", "", "", "")
 	sim := newChip("gpiochip1", "tuanju-sim", "CALL_BUTTON", "LED_GREEN", "LED_RED", "LED_BLUE")
 	other := newChip("gpiochip2", "tuanju-sim", "LED_BLUE")
 	soc := &gpiotest.Pin{N: "PC7"}
-	return &gpiolines.Resolver{
-		Chips: []gpiolines.Chip{pl061, sim, other},
+	return &pins.Resolver{
+		Chips: []pins.Chip{pl061, sim, other},
 		ByName: func(n string) gpio.PinIO {
 			if n == "PC7" {
 				return soc
@@ -63,8 +63,8 @@ func TestResolve(t *testing.T) {
 		{"gpiochip1:0", sim.lines[0], "gpiochip1:0 (tuanju-sim)", "CALL_BUTTON", nil, ""},
 		{"gpiochip0:3", pl061.lines[3], "gpiochip0:3", "gpiochip0:3", nil, ""},
 		{"PC7", nil, "PC7 (periph PC7(0))", "PC7", nil, ""},
-		{"tuanju-sim:1", nil, "", "", gpiolines.ErrAmbiguous, "gpiochip1, gpiochip2"},
-		{"LED_BLUE", nil, "", "", gpiolines.ErrAmbiguous, "gpiochip1:3 and gpiochip2:0"},
+		{"tuanju-sim:1", nil, "", "", pins.ErrAmbiguous, "gpiochip1, gpiochip2"},
+		{"LED_BLUE", nil, "", "", pins.ErrAmbiguous, "gpiochip1:3 and gpiochip2:0"},
 		{"gpiochip1:4", nil, "", "", device.ErrAbsent, "has lines 0-3"},
 		{"pinctrl-bcm2835:17", nil, "", "", device.ErrAbsent, `gpiochip1 "tuanju-sim" 4 lines`},
 		{"GPIO17", nil, "", "", device.ErrAbsent, "no line has that name"},
@@ -97,19 +97,19 @@ func TestResolve(t *testing.T) {
 
 func TestOpen(t *testing.T) {
 	r, _, sim := resolver()
-	pins, err := r.Open(device.PinMap{Button: "gpiochip1:0", LEDs: map[device.Color]string{device.Green: "LED_GREEN", device.Red: "tuanju-sim:2"}})
+	lines, err := r.Open(pins.Map{Button: "gpiochip1:0", LEDs: map[device.Color]string{device.Green: "LED_GREEN", device.Red: "tuanju-sim:2"}})
 	if err == nil {
-		t.Fatalf("label tuanju-sim is on two chips: want ErrAmbiguous, got %+v", pins)
+		t.Fatalf("label tuanju-sim is on two chips: want ErrAmbiguous, got %+v", lines)
 	}
-	pins, err = r.Open(device.PinMap{Button: "gpiochip1:0", LEDs: map[device.Color]string{device.Green: "LED_GREEN", device.Red: "gpiochip1:2"}})
+	lines, err = r.Open(pins.Map{Button: "gpiochip1:0", LEDs: map[device.Color]string{device.Green: "LED_GREEN", device.Red: "gpiochip1:2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pins.Button.PinIO != sim.lines[0] || pins.LEDs[device.Green].PinIO != sim.lines[1] || pins.LEDs[device.Red].PinIO != sim.lines[2] {
-		t.Errorf("Open resolved %+v", pins)
+	if lines.Button.PinIO != sim.lines[0] || lines.LEDs[device.Green].PinIO != sim.lines[1] || lines.LEDs[device.Red].PinIO != sim.lines[2] {
+		t.Errorf("Open resolved %+v", lines)
 	}
 	// Every problem at once, including one line reached by two specs.
-	_, err = r.Open(device.PinMap{Button: "CALL_BUTTON", LEDs: map[device.Color]string{device.Green: "gpiochip1:0", device.Red: "NOPE", device.Blue: "gpiochip9:0"}})
+	_, err = r.Open(pins.Map{Button: "CALL_BUTTON", LEDs: map[device.Color]string{device.Green: "gpiochip1:0", device.Red: "NOPE", device.Blue: "gpiochip9:0"}})
 	for _, want := range []string{"button and LED green are both gpiochip1:0", "LED red", "NOPE", "gpiochip9"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Open error %v does not mention %q", err, want)
@@ -117,6 +117,29 @@ func TestOpen(t *testing.T) {
 	}
 	if !errors.Is(err, device.ErrAbsent) {
 		t.Errorf("missing pins should wrap device.ErrAbsent: %v", err)
+	}
+}
+
+// TestOpenKeepsWhatResolved: with some pins missing, Open still returns the
+// lines that resolved and says, per pin, why each other did not: the
+// self-test reports every pin on its own.
+func TestOpenKeepsWhatResolved(t *testing.T) {
+	r, _, sim := resolver()
+	lines, err := r.Open(pins.Map{Button: "CALL_BUTTON", LEDs: map[device.Color]string{device.Green: "LED_GREEN", device.Red: "NOPE", device.Blue: "gpiochip1:0"}})
+	if !errors.Is(err, device.ErrAbsent) {
+		t.Fatalf("err = %v, want device.ErrAbsent for NOPE", err)
+	}
+	if lines.Button == nil || lines.Button.PinIO != sim.lines[0] || lines.ButtonErr != nil {
+		t.Errorf("button = %+v, %v; want gpiochip1:0 resolved", lines.Button, lines.ButtonErr)
+	}
+	if l := lines.LEDs[device.Green]; l == nil || l.PinIO != sim.lines[1] {
+		t.Errorf("green = %+v, want LED_GREEN resolved", l)
+	}
+	if _, ok := lines.LEDs[device.Red]; ok || !errors.Is(lines.LEDErrs[device.Red], device.ErrAbsent) {
+		t.Errorf("red = %v, want no line and ErrAbsent", lines.LEDErrs[device.Red])
+	}
+	if _, ok := lines.LEDs[device.Blue]; ok || !errors.Is(lines.LEDErrs[device.Blue], device.ErrInvalidConfig) {
+		t.Errorf("blue (the button's line again) = %v, want no line and ErrInvalidConfig", lines.LEDErrs[device.Blue])
 	}
 }
 
@@ -139,7 +162,7 @@ func TestDrivenLevel(t *testing.T) {
 		{"testdata/missing", "gpiochip1", 1, false, gpio.Low, "no such file"},
 	}
 	for _, tt := range tests {
-		l := &gpiolines.Line{Spec: device.PinSpec{Chip: tt.chip, Offset: tt.off}, Chip: tt.chip, Offset: tt.off}
+		l := &pins.Line{Spec: pins.Spec{Chip: tt.chip, Offset: tt.off}, Chip: tt.chip, Offset: tt.off}
 		out, lvl, err := l.DrivenLevel(tt.file)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {

@@ -1,4 +1,4 @@
-package gpiolines
+package pins
 
 import (
 	"bufio"
@@ -29,11 +29,11 @@ var (
 // an input. The line must be requested (opened) for the kernel to list it.
 func (l *Line) DrivenLevel(path string) (out bool, level gpio.Level, err error) {
 	if l.Chip == "" {
-		return false, false, fmt.Errorf("gpiolines: %s: chip unknown, cannot read back", l.Spec)
+		return false, false, fmt.Errorf("pins: %s: chip unknown, cannot read back", l.Spec)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return false, false, fmt.Errorf("gpiolines: read back %s: %w", l.Spec, err)
+		return false, false, fmt.Errorf("pins: read back %s: %w", l.Spec, err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -60,7 +60,7 @@ func (l *Line) DrivenLevel(path string) (out bool, level gpio.Level, err error) 
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return false, false, fmt.Errorf("gpiolines: read back %s: %w", l.Spec, err)
+		return false, false, fmt.Errorf("pins: read back %s: %w", l.Spec, err)
 	}
-	return false, false, fmt.Errorf("gpiolines: read back %s: %s:%d not listed in %s", l.Spec, l.Chip, l.Offset, path)
+	return false, false, fmt.Errorf("pins: read back %s: %s:%d not listed in %s", l.Spec, l.Chip, l.Offset, path)
 }

@@ -1,4 +1,4 @@
-package main
+package board
 
 import (
 	"context"
@@ -21,8 +21,8 @@ func alsaErr(err error) error {
 }
 
 // openPlayback opens name for playback, mono, or stereo where the hardware
-// has only that. Playback only: the microphone opens through media.Gate
-// (gateMicrophone), never here.
+// has only that. Playback only: the microphone opens through media.Gate,
+// never here.
 func openPlayback(name string) (*alsa.PCM, error) {
 	pcm, err := alsa.Open(name, alsa.Playback, alsa.Config{Channels: 1})
 	if errors.Is(err, alsa.ErrUnsupported) {
@@ -44,10 +44,10 @@ func closeOnDone(ctx context.Context, pcm *alsa.PCM) (stop func()) {
 	return func() { close(done) }
 }
 
-// alsaSpeaker plays the self-test's tone on an ALSA playback device.
-type alsaSpeaker struct{ device string }
+// alsaTone plays the self-test's tone on an ALSA playback device.
+type alsaTone struct{ device string }
 
-func (a alsaSpeaker) Tone(ctx context.Context, hz float64, d time.Duration) error {
+func (a alsaTone) Tone(ctx context.Context, hz float64, d time.Duration) error {
 	pcm, err := openPlayback(a.device)
 	if err != nil {
 		return err
@@ -66,10 +66,10 @@ func (a alsaSpeaker) Tone(ctx context.Context, hz float64, d time.Duration) erro
 		}
 	}
 	if _, err := pcm.Write(buf); err != nil {
-		return fmt.Errorf("speaker %s: %w", a.device, err)
+		return fmt.Errorf("board: speaker %s: %w", a.device, err)
 	}
 	if err := pcm.Drain(); err != nil {
-		return fmt.Errorf("speaker %s: drain: %w", a.device, err)
+		return fmt.Errorf("board: speaker %s: drain: %w", a.device, err)
 	}
 	return nil
 }

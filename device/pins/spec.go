@@ -1,12 +1,14 @@
-package device
+package pins
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/tuanju/tuanju/device"
 )
 
-// PinSpec says where one GPIO line is, in one of two ways:
+// Spec says where one GPIO line is, in one of two ways:
 //
 //   - by line name, "CALL_BUTTON" or "GPIO17": the name the board's device
 //     tree gives the line (gpioinfo shows it), or a name a periph SoC driver
@@ -18,43 +20,43 @@ import (
 // Allwinner and Rockchip boards). The label form survives a kernel that
 // numbers its chips in a different order; the kernel's global GPIO numbers
 // (sysfs "GPIO226") do not survive a kernel update and are not accepted.
-type PinSpec struct {
+type Spec struct {
 	Name   string // line name; empty when Chip is set
 	Chip   string // "gpiochipN" or a chip label
 	Offset int    // line offset on Chip
 }
 
-// ParsePinSpec reads "NAME" or "CHIP:OFFSET". A spec whose part after the
+// ParseSpec reads "NAME" or "CHIP:OFFSET". A spec whose part after the
 // last colon is not a decimal number is a line name (names may contain
 // colons).
-func ParsePinSpec(s string) (PinSpec, error) {
+func ParseSpec(s string) (Spec, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return PinSpec{}, fmt.Errorf("device: pin spec: empty: %w", ErrInvalidConfig)
+		return Spec{}, fmt.Errorf("pins: spec: empty: %w", device.ErrInvalidConfig)
 	}
 	i := strings.LastIndexByte(s, ':')
 	if i < 0 {
-		return PinSpec{Name: s}, nil
+		return Spec{Name: s}, nil
 	}
 	chip, off := s[:i], s[i+1:]
 	if off != "" && (off[0] == '-' || off[0] == '+') {
-		return PinSpec{}, fmt.Errorf("device: pin spec %q: offset %q must be a line number from 0: %w", s, off, ErrInvalidConfig)
+		return Spec{}, fmt.Errorf("pins: spec %q: offset %q must be a line number from 0: %w", s, off, device.ErrInvalidConfig)
 	}
 	n, err := strconv.Atoi(off)
 	if err != nil {
-		return PinSpec{Name: s}, nil
+		return Spec{Name: s}, nil
 	}
 	if chip == "" {
-		return PinSpec{}, fmt.Errorf("device: pin spec %q: no chip before the offset (want e.g. gpiochip0:%d): %w", s, n, ErrInvalidConfig)
+		return Spec{}, fmt.Errorf("pins: spec %q: no chip before the offset (want e.g. gpiochip0:%d): %w", s, n, device.ErrInvalidConfig)
 	}
-	return PinSpec{Chip: chip, Offset: n}, nil
+	return Spec{Chip: chip, Offset: n}, nil
 }
 
 // ByOffset reports whether the spec names a chip and offset.
-func (p PinSpec) ByOffset() bool { return p.Chip != "" }
+func (p Spec) ByOffset() bool { return p.Chip != "" }
 
-// String returns the spec in the form ParsePinSpec reads.
-func (p PinSpec) String() string {
+// String returns the spec in the form ParseSpec reads.
+func (p Spec) String() string {
 	if p.ByOffset() {
 		return p.Chip + ":" + strconv.Itoa(p.Offset)
 	}

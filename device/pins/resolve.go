@@ -1,21 +1,4 @@
-// Package gpiolines finds the GPIO lines a device.PinMap names on the
-// running kernel: by line name, or by chip and offset (device.PinSpec).
-//
-// periph's gpioreg registers a gpiochip line only under its device-tree name
-// (unnamed lines, the rule on Allwinner and Rockchip boards, are not
-// registered at all; a name two chips share is registered once more as
-// "<chip>-<name>"), and its sysfs driver registers every line again as
-// "GPIO<n>" with the kernel's global number, which moves between kernels
-// (6.x numbers from 512 up). So this package resolves specs itself against
-// periph's gpioioctl chips: a chip by device name or label, a line by offset
-// or by exact line name; gpioreg is asked only for names no chip has (names
-// periph's SoC drivers register, such as bcm283x's), and a global sysfs
-// number is refused with a hint to use chip:offset.
-//
-// It is the one place outside cmd/terminald that initialises periph's host
-// drivers (Host), so kernel-in-the-loop tests resolve pins exactly as the
-// terminal does.
-package gpiolines
+package pins
 
 import (
 	"errors"
@@ -32,14 +15,6 @@ import (
 	"periph.io/x/host/v3/sysfs"
 
 	"github.com/tuanju/tuanju/device"
-)
-
-var (
-	// ErrAmbiguous means a spec matches lines on more than one chip.
-	ErrAmbiguous = errors.New("gpiolines: ambiguous pin")
-	// ErrGlobalNumber means a name resolved only to sysfs's global GPIO
-	// number, which is not stable across kernels.
-	ErrGlobalNumber = errors.New("gpiolines: kernel-global GPIO number")
 )
 
 // Chip is one GPIO chip: *gpioioctl.GPIOChip on a board, a fake in tests.
@@ -64,7 +39,7 @@ type Resolver struct {
 // Line is a resolved pin and where it is.
 type Line struct {
 	gpio.PinIO
-	Spec device.PinSpec
+	Spec Spec
 	// Chip and Offset locate the line; Chip is "" when the pin came from a
 	// periph SoC driver by name and its chip is not known.
 	Chip   string
@@ -103,7 +78,7 @@ func (l *Line) Name() string {
 func Host(log *slog.Logger) (*Resolver, error) {
 	state, err := host.Init()
 	if err != nil {
-		return nil, fmt.Errorf("gpiolines: periph host init: %w", err)
+		return nil, fmt.Errorf("pins: periph host init: %w", err)
 	}
 	if log != nil {
 		for _, f := range state.Failed {
@@ -137,7 +112,7 @@ func (h hostChip) Line(o int) gpio.PinIO {
 
 // Pin parses spec and resolves it.
 func (r *Resolver) Pin(spec string) (*Line, error) {
-	s, err := device.ParsePinSpec(spec)
+	s, err := ParseSpec(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -147,14 +122,14 @@ func (r *Resolver) Pin(spec string) (*Line, error) {
 // Resolve finds the line s names. A missing chip or line wraps
 // device.ErrAbsent, with the chips there are, so a technician can see what
 // the kernel offers.
-func (r *Resolver) Resolve(s device.PinSpec) (*Line, error) {
+func (r *Resolver) Resolve(s Spec) (*Line, error) {
 	if s.ByOffset() {
 		return r.byOffset(s)
 	}
 	return r.byName(s)
 }
 
-func (r *Resolver) byOffset(s device.PinSpec) (*Line, error) {
+func (r *Resolver) byOffset(s Spec) (*Line, error) {
 	var found []Chip
 	for _, c := range r.Chips {
 		if c.Name() == s.Chip || c.Label() == s.Chip {
@@ -163,23 +138,23 @@ func (r *Resolver) byOffset(s device.PinSpec) (*Line, error) {
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("gpiolines: pin %s: no GPIO chip named or labelled %q (chips: %s): %w", s, s.Chip, r.chipList(), device.ErrAbsent)
+		return nil, fmt.Errorf("pins: pin %s: no GPIO chip named or labelled %q (chips: %s): %w", s, s.Chip, r.chipList(), device.ErrAbsent)
 	case 1:
 	default:
 		names := make([]string, len(found))
 		for i, c := range found {
 			names[i] = c.Name()
 		}
-		return nil, fmt.Errorf("gpiolines: pin %s: label %q is on %s: use the gpiochip name: %w", s, s.Chip, strings.Join(names, ", "), ErrAmbiguous)
+		return nil, fmt.Errorf("pins: pin %s: label %q is on %s: use the gpiochip name: %w", s, s.Chip, strings.Join(names, ", "), ErrAmbiguous)
 	}
 	c := found[0]
 	if s.Offset >= c.LineCount() {
-		return nil, fmt.Errorf("gpiolines: pin %s: %s (%s) has lines 0-%d: %w", s, c.Name(), c.Label(), c.LineCount()-1, device.ErrAbsent)
+		return nil, fmt.Errorf("pins: pin %s: %s (%s) has lines 0-%d: %w", s, c.Name(), c.Label(), c.LineCount()-1, device.ErrAbsent)
 	}
 	return r.line(s, c, s.Offset), nil
 }
 
-func (r *Resolver) byName(s device.PinSpec) (*Line, error) {
+func (r *Resolver) byName(s Spec) (*Line, error) {
 	type hit struct {
 		c   Chip
 		off int
@@ -201,21 +176,21 @@ func (r *Resolver) byName(s device.PinSpec) (*Line, error) {
 		for i, h := range hits {
 			where[i] = h.c.Name() + ":" + strconv.Itoa(h.off)
 		}
-		return nil, fmt.Errorf("gpiolines: pin %s: line name on %s: give chip:offset instead: %w", s, strings.Join(where, " and "), ErrAmbiguous)
+		return nil, fmt.Errorf("pins: pin %s: line name on %s: give chip:offset instead: %w", s, strings.Join(where, " and "), ErrAmbiguous)
 	}
 	if r.ByName != nil {
 		if p := r.ByName(s.Name); p != nil {
 			if sp, ok := p.(*sysfs.Pin); ok {
-				return nil, fmt.Errorf("gpiolines: pin %s: no line has that name; periph knows it only as the kernel's global GPIO number %d, which changes between kernels: give chip:offset (chips: %s): %w",
+				return nil, fmt.Errorf("pins: pin %s: no line has that name; periph knows it only as the kernel's global GPIO number %d, which changes between kernels: give chip:offset (chips: %s): %w",
 					s, sp.Number(), r.chipList(), ErrGlobalNumber)
 			}
 			return &Line{PinIO: p, Spec: s, Offset: -1}, nil
 		}
 	}
-	return nil, fmt.Errorf("gpiolines: pin %s: no line has that name (chips: %s): %w", s, r.chipList(), device.ErrAbsent)
+	return nil, fmt.Errorf("pins: pin %s: no line has that name (chips: %s): %w", s, r.chipList(), device.ErrAbsent)
 }
 
-func (r *Resolver) line(s device.PinSpec, c Chip, off int) *Line {
+func (r *Resolver) line(s Spec, c Chip, off int) *Line {
 	return &Line{PinIO: c.Line(off), Spec: s, Chip: c.Name(), Label: c.Label(), Offset: off}
 }
 
@@ -230,51 +205,56 @@ func (r *Resolver) chipList() string {
 	return strings.Join(out, "; ")
 }
 
-// Pins are the lines of a PinMap.
-type Pins struct {
+// Lines are the lines of a Map: those that resolved, and why each other
+// did not, so the self-test can report every pin on its own.
+type Lines struct {
 	Button *Line
 	LEDs   map[device.Color]*Line
+	// ButtonErr and LEDErrs say why a pin the map names has no line.
+	ButtonErr error
+	LEDErrs   map[device.Color]error
 }
 
-// Open resolves every pin of pm, reporting every missing or ambiguous pin
-// at once, and refusing two specs that reach the same line ("GPIO17" and
-// "gpiochip0:17").
-func (r *Resolver) Open(pm device.PinMap) (Pins, error) {
+// Open resolves every pin of pm. It reports every missing or ambiguous pin
+// at once (a technician fixes a board file in one go), and refuses two specs
+// that reach the same line ("GPIO17" and "gpiochip0:17"). The Lines it
+// returns hold what did resolve even when err is not nil.
+func (r *Resolver) Open(pm Map) (Lines, error) {
 	if err := pm.Validate(); err != nil {
-		return Pins{}, err
+		return Lines{}, err
 	}
-	var errs []error
-	out := Pins{LEDs: map[device.Color]*Line{}}
+	out := Lines{LEDs: map[device.Color]*Line{}, LEDErrs: map[device.Color]error{}}
 	used := map[string]string{}
-	take := func(spec, what string) *Line {
+	take := func(spec, what string) (*Line, error) {
 		l, err := r.Pin(spec)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", what, err))
-			return nil
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		if l.Chip != "" {
 			key := l.Chip + ":" + strconv.Itoa(l.Offset)
 			if other, dup := used[key]; dup {
-				errs = append(errs, fmt.Errorf("gpiolines: %s and %s are both %s: %w", other, what, l.Where(), device.ErrInvalidConfig))
-				return nil
+				return nil, fmt.Errorf("pins: %s and %s are both %s: %w", other, what, l.Where(), device.ErrInvalidConfig)
 			}
 			used[key] = what
 		}
-		return l
+		return l, nil
 	}
-	out.Button = take(pm.Button, "button")
+	var errs []error
+	out.Button, out.ButtonErr = take(pm.Button, "button")
+	errs = append(errs, out.ButtonErr)
 	colors := make([]device.Color, 0, len(pm.LEDs))
 	for c := range pm.LEDs {
 		colors = append(colors, c)
 	}
 	slices.Sort(colors)
 	for _, c := range colors {
-		if l := take(pm.LEDs[c], "LED "+string(c)); l != nil {
-			out.LEDs[c] = l
+		l, err := take(pm.LEDs[c], "LED "+string(c))
+		if err != nil {
+			out.LEDErrs[c] = err
+			errs = append(errs, err)
+			continue
 		}
+		out.LEDs[c] = l
 	}
-	if err := errors.Join(errs...); err != nil {
-		return Pins{}, err
-	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
