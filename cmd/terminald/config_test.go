@@ -80,7 +80,7 @@ func TestConfigRejects(t *testing.T) {
 		args       []string
 		want       string
 	}{
-		{"unknown key is an error", `server_url = "ws://a/ws"` + "\nsever = 1\n", nil, "unknown keys sever"},
+		{"unknown key is an error", `server_url = "ws://a/ws"` + "\nsever = 1\n", nil, "unknown keys: sever"},
 		{"no server", ``, nil, "server_url"},
 		{"http server URL", `server_url = "http://a/ws"`, nil, "ws:// or wss://"},
 		{"bad board", `server_url = "ws://a/ws"` + "\nboard = \"pi\"\n", nil, "board"},

@@ -51,12 +51,7 @@ the certificate (and exits non-zero on a unit never provisioned).
 	if cmd != "import" && cmd != "show" {
 		return fmt.Errorf("terminald identity: unknown command %q: want import or show", cmd)
 	}
-	fs := flag.NewFlagSet("terminald identity "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usageText+"\n")
-		fs.PrintDefaults()
-	}
+	fs := cli.NewFlagSet("terminald identity "+cmd, usageText+"\n", stderr)
 	cfg := defaults()
 	file := fs.String("config", "", "TOML config `file` (for its state_file)")
 	o := cli.NewOverrides(fs)

@@ -7,6 +7,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/tuanju/tuanju/device/boards"
+	"github.com/tuanju/tuanju/internal/cli"
 )
 
 // applyFile applies, over cfg's defaults, the board profile and then the
@@ -48,16 +49,8 @@ func applyFile(cfg *config, file, profileFlag string) error {
 		cfg.profile = &p
 	}
 	if file != "" {
-		md, err := toml.DecodeFile(file, cfg)
-		if err != nil {
-			return fmt.Errorf("terminald: config %s: %w", file, err)
-		}
-		if und := md.Undecoded(); len(und) > 0 {
-			keys := make([]string, len(und))
-			for i, k := range und {
-				keys[i] = k.String()
-			}
-			return fmt.Errorf("terminald: config %s: unknown keys %s", file, strings.Join(keys, ", "))
+		if err := cli.DecodeFile(file, cfg); err != nil {
+			return fmt.Errorf("terminald: %w", err)
 		}
 	}
 	if profileFlag != "" {

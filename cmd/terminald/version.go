@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"runtime"
 
+	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/media"
 )
 
@@ -17,14 +17,11 @@ import (
 // release check can see which openh264 and libopus a unit runs; it exits
 // non-zero when one is older than its floor (media.CodecVersions.CheckFloors).
 func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("terminald version", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `usage: terminald version
+	fs := cli.NewFlagSet("terminald version", `usage: terminald version
 
 Prints the program's version and the openh264 and libopus linked into this
-binary; exits non-zero when one is older than its floor.`)
-	}
+binary; exits non-zero when one is older than its floor.
+`, stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
