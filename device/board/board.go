@@ -45,8 +45,7 @@ type Config struct {
 	// Resolver finds Pins' lines; nil uses the running kernel's
 	// (pins.Host). Tests give fake chips.
 	Resolver *pins.Resolver
-	// LongPress is the simulated button's long-press threshold (0: the
-	// default).
+	// LongPress is the button's long-press threshold (0: the default).
 	LongPress time.Duration
 	// Watchdog is the GPIO board's watchdog device, "" for none.
 	Watchdog        string

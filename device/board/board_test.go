@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
@@ -163,4 +165,33 @@ func TestOpenUnknownKind(t *testing.T) {
 	if _, err := board.Open(board.Config{Kind: "fpga"}); !errors.Is(err, device.ErrInvalidConfig) {
 		t.Fatalf("err = %v, want ErrInvalidConfig", err)
 	}
+}
+
+// The configured long press reaches the GPIO button, not only the simulated
+// one: a long press is how a child hangs up.
+func TestGPIOButtonLongPress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := gpioConfig(t)
+		line := devicetest.NewButtonLine("CALL_BUTTON", true)
+		cfg.Resolver.Chips[0].(chip).lines[0] = line.Pin
+		cfg.LongPress = 700 * time.Millisecond
+		b, err := board.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		btn, err := b.Button()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		line.Press()
+		time.Sleep(time.Second)
+		line.Release()
+		time.Sleep(time.Second)
+		ev := <-btn.Events()
+		if ev.Kind != device.LongPress || !ev.At.Equal(t0.Add(cfg.LongPress)) {
+			t.Errorf("got %v at +%v, want long_press at +%v", ev.Kind, ev.At.Sub(t0), cfg.LongPress)
+		}
+	})
 }

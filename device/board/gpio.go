@@ -110,7 +110,7 @@ func openButton(l *pins.Line, cfg Config) (*device.Button, error) {
 	if err != nil {
 		return nil, err
 	}
-	btn, err := device.NewButton(l, device.ButtonOpts{ActiveLow: cfg.Pins.ButtonActiveLow, Pull: pull, Logger: cfg.Log})
+	btn, err := device.NewButton(l, device.ButtonOpts{ActiveLow: cfg.Pins.ButtonActiveLow, Pull: pull, LongPress: cfg.LongPress, Logger: cfg.Log})
 	if err != nil {
 		return nil, fmt.Errorf("board: gpio: %w", err)
 	}
