@@ -241,7 +241,6 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 	return t, nil
 }
 
-
 // DeviceID is the terminal's ID on the rendezvous server.
 func (t *Terminal) DeviceID() string { return t.deviceID }
 
