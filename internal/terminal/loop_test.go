@@ -14,8 +14,8 @@ import (
 	"github.com/tuanju/tuanju/device/speaker/speakertest"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
-	"github.com/tuanju/tuanju/internal/terminal/terminaltest"
 	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
+	"github.com/tuanju/tuanju/internal/terminal/terminaltest"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
