@@ -17,8 +17,8 @@ import (
 // and close when the call ends (StopMedia). The terminal cannot do it any
 // other way: the only way to a *media.Capture is media.Gate.Open, which
 // asks the light and plays the sound itself. Here the light is the loop's
-// (callLight checks that the LEDs show "in call" for this call) and the
-// sound is the speaker's connect cue. The terminal opens them only for a
+// (callLight checks that the lights, as the loop last published them, show
+// "in call" for this call) and the sound is the speaker's connect cue. The terminal opens them only for a
 // call whose answer is signed over its own nonce (session.go). Whoever adds
 // a new way to start a call (auto-answer, a technician's test call) goes
 // through openMedia too.

@@ -264,9 +264,9 @@ const closeTimeout = 10 * time.Second
 
 // close ends the session: tracks off (see media.Capture.Detach), peer
 // connection, then camera and microphone. It never blocks its caller (the
-// terminal's event loop): should a library ever hang in Close again, a
-// frozen loop would leave the child with a dead button until someone pulls
-// the plug, so the closing runs aside and a watchdog logs it.
+// loop): a library hanging in Close would otherwise leave the child with a
+// dead button until someone pulls the plug, so the closing runs aside and a
+// timer logs a close that takes too long.
 func (s *session) close() {
 	if s.closed {
 		return

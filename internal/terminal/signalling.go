@@ -32,6 +32,8 @@ type wsConn struct {
 	log     *slog.Logger
 }
 
+var _ ServerConn = (*wsConn)(nil)
+
 // serverClient is the HTTP client for signalling dials: with roots, a wss://
 // server must chain to them only; nil means the default client.
 func serverClient(roots *x509.CertPool) *http.Client {
@@ -196,6 +198,3 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.n = 0 }
-
-// The websocket client is the real ServerConn.
-var _ ServerConn = (*wsConn)(nil)
