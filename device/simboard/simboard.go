@@ -211,6 +211,13 @@ func (b *Board) PlayCueWait(ctx context.Context, cue string) error {
 	}
 }
 
+// StopCue does nothing: the panel stops a repeating cue itself once the
+// lights leave its patterns.
+func (b *Board) StopCue() {}
+
+// WritePCM drops the parent's voice: the panel plays the cues only.
+func (b *Board) WritePCM([]int16) {}
+
 // CameraSocket is the simulated camera's socket: give it to
 // media.CaptureConfig.SyntheticSocket, and the panel's unplug button (or
 // Unplug) shows how the terminal handles a camera pulled out.

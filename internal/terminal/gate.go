@@ -3,7 +3,6 @@ package terminal
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/terminal/call"
@@ -18,8 +17,8 @@ import (
 // and close when the call ends (StopMedia). The terminal cannot do it any
 // other way: the only way to a *media.Capture is media.Gate.Open, which
 // asks the light and plays the sound itself. Here the light is the loop's
-// (callLight checks that the LEDs show "in call" for this call) and the
-// sound is the speaker's connect cue. The terminal opens them only for a
+// (callLight checks that the lights, as the loop last published them, show
+// "in call" for this call) and the sound is the speaker's connect cue. The terminal opens them only for a
 // call whose answer is signed over its own nonce (session.go). Whoever adds
 // a new way to start a call (auto-answer, a technician's test call) goes
 // through openMedia too.
@@ -28,42 +27,34 @@ import (
 // of the never-silent rule (the call ended, or the lights failed).
 var ErrNotAnnounced = media.ErrNotAnnounced
 
-// lights remembers what the LEDs last showed, for the gate to check from the
-// media goroutine. The loop writes it after every LEDs.Show.
+// lights is what the LEDs last showed. The loop sets it after every
+// LEDs.Show and publishes it in its view, where the gate reads it.
 type lights struct {
-	mu      sync.Mutex
 	pattern device.Pattern // "" when the last Show failed
 	callID  string         // the call the pattern belongs to
 }
 
-func (l *lights) set(p device.Pattern, callID string) {
-	l.mu.Lock()
-	l.pattern, l.callID = p, callID
-	l.mu.Unlock()
-}
-
 // inCall reports whether the in-call light is on for callID.
-func (l *lights) inCall(callID string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func (l lights) inCall(callID string) bool {
 	return callID != "" && l.pattern == device.InCall && l.callID == callID
 }
 
 // callLight is the in-call light of one call, as the loop shows it: the
 // gate cannot turn it on (the call machine owns the LEDs), only find it on.
 type callLight struct {
-	lit    *lights
+	shown  func() lights // the lights as the loop last published them
 	callID string
 }
 
 func (l callLight) InCall() error {
-	if !l.lit.inCall(l.callID) {
+	if !l.shown().inCall(l.callID) {
 		return fmt.Errorf("terminal: call %s: the in-call light is not on (the call ended?)", l.callID)
 	}
 	return nil
 }
 
-// connectSound is the call's connect cue, played to its end.
+// connectSound is the call's connect cue, played to its end. It runs on the
+// gate's goroutine, so it tells the loop the cue is playing by an event.
 type connectSound struct {
 	t   *Terminal
 	cue call.Cue
@@ -73,7 +64,7 @@ func (s connectSound) Announce(ctx context.Context) error {
 	if s.t.d.Speaker == nil {
 		return nil // no speaker fitted: the light alone announces
 	}
-	s.t.setLastCue(s.cue)
+	s.t.post(ctx, cuePlaying{s.cue})
 	return s.t.d.Speaker.PlayCueWait(ctx, string(s.cue))
 }
 
@@ -82,7 +73,8 @@ func (s connectSound) Announce(ctx context.Context) error {
 // then the opening. ctx ends with the call, so a hang-up during the sound
 // opens nothing.
 func (t *Terminal) openMedia(ctx context.Context, callID string, cue call.Cue) (*media.Capture, error) {
-	g, err := media.NewGate(callLight{&t.lit, callID}, connectSound{t, cue})
+	shown := func() lights { return t.view.Load().lit }
+	g, err := media.NewGate(callLight{shown, callID}, connectSound{t, cue})
 	if err != nil {
 		return nil, err
 	}

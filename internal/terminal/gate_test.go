@@ -27,9 +27,8 @@ func TestCallLight(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var l lights
-			l.set(tt.pattern, tt.shownID)
-			err := callLight{&l, tt.askID}.InCall()
+			l := lights{pattern: tt.pattern, callID: tt.shownID}
+			err := callLight{func() lights { return l }, tt.askID}.InCall()
 			if (err == nil) != tt.on {
 				t.Fatalf("InCall() = %v, want on=%v", err, tt.on)
 			}

@@ -53,7 +53,7 @@ func (w *pairWindow) isOpen(now time.Time) bool {
 
 // perSource is how many wrong proofs a source may make in one window. An
 // untagged request (a server that does not say where requests come from)
-// shares the window's whole allowance, as before sources were counted.
+// shares the window's whole allowance.
 func (w *pairWindow) perSource(source string) int {
 	if source == "" {
 		return w.maxFailures

@@ -11,8 +11,7 @@ import (
 // several sources: closed until opened, open for its length; a source is
 // refused after PairFailuresPerSource wrong proofs while others still get
 // in; all sources together close it at maxFailures; reopening starts fresh
-// counts. Before sources were counted, 20 wrong proofs from anyone closed
-// the window for everyone, the real parent included.
+// counts: a stranger's wrong proofs never shut out the real parent early.
 func TestPairWindow(t *testing.T) {
 	t0 := time.Date(2026, 11, 28, 18, 0, 0, 0, time.UTC)
 	type op = windowOp

@@ -77,7 +77,7 @@ type ResetButton interface {
 type BootDeps struct {
 	Button  ResetButton
 	LEDs    LEDs
-	Speaker Speaker // may be nil
+	Speaker CuePlayer // may be nil
 	Store   *terminalstore.Store
 	Opts    device.ResetOpts
 	Log     *slog.Logger
@@ -172,7 +172,7 @@ func (t *Terminal) sendUnpair() {
 		t.log.Info("server out of reach: unpair will be sent on the next login")
 		return
 	}
-	t.conn.send(protocol.Message{Type: protocol.TypeUnpair})
+	t.conn.Send(protocol.Message{Type: protocol.TypeUnpair})
 }
 
 // unpairConfirmed handles the server's unpaired: the reset is known there,

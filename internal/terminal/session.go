@@ -5,12 +5,10 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/tuanju/tuanju/internal/terminal/call"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/pairing"
 	"github.com/tuanju/tuanju/pairing/protocol"
@@ -25,27 +23,28 @@ import (
 // and sound) only after an answer signed over this terminal's own nonce has
 // been verified (attach), so nothing opens for a ring or answer recorded
 // from another call, even inside a reunion window.
+//
+// A session belongs to the loop: only the loop calls its methods. pion
+// calls back on goroutines of its own; those callbacks post events
+// (localCandidate, peerState, sourceLost) and touch nothing here.
 type session struct {
 	callID   string
 	pc       *webrtc.PeerConnection
 	receiver *media.Receiver
 	log      *slog.Logger
 	loopback bool
-	events   func(call.Event)
+	send     func(protocol.Message)
+	post     func(event) // to the loop, never waiting
 
 	// offerHash is pairing.SDPHash of the offer as sent: the parent's
 	// answer must sign it.
 	offerHash string
 
-	mu        sync.Mutex
-	capture   *media.Capture // nil until attach
-	offerSent bool
-	pending   []protocol.Message // local candidates gathered before the offer went out
-	remote    int                // remote candidates accepted
-	local     int                // local candidates gathered
-	send      func(protocol.Message)
-	closed    bool
-	done      chan struct{} // closed by close
+	capture *media.Capture // nil until attach
+	remote  int            // remote candidates accepted
+	local   int            // local candidates gathered
+	closed  bool
+	done    chan struct{} // closed by close
 }
 
 // sessionDeps is what a session needs from the terminal.
@@ -53,7 +52,9 @@ type sessionDeps struct {
 	api      *webrtc.API
 	loopback bool
 	send     func(protocol.Message)
-	events   func(call.Event)
+	// post hands an event to the loop without waiting: pion's callbacks
+	// call it.
+	post func(event)
 	// onAudio, if set, plays the parent's decoded voice (the speaker).
 	onAudio func([]int16)
 	log     *slog.Logger
@@ -65,11 +66,11 @@ type sessionDeps struct {
 
 // startSession builds the peer connection, with a sender for video (when
 // sendVideo) and for audio and receivers for both, and sends the signed
-// offer. Later failures are reported as call.MediaFailed through
-// deps.events.
+// offer. What happens later (candidates gathered, the connection up or
+// failed) comes to the loop as events through d.post.
 func startSession(callID string, ice []protocol.ICEServer, policy string, sendVideo bool, d sessionDeps) (*session, error) {
 	s := &session{callID: callID, log: d.log.With("call_id", callID), loopback: d.loopback, send: d.send,
-		events: d.events, done: make(chan struct{})}
+		post: d.post, done: make(chan struct{})}
 	cfg := webrtc.Configuration{ICEServers: toICEServers(ice), SDPSemantics: webrtc.SDPSemanticsUnifiedPlan,
 		Certificates: []webrtc.Certificate{d.cert}}
 	if policy == "relay" {
@@ -108,18 +109,14 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, sendVi
 			return
 		}
 		init := c.ToJSON()
-		s.queueCandidate(protocol.Message{Type: protocol.TypeCandidate, CallID: callID, Candidate: &protocol.Candidate{
+		s.post(localCandidate{s, protocol.Message{Type: protocol.TypeCandidate, CallID: callID, Candidate: &protocol.Candidate{
 			Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment,
-		}})
+		}}})
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		s.log.Info("peer connection", "state", st.String())
-		switch st {
-		case webrtc.PeerConnectionStateConnected:
-			s.requestKeyFrame() // the first key frame may have gone out before SRTP was ready
-			d.events(call.MediaUp{CallID: callID})
-		case webrtc.PeerConnectionStateFailed:
-			d.events(call.MediaFailed{CallID: callID})
+		if st == webrtc.PeerConnectionStateConnected || st == webrtc.PeerConnectionStateFailed {
+			s.post(peerState{s, st})
 		}
 	})
 
@@ -142,14 +139,9 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, sendVi
 		s.close()
 		return nil, err
 	}
-	s.mu.Lock()
+	// Candidates gathered meanwhile wait in the loop's queue: they go out
+	// after the offer (sendCandidate).
 	d.send(om)
-	s.offerSent = true
-	for _, m := range s.pending {
-		d.send(m)
-	}
-	s.pending = nil
-	s.mu.Unlock()
 	return s, nil
 }
 
@@ -157,18 +149,15 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, sendVi
 // parent's verified answer has been applied and the gate has announced and
 // opened them. The session owns cap from here on, also when attach fails.
 func (s *session) attach(cap *media.Capture) error {
-	s.mu.Lock()
 	if s.closed || s.capture != nil {
-		s.mu.Unlock()
 		cap.Close()
 		return fmt.Errorf("terminal: call %s: media for a session that is closed or has media: %w", s.callID, ErrProtocol)
 	}
 	s.capture = cap
-	s.mu.Unlock()
 	go func() {
 		select {
 		case err := <-cap.Lost():
-			s.events(sourceLost{callID: s.callID, err: err})
+			s.post(sourceLost{callID: s.callID, err: err})
 		case <-s.done:
 		}
 	}()
@@ -195,33 +184,24 @@ func (s *session) senderFor(kind webrtc.RTPCodecType) *webrtc.RTPSender {
 	return nil
 }
 
-func (s *session) media() *media.Capture {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.capture
-}
-
 func (s *session) requestKeyFrame() {
-	if c := s.media(); c != nil {
+	if c := s.capture; c != nil {
 		if _, err := c.RequestKeyFrame(); err != nil {
 			s.log.Debug("key frame request", "err", err)
 		}
 	}
 }
 
-func (s *session) queueCandidate(m protocol.Message) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// sendCandidate sends one of our ICE candidates to the parent. The loop
+// calls it for each localCandidate event, always after the offer has gone
+// out (startSession sends it before the loop takes the next event).
+func (s *session) sendCandidate(m protocol.Message) {
 	if s.closed {
 		return
 	}
 	// The server refuses more than MaxCandidates per side; the first ones
 	// (host, then relay) are the useful ones anyway.
 	if s.local++; s.local > protocol.MaxCandidates {
-		return
-	}
-	if !s.offerSent {
-		s.pending = append(s.pending, m)
 		return
 	}
 	s.send(m)
@@ -247,11 +227,8 @@ func (s *session) candidate(c *protocol.Candidate) error {
 		s.log.Debug("dropping non-loopback candidate in loopback-only mode", "candidate", c.Candidate)
 		return nil
 	}
-	s.mu.Lock()
 	s.remote++
-	n := s.remote
-	s.mu.Unlock()
-	if n > protocol.MaxCandidates {
+	if s.remote > protocol.MaxCandidates {
 		return fmt.Errorf("terminal: call %s: more than %d remote candidates: %w", s.callID, protocol.MaxCandidates, ErrProtocol)
 	}
 	err := s.pc.AddICECandidate(webrtc.ICECandidateInit{
@@ -287,19 +264,16 @@ const closeTimeout = 10 * time.Second
 
 // close ends the session: tracks off (see media.Capture.Detach), peer
 // connection, then camera and microphone. It never blocks its caller (the
-// terminal's event loop): should a library ever hang in Close again, a
-// frozen loop would leave the child with a dead button until someone pulls
-// the plug, so the closing runs aside and a watchdog logs it.
+// loop): a library hanging in Close would otherwise leave the child with a
+// dead button until someone pulls the plug, so the closing runs aside and a
+// timer logs a close that takes too long.
 func (s *session) close() {
-	s.mu.Lock()
 	if s.closed {
-		s.mu.Unlock()
 		return
 	}
 	s.closed = true
 	close(s.done)
 	capture := s.capture
-	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -21,10 +21,8 @@ func (l *recordingLEDs) Show(p device.Pattern) error { l.shown = append(l.shown,
 
 // TestRingThatCannotBeSignedFailsAtOnce: when the terminal cannot sign its
 // ring, nothing is sent and the child sees "no answer" at once — with its
-// sound last — instead of "calling" for the 45 s ring timeout (the step
-// used to treat the failure as a media failure, which Calling ignores, and
-// the press's own "calling" sound played after it). The call is logged as
-// failed.
+// sound last, after the press's own "calling" — instead of "calling" for
+// the 45 s ring timeout. The call is logged as failed.
 func TestRingThatCannotBeSignedFailsAtOnce(t *testing.T) {
 	store, err := terminalstore.Open(filepath.Join(t.TempDir(), "terminal.db"))
 	if err != nil {
@@ -60,8 +58,8 @@ func TestRingThatCannotBeSignedFailsAtOnce(t *testing.T) {
 	if last := leds.shown[len(leds.shown)-1]; last != device.NoAnswer {
 		t.Errorf("lights show %q, want %q", last, device.NoAnswer)
 	}
-	if c := term.lastCue.Load(); c == nil || *c != call.CueNoAnswer {
-		t.Errorf("last sound %v, want %q (the calling sound must not play after it)", c, call.CueNoAnswer)
+	if c := term.lastCue; c != call.CueNoAnswer {
+		t.Errorf("last sound %q, want %q (the calling sound must not play after it)", c, call.CueNoAnswer)
 	}
 	calls, err := store.Calls(1)
 	if err != nil || len(calls) != 1 || calls[0].Outcome != protocol.OutcomeFailed {

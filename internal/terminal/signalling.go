@@ -21,15 +21,18 @@ import (
 // full queue means the link is dead and the connection is dropped.
 const sendQueue = 64
 
-// conn is one authenticated signalling connection to the rendezvous server.
-type conn struct {
+// wsConn is one authenticated signalling connection to the rendezvous
+// server over a websocket: the real ServerConn.
+type wsConn struct {
 	ws      *websocket.Conn
 	welcome protocol.Message
 	out     chan protocol.Message
 	done    chan struct{}
-	once    sync.Once // close runs from the loop, the writer and the reader
+	once    sync.Once // Close runs from the loop, the writer and the reader
 	log     *slog.Logger
 }
+
+var _ ServerConn = (*wsConn)(nil)
 
 // serverClient is the HTTP client for signalling dials: with roots, a wss://
 // server must chain to them only; nil means the default client.
@@ -45,7 +48,7 @@ func serverClient(roots *x509.CertPool) *http.Client {
 
 // dial connects and logs in: challenge → signed hello → welcome. client nil
 // is the default HTTP client.
-func dial(ctx context.Context, url string, client *http.Client, key *ecdsa.PrivateKey, cert []byte, version string, log *slog.Logger) (*conn, error) {
+func dial(ctx context.Context, url string, client *http.Client, key *ecdsa.PrivateKey, cert []byte, version string, log *slog.Logger) (*wsConn, error) {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	ws, _, err := websocket.Dial(dctx, url, &websocket.DialOptions{Subprotocols: []string{protocol.Subprotocol}, HTTPClient: client})
@@ -53,7 +56,7 @@ func dial(ctx context.Context, url string, client *http.Client, key *ecdsa.Priva
 		return nil, fmt.Errorf("terminal: dial %s: %w", url, err)
 	}
 	ws.SetReadLimit(protocol.MaxMessageBytes)
-	fail := func(err error) (*conn, error) {
+	fail := func(err error) (*wsConn, error) {
 		ws.Close(websocket.StatusPolicyViolation, "login failed")
 		return nil, err
 	}
@@ -84,7 +87,7 @@ func dial(ctx context.Context, url string, client *http.Client, key *ecdsa.Priva
 	if w.Type != protocol.TypeWelcome {
 		return fail(fmt.Errorf("terminal: expected welcome, got %s: %w", w.Type, ErrProtocol))
 	}
-	c := &conn{ws: ws, welcome: w, out: make(chan protocol.Message, sendQueue), done: make(chan struct{}), log: log}
+	c := &wsConn{ws: ws, welcome: w, out: make(chan protocol.Message, sendQueue), done: make(chan struct{}), log: log}
 	go c.writer()
 	return c, nil
 }
@@ -108,19 +111,22 @@ func writeMsg(ctx context.Context, ws *websocket.Conn, m protocol.Message) error
 	return ws.Write(ctx, websocket.MessageText, b)
 }
 
-// send queues a message. It never blocks the caller (the event loop): a full
+// Welcome is the server's welcome at login.
+func (c *wsConn) Welcome() protocol.Message { return c.welcome }
+
+// Send queues a message. It never blocks the caller (the event loop): a full
 // queue closes the connection, and the reconnect logic takes over.
-func (c *conn) send(m protocol.Message) {
+func (c *wsConn) Send(m protocol.Message) {
 	select {
 	case c.out <- m:
 	case <-c.done:
 	default:
 		c.log.Warn("signalling send queue full; dropping connection")
-		c.close()
+		c.Close()
 	}
 }
 
-func (c *conn) writer() {
+func (c *wsConn) writer() {
 	for {
 		select {
 		case <-c.done:
@@ -131,21 +137,21 @@ func (c *conn) writer() {
 			cancel()
 			if err != nil {
 				c.log.Warn("signalling write failed", "type", m.Type, "err", err)
-				c.close()
+				c.Close()
 				return
 			}
 		}
 	}
 }
 
-// read delivers messages until the connection ends. A message the server
-// sends that we cannot decode is logged and skipped: one bad message must not
+// Receive returns the server's next message. A message the server sends
+// that we cannot decode is logged and skipped: one bad message must not
 // drop a call.
-func (c *conn) read(ctx context.Context, deliver func(protocol.Message)) error {
+func (c *wsConn) Receive(ctx context.Context) (protocol.Message, error) {
 	for {
 		typ, data, err := c.ws.Read(ctx)
 		if err != nil {
-			return err
+			return protocol.Message{}, err
 		}
 		if typ != websocket.MessageText {
 			c.log.Warn("ignoring binary signalling message")
@@ -156,19 +162,19 @@ func (c *conn) read(ctx context.Context, deliver func(protocol.Message)) error {
 			c.log.Warn("ignoring bad signalling message", "err", err)
 			continue
 		}
-		deliver(m)
+		return m, nil
 	}
 }
 
-// close is safe from any goroutine, any number of times: the loop, the writer
-// and the reconnect loop all close a connection that fails under them, and a
-// check-then-close would race (it panicked in CI).
+// Close is safe from any goroutine, any number of times: the loop, the
+// writer and the reconnect loop all close a connection that fails under
+// them.
 //
 // The close handshake runs in the background: it can take seconds on a dead
-// link, and the caller may be the event loop (send on a full queue), which
+// link, and the caller may be the event loop (Send on a full queue), which
 // must keep answering the button. The reader sees the close and the
 // reconnect loop takes over.
-func (c *conn) close() {
+func (c *wsConn) Close() {
 	c.once.Do(func() {
 		close(c.done)
 		go c.ws.Close(websocket.StatusNormalClosure, "")

@@ -14,8 +14,8 @@ import (
 )
 
 // TestConnCloseConcurrent closes one connection from many goroutines at once,
-// as the loop, the writer and the reconnect loop can when a link fails. A
-// check-then-close panicked with "close of closed channel" in CI.
+// as the loop, the writer and the reconnect loop can when a link fails: a
+// check-then-close would panic with "close of closed channel".
 func TestConnCloseConcurrent(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := websocket.Accept(w, r, nil)
@@ -34,11 +34,11 @@ func TestConnCloseConcurrent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := &conn{ws: ws, done: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
+		c := &wsConn{ws: ws, done: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
 		var start, wg sync.WaitGroup
 		start.Add(1)
 		for range 8 {
-			wg.Go(func() { start.Wait(); c.close() })
+			wg.Go(func() { start.Wait(); c.Close() })
 		}
 		start.Done()
 		wg.Wait()
@@ -73,9 +73,9 @@ func TestConnCloseDoesNotWaitForPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &conn{ws: ws, done: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
+	c := &wsConn{ws: ws, done: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
 	returned := make(chan struct{})
-	go func() { c.close(); close(returned) }()
+	go func() { c.Close(); close(returned) }()
 	select {
 	case <-returned:
 	case <-time.After(3 * time.Second):

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -29,11 +28,11 @@ type trust struct {
 	parentKey *ecdsa.PublicKey // nil: no (usable) pairing
 	cert      webrtc.Certificate
 	fp        string // the DTLS certificate's fingerprint, "sha-256 AB:…"
-	// clockOffset (nanoseconds) corrects the board's clock by the
-	// server's (set at login): boards often have no real-time clock, and a
-	// call's signatures carry the time. Atomic: the session signs its offer
-	// off the loop. See setClock for the bounds a server is held to.
-	clockOffset *atomic.Int64
+	// clockOffset corrects the board's clock by the server's (set at
+	// login): boards often have no real-time clock, and a call's
+	// signatures carry the time. See setClock for the bounds a server is
+	// held to.
+	clockOffset time.Duration
 	// floor is the latest time a source the terminal trusts has vouched
 	// for: the binary's build, the paired parent's signed messages. The
 	// clock is never set before it (terminalstore.ClockFloor).
@@ -54,7 +53,7 @@ type trust struct {
 // loadTrust reads the persistent DTLS certificate, the stored parent key
 // and the clock floor.
 func loadTrust(store *terminalstore.Store, p *terminalstore.Parent) (trust, error) {
-	tr := trust{calls: map[string]*pairing.Binding{}, pairReq: map[string]pairing.Request{}, clockOffset: new(atomic.Int64)}
+	tr := trust{calls: map[string]*pairing.Binding{}, pairReq: map[string]pairing.Request{}}
 	key, x, err := store.DTLSCertificate()
 	if err != nil {
 		return tr, err
@@ -103,7 +102,7 @@ func buildTime() time.Time {
 }
 
 // now is the board's clock corrected by the server's.
-func (t *Terminal) now() time.Time { return time.Now().Add(time.Duration(t.tr.clockOffset.Load())) }
+func (t *Terminal) now() time.Time { return time.Now().Add(t.tr.clockOffset) }
 
 // setClock takes the server's time at login as the clock signatures are
 // made and checked with, held to the floor: a server may move the clock
@@ -124,7 +123,7 @@ func (t *Terminal) setClock(server time.Time) {
 		if local.Before(floor) {
 			off = floor.Sub(local) // the board's clock is unset: the floor is the best guess
 		}
-		t.tr.clockOffset.Store(int64(off))
+		t.tr.clockOffset = off
 		t.log.Error("the server's clock is earlier than this unit has known the time to be; not taking it",
 			"server_time", server.UTC().Format(time.RFC3339), "floor", floor.Format(time.RFC3339), "offset", off.Round(time.Second))
 		return
@@ -137,9 +136,9 @@ func (t *Terminal) setClock(server time.Time) {
 			lvl = slog.LevelWarn
 		}
 		t.log.Log(context.Background(), lvl, "board clock differs from the server's; signing with the server's time", "offset", off.Round(time.Second))
-		t.tr.clockOffset.Store(int64(off))
+		t.tr.clockOffset = off
 	} else {
-		t.tr.clockOffset.Store(0)
+		t.tr.clockOffset = 0
 	}
 }
 
@@ -221,7 +220,7 @@ func (t *Terminal) sign(m protocol.Message, b pairing.Binding) (protocol.Message
 func (t *Terminal) sendSigned(callID string, m protocol.Message, err error) {
 	if err != nil {
 		t.log.Error("cannot sign", "type", m.Type, "call_id", callID, "err", err)
-		t.step(call.SignFailed{CallID: callID})
+		t.raise(call.SignFailed{CallID: callID})
 		return
 	}
 	t.send(m)
@@ -306,7 +305,7 @@ func (t *Terminal) onPairRequest(m protocol.Message) {
 		return
 	}
 	r := pairing.Request{DeviceID: m.DeviceID, Nonce: m.Nonce, EphemeralKey: m.EphemeralKey, Proof: m.Proof}
-	err := pairing.VerifyRequest(t.pairingSecret(), t.deviceID, r)
+	err := pairing.VerifyRequest(t.secret, t.deviceID, r)
 	if err == nil {
 		// One request waits at a time; a new one replaces the old.
 		t.tr.pairReq = map[string]pairing.Request{m.PairID: r}
@@ -326,7 +325,7 @@ func (t *Terminal) acceptPairing(pairID string) {
 		t.log.Warn("pairing press for a request that is gone", "pair_id", pairID)
 		return
 	}
-	hs, acc, err := pairing.AcceptRequest(t.pairingSecret(), t.key, t.tr.fp, pairID, r)
+	hs, acc, err := pairing.AcceptRequest(t.secret, t.key, t.tr.fp, pairID, r)
 	if err != nil {
 		t.log.Error("cannot answer the pairing request", "pair_id", pairID, "err", err)
 		t.send(protocol.Message{Type: protocol.TypePairReject, PairID: pairID, Reason: "bad_secret"})

@@ -1,0 +1,98 @@
+package terminal
+
+import (
+	"github.com/tuanju/tuanju/internal/terminal/call"
+	"github.com/tuanju/tuanju/pairing/protocol"
+)
+
+// message turns a server message into machine events.
+func (t *Terminal) message(m protocol.Message) {
+	switch m.Type {
+	case protocol.TypePresence:
+		t.peerOnline = *m.PeerOnline
+		t.log.Info("parent presence", "online", t.peerOnline)
+	case protocol.TypeRing:
+		if err := t.ringFromParent(m); err != nil {
+			// Not the paired parent (or a replay): the child hears nothing.
+			t.log.Warn("refusing a ring not signed by the paired parent", "call_id", m.CallID, "err", err)
+			t.send(protocol.Message{Type: protocol.TypeHangup, CallID: m.CallID, Reason: protocol.ReasonDecline})
+			return
+		}
+		t.ice[m.CallID] = iceInfo{m.ICEServers, m.ICETransportPolicy}
+		after := t.autoAnswerAfter(t.d.Now())
+		if after > 0 {
+			t.log.Info("ring inside a reunion window: answering after the ring", "call_id", m.CallID, "after", after)
+		}
+		t.step(call.IncomingRing{CallID: m.CallID, AutoAnswerAfter: after})
+	case protocol.TypeRinging:
+		t.ice[m.CallID] = iceInfo{m.ICEServers, m.ICETransportPolicy}
+		t.log.Info("parent's phone is ringing", "call_id", m.CallID)
+	case protocol.TypeAccept:
+		if m.CallID != t.m.CallID || t.m.State != call.Calling {
+			t.log.Warn("accept for no call of ours that is ringing", "call_id", m.CallID)
+			return
+		}
+		if err := t.acceptFromParent(m); err != nil {
+			// Ends nothing: the child's ring goes on for the real parent
+			// (a stolen server login, a forgery or a replay gets here).
+			t.log.Warn("ignoring an accept not signed by the paired parent", "call_id", m.CallID, "err", err)
+			return
+		}
+		t.step(call.PeerAccepted{CallID: m.CallID})
+	case protocol.TypeHangup:
+		t.step(call.PeerHangup{CallID: m.CallID, Reason: m.Reason})
+	case protocol.TypeAnswer, protocol.TypeCandidate:
+		if m.CallID != t.m.CallID {
+			t.log.Warn("media signalling for another call", "type", m.Type, "call_id", m.CallID)
+			return
+		}
+		if t.sess == nil || t.sess.callID != m.CallID {
+			// The loop sends the offer as it makes the session, so an answer
+			// or candidate without one is for nothing of ours.
+			t.log.Warn("media signalling before our offer", "type", m.Type, "call_id", m.CallID)
+			return
+		}
+		if m.Type == protocol.TypeCandidate {
+			if err := t.sess.candidate(m.Candidate); err != nil {
+				t.log.Warn("bad candidate", "err", err)
+			}
+			return
+		}
+		if err := t.answerFromParent(m, t.sess.offerHash); err != nil {
+			// A server in the middle that changed any byte of the answer,
+			// or replayed one, ends up here: no media to anyone but the
+			// paired parent. The SDP applied below is the one verified.
+			t.log.Warn("refusing an answer not signed by the paired parent", "call_id", m.CallID, "err", err)
+			t.step(call.MediaFailed{CallID: m.CallID})
+			return
+		}
+		if err := t.sess.answer(m.SDP); err != nil {
+			t.log.Warn("bad answer", "err", err)
+			t.step(call.MediaFailed{CallID: m.CallID})
+			return
+		}
+		// Only now, for an answer signed over this terminal's own nonce,
+		// do camera and microphone open (with the light and the sound).
+		t.openCapture(m.CallID)
+	case protocol.TypePairRequest:
+		t.onPairRequest(m)
+	case protocol.TypePairConfirm:
+		t.onPairConfirm(m)
+	case protocol.TypePaired:
+		t.onPaired(m)
+	case protocol.TypeError:
+		t.log.Warn("server error", "code", m.Code, "message", m.Text, "ref_type", m.RefType, "call_id", m.CallID)
+		// A refused ring or accept means the server has no such call (busy,
+		// not paired, gone): the call is over. Other errors (a candidate
+		// over the limit, say) leave the call alone.
+		if m.CallID != "" && m.CallID == t.m.CallID && (m.RefType == protocol.TypeRing || m.RefType == protocol.TypeAccept) {
+			t.step(call.PeerHangup{CallID: m.CallID, Reason: m.Code})
+		}
+	case protocol.TypeUnpaired:
+		t.unpairConfirmed()
+	case protocol.TypeCallLog, protocol.TypeChallenge, protocol.TypeWelcome:
+		// Not for terminals.
+	default:
+		t.log.Warn("unexpected message", "type", m.Type)
+	}
+}

@@ -1,0 +1,95 @@
+package terminal
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tuanju/tuanju/internal/terminal/call"
+	"github.com/tuanju/tuanju/pairing/protocol"
+)
+
+// connectLoop keeps one signalling connection up, reconnecting with backoff
+// and jitter. It runs beside the loop and tells it everything by events:
+// connUp, received, connDown, dialFailed.
+func (t *Terminal) connectLoop(ctx context.Context) {
+	b := backoff{min: t.cfg.MinBackoff, max: t.cfg.MaxBackoff}
+	for ctx.Err() == nil {
+		c, err := t.dial(ctx)
+		if err != nil {
+			wait := b.next()
+			t.post(ctx, dialFailed{err})
+			if errors.Is(err, ErrAuthFailed) {
+				// Reachable but refused: most likely this unit's device
+				// certificate (expired, or from a program CA the server
+				// does not trust). Retrying cannot fix that, but a server
+				// being reconfigured can, so keep trying, slowly; the
+				// health check shows needs-repair meanwhile.
+				t.log.Error("the rendezvous server refused this unit's login: check its device certificate (terminald identity show)", "err", err, "retry_in", wait.Round(time.Millisecond))
+			} else {
+				t.log.Warn("cannot reach the rendezvous server", "err", err, "retry_in", wait.Round(time.Millisecond))
+			}
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		up := time.Now()
+		t.post(ctx, connUp{c})
+		for {
+			m, rerr := c.Receive(ctx)
+			if rerr != nil {
+				err = rerr
+				break
+			}
+			t.post(ctx, received{c, m})
+		}
+		c.Close()
+		t.post(ctx, connDown{c})
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(up) > time.Minute {
+			b.reset()
+		}
+		wait := b.next()
+		t.log.Warn("signalling connection lost", "err", err, "retry_in", wait.Round(time.Millisecond))
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// connected takes a new connection into use: the server's welcome, then a
+// factory reset the server has not heard of, then the machine.
+func (t *Terminal) connected(c ServerConn) {
+	t.conn = c
+	t.refused = false
+	w := c.Welcome()
+	serverPaired := w.Paired != nil && *w.Paired
+	t.peerOnline = w.PeerOnline != nil && *w.PeerOnline
+	if serverPaired != t.m.Paired {
+		// The terminal's own store decides: a server that says
+		// "not paired" must not be able to clear the parent and open
+		// the way to a new one (only a local factory reset does that).
+		t.log.Warn("pairing differs between terminal and server; keeping the terminal's", "terminal", t.m.Paired, "server", serverPaired)
+	}
+	t.setClock(w.ServerTime)
+	t.log.Info("connected to the rendezvous server", "paired", t.m.Paired, "parent_online", t.peerOnline)
+	// A reset the server has not heard of goes first, before anything
+	// can reach the old parent.
+	t.sendUnpair()
+	t.step(call.Connected{Paired: t.m.Paired})
+}
+
+// send sends m on the current connection, or drops it (logged) when there
+// is none.
+func (t *Terminal) send(m protocol.Message) {
+	if t.conn == nil {
+		t.log.Warn("not connected; message dropped", "type", m.Type)
+		return
+	}
+	t.conn.Send(m)
+}
