@@ -67,10 +67,12 @@ type Config struct {
 	Log *slog.Logger
 }
 
-// Speaker plays the terminal's sound cues.
+// Speaker plays the terminal's sound cues and the parent's voice.
 type Speaker interface {
 	PlayCue(cue string)
 	PlayCueWait(ctx context.Context, cue string) error
+	StopCue()
+	WritePCM(pcm []int16)
 }
 
 // Tone plays a test tone: the speaker as the self-test drives it.

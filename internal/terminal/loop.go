@@ -15,8 +15,10 @@ import (
 )
 
 // eventQueue bounds the events waiting for the loop. A full queue means the
-// loop is falling behind: the watchdog is not petted then (health.go).
-const eventQueue = 64
+// loop is falling behind: the watchdog is not petted then (health.go). It is
+// roomy because pion's callbacks (postNow) cannot wait: a burst of local ICE
+// candidates must not be dropped while the loop writes the state file.
+const eventQueue = 256
 
 // event is one thing the loop is told by another goroutine: the closed set
 // of types below. Button presses and timeouts reach the loop on channels
