@@ -169,8 +169,20 @@ type (
 	}
 )
 
-// Action is one of the action types above.
-type Action any
+// Action is one of the action types above: a closed set (the unexported
+// method), so a switch over actions is checked against it.
+type Action interface{ action() }
+
+func (SendRing) action()   {}
+func (SendAccept) action() {}
+func (SendHangup) action() {}
+func (StartMedia) action() {}
+func (StopMedia) action()  {}
+func (StartTimer) action() {}
+func (PairAccept) action() {}
+func (PairReject) action() {}
+func (PlayCue) action()    {}
+func (CallEnded) action()  {}
 
 // Events.
 type (
@@ -213,8 +225,26 @@ type (
 	FaultCleared struct{}
 )
 
-// Event is one of the event types above.
-type Event any
+// Event is one of the event types above, a closed set like Action.
+type Event interface{ event() }
+
+func (Connected) event()    {}
+func (Disconnected) event() {}
+func (Press) event()        {}
+func (LongPress) event()    {}
+func (IncomingRing) event() {}
+func (PeerAccepted) event() {}
+func (PeerHangup) event()   {}
+func (MediaUp) event()      {}
+func (MediaFailed) event()  {}
+func (SignFailed) event()   {}
+func (Timeout) event()      {}
+func (PairRequest) event()  {}
+func (PairDone) event()     {}
+func (PairWindow) event()   {}
+func (FactoryReset) event() {}
+func (FaultRaised) event()  {}
+func (FaultCleared) event() {}
 
 // Next is the transition function.
 func Next(m Machine, e Event) (Machine, []Action) {
