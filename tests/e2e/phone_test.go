@@ -25,9 +25,11 @@ type PhoneConfig struct {
 	Log     *slog.Logger
 }
 
-// Phone answers the terminal's offers automatically, as the web app does,
-// and passes every message on to Events so the caller can drive and watch
-// the call (ring, accept, hang up).
+// Phone is the parent's phone in Go, for the end-to-end tests and
+// benchmarks: over a rendezvoustest.Client from DialPaired it answers the
+// terminal's offers automatically, as the web app does, really decodes the
+// terminal's media, and passes every message on to Events so the caller
+// can drive and watch the call (ring, accept, hang up).
 type Phone struct {
 	conn   *rendezvoustest.Client
 	cfg    PhoneConfig

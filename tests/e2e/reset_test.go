@@ -434,7 +434,7 @@ func TestLongHoldInCallNeverResets(t *testing.T) {
 	t.Cleanup(cancel)
 	srv := rendezvoustest.NewServer(t, nil)
 	// The default stuck threshold is 60 s; 20 s keeps "needs repair" out
-	// of a 10.5 s hold without the old 10 s reset threshold in the way.
+	// of a 10.5 s hold.
 	r := startTerminal(t, ctx, srv, terminalOpts{button: device.ButtonOpts{LongPress: 300 * time.Millisecond, StuckAfter: 20 * time.Second}})
 	cred := r.pair()
 	ph := r.phone(cred, media.LowData)
@@ -450,7 +450,7 @@ func TestLongHoldInCallNeverResets(t *testing.T) {
 		t.Fatal(err)
 	}
 	await(t, ph, protocol.TypeHangup)    // the long press hung up
-	time.Sleep(10500 * time.Millisecond) // the child keeps holding, past the old 10 s reset
+	time.Sleep(10500 * time.Millisecond) // the child keeps holding, over 10 s
 	if err := r.board.Release(); err != nil {
 		t.Fatal(err)
 	}

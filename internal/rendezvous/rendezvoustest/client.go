@@ -1,6 +1,7 @@
-// Package rendezvoustest has test clients and a test server for the
-// rendezvous server, for its own tests and for end-to-end tests that need a
-// terminal or a parent on the other end of a browser.
+// Package rendezvoustest has the Go client of the rendezvous protocol (a
+// terminal, a parent or a pairing page; the parent's pairing and call
+// signatures as the web app makes and checks them) and a test server, for
+// the server's own tests, the end-to-end tests and the demo's.
 package rendezvoustest
 
 import (
