@@ -25,4 +25,7 @@ var (
 	// ErrBadSDP: an SDP outside the one shape both sides accept (see
 	// CheckSDP): it is neither signed, verified nor applied.
 	ErrBadSDP = errors.New("SDP refused")
+	// ErrOutOfOrder: a call message its call's binding is not ready for
+	// (an accept of no ring, a second accept, an offer before the accept).
+	ErrOutOfOrder = errors.New("call message out of order")
 )

@@ -28,9 +28,9 @@ func TestHelp(t *testing.T) {
 
 // TestSecondDemoRefused: a demo started beside a running one (which holds
 // the data directory's lock, as a running demo does) is refused with the
-// first one's pid, and leaves its log and its state alone: it used to
-// truncate the log and then advise removing the directory, pairing and
-// all. Once the first one is gone, a demo starts again (control: it gets
+// first one's pid, and leaves its log and its state alone (it must not
+// truncate the log, nor advise removing the directory, pairing and all).
+// Once the first one is gone, a demo starts again (control: it gets
 // past the lock, here to the missing binaries).
 func TestSecondDemoRefused(t *testing.T) {
 	data := t.TempDir()

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tuanju/tuanju/internal/parent"
+	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/pairing/protocol"
 	"github.com/tuanju/tuanju/provisioning/devcert"
@@ -79,7 +79,7 @@ func TestDemoRunsPairsAndStops(t *testing.T) {
 	data := t.TempDir()
 	args := []string{"-bin", bin, "-data", data, "-listen", freePort(t, "tcp"), "-turn", freePort(t, "udp"), "-panel", freePort(t, "tcp")}
 
-	var cred parent.Credentials
+	var cred rendezvoustest.Credentials
 	var secret string
 	runDemo(t, args, func(ctx context.Context, out, ws, panel string) {
 		m := pairingLink.FindString(out)
@@ -88,7 +88,7 @@ func TestDemoRunsPairsAndStops(t *testing.T) {
 		}
 		_, secret, _ = strings.Cut(m, "s=")
 		var err error
-		cred, err = parent.Pair(ctx, ws, m, func(ctx context.Context) error { return pressWhenPairing(ctx, panel) })
+		cred, err = rendezvoustest.PairLink(ctx, ws, m, func(ctx context.Context) error { return pressWhenPairing(ctx, panel) })
 		if err != nil {
 			t.Fatalf("pairing through the printed link: %v", err)
 		}
@@ -124,11 +124,11 @@ var (
 )
 
 // checkOnline logs in with cred and wants the terminal paired and online.
-func checkOnline(t *testing.T, ctx context.Context, ws string, cred parent.Credentials) {
+func checkOnline(t *testing.T, ctx context.Context, ws string, cred rendezvoustest.Credentials) {
 	t.Helper()
 	var w protocol.Message
 	for range 100 { // the terminal logs in afresh after pairing
-		conn, err := parent.Dial(ctx, ws, cred)
+		conn, err := rendezvoustest.DialPaired(ctx, ws, cred)
 		if err != nil {
 			t.Fatalf("the paired parent cannot log in: %v", err)
 		}

@@ -16,12 +16,36 @@ type fakeSource struct {
 	mu      sync.Mutex
 	pic     image.Image
 	pattern string
+	polls   int // Picture calls: one a tick
 }
 
 func (f *fakeSource) Picture() image.Image {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.polls++
 	return f.pic
+}
+
+// waitTicks waits until Run has finished n more ticks: it asks for the
+// picture at the start of each.
+func (f *fakeSource) waitTicks(t *testing.T, n int) {
+	t.Helper()
+	f.mu.Lock()
+	want := f.polls + n + 1
+	f.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.mu.Lock()
+		got := f.polls
+		f.mu.Unlock()
+		if got >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Run finished %d of %d ticks", got-(want-n-1), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func (f *fakeSource) Pattern() string {
@@ -91,7 +115,7 @@ func TestRunShowsStatesAndPictures(t *testing.T) {
 		t.Errorf("letterbox bar at x=5 is %v, want black", c)
 	}
 	frames := d.Frames()
-	time.Sleep(200 * time.Millisecond) // ten ticks with the same picture
+	src.waitTicks(t, 10) // ten ticks with the same picture
 	if n := d.Frames(); n != frames {
 		t.Errorf("the same picture was drawn %d more times", n-frames)
 	}

@@ -78,9 +78,11 @@ func TestRevokedDevices(t *testing.T) {
 	}
 	tab.Close()
 
-	// A malformed edit keeps the list in use.
+	// A malformed edit keeps the list in use, check after check.
+	const kept = "revoked devices: keeping the list in use"
+	before := srv.Logged(kept)
 	write(stolenID + "\nnot-a-device-id\n")
-	time.Sleep(100 * time.Millisecond) // several checks; nothing may change
+	check(t, srv.WaitLogged(ctx, kept, before+2))
 	refusedLogins(f.key, famID, 1)
 
 	// Taken off the list (found again): the unit logs in as before.

@@ -9,7 +9,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/tests/browsertest"
 )
@@ -24,7 +23,7 @@ func TestPairWithoutButton(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		_, err := parent.Pair(ctx, r.srv.WSURL, r.term.PairingURL(), nil) // no press
+		_, err := rendezvoustest.PairLink(ctx, r.srv.WSURL, r.term.PairingURL(), nil) // no press
 		errc <- err
 	}()
 	r.waitPattern(device.Pairing, "the terminal shows a pairing request waiting for its button")
@@ -38,7 +37,7 @@ func TestPairWithoutButton(t *testing.T) {
 	if err := r.board.LongPress(r.ctx); err != nil {
 		t.Fatal(err)
 	}
-	var refused *parent.RefusedError
+	var refused *rendezvoustest.RefusedError
 	if err := <-errc; err == nil || !asRefused(err, &refused) || refused.Text != "declined" {
 		t.Fatalf("pairing without the button ended with %v, want pair_rejected declined", err)
 	}

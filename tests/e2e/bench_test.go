@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
@@ -13,7 +12,7 @@ import (
 // signallingRTT is the reference for the latency benchmarks, measured in the
 // same run: one request/response between the parent and the server over the
 // same loopback WebSocket path.
-func signallingRTT(b *testing.B, r *rig, ph *parent.Phone) time.Duration {
+func signallingRTT(b *testing.B, r *rig, ph *Phone) time.Duration {
 	b.Helper()
 	// Within the server's per-socket call_log burst (10): more would be
 	// rate limited, which is the server doing its job.
@@ -141,7 +140,7 @@ func BenchmarkBytesPerMinute(b *testing.B) {
 }
 
 // drain empties the phone's event queue.
-func drain(ph *parent.Phone) {
+func drain(ph *Phone) {
 	for {
 		select {
 		case <-ph.Events():

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal/call"
@@ -24,7 +23,7 @@ const (
 )
 
 // waitMedia waits until both ends decoded five seconds of each other's media.
-func waitMedia(t *testing.T, r *rig, call *parent.Call) {
+func waitMedia(t *testing.T, r *rig, call *PhoneCall) {
 	t.Helper()
 	select {
 	case <-call.Connected():
@@ -191,12 +190,12 @@ func TestMissedCallWhileParentOffline(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(r.ctx, step)
 	defer cancel()
-	conn, err := parent.Dial(ctx, r.srv.WSURL, cred)
+	conn, err := rendezvoustest.DialPaired(ctx, r.srv.WSURL, cred)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	log, err := conn.Await(ctx, protocol.TypeCallLog)
+	log, err := conn.Expect(ctx, protocol.TypeCallLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,8 +225,8 @@ func TestSecondParentCannotPair(t *testing.T) {
 	first := r.pair()
 	ctx, cancel := context.WithTimeout(r.ctx, step)
 	defer cancel()
-	_, err := parent.Pair(ctx, r.srv.WSURL, r.term.PairingURL(), nil)
-	var refused *parent.RefusedError
+	_, err := rendezvoustest.PairLink(ctx, r.srv.WSURL, r.term.PairingURL(), nil)
+	var refused *rendezvoustest.RefusedError
 	if !asRefused(err, &refused) || refused.Code != protocol.ErrCodeAlreadyPaired {
 		t.Fatalf("second pairing err = %v, want already_paired", err)
 	}
@@ -235,7 +234,7 @@ func TestSecondParentCannotPair(t *testing.T) {
 		t.Errorf("terminal after a refused second pairing = %+v", s)
 	}
 	// The first parent still works.
-	conn, err := parent.Dial(ctx, r.srv.WSURL, first)
+	conn, err := rendezvoustest.DialPaired(ctx, r.srv.WSURL, first)
 	if err != nil {
 		t.Fatalf("first parent cannot log in after the refused pairing: %v", err)
 	}

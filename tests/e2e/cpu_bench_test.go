@@ -21,7 +21,6 @@ import (
 	"github.com/pion/mediadevices/pkg/io/video"
 	"github.com/pion/mediadevices/pkg/prop"
 
-	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/media"
@@ -70,15 +69,15 @@ func BenchmarkTerminalCallCPU(b *testing.B) {
 	st := p.status(b, ctx)
 	pctx, pcancel := context.WithTimeout(ctx, step)
 	defer pcancel()
-	cred, err := parent.Pair(pctx, srv.WSURL, st.PairingURL, p.pressWhenPairing)
+	cred, err := rendezvoustest.PairLink(pctx, srv.WSURL, st.PairingURL, p.pressWhenPairing)
 	if err != nil {
 		b.Fatalf("pairing: %v", err)
 	}
-	conn, err := parent.Dial(ctx, srv.WSURL, cred)
+	conn, err := rendezvoustest.DialPaired(ctx, srv.WSURL, cred)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ph := parent.NewPhone(conn, parent.PhoneConfig{
+	ph := NewPhone(conn, PhoneConfig{
 		API:     loopbackAPI(b),
 		Capture: media.CaptureConfig{Profile: media.LowData, Camera: media.SourceSynthetic, Microphone: media.SourceSynthetic},
 		Log:     testLog(b),

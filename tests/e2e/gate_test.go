@@ -12,7 +12,6 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/simboard"
-	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
@@ -111,7 +110,7 @@ func checkAnnounced(t *testing.T, events []string) {
 
 // childCalls presses the terminal's button and has the phone accept the
 // ring; it returns the ring.
-func childCalls(t *testing.T, r *rig, ph *parent.Phone) protocol.Message {
+func childCalls(t *testing.T, r *rig, ph *Phone) protocol.Message {
 	t.Helper()
 	if err := r.board.Press(r.ctx); err != nil {
 		t.Fatal(err)

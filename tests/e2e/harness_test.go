@@ -21,7 +21,6 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/simboard"
-	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
@@ -287,12 +286,12 @@ func (r *rig) waitPattern(p device.Pattern, what string) {
 // pair pairs the terminal with a new parent the way a parent does: open the
 // pairing window if it is closed, open the pairing link, then press the
 // terminal's button when its lights ask.
-func (r *rig) pair() parent.Credentials {
+func (r *rig) pair() rendezvoustest.Credentials {
 	r.t.Helper()
 	r.openPairing()
 	ctx, cancel := context.WithTimeout(r.ctx, step)
 	defer cancel()
-	cred, err := parent.Pair(ctx, r.srv.WSURL, r.term.PairingURL(), r.confirmPairing)
+	cred, err := rendezvoustest.PairLink(ctx, r.srv.WSURL, r.term.PairingURL(), r.confirmPairing)
 	if err != nil {
 		r.t.Fatalf("pairing: %v", err)
 	}
@@ -328,15 +327,15 @@ func loopbackAPI(t testing.TB) *webrtc.API {
 
 // phone logs the parent in and starts a Go phone that sends synthetic media
 // and decodes what it receives.
-func (r *rig) phone(cred parent.Credentials, p media.Profile) *parent.Phone {
+func (r *rig) phone(cred rendezvoustest.Credentials, p media.Profile) *Phone {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(r.ctx, step)
 	defer cancel()
-	conn, err := parent.Dial(ctx, r.srv.WSURL, cred)
+	conn, err := rendezvoustest.DialPaired(ctx, r.srv.WSURL, cred)
 	if err != nil {
 		r.t.Fatalf("parent login: %v", err)
 	}
-	ph := parent.NewPhone(conn, parent.PhoneConfig{
+	ph := NewPhone(conn, PhoneConfig{
 		API:     loopbackAPI(r.t),
 		Capture: media.CaptureConfig{Profile: p, Camera: media.SourceSynthetic, Microphone: media.SourceSynthetic},
 		Log:     testLog(r.t),
@@ -348,7 +347,7 @@ func (r *rig) phone(cred parent.Credentials, p media.Profile) *parent.Phone {
 }
 
 // await returns the phone's next message of type typ.
-func await(t testing.TB, ph *parent.Phone, typ string) protocol.Message {
+func await(t testing.TB, ph *Phone, typ string) protocol.Message {
 	t.Helper()
 	timeout := time.After(step)
 	for {

@@ -36,14 +36,14 @@ type mitm struct {
 	seen       []protocol.Message      // everything relayed to the terminal, as sent
 	sent       []protocol.Message      // everything the terminal sent, as sent
 	term       *websocket.Conn         // the terminal's current socket
-	// binds: each call's binding as relayed (nonces, offer hash): what an
+	// calls: each call's binding as relayed (nonces, offer hash): what an
 	// attacker who re-signs with its own key would sign over.
-	binds map[string]pairing.Binding
+	calls pairing.Calls
 }
 
 func newMITM(t testing.TB, serverWS string) *mitm {
 	t.Helper()
-	m := &mitm{t: t, target: serverWS, binds: map[string]pairing.Binding{}}
+	m := &mitm{t: t, target: serverWS}
 	m.srv = httptest.NewServer(http.HandlerFunc(m.serve)) // 127.0.0.1
 	t.Cleanup(m.srv.Close)
 	return m
@@ -90,19 +90,8 @@ func (m *mitm) pipe(ctx context.Context, cancel func(), from, to *websocket.Conn
 		} else {
 			m.sent = append(m.sent, msg)
 		}
-		bind := m.binds[msg.CallID]
-		switch msg.Type {
-		case protocol.TypeRing:
-			bind = pairing.Binding{CallID: msg.CallID, RingNonce: msg.Nonce}
-		case protocol.TypeAccept:
-			bind.AcceptNonce = msg.Nonce
-		case protocol.TypeOffer:
-			bind.OfferHash, _ = pairing.SDPHash(msg.SDP)
-		}
-		if msg.CallID != "" {
-			m.binds[msg.CallID] = bind
-		}
 		m.mu.Unlock()
+		m.calls.Observe(msg)
 		if rewrite != nil {
 			rewrite(&msg)
 			if msg.Type == "" {
@@ -157,10 +146,7 @@ func (m *mitm) set(toTerminal, toServer func(*protocol.Message)) {
 // resign signs msg with key over the call's binding as relayed so far: an
 // attacker that knows every nonce and hash but not the paired keys.
 func (m *mitm) resign(key *ecdsa.PrivateKey, msg *protocol.Message) {
-	m.mu.Lock()
-	b := m.binds[msg.CallID]
-	m.mu.Unlock()
-	b.CallID = msg.CallID
+	b := m.calls.Get(msg.CallID)
 	if b.RingNonce == "" {
 		b.RingNonce = pairing.NewNonce()
 	}

@@ -8,10 +8,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tuanju/tuanju/internal/parent"
+	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 )
 
-func asRefused(err error, target **parent.RefusedError) bool { return errors.As(err, target) }
+func asRefused(err error, target **rendezvoustest.RefusedError) bool { return errors.As(err, target) }
 
 // proxy is a TCP relay on 127.0.0.1 between the terminal and the server that
 // a test can cut, like a yanked network cable, and restore.

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/internal/terminal/autoanswer"
@@ -49,7 +48,7 @@ func (l *logBuffer) has(parts ...string) bool {
 }
 
 // phoneDecodes waits until the phone decodes video in call id.
-func phoneDecodes(t *testing.T, ph *parent.Phone, id string) {
+func phoneDecodes(t *testing.T, ph *Phone, id string) {
 	t.Helper()
 	eventually(t, step, "the call decodes video at the phone", func() bool {
 		c := ph.Current()

@@ -15,7 +15,6 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/simboard"
-	"github.com/tuanju/tuanju/internal/parent"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
@@ -127,7 +126,7 @@ func TestFactoryResetWithParentOnline(t *testing.T) {
 	})
 	ctx2, cancel2 := context.WithTimeout(r.ctx, step)
 	defer cancel2()
-	if _, err := parent.Dial(ctx2, srv.WSURL, old); err == nil {
+	if _, err := rendezvoustest.DialPaired(ctx2, srv.WSURL, old); err == nil {
 		t.Fatal("the old parent's credential still logs in after the reset")
 	}
 
@@ -181,7 +180,7 @@ func TestFactoryResetWhileServerUnreachable(t *testing.T) {
 	r.waitPattern(device.Pairable, "terminal pairable after reconnecting")
 	ctx2, cancel2 := context.WithTimeout(r.ctx, step)
 	defer cancel2()
-	if _, err := parent.Dial(ctx2, srv.WSURL, old); err == nil {
+	if _, err := rendezvoustest.DialPaired(ctx2, srv.WSURL, old); err == nil {
 		t.Fatal("the old parent's credential still logs in after the reset reached the server")
 	}
 }
@@ -229,9 +228,9 @@ func TestPairingOutsideWindowRefused(t *testing.T) {
 	w := watchPatterns(r)
 	pctx, pcancel := context.WithTimeout(r.ctx, step)
 	defer pcancel()
-	_, err := parent.Pair(pctx, srv.WSURL, r.term.PairingURL(), nil)
+	_, err := rendezvoustest.PairLink(pctx, srv.WSURL, r.term.PairingURL(), nil)
 	w.stop()
-	var refused *parent.RefusedError
+	var refused *rendezvoustest.RefusedError
 	if !asRefused(err, &refused) || refused.Code != protocol.ErrCodePairRejected || refused.Text != "not_pairable" {
 		t.Fatalf("pairing outside the window: err = %v, want pair_rejected not_pairable", err)
 	}
@@ -435,7 +434,7 @@ func TestLongHoldInCallNeverResets(t *testing.T) {
 	t.Cleanup(cancel)
 	srv := rendezvoustest.NewServer(t, nil)
 	// The default stuck threshold is 60 s; 20 s keeps "needs repair" out
-	// of a 10.5 s hold without the old 10 s reset threshold in the way.
+	// of a 10.5 s hold.
 	r := startTerminal(t, ctx, srv, terminalOpts{button: device.ButtonOpts{LongPress: 300 * time.Millisecond, StuckAfter: 20 * time.Second}})
 	cred := r.pair()
 	ph := r.phone(cred, media.LowData)
@@ -451,7 +450,7 @@ func TestLongHoldInCallNeverResets(t *testing.T) {
 		t.Fatal(err)
 	}
 	await(t, ph, protocol.TypeHangup)    // the long press hung up
-	time.Sleep(10500 * time.Millisecond) // the child keeps holding, past the old 10 s reset
+	time.Sleep(10500 * time.Millisecond) // the child keeps holding, over 10 s
 	if err := r.board.Release(); err != nil {
 		t.Fatal(err)
 	}

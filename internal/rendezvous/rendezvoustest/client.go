@@ -1,6 +1,7 @@
-// Package rendezvoustest has test clients and a test server for the
-// rendezvous server, for its own tests and for end-to-end tests that need a
-// terminal or a parent on the other end of a browser.
+// Package rendezvoustest has the Go client of the rendezvous protocol (a
+// terminal, a parent or a pairing page; the parent's pairing and call
+// signatures as the web app makes and checks them) and a test server, for
+// the server's own tests, the end-to-end tests and the demo's.
 package rendezvoustest
 
 import (
@@ -13,7 +14,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -21,25 +21,31 @@ import (
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
-// Client is one WebSocket to the server. A background goroutine reads and
-// strictly decodes every message (so a server message that breaks the
-// protocol fails the test that reads it), and the Recv family takes them in
-// order.
+// Client is one WebSocket to the server: the Go client of the protocol
+// that the server tests, the end-to-end tests' phone and the demo's tests
+// share. A background goroutine reads and strictly decodes every message
+// (so a server message that breaks the protocol fails the test that reads
+// it), and the Recv family takes them in order.
+//
+// Send signs the call messages it sends with Key over their call's binding
+// (package pairing). A client that knows its terminal (DialPaired) is the
+// web app's twin: it signs only in the protocol's order and FromTerminal
+// checks what the terminal signed. One that does not (the server tests'
+// clients, which may play either end) records what it receives unchecked
+// and signs over what it has, making up what it lacks: the server relays
+// by call ID alone.
 type Client struct {
 	Conn      *websocket.Conn
 	Challenge protocol.Message // the server's first message
 	Welcome   protocol.Message // set by the Dial* helpers that log in
-	// Key signs the call messages Send sends (ring, accept, offer, answer)
-	// as a real client would: the terminal's device key, or a parent's key.
-	// Dial gives every client a throwaway key; the server never checks the
-	// signatures, the other party does.
+	// Key signs the call messages Send sends (ring, accept, offer, answer):
+	// the terminal's device key, or a parent's key. Dial gives every client
+	// a throwaway key; the server never checks the signatures, the other
+	// party does.
 	Key *ecdsa.PrivateKey
 
-	// calls is each call's binding (package pairing) as this client has
-	// seen it: rings' and accepts' nonces, the offer's hash. Send signs
-	// over it, as a real client would.
-	bmu   sync.Mutex
-	calls map[string]*pairing.Binding
+	device *pairing.Device // the paired terminal (DialPaired); nil: check nothing
+	calls  pairing.Calls
 
 	in     chan received
 	closed chan struct{} // the reader saw the socket end
@@ -51,8 +57,26 @@ type received struct {
 	err error
 }
 
-// ErrUnexpected: the server sent something other than what the test expected.
-var ErrUnexpected = errors.New("rendezvoustest: unexpected message")
+var (
+	// ErrUnexpected: the server sent something other than what the test
+	// expected.
+	ErrUnexpected = errors.New("rendezvoustest: unexpected message")
+	// ErrNotFromTerminal: a ring, accept or offer not signed by the paired
+	// terminal (or a replay): the rendezvous server, or someone through it,
+	// is not the terminal.
+	ErrNotFromTerminal = errors.New("message not signed by the paired terminal")
+)
+
+// RefusedError is the server's error message where another was expected.
+type RefusedError struct {
+	Code, Text string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("rendezvoustest: refused: %s: %s", e.Code, e.Text)
+}
+
+func (e *RefusedError) Unwrap() error { return ErrUnexpected }
 
 // Dial connects to wsURL (ws://host/ws) with the protocol.Subprotocol subprotocol and
 // reads the challenge. It does not log in.
@@ -69,7 +93,7 @@ func DialVia(ctx context.Context, wsURL string, hc *http.Client) (*Client, error
 	}
 	conn.SetReadLimit(protocol.MaxMessageBytes)
 	key, _ := NewKey()
-	c := &Client{Conn: conn, Key: key, calls: map[string]*pairing.Binding{}, in: make(chan received, 1024), closed: make(chan struct{})}
+	c := &Client{Conn: conn, Key: key, in: make(chan received, 1024), closed: make(chan struct{})}
 	go c.readLoop()
 	c.Challenge, err = c.Expect(ctx, protocol.TypeChallenge)
 	if err != nil {
@@ -94,8 +118,8 @@ func (c *Client) readLoop() {
 		m, err := protocol.Decode(data)
 		if err != nil {
 			err = fmt.Errorf("rendezvoustest: server sent an invalid message %s: %w", data, err)
-		} else {
-			c.Bind(m)
+		} else if c.device == nil {
+			c.calls.Observe(m)
 		}
 		c.in <- received{m: m, err: err}
 	}
@@ -107,7 +131,7 @@ func (c *Client) Close() error {
 }
 
 // Send encodes (and so validates) m and sends it. A ring, accept, offer or
-// answer without a signature is signed with c.Key first.
+// answer without a signature is signed with c.Key first (Sign).
 func (c *Client) Send(ctx context.Context, m protocol.Message) error {
 	if err := c.Sign(&m); err != nil {
 		return err
@@ -150,11 +174,15 @@ func (c *Client) Recv(ctx context.Context) (protocol.Message, error) {
 	}
 }
 
-// Expect returns the next message, which must be of type typ.
+// Expect returns the next message, which must be of type typ; an error
+// message in its place is a *RefusedError.
 func (c *Client) Expect(ctx context.Context, typ string) (protocol.Message, error) {
 	m, err := c.Recv(ctx)
 	if err != nil {
 		return m, fmt.Errorf("rendezvoustest: expecting %s: %w", typ, err)
+	}
+	if m.Type == protocol.TypeError && typ != protocol.TypeError {
+		return m, fmt.Errorf("rendezvoustest: expecting %s: %w", typ, &RefusedError{m.Code, m.Text})
 	}
 	if m.Type != typ {
 		return m, fmt.Errorf("rendezvoustest: expected %s, got %s (%s): %w", typ, m.Type, describe(m), ErrUnexpected)
@@ -343,79 +371,68 @@ func DialPairing(ctx context.Context, wsURL string) (*Client, error) {
 	return c, nil
 }
 
-// Bind records what a received call message adds to its call's binding:
-// a ring's nonce, an accept's, an offer's hash. The client checks no
-// signatures (the server tests need none); it only signs as a real client
-// would.
-func (c *Client) Bind(m protocol.Message) {
-	c.bmu.Lock()
-	defer c.bmu.Unlock()
-	switch m.Type {
-	case protocol.TypeRing:
-		c.calls[m.CallID] = &pairing.Binding{CallID: m.CallID, RingNonce: m.Nonce}
-	case protocol.TypeAccept:
-		if b := c.calls[m.CallID]; b != nil {
-			b.AcceptNonce = m.Nonce
-		}
-	case protocol.TypeOffer:
-		if b := c.calls[m.CallID]; b != nil {
-			b.OfferHash, _ = pairing.SDPHash(m.SDP)
-		}
+// DialPaired logs in as the parent of a pairing, as the web app does: Send
+// signs with cred.Key, in the protocol's order, and FromTerminal checks
+// the terminal's messages with what pairing learned of it. The call log
+// that follows the welcome is left to read.
+func DialPaired(ctx context.Context, wsURL string, cred Credentials) (*Client, error) {
+	c, err := Dial(ctx, wsURL)
+	if err != nil {
+		return nil, err
 	}
+	c.Key, c.device = cred.Key, &cred.Device
+	err = c.login(ctx, protocol.Message{Type: protocol.TypeHello, Role: protocol.RoleParent, ParentID: cred.ParentID, Token: cred.Token})
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // Sign fills in the signature of a call message that needs one and has
-// none, as package pairing defines it, with the time now and over the
-// call's binding: a ring or accept gets a fresh nonce; an offer or answer
-// without a fingerprint gets TestFingerprint (the server tests relay
-// placeholder SDPs).
+// none, with c.Key, the time now and over the call's binding; a ring or
+// accept gets a fresh nonce. A client that knows its terminal signs only
+// what follows in the protocol's order (an accept of the terminal's ring,
+// an answer to its checked offer). One that does not records m and makes
+// up what the binding lacks; an offer or answer of its without a
+// fingerprint gets TestFingerprint (the server tests relay placeholder
+// SDPs).
 func (c *Client) Sign(m *protocol.Message) error {
 	switch m.Type {
 	case protocol.TypeRing, protocol.TypeAccept, protocol.TypeOffer, protocol.TypeAnswer:
 	default:
 		return nil
 	}
-	if m.Signature != "" {
+	if m.Signature != "" || c.Key == nil {
 		return nil
 	}
-	if m.SDP != "" && !strings.Contains(m.SDP, "a=fingerprint:") {
-		if !strings.HasSuffix(m.SDP, "\n") {
-			m.SDP += "\r\n"
+	if (m.Type == protocol.TypeRing || m.Type == protocol.TypeAccept) && m.Nonce == "" {
+		m.Nonce = pairing.NewNonce()
+	}
+	var bind pairing.Binding
+	if c.device != nil {
+		var err error
+		if bind, err = c.calls.Add(*m, nil); err != nil {
+			return fmt.Errorf("rendezvoustest: sign %s %s: %w: %w", m.Type, m.CallID, ErrNotFromTerminal, err)
 		}
-		m.SDP += "a=fingerprint:" + TestFingerprint + "\r\n"
-	}
-	c.bmu.Lock()
-	b := c.calls[m.CallID]
-	if b == nil {
-		b = &pairing.Binding{CallID: m.CallID}
-		c.calls[m.CallID] = b
-	}
-	switch m.Type {
-	case protocol.TypeRing:
-		if m.Nonce == "" {
-			m.Nonce = pairing.NewNonce()
+	} else {
+		if m.SDP != "" && !strings.Contains(m.SDP, "a=fingerprint:") {
+			if !strings.HasSuffix(m.SDP, "\n") {
+				m.SDP += "\r\n"
+			}
+			m.SDP += "a=fingerprint:" + TestFingerprint + "\r\n"
 		}
-		*b = pairing.Binding{CallID: m.CallID, RingNonce: m.Nonce}
-	case protocol.TypeAccept:
-		if m.Nonce == "" {
-			m.Nonce = pairing.NewNonce()
+		c.calls.Observe(*m)
+		bind = c.calls.Get(m.CallID)
+		if bind.RingNonce == "" {
+			bind.RingNonce = pairing.NewNonce()
 		}
-		b.AcceptNonce = m.Nonce
-	case protocol.TypeOffer:
-		b.OfferHash, _ = pairing.SDPHash(m.SDP)
-	}
-	bind := *b
-	c.bmu.Unlock()
-	// A test may sign for a call it never saw rung (the server relays by
-	// call ID alone): make up what the binding lacks.
-	if bind.RingNonce == "" {
-		bind.RingNonce = pairing.NewNonce()
-	}
-	if bind.AcceptNonce == "" && m.Type != protocol.TypeRing {
-		bind.AcceptNonce = pairing.NewNonce()
-	}
-	if bind.OfferHash == "" && m.Type == protocol.TypeAnswer {
-		bind.OfferHash, _ = pairing.SDPHash(m.SDP)
+		if bind.AcceptNonce == "" && m.Type != protocol.TypeRing {
+			bind.AcceptNonce = pairing.NewNonce()
+		}
+		if bind.OfferHash == "" && m.Type == protocol.TypeAnswer {
+			bind.OfferHash, _ = pairing.SDPHash(m.SDP)
+		}
 	}
 	sig, err := pairing.SignCall(c.Key, m.Type, bind, m.SDP, time.Now())
 	if err != nil {
@@ -425,12 +442,46 @@ func (c *Client) Sign(m *protocol.Message) error {
 	return nil
 }
 
+// FromTerminal checks that a ring, accept or offer was signed by the
+// paired terminal over its call's binding (an accept and offer over this
+// client's own nonce), recently, in the protocol's order, and that an
+// offer carries the DTLS fingerprint pinned at pairing. What passes is
+// added to the binding. Only for a client from DialPaired.
+func (c *Client) FromTerminal(m protocol.Message, now time.Time) error {
+	if c.device == nil || c.device.PublicKey == nil {
+		return fmt.Errorf("rendezvoustest: no terminal key: %w", ErrNotFromTerminal)
+	}
+	switch m.Type {
+	case protocol.TypeRing, protocol.TypeAccept, protocol.TypeOffer:
+	default:
+		return fmt.Errorf("rendezvoustest: %s %s is not signed by a terminal: %w", m.Type, m.CallID, ErrNotFromTerminal)
+	}
+	_, err := c.calls.Add(m, func(b pairing.Binding) error {
+		if m.Type == protocol.TypeOffer {
+			fp, err := pairing.SDPFingerprint(m.SDP)
+			if err != nil {
+				return err
+			}
+			if fp != c.device.Fingerprint { // the pinned one: nothing else is acceptable
+				return pairing.ErrFingerprint
+			}
+		}
+		return pairing.VerifyCall(c.device.PublicKey, m.Type, b, m.SDP, pairing.CallSig{SignedAt: m.SignedAt, Signature: m.Signature}, now)
+	})
+	if err != nil {
+		return fmt.Errorf("rendezvoustest: %s %s: %w: %w", m.Type, m.CallID, ErrNotFromTerminal, err)
+	}
+	return nil
+}
+
 // TestFingerprint is the DTLS fingerprint test terminals without a real
 // certificate claim.
 const TestFingerprint = "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF"
 
-// Credentials is what a parent keeps after pairing: the server's login,
-// its own long-term key and what it learned of the terminal.
+// Credentials are what pairing gives the parent: the server's login, its
+// own long-term key (it signs every ring, accept and answer) and what it
+// learned of the terminal (every offer must be signed with its key and
+// carry its DTLS fingerprint).
 type Credentials struct {
 	DeviceID string
 	ParentID string
@@ -521,7 +572,8 @@ func (c *Client) RequestPair(ctx context.Context, device string, secret pairing.
 }
 
 // Finish takes the terminal's pair_accept, verifies it, confirms with a
-// new parent key and returns the credentials from the server's paired.
+// new parent key and returns the credentials from the server's paired. A
+// refusal (another parent paired already, say) is a *RefusedError.
 func (p *PairPage) Finish(ctx context.Context) (Credentials, error) {
 	acc, err := p.Expect(ctx, protocol.TypePairAccept)
 	if err != nil {
@@ -552,6 +604,28 @@ func (p *PairPage) Finish(ctx context.Context) (Credentials, error) {
 		return Credentials{}, fmt.Errorf("rendezvoustest: page's paired message is wrong: %+v: %w", paired, ErrUnexpected)
 	}
 	return Credentials{DeviceID: dev.DeviceID, ParentID: paired.ParentID, Token: paired.Token, Key: key, Device: dev}, nil
+}
+
+// PairLink is the pairing page opened from the label's link: it asks the
+// terminal to pair, calls confirm once the request is sent (a test waits
+// there for the terminal's "pairing" lights and presses its button; nil:
+// nobody presses) and finishes.
+func PairLink(ctx context.Context, wsURL, link string, confirm func(context.Context) error) (Credentials, error) {
+	deviceID, secret, err := pairing.ParseURL(link)
+	if err != nil {
+		return Credentials{}, err
+	}
+	page, err := StartPair(ctx, wsURL, deviceID, secret)
+	if err != nil {
+		return Credentials{}, err
+	}
+	defer page.Close()
+	if confirm != nil {
+		if err := confirm(ctx); err != nil {
+			return Credentials{}, fmt.Errorf("rendezvoustest: confirm on the terminal: %w", err)
+		}
+	}
+	return page.Finish(ctx)
 }
 
 // Pair pairs the logged-in terminal with a new parent the way the web page

@@ -1,10 +1,12 @@
 package rendezvoustest
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +29,7 @@ type Server struct {
 	WSURL  string // ws://127.0.0.1:port/ws
 
 	once sync.Once
+	logs *logTap
 }
 
 // TestConfig is the configuration NewServer starts from: a fresh data
@@ -59,8 +62,8 @@ func NewServer(t testing.TB, configure func(*rendezvous.Config)) *Server {
 	if _, bench := t.(*testing.B); bench {
 		level = slog.LevelWarn // keep benchmark output readable
 	}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}))
-	srv, err := rendezvous.New(cfg, log)
+	tap := &logTap{Handler: slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}), counts: &logCounts{n: map[string]int{}}}
+	srv, err := rendezvous.New(cfg, slog.New(tap))
 	if err != nil {
 		t.Fatalf("start rendezvous server: %v", err)
 	}
@@ -78,7 +81,7 @@ func NewServer(t testing.TB, configure func(*rendezvous.Config)) *Server {
 		hs.Start()
 		url = hs.URL
 	}
-	s := &Server{Server: srv, Config: cfg, HTTP: hs, URL: url, WSURL: "ws" + strings.TrimPrefix(url, "http") + "/ws"}
+	s := &Server{Server: srv, Config: cfg, HTTP: hs, URL: url, WSURL: "ws" + strings.TrimPrefix(url, "http") + "/ws", logs: tap}
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -92,6 +95,55 @@ func (s *Server) Close() error {
 		s.HTTP.Close()
 	})
 	return err
+}
+
+// Logged is how many records with message msg the server has logged.
+func (s *Server) Logged(msg string) int { return s.logs.counts.get(msg) }
+
+// WaitLogged waits until the server has logged message msg at least n
+// times: proof that it got as far as that line, where a test would
+// otherwise sleep and hope.
+func (s *Server) WaitLogged(ctx context.Context, msg string, n int) error {
+	for s.Logged(msg) < n {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("rendezvoustest: waiting for the server to log %q %d times (%d so far): %w", msg, n, s.Logged(msg), ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// logTap passes the server's log on and counts its records by message.
+type logTap struct {
+	slog.Handler
+	counts *logCounts
+}
+
+type logCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *logCounts) get(msg string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[msg]
+}
+
+func (h *logTap) Handle(ctx context.Context, r slog.Record) error {
+	h.counts.mu.Lock()
+	h.counts.n[r.Message]++
+	h.counts.mu.Unlock()
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *logTap) WithAttrs(as []slog.Attr) slog.Handler {
+	return &logTap{Handler: h.Handler.WithAttrs(as), counts: h.counts}
+}
+
+func (h *logTap) WithGroup(name string) slog.Handler {
+	return &logTap{Handler: h.Handler.WithGroup(name), counts: h.counts}
 }
 
 // Timeout is a generous bound for one step of a test over loopback.

@@ -42,11 +42,10 @@ type pageConn struct {
 	hello protocol.Message
 	msgs  chan protocol.Message
 
-	// binds is each call's binding (package pairing) as the terminal would
+	// calls is each call's binding (package pairing) as the terminal would
 	// hold it: nonces of the rings and accepts either side sent, the hash of
 	// the offer sent. The fake signs and checks over it.
-	bmu   sync.Mutex
-	binds map[string]*pairing.Binding
+	calls pairing.Calls
 }
 
 func newFakeRendezvous(t *testing.T) *fakeRendezvous {
@@ -104,7 +103,7 @@ func (f *fakeRendezvous) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	term := f.term
 	f.mu.Unlock()
-	pc := &pageConn{t: f.t, ws: ws, term: term, msgs: make(chan protocol.Message, 256), binds: map[string]*pairing.Binding{}}
+	pc := &pageConn{t: f.t, ws: ws, term: term, msgs: make(chan protocol.Message, 256)}
 	pc.send(protocol.Message{Type: protocol.TypeChallenge, Nonce: protocol.NewNonce(), ServerTime: time.Now().UTC()})
 	hello, ok := f.read(ctx, ws)
 	if !ok {
@@ -122,34 +121,9 @@ func (f *fakeRendezvous) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			close(pc.msgs)
 			return
 		}
-		pc.bindPage(m)
+		pc.calls.Observe(m)
 		pc.msgs <- m
 	}
-}
-
-// bindPage records what a page's message adds to its call's binding; a
-// malformed one is left for checkSigned to report.
-func (c *pageConn) bindPage(m protocol.Message) {
-	c.bmu.Lock()
-	defer c.bmu.Unlock()
-	switch m.Type {
-	case protocol.TypeRing:
-		c.binds[m.CallID] = &pairing.Binding{CallID: m.CallID, RingNonce: m.Nonce}
-	case protocol.TypeAccept:
-		if b := c.binds[m.CallID]; b != nil && b.AcceptNonce == "" {
-			b.AcceptNonce = m.Nonce
-		}
-	}
-}
-
-// binding returns a copy of a call's binding so far.
-func (c *pageConn) binding(id string) pairing.Binding {
-	c.bmu.Lock()
-	defer c.bmu.Unlock()
-	if b := c.binds[id]; b != nil {
-		return *b
-	}
-	return pairing.Binding{CallID: id}
 }
 
 // read returns the next message, decoded strictly. A message the real
@@ -211,28 +185,11 @@ func (c *pageConn) send(m protocol.Message) {
 // binding, and records it there: a ring or accept gets a fresh nonce (unless
 // it has one), an offer its hash.
 func (c *pageConn) signAs(term *fakeTerminal, m protocol.Message) (protocol.Message, error) {
-	c.bmu.Lock()
-	b := c.binds[m.CallID]
-	if b == nil || m.Type == protocol.TypeRing {
-		b = &pairing.Binding{CallID: m.CallID}
-		c.binds[m.CallID] = b
+	if (m.Type == protocol.TypeRing || m.Type == protocol.TypeAccept) && m.Nonce == "" {
+		m.Nonce = pairing.NewNonce()
 	}
-	switch m.Type {
-	case protocol.TypeRing:
-		if m.Nonce == "" {
-			m.Nonce = pairing.NewNonce()
-		}
-		b.RingNonce = m.Nonce
-	case protocol.TypeAccept:
-		if m.Nonce == "" {
-			m.Nonce = pairing.NewNonce()
-		}
-		b.AcceptNonce = m.Nonce
-	case protocol.TypeOffer:
-		b.OfferHash, _ = pairing.SDPHash(m.SDP)
-	}
-	bind := *b
-	c.bmu.Unlock()
+	c.calls.Observe(m)
+	bind := c.calls.Get(m.CallID)
 	sig, err := pairing.SignCall(term.key, m.Type, bind, m.SDP, time.Now())
 	if err != nil {
 		return m, err
@@ -287,7 +244,7 @@ func (c *pageConn) checkSigned(m protocol.Message) {
 	default:
 		return
 	}
-	b := c.binding(m.CallID)
+	b := c.calls.Get(m.CallID)
 	if m.Type == protocol.TypeRing {
 		b = pairing.Binding{CallID: m.CallID, RingNonce: m.Nonce}
 	}

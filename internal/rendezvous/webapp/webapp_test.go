@@ -689,7 +689,7 @@ func TestRefusesWhatTheTerminalDidNotSign(t *testing.T) {
 	t.Run("offer bound to another accept", func(t *testing.T) {
 		refusedOffer(t, func(id string) protocol.Message {
 			sdp := sdpWith("a=fingerprint:" + c.term.fp + "\r\n")
-			b := c.binding(id)
+			b := c.calls.Get(id)
 			b.AcceptNonce = pairing.NewNonce() // not the one the terminal's accept carried
 			sig, err := pairing.SignCall(c.term.key, protocol.TypeOffer, b, sdp, time.Now())
 			if err != nil {
@@ -705,7 +705,7 @@ func TestRefusesWhatTheTerminalDidNotSign(t *testing.T) {
 	t.Run("offer with a hidden fingerprint line, signed by the terminal", func(t *testing.T) {
 		refusedOffer(t, func(id string) protocol.Message {
 			sdp := sdpWith("\ra=fingerprint:" + stranger.fp + "\r\na=fingerprint:" + c.term.fp + "\r\n")
-			at, sig := signOfferUnchecked(t, c.term, c.binding(id), sdp)
+			at, sig := signOfferUnchecked(t, c.term, c.calls.Get(id), sdp)
 			return protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp, SignedAt: at, Signature: sig}
 		})
 	})

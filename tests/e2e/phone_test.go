@@ -1,4 +1,4 @@
-package parent
+package e2e
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
@@ -24,23 +25,25 @@ type PhoneConfig struct {
 	Log     *slog.Logger
 }
 
-// Phone answers the terminal's offers automatically, as the web app does,
-// and passes every message on to Events so the caller can drive and watch
-// the call (ring, accept, hang up).
+// Phone is the parent's phone in Go, for the end-to-end tests and
+// benchmarks: over a rendezvoustest.Client from DialPaired it answers the
+// terminal's offers automatically, as the web app does, really decodes the
+// terminal's media, and passes every message on to Events so the caller
+// can drive and watch the call (ring, accept, hang up).
 type Phone struct {
-	conn   *Conn
+	conn   *rendezvoustest.Client
 	cfg    PhoneConfig
 	log    *slog.Logger
 	events chan protocol.Message
 
 	mu   sync.Mutex
 	ice  map[string]protocol.Message // ring/ringing per call, for ICE servers
-	call *Call
-	last *Call // the ended call, for its stats
+	call *PhoneCall
+	last *PhoneCall // the ended call, for its stats
 }
 
-// Call is the phone's side of one call.
-type Call struct {
+// PhoneCall is the phone's side of one call.
+type PhoneCall struct {
 	ID        string
 	pc        *webrtc.PeerConnection
 	capture   *media.Capture
@@ -53,7 +56,7 @@ type Call struct {
 }
 
 // NewPhone wraps a parent connection.
-func NewPhone(conn *Conn, cfg PhoneConfig) *Phone {
+func NewPhone(conn *rendezvoustest.Client, cfg PhoneConfig) *Phone {
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -66,14 +69,14 @@ func NewPhone(conn *Conn, cfg PhoneConfig) *Phone {
 func (p *Phone) Events() <-chan protocol.Message { return p.events }
 
 // Conn is the signalling connection.
-func (p *Phone) Conn() *Conn { return p.conn }
+func (p *Phone) Conn() *rendezvoustest.Client { return p.conn }
 
 // Run handles messages until the connection or ctx ends.
 func (p *Phone) Run(ctx context.Context) error {
 	defer close(p.events)
 	defer p.endCall()
 	for {
-		m, err := p.conn.Next(ctx)
+		m, err := p.conn.Recv(ctx)
 		if err != nil {
 			return err
 		}
@@ -115,14 +118,14 @@ func (p *Phone) Run(ctx context.Context) error {
 }
 
 // Current is the call in progress, or nil.
-func (p *Phone) Current() *Call {
+func (p *Phone) Current() *PhoneCall {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.call
 }
 
 // Last is the most recent call that ended, or nil.
-func (p *Phone) Last() *Call {
+func (p *Phone) Last() *PhoneCall {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.last
@@ -165,14 +168,14 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	}
 	capture, err := g.Open(ctx, p.cfg.Capture)
 	if err != nil {
-		return fmt.Errorf("parent: open media: %w", err)
+		return fmt.Errorf("phone: open media: %w", err)
 	}
 	pc, err := p.cfg.API.NewPeerConnection(cfg)
 	if err != nil {
 		capture.Close()
-		return fmt.Errorf("parent: peer connection: %w", err)
+		return fmt.Errorf("phone: peer connection: %w", err)
 	}
-	c := &Call{ID: offer.CallID, pc: pc, capture: capture, connected: make(chan struct{})}
+	c := &PhoneCall{ID: offer.CallID, pc: pc, capture: capture, connected: make(chan struct{})}
 	c.Receiver = media.NewReceiver(media.ReceiverConfig{WriteRTCP: pc.WriteRTCP, Log: p.log})
 	pc.OnTrack(func(t *webrtc.TrackRemote, rr *webrtc.RTPReceiver) { c.Receiver.Handle(t, rr) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
@@ -197,7 +200,7 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 		old.close()
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
-		return fmt.Errorf("parent: remote offer: %w", err)
+		return fmt.Errorf("phone: remote offer: %w", err)
 	}
 	// Send our media on the transceivers the offer created, as a browser does.
 	for _, tr := range capture.Tracks() {
@@ -207,10 +210,10 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	}
 	ans, err := pc.CreateAnswer(nil)
 	if err != nil {
-		return fmt.Errorf("parent: create answer: %w", err)
+		return fmt.Errorf("phone: create answer: %w", err)
 	}
 	if err := pc.SetLocalDescription(ans); err != nil {
-		return fmt.Errorf("parent: set local description: %w", err)
+		return fmt.Errorf("phone: set local description: %w", err)
 	}
 	c.mu.Lock()
 	c.answered = true
@@ -227,12 +230,12 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 // reuses the offer's transceiver of the same kind, as a browser does.
 func attach(pc *webrtc.PeerConnection, tr webrtc.TrackLocal) error {
 	if _, err := pc.AddTrack(tr); err != nil {
-		return fmt.Errorf("parent: add %s track: %w", tr.Kind(), err)
+		return fmt.Errorf("phone: add %s track: %w", tr.Kind(), err)
 	}
 	return nil
 }
 
-func (c *Call) addCandidate(cand protocol.Candidate) {
+func (c *PhoneCall) addCandidate(cand protocol.Candidate) {
 	if cand.Candidate == "" {
 		return
 	}
@@ -248,11 +251,11 @@ func (c *Call) addCandidate(cand protocol.Candidate) {
 }
 
 // Connected is closed when media connects.
-func (c *Call) Connected() <-chan struct{} { return c.connected }
+func (c *PhoneCall) Connected() <-chan struct{} { return c.connected }
 
 // WireBytes counts the SRTP/SRTCP/DTLS bytes the call's transport received
 // and sent: what the parent's data plan pays for, less UDP/IP headers.
-func (c *Call) WireBytes() (received, sent uint64) {
+func (c *PhoneCall) WireBytes() (received, sent uint64) {
 	for _, s := range c.pc.GetStats() {
 		if t, ok := s.(webrtc.TransportStats); ok {
 			received += t.BytesReceived
@@ -263,9 +266,9 @@ func (c *Call) WireBytes() (received, sent uint64) {
 }
 
 // Stats are what the phone received from the terminal.
-func (c *Call) Stats() media.Stats { return c.Receiver.Stats() }
+func (c *PhoneCall) Stats() media.Stats { return c.Receiver.Stats() }
 
-func (c *Call) close() {
+func (c *PhoneCall) close() {
 	c.capture.Detach(c.pc) // see media.Capture.Detach
 	c.pc.Close()
 	c.capture.Close()

@@ -1,0 +1,122 @@
+package pairing
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/tuanju/tuanju/pairing/protocol"
+)
+
+// maxCalls is how many calls' bindings Calls keeps: a party takes part in
+// one call at a time, so this is only a bound on what a flood can make it
+// hold.
+const maxCalls = 64
+
+// Calls is one party's record of its recent calls' bindings: what each
+// ring, accept and offer that crossed added to its call. Both ends sign and
+// verify over it, and a relay that re-signs needs it too. The zero value is
+// ready; it is safe for concurrent use.
+type Calls struct {
+	mu    sync.Mutex
+	calls map[string]Binding
+	order []string // call IDs, oldest first
+}
+
+// Get returns the call's binding so far: only its CallID for a call not
+// seen.
+func (c *Calls) Get(callID string) Binding {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b, ok := c.calls[callID]; ok {
+		return b
+	}
+	return Binding{CallID: callID}
+}
+
+// Add extends the binding of m's call by m, in the protocol's order — a
+// ring starts a call not seen before, an accept adds its nonce to a ring
+// not yet accepted, an offer its SDP's hash to an accepted call not yet
+// offered, an answer needs an offer — and records it if check (nil: none)
+// passes on the extended binding. It returns what m is signed over.
+func (c *Calls) Add(m protocol.Message, check func(Binding) error) (Binding, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old, seen := c.calls[m.CallID]
+	b := old
+	var wrong string
+	switch m.Type {
+	case protocol.TypeRing:
+		if seen {
+			wrong = "ring of a call seen before"
+		}
+		b = Binding{CallID: m.CallID, RingNonce: m.Nonce}
+	case protocol.TypeAccept:
+		if old.RingNonce == "" || old.AcceptNonce != "" {
+			wrong = "accept of no ring waiting for one"
+		}
+		b.AcceptNonce = m.Nonce
+	case protocol.TypeOffer:
+		if old.AcceptNonce == "" || old.OfferHash != "" {
+			wrong = "offer for no accepted call waiting for one"
+		}
+		h, err := SDPHash(m.SDP)
+		if err != nil {
+			return Binding{}, err
+		}
+		b.OfferHash = h
+	case protocol.TypeAnswer:
+		if old.OfferHash == "" {
+			wrong = "answer to no offer"
+		}
+	default:
+		return Binding{}, fmt.Errorf("pairing: %q is not a signed call message: %w", m.Type, ErrBadProof)
+	}
+	if wrong != "" {
+		return Binding{}, fmt.Errorf("pairing: %s %s: %s: %w", m.Type, m.CallID, wrong, ErrOutOfOrder)
+	}
+	if check != nil {
+		if err := check(b); err != nil {
+			return Binding{}, err
+		}
+	}
+	c.put(b)
+	return b, nil
+}
+
+// Observe records what a ring, accept or offer adds to its call's binding
+// whatever came before: for a party that checks nothing, as a relay or a
+// server test's client.
+func (c *Calls) Observe(m protocol.Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.calls[m.CallID]
+	if !ok {
+		b = Binding{CallID: m.CallID}
+	}
+	switch m.Type {
+	case protocol.TypeRing:
+		b = Binding{CallID: m.CallID, RingNonce: m.Nonce}
+	case protocol.TypeAccept:
+		b.AcceptNonce = m.Nonce
+	case protocol.TypeOffer:
+		b.OfferHash, _ = SDPHash(m.SDP)
+	default:
+		return
+	}
+	c.put(b)
+}
+
+// put records b, forgetting the oldest call beyond maxCalls.
+func (c *Calls) put(b Binding) {
+	if c.calls == nil {
+		c.calls = map[string]Binding{}
+	}
+	if _, ok := c.calls[b.CallID]; !ok {
+		c.order = append(c.order, b.CallID)
+		if len(c.order) > maxCalls {
+			delete(c.calls, c.order[0])
+			c.order = c.order[1:]
+		}
+	}
+	c.calls[b.CallID] = b
+}
