@@ -20,9 +20,9 @@ func (t *Terminal) message(m protocol.Message) {
 		}
 		t.ice[m.CallID] = iceInfo{m.ICEServers, m.ICETransportPolicy}
 		after := t.autoAnswerAfter(t.d.Now())
-		if after > 0 {
-			t.log.Info("ring inside a reunion window: answering after the ring", "call_id", m.CallID, "after", after)
-		}
+		// auto_answer_after=0s: the child's press answers (outside a
+		// reunion window); more: answered by itself after that much ringing.
+		t.log.Info("ring from the paired parent", "call_id", m.CallID, "auto_answer_after", after)
 		t.step(call.IncomingRing{CallID: m.CallID, AutoAnswerAfter: after})
 	case protocol.TypeRinging:
 		t.ice[m.CallID] = iceInfo{m.ICEServers, m.ICETransportPolicy}

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/simboard"
@@ -201,16 +200,17 @@ func TestCameraUnpluggedMidCall(t *testing.T) {
 	if f := r.term.Status().Fault; !strings.Contains(f, "camera") {
 		t.Errorf("status fault = %q, want it to name the camera", f)
 	}
-	// While it is gone, a press cannot call.
+	// While it is gone, a press cannot call: the loop takes it (the refused
+	// sound proves it) and the lights stay on needs-repair.
+	if cue := r.board.State().Cue; cue == "refused" {
+		t.Fatalf("cue %q before the press: the check below would prove nothing", cue)
+	}
 	if err := r.board.Press(r.ctx); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second) // ≥ two health ticks
+	eventually(t, step, "the press is refused", func() bool { return r.board.State().Cue == "refused" })
 	if p := r.board.State().Pattern; p != device.Fault {
 		t.Fatalf("lights %q with the camera still out, want fault", p)
-	}
-	if cue := r.board.State().Cue; cue != "refused" {
-		t.Errorf("cue after a press with no camera = %q, want refused", cue)
 	}
 
 	sock.Replug()

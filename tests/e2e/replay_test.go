@@ -31,6 +31,12 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 // has reports whether one logged line contains every part.
 func (l *logBuffer) has(parts ...string) bool {
 	l.mu.Lock()

@@ -340,6 +340,7 @@ func reunionRig(t *testing.T, inside bool) (*rig, *gateLog) {
 	r := startTerminal(t, ctx, srv, terminalOpts{
 		autoAnswer: terminal.AutoAnswer{Windows: sched, Delay: 3 * time.Second},
 		now:        func() time.Time { return sat },
+		logTo:      &g.log,
 		speaker:    func(s terminal.Speaker) terminal.Speaker { return gateSpeaker{s, g, &g.voice} },
 		onCaptureOpen: func(media.CaptureConfig) {
 			st := g.board()
@@ -388,7 +389,12 @@ func TestNoAutoAnswerOutsideReunionWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitPattern(device.Ringing, "terminal rings")
-	time.Sleep(3*time.Second + time.Second) // past the delay an answer would have come in
+	// The loop logs its decision as it takes the ring: proof it was taken.
+	eventually(t, step, "the terminal took the ring", func() bool { return g.log.has("ring from the paired parent", "call_id="+callID) })
+	if !g.log.has("ring from the paired parent", "call_id="+callID, "auto_answer_after=0s") {
+		t.Fatalf("outside the window the ring was set to be answered by itself:\n%s", g.log.String())
+	}
+	time.Sleep(3*time.Second + time.Second) // and no answer came where one would have
 	if st := r.term.Status(); st.State != "ringing" {
 		t.Fatalf("outside the window the terminal is %q, want still ringing", st.State)
 	}
