@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"time"
-
 )
 
 // DevelopmentCAName is the subject of the CA `make demo` creates. The name
