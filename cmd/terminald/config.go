@@ -11,7 +11,6 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/board"
-	"github.com/tuanju/tuanju/device/boards"
 	"github.com/tuanju/tuanju/device/pins"
 	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/internal/terminal"
@@ -50,10 +49,10 @@ type config struct {
 	// or "" for none.
 	Speaker string `toml:"speaker"`
 
-	// BoardProfile names a built-in board profile (device/boards): its pins
+	// BoardProfile names a built-in board profile (device/board): its pins
 	// and device hints apply first, then the file's own keys (profile.go).
-	BoardProfile string          `toml:"board_profile"`
-	profile      *boards.Profile // the applied board profile, nil without one
+	BoardProfile string         `toml:"board_profile"`
+	profile      *board.Profile // the applied board profile, nil without one
 
 	// ICE fits calls to a unit behind a static port forward.
 	ICE iceConfig `toml:"ice"`
@@ -159,7 +158,7 @@ func newConfigFlags(use configUse, cfg *config, stderr io.Writer) *configFlags {
 		f.PrintDefaults()
 	}
 	f.StringVar(&f.file, "config", "", "TOML config `file`")
-	f.StringVar(&f.boardProfile, "board-profile", "", "built-in board `profile`: "+strings.Join(boards.Names(), ", "))
+	f.StringVar(&f.boardProfile, "board-profile", "", "built-in board `profile`: "+strings.Join(board.Names(), ", "))
 	o := cli.NewOverrides(f.FlagSet)
 	o.String("server", &cfg.ServerURL, "rendezvous signalling `URL`, e.g. wss://example.org/ws")
 	o.String("public-url", &cfg.PublicURL, "rendezvous address as phones see it (pairing links start with it; default: from -server)")

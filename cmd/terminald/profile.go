@@ -6,7 +6,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/tuanju/tuanju/device/boards"
+	"github.com/tuanju/tuanju/device/board"
 	"github.com/tuanju/tuanju/internal/cli"
 )
 
@@ -28,7 +28,7 @@ func applyFile(cfg *config, file, profileFlag string) error {
 		name = head.BoardProfile
 	}
 	if name != "" {
-		p, err := boards.Lookup(name)
+		p, err := board.Lookup(name)
 		if err != nil {
 			return fmt.Errorf("terminald: config: %w", err)
 		}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/board"
-	"github.com/tuanju/tuanju/device/boards"
 	"github.com/tuanju/tuanju/device/screen/fb"
 	"github.com/tuanju/tuanju/internal/logging"
 	"github.com/tuanju/tuanju/internal/terminal/selftest"
@@ -113,7 +112,7 @@ func openUnit(cfg config, f selftestFlags, log *slog.Logger) (*unit, error) {
 // absent, and fails only when the board profile says it is fitted.
 func selftestChecks(cfg config, f selftestFlags, u *unit) []selftest.Check {
 	b := u.board
-	fitted := func(p boards.Part) bool { return cfg.profile != nil && cfg.profile.Has(p) }
+	fitted := func(p board.Part) bool { return cfg.profile != nil && cfg.profile.Has(p) }
 	onGPIO := b.Kind() == board.GPIO // the pin map names the button and every LED it lists
 
 	btn, btnErr := b.Button()
@@ -163,10 +162,10 @@ func selftestChecks(cfg config, f selftestFlags, u *unit) []selftest.Check {
 		}
 	}
 	return append(checks,
-		selftest.CameraCheck(fitted(boards.Camera), grab),
-		selftest.MicrophoneCheck(fitted(boards.Microphone), mic),
-		selftest.SpeakerCheck(fitted(boards.Speaker), u.tone),
-		selftest.ScreenCheck(fitted(boards.Screen), b.ScreenWhere(), openScreen),
+		selftest.CameraCheck(fitted(board.PartCamera), grab),
+		selftest.MicrophoneCheck(fitted(board.PartMicrophone), mic),
+		selftest.SpeakerCheck(fitted(board.PartSpeaker), u.tone),
+		selftest.ScreenCheck(fitted(board.PartScreen), b.ScreenWhere(), openScreen),
 		selftest.NetworkCheck(selftest.NetworkOptions{ServerURL: cfg.ServerURL}),
 		selftest.StorageCheck(cfg.StateFile, selftest.MinFreeBytes),
 		selftest.ClockCheck(selftest.ClockOptions{}),

@@ -15,4 +15,12 @@
 // without them); the other parts open when asked, because the daemon opens
 // them at different moments (the watchdog only once the unit is
 // provisioned, the screen once the terminal runs).
+//
+// Board profiles are data, one TOML file per supported single-board computer
+// in profiles/, embedded in the binary: which header pins the call button
+// and the LEDs are wired to (pins.Map), which parts the standard build fits,
+// and hints for the camera, audio and screen devices. A unit is configured
+// with board_profile = "rpi-zero-2w"; pins given in terminald's config still
+// override the profile's. docs/boards.md has the wiring tables and says how
+// to add a board.
 package board

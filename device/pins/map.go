@@ -13,7 +13,7 @@ import (
 // Map says which GPIO lines the button and LEDs are wired to. Each pin is
 // a Spec: a line name from the device tree or gpio-sim ("CALL_BUTTON",
 // "GPIO17") or a chip and offset ("gpiochip0:226", "300b000.pinctrl:226").
-// Boards differ only in their Map (see device/boards for the shipped
+// Boards differ only in their Map (see device/board for the shipped
 // ones); the image is the same.
 type Map struct {
 	Button          string `json:"button" toml:"button"`

@@ -1,4 +1,4 @@
-package boards
+package board
 
 import (
 	"bytes"
@@ -23,16 +23,18 @@ type Part string
 
 // The parts the self-test checks.
 const (
-	Button     Part = "button"
-	LEDs       Part = "leds"
-	Camera     Part = "camera"
-	Microphone Part = "microphone"
-	Speaker    Part = "speaker"
-	Screen     Part = "screen"
+	PartButton     Part = "button"
+	PartLEDs       Part = "leds"
+	PartCamera     Part = "camera"
+	PartMicrophone Part = "microphone"
+	PartSpeaker    Part = "speaker"
+	PartScreen     Part = "screen"
 )
 
 // Parts lists every Part, in the order the self-test checks them.
-func Parts() []Part { return []Part{Button, LEDs, Camera, Microphone, Speaker, Screen} }
+func Parts() []Part {
+	return []Part{PartButton, PartLEDs, PartCamera, PartMicrophone, PartSpeaker, PartScreen}
+}
 
 // Profile describes one board as Tuanju builds it.
 type Profile struct {
@@ -87,7 +89,7 @@ func (p Profile) Has(part Part) bool { return slices.Contains(p.Fitted, part) }
 func (p Profile) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("boards: profile %s: %s: %w", p.Name, fmt.Sprintf(format, args...), ErrInvalidProfile))
+		errs = append(errs, fmt.Errorf("board: profile %s: %s: %w", p.Name, fmt.Sprintf(format, args...), ErrInvalidProfile))
 	}
 	if p.Title == "" {
 		bad("no title")
@@ -98,7 +100,7 @@ func (p Profile) Validate() error {
 		}
 	}
 	if err := p.Pins.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("boards: profile %s: %w", p.Name, err))
+		errs = append(errs, fmt.Errorf("board: profile %s: %w", p.Name, err))
 	}
 	if p.Screen != "" && !filepath.IsAbs(p.Screen) {
 		bad("screen %q is not an absolute device path", p.Screen)
@@ -160,14 +162,14 @@ func Parse(name string, data []byte) (Profile, error) {
 	var p Profile
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&p)
 	if err != nil {
-		return Profile{}, fmt.Errorf("boards: profile %s: %w", name, err)
+		return Profile{}, fmt.Errorf("board: profile %s: %w", name, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return Profile{}, fmt.Errorf("boards: profile %s: unknown keys %s: %w", name, strings.Join(keys, ", "), ErrInvalidProfile)
+		return Profile{}, fmt.Errorf("board: profile %s: unknown keys %s: %w", name, strings.Join(keys, ", "), ErrInvalidProfile)
 	}
 	p.Name = name
 	if err := p.Validate(); err != nil {

@@ -1,4 +1,4 @@
-package boards_test
+package board_test
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/tuanju/tuanju/device"
-	"github.com/tuanju/tuanju/device/boards"
+	"github.com/tuanju/tuanju/device/board"
 	"github.com/tuanju/tuanju/device/pins"
 )
 
@@ -19,7 +19,7 @@ import (
 // signal agrees with the pin spec: PH2 must be offset 7*32+2 on an
 // Allwinner chip, GPIO17 must be line GPIO17 on the Pi.
 func TestShippedProfiles(t *testing.T) {
-	names := boards.Names()
+	names := board.Names()
 	for _, want := range []string{"rpi-zero-2w", "orangepi-zero2w"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("profile %q not built in (have %v)", want, names)
@@ -28,7 +28,7 @@ func TestShippedProfiles(t *testing.T) {
 	port := regexp.MustCompile(`^P([A-L])(\d+)$`)
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			p, err := boards.Lookup(name)
+			p, err := board.Lookup(name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -38,7 +38,7 @@ func TestShippedProfiles(t *testing.T) {
 			if p.Name != name {
 				t.Errorf("Name = %q, want %q", p.Name, name)
 			}
-			if !p.Has(boards.Button) || p.Pins.Button == "" {
+			if !p.Has(board.PartButton) || p.Pins.Button == "" {
 				t.Errorf("a terminal without its button: fitted %v, button %q", p.Fitted, p.Pins.Button)
 			}
 			for _, w := range p.Wiring {
@@ -64,11 +64,11 @@ func TestShippedProfiles(t *testing.T) {
 }
 
 func TestLookupUnknownListsKnown(t *testing.T) {
-	_, err := boards.Lookup("rpi-zero-w2")
-	if !errors.Is(err, boards.ErrUnknownProfile) {
+	_, err := board.Lookup("rpi-zero-w2")
+	if !errors.Is(err, board.ErrUnknownProfile) {
 		t.Fatalf("err = %v, want ErrUnknownProfile", err)
 	}
-	for _, n := range boards.Names() {
+	for _, n := range board.Names() {
 		if !strings.Contains(err.Error(), n) {
 			t.Errorf("error %q does not list the known profile %q", err, n)
 		}
@@ -76,12 +76,12 @@ func TestLookupUnknownListsKnown(t *testing.T) {
 }
 
 func TestLookupReturnsACopy(t *testing.T) {
-	p, err := boards.Lookup("rpi-zero-2w")
+	p, err := board.Lookup("rpi-zero-2w")
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.Pins.LEDs[device.Green] = "CHANGED"
-	q, _ := boards.Lookup("rpi-zero-2w")
+	q, _ := board.Lookup("rpi-zero-2w")
 	if q.Pins.LEDs[device.Green] == "CHANGED" {
 		t.Fatal("changing a looked-up profile changed the built-in one")
 	}
@@ -97,7 +97,7 @@ part = "button"
 header_pin = 3
 line = "B"
 `
-	if _, err := boards.Parse("x", []byte(good)); err != nil {
+	if _, err := board.Parse("x", []byte(good)); err != nil {
 		t.Fatalf("good profile: %v", err)
 	}
 	tests := []struct{ name, file, want string }{
@@ -112,7 +112,7 @@ line = "B"
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := boards.Parse("x", []byte(tt.file))
+			_, err := board.Parse("x", []byte(tt.file))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want one mentioning %q", err, tt.want)
 			}
@@ -127,8 +127,8 @@ func TestDocsShowWiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range boards.Names() {
-		p, _ := boards.Lookup(name)
+	for _, name := range board.Names() {
+		p, _ := board.Lookup(name)
 		if !strings.Contains(string(doc), p.WiringTable()) {
 			t.Errorf("docs/boards.md lacks %s's wiring table; it should contain:\n%s", name, p.WiringTable())
 		}
