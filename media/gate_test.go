@@ -121,7 +121,7 @@ func TestOnlyMediaReachesDrivers(t *testing.T) {
 			case mod + "/device/speaker", // cues and the parent's voice: playback
 				mod + "/media",                  // its errors (alsa.ErrNoDevice), behind media.Gate
 				mod + "/media/internal/alsamic", // the microphone, behind media.Gate
-				mod + "/cmd/terminald":          // the self-test's speaker tone: playback (selftest_audio.go)
+				mod + "/device/board":           // the self-test tone: playback (tone.go)
 				return true
 			}
 			return false
