@@ -29,9 +29,16 @@ func eventually(t *testing.T, ctx context.Context, what string, cond func() bool
 }
 
 // call runs one whole call from the terminal: ring, the parent's accept,
-// the terminal's hangup. It fails the test if any step does not reach the
-// other side.
+// the terminal's hangup, and returns once the server has pushed the log
+// that ends it (it does after writing it). It fails the test if any step
+// does not reach the other side.
 func (f *family) call(t *testing.T, ctx context.Context) string {
+	id, _ := f.callLogged(t, ctx)
+	return id
+}
+
+// callLogged is call, also returning the log the parent was pushed.
+func (f *family) callLogged(t *testing.T, ctx context.Context) (string, []protocol.CallRecord) {
 	t.Helper()
 	id := protocol.NewID()
 	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}))
@@ -49,7 +56,7 @@ func (f *family) call(t *testing.T, ctx context.Context) string {
 	if m := try(f.parent.WaitFor(ctx, protocol.TypeHangup)).must(t); m.CallID != id {
 		t.Fatalf("hangup for %s, want %s", m.CallID, id)
 	}
-	return id
+	return id, try(f.parent.WaitFor(ctx, protocol.TypeCallLog)).must(t).Calls
 }
 
 // TestCallLogWriteFailureNeverStopsACall is issue 11's full disk: with every
@@ -67,12 +74,11 @@ func TestCallLogWriteFailureNeverStopsACall(t *testing.T) {
 			if failing {
 				srv.Store().FailCallLogWrites(syscall.ENOSPC)
 			}
-			id := f.call(t, ctx)
+			id, log := f.callLogged(t, ctx)
 
 			// The parent's page sees the call even while it is not on disk.
-			log := try(f.parent.WaitFor(ctx, protocol.TypeCallLog)).must(t)
-			if len(log.Calls) != 1 || log.Calls[0].CallID != id || log.Calls[0].Outcome != protocol.OutcomeAnswered {
-				t.Fatalf("call log pushed after the call = %+v, want call %s answered", log.Calls, id)
+			if len(log) != 1 || log[0].CallID != id || log[0].Outcome != protocol.OutcomeAnswered {
+				t.Fatalf("call log pushed after the call = %+v, want call %s answered", log, id)
 			}
 			// Asking for the log (which marks it seen, a write) is answered.
 			check(t, f.parent.Send(ctx, protocol.Message{Type: protocol.TypeCallLog}))
