@@ -57,6 +57,14 @@ func TestCallOnFullDisk(t *testing.T) {
 	}
 	calls = append(calls, f.call(t, ctx)) // and the next call rings too
 
+	// A unit that reconnects while the disk is full (its login's last_seen
+	// cannot be written) is let in, and its calls ring.
+	f.terminal.Close()
+	try(f.parent.WaitFor(ctx, protocol.TypePresence)).must(t)
+	f.terminal = try(rt.DialTerminal(ctx, srv.WSURL, f.key)).must(t)
+	t.Cleanup(func() { f.terminal.Close() })
+	calls = append(calls, f.call(t, ctx))
+
 	check(t, os.Remove(filler))
 	calls = append(calls, f.call(t, ctx))
 	eventually(t, ctx, "the held-back records written", func() bool { return srv.Metrics().CallLogPending == 0 })
