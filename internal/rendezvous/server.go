@@ -56,6 +56,9 @@ type Server struct {
 	tls        *tls.Config    // tls_cert_file; TLSConfig adds the web's ALPN
 	revoked    *revocations   // nil without revoked_devices_file
 	stop       chan struct{}  // closed by Close: background loops end
+	metrics    metrics        // counters for GET /metrics (metrics.go)
+	callLog    *callLog       // the hub's call-log writes (calllog.go)
+	retryDone  chan struct{}  // closed when the call log's retry loop has ended
 
 	wg        sync.WaitGroup // live WebSocket handlers
 	mu        sync.Mutex
@@ -114,6 +117,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.store = store
+	s.closeOpenCalls()
+	s.callLog = newCallLog(store, log.With("component", "call_log"), &s.metrics, func() time.Time { return s.now() })
 	if cfg.TURN.enabled() {
 		s.turnSecret = cfg.TURN.Secret
 		if s.turnSecret == "" {
@@ -129,10 +134,28 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.hub = newHub(s)
 	s.stop = make(chan struct{})
+	s.retryDone = make(chan struct{})
+	go func() { defer close(s.retryDone); s.callLog.retryLoop(s.stop) }()
 	if s.revoked != nil {
 		go s.watchRevocations(cfg.RevocationCheckInterval, s.stop)
 	}
 	return s, nil
+}
+
+// closeOpenCalls ends, in the log, the calls a server that stopped without
+// ending them left open (Store.CloseOpenCalls). A failure is logged and the
+// server starts anyway: those entries stay open, and calls are not refused
+// for them.
+func (s *Server) closeOpenCalls() {
+	n, err := s.store.CloseOpenCalls()
+	if err != nil {
+		s.log.Error("could not close the calls left open by the last run", "err", err)
+		return
+	}
+	s.metrics.callsClosedAtStart.Add(uint64(n))
+	if n > 0 {
+		s.log.Warn("closed calls left open by the last run (it stopped without ending them)", "calls", n)
+	}
 }
 
 func slicesClone(in []string) []string { return append([]string(nil), in...) }
@@ -153,12 +176,13 @@ func (s *Server) TLSConfig() *tls.Config {
 	return tc
 }
 
-// Handler serves GET /ws (signalling), GET /healthz and the parent's web app
-// at /.
+// Handler serves GET /ws (signalling), GET /healthz, GET /metrics (to the
+// server's own machine only, metrics.go) and the parent's web app at /.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", s.serveWS)
 	mux.HandleFunc("GET /.well-known/security.txt", s.serveSecurityTxt)
+	mux.HandleFunc("GET /metrics", s.serveMetrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -225,6 +249,8 @@ func (s *Server) Close() error {
 		case <-time.After(10 * time.Second):
 			s.log.Warn("sockets still open after 10 s; closing anyway")
 		}
+		<-s.retryDone
+		s.callLog.retry(true) // the last chance for records a full disk held back
 		var errs []error
 		if s.turn != nil {
 			errs = append(errs, s.turn.Close())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -61,6 +62,10 @@ type Parent struct {
 // Store is the registry on a bbolt file. It is safe for concurrent use.
 type Store struct {
 	db *bolt.DB
+	// callWriteFault, when set, fails every call-log write inside its
+	// transaction, as a full disk fails bbolt's commit (tests only:
+	// export_test.go). Nothing else in the store is touched by it.
+	callWriteFault atomic.Pointer[func() error]
 }
 
 // OpenStore opens (creating if needed) the registry at path, mode 0600: it
@@ -210,9 +215,17 @@ func (s *Store) Unpair(deviceID string) (parentID string, err error) {
 }
 
 // PutCall inserts or replaces a call in a pairing's log, pruning the oldest
-// entries beyond what the log keeps.
+// entries beyond what the log keeps. It refuses with ErrNotFound when the
+// parent no longer exists: a late write (a retry after a full disk, a call
+// ended by a factory reset) must not bring back a deleted family's log.
 func (s *Store) PutCall(parentID string, rec protocol.CallRecord) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketParents).Get([]byte(parentID)) == nil {
+			return ErrNotFound
+		}
+		if err := s.callFault(); err != nil {
+			return err
+		}
 		b, err := tx.Bucket(bucketCalls).CreateBucketIfNotExists([]byte(parentID))
 		if err != nil {
 			return err
@@ -277,6 +290,9 @@ func (s *Store) CallLog(parentID string, markSeen bool) ([]protocol.CallRecord, 
 		if !markSeen {
 			return nil
 		}
+		if err := s.callFault(); err != nil {
+			return err
+		}
 		for _, r := range recs {
 			if r.Seen {
 				continue
@@ -298,6 +314,74 @@ func (s *Store) CallLog(parentID string, markSeen bool) ([]protocol.CallRecord, 
 		return nil, fmt.Errorf("rendezvous: call log of %s: %w", parentID, err)
 	}
 	return out, nil
+}
+
+// CloseOpenCalls ends every call in the log that has no end: the calls that
+// were in progress when the server stopped without ending them (a crash, a
+// power cut, kill -9; a clean shutdown ends them itself). The server calls
+// it once at start, before it takes a socket, so no call is in progress.
+//
+// A child's call nobody answered becomes missed, so the parent still sees
+// that the child tried; any other becomes interrupted. ended_at is the last
+// moment the call was known to be alive (answered_at, else started_at), not
+// the restart: the server cannot know when it stopped, and an answered call
+// must not show minutes it may not have lasted. It returns how many calls
+// it closed.
+func (s *Store) CloseOpenCalls() (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		n = 0
+		calls := tx.Bucket(bucketCalls)
+		var parents [][]byte // collected first: bbolt forbids writes while iterating
+		if err := calls.ForEachBucket(func(k []byte) error {
+			parents = append(parents, bytes.Clone(k))
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, parentID := range parents {
+			b := calls.Bucket(parentID)
+			recs, err := readCalls(b)
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				if !r.EndedAt.IsZero() {
+					continue
+				}
+				closeInterrupted(&r)
+				if err := putJSON(b, r.CallID, r); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("rendezvous: close open calls: %w", err)
+	}
+	return n, nil
+}
+
+// closeInterrupted ends a call record the server left open (CloseOpenCalls).
+func closeInterrupted(r *protocol.CallRecord) {
+	r.EndedAt = r.StartedAt
+	if !r.AnsweredAt.IsZero() {
+		r.EndedAt = r.AnsweredAt
+	}
+	r.Outcome = protocol.OutcomeInterrupted
+	if r.Direction == protocol.DirFromTerminal && r.AnsweredAt.IsZero() {
+		r.Outcome = protocol.OutcomeMissed
+	}
+}
+
+// callFault is the test hook's error, if one is set.
+func (s *Store) callFault() error {
+	if f := s.callWriteFault.Load(); f != nil {
+		return (*f)()
+	}
+	return nil
 }
 
 // readCalls returns every call in a bucket, newest first.

@@ -150,6 +150,11 @@ const (
 	OutcomeDeclined  = "declined"
 	OutcomeCancelled = "cancelled"
 	OutcomeFailed    = "failed"
+	// OutcomeInterrupted: the call was in progress when the server stopped
+	// without ending it (a crash, a power cut); the server closes such calls
+	// at its next start. A child's call nobody answered is closed as missed
+	// instead, so the parent still sees that the child tried.
+	OutcomeInterrupted = "interrupted"
 )
 
 // Message is every signalling message. Only the fields of its Type may be set;

@@ -390,6 +390,8 @@ func TestHomeShowsMissedCalls(t *testing.T) {
 		{CallID: protocol.NewID(), Direction: protocol.DirFromParent, StartedAt: today(8, 15), AnsweredAt: today(8, 15), EndedAt: today(8, 21), Outcome: protocol.OutcomeAnswered, Seen: true},
 		{CallID: protocol.NewID(), Direction: protocol.DirFromTerminal, StartedAt: today(7, 30).AddDate(0, 0, -3), Outcome: protocol.OutcomeMissed, Seen: true},
 		{CallID: protocol.NewID(), Direction: protocol.DirFromTerminal, StartedAt: today(7, 0).AddDate(0, 0, -4), AnsweredAt: today(7, 0).AddDate(0, 0, -4), EndedAt: today(7, 0).AddDate(0, 0, -4).Add(25 * time.Second), Outcome: protocol.OutcomeAnswered, Seen: true},
+		// Open when the server crashed; closed at its next start.
+		{CallID: protocol.NewID(), Direction: protocol.DirFromParent, StartedAt: today(6, 0).AddDate(0, 0, -5), AnsweredAt: today(6, 0).AddDate(0, 0, -5), EndedAt: today(6, 0).AddDate(0, 0, -5), Outcome: protocol.OutcomeInterrupted, Seen: true},
 	}})
 	waitText(t, ctx, "#missed-badge", "1")
 	waitText(t, ctx, "#missed-summary", "Your child called at 19:02 — missed")
@@ -398,6 +400,8 @@ func TestHomeShowsMissedCalls(t *testing.T) {
 	waitText(t, ctx, "#call-log li:nth-child(2)", "已接通，6分钟")
 	waitText(t, ctx, "#call-log li:nth-child(4)", "answered, under 1 min")
 	waitText(t, ctx, "#call-log li:nth-child(4)", "已接通，不到1分钟")
+	waitText(t, ctx, "#call-log li:nth-child(5)", "— interrupted")
+	waitText(t, ctx, "#call-log li:nth-child(5)", "中断")
 	if n := eval[int](t, ctx, `document.querySelectorAll("#call-log li.missed").length`); n != 2 {
 		t.Errorf("%d calls are highlighted as missed, want 2", n)
 	}

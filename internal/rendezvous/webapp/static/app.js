@@ -328,6 +328,7 @@ const outcomes = {
   declined: ['declined', '已拒绝'],
   cancelled: ['cancelled', '已取消'],
   failed: ['failed', '失败'],
+  interrupted: ['interrupted', '中断'],
   ringing: ['ringing', '响铃中'],
 };
 

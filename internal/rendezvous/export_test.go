@@ -1,0 +1,21 @@
+package rendezvous
+
+import bolt "go.etcd.io/bbolt"
+
+// FailCallLogWrites makes every call-log write of the store fail with err
+// inside its transaction, as a full disk fails bbolt's commit; nil stops it.
+func (s *Store) FailCallLogWrites(err error) {
+	if err == nil {
+		s.callWriteFault.Store(nil)
+		return
+	}
+	f := func() error { return err }
+	s.callWriteFault.Store(&f)
+}
+
+// SnapshotTo writes the registry as the disk holds it now (every committed
+// transaction, in one read transaction) to path: what a crash at this
+// moment leaves behind.
+func (s *Store) SnapshotTo(path string) error {
+	return s.db.View(func(tx *bolt.Tx) error { return tx.CopyFile(path, 0o600) })
+}

@@ -1,0 +1,127 @@
+package rendezvous_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/tuanju/tuanju/internal/rendezvous"
+	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/pairing/protocol"
+)
+
+// fullDiskEnv names the directory, a small tmpfs, that the re-executed test
+// runs the server on.
+const fullDiskEnv = "TUANJU_TEST_FULL_DISK_DIR"
+
+// TestCallOnFullDisk is TestCallLogWriteFailureNeverStopsACall on a real
+// full disk: the server's data directory is a 1 MiB tmpfs, mounted in a
+// user and mount namespace of its own (no root needed; skipped where the
+// kernel does not allow one), and filled until the kernel says ENOSPC.
+// bbolt then fails the commits that need a new page and passes those that
+// reuse a freed one, as on any full disk, so the test makes calls until a
+// log write has failed (at most 60), and every one of them must ring and
+// end. Then the disk gets room again and the held-back records are written.
+func TestCallOnFullDisk(t *testing.T) {
+	dir := os.Getenv(fullDiskEnv)
+	if dir == "" {
+		reexecOnTmpfs(t)
+		return
+	}
+	ctx := testCtx(t)
+	srv := rt.NewServer(t, func(c *rendezvous.Config) {
+		c.DataDir = dir
+		c.Limits.Rings = rendezvous.Rate{Burst: 100} // the calls come faster than a child's
+	})
+	f := newFamily(t, ctx, srv)
+	calls := []string{f.call(t, ctx)} // control: the disk has room
+	if n := srv.Metrics().CallLogWriteFailures; n != 0 {
+		t.Fatalf("%d call-log writes failed with room on the disk", n)
+	}
+
+	filler := filepath.Join(dir, "filler")
+	fill(t, filler)
+	for srv.Metrics().CallLogWriteFailures == 0 {
+		if len(calls) > 60 {
+			t.Fatalf("%d calls on a full disk and no call-log write failed", len(calls))
+		}
+		calls = append(calls, f.call(t, ctx))
+	}
+	t.Logf("first failed call-log write in call %d after the disk filled", len(calls)-1)
+	if srv.Logged("call log write failed; will retry") == 0 {
+		t.Fatal("a failed call-log write was counted but not logged")
+	}
+	calls = append(calls, f.call(t, ctx)) // and the next call rings too
+
+	// A unit that reconnects while the disk is full (its login's last_seen
+	// cannot be written) is let in, and its calls ring.
+	f.terminal.Close()
+	try(f.parent.WaitFor(ctx, protocol.TypePresence)).must(t)
+	f.terminal = try(rt.DialTerminal(ctx, srv.WSURL, f.key)).must(t)
+	t.Cleanup(func() { f.terminal.Close() })
+	calls = append(calls, f.call(t, ctx))
+
+	check(t, os.Remove(filler))
+	calls = append(calls, f.call(t, ctx))
+	eventually(t, ctx, "the held-back records written", func() bool { return srv.Metrics().CallLogPending == 0 })
+	stored := try(srv.Store().CallLog(f.creds.ParentID, false)).must(t)
+	if len(stored) != len(calls) {
+		t.Fatalf("the log holds %d calls after the disk got room, want all %d", len(stored), len(calls))
+	}
+	for _, r := range stored {
+		if r.Outcome != protocol.OutcomeAnswered || r.EndedAt.IsZero() {
+			t.Fatalf("call %s stored as %s, ended %v; want answered and ended", r.CallID, r.Outcome, r.EndedAt)
+		}
+	}
+	m := srv.Metrics()
+	t.Logf("calls %d, call-log write failures %d, written on retry %d, dropped %d", len(calls), m.CallLogWriteFailures, m.CallLogWritesRetried, m.CallLogWritesDropped)
+}
+
+// fill writes to path until the file system is full.
+func fill(t *testing.T, path string) {
+	t.Helper()
+	file, err := os.Create(path)
+	check(t, err)
+	defer file.Close()
+	block := bytes.Repeat([]byte{0xAA}, 4096)
+	for {
+		if _, err := file.Write(block); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the disk: %v, want ENOSPC", err)
+			}
+			return
+		}
+	}
+}
+
+// reexecOnTmpfs runs this test again in its own user and mount namespace
+// with a 1 MiB tmpfs as the data directory. The child stays in this
+// process's network namespace (loopback only under .ci/netns).
+func reexecOnTmpfs(t *testing.T) {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("no unshare(1): cannot mount a small tmpfs without root")
+	}
+	dir := t.TempDir()
+	probe := exec.Command(unshare, "--user", "--map-root-user", "--mount", "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir)
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs in a user namespace here: %v: %s", err, out)
+	}
+	cmd := exec.CommandContext(testCtx(t), unshare, "--user", "--map-root-user", "--mount", "sh", "-c",
+		`mount -t tmpfs -o size=1m tmpfs "$1" && exec "$2" -test.run='^TestCallOnFullDisk$' -test.count=1 -test.v`,
+		"sh", dir, os.Args[0])
+	cmd.Env = append(os.Environ(), fullDiskEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestCallOnFullDisk")) {
+		t.Fatalf("on a full tmpfs: %v\n%s", err, out)
+	}
+	for _, line := range bytes.Split(out, []byte("\n")) {
+		if bytes.Contains(line, []byte("fulldisk_test.go")) {
+			t.Log(string(bytes.TrimSpace(line)))
+		}
+	}
+}
