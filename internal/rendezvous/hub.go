@@ -61,13 +61,10 @@ type call struct {
 type pendingPair struct {
 	id       string
 	deviceID string
-	page     *session
+	page     *session // nil once a confirmed request's page has gone
 	terminal *session
 	timer    *time.Timer
 	step     pairStep
-	// parentKey is the page's key from its pair_confirm, kept with the
-	// pairing once the terminal completes it (Parent.PublicKey).
-	parentKey string
 }
 
 func newHub(srv *Server) *hub {
@@ -201,12 +198,20 @@ func (h *hub) joinTerminal(s *session) bool {
 		h.leaveTerminal(old, false)
 		old.closeWith(CloseReplaced, "replaced")
 	}
+	// A pairing the terminal has not yet said it stored: the welcome
+	// names it, and the terminal completes or rejects it (pairing.go).
+	pendingID := ""
+	if pend, err := h.store.PendingOf(s.deviceID); err == nil {
+		pendingID = pend.PairID
+	} else if !errors.Is(err, ErrNotFound) {
+		s.log.Error("look up pending pairing", "err", err)
+	}
 	s.pairedParent = parentID
 	h.terminals[s.deviceID] = s
 	paired := parentID != ""
 	peers := h.parentsOf(s)
 	s.send(protocol.Message{
-		Type: protocol.TypeWelcome, Role: protocol.RoleTerminal, DeviceID: s.deviceID,
+		Type: protocol.TypeWelcome, Role: protocol.RoleTerminal, DeviceID: s.deviceID, ParentID: parentID, PairID: pendingID,
 		Paired: boolp(paired), PeerOnline: boolp(len(peers) > 0), ServerTime: h.now().Truncate(time.Second),
 	})
 	if !replaced {
@@ -266,10 +271,17 @@ func (h *hub) leave(s *session) {
 		h.leaveParent(s)
 	case protocol.RolePairing:
 		for id, p := range h.pending {
-			if p.page == s {
-				p.timer.Stop()
-				delete(h.pending, id)
+			if p.page != s {
+				continue
 			}
+			if p.step == stepConfirmed {
+				// The page holds its credential already: the terminal
+				// may still complete, and the page learns it at login.
+				p.page = nil
+				continue
+			}
+			p.timer.Stop()
+			delete(h.pending, id)
 		}
 	}
 	if s.role != "" {
@@ -288,9 +300,13 @@ func (h *hub) leaveTerminal(s *session, presence bool) {
 	}
 	for id, p := range h.pending {
 		if p.terminal == s {
+			// A confirmed pairing stays pending in the store until the
+			// terminal's next login decides it.
 			p.timer.Stop()
 			delete(h.pending, id)
-			p.page.sendError(protocol.ErrCodeDeviceOffline, "the terminal disconnected", protocol.Message{Type: protocol.TypePairRequest, PairID: p.id})
+			if p.page != nil {
+				p.page.sendError(protocol.ErrCodeDeviceOffline, "the terminal disconnected", protocol.Message{Type: protocol.TypePairRequest, PairID: p.id})
+			}
 		}
 	}
 	if presence {

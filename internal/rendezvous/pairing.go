@@ -18,8 +18,22 @@ import (
 // everything is bound to that secret, the ECDH keys of the exchange and the
 // terminal's key. What it adds is the gatekeeping: registered, online,
 // unpaired, rate-limited, one request at a time per terminal, the order of
-// the four messages, and the atomic write of the pairing once the terminal
-// says it verified the page's confirm.
+// the four messages, and the pairing's two-phase write across the three
+// parties:
+//
+//  1. the page makes its own token and keeps its credential (parent ID =
+//     pair ID) before it sends pair_confirm;
+//  2. the server stores a pending pairing (Store.PutPendingPairing) before
+//     it forwards the confirm;
+//  3. the terminal stores the parent before it sends pair_complete;
+//  4. only then does the server commit (Store.CompletePairing).
+//
+// A crash anywhere leaves a pending record that only the terminal's word
+// ends: at its next login the welcome names it (pair_id) and the terminal
+// completes it (it has the parent) or rejects it (it has not). A page that
+// logs in meanwhile is told pairing_pending, then welcome or auth_failed.
+// So the family ends paired on all three sides or on none (tests/e2e
+// TestPairingFaultPoints).
 
 // pairStep is where a pending pairing is.
 type pairStep int
@@ -29,6 +43,42 @@ const (
 	stepAccepted                  // pair_accept forwarded to the page
 	stepConfirmed                 // pair_confirm forwarded to the terminal
 )
+
+// FaultPoint names a step of pairing on the server where a test may stop
+// it as a crash would (Server.SetPairFault): nothing after the point runs.
+type FaultPoint string
+
+// The server's pairing steps, in order.
+const (
+	FaultConfirmReceived  FaultPoint = "server: pair_confirm received"
+	FaultPendingStored    FaultPoint = "server: pending pairing stored"
+	FaultConfirmForwarded FaultPoint = "server: pair_confirm forwarded"
+	FaultCompleteReceived FaultPoint = "server: pair_complete received"
+	FaultCommitted        FaultPoint = "server: pairing committed"
+	FaultPairedSent       FaultPoint = "server: paired sent"
+)
+
+// FaultPoints are the server's pairing steps, in order.
+var FaultPoints = []FaultPoint{FaultConfirmReceived, FaultPendingStored, FaultConfirmForwarded,
+	FaultCompleteReceived, FaultCommitted, FaultPairedSent}
+
+// SetPairFault installs a test's hook, called at each FaultPoint; when it
+// returns true the server stops there as if the process died: the hub
+// handles nothing more (what was queued to sockets still goes out, as from
+// a killed process's socket buffers), and the test closes the server and
+// starts another on the same data directory. nil removes the hook.
+func (s *Server) SetPairFault(f func(FaultPoint) bool) { s.pairFault.Store(&f) }
+
+// fault runs the test hook at step, under the hub's lock; true: stop.
+func (h *hub) fault(step FaultPoint) bool {
+	f := h.srv.pairFault.Load()
+	if f == nil || *f == nil || !(*f)(step) {
+		return false
+	}
+	h.closed = true
+	h.log.Warn("fault injected: the server stops here", "step", string(step))
+	return true
+}
 
 func (h *hub) pairRequest(s *session, m protocol.Message) {
 	now := h.srv.now()
@@ -60,6 +110,14 @@ func (h *hub) pairRequest(s *session, m protocol.Message) {
 	}
 	if _, err := h.store.ParentOf(m.DeviceID); err == nil {
 		s.sendError(protocol.ErrCodeAlreadyPaired, "this terminal is already paired", m)
+		return
+	} else if !errors.Is(err, ErrNotFound) {
+		s.log.Error("pair request", "err", err)
+		s.sendError(protocol.ErrCodeInternal, "could not look up the pairing", m)
+		return
+	}
+	if _, err := h.store.PendingOf(m.DeviceID); err == nil {
+		s.sendError(protocol.ErrCodeRateLimited, "the terminal is still finishing an earlier pairing; try again in a minute", m)
 		return
 	} else if !errors.Is(err, ErrNotFound) {
 		s.log.Error("pair request", "err", err)
@@ -123,58 +181,122 @@ func (h *hub) pairAccept(s *session, m protocol.Message) {
 		PublicKey: m.PublicKey, Fingerprint: m.Fingerprint, Signature: m.Signature, Proof: m.Proof})
 }
 
-// pairConfirm: the page verified the terminal and sends its key.
+// pairConfirm: the page verified the terminal and sends its key and the
+// token it made for its login. The pending pairing is stored before the
+// terminal sees the confirm, so whatever the terminal does with it, the
+// server can finish or roll back after a crash of either.
 func (h *hub) pairConfirm(s *session, m protocol.Message) {
 	p := h.pending[m.PairID]
 	if p == nil || p.page != s || p.step != stepAccepted {
 		s.sendError(protocol.ErrCodeNotAllowed, "no pairing with this pair_id is waiting for a confirm", m)
 		return
 	}
-	p.step = stepConfirmed
-	p.parentKey = m.PublicKey
-	p.terminal.send(protocol.Message{Type: protocol.TypePairConfirm, PairID: p.id, PublicKey: m.PublicKey,
-		Signature: m.Signature, Proof: m.Proof})
-}
-
-// pairComplete: the terminal verified the page's confirm. Store the
-// pairing and give the page its login.
-func (h *hub) pairComplete(s *session, m protocol.Message) {
-	p := h.pendingFor(s, m.PairID)
-	if p == nil || p.step != stepConfirmed {
-		s.sendError(protocol.ErrCodeNotAllowed, "no pairing with this pair_id is waiting to complete", m)
+	if raw, err := base64.RawURLEncoding.DecodeString(m.Token); err != nil || len(raw) != protocol.TokenBytes {
+		s.sendError(protocol.ErrCodeBadMessage, "pair_confirm needs the page's token: 32 random bytes, base64url", m)
 		return
 	}
-	h.takePending(s, m.PairID)
-	ref := protocol.Message{Type: protocol.TypePairRequest, PairID: p.id}
-	parentID := protocol.NewID()
-	token, hash := newToken()
-	if err := h.store.CreatePairing(p.deviceID, parentID, hash, p.parentKey, h.now()); err != nil {
+	if h.fault(FaultConfirmReceived) {
+		return
+	}
+	sum := sha256.Sum256([]byte(m.Token))
+	rec := PendingPairing{PairID: p.id, TokenHash: sum[:], PublicKey: m.PublicKey, CreatedAt: h.now()}
+	if err := h.store.PutPendingPairing(p.deviceID, rec); err != nil {
 		code, text := protocol.ErrCodeInternal, "could not store the pairing"
 		if errors.Is(err, ErrAlreadyPaired) {
 			code, text = protocol.ErrCodeAlreadyPaired, "this terminal is already paired"
 		} else {
-			s.log.Error("create pairing", "err", err)
+			s.log.Error("store pending pairing", "err", err)
 		}
-		p.page.sendError(code, text, ref)
+		h.takePending(p.terminal, p.id)
+		s.sendError(code, text, protocol.Message{Type: protocol.TypePairRequest, PairID: p.id})
+		return
+	}
+	if h.fault(FaultPendingStored) {
+		return
+	}
+	p.step = stepConfirmed
+	p.terminal.send(protocol.Message{Type: protocol.TypePairConfirm, PairID: p.id, PublicKey: m.PublicKey,
+		Signature: m.Signature, Proof: m.Proof})
+	h.fault(FaultConfirmForwarded)
+}
+
+// pairComplete: the terminal verified the page's confirm and stored the
+// parent. Commit the pending pairing and tell both sides. A pair_complete
+// with no request in memory is the terminal finishing, at a later login, a
+// pairing the welcome named as pending.
+func (h *hub) pairComplete(s *session, m protocol.Message) {
+	p := h.pendingFor(s, m.PairID)
+	if p != nil && p.step != stepConfirmed {
+		s.sendError(protocol.ErrCodeNotAllowed, "no pairing with this pair_id is waiting to complete", m)
+		return
+	}
+	if h.fault(FaultCompleteReceived) {
+		return
+	}
+	if p != nil {
+		h.takePending(s, m.PairID)
+	}
+	parent, committed, err := h.store.CompletePairing(s.deviceID, m.PairID, h.now())
+	if err != nil {
+		code, text := protocol.ErrCodeInternal, "could not store the pairing; it stays pending until your next login"
+		switch {
+		case errors.Is(err, ErrNotFound):
+			code, text = protocol.ErrCodeNotAllowed, "no pairing with this pair_id is waiting to complete"
+		case errors.Is(err, ErrAlreadyPaired):
+			code, text = protocol.ErrCodeAlreadyPaired, "this terminal is already paired"
+		default:
+			s.log.Error("complete pairing", "pair", m.PairID, "err", err)
+		}
+		if p != nil && p.page != nil {
+			p.page.sendError(code, text, protocol.Message{Type: protocol.TypePairRequest, PairID: p.id})
+		}
 		s.sendError(code, text, m)
 		return
 	}
-	s.pairedParent = parentID
-	h.srv.writeAudit(AuditPaired, p.deviceID, parentID)
-	p.page.send(protocol.Message{Type: protocol.TypePaired, DeviceID: p.deviceID, ParentID: parentID, Token: token, PairID: p.id})
-	s.send(protocol.Message{Type: protocol.TypePaired, DeviceID: p.deviceID, ParentID: parentID, PairID: p.id})
-	s.log.Info("paired", "parent", parentID, "pair", p.id)
-}
-
-func (h *hub) pairReject(s *session, m protocol.Message) {
-	p := h.takePending(s, m.PairID)
-	if p == nil {
-		s.sendError(protocol.ErrCodeNotAllowed, "no pairing request with this pair_id is waiting (expired or withdrawn)", m)
+	if h.fault(FaultCommitted) {
 		return
 	}
-	p.page.sendError(protocol.ErrCodePairRejected, m.Reason, protocol.Message{Type: protocol.TypePairRequest, PairID: p.id})
+	s.pairedParent = m.PairID
+	if committed {
+		h.srv.writeAudit(AuditPaired, s.deviceID, m.PairID)
+	}
+	if p != nil && p.page != nil {
+		// The page made the token: paired carries none.
+		p.page.send(protocol.Message{Type: protocol.TypePaired, DeviceID: s.deviceID, ParentID: m.PairID, PairID: m.PairID})
+	}
+	s.send(protocol.Message{Type: protocol.TypePaired, DeviceID: s.deviceID, ParentID: m.PairID, PairID: m.PairID})
+	s.log.Info("paired", "parent", m.PairID, "pair", m.PairID, "at_login", p == nil, "key", parent.PublicKey != "")
+	h.fault(FaultPairedSent)
+}
+
+// pairReject: the terminal refused a request, at any step; or, with no
+// request in memory, it says at login that it did not store the pending
+// pairing the welcome named (protocol.ReasonNotPaired), which is rolled
+// back: the page's credential for it will get auth_failed.
+func (h *hub) pairReject(s *session, m protocol.Message) {
+	p := h.takePending(s, m.PairID)
+	if p == nil || p.step == stepConfirmed {
+		dropped, err := h.store.DropPendingPairing(s.deviceID, m.PairID)
+		if err != nil {
+			s.log.Error("roll back pending pairing", "pair", m.PairID, "err", err)
+			s.sendError(protocol.ErrCodeInternal, "could not roll back the pairing; it stays pending until your next login", m)
+			return
+		}
+		if dropped {
+			s.log.Info("pending pairing rolled back: the terminal did not store it", "pair", m.PairID, "reason", m.Reason)
+		}
+		if p == nil {
+			if !dropped {
+				s.sendError(protocol.ErrCodeNotAllowed, "no pairing request with this pair_id is waiting (expired or withdrawn)", m)
+			}
+			return
+		}
+	}
+	if p.page != nil {
+		p.page.sendError(protocol.ErrCodePairRejected, m.Reason, protocol.Message{Type: protocol.TypePairRequest, PairID: p.id})
+	}
 	s.log.Info("pairing rejected by the terminal", "reason", m.Reason, "pair", p.id)
-	if wrongProof[m.Reason] {
+	if wrongProof[m.Reason] && p.page != nil {
 		h.srv.pairFails.failed(p.deviceID, prefixKey(p.page.ip), h.srv.now())
 	}
 }
@@ -255,7 +377,11 @@ func (h *hub) pairTimeout(p *pendingPair) {
 		return
 	}
 	delete(h.pending, p.id)
-	p.page.sendError(protocol.ErrCodePairRejected, "timeout", protocol.Message{Type: protocol.TypePairRequest, PairID: p.id})
+	// A confirmed pairing stays pending in the store: the terminal may
+	// still complete it, now or at its next login.
+	if p.page != nil {
+		p.page.sendError(protocol.ErrCodePairRejected, "timeout", protocol.Message{Type: protocol.TypePairRequest, PairID: p.id})
+	}
 }
 
 // sourceTag is the opaque tag of a page's network (prefixKey) that a

@@ -10,12 +10,10 @@
 package rendezvous
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +25,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -48,17 +47,18 @@ type Server struct {
 	hub        *hub
 	audit      *auditLog
 	now        func() time.Time
-	admission  *admission     // connections before login (admission.go)
-	logins     *limiter       // logins per terminal and per parent
-	pairFails  *pairFailures  // wrong pairing proofs per terminal and source (pairing.go)
-	sourceKey  []byte         // keys the source tags on relayed pair_requests (pairing.go)
-	proxies    []netip.Prefix // trusted_proxies
-	tls        *tls.Config    // tls_cert_file; TLSConfig adds the web's ALPN
-	revoked    *revocations   // nil without revoked_devices_file
-	stop       chan struct{}  // closed by Close: background loops end
-	metrics    metrics        // counters for GET /metrics (metrics.go)
-	callLog    *callLog       // the hub's call-log writes (calllog.go)
-	retryDone  chan struct{}  // closed when the call log's retry loop has ended
+	admission  *admission                            // connections before login (admission.go)
+	logins     *limiter                              // logins per terminal and per parent
+	pairFails  *pairFailures                         // wrong pairing proofs per terminal and source (pairing.go)
+	sourceKey  []byte                                // keys the source tags on relayed pair_requests (pairing.go)
+	proxies    []netip.Prefix                        // trusted_proxies
+	tls        *tls.Config                           // tls_cert_file; TLSConfig adds the web's ALPN
+	revoked    *revocations                          // nil without revoked_devices_file
+	stop       chan struct{}                         // closed by Close: background loops end
+	metrics    metrics                               // counters for GET /metrics (metrics.go)
+	callLog    *callLog                              // the hub's call-log writes (calllog.go)
+	retryDone  chan struct{}                         // closed when the call log's retry loop has ended
+	pairFault  atomic.Pointer[func(FaultPoint) bool] // tests' crash points in pairing (pairing.go)
 
 	wg        sync.WaitGroup // live WebSocket handlers
 	mu        sync.Mutex
@@ -470,11 +470,20 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 		if m.ParentID == "" || m.Token == "" || m.DeviceID != "" || m.PublicKey != "" || m.Signature != "" || m.Certificate != "" {
 			return fail("parent hello needs exactly parent_id and token", m)
 		}
-		dev, ok := s.checkParent(m.ParentID, m.Token)
-		if !ok {
+		dev, ok, pending := s.checkParent(m.ParentID, m.Token)
+		if !ok && !pending {
 			return fail("unknown parent or wrong token", m)
 		}
 		if !s.loginAllowed(sess, "parent:"+m.ParentID, m) {
+			return false
+		}
+		if pending {
+			// Neither good nor dead yet: the terminal has not said whether
+			// it stored this pairing (pairing.go). The page keeps its
+			// credential and comes back.
+			sess.log.Info("parent login for a pairing its terminal has not confirmed yet", "parent", m.ParentID, "device", dev)
+			sess.sendError(protocol.ErrCodePairingPending, "your terminal has not yet confirmed this pairing; it will when it is next online", m)
+			sess.closeWith(websocket.StatusTryAgainLater, "pairing pending")
 			return false
 		}
 		sess.role, sess.parentID, sess.deviceID = protocol.RoleParent, m.ParentID, dev
@@ -509,8 +518,9 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 
 // checkParent verifies a parent's token against the stored SHA-256 in
 // constant time, and does the same work for an unknown parent so that the
-// answer's timing does not say which parent IDs exist.
-func (s *Server) checkParent(parentID, token string) (deviceID string, ok bool) {
+// answer's timing does not say which parent IDs exist. pending: the token
+// is right for a pairing its terminal has not yet confirmed (not ok yet).
+func (s *Server) checkParent(parentID, token string) (deviceID string, ok, pending bool) {
 	sum := sha256.Sum256([]byte(token))
 	p, err := s.store.Parent(parentID)
 	want := p.TokenHash
@@ -518,10 +528,16 @@ func (s *Server) checkParent(parentID, token string) (deviceID string, ok bool) 
 		want = make([]byte, sha256.Size)
 	}
 	match := subtle.ConstantTimeCompare(sum[:], want) == 1
-	if err != nil || !match {
-		return "", false
+	if err == nil && match {
+		return p.DeviceID, true, false
 	}
-	return p.DeviceID, true
+	if err != nil && errors.Is(err, ErrNotFound) {
+		dev, pend, perr := s.store.PendingParent(parentID)
+		if perr == nil && subtle.ConstantTimeCompare(sum[:], pend.TokenHash) == 1 {
+			return dev, false, true
+		}
+	}
+	return "", false, false
 }
 
 // readLoop decodes each message and hands it to the hub. Bad messages get
@@ -598,14 +614,4 @@ func clip(s string, n int) string {
 		return s
 	}
 	return s[:n]
-}
-
-// newToken returns a parent's bearer token (32 random bytes) and the hash
-// the store keeps.
-func newToken() (token string, hash []byte) {
-	var b [32]byte
-	rand.Read(b[:])
-	token = base64.RawURLEncoding.EncodeToString(b[:])
-	sum := sha256.Sum256([]byte(token))
-	return token, sum[:]
 }

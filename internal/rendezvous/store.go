@@ -22,6 +22,9 @@ import (
 //	parents  : parent ID → Parent (JSON)
 //	pairings : device ID → parent ID
 //	calls    : parent ID → bucket{ call ID → protocol.CallRecord (JSON) }
+//	pending  : device ID → PendingPairing (JSON): a pairing the page has
+//	           confirmed and the terminal has not yet said it stored
+//	pending_parents : parent ID (= pair ID) → device ID, to find it at login
 //
 // A call log belongs to a pairing; a parent exists only through its pairing,
 // so the parent ID names it.
@@ -30,6 +33,8 @@ var (
 	bucketParents  = []byte("parents")
 	bucketPairings = []byte("pairings")
 	bucketCalls    = []byte("calls")
+	bucketPending  = []byte("pending")
+	bucketPendingP = []byte("pending_parents")
 )
 
 // MaxCallLog is how many calls a call_log message carries; the store keeps
@@ -71,7 +76,7 @@ type Store struct {
 // OpenStore opens (creating if needed) the registry at path, mode 0600: it
 // holds the parents' token hashes and every family's call log.
 func OpenStore(path string) (*Store, error) {
-	db, err := boltfile.Open(path, bucketDevices, bucketParents, bucketPairings, bucketCalls)
+	db, err := boltfile.Open(path, bucketDevices, bucketParents, bucketPairings, bucketCalls, bucketPending, bucketPendingP)
 	if err != nil {
 		return nil, fmt.Errorf("rendezvous: store: %w", err)
 	}
@@ -164,21 +169,7 @@ func (s *Store) Parent(id string) (Parent, error) {
 // meanwhile, and with ErrNotFound if the terminal is not registered.
 func (s *Store) CreatePairing(deviceID, parentID string, tokenHash []byte, parentKey string, now time.Time) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketDevices).Get([]byte(deviceID)) == nil {
-			return ErrNotFound
-		}
-		pairings := tx.Bucket(bucketPairings)
-		if pairings.Get([]byte(deviceID)) != nil {
-			return ErrAlreadyPaired
-		}
-		parents := tx.Bucket(bucketParents)
-		if parents.Get([]byte(parentID)) != nil {
-			return fmt.Errorf("parent %s exists", parentID)
-		}
-		if err := putJSON(parents, parentID, Parent{TokenHash: tokenHash, DeviceID: deviceID, CreatedAt: now, PublicKey: parentKey}); err != nil {
-			return err
-		}
-		return pairings.Put([]byte(deviceID), []byte(parentID))
+		return createPairing(tx, deviceID, parentID, Parent{TokenHash: tokenHash, DeviceID: deviceID, CreatedAt: now, PublicKey: parentKey})
 	})
 	if err != nil {
 		return fmt.Errorf("rendezvous: pair %s with %s: %w", deviceID, parentID, err)
@@ -186,11 +177,181 @@ func (s *Store) CreatePairing(deviceID, parentID string, tokenHash []byte, paren
 	return nil
 }
 
+func createPairing(tx *bolt.Tx, deviceID, parentID string, p Parent) error {
+	if tx.Bucket(bucketDevices).Get([]byte(deviceID)) == nil {
+		return ErrNotFound
+	}
+	pairings := tx.Bucket(bucketPairings)
+	if pairings.Get([]byte(deviceID)) != nil {
+		return ErrAlreadyPaired
+	}
+	parents := tx.Bucket(bucketParents)
+	if parents.Get([]byte(parentID)) != nil {
+		return fmt.Errorf("parent %s exists", parentID)
+	}
+	if err := putJSON(parents, parentID, p); err != nil {
+		return err
+	}
+	return pairings.Put([]byte(deviceID), []byte(parentID))
+}
+
+// PendingPairing is a pairing the page has confirmed (it holds its
+// credential already) and the terminal has not yet said it stored. It is
+// the server's half of the two-phase pairing (docs/protocol.md, "Pairing",
+// step 6): only the terminal's word ends it, pair_complete committing it
+// (CompletePairing) and pair_reject rolling it back (DropPendingPairing),
+// on the socket where it happened or at the terminal's next login. It never
+// expires by time: the terminal may have stored the parent and lost power
+// before saying so, and a pending pairing that vanished meanwhile would
+// split the family.
+type PendingPairing struct {
+	PairID    string    `json:"pair_id"` // also the parent ID it becomes
+	TokenHash []byte    `json:"token_hash"`
+	PublicKey string    `json:"public_key"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// PutPendingPairing records a confirmed pairing for a terminal, replacing
+// an earlier pending one (a terminal has at most one; the caller refuses a
+// new request while one is undecided). It refuses with ErrAlreadyPaired if
+// the terminal has a parent.
+func (s *Store) PutPendingPairing(deviceID string, p PendingPairing) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketDevices).Get([]byte(deviceID)) == nil {
+			return ErrNotFound
+		}
+		if tx.Bucket(bucketPairings).Get([]byte(deviceID)) != nil {
+			return ErrAlreadyPaired
+		}
+		if tx.Bucket(bucketParents).Get([]byte(p.PairID)) != nil {
+			return fmt.Errorf("parent %s exists", p.PairID)
+		}
+		if _, err := dropPending(tx, deviceID, ""); err != nil {
+			return err
+		}
+		if err := putJSON(tx.Bucket(bucketPending), deviceID, p); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketPendingP).Put([]byte(p.PairID), []byte(deviceID))
+	})
+	if err != nil {
+		return fmt.Errorf("rendezvous: pending pairing %s for %s: %w", p.PairID, deviceID, err)
+	}
+	return nil
+}
+
+// PendingOf returns a terminal's pending pairing, or ErrNotFound.
+func (s *Store) PendingOf(deviceID string) (PendingPairing, error) {
+	var p PendingPairing
+	err := s.db.View(func(tx *bolt.Tx) error { return getJSON(tx.Bucket(bucketPending), deviceID, &p) })
+	if err != nil {
+		return PendingPairing{}, fmt.Errorf("rendezvous: pending pairing of %s: %w", deviceID, err)
+	}
+	return p, nil
+}
+
+// PendingParent returns the pending pairing that would make parentID, and
+// its terminal, or ErrNotFound: a page that logs in with a credential its
+// terminal has not yet confirmed is told to wait, not that it is dead.
+func (s *Store) PendingParent(parentID string) (deviceID string, p PendingPairing, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketPendingP).Get([]byte(parentID))
+		if v == nil {
+			return ErrNotFound
+		}
+		deviceID = string(v)
+		return getJSON(tx.Bucket(bucketPending), deviceID, &p)
+	})
+	if err == nil && p.PairID != parentID {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return "", PendingPairing{}, fmt.Errorf("rendezvous: pending parent %s: %w", parentID, err)
+	}
+	return deviceID, p, nil
+}
+
+// CompletePairing commits a terminal's pending pairing pairID: the parent
+// (ID pairID, with the pending token hash and key) and the pairing are
+// created and the pending record deleted, in one transaction. A pairing
+// already committed as pairID is no error (the terminal repeats a
+// pair_complete whose answer it never saw); committed reports whether this
+// call made it. ErrNotFound: no such pending pairing (rolled back, or
+// never stored); ErrAlreadyPaired: the terminal has another parent.
+func (s *Store) CompletePairing(deviceID, pairID string, now time.Time) (p Parent, committed bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		committed = false
+		if cur := tx.Bucket(bucketPairings).Get([]byte(deviceID)); cur != nil {
+			if string(cur) != pairID {
+				return ErrAlreadyPaired
+			}
+			return getJSON(tx.Bucket(bucketParents), pairID, &p)
+		}
+		var pend PendingPairing
+		if err := getJSON(tx.Bucket(bucketPending), deviceID, &pend); err != nil {
+			return err
+		}
+		if pend.PairID != pairID {
+			return ErrNotFound
+		}
+		p = Parent{TokenHash: pend.TokenHash, DeviceID: deviceID, CreatedAt: now, PublicKey: pend.PublicKey}
+		if err := createPairing(tx, deviceID, pairID, p); err != nil {
+			return err
+		}
+		committed = true
+		_, err := dropPending(tx, deviceID, pairID)
+		return err
+	})
+	if err != nil {
+		return Parent{}, false, fmt.Errorf("rendezvous: complete pairing %s of %s: %w", pairID, deviceID, err)
+	}
+	return p, committed, nil
+}
+
+// DropPendingPairing rolls back a terminal's pending pairing pairID ("":
+// whichever it has). It reports whether there was one to drop.
+func (s *Store) DropPendingPairing(deviceID, pairID string) (dropped bool, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		dropped, err = dropPending(tx, deviceID, pairID)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("rendezvous: drop pending pairing %s of %s: %w", pairID, deviceID, err)
+	}
+	return dropped, nil
+}
+
+// dropPending deletes deviceID's pending pairing if it is pairID (any,
+// when pairID is "") and reports whether it did.
+func dropPending(tx *bolt.Tx, deviceID, pairID string) (bool, error) {
+	b := tx.Bucket(bucketPending)
+	var p PendingPairing
+	if err := getJSON(b, deviceID, &p); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	if pairID != "" && p.PairID != pairID {
+		return false, nil
+	}
+	if err := tx.Bucket(bucketPendingP).Delete([]byte(p.PairID)); err != nil {
+		return false, err
+	}
+	return true, b.Delete([]byte(deviceID))
+}
+
 // Unpair deletes a terminal's pairing, its parent (so the parent's token no
 // longer logs in) and that pairing's call log, in one transaction. It returns
 // the old parent's ID, or "" when the terminal had none (it is then a no-op).
 func (s *Store) Unpair(deviceID string) (parentID string, err error) {
 	err = s.db.Update(func(tx *bolt.Tx) error {
+		// A reset terminal has no parent: a pairing it had not confirmed
+		// goes too.
+		if _, err := dropPending(tx, deviceID, ""); err != nil {
+			return err
+		}
 		pairings := tx.Bucket(bucketPairings)
 		v := pairings.Get([]byte(deviceID))
 		if v == nil {

@@ -70,17 +70,13 @@ func (t *Terminal) connected(c ServerConn) {
 	w := c.Welcome()
 	serverPaired := w.Paired != nil && *w.Paired
 	t.peerOnline = w.PeerOnline != nil && *w.PeerOnline
-	if serverPaired != t.m.Paired {
-		// The terminal's own store decides: a server that says
-		// "not paired" must not be able to clear the parent and open
-		// the way to a new one (only a local factory reset does that).
-		t.log.Warn("pairing differs between terminal and server; keeping the terminal's", "terminal", t.m.Paired, "server", serverPaired)
-	}
 	t.setClock(w.ServerTime)
-	t.log.Info("connected to the rendezvous server", "paired", t.m.Paired, "parent_online", t.peerOnline)
+	t.log.Info("connected to the rendezvous server", "paired", t.m.Paired, "server_paired", serverPaired, "parent_online", t.peerOnline)
 	// A reset the server has not heard of goes first, before anything
-	// can reach the old parent.
+	// can reach the old parent; then any other difference in the pairing
+	// is settled, the terminal's store deciding (trust.go).
 	t.sendUnpair()
+	t.reconcilePairing(w)
 	t.step(call.Connected{Paired: t.m.Paired})
 }
 

@@ -90,6 +90,9 @@ type Deps struct {
 	// Dial, if set, replaces the websocket client for Config.ServerURL
 	// (tests pass terminaltest's fake server).
 	Dial DialFunc
+	// PairFault, if set, is called at each step of pairing (trust.go);
+	// true stops the terminal there as a crash would. Tests only.
+	PairFault func(PairFaultPoint) bool
 }
 
 // Terminal is the running terminal.

@@ -45,9 +45,11 @@ type trust struct {
 
 	// The pairing in progress: the verified request waiting for the press,
 	// the handshake after it, the parent key after the page's confirm.
-	pairReq    map[string]pairing.Request
-	pairHS     *pairing.TerminalHandshake
-	pairParent *ecdsa.PublicKey
+	pairReq map[string]pairing.Request
+	pairHS  *pairing.TerminalHandshake
+	// dead: a test's fault hook stopped the terminal at a pairing step
+	// (Deps.PairFault); the loop ends and nothing more is sent.
+	dead bool
 }
 
 // loadTrust reads the persistent DTLS certificate, the stored parent key
@@ -331,55 +333,148 @@ func (t *Terminal) acceptPairing(pairID string) {
 		t.send(protocol.Message{Type: protocol.TypePairReject, PairID: pairID, Reason: "bad_secret"})
 		return
 	}
-	t.tr.pairHS, t.tr.pairParent = hs, nil
+	t.tr.pairHS = hs
 	t.send(protocol.Message{Type: protocol.TypePairAccept, PairID: pairID, EphemeralKey: acc.EphemeralKey,
 		PublicKey: acc.PublicKey, Fingerprint: acc.Fingerprint, Signature: acc.Signature, Proof: acc.Proof})
 }
 
-// onPairConfirm checks the page's key confirmation; only then may the
-// server store the pairing.
+// onPairConfirm checks the page's key confirmation, stores the parent, and
+// only then says pair_complete: the server commits the pairing only for a
+// terminal that has it on disk (docs/protocol.md, "Pairing", step 6). The
+// parent ID is the pair ID, which the server chose and the page already
+// holds its credential for.
 func (t *Terminal) onPairConfirm(m protocol.Message) {
 	hs := t.tr.pairHS
 	if hs == nil || hs.PairID() != m.PairID {
 		t.log.Warn("pairing confirm for no pairing of ours", "pair_id", m.PairID)
 		return
 	}
+	if t.fault(PairFaultConfirmReceived) {
+		return
+	}
+	t.tr.pairHS = nil
 	key, err := hs.VerifyConfirm(pairing.Confirm{PublicKey: m.PublicKey, Signature: m.Signature, Proof: m.Proof})
 	if err != nil {
 		t.log.Warn("pairing confirm refused", "pair_id", m.PairID, "err", err)
-		t.tr.pairHS = nil
 		t.send(protocol.Message{Type: protocol.TypePairReject, PairID: m.PairID, Reason: "bad_proof"})
 		return
 	}
-	t.tr.pairParent = key
-	t.send(protocol.Message{Type: protocol.TypePairComplete, PairID: m.PairID})
-}
-
-// onPaired stores the pairing the server confirmed, with the parent key
-// this terminal verified itself.
-func (t *Terminal) onPaired(m protocol.Message) {
-	hs, key := t.tr.pairHS, t.tr.pairParent
-	t.tr.pairHS, t.tr.pairParent = nil, nil
-	if hs == nil || key == nil || hs.PairID() != m.PairID {
-		t.log.Error("server says paired, but this terminal completed no such pairing; ignoring", "pair_id", m.PairID, "parent_id", m.ParentID)
+	if t.m.Paired {
+		// Unreachable while paired terminals refuse requests; never
+		// replace a parent, whatever the handshake.
+		t.log.Error("pairing confirm while paired; refusing", "pair_id", m.PairID)
+		t.send(protocol.Message{Type: protocol.TypePairReject, PairID: m.PairID, Reason: "not_pairable"})
 		return
 	}
 	enc, err := pairing.EncodePublicKey(key)
+	if err == nil {
+		// Only a local factory reset removes a parent: a stored one is
+		// never replaced (SetParent refuses).
+		err = t.d.Store.SetParent(terminalstore.Parent{ParentID: m.PairID, PairedAt: time.Now().UTC(), PublicKey: enc})
+	}
 	if err != nil {
-		t.log.Error("cannot store the pairing", "err", err)
+		// Nothing stored: the server rolls its pending pairing back and
+		// the page's credential dies.
+		t.log.Error("cannot store the pairing; refusing it", "pair_id", m.PairID, "err", err)
+		t.send(protocol.Message{Type: protocol.TypePairReject, PairID: m.PairID, Reason: "store_failed"})
 		return
 	}
-	// Only a local factory reset removes a parent: a stored one is never
-	// replaced, whatever the server says (SetParent refuses).
-	p := terminalstore.Parent{ParentID: m.ParentID, PairedAt: time.Now().UTC(), PublicKey: enc}
-	if err := t.d.Store.SetParent(p); err != nil {
-		t.log.Error("cannot store the pairing", "err", err)
+	if t.fault(PairFaultParentStored) {
 		return
 	}
-	t.log.Info("paired", "parent_id", m.ParentID)
-	t.parentID, t.tr.parentKey = m.ParentID, key
+	t.log.Info("paired", "parent_id", m.PairID)
+	t.parentID, t.tr.parentKey = m.PairID, key
 	t.window.close()
-	// The server has bound this connection to the new parent already;
-	// presence follows when the parent's page logs in.
 	t.step(call.PairDone{})
+	t.send(protocol.Message{Type: protocol.TypePairComplete, PairID: m.PairID})
+	t.fault(PairFaultCompleteSent)
+}
+
+// onPaired is the server's word that it committed the pairing this
+// terminal stored: nothing changes here, the terminal's store decided.
+func (t *Terminal) onPaired(m protocol.Message) {
+	if t.fault(PairFaultPairedReceived) {
+		return
+	}
+	if !t.m.Paired || t.parentID != m.ParentID {
+		t.log.Error("server says paired, but this terminal stored no such pairing; ignoring", "pair_id", m.PairID, "parent_id", m.ParentID)
+		return
+	}
+	t.log.Info("the server committed the pairing", "parent_id", m.ParentID)
+}
+
+// reconcilePairing compares, at each login, the terminal's pairing with
+// the server's (the welcome's parent_id and pending pair_id) and settles a
+// difference. The terminal's store decides; the server is only told:
+//
+//   - a pending pairing the terminal stored is completed (pair_complete),
+//     one it did not store is rolled back (pair_reject "not_paired");
+//   - a parent the server keeps and the terminal does not (its state was
+//     lost, or the registry restored from before a reset) is dropped with
+//     unpair, so that phone is told it is no longer paired;
+//   - a parent the terminal has and the server lost cannot be rebuilt (the
+//     server never had the page's token): it is logged for the technician.
+//
+// Nothing here makes the terminal trust a key, or forget one: that is only
+// ever the button (pairing) or the reset gesture.
+func (t *Terminal) reconcilePairing(w protocol.Message) {
+	serverPaired := w.Paired != nil && *w.Paired
+	local := ""
+	if t.m.Paired {
+		local = t.parentID
+	}
+	if t.unpairPending {
+		return // the unpair just sent drops the server's pairing, pending or not
+	}
+	if w.PairID != "" {
+		if local == w.PairID {
+			t.log.Info("finishing a pairing the server had not committed", "parent_id", local)
+			t.send(protocol.Message{Type: protocol.TypePairComplete, PairID: w.PairID})
+		} else {
+			t.log.Info("rolling back a pairing this unit never stored", "pair_id", w.PairID)
+			t.send(protocol.Message{Type: protocol.TypePairReject, PairID: w.PairID, Reason: protocol.ReasonNotPaired})
+		}
+	}
+	switch {
+	case serverPaired && w.ParentID == "":
+		t.log.Warn("the server says paired but names no parent; cannot compare", "terminal_paired", t.m.Paired)
+	case serverPaired && local != w.ParentID:
+		t.log.Warn("the server keeps a parent this unit does not trust; telling it to drop it",
+			"server_parent_id", w.ParentID, "parent_id", local)
+		t.send(protocol.Message{Type: protocol.TypeUnpair})
+	case !serverPaired && local != "" && local != w.PairID:
+		t.log.Error("the server has no record of this unit's parent (its registry was lost?): the parent cannot reach this unit; factory-reset it and pair again",
+			"parent_id", local)
+	}
+}
+
+// PairFaultPoint names a step of pairing on the terminal where a test may
+// stop it as a crash would (Deps.PairFault).
+type PairFaultPoint string
+
+// The terminal's pairing steps, in order.
+const (
+	PairFaultConfirmReceived PairFaultPoint = "terminal: pair_confirm received"
+	PairFaultParentStored    PairFaultPoint = "terminal: parent stored"
+	PairFaultCompleteSent    PairFaultPoint = "terminal: pair_complete sent"
+	PairFaultPairedReceived  PairFaultPoint = "terminal: paired received"
+)
+
+// PairFaultPoints are the terminal's pairing steps, in order.
+var PairFaultPoints = []PairFaultPoint{PairFaultConfirmReceived, PairFaultParentStored, PairFaultCompleteSent, PairFaultPairedReceived}
+
+// fault runs the test hook at step; true: the terminal stops there, as if
+// killed. Its connection is closed at once and the loop ends; the test
+// stops it and starts another on the same state file.
+func (t *Terminal) fault(step PairFaultPoint) bool {
+	if t.d.PairFault == nil || !t.d.PairFault(step) {
+		return false
+	}
+	t.log.Warn("fault injected: the terminal stops here", "step", string(step))
+	t.tr.dead = true
+	if t.conn != nil {
+		t.conn.Close()
+		t.conn = nil
+	}
+	return true
 }

@@ -64,7 +64,7 @@ const (
 	TypePairRequest  = "pair_request"  // pairing page → server → terminal
 	TypePairAccept   = "pair_accept"   // terminal → server → pairing page (after the button press)
 	TypePairConfirm  = "pair_confirm"  // pairing page → server → terminal
-	TypePairComplete = "pair_complete" // terminal → server: the page's confirm verified; store the pairing
+	TypePairComplete = "pair_complete" // terminal → server: the page's confirm verified and the parent stored; commit the pairing
 	TypePairReject   = "pair_reject"   // terminal → server
 	TypePaired       = "paired"        // server → pairing page and terminal
 	TypeUnpair       = "unpair"        // terminal → server: the terminal was factory-reset
@@ -111,7 +111,19 @@ const (
 	ErrCodeRateLimited   = "rate_limited"   // too many attempts; retry later
 	ErrCodeBusy          = "busy"           // a call is already in progress
 	ErrCodeInternal      = "internal"       // server fault; nothing was changed
+	// ErrCodePairingPending answers a parent's login whose pairing the
+	// terminal has not yet confirmed stored (docs/protocol.md, "Pairing",
+	// step 6): the credential is neither good nor dead yet; try again later.
+	ErrCodePairingPending = "pairing_pending"
 )
+
+// ReasonNotPaired is the terminal's pair_reject of a pending pairing
+// (welcome's pair_id) that it has not stored: the server rolls it back.
+const ReasonNotPaired = "not_paired"
+
+// TokenBytes is the size of a parent's bearer token, which its page makes
+// and sends in pair_confirm (base64url: 43 characters).
+const TokenBytes = 32
 
 // ICEServer is one STUN/TURN server handed to a client for one call.
 type ICEServer struct {

@@ -25,7 +25,7 @@ type rule struct {
 var rules = map[string]rule{
 	TypeChallenge:    {required: []string{"nonce"}, optional: []string{"server_time"}},
 	TypeHello:        {required: []string{"role"}, optional: []string{"device_id", "public_key", "signature", "certificate", "parent_id", "token", "version"}},
-	TypeWelcome:      {required: []string{"role"}, optional: []string{"device_id", "parent_id", "paired", "peer_online", "reason", "server_time"}},
+	TypeWelcome:      {required: []string{"role"}, optional: []string{"device_id", "parent_id", "pair_id", "paired", "peer_online", "reason", "server_time"}},
 	TypeError:        {required: []string{"code"}, optional: []string{"message", "ref_type", "call_id", "pair_id"}},
 	TypePresence:     {required: []string{"peer_online"}, optional: []string{"reason"}},
 	TypeRing:         {required: []string{"call_id", "nonce", "signed_at", "signature"}, optional: []string{"ice_servers", "ice_transport_policy"}},
@@ -38,7 +38,7 @@ var rules = map[string]rule{
 	TypeCallLog:      {optional: []string{"calls"}},
 	TypePairRequest:  {required: []string{"device_id", "nonce", "ephemeral_key", "proof"}, optional: []string{"pair_id", "source"}},
 	TypePairAccept:   {required: []string{"pair_id", "ephemeral_key", "public_key", "fingerprint", "signature", "proof"}},
-	TypePairConfirm:  {required: []string{"pair_id", "public_key", "signature", "proof"}},
+	TypePairConfirm:  {required: []string{"pair_id", "public_key", "signature", "proof"}, optional: []string{"token"}},
 	TypePairComplete: {required: []string{"pair_id"}},
 	TypePairReject:   {required: []string{"pair_id", "reason"}},
 	TypePaired:       {required: []string{"device_id", "parent_id"}, optional: []string{"pair_id", "token"}},

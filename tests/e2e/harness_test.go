@@ -150,6 +150,9 @@ type terminalOpts struct {
 	// resetClock, if set, is the wall clock BootReset compares with the
 	// call log (terminal.RecentCall).
 	resetClock func() time.Time
+	// pairFault, if set, is the terminal's crash hook in pairing
+	// (terminal.Deps.PairFault).
+	pairFault func(terminal.PairFaultPoint) bool
 }
 
 func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, o terminalOpts) *rig {
@@ -202,7 +205,8 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 		LoopbackOnly: true, ICE: o.ice, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
 		Version: "e2e", PairWindow: o.pairWindow, AutoAnswer: o.autoAnswer,
 	}, terminal.Deps{Store: store, Buttons: board.Button().Events(), ButtonStuck: board.Button().Stuck,
-		LEDs: board.LEDs(), Speaker: speaker, Watchdog: o.watchdog, OnCaptureOpen: o.onCaptureOpen, Log: log, Now: o.now})
+		LEDs: board.LEDs(), Speaker: speaker, Watchdog: o.watchdog, OnCaptureOpen: o.onCaptureOpen, Log: log, Now: o.now,
+		PairFault: o.pairFault})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func TestServerCannotUnpairTerminal(t *testing.T) {
 	}, nil)
 	mm.drop()
 	eventually(t, step, "the terminal logs in again and hears it is not paired", func() bool {
-		return logs.has("pairing differs between terminal and server")
+		return logs.has("the server has no record of this unit's parent")
 	})
 	r.waitIdle("ready after the new login")
 	if st := r.term.Status(); !st.Paired || st.ParentID != cred.ParentID {

@@ -10,6 +10,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -540,6 +541,10 @@ func (c *Client) AnswerPair(ctx context.Context, secret pairing.Secret) (protoco
 type PairPage struct {
 	*Client
 	H *pairing.ParentHandshake
+	// Pending is the credential Finish made before it sent the confirm
+	// (nil before then): what a page that lost its socket or the server
+	// logs in with to learn how the pairing ended.
+	Pending *Credentials
 }
 
 // StartPair opens a pairing socket and sends a pair_request for device.
@@ -592,7 +597,12 @@ func (p *PairPage) Finish(ctx context.Context) (Credentials, error) {
 	if err != nil {
 		return Credentials{}, err
 	}
-	err = p.Send(ctx, protocol.Message{Type: protocol.TypePairConfirm, PairID: acc.PairID, PublicKey: conf.PublicKey, Signature: conf.Signature, Proof: conf.Proof})
+	// As the web page does: the credential (parent ID = pair ID, a token
+	// of its own) exists before the confirm leaves.
+	cred := Credentials{DeviceID: dev.DeviceID, ParentID: acc.PairID, Token: NewToken(), Key: key, Device: dev}
+	p.Pending = &cred
+	err = p.Send(ctx, protocol.Message{Type: protocol.TypePairConfirm, PairID: acc.PairID, PublicKey: conf.PublicKey,
+		Signature: conf.Signature, Proof: conf.Proof, Token: cred.Token})
 	if err != nil {
 		return Credentials{}, err
 	}
@@ -600,10 +610,18 @@ func (p *PairPage) Finish(ctx context.Context) (Credentials, error) {
 	if err != nil {
 		return Credentials{}, err
 	}
-	if paired.DeviceID != dev.DeviceID || paired.Token == "" || !protocol.ValidID(paired.ParentID) || paired.PairID != acc.PairID {
+	if paired.DeviceID != dev.DeviceID || paired.Token != "" || paired.ParentID != acc.PairID || paired.PairID != acc.PairID {
 		return Credentials{}, fmt.Errorf("rendezvoustest: page's paired message is wrong: %+v: %w", paired, ErrUnexpected)
 	}
-	return Credentials{DeviceID: dev.DeviceID, ParentID: paired.ParentID, Token: paired.Token, Key: key, Device: dev}, nil
+	return cred, nil
+}
+
+// NewToken is a parent's bearer token as its page makes it: 32 random
+// bytes, base64url.
+func NewToken() string {
+	var b [protocol.TokenBytes]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // PairLink is the pairing page opened from the label's link: it asks the

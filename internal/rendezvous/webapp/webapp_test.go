@@ -222,12 +222,20 @@ func pairPage(t *testing.T, ctx context.Context, f *fakeRendezvous, term *fakeTe
 	if err != nil {
 		t.Fatalf("the page's pair_confirm does not verify in Go: %v", err)
 	}
-	cred := storedCredential{ParentID: protocol.NewID(), Token: protocol.NewNonce(), DeviceID: term.id}
+	// The page made its token and kept its credential (parent ID = pair
+	// ID) before the confirm left (docs/protocol.md, "Pairing", step 5).
+	if tok, err := base64.RawURLEncoding.DecodeString(conf.Token); err != nil || len(tok) != protocol.TokenBytes {
+		t.Fatalf("pair_confirm token %q is not 32 bytes of base64url (err %v)", conf.Token, err)
+	}
+	cred := storedCredential{ParentID: acc.PairID, Token: conf.Token, DeviceID: term.id}
+	if got := credential(t, ctx); got == nil || *got != cred {
+		t.Fatalf("credential kept before the paired = %+v, want %+v", got, cred)
+	}
 	f.mu.Lock()
 	term.parent = parent
 	f.term = term
 	f.mu.Unlock()
-	c.send(protocol.Message{Type: protocol.TypePaired, DeviceID: term.id, ParentID: cred.ParentID, Token: cred.Token, PairID: acc.PairID})
+	c.send(protocol.Message{Type: protocol.TypePaired, DeviceID: term.id, ParentID: cred.ParentID, PairID: acc.PairID})
 	pc := f.accept(t)
 	if h := pc.hello; h.Role != protocol.RoleParent || h.ParentID != cred.ParentID || h.Token != cred.Token {
 		t.Fatalf("after pairing the page said hello %+v, want role parent with the new credential", h)
@@ -274,7 +282,7 @@ func TestPairing(t *testing.T) {
 	})
 	t.Run("paired without a verified accept is refused", func(t *testing.T) {
 		c, _ := openPairingLink(t, ctx, f, term.id, secret)
-		c.send(protocol.Message{Type: protocol.TypePaired, DeviceID: term.id, ParentID: protocol.NewID(), Token: protocol.NewNonce(), PairID: protocol.NewID()})
+		c.send(protocol.Message{Type: protocol.TypePaired, DeviceID: term.id, ParentID: protocol.NewID(), PairID: protocol.NewID()})
 		waitFor(t, ctx, `window.tuanju.lastError === "bad_accept_proof"`)
 		if cred := credential(t, ctx); cred != nil {
 			t.Errorf("the page stored %+v from a server's paired alone", cred)
@@ -764,5 +772,51 @@ func TestSignOfferUnchecked(t *testing.T) {
 	at, sig := signOfferUnchecked(t, term, b, sdp)
 	if err := pairing.VerifyCall(&term.key.PublicKey, protocol.TypeOffer, b, sdp, pairing.CallSig{SignedAt: at, Signature: sig}, time.Now()); err != nil {
 		t.Fatalf("the test's signer does not sign what pairing verifies: %v", err)
+	}
+}
+
+// TestUnfinishedPairing: the terminal went offline after the page's
+// confirm. The page keeps the credential it made, logs in with it, waits
+// while the server says pairing_pending (the terminal has not decided),
+// and when the login is refused — the terminal had not stored the pairing
+// — deletes it and says the pairing did not finish, rather than keep a dead
+// credential.
+func TestUnfinishedPairing(t *testing.T) {
+	f := newFakeRendezvous(t)
+	ctx := phone(t)
+	term := newFakeTerminal(t)
+	secret := pairing.NewSecret()
+	c, req := openPairingLink(t, ctx, f, term.id, secret)
+	_, acc := terminalAccepts(t, term, secret, req)
+	c.send(acc)
+	conf := c.expect(protocol.TypePairConfirm)
+	kept := storedCredential{ParentID: acc.PairID, Token: conf.Token, DeviceID: term.id}
+	if got := credential(t, ctx); got == nil || *got != kept {
+		t.Fatalf("credential before the outcome = %+v, want %+v", got, kept)
+	}
+	c.send(protocol.Message{Type: protocol.TypeError, Code: protocol.ErrCodeDeviceOffline, RefType: protocol.TypePairRequest, PairID: acc.PairID})
+
+	pc := f.accept(t)
+	if h := pc.hello; h.Role != protocol.RoleParent || h.ParentID != kept.ParentID || h.Token != kept.Token {
+		t.Fatalf("after the terminal left the page said hello %+v, want a parent login with its kept credential", h)
+	}
+	pc.send(protocol.Message{Type: protocol.TypeError, Code: protocol.ErrCodePairingPending, RefType: protocol.TypeHello})
+	pc.ws.Close(1013, "pairing pending") // try again later
+	waitText(t, ctx, "#presence-text", "Finishing the pairing")
+	if got := credential(t, ctx); got == nil || *got != kept {
+		t.Fatalf("credential while pending = %+v, want it kept", got)
+	}
+
+	pc = f.accept(t) // the page tries again
+	if pc.hello.ParentID != kept.ParentID {
+		t.Fatalf("retry hello = %+v", pc.hello)
+	}
+	pc.send(protocol.Message{Type: protocol.TypeError, Code: protocol.ErrCodeAuthFailed, RefType: protocol.TypeHello})
+	pc.ws.Close(4001, "auth failed")
+	waitState(t, ctx, "pairing")
+	waitFor(t, ctx, `window.tuanju.lastError === "pair_unfinished"`)
+	waitText(t, ctx, "#pair-error", "did not finish")
+	if got := credential(t, ctx); got != nil {
+		t.Errorf("credential %+v kept after the pairing was rolled back", got)
 	}
 }

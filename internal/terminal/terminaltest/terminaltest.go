@@ -40,6 +40,14 @@ func NewServer(paired, parentOnline bool) *Server {
 	return &Server{welcome: protocol.Message{Type: protocol.TypeWelcome, Paired: &paired, PeerOnline: &parentOnline}}
 }
 
+// EditWelcome changes the welcome of the following logins (a pending
+// pairing's pair_id, the server's parent_id, …).
+func (s *Server) EditWelcome(f func(*protocol.Message)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(&s.welcome)
+}
+
 // Dial is a terminal.DialFunc.
 func (s *Server) Dial(ctx context.Context) (terminal.ServerConn, error) {
 	s.mu.Lock()

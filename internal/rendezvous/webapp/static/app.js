@@ -19,7 +19,7 @@
 //              totalSamplesReceived}, outbound:{videoBytesSent, audioBytesSent}, …}
 
 import { Signal } from './signal.js';
-import { parseLink, secureCryptoAvailable, startHandshake, verifyAccept, confirm, newParentKey, signCall, verifyCall, newNonce, sdpHash } from './pairing.js';
+import { parseLink, secureCryptoAvailable, startHandshake, verifyAccept, confirm, newParentKey, newToken, signCall, verifyCall, newNonce, sdpHash } from './pairing.js';
 import { savePairing, loadPairing, clearPairing } from './keystore.js';
 import { Call, localMedia, emptyStats } from './call.js';
 import * as ringer from './ringer.js';
@@ -36,6 +36,7 @@ const hooks = {
   state: 'pairing',
   online: false,
   revoked: false,
+  pairingPending: false,
   connected: false,
   lastError: null,
   refused: 0,
@@ -85,6 +86,7 @@ const pairErrors = {
   bad_link: ['This pairing link is damaged. Scan the QR label on the terminal again.', '配对链接不完整。请重新扫描终端上的二维码。'],
   insecure_context: ['This page was not opened over a secure (https://) connection, so the phone cannot do the pairing safely. Open the link from the QR label exactly as printed.', '此页面没有通过安全连接（https://）打开，无法安全配对。请按二维码上的链接打开。'],
   internal: ['The server had a problem. Please try again in a few minutes.', '服务器出错。请过几分钟再试。'],
+  pair_unfinished: ['The pairing did not finish, so this phone is NOT paired. Scan the QR label on the terminal to pair again.', '配对没有完成，手机未配对。请重新扫描终端上的二维码。'],
   auth_failed: ['This phone is no longer paired with the terminal. Scan the QR label on the terminal to pair again.', '这部手机已不再与终端配对。请重新扫描终端上的二维码。'],
   unpaired: ['This terminal was reset, so this phone is no longer paired with it. To pair again, hold the terminal\'s button for 3 seconds until the blue light glows, then scan its QR code.', '终端已被重置，这部手机已不再与它配对。如需重新配对，请按住终端按钮3秒，直到蓝灯亮起，然后扫描二维码。'],
 };
@@ -128,6 +130,15 @@ async function startPairing(link) {
   let parentKey = null;
   let halted = false;
   let done = false;
+  // cred: the credential kept before the confirm left. From then on only a
+  // login can say how the pairing ended (docs/protocol.md, "Pairing").
+  let cred = null;
+  const toLogin = () => {
+    done = true;
+    signal.stop();
+    history.replaceState(null, '', '/');
+    startParent(cred);
+  };
 
   const sendRequest = async () => {
     halted = false;
@@ -143,10 +154,26 @@ async function startPairing(link) {
   const onMessage = async (m) => {
     switch (m.type) {
       case 'welcome':
-        if (!done && !halted) sendRequest();
+        if (cred && !done) toLogin(); // reconnected after the confirm
+        else if (!done && !halted) sendRequest();
         break;
       case 'error':
         halted = true;
+        if (cred && !done) {
+          // After the confirm: a refusal by the terminal rolled the pairing
+          // back; anything else (it went offline, the server timed out or
+          // failed) may still end paired, and the login will say.
+          if (m.code === 'pair_rejected' && m.message !== 'timeout') {
+            done = true;
+            localStorage.removeItem(CRED_KEY);
+            await clearPairing();
+            keys = null;
+            pairError(m.code, m.message);
+          } else {
+            toLogin();
+          }
+          return;
+        }
         pairError(m.code, m.message);
         break;
       case 'pair_accept': {
@@ -162,25 +189,27 @@ async function startPairing(link) {
         }
         if (hs !== mine) return; // a newer request replaced this one meanwhile
         parentKey = parentKey || (await newParentKey());
-        signal.send(await confirm(acc, parentKey));
+        // Keep the credential (parent ID = pair ID, a token of our own) and
+        // the keys before the confirm leaves: if this phone dies now, it
+        // still learns at its next start whether it is paired.
+        keys = { parentKey, deviceKey: acc.deviceKey, deviceId: link.deviceId, fingerprint: acc.fingerprint };
+        await savePairing(keys);
+        cred = { parent_id: acc.pairId, token: newToken(), device_id: link.deviceId, pending: true };
+        localStorage.setItem(CRED_KEY, JSON.stringify(cred));
+        const c = await confirm(acc, parentKey);
+        c.token = cred.token;
+        signal.send(c);
         break;
       }
       case 'paired': {
-        const ok = acc !== null && validID(m.parent_id) && typeof m.token === 'string' && m.token !== '' &&
+        const ok = cred !== null && acc !== null && m.parent_id === cred.parent_id &&
           m.device_id === link.deviceId && m.pair_id === acc.pairId;
         if (!ok) {
           halted = true;
           pairError('bad_accept_proof');
           return;
         }
-        done = true;
-        keys = { parentKey, deviceKey: acc.deviceKey, deviceId: link.deviceId, fingerprint: acc.fingerprint };
-        await savePairing(keys);
-        const cred = { parent_id: m.parent_id, token: m.token, device_id: m.device_id };
-        localStorage.setItem(CRED_KEY, JSON.stringify(cred));
-        signal.stop();
-        history.replaceState(null, '', '/');
-        startParent(cred);
+        toLogin();
         break;
       }
     }
@@ -289,7 +318,11 @@ async function fromTerminal(m) {
   return true;
 }
 
+// parentCred is the credential the parent socket logs in with.
+let parentCred = null;
+
 function startParent(cred) {
+  parentCred = cred;
   setState('home');
   signal = new Signal({
     hello: () => ({ type: 'hello', role: 'parent', parent_id: cred.parent_id, token: cred.token }),
@@ -313,7 +346,11 @@ function renderPresence() {
   else if (hooks.revoked) bilingual($('presence-text'), "Child's terminal is switched off by the programme", '终端已被项目停用');
   else bilingual($('presence-text'), "Child's terminal is offline", '终端离线');
   const note = $('home-note');
-  if (hooks.revoked && !hooks.online) {
+  if (hooks.pairingPending) {
+    bilingual($('presence-text'), 'Finishing the pairing…', '正在完成配对…');
+    bilingual(note, 'The terminal went offline while pairing. Pairing finishes (or is undone) as soon as it is back online; keep this page open.',
+      '配对时终端断线了。终端重新上线后，配对会完成（或取消）；请保持此页面打开。');
+  } else if (hooks.revoked && !hooks.online) {
     bilingual(note, 'The programme has switched this terminal off (for example, it was reported lost or stolen). Please contact the programme or the school.',
       '项目已停用这台终端（例如报告丢失或被盗）。请联系项目方或学校。');
   } else if (!hooks.online) {
@@ -383,6 +420,13 @@ function renderLog(calls) {
 async function onParentMessage(m) {
   switch (m.type) {
     case 'welcome':
+      if (parentCred && parentCred.pending) {
+        // The first login with it: the pairing is stored on all sides.
+        delete parentCred.pending;
+        localStorage.setItem(CRED_KEY, JSON.stringify(parentCred));
+      }
+      hooks.pairingPending = false;
+    // falls through
     case 'presence':
       hooks.online = !!m.peer_online;
       hooks.revoked = !m.peer_online && m.reason === 'revoked';
@@ -462,7 +506,16 @@ function forgetPairing(code) {
 function onError(m) {
   fail(m.code);
   if (m.code === 'auth_failed') {
-    forgetPairing('auth_failed');
+    // A credential never confirmed by a login is a pairing that did not
+    // finish, not one that was taken away.
+    forgetPairing(parentCred && parentCred.pending ? 'pair_unfinished' : 'auth_failed');
+    return;
+  }
+  if (m.code === 'pairing_pending') {
+    // The terminal has not yet said whether it stored this pairing: keep
+    // the credential; the socket closes (1013) and the login is retried.
+    hooks.pairingPending = true;
+    renderPresence();
     return;
   }
   if (!cur || (m.call_id && m.call_id !== cur.id)) return;

@@ -138,6 +138,11 @@ export async function verifyAccept(hs, m) {
   return { pairId: m.pair_id, th, kp, deviceKey, deviceKeySpki: m.public_key, fingerprint: m.fingerprint };
 }
 
+/** newToken is the parent's bearer token, made here and sent in pair_confirm: 32 random bytes, base64url. */
+export function newToken() {
+  return b64url(crypto.getRandomValues(new Uint8Array(32)));
+}
+
 /** confirm builds the pair_confirm that binds the parent's key to this exchange. */
 export async function confirm(acc, parentKey) {
   const p = b64url(new Uint8Array(await subtle().exportKey('spki', parentKey.publicKey)));
