@@ -60,7 +60,7 @@ type Parent struct {
 
 // Store is the registry on a bbolt file. It is safe for concurrent use.
 type Store struct {
-	db *bolt.DB
+	db *boltfile.DB
 }
 
 // OpenStore opens (creating if needed) the registry at path, mode 0600: it

@@ -72,7 +72,7 @@ type Parent struct {
 
 // Store is the open state file.
 type Store struct {
-	db *bolt.DB
+	db *boltfile.DB
 }
 
 // Open opens (creating if needed) the state file with mode 0600: it holds
