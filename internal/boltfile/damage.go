@@ -66,13 +66,19 @@ func OpenReadOnly(path string) (*DB, error) {
 }
 
 // openExisting opens a file that exists. bbolt would make a new database in
-// an empty file, and panics on some truncated ones: both are damage here.
+// an empty file, and panics (or faults on its memory map) on truncated ones
+// and on bad pages: all of it is damage here, found before the file is
+// used.
 //
-// The file is opened read-only first and checked: bbolt reads the free
-// list at a read-write open and panics there on a bad one, and a panic in
-// bbolt's Open leaves the file mapped and so locked for as long as the
-// process lives; a read-only open reads it only in the check, where the
-// panic is caught and the file can still be closed.
+// The file is opened read-only first and checked; only a sound one is then
+// opened for writing. bbolt's own check runs in a goroutine of its own,
+// where a fault on the map (a page pointer past the end of the file) would
+// kill the process past any recover, so the free list and every reachable
+// page are read here first, in this goroutine, where a fault is a panic
+// (debug.SetPanicOnFault) that recoverDamage turns into ErrDamaged. A panic
+// inside bbolt's Open leaves that file mapped, and so its shared lock held,
+// for the life of the process: harmless to a terminal that moves the file
+// aside, and to a server that refuses to start.
 func openExisting(path string, readOnly bool) (*DB, error) {
 	info, err := os.Stat(path)
 	if err != nil {
@@ -98,12 +104,12 @@ func openExisting(path string, readOnly bool) (*DB, error) {
 	return openRaw(path, false)
 }
 
-// openRaw is bolt.Open with a panic recovered and the errors sorted into
-// damage and the rest.
+// openRaw is bolt.Open with the free list read at once, a panic recovered,
+// and the errors sorted into damage and the rest.
 func openRaw(path string, readOnly bool) (db *DB, err error) {
 	defer recoverDamage(&err, path, "open")
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	raw, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: LockTimeout, ReadOnly: readOnly})
+	raw, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: LockTimeout, ReadOnly: readOnly, PreLoadFreelist: true})
 	switch {
 	case err == nil:
 		return &DB{DB: raw, path: path}, nil
@@ -120,10 +126,29 @@ func notDamage(err error) bool {
 	return errors.Is(err, bolterrors.ErrTimeout) || errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist)
 }
 
-// check runs bbolt's consistency check over the whole file.
+// check looks at the whole file: its size against the size its header
+// gives, every reachable page (walk), then bbolt's consistency check.
 func check(db *DB, path string) error {
 	de := &DamageError{Path: path}
-	err := db.View(func(tx *bolt.Tx) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("boltfile: check %s: %w", path, err)
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		if tx.Size() > info.Size() {
+			return fmt.Errorf("truncated: the header gives %d bytes, the file has %d", tx.Size(), info.Size())
+		}
+		return walk(tx)
+	})
+	if err != nil {
+		var inner *DamageError
+		if errors.As(err, &inner) {
+			return inner
+		}
+		de.Problems = append(de.Problems, err.Error())
+		return de
+	}
+	err = db.View(func(tx *bolt.Tx) error {
 		for e := range tx.Check() {
 			if len(de.Problems) < maxProblems {
 				de.Problems = append(de.Problems, e.Error())
@@ -140,6 +165,23 @@ func check(db *DB, path string) error {
 		return de
 	}
 	return nil
+}
+
+// walk reads every bucket and key, so that every reachable branch and leaf
+// page is read once in the caller's goroutine.
+func walk(tx *bolt.Tx) error {
+	return tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walkBucket(b) })
+}
+
+func walkBucket(b *bolt.Bucket) error {
+	return b.ForEach(func(k, v []byte) error {
+		if v == nil {
+			if c := b.Bucket(k); c != nil {
+				return walkBucket(c)
+			}
+		}
+		return nil
+	})
 }
 
 // Check runs bbolt's consistency check on an open file: nil, or a
@@ -208,4 +250,19 @@ func MoveAside(path string, now time.Time) (string, error) {
 		return "", fmt.Errorf("boltfile: move %s aside: %w", path, err)
 	}
 	return to, nil
+}
+
+// Salvage runs fn over a damaged file, read-only, unchecked, with a panic
+// recovered: to rescue what can still be read (the terminal's identity, on
+// a unit from before the identity file) before the file is moved aside.
+func Salvage(path string, fn func(*bolt.Tx) error) error {
+	if info, err := os.Stat(path); err != nil || info.Size() == 0 {
+		return &DamageError{Path: path, Problems: []string{"nothing to salvage"}}
+	}
+	db, err := openRaw(path, true)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(fn)
 }
