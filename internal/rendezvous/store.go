@@ -63,10 +63,17 @@ type Store struct {
 	db *boltfile.DB
 }
 
-// OpenStore opens (creating if needed) the registry at path, mode 0600: it
-// holds the parents' token hashes and every family's call log.
+// OpenStore opens the registry at path, mode 0600: it holds the parents'
+// token hashes and every family's call log. A new one is made only where
+// no file exists. A damaged one (empty, header-less, truncated, bad pages:
+// boltfile) is refused with an error wrapping ErrDamaged that says what to
+// do (store_check.go): a server on an empty registry would refuse every
+// parent, and the page would delete its credential.
 func OpenStore(path string) (*Store, error) {
 	db, err := boltfile.Open(path, bucketDevices, bucketParents, bucketPairings, bucketCalls)
+	if errors.Is(err, boltfile.ErrDamaged) {
+		return nil, fmt.Errorf("rendezvous: the registry is damaged; the server will not start on it: %w; %s", err, recoveryHint)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("rendezvous: store: %w", err)
 	}
