@@ -15,8 +15,8 @@ import (
 	"github.com/tuanju/tuanju/internal/boltfile/boltfiletest"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal/selftest"
-	"github.com/tuanju/tuanju/internal/terminal/terminaltest"
 	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
+	"github.com/tuanju/tuanju/internal/terminal/terminaltest"
 )
 
 // pairedUnit makes a provisioned unit paired with a parent and a call log
