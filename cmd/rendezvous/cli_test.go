@@ -3,14 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tuanju/tuanju/internal/boltfile/boltfiletest"
 	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // TestHelp: -h, --help and help print the usage, with every command and
@@ -156,5 +162,57 @@ allow_peers = ["127.0.0.0/8"]
 	opts, err := parse([]string{"-config", file, "-tls-cert", tls + "/c.pem", "-tls-key", tls + "/k.pem", "-turn-tls-listen", "127.0.0.1:9104"}, &bytes.Buffer{})
 	if err != nil || opts.cfg.TLSCertFile != tls+"/c.pem" || opts.cfg.TLSKeyFile != tls+"/k.pem" || opts.cfg.TURN.TLSListen != "127.0.0.1:9104" {
 		t.Errorf("-tls-cert, -tls-key, -turn-tls-listen: %+v, %v", opts.cfg, err)
+	}
+}
+
+// TestDamagedRegistry: the server refuses to start on each kind of damaged
+// registry with the way out in its error, never a panic, and `rendezvous
+// check` says DAMAGED and exits non-zero; on a sound one (the control)
+// check passes.
+func TestDamagedRegistry(t *testing.T) {
+	kinds := append([]boltfiletest.Kind{{Name: "undamaged (control)", Damage: func(testing.TB, string) {}}}, boltfiletest.Kinds()...)
+	for _, k := range kinds {
+		t.Run(k.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			fillRegistry(t, filepath.Join(dir, rendezvous.RegistryFile))
+			k.Damage(t, filepath.Join(dir, rendezvous.RegistryFile))
+			var out bytes.Buffer
+			err := run(context.Background(), []string{"check", "-data", dir}, &out, io.Discard)
+			if k.Name == "undamaged (control)" {
+				if err != nil || !strings.Contains(out.String(), "ok") {
+					t.Errorf("check of a sound registry: %v\n%s", err, out.String())
+				}
+				return
+			}
+			if !errors.Is(err, errCheckFailed) || !strings.Contains(out.String(), "DAMAGED") {
+				t.Errorf("check = %v\n%s; want DAMAGED and a failure", err, out.String())
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), rendezvoustest.Timeout)
+			defer cancel()
+			err = run(ctx, []string{"-listen", "127.0.0.1:0", "-turn-listen", "", "-data", dir, "-device-ca", rendezvoustest.TestCAFile(t)}, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "will not start") || !strings.Contains(err.Error(), "rendezvous restore") {
+				t.Errorf("serve on a damaged registry = %v, want a refusal naming the way out", err)
+			}
+		})
+	}
+}
+
+// fillRegistry makes a registry with enough pairings for data pages.
+func fillRegistry(t *testing.T, path string) {
+	t.Helper()
+	st, err := rendezvous.OpenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now().UTC()
+	for i := range 40 {
+		dev, parent := protocol.NewID(), protocol.NewID()
+		if _, err := st.RegisterDevice(dev, []byte(fmt.Sprintf("key-%d", i)), now); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreatePairing(dev, parent, make([]byte, 32), "", now); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/internal/terminal/autoanswer"
 	"github.com/tuanju/tuanju/internal/terminal/call"
+	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
 	"github.com/tuanju/tuanju/media"
 )
 
@@ -26,9 +27,15 @@ type config struct {
 	ServerURL string `toml:"server_url"`
 	// ServerCAFile (PEM) replaces the system's CAs for a wss:// server_url:
 	// for a programme whose server has a certificate from its own CA.
-	ServerCAFile string      `toml:"server_ca_file"`
-	PublicURL    string      `toml:"public_url"`
-	StateFile    string      `toml:"state_file"`
+	ServerCAFile string `toml:"server_ca_file"`
+	PublicURL    string `toml:"public_url"`
+	StateFile    string `toml:"state_file"`
+	// IdentityFile is the unit's key and device certificate, written once
+	// at provisioning, apart from the state file so that damage to the
+	// state cannot take the unit's name (terminalstore). Empty: beside the
+	// state file (terminalstore.IdentityPath); on the OS image, a
+	// provisioning partition.
+	IdentityFile string      `toml:"identity_file"`
 	Board        string      `toml:"board"` // "sim" or "gpio"
 	PanelListen  string      `toml:"panel_listen"`
 	LoopbackOnly bool        `toml:"loopback_only"`
@@ -125,6 +132,14 @@ func defaults() config {
 		Speaker:         "default",
 		AutoAnswer:      autoAnswerConfig{Delay: duration{terminal.DefaultAutoAnswerDelay}},
 	}
+}
+
+// identityFile is identity_file, or its default beside the state file.
+func (c config) identityFile() string {
+	if c.IdentityFile != "" {
+		return c.IdentityFile
+	}
+	return terminalstore.IdentityPath(c.StateFile)
 }
 
 // configUse is what a command needs of the configuration.

@@ -32,12 +32,14 @@ var errNotProvisioned = errors.New("terminald: " + notProvisioned)
 // and to read it back. The bundle is a PEM private key and the device
 // certificate a program CA issued for it (devcert.EncodeBundle).
 func runIdentity(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	const usageText = `usage: terminald identity import [-config F] [-state F] BUNDLE
-       terminald identity show [-config F] [-state F]
+	const usageText = `usage: terminald identity import [-config F] [-state F] [-identity F] BUNDLE
+       terminald identity show [-config F] [-state F] [-identity F]
 
 import puts a unit's identity on it: the bundle is a PEM private key and the
-device certificate a program CA issued for it. show prints the device ID and
-the certificate (and exits non-zero on a unit never provisioned).
+device certificate a program CA issued for it, written to the identity file
+(identity_file; default beside the state file), apart from the state file.
+show prints the device ID and the certificate (and exits non-zero on a unit
+never provisioned).
 `
 	usage := errors.New("usage: terminald identity import [-config F] [-state F] BUNDLE | terminald identity show [-config F] [-state F]")
 	if len(args) == 0 {
@@ -56,6 +58,7 @@ the certificate (and exits non-zero on a unit never provisioned).
 	file := fs.String("config", "", "TOML config `file` (for its state_file)")
 	o := cli.NewOverrides(fs)
 	o.String("state", &cfg.StateFile, "bbolt state `file` (overrides the config's)")
+	o.String("identity", &cfg.IdentityFile, "identity `file` (overrides the config's identity_file; default: beside the state file)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -65,15 +68,15 @@ the certificate (and exits non-zero on a unit never provisioned).
 	o.Apply()
 	switch {
 	case cmd == "import" && fs.NArg() == 1:
-		return importIdentity(cfg.StateFile, fs.Arg(0), stdout)
+		return importIdentity(cfg.StateFile, cfg.identityFile(), fs.Arg(0), stdout)
 	case cmd == "show" && fs.NArg() == 0:
-		return showIdentity(cfg.StateFile, stdout)
+		return showIdentity(cfg.StateFile, cfg.identityFile(), stdout)
 	default:
 		return usage
 	}
 }
 
-func importIdentity(statePath, bundlePath string, stdout io.Writer) error {
+func importIdentity(statePath, identityPath, bundlePath string, stdout io.Writer) error {
 	b, err := os.ReadFile(bundlePath)
 	if err != nil {
 		return fmt.Errorf("terminald: identity import: %w", err)
@@ -85,7 +88,9 @@ func importIdentity(statePath, bundlePath string, stdout io.Writer) error {
 	if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
 		return fmt.Errorf("terminald: state dir: %w", err)
 	}
-	store, err := terminalstore.Open(statePath)
+	// Through the state file, which moves an older unit's identity out
+	// first, so the rules of ImportIdentity see it.
+	store, err := terminalstore.OpenFiles(statePath, identityPath)
 	if err != nil {
 		return err
 	}
@@ -93,15 +98,17 @@ func importIdentity(statePath, bundlePath string, stdout io.Writer) error {
 	if err := store.ImportIdentity(key, cert); err != nil {
 		return fmt.Errorf("terminald: identity import: %w", err)
 	}
-	fmt.Fprintf(stdout, "imported into %s:\n", statePath)
+	fmt.Fprintf(stdout, "imported into %s:\n", identityPath)
 	return describe(cert, stdout)
 }
 
-func showIdentity(statePath string, stdout io.Writer) error {
+func showIdentity(statePath, identityPath string, stdout io.Writer) error {
 	if _, err := os.Stat(statePath); err != nil {
-		return fmt.Errorf("terminald: identity show: %w", err)
+		if _, ierr := os.Stat(identityPath); ierr != nil {
+			return fmt.Errorf("terminald: identity show: %w", err)
+		}
 	}
-	store, err := terminalstore.Open(statePath)
+	store, err := terminalstore.OpenFiles(statePath, identityPath)
 	if err != nil {
 		return err
 	}
@@ -141,33 +148,48 @@ var provisionPoll = 30 * time.Second
 // state file: tests wait on it instead of on the clock.
 var provisionLooked func()
 
-// awaitIdentity returns once the state file holds a device key and
-// certificate, the store open. Until then the unit shows needs-repair (a
-// child sees a unit that needs a grown-up, not one that seems ready), says
-// why in its log and on stdout, and reopens the file every provisionPoll:
-// between looks the file is closed, so `terminald identity import` can run
-// beside the daemon and take effect without a restart.
-func awaitIdentity(ctx context.Context, path string, leds terminal.LEDs, status func(string), log *slog.Logger, stdout io.Writer) (*terminalstore.Store, error) {
+// awaitIdentity returns once the unit has its identity, the state file
+// open. Until then the unit shows needs-repair (a child sees a unit that
+// needs a grown-up, not one that seems ready), says why in its log and on
+// stdout, and reopens the files every provisionPoll: between looks the
+// state file is closed, so `terminald identity import` can run beside the
+// daemon and take effect without a restart.
+//
+// A damaged state file is moved aside and a fresh one made
+// (terminalstore.OpenOrRepair), said in the log and on stdout; the repair
+// note (this one, or one from an earlier start the parent has not yet
+// paired after) is returned for the daemon to show needs-repair until
+// then (repairLEDs).
+func awaitIdentity(ctx context.Context, statePath, identityPath string, leds terminal.LEDs, status func(string), log *slog.Logger, stdout io.Writer) (*terminalstore.Store, *terminalstore.Repair, error) {
 	told := false
 	for {
-		store, err := terminalstore.Open(path)
+		store, repair, err := terminalstore.OpenOrRepair(statePath, identityPath, time.Now())
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if repair != nil {
+			log.Error("state file damaged: moved aside and a fresh one started; the unit keeps its identity but has lost its pairing and call log: the parent must pair again",
+				"state_file", statePath, "reason", repair.Reason, "moved_to", repair.MovedTo, "identity_rescued", repair.IdentitySalvaged)
+			fmt.Fprintf(stdout, "needs repair: state file damaged (%s); kept at %s; pair the parent's phone again\n", repair.Reason, repair.MovedTo)
 		}
 		_, err = store.Certificate()
 		if err == nil {
 			if told {
 				log.Info("device identity imported; starting")
 			}
-			return store, nil
+			note, nerr := terminalstore.RepairNote(statePath)
+			if nerr != nil {
+				log.Warn("cannot read the repair note", "err", nerr)
+			}
+			return store, note, nil
 		}
 		store.Close()
 		if !errors.Is(err, terminalstore.ErrNoIdentity) && !errors.Is(err, terminalstore.ErrNoCertificate) {
-			return nil, err
+			return nil, nil, err
 		}
 		if !told {
 			told = true
-			log.Error(notProvisioned, "state_file", path, "err", err)
+			log.Error(notProvisioned, "state_file", statePath, "identity_file", identityPath, "err", err)
 			fmt.Fprintln(stdout, notProvisioned)
 			if leds != nil {
 				if err := leds.Show(device.Fault); err != nil {
@@ -183,7 +205,7 @@ func awaitIdentity(ctx context.Context, path string, leds terminal.LEDs, status 
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-time.After(provisionPoll):
 		}
 	}

@@ -115,7 +115,8 @@ func TestAwaitIdentityShowsFault(t *testing.T) {
 	var leds recordLEDs
 	var out bytes.Buffer
 	var statuses []string
-	store, err := awaitIdentity(ctx, filepath.Join(t.TempDir(), "t.db"), &leds, func(s string) { statuses = append(statuses, s) }, slog.New(slog.DiscardHandler), &out)
+	state := filepath.Join(t.TempDir(), "t.db")
+	store, _, err := awaitIdentity(ctx, state, terminalstore.IdentityPath(state), &leds, func(s string) { statuses = append(statuses, s) }, slog.New(slog.DiscardHandler), &out)
 	if store != nil || !errors.Is(err, context.Canceled) {
 		t.Fatalf("awaitIdentity = %v, %v; want to wait until the context ends", store, err)
 	}

@@ -34,7 +34,7 @@ terminald first: the state file is the running daemon's.
 	if cfg.PublicURL == "" {
 		return errors.New("terminald label: public_url is empty: the link starts with the server's public address")
 	}
-	store, err := openState("terminald label", cfg.StateFile)
+	store, err := openState("terminald label", cfg)
 	if err != nil {
 		return err
 	}
@@ -67,14 +67,17 @@ func pairingLink(store *terminalstore.Store, publicURL string) (string, error) {
 }
 
 // openState opens a unit's existing state file for a technician's command
-// (cmd names it in errors): never a new one, and a clear word when the
-// running terminald holds it.
-func openState(cmd, path string) (*terminalstore.Store, error) {
-	if _, err := os.Stat(path); err != nil {
+// (cmd names it in errors): never a new one, a clear word when the running
+// terminald holds it, and a damaged one left for terminald to repair.
+func openState(cmd string, cfg config) (*terminalstore.Store, error) {
+	if _, err := os.Stat(cfg.StateFile); err != nil {
 		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
-	store, err := terminalstore.Open(path)
-	if err != nil {
+	store, err := terminalstore.OpenFiles(cfg.StateFile, cfg.identityFile())
+	switch {
+	case errors.Is(err, terminalstore.ErrDamaged):
+		return nil, fmt.Errorf("%s: %w (terminald moves a damaged state file aside and starts a fresh one when it starts)", cmd, err)
+	case err != nil:
 		return nil, fmt.Errorf("%s: %w (is terminald running? stop it first)", cmd, err)
 	}
 	return store, nil

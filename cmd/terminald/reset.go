@@ -40,7 +40,7 @@ a call.
 	if !yes {
 		return errResetUnconfirmed
 	}
-	store, err := openState("terminald reset", cfg.StateFile)
+	store, err := openState("terminald reset", cfg)
 	if err != nil {
 		return err
 	}

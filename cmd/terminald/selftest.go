@@ -167,7 +167,7 @@ func selftestChecks(cfg config, f selftestFlags, u *unit) []selftest.Check {
 		selftest.SpeakerCheck(fitted(board.PartSpeaker), u.tone),
 		selftest.ScreenCheck(fitted(board.PartScreen), b.ScreenWhere(), openScreen),
 		selftest.NetworkCheck(selftest.NetworkOptions{ServerURL: cfg.ServerURL}),
-		selftest.StorageCheck(cfg.StateFile, selftest.MinFreeBytes),
+		storageCheck(cfg),
 		selftest.ClockCheck(selftest.ClockOptions{}),
 	)
 }

@@ -40,12 +40,17 @@ type daemon struct {
 	board     *board.Board
 	speaker   terminal.Speaker // nil: none, or broken (logged)
 	stateFile string
+	identity  string // the identity file
 	store     *terminalstore.Store
-	wd        *device.Watchdog // nil: none
-	tcfg      terminal.Config
-	term      atomic.Pointer[terminal.Terminal] // read by the panel's pictures
-	fps       int
-	panel     string
+	// leds are the board's, or repairLEDs over them while the unit needs
+	// repair after a damaged state file.
+	leds   terminal.LEDs
+	repair *repairLEDs      // nil: no repair pending
+	wd     *device.Watchdog // nil: none
+	tcfg   terminal.Config
+	term   atomic.Pointer[terminal.Terminal] // read by the panel's pictures
+	fps    int
+	panel  string
 }
 
 // servePart is one step of bringing the terminal up. configure reads the
@@ -174,19 +179,31 @@ func startBoard(_ context.Context, d *daemon) (func(), error) {
 
 func configureIdentity(d *daemon, cfg config) error {
 	d.stateFile = cfg.StateFile
+	d.identity = cfg.identityFile()
 	return nil
 }
 
-// startIdentity opens the state file once it holds the unit's identity.
+// startIdentity opens the state file once the unit has its identity,
+// repairing a damaged one (awaitIdentity). While a repair is pending the
+// unit shows needs-repair (repairLEDs).
 func startIdentity(ctx context.Context, d *daemon) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(d.stateFile), 0o700); err != nil {
 		return nil, fmt.Errorf("terminald: state dir: %w", err)
 	}
-	store, err := awaitIdentity(ctx, d.stateFile, d.board.LEDs(), d.board.SetStatus, d.log, d.stdout)
+	store, note, err := awaitIdentity(ctx, d.stateFile, d.identity, d.board.LEDs(), d.board.SetStatus, d.log, d.stdout)
 	if err != nil {
 		return nil, shutdownOr(ctx, err)
 	}
 	d.store = store
+	d.leds = d.board.LEDs()
+	if note != nil {
+		d.repair = newRepairLEDs(d.leds, store, d.stateFile, *note, d.log)
+		d.leds = d.repair
+		if err := d.leds.Show(device.Fault); err != nil {
+			d.log.Warn("cannot show needs-repair", "err", err)
+		}
+		d.board.SetStatus(d.repair.status())
+	}
 	return func() { store.Close() }, nil
 }
 
@@ -195,7 +212,7 @@ func startIdentity(ctx context.Context, d *daemon) (func(), error) {
 // down now.
 func startResetGesture(ctx context.Context, d *daemon) (func(), error) {
 	button, _ := d.board.Button() // startBoard checked it
-	_, err := terminal.BootReset(ctx, terminal.BootDeps{Button: button, LEDs: d.board.LEDs(), Speaker: d.speaker, Store: d.store, Log: d.log})
+	_, err := terminal.BootReset(ctx, terminal.BootDeps{Button: button, LEDs: d.leds, Speaker: d.speaker, Store: d.store, Log: d.log})
 	return nil, shutdownOr(ctx, err)
 }
 
@@ -250,10 +267,14 @@ func startTerminal(_ context.Context, d *daemon) (func(), error) {
 	d.tcfg.Capture.SyntheticSocket = camera.Socket
 	button, _ := d.board.Button()
 	deps := terminal.Deps{
-		Store: d.store, Buttons: button.Events(), ButtonStuck: button.Stuck, LEDs: d.board.LEDs(), Speaker: d.speaker, Log: d.log,
+		Store: d.store, Buttons: button.Events(), ButtonStuck: button.Stuck, LEDs: d.leds, Speaker: d.speaker, Log: d.log,
 		OnStatus: func(s terminal.Status) {
 			d.board.SetPairingURL(s.PairingURL)
-			d.board.SetStatus(statusLine(s))
+			line := statusLine(s)
+			if d.repair != nil && d.repair.pending() {
+				line = d.repair.status()
+			}
+			d.board.SetStatus(line)
 		},
 	}
 	if d.wd != nil { // a nil *device.Watchdog in the interface would be petted

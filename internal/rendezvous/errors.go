@@ -1,6 +1,10 @@
 package rendezvous
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/tuanju/tuanju/internal/boltfile"
+)
 
 var (
 	// ErrNotFound: no such device, parent or pairing in the store.
@@ -13,4 +17,6 @@ var (
 	ErrBadConfig = errors.New("bad configuration")
 	// ErrClosed: the server is shutting down.
 	ErrClosed = errors.New("server closed")
+	// ErrDamaged: the registry file is not a sound bbolt file (boltfile).
+	ErrDamaged = boltfile.ErrDamaged
 )

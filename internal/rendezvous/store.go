@@ -66,17 +66,24 @@ type Parent struct {
 
 // Store is the registry on a bbolt file. It is safe for concurrent use.
 type Store struct {
-	db *bolt.DB
+	db *boltfile.DB
 	// callWriteFault, when set, fails every call-log write inside its
 	// transaction, as a full disk fails bbolt's commit (tests only:
 	// export_test.go). Nothing else in the store is touched by it.
 	callWriteFault atomic.Pointer[func() error]
 }
 
-// OpenStore opens (creating if needed) the registry at path, mode 0600: it
-// holds the parents' token hashes and every family's call log.
+// OpenStore opens the registry at path, mode 0600: it holds the parents'
+// token hashes and every family's call log. A new one is made only where
+// no file exists. A damaged one (empty, header-less, truncated, bad pages:
+// boltfile) is refused with an error wrapping ErrDamaged that says what to
+// do (store_check.go): a server on an empty registry would refuse every
+// parent, and the page would delete its credential.
 func OpenStore(path string) (*Store, error) {
 	db, err := boltfile.Open(path, bucketDevices, bucketParents, bucketPairings, bucketCalls, bucketPending, bucketPendingP)
+	if errors.Is(err, boltfile.ErrDamaged) {
+		return nil, fmt.Errorf("rendezvous: the registry is damaged; the server will not start on it: %w; %s", err, recoveryHint)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("rendezvous: store: %w", err)
 	}

@@ -1,6 +1,10 @@
 package terminalstore
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/tuanju/tuanju/internal/boltfile"
+)
 
 var (
 	// ErrNotPaired: the terminal has no parent yet.
@@ -17,4 +21,6 @@ var (
 	ErrNoCertificate = errors.New("no device certificate")
 	// ErrIdentityExists: a different provisioned identity is already stored.
 	ErrIdentityExists = errors.New("another device identity is already stored")
+	// ErrDamaged: the state file is not a sound bbolt file (boltfile).
+	ErrDamaged = boltfile.ErrDamaged
 )

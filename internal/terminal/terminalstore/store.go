@@ -1,6 +1,8 @@
-// Package terminalstore is the terminal's durable state in one bbolt file:
-// its identity (key and device certificate), its pairing secret and parent,
-// and its call log.
+// Package terminalstore is the terminal's durable state: its identity (key
+// and device certificate) in a file written once at provisioning
+// (identity.go), and in one bbolt file its DTLS certificate, its pairing
+// secret and parent, and its call log. A damaged state file is moved aside
+// and a fresh one made, the identity kept (repair.go).
 // bbolt commits are atomic and fsync'd, so a power cut mid-write leaves either
 // the old state or the new one, never a torn mix.
 package terminalstore
@@ -70,19 +72,34 @@ type Parent struct {
 	PublicKey string `json:"public_key"`
 }
 
-// Store is the open state file.
+// Store is the open state file, and the unit's identity read from the
+// identity file beside it (identity.go).
 type Store struct {
-	db *bolt.DB
+	db           *boltfile.DB
+	statePath    string
+	identityPath string
+	id           *identity // nil: none in the identity file
 }
 
-// Open opens (creating if needed) the state file with mode 0600: it holds
-// the device's private key.
-func Open(path string) (*Store, error) {
-	db, err := boltfile.Open(path, bucketIdentity, bucketPairing, bucketCalls, bucketReplay)
+// Open opens (creating if needed) the state file with mode 0600, and the
+// identity file beside it (IdentityPath). A damaged state file is an error
+// wrapping ErrDamaged, and is left as it is: the daemon moves it aside
+// (OpenOrRepair); a technician's command only reports it.
+func Open(path string) (*Store, error) { return OpenFiles(path, IdentityPath(path)) }
+
+// OpenFiles is Open with the identity file at identityPath (on the OS
+// image, a provisioning partition).
+func OpenFiles(statePath, identityPath string) (*Store, error) {
+	db, err := boltfile.Open(statePath, bucketIdentity, bucketPairing, bucketCalls, bucketReplay)
 	if err != nil {
 		return nil, fmt.Errorf("terminalstore: %w", err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db, statePath: statePath, identityPath: identityPath}
+	if err := s.loadIdentity(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close closes the file.
@@ -248,6 +265,11 @@ func (s *Store) FactoryReset() error {
 		return tx.Bucket(bucketPairing).Put(keyUnpairPending, []byte{1})
 	})
 	if err != nil {
+		return fmt.Errorf("terminalstore: factory reset: %w", err)
+	}
+	// A reset is a grown-up's deliberate act: a unit that showed
+	// needs-repair after a damaged state file is now simply unpaired.
+	if err := ClearRepairNote(s.statePath); err != nil {
 		return fmt.Errorf("terminalstore: factory reset: %w", err)
 	}
 	return nil
