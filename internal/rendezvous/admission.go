@@ -224,8 +224,18 @@ func (t *ticket) attach(evict func(pairing bool)) bool {
 }
 
 // authenticated: the socket logged in as terminal or parent; it counts
-// nowhere any more.
-func (t *ticket) authenticated() { t.leave() }
+// nowhere any more, not even against its address's connect rate (its token
+// goes back). So the connect rate counts the connections that proved
+// nothing — floods, failed logins, pairing pages, sockets that never said
+// hello — and a thousand units behind one carrier-grade NAT address, which
+// each log in with a valid device certificate, come back after a server
+// restart as fast as they can log in (docs/security.md, "Reconnects"). A
+// stolen credential cannot buy more than its identity's own login rate
+// (LoginsPerIdentity, checked before this).
+func (t *ticket) authenticated(now time.Time) {
+	t.leave()
+	t.a.connects.refund(t.addr, now)
+}
 
 // pairing moves a pending socket that logged in as a pairing page to the
 // pairing pool, displacing a page of a busier prefix if the pool is full,

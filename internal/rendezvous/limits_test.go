@@ -224,6 +224,51 @@ func TestConnectRatePerIP(t *testing.T) {
 	}
 }
 
+// TestConnectRateCountsFailedLogins: a connection that logs in with a
+// credential (a terminal's device certificate, a parent's token) gives its
+// address's connect token back; one that proves nothing — a failed login, a
+// pairing page, a socket that never logs in — keeps it spent. So six
+// terminals log in in a row from an address whose whole budget is three
+// connects, and after them the address still has its three for anything
+// else.
+func TestConnectRateCountsFailedLogins(t *testing.T) {
+	ctx := testCtx(t)
+	srv := rt.NewServer(t, func(c *rendezvous.Config) {
+		noLimits(c)
+		c.Limits.ConnectsPerIP = never(3)
+	})
+	a := newSource("127.0.0.8")
+
+	for i := range 6 {
+		key, _ := rt.NewKey()
+		cert, err := rt.TestCA().Issue(&key.PublicKey)
+		check(t, err)
+		term, err := rt.DialTerminalVia(ctx, srv.WSURL, a.client, key, cert)
+		if err != nil {
+			t.Fatalf("terminal %d from one address: %v", i+1, err)
+		}
+		term.Close()
+	}
+	// A failed login (a certificate from no programme CA), a pairing page
+	// and a bare socket each spend one of the three.
+	key, _ := rt.NewKey()
+	if _, err := rt.DialTerminalVia(ctx, srv.WSURL, a.client, key, nil); err == nil {
+		t.Fatal("a terminal without a device certificate logged in")
+	}
+	if got := a.pairingPage(t, ctx, srv.WSURL); len(got) == 0 || got[0].Type != protocol.TypeWelcome {
+		t.Fatalf("pairing page: %+v, want a welcome", got)
+	}
+	a.mustDial(t, ctx, srv.WSURL, http.StatusSwitchingProtocols).CloseNow()
+	a.mustDial(t, ctx, srv.WSURL, http.StatusTooManyRequests)
+	// Nor does a login from another address refill this one.
+	key, _ = rt.NewKey()
+	try(rt.DialTerminal(ctx, srv.WSURL, key)).must(t).Close()
+	a.mustDial(t, ctx, srv.WSURL, http.StatusTooManyRequests)
+	if st := srv.AdmissionStats(); st.RefusedRate != 2 {
+		t.Fatalf("stats = %+v, want 2 refused by rate", st)
+	}
+}
+
 func TestLoginRatePerIdentity(t *testing.T) {
 	ctx := testCtx(t)
 	srv := rt.NewServer(t, func(c *rendezvous.Config) {

@@ -19,6 +19,8 @@ type limiter struct {
 type bucket struct {
 	lim  *rate.Limiter
 	last time.Time
+	// refunds: tokens given back by refund, spent before lim's.
+	refunds int
 }
 
 const limiterPruneAt = 10_000
@@ -48,7 +50,28 @@ func (l *limiter) allow(key string, now time.Time) bool {
 		l.buckets[key] = b
 	}
 	b.last = now
+	if b.refunds > 0 {
+		b.refunds--
+		return true
+	}
 	return b.lim.AllowN(now, 1)
+}
+
+// refund gives back one event key was allowed: the connect rate counts only
+// connections that did not prove a credential (admission.go). The bucket
+// never holds more than its burst: a refund beyond what the bucket lacks
+// is dropped, so refunds cannot bank budget for later. (rate.Limiter has no
+// way to put a token back once it is spent, hence the count beside it.)
+func (l *limiter) refund(key string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil {
+		return // forgotten: it had refilled completely
+	}
+	if float64(b.refunds)+b.lim.TokensAt(now) < float64(l.rate.Burst) {
+		b.refunds++
+	}
 }
 
 // prune forgets buckets idle long enough to have refilled completely. A

@@ -502,7 +502,7 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 		sess.log = sess.log.With("role", "pairing")
 	}
 	if sess.role != protocol.RolePairing {
-		ticket.authenticated()
+		ticket.authenticated(s.now())
 	}
 	if !s.hub.join(sess) {
 		if s.hub.isClosed() {

@@ -299,7 +299,7 @@ func TestHealth(t *testing.T) {
 			r.srv.Refuse(fmt.Errorf("refused: %w", terminal.ErrAuthFailed))
 			r.srv.Conn().Close()
 			r.settle()
-			time.Sleep(time.Second) // the health tick
+			time.Sleep(2 * time.Second) // the first retry (within 3×MinBackoff), then the health tick
 		}, device.Fault, false, "device certificate refused by the server", 0},
 		{"the button sticks: needs repair", inFault, device.Fault, true, "call button stuck", 0},
 		{"the button is freed: ready", func(r *loopRig) {

@@ -5,19 +5,24 @@ import (
 	"errors"
 	"time"
 
+	"github.com/tuanju/tuanju/internal/backoff"
 	"github.com/tuanju/tuanju/internal/terminal/call"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // connectLoop keeps one signalling connection up, reconnecting with backoff
-// and jitter. It runs beside the loop and tells it everything by events:
-// connUp, received, connDown, dialFailed.
+// and jitter (internal/backoff). It runs beside the loop and tells it
+// everything by events: connUp, received, connDown, dialFailed.
+//
+// The backoff starts over at every successful login: a server restarted
+// twice a few seconds apart gets its units back within a second or two of
+// each restart, not after the longest wait the first one built up.
 func (t *Terminal) connectLoop(ctx context.Context) {
-	b := backoff{min: t.cfg.MinBackoff, max: t.cfg.MaxBackoff}
+	b := backoff.Backoff{Min: t.cfg.MinBackoff, Max: t.cfg.MaxBackoff}
 	for ctx.Err() == nil {
 		c, err := t.dial(ctx)
 		if err != nil {
-			wait := b.next()
+			wait := b.Next()
 			t.post(ctx, dialFailed{err})
 			if errors.Is(err, ErrAuthFailed) {
 				// Reachable but refused: most likely this unit's device
@@ -35,7 +40,7 @@ func (t *Terminal) connectLoop(ctx context.Context) {
 			}
 			continue
 		}
-		up := time.Now()
+		b.Reset()
 		t.post(ctx, connUp{c})
 		for {
 			m, rerr := c.Receive(ctx)
@@ -50,10 +55,7 @@ func (t *Terminal) connectLoop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if time.Since(up) > time.Minute {
-			b.reset()
-		}
-		wait := b.next()
+		wait := b.Next()
 		t.log.Warn("signalling connection lost", "err", err, "retry_in", wait.Round(time.Millisecond))
 		select {
 		case <-time.After(wait):

@@ -54,7 +54,10 @@ type Config struct {
 	ICE ICEConfig
 	// MinBackoff and MaxBackoff bound the reconnect delay.
 	MinBackoff, MaxBackoff time.Duration
-	Version                string
+	// PingInterval and PongTimeout are how the terminal notices a dead
+	// link (zero: DefaultPingInterval, DefaultPongTimeout; see linkCheck).
+	PingInterval, PongTimeout time.Duration
+	Version                   string
 	// PairWindow is how long the pairing window stays open (zero:
 	// DefaultPairWindow); PairWindowFailures wrong proofs close it early
 	// (zero: DefaultPairWindowFailures). See pairwindow.go.
@@ -165,6 +168,12 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 30 * time.Second
 	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.PongTimeout <= 0 {
+		cfg.PongTimeout = DefaultPongTimeout
+	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -220,7 +229,7 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 	if t.dial == nil {
 		client := serverClient(cfg.ServerRoots)
 		t.dial = func(ctx context.Context) (ServerConn, error) {
-			return dial(ctx, cfg.ServerURL, client, t.key, t.cert, cfg.Version, t.log)
+			return dial(ctx, cfg.ServerURL, client, t.key, t.cert, cfg.Version, linkCheck{cfg.PingInterval, cfg.PongTimeout}, t.log)
 		}
 	}
 	var parent *terminalstore.Parent

@@ -1,9 +1,6 @@
 package terminal
 
-import (
-	"testing"
-	"time"
-)
+import "testing"
 
 func TestLoopbackCandidate(t *testing.T) {
 	tests := []struct {
@@ -22,38 +19,6 @@ func TestLoopbackCandidate(t *testing.T) {
 	for _, tt := range tests {
 		if got := loopbackCandidate(tt.line); got != tt.want {
 			t.Errorf("loopbackCandidate(%q) = %v, want %v", tt.line, got, tt.want)
-		}
-	}
-}
-
-// TestBackoffGrowsWithJitterAndCaps: delays grow, stay within [min/2, max+min/2),
-// are not all equal (jitter), and reset returns to the start.
-func TestBackoffGrowsWithJitterAndCaps(t *testing.T) {
-	b := backoff{min: 100 * time.Millisecond, max: 2 * time.Second}
-	var seen = map[time.Duration]bool{}
-	var maxSeen time.Duration
-	for range 200 {
-		d := b.next()
-		if d < b.min/2 || d >= b.max+b.min/2 {
-			t.Fatalf("delay %v outside [%v, %v)", d, b.min/2, b.max+b.min/2)
-		}
-		seen[d] = true
-		maxSeen = max(maxSeen, d)
-	}
-	if len(seen) < 100 {
-		t.Errorf("only %d distinct delays in 200: no jitter", len(seen))
-	}
-	if maxSeen < time.Second {
-		t.Errorf("largest delay %v never approached the cap %v", maxSeen, b.max)
-	}
-	b.reset()
-	for range 20 {
-		if d := b.next(); d > b.max {
-			t.Fatal("cap exceeded after reset")
-		}
-		b.reset()
-		if d := b.next(); d >= b.min+b.min/2 {
-			t.Fatalf("first delay after reset %v, want < %v", d, b.min+b.min/2)
 		}
 	}
 }

@@ -301,7 +301,13 @@ func DialTerminal(ctx context.Context, wsURL string, key *ecdsa.PrivateKey) (*Cl
 // DialTerminalCert connects and logs in as the terminal with key, presenting
 // certDER (nil: none) as its device certificate.
 func DialTerminalCert(ctx context.Context, wsURL string, key *ecdsa.PrivateKey, certDER []byte) (*Client, error) {
-	c, err := Dial(ctx, wsURL)
+	return DialTerminalVia(ctx, wsURL, httpClientFor(wsURL), key, certDER)
+}
+
+// DialTerminalVia is DialTerminalCert over hc: a terminal at another
+// loopback address (one behind a carrier-grade NAT, say).
+func DialTerminalVia(ctx context.Context, wsURL string, hc *http.Client, key *ecdsa.PrivateKey, certDER []byte) (*Client, error) {
+	c, err := DialVia(ctx, wsURL, hc)
 	if err != nil {
 		return nil, err
 	}

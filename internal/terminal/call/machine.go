@@ -255,7 +255,14 @@ func Next(m Machine, e Event) (Machine, []Action) {
 			return m, nil
 		}
 		m.Online = false
+		// A child whose press is still "calling" when the link turns out
+		// dead (the terminal probes it with each ring) hears the no-network
+		// cue: the press did not get through, and no "no answer" follows.
+		calling := m.State == Calling
 		m, acts := m.dropCall(protocol.OutcomeFailed, "")
+		if calling {
+			acts = append(acts, PlayCue{CueRefused})
+		}
 		if m.State == PairConfirm {
 			m.PairID = ""
 		}

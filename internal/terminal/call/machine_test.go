@@ -75,8 +75,8 @@ func TestNext(t *testing.T) {
 		{"media failure while calling is ignored", calling, MediaFailed{c1}, calling, nil},
 		{"a ring from another call while calling is busy", calling, IncomingRing{CallID: c2}, calling,
 			[]Action{SendHangup{c2, protocol.ReasonBusy}}},
-		{"disconnect while calling goes offline", calling, Disconnected{}, Machine{Paired: true},
-			[]Action{CallEnded{c1, true, false, protocol.OutcomeFailed}}},
+		{"disconnect while calling goes offline with the no-network cue", calling, Disconnected{}, Machine{Paired: true},
+			[]Action{CallEnded{c1, true, false, protocol.OutcomeFailed}, PlayCue{CueRefused}}},
 
 		// No answer.
 		{"no answer display ends", noAnswer, Timeout{TimerNoAnswer, c1}, idle, nil},
