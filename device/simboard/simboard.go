@@ -277,17 +277,29 @@ func (b *Board) longPress() time.Duration {
 	return device.DefaultLongPress
 }
 
+// holdFor holds the button for d from the moment the button's debouncer
+// has seen it down: on a loaded machine the watcher may not run for longer
+// than a short press, and a finger's press is never too short to count.
 func (b *Board) holdFor(ctx context.Context, d time.Duration) error {
 	if err := b.Hold(); err != nil {
 		return err
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
 	var err error
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		err = fmt.Errorf("simboard: press: %w", ctx.Err())
+	for !b.button.Pressed() && err == nil {
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			err = fmt.Errorf("simboard: press: %w", ctx.Err())
+		}
+	}
+	if err == nil {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			err = fmt.Errorf("simboard: press: %w", ctx.Err())
+		}
 	}
 	return errors.Join(err, b.Release())
 }
