@@ -34,9 +34,9 @@ type session struct {
 	// abused: the server closed the socket for breaking the limits (1008);
 	// its call ends at once rather than waiting for it to resume.
 	abused atomic.Bool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	done    chan struct{} // writeLoop has exited
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // writeLoop has exited
 
 	// Set once at login, before the session is in the hub; read-only after.
 	role     string

@@ -479,8 +479,14 @@ func Next(m Machine, e Event) (Machine, []Action) {
 			}
 		case Resumed:
 			if e.CallID == m.CallID && m.State == InCall {
+				// Both sides are bound again after one of them lost its
+				// socket: a new network, or a server (and its TURN relay)
+				// that restarted. An ICE restart finds the media path
+				// afresh, with the fresh TURN credentials, rather than wait
+				// for the old path to be declared dead.
 				m.Resuming = false
-				if e.PeerOnline && m.MediaDown {
+				if e.PeerOnline {
+					m.MediaDown = true
 					return m.restart()
 				}
 				return m, nil
