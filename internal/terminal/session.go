@@ -168,12 +168,18 @@ func (s *session) restart(servers []protocol.ICEServer) error {
 			s.log.Warn("ICE restart: keeping the old ICE servers", "err", err)
 		}
 	}
-	offer, err := s.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
-	if err != nil {
-		return fmt.Errorf("terminal: call %s: ICE restart offer: %w", s.callID, err)
-	}
-	if err := s.pc.SetLocalDescription(offer); err != nil {
-		return fmt.Errorf("terminal: call %s: ICE restart: set local description: %w", s.callID, err)
+	// The last restart's offer may never have been answered (lost, or its
+	// answer refused): pion takes no second local offer then (and no
+	// rollback), so that offer goes out again under the new number; its
+	// ICE credentials are still fresh, as nothing answered them.
+	if s.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+		offer, err := s.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+		if err != nil {
+			return fmt.Errorf("terminal: call %s: ICE restart offer: %w", s.callID, err)
+		}
+		if err := s.pc.SetLocalDescription(offer); err != nil {
+			return fmt.Errorf("terminal: call %s: ICE restart: set local description: %w", s.callID, err)
+		}
 	}
 	sdp := s.pc.LocalDescription().SDP
 	h, err := pairing.SDPHash(sdp)

@@ -11,6 +11,7 @@ import (
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/pairing"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
@@ -31,16 +32,29 @@ const resumeGrace = 5 * time.Second
 type resumeRig struct {
 	*rig
 	px   *proxy
+	mm   *mitm // instead of px: a server gone bad (TestForgedRestartRefused)
 	cred rendezvoustest.Credentials
 	ph   *Phone
 }
 
 func newResumeRig(t *testing.T, configure func(*rendezvous.Config)) *resumeRig {
+	return newResumeRigVia(t, configure, false)
+}
+
+func newResumeRigVia(t *testing.T, configure func(*rendezvous.Config), viaMITM bool) *resumeRig {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	srv := rendezvoustest.NewServer(t, configure)
-	px := newProxy(t, srv.URL)
-	r := &resumeRig{rig: startTerminal(t, ctx, srv, terminalOpts{wsURL: px.wsURL(), resumeGrace: resumeGrace}), px: px}
+	r := &resumeRig{}
+	url := ""
+	if viaMITM {
+		r.mm = newMITM(t, srv.WSURL)
+		url = r.mm.wsURL()
+	} else {
+		r.px = newProxy(t, srv.URL)
+		url = r.px.wsURL()
+	}
+	r.rig = startTerminal(t, ctx, srv, terminalOpts{wsURL: url, resumeGrace: resumeGrace})
 	r.cred = r.pair()
 	conn, err := rendezvoustest.DialPaired(ctx, srv.WSURL, r.cred)
 	if err != nil {
@@ -229,4 +243,84 @@ func TestCallNotResumedEnds(t *testing.T) {
 	}
 	r.px.restore()
 	r.waitPattern(device.Ready, "terminal ready when the link is back")
+}
+
+// TestForgedRestartRefused: an ICE restart changes a call's media
+// parameters, so its offer and answer are signed over the call's binding
+// and the restart's number like the first ones. A server gone bad (the
+// MITM on the terminal's link) makes the terminal resume and restart, and
+// forges each side: the phone is sent the call's first offer again under
+// the restart's number, then an offer signed with another key; the terminal
+// is sent the call's first answer again under the restart's number, then an
+// answer signed with another key. 0 of 4 are applied; the control restart
+// left alone is, and the call's media goes on.
+func TestForgedRestartRefused(t *testing.T) {
+	r := newResumeRigVia(t, nil, true)
+	id := r.call(t)
+	evil, _ := pairing.NewKey()
+	first := func(typ string, all []protocol.Message) protocol.Message {
+		for _, m := range all {
+			if m.Type == typ && m.CallID == id && m.Restart == 0 {
+				return m
+			}
+		}
+		t.Fatalf("no first %s of the call", typ)
+		return protocol.Message{}
+	}
+	firstOffer := first(protocol.TypeOffer, r.mm.sentAll(protocol.TypeOffer, id))
+	r.mm.mu.Lock()
+	firstAnswer := first(protocol.TypeAnswer, r.mm.seen)
+	r.mm.mu.Unlock()
+
+	forgeries := []struct {
+		name           string
+		toTerm, toSrv  func(*protocol.Message)
+		phone, termRef bool // who must refuse it
+	}{
+		{"first offer replayed as a restart", nil, func(m *protocol.Message) {
+			if m.Type == protocol.TypeOffer && m.Restart > 0 {
+				m.SDP, m.SignedAt, m.Signature = firstOffer.SDP, firstOffer.SignedAt, firstOffer.Signature
+			}
+		}, true, false},
+		{"restart offer signed by another key", nil, func(m *protocol.Message) {
+			if m.Type == protocol.TypeOffer && m.Restart > 0 {
+				r.mm.resign(evil, m)
+			}
+		}, true, false},
+		{"first answer replayed as a restart's", func(m *protocol.Message) {
+			if m.Type == protocol.TypeAnswer && m.Restart > 0 {
+				m.SDP, m.SignedAt, m.Signature = firstAnswer.SDP, firstAnswer.SignedAt, firstAnswer.Signature
+			}
+		}, nil, false, true},
+		{"restart answer signed by another key", func(m *protocol.Message) {
+			if m.Type == protocol.TypeAnswer && m.Restart > 0 {
+				r.mm.resign(evil, m)
+			}
+		}, nil, false, true},
+	}
+	applied := 0
+	for _, f := range forgeries {
+		_, phoneRefused := r.ph.Restarts()
+		termRefused := r.term.Status().RestartAnswersRefused
+		r.mm.set(f.toTerm, f.toSrv)
+		r.mm.drop() // the terminal logs in again, resumes, restarts ICE
+		eventually(t, step, f.name+": refused", func() bool {
+			_, pr := r.ph.Restarts()
+			return (f.phone && pr > phoneRefused) || (f.termRef && r.term.Status().RestartAnswersRefused > termRefused)
+		})
+		if _, pr := r.ph.Restarts(); f.termRef && pr != phoneRefused {
+			applied++ // the phone refused a genuine offer: not what this forgery tests
+		}
+	}
+	t.Logf("forged ICE restart offers and answers: %d of %d applied", applied, len(forgeries))
+	if applied != 0 {
+		t.Fatalf("%d forgeries applied", applied)
+	}
+	// The control: left alone, the next restart is applied at both ends.
+	r.mm.set(nil, nil)
+	p, tm := r.decoded()
+	answered, _ := r.ph.Restarts()
+	r.mm.drop()
+	eventually(t, step, "the genuine restart is answered", func() bool { a, _ := r.ph.Restarts(); return a > answered })
+	r.keptAfter(t, id, p, tm)
 }
