@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/rendezvous"
@@ -13,6 +16,7 @@ import (
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/pairing"
 	"github.com/tuanju/tuanju/pairing/protocol"
+	"github.com/tuanju/tuanju/tests/browsertest"
 )
 
 // Issue 11: "a server restart ends every call" (12 of 12 died on a clean
@@ -323,4 +327,113 @@ func TestForgedRestartRefused(t *testing.T) {
 	r.mm.drop()
 	eventually(t, step, "the genuine restart is answered", func() bool { a, _ := r.ph.Restarts(); return a > answered })
 	r.keptAfter(t, id, p, tm)
+}
+
+// TestBrowserCallSurvivesSignallingLoss: the same with Chromium running the
+// web app as the parent's phone. Its page and the terminal each reach the
+// server through a proxy of their own (the page's so that a restarted
+// server, on a new port, is still at the page's address). Mid-call the
+// terminal's socket is cut and comes back, then the server restarts: after
+// each, both ends decode new frames, the page never leaves the call, and
+// the call outlasts the terminal's grace. Before, the page ended the call
+// the moment its socket closed ("Connection lost"), and the terminal on its
+// disconnect.
+func TestBrowserCallSurvivesSignallingLoss(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, nil)
+	termPx, pagePx := newProxy(t, srv.URL), newProxy(t, srv.URL)
+	r := startTerminal(t, ctx, srv, terminalOpts{wsURL: termPx.wsURL(), resumeGrace: resumeGrace})
+	page := pairBrowserAt(t, r, pagePx.ln.Addr().String())
+	answerChildsCall(t, r, page, "directly")
+	if err := browsertest.WaitStateFor(page, "call", step); err != nil {
+		t.Fatal(err)
+	}
+	decoded := func() (int64, uint64) {
+		st, err := browsertest.Stats(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Video.FramesDecoded, uint64(r.term.Status().Received.VideoFramesDecoded)
+	}
+	inCall := func(when string) {
+		t.Helper()
+		s, err := chromedp.Run(page, chromedp.Evaluate[string](`document.body.dataset.state`))
+		if err != nil || s != "call" {
+			t.Fatalf("%s: page state %q (%v), want call", when, s, err)
+		}
+		if st := r.term.Status().State; st != "in_call" {
+			t.Fatalf("%s: terminal %s, want in_call", when, st)
+		}
+	}
+	kept := func(fault string, do func()) {
+		t.Helper()
+		p, tm := decoded()
+		do()
+		eventually(t, mediaWait, "both ends decode new frames after "+fault, func() bool {
+			p2, tm2 := decoded()
+			return p2 > p+15 && tm2 > tm+15
+		})
+		p2, tm2 := decoded()
+		t.Logf("after %s: page decoded %d more frames, terminal %d", fault, p2-p, tm2-tm)
+		inCall("after " + fault)
+	}
+	kept("the terminal's socket was cut", func() {
+		termPx.cut()
+		eventually(t, step, "the terminal notices", func() bool { return !r.term.Status().Online })
+		inCall("while the terminal's socket is down")
+		termPx.restore()
+	})
+	kept("a server restart", func() {
+		dir := srv.Config.DataDir
+		if err := srv.Close(); err != nil {
+			t.Fatal(err)
+		}
+		srv = rendezvoustest.NewServer(t, func(c *rendezvous.Config) { c.DataDir = dir })
+		r.srv = srv
+		termPx.retarget(srv.URL)
+		pagePx.retarget(srv.URL)
+	})
+	p, tm := decoded()
+	time.Sleep(resumeGrace + time.Second)
+	inCall("beyond the grace")
+	if p2, tm2 := decoded(); p2 <= p || tm2 <= tm {
+		t.Fatalf("media stopped: page %d→%d, terminal %d→%d frames", p, p2, tm, tm2)
+	}
+	t.Log("server restart mid-call (Chromium page): 1 of 1 calls kept")
+	if err := r.board.LongPress(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Ready, "terminal ready after hanging up")
+	eventually(t, step, "page leaves the call", func() bool {
+		s, err := chromedp.Run(page, chromedp.Evaluate[string](`document.body.dataset.state`))
+		return err == nil && (s == "ended" || s == "home")
+	})
+}
+
+// pairBrowserAt is pairBrowser with the page opened at host (a proxy in
+// front of the server) instead of the server's own address.
+func pairBrowserAt(t *testing.T, r *rig, host string) context.Context {
+	t.Helper()
+	page, cancel := browsertest.Launch(r.ctx, t)
+	t.Cleanup(cancel)
+	u, err := url.Parse(r.term.PairingURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = host
+	if _, err := chromedp.Run(page, chromedp.Navigate(u.String())); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.confirmPairing(page); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitStateFor(page, "home", step); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, step, "page shows the terminal online", func() bool {
+		on, err := chromedp.Run(page, chromedp.Evaluate[bool](`window.tuanju.online === true`))
+		return err == nil && on
+	})
+	return page
 }
