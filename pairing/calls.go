@@ -56,17 +56,25 @@ func (c *Calls) Add(m protocol.Message, check func(Binding) error) (Binding, err
 		}
 		b.AcceptNonce = m.Nonce
 	case protocol.TypeOffer:
-		if old.AcceptNonce == "" || old.OfferHash != "" {
+		switch {
+		case m.Restart == 0 && (old.AcceptNonce == "" || old.OfferHash != ""):
 			wrong = "offer for no accepted call waiting for one"
+		case m.Restart > 0 && (old.OfferHash == "" || m.Restart <= old.Restart):
+			// An ICE restart follows the first offer, each with a higher
+			// number: an earlier one replayed is refused.
+			wrong = "ICE restart offer out of order"
 		}
 		h, err := SDPHash(m.SDP)
 		if err != nil {
 			return Binding{}, err
 		}
-		b.OfferHash = h
+		b.OfferHash, b.Restart = h, m.Restart
 	case protocol.TypeAnswer:
 		if old.OfferHash == "" {
 			wrong = "answer to no offer"
+		}
+		if m.Restart != old.Restart {
+			wrong = "answer to another offer than the last"
 		}
 	default:
 		return Binding{}, fmt.Errorf("pairing: %q is not a signed call message: %w", m.Type, ErrBadProof)
@@ -100,9 +108,18 @@ func (c *Calls) Observe(m protocol.Message) {
 		b.AcceptNonce = m.Nonce
 	case protocol.TypeOffer:
 		b.OfferHash, _ = SDPHash(m.SDP)
+		b.Restart = m.Restart
 	default:
 		return
 	}
+	c.put(b)
+}
+
+// Set records b as its call's binding: for a party that carries a call
+// over to a new connection (resume) and its bindings with it.
+func (c *Calls) Set(b Binding) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.put(b)
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 // its offer and the parent its answer. Each signature covers the call's
 // binding: the call ID, a fresh nonce from each side (the caller's in its
 // ring, the callee's in its accept) and, from the offer on, the SHA-256 of
-// the exact bytes of the offer (and the answer) SDP.
+// the exact bytes of the offer (and the answer) SDP; an ICE restart's offer
+// and answer also cover the restart's number (Binding.Restart).
 //
 // So the rendezvous server, which relays all of them, cannot start a call
 // on anyone's behalf, cannot change one byte of an SDP (no parser
@@ -45,6 +47,12 @@ type Binding struct {
 	// OfferHash is SDPHash of the offer as sent (terminal) or received
 	// (parent): the answer signs the offer it answers.
 	OfferHash string
+	// Restart is the ICE restart an offer or answer belongs to: 0 for the
+	// call's first, then 1, 2, … (the message's "restart"). A receiver
+	// takes only a restart above the last it applied, so a relay cannot
+	// replay an earlier offer of the same call; the terminal also checks
+	// that an answer signs its newest offer's hash.
+	Restart int
 }
 
 // CallSig is a signed call message's signature and signing time.
@@ -95,7 +103,16 @@ func callText(typ string, b Binding, signedAt, sdpHash string) (string, error) {
 	default:
 		return "", fmt.Errorf("pairing: %q is not a signed call message: %w", typ, ErrBadProof)
 	}
-	return strings.Join([]string{labelCall, typ, b.CallID, signedAt, b.RingNonce, accept, offer, answer}, "\n"), nil
+	text := strings.Join([]string{labelCall, typ, b.CallID, signedAt, b.RingNonce, accept, offer, answer}, "\n")
+	switch {
+	case b.Restart < 0 || b.Restart > protocol.MaxRestarts || (b.Restart != 0 && !hasSDP(typ)):
+		return "", fmt.Errorf("pairing: %s %s: restart %d: %w", typ, b.CallID, b.Restart, ErrBadProof)
+	case b.Restart > 0:
+		// A ninth line: the first offer and answer keep the eight-line
+		// text they always had, and no text of one form is the other's.
+		text += "\nrestart " + strconv.Itoa(b.Restart)
+	}
+	return text, nil
 }
 
 func hasSDP(typ string) bool { return typ == protocol.TypeOffer || typ == protocol.TypeAnswer }

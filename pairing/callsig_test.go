@@ -102,6 +102,13 @@ func TestCallSignatures(t *testing.T) {
 	ab := b
 	ab.OfferHash, _ = SDPHash(offerSDP)
 	answer := must(SignCall(key, "answer", ab, answerSDP, now))
+	// The second ICE restart of the call: a new offer and its answer.
+	rb := b
+	rb.Restart = 2
+	restart := must(SignCall(key, "offer", rb, offerSDP, now))
+	rab := ab
+	rab.Restart = 2
+	restartAnswer := must(SignCall(key, "answer", rab, answerSDP, now))
 
 	type msg struct {
 		typ string
@@ -109,7 +116,8 @@ func TestCallSignatures(t *testing.T) {
 		sdp string
 		sig CallSig
 	}
-	controls := []msg{{"ring", ringB, "", ring}, {"accept", b, "", accept}, {"offer", b, offerSDP, offer}, {"answer", ab, answerSDP, answer}}
+	controls := []msg{{"ring", ringB, "", ring}, {"accept", b, "", accept}, {"offer", b, offerSDP, offer}, {"answer", ab, answerSDP, answer},
+		{"offer", rb, offerSDP, restart}, {"answer", rab, answerSDP, restartAnswer}}
 	for _, c := range controls {
 		if err := VerifyCall(&key.PublicKey, c.typ, c.b, c.sdp, c.sig, now.Add(time.Minute)); err != nil {
 			t.Fatalf("control: a genuine %s is refused: %v", c.typ, err)
@@ -144,6 +152,15 @@ func TestCallSignatures(t *testing.T) {
 		{"no signature", msg{"ring", ringB, "", CallSig{ring.SignedAt, ""}}, &key.PublicKey, now, ErrBadProof},
 		{"DER instead of P1363", msg{"ring", ringB, "", CallSig{ring.SignedAt, "MEUCIQ" + ring.Signature[:80]}}, &key.PublicKey, now, ErrBadProof},
 		{"unsigned type", msg{"hangup", b, "", ring}, &key.PublicKey, now, ErrBadProof},
+		// ICE restarts: an earlier offer or answer cannot pass for a later
+		// restart's, nor the other way round.
+		{"first offer replayed as restart 2", msg{"offer", rb, offerSDP, offer}, &key.PublicKey, now, ErrBadProof},
+		{"restart 2's offer replayed as restart 3", msg{"offer", with(rb, func(b *Binding) { b.Restart = 3 }), offerSDP, restart}, &key.PublicKey, now, ErrBadProof},
+		{"restart offer taken for the first offer", msg{"offer", b, offerSDP, restart}, &key.PublicKey, now, ErrBadProof},
+		{"first answer replayed as restart 2's", msg{"answer", rab, answerSDP, answer}, &key.PublicKey, now, ErrBadProof},
+		{"restart answer signed by another key", msg{"answer", rab, answerSDP, restartAnswer}, &other.PublicKey, now, ErrBadProof},
+		{"restart on a ring", msg{"ring", with(ringB, func(b *Binding) { b.Restart = 1 }), "", ring}, &key.PublicKey, now, ErrBadProof},
+		{"negative restart", msg{"offer", with(rb, func(b *Binding) { b.Restart = -1 }), offerSDP, restart}, &key.PublicKey, now, ErrBadProof},
 	}
 	for _, tc := range tests {
 		if err := VerifyCall(tc.pub, tc.m.typ, tc.m.b, tc.m.sdp, tc.m.sig, tc.now); !errors.Is(err, tc.want) {

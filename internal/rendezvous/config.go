@@ -71,6 +71,7 @@ type Config struct {
 	HelloTimeout   time.Duration `toml:"hello_timeout"`    // challenge → hello, 10 s
 	RingTimeout    time.Duration `toml:"ring_timeout"`     // server-side ring limit, 60 s
 	PairTimeout    time.Duration `toml:"pair_timeout"`     // pair_request → accept/reject, 90 s
+	ResumeGrace    time.Duration `toml:"resume_grace"`     // an answered call waits this long for a side to resume it, 75 s
 	PingInterval   time.Duration `toml:"ping_interval"`    // WebSocket pings, 20 s
 	PongTimeout    time.Duration `toml:"pong_timeout"`     // drop a client that does not answer, 30 s
 	WriteTimeout   time.Duration `toml:"write_timeout"`    // one message to a slow client, 10 s
@@ -108,6 +109,12 @@ type TURNConfig struct {
 	MaxAllocations int `toml:"max_allocations"`
 }
 
+// DefaultResumeGrace is how long an answered call waits for a side that
+// lost its socket: a phone changing networks, a terminal whose link
+// dropped, or both after a server restart (docs/protocol.md, "Resuming a
+// call"). The terminal waits as long (call.ResumeGrace).
+const DefaultResumeGrace = 75 * time.Second
+
 // DefaultConfig is a safe production baseline: it refuses relaying to any
 // non-public address and generates its own TURN secret.
 func DefaultConfig() Config {
@@ -127,6 +134,7 @@ func DefaultConfig() Config {
 		RevocationCheckInterval:        DefaultRevocationCheck,
 		RingTimeout:                    60 * time.Second,
 		PairTimeout:                    90 * time.Second,
+		ResumeGrace:                    DefaultResumeGrace,
 		PingInterval:                   20 * time.Second,
 		PongTimeout:                    30 * time.Second,
 		WriteTimeout:                   10 * time.Second,
@@ -170,7 +178,7 @@ func (c Config) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"hello_timeout": c.HelloTimeout, "ring_timeout": c.RingTimeout, "pair_timeout": c.PairTimeout,
 		"ping_interval": c.PingInterval, "pong_timeout": c.PongTimeout, "write_timeout": c.WriteTimeout,
-		"revocation_check_interval": c.RevocationCheckInterval,
+		"revocation_check_interval": c.RevocationCheckInterval, "resume_grace": c.ResumeGrace,
 	} {
 		if d <= 0 {
 			return bad("%s must be positive", name)

@@ -47,11 +47,18 @@ type call struct {
 	parentID     string
 	fromTerminal bool
 	terminal     *session // the terminal's socket
-	parent       *session // the caller, or the tab that accepted; nil while a parent is being rung
-	answered     bool
-	rec          protocol.CallRecord
-	candidates   map[*session]int
-	timer        *time.Timer
+	// parent is the caller, or the tab that accepted; nil while a parent is
+	// being rung. Once the call is answered, a nil terminal or parent is a
+	// side whose socket went away: the call waits ResumeGrace for it to
+	// come back (resume) before it ends.
+	parent   *session
+	answered bool
+	// alive is the last time both sides were known to be in the call: the
+	// end a call gets when a side never comes back.
+	alive      time.Time
+	rec        protocol.CallRecord
+	candidates map[*session]int
+	timer      *time.Timer
 	// The caller's signed ring (its nonce, time and signature), forwarded
 	// to the callee (and to parent tabs that open while the call rings).
 	nonce, signedAt, signature string
@@ -171,7 +178,7 @@ func (h *hub) dropRevoked(deviceID string) {
 		return
 	}
 	s.log.Warn("revoked: disconnecting")
-	h.leaveTerminal(s, false)
+	h.leaveTerminal(s, false, false)
 	h.sendAll(h.parentsOf(s), protocol.Message{Type: protocol.TypePresence, PeerOnline: boolp(false), Reason: protocol.ReasonRevoked})
 	s.sendError(protocol.ErrCodeAuthFailed, revokedText, protocol.Message{})
 	s.closeWith(CloseAuthFailed, "revoked")
@@ -195,7 +202,7 @@ func (h *hub) joinTerminal(s *session) bool {
 	if old := h.terminals[s.deviceID]; old != nil {
 		replaced = true
 		old.log.Info("replaced by a new login")
-		h.leaveTerminal(old, false)
+		h.leaveTerminal(old, false, true)
 		old.closeWith(CloseReplaced, "replaced")
 	}
 	// A pairing the terminal has not yet said it stored: the welcome
@@ -265,7 +272,7 @@ func (h *hub) leave(s *session) {
 	switch s.role {
 	case protocol.RoleTerminal:
 		if h.terminals[s.deviceID] == s {
-			h.leaveTerminal(s, true)
+			h.leaveTerminal(s, true, !s.abused.Load())
 		}
 	case protocol.RoleParent:
 		h.leaveParent(s)
@@ -291,12 +298,18 @@ func (h *hub) leave(s *session) {
 
 // leaveTerminal ends what the terminal's socket was part of. presence is
 // false when a new login replaces the socket: the terminal never went away.
-func (h *hub) leaveTerminal(s *session, presence bool) {
+// keep: an answered call waits for the terminal to resume it (not for a
+// unit that was revoked).
+func (h *hub) leaveTerminal(s *session, presence, keep bool) {
 	s.left = true
 	delete(h.terminals, s.deviceID)
 	if c := h.deviceCall[s.deviceID]; c != nil && c.terminal == s {
-		h.toParentSide(c, hangupMsg(c.id, protocol.ReasonPeerLeft))
-		h.finishCall(c, protocol.ReasonPeerLeft, c.fromTerminal)
+		if keep && c.answered {
+			h.detach(c, s)
+		} else {
+			h.toParentSide(c, hangupMsg(c.id, protocol.ReasonPeerLeft))
+			h.finishCall(c, protocol.ReasonPeerLeft, c.fromTerminal)
+		}
 	}
 	for id, p := range h.pending {
 		if p.terminal == s {
@@ -318,7 +331,10 @@ func (h *hub) leaveParent(s *session) {
 	set := h.parents[s.parentID]
 	delete(set, s)
 	if c := h.deviceCall[s.deviceID]; c != nil && c.parentID == s.parentID {
-		if c.parent == s || (c.parent == nil && len(set) == 0) {
+		switch {
+		case c.parent == s && c.answered && !s.abused.Load():
+			h.detach(c, s)
+		case c.parent == s || (c.parent == nil && !c.answered && len(set) == 0):
 			if c.terminal != nil {
 				c.terminal.send(hangupMsg(c.id, protocol.ReasonPeerLeft))
 			}
@@ -339,11 +355,11 @@ var allowed = map[string]map[string]bool{
 		protocol.TypeRing: true, protocol.TypeAccept: true, protocol.TypeHangup: true, protocol.TypeOffer: true,
 		protocol.TypeCandidate: true, protocol.TypePairAccept: true, protocol.TypePairReject: true,
 		protocol.TypePairComplete: true,
-		protocol.TypeUnpair:       true,
+		protocol.TypeUnpair:       true, protocol.TypeResume: true,
 	},
 	protocol.RoleParent: {
 		protocol.TypeRing: true, protocol.TypeAccept: true, protocol.TypeHangup: true, protocol.TypeAnswer: true,
-		protocol.TypeCandidate: true, protocol.TypeCallLog: true,
+		protocol.TypeCandidate: true, protocol.TypeCallLog: true, protocol.TypeResume: true,
 	},
 	protocol.RolePairing: {protocol.TypePairRequest: true, protocol.TypePairConfirm: true},
 }
@@ -368,6 +384,8 @@ func (h *hub) handle(s *session, m protocol.Message) {
 		h.relay(s, m)
 	case protocol.TypeHangup:
 		h.hangup(s, m)
+	case protocol.TypeResume:
+		h.resume(s, m)
 	case protocol.TypeCallLog:
 		h.sendCallLog(s, true)
 	case protocol.TypePairRequest:
@@ -419,6 +437,14 @@ func (h *hub) ring(s *session, m protocol.Message) {
 		if c.terminal = h.terminalOf(s); c.terminal != nil {
 			callee = map[*session]bool{c.terminal: true}
 		}
+	}
+	if old := h.deviceCall[c.deviceID]; old != nil && old.waiting() && old.parentID == c.parentID {
+		// A side of this pairing rings, so it is not in the call that waits
+		// for it (it restarted, or lost the call while away): that call is
+		// over, and must not make the new one busy.
+		h.sendTo(old.terminal, hangupMsg(old.id, protocol.ReasonPeerLeft))
+		h.sendTo(old.parent, hangupMsg(old.id, protocol.ReasonPeerLeft))
+		h.finishCall(old, reasonNotResumed, false)
 	}
 	if h.deviceCall[c.deviceID] != nil {
 		s.sendError(protocol.ErrCodeBusy, "a call is already in progress", m)
@@ -488,6 +514,7 @@ func (h *hub) accept(s *session, m protocol.Message) {
 	c.rec.AnsweredAt, c.rec.Outcome = h.now(), protocol.OutcomeAnswered
 	h.srv.callLog.put(c.parentID, c.rec) // never refuses the accept (see ring)
 	c.answered = true
+	c.alive = c.rec.AnsweredAt
 	c.timer.Stop()
 	if c.fromTerminal {
 		c.parent = s
@@ -549,6 +576,9 @@ func (h *hub) relay(s *session, m protocol.Message) {
 	case m.Type == protocol.TypeAnswer && s != c.parent:
 		s.sendError(protocol.ErrCodeNotAllowed, "the parent makes the answer", m)
 		return
+	case m.Type == protocol.TypeOffer && m.Restart > 0:
+		// An ICE restart: both ends gather their candidates afresh.
+		clear(c.candidates)
 	case m.Type == protocol.TypeCandidate:
 		if c.candidates[s] >= protocol.MaxCandidates {
 			s.sendError(protocol.ErrCodeNotAllowed, fmt.Sprintf("more than %d candidates", protocol.MaxCandidates), m)
@@ -560,7 +590,9 @@ func (h *hub) relay(s *session, m protocol.Message) {
 	if s == c.terminal {
 		other = c.parent
 	}
-	other.send(m)
+	// nil: the other side is away; what it missed, an ICE restart after
+	// it resumes replaces.
+	h.sendTo(other, m)
 }
 
 func (h *hub) hangup(s *session, m protocol.Message) {
@@ -579,7 +611,7 @@ func (h *hub) hangup(s *session, m protocol.Message) {
 	if s.role == protocol.RoleTerminal {
 		h.toParentSide(c, fwd)
 	} else {
-		c.terminal.send(fwd)
+		h.sendTo(c.terminal, fwd)
 		if c.parent == nil { // other tabs still ringing
 			for o := range h.parents[c.parentID] {
 				if o != s {
@@ -623,6 +655,8 @@ func (h *hub) ringTimeout(c *call) {
 // the child was not there; only a parent's own cancel is "cancelled".
 func outcome(c *call, reason string, byCaller bool) string {
 	switch {
+	case reason == reasonNotResumed:
+		return protocol.OutcomeInterrupted
 	case c.answered && reason == protocol.ReasonFailed:
 		return protocol.OutcomeFailed
 	case c.answered:
@@ -646,6 +680,11 @@ func (h *hub) finishCall(c *call, reason string, byCaller bool) {
 	delete(h.deviceCall, c.deviceID)
 	c.rec.EndedAt = h.now()
 	c.rec.Outcome = outcome(c, reason, byCaller)
+	if c.rec.Outcome == protocol.OutcomeInterrupted {
+		// The last moment both sides were known to be in it, as for the
+		// calls a crash left open (Store.CloseOpenCalls).
+		c.rec.EndedAt = c.alive
+	}
 	attrs := []any{"call", c.id, "device", c.deviceID, "parent", c.parentID, "direction", c.rec.Direction,
 		"outcome", c.rec.Outcome, "reason", reason, "duration", c.rec.EndedAt.Sub(c.rec.StartedAt).Round(time.Millisecond)}
 	h.srv.callLog.put(c.parentID, c.rec)

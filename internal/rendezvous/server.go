@@ -117,7 +117,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.store = store
-	s.closeOpenCalls()
+	open := s.closeOpenCalls()
 	s.callLog = newCallLog(store, log.With("component", "call_log"), &s.metrics, func() time.Time { return s.now() })
 	if cfg.TURN.enabled() {
 		s.turnSecret = cfg.TURN.Secret
@@ -133,6 +133,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	s.hub = newHub(s)
+	s.hub.restore(open)
 	s.stop = make(chan struct{})
 	s.retryDone = make(chan struct{})
 	go func() { defer close(s.retryDone); s.callLog.retryLoop(s.stop) }()
@@ -146,16 +147,20 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 // ending them left open (Store.CloseOpenCalls). A failure is logged and the
 // server starts anyway: those entries stay open, and calls are not refused
 // for them.
-func (s *Server) closeOpenCalls() {
-	n, err := s.store.CloseOpenCalls()
+//
+// It returns them: the answered ones wait to be resumed (hub.restore).
+func (s *Server) closeOpenCalls() []OpenCall {
+	open, err := s.store.CloseOpenCallsList()
 	if err != nil {
 		s.log.Error("could not close the calls left open by the last run", "err", err)
-		return
+		return nil
 	}
+	n := len(open)
 	s.metrics.callsClosedAtStart.Add(uint64(n))
 	if n > 0 {
 		s.log.Warn("closed calls left open by the last run (it stopped without ending them)", "calls", n)
 	}
+	return open
 }
 
 func slicesClone(in []string) []string { return append([]string(nil), in...) }

@@ -31,9 +31,12 @@ type session struct {
 
 	out     chan outFrame
 	closing atomic.Bool // a close frame is queued; send nothing more
-	ctx     context.Context
-	cancel  context.CancelFunc
-	done    chan struct{} // writeLoop has exited
+	// abused: the server closed the socket for breaking the limits (1008);
+	// its call ends at once rather than waiting for it to resume.
+	abused atomic.Bool
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // writeLoop has exited
 
 	// Set once at login, before the session is in the hub; read-only after.
 	role     string
@@ -103,6 +106,9 @@ func (s *session) sendError(code, text string, ref protocol.Message) {
 // closeWith queues a close frame behind the messages already queued, so an
 // error reaches the client before the close.
 func (s *session) closeWith(code websocket.StatusCode, reason string) {
+	if code == websocket.StatusPolicyViolation {
+		s.abused.Store(true)
+	}
 	if s.closing.Swap(true) {
 		return
 	}

@@ -439,7 +439,7 @@ func startCall(t *testing.T, ctx context.Context, f *family) string {
 
 func TestAnsweredElsewhere(t *testing.T) {
 	ctx := testCtx(t)
-	srv := rt.NewServer(t, nil)
+	srv := rt.NewServer(t, func(c *rendezvous.Config) { c.ResumeGrace = 200 * time.Millisecond })
 	f := newFamily(t, ctx, srv)
 	tab, _, err := rt.DialParent(ctx, srv.WSURL, f.creds.ParentID, f.creds.Token)
 	check(t, err)
@@ -456,7 +456,8 @@ func TestAnsweredElsewhere(t *testing.T) {
 	// The other tab is not bound to the call.
 	check(t, f.parent.Send(ctx, protocol.Message{Type: protocol.TypeAnswer, CallID: id, SDP: "v=0\r\n"}))
 	try(f.parent.ExpectError(ctx, protocol.ErrCodeUnknownCall)).must(t)
-	// The accepting tab leaving ends the call for the terminal.
+	// The accepting tab leaving (and not resuming within the grace) ends
+	// the call for the terminal.
 	try(f.terminal.Expect(ctx, protocol.TypeRinging)).must(t)
 	try(f.terminal.Expect(ctx, protocol.TypeAccept)).must(t)
 	tab.Close()

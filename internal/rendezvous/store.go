@@ -496,9 +496,23 @@ func (s *Store) CallLog(parentID string, markSeen bool) ([]protocol.CallRecord, 
 // must not show minutes it may not have lasted. It returns how many calls
 // it closed.
 func (s *Store) CloseOpenCalls() (int, error) {
-	n := 0
+	open, err := s.CloseOpenCallsList()
+	return len(open), err
+}
+
+// OpenCall is a call CloseOpenCallsList closed: its pairing's parent and
+// the record as it was closed.
+type OpenCall struct {
+	ParentID string
+	Record   protocol.CallRecord
+}
+
+// CloseOpenCallsList is CloseOpenCalls, returning the calls it closed: the
+// server offers the answered ones to be resumed (resume.go).
+func (s *Store) CloseOpenCallsList() ([]OpenCall, error) {
+	var open []OpenCall
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		n = 0
+		open = nil
 		calls := tx.Bucket(bucketCalls)
 		var parents [][]byte // collected first: bbolt forbids writes while iterating
 		if err := calls.ForEachBucket(func(k []byte) error {
@@ -521,15 +535,15 @@ func (s *Store) CloseOpenCalls() (int, error) {
 				if err := putJSON(b, r.CallID, r); err != nil {
 					return err
 				}
-				n++
+				open = append(open, OpenCall{ParentID: string(parentID), Record: r})
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("rendezvous: close open calls: %w", err)
+		return nil, fmt.Errorf("rendezvous: close open calls: %w", err)
 	}
-	return n, nil
+	return open, nil
 }
 
 // closeInterrupted ends a call record the server left open (CloseOpenCalls).

@@ -37,7 +37,16 @@ func (t *Terminal) do(a call.Action) {
 			t.setSession(nil)
 		}
 	case call.StartTimer:
-		t.timers.start(time.Now(), a.Timer, a.Token, a.After)
+		after := a.After
+		if (a.Timer == call.TimerResume || a.Timer == call.TimerRestart) && t.cfg.ResumeGrace > 0 {
+			after = t.cfg.ResumeGrace
+		}
+		t.timers.start(time.Now(), a.Timer, a.Token, after)
+	case call.SendResume:
+		t.log.Info("resuming the call on the new connection", "call_id", a.CallID)
+		t.send(protocol.Message{Type: protocol.TypeResume, CallID: a.CallID})
+	case call.RestartMedia:
+		t.restartMedia(a.CallID)
 	case call.PairAccept:
 		t.stopCue() // the pairing ring
 		t.acceptPairing(a.PairID)
@@ -98,8 +107,7 @@ func (t *Terminal) callEnded(a call.CallEnded) {
 // parent's answer is verified (openCapture).
 func (t *Terminal) startMedia(callID string, cue call.Cue) {
 	info := t.ice[callID]
-	c := t.conn
-	if c == nil {
+	if t.conn == nil {
 		t.raise(call.MediaFailed{CallID: callID})
 		return
 	}
@@ -119,10 +127,14 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 	}
 	deps := sessionDeps{
 		api: t.api, onAudio: onAudio, loopback: t.cfg.LoopbackOnly, log: t.log, cert: t.tr.cert,
-		sign: func(m protocol.Message) (protocol.Message, error) { return t.sign(m, bind) },
-		// The session sends on the connection the call started on: if that
-		// one drops, the call ends anyway.
-		send: c.Send,
+		sign: func(m protocol.Message) (protocol.Message, error) {
+			b := bind
+			b.Restart = m.Restart // an ICE restart's offer signs its number
+			return t.sign(m, b)
+		},
+		// The session sends on whatever connection is up: a call outlives
+		// its signalling connection (call.Machine.Resuming).
+		send: t.send,
 		post: t.postNow,
 	}
 	s, err := startSession(callID, info.servers, info.policy, t.cfg.Capture.Profile.Video, deps)
@@ -135,9 +147,27 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 	t.mediaCue = cue
 }
 
+// restartMedia makes the call's signed ICE restart offer, with the TURN
+// servers of the last resumed (the relay may have restarted with the
+// server). A restart that cannot be made fails the call.
+func (t *Terminal) restartMedia(callID string) {
+	if t.sess == nil || t.sess.callID != callID {
+		return
+	}
+	if err := t.sess.restart(t.ice[callID].servers); err != nil {
+		t.log.Error("ICE restart failed", "call_id", callID, "err", err)
+		t.raise(call.MediaFailed{CallID: callID})
+	}
+}
+
 // peerStateChanged takes the session's peer connection state from pion.
 func (t *Terminal) peerStateChanged(s *session, st webrtc.PeerConnectionState) {
+	if s != t.sess {
+		return // an ended call's
+	}
 	switch st {
+	case webrtc.PeerConnectionStateDisconnected:
+		t.step(call.MediaDown{CallID: s.callID})
 	case webrtc.PeerConnectionStateConnected:
 		if s == t.sess {
 			s.requestKeyFrame() // the first key frame may have gone out before SRTP was ready

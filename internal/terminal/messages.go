@@ -41,6 +41,16 @@ func (t *Terminal) message(m protocol.Message) {
 		t.step(call.PeerAccepted{CallID: m.CallID})
 	case protocol.TypeHangup:
 		t.step(call.PeerHangup{CallID: m.CallID, Reason: m.Reason})
+	case protocol.TypeResumed:
+		if m.CallID != t.m.CallID {
+			t.log.Warn("resumed for no call of ours", "call_id", m.CallID)
+			return
+		}
+		if len(m.ICEServers) > 0 {
+			t.ice[m.CallID] = iceInfo{m.ICEServers, m.ICETransportPolicy}
+		}
+		t.log.Info("call resumed", "call_id", m.CallID, "parent_back", *m.PeerOnline)
+		t.step(call.Resumed{CallID: m.CallID, PeerOnline: *m.PeerOnline})
 	case protocol.TypeAnswer, protocol.TypeCandidate:
 		if m.CallID != t.m.CallID {
 			t.log.Warn("media signalling for another call", "type", m.Type, "call_id", m.CallID)
@@ -56,6 +66,10 @@ func (t *Terminal) message(m protocol.Message) {
 			if err := t.sess.candidate(m.Candidate); err != nil {
 				t.log.Warn("bad candidate", "err", err)
 			}
+			return
+		}
+		if t.sess.restarts > 0 || m.Restart > 0 {
+			t.restartAnswer(m)
 			return
 		}
 		if err := t.answerFromParent(m, t.sess.offerHash); err != nil {
@@ -88,6 +102,9 @@ func (t *Terminal) message(m protocol.Message) {
 		if m.CallID != "" && m.CallID == t.m.CallID && (m.RefType == protocol.TypeRing || m.RefType == protocol.TypeAccept) {
 			t.step(call.PeerHangup{CallID: m.CallID, Reason: m.Code})
 		}
+		if m.CallID != "" && m.CallID == t.m.CallID && m.RefType == protocol.TypeResume {
+			t.step(call.ResumeRefused{CallID: m.CallID})
+		}
 	case protocol.TypeUnpaired:
 		t.unpairConfirmed()
 	case protocol.TypeCallLog, protocol.TypeChallenge, protocol.TypeWelcome:
@@ -95,4 +112,29 @@ func (t *Terminal) message(m protocol.Message) {
 	default:
 		t.log.Warn("unexpected message", "type", m.Type)
 	}
+}
+
+// restartAnswer takes the parent's answer to an ICE restart offer: it must
+// carry the number of the newest restart and sign it, both nonces and the
+// hash of exactly that offer (pairing.Binding.Restart). Anything else — an
+// earlier answer replayed, a forgery, an answer to an older restart — is
+// refused and changes nothing: the media keeps its parameters, and the
+// restart timer ends a call whose real answer never comes.
+func (t *Terminal) restartAnswer(m protocol.Message) {
+	if m.Restart != t.sess.restarts {
+		t.log.Warn("refusing an answer for another ICE restart", "call_id", m.CallID, "restart", m.Restart, "ours", t.sess.restarts)
+		t.restartRefused++
+		return
+	}
+	if err := t.answerFromParent(m, t.sess.offerHash); err != nil {
+		t.log.Warn("refusing an ICE restart answer not signed by the paired parent", "call_id", m.CallID, "restart", m.Restart, "err", err)
+		t.restartRefused++
+		return
+	}
+	if err := t.sess.answer(m.SDP); err != nil {
+		t.log.Warn("bad ICE restart answer", "call_id", m.CallID, "err", err)
+		t.step(call.MediaFailed{CallID: m.CallID})
+		return
+	}
+	t.log.Info("ICE restart answered", "call_id", m.CallID, "restart", m.Restart)
 }

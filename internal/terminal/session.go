@@ -36,9 +36,12 @@ type session struct {
 	send     func(protocol.Message)
 	post     func(event) // to the loop, never waiting
 
-	// offerHash is pairing.SDPHash of the offer as sent: the parent's
-	// answer must sign it.
+	// offerHash is pairing.SDPHash of the newest offer as sent: the
+	// parent's answer must sign it. restarts is that offer's ICE restart
+	// number (0: the first offer): the answer must carry and sign it.
 	offerHash string
+	restarts  int
+	sign      func(protocol.Message) (protocol.Message, error)
 
 	capture *media.Capture // nil until attach
 	remote  int            // remote candidates accepted
@@ -70,7 +73,7 @@ type sessionDeps struct {
 // failed) comes to the loop as events through d.post.
 func startSession(callID string, ice []protocol.ICEServer, policy string, sendVideo bool, d sessionDeps) (*session, error) {
 	s := &session{callID: callID, log: d.log.With("call_id", callID), loopback: d.loopback, send: d.send,
-		post: d.post, done: make(chan struct{})}
+		post: d.post, sign: d.sign, done: make(chan struct{})}
 	cfg := webrtc.Configuration{ICEServers: toICEServers(ice), SDPSemantics: webrtc.SDPSemanticsUnifiedPlan,
 		Certificates: []webrtc.Certificate{d.cert}}
 	if policy == "relay" {
@@ -115,7 +118,8 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, sendVi
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		s.log.Info("peer connection", "state", st.String())
-		if st == webrtc.PeerConnectionStateConnected || st == webrtc.PeerConnectionStateFailed {
+		switch st {
+		case webrtc.PeerConnectionStateConnected, webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateDisconnected:
 			s.post(peerState{s, st})
 		}
 	})
@@ -143,6 +147,55 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, sendVi
 	// after the offer (sendCandidate).
 	d.send(om)
 	return s, nil
+}
+
+// restart makes and sends a signed ICE restart offer: new ICE credentials,
+// so both ends gather and check paths afresh (a new network, a relay that
+// restarted), with servers, if any, as the new TURN servers. The DTLS
+// session and the media tracks stay; the parent's answer must sign this
+// offer's hash and number (messages.go).
+func (s *session) restart(servers []protocol.ICEServer) error {
+	if s.closed {
+		return fmt.Errorf("terminal: call %s: restart of a closed session: %w", s.callID, ErrProtocol)
+	}
+	if s.restarts >= protocol.MaxRestarts {
+		return fmt.Errorf("terminal: call %s: %d ICE restarts: %w", s.callID, s.restarts, ErrProtocol)
+	}
+	if len(servers) > 0 {
+		cfg := s.pc.GetConfiguration()
+		cfg.ICEServers = toICEServers(servers)
+		if err := s.pc.SetConfiguration(cfg); err != nil {
+			s.log.Warn("ICE restart: keeping the old ICE servers", "err", err)
+		}
+	}
+	// The last restart's offer may never have been answered (lost, or its
+	// answer refused): pion takes no second local offer then (and no
+	// rollback), so that offer goes out again under the new number; its
+	// ICE credentials are still fresh, as nothing answered them.
+	if s.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+		offer, err := s.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+		if err != nil {
+			return fmt.Errorf("terminal: call %s: ICE restart offer: %w", s.callID, err)
+		}
+		if err := s.pc.SetLocalDescription(offer); err != nil {
+			return fmt.Errorf("terminal: call %s: ICE restart: set local description: %w", s.callID, err)
+		}
+	}
+	sdp := s.pc.LocalDescription().SDP
+	h, err := pairing.SDPHash(sdp)
+	if err != nil {
+		return fmt.Errorf("terminal: call %s: own restart offer: %w", s.callID, err)
+	}
+	om, err := s.sign(protocol.Message{Type: protocol.TypeOffer, CallID: s.callID, SDP: sdp, Restart: s.restarts + 1})
+	if err != nil {
+		return err
+	}
+	s.restarts++
+	s.offerHash = h
+	s.local = 0 // a new socket's candidates count afresh at the server
+	s.log.Info("ICE restart offer", "restart", s.restarts)
+	s.send(om)
+	return nil
 }
 
 // attach sends cap's camera and microphone in the call: called once the

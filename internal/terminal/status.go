@@ -23,6 +23,9 @@ type Status struct {
 	Fault      string      `json:"fault,omitempty"` // what needs repair, e.g. "camera missing"
 	Received   media.Stats `json:"received"`        // the parent's media in the current or last call
 	Calls      int         `json:"calls"`           // calls this run has ended
+	// RestartAnswersRefused counts ICE restart answers refused (not signed
+	// by the paired parent over the newest restart offer).
+	RestartAnswersRefused int `json:"restart_answers_refused,omitempty"`
 }
 
 // view is what the loop shows the rest of the program: an immutable value,
@@ -52,6 +55,7 @@ func (t *Terminal) publish() {
 	st.CallID = t.m.CallID
 	st.LastCue = string(t.lastCue)
 	st.Calls = t.calls
+	st.RestartAnswersRefused = t.restartRefused
 	st.Fault = strings.Join(t.faults, ", ")
 	st.ParentID = t.parentID
 	if !t.m.Paired {

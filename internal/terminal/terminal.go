@@ -57,7 +57,10 @@ type Config struct {
 	// PingInterval and PongTimeout are how the terminal notices a dead
 	// link (zero: DefaultPingInterval, DefaultPongTimeout; see linkCheck).
 	PingInterval, PongTimeout time.Duration
-	Version                   string
+	// ResumeGrace replaces call.ResumeGrace (tests shorten it): how long a
+	// call goes on without signalling, or with its media restarting.
+	ResumeGrace time.Duration
+	Version     string
 	// PairWindow is how long the pairing window stays open (zero:
 	// DefaultPairWindow); PairWindowFailures wrong proofs close it early
 	// (zero: DefaultPairWindowFailures). See pairwindow.go.
@@ -136,6 +139,8 @@ type Terminal struct {
 	peerOnline    bool
 	parentID      string
 	calls         int
+	// restartRefused: ICE restart answers refused (messages.go).
+	restartRefused int
 	// cameraLostAt is when a camera last failed mid-call (zero: never);
 	// faults is what checkHealth found wrong last time.
 	cameraLostAt time.Time

@@ -294,7 +294,7 @@ func (t *Terminal) answerFromParent(m protocol.Message, offerHash string) error 
 		return fmt.Errorf("terminal: answer %s: no offer of ours to answer: %w", m.CallID, ErrProtocol)
 	}
 	nb := *b
-	nb.OfferHash = offerHash
+	nb.OfferHash, nb.Restart = offerHash, m.Restart
 	return t.verifyParent(m, nb)
 }
 

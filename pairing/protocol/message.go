@@ -40,6 +40,8 @@ const (
 	MaxCandidateBytes = 255      // one candidate line ("candidate:...")
 	MaxReasonBytes    = 64
 	MaxCandidates     = 50 // per side per call
+	// MaxRestarts bounds a call's ICE restarts (the offer's "restart").
+	MaxRestarts = 1000
 	// MaxCertificateChars bounds a terminal hello's certificate: base64url of
 	// at most devcert.MaxCertBytes (1,500) bytes. The one field allowed past
 	// the 512 characters of the other base64url fields.
@@ -69,6 +71,10 @@ const (
 	TypePaired       = "paired"        // server → pairing page and terminal
 	TypeUnpair       = "unpair"        // terminal → server: the terminal was factory-reset
 	TypeUnpaired     = "unpaired"      // server → the old parent's sockets (then closed), and → terminal (ack)
+	// TypeResume: a socket that lost its connection mid-call asks to be
+	// bound to that call again (docs/protocol.md, "Resuming a call").
+	TypeResume  = "resume"  // terminal or parent → server
+	TypeResumed = "resumed" // server → the resumed side (and the other, once both are back)
 )
 
 // Roles a socket can authenticate as.
@@ -208,6 +214,10 @@ type Message struct {
 	ICEServers         []ICEServer  `json:"ice_servers,omitzero"`
 	ICETransportPolicy string       `json:"ice_transport_policy,omitempty"`
 	Calls              []CallRecord `json:"calls,omitzero"`
+
+	// Restart numbers an ICE restart's offer and answer (1, 2, …; absent on
+	// the call's first offer and answer); the signature covers it.
+	Restart int `json:"restart,omitempty"`
 
 	// SignedAt is when a signed call message (ring, accept, offer, answer)
 	// was signed, RFC 3339 UTC; Signature is the signature (package pairing).

@@ -65,6 +65,9 @@ var validMessages = []struct {
 	{"call_log empty", `{"type":"call_log","calls":[]}`},
 	{"pair_request relayed", `{"type":"pair_request","device_id":"` + tID + `","nonce":"` + tNonce + `","ephemeral_key":"RXA","proof":"cHJvb2Y","pair_id":"` + tID2 + `"}`},
 	{"paired page", `{"type":"paired","device_id":"` + tID + `","parent_id":"` + tID2 + `","pair_id":"` + tID + `","token":"dG9rZW4"}`},
+	{"resume", `{"type":"resume","call_id":"` + tID + `"}`},
+	{"resumed", `{"type":"resumed","call_id":"` + tID + `","peer_online":true,"ice_servers":[{"urls":["turns:example.org:443"]}],"ice_transport_policy":"all"}`},
+	{"offer restart", `{"type":"offer","call_id":"` + tID + `"` + tSig + `,"sdp":` + quote(tSDP) + `,"restart":1}`},
 	{"white space around", " \r\n\t{\"type\":\"call_log\"} \n"},
 }
 
@@ -338,6 +341,10 @@ func sampleMessages() []Message {
 		{Type: TypePaired, DeviceID: tID, ParentID: tID2, PairID: tID, Token: "dG9rZW4"},
 		{Type: TypeUnpair},
 		{Type: TypeUnpaired, DeviceID: tID},
+		{Type: TypeOffer, CallID: tID, SDP: tSDP, SignedAt: "2026-11-28T18:00:00Z", Signature: "c2ln", Restart: 2},
+		{Type: TypeAnswer, CallID: tID, SDP: tSDP, SignedAt: "2026-11-28T18:00:00Z", Signature: "c2ln", Restart: 2},
+		{Type: TypeResume, CallID: tID},
+		{Type: TypeResumed, CallID: tID, PeerOnline: &yes, ICEServers: []ICEServer{{URLs: []string{"turn:127.0.0.1:3478?transport=udp"}, Username: "1:" + tID, Credential: "Y3JlZA"}}, ICETransportPolicy: "all"},
 	}
 }
 
@@ -389,6 +396,10 @@ func TestEncodeRefusesInvalid(t *testing.T) {
 		{"field not allowed", Message{Type: TypeRing, CallID: tID, SDP: "v=0"}, ErrInvalid},
 		{"bad ID", Message{Type: TypeAccept, CallID: "not-an-id", SignedAt: "2026-11-28T18:00:00Z", Signature: "c2ln"}, ErrInvalid},
 		{"bad role", Message{Type: TypeHello, Role: "root"}, ErrInvalid},
+		{"restart on a ring", Message{Type: TypeRing, CallID: tID, Nonce: tNonce, SignedAt: "2026-11-28T18:00:00Z", Signature: "c2ln", Restart: 1}, ErrInvalid},
+		{"negative restart", Message{Type: TypeOffer, CallID: tID, SDP: tSDP, SignedAt: "2026-11-28T18:00:00Z", Signature: "c2ln", Restart: -1}, ErrInvalid},
+		{"restart over the limit", Message{Type: TypeOffer, CallID: tID, SDP: tSDP, SignedAt: "2026-11-28T18:00:00Z", Signature: "c2ln", Restart: MaxRestarts + 1}, ErrInvalid},
+		{"resume without call", Message{Type: TypeResume}, ErrInvalid},
 		{"sdp too big", Message{Type: TypeOffer, CallID: tID, SDP: "v=0" + strings.Repeat("a", MaxSDPBytes), SignedAt: "2026-11-28T18:00:00Z", Signature: "c2ln"}, ErrTooLarge},
 		{"bad policy", Message{Type: TypeRing, CallID: tID, ICETransportPolicy: "any", SignedAt: "2026-11-28T18:00:00Z", Signature: "c2ln"}, ErrInvalid},
 		// Every field valid, but together over MaxMessageBytes once encoded.

@@ -32,8 +32,8 @@ var rules = map[string]rule{
 	TypeRinging:      {required: []string{"call_id"}, optional: []string{"ice_servers", "ice_transport_policy"}},
 	TypeAccept:       {required: []string{"call_id", "nonce", "signed_at", "signature"}},
 	TypeHangup:       {required: []string{"call_id", "reason"}},
-	TypeOffer:        {required: []string{"call_id", "sdp", "signed_at", "signature"}},
-	TypeAnswer:       {required: []string{"call_id", "sdp", "signed_at", "signature"}},
+	TypeOffer:        {required: []string{"call_id", "sdp", "signed_at", "signature"}, optional: []string{"restart"}},
+	TypeAnswer:       {required: []string{"call_id", "sdp", "signed_at", "signature"}, optional: []string{"restart"}},
 	TypeCandidate:    {required: []string{"call_id", "candidate"}},
 	TypeCallLog:      {optional: []string{"calls"}},
 	TypePairRequest:  {required: []string{"device_id", "nonce", "ephemeral_key", "proof"}, optional: []string{"pair_id", "source"}},
@@ -44,6 +44,8 @@ var rules = map[string]rule{
 	TypePaired:       {required: []string{"device_id", "parent_id"}, optional: []string{"pair_id", "token"}},
 	TypeUnpair:       {},
 	TypeUnpaired:     {required: []string{"device_id"}},
+	TypeResume:       {required: []string{"call_id"}},
+	TypeResumed:      {required: []string{"call_id", "peer_online"}, optional: []string{"ice_servers", "ice_transport_policy"}},
 }
 
 // setFields lists the JSON names of the fields that are set.
@@ -82,6 +84,7 @@ func (m *Message) setFields() []string {
 	add("ephemeral_key", m.EphemeralKey != "")
 	add("fingerprint", m.Fingerprint != "")
 	add("source", m.Source != "")
+	add("restart", m.Restart != 0)
 	return f
 }
 
@@ -182,6 +185,9 @@ func (m *Message) validateValues() error {
 				return bad("ice_servers", "URL is not stun:, turn: or turns:")
 			}
 		}
+	}
+	if m.Restart < 0 || m.Restart > MaxRestarts {
+		return bad("restart", fmt.Sprintf("is not between 1 and %d", MaxRestarts))
 	}
 	if len(m.Calls) > 200 {
 		return bad("calls", "has more than 200 entries")

@@ -153,6 +153,9 @@ type terminalOpts struct {
 	// pairFault, if set, is the terminal's crash hook in pairing
 	// (terminal.Deps.PairFault).
 	pairFault func(terminal.PairFaultPoint) bool
+	// resumeGrace shortens how long a call goes on without signalling
+	// (terminal.Config.ResumeGrace).
+	resumeGrace time.Duration
 }
 
 func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, o terminalOpts) *rig {
@@ -203,7 +206,7 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 		Capture: media.CaptureConfig{Profile: o.profile, Camera: media.SourceSynthetic,
 			Microphone: media.SourceSynthetic, SyntheticSocket: o.cameraSocket, Log: log},
 		LoopbackOnly: true, ICE: o.ice, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
-		Version: "e2e", PairWindow: o.pairWindow, AutoAnswer: o.autoAnswer,
+		Version: "e2e", PairWindow: o.pairWindow, AutoAnswer: o.autoAnswer, ResumeGrace: o.resumeGrace,
 	}, terminal.Deps{Store: store, Buttons: board.Button().Events(), ButtonStuck: board.Button().Stuck,
 		LEDs: board.LEDs(), Speaker: speaker, Watchdog: o.watchdog, OnCaptureOpen: o.onCaptureOpen, Log: log, Now: o.now,
 		PairFault: o.pairFault})

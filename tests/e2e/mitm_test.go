@@ -153,6 +153,7 @@ func (m *mitm) resign(key *ecdsa.PrivateKey, msg *protocol.Message) {
 	if b.AcceptNonce == "" {
 		b.AcceptNonce = msg.Nonce
 	}
+	b.Restart = msg.Restart
 	sig, err := pairing.SignCall(key, msg.Type, b, msg.SDP, time.Now())
 	if err != nil {
 		m.t.Errorf("mitm: sign %s: %v", msg.Type, err)

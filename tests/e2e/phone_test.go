@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -23,6 +24,10 @@ type PhoneConfig struct {
 	// microphone in the low-data profile.
 	Capture media.CaptureConfig
 	Log     *slog.Logger
+	// KeepCall: when the connection drops, keep the call (its media goes
+	// on) and wait for Resume to hand over a new connection, as the web
+	// app does; otherwise the call ends with the connection.
+	KeepCall bool
 }
 
 // Phone is the parent's phone in Go, for the end-to-end tests and
@@ -35,6 +40,10 @@ type Phone struct {
 	cfg    PhoneConfig
 	log    *slog.Logger
 	events chan protocol.Message
+
+	restarts, restartsRefused atomic.Int64
+
+	swap chan *rendezvoustest.Client // Resume's new connection (KeepCall)
 
 	mu   sync.Mutex
 	ice  map[string]protocol.Message // ring/ringing per call, for ICE servers
@@ -62,31 +71,62 @@ func NewPhone(conn *rendezvoustest.Client, cfg PhoneConfig) *Phone {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Phone{conn: conn, cfg: cfg, log: log.With("component", "phone"),
-		events: make(chan protocol.Message, 256), ice: map[string]protocol.Message{}}
+		events: make(chan protocol.Message, 256), ice: map[string]protocol.Message{}, swap: make(chan *rendezvoustest.Client, 1)}
+}
+
+// Resume hands the phone conn, a new login of the same parent, in place of
+// the connection it lost, and resumes the call in progress on it.
+func (p *Phone) Resume(ctx context.Context, conn *rendezvoustest.Client) error {
+	c := p.Current()
+	if c == nil {
+		return fmt.Errorf("phone: no call to resume")
+	}
+	p.mu.Lock()
+	old := p.conn
+	p.mu.Unlock()
+	conn.TakeCall(old, c.ID)
+	p.swap <- conn
+	return conn.Send(ctx, protocol.Message{Type: protocol.TypeResume, CallID: c.ID})
 }
 
 // Events delivers every message the server sends, after the phone acted on it.
 func (p *Phone) Events() <-chan protocol.Message { return p.events }
 
 // Conn is the signalling connection.
-func (p *Phone) Conn() *rendezvoustest.Client { return p.conn }
+func (p *Phone) Conn() *rendezvoustest.Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.conn
+}
 
 // Run handles messages until the connection or ctx ends.
 func (p *Phone) Run(ctx context.Context) error {
 	defer close(p.events)
 	defer p.endCall()
 	for {
-		m, err := p.conn.Recv(ctx)
+		m, err := p.Conn().Recv(ctx)
+		if err != nil && p.cfg.KeepCall && p.Current() != nil && ctx.Err() == nil {
+			p.log.Info("connection lost; the call goes on until it is resumed", "err", err)
+			select {
+			case c := <-p.swap:
+				p.mu.Lock()
+				p.conn = c
+				p.mu.Unlock()
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		if err != nil {
 			return err
 		}
 		switch m.Type {
 		case protocol.TypeRing, protocol.TypeAccept:
-			if err := p.conn.FromTerminal(m, time.Now()); err != nil {
+			if err := p.Conn().FromTerminal(m, time.Now()); err != nil {
 				// As the web app: a ring or accept the terminal did not sign
 				// is not the child; it is dropped, and a call it claims ends.
 				p.log.Warn("dropping a message not from the paired terminal", "type", m.Type, "err", err)
-				p.conn.Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: m.CallID, Reason: protocol.ReasonFailed})
+				p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: m.CallID, Reason: protocol.ReasonFailed})
 				continue
 			}
 		}
@@ -96,9 +136,16 @@ func (p *Phone) Run(ctx context.Context) error {
 			p.ice[m.CallID] = m
 			p.mu.Unlock()
 		case protocol.TypeOffer:
+			if m.Restart > 0 {
+				if err := p.restart(ctx, m); err != nil {
+					p.restartsRefused.Add(1)
+					p.log.Warn("refusing an ICE restart offer", "restart", m.Restart, "err", err)
+				}
+				break
+			}
 			if err := p.answer(ctx, m); err != nil {
 				p.log.Error("cannot answer offer", "err", err)
-				p.conn.Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: m.CallID, Reason: protocol.ReasonFailed})
+				p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: m.CallID, Reason: protocol.ReasonFailed})
 			}
 		case protocol.TypeCandidate:
 			if c := p.Current(); c != nil && c.ID == m.CallID {
@@ -134,22 +181,53 @@ func (p *Phone) Last() *PhoneCall {
 // Ring calls the terminal and returns the new call's ID.
 func (p *Phone) Ring(ctx context.Context) (string, error) {
 	id := protocol.NewID()
-	return id, p.conn.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id})
+	return id, p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id})
 }
 
 // Accept answers the terminal's ring.
 func (p *Phone) Accept(ctx context.Context, callID string) error {
-	return p.conn.Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: callID})
+	return p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: callID})
 }
 
 // Hangup ends, cancels or declines a call.
 func (p *Phone) Hangup(ctx context.Context, callID, reason string) error {
 	p.endCall()
-	return p.conn.Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: callID, Reason: reason})
+	return p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: callID, Reason: reason})
+}
+
+// restart answers the terminal's ICE restart offer for the call in
+// progress, as the web app does: only an offer the paired terminal signed
+// over this call's binding and a restart number above the last (checked
+// by FromTerminal) is applied; anything else changes nothing.
+func (p *Phone) restart(ctx context.Context, offer protocol.Message) error {
+	c := p.Current()
+	if c == nil || c.ID != offer.CallID {
+		return fmt.Errorf("phone: restart offer for no call in progress")
+	}
+	if err := p.Conn().FromTerminal(offer, time.Now()); err != nil {
+		return err
+	}
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
+		return fmt.Errorf("phone: restart offer: %w", err)
+	}
+	ans, err := c.pc.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("phone: restart answer: %w", err)
+	}
+	if err := c.pc.SetLocalDescription(ans); err != nil {
+		return fmt.Errorf("phone: restart local description: %w", err)
+	}
+	p.restarts.Add(1)
+	return p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: c.pc.LocalDescription().SDP, Restart: offer.Restart})
+}
+
+// Restarts counts the ICE restart offers the phone answered, and refused.
+func (p *Phone) Restarts() (answered, refused int64) {
+	return p.restarts.Load(), p.restartsRefused.Load()
 }
 
 func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
-	if err := p.conn.FromTerminal(offer, time.Now()); err != nil {
+	if err := p.Conn().FromTerminal(offer, time.Now()); err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -189,7 +267,7 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 			return
 		}
 		j := ic.ToJSON()
-		p.conn.Send(context.Background(), protocol.Message{Type: protocol.TypeCandidate, CallID: c.ID, Candidate: &protocol.Candidate{
+		p.Conn().Send(context.Background(), protocol.Message{Type: protocol.TypeCandidate, CallID: c.ID, Candidate: &protocol.Candidate{
 			Candidate: j.Candidate, SDPMid: j.SDPMid, SDPMLineIndex: j.SDPMLineIndex, UsernameFragment: j.UsernameFragment}})
 	})
 	p.mu.Lock()
@@ -223,7 +301,7 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	for _, cand := range pending {
 		c.addCandidate(cand)
 	}
-	return p.conn.Send(ctx, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: pc.LocalDescription().SDP})
+	return p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: pc.LocalDescription().SDP})
 }
 
 // attach sends a local track. After the remote offer is set, pion's AddTrack

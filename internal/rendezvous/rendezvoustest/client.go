@@ -440,6 +440,7 @@ func (c *Client) Sign(m *protocol.Message) error {
 		if bind.OfferHash == "" && m.Type == protocol.TypeAnswer {
 			bind.OfferHash, _ = pairing.SDPHash(m.SDP)
 		}
+		bind.Restart = m.Restart
 	}
 	sig, err := pairing.SignCall(c.Key, m.Type, bind, m.SDP, time.Now())
 	if err != nil {
@@ -447,6 +448,12 @@ func (c *Client) Sign(m *protocol.Message) error {
 	}
 	m.SignedAt, m.Signature = sig.SignedAt, sig.Signature
 	return nil
+}
+
+// TakeCall carries call callID's binding over from old, the connection
+// this client replaces (a parent resuming its call on a new socket).
+func (c *Client) TakeCall(old *Client, callID string) {
+	c.calls.Set(old.calls.Get(callID))
 }
 
 // FromTerminal checks that a ring, accept or offer was signed by the

@@ -14,10 +14,14 @@
 //     (the paired parent, inside a reunion window), and only after the ring
 //     has sounded for at least MinAutoAnswerDelay;
 //   - an unanswered call gives up after RingTimeout and shows "no answer";
-//   - losing the network shows "offline" and recovers by itself.
+//   - losing the network shows "offline" and recovers by itself;
+//   - a call in progress (media flowing) outlives its signalling socket:
+//     it goes on while the terminal reconnects and resumes it, and ends
+//     after ResumeGrace if it cannot (docs/protocol.md, "Resuming a call").
 package call
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/tuanju/tuanju/device"
@@ -89,6 +93,10 @@ const (
 	ConnectTimeout     = 20 * time.Second // answered → media must flow within this
 	NoAnswerDisplay    = 5 * time.Second  // "no answer" is shown this long
 	PairConfirmTimeout = 60 * time.Second // a pairing request waits this long for a press
+	// ResumeGrace is how long a call in progress goes on without its
+	// signalling (resumed), and how long its media may stay down once it
+	// is restarted: the server waits as long (rendezvous.DefaultResumeGrace).
+	ResumeGrace = 75 * time.Second
 	// MinAutoAnswerDelay is the least time a ring sounds before it is
 	// answered without a press: the child must have seen and heard it.
 	MinAutoAnswerDelay = 3 * time.Second
@@ -105,6 +113,8 @@ const (
 	TimerNoAnswer
 	TimerPair
 	TimerAutoAnswer
+	TimerResume  // the call must be resumed within ResumeGrace
+	TimerRestart // media restarted (ICE restart) must be up within ResumeGrace
 )
 
 // Machine is the whole state. It is a value: Next returns a new one.
@@ -115,7 +125,16 @@ type Machine struct {
 	CallID   string // the current call, if any
 	Outgoing bool   // the current call was started by the child
 	Answered bool   // the current call reached Connecting
-	PairID   string // the pairing request waiting for a press
+	// Resuming: the call is in progress but its signalling connection was
+	// lost; the terminal resumes it on the next connection.
+	Resuming bool
+	// MediaDown: the call's peer connection lost its path; an ICE restart
+	// (RestartMedia) brings it back once the parent can be reached.
+	MediaDown bool
+	// Epoch numbers the call's resume and restart timers, so that the
+	// timer of an earlier loss does not end the call after a later one.
+	Epoch  int
+	PairID string // the pairing request waiting for a press
 	// Pairable: the pairing window is open (the loop opens and closes it,
 	// see internal/terminal/pairwindow.go); pairing requests are refused
 	// outside it.
@@ -151,8 +170,12 @@ type (
 		CallID string
 		Cue    Cue
 	}
-	StopMedia  struct{ CallID string }
-	StartTimer struct {
+	StopMedia struct{ CallID string }
+	// SendResume asks the server to bind the new connection to the call.
+	SendResume struct{ CallID string }
+	// RestartMedia makes a signed ICE restart offer for the call.
+	RestartMedia struct{ CallID string }
+	StartTimer   struct {
 		Timer Timer
 		Token string
 		After time.Duration
@@ -173,16 +196,18 @@ type (
 // method), so a switch over actions is checked against it.
 type Action interface{ action() }
 
-func (SendRing) action()   {}
-func (SendAccept) action() {}
-func (SendHangup) action() {}
-func (StartMedia) action() {}
-func (StopMedia) action()  {}
-func (StartTimer) action() {}
-func (PairAccept) action() {}
-func (PairReject) action() {}
-func (PlayCue) action()    {}
-func (CallEnded) action()  {}
+func (SendRing) action()     {}
+func (SendAccept) action()   {}
+func (SendHangup) action()   {}
+func (StartMedia) action()   {}
+func (StopMedia) action()    {}
+func (SendResume) action()   {}
+func (RestartMedia) action() {}
+func (StartTimer) action()   {}
+func (PairAccept) action()   {}
+func (PairReject) action()   {}
+func (PlayCue) action()      {}
+func (CallEnded) action()    {}
 
 // Events.
 type (
@@ -203,6 +228,17 @@ type (
 	PeerHangup   struct{ CallID, Reason string }
 	MediaUp      struct{ CallID string }
 	MediaFailed  struct{ CallID string }
+	// MediaDown: the peer connection lost its path (ICE disconnected).
+	MediaDown struct{ CallID string }
+	// Resumed: the server bound the new connection to the call;
+	// PeerOnline says the parent's side is bound too.
+	Resumed struct {
+		CallID     string
+		PeerOnline bool
+	}
+	// ResumeRefused: the server has no such call waiting (it ended, or the
+	// grace ran out there first).
+	ResumeRefused struct{ CallID string }
 	// SignFailed: the terminal could not sign its own ring or accept, so
 	// nothing went out; the call is over at once.
 	SignFailed struct{ CallID string }
@@ -228,31 +264,40 @@ type (
 // Event is one of the event types above, a closed set like Action.
 type Event interface{ event() }
 
-func (Connected) event()    {}
-func (Disconnected) event() {}
-func (Press) event()        {}
-func (LongPress) event()    {}
-func (IncomingRing) event() {}
-func (PeerAccepted) event() {}
-func (PeerHangup) event()   {}
-func (MediaUp) event()      {}
-func (MediaFailed) event()  {}
-func (SignFailed) event()   {}
-func (Timeout) event()      {}
-func (PairRequest) event()  {}
-func (PairDone) event()     {}
-func (PairWindow) event()   {}
-func (FactoryReset) event() {}
-func (FaultRaised) event()  {}
-func (FaultCleared) event() {}
+func (Connected) event()     {}
+func (Disconnected) event()  {}
+func (Press) event()         {}
+func (LongPress) event()     {}
+func (IncomingRing) event()  {}
+func (PeerAccepted) event()  {}
+func (PeerHangup) event()    {}
+func (MediaUp) event()       {}
+func (MediaFailed) event()   {}
+func (MediaDown) event()     {}
+func (Resumed) event()       {}
+func (ResumeRefused) event() {}
+func (SignFailed) event()    {}
+func (Timeout) event()       {}
+func (PairRequest) event()   {}
+func (PairDone) event()      {}
+func (PairWindow) event()    {}
+func (FactoryReset) event()  {}
+func (FaultRaised) event()   {}
+func (FaultCleared) event()  {}
 
 // Next is the transition function.
 func Next(m Machine, e Event) (Machine, []Action) {
 	// Events that mean the same in every state.
 	switch e := e.(type) {
 	case Disconnected:
-		if !m.Online && m.State == Offline {
+		if !m.Online && (m.State == Offline || m.Resuming) {
 			return m, nil
+		}
+		if m.State == InCall {
+			// Media flows between the two ends, not through the server:
+			// the call goes on, and the next connection resumes it.
+			m.Online, m.Resuming = false, true
+			return m, []Action{m.timer(TimerResume)}
 		}
 		m.Online = false
 		// A child whose press is still "calling" when the link turns out
@@ -423,6 +468,41 @@ func Next(m Machine, e Event) (Machine, []Action) {
 				m.State = InCall
 				return m, nil
 			}
+			if e.CallID == m.CallID {
+				m.MediaDown = false
+				return m, nil
+			}
+		case Connected:
+			if m.Resuming {
+				m.Online, m.Paired = true, e.Paired
+				return m, []Action{SendResume{m.CallID}}
+			}
+		case Resumed:
+			if e.CallID == m.CallID && m.State == InCall {
+				// Both sides are bound again after one of them lost its
+				// socket: a new network, or a server (and its TURN relay)
+				// that restarted. An ICE restart finds the media path
+				// afresh, with the fresh TURN credentials, rather than wait
+				// for the old path to be declared dead.
+				m.Resuming = false
+				if e.PeerOnline {
+					m.MediaDown = true
+					return m.restart()
+				}
+				return m, nil
+			}
+		case ResumeRefused:
+			if e.CallID == m.CallID && m.Resuming {
+				return m.endCall(protocol.OutcomeInterrupted, "", Idle)
+			}
+		case MediaDown:
+			if e.CallID == m.CallID && m.State == InCall && !m.MediaDown {
+				m.MediaDown = true
+				if m.Online && !m.Resuming {
+					return m.restart()
+				}
+				return m, nil
+			}
 		case LongPress:
 			return m.endCall(protocol.OutcomeAnswered, protocol.ReasonHangup, Idle)
 		case PeerHangup:
@@ -439,6 +519,13 @@ func Next(m Machine, e Event) (Machine, []Action) {
 			}
 		case Timeout:
 			if e.Timer == TimerConnect && e.Token == m.CallID && m.State == Connecting {
+				return m.endCall(protocol.OutcomeFailed, protocol.ReasonFailed, Idle)
+			}
+			if e.Timer == TimerResume && e.Token == m.token() && m.Resuming {
+				// The other side or the server never took the call back.
+				return m.endCall(protocol.OutcomeInterrupted, "", Idle)
+			}
+			if e.Timer == TimerRestart && e.Token == m.token() && m.MediaDown {
 				return m.endCall(protocol.OutcomeFailed, protocol.ReasonFailed, Idle)
 			}
 		}
@@ -477,6 +564,22 @@ func (m Machine) answer() (Machine, []Action) {
 	return m, []Action{SendAccept{m.CallID}, StartMedia{m.CallID, CueConnected}, StartTimer{TimerConnect, m.CallID, ConnectTimeout}}
 }
 
+// timer starts a resume or restart timer of a new epoch: only the newest
+// loss's timer can end the call.
+func (m *Machine) timer(t Timer) Action {
+	m.Epoch++
+	return StartTimer{t, m.token(), ResumeGrace}
+}
+
+func (m Machine) token() string { return m.CallID + "#" + strconv.Itoa(m.Epoch) }
+
+// restart makes an ICE restart offer: the media path is down while the
+// parent can be reached; it must be up again within ResumeGrace.
+func (m Machine) restart() (Machine, []Action) {
+	t := m.timer(TimerRestart)
+	return m, []Action{RestartMedia{m.CallID}, t}
+}
+
 // endCall finishes the current call: tells the peer (when reason is set),
 // stops media if it was started, and logs the outcome.
 func (m Machine) endCall(outcome, reason string, next State) (Machine, []Action) {
@@ -484,6 +587,11 @@ func (m Machine) endCall(outcome, reason string, next State) (Machine, []Action)
 	m.State = next
 	if next == Idle {
 		acts = append(acts, PlayCue{CueHangup})
+		if !m.Online {
+			// A call that went on without signalling (Resuming) ends
+			// where the terminal is: offline.
+			m.State = Offline
+		}
 	}
 	return m, acts
 }
@@ -503,5 +611,6 @@ func (m Machine) dropCall(outcome, reason string) (Machine, []Action) {
 	}
 	acts = append(acts, CallEnded{CallID: m.CallID, Outgoing: m.Outgoing, Answered: m.Answered, Outcome: outcome})
 	m.CallID, m.Outgoing, m.Answered = "", false, false
+	m.Resuming, m.MediaDown, m.Epoch = false, false, 0
 	return m, acts
 }

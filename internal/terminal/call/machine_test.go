@@ -26,6 +26,10 @@ func TestNext(t *testing.T) {
 	pairable := Machine{State: Idle, Online: true, Pairable: true}
 	pairConfirm := Machine{State: PairConfirm, Online: true, PairID: p1, Pairable: true}
 	fault := Machine{State: Fault, Online: true, Paired: true}
+	with := func(m Machine, f func(*Machine)) Machine { f(&m); return m }
+	resuming := Machine{State: InCall, Paired: true, CallID: c1, Answered: true, Resuming: true, Epoch: 1}
+	resumeSent := with(resuming, func(m *Machine) { m.Online = true })
+	resumedCall := with(resumeSent, func(m *Machine) { m.Resuming = false })
 
 	tests := []struct {
 		name  string
@@ -117,8 +121,38 @@ func TestNext(t *testing.T) {
 			SignFailed{c1}, idle,
 			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}, PlayCue{CueHangup}}},
 		{"a second ring in call is busy", inCall, IncomingRing{CallID: c2}, inCall, []Action{SendHangup{c2, protocol.ReasonBusy}}},
-		{"disconnect in call stops media and goes offline", inCall, Disconnected{}, Machine{Paired: true},
-			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}}},
+		// Resuming (issue 11: a server restart ended every call).
+		{"disconnect in call keeps the call and waits to resume it", inCall, Disconnected{}, resuming,
+			[]Action{StartTimer{TimerResume, c1 + "#1", ResumeGrace}}},
+		{"disconnect while connecting still ends the call", connectingOut, Disconnected{}, Machine{Paired: true},
+			[]Action{StopMedia{c1}, CallEnded{c1, true, true, protocol.OutcomeFailed}}},
+		{"a second disconnect while resuming changes nothing", resuming, Disconnected{}, resuming, nil},
+		{"reconnected: resume the call", resuming, Connected{Paired: true}, resumeSent, []Action{SendResume{c1}}},
+		{"resumed with the parent there: ICE restart, media must be back within the grace", resumeSent, Resumed{c1, true},
+			with(resumedCall, func(m *Machine) { m.MediaDown, m.Epoch = true, 2 }),
+			[]Action{RestartMedia{c1}, StartTimer{TimerRestart, c1 + "#2", ResumeGrace}}},
+		{"resumed, the parent not yet back: the call goes on, waiting for it", resumeSent, Resumed{c1, false}, resumedCall, nil},
+		{"the parent resumed (its network changed): ICE restart", inCall, Resumed{c1, true},
+			with(inCall, func(m *Machine) { m.MediaDown, m.Epoch = true, 1 }),
+			[]Action{RestartMedia{c1}, StartTimer{TimerRestart, c1 + "#1", ResumeGrace}}},
+		{"resume refused: the call is over", resumeSent, ResumeRefused{c1}, idle,
+			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeInterrupted}, PlayCue{CueHangup}}},
+		{"never resumed while offline: ends interrupted, offline, with the hangup sound", resuming, Timeout{TimerResume, c1 + "#1"}, Machine{Paired: true},
+			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeInterrupted}, PlayCue{CueHangup}}},
+		{"never resumed though connected: ends interrupted", resumeSent, Timeout{TimerResume, c1 + "#1"}, idle,
+			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeInterrupted}, PlayCue{CueHangup}}},
+		{"the resume timer of an earlier loss is ignored", with(resuming, func(m *Machine) { m.Epoch = 2 }), Timeout{TimerResume, c1 + "#1"},
+			with(resuming, func(m *Machine) { m.Epoch = 2 }), nil},
+		{"the resume timer after the resume is ignored", resumedCall, Timeout{TimerResume, c1 + "#1"}, resumedCall, nil},
+		{"long press while resuming hangs up and shows offline", resuming, LongPress{}, Machine{Paired: true},
+			[]Action{SendHangup{c1, protocol.ReasonHangup}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeAnswered}, PlayCue{CueHangup}}},
+		{"media down while connected: ICE restart", inCall, MediaDown{c1}, with(inCall, func(m *Machine) { m.MediaDown, m.Epoch = true, 1 }),
+			[]Action{RestartMedia{c1}, StartTimer{TimerRestart, c1 + "#1", ResumeGrace}}},
+		{"media down while resuming: restart once resumed", resuming, MediaDown{c1}, with(resuming, func(m *Machine) { m.MediaDown = true }), nil},
+		{"media back: the restart timer is moot", with(inCall, func(m *Machine) { m.MediaDown, m.Epoch = true, 1 }), MediaUp{c1}, with(inCall, func(m *Machine) { m.Epoch = 1 }), nil},
+		{"media not back within the grace: the call fails", with(inCall, func(m *Machine) { m.MediaDown, m.Epoch = true, 1 }), Timeout{TimerRestart, c1 + "#1"}, idle,
+			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}, PlayCue{CueHangup}}},
+		{"a resume answer for another call is ignored", resumeSent, Resumed{c2, true}, resumeSent, nil},
 
 		// Pairing.
 		{"valid pairing request asks for a press", pairable, PairRequest{p1, true}, pairConfirm,

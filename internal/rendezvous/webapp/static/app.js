@@ -28,6 +28,11 @@ import { newID, validID, when, dataUsed } from './util.js';
 const RING_TIMEOUT_MS = 45000; // the caller gives up (hangup no_answer)
 const CONNECT_TIMEOUT_MS = 30000; // accepted but media never flowed
 const ENDED_SCREEN_MS = 3500;
+// RESUME_GRACE_MS: a call whose media flows goes on this long without this
+// page's socket (a network change, a server restart) while the page logs in
+// again and resumes it (docs/protocol.md, "Resuming a call"), as the
+// terminal and the server wait.
+const RESUME_GRACE_MS = 75000;
 const CRED_KEY = 'tuanju.credential';
 
 const $ = (id) => document.getElementById(id);
@@ -294,7 +299,9 @@ function bindingFor(m) {
   if (m.type === 'ring') return { callId: m.call_id, ringNonce: m.nonce || '' };
   if (!cur || cur.id !== m.call_id || !cur.bind) return null;
   if (m.type === 'accept' && cur.dir === 'out' && !cur.bind.acceptNonce) return { ...cur.bind, acceptNonce: m.nonce || '' };
-  if (m.type === 'offer' && cur.bind.acceptNonce && !cur.bind.offerHash) return { ...cur.bind };
+  if (m.type === 'offer' && !m.restart && cur.bind.acceptNonce && !cur.bind.offerHash) return { ...cur.bind };
+  // An ICE restart: after the first offer, numbered above the last one.
+  if (m.type === 'offer' && Number.isInteger(m.restart) && m.restart > (cur.bind.restart || 0) && cur.bind.offerHash) return { ...cur.bind, restart: m.restart };
   return null;
 }
 
@@ -313,7 +320,10 @@ async function fromTerminal(m) {
   if (m.type === 'ring') seenRings.add(m.call_id);
   else if (cur && cur.id === m.call_id) {
     if (m.type === 'accept') cur.bind.acceptNonce = m.nonce;
-    if (m.type === 'offer') cur.bind.offerHash = await sdpHash(m.sdp);
+    if (m.type === 'offer') {
+      cur.bind.offerHash = await sdpHash(m.sdp);
+      cur.bind.restart = m.restart || 0;
+    }
   }
   return true;
 }
@@ -332,10 +342,34 @@ function startParent(cred) {
       const banner = $('banner');
       if (st === 'reconnecting') bilingual(banner, 'No connection — reconnecting…', '网络断开，正在重新连接…');
       show(banner, st === 'reconnecting');
-      if (st !== 'ready' && cur) endCall(null, ['Connection lost', '网络断开'], ['The internet connection dropped.', '网络连接中断了。']);
+      if (st === 'ready' && cur && cur.detached) {
+        // Logged in again: take the call back (the answer is resumed).
+        signal.send({ type: 'resume', call_id: cur.id });
+      } else if (st !== 'ready' && cur) {
+        socketLost();
+      }
     },
   });
   signal.start();
+}
+
+// socketLost: the page's socket dropped. A call whose media flows goes on
+// (media does not pass through the server) until the socket is back and the
+// call resumed, or RESUME_GRACE_MS; any other call ends.
+function socketLost() {
+  const c = cur;
+  if (!(hooks.state === 'call' && c.connected)) {
+    endCall(null, ['Connection lost', '网络断开'], ['The internet connection dropped.', '网络连接中断了。']);
+    return;
+  }
+  if (c.detached) return;
+  c.detached = true;
+  bilingual($('call-status'), 'Reconnecting…', '正在重新连接…');
+  show($('call-status'), true);
+  c.resumeTimer = setTimeout(() => {
+    if (cur === c && c.detached) endCall(null, ['Connection lost', '网络断开'], ['The internet connection dropped.', '网络连接中断了。']);
+  }, RESUME_GRACE_MS);
+  c.timers.push(c.resumeTimer);
 }
 
 function renderPresence() {
@@ -450,8 +484,9 @@ async function onParentMessage(m) {
   if ((m.type === 'accept' || m.type === 'offer') && !(await fromTerminal(m))) {
     // Not the terminal (a server in the middle, or a replay): no media to
     // it. A forged accept ends nothing (the real terminal may still answer
-    // the ring); a forged offer ends the call.
-    if (m.type === 'offer' && cur && cur.id === m.call_id) endCall('failed', ['Call failed', '通话失败'], ['The answer did not come from your child\'s terminal.', '应答不是来自孩子的终端。']);
+    // the ring), nor does a forged ICE restart (the media keeps what it
+    // has); a forged first offer ends the call.
+    if (m.type === 'offer' && !m.restart && cur && cur.id === m.call_id) endCall('failed', ['Call failed', '通话失败'], ['The answer did not come from your child\'s terminal.', '应答不是来自孩子的终端。']);
     return;
   }
   if (!cur || m.call_id !== cur.id) return; // the call ended while checking
@@ -464,7 +499,21 @@ async function onParentMessage(m) {
     case 'accept':
       if (cur.dir === 'out' && hooks.state === 'outgoing') enterCall();
       break;
+    case 'resumed':
+      if (!cur.detached && !cur.connected) return;
+      cur.detached = false;
+      clearTimeout(cur.resumeTimer);
+      show($('call-status'), false);
+      if (cur.rtc && Array.isArray(m.ice_servers)) cur.rtc.setIceServers(m.ice_servers);
+      break;
     case 'offer':
+      if (m.restart) {
+        // The terminal's signed ICE restart: new paths, same call.
+        if (cur.rtc) {
+          cur.rtc.handleRestart(m.sdp, m.restart).catch((e) => console.warn('tuanju: ICE restart failed:', e));
+        }
+        return;
+      }
       if (hooks.state === 'outgoing') enterCall(); // accept may have been lost
       if (hooks.state !== 'call') return;
       cur.rtc.handleOffer(m.sdp).catch((e) => {
@@ -519,6 +568,11 @@ function onError(m) {
     return;
   }
   if (!cur || (m.call_id && m.call_id !== cur.id)) return;
+  if (m.ref_type === 'resume') {
+    // The server has no such call waiting: it ended while we were away.
+    endCall(null, ['Call ended', '通话结束'], ['The connection was lost.', '连接已断开。']);
+    return;
+  }
   if (m.ref_type === 'ring' || m.code === 'busy' || m.code === 'not_paired') {
     const texts = {
       busy: ['Busy', '对方忙'],

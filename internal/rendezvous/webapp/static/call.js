@@ -97,6 +97,30 @@ export class Call {
     await this.lowData();
   }
 
+  /**
+   * handleRestart answers the terminal's ICE restart offer (already
+   * checked: signed over the call and the restart's number) with an answer
+   * carrying that number.
+   */
+  async handleRestart(sdp, restart) {
+    if (!this.pc || this.closed) return;
+    await this.pc.setRemoteDescription({ type: 'offer', sdp });
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    if (this.closed) return;
+    this.sent = 0; // a new socket's candidates count afresh at the server
+    this.send({ type: 'answer', call_id: this.callId, sdp: this.pc.localDescription.sdp, restart });
+  }
+
+  /** setIceServers takes fresh TURN credentials (a resumed call's). */
+  setIceServers(iceServers) {
+    if (!this.pc) return;
+    try {
+      this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers });
+    } catch (e) {
+      console.warn('tuanju: keeping the old ICE servers:', e);
+    }
+  }
+
   /** lowData caps what the phone sends: 250 kbit/s, 15 fps video; 24 kbit/s audio. */
   async lowData() {
     for (const sender of this.pc.getSenders()) {

@@ -209,8 +209,9 @@ const NONCE = /^[A-Za-z0-9_-]{43}$/;
  * callText is exactly what a call message's signature covers
  * (docs/protocol.md, "Calls"): the type, call, time, the ring's and the
  * accept's nonces, and the offer's and answer's SDP hashes, each only from
- * the step that has it on. b is the call's binding {callId, ringNonce,
- * acceptNonce, offerHash}; h the message's own SDP hash.
+ * the step that has it on, and an ICE restart's number. b is the call's
+ * binding {callId, ringNonce, acceptNonce, offerHash, restart}; h the
+ * message's own SDP hash.
  */
 function callText(type, b, signedAt, h) {
   const ok = (v) => NONCE.test(v || '');
@@ -228,7 +229,11 @@ function callText(type, b, signedAt, h) {
       answer = h;
     }
   }
-  return ['tuanju/v3 call', type, b.callId, signedAt, b.ringNonce, accept, offer, answer].join('\n');
+  const text = ['tuanju/v3 call', type, b.callId, signedAt, b.ringNonce, accept, offer, answer].join('\n');
+  const restart = b.restart || 0;
+  if (!Number.isInteger(restart) || restart < 0 || restart > 1000 || (restart && !hasSDP(type))) throw new Error('bad_binding');
+  // An ICE restart's offer and answer sign a ninth line (pairing/callsig.go).
+  return restart ? `${text}\nrestart ${restart}` : text;
 }
 
 const hasSDP = (type) => type === 'offer' || type === 'answer';

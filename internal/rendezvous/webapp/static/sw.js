@@ -5,7 +5,7 @@
 // new release reaches the phone on the next opening; bump VERSION to drop the
 // old cache at once.
 
-const VERSION = 'tuanju-shell-v3'; // v3: calls signed over nonces and SDP hashes (protocol v3)
+const VERSION = 'tuanju-shell-v4'; // v4: calls resumed after a lost socket, signed ICE restarts
 const SHELL = [
   '/',
   '/app.js',
