@@ -265,6 +265,9 @@ func waitPattern(t *testing.T, leds map[device.Color]string, p device.Pattern, d
 type logRecord struct {
 	Msg                 string `json:"msg"`
 	Online              *bool  `json:"online"`
+	CallID              string `json:"call_id"`
+	ParentID            string `json:"parent_id"`
+	ParentOnline        *bool  `json:"parent_online"`
 	Outcome             string `json:"outcome"`
 	RxVideoFrames       int64  `json:"rx_video_frames"`
 	RxVideoSize         string `json:"rx_video_size"`
