@@ -507,7 +507,13 @@ func Next(m Machine, e Event) (Machine, []Action) {
 			return m.endCall(protocol.OutcomeAnswered, protocol.ReasonHangup, Idle)
 		case PeerHangup:
 			if e.CallID == m.CallID {
-				return m.endCall(protocol.OutcomeAnswered, "", Idle)
+				// peer_left in a call: the other side lost its socket and
+				// did not come back within the server's grace.
+				outcome := protocol.OutcomeAnswered
+				if e.Reason == protocol.ReasonPeerLeft {
+					outcome = protocol.OutcomeInterrupted
+				}
+				return m.endCall(outcome, "", Idle)
 			}
 		case MediaFailed:
 			if e.CallID == m.CallID {

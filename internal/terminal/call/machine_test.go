@@ -114,6 +114,8 @@ func TestNext(t *testing.T) {
 			[]Action{SendHangup{c1, protocol.ReasonHangup}, StopMedia{c1}, CallEnded{c1, true, true, protocol.OutcomeAnswered}, PlayCue{CueHangup}}},
 		{"parent hangs up", inCall, PeerHangup{c1, protocol.ReasonHangup}, idle,
 			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeAnswered}, PlayCue{CueHangup}}},
+		{"parent never came back (the server's grace ran out): interrupted, as the server logs it", inCall, PeerHangup{c1, protocol.ReasonPeerLeft}, idle,
+			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeInterrupted}, PlayCue{CueHangup}}},
 		{"hangup of another call is ignored", inCall, PeerHangup{c2, protocol.ReasonHangup}, inCall, nil},
 		{"media failure ends the call", inCall, MediaFailed{c1}, idle,
 			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}, PlayCue{CueHangup}}},
