@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"slices"
 	"sort"
@@ -18,118 +16,6 @@ import (
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
-
-// holeProxy is a TCP relay on 127.0.0.1 between the terminal and the server
-// that a test can turn into a black hole: bytes stop moving both ways, but
-// no connection is closed or reset, as when a router upstream dies or a
-// cable is pulled beyond the unit's own port. New connections are accepted
-// and then hear nothing. Restored, it carries on where it stopped, in order,
-// as TCP's retransmissions would.
-type holeProxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	up    chan struct{} // closed while the link carries packets
-	conns []net.Conn
-}
-
-func newHoleProxy(t testing.TB, serverURL string) *holeProxy {
-	t.Helper()
-	u, err := url.Parse(serverURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &holeProxy{ln: ln, target: u.Host, up: make(chan struct{})}
-	close(p.up)
-	go p.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		p.restore()
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		for _, c := range p.conns {
-			c.Close()
-		}
-	})
-	return p
-}
-
-func (p *holeProxy) wsURL() string { return "ws://" + p.ln.Addr().String() + "/ws" }
-
-func (p *holeProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			p.waitUp() // a new connection in the hole: its upgrade hangs
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				return
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go p.pump(up, c)
-			go p.pump(c, up)
-		}()
-	}
-}
-
-// pump copies src to dst while the link is up; in the hole it holds what it
-// read and reads nothing more.
-func (p *holeProxy) pump(dst, src net.Conn) {
-	defer dst.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		p.waitUp()
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.waitUp()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-func (p *holeProxy) waitUp() {
-	p.mu.Lock()
-	up := p.up
-	p.mu.Unlock()
-	<-up
-}
-
-// blackhole stops all traffic; restore lets it flow again.
-func (p *holeProxy) blackhole() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	select {
-	case <-p.up:
-		p.up = make(chan struct{})
-	default:
-	}
-}
-
-func (p *holeProxy) restore() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	select {
-	case <-p.up:
-	default:
-		close(p.up)
-	}
-}
 
 // cueLog records the cues the terminal plays.
 type cueLog struct {
@@ -165,11 +51,11 @@ func (c *cueLog) len() int {
 	return len(c.cues)
 }
 
-// linkRig is a paired terminal reaching the server through a holeProxy,
+// linkRig is a paired terminal reaching the server through a proxy,
 // and its parent logged in straight to the server (its link stays up).
 type linkRig struct {
 	*rig
-	px     *holeProxy
+	px     *proxy
 	cues   *cueLog
 	parent *rendezvoustest.Client
 }
@@ -179,7 +65,7 @@ func newLinkRig(t *testing.T) *linkRig {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	srv := rendezvoustest.NewServer(t, nil)
-	px := newHoleProxy(t, srv.URL)
+	px := newProxy(t, srv.URL)
 	cues := &cueLog{}
 	// Production reconnect bounds: the figures are those of a real unit.
 	r := startTerminal(t, ctx, srv, terminalOpts{wsURL: px.wsURL(),

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"errors"
-	"io"
 	"net"
 	"net/url"
 	"sync"
@@ -13,15 +12,20 @@ import (
 
 func asRefused(err error, target **rendezvoustest.RefusedError) bool { return errors.As(err, target) }
 
-// proxy is a TCP relay on 127.0.0.1 between the terminal and the server that
-// a test can cut, like a yanked network cable, and restore.
+// proxy is a TCP relay on 127.0.0.1 between the terminal and the server
+// that a test can cut, like a yanked network cable (every connection
+// dropped, new ones refused), or black-hole, like a router upstream that
+// dies (bytes stop both ways, nothing is closed; new connections are
+// accepted and hear nothing), and then restore. After a black hole the
+// bytes held carry on in order, as TCP's retransmissions would.
 type proxy struct {
 	t      testing.TB
 	ln     net.Listener
 	target string
 
 	mu    sync.Mutex
-	down  bool
+	down  bool          // cut: refuse new connections
+	up    chan struct{} // closed while the link carries bytes
 	conns []net.Conn
 }
 
@@ -35,9 +39,10 @@ func newProxy(t testing.TB, serverURL string) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{t: t, ln: ln, target: u.Host}
+	p := &proxy{t: t, ln: ln, target: u.Host, up: make(chan struct{})}
+	close(p.up)
 	go p.serve()
-	t.Cleanup(func() { ln.Close(); p.cut() })
+	t.Cleanup(func() { ln.Close(); p.restore(); p.cut() })
 	return p
 }
 
@@ -49,26 +54,56 @@ func (p *proxy) serve() {
 		if err != nil {
 			return
 		}
-		p.mu.Lock()
-		if p.down {
+		go func() {
+			p.waitUp() // a new connection in the hole: its upgrade hangs
+			p.mu.Lock()
+			if p.down {
+				p.mu.Unlock()
+				c.Close()
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				return
+			}
+			p.conns = append(p.conns, c, up)
 			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		go func() { io.Copy(up, c); up.Close() }()
-		go func() { io.Copy(c, up); c.Close() }()
+			go p.pump(up, c)
+			go p.pump(c, up)
+		}()
 	}
 }
 
-// cut drops every connection and refuses new ones.
+// pump copies src to dst while the link is up; in the hole it holds what it
+// read and reads nothing more.
+func (p *proxy) pump(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		p.waitUp()
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.waitUp()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *proxy) waitUp() {
+	p.mu.Lock()
+	up := p.up
+	p.mu.Unlock()
+	<-up
+}
+
+// cut drops every connection and refuses new ones until restore.
 func (p *proxy) cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -79,8 +114,25 @@ func (p *proxy) cut() {
 	p.conns = nil
 }
 
+// blackhole stops all traffic, closing nothing, until restore.
+func (p *proxy) blackhole() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.up:
+		p.up = make(chan struct{})
+	default:
+	}
+}
+
+// restore ends a cut or a black hole.
 func (p *proxy) restore() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.down = false
-	p.mu.Unlock()
+	select {
+	case <-p.up:
+	default:
+		close(p.up)
+	}
 }
