@@ -55,6 +55,22 @@ func Open(path string, buckets ...[]byte) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("boltfile: chmod %s: %w", path, err)
 	}
+	// Only a file missing a bucket is written to: a write transaction
+	// commits pages even when it changes nothing, and on a full disk that
+	// commit fails, which must not keep a daemon from starting.
+	missing := false
+	if err := db.View(func(tx *bolt.Tx) error {
+		for _, b := range buckets {
+			missing = missing || tx.Bucket(b) == nil
+		}
+		return nil
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("boltfile: read %s: %w", path, err)
+	}
+	if !missing {
+		return db, nil
+	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {

@@ -1,35 +1,26 @@
 package rendezvous_test
 
 import (
-	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/pairing/protocol"
+	"github.com/tuanju/tuanju/tests/fulldisk"
 )
 
-// fullDiskEnv names the directory, a small tmpfs, that the re-executed test
-// runs the server on.
-const fullDiskEnv = "TUANJU_TEST_FULL_DISK_DIR"
-
 // TestCallOnFullDisk is TestCallLogWriteFailureNeverStopsACall on a real
-// full disk: the server's data directory is a 1 MiB tmpfs, mounted in a
-// user and mount namespace of its own (no root needed; skipped where the
-// kernel does not allow one), and filled until the kernel says ENOSPC.
+// full disk: the server's data directory is a 1 MiB tmpfs (package
+// fulldisk), filled until the kernel says ENOSPC.
 // bbolt then fails the commits that need a new page and passes those that
 // reuse a freed one, as on any full disk, so the test makes calls until a
 // log write has failed (at most 60), and every one of them must ring and
 // end. Then the disk gets room again and the held-back records are written.
 func TestCallOnFullDisk(t *testing.T) {
-	dir := os.Getenv(fullDiskEnv)
+	dir := fulldisk.Dir(t, "1m", "fulldisk_test.go")
 	if dir == "" {
-		reexecOnTmpfs(t)
 		return
 	}
 	ctx := testCtx(t)
@@ -44,7 +35,7 @@ func TestCallOnFullDisk(t *testing.T) {
 	}
 
 	filler := filepath.Join(dir, "filler")
-	fill(t, filler)
+	fulldisk.Fill(t, filler)
 	for srv.Metrics().CallLogWriteFailures == 0 {
 		if len(calls) > 60 {
 			t.Fatalf("%d calls on a full disk and no call-log write failed", len(calls))
@@ -79,49 +70,4 @@ func TestCallOnFullDisk(t *testing.T) {
 	}
 	m := srv.Metrics()
 	t.Logf("calls %d, call-log write failures %d, written on retry %d, dropped %d", len(calls), m.CallLogWriteFailures, m.CallLogWritesRetried, m.CallLogWritesDropped)
-}
-
-// fill writes to path until the file system is full.
-func fill(t *testing.T, path string) {
-	t.Helper()
-	file, err := os.Create(path)
-	check(t, err)
-	defer file.Close()
-	block := bytes.Repeat([]byte{0xAA}, 4096)
-	for {
-		if _, err := file.Write(block); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling the disk: %v, want ENOSPC", err)
-			}
-			return
-		}
-	}
-}
-
-// reexecOnTmpfs runs this test again in its own user and mount namespace
-// with a 1 MiB tmpfs as the data directory. The child stays in this
-// process's network namespace (loopback only under .ci/netns).
-func reexecOnTmpfs(t *testing.T) {
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		t.Skip("no unshare(1): cannot mount a small tmpfs without root")
-	}
-	dir := t.TempDir()
-	probe := exec.Command(unshare, "--user", "--map-root-user", "--mount", "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", dir)
-	if out, err := probe.CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs in a user namespace here: %v: %s", err, out)
-	}
-	cmd := exec.CommandContext(testCtx(t), unshare, "--user", "--map-root-user", "--mount", "sh", "-c",
-		`mount -t tmpfs -o size=1m tmpfs "$1" && exec "$2" -test.run='^TestCallOnFullDisk$' -test.count=1 -test.v`,
-		"sh", dir, os.Args[0])
-	cmd.Env = append(os.Environ(), fullDiskEnv+"="+dir)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestCallOnFullDisk")) {
-		t.Fatalf("on a full tmpfs: %v\n%s", err, out)
-	}
-	for _, line := range bytes.Split(out, []byte("\n")) {
-		if bytes.Contains(line, []byte("fulldisk_test.go")) {
-			t.Log(string(bytes.TrimSpace(line)))
-		}
-	}
 }

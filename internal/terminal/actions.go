@@ -91,9 +91,7 @@ func (t *Terminal) callEnded(a call.CallEnded) {
 	delete(t.tr.calls, a.CallID)
 	t.calls++
 	rec := terminalstore.CallRecord{CallID: a.CallID, Outgoing: a.Outgoing, Answered: a.Answered, Outcome: a.Outcome, EndedAt: time.Now().UTC()}
-	if err := t.d.Store.AppendCall(rec); err != nil {
-		t.log.Error("cannot log the call", "err", err)
-	}
+	t.logCall(rec)
 	// What arrived from the parent: the field's only view of a call's
 	// quality, and what the kernel-in-the-loop call test checks.
 	rx := t.callStats(a.CallID)

@@ -128,6 +128,7 @@ func (t *Terminal) Run(ctx context.Context) error {
 			t.checkHealth()
 			t.checkPairWindow(time.Now())
 			t.petWatchdog()
+			t.flushCallLog()
 		}
 		t.publish()
 		t.notify()

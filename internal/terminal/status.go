@@ -26,6 +26,11 @@ type Status struct {
 	// RestartAnswersRefused counts ICE restart answers refused (not signed
 	// by the paired parent over the newest restart offer).
 	RestartAnswersRefused int `json:"restart_answers_refused,omitempty"`
+	// StateWriteFailures counts writes to the state file that failed (a
+	// full or failing disk): calls go on without them. CallLogHeldBack is
+	// how many call records wait to be written (statewrites.go).
+	StateWriteFailures int `json:"state_write_failures,omitempty"`
+	CallLogHeldBack    int `json:"call_log_held_back,omitempty"`
 }
 
 // view is what the loop shows the rest of the program: an immutable value,
@@ -56,6 +61,8 @@ func (t *Terminal) publish() {
 	st.LastCue = string(t.lastCue)
 	st.Calls = t.calls
 	st.RestartAnswersRefused = t.restartRefused
+	st.StateWriteFailures = t.stateWriteFailures
+	st.CallLogHeldBack = len(t.unlogged.records)
 	st.Fault = strings.Join(t.faults, ", ")
 	st.ParentID = t.parentID
 	if !t.m.Paired {

@@ -152,6 +152,10 @@ type Terminal struct {
 	mediaCue  call.Cue           // the current call's connect sound, played when they open
 	lit       lights             // what the LEDs show, for the gate
 	lastCue   call.Cue           // the last cue played (by an action or the gate)
+	// unlogged: call records the disk did not take yet; stateWriteFailures
+	// counts every failed write (statewrites.go).
+	unlogged           unlogged
+	stateWriteFailures int
 }
 
 type iceInfo struct {

@@ -42,6 +42,9 @@ type trust struct {
 	// accept on must cover the terminal's own nonce, so nothing recorded
 	// from an earlier call can be replayed into this one.
 	calls map[string]*pairing.Binding
+	// unsaved holds the rings whose seen mark could not be written
+	// (ringFromParent), so none rings twice while the disk is full.
+	unsaved map[string]bool
 
 	// The pairing in progress: the verified request waiting for the press,
 	// the handshake after it, the parent key after the page's confirm.
@@ -55,7 +58,7 @@ type trust struct {
 // loadTrust reads the persistent DTLS certificate, the stored parent key
 // and the clock floor.
 func loadTrust(store *terminalstore.Store, p *terminalstore.Parent) (trust, error) {
-	tr := trust{calls: map[string]*pairing.Binding{}, pairReq: map[string]pairing.Request{}}
+	tr := trust{calls: map[string]*pairing.Binding{}, pairReq: map[string]pairing.Request{}, unsaved: map[string]bool{}}
 	key, x, err := store.DTLSCertificate()
 	if err != nil {
 		return tr, err
@@ -150,6 +153,11 @@ func (t *Terminal) setClock(server time.Time) {
 // a call costs at most one write of it, not three.
 const floorStep = time.Minute
 
+// maxUnsavedRings bounds the rings kept in memory when their seen marks
+// cannot be written: far more than a family rings in the ten minutes a
+// signature stays fresh.
+const maxUnsavedRings = 1000
+
 // vouch raises the clock floor to a time the paired parent signed (the
 // parent's phone keeps network time), persisted so it holds after a reboot.
 func (t *Terminal) vouch(signedAt string) {
@@ -166,6 +174,7 @@ func (t *Terminal) vouch(signedAt string) {
 	t.tr.floor = at
 	if err := t.d.Store.RaiseClockFloor(at); err != nil {
 		t.log.Warn("cannot store the clock floor", "err", err)
+		t.stateWriteFailed()
 	}
 }
 
@@ -254,9 +263,22 @@ func (t *Terminal) ringFromParent(m protocol.Message) error {
 	if err := t.verifyParent(m, b); err != nil {
 		return err
 	}
+	if t.tr.unsaved[m.CallID] {
+		return fmt.Errorf("terminal: ring %s replayed: %w", m.CallID, pairing.ErrStale)
+	}
 	fresh, err := t.d.Store.MarkCallSeen(m.CallID)
 	if err != nil {
-		return err
+		// The disk is full or failing: the parent's ring must still ring
+		// the child. The ID is kept in memory instead, so it cannot ring
+		// again in this run; after a restart, the signature's time
+		// (pairing.MaxSkew) still bounds a replay to minutes.
+		t.log.Warn("cannot record the ring as seen on disk; keeping it in memory", "call_id", m.CallID, "err", err)
+		t.stateWriteFailed()
+		if len(t.tr.unsaved) >= maxUnsavedRings {
+			clear(t.tr.unsaved)
+		}
+		t.tr.unsaved[m.CallID] = true
+		fresh = true
 	}
 	if !fresh {
 		return fmt.Errorf("terminal: ring %s replayed: %w", m.CallID, pairing.ErrStale)
@@ -376,6 +398,7 @@ func (t *Terminal) onPairConfirm(m protocol.Message) {
 		// Nothing stored: the server rolls its pending pairing back and
 		// the page's credential dies.
 		t.log.Error("cannot store the pairing; refusing it", "pair_id", m.PairID, "err", err)
+		t.stateWriteFailed()
 		t.send(protocol.Message{Type: protocol.TypePairReject, PairID: m.PairID, Reason: "store_failed"})
 		return
 	}

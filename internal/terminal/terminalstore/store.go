@@ -107,8 +107,20 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // getOrCreate returns the value under key, creating it with make() in the
 // same transaction when absent, so two callers never create two identities.
+// A value already there is read in a read-only transaction: a write
+// transaction commits pages even when it changes nothing, and on a full
+// disk that commit fails, which would keep a provisioned unit from starting
+// (TestTerminalOnFullDisk).
 func (s *Store) getOrCreate(bucket, key []byte, make func() ([]byte, error)) ([]byte, error) {
 	var out []byte
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucket).Get(key); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	}); err != nil || out != nil {
+		return out, err
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucket)
 		if v := b.Get(key); v != nil {

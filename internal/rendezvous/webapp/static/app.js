@@ -101,6 +101,7 @@ const rejectReasons = {
   declined: ['Pairing was cancelled on the terminal (the button was held down). Try again and give the button a short press.', '终端上取消了配对（按住了按钮）。请重试，并短按按钮。'],
   bad_secret: ['The terminal did not accept this link. Scan the QR label on the terminal again.', '终端不接受此链接。请重新扫描终端上的二维码。'],
   bad_proof: ['The terminal could not confirm this phone. Try again.', '终端无法确认这部手机。请重试。'],
+  store_failed: ['The terminal could not save the pairing: its storage is full or failing. Nothing was paired. Ask the technician to check the terminal.', '终端无法保存配对：存储空间已满或出现故障。配对没有完成。请联系技术员检查终端。'],
   not_pairable: ['The terminal is not open for pairing. Hold its button for 3 seconds until the blue light glows, then try again.', '终端现在不能配对。请按住终端按钮3秒，直到蓝灯亮起，然后重试。'],
 };
 
