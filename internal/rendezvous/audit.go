@@ -18,6 +18,9 @@ const AuditFile = "audit.jsonl"
 const (
 	AuditPaired       = "paired"        // a parent paired with a terminal
 	AuditFactoryReset = "factory_reset" // a terminal was reset; its pairing was deleted
+	// AuditPairingDropped: the terminal never stored the parent the server
+	// kept (a pairing split by a crash, healed at login); it was deleted.
+	AuditPairingDropped = "pairing_dropped"
 )
 
 // AuditEntry is one line of the audit log: who was bound to which terminal,
@@ -27,7 +30,7 @@ type AuditEntry struct {
 	Time     time.Time `json:"time"`
 	Event    string    `json:"event"`
 	DeviceID string    `json:"device_id"`
-	ParentID string    `json:"parent_id,omitempty"` // the new parent (paired) or the old one (factory_reset)
+	ParentID string    `json:"parent_id,omitempty"` // the new parent (paired) or the old one
 }
 
 // auditLog appends JSON lines to a file opened O_APPEND, mode 0600: the

@@ -69,6 +69,9 @@ type LimitsConfig struct {
 	Candidates Rate `toml:"candidates"`
 	Rings      Rate `toml:"rings"`
 	CallLog    Rate `toml:"call_log"`
+	// Resumes: a side sends one resume per call each time its socket
+	// comes back; more is a client probing for calls (resume.go).
+	Resumes Rate `toml:"resumes"`
 	// RateLimitedMax rate_limited answers on one socket close it with 1008.
 	RateLimitedMax int `toml:"rate_limited_max"`
 
@@ -109,6 +112,7 @@ func DefaultLimits() LimitsConfig {
 		Candidates:            Rate{Burst: 100, PerMinute: 300},
 		Rings:                 Rate{Burst: 5, PerMinute: 10},
 		CallLog:               Rate{Burst: 10, PerMinute: 20},
+		Resumes:               Rate{Burst: 5, PerMinute: 10},
 		RateLimitedMax:        10,
 		ReadHeaderTimeout:     5 * time.Second,
 		IdleTimeout:           60 * time.Second,
@@ -130,7 +134,7 @@ func (l LimitsConfig) validate(bad func(string, ...any) error) error {
 	}
 	for name, r := range map[string]Rate{
 		"connects_per_ip": l.ConnectsPerIP, "logins_per_identity": l.LoginsPerIdentity, "sdp": l.SDP,
-		"candidates": l.Candidates, "rings": l.Rings, "call_log": l.CallLog,
+		"candidates": l.Candidates, "rings": l.Rings, "call_log": l.CallLog, "resumes": l.Resumes,
 	} {
 		if r.Burst < 1 || r.PerMinute < 0 {
 			return bad("limits.%s: burst %d must be at least 1 and per_minute %d not negative", name, r.Burst, r.PerMinute)
@@ -190,6 +194,7 @@ func newSocketLimits(l LimitsConfig) *socketLimits {
 		protocol.TypeCandidate: l.Candidates.newLimiter(),
 		protocol.TypeRing:      l.Rings.newLimiter(),
 		protocol.TypeCallLog:   l.CallLog.newLimiter(),
+		protocol.TypeResume:    l.Resumes.newLimiter(),
 	}}
 }
 

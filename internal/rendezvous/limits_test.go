@@ -104,7 +104,7 @@ func noLimits(c *rendezvous.Config) {
 	l.PendingMax, l.PendingPerIP, l.PendingPerPrefix = 100_000, 100_000, 100_000
 	l.PairingMax, l.PairingPerIP, l.PairingPerPrefix = 100_000, 100_000, 100_000
 	l.PairFailuresPerSource = 100_000
-	for _, r := range []*rendezvous.Rate{&l.ConnectsPerIP, &l.LoginsPerIdentity, &l.SDP, &l.Candidates, &l.Rings, &l.CallLog} {
+	for _, r := range []*rendezvous.Rate{&l.ConnectsPerIP, &l.LoginsPerIdentity, &l.SDP, &l.Candidates, &l.Rings, &l.CallLog, &l.Resumes} {
 		*r = rendezvous.Rate{Burst: 100_000, PerMinute: 100_000}
 	}
 }
@@ -339,23 +339,31 @@ func TestMessageRates(t *testing.T) {
 		// sockets; relayed is the type the other side then receives ("" if
 		// the answer comes back to the sender).
 		send func(ctx context.Context, f *family, call string) (from *rt.Client, to *rt.Client, m protocol.Message)
+		// refusedAs: the sender gets this error for each message within
+		// the burst, instead of to getting the message.
+		refusedAs string
 	}{
 		{"offer", func(l *rendezvous.LimitsConfig, n int) { l.SDP = never(n) }, 2,
 			func(ctx context.Context, f *family, call string) (*rt.Client, *rt.Client, protocol.Message) {
 				return f.terminal, f.parent, protocol.Message{Type: protocol.TypeOffer, CallID: call, SDP: "v=0\r\n"}
-			}},
+			}, ""},
 		{"answer", func(l *rendezvous.LimitsConfig, n int) { l.SDP = never(n) }, 3,
 			func(ctx context.Context, f *family, call string) (*rt.Client, *rt.Client, protocol.Message) {
 				return f.parent, f.terminal, protocol.Message{Type: protocol.TypeAnswer, CallID: call, SDP: "v=0\r\n"}
-			}},
+			}, ""},
 		{"candidate", func(l *rendezvous.LimitsConfig, n int) { l.Candidates = never(n) }, protocol.MaxCandidates,
 			func(ctx context.Context, f *family, call string) (*rt.Client, *rt.Client, protocol.Message) {
 				return f.parent, f.terminal, protocol.Message{Type: protocol.TypeCandidate, CallID: call, Candidate: cand}
-			}},
+			}, ""},
 		{"call_log", func(l *rendezvous.LimitsConfig, n int) { l.CallLog = never(n) }, 4,
 			func(ctx context.Context, f *family, call string) (*rt.Client, *rt.Client, protocol.Message) {
 				return f.parent, f.parent, protocol.Message{Type: protocol.TypeCallLog}
-			}},
+			}, ""},
+		// Both sides are there: a resume is refused, and costs a token.
+		{"resume", func(l *rendezvous.LimitsConfig, n int) { l.Resumes = never(n) }, 3,
+			func(ctx context.Context, f *family, call string) (*rt.Client, *rt.Client, protocol.Message) {
+				return f.parent, f.parent, protocol.Message{Type: protocol.TypeResume, CallID: call}
+			}, protocol.ErrCodeUnknownCall},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -370,7 +378,13 @@ func TestMessageRates(t *testing.T) {
 			from, to, m := tc.send(ctx, f, call)
 			for i := range tc.burst {
 				check(t, from.Send(ctx, m))
-				if _, err := to.Expect(ctx, m.Type); err != nil {
+				var err error
+				if tc.refusedAs != "" {
+					_, err = from.ExpectError(ctx, tc.refusedAs)
+				} else {
+					_, err = to.Expect(ctx, m.Type)
+				}
+				if err != nil {
 					t.Fatalf("%s %d of a burst of %d: %v", m.Type, i+1, tc.burst, err)
 				}
 			}

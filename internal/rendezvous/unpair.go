@@ -12,7 +12,20 @@ import (
 // A terminal with no pairing gets the same acknowledgement (it may be
 // repeating an unpair whose answer it never saw), and the reset is audited
 // either way.
+//
+// An unpair with reason not_paired is the terminal's login reconciliation
+// instead (it never stored the parent the server kept): the same deletion,
+// audited as pairing_dropped.
 func (h *hub) unpair(s *session, m protocol.Message) {
+	event := AuditFactoryReset
+	switch m.Reason {
+	case "":
+	case protocol.ReasonNotPaired:
+		event = AuditPairingDropped
+	default:
+		s.sendError(protocol.ErrCodeBadMessage, "unpair reason must be absent or not_paired", m)
+		return
+	}
 	// End a call first: finishCall writes to the pairing's call log, which
 	// is about to be deleted.
 	if c := h.deviceCall[s.deviceID]; c != nil {
@@ -26,7 +39,7 @@ func (h *hub) unpair(s *session, m protocol.Message) {
 		return
 	}
 	s.pairedParent = ""
-	h.srv.writeAudit(AuditFactoryReset, s.deviceID, parentID)
+	h.srv.writeAudit(event, s.deviceID, parentID)
 	if parentID != "" {
 		for p := range h.parents[parentID] {
 			// Taken out of routing now; leave() will find nothing to undo.
@@ -37,5 +50,9 @@ func (h *hub) unpair(s *session, m protocol.Message) {
 		delete(h.parents, parentID)
 	}
 	s.send(protocol.Message{Type: protocol.TypeUnpaired, DeviceID: s.deviceID})
+	if event == AuditPairingDropped {
+		s.log.Info("terminal does not hold the pairing: deleted", "old_parent", parentID)
+		return
+	}
 	s.log.Info("terminal factory-reset: pairing deleted", "old_parent", parentID)
 }

@@ -149,3 +149,23 @@ func TestServerSecretsArePrivate(t *testing.T) {
 		t.Errorf("data dir: %v, %v; want mode 0700", fi.Mode().Perm(), err)
 	}
 }
+
+// TestUnpairUnknownReason: an unpair with a reason the protocol does not
+// name is refused as bad_message and deletes nothing.
+func TestUnpairUnknownReason(t *testing.T) {
+	ctx := testCtx(t)
+	srv := rt.NewServer(t, nil)
+	f := newFamily(t, ctx, srv)
+	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeUnpair, Reason: "because"}))
+	try(f.terminal.ExpectError(ctx, protocol.ErrCodeBadMessage)).must(t)
+	if p, err := srv.Store().ParentOf(f.terminal.Welcome.DeviceID); err != nil || p != f.creds.ParentID {
+		t.Fatalf("pairing after a refused unpair: %q, %v; want %s kept", p, err, f.creds.ParentID)
+	}
+	entries, err := rendezvous.ReadAudit(srv.AuditPath())
+	check(t, err)
+	for _, e := range entries {
+		if e.Event != rendezvous.AuditPaired {
+			t.Fatalf("audit log after a refused unpair has %+v", e)
+		}
+	}
+}

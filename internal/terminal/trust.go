@@ -464,7 +464,7 @@ func (t *Terminal) reconcilePairing(w protocol.Message) {
 	case serverPaired && local != w.ParentID:
 		t.log.Warn("the server keeps a parent this unit does not trust; telling it to drop it",
 			"server_parent_id", w.ParentID, "parent_id", local)
-		t.send(protocol.Message{Type: protocol.TypeUnpair})
+		t.send(protocol.Message{Type: protocol.TypeUnpair, Reason: protocol.ReasonNotPaired})
 	case !serverPaired && local != "" && local != w.PairID:
 		t.log.Error("the server has no record of this unit's parent (its registry was lost?): the parent cannot reach this unit; factory-reset it and pair again",
 			"parent_id", local)

@@ -125,6 +125,8 @@ const (
 
 // ReasonNotPaired is the terminal's pair_reject of a pending pairing
 // (welcome's pair_id) that it has not stored: the server rolls it back.
+// On an unpair it says the server keeps a parent the terminal never stored
+// (a split pairing healed at login), not that the unit was reset.
 const ReasonNotPaired = "not_paired"
 
 // TokenBytes is the size of a parent's bearer token, which its page makes

@@ -42,7 +42,7 @@ var rules = map[string]rule{
 	TypePairComplete: {required: []string{"pair_id"}},
 	TypePairReject:   {required: []string{"pair_id", "reason"}},
 	TypePaired:       {required: []string{"device_id", "parent_id"}, optional: []string{"pair_id", "token"}},
-	TypeUnpair:       {},
+	TypeUnpair:       {optional: []string{"reason"}},
 	TypeUnpaired:     {required: []string{"device_id"}},
 	TypeResume:       {required: []string{"call_id"}},
 	TypeResumed:      {required: []string{"call_id", "peer_online"}, optional: []string{"ice_servers", "ice_transport_policy"}},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -51,6 +52,19 @@ func TestSplitPairingHeals(t *testing.T) {
 	cred := r.pair()
 	if cred.ParentID == old.ParentID {
 		t.Fatal("paired again with the dead parent ID")
+	}
+	// The audit log tells the healing from a reset.
+	entries, err := rendezvous.ReadAudit(srv.AuditPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for _, e := range entries {
+		events = append(events, e.Event+" "+e.ParentID)
+	}
+	want := []string{"paired " + old.ParentID, "pairing_dropped " + old.ParentID, "paired " + cred.ParentID}
+	if !slices.Equal(events, want) {
+		t.Fatalf("audit log %q, want %q", events, want)
 	}
 }
 
