@@ -48,10 +48,10 @@ type session struct {
 	// early holds the parent's candidates that came before its answer (a
 	// client may send them first; pion takes none before the remote
 	// description): they are added once the answer is applied.
-	early []webrtc.ICECandidateInit
-	local   int            // local candidates gathered
-	closed  bool
-	done    chan struct{} // closed by close
+	early  []webrtc.ICECandidateInit
+	local  int // local candidates gathered
+	closed bool
+	done   chan struct{} // closed by close
 }
 
 // sessionDeps is what a session needs from the terminal.
