@@ -283,7 +283,9 @@ type allocationQuota struct {
 	holders map[string]int // username and client address → live allocations
 }
 
-func holderKey(username string, src net.Addr) string { return username + " " + src.Network() + ":" + src.String() }
+func holderKey(username string, src net.Addr) string {
+	return username + " " + src.Network() + ":" + src.String()
+}
 
 // holds reports whether src holds a live allocation made with username.
 func (q *allocationQuota) holds(username string, src net.Addr) bool {
