@@ -79,6 +79,9 @@ type Config struct {
 
 	// Limits bound connections, logins and messages (limits.go).
 	Limits LimitsConfig `toml:"limits"`
+
+	// Backup: the registry backs itself up while the server runs (backup.go).
+	Backup BackupConfig `toml:"backup"`
 }
 
 // TURNConfig configures the embedded TURN relay (pion/turn).
@@ -128,6 +131,7 @@ func DefaultConfig() Config {
 			Realm:         "tuanju",
 			CredentialTTL: 10 * time.Minute,
 		},
+		Backup:                         BackupConfig{Every: DefaultBackupEvery, Keep: DefaultBackupKeep},
 		PairRequestsPerMinutePerDevice: 5,
 		PairRequestsPerMinutePerIP:     5,
 		HelloTimeout:                   10 * time.Second,
@@ -189,6 +193,9 @@ func (c Config) Validate() error {
 	}
 	if c.SendQueueDepth < 8 {
 		return bad("send_queue_depth %d is below 8", c.SendQueueDepth)
+	}
+	if err := c.Backup.validate(bad); err != nil {
+		return err
 	}
 	if err := c.Limits.validate(bad); err != nil {
 		return err

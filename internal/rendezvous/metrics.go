@@ -15,6 +15,9 @@ type metrics struct {
 	callLogWritesDropped atomic.Uint64
 	callLogPending       atomic.Int64
 	callsClosedAtStart   atomic.Uint64
+	backupsWritten       atomic.Uint64
+	backupFailures       atomic.Uint64
+	lastBackup           atomic.Int64 // Unix seconds
 }
 
 // Metrics is a snapshot of the server's counters (GET /metrics serves them).
@@ -33,6 +36,11 @@ type Metrics struct {
 	// CallsClosedAtStart counts calls found open at start and closed
 	// (interrupted or missed): the server had stopped without ending them.
 	CallsClosedAtStart uint64
+	// BackupsWritten and BackupFailures count automatic registry backups
+	// (backup.go); LastBackup is when the newest good one was made (Unix
+	// seconds, 0: none yet).
+	BackupsWritten, BackupFailures uint64
+	LastBackup                     int64
 }
 
 // Metrics returns the server's counters.
@@ -43,6 +51,9 @@ func (s *Server) Metrics() Metrics {
 		CallLogWritesDropped: s.metrics.callLogWritesDropped.Load(),
 		CallLogPending:       s.metrics.callLogPending.Load(),
 		CallsClosedAtStart:   s.metrics.callsClosedAtStart.Load(),
+		BackupsWritten:       s.metrics.backupsWritten.Load(),
+		BackupFailures:       s.metrics.backupFailures.Load(),
+		LastBackup:           s.metrics.lastBackup.Load(),
 	}
 }
 
@@ -69,6 +80,9 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		{"tuanju_call_log_writes_dropped_total", "counter", "Call-log records given up on: missing from a family's log.", m.CallLogWritesDropped},
 		{"tuanju_call_log_pending", "gauge", "Call-log records waiting for a retry.", m.CallLogPending},
 		{"tuanju_calls_closed_at_start_total", "counter", "Calls found open at start (the server stopped without ending them) and closed.", m.CallsClosedAtStart},
+		{"tuanju_registry_backups_total", "counter", "Automatic registry backups written and checked.", m.BackupsWritten},
+		{"tuanju_registry_backup_failures_total", "counter", "Automatic registry backups that failed (the last good one was kept).", m.BackupFailures},
+		{"tuanju_registry_last_backup_timestamp_seconds", "gauge", "When the newest good registry backup was made (Unix time; 0: none yet).", m.LastBackup},
 	} {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", c.name, c.help, c.name, c.kind, c.name, c.v)
 	}

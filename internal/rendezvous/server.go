@@ -58,6 +58,7 @@ type Server struct {
 	metrics    metrics                               // counters for GET /metrics (metrics.go)
 	callLog    *callLog                              // the hub's call-log writes (calllog.go)
 	retryDone  chan struct{}                         // closed when the call log's retry loop has ended
+	backupDone chan struct{}                         // closed when the backup loop has ended (nil: no backups)
 	pairFault  atomic.Pointer[func(FaultPoint) bool] // tests' crash points in pairing (pairing.go)
 
 	wg        sync.WaitGroup // live WebSocket handlers
@@ -112,7 +113,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if public.Host != "" {
 		s.origins = append(s.origins, public.Host)
 	}
-	store, err := OpenStore(filepath.Join(cfg.DataDir, "rendezvous.db"))
+	store, err := OpenStore(filepath.Join(cfg.DataDir, RegistryFile))
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +140,13 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	go func() { defer close(s.retryDone); s.callLog.retryLoop(s.stop) }()
 	if s.revoked != nil {
 		go s.watchRevocations(cfg.RevocationCheckInterval, s.stop)
+	}
+	if b := cfg.Backup; b.Every > 0 {
+		if b.Dir == "" {
+			b.Dir = filepath.Join(cfg.DataDir, "backups")
+		}
+		s.backupDone = make(chan struct{})
+		go func() { defer close(s.backupDone); s.backupLoop(b, s.stop) }()
 	}
 	return s, nil
 }
@@ -255,6 +263,9 @@ func (s *Server) Close() error {
 			s.log.Warn("sockets still open after 10 s; closing anyway")
 		}
 		<-s.retryDone
+		if s.backupDone != nil {
+			<-s.backupDone // a backup in progress reads the store
+		}
 		s.callLog.retry(true) // the last chance for records a full disk held back
 		var errs []error
 		if s.turn != nil {
