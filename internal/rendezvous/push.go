@@ -102,12 +102,11 @@ type pushMessage struct {
 	At     time.Time `json:"at"` // when the call started
 }
 
-// pushJob is one message for one parent; sub nil fans it out to each of the
-// parent's subscriptions as jobs of their own, so a slow push service of
-// one browser does not hold back another's.
+// pushJob is one message for one of a parent's subscriptions: each its
+// own, so a slow push service of one browser does not hold back another's.
 type pushJob struct {
 	parentID string
-	sub      *PushSubscription
+	sub      PushSubscription
 	msg      pushMessage
 	ttl      time.Duration
 }
@@ -198,26 +197,23 @@ func (p *pusher) missed(parentID, callID string, at time.Time) {
 }
 
 func (p *pusher) put(j pushJob) {
+	subs, err := p.store.PushSubscriptions(j.parentID)
+	if err != nil {
+		p.log.Error("push: read subscriptions", "parent", j.parentID, "err", err)
+		return
+	}
 	// A message is worth sending while a push service would still deliver
 	// it.
-	p.out.put(j, p.now().Add(j.ttl))
+	deadline := p.now().Add(j.ttl)
+	for _, sub := range subs {
+		j.sub = sub
+		p.out.put(j, deadline)
+	}
 }
 
-// send delivers one job: a fan-out reads the parent's subscriptions and
-// queues one job each; a subscription's job is one encrypted POST.
+// send is one try of one job: an encrypted POST to the subscription's
+// push service.
 func (p *pusher) send(ctx context.Context, j pushJob) error {
-	if j.sub == nil {
-		subs, err := p.store.PushSubscriptions(j.parentID)
-		if err != nil {
-			return err // the store: retried
-		}
-		for i := range subs {
-			one := j
-			one.sub = &subs[i]
-			p.put(one)
-		}
-		return nil
-	}
 	host := endpointHost(j.sub.Endpoint)
 	if !p.hostAllowed(j.sub.Endpoint) {
 		return permanent(fmt.Errorf("push to %s: not one of push.endpoint_hosts", host))
@@ -254,7 +250,7 @@ func (p *pusher) send(ctx context.Context, j pushJob) error {
 			p.removed.Add(1)
 			p.log.Info("push subscription gone; removed", "parent", j.parentID, "push_host", host, "status", code)
 		}
-		return nil
+		return permanent(fmt.Errorf("push to %s: HTTP %d: the subscription is gone", host, code))
 	case code == http.StatusTooManyRequests || code >= 500:
 		return fmt.Errorf("push to %s: HTTP %d", host, code)
 	default:
