@@ -120,7 +120,7 @@ func (h *hub) closeAll() {
 	}
 	for _, c := range h.calls {
 		c.timer.Stop()
-		h.notifyAnswered(c) // stops the escalation
+		h.stopEscalation(c)
 	}
 	for _, p := range h.pending {
 		p.timer.Stop()

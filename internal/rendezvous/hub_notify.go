@@ -150,10 +150,19 @@ func (h *hub) escalate(c *call) {
 	}
 }
 
-// notifyAnswered stops a ring's escalation. h.mu is held.
-func (h *hub) notifyAnswered(c *call) {
+// stopEscalation stops a ring's SMS timer. h.mu is held.
+func (h *hub) stopEscalation(c *call) {
 	if c.escalation != nil {
 		c.escalation.Stop()
+	}
+}
+
+// notifyAnswered stops a ring's escalation and silences the ring on the
+// parent's browsers that were woken for it. h.mu is held.
+func (h *hub) notifyAnswered(c *call) {
+	h.stopEscalation(c)
+	if c.fromTerminal && h.srv.push != nil {
+		h.srv.push.answered(c.parentID, c.id, c.rec.StartedAt)
 	}
 }
 
@@ -161,7 +170,7 @@ func (h *hub) notifyAnswered(c *call) {
 // and a voice call where the programme enables it. h.mu is held, and c's
 // outcome is decided.
 func (h *hub) notifyEnd(c *call) {
-	h.notifyAnswered(c)
+	h.stopEscalation(c)
 	if !c.fromTerminal || c.rec.Outcome != protocol.OutcomeMissed {
 		return
 	}

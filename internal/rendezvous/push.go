@@ -97,7 +97,7 @@ func (p PushConfig) validate(bad func(string, ...any) error) error {
 // (RFC 8291): what happened and to which call, nothing more. The service
 // worker shows it (static/sw.js).
 type pushMessage struct {
-	Type   string    `json:"type"` // "ring" or "missed"
+	Type   string    `json:"type"` // "ring", "answered" or "missed"
 	CallID string    `json:"call_id"`
 	At     time.Time `json:"at"` // when the call started
 }
@@ -187,9 +187,15 @@ func hostMatches(patterns []string, host string) bool {
 }
 
 // ring wakes the parent's browsers for a child's ring; missed tells them a
-// call went unanswered. Neither waits for anything.
+// call went unanswered. None of them waits for anything.
 func (p *pusher) ring(parentID, callID string, at time.Time) {
 	p.put(pushJob{parentID: parentID, msg: pushMessage{Type: "ring", CallID: callID, At: at}, ttl: p.ringTTL})
+}
+
+// answered silences the ring on the parent's other browsers: one of the
+// parent's phones took the call.
+func (p *pusher) answered(parentID, callID string, at time.Time) {
+	p.put(pushJob{parentID: parentID, msg: pushMessage{Type: "answered", CallID: callID, At: at}, ttl: p.ringTTL})
 }
 
 func (p *pusher) missed(parentID, callID string, at time.Time) {

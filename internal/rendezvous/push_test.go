@@ -276,8 +276,9 @@ func nextPush(t *testing.T, ctx context.Context, ps *pushService, b *browser, sr
 // subscribed is rung all the same (no "unavailable"): the push service gets
 // an encrypted "ring" for the call (TTL the ring timeout, urgency high, the
 // call as topic, VAPID-signed), the page that the notification opens logs
-// in, gets the ring and answers it. A call nobody answers is pushed again
-// as "missed".
+// in, gets the ring and answers it, and the parent's browsers are told
+// "answered" (to stop ringing). A call nobody answers is pushed again as
+// "missed".
 func TestPushWakesParent(t *testing.T) {
 	ctx := testCtx(t)
 	ps := newPushService(t)
@@ -318,6 +319,10 @@ func TestPushWakesParent(t *testing.T) {
 	}
 	check(t, page.Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: id}))
 	try(f.terminal.WaitFor(ctx, protocol.TypeAccept)).must(t)
+	// The parent's other browsers stop ringing.
+	if _, msg := nextPush(t, ctx, ps, b, srv); msg["type"] != "answered" || msg["call_id"] != id {
+		t.Fatalf("push payload %v after the accept, want answered for call %s", msg, id)
+	}
 	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: id, Reason: protocol.ReasonHangup}))
 	try(page.WaitFor(ctx, protocol.TypeHangup)).must(t)
 	check(t, page.Close())
@@ -339,9 +344,9 @@ func TestPushWakesParent(t *testing.T) {
 	if got, want := r.header.Get("TTL"), strconv.Itoa(int(srv.Config.Push.MissedTTL/time.Second)); got != want {
 		t.Errorf("missed push TTL %s, want %s", got, want)
 	}
-	// Two rings and one missed: the answered call was not pushed as
+	// Two rings, answered and missed: the answered call was not pushed as
 	// missed (its push would have come before this one).
-	eventually(t, ctx, "PushSent reaches 3", func() bool { return srv.Metrics().PushSent == 3 })
+	eventually(t, ctx, "PushSent reaches 4", func() bool { return srv.Metrics().PushSent == 4 })
 }
 
 // TestPushGoneRemovesSubscription: a push service that answers 404 or 410
