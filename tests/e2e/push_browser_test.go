@@ -264,3 +264,63 @@ func waitNotification(t *testing.T, page context.Context, kind, id string) notif
 	})
 	return found
 }
+
+// TestBrowserRingWithoutSound: the page is open but nobody has touched it,
+// and the browser lets it play no sound before a tap (autoplay policy, as
+// on a phone). The child calls: the page cannot ring aloud, so it rings
+// with a notification through its service worker (its own sound and
+// vibration). A tap on the notification's Answer reaches the open page,
+// which answers: the terminal goes into the call.
+func TestBrowserRingWithoutSound(t *testing.T) {
+	r := newRig(t, nil)
+	page := pairBrowser(t, r, chromedp.Flag("autoplay-policy", "document-user-activation-required"))
+	if err := chromedp.Do(page, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission: &browser.PermissionDescriptor{Name: "notifications"}, Setting: "granted", Origin: r.srv.URL})
+		return err
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitStateFor(page, "incoming", step); err != nil {
+		t.Fatal(err)
+	}
+	if blocked, err := chromedp.Run(page, chromedp.Evaluate[bool](`!document.getElementById('incoming-hint').hidden`)); err != nil || !blocked {
+		t.Fatalf("the page can play its ring (%v): this test needs a browser that blocks sound before a tap", err)
+	}
+	var n notification
+	eventually(t, step, "the page rings with a notification", func() bool {
+		for _, o := range notifications(t, page) {
+			if o.Data.Type == "ring" {
+				n = o
+				return true
+			}
+		}
+		return false
+	})
+	if n.Title != "孩子来电 · Your child is calling" || !n.RequireInteraction || len(n.Vibrate) < 3 {
+		t.Fatalf("ring notification %+v", n)
+	}
+	res, err := chromedp.Run(page, chromedp.Evaluate[map[string]string](fmt.Sprintf(`new Promise((resolve) => {
+		const ch = new MessageChannel();
+		ch.port1.onmessage = (e) => resolve(e.data);
+		navigator.serviceWorker.getRegistration('/').then((r) => r.active.postMessage({type: 'tuanju-test-click', tag: %q, action: 'answer'}, [ch.port2]));
+	})`, n.Tag), chromedp.EvalAwaitPromise))
+	if err != nil || res["posted"] != "answer" {
+		t.Fatalf("the tap on Answer: %v, %v; want it posted to the open page", res, err)
+	}
+	if err := browsertest.WaitStateFor(page, "call", step); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.InCall, "terminal in the call the notification answered")
+	eventually(t, step, "the ring notification is gone once answered", func() bool {
+		for _, o := range notifications(t, page) {
+			if o.Data.Type == "ring" {
+				return false
+			}
+		}
+		return true
+	})
+}
