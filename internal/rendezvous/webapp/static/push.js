@@ -28,6 +28,7 @@ let bilingual = (el, en, zh) => { el.textContent = `${en} ${zh}`; };
 let state = null; // window.tuanju.alerts
 let pending = null; // {action, callId, at}: a tapped notification's call, not rung yet
 let synced = false; // this socket has had its subscription refreshed
+let folded = false; // the card was folded away once alerts were on
 
 function supported() {
   return 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window && window.isSecureContext;
@@ -144,15 +145,15 @@ async function turnOn() {
   if (!supported()) {
     state.push = 'unsupported';
     render();
+    send({ type: 'notify_status' }); // are text messages offered?
     return;
   }
   state.permission = await Notification.requestPermission();
-  if (state.permission !== 'granted') {
-    render();
-    return;
-  }
   synced = false;
-  send({ type: 'notify_status' }); // its answer carries the key; onStatus subscribes
+  render();
+  // The answer carries the key (onStatus subscribes, if permitted) and
+  // says whether text messages are offered instead.
+  send({ type: 'notify_status' });
 }
 
 // ringing: the call callId rings on this open page. If its sound cannot
@@ -203,8 +204,10 @@ function savePhone(ev) {
 function wire() {
   const details = $('alerts');
   if (!details) return;
-  details.addEventListener('toggle', () => {
-    if (details.open) send({ type: 'notify_status' });
+  // Opened by the parent: ask what reaches them (not on the page's own
+  // open and close, so a page nobody touches sends nothing).
+  details.querySelector('summary').addEventListener('click', () => {
+    if (!details.open) send({ type: 'notify_status' });
   });
   $('alerts-on').onclick = turnOn;
   $('phone-form').addEventListener('submit', savePhone);
@@ -229,6 +232,10 @@ function render() {
   else if (state.push === 'failed' || state.push === 'unsupported' || state.push === 'refused') line = ['This browser cannot ring when the page is closed. Keep the page open, or use text messages below.', '此浏览器在页面关闭时无法响铃。请保持页面打开，或使用下面的短信提醒。'];
   else line = ['Turn on call alerts so this phone rings even when the page is closed.', '开启来电提醒，页面关闭时手机也会响铃。'];
   bilingual(summary, line[0], line[1]);
+  if (state.push === 'on' && !folded) {
+    folded = true;
+    $('alerts').open = false; // done: out of the way, one tap to look again
+  }
   $('alerts-on').hidden = state.push === 'on' || state.push === 'unsupported' || state.permission === 'denied';
   $('sms-box').hidden = !state.sms;
   const saved = !!state.phoneHint;
