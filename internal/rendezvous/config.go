@@ -82,6 +82,10 @@ type Config struct {
 
 	// Backup: the registry backs itself up while the server runs (backup.go).
 	Backup BackupConfig `toml:"backup"`
+	// Push (Web Push, push.go) and Notifier (the programme's SMS and voice
+	// webhook, notifier.go) reach a parent whose page is closed.
+	Push     PushConfig     `toml:"push"`
+	Notifier NotifierConfig `toml:"notifier"`
 }
 
 // TURNConfig configures the embedded TURN relay (pion/turn).
@@ -144,6 +148,8 @@ func DefaultConfig() Config {
 		WriteTimeout:                   10 * time.Second,
 		SendQueueDepth:                 64,
 		Limits:                         DefaultLimits(),
+		Push:                           defaultPushConfig(),
+		Notifier:                       defaultNotifierConfig(),
 	}
 }
 
@@ -207,6 +213,12 @@ func (c Config) Validate() error {
 		return bad("turn.tls_listen needs tls_cert_file (its certificate) and public_url (the name clients check it against)")
 	}
 	if err := c.TURN.validate(bad); err != nil {
+		return err
+	}
+	if err := c.Push.validate(bad); err != nil {
+		return err
+	}
+	if err := c.Notifier.validate(c.RingTimeout, bad); err != nil {
 		return err
 	}
 	if len(c.DeviceCAFiles) == 0 {

@@ -62,6 +62,13 @@ type call struct {
 	// The caller's signed ring (its nonce, time and signature), forwarded
 	// to the callee (and to parent tabs that open while the call rings).
 	nonce, signedAt, signature string
+	// reachable: a child's ring whose parent can be woken without an open
+	// page (a push subscription, a number): it rings on with no parent
+	// socket, for the parent to open the page and answer (hub_notify.go).
+	reachable bool
+	// escalation texts the parent if the ring is still unanswered after
+	// notifier.sms_after; nil without a number.
+	escalation *time.Timer
 }
 
 // pendingPair is a pair_request forwarded to a terminal, awaiting its answer.
@@ -113,6 +120,7 @@ func (h *hub) closeAll() {
 	}
 	for _, c := range h.calls {
 		c.timer.Stop()
+		h.stopEscalation(c)
 	}
 	for _, p := range h.pending {
 		p.timer.Stop()
@@ -334,7 +342,7 @@ func (h *hub) leaveParent(s *session) {
 		switch {
 		case c.parent == s && c.answered && !s.abused.Load():
 			h.detach(c, s)
-		case c.parent == s || (c.parent == nil && !c.answered && len(set) == 0):
+		case c.parent == s || (c.parent == nil && !c.answered && len(set) == 0 && !c.reachable):
 			if c.terminal != nil {
 				c.terminal.send(hangupMsg(c.id, protocol.ReasonPeerLeft))
 			}
@@ -360,6 +368,8 @@ var allowed = map[string]map[string]bool{
 	protocol.RoleParent: {
 		protocol.TypeRing: true, protocol.TypeAccept: true, protocol.TypeHangup: true, protocol.TypeAnswer: true,
 		protocol.TypeCandidate: true, protocol.TypeCallLog: true, protocol.TypeResume: true,
+		protocol.TypePushSubscribe: true, protocol.TypePushUnsubscribe: true, protocol.TypePhoneSet: true,
+		protocol.TypePhoneClear: true, protocol.TypeNotifyStatus: true,
 	},
 	protocol.RolePairing: {protocol.TypePairRequest: true, protocol.TypePairConfirm: true},
 }
@@ -400,6 +410,10 @@ func (h *hub) handle(s *session, m protocol.Message) {
 		h.pairReject(s, m)
 	case protocol.TypeUnpair:
 		h.unpair(s, m)
+	default:
+		if notifyTypes[m.Type] {
+			h.handleNotify(s, m)
+		}
 	}
 }
 
@@ -470,7 +484,11 @@ func (h *hub) ring(s *session, m protocol.Message) {
 	}
 	log := h.log.With("call", c.id, "device", c.deviceID, "parent", c.parentID, "direction", c.rec.Direction)
 
-	if len(callee) == 0 {
+	// A parent with no page open who can be woken (Web Push, a number)
+	// is rung all the same: the notification brings the page, which logs
+	// in and gets the ring (joinParent).
+	c.reachable = c.fromTerminal && h.reachable(c.parentID)
+	if len(callee) == 0 && !c.reachable {
 		// Nobody to ring: the call is over before it started, and the
 		// parent must still see that the child tried.
 		c.rec.EndedAt, c.rec.Outcome = c.rec.StartedAt, protocol.OutcomeMissed
@@ -489,7 +507,8 @@ func (h *hub) ring(s *session, m protocol.Message) {
 	ring := h.ringMessage(protocol.TypeRing, c)
 	h.sendAll(callee, ring)
 	c.timer = time.AfterFunc(h.srv.cfg.RingTimeout, func() { h.ringTimeout(c) })
-	log.Info("ringing", "callee_sockets", len(callee))
+	h.notifyRing(c) // never waits (hub_notify.go)
+	log.Info("ringing", "callee_sockets", len(callee), "reachable", c.reachable)
 }
 
 // isCallee reports whether s may answer c.
@@ -516,6 +535,7 @@ func (h *hub) accept(s *session, m protocol.Message) {
 	c.answered = true
 	c.alive = c.rec.AnsweredAt
 	c.timer.Stop()
+	h.notifyAnswered(c)
 	if c.fromTerminal {
 		c.parent = s
 		for o := range h.parents[c.parentID] {
@@ -690,6 +710,7 @@ func (h *hub) finishCall(c *call, reason string, byCaller bool) {
 	h.srv.callLog.put(c.parentID, c.rec)
 	h.log.Info("call ended", attrs...)
 	h.pushCallLog(c.parentID)
+	h.notifyEnd(c)
 }
 
 func (h *hub) pushCallLog(parentID string) {

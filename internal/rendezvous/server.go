@@ -60,6 +60,8 @@ type Server struct {
 	retryDone  chan struct{}                         // closed when the call log's retry loop has ended
 	backupDone chan struct{}                         // closed when the backup loop has ended (nil: no backups)
 	pairFault  atomic.Pointer[func(FaultPoint) bool] // tests' crash points in pairing (pairing.go)
+	push       *pusher                               // Web Push; nil when off (push.go)
+	notifier   *notifier                             // the programme's SMS and voice webhook; nil when off (notifier.go)
 
 	wg        sync.WaitGroup // live WebSocket handlers
 	mu        sync.Mutex
@@ -133,6 +135,14 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
+	if s.push, err = newPusher(cfg, store, &s.metrics, func() time.Time { return s.now() }, log.With("component", "push")); err != nil {
+		if s.turn != nil {
+			s.turn.Close()
+		}
+		store.Close()
+		return nil, err
+	}
+	s.notifier = newNotifier(cfg.Notifier, &s.metrics, func() time.Time { return s.now() }, log.With("component", "notifier"))
 	s.hub = newHub(s)
 	s.hub.restore(open)
 	s.stop = make(chan struct{})
@@ -267,6 +277,12 @@ func (s *Server) Close() error {
 			<-s.backupDone // a backup in progress reads the store
 		}
 		s.callLog.retry(true) // the last chance for records a full disk held back
+		if s.push != nil {
+			s.push.close()
+		}
+		if s.notifier != nil {
+			s.notifier.close()
+		}
 		var errs []error
 		if s.turn != nil {
 			errs = append(errs, s.turn.Close())
@@ -614,6 +630,8 @@ func checkClientMessage(m protocol.Message) error {
 		return errors.New("rendezvous: pair_request: pair_id is set by the server")
 	case m.Type == protocol.TypeCallLog && m.Calls != nil:
 		return errors.New("rendezvous: call_log: calls are set by the server")
+	case m.Type == protocol.TypeNotifyStatus && (m.VAPIDKey != "" || m.Subscribed != nil || m.PhoneHint != "" || m.SMS != nil || m.Voice != nil):
+		return errors.New("rendezvous: notify_status: its fields are set by the server")
 	case m.Type == protocol.TypeHangup && !clientHangupReasons[m.Reason]:
 		return fmt.Errorf("rendezvous: hangup: reason %q is not one a client may send", m.Reason)
 	}

@@ -235,6 +235,19 @@ type Message struct {
 	// the server's lifetime, and no IP address): the terminal counts wrong
 	// proofs per source. What a page sends here is replaced.
 	Source string `json:"source,omitempty"`
+
+	// notifications (notify.go): a browser's push subscription, a phone
+	// number given with consent, and the server's notify_status.
+	Endpoint   string `json:"endpoint,omitempty"`
+	P256DH     string `json:"p256dh,omitempty"`
+	Auth       string `json:"auth,omitempty"`
+	Phone      string `json:"phone,omitempty"`
+	Consent    *bool  `json:"consent,omitempty"`
+	VAPIDKey   string `json:"vapid_key,omitempty"`
+	Subscribed *bool  `json:"subscribed,omitempty"`
+	PhoneHint  string `json:"phone_hint,omitempty"`
+	SMS        *bool  `json:"sms,omitempty"`
+	Voice      *bool  `json:"voice,omitempty"`
 }
 
 // Decode parses one message from untrusted bytes: size-limited, strict (an

@@ -46,6 +46,12 @@ var rules = map[string]rule{
 	TypeUnpaired:     {required: []string{"device_id"}},
 	TypeResume:       {required: []string{"call_id"}},
 	TypeResumed:      {required: []string{"call_id", "peer_online"}, optional: []string{"ice_servers", "ice_transport_policy"}},
+
+	TypePushSubscribe:   {required: []string{"endpoint", "p256dh", "auth"}},
+	TypePushUnsubscribe: {required: []string{"endpoint"}},
+	TypePhoneSet:        {required: []string{"phone", "consent"}},
+	TypePhoneClear:      {},
+	TypeNotifyStatus:    {optional: []string{"vapid_key", "subscribed", "phone_hint", "sms", "voice"}},
 }
 
 // setFields lists the JSON names of the fields that are set.
@@ -85,6 +91,16 @@ func (m *Message) setFields() []string {
 	add("fingerprint", m.Fingerprint != "")
 	add("source", m.Source != "")
 	add("restart", m.Restart != 0)
+	add("endpoint", m.Endpoint != "")
+	add("p256dh", m.P256DH != "")
+	add("auth", m.Auth != "")
+	add("phone", m.Phone != "")
+	add("consent", m.Consent != nil)
+	add("vapid_key", m.VAPIDKey != "")
+	add("subscribed", m.Subscribed != nil)
+	add("phone_hint", m.PhoneHint != "")
+	add("sms", m.SMS != nil)
+	add("voice", m.Voice != nil)
 	return f
 }
 
@@ -192,7 +208,7 @@ func (m *Message) validateValues() error {
 	if len(m.Calls) > 200 {
 		return bad("calls", "has more than 200 entries")
 	}
-	return nil
+	return m.validateNotify(bad)
 }
 
 func truncate(s string) string {

@@ -13,6 +13,8 @@
 //              "ice_failed", "not_from_terminal")
 //   refused    how many rings, accepts and offers this page refused because
 //              the paired terminal had not signed them
+//   alerts     call alerts (push.js): {permission, push, subscribed, sms, voice,
+//              phoneHint, notices: what the service worker reported showing}
 //   stats()    resolves to a summary of the call's getStats (see call.js
 //              emptyStats): {video:{framesDecoded, bytesReceived,
 //              keyFramesDecoded, frameWidth, frameHeight}, audio:{bytesReceived,
@@ -23,6 +25,7 @@ import { parseLink, secureCryptoAvailable, startHandshake, verifyAccept, confirm
 import { savePairing, loadPairing, clearPairing } from './keystore.js';
 import { Call, localMedia, emptyStats } from './call.js';
 import * as ringer from './ringer.js';
+import * as push from './push.js';
 import { newID, validID, when, dataUsed } from './util.js';
 
 const RING_TIMEOUT_MS = 45000; // the caller gives up (hangup no_answer)
@@ -461,6 +464,7 @@ async function onParentMessage(m) {
         localStorage.setItem(CRED_KEY, JSON.stringify(parentCred));
       }
       hooks.pairingPending = false;
+      push.onWelcome();
     // falls through
     case 'presence':
       hooks.online = !!m.peer_online;
@@ -471,7 +475,10 @@ async function onParentMessage(m) {
       renderLog(Array.isArray(m.calls) ? m.calls : []);
       return;
     case 'error':
-      onError(m);
+      if (!push.onError(m)) onError(m);
+      return;
+    case 'notify_status':
+      push.onStatus(m);
       return;
     case 'ring':
       if (!cur && validID(m.call_id) && (await fromTerminal(m))) onRing(m);
@@ -591,8 +598,28 @@ function onRing(m) {
   clearTimeout(endedTimer);
   cur = { id: m.call_id, dir: 'in', bind: { callId: m.call_id, ringNonce: m.nonce }, ice: m.ice_servers || [], policy: m.ice_transport_policy || 'all', rtc: null, timers: [] };
   setState('incoming');
+  ringer.unlock(); // sounds at once where the browser allows it without a tap (an installed app)
   ringer.start('incoming');
   show($('incoming-hint'), ringer.blocked());
+  push.ringing(m.call_id, ringer.blocked); // else a notification rings (push.js)
+  const tapped = push.takeAction(m.call_id); // the notification that opened this page
+  if (tapped) onAlertAction(tapped, m.call_id);
+}
+
+// onAlertAction answers or declines the ringing call callId as a tap on
+// its notification asked; false when that call is not ringing here.
+function onAlertAction(action, callId) {
+  if (!cur || cur.id !== callId || hooks.state !== 'incoming') return false;
+  if (action === 'answer') answerCall();
+  else endCall('decline', null);
+  return true;
+}
+
+function answerCall() {
+  ringer.unlock();
+  if (!cur || hooks.state !== 'incoming') return;
+  sendSigned({ type: 'accept', call_id: cur.id });
+  enterCall();
 }
 
 function startOutgoing() {
@@ -618,6 +645,7 @@ function startOutgoing() {
 
 function enterCall() {
   ringer.stop();
+  push.callOver(cur.id);
   cur.timers.forEach(clearTimeout);
   cur.timers = [];
   setState('call');
@@ -733,6 +761,7 @@ async function endCall(reason, title, detail) {
   cur = null;
   if (reason && signal) signal.send({ type: 'hangup', call_id: c.id, reason });
   ringer.stop();
+  push.callOver(c.id);
   c.timers.forEach((t) => { clearTimeout(t); clearInterval(t); });
   releaseWakeLock();
   if (c.rtc) {
@@ -801,12 +830,7 @@ function wire() {
 
   $('call').onclick = startOutgoing;
   $('cancel').onclick = () => endCall('cancel', null);
-  $('answer').onclick = () => {
-    ringer.unlock();
-    if (!cur || hooks.state !== 'incoming') return;
-    sendSigned({ type: 'accept', call_id: cur.id });
-    enterCall();
-  };
+  $('answer').onclick = answerCall;
   $('decline').onclick = () => {
     if (!cur || hooks.state !== 'incoming') return;
     endCall('decline', null);
@@ -822,6 +846,7 @@ function wire() {
 
 async function boot() {
   wire();
+  push.init({ hooks, send: (m) => !!signal && signal.send(m), onAction: onAlertAction, bilingual });
   // A pairing link opened while the app is already showing (same page, new
   // fragment) does not load the page again; start over so it is handled.
   window.addEventListener('hashchange', () => {
