@@ -50,6 +50,28 @@ func (b *opusBuilder) BuildAudioEncoder(r audio.Reader, p prop.Media) (codec.Rea
 	return b.encoders.add(enc), nil
 }
 
+// Codec settings every profile shares, chosen by measurement (TestVideoSweep
+// and TestAudioSweep, TUANJU_SWEEP=video,audio; BenchmarkOpusEncode and
+// BenchmarkEncode for CPU).
+const (
+	// h264Denoise: openh264's denoiser gave +0.5 dB PSNR-Y by day and
+	// +0.7 dB in low light at 100 kbit/s, and stopped the low-light sensor
+	// noise from setting off its scene-change detector (52 IDR pictures a
+	// minute instead of 6), for ~0.25 ms more per 320×240 frame.
+	h264Denoise = h264enc.SwitchOn
+	// h264Complexity: medium motion search, +0.25–0.4 dB for ~12% more
+	// encoding time; high gave nothing more.
+	h264Complexity = h264enc.ComplexityMedium
+	// opusFEC and opusExpectedLoss: in-band FEC, sized for 10% loss until a
+	// controller reports the real figure (opusenc.Encoder.SetPacketLoss). It
+	// comes out of the bitrate target, not on top of it.
+	opusFEC          = true
+	opusExpectedLoss = 10
+	// opusDTX: no packets in the pauses. On a voice with a third pauses,
+	// 16 kbit/s in 40 ms frames fell from 24 to 18 kbit/s on the wire.
+	opusDTX = true
+)
+
 // newCodecSelector returns the encoders for p. A track builds one encoder per
 // peer connection it is bound to; set sees all of them.
 func newCodecSelector(p Profile, set *encoderSet) (*mediadevices.CodecSelector, error) {
@@ -63,6 +85,7 @@ func newCodecSelector(p Profile, set *encoderSet) (*mediadevices.CodecSelector, 
 	}
 	op.BitRate = p.AudioBitrate
 	op.Latency = p.AudioFrame
+	op.FEC, op.PacketLoss, op.DTX = opusFEC, opusExpectedLoss, opusDTX
 	return mediadevices.NewCodecSelector(
 		mediadevices.WithVideoEncoders(hb),
 		mediadevices.WithAudioEncoders(&opusBuilder{Params: op, encoders: set}),
@@ -75,8 +98,9 @@ func newH264Builder(p Profile, set *encoderSet) (*h264Builder, error) {
 		return nil, err
 	}
 	hp.BitRate = p.VideoBitrate
+	hp.Denoise, hp.Complexity = h264Denoise, h264Complexity
 	// openh264 counts the intra period in frames.
-	hp.IntraPeriod = uint(max(1, p.FPS) * int(keyFrameInterval.Seconds()))
+	hp.IntraPeriod = uint(max(1, int(float64(p.FPS)*p.keyFrameInterval().Seconds())))
 	return &h264Builder{Params: hp, fps: float32(p.FPS), encoders: set}, nil
 }
 
