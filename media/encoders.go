@@ -1,6 +1,7 @@
 package media
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/pion/mediadevices"
@@ -79,13 +80,10 @@ func newCodecSelector(p Profile, set *encoderSet) (*mediadevices.CodecSelector, 
 	if err != nil {
 		return nil, err
 	}
-	op, err := opusenc.NewParams()
+	_, op, err := CodecParams(p)
 	if err != nil {
 		return nil, err
 	}
-	op.BitRate = p.AudioBitrate
-	op.Latency = p.AudioFrame
-	op.FEC, op.PacketLoss, op.DTX = opusFEC, opusExpectedLoss, opusDTX
 	return mediadevices.NewCodecSelector(
 		mediadevices.WithVideoEncoders(hb),
 		mediadevices.WithAudioEncoders(&opusBuilder{Params: op, encoders: set}),
@@ -93,15 +91,34 @@ func newCodecSelector(p Profile, set *encoderSet) (*mediadevices.CodecSelector, 
 }
 
 func newH264Builder(p Profile, set *encoderSet) (*h264Builder, error) {
-	hp, err := h264enc.NewParams()
+	hp, _, err := CodecParams(p)
 	if err != nil {
 		return nil, err
+	}
+	return &h264Builder{Params: hp, fps: float32(p.FPS), encoders: set}, nil
+}
+
+// CodecParams are the encoder settings a call in profile p uses: for the
+// capture's tracks, and for references measured outside the pipeline
+// (BenchmarkBytesPerMinute's raw codecs). The H.264 encoder also needs the
+// frame rate, p.FPS, in the prop.Media it is built with.
+func CodecParams(p Profile) (h264enc.Params, opusenc.Params, error) {
+	hp, err := h264enc.NewParams()
+	if err != nil {
+		return hp, opusenc.Params{}, fmt.Errorf("media: h264 params: %w", err)
 	}
 	hp.BitRate = p.VideoBitrate
 	hp.Denoise, hp.Complexity = h264Denoise, h264Complexity
 	// openh264 counts the intra period in frames.
 	hp.IntraPeriod = uint(max(1, int(float64(p.FPS)*p.keyFrameInterval().Seconds())))
-	return &h264Builder{Params: hp, fps: float32(p.FPS), encoders: set}, nil
+	op, err := opusenc.NewParams()
+	if err != nil {
+		return hp, op, fmt.Errorf("media: opus params: %w", err)
+	}
+	op.BitRate = p.AudioBitrate
+	op.Latency = p.AudioFrame
+	op.FEC, op.PacketLoss, op.DTX = opusFEC, opusExpectedLoss, opusDTX
+	return hp, op, nil
 }
 
 // encoderSet tracks live encoders.

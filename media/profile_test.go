@@ -77,13 +77,16 @@ func TestLadder(t *testing.T) {
 	}
 }
 
-// wireKbit estimates what p sends on the wire (kbit/s): the encoder
-// targets plus ~50 bytes of RTP, SRTP, UDP and IPv4 headers per packet,
-// an H.264 picture in 1188-byte RTP payloads, and ~2 kbit/s of RTCP. The
-// real figure, in a whole call, is BenchmarkBytesPerMinute's (tests/e2e).
+// wireKbit estimates what p sends on the wire (kbit/s) with a voice that
+// talks 60% of the time (DTX sends nothing in the rest): the encoder
+// targets plus ~58 bytes of RTP (with its congestion-control extension),
+// SRTP, UDP and IPv4 headers per packet, an H.264 picture in 1188-byte RTP
+// payloads, and ~10 kbit/s of RTCP (congestion-control feedback ten times
+// a second, reports). The real figure, in a whole call, is
+// BenchmarkBytesPerMinute's (tests/e2e).
 func wireKbit(p media.Profile) float64 {
-	const header = 50 * 8
-	bits := float64(p.AudioBitrate) + header*float64(time.Second/p.AudioFrame) + 2000
+	const header, talk = 58 * 8, 0.6
+	bits := talk*(float64(p.AudioBitrate)+header*float64(time.Second/p.AudioFrame)) + 10_000
 	if p.Video {
 		perFrame := float64(p.VideoBitrate) / 8 / float64(p.FPS)
 		packets := float64(p.FPS) * float64(int(perFrame/1188)+1)

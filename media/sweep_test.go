@@ -27,6 +27,12 @@ type videoRun struct {
 	Seed        uint64
 	Seconds     int
 	Tune        func(*h264enc.Params)
+	// Timeline, when set, also scores what a viewer sees at that many
+	// ticks a second: at each tick the last picture decoded by then,
+	// against the scene at that moment (the same scene rendered at the
+	// timeline's rate). A lower frame rate loses there what it gains per
+	// picture: motion shown late.
+	Timeline int
 }
 
 // videoResult is what a videoRun gave.
@@ -35,6 +41,7 @@ type videoResult struct {
 	Bytes, Packets        int
 	PSNR, MinPSNR, SSIM   float64
 	EncodeCPU             time.Duration // openh264's encode time
+	ShownPSNR, ShownSSIM  float64       // on the Timeline
 }
 
 // KbitPerSec is the elementary stream's rate.
@@ -89,6 +96,7 @@ func (v videoRun) run(tb testing.TB) videoResult {
 	defer dec.Close()
 	var res videoResult
 	var m quality.Meter
+	decoded := make([]*image.YCbCr, len(frames))
 	for i := range frames {
 		t0 := time.Now()
 		au, release, err := enc.Read()
@@ -115,11 +123,36 @@ func (v videoRun) run(tb testing.TB) videoResult {
 			continue
 		}
 		res.Decoded++
+		decoded[i] = img
 		if err := m.Add(frames[i], img); err != nil {
 			tb.Fatal(err)
 		}
 	}
 	res.PSNR, res.MinPSNR, res.SSIM = m.PSNR(), m.MinPSNR(), m.SSIM()
+	if v.Timeline > 0 {
+		ticks, err := synth.NewScene(synth.SceneOptions{Width: v.W, Height: v.H, FPS: v.Timeline, Seed: v.Seed, Light: v.Light})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var shown quality.Meter
+		var last *image.YCbCr
+		for k := range v.Seconds * v.Timeline {
+			for i := range k*v.FPS/v.Timeline + 1 { // pictures due by tick k
+				if decoded[i] != nil {
+					last = decoded[i]
+				}
+			}
+			if last == nil {
+				continue
+			}
+			// Below the stamps, which count frames, not time.
+			below := image.Rect(0, synth.StampHeight, v.W, v.H)
+			if err := shown.Add(ticks.Frame(k).SubImage(below).(*image.YCbCr), last.SubImage(below).(*image.YCbCr)); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		res.ShownPSNR, res.ShownSSIM = shown.PSNR(), shown.SSIM()
+	}
 	return res
 }
 
@@ -204,15 +237,25 @@ func TestVideoSweep(t *testing.T) {
 		add(fmt.Sprintf("B: 640x480@15 %dk denoise low light", kbit), tune(with(base(640, 480, 15, kbit), low), dn))
 	}
 
+	// Third round: frame rate against motion, scored on a 30 Hz timeline.
+	for _, fps := range []int{10, 15, 30} {
+		for _, kbit := range []int{80, 90} {
+			add(fmt.Sprintf("C: 320x240@%d %dk shown@30", fps, kbit), with(tune(base(320, 240, fps, kbit), func(p *h264enc.Params) {
+				dn(p)
+				p.Complexity = h264enc.ComplexityMedium
+			}), func(v *videoRun) { v.Timeline = 30 }))
+		}
+	}
+
 	only := os.Getenv("TUANJU_SWEEP_ONLY")
-	t.Logf("%-40s %8s %8s %7s %7s %7s %6s %5s %9s", "case", "kbit/s", "wire", "PSNR-Y", "min", "SSIM", "frames", "keys", "enc ms/f")
+	t.Logf("%-40s %8s %8s %7s %7s %7s %6s %5s %9s %9s %9s", "case", "kbit/s", "wire", "PSNR-Y", "min", "SSIM", "frames", "keys", "enc ms/f", "shown dB", "shown SSIM")
 	for _, cc := range cases {
 		if only != "" && !strings.Contains(cc.name, only) {
 			continue
 		}
 		r := cc.run.run(t)
 		wire := (float64(r.Bytes) + float64(r.Packets*rtpOverhead)) * 8 / float64(cc.run.Seconds) / 1000
-		t.Logf("%-40s %8.1f %8.1f %7.2f %7.2f %7.4f %6.2f %5d %9.3f", cc.name, r.KbitPerSec(cc.run.Seconds), wire, r.PSNR, r.MinPSNR, r.SSIM,
-			float64(r.Decoded)/float64(r.Frames), r.Keys, float64(r.EncodeCPU.Microseconds())/1000/float64(r.Frames))
+		t.Logf("%-40s %8.1f %8.1f %7.2f %7.2f %7.4f %6.2f %5d %9.3f %9.2f %9.4f", cc.name, r.KbitPerSec(cc.run.Seconds), wire, r.PSNR, r.MinPSNR, r.SSIM,
+			float64(r.Decoded)/float64(r.Frames), r.Keys, float64(r.EncodeCPU.Microseconds())/1000/float64(r.Frames), r.ShownPSNR, r.ShownSSIM)
 	}
 }
