@@ -26,7 +26,10 @@ type videoRun struct {
 	Light       synth.Light
 	Seed        uint64
 	Seconds     int
-	Tune        func(*h264enc.Params)
+	// Production starts from the settings a call uses (CodecParams);
+	// otherwise from openh264's defaults, as the comparisons need.
+	Production bool
+	Tune       func(*h264enc.Params)
 	// Timeline, when set, also scores what a viewer sees at that many
 	// ticks a second: at each tick the last picture decoded by then,
 	// against the scene at that moment (the same scene rendered at the
@@ -57,8 +60,8 @@ const rtpOverhead = 12 + 10 + 8 + 20
 // RTP header), as mediadevices packetizes H.264 (FU-A fragments).
 const rtpPayloadMTU = 1188
 
-// run encodes the scene with openh264 as the profile's encoder would (the
-// same parameters newH264Builder sets, unless Tune changes them), decodes
+// run encodes the scene with openh264 (a call's settings or openh264's
+// defaults, then Tune), decodes
 // every access unit and compares each decoded picture with the frame sent.
 func (v videoRun) run(tb testing.TB) videoResult {
 	tb.Helper()
@@ -76,11 +79,18 @@ func (v videoRun) run(tb testing.TB) videoResult {
 		return frames[n-1], func() {}, nil
 	})
 	p := Profile{Name: "sweep", Video: true, Width: v.W, Height: v.H, FPS: v.FPS, VideoBitrate: v.BitRate, KeyFrameInterval: v.KeyInterval}
-	hb, err := newH264Builder(p, &encoderSet{})
+	params, _, err := CodecParams(p)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	params := hb.Params
+	if !v.Production {
+		plain, err := h264enc.NewParams()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		plain.BitRate, plain.IntraPeriod = params.BitRate, params.IntraPeriod
+		params = plain
+	}
 	if v.Tune != nil {
 		v.Tune(&params)
 	}
@@ -244,6 +254,17 @@ func TestVideoSweep(t *testing.T) {
 				dn(p)
 				p.Complexity = h264enc.ComplexityMedium
 			}), func(v *videoRun) { v.Timeline = 30 }))
+		}
+	}
+
+	// The profiles as they are, by day and at night.
+	for _, p := range Ladder() {
+		if !p.Video {
+			continue
+		}
+		for _, light := range []synth.Light{synth.Daylight, synth.LowLight} {
+			add(fmt.Sprintf("D: %s (%s)", p.Name, light), videoRun{W: p.Width, H: p.Height, FPS: p.FPS, BitRate: p.VideoBitrate,
+				KeyInterval: p.keyFrameInterval(), Light: light, Seconds: 60, Production: true})
 		}
 	}
 
