@@ -56,7 +56,7 @@ func (p Profile) keyFrameInterval() time.Duration {
 // with openh264's denoiser at medium complexity (see encoders.go).
 var (
 	// Normal is for a good, unmetered link: VGA at 15 fps. 300 kbit/s gave
-	// 37.4 dB PSNR-Y on the scene by day; 400 kbit/s only 0.7 dB more for a
+	// 37.5 dB PSNR-Y on the scene by day; 400 kbit/s only 0.7 dB more for a
 	// third more data. Audio in 20 ms frames: the lowest latency, the
 	// headers are a small share here.
 	Normal = Profile{
