@@ -181,7 +181,7 @@ func newConfigFlags(use configUse, cfg *config, stderr io.Writer) *configFlags {
 	o.String("board", &cfg.Board, `hardware: "gpio" (periph.io) or "sim" (simulated board with a web panel)`)
 	o.String("panel", &cfg.PanelListen, "listen `address` of the simulated board's device panel, e.g. 127.0.0.1:8081")
 	o.Bool("loopback-only", &cfg.LoopbackOnly, "restrict WebRTC to 127.0.0.1 (tests, local demo)")
-	o.String("profile", &cfg.Media.Profile, "media `profile`: low-data or audio-only")
+	o.String("profile", &cfg.Media.Profile, "media `profile`: normal, low (the default; low-data is its former name), very-low or audio-only")
 	o.String("camera", &cfg.Media.Camera, "camera: v4l2, synthetic or none")
 	o.String("mic", &cfg.Media.Microphone, "microphone: alsa, synthetic or none")
 	o.String("log-format", &cfg.LogFormat, "log `format`: json or text")
