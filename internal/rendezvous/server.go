@@ -439,6 +439,9 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 	sess.send(protocol.Message{Type: protocol.TypeChallenge, Nonce: nonce, ServerTime: s.now().UTC().Truncate(time.Second)})
 
 	fail := func(why string, m protocol.Message) bool {
+		if ticket.failing() {
+			return false
+		}
 		sess.log.Info("login refused", "why", why)
 		sess.sendError(protocol.ErrCodeAuthFailed, why, m)
 		sess.closeWith(CloseAuthFailed, "auth failed")
