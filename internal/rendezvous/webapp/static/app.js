@@ -391,7 +391,9 @@ function healthOf() {
   if (hooks.pairingPending) return 'pairing_pending';
   if (!hooks.connected) return 'connecting';
   if (!hooks.presence.online) return hooks.presence.revoked ? 'revoked' : 'offline';
-  return hooks.presence.health || 'online';
+  // A terminal that reports nothing (an older one), or a word this page
+  // does not know yet: online, and no more.
+  return ['ready', 'in_call', 'needs_repair'].includes(hooks.presence.health) ? hooks.presence.health : 'online';
 }
 
 // renderPresence shows the terminal's health as the terminal reported it
