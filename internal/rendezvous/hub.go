@@ -253,6 +253,9 @@ func (h *hub) joinParent(s *session) bool {
 		Type: protocol.TypeWelcome, Role: protocol.RoleParent, ParentID: s.parentID, DeviceID: s.deviceID,
 		Paired: boolp(true), PeerOnline: boolp(term != nil), ServerTime: h.now().Truncate(time.Second),
 	}
+	if term != nil {
+		welcome.Health, welcome.Faults = term.health, term.faults
+	}
 	if _, revoked := h.srv.revoked.revoked(s.deviceID); revoked && term == nil {
 		welcome.Reason = protocol.ReasonRevoked
 	}
@@ -363,15 +366,15 @@ var allowed = map[string]map[string]bool{
 		protocol.TypeRing: true, protocol.TypeAccept: true, protocol.TypeHangup: true, protocol.TypeOffer: true,
 		protocol.TypeCandidate: true, protocol.TypePairAccept: true, protocol.TypePairReject: true,
 		protocol.TypePairComplete: true,
-		protocol.TypeUnpair:       true, protocol.TypeResume: true,
+		protocol.TypeUnpair:       true, protocol.TypeResume: true, protocol.TypeStatus: true,
 	},
 	protocol.RoleParent: {
 		protocol.TypeRing: true, protocol.TypeAccept: true, protocol.TypeHangup: true, protocol.TypeAnswer: true,
 		protocol.TypeCandidate: true, protocol.TypeCallLog: true, protocol.TypeResume: true,
 		protocol.TypePushSubscribe: true, protocol.TypePushUnsubscribe: true, protocol.TypePhoneSet: true,
-		protocol.TypePhoneClear: true, protocol.TypeNotifyStatus: true,
+		protocol.TypePhoneClear: true, protocol.TypeNotifyStatus: true, protocol.TypePing: true,
 	},
-	protocol.RolePairing: {protocol.TypePairRequest: true, protocol.TypePairConfirm: true},
+	protocol.RolePairing: {protocol.TypePairRequest: true, protocol.TypePairConfirm: true, protocol.TypePing: true},
 }
 
 // handle applies one valid message from a logged-in socket.
@@ -410,6 +413,10 @@ func (h *hub) handle(s *session, m protocol.Message) {
 		h.pairReject(s, m)
 	case protocol.TypeUnpair:
 		h.unpair(s, m)
+	case protocol.TypeStatus:
+		h.status(s, m)
+	case protocol.TypePing:
+		s.send(protocol.Message{Type: protocol.TypePong})
 	default:
 		if notifyTypes[m.Type] {
 			h.handleNotify(s, m)

@@ -75,6 +75,11 @@ type LimitsConfig struct {
 	// Notify: a parent's notification settings (push_subscribe,
 	// push_unsubscribe, phone_set, phone_clear, notify_status), together.
 	Notify Rate `toml:"notify"`
+	// Status: a terminal's health reports (status), sent when its health
+	// changes: a few per call. Pings: a page's ping, sent when it has heard
+	// nothing for a while or the phone's network comes back (hub_status.go).
+	Status Rate `toml:"status"`
+	Pings  Rate `toml:"pings"`
 	// RateLimitedMax rate_limited answers on one socket close it with 1008.
 	RateLimitedMax int `toml:"rate_limited_max"`
 
@@ -117,6 +122,8 @@ func DefaultLimits() LimitsConfig {
 		CallLog:               Rate{Burst: 10, PerMinute: 20},
 		Resumes:               Rate{Burst: 5, PerMinute: 10},
 		Notify:                Rate{Burst: 10, PerMinute: 20},
+		Status:                Rate{Burst: 10, PerMinute: 30},
+		Pings:                 Rate{Burst: 10, PerMinute: 20},
 		RateLimitedMax:        10,
 		ReadHeaderTimeout:     5 * time.Second,
 		IdleTimeout:           60 * time.Second,
@@ -139,6 +146,7 @@ func (l LimitsConfig) validate(bad func(string, ...any) error) error {
 	for name, r := range map[string]Rate{
 		"connects_per_ip": l.ConnectsPerIP, "logins_per_identity": l.LoginsPerIdentity, "sdp": l.SDP,
 		"candidates": l.Candidates, "rings": l.Rings, "call_log": l.CallLog, "resumes": l.Resumes, "notify": l.Notify,
+		"status": l.Status, "pings": l.Pings,
 	} {
 		if r.Burst < 1 || r.PerMinute < 0 {
 			return bad("limits.%s: burst %d must be at least 1 and per_minute %d not negative", name, r.Burst, r.PerMinute)
@@ -201,6 +209,8 @@ func newSocketLimits(l LimitsConfig) *socketLimits {
 		protocol.TypeRing:      l.Rings.newLimiter(),
 		protocol.TypeCallLog:   l.CallLog.newLimiter(),
 		protocol.TypeResume:    l.Resumes.newLimiter(),
+		protocol.TypeStatus:    l.Status.newLimiter(),
+		protocol.TypePing:      l.Pings.newLimiter(),
 	}}
 }
 

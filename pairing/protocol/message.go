@@ -121,6 +121,11 @@ const (
 	// terminal has not yet confirmed stored (docs/protocol.md, "Pairing",
 	// step 6): the credential is neither good nor dead yet; try again later.
 	ErrCodePairingPending = "pairing_pending"
+	// ErrCodePairBusy answers a pair_request while another request for the
+	// same terminal is under way (another phone is pairing, or an earlier
+	// pairing is still being completed): the server keeps one at a time.
+	// Unlike rate_limited it says nothing is wrong with this page's tries.
+	ErrCodePairBusy = "pair_busy"
 )
 
 // ReasonNotPaired is the terminal's pair_reject of a pending pairing
@@ -200,6 +205,11 @@ type Message struct {
 	// welcome / presence
 	Paired     *bool `json:"paired,omitempty"`
 	PeerOnline *bool `json:"peer_online,omitempty"`
+	// Health and Faults: a terminal's status, and the presence and welcome
+	// that carry it to its parent (status.go). Faults is omitzero like the
+	// lists below: an empty list would count as set.
+	Health string   `json:"health,omitempty"`
+	Faults []string `json:"faults,omitzero"`
 
 	// error
 	Code    string `json:"code,omitempty"`

@@ -80,6 +80,14 @@ var validMessages = []struct {
 	{"phone_clear", `{"type":"phone_clear"}`},
 	{"notify_status request", `{"type":"notify_status"}`},
 	{"notify_status full", `{"type":"notify_status","vapid_key":"` + tPoint + `","subscribed":false,"phone_hint":"+*********5678","sms":true,"voice":false}`},
+	{"status", `{"type":"status","health":"ready"}`},
+	{"status needs repair", `{"type":"status","health":"needs_repair","faults":["camera","button"]}`},
+	{"status needs repair unnamed", `{"type":"status","health":"needs_repair"}`},
+	{"presence with health", `{"type":"presence","peer_online":true,"health":"needs_repair","faults":["camera"]}`},
+	{"presence in call", `{"type":"presence","peer_online":true,"health":"in_call"}`},
+	{"welcome with health", `{"type":"welcome","role":"parent","device_id":"` + tID + `","parent_id":"` + tID2 + `","paired":true,"peer_online":true,"health":"needs_repair","faults":["microphone","speaker","storage"]}`},
+	{"ping", `{"type":"ping"}`},
+	{"pong", `{"type":"pong"}`},
 }
 
 func quote(s string) string {
@@ -267,6 +275,18 @@ func TestDecodeRejects(t *testing.T) {
 		{"phone_hint unmasked", `{"type":"notify_status","phone_hint":"+8613812345678"}`, ErrInvalid, "phone_hint"},
 		{"vapid_key short", `{"type":"notify_status","vapid_key":"BAAA"}`, ErrInvalid, "vapid_key"},
 		{"bad time", `{"type":"challenge","nonce":"` + tNonce + `","server_time":"yesterday"}`, ErrMalformed, `"yesterday"`},
+		{"status without health", `{"type":"status"}`, ErrInvalid, "health"},
+		{"status health unknown", `{"type":"status","health":"online"}`, ErrInvalid, "health"},
+		{"status faults when ready", `{"type":"status","health":"ready","faults":["camera"]}`, ErrInvalid, "faults"},
+		{"status fault unknown", `{"type":"status","health":"needs_repair","faults":["flux_capacitor"]}`, ErrInvalid, "faults"},
+		{"status fault twice", `{"type":"status","health":"needs_repair","faults":["camera","camera"]}`, ErrInvalid, "faults"},
+		{"status faults empty", `{"type":"status","health":"needs_repair","faults":[]}`, ErrInvalid, "faults"},
+		{"status faults too many", `{"type":"status","health":"needs_repair","faults":["camera","button","microphone","speaker","storage","camera"]}`, ErrInvalid, "faults"},
+		{"status fault free text", `{"type":"status","health":"needs_repair","faults":["camera missing since 18:00 at home"]}`, ErrInvalid, "faults"},
+		{"presence health while offline", `{"type":"presence","peer_online":false,"health":"ready"}`, ErrInvalid, "health"},
+		{"faults on ring", `{"type":"ring","call_id":"` + tID + `"` + tSig + tNonceF + `,"faults":["camera"]}`, ErrInvalid, "faults"},
+		{"health on hello", `{"type":"hello","role":"terminal","health":"ready"}`, ErrInvalid, "health"},
+		{"ping carries nothing", `{"type":"ping","call_id":"` + tID + `"}`, ErrInvalid, "call_id"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -179,14 +179,21 @@ func TestParentDeclinesShowsNoAnswer(t *testing.T) {
 }
 
 // TestMissedCallWhileParentOffline: the child calls while the parent's phone
-// is offline; the parent sees the missed call when they come online.
+// is offline and cannot be woken (no push subscription, no number): the
+// child sees and hears at once that the parent cannot be reached (not
+// "calling", not "no answer"); the parent sees the missed call when they
+// come online.
 func TestMissedCallWhileParentOffline(t *testing.T) {
 	r := newRig(t, nil)
 	cred := r.pair()
 	if err := r.board.Press(r.ctx); err != nil {
 		t.Fatal(err)
 	}
-	r.waitPattern(device.NoAnswer, "terminal shows no answer when the parent is offline")
+	r.waitPattern(device.Unreachable, "terminal shows the parent cannot be reached")
+	if cue := r.board.State().Cue; cue != "unreachable" {
+		t.Errorf("sound %q, want unreachable", cue)
+	}
+	r.waitPattern(device.Ready, "and is ready again a few seconds later")
 
 	ctx, cancel := context.WithTimeout(r.ctx, step)
 	defer cancel()

@@ -44,11 +44,12 @@ const listNotifications = `navigator.serviceWorker.getRegistration('/').then((r)
 // presses the button; the server, which can wake the parent by Web Push,
 // keeps the call ringing. A push delivered to the page's real service worker
 // in Chromium (DevTools' ServiceWorker.deliverPushMessage: Chromium's own
-// push service cannot be reached from a test) shows the call notification:
-// it rings (vibration pattern, requireInteraction), offers 接听 Answer and
-// 拒绝 Decline. A tap on Answer opens the page at the call, which answers by
-// itself: the terminal goes into the call. A second call the child gives up
-// on is pushed as missed and shows the time it came.
+// push service cannot be reached from a test) shows the call notification,
+// in Chinese as the browser asks (the service worker has no page to ask):
+// it rings (vibration pattern, requireInteraction), offers 接听 (answer) and
+// 拒绝 (decline). A tap on Answer opens the page at the call, which answers
+// by itself: the terminal goes into the call. A second call the child gives
+// up on is pushed as missed and shows the time it came.
 func TestBrowserPushRingsClosedPage(t *testing.T) {
 	closed := closedPort(t)
 	r := newRig(t, func(c *rendezvous.Config) {
@@ -57,7 +58,7 @@ func TestBrowserPushRingsClosedPage(t *testing.T) {
 	})
 	// Leaving the page must close it, as closing the tab does on a phone
 	// (not keep it whole in the back/forward cache, socket and all).
-	page := pairBrowser(t, r, chromedp.Flag("disable-features", "BackForwardCache"))
+	page := pairBrowser(t, r, chromedp.Flag("disable-features", "BackForwardCache"), browsertest.Languages("zh-CN,zh"))
 	origin := r.srv.URL
 
 	// The parent allowed notifications; this is the page's worker.
@@ -101,7 +102,7 @@ func TestBrowserPushRingsClosedPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := waitNotification(t, page, "ring", id)
-	if n.Title != "孩子来电 · Your child is calling" || !n.RequireInteraction || len(n.Vibrate) < 3 ||
+	if n.Title != "孩子来电" || n.Body != "点按接听" || !n.RequireInteraction || len(n.Vibrate) < 3 ||
 		strings.Join(n.Actions, ",") != "answer,decline" || n.Tag != "tuanju-call-"+id {
 		t.Fatalf("ring notification %+v: want the call's tag, requireInteraction, a vibration pattern, Answer and Decline", n)
 	}
@@ -149,7 +150,7 @@ func TestBrowserPushRingsClosedPage(t *testing.T) {
 	}
 	n = waitNotification(t, page, "missed", id)
 	hhmm := at.Local().Format("15:04")
-	if n.Title != "未接来电 · Missed call" || !strings.Contains(n.Body, hhmm) || n.RequireInteraction || n.Tag != "tuanju-call-"+id {
+	if n.Title != "未接来电" || n.Body != "孩子在 "+hhmm+" 来电" || n.RequireInteraction || n.Tag != "tuanju-call-"+id {
 		t.Fatalf("missed-call notification %+v: want one that says %s and replaces the ring", n, hhmm)
 	}
 	all := notifications(t, page)
@@ -269,8 +270,9 @@ func waitNotification(t *testing.T, page context.Context, kind, id string) notif
 // and the browser lets it play no sound before a tap (autoplay policy, as
 // on a phone). The child calls: the page cannot ring aloud, so it rings
 // with a notification through its service worker (its own sound and
-// vibration). A tap on the notification's Answer reaches the open page,
-// which answers: the terminal goes into the call.
+// vibration), in the page's language (English here: the browser's). A tap
+// on the notification's Answer reaches the open page, which answers: the
+// terminal goes into the call.
 func TestBrowserRingWithoutSound(t *testing.T) {
 	r := newRig(t, nil)
 	page := pairBrowser(t, r, chromedp.Flag("autoplay-policy", "document-user-activation-required"))
@@ -300,7 +302,7 @@ func TestBrowserRingWithoutSound(t *testing.T) {
 		}
 		return false
 	})
-	if n.Title != "孩子来电 · Your child is calling" || !n.RequireInteraction || len(n.Vibrate) < 3 {
+	if n.Title != "Your child is calling" || n.Body != "Tap to answer" || !n.RequireInteraction || len(n.Vibrate) < 3 {
 		t.Fatalf("ring notification %+v", n)
 	}
 	res, err := chromedp.Run(page, chromedp.Evaluate[map[string]string](fmt.Sprintf(`new Promise((resolve) => {

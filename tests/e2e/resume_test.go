@@ -249,7 +249,8 @@ func TestCallSurvivesTerminalSocketLoss(t *testing.T) {
 // TestCallNotResumedEnds is the control: the terminal's link is cut and
 // never comes back. The server ends the call after its grace (the phone is
 // told peer_left; the parent's log says interrupted) and the terminal
-// after its own (offline light, hangup sound, interrupted in its log).
+// after its own (offline light, the dropped-call sound, interrupted in its
+// log).
 func TestCallNotResumedEnds(t *testing.T) {
 	r := newResumeRig(t, func(c *rendezvous.Config) { c.ResumeGrace = 3 * time.Second })
 	id := r.call(t)
@@ -266,8 +267,8 @@ func TestCallNotResumedEnds(t *testing.T) {
 	if waited := time.Since(start); waited < resumeGrace-time.Second {
 		t.Fatalf("the terminal ended the call %v after the cut, before its grace of %v", waited, resumeGrace)
 	}
-	if cue := r.board.State().Cue; cue != "hangup" {
-		t.Errorf("sound at the end = %q, want hangup", cue)
+	if cue := r.board.State().Cue; cue != "dropped" {
+		t.Errorf("sound at the end = %q, want dropped (not the hang-up: nobody hung up)", cue)
 	}
 	calls, err := r.store.Calls(1)
 	if err != nil || len(calls) != 1 || calls[0].CallID != id || calls[0].Outcome != protocol.OutcomeInterrupted {

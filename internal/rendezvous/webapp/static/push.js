@@ -13,6 +13,7 @@
 // It keeps its state in window.tuanju.alerts for the tests.
 
 import { validID, unb64url } from './util.js';
+import { lang, say } from './i18n.js';
 
 // An action from a notification is for a ring that arrives within this.
 const ACTION_FOR_MS = 90000;
@@ -24,7 +25,6 @@ const $ = (id) => document.getElementById(id);
 
 let send = () => false;
 let act = () => false;
-let bilingual = (el, en, zh) => { el.textContent = `${en} ${zh}`; };
 let state = null; // window.tuanju.alerts
 let pending = null; // {action, callId, at}: a tapped notification's call, not rung yet
 let synced = false; // this socket has had its subscription refreshed
@@ -46,12 +46,10 @@ function permission() {
  * @param {(action: string, callId: string) => boolean} o.onAction answers
  *   ("answer") or declines ("decline") the ringing call callId; false when
  *   that call is not ringing here (yet).
- * @param {Function} o.bilingual app.js's text helper.
  */
 export function init(o) {
   send = o.send;
   act = o.onAction;
-  if (o.bilingual) bilingual = o.bilingual;
   state = { permission: permission(), push: supported() ? 'unknown' : 'unsupported', subscribed: false, sms: false, voice: false, phoneHint: '', notices: [] };
   o.hooks.alerts = state;
   const q = new URLSearchParams(location.search);
@@ -164,7 +162,7 @@ export function ringing(callId, blocked) {
     if (!blocked() || permission() !== 'granted' || !('serviceWorker' in navigator)) return;
     const reg = await navigator.serviceWorker.getRegistration();
     const w = reg && (reg.active || reg.waiting || reg.installing);
-    if (w) w.postMessage({ type: 'tuanju-ring', call_id: callId, at: new Date().toISOString() });
+    if (w) w.postMessage({ type: 'tuanju-ring', call_id: callId, at: new Date().toISOString(), lang });
   }, AUTOPLAY_GRACE_MS);
 }
 
@@ -216,22 +214,22 @@ function wire() {
   };
 }
 
+// phoneErrors: why a number was not taken.
 const phoneErrors = {
-  bad_phone: ['Please enter a mobile number, e.g. 138 1234 5678.', '请输入手机号码，例如 138 1234 5678。'],
-  no_consent: ['Please tick the box to agree first.', '请先勾选同意。'],
-  offline: ['No connection to the server. Please try again.', '尚未连接服务器，请重试。'],
+  bad_phone: 'phone.err.bad_phone',
+  no_consent: 'phone.err.no_consent',
+  offline: 'phone.err.offline',
 };
 
 // render says which way the child's calls will reach this parent.
 function render() {
   const summary = $('alerts-status');
   if (!summary) return;
-  let line;
-  if (state.push === 'on') line = ['This phone rings for your child\'s calls, even with this page closed.', '即使关闭此页面，这部手机也会在孩子来电时响铃。'];
-  else if (state.permission === 'denied') line = ['Notifications are blocked for this page. Allow them in the browser\'s settings, or use text messages below.', '此页面的通知被阻止了。请在浏览器设置中允许，或使用下面的短信提醒。'];
-  else if (state.push === 'failed' || state.push === 'unsupported' || state.push === 'refused') line = ['This browser cannot ring when the page is closed. Keep the page open, or use text messages below.', '此浏览器在页面关闭时无法响铃。请保持页面打开，或使用下面的短信提醒。'];
-  else line = ['Turn on call alerts so this phone rings even when the page is closed.', '开启来电提醒，页面关闭时手机也会响铃。'];
-  bilingual(summary, line[0], line[1]);
+  let line = 'alerts.status.off';
+  if (state.push === 'on') line = 'alerts.status.on';
+  else if (state.permission === 'denied') line = 'alerts.status.denied';
+  else if (state.push === 'failed' || state.push === 'unsupported' || state.push === 'refused') line = 'alerts.status.unsupported';
+  say(summary, line);
   if (state.push === 'on' && !folded) {
     folded = true;
     $('alerts').open = false; // done: out of the way, one tap to look again
@@ -241,11 +239,8 @@ function render() {
   const saved = !!state.phoneHint;
   $('phone-form').hidden = saved;
   $('phone-saved').hidden = !saved;
-  if (saved) {
-    const how = state.voice ? ['a text message, then a phone call if the call is missed', '短信，如未接再来电话'] : ['a text message', '短信'];
-    bilingual($('phone-saved-text'), `If you do not answer, you get ${how[0]} at ${state.phoneHint}.`, `如未接听，将向 ${state.phoneHint} 发送${how[1]}。`);
-  }
-  const err = phoneErrors[state.phoneError] || (state.phoneError ? ['The number could not be saved.', '号码无法保存。'] : null);
+  if (saved) say($('phone-saved-text'), state.voice ? 'sms.saved_voice' : 'sms.saved_sms', { phone: state.phoneHint });
+  const err = phoneErrors[state.phoneError] || (state.phoneError ? 'phone.err.other' : null);
   $('phone-error').hidden = !err;
-  if (err) bilingual($('phone-error'), err[0], err[1]);
+  if (err) say($('phone-error'), err);
 }

@@ -11,12 +11,18 @@
 // Decline; tapping it opens the page straight into the call. A "missed"
 // push replaces it with a missed-call notification that says when; an
 // "answered" one (another of the parent's phones took the call) silences it.
+// Its words are the page's (messages.js), in the language the browser asks
+// for, as the page picks it (or the page's own, when a page asks it to ring).
 
-const VERSION = 'tuanju-shell-v5'; // v5: call alerts (Web Push, push.js)
+importScripts('/messages.js');
+
+const VERSION = 'tuanju-shell-v6'; // v6: one language at a time (messages.js, i18n.js)
 const SHELL = [
   '/',
   '/app.js',
   '/call.js',
+  '/i18n.js',
+  '/messages.js',
   '/keystore.js',
   '/pairing.js',
   '/push.js',
@@ -78,6 +84,14 @@ const RING_VIBRATE = [800, 400, 800, 400, 800, 400, 800];
 // dismissed, missed or over.
 const ringing = new Map();
 
+const I = self.tuanjuI18n;
+// langOf is the language of a notification: the page's, when a page asked
+// for it, else the browser's preference, as the page would pick it.
+function langOf(asked) {
+  return I.LANGS.includes(asked) ? asked : I.pick(self.navigator.languages || [self.navigator.language]);
+}
+const t = (lang, key, params) => I.format(lang, key, params);
+
 const pad2 = (n) => String(n).padStart(2, '0');
 // clock: 24-hour HH:MM, as phones in China show it.
 const clock = (d) => `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
@@ -94,9 +108,9 @@ async function tell(msg) {
   return wins;
 }
 
-function ringOptions(callId, at) {
+function ringOptions(callId, at, lang) {
   return {
-    body: '点按接听 · Tap to answer',
+    body: t(lang, 'notify.ring_body'),
     tag: tagOf(callId),
     renotify: true,
     requireInteraction: true,
@@ -105,15 +119,12 @@ function ringOptions(callId, at) {
     badge: '/icon-192.png',
     timestamp: at.getTime(),
     actions: [
-      { action: 'answer', title: '接听 Answer' },
-      { action: 'decline', title: '拒绝 Decline' },
+      { action: 'answer', title: t(lang, 'incoming.answer') },
+      { action: 'decline', title: t(lang, 'incoming.decline') },
     ],
     data: { type: 'ring', call_id: callId, at: at.toISOString() },
   };
 }
-
-const RING_TITLE = '孩子来电 · Your child is calling';
-const MISSED_TITLE = '未接来电 · Missed call';
 
 async function show(title, options) {
   await self.registration.showNotification(title, options);
@@ -126,7 +137,7 @@ async function show(title, options) {
 
 // ring shows the call notification and shows it again (its sound and
 // vibration) every RING_EVERY_MS until the call is over for this phone.
-async function ring(callId, at) {
+async function ring(callId, at, lang) {
   if (ringing.has(callId)) return;
   const loop = { stop: null };
   const over = new Promise((resolve) => { loop.stop = resolve; });
@@ -134,7 +145,7 @@ async function ring(callId, at) {
   const until = Math.min(Date.now(), at.getTime()) + RING_FOR_MS;
   try {
     for (;;) {
-      await show(RING_TITLE, ringOptions(callId, at));
+      await show(t(lang, 'notify.ring_title'), ringOptions(callId, at, lang));
       const wait = Math.min(RING_EVERY_MS, until - Date.now());
       if (wait <= 0) break;
       const stopped = await Promise.race([over.then(() => true), new Promise((r) => setTimeout(() => r(false), wait))]);
@@ -157,10 +168,10 @@ async function closeCall(callId) {
   for (const n of ns) if (n.data && n.data.type === 'ring') n.close();
 }
 
-async function missed(callId, at) {
+async function missed(callId, at, lang) {
   stopRinging(callId);
-  await show(MISSED_TITLE, {
-    body: `孩子在 ${clock(at)} 来电 · Your child called at ${clock(at)}`,
+  await show(t(lang, 'ended.missed'), {
+    body: t(lang, 'notify.missed_body', { time: clock(at) }),
     tag: tagOf(callId),
     renotify: true,
     vibrate: [200, 100, 200],
@@ -179,13 +190,13 @@ async function pageAnswers() {
   return wins.some((w) => w.visibilityState === 'visible' && w.focused);
 }
 
-async function answered(callId, at) {
+async function answered(callId, at, lang) {
   stopRinging(callId);
   await closeCall(callId);
   if (await pageAnswers()) return; // the page in front took it
   // A push must show something; this one replaces the ring, quietly.
-  await show('已接听 · Answered', {
-    body: '已在其他设备接听 · Answered on another device',
+  await show(t(lang, 'notify.answered_title'), {
+    body: t(lang, 'ended.answered_elsewhere'),
     tag: tagOf(callId),
     silent: true,
     icon: '/icon-192.png',
@@ -201,16 +212,17 @@ async function onPush(msg) {
   let at = new Date(msg.at);
   if (isNaN(at)) at = new Date();
   await tell({ type: 'tuanju-sw', event: 'push', kind: msg.type, call_id: msg.call_id });
+  const lang = langOf();
   if (msg.type === 'missed') {
-    await missed(msg.call_id, at);
+    await missed(msg.call_id, at, lang);
     return;
   }
   if (msg.type === 'answered') {
-    await answered(msg.call_id, at);
+    await answered(msg.call_id, at, lang);
     return;
   }
   if (await pageAnswers()) return;
-  await ring(msg.call_id, at);
+  await ring(msg.call_id, at, lang);
 }
 
 self.addEventListener('push', (event) => {
@@ -264,8 +276,9 @@ self.addEventListener('notificationclose', (event) => {
 });
 
 // Messages from the app's pages:
-//   tuanju-ring {call_id, at}   the open page cannot play its ring (autoplay
-//                               blocked): ring with a notification instead
+//   tuanju-ring {call_id, at, lang}  the open page cannot play its ring
+//                               (autoplay blocked): ring with a notification
+//                               instead, in the page's language
 //   tuanju-call-over {call_id}  the page answered, declined or saw the call end
 //   tuanju-test-click {tag, action}  the tests' stand-in for a tap on a
 //                               notification (nothing a page cannot do itself)
@@ -274,7 +287,7 @@ self.addEventListener('message', (event) => {
   const callId = typeof m.call_id === 'string' && ID.test(m.call_id) ? m.call_id : null;
   if (m.type === 'tuanju-ring' && callId) {
     const at = new Date(m.at);
-    event.waitUntil(ring(callId, isNaN(at) ? new Date() : at));
+    event.waitUntil(ring(callId, isNaN(at) ? new Date() : at, langOf(m.lang)));
   } else if (m.type === 'tuanju-call-over' && callId) {
     stopRinging(callId);
     event.waitUntil(closeCall(callId));
