@@ -132,9 +132,6 @@ func ReadCSV(r io.Reader, def Defaults, check CheckWindow) ([]Row, error) {
 		}
 		if err != nil {
 			errs.add(fmt.Errorf("row %d: %v", line, err))
-			if errs.full() {
-				break
-			}
 			continue
 		}
 		if blank(rec) {
@@ -159,9 +156,6 @@ func ReadCSV(r io.Reader, def Defaults, check CheckWindow) ([]Row, error) {
 			}
 		}
 		rows = append(rows, row)
-		if errs.full() {
-			break
-		}
 	}
 	if err := errs.err(); err != nil {
 		return nil, err
@@ -380,8 +374,6 @@ func (p *problems) add(err error) {
 	}
 	p.more++
 }
-
-func (p *problems) full() bool { return len(p.list) >= maxErrors }
 
 func (p *problems) err() error {
 	if len(p.list) == 0 {

@@ -3,88 +3,13 @@ package labels_test
 import (
 	"bytes"
 	"fmt"
-	"image"
-	"image/png"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/makiuchi-d/gozxing"
-	gzqr "github.com/makiuchi-d/gozxing/qrcode"
-
 	"github.com/tuanju/tuanju/provisioning/labels"
+	"github.com/tuanju/tuanju/provisioning/labels/labelstest"
 )
-
-// dpi the tests render at: a QR module (30 mm / ~50 modules) is ~7 pixels.
-const dpi = 200
-
-// Render turns a label PDF into one PNG per page with pdftoppm (poppler).
-func Render(t testing.TB, pdf []byte) []image.Image {
-	t.Helper()
-	if _, err := exec.LookPath("pdftoppm"); err != nil {
-		t.Fatalf("pdftoppm is needed (apt-get install poppler-utils): %v", err)
-	}
-	dir := t.TempDir()
-	in := filepath.Join(dir, "labels.pdf")
-	if err := os.WriteFile(in, pdf, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("pdftoppm", "-r", fmt.Sprint(dpi), "-gray", "-png", in, filepath.Join(dir, "page")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("pdftoppm: %v: %s", err, out)
-	}
-	var pages []image.Image
-	for i := 1; ; i++ {
-		var f *os.File
-		for _, name := range []string{fmt.Sprintf("page-%d.png", i), fmt.Sprintf("page-%02d.png", i), fmt.Sprintf("page-%03d.png", i)} {
-			if f, err = os.Open(filepath.Join(dir, name)); err == nil {
-				break
-			}
-		}
-		if f == nil {
-			break
-		}
-		img, err := png.Decode(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pages = append(pages, img)
-	}
-	return pages
-}
-
-// DecodeAll reads back the QR code of each of n labels from the rendered
-// pages, cropping each label's QR box.
-func DecodeAll(t testing.TB, pages []image.Image, n int) []string {
-	t.Helper()
-	px := func(mm float64) int { return int(mm / 25.4 * dpi) }
-	reader := gzqr.NewQRCodeReader()
-	var out []string
-	for i := 0; i < n; i++ {
-		page, x, y := labels.Cell(i)
-		if page >= len(pages) {
-			t.Fatalf("label %d is on page %d; %d pages rendered", i, page+1, len(pages))
-		}
-		qx, qy, size := labels.QRBox(x, y)
-		r := image.Rect(px(qx)-4, px(qy)-4, px(qx+size)+4, px(qy+size)+4)
-		sub := pages[page].(interface {
-			SubImage(image.Rectangle) image.Image
-		}).SubImage(r)
-		bmp, err := gozxing.NewBinaryBitmapFromImage(sub)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := reader.Decode(bmp, map[gozxing.DecodeHintType]interface{}{gozxing.DecodeHintType_PURE_BARCODE: false})
-		if err != nil {
-			t.Fatalf("label %d: no QR code read: %v", i, err)
-		}
-		out = append(out, res.GetText())
-	}
-	return out
-}
 
 // TestSheetDecodes: a two-page sheet (25 labels) renders, and every QR
 // code reads back as its own pairing link, at its own place on the sheet.
@@ -102,11 +27,11 @@ func TestSheetDecodes(t *testing.T) {
 	if err := labels.Write(&buf, ls, fonts, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
 		t.Fatal(err)
 	}
-	pages := Render(t, buf.Bytes())
+	pages := labelstest.Render(t, buf.Bytes())
 	if len(pages) != 2 {
 		t.Fatalf("%d pages, want 2 for 25 labels at %d a page", len(pages), labels.PerPage)
 	}
-	got := DecodeAll(t, pages, len(ls))
+	got := labelstest.DecodeAll(t, pages, len(ls))
 	for i, l := range ls {
 		if got[i] != l.URL {
 			t.Errorf("label %d reads %q, want %q", i, got[i], l.URL)

@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -308,12 +309,20 @@ func (d *Dir) ServerCA() ([]byte, error) {
 }
 
 // Unlock decrypts the newest CA generation's key and the signing key.
-func (d *Dir) Unlock(passphrase []byte) (*Keys, error) {
+func (d *Dir) Unlock(passphrase []byte) (*Keys, error) { return d.UnlockGeneration(passphrase, 0) }
+
+// UnlockGeneration is Unlock for CA generation gen (0: the newest): a
+// batch keeps issuing from the generation it started with.
+func (d *Dir) UnlockGeneration(passphrase []byte, gen int) (*Keys, error) {
 	gens, err := d.Generations()
 	if err != nil {
 		return nil, err
 	}
-	gen := gens[len(gens)-1]
+	if gen == 0 {
+		gen = gens[len(gens)-1]
+	} else if !slices.Contains(gens, gen) {
+		return nil, fmt.Errorf("programme: no CA generation %d in %s (have %v)", gen, d.Path, gens)
+	}
 	sk, err := readEncrypted(filepath.Join(d.Path, keysDir, signingKeyFile), passphrase)
 	if err != nil {
 		return nil, err
