@@ -3,9 +3,9 @@ package batch_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
-	"os"
 	"time"
 
 	"github.com/tuanju/tuanju/pairing"

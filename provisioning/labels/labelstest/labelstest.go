@@ -95,4 +95,3 @@ func DecodeAll(t testing.TB, pages []image.Image, n int) []string {
 	}
 	return out
 }
-
