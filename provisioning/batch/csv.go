@@ -383,5 +383,10 @@ func (p *problems) err() error {
 	if p.more > 0 {
 		list = append(list, fmt.Errorf("… and %d more", p.more))
 	}
-	return fmt.Errorf("batch: the CSV has %d problems; nothing was issued: %w:\n%w", len(p.list)+p.more, ErrBadCSV, errors.Join(list...))
+	n := len(p.list) + p.more
+	what := "problems"
+	if n == 1 {
+		what = "problem"
+	}
+	return fmt.Errorf("batch: the CSV has %d %s; nothing was issued: %w:\n%w", n, what, ErrBadCSV, errors.Join(list...))
 }
