@@ -50,7 +50,7 @@ settings it started with.`
 func newBatch() *cobra.Command {
 	var (
 		dir, csvPath, out, name, passFile, fontCJK, fontLatin, progress string
-		checkOnly                                                        bool
+		checkOnly                                                       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "batch --dir PROG --csv FAMILIES.csv --out BATCHDIR --name B1",
