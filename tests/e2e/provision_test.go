@@ -1,0 +1,171 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
+	"github.com/tuanju/tuanju/provisioning/batch"
+	"github.com/tuanju/tuanju/provisioning/bundle"
+	"github.com/tuanju/tuanju/provisioning/devcert"
+	"github.com/tuanju/tuanju/provisioning/labels"
+	"github.com/tuanju/tuanju/provisioning/labels/labelstest"
+	"github.com/tuanju/tuanju/provisioning/programme"
+	"github.com/tuanju/tuanju/provisioning/signing"
+)
+
+// TestProvisionedUnitPairs is a programme's whole path on loopback: init,
+// a batch from a families CSV, its manifest imported into a server that
+// requires manifests, a unit's bundle checked and imported as terminald
+// does, the unit logging in, and a parent pairing with the link read back
+// from the printed label's QR code (rendered with pdftoppm). A unit the
+// programme's CA certified but no manifest lists is refused and shows
+// needs-repair.
+func TestProvisionedUnitPairs(t *testing.T) {
+	programme.ScryptLogN = 10
+	dir := t.TempDir()
+	pass := []byte("e2e programme passphrase")
+	prog, err := programme.Init(filepath.Join(dir, "prog"), programme.Settings{Name: "E2E", ServerURL: "ws://127.0.0.1:9/ws",
+		PublicURL: "https://tuanju.example.org", TimeZone: "Asia/Shanghai", Language: "zh-CN"}, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := prog.Unlock(pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fonts, err := labels.LoadFonts("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := batch.ReadCSV(strings.NewReader("学校,孩子,地区\n新河小学,小明,河北\n新河小学,小红,河北\n"), batch.Defaults{Language: "zh-CN", TimeZone: "Asia/Shanghai"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "b1")
+	if _, err := batch.Run(context.Background(), batch.Options{Dir: out, Name: "B1", Rows: rows, Programme: prog, Keys: keys, Fonts: fonts}); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := batch.Units(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdf, err := os.ReadFile(filepath.Join(out, batch.LabelsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	links := labelstest.DecodeAll(t, labelstest.Render(t, pdf), len(recs))
+
+	// The server: the programme's CA, its manifests required.
+	caFiles, err := prog.ServerCAFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signingKey := filepath.Join(prog.Path, "server", programme.ServerSigningKey)
+	fleetDir := filepath.Join(dir, "fleet")
+	fleetKeys, err := rendezvous.LoadFleetKeys([]string{signingKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := rendezvous.ImportManifest(fleetDir, filepath.Join(out, batch.ManifestJSON), fleetKeys); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, func(c *rendezvous.Config) {
+		c.DeviceCAFiles = append(c.DeviceCAFiles, caFiles...)
+		c.Fleet = rendezvous.FleetConfig{Dir: fleetDir, KeyFiles: []string{signingKey}, Require: true}
+	})
+
+	// The unit: its bundle checked against the key on the OS image, then
+	// stored, as `terminald identity import` does.
+	raw, err := os.ReadFile(filepath.Join(out, batch.BundlesDir, recs[0].Unit+batch.BundleExt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := signing.ParsePublic(mustRead(t, prog.PublicKeyFile()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := bundle.Decode(raw, []ed25519.PublicKey(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(t.TempDir(), "terminal.db")
+	store, err := terminalstore.Open(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ImportBundle(raw, u); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	r := startTerminal(t, ctx, srv, terminalOpts{statePath: state})
+	if r.term.DeviceID() != recs[0].DeviceID {
+		t.Fatalf("terminal is %s, the batch made %s", r.term.DeviceID(), recs[0].DeviceID)
+	}
+	// The label's link is the unit's own (its base is the programme's
+	// public URL; the terminal's is this test server's).
+	if want := strings.TrimPrefix(r.term.PairingURL(), srv.URL); !strings.HasSuffix(links[0], want) {
+		t.Fatalf("label reads %q; the terminal's link ends %q", links[0], want)
+	}
+	r.openPairing()
+	pctx, pcancel := context.WithTimeout(ctx, step)
+	defer pcancel()
+	cred, err := rendezvoustest.PairLink(pctx, srv.WSURL, links[0], r.confirmPairing)
+	if err != nil {
+		t.Fatalf("pairing with the label's link: %v", err)
+	}
+	eventually(t, step, "the unit stores the pairing", func() bool {
+		s := r.term.Status()
+		return s.Paired && s.Online && s.ParentID == cred.ParentID
+	})
+
+	// A unit the programme's CA certified, but no manifest lists.
+	stray := filepath.Join(t.TempDir(), "stray.db")
+	key, cert := newUnitFrom(t, keys)
+	s2, err := terminalstore.Open(stray)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.ImportIdentity(key, cert); err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+	r2 := startTerminal(t, ctx, srv, terminalOpts{statePath: stray, refused: true})
+	r2.waitPattern(device.Fault, "a unit in no manifest is refused and shows needs-repair")
+	if _, err := srv.Store().Device(r2.term.DeviceID()); err == nil {
+		t.Fatal("the server registered a unit in no manifest")
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// newUnitFrom certifies a fresh device key with the programme's CA.
+func newUnitFrom(t *testing.T, keys *programme.Keys) (*ecdsa.PrivateKey, []byte) {
+	t.Helper()
+	key, err := devcert.NewDeviceKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := keys.CA.Issue(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, cert
+}
