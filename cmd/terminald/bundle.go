@@ -26,7 +26,6 @@ import (
 // provisionedBundle is what the stored bundle gave the configuration.
 type provisionedBundle struct {
 	unit      bundle.Unit
-	caFile    string // the bundle's server CA, written beside it
 	applied   []string
 	notHere   []string
 	readError error
