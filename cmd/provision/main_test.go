@@ -156,7 +156,7 @@ func TestInitBatchRotate(t *testing.T) {
 // units are numbered without gap or repeat, every bundle verifies, and no
 // temporary file is left.
 func TestKilledProcess(t *testing.T) {
-	const n = 1500
+	const n = 600
 	prog, pass, csvPath := setup(t, n)
 	out := filepath.Join(t.TempDir(), "b1")
 	args := []string{"batch", "--dir", prog, "--csv", csvPath, "--out", out, "--name", "B1", "--passphrase-file", pass}

@@ -74,6 +74,9 @@ type Options struct {
 	Fault func(point string) error
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// ChunkSize is how many units one journal commit issues (0: 250).
+	// Tests make it small to have several commits in a small batch.
+	ChunkSize int
 }
 
 // Result says what a run did.
@@ -251,13 +254,17 @@ func issue(ctx context.Context, db *bolt.DB, meta Meta, o Options) (int, error) 
 		return 0, fmt.Errorf("batch: journal: %w", err)
 	}
 	total, done := len(pending), 0
+	size := o.ChunkSize
+	if size <= 0 {
+		size = chunk
+	}
 	o.Progress("issue", 0, total)
 	workers := runtime.GOMAXPROCS(0)
 	for len(pending) > 0 {
 		if err := ctx.Err(); err != nil {
 			return done, err
 		}
-		part := pending[:min(chunk, len(pending))]
+		part := pending[:min(size, len(pending))]
 		pending = pending[len(part):]
 		recs := make([]Record, len(part))
 		errs := make([]error, len(part))

@@ -68,7 +68,7 @@ func rows(t testing.TB, from, to int) []batch.Row {
 }
 
 func (e env) opts(dir string, rs []batch.Row) batch.Options {
-	return batch.Options{Dir: dir, Name: "B1", Rows: rs, Programme: e.prog, Keys: e.keys, Fonts: e.fonts}
+	return batch.Options{Dir: dir, Name: "B1", Rows: rs, Programme: e.prog, Keys: e.keys, Fonts: e.fonts, ChunkSize: 50}
 }
 
 // files reads every output file of a batch (not the journal).
@@ -242,7 +242,7 @@ var errKilled = errors.New("killed (test)")
 // every unit issued before the stop, no gap, no repeat, no temporary file.
 func TestKilledAnywhere(t *testing.T) {
 	e := newEnv(t)
-	const n = 300 // two journal commits
+	const n = 120 // three journal commits of 50
 	rs := rows(t, 0, n)
 	// The write points of a whole run: most are bundles; the others
 	// (journal commits, the label sheet, the manifests) are drawn as often.
@@ -260,7 +260,7 @@ func TestKilledAnywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, uint64(time.Now().UnixNano())))
-	for trial := range 8 {
+	for trial := range 6 {
 		dir := filepath.Join(t.TempDir(), fmt.Sprint("b", trial))
 		// Up to three stops in a row, then a clean run.
 		var stops []string
@@ -320,12 +320,16 @@ func TestLabelsDecode(t *testing.T) {
 	}
 }
 
-// TestLargeBatch: 2,000 rows (10,000 with TUANJU_BATCH_10K=1) make as many
+// TestLargeBatch: 2,000 rows (400 under -race; 10,000 with
+// TUANJU_BATCH_10K=1) make as many
 // units, checked as every batch is (bundles verify, the manifest lists
 // them, no repeats); run again, nothing is issued. BenchmarkBatch10000
 // measures the time of 10,000 (make bench).
 func TestLargeBatch(t *testing.T) {
 	n := 2000
+	if raceOn {
+		n = 400
+	}
 	if os.Getenv("TUANJU_BATCH_10K") == "1" {
 		n = 10_000
 	}

@@ -27,7 +27,9 @@ func BenchmarkBatch10000(b *testing.B) {
 	for i := range b.N {
 		dir := filepath.Join(b.TempDir(), fmt.Sprint("b", i))
 		start := time.Now()
-		res, err := batch.Run(context.Background(), e.opts(dir, rs))
+		o := e.opts(dir, rs)
+		o.ChunkSize = 0 // the real one
+		res, err := batch.Run(context.Background(), o)
 		if err != nil || res.Units != n {
 			b.Fatalf("%+v, %v", res, err)
 		}
