@@ -128,3 +128,25 @@ func TestReadCSVRefuses(t *testing.T) {
 		})
 	}
 }
+
+// FuzzReadCSV: no input panics the reader; a refusal is always ErrBadCSV
+// with no rows, and what is accepted has every required cell.
+func FuzzReadCSV(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add(append([]byte("\uFEFF"), good...))
+	f.Add([]byte("site,child,region\n\"a\nb\",c,d\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rows, err := batch.ReadCSV(bytes.NewReader(b), def, window)
+		if err != nil {
+			if !errors.Is(err, batch.ErrBadCSV) || rows != nil {
+				t.Fatalf("refusal %v with %d rows", err, len(rows))
+			}
+			return
+		}
+		for _, r := range rows {
+			if r.Site == "" || r.Child == "" || r.Region == "" {
+				t.Fatalf("accepted a row with an empty required cell: %+v", r)
+			}
+		}
+	})
+}
