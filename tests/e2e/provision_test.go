@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/internal/rendezvous"
@@ -20,6 +23,7 @@ import (
 	"github.com/tuanju/tuanju/provisioning/labels/labelstest"
 	"github.com/tuanju/tuanju/provisioning/programme"
 	"github.com/tuanju/tuanju/provisioning/signing"
+	"github.com/tuanju/tuanju/tests/browsertest"
 )
 
 // TestProvisionedUnitPairs is a programme's whole path on loopback: init,
@@ -30,6 +34,51 @@ import (
 // programme's CA certified but no manifest lists is refused and shows
 // needs-repair.
 func TestProvisionedUnitPairs(t *testing.T) {
+	p := startProvisioned(t)
+	r, srv, ctx, links, keys := p.r, p.srv, p.r.ctx, p.links, p.keys
+	r.openPairing()
+	pctx, pcancel := context.WithTimeout(ctx, step)
+	defer pcancel()
+	cred, err := rendezvoustest.PairLink(pctx, srv.WSURL, links[0], r.confirmPairing)
+	if err != nil {
+		t.Fatalf("pairing with the label's link: %v", err)
+	}
+	eventually(t, step, "the unit stores the pairing", func() bool {
+		s := r.term.Status()
+		return s.Paired && s.Online && s.ParentID == cred.ParentID
+	})
+
+	// A unit the programme's CA certified, but no manifest lists.
+	stray := filepath.Join(t.TempDir(), "stray.db")
+	key, cert := newUnitFrom(t, keys)
+	s2, err := terminalstore.Open(stray)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.ImportIdentity(key, cert); err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+	r2 := startTerminal(t, ctx, srv, terminalOpts{statePath: stray, refused: true})
+	r2.waitPattern(device.Fault, "a unit in no manifest is refused and shows needs-repair")
+	if _, err := srv.Store().Device(r2.term.DeviceID()); err == nil {
+		t.Fatal("the server registered a unit in no manifest")
+	}
+}
+
+// provisioned is a programme's batch on a server that requires manifests:
+// the first unit imported and running, the label's links read back.
+type provisioned struct {
+	r     *rig
+	srv   *rendezvoustest.Server
+	keys  *programme.Keys
+	links []string
+}
+
+// startProvisioned does what TestProvisionedUnitPairs describes up to the
+// unit logging in.
+func startProvisioned(t *testing.T) provisioned {
+	t.Helper()
 	programme.ScryptLogN = 10
 	dir := t.TempDir()
 	pass := []byte("e2e programme passphrase")
@@ -117,34 +166,7 @@ func TestProvisionedUnitPairs(t *testing.T) {
 	if want := strings.TrimPrefix(r.term.PairingURL(), srv.URL); !strings.HasSuffix(links[0], want) {
 		t.Fatalf("label reads %q; the terminal's link ends %q", links[0], want)
 	}
-	r.openPairing()
-	pctx, pcancel := context.WithTimeout(ctx, step)
-	defer pcancel()
-	cred, err := rendezvoustest.PairLink(pctx, srv.WSURL, links[0], r.confirmPairing)
-	if err != nil {
-		t.Fatalf("pairing with the label's link: %v", err)
-	}
-	eventually(t, step, "the unit stores the pairing", func() bool {
-		s := r.term.Status()
-		return s.Paired && s.Online && s.ParentID == cred.ParentID
-	})
-
-	// A unit the programme's CA certified, but no manifest lists.
-	stray := filepath.Join(t.TempDir(), "stray.db")
-	key, cert := newUnitFrom(t, keys)
-	s2, err := terminalstore.Open(stray)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s2.ImportIdentity(key, cert); err != nil {
-		t.Fatal(err)
-	}
-	s2.Close()
-	r2 := startTerminal(t, ctx, srv, terminalOpts{statePath: stray, refused: true})
-	r2.waitPattern(device.Fault, "a unit in no manifest is refused and shows needs-repair")
-	if _, err := srv.Store().Device(r2.term.DeviceID()); err == nil {
-		t.Fatal("the server registered a unit in no manifest")
-	}
+	return provisioned{r: r, srv: srv, keys: keys, links: links}
 }
 
 func mustRead(t *testing.T, path string) []byte {
@@ -168,4 +190,38 @@ func newUnitFrom(t *testing.T, keys *programme.Keys) (*ecdsa.PrivateKey, []byte)
 		t.Fatal(err)
 	}
 	return key, cert
+}
+
+// TestBrowserPairsProvisionedUnit: Chromium opens the link read back from
+// the unit's printed label (at this server's address, as the programme's
+// domain would serve it) and pairs with the provisioned unit.
+func TestBrowserPairsProvisionedUnit(t *testing.T) {
+	p := startProvisioned(t)
+	r := p.r
+	page, cancel := browsertest.Launch(r.ctx, t)
+	t.Cleanup(cancel)
+	link, err := url.Parse(p.links[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := url.Parse(p.srv.URL)
+	link.Scheme, link.Host = base.Scheme, base.Host
+	r.openPairing()
+	if _, err := chromedp.Run(page, chromedp.Navigate(link.String())); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.confirmPairing(page); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitStateFor(page, "home", step); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, step, "the provisioned unit paired and online", func() bool {
+		s := r.term.Status()
+		return s.Paired && s.Online && s.State == "idle"
+	})
+	eventually(t, step, "page shows the unit online", func() bool {
+		on, err := chromedp.Run(page, chromedp.Evaluate[bool](`window.tuanju.online === true`))
+		return err == nil && on
+	})
 }
