@@ -15,6 +15,7 @@ import (
 func runFleet(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	const usage = `usage: rendezvous fleet import [-config file] [-dir D] [-key F]... MANIFEST.json
        rendezvous fleet list [-config file] [-dir D] [-key F]...
+       rendezvous fleet operator [-config file] [-operators F] NAME
 
 import checks a batch's manifest (from provision batch; MANIFEST.json.sig
 beside it) against the programme's signing key and copies it into the fleet
@@ -24,6 +25,9 @@ unit's site and region; with [fleet] require = true it refuses a unit that
 is in no manifest. A batch imported again (more rows) must still list every
 unit it listed; a device already in another batch is refused.
 list prints the units of the imported manifests.
+operator adds a programme operator who may see the fleet page (/fleet) and
+its Prometheus figures (/fleet/metrics), and prints their token once: the
+operators file ([fleet] operators_file) keeps only its SHA-256.
 `
 	if len(args) == 0 || cli.IsHelp(args[0]) {
 		fmt.Fprint(stderr, usage)
@@ -39,6 +43,7 @@ list prints the units of the imported manifests.
 	o := cli.NewOverrides(fs)
 	o.String("dir", &cfg.Fleet.Dir, "the fleet `directory` (overrides [fleet] dir)")
 	o.List("key", &cfg.Fleet.KeyFiles, "the programme's public signing key `files` (PEM, comma separated; overrides [fleet] key_files)")
+	o.String("operators", &cfg.Fleet.OperatorsFile, "the operators `file` (overrides [fleet] operators_file)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -48,6 +53,20 @@ list prints the units of the imported manifests.
 		}
 	}
 	o.Apply()
+	if cmd == "operator" {
+		if fs.NArg() != 1 {
+			return fmt.Errorf("fleet operator: name one operator")
+		}
+		if cfg.Fleet.OperatorsFile == "" {
+			return fmt.Errorf("fleet operator: name the operators file: -operators FILE, or [fleet] operators_file")
+		}
+		token, err := rendezvous.AddOperator(cfg.Fleet.OperatorsFile, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "operator %s added to %s; their token (shown only now, give it to them privately):\n%s\n", fs.Arg(0), cfg.Fleet.OperatorsFile, token)
+		return nil
+	}
 	if len(cfg.Fleet.KeyFiles) == 0 {
 		return fmt.Errorf("fleet: name the programme's signing key: -key PROG/server/signing-key.pem, or [fleet] key_files")
 	}

@@ -56,4 +56,16 @@ func TestFleetImportList(t *testing.T) {
 	if err := run(context.Background(), []string{"fleet", "import", "-config", cfgFile, write(other)}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "not the programme's") {
 		t.Fatalf("foreign manifest: %v", err)
 	}
+	// An operator: a token printed once, its hash in the file.
+	ops := filepath.Join(dir, "operators")
+	out.Reset()
+	if err := run(context.Background(), []string{"fleet", "operator", "-operators", ops, "hebei-office"}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	token := lines[len(lines)-1]
+	saved, _ := os.ReadFile(ops)
+	if len(token) < 20 || strings.Contains(string(saved), token) || !strings.HasPrefix(string(saved), "hebei-office ") {
+		t.Fatalf("operator: printed %q, file %q", out.String(), saved)
+	}
 }

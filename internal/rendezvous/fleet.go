@@ -44,6 +44,9 @@ type FleetConfig struct {
 	// a server whose programme has not imported manifests yet keeps
 	// working as before.
 	Require bool `toml:"require"`
+	// OperatorsFile lists the programme's operators who may see the fleet
+	// page (fleet_http.go); empty: nobody.
+	OperatorsFile string `toml:"operators_file"`
 }
 
 // notInManifestText is what a unit in no manifest is told at login.

@@ -73,6 +73,7 @@ type provisioned struct {
 	srv   *rendezvoustest.Server
 	keys  *programme.Keys
 	links []string
+	token string // a fleet operator's
 }
 
 // startProvisioned does what TestProvisionedUnitPairs describes up to the
@@ -127,11 +128,16 @@ func startProvisioned(t *testing.T) provisioned {
 	if _, _, err := rendezvous.ImportManifest(fleetDir, filepath.Join(out, batch.ManifestJSON), fleetKeys); err != nil {
 		t.Fatal(err)
 	}
+	operators := filepath.Join(dir, "operators")
+	token, err := rendezvous.AddOperator(operators, "e2e-operator")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	srv := rendezvoustest.NewServer(t, func(c *rendezvous.Config) {
 		c.DeviceCAFiles = append(c.DeviceCAFiles, caFiles...)
-		c.Fleet = rendezvous.FleetConfig{Dir: fleetDir, KeyFiles: []string{signingKey}, Require: true}
+		c.Fleet = rendezvous.FleetConfig{Dir: fleetDir, KeyFiles: []string{signingKey}, Require: true, OperatorsFile: operators}
 	})
 
 	// The unit: its bundle checked against the key on the OS image, then
@@ -166,7 +172,7 @@ func startProvisioned(t *testing.T) provisioned {
 	if want := strings.TrimPrefix(r.term.PairingURL(), srv.URL); !strings.HasSuffix(links[0], want) {
 		t.Fatalf("label reads %q; the terminal's link ends %q", links[0], want)
 	}
-	return provisioned{r: r, srv: srv, keys: keys, links: links}
+	return provisioned{r: r, srv: srv, keys: keys, links: links, token: token}
 }
 
 func mustRead(t *testing.T, path string) []byte {
@@ -224,4 +230,55 @@ func TestBrowserPairsProvisionedUnit(t *testing.T) {
 		on, err := chromedp.Run(page, chromedp.Evaluate[bool](`window.tuanju.online === true`))
 		return err == nil && on
 	})
+}
+
+// TestBrowserFleetPage: the programme's operator opens /fleet in Chromium,
+// gives their token, and sees the batch's site and each unit's status: the
+// paired unit paired and online, the other never paired. A wrong token
+// shows nothing.
+func TestBrowserFleetPage(t *testing.T) {
+	p := startProvisioned(t)
+	r := p.r
+	r.openPairing()
+	pctx, pcancel := context.WithTimeout(r.ctx, step)
+	defer pcancel()
+	if _, err := rendezvoustest.PairLink(pctx, p.srv.WSURL, p.links[0], r.confirmPairing); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, step, "the unit paired", func() bool { return r.term.Status().Paired })
+	page, cancel := browsertest.Launch(r.ctx, t)
+	t.Cleanup(cancel)
+	login := func(token string) {
+		t.Helper()
+		for _, a := range []chromedp.Action[chromedp.Void]{chromedp.Navigate(p.srv.URL + "/fleet"), chromedp.WaitVisible(chromedp.CSS("#token")),
+			chromedp.SendKeys(chromedp.CSS("#token"), token), chromedp.Click(chromedp.CSS("#login button"))} {
+			if _, err := chromedp.Run(page, a); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	login("wrong-token")
+	eventually(t, step, "a wrong token is told so", func() bool {
+		msg, err := chromedp.Run(page, chromedp.Evaluate[string](`document.getElementById("login-error").textContent`))
+		return err == nil && msg != ""
+	})
+	if hidden, _ := chromedp.Run(page, chromedp.Evaluate[bool](`document.getElementById("report").hidden`)); !hidden {
+		t.Fatal("the report shows after a wrong token")
+	}
+	login(p.token)
+	if err := browsertest.WaitStateFor(page, "report", step); err != nil {
+		t.Fatal(err)
+	}
+	statuses, err := chromedp.Run(page, chromedp.Evaluate[map[string]string](
+		`Object.fromEntries([...document.querySelectorAll("#units tbody tr")].map(tr => [tr.dataset.unit, tr.dataset.status]))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if statuses["B1-00001"] != rendezvous.StatusPaired || statuses["B1-00002"] != rendezvous.StatusNeverPaired || len(statuses) != 2 {
+		t.Fatalf("the page shows units %v", statuses)
+	}
+	site, err := chromedp.Run(page, chromedp.Evaluate[string](`document.querySelector("#sites tbody tr").textContent`))
+	if err != nil || !strings.Contains(site, "新河小学") || !strings.Contains(site, "河北") {
+		t.Fatalf("site row %q (%v)", site, err)
+	}
 }
