@@ -35,19 +35,15 @@ type config struct {
 	// state cannot take the unit's name (terminalstore). Empty: beside the
 	// state file (terminalstore.IdentityPath); on the OS image, a
 	// provisioning partition.
-	IdentityFile string `toml:"identity_file"`
-	// ProgrammeKeyFile holds the programme's public signing key(s) (PEM):
-	// `identity import` takes a signed bundle only if it verifies against
-	// one (docs/provisioning-bundle.md). On the OS image.
-	ProgrammeKeyFile string      `toml:"programme_key_file"`
-	Board            string      `toml:"board"` // "sim" or "gpio"
-	PanelListen      string      `toml:"panel_listen"`
-	LoopbackOnly     bool        `toml:"loopback_only"`
-	LogFormat        string      `toml:"log_format"` // "text" or "json"
-	LogLevel         string      `toml:"log_level"`
-	Media            mediaConfig `toml:"media"`
-	Pins             pins.Map    `toml:"pins"`
-	LongPress        duration    `toml:"long_press"`
+	IdentityFile string      `toml:"identity_file"`
+	Board        string      `toml:"board"` // "sim" or "gpio"
+	PanelListen  string      `toml:"panel_listen"`
+	LoopbackOnly bool        `toml:"loopback_only"`
+	LogFormat    string      `toml:"log_format"` // "text" or "json"
+	LogLevel     string      `toml:"log_level"`
+	Media        mediaConfig `toml:"media"`
+	Pins         pins.Map    `toml:"pins"`
+	LongPress    duration    `toml:"long_press"`
 	// Watchdog is the hardware watchdog device ("" turns it off). Used on
 	// the gpio board only: a developer's machine may have a real one.
 	Watchdog        string   `toml:"watchdog"`
@@ -71,6 +67,10 @@ type config struct {
 	// AutoAnswer is the reunion window; empty windows (the default) is off.
 	AutoAnswer autoAnswerConfig `toml:"auto_answer"`
 
+	// ProgrammeKeyFile holds the programme's public signing key(s) (PEM):
+	// `identity import` takes a signed bundle only if it verifies against
+	// one (docs/provisioning-bundle.md). On the OS image.
+	ProgrammeKeyFile string `toml:"programme_key_file"`
 	// bundle is what the stored provisioning bundle gave (bundle.go).
 	bundle *provisionedBundle
 }

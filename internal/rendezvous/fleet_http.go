@@ -139,14 +139,17 @@ func (s *Server) serveFleetReport(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(rep)
 }
 
-// serveFleetMetrics is the fleet's aggregates for Prometheus.
-func (s *Server) serveFleetMetrics(w http.ResponseWriter, r *http.Request) {
-	ip, err := netip.ParseAddr(s.clientIP(r))
-	if _, op := s.operator(r); !op && (err != nil || !ip.Unmap().IsLoopback()) {
-		http.NotFound(w, r)
-		return
+// serveFleetMetrics serves the fleet's aggregates for Prometheus (metrics)
+// to an operator or to the server's own machine.
+func (s *Server) serveFleetMetrics(metrics http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ip, err := netip.ParseAddr(s.clientIP(r))
+		if _, op := s.operator(r); !op && (err != nil || !ip.Unmap().IsLoopback()) {
+			http.NotFound(w, r)
+			return
+		}
+		metrics.ServeHTTP(w, r)
 	}
-	s.fleetMetrics.ServeHTTP(w, r)
 }
 
 // newFleetMetrics is the registry /fleet/metrics serves: the fleet
@@ -213,5 +216,5 @@ func (s *Server) fleetRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /fleet/fleet.js", page)
 	mux.Handle("GET /fleet/fleet.css", page)
 	mux.HandleFunc("GET /fleet/api/report", s.serveFleetReport)
-	mux.HandleFunc("GET /fleet/metrics", s.serveFleetMetrics)
+	mux.HandleFunc("GET /fleet/metrics", s.serveFleetMetrics(newFleetMetrics(s)))
 }

@@ -37,33 +37,32 @@ import (
 // Server is the rendezvous server. Create it with New, serve Handler, and
 // Close it when done.
 type Server struct {
-	cfg          Config
-	log          *slog.Logger
-	store        *Store
-	turn         *turnRelay
-	turnSecret   string
-	origins      []string
-	deviceCAs    []*x509.Certificate // program CAs, from cfg.DeviceCAFiles
-	hub          *hub
-	audit        *auditLog
-	now          func() time.Time
-	admission    *admission                            // connections before login (admission.go)
-	logins       *limiter                              // logins per terminal and per parent
-	pairFails    *pairFailures                         // wrong pairing proofs per terminal and source (pairing.go)
-	sourceKey    []byte                                // keys the source tags on relayed pair_requests (pairing.go)
-	proxies      []netip.Prefix                        // trusted_proxies
-	tls          *tls.Config                           // tls_cert_file; TLSConfig adds the web's ALPN
-	revoked      *revocations                          // nil without revoked_devices_file
-	fleet        *fleet                                // nil without fleet key_files
-	fleetMetrics http.Handler                          // GET /fleet/metrics (fleet_http.go)
-	stop         chan struct{}                         // closed by Close: background loops end
-	metrics      metrics                               // counters for GET /metrics (metrics.go)
-	callLog      *callLog                              // the hub's call-log writes (calllog.go)
-	retryDone    chan struct{}                         // closed when the call log's retry loop has ended
-	backupDone   chan struct{}                         // closed when the backup loop has ended (nil: no backups)
-	pairFault    atomic.Pointer[func(FaultPoint) bool] // tests' crash points in pairing (pairing.go)
-	push         *pusher                               // Web Push; nil when off (push.go)
-	notifier     *notifier                             // the programme's SMS and voice webhook; nil when off (notifier.go)
+	cfg        Config
+	log        *slog.Logger
+	store      *Store
+	turn       *turnRelay
+	turnSecret string
+	origins    []string
+	deviceCAs  []*x509.Certificate // program CAs, from cfg.DeviceCAFiles
+	hub        *hub
+	audit      *auditLog
+	now        func() time.Time
+	admission  *admission                            // connections before login (admission.go)
+	logins     *limiter                              // logins per terminal and per parent
+	pairFails  *pairFailures                         // wrong pairing proofs per terminal and source (pairing.go)
+	sourceKey  []byte                                // keys the source tags on relayed pair_requests (pairing.go)
+	proxies    []netip.Prefix                        // trusted_proxies
+	tls        *tls.Config                           // tls_cert_file; TLSConfig adds the web's ALPN
+	revoked    *revocations                          // nil without revoked_devices_file
+	fleet      *fleet                                // nil without fleet key_files
+	stop       chan struct{}                         // closed by Close: background loops end
+	metrics    metrics                               // counters for GET /metrics (metrics.go)
+	callLog    *callLog                              // the hub's call-log writes (calllog.go)
+	retryDone  chan struct{}                         // closed when the call log's retry loop has ended
+	backupDone chan struct{}                         // closed when the backup loop has ended (nil: no backups)
+	pairFault  atomic.Pointer[func(FaultPoint) bool] // tests' crash points in pairing (pairing.go)
+	push       *pusher                               // Web Push; nil when off (push.go)
+	notifier   *notifier                             // the programme's SMS and voice webhook; nil when off (notifier.go)
 
 	wg        sync.WaitGroup // live WebSocket handlers
 	mu        sync.Mutex
@@ -115,7 +114,6 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	logFleet(s.fleet, log)
-	s.fleetMetrics = newFleetMetrics(s)
 	if len(cfg.SecurityContact) == 0 {
 		log.Warn("no security_contact configured: publish where to report a vulnerability (/.well-known/security.txt)")
 	}
