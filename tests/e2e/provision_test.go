@@ -277,6 +277,11 @@ func TestBrowserFleetPage(t *testing.T) {
 	if statuses["B1-00001"] != rendezvous.StatusPaired || statuses["B1-00002"] != rendezvous.StatusNeverPaired || len(statuses) != 2 {
 		t.Fatalf("the page shows units %v", statuses)
 	}
+	if dir := os.Getenv("TUANJU_SCREENSHOTS"); dir != "" { // to look at by eye; never committed
+		if png, err := chromedp.Run(page, chromedp.CaptureScreenshot()); err == nil {
+			os.WriteFile(filepath.Join(dir, "fleet.png"), png, 0o644)
+		}
+	}
 	site, err := chromedp.Run(page, chromedp.Evaluate[string](`document.querySelector("#sites tbody tr").textContent`))
 	if err != nil || !strings.Contains(site, "新河小学") || !strings.Contains(site, "河北") {
 		t.Fatalf("site row %q (%v)", site, err)
