@@ -66,6 +66,13 @@ type config struct {
 
 	// AutoAnswer is the reunion window; empty windows (the default) is off.
 	AutoAnswer autoAnswerConfig `toml:"auto_answer"`
+
+	// ProgrammeKeyFile holds the programme's public signing key(s) (PEM):
+	// `identity import` takes a signed bundle only if it verifies against
+	// one (docs/provisioning-bundle.md). On the OS image.
+	ProgrammeKeyFile string `toml:"programme_key_file"`
+	// bundle is what the stored provisioning bundle gave (bundle.go).
+	bundle *provisionedBundle
 }
 
 // autoAnswerConfig is terminal.AutoAnswer as the file spells it:
@@ -213,6 +220,7 @@ func loadConfigFor(use configUse, args []string, stderr io.Writer, extra ...func
 		return cfg, err
 	}
 	fs.overrides.Apply()
+	applyBundle(&cfg)
 	if cfg.PublicURL == "" && cfg.ServerURL != "" {
 		cfg.PublicURL = publicFromServer(cfg.ServerURL)
 	}

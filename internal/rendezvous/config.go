@@ -53,6 +53,11 @@ type Config struct {
 	RevokedDevicesFile      string        `toml:"revoked_devices_file"`
 	RevocationCheckInterval time.Duration `toml:"revocation_check_interval"`
 
+	// Fleet is the programme's manifests of the units it shipped (fleet.go):
+	// each unit's site and region, and, with require, the only units that
+	// may log in.
+	Fleet FleetConfig `toml:"fleet"`
+
 	// SecurityContact is where to report a vulnerability (mailto: or
 	// https: URIs), published at /.well-known/security.txt (RFC 9116).
 	SecurityContact []string `toml:"security_contact"`
@@ -220,6 +225,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Notifier.validate(c.RingTimeout, bad); err != nil {
 		return err
+	}
+	if c.Fleet.Require && len(c.Fleet.KeyFiles) == 0 {
+		return bad("fleet.require needs fleet.key_files: the programme's signing key that manifests are checked against")
 	}
 	if len(c.DeviceCAFiles) == 0 {
 		return bad("device_ca_files is empty: name the program CA certificates that sign the terminals' device certificates (docs/provisioning-keys.md)")

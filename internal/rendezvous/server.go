@@ -54,6 +54,7 @@ type Server struct {
 	proxies    []netip.Prefix                        // trusted_proxies
 	tls        *tls.Config                           // tls_cert_file; TLSConfig adds the web's ALPN
 	revoked    *revocations                          // nil without revoked_devices_file
+	fleet      *fleet                                // nil without fleet key_files
 	stop       chan struct{}                         // closed by Close: background loops end
 	metrics    metrics                               // counters for GET /metrics (metrics.go)
 	callLog    *callLog                              // the hub's call-log writes (calllog.go)
@@ -109,6 +110,10 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 		log.Info("revoked devices", "file", cfg.RevokedDevicesFile, "devices", s.revoked.count())
 	}
+	if s.fleet, err = loadFleet(cfg); err != nil {
+		return nil, err
+	}
+	logFleet(s.fleet, log)
 	if len(cfg.SecurityContact) == 0 {
 		log.Warn("no security_contact configured: publish where to report a vulnerability (/.well-known/security.txt)")
 	}
@@ -150,6 +155,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	go func() { defer close(s.retryDone); s.callLog.retryLoop(s.stop) }()
 	if s.revoked != nil {
 		go s.watchRevocations(cfg.RevocationCheckInterval, s.stop)
+	}
+	if s.fleet != nil {
+		go s.watchFleet(cfg.RevocationCheckInterval, s.stop)
 	}
 	if b := cfg.Backup; b.Every > 0 {
 		if b.Dir == "" {
@@ -206,6 +214,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /ws", s.serveWS)
 	mux.HandleFunc("GET /.well-known/security.txt", s.serveSecurityTxt)
 	mux.HandleFunc("GET /metrics", s.serveMetrics)
+	s.fleetRoutes(mux) // GET /fleet, /fleet/api/report, /fleet/metrics (fleet_http.go)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -483,6 +492,10 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 			sess.log.Warn("revoked unit tried to log in", "device", m.DeviceID, "reason", reason)
 			return fail(revokedText, m)
 		}
+		if s.fleet.refuses(m.DeviceID) {
+			sess.log.Warn("unit in no manifest tried to log in", "device", m.DeviceID)
+			return fail(notInManifestText, m)
+		}
 		if !s.loginAllowed(sess, "terminal:"+m.DeviceID, m) {
 			return false
 		}
@@ -498,6 +511,9 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 		}
 		sess.role, sess.deviceID = protocol.RoleTerminal, m.DeviceID
 		sess.log = sess.log.With("role", "terminal", "device", m.DeviceID)
+		if u, ok := s.fleet.unit(m.DeviceID); ok {
+			sess.log = sess.log.With("unit", u.Unit.Unit, "site", u.Site, "region", u.Region)
+		}
 		if first {
 			sess.log.Info("device registered", "version", m.Version)
 		}
