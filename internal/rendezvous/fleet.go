@@ -215,6 +215,27 @@ type fleet struct {
 	mu    sync.Mutex // reload
 	stamp string
 	units atomic.Pointer[map[string]FleetUnit]
+
+	// versions are the software versions units said at their last login
+	// since the server started (the registry does not keep them).
+	versions sync.Map // device ID → string
+}
+
+// noteLogin keeps the version a shipped unit says at login.
+func (f *fleet) noteLogin(deviceID, version string) {
+	if f == nil || version == "" {
+		return
+	}
+	if _, ok := f.unit(deviceID); ok {
+		f.versions.Store(deviceID, version)
+	}
+}
+
+// version is what noteLogin kept, or "".
+func (f *fleet) version(deviceID string) string {
+	v, _ := f.versions.Load(deviceID)
+	s, _ := v.(string)
+	return s
 }
 
 func loadFleet(cfg Config) (*fleet, error) {

@@ -45,6 +45,9 @@ type ReportUnit struct {
 	Status   string    `json:"status"`
 	Online   bool      `json:"online"`
 	LastSeen time.Time `json:"last_seen,omitzero"`
+	// Version is the software version the unit said at its last login
+	// since the server started ("" when it has not logged in since).
+	Version string `json:"version,omitempty"`
 }
 
 // SiteFigures are a site's units and its families' calls this week.
@@ -97,7 +100,7 @@ func (s *Server) FleetReport(now time.Time) (Report, error) {
 	}
 	sites := map[string]*site{}
 	for id, fu := range *s.fleet.units.Load() {
-		u := ReportUnit{Unit: fu.Unit.Unit, DeviceID: id, Site: fu.Site, Region: fu.Region, Batch: fu.Batch, Online: s.hub.online(id)}
+		u := ReportUnit{Unit: fu.Unit.Unit, DeviceID: id, Site: fu.Site, Region: fu.Region, Batch: fu.Batch, Online: s.hub.online(id), Version: s.fleet.version(id)}
 		if d, err := s.store.Device(id); err == nil {
 			u.LastSeen = d.LastSeen
 		} else if !errors.Is(err, ErrNotFound) {

@@ -133,6 +133,11 @@ func TestFleetReport(t *testing.T) {
 			t.Errorf("unit %s: %s, want %s", id, status[id], w)
 		}
 	}
+	for _, u := range rep.Units {
+		if u.DeviceID == a1.id && u.Version == "" || u.DeviceID == a3.id && u.Version != "" {
+			t.Errorf("unit %s version %q: want the one said at login, none for a unit never seen", u.Unit, u.Version)
+		}
+	}
 	minutes := end.Sub(start).Minutes()
 	var xinhe, dongguan rendezvous.SiteFigures
 	for _, s := range rep.Sites {

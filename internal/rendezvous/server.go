@@ -513,6 +513,7 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 		sess.log = sess.log.With("role", "terminal", "device", m.DeviceID)
 		if u, ok := s.fleet.unit(m.DeviceID); ok {
 			sess.log = sess.log.With("unit", u.Unit.Unit, "site", u.Site, "region", u.Region)
+			s.fleet.noteLogin(m.DeviceID, m.Version)
 		}
 		if first {
 			sess.log.Info("device registered", "version", m.Version)

@@ -35,16 +35,23 @@ type Label struct {
 // Sheet geometry in millimetres: A4, 3 columns × 7 rows (Avery L7160 and its
 // many equivalents).
 const (
-	PageW, PageH  = 210.0, 297.0
-	Cols, Rows    = 3, 7
-	LabelW        = 63.5
-	LabelH        = 38.1
-	MarginLeft    = 7.2
-	MarginTop     = 15.15
-	PitchX        = 66.0 // 2.5 mm gap between columns
-	PitchY        = LabelH
-	QRSize        = 30.0 // mm, quiet zone included
-	qrQuiet       = 4    // modules of white around the code
+	PageW, PageH = 210.0, 297.0
+	Cols, Rows   = 3, 7
+	LabelW       = 63.5
+	LabelH       = 38.1
+	MarginLeft   = 7.2
+	MarginTop    = 15.15
+	PitchX       = 66.0 // 2.5 mm gap between columns
+	PitchY       = LabelH
+	// QRSize is the square a label keeps for its QR code, quiet zone
+	// included; the code is drawn centred in it with modules of ModuleMM.
+	QRSize = 32.0
+	// ModuleMM is a QR module's size: 1/40 inch, a whole number of dots on
+	// 200, 300, 400 and 600 dpi printers and scanners (even modules read
+	// best), and 0.6 mm, well above what phone cameras resolve at 20 cm.
+	// A code too big for QRSize at this size is shrunk to fit.
+	ModuleMM      = 25.4 / 40
+	qrQuiet       = 4 // modules of white around the code
 	qrPixelsPerMd = 4
 	PerPage       = Cols * Rows
 )
@@ -56,7 +63,8 @@ func Cell(i int) (page int, x, y float64) {
 	return page, MarginLeft + float64(k%Cols)*PitchX, MarginTop + float64(k/Cols)*PitchY
 }
 
-// QRBox is the QR code's square (quiet zone included) within a label at x, y.
+// QRBox is the square kept for the QR code (quiet zone included) within a
+// label at x, y; the code is centred in it.
 func QRBox(x, y float64) (qx, qy, size float64) {
 	return x + 2, y + (LabelH-QRSize)/2, QRSize
 }
@@ -145,12 +153,16 @@ func Write(w io.Writer, labels []Label, fonts Fonts, created time.Time) error {
 	return nil
 }
 
-func drawLabel(pdf *fpdf.Fpdf, i int, l Label, img []byte, x, y float64) error {
+func drawLabel(pdf *fpdf.Fpdf, i int, l Label, img qrImage, x, y float64) error {
 	name := fmt.Sprintf("qr%d", i)
-	pdf.RegisterImageOptionsReader(name, fpdf.ImageOptions{ImageType: "PNG"}, bytes.NewReader(img))
-	qx, qy, size := QRBox(x, y)
-	pdf.ImageOptions(name, qx, qy, size, size, false, fpdf.ImageOptions{ImageType: "PNG"}, 0, "")
-	tx := qx + size + 1
+	pdf.RegisterImageOptionsReader(name, fpdf.ImageOptions{ImageType: "PNG"}, bytes.NewReader(img.png))
+	qx, qy, box := QRBox(x, y)
+	side := float64(img.modules) * ModuleMM
+	if side > box {
+		side = box
+	}
+	pdf.ImageOptions(name, qx+(box-side)/2, qy+(box-side)/2, side, side, false, fpdf.ImageOptions{ImageType: "PNG"}, 0, "")
+	tx := qx + box + 1
 	tw := x + LabelW - tx - 1.5
 	pdf.SetTextColor(0, 0, 0)
 	text(pdf, tx, y+6.5, tw, l.Unit, 11)
@@ -224,14 +236,14 @@ func draw(pdf *fpdf.Fpdf, x, y float64, s string, size float64) {
 
 // qrPNG is the QR code of url as a 1-bit PNG, qrPixelsPerMd pixels a module
 // (a viewer scaling it stays sharp), quiet zone included.
-func qrPNG(url string) ([]byte, error) {
+func qrPNG(url string) (qrImage, error) {
 	code, err := qrcode.NewWith(url, qrcode.WithErrorCorrectionLevel(qrcode.ErrorCorrectionMedium))
 	if err != nil {
-		return nil, err
+		return qrImage{}, err
 	}
 	var m bitmap
 	if err := code.Save(&m); err != nil {
-		return nil, err
+		return qrImage{}, err
 	}
 	n := len(m)
 	side := (n + 2*qrQuiet) * qrPixelsPerMd
@@ -252,9 +264,15 @@ func qrPNG(url string) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: pngBuffers{}}
 	if err := enc.Encode(&buf, img); err != nil {
-		return nil, err
+		return qrImage{}, err
 	}
-	return buf.Bytes(), nil
+	return qrImage{png: buf.Bytes(), modules: n + 2*qrQuiet}, nil
+}
+
+// qrImage is a QR code's PNG and its width in modules, quiet zone included.
+type qrImage struct {
+	png     []byte
+	modules int
 }
 
 // pngBuffers reuses PNG encoders' buffers (a compressor is ~1 MiB to
@@ -278,8 +296,8 @@ func (b *bitmap) Close() error                { return nil }
 
 // qrImages encodes every label's QR code on all cores: it is most of the
 // sheet's cost (BenchmarkBatch10000).
-func qrImages(ls []Label) ([][]byte, error) {
-	out := make([][]byte, len(ls))
+func qrImages(ls []Label) ([]qrImage, error) {
+	out := make([]qrImage, len(ls))
 	errs := make([]error, len(ls))
 	var wg sync.WaitGroup
 	next := make(chan int)

@@ -18,7 +18,7 @@ import (
 	"github.com/tuanju/tuanju/provisioning/labels"
 )
 
-// dpi the tests render at: a QR module (30 mm / ~50 modules) is ~7 pixels.
+// dpi the tests render at: a QR module (1/40 inch) is exactly 5 pixels.
 const dpi = 200
 
 // Render turns a label PDF into one PNG per page with pdftoppm (poppler).
@@ -32,7 +32,7 @@ func Render(t testing.TB, pdf []byte) []image.Image {
 	if err := os.WriteFile(in, pdf, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("pdftoppm", "-r", fmt.Sprint(dpi), "-gray", "-png", in, filepath.Join(dir, "page")).CombinedOutput()
+	out, err := exec.Command("pdftoppm", "-r", fmt.Sprint(dpi), "-aa", "no", "-aaVector", "no", "-gray", "-png", in, filepath.Join(dir, "page")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pdftoppm: %v: %s", err, out)
 	}
@@ -83,12 +83,21 @@ func DecodeAll(t testing.TB, pages []image.Image, n int) []string {
 		for _, hints := range []map[gozxing.DecodeHintType]interface{}{
 			nil,
 			{gozxing.DecodeHintType_TRY_HARDER: true},
+			// The crop holds the code and its quiet zone only: read it
+			// as a pure barcode (the grid from its bounding box).
+			{gozxing.DecodeHintType_PURE_BARCODE: true},
 		} {
 			if res, err = reader.Decode(bmp, hints); err == nil {
 				break
 			}
 		}
 		if err != nil {
+			if dir := os.Getenv("TUANJU_SCREENSHOTS"); dir != "" { // to look at by eye
+				if f, ferr := os.Create(filepath.Join(dir, fmt.Sprintf("label-%d.png", i))); ferr == nil {
+					png.Encode(f, sub)
+					f.Close()
+				}
+			}
 			t.Fatalf("label %d: no QR code read: %v", i, err)
 		}
 		out = append(out, res.GetText())

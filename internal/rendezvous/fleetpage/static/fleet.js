@@ -62,6 +62,7 @@ function show(rep) {
     cell(tr, u.site);
     cell(tr, (statusNames[u.status] || u.status) + (u.online ? " · 在线 online" : ""), "status-" + u.status);
     cell(tr, when(u.last_seen));
+    cell(tr, u.version || "—");
     units.appendChild(tr);
   }
   document.getElementById("login").hidden = true;
