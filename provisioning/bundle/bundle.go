@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/tuanju/tuanju/provisioning/signing"
@@ -195,3 +196,43 @@ func decode(b []byte, keys []ed25519.PublicKey, verify bool) (Unit, error) {
 // IsBundle reports whether b starts as a bundle does (a technician's
 // identity import tells a signed bundle from a bare PEM identity by it).
 func IsBundle(b []byte) bool { return bytes.HasPrefix(b, []byte(Magic)) }
+
+// ErrEmpty: the place a bundle should start holds none (an erased or
+// never-written provisioning partition: all zero or all 0xFF bytes).
+var ErrEmpty = errors.New("no bundle written")
+
+// ReadFrom reads the one bundle at the start of r and returns its bytes,
+// for Decode: the image's provisioning partition is raw, the bundle written
+// at its start by the flasher and the rest of the partition left as it was.
+// The header's length says where the bundle ends; nothing after it is read.
+func ReadFrom(r io.Reader) ([]byte, error) {
+	head := make([]byte, headerSize)
+	if _, err := io.ReadFull(r, head); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("bundle: read header: %w", ErrTruncated)
+		}
+		return nil, fmt.Errorf("bundle: read header: %w", err)
+	}
+	if !IsBundle(head) {
+		if bytes.Count(head, head[:1]) == len(head) && (head[0] == 0 || head[0] == 0xFF) {
+			return nil, fmt.Errorf("bundle: %w", ErrEmpty)
+		}
+		return nil, fmt.Errorf("bundle: not a bundle (no %q): %w", Magic, ErrMalformed)
+	}
+	if v := binary.BigEndian.Uint16(head[len(Magic):]); v != Version {
+		return nil, fmt.Errorf("bundle: version %d, this terminal reads %d: %w", v, Version, ErrVersion)
+	}
+	n := int(binary.BigEndian.Uint32(head[len(Magic)+2:]))
+	if n > MaxBody {
+		return nil, fmt.Errorf("bundle: body length %d over %d: %w", n, MaxBody, ErrMalformed)
+	}
+	b := make([]byte, headerSize+n+trailerSize)
+	copy(b, head)
+	if _, err := io.ReadFull(r, b[headerSize:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("bundle: read %d bytes: %w", len(b), ErrTruncated)
+		}
+		return nil, fmt.Errorf("bundle: read %d bytes: %w", len(b), err)
+	}
+	return b, nil
+}

@@ -1,6 +1,7 @@
 package bundle_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"errors"
 	"testing"
@@ -136,4 +137,52 @@ func FuzzDecode(f *testing.F) {
 		}
 		bundle.DecodeStored(b)
 	})
+}
+
+// TestReadFrom: a bundle at the start of a raw provisioning partition is
+// read back whole, whatever follows it; an erased partition, a damaged
+// header and a bundle cut short are each told apart.
+func TestReadFrom(t *testing.T) {
+	k := key(t)
+	good, err := bundle.Encode(sample(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := func(head []byte, fill byte) []byte {
+		p := bytes.Repeat([]byte{fill}, 1<<20)
+		copy(p, head)
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"after zeros", part(good, 0), nil},
+		{"after erased flash", part(good, 0xFF), nil},
+		{"after old data", part(good, 'x'), nil},
+		{"exactly the bundle", good, nil},
+		{"zeroed partition", part(nil, 0), bundle.ErrEmpty},
+		{"erased partition", part(nil, 0xFF), bundle.ErrEmpty},
+		{"garbage", part([]byte("MZ\x90\x00"), 0), bundle.ErrMalformed},
+		{"other version", part(append(append([]byte(nil), good[:9]...), good[9]^1), 0), bundle.ErrVersion},
+		{"cut short", good[:len(good)-1], bundle.ErrTruncated},
+		{"header cut short", good[:5], bundle.ErrTruncated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := bundle.ReadFrom(bytes.NewReader(tc.in))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err %v, want %v", err, tc.want)
+			}
+			if tc.want != nil {
+				return
+			}
+			if !bytes.Equal(b, good) {
+				t.Fatalf("read %d bytes, want the %d-byte bundle", len(b), len(good))
+			}
+			if _, err := bundle.Decode(b, []ed25519.PublicKey{k.Public()}); err != nil {
+				t.Fatalf("the bundle read back does not verify: %v", err)
+			}
+		})
+	}
 }
