@@ -79,16 +79,14 @@ func Image(t testing.TB, path string, o ImageOptions) *gpt.Table {
 	if err := f.Truncate(size); err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewChaCha8([32]byte{1}))
+	rng := rand.NewChaCha8([32]byte{1})
 	buf := make([]byte, mib)
 	for _, p := range tbl.Partitions {
 		if p.Name == o.ProvisioningName {
 			continue
 		}
 		for off := int64(p.Start) * 512; off < int64(p.End+1)*512; off += mib {
-			for i := range buf {
-				buf[i] = byte(rng.Uint32())
-			}
+			rng.Read(buf)
 			if _, err := f.WriteAt(buf[:min(mib, int64(p.End+1)*512-off)], off); err != nil {
 				t.Fatal(err)
 			}
