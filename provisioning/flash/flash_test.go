@@ -198,7 +198,9 @@ func (f *flipper) WriteAt(p []byte, off int64) (int, error) {
 
 // rotter changes a byte of the loop device's backing file after the
 // writes are synced and before they are read back: the medium itself
-// changed, under any cache the loop device has.
+// changed, under any cache the loop device has. With the device opened
+// without O_DIRECT the read-back comes from the page cache and misses it
+// (tried: both "medium changed" cases then fail).
 type rotter struct {
 	flash.Device
 	file string
