@@ -72,6 +72,9 @@ func tarball(t *testing.T) string {
 		path = filepath.Join(repoRoot(t), "..", "shared", "vendor", "buildroot-"+Version+".tar.xz")
 	}
 	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("TUANJU_REQUIRE_BUILDROOT") != "" {
+			t.Fatalf("Buildroot %s not found at %s (%v): CI (TUANJU_REQUIRE_BUILDROOT) must run the Buildroot checks", Version, path, err)
+		}
 		t.Skipf("Buildroot %s not vendored (%v): set TUANJU_BUILDROOT_TARBALL to buildroot-%s.tar.xz to run the Buildroot checks", Version, err, Version)
 	}
 	sums, err := os.ReadFile(filepath.Join(filepath.Dir(path), "SHA256SUMS"))
