@@ -69,6 +69,9 @@ type call struct {
 	// escalation texts the parent if the ring is still unanswered after
 	// notifier.sms_after; nil without a number.
 	escalation *time.Timer
+	// probing: a parent's new socket resumes while its old one is still
+	// bound, and the old one is being pinged (probeHeld).
+	probing bool
 }
 
 // pendingPair is a pair_request forwarded to a terminal, awaiting its answer.
