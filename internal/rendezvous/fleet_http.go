@@ -19,8 +19,6 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tuanju/tuanju/internal/atomicfile"
 	"github.com/tuanju/tuanju/internal/rendezvous/fleetpage"
@@ -139,25 +137,17 @@ func (s *Server) serveFleetReport(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(rep)
 }
 
-// serveFleetMetrics serves the fleet's aggregates for Prometheus (metrics)
-// to an operator or to the server's own machine.
-func (s *Server) serveFleetMetrics(metrics http.Handler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ip, err := netip.ParseAddr(s.clientIP(r))
-		if _, op := s.operator(r); !op && (err != nil || !ip.Unmap().IsLoopback()) {
-			http.NotFound(w, r)
-			return
-		}
-		metrics.ServeHTTP(w, r)
+// serveFleetMetrics serves the server's registry (health_metrics.go: the
+// fleet's aggregates and the server's health) to an operator or to the
+// server's own machine.
+func (s *Server) serveFleetMetrics(w http.ResponseWriter, r *http.Request) {
+	ip, err := netip.ParseAddr(s.clientIP(r))
+	if _, op := s.operator(r); !op && (err != nil || !ip.Unmap().IsLoopback()) {
+		http.NotFound(w, r)
+		return
 	}
-}
-
-// newFleetMetrics is the registry /fleet/metrics serves: the fleet
-// collector and the Go runtime's and process's own.
-func newFleetMetrics(s *Server) http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(fleetCollector{s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil})
+	w.Header().Set("Cache-Control", "no-store")
+	s.registry.ServeHTTP(w, r)
 }
 
 var (
@@ -216,5 +206,5 @@ func (s *Server) fleetRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /fleet/fleet.js", page)
 	mux.Handle("GET /fleet/fleet.css", page)
 	mux.HandleFunc("GET /fleet/api/report", s.serveFleetReport)
-	mux.HandleFunc("GET /fleet/metrics", s.serveFleetMetrics(newFleetMetrics(s)))
+	mux.HandleFunc("GET /fleet/metrics", s.serveFleetMetrics)
 }
