@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/internal/atomicfile"
+	"github.com/tuanju/tuanju/pairing/protocol"
 	"github.com/tuanju/tuanju/provisioning/manifest"
 	"github.com/tuanju/tuanju/provisioning/signing"
 )
@@ -219,6 +220,37 @@ type fleet struct {
 	// versions are the software versions units said at their last login
 	// since the server started (the registry does not keep them).
 	versions sync.Map // device ID → string
+	// health is what units last said of themselves (status) since the
+	// server started, kept after they go offline: a unit that went away
+	// saying its camera is broken still needs repair.
+	health sync.Map // device ID → unitHealth
+}
+
+// unitHealth is a unit's last status report.
+type unitHealth struct {
+	health string
+	faults []string
+}
+
+// noteHealth keeps what a shipped unit says of its health.
+func (f *fleet) noteHealth(deviceID, health string, faults []string) {
+	if f == nil {
+		return
+	}
+	if _, ok := f.unit(deviceID); ok {
+		f.health.Store(deviceID, unitHealth{health, slices.Clone(faults)})
+	}
+}
+
+// needsRepair reports whether a unit's last report said it needs repair,
+// and the parts it named.
+func (f *fleet) needsRepair(deviceID string) (bool, []string) {
+	v, ok := f.health.Load(deviceID)
+	if !ok {
+		return false, nil
+	}
+	h := v.(unitHealth)
+	return h.health == protocol.HealthNeedsRepair, h.faults
 }
 
 // noteLogin keeps the version a shipped unit says at login.

@@ -160,13 +160,15 @@ var (
 		[]string{"region", "site"}, nil)
 	descWithCall = prometheus.NewDesc("tuanju_fleet_children_with_call_ratio", "Share of children with an answered call this week, by site (sites with at least 3 children).",
 		[]string{"region", "site"}, nil)
+	descNeedsRepair = prometheus.NewDesc("tuanju_fleet_units_needs_repair", "Units that need repair, by site and the part they named (a unit naming two parts counts under both).",
+		[]string{"region", "site", "part"}, nil)
 )
 
 // fleetCollector computes the fleet report at each scrape.
 type fleetCollector struct{ s *Server }
 
 func (c fleetCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUnits, descOnline, descCallsPerChild, descMinutesPerChild, descWithCall} {
+	for _, d := range []*prometheus.Desc{descUnits, descOnline, descCallsPerChild, descMinutesPerChild, descWithCall, descNeedsRepair} {
 		ch <- d
 	}
 }
@@ -187,8 +189,11 @@ func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(online))
 	for _, st := range rep.Sites {
-		for _, status := range []string{StatusNeverPaired, StatusPaired, StatusOffline7d, StatusRevoked} {
+		for _, status := range Statuses {
 			ch <- prometheus.MustNewConstMetric(descUnits, prometheus.GaugeValue, float64(st.Status[status]), st.Region, st.Site, status)
+		}
+		for _, part := range FaultParts {
+			ch <- prometheus.MustNewConstMetric(descNeedsRepair, prometheus.GaugeValue, float64(st.Faults[part]), st.Region, st.Site, part)
 		}
 		if !st.Shown {
 			continue

@@ -16,6 +16,7 @@ import (
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
+	"github.com/tuanju/tuanju/media/synth"
 	"github.com/tuanju/tuanju/provisioning/batch"
 	"github.com/tuanju/tuanju/provisioning/bundle"
 	"github.com/tuanju/tuanju/provisioning/devcert"
@@ -69,17 +70,30 @@ func TestProvisionedUnitPairs(t *testing.T) {
 // provisioned is a programme's batch on a server that requires manifests:
 // the first unit imported and running, the label's links read back.
 type provisioned struct {
-	r     *rig
-	srv   *rendezvoustest.Server
-	keys  *programme.Keys
-	links []string
-	token string // a fleet operator's
+	r      *rig
+	srv    *rendezvoustest.Server
+	keys   *programme.Keys
+	links  []string
+	token  string        // a fleet operator's
+	camera *synth.Socket // the first unit's camera plugs in here
+	batch  string        // the batch directory
+}
+
+// provisionOpts change startProvisioned's programme.
+type provisionOpts struct {
+	csv       string                   // the families; default: two children at 新河小学
+	configure func(*rendezvous.Config) // the server's configuration, after the fleet's
 }
 
 // startProvisioned does what TestProvisionedUnitPairs describes up to the
 // unit logging in.
-func startProvisioned(t *testing.T) provisioned {
+func startProvisioned(t *testing.T) provisioned { return startProvisionedWith(t, provisionOpts{}) }
+
+func startProvisionedWith(t *testing.T, o provisionOpts) provisioned {
 	t.Helper()
+	if o.csv == "" {
+		o.csv = "学校,孩子,地区\n新河小学,小明,河北\n新河小学,小红,河北\n"
+	}
 	programme.ScryptLogN = 10
 	dir := t.TempDir()
 	pass := []byte("e2e programme passphrase")
@@ -96,7 +110,7 @@ func startProvisioned(t *testing.T) provisioned {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := batch.ReadCSV(strings.NewReader("学校,孩子,地区\n新河小学,小明,河北\n新河小学,小红,河北\n"), batch.Defaults{Language: "zh-CN", TimeZone: "Asia/Shanghai"}, nil)
+	rows, err := batch.ReadCSV(strings.NewReader(o.csv), batch.Defaults{Language: "zh-CN", TimeZone: "Asia/Shanghai"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +152,9 @@ func startProvisioned(t *testing.T) provisioned {
 	srv := rendezvoustest.NewServer(t, func(c *rendezvous.Config) {
 		c.DeviceCAFiles = append(c.DeviceCAFiles, caFiles...)
 		c.Fleet = rendezvous.FleetConfig{Dir: fleetDir, KeyFiles: []string{signingKey}, Require: true, OperatorsFile: operators}
+		if o.configure != nil {
+			o.configure(c)
+		}
 	})
 
 	// The unit: its bundle checked against the key on the OS image, then
@@ -163,7 +180,8 @@ func startProvisioned(t *testing.T) provisioned {
 		t.Fatal(err)
 	}
 	store.Close()
-	r := startTerminal(t, ctx, srv, terminalOpts{statePath: state})
+	camera := &synth.Socket{}
+	r := startTerminal(t, ctx, srv, terminalOpts{statePath: state, cameraSocket: camera})
 	if r.term.DeviceID() != recs[0].DeviceID {
 		t.Fatalf("terminal is %s, the batch made %s", r.term.DeviceID(), recs[0].DeviceID)
 	}
@@ -172,7 +190,7 @@ func startProvisioned(t *testing.T) provisioned {
 	if want := strings.TrimPrefix(r.term.PairingURL(), srv.URL); !strings.HasSuffix(links[0], want) {
 		t.Fatalf("label reads %q; the terminal's link ends %q", links[0], want)
 	}
-	return provisioned{r: r, srv: srv, keys: keys, links: links, token: token}
+	return provisioned{r: r, srv: srv, keys: keys, links: links, token: token, camera: camera, batch: out}
 }
 
 func mustRead(t *testing.T, path string) []byte {
@@ -235,7 +253,9 @@ func TestBrowserPairsProvisionedUnit(t *testing.T) {
 // TestBrowserFleetPage: the programme's operator opens /fleet in Chromium,
 // gives their token, and sees the batch's site and each unit's status: the
 // paired unit paired and online, the other never paired. A wrong token
-// shows nothing.
+// shows nothing. The paired unit's camera is pulled out: the page, loaded
+// again, says it needs repair (the camera), and its site counts one unit
+// needing repair, its camera.
 func TestBrowserFleetPage(t *testing.T) {
 	p := startProvisioned(t)
 	r := p.r
@@ -285,5 +305,30 @@ func TestBrowserFleetPage(t *testing.T) {
 	site, err := chromedp.Run(page, chromedp.Evaluate[string](`document.querySelector("#sites tbody tr").textContent`))
 	if err != nil || !strings.Contains(site, "新河小学") || !strings.Contains(site, "河北") {
 		t.Fatalf("site row %q (%v)", site, err)
+	}
+
+	// The camera is pulled out: the unit says so, and the page says it.
+	p.camera.Unplug()
+	r.waitPattern(device.Fault, "needs-repair with the camera out")
+	type unitRow struct{ Status, Faults, Text string }
+	var row unitRow
+	eventually(t, step, "the page shows B1-00001 needing its camera repaired", func() bool {
+		if _, err := chromedp.Run(page, chromedp.Navigate(p.srv.URL+"/fleet")); err != nil { // the token stays for the tab
+			return false
+		}
+		if err := browsertest.WaitStateFor(page, "report", step); err != nil {
+			return false
+		}
+		row, err = chromedp.Run(page, chromedp.Evaluate[unitRow](`(() => { const tr = document.querySelector('#units tbody tr[data-unit="B1-00001"]');
+			return {status: tr.dataset.status, faults: tr.dataset.faults, text: tr.textContent}; })()`))
+		return err == nil && row.Status == rendezvous.StatusNeedsRepair
+	})
+	if row.Faults != "camera" || !strings.Contains(row.Text, "需要维修") || !strings.Contains(row.Text, "摄像头 camera") {
+		t.Fatalf("B1-00001's row: %+v, want needs repair (camera)", row)
+	}
+	cells, err := chromedp.Run(page, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#sites tbody tr td")].map(td => td.textContent)`))
+	// region, site, units, never paired, paired, offline, needs repair, revoked, parts, …
+	if err != nil || len(cells) < 9 || cells[6] != "1" || cells[4] != "0" || cells[3] != "1" || !strings.Contains(cells[8], "摄像头 camera ×1") {
+		t.Fatalf("site row after the camera went: %q (%v)", cells, err)
 	}
 }
