@@ -4,11 +4,17 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -140,6 +146,9 @@ func startProvisionedWith(t *testing.T, o provisionOpts) provisioned {
 		t.Fatal(err)
 	}
 	if _, _, err := rendezvous.ImportManifest(fleetDir, filepath.Join(out, batch.ManifestJSON), fleetKeys); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rendezvous.ImportPhones(fleetDir, filepath.Join(out, batch.ManifestJSON), fleetKeys); err != nil {
 		t.Fatal(err)
 	}
 	operators := filepath.Join(dir, "operators")
@@ -330,5 +339,89 @@ func TestBrowserFleetPage(t *testing.T) {
 	// region, site, units, never paired, paired, offline, needs repair, revoked, parts, …
 	if err != nil || len(cells) < 9 || cells[6] != "1" || cells[4] != "0" || cells[3] != "1" || !strings.Contains(cells[8], "摄像头 camera ×1") {
 		t.Fatalf("site row after the camera went: %q (%v)", cells, err)
+	}
+}
+
+// TestProvisionedPhoneFallback: a batch whose CSV gives a parent's number
+// (家长电话), its manifest and numbers imported as `rendezvous fleet
+// import` does; the parent pairs with the label's link and gives no number
+// on the page; the child presses and nobody answers: the notifier's
+// gateway (a local webhook, signature checked) is sent that number. The
+// number is in none of what operators see or pass around: manifest.json,
+// the label sheet's text, the fleet report, the metrics.
+func TestProvisionedPhoneFallback(t *testing.T) {
+	const digits, e164 = "13800138000", "+8613800138000"
+	const secret = "e2e notifier secret, 32 characters or more"
+	got := make(chan rendezvous.NotifyEvent, 16)
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := rendezvous.VerifyNotifySignature(secret, r.Header, body, time.Now()); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		var e rendezvous.NotifyEvent
+		if err := json.Unmarshal(body, &e); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		got <- e
+	}))
+	t.Cleanup(gw.Close)
+	p := startProvisionedWith(t, provisionOpts{
+		csv: "学校,孩子,地区,家长电话\n新河小学,小明,河北," + digits + "\n新河小学,小红,河北,\n",
+		configure: func(c *rendezvous.Config) {
+			c.Notifier.URL, c.Notifier.Secret, c.Notifier.SMSAfter = gw.URL, secret, time.Second
+		},
+	})
+	r := p.r
+	r.openPairing()
+	pctx, pcancel := context.WithTimeout(r.ctx, step)
+	defer pcancel()
+	cred, err := rendezvoustest.PairLink(pctx, p.srv.WSURL, p.links[0], r.confirmPairing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, step, "the unit paired", func() bool { return r.term.Status().Paired })
+	if ph, err := p.srv.Store().Phone(cred.ParentID); err == nil {
+		t.Fatalf("the parent has a number of their own (%s): the test tests nothing", ph.Number)
+	}
+
+	// The parent's page is closed; the child presses.
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Calling, "the child's ring rings on for a parent with a number")
+	select {
+	case e := <-got:
+		if e.Event != rendezvous.EventRingUnanswered || e.Channel != rendezvous.ChannelSMS || e.Phone != e164 {
+			t.Fatalf("the gateway got %+v, want ring_unanswered by SMS to %s", e, e164)
+		}
+	case <-time.After(step):
+		t.Fatal("the gateway got no event for the unanswered ring")
+	}
+
+	// Nowhere an operator looks.
+	for _, f := range []string{batch.ManifestJSON, batch.LabelsFile} {
+		if b := mustRead(t, filepath.Join(p.batch, f)); strings.Contains(string(b), digits) {
+			t.Errorf("%s carries the parent's number", f)
+		}
+	}
+	if text, err := exec.Command("pdftotext", filepath.Join(p.batch, batch.LabelsFile), "-").Output(); err != nil {
+		t.Fatalf("pdftotext: %v", err)
+	} else if !strings.Contains(string(text), "B1-00001") || strings.Contains(string(text), digits) {
+		t.Fatalf("the label sheet's text (%d bytes) lacks the unit or carries the number", len(text))
+	}
+	for _, path := range []string{"/fleet/api/report", "/fleet/metrics"} {
+		req, _ := http.NewRequestWithContext(r.ctx, "GET", p.srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+p.token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "B1-00001") && path != "/fleet/metrics" || strings.Contains(string(body), digits) {
+			t.Fatalf("%s: %s, %d bytes; want it without the number", path, res.Status, len(body))
+		}
 	}
 }
