@@ -137,6 +137,11 @@ func (h *hub) phone(parentID string) string {
 		}
 		return ""
 	}
+	if d, err := h.store.Device(parent.DeviceID); err != nil || d.Unpaired {
+		// The number was for the family the unit was shipped to; a unit
+		// paired again may be with another.
+		return ""
+	}
 	return h.srv.fleet.phone(parent.DeviceID)
 }
 
