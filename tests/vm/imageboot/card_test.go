@@ -86,7 +86,7 @@ type unitCard struct {
 
 // flashUnit issues a unit and flashes the image with its bundle onto a new
 // card file, as `provision flash` does onto an SD card.
-func (h *harness) flashUnit(t *testing.T, name string) *unitCard {
+func (h *harness) flashUnit(t testing.TB, name string) *unitCard {
 	t.Helper()
 	key, cert := rendezvoustest.NewIdentity(t)
 	pemBundle, err := devcert.EncodeBundle(key, cert)

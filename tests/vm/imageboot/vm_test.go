@@ -25,7 +25,7 @@ import (
 // serial console is the test's only view into the unit: the simulated
 // board's SIMLED lines, terminald's log, and "press".
 type vm struct {
-	t     *testing.T
+	t     testing.TB
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	log   *os.File // the whole console, for a failure's post-mortem
@@ -34,6 +34,7 @@ type vm struct {
 	lines []line
 	next  int
 	led   ledState
+	first ledState // the first SIMLED line: the simulated board set up (rcS's S01, after /data and the network)
 	done  chan struct{}
 	err   error // qemu's exit, once done
 }
@@ -56,7 +57,7 @@ const qemuLimit = 10 * time.Minute
 
 // start boots the image with disk as its disk; server is the host port the
 // guest's 10.0.2.100:80 leads to.
-func (h *harness) start(t *testing.T, disk string, name string) *vm {
+func (h *harness) start(t testing.TB, disk string, name string) *vm {
 	t.Helper()
 	logPath := filepath.Join(h.logDir, name+".console.log")
 	lf, err := os.Create(logPath)
@@ -114,6 +115,15 @@ func (h *harness) start(t *testing.T, disk string, name string) *vm {
 		limit.Stop()
 		cmd.Process.Kill()
 		<-v.done
+		if t.Failed() {
+			// The lights, which the test's log leaves out.
+			v.mu.Lock()
+			ls := v.lines[max(0, len(v.lines)-30):]
+			v.mu.Unlock()
+			for _, l := range ls {
+				t.Logf("%s console| %s", name, l.text)
+			}
+		}
 	})
 	return v
 }
@@ -134,6 +144,9 @@ func (v *vm) read(r io.Reader, start time.Time) {
 			if m := simled.FindStringSubmatch(l); m != nil {
 				up, _ := strconv.ParseFloat(m[2], 64)
 				v.led = ledState{rgb: m[1], uptime: up, at: now}
+				if v.first.at.IsZero() {
+					v.first = v.led
+				}
 			} else {
 				v.t.Logf("vm %5.1fs| %s", now.Sub(start).Seconds(), l)
 			}
@@ -148,7 +161,7 @@ func (v *vm) read(r io.Reader, start time.Time) {
 
 // press types "press" on the console: the simulated board holds the call
 // button down for 200 ms.
-func (v *vm) press(t *testing.T) {
+func (v *vm) press(t testing.TB) {
 	t.Helper()
 	if _, err := io.WriteString(v.stdin, "press\n"); err != nil {
 		t.Fatalf("press on the console: %v", err)
@@ -157,7 +170,7 @@ func (v *vm) press(t *testing.T) {
 
 // cut is the power switch: SIGKILL to qemu, no warning; it returns once
 // qemu is gone.
-func (v *vm) cut(t *testing.T) {
+func (v *vm) cut(t testing.TB) {
 	t.Helper()
 	if err := v.cmd.Process.Kill(); err != nil {
 		t.Fatalf("kill qemu: %v", err)
@@ -170,7 +183,7 @@ func (v *vm) cut(t *testing.T) {
 }
 
 // await returns the first unread console line containing sub.
-func (v *vm) await(t *testing.T, d time.Duration, sub string) line {
+func (v *vm) await(t testing.TB, d time.Duration, sub string) line {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -214,7 +227,7 @@ func (v *vm) saw(sub string) bool {
 // steady waits until the LEDs have shown rgb with no change for hold (the
 // blinks change every 125–500 ms, a breathing light every few tens of
 // ms), and returns that state: its uptime is when the guest lit it.
-func (v *vm) steady(t *testing.T, d time.Duration, rgb string, hold time.Duration) ledState {
+func (v *vm) steady(t testing.TB, d time.Duration, rgb string, hold time.Duration) ledState {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -237,7 +250,7 @@ func (v *vm) steady(t *testing.T, d time.Duration, rgb string, hold time.Duratio
 
 // blinking waits until the LEDs show the pattern with only the given
 // colours lit at times (e.g. pairing: blue's slow blink, "001"/"000").
-func (v *vm) blinking(t *testing.T, d time.Duration, on string) {
+func (v *vm) blinking(t testing.TB, d time.Duration, on string) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	seen := 0
