@@ -20,7 +20,7 @@ CROSS_amd64 := GOARCH=amd64
 CROSS_arm64 := GOARCH=arm64 CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ \
 	PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig
 
-.PHONY: all build build-arm64 image image-sim demo test vet lint bench fuzz fuzz-smoke vmtest vmtest-amd64 vmtest-arm64 vmtest-call vmtest-call-amd64 vmtest-call-arm64 vmtest-powercut vmtest-powercut-amd64 vmtest-powercut-arm64 vmtest-powercut-smoke vmtest-image soak clean
+.PHONY: all build build-arm64 image image-sim demo test vet lint bench fuzz fuzz-smoke vmtest vmtest-amd64 vmtest-arm64 vmtest-call vmtest-call-amd64 vmtest-call-arm64 vmtest-powercut vmtest-powercut-amd64 vmtest-powercut-arm64 vmtest-powercut-smoke vmtest-image image-sim-boot soak clean
 
 all: build
 
@@ -177,11 +177,13 @@ BOOT_LIVES ?= 1
 BOOT_CALL_CUTS ?= 1
 BOOT_PARALLEL ?= 1
 BOOT_TIMEOUT ?= 20m
-vmtest-image:
+image-sim-boot:
 	mkdir -p $(BOOT_OUT)
 	test -s $(BOOT_OUT)/programme.key || openssl genpkey -algorithm ed25519 -out $(BOOT_OUT)/programme.key
 	openssl pkey -in $(BOOT_OUT)/programme.key -pubout -out $(BOOT_OUT)/programme.pub
 	$(MAKE) image-sim SIM_OUT=$(BOOT_OUT) PROGRAMME_KEY=$(BOOT_OUT)/programme.pub
+
+vmtest-image: image-sim-boot
 	$(GO) test -c -o $(BIN)/imageboot.test ./tests/vm/imageboot
 	TUANJU_IMAGE_SIM=$(abspath $(BOOT_OUT)) TUANJU_BOOT_LIVES=$(BOOT_LIVES) TUANJU_BOOT_CALL_CUTS=$(BOOT_CALL_CUTS) \
 	  .ci/netns $(BIN)/imageboot.test -test.run '^TestImageBoot$$' -test.v -test.count=1 \
