@@ -81,6 +81,7 @@ var defaultWindows = [3]time.Duration{6 * time.Second, 150 * time.Millisecond, 1
 
 type harness struct {
 	image, port, logDir string
+	fwd                 string // another forward on the VM's network (hostfwd=...), or ""
 	srv                 *rendezvoustest.Server
 	programme           *signing.Key
 	windows             [3]time.Duration

@@ -75,7 +75,7 @@ func (h *harness) start(t testing.TB, disk string, name string) *vm {
 		// what it had not issued, whatever the mode; unsafe spares the
 		// shared host the guest's flushes (tests/vm/README.md "Power cuts").
 		"-drive", "file=" + disk + ",format=raw,if=virtio,cache=unsafe",
-		"-netdev", "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:" + h.port,
+		"-netdev", "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:" + h.port + cond(h.fwd != "", ","+h.fwd, ""),
 		"-device", "e1000,netdev=n0",
 		"-device", "i6300esb",
 	}
@@ -286,6 +286,13 @@ func jsonField(l, key string) string {
 		return ""
 	}
 	return m[1]
+}
+
+func cond(c bool, a, b string) string {
+	if c {
+		return a
+	}
+	return b
 }
 
 func (s ledState) String() string {
