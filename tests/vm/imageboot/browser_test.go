@@ -1,6 +1,7 @@
 package imageboot_test
 
 import (
+	"cmp"
 	"context"
 	"strconv"
 	"testing"
@@ -42,20 +43,24 @@ func TestImageCallFromChromium(t *testing.T) {
 	}
 	v.await(t, stepWait, logPairReq)
 	v.blinking(t, stepWait, "001")
-	v.press(t)
-	if err := browsertest.WaitStateFor(page, "home", stepWait); err != nil {
-		t.Fatal(err)
-	}
+	h.pressUntil(page, t, v, "the page paired", func(ctx context.Context) error {
+		if err := browsertest.WaitState(ctx, "home"); err != nil {
+			return cmp.Or(ctx.Err(), err)
+		}
+		return nil
+	})
 	if p, err := h.srv.Store().ParentOf(u.deviceID); err != nil || p == "" {
 		t.Fatalf("the server does not pair %s after the page's pairing: %q, %v", u.deviceID, p, err)
 	}
 	// Ready: green alone, the page online.
 	v.steady(t, stepWait, "100", readyHold)
 
-	v.press(t)
-	if err := browsertest.WaitStateFor(page, "incoming", stepWait); err != nil {
-		t.Fatal(err)
-	}
+	h.pressUntil(page, t, v, "the page rang", func(ctx context.Context) error {
+		if err := browsertest.WaitState(ctx, "incoming"); err != nil {
+			return cmp.Or(ctx.Err(), err)
+		}
+		return nil
+	})
 	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#answer"))); err != nil {
 		t.Fatal(err)
 	}

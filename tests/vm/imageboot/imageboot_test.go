@@ -90,6 +90,7 @@ type harness struct {
 	rng     *rand.Rand
 	results []result
 	ready   []float64 // kernel start → idle light, guest seconds, per boot
+	presses [2]int    // presses made, and those the unit did not take (pressed again)
 }
 
 type result struct{ step, at, outcome string }
@@ -296,8 +297,8 @@ func (h *harness) life(t testing.TB, i, n, callCuts int) {
 // sees it online; the idle light. It returns the outcome.
 func (h *harness) checkBoot(t testing.TB, v *vm, u *unit, step string, thenPair bool) string {
 	t.Helper()
-	sup := v.await(t, bootWait, logSupervise)
-	st := v.await(t, bootWait, logStarting)
+	sup := v.find(t, bootWait, logSupervise)
+	st := v.find(t, bootWait, logStarting)
 	h.widen(0, st.at.Sub(sup.at))
 	conn := v.await(t, bootWait, logConnected)
 	if got := jsonField(conn.text, "device_id"); got != u.deviceID {
@@ -426,11 +427,11 @@ func (h *harness) pair(t testing.TB, v *vm, u *unit, cut time.Duration, beforeCo
 		t.Fatalf("the unit refused the label's secret: %s", l.text)
 	}
 	v.blinking(t, stepWait, "001") // pairing: blue, slow blink
-	v.press(t)
-	acc, err := p.Expect(ctx, protocol.TypePairAccept)
-	if err != nil {
-		t.Fatalf("the unit's pair_accept: %v", err)
-	}
+	var acc protocol.Message
+	h.pressUntil(ctx, t, v, "the unit's pair_accept", func(ctx context.Context) (err error) {
+		acc, err = p.Expect(ctx, protocol.TypePairAccept)
+		return err
+	})
 	if beforeConfirm {
 		v.cut(t)
 		return
@@ -485,11 +486,11 @@ func (h *harness) call(t testing.TB, v *vm, u *unit, cut time.Duration) (logged 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), stepWait)
 	defer cancel()
-	v.press(t)
-	ring, err := u.parent.WaitFor(ctx, protocol.TypeRing)
-	if err != nil {
-		t.Fatalf("the parent's ring after the press: %v", err)
-	}
+	var ring protocol.Message
+	h.pressUntil(ctx, t, v, "the parent's ring after the press", func(ctx context.Context) (err error) {
+		ring, err = u.parent.WaitFor(ctx, protocol.TypeRing)
+		return err
+	})
 	sent := time.Now()
 	if err := u.parent.Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: ring.CallID, Reason: protocol.ReasonDecline}); err != nil {
 		t.Fatalf("decline: %v", err)
@@ -507,6 +508,44 @@ func (h *harness) call(t testing.TB, v *vm, u *unit, cut time.Duration) (logged 
 	t.Logf("host: %s: call %s declined, logged by the unit %v later", u.name, ring.CallID, l.at.Sub(sent).Round(time.Millisecond))
 	v.steady(t, stepWait, "100", readyHold)
 	return true
+}
+
+// pressAnswer bounds the wait for what a press makes happen before the
+// child presses again; pressTries bounds the presses.
+const (
+	pressAnswer = 20 * time.Second
+	pressTries  = 4
+)
+
+// pressUntil presses the button and waits for what the press makes happen
+// (answered returns nil), pressing again when nothing happened within
+// pressAnswer (parent bounds it all, and is the context answered gets a
+// child of: a chromedp page's, for a browser test). Why a press can be missed here: terminald debounces by
+// sampling the line's level after an edge (device.Button); with two VMs
+// emulated on a loaded 2-core host its thread can be off the CPU for the
+// whole of the simulated 500 ms press, and then sees the button already
+// up. A child would press again; the report counts how often.
+func (h *harness) pressUntil(parent context.Context, t testing.TB, v *vm, what string, answered func(context.Context) error) {
+	t.Helper()
+	for i := 1; ; i++ {
+		v.press(t)
+		h.mu.Lock()
+		h.presses[0]++
+		h.mu.Unlock()
+		ctx, cancel := context.WithTimeout(parent, pressAnswer)
+		err := answered(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || i == pressTries {
+			t.Fatalf("%s: %v (%d presses)", what, err, i)
+		}
+		t.Logf("host: no answer to the press within %v: pressing again", pressAnswer)
+		h.mu.Lock()
+		h.presses[1]++
+		h.mu.Unlock()
+	}
 }
 
 // report logs what each cut found, for the README.
@@ -534,6 +573,7 @@ func (h *harness) report(t testing.TB) {
 			fmt.Fprintf(&b, "    cut %s: %d → %s\n", k.at, by[k], k.outcome)
 		}
 	}
+	fmt.Fprintf(&b, "  presses: %d, of which %d not taken by the unit (pressed again)\n", h.presses[0], h.presses[1])
 	if len(h.ready) > 0 {
 		s := slices.Clone(h.ready)
 		slices.Sort(s)

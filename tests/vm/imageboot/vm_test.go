@@ -128,7 +128,9 @@ func (h *harness) start(t testing.TB, disk string, name string) *vm {
 	return v
 }
 
-var simled = regexp.MustCompile(`^SIMLED ([01]{3}) ([0-9.]+)$`)
+// simled is the simulated board's LED line; at the end of a console line
+// too, where a kernel message written without its newline ran into it.
+var simled = regexp.MustCompile(`SIMLED ([01]{3}) ([0-9.]+)$`)
 
 // read takes the console line by line. SIMLED lines (many a second while
 // a light breathes) go only to the log file; the rest to the test's log.
@@ -160,7 +162,7 @@ func (v *vm) read(r io.Reader, start time.Time) {
 }
 
 // press types "press" on the console: the simulated board holds the call
-// button down for 200 ms.
+// button down for 500 ms.
 func (v *vm) press(t testing.TB) {
 	t.Helper()
 	if _, err := io.WriteString(v.stdin, "press\n"); err != nil {
@@ -209,6 +211,35 @@ func (v *vm) await(t testing.TB, d time.Duration, sub string) line {
 			err := v.err
 			v.mu.Unlock()
 			t.Fatalf("qemu ended (%v) before the console showed %q (console: %s)", err, sub, v.log.Name())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the console showed no %q within %v (console: %s)", sub, d, v.log.Name())
+		}
+	}
+}
+
+// find is await without consuming: the first console line, read or not,
+// containing sub (two markers can share a line when the console mixes
+// writers).
+func (v *vm) find(t testing.TB, d time.Duration, sub string) line {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		v.mu.Lock()
+		for _, l := range v.lines {
+			if strings.Contains(l.text, sub) {
+				v.mu.Unlock()
+				return l
+			}
+		}
+		v.mu.Unlock()
+		select {
+		case <-v.done:
+			if v.saw(sub) {
+				return v.find(t, d, sub)
+			}
+			t.Fatalf("qemu ended before the console showed %q (console: %s)", sub, v.log.Name())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
