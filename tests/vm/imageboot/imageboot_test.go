@@ -304,6 +304,9 @@ func (h *harness) checkBoot(t testing.TB, v *vm, u *unit, step string, thenPair 
 	if got := jsonField(conn.text, "device_id"); got != u.deviceID {
 		t.Fatalf("after a cut during %s the unit logged in as %q, want %s (its bundle's)", step, got, u.deviceID)
 	}
+	if _, err := h.srv.Store().Device(u.deviceID); err != nil {
+		t.Fatalf("the server has no record of %s, which logged in: %v", u.deviceID, err)
+	}
 	unitParent := jsonField(conn.text, "parent_id")
 	var notes []string
 	switch {
