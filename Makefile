@@ -20,7 +20,7 @@ CROSS_amd64 := GOARCH=amd64
 CROSS_arm64 := GOARCH=arm64 CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ \
 	PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig
 
-.PHONY: all build build-arm64 image image-sim demo test vet lint bench fuzz fuzz-smoke vmtest vmtest-amd64 vmtest-arm64 vmtest-call vmtest-call-amd64 vmtest-call-arm64 vmtest-powercut vmtest-powercut-amd64 vmtest-powercut-arm64 vmtest-powercut-smoke clean
+.PHONY: all build build-arm64 image image-sim demo test vet lint bench fuzz fuzz-smoke vmtest vmtest-amd64 vmtest-arm64 vmtest-call vmtest-call-amd64 vmtest-call-arm64 vmtest-powercut vmtest-powercut-amd64 vmtest-powercut-arm64 vmtest-powercut-smoke vmtest-image image-sim-boot soak clean
 
 all: build
 
@@ -110,7 +110,7 @@ VM_MODULES_arm64 :=
 # never rewrites the one the reader is copying.
 V4L2LOOPBACK_PARAMS := video_nr=10 max_buffers=8
 
-vmtest: $(addprefix vmtest-,$(VM_ARCHES)) $(addprefix vmtest-call-,$(VM_ARCHES)) vmtest-powercut-smoke
+vmtest: $(addprefix vmtest-,$(VM_ARCHES)) $(addprefix vmtest-call-,$(VM_ARCHES)) vmtest-powercut-smoke vmtest-image
 
 vmtest-amd64 vmtest-arm64: vmtest-%:
 	TUANJU_VM_ARCH=$* tests/vm/fetch
@@ -161,6 +161,43 @@ vmtest-powercut-amd64 vmtest-powercut-arm64: vmtest-powercut-%:
 	$(GO) test -c -o $(BIN)/powercut.test ./tests/vm/powercut
 	TUANJU_VM_ARCH=$* TUANJU_PC_BIN=$(abspath $(BIN)/$*) TUANJU_PC_LIVES=$(PC_LIVES) \
 	  .ci/netns $(BIN)/powercut.test -test.v -test.count=1 -test.timeout $(PC_TIMEOUT) -test.parallel $(PC_PARALLEL)
+
+# The terminal's OS image booted as a unit: make image-sim (cached: nothing
+# is rebuilt when its inputs are unchanged) with a throwaway programme key
+# made once beside it, each unit's signed bundle written by the flasher's
+# code (provisioning/flash onto a card file), the image booted in
+# qemu-system-aarch64 virt to ready (idle light on gpio-sim, registered at
+# the rendezvous server on the host, paired by a press on the console), and
+# its power cut during the identity import, pairing and call-log writes
+# (tests/vm/imageboot, tests/vm/README.md "The image"). BOOT_LIVES units of
+# 2 + BOOT_CALL_CUTS cuts; `make vmtest` runs one unit of 3 cuts (~1 min),
+# `make soak` 25 units of 4 (100 cuts). Then a call from headless Chromium
+# on the host to a booted unit (~30 s; skips without Chromium unless
+# TUANJU_REQUIRE_BROWSER=1, as in CI).
+BOOT_OUT ?= out/image-sim-boot
+BOOT_LIVES ?= 1
+BOOT_CALL_CUTS ?= 1
+BOOT_PARALLEL ?= 1
+BOOT_TIMEOUT ?= 20m
+image-sim-boot:
+	mkdir -p $(BOOT_OUT)
+	test -s $(BOOT_OUT)/programme.key || openssl genpkey -algorithm ed25519 -out $(BOOT_OUT)/programme.key
+	openssl pkey -in $(BOOT_OUT)/programme.key -pubout -out $(BOOT_OUT)/programme.pub
+	$(MAKE) image-sim SIM_OUT=$(BOOT_OUT) PROGRAMME_KEY=$(BOOT_OUT)/programme.pub
+
+vmtest-image: image-sim-boot
+	$(GO) test -c -o $(BIN)/imageboot.test ./tests/vm/imageboot
+	TUANJU_IMAGE_SIM=$(abspath $(BOOT_OUT)) TUANJU_BOOT_LIVES=$(BOOT_LIVES) TUANJU_BOOT_CALL_CUTS=$(BOOT_CALL_CUTS) \
+	  .ci/netns $(BIN)/imageboot.test -test.run '^(TestImageBoot|TestImageCallFromChromium)$$' -test.v -test.count=1 \
+	  -test.timeout $(BOOT_TIMEOUT) -test.parallel $(BOOT_PARALLEL)
+
+# Long runs that are not in make test: 100 power cuts of the booted image
+# (25 units of 4 cuts, two VMs at once; with the 3 of make test's, over
+# 100) and the 100 cuts of tests/vm/powercut (make vmtest-powercut).
+# ~40 min on this 2-core machine.
+soak:
+	$(MAKE) vmtest-image BOOT_LIVES=25 BOOT_CALL_CUTS=2 BOOT_PARALLEL=2 BOOT_TIMEOUT=180m
+	$(MAKE) vmtest-powercut
 
 # Each fuzz target (every decoder of untrusted input: docs/protocol.md,
 # "Limits") for FUZZTIME; `make test` runs each for FUZZSMOKE (fuzz-smoke).

@@ -74,7 +74,9 @@ func (t *Terminal) connected(c ServerConn) {
 	serverPaired := w.Paired != nil && *w.Paired
 	t.peerOnline = w.PeerOnline != nil && *w.PeerOnline
 	t.setClock(w.ServerTime)
-	t.log.Info("connected to the rendezvous server", "paired", t.m.Paired, "server_paired", serverPaired, "parent_online", t.peerOnline)
+	// parent_id: the parent the unit itself holds (the boot test compares
+	// it with the server's after each power cut).
+	t.log.Info("connected to the rendezvous server", "paired", t.m.Paired, "parent_id", t.parentID, "server_paired", serverPaired, "parent_online", t.peerOnline)
 	// A reset the server has not heard of goes first, before anything
 	// can reach the old parent; then any other difference in the pairing
 	// is settled, the terminal's store deciding (trust.go).
