@@ -71,6 +71,13 @@ type Capture struct {
 	once     sync.Once
 	closing  atomic.Bool
 	lost     chan error // one source's failure; see Lost
+
+	// throttle lets camera frames through at the ABR's frame rate;
+	// control sets the ABR's step on the live encoders (encoder_control.go).
+	throttle *frameThrottle
+	control  *encoderControl
+	abrMu    sync.Mutex
+	abr      *ABR // StartABR's, stopped by Close
 }
 
 // open opens the sources cfg names and wraps them in tracks whose encoders
@@ -109,12 +116,15 @@ func newCapture(p Profile, log *slog.Logger) *Capture {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Capture{
+	c := &Capture{
 		log:      log.With("component", "media", "profile", p.Name),
 		profile:  p,
 		encoders: &encoderSet{},
 		lost:     make(chan error, 1),
+		throttle: &frameThrottle{},
 	}
+	c.control = newEncoderControl(c.encoders, c.throttle)
+	return c
 }
 
 func (c *Capture) openCamera(ctx context.Context, cfg CaptureConfig, selector *mediadevices.CodecSelector) error {
@@ -133,6 +143,7 @@ func (c *Capture) openCamera(ctx context.Context, cfg CaptureConfig, selector *m
 		c.synthCam = cam
 		track := mediadevices.NewVideoTrack(cam, selector)
 		c.guardVideo(track, "synthetic camera")
+		c.throttleVideo(track)
 		c.tracks = append(c.tracks, track)
 		c.log.Info("camera open", "source", SourceSynthetic, "width", p.Width, "height", p.Height, "fps", p.FPS)
 		return nil
@@ -148,6 +159,7 @@ func (c *Capture) openCamera(ctx context.Context, cfg CaptureConfig, selector *m
 			vt.Transform(c.previewTap(time.Second))
 		}
 		c.guardVideo(track, "camera "+cfg.CameraDevice)
+		c.throttleVideo(track)
 		c.tracks = append(c.tracks, track)
 		c.log.Info("camera open", "source", SourceV4L2, "device", cfg.CameraDevice, "id", track.ID())
 		return nil
@@ -277,11 +289,17 @@ func (c *Capture) Detach(pc *webrtc.PeerConnection) {
 	}
 }
 
-// Close stops every source; bound encoders then end on their own. Detach
-// and close the peer connection first.
+// Close stops every source (and the ABR); bound encoders then end on their
+// own. Detach and close the peer connection first.
 func (c *Capture) Close() error {
 	var errs []error
+	c.abrMu.Lock()
 	c.closing.Store(true)
+	abr := c.abr
+	c.abrMu.Unlock()
+	if abr != nil {
+		abr.Stop()
+	}
 	c.once.Do(func() {
 		if c.pass != nil {
 			if err := c.pass.close(); err != nil {
@@ -298,6 +316,14 @@ func (c *Capture) Close() error {
 		return fmt.Errorf("media: close capture: %w", err)
 	}
 	return nil
+}
+
+// throttleVideo puts the ABR's frame throttle last before the encoders,
+// after the preview tap and the failure guard, which see every frame.
+func (c *Capture) throttleVideo(t mediadevices.Track) {
+	if vt, ok := t.(*mediadevices.VideoTrack); ok {
+		vt.Transform(c.throttle.transform)
+	}
 }
 
 // previewTap keeps a private copy of a frame every interval.
