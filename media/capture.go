@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/mediadevices"
 	"github.com/pion/mediadevices/pkg/io/video"
 	"github.com/pion/webrtc/v4"
@@ -278,7 +279,12 @@ func (c *Capture) Preview() image.Image {
 // waits forever for a sending goroutine that has already quit (a race in
 // mediadevices v0.9.4's bind/unbind). Taken off while the sender still
 // runs, the goroutine is told to stop in the ordinary way and does.
+//
+// The ABR stops first and lets every frame through: a paused video track
+// (the audio-only step) would otherwise keep its encoder waiting for a
+// frame, and mediadevices' Unbind waits for that encoder's goroutine.
 func (c *Capture) Detach(pc *webrtc.PeerConnection) {
+	c.stopABR()
 	for _, s := range pc.GetSenders() {
 		if s.Track() == nil {
 			continue
@@ -295,11 +301,8 @@ func (c *Capture) Close() error {
 	var errs []error
 	c.abrMu.Lock()
 	c.closing.Store(true)
-	abr := c.abr
 	c.abrMu.Unlock()
-	if abr != nil {
-		abr.Stop()
-	}
+	c.stopABR()
 	c.once.Do(func() {
 		if c.pass != nil {
 			if err := c.pass.close(); err != nil {
@@ -316,6 +319,17 @@ func (c *Capture) Close() error {
 		return fmt.Errorf("media: close capture: %w", err)
 	}
 	return nil
+}
+
+// stopABR stops the ABR, if one runs, and lets every frame through again.
+func (c *Capture) stopABR() {
+	c.abrMu.Lock()
+	abr := c.abr
+	c.abrMu.Unlock()
+	if abr != nil {
+		abr.Stop()
+	}
+	c.throttle.set(0, false)
 }
 
 // throttleVideo puts the ABR's frame throttle last before the encoders,
@@ -359,8 +373,38 @@ func cloneYCbCr(src *image.YCbCr) *image.YCbCr {
 	return dst
 }
 
-// streamTrack gives a mediadevices track a stable stream ID; everything else
-// (Bind, Unbind, ID, Kind) is the track's own.
+// streamTrack gives a mediadevices track a stable stream ID, and reads the
+// RTCP of a track mediadevices does not read; everything else (Unbind, ID,
+// Kind) is the track's own.
 type streamTrack struct{ mediadevices.Track }
 
 func (streamTrack) StreamID() string { return streamID }
+
+// Bind binds the track and, for an encoder with no key-frame control
+// (Opus), reads its sender's RTCP until the connection closes.
+// mediadevices reads a sender's RTCP only to answer PLIs, so nothing
+// read the audio sender's: pion routes feedback to the sender of the SSRC
+// it names, and congestion control, NACK and report interceptors see
+// RTCP only as it is read. With video paused (the ABR's audio-only step)
+// the peer's transport-wide feedback names the audio SSRC, and the
+// estimate stopped where it was, never to climb back.
+func (t streamTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	p, err := t.Track.Bind(ctx)
+	if err != nil {
+		return p, err
+	}
+	if t.Kind() == webrtc.RTPCodecTypeAudio {
+		go drainRTCP(ctx.RTCPReader())
+	}
+	return p, nil
+}
+
+// drainRTCP reads r until it fails (the sender stopped).
+func drainRTCP(r interceptor.RTCPReader) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := r.Read(buf, interceptor.Attributes{}); err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,406 @@
+package media_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/media/mediatest"
+)
+
+// An impaired call: two real pion peers (the terminal offering, the phone
+// answering), each sending the synthetic camera and microphone through the
+// real encoders, following its own bandwidth estimate with the ABR, and
+// decoding the other's media with a Receiver; between them a UDP relay on
+// 127.0.0.1 that loses, delays, reorders and caps packets
+// (mediatest.Link).
+
+// callSide is one peer of an impaired call.
+type callSide struct {
+	name    string
+	pc      *webrtc.PeerConnection
+	capture *media.Capture
+	recv    *media.Receiver
+	abr     *media.ABR
+}
+
+type impairedCall struct {
+	link        *mediatest.Link
+	term, phone *callSide
+	handlers    sync.WaitGroup
+}
+
+// newImpairedCall connects a call through a link impaired as imp in both
+// directions from the start, and waits for both sides to decode video.
+func newImpairedCall(t testing.TB, seed uint64, imp mediatest.Impairment) *impairedCall {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	level := slog.LevelInfo
+	if _, bench := t.(*testing.B); bench || os.Getenv("TUANJU_IMPAIR_LOG") == "" {
+		level = slog.LevelWarn
+	}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}))
+	api, err := media.NewAPI(media.APIConfig{SettingEngine: mediatest.LoopbackSettingEngine()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &impairedCall{link: mediatest.NewLink(t, seed)}
+	c.link.SetBoth(imp)
+	side := func(name string) *callSide {
+		s := &callSide{name: name, pc: mediatest.NewPeer(t, api)}
+		s.capture, err = media.Open(ctx, media.CaptureConfig{Profile: media.LowData, Camera: media.SourceSynthetic,
+			Microphone: media.SourceSynthetic, Log: log.With("side", name)})
+		if err != nil {
+			t.Fatalf("%s: open capture: %v", name, err)
+		}
+		s.recv = media.NewReceiver(media.ReceiverConfig{WriteRTCP: s.pc.WriteRTCP, Log: log.With("side", name)})
+		s.pc.OnTrack(func(tr *webrtc.TrackRemote, rr *webrtc.RTPReceiver) {
+			c.handlers.Add(1)
+			defer c.handlers.Done()
+			_ = s.recv.Handle(tr, rr)
+		})
+		s.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+			if st == webrtc.PeerConnectionStateConnected {
+				_, _ = s.capture.RequestKeyFrame()
+			}
+		})
+		return s
+	}
+	c.term, c.phone = side("terminal"), side("phone")
+	t.Cleanup(func() {
+		for _, s := range []*callSide{c.term, c.phone} {
+			s.capture.Detach(s.pc)
+			_ = s.pc.Close()
+			_ = s.capture.Close()
+		}
+		c.link.Close()
+		c.handlers.Wait()
+	})
+	for _, tr := range c.term.capture.Tracks() {
+		if _, err := c.term.pc.AddTrack(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The phone answers on the offer's transceivers, as a browser does.
+	c.link.Negotiate(t, c.term.pc, c.phone.pc, func() {
+		for _, tr := range c.phone.capture.Tracks() {
+			if _, err := c.phone.pc.AddTrack(tr); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	for _, s := range []*callSide{c.term, c.phone} {
+		bw := media.BandwidthOf(s.pc)
+		if bw == nil {
+			t.Fatalf("%s: no bandwidth estimate for the peer connection", s.name)
+		}
+		s.abr, err = s.capture.StartABR(media.ABRConfig{Ladder: media.ABRLadder(), Bandwidth: bw, Log: log.With("side", s.name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if os.Getenv("TUANJU_IMPAIR_LOG") != "" {
+		c.trace(t)
+	}
+	for _, s := range []*callSide{c.term, c.phone} {
+		for s.recv.Stats().VideoFramesDecoded == 0 {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s decoded no video within a minute through %v", s.name, imp)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return c
+}
+
+// trace logs both directions every second until the test ends
+// (TUANJU_IMPAIR_LOG=1): what to look at when a cell fails.
+func (c *impairedCall) trace(t testing.TB) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		last := c.snap()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Second):
+			}
+			now := c.snap()
+			for i, side := range []*callSide{c.term, c.phone} {
+				f := between(last, now, i)
+				rx := now.recv[1-i]
+				t.Logf("trace %s sends: %v; gcc %v; link %+v; send %+v; rx audio packets %d late %d",
+					side.name, f, media.BandwidthOf(side.pc).GetStats(), now.link[i], now.send[i], rx.AudioPackets, rx.AudioPacketsLate)
+			}
+			last = now
+		}
+	}()
+}
+
+// snapshot is everything measured at one moment.
+type snapshot struct {
+	at          time.Time
+	recv        [2]media.Stats // the terminal's receiver, the phone's
+	link        [2]mediatest.LinkStats
+	send        [2]media.SendStats
+	target      [2]int
+	step        [2]media.ABRStep
+	nacksSentBy [2]uint32 // NACK packets each side's receiver sent (pion's stats)
+}
+
+func (c *impairedCall) snap() snapshot {
+	s := snapshot{at: time.Now()}
+	for i, side := range []*callSide{c.term, c.phone} {
+		s.recv[i] = side.recv.Stats()
+		s.link[i] = c.link.Stats(mediatest.Direction(i)) // AtoB is what the terminal sends
+		bw := media.BandwidthOf(side.pc)
+		s.send[i], s.target[i] = bw.Stats(), bw.TargetBitrate()
+		s.step[i] = side.abr.Step()
+		for _, st := range side.pc.GetStats() {
+			if in, ok := st.(webrtc.InboundRTPStreamStats); ok && in.Kind == "video" {
+				s.nacksSentBy[i] += in.NACKCount
+			}
+		}
+	}
+	return s
+}
+
+// figures are one direction's measurements between two snapshots. Up is
+// the terminal's media to the phone, down the phone's to the terminal.
+type figures struct {
+	fps, freezesPerMin, mbPerMin, sendKbps, targetKbps, concealedPct float64
+	freezes, retransmissions, nacks                                  int64
+	longestGap                                                       time.Duration
+	step                                                             string
+	audioDelay                                                       time.Duration
+}
+
+// between: dir 0 is up (the terminal sends, the phone receives).
+func between(a, b snapshot, dir int) figures {
+	secs := b.at.Sub(a.at).Seconds()
+	rx := 1 - dir // the receiving side's index
+	ra, rb := a.recv[rx], b.recv[rx]
+	f := figures{
+		fps:             float64(rb.VideoFramesDecoded-ra.VideoFramesDecoded) / secs,
+		freezes:         rb.VideoFreezes - ra.VideoFreezes,
+		mbPerMin:        float64(b.link[dir].DeliveredBytes-a.link[dir].DeliveredBytes) / secs * 60 / 1e6,
+		sendKbps:        float64(b.link[dir].OfferedBytes-a.link[dir].OfferedBytes) * 8 / secs / 1000,
+		targetKbps:      float64(b.target[dir]) / 1000,
+		retransmissions: b.send[dir].Retransmissions - a.send[dir].Retransmissions,
+		nacks:           int64(b.nacksSentBy[rx] - a.nacksSentBy[rx]),
+		longestGap:      rb.VideoLongestGap,
+		step:            b.step[dir].Name,
+		audioDelay:      rb.AudioDelay,
+	}
+	f.freezesPerMin = float64(f.freezes) / secs * 60
+	played := (rb.AudioSamplesDecoded + rb.AudioSamplesConcealed + rb.AudioSamplesRecovered) -
+		(ra.AudioSamplesDecoded + ra.AudioSamplesConcealed + ra.AudioSamplesRecovered)
+	if played > 0 {
+		f.concealedPct = 100 * float64(rb.AudioSamplesConcealed-ra.AudioSamplesConcealed) / float64(played)
+	}
+	return f
+}
+
+func (f figures) String() string {
+	return fmt.Sprintf("%.1f fps, %d freezes (%.1f/min, longest gap %v), %.2f MB/min, send %.0f kbit/s (target %.0f), step %s, audio concealed %.1f%% (delay %v), %d NACKs, %d retransmissions",
+		f.fps, f.freezes, f.freezesPerMin, f.longestGap.Round(time.Millisecond), f.mbPerMin, f.sendKbps, f.targetKbps, f.step,
+		f.concealedPct, f.audioDelay.Round(time.Millisecond), f.nacks, f.retransmissions)
+}
+
+// impairCell is one row of the impairment table.
+type impairCell struct {
+	name string
+	imp  mediatest.Impairment
+	// settle is how long the call runs before measuring, measure how long
+	// it is measured for.
+	settle, measure time.Duration
+	// then, if set, changes the link after settle+measure and the cell
+	// measures again for measure after settle (recovery).
+	then *mediatest.Impairment
+	// check asserts on the figures (nil in the benchmark's extra rows).
+	check func(t *testing.T, up, down figures, after *[2]figures)
+	short bool // in the default `go test` subset
+}
+
+const kbit = 1000
+
+func impairCells() []impairCell {
+	capCheck := func(rate int, minFPS float64) func(*testing.T, figures, figures, *[2]figures) {
+		return func(t *testing.T, up, down figures, _ *[2]figures) {
+			for _, f := range []struct {
+				dir string
+				f   figures
+			}{{"up", up}, {"down", down}} {
+				if f.f.sendKbps > 1.1*float64(rate)/kbit {
+					t.Errorf("%s: sent %.0f kbit/s into a %d kbit/s link (more than 10%% over): the sender did not follow the cap", f.dir, f.f.sendKbps, rate/kbit)
+				}
+				if f.f.targetKbps > 1.1*float64(rate)/kbit {
+					t.Errorf("%s: estimate %.0f kbit/s on a %d kbit/s link", f.dir, f.f.targetKbps, rate/kbit)
+				}
+				if f.f.fps < minFPS {
+					t.Errorf("%s: %.1f fps decoded at %d kbit/s, want at least %.1f", f.dir, f.f.fps, rate/kbit, minFPS)
+				}
+			}
+		}
+	}
+	return []impairCell{
+		{name: "clean", settle: 4 * time.Second, measure: 6 * time.Second},
+		{name: "cap-512k", imp: mediatest.Impairment{Rate: 512 * kbit}, settle: 8 * time.Second, measure: 6 * time.Second,
+			check: capCheck(512*kbit, 10)},
+		{name: "cap-256k", imp: mediatest.Impairment{Rate: 256 * kbit}, settle: 10 * time.Second, measure: 6 * time.Second,
+			check: capCheck(256*kbit, 5), short: true},
+		{name: "cap-128k", imp: mediatest.Impairment{Rate: 128 * kbit}, settle: 12 * time.Second, measure: 6 * time.Second,
+			check: func(t *testing.T, up, down figures, _ *[2]figures) {
+				capCheck(128*kbit, 0)(t, up, down, nil)
+				// Audio goes on: checked for every cell in runCell.
+			}},
+		{name: "loss-5", imp: mediatest.Impairment{Loss: 0.05}, settle: 4 * time.Second, measure: 8 * time.Second, check: lossCheck},
+		{name: "loss-10", imp: mediatest.Impairment{Loss: 0.10}, settle: 4 * time.Second, measure: 8 * time.Second, check: lossCheck, short: true},
+		{name: "loss-20", imp: mediatest.Impairment{Loss: 0.20}, settle: 4 * time.Second, measure: 8 * time.Second},
+		{name: "jitter-50ms", imp: mediatest.Impairment{Delay: 60 * time.Millisecond, Jitter: 50 * time.Millisecond},
+			settle: 2 * time.Second, measure: 8 * time.Second, check: jitterCheck, short: true},
+		{name: "delay-150ms-jitter-50ms", imp: mediatest.Impairment{Delay: 150 * time.Millisecond, Jitter: 50 * time.Millisecond},
+			settle: 3 * time.Second, measure: 8 * time.Second, check: jitterCheck},
+		{name: "recovery-128k-to-open", imp: mediatest.Impairment{Rate: 128 * kbit}, settle: 12 * time.Second, measure: 5 * time.Second,
+			then: &mediatest.Impairment{}, check: recoveryCheck},
+	}
+}
+
+// lossCheck: video keeps coming both ways (no pause of a second), and
+// NACKs were sent and answered both ways.
+func lossCheck(t *testing.T, up, down figures, _ *[2]figures) {
+	for _, f := range []struct {
+		dir string
+		f   figures
+	}{{"up", up}, {"down", down}} {
+		if f.f.longestGap > time.Second {
+			t.Errorf("%s: the picture froze for %v", f.dir, f.f.longestGap)
+		}
+		if f.f.fps < 5 {
+			t.Errorf("%s: %.1f fps decoded", f.dir, f.f.fps)
+		}
+		if f.f.nacks == 0 || f.f.retransmissions == 0 {
+			t.Errorf("%s: %d NACKs sent, %d packets retransmitted: lost packets are not asked for and resent", f.dir, f.f.nacks, f.f.retransmissions)
+		}
+	}
+}
+
+// maxConcealedPct bounds the audio the decoder makes up under ±50 ms of
+// jitter. Before the jitter buffer the receiver decoded packets in their
+// arrival order and concealed every gap: see README's impairment table.
+const maxConcealedPct = 5
+
+func jitterCheck(t *testing.T, up, down figures, _ *[2]figures) {
+	for _, f := range []struct {
+		dir string
+		f   figures
+	}{{"up", up}, {"down", down}} {
+		if f.f.concealedPct > maxConcealedPct {
+			t.Errorf("%s: %.1f%% of the audio played was concealment (want at most %d%%)", f.dir, f.f.concealedPct, maxConcealedPct)
+		}
+		if f.f.fps < 5 {
+			t.Errorf("%s: %.1f fps decoded", f.dir, f.f.fps)
+		}
+	}
+}
+
+// recoveryCheck: once the cap is lifted, the rate climbs back well above
+// what the cap allowed.
+func recoveryCheck(t *testing.T, up, down figures, after *[2]figures) {
+	for i, f := range []struct {
+		dir string
+		f   figures
+	}{{"up", up}, {"down", down}} {
+		if a := after[i]; a.sendKbps < 1.5*f.f.sendKbps {
+			t.Errorf("%s: %.0f kbit/s under a 128 kbit/s cap, %.0f kbit/s after it was lifted: the rate did not climb back", f.dir, f.f.sendKbps, a.sendKbps)
+		}
+	}
+}
+
+// runCell runs one cell and returns its figures (and, with then, those
+// after the change).
+func runCell(t testing.TB, c impairCell) (up, down figures, after *[2]figures) {
+	call := newImpairedCall(t, 1, c.imp)
+	wait := func(d time.Duration) { time.Sleep(d) } // the call runs meanwhile; not an assertion
+	wait(c.settle)
+	a := call.snap()
+	wait(c.measure)
+	b := call.snap()
+	up, down = between(a, b, 0), between(a, b, 1)
+	for i, f := range []figures{up, down} {
+		// Audio goes on in every cell: the call is still a call.
+		if played := b.recv[1-i].AudioSamplesDecoded - a.recv[1-i].AudioSamplesDecoded; played < int64(c.measure.Seconds()*media.AudioSampleRate/2) {
+			t.Errorf("%s %s: only %d audio samples decoded in %v", c.name, []string{"up", "down"}[i], played, c.measure)
+		}
+		_ = f
+	}
+	if c.then != nil {
+		call.link.SetBoth(*c.then)
+		wait(c.settle)
+		a2 := call.snap()
+		wait(c.measure)
+		b2 := call.snap()
+		after = &[2]figures{between(a2, b2, 0), between(a2, b2, 1)}
+	}
+	return up, down, after
+}
+
+// TestImpairedCall runs the impairment table's short rows (a few seconds
+// each): caps, loss, jitter. TUANJU_IMPAIR=full runs every row;
+// BenchmarkImpairment reports the figures of every row.
+func TestImpairedCall(t *testing.T) {
+	full := os.Getenv("TUANJU_IMPAIR") == "full"
+	for _, c := range impairCells() {
+		if c.check == nil || !c.short && !full {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			up, down, after := runCell(t, c)
+			t.Logf("%v up:   %v", c.imp, up)
+			t.Logf("%v down: %v", c.imp, down)
+			if after != nil {
+				t.Logf("then %v up:   %v", *c.then, after[0])
+				t.Logf("then %v down: %v", *c.then, after[1])
+			}
+			c.check(t, up, down, after)
+		})
+	}
+}
+
+// BenchmarkImpairment reports each row of the impairment table: frames per
+// second, freezes per minute, MB per minute on the wire and audio
+// concealment, per direction (up: the terminal's media to the phone).
+func BenchmarkImpairment(b *testing.B) {
+	for _, c := range impairCells() {
+		b.Run(c.name, func(b *testing.B) {
+			var up, down figures
+			var after *[2]figures
+			for b.Loop() {
+				up, down, after = runCell(b, c)
+			}
+			if after != nil {
+				up, down = after[0], after[1]
+			}
+			b.ReportMetric(up.fps, "fps-up")
+			b.ReportMetric(down.fps, "fps-down")
+			b.ReportMetric(up.freezesPerMin, "freezes/min-up")
+			b.ReportMetric(down.freezesPerMin, "freezes/min-down")
+			b.ReportMetric(up.mbPerMin, "MB/min-up")
+			b.ReportMetric(down.mbPerMin, "MB/min-down")
+			b.ReportMetric(up.concealedPct, "concealed-%-up")
+			b.ReportMetric(down.concealedPct, "concealed-%-down")
+		})
+	}
+}

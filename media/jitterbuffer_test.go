@@ -1,0 +1,111 @@
+package media
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// fakeOpus decodes a packet to its length in samples, stored in its first
+// two bytes (all packets are 20 ms here); FEC rebuilds only from packets
+// whose third byte says they carry it.
+type fakeOpus struct{ fec int }
+
+func (fakeOpus) Decode(p []byte, pcm []int16) (int, error) {
+	if p == nil {
+		return len(pcm), nil
+	}
+	return int(p[0])<<8 | int(p[1]), nil
+}
+
+func (f *fakeOpus) DecodeFEC(p []byte, pcm []int16) (int, error) {
+	f.fec++
+	return len(pcm), nil
+}
+
+func (fakeOpus) PacketSamples(p []byte) (int, error) { return int(p[0])<<8 | int(p[1]), nil }
+
+// simulate sends 20 ms packets for d with each packet's network delay
+// drawn by delay (false: lost), plays the buffer on its own clock, and
+// returns its counts.
+func simulate(t *testing.T, d time.Duration, delay func(i int) (time.Duration, bool)) jbStats {
+	t.Helper()
+	jb := newJitterBuffer(&fakeOpus{})
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	type arrivalEv struct {
+		at  time.Time
+		seq uint16
+		ts  uint32
+	}
+	var evs []arrivalEv
+	n := int(d / (20 * time.Millisecond))
+	seq0, ts0 := uint16(65500), uint32(4294960000) // both wrap during the run
+	for i := range n {
+		dl, ok := delay(i)
+		if !ok {
+			continue
+		}
+		evs = append(evs, arrivalEv{start.Add(time.Duration(i)*20*time.Millisecond + dl), seq0 + uint16(i), ts0 + uint32(i*960)})
+	}
+	// Deliver in arrival order, playing whatever falls due in between.
+	for i := 1; i < len(evs); i++ {
+		for k := i; k > 0 && evs[k].at.Before(evs[k-1].at); k-- {
+			evs[k], evs[k-1] = evs[k-1], evs[k]
+		}
+	}
+	end := start.Add(d)
+	k := 0
+	for now := start; now.Before(end); {
+		next := end
+		if k < len(evs) {
+			next = evs[k].at
+		}
+		if due, ok := jb.due(); ok && due.Before(next) {
+			now = due
+			jb.play(now)
+			continue
+		}
+		now = next
+		if k < len(evs) {
+			jb.push(evs[k].seq, evs[k].ts, []byte{960 >> 8, 960 & 0xff, 0}, now)
+			k++
+		}
+	}
+	return jb.stats
+}
+
+func TestJitterBuffer(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	uniform := func(base, jitter time.Duration) func(int) (time.Duration, bool) {
+		return func(int) (time.Duration, bool) {
+			return base + time.Duration((rng.Float64()*2-1)*float64(jitter)), true
+		}
+	}
+	for _, tc := range []struct {
+		name          string
+		delay         func(int) (time.Duration, bool)
+		maxConcealPct float64
+		minRecovered  int64
+	}{
+		{"steady", func(int) (time.Duration, bool) { return 30 * time.Millisecond, true }, 0, 0},
+		{"jitter ±50 ms", uniform(60*time.Millisecond, 50*time.Millisecond), 2, 0},
+		{"jitter ±100 ms", uniform(150*time.Millisecond, 100*time.Millisecond), 3, 0},
+		{"5% loss", func(i int) (time.Duration, bool) { return 30 * time.Millisecond, i%20 != 7 }, 0, 25},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := simulate(t, 10*time.Second, tc.delay)
+			total := s.decoded + s.concealed + s.recovered
+			pct := 100 * float64(s.concealed) / float64(total)
+			t.Logf("%+v: %.1f%% concealed", s, pct)
+			if pct > tc.maxConcealPct {
+				t.Errorf("%.1f%% concealed, want at most %.1f%%", pct, tc.maxConcealPct)
+			}
+			if s.recovered/960 < tc.minRecovered {
+				t.Errorf("%d frames rebuilt from FEC, want at least %d", s.recovered/960, tc.minRecovered)
+			}
+			if total < 9*AudioSampleRate {
+				t.Errorf("%d samples played in 10 s", total)
+			}
+		})
+	}
+}
