@@ -38,7 +38,10 @@ type ABRConfig struct {
 // step's floor and its own rate, so congestion is answered at once. Below
 // the floor for DownAfter, the ABR steps down, to the best step the
 // estimate affords (at once below half the floor). It steps up one step
-// when the estimate has afforded the next step's full rate for UpAfter.
+// when the estimate has afforded the next step's rate (halfway from its
+// floor to its own) for UpAfter; out of audio only also when the path
+// has lost nothing for UpAfter (a probe: the step then stays until its
+// loss says otherwise, for UpTrial).
 // A step up that has to be taken back within UpTrial doubles UpAfter (up
 // to UpAfterMax): while the call sends less than the link carries the
 // estimate only creeps up, so a link that cannot carry the next step
@@ -243,7 +246,7 @@ func (a *ABR) tick(now time.Time) {
 	target := a.cfg.Bandwidth.TargetBitrate()
 	a.mu.Lock()
 	from := a.state.cur
-	changed, rateChanged := a.state.next(now, target)
+	changed, rateChanged := a.state.next(now, target, a.loss())
 	r := a.state.rungs[a.state.cur]
 	step := ABRStep{Index: a.state.cur, Name: r.p.Name, Video: r.p.Video, Target: target, Changes: a.step.Changes}
 	if r.p.Video {
@@ -266,6 +269,15 @@ func (a *ABR) tick(now time.Time) {
 		return
 	}
 	a.c.applyStep(step, r.p.AudioBitrate, a.log)
+}
+
+// loss is the share of packets the peer reports lost lately, when the
+// estimate knows it (*Bandwidth does), else 0.
+func (a *ABR) loss() float64 {
+	if l, ok := a.cfg.Bandwidth.(interface{ Loss() float64 }); ok {
+		return l.Loss()
+	}
+	return 0
 }
 
 // applyStep sets the capture's encoders and frame throttle for step.
@@ -300,56 +312,80 @@ type abrState struct {
 	belowSince, aboveSince time.Time
 	upWait                 time.Duration
 	lastUp, lastDown       time.Time
+	probing                bool // the last step up was a probe out of audio only
 }
+
+// Loss levels the ABR reads (the peer's feedback, 0..1): below
+// probeLoss the path is clean enough to try video again; at trialLoss a
+// probe has failed.
+const (
+	probeLoss = 0.02
+	trialLoss = 0.05
+)
 
 // videoBudget is what the estimate leaves for video on rung i.
 func (s *abrState) videoBudget(i, target int) int {
 	return int(s.policy.Headroom*float64(target)) - s.rungs[i].audioCost
 }
 
-// affords reports whether rung i's video (or, audio only, its audio) fits.
-func (s *abrState) affords(i, target int, full bool) bool {
+// need is the video rate rung i asks of the budget: to stay (its floor),
+// or to step up to it: halfway from its floor to its own rate. GCC lets
+// its estimate grow to 1.5 times what arrives while a call sends less than
+// it could, so a step up must need less than that of what is sent now.
+func (s *abrState) need(i int, up bool) int {
 	r := s.rungs[i]
 	if !r.p.Video {
-		return true
+		return 0
 	}
-	need := r.floor
-	if full {
-		need = r.p.VideoBitrate
+	if up {
+		return (r.floor + r.p.VideoBitrate) / 2
 	}
-	return s.videoBudget(i, target) >= need
+	return r.floor
 }
 
-// next takes the estimate at now and reports whether the step changed, and
-// whether the video rate did.
-func (s *abrState) next(now time.Time, target int) (stepChanged, rateChanged bool) {
+// next takes the estimate and the loss at now and reports whether the step
+// changed, and whether the video rate did.
+func (s *abrState) next(now time.Time, target int, loss float64) (stepChanged, rateChanged bool) {
 	p := s.policy
 	cur := s.cur
+	audioOnly := !s.rungs[cur].p.Video
+	inProbe := s.probing && now.Sub(s.lastUp) < p.UpTrial
+	// A probe's step is judged by loss alone until its trial is over: the
+	// estimate, made while only audio went, still says what audio needed.
+	low := s.videoBudget(cur, target) < s.need(cur, false)
+	severe := s.videoBudget(cur, target) < s.need(cur, false)/2
+	if inProbe {
+		low, severe = loss >= trialLoss, false
+	}
 	switch {
-	case !s.affords(cur, target, false):
+	case low:
 		s.aboveSince = time.Time{}
 		if s.belowSince.IsZero() {
 			s.belowSince = now
 		}
-		r := s.rungs[cur]
-		if now.Sub(s.belowSince) >= p.DownAfter || s.videoBudget(cur, target) < r.floor/2 {
+		if now.Sub(s.belowSince) >= p.DownAfter || severe {
 			next := cur + 1
-			for next < len(s.rungs)-1 && !s.affords(next, target, false) {
+			for next < len(s.rungs)-1 && s.videoBudget(next, target) < s.need(next, false) {
 				next++
 			}
 			if next < len(s.rungs) {
 				if !s.lastUp.IsZero() && now.Sub(s.lastUp) < p.UpTrial {
 					s.upWait = min(2*s.upWait, p.UpAfterMax) // the last step up did not hold
 				}
-				s.cur, s.lastDown, s.belowSince = next, now, time.Time{}
+				s.cur, s.lastDown, s.belowSince, s.probing = next, now, time.Time{}, false
 			}
 		}
-	case cur > 0 && s.affords(cur-1, target, true):
+	case cur > 0 && (s.videoBudget(cur-1, target) >= s.need(cur-1, true) || audioOnly && loss < probeLoss):
+		// Up one step once the estimate has afforded it for upWait; out
+		// of audio only also on a clean path alone: with only audio
+		// going the estimate cannot grow to what video needs (GCC does
+		// not probe), so the step up is the probe.
 		s.belowSince = time.Time{}
 		if s.aboveSince.IsZero() {
 			s.aboveSince = now
 		}
 		if now.Sub(s.aboveSince) >= s.upWait {
+			s.probing = audioOnly && s.videoBudget(cur-1, target) < s.need(cur-1, true)
 			s.cur, s.lastUp, s.aboveSince = cur-1, now, time.Time{}
 		}
 	default:
@@ -360,7 +396,11 @@ func (s *abrState) next(now time.Time, target int) (stepChanged, rateChanged boo
 	}
 	rate := 0
 	if r := s.rungs[s.cur]; r.p.Video {
-		rate = min(max(s.videoBudget(s.cur, target), r.floor/2, 20_000), r.p.VideoBitrate)
+		budget := s.videoBudget(s.cur, target)
+		if s.probing && now.Sub(s.lastUp) < p.UpTrial {
+			budget = max(budget, s.need(s.cur, true))
+		}
+		rate = min(max(budget, r.floor/2, 20_000), r.p.VideoBitrate)
 	}
 	// A change under 5% is not worth a call into the encoders, except
 	// onto the step's own rate.

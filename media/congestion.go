@@ -1,6 +1,7 @@
 package media
 
 import (
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,26 @@ const (
 	DefaultMaxBitrate     = 2_000_000
 )
 
+// The estimate is held up by what the connection has just delivered
+// without loss: provenShare of the highest rate sent over provenWindow
+// while the peer's feedback showed under provenLoss lost. GCC reads
+// congestion from the growth of packets' delays, and cuts its estimate to
+// 85% of the rate that arrived at each sign of it; on a sender whose
+// CPU is busy (the board encoding, or a test machine running many calls)
+// the delays jitter by tens of milliseconds with no queue anywhere, the
+// sender sends less while it is busy, and the estimate spirals down to
+// audio only on a link that carries everything. A link that truly
+// narrows loses packets within a second or two (its buffer fills), and
+// the floor then lapses, so it delays the answer to real congestion by
+// at most provenWindow.
+const (
+	provenShare  = 0.75
+	provenWindow = 3 * time.Second
+	provenLoss   = 0.02
+	// provenEvery is the shortest interval a sent rate is measured over.
+	provenEvery = 250 * time.Millisecond
+)
+
 // rembTimeout: with no transport-wide feedback for this long and REMB
 // coming, the peer's REMB is the estimate (a peer that negotiated no
 // transport-cc, or stopped sending it).
@@ -64,6 +85,10 @@ type SendStats struct {
 	// payload) handed to the transport; Retransmissions of them were
 	// resent for a NACK (a sequence number sent before).
 	Packets, Bytes, Retransmissions int64
+	// AudioPackets and VideoFrames count what the encoders sent (not
+	// retransmissions): Opus packets, and H.264 pictures (packets with the
+	// marker bit).
+	AudioPackets, VideoFrames int64
 	// NACKs and PLIs count the RTCP feedback packets received (PLIs
 	// include FIRs); TWCC and REMB the congestion feedback.
 	NACKs, PLIs, TWCC, REMB int64
@@ -75,8 +100,9 @@ type SendStats struct {
 // is all it gives. It implements pion's cc.BandwidthEstimator around
 // gcc.SendSideBWE and counts what goes out.
 type Bandwidth struct {
-	gcc *gcc.SendSideBWE
-	id  string
+	gcc   *gcc.SendSideBWE
+	pacer *pacer
+	id    string
 
 	mu       sync.Mutex
 	stats    SendStats
@@ -84,6 +110,17 @@ type Bandwidth struct {
 	lastREMB time.Time
 	remb     int
 	highest  map[uint32]uint16 // per SSRC, the newest sequence number sent
+
+	// For the floor: the bytes counter at the last sample, and the
+	// loss-free rates of the window.
+	sampledAt    time.Time
+	sampledBytes int64
+	proven       []provenRate
+}
+
+type provenRate struct {
+	at  time.Time
+	bps int
 }
 
 var _ cc.BandwidthEstimator = (*Bandwidth)(nil)
@@ -104,20 +141,20 @@ func newCongestionInterceptor(cfg CongestionConfig) (*cc.InterceptorFactory, err
 	hi = max(hi, lo)
 	initial = min(max(initial, lo), hi)
 	f, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
-		// No pacer: the leaky-bucket pacer wakes every 5 ms for the
-		// whole call (a board's CPU and context switches), and at a call's
-		// rates an encoder that follows the estimate sends little more
-		// than a key frame's burst.
+		// Our own pacer (pacer.go): pion's leaky-bucket pacer wakes every
+		// 5 ms for the whole call, and holds audio behind video.
+		p := newPacer(initial)
 		g, err := gcc.NewSendSideBWE(
 			gcc.SendSideBWEInitialBitrate(initial),
 			gcc.SendSideBWEMinBitrate(lo),
 			gcc.SendSideBWEMaxBitrate(hi),
-			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
+			gcc.SendSideBWEPacer(p),
 		)
 		if err != nil {
+			p.Close()
 			return nil, err
 		}
-		return &Bandwidth{gcc: g, highest: map[uint32]uint16{}}, nil
+		return &Bandwidth{gcc: g, pacer: p, highest: map[uint32]uint16{}}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -132,17 +169,53 @@ func newCongestionInterceptor(cfg CongestionConfig) (*cc.InterceptorFactory, err
 }
 
 // TargetBitrate is the rate the connection may send at now, in bit/s of
-// RTP (headers included, not UDP/IP or SRTP's).
+// RTP (headers included, not UDP/IP or SRTP's): GCC's estimate (or the
+// peer's REMB), held up by what was just delivered without loss.
 func (b *Bandwidth) TargetBitrate() int {
+	loss, _ := b.gcc.GetStats()["averageLoss"].(float64)
+	est := b.gcc.GetTargetBitrate()
+	now := time.Now()
 	b.mu.Lock()
-	useREMB := !b.lastREMB.IsZero() && time.Since(b.lastREMB) < rembTimeout &&
-		(b.lastTWCC.IsZero() || time.Since(b.lastTWCC) > rembTimeout)
-	remb := b.remb
-	b.mu.Unlock()
-	if useREMB {
-		return remb
+	defer b.mu.Unlock()
+	if !b.lastREMB.IsZero() && now.Sub(b.lastREMB) < rembTimeout &&
+		(b.lastTWCC.IsZero() || now.Sub(b.lastTWCC) > rembTimeout) {
+		est = b.remb
 	}
-	return b.gcc.GetTargetBitrate()
+	return max(est, b.floor(now, loss))
+}
+
+// floor samples the rate sent since the last call and returns
+// provenShare of the highest loss-free rate of the window. The caller
+// holds mu.
+func (b *Bandwidth) floor(now time.Time, loss float64) int {
+	if b.sampledAt.IsZero() {
+		b.sampledAt, b.sampledBytes = now, b.stats.Bytes
+	} else if dt := now.Sub(b.sampledAt); dt >= provenEvery {
+		bps := int(float64(b.stats.Bytes-b.sampledBytes) * 8 / dt.Seconds())
+		b.sampledAt, b.sampledBytes = now, b.stats.Bytes
+		if loss < provenLoss && !b.lastTWCC.IsZero() {
+			b.proven = append(b.proven, provenRate{now, bps})
+		} else {
+			b.proven = b.proven[:0] // loss: what went before proves nothing now
+		}
+	}
+	k := 0
+	for k < len(b.proven) && now.Sub(b.proven[k].at) > provenWindow {
+		k++
+	}
+	b.proven = b.proven[k:]
+	hi := 0
+	for _, p := range b.proven {
+		hi = max(hi, p.bps)
+	}
+	return int(provenShare * float64(hi))
+}
+
+// Loss is the share of packets the peer's feedback reported lost,
+// averaged over the last fraction of a second (GCC's loss controller's).
+func (b *Bandwidth) Loss() float64 {
+	l, _ := b.gcc.GetStats()["averageLoss"].(float64)
+	return l
 }
 
 // Stats returns the send counters.
@@ -155,6 +228,7 @@ func (b *Bandwidth) Stats() SendStats {
 // AddStream implements cc.BandwidthEstimator: it counts each packet as it
 // leaves for the transport.
 func (b *Bandwidth) AddStream(info *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
+	audio := strings.HasPrefix(strings.ToLower(info.MimeType), "audio/")
 	counted := interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		b.mu.Lock()
 		b.stats.Packets++
@@ -163,10 +237,17 @@ func (b *Bandwidth) AddStream(info *interceptor.StreamInfo, writer interceptor.R
 			b.stats.Retransmissions++
 		} else {
 			b.highest[h.SSRC] = h.SequenceNumber
+			switch {
+			case audio:
+				b.stats.AudioPackets++
+			case h.Marker:
+				b.stats.VideoFrames++
+			}
 		}
 		b.mu.Unlock()
 		return writer.Write(h, payload, a)
 	})
+	b.pacer.setAudio(info.SSRC, info.MimeType)
 	return b.gcc.AddStream(info, counted)
 }
 

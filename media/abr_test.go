@@ -1,0 +1,123 @@
+package media
+
+import (
+	"testing"
+	"time"
+)
+
+func testRungs(t *testing.T) []abrRung {
+	t.Helper()
+	c := newCapture(LowData, nil)
+	rungs, err := c.abrRungs(ABRLadder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rungs
+}
+
+func TestABRRungs(t *testing.T) {
+	rungs := testRungs(t)
+	want := []struct {
+		name          string
+		width, height int
+		fps           float64
+		floor         int
+	}{
+		{"low-data", 320, 240, 15, 120_000},
+		{"low-10fps", 320, 240, 10, 70_000},
+		{"small", 240, 180, 10, 40_000},
+		{"tiny", 160, 120, 8, 30_000},
+		{"audio-only", 0, 0, 0, 0},
+	}
+	if len(rungs) != len(want) {
+		t.Fatalf("%d rungs, want %d", len(rungs), len(want))
+	}
+	for i, w := range want {
+		r := rungs[i]
+		if r.p.Name != w.name || r.width != w.width || r.height != w.height || r.fps != w.fps || r.floor != w.floor {
+			t.Errorf("rung %d = %s %dx%d@%v floor %d, want %+v", i, r.p.Name, r.width, r.height, r.fps, r.floor, w)
+		}
+	}
+	// A capture opened below the ladder's top leaves the steps above out,
+	// and a camera of another aspect keeps it.
+	c := newCapture(Profile{Name: "wide", Video: true, Width: 320, Height: 180, FPS: 10, VideoBitrate: 100_000,
+		AudioBitrate: 16_000, AudioFrame: 20 * time.Millisecond}, nil)
+	rungs, err := c.abrRungs(ABRLadder())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rungs[0].p.Name != "small" || rungs[0].width != 240 || rungs[0].height != 136 || rungs[0].fps != 10 {
+		t.Errorf("first rung of a 320x180 100 kbit/s capture = %s %dx%d@%v", rungs[0].p.Name, rungs[0].width, rungs[0].height, rungs[0].fps)
+	}
+	if _, err := newCapture(LowData, nil).abrRungs([]Profile{{Name: "bad"}}); err == nil {
+		t.Error("an invalid ladder step was accepted")
+	}
+}
+
+// TestABRSteps drives the ladder's decision with an estimate (bit/s) and
+// a loss over time, and checks the step it is on after each phase.
+func TestABRSteps(t *testing.T) {
+	const (
+		plenty = 1_000_000
+		mid    = 150_000 // low-data's floor is 120 kbit/s of video: 0.9*150k-29.6k = 105k
+		poor   = 60_000  // tiny: 0.9*60k-25.6k = 28.4k, just under its 30k floor...
+		dire   = 30_000  // below half of any video floor
+	)
+	type phase struct {
+		dur      time.Duration
+		estimate int
+		loss     float64
+		want     string // the step at the phase's end
+	}
+	for _, tc := range []struct {
+		name   string
+		phases []phase
+	}{
+		{"starts on top and stays", []phase{{10 * time.Second, plenty, 0, "low-data"}}},
+		{"a dip shorter than DownAfter changes nothing", []phase{
+			{2 * time.Second, plenty, 0, "low-data"}, {500 * time.Millisecond, mid, 0, "low-data"}, {time.Second, plenty, 0, "low-data"}}},
+		{"a lasting drop steps down to what the estimate affords", []phase{
+			{2 * time.Second, plenty, 0, "low-data"}, {1500 * time.Millisecond, mid, 0, "low-10fps"}}},
+		{"a dire estimate goes to audio only at once", []phase{
+			{2 * time.Second, plenty, 0, "low-data"}, {500 * time.Millisecond, dire, 0, "audio-only"}}},
+		{"recovery is one step per UpAfter", []phase{
+			{time.Second, plenty, 0, "low-data"}, {2 * time.Second, mid, 0, "low-10fps"},
+			{3 * time.Second, plenty, 0, "low-10fps"}, {1500 * time.Millisecond, plenty, 0, "low-data"}}},
+		{"audio only probes video on a clean path, backs off on loss", []phase{
+			{time.Second, dire, 0, "audio-only"},
+			{4500 * time.Millisecond, dire, 0, "tiny"},         // the probe, though the estimate is low
+			{2 * time.Second, dire, 0, "tiny"},                 // kept while clean
+			{1500 * time.Millisecond, dire, 0.1, "audio-only"}, // lossy: back
+			{5 * time.Second, dire, 0, "audio-only"},           // UpAfter doubled: no probe yet
+			{4 * time.Second, dire, 0, "tiny"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := abrState{rungs: testRungs(t), policy: DefaultABRPolicy, upWait: DefaultABRPolicy.UpAfter, rate: -1}
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			for i, ph := range tc.phases {
+				for end := now.Add(ph.dur); now.Before(end); now = now.Add(250 * time.Millisecond) {
+					s.next(now, ph.estimate, ph.loss)
+				}
+				if got := s.rungs[s.cur].p.Name; got != ph.want {
+					t.Fatalf("after phase %d (%v at %d bit/s, loss %.0f%%): on %s, want %s", i, ph.dur, ph.estimate, ph.loss*100, got, ph.want)
+				}
+			}
+		})
+	}
+}
+
+func TestABRRate(t *testing.T) {
+	s := abrState{rungs: testRungs(t), policy: DefaultABRPolicy, upWait: DefaultABRPolicy.UpAfter, rate: -1}
+	now := time.Now()
+	if _, changed := s.next(now, 1_000_000, 0); !changed || s.rate != 200_000 {
+		t.Errorf("plenty: rate %d (changed %v), want low-data's 200000", s.rate, changed)
+	}
+	// 0.9*200k - 29.6k = 150.4k: within low-data's 120k..200k.
+	if _, changed := s.next(now.Add(time.Second), 200_000, 0); !changed || s.rate != 150_400 {
+		t.Errorf("200 kbit/s: rate %d (changed %v), want 150400", s.rate, changed)
+	}
+	// Under 5% off: not worth a call into the encoder.
+	if _, changed := s.next(now.Add(2*time.Second), 205_000, 0); changed || s.rate != 150_400 {
+		t.Errorf("205 kbit/s: rate %d (changed %v), want 150400 unchanged", s.rate, changed)
+	}
+}
