@@ -40,8 +40,11 @@ type ABRConfig struct {
 // estimate affords (at once below half the floor). It steps up one step
 // when the estimate has afforded the next step's rate (halfway from its
 // floor to its own) for UpAfter; out of audio only also when the path
-// has lost nothing for UpAfter (a probe: the step then stays until its
-// loss says otherwise, for UpTrial).
+// has shown no congestion for UpAfter (a probe: the step then stays
+// unless the path shows congestion, for UpTrial). With an estimate that
+// can say whether the path itself shows congestion (*Bandwidth:
+// pathmonitor.go), a low estimate on an uncongested path holds the step
+// and its rate instead of stepping down.
 // A step up that has to be taken back within UpTrial doubles UpAfter (up
 // to UpAfterMax): while the call sends less than the link carries the
 // estimate only creeps up, so a link that cannot carry the next step
@@ -246,7 +249,7 @@ func (a *ABR) tick(now time.Time) {
 	target := a.cfg.Bandwidth.TargetBitrate()
 	a.mu.Lock()
 	from := a.state.cur
-	changed, rateChanged := a.state.next(now, target, a.loss())
+	changed, rateChanged := a.state.next(now, target, a.congested())
 	r := a.state.rungs[a.state.cur]
 	step := ABRStep{Index: a.state.cur, Name: r.p.Name, Video: r.p.Video, Target: target, Changes: a.step.Changes}
 	if r.p.Video {
@@ -271,13 +274,13 @@ func (a *ABR) tick(now time.Time) {
 	a.c.applyStep(step, r.p.AudioBitrate, a.log)
 }
 
-// loss is the share of packets the peer reports lost lately, when the
-// estimate knows it (*Bandwidth does), else 0.
-func (a *ABR) loss() float64 {
-	if l, ok := a.cfg.Bandwidth.(interface{ Loss() float64 }); ok {
-		return l.Loss()
+// congested asks the estimate whether the path shows congestion itself
+// (*Bandwidth can say); an estimate that cannot say is trusted.
+func (a *ABR) congested() bool {
+	if c, ok := a.cfg.Bandwidth.(interface{ Congested() bool }); ok {
+		return c.Congested()
 	}
-	return 0
+	return true
 }
 
 // applyStep sets the capture's encoders and frame throttle for step.
@@ -315,14 +318,6 @@ type abrState struct {
 	probing                bool // the last step up was a probe out of audio only
 }
 
-// Loss levels the ABR reads (the peer's feedback, 0..1): below
-// probeLoss the path is clean enough to try video again; at trialLoss a
-// probe has failed.
-const (
-	probeLoss = 0.02
-	trialLoss = 0.05
-)
-
 // videoBudget is what the estimate leaves for video on rung i.
 func (s *abrState) videoBudget(i, target int) int {
 	return int(s.policy.Headroom*float64(target)) - s.rungs[i].audioCost
@@ -343,19 +338,22 @@ func (s *abrState) need(i int, up bool) int {
 	return r.floor
 }
 
-// next takes the estimate and the loss at now and reports whether the step
-// changed, and whether the video rate did.
-func (s *abrState) next(now time.Time, target int, loss float64) (stepChanged, rateChanged bool) {
+// next takes the estimate at now, and whether the path shows congestion
+// itself, and reports whether the step changed and whether the video rate
+// did. A low estimate steps down only on a congested path: GCC's falls
+// with a busy CPU's timing noise too (pathmonitor.go).
+func (s *abrState) next(now time.Time, target int, congested bool) (stepChanged, rateChanged bool) {
 	p := s.policy
 	cur := s.cur
 	audioOnly := !s.rungs[cur].p.Video
 	inProbe := s.probing && now.Sub(s.lastUp) < p.UpTrial
-	// A probe's step is judged by loss alone until its trial is over: the
-	// estimate, made while only audio went, still says what audio needed.
-	low := s.videoBudget(cur, target) < s.need(cur, false)
-	severe := s.videoBudget(cur, target) < s.need(cur, false)/2
+	low := congested && s.videoBudget(cur, target) < s.need(cur, false)
+	severe := congested && s.videoBudget(cur, target) < s.need(cur, false)/2
 	if inProbe {
-		low, severe = loss >= trialLoss, false
+		// A probe's step is judged by the path alone until its trial is
+		// over: the estimate, made while only audio went, still says
+		// what audio needed.
+		low, severe = congested, false
 	}
 	switch {
 	case low:
@@ -375,11 +373,11 @@ func (s *abrState) next(now time.Time, target int, loss float64) (stepChanged, r
 				s.cur, s.lastDown, s.belowSince, s.probing = next, now, time.Time{}, false
 			}
 		}
-	case cur > 0 && (s.videoBudget(cur-1, target) >= s.need(cur-1, true) || audioOnly && loss < probeLoss):
+	case cur > 0 && (s.videoBudget(cur-1, target) >= s.need(cur-1, true) || audioOnly && !congested):
 		// Up one step once the estimate has afforded it for upWait; out
-		// of audio only also on a clean path alone: with only audio
-		// going the estimate cannot grow to what video needs (GCC does
-		// not probe), so the step up is the probe.
+		// of audio only also on an uncongested path alone: with only
+		// audio going the estimate cannot grow to what video needs (GCC
+		// does not probe), so the step up is the probe.
 		s.belowSince = time.Time{}
 		if s.aboveSince.IsZero() {
 			s.aboveSince = now
@@ -399,6 +397,9 @@ func (s *abrState) next(now time.Time, target int, loss float64) (stepChanged, r
 		budget := s.videoBudget(s.cur, target)
 		if s.probing && now.Sub(s.lastUp) < p.UpTrial {
 			budget = max(budget, s.need(s.cur, true))
+		}
+		if !congested && s.cur == cur && s.rate > 0 {
+			budget = max(budget, s.rate) // an uncongested path keeps its rate
 		}
 		rate = min(max(budget, r.floor/2, 20_000), r.p.VideoBitrate)
 	}

@@ -36,25 +36,8 @@ const (
 	DefaultMaxBitrate     = 2_000_000
 )
 
-// The estimate is held up by what the connection has just delivered
-// without loss: provenShare of the highest rate sent over provenWindow
-// while the peer's feedback showed under provenLoss lost. GCC reads
-// congestion from the growth of packets' delays, and cuts its estimate to
-// 85% of the rate that arrived at each sign of it; on a sender whose
-// CPU is busy (the board encoding, or a test machine running many calls)
-// the delays jitter by tens of milliseconds with no queue anywhere, the
-// sender sends less while it is busy, and the estimate spirals down to
-// audio only on a link that carries everything. A link that truly
-// narrows loses packets within a second or two (its buffer fills), and
-// the floor then lapses, so it delays the answer to real congestion by
-// at most provenWindow.
-const (
-	provenShare  = 0.75
-	provenWindow = 3 * time.Second
-	provenLoss   = 0.02
-	// provenEvery is the shortest interval a sent rate is measured over.
-	provenEvery = 250 * time.Millisecond
-)
+// transportCCURI is the transport-wide sequence number's header extension.
+const transportCCURI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 
 // rembTimeout: with no transport-wide feedback for this long and REMB
 // coming, the peer's REMB is the estimate (a peer that negotiated no
@@ -111,16 +94,7 @@ type Bandwidth struct {
 	remb     int
 	highest  map[uint32]uint16 // per SSRC, the newest sequence number sent
 
-	// For the floor: the bytes counter at the last sample, and the
-	// loss-free rates of the window.
-	sampledAt    time.Time
-	sampledBytes int64
-	proven       []provenRate
-}
-
-type provenRate struct {
-	at  time.Time
-	bps int
+	path pathMonitor
 }
 
 var _ cc.BandwidthEstimator = (*Bandwidth)(nil)
@@ -169,10 +143,9 @@ func newCongestionInterceptor(cfg CongestionConfig) (*cc.InterceptorFactory, err
 }
 
 // TargetBitrate is the rate the connection may send at now, in bit/s of
-// RTP (headers included, not UDP/IP or SRTP's): GCC's estimate (or the
-// peer's REMB), held up by what was just delivered without loss.
+// RTP (headers included, not UDP/IP or SRTP's): GCC's estimate, or the
+// peer's REMB when that is all it sends.
 func (b *Bandwidth) TargetBitrate() int {
-	loss, _ := b.gcc.GetStats()["averageLoss"].(float64)
 	est := b.gcc.GetTargetBitrate()
 	now := time.Now()
 	b.mu.Lock()
@@ -181,34 +154,27 @@ func (b *Bandwidth) TargetBitrate() int {
 		(b.lastTWCC.IsZero() || now.Sub(b.lastTWCC) > rembTimeout) {
 		est = b.remb
 	}
-	return max(est, b.floor(now, loss))
+	return est
 }
 
-// floor samples the rate sent since the last call and returns
-// provenShare of the highest loss-free rate of the window. The caller
-// holds mu.
-func (b *Bandwidth) floor(now time.Time, loss float64) int {
-	if b.sampledAt.IsZero() {
-		b.sampledAt, b.sampledBytes = now, b.stats.Bytes
-	} else if dt := now.Sub(b.sampledAt); dt >= provenEvery {
-		bps := int(float64(b.stats.Bytes-b.sampledBytes) * 8 / dt.Seconds())
-		b.sampledAt, b.sampledBytes = now, b.stats.Bytes
-		if loss < provenLoss && !b.lastTWCC.IsZero() {
-			b.proven = append(b.proven, provenRate{now, bps})
-		} else {
-			b.proven = b.proven[:0] // loss: what went before proves nothing now
-		}
+// Congested reports whether the path shows congestion itself (a full
+// buffer's delay, heavy loss: pathmonitor.go), which a falling estimate
+// alone does not prove. Without transport-wide feedback it trusts the
+// estimate: true.
+func (b *Bandwidth) Congested() bool {
+	b.mu.Lock()
+	twcc := !b.lastTWCC.IsZero() && time.Since(b.lastTWCC) < rembTimeout
+	b.mu.Unlock()
+	if !twcc {
+		return true
 	}
-	k := 0
-	for k < len(b.proven) && now.Sub(b.proven[k].at) > provenWindow {
-		k++
-	}
-	b.proven = b.proven[k:]
-	hi := 0
-	for _, p := range b.proven {
-		hi = max(hi, p.bps)
-	}
-	return int(provenShare * float64(hi))
+	return b.path.state(time.Now()).Congested()
+}
+
+// Path returns the path monitor's reading of the last second.
+func (b *Bandwidth) Path() (queueDelay time.Duration, loss float64) {
+	st := b.path.state(time.Now())
+	return st.QueueDelay, st.Loss
 }
 
 // Loss is the share of packets the peer's feedback reported lost,
@@ -229,7 +195,16 @@ func (b *Bandwidth) Stats() SendStats {
 // leaves for the transport.
 func (b *Bandwidth) AddStream(info *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
 	audio := strings.HasPrefix(strings.ToLower(info.MimeType), "audio/")
+	var twccID uint8
+	for _, e := range info.RTPHeaderExtensions {
+		if e.URI == transportCCURI {
+			twccID = uint8(e.ID)
+		}
+	}
 	counted := interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if seq, ok := sentSeq(h, twccID); ok {
+			b.path.onSent(seq, time.Now())
+		}
 		b.mu.Lock()
 		b.stats.Packets++
 		b.stats.Bytes += int64(h.MarshalSize() + len(payload))
@@ -260,6 +235,7 @@ func (b *Bandwidth) WriteRTCP(pkts []rtcp.Packet, a interceptor.Attributes) erro
 		case *rtcp.TransportLayerCC:
 			b.stats.TWCC++
 			b.lastTWCC = time.Now()
+			b.path.onFeedback(p, b.lastTWCC)
 		case *rtcp.ReceiverEstimatedMaximumBitrate:
 			b.stats.REMB++
 			b.lastREMB = time.Now()

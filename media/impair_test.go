@@ -217,8 +217,10 @@ func (c *impairedCall) trace(t testing.TB) {
 			for i, side := range []*callSide{c.term, c.phone} {
 				f := between(last, now, i)
 				rx := now.recv[1-i]
-				t.Logf("trace %s sends: %v; gcc %v; link %+v; send %+v; rx audio packets %d late %d",
-					side.name, f, BandwidthOf(side.pc).GetStats(), now.link[i], now.send[i], rx.AudioPackets, rx.AudioPacketsLate)
+				bw := BandwidthOf(side.pc)
+				qd, loss := bw.Path()
+				t.Logf("trace %s sends: %v; path queue %v loss %.1f%% congested %v; gcc %v; link %+v; send %+v; rx audio packets %d late %d",
+					side.name, f, qd, loss*100, bw.Congested(), bw.GetStats(), now.link[i], now.send[i], rx.AudioPackets, rx.AudioPacketsLate)
 			}
 			last = now
 		}
@@ -227,12 +229,12 @@ func (c *impairedCall) trace(t testing.TB) {
 
 // snapshot is everything measured at one moment.
 type snapshot struct {
-	at          time.Time
-	recv        [2]Stats // the terminal's receiver, the phone's
-	link        [2]mediatest.LinkStats
-	send        [2]SendStats
-	target      [2]int
-	step        [2]ABRStep
+	at     time.Time
+	recv   [2]Stats // the terminal's receiver, the phone's
+	link   [2]mediatest.LinkStats
+	send   [2]SendStats
+	target [2]int
+	step   [2]ABRStep
 }
 
 func (c *impairedCall) snap() snapshot {
@@ -255,11 +257,11 @@ type figures struct {
 	// sent: frames it encoded per second, and the share of its audio
 	// packets' time the receiver played from packets (on time or
 	// rebuilt by FEC).
-	sentFPS, audioShare float64
-	freezes, retransmissions, nacks                                  int64
-	longestGap                                                       time.Duration
-	step                                                             string
-	audioDelay                                                       time.Duration
+	sentFPS, audioShare             float64
+	freezes, retransmissions, nacks int64
+	longestGap                      time.Duration
+	step                            string
+	audioDelay                      time.Duration
 }
 
 // between: dir 0 is up (the terminal sends, the phone receives).
@@ -317,7 +319,10 @@ type impairCell struct {
 const kbit = 1000
 
 func impairCells() []impairCell {
-	capCheck := func(rate int, minFPS float64) func(*testing.T, figures, figures, *[2]figures) {
+	// binding: the call wants more than the cap, so the estimate must
+	// come down to it; under a cap it does not reach, GCC's estimate
+	// grows past what is sent (to its maximum) and says nothing.
+	capCheck := func(rate int, minFPS float64, binding bool) func(*testing.T, figures, figures, *[2]figures) {
 		return func(t *testing.T, up, down figures, _ *[2]figures) {
 			for _, f := range []struct {
 				dir string
@@ -326,7 +331,7 @@ func impairCells() []impairCell {
 				if f.f.sendKbps > 1.1*float64(rate)/kbit {
 					t.Errorf("%s: sent %.0f kbit/s into a %d kbit/s link (more than 10%% over): the sender did not follow the cap", f.dir, f.f.sendKbps, rate/kbit)
 				}
-				if f.f.targetKbps > 1.1*float64(rate)/kbit {
+				if binding && f.f.targetKbps > 1.1*float64(rate)/kbit {
 					t.Errorf("%s: estimate %.0f kbit/s on a %d kbit/s link", f.dir, f.f.targetKbps, rate/kbit)
 				}
 				if f.f.fps < minFPS || f.f.fps < 0.7*f.f.sentFPS {
@@ -338,12 +343,12 @@ func impairCells() []impairCell {
 	return []impairCell{
 		{name: "clean", settle: 4 * time.Second, measure: 6 * time.Second},
 		{name: "cap-512k", imp: mediatest.Impairment{Rate: 512 * kbit}, settle: 8 * time.Second, measure: 6 * time.Second,
-			check: capCheck(512*kbit, 1)},
+			check: capCheck(512*kbit, 10, false)},
 		{name: "cap-256k", imp: mediatest.Impairment{Rate: 256 * kbit}, settle: 10 * time.Second, measure: 6 * time.Second,
-			check: capCheck(256*kbit, 1), short: true},
+			check: capCheck(256*kbit, 1, true), short: true},
 		{name: "cap-128k", imp: mediatest.Impairment{Rate: 128 * kbit}, settle: 12 * time.Second, measure: 6 * time.Second,
 			check: func(t *testing.T, up, down figures, _ *[2]figures) {
-				capCheck(128*kbit, 0)(t, up, down, nil)
+				capCheck(128*kbit, 0, true)(t, up, down, nil)
 				// Audio goes on: checked for every cell in runCell.
 			}},
 		{name: "loss-5", imp: mediatest.Impairment{Loss: 0.05}, settle: 4 * time.Second, measure: 8 * time.Second, check: lossCheck},

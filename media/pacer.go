@@ -35,8 +35,15 @@ type pacer struct {
 	mu      sync.Mutex
 	writers map[uint32]interceptor.RTPWriter
 	audio   map[uint32]bool
-	rate    float64 // bytes a second
+	target  float64 // bytes a second: pacingFactor × the estimate
+	rate    float64 // bytes a second, the pacing rate
 	tokens  float64 // bytes; may go below zero by one packet
+	// in measures what is written, so the pacing rate is never below
+	// twice it: the ABR may hold a step the estimate no longer affords
+	// (abr.go), and a pacer at the estimate would then queue without end.
+	in      float64 // bytes a second, smoothed
+	inBytes float64 // since inSince
+	inSince time.Time
 	last    time.Time
 	queue   []paced
 	wake    chan struct{}
@@ -79,8 +86,23 @@ func (p *pacer) setAudio(ssrc uint32, mime string) {
 // SetTargetBitrate implements gcc.Pacer.
 func (p *pacer) SetTargetBitrate(bps int) {
 	p.mu.Lock()
-	p.rate = pacingFactor * float64(bps) / 8
+	p.target = pacingFactor * float64(bps) / 8
+	p.rate = max(p.target, 2*p.in)
 	p.mu.Unlock()
+}
+
+// measure adds size bytes written at now to the input rate; the caller
+// holds mu.
+func (p *pacer) measure(now time.Time, size int) {
+	if p.inSince.IsZero() {
+		p.inSince = now
+	}
+	p.inBytes += float64(size)
+	if dt := now.Sub(p.inSince); dt >= 250*time.Millisecond {
+		p.in = (p.in + p.inBytes/dt.Seconds()) / 2
+		p.inBytes, p.inSince = 0, now
+		p.rate = max(p.target, 2*p.in)
+	}
 }
 
 // refill adds the tokens earned since the last refill; the caller holds mu.
@@ -97,7 +119,9 @@ func (p *pacer) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (
 		p.mu.Unlock()
 		return 0, fmt.Errorf("media: pacer closed")
 	}
-	p.refill(time.Now())
+	now := time.Now()
+	p.refill(now)
+	p.measure(now, size)
 	w, ok := p.writers[h.SSRC]
 	if !ok {
 		p.mu.Unlock()
