@@ -223,8 +223,24 @@ func (s *session) attach(cap *media.Capture) error {
 			return fmt.Errorf("terminal: call %s: send %s: %w", s.callID, track.Kind(), err)
 		}
 	}
+	s.adapt(cap)
 	s.requestKeyFrame()
 	return nil
+}
+
+// adapt makes cap follow the connection's bandwidth estimate along the
+// ladder (media.ABR): bitrate, frame rate, picture size, audio only, and
+// back. The capture stops it when it is detached or closed. A call that
+// cannot adapt still goes on at its profile's rate.
+func (s *session) adapt(cap *media.Capture) {
+	bw := media.BandwidthOf(s.pc)
+	if bw == nil {
+		s.log.Warn("no bandwidth estimate for the call: sending at the profile's rate")
+		return
+	}
+	if _, err := cap.StartABR(media.ABRConfig{Ladder: media.ABRLadder(), Bandwidth: bw, Log: s.log}); err != nil {
+		s.log.Warn("adaptive bitrate not started: sending at the profile's rate", "err", err)
+	}
 }
 
 // senderFor is the sender of the offer's transceiver of kind, or nil.

@@ -280,10 +280,17 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
 		return fmt.Errorf("phone: remote offer: %w", err)
 	}
-	// Send our media on the transceivers the offer created, as a browser does.
+	// Send our media on the transceivers the offer created, as a browser does,
+	// and follow the connection's bandwidth estimate, as a browser's
+	// congestion control does.
 	for _, tr := range capture.Tracks() {
 		if err := attach(pc, tr); err != nil {
 			return err
+		}
+	}
+	if bw := media.BandwidthOf(pc); bw != nil {
+		if _, err := capture.StartABR(media.ABRConfig{Ladder: media.ABRLadder(), Bandwidth: bw, Log: p.log}); err != nil {
+			p.log.Warn("phone: adaptive bitrate not started", "err", err)
 		}
 	}
 	ans, err := pc.CreateAnswer(nil)
