@@ -39,9 +39,9 @@ type ABRConfig struct {
 // the floor for DownAfter, the ABR steps down, to the best step the
 // estimate affords (at once below half the floor). It steps up one step
 // when the estimate has afforded the next step's rate (halfway from its
-// floor to its own) for UpAfter; out of audio only also when the path
-// has shown no congestion for UpAfter (a probe: the step then stays
-// unless the path shows congestion, for UpTrial). With an estimate that
+// floor to its own) for UpAfter, or when the path has shown no congestion
+// for UpAfter out of audio only and twice that otherwise (a probe: the
+// step then stays unless the path shows congestion, for UpTrial). With an estimate that
 // can say whether the path itself shows congestion (*Bandwidth:
 // pathmonitor.go), a low estimate on an uncongested path holds the step
 // and its rate instead of stepping down.
@@ -313,9 +313,12 @@ type abrState struct {
 	rate   int // the video encoder's rate; -1 before the first decision
 
 	belowSince, aboveSince time.Time
-	upWait                 time.Duration
-	lastUp, lastDown       time.Time
-	probing                bool // the last step up was a probe out of audio only
+	// upWait is the wait before a step up the estimate affords, probeWait
+	// the extra factor before one it does not (a probe); each doubles when
+	// its kind of step up is taken back within UpTrial.
+	upWait, probeWait time.Duration
+	lastUp, lastDown  time.Time
+	probing           bool // the last step up was a probe
 }
 
 // videoBudget is what the estimate leaves for video on rung i.
@@ -368,28 +371,47 @@ func (s *abrState) next(now time.Time, target int, congested bool) (stepChanged,
 			}
 			if next < len(s.rungs) {
 				if !s.lastUp.IsZero() && now.Sub(s.lastUp) < p.UpTrial {
-					s.upWait = min(2*s.upWait, p.UpAfterMax) // the last step up did not hold
+					// The last step up did not hold.
+					if s.probing {
+						s.probeWait = min(2*s.probeWait, p.UpAfterMax)
+					} else {
+						s.upWait = min(2*s.upWait, p.UpAfterMax)
+					}
 				}
 				s.cur, s.lastDown, s.belowSince, s.probing = next, now, time.Time{}, false
 			}
 		}
-	case cur > 0 && (s.videoBudget(cur-1, target) >= s.need(cur-1, true) || audioOnly && !congested):
-		// Up one step once the estimate has afforded it for upWait; out
-		// of audio only also on an uncongested path alone: with only
-		// audio going the estimate cannot grow to what video needs (GCC
-		// does not probe), so the step up is the probe.
+	case cur > 0 && (s.videoBudget(cur-1, target) >= s.need(cur-1, true) || !congested):
+		// Up one step once the estimate has afforded it for upWait, or
+		// the path has shown no congestion for longer (upWait out of
+		// audio only, twice that from a video step): while a call sends
+		// less than it could, GCC's estimate grows only to 1.5 times
+		// what arrives (and from audio only that is not video's
+		// worth), and pion's GCC does not probe; so the step up is the
+		// probe.
 		s.belowSince = time.Time{}
 		if s.aboveSince.IsZero() {
 			s.aboveSince = now
 		}
-		if now.Sub(s.aboveSince) >= s.upWait {
-			s.probing = audioOnly && s.videoBudget(cur-1, target) < s.need(cur-1, true)
+		afford := s.videoBudget(cur-1, target) >= s.need(cur-1, true)
+		wait := s.upWait
+		if !afford {
+			if s.probeWait == 0 {
+				s.probeWait = p.UpAfter
+			}
+			wait = s.probeWait
+			if !audioOnly {
+				wait *= 2
+			}
+		}
+		if now.Sub(s.aboveSince) >= wait {
+			s.probing = !afford
 			s.cur, s.lastUp, s.aboveSince = cur-1, now, time.Time{}
 		}
 	default:
 		s.belowSince, s.aboveSince = time.Time{}, time.Time{}
 		if !s.lastUp.IsZero() && now.Sub(s.lastUp) >= p.UpTrial && s.lastDown.Before(s.lastUp) {
-			s.upWait = p.UpAfter // the last step up held
+			s.upWait, s.probeWait = p.UpAfter, p.UpAfter // the last step up held
 		}
 	}
 	rate := 0

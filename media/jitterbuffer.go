@@ -22,7 +22,11 @@ const (
 	jbSafety = 10 * time.Millisecond
 	// jbWindow is how long an arrival's lateness counts: the delay comes
 	// down only after this long without a packet needing it.
-	jbWindow = 3 * time.Second
+	jbWindow = 4 * time.Second
+	// jbShrinkMargin is the excess above a packet's length the delay
+	// must have before a packet is dropped to cut it: cutting it and
+	// then having to stretch it again costs a concealed frame.
+	jbShrinkMargin = 30 * time.Millisecond
 	// jbMaxDelay bounds the delay above the earliest arrival in the window:
 	// a voice call more than this late is worse than one with gaps.
 	jbMaxDelay = 300 * time.Millisecond
@@ -213,7 +217,7 @@ func (j *jitterBuffer) play(now time.Time) ([]int16, frameKind) {
 		return j.fill(frame, j.lastDTX)
 	}
 	p := j.first()
-	if p != nil && j.offset > want+float64(p.dur(j))/AudioSampleRate+0.010 && p.ts <= j.pos &&
+	if p != nil && j.offset > want+float64(p.dur(j))/AudioSampleRate+jbShrinkMargin.Seconds() && p.ts <= j.pos &&
 		now.Sub(j.lastDrop) >= jbWindow && j.seconds(now) >= jbWindow.Seconds() {
 		// A whole packet more delay than the window needed, for a whole
 		// window: play one packet less (once per window).
