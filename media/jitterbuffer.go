@@ -27,6 +27,9 @@ const (
 	// must have before a packet is dropped to cut it: cutting it and
 	// then having to stretch it again costs a concealed frame.
 	jbShrinkMargin = 30 * time.Millisecond
+	// jbCutExcess is the excess delay cut at once rather than a packet
+	// per window.
+	jbCutExcess = 100 * time.Millisecond
 	// jbMaxDelay bounds the delay above the earliest arrival in the window:
 	// a voice call more than this late is worse than one with gaps.
 	jbMaxDelay = 300 * time.Millisecond
@@ -217,11 +220,16 @@ func (j *jitterBuffer) play(now time.Time) ([]int16, frameKind) {
 		return j.fill(frame, j.lastDTX)
 	}
 	p := j.first()
-	if p != nil && j.offset > want+float64(p.dur(j))/AudioSampleRate+jbShrinkMargin.Seconds() && p.ts <= j.pos &&
-		now.Sub(j.lastDrop) >= jbWindow && j.seconds(now) >= jbWindow.Seconds() {
-		// A whole packet more delay than the window needed, for a whole
-		// window: play one packet less (once per window).
+	// More delay than the window needs: play less. A little (a packet and
+	// jbShrinkMargin over) goes one packet per window, quietly; a lot (a
+	// stall whose packets then came in a burst) goes at once, packet after
+	// packet, or the call would lag by the stall for the rest of it.
+	for p != nil && p.ts <= j.pos && j.seconds(now) >= jbWindow.Seconds() {
 		d := p.dur(j)
+		excess := j.offset - want - float64(d)/AudioSampleRate
+		if excess <= jbShrinkMargin.Seconds() || excess <= jbCutExcess.Seconds() && now.Sub(j.lastDrop) < jbWindow {
+			break
+		}
 		delete(j.pkts, p.seq)
 		j.pos, j.next = p.ts+int64(d), p.seq+1
 		j.offset -= float64(d) / AudioSampleRate

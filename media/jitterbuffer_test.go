@@ -28,7 +28,7 @@ func (fakeOpus) PacketSamples(p []byte) (int, error) { return int(p[0])<<8 | int
 // simulate sends 20 ms packets for d with each packet's network delay
 // drawn by delay (false: lost), plays the buffer on its own clock, and
 // returns its counts.
-func simulate(t *testing.T, d time.Duration, delay func(i int) (time.Duration, bool)) jbStats {
+func simulate(t *testing.T, d time.Duration, delay func(i int) (time.Duration, bool)) *jitterBuffer {
 	t.Helper()
 	jb := newJitterBuffer(&fakeOpus{})
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -71,7 +71,7 @@ func simulate(t *testing.T, d time.Duration, delay func(i int) (time.Duration, b
 			k++
 		}
 	}
-	return jb.stats
+	return jb
 }
 
 func TestJitterBuffer(t *testing.T) {
@@ -86,25 +86,35 @@ func TestJitterBuffer(t *testing.T) {
 		delay         func(int) (time.Duration, bool)
 		maxConcealPct float64
 		minRecovered  int64
+		maxDelay      time.Duration // at the end
 	}{
-		{"steady", func(int) (time.Duration, bool) { return 30 * time.Millisecond, true }, 0, 0},
-		{"jitter ±50 ms", uniform(60*time.Millisecond, 50*time.Millisecond), 2, 0},
-		{"jitter ±100 ms", uniform(150*time.Millisecond, 100*time.Millisecond), 3, 0},
-		{"5% loss", func(i int) (time.Duration, bool) { return 30 * time.Millisecond, i%20 != 7 }, 0, 25},
+		{"steady", func(int) (time.Duration, bool) { return 30 * time.Millisecond, true }, 0, 0, 60 * time.Millisecond},
+		{"jitter ±50 ms", uniform(60*time.Millisecond, 50*time.Millisecond), 2, 0, 150 * time.Millisecond},
+		{"jitter ±100 ms", uniform(150*time.Millisecond, 100*time.Millisecond), 3, 0, 260 * time.Millisecond},
+		{"5% loss", func(i int) (time.Duration, bool) { return 30 * time.Millisecond, i%20 != 7 }, 0, 25, 60 * time.Millisecond},
+		// The first 2 s arrive together at 2 s (a connection that took
+		// that long to come up): the delay must not stay 2 s.
+		{"a burst after a stall", func(i int) (time.Duration, bool) {
+			return max(30*time.Millisecond, 2*time.Second-time.Duration(i)*20*time.Millisecond), true
+		}, 1, 0, 200 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := simulate(t, 10*time.Second, tc.delay)
+			jb := simulate(t, 10*time.Second, tc.delay)
+			s := jb.stats
 			total := s.decoded + s.concealed + s.recovered
 			pct := 100 * float64(s.concealed) / float64(total)
-			t.Logf("%+v: %.1f%% concealed", s, pct)
+			t.Logf("%+v: %.1f%% concealed, delay %v", s, pct, jb.delay())
 			if pct > tc.maxConcealPct {
 				t.Errorf("%.1f%% concealed, want at most %.1f%%", pct, tc.maxConcealPct)
 			}
 			if s.recovered/960 < tc.minRecovered {
 				t.Errorf("%d frames rebuilt from FEC, want at least %d", s.recovered/960, tc.minRecovered)
 			}
-			if total < 9*AudioSampleRate {
+			if total < 7*AudioSampleRate {
 				t.Errorf("%d samples played in 10 s", total)
+			}
+			if d := jb.delay(); d > tc.maxDelay {
+				t.Errorf("delay %v at the end, want at most %v", d, tc.maxDelay)
 			}
 		})
 	}

@@ -195,22 +195,46 @@ func (l *Link) Negotiate(t testing.TB, offerer, answerer *webrtc.PeerConnection,
 	}
 }
 
+// RewriteCandidate points one candidate ("candidate:…", with or without
+// "a=") at the relay socket that carries direction d, for the peer that
+// sends in direction d; false for a candidate that is not UDP.
+//
+// The candidate's own address is where leg d delivers until its owner
+// has sent anything itself: a peer whose candidates the other side has
+// not taken yet (trickled before the answer) is still reachable.
+func (l *Link) RewriteCandidate(line string, d Direction) (string, bool) {
+	addr := l.legs[d].in.LocalAddr().(*net.UDPAddr)
+	f := strings.Fields(line)
+	if len(f) < 8 || !strings.EqualFold(f[2], "udp") {
+		return "", false
+	}
+	if port, err := strconv.Atoi(f[5]); err == nil {
+		if ip := net.ParseIP(f[4]); ip != nil && ip.IsLoopback() {
+			owner := l.legs[1-d] // the leg the candidate's owner sends into
+			owner.mu.Lock()
+			if owner.from == nil {
+				owner.from = &net.UDPAddr{IP: ip, Port: port}
+			}
+			owner.mu.Unlock()
+		}
+	}
+	f[4], f[5], f[7] = addr.IP.String(), strconv.Itoa(addr.Port), "host"
+	return strings.Join(f[:8], " "), true
+}
+
 // Rewrite points every candidate of sdp at the relay socket that carries
 // direction d, for the peer that sends in direction d: the offerer's SDP
 // goes to the answerer rewritten for BtoA, and the answerer's to the
 // offerer for AtoB. Only UDP candidates are kept.
 func (l *Link) Rewrite(sdp string, d Direction) string {
-	addr := l.legs[d].in.LocalAddr().(*net.UDPAddr)
 	var out []string
 	for line := range strings.Lines(sdp) {
 		line = strings.TrimRight(line, "\r\n")
 		if strings.HasPrefix(line, "a=candidate:") {
-			f := strings.Fields(line)
-			if len(f) < 8 || !strings.EqualFold(f[2], "udp") {
+			var ok bool
+			if line, ok = l.RewriteCandidate(line, d); !ok {
 				continue
 			}
-			f[4], f[5], f[7] = addr.IP.String(), strconv.Itoa(addr.Port), "host"
-			line = strings.Join(f[:8], " ")
 		}
 		out = append(out, line)
 	}

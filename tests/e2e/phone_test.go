@@ -12,6 +12,7 @@ import (
 
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/media/mediatest"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
@@ -28,6 +29,11 @@ type PhoneConfig struct {
 	// on) and wait for Resume to hand over a new connection, as the web
 	// app does; otherwise the call ends with the connection.
 	KeepCall bool
+	// Path, if set, carries the call's media: the phone points every ICE
+	// candidate through it (the terminal's at the socket the phone sends
+	// into, its own at the one the terminal sends into), so a test can
+	// impair or replace the path (SetPath).
+	Path *mediatest.Link
 }
 
 // Phone is the parent's phone in Go, for the end-to-end tests and
@@ -42,6 +48,7 @@ type Phone struct {
 	events chan protocol.Message
 
 	restarts, restartsRefused atomic.Int64
+	path                      atomic.Pointer[mediatest.Link]
 
 	swap chan *rendezvoustest.Client // Resume's new connection (KeepCall)
 
@@ -70,8 +77,42 @@ func NewPhone(conn *rendezvoustest.Client, cfg PhoneConfig) *Phone {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Phone{conn: conn, cfg: cfg, log: log.With("component", "phone"),
+	p := &Phone{conn: conn, cfg: cfg, log: log.With("component", "phone"),
 		events: make(chan protocol.Message, 256), ice: map[string]protocol.Message{}, swap: make(chan *rendezvoustest.Client, 1)}
+	p.path.Store(cfg.Path)
+	return p
+}
+
+// SetPath makes l the media path for the candidates exchanged from now on
+// (a new network: only an ICE restart brings the call onto it).
+func (p *Phone) SetPath(l *mediatest.Link) { p.path.Store(l) }
+
+// routeSDP points the candidates of the terminal's sdp (fromTerminal) or
+// of the phone's own through the path.
+func (p *Phone) routeSDP(sdp string, fromTerminal bool) string {
+	l := p.path.Load()
+	if l == nil {
+		return sdp
+	}
+	if fromTerminal {
+		return l.Rewrite(sdp, mediatest.BtoA)
+	}
+	return l.Rewrite(sdp, mediatest.AtoB)
+}
+
+// route points one candidate line through the path: the terminal's
+// (fromTerminal) at the socket the phone sends into, the phone's at the
+// one the terminal sends into. False: drop it (not UDP).
+func (p *Phone) route(line string, fromTerminal bool) (string, bool) {
+	l := p.path.Load()
+	if l == nil || line == "" {
+		return line, true
+	}
+	d := mediatest.AtoB
+	if fromTerminal {
+		d = mediatest.BtoA
+	}
+	return l.RewriteCandidate(line, d)
 }
 
 // Resume hands the phone conn, a new login of the same parent, in place of
@@ -149,7 +190,11 @@ func (p *Phone) Run(ctx context.Context) error {
 			}
 		case protocol.TypeCandidate:
 			if c := p.Current(); c != nil && c.ID == m.CallID {
-				c.addCandidate(*m.Candidate)
+				cand := *m.Candidate
+				var ok bool
+				if cand.Candidate, ok = p.route(cand.Candidate, true); ok {
+					c.addCandidate(cand)
+				}
 			}
 		case protocol.TypeHangup:
 			if c := p.Current(); c != nil && c.ID == m.CallID {
@@ -207,7 +252,7 @@ func (p *Phone) restart(ctx context.Context, offer protocol.Message) error {
 	if err := p.Conn().FromTerminal(offer, time.Now()); err != nil {
 		return err
 	}
-	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: p.routeSDP(offer.SDP, true)}); err != nil {
 		return fmt.Errorf("phone: restart offer: %w", err)
 	}
 	ans, err := c.pc.CreateAnswer(nil)
@@ -218,7 +263,7 @@ func (p *Phone) restart(ctx context.Context, offer protocol.Message) error {
 		return fmt.Errorf("phone: restart local description: %w", err)
 	}
 	p.restarts.Add(1)
-	return p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: c.pc.LocalDescription().SDP, Restart: offer.Restart})
+	return p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: p.routeSDP(c.pc.LocalDescription().SDP, false), Restart: offer.Restart})
 }
 
 // Restarts counts the ICE restart offers the phone answered, and refused.
@@ -267,8 +312,12 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 			return
 		}
 		j := ic.ToJSON()
+		line, ok := p.route(j.Candidate, false)
+		if !ok {
+			return
+		}
 		p.Conn().Send(context.Background(), protocol.Message{Type: protocol.TypeCandidate, CallID: c.ID, Candidate: &protocol.Candidate{
-			Candidate: j.Candidate, SDPMid: j.SDPMid, SDPMLineIndex: j.SDPMLineIndex, UsernameFragment: j.UsernameFragment}})
+			Candidate: line, SDPMid: j.SDPMid, SDPMLineIndex: j.SDPMLineIndex, UsernameFragment: j.UsernameFragment}})
 	})
 	p.mu.Lock()
 	old := p.call
@@ -277,7 +326,7 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	if old != nil {
 		old.close()
 	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: p.routeSDP(offer.SDP, true)}); err != nil {
 		return fmt.Errorf("phone: remote offer: %w", err)
 	}
 	// Send our media on the transceivers the offer created, as a browser does,
@@ -308,7 +357,7 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	for _, cand := range pending {
 		c.addCandidate(cand)
 	}
-	return p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: pc.LocalDescription().SDP})
+	return p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: p.routeSDP(pc.LocalDescription().SDP, false)})
 }
 
 // attach sends a local track. After the remote offer is set, pion's AddTrack
