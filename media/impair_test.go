@@ -353,7 +353,16 @@ func impairCells() []impairCell {
 			}},
 		{name: "loss-5", imp: mediatest.Impairment{Loss: 0.05}, settle: 4 * time.Second, measure: 8 * time.Second, check: lossCheck},
 		{name: "loss-10", imp: mediatest.Impairment{Loss: 0.10}, settle: 4 * time.Second, measure: 8 * time.Second, check: lossCheck, short: true},
-		{name: "loss-20", imp: mediatest.Impairment{Loss: 0.20}, settle: 4 * time.Second, measure: 8 * time.Second},
+		{name: "loss-20", imp: mediatest.Impairment{Loss: 0.20}, settle: 4 * time.Second, measure: 8 * time.Second,
+			check: func(t *testing.T, up, down figures, _ *[2]figures) {
+				// A fifth of every packet lost: the call goes on, audio
+				// (runCell) and half the pictures sent at least.
+				for i, f := range []figures{up, down} {
+					if f.fps < 0.5*f.sentFPS {
+						t.Errorf("%s: %.1f fps decoded of %.1f sent", []string{"up", "down"}[i], f.fps, f.sentFPS)
+					}
+				}
+			}},
 		{name: "jitter-50ms", imp: mediatest.Impairment{Delay: 60 * time.Millisecond, Jitter: 50 * time.Millisecond},
 			settle: 2 * time.Second, measure: 8 * time.Second, check: jitterCheck, short: true},
 		{name: "delay-150ms-jitter-50ms", imp: mediatest.Impairment{Delay: 150 * time.Millisecond, Jitter: 50 * time.Millisecond},

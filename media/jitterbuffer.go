@@ -30,6 +30,9 @@ const (
 	// jbCutExcess is the excess delay cut at once rather than a packet
 	// per window.
 	jbCutExcess = 100 * time.Millisecond
+	// jbJump is how far off the latest arrival's timing a packet must be
+	// to be a jump in the sender's timestamps rather than delay.
+	jbJump = time.Second
 	// jbMaxDelay bounds the delay above the earliest arrival in the window:
 	// a voice call more than this late is worse than one with gaps.
 	jbMaxDelay = 300 * time.Millisecond
@@ -91,6 +94,7 @@ type jitterBuffer struct {
 	lastDur int     // samples of the last frame played
 	lastDTX bool
 	conceal int // samples concealed in a row with nothing to play
+	jumps   int // packets in a row off the window's timing by jbJump
 
 	// Extended (unwrapped) sequence number and timestamp: the newest seen.
 	seqHi, tsHi int64
@@ -147,8 +151,25 @@ func (j *jitterBuffer) push(seq uint16, ts uint32, payload []byte, now time.Time
 		j.seqHi, j.tsHi = int64(seq), int64(ts)
 	}
 	s, t := extend16(j.seqHi, seq), extend32(j.tsHi, ts)
-	j.seqHi, j.tsHi = max(j.seqHi, s), max(j.tsHi, t)
 	l := j.seconds(now) - j.rtpSeconds(t)
+	if j.playing && len(j.window) > 0 {
+		// A packet a second or more off the window's timing is a jump in
+		// the sender's timestamps (an encoder started afresh), not
+		// network delay: alone it is dropped, and it would have poisoned
+		// the window's timing for a whole window; three in a row are the
+		// stream's new timing, and the buffer starts afresh from them.
+		if ref := j.window[len(j.window)-1].l; l-ref > jbJump.Seconds() || ref-l > jbJump.Seconds() {
+			if j.jumps++; j.jumps < 3 {
+				j.stats.late++
+				return
+			}
+			j.playing, j.window = false, j.window[:0]
+			j.seqHi, j.tsHi, s, t = int64(seq), int64(ts), int64(seq), int64(ts)
+			l = j.seconds(now) - j.rtpSeconds(t)
+		}
+	}
+	j.jumps = 0
+	j.seqHi, j.tsHi = max(j.seqHi, s), max(j.tsHi, t)
 	j.window = append(j.window, arrival{now, l})
 	if !j.playing {
 		// The first packet, or the first after a silence: the clock

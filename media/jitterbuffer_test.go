@@ -119,3 +119,38 @@ func TestJitterBuffer(t *testing.T) {
 		})
 	}
 }
+
+// TestJitterBufferTimestampJump: one packet whose timestamp is off by a
+// minute is dropped, not taken for timing (it would make everything else
+// look late, or early, for a whole window); a lasting jump (the sender's
+// encoder started afresh) restarts the buffer's clock.
+func TestJitterBufferTimestampJump(t *testing.T) {
+	for _, lasting := range []bool{false, true} {
+		jb := newJitterBuffer(&fakeOpus{})
+		start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		payload := []byte{960 >> 8, 960 & 0xff, 0}
+		now := start
+		ts := uint32(1000)
+		for i := range 500 {
+			at := start.Add(time.Duration(i)*20*time.Millisecond + 30*time.Millisecond)
+			for due, ok := jb.due(); ok && due.Before(at); due, ok = jb.due() {
+				jb.play(due)
+			}
+			now = at
+			pts := ts + uint32(i*960)
+			if i == 200 || lasting && i > 200 {
+				pts += 60 * AudioSampleRate // a minute ahead
+			}
+			jb.push(uint16(i), pts, payload, now)
+		}
+		s := jb.stats
+		total := s.decoded + s.concealed + s.recovered
+		t.Logf("lasting %v: %+v, delay %v", lasting, s, jb.delay())
+		if pct := 100 * float64(s.concealed) / float64(total); pct > 3 {
+			t.Errorf("lasting %v: %.1f%% concealed", lasting, pct)
+		}
+		if d := jb.delay(); d > 100*time.Millisecond {
+			t.Errorf("lasting %v: delay %v", lasting, d)
+		}
+	}
+}
