@@ -21,13 +21,14 @@ import (
 // link that carries everything. A link that is really too narrow fills
 // its buffer: the delay grows by the buffer's depth, 100 ms and more, and
 // packets are dropped. So the ABR steps down only when this monitor
-// agrees (abr.go), and random loss that NACK repairs, 10% and under, is
-// not congestion.
+// agrees (abr.go). Loss alone counts only above a quarter of the packets
+// (a policer far exceeded): random loss, 20% and under, is the radio's,
+// and sending less does not cure it; NACK repairs what it can.
 const (
 	monitorWindow   = time.Second
 	monitorBase     = 10 * time.Second
 	queueDelayLimit = 100 * time.Millisecond
-	lossLimit       = 0.15
+	lossLimit       = 0.25
 )
 
 // pathMonitor keeps the send time of every packet by its transport-wide

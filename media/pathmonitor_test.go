@@ -49,11 +49,11 @@ func TestPathMonitor(t *testing.T) {
 		}, 0, 5 * time.Millisecond, 0.1, false},
 		{"a filling buffer", func(i int) time.Duration { return time.Duration(max(0, i-200)) * 4 * time.Millisecond }, 150 * time.Millisecond, time.Second, 0, true},
 		{"heavy loss", func(i int) time.Duration {
-			if i%4 == 0 && i > 200 {
+			if i%3 == 0 && i > 200 {
 				return -1
 			}
 			return 0
-		}, 0, 5 * time.Millisecond, 0.25, true},
+		}, 0, 5 * time.Millisecond, 0.33, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var m pathMonitor
