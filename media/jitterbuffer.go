@@ -187,8 +187,18 @@ func (j *jitterBuffer) push(seq uint16, ts uint32, payload []byte, now time.Time
 		j.stats.late++ // its turn has passed: concealed already
 		return
 	}
-	if _, dup := j.pkts[s]; dup || len(j.pkts) >= jbMaxPackets {
+	if _, dup := j.pkts[s]; dup {
 		return
+	}
+	if len(j.pkts) >= jbMaxPackets {
+		// Full: the oldest goes, not the newest: the clock catches up
+		// with what is current (play's cut).
+		if f := j.first(); f != nil && f.seq < s {
+			delete(j.pkts, f.seq)
+			j.stats.dropped += int64(f.dur(j))
+		} else {
+			return
+		}
 	}
 	j.pkts[s] = &jbPacket{seq: s, ts: t, payload: append([]byte(nil), payload...), dtx: len(payload) <= dtxMaxBytes}
 }
@@ -240,17 +250,30 @@ func (j *jitterBuffer) play(now time.Time) ([]int16, frameKind) {
 		j.offset += float64(frame) / AudioSampleRate
 		return j.fill(frame, j.lastDTX)
 	}
-	p := j.first()
-	// More delay than the window needs: play less. A little (a packet and
-	// jbShrinkMargin over) goes one packet per window, quietly; a lot (a
-	// stall whose packets then came in a burst) goes at once, packet after
-	// packet, or the call would lag by the stall for the rest of it.
-	for p != nil && p.ts <= j.pos && j.seconds(now) >= jbWindow.Seconds() {
-		d := p.dur(j)
-		excess := j.offset - want - float64(d)/AudioSampleRate
-		if excess <= jbShrinkMargin.Seconds() || excess <= jbCutExcess.Seconds() && now.Sub(j.lastDrop) < jbWindow {
-			break
+	// Far more delay than the window needs (a stall whose packets then
+	// came in a burst; a track read long after it started): jump to where
+	// the wanted delay would have the clock now, dropping what is older,
+	// or the call would lag by the stall for the rest of it.
+	if excess := j.offset - want; excess > jbCutExcess.Seconds() {
+		to := j.pos + int64(excess*AudioSampleRate)
+		for s, p := range j.pkts {
+			if p.ts < to {
+				delete(j.pkts, s)
+				j.next = max(j.next, s+1)
+			}
 		}
+		j.stats.dropped += to - j.pos
+		j.pos, j.offset, j.lastDrop = to, want, now
+	}
+	p := j.first()
+	if p != nil && p.seq >= j.next && p.ts <= j.pos+opusMinFrame {
+		j.next = p.seq // what was dropped before it is not missing
+	}
+	// A little more delay than needed (a packet and jbShrinkMargin over)
+	// goes one packet per window, quietly.
+	if p != nil && p.ts <= j.pos && j.seconds(now) >= jbWindow.Seconds() && now.Sub(j.lastDrop) >= jbWindow &&
+		j.offset-want-float64(p.dur(j))/AudioSampleRate > jbShrinkMargin.Seconds() {
+		d := p.dur(j)
 		delete(j.pkts, p.seq)
 		j.pos, j.next = p.ts+int64(d), p.seq+1
 		j.offset -= float64(d) / AudioSampleRate
