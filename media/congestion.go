@@ -95,6 +95,11 @@ type Bandwidth struct {
 	highest  map[uint32]uint16 // per SSRC, the newest sequence number sent
 
 	path pathMonitor
+
+	// sendRate's last sample.
+	rateAt    time.Time
+	rateBytes int64
+	rate      int
 }
 
 var _ cc.BandwidthEstimator = (*Bandwidth)(nil)
@@ -250,8 +255,45 @@ func (b *Bandwidth) WriteRTCP(pkts []rtcp.Packet, a interceptor.Attributes) erro
 	return b.gcc.WriteRTCP(pkts, a)
 }
 
-// GetTargetBitrate implements cc.BandwidthEstimator.
-func (b *Bandwidth) GetTargetBitrate() int { return b.TargetBitrate() }
+// GetTargetBitrate implements cc.BandwidthEstimator. Its one reader is
+// pion's NACK responder, which lets retransmissions take up to this many
+// bit/s: so it is the retransmission budget, a share of the estimate
+// (retransmitShare, retransmitCongested on a congested path), not the
+// estimate itself. With the whole estimate a link just under what the
+// call sends went into a retransmission storm: every loss resent, the
+// resends lost in turn, the media starved (0 pictures decoded at 128
+// kbit/s, 231 kbit/s sent into it).
+func (b *Bandwidth) GetTargetBitrate() int {
+	if b.Congested() {
+		return int(retransmitCongested * float64(b.TargetBitrate()))
+	}
+	// On a clean path the media's own rate counts too: the ABR holds it
+	// there when GCC's estimate falls on loss alone (abr.go).
+	return int(retransmitShare * float64(max(b.TargetBitrate(), b.sendRate())))
+}
+
+// sendRate is what the connection sent, bit/s, over the last half second
+// or so.
+func (b *Bandwidth) sendRate() int {
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.rateAt.IsZero() {
+		b.rateAt, b.rateBytes = now, b.stats.Bytes
+	} else if dt := now.Sub(b.rateAt); dt >= 500*time.Millisecond {
+		b.rate = int(float64(b.stats.Bytes-b.rateBytes) * 8 / dt.Seconds())
+		b.rateAt, b.rateBytes = now, b.stats.Bytes
+	}
+	return b.rate
+}
+
+// Retransmission budgets, as shares of the estimate: room for 20–30%
+// random loss on a clean path, little where resends only fill a full
+// buffer.
+const (
+	retransmitShare     = 0.3
+	retransmitCongested = 0.1
+)
 
 // OnTargetBitrateChange implements cc.BandwidthEstimator.
 func (b *Bandwidth) OnTargetBitrateChange(f func(int)) { b.gcc.OnTargetBitrateChange(f) }

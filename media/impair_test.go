@@ -322,14 +322,20 @@ func impairCells() []impairCell {
 	// binding: the call wants more than the cap, so the estimate must
 	// come down to it; under a cap it does not reach, GCC's estimate
 	// grows past what is sent (to its maximum) and says nothing.
-	capCheck := func(rate int, minFPS float64, binding bool) func(*testing.T, figures, figures, *[2]figures) {
+	//
+	// over is the share the send rate may exceed the cap by: 10%, and 15%
+	// at 128 kbit/s, where the 38 bytes of IP/UDP/SRTP each packet pays
+	// outside GCC's view (it counts RTP) are a fifth of the link (voice
+	// alone sends 50 packets a second) and its estimate settles that much
+	// nearer the cap.
+	capCheck := func(rate int, minFPS float64, binding bool, over float64) func(*testing.T, figures, figures, *[2]figures) {
 		return func(t *testing.T, up, down figures, _ *[2]figures) {
 			for _, f := range []struct {
 				dir string
 				f   figures
 			}{{"up", up}, {"down", down}} {
-				if f.f.sendKbps > 1.1*float64(rate)/kbit {
-					t.Errorf("%s: sent %.0f kbit/s into a %d kbit/s link (more than 10%% over): the sender did not follow the cap", f.dir, f.f.sendKbps, rate/kbit)
+				if f.f.sendKbps > (1+over)*float64(rate)/kbit {
+					t.Errorf("%s: sent %.0f kbit/s into a %d kbit/s link (more than %.0f%% over): the sender did not follow the cap", f.dir, f.f.sendKbps, rate/kbit, 100*over)
 				}
 				if binding && f.f.targetKbps > 1.1*float64(rate)/kbit {
 					t.Errorf("%s: estimate %.0f kbit/s on a %d kbit/s link", f.dir, f.f.targetKbps, rate/kbit)
@@ -343,12 +349,12 @@ func impairCells() []impairCell {
 	return []impairCell{
 		{name: "clean", settle: 4 * time.Second, measure: 6 * time.Second},
 		{name: "cap-512k", imp: mediatest.Impairment{Rate: 512 * kbit}, settle: 8 * time.Second, measure: 6 * time.Second,
-			check: capCheck(512*kbit, 10, false)},
+			check: capCheck(512*kbit, 10, false, 0.1)},
 		{name: "cap-256k", imp: mediatest.Impairment{Rate: 256 * kbit}, settle: 10 * time.Second, measure: 6 * time.Second,
-			check: capCheck(256*kbit, 1, true), short: true},
+			check: capCheck(256*kbit, 1, true, 0.1), short: true},
 		{name: "cap-128k", imp: mediatest.Impairment{Rate: 128 * kbit}, settle: 12 * time.Second, measure: 6 * time.Second,
 			check: func(t *testing.T, up, down figures, _ *[2]figures) {
-				capCheck(128*kbit, 0, true)(t, up, down, nil)
+				capCheck(128*kbit, 0, true, 0.15)(t, up, down, nil)
 				// Audio goes on: checked for every cell in runCell.
 			}},
 		{name: "loss-5", imp: mediatest.Impairment{Loss: 0.05}, settle: 4 * time.Second, measure: 8 * time.Second, check: lossCheck},
