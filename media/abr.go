@@ -39,9 +39,9 @@ type ABRConfig struct {
 // the floor for DownAfter, the ABR steps down, to the best step the
 // estimate affords (at once below half the floor). It steps up one step
 // when the estimate has afforded the next step's rate (halfway from its
-// floor to its own) for UpAfter, or when the path has shown no congestion
-// for UpAfter out of audio only and twice that otherwise (a probe: the
-// step then stays unless the path shows congestion, for UpTrial). With an estimate that
+// floor to its own) for UpAfter, or, out of audio only, when the path has
+// shown no congestion for UpAfter (a probe: the step then stays unless the
+// path shows congestion, for UpTrial). With an estimate that
 // can say whether the path itself shows congestion (*Bandwidth:
 // pathmonitor.go), a low estimate on an uncongested path holds the step
 // and its rate instead of stepping down.
@@ -381,14 +381,16 @@ func (s *abrState) next(now time.Time, target int, congested bool) (stepChanged,
 				s.cur, s.lastDown, s.belowSince, s.probing = next, now, time.Time{}, false
 			}
 		}
-	case cur > 0 && (s.videoBudget(cur-1, target) >= s.need(cur-1, true) || !congested):
-		// Up one step once the estimate has afforded it for upWait, or
-		// the path has shown no congestion for longer (upWait out of
-		// audio only, twice that from a video step): while a call sends
-		// less than it could, GCC's estimate grows only to 1.5 times
-		// what arrives (and from audio only that is not video's
-		// worth), and pion's GCC does not probe; so the step up is the
-		// probe.
+	case cur > 0 && (s.videoBudget(cur-1, target) >= s.need(cur-1, true) || audioOnly && !congested):
+		// Up one step once the estimate has afforded it for upWait, or,
+		// out of audio only, once the path has shown no congestion for
+		// that long: while a call sends less than it could, GCC's
+		// estimate grows only to 1.5 times what arrives, which from a
+		// video step is the next step's need (need's halfway) but from
+		// audio only is not video's worth, and pion's GCC does not
+		// probe; so that step up is the probe. (Probing from a video
+		// step too overfilled a 128 kbit/s link's buffer for the trial's
+		// length, and the pictures through it broke.)
 		s.belowSince = time.Time{}
 		if s.aboveSince.IsZero() {
 			s.aboveSince = now
@@ -400,9 +402,6 @@ func (s *abrState) next(now time.Time, target int, congested bool) (stepChanged,
 				s.probeWait = p.UpAfter
 			}
 			wait = s.probeWait
-			if !audioOnly {
-				wait *= 2
-			}
 		}
 		if now.Sub(s.aboveSince) >= wait {
 			s.probing = !afford

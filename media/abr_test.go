@@ -80,13 +80,9 @@ func TestABRSteps(t *testing.T) {
 			{2 * time.Second, plenty, false, "low-data"}, {1500 * time.Millisecond, mid, true, "low-10fps"}}},
 		{"a low estimate on an uncongested path holds the step", []phase{
 			{2 * time.Second, plenty, false, "low-data"}, {10 * time.Second, dire, false, "low-data"}}},
-		{"an uncongested path probes the step above after twice UpAfter", []phase{
+		{"a video step is not probed above without the estimate", []phase{
 			{time.Second, plenty, false, "low-data"}, {1500 * time.Millisecond, mid, true, "low-10fps"},
-			{7 * time.Second, mid, false, "low-10fps"}, {1500 * time.Millisecond, mid, false, "low-data"},
-			{3 * time.Second, mid, false, "low-data"},         // the probe holds on an uncongested path
-			{1500 * time.Millisecond, mid, true, "low-10fps"}, // and goes on congestion
-			{15 * time.Second, mid, false, "low-10fps"},       // UpAfter doubled: 16 s now
-			{2 * time.Second, mid, false, "low-data"}}},
+			{20 * time.Second, mid, false, "low-10fps"}}},
 		{"a dire estimate on a congested path goes to audio only at once", []phase{
 			{2 * time.Second, plenty, false, "low-data"}, {500 * time.Millisecond, dire, true, "audio-only"}}},
 		{"recovery is one step per UpAfter", []phase{
