@@ -255,8 +255,7 @@ type figures struct {
 	fps, freezesPerMin, mbPerMin, sendKbps, targetKbps, concealedPct float64
 	// sentFPS and audioShare compare what arrived with what the sender
 	// sent: frames it encoded per second, and the share of its audio
-	// packets' time the receiver played from packets (on time or
-	// rebuilt by FEC).
+	// packets' time the receiver played from packets that came in time.
 	sentFPS, audioShare             float64
 	freezes, retransmissions, nacks int64
 	longestGap                      time.Duration
@@ -284,11 +283,10 @@ func between(a, b snapshot, dir int) figures {
 	f.freezesPerMin = float64(f.freezes) / secs * 60
 	f.sentFPS = float64(b.send[dir].VideoFrames-a.send[dir].VideoFrames) / secs
 	if sent := b.send[dir].AudioPackets - a.send[dir].AudioPackets; sent > 0 {
-		got := (rb.AudioSamplesDecoded + rb.AudioSamplesRecovered) - (ra.AudioSamplesDecoded + ra.AudioSamplesRecovered)
+		got := rb.AudioSamplesDecoded - ra.AudioSamplesDecoded
 		f.audioShare = float64(got) / float64(sent*int64(LowData.AudioFrame)*AudioSampleRate/int64(time.Second))
 	}
-	played := (rb.AudioSamplesDecoded + rb.AudioSamplesConcealed + rb.AudioSamplesRecovered) -
-		(ra.AudioSamplesDecoded + ra.AudioSamplesConcealed + ra.AudioSamplesRecovered)
+	played := (rb.AudioSamplesDecoded + rb.AudioSamplesConcealed) - (ra.AudioSamplesDecoded + ra.AudioSamplesConcealed)
 	if played > 0 {
 		f.concealedPct = 100 * float64(rb.AudioSamplesConcealed-ra.AudioSamplesConcealed) / float64(played)
 	}

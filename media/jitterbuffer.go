@@ -55,7 +55,7 @@ type frameKind int
 
 const (
 	frameDecoded   frameKind = iota + 1 // a packet, on time
-	frameRecovered                      // a lost packet rebuilt from the next one's FEC
+	frameRecovered                      // a lost packet rebuilt from the next one's in-band FEC
 	frameConcealed                      // libopus's concealment: loss, or lateness
 	frameSilence                        // the sender's silence (DTX): comfort noise
 )
@@ -112,10 +112,11 @@ type arrival struct {
 }
 
 type jbStats struct {
-	decoded, recovered, concealed, silence int64 // samples
-	late                                   int64 // packets that came after their turn
-	dropped                                int64 // samples played no more, to cut the delay
-	errors                                 int64 // packets libopus could not decode
+	decoded, concealed, silence int64 // samples
+	fecTried                    int64 // lost packets rebuilt from FEC (or concealed, libopus cannot say)
+	late                        int64 // packets that came after their turn
+	dropped                     int64 // samples played no more, to cut the delay
+	errors                      int64 // packets libopus could not decode
 }
 
 // delay is the playout delay above the earliest arrival of the window:
@@ -306,12 +307,17 @@ func (j *jitterBuffer) play(now time.Time) ([]int16, frameKind) {
 	case p != nil:
 		// The packet due is missing and a later one has come: lost (or
 		// later than the delay allows). The next packet's FEC rebuilds it
-		// when that is the very next one.
+		// when that is the very next one. libopus (1.3) conceals instead,
+		// silently, when that packet carries no FEC, and cannot be asked
+		// which it did: so a rebuilt frame counts as concealed too
+		// (fecTried says how many were tried), and the share of
+		// concealment is never understated.
 		j.pos += int64(frame)
 		if p.seq == j.next+1 && p.ts == j.pos {
 			if n, err := j.dec.DecodeFEC(p.payload, j.pcm[:frame]); err == nil && n > 0 {
 				j.next++
-				j.stats.recovered += int64(n)
+				j.stats.concealed += int64(n)
+				j.stats.fecTried++
 				return j.pcm[:n], frameRecovered
 			}
 		}

@@ -38,7 +38,7 @@ type Stats struct {
 	AudioPackets, AudioBytes int64
 	AudioSamplesDecoded      int64 // per channel, at AudioSampleRate, from packets on time
 	AudioSamplesConcealed    int64 // synthesised by the decoder for lost or late packets
-	AudioSamplesRecovered    int64 // lost packets rebuilt from the next packet's FEC
+	AudioFECDecodes          int64 // lost packets decoded from the next one's in-band FEC (their samples count as concealed: libopus 1.3 cannot say whether FEC was there)
 	AudioSamplesComfortNoise int64 // the sender's silence (DTX) filled in
 	AudioPacketsLate         int64 // came after their turn to play (concealed instead)
 	AudioDecodeErrors        int64
@@ -48,9 +48,9 @@ type Stats struct {
 }
 
 // ConcealedShare is the part of the played audio the decoder made up
-// (concealment, not FEC or comfort noise), 0..1.
+// (concealment and FEC; not the sender's silence), 0..1.
 func (s Stats) ConcealedShare() float64 {
-	total := s.AudioSamplesDecoded + s.AudioSamplesConcealed + s.AudioSamplesRecovered
+	total := s.AudioSamplesDecoded + s.AudioSamplesConcealed
 	if total == 0 {
 		return 0
 	}
@@ -343,7 +343,7 @@ func (r *Receiver) play(p *playout) {
 		r.mu.Lock()
 		r.stats.AudioSamplesDecoded = js.decoded
 		r.stats.AudioSamplesConcealed = js.concealed
-		r.stats.AudioSamplesRecovered = js.recovered
+		r.stats.AudioFECDecodes = js.fecTried
 		r.stats.AudioSamplesComfortNoise = js.silence
 		r.stats.AudioPacketsLate = js.late
 		r.stats.AudioDecodeErrors = js.errors
