@@ -49,7 +49,8 @@ type ABRConfig struct {
 // to UpAfterMax): while the call sends less than the link carries the
 // estimate only creeps up, so a link that cannot carry the next step
 // would otherwise be tried every few seconds, the picture changing with
-// each try. A step up that holds for UpTrial resets it.
+// each try. A step up that holds for UpTrial resets it, and it halves
+// back after each 2×UpAfter without a step down.
 type ABRPolicy struct {
 	// Headroom is the share of the estimate the call plans to use (the
 	// rest covers video's RTP headers, retransmissions and the encoder's
@@ -249,7 +250,8 @@ func (a *ABR) tick(now time.Time) {
 	target := a.cfg.Bandwidth.TargetBitrate()
 	a.mu.Lock()
 	from := a.state.cur
-	changed, rateChanged := a.state.next(now, target, a.congested())
+	congested, clear := a.path()
+	changed, rateChanged := a.state.next(now, target, congested, clear)
 	r := a.state.rungs[a.state.cur]
 	step := ABRStep{Index: a.state.cur, Name: r.p.Name, Video: r.p.Video, Target: target, Changes: a.step.Changes}
 	if r.p.Video {
@@ -274,14 +276,27 @@ func (a *ABR) tick(now time.Time) {
 	a.c.applyStep(step, r.p.AudioBitrate, a.log)
 }
 
-// congested asks the estimate whether the path shows congestion itself
-// (*Bandwidth can say); an estimate that cannot say is trusted.
-func (a *ABR) congested() bool {
-	if c, ok := a.cfg.Bandwidth.(interface{ Congested() bool }); ok {
-		return c.Congested()
+// path asks the estimate whether the path shows congestion itself, and
+// whether it is clear (no queue to speak of, nothing lost: the link is
+// far from full); an estimate that cannot say is trusted.
+func (a *ABR) path() (congested, clear bool) {
+	c, ok := a.cfg.Bandwidth.(interface {
+		Congested() bool
+		Path() (time.Duration, float64)
+	})
+	if !ok {
+		return true, false
 	}
-	return true
+	q, loss := c.Path()
+	return c.Congested(), q < clearQueue && loss < clearLoss
 }
+
+// A path is clear below clearQueue of queueing delay and clearLoss of
+// loss; a video step probes the next one after clearFor of it.
+const (
+	clearQueue = 20 * time.Millisecond
+	clearLoss  = 0.02
+)
 
 // applyStep sets the capture's encoders and frame throttle for step.
 func (c *Capture) applyStep(step ABRStep, audioRate int, log *slog.Logger) {
@@ -318,7 +333,8 @@ type abrState struct {
 	// its kind of step up is taken back within UpTrial.
 	upWait, probeWait time.Duration
 	lastUp, lastDown  time.Time
-	probing           bool // the last step up was a probe
+	lastEase          time.Time // when the waits were last halved
+	probing           bool      // the last step up was a probe
 }
 
 // videoBudget is what the estimate leaves for video on rung i.
@@ -345,11 +361,22 @@ func (s *abrState) need(i int, up bool) int {
 // itself, and reports whether the step changed and whether the video rate
 // did. A low estimate steps down only on a congested path: GCC's falls
 // with a busy CPU's timing noise too (pathmonitor.go).
-func (s *abrState) next(now time.Time, target int, congested bool) (stepChanged, rateChanged bool) {
+func (s *abrState) next(now time.Time, target int, congested, clear bool) (stepChanged, rateChanged bool) {
 	p := s.policy
 	cur := s.cur
 	audioOnly := !s.rungs[cur].p.Video
 	inProbe := s.probing && now.Sub(s.lastUp) < p.UpTrial
+	// The waits ease back, halving after each 2×UpAfter without a step
+	// down: a link that was narrow for a while (each step up taken back,
+	// the wait doubled up to UpAfterMax) and then widens is climbed again
+	// within seconds, not after minutes.
+	since := s.lastDown
+	if s.lastEase.After(since) {
+		since = s.lastEase
+	}
+	if (s.upWait > p.UpAfter || s.probeWait > p.UpAfter) && now.Sub(since) >= 2*p.UpAfter {
+		s.upWait, s.probeWait, s.lastEase = max(s.upWait/2, p.UpAfter), max(s.probeWait/2, p.UpAfter), now
+	}
 	low := congested && s.videoBudget(cur, target) < s.need(cur, false)
 	severe := congested && s.videoBudget(cur, target) < s.need(cur, false)/2
 	if inProbe {
@@ -381,16 +408,20 @@ func (s *abrState) next(now time.Time, target int, congested bool) (stepChanged,
 				s.cur, s.lastDown, s.belowSince, s.probing = next, now, time.Time{}, false
 			}
 		}
-	case cur > 0 && (s.videoBudget(cur-1, target) >= s.need(cur-1, true) || audioOnly && !congested):
+	case cur > 0 && (s.videoBudget(cur-1, target) >= s.need(cur-1, true) || audioOnly && !congested || clear):
 		// Up one step once the estimate has afforded it for upWait, or,
 		// out of audio only, once the path has shown no congestion for
 		// that long: while a call sends less than it could, GCC's
 		// estimate grows only to 1.5 times what arrives, which from a
 		// video step is the next step's need (need's halfway) but from
 		// audio only is not video's worth, and pion's GCC does not
-		// probe; so that step up is the probe. (Probing from a video
-		// step too overfilled a 128 kbit/s link's buffer for the trial's
-		// length, and the pictures through it broke.)
+		// probe; so that step up is the probe. From a video step it
+		// probes only a clear path (no queue, no loss: far from full),
+		// after three times as long: probing a link near its capacity
+		// overfilled a 128 kbit/s link's buffer for the trial's length
+		// and broke the pictures through it; and GCC, its queue drained
+		// after a narrow spell, can sit on its estimate for tens of
+		// seconds once the link widens.
 		s.belowSince = time.Time{}
 		if s.aboveSince.IsZero() {
 			s.aboveSince = now
@@ -402,6 +433,9 @@ func (s *abrState) next(now time.Time, target int, congested bool) (stepChanged,
 				s.probeWait = p.UpAfter
 			}
 			wait = s.probeWait
+			if !audioOnly {
+				wait = max(wait, 3*p.UpAfter)
+			}
 		}
 		if now.Sub(s.aboveSince) >= wait {
 			s.probing = !afford

@@ -68,40 +68,48 @@ func TestABRSteps(t *testing.T) {
 		estimate  int
 		congested bool
 		want      string // the step at the phase's end
+		clear     bool   // the path is far from full
 	}
 	for _, tc := range []struct {
 		name   string
 		phases []phase
 	}{
-		{"starts on top and stays", []phase{{10 * time.Second, plenty, false, "low-data"}}},
+		{"starts on top and stays", []phase{{10 * time.Second, plenty, false, "low-data", false}}},
 		{"a dip shorter than DownAfter changes nothing", []phase{
-			{2 * time.Second, plenty, false, "low-data"}, {500 * time.Millisecond, mid, true, "low-data"}, {time.Second, plenty, false, "low-data"}}},
+			{2 * time.Second, plenty, false, "low-data", false}, {500 * time.Millisecond, mid, true, "low-data", false}, {time.Second, plenty, false, "low-data", false}}},
 		{"a lasting drop on a congested path steps down to what the estimate affords", []phase{
-			{2 * time.Second, plenty, false, "low-data"}, {1500 * time.Millisecond, mid, true, "low-10fps"}}},
+			{2 * time.Second, plenty, false, "low-data", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false}}},
 		{"a low estimate on an uncongested path holds the step", []phase{
-			{2 * time.Second, plenty, false, "low-data"}, {10 * time.Second, dire, false, "low-data"}}},
-		{"a video step is not probed above without the estimate", []phase{
-			{time.Second, plenty, false, "low-data"}, {1500 * time.Millisecond, mid, true, "low-10fps"},
-			{20 * time.Second, mid, false, "low-10fps"}}},
+			{2 * time.Second, plenty, false, "low-data", false}, {10 * time.Second, dire, false, "low-data", false}}},
+		{"a step up taken back doubles the wait for the next", []phase{
+			{time.Second, plenty, false, "low-data", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
+			{4500 * time.Millisecond, plenty, false, "low-data", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
+			{5 * time.Second, plenty, false, "low-10fps", false}, {3500 * time.Millisecond, plenty, false, "low-data", false}}},
+		{"a video step is not probed above without the estimate on a busy path", []phase{
+			{time.Second, plenty, false, "low-data", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
+			{20 * time.Second, mid, false, "low-10fps", false}}},
+		{"a video step probes the next one after 3×UpAfter of a clear path", []phase{
+			{time.Second, plenty, false, "low-data", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
+			{11 * time.Second, mid, false, "low-10fps", true}, {1500 * time.Millisecond, mid, false, "low-data", true}}},
 		{"a dire estimate on a congested path goes to audio only at once", []phase{
-			{2 * time.Second, plenty, false, "low-data"}, {500 * time.Millisecond, dire, true, "audio-only"}}},
+			{2 * time.Second, plenty, false, "low-data", false}, {500 * time.Millisecond, dire, true, "audio-only", false}}},
 		{"recovery is one step per UpAfter", []phase{
-			{time.Second, plenty, false, "low-data"}, {2 * time.Second, mid, true, "low-10fps"},
-			{3 * time.Second, plenty, false, "low-10fps"}, {1500 * time.Millisecond, plenty, false, "low-data"}}},
+			{time.Second, plenty, false, "low-data", false}, {2 * time.Second, mid, true, "low-10fps", false},
+			{3 * time.Second, plenty, false, "low-10fps", false}, {1500 * time.Millisecond, plenty, false, "low-data", false}}},
 		{"audio only probes video on an uncongested path, backs off on congestion", []phase{
-			{time.Second, dire, true, "audio-only"},
-			{4500 * time.Millisecond, dire, false, "tiny"},      // the probe, though the estimate is low
-			{2 * time.Second, dire, false, "tiny"},              // kept while uncongested
-			{1500 * time.Millisecond, dire, true, "audio-only"}, // congested: back
-			{5 * time.Second, dire, false, "audio-only"},        // UpAfter doubled: no probe yet
-			{4 * time.Second, dire, false, "tiny"}}},
+			{time.Second, dire, true, "audio-only", false},
+			{4500 * time.Millisecond, dire, false, "tiny", false},      // the probe, though the estimate is low
+			{2 * time.Second, dire, false, "tiny", false},              // kept while uncongested
+			{1500 * time.Millisecond, dire, true, "audio-only", false}, // congested: back
+			{5 * time.Second, dire, false, "audio-only", false},        // UpAfter doubled: no probe yet
+			{4 * time.Second, dire, false, "tiny", false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := abrState{rungs: testRungs(t), policy: DefaultABRPolicy, upWait: DefaultABRPolicy.UpAfter, rate: -1}
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			for i, ph := range tc.phases {
 				for end := now.Add(ph.dur); now.Before(end); now = now.Add(250 * time.Millisecond) {
-					s.next(now, ph.estimate, ph.congested)
+					s.next(now, ph.estimate, ph.congested, ph.clear)
 				}
 				if got := s.rungs[s.cur].p.Name; got != ph.want {
 					t.Fatalf("after phase %d (%v at %d bit/s, congested %v): on %s, want %s", i, ph.dur, ph.estimate, ph.congested, got, ph.want)
@@ -114,22 +122,22 @@ func TestABRSteps(t *testing.T) {
 func TestABRRate(t *testing.T) {
 	s := abrState{rungs: testRungs(t), policy: DefaultABRPolicy, upWait: DefaultABRPolicy.UpAfter, rate: -1}
 	now := time.Now()
-	if _, changed := s.next(now, 1_000_000, true); !changed || s.rate != 200_000 {
+	if _, changed := s.next(now, 1_000_000, true, false); !changed || s.rate != 200_000 {
 		t.Errorf("plenty: rate %d (changed %v), want low-data's 200000", s.rate, changed)
 	}
 	// 0.9*200k - 29.6k = 150.4k: within low-data's 120k..200k.
-	if _, changed := s.next(now.Add(time.Second), 200_000, true); !changed || s.rate != 150_400 {
+	if _, changed := s.next(now.Add(time.Second), 200_000, true, false); !changed || s.rate != 150_400 {
 		t.Errorf("200 kbit/s: rate %d (changed %v), want 150400", s.rate, changed)
 	}
 	// Under 5% off: not worth a call into the encoder.
-	if _, changed := s.next(now.Add(2*time.Second), 205_000, true); changed || s.rate != 150_400 {
+	if _, changed := s.next(now.Add(2*time.Second), 205_000, true, false); changed || s.rate != 150_400 {
 		t.Errorf("205 kbit/s: rate %d (changed %v), want 150400 unchanged", s.rate, changed)
 	}
 	// An uncongested path keeps its rate when the estimate falls.
-	if _, changed := s.next(now.Add(3*time.Second), 170_000, false); changed || s.rate != 150_400 {
+	if _, changed := s.next(now.Add(3*time.Second), 170_000, false, false); changed || s.rate != 150_400 {
 		t.Errorf("170 kbit/s, uncongested: rate %d (changed %v), want 150400 kept", s.rate, changed)
 	}
-	if _, changed := s.next(now.Add(4*time.Second), 170_000, true); !changed || s.rate != 123_400 {
+	if _, changed := s.next(now.Add(4*time.Second), 170_000, true, false); !changed || s.rate != 123_400 {
 		t.Errorf("170 kbit/s, congested: rate %d (changed %v), want 123400", s.rate, changed)
 	}
 }
