@@ -40,23 +40,28 @@ func (c Color) Valid() bool {
 // set up", red is "something is wrong"; steady is a state, slow blink is
 // waiting, fast blink wants attention.
 //
-//	pattern    green        red          blue
-//	off        off          off          off          powered down / quiet
-//	ready      on           off          off          press to call
-//	calling    slow blink   off          off          ringing your parent
-//	ringing    fast blink   off          fast blink*  your parent is calling: press!
-//	in_call    off          off          on           call is live
-//	no_answer  off          slow blink   off          parent did not answer
-//	offline    off          breathe      off          no network (it comes back by itself)
-//	fault      off          fast blink   off          needs repair
-//	pairing    off          off          slow blink   a parent asks to pair: press to agree
-//	pairable   off          off          breathe      open for pairing (after a reset or a 3 s hold)
-//	reset_armed off         fast blink   fast blink*  held at power-up: let go, press 3 times to reset
+//	pattern     green        red          blue
+//	off         off          off          off          powered down / quiet
+//	ready       on           off          off          press to call
+//	calling     slow blink   off          off          ringing your parent
+//	ringing     fast blink   off          fast blink*  your parent is calling: press!
+//	in_call     off          off          on           call is live
+//	no_answer   off          slow blink   off          parent did not answer
+//	unreachable off          on           off          your parent cannot be reached now
+//	offline     off          breathe      off          no network (it comes back by itself)
+//	fault       fast blink*  fast blink   off          needs repair
+//	pairing     off          off          slow blink   a parent asks to pair: press to agree
+//	pairable    off          off          breathe      open for pairing (after a reset or a 3 s hold)
+//	reset_armed off          fast blink   fast blink*  held at power-up: let go, press 3 times to reset
 //
 // slow blink = 1 Hz, fast blink = 4 Hz, * = in antiphase with the other
-// blinking LED, so the light seems to jump between the two. reset_armed is
-// the one pattern that mixes red and blue: a technician's state, never
-// shown in normal use (reset.go). breathe = a slow glow rising and
+// blinking LED, so the light seems to jump between the two. Offline and
+// needs repair differ in colour, not only in rhythm: one red LED glowing
+// ("wait, it comes back") against red and green flashing in turn ("tell an
+// adult"), which a parent can tell apart on the phone with the programme,
+// or from a picture. reset_armed is the one pattern that mixes red and
+// blue: a technician's state, never shown in normal use (reset.go).
+// breathe = a slow glow rising and
 // falling (3 s), by software PWM: calm, "waiting, nothing to do", unlike
 // the blinks. GPIO character devices have no PWM, and the cheap boards' LED
 // pins rarely reach a PWM block, so it is done in software everywhere.
@@ -71,10 +76,13 @@ const (
 	Ringing  Pattern = "ringing"
 	InCall   Pattern = "in_call"
 	NoAnswer Pattern = "no_answer"
-	Offline  Pattern = "offline"
-	Fault    Pattern = "fault"
-	Pairing  Pattern = "pairing"
-	Pairable Pattern = "pairable"
+	// Unreachable: the child's call reached nobody (shown for a few
+	// seconds after the press, with its own sound).
+	Unreachable Pattern = "unreachable"
+	Offline     Pattern = "offline"
+	Fault       Pattern = "fault"
+	Pairing     Pattern = "pairing"
+	Pairable    Pattern = "pairable"
 	// ResetArmed is shown only during the power-up reset gesture.
 	ResetArmed Pattern = "reset_armed"
 )
@@ -94,14 +102,16 @@ const (
 
 // patterns is the table documented on Pattern. Colours not listed are off.
 var patterns = map[Pattern]map[Color]ledMode{
-	Off:      {},
-	Ready:    {Green: modeOn},
-	Calling:  {Green: modeSlow},
-	Ringing:  {Green: modeFast, Blue: modeFastAnti},
-	InCall:   {Blue: modeOn},
-	NoAnswer: {Red: modeSlow},
-	Offline:  {Red: modeBreathe},
-	Fault:    {Red: modeFast},
+	Off:         {},
+	Ready:       {Green: modeOn},
+	Calling:     {Green: modeSlow},
+	Ringing:     {Green: modeFast, Blue: modeFastAnti},
+	InCall:      {Blue: modeOn},
+	NoAnswer:    {Red: modeSlow},
+	Unreachable: {Red: modeOn},
+	Offline:     {Red: modeBreathe},
+	// Red and green jump to and fro: unlike offline's single red glow.
+	Fault:    {Red: modeFast, Green: modeFastAnti},
 	Pairing:  {Blue: modeSlow},
 	Pairable: {Blue: modeBreathe},
 	// Red and blue jump to and fro: unlike anything a child sees.
@@ -110,7 +120,7 @@ var patterns = map[Pattern]map[Color]ledMode{
 
 // Patterns lists every pattern, in a fixed order.
 func Patterns() []Pattern {
-	return []Pattern{Off, Ready, Calling, Ringing, InCall, NoAnswer, Offline, Fault, Pairing, Pairable, ResetArmed}
+	return []Pattern{Off, Ready, Calling, Ringing, InCall, NoAnswer, Unreachable, Offline, Fault, Pairing, Pairable, ResetArmed}
 }
 
 // Valid reports whether p is in the table.

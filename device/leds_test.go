@@ -93,8 +93,9 @@ func TestLEDPatterns(t *testing.T) {
 		{device.Ringing, look{device.Green: fast, device.Red: dark, device.Blue: fast}},
 		{device.InCall, look{device.Green: dark, device.Red: dark, device.Blue: steady}},
 		{device.NoAnswer, look{device.Green: dark, device.Red: slow, device.Blue: dark}},
+		{device.Unreachable, look{device.Green: dark, device.Red: steady, device.Blue: dark}},
 		{device.Offline, look{device.Green: dark, device.Red: glow, device.Blue: dark}},
-		{device.Fault, look{device.Green: dark, device.Red: fast, device.Blue: dark}},
+		{device.Fault, look{device.Green: fast, device.Red: fast, device.Blue: dark}},
 		{device.Pairing, look{device.Green: dark, device.Red: dark, device.Blue: slow}},
 		{device.Pairable, look{device.Green: dark, device.Red: dark, device.Blue: glow}},
 		{device.ResetArmed, look{device.Green: dark, device.Red: fast, device.Blue: fast}},
@@ -139,6 +140,42 @@ func TestLEDPatterns(t *testing.T) {
 				seen[sig] = tt.p
 			})
 		})
+	}
+}
+
+// TestOfflineAndRepairByColour: "no network" and "needs repair" light
+// different LEDs, not only in a different rhythm, so that a parent can tell
+// them apart at a glance (or describe them on the phone): offline lights
+// red alone; needs repair lights red and green. Over a few seconds, which
+// LEDs were ever lit.
+func TestOfflineAndRepairByColour(t *testing.T) {
+	lit := func(p device.Pattern) map[device.Color]bool {
+		var on map[device.Color]bool
+		synctest.Test(t, func(t *testing.T) {
+			r := newLEDRig(t, device.LEDOpts{})
+			defer r.leds.Close()
+			if err := r.leds.Show(p); err != nil {
+				t.Fatal(err)
+			}
+			on = map[device.Color]bool{}
+			for range 40 { // 4 s
+				for c, pin := range r.pins {
+					if pin.Level() == gpio.High {
+						on[c] = true
+					}
+				}
+				time.Sleep(100*time.Millisecond + time.Millisecond)
+				synctest.Wait()
+			}
+		})
+		return on
+	}
+	offline, fault := lit(device.Offline), lit(device.Fault)
+	if fmt.Sprint(offline) != fmt.Sprint(map[device.Color]bool{device.Red: true}) {
+		t.Errorf("offline lights %v, want red alone", offline)
+	}
+	if fmt.Sprint(fault) != fmt.Sprint(map[device.Color]bool{device.Red: true, device.Green: true}) {
+		t.Errorf("needs repair lights %v, want red and green", fault)
 	}
 }
 

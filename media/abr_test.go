@@ -1,6 +1,7 @@
 package media
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -15,39 +16,58 @@ func testRungs(t *testing.T) []abrRung {
 	return rungs
 }
 
+// TestABRRungs: the ladder as a capture can send it: the steps above its
+// profile left out, each picture the camera's scaled to the step's width,
+// and each video step's floor the next video step's rate.
 func TestABRRungs(t *testing.T) {
-	rungs := testRungs(t)
-	want := []struct {
+	type rung struct {
 		name          string
 		width, height int
 		fps           float64
 		floor         int
+	}
+	for _, tc := range []struct {
+		name string
+		p    Profile
+		want []rung
 	}{
-		{"low-data", 320, 240, 15, 120_000},
-		{"low-10fps", 320, 240, 10, 70_000},
-		{"small", 240, 180, 10, 40_000},
-		{"tiny", 160, 120, 8, 30_000},
-		{"audio-only", 0, 0, 0, 0},
-	}
-	if len(rungs) != len(want) {
-		t.Fatalf("%d rungs, want %d", len(rungs), len(want))
-	}
-	for i, w := range want {
-		r := rungs[i]
-		if r.p.Name != w.name || r.width != w.width || r.height != w.height || r.fps != w.fps || r.floor != w.floor {
-			t.Errorf("rung %d = %s %dx%d@%v floor %d, want %+v", i, r.p.Name, r.width, r.height, r.fps, r.floor, w)
-		}
-	}
-	// A capture opened below the ladder's top leaves the steps above out,
-	// and a camera of another aspect keeps it.
-	c := newCapture(Profile{Name: "wide", Video: true, Width: 320, Height: 180, FPS: 10, VideoBitrate: 100_000,
-		AudioBitrate: 16_000, AudioFrame: 20 * time.Millisecond}, nil)
-	rungs, err := c.abrRungs(ABRLadder())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rungs[0].p.Name != "small" || rungs[0].width != 240 || rungs[0].height != 136 || rungs[0].fps != 10 {
-		t.Errorf("first rung of a 320x180 100 kbit/s capture = %s %dx%d@%v", rungs[0].p.Name, rungs[0].width, rungs[0].height, rungs[0].fps)
+		{"low, the default", LowData, []rung{
+			{"low", 320, 240, 15, 50_000},
+			{"low-10fps", 320, 240, 10, 28_000},
+			{"very-low", 160, 120, 10, 21_000},
+			{"audio-only", 0, 0, 0, 0},
+		}},
+		{"normal", Normal, []rung{
+			{"normal", 640, 480, 15, 160_000},
+			{"medium", 480, 360, 15, 80_000},
+			{"low", 320, 240, 15, 50_000},
+			{"low-10fps", 320, 240, 10, 28_000},
+			{"very-low", 160, 120, 10, 21_000},
+			{"audio-only", 0, 0, 0, 0},
+		}},
+		{"a 16:9 camera below normal keeps its aspect", Profile{Name: "wide", Video: true, Width: 640, Height: 360, FPS: 10,
+			VideoBitrate: 200_000, AudioBitrate: 16_000, AudioFrame: 20 * time.Millisecond}, []rung{
+			{"medium", 480, 270, 10, 80_000},
+			{"low", 320, 180, 10, 50_000},
+			{"low-10fps", 320, 180, 10, 28_000},
+			{"very-low", 160, 90, 10, 21_000},
+			{"audio-only", 0, 0, 0, 0},
+		}},
+		{"audio only", AudioOnly, []rung{{"audio-only", 0, 0, 0, 0}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rungs, err := newCapture(tc.p, nil).abrRungs(ABRLadder())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []rung
+			for _, r := range rungs {
+				got = append(got, rung{r.p.Name, r.width, r.height, r.fps, r.floor})
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("rungs\n got %v\nwant %v", got, tc.want)
+			}
+		})
 	}
 	if _, err := newCapture(LowData, nil).abrRungs([]Profile{{Name: "bad"}}); err == nil {
 		t.Error("an invalid ladder step was accepted")
@@ -59,9 +79,11 @@ func TestABRRungs(t *testing.T) {
 func TestABRSteps(t *testing.T) {
 	const (
 		plenty = 1_000_000
-		mid    = 150_000 // low-data's floor is 120 kbit/s of video: 0.9*150k-29.6k = 105k
-		poor   = 60_000  // tiny: 0.9*60k-25.6k = 28.4k, just under its 30k floor...
-		dire   = 30_000  // below half of any video floor
+		// low's floor is 50 kbit/s of video, low-10fps's 28: 0.9×65k less
+		// low's audio (16k and 25 headers a second: 20.8k) is 37.7k.
+		mid = 65_000
+		// 0.9×25k-20.8k = 1.7k: below half of any video floor.
+		dire = 25_000
 	)
 	type phase struct {
 		dur       time.Duration
@@ -74,35 +96,35 @@ func TestABRSteps(t *testing.T) {
 		name   string
 		phases []phase
 	}{
-		{"starts on top and stays", []phase{{10 * time.Second, plenty, false, "low-data", false}}},
+		{"starts on top and stays", []phase{{10 * time.Second, plenty, false, "low", false}}},
 		{"a dip shorter than DownAfter changes nothing", []phase{
-			{2 * time.Second, plenty, false, "low-data", false}, {500 * time.Millisecond, mid, true, "low-data", false}, {time.Second, plenty, false, "low-data", false}}},
+			{2 * time.Second, plenty, false, "low", false}, {500 * time.Millisecond, mid, true, "low", false}, {time.Second, plenty, false, "low", false}}},
 		{"a lasting drop on a congested path steps down to what the estimate affords", []phase{
-			{2 * time.Second, plenty, false, "low-data", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false}}},
+			{2 * time.Second, plenty, false, "low", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false}}},
 		{"a low estimate on an uncongested path holds the step", []phase{
-			{2 * time.Second, plenty, false, "low-data", false}, {10 * time.Second, dire, false, "low-data", false}}},
+			{2 * time.Second, plenty, false, "low", false}, {10 * time.Second, dire, false, "low", false}}},
 		{"a step up taken back doubles the wait for the next", []phase{
-			{time.Second, plenty, false, "low-data", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
-			{4500 * time.Millisecond, plenty, false, "low-data", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
-			{5 * time.Second, plenty, false, "low-10fps", false}, {3500 * time.Millisecond, plenty, false, "low-data", false}}},
+			{time.Second, plenty, false, "low", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
+			{4500 * time.Millisecond, plenty, false, "low", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
+			{5 * time.Second, plenty, false, "low-10fps", false}, {3500 * time.Millisecond, plenty, false, "low", false}}},
 		{"a video step is not probed above without the estimate on a busy path", []phase{
-			{time.Second, plenty, false, "low-data", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
+			{time.Second, plenty, false, "low", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
 			{20 * time.Second, mid, false, "low-10fps", false}}},
 		{"a video step probes the next one after 3×UpAfter of a clear path", []phase{
-			{time.Second, plenty, false, "low-data", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
-			{11 * time.Second, mid, false, "low-10fps", true}, {1500 * time.Millisecond, mid, false, "low-data", true}}},
+			{time.Second, plenty, false, "low", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
+			{11 * time.Second, mid, false, "low-10fps", true}, {1500 * time.Millisecond, mid, false, "low", true}}},
 		{"a dire estimate on a congested path goes to audio only at once", []phase{
-			{2 * time.Second, plenty, false, "low-data", false}, {500 * time.Millisecond, dire, true, "audio-only", false}}},
+			{2 * time.Second, plenty, false, "low", false}, {500 * time.Millisecond, dire, true, "audio-only", false}}},
 		{"recovery is one step per UpAfter", []phase{
-			{time.Second, plenty, false, "low-data", false}, {2 * time.Second, mid, true, "low-10fps", false},
-			{3 * time.Second, plenty, false, "low-10fps", false}, {1500 * time.Millisecond, plenty, false, "low-data", false}}},
+			{time.Second, plenty, false, "low", false}, {2 * time.Second, mid, true, "low-10fps", false},
+			{3 * time.Second, plenty, false, "low-10fps", false}, {1500 * time.Millisecond, plenty, false, "low", false}}},
 		{"audio only probes video on an uncongested path, backs off on congestion", []phase{
 			{time.Second, dire, true, "audio-only", false},
-			{4500 * time.Millisecond, dire, false, "tiny", false},      // the probe, though the estimate is low
-			{2 * time.Second, dire, false, "tiny", false},              // kept while uncongested
+			{4500 * time.Millisecond, dire, false, "very-low", false},  // the probe, though the estimate is low
+			{2 * time.Second, dire, false, "very-low", false},          // kept while uncongested
 			{1500 * time.Millisecond, dire, true, "audio-only", false}, // congested: back
 			{5 * time.Second, dire, false, "audio-only", false},        // UpAfter doubled: no probe yet
-			{4 * time.Second, dire, false, "tiny", false}}},
+			{4 * time.Second, dire, false, "very-low", false}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := abrState{rungs: testRungs(t), policy: DefaultABRPolicy, upWait: DefaultABRPolicy.UpAfter, rate: -1}
@@ -122,22 +144,22 @@ func TestABRSteps(t *testing.T) {
 func TestABRRate(t *testing.T) {
 	s := abrState{rungs: testRungs(t), policy: DefaultABRPolicy, upWait: DefaultABRPolicy.UpAfter, rate: -1}
 	now := time.Now()
-	if _, changed := s.next(now, 1_000_000, true, false); !changed || s.rate != 200_000 {
-		t.Errorf("plenty: rate %d (changed %v), want low-data's 200000", s.rate, changed)
+	if _, changed := s.next(now, 1_000_000, true, false); !changed || s.rate != 80_000 {
+		t.Errorf("plenty: rate %d (changed %v), want low's 80000", s.rate, changed)
 	}
-	// 0.9*200k - 29.6k = 150.4k: within low-data's 120k..200k.
-	if _, changed := s.next(now.Add(time.Second), 200_000, true, false); !changed || s.rate != 150_400 {
-		t.Errorf("200 kbit/s: rate %d (changed %v), want 150400", s.rate, changed)
+	// 0.9×90k - 20.8k = 60.2k: within low's 50k..80k.
+	if _, changed := s.next(now.Add(time.Second), 90_000, true, false); !changed || s.rate != 60_200 {
+		t.Errorf("90 kbit/s: rate %d (changed %v), want 60200", s.rate, changed)
 	}
 	// Under 5% off: not worth a call into the encoder.
-	if _, changed := s.next(now.Add(2*time.Second), 205_000, true, false); changed || s.rate != 150_400 {
-		t.Errorf("205 kbit/s: rate %d (changed %v), want 150400 unchanged", s.rate, changed)
+	if _, changed := s.next(now.Add(2*time.Second), 93_000, true, false); changed || s.rate != 60_200 {
+		t.Errorf("93 kbit/s: rate %d (changed %v), want 60200 unchanged", s.rate, changed)
 	}
 	// An uncongested path keeps its rate when the estimate falls.
-	if _, changed := s.next(now.Add(3*time.Second), 170_000, false, false); changed || s.rate != 150_400 {
-		t.Errorf("170 kbit/s, uncongested: rate %d (changed %v), want 150400 kept", s.rate, changed)
+	if _, changed := s.next(now.Add(3*time.Second), 80_000, false, false); changed || s.rate != 60_200 {
+		t.Errorf("80 kbit/s, uncongested: rate %d (changed %v), want 60200 kept", s.rate, changed)
 	}
-	if _, changed := s.next(now.Add(4*time.Second), 170_000, true, false); !changed || s.rate != 123_400 {
-		t.Errorf("170 kbit/s, congested: rate %d (changed %v), want 123400", s.rate, changed)
+	if _, changed := s.next(now.Add(4*time.Second), 80_000, true, false); !changed || s.rate != 51_200 {
+		t.Errorf("80 kbit/s, congested: rate %d (changed %v), want 51200", s.rate, changed)
 	}
 }

@@ -61,6 +61,7 @@ func TestH264RoundTrip(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := LowData
 			p.VideoBitrate = tt.bitrate
+			p.KeyFrameInterval = 2 * time.Second // shorter than the test, to see it honoured
 			const seconds = 8
 			aus := encodeVideo(t, p, seconds*p.FPS)
 
@@ -90,8 +91,8 @@ func TestH264RoundTrip(t *testing.T) {
 			if decoded < len(aus)*9/10 {
 				t.Errorf("decoded %d of %d frames, want ≥90%%", decoded, len(aus))
 			}
-			// Periodic IDR every keyFrameInterval, plus the first.
-			if want := seconds / int(keyFrameInterval.Seconds()); keys < want {
+			// Periodic IDR every KeyFrameInterval, plus the first.
+			if want := seconds / int(p.KeyFrameInterval.Seconds()); keys < want {
 				t.Errorf("%d key frames in %d s, want ≥%d", keys, seconds, want)
 			}
 			bps := float64(bytes*8) / (float64(len(aus)) / float64(p.FPS))
@@ -135,15 +136,20 @@ func TestOpusRoundTrip(t *testing.T) {
 			perPacket := int(AudioSampleRate * p.AudioFrame / time.Second)
 			packets := int(seconds * time.Second / p.AudioFrame)
 			pcm := make([]int16, opusdec.MaxFrameSamples)
-			var bytes, samples int
+			var bytes, samples, sent int
 			var energy float64
 			for i := range packets {
 				buf, release, err := r.Read()
 				if err != nil {
 					t.Fatalf("encode: %v", err)
 				}
+				// DTX: an empty packet is not sent; the receiver conceals
+				// (comfort noise) for a frame's length.
+				if len(buf.Data) > 0 {
+					sent++
+				}
 				bytes += len(buf.Data)
-				n, err := dec.Decode(buf.Data, pcm)
+				n, err := dec.Decode(buf.Data, pcm[:perPacket])
 				release()
 				if err != nil {
 					t.Fatalf("decode packet %d: %v", i, err)
@@ -166,13 +172,18 @@ func TestOpusRoundTrip(t *testing.T) {
 			if rms := energy / float64(samples); rms < 100*100 {
 				t.Errorf("decoded audio is near silence (mean square %.0f)", rms)
 			}
-			bps := float64(bytes*8) / seconds
-			t.Logf("target %d bit/s at %v frames: encoded %.0f bit/s (%+.1f%%)", p.AudioBitrate, p.AudioFrame, bps, 100*(bps/float64(p.AudioBitrate)-1))
-			// Opus is VBR: the chime over a quiet hum needs less than the
-			// target, so only the ceiling is tight. The floor catches an
-			// encoder that ignores the setting or emits empty frames.
+			// DTX sends nothing in the hum between chimes (30% of each
+			// second is chime), but never stops a chime.
+			if sent == packets || sent < packets/4 {
+				t.Errorf("%d of %d packets sent: want DTX to drop the hum's, not the chimes'", sent, packets)
+			}
+			// The rate while sending: Opus is VBR, the chime needs less than
+			// the target, so only the ceiling is tight. The floor catches an
+			// encoder that ignores the setting.
+			bps := float64(bytes*8) / (float64(sent) * p.AudioFrame.Seconds())
+			t.Logf("target %d bit/s at %v frames: %d of %d packets sent, %.0f bit/s while sending (%+.1f%%)", p.AudioBitrate, p.AudioFrame, sent, packets, bps, 100*(bps/float64(p.AudioBitrate)-1))
 			if lo, hi := float64(p.AudioBitrate)*0.4, float64(p.AudioBitrate)*(1+tolerance); bps < lo || bps > hi {
-				t.Errorf("encoded %.0f bit/s, want %.0f..%.0f (target %d)", bps, lo, hi, p.AudioBitrate)
+				t.Errorf("encoded %.0f bit/s while sending, want %.0f..%.0f (target %d)", bps, lo, hi, p.AudioBitrate)
 			}
 		})
 	}

@@ -7,7 +7,8 @@ import (
 )
 
 // Profile says what a call sends. Parents pay for data by the megabyte, so the
-// default is small: LowData costs about 1.6 MB a minute on the wire.
+// default (Low) costs under 1 MB a minute per direction on the wire, headers
+// included (BenchmarkBytesPerMinute in tests/e2e).
 type Profile struct {
 	Name  string
 	Video bool
@@ -22,46 +23,128 @@ type Profile struct {
 	VideoBitrate, AudioBitrate int
 	// AudioFrame is the Opus frame (and RTP packet) duration. Longer frames
 	// send fewer packets, and at ~50 bytes of headers per packet that matters
-	// at low rates: 20 ms frames add ~20 kbit/s of headers, 60 ms ~7 kbit/s.
+	// at low rates: 20 ms frames add ~20 kbit/s of headers, 40 ms ~10, 60 ms
+	// ~7 (TestAudioSweep).
 	AudioFrame time.Duration
+	// KeyFrameInterval is how often the H.264 encoder sends an IDR picture
+	// unprompted, so a receiver that lost one (or joined late) recovers even
+	// if its PLI is lost too; 0 means DefaultKeyFrameInterval.
+	KeyFrameInterval time.Duration
 }
 
-// keyFrameInterval is how often the H.264 encoder sends an IDR picture
-// unprompted, so a receiver that lost one (or joined late) recovers even if its
-// PLI is lost too.
-const keyFrameInterval = 2 * time.Second
+// DefaultKeyFrameInterval is the unprompted IDR period of a profile that
+// sets none. A receiver that misses a picture asks for a key frame (PLI) at
+// once, so the periodic one is only the backstop; every IDR costs several
+// times a P picture, and on the realistic scene at 100 kbit/s a key frame
+// every 10 s instead of every 2 s gave +1.6 dB PSNR-Y (30 s only +0.3 more,
+// for a three times longer wait when a PLI is lost too): TestVideoSweep.
+const DefaultKeyFrameInterval = 10 * time.Second
 
-// LowData is the default profile: enough for a child to see a parent's face on
-// a cheap phone on a metered plan. H.264 because every phone decodes it in
-// hardware and openh264 hits its targets (within ~3% once the frame rate is
-// set, see capture.go).
-var LowData = Profile{
-	Name:         "low-data",
-	Video:        true,
-	Width:        320,
-	Height:       240,
-	FPS:          15,
-	VideoBitrate: 200_000,
-	AudioBitrate: 20_000,
-	AudioFrame:   20 * time.Millisecond,
+func (p Profile) keyFrameInterval() time.Duration {
+	if p.KeyFrameInterval > 0 {
+		return p.KeyFrameInterval
+	}
+	return DefaultKeyFrameInterval
 }
 
-// AudioOnly is a voice call for the thinnest links or when there is no camera.
-// 60 ms Opus frames cut header overhead from ~20 to ~7 kbit/s at the cost of
-// 40 ms of extra latency, which a voice call tolerates.
-var AudioOnly = Profile{
-	Name:         "audio-only",
-	AudioBitrate: 16_000,
-	AudioFrame:   60 * time.Millisecond,
-}
+// The built-in profiles, from the richest to audio only. Every figure was
+// chosen from measurements on the realistic scene (package synth) and a
+// synthetic voice with pauses: TestVideoSweep and TestAudioSweep print them
+// (TUANJU_SWEEP=video,audio), BenchmarkBytesPerMinute (tests/e2e) measures
+// what each costs in a whole call on the wire, with the quality received.
+// Opus runs with in-band FEC and DTX at complexity 5 in all of them, H.264
+// with openh264's denoiser at medium complexity (see encoders.go).
+var (
+	// Normal is for a good, unmetered link: VGA at 15 fps. 300 kbit/s gave
+	// 37.5 dB PSNR-Y on the scene by day; 400 kbit/s only 0.7 dB more for a
+	// third more data. Audio in 20 ms frames: the lowest latency, the
+	// headers are a small share here.
+	Normal = Profile{
+		Name:         "normal",
+		Video:        true,
+		Width:        640,
+		Height:       480,
+		FPS:          15,
+		VideoBitrate: 300_000,
+		AudioBitrate: 24_000,
+		AudioFrame:   20 * time.Millisecond,
+	}
+
+	// Low is the default: a child's face clear enough on a cheap phone on a
+	// metered plan, under 1 MB a minute per direction on the wire. At
+	// 320×240 and 15 fps, 80 kbit/s gives ~33 dB PSNR-Y by day. 10 fps
+	// would give each picture 2 dB more, but shown on a 30 Hz timeline
+	// (what a viewer sees of a child who keeps moving) 15 fps scored 1.7 dB
+	// better, with the same SSIM; a bitrate controller lowers the rate on a
+	// poor link. 40 ms Opus frames save 10 kbit/s of headers against 20 ms
+	// for 20 ms of latency. H.264 because every phone decodes it in
+	// hardware and openh264 hits its targets (within ~1% once the frame
+	// rate is set, see encoders.go).
+	Low = Profile{
+		Name:         "low",
+		Video:        true,
+		Width:        320,
+		Height:       240,
+		FPS:          15,
+		VideoBitrate: 80_000,
+		AudioBitrate: 16_000,
+		AudioFrame:   40 * time.Millisecond,
+	}
+
+	// VeryLow is for a budget running out or a poor link, before audio
+	// only: under 0.5 MB a minute, a smaller and slower picture (160×120 at
+	// 10 fps, 28 kbit/s: ~30 dB by day) and 12 kbit/s speech in 60 ms
+	// frames, whose headers cost 7 kbit/s rather than 20. A call's RTCP
+	// (reports, congestion-control feedback) and headers come to ~20
+	// kbit/s here, as much as the picture.
+	VeryLow = Profile{
+		Name:         "very-low",
+		Video:        true,
+		Width:        160,
+		Height:       120,
+		FPS:          10,
+		VideoBitrate: 28_000,
+		AudioBitrate: 12_000,
+		AudioFrame:   60 * time.Millisecond,
+	}
+
+	// AudioOnly is a voice call for the thinnest links, an exhausted budget,
+	// or when there is no camera: under 0.2 MB a minute, the same speech as
+	// VeryLow without the picture. 60 ms Opus frames cut header overhead
+	// from ~20 to ~7 kbit/s at the cost of 40 ms of extra latency, which a
+	// voice call tolerates; 12 kbit/s rather than 16 keeps a child who
+	// talks without pause under the budget too.
+	AudioOnly = Profile{
+		Name:         "audio-only",
+		AudioBitrate: 12_000,
+		AudioFrame:   60 * time.Millisecond,
+	}
+
+	// LowData is Low under the name it had before there were four
+	// profiles; the name "low-data" still selects it (ProfileByName).
+	LowData = Low
+)
 
 // Profiles lists the built-in profiles, default first.
-func Profiles() []Profile { return []Profile{LowData, AudioOnly} }
+func Profiles() []Profile { return []Profile{Low, Normal, VeryLow, AudioOnly} }
 
-// ProfileByName returns the built-in profile with that name (case-insensitive).
+// Ladder is the built-in profiles from the richest to the leanest: the
+// steps a bitrate controller or a running-out data budget takes down (and,
+// when the link or the budget allows, back up).
+func Ladder() []Profile { return []Profile{Normal, Low, VeryLow, AudioOnly} }
+
+// aliases are former profile names, still accepted in configuration.
+var aliases = map[string]string{"low-data": "low"}
+
+// ProfileByName returns the built-in profile with that name
+// (case-insensitive), also under a former name ("low-data" is Low).
 func ProfileByName(name string) (Profile, error) {
+	n := strings.ToLower(strings.TrimSpace(name))
+	if a, ok := aliases[n]; ok {
+		n = a
+	}
 	for _, p := range Profiles() {
-		if strings.EqualFold(p.Name, strings.TrimSpace(name)) {
+		if p.Name == n {
 			return p, nil
 		}
 	}
@@ -96,8 +179,8 @@ func (p Profile) Validate() error {
 	if p.FPS < 1 || p.FPS > 30 {
 		return bad("video frame rate %d outside 1..30", p.FPS)
 	}
-	if p.VideoBitrate < 30_000 || p.VideoBitrate > 4_000_000 {
-		return bad("video bitrate %d outside 30000..4000000", p.VideoBitrate)
+	if p.VideoBitrate < 16_000 || p.VideoBitrate > 4_000_000 {
+		return bad("video bitrate %d outside 16000..4000000", p.VideoBitrate)
 	}
 	return nil
 }

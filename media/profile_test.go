@@ -14,8 +14,11 @@ func TestProfileByName(t *testing.T) {
 		want    string
 		wantErr error
 	}{
-		{"low-data", "low-data", nil},
-		{"Low-Data", "low-data", nil},
+		{"low", "low", nil},
+		{"low-data", "low", nil}, // the former name, still in configurations
+		{"Low-Data", "low", nil},
+		{"normal", "normal", nil},
+		{"VERY-LOW", "very-low", nil},
 		{" audio-only ", "audio-only", nil},
 		{"hd", "", media.ErrUnknownProfile},
 		{"", "", media.ErrUnknownProfile},
@@ -38,12 +41,78 @@ func TestBuiltinProfilesValid(t *testing.T) {
 			t.Errorf("%s: %v", p.Name, err)
 		}
 	}
-	// The budget: low-data stays under 250k video, 24k audio.
-	if p := media.LowData; p.VideoBitrate > 250_000 || p.AudioBitrate > 24_000 || p.Width != 320 || p.Height != 240 || p.FPS != 15 {
-		t.Errorf("LowData = %+v, outside the low-data budget", p)
+	if media.Profiles()[0] != media.Low || media.LowData != media.Low {
+		t.Errorf("the default profile is %q, want low (also as LowData)", media.Profiles()[0].Name)
 	}
 	if p, _ := media.ProfileByName(""); p.Name != "" {
 		t.Errorf("empty name resolved to %q", p.Name)
+	}
+}
+
+// TestLadder: the steps down go from the richest to audio only, each
+// cheaper than the one before, and are the built-in profiles.
+func TestLadder(t *testing.T) {
+	l := media.Ladder()
+	want := []string{"normal", "low", "very-low", "audio-only"}
+	if len(l) != len(want) {
+		t.Fatalf("ladder has %d steps, want %d", len(l), len(want))
+	}
+	for i, p := range l {
+		if p.Name != want[i] {
+			t.Errorf("step %d is %q, want %q", i, p.Name, want[i])
+		}
+		if got, err := media.ProfileByName(p.Name); err != nil || got != p {
+			t.Errorf("step %q is not the built-in profile of that name (%v)", p.Name, err)
+		}
+		if i > 0 && wireKbit(p) >= wireKbit(l[i-1]) {
+			t.Errorf("step %q costs %.0f kbit/s, not less than %q's %.0f", p.Name, wireKbit(p), l[i-1].Name, wireKbit(l[i-1]))
+		}
+	}
+	if last := l[len(l)-1]; last.Video {
+		t.Errorf("the last step %q has video", last.Name)
+	}
+	l[0].Name = "changed" // the caller's copy
+	if media.Ladder()[0].Name != "normal" {
+		t.Error("Ladder returned a shared slice")
+	}
+}
+
+// wireKbit estimates what p sends on the wire (kbit/s) with a voice that
+// talks 60% of the time (DTX sends nothing in the rest): the encoder
+// targets plus ~58 bytes of RTP (with its congestion-control extension),
+// SRTP, UDP and IPv4 headers per packet, an H.264 picture in 1188-byte RTP
+// payloads, and ~10 kbit/s of RTCP (congestion-control feedback ten times
+// a second, reports). The real figure, in a whole call, is
+// BenchmarkBytesPerMinute's (tests/e2e).
+func wireKbit(p media.Profile) float64 {
+	const header, talk = 58 * 8, 0.6
+	bits := talk*(float64(p.AudioBitrate)+header*float64(time.Second/p.AudioFrame)) + 10_000
+	if p.Video {
+		perFrame := float64(p.VideoBitrate) / 8 / float64(p.FPS)
+		packets := float64(p.FPS) * float64(int(perFrame/1188)+1)
+		bits += float64(p.VideoBitrate) + header*packets
+	}
+	return bits / 1000
+}
+
+// TestProfileBudgets: the per-direction budgets, on the estimate
+// with a 5% margin for what it leaves out (DTLS, STUN, rate control's
+// error; DTX, which it also leaves out, saves more): low ≤ 1 MB/min,
+// very-low ≤ 0.5, audio only ≤ 0.2.
+func TestProfileBudgets(t *testing.T) {
+	for _, tt := range []struct {
+		p        media.Profile
+		maxMBMin float64
+	}{
+		{media.Low, 1.0},
+		{media.VeryLow, 0.5},
+		{media.AudioOnly, 0.2},
+	} {
+		mb := wireKbit(tt.p) * 1000 / 8 * 60 / 1e6
+		t.Logf("%s: ~%.0f kbit/s, ~%.2f MB/min on the wire", tt.p.Name, wireKbit(tt.p), mb)
+		if mb*1.05 > tt.maxMBMin {
+			t.Errorf("%s: ~%.2f MB/min (+5%%) over its budget of %.1f", tt.p.Name, mb, tt.maxMBMin)
+		}
 	}
 }
 

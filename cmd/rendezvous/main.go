@@ -7,7 +7,8 @@
 //
 // "rendezvous audit [-data dir | -config file] [-json]" prints the audit log
 // of pairings and factory resets instead of serving. "rendezvous revoke"
-// edits the programme's deny list of units (revoke.go). "rendezvous check",
+// edits the programme's deny list of units (revoke.go); "rendezvous fleet"
+// imports the programme's manifests (fleet.go). "rendezvous check",
 // "backup" and "restore" look after the registry (registry.go).
 // "rendezvous help" lists them all.
 package main
@@ -47,6 +48,7 @@ unknown keys are an error; see rendezvous.example.toml), then flags.`,
 		Commands: []cli.Command{
 			{Name: "audit", Summary: "print the audit log of pairings and factory resets (works while the server runs)", Run: runAudit},
 			{Name: "revoke", Summary: "add units to the deny list, take them off (-undo), or print it (-list)", Run: runRevoke},
+			{Name: "fleet", Summary: "import a batch's signed manifest (from provision batch), or list the shipped units", Run: runFleet},
 			{Name: "check", Summary: "check the registry (or a backup): bbolt's consistency check and the registry's own; non-zero exit on a problem", Run: runCheck},
 			{Name: "backup", Summary: "write a consistent, checked copy of the registry to a file (server stopped)", Run: runBackup},
 			{Name: "restore", Summary: "put a checked backup in place of the registry, keeping the old one beside it (server stopped)", Run: runRestore},

@@ -187,6 +187,17 @@ func TestExampleConfigLoads(t *testing.T) {
 	if want := rendezvous.DefaultLimits(); opts.cfg.Limits != want {
 		t.Errorf("example limits %+v, want the defaults %+v", opts.cfg.Limits, want)
 	}
+	// Web Push on, with the defaults spelled out; the notifier off until a
+	// programme points it at its adapter.
+	def := rendezvous.DefaultConfig()
+	push := opts.cfg.Push
+	push.Subject = ""
+	if opts.cfg.Push.Subject == "" || push.MissedTTL != def.Push.MissedTTL || push.Workers != def.Push.Workers || push.RetryMin != def.Push.RetryMin {
+		t.Errorf("example push %+v, want a subject and the defaults %+v", opts.cfg.Push, def.Push)
+	}
+	if opts.cfg.Notifier != def.Notifier {
+		t.Errorf("example notifier %+v, want the defaults (off) %+v", opts.cfg.Notifier, def.Notifier)
+	}
 }
 
 // TestAuditCommand: "rendezvous audit" prints what the server appended, as a

@@ -66,6 +66,13 @@ type config struct {
 
 	// AutoAnswer is the reunion window; empty windows (the default) is off.
 	AutoAnswer autoAnswerConfig `toml:"auto_answer"`
+
+	// ProgrammeKeyFile holds the programme's public signing key(s) (PEM):
+	// `identity import` takes a signed bundle only if it verifies against
+	// one (docs/provisioning-bundle.md). On the OS image.
+	ProgrammeKeyFile string `toml:"programme_key_file"`
+	// bundle is what the stored provisioning bundle gave (bundle.go).
+	bundle *provisionedBundle
 }
 
 // autoAnswerConfig is terminal.AutoAnswer as the file spells it:
@@ -181,7 +188,7 @@ func newConfigFlags(use configUse, cfg *config, stderr io.Writer) *configFlags {
 	o.String("board", &cfg.Board, `hardware: "gpio" (periph.io) or "sim" (simulated board with a web panel)`)
 	o.String("panel", &cfg.PanelListen, "listen `address` of the simulated board's device panel, e.g. 127.0.0.1:8081")
 	o.Bool("loopback-only", &cfg.LoopbackOnly, "restrict WebRTC to 127.0.0.1 (tests, local demo)")
-	o.String("profile", &cfg.Media.Profile, "media `profile`: low-data or audio-only")
+	o.String("profile", &cfg.Media.Profile, "media `profile`: normal, low (the default; low-data is its former name), very-low or audio-only")
 	o.String("camera", &cfg.Media.Camera, "camera: v4l2, synthetic or none")
 	o.String("mic", &cfg.Media.Microphone, "microphone: alsa, synthetic or none")
 	o.String("log-format", &cfg.LogFormat, "log `format`: json or text")
@@ -213,6 +220,7 @@ func loadConfigFor(use configUse, args []string, stderr io.Writer, extra ...func
 		return cfg, err
 	}
 	fs.overrides.Apply()
+	applyBundle(&cfg)
 	if cfg.PublicURL == "" && cfg.ServerURL != "" {
 		cfg.PublicURL = publicFromServer(cfg.ServerURL)
 	}

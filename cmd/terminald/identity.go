@@ -12,10 +12,13 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/atomicfile"
 	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
+	"github.com/tuanju/tuanju/provisioning/bundle"
 	"github.com/tuanju/tuanju/provisioning/devcert"
+	"github.com/tuanju/tuanju/provisioning/signing"
 )
 
 // notProvisioned is what the unit says, in the log, on stdout and on the
@@ -32,14 +35,21 @@ var errNotProvisioned = errors.New("terminald: " + notProvisioned)
 // and to read it back. The bundle is a PEM private key and the device
 // certificate a program CA issued for it (devcert.EncodeBundle).
 func runIdentity(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	const usageText = `usage: terminald identity import [-config F] [-state F] [-identity F] BUNDLE
+	const usageText = `usage: terminald identity import [-config F] [-state F] [-identity F] [-programme-key F] BUNDLE
        terminald identity show [-config F] [-state F] [-identity F]
 
-import puts a unit's identity on it: the bundle is a PEM private key and the
-device certificate a program CA issued for it, written to the identity file
-(identity_file; default beside the state file), apart from the state file.
-show prints the device ID and the certificate (and exits non-zero on a unit
-never provisioned).
+import puts a unit's identity on it. BUNDLE is either
+  - a signed bundle from provision batch (NAME-00001.tjb): checked against
+    the programme's key (programme_key_file or -programme-key) before
+    anything is written; a tampered, truncated or foreign one is refused,
+    the reason kept for terminald's log and needs-repair light. It carries
+    the unit's identity, its label's pairing secret and its settings
+    (server, time zone, reunion windows, ...), applied at the next start
+    where the config file leaves them empty; or
+  - a PEM private key and the device certificate a program CA issued for it.
+The identity goes to the identity file (identity_file; default beside the
+state file), apart from the state file. show prints the device ID and the
+certificate (and exits non-zero on a unit never provisioned).
 `
 	usage := errors.New("usage: terminald identity import [-config F] [-state F] BUNDLE | terminald identity show [-config F] [-state F]")
 	if len(args) == 0 {
@@ -59,6 +69,7 @@ never provisioned).
 	o := cli.NewOverrides(fs)
 	o.String("state", &cfg.StateFile, "bbolt state `file` (overrides the config's)")
 	o.String("identity", &cfg.IdentityFile, "identity `file` (overrides the config's identity_file; default: beside the state file)")
+	o.String("programme-key", &cfg.ProgrammeKeyFile, "the programme's public signing key `file` (overrides programme_key_file)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,7 +79,7 @@ never provisioned).
 	o.Apply()
 	switch {
 	case cmd == "import" && fs.NArg() == 1:
-		return importIdentity(cfg.StateFile, cfg.identityFile(), fs.Arg(0), stdout)
+		return importIdentity(cfg, fs.Arg(0), stdout)
 	case cmd == "show" && fs.NArg() == 0:
 		return showIdentity(cfg.StateFile, cfg.identityFile(), stdout)
 	default:
@@ -76,17 +87,21 @@ never provisioned).
 	}
 }
 
-func importIdentity(statePath, identityPath, bundlePath string, stdout io.Writer) error {
+func importIdentity(cfg config, bundlePath string, stdout io.Writer) error {
+	statePath, identityPath := cfg.StateFile, cfg.identityFile()
 	b, err := os.ReadFile(bundlePath)
 	if err != nil {
 		return fmt.Errorf("terminald: identity import: %w", err)
 	}
+	if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
+		return fmt.Errorf("terminald: state dir: %w", err)
+	}
+	if bundle.IsBundle(b) {
+		return importBundle(cfg, bundlePath, b, stdout)
+	}
 	key, cert, err := devcert.ParseBundle(b)
 	if err != nil {
 		return fmt.Errorf("terminald: identity import %s: %w", bundlePath, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
-		return fmt.Errorf("terminald: state dir: %w", err)
 	}
 	// Through the state file, which moves an older unit's identity out
 	// first, so the rules of ImportIdentity see it.
@@ -99,6 +114,59 @@ func importIdentity(statePath, identityPath, bundlePath string, stdout io.Writer
 		return fmt.Errorf("terminald: identity import: %w", err)
 	}
 	fmt.Fprintf(stdout, "imported into %s:\n", identityPath)
+	return describe(cert, stdout)
+}
+
+// importBundle verifies a signed bundle against the programme's key and
+// stores it. A refusal is also written beside the identity file
+// (terminalstore.WriteRefusal), so a daemon waiting for its identity logs
+// the reason and shows needs-repair.
+func importBundle(cfg config, path string, b []byte, stdout io.Writer) error {
+	identityPath := cfg.identityFile()
+	refuse := func(err error) error {
+		err = fmt.Errorf("terminald: identity import %s: refused: %w", path, err)
+		if werr := terminalstore.WriteRefusal(identityPath, err.Error()); werr != nil {
+			return errors.Join(err, werr)
+		}
+		return err
+	}
+	if cfg.ProgrammeKeyFile == "" {
+		return refuse(errors.New("a signed bundle is checked against the programme's key: set programme_key_file (or -programme-key)"))
+	}
+	pem, err := os.ReadFile(cfg.ProgrammeKeyFile)
+	if err != nil {
+		return refuse(err)
+	}
+	keys, err := signing.ParsePublic(pem)
+	if err != nil {
+		return refuse(fmt.Errorf("programme_key_file %s: %w", cfg.ProgrammeKeyFile, err))
+	}
+	u, err := bundle.Decode(b, keys)
+	if err != nil {
+		return refuse(err)
+	}
+	store, err := terminalstore.OpenFiles(cfg.StateFile, identityPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if u.Settings.ServerCA != "" {
+		if err := atomicfile.WriteFile(serverCAFile(identityPath), []byte(u.Settings.ServerCA), 0o444); err != nil {
+			return fmt.Errorf("terminald: identity import: %w", err)
+		}
+	}
+	if err := store.ImportBundle(b, u); err != nil {
+		return refuse(err)
+	}
+	if err := terminalstore.ClearRefusal(identityPath); err != nil {
+		return fmt.Errorf("terminald: identity import: %w", err)
+	}
+	cert, err := store.Certificate()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "imported into %s:\n", identityPath)
+	describeBundle(u, stdout)
 	return describe(cert, stdout)
 }
 
@@ -161,7 +229,7 @@ var provisionLooked func()
 // paired after) is returned for the daemon to show needs-repair until
 // then (repairLEDs).
 func awaitIdentity(ctx context.Context, statePath, identityPath string, leds terminal.LEDs, status func(string), log *slog.Logger, stdout io.Writer) (*terminalstore.Store, *terminalstore.Repair, error) {
-	told := false
+	told, toldRefusal := false, ""
 	for {
 		store, repair, err := terminalstore.OpenOrRepair(statePath, identityPath, time.Now())
 		if err != nil {
@@ -186,6 +254,19 @@ func awaitIdentity(ctx context.Context, statePath, identityPath string, leds ter
 		store.Close()
 		if !errors.Is(err, terminalstore.ErrNoIdentity) && !errors.Is(err, terminalstore.ErrNoCertificate) {
 			return nil, nil, err
+		}
+		if refusal, _ := terminalstore.ReadRefusal(identityPath); refusal != "" && refusal != toldRefusal {
+			// An import refused a bundle: say why, once per refusal.
+			toldRefusal = refusal
+			log.Error("provisioning bundle refused; this unit stays unprovisioned", "reason", refusal)
+			if status != nil {
+				status("not provisioned: bundle refused")
+			}
+			if leds != nil {
+				if err := leds.Show(device.Fault); err != nil {
+					log.Warn("cannot show needs-repair", "err", err)
+				}
+			}
 		}
 		if !told {
 			told = true

@@ -69,6 +69,11 @@ func TestServeRepairsDamagedState(t *testing.T) {
 					"-mic", "synthetic", "-loopback-only", "-log-format", "text"}, out.w, io.Discard)
 			}()
 			out.wait(t, "terminal "+id)
+			if k.Name != "undamaged (control)" {
+				// Said once the unit knows it has no parent: after the
+				// line above, and later still on a loaded machine.
+				out.wait(t, "not paired")
+			}
 			select {
 			case err := <-done:
 				t.Fatalf("terminald ended: %v", err)

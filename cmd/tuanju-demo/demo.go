@@ -36,7 +36,7 @@ func demoFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "rendezvous server `address`")
 	fs.StringVar(&o.turn, "turn", "127.0.0.1:3478", "TURN relay `address` (UDP)")
 	fs.StringVar(&o.panel, "panel", "127.0.0.1:8081", "device panel `address`")
-	fs.StringVar(&o.profile, "profile", "low-data", "media `profile`: low-data or audio-only")
+	fs.StringVar(&o.profile, "profile", "low", "media `profile`: normal, low, very-low or audio-only")
 	return fs
 }
 

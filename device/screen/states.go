@@ -19,6 +19,7 @@
 //	pairing    blue    three dots: a parent asks to pair, press to agree
 //	pairable   blue    empty ring: open for pairing, nothing to press yet
 //	no_answer  red     empty ring: nobody answered
+//	unreachable red    a heart broken in two: your parent cannot be reached now
 //	offline    red     a bar: no network
 //	fault      red     a cross: needs repair
 //
@@ -67,13 +68,15 @@ var screens = map[string]screen{
 	"pairing":   {Blue, dots},
 	"pairable":  {Blue, ring},
 	"no_answer": {Red, ring},
-	"offline":   {Red, bar},
-	"fault":     {Red, cross},
+	// Unreachable, the device.Pattern: the child's call reached nobody.
+	"unreachable": {Red, brokenHeart},
+	"offline":     {Red, bar},
+	"fault":       {Red, cross},
 }
 
 // States lists the states there is a screen for, in a fixed order.
 func States() []string {
-	return []string{"off", "ready", "calling", "ringing", "in_call", "pairing", "pairable", "no_answer", "offline", "fault"}
+	return []string{"off", "ready", "calling", "ringing", "in_call", "pairing", "pairable", "no_answer", "unreachable", "offline", "fault"}
 }
 
 // Render draws state's screen over all of dst. An unknown state draws the
@@ -143,6 +146,9 @@ func heart(x, y float64) bool {
 	a := x*x + y*y - 1
 	return a*a*a-x*x*y*y*y <= 0
 }
+
+// brokenHeart is the heart split across its middle: the parent, out of reach.
+func brokenHeart(x, y float64) bool { return heart(x, y) && (y < -0.15 || y > 0.15) }
 
 func bar(x, y float64) bool { return x >= -1 && x <= 1 && y >= -0.2 && y <= 0.2 }
 

@@ -29,6 +29,7 @@ func TestScreens(t *testing.T) {
 		{"pairing", Blue, [3]bool{W, B, B}},
 		{"pairable", Blue, [3]bool{B, B, W}},
 		{"no_answer", Red, [3]bool{B, B, W}},
+		{"unreachable", Red, [3]bool{B, B, B}},
 		{"offline", Red, [3]bool{W, W, B}},
 		{"fault", Red, [3]bool{W, B, B}},
 	}

@@ -17,10 +17,16 @@ const (
 	CueHangup    = "hangup"
 	CueRefused   = "refused"
 	CueReset     = "reset"
+	CuePaired    = "paired"
+	// CueUnreachable: the child's call reached nobody; CueDropped: a call
+	// ended without anyone hanging up.
+	CueUnreachable = "unreachable"
+	CueDropped     = "dropped"
 )
 
 // Note frequencies (equal temperament, A4 = 440 Hz).
 const (
+	noteD4 = 293.66
 	noteE4 = 329.63
 	noteA4 = 440.00
 	noteC5 = 523.25
@@ -82,6 +88,16 @@ var cues = map[string]cue{
 	// anything a call plays.
 	CueReset:   {tones: []tone{{noteC6, 250 * ms, 0.30, swell}, {noteG5, 250 * ms, 0.30, swell}, {noteE5, 250 * ms, 0.30, swell}, {noteC5, 500 * ms, 0.30, swell}}},
 	CueRefused: {tones: []tone{{noteE4, 90 * ms, 0.30, swell}, rest(60 * ms), {noteE4, 90 * ms, 0.30, swell}}},
+	// CuePaired: a rising arpeggio, brighter and longer than "connected":
+	// something good happened for good.
+	CuePaired: {tones: []tone{{noteC5, 120 * ms, 0.32, pluck}, {noteE5, 120 * ms, 0.32, pluck}, {noteG5, 120 * ms, 0.32, pluck}, {noteC6, 420 * ms, 0.32, pluck}}},
+	// CueUnreachable: two low, soft notes falling a fifth, with a breath
+	// between: nobody is there now. Lower and slower than "no answer",
+	// nothing like the calling tone.
+	CueUnreachable: {tones: []tone{{noteA4, 320 * ms, 0.28, swell}, rest(100 * ms), {noteD4, 600 * ms, 0.28, swell}}},
+	// CueDropped: three quick falling plucks, the last cut short: the call
+	// broke off. Unlike the two-note hang-up.
+	CueDropped: {tones: []tone{{noteC6, 100 * ms, 0.30, pluck}, rest(40 * ms), {noteG5, 100 * ms, 0.30, pluck}, rest(40 * ms), {noteC5, 160 * ms, 0.30, pluck}}},
 }
 
 // Cues returns the cue names, sorted.

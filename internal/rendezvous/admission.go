@@ -155,7 +155,8 @@ type ticketState int
 const (
 	ticketPending ticketState = iota
 	ticketPairing
-	ticketNone // logged in as terminal or parent, evicted, or closed
+	ticketNone    // logged in as terminal or parent, or closed
+	ticketEvicted // displaced by a newcomer: its socket is being dropped
 )
 
 var ticketSeq atomic.Uint64
@@ -187,7 +188,7 @@ func (a *admission) admit(ip string, now time.Time) (t *ticket, status int, why 
 	}
 	if victim != nil {
 		a.pending.remove(victim)
-		victim.state = ticketNone
+		victim.state = ticketEvicted
 		a.stats.evicted.Add(1)
 	}
 	a.pending.add(t)
@@ -216,7 +217,7 @@ func (t *ticket) kick(pairing bool) {
 func (t *ticket) attach(evict func(pairing bool)) bool {
 	t.a.mu.Lock()
 	defer t.a.mu.Unlock()
-	if t.state == ticketNone {
+	if t.state == ticketNone || t.state == ticketEvicted {
 		return false
 	}
 	t.evict = evict
@@ -255,7 +256,7 @@ func (t *ticket) pairing() bool {
 	}
 	if victim != nil {
 		a.pairing.remove(victim)
-		victim.state = ticketNone
+		victim.state = ticketEvicted
 		a.stats.pairingEvicted.Add(1)
 	}
 	a.pending.remove(t)
@@ -276,8 +277,22 @@ func (t *ticket) leave() {
 		a.pending.remove(t)
 	case ticketPairing:
 		a.pairing.remove(t)
+	case ticketEvicted:
+		return // stays evicted: see failing
 	}
 	t.state = ticketNone
+}
+
+// failing takes a socket whose login failed out of the pools at once, so
+// it cannot be chosen to make room while its refusal is sent, and reports
+// whether a newcomer displaced it already (it is being dropped then, and
+// is told nothing). Each socket is then either refused or displaced,
+// never both (TestFloodWhileCalling counts them).
+func (t *ticket) failing() (evicted bool) {
+	t.leave()
+	t.a.mu.Lock()
+	defer t.a.mu.Unlock()
+	return t.state == ticketEvicted
 }
 
 // addressKey is what the per-address limits count by: an IPv4 address, or

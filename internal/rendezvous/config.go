@@ -53,6 +53,11 @@ type Config struct {
 	RevokedDevicesFile      string        `toml:"revoked_devices_file"`
 	RevocationCheckInterval time.Duration `toml:"revocation_check_interval"`
 
+	// Fleet is the programme's manifests of the units it shipped (fleet.go):
+	// each unit's site and region, and, with require, the only units that
+	// may log in.
+	Fleet FleetConfig `toml:"fleet"`
+
 	// SecurityContact is where to report a vulnerability (mailto: or
 	// https: URIs), published at /.well-known/security.txt (RFC 9116).
 	SecurityContact []string `toml:"security_contact"`
@@ -79,6 +84,13 @@ type Config struct {
 
 	// Limits bound connections, logins and messages (limits.go).
 	Limits LimitsConfig `toml:"limits"`
+
+	// Backup: the registry backs itself up while the server runs (backup.go).
+	Backup BackupConfig `toml:"backup"`
+	// Push (Web Push, push.go) and Notifier (the programme's SMS and voice
+	// webhook, notifier.go) reach a parent whose page is closed.
+	Push     PushConfig     `toml:"push"`
+	Notifier NotifierConfig `toml:"notifier"`
 }
 
 // TURNConfig configures the embedded TURN relay (pion/turn).
@@ -128,6 +140,7 @@ func DefaultConfig() Config {
 			Realm:         "tuanju",
 			CredentialTTL: 10 * time.Minute,
 		},
+		Backup:                         BackupConfig{Every: DefaultBackupEvery, Keep: DefaultBackupKeep},
 		PairRequestsPerMinutePerDevice: 5,
 		PairRequestsPerMinutePerIP:     5,
 		HelloTimeout:                   10 * time.Second,
@@ -140,6 +153,8 @@ func DefaultConfig() Config {
 		WriteTimeout:                   10 * time.Second,
 		SendQueueDepth:                 64,
 		Limits:                         DefaultLimits(),
+		Push:                           defaultPushConfig(),
+		Notifier:                       defaultNotifierConfig(),
 	}
 }
 
@@ -190,6 +205,9 @@ func (c Config) Validate() error {
 	if c.SendQueueDepth < 8 {
 		return bad("send_queue_depth %d is below 8", c.SendQueueDepth)
 	}
+	if err := c.Backup.validate(bad); err != nil {
+		return err
+	}
 	if err := c.Limits.validate(bad); err != nil {
 		return err
 	}
@@ -201,6 +219,15 @@ func (c Config) Validate() error {
 	}
 	if err := c.TURN.validate(bad); err != nil {
 		return err
+	}
+	if err := c.Push.validate(bad); err != nil {
+		return err
+	}
+	if err := c.Notifier.validate(c.RingTimeout, bad); err != nil {
+		return err
+	}
+	if c.Fleet.Require && len(c.Fleet.KeyFiles) == 0 {
+		return bad("fleet.require needs fleet.key_files: the programme's signing key that manifests are checked against")
 	}
 	if len(c.DeviceCAFiles) == 0 {
 		return bad("device_ca_files is empty: name the program CA certificates that sign the terminals' device certificates (docs/provisioning-keys.md)")

@@ -19,4 +19,7 @@ var (
 	ErrClosed = errors.New("server closed")
 	// ErrDamaged: the registry file is not a sound bbolt file (boltfile).
 	ErrDamaged = boltfile.ErrDamaged
+	// ErrBadSignature: a notifier webhook request whose signature or
+	// timestamp does not check out (VerifyNotifySignature).
+	ErrBadSignature = errors.New("bad or stale signature")
 )

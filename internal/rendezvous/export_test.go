@@ -1,6 +1,10 @@
 package rendezvous
 
-import bolt "go.etcd.io/bbolt"
+import (
+	"net/http"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 // FailCallLogWrites makes every call-log write of the store fail with err
 // inside its transaction, as a full disk fails bbolt's commit; nil stops it.
@@ -18,4 +22,13 @@ func (s *Store) FailCallLogWrites(err error) {
 // moment leaves behind.
 func (s *Store) SnapshotTo(path string) error {
 	return s.db.View(func(tx *bolt.Tx) error { return tx.CopyFile(path, 0o600) })
+}
+
+// SetPushClient makes the server's Web Push requests go through c (a
+// client that trusts a test push service's certificate). Call it before
+// anything is pushed.
+func (s *Server) SetPushClient(c *http.Client) {
+	if s.push != nil {
+		s.push.client = c
+	}
 }

@@ -62,6 +62,13 @@ type call struct {
 	// The caller's signed ring (its nonce, time and signature), forwarded
 	// to the callee (and to parent tabs that open while the call rings).
 	nonce, signedAt, signature string
+	// reachable: a child's ring whose parent can be woken without an open
+	// page (a push subscription, a number): it rings on with no parent
+	// socket, for the parent to open the page and answer (hub_notify.go).
+	reachable bool
+	// escalation texts the parent if the ring is still unanswered after
+	// notifier.sms_after; nil without a number.
+	escalation *time.Timer
 }
 
 // pendingPair is a pair_request forwarded to a terminal, awaiting its answer.
@@ -113,6 +120,7 @@ func (h *hub) closeAll() {
 	}
 	for _, c := range h.calls {
 		c.timer.Stop()
+		h.stopEscalation(c)
 	}
 	for _, p := range h.pending {
 		p.timer.Stop()
@@ -245,6 +253,9 @@ func (h *hub) joinParent(s *session) bool {
 		Type: protocol.TypeWelcome, Role: protocol.RoleParent, ParentID: s.parentID, DeviceID: s.deviceID,
 		Paired: boolp(true), PeerOnline: boolp(term != nil), ServerTime: h.now().Truncate(time.Second),
 	}
+	if term != nil {
+		welcome.Health, welcome.Faults = term.health, term.faults
+	}
 	if _, revoked := h.srv.revoked.revoked(s.deviceID); revoked && term == nil {
 		welcome.Reason = protocol.ReasonRevoked
 	}
@@ -334,7 +345,7 @@ func (h *hub) leaveParent(s *session) {
 		switch {
 		case c.parent == s && c.answered && !s.abused.Load():
 			h.detach(c, s)
-		case c.parent == s || (c.parent == nil && !c.answered && len(set) == 0):
+		case c.parent == s || (c.parent == nil && !c.answered && len(set) == 0 && !c.reachable):
 			if c.terminal != nil {
 				c.terminal.send(hangupMsg(c.id, protocol.ReasonPeerLeft))
 			}
@@ -355,13 +366,15 @@ var allowed = map[string]map[string]bool{
 		protocol.TypeRing: true, protocol.TypeAccept: true, protocol.TypeHangup: true, protocol.TypeOffer: true,
 		protocol.TypeCandidate: true, protocol.TypePairAccept: true, protocol.TypePairReject: true,
 		protocol.TypePairComplete: true,
-		protocol.TypeUnpair:       true, protocol.TypeResume: true,
+		protocol.TypeUnpair:       true, protocol.TypeResume: true, protocol.TypeStatus: true,
 	},
 	protocol.RoleParent: {
 		protocol.TypeRing: true, protocol.TypeAccept: true, protocol.TypeHangup: true, protocol.TypeAnswer: true,
 		protocol.TypeCandidate: true, protocol.TypeCallLog: true, protocol.TypeResume: true,
+		protocol.TypePushSubscribe: true, protocol.TypePushUnsubscribe: true, protocol.TypePhoneSet: true,
+		protocol.TypePhoneClear: true, protocol.TypeNotifyStatus: true, protocol.TypePing: true,
 	},
-	protocol.RolePairing: {protocol.TypePairRequest: true, protocol.TypePairConfirm: true},
+	protocol.RolePairing: {protocol.TypePairRequest: true, protocol.TypePairConfirm: true, protocol.TypePing: true},
 }
 
 // handle applies one valid message from a logged-in socket.
@@ -400,6 +413,14 @@ func (h *hub) handle(s *session, m protocol.Message) {
 		h.pairReject(s, m)
 	case protocol.TypeUnpair:
 		h.unpair(s, m)
+	case protocol.TypeStatus:
+		h.status(s, m)
+	case protocol.TypePing:
+		s.send(protocol.Message{Type: protocol.TypePong})
+	default:
+		if notifyTypes[m.Type] {
+			h.handleNotify(s, m)
+		}
 	}
 }
 
@@ -470,7 +491,11 @@ func (h *hub) ring(s *session, m protocol.Message) {
 	}
 	log := h.log.With("call", c.id, "device", c.deviceID, "parent", c.parentID, "direction", c.rec.Direction)
 
-	if len(callee) == 0 {
+	// A parent with no page open who can be woken (Web Push, a number)
+	// is rung all the same: the notification brings the page, which logs
+	// in and gets the ring (joinParent).
+	c.reachable = c.fromTerminal && h.reachable(c.parentID)
+	if len(callee) == 0 && !c.reachable {
 		// Nobody to ring: the call is over before it started, and the
 		// parent must still see that the child tried.
 		c.rec.EndedAt, c.rec.Outcome = c.rec.StartedAt, protocol.OutcomeMissed
@@ -489,7 +514,8 @@ func (h *hub) ring(s *session, m protocol.Message) {
 	ring := h.ringMessage(protocol.TypeRing, c)
 	h.sendAll(callee, ring)
 	c.timer = time.AfterFunc(h.srv.cfg.RingTimeout, func() { h.ringTimeout(c) })
-	log.Info("ringing", "callee_sockets", len(callee))
+	h.notifyRing(c) // never waits (hub_notify.go)
+	log.Info("ringing", "callee_sockets", len(callee), "reachable", c.reachable)
 }
 
 // isCallee reports whether s may answer c.
@@ -516,6 +542,7 @@ func (h *hub) accept(s *session, m protocol.Message) {
 	c.answered = true
 	c.alive = c.rec.AnsweredAt
 	c.timer.Stop()
+	h.notifyAnswered(c)
 	if c.fromTerminal {
 		c.parent = s
 		for o := range h.parents[c.parentID] {
@@ -690,6 +717,7 @@ func (h *hub) finishCall(c *call, reason string, byCaller bool) {
 	h.srv.callLog.put(c.parentID, c.rec)
 	h.log.Info("call ended", attrs...)
 	h.pushCallLog(c.parentID)
+	h.notifyEnd(c)
 }
 
 func (h *hub) pushCallLog(parentID string) {

@@ -72,6 +72,14 @@ type LimitsConfig struct {
 	// Resumes: a side sends one resume per call each time its socket
 	// comes back; more is a client probing for calls (resume.go).
 	Resumes Rate `toml:"resumes"`
+	// Notify: a parent's notification settings (push_subscribe,
+	// push_unsubscribe, phone_set, phone_clear, notify_status), together.
+	Notify Rate `toml:"notify"`
+	// Status: a terminal's health reports (status), sent when its health
+	// changes: a few per call. Pings: a page's ping, sent when it has heard
+	// nothing for a while or the phone's network comes back (hub_status.go).
+	Status Rate `toml:"status"`
+	Pings  Rate `toml:"pings"`
 	// RateLimitedMax rate_limited answers on one socket close it with 1008.
 	RateLimitedMax int `toml:"rate_limited_max"`
 
@@ -113,6 +121,9 @@ func DefaultLimits() LimitsConfig {
 		Rings:                 Rate{Burst: 5, PerMinute: 10},
 		CallLog:               Rate{Burst: 10, PerMinute: 20},
 		Resumes:               Rate{Burst: 5, PerMinute: 10},
+		Notify:                Rate{Burst: 10, PerMinute: 20},
+		Status:                Rate{Burst: 10, PerMinute: 30},
+		Pings:                 Rate{Burst: 10, PerMinute: 20},
 		RateLimitedMax:        10,
 		ReadHeaderTimeout:     5 * time.Second,
 		IdleTimeout:           60 * time.Second,
@@ -134,7 +145,8 @@ func (l LimitsConfig) validate(bad func(string, ...any) error) error {
 	}
 	for name, r := range map[string]Rate{
 		"connects_per_ip": l.ConnectsPerIP, "logins_per_identity": l.LoginsPerIdentity, "sdp": l.SDP,
-		"candidates": l.Candidates, "rings": l.Rings, "call_log": l.CallLog, "resumes": l.Resumes,
+		"candidates": l.Candidates, "rings": l.Rings, "call_log": l.CallLog, "resumes": l.Resumes, "notify": l.Notify,
+		"status": l.Status, "pings": l.Pings,
 	} {
 		if r.Burst < 1 || r.PerMinute < 0 {
 			return bad("limits.%s: burst %d must be at least 1 and per_minute %d not negative", name, r.Burst, r.PerMinute)
@@ -187,14 +199,18 @@ type socketLimits struct {
 }
 
 func newSocketLimits(l LimitsConfig) *socketLimits {
-	sdp := l.SDP.newLimiter()
+	sdp, notify := l.SDP.newLimiter(), l.Notify.newLimiter()
 	return &socketLimits{byType: map[string]*rate.Limiter{
+		protocol.TypePushSubscribe: notify, protocol.TypePushUnsubscribe: notify, protocol.TypePhoneSet: notify,
+		protocol.TypePhoneClear: notify, protocol.TypeNotifyStatus: notify,
 		protocol.TypeOffer:     sdp,
 		protocol.TypeAnswer:    sdp,
 		protocol.TypeCandidate: l.Candidates.newLimiter(),
 		protocol.TypeRing:      l.Rings.newLimiter(),
 		protocol.TypeCallLog:   l.CallLog.newLimiter(),
 		protocol.TypeResume:    l.Resumes.newLimiter(),
+		protocol.TypeStatus:    l.Status.newLimiter(),
+		protocol.TypePing:      l.Pings.newLimiter(),
 	}}
 }
 

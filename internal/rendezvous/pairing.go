@@ -117,7 +117,7 @@ func (h *hub) pairRequest(s *session, m protocol.Message) {
 		return
 	}
 	if _, err := h.store.PendingOf(m.DeviceID); err == nil {
-		s.sendError(protocol.ErrCodeRateLimited, "the terminal is still finishing an earlier pairing; try again in a minute", m)
+		s.sendError(protocol.ErrCodePairBusy, "the terminal is still finishing an earlier pairing; try again in a minute", m)
 		return
 	} else if !errors.Is(err, ErrNotFound) {
 		s.log.Error("pair request", "err", err)
@@ -135,7 +135,10 @@ func (h *hub) pairRequest(s *session, m protocol.Message) {
 	}
 	for _, p := range h.pending {
 		if p.deviceID == m.DeviceID {
-			s.sendError(protocol.ErrCodeRateLimited, "another pairing request is waiting for this terminal", m)
+			// Another phone is pairing (or this one, from another tab):
+			// one request per terminal. Not rate_limited: this page has
+			// tried nothing wrong and nothing too often.
+			s.sendError(protocol.ErrCodePairBusy, "another phone is pairing with this terminal right now", m)
 			return
 		}
 	}

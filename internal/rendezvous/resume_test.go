@@ -85,6 +85,12 @@ func TestResumeAfterSocketLoss(t *testing.T) {
 				stays = f.terminal
 				f.parent.Close()
 			}
+			// The server has seen the socket go (the other side is told)
+			// before the new one resumes: on a loaded machine its reader
+			// may see the close after the new login.
+			if m := try(stays.WaitFor(ctx, protocol.TypePresence)).must(t); *m.PeerOnline {
+				t.Fatal("presence online when the socket closed")
+			}
 			back := f.redial(t, ctx, srv, side == "terminal")
 			check(t, back.Send(ctx, protocol.Message{Type: protocol.TypeResume, CallID: id}))
 			expectResumed(t, ctx, back, id, true)

@@ -54,11 +54,15 @@ type Server struct {
 	proxies    []netip.Prefix                        // trusted_proxies
 	tls        *tls.Config                           // tls_cert_file; TLSConfig adds the web's ALPN
 	revoked    *revocations                          // nil without revoked_devices_file
+	fleet      *fleet                                // nil without fleet key_files
 	stop       chan struct{}                         // closed by Close: background loops end
 	metrics    metrics                               // counters for GET /metrics (metrics.go)
 	callLog    *callLog                              // the hub's call-log writes (calllog.go)
 	retryDone  chan struct{}                         // closed when the call log's retry loop has ended
+	backupDone chan struct{}                         // closed when the backup loop has ended (nil: no backups)
 	pairFault  atomic.Pointer[func(FaultPoint) bool] // tests' crash points in pairing (pairing.go)
+	push       *pusher                               // Web Push; nil when off (push.go)
+	notifier   *notifier                             // the programme's SMS and voice webhook; nil when off (notifier.go)
 
 	wg        sync.WaitGroup // live WebSocket handlers
 	mu        sync.Mutex
@@ -106,13 +110,17 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 		log.Info("revoked devices", "file", cfg.RevokedDevicesFile, "devices", s.revoked.count())
 	}
+	if s.fleet, err = loadFleet(cfg); err != nil {
+		return nil, err
+	}
+	logFleet(s.fleet, log)
 	if len(cfg.SecurityContact) == 0 {
 		log.Warn("no security_contact configured: publish where to report a vulnerability (/.well-known/security.txt)")
 	}
 	if public.Host != "" {
 		s.origins = append(s.origins, public.Host)
 	}
-	store, err := OpenStore(filepath.Join(cfg.DataDir, "rendezvous.db"))
+	store, err := OpenStore(filepath.Join(cfg.DataDir, RegistryFile))
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +140,14 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
+	if s.push, err = newPusher(cfg, store, &s.metrics, func() time.Time { return s.now() }, log.With("component", "push")); err != nil {
+		if s.turn != nil {
+			s.turn.Close()
+		}
+		store.Close()
+		return nil, err
+	}
+	s.notifier = newNotifier(cfg.Notifier, &s.metrics, func() time.Time { return s.now() }, log.With("component", "notifier"))
 	s.hub = newHub(s)
 	s.hub.restore(open)
 	s.stop = make(chan struct{})
@@ -139,6 +155,16 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	go func() { defer close(s.retryDone); s.callLog.retryLoop(s.stop) }()
 	if s.revoked != nil {
 		go s.watchRevocations(cfg.RevocationCheckInterval, s.stop)
+	}
+	if s.fleet != nil {
+		go s.watchFleet(cfg.RevocationCheckInterval, s.stop)
+	}
+	if b := cfg.Backup; b.Every > 0 {
+		if b.Dir == "" {
+			b.Dir = filepath.Join(cfg.DataDir, "backups")
+		}
+		s.backupDone = make(chan struct{})
+		go func() { defer close(s.backupDone); s.backupLoop(b, s.stop) }()
 	}
 	return s, nil
 }
@@ -188,6 +214,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /ws", s.serveWS)
 	mux.HandleFunc("GET /.well-known/security.txt", s.serveSecurityTxt)
 	mux.HandleFunc("GET /metrics", s.serveMetrics)
+	s.fleetRoutes(mux) // GET /fleet, /fleet/api/report, /fleet/metrics (fleet_http.go)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -255,7 +282,16 @@ func (s *Server) Close() error {
 			s.log.Warn("sockets still open after 10 s; closing anyway")
 		}
 		<-s.retryDone
+		if s.backupDone != nil {
+			<-s.backupDone // a backup in progress reads the store
+		}
 		s.callLog.retry(true) // the last chance for records a full disk held back
+		if s.push != nil {
+			s.push.close()
+		}
+		if s.notifier != nil {
+			s.notifier.close()
+		}
 		var errs []error
 		if s.turn != nil {
 			errs = append(errs, s.turn.Close())
@@ -412,6 +448,9 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 	sess.send(protocol.Message{Type: protocol.TypeChallenge, Nonce: nonce, ServerTime: s.now().UTC().Truncate(time.Second)})
 
 	fail := func(why string, m protocol.Message) bool {
+		if ticket.failing() {
+			return false
+		}
 		sess.log.Info("login refused", "why", why)
 		sess.sendError(protocol.ErrCodeAuthFailed, why, m)
 		sess.closeWith(CloseAuthFailed, "auth failed")
@@ -453,6 +492,10 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 			sess.log.Warn("revoked unit tried to log in", "device", m.DeviceID, "reason", reason)
 			return fail(revokedText, m)
 		}
+		if s.fleet.refuses(m.DeviceID) {
+			sess.log.Warn("unit in no manifest tried to log in", "device", m.DeviceID)
+			return fail(notInManifestText, m)
+		}
 		if !s.loginAllowed(sess, "terminal:"+m.DeviceID, m) {
 			return false
 		}
@@ -468,6 +511,10 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 		}
 		sess.role, sess.deviceID = protocol.RoleTerminal, m.DeviceID
 		sess.log = sess.log.With("role", "terminal", "device", m.DeviceID)
+		if u, ok := s.fleet.unit(m.DeviceID); ok {
+			sess.log = sess.log.With("unit", u.Unit.Unit, "site", u.Site, "region", u.Region)
+			s.fleet.noteLogin(m.DeviceID, m.Version)
+		}
 		if first {
 			sess.log.Info("device registered", "version", m.Version)
 		}
@@ -603,6 +650,8 @@ func checkClientMessage(m protocol.Message) error {
 		return errors.New("rendezvous: pair_request: pair_id is set by the server")
 	case m.Type == protocol.TypeCallLog && m.Calls != nil:
 		return errors.New("rendezvous: call_log: calls are set by the server")
+	case m.Type == protocol.TypeNotifyStatus && (m.VAPIDKey != "" || m.Subscribed != nil || m.PhoneHint != "" || m.SMS != nil || m.Voice != nil):
+		return errors.New("rendezvous: notify_status: its fields are set by the server")
 	case m.Type == protocol.TypeHangup && !clientHangupReasons[m.Reason]:
 		return fmt.Errorf("rendezvous: hangup: reason %q is not one a client may send", m.Reason)
 	}

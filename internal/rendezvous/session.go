@@ -46,6 +46,10 @@ type session struct {
 	// Guarded by hub.mu.
 	pairedParent string // terminal: its parent's ID, "" while unpaired
 	left         bool   // removed from the hub; ignore further events
+	// health and faults: a terminal's last status ("" before its first;
+	// hub_status.go).
+	health string
+	faults []string
 }
 
 type outFrame struct {

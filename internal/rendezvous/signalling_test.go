@@ -40,7 +40,7 @@ func (r result[T]) must(t *testing.T) T {
 	return r.v
 }
 
-func check(t *testing.T, err error) {
+func check(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -80,7 +80,7 @@ type Store struct {
 // do (store_check.go): a server on an empty registry would refuse every
 // parent, and the page would delete its credential.
 func OpenStore(path string) (*Store, error) {
-	db, err := boltfile.Open(path, bucketDevices, bucketParents, bucketPairings, bucketCalls, bucketPending, bucketPendingP)
+	db, err := boltfile.Open(path, bucketDevices, bucketParents, bucketPairings, bucketCalls, bucketPending, bucketPendingP, bucketPush, bucketPhones)
 	if errors.Is(err, boltfile.ErrDamaged) {
 		return nil, fmt.Errorf("rendezvous: the registry is damaged; the server will not start on it: %w; %s", err, recoveryHint)
 	}
@@ -374,7 +374,7 @@ func (s *Store) Unpair(deviceID string) (parentID string, err error) {
 		if err := tx.Bucket(bucketCalls).DeleteBucket(v); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
 			return err
 		}
-		return nil
+		return dropNotify(tx, []byte(parentID)) // notify_store.go
 	})
 	if err != nil {
 		return "", fmt.Errorf("rendezvous: unpair %s: %w", deviceID, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tuanju/tuanju/internal/boltfile/boltfiletest"
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
@@ -126,4 +127,43 @@ func TestBackupRestore(t *testing.T) {
 	if _, err := st.ParentOf(dev); err != nil {
 		t.Errorf("restored registry lost a pairing: %v", err)
 	}
+}
+
+// TestAutomaticBackups: the running server backs its registry up at start
+// and then every backup.every, keeps the newest backup.keep, and each is a
+// registry `rendezvous restore` takes: a server started on one lets the
+// family made before it in.
+func TestAutomaticBackups(t *testing.T) {
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	srv := rt.NewServer(t, func(c *rendezvous.Config) {
+		c.Backup = rendezvous.BackupConfig{Every: 100 * time.Millisecond, Keep: 2, Dir: dir}
+	})
+	f := newFamily(t, ctx, srv)
+	start := srv.Metrics().BackupsWritten
+	eventually(t, ctx, "backups made after the pairing", func() bool { return srv.Metrics().BackupsWritten >= start+3 })
+	check(t, srv.Close())
+	m := srv.Metrics()
+	if m.BackupFailures != 0 || m.LastBackup == 0 {
+		t.Fatalf("metrics %+v: want no failures and a last backup time", m)
+	}
+	backups, err := filepath.Glob(filepath.Join(dir, "rendezvous-*.db"))
+	check(t, err)
+	if len(backups) != 2 {
+		t.Fatalf("%d backups kept after %d written, want keep = 2: %v", len(backups), m.BackupsWritten, backups)
+	}
+	rep, err := rendezvous.CheckRegistry(backups[1])
+	if err != nil || !rep.OK() || rep.Pairings != 1 {
+		t.Fatalf("newest backup: %+v, %v; want a clean registry with the one pairing", rep, err)
+	}
+	data := t.TempDir()
+	if _, err := rendezvous.RestoreRegistry(filepath.Join(data, rendezvous.RegistryFile), backups[1], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	again := rt.NewServer(t, func(c *rendezvous.Config) { c.DataDir = data })
+	p, _, err := rt.DialParent(ctx, again.WSURL, f.creds.ParentID, f.creds.Token)
+	if err != nil {
+		t.Fatalf("the parent's login on the restored registry: %v", err)
+	}
+	p.Close()
 }

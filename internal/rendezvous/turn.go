@@ -41,7 +41,15 @@ func TURNCredentials(secret, user string, expiry time.Time) (username, credentia
 // turnAuthHandler accepts only unexpired credentials made by TURNCredentials
 // with our secret. It also refuses expiries further out than maxTTL, so a
 // credential cannot outlive the policy that issued it.
-func turnAuthHandler(secret string, maxTTL time.Duration, now func() time.Time, log *slog.Logger) turn.AuthHandler {
+//
+// One exception keeps long calls alive: every refresh, permission and
+// channel binding of an allocation is authenticated again, so a call
+// relayed longer than the credential's lifetime (10 minutes by default)
+// would lose its relay minutes later. An expired credential is therefore
+// still accepted from the client address that holds a live allocation made
+// with it (holds, from allocationQuota); it can keep that relay, and make
+// no other anywhere else (TestTURNAuthHandler).
+func turnAuthHandler(secret string, maxTTL time.Duration, now func() time.Time, holds func(username string, src net.Addr) bool, log *slog.Logger) turn.AuthHandler {
 	return func(username, realm string, src net.Addr) ([]byte, bool) {
 		ts, user, ok := strings.Cut(username, ":")
 		if !ok || user == "" {
@@ -54,7 +62,7 @@ func turnAuthHandler(secret string, maxTTL time.Duration, now func() time.Time, 
 			return nil, false
 		}
 		t := now()
-		if exp < t.Unix() {
+		if exp < t.Unix() && (holds == nil || !holds(username, src)) {
 			log.Debug("turn auth refused: credential expired", "src", src, "user", user)
 			return nil, false
 		}
@@ -264,12 +272,26 @@ const DefaultMaxAllocations = 2
 
 // allocationQuota counts live allocations per TURN username, so a leaked
 // credential cannot be turned into a pile of relays. Two allocation
-// requests racing past allow can exceed the quota by one for a moment.
+// requests racing past allow can exceed the quota by one for a moment. It
+// also knows which client address holds each (holds), so the relay of a
+// call that outlives its credential is kept (turnAuthHandler).
 type allocationQuota struct {
-	max  int
-	log  *slog.Logger
-	mu   sync.Mutex
-	live map[string]int
+	max     int
+	log     *slog.Logger
+	mu      sync.Mutex
+	live    map[string]int
+	holders map[string]int // username and client address → live allocations
+}
+
+func holderKey(username string, src net.Addr) string {
+	return username + " " + src.Network() + ":" + src.String()
+}
+
+// holds reports whether src holds a live allocation made with username.
+func (q *allocationQuota) holds(username string, src net.Addr) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.holders[holderKey(username, src)] > 0
 }
 
 func (q *allocationQuota) allow(username, _ string, src net.Addr) bool {
@@ -282,16 +304,21 @@ func (q *allocationQuota) allow(username, _ string, src net.Addr) bool {
 	return true
 }
 
-func (q *allocationQuota) created(_, _ net.Addr, _, username, _ string, _ net.Addr, _ int) {
+func (q *allocationQuota) created(src, _ net.Addr, _, username, _ string, _ net.Addr, _ int) {
 	q.mu.Lock()
 	q.live[username]++
+	q.holders[holderKey(username, src)]++
 	q.mu.Unlock()
 }
 
-func (q *allocationQuota) deleted(_, _ net.Addr, _, username, _ string) {
+func (q *allocationQuota) deleted(src, _ net.Addr, _, username, _ string) {
 	q.mu.Lock()
 	if q.live[username]--; q.live[username] <= 0 {
 		delete(q.live, username)
+	}
+	k := holderKey(username, src)
+	if q.holders[k]--; q.holders[k] <= 0 {
+		delete(q.holders, k)
 	}
 	q.mu.Unlock()
 }
@@ -384,13 +411,13 @@ func startTURN(cfg TURNConfig, self []netip.Addr, secret string, tlsConf *tls.Co
 		listeners = append(listeners, turn.ListenerConfig{Listener: l, RelayAddressGenerator: relays, PermissionHandler: perm})
 		relay.urls = append(relay.urls, turnURL{url, st.transport})
 	}
-	quota := &allocationQuota{max: cfg.MaxAllocations, live: map[string]int{}, log: log}
+	quota := &allocationQuota{max: cfg.MaxAllocations, live: map[string]int{}, holders: map[string]int{}, log: log}
 	if quota.max <= 0 {
 		quota.max = DefaultMaxAllocations
 	}
 	relay.server, err = turn.NewServer(turn.ServerConfig{
 		Realm:             cfg.Realm,
-		AuthHandler:       turnAuthHandler(secret, cfg.CredentialTTL, time.Now, log),
+		AuthHandler:       turnAuthHandler(secret, cfg.CredentialTTL, time.Now, quota.holds, log),
 		QuotaHandler:      quota.allow,
 		EventHandler:      turn.EventHandler{OnAllocationCreated: quota.created, OnAllocationDeleted: quota.deleted},
 		LoggerFactory:     logging.Pion(log),

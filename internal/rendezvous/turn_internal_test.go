@@ -58,25 +58,39 @@ func TestPeerPolicy(t *testing.T) {
 func TestTURNAuthHandler(t *testing.T) {
 	const secret = "0123456789abcdef0123"
 	now := time.Unix(1_800_000_000, 0)
-	auth := turnAuthHandler(secret, 10*time.Minute, func() time.Time { return now }, discardLog())
 	src := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+	other := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2}
+	quota := &allocationQuota{max: 2, live: map[string]int{}, holders: map[string]int{}, log: discardLog()}
+	auth := turnAuthHandler(secret, 10*time.Minute, func() time.Time { return now }, quota.holds, discardLog())
 	good, _ := TURNCredentials(secret, "call", now.Add(10*time.Minute))
+	expired := mustUser(secret, now.Add(-time.Second))
+	// src allocated with the expired credential while it was valid; the
+	// relay it holds is kept, from src only.
+	quota.created(src, nil, "udp", expired, "tuanju", nil, 0)
 	tests := []struct {
 		name, user string
+		from       net.Addr
 		ok         bool
 	}{
-		{"fresh", good, true},
-		{"expired", mustUser(secret, now.Add(-time.Second)), false},
-		{"too far ahead", mustUser(secret, now.Add(2*time.Hour)), false},
-		{"no user part", "1800000600", false},
-		{"not a number", "soon:call", false},
-		{"empty", "", false},
+		{"fresh", good, src, true},
+		{"expired", mustUser(secret, now.Add(-2*time.Second)), src, false},
+		{"expired, held by this address", expired, src, true},
+		{"expired, held by another address", expired, other, false},
+		{"too far ahead", mustUser(secret, now.Add(2*time.Hour)), src, false},
+		{"no user part", "1800000600", src, false},
+		{"not a number", "soon:call", src, false},
+		{"empty", "", src, false},
 	}
 	for _, tc := range tests {
-		_, ok := auth(tc.user, "tuanju", src)
+		_, ok := auth(tc.user, "tuanju", tc.from)
 		if ok != tc.ok {
-			t.Errorf("%s (%q): ok=%v, want %v", tc.name, tc.user, ok, tc.ok)
+			t.Errorf("%s (%q from %v): ok=%v, want %v", tc.name, tc.user, tc.from, ok, tc.ok)
 		}
+	}
+	// Once the allocation is gone, the expired credential is refused there too.
+	quota.deleted(src, nil, "udp", expired, "tuanju")
+	if _, ok := auth(expired, "tuanju", src); ok {
+		t.Error("an expired credential accepted after its allocation was deleted")
 	}
 }
 

@@ -297,7 +297,15 @@ func TestTURNOverTCPAndTLS(t *testing.T) {
 // test allow list permits 127.0.0.0/8) and the peer's answer back.
 func relayRoundTrip(t *testing.T, relay net.PacketConn) {
 	t.Helper()
-	peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	relayRoundTripTo(t, relay, "127.0.0.1")
+}
+
+// relayRoundTripTo is relayRoundTrip with the peer at ip (a loopback
+// address): a peer IP the allocation has no permission for yet makes the
+// client ask for one.
+func relayRoundTripTo(t *testing.T, relay net.PacketConn, ip string) {
+	t.Helper()
+	peer, err := net.ListenPacket("udp4", net.JoinHostPort(ip, "0"))
 	check(t, err)
 	defer peer.Close()
 	if _, err := relay.WriteTo([]byte("hello"), peer.LocalAddr()); err != nil {
@@ -320,5 +328,32 @@ func relayRoundTrip(t *testing.T, relay net.PacketConn) {
 	relay.SetReadDeadline(time.Now().Add(rt.Timeout))
 	if n, _, err = relay.ReadFrom(buf); err != nil || string(buf[:n]) != "hello back" {
 		t.Fatalf("relay got %q, %v; want the peer's answer", buf[:n], err)
+	}
+}
+
+// TestTURNRelayOutlivesCredential: every permission and refresh of an
+// allocation is authenticated again, with the credential it was made
+// with. A call relayed past its credential's expiry keeps its relay: the
+// client that holds the allocation still gets a new permission (a new
+// peer reached through it) after the expiry, while the same credential
+// makes no new allocation from another address. Before, the first
+// permission after the expiry was refused and a relayed call died some
+// minutes past the credential's 10.
+func TestTURNRelayOutlivesCredential(t *testing.T) {
+	srv := rt.NewServer(t, nil)
+	addr := srv.TURNAddr().String()
+	expiry := time.Now().Add(2 * time.Second)
+	user, cred := rendezvous.TURNCredentials(srv.Config.TURN.Secret, protocol.NewID()+"/terminal", expiry)
+	relay, err := turnAllocate(t, addr, user, cred, srv.Config.TURN.Realm)
+	if err != nil {
+		t.Fatalf("allocate: %v", err)
+	}
+	defer relay.Close()
+	relayRoundTrip(t, relay)
+	time.Sleep(time.Until(expiry) + 1500*time.Millisecond) // the credential is past its expiry
+	relayRoundTripTo(t, relay, "127.0.0.2")                // a new peer IP: a new permission, authenticated again
+	if c, err := turnAllocate(t, addr, user, cred, srv.Config.TURN.Realm); err == nil {
+		c.Close()
+		t.Fatal("an expired credential made a new allocation from another address")
 	}
 }

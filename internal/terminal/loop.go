@@ -130,6 +130,7 @@ func (t *Terminal) Run(ctx context.Context) error {
 			t.petWatchdog()
 			t.flushCallLog()
 		}
+		t.reportHealth()
 		t.publish()
 		t.notify()
 		if t.tr.dead {
@@ -184,6 +185,7 @@ func (t *Terminal) handle(ev event) {
 		}
 		t.conn = nil
 		t.peerOnline = false
+		t.reported = nil
 		t.step(call.Disconnected{})
 	case dialFailed:
 		t.refused = errors.Is(ev.err, ErrAuthFailed)

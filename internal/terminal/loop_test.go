@@ -54,9 +54,15 @@ func newStore(t *testing.T, p *terminaltest.Parent) *terminalstore.Store {
 // test ends, and waits for it to show ready.
 func startLoop(t *testing.T, store *terminalstore.Store, p *terminaltest.Parent) *loopRig {
 	t.Helper()
+	return startLoopConfig(t, store, p, terminal.Config{LoopbackOnly: true})
+}
+
+// startLoopConfig is startLoop with the terminal's configuration.
+func startLoopConfig(t *testing.T, store *terminalstore.Store, p *terminaltest.Parent, cfg terminal.Config) *loopRig {
+	t.Helper()
 	r := &loopRig{t: t, srv: terminaltest.NewServer(true, true), parent: p, leds: &terminaltest.LEDs{},
 		buttons: make(chan device.ButtonEvent)}
-	term, err := terminal.New(terminal.Config{LoopbackOnly: true}, terminal.Deps{
+	term, err := terminal.New(cfg, terminal.Deps{
 		Store: store, Buttons: r.buttons, LEDs: r.leds, Speaker: &speakertest.Speaker{},
 		ButtonStuck: r.stuck.Load, Dial: r.srv.Dial,
 	})
@@ -173,7 +179,7 @@ func TestRingFromParent(t *testing.T) {
 		{"no answer showing: rings", inNoAnswer, nil, device.Ringing},
 		{"calling: busy, our call goes on", inCalling, []sent{{protocol.TypeHangup, c2, protocol.ReasonBusy}}, device.Calling},
 		{"ringing: busy, the first ring goes on", inRinging, []sent{{protocol.TypeHangup, c2, protocol.ReasonBusy}}, device.Ringing},
-		{"needs repair: nothing", inFault, nil, device.Fault},
+		{"needs repair: refused at once, the parent's page hears failed", inFault, []sent{{protocol.TypeHangup, c2, protocol.ReasonFailed}}, device.Fault},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

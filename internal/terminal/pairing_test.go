@@ -24,6 +24,9 @@ type pairSent struct{ typ, pairID, reason string }
 func pairSentOf(ms []protocol.Message) []pairSent {
 	var out []pairSent
 	for _, m := range ms {
+		if m.Type == protocol.TypeStatus {
+			continue // its health, after every login (TestHealthReport)
+		}
 		out = append(out, pairSent{m.Type, m.PairID, m.Reason})
 	}
 	return out
@@ -207,6 +210,11 @@ func TestPairStoresBeforeComplete(t *testing.T) {
 				}
 				if fmt.Sprint(seen) != fmt.Sprint(want) {
 					t.Errorf("steps:\n%q\nwant\n%q", seen, want)
+				}
+				// The child hears "paired" once the pairing is stored, and
+				// not before.
+				if cue, done := term.Status().LastCue, stopAt == ""; (cue == "paired") != done {
+					t.Errorf("last sound %q with the pairing stored %v; want the paired sound exactly when it is", cue, done)
 				}
 			})
 		})

@@ -69,6 +69,7 @@ func (t *Terminal) connectLoop(ctx context.Context) {
 func (t *Terminal) connected(c ServerConn) {
 	t.conn = c
 	t.refused = false
+	t.reported = nil // the new connection is told at the end of this turn
 	w := c.Welcome()
 	serverPaired := w.Paired != nil && *w.Paired
 	t.peerOnline = w.PeerOnline != nil && *w.PeerOnline

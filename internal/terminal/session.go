@@ -45,9 +45,13 @@ type session struct {
 
 	capture *media.Capture // nil until attach
 	remote  int            // remote candidates accepted
-	local   int            // local candidates gathered
-	closed  bool
-	done    chan struct{} // closed by close
+	// early holds the parent's candidates that came before its answer (a
+	// client may send them first; pion takes none before the remote
+	// description): they are added once the answer is applied.
+	early  []webrtc.ICECandidateInit
+	local  int // local candidates gathered
+	closed bool
+	done   chan struct{} // closed by close
 }
 
 // sessionDeps is what a session needs from the terminal.
@@ -282,6 +286,12 @@ func (s *session) answer(sdp string) error {
 	if err != nil {
 		return fmt.Errorf("terminal: call %s: remote answer: %w", s.callID, err)
 	}
+	for _, c := range s.early {
+		if err := s.pc.AddICECandidate(c); err != nil {
+			s.log.Warn("bad candidate", "err", fmt.Errorf("terminal: call %s: add early candidate: %w", s.callID, err))
+		}
+	}
+	s.early = nil
 	return nil
 }
 
@@ -300,10 +310,14 @@ func (s *session) candidate(c *protocol.Candidate) error {
 	if s.remote > protocol.MaxCandidates {
 		return fmt.Errorf("terminal: call %s: more than %d remote candidates: %w", s.callID, protocol.MaxCandidates, ErrProtocol)
 	}
-	err := s.pc.AddICECandidate(webrtc.ICECandidateInit{
+	init := webrtc.ICECandidateInit{
 		Candidate: c.Candidate, SDPMid: c.SDPMid, SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment,
-	})
-	if err != nil {
+	}
+	if s.pc.RemoteDescription() == nil {
+		s.early = append(s.early, init) // bounded by the count above
+		return nil
+	}
+	if err := s.pc.AddICECandidate(init); err != nil {
 		return fmt.Errorf("terminal: call %s: add candidate: %w", s.callID, err)
 	}
 	return nil

@@ -145,6 +145,11 @@ type Terminal struct {
 	// faults is what checkHealth found wrong last time.
 	cameraLostAt time.Time
 	faults       []string
+	// faultParts are the protocol's names of the parts at fault (health.go);
+	// reported is the status the current connection last carried (nil: none
+	// yet).
+	faultParts []string
+	reported   *protocol.Message
 	// refused: the server answered the last login with auth_failed; a unit
 	// it will not accept needs a technician.
 	refused   bool

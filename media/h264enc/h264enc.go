@@ -9,9 +9,10 @@
 // links the system's libopenh264 through pkg-config in every build, so no
 // import of ours can bring the bundled archive back.
 //
-// The encoder settings are mediadevices' defaults, which the profile's
-// bitrate measurements were made with: camera real-time usage, bitrate rate
-// control with frame skipping, one size-limited slice of at most 12800 bytes.
+// The encoder settings start from mediadevices' defaults: camera real-time
+// usage, bitrate rate control with frame skipping, one size-limited slice of
+// at most 12800 bytes; Params exposes the few others the profiles were
+// measured with (package media's TestVideoSweep).
 package h264enc
 
 /*
@@ -22,9 +23,11 @@ package h264enc
 
 typedef struct {
 	int width, height;
-	int bitrate;
+	int bitrate, max_bitrate;
 	float fps;
 	unsigned int intra_period;
+	// -1 leaves openh264's default.
+	int complexity, denoise, background, adaptive_quant, scene_change, frame_skip, min_qp, max_qp, idr_ratio, num_ref;
 } enc_opts;
 
 static int enc_new(ISVCEncoder **out, enc_opts o) {
@@ -41,17 +44,26 @@ static int enc_new(ISVCEncoder **out, enc_opts o) {
 	p.iPicWidth = o.width;
 	p.iPicHeight = o.height;
 	p.iTargetBitrate = o.bitrate;
-	p.iMaxBitrate = o.bitrate;
+	p.iMaxBitrate = o.max_bitrate;
 	p.iRCMode = RC_BITRATE_MODE;
 	p.fMaxFrameRate = o.fps;
-	p.bEnableFrameSkip = true;
+	p.bEnableFrameSkip = o.frame_skip != 0; // on unless switched off
 	p.uiIntraPeriod = o.intra_period;
 	p.iMultipleThreadIdc = 0;
 	p.sSpatialLayers[0].iVideoWidth = o.width;
 	p.sSpatialLayers[0].iVideoHeight = o.height;
 	p.sSpatialLayers[0].fFrameRate = o.fps;
 	p.sSpatialLayers[0].iSpatialBitrate = o.bitrate;
-	p.sSpatialLayers[0].iMaxSpatialBitrate = o.bitrate;
+	p.sSpatialLayers[0].iMaxSpatialBitrate = o.max_bitrate;
+	if (o.complexity >= 0) p.iComplexityMode = (ECOMPLEXITY_MODE)o.complexity;
+	if (o.denoise >= 0) p.bEnableDenoise = o.denoise;
+	if (o.background >= 0) p.bEnableBackgroundDetection = o.background;
+	if (o.adaptive_quant >= 0) p.bEnableAdaptiveQuant = o.adaptive_quant;
+	if (o.scene_change >= 0) p.bEnableSceneChangeDetect = o.scene_change;
+	if (o.min_qp >= 0) p.iMinQp = o.min_qp;
+	if (o.max_qp >= 0) p.iMaxQp = o.max_qp;
+	if (o.idr_ratio >= 0) p.iIdrBitrateRatio = o.idr_ratio;
+	if (o.num_ref >= 0) p.iNumRefFrame = o.num_ref;
 	p.sSpatialLayers[0].sSliceArgument.uiSliceNum = 1;
 	p.sSpatialLayers[0].sSliceArgument.uiSliceMode = SM_SIZELIMITED_SLICE;
 	p.sSpatialLayers[0].sSliceArgument.uiSliceSizeConstraint = 12800;
@@ -66,14 +78,14 @@ static void enc_free(ISVCEncoder *e) {
 	WelsDestroySVCEncoder(e);
 }
 
-static int enc_set_bitrate(ISVCEncoder *e, int bitrate) {
+static int enc_set_bitrate(ISVCEncoder *e, int bitrate, int max_bitrate) {
 	SEncParamExt p;
 	int rv = (*e)->GetOption(e, ENCODER_OPTION_SVC_ENCODE_PARAM_EXT, &p);
 	if (rv != 0) return rv;
 	p.iTargetBitrate = bitrate;
-	p.iMaxBitrate = bitrate;
+	p.iMaxBitrate = max_bitrate;
 	p.sSpatialLayers[0].iSpatialBitrate = bitrate;
-	p.sSpatialLayers[0].iMaxSpatialBitrate = bitrate;
+	p.sSpatialLayers[0].iMaxSpatialBitrate = max_bitrate;
 	return (*e)->SetOption(e, ENCODER_OPTION_SVC_ENCODE_PARAM_EXT, &p);
 }
 
@@ -126,12 +138,79 @@ import (
 )
 
 // Params configures the encoder; it is a mediadevices VideoEncoderBuilder.
+// The zero value of every field but BitRate leaves openh264's default.
 type Params struct {
 	// BitRate is the target in bit/s; 0 means 100 kbit/s.
 	codec.BaseParams
 	// IntraPeriod is the distance between IDR pictures in frames; 0 means
 	// only the first (and those forced).
 	IntraPeriod uint
+	// MaxBitRateRatio is openh264's short-term rate cap as a multiple of
+	// BitRate (iMaxBitrate, what it skips frames to keep under); 0 means 1,
+	// the target itself, the strictest cap.
+	MaxBitRateRatio float64
+	// Complexity is openh264's complexity mode (motion search effort).
+	Complexity Complexity
+	// Denoise, BackgroundDetection, AdaptiveQuant and SceneChangeDetect
+	// switch openh264's pre-processing: a denoising filter (off by
+	// default), detection of still background to spend fewer bits on (on),
+	// quantisation adapted to each macroblock's texture (on), and an IDR
+	// picture where the scene changes (on).
+	Denoise, BackgroundDetection, AdaptiveQuant, SceneChangeDetect Switch
+	// FrameSkip lets rate control drop a picture (an empty access unit) to
+	// hold the bitrate, as a call wants; on by default. Off, every picture
+	// is coded, as a camera's own encoder does, overshooting instead.
+	FrameSkip Switch
+	// MinQP and MaxQP bound the quantiser (0 leaves openh264's 0..51).
+	MinQP, MaxQP int
+	// IDRBitRateRatio is the share of an average frame's bits an IDR picture
+	// is given, in percent (openh264's iIdrBitrateRatio; 0 leaves its
+	// default, 400).
+	IDRBitRateRatio int
+}
+
+// Complexity is openh264's ECOMPLEXITY_MODE.
+type Complexity int
+
+// ComplexityDefault leaves openh264's default (low); the others set it.
+const (
+	ComplexityDefault Complexity = iota
+	ComplexityLow
+	ComplexityMedium
+	ComplexityHigh
+)
+
+// Switch turns an openh264 feature on or off, or leaves its default.
+type Switch int
+
+const (
+	SwitchDefault Switch = iota
+	SwitchOn
+	SwitchOff
+)
+
+func (s Switch) c() C.int {
+	switch s {
+	case SwitchOn:
+		return 1
+	case SwitchOff:
+		return 0
+	}
+	return -1
+}
+
+func orDefault(v int) C.int {
+	if v <= 0 {
+		return -1
+	}
+	return C.int(v)
+}
+
+func (p *Params) maxBitRate(bitrate int) int {
+	if p.MaxBitRateRatio <= 1 {
+		return bitrate
+	}
+	return int(float64(bitrate) * p.MaxBitRateRatio)
 }
 
 // NewParams returns the defaults: 100 kbit/s, an IDR every 30 frames. It
@@ -159,16 +238,27 @@ func (p *Params) BuildVideoEncoder(r video.Reader, m prop.Media) (codec.ReadClos
 	}
 	var e *C.ISVCEncoder
 	rv := C.enc_new(&e, C.enc_opts{
-		width:        C.int(m.Width),
-		height:       C.int(m.Height),
-		bitrate:      C.int(bitrate),
-		fps:          C.float(m.FrameRate),
-		intra_period: C.uint(p.IntraPeriod),
+		width:          C.int(m.Width),
+		height:         C.int(m.Height),
+		bitrate:        C.int(bitrate),
+		max_bitrate:    C.int(p.maxBitRate(bitrate)),
+		fps:            C.float(m.FrameRate),
+		intra_period:   C.uint(p.IntraPeriod),
+		complexity:     C.int(int(p.Complexity) - 1),
+		denoise:        p.Denoise.c(),
+		background:     p.BackgroundDetection.c(),
+		adaptive_quant: p.AdaptiveQuant.c(),
+		scene_change:   p.SceneChangeDetect.c(),
+		frame_skip:     p.FrameSkip.c(),
+		min_qp:         orDefault(p.MinQP),
+		max_qp:         orDefault(p.MaxQP),
+		idr_ratio:      orDefault(p.IDRBitRateRatio),
+		num_ref:        -1,
 	})
 	if rv != 0 {
 		return nil, fmt.Errorf("h264enc: create encoder: openh264 error %d", int(rv))
 	}
-	return &Encoder{e: cobj.New(e, func(e *C.ISVCEncoder) { C.enc_free(e) }), r: video.ToI420(r)}, nil
+	return &Encoder{e: cobj.New(e, func(e *C.ISVCEncoder) { C.enc_free(e) }), r: video.ToI420(r), maxRatio: p.MaxBitRateRatio}, nil
 }
 
 // ErrClosed is returned by Read after Close.
@@ -181,6 +271,7 @@ type Encoder struct {
 	r        video.Reader
 	forceIDR atomic.Bool
 	e        *cobj.Guard[*C.ISVCEncoder]
+	maxRatio float64 // Params.MaxBitRateRatio, kept by SetBitRate
 }
 
 // Read encodes the next picture into one Annex B access unit. A picture the
@@ -236,10 +327,12 @@ func (enc *Encoder) ForceKeyFrame() error {
 	return nil
 }
 
-// SetBitRate changes the target bitrate (bit/s) from the next picture on.
+// SetBitRate changes the target bitrate (bit/s) from the next picture on;
+// the short-term cap keeps its ratio to it (Params.MaxBitRateRatio).
 func (enc *Encoder) SetBitRate(bitrate int) error {
+	maxRate := (&Params{MaxBitRateRatio: enc.maxRatio}).maxBitRate(bitrate)
 	return enc.e.Do(ErrClosed, func(e *C.ISVCEncoder) error {
-		if rv := C.enc_set_bitrate(e, C.int(bitrate)); rv != 0 {
+		if rv := C.enc_set_bitrate(e, C.int(bitrate), C.int(maxRate)); rv != 0 {
 			return fmt.Errorf("h264enc: set bitrate %d: openh264 error %d", bitrate, int(rv))
 		}
 		return nil

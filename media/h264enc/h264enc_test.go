@@ -14,6 +14,7 @@ import (
 	"github.com/tuanju/tuanju/media/h264enc"
 	"github.com/tuanju/tuanju/media/h264enc/h264enctest"
 	"github.com/tuanju/tuanju/media/internal/h264cam"
+	"github.com/tuanju/tuanju/media/synth"
 )
 
 func TestEncodeDecode(t *testing.T) {
@@ -99,5 +100,91 @@ func TestReadErrors(t *testing.T) {
 	defer enc.Close()
 	if _, _, err := enc.Read(); !errors.Is(err, boom) {
 		t.Errorf("Read = %v, want the source's error", err)
+	}
+}
+
+// TestTuning: every setting the profiles use builds an encoder whose
+// pictures decode, and frame skipping is what it says: on by default (a
+// starved rate on the realistic scene skips pictures), never when off.
+func TestTuning(t *testing.T) {
+	const w, h, fps = 320, 240, 15
+	tests := []struct {
+		name  string
+		tune  func(*h264enc.Params)
+		skips bool
+	}{
+		{"defaults", func(*h264enc.Params) {}, true},
+		{"denoise, medium", func(p *h264enc.Params) { p.Denoise, p.Complexity = h264enc.SwitchOn, h264enc.ComplexityMedium }, true},
+		{"all switched", func(p *h264enc.Params) {
+			p.Complexity, p.BackgroundDetection, p.AdaptiveQuant, p.SceneChangeDetect = h264enc.ComplexityHigh, h264enc.SwitchOff, h264enc.SwitchOff, h264enc.SwitchOff
+			p.MinQP, p.MaxQP, p.IDRBitRateRatio, p.MaxBitRateRatio = 10, 45, 300, 1.5
+		}, true},
+		{"no frame skip", func(p *h264enc.Params) { p.FrameSkip = h264enc.SwitchOff }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			scene, err := synth.NewScene(synth.SceneOptions{Width: w, Height: h, FPS: fps})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			src := video.ReaderFunc(func() (image.Image, func(), error) { n++; return scene.Frame(n - 1), func() {}, nil })
+			p, _ := h264enc.NewParams()
+			p.BitRate = 25_000
+			tt.tune(&p)
+			enc, err := p.BuildVideoEncoder(src, prop.Media{Video: prop.Video{Width: w, Height: h, FrameRate: fps}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer enc.Close()
+			dec, err := h264dec.New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dec.Close()
+			skipped := 0
+			for i := range 2 * fps {
+				if i == fps {
+					if err := enc.(*h264enc.Encoder).SetFrameRate(10); err != nil {
+						t.Fatal(err)
+					}
+				}
+				au, release, err := enc.Read()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(au) == 0 {
+					skipped++
+					release()
+					continue
+				}
+				_, err = dec.Decode(au)
+				release()
+				if err != nil {
+					t.Fatalf("frame %d: decode: %v", i, err)
+				}
+			}
+			if (skipped > 0) != tt.skips {
+				t.Errorf("%d of %d pictures skipped, want skipping %v", skipped, 2*fps, tt.skips)
+			}
+		})
+	}
+	enc, err := func() (*h264enc.Encoder, error) {
+		p, _ := h264enc.NewParams()
+		e, err := p.BuildVideoEncoder(h264enctest.Pictures(w, h), prop.Media{Video: prop.Video{Width: w, Height: h, FrameRate: fps}})
+		if err != nil {
+			return nil, err
+		}
+		return e.(*h264enc.Encoder), nil
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.SetFrameRate(0); err == nil {
+		t.Error("SetFrameRate(0) succeeded")
+	}
+	enc.Close()
+	if err := enc.SetFrameRate(10); !errors.Is(err, h264enc.ErrClosed) {
+		t.Errorf("SetFrameRate after Close = %v, want ErrClosed", err)
 	}
 }

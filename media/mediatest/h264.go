@@ -36,6 +36,7 @@ func EncodeH264(w, h, fps, bitrate, frames int) ([][]byte, error) {
 	}
 	p.BitRate = bitrate
 	p.IntraPeriod = uint(frames)
+	p.FrameSkip = h264enc.SwitchOff // a camera's encoder sends every picture
 	enc, err := p.BuildVideoEncoder(cam, prop.Media{Video: prop.Video{Width: w, Height: h, FrameRate: float32(fps)}})
 	if err != nil {
 		return nil, fmt.Errorf("mediatest: build encoder: %w", err)

@@ -125,3 +125,95 @@ func TestBuildRejects(t *testing.T) {
 		})
 	}
 }
+
+// silenceThenTone is 2 s of digital silence, then the tone.
+func silenceThenTone() audio.Reader {
+	n := 0
+	t := tone()
+	return audio.ReaderFunc(func() (wave.Audio, func(), error) {
+		n++
+		if n > 200 {
+			return t.Read()
+		}
+		return wave.NewInt16Interleaved(wave.ChunkInfo{Len: 480, Channels: 1, SamplingRate: 48000}), func() {}, nil
+	})
+}
+
+// TestDTX: with DTX the silence becomes empty packets (which mediadevices
+// does not send) and the tone after it full ones; without, every frame is
+// a packet.
+func TestDTX(t *testing.T) {
+	for _, dtx := range []bool{false, true} {
+		p, _ := opusenc.NewParams()
+		p.BitRate, p.Latency, p.DTX = 16000, 40*time.Millisecond, dtx
+		enc, err := p.BuildAudioEncoder(silenceThenTone(), prop.Media{Audio: prop.Audio{SampleRate: 48000, ChannelCount: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var emptyInSilence, emptyInTone int
+		for i := range 100 { // 50 frames of silence, 50 of tone
+			pkt, release, err := enc.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			release()
+			if len(pkt) == 0 {
+				if i < 50 {
+					emptyInSilence++
+				} else if i > 52 {
+					emptyInTone++
+				}
+			}
+		}
+		enc.Close()
+		switch {
+		case !dtx && emptyInSilence+emptyInTone > 0:
+			t.Errorf("without DTX: %d empty packets", emptyInSilence+emptyInTone)
+		case dtx && (emptyInSilence < 40 || emptyInTone > 0):
+			t.Errorf("with DTX: %d of 50 silent frames empty (want ≥ 40), %d tone frames empty (want 0)", emptyInSilence, emptyInTone)
+		}
+	}
+}
+
+// TestSettings: the settings reach libopus (a narrowband cap shows in every
+// packet's TOC byte) and bad ones are refused.
+func TestSettings(t *testing.T) {
+	m := prop.Media{Audio: prop.Audio{SampleRate: 48000, ChannelCount: 1}}
+	p, _ := opusenc.NewParams()
+	p.BitRate, p.FEC, p.PacketLoss, p.Complexity, p.MaxBandwidth = 24000, true, 10, 10, opusenc.BandwidthNarrow
+	e, err := p.BuildAudioEncoder(tone(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := e.(*opusenc.Encoder)
+	for i := range 10 {
+		pkt, release, err := enc.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// TOC configurations 0–3 are SILK narrowband, 12–13 hybrid
+		// super-wide, 16–19 CELT narrowband (RFC 6716 §3.1).
+		if c := pkt[0] >> 3; c > 3 && (c < 16 || c > 19) {
+			t.Errorf("packet %d: TOC configuration %d is not narrowband", i, c)
+		}
+		release()
+	}
+	if err := enc.SetPacketLoss(20); err != nil {
+		t.Errorf("SetPacketLoss(20): %v", err)
+	}
+	for _, bad := range []int{-1, 101} {
+		if err := enc.SetPacketLoss(bad); err == nil {
+			t.Errorf("SetPacketLoss(%d) succeeded", bad)
+		}
+	}
+	enc.Close()
+	if err := enc.SetPacketLoss(5); !errors.Is(err, opusenc.ErrClosed) {
+		t.Errorf("SetPacketLoss after Close = %v, want ErrClosed", err)
+	}
+	for _, bad := range []opusenc.Params{{Latency: 20 * time.Millisecond, Complexity: 11}, {Latency: 20 * time.Millisecond, PacketLoss: 120}} {
+		if e, err := bad.BuildAudioEncoder(tone(), m); err == nil {
+			e.Close()
+			t.Errorf("built an encoder with %+v", bad)
+		}
+	}
+}

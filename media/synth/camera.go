@@ -2,10 +2,13 @@
 //
 // They exist so that the demo terminal and the tests push realistic media
 // through mediadevices' real encoders: a picture that behaves like a camera
-// (mostly still background, a few moving objects, mild sensor noise) so that
-// H.264 rate control has something honest to work with. mediadevices' own
-// videotest driver emits full-frame noise that needs ~7 Mbit/s and says
-// nothing about what a call costs.
+// pointed at a child at home (Scene: a moving, talking face, a textured
+// room, sensor noise, by day or in low light) so that H.264 rate control
+// and the quality benchmarks have something honest to work with.
+// mediadevices' own videotest driver emits full-frame noise that needs
+// ~7 Mbit/s and says nothing about what a call costs; a few flat shapes on a
+// flat wall (this package's first camera) encode at 43 dB at any bitrate
+// and say nothing about quality.
 package synth
 
 import (
@@ -26,6 +29,10 @@ type CameraOptions struct {
 	Unpaced bool
 	// Socket, if set, is the simulated socket the camera is plugged into.
 	Socket *Socket
+	// Seed and Light choose the scene (see SceneOptions); the zero values
+	// are seed 0 by daylight, what Capture's synthetic camera shows.
+	Seed  uint64
+	Light Light
 }
 
 // Camera is a synthetic camera. It implements mediadevices' VideoSource
@@ -33,10 +40,9 @@ type CameraOptions struct {
 // mediadevices.NewVideoTrack like any other source.
 type Camera struct {
 	opts  CameraOptions
-	bg    *image.YCbCr // static background, copied into every frame
+	scene *Scene
 	pace  *pacer
 	frame int
-	rng   uint32
 
 	latest atomic.Pointer[image.YCbCr]
 	frames atomic.Int64
@@ -65,19 +71,22 @@ func NewCamera(opts CameraOptions) (*Camera, error) {
 	if !opts.Socket.Plugged() {
 		return nil, ErrUnplugged
 	}
-	if opts.Width <= 0 || opts.Height <= 0 || opts.Width%2 != 0 || opts.Height%2 != 0 {
-		return nil, fmt.Errorf("synth: camera size %dx%d: must be positive and even", opts.Width, opts.Height)
-	}
-	if opts.FPS <= 0 || opts.FPS > 120 {
-		return nil, fmt.Errorf("synth: camera fps %d: must be 1..120", opts.FPS)
+	scene, err := NewScene(opts.SceneOptions())
+	if err != nil {
+		return nil, fmt.Errorf("synth: camera: %w", err)
 	}
 	c := &Camera{
-		opts: opts,
-		bg:   background(opts.Width, opts.Height),
-		pace: newPacer(time.Second/time.Duration(opts.FPS), opts.Unpaced),
-		rng:  0x9e3779b9,
+		opts:  opts,
+		scene: scene,
+		pace:  newPacer(time.Second/time.Duration(opts.FPS), opts.Unpaced),
 	}
 	return c, nil
+}
+
+// SceneOptions are the options of the scene such a camera shows: a receiver
+// renders the frames it should have got with NewScene(opts.SceneOptions()).
+func (o CameraOptions) SceneOptions() SceneOptions {
+	return SceneOptions{Width: o.Width, Height: o.Height, FPS: o.FPS, Seed: o.Seed, Light: o.Light}
 }
 
 // ID implements mediadevices.Source.
@@ -119,153 +128,7 @@ func (c *Camera) Latest() image.Image {
 func (c *Camera) Frames() int64 { return c.frames.Load() }
 
 func (c *Camera) render() *image.YCbCr {
-	w, h := c.opts.Width, c.opts.Height
-	img := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
-	copy(img.Y, c.bg.Y)
-	copy(img.Cb, c.bg.Cb)
-	copy(img.Cr, c.bg.Cr)
-
-	n := c.frame
+	img := c.scene.Frame(c.frame)
 	c.frame++
-	t := float64(n) / float64(c.opts.FPS) // seconds of "scene time"
-
-	// A ball bouncing around the room: the "child" moving in front of the camera.
-	r := h / 8
-	bx := bounce(t*float64(w)/5, r, w-r)
-	by := bounce(t*float64(h)/3.7, r, h-r)
-	fillCircle(img, bx, by, r, 180, 90, 200) // warm orange
-
-	// A slowly sliding panel, like a door or a passer-by.
-	pw, ph := w/6, h/3
-	px := bounce(t*float64(w)/9, 0, w-pw)
-	fillRect(img, px, h-ph-h/10, pw, ph, 90, 160, 100) // blue
-
-	// Frame counter and clock, top left, so a viewer can see motion and drops.
-	scale := max(1, h/80)
-	secs := n / c.opts.FPS
-	drawDigits(img, 4*scale, 4*scale, scale, fmt.Sprintf("%02d:%02d", (secs/60)%100, secs%60))
-	drawDigits(img, 4*scale, 16*scale, scale, fmt.Sprintf("%06d", n))
-
-	// Mild sensor noise on luma: ±2 levels.
-	x := c.rng
-	for i := range img.Y {
-		x ^= x << 13
-		x ^= x >> 17
-		x ^= x << 5
-		v := int(img.Y[i]) + int(x%5) - 2
-		img.Y[i] = uint8(min(255, max(0, v)))
-	}
-	c.rng = x
 	return img
-}
-
-// background paints a room: a wall with a soft vertical gradient, a floor, and
-// a window. It is computed once and copied, as a still scene is most of a call.
-func background(w, h int) *image.YCbCr {
-	img := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
-	floor := h * 3 / 4
-	for y := range h {
-		var l uint8
-		if y < floor {
-			l = uint8(150 + 50*y/floor) // lit from above
-		} else {
-			l = uint8(90 - 20*(y-floor)/(h-floor))
-		}
-		row := img.Y[y*img.YStride : y*img.YStride+w]
-		for x := range row {
-			row[x] = l
-		}
-	}
-	for i := range img.Cb {
-		img.Cb[i], img.Cr[i] = 120, 136 // warm neutral
-	}
-	for cy := (floor + 1) / 2; cy < h/2; cy++ { // brownish floor
-		for cx := range w / 2 {
-			img.Cb[cy*img.CStride+cx], img.Cr[cy*img.CStride+cx] = 110, 145
-		}
-	}
-	fillRect(img, w/2, h/10, w/4, h/4, 230, 140, 120) // bright bluish window
-	return img
-}
-
-// bounce maps a monotonically growing position onto lo..hi and back.
-func bounce(pos float64, lo, hi int) int {
-	span := hi - lo
-	if span <= 0 {
-		return lo
-	}
-	p := int(pos) % (2 * span)
-	if p > span {
-		p = 2*span - p
-	}
-	return lo + p
-}
-
-func fillCircle(img *image.YCbCr, cx, cy, r int, yv, cb, cr uint8) {
-	b := img.Rect
-	for y := max(b.Min.Y, cy-r); y < min(b.Max.Y, cy+r); y++ {
-		for x := max(b.Min.X, cx-r); x < min(b.Max.X, cx+r); x++ {
-			dx, dy := x-cx, y-cy
-			if dx*dx+dy*dy > r*r {
-				continue
-			}
-			img.Y[img.YOffset(x, y)] = yv
-			ci := img.COffset(x, y)
-			img.Cb[ci], img.Cr[ci] = cb, cr
-		}
-	}
-}
-
-func fillRect(img *image.YCbCr, x0, y0, w, h int, yv, cb, cr uint8) {
-	r := image.Rect(x0, y0, x0+w, y0+h).Intersect(img.Rect)
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			img.Y[img.YOffset(x, y)] = yv
-			ci := img.COffset(x, y)
-			img.Cb[ci], img.Cr[ci] = cb, cr
-		}
-	}
-}
-
-// Seven-segment glyphs: bits a,b,c,d,e,f,g from the top clockwise, g in the middle.
-var segments = map[rune]uint8{
-	'0': 0b0111111, '1': 0b0000110, '2': 0b1011011, '3': 0b1001111, '4': 0b1100110,
-	'5': 0b1101101, '6': 0b1111101, '7': 0b0000111, '8': 0b1111111, '9': 0b1101111,
-}
-
-// drawDigits draws s in white 7-segment digits (each 4×8 units of scale
-// pixels) on a dark plate; ':' draws two dots. No font package needed and it is
-// cheap enough for every frame.
-func drawDigits(img *image.YCbCr, x, y, s int, str string) {
-	width := 0
-	for _, ch := range str {
-		if ch == ':' {
-			width += 2 * s
-		} else {
-			width += 6 * s
-		}
-	}
-	fillRect(img, x-s, y-s, width+2*s, 10*s, 16, 128, 128)
-	for _, ch := range str {
-		if ch == ':' {
-			fillRect(img, x, y+2*s, s, s, 235, 128, 128)
-			fillRect(img, x, y+5*s, s, s, 235, 128, 128)
-			x += 2 * s
-			continue
-		}
-		m := segments[ch]
-		seg := func(bit uint8, sx, sy, sw, sh int) {
-			if m&(1<<bit) != 0 {
-				fillRect(img, x+sx*s, y+sy*s, sw*s, sh*s, 235, 128, 128)
-			}
-		}
-		seg(0, 0, 0, 4, 1) // a
-		seg(1, 3, 0, 1, 4) // b
-		seg(2, 3, 4, 1, 4) // c
-		seg(3, 0, 7, 4, 1) // d
-		seg(4, 0, 4, 1, 4) // e
-		seg(5, 0, 0, 1, 4) // f
-		seg(6, 0, 3, 4, 1) // g
-		x += 6 * s
-	}
 }

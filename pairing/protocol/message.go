@@ -121,6 +121,11 @@ const (
 	// terminal has not yet confirmed stored (docs/protocol.md, "Pairing",
 	// step 6): the credential is neither good nor dead yet; try again later.
 	ErrCodePairingPending = "pairing_pending"
+	// ErrCodePairBusy answers a pair_request while another request for the
+	// same terminal is under way (another phone is pairing, or an earlier
+	// pairing is still being completed): the server keeps one at a time.
+	// Unlike rate_limited it says nothing is wrong with this page's tries.
+	ErrCodePairBusy = "pair_busy"
 )
 
 // ReasonNotPaired is the terminal's pair_reject of a pending pairing
@@ -200,6 +205,11 @@ type Message struct {
 	// welcome / presence
 	Paired     *bool `json:"paired,omitempty"`
 	PeerOnline *bool `json:"peer_online,omitempty"`
+	// Health and Faults: a terminal's status, and the presence and welcome
+	// that carry it to its parent (status.go). Faults is omitzero like the
+	// lists below: an empty list would count as set.
+	Health string   `json:"health,omitempty"`
+	Faults []string `json:"faults,omitzero"`
 
 	// error
 	Code    string `json:"code,omitempty"`
@@ -235,6 +245,19 @@ type Message struct {
 	// the server's lifetime, and no IP address): the terminal counts wrong
 	// proofs per source. What a page sends here is replaced.
 	Source string `json:"source,omitempty"`
+
+	// notifications (notify.go): a browser's push subscription, a phone
+	// number given with consent, and the server's notify_status.
+	Endpoint   string `json:"endpoint,omitempty"`
+	P256DH     string `json:"p256dh,omitempty"`
+	Auth       string `json:"auth,omitempty"`
+	Phone      string `json:"phone,omitempty"`
+	Consent    *bool  `json:"consent,omitempty"`
+	VAPIDKey   string `json:"vapid_key,omitempty"`
+	Subscribed *bool  `json:"subscribed,omitempty"`
+	PhoneHint  string `json:"phone_hint,omitempty"`
+	SMS        *bool  `json:"sms,omitempty"`
+	Voice      *bool  `json:"voice,omitempty"`
 }
 
 // Decode parses one message from untrusted bytes: size-limited, strict (an

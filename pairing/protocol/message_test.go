@@ -21,6 +21,11 @@ const (
 	// tNonceF: the nonce field a ring and an accept carry.
 	tNonceF = `,"nonce":"` + tNonce + `"`
 	tFP     = "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF"
+	// tPoint is P-256's generator, uncompressed: a valid p256dh or
+	// vapid_key; tAuth 16 bytes.
+	tPoint    = "BGsX0fLhLEJH-Lzm5WOkQPJ3A32BLeszoPShOUXYmMKWT-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU"
+	tAuth     = "AAAAAAAAAAAAAAAAAAAAAA"
+	tEndpoint = "https://fcm.googleapis.com/fcm/send/dGVzdA:APA91b-x_y"
 )
 
 // validMessages is the minimal form of every message type in the table of
@@ -69,6 +74,20 @@ var validMessages = []struct {
 	{"resumed", `{"type":"resumed","call_id":"` + tID + `","peer_online":true,"ice_servers":[{"urls":["turns:example.org:443"]}],"ice_transport_policy":"all"}`},
 	{"offer restart", `{"type":"offer","call_id":"` + tID + `"` + tSig + `,"sdp":` + quote(tSDP) + `,"restart":1}`},
 	{"white space around", " \r\n\t{\"type\":\"call_log\"} \n"},
+	{"push_subscribe", `{"type":"push_subscribe","endpoint":"` + tEndpoint + `","p256dh":"` + tPoint + `","auth":"` + tAuth + `"}`},
+	{"push_unsubscribe", `{"type":"push_unsubscribe","endpoint":"` + tEndpoint + `"}`},
+	{"phone_set", `{"type":"phone_set","phone":"+8613812345678","consent":true}`},
+	{"phone_clear", `{"type":"phone_clear"}`},
+	{"notify_status request", `{"type":"notify_status"}`},
+	{"notify_status full", `{"type":"notify_status","vapid_key":"` + tPoint + `","subscribed":false,"phone_hint":"+*********5678","sms":true,"voice":false}`},
+	{"status", `{"type":"status","health":"ready"}`},
+	{"status needs repair", `{"type":"status","health":"needs_repair","faults":["camera","button"]}`},
+	{"status needs repair unnamed", `{"type":"status","health":"needs_repair"}`},
+	{"presence with health", `{"type":"presence","peer_online":true,"health":"needs_repair","faults":["camera"]}`},
+	{"presence in call", `{"type":"presence","peer_online":true,"health":"in_call"}`},
+	{"welcome with health", `{"type":"welcome","role":"parent","device_id":"` + tID + `","parent_id":"` + tID2 + `","paired":true,"peer_online":true,"health":"needs_repair","faults":["microphone","speaker","storage"]}`},
+	{"ping", `{"type":"ping"}`},
+	{"pong", `{"type":"pong"}`},
 }
 
 func quote(s string) string {
@@ -237,7 +256,37 @@ func TestDecodeRejects(t *testing.T) {
 		// encoding/json does not name the field when time.Time's own
 		// UnmarshalJSON fails; the error quotes the bad value instead. Only the
 		// server sends times, so no client-facing error depends on this.
+		{"endpoint http", `{"type":"push_unsubscribe","endpoint":"http://fcm.googleapis.com/x"}`, ErrInvalid, "endpoint"},
+		{"endpoint no host", `{"type":"push_unsubscribe","endpoint":"https:///x"}`, ErrInvalid, "endpoint"},
+		{"endpoint user info", `{"type":"push_unsubscribe","endpoint":"https://a:b@fcm.googleapis.com/x"}`, ErrInvalid, "endpoint"},
+		{"endpoint fragment", `{"type":"push_unsubscribe","endpoint":"https://fcm.googleapis.com/x#y"}`, ErrInvalid, "endpoint"},
+		{"endpoint space", `{"type":"push_unsubscribe","endpoint":"https://fcm.googleapis.com/x y"}`, ErrInvalid, "endpoint"},
+		{"endpoint too long", `{"type":"push_unsubscribe","endpoint":"https://fcm.googleapis.com/` + long(MaxEndpointBytes) + `"}`, ErrTooLarge, "endpoint"},
+		{"p256dh not on the curve", `{"type":"push_subscribe","endpoint":"` + tEndpoint + `","p256dh":"` + tPoint[:len(tPoint)-2] + `AA","auth":"` + tAuth + `"}`, ErrInvalid, "p256dh"},
+		{"p256dh compressed", `{"type":"push_subscribe","endpoint":"` + tEndpoint + `","p256dh":"AAAA","auth":"` + tAuth + `"}`, ErrInvalid, "p256dh"},
+		{"auth 15 bytes", `{"type":"push_subscribe","endpoint":"` + tEndpoint + `","p256dh":"` + tPoint + `","auth":"AAAAAAAAAAAAAAAAAAAA"}`, ErrInvalid, "auth"},
+		{"push_subscribe without auth", `{"type":"push_subscribe","endpoint":"` + tEndpoint + `","p256dh":"` + tPoint + `"}`, ErrInvalid, "auth"},
+		{"phone without plus", `{"type":"phone_set","phone":"13812345678","consent":true}`, ErrInvalid, "phone"},
+		{"phone too long", `{"type":"phone_set","phone":"+8613812345678901","consent":true}`, ErrInvalid, "phone"},
+		{"phone with spaces", `{"type":"phone_set","phone":"+86 138 1234 5678","consent":true}`, ErrInvalid, "phone"},
+		{"phone without consent", `{"type":"phone_set","phone":"+8613812345678"}`, ErrInvalid, "consent"},
+		{"phone consent false", `{"type":"phone_set","phone":"+8613812345678","consent":false}`, ErrInvalid, "consent"},
+		{"phone on notify_status", `{"type":"notify_status","phone":"+8613812345678"}`, ErrInvalid, "phone"},
+		{"phone_hint unmasked", `{"type":"notify_status","phone_hint":"+8613812345678"}`, ErrInvalid, "phone_hint"},
+		{"vapid_key short", `{"type":"notify_status","vapid_key":"BAAA"}`, ErrInvalid, "vapid_key"},
 		{"bad time", `{"type":"challenge","nonce":"` + tNonce + `","server_time":"yesterday"}`, ErrMalformed, `"yesterday"`},
+		{"status without health", `{"type":"status"}`, ErrInvalid, "health"},
+		{"status health unknown", `{"type":"status","health":"online"}`, ErrInvalid, "health"},
+		{"status faults when ready", `{"type":"status","health":"ready","faults":["camera"]}`, ErrInvalid, "faults"},
+		{"status fault unknown", `{"type":"status","health":"needs_repair","faults":["flux_capacitor"]}`, ErrInvalid, "faults"},
+		{"status fault twice", `{"type":"status","health":"needs_repair","faults":["camera","camera"]}`, ErrInvalid, "faults"},
+		{"status faults empty", `{"type":"status","health":"needs_repair","faults":[]}`, ErrInvalid, "faults"},
+		{"status faults too many", `{"type":"status","health":"needs_repair","faults":["camera","button","microphone","speaker","storage","camera"]}`, ErrInvalid, "faults"},
+		{"status fault free text", `{"type":"status","health":"needs_repair","faults":["camera missing since 18:00 at home"]}`, ErrInvalid, "faults"},
+		{"presence health while offline", `{"type":"presence","peer_online":false,"health":"ready"}`, ErrInvalid, "health"},
+		{"faults on ring", `{"type":"ring","call_id":"` + tID + `"` + tSig + tNonceF + `,"faults":["camera"]}`, ErrInvalid, "faults"},
+		{"health on hello", `{"type":"hello","role":"terminal","health":"ready"}`, ErrInvalid, "health"},
+		{"ping carries nothing", `{"type":"ping","call_id":"` + tID + `"}`, ErrInvalid, "call_id"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -345,6 +394,12 @@ func sampleMessages() []Message {
 		{Type: TypeAnswer, CallID: tID, SDP: tSDP, SignedAt: "2026-11-28T18:00:00Z", Signature: "c2ln", Restart: 2},
 		{Type: TypeResume, CallID: tID},
 		{Type: TypeResumed, CallID: tID, PeerOnline: &yes, ICEServers: []ICEServer{{URLs: []string{"turn:127.0.0.1:3478?transport=udp"}, Username: "1:" + tID, Credential: "Y3JlZA"}}, ICETransportPolicy: "all"},
+		{Type: TypePushSubscribe, Endpoint: tEndpoint, P256DH: tPoint, Auth: tAuth},
+		{Type: TypePushUnsubscribe, Endpoint: tEndpoint},
+		{Type: TypePhoneSet, Phone: "+8613812345678", Consent: &yes},
+		{Type: TypePhoneClear},
+		{Type: TypeNotifyStatus},
+		{Type: TypeNotifyStatus, VAPIDKey: tPoint, Subscribed: &no, PhoneHint: MaskPhone("+8613812345678"), SMS: &yes, Voice: &no},
 	}
 }
 

@@ -25,9 +25,9 @@ type rule struct {
 var rules = map[string]rule{
 	TypeChallenge:    {required: []string{"nonce"}, optional: []string{"server_time"}},
 	TypeHello:        {required: []string{"role"}, optional: []string{"device_id", "public_key", "signature", "certificate", "parent_id", "token", "version"}},
-	TypeWelcome:      {required: []string{"role"}, optional: []string{"device_id", "parent_id", "pair_id", "paired", "peer_online", "reason", "server_time"}},
+	TypeWelcome:      {required: []string{"role"}, optional: []string{"device_id", "parent_id", "pair_id", "paired", "peer_online", "reason", "health", "faults", "server_time"}},
 	TypeError:        {required: []string{"code"}, optional: []string{"message", "ref_type", "call_id", "pair_id"}},
-	TypePresence:     {required: []string{"peer_online"}, optional: []string{"reason"}},
+	TypePresence:     {required: []string{"peer_online"}, optional: []string{"reason", "health", "faults"}},
 	TypeRing:         {required: []string{"call_id", "nonce", "signed_at", "signature"}, optional: []string{"ice_servers", "ice_transport_policy"}},
 	TypeRinging:      {required: []string{"call_id"}, optional: []string{"ice_servers", "ice_transport_policy"}},
 	TypeAccept:       {required: []string{"call_id", "nonce", "signed_at", "signature"}},
@@ -46,6 +46,16 @@ var rules = map[string]rule{
 	TypeUnpaired:     {required: []string{"device_id"}},
 	TypeResume:       {required: []string{"call_id"}},
 	TypeResumed:      {required: []string{"call_id", "peer_online"}, optional: []string{"ice_servers", "ice_transport_policy"}},
+
+	TypePushSubscribe:   {required: []string{"endpoint", "p256dh", "auth"}},
+	TypePushUnsubscribe: {required: []string{"endpoint"}},
+	TypePhoneSet:        {required: []string{"phone", "consent"}},
+	TypePhoneClear:      {},
+	TypeNotifyStatus:    {optional: []string{"vapid_key", "subscribed", "phone_hint", "sms", "voice"}},
+
+	TypeStatus: {required: []string{"health"}, optional: []string{"faults"}},
+	TypePing:   {},
+	TypePong:   {},
 }
 
 // setFields lists the JSON names of the fields that are set.
@@ -85,6 +95,18 @@ func (m *Message) setFields() []string {
 	add("fingerprint", m.Fingerprint != "")
 	add("source", m.Source != "")
 	add("restart", m.Restart != 0)
+	add("endpoint", m.Endpoint != "")
+	add("p256dh", m.P256DH != "")
+	add("auth", m.Auth != "")
+	add("phone", m.Phone != "")
+	add("consent", m.Consent != nil)
+	add("vapid_key", m.VAPIDKey != "")
+	add("subscribed", m.Subscribed != nil)
+	add("phone_hint", m.PhoneHint != "")
+	add("sms", m.SMS != nil)
+	add("voice", m.Voice != nil)
+	add("health", m.Health != "")
+	add("faults", m.Faults != nil)
 	return f
 }
 
@@ -192,7 +214,10 @@ func (m *Message) validateValues() error {
 	if len(m.Calls) > 200 {
 		return bad("calls", "has more than 200 entries")
 	}
-	return nil
+	if err := m.validateStatus(bad); err != nil {
+		return err
+	}
+	return m.validateNotify(bad)
 }
 
 func truncate(s string) string {

@@ -74,12 +74,35 @@ func LoadCA(certPath, keyPath string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devcert: load CA key: %w", err)
 	}
-	key, err := parseKeyPEM(b)
+	ca, err := caWithKey(cert, b)
 	if err != nil {
-		return nil, fmt.Errorf("devcert: load CA key %s: %w: %v", keyPath, ErrBadCA, err)
+		return nil, fmt.Errorf("devcert: load CA %s, %s: %w", certPath, keyPath, err)
+	}
+	return ca, nil
+}
+
+// ParseCA is LoadCA from bytes: a PEM CA certificate and its PEM key (a
+// programme keeps the key encrypted and hands it over decrypted, never
+// written in the clear: provisioning/programme).
+func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
+	cert, err := ParseCACert(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("devcert: parse CA: %w", err)
+	}
+	ca, err := caWithKey(cert, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("devcert: parse CA: %w", err)
+	}
+	return ca, nil
+}
+
+func caWithKey(cert *x509.Certificate, keyPEM []byte) (*CA, error) {
+	key, err := parseKeyPEM(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("key: %w: %v", ErrBadCA, err)
 	}
 	if !key.PublicKey.Equal(cert.PublicKey) {
-		return nil, fmt.Errorf("devcert: load CA: %s is not the key of %s: %w", keyPath, certPath, ErrBadCA)
+		return nil, fmt.Errorf("the key is not the certificate's: %w", ErrBadCA)
 	}
 	return &CA{Cert: cert, key: key}, nil
 }

@@ -131,6 +131,14 @@ func Launch(ctx context.Context, t testing.TB, extra ...chromedp.ExecAllocatorOp
 	return tabCtx, cancel
 }
 
+// Languages is the option that makes the browser ask for languages (as
+// navigator.languages, the Accept-Language header and a service worker's
+// self.navigator.languages say), e.g. "zh-CN,zh" or "en-US": the parent's
+// page picks its language from it. Without it Chromium asks for en-US.
+func Languages(accept string) chromedp.ExecAllocatorOption {
+	return chromedp.Flag("accept-lang", accept)
+}
+
 // WaitState waits until the app's body has data-state=state (see app.js).
 func WaitState(ctx context.Context, state string) error {
 	if err := chromedp.Do(ctx, chromedp.WaitReady(chromedp.CSS(fmt.Sprintf(`body[data-state=%q]`, state)))); err != nil {
@@ -170,8 +178,12 @@ type CallStats struct {
 		VideoBytesSent int64 `json:"videoBytesSent"`
 		AudioBytesSent int64 `json:"audioBytesSent"`
 	} `json:"outbound"`
-	// DataBytes estimates what the call cost on the phone's data plan.
-	DataBytes int64 `json:"dataBytes"`
+	// DataBytes estimates what the call cost on the phone's data plan: the
+	// sum of DataSent (the phone's camera and microphone) and DataReceived
+	// (the terminal's), packet headers included.
+	DataBytes    int64 `json:"dataBytes"`
+	DataSent     int64 `json:"dataSent"`
+	DataReceived int64 `json:"dataReceived"`
 	// Route is the selected candidate pair's local side: its type (host,
 	// srflx, prflx, relay) and, for a relay, the transport to it.
 	Route struct {

@@ -1,11 +1,20 @@
 package e2e
 
 import (
+	"image"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/pion/mediadevices/pkg/io/video"
+	"github.com/pion/mediadevices/pkg/prop"
+	"github.com/pion/webrtc/v4"
+
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/media/h264dec"
+	"github.com/tuanju/tuanju/media/quality"
+	"github.com/tuanju/tuanju/media/synth"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
@@ -97,17 +106,36 @@ func BenchmarkAnswerToFirstFrame(b *testing.B) {
 	b.ReportMetric(float64(mean)/float64(rtt), "x-rtt")
 }
 
-// BenchmarkBytesPerMinute: what a call costs the parent's data plan, from
-// the bytes the phone's transport received (SRTP, RTCP and DTLS; UDP/IP
-// headers excluded) over a measured window, beside the profile's nominal
-// media bitrate as the reference.
+// bytesWindow is how long BenchmarkBytesPerMinute measures each call:
+// two key-frame periods, so one periodic IDR always falls in it.
+const bytesWindow = 20 * time.Second
+
+// BenchmarkBytesPerMinute: what a call costs each way in each profile, on
+// the wire (SRTP, RTCP and DTLS as the phone's ICE candidate pair counted
+// them, plus each packet's UDP and IP headers), and the quality of the
+// terminal's video as the phone decoded it: each decoded picture is read
+// for its frame stamp (package synth) and compared with that very frame,
+// rendered again here (PSNR-Y and SSIM, package media/quality). Beside it,
+// the same-run reference: the profile's own encoders (openh264 and libopus
+// with the same settings) on the same pictures and sound outside the
+// pipeline, no RTP, no network: raw-MB/min is their bare output, raw-PSNR-Y
+// and raw-SSIM what every frame decodes to. x-raw is the wire's cost over
+// the codecs'. rx is the terminal's sending (the phone received it), tx
+// the phone's; both send the same synthetic camera and microphone.
 func BenchmarkBytesPerMinute(b *testing.B) {
-	for _, p := range []media.Profile{media.LowData, media.AudioOnly} {
+	for _, p := range media.Ladder() {
 		b.Run(p.Name, func(b *testing.B) {
-			const window = 10 * time.Second
 			r := newRigProfile(b, nil, p)
 			ph := r.phone(r.pair(), p)
-			var perMin float64
+			var scene *synth.Scene
+			if p.Video {
+				var err error
+				if scene, err = synth.NewScene(synth.SceneOptions{Width: p.Width, Height: p.Height, FPS: p.FPS}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var rxMin, txMin, fps float64
+			var meter quality.Meter
 			for range b.N {
 				callID, err := ph.Ring(r.ctx)
 				if err != nil {
@@ -119,24 +147,178 @@ func BenchmarkBytesPerMinute(b *testing.B) {
 				call := ph.Current()
 				<-call.Connected()
 				time.Sleep(2 * time.Second) // let the encoders settle past the first key frames
-				rx0, _ := call.WireBytes()
+				rx0, tx0 := wireBytes(b, call)
+				frames0 := call.Stats().VideoFramesDecoded
 				t0 := time.Now()
-				time.Sleep(window)
-				rx1, _ := call.WireBytes()
-				perMin += float64(rx1-rx0) / time.Since(t0).Minutes()
+				unreadable := comparePictures(b, call, scene, &meter, bytesWindow)
+				rx1, tx1 := wireBytes(b, call)
+				elapsed := time.Since(t0)
+				rxMin += float64(rx1-rx0) / elapsed.Minutes()
+				txMin += float64(tx1-tx0) / elapsed.Minutes()
+				fps += float64(call.Stats().VideoFramesDecoded-frames0) / elapsed.Seconds()
+				if unreadable > meter.Frames()/10 {
+					b.Errorf("%d decoded pictures without a readable frame stamp (%d compared)", unreadable, meter.Frames())
+				}
 				ph.Hangup(r.ctx, callID, protocol.ReasonHangup)
 				r.waitPattern(device.Ready, "ready after hang-up")
 				drain(ph)
 			}
-			perMin /= float64(b.N)
-			nominal := float64(p.AudioBitrate) / 8 * 60
-			if p.Video {
-				nominal += float64(p.VideoBitrate) / 8 * 60
+			n := float64(b.N)
+			b.ReportMetric(rxMin/n/1e6, "MB/min-rx")
+			b.ReportMetric(txMin/n/1e6, "MB/min-tx")
+			raw := rawCodecs(b, p, scene, bytesWindow)
+			b.ReportMetric(raw.perMin/1e6, "raw-MB/min")
+			b.ReportMetric(rxMin/n/raw.perMin, "x-raw")
+			if !p.Video {
+				return
 			}
-			b.ReportMetric(perMin/1e6, "MB/min")
-			b.ReportMetric(perMin/nominal, "x-nominal")
+			if meter.Frames() < int(bytesWindow.Seconds())*p.FPS/4*b.N {
+				b.Fatalf("compared only %d pictures in %v", meter.Frames(), bytesWindow*time.Duration(b.N))
+			}
+			b.ReportMetric(fps/n, "fps")
+			b.ReportMetric(meter.PSNR(), "PSNR-Y")
+			b.ReportMetric(meter.SSIM(), "SSIM")
+			b.ReportMetric(raw.video.PSNR(), "raw-PSNR-Y")
+			b.ReportMetric(raw.video.SSIM(), "raw-SSIM")
 		})
 	}
+}
+
+// ipUDPHeader is what IPv4 and UDP add to each packet; IPv6 adds 20 more.
+func ipUDPHeader(addr string) uint64 {
+	if strings.Contains(addr, ":") {
+		return 40 + 8
+	}
+	return 20 + 8
+}
+
+// wireBytes is what the call's transport received and sent on the wire:
+// the ICE candidate pairs' application bytes (SRTP, SRTCP, DTLS) and, per
+// packet, the UDP and IP headers the transport stats leave out.
+func wireBytes(b *testing.B, c *PhoneCall) (received, sent uint64) {
+	b.Helper()
+	report := c.pc.GetStats()
+	for _, s := range report {
+		pair, ok := s.(webrtc.ICECandidatePairStats)
+		if !ok {
+			continue
+		}
+		header := uint64(28)
+		if local, ok := report[pair.LocalCandidateID].(webrtc.ICECandidateStats); ok {
+			header = ipUDPHeader(local.IP)
+		}
+		received += pair.BytesReceived + uint64(pair.PacketsReceived)*header
+		sent += pair.BytesSent + uint64(pair.PacketsSent)*header
+	}
+	if received == 0 {
+		b.Fatal("no candidate pair counted any bytes")
+	}
+	return received, sent
+}
+
+// comparePictures watches the phone's decoded pictures for d and adds each
+// new one to m, compared with the frame of scene its stamp names; it
+// returns how many had no readable stamp. With no scene (no video) it only
+// waits.
+func comparePictures(b *testing.B, c *PhoneCall, scene *synth.Scene, m *quality.Meter, d time.Duration) (unreadable int) {
+	b.Helper()
+	end := time.Now().Add(d)
+	if scene == nil {
+		time.Sleep(d)
+		return 0
+	}
+	var last image.Image
+	for time.Now().Before(end) {
+		img := c.Receiver.LatestFrame()
+		if img == nil || img == last {
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		last = img
+		got, ok := img.(*image.YCbCr)
+		if !ok {
+			b.Fatalf("decoded picture is %T, want *image.YCbCr", img)
+		}
+		n, ok := synth.ReadStamp(got)
+		if !ok {
+			unreadable++
+			continue
+		}
+		if err := m.Add(scene.Frame(n), got); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return unreadable
+}
+
+// rawFigures are the codecs' own output outside the pipeline.
+type rawFigures struct {
+	perMin float64 // bytes a minute, audio and video
+	video  quality.Meter
+}
+
+// rawCodecs encodes d of the scene and of the synthetic microphone with
+// the profile's own encoder settings (media.CodecParams), unpaced, and
+// decodes every picture: the reference BenchmarkBytesPerMinute puts beside
+// the call.
+func rawCodecs(b *testing.B, p media.Profile, scene *synth.Scene, d time.Duration) rawFigures {
+	b.Helper()
+	hp, op, err := media.CodecParams(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var raw rawFigures
+	var bytes int
+	mic, err := synth.NewMicrophone(synth.MicrophoneOptions{Unpaced: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	aenc, err := op.BuildAudioEncoder(mic, prop.Media{Audio: prop.Audio{SampleRate: 48000, ChannelCount: 1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range int(d / p.AudioFrame) {
+		pkt, release, err := aenc.Read()
+		if err != nil {
+			b.Fatal(err)
+		}
+		bytes += len(pkt)
+		release()
+	}
+	aenc.Close()
+	if p.Video {
+		n := 0
+		src := video.ReaderFunc(func() (image.Image, func(), error) { n++; return scene.Frame(n - 1), func() {}, nil })
+		venc, err := hp.BuildVideoEncoder(src, prop.Media{Video: prop.Video{Width: p.Width, Height: p.Height, FrameRate: float32(p.FPS)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer venc.Close()
+		dec, err := h264dec.New()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer dec.Close()
+		for i := range int(d.Seconds()) * p.FPS {
+			au, release, err := venc.Read()
+			if err != nil {
+				b.Fatal(err)
+			}
+			bytes += len(au)
+			img, err := dec.Decode(au)
+			release()
+			if err != nil {
+				b.Fatalf("raw frame %d: %v", i, err)
+			}
+			if img != nil {
+				if err := raw.video.Add(scene.Frame(i), img); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	raw.perMin = float64(bytes) / d.Minutes()
+	return raw
 }
 
 // drain empties the phone's event queue.

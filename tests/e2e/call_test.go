@@ -179,14 +179,21 @@ func TestParentDeclinesShowsNoAnswer(t *testing.T) {
 }
 
 // TestMissedCallWhileParentOffline: the child calls while the parent's phone
-// is offline; the parent sees the missed call when they come online.
+// is offline and cannot be woken (no push subscription, no number): the
+// child sees and hears at once that the parent cannot be reached (not
+// "calling", not "no answer"); the parent sees the missed call when they
+// come online.
 func TestMissedCallWhileParentOffline(t *testing.T) {
 	r := newRig(t, nil)
 	cred := r.pair()
 	if err := r.board.Press(r.ctx); err != nil {
 		t.Fatal(err)
 	}
-	r.waitPattern(device.NoAnswer, "terminal shows no answer when the parent is offline")
+	r.waitPattern(device.Unreachable, "terminal shows the parent cannot be reached")
+	if cue := r.board.State().Cue; cue != "unreachable" {
+		t.Errorf("sound %q, want unreachable", cue)
+	}
+	r.waitPattern(device.Ready, "and is ready again a few seconds later")
 
 	ctx, cancel := context.WithTimeout(r.ctx, step)
 	defer cancel()
@@ -357,4 +364,35 @@ func TestLoopPetsWatchdog(t *testing.T) {
 	if n := wd.pets.Load(); n != after {
 		t.Errorf("watchdog petted %d more times after the loop stopped", n-after)
 	}
+}
+
+// TestCandidatesBeforeAnswer: a phone that sends all its ICE candidates
+// before its answer (as a client written from the protocol may) still gets
+// a call, with the relay as the only path so nothing else can save it.
+// Before, the terminal refused each early candidate (pion takes none before
+// the remote description) and the call never connected.
+func TestCandidatesBeforeAnswer(t *testing.T) {
+	r := newRig(t, func(c *rendezvous.Config) { c.ICETransportPolicy = "relay" })
+	cred := r.pair()
+	ctx, cancel := context.WithTimeout(r.ctx, step)
+	defer cancel()
+	conn, err := rendezvoustest.DialPaired(ctx, r.srv.WSURL, cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ph := NewPhone(conn, PhoneConfig{API: loopbackAPI(t), CandidatesFirst: true, Log: testLog(t),
+		Capture: media.CaptureConfig{Profile: media.LowData, Camera: media.SourceSynthetic, Microphone: media.SourceSynthetic}})
+	done := make(chan struct{})
+	go func() { defer close(done); ph.Run(r.ctx) }()
+	t.Cleanup(func() { conn.Close(); <-done })
+
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring := await(t, ph, protocol.TypeRing)
+	if err := ph.Accept(r.ctx, ring.CallID); err != nil {
+		t.Fatal(err)
+	}
+	await(t, ph, protocol.TypeOffer)
+	waitMedia(t, r, ph.Current())
 }

@@ -372,3 +372,18 @@ func await(t testing.TB, ph *Phone, typ string) protocol.Message {
 		}
 	}
 }
+
+// auditEvents is the server's audit log as "event parent_id" lines, oldest
+// first.
+func auditEvents(t testing.TB, srv *rendezvoustest.Server) []string {
+	t.Helper()
+	entries, err := rendezvous.ReadAudit(srv.AuditPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for _, e := range entries {
+		events = append(events, e.Event+" "+e.ParentID)
+	}
+	return events
+}

@@ -34,6 +34,10 @@ type PhoneConfig struct {
 	// into, its own at the one the terminal sends into), so a test can
 	// impair or replace the path (SetPath).
 	Path *mediatest.Link
+	// CandidatesFirst: send the phone's ICE candidates before its answer
+	// (all of them: the answer waits for gathering to end), as a client
+	// may; otherwise they follow the answer, as from the web app.
+	CandidatesFirst bool
 }
 
 // Phone is the parent's phone in Go, for the end-to-end tests and
@@ -68,6 +72,10 @@ type PhoneCall struct {
 	once      sync.Once
 	pending   []protocol.Candidate
 	answered  bool
+	// held: the phone's own candidates while its answer (or restart
+	// answer) is not sent yet; answering says whether it is being made.
+	held      []protocol.Message
+	answering bool
 	mu        sync.Mutex
 }
 
@@ -188,6 +196,17 @@ func (p *Phone) Run(ctx context.Context) error {
 				p.log.Error("cannot answer offer", "err", err)
 				p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: m.CallID, Reason: protocol.ReasonFailed})
 			}
+		case protocol.TypeResumed:
+			// As the web app: the relay may have restarted with the
+			// server, so the terminal's ICE restart must gather with the
+			// fresh TURN credentials resumed brings.
+			if c := p.Current(); c != nil && c.ID == m.CallID && len(m.ICEServers) > 0 {
+				cfg := c.pc.GetConfiguration()
+				cfg.ICEServers = iceServers(m.ICEServers)
+				if err := c.pc.SetConfiguration(cfg); err != nil {
+					p.log.Warn("keeping the old ICE servers", "err", err)
+				}
+			}
 		case protocol.TypeCandidate:
 			if c := p.Current(); c != nil && c.ID == m.CallID {
 				cand := *m.Candidate
@@ -252,18 +271,25 @@ func (p *Phone) restart(ctx context.Context, offer protocol.Message) error {
 	if err := p.Conn().FromTerminal(offer, time.Now()); err != nil {
 		return err
 	}
+	c.mu.Lock()
+	c.answering = true
+	c.mu.Unlock()
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: p.routeSDP(offer.SDP, true)}); err != nil {
+		c.mu.Lock()
+		c.answering = false // nothing was gathered for an offer not applied
+		c.mu.Unlock()
 		return fmt.Errorf("phone: restart offer: %w", err)
 	}
 	ans, err := c.pc.CreateAnswer(nil)
 	if err != nil {
 		return fmt.Errorf("phone: restart answer: %w", err)
 	}
+	gathered := webrtc.GatheringCompletePromise(c.pc)
 	if err := c.pc.SetLocalDescription(ans); err != nil {
 		return fmt.Errorf("phone: restart local description: %w", err)
 	}
 	p.restarts.Add(1)
-	return p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: p.routeSDP(c.pc.LocalDescription().SDP, false), Restart: offer.Restart})
+	return p.sendAnswer(ctx, c, gathered, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: p.routeSDP(ans.SDP, false), Restart: offer.Restart})
 }
 
 // Restarts counts the ICE restart offers the phone answered, and refused.
@@ -278,10 +304,7 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	p.mu.Lock()
 	ring := p.ice[offer.CallID]
 	p.mu.Unlock()
-	cfg := webrtc.Configuration{ICEServers: make([]webrtc.ICEServer, 0, len(ring.ICEServers))}
-	for _, s := range ring.ICEServers {
-		cfg.ICEServers = append(cfg.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
-	}
+	cfg := webrtc.Configuration{ICEServers: iceServers(ring.ICEServers)}
 	if ring.ICETransportPolicy == "relay" {
 		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
@@ -307,6 +330,7 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 			capture.RequestKeyFrame()
 		}
 	})
+	c.answering = true
 	pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
 		if ic == nil {
 			return
@@ -316,8 +340,16 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 		if !ok {
 			return
 		}
-		p.Conn().Send(context.Background(), protocol.Message{Type: protocol.TypeCandidate, CallID: c.ID, Candidate: &protocol.Candidate{
-			Candidate: line, SDPMid: j.SDPMid, SDPMLineIndex: j.SDPMLineIndex, UsernameFragment: j.UsernameFragment}})
+		m := protocol.Message{Type: protocol.TypeCandidate, CallID: c.ID, Candidate: &protocol.Candidate{
+			Candidate: line, SDPMid: j.SDPMid, SDPMLineIndex: j.SDPMLineIndex, UsernameFragment: j.UsernameFragment}}
+		c.mu.Lock()
+		if c.answering {
+			c.held = append(c.held, m)
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		p.Conn().Send(context.Background(), m)
 	})
 	p.mu.Lock()
 	old := p.call
@@ -346,6 +378,7 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	if err != nil {
 		return fmt.Errorf("phone: create answer: %w", err)
 	}
+	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(ans); err != nil {
 		return fmt.Errorf("phone: set local description: %w", err)
 	}
@@ -357,7 +390,38 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	for _, cand := range pending {
 		c.addCandidate(cand)
 	}
-	return p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: p.routeSDP(pc.LocalDescription().SDP, false)})
+	return p.sendAnswer(ctx, c, gathered, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: p.routeSDP(ans.SDP, false)})
+}
+
+// sendAnswer sends the answer and the candidates held meanwhile: after it,
+// as the web app does, or before it with CandidatesFirst, once gathering
+// has ended. The answer's SDP is the one made before gathering, so the
+// candidates travel only in their own messages.
+func (p *Phone) sendAnswer(ctx context.Context, c *PhoneCall, gathered <-chan struct{}, answer protocol.Message) error {
+	if p.cfg.CandidatesFirst {
+		select {
+		case <-gathered:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !p.cfg.CandidatesFirst {
+		if err := p.Conn().Send(ctx, answer); err != nil {
+			return err
+		}
+	}
+	for _, m := range c.held {
+		if err := p.Conn().Send(ctx, m); err != nil {
+			return err
+		}
+	}
+	c.held, c.answering = nil, false
+	if p.cfg.CandidatesFirst {
+		return p.Conn().Send(ctx, answer)
+	}
+	return nil
 }
 
 // attach sends a local track. After the remote offer is set, pion's AddTrack
@@ -429,3 +493,12 @@ type answered struct{}
 
 func (answered) InCall() error                  { return nil }
 func (answered) Announce(context.Context) error { return nil }
+
+// iceServers are the server's TURN servers as pion takes them.
+func iceServers(in []protocol.ICEServer) []webrtc.ICEServer {
+	out := make([]webrtc.ICEServer, 0, len(in))
+	for _, s := range in {
+		out = append(out, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	return out
+}

@@ -135,16 +135,8 @@ func TestFactoryResetWithParentOnline(t *testing.T) {
 	if cred.ParentID == old.ParentID {
 		t.Fatal("new pairing reused the old parent ID")
 	}
-	audit, err := rendezvous.ReadAudit(srv.AuditPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var events []string
-	for _, e := range audit {
-		events = append(events, e.Event+" "+e.ParentID)
-	}
 	want := []string{"paired " + old.ParentID, "factory_reset " + old.ParentID, "paired " + cred.ParentID}
-	if !slices.Equal(events, want) {
+	if events := auditEvents(t, srv); !slices.Equal(events, want) {
 		t.Errorf("audit log %q, want %q", events, want)
 	}
 }

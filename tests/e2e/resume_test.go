@@ -39,6 +39,8 @@ type resumeRig struct {
 	mm   *mitm // instead of px: a server gone bad (TestForgedRestartRefused)
 	cred rendezvoustest.Credentials
 	ph   *Phone
+	// configure is the server's configuration, again at each restart.
+	configure func(*rendezvous.Config)
 }
 
 func newResumeRig(t *testing.T, configure func(*rendezvous.Config)) *resumeRig {
@@ -49,7 +51,7 @@ func newResumeRigVia(t *testing.T, configure func(*rendezvous.Config), viaMITM b
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	srv := rendezvoustest.NewServer(t, configure)
-	r := &resumeRig{}
+	r := &resumeRig{configure: configure}
 	url := ""
 	if viaMITM {
 		r.mm = newMITM(t, srv.WSURL)
@@ -142,7 +144,12 @@ func (r *resumeRig) restartServer(t *testing.T) {
 	if err := r.srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r.srv = rendezvoustest.NewServer(t, func(c *rendezvous.Config) { c.DataDir = dir })
+	r.srv = rendezvoustest.NewServer(t, func(c *rendezvous.Config) {
+		if r.configure != nil {
+			r.configure(c)
+		}
+		c.DataDir = dir
+	})
 	r.px.retarget(r.srv.URL)
 }
 
@@ -198,6 +205,27 @@ func TestCallSurvivesServerRestart(t *testing.T) {
 	t.Logf("server restart mid-call: %d of %d calls kept", kept, n)
 }
 
+// TestCallThroughTURNSurvivesServerRestart: the server hands out the
+// "relay" policy, so the terminal reaches the phone only through the
+// embedded TURN relay, which restarts with the server and loses every
+// allocation. The resumed message brings fresh TURN credentials and the
+// terminal's signed ICE restart allocates again: both ends decode frames
+// after the restart, and the call outlasts the grace.
+func TestCallThroughTURNSurvivesServerRestart(t *testing.T) {
+	r := newResumeRig(t, func(c *rendezvous.Config) { c.ICETransportPolicy = "relay" })
+	id := r.call(t)
+	p, tm := r.decoded()
+	r.restartServer(t)
+	r.phoneResumes(t)
+	if m := await(t, r.ph, protocol.TypeResumed); m.CallID != id {
+		t.Fatalf("resumed %s, want %s", m.CallID, id)
+	}
+	r.keptAfter(t, id, p, tm)
+	if answered, _ := r.ph.Restarts(); answered < 1 {
+		t.Fatal("the phone answered no ICE restart: the relay's allocation cannot have been made again")
+	}
+}
+
 // TestCallSurvivesTerminalSocketLoss: the terminal's signalling connection
 // is cut mid-call (its link drops for a moment); it logs in again, resumes,
 // and the call goes on. Before, the terminal ended the call on the
@@ -221,7 +249,8 @@ func TestCallSurvivesTerminalSocketLoss(t *testing.T) {
 // TestCallNotResumedEnds is the control: the terminal's link is cut and
 // never comes back. The server ends the call after its grace (the phone is
 // told peer_left; the parent's log says interrupted) and the terminal
-// after its own (offline light, hangup sound, interrupted in its log).
+// after its own (offline light, the dropped-call sound, interrupted in its
+// log).
 func TestCallNotResumedEnds(t *testing.T) {
 	r := newResumeRig(t, func(c *rendezvous.Config) { c.ResumeGrace = 3 * time.Second })
 	id := r.call(t)
@@ -238,8 +267,8 @@ func TestCallNotResumedEnds(t *testing.T) {
 	if waited := time.Since(start); waited < resumeGrace-time.Second {
 		t.Fatalf("the terminal ended the call %v after the cut, before its grace of %v", waited, resumeGrace)
 	}
-	if cue := r.board.State().Cue; cue != "hangup" {
-		t.Errorf("sound at the end = %q, want hangup", cue)
+	if cue := r.board.State().Cue; cue != "dropped" {
+		t.Errorf("sound at the end = %q, want dropped (not the hang-up: nobody hung up)", cue)
 	}
 	calls, err := r.store.Calls(1)
 	if err != nil || len(calls) != 1 || calls[0].CallID != id || calls[0].Outcome != protocol.OutcomeInterrupted {

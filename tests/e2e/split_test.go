@@ -54,16 +54,8 @@ func TestSplitPairingHeals(t *testing.T) {
 		t.Fatal("paired again with the dead parent ID")
 	}
 	// The audit log tells the healing from a reset.
-	entries, err := rendezvous.ReadAudit(srv.AuditPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var events []string
-	for _, e := range entries {
-		events = append(events, e.Event+" "+e.ParentID)
-	}
 	want := []string{"paired " + old.ParentID, "pairing_dropped " + old.ParentID, "paired " + cred.ParentID}
-	if !slices.Equal(events, want) {
+	if events := auditEvents(t, srv); !slices.Equal(events, want) {
 		t.Fatalf("audit log %q, want %q", events, want)
 	}
 }

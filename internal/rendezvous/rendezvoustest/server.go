@@ -34,7 +34,7 @@ type Server struct {
 
 // TestConfig is the configuration NewServer starts from: a fresh data
 // directory, TURN on 127.0.0.1 with a random secret and 127.0.0.0/8 peers,
-// and TestCA as the one program CA.
+// TestCA as the one program CA, and no automatic backups.
 func TestConfig(t testing.TB) rendezvous.Config {
 	t.Helper()
 	var b [24]byte
@@ -47,6 +47,7 @@ func TestConfig(t testing.TB) rendezvous.Config {
 	cfg.TURN.Secret = base64.RawURLEncoding.EncodeToString(b[:])
 	cfg.TURN.AllowPeers = []string{"127.0.0.0/8"}
 	cfg.DeviceCAFiles = []string{TestCAFile(t)}
+	cfg.Backup.Every = 0 // a backup at each start is not what most tests test
 	return cfg
 }
 

@@ -206,8 +206,17 @@ func TestCallWithPionTerminal(t *testing.T) {
 		}
 	}
 	waitState(t, ctx, "ended")
+	// The meter counts both ways, and says so.
 	waitText(t, ctx, "#ended-detail", "Data used")
-	waitText(t, ctx, "#ended-detail", "已用流量")
+	waitText(t, ctx, "#ended-detail", "sent")
+	waitText(t, ctx, "#ended-detail", "received")
+	last, err := browsertest.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last.DataSent <= 0 || last.DataReceived <= 0 || last.DataBytes != last.DataSent+last.DataReceived {
+		t.Errorf("data meter: sent %d + received %d, total %d: want both counted and the total their sum", last.DataSent, last.DataReceived, last.DataBytes)
+	}
 	screenshot(t, ctx, "8-ended")
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +47,11 @@ type pageConn struct {
 	// hold it: nonces of the rings and accepts either side sent, the hash of
 	// the offer sent. The fake signs and checks over it.
 	calls pairing.Calls
+
+	// The page's pings are answered with pong, as the server does, and
+	// counted; they never reach msgs. deaf: answer none (a dead link).
+	pings atomic.Int64
+	deaf  atomic.Bool
 }
 
 func newFakeRendezvous(t *testing.T) *fakeRendezvous {
@@ -120,6 +126,13 @@ func (f *fakeRendezvous) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			close(pc.msgs)
 			return
+		}
+		if m.Type == protocol.TypePing {
+			pc.pings.Add(1)
+			if !pc.deaf.Load() {
+				pc.send(protocol.Message{Type: protocol.TypePong})
+			}
+			continue
 		}
 		pc.calls.Observe(m)
 		pc.msgs <- m

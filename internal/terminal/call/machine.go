@@ -14,7 +14,11 @@
 //     (the paired parent, inside a reunion window), and only after the ring
 //     has sounded for at least MinAutoAnswerDelay;
 //   - an unanswered call gives up after RingTimeout and shows "no answer";
+//     a call that reaches nobody (the server has no way to ring the
+//     parent) shows "unreachable" at once, by light and sound, never
+//     "calling";
 //   - losing the network shows "offline" and recovers by itself;
+//   - a call that drops (interrupted, failed) sounds unlike one hung up;
 //   - a call in progress (media flowing) outlives its signalling socket:
 //     it goes on while the terminal reconnects and resumes it, and ends
 //     after ResumeGrace if it cannot (docs/protocol.md, "Resuming a call").
@@ -41,9 +45,13 @@ const (
 	NoAnswer                 // the last call went unanswered; shown for NoAnswerDisplay
 	PairConfirm              // a valid pairing request waits for a press
 	Fault                    // hardware the call needs is broken
+	// Unreachable: the child's call reached nobody (the server could ring
+	// no phone of the parent's: no page open, no push subscription, no
+	// number); shown for NoAnswerDisplay.
+	Unreachable
 )
 
-var stateNames = [...]string{"offline", "idle", "calling", "ringing", "connecting", "in_call", "no_answer", "pair_confirm", "fault"}
+var stateNames = [...]string{"offline", "idle", "calling", "ringing", "connecting", "in_call", "no_answer", "pair_confirm", "fault", "unreachable"}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) {
@@ -82,6 +90,8 @@ func (s State) Pattern() device.Pattern {
 		return device.Pairing
 	case Fault:
 		return device.Fault
+	case Unreachable:
+		return device.Unreachable
 	}
 	return device.Fault
 }
@@ -154,6 +164,14 @@ const (
 	CueHangup    Cue = "hangup"
 	CueRefused   Cue = "refused" // a press that can do nothing now
 	CueReset     Cue = "reset"   // the button is held long enough: let go to reset
+	// CuePaired: the pairing is stored; the child's parent can call now.
+	CuePaired Cue = "paired"
+	// CueUnreachable: the child's call reached nobody (Unreachable).
+	CueUnreachable Cue = "unreachable"
+	// CueDropped: a call (or its ring, or a pairing waiting for its press)
+	// ended without anyone hanging up: the network, the media or the
+	// hardware failed.
+	CueDropped Cue = "dropped"
 )
 
 // Outcome values of ended calls are protocol's Outcome* constants.
@@ -303,10 +321,15 @@ func Next(m Machine, e Event) (Machine, []Action) {
 		// A child whose press is still "calling" when the link turns out
 		// dead (the terminal probes it with each ring) hears the no-network
 		// cue: the press did not get through, and no "no answer" follows.
-		calling := m.State == Calling
+		// A ring, a call being set up or a pairing waiting for its press
+		// drops, and says so (and the ring stops).
+		was := m.State
 		m, acts := m.dropCall(protocol.OutcomeFailed, "")
-		if calling {
+		switch was {
+		case Calling:
 			acts = append(acts, PlayCue{CueRefused})
+		case Ringing, Connecting, PairConfirm:
+			acts = append(acts, PlayCue{CueDropped})
 		}
 		if m.State == PairConfirm {
 			m.PairID = ""
@@ -317,7 +340,7 @@ func Next(m Machine, e Event) (Machine, []Action) {
 		return m, acts
 	case PairDone:
 		m.Paired, m.Pairable = true, false
-		return m, nil
+		return m, []Action{PlayCue{CuePaired}}
 	case PairWindow:
 		m.Pairable = e.Open
 		return m, nil
@@ -342,7 +365,11 @@ func Next(m Machine, e Event) (Machine, []Action) {
 		if m.State == Fault {
 			return m, nil
 		}
+		inCall := m.CallID != ""
 		m, acts := m.dropCall(protocol.OutcomeFailed, protocol.ReasonFailed)
+		if inCall {
+			acts = append(acts, PlayCue{CueDropped})
+		}
 		m.State = Fault
 		return m, acts
 	case FaultCleared:
@@ -371,7 +398,7 @@ func Next(m Machine, e Event) (Machine, []Action) {
 		// A new request while one waits for its press replaces it: the
 		// server keeps one request per terminal, so the page has retried
 		// (its connection dropped) and the old one is gone.
-		if m.Paired || (m.State != Idle && m.State != NoAnswer && m.State != PairConfirm) {
+		if m.Paired || (m.State != Idle && m.State != NoAnswer && m.State != Unreachable && m.State != PairConfirm) {
 			return m, []Action{PairReject{e.PairID, "not_pairable"}}
 		}
 		m.State, m.PairID = PairConfirm, e.PairID
@@ -387,7 +414,7 @@ func Next(m Machine, e Event) (Machine, []Action) {
 		if _, ok := e.(Press); ok {
 			return m, []Action{PlayCue{CueRefused}}
 		}
-	case Idle, NoAnswer:
+	case Idle, NoAnswer, Unreachable:
 		switch e := e.(type) {
 		case Press:
 			if !m.Paired {
@@ -407,7 +434,7 @@ func Next(m Machine, e Event) (Machine, []Action) {
 			}
 			return m, acts
 		case Timeout:
-			if m.State == NoAnswer && e.Timer == TimerNoAnswer {
+			if (m.State == NoAnswer || m.State == Unreachable) && e.Timer == TimerNoAnswer {
 				m.State = Idle
 			}
 			return m, nil
@@ -422,6 +449,12 @@ func Next(m Machine, e Event) (Machine, []Action) {
 				return m, []Action{StartMedia{m.CallID, CueConnected}, StartTimer{TimerConnect, m.CallID, ConnectTimeout}}
 			}
 		case PeerHangup:
+			if e.CallID == m.CallID && e.Reason == protocol.ReasonUnavailable {
+				// Nobody could be rung: not "no answer" (nobody was asked).
+				id := m.CallID
+				m, acts := m.endCall(protocol.OutcomeMissed, "", Unreachable)
+				return m, append(acts, StartTimer{TimerNoAnswer, id, NoAnswerDisplay}, PlayCue{CueUnreachable})
+			}
 			if e.CallID == m.CallID {
 				id := m.CallID
 				m, acts := m.endCall(protocol.OutcomeMissed, "", NoAnswer)
@@ -493,7 +526,7 @@ func Next(m Machine, e Event) (Machine, []Action) {
 			}
 		case ResumeRefused:
 			if e.CallID == m.CallID && m.Resuming {
-				return m.endCall(protocol.OutcomeInterrupted, "", Idle)
+				return m.dropped(protocol.OutcomeInterrupted, "")
 			}
 		case MediaDown:
 			if e.CallID == m.CallID && m.State == InCall && !m.MediaDown {
@@ -508,31 +541,35 @@ func Next(m Machine, e Event) (Machine, []Action) {
 		case PeerHangup:
 			if e.CallID == m.CallID {
 				// peer_left in a call: the other side lost its socket and
-				// did not come back within the server's grace.
-				outcome := protocol.OutcomeAnswered
-				if e.Reason == protocol.ReasonPeerLeft {
-					outcome = protocol.OutcomeInterrupted
+				// did not come back within the server's grace. failed: the
+				// parent's media could not go on. Either way the call
+				// dropped; the parent did not hang up.
+				switch e.Reason {
+				case protocol.ReasonPeerLeft:
+					return m.dropped(protocol.OutcomeInterrupted, "")
+				case protocol.ReasonFailed:
+					return m.dropped(protocol.OutcomeFailed, "")
 				}
-				return m.endCall(outcome, "", Idle)
+				return m.endCall(protocol.OutcomeAnswered, "", Idle)
 			}
 		case MediaFailed:
 			if e.CallID == m.CallID {
-				return m.endCall(protocol.OutcomeFailed, protocol.ReasonFailed, Idle)
+				return m.dropped(protocol.OutcomeFailed, protocol.ReasonFailed)
 			}
 		case SignFailed:
 			if e.CallID == m.CallID {
-				return m.endCall(protocol.OutcomeFailed, protocol.ReasonFailed, Idle)
+				return m.dropped(protocol.OutcomeFailed, protocol.ReasonFailed)
 			}
 		case Timeout:
 			if e.Timer == TimerConnect && e.Token == m.CallID && m.State == Connecting {
-				return m.endCall(protocol.OutcomeFailed, protocol.ReasonFailed, Idle)
+				return m.dropped(protocol.OutcomeFailed, protocol.ReasonFailed)
 			}
 			if e.Timer == TimerResume && e.Token == m.token() && m.Resuming {
 				// The other side or the server never took the call back.
-				return m.endCall(protocol.OutcomeInterrupted, "", Idle)
+				return m.dropped(protocol.OutcomeInterrupted, "")
 			}
 			if e.Timer == TimerRestart && e.Token == m.token() && m.MediaDown {
-				return m.endCall(protocol.OutcomeFailed, protocol.ReasonFailed, Idle)
+				return m.dropped(protocol.OutcomeFailed, protocol.ReasonFailed)
 			}
 		}
 	case PairConfirm:
@@ -553,11 +590,15 @@ func Next(m Machine, e Event) (Machine, []Action) {
 			}
 		}
 	case Fault:
-		if _, ok := e.(Connected); ok {
-			m.Online, m.Paired = true, e.(Connected).Paired
-		}
-		if _, ok := e.(Press); ok {
+		switch e := e.(type) {
+		case Connected:
+			m.Online, m.Paired = true, e.Paired
+		case Press:
 			return m, []Action{PlayCue{CueRefused}}
+		case IncomingRing:
+			// It cannot ring: say so at once (the parent's page shows
+			// needs repair), rather than let the parent ring into silence.
+			return m, []Action{SendHangup{e.CallID, protocol.ReasonFailed}}
 		}
 	}
 	return m, nil
@@ -597,6 +638,18 @@ func (m Machine) endCall(outcome, reason string, next State) (Machine, []Action)
 			// A call that went on without signalling (Resuming) ends
 			// where the terminal is: offline.
 			m.State = Offline
+		}
+	}
+	return m, acts
+}
+
+// dropped ends a call that dropped rather than was hung up: the same as
+// endCall to Idle, with the dropped sound in place of the hang-up sound.
+func (m Machine) dropped(outcome, reason string) (Machine, []Action) {
+	m, acts := m.endCall(outcome, reason, Idle)
+	for i, a := range acts {
+		if a == (PlayCue{CueHangup}) {
+			acts[i] = PlayCue{CueDropped}
 		}
 	}
 	return m, acts

@@ -23,6 +23,7 @@ func TestNext(t *testing.T) {
 	connectingOut := Machine{State: Connecting, Online: true, Paired: true, CallID: c1, Outgoing: true, Answered: true}
 	inCall := Machine{State: InCall, Online: true, Paired: true, CallID: c1, Answered: true}
 	noAnswer := Machine{State: NoAnswer, Online: true, Paired: true}
+	unreachable := Machine{State: Unreachable, Online: true, Paired: true}
 	pairable := Machine{State: Idle, Online: true, Pairable: true}
 	pairConfirm := Machine{State: PairConfirm, Online: true, PairID: p1, Pairable: true}
 	fault := Machine{State: Fault, Online: true, Paired: true}
@@ -72,8 +73,8 @@ func TestNext(t *testing.T) {
 		{"stale ring timeout of an older call is ignored", calling, Timeout{TimerRing, c2}, calling, nil},
 		{"parent declines: no answer", calling, PeerHangup{c1, protocol.ReasonDecline}, noAnswer,
 			[]Action{CallEnded{c1, true, false, protocol.OutcomeMissed}, StartTimer{TimerNoAnswer, c1, NoAnswerDisplay}, PlayCue{CueNoAnswer}}},
-		{"parent offline: no answer", calling, PeerHangup{c1, protocol.ReasonUnavailable}, noAnswer,
-			[]Action{CallEnded{c1, true, false, protocol.OutcomeMissed}, StartTimer{TimerNoAnswer, c1, NoAnswerDisplay}, PlayCue{CueNoAnswer}}},
+		{"nobody can be rung: unreachable at once, not calling, not no answer", calling, PeerHangup{c1, protocol.ReasonUnavailable}, unreachable,
+			[]Action{CallEnded{c1, true, false, protocol.OutcomeMissed}, StartTimer{TimerNoAnswer, c1, NoAnswerDisplay}, PlayCue{CueUnreachable}}},
 		{"the ring could not be signed: no answer at once, nothing sent", calling, SignFailed{c1}, noAnswer,
 			[]Action{CallEnded{c1, true, false, protocol.OutcomeFailed}, StartTimer{TimerNoAnswer, c1, NoAnswerDisplay}, PlayCue{CueNoAnswer}}},
 		{"media failure while calling is ignored", calling, MediaFailed{c1}, calling, nil},
@@ -89,6 +90,16 @@ func TestNext(t *testing.T) {
 			[]Action{SendRing{c2}, StartTimer{TimerRing, c2, RingTimeout}, PlayCue{CueCalling}}},
 		{"long press during no answer returns to ready", noAnswer, LongPress{}, idle, nil},
 
+		// Unreachable.
+		{"unreachable display ends", unreachable, Timeout{TimerNoAnswer, c1}, idle, nil},
+		{"press during unreachable tries again", unreachable, Press{c2},
+			Machine{State: Calling, Online: true, Paired: true, CallID: c2, Outgoing: true},
+			[]Action{SendRing{c2}, StartTimer{TimerRing, c2, RingTimeout}, PlayCue{CueCalling}}},
+		{"long press during unreachable returns to ready", unreachable, LongPress{}, idle, nil},
+		{"the parent's ring during unreachable rings", unreachable, IncomingRing{CallID: c1}, ringing,
+			[]Action{StartTimer{TimerIncoming, c1, IncomingTimeout}, PlayCue{CueRing}}},
+		{"disconnect during unreachable goes offline", unreachable, Disconnected{}, Machine{Paired: true}, nil},
+
 		// Ringing.
 		{"press answers", ringing, Press{c2},
 			Machine{State: Connecting, Online: true, Paired: true, CallID: c1, Answered: true},
@@ -100,12 +111,14 @@ func TestNext(t *testing.T) {
 		{"incoming timeout", ringing, Timeout{TimerIncoming, c1}, idle,
 			[]Action{SendHangup{c1, protocol.ReasonNoAnswer}, CallEnded{c1, false, false, protocol.OutcomeMissed}, PlayCue{CueHangup}}},
 		{"same ring repeated is ignored", ringing, IncomingRing{CallID: c1}, ringing, nil},
+		{"disconnect while ringing: the ring drops, and stops", ringing, Disconnected{}, Machine{Paired: true},
+			[]Action{CallEnded{c1, false, false, protocol.OutcomeFailed}, PlayCue{CueDropped}}},
 
 		// Connecting and in call.
 		{"media up: in call", connectingOut, MediaUp{c1},
 			Machine{State: InCall, Online: true, Paired: true, CallID: c1, Outgoing: true, Answered: true}, nil},
-		{"connect timeout fails the call", connectingOut, Timeout{TimerConnect, c1}, idle,
-			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, true, true, protocol.OutcomeFailed}, PlayCue{CueHangup}}},
+		{"connect timeout fails the call: dropped", connectingOut, Timeout{TimerConnect, c1}, idle,
+			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, true, true, protocol.OutcomeFailed}, PlayCue{CueDropped}}},
 		{"connect timeout after media is up is ignored", inCall, Timeout{TimerConnect, c1}, inCall, nil},
 		{"press in call does nothing", inCall, Press{c2}, inCall, nil},
 		{"long press hangs up", inCall, LongPress{}, idle,
@@ -114,20 +127,22 @@ func TestNext(t *testing.T) {
 			[]Action{SendHangup{c1, protocol.ReasonHangup}, StopMedia{c1}, CallEnded{c1, true, true, protocol.OutcomeAnswered}, PlayCue{CueHangup}}},
 		{"parent hangs up", inCall, PeerHangup{c1, protocol.ReasonHangup}, idle,
 			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeAnswered}, PlayCue{CueHangup}}},
-		{"parent never came back (the server's grace ran out): interrupted, as the server logs it", inCall, PeerHangup{c1, protocol.ReasonPeerLeft}, idle,
-			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeInterrupted}, PlayCue{CueHangup}}},
+		{"parent never came back (the server's grace ran out): interrupted, as the server logs it, and dropped", inCall, PeerHangup{c1, protocol.ReasonPeerLeft}, idle,
+			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeInterrupted}, PlayCue{CueDropped}}},
+		{"the parent's media failed: the call dropped, logged failed as the server logs it", inCall, PeerHangup{c1, protocol.ReasonFailed}, idle,
+			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}, PlayCue{CueDropped}}},
 		{"hangup of another call is ignored", inCall, PeerHangup{c2, protocol.ReasonHangup}, inCall, nil},
-		{"media failure ends the call", inCall, MediaFailed{c1}, idle,
-			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}, PlayCue{CueHangup}}},
+		{"media failure ends the call: dropped", inCall, MediaFailed{c1}, idle,
+			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}, PlayCue{CueDropped}}},
 		{"the accept could not be signed: the call fails at once and the parent's ring stops", Machine{State: Connecting, Online: true, Paired: true, CallID: c1, Answered: true},
 			SignFailed{c1}, idle,
-			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}, PlayCue{CueHangup}}},
+			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}, PlayCue{CueDropped}}},
 		{"a second ring in call is busy", inCall, IncomingRing{CallID: c2}, inCall, []Action{SendHangup{c2, protocol.ReasonBusy}}},
 		// Resuming (issue 11: a server restart ended every call).
 		{"disconnect in call keeps the call and waits to resume it", inCall, Disconnected{}, resuming,
 			[]Action{StartTimer{TimerResume, c1 + "#1", ResumeGrace}}},
-		{"disconnect while connecting still ends the call", connectingOut, Disconnected{}, Machine{Paired: true},
-			[]Action{StopMedia{c1}, CallEnded{c1, true, true, protocol.OutcomeFailed}}},
+		{"disconnect while connecting still ends the call: dropped", connectingOut, Disconnected{}, Machine{Paired: true},
+			[]Action{StopMedia{c1}, CallEnded{c1, true, true, protocol.OutcomeFailed}, PlayCue{CueDropped}}},
 		{"a second disconnect while resuming changes nothing", resuming, Disconnected{}, resuming, nil},
 		{"reconnected: resume the call", resuming, Connected{Paired: true}, resumeSent, []Action{SendResume{c1}}},
 		{"resumed with the parent there: ICE restart, media must be back within the grace", resumeSent, Resumed{c1, true},
@@ -137,12 +152,12 @@ func TestNext(t *testing.T) {
 		{"the parent resumed (its network changed): ICE restart", inCall, Resumed{c1, true},
 			with(inCall, func(m *Machine) { m.MediaDown, m.Epoch = true, 1 }),
 			[]Action{RestartMedia{c1}, StartTimer{TimerRestart, c1 + "#1", ResumeGrace}}},
-		{"resume refused: the call is over", resumeSent, ResumeRefused{c1}, idle,
-			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeInterrupted}, PlayCue{CueHangup}}},
-		{"never resumed while offline: ends interrupted, offline, with the hangup sound", resuming, Timeout{TimerResume, c1 + "#1"}, Machine{Paired: true},
-			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeInterrupted}, PlayCue{CueHangup}}},
-		{"never resumed though connected: ends interrupted", resumeSent, Timeout{TimerResume, c1 + "#1"}, idle,
-			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeInterrupted}, PlayCue{CueHangup}}},
+		{"resume refused: the call is over, dropped", resumeSent, ResumeRefused{c1}, idle,
+			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeInterrupted}, PlayCue{CueDropped}}},
+		{"never resumed while offline: ends interrupted, offline, with the dropped sound", resuming, Timeout{TimerResume, c1 + "#1"}, Machine{Paired: true},
+			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeInterrupted}, PlayCue{CueDropped}}},
+		{"never resumed though connected: ends interrupted, dropped", resumeSent, Timeout{TimerResume, c1 + "#1"}, idle,
+			[]Action{StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeInterrupted}, PlayCue{CueDropped}}},
 		{"the resume timer of an earlier loss is ignored", with(resuming, func(m *Machine) { m.Epoch = 2 }), Timeout{TimerResume, c1 + "#1"},
 			with(resuming, func(m *Machine) { m.Epoch = 2 }), nil},
 		{"the resume timer after the resume is ignored", resumedCall, Timeout{TimerResume, c1 + "#1"}, resumedCall, nil},
@@ -152,8 +167,8 @@ func TestNext(t *testing.T) {
 			[]Action{RestartMedia{c1}, StartTimer{TimerRestart, c1 + "#1", ResumeGrace}}},
 		{"media down while resuming: restart once resumed", resuming, MediaDown{c1}, with(resuming, func(m *Machine) { m.MediaDown = true }), nil},
 		{"media back: the restart timer is moot", with(inCall, func(m *Machine) { m.MediaDown, m.Epoch = true, 1 }), MediaUp{c1}, with(inCall, func(m *Machine) { m.Epoch = 1 }), nil},
-		{"media not back within the grace: the call fails", with(inCall, func(m *Machine) { m.MediaDown, m.Epoch = true, 1 }), Timeout{TimerRestart, c1 + "#1"}, idle,
-			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}, PlayCue{CueHangup}}},
+		{"media not back within the grace: the call fails, dropped", with(inCall, func(m *Machine) { m.MediaDown, m.Epoch = true, 1 }), Timeout{TimerRestart, c1 + "#1"}, idle,
+			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}, PlayCue{CueDropped}}},
 		{"a resume answer for another call is ignored", resumeSent, Resumed{c2, true}, resumeSent, nil},
 
 		// Pairing.
@@ -176,8 +191,9 @@ func TestNext(t *testing.T) {
 		{"the replaced request's timeout is ignored", Machine{State: PairConfirm, Online: true, PairID: c2, Pairable: true}, Timeout{TimerPair, p1},
 			Machine{State: PairConfirm, Online: true, PairID: c2, Pairable: true}, nil},
 		{"a bad retried proof leaves the waiting request", pairConfirm, PairRequest{c2, false}, pairConfirm, []Action{PairReject{c2, "bad_secret"}}},
-		{"disconnect during pairing", pairConfirm, Disconnected{}, Machine{Pairable: true}, nil},
-		{"pair done marks paired and closes the window", pairable, PairDone{}, Machine{State: Idle, Online: true, Paired: true}, nil},
+		{"disconnect during pairing: the pairing ring drops", pairConfirm, Disconnected{}, Machine{Pairable: true}, []Action{PlayCue{CueDropped}}},
+		{"pair done marks paired, closes the window and sounds paired", pairable, PairDone{}, Machine{State: Idle, Online: true, Paired: true},
+			[]Action{PlayCue{CuePaired}}},
 		{"the window opens", unpaired, PairWindow{Open: true}, pairable, nil},
 		{"the window closes", pairable, PairWindow{Open: false}, unpaired, nil},
 		{"the window closing leaves a waiting request to its press", pairConfirm, PairWindow{Open: false},
@@ -205,13 +221,18 @@ func TestNext(t *testing.T) {
 		{"auto-answer timer after a press answered is ignored",
 			Machine{State: Connecting, Online: true, Paired: true, CallID: c1, Answered: true}, Timeout{TimerAutoAnswer, c1},
 			Machine{State: Connecting, Online: true, Paired: true, CallID: c1, Answered: true}, nil},
-		{"auto-answer ring in fault is ignored", fault, IncomingRing{CallID: c1, AutoAnswerAfter: 5 * time.Second}, fault, nil},
+		{"auto-answer ring in fault is refused at once", fault, IncomingRing{CallID: c1, AutoAnswerAfter: 5 * time.Second}, fault,
+			[]Action{SendHangup{c1, protocol.ReasonFailed}}},
 
 		// Fault.
-		{"fault during a call ends it", inCall, FaultRaised{}, fault,
-			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}}},
+		{"fault during a call ends it: dropped", inCall, FaultRaised{}, fault,
+			[]Action{SendHangup{c1, protocol.ReasonFailed}, StopMedia{c1}, CallEnded{c1, false, true, protocol.OutcomeFailed}, PlayCue{CueDropped}}},
+		{"fault while ringing: the ring drops, and stops", ringing, FaultRaised{}, fault,
+			[]Action{SendHangup{c1, protocol.ReasonFailed}, CallEnded{c1, false, false, protocol.OutcomeFailed}, PlayCue{CueDropped}}},
+		{"fault while idle: no call, no sound", idle, FaultRaised{}, fault, nil},
 		{"press in fault is refused", fault, Press{c1}, fault, []Action{PlayCue{CueRefused}}},
-		{"ring in fault is ignored", fault, IncomingRing{CallID: c1}, fault, nil},
+		{"the parent's ring in fault is refused at once (it cannot ring): the page hears failed, not silence", fault, IncomingRing{CallID: c1}, fault,
+			[]Action{SendHangup{c1, protocol.ReasonFailed}}},
 		{"fault cleared while online", fault, FaultCleared{}, idle, nil},
 		{"fault cleared while offline", Machine{State: Fault, Paired: true}, FaultCleared{}, Machine{Paired: true}, nil},
 		{"disconnect in fault keeps fault", fault, Disconnected{}, Machine{State: Fault, Paired: true}, nil},
@@ -240,6 +261,7 @@ func TestPressesNeverHarm(t *testing.T) {
 		{State: Connecting, Online: true, Paired: true, CallID: c1, Answered: true},
 		{State: InCall, Online: true, Paired: true, CallID: c1, Answered: true},
 		{State: NoAnswer, Online: true, Paired: true},
+		{State: Unreachable, Online: true, Paired: true},
 		{State: PairConfirm, Online: true, PairID: p1},
 		{State: Fault, Online: true, Paired: true},
 	}
@@ -272,7 +294,7 @@ func TestPatternIsAFunctionOfState(t *testing.T) {
 	want := map[State]device.Pattern{
 		Offline: device.Offline, Idle: device.Ready, Calling: device.Calling, Ringing: device.Ringing,
 		Connecting: device.InCall, InCall: device.InCall, NoAnswer: device.NoAnswer,
-		PairConfirm: device.Pairing, Fault: device.Fault,
+		PairConfirm: device.Pairing, Fault: device.Fault, Unreachable: device.Unreachable,
 	}
 	seen := map[device.Pattern]bool{}
 	for s, p := range want {
@@ -281,9 +303,9 @@ func TestPatternIsAFunctionOfState(t *testing.T) {
 		}
 		seen[p] = true
 	}
-	// Seven distinct things a child must tell apart, plus pairing.
-	if len(seen) != 8 {
-		t.Errorf("states map to %d distinct patterns, want 8", len(seen))
+	// Eight distinct things a child must tell apart, plus pairing.
+	if len(seen) != 9 {
+		t.Errorf("states map to %d distinct patterns, want 9", len(seen))
 	}
 }
 
@@ -351,6 +373,52 @@ func TestAutoAnswerTiming(t *testing.T) {
 		m, acts = Next(m, Timeout{TimerAutoAnswer, c1})
 		if m.State != Connecting || !reflect.DeepEqual(acts[:2], []Action{SendAccept{c1}, StartMedia{c1, CueConnected}}) {
 			t.Errorf("delay %v: after the delay state %v, actions %#v; want accept then media through the connect sound", delay, m.State, acts)
+		}
+	}
+}
+
+// TestChildTellsApart: what a child must tell apart without reading differs
+// in both light and sound: a call that reaches nobody is not "calling" and
+// not "no answer"; a call that drops is not one hung up.
+func TestChildTellsApart(t *testing.T) {
+	calling := Machine{State: Calling, Online: true, Paired: true, CallID: c1, Outgoing: true}
+	inCall := Machine{State: InCall, Online: true, Paired: true, CallID: c1, Answered: true}
+	look := func(from Machine, e Event) (device.Pattern, Cue) {
+		m, acts := Next(from, e)
+		var cue Cue
+		for _, a := range acts {
+			if p, ok := a.(PlayCue); ok {
+				cue = p.Cue
+			}
+		}
+		return m.Pattern(), cue
+	}
+	_, callingCue := look(Machine{State: Idle, Online: true, Paired: true}, Press{c1})
+	pairs := []struct {
+		name string
+		from Machine
+		a, b Event // b nil: the state from, with bCue its sound
+		bCue Cue
+		// afterwards: both end where the terminal is ready again, so
+		// only the sound tells them apart.
+		afterwards bool
+	}{
+		{"unreachable / calling", calling, PeerHangup{c1, protocol.ReasonUnavailable}, nil, callingCue, false},
+		{"unreachable / no answer", calling, PeerHangup{c1, protocol.ReasonUnavailable}, Timeout{TimerRing, c1}, "", false},
+		{"dropped / hung up", inCall, PeerHangup{c1, protocol.ReasonPeerLeft}, PeerHangup{c1, protocol.ReasonHangup}, "", true},
+		{"dropped / hung up here", inCall, MediaFailed{c1}, LongPress{}, "", true},
+	}
+	for _, p := range pairs {
+		pa, ca := look(p.from, p.a)
+		pb, cb := p.from.Pattern(), p.bCue
+		if p.b != nil {
+			pb, cb = look(p.from, p.b)
+		}
+		if !p.afterwards && pa == pb {
+			t.Errorf("%s: both show %q", p.name, pa)
+		}
+		if ca == "" || ca == cb {
+			t.Errorf("%s: sounds %q and %q, want two different sounds", p.name, ca, cb)
 		}
 	}
 }

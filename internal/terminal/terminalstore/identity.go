@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/google/renameio/v2"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/tuanju/tuanju/provisioning/devcert"
@@ -70,26 +69,7 @@ func writeIdentityFile(path string, key *ecdsa.PrivateKey, cert []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := renameio.NewPendingFile(path, renameio.WithStaticPermissions(0o400))
-	if err != nil {
-		return err
-	}
-	defer f.Cleanup()
-	if _, err := f.Write(b); err != nil {
-		return err
-	}
-	if err := f.CloseAtomicallyReplace(); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return writeOnce(path, b)
 }
 
 // legacyIdentity reads key and certificate from the state file's identity

@@ -200,7 +200,11 @@ func (s *Store) DTLSCertificate() (*ecdsa.PrivateKey, *x509.Certificate, error) 
 // PairingSecret returns the pairing secret, generating it on first use.
 func (s *Store) PairingSecret() (pairing.Secret, error) {
 	v, err := s.getOrCreate(bucketPairing, keySecret, func() ([]byte, error) {
-		sec := pairing.NewSecret()
+		// A provisioned unit's label carries its bundle's secret (bundle.go).
+		sec, ok := s.provisionedSecret()
+		if !ok {
+			sec = pairing.NewSecret()
+		}
 		return []byte(sec.String()), nil
 	})
 	if err != nil {

@@ -2,10 +2,20 @@
 // outgoing ringing, and the video call. One state at a time, mirrored on
 // <body data-state> so style.css shows one screen and tests can wait on it.
 //
+// Every sentence comes from messages.js, in one language: Chinese unless
+// the browser asks for English (i18n.js).
+//
 // Test hooks (window.tuanju), read-only for tests:
 //   state      "pairing" | "home" | "incoming" | "outgoing" | "call" | "ended"
-//   online     the child's terminal is online (presence)
+//   lang       the page's language, "zh" or "en"
+//   online     the child's terminal is online, as far as this page knows
+//              (false while this page's own socket is down)
 //   revoked    it is offline because the programme revoked it
+//   health     what the page shows of the terminal: "connecting" (this
+//              page's socket is down: it does not know), "ready", "online"
+//              (a terminal that reports no health), "in_call",
+//              "needs_repair", "offline", "revoked", "pairing_pending"
+//   faults     the parts at fault the terminal named (needs_repair)
 //   connected  this page's socket is authenticated
 //   lastError  the last error code shown to the parent (protocol codes such as
 //              "already_paired", or page codes "bad_accept_proof",
@@ -13,17 +23,22 @@
 //              "ice_failed", "not_from_terminal")
 //   refused    how many rings, accepts and offers this page refused because
 //              the paired terminal had not signed them
+//   alerts     call alerts (push.js): {permission, push, subscribed, sms, voice,
+//              phoneHint, notices: what the service worker reported showing}
 //   stats()    resolves to a summary of the call's getStats (see call.js
 //              emptyStats): {video:{framesDecoded, bytesReceived,
 //              keyFramesDecoded, frameWidth, frameHeight}, audio:{bytesReceived,
-//              totalSamplesReceived}, outbound:{videoBytesSent, audioBytesSent}, …}
+//              totalSamplesReceived}, outbound:{videoBytesSent, audioBytesSent},
+//              dataSent, dataReceived, dataBytes (their sum), …}
 
 import { Signal } from './signal.js';
 import { parseLink, secureCryptoAvailable, startHandshake, verifyAccept, confirm, newParentKey, newToken, signCall, verifyCall, newNonce, sdpHash } from './pairing.js';
 import { savePairing, loadPairing, clearPairing } from './keystore.js';
 import { Call, localMedia, emptyStats } from './call.js';
 import * as ringer from './ringer.js';
-import { newID, validID, when, dataUsed } from './util.js';
+import * as push from './push.js';
+import { newID, validID, dataUsed } from './util.js';
+import { lang, t, say, list, applyPage } from './i18n.js';
 
 const RING_TIMEOUT_MS = 45000; // the caller gives up (hangup no_answer)
 const CONNECT_TIMEOUT_MS = 30000; // accepted but media never flowed
@@ -39,8 +54,13 @@ const $ = (id) => document.getElementById(id);
 
 const hooks = {
   state: 'pairing',
+  lang,
   online: false,
   revoked: false,
+  health: 'connecting',
+  faults: [],
+  // presence: the server's last word on the terminal (welcome, presence).
+  presence: { online: false, revoked: false, health: '', faults: [] },
   pairingPending: false,
   connected: false,
   lastError: null,
@@ -64,64 +84,54 @@ function fail(code) {
   hooks.lastError = code;
 }
 
-// zh wraps Chinese text so it is styled and announced as Chinese.
-function bilingual(el, en, zh) {
-  el.textContent = en + ' ';
-  if (zh) {
-    const span = document.createElement('span');
-    span.lang = 'zh';
-    span.textContent = zh;
-    el.append(span);
-  }
-}
-
 function show(el, on) {
   el.hidden = !on;
 }
 
 // ---------------------------------------------------------------- pairing
 
+// pairErrors: the sentence for each error the pairing can end with.
 const pairErrors = {
-  already_paired: ['This terminal is already paired with another phone. Ask the technician to reset it.', '该终端已与另一部手机配对。请联系技术人员重置。'],
-  device_offline: ["The child's terminal is not online. Check that it is switched on and connected to the internet, then try again.", '孩子的终端不在线。请确认终端已开机并联网，然后重试。'],
-  unknown_device: ['The server does not know this terminal. Check that you scanned the label on the right terminal, or ask the technician.', '服务器找不到这个终端。请确认扫描了正确的标签，或联系技术人员。'],
-  rate_limited: ['Too many tries. Please wait one minute, then try again.', '尝试次数太多。请等一分钟后再试。'],
-  bad_accept_proof: ['The confirmation did not come from your terminal, so this phone was NOT paired. Try again; if it keeps happening, tell the technician.', '确认信息不是来自您的终端，手机未配对。请重试；如果一直这样，请联系技术人员。'],
-  wrong_device: ['Another device answered instead of the terminal on the label, so this phone was NOT paired. Tell the technician.', '应答的不是标签上的终端，手机未配对。请联系技术人员。'],
-  bad_link: ['This pairing link is damaged. Scan the QR label on the terminal again.', '配对链接不完整。请重新扫描终端上的二维码。'],
-  insecure_context: ['This page was not opened over a secure (https://) connection, so the phone cannot do the pairing safely. Open the link from the QR label exactly as printed.', '此页面没有通过安全连接（https://）打开，无法安全配对。请按二维码上的链接打开。'],
-  internal: ['The server had a problem. Please try again in a few minutes.', '服务器出错。请过几分钟再试。'],
-  pair_unfinished: ['The pairing did not finish, so this phone is NOT paired. Scan the QR label on the terminal to pair again.', '配对没有完成，手机未配对。请重新扫描终端上的二维码。'],
-  auth_failed: ['This phone is no longer paired with the terminal. Scan the QR label on the terminal to pair again.', '这部手机已不再与终端配对。请重新扫描终端上的二维码。'],
-  unpaired: ['This terminal was reset, so this phone is no longer paired with it. To pair again, hold the terminal\'s button for 3 seconds until the blue light glows, then scan its QR code.', '终端已被重置，这部手机已不再与它配对。如需重新配对，请按住终端按钮3秒，直到蓝灯亮起，然后扫描二维码。'],
+  already_paired: 'pair.err.already_paired',
+  device_offline: 'pair.err.device_offline',
+  unknown_device: 'pair.err.unknown_device',
+  rate_limited: 'pair.err.rate_limited',
+  pair_busy: 'pair.err.pair_busy',
+  bad_accept_proof: 'pair.err.bad_accept_proof',
+  wrong_device: 'pair.err.wrong_device',
+  bad_link: 'pair.err.bad_link',
+  insecure_context: 'pair.err.insecure_context',
+  internal: 'pair.err.internal',
+  pair_unfinished: 'pair.err.pair_unfinished',
+  auth_failed: 'pair.err.auth_failed',
+  unpaired: 'pair.err.unpaired',
 };
 
+// rejectReasons: the terminal's reasons for pair_reject.
 const rejectReasons = {
-  timeout: ['The button on the terminal was not pressed within one minute. Try again, then press the big button.', '一分钟内没有按终端上的按钮。请重试并按大按钮。'],
-  declined: ['Pairing was cancelled on the terminal (the button was held down). Try again and give the button a short press.', '终端上取消了配对（按住了按钮）。请重试，并短按按钮。'],
-  bad_secret: ['The terminal did not accept this link. Scan the QR label on the terminal again.', '终端不接受此链接。请重新扫描终端上的二维码。'],
-  bad_proof: ['The terminal could not confirm this phone. Try again.', '终端无法确认这部手机。请重试。'],
-  store_failed: ['The terminal could not save the pairing: its storage is full or failing. Nothing was paired. Ask the technician to check the terminal.', '终端无法保存配对：存储空间已满或出现故障。配对没有完成。请联系技术员检查终端。'],
-  not_pairable: ['The terminal is not open for pairing. Hold its button for 3 seconds until the blue light glows, then try again.', '终端现在不能配对。请按住终端按钮3秒，直到蓝灯亮起，然后重试。'],
+  timeout: 'pair.reject.timeout',
+  declined: 'pair.reject.declined',
+  bad_secret: 'pair.reject.bad_secret',
+  bad_proof: 'pair.reject.bad_proof',
+  store_failed: 'pair.reject.store_failed',
+  not_pairable: 'pair.reject.not_pairable',
 };
 
 function pairError(code, reason) {
   fail(code);
-  let text = pairErrors[code];
-  if (code === 'pair_rejected') {
-    text = rejectReasons[reason] || [`The terminal refused to pair (${reason || 'no reason'}). Try again.`, '终端拒绝配对。请重试。'];
-  }
-  if (!text) text = [`Something went wrong (${code}). Please try again.`, '出错了，请重试。'];
-  bilingual($('pair-error'), text[0], text[1]);
+  if (code === 'pair_rejected' && rejectReasons[reason]) say($('pair-error'), rejectReasons[reason]);
+  else if (code === 'pair_rejected') say($('pair-error'), 'pair.reject.other', { reason: reason || '?' });
+  else if (pairErrors[code]) say($('pair-error'), pairErrors[code]);
+  else say($('pair-error'), 'pair.err.other', { code });
   show($('pair-error'), true);
   show($('pair-hint'), false);
   show($('pair-retry'), code !== 'already_paired' && code !== 'bad_link' && code !== 'insecure_context');
-  bilingual($('pair-status'), 'Not paired.', '未配对。');
+  say($('pair-status'), 'pair.not_paired');
 }
 
 function showScanHelp() {
   setState('pairing');
-  bilingual($('pair-status'), 'This phone is not paired yet.', '这部手机还没有配对。');
+  say($('pair-status'), 'pair.not_yet');
   show($('pair-scan'), true);
 }
 
@@ -153,7 +163,7 @@ async function startPairing(link) {
     if (!signal.send(hs.request)) return;
     show($('pair-error'), false);
     show($('pair-retry'), false);
-    bilingual($('pair-status'), 'Waiting for the terminal…', '正在等待终端…');
+    say($('pair-status'), 'pair.waiting');
     show($('pair-hint'), true);
   };
 
@@ -244,8 +254,8 @@ function newPairingSignal(onMessage) {
     onMessage: inOrder(onMessage),
     onStatus: (st) => {
       hooks.connected = st === 'ready';
-      if (st === 'reconnecting') bilingual($('pair-status'), 'Reconnecting…', '正在重新连接…');
-      if (st === 'connecting') bilingual($('pair-status'), 'Connecting…', '正在连接…');
+      if (st === 'reconnecting') say($('pair-status'), 'status.reconnecting');
+      if (st === 'connecting') say($('pair-status'), 'status.connecting');
     },
   });
   s.start();
@@ -341,8 +351,11 @@ function startParent(cred) {
     onStatus: (st) => {
       hooks.connected = st === 'ready';
       const banner = $('banner');
-      if (st === 'reconnecting') bilingual(banner, 'No connection — reconnecting…', '网络断开，正在重新连接…');
+      if (st === 'reconnecting') say(banner, 'banner.reconnecting');
       show(banner, st === 'reconnecting');
+      // Until its welcome, this page does not know how the terminal is:
+      // it must not go on saying what it said before its link went.
+      if (st !== 'ready') renderPresence();
       if (st === 'ready' && cur && cur.detached) {
         // Logged in again: take the call back (the answer is resumed).
         signal.send({ type: 'resume', call_id: cur.id });
@@ -360,56 +373,87 @@ function startParent(cred) {
 function socketLost() {
   const c = cur;
   if (!(hooks.state === 'call' && c.connected)) {
-    endCall(null, ['Connection lost', '网络断开'], ['The internet connection dropped.', '网络连接中断了。']);
+    endCall(null, 'ended.connection_lost', 'detail.connection_dropped');
     return;
   }
   if (c.detached) return;
   c.detached = true;
-  bilingual($('call-status'), 'Reconnecting…', '正在重新连接…');
+  say($('call-status'), 'status.reconnecting');
   show($('call-status'), true);
   c.resumeTimer = setTimeout(() => {
-    if (cur === c && c.detached) endCall(null, ['Connection lost', '网络断开'], ['The internet connection dropped.', '网络连接中断了。']);
+    if (cur === c && c.detached) endCall(null, 'ended.connection_lost', 'detail.connection_dropped');
   }, RESUME_GRACE_MS);
   c.timers.push(c.resumeTimer);
 }
 
-function renderPresence() {
-  const p = $('presence');
-  p.classList.toggle('online', hooks.online);
-  $('call').classList.toggle('offline', !hooks.online);
-  if (hooks.online) bilingual($('presence-text'), "Child's terminal is online", '终端在线');
-  else if (hooks.revoked) bilingual($('presence-text'), "Child's terminal is switched off by the programme", '终端已被项目停用');
-  else bilingual($('presence-text'), "Child's terminal is offline", '终端离线');
-  const note = $('home-note');
-  if (hooks.pairingPending) {
-    bilingual($('presence-text'), 'Finishing the pairing…', '正在完成配对…');
-    bilingual(note, 'The terminal went offline while pairing. Pairing finishes (or is undone) as soon as it is back online; keep this page open.',
-      '配对时终端断线了。终端重新上线后，配对会完成（或取消）；请保持此页面打开。');
-  } else if (hooks.revoked && !hooks.online) {
-    bilingual(note, 'The programme has switched this terminal off (for example, it was reported lost or stolen). Please contact the programme or the school.',
-      '项目已停用这台终端（例如报告丢失或被盗）。请联系项目方或学校。');
-  } else if (!hooks.online) {
-    bilingual(note, 'The terminal is offline now. It may be switched off or have no internet.', '终端现在不在线，可能已关机或没有网络。');
-  }
-  show(note, !hooks.online);
+// healthOf is what the page can say of the terminal now (hooks.health).
+function healthOf() {
+  if (hooks.pairingPending) return 'pairing_pending';
+  if (!hooks.connected) return 'connecting';
+  if (!hooks.presence.online) return hooks.presence.revoked ? 'revoked' : 'offline';
+  // A terminal that reports nothing (an older one), or a word this page
+  // does not know yet: online, and no more.
+  return ['ready', 'in_call', 'needs_repair'].includes(hooks.presence.health) ? hooks.presence.health : 'online';
 }
 
+// renderPresence shows the terminal's health as the terminal reported it
+// (docs/protocol.md, "Presence"), and nothing while this page's own socket
+// is down: then it does not know.
+function renderPresence() {
+  const h = healthOf();
+  hooks.health = h;
+  hooks.online = hooks.connected && hooks.presence.online;
+  hooks.revoked = hooks.connected && hooks.presence.revoked;
+  hooks.faults = h === 'needs_repair' ? hooks.presence.faults.slice() : [];
+  const p = $('presence');
+  p.dataset.health = h;
+  p.classList.toggle('online', h === 'ready' || h === 'online' || h === 'in_call');
+  $('call').classList.toggle('offline', h !== 'ready' && h !== 'online');
+  const parts = hooks.faults.filter((f) => PARTS[f]).map((f) => t(PARTS[f]));
+  if (h === 'needs_repair' && parts.length) say($('presence-text'), 'presence.needs_repair_parts', { parts: list(parts) });
+  else say($('presence-text'), `presence.${h}`);
+  const notes = { pairing_pending: 'note.pairing_pending', revoked: 'note.revoked', offline: 'note.offline', needs_repair: 'note.needs_repair', connecting: 'note.connecting' };
+  if (notes[h]) say($('home-note'), notes[h]);
+  show($('home-note'), !!notes[h]);
+}
+
+// PARTS: the parts a terminal may name at fault (protocol.Fault*).
+const PARTS = { button: 'part.button', camera: 'part.camera', microphone: 'part.microphone', speaker: 'part.speaker', storage: 'part.storage' };
+
+// outcomes: the call log's outcomes (docs/protocol.md, "Call log").
 const outcomes = {
-  answered: ['answered', '已接通'],
-  missed: ['missed', '未接'],
-  declined: ['declined', '已拒绝'],
-  cancelled: ['cancelled', '已取消'],
-  failed: ['failed', '失败'],
-  interrupted: ['interrupted', '中断'],
-  ringing: ['ringing', '响铃中'],
+  answered: 'outcome.answered',
+  missed: 'outcome.missed',
+  declined: 'outcome.declined',
+  cancelled: 'outcome.cancelled',
+  failed: 'outcome.failed',
+  interrupted: 'outcome.interrupted',
+  ringing: 'outcome.ringing',
 };
 
 // callLength says how long a call lasted, in whole minutes, as a parent reads
 // a phone bill; a short call is "under 1 min", never rounded up to one.
 function callLength(ms) {
-  const mins = Math.round(ms / 60000);
-  if (!(mins >= 1)) return ['under 1 min', '不到1分钟'];
-  return [`${mins} min`, `${mins}分钟`];
+  const n = Math.round(ms / 60000);
+  if (!(n >= 1)) return t('length.short');
+  return t('length.minutes', { n });
+}
+
+const pad2 = (n) => String(n).padStart(2, '0');
+
+/** clock formats a date as 24-hour HH:MM, as phones in China show it. */
+function clock(d) {
+  return `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+}
+
+/** when says "at 19:02" today, "yesterday at 19:02", or "on 3/28 at 19:02" (今天, 昨天, 3月28日). */
+function when(d, now = new Date()) {
+  const day = (x) => new Date(x.getFullYear(), x.getMonth(), x.getDate()).getTime();
+  const diff = Math.round((day(now) - day(d)) / 86400000);
+  const time = clock(d);
+  if (diff === 0) return t('when.today', { time });
+  if (diff === 1) return t('when.yesterday', { time });
+  return t('when.date', { month: d.getMonth() + 1, day: d.getDate(), time });
 }
 
 function renderLog(calls) {
@@ -428,15 +472,11 @@ function renderLog(calls) {
     }
     const li = document.createElement('li');
     li.className = `call ${fromChild ? 'in' : 'out'} ${c.outcome}${missed && !c.seen ? ' unseen' : ''}`;
-    const o = outcomes[c.outcome] || [c.outcome, ''];
-    let text = `${fromChild ? 'Your child called' : 'You called'} ${when(started)} — ${o[0]}`;
-    let zh = o[1];
+    let outcome = outcomes[c.outcome] ? t(outcomes[c.outcome]) : t('outcome.other', { outcome: String(c.outcome) });
     if (c.outcome === 'answered' && c.answered_at && c.ended_at) {
-      const [en, zhLen] = callLength(new Date(c.ended_at) - new Date(c.answered_at));
-      text += `, ${en}`;
-      zh += `，${zhLen}`;
+      outcome = t('log.with_length', { outcome, length: callLength(new Date(c.ended_at) - new Date(c.answered_at)) });
     }
-    bilingual(li, text, zh);
+    say(li, fromChild ? 'log.from_child' : 'log.from_parent', { when: when(started), outcome });
     list.append(li);
   }
   show($('call-log-empty'), list.children.length === 0);
@@ -444,11 +484,9 @@ function renderLog(calls) {
   badge.textContent = String(unseen);
   show(badge, unseen > 0);
   const summary = $('missed-summary');
-  if (newestMissed) {
-    bilingual(summary, `Your child called ${when(newestMissed)} — missed`, '孩子来电未接');
-  }
+  if (newestMissed) say(summary, 'log.missed_summary', { when: when(newestMissed) });
   show(summary, !!newestMissed);
-  document.title = unseen ? `(${unseen}) Tuanju 团聚` : 'Tuanju 团聚';
+  document.title = unseen ? t('app.title_unseen', { count: unseen }) : t('app.title');
   if (navigator.setAppBadge) (unseen ? navigator.setAppBadge(unseen) : navigator.clearAppBadge()).catch(() => {});
 }
 
@@ -461,17 +499,25 @@ async function onParentMessage(m) {
         localStorage.setItem(CRED_KEY, JSON.stringify(parentCred));
       }
       hooks.pairingPending = false;
+      push.onWelcome();
     // falls through
     case 'presence':
-      hooks.online = !!m.peer_online;
-      hooks.revoked = !m.peer_online && m.reason === 'revoked';
+      hooks.presence = {
+        online: !!m.peer_online,
+        revoked: !m.peer_online && m.reason === 'revoked',
+        health: m.peer_online && typeof m.health === 'string' ? m.health : '',
+        faults: m.peer_online && Array.isArray(m.faults) ? m.faults.filter((f) => typeof f === 'string') : [],
+      };
       renderPresence();
       return;
     case 'call_log':
       renderLog(Array.isArray(m.calls) ? m.calls : []);
       return;
     case 'error':
-      onError(m);
+      if (!push.onError(m)) onError(m);
+      return;
+    case 'notify_status':
+      push.onStatus(m);
       return;
     case 'ring':
       if (!cur && validID(m.call_id) && (await fromTerminal(m))) onRing(m);
@@ -487,7 +533,7 @@ async function onParentMessage(m) {
     // it. A forged accept ends nothing (the real terminal may still answer
     // the ring), nor does a forged ICE restart (the media keeps what it
     // has); a forged first offer ends the call.
-    if (m.type === 'offer' && !m.restart && cur && cur.id === m.call_id) endCall('failed', ['Call failed', '通话失败'], ['The answer did not come from your child\'s terminal.', '应答不是来自孩子的终端。']);
+    if (m.type === 'offer' && !m.restart && cur && cur.id === m.call_id) endCall('failed', 'ended.call_failed', 'detail.not_from_terminal');
     return;
   }
   if (!cur || m.call_id !== cur.id) return; // the call ended while checking
@@ -495,7 +541,7 @@ async function onParentMessage(m) {
     case 'ringing':
       cur.ice = m.ice_servers || cur.ice;
       cur.policy = m.ice_transport_policy || cur.policy;
-      bilingual($('outgoing-status'), "Ringing at your child's home…", '对方响铃中…');
+      say($('outgoing-status'), 'outgoing.ringing');
       break;
     case 'accept':
       if (cur.dir === 'out' && hooks.state === 'outgoing') enterCall();
@@ -519,7 +565,7 @@ async function onParentMessage(m) {
       if (hooks.state !== 'call') return;
       cur.rtc.handleOffer(m.sdp).catch((e) => {
         console.error('tuanju: answering the offer failed:', e);
-        endCall('failed', ['Call failed', '通话失败'], ['The video call could not be set up.', '无法建立视频通话。']);
+        endCall('failed', 'ended.call_failed', 'detail.setup_failed');
       });
       break;
     case 'candidate':
@@ -547,7 +593,7 @@ function forgetPairing(code) {
   clearPairing();
   keys = null;
   signal.stop();
-  if (cur) endCall(null, ['Call ended', '通话结束'], '');
+  if (cur) endCall(null, 'ended.call_ended', '');
   showScanHelp();
   pairError(code);
   show($('pair-retry'), false);
@@ -571,15 +617,13 @@ function onError(m) {
   if (!cur || (m.call_id && m.call_id !== cur.id)) return;
   if (m.ref_type === 'resume') {
     // The server has no such call waiting: it ended while we were away.
-    endCall(null, ['Call ended', '通话结束'], ['The connection was lost.', '连接已断开。']);
+    endCall(null, 'ended.call_ended', 'detail.connection_lost');
     return;
   }
   if (m.ref_type === 'ring' || m.code === 'busy' || m.code === 'not_paired') {
-    const texts = {
-      busy: ['Busy', '对方忙'],
-      not_paired: ['Not paired', '未配对'],
-    };
-    endCall(null, texts[m.code] || ['Call failed', '呼叫失败'], m.code === 'busy' ? ['The terminal is already in a call.', '终端正在通话中。'] : [`The server said: ${m.code}.`, `服务器返回：${m.code}。`]);
+    if (m.code === 'busy') endCall(null, 'ended.busy', 'detail.busy');
+    else if (m.code === 'not_paired') endCall(null, 'ended.not_paired', ['detail.server_said', { code: m.code }]);
+    else endCall(null, 'ended.ring_failed', ['detail.server_said', { code: m.code }]);
   }
 }
 
@@ -591,15 +635,35 @@ function onRing(m) {
   clearTimeout(endedTimer);
   cur = { id: m.call_id, dir: 'in', bind: { callId: m.call_id, ringNonce: m.nonce }, ice: m.ice_servers || [], policy: m.ice_transport_policy || 'all', rtc: null, timers: [] };
   setState('incoming');
+  ringer.unlock(); // sounds at once where the browser allows it without a tap (an installed app)
   ringer.start('incoming');
   show($('incoming-hint'), ringer.blocked());
+  push.ringing(m.call_id, ringer.blocked); // else a notification rings (push.js)
+  const tapped = push.takeAction(m.call_id); // the notification that opened this page
+  if (tapped) onAlertAction(tapped, m.call_id);
+}
+
+// onAlertAction answers or declines the ringing call callId as a tap on
+// its notification asked; false when that call is not ringing here.
+function onAlertAction(action, callId) {
+  if (!cur || cur.id !== callId || hooks.state !== 'incoming') return false;
+  if (action === 'answer') answerCall();
+  else endCall('decline', null);
+  return true;
+}
+
+function answerCall() {
+  ringer.unlock();
+  if (!cur || hooks.state !== 'incoming') return;
+  sendSigned({ type: 'accept', call_id: cur.id });
+  enterCall();
 }
 
 function startOutgoing() {
   ringer.unlock();
   if (cur) return;
   if (!signal || !signal.ready) {
-    bilingual($('home-note'), 'No connection to the server yet. Please wait a moment.', '尚未连接服务器，请稍候。');
+    say($('home-note'), 'note.no_server');
     show($('home-note'), true);
     return;
   }
@@ -607,21 +671,22 @@ function startOutgoing() {
   const id = newID();
   cur = { id, dir: 'out', ice: [], policy: 'all', rtc: null, timers: [] };
   sendSigned({ type: 'ring', call_id: id });
-  bilingual($('outgoing-status'), 'Connecting…', '连接中…');
+  say($('outgoing-status'), 'status.connecting');
   setState('outgoing');
   ringer.start('ringback');
   cur.timers.push(setTimeout(() => {
     fail('no_answer');
-    endCall('no_answer', ['No answer', '无人接听'], ['Nobody pressed the button. Try again later.', '没有人按按钮。请稍后再试。']);
+    endCall('no_answer', 'ended.no_answer', 'detail.nobody_pressed');
   }, RING_TIMEOUT_MS));
 }
 
 function enterCall() {
   ringer.stop();
+  push.callOver(cur.id);
   cur.timers.forEach(clearTimeout);
   cur.timers = [];
   setState('call');
-  bilingual($('call-status'), 'Connecting…', '连接中…');
+  say($('call-status'), 'status.connecting');
   show($('call-status'), true);
   $('call-quality').textContent = '';
   setMuteLabel(false);
@@ -644,7 +709,7 @@ function enterCall() {
   cur.timers.push(setTimeout(() => {
     if (hooks.state === 'call' && !cur.connected) {
       fail('ice_failed');
-      endCall('failed', ['Call failed', '通话失败'], ['Could not connect the video. The network may be too weak.', '视频无法连接，网络可能太弱。']);
+      endCall('failed', 'ended.call_failed', 'detail.video_failed');
     }
   }, CONNECT_TIMEOUT_MS));
   cur.timers.push(setInterval(updateQuality, 2000));
@@ -667,11 +732,11 @@ function onConnectionState(state) {
     show($('call-status'), false);
     updateQuality();
   } else if (state === 'disconnected') {
-    bilingual($('call-status'), 'Weak connection…', '信号弱…');
+    say($('call-status'), 'call.weak');
     show($('call-status'), true);
   } else if (state === 'failed') {
     fail('ice_failed');
-    endCall('failed', ['Call failed', '通话失败'], ['The connection was lost.', '连接已断开。']);
+    endCall('failed', 'ended.call_failed', 'detail.connection_lost');
   }
 }
 
@@ -679,13 +744,15 @@ async function updateQuality() {
   if (!cur || !cur.rtc) return;
   const s = await cur.rtc.stats();
   if (!cur) return;
-  let q = ['Good', '良好', 'good'];
-  if (s.rttMs == null) q = ['…', '', 'unknown'];
-  else if (s.rttMs > 800 || s.lossPct > 8) q = ['Poor', '差', 'poor'];
-  else if (s.rttMs > 300 || s.lossPct > 2) q = ['Fair', '一般', 'fair'];
+  let q = 'good';
+  if (s.rttMs == null) q = 'unknown';
+  else if (s.rttMs > 800 || s.lossPct > 8) q = 'poor';
+  else if (s.rttMs > 300 || s.lossPct > 2) q = 'fair';
   const el = $('call-quality');
-  el.className = `call-quality ${q[2]}`;
-  el.textContent = `${q[0]} ${q[1]} · ${dataUsed(s.dataBytes)}`;
+  el.className = `call-quality ${q}`;
+  // Both ways: what the phone sends costs the parent as much as what it
+  // receives.
+  say(el, 'call.quality', { quality: t(`quality.${q}`), ...dataOf(s) });
 }
 
 function onRemoteHangup(reason) {
@@ -694,38 +761,47 @@ function onRemoteHangup(reason) {
     // The terminal says why the ring ended: the child let go (cancel), the
     // ring ran out (no_answer), or the terminal dropped off the network.
     const texts = {
-      answered_elsewhere: [['Answered on another device', '已在其他设备接听'], ''],
-      cancel: [['Missed call', '未接来电'], ['Your child hung up before you answered.', '您接听前孩子挂断了。']],
-      no_answer: [['Missed call', '未接来电'], ['Your child called, but nobody answered in time.', '孩子来电，但没有及时接听。']],
-      peer_left: [['Missed call', '未接来电'], ["Your child's terminal went offline.", '孩子的终端已离线。']],
+      answered_elsewhere: ['ended.answered_elsewhere', ''],
+      cancel: ['ended.missed', 'detail.child_hung_up'],
+      no_answer: ['ended.missed', 'detail.nobody_in_time'],
+      peer_left: ['ended.missed', 'detail.ring_terminal_offline'],
     };
-    const [title, detail] = texts[reason] || [['Missed call', '未接来电'], ''];
+    const [title, detail] = texts[reason] || ['ended.missed', ''];
     endCall(null, title, detail);
     return;
   }
   if (state === 'outgoing') {
     const texts = {
-      unavailable: [["Your child's terminal is offline", '终端不在线'], ['It may be switched off or have no internet.', '它可能已关机或没有网络。']],
-      decline: [['Call declined', '对方已拒绝'], ''],
-      busy: [['Busy', '对方忙'], ['The terminal is already in a call.', '终端正在通话中。']],
-      no_answer: [['No answer', '无人接听'], ['Nobody pressed the button. Try again later.', '没有人按按钮。请稍后再试。']],
+      unavailable: ['ended.terminal_offline', 'detail.maybe_off'],
+      decline: ['ended.declined', ''],
+      busy: ['ended.busy', 'detail.busy'],
+      no_answer: ['ended.no_answer', 'detail.nobody_pressed'],
+      // A terminal that needs repair refuses a ring at once.
+      failed: hooks.health === 'needs_repair' ? ['ended.needs_repair', 'detail.needs_repair'] : ['ended.ring_failed', 'detail.failed'],
     };
-    const [title, detail] = texts[reason] || [['No answer', '无人接听'], ''];
+    const [title, detail] = texts[reason] || ['ended.no_answer', ''];
     endCall(null, title, detail);
     return;
   }
   if (reason === 'failed' || reason === 'peer_left') {
-    endCall(null, ['Call ended', '通话结束'], reason === 'failed' ? ['The connection was lost.', '连接已断开。'] : ['The terminal went offline.', '终端已离线。']);
+    endCall(null, 'ended.call_ended', reason === 'failed' ? 'detail.connection_lost' : 'detail.terminal_offline');
     return;
   }
-  endCall(null, ['Call ended', '通话结束'], '');
+  endCall(null, 'ended.call_ended', '');
+}
+
+// dataOf is a call's data in the words of the meter: the total both ways,
+// sent and received.
+function dataOf(s) {
+  return { total: dataUsed(s.dataBytes || 0), sent: dataUsed(s.dataSent || 0), received: dataUsed(s.dataReceived || 0) };
 }
 
 /**
  * endCall ends the current call: it sends hangup with `reason` unless that is
  * null (the other side or the server already ended it), releases camera and
  * connection, and shows the ended screen before going back home. title and
- * detail are [English, Chinese] pairs; detail may be ''.
+ * detail are message keys (messages.js), detail '' for none or [key,
+ * params].
  */
 async function endCall(reason, title, detail) {
   const c = cur;
@@ -733,6 +809,7 @@ async function endCall(reason, title, detail) {
   cur = null;
   if (reason && signal) signal.send({ type: 'hangup', call_id: c.id, reason });
   ringer.stop();
+  push.callOver(c.id);
   c.timers.forEach((t) => { clearTimeout(t); clearInterval(t); });
   releaseWakeLock();
   if (c.rtc) {
@@ -751,13 +828,11 @@ async function endCall(reason, title, detail) {
     toHome();
     return;
   }
-  bilingual($('ended-title'), title[0], title[1]);
-  let [en, zh] = detail || ['', ''];
-  if (c.rtc && lastStats && lastStats.dataBytes > 0) {
-    en += `${en ? ' ' : ''}Data used: ${dataUsed(lastStats.dataBytes)}.`;
-    zh += `已用流量：${dataUsed(lastStats.dataBytes)}。`;
-  }
-  bilingual($('ended-detail'), en, zh);
+  say($('ended-title'), title);
+  const lines = [];
+  if (detail) lines.push(Array.isArray(detail) ? t(detail[0], detail[1]) : t(detail));
+  if (c.rtc && lastStats && lastStats.dataBytes > 0) lines.push(t('ended.data', dataOf(lastStats)));
+  $('ended-detail').textContent = lines.join(lang === 'zh' ? '' : ' ');
   setState('ended');
   clearTimeout(endedTimer);
   endedTimer = setTimeout(toHome, ENDED_SCREEN_MS);
@@ -774,8 +849,7 @@ function setMuteLabel(m) {
   muted = m;
   $('mute').setAttribute('aria-pressed', String(m));
   $('mute').classList.toggle('on', m);
-  if (m) bilingual($('mute-label'), 'Unmute', '取消静音');
-  else bilingual($('mute-label'), 'Mute', '静音');
+  say($('mute-label'), m ? 'call.unmute' : 'call.mute');
 }
 
 let wakeLock = null;
@@ -801,17 +875,12 @@ function wire() {
 
   $('call').onclick = startOutgoing;
   $('cancel').onclick = () => endCall('cancel', null);
-  $('answer').onclick = () => {
-    ringer.unlock();
-    if (!cur || hooks.state !== 'incoming') return;
-    sendSigned({ type: 'accept', call_id: cur.id });
-    enterCall();
-  };
+  $('answer').onclick = answerCall;
   $('decline').onclick = () => {
     if (!cur || hooks.state !== 'incoming') return;
     endCall('decline', null);
   };
-  $('hangup').onclick = () => endCall('hangup', ['Call ended', '通话结束'], '');
+  $('hangup').onclick = () => endCall('hangup', 'ended.call_ended', '');
   $('mute').onclick = () => {
     if (!cur || !cur.rtc) return;
     setMuteLabel(!muted);
@@ -821,7 +890,9 @@ function wire() {
 }
 
 async function boot() {
+  applyPage();
   wire();
+  push.init({ hooks, send: (m) => !!signal && signal.send(m), onAction: onAlertAction });
   // A pairing link opened while the app is already showing (same page, new
   // fragment) does not load the page again; start over so it is handled.
   window.addEventListener('hashchange', () => {

@@ -39,6 +39,11 @@ export function emptyStats() {
     video: { framesDecoded: 0, bytesReceived: 0, keyFramesDecoded: 0, frameWidth: 0, frameHeight: 0 },
     audio: { bytesReceived: 0, totalSamplesReceived: 0 },
     outbound: { videoBytesSent: 0, audioBytesSent: 0 },
+    // What the call costs on the phone's data plan, both ways: dataSent
+    // (the parent's camera and microphone) and dataReceived (the child's),
+    // with their packets' IP and UDP headers; dataBytes is their sum.
+    dataSent: 0,
+    dataReceived: 0,
     dataBytes: 0,
     rttMs: null,
     lossPct: 0,
@@ -195,8 +200,8 @@ export class Call {
         if (s.kind === 'video') out.outbound.videoBytesSent += s.bytesSent || 0;
         else out.outbound.audioBytesSent += s.bytesSent || 0;
       } else if (s.type === 'transport') {
-        out.dataBytes += (s.bytesSent || 0) + (s.bytesReceived || 0) +
-          PACKET_OVERHEAD * ((s.packetsSent || 0) + (s.packetsReceived || 0));
+        out.dataSent += (s.bytesSent || 0) + PACKET_OVERHEAD * (s.packetsSent || 0);
+        out.dataReceived += (s.bytesReceived || 0) + PACKET_OVERHEAD * (s.packetsReceived || 0);
       } else if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
         if (s.currentRoundTripTime != null) out.rttMs = Math.round(s.currentRoundTripTime * 1000);
       }
@@ -205,6 +210,7 @@ export class Call {
         got += s.packetsReceived || 0;
       }
     });
+    out.dataBytes = out.dataSent + out.dataReceived;
     out.lossPct = got + lost > 0 ? (100 * lost) / (got + lost) : 0;
     report.forEach((s) => {
       if (s.type !== 'transport' || !s.selectedCandidatePairId) return;

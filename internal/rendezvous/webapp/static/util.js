@@ -56,23 +56,7 @@ export function randomB64url(n) {
   return b64url(crypto.getRandomValues(new Uint8Array(n)));
 }
 
-const pad2 = (n) => String(n).padStart(2, '0');
-
-/** clock formats a date as 24-hour HH:MM, as phones in China show it. */
-export function clock(d) {
-  return `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
-}
-
-/** when says "at 19:02" today, "yesterday at 19:02", or "on 3/28 at 19:02". */
-export function when(d, now = new Date()) {
-  const day = (x) => new Date(x.getFullYear(), x.getMonth(), x.getDate()).getTime();
-  const diff = Math.round((day(now) - day(d)) / 86400000);
-  if (diff === 0) return `at ${clock(d)}`;
-  if (diff === 1) return `yesterday at ${clock(d)}`;
-  return `on ${d.getMonth() + 1}/${d.getDate()} at ${clock(d)}`;
-}
-
-/** kb formats a byte count for people who pay per MB. */
+/** dataUsed formats a byte count for people who pay per MB (the same in both languages). */
 export function dataUsed(bytes) {
   if (bytes < 1024 * 1024) return `${Math.round(bytes / 1024)} KB`;
   return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;

@@ -1,0 +1,366 @@
+package rendezvous
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tuanju/tuanju/internal/atomicfile"
+	"github.com/tuanju/tuanju/provisioning/manifest"
+	"github.com/tuanju/tuanju/provisioning/signing"
+)
+
+// The fleet is what the programme shipped: the signed manifests of its
+// batches (provisioning/manifest), imported with `rendezvous fleet import`
+// into fleet.dir and checked against the programme's signing key at every
+// read. From them the server knows each unit's site and region (for the
+// logs, and for the fleet page to come); with fleet.require it refuses a
+// certificate whose unit is in no manifest, so a stolen program CA key
+// cannot mint units the programme never shipped. The deny list
+// (revoked.go) applies either way: a revoked unit stays out whatever
+// manifest lists it.
+
+// FleetConfig is the [fleet] table.
+type FleetConfig struct {
+	// Dir holds the imported manifests (default: DATA/fleet).
+	Dir string `toml:"dir"`
+	// KeyFiles are the programme's public signing keys (PEM; provision
+	// init writes PROG/server/signing-key.pem).
+	KeyFiles []string `toml:"key_files"`
+	// Require refuses the login of a unit in no manifest. Off by default:
+	// a server whose programme has not imported manifests yet keeps
+	// working as before.
+	Require bool `toml:"require"`
+	// OperatorsFile lists the programme's operators who may see the fleet
+	// page (fleet_http.go); empty: nobody.
+	OperatorsFile string `toml:"operators_file"`
+}
+
+// notInManifestText is what a unit in no manifest is told at login.
+const notInManifestText = "this unit is in no manifest of the programme"
+
+// FleetUnit is one shipped unit.
+type FleetUnit struct {
+	manifest.Unit
+	Programme string `json:"programme"`
+	Batch     string `json:"batch"`
+}
+
+// ErrManifestConflict: a manifest that contradicts one already imported.
+var ErrManifestConflict = errors.New("manifest conflicts with one already imported")
+
+// FleetDir is cfg's fleet directory.
+func FleetDir(cfg Config) string {
+	if cfg.Fleet.Dir != "" {
+		return cfg.Fleet.Dir
+	}
+	return filepath.Join(cfg.DataDir, "fleet")
+}
+
+// LoadFleetKeys reads the programme's public signing keys.
+func LoadFleetKeys(files []string) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("rendezvous: fleet key_files: %w", err)
+		}
+		k, err := signing.ParsePublic(b)
+		if err != nil {
+			return nil, fmt.Errorf("rendezvous: fleet key_files %s: %w", f, err)
+		}
+		keys = append(keys, k...)
+	}
+	return keys, nil
+}
+
+// ReadFleet reads and checks every manifest in dir: device ID → unit. A
+// manifest that does not verify, or two that list one device, is an error
+// naming the file.
+func ReadFleet(dir string, keys []ed25519.PublicKey) (map[string]FleetUnit, error) {
+	names, err := manifestFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	units := map[string]FleetUnit{}
+	from := map[string]string{}
+	for _, name := range names {
+		m, err := readManifest(filepath.Join(dir, name), keys)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range m.Units {
+			if other, dup := from[u.DeviceID]; dup {
+				return nil, fmt.Errorf("rendezvous: fleet: device %s is in %s and %s: %w", u.DeviceID, other, name, ErrManifestConflict)
+			}
+			from[u.DeviceID] = name
+			units[u.DeviceID] = FleetUnit{Unit: u, Programme: m.Programme, Batch: m.Batch}
+		}
+	}
+	return units, nil
+}
+
+func manifestFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rendezvous: fleet: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".json") && !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func readManifest(path string, keys []ed25519.PublicKey) (manifest.Manifest, error) {
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return manifest.Manifest{}, fmt.Errorf("rendezvous: fleet: %w", err)
+	}
+	sig, err := os.ReadFile(path + ".sig")
+	if err != nil {
+		return manifest.Manifest{}, fmt.Errorf("rendezvous: fleet: %s: its signature: %w", path, err)
+	}
+	m, err := manifest.Decode(doc, sig, keys)
+	if err != nil {
+		return manifest.Manifest{}, fmt.Errorf("rendezvous: fleet: %s: %w", path, err)
+	}
+	return m, nil
+}
+
+var batchName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// ImportManifest checks the manifest at path (and path.sig) against keys
+// and copies both into dir, where a running server picks them up. A batch
+// imported again (run again with more rows) replaces its manifest only if
+// every unit it listed is still there, the same device; a device listed by
+// another batch is refused. It returns the manifest's units and how many
+// are new.
+func ImportManifest(dir, path string, keys []ed25519.PublicKey) (total, added int, err error) {
+	m, err := readManifest(path, keys)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !batchName.MatchString(m.Batch) {
+		return 0, 0, fmt.Errorf("rendezvous: fleet import: batch name %q: %w", m.Batch, manifest.ErrBadManifest)
+	}
+	current, err := ReadFleet(dir, keys)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w (fix the fleet directory first)", err)
+	}
+	sum := sha256.Sum256([]byte(m.Programme))
+	name := hex.EncodeToString(sum[:4]) + "-" + m.Batch + ".json"
+	byUnit := map[string]string{}
+	for _, u := range m.Units {
+		byUnit[u.Unit] = u.DeviceID
+		if cur, ok := current[u.DeviceID]; ok && (cur.Batch != m.Batch || cur.Programme != m.Programme) {
+			return 0, 0, fmt.Errorf("rendezvous: fleet import: device %s (%s) is already unit %s of batch %s: %w", u.DeviceID, u.Unit, cur.Unit.Unit, cur.Batch, ErrManifestConflict)
+		}
+		if _, ok := current[u.DeviceID]; !ok {
+			added++
+		}
+	}
+	for dev, cur := range current {
+		if cur.Batch == m.Batch && cur.Programme == m.Programme && byUnit[cur.Unit.Unit] != dev {
+			return 0, 0, fmt.Errorf("rendezvous: fleet import: unit %s (device %s) of batch %s is missing from the new manifest: %w", cur.Unit.Unit, dev, m.Batch, ErrManifestConflict)
+		}
+	}
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	sig, err := os.ReadFile(path + ".sig")
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, 0, fmt.Errorf("rendezvous: fleet import: %w", err)
+	}
+	// The signature first: a server that reads the new manifest with the
+	// old signature refuses the pair, keeps its list and reads again.
+	if err := atomicfile.WriteFile(filepath.Join(dir, name+".sig"), sig, 0o644); err != nil {
+		return 0, 0, err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, name), doc, 0o644); err != nil {
+		return 0, 0, err
+	}
+	return len(m.Units), added, nil
+}
+
+// fleet is the server's view of the manifests, reloaded when they change.
+type fleet struct {
+	dir     string
+	keys    []ed25519.PublicKey
+	require bool
+
+	mu    sync.Mutex // reload
+	stamp string
+	units atomic.Pointer[map[string]FleetUnit]
+
+	// versions are the software versions units said at their last login
+	// since the server started (the registry does not keep them).
+	versions sync.Map // device ID → string
+}
+
+// noteLogin keeps the version a shipped unit says at login.
+func (f *fleet) noteLogin(deviceID, version string) {
+	if f == nil || version == "" {
+		return
+	}
+	if _, ok := f.unit(deviceID); ok {
+		f.versions.Store(deviceID, version)
+	}
+}
+
+// version is what noteLogin kept, or "".
+func (f *fleet) version(deviceID string) string {
+	v, _ := f.versions.Load(deviceID)
+	s, _ := v.(string)
+	return s
+}
+
+func loadFleet(cfg Config) (*fleet, error) {
+	if len(cfg.Fleet.KeyFiles) == 0 {
+		return nil, nil
+	}
+	keys, err := LoadFleetKeys(cfg.Fleet.KeyFiles)
+	if err != nil {
+		return nil, err
+	}
+	f := &fleet{dir: FleetDir(cfg), keys: keys, require: cfg.Fleet.Require}
+	if _, err := f.reload(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// unit returns a device's manifest entry.
+func (f *fleet) unit(deviceID string) (FleetUnit, bool) {
+	if f == nil {
+		return FleetUnit{}, false
+	}
+	u, ok := (*f.units.Load())[deviceID]
+	return u, ok
+}
+
+// refuses reports whether a device in no manifest is refused at login.
+func (f *fleet) refuses(deviceID string) bool {
+	if f == nil || !f.require {
+		return false
+	}
+	_, ok := f.unit(deviceID)
+	return !ok
+}
+
+func (f *fleet) count() int { return len(*f.units.Load()) }
+
+// reload reads the manifests again if the directory changed. On error the
+// list in use stays.
+func (f *fleet) reload() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	stamp, err := dirStamp(f.dir)
+	if err != nil {
+		return false, err
+	}
+	if f.units.Load() != nil && stamp == f.stamp {
+		return false, nil
+	}
+	units, err := ReadFleet(f.dir, f.keys)
+	if err != nil {
+		return false, err
+	}
+	f.units.Store(&units)
+	f.stamp = stamp
+	return true, nil
+}
+
+// dirStamp changes when a file in dir is added, removed or replaced.
+func dirStamp(dir string) (string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("rendezvous: fleet: %w", err)
+	}
+	var b strings.Builder
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(&b, "%s %d %d;", e.Name(), info.Size(), info.ModTime().UnixNano())
+	}
+	return b.String(), nil
+}
+
+// watchFleet reloads the manifests every interval until the server closes.
+func (s *Server) watchFleet(every time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		changed, err := s.fleet.reload()
+		if err != nil {
+			s.log.Error("fleet manifests: keeping the list in use", "err", err)
+			continue
+		}
+		if changed {
+			s.log.Info("fleet manifests reloaded", "units", s.fleet.count())
+		}
+	}
+}
+
+// FleetUnits lists the units of the manifests in cfg's fleet directory,
+// sorted by unit (for `rendezvous fleet list`).
+func FleetUnits(cfg Config) ([]FleetUnit, error) {
+	keys, err := LoadFleetKeys(cfg.Fleet.KeyFiles)
+	if err != nil {
+		return nil, err
+	}
+	units, err := ReadFleet(FleetDir(cfg), keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]FleetUnit, 0, len(units))
+	for _, u := range units {
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b FleetUnit) int { return strings.Compare(a.Unit.Unit, b.Unit.Unit) })
+	return out, nil
+}
+
+// logFleet says at start what the fleet is.
+func logFleet(f *fleet, log *slog.Logger) {
+	if f == nil {
+		return
+	}
+	log.Info("fleet manifests", "dir", f.dir, "units", f.count(), "require", f.require)
+	if f.require && f.count() == 0 {
+		log.Warn("fleet.require is on and no manifest is imported: every terminal will be refused (rendezvous fleet import)")
+	}
+}

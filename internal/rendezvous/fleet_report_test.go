@@ -1,0 +1,218 @@
+package rendezvous_test
+
+import (
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/tuanju/tuanju/internal/rendezvous"
+	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/pairing"
+	"github.com/tuanju/tuanju/pairing/protocol"
+	"github.com/tuanju/tuanju/provisioning/devcert"
+	"github.com/tuanju/tuanju/provisioning/manifest"
+	"github.com/tuanju/tuanju/provisioning/signing"
+)
+
+// fleetSite writes a signed manifest of units at sites.
+func fleetManifest(t *testing.T, key *signing.Key, units []testUnit, sites []string) string {
+	t.Helper()
+	m := manifest.Manifest{Format: manifest.Format, Programme: "Test", Batch: "B1", CreatedAt: time.Now().UTC()}
+	for i, u := range units {
+		m.Units = append(m.Units, manifest.Unit{Unit: "B1-0000" + string(rune('1'+i)), DeviceID: u.id, Site: sites[i], Region: "河北"})
+	}
+	doc, sig, err := manifest.Encode(m, key)
+	check(t, err)
+	path := filepath.Join(t.TempDir(), "manifest.json")
+	check(t, os.WriteFile(path, doc, 0o644))
+	check(t, os.WriteFile(path+".sig", sig, 0o644))
+	return path
+}
+
+// TestFleetReport: the report and the Prometheus aggregates over a fleet of
+// four units at two sites: paired with and without a call this week, never
+// paired, revoked, offline for more than 7 days; figures per child for the
+// site of three, none for the site of one; only an operator's token gets
+// the report.
+func TestFleetReport(t *testing.T) {
+	ctx := testCtx(t)
+	ca, err := devcert.NewCA("fleet report CA")
+	check(t, err)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	check(t, os.WriteFile(caFile, ca.CertPEM(), 0o644))
+	sk, _ := signing.NewKey()
+	keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
+	check(t, os.WriteFile(keyFile, signing.PublicPEM(sk.Public()), 0o644))
+	a1, a2, a3, b1 := newTestUnit(t, ca), newTestUnit(t, ca), newTestUnit(t, ca), newTestUnit(t, ca)
+	fleetDir := filepath.Join(t.TempDir(), "fleet")
+	keys := try(rendezvous.LoadFleetKeys([]string{keyFile})).must(t)
+	try2(rendezvous.ImportManifest(fleetDir, fleetManifest(t, sk, []testUnit{a1, a2, a3, b1}, []string{"新河小学", "新河小学", "新河小学", "东关小学"}), keys)).must(t)
+	ops := filepath.Join(t.TempDir(), "operators")
+	token := try(rendezvous.AddOperator(ops, "hebei-office")).must(t)
+	if _, err := rendezvous.AddOperator(ops, "hebei-office"); err == nil {
+		t.Fatal("the same operator added twice")
+	}
+	revoked := filepath.Join(t.TempDir(), "revoked.txt")
+	check(t, os.WriteFile(revoked, []byte(b1.id+" lost\n"), 0o644))
+	srv := rt.NewServer(t, func(c *rendezvous.Config) {
+		c.DeviceCAFiles = append(c.DeviceCAFiles, caFile)
+		c.Fleet = rendezvous.FleetConfig{Dir: fleetDir, KeyFiles: []string{keyFile}, OperatorsFile: ops}
+		c.RevokedDevicesFile = revoked
+	})
+	// a1 and a2 pair; a2 goes away; a1 stays online and its family calls.
+	var parentOfA1 string
+	for i, u := range []testUnit{a1, a2} {
+		term := try(rt.DialTerminalCert(ctx, srv.WSURL, u.key, u.cert)).must(t)
+		cred := try(rt.Pair(ctx, srv.WSURL, term, pairing.NewSecret())).must(t)
+		if i == 0 {
+			parentOfA1 = cred.ParentID
+			t.Cleanup(func() { term.Close() })
+		} else {
+			term.Close()
+		}
+	}
+	now := time.Now().UTC()
+	week := now.Add(-time.Duration(int(now.Weekday()+6)%7) * 24 * time.Hour).Truncate(24 * time.Hour)
+	start := week.Add(now.Sub(week) / 2)
+	end := start.Add(min(12*time.Minute, now.Sub(start)))
+	check(t, srv.Store().PutCall(parentOfA1, protocol.CallRecord{CallID: "c1", Direction: protocol.DirFromTerminal, StartedAt: start, AnsweredAt: start, EndedAt: end, Outcome: protocol.OutcomeAnswered}))
+	check(t, srv.Store().PutCall(parentOfA1, protocol.CallRecord{CallID: "c2", Direction: protocol.DirFromParent, StartedAt: start, Outcome: protocol.OutcomeMissed}))
+	check(t, srv.Store().PutCall(parentOfA1, protocol.CallRecord{CallID: "c0", Direction: protocol.DirFromParent, StartedAt: week.Add(-time.Hour), AnsweredAt: week.Add(-time.Hour), EndedAt: week, Outcome: protocol.OutcomeAnswered}))
+	eventually(t, ctx, "a2 is offline", func() bool {
+		rep := try(srv.FleetReport(time.Now())).must(t)
+		for _, u := range rep.Units {
+			if u.DeviceID == a2.id {
+				return !u.Online
+			}
+		}
+		return false
+	})
+
+	// Only an operator gets the report.
+	get := func(path, tok string) *http.Response {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+path, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		res, err := http.DefaultClient.Do(req)
+		check(t, err)
+		return res
+	}
+	for _, tok := range []string{"", "not-a-token"} {
+		if res := get("/fleet/api/report", tok); res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("report with token %q: %s", tok, res.Status)
+		}
+	}
+	res := get("/fleet/api/report", token)
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || !strings.Contains(string(body), `"never_paired"`) {
+		t.Fatalf("report: %s %s", res.Status, body)
+	}
+	for _, secret := range []string{parentOfA1, "c1", "+86"} {
+		if strings.Contains(string(body), secret) {
+			t.Fatalf("the report carries %q (a parent or a call)", secret)
+		}
+	}
+
+	rep := try(srv.FleetReport(now)).must(t)
+	status := map[string]string{}
+	for _, u := range rep.Units {
+		status[u.DeviceID] = u.Status
+	}
+	want := map[string]string{a1.id: rendezvous.StatusPaired, a2.id: rendezvous.StatusPaired, a3.id: rendezvous.StatusNeverPaired, b1.id: rendezvous.StatusRevoked}
+	for id, w := range want {
+		if status[id] != w {
+			t.Errorf("unit %s: %s, want %s", id, status[id], w)
+		}
+	}
+	for _, u := range rep.Units {
+		if u.DeviceID == a1.id && u.Version == "" || u.DeviceID == a3.id && u.Version != "" {
+			t.Errorf("unit %s version %q: want the one said at login, none for a unit never seen", u.Unit, u.Version)
+		}
+	}
+	minutes := end.Sub(start).Minutes()
+	var xinhe, dongguan rendezvous.SiteFigures
+	for _, s := range rep.Sites {
+		switch s.Site {
+		case "新河小学":
+			xinhe = s
+		case "东关小学":
+			dongguan = s
+		}
+	}
+	if !xinhe.Shown || xinhe.Units != 3 || math.Abs(xinhe.CallsPerChild-1.0/3) > 1e-9 || math.Abs(xinhe.MinutesPerChild-minutes/3) > 1e-6 || math.Abs(xinhe.WithCall-1.0/3) > 1e-9 {
+		t.Fatalf("新河小学 figures %+v, want 1 call and %.2f minutes over 3 children", xinhe, minutes)
+	}
+	if dongguan.Shown || dongguan.CallsPerChild != 0 || dongguan.Status[rendezvous.StatusRevoked] != 1 {
+		t.Fatalf("东关小学 (one child) figures %+v, want none shown", dongguan)
+	}
+	// Eight days on, a2 (not seen since) is offline; a1 (online) is not.
+	later := try(srv.FleetReport(time.Now().Add(8 * 24 * time.Hour))).must(t)
+	for _, u := range later.Units {
+		if u.DeviceID == a2.id && u.Status != rendezvous.StatusOffline7d || u.DeviceID == a1.id && u.Status != rendezvous.StatusPaired {
+			t.Fatalf("eight days on, %s is %s", u.Unit, u.Status)
+		}
+	}
+
+	// Prometheus: scraped from the server's own machine, parsed with the
+	// Prometheus text parser.
+	res = get("/fleet/metrics", "")
+	if res.StatusCode != 200 {
+		t.Fatalf("metrics: %s", res.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(res.Body)
+	check(t, err)
+	gauge := func(name string, labels map[string]string) float64 {
+		t.Helper()
+		f := families[name]
+		if f == nil {
+			t.Fatalf("no %s in the scrape", name)
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+					continue next
+				}
+			}
+			return m.GetGauge().GetValue()
+		}
+		t.Fatalf("no %s%v", name, labels)
+		return 0
+	}
+	if v := gauge("tuanju_fleet_units", map[string]string{"site": "新河小学", "status": "paired"}); v != 2 {
+		t.Errorf("paired units at 新河小学: %v, want 2", v)
+	}
+	if v := gauge("tuanju_fleet_units", map[string]string{"site": "东关小学", "status": "revoked"}); v != 1 {
+		t.Errorf("revoked units at 东关小学: %v, want 1", v)
+	}
+	if v := gauge("tuanju_fleet_children_with_call_ratio", map[string]string{"site": "新河小学"}); math.Abs(v-1.0/3) > 1e-9 {
+		t.Errorf("share with a call: %v, want 1/3", v)
+	}
+	if v := gauge("tuanju_fleet_units_online", nil); v != 1 {
+		t.Errorf("online: %v, want 1", v)
+	}
+	if f := families["tuanju_fleet_calls_per_child_week"]; f != nil {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == "东关小学" {
+					t.Error("call figures for a site of one child")
+				}
+			}
+		}
+	}
+	if families["go_goroutines"] == nil || families["process_cpu_seconds_total"] == nil {
+		t.Error("no Go runtime or process metrics")
+	}
+}
+
+func try2[A, B any](a A, b B, err error) result[A] { return result[A]{a, err} }

@@ -1,0 +1,185 @@
+package rendezvous
+
+import (
+	"errors"
+	"time"
+
+	"github.com/tuanju/tuanju/pairing/protocol"
+)
+
+// What the hub does so that a parent whose page is closed still hears the
+// child (docs/notifications.md): a child's ring wakes the parent's browsers
+// by Web Push and, unanswered after notifier.sms_after, texts the parent's
+// number; a call that ends missed pushes "missed" and, where the programme
+// wants it, calls the number. None of it waits: the pusher and the notifier
+// queue (outbox.go), and a ring goes out exactly as it would without them.
+
+// notifyTypes are the parent's notification settings messages.
+var notifyTypes = map[string]bool{
+	protocol.TypePushSubscribe: true, protocol.TypePushUnsubscribe: true,
+	protocol.TypePhoneSet: true, protocol.TypePhoneClear: true, protocol.TypeNotifyStatus: true,
+}
+
+// handleNotify applies a parent's notification setting and answers with
+// notify_status. h.mu is held.
+func (h *hub) handleNotify(s *session, m protocol.Message) {
+	var subscribed *bool
+	switch m.Type {
+	case protocol.TypePushSubscribe:
+		p := h.srv.push
+		if p == nil {
+			s.sendError(protocol.ErrCodeNotAllowed, "this server sends no Web Push", m)
+			return
+		}
+		if !p.hostAllowed(m.Endpoint) {
+			s.log.Warn("push subscription for a push service not in push.endpoint_hosts refused", "push_host", endpointHost(m.Endpoint))
+			s.sendError(protocol.ErrCodeNotAllowed, "this server does not post to that push service", m)
+			return
+		}
+		sub := PushSubscription{Endpoint: m.Endpoint, P256DH: m.P256DH, Auth: m.Auth}
+		if err := h.store.PutPushSubscription(s.parentID, sub, h.now()); err != nil {
+			s.log.Error("keep push subscription", "err", err)
+			s.sendError(protocol.ErrCodeInternal, "could not keep the subscription", m)
+			return
+		}
+		s.log.Info("push subscription kept", "push_host", endpointHost(m.Endpoint))
+		subscribed = boolp(true)
+	case protocol.TypePushUnsubscribe:
+		if _, err := h.store.DeletePushSubscription(s.parentID, m.Endpoint); err != nil {
+			s.log.Error("forget push subscription", "err", err)
+			s.sendError(protocol.ErrCodeInternal, "could not forget the subscription", m)
+			return
+		}
+		s.log.Info("push subscription removed by the page", "push_host", endpointHost(m.Endpoint))
+		subscribed = boolp(false)
+	case protocol.TypePhoneSet:
+		if h.srv.notifier == nil {
+			s.sendError(protocol.ErrCodeNotAllowed, "this server sends no text messages", m)
+			return
+		}
+		if err := h.store.PutPhone(s.parentID, Phone{Number: m.Phone, ConsentAt: h.now()}); err != nil {
+			s.log.Error("keep phone", "err", err)
+			s.sendError(protocol.ErrCodeInternal, "could not keep the number", m)
+			return
+		}
+		s.log.Info("phone number kept, with consent", "phone", protocol.MaskPhone(m.Phone))
+	case protocol.TypePhoneClear:
+		if err := h.store.DeletePhone(s.parentID); err != nil {
+			s.log.Error("forget phone", "err", err)
+			s.sendError(protocol.ErrCodeInternal, "could not forget the number", m)
+			return
+		}
+		s.log.Info("phone number removed by the parent")
+	}
+	s.send(h.notifyStatus(s.parentID, subscribed))
+}
+
+// notifyStatus says what will reach the parent: Web Push (the key to
+// subscribe with), text messages and calls (offered, and the number kept,
+// masked).
+func (h *hub) notifyStatus(parentID string, subscribed *bool) protocol.Message {
+	m := protocol.Message{Type: protocol.TypeNotifyStatus, Subscribed: subscribed}
+	if h.srv.push != nil {
+		m.VAPIDKey = h.srv.push.pub
+	}
+	n := h.srv.notifier
+	m.SMS, m.Voice = boolp(n != nil), boolp(n != nil && n.cfg.VoiceOnMissed)
+	if n != nil {
+		if p, err := h.store.Phone(parentID); err == nil {
+			m.PhoneHint = protocol.MaskPhone(p.Number)
+		}
+	}
+	return m
+}
+
+// reachable reports whether a parent with no page open can still be told
+// of a ring: a push subscription, or a number and a notifier. Then a
+// child's ring rings on (for the parent to open the page and answer)
+// instead of ending as "unavailable" at once.
+func (h *hub) reachable(parentID string) bool {
+	if h.srv.push != nil {
+		subs, err := h.store.PushSubscriptions(parentID)
+		if err != nil {
+			h.log.Error("read push subscriptions", "parent", parentID, "err", err)
+		}
+		if len(subs) > 0 {
+			return true
+		}
+	}
+	return h.phone(parentID) != ""
+}
+
+// phone is the parent's number, if the notifier is on and there is one.
+func (h *hub) phone(parentID string) string {
+	if h.srv.notifier == nil {
+		return ""
+	}
+	p, err := h.store.Phone(parentID)
+	if err != nil {
+		if !errors.Is(err, ErrNotFound) {
+			h.log.Error("read phone", "parent", parentID, "err", err)
+		}
+		return ""
+	}
+	return p.Number
+}
+
+// notifyRing starts what a child's ring sets off beyond the sockets: the
+// push now, the SMS if nobody answers in time. h.mu is held.
+func (h *hub) notifyRing(c *call) {
+	if !c.fromTerminal {
+		return
+	}
+	if h.srv.push != nil {
+		h.srv.push.ring(c.parentID, c.id, c.rec.StartedAt)
+	}
+	if h.phone(c.parentID) != "" {
+		c.escalation = time.AfterFunc(h.srv.notifier.cfg.SMSAfter, func() { h.escalate(c) })
+	}
+}
+
+// escalate texts the parent of a ring still unanswered.
+func (h *hub) escalate(c *call) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || h.calls[c.id] != c || c.answered {
+		return
+	}
+	if phone := h.phone(c.parentID); phone != "" {
+		h.srv.notifier.notify(c.parentID, phone, EventRingUnanswered, ChannelSMS, c.id, c.rec.StartedAt)
+	}
+}
+
+// stopEscalation stops a ring's SMS timer. h.mu is held.
+func (h *hub) stopEscalation(c *call) {
+	if c.escalation != nil {
+		c.escalation.Stop()
+	}
+}
+
+// notifyAnswered stops a ring's escalation and silences the ring on the
+// parent's browsers that were woken for it. h.mu is held.
+func (h *hub) notifyAnswered(c *call) {
+	h.stopEscalation(c)
+	if c.fromTerminal && h.srv.push != nil {
+		h.srv.push.answered(c.parentID, c.id, c.rec.StartedAt)
+	}
+}
+
+// notifyEnd tells the parent of a child's call that ended missed: a push,
+// and a voice call where the programme enables it. h.mu is held, and c's
+// outcome is decided.
+func (h *hub) notifyEnd(c *call) {
+	h.stopEscalation(c)
+	if !c.fromTerminal || c.rec.Outcome != protocol.OutcomeMissed {
+		return
+	}
+	if h.srv.push != nil {
+		h.srv.push.missed(c.parentID, c.id, c.rec.StartedAt)
+	}
+	if n := h.srv.notifier; n != nil && n.cfg.VoiceOnMissed {
+		if phone := h.phone(c.parentID); phone != "" {
+			n.notify(c.parentID, phone, EventMissedCall, ChannelVoice, c.id, c.rec.StartedAt)
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package bundle_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tuanju/tuanju/provisioning/bundle"
+	"github.com/tuanju/tuanju/provisioning/signing"
+)
+
+func sample() bundle.Unit {
+	return bundle.Unit{
+		Unit: "B1-00001", DeviceID: "abcdefghijklmnopqrstuvwxyz", Batch: "B1", Site: "新河小学", Region: "河北",
+		IssuedAt: time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC), Identity: "-----BEGIN PRIVATE KEY-----\n…",
+		PairingSecret: "AAAAAAAAAAAAAAAAAAAAAA",
+		Settings: bundle.Settings{ServerURL: "wss://t.example.org/ws", PublicURL: "https://t.example.org",
+			TimeZone: "Asia/Shanghai", Language: "zh-CN", ReunionWindows: []string{"Sat 19:00-20:00"},
+			WiFi: []bundle.WiFi{{SSID: "school", PSK: "secret"}}, APN: &bundle.APN{Name: "cmnet"}, DataBudgetMB: 500},
+	}
+}
+
+func key(t *testing.T) *signing.Key {
+	t.Helper()
+	k, err := signing.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestRoundTrip: a bundle decodes to what was encoded, and encoding is
+// deterministic (a re-run batch rewrites the same bytes).
+func TestRoundTrip(t *testing.T) {
+	k := key(t)
+	b, err := bundle.Encode(sample(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := bundle.Encode(sample(), k)
+	if string(b) != string(b2) {
+		t.Fatal("two encodings of the same unit differ")
+	}
+	u, err := bundle.Decode(b, []ed25519.PublicKey{k.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Site != "新河小学" || u.Settings.APN.Name != "cmnet" || u.Settings.ReunionWindows[0] != "Sat 19:00-20:00" || !u.IssuedAt.Equal(sample().IssuedAt) {
+		t.Fatalf("decoded %+v", u)
+	}
+}
+
+// TestRefusals: every way a bundle can be wrong is refused with its own
+// error, and nothing of the body is returned.
+func TestRefusals(t *testing.T) {
+	k, other := key(t), key(t)
+	good, err := bundle.Encode(sample(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, _ := bundle.Encode(sample(), other)
+	flip := func(i int) []byte {
+		b := append([]byte(nil), good...)
+		b[i] ^= 1
+		return b
+	}
+	unknownField := func() []byte {
+		// A body with a field this terminal does not know, properly signed:
+		// strict decoding refuses it.
+		b := append([]byte(nil), good[:14]...)
+		body := append([]byte(`{"extra":1,`), good[15:len(good)-72]...)
+		b[10], b[11], b[12], b[13] = byte(len(body)>>24), byte(len(body)>>16), byte(len(body)>>8), byte(len(body))
+		b = append(b[:14], body...)
+		id := k.ID()
+		b = append(b, id[:]...)
+		return append(b, k.Sign(b)...)
+	}
+	version := flip(9)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"empty", nil, bundle.ErrTruncated},
+		{"half the header", good[:5], bundle.ErrTruncated},
+		{"not a bundle", []byte("-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n"), bundle.ErrMalformed},
+		{"truncated body", good[:len(good)/2], bundle.ErrTruncated},
+		{"truncated signature", good[:len(good)-1], bundle.ErrTruncated},
+		{"trailing bytes", append(append([]byte(nil), good...), '\n'), bundle.ErrMalformed},
+		{"other version", version, bundle.ErrVersion},
+		{"body byte changed", flip(40), bundle.ErrTampered},
+		{"signature changed", flip(len(good) - 3), bundle.ErrTampered},
+		{"key ID changed", flip(len(good) - 70), bundle.ErrForeign},
+		{"another programme's key", foreign, bundle.ErrForeign},
+		{"unknown field, signed", unknownField(), bundle.ErrMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := bundle.Decode(tc.in, []ed25519.PublicKey{k.Public()})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err %v, want %v", err, tc.want)
+			}
+			if u.Unit != "" || u.Identity != "" {
+				t.Fatalf("a refused bundle returned its body: %+v", u)
+			}
+		})
+	}
+}
+
+// TestRolloverKeys: a terminal holding the old and the new signing key
+// takes bundles from both.
+func TestRolloverKeys(t *testing.T) {
+	old, cur := key(t), key(t)
+	keys, err := signing.ParsePublic(append(signing.PublicPEM(old.Public()), signing.PublicPEM(cur.Public())...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []*signing.Key{old, cur} {
+		b, _ := bundle.Encode(sample(), k)
+		if _, err := bundle.Decode(b, keys); err != nil {
+			t.Fatalf("key %s: %v", k.ID(), err)
+		}
+	}
+}
+
+// FuzzDecode: no input panics the decoder, and only the one signed bundle
+// is accepted (Ed25519 signatures are not malleable).
+func FuzzDecode(f *testing.F) {
+	k, _ := signing.NewKey()
+	good, _ := bundle.Encode(sample(), k)
+	f.Add(good)
+	f.Add(good[:20])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := bundle.Decode(b, []ed25519.PublicKey{k.Public()}); err == nil && string(b) != string(good) {
+			t.Fatalf("accepted %d bytes that are not the signed bundle", len(b))
+		}
+		bundle.DecodeStored(b)
+	})
+}
+
+// TestReadFrom: a bundle at the start of a raw provisioning partition is
+// read back whole, whatever follows it; an erased partition, a damaged
+// header and a bundle cut short are each told apart.
+func TestReadFrom(t *testing.T) {
+	k := key(t)
+	good, err := bundle.Encode(sample(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := func(head []byte, fill byte) []byte {
+		p := bytes.Repeat([]byte{fill}, 1<<20)
+		copy(p, head)
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"after zeros", part(good, 0), nil},
+		{"after erased flash", part(good, 0xFF), nil},
+		{"after old data", part(good, 'x'), nil},
+		{"exactly the bundle", good, nil},
+		{"zeroed partition", part(nil, 0), bundle.ErrEmpty},
+		{"erased partition", part(nil, 0xFF), bundle.ErrEmpty},
+		{"garbage", part([]byte("MZ\x90\x00"), 0), bundle.ErrMalformed},
+		{"other version", part(append(append([]byte(nil), good[:9]...), good[9]^1), 0), bundle.ErrVersion},
+		{"cut short", good[:len(good)-1], bundle.ErrTruncated},
+		{"header cut short", good[:5], bundle.ErrTruncated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := bundle.ReadFrom(bytes.NewReader(tc.in))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err %v, want %v", err, tc.want)
+			}
+			if tc.want != nil {
+				return
+			}
+			if !bytes.Equal(b, good) {
+				t.Fatalf("read %d bytes, want the %d-byte bundle", len(b), len(good))
+			}
+			if _, err := bundle.Decode(b, []ed25519.PublicKey{k.Public()}); err != nil {
+				t.Fatalf("the bundle read back does not verify: %v", err)
+			}
+		})
+	}
+}
