@@ -135,7 +135,7 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 		send: t.send,
 		post: t.postNow,
 	}
-	s, err := startSession(callID, info.servers, info.policy, t.cfg.Capture.Profile.Video, deps)
+	s, err := startSession(callID, info.servers, info.policy, t.cfg.Capture.Profile, deps)
 	if err != nil {
 		t.log.Error("media session failed", "call_id", callID, "err", err)
 		t.raise(call.MediaFailed{CallID: callID})

@@ -35,6 +35,9 @@ type session struct {
 	loopback bool
 	send     func(protocol.Message)
 	post     func(event) // to the loop, never waiting
+	// profile is the call's: its rates are what the offer asks the
+	// parent's phone to send (askRates).
+	profile media.Profile
 
 	// offerHash is pairing.SDPHash of the newest offer as sent: the
 	// parent's answer must sign it. restarts is that offer's ICE restart
@@ -75,9 +78,10 @@ type sessionDeps struct {
 // sendVideo) and for audio and receivers for both, and sends the signed
 // offer. What happens later (candidates gathered, the connection up or
 // failed) comes to the loop as events through d.post.
-func startSession(callID string, ice []protocol.ICEServer, policy string, sendVideo bool, d sessionDeps) (*session, error) {
+func startSession(callID string, ice []protocol.ICEServer, policy string, profile media.Profile, d sessionDeps) (*session, error) {
 	s := &session{callID: callID, log: d.log.With("call_id", callID), loopback: d.loopback, send: d.send,
-		post: d.post, sign: d.sign, done: make(chan struct{})}
+		post: d.post, sign: d.sign, profile: profile, done: make(chan struct{})}
+	sendVideo := profile.Video
 	cfg := webrtc.Configuration{ICEServers: toICEServers(ice), SDPSemantics: webrtc.SDPSemanticsUnifiedPlan,
 		Certificates: []webrtc.Certificate{d.cert}}
 	if policy == "relay" {
@@ -137,7 +141,11 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, sendVi
 		s.close()
 		return nil, fmt.Errorf("terminal: call %s: set local description: %w", callID, err)
 	}
-	sdp := pc.LocalDescription().SDP
+	sdp, err := askRates(pc.LocalDescription().SDP, profile)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("terminal: call %s: %w", callID, err)
+	}
 	if s.offerHash, err = pairing.SDPHash(sdp); err != nil {
 		s.close()
 		return nil, fmt.Errorf("terminal: call %s: own offer: %w", callID, err)
@@ -185,7 +193,10 @@ func (s *session) restart(servers []protocol.ICEServer) error {
 			return fmt.Errorf("terminal: call %s: ICE restart: set local description: %w", s.callID, err)
 		}
 	}
-	sdp := s.pc.LocalDescription().SDP
+	sdp, err := askRates(s.pc.LocalDescription().SDP, s.profile)
+	if err != nil {
+		return fmt.Errorf("terminal: call %s: ICE restart: %w", s.callID, err)
+	}
 	h, err := pairing.SDPHash(sdp)
 	if err != nil {
 		return fmt.Errorf("terminal: call %s: own restart offer: %w", s.callID, err)
