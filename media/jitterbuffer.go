@@ -170,6 +170,15 @@ func (j *jitterBuffer) push(seq uint16, ts uint32, payload []byte, now time.Time
 		}
 	}
 	j.jumps = 0
+	if s == j.next && t >= j.pos && j.conceal > 0 {
+		// The very packet the buffer waited for, not late: nothing was
+		// lost, the sender paused (DTX sends nothing for a pause, see
+		// opusenc), and what the buffer filled in meanwhile was the
+		// sender's silence, not concealment of loss.
+		j.stats.concealed -= int64(j.conceal)
+		j.stats.silence += int64(j.conceal)
+		j.conceal = 0
+	}
 	j.seqHi, j.tsHi = max(j.seqHi, s), max(j.tsHi, t)
 	j.window = append(j.window, arrival{now, l})
 	if !j.playing {

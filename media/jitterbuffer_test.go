@@ -161,3 +161,71 @@ func TestJitterBufferTimestampJump(t *testing.T) {
 		}
 	}
 }
+
+// TestJitterBufferPauseIsNotConcealment: the sender pauses (DTX: Opus
+// sends nothing for a second of silence, the RTP timestamp moves on, the
+// sequence does not), then talks again. What the buffer filled in while
+// it waited is the sender's silence, not concealment of loss: counted so
+// once the next packet in sequence comes on time. A packet lost just
+// before a pause is still concealment.
+func TestJitterBufferPauseIsNotConcealment(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		lose          int // the index of a packet lost, or -1
+		wantConcealed bool
+	}{
+		{"pause", -1, false},
+		{"loss, then a pause", 9, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			jb := newJitterBuffer(&fakeOpus{})
+			start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			type ev struct {
+				at      time.Time
+				seq     uint16
+				ts      uint32
+				dropped bool
+			}
+			var evs []ev
+			for i := range 20 {
+				pause := 0 * time.Second
+				if i >= 10 {
+					pause = time.Second
+				}
+				at := start.Add(time.Duration(i)*20*time.Millisecond + pause + 30*time.Millisecond)
+				evs = append(evs, ev{at, uint16(i), uint32(i*960) + uint32(pause.Seconds()*48000), i == tc.lose})
+			}
+			// Up to the last packet's turn (20 ms after it comes, at the
+			// buffer's delay here): what the buffer fills in after the
+			// stream ends is no part of this.
+			end := evs[len(evs)-1].at.Add(15 * time.Millisecond)
+			k := 0
+			for now := start; now.Before(end); {
+				next := end
+				if k < len(evs) {
+					next = evs[k].at
+				}
+				if due, ok := jb.due(); ok && due.Before(next) {
+					now = due
+					jb.play(now)
+					continue
+				}
+				now = next
+				if k < len(evs) {
+					if !evs[k].dropped {
+						jb.push(evs[k].seq, evs[k].ts, []byte{960 >> 8, 960 & 0xff, 0}, now)
+					}
+					k++
+				}
+			}
+			st := jb.stats
+			t.Logf("decoded %d, concealed %d, silence %d samples", st.decoded, st.concealed, st.silence)
+			if (st.concealed > 0) != tc.wantConcealed {
+				t.Errorf("concealed %d samples, want concealment %v", st.concealed, tc.wantConcealed)
+			}
+			if st.decoded < int64(19*960) {
+				t.Errorf("decoded %d samples, want the 19 or 20 packets' %d", st.decoded, 19*960)
+			}
+		})
+	}
+}
