@@ -20,7 +20,7 @@ CROSS_amd64 := GOARCH=amd64
 CROSS_arm64 := GOARCH=arm64 CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ \
 	PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig
 
-.PHONY: all build build-arm64 demo test vet lint bench fuzz fuzz-smoke vmtest vmtest-amd64 vmtest-arm64 vmtest-call vmtest-call-amd64 vmtest-call-arm64 vmtest-powercut vmtest-powercut-amd64 vmtest-powercut-arm64 vmtest-powercut-smoke clean
+.PHONY: all build build-arm64 image image-sim demo test vet lint bench fuzz fuzz-smoke vmtest vmtest-amd64 vmtest-arm64 vmtest-call vmtest-call-amd64 vmtest-call-arm64 vmtest-powercut vmtest-powercut-amd64 vmtest-powercut-arm64 vmtest-powercut-smoke clean
 
 all: build
 
@@ -31,6 +31,34 @@ build:
 build-arm64:
 	mkdir -p $(BIN)/arm64
 	$(CROSS_arm64) $(GO) build $(STATIC) -o $(BIN)/arm64/ ./cmd/...
+
+# The terminal's OS image with Buildroot 2026.02.3 (buildroot/README.md):
+# needs network access (Buildroot downloads its sources) and a Buildroot
+# checkout, e.g. `make image BOARD=rpi_zero_2w BR=~/buildroot-2026.02.3
+# PROGRAMME_KEY=programme/signing.pub`. BOARD is a buildroot/configs/
+# tuanju_<BOARD>_defconfig: rpi_zero_2w, orangepi_zero2w, qemu_aarch64_virt.
+# The disk image is $(BR_OUT)/images/disk.img.
+BOARD ?= qemu_aarch64_virt
+BR ?=
+BR_OUT ?= $(abspath out/buildroot-$(BOARD))
+PROGRAMME_KEY ?=
+image: build-arm64
+	@test -n "$(BR)" || { echo "make image: BR=<a Buildroot $(BR_VERSION) checkout> (see buildroot/README.md)" >&2; exit 2; }
+	$(MAKE) -C $(BR) BR2_EXTERNAL=$(abspath buildroot) O=$(BR_OUT) tuanju_$(BOARD)_defconfig
+	$(if $(PROGRAMME_KEY),$(BR)/utils/config --file $(BR_OUT)/.config --set-str BR2_PACKAGE_TERMINALD_PROGRAMME_KEY $(abspath $(PROGRAMME_KEY)) && $(MAKE) -C $(BR) O=$(BR_OUT) olddefconfig)
+	$(MAKE) -C $(BR) O=$(BR_OUT)
+BR_VERSION := 2026.02.3
+
+# The same disk (layout, overlay, init) without Buildroot's downloads, from
+# Debian's arm64 kernel and busybox-static (tests/vm/fetch), e2fsprogs:arm64
+# and the static terminald: buildroot/sim/mkimage. Output in $(SIM_OUT):
+# disk.img, Image and initrd.gz (qemu's -kernel/-initrd), sizes.txt.
+# PROGRAMME_KEY is the programme's public key the image verifies bundles with.
+ARCH ?= arm64
+SIM_OUT ?= out/image-sim-$(ARCH)
+image-sim: build-arm64
+	@test "$(ARCH)" = arm64 || { echo "make image-sim: ARCH=arm64 only (the boards' architecture)" >&2; exit 2; }
+	TUANJU_PROGRAMME_KEY=$(if $(PROGRAMME_KEY),$(abspath $(PROGRAMME_KEY))) buildroot/sim/mkimage $(SIM_OUT)
 
 # Starts the rendezvous server and one simulated terminal on 127.0.0.1 (with a
 # development program CA in .demo/), and prints the device panel's URL and the

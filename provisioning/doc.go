@@ -9,7 +9,9 @@
 //   - batch: a families CSV checked whole, then units issued resumably from
 //     a journal, bundles, the label sheet and the manifests written;
 //   - labels: the A4 label sheet (QR code, unit ID, site, how to pair);
-//   - manifest: a batch's signed list of units, for the server.
+//   - manifest: a batch's signed list of units, for the server;
+//   - flash: the OS image and a unit's bundle onto an SD card, read back
+//     and checked.
 //
 // cmd/provision wires them; terminald imports bundles, the rendezvous server
 // imports manifests.

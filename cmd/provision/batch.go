@@ -39,7 +39,9 @@ bundle (BATCHDIR/bundles/NAME-00001.tjb) carrying them with the settings of
 programme.toml and of the row. Then BATCHDIR/labels.pdf (A4, 3 × 7 labels of
 63.5 × 38.1 mm: QR code, unit ID, site, child, how to pair) and the manifest:
 manifest.json (for the server: rendezvous fleet import; no names, no phone
-numbers) and manifest.csv (for you), each with a .sig.
+numbers) and manifest.csv (for you: it has the numbers), each with a .sig.
+When rows give parent_phone: phones.json (+ .sig), the numbers alone, for
+the server's notifier; fleet import takes it from beside manifest.json.
 
 Resumable: killed or interrupted, run the same command again; it carries on
 and never changes or repeats a unit already made. Run it again with more

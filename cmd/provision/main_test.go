@@ -59,7 +59,8 @@ func TestHelp(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"--help"}, []string{"provision init", "provision batch", "ca rotate", "passphrase", "fleet import"}},
+		{[]string{"--help"}, []string{"provision init", "provision batch", "provision flash", "ca rotate", "passphrase", "fleet import"}},
+		{[]string{"help", "flash"}, []string{"provisioning", "--yes", "--allow-non-removable", "--allow-large", "--programme-key", "lsblk"}},
 		{[]string{"help", "batch"}, []string{"reunion_windows", "GBK", "Resumable", "labels.pdf", "--csv"}},
 		{[]string{"init", "-h"}, []string{"programme.toml", "device_ca_files", "--passphrase-file"}},
 		{[]string{"ca", "rotate", "--help"}, []string{"device_ca_files"}},

@@ -24,9 +24,16 @@ For each delivery:
       the same command again: it resumes and never changes a unit already
       made. Run it with more rows to add units to the batch.
 
-Then: each bundle goes onto its unit (terminald identity import), the
-manifest onto the server (rendezvous fleet import), the labels onto the
+Then: each bundle goes onto its unit's SD card with the OS image
+(provision flash, below, or terminald identity import on a running unit),
+the manifest onto the server (rendezvous fleet import), the labels onto the
 boxes.
+
+For each unit, at the technician's bench:
+  provision flash --image terminal.img --bundle BATCHDIR/bundles/B1-00001.tjb \
+      --device /dev/sdb --dir PROG
+      writes the image and the unit's bundle to the card in a USB reader,
+      reads both back and checks their hashes; asks first.
 
 Key rollover:
   provision ca rotate --dir PROG
@@ -47,6 +54,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newInit(), newCA(), newBatch())
+	root.AddCommand(newInit(), newCA(), newBatch(), newFlash())
 	return root
 }

@@ -80,8 +80,14 @@ operators file ([fleet] operators_file) keeps only its SHA-256.
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "imported %s into %s: %d units, %d new; a running server picks it up within its revocation_check_interval\n",
-			fs.Arg(0), rendezvous.FleetDir(cfg), total, added)
+		// The parents' numbers the batch's CSV gave, if any: phones.json
+		// beside the manifest (never in it).
+		phones, err := rendezvous.ImportPhones(rendezvous.FleetDir(cfg), fs.Arg(0), keys)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "imported %s into %s: %d units, %d new, %d parents' numbers for the notifier; a running server picks it up within its revocation_check_interval\n",
+			fs.Arg(0), rendezvous.FleetDir(cfg), total, added, phones)
 		return nil
 	case cmd == "list" && fs.NArg() == 0:
 		units, err := rendezvous.FleetUnits(cfg)

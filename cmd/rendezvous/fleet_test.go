@@ -52,6 +52,32 @@ func TestFleetImportList(t *testing.T) {
 	if !strings.Contains(out.String(), "B1-00001") || !strings.Contains(out.String(), "新河小学") || !strings.Contains(out.String(), id) {
 		t.Fatalf("list said %q", out.String())
 	}
+	// The batch's numbers beside its manifest come in too, into a file
+	// only the server reads; the command does not print them.
+	path := write(sk)
+	pdoc, psig, err := manifest.EncodePhones(manifest.Phones{Format: manifest.PhonesFormat, Programme: "P", Batch: "B1",
+		Units: []manifest.Phone{{Unit: "B1-00001", DeviceID: id, Phone: "+8613800138000"}}}, sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(filepath.Dir(path), manifest.PhonesJSONName), pdoc, 0o600)
+	os.WriteFile(filepath.Join(filepath.Dir(path), manifest.PhonesJSONName+".sig"), psig, 0o600)
+	out.Reset()
+	if err := run(context.Background(), []string{"fleet", "import", "-config", cfgFile, path}, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "1 parents' numbers") || strings.Contains(out.String(), "13800138000") {
+		t.Fatalf("import with numbers said %q", out.String())
+	}
+	kept, _ := filepath.Glob(filepath.Join(dir, "data", "fleet", "*.phones"))
+	if len(kept) != 1 {
+		t.Fatalf("fleet directory holds numbers %v, want one file", kept)
+	}
+	if info, err := os.Stat(kept[0]); err != nil {
+		t.Fatal(err)
+	} else if info.Mode().Perm() != 0o600 {
+		t.Fatalf("numbers file mode %v, want 0600", info.Mode())
+	}
 	other, _ := signing.NewKey()
 	if err := run(context.Background(), []string{"fleet", "import", "-config", cfgFile, write(other)}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "not the programme's") {
 		t.Fatalf("foreign manifest: %v", err)

@@ -71,6 +71,13 @@ type config struct {
 	// `identity import` takes a signed bundle only if it verifies against
 	// one (docs/provisioning-bundle.md). On the OS image.
 	ProgrammeKeyFile string `toml:"programme_key_file"`
+	// ProvisioningPartition is the GPT name of the raw partition that holds
+	// the unit's signed bundle (the OS image's "provisioning"; "": none):
+	// read and verified at every start, imported when new (partition.go).
+	ProvisioningPartition string `toml:"provisioning_partition"`
+	// provisionErr is why the partition's bundle was refused: the daemon
+	// then shows needs-repair and does not run the call loop.
+	provisionErr error
 	// bundle is what the stored provisioning bundle gave (bundle.go).
 	bundle *provisionedBundle
 }
@@ -153,6 +160,9 @@ func (c config) identityFile() string {
 type configUse struct {
 	name  string // the flag set's: "terminald", "terminald selftest"
 	usage string // printed above the flags on -h; "" prints the program's
+	// provision: this command reads the provisioning partition first
+	// (the daemon), so the bundle it imports fills the config.
+	provision bool
 	// serverOptional lets server_url be empty: selftest checks the
 	// hardware of a unit that has no server yet, and skips the network.
 	serverOptional bool
@@ -220,11 +230,16 @@ func loadConfigFor(use configUse, args []string, stderr io.Writer, extra ...func
 		return cfg, err
 	}
 	fs.overrides.Apply()
+	if use.provision && cfg.ProvisioningPartition != "" {
+		cfg.provisionErr = provisionFromPartition(cfg, io.Discard)
+	}
 	applyBundle(&cfg)
 	if cfg.PublicURL == "" && cfg.ServerURL != "" {
 		cfg.PublicURL = publicFromServer(cfg.ServerURL)
 	}
-	return cfg, cfg.validate(use.serverOptional)
+	// A refused bundle leaves the server unknown; the daemon only shows
+	// needs-repair then.
+	return cfg, cfg.validate(use.serverOptional || cfg.provisionErr != nil)
 }
 
 // publicFromServer guesses the web address from the signalling URL.

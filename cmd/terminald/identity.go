@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,6 +37,7 @@ var errNotProvisioned = errors.New("terminald: " + notProvisioned)
 // certificate a program CA issued for it (devcert.EncodeBundle).
 func runIdentity(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	const usageText = `usage: terminald identity import [-config F] [-state F] [-identity F] [-programme-key F] BUNDLE
+       terminald identity import [-config F] [...] -partition NAME
        terminald identity show [-config F] [-state F] [-identity F]
 
 import puts a unit's identity on it. BUNDLE is either
@@ -47,6 +49,9 @@ import puts a unit's identity on it. BUNDLE is either
     (server, time zone, reunion windows, ...), applied at the next start
     where the config file leaves them empty; or
   - a PEM private key and the device certificate a program CA issued for it.
+-partition NAME reads the signed bundle at the start of the raw partition
+of that GPT name (the OS image's "provisioning", which the flasher writes);
+BUNDLE may also be a device or partition node.
 The identity goes to the identity file (identity_file; default beside the
 state file), apart from the state file. show prints the device ID and the
 certificate (and exits non-zero on a unit never provisioned).
@@ -70,6 +75,10 @@ certificate (and exits non-zero on a unit never provisioned).
 	o.String("state", &cfg.StateFile, "bbolt state `file` (overrides the config's)")
 	o.String("identity", &cfg.IdentityFile, "identity `file` (overrides the config's identity_file; default: beside the state file)")
 	o.String("programme-key", &cfg.ProgrammeKeyFile, "the programme's public signing key `file` (overrides programme_key_file)")
+	partition := ""
+	if cmd == "import" {
+		fs.StringVar(&partition, "partition", "", "import from the raw partition with this GPT `name` (e.g. provisioning)")
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -78,7 +87,10 @@ certificate (and exits non-zero on a unit never provisioned).
 	}
 	o.Apply()
 	switch {
-	case cmd == "import" && fs.NArg() == 1:
+	case cmd == "import" && partition != "" && fs.NArg() == 0:
+		cfg.ProvisioningPartition = partition
+		return provisionFromPartition(cfg, stdout)
+	case cmd == "import" && partition == "" && fs.NArg() == 1:
 		return importIdentity(cfg, fs.Arg(0), stdout)
 	case cmd == "show" && fs.NArg() == 0:
 		return showIdentity(cfg.StateFile, cfg.identityFile(), stdout)
@@ -89,7 +101,7 @@ certificate (and exits non-zero on a unit never provisioned).
 
 func importIdentity(cfg config, bundlePath string, stdout io.Writer) error {
 	statePath, identityPath := cfg.StateFile, cfg.identityFile()
-	b, err := os.ReadFile(bundlePath)
+	b, err := readBundleFile(bundlePath)
 	if err != nil {
 		return fmt.Errorf("terminald: identity import: %w", err)
 	}
@@ -117,6 +129,16 @@ func importIdentity(cfg config, bundlePath string, stdout io.Writer) error {
 	return describe(cert, stdout)
 }
 
+// readBundleFile reads a bundle file, or the bundle at the start of a
+// device or partition node (the rest of a raw partition is not the
+// bundle's).
+func readBundleFile(path string) ([]byte, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeDevice != 0 {
+		return readRawBundle(path)
+	}
+	return os.ReadFile(path)
+}
+
 // importBundle verifies a signed bundle against the programme's key and
 // stores it. A refusal is also written beside the identity file
 // (terminalstore.WriteRefusal), so a daemon waiting for its identity logs
@@ -130,16 +152,9 @@ func importBundle(cfg config, path string, b []byte, stdout io.Writer) error {
 		}
 		return err
 	}
-	if cfg.ProgrammeKeyFile == "" {
-		return refuse(errors.New("a signed bundle is checked against the programme's key: set programme_key_file (or -programme-key)"))
-	}
-	pem, err := os.ReadFile(cfg.ProgrammeKeyFile)
+	keys, err := programmeKeys(cfg)
 	if err != nil {
 		return refuse(err)
-	}
-	keys, err := signing.ParsePublic(pem)
-	if err != nil {
-		return refuse(fmt.Errorf("programme_key_file %s: %w", cfg.ProgrammeKeyFile, err))
 	}
 	u, err := bundle.Decode(b, keys)
 	if err != nil {
@@ -168,6 +183,23 @@ func importBundle(cfg config, path string, b []byte, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "imported into %s:\n", identityPath)
 	describeBundle(u, stdout)
 	return describe(cert, stdout)
+}
+
+// programmeKeys are the programme's public signing keys a bundle must
+// verify against (programme_key_file).
+func programmeKeys(cfg config) ([]ed25519.PublicKey, error) {
+	if cfg.ProgrammeKeyFile == "" {
+		return nil, errors.New("a signed bundle is checked against the programme's key: set programme_key_file (or -programme-key)")
+	}
+	pem, err := os.ReadFile(cfg.ProgrammeKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := signing.ParsePublic(pem)
+	if err != nil {
+		return nil, fmt.Errorf("programme_key_file %s: %w", cfg.ProgrammeKeyFile, err)
+	}
+	return keys, nil
 }
 
 func showIdentity(statePath, identityPath string, stdout io.Writer) error {

@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // runServe is the daemon: terminald [flags].
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := loadConfig(args, stderr)
+	cfg, err := loadConfigFor(configUse{name: "terminald", provision: true}, args, stderr)
 	if err != nil {
 		return err
 	}

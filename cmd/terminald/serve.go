@@ -41,7 +41,11 @@ type daemon struct {
 	speaker   terminal.Speaker // nil: none, or broken (logged)
 	stateFile string
 	identity  string // the identity file
-	store     *terminalstore.Store
+	// provisionErr: the provisioning partition's bundle was refused
+	// (partition names it); the unit shows needs-repair and nothing more.
+	provisionErr error
+	partition    string
+	store        *terminalstore.Store
 	// leds are the board's, or repairLEDs over them while the unit needs
 	// repair after a damaged state file.
 	leds   terminal.LEDs
@@ -181,13 +185,33 @@ func startBoard(_ context.Context, d *daemon) (func(), error) {
 func configureIdentity(d *daemon, cfg config) error {
 	d.stateFile = cfg.StateFile
 	d.identity = cfg.identityFile()
+	d.provisionErr = cfg.provisionErr
+	d.partition = cfg.ProvisioningPartition
 	return nil
+}
+
+// refuseToRun is the unit whose provisioning partition holds no bundle it
+// can trust: it says why, shows needs-repair, and waits for the power (a
+// technician flashes it again); the call loop never runs.
+func refuseToRun(ctx context.Context, d *daemon) error {
+	d.log.Error("provisioning bundle refused: the terminal will not run until the unit is flashed with a good bundle",
+		"partition", d.partition, "reason", d.provisionErr.Error())
+	fmt.Fprintf(d.stdout, "needs repair: %v\n", d.provisionErr)
+	if err := d.board.LEDs().Show(device.Fault); err != nil {
+		d.log.Warn("cannot show needs-repair", "err", err)
+	}
+	d.board.SetStatus("needs repair: provisioning bundle refused")
+	<-ctx.Done()
+	return errShutdown
 }
 
 // startIdentity opens the state file once the unit has its identity,
 // repairing a damaged one (awaitIdentity). While a repair is pending the
 // unit shows needs-repair (repairLEDs).
 func startIdentity(ctx context.Context, d *daemon) (func(), error) {
+	if d.provisionErr != nil {
+		return nil, refuseToRun(ctx, d)
+	}
 	if err := os.MkdirAll(filepath.Dir(d.stateFile), 0o700); err != nil {
 		return nil, fmt.Errorf("terminald: state dir: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/internal/atomicfile"
+	"github.com/tuanju/tuanju/pairing/protocol"
 	"github.com/tuanju/tuanju/provisioning/manifest"
 	"github.com/tuanju/tuanju/provisioning/signing"
 )
@@ -167,8 +168,7 @@ func ImportManifest(dir, path string, keys []ed25519.PublicKey) (total, added in
 	if err != nil {
 		return 0, 0, fmt.Errorf("%w (fix the fleet directory first)", err)
 	}
-	sum := sha256.Sum256([]byte(m.Programme))
-	name := hex.EncodeToString(sum[:4]) + "-" + m.Batch + ".json"
+	name := manifestName(m)
 	byUnit := map[string]string{}
 	for _, u := range m.Units {
 		byUnit[u.Unit] = u.DeviceID
@@ -206,6 +206,113 @@ func ImportManifest(dir, path string, keys []ed25519.PublicKey) (total, added in
 	return len(m.Units), added, nil
 }
 
+// phonesExt names a batch's numbers in the fleet directory, beside its
+// manifest (NAME.json → NAME.phones, with NAME.phones.sig); mode 0600.
+const phonesExt = ".phones"
+
+// ImportPhones imports the parents' numbers of the batch whose manifest is
+// at manifestPath: phones.json (and .sig) beside it, made by provision
+// batch when the CSV gave numbers. They must be signed by the programme,
+// name the manifest's programme and batch, and list only its units. No
+// phones.json: nothing to do (0). Import the manifest first
+// (ImportManifest). The numbers serve the notifier alone
+// (hub_notify.go): never the fleet report, its metrics, or a log.
+func ImportPhones(dir, manifestPath string, keys []ed25519.PublicKey) (int, error) {
+	src := filepath.Join(filepath.Dir(manifestPath), manifest.PhonesJSONName)
+	doc, err := os.ReadFile(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("rendezvous: fleet import: %w", err)
+	}
+	sig, err := os.ReadFile(src + ".sig")
+	if err != nil {
+		return 0, fmt.Errorf("rendezvous: fleet import: %s: its signature: %w", src, err)
+	}
+	m, err := readManifest(manifestPath, keys)
+	if err != nil {
+		return 0, err
+	}
+	p, err := checkPhones(doc, sig, keys, m)
+	if err != nil {
+		return 0, fmt.Errorf("rendezvous: fleet import: %s: %w", src, err)
+	}
+	name := strings.TrimSuffix(manifestName(m), ".json") + phonesExt
+	if err := atomicfile.WriteFile(filepath.Join(dir, name+".sig"), sig, 0o600); err != nil {
+		return 0, err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, name), doc, 0o600); err != nil {
+		return 0, err
+	}
+	return len(p.Units), nil
+}
+
+// checkPhones decodes a batch's numbers and checks them against its
+// manifest m.
+func checkPhones(doc, sig []byte, keys []ed25519.PublicKey, m manifest.Manifest) (manifest.Phones, error) {
+	p, err := manifest.DecodePhones(doc, sig, keys)
+	if err != nil {
+		return p, err
+	}
+	if p.Programme != m.Programme || p.Batch != m.Batch {
+		return p, fmt.Errorf("numbers of %s batch %s, manifest of %s batch %s: %w", p.Programme, p.Batch, m.Programme, m.Batch, ErrManifestConflict)
+	}
+	units := map[string]bool{}
+	for _, u := range m.Units {
+		units[u.DeviceID] = true
+	}
+	for _, u := range p.Units {
+		if !units[u.DeviceID] {
+			return p, fmt.Errorf("a number for unit %s (%s), which the manifest does not list: %w", u.Unit, u.DeviceID, ErrManifestConflict)
+		}
+	}
+	return p, nil
+}
+
+// manifestName is the file name a batch's manifest has in the fleet
+// directory.
+func manifestName(m manifest.Manifest) string {
+	sum := sha256.Sum256([]byte(m.Programme))
+	return hex.EncodeToString(sum[:4]) + "-" + m.Batch + ".json"
+}
+
+// readPhones reads the numbers beside each manifest in dir: device ID →
+// E.164.
+func readPhones(dir string, keys []ed25519.PublicKey) (map[string]string, error) {
+	names, err := manifestFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	phones := map[string]string{}
+	for _, name := range names {
+		path := filepath.Join(dir, strings.TrimSuffix(name, ".json")+phonesExt)
+		doc, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("rendezvous: fleet: %w", err)
+		}
+		sig, err := os.ReadFile(path + ".sig")
+		if err != nil {
+			return nil, fmt.Errorf("rendezvous: fleet: %s: its signature: %w", path, err)
+		}
+		m, err := readManifest(filepath.Join(dir, name), keys)
+		if err != nil {
+			return nil, err
+		}
+		p, err := checkPhones(doc, sig, keys, m)
+		if err != nil {
+			return nil, fmt.Errorf("rendezvous: fleet: %s: %w", path, err)
+		}
+		for _, u := range p.Units {
+			phones[u.DeviceID] = u.Phone
+		}
+	}
+	return phones, nil
+}
+
 // fleet is the server's view of the manifests, reloaded when they change.
 type fleet struct {
 	dir     string
@@ -215,10 +322,44 @@ type fleet struct {
 	mu    sync.Mutex // reload
 	stamp string
 	units atomic.Pointer[map[string]FleetUnit]
+	// phones are the parents' numbers the batches' CSVs gave (device ID →
+	// E.164; ImportPhones): the notifier's fallback, nothing else's.
+	phones atomic.Pointer[map[string]string]
 
 	// versions are the software versions units said at their last login
 	// since the server started (the registry does not keep them).
 	versions sync.Map // device ID → string
+	// health is what units last said of themselves (status) since the
+	// server started, kept after they go offline: a unit that went away
+	// saying its camera is broken still needs repair.
+	health sync.Map // device ID → unitHealth
+}
+
+// unitHealth is a unit's last status report.
+type unitHealth struct {
+	health string
+	faults []string
+}
+
+// noteHealth keeps what a shipped unit says of its health.
+func (f *fleet) noteHealth(deviceID, health string, faults []string) {
+	if f == nil {
+		return
+	}
+	if _, ok := f.unit(deviceID); ok {
+		f.health.Store(deviceID, unitHealth{health, slices.Clone(faults)})
+	}
+}
+
+// needsRepair reports whether a unit's last report said it needs repair,
+// and the parts it named.
+func (f *fleet) needsRepair(deviceID string) (bool, []string) {
+	v, ok := f.health.Load(deviceID)
+	if !ok {
+		return false, nil
+	}
+	h := v.(unitHealth)
+	return h.health == protocol.HealthNeedsRepair, h.faults
 }
 
 // noteLogin keeps the version a shipped unit says at login.
@@ -262,6 +403,14 @@ func (f *fleet) unit(deviceID string) (FleetUnit, bool) {
 	return u, ok
 }
 
+// phone is the number a batch's CSV gave for a unit's parent, or "".
+func (f *fleet) phone(deviceID string) string {
+	if f == nil {
+		return ""
+	}
+	return (*f.phones.Load())[deviceID]
+}
+
 // refuses reports whether a device in no manifest is refused at login.
 func (f *fleet) refuses(deviceID string) bool {
 	if f == nil || !f.require {
@@ -289,7 +438,12 @@ func (f *fleet) reload() (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	phones, err := readPhones(f.dir, f.keys)
+	if err != nil {
+		return false, err
+	}
 	f.units.Store(&units)
+	f.phones.Store(&phones)
 	f.stamp = stamp
 	return true, nil
 }

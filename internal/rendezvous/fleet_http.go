@@ -19,8 +19,6 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tuanju/tuanju/internal/atomicfile"
 	"github.com/tuanju/tuanju/internal/rendezvous/fleetpage"
@@ -139,25 +137,17 @@ func (s *Server) serveFleetReport(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(rep)
 }
 
-// serveFleetMetrics serves the fleet's aggregates for Prometheus (metrics)
-// to an operator or to the server's own machine.
-func (s *Server) serveFleetMetrics(metrics http.Handler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ip, err := netip.ParseAddr(s.clientIP(r))
-		if _, op := s.operator(r); !op && (err != nil || !ip.Unmap().IsLoopback()) {
-			http.NotFound(w, r)
-			return
-		}
-		metrics.ServeHTTP(w, r)
+// serveFleetMetrics serves the server's registry (health_metrics.go: the
+// fleet's aggregates and the server's health) to an operator or to the
+// server's own machine.
+func (s *Server) serveFleetMetrics(w http.ResponseWriter, r *http.Request) {
+	ip, err := netip.ParseAddr(s.clientIP(r))
+	if _, op := s.operator(r); !op && (err != nil || !ip.Unmap().IsLoopback()) {
+		http.NotFound(w, r)
+		return
 	}
-}
-
-// newFleetMetrics is the registry /fleet/metrics serves: the fleet
-// collector and the Go runtime's and process's own.
-func newFleetMetrics(s *Server) http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(fleetCollector{s}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil})
+	w.Header().Set("Cache-Control", "no-store")
+	s.registry.ServeHTTP(w, r)
 }
 
 var (
@@ -170,13 +160,15 @@ var (
 		[]string{"region", "site"}, nil)
 	descWithCall = prometheus.NewDesc("tuanju_fleet_children_with_call_ratio", "Share of children with an answered call this week, by site (sites with at least 3 children).",
 		[]string{"region", "site"}, nil)
+	descNeedsRepair = prometheus.NewDesc("tuanju_fleet_units_needs_repair", "Units that need repair, by site and the part they named (a unit naming two parts counts under both).",
+		[]string{"region", "site", "part"}, nil)
 )
 
 // fleetCollector computes the fleet report at each scrape.
 type fleetCollector struct{ s *Server }
 
 func (c fleetCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUnits, descOnline, descCallsPerChild, descMinutesPerChild, descWithCall} {
+	for _, d := range []*prometheus.Desc{descUnits, descOnline, descCallsPerChild, descMinutesPerChild, descWithCall, descNeedsRepair} {
 		ch <- d
 	}
 }
@@ -197,8 +189,11 @@ func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, float64(online))
 	for _, st := range rep.Sites {
-		for _, status := range []string{StatusNeverPaired, StatusPaired, StatusOffline7d, StatusRevoked} {
+		for _, status := range Statuses {
 			ch <- prometheus.MustNewConstMetric(descUnits, prometheus.GaugeValue, float64(st.Status[status]), st.Region, st.Site, status)
+		}
+		for _, part := range FaultParts {
+			ch <- prometheus.MustNewConstMetric(descNeedsRepair, prometheus.GaugeValue, float64(st.Faults[part]), st.Region, st.Site, part)
 		}
 		if !st.Shown {
 			continue
@@ -216,5 +211,5 @@ func (s *Server) fleetRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /fleet/fleet.js", page)
 	mux.Handle("GET /fleet/fleet.css", page)
 	mux.HandleFunc("GET /fleet/api/report", s.serveFleetReport)
-	mux.HandleFunc("GET /fleet/metrics", s.serveFleetMetrics(newFleetMetrics(s)))
+	mux.HandleFunc("GET /fleet/metrics", s.serveFleetMetrics)
 }

@@ -25,7 +25,17 @@ const (
 	StatusPaired      = "paired"
 	StatusOffline7d   = "offline_7d" // paired, not seen for more than OfflineAfter
 	StatusRevoked     = "revoked"
+	// StatusNeedsRepair: the unit's last status report (since the server
+	// started) said it needs repair; ReportUnit.Faults names the parts.
+	StatusNeedsRepair = "needs_repair"
 )
+
+// Statuses lists the statuses, in the order the report shows them.
+var Statuses = []string{StatusNeverPaired, StatusPaired, StatusOffline7d, StatusNeedsRepair, StatusRevoked}
+
+// FaultParts are the parts a unit that needs repair may name
+// (protocol.Fault*).
+var FaultParts = []string{protocol.FaultButton, protocol.FaultCamera, protocol.FaultMicrophone, protocol.FaultSpeaker, protocol.FaultStorage}
 
 // OfflineAfter is how long a paired unit may go unseen before the report
 // calls it offline.
@@ -48,6 +58,9 @@ type ReportUnit struct {
 	// Version is the software version the unit said at its last login
 	// since the server started ("" when it has not logged in since).
 	Version string `json:"version,omitempty"`
+	// Faults are the parts a unit that needs repair named (camera,
+	// button, microphone, speaker, storage); none for other statuses.
+	Faults []string `json:"faults,omitempty"`
 }
 
 // SiteFigures are a site's units and its families' calls this week.
@@ -56,6 +69,9 @@ type SiteFigures struct {
 	Region string         `json:"region"`
 	Units  int            `json:"units"`
 	Status map[string]int `json:"status"` // status → units
+	// Faults counts the units that need repair by the part they named
+	// (a unit naming two parts counts under both).
+	Faults map[string]int `json:"faults"`
 	// Shown is false for a site with fewer than MinSiteChildren children:
 	// the call figures below are then zero and must not be shown.
 	Shown bool `json:"shown"`
@@ -115,9 +131,12 @@ func (s *Server) FleetReport(now time.Time) (Report, error) {
 			return Report{}, fmt.Errorf("rendezvous: fleet report: %w", err)
 		}
 		_, revoked := s.revoked.revoked(id)
+		broken, faults := s.fleet.needsRepair(id)
 		switch {
 		case revoked:
 			u.Status = StatusRevoked
+		case broken:
+			u.Status, u.Faults = StatusNeedsRepair, faults
 		case !paired:
 			u.Status = StatusNeverPaired
 		case !u.Online && now.Sub(u.LastSeen) > OfflineAfter:
@@ -128,11 +147,14 @@ func (s *Server) FleetReport(now time.Time) (Report, error) {
 		key := fu.Site + "\x00" + fu.Region
 		st := sites[key]
 		if st == nil {
-			st = &site{fig: SiteFigures{Site: fu.Site, Region: fu.Region, Status: map[string]int{}}}
+			st = &site{fig: SiteFigures{Site: fu.Site, Region: fu.Region, Status: map[string]int{}, Faults: map[string]int{}}}
 			sites[key] = st
 		}
 		st.fig.Units++
 		st.fig.Status[u.Status]++
+		for _, part := range u.Faults {
+			st.fig.Faults[part]++
+		}
 		if paired {
 			calls, minutes, err := s.weekCalls(parentID, week)
 			if err != nil {

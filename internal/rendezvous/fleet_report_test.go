@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,10 +39,11 @@ func fleetManifest(t *testing.T, key *signing.Key, units []testUnit, sites []str
 }
 
 // TestFleetReport: the report and the Prometheus aggregates over a fleet of
-// four units at two sites: paired with and without a call this week, never
-// paired, revoked, offline for more than 7 days; figures per child for the
-// site of three, none for the site of one; only an operator's token gets
-// the report.
+// five units at two sites: paired with and without a call this week, never
+// paired, revoked, offline for more than 7 days, needs repair (what the unit
+// said before it went away, with the parts it named; a unit that says it is
+// well again is not); figures per child for the site of three, none for the
+// site of two; only an operator's token gets the report.
 func TestFleetReport(t *testing.T) {
 	ctx := testCtx(t)
 	ca, err := devcert.NewCA("fleet report CA")
@@ -51,10 +53,10 @@ func TestFleetReport(t *testing.T) {
 	sk, _ := signing.NewKey()
 	keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
 	check(t, os.WriteFile(keyFile, signing.PublicPEM(sk.Public()), 0o644))
-	a1, a2, a3, b1 := newTestUnit(t, ca), newTestUnit(t, ca), newTestUnit(t, ca), newTestUnit(t, ca)
+	a1, a2, a3, b1, b2 := newTestUnit(t, ca), newTestUnit(t, ca), newTestUnit(t, ca), newTestUnit(t, ca), newTestUnit(t, ca)
 	fleetDir := filepath.Join(t.TempDir(), "fleet")
 	keys := try(rendezvous.LoadFleetKeys([]string{keyFile})).must(t)
-	try2(rendezvous.ImportManifest(fleetDir, fleetManifest(t, sk, []testUnit{a1, a2, a3, b1}, []string{"新河小学", "新河小学", "新河小学", "东关小学"}), keys)).must(t)
+	try2(rendezvous.ImportManifest(fleetDir, fleetManifest(t, sk, []testUnit{a1, a2, a3, b1, b2}, []string{"新河小学", "新河小学", "新河小学", "东关小学", "东关小学"}), keys)).must(t)
 	ops := filepath.Join(t.TempDir(), "operators")
 	token := try(rendezvous.AddOperator(ops, "hebei-office")).must(t)
 	if _, err := rendezvous.AddOperator(ops, "hebei-office"); err == nil {
@@ -79,6 +81,39 @@ func TestFleetReport(t *testing.T) {
 			term.Close()
 		}
 	}
+	// b2, never paired, says its camera and button are broken and goes
+	// away; a1 says its microphone is, then that it is well again.
+	broken := try(rt.DialTerminalCert(ctx, srv.WSURL, b2.key, b2.cert)).must(t)
+	check(t, broken.Send(ctx, protocol.Message{Type: protocol.TypeStatus, Health: protocol.HealthNeedsRepair, Faults: []string{protocol.FaultCamera, protocol.FaultButton}}))
+	check(t, broken.Barrier(ctx))
+	broken.Close()
+	a1Term := try(rt.DialTerminalCert(ctx, srv.WSURL, a1.key, a1.cert)).must(t) // replaces a1's socket
+	t.Cleanup(func() { a1Term.Close() })
+	unitStatus := func(id string) (string, []string) {
+		rep := try(srv.FleetReport(time.Now())).must(t)
+		for _, u := range rep.Units {
+			if u.DeviceID == id {
+				return u.Status, u.Faults
+			}
+		}
+		return "", nil
+	}
+	check(t, a1Term.Send(ctx, protocol.Message{Type: protocol.TypeStatus, Health: protocol.HealthNeedsRepair, Faults: []string{protocol.FaultMicrophone}}))
+	eventually(t, ctx, "a1 needs repair (microphone)", func() bool {
+		st, faults := unitStatus(a1.id)
+		return st == rendezvous.StatusNeedsRepair && slices.Equal(faults, []string{protocol.FaultMicrophone})
+	})
+	check(t, a1Term.Send(ctx, protocol.Message{Type: protocol.TypeStatus, Health: protocol.HealthReady}))
+	eventually(t, ctx, "a1 well again", func() bool { st, _ := unitStatus(a1.id); return st == rendezvous.StatusPaired })
+	eventually(t, ctx, "b2 is offline", func() bool {
+		for _, u := range try(srv.FleetReport(time.Now())).must(t).Units {
+			if u.DeviceID == b2.id {
+				return !u.Online
+			}
+		}
+		return false
+	})
+
 	now := time.Now().UTC()
 	week := now.Add(-time.Duration(int(now.Weekday()+6)%7) * 24 * time.Hour).Truncate(24 * time.Hour)
 	start := week.Add(now.Sub(week) / 2)
@@ -127,13 +162,17 @@ func TestFleetReport(t *testing.T) {
 	for _, u := range rep.Units {
 		status[u.DeviceID] = u.Status
 	}
-	want := map[string]string{a1.id: rendezvous.StatusPaired, a2.id: rendezvous.StatusPaired, a3.id: rendezvous.StatusNeverPaired, b1.id: rendezvous.StatusRevoked}
+	want := map[string]string{a1.id: rendezvous.StatusPaired, a2.id: rendezvous.StatusPaired, a3.id: rendezvous.StatusNeverPaired, b1.id: rendezvous.StatusRevoked,
+		b2.id: rendezvous.StatusNeedsRepair}
 	for id, w := range want {
 		if status[id] != w {
 			t.Errorf("unit %s: %s, want %s", id, status[id], w)
 		}
 	}
 	for _, u := range rep.Units {
+		if u.DeviceID == b2.id && !slices.Equal(u.Faults, []string{protocol.FaultCamera, protocol.FaultButton}) || u.DeviceID != b2.id && u.Faults != nil {
+			t.Errorf("unit %s (%s) names faults %v", u.Unit, u.Status, u.Faults)
+		}
 		if u.DeviceID == a1.id && u.Version == "" || u.DeviceID == a3.id && u.Version != "" {
 			t.Errorf("unit %s version %q: want the one said at login, none for a unit never seen", u.Unit, u.Version)
 		}
@@ -152,7 +191,11 @@ func TestFleetReport(t *testing.T) {
 		t.Fatalf("新河小学 figures %+v, want 1 call and %.2f minutes over 3 children", xinhe, minutes)
 	}
 	if dongguan.Shown || dongguan.CallsPerChild != 0 || dongguan.Status[rendezvous.StatusRevoked] != 1 {
-		t.Fatalf("东关小学 (one child) figures %+v, want none shown", dongguan)
+		t.Fatalf("东关小学 (two children) figures %+v, want none shown", dongguan)
+	}
+	if dongguan.Status[rendezvous.StatusNeedsRepair] != 1 || dongguan.Faults[protocol.FaultCamera] != 1 || dongguan.Faults[protocol.FaultButton] != 1 ||
+		dongguan.Faults[protocol.FaultMicrophone] != 0 || xinhe.Status[rendezvous.StatusNeedsRepair] != 0 || len(xinhe.Faults) != 0 {
+		t.Fatalf("needs repair: 东关小学 %v %v, 新河小学 %v %v; want one unit (camera, button) at 东关小学", dongguan.Status, dongguan.Faults, xinhe.Status, xinhe.Faults)
 	}
 	// Eight days on, a2 (not seen since) is offline; a1 (online) is not.
 	later := try(srv.FleetReport(time.Now().Add(8 * 24 * time.Hour))).must(t)
@@ -194,6 +237,14 @@ func TestFleetReport(t *testing.T) {
 	}
 	if v := gauge("tuanju_fleet_units", map[string]string{"site": "东关小学", "status": "revoked"}); v != 1 {
 		t.Errorf("revoked units at 东关小学: %v, want 1", v)
+	}
+	if v := gauge("tuanju_fleet_units", map[string]string{"site": "东关小学", "status": "needs_repair"}); v != 1 {
+		t.Errorf("units needing repair at 东关小学: %v, want 1", v)
+	}
+	for part, want := range map[string]float64{"camera": 1, "button": 1, "microphone": 0} {
+		if v := gauge("tuanju_fleet_units_needs_repair", map[string]string{"site": "东关小学", "part": part}); v != want {
+			t.Errorf("units at 东关小学 needing their %s repaired: %v, want %v", part, v, want)
+		}
 	}
 	if v := gauge("tuanju_fleet_children_with_call_ratio", map[string]string{"site": "新河小学"}); math.Abs(v-1.0/3) > 1e-9 {
 		t.Errorf("share with a call: %v, want 1/3", v)

@@ -69,6 +69,9 @@ type call struct {
 	// escalation texts the parent if the ring is still unanswered after
 	// notifier.sms_after; nil without a number.
 	escalation *time.Timer
+	// probing: a parent's new socket resumes while its old one is still
+	// bound, and the old one is being pinged (probeHeld).
+	probing bool
 }
 
 // pendingPair is a pair_request forwarded to a terminal, awaiting its answer.
@@ -448,6 +451,7 @@ func (h *hub) ring(s *session, m protocol.Message) {
 	var callee map[*session]bool
 	if s.role == protocol.RoleTerminal {
 		if s.pairedParent == "" {
+			h.setupRefused(s, protocol.ReasonNotPaired)
 			s.sendError(protocol.ErrCodeNotPaired, "this terminal has no parent yet", m)
 			return
 		}
@@ -468,6 +472,7 @@ func (h *hub) ring(s *session, m protocol.Message) {
 		h.finishCall(old, reasonNotResumed, false)
 	}
 	if h.deviceCall[c.deviceID] != nil {
+		h.setupRefused(s, protocol.ReasonBusy)
 		s.sendError(protocol.ErrCodeBusy, "a call is already in progress", m)
 		return
 	}
@@ -489,6 +494,7 @@ func (h *hub) ring(s *session, m protocol.Message) {
 	if c.fromTerminal {
 		c.rec.Direction = protocol.DirFromTerminal
 	}
+	h.srv.health.callsStarted.WithLabelValues(c.rec.Direction).Inc()
 	log := h.log.With("call", c.id, "device", c.deviceID, "parent", c.parentID, "direction", c.rec.Direction)
 
 	// A parent with no page open who can be woken (Web Push, a number)
@@ -500,6 +506,8 @@ func (h *hub) ring(s *session, m protocol.Message) {
 		// parent must still see that the child tried.
 		c.rec.EndedAt, c.rec.Outcome = c.rec.StartedAt, protocol.OutcomeMissed
 		h.srv.callLog.put(c.parentID, c.rec)
+		h.srv.health.setupFailed(protocol.ReasonUnavailable)
+		h.srv.health.callsEnded.WithLabelValues(c.rec.Outcome).Inc()
 		s.send(hangupMsg(c.id, protocol.ReasonUnavailable))
 		h.pushCallLog(c.parentID)
 		log.Info("call ended", "outcome", protocol.OutcomeMissed, "reason", protocol.ReasonUnavailable)
@@ -516,6 +524,18 @@ func (h *hub) ring(s *session, m protocol.Message) {
 	c.timer = time.AfterFunc(h.srv.cfg.RingTimeout, func() { h.ringTimeout(c) })
 	h.notifyRing(c) // never waits (hub_notify.go)
 	log.Info("ringing", "callee_sockets", len(callee), "reachable", c.reachable)
+}
+
+// setupRefused counts a ring the hub refused before it rang (the
+// terminal has no parent, a call is in progress): a setup started and
+// failed at once. h.mu is held.
+func (h *hub) setupRefused(s *session, reason string) {
+	dir := protocol.DirFromParent
+	if s.role == protocol.RoleTerminal {
+		dir = protocol.DirFromTerminal
+	}
+	h.srv.health.callsStarted.WithLabelValues(dir).Inc()
+	h.srv.health.setupFailed(reason)
 }
 
 // isCallee reports whether s may answer c.
@@ -540,6 +560,7 @@ func (h *hub) accept(s *session, m protocol.Message) {
 	c.rec.AnsweredAt, c.rec.Outcome = h.now(), protocol.OutcomeAnswered
 	h.srv.callLog.put(c.parentID, c.rec) // never refuses the accept (see ring)
 	c.answered = true
+	h.srv.health.callsAnswered.Inc()
 	c.alive = c.rec.AnsweredAt
 	c.timer.Stop()
 	h.notifyAnswered(c)
@@ -715,6 +736,10 @@ func (h *hub) finishCall(c *call, reason string, byCaller bool) {
 	attrs := []any{"call", c.id, "device", c.deviceID, "parent", c.parentID, "direction", c.rec.Direction,
 		"outcome", c.rec.Outcome, "reason", reason, "duration", c.rec.EndedAt.Sub(c.rec.StartedAt).Round(time.Millisecond)}
 	h.srv.callLog.put(c.parentID, c.rec)
+	if !c.answered {
+		h.srv.health.setupFailed(reason)
+	}
+	h.srv.health.callsEnded.WithLabelValues(c.rec.Outcome).Inc()
 	h.log.Info("call ended", attrs...)
 	h.pushCallLog(c.parentID)
 	h.notifyEnd(c)

@@ -64,12 +64,12 @@ func (h *hub) handleNotify(s *session, m protocol.Message) {
 		}
 		s.log.Info("phone number kept, with consent", "phone", protocol.MaskPhone(m.Phone))
 	case protocol.TypePhoneClear:
-		if err := h.store.DeletePhone(s.parentID); err != nil {
+		if err := h.store.ClearPhone(s.parentID, h.now()); err != nil {
 			s.log.Error("forget phone", "err", err)
 			s.sendError(protocol.ErrCodeInternal, "could not forget the number", m)
 			return
 		}
-		s.log.Info("phone number removed by the parent")
+		s.log.Info("phone number removed by the parent (the programme's number for them, if any, is not used either)")
 	}
 	s.send(h.notifyStatus(s.parentID, subscribed))
 }
@@ -84,10 +84,10 @@ func (h *hub) notifyStatus(parentID string, subscribed *bool) protocol.Message {
 	}
 	n := h.srv.notifier
 	m.SMS, m.Voice = boolp(n != nil), boolp(n != nil && n.cfg.VoiceOnMissed)
-	if n != nil {
-		if p, err := h.store.Phone(parentID); err == nil {
-			m.PhoneHint = protocol.MaskPhone(p.Number)
-		}
+	if phone := h.phone(parentID); phone != "" {
+		// Theirs or the programme's (a batch's CSV): either way the
+		// parent sees which number will be texted, and may remove it.
+		m.PhoneHint = protocol.MaskPhone(phone)
 	}
 	return m
 }
@@ -109,19 +109,40 @@ func (h *hub) reachable(parentID string) bool {
 	return h.phone(parentID) != ""
 }
 
-// phone is the parent's number, if the notifier is on and there is one.
+// phone is the number the notifier texts and calls for a parent, if it is
+// on: the one the parent gave on the page; else the one the programme's
+// batch gave for their child's unit (the CSV's parent_phone, imported with
+// the manifest: fleet.go's ImportPhones), unless the parent removed it.
 func (h *hub) phone(parentID string) string {
 	if h.srv.notifier == nil {
 		return ""
 	}
-	p, err := h.store.Phone(parentID)
+	p, err := h.store.phoneRecord(parentID)
+	switch {
+	case err == nil && p.Number != "":
+		return p.Number
+	case err == nil: // they removed their number, and with it the programme's
+		return ""
+	case !errors.Is(err, ErrNotFound):
+		h.log.Error("read phone", "parent", parentID, "err", err)
+		return ""
+	}
+	if h.srv.fleet == nil {
+		return ""
+	}
+	parent, err := h.store.Parent(parentID)
 	if err != nil {
 		if !errors.Is(err, ErrNotFound) {
-			h.log.Error("read phone", "parent", parentID, "err", err)
+			h.log.Error("read parent", "parent", parentID, "err", err)
 		}
 		return ""
 	}
-	return p.Number
+	if d, err := h.store.Device(parent.DeviceID); err != nil || d.Unpaired {
+		// The number was for the family the unit was shipped to; a unit
+		// paired again may be with another.
+		return ""
+	}
+	return h.srv.fleet.phone(parent.DeviceID)
 }
 
 // notifyRing starts what a child's ring sets off beyond the sockets: the

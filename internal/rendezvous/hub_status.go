@@ -14,6 +14,7 @@ import (
 // for the parent's welcome. An unpaired terminal's report is kept (it may
 // pair) and goes nowhere. h.mu is held.
 func (h *hub) status(s *session, m protocol.Message) {
+	h.srv.fleet.noteHealth(s.deviceID, m.Health, m.Faults) // the fleet report's needs repair
 	if m.Health == s.health && slices.Equal(m.Faults, s.faults) {
 		return
 	}

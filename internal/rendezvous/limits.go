@@ -185,6 +185,7 @@ func (s *Server) loginAllowed(sess *session, identity string, m protocol.Message
 		return true
 	}
 	s.admission.countLoginRefused()
+	s.health.refused(refusedRateLimited)
 	sess.log.Warn("login rate limited", "identity", identity)
 	sess.sendError(protocol.ErrCodeRateLimited, "too many logins; wait a minute", m)
 	sess.closeWith(websocket.StatusTryAgainLater, "rate limited")

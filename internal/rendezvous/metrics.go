@@ -1,7 +1,6 @@
 package rendezvous
 
 import (
-	"fmt"
 	"net/http"
 	"net/netip"
 	"sync/atomic"
@@ -89,39 +88,15 @@ func (s *Server) Metrics() Metrics {
 // clients on the server's own machine only (loopback, after
 // trusted_proxies): an operator's scraper or curl there, not the internet,
 // which has no business knowing the server's disk is full. Anyone else gets
-// 404, as if there were no such page.
+// 404, as if there were no such page. It serves the server's one registry
+// (health_metrics.go): these counters, its health and the fleet's
+// aggregates; GET /fleet/metrics serves the same to an operator's token.
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	ip, err := netip.ParseAddr(s.clientIP(r))
 	if err != nil || !ip.Unmap().IsLoopback() {
 		http.NotFound(w, r)
 		return
 	}
-	m := s.Metrics()
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	for _, c := range []struct {
-		name, kind, help string
-		v                any
-	}{
-		{"tuanju_call_log_write_failures_total", "counter", "Call-log writes that failed (each try); the calls went on.", m.CallLogWriteFailures},
-		{"tuanju_call_log_writes_retried_total", "counter", "Call-log records written by a retry after failing.", m.CallLogWritesRetried},
-		{"tuanju_call_log_writes_dropped_total", "counter", "Call-log records given up on: missing from a family's log.", m.CallLogWritesDropped},
-		{"tuanju_call_log_pending", "gauge", "Call-log records waiting for a retry.", m.CallLogPending},
-		{"tuanju_calls_closed_at_start_total", "counter", "Calls found open at start (the server stopped without ending them) and closed.", m.CallsClosedAtStart},
-		{"tuanju_registry_backups_total", "counter", "Automatic registry backups written and checked.", m.BackupsWritten},
-		{"tuanju_registry_backup_failures_total", "counter", "Automatic registry backups that failed (the last good one was kept).", m.BackupFailures},
-		{"tuanju_registry_last_backup_timestamp_seconds", "gauge", "When the newest good registry backup was made (Unix time; 0: none yet).", m.LastBackup},
-		{"tuanju_push_sent_total", "counter", "Web Push messages a push service accepted.", m.PushSent},
-		{"tuanju_push_failures_total", "counter", "Web Push tries that failed (each try; retried while worth sending).", m.PushFailed},
-		{"tuanju_push_dropped_total", "counter", "Web Push messages given up on (queue full, too late, refused, shutdown).", m.PushDropped},
-		{"tuanju_push_queued", "gauge", "Web Push messages queued or waiting for a retry.", m.PushQueued},
-		{"tuanju_push_subscriptions_removed_total", "counter", "Push subscriptions the push service reported gone (404/410) and removed.", m.PushSubscriptionsRemoved},
-		{"tuanju_notify_sent_total", "counter", "Notifier webhook events (SMS, voice) the gateway accepted.", m.NotifySent},
-		{"tuanju_notify_failures_total", "counter", "Notifier webhook tries that failed (each try).", m.NotifyFailed},
-		{"tuanju_notify_dropped_total", "counter", "Notifier events given up on: a parent was not texted or called.", m.NotifyDropped},
-		{"tuanju_notify_rate_limited_total", "counter", "Notifier events not sent: the family had used its day's allowance.", m.NotifyRateLimited},
-		{"tuanju_notify_queued", "gauge", "Notifier events queued or waiting for a retry.", m.NotifyQueued},
-	} {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", c.name, c.help, c.name, c.kind, c.name, c.v)
-	}
+	s.registry.ServeHTTP(w, r)
 }

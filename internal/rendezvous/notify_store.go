@@ -47,6 +47,10 @@ type PushSubscription struct {
 type Phone struct {
 	Number    string    `json:"number"`
 	ConsentAt time.Time `json:"consent_at"`
+	// DeclinedAt: the parent removed their number (phone_clear), which
+	// also declines the number the programme's batch gave for them (the
+	// notifier's fallback, hub_notify.go). Number is then empty.
+	DeclinedAt time.Time `json:"declined_at,omitzero"`
 }
 
 func endpointKey(endpoint string) []byte {
@@ -148,14 +152,52 @@ func (s *Store) PutPhone(parentID string, p Phone) error {
 	return nil
 }
 
-// Phone returns a parent's number, or ErrNotFound.
+// Phone returns a parent's number, or ErrNotFound (also after they
+// removed it: PhoneDeclined).
 func (s *Store) Phone(parentID string) (Phone, error) {
+	p, err := s.phoneRecord(parentID)
+	if err == nil && p.Number == "" {
+		err = fmt.Errorf("rendezvous: phone of %s: declined: %w", parentID, ErrNotFound)
+	}
+	if err != nil {
+		return Phone{}, err
+	}
+	return p, nil
+}
+
+func (s *Store) phoneRecord(parentID string) (Phone, error) {
 	var p Phone
 	err := s.db.View(func(tx *bolt.Tx) error { return getJSON(tx.Bucket(bucketPhones), parentID, &p) })
 	if err != nil {
 		return Phone{}, fmt.Errorf("rendezvous: phone of %s: %w", parentID, err)
 	}
 	return p, nil
+}
+
+// PhoneDeclined reports whether a parent removed their number, and with it
+// any number the programme has for them.
+func (s *Store) PhoneDeclined(parentID string) (bool, error) {
+	p, err := s.phoneRecord(parentID)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil && p.Number == "" && !p.DeclinedAt.IsZero(), err
+}
+
+// ClearPhone forgets a parent's number and records that they want no
+// text or call: the programme's number for them is not used either.
+// ErrNotFound: no such parent.
+func (s *Store) ClearPhone(parentID string, now time.Time) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketParents).Get([]byte(parentID)) == nil {
+			return ErrNotFound
+		}
+		return putJSON(tx.Bucket(bucketPhones), parentID, Phone{DeclinedAt: now})
+	})
+	if err != nil {
+		return fmt.Errorf("rendezvous: clear phone of %s: %w", parentID, err)
+	}
+	return nil
 }
 
 // DeletePhone forgets a parent's number.

@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"context"
 	"time"
 
 	"github.com/tuanju/tuanju/pairing/protocol"
@@ -76,9 +77,17 @@ func (h *hub) graceOver(c *call) {
 	h.finishCall(c, reasonNotResumed, false)
 }
 
+// resumeProbeTimeout bounds the wait for the pong of a parent's old socket
+// when a new one resumes its call (probeHeld), below PongTimeout: a phone
+// that moved from Wi-Fi to 4G waits this long for its call, not the
+// ping loop's round.
+const resumeProbeTimeout = 5 * time.Second
+
 // resume binds s to its call again, if s is the side that call waits for.
 // Anything else is unknown_call, and the call is not touched.
-func (h *hub) resume(s *session, m protocol.Message) {
+func (h *hub) resume(s *session, m protocol.Message) { h.resumeCall(s, m, true) }
+
+func (h *hub) resumeCall(s *session, m protocol.Message, probe bool) {
 	c := h.calls[m.CallID]
 	refuse := func() {
 		s.sendError(protocol.ErrCodeUnknownCall, "no call of yours waits to be resumed with this call_id", m)
@@ -95,8 +104,16 @@ func (h *hub) resume(s *session, m protocol.Message) {
 		}
 		c.terminal = s
 	case protocol.RoleParent:
-		if c.parent != nil || s.parentID != c.parentID {
+		if s.parentID != c.parentID {
 			refuse()
+			return
+		}
+		if c.parent != nil {
+			if c.parent == s || !probe || c.probing {
+				refuse()
+				return
+			}
+			h.probeHeld(c, c.parent, s, m)
 			return
 		}
 		c.parent = s
@@ -125,6 +142,39 @@ func (h *hub) resume(s *session, m protocol.Message) {
 		}
 		other.send(h.resumedMessage(c, other, true))
 	}
+}
+
+// probeHeld answers a parent's resume from a new socket while the call
+// still holds an old socket of that parent: a phone that changed networks
+// (Wi-Fi to 4G) comes back before the server has seen its old socket die,
+// which the ping loop notices only after PingInterval and PongTimeout, by
+// when the call is lost. The old socket is pinged: one that does not answer
+// within resumeProbeTimeout is dropped and the new socket takes the call;
+// one that answers is alive (the parent's other tab, say), and the resume
+// is refused as before. A terminal needs none of this: its new login
+// replaces its old socket (CloseReplaced). Runs under h.mu; the ping does
+// not.
+func (h *hub) probeHeld(c *call, old, s *session, m protocol.Message) {
+	c.probing = true
+	timeout := min(h.srv.cfg.PongTimeout, resumeProbeTimeout)
+	go func() {
+		ctx, cancel := context.WithTimeout(old.ctx, timeout)
+		err := old.conn.Ping(ctx)
+		cancel()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		c.probing = false
+		if s.left || h.closed {
+			return
+		}
+		if err != nil && h.calls[c.id] == c && c.parent == old {
+			h.log.Info("a resuming parent's old socket did not answer a ping: the new one takes the call",
+				"call", c.id, "parent", c.parentID, "err", err)
+			old.drop()
+			h.detach(c, old)
+		}
+		h.resumeCall(s, m, false)
+	}()
 }
 
 // resumedMessage is a resumed for one side, with fresh TURN credentials of

@@ -2,6 +2,9 @@ package rendezvous_test
 
 import (
 	"context"
+	"net"
+	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -235,4 +238,91 @@ func TestRingEndsWaitingCall(t *testing.T) {
 	if r := lastOutcome(t, ctx, srv, f, old); r.Outcome != protocol.OutcomeInterrupted {
 		t.Fatalf("old call logged %s, want interrupted", r.Outcome)
 	}
+}
+
+// frozenConn is a connection whose network goes silent on freeze, as a
+// phone's Wi-Fi socket does when the phone walks out of range: nothing it
+// writes (a pong, a close) arrives any more, and nothing reaches it.
+type frozenConn struct {
+	net.Conn
+	frozen chan struct{}
+	once   sync.Once
+	closed chan struct{}
+	cOnce  sync.Once
+}
+
+func (c *frozenConn) freeze() { c.once.Do(func() { close(c.frozen) }) }
+
+func (c *frozenConn) silent() bool {
+	select {
+	case <-c.frozen:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *frozenConn) Write(b []byte) (int, error) {
+	if c.silent() {
+		<-c.closed
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *frozenConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if c.silent() {
+		<-c.closed
+		return 0, net.ErrClosed
+	}
+	return n, err
+}
+
+func (c *frozenConn) Close() error {
+	c.cOnce.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// TestResumeFromNewNetwork: the parent's phone moves from Wi-Fi to 4G in a
+// call. Its Wi-Fi socket goes silent without closing, and the phone resumes
+// the call from a new socket before the server has noticed (its ping loop
+// would, PingInterval and PongTimeout later, by when the call is lost).
+// The server pings the old socket, hears nothing, and hands the call to the
+// new one: resumed, the terminal told, the call relayed again. Before, the
+// resume was refused (unknown_call) while the dead socket held the call.
+// The other-tab case (the old socket answers) stays refused:
+// TestForgedResume.
+func TestResumeFromNewNetwork(t *testing.T) {
+	ctx := testCtx(t)
+	srv := rt.NewServer(t, func(c *rendezvous.Config) { c.PongTimeout = 2 * time.Second })
+	f := newFamily(t, ctx, srv)
+	var wifi *frozenConn
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		wifi = &frozenConn{Conn: c, frozen: make(chan struct{}), closed: make(chan struct{})}
+		return wifi, nil
+	}}}
+	// The parent's page on Wi-Fi (the family's first socket closed: one tab).
+	f.parent.Close()
+	try(f.terminal.WaitFor(ctx, protocol.TypePresence)).must(t)
+	p := try(rt.DialVia(ctx, srv.WSURL, hc)).must(t)
+	t.Cleanup(func() { p.Conn.CloseNow() })
+	try(p.LoginParent(ctx, f.creds.ParentID, f.creds.Token)).must(t)
+	p.Key = f.creds.Key
+	f.parent = p
+	if m := try(f.terminal.WaitFor(ctx, protocol.TypePresence)).must(t); !*m.PeerOnline {
+		t.Fatal("presence offline when the parent logged in")
+	}
+	id := startCall(t, ctx, f)
+
+	wifi.freeze()
+	back := f.redial(t, ctx, srv, false) // on 4G
+	check(t, back.Send(ctx, protocol.Message{Type: protocol.TypeResume, CallID: id}))
+	expectResumed(t, ctx, back, id, true)
+	expectResumed(t, ctx, f.terminal, id, true)
+	relays(t, ctx, f, id)
 }

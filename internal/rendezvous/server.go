@@ -57,6 +57,8 @@ type Server struct {
 	fleet      *fleet                                // nil without fleet key_files
 	stop       chan struct{}                         // closed by Close: background loops end
 	metrics    metrics                               // counters for GET /metrics (metrics.go)
+	health     *health                               // client_golang's counters (health_metrics.go)
+	registry   http.Handler                          // GET /metrics and /fleet/metrics (health_metrics.go)
 	callLog    *callLog                              // the hub's call-log writes (calllog.go)
 	retryDone  chan struct{}                         // closed when the call log's retry loop has ended
 	backupDone chan struct{}                         // closed when the backup loop has ended (nil: no backups)
@@ -90,7 +92,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		audit:     &auditLog{path: filepath.Join(cfg.DataDir, AuditFile)},
 		admission: newAdmission(cfg.Limits), logins: newRateLimiter(cfg.Limits.LoginsPerIdentity),
 		pairFails: newPairFailures(cfg.Limits.PairFailuresPerSource, cfg.Limits.PairFailureMemory),
-		sourceKey: randomKey()}
+		sourceKey: randomKey(), health: newHealth()}
 	s.proxies, _ = parseProxies(cfg.TrustedProxies) // Validate checked them
 	if s.deviceCAs, err = loadDeviceCAs(cfg.DeviceCAFiles, log); err != nil {
 		return nil, err
@@ -150,6 +152,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s.notifier = newNotifier(cfg.Notifier, &s.metrics, func() time.Time { return s.now() }, log.With("component", "notifier"))
 	s.hub = newHub(s)
 	s.hub.restore(open)
+	s.registry = newRegistry(s)
 	s.stop = make(chan struct{})
 	s.retryDone = make(chan struct{})
 	go func() { defer close(s.retryDone); s.callLog.retryLoop(s.stop) }()
@@ -383,6 +386,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(protocol.MaxMessageBytes)
 	sess := newSession(conn, ip, s.cfg.SendQueueDepth, s.log.With("remote", ip))
+	sess.counted = s.health.error
 	if !ticket.attach(func(pairing bool) { s.evicted(sess, pairing) }) {
 		conn.CloseNow() // displaced by a newcomer during the upgrade
 		return
@@ -447,17 +451,18 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 	nonce := protocol.NewNonce()
 	sess.send(protocol.Message{Type: protocol.TypeChallenge, Nonce: nonce, ServerTime: s.now().UTC().Truncate(time.Second)})
 
-	fail := func(why string, m protocol.Message) bool {
+	fail := func(reason, why string, m protocol.Message) bool {
 		if ticket.failing() {
 			return false
 		}
+		s.health.refused(reason)
 		sess.log.Info("login refused", "why", why)
 		sess.sendError(protocol.ErrCodeAuthFailed, why, m)
 		sess.closeWith(CloseAuthFailed, "auth failed")
 		return false
 	}
 	timer := time.AfterFunc(s.cfg.HelloTimeout, func() {
-		fail(fmt.Sprintf("no hello within %v", s.cfg.HelloTimeout), protocol.Message{})
+		fail(refusedTimeout, fmt.Sprintf("no hello within %v", s.cfg.HelloTimeout), protocol.Message{})
 	})
 	data, text, err := sess.read()
 	if !timer.Stop() {
@@ -467,34 +472,34 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 		return false
 	}
 	if !text {
-		return fail("hello must be a text message", protocol.Message{})
+		return fail(refusedBadHello, "hello must be a text message", protocol.Message{})
 	}
 	m, err := protocol.Decode(data)
 	if err != nil {
-		return fail(err.Error(), protocol.Message{})
+		return fail(refusedBadHello, err.Error(), protocol.Message{})
 	}
 	if m.Type != protocol.TypeHello {
-		return fail("expected hello, got "+m.Type, m)
+		return fail(refusedBadHello, "expected hello, got "+m.Type, m)
 	}
 	switch m.Role {
 	case protocol.RoleTerminal:
 		if m.ParentID != "" || m.Token != "" {
-			return fail("terminal hello carries parent credentials", m)
+			return fail(refusedBadHello, "terminal hello carries parent credentials", m)
 		}
 		if err := s.checkDeviceCert(m); err != nil {
-			return fail(refusal(err), m)
+			return fail(refusedBadCertificate, refusal(err), m)
 		}
 		der, err := protocol.VerifyLogin(m, nonce)
 		if err != nil {
-			return fail(err.Error(), m)
+			return fail(refusedBadSignature, err.Error(), m)
 		}
 		if reason, revoked := s.revoked.revoked(m.DeviceID); revoked {
 			sess.log.Warn("revoked unit tried to log in", "device", m.DeviceID, "reason", reason)
-			return fail(revokedText, m)
+			return fail(refusedRevoked, revokedText, m)
 		}
 		if s.fleet.refuses(m.DeviceID) {
 			sess.log.Warn("unit in no manifest tried to log in", "device", m.DeviceID)
-			return fail(notInManifestText, m)
+			return fail(refusedNotInManifest, notInManifestText, m)
 		}
 		if !s.loginAllowed(sess, "terminal:"+m.DeviceID, m) {
 			return false
@@ -502,9 +507,10 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 		first, err := s.store.RegisterDevice(m.DeviceID, der, s.now().UTC())
 		if err != nil {
 			if errors.Is(err, ErrKeyMismatch) {
-				return fail("device key does not match the registered key", m)
+				return fail(refusedKeyMismatch, "device key does not match the registered key", m)
 			}
 			sess.log.Error("register device", "err", err)
+			s.health.refused(refusedInternal)
 			sess.sendError(protocol.ErrCodeInternal, "could not record the login", m)
 			sess.closeWith(websocket.StatusInternalError, "internal error")
 			return false
@@ -520,11 +526,11 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 		}
 	case protocol.RoleParent:
 		if m.ParentID == "" || m.Token == "" || m.DeviceID != "" || m.PublicKey != "" || m.Signature != "" || m.Certificate != "" {
-			return fail("parent hello needs exactly parent_id and token", m)
+			return fail(refusedBadHello, "parent hello needs exactly parent_id and token", m)
 		}
 		dev, ok, pending := s.checkParent(m.ParentID, m.Token)
 		if !ok && !pending {
-			return fail("unknown parent or wrong token", m)
+			return fail(refusedWrongToken, "unknown parent or wrong token", m)
 		}
 		if !s.loginAllowed(sess, "parent:"+m.ParentID, m) {
 			return false
@@ -534,6 +540,7 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 			// it stored this pairing (pairing.go). The page keeps its
 			// credential and comes back.
 			sess.log.Info("parent login for a pairing its terminal has not confirmed yet", "parent", m.ParentID, "device", dev)
+			s.health.refused(refusedPending)
 			sess.sendError(protocol.ErrCodePairingPending, "your terminal has not yet confirmed this pairing; it will when it is next online", m)
 			sess.closeWith(websocket.StatusTryAgainLater, "pairing pending")
 			return false
@@ -542,10 +549,11 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 		sess.log = sess.log.With("role", "parent", "parent", m.ParentID, "device", dev)
 	case protocol.RolePairing:
 		if m.DeviceID != "" || m.PublicKey != "" || m.Signature != "" || m.Certificate != "" || m.ParentID != "" || m.Token != "" {
-			return fail("pairing hello carries no credentials", m)
+			return fail(refusedBadHello, "pairing hello carries no credentials", m)
 		}
 		if !ticket.pairing() {
 			sess.log.Warn("too many pairing pages")
+			s.health.refused(refusedPairingFull)
 			sess.sendError(protocol.ErrCodeRateLimited, "too many pairing pages are open; wait a minute", m)
 			sess.closeWith(websocket.StatusTryAgainLater, "rate limited")
 			return false
@@ -560,10 +568,12 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 		if s.hub.isClosed() {
 			sess.closeWith(websocket.StatusGoingAway, "shutting down")
 		} else {
+			s.health.refused(refusedInternal)
 			sess.closeWith(websocket.StatusInternalError, "login failed")
 		}
 		return false
 	}
+	s.health.logins.WithLabelValues(sess.role).Inc()
 	sess.log.Info("logged in")
 	return true
 }

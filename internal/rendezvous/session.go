@@ -37,6 +37,9 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{} // writeLoop has exited
+	// counted is told each error the socket is answered with (its code)
+	// and a drop for a full queue (tuanju_errors_total); nil: not counted.
+	counted func(kind string)
 
 	// Set once at login, before the session is in the hub; read-only after.
 	role     string
@@ -88,12 +91,14 @@ func (s *session) send(m protocol.Message) {
 	case s.out <- outFrame{data: data}:
 	default:
 		s.log.Warn("send queue full, dropping client")
+		s.count(errSendQueueFull)
 		s.drop()
 	}
 }
 
 // sendError queues an error message.
 func (s *session) sendError(code, text string, ref protocol.Message) {
+	s.count(code)
 	m := protocol.Message{Type: protocol.TypeError, Code: code, Text: text}
 	if ref.Type != "" && wordOK(ref.Type) {
 		m.RefType = ref.Type
@@ -105,6 +110,12 @@ func (s *session) sendError(code, text string, ref protocol.Message) {
 		m.PairID = ref.PairID
 	}
 	s.send(m)
+}
+
+func (s *session) count(kind string) {
+	if s.counted != nil {
+		s.counted(kind)
+	}
 }
 
 // closeWith queues a close frame behind the messages already queued, so an

@@ -48,6 +48,11 @@ type Device struct {
 	PublicKey    []byte    `json:"public_key"` // SPKI DER, pinned at first login
 	RegisteredAt time.Time `json:"registered_at"`
 	LastSeen     time.Time `json:"last_seen"`
+	// Unpaired: the unit has lost a parent (a factory reset, a pairing
+	// dropped). The programme's number for the family a unit was shipped
+	// to (fleet phones.json) then no longer stands for whoever pairs it
+	// next: the fallback ends (hub.phone).
+	Unpaired bool `json:"unpaired,omitempty"`
 }
 
 // Parent is a paired parent's credential. Only the token's SHA-256 is kept.
@@ -367,6 +372,13 @@ func (s *Store) Unpair(deviceID string) (parentID string, err error) {
 		parentID = string(v)
 		if err := pairings.Delete([]byte(deviceID)); err != nil {
 			return err
+		}
+		var d Device
+		if err := getJSON(tx.Bucket(bucketDevices), deviceID, &d); err == nil && !d.Unpaired {
+			d.Unpaired = true
+			if err := putJSON(tx.Bucket(bucketDevices), deviceID, d); err != nil {
+				return err
+			}
 		}
 		if err := tx.Bucket(bucketParents).Delete(v); err != nil {
 			return err

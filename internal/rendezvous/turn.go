@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/turn/v4"
@@ -281,6 +282,10 @@ type allocationQuota struct {
 	mu      sync.Mutex
 	live    map[string]int
 	holders map[string]int // username and client address → live allocations
+	// total and made count live allocations and those ever made
+	// (tuanju_turn_allocations, health_metrics.go).
+	total atomic.Int64
+	made  atomic.Uint64
 }
 
 func holderKey(username string, src net.Addr) string {
@@ -309,10 +314,13 @@ func (q *allocationQuota) created(src, _ net.Addr, _, username, _ string, _ net.
 	q.live[username]++
 	q.holders[holderKey(username, src)]++
 	q.mu.Unlock()
+	q.total.Add(1)
+	q.made.Add(1)
 }
 
 func (q *allocationQuota) deleted(src, _ net.Addr, _, username, _ string) {
 	q.mu.Lock()
+	q.total.Add(-1)
 	if q.live[username]--; q.live[username] <= 0 {
 		delete(q.live, username)
 	}
@@ -328,6 +336,7 @@ type turnRelay struct {
 	server *turn.Server
 	addr   net.Addr // the UDP listener's, or nil without one
 	urls   []turnURL
+	quota  *allocationQuota
 }
 
 // turnURL is one transport clients can reach the relay by. Each is handed
@@ -415,6 +424,7 @@ func startTURN(cfg TURNConfig, self []netip.Addr, secret string, tlsConf *tls.Co
 	if quota.max <= 0 {
 		quota.max = DefaultMaxAllocations
 	}
+	relay.quota = quota
 	relay.server, err = turn.NewServer(turn.ServerConfig{
 		Realm:             cfg.Realm,
 		AuthHandler:       turnAuthHandler(secret, cfg.CredentialTTL, time.Now, quota.holds, log),

@@ -52,6 +52,12 @@ func TestUnpairWithParentOnline(t *testing.T) {
 	if _, err := srv.Store().ParentOf(f.terminal.Welcome.DeviceID); err == nil {
 		t.Fatal("pairing still stored after unpair")
 	}
+	// The unit is marked as having lost a parent: the programme's number
+	// for the family it was shipped to no longer stands for the next
+	// (hub.phone).
+	if d, err := srv.Store().Device(f.terminal.Welcome.DeviceID); err != nil || !d.Unpaired {
+		t.Fatalf("device after unpair = %+v, %v; want it marked unpaired", d, err)
+	}
 	if log, err := srv.Store().CallLog(f.creds.ParentID, false); err != nil || len(log) != 0 {
 		t.Fatalf("old pairing's call log after unpair = %+v, %v; want empty", log, err)
 	}

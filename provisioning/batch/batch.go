@@ -30,6 +30,7 @@ import (
 	"github.com/tuanju/tuanju/provisioning/bundle"
 	"github.com/tuanju/tuanju/provisioning/devcert"
 	"github.com/tuanju/tuanju/provisioning/labels"
+	"github.com/tuanju/tuanju/provisioning/manifest"
 	"github.com/tuanju/tuanju/provisioning/programme"
 )
 
@@ -40,6 +41,10 @@ const (
 	LabelsFile   = "labels.pdf"
 	ManifestJSON = "manifest.json"
 	ManifestCSV  = "manifest.csv"
+	// PhonesJSON holds the parents' numbers of the rows that gave one
+	// (manifest.Phones), for the server's notifier only; absent when no
+	// row did.
+	PhonesJSON = manifest.PhonesJSONName
 	// BundleExt ends every bundle's file name: bundles/B1-00042.tjb.
 	BundleExt = ".tjb"
 )

@@ -112,12 +112,16 @@ func writeOutputs(ctx context.Context, db *bolt.DB, meta Meta, o Options) (int, 
 
 	m := manifest.Manifest{Format: manifest.Format, Programme: meta.Programme, Batch: meta.Name, CreatedAt: meta.CreatedAt,
 		CAGeneration: meta.CAGeneration, CA: o.Keys.CA.Cert.Subject.CommonName}
+	phones := manifest.Phones{Format: manifest.PhonesFormat, Programme: meta.Programme, Batch: meta.Name}
 	var csvBuf bytes.Buffer
 	cw := csv.NewWriter(&csvBuf)
 	cw.Write([]string{"unit", "device_id", "site", "child", "region", "language", "time_zone", "reunion_windows", "parent_phone", "cert_serial", "issued_at", "bundle_sha256"})
 	for _, u := range units {
 		m.Units = append(m.Units, manifest.Unit{Unit: u.rec.Unit, DeviceID: u.rec.DeviceID, Site: u.row.Site, Region: u.row.Region,
 			Language: u.row.Language, TimeZone: u.row.TimeZone, CertSerial: u.rec.CertSerial, IssuedAt: u.rec.IssuedAt})
+		if u.row.ParentPhone != "" {
+			phones.Units = append(phones.Units, manifest.Phone{Unit: u.rec.Unit, DeviceID: u.rec.DeviceID, Phone: u.row.ParentPhone})
+		}
 		b, err := os.ReadFile(filepath.Join(o.Dir, BundlesDir, u.rec.Unit+BundleExt))
 		if err != nil {
 			return 0, fmt.Errorf("batch: %w", err)
@@ -136,13 +140,24 @@ func writeOutputs(ctx context.Context, db *bolt.DB, meta Meta, o Options) (int, 
 	if err != nil {
 		return 0, err
 	}
-	for _, f := range []struct {
+	type outFile struct {
 		name string
 		data []byte
-	}{
+	}
+	files := []outFile{
 		{ManifestCSV, csvDoc}, {ManifestCSV + ".sig", o.Keys.Signing.Detached(csvDoc)},
-		{ManifestJSON, doc}, {ManifestJSON + ".sig", sig},
-	} {
+	}
+	if len(phones.Units) > 0 {
+		// Apart from manifest.json, which operators pass around: the
+		// numbers go to the server's notifier and nowhere else.
+		pdoc, psig, err := manifest.EncodePhones(phones, o.Keys.Signing)
+		if err != nil {
+			return 0, err
+		}
+		files = append(files, outFile{PhonesJSON, pdoc}, outFile{PhonesJSON + ".sig", psig})
+	}
+	files = append(files, outFile{ManifestJSON, doc}, outFile{ManifestJSON + ".sig", sig})
+	for _, f := range files {
 		if err := writeAtomic(filepath.Join(o.Dir, f.name), f.data, 0o600, o.Fault); err != nil {
 			return 0, err
 		}

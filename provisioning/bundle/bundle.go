@@ -156,12 +156,9 @@ func decode(b []byte, keys []ed25519.PublicKey, verify bool) (Unit, error) {
 	if !IsBundle(b) {
 		return u, fmt.Errorf("bundle: not a bundle (no %q): %w", Magic, ErrMalformed)
 	}
-	if v := binary.BigEndian.Uint16(b[len(Magic):]); v != Version {
-		return u, fmt.Errorf("bundle: version %d, this terminal reads %d: %w", v, Version, ErrVersion)
-	}
-	n := int(binary.BigEndian.Uint32(b[len(Magic)+2:]))
-	if n > MaxBody {
-		return u, fmt.Errorf("bundle: body length %d over %d: %w", n, MaxBody, ErrMalformed)
+	n, err := bodyLength(b)
+	if err != nil {
+		return u, err
 	}
 	want := headerSize + n + trailerSize
 	switch {
@@ -197,6 +194,19 @@ func decode(b []byte, keys []ed25519.PublicKey, verify bool) (Unit, error) {
 // identity import tells a signed bundle from a bare PEM identity by it).
 func IsBundle(b []byte) bool { return bytes.HasPrefix(b, []byte(Magic)) }
 
+// bodyLength checks the version and body length of a header that starts
+// with Magic and returns the length.
+func bodyLength(head []byte) (int, error) {
+	if v := binary.BigEndian.Uint16(head[len(Magic):]); v != Version {
+		return 0, fmt.Errorf("bundle: version %d, this terminal reads %d: %w", v, Version, ErrVersion)
+	}
+	n := int(binary.BigEndian.Uint32(head[len(Magic)+2:]))
+	if n > MaxBody {
+		return 0, fmt.Errorf("bundle: body length %d over %d: %w", n, MaxBody, ErrMalformed)
+	}
+	return n, nil
+}
+
 // ErrEmpty: the place a bundle should start holds none (an erased or
 // never-written provisioning partition: all zero or all 0xFF bytes).
 var ErrEmpty = errors.New("no bundle written")
@@ -219,12 +229,9 @@ func ReadFrom(r io.Reader) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("bundle: not a bundle (no %q): %w", Magic, ErrMalformed)
 	}
-	if v := binary.BigEndian.Uint16(head[len(Magic):]); v != Version {
-		return nil, fmt.Errorf("bundle: version %d, this terminal reads %d: %w", v, Version, ErrVersion)
-	}
-	n := int(binary.BigEndian.Uint32(head[len(Magic)+2:]))
-	if n > MaxBody {
-		return nil, fmt.Errorf("bundle: body length %d over %d: %w", n, MaxBody, ErrMalformed)
+	n, err := bodyLength(head)
+	if err != nil {
+		return nil, err
 	}
 	b := make([]byte, headerSize+n+trailerSize)
 	copy(b, head)

@@ -5,15 +5,19 @@ package vm_test
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"image"
 	"log/slog"
 	"os"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/sys/unix"
 
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/media/mediatest"
@@ -125,6 +129,21 @@ func TestCameraThroughKernel(t *testing.T) {
 				t.Fatal("capture has no video track")
 			}
 			cameraCall(ctx, t, capture, tt.wantW, tt.wantH, log)
+			// The camera must be asked for the profile's rate: without a
+			// FrameRate constraint mediadevices picks ~1 fps, and vivid's
+			// webcam defaults to 5 fps (the scaler input runs at PAL's 25
+			// whatever is asked). Read from the driver while the capture
+			// streams, not from the rate decoded: an emulated VM on a
+			// loaded host decodes what it can (3.3 fps seen beside two
+			// CPU-bound processes and other work), which says nothing
+			// about what the camera was asked.
+			if fps, err := streamingFPS(cmp.Or(tt.device, webcamDevice)); err != nil {
+				t.Errorf("read the camera's frame interval: %v", err)
+			} else if fps < float64(p.FPS) {
+				t.Errorf("the camera runs at %.1f fps, want at least the profile's %d (1 or 5 fps: the rate was not asked for)", fps, p.FPS)
+			} else {
+				t.Logf("the camera runs at %.1f fps (profile %d)", fps, p.FPS)
+			}
 		})
 	}
 }
@@ -132,7 +151,6 @@ func TestCameraThroughKernel(t *testing.T) {
 // cameraCall runs a loopback call with capture's tracks on the terminal side
 // and checks the decoded video and the capture's preview.
 func cameraCall(ctx context.Context, t *testing.T, capture *media.Capture, wantW, wantH int, log *slog.Logger) {
-	p := capture.Profile()
 	api, err := media.NewAPI(media.APIConfig{SettingEngine: mediatest.LoopbackSettingEngine()})
 	if err != nil {
 		t.Fatal(err)
@@ -215,14 +233,8 @@ func cameraCall(ctx context.Context, t *testing.T, capture *media.Capture, wantW
 	if s.VideoKeyFrames < 1 {
 		t.Error("no key frame decoded")
 	}
-	// The camera must be asked for the profile's rate: without a FrameRate
-	// constraint mediadevices picks ~1 fps, and vivid's webcam defaults to
-	// 5 fps. (The scaler input runs at PAL's 25 fps whatever is asked.)
-	// Above 6 fps tells those apart from the profile's 15; more is not
-	// asked of a software-emulated VM on a loaded host (7.4 fps beside two
-	// CPU-bound processes), and is not a benchmark.
-	if minFPS := 6.0; fps < minFPS {
-		t.Errorf("decoded %.1f fps, want above %.0f (profile %d fps; 1 or 5 fps means the rate was not asked for)", fps, minFPS, p.FPS)
+	if fps <= 0 {
+		t.Errorf("decoded %.1f fps", fps)
 	}
 	if img := recv.LatestFrame(); img == nil || img.Bounds().Dx() != wantW || img.Bounds().Dy() != wantH {
 		t.Errorf("receiver's LatestFrame = %v, want a %dx%d picture", boundsOf(img), wantW, wantH)
@@ -241,4 +253,29 @@ func boundsOf(img image.Image) any {
 		return nil
 	}
 	return img.Bounds()
+}
+
+// streamingFPS is the frame rate the V4L2 device at path runs at now
+// (VIDIOC_G_PARM's timeperframe, read on a second file descriptor: V4L2
+// devices allow more than one opener, and G_PARM needs no stream).
+func streamingFPS(path string) (float64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	// struct v4l2_streamparm: __u32 type, then the v4l2_captureparm union
+	// (capability, capturemode, timeperframe{numerator, denominator}, …),
+	// 204 bytes in all; VIDIOC_G_PARM is _IOWR('V', 21, it).
+	const vidiocGParm = 0xc0cc5615
+	var parm [204]byte
+	binary.NativeEndian.PutUint32(parm[0:], 1) // V4L2_BUF_TYPE_VIDEO_CAPTURE
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), vidiocGParm, uintptr(unsafe.Pointer(&parm[0]))); errno != 0 {
+		return 0, fmt.Errorf("VIDIOC_G_PARM %s: %w", path, errno)
+	}
+	num, den := binary.NativeEndian.Uint32(parm[12:]), binary.NativeEndian.Uint32(parm[16:])
+	if num == 0 {
+		return 0, fmt.Errorf("VIDIOC_G_PARM %s: timeperframe %d/%d", path, num, den)
+	}
+	return float64(den) / float64(num), nil
 }

@@ -177,11 +177,30 @@ func (k *kmsg) quiet(t *testing.T, d time.Duration, during string, ss ...string)
 
 func openWatchdog(t *testing.T, timeout time.Duration) *device.Watchdog {
 	t.Helper()
-	w, err := device.OpenWatchdog(device.DefaultWatchdogPath, timeout, nil)
+	w, err := openWhenFree(t, timeout)
 	if err != nil {
 		t.Fatalf("OpenWatchdog(%s, %v): %v", device.DefaultWatchdogPath, timeout, err)
 	}
 	return w
+}
+
+// openWhenFree opens the watchdog once the kernel has let the last opener
+// go. The watchdog core allows one opener and frees the device when the
+// last reference to its file is dropped, which on a loaded emulated machine
+// came after the previous test's close had returned (EBUSY seen once under
+// two CPU-bound processes; a process forked meanwhile holds the file until
+// it execs). An EBUSY open starts nothing, so waiting for the device
+// changes nothing a test asserts.
+func openWhenFree(t *testing.T, timeout time.Duration) (*device.Watchdog, error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		w, err := device.OpenWatchdog(device.DefaultWatchdogPath, timeout, nil)
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return w, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // TestWatchdogSetTimeout: the timeout asked for is the one the kernel runs
@@ -288,7 +307,7 @@ func TestWatchdogAbandonFires(t *testing.T) {
 func TestWatchdogTimeoutOutOfRange(t *testing.T) {
 	softdog(t)
 	k := openKmsg(t)
-	w, err := device.OpenWatchdog(device.DefaultWatchdogPath, 70000*time.Second, nil)
+	w, err := openWhenFree(t, 70000*time.Second)
 	if err == nil {
 		w.Close()
 		t.Fatal("OpenWatchdog with a 70000 s timeout succeeded, want the driver to refuse it")

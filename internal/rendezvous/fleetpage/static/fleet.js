@@ -7,8 +7,22 @@ const statusNames = {
   never_paired: "未配对 never paired",
   paired: "已配对 paired",
   offline_7d: "离线超7天 offline >7 d",
+  needs_repair: "需要维修 needs repair",
   revoked: "已停用 revoked",
 };
+
+// The parts a unit that needs repair names (protocol.Fault*).
+const partNames = {
+  button: "按钮 button",
+  camera: "摄像头 camera",
+  microphone: "麦克风 microphone",
+  speaker: "扬声器 speaker",
+  storage: "存储 storage",
+};
+
+function parts(list) {
+  return list.map((p) => partNames[p] || p).join(", ");
+}
 
 function cell(tr, text, cls) {
   const td = document.createElement("td");
@@ -37,9 +51,12 @@ function show(rep) {
     cell(tr, s.region);
     cell(tr, s.site);
     cell(tr, String(s.units), "num");
-    for (const k of ["never_paired", "paired", "offline_7d", "revoked"]) {
+    for (const k of ["never_paired", "paired", "offline_7d", "needs_repair", "revoked"]) {
       cell(tr, String((s.status && s.status[k]) || 0), "num");
     }
+    // Which parts the units that need repair named, how many each.
+    const broken = Object.entries(s.faults || {}).filter(([, n]) => n > 0);
+    cell(tr, broken.length ? broken.map(([p, n]) => (partNames[p] || p) + " ×" + n).join(", ") : "—", "faults");
     if (s.shown) {
       cell(tr, fixed(s.calls_per_child, 1), "num");
       cell(tr, fixed(s.minutes_per_child, 1), "num");
@@ -57,10 +74,12 @@ function show(rep) {
     const tr = document.createElement("tr");
     tr.dataset.unit = u.unit;
     tr.dataset.status = u.status;
+    tr.dataset.faults = (u.faults || []).join(",");
     cell(tr, u.unit);
     cell(tr, u.region);
     cell(tr, u.site);
-    cell(tr, (statusNames[u.status] || u.status) + (u.online ? " · 在线 online" : ""), "status-" + u.status);
+    cell(tr, (statusNames[u.status] || u.status) + (u.faults && u.faults.length ? " (" + parts(u.faults) + ")" : "") +
+      (u.online ? " · 在线 online" : ""), "status-" + u.status);
     cell(tr, when(u.last_seen));
     cell(tr, u.version || "—");
     units.appendChild(tr);
