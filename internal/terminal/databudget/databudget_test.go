@@ -22,14 +22,14 @@ func TestStepTable(t *testing.T) {
 		{total, 0, "normal"},
 		{total, total - 313_200_000, "normal"}, // exactly 60 min of normal left
 		{total, total - 313_200_000 + 1, "low"},
-		{total, total - 108 * MB, "low"},
+		{total, total - 108*MB, "low"},
 		{total, total - 108*MB + 1, "very-low"},
 		{total, total - 50_400_000, "very-low"},
 		{total, total - 50_400_000 + 1, "audio-only"},
 		{total, total - 1, "audio-only"},
-		{total, total, "audio-only"},  // spent: voice only, still a call
+		{total, total, "audio-only"},     // spent: voice only, still a call
 		{total, 2 * total, "audio-only"}, // overspent by calls at zero
-		{40 * MB, 0, "audio-only"},    // a budget too small for an hour of any picture
+		{40 * MB, 0, "audio-only"},       // a budget too small for an hour of any picture
 		{60 * MB, 0, "very-low"},
 	} {
 		if got := Step(tc.total, tc.used).Name; got != tc.want {

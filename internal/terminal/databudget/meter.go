@@ -22,11 +22,11 @@ import (
 // between calls), the TLS handshake with the TURN server, and anything
 // else on the unit (updates, NTP). docs/databudget.md says so.
 const (
-	ipv4UDP       = 20 + 8
-	ipv6UDP       = 40 + 8
-	channelData   = 4
-	tcpSegment    = 20 + 12 // TCP header with the timestamp option
-	tlsRecord     = 22
+	ipv4UDP     = 20 + 8
+	ipv6UDP     = 40 + 8
+	channelData = 4
+	tcpSegment  = 20 + 12 // TCP header with the timestamp option
+	tlsRecord   = 22
 )
 
 // Counts are bytes a call sent and received, as the plan counts them.
