@@ -90,16 +90,24 @@ func (t *Terminal) countDue(now time.Time) {
 	}
 }
 
-// reportedBudget is the budget the status carries: none without one.
+// reportedBudget is the budget the status carries (none without one): the
+// parent's page shows it.
 func (t *Terminal) reportedBudget() *protocol.Budget {
 	if t.cfg.DataBudget <= 0 {
 		return nil
 	}
 	b := t.budgetState()
+	// What a call starts at: the budget's step, or the configured profile
+	// when that is leaner. A unit without a camera says the budget's step:
+	// its calls are voice only anyway, and not for want of data.
+	limit := b.Limit
+	if c := t.cfg.Capture.Profile; c.Video {
+		limit = databudget.Cap(c, b.Limit)
+	}
 	return &protocol.Budget{
 		TotalBytes: min(b.Total, protocol.MaxBudgetBytes),
 		UsedBytes:  min(b.Used, protocol.MaxBudgetBytes),
-		Limit:      b.Limit.Name,
+		Limit:      limit.Name,
 		Until:      b.Until,
 	}
 }

@@ -16,8 +16,8 @@ type Budget struct {
 	// received this month. Used may pass total: voice calls go on.
 	TotalBytes int64 `json:"total_bytes"`
 	UsedBytes  int64 `json:"used_bytes"`
-	// Limit is the richest profile a call may start at now: one of the
-	// Limit* values.
+	// Limit is what a call starts at now (the budget's step, or the
+	// unit's own profile when that is leaner): one of the Limit* values.
 	Limit string `json:"limit"`
 	// Until is when the month ends in the unit's time zone (the counters
 	// start again): RFC 3339 with the unit's offset, so the page can say
