@@ -160,7 +160,7 @@ func (t *Terminal) restartMedia(callID string) {
 	if t.sess == nil || t.sess.callID != callID {
 		return
 	}
-	t.sess.meter.Read(t.sess.pc) // the old path's pairs go: keep their count
+	t.sess.meter.Read(t.sess.pc) // the old path's pair goes: keep its count
 	if err := t.sess.restart(t.ice[callID].servers); err != nil {
 		t.log.Error("ICE restart failed", "call_id", callID, "err", err)
 		t.raise(call.MediaFailed{CallID: callID})

@@ -82,12 +82,19 @@ func (t *Terminal) countCall(s *session, now time.Time) {
 	t.checkBudget()
 }
 
-// countDue counts the current call when its last count is
-// Config.BudgetFlush old: from the health tick.
+// countDue reads the current call's meter (every health tick: a pair an
+// ICE restart drops keeps all but its last second) and writes what it
+// counted when its last write is Config.BudgetFlush old.
 func (t *Terminal) countDue(now time.Time) {
-	if s := t.sess; s != nil && now.Sub(s.countedAt) >= t.cfg.BudgetFlush {
-		t.countCall(s, now)
+	s := t.sess
+	if s == nil || s.meter == nil {
+		return
 	}
+	if now.Sub(s.countedAt) >= t.cfg.BudgetFlush {
+		t.countCall(s, now)
+		return
+	}
+	s.meter.Read(s.pc)
 }
 
 // reportedBudget is the budget the status carries (none without one): the
