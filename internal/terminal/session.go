@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/tuanju/tuanju/internal/terminal/databudget"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/pairing"
 	"github.com/tuanju/tuanju/pairing/protocol"
@@ -55,6 +56,12 @@ type session struct {
 	local  int // local candidates gathered
 	closed bool
 	done   chan struct{} // closed by close
+
+	// meter counts what the call carries; counted is what of it the
+	// month's usage has, as of countedAt (budget.go).
+	meter     *databudget.Meter
+	counted   databudget.Counts
+	countedAt time.Time
 }
 
 // sessionDeps is what a session needs from the terminal.
@@ -72,6 +79,9 @@ type sessionDeps struct {
 	// fingerprint the parent pinned at pairing; sign signs the offer.
 	cert webrtc.Certificate
 	sign func(protocol.Message) (protocol.Message, error)
+	// voiceOnly: the data budget keeps the call to voice: the offer has
+	// no video section at all, so the parent's phone sends none either.
+	voiceOnly bool
 }
 
 // startSession builds the peer connection, with a sender for video (when
@@ -80,7 +90,8 @@ type sessionDeps struct {
 // failed) comes to the loop as events through d.post.
 func startSession(callID string, ice []protocol.ICEServer, policy string, profile media.Profile, d sessionDeps) (*session, error) {
 	s := &session{callID: callID, log: d.log.With("call_id", callID), loopback: d.loopback, send: d.send,
-		post: d.post, sign: d.sign, profile: profile, done: make(chan struct{})}
+		post: d.post, sign: d.sign, profile: profile, done: make(chan struct{}),
+		meter: databudget.NewMeter(), countedAt: time.Now()}
 	sendVideo := profile.Video
 	cfg := webrtc.Configuration{ICEServers: toICEServers(ice), SDPSemantics: webrtc.SDPSemanticsUnifiedPlan,
 		Certificates: []webrtc.Certificate{d.cert}}
@@ -100,10 +111,17 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, profil
 	if !sendVideo {
 		videoDir = webrtc.RTPTransceiverDirectionRecvonly
 	}
-	for _, tr := range []struct {
+	type section struct {
 		kind webrtc.RTPCodecType
 		dir  webrtc.RTPTransceiverDirection
-	}{{webrtc.RTPCodecTypeVideo, videoDir}, {webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverDirectionSendrecv}} {
+	}
+	sections := []section{{webrtc.RTPCodecTypeVideo, videoDir}, {webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverDirectionSendrecv}}
+	if d.voiceOnly {
+		// A unit without a camera still receives the parent's face (a
+		// recvonly section); a spent budget receives none.
+		sections = sections[1:]
+	}
+	for _, tr := range sections {
 		if _, err := pc.AddTransceiverFromKind(tr.kind, webrtc.RTPTransceiverInit{Direction: tr.dir}); err != nil {
 			s.close()
 			return nil, fmt.Errorf("terminal: call %s: add %s transceiver: %w", callID, tr.kind, err)
