@@ -20,7 +20,7 @@ CROSS_amd64 := GOARCH=amd64
 CROSS_arm64 := GOARCH=arm64 CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ \
 	PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig
 
-.PHONY: all build build-arm64 image image-sim demo test vet lint bench fuzz fuzz-smoke vmtest vmtest-amd64 vmtest-arm64 vmtest-call vmtest-call-amd64 vmtest-call-arm64 vmtest-powercut vmtest-powercut-amd64 vmtest-powercut-arm64 vmtest-powercut-smoke vmtest-image image-sim-boot soak clean
+.PHONY: all build build-arm64 image image-sim demo test test-impair vet lint bench fuzz fuzz-smoke vmtest vmtest-amd64 vmtest-arm64 vmtest-call vmtest-call-amd64 vmtest-call-arm64 vmtest-powercut vmtest-powercut-amd64 vmtest-powercut-arm64 vmtest-powercut-smoke vmtest-image image-sim-boot soak clean
 
 all: build
 
@@ -81,9 +81,19 @@ lint: vet
 # Then the hardware paths against the real kernel in a VM (make vmtest).
 test: lint
 	$(GO) test $(TESTFLAGS) -run '^$$' ./... > /dev/null
-	GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test $(TESTFLAGS) ./...
+	GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test $(TESTFLAGS) -skip '^TestImpairedCall$$' ./...
+	$(MAKE) test-impair
 	$(MAKE) fuzz-smoke
 	$(MAKE) vmtest
+
+# The impaired-call cells (media/impair_test.go) are real-time calls, two
+# encoders, two decoders and a relay in one process: run alone, after the
+# rest, and without the race detector (the same code runs under -race in
+# the other media and e2e tests), so that they measure the network and not
+# a machine busy with other packages' tests. TUANJU_IMPAIR=full runs every
+# cell; BenchmarkImpairment reports their figures.
+test-impair:
+	GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test -count=1 -timeout 10m -run '^TestImpairedCall$$' ./media
 
 # Benchmarks: figures go to bench/results.txt (shown in README.md).
 bench:

@@ -46,6 +46,7 @@ func (c Color) Valid() bool {
 //	calling     slow blink   off          off          ringing your parent
 //	ringing     fast blink   off          fast blink*  your parent is calling: press!
 //	in_call     off          off          on           call is live
+//	in_call_voice on         off          on           call is live, voice only: the month's data is used up
 //	no_answer   off          slow blink   off          parent did not answer
 //	unreachable off          on           off          your parent cannot be reached now
 //	offline     off          breathe      off          no network (it comes back by itself)
@@ -70,12 +71,17 @@ type Pattern string
 // The patterns. Their string values are stable: they appear in logs, in the
 // simulated panel and in the technician's tools.
 const (
-	Off      Pattern = "off"
-	Ready    Pattern = "ready"
-	Calling  Pattern = "calling"
-	Ringing  Pattern = "ringing"
-	InCall   Pattern = "in_call"
-	NoAnswer Pattern = "no_answer"
+	Off     Pattern = "off"
+	Ready   Pattern = "ready"
+	Calling Pattern = "calling"
+	Ringing Pattern = "ringing"
+	InCall  Pattern = "in_call"
+	// InCallVoice: a call is live, voice only, because the unit's monthly
+	// data budget is spent (internal/terminal/databudget): the blue of a
+	// call with the green of "you can call" beside it, steady, so the
+	// child sees the call is on and unlike every other call.
+	InCallVoice Pattern = "in_call_voice"
+	NoAnswer    Pattern = "no_answer"
 	// Unreachable: the child's call reached nobody (shown for a few
 	// seconds after the press, with its own sound).
 	Unreachable Pattern = "unreachable"
@@ -107,6 +113,7 @@ var patterns = map[Pattern]map[Color]ledMode{
 	Calling:     {Green: modeSlow},
 	Ringing:     {Green: modeFast, Blue: modeFastAnti},
 	InCall:      {Blue: modeOn},
+	InCallVoice: {Blue: modeOn, Green: modeOn},
 	NoAnswer:    {Red: modeSlow},
 	Unreachable: {Red: modeOn},
 	Offline:     {Red: modeBreathe},
@@ -120,7 +127,7 @@ var patterns = map[Pattern]map[Color]ledMode{
 
 // Patterns lists every pattern, in a fixed order.
 func Patterns() []Pattern {
-	return []Pattern{Off, Ready, Calling, Ringing, InCall, NoAnswer, Unreachable, Offline, Fault, Pairing, Pairable, ResetArmed}
+	return []Pattern{Off, Ready, Calling, Ringing, InCall, InCallVoice, NoAnswer, Unreachable, Offline, Fault, Pairing, Pairable, ResetArmed}
 }
 
 // Valid reports whether p is in the table.

@@ -92,6 +92,7 @@ func TestLEDPatterns(t *testing.T) {
 		{device.Calling, look{device.Green: slow, device.Red: dark, device.Blue: dark}},
 		{device.Ringing, look{device.Green: fast, device.Red: dark, device.Blue: fast}},
 		{device.InCall, look{device.Green: dark, device.Red: dark, device.Blue: steady}},
+		{device.InCallVoice, look{device.Green: steady, device.Red: dark, device.Blue: steady}},
 		{device.NoAnswer, look{device.Green: dark, device.Red: slow, device.Blue: dark}},
 		{device.Unreachable, look{device.Green: dark, device.Red: steady, device.Blue: dark}},
 		{device.Offline, look{device.Green: dark, device.Red: glow, device.Blue: dark}},

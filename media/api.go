@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tuanju/tuanju/media/h264enc"
@@ -16,10 +17,27 @@ type APIConfig struct {
 	// per PeerConnection; candidate filters, ports, timeouts, pion's logger
 	// here). Nil means pion's defaults.
 	SettingEngine *webrtc.SettingEngine
-	// Interceptors, if set, runs after pion's default interceptors (NACK, RTCP
-	// reports, TWCC) are registered: the hook for congestion control.
+	// Interceptors, if set, runs after the interceptors NewAPI registers
+	// (congestion control, NACK, RTCP reports, TWCC): for tests that watch
+	// or change packets.
 	Interceptors func(*webrtc.MediaEngine, *interceptor.Registry) error
+	// Congestion bounds every connection's send-side bandwidth estimate
+	// (BandwidthOf); zero values take the defaults.
+	Congestion CongestionConfig
 }
+
+// NACK buffers. The responder keeps a copy of each video packet sent for
+// retransmission in a pooled 1.5 KB buffer: pion's default of 1,024 is
+// 1.5 MB per stream, on a board with little RAM. 128 packets are over two
+// seconds of a call's video even at 500 kbit/s, and a retransmission
+// older than the receiver's half-second wait for a picture (receive.go)
+// is thrown away anyway. The generator asks for a lost packet at most
+// nackRetries times (every 100 ms), so a packet gone from the sender's
+// buffer is not asked for until it leaves the receive window.
+const (
+	nackResponderSize = 128
+	nackRetries       = 8
+)
 
 // rtcpFeedback is what we ask the peer to send for video. mediadevices'
 // CodecSelector.Populate registers its codecs with no feedback at all, so a
@@ -30,6 +48,9 @@ var rtcpFeedback = []webrtc.RTCPFeedback{
 	{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
 	{Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"},
 	{Type: webrtc.TypeRTCPFBTransportCC},
+	// REMB is offered for peers that do not do transport-wide feedback
+	// (a peer that does uses that instead): Bandwidth takes whichever comes.
+	{Type: webrtc.TypeRTCPFBGoogREMB},
 }
 
 // NewMediaEngine returns a MediaEngine with exactly the codecs Capture's
@@ -62,16 +83,36 @@ func NewMediaEngine() (*webrtc.MediaEngine, error) {
 	return me, nil
 }
 
-// NewAPI returns a webrtc.API for calls: NewMediaEngine's codecs, pion's
-// default interceptors, and the caller's SettingEngine. Both the terminal and
-// test peers use it, so both sides always agree on codecs.
+// NewAPI returns a webrtc.API for calls: NewMediaEngine's codecs, the
+// caller's SettingEngine, send-side congestion control (BandwidthOf; a
+// Capture's ABR follows it) and pion's default interceptors with bounded
+// NACK buffers. Both the terminal and test peers use it, so both sides
+// always agree on codecs and feedback.
+//
+// Order matters: an interceptor registered earlier sits nearer the
+// transport. Congestion control comes first, so it sees every packet
+// that leaves (retransmissions too) and the NACK responder, registered
+// after it, can read its target to bound retransmissions; the TWCC header
+// extension comes next, so each packet carries its transport-wide
+// sequence number by the time congestion control records it.
 func NewAPI(cfg APIConfig) (*webrtc.API, error) {
 	me, err := NewMediaEngine()
 	if err != nil {
 		return nil, err
 	}
 	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, reg); err != nil {
+	congestion, err := newCongestionInterceptor(cfg.Congestion)
+	if err != nil {
+		return nil, fmt.Errorf("media: congestion control: %w", err)
+	}
+	reg.Add(congestion)
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, reg); err != nil {
+		return nil, fmt.Errorf("media: register TWCC header extension: %w", err)
+	}
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, reg,
+		webrtc.WithNackResponderOptions(nack.ResponderSize(nackResponderSize)),
+		webrtc.WithNackGeneratorOptions(nack.GeneratorMaxNacksPerPacket(nackRetries)),
+	); err != nil {
 		return nil, fmt.Errorf("media: register interceptors: %w", err)
 	}
 	if cfg.Interceptors != nil {

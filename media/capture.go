@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/mediadevices"
 	"github.com/pion/mediadevices/pkg/io/video"
 	"github.com/pion/webrtc/v4"
@@ -71,6 +72,13 @@ type Capture struct {
 	once     sync.Once
 	closing  atomic.Bool
 	lost     chan error // one source's failure; see Lost
+
+	// throttle lets camera frames through at the ABR's frame rate;
+	// control sets the ABR's step on the live encoders (encoder_control.go).
+	throttle *frameThrottle
+	control  *encoderControl
+	abrMu    sync.Mutex
+	abr      *ABR // StartABR's, stopped by Close
 }
 
 // open opens the sources cfg names and wraps them in tracks whose encoders
@@ -109,12 +117,15 @@ func newCapture(p Profile, log *slog.Logger) *Capture {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Capture{
+	c := &Capture{
 		log:      log.With("component", "media", "profile", p.Name),
 		profile:  p,
 		encoders: &encoderSet{},
 		lost:     make(chan error, 1),
+		throttle: &frameThrottle{},
 	}
+	c.control = newEncoderControl(c.encoders, c.throttle)
+	return c
 }
 
 func (c *Capture) openCamera(ctx context.Context, cfg CaptureConfig, selector *mediadevices.CodecSelector) error {
@@ -133,6 +144,7 @@ func (c *Capture) openCamera(ctx context.Context, cfg CaptureConfig, selector *m
 		c.synthCam = cam
 		track := mediadevices.NewVideoTrack(cam, selector)
 		c.guardVideo(track, "synthetic camera")
+		c.throttleVideo(track)
 		c.tracks = append(c.tracks, track)
 		c.log.Info("camera open", "source", SourceSynthetic, "width", p.Width, "height", p.Height, "fps", p.FPS)
 		return nil
@@ -148,6 +160,7 @@ func (c *Capture) openCamera(ctx context.Context, cfg CaptureConfig, selector *m
 			vt.Transform(c.previewTap(time.Second))
 		}
 		c.guardVideo(track, "camera "+cfg.CameraDevice)
+		c.throttleVideo(track)
 		c.tracks = append(c.tracks, track)
 		c.log.Info("camera open", "source", SourceV4L2, "device", cfg.CameraDevice, "id", track.ID())
 		return nil
@@ -266,7 +279,12 @@ func (c *Capture) Preview() image.Image {
 // waits forever for a sending goroutine that has already quit (a race in
 // mediadevices v0.9.4's bind/unbind). Taken off while the sender still
 // runs, the goroutine is told to stop in the ordinary way and does.
+//
+// The ABR stops first and lets every frame through: a paused video track
+// (the audio-only step) would otherwise keep its encoder waiting for a
+// frame, and mediadevices' Unbind waits for that encoder's goroutine.
 func (c *Capture) Detach(pc *webrtc.PeerConnection) {
+	c.stopABR()
 	for _, s := range pc.GetSenders() {
 		if s.Track() == nil {
 			continue
@@ -277,11 +295,14 @@ func (c *Capture) Detach(pc *webrtc.PeerConnection) {
 	}
 }
 
-// Close stops every source; bound encoders then end on their own. Detach
-// and close the peer connection first.
+// Close stops every source (and the ABR); bound encoders then end on their
+// own. Detach and close the peer connection first.
 func (c *Capture) Close() error {
 	var errs []error
+	c.abrMu.Lock()
 	c.closing.Store(true)
+	c.abrMu.Unlock()
+	c.stopABR()
 	c.once.Do(func() {
 		if c.pass != nil {
 			if err := c.pass.close(); err != nil {
@@ -298,6 +319,25 @@ func (c *Capture) Close() error {
 		return fmt.Errorf("media: close capture: %w", err)
 	}
 	return nil
+}
+
+// stopABR stops the ABR, if one runs, and lets every frame through again.
+func (c *Capture) stopABR() {
+	c.abrMu.Lock()
+	abr := c.abr
+	c.abrMu.Unlock()
+	if abr != nil {
+		abr.Stop()
+	}
+	c.throttle.set(0, false)
+}
+
+// throttleVideo puts the ABR's frame throttle last before the encoders,
+// after the preview tap and the failure guard, which see every frame.
+func (c *Capture) throttleVideo(t mediadevices.Track) {
+	if vt, ok := t.(*mediadevices.VideoTrack); ok {
+		vt.Transform(c.throttle.transform)
+	}
 }
 
 // previewTap keeps a private copy of a frame every interval.
@@ -333,8 +373,38 @@ func cloneYCbCr(src *image.YCbCr) *image.YCbCr {
 	return dst
 }
 
-// streamTrack gives a mediadevices track a stable stream ID; everything else
-// (Bind, Unbind, ID, Kind) is the track's own.
+// streamTrack gives a mediadevices track a stable stream ID, and reads the
+// RTCP of a track mediadevices does not read; everything else (Unbind, ID,
+// Kind) is the track's own.
 type streamTrack struct{ mediadevices.Track }
 
 func (streamTrack) StreamID() string { return streamID }
+
+// Bind binds the track and, for an encoder with no key-frame control
+// (Opus), reads its sender's RTCP until the connection closes.
+// mediadevices reads a sender's RTCP only to answer PLIs, so nothing
+// read the audio sender's: pion routes feedback to the sender of the SSRC
+// it names, and congestion control, NACK and report interceptors see
+// RTCP only as it is read. With video paused (the ABR's audio-only step)
+// the peer's transport-wide feedback names the audio SSRC, and the
+// estimate stopped where it was, never to climb back.
+func (t streamTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	p, err := t.Track.Bind(ctx)
+	if err != nil {
+		return p, err
+	}
+	if t.Kind() == webrtc.RTPCodecTypeAudio {
+		go drainRTCP(ctx.RTCPReader())
+	}
+	return p, nil
+}
+
+// drainRTCP reads r until it fails (the sender stopped).
+func drainRTCP(r interceptor.RTCPReader) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := r.Read(buf, interceptor.Attributes{}); err != nil {
+			return
+		}
+	}
+}

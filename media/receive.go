@@ -28,11 +28,33 @@ type Stats struct {
 	VideoDecodeErrors        int64
 	VideoWidth, VideoHeight  int // of the last decoded picture
 	PLIsSent                 int64
+	// VideoFreezes counts pauses between decoded pictures longer than
+	// three average frame intervals or the average plus 150 ms, the way
+	// WebRTC's freezeCount does; VideoFreezeTime adds them up and
+	// VideoLongestGap is the longest pause (first picture excluded).
+	VideoFreezes                     int64
+	VideoFreezeTime, VideoLongestGap time.Duration
 
 	AudioPackets, AudioBytes int64
-	AudioSamplesDecoded      int64 // per channel, at AudioSampleRate
-	AudioSamplesConcealed    int64 // synthesised by the decoder for lost packets
+	AudioSamplesDecoded      int64 // per channel, at AudioSampleRate, from packets on time
+	AudioSamplesConcealed    int64 // synthesised by the decoder for lost or late packets
+	AudioFECDecodes          int64 // lost packets decoded from the next one's in-band FEC (their samples count as concealed: libopus 1.3 cannot say whether FEC was there)
+	AudioSamplesComfortNoise int64 // the sender's silence (DTX) filled in
+	AudioPacketsLate         int64 // came after their turn to play (concealed instead)
 	AudioDecodeErrors        int64
+	// AudioDelay is the jitter buffer's delay above the earliest recent
+	// arrival: what smoothing out the network's jitter costs the listener.
+	AudioDelay time.Duration
+}
+
+// ConcealedShare is the part of the played audio the decoder made up
+// (concealment and FEC; not the sender's silence), 0..1.
+func (s Stats) ConcealedShare() float64 {
+	total := s.AudioSamplesDecoded + s.AudioSamplesConcealed
+	if total == 0 {
+		return 0
+	}
+	return float64(s.AudioSamplesConcealed) / float64(total)
 }
 
 // AudioSampleRate is the rate of the PCM a Receiver decodes to (mono).
@@ -47,9 +69,11 @@ type ReceiverConfig struct {
 	// WriteRTCP sends feedback to the sender, normally pc.WriteRTCP. Without it
 	// the Receiver cannot ask for key frames.
 	WriteRTCP func([]rtcp.Packet) error
-	// OnAudio, if set, receives each decoded chunk of mono PCM at
-	// AudioSampleRate (the speaker, later). It runs on the track's goroutine:
-	// copy and return quickly; pcm is reused after the call.
+	// OnAudio, if set, receives the parent's voice as mono PCM at
+	// AudioSampleRate, one frame at a time at the pace it should be
+	// played (the jitter buffer's clock: jitterbuffer.go), concealment
+	// included. It runs on the audio track's playout goroutine: copy and
+	// return quickly; pcm is reused after the call.
 	OnAudio func(pcm []int16)
 	Log     *slog.Logger
 }
@@ -150,6 +174,7 @@ func (r *Receiver) video(track *webrtc.TrackRemote, log *slog.Logger) error {
 	// enough for NACK to repair a loss, short enough to keep the call live.
 	sb := samplebuilder.New(256, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(500*time.Millisecond))
 	first := true
+	var fr freezeMeter
 	for {
 		pkt, _, err := track.ReadRTP()
 		if err != nil {
@@ -170,6 +195,12 @@ func (r *Receiver) video(track *webrtc.TrackRemote, log *slog.Logger) error {
 		}
 		sb.Push(pkt)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
+			if s.PrevDroppedPackets > 0 {
+				// Packets NACK could not bring back in time were given up:
+				// the pictures that follow refer to a broken one, and a
+				// decoder does not always notice.
+				r.requestKeyFrame(ssrc, log)
+			}
 			img, err := dec.Decode(s.Data)
 			if err != nil {
 				r.mu.Lock()
@@ -183,7 +214,13 @@ func (r *Receiver) video(track *webrtc.TrackRemote, log *slog.Logger) error {
 				continue
 			}
 			key := hasIDR(s.Data)
+			gap, freeze := fr.frame(time.Now())
 			r.mu.Lock()
+			if freeze {
+				r.stats.VideoFreezes++
+				r.stats.VideoFreezeTime += gap
+			}
+			r.stats.VideoLongestGap = max(r.stats.VideoLongestGap, gap)
 			r.stats.VideoFramesDecoded++
 			if key {
 				r.stats.VideoKeyFrames++
@@ -234,10 +271,13 @@ func (r *Receiver) audio(track *webrtc.TrackRemote, log *slog.Logger) error {
 		drain(track)
 		return fmt.Errorf("media: receive audio: %w", err)
 	}
-	defer dec.Close()
-	pcm := make([]int16, opusdec.MaxFrameSamples)
-	var lastSeq uint16
-	lastN := 0
+	p := &playout{jb: newJitterBuffer(dec), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go r.play(p)
+	defer func() {
+		close(p.stop)
+		<-p.done
+		dec.Close()
+	}()
 	for {
 		pkt, _, err := track.ReadRTP()
 		if err != nil {
@@ -246,40 +286,97 @@ func (r *Receiver) audio(track *webrtc.TrackRemote, log *slog.Logger) error {
 			}
 			return fmt.Errorf("media: receive audio: %w", err)
 		}
-		// Conceal a short gap (a late/reordered packet gives a huge gap and is
-		// decoded as is): the speaker hears a smoothed-over 20–120 ms, not a click.
-		if gap := pkt.SequenceNumber - lastSeq - 1; lastN > 0 && gap > 0 && gap <= 5 {
-			for range gap {
-				n, err := dec.Decode(nil, pcm[:lastN])
-				if err != nil {
-					break
-				}
-				r.mu.Lock()
-				r.stats.AudioSamplesConcealed += int64(n)
-				r.mu.Unlock()
-				if r.cfg.OnAudio != nil {
-					r.cfg.OnAudio(pcm[:n])
-				}
-			}
-		}
-		lastSeq = pkt.SequenceNumber
-		n, err := dec.Decode(pkt.Payload, pcm)
 		r.mu.Lock()
 		r.stats.AudioPackets++
 		r.stats.AudioBytes += int64(len(pkt.Payload))
-		if err != nil {
-			r.stats.AudioDecodeErrors++
-		} else {
-			r.stats.AudioSamplesDecoded += int64(n)
-		}
 		r.mu.Unlock()
-		if err != nil {
-			log.Debug("undecodable audio packet", "err", err)
-			continue
-		}
-		lastN = n
-		if r.cfg.OnAudio != nil {
-			r.cfg.OnAudio(pcm[:n])
+		p.mu.Lock()
+		p.jb.push(pkt.SequenceNumber, pkt.Timestamp, pkt.Payload, time.Now())
+		p.mu.Unlock()
+		select {
+		case p.wake <- struct{}{}:
+		default:
 		}
 	}
+}
+
+// playout is an audio track's jitter buffer and the goroutine that plays
+// it on its clock.
+type playout struct {
+	mu   sync.Mutex
+	jb   *jitterBuffer
+	wake chan struct{} // a packet came
+	stop chan struct{}
+	done chan struct{}
+}
+
+// play decodes each frame when it is due and hands it to OnAudio, until
+// stop.
+func (r *Receiver) play(p *playout) {
+	defer close(p.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		at, ok := p.jb.due()
+		p.mu.Unlock()
+		if !ok {
+			select {
+			case <-p.wake:
+				continue
+			case <-p.stop:
+				return
+			}
+		}
+		if d := time.Until(at); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-timer.C:
+			case <-p.stop:
+				return
+			}
+		}
+		p.mu.Lock()
+		pcm, _ := p.jb.play(time.Now())
+		js, delay := p.jb.stats, p.jb.delay()
+		p.mu.Unlock()
+		r.mu.Lock()
+		r.stats.AudioSamplesDecoded = js.decoded
+		r.stats.AudioSamplesConcealed = js.concealed
+		r.stats.AudioFECDecodes = js.fecTried
+		r.stats.AudioSamplesComfortNoise = js.silence
+		r.stats.AudioPacketsLate = js.late
+		r.stats.AudioDecodeErrors = js.errors
+		r.stats.AudioDelay = delay
+		r.mu.Unlock()
+		if len(pcm) > 0 && r.cfg.OnAudio != nil {
+			r.cfg.OnAudio(pcm)
+		}
+	}
+}
+
+// freezeMeter tells a freeze from an ordinary gap between pictures, as
+// WebRTC's freezeCount: longer than three average intervals, or than the
+// average plus 150 ms.
+type freezeMeter struct {
+	last time.Time
+	avg  time.Duration
+}
+
+func (f *freezeMeter) frame(now time.Time) (gap time.Duration, freeze bool) {
+	if f.last.IsZero() {
+		f.last = now
+		return 0, false
+	}
+	gap = now.Sub(f.last)
+	f.last = now
+	if f.avg == 0 {
+		f.avg = gap
+		return gap, false
+	}
+	freeze = gap > max(3*f.avg, f.avg+150*time.Millisecond)
+	if !freeze {
+		f.avg += (gap - f.avg) / 8
+	}
+	return gap, freeze
 }

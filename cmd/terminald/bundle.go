@@ -19,7 +19,7 @@ import (
 // leave empty, so one OS image serves every programme and each unit gets
 // its own programme's server, time zone and reunion windows.
 //
-// What terminald has no setting for (language, Wi-Fi, APN, data budget,
+// What terminald has no setting for (language, Wi-Fi, APN,
 // TURN: the server hands out TURN credentials itself) is left in the
 // bundle for the OS, and said in the log at start.
 
@@ -73,8 +73,9 @@ func applyBundle(cfg *config) {
 	if s.APN != nil {
 		p.notHere = append(p.notHere, "apn")
 	}
-	if s.DataBudgetMB > 0 {
-		p.notHere = append(p.notHere, "data_budget_mb")
+	if cfg.DataBudgetMB == 0 && s.DataBudgetMB > 0 {
+		cfg.DataBudgetMB = s.DataBudgetMB
+		p.applied = append(p.applied, "data_budget_mb")
 	}
 	if len(s.TURN) > 0 {
 		p.notHere = append(p.notHere, "turn")

@@ -46,7 +46,7 @@ func makeBatch(t *testing.T) testBatch {
 			return
 		}
 		pass := []byte("terminald test passphrase")
-		d, err := programme.Init(filepath.Join(root, "prog"), programme.Settings{Name: "T", ServerURL: "ws://127.0.0.1:9/ws",
+		d, err := programme.Init(filepath.Join(root, "prog"), programme.Settings{Name: "T", ServerURL: "ws://127.0.0.1:9/ws", DataBudgetMB: 300,
 			PublicURL: "http://127.0.0.1:9", TimeZone: "Asia/Urumqi", Language: "zh-CN"}, pass)
 		if err != nil {
 			batchErr = err
@@ -109,6 +109,20 @@ func TestImportSignedBundle(t *testing.T) {
 	}
 	if cfg.ServerURL != "ws://127.0.0.1:9/ws" || cfg.PublicURL != "http://127.0.0.1:9" || len(cfg.AutoAnswer.Windows) != 1 {
 		t.Fatalf("config from the bundle: server %q, public %q, windows %v", cfg.ServerURL, cfg.PublicURL, cfg.AutoAnswer.Windows)
+	}
+	if cfg.DataBudgetMB != 300 {
+		t.Fatalf("data_budget_mb from the bundle: %d, want the programme's 300", cfg.DataBudgetMB)
+	}
+	if tc, err := terminalConfigOf(cfg); err != nil || tc.DataBudget != 300_000_000 {
+		t.Fatalf("the terminal's data budget: %d bytes (%v), want 300 MB", tc.DataBudget, err)
+	}
+	// The file's key wins over the bundle.
+	cf := filepath.Join(t.TempDir(), "terminald.toml")
+	if err := os.WriteFile(cf, []byte("data_budget_mb = 800\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := loadConfigFor(configUse{name: "terminald"}, []string{"-config", cf, "-state", state, "-board", "sim"}, io.Discard); err != nil || cfg.DataBudgetMB != 800 {
+		t.Fatalf("data_budget_mb from the file: %d (%v), want 800", cfg.DataBudgetMB, err)
 	}
 	// A flag wins over the bundle.
 	if cfg, _ := loadConfigFor(configUse{name: "terminald"}, []string{"-state", state, "-board", "sim", "-server", "ws://127.0.0.2/ws"}, io.Discard); cfg.ServerURL != "ws://127.0.0.2/ws" {

@@ -67,6 +67,11 @@ type config struct {
 	// AutoAnswer is the reunion window; empty windows (the default) is off.
 	AutoAnswer autoAnswerConfig `toml:"auto_answer"`
 
+	// DataBudgetMB is the unit's monthly data budget in MB (10^6 bytes);
+	// 0 (the default) is none. A provisioned unit takes its programme's
+	// from the bundle when the file leaves it 0 (docs/databudget.md).
+	DataBudgetMB int `toml:"data_budget_mb"`
+
 	// ProgrammeKeyFile holds the programme's public signing key(s) (PEM):
 	// `identity import` takes a signed bundle only if it verifies against
 	// one (docs/provisioning-bundle.md). On the OS image.
@@ -242,6 +247,10 @@ func loadConfigFor(use configUse, args []string, stderr io.Writer, extra ...func
 	return cfg, cfg.validate(use.serverOptional || cfg.provisionErr != nil)
 }
 
+// maxDataBudgetMB bounds data_budget_mb: what the protocol can carry
+// (protocol.MaxBudgetBytes, 1 TB).
+const maxDataBudgetMB = 1_000_000
+
 // publicFromServer guesses the web address from the signalling URL.
 func publicFromServer(s string) string {
 	u, err := url.Parse(s)
@@ -298,6 +307,9 @@ func (c config) validate(serverOptional bool) error {
 	}
 	if d := c.AutoAnswer.Delay.Duration; d < call.MinAutoAnswerDelay {
 		errs = append(errs, fmt.Errorf("auto_answer delay %v must be at least %v: the child must see and hear the ring first", d, call.MinAutoAnswerDelay))
+	}
+	if c.DataBudgetMB < 0 || c.DataBudgetMB > maxDataBudgetMB {
+		errs = append(errs, fmt.Errorf("data_budget_mb %d must be 0 (none) to %d", c.DataBudgetMB, maxDataBudgetMB))
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log_format %q must be json or text", c.LogFormat))

@@ -20,6 +20,7 @@ import (
 	"github.com/tuanju/tuanju/device/board"
 	"github.com/tuanju/tuanju/internal/logging"
 	"github.com/tuanju/tuanju/internal/terminal"
+	"github.com/tuanju/tuanju/internal/terminal/databudget"
 	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
 	"github.com/tuanju/tuanju/media"
 )
@@ -258,32 +259,45 @@ func startWatchdog(_ context.Context, d *daemon) (func(), error) {
 }
 
 // configureTerminal takes server_url, public_url, server_ca_file, media,
-// loopback_only, ice and auto_answer.
+// loopback_only, ice, auto_answer and data_budget_mb.
 func configureTerminal(d *daemon, cfg config) error {
+	tc, err := terminalConfigOf(cfg)
+	if err != nil {
+		return err
+	}
 	profile, _ := media.ProfileByName(cfg.Media.Profile) // validated
 	d.fps = profile.FPS
-	d.tcfg = terminal.Config{
+	tc.Capture.Log = d.log
+	d.tcfg = tc
+	return nil
+}
+
+// terminalConfigOf is the terminal's configuration from terminald's.
+func terminalConfigOf(cfg config) (terminal.Config, error) {
+	profile, _ := media.ProfileByName(cfg.Media.Profile) // validated
+	tc := terminal.Config{
 		ServerURL: cfg.ServerURL,
 		PublicURL: cfg.PublicURL,
 		Capture: media.CaptureConfig{
 			Profile: profile, Camera: cfg.Media.Camera, CameraDevice: cfg.Media.CameraDevice,
 			SoftwareEncode: cfg.Media.CameraSoftwareEncode,
-			Microphone:     cfg.Media.Microphone, MicrophoneDevice: cfg.Media.MicrophoneDevice, Log: d.log,
+			Microphone:     cfg.Media.Microphone, MicrophoneDevice: cfg.Media.MicrophoneDevice,
 		},
 		LoopbackOnly: cfg.LoopbackOnly,
 		ICE:          cfg.ICE.terminal(),
 		Version:      version,
+		DataBudget:   int64(cfg.DataBudgetMB) * databudget.MB,
 	}
 	var err error
-	if d.tcfg.AutoAnswer, err = cfg.AutoAnswer.terminal(); err != nil {
-		return err
+	if tc.AutoAnswer, err = cfg.AutoAnswer.terminal(); err != nil {
+		return tc, err
 	}
 	if cfg.ServerCAFile != "" {
-		if d.tcfg.ServerRoots, err = loadCAs(cfg.ServerCAFile); err != nil {
-			return err
+		if tc.ServerRoots, err = loadCAs(cfg.ServerCAFile); err != nil {
+			return tc, err
 		}
 	}
-	return nil
+	return tc, nil
 }
 
 // startTerminal makes the terminal on the board's parts; serve runs it.

@@ -16,6 +16,7 @@
 //	calling    green   three dots: ringing your parent
 //	ringing    blue    disc inside a ring: your parent is calling, press!
 //	in_call    blue    heart: shown until the first video frame
+//	in_call_voice blue a small heart and sound waves: a voice-only call (the month's data is used up)
 //	pairing    blue    three dots: a parent asks to pair, press to agree
 //	pairable   blue    empty ring: open for pairing, nothing to press yet
 //	no_answer  red     empty ring: nobody answered
@@ -60,14 +61,16 @@ type screen struct {
 }
 
 var screens = map[string]screen{
-	"off":       {Black, nil},
-	"ready":     {Green, disc},
-	"calling":   {Green, dots},
-	"ringing":   {Blue, discInRing},
-	"in_call":   {Blue, heart},
-	"pairing":   {Blue, dots},
-	"pairable":  {Blue, ring},
-	"no_answer": {Red, ring},
+	"off":     {Black, nil},
+	"ready":   {Green, disc},
+	"calling": {Green, dots},
+	"ringing": {Blue, discInRing},
+	"in_call": {Blue, heart},
+	// InCallVoice: a call the data budget keeps to voice; no picture comes.
+	"in_call_voice": {Blue, voiceHeart},
+	"pairing":       {Blue, dots},
+	"pairable":      {Blue, ring},
+	"no_answer":     {Red, ring},
 	// Unreachable, the device.Pattern: the child's call reached nobody.
 	"unreachable": {Red, brokenHeart},
 	"offline":     {Red, bar},
@@ -76,7 +79,7 @@ var screens = map[string]screen{
 
 // States lists the states there is a screen for, in a fixed order.
 func States() []string {
-	return []string{"off", "ready", "calling", "ringing", "in_call", "pairing", "pairable", "no_answer", "unreachable", "offline", "fault"}
+	return []string{"off", "ready", "calling", "ringing", "in_call", "in_call_voice", "pairing", "pairable", "no_answer", "unreachable", "offline", "fault"}
 }
 
 // Render draws state's screen over all of dst. An unknown state draws the
@@ -145,6 +148,18 @@ func heart(x, y float64) bool {
 	x, y = x*1.15, y*1.15+0.1
 	a := x*x + y*y - 1
 	return a*a*a-x*x*y*y*y <= 0
+}
+
+// voiceHeart is a small heart on the left with two arcs of sound to its
+// right: the parent, heard and not seen.
+func voiceHeart(x, y float64) bool {
+	if heart((x+0.55)*2, y*2) {
+		return true
+	}
+	dx := x + 0.2
+	r := dx*dx + y*y
+	arc := (r >= 0.52*0.52 && r <= 0.66*0.66) || (r >= 0.85*0.85 && r <= 1.0)
+	return arc && dx > 0 && y <= 0.8*dx && y >= -0.8*dx
 }
 
 // brokenHeart is the heart split across its middle: the parent, out of reach.

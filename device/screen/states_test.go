@@ -26,6 +26,7 @@ func TestScreens(t *testing.T) {
 		{"calling", Green, [3]bool{W, B, B}},
 		{"ringing", Blue, [3]bool{W, B, W}},
 		{"in_call", Blue, [3]bool{W, W, B}},
+		{"in_call_voice", Blue, [3]bool{B, W, B}},
 		{"pairing", Blue, [3]bool{W, B, B}},
 		{"pairable", Blue, [3]bool{B, B, W}},
 		{"no_answer", Red, [3]bool{B, B, W}},

@@ -22,6 +22,9 @@ const (
 	// ended without anyone hanging up.
 	CueUnreachable = "unreachable"
 	CueDropped     = "dropped"
+	// CueConnectedVoice: the connect sound of a call the data budget keeps
+	// to voice.
+	CueConnectedVoice = "connected_voice"
 )
 
 // Note frequencies (equal temperament, A4 = 440 Hz).
@@ -80,7 +83,12 @@ var cues = map[string]cue{
 		{noteA4, 400 * ms, 0.25, swell}, rest(200 * ms), {noteA4, 400 * ms, 0.25, swell}, rest(2000 * ms),
 	}},
 	CueConnected: {tones: []tone{{noteG5, 120 * ms, 0.35, pluck}, {noteC6, 320 * ms, 0.35, pluck}}},
-	CueHangup:    {tones: []tone{{noteC6, 120 * ms, 0.30, pluck}, {noteG5, 320 * ms, 0.30, pluck}}},
+	// CueConnectedVoice: "connected", then a soft low note held after it:
+	// the call is on, and it is different this time (voice only, the
+	// month's data is used up). Starts as "connected" does, so the child
+	// knows the parent is there.
+	CueConnectedVoice: {tones: []tone{{noteG5, 120 * ms, 0.35, pluck}, {noteC6, 320 * ms, 0.35, pluck}, rest(80 * ms), {noteC5, 500 * ms, 0.30, swell}}},
+	CueHangup:         {tones: []tone{{noteC6, 120 * ms, 0.30, pluck}, {noteG5, 320 * ms, 0.30, pluck}}},
 	CueNoAnswer: {tones: []tone{
 		{noteE5, 220 * ms, 0.28, swell}, {noteC5, 220 * ms, 0.28, swell}, {noteA4, 450 * ms, 0.28, swell},
 	}},

@@ -257,7 +257,7 @@ func (h *hub) joinParent(s *session) bool {
 		Paired: boolp(true), PeerOnline: boolp(term != nil), ServerTime: h.now().Truncate(time.Second),
 	}
 	if term != nil {
-		welcome.Health, welcome.Faults = term.health, term.faults
+		welcome.Health, welcome.Faults, welcome.Budget = term.health, term.faults, term.budget
 	}
 	if _, revoked := h.srv.revoked.revoked(s.deviceID); revoked && term == nil {
 		welcome.Reason = protocol.ReasonRevoked

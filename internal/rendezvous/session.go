@@ -53,6 +53,10 @@ type session struct {
 	// hub_status.go).
 	health string
 	faults []string
+	// budget: the terminal's last reported data budget (nil: none), passed
+	// to its parent as it came; the server keeps nothing of it past the
+	// socket.
+	budget *protocol.Budget
 }
 
 type outFrame struct {

@@ -3,6 +3,7 @@ package rendezvous_test
 import (
 	"slices"
 	"testing"
+	"time"
 
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/pairing"
@@ -123,4 +124,42 @@ func TestPairingTwoPhones(t *testing.T) {
 	}
 	check(t, second.Send(ctx, pairRequest(t, secret, dev)))
 	try(second.ExpectError(ctx, protocol.ErrCodeAlreadyPaired)).must(t)
+}
+
+// TestTerminalBudgetReachesParent: the terminal's data budget rides its
+// status to the parent's presence (once per change), a tab opened later has
+// it in its welcome, and it goes when the terminal leaves.
+func TestTerminalBudgetReachesParent(t *testing.T) {
+	ctx := testCtx(t)
+	srv := rt.NewServer(t, nil)
+	f := newFamily(t, ctx, srv)
+	until := time.Date(2026, 12, 1, 0, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	b := protocol.Budget{TotalBytes: 500_000_000, UsedBytes: 460_000_000, Limit: protocol.LimitAudioOnly, Until: until}
+	send := func(b *protocol.Budget) {
+		check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeStatus, Health: protocol.HealthReady, Budget: b}))
+	}
+	send(&b)
+	m := try(f.parent.Expect(ctx, protocol.TypePresence)).must(t)
+	if m.Budget == nil || m.Budget.UsedBytes != b.UsedBytes || m.Budget.Limit != protocol.LimitAudioOnly || !m.Budget.Until.Equal(until) {
+		t.Fatalf("presence %+v, want the budget %+v", m, b)
+	}
+	send(&b) // no change: nothing
+	b2 := b
+	b2.UsedBytes += 1_000_000
+	send(&b2)
+	if m := try(f.parent.Expect(ctx, protocol.TypePresence)).must(t); m.Budget == nil || m.Budget.UsedBytes != b2.UsedBytes {
+		t.Fatalf("presence %+v, want used %d", m, b2.UsedBytes)
+	}
+	check(t, f.parent.Barrier(ctx)) // the repeated report sent nothing
+
+	tab, _, err := rt.DialParent(ctx, srv.WSURL, f.creds.ParentID, f.creds.Token)
+	check(t, err)
+	defer tab.Close()
+	if w := tab.Welcome; w.Budget == nil || w.Budget.UsedBytes != b2.UsedBytes || w.Budget.TotalBytes != b.TotalBytes {
+		t.Fatalf("a new tab's welcome %+v, want the budget", w)
+	}
+	f.terminal.Close()
+	if m := try(f.parent.Expect(ctx, protocol.TypePresence)).must(t); *m.PeerOnline || m.Budget != nil {
+		t.Fatalf("presence %+v when the terminal left, want offline without a budget", m)
+	}
 }

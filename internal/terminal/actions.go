@@ -33,6 +33,7 @@ func (t *Terminal) do(a call.Action) {
 			t.mediaStop = nil
 		}
 		if t.sess != nil {
+			t.countCall(t.sess, time.Now())
 			t.sess.close()
 			t.setSession(nil)
 		}
@@ -135,7 +136,14 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 		send: t.send,
 		post: t.postNow,
 	}
-	s, err := startSession(callID, info.servers, info.policy, t.cfg.Capture.Profile.Video, deps)
+	profile := t.callProfile()
+	if profile.Name != t.cfg.Capture.Profile.Name {
+		st := t.budgetState()
+		t.log.Info("the data budget lowers the call", "call_id", callID, "profile", profile.Name,
+			"configured", t.cfg.Capture.Profile.Name, "used", st.Used, "total", st.Total)
+	}
+	deps.voiceOnly = t.m.CallVoiceOnly
+	s, err := startSession(callID, info.servers, info.policy, profile, deps)
 	if err != nil {
 		t.log.Error("media session failed", "call_id", callID, "err", err)
 		t.raise(call.MediaFailed{CallID: callID})
@@ -152,6 +160,7 @@ func (t *Terminal) restartMedia(callID string) {
 	if t.sess == nil || t.sess.callID != callID {
 		return
 	}
+	t.sess.meter.Read(t.sess.pc) // the old path's pair goes: keep its count
 	if err := t.sess.restart(t.ice[callID].servers); err != nil {
 		t.log.Error("ICE restart failed", "call_id", callID, "err", err)
 		t.raise(call.MediaFailed{CallID: callID})
@@ -186,9 +195,13 @@ func (t *Terminal) openCapture(callID string) {
 	ctx, cancel := context.WithTimeout(t.ctx, call.ConnectTimeout)
 	t.mediaStop = cancel
 	cue := t.mediaCue
+	profile := t.cfg.Capture.Profile
+	if t.sess != nil && t.sess.callID == callID {
+		profile = t.sess.profile
+	}
 	go func() {
 		defer cancel()
-		c, err := t.openMedia(ctx, callID, cue)
+		c, err := t.openMedia(ctx, callID, cue, profile)
 		select {
 		case t.events <- captureReady{callID, c, err}:
 		case <-t.ctx.Done():

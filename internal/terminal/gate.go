@@ -34,9 +34,10 @@ type lights struct {
 	callID  string         // the call the pattern belongs to
 }
 
-// inCall reports whether the in-call light is on for callID.
+// inCall reports whether the in-call light (or its voice-only form) is on
+// for callID.
 func (l lights) inCall(callID string) bool {
-	return callID != "" && l.pattern == device.InCall && l.callID == callID
+	return callID != "" && (l.pattern == device.InCall || l.pattern == device.InCallVoice) && l.callID == callID
 }
 
 // callLight is the in-call light of one call, as the loop shows it: the
@@ -72,14 +73,16 @@ func (s connectSound) Announce(ctx context.Context) error {
 // through the gate: the light checked, the connect sound played to its end,
 // then the opening. ctx ends with the call, so a hang-up during the sound
 // opens nothing.
-func (t *Terminal) openMedia(ctx context.Context, callID string, cue call.Cue) (*media.Capture, error) {
+func (t *Terminal) openMedia(ctx context.Context, callID string, cue call.Cue, profile media.Profile) (*media.Capture, error) {
 	shown := func() lights { return t.view.Load().lit }
 	g, err := media.NewGate(callLight{shown, callID}, connectSound{t, cue})
 	if err != nil {
 		return nil, err
 	}
 	g.Opening = t.d.OnCaptureOpen
-	c, err := g.Open(ctx, t.cfg.Capture)
+	cfg := t.cfg.Capture
+	cfg.Profile = profile // the call's: the data budget may have lowered it
+	c, err := g.Open(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("terminal: call %s: %w", callID, err)
 	}

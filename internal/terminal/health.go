@@ -50,7 +50,8 @@ func (t *Terminal) checkHealth() {
 // (docs/protocol.md, "Presence"): needs repair while in Fault, naming the
 // parts at fault; in a call once one is being set up; ready otherwise. The
 // parent's page shows it, so that a parent does not ring a unit that cannot
-// ring.
+// ring. A unit with a data budget adds it (budget.go): the page shows how
+// much is used and why a call is voice only.
 func (t *Terminal) health() protocol.Message {
 	m := protocol.Message{Type: protocol.TypeStatus, Health: protocol.HealthReady}
 	switch t.m.State {
@@ -62,6 +63,7 @@ func (t *Terminal) health() protocol.Message {
 	case call.Connecting, call.InCall:
 		m.Health = protocol.HealthInCall
 	}
+	m.Budget = t.reportedBudget()
 	return m
 }
 
@@ -73,12 +75,20 @@ func (t *Terminal) reportHealth() {
 		return
 	}
 	h := t.health()
-	if t.reported != nil && t.reported.Health == h.Health && slices.Equal(t.reported.Faults, h.Faults) {
+	if t.reported != nil && t.reported.Health == h.Health && slices.Equal(t.reported.Faults, h.Faults) && sameBudget(t.reported.Budget, h.Budget) {
 		return
 	}
 	t.log.Info("health reported", "health", h.Health, "faults", h.Faults)
 	t.send(h)
 	t.reported = &h
+}
+
+// sameBudget reports whether two reported budgets say the same.
+func sameBudget(a, b *protocol.Budget) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.TotalBytes == b.TotalBytes && a.UsedBytes == b.UsedBytes && a.Limit == b.Limit && a.Until.Equal(b.Until)
 }
 
 // petWatchdog tells the hardware watchdog the loop is alive. Reaching this

@@ -102,6 +102,7 @@ func (t *Terminal) Run(ctx context.Context) error {
 	go t.connectLoop(ctx)
 	defer func() {
 		if t.sess != nil {
+			t.countCall(t.sess, time.Now())
 			t.sess.close()
 		}
 		if t.conn != nil {
@@ -129,6 +130,8 @@ func (t *Terminal) Run(ctx context.Context) error {
 			t.checkPairWindow(time.Now())
 			t.petWatchdog()
 			t.flushCallLog()
+			t.countDue(time.Now())
+			t.checkBudget()
 		}
 		t.reportHealth()
 		t.publish()

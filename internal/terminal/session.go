@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/tuanju/tuanju/internal/terminal/databudget"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/pairing"
 	"github.com/tuanju/tuanju/pairing/protocol"
@@ -35,6 +36,9 @@ type session struct {
 	loopback bool
 	send     func(protocol.Message)
 	post     func(event) // to the loop, never waiting
+	// profile is the call's: its rates are what the offer asks the
+	// parent's phone to send (askRates).
+	profile media.Profile
 
 	// offerHash is pairing.SDPHash of the newest offer as sent: the
 	// parent's answer must sign it. restarts is that offer's ICE restart
@@ -52,6 +56,12 @@ type session struct {
 	local  int // local candidates gathered
 	closed bool
 	done   chan struct{} // closed by close
+
+	// meter counts what the call carries; counted is what of it the
+	// month's usage has, as of countedAt (budget.go).
+	meter     *databudget.Meter
+	counted   databudget.Counts
+	countedAt time.Time
 }
 
 // sessionDeps is what a session needs from the terminal.
@@ -69,15 +79,20 @@ type sessionDeps struct {
 	// fingerprint the parent pinned at pairing; sign signs the offer.
 	cert webrtc.Certificate
 	sign func(protocol.Message) (protocol.Message, error)
+	// voiceOnly: the data budget keeps the call to voice: the offer has
+	// no video section at all, so the parent's phone sends none either.
+	voiceOnly bool
 }
 
 // startSession builds the peer connection, with a sender for video (when
 // sendVideo) and for audio and receivers for both, and sends the signed
 // offer. What happens later (candidates gathered, the connection up or
 // failed) comes to the loop as events through d.post.
-func startSession(callID string, ice []protocol.ICEServer, policy string, sendVideo bool, d sessionDeps) (*session, error) {
+func startSession(callID string, ice []protocol.ICEServer, policy string, profile media.Profile, d sessionDeps) (*session, error) {
 	s := &session{callID: callID, log: d.log.With("call_id", callID), loopback: d.loopback, send: d.send,
-		post: d.post, sign: d.sign, done: make(chan struct{})}
+		post: d.post, sign: d.sign, profile: profile, done: make(chan struct{}),
+		meter: databudget.NewMeter(), countedAt: time.Now()}
+	sendVideo := profile.Video
 	cfg := webrtc.Configuration{ICEServers: toICEServers(ice), SDPSemantics: webrtc.SDPSemanticsUnifiedPlan,
 		Certificates: []webrtc.Certificate{d.cert}}
 	if policy == "relay" {
@@ -96,10 +111,17 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, sendVi
 	if !sendVideo {
 		videoDir = webrtc.RTPTransceiverDirectionRecvonly
 	}
-	for _, tr := range []struct {
+	type section struct {
 		kind webrtc.RTPCodecType
 		dir  webrtc.RTPTransceiverDirection
-	}{{webrtc.RTPCodecTypeVideo, videoDir}, {webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverDirectionSendrecv}} {
+	}
+	sections := []section{{webrtc.RTPCodecTypeVideo, videoDir}, {webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverDirectionSendrecv}}
+	if d.voiceOnly {
+		// A unit without a camera still receives the parent's face (a
+		// recvonly section); a spent budget receives none.
+		sections = sections[1:]
+	}
+	for _, tr := range sections {
 		if _, err := pc.AddTransceiverFromKind(tr.kind, webrtc.RTPTransceiverInit{Direction: tr.dir}); err != nil {
 			s.close()
 			return nil, fmt.Errorf("terminal: call %s: add %s transceiver: %w", callID, tr.kind, err)
@@ -137,7 +159,11 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, sendVi
 		s.close()
 		return nil, fmt.Errorf("terminal: call %s: set local description: %w", callID, err)
 	}
-	sdp := pc.LocalDescription().SDP
+	sdp, err := askRates(pc.LocalDescription().SDP, profile)
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("terminal: call %s: %w", callID, err)
+	}
 	if s.offerHash, err = pairing.SDPHash(sdp); err != nil {
 		s.close()
 		return nil, fmt.Errorf("terminal: call %s: own offer: %w", callID, err)
@@ -185,7 +211,10 @@ func (s *session) restart(servers []protocol.ICEServer) error {
 			return fmt.Errorf("terminal: call %s: ICE restart: set local description: %w", s.callID, err)
 		}
 	}
-	sdp := s.pc.LocalDescription().SDP
+	sdp, err := askRates(s.pc.LocalDescription().SDP, s.profile)
+	if err != nil {
+		return fmt.Errorf("terminal: call %s: ICE restart: %w", s.callID, err)
+	}
 	h, err := pairing.SDPHash(sdp)
 	if err != nil {
 		return fmt.Errorf("terminal: call %s: own restart offer: %w", s.callID, err)
@@ -227,8 +256,24 @@ func (s *session) attach(cap *media.Capture) error {
 			return fmt.Errorf("terminal: call %s: send %s: %w", s.callID, track.Kind(), err)
 		}
 	}
+	s.adapt(cap)
 	s.requestKeyFrame()
 	return nil
+}
+
+// adapt makes cap follow the connection's bandwidth estimate along the
+// ladder (media.ABR): bitrate, frame rate, picture size, audio only, and
+// back. The capture stops it when it is detached or closed. A call that
+// cannot adapt still goes on at its profile's rate.
+func (s *session) adapt(cap *media.Capture) {
+	bw := media.BandwidthOf(s.pc)
+	if bw == nil {
+		s.log.Warn("no bandwidth estimate for the call: sending at the profile's rate")
+		return
+	}
+	if _, err := cap.StartABR(media.ABRConfig{Ladder: media.ABRLadder(), Bandwidth: bw, Log: s.log}); err != nil {
+		s.log.Warn("adaptive bitrate not started: sending at the profile's rate", "err", err)
+	}
 }
 
 // senderFor is the sender of the offer's transceiver of kind, or nil.

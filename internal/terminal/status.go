@@ -31,6 +31,8 @@ type Status struct {
 	// how many call records wait to be written (statewrites.go).
 	StateWriteFailures int `json:"state_write_failures,omitempty"`
 	CallLogHeldBack    int `json:"call_log_held_back,omitempty"`
+	// Budget is the month's data usage and budget (budget.go).
+	Budget BudgetStatus `json:"budget"`
 }
 
 // view is what the loop shows the rest of the program: an immutable value,
@@ -65,6 +67,7 @@ func (t *Terminal) publish() {
 	st.CallLogHeldBack = len(t.unlogged.records)
 	st.Fault = strings.Join(t.faults, ", ")
 	st.ParentID = t.parentID
+	st.Budget = t.budgetStatus()
 	if !t.m.Paired {
 		st.PairingURL = t.PairingURL()
 	}

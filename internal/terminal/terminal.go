@@ -68,6 +68,13 @@ type Config struct {
 	PairWindowFailures int
 	// AutoAnswer is the reunion window; the zero value is off.
 	AutoAnswer AutoAnswer
+	// DataBudget is the unit's monthly data budget in bytes; 0 is none
+	// (calls are counted all the same). As it runs low calls start on
+	// leaner profiles, and spent, voice only (budget.go).
+	DataBudget int64
+	// BudgetFlush is how often a call's bytes are written while it lasts
+	// (zero: DefaultBudgetFlush).
+	BudgetFlush time.Duration
 }
 
 // Deps are the terminal's hardware and storage.
@@ -161,6 +168,8 @@ type Terminal struct {
 	// counts every failed write (statewrites.go).
 	unlogged           unlogged
 	stateWriteFailures int
+	// usage is the month's data usage as last written (budget.go).
+	usage terminalstore.Usage
 }
 
 type iceInfo struct {
@@ -196,6 +205,12 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 	}
 	if cfg.PairWindow <= 0 {
 		cfg.PairWindow = DefaultPairWindow
+	}
+	if cfg.BudgetFlush <= 0 {
+		cfg.BudgetFlush = DefaultBudgetFlush
+	}
+	if cfg.DataBudget < 0 {
+		return nil, fmt.Errorf("terminal: data budget %d bytes: %w", cfg.DataBudget, ErrConfig)
 	}
 	if cfg.PairWindowFailures <= 0 {
 		cfg.PairWindowFailures = DefaultPairWindowFailures
@@ -239,6 +254,11 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 		return nil, err
 	}
 	t.log = d.Log.With("component", "terminal", "device_id", t.deviceID)
+	if t.usage, err = d.Store.DataUsage(); err != nil {
+		// Counting starts again rather than keep the child from calling.
+		t.log.Error("the stored data usage does not read: counting from zero", "err", err)
+	}
+	t.m.VoiceOnly = t.budgetVoiceOnly()
 	t.dial = d.Dial
 	if t.dial == nil {
 		client := serverClient(cfg.ServerRoots)

@@ -89,10 +89,6 @@ static int enc_set_bitrate(ISVCEncoder *e, int bitrate, int max_bitrate) {
 	return (*e)->SetOption(e, ENCODER_OPTION_SVC_ENCODE_PARAM_EXT, &p);
 }
 
-static int enc_set_fps(ISVCEncoder *e, float fps) {
-	return (*e)->SetOption(e, ENCODER_OPTION_FRAME_RATE, &fps);
-}
-
 static int enc_encode(ISVCEncoder *e, int force_idr, int w, int h,
                       unsigned char *y, unsigned char *u, unsigned char *v,
                       int ystride, int cstride, SFrameBSInfo *info) {
@@ -338,21 +334,6 @@ func (enc *Encoder) SetBitRate(bitrate int) error {
 	return enc.e.Do(ErrClosed, func(e *C.ISVCEncoder) error {
 		if rv := C.enc_set_bitrate(e, C.int(bitrate), C.int(maxRate)); rv != 0 {
 			return fmt.Errorf("h264enc: set bitrate %d: openh264 error %d", bitrate, int(rv))
-		}
-		return nil
-	})
-}
-
-// SetFrameRate tells rate control the pictures now come fps a second (a
-// controller that lowers the camera's rate on a poor link): the bitrate
-// target holds only if it knows.
-func (enc *Encoder) SetFrameRate(fps float32) error {
-	if fps <= 0 || fps > 120 {
-		return fmt.Errorf("h264enc: set frame rate %v: outside 0..120", fps)
-	}
-	return enc.e.Do(ErrClosed, func(e *C.ISVCEncoder) error {
-		if rv := C.enc_set_fps(e, C.float(fps)); rv != 0 {
-			return fmt.Errorf("h264enc: set frame rate %v: openh264 error %d", fps, int(rv))
 		}
 		return nil
 	})

@@ -210,6 +210,9 @@ type Message struct {
 	// lists below: an empty list would count as set.
 	Health string   `json:"health,omitempty"`
 	Faults []string `json:"faults,omitzero"`
+	// Budget: the terminal's monthly data budget (budget.go), on status,
+	// presence and welcome.
+	Budget *Budget `json:"budget,omitempty"`
 
 	// error
 	Code    string `json:"code,omitempty"`

@@ -86,6 +86,10 @@ var validMessages = []struct {
 	{"presence with health", `{"type":"presence","peer_online":true,"health":"needs_repair","faults":["camera"]}`},
 	{"presence in call", `{"type":"presence","peer_online":true,"health":"in_call"}`},
 	{"welcome with health", `{"type":"welcome","role":"parent","device_id":"` + tID + `","parent_id":"` + tID2 + `","paired":true,"peer_online":true,"health":"needs_repair","faults":["microphone","speaker","storage"]}`},
+	{"status with a budget", `{"type":"status","health":"ready","budget":{"total_bytes":500000000,"used_bytes":412000000,"limit":"very-low","until":"2026-12-01T00:00:00+08:00"}}`},
+	{"status with a spent budget", `{"type":"status","health":"in_call","budget":{"total_bytes":1,"used_bytes":1099511627776,"limit":"audio-only","until":"2026-12-01T00:00:00Z"}}`},
+	{"presence with a budget", `{"type":"presence","peer_online":true,"health":"ready","budget":{"total_bytes":500000000,"used_bytes":412000000,"limit":"very-low","until":"2026-12-01T00:00:00+08:00"}}`},
+	{"welcome with a budget", `{"type":"welcome","role":"parent","device_id":"` + tID + `","parent_id":"` + tID2 + `","paired":true,"peer_online":true,"health":"ready","budget":{"total_bytes":500000000,"used_bytes":412000000,"limit":"very-low","until":"2026-12-01T00:00:00+08:00"}}`},
 	{"ping", `{"type":"ping"}`},
 	{"pong", `{"type":"pong"}`},
 }
@@ -286,6 +290,17 @@ func TestDecodeRejects(t *testing.T) {
 		{"presence health while offline", `{"type":"presence","peer_online":false,"health":"ready"}`, ErrInvalid, "health"},
 		{"faults on ring", `{"type":"ring","call_id":"` + tID + `"` + tSig + tNonceF + `,"faults":["camera"]}`, ErrInvalid, "faults"},
 		{"health on hello", `{"type":"hello","role":"terminal","health":"ready"}`, ErrInvalid, "health"},
+		{"budget no total", `{"type":"status","health":"ready","budget":{"total_bytes":0,"used_bytes":0,"limit":"low","until":"2026-12-01T00:00:00Z"}}`, ErrInvalid, "total_bytes"},
+		{"budget total too large", `{"type":"status","health":"ready","budget":{"total_bytes":1099511627777,"used_bytes":0,"limit":"low","until":"2026-12-01T00:00:00Z"}}`, ErrInvalid, "total_bytes"},
+		{"budget used negative", `{"type":"status","health":"ready","budget":{"total_bytes":5,"used_bytes":-1,"limit":"low","until":"2026-12-01T00:00:00Z"}}`, ErrInvalid, "used_bytes"},
+		{"budget limit unknown", `{"type":"status","health":"ready","budget":{"total_bytes":5,"used_bytes":1,"limit":"hd","until":"2026-12-01T00:00:00Z"}}`, ErrInvalid, "limit"},
+		{"budget without until", `{"type":"status","health":"ready","budget":{"total_bytes":5,"used_bytes":1,"limit":"low"}}`, ErrInvalid, "until"},
+		{"budget until not a time", `{"type":"status","health":"ready","budget":{"total_bytes":5,"used_bytes":1,"limit":"low","until":"next month"}}`, ErrMalformed, "next month"},
+		{"budget unknown member", `{"type":"status","health":"ready","budget":{"total_bytes":5,"used_bytes":1,"limit":"low","until":"2026-12-01T00:00:00Z","free":true}}`, ErrMalformed, "free"},
+		{"budget total as text", `{"type":"status","health":"ready","budget":{"total_bytes":"5","used_bytes":1,"limit":"low","until":"2026-12-01T00:00:00Z"}}`, ErrMalformed, "total_bytes"},
+		{"budget while offline", `{"type":"presence","peer_online":false,"budget":{"total_bytes":5,"used_bytes":1,"limit":"low","until":"2026-12-01T00:00:00Z"}}`, ErrInvalid, "online"},
+		{"budget on ring", `{"type":"ring","call_id":"` + tID + `"` + tSig + tNonceF + `,"budget":{"total_bytes":5,"used_bytes":1,"limit":"low","until":"2026-12-01T00:00:00Z"}}`, ErrInvalid, "budget"},
+		{"budget on hello", `{"type":"hello","role":"terminal","budget":{"total_bytes":5,"used_bytes":1,"limit":"low","until":"2026-12-01T00:00:00Z"}}`, ErrInvalid, "budget"},
 		{"ping carries nothing", `{"type":"ping","call_id":"` + tID + `"}`, ErrInvalid, "call_id"},
 	}
 	for _, tc := range tests {

@@ -25,9 +25,9 @@ type rule struct {
 var rules = map[string]rule{
 	TypeChallenge:    {required: []string{"nonce"}, optional: []string{"server_time"}},
 	TypeHello:        {required: []string{"role"}, optional: []string{"device_id", "public_key", "signature", "certificate", "parent_id", "token", "version"}},
-	TypeWelcome:      {required: []string{"role"}, optional: []string{"device_id", "parent_id", "pair_id", "paired", "peer_online", "reason", "health", "faults", "server_time"}},
+	TypeWelcome:      {required: []string{"role"}, optional: []string{"device_id", "parent_id", "pair_id", "paired", "peer_online", "reason", "health", "faults", "budget", "server_time"}},
 	TypeError:        {required: []string{"code"}, optional: []string{"message", "ref_type", "call_id", "pair_id"}},
-	TypePresence:     {required: []string{"peer_online"}, optional: []string{"reason", "health", "faults"}},
+	TypePresence:     {required: []string{"peer_online"}, optional: []string{"reason", "health", "faults", "budget"}},
 	TypeRing:         {required: []string{"call_id", "nonce", "signed_at", "signature"}, optional: []string{"ice_servers", "ice_transport_policy"}},
 	TypeRinging:      {required: []string{"call_id"}, optional: []string{"ice_servers", "ice_transport_policy"}},
 	TypeAccept:       {required: []string{"call_id", "nonce", "signed_at", "signature"}},
@@ -53,7 +53,7 @@ var rules = map[string]rule{
 	TypePhoneClear:      {},
 	TypeNotifyStatus:    {optional: []string{"vapid_key", "subscribed", "phone_hint", "sms", "voice"}},
 
-	TypeStatus: {required: []string{"health"}, optional: []string{"faults"}},
+	TypeStatus: {required: []string{"health"}, optional: []string{"faults", "budget"}},
 	TypePing:   {},
 	TypePong:   {},
 }
@@ -107,6 +107,7 @@ func (m *Message) setFields() []string {
 	add("voice", m.Voice != nil)
 	add("health", m.Health != "")
 	add("faults", m.Faults != nil)
+	add("budget", m.Budget != nil)
 	return f
 }
 
@@ -215,6 +216,9 @@ func (m *Message) validateValues() error {
 		return bad("calls", "has more than 200 entries")
 	}
 	if err := m.validateStatus(bad); err != nil {
+		return err
+	}
+	if err := m.validateBudget(bad); err != nil {
 		return err
 	}
 	return m.validateNotify(bad)

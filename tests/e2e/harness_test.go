@@ -156,6 +156,10 @@ type terminalOpts struct {
 	// resumeGrace shortens how long a call goes on without signalling
 	// (terminal.Config.ResumeGrace).
 	resumeGrace time.Duration
+	// dataBudget and budgetFlush: the monthly data budget in bytes and how
+	// often a call's bytes are written (terminal.Config).
+	dataBudget  int64
+	budgetFlush time.Duration
 }
 
 func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server, o terminalOpts) *rig {
@@ -207,6 +211,7 @@ func startTerminal(t testing.TB, ctx context.Context, srv *rendezvoustest.Server
 			Microphone: media.SourceSynthetic, SyntheticSocket: o.cameraSocket, Log: log},
 		LoopbackOnly: true, ICE: o.ice, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
 		Version: "e2e", PairWindow: o.pairWindow, AutoAnswer: o.autoAnswer, ResumeGrace: o.resumeGrace,
+		DataBudget: o.dataBudget, BudgetFlush: o.budgetFlush,
 	}, terminal.Deps{Store: store, Buttons: board.Button().Events(), ButtonStuck: board.Button().Stuck,
 		LEDs: board.LEDs(), Speaker: speaker, Watchdog: o.watchdog, OnCaptureOpen: o.onCaptureOpen, Log: log, Now: o.now,
 		PairFault: o.pairFault})

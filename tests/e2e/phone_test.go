@@ -12,6 +12,7 @@ import (
 
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/media/mediatest"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
@@ -28,6 +29,11 @@ type PhoneConfig struct {
 	// on) and wait for Resume to hand over a new connection, as the web
 	// app does; otherwise the call ends with the connection.
 	KeepCall bool
+	// Path, if set, carries the call's media: the phone points every ICE
+	// candidate through it (the terminal's at the socket the phone sends
+	// into, its own at the one the terminal sends into), so a test can
+	// impair or replace the path (SetPath).
+	Path *mediatest.Link
 	// CandidatesFirst: send the phone's ICE candidates before its answer
 	// (all of them: the answer waits for gathering to end), as a client
 	// may; otherwise they follow the answer, as from the web app.
@@ -46,6 +52,7 @@ type Phone struct {
 	events chan protocol.Message
 
 	restarts, restartsRefused atomic.Int64
+	path                      atomic.Pointer[mediatest.Link]
 
 	swap chan *rendezvoustest.Client // Resume's new connection (KeepCall)
 
@@ -78,8 +85,42 @@ func NewPhone(conn *rendezvoustest.Client, cfg PhoneConfig) *Phone {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Phone{conn: conn, cfg: cfg, log: log.With("component", "phone"),
+	p := &Phone{conn: conn, cfg: cfg, log: log.With("component", "phone"),
 		events: make(chan protocol.Message, 256), ice: map[string]protocol.Message{}, swap: make(chan *rendezvoustest.Client, 1)}
+	p.path.Store(cfg.Path)
+	return p
+}
+
+// SetPath makes l the media path for the candidates exchanged from now on
+// (a new network: only an ICE restart brings the call onto it).
+func (p *Phone) SetPath(l *mediatest.Link) { p.path.Store(l) }
+
+// routeSDP points the candidates of the terminal's sdp (fromTerminal) or
+// of the phone's own through the path.
+func (p *Phone) routeSDP(sdp string, fromTerminal bool) string {
+	l := p.path.Load()
+	if l == nil {
+		return sdp
+	}
+	if fromTerminal {
+		return l.Rewrite(sdp, mediatest.BtoA)
+	}
+	return l.Rewrite(sdp, mediatest.AtoB)
+}
+
+// route points one candidate line through the path: the terminal's
+// (fromTerminal) at the socket the phone sends into, the phone's at the
+// one the terminal sends into. False: drop it (not UDP).
+func (p *Phone) route(line string, fromTerminal bool) (string, bool) {
+	l := p.path.Load()
+	if l == nil || line == "" {
+		return line, true
+	}
+	d := mediatest.AtoB
+	if fromTerminal {
+		d = mediatest.BtoA
+	}
+	return l.RewriteCandidate(line, d)
 }
 
 // Resume hands the phone conn, a new login of the same parent, in place of
@@ -168,7 +209,11 @@ func (p *Phone) Run(ctx context.Context) error {
 			}
 		case protocol.TypeCandidate:
 			if c := p.Current(); c != nil && c.ID == m.CallID {
-				c.addCandidate(*m.Candidate)
+				cand := *m.Candidate
+				var ok bool
+				if cand.Candidate, ok = p.route(cand.Candidate, true); ok {
+					c.addCandidate(cand)
+				}
 			}
 		case protocol.TypeHangup:
 			if c := p.Current(); c != nil && c.ID == m.CallID {
@@ -229,7 +274,7 @@ func (p *Phone) restart(ctx context.Context, offer protocol.Message) error {
 	c.mu.Lock()
 	c.answering = true
 	c.mu.Unlock()
-	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: p.routeSDP(offer.SDP, true)}); err != nil {
 		c.mu.Lock()
 		c.answering = false // nothing was gathered for an offer not applied
 		c.mu.Unlock()
@@ -244,7 +289,7 @@ func (p *Phone) restart(ctx context.Context, offer protocol.Message) error {
 		return fmt.Errorf("phone: restart local description: %w", err)
 	}
 	p.restarts.Add(1)
-	return p.sendAnswer(ctx, c, gathered, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: ans.SDP, Restart: offer.Restart})
+	return p.sendAnswer(ctx, c, gathered, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: p.routeSDP(ans.SDP, false), Restart: offer.Restart})
 }
 
 // Restarts counts the ICE restart offers the phone answered, and refused.
@@ -291,8 +336,12 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 			return
 		}
 		j := ic.ToJSON()
+		line, ok := p.route(j.Candidate, false)
+		if !ok {
+			return
+		}
 		m := protocol.Message{Type: protocol.TypeCandidate, CallID: c.ID, Candidate: &protocol.Candidate{
-			Candidate: j.Candidate, SDPMid: j.SDPMid, SDPMLineIndex: j.SDPMLineIndex, UsernameFragment: j.UsernameFragment}}
+			Candidate: line, SDPMid: j.SDPMid, SDPMLineIndex: j.SDPMLineIndex, UsernameFragment: j.UsernameFragment}}
 		c.mu.Lock()
 		if c.answering {
 			c.held = append(c.held, m)
@@ -309,13 +358,20 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	if old != nil {
 		old.close()
 	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.SDP}); err != nil {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: p.routeSDP(offer.SDP, true)}); err != nil {
 		return fmt.Errorf("phone: remote offer: %w", err)
 	}
-	// Send our media on the transceivers the offer created, as a browser does.
+	// Send our media on the transceivers the offer created, as a browser does,
+	// and follow the connection's bandwidth estimate, as a browser's
+	// congestion control does.
 	for _, tr := range capture.Tracks() {
 		if err := attach(pc, tr); err != nil {
 			return err
+		}
+	}
+	if bw := media.BandwidthOf(pc); bw != nil {
+		if _, err := capture.StartABR(media.ABRConfig{Ladder: media.ABRLadder(), Bandwidth: bw, Log: p.log}); err != nil {
+			p.log.Warn("phone: adaptive bitrate not started", "err", err)
 		}
 	}
 	ans, err := pc.CreateAnswer(nil)
@@ -334,7 +390,7 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	for _, cand := range pending {
 		c.addCandidate(cand)
 	}
-	return p.sendAnswer(ctx, c, gathered, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: ans.SDP})
+	return p.sendAnswer(ctx, c, gathered, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: p.routeSDP(ans.SDP, false)})
 }
 
 // sendAnswer sends the answer and the candidates held meanwhile: after it,

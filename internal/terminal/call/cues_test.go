@@ -13,7 +13,7 @@ func TestCueNamesMatchSpeaker(t *testing.T) {
 	want := []string{
 		string(CueCalling), string(CueRing), string(CueConnected),
 		string(CueNoAnswer), string(CueHangup), string(CueRefused), string(CueReset),
-		string(CuePaired), string(CueUnreachable), string(CueDropped),
+		string(CuePaired), string(CueUnreachable), string(CueDropped), string(CueConnectedVoice),
 	}
 	slices.Sort(want)
 	if got := speaker.Cues(); !slices.Equal(got, want) {

@@ -61,10 +61,14 @@ func (s State) String() string {
 }
 
 // Pattern is the light pattern the machine shows: its state's, except that
-// an idle, unpaired terminal whose pairing window is open shows "pairable".
+// an idle, unpaired terminal whose pairing window is open shows "pairable",
+// and a call the data budget keeps to voice shows "in call, voice only".
 func (m Machine) Pattern() device.Pattern {
 	if m.State == Idle && m.Pairable && !m.Paired {
 		return device.Pairable
+	}
+	if (m.State == Connecting || m.State == InCall) && m.CallVoiceOnly {
+		return device.InCallVoice
 	}
 	return m.State.Pattern()
 }
@@ -149,6 +153,12 @@ type Machine struct {
 	// see internal/terminal/pairwindow.go); pairing requests are refused
 	// outside it.
 	Pairable bool
+	// VoiceOnly: the month's data budget is spent (package databudget),
+	// so calls start voice only; the loop sets it (BudgetChanged).
+	// CallVoiceOnly: the current call started so, and says so to the
+	// child by its light and connect sound for as long as it lasts.
+	VoiceOnly     bool
+	CallVoiceOnly bool
 }
 
 // Cue is a short sound the terminal's speaker plays. CueConnected is not a
@@ -172,6 +182,9 @@ const (
 	// ended without anyone hanging up: the network, the media or the
 	// hardware failed.
 	CueDropped Cue = "dropped"
+	// CueConnectedVoice: the connect sound of a call the data budget keeps
+	// to voice (the child will not see the parent this time).
+	CueConnectedVoice Cue = "connected_voice"
 )
 
 // Outcome values of ended calls are protocol's Outcome* constants.
@@ -277,6 +290,10 @@ type (
 	FactoryReset struct{}
 	FaultRaised  struct{}
 	FaultCleared struct{}
+	// BudgetChanged: the data budget is spent (VoiceOnly), or no longer
+	// (a new month, a larger budget). A call in progress keeps how it
+	// started.
+	BudgetChanged struct{ VoiceOnly bool }
 )
 
 // Event is one of the event types above, a closed set like Action.
@@ -302,11 +319,15 @@ func (PairWindow) event()    {}
 func (FactoryReset) event()  {}
 func (FaultRaised) event()   {}
 func (FaultCleared) event()  {}
+func (BudgetChanged) event() {}
 
 // Next is the transition function.
 func Next(m Machine, e Event) (Machine, []Action) {
 	// Events that mean the same in every state.
 	switch e := e.(type) {
+	case BudgetChanged:
+		m.VoiceOnly = e.VoiceOnly
+		return m, nil
 	case Disconnected:
 		if !m.Online && (m.State == Offline || m.Resuming) {
 			return m, nil
@@ -445,8 +466,8 @@ func Next(m Machine, e Event) (Machine, []Action) {
 			return m.endCall(protocol.OutcomeCancelled, protocol.ReasonCancel, Idle)
 		case PeerAccepted:
 			if e.CallID == m.CallID {
-				m.State, m.Answered = Connecting, true
-				return m, []Action{StartMedia{m.CallID, CueConnected}, StartTimer{TimerConnect, m.CallID, ConnectTimeout}}
+				m, cue := m.connecting()
+				return m, []Action{StartMedia{m.CallID, cue}, StartTimer{TimerConnect, m.CallID, ConnectTimeout}}
 			}
 		case PeerHangup:
 			if e.CallID == m.CallID && e.Reason == protocol.ReasonUnavailable {
@@ -607,8 +628,18 @@ func Next(m Machine, e Event) (Machine, []Action) {
 // answer accepts the ringing call: the same path for a press and for an
 // auto-answer, so the connect sound and the media gate always come first.
 func (m Machine) answer() (Machine, []Action) {
-	m.State, m.Answered = Connecting, true
-	return m, []Action{SendAccept{m.CallID}, StartMedia{m.CallID, CueConnected}, StartTimer{TimerConnect, m.CallID, ConnectTimeout}}
+	m, cue := m.connecting()
+	return m, []Action{SendAccept{m.CallID}, StartMedia{m.CallID, cue}, StartTimer{TimerConnect, m.CallID, ConnectTimeout}}
+}
+
+// connecting enters Connecting, taking the budget's word for the call:
+// voice only (its own light and connect sound) or not.
+func (m Machine) connecting() (Machine, Cue) {
+	m.State, m.Answered, m.CallVoiceOnly = Connecting, true, m.VoiceOnly
+	if m.CallVoiceOnly {
+		return m, CueConnectedVoice
+	}
+	return m, CueConnected
 }
 
 // timer starts a resume or restart timer of a new epoch: only the newest
@@ -669,7 +700,7 @@ func (m Machine) dropCall(outcome, reason string) (Machine, []Action) {
 		acts = append(acts, StopMedia{m.CallID})
 	}
 	acts = append(acts, CallEnded{CallID: m.CallID, Outgoing: m.Outgoing, Answered: m.Answered, Outcome: outcome})
-	m.CallID, m.Outgoing, m.Answered = "", false, false
+	m.CallID, m.Outgoing, m.Answered, m.CallVoiceOnly = "", false, false, false
 	m.Resuming, m.MediaDown, m.Epoch = false, false, 0
 	return m, acts
 }

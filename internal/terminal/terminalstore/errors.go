@@ -21,6 +21,8 @@ var (
 	ErrNoCertificate = errors.New("no device certificate")
 	// ErrIdentityExists: a different provisioned identity is already stored.
 	ErrIdentityExists = errors.New("another device identity is already stored")
+	// ErrInvalid: a value to store is out of range.
+	ErrInvalid = errors.New("invalid value")
 	// ErrDamaged: the state file is not a sound bbolt file (boltfile).
 	ErrDamaged = boltfile.ErrDamaged
 )

@@ -16,6 +16,10 @@
 //              (a terminal that reports no health), "in_call",
 //              "needs_repair", "offline", "revoked", "pairing_pending"
 //   faults     the parts at fault the terminal named (needs_repair)
+//   budget     the terminal's monthly data budget as it reported it, or
+//              null: {total, used (bytes), limit ("normal", "low",
+//              "very-low", "audio-only": what a call starts at), until
+//              ("YYYY-MM-DD", the unit's date the month ends), text}
 //   connected  this page's socket is authenticated
 //   lastError  the last error code shown to the parent (protocol codes such as
 //              "already_paired", or page codes "bad_accept_proof",
@@ -60,7 +64,8 @@ const hooks = {
   health: 'connecting',
   faults: [],
   // presence: the server's last word on the terminal (welcome, presence).
-  presence: { online: false, revoked: false, health: '', faults: [] },
+  presence: { online: false, revoked: false, health: '', faults: [], budget: null },
+  budget: null,
   pairingPending: false,
   connected: false,
   lastError: null,
@@ -78,6 +83,7 @@ let endedTimer = null;
 function setState(s) {
   hooks.state = s;
   document.body.dataset.state = s;
+  if (s === 'call') renderCallBudget();
 }
 
 function fail(code) {
@@ -415,6 +421,47 @@ function renderPresence() {
   const notes = { pairing_pending: 'note.pairing_pending', revoked: 'note.revoked', offline: 'note.offline', needs_repair: 'note.needs_repair', connecting: 'note.connecting' };
   if (notes[h]) say($('home-note'), notes[h]);
   show($('home-note'), !!notes[h]);
+  renderBudget();
+}
+
+// LIMITS: what a call may start at under the data budget (protocol.Limit*).
+const LIMITS = ['normal', 'low', 'very-low', 'audio-only'];
+
+// budgetOf checks a budget from the server (docs/protocol.md, "Data
+// budget"); anything malformed is no budget. until keeps the unit's own
+// date: the month ends at the unit's midnight, wherever the parent is.
+function budgetOf(b) {
+  if (!b || typeof b !== 'object') return null;
+  const total = b.total_bytes;
+  const used = b.used_bytes;
+  const d = typeof b.until === 'string' ? /^(\d{4})-(\d{2})-(\d{2})T/.exec(b.until) : null;
+  if (!Number.isSafeInteger(total) || total <= 0 || !Number.isSafeInteger(used) || used < 0 || !LIMITS.includes(b.limit) || !d) return null;
+  return { total, used, limit: b.limit, until: `${d[1]}-${d[2]}-${d[3]}`, month: Number(d[2]), day: Number(d[3]) };
+}
+
+const mb = (bytes) => String(Math.round(bytes / 1e6));
+
+// renderBudget shows the month's data: used of total, what calls start
+// at, until when; and, when calls are voice only, why.
+function renderBudget() {
+  const b = hooks.connected ? hooks.presence.budget : null;
+  const el = $('budget');
+  hooks.budget = null;
+  show(el, !!b);
+  if (!b) return;
+  const p = { used: mb(b.used), total: mb(b.total), until: t('budget.until', { month: b.month, day: b.day }) };
+  if (b.limit === 'audio-only') say(el, b.used >= b.total ? 'budget.spent' : 'budget.low', p);
+  else say(el, 'budget.used', { ...p, limit: t(`budget.limit.${b.limit.replace('-', '_')}`) });
+  el.dataset.limit = b.limit;
+  hooks.budget = { total: b.total, used: b.used, limit: b.limit, until: b.until, text: el.textContent };
+}
+
+// renderCallBudget says, in a call, that it is voice only because of the
+// budget (the terminal's offer then has no video).
+function renderCallBudget() {
+  const voice = !!hooks.budget && hooks.budget.limit === 'audio-only';
+  if (voice) say($('call-budget'), 'call.voice_only');
+  show($('call-budget'), voice);
 }
 
 // PARTS: the parts a terminal may name at fault (protocol.Fault*).
@@ -507,6 +554,7 @@ async function onParentMessage(m) {
         revoked: !m.peer_online && m.reason === 'revoked',
         health: m.peer_online && typeof m.health === 'string' ? m.health : '',
         faults: m.peer_online && Array.isArray(m.faults) ? m.faults.filter((f) => typeof f === 'string') : [],
+        budget: m.peer_online ? budgetOf(m.budget) : null,
       };
       renderPresence();
       return;

@@ -1,6 +1,8 @@
 // Call owns one RTCPeerConnection. The terminal always makes the SDP offer
 // (docs/protocol.md, "Calls"), so the page only ever answers. Media is capped
-// to a low-data profile because parents pay for every megabyte.
+// to a low-data profile because parents pay for every megabyte: the offer's
+// b=TIAS lines say the terminal's profile (the browser caps its encoders to
+// them by itself), and lowData() below is the page's own ceiling on top.
 
 const MAX_CANDIDATES = 50; // per side per call, as the server enforces
 const MAX_CANDIDATE_BYTES = 255; // protocol.MaxCandidateBytes: the server refuses longer ones

@@ -76,6 +76,16 @@
     "note.no_server": {"zh": "尚未连接服务器，请稍候。", "en": "No connection to the server yet. Please wait a moment."},
     "banner.reconnecting": {"zh": "网络断开，正在重新连接…", "en": "No connection — reconnecting…"},
 
+    "budget.used": {"zh": "本月流量：已用 {used} MB，共 {total} MB，{until}重新计算。通话：{limit}。", "en": "This month's data: {used} of {total} MB used; it starts again on {until}. Calls: {limit}."},
+    "budget.low": {"zh": "本月流量快用完了：已用 {used} MB，共 {total} MB。为了省流量，{until}之前通话只有声音，没有画面。", "en": "This month's data is nearly used up: {used} of {total} MB. To save what is left, calls are voice only, without pictures, until {until}."},
+    "budget.spent": {"zh": "本月流量已用完：已用 {used} MB，共 {total} MB。{until}之前通话只有声音，没有画面；孩子仍然可以给您打电话。", "en": "This month's data is used up: {used} of {total} MB. Until {until}, calls are voice only, without pictures; your child can still call you."},
+    "budget.until": {"zh": "{month}月{day}日", "en": "{month}/{day}"},
+    "budget.limit.normal": {"zh": "清晰视频", "en": "clear video"},
+    "budget.limit.low": {"zh": "省流量视频", "en": "data-saving video"},
+    "budget.limit.very_low": {"zh": "小画面省流量视频", "en": "small, data-saving video"},
+    "budget.limit.audio_only": {"zh": "仅语音", "en": "voice only"},
+    "call.voice_only": {"zh": "本月流量快用完了，这次通话只有声音。", "en": "This month's data is nearly used up, so this call is voice only."},
+
     "home.call": {"zh": "呼叫", "en": "Call"},
 
     "alerts.title": {"zh": "来电提醒", "en": "Call alerts"},

@@ -1,0 +1,50 @@
+package terminal
+
+import (
+	"fmt"
+
+	"github.com/pion/sdp/v3"
+
+	"github.com/tuanju/tuanju/media"
+)
+
+// askRates writes into the terminal's offer what the parent's phone may send:
+// b=TIAS (RFC 3890, bit/s without headers) and b=AS (kbit/s, which older
+// stacks read) on each media section, from the terminal's profile. A
+// browser caps its encoders to the remote description's bandwidth, so the
+// parent's phone sends the same low-data call the child's does: the child's
+// broadband or 4G dongle pays for what it receives too, and the parent's
+// metered plan for what it sends. The offer is signed after this, so the
+// lines cannot be raised on the way. A profile without video asks for no
+// video: the section is recvonly on our side, and its cap is the very-low
+// picture's, so a parent on a video-less unit still shows a face cheaply.
+func askRates(s string, p media.Profile) (string, error) {
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(s); err != nil {
+		return "", fmt.Errorf("terminal: own offer: %w", err)
+	}
+	video, audio := p.VideoBitrate, p.AudioBitrate
+	if !p.Video {
+		video = media.VeryLow.VideoBitrate
+	}
+	for _, m := range d.MediaDescriptions {
+		var bps int
+		switch m.MediaName.Media {
+		case "video":
+			bps = video
+		case "audio":
+			bps = audio
+		default:
+			continue
+		}
+		m.Bandwidth = []sdp.Bandwidth{
+			{Type: "TIAS", Bandwidth: uint64(bps)},
+			{Type: "AS", Bandwidth: uint64((bps + 999) / 1000)},
+		}
+	}
+	out, err := d.Marshal()
+	if err != nil {
+		return "", fmt.Errorf("terminal: own offer: %w", err)
+	}
+	return string(out), nil
+}

@@ -1,0 +1,101 @@
+package media
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+)
+
+// feedback builds a TWCC feedback for packets from base on, each either
+// lost (a negative arrival) or arriving at the given offset from the
+// reference time, in one two-bit status vector chunk per 7 packets.
+func feedback(base uint16, arrivals []time.Duration) *rtcp.TransportLayerCC {
+	fb := &rtcp.TransportLayerCC{BaseSequenceNumber: base, PacketStatusCount: uint16(len(arrivals))}
+	var last time.Duration
+	for i := 0; i < len(arrivals); i += 7 {
+		c := &rtcp.StatusVectorChunk{SymbolSize: rtcp.TypeTCCSymbolSizeTwoBit}
+		for _, a := range arrivals[i:min(i+7, len(arrivals))] {
+			if a < 0 {
+				c.SymbolList = append(c.SymbolList, rtcp.TypeTCCPacketNotReceived)
+				continue
+			}
+			c.SymbolList = append(c.SymbolList, rtcp.TypeTCCPacketReceivedLargeDelta)
+			fb.RecvDeltas = append(fb.RecvDeltas, &rtcp.RecvDelta{Type: rtcp.TypeTCCPacketReceivedLargeDelta, Delta: (a - last).Microseconds()})
+			last = a
+		}
+		fb.PacketChunks = append(fb.PacketChunks, c)
+	}
+	return fb
+}
+
+func TestPathMonitor(t *testing.T) {
+	const gap = 20 * time.Millisecond
+	for _, tc := range []struct {
+		name      string
+		delay     func(i int) time.Duration // extra delay of packet i; negative: lost
+		wantQueue time.Duration             // at least
+		maxQueue  time.Duration
+		wantLoss  float64
+		congested bool
+	}{
+		{"steady", func(int) time.Duration { return 0 }, 0, 5 * time.Millisecond, 0, false},
+		{"jitter, no queue", func(i int) time.Duration { return time.Duration(i%5) * 10 * time.Millisecond }, 10 * time.Millisecond, 50 * time.Millisecond, 0, false},
+		{"10% random loss", func(i int) time.Duration {
+			if i%10 == 3 {
+				return -1
+			}
+			return 0
+		}, 0, 5 * time.Millisecond, 0.1, false},
+		{"a filling buffer", func(i int) time.Duration { return time.Duration(max(0, i-200)) * 4 * time.Millisecond }, 150 * time.Millisecond, time.Second, 0, true},
+		{"heavy loss", func(i int) time.Duration {
+			if i%3 == 0 && i > 200 {
+				return -1
+			}
+			return 0
+		}, 0, 5 * time.Millisecond, 0.33, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m pathMonitor
+			start := time.Now()
+			// 300 packets 20 ms apart, feedback every 5 packets; the
+			// remote clock starts at an arbitrary offset.
+			const n, per = 300, 5
+			var now time.Time
+			for b := 0; b < n; b += per {
+				var arrivals []time.Duration
+				for i := b; i < b+per; i++ {
+					m.onSent(uint16(65000+i), start.Add(time.Duration(i)*gap))
+					d := tc.delay(i)
+					if d < 0 {
+						arrivals = append(arrivals, -1)
+						continue
+					}
+					arrivals = append(arrivals, time.Duration(i-b)*gap+d)
+				}
+				fb := feedback(uint16(65000+b), arrivals)
+				fb.ReferenceTime = uint32((time.Duration(b)*gap + 7*time.Hour) / (64 * time.Millisecond))
+				// The reference time is in 64 ms units: what it cuts off
+				// is the same for every packet of the feedback... but not
+				// between feedbacks, so add it back into the first delta.
+				if len(fb.RecvDeltas) > 0 {
+					ref := time.Duration(fb.ReferenceTime) * 64 * time.Millisecond
+					fb.RecvDeltas[0].Delta += (time.Duration(b)*gap + 7*time.Hour - ref).Microseconds()
+				}
+				now = start.Add(time.Duration(b+per) * gap)
+				m.onFeedback(fb, now)
+			}
+			st := m.state(now)
+			t.Logf("%+v", st)
+			if st.QueueDelay < tc.wantQueue || st.QueueDelay > tc.maxQueue {
+				t.Errorf("queue delay %v, want %v..%v", st.QueueDelay, tc.wantQueue, tc.maxQueue)
+			}
+			if d := st.Loss - tc.wantLoss; d > 0.03 || d < -0.03 {
+				t.Errorf("loss %.2f, want %.2f", st.Loss, tc.wantLoss)
+			}
+			if st.Congested() != tc.congested {
+				t.Errorf("congested %v, want %v", st.Congested(), tc.congested)
+			}
+		})
+	}
+}

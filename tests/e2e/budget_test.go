@@ -1,0 +1,224 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/internal/terminal/databudget"
+	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
+	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/pairing/protocol"
+)
+
+// seedUsage writes a month's usage into a fresh state file before the
+// terminal starts on it.
+func seedUsage(t *testing.T, path, month string, used int64) {
+	t.Helper()
+	s, err := terminalstore.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.AddDataUsage(month, used/2, used-used/2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// budgetOf waits for the parent's page to learn the terminal's budget:
+// in its welcome, or in a presence after it.
+func budgetOf(t *testing.T, ph *Phone) *protocol.Budget {
+	t.Helper()
+	if b := ph.Conn().Welcome.Budget; b != nil {
+		return b
+	}
+	for {
+		m := await(t, ph, protocol.TypePresence)
+		if m.Budget != nil {
+			return m.Budget
+		}
+	}
+}
+
+// TestCallAtSpentBudgetIsVoiceOnly: with the month's budget spent, the
+// child's press still calls the parent, voice only, end to end: the
+// "in call, voice only" light and its own connect sound, an offer with no
+// video at all, no picture either way while the voices flow, and the
+// parent told why (the budget, limit audio-only, until the month's end).
+func TestCallAtSpentBudgetIsVoiceOnly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, nil)
+	path := filepath.Join(t.TempDir(), "terminal.db")
+	const total = 100 * databudget.MB
+	seedUsage(t, path, databudget.Month(time.Now()), total+1)
+	r := startTerminal(t, ctx, srv, terminalOpts{statePath: path, dataBudget: total})
+	cred := r.pair()
+	if b := r.term.Status().Budget; !b.VoiceOnly || b.Limit != "audio-only" || b.UsedBytes != total+1 {
+		t.Fatalf("terminal's budget %+v, want voice only at %d of %d", b, total+1, total)
+	}
+	ph := r.phone(cred, media.LowData)
+	b := budgetOf(t, ph)
+	if b.TotalBytes != total || b.UsedBytes != total+1 || b.Limit != protocol.LimitAudioOnly || !b.Until.Equal(databudget.MonthEnd(time.Now())) {
+		t.Fatalf("the parent's page learns the budget %+v, want %d of %d, audio-only, until %v", b, total+1, total, databudget.MonthEnd(time.Now()))
+	}
+
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring := await(t, ph, protocol.TypeRing)
+	if err := ph.Accept(r.ctx, ring.CallID); err != nil {
+		t.Fatal(err)
+	}
+	offer := await(t, ph, protocol.TypeOffer)
+	if strings.Contains(offer.SDP, "m=video") || !strings.Contains(offer.SDP, "m=audio") {
+		t.Fatalf("the offer of a voice-only call:\n%s\nwant an audio section and no video", offer.SDP)
+	}
+	r.waitPattern(device.InCallVoice, "terminal shows in call, voice only")
+	call := ph.Current()
+	select {
+	case <-call.Connected():
+	case <-time.After(step):
+		t.Fatal("phone's media never connected")
+	}
+	eventually(t, mediaWait, "both ends decode 3 s of each other's voice", func() bool {
+		return call.Stats().AudioSamplesDecoded >= 3*media.AudioSampleRate &&
+			r.term.Status().Received.AudioSamplesDecoded >= 3*media.AudioSampleRate
+	})
+	if ps, ts := call.Stats(), r.term.Status().Received; ps.VideoFramesDecoded != 0 || ps.VideoBytes != 0 || ts.VideoFramesDecoded != 0 {
+		t.Errorf("pictures in a voice-only call: phone decoded %d frames (%d bytes), terminal %d", ps.VideoFramesDecoded, ps.VideoBytes, ts.VideoFramesDecoded)
+	}
+	if cue := r.board.State().Cue; cue != "connected_voice" {
+		t.Errorf("the call's connect sound = %q, want connected_voice", cue)
+	}
+	if err := r.board.LongPress(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Ready, "terminal ready after hanging up")
+	u, err := r.store.DataUsage()
+	if err != nil || u.Total() <= total+1 {
+		t.Errorf("usage after the voice call %+v, %v: want more than the %d before it", u, err, total+1)
+	}
+}
+
+// TestCallBytesCountedThroughPowerCut: a call's bytes are counted (at
+// least what the phone's transport carried, plus headers) and written
+// while it lasts; a power cut mid-call (the state file as it is on disk
+// at that moment: bbolt's commits are what a cut leaves) keeps every
+// count but the last window's, and a terminal started on that file goes
+// on from it.
+func TestCallBytesCountedThroughPowerCut(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, nil)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "terminal.db")
+	const total = 500 * databudget.MB
+	r := startTerminal(t, ctx, srv, terminalOpts{statePath: path, dataBudget: total, budgetFlush: time.Second})
+	cred := r.pair()
+	ph := r.phone(cred, media.LowData)
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring := await(t, ph, protocol.TypeRing)
+	if err := ph.Accept(r.ctx, ring.CallID); err != nil {
+		t.Fatal(err)
+	}
+	await(t, ph, protocol.TypeOffer)
+	r.waitPattern(device.InCall, "terminal shows in call")
+	call := ph.Current()
+	waitMedia(t, r, call)
+	eventually(t, mediaWait, "a count written mid-call", func() bool { return r.term.Status().Budget.UsedBytes > 0 })
+	seen := r.term.Status().Budget.UsedBytes
+
+	// The power cut: the file as it is now, identity file beside it.
+	cut := filepath.Join(t.TempDir(), "terminal.db")
+	for _, f := range [][2]string{{path, cut}, {terminalstore.IdentityPath(path), terminalstore.IdentityPath(cut)}} {
+		b, err := os.ReadFile(f[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f[1], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A second's more media, then what the phone's transport carried.
+	time.Sleep(time.Second) // not an assertion: more media to count
+	phoneRx, phoneTx := call.WireBytes()
+	if err := r.board.LongPress(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Ready, "terminal ready after hanging up")
+	final, err := r.store.DataUsage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("counted %d sent, %d received; the phone's transport %d received, %d sent (no IP/UDP headers)", final.Sent, final.Received, phoneRx, phoneTx)
+	if final.Sent < int64(phoneRx) || final.Received < int64(phoneTx) {
+		t.Errorf("the terminal counted %d sent / %d received, less than the phone's transport carried (%d / %d)", final.Sent, final.Received, phoneRx, phoneTx)
+	}
+	if final.Sent > int64(phoneRx)*3/2+200_000 || final.Received > int64(phoneTx)*3/2+200_000 {
+		t.Errorf("the terminal counted %d sent / %d received, far more than the phone's transport carried (%d / %d)", final.Sent, final.Received, phoneRx, phoneTx)
+	}
+	if final.Month != databudget.Month(time.Now()) {
+		t.Errorf("usage month %q, want this month", final.Month)
+	}
+
+	r.stop()
+	s, err := terminalstore.Open(cut)
+	if err != nil {
+		t.Fatalf("the state file after the power cut: %v", err)
+	}
+	atCut, err := s.DataUsage()
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if atCut.Total() < seen || atCut.Total() >= final.Total() {
+		t.Errorf("after the power cut %d bytes counted; want at least the %d written before it and less than the call's %d", atCut.Total(), seen, final.Total())
+	}
+	r2 := startTerminal(t, ctx, srv, terminalOpts{statePath: cut, dataBudget: total})
+	if b := r2.term.Status().Budget; b.UsedBytes != atCut.Total() || b.TotalBytes != total {
+		t.Errorf("a terminal started after the cut shows %+v, want %d of %d used", b, atCut.Total(), total)
+	}
+}
+
+// TestBudgetMonthTurnsAtLocalMidnight: on a unit in Shanghai whose budget
+// was spent in November, calls are voice only until midnight Beijing time
+// on 1 December (16:00 UTC on 30 November), and full again from then, with
+// nothing used, without a restart.
+func TestBudgetMonthTurnsAtLocalMidnight(t *testing.T) {
+	sh, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clock atomic.Pointer[time.Time]
+	before := time.Date(2026, 11, 30, 23, 59, 58, 0, sh)
+	clock.Store(&before)
+	now := func() time.Time { return *clock.Load() }
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, nil)
+	path := filepath.Join(t.TempDir(), "terminal.db")
+	const total = 100 * databudget.MB
+	seedUsage(t, path, "2026-11", total)
+	r := startTerminal(t, ctx, srv, terminalOpts{statePath: path, dataBudget: total, now: now})
+	if b := r.term.Status().Budget; !b.VoiceOnly || b.UsedBytes != total || b.Month != "2026-11" {
+		t.Fatalf("on 30 November at 23:59 in Shanghai: %+v, want voice only, all used", b)
+	}
+	after := time.Date(2026, 12, 1, 0, 0, 1, 0, sh)
+	if after.UTC().Day() != 30 {
+		t.Fatal("the test's midnight is not still 30 November in UTC")
+	}
+	clock.Store(&after)
+	eventually(t, step, "the new month frees the budget", func() bool {
+		b := r.term.Status().Budget
+		return !b.VoiceOnly && b.UsedBytes == 0 && b.Limit == "very-low" && b.Month == "2026-12" // 100 MB pays for an hour of very low, not of low
+	})
+}
