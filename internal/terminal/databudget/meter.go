@@ -74,6 +74,14 @@ func (m *Meter) Read(pc *webrtc.PeerConnection) Counts {
 // selectedPair is the statistics and local candidate of pc's selected
 // candidate pair.
 func selectedPair(pc *webrtc.PeerConnection) (webrtc.ICECandidatePairStats, webrtc.ICECandidate, bool) {
+	// Not before ICE has started: pion (v4.2.26) sets the ICE transport's
+	// gatherer in Start, under a lock GetSelectedCandidatePair does not
+	// take (a data race the race detector found in an e2e call). The
+	// connection state, stored atomically once the agent runs, orders
+	// this read after that write; nothing is selected before it anyway.
+	if pc.ICEConnectionState() == webrtc.ICEConnectionStateNew {
+		return webrtc.ICECandidatePairStats{}, webrtc.ICECandidate{}, false
+	}
 	sctp := pc.SCTP()
 	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
 		return webrtc.ICECandidatePairStats{}, webrtc.ICECandidate{}, false
