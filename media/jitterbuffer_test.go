@@ -32,12 +32,7 @@ func simulate(t *testing.T, d time.Duration, delay func(i int) (time.Duration, b
 	t.Helper()
 	jb := newJitterBuffer(&fakeOpus{})
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	type arrivalEv struct {
-		at  time.Time
-		seq uint16
-		ts  uint32
-	}
-	var evs []arrivalEv
+	var evs []arrival20
 	n := int(d / (20 * time.Millisecond))
 	seq0, ts0 := uint16(65500), uint32(4294960000) // both wrap during the run
 	for i := range n {
@@ -45,15 +40,28 @@ func simulate(t *testing.T, d time.Duration, delay func(i int) (time.Duration, b
 		if !ok {
 			continue
 		}
-		evs = append(evs, arrivalEv{start.Add(time.Duration(i)*20*time.Millisecond + dl), seq0 + uint16(i), ts0 + uint32(i*960)})
+		evs = append(evs, arrival20{start.Add(time.Duration(i)*20*time.Millisecond + dl), seq0 + uint16(i), ts0 + uint32(i*960)})
 	}
-	// Deliver in arrival order, playing whatever falls due in between.
+	// Deliver in arrival order.
 	for i := 1; i < len(evs); i++ {
 		for k := i; k > 0 && evs[k].at.Before(evs[k-1].at); k-- {
 			evs[k], evs[k-1] = evs[k-1], evs[k]
 		}
 	}
-	end := start.Add(d)
+	replay(jb, start, start.Add(d), evs)
+	return jb
+}
+
+// arrival20 is a 20 ms packet arriving at the buffer.
+type arrival20 struct {
+	at  time.Time
+	seq uint16
+	ts  uint32
+}
+
+// replay delivers evs (in arrival order) to jb from start to end, playing
+// whatever falls due in between on the buffer's own clock.
+func replay(jb *jitterBuffer, start, end time.Time, evs []arrival20) {
 	k := 0
 	for now := start; now.Before(end); {
 		next := end
@@ -71,7 +79,6 @@ func simulate(t *testing.T, d time.Duration, delay func(i int) (time.Duration, b
 			k++
 		}
 	}
-	return jb
 }
 
 func TestJitterBuffer(t *testing.T) {
@@ -180,44 +187,22 @@ func TestJitterBufferPauseIsNotConcealment(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			jb := newJitterBuffer(&fakeOpus{})
 			start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-			type ev struct {
-				at      time.Time
-				seq     uint16
-				ts      uint32
-				dropped bool
-			}
-			var evs []ev
+			var evs []arrival20
 			for i := range 20 {
+				if i == tc.lose {
+					continue
+				}
 				pause := 0 * time.Second
 				if i >= 10 {
 					pause = time.Second
 				}
 				at := start.Add(time.Duration(i)*20*time.Millisecond + pause + 30*time.Millisecond)
-				evs = append(evs, ev{at, uint16(i), uint32(i*960) + uint32(pause.Seconds()*48000), i == tc.lose})
+				evs = append(evs, arrival20{at, uint16(i), uint32(i*960) + uint32(pause.Seconds()*48000)})
 			}
 			// Up to the last packet's turn (20 ms after it comes, at the
 			// buffer's delay here): what the buffer fills in after the
 			// stream ends is no part of this.
-			end := evs[len(evs)-1].at.Add(15 * time.Millisecond)
-			k := 0
-			for now := start; now.Before(end); {
-				next := end
-				if k < len(evs) {
-					next = evs[k].at
-				}
-				if due, ok := jb.due(); ok && due.Before(next) {
-					now = due
-					jb.play(now)
-					continue
-				}
-				now = next
-				if k < len(evs) {
-					if !evs[k].dropped {
-						jb.push(evs[k].seq, evs[k].ts, []byte{960 >> 8, 960 & 0xff, 0}, now)
-					}
-					k++
-				}
-			}
+			replay(jb, start, evs[len(evs)-1].at.Add(15*time.Millisecond), evs)
 			st := jb.stats
 			t.Logf("decoded %d, concealed %d, silence %d samples", st.decoded, st.concealed, st.silence)
 			if (st.concealed > 0) != tc.wantConcealed {
