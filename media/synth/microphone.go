@@ -20,6 +20,10 @@ type MicrophoneOptions struct {
 	Unpaced bool
 }
 
+// captureBuffer is how far behind real time a reader may fall and still get
+// every chunk, as an ALSA capture buffer holds what was recorded meanwhile.
+const captureBuffer = 500 * time.Millisecond
+
 // Microphone is a synthetic microphone: a soft two-note chime (C5 then E5,
 // 150 ms each with smooth edges) once a second over near-silence. It implements
 // mediadevices' AudioSource (audio.Reader plus ID and Close).
@@ -43,7 +47,7 @@ func NewMicrophone(opts MicrophoneOptions) (*Microphone, error) {
 	if opts.SampleRate < 8000 || chunk <= 0 {
 		return nil, fmt.Errorf("synth: microphone %d Hz, chunk %v: unsupported", opts.SampleRate, opts.Chunk)
 	}
-	return &Microphone{rate: opts.SampleRate, chunk: chunk, pace: newPacer(opts.Chunk, opts.Unpaced)}, nil
+	return &Microphone{rate: opts.SampleRate, chunk: chunk, pace: newBufferedPacer(opts.Chunk, captureBuffer, opts.Unpaced)}, nil
 }
 
 // ID implements mediadevices.Source.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -30,6 +31,13 @@ func waitMedia(t *testing.T, r *rig, call *PhoneCall) {
 	case <-time.After(step):
 		t.Fatal("phone's media never connected")
 	}
+	defer func() {
+		if t.Failed() { // what the phone and terminal had decoded when it gave up
+			ps, ts := call.Stats(), r.term.Status().Received
+			t.Logf("phone decoded: %d frames (%d key), %d video bytes; audio %+v", ps.VideoFramesDecoded, ps.VideoKeyFrames, ps.VideoBytes, audioStats(ps))
+			t.Logf("terminal decoded: %d frames; audio %+v", ts.VideoFramesDecoded, audioStats(ts))
+		}
+	}()
 	eventually(t, mediaWait, "phone decodes ≥5 s of the terminal's H.264 and Opus", func() bool {
 		s := call.Stats()
 		return s.VideoFramesDecoded >= minFrames && s.AudioSamplesDecoded >= minSamples
@@ -45,6 +53,13 @@ func waitMedia(t *testing.T, r *rig, call *PhoneCall) {
 	if ps.VideoWidth != media.LowData.Width || ps.VideoHeight != media.LowData.Height {
 		t.Errorf("phone decoded %dx%d, want the low-data profile's %dx%d", ps.VideoWidth, ps.VideoHeight, media.LowData.Width, media.LowData.Height)
 	}
+}
+
+// audioStats is the audio half of a receiver's stats, for a failure's log.
+func audioStats(s media.Stats) string {
+	return fmt.Sprintf("%d packets %d B, samples: %d decoded %d concealed %d comfort noise, %d late, %d errors, delay %v",
+		s.AudioPackets, s.AudioBytes, s.AudioSamplesDecoded, s.AudioSamplesConcealed, s.AudioSamplesComfortNoise,
+		s.AudioPacketsLate, s.AudioDecodeErrors, s.AudioDelay)
 }
 
 // TestChildCallsParent is the heart of the product: a press on the
