@@ -1,10 +1,10 @@
 package rendezvous
 
 import (
-	"errors"
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tuanju/tuanju/pairing/protocol"
@@ -22,73 +22,103 @@ const (
 	maxPendingCalls    = 10_000
 )
 
-// callLog writes the hub's call records. A call never waits for, or fails
-// because of, its log: ringing, accepting and relaying go on whatever the
-// disk says, and a failed write is counted (Metrics), logged at error level
-// and retried.
+// callLog writes the hub's call records behind the hub. put keeps a record
+// in memory and returns; one writer goroutine commits everything put since
+// its last commit in one transaction, so the calls that rang meanwhile share
+// one fsync, and the hub's lock is never held across a disk write (issue 16:
+// three fsyncs per call under that lock held a node to ~500 call setups/s;
+// BenchmarkCallSetups).
+//
+// What the hub sends to a socket after a put waits for that put's commit
+// before it goes on the wire (mark and settledAt, used by session.flush): a
+// peer never hears of a call, its answer or its end before the log says
+// so on disk, so a crash right after loses nothing a family was told, as
+// when the hub wrote under its lock (TestCallsOpenAtCrashClosedAtStart).
+//
+// A call never waits long for, or fails because of, its log: a commit that
+// fails (a full disk) is counted (Metrics), logged at error level and
+// retried, and what waited for it goes on.
 type callLog struct {
 	store   *Store
 	log     *slog.Logger
 	metrics *metrics
 	now     func() time.Time
-	kick    chan struct{} // a write succeeded: retry the pending ones now
+	kick    chan struct{} // something was put, or a retry is due now
 
-	// mu is held across each store write, so a retry never overwrites a
-	// newer record of the same call that the hub wrote meanwhile.
+	issued atomic.Uint64 // puts so far: each one's number is its sequence
+
 	mu      sync.Mutex
-	pending map[string]*pendingCall // call ID → newest record not yet written
+	pending map[string]*pendingCall // call ID → newest record not yet committed
+	settled uint64                  // every put up to this one has been committed or tried
+	advance chan struct{}           // closed (and replaced) when settled moves
+	retryAt bool                    // a commit succeeded with failed records waiting: retry them now
+	stopped bool                    // the server has closed: nothing waits any more
 }
 
 type pendingCall struct {
 	parentID    string
 	rec         protocol.CallRecord
-	firstFailed time.Time
+	seq         uint64    // the put that made this record
+	tried       bool      // its commit failed; it waits for a retry
+	firstFailed time.Time // zero until a commit of the call failed
 }
 
 func newCallLog(store *Store, log *slog.Logger, m *metrics, now func() time.Time) *callLog {
 	return &callLog{store: store, log: log, metrics: m, now: now,
-		kick: make(chan struct{}, 1), pending: map[string]*pendingCall{}}
+		kick: make(chan struct{}, 1), pending: map[string]*pendingCall{}, advance: make(chan struct{})}
 }
 
-// put writes a call record, or keeps it for a retry if the write fails.
+// put records a call's newest record, to be committed by the writer.
 func (l *callLog) put(parentID string, rec protocol.CallRecord) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	err := l.store.PutCall(parentID, rec)
-	switch {
-	case err == nil:
-		delete(l.pending, rec.CallID)
-		l.metrics.callLogPending.Store(int64(len(l.pending)))
-		if len(l.pending) > 0 {
-			select {
-			case l.kick <- struct{}{}:
-			default:
-			}
-		}
-		return
-	case errors.Is(err, ErrNotFound):
-		// The pairing was deleted (factory reset): its log is gone on purpose.
-		delete(l.pending, rec.CallID)
-		l.metrics.callLogPending.Store(int64(len(l.pending)))
-		l.log.Debug("call log write for a deleted pairing skipped", "call", rec.CallID, "parent", parentID)
-		return
-	}
-	l.metrics.callLogWriteFailures.Add(1)
+	seq := l.issued.Add(1)
 	p := l.pending[rec.CallID]
-	if p == nil && len(l.pending) >= maxPendingCalls {
+	switch {
+	case p == nil && len(l.pending) >= maxPendingCalls:
 		l.metrics.callLogWritesDropped.Add(1)
-		l.log.Error("call log write failed; dropped (too many waiting)", "call", rec.CallID, "parent", parentID,
-			"outcome", rec.Outcome, "waiting", len(l.pending), "err", err)
+		l.log.Error("call log write dropped (too many waiting)", "call", rec.CallID, "parent", parentID,
+			"outcome", rec.Outcome, "waiting", len(l.pending))
+	case p == nil:
+		p = &pendingCall{}
+		l.pending[rec.CallID] = p
+		fallthrough
+	default:
+		p.parentID, p.rec, p.seq, p.tried = parentID, rec, seq, false
+	}
+	l.mu.Unlock()
+	l.wake()
+}
+
+func (l *callLog) wake() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// mark is the sequence a message queued now waits for: every put so far.
+func (l *callLog) mark() uint64 { return l.issued.Load() }
+
+// settledAt returns nil once every put up to seq has been committed (or
+// tried and held back), else a channel that closes when more has been:
+// check again then.
+func (l *callLog) settledAt(seq uint64) <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.settled >= seq || l.stopped {
+		return nil
+	}
+	return l.advance
+}
+
+// settle moves settled to seq and wakes whoever waits. l.mu is held.
+func (l *callLog) settle(seq uint64) {
+	if seq <= l.settled {
 		return
 	}
-	if p == nil {
-		p = &pendingCall{firstFailed: l.now()}
-		l.pending[rec.CallID] = p
-	}
-	p.parentID, p.rec = parentID, rec
-	l.metrics.callLogPending.Store(int64(len(l.pending)))
-	l.log.Error("call log write failed; will retry", "call", rec.CallID, "parent", parentID,
-		"outcome", rec.Outcome, "waiting", len(l.pending), "err", err)
+	l.settled = seq
+	close(l.advance)
+	l.advance = make(chan struct{})
 }
 
 // has reports whether a call ID is in a pairing's log, written or waiting.
@@ -138,82 +168,125 @@ func (l *callLog) read(parentID string, markSeen bool) ([]protocol.CallRecord, e
 	return calls, nil
 }
 
-// retryLoop writes the waiting records again until stop is closed.
-func (l *callLog) retryLoop(stop <-chan struct{}) {
+// run is the writer: it commits what is put, and retries what failed every
+// callLogRetryEvery, until stop is closed.
+func (l *callLog) run(stop <-chan struct{}) {
 	t := time.NewTicker(callLogRetryEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
 		case <-l.kick:
+			l.commit(false)
+		case <-t.C:
+			l.mu.Lock()
+			l.retryAt = true
+			l.mu.Unlock()
+			l.commit(false)
 		}
-		l.retry(false)
 	}
 }
 
-// retry writes every waiting record once. Records that have waited longer
-// than callLogGiveUpAfter, or every one that still fails when final is set
-// (the server is closing), are dropped with an error. The lock is taken per
-// record, so the hub waits for at most one write, however many are waiting.
+// retry commits everything waiting once more. With final (the server is
+// closing, the writer has stopped) what still fails is dropped, and nothing
+// waits for the log any more.
 func (l *callLog) retry(final bool) {
 	l.mu.Lock()
-	ids := make([]string, 0, len(l.pending))
-	for id := range l.pending {
-		ids = append(ids, id)
+	l.retryAt = true
+	l.mu.Unlock()
+	l.commit(final)
+	if final {
+		l.mu.Lock()
+		l.stopped = true
+		l.settle(l.issued.Load())
+		l.mu.Unlock()
+	}
+}
+
+// commit writes, in one transaction, every record put since the last
+// commit, and the held-back ones too when a retry is due. Records that have
+// waited longer than callLogGiveUpAfter, or every one that still fails when
+// final is set, are dropped with an error.
+func (l *callLog) commit(final bool) {
+	l.mu.Lock()
+	upto := l.issued.Load()
+	retrying := l.retryAt || final
+	l.retryAt = false
+	type item struct {
+		id    string
+		seq   uint64
+		retry bool
+	}
+	var items []item
+	var writes []CallWrite
+	for id, p := range l.pending {
+		if p.tried && !retrying {
+			continue
+		}
+		items = append(items, item{id, p.seq, p.tried})
+		writes = append(writes, CallWrite{ParentID: p.parentID, Record: p.rec})
 	}
 	l.mu.Unlock()
-	var lastErr error
-	failed, dropped := 0, 0
-	for _, id := range ids {
-		gone, err := l.retryOne(id, final)
-		if err != nil {
+
+	var gone []int
+	var err error
+	if len(writes) > 0 {
+		gone, err = l.store.PutCalls(writes)
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	failed, dropped, waiting := 0, 0, 0
+	for i, it := range items {
+		p := l.pending[it.id]
+		if p == nil || p.seq != it.seq {
+			continue // replaced meanwhile: the newer record goes in the next commit
+		}
+		switch {
+		case err == nil && slices.Contains(gone, i):
+			// The pairing was deleted (factory reset): its log is gone on purpose.
+			delete(l.pending, it.id)
+			l.log.Debug("call log write for a deleted pairing skipped", "call", it.id, "parent", p.parentID)
+		case err == nil:
+			delete(l.pending, it.id)
+			if it.retry {
+				l.metrics.callLogWritesRetried.Add(1)
+				l.log.Info("call log write succeeded on retry", "call", it.id, "parent", p.parentID, "outcome", p.rec.Outcome)
+			}
+		default:
+			l.metrics.callLogWriteFailures.Add(1)
 			failed++
-			lastErr = err
-			if gone {
+			if p.firstFailed.IsZero() {
+				p.firstFailed = now
+			}
+			p.tried = true
+			if waited := now.Sub(p.firstFailed); final || waited >= callLogGiveUpAfter {
+				delete(l.pending, it.id)
 				dropped++
+				l.metrics.callLogWritesDropped.Add(1)
+				l.log.Error("call log write dropped", "call", it.id, "parent", p.parentID, "outcome", p.rec.Outcome,
+					"waited", waited.Round(time.Second), "err", err)
+			} else if !it.retry {
+				l.log.Error("call log write failed; will retry", "call", it.id, "parent", p.parentID,
+					"outcome", p.rec.Outcome, "err", err)
 			}
 		}
 	}
-	l.mu.Lock()
-	waiting := len(l.pending)
+	for _, p := range l.pending {
+		if p.tried {
+			waiting++
+		}
+	}
 	l.metrics.callLogPending.Store(int64(waiting))
-	l.mu.Unlock()
-	if failed > 0 {
+	if failed > 0 && retrying {
 		// One line per round, not per record: a full disk may hold many.
-		l.log.Error("call log writes still failing", "failed", failed, "dropped", dropped, "waiting", waiting, "err", lastErr)
+		l.log.Error("call log writes still failing", "failed", failed, "dropped", dropped, "waiting", waiting, "err", err)
 	}
-}
-
-// retryOne writes one waiting record again. err is the write's failure;
-// dropped says the record was given up on.
-func (l *callLog) retryOne(id string, final bool) (dropped bool, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	p := l.pending[id]
-	if p == nil {
-		return false, nil // written meanwhile by a newer record of the call
+	if err == nil && len(writes) > 0 && waiting > 0 {
+		l.retryAt = true // the disk took a write: the held-back ones follow at once
+		l.wake()
 	}
-	err = l.store.PutCall(p.parentID, p.rec)
-	switch {
-	case err == nil:
-		delete(l.pending, id)
-		l.metrics.callLogWritesRetried.Add(1)
-		l.log.Info("call log write succeeded on retry", "call", id, "parent", p.parentID, "outcome", p.rec.Outcome)
-		return false, nil
-	case errors.Is(err, ErrNotFound):
-		delete(l.pending, id)
-		return false, nil
-	}
-	l.metrics.callLogWriteFailures.Add(1)
-	waited := l.now().Sub(p.firstFailed)
-	if !final && waited < callLogGiveUpAfter {
-		return false, err
-	}
-	delete(l.pending, id)
-	l.metrics.callLogWritesDropped.Add(1)
-	l.log.Error("call log write dropped", "call", id, "parent", p.parentID, "outcome", p.rec.Outcome,
-		"waited", waited.Round(time.Second), "err", err)
-	return true, err
+	l.settle(upto)
 }

@@ -381,7 +381,23 @@ var allowed = map[string]map[string]bool{
 }
 
 // handle applies one valid message from a logged-in socket.
+//
+// The hub's lock is for map work: what reads the disk or checks a signature
+// is done outside it where the message allows (a call_log request; an
+// accept's signature, checked before and confirmed for the same call
+// under the lock), so one family's disk read never holds up another's ring
+// (BenchmarkCallSetups).
 func (h *hub) handle(s *session, m protocol.Message) {
+	var signed *signedAccept
+	switch {
+	case m.Type == protocol.TypeCallLog:
+		if h.admit(s, m) {
+			h.sendCallLog(s, true)
+		}
+		return
+	case m.Type == protocol.TypeAccept && s.role == protocol.RoleParent:
+		signed = h.checkAccept(s, m)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s.left || h.closed {
@@ -395,15 +411,13 @@ func (h *hub) handle(s *session, m protocol.Message) {
 	case protocol.TypeRing:
 		h.ring(s, m)
 	case protocol.TypeAccept:
-		h.accept(s, m)
+		h.accept(s, m, signed)
 	case protocol.TypeOffer, protocol.TypeAnswer, protocol.TypeCandidate:
 		h.relay(s, m)
 	case protocol.TypeHangup:
 		h.hangup(s, m)
 	case protocol.TypeResume:
 		h.resume(s, m)
-	case protocol.TypeCallLog:
-		h.sendCallLog(s, true)
 	case protocol.TypePairRequest:
 		h.pairRequest(s, m)
 	case protocol.TypePairAccept:
@@ -526,6 +540,43 @@ func (h *hub) ring(s *session, m protocol.Message) {
 	log.Info("ringing", "callee_sockets", len(callee), "reachable", c.reachable)
 }
 
+// admit reports whether s, still in the hub, may send m; not_allowed
+// answers a role that may not.
+func (h *hub) admit(s *session, m protocol.Message) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.left || h.closed {
+		return false
+	}
+	if !allowed[s.role][m.Type] {
+		s.sendError(protocol.ErrCodeNotAllowed, fmt.Sprintf("%s is not allowed for a %s", m.Type, s.role), m)
+		return false
+	}
+	return true
+}
+
+// signedAccept is a parent's accept whose signature was checked outside the
+// hub's lock, for the call that was ringing then.
+type signedAccept struct {
+	call *call
+	ok   bool
+}
+
+// checkAccept checks a parent's accept of the child's ring against the call
+// ringing now, outside the hub's lock; nil when there is nothing to check
+// (no such call, not the child's ring: accept refuses or needs no check).
+func (h *hub) checkAccept(s *session, m protocol.Message) *signedAccept {
+	h.mu.Lock()
+	c := h.calls[m.CallID]
+	if c == nil || c.answered || !c.fromTerminal || !isCallee(s, c) {
+		h.mu.Unlock()
+		return nil
+	}
+	parentID, nonce := c.parentID, c.nonce // set when the call rang; never change
+	h.mu.Unlock()
+	return &signedAccept{call: c, ok: h.parentSigned(s, parentID, c.id, nonce, m)}
+}
+
 // setupRefused counts a ring the hub refused before it rang (the
 // terminal has no parent, a call is in progress): a setup started and
 // failed at once. h.mu is held.
@@ -546,13 +597,17 @@ func isCallee(s *session, c *call) bool {
 	return s == c.terminal
 }
 
-func (h *hub) accept(s *session, m protocol.Message) {
+func (h *hub) accept(s *session, m protocol.Message, signed *signedAccept) {
 	c := h.calls[m.CallID]
 	if c == nil || c.answered || !isCallee(s, c) {
 		s.sendError(protocol.ErrCodeUnknownCall, "no call of yours is ringing with this call_id", m)
 		return
 	}
-	if c.fromTerminal && !h.parentSigned(s, c, m) {
+	if signed == nil || signed.call != c {
+		// The call changed between the check and now (rare): check here.
+		signed = &signedAccept{call: c, ok: !c.fromTerminal || h.parentSigned(s, c.parentID, c.id, c.nonce, m)}
+	}
+	if c.fromTerminal && !signed.ok {
 		// Changes nothing: the child's ring goes on for the real phone.
 		s.sendError(protocol.ErrCodeNotAllowed, "accept not signed by the paired parent", m)
 		return
@@ -584,15 +639,15 @@ func (h *hub) accept(s *session, m protocol.Message) {
 // phone (the other tabs would be told "answered elsewhere" and the child
 // would hear nothing). This guards against a stolen server login; against
 // a compromised server, the terminal's own check is what holds.
-func (h *hub) parentSigned(s *session, c *call, m protocol.Message) bool {
-	p, err := h.store.Parent(c.parentID)
+func (h *hub) parentSigned(s *session, parentID, callID, ringNonce string, m protocol.Message) bool {
+	p, err := h.store.Parent(parentID)
 	if err != nil {
 		s.log.Error("accept: parent record", "err", err)
 		return false
 	}
 	if p.PublicKey == "" {
 		// Paired before the server kept keys: the terminal still checks.
-		s.log.Warn("accept from a pairing without a stored parent key; the terminal alone checks it", "call", c.id)
+		s.log.Warn("accept from a pairing without a stored parent key; the terminal alone checks it", "call", callID)
 		return true
 	}
 	pub, err := pairing.ParsePublicKey(p.PublicKey)
@@ -600,10 +655,10 @@ func (h *hub) parentSigned(s *session, c *call, m protocol.Message) bool {
 		s.log.Error("accept: stored parent key", "err", err)
 		return false
 	}
-	b := pairing.Binding{CallID: c.id, RingNonce: c.nonce, AcceptNonce: m.Nonce}
+	b := pairing.Binding{CallID: callID, RingNonce: ringNonce, AcceptNonce: m.Nonce}
 	err = pairing.VerifyCall(pub, m.Type, b, "", pairing.CallSig{SignedAt: m.SignedAt, Signature: m.Signature}, h.now())
 	if err != nil {
-		s.log.Warn("refusing an accept not signed by the paired parent", "call", c.id, "err", err)
+		s.log.Warn("refusing an accept not signed by the paired parent", "call", callID, "err", err)
 		return false
 	}
 	return true
@@ -745,17 +800,31 @@ func (h *hub) finishCall(c *call, reason string, byCaller bool) {
 	h.notifyEnd(c)
 }
 
+// pushCallLog sends the parent's open pages their log, read after the hub's
+// lock is let go (h.mu is held here): reading it is a disk read, and the
+// log's newest record is already in it (callLog.read lays what waits for
+// the disk over what is there).
 func (h *hub) pushCallLog(parentID string) {
 	set := h.parents[parentID]
-	if len(set) == 0 {
+	if len(set) == 0 || !h.srv.enter() {
 		return
 	}
-	calls, err := h.srv.callLog.read(parentID, false)
-	if err != nil {
-		h.log.Error("read call log", "parent", parentID, "err", err)
-		return
+	pages := make([]*session, 0, len(set))
+	for s := range set {
+		pages = append(pages, s)
 	}
-	h.sendAll(set, callLogMsg(calls))
+	go func() {
+		defer h.srv.wg.Done()
+		calls, err := h.srv.callLog.read(parentID, false)
+		if err != nil {
+			h.log.Error("read call log", "parent", parentID, "err", err)
+			return
+		}
+		m := callLogMsg(calls)
+		for _, s := range pages {
+			s.send(m)
+		}
+	}()
 }
 
 // sendCallLog answers a parent's call_log request; asking marks them seen.

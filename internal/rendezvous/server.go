@@ -6,7 +6,8 @@
 // All routing state lives in one hub behind one mutex (hub.go); every
 // message that reaches another socket is decided there, from the sender's
 // authenticated identity and the stored pairing, never from IDs the sender
-// chose.
+// chose. The call log is committed behind the hub, in groups (calllog.go),
+// and what the hub sends waits for the records it follows to be on disk.
 package rendezvous
 
 import (
@@ -23,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,34 +39,35 @@ import (
 // Server is the rendezvous server. Create it with New, serve Handler, and
 // Close it when done.
 type Server struct {
-	cfg        Config
-	log        *slog.Logger
-	store      *Store
-	turn       *turnRelay
-	turnSecret string
-	origins    []string
-	deviceCAs  []*x509.Certificate // program CAs, from cfg.DeviceCAFiles
-	hub        *hub
-	audit      *auditLog
-	now        func() time.Time
-	admission  *admission                            // connections before login (admission.go)
-	logins     *limiter                              // logins per terminal and per parent
-	pairFails  *pairFailures                         // wrong pairing proofs per terminal and source (pairing.go)
-	sourceKey  []byte                                // keys the source tags on relayed pair_requests (pairing.go)
-	proxies    []netip.Prefix                        // trusted_proxies
-	tls        *tls.Config                           // tls_cert_file; TLSConfig adds the web's ALPN
-	revoked    *revocations                          // nil without revoked_devices_file
-	fleet      *fleet                                // nil without fleet key_files
-	stop       chan struct{}                         // closed by Close: background loops end
-	metrics    metrics                               // counters for GET /metrics (metrics.go)
-	health     *health                               // client_golang's counters (health_metrics.go)
-	registry   http.Handler                          // GET /metrics and /fleet/metrics (health_metrics.go)
-	callLog    *callLog                              // the hub's call-log writes (calllog.go)
-	retryDone  chan struct{}                         // closed when the call log's retry loop has ended
-	backupDone chan struct{}                         // closed when the backup loop has ended (nil: no backups)
-	pairFault  atomic.Pointer[func(FaultPoint) bool] // tests' crash points in pairing (pairing.go)
-	push       *pusher                               // Web Push; nil when off (push.go)
-	notifier   *notifier                             // the programme's SMS and voice webhook; nil when off (notifier.go)
+	cfg         Config
+	log         *slog.Logger
+	store       *Store
+	turn        *turnRelay
+	turnSecret  string
+	origins     []string
+	deviceCAs   []*x509.Certificate // program CAs, from cfg.DeviceCAFiles
+	hub         *hub
+	audit       *auditLog
+	now         func() time.Time
+	admission   *admission                            // connections before login (admission.go)
+	logins      *limiter                              // logins per terminal and per parent
+	pairFails   *pairFailures                         // wrong pairing proofs per terminal and source (pairing.go)
+	sourceKey   []byte                                // keys the source tags on relayed pair_requests (pairing.go)
+	proxies     []netip.Prefix                        // trusted_proxies
+	tls         *tls.Config                           // tls_cert_file; TLSConfig adds the web's ALPN
+	revoked     *revocations                          // nil without revoked_devices_file
+	fleet       *fleet                                // nil without fleet key_files
+	stop        chan struct{}                         // closed by Close: background loops end
+	metrics     metrics                               // counters for GET /metrics (metrics.go)
+	health      *health                               // client_golang's counters (health_metrics.go)
+	registry    http.Handler                          // GET /metrics and /fleet/metrics (health_metrics.go)
+	callLog     *callLog                              // the hub's call-log writes (calllog.go)
+	callLogStop chan struct{}                         // closed by Close once the sockets are gone: the call log's writer ends
+	retryDone   chan struct{}                         // closed when the call log's writer has ended
+	backupDone  chan struct{}                         // closed when the backup loop has ended (nil: no backups)
+	pairFault   atomic.Pointer[func(FaultPoint) bool] // tests' crash points in pairing (pairing.go)
+	push        *pusher                               // Web Push; nil when off (push.go)
+	notifier    *notifier                             // the programme's SMS and voice webhook; nil when off (notifier.go)
 
 	wg        sync.WaitGroup // live WebSocket handlers
 	mu        sync.Mutex
@@ -155,7 +158,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s.registry = newRegistry(s)
 	s.stop = make(chan struct{})
 	s.retryDone = make(chan struct{})
-	go func() { defer close(s.retryDone); s.callLog.retryLoop(s.stop) }()
+	s.callLogStop = make(chan struct{})
+	go func() { defer close(s.retryDone); s.callLog.run(s.callLogStop) }()
 	if s.revoked != nil {
 		go s.watchRevocations(cfg.RevocationCheckInterval, s.stop)
 	}
@@ -284,6 +288,9 @@ func (s *Server) Close() error {
 		case <-time.After(10 * time.Second):
 			s.log.Warn("sockets still open after 10 s; closing anyway")
 		}
+		// The call log's writer runs until the sockets are gone: what they
+		// were sent last waits for its commit (calllog.go).
+		close(s.callLogStop)
 		<-s.retryDone
 		if s.backupDone != nil {
 			<-s.backupDone // a backup in progress reads the store
@@ -363,23 +370,44 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer s.wg.Done()
 	ip := s.clientIP(r)
 	ticket, status, why := s.admission.admit(ip, s.now())
 	if ticket == nil {
+		s.wg.Done()
 		s.log.Debug("connection refused", "remote", ip, "status", status, "why", why)
 		refuse(w, status, why)
 		return
 	}
-	defer ticket.leave()
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{protocol.Subprotocol},
 		OriginPatterns: s.origins,
 	})
 	if err != nil {
+		ticket.leave()
+		s.wg.Done()
 		s.log.Debug("websocket accept failed", "remote", r.RemoteAddr, "err", err)
 		return // Accept has written the HTTP error
 	}
+	// The socket gets a goroutine of its own and this handler returns: an
+	// idle socket then keeps a shallow stack and none of the HTTP
+	// request's state, where the handler's goroutine would keep net/http's
+	// frames and whatever stack the login grew (BenchmarkIdleTerminals).
+	go s.serveSocket(conn, ip, ticket)
+}
+
+// serveSocket runs one WebSocket from its upgrade to its close: login,
+// then the read loop. s.wg counts it (serveWS entered it).
+func (s *Server) serveSocket(conn *websocket.Conn, ip string, ticket *ticket) {
+	defer s.wg.Done()
+	defer ticket.leave()
+	defer func() {
+		// What net/http did for the handler: a bug costs this socket, not
+		// every family on the node.
+		if v := recover(); v != nil {
+			s.log.Error("panic serving a socket", "remote", ip, "panic", v, "stack", string(debug.Stack()))
+			conn.CloseNow()
+		}
+	}()
 	if conn.Subprotocol() != protocol.Subprotocol {
 		conn.Close(websocket.StatusPolicyViolation, "subprotocol "+protocol.Subprotocol+" required")
 		return
@@ -387,6 +415,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	conn.SetReadLimit(protocol.MaxMessageBytes)
 	sess := newSession(conn, ip, s.cfg.SendQueueDepth, s.log.With("remote", ip))
 	sess.counted = s.health.error
+	sess.barrier = s.callLog
 	if !ticket.attach(func(pairing bool) { s.evicted(sess, pairing) }) {
 		conn.CloseNow() // displaced by a newcomer during the upgrade
 		return
@@ -395,19 +424,22 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
-	go sess.writeLoop(s.cfg.WriteTimeout, sess.log)
-	go sess.pingLoop(s.cfg.PingInterval, s.cfg.PongTimeout, sess.log)
+	sess.start(s.cfg.WriteTimeout, s.cfg.PingInterval, s.cfg.PongTimeout, sess.log)
 	defer func() {
 		s.hub.leave(sess)
+		sess.stop()
 		if sess.closing.Load() {
 			// Let the writer flush the last error and the close frame.
+			t := time.NewTimer(s.cfg.WriteTimeout + 6*time.Second)
 			select {
 			case <-sess.done:
-			case <-time.After(s.cfg.WriteTimeout + 6*time.Second):
+			case <-sess.ctx.Done(): // dropped: nothing more is written
+			case <-t.C:
 			}
+			t.Stop()
 		}
 		sess.cancel()
-		<-sess.done
+		conn.CloseNow()
 	}()
 
 	if !s.login(sess, ticket) {
@@ -605,8 +637,7 @@ func (s *Server) checkParent(parentID, token string) (deviceID string, ok, pendi
 // readLoop decodes each message and hands it to the hub. Bad messages get
 // bad_message and change nothing; too many close the socket.
 func (s *Server) readLoop(sess *session) {
-	bad := 0
-	lim := newSocketLimits(s.cfg.Limits)
+	in := &socketInput{lim: newSocketLimits(&s.cfg.Limits)}
 	for {
 		data, text, err := sess.read()
 		if err != nil {
@@ -615,33 +646,50 @@ func (s *Server) readLoop(sess *session) {
 			}
 			return
 		}
-		var m protocol.Message
-		if !text {
-			err = errors.New("rendezvous: binary messages are not part of the protocol")
-		} else {
-			m, err = protocol.Decode(data)
+		if !s.take(sess, in, data, text) {
+			return
 		}
-		if err == nil {
-			err = checkClientMessage(m)
-		}
-		if err != nil {
-			bad++
-			sess.sendError(protocol.ErrCodeBadMessage, clip(err.Error(), 512), protocol.Message{Type: refType(m)})
-			if bad >= maxBadMessages {
-				sess.log.Info("too many bad messages, closing")
-				sess.closeWith(websocket.StatusPolicyViolation, "too many bad messages")
-				return
-			}
-			continue
-		}
-		if !lim.allow(m.Type, s.now()) {
-			if s.rateLimited(sess, lim, m) {
-				return
-			}
-			continue
-		}
-		s.hub.handle(sess, m)
 	}
+}
+
+// socketInput is what readLoop keeps between a socket's messages.
+type socketInput struct {
+	bad int
+	lim *socketLimits
+}
+
+// take decodes, checks and handles one message; false closes the socket.
+// It is apart from readLoop so that the frame an idle socket's goroutine
+// waits in stays small: a decoded message is large, and the stack a socket
+// waits with is the stack it keeps (BenchmarkIdleTerminals).
+//
+//go:noinline
+func (s *Server) take(sess *session, in *socketInput, data []byte, text bool) bool {
+	var m protocol.Message
+	var err error
+	if !text {
+		err = errors.New("rendezvous: binary messages are not part of the protocol")
+	} else {
+		m, err = protocol.Decode(data)
+	}
+	if err == nil {
+		err = checkClientMessage(m)
+	}
+	if err != nil {
+		in.bad++
+		sess.sendError(protocol.ErrCodeBadMessage, clip(err.Error(), 512), protocol.Message{Type: refType(m)})
+		if in.bad >= maxBadMessages {
+			sess.log.Info("too many bad messages, closing")
+			sess.closeWith(websocket.StatusPolicyViolation, "too many bad messages")
+			return false
+		}
+		return true
+	}
+	if !in.lim.allow(m.Type, s.now()) {
+		return !s.rateLimited(sess, in.lim, m)
+	}
+	s.hub.handle(sess, m)
+	return true
 }
 
 func refType(m protocol.Message) string {

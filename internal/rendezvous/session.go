@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,24 +23,41 @@ const (
 const maxBadMessages = 10
 
 // session is one WebSocket. The socket's reader is the HTTP handler's
-// goroutine; its only writer is writeLoop, fed through the bounded out queue.
-// Nothing ever blocks on a client: a full queue drops the client.
+// goroutine, the only goroutine an idle socket has: a writer runs only while
+// there is something queued to write (flush), and pings run on a timer
+// (ping). Every idle terminal of a national programme sits here, so what a
+// socket holds at rest is what a node's memory is made of (issue 16: ≤ 20 KB
+// each, BenchmarkIdleTerminals). Nothing ever blocks on a client: a full
+// queue drops the client.
 type session struct {
 	conn *websocket.Conn
 	log  *slog.Logger
 	ip   string
 
-	out     chan outFrame
 	closing atomic.Bool // a close frame is queued; send nothing more
 	// abused: the server closed the socket for breaking the limits (1008);
 	// its call ends at once rather than waiting for it to resume.
 	abused atomic.Bool
 	ctx    context.Context
 	cancel context.CancelFunc
-	done   chan struct{} // writeLoop has exited
+	done   chan struct{} // the close frame is written, or writing failed
+	ended  sync.Once     // closes done
+	// barrier holds each message back until the call-log records put
+	// before it was queued are on disk (callLog); nil: nothing waits.
+	barrier sendBarrier
 	// counted is told each error the socket is answered with (its code)
 	// and a drop for a full queue (tuanju_errors_total); nil: not counted.
 	counted func(kind string)
+
+	// qmu guards the send queue. It is a leaf lock: the hub sends while it
+	// holds its own.
+	qmu     sync.Mutex
+	queue   []outFrame // waiting to be written, oldest first; at most depth
+	depth   int
+	writing bool // a flush goroutine is running
+	// writer is set by start; until then frames wait in queue (tests look
+	// at them there: takeQueued).
+	writer *writer
 
 	// Set once at login, before the session is in the hub; read-only after.
 	role     string
@@ -59,7 +77,24 @@ type session struct {
 	budget *protocol.Budget
 }
 
+// writer is how a started session writes and pings.
+type writer struct {
+	writeTimeout time.Duration
+	pingInterval time.Duration
+	pongTimeout  time.Duration
+	log          *slog.Logger // the logger at start: login replaces s.log on the reader goroutine
+	pinger       *time.Timer
+}
+
+// sendBarrier is what a message waits for before it is written: see
+// callLog.mark and settledAt.
+type sendBarrier interface {
+	mark() uint64
+	settledAt(seq uint64) <-chan struct{}
+}
+
 type outFrame struct {
+	after  uint64 // the barrier's mark when it was queued
 	data   []byte
 	close  bool
 	code   websocket.StatusCode
@@ -72,10 +107,32 @@ func newSession(conn *websocket.Conn, ip string, depth int, log *slog.Logger) *s
 		conn:   conn,
 		log:    log,
 		ip:     ip,
-		out:    make(chan outFrame, depth),
+		depth:  depth,
 		ctx:    ctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
+	}
+}
+
+// start begins writing what is queued, and pinging the client every
+// pingInterval: one that does not answer within pongTimeout is dropped.
+func (s *session) start(writeTimeout, pingInterval, pongTimeout time.Duration, log *slog.Logger) {
+	w := &writer{writeTimeout: writeTimeout, pingInterval: pingInterval, pongTimeout: pongTimeout, log: log}
+	s.qmu.Lock()
+	s.writer = w
+	// Made stopped, then started: the callback reads w.pinger.
+	w.pinger = time.AfterFunc(time.Hour, s.ping)
+	w.pinger.Reset(pingInterval)
+	s.kickLocked()
+	s.qmu.Unlock()
+}
+
+// stop ends the pings; a flush in progress ends with the context.
+func (s *session) stop() {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if s.writer != nil {
+		s.writer.pinger.Stop()
 	}
 }
 
@@ -91,13 +148,136 @@ func (s *session) send(m protocol.Message) {
 		s.log.Error("encode outgoing message", "type", m.Type, "err", err)
 		return
 	}
-	select {
-	case s.out <- outFrame{data: data}:
-	default:
+	if !s.enqueue(outFrame{data: data}) {
 		s.log.Warn("send queue full, dropping client")
 		s.count(errSendQueueFull)
 		s.drop()
 	}
+}
+
+// enqueue adds a frame unless the queue is full, and starts a writer if
+// none is running.
+func (s *session) enqueue(f outFrame) bool {
+	if s.barrier != nil {
+		f.after = s.barrier.mark()
+	}
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if len(s.queue) >= s.depth {
+		return false
+	}
+	s.queue = append(s.queue, f)
+	s.kickLocked()
+	return true
+}
+
+// kickLocked starts a flush goroutine if there is something to write and
+// none runs. s.qmu is held.
+func (s *session) kickLocked() {
+	if s.writer == nil || s.writing || len(s.queue) == 0 {
+		return
+	}
+	s.writing = true
+	go s.flush()
+}
+
+// flush writes the queue, then ends: an idle socket keeps no writer.
+func (s *session) flush() {
+	for {
+		s.qmu.Lock()
+		if len(s.queue) == 0 {
+			s.queue = nil // an idle socket keeps no buffer either
+			s.writing = false
+			s.qmu.Unlock()
+			return
+		}
+		f := s.queue[0]
+		s.queue[0] = outFrame{}
+		s.queue = s.queue[1:]
+		w := s.writer
+		s.qmu.Unlock()
+		if !s.write(w, f) {
+			s.qmu.Lock()
+			s.queue, s.writing = nil, false
+			s.qmu.Unlock()
+			return
+		}
+	}
+}
+
+// write puts one frame on the wire. false: the socket is finished (closed
+// by this frame, or broken).
+func (s *session) write(w *writer, f outFrame) bool {
+	for s.barrier != nil {
+		wait := s.barrier.settledAt(f.after)
+		if wait == nil {
+			break
+		}
+		select {
+		case <-wait:
+		case <-s.ctx.Done():
+		}
+		if s.ctx.Err() != nil {
+			break
+		}
+	}
+	if s.ctx.Err() != nil {
+		s.finish()
+		return false
+	}
+	if f.close {
+		s.conn.Close(f.code, f.reason)
+		s.finish()
+		return false
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, w.writeTimeout)
+	err := s.conn.Write(ctx, websocket.MessageText, f.data)
+	cancel()
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			w.log.Debug("write failed, dropping client", "err", err)
+		}
+		s.conn.CloseNow()
+		s.cancel()
+		s.finish()
+		return false
+	}
+	return true
+}
+
+// finish says the writer is done with the socket.
+func (s *session) finish() { s.ended.Do(func() { close(s.done) }) }
+
+// ping pings the client from the timer's goroutine; one that does not
+// answer in time is dropped. Pings are control frames and coder/websocket
+// serialises them with data frames, so this does not compete with flush's
+// ordering.
+func (s *session) ping() {
+	w := s.writer // set before the timer that calls this
+	if s.ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, w.pongTimeout)
+	err := s.conn.Ping(ctx)
+	cancel()
+	if err != nil {
+		if s.ctx.Err() == nil {
+			w.log.Info("ping unanswered, dropping client", "err", err)
+		}
+		s.drop()
+		return
+	}
+	w.pinger.Reset(w.pingInterval)
+}
+
+// takeQueued removes and returns what is queued (tests of a session that
+// was never started).
+func (s *session) takeQueued() []outFrame {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	q := s.queue
+	s.queue = nil
+	return q
 }
 
 // sendError queues an error message.
@@ -131,71 +311,17 @@ func (s *session) closeWith(code websocket.StatusCode, reason string) {
 	if s.closing.Swap(true) {
 		return
 	}
-	select {
-	case s.out <- outFrame{close: true, code: code, reason: reason}:
-	default:
+	if !s.enqueue(outFrame{close: true, code: code, reason: reason}) {
 		s.drop()
 	}
 }
 
-// drop closes the socket without a handshake.
+// drop closes the socket without a handshake: the reader's Read and any
+// write in progress end with the context, and coder/websocket closes the
+// connection when they do.
 func (s *session) drop() {
 	s.closing.Store(true)
 	s.cancel()
-}
-
-// writeLoop and pingLoop take their logger as an argument: login replaces
-// s.log on the reader goroutine while they run.
-func (s *session) writeLoop(writeTimeout time.Duration, log *slog.Logger) {
-	defer close(s.done)
-	defer s.cancel()
-	for {
-		select {
-		case <-s.ctx.Done():
-			s.conn.CloseNow()
-			return
-		case f := <-s.out:
-			if f.close {
-				s.conn.Close(f.code, f.reason)
-				return
-			}
-			ctx, cancel := context.WithTimeout(s.ctx, writeTimeout)
-			err := s.conn.Write(ctx, websocket.MessageText, f.data)
-			cancel()
-			if err != nil {
-				if !errors.Is(err, context.Canceled) {
-					log.Debug("write failed, dropping client", "err", err)
-				}
-				s.conn.CloseNow()
-				return
-			}
-		}
-	}
-}
-
-// pingLoop pings the client; one that does not answer in time is dropped.
-// Pings are control frames and coder/websocket serialises them with data
-// frames, so this does not compete with writeLoop's ordering.
-func (s *session) pingLoop(interval, timeout time.Duration, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(s.ctx, timeout)
-			err := s.conn.Ping(ctx)
-			cancel()
-			if err != nil {
-				if s.ctx.Err() == nil {
-					log.Info("ping unanswered, dropping client", "err", err)
-				}
-				s.drop()
-				return
-			}
-		}
-	}
 }
 
 // read returns the next text message's bytes. A binary message is reported

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/tuanju/tuanju/internal/boltfile"
 	"github.com/tuanju/tuanju/pairing/protocol"
@@ -85,12 +84,17 @@ type Store struct {
 // do (store_check.go): a server on an empty registry would refuse every
 // parent, and the page would delete its credential.
 func OpenStore(path string) (*Store, error) {
-	db, err := boltfile.Open(path, bucketDevices, bucketParents, bucketPairings, bucketCalls, bucketPending, bucketPendingP, bucketPush, bucketPhones)
+	db, err := boltfile.Open(path, bucketDevices, bucketParents, bucketPairings, bucketCalls, bucketCallLog, bucketOpenCalls,
+		bucketPending, bucketPendingP, bucketPush, bucketPhones)
 	if errors.Is(err, boltfile.ErrDamaged) {
 		return nil, fmt.Errorf("rendezvous: the registry is damaged; the server will not start on it: %w; %s", err, recoveryHint)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("rendezvous: store: %w", err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := migrateCallLogs(tx); return err }); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("rendezvous: store: move the call logs to the time-ordered layout: %w", err)
 	}
 	return &Store{db: db}, nil
 }
@@ -383,7 +387,7 @@ func (s *Store) Unpair(deviceID string) (parentID string, err error) {
 		if err := tx.Bucket(bucketParents).Delete(v); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketCalls).DeleteBucket(v); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+		if err := deleteCallLog(tx, v); err != nil {
 			return err
 		}
 		return dropNotify(tx, []byte(parentID)) // notify_store.go
@@ -399,46 +403,61 @@ func (s *Store) Unpair(deviceID string) (parentID string, err error) {
 // parent no longer exists: a late write (a retry after a full disk, a call
 // ended by a factory reset) must not bring back a deleted family's log.
 func (s *Store) PutCall(parentID string, rec protocol.CallRecord) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketParents).Get([]byte(parentID)) == nil {
-			return ErrNotFound
-		}
-		if err := s.callFault(); err != nil {
-			return err
-		}
-		b, err := tx.Bucket(bucketCalls).CreateBucketIfNotExists([]byte(parentID))
-		if err != nil {
-			return err
-		}
-		if err := putJSON(b, rec.CallID, rec); err != nil {
-			return err
-		}
-		if b.Stats().KeyN <= maxStoredCalls {
-			return nil
-		}
-		recs, err := readCalls(b)
-		if err != nil {
-			return err
-		}
-		for _, old := range recs[maxStoredCalls:] {
-			if err := b.Delete([]byte(old.CallID)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	gone, err := s.PutCalls([]CallWrite{{ParentID: parentID, Record: rec}})
+	if err == nil && len(gone) > 0 {
+		err = ErrNotFound
+	}
 	if err != nil {
 		return fmt.Errorf("rendezvous: log call %s for %s: %w", rec.CallID, parentID, err)
 	}
 	return nil
 }
 
+// CallWrite is one record for PutCalls.
+type CallWrite struct {
+	ParentID string
+	Record   protocol.CallRecord
+}
+
+// PutCalls writes records in one transaction, one fsync for all of them:
+// the call log's writer commits what the hub logged meanwhile together
+// (calllog.go). A record whose parent no longer exists is skipped (as
+// PutCall's ErrNotFound) and its index returned in gone; any other failure
+// writes none of them.
+func (s *Store) PutCalls(writes []CallWrite) (gone []int, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		gone = gone[:0]
+		if err := s.callFault(); err != nil {
+			return err
+		}
+		parents, logs := tx.Bucket(bucketParents), tx.Bucket(bucketCallLog)
+		for i, w := range writes {
+			if parents.Get([]byte(w.ParentID)) == nil {
+				gone = append(gone, i)
+				continue
+			}
+			b, err := logs.CreateBucketIfNotExists([]byte(w.ParentID))
+			if err != nil {
+				return err
+			}
+			if err := putCallRecord(tx, b, w.ParentID, w.Record); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rendezvous: log %d calls: %w", len(writes), err)
+	}
+	return gone, nil
+}
+
 // HasCall reports whether a call ID is already in a pairing's log.
 func (s *Store) HasCall(parentID, callID string) (bool, error) {
 	var found bool
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketCalls).Bucket([]byte(parentID)); b != nil {
-			found = b.Get([]byte(callID)) != nil
+		if b := callLogBucket(tx, parentID); b != nil {
+			found = b.Get(callIndexKey(callID)) != nil
 		}
 		return nil
 	})
@@ -455,16 +474,13 @@ func (s *Store) HasCall(parentID, callID string) (bool, error) {
 func (s *Store) CallLog(parentID string, markSeen bool) ([]protocol.CallRecord, error) {
 	var out []protocol.CallRecord
 	fn := func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketCalls).Bucket([]byte(parentID))
+		b := callLogBucket(tx, parentID)
 		if b == nil {
 			return nil
 		}
-		recs, err := readCalls(b)
+		recs, keys, err := newestCalls(b, MaxCallLog)
 		if err != nil {
 			return err
-		}
-		if len(recs) > MaxCallLog {
-			recs = recs[:MaxCallLog]
 		}
 		out = recs
 		if !markSeen {
@@ -473,12 +489,12 @@ func (s *Store) CallLog(parentID string, markSeen bool) ([]protocol.CallRecord, 
 		if err := s.callFault(); err != nil {
 			return err
 		}
-		for _, r := range recs {
+		for i, r := range recs {
 			if r.Seen {
 				continue
 			}
 			r.Seen = true
-			if err := putJSON(b, r.CallID, r); err != nil {
+			if err := putJSON(b, string(keys[i]), r); err != nil {
 				return err
 			}
 		}
@@ -525,30 +541,35 @@ func (s *Store) CloseOpenCallsList() ([]OpenCall, error) {
 	var open []OpenCall
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		open = nil
-		calls := tx.Bucket(bucketCalls)
-		var parents [][]byte // collected first: bbolt forbids writes while iterating
-		if err := calls.ForEachBucket(func(k []byte) error {
-			parents = append(parents, bytes.Clone(k))
+		var ids, parents [][]byte // collected first: bbolt forbids writes while iterating
+		if err := tx.Bucket(bucketOpenCalls).ForEach(func(k, v []byte) error {
+			ids, parents = append(ids, bytes.Clone(k)), append(parents, bytes.Clone(v))
 			return nil
 		}); err != nil {
 			return err
 		}
-		for _, parentID := range parents {
-			b := calls.Bucket(parentID)
-			recs, err := readCalls(b)
-			if err != nil {
-				return err
+		for i, id := range ids {
+			b := callLogBucket(tx, string(parents[i]))
+			var tk []byte
+			if b != nil {
+				tk = b.Get(callIndexKey(string(id)))
 			}
-			for _, r := range recs {
-				if !r.EndedAt.IsZero() {
-					continue
-				}
-				closeInterrupted(&r)
-				if err := putJSON(b, r.CallID, r); err != nil {
+			if tk == nil {
+				// An index entry without its record: nothing to close.
+				if err := tx.Bucket(bucketOpenCalls).Delete(id); err != nil {
 					return err
 				}
-				open = append(open, OpenCall{ParentID: string(parentID), Record: r})
+				continue
 			}
+			var r protocol.CallRecord
+			if err := json.Unmarshal(b.Get(tk), &r); err != nil {
+				return fmt.Errorf("decode call %s: %w", id, err)
+			}
+			closeInterrupted(&r)
+			if err := putCallRecord(tx, b, string(parents[i]), r); err != nil {
+				return err
+			}
+			open = append(open, OpenCall{ParentID: string(parents[i]), Record: r})
 		}
 		return nil
 	})

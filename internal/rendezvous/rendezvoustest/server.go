@@ -55,13 +55,26 @@ func TestConfig(t testing.TB) rendezvous.Config {
 // server is closed when the test ends (or by Close).
 func NewServer(t testing.TB, configure func(*rendezvous.Config)) *Server {
 	t.Helper()
-	cfg := TestConfig(t)
-	if configure != nil {
-		configure(&cfg)
-	}
 	level := slog.LevelInfo
 	if _, bench := t.(*testing.B); bench {
 		level = slog.LevelWarn // keep benchmark output readable
+	}
+	return newServer(t, configure, level)
+}
+
+// NewQuietServer is NewServer logging only warnings and errors: a load
+// test's thousands of logins would fill the test's output (and its
+// memory, which such a test measures).
+func NewQuietServer(t testing.TB, configure func(*rendezvous.Config)) *Server {
+	t.Helper()
+	return newServer(t, configure, slog.LevelWarn)
+}
+
+func newServer(t testing.TB, configure func(*rendezvous.Config), level slog.Level) *Server {
+	t.Helper()
+	cfg := TestConfig(t)
+	if configure != nil {
+		configure(&cfg)
 	}
 	tap := &logTap{Handler: slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}), counts: &logCounts{n: map[string]int{}}}
 	srv, err := rendezvous.New(cfg, slog.New(tap))

@@ -1,0 +1,170 @@
+package loadgen_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tuanju/tuanju/internal/rendezvous"
+	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/pairing"
+	"github.com/tuanju/tuanju/pairing/protocol"
+)
+
+// family is a paired terminal and its parent's page, both logged in.
+type family struct {
+	terminal, parent *rt.Client
+	parentID         string
+}
+
+// newFamilies pairs n terminals with n parents on srv, as the web page does.
+func newFamilies(tb testing.TB, ctx context.Context, srv *rt.Server, n int) []*family {
+	tb.Helper()
+	fams := make([]*family, n)
+	for i := range fams {
+		key, _ := rt.NewKey()
+		term, err := rt.DialTerminal(ctx, srv.WSURL, key)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { term.Close() })
+		creds, err := rt.Pair(ctx, srv.WSURL, term, pairing.NewSecret())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		p, _, err := rt.DialParent(ctx, srv.WSURL, creds.ParentID, creds.Token)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		p.Key = creds.Key
+		tb.Cleanup(func() { p.Close() })
+		if _, err := term.WaitFor(ctx, protocol.TypePresence); err != nil {
+			tb.Fatal(err)
+		}
+		fams[i] = &family{terminal: term, parent: p, parentID: creds.ParentID}
+	}
+	return fams
+}
+
+// call is one call set up and ended: the child rings, the phone rings and
+// answers (signed), the terminal hears the accept and hangs up, and the
+// phone gets the hangup and its call log with the call in it.
+func (f *family) call(ctx context.Context) error {
+	id := protocol.NewID()
+	if err := f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}); err != nil {
+		return err
+	}
+	if m, err := f.terminal.Expect(ctx, protocol.TypeRinging); err != nil || m.CallID != id {
+		return fmt.Errorf("ringing: %v %s", err, m.CallID)
+	}
+	if m, err := f.parent.WaitFor(ctx, protocol.TypeRing); err != nil || m.CallID != id {
+		return fmt.Errorf("ring: %v %s", err, m.CallID)
+	}
+	if err := f.parent.Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: id}); err != nil {
+		return err
+	}
+	if m, err := f.terminal.Expect(ctx, protocol.TypeAccept); err != nil || m.CallID != id {
+		return fmt.Errorf("accept: %v %s", err, m.CallID)
+	}
+	if err := f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: id, Reason: protocol.ReasonHangup}); err != nil {
+		return err
+	}
+	if m, err := f.parent.WaitFor(ctx, protocol.TypeHangup); err != nil || m.CallID != id {
+		return fmt.Errorf("hangup: %v %s", err, m.CallID)
+	}
+	log, err := f.parent.WaitFor(ctx, protocol.TypeCallLog)
+	if err != nil {
+		return err
+	}
+	if len(log.Calls) == 0 || log.Calls[0].CallID != id || log.Calls[0].Outcome != protocol.OutcomeAnswered {
+		return fmt.Errorf("call log after call %s: %+v", id, log.Calls)
+	}
+	return nil
+}
+
+// callServer is a quiet server whose per-socket limits let one family call
+// as fast as it can.
+func callServer(tb testing.TB) *rt.Server {
+	return rt.NewQuietServer(tb, func(c *rendezvous.Config) {
+		c.TURN.Listen = ""
+		many := rendezvous.Rate{Burst: 1 << 20, PerMinute: 1 << 30}
+		c.Limits.Rings, c.Limits.CallLog, c.Limits.LoginsPerIdentity = many, many, many
+		c.Limits.ConnectsPerIP = many
+		// The families are paired from one address, faster than any
+		// real page pairs.
+		c.PairRequestsPerMinutePerIP = 10_000
+	})
+}
+
+// setups runs n calls over fams, each family one call at a time, and
+// returns the calls per second.
+func setups(ctx context.Context, fams []*family, n int) (float64, error) {
+	var next atomic.Int64
+	var firstErr atomic.Pointer[error]
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, f := range fams {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				if err := f.call(ctx); err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return 0, *p
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// TestCallSetupsInParallel: 16 families call at once, 20 calls each; every
+// call rings, is answered, ends and is in its parent's log, and each log
+// holds exactly its family's calls on disk.
+func TestCallSetupsInParallel(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv := callServer(t)
+	fams := newFamilies(t, ctx, srv, 16)
+	if _, err := setups(ctx, fams, 16*20); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, f := range fams {
+		calls, err := srv.Store().CallLog(f.parentID, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(calls)
+		for _, c := range calls {
+			if c.Outcome != protocol.OutcomeAnswered || c.EndedAt.IsZero() {
+				t.Fatalf("stored call %+v, want answered and ended", c)
+			}
+		}
+	}
+	if total != 16*20 {
+		t.Fatalf("%d calls stored, want %d", total, 16*20)
+	}
+}
+
+// BenchmarkCallSetups: call setups per second on one node, 64 families
+// calling at once (each a ring, a signed accept, a hangup and the call
+// log pushed, three call-log writes).
+func BenchmarkCallSetups(b *testing.B) {
+	ctx := context.Background()
+	srv := callServer(b)
+	fams := newFamilies(b, ctx, srv, 64)
+	var rate float64
+	for b.Loop() {
+		var err error
+		if rate, err = setups(ctx, fams, 5000); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(rate, "setups/s")
+}
