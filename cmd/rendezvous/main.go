@@ -149,6 +149,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log := slog.New(handler)
 
+	rendezvous.TuneRuntime()
 	srv, err := rendezvous.New(opts.cfg, log)
 	if err != nil {
 		return err

@@ -396,21 +396,43 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveSocket runs one WebSocket from its upgrade to its close: login,
-// then the read loop. s.wg counts it (serveWS entered it).
+// then the read loop. s.wg counts it (serveWS entered it). It is kept
+// small, and the login runs in openSocket: what an idle socket's goroutine
+// waits with is this frame, readLoop's and the library's below them, and
+// under 2 KiB of those the runtime shrinks its stack to 4 KiB
+// (BenchmarkIdleTerminals).
 func (s *Server) serveSocket(conn *websocket.Conn, ip string, ticket *ticket) {
 	defer s.wg.Done()
 	defer ticket.leave()
-	defer func() {
-		// What net/http did for the handler: a bug costs this socket, not
-		// every family on the node.
-		if v := recover(); v != nil {
-			s.log.Error("panic serving a socket", "remote", ip, "panic", v, "stack", string(debug.Stack()))
-			conn.CloseNow()
-		}
-	}()
+	defer s.recoverSocket(conn, ip)
+	sess := s.openSocket(conn, ip, ticket)
+	if sess == nil {
+		return
+	}
+	defer s.closeSocket(sess)
+	if sess.loggedIn {
+		s.readLoop(sess)
+	}
+}
+
+// recoverSocket does what net/http did for the handler: a bug costs this
+// socket, not every family on the node.
+func (s *Server) recoverSocket(conn *websocket.Conn, ip string) {
+	if v := recover(); v != nil {
+		s.log.Error("panic serving a socket", "remote", ip, "panic", v, "stack", string(debug.Stack()))
+		conn.CloseNow()
+	}
+}
+
+// openSocket makes the socket's session, puts it in the hub and logs it in
+// (sess.loggedIn). nil: the socket is closed already and nothing needs
+// undoing; otherwise closeSocket undoes it.
+//
+//go:noinline
+func (s *Server) openSocket(conn *websocket.Conn, ip string, ticket *ticket) *session {
 	if conn.Subprotocol() != protocol.Subprotocol {
 		conn.Close(websocket.StatusPolicyViolation, "subprotocol "+protocol.Subprotocol+" required")
-		return
+		return nil
 	}
 	conn.SetReadLimit(protocol.MaxMessageBytes)
 	sess := newSession(conn, ip, s.cfg.SendQueueDepth, s.log.With("remote", ip))
@@ -418,43 +440,47 @@ func (s *Server) serveSocket(conn *websocket.Conn, ip string, ticket *ticket) {
 	sess.barrier = s.callLog
 	if !ticket.attach(func(pairing bool) { s.evicted(sess, pairing) }) {
 		conn.CloseNow() // displaced by a newcomer during the upgrade
-		return
+		return nil
 	}
 	if !s.hub.add(sess) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
-		return
+		return nil
 	}
 	sess.start(s.cfg.WriteTimeout, s.cfg.PingInterval, s.cfg.PongTimeout, sess.log)
-	defer func() {
-		s.hub.leave(sess)
-		sess.stop()
-		if sess.closing.Load() {
-			// Let the writer flush the last error and the close frame.
-			t := time.NewTimer(s.cfg.WriteTimeout + 6*time.Second)
-			select {
-			case <-sess.done:
-			case <-sess.ctx.Done(): // dropped: nothing more is written
-			case <-t.C:
-			}
-			t.Stop()
-		}
-		sess.cancel()
-		conn.CloseNow()
-	}()
-
 	if !s.login(sess, ticket) {
-		return
+		return sess
 	}
+	sess.loggedIn = true
 	if sess.role == protocol.RolePairing {
 		lifetime := s.cfg.Limits.PairingLifetime
-		t := time.AfterFunc(lifetime, func() {
+		sess.lifetime = time.AfterFunc(lifetime, func() {
 			sess.log.Info("pairing page open too long, closing", "lifetime", lifetime)
 			sess.sendError(protocol.ErrCodeRateLimited, fmt.Sprintf("a pairing page may stay connected %v; reconnect to try again", lifetime), protocol.Message{})
 			sess.closeWith(websocket.StatusTryAgainLater, "pairing time is up")
 		})
-		defer t.Stop()
 	}
-	s.readLoop(sess)
+	return sess
+}
+
+// closeSocket takes a socket out of the hub and closes it, after letting
+// its writer flush a last error and close frame.
+func (s *Server) closeSocket(sess *session) {
+	if sess.lifetime != nil {
+		sess.lifetime.Stop()
+	}
+	s.hub.leave(sess)
+	sess.stop()
+	if sess.closing.Load() {
+		t := time.NewTimer(s.cfg.WriteTimeout + 6*time.Second)
+		select {
+		case <-sess.done:
+		case <-sess.ctx.Done(): // dropped: nothing more is written
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	sess.cancel()
+	sess.conn.CloseNow()
 }
 
 // evicted closes a socket whose admission slot a newcomer took

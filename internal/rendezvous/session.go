@@ -64,6 +64,10 @@ type session struct {
 	deviceID string // terminal: its own ID; parent: its terminal's ID
 	parentID string // parent: its own ID
 
+	// Set by the socket's goroutine (openSocket) before it reads.
+	loggedIn bool
+	lifetime *time.Timer // a pairing page's time limit; nil otherwise
+
 	// Guarded by hub.mu.
 	pairedParent string // terminal: its parent's ID, "" while unpaired
 	left         bool   // removed from the hub; ignore further events

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"fmt"
 	jsonv2 "github.com/go-json-experiment/json"
-	"regexp"
 	"time"
 )
 
@@ -307,14 +306,55 @@ func Encode(m Message) ([]byte, error) {
 // jsonSpace is the white space RFC 8259 allows between tokens.
 const jsonSpace = " \t\r\n"
 
+// The shapes every message's fields are checked against (as the regular
+// expressions in charset_test.go say). A charset is checked without a
+// regexp engine: the server checks every field of every message, and
+// matching them with package regexp was a tenth of a node's CPU in a call
+// setup (issue 16, BenchmarkCallSetups).
 var (
-	idPattern     = regexp.MustCompile(`^[a-z2-7]{26}$`)
-	b64urlPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,512}$`)
-	// certPattern has no bound (RE2 allows at most 1000 repeats): the
-	// validator checks MaxCertificateChars first.
-	certPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
-	wordPattern = regexp.MustCompile(`^[a-z_]{1,64}$`)
+	idPattern     = newCharset("a-z2-7", 26, 26)
+	b64urlPattern = newCharset("A-Za-z0-9_-", 1, 512)
+	// certPattern is unbounded: the validator checks MaxCertificateChars
+	// first.
+	certPattern = newCharset("A-Za-z0-9_-", 1, -1)
+	wordPattern = newCharset("a-z_", 1, 64)
 )
+
+// charset is a string's allowed bytes and its length bounds (max < 0: none).
+type charset struct {
+	ok       [256]bool
+	min, max int
+}
+
+// newCharset takes the bytes as in a regexp's class: single bytes and a-b
+// ranges.
+func newCharset(class string, min, max int) *charset {
+	c := &charset{min: min, max: max}
+	for i := 0; i < len(class); i++ {
+		if i+2 < len(class) && class[i+1] == '-' {
+			for b := int(class[i]); b <= int(class[i+2]); b++ {
+				c.ok[b] = true
+			}
+			i += 2
+			continue
+		}
+		c.ok[class[i]] = true
+	}
+	return c
+}
+
+// MatchString reports whether s has only the set's bytes, within its bounds.
+func (c *charset) MatchString(s string) bool {
+	if len(s) < c.min || (c.max >= 0 && len(s) > c.max) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !c.ok[s[i]] {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidID reports whether s has the shape of a device, parent, call or pair ID:
 // 16 random bytes in lower-case base32 without padding.

@@ -81,6 +81,15 @@ func RaiseFileLimit(want uint64) error {
 	return nil
 }
 
+// FileLimit is the open-file limit's hard maximum.
+func FileLimit() uint64 {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0
+	}
+	return l.Max
+}
+
 // Fleet is a set of terminals logged in to one server.
 type Fleet struct {
 	wsURL   string
