@@ -47,6 +47,12 @@ type callLog struct {
 
 	issued atomic.Uint64 // puts so far: each one's number is its sequence
 
+	// committing is held (write) while a commit takes what it wrote out of
+	// pending, and (read) by read across its store read and its look at
+	// pending: so a record a read finds in neither is one it missed in
+	// both, which cannot happen (TestReconnectStorm's pushed logs).
+	committing sync.RWMutex
+
 	mu      sync.Mutex
 	pending map[string]*pendingCall // call ID → newest record not yet committed
 	settled uint64                  // every put up to this one has been committed or tried
@@ -137,6 +143,8 @@ func (l *callLog) has(parentID, callID string) (bool, error) {
 // seen; if that write fails the log is still read and sent, unmarked (the
 // next request marks them).
 func (l *callLog) read(parentID string, markSeen bool) ([]protocol.CallRecord, error) {
+	l.committing.RLock()
+	defer l.committing.RUnlock()
 	calls, err := l.store.CallLog(parentID, markSeen)
 	if err != nil && markSeen {
 		l.metrics.callLogWriteFailures.Add(1)
@@ -235,6 +243,8 @@ func (l *callLog) commit(final bool) {
 		gone, err = l.store.PutCalls(writes)
 	}
 
+	l.committing.Lock()
+	defer l.committing.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()

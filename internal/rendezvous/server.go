@@ -396,11 +396,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveSocket runs one WebSocket from its upgrade to its close: login,
-// then the read loop. s.wg counts it (serveWS entered it). It is kept
-// small, and the login runs in openSocket: what an idle socket's goroutine
-// waits with is this frame, readLoop's and the library's below them, and
-// under 2 KiB of those the runtime shrinks its stack to 4 KiB
-// (BenchmarkIdleTerminals).
+// then the read loop. s.wg counts it (serveWS entered it). The login runs
+// in openSocket, so the deep calls it makes (signatures, the registry) are
+// off the stack an idle socket waits with, which the collector then shrinks
+// to 8 KiB. (4 KiB would need under ~1.2 KiB in use; coder/websocket's read
+// and the runtime's netpoll frames alone take more.)
 func (s *Server) serveSocket(conn *websocket.Conn, ip string, ticket *ticket) {
 	defer s.wg.Done()
 	defer ticket.leave()
