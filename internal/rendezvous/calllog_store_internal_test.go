@@ -11,24 +11,32 @@ import (
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
-// TestCallLogKeepsNewest: calls logged out of time order (a late record of
-// an older call) still leave the newest maxStoredCalls; the pruned ones are
-// gone from the log, its index and open_calls; the count stays exact; and a
-// replaced record keeps its place.
-func TestCallLogKeepsNewest(t *testing.T) {
-	st, err := OpenStore(filepath.Join(t.TempDir(), "r.db"))
+// pairedStore opens a registry at path with one device paired to parent.
+func pairedStore(t *testing.T, path string) (st *Store, parent string, now time.Time) {
+	t.Helper()
+	st, err := OpenStore(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	now := time.Unix(1_800_000_000, 0).UTC()
-	dev, parent := protocol.NewID(), protocol.NewID()
+	now = time.Unix(1_800_000_000, 0).UTC()
+	dev := protocol.NewID()
+	parent = protocol.NewID()
 	if _, err := st.RegisterDevice(dev, []byte("key"), now); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.CreatePairing(dev, parent, make([]byte, 32), "", now); err != nil {
 		t.Fatal(err)
 	}
+	return st, parent, now
+}
+
+// TestCallLogKeepsNewest: calls logged out of time order (a late record of
+// an older call) still leave the newest maxStoredCalls; the pruned ones are
+// gone from the log, its index and open_calls; the count stays exact; and a
+// replaced record keeps its place.
+func TestCallLogKeepsNewest(t *testing.T) {
+	st, parent, now := pairedStore(t, filepath.Join(t.TempDir(), "r.db"))
+	defer st.Close()
 	const n = maxStoredCalls + 37
 	ids := make([]string, n)
 	for k := range n {
@@ -90,22 +98,11 @@ func TestCallLogKeepsNewest(t *testing.T) {
 // keeps none.
 func TestCallLogMigration(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.db")
-	st, err := OpenStore(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Unix(1_800_000_000, 0).UTC()
-	dev, parent := protocol.NewID(), protocol.NewID()
-	if _, err := st.RegisterDevice(dev, []byte("key"), now); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreatePairing(dev, parent, make([]byte, 32), "", now); err != nil {
-		t.Fatal(err)
-	}
+	st, parent, now := pairedStore(t, path)
 	// The old layout, written as the old server did.
 	const n = maxStoredCalls + 5
 	ids := make([]string, n)
-	err = st.db.Update(func(tx *bolt.Tx) error {
+	err := st.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.Bucket(bucketCalls).CreateBucket([]byte(parent))
 		if err != nil {
 			return err
