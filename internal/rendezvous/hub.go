@@ -386,7 +386,8 @@ var allowed = map[string]map[string]bool{
 // is done outside it where the message allows (a call_log request; an
 // accept's signature, checked before and confirmed for the same call
 // under the lock), so one family's disk read never holds up another's ring
-// (BenchmarkCallSetups).
+// (BenchmarkCallSetups). The call log pushed when a call ends is read
+// under it, to keep its place in the order of messages.
 func (h *hub) handle(s *session, m protocol.Message) {
 	var signed *signedAccept
 	switch {
@@ -800,31 +801,22 @@ func (h *hub) finishCall(c *call, reason string, byCaller bool) {
 	h.notifyEnd(c)
 }
 
-// pushCallLog sends the parent's open pages their log, read after the hub's
-// lock is let go (h.mu is held here): reading it is a disk read, and the
-// log's newest record is already in it (callLog.read lays what waits for
-// the disk over what is there).
+// pushCallLog sends the parent's open pages their log. It is read here,
+// under the hub's lock, so that it reaches each page right behind the
+// hangup it follows and before anything the hub sends later (the next
+// ring): reading the newest records is cheap in the time-ordered log
+// (calllog_store.go).
 func (h *hub) pushCallLog(parentID string) {
 	set := h.parents[parentID]
-	if len(set) == 0 || !h.srv.enter() {
+	if len(set) == 0 {
 		return
 	}
-	pages := make([]*session, 0, len(set))
-	for s := range set {
-		pages = append(pages, s)
+	calls, err := h.srv.callLog.read(parentID, false)
+	if err != nil {
+		h.log.Error("read call log", "parent", parentID, "err", err)
+		return
 	}
-	go func() {
-		defer h.srv.wg.Done()
-		calls, err := h.srv.callLog.read(parentID, false)
-		if err != nil {
-			h.log.Error("read call log", "parent", parentID, "err", err)
-			return
-		}
-		m := callLogMsg(calls)
-		for _, s := range pages {
-			s.send(m)
-		}
-	}()
+	h.sendAll(set, callLogMsg(calls))
 }
 
 // sendCallLog answers a parent's call_log request; asking marks them seen.
