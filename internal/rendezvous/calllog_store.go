@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/tuanju/tuanju/internal/boltfile"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
@@ -153,6 +154,22 @@ func deleteCallLog(tx *bolt.Tx, parentID []byte) error {
 		return err
 	}
 	return nil
+}
+
+// migrateIfOld runs migrateCallLogs only when calls/ holds a log: every
+// other start would otherwise commit (and fsync) an empty transaction.
+func migrateIfOld(db *boltfile.DB) error {
+	old := false
+	if err := db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketCalls); b != nil {
+			k, _ := b.Cursor().First()
+			old = k != nil
+		}
+		return nil
+	}); err != nil || !old {
+		return err
+	}
+	return db.Update(func(tx *bolt.Tx) error { _, err := migrateCallLogs(tx); return err })
 }
 
 // migrateCallLogs moves the logs a registry from before call_log kept under

@@ -92,7 +92,7 @@ func OpenStore(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rendezvous: store: %w", err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error { _, err := migrateCallLogs(tx); return err }); err != nil {
+	if err := migrateIfOld(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("rendezvous: store: move the call logs to the time-ordered layout: %w", err)
 	}
