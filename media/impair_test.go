@@ -118,11 +118,32 @@ type impairedCall struct {
 }
 
 // newImpairedCall connects a call through a link impaired as imp in both
-// directions from the start, and waits for both sides to decode video.
+// directions from the start, and waits for both sides to play audio.
 func newImpairedCall(t testing.TB, seed uint64, imp mediatest.Impairment) *impairedCall {
 	t.Helper()
+	c := dialImpairedCall(t, seed, imp)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// The call is up once each side plays the other's voice: on the
+	// narrowest links the ABR may send no picture at first (audio only),
+	// and each cell's check says what video it asks for.
+	for _, s := range []*callSide{c.term, c.phone} {
+		for s.recv.Stats().AudioSamplesDecoded == 0 {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s decoded no audio within a minute through %v", s.name, imp)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return c
+}
+
+// dialImpairedCall starts a call through a link impaired as imp in both
+// directions from the first packet (ICE and DTLS go through it too) and
+// returns without waiting for media; the test's cleanup ends it.
+func dialImpairedCall(t testing.TB, seed uint64, imp mediatest.Impairment) *impairedCall {
+	t.Helper()
 	level := slog.LevelInfo
 	if _, bench := t.(*testing.B); bench || os.Getenv("TUANJU_IMPAIR_LOG") == "" {
 		level = slog.LevelWarn
@@ -185,18 +206,6 @@ func newImpairedCall(t testing.TB, seed uint64, imp mediatest.Impairment) *impai
 	}
 	if os.Getenv("TUANJU_IMPAIR_LOG") != "" {
 		c.trace(t)
-	}
-	// The call is up once each side plays the other's voice: on the
-	// narrowest links the ABR may send no picture at first (audio only),
-	// and each cell's check says what video it asks for.
-	for _, s := range []*callSide{c.term, c.phone} {
-		for s.recv.Stats().AudioSamplesDecoded == 0 {
-			select {
-			case <-ctx.Done():
-				t.Fatalf("%s decoded no audio within a minute through %v", s.name, imp)
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
 	}
 	return c
 }
