@@ -208,7 +208,7 @@ func fillRegistry(t *testing.T, path string) {
 	now := time.Now().UTC()
 	for i := range 40 {
 		dev, parent := protocol.NewID(), protocol.NewID()
-		if _, err := st.RegisterDevice(dev, []byte(fmt.Sprintf("key-%d", i)), now); err != nil {
+		if _, err := st.RegisterDevice(dev, []byte(fmt.Sprintf("key-%d", i)), "", now); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.CreatePairing(dev, parent, make([]byte, 32), "", now); err != nil {

@@ -21,7 +21,7 @@ func pairedStore(t *testing.T, path string) (st *Store, parent string, now time.
 	now = time.Unix(1_800_000_000, 0).UTC()
 	dev := protocol.NewID()
 	parent = protocol.NewID()
-	if _, err := st.RegisterDevice(dev, []byte("key"), now); err != nil {
+	if _, err := st.RegisterDevice(dev, []byte("key"), "", now); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.CreatePairing(dev, parent, make([]byte, 32), "", now); err != nil {

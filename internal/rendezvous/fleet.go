@@ -326,14 +326,76 @@ type fleet struct {
 	// E.164; ImportPhones): the notifier's fallback, nothing else's.
 	phones atomic.Pointer[map[string]string]
 
-	// versions are the software versions units said at their last login
-	// since the server started (the registry does not keep them).
-	versions sync.Map // device ID → string
 	// health is what units last said of themselves (status) since the
 	// server started, kept after they go offline: a unit that went away
-	// saying its camera is broken still needs repair.
+	// saying its camera is broken still needs repair. The registry keeps
+	// it too (Device.Health), for after a restart; the software version
+	// units say at login is kept there alone (Device.Version).
 	health sync.Map // device ID → unitHealth
+	// keep writes a changed report to the registry (Store.NoteDeviceHealth)
+	// off the hub's lock, one writer at a time, the latest report per unit
+	// winning (healthWriter).
+	keep healthWriter
 }
+
+// healthWriter writes units' changed health reports to the registry in
+// the background: status reports arrive under the hub's lock, which must
+// not wait for a disk. Reports that change faster than the disk takes
+// them collapse to the latest per unit.
+type healthWriter struct {
+	write func(id, health string, faults []string) error
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string]unitHealth
+	running bool
+	idle    sync.WaitGroup // the writer goroutine, for Close
+}
+
+// queue takes a unit's new report and starts the writer if it is not
+// running.
+func (w *healthWriter) queue(id string, h unitHealth) {
+	if w.write == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pending == nil {
+		w.pending = map[string]unitHealth{}
+	}
+	w.pending[id] = h
+	if w.running {
+		return
+	}
+	w.running = true
+	w.idle.Add(1)
+	go w.run()
+}
+
+func (w *healthWriter) run() {
+	defer w.idle.Done()
+	for {
+		w.mu.Lock()
+		batch := w.pending
+		w.pending = nil
+		if len(batch) == 0 {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		for id, h := range batch {
+			if err := w.write(id, h.health, h.faults); err != nil {
+				// The report stays in memory (the fleet page shows it
+				// until the server restarts); the next change tries again.
+				w.log.Error("fleet: could not keep a unit's health report", "device", id, "err", err)
+			}
+		}
+	}
+}
+
+// wait returns once the writer has written what was queued.
+func (w *healthWriter) wait() { w.idle.Wait() }
 
 // unitHealth is a unit's last status report.
 type unitHealth struct {
@@ -346,38 +408,26 @@ func (f *fleet) noteHealth(deviceID, health string, faults []string) {
 	if f == nil {
 		return
 	}
-	if _, ok := f.unit(deviceID); ok {
-		f.health.Store(deviceID, unitHealth{health, slices.Clone(faults)})
+	if _, ok := f.unit(deviceID); !ok {
+		return
+	}
+	h := unitHealth{health, slices.Clone(faults)}
+	if old, ok := f.health.Swap(deviceID, h); !ok || old.(unitHealth).health != health || !slices.Equal(old.(unitHealth).faults, faults) {
+		f.keep.queue(deviceID, h)
 	}
 }
 
 // needsRepair reports whether a unit's last report said it needs repair,
-// and the parts it named.
-func (f *fleet) needsRepair(deviceID string) (bool, []string) {
-	v, ok := f.health.Load(deviceID)
-	if !ok {
-		return false, nil
+// and the parts it named: the report since the server started, or, for a
+// unit that has not reported since, the one the registry kept (d).
+func (f *fleet) needsRepair(deviceID string, d Device) (bool, []string) {
+	h := unitHealth{d.Health, d.Faults}
+	if v, ok := f.health.Load(deviceID); ok {
+		h = v.(unitHealth)
 	}
-	h := v.(unitHealth)
 	return h.health == protocol.HealthNeedsRepair, h.faults
 }
 
-// noteLogin keeps the version a shipped unit says at login.
-func (f *fleet) noteLogin(deviceID, version string) {
-	if f == nil || version == "" {
-		return
-	}
-	if _, ok := f.unit(deviceID); ok {
-		f.versions.Store(deviceID, version)
-	}
-}
-
-// version is what noteLogin kept, or "".
-func (f *fleet) version(deviceID string) string {
-	v, _ := f.versions.Load(deviceID)
-	s, _ := v.(string)
-	return s
-}
 
 func loadFleet(cfg Config) (*fleet, error) {
 	if len(cfg.Fleet.KeyFiles) == 0 {

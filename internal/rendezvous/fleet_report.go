@@ -116,12 +116,12 @@ func (s *Server) FleetReport(now time.Time) (Report, error) {
 	}
 	sites := map[string]*site{}
 	for id, fu := range *s.fleet.units.Load() {
-		u := ReportUnit{Unit: fu.Unit.Unit, DeviceID: id, Site: fu.Site, Region: fu.Region, Batch: fu.Batch, Online: s.hub.online(id), Version: s.fleet.version(id)}
-		if d, err := s.store.Device(id); err == nil {
-			u.LastSeen = d.LastSeen
-		} else if !errors.Is(err, ErrNotFound) {
+		u := ReportUnit{Unit: fu.Unit.Unit, DeviceID: id, Site: fu.Site, Region: fu.Region, Batch: fu.Batch, Online: s.hub.online(id)}
+		d, err := s.store.Device(id)
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return Report{}, fmt.Errorf("rendezvous: fleet report: %w", err)
 		}
+		u.LastSeen, u.Version = d.LastSeen, d.Version
 		if u.Online {
 			u.LastSeen = now.UTC()
 		}
@@ -131,7 +131,7 @@ func (s *Server) FleetReport(now time.Time) (Report, error) {
 			return Report{}, fmt.Errorf("rendezvous: fleet report: %w", err)
 		}
 		_, revoked := s.revoked.revoked(id)
-		broken, faults := s.fleet.needsRepair(id)
+		broken, faults := s.fleet.needsRepair(id, d)
 		switch {
 		case revoked:
 			u.Status = StatusRevoked

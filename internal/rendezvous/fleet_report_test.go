@@ -267,3 +267,64 @@ func TestFleetReport(t *testing.T) {
 }
 
 func try2[A, B any](a A, b B, err error) result[A] { return result[A]{a, err} }
+
+// TestFleetNeedsRepairOutlivesRestart: a unit that said it needs repair
+// (camera) and went away is still shown needing repair, with the part it
+// named and the version it said at login, by a server restarted on the
+// same data directory; one that then says it is well again is paired, and
+// that too outlives a restart. A broken unit may never log in again, so
+// the programme would otherwise lose the one report that says to send a
+// technician.
+func TestFleetNeedsRepairOutlivesRestart(t *testing.T) {
+	ctx := testCtx(t)
+	ca, err := devcert.NewCA("fleet restart CA")
+	check(t, err)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	check(t, os.WriteFile(caFile, ca.CertPEM(), 0o644))
+	sk, _ := signing.NewKey()
+	keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
+	check(t, os.WriteFile(keyFile, signing.PublicPEM(sk.Public()), 0o644))
+	u := newTestUnit(t, ca)
+	fleetDir := filepath.Join(t.TempDir(), "fleet")
+	keys := try(rendezvous.LoadFleetKeys([]string{keyFile})).must(t)
+	try2(rendezvous.ImportManifest(fleetDir, fleetManifest(t, sk, []testUnit{u}, []string{"新河小学"}), keys)).must(t)
+	dir := t.TempDir()
+	start := func() *rt.Server {
+		return rt.NewServer(t, func(c *rendezvous.Config) {
+			c.DataDir = dir
+			c.DeviceCAFiles = append(c.DeviceCAFiles, caFile)
+			c.Fleet = rendezvous.FleetConfig{Dir: fleetDir, KeyFiles: []string{keyFile}}
+		})
+	}
+	unitOf := func(srv *rt.Server) rendezvous.ReportUnit {
+		for _, ru := range try(srv.FleetReport(time.Now())).must(t).Units {
+			if ru.DeviceID == u.id {
+				return ru
+			}
+		}
+		t.Fatalf("unit %s not in the report", u.id)
+		return rendezvous.ReportUnit{}
+	}
+	report := func(srv *rt.Server, health string, faults ...string) {
+		term := try(rt.DialTerminalCert(ctx, srv.WSURL, u.key, u.cert)).must(t)
+		check(t, term.Send(ctx, protocol.Message{Type: protocol.TypeStatus, Health: health, Faults: faults}))
+		check(t, term.Barrier(ctx))
+		term.Close()
+	}
+
+	srv := start()
+	report(srv, protocol.HealthNeedsRepair, protocol.FaultCamera)
+	check(t, srv.Close()) // waits for the report's write
+	srv = start()
+	got := unitOf(srv)
+	if got.Status != rendezvous.StatusNeedsRepair || !slices.Equal(got.Faults, []string{protocol.FaultCamera}) || got.Version != "rendezvoustest/1" || got.Online {
+		t.Fatalf("after a restart the unit is %s %v, version %q, online %v; want needs_repair [camera], rendezvoustest/1, offline",
+			got.Status, got.Faults, got.Version, got.Online)
+	}
+	report(srv, protocol.HealthReady)
+	check(t, srv.Close())
+	srv = start()
+	if got := unitOf(srv); got.Status != rendezvous.StatusNeverPaired || len(got.Faults) != 0 {
+		t.Fatalf("a unit well again is %s %v after a restart, want never_paired", got.Status, got.Faults)
+	}
+}

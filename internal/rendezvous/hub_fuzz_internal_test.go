@@ -115,7 +115,7 @@ func FuzzHub(f *testing.F) {
 		}
 		now := time.Now().UTC()
 		for _, p := range []string{fuzzIDA, fuzzIDB, fuzzIDC} {
-			if _, err := srv.store.RegisterDevice(ids[p], []byte("key of "+ids[p]), now); err != nil {
+			if _, err := srv.store.RegisterDevice(ids[p], []byte("key of "+ids[p]), "", now); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -19,7 +19,7 @@ func TestPendingPairing(t *testing.T) {
 	st := try(rendezvous.OpenStore(path)).must(t)
 	now := time.Unix(1_800_000_000, 0).UTC()
 	dev := protocol.NewID()
-	try(st.RegisterDevice(dev, []byte("key"), now)).must(t)
+	try(st.RegisterDevice(dev, []byte("key"), "", now)).must(t)
 	pend := rendezvous.PendingPairing{PairID: protocol.NewID(), TokenHash: make([]byte, 32), PublicKey: "UA", CreatedAt: now}
 	check(t, st.PutPendingPairing(dev, pend))
 	check(t, st.Close())
@@ -60,7 +60,7 @@ func TestPendingPairing(t *testing.T) {
 
 	// Rolled back by the terminal; dropped by a factory reset.
 	dev2 := protocol.NewID()
-	try(st.RegisterDevice(dev2, []byte("key2"), now)).must(t)
+	try(st.RegisterDevice(dev2, []byte("key2"), "", now)).must(t)
 	a, b := protocol.NewID(), protocol.NewID()
 	check(t, st.PutPendingPairing(dev2, rendezvous.PendingPairing{PairID: a}))
 	if dropped := try(st.DropPendingPairing(dev2, b)).must(t); dropped {

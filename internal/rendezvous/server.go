@@ -130,6 +130,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.store = store
+	if s.fleet != nil {
+		s.fleet.keep.write, s.fleet.keep.log = store.NoteDeviceHealth, log
+	}
 	open := s.closeOpenCalls()
 	s.callLog = newCallLog(store, log.With("component", "call_log"), &s.metrics, func() time.Time { return s.now() })
 	if cfg.TURN.enabled() {
@@ -296,6 +299,9 @@ func (s *Server) Close() error {
 			<-s.backupDone // a backup in progress reads the store
 		}
 		s.callLog.retry(true) // the last chance for records a full disk held back
+		if s.fleet != nil {
+			s.fleet.keep.wait() // units' last health reports
+		}
 		if s.push != nil {
 			s.push.close()
 		}
@@ -562,7 +568,7 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 		if !s.loginAllowed(sess, "terminal:"+m.DeviceID, m) {
 			return false
 		}
-		first, err := s.store.RegisterDevice(m.DeviceID, der, s.now().UTC())
+		first, err := s.store.RegisterDevice(m.DeviceID, der, m.Version, s.now().UTC())
 		if err != nil {
 			if errors.Is(err, ErrKeyMismatch) {
 				return fail(refusedKeyMismatch, "device key does not match the registered key", m)
@@ -577,7 +583,6 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 		sess.log = sess.log.With("role", "terminal", "device", m.DeviceID)
 		if u, ok := s.fleet.unit(m.DeviceID); ok {
 			sess.log = sess.log.With("unit", u.Unit.Unit, "site", u.Site, "region", u.Region)
-			s.fleet.noteLogin(m.DeviceID, m.Version)
 		}
 		if first {
 			sess.log.Info("device registered", "version", m.Version)

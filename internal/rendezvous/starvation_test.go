@@ -36,7 +36,7 @@ func newParents(t *testing.T, srv *rt.Server, n int) []parent {
 	now := time.Now()
 	for i := range out {
 		dev, pid, token := protocol.NewID(), protocol.NewID(), protocol.NewID()
-		if _, err := srv.Store().RegisterDevice(dev, []byte("key-"+dev), now); err != nil {
+		if _, err := srv.Store().RegisterDevice(dev, []byte("key-"+dev), "", now); err != nil {
 			t.Fatal(err)
 		}
 		sum := sha256.Sum256([]byte(token))

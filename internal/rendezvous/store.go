@@ -52,6 +52,14 @@ type Device struct {
 	// to (fleet phones.json) then no longer stands for whoever pairs it
 	// next: the fallback ends (hub.phone).
 	Unpaired bool `json:"unpaired,omitempty"`
+	// Version is the software the unit said at its last login; Health and
+	// Faults what its last status report said of itself (protocol.Health*).
+	// Kept so that the fleet page still shows a unit that went away saying
+	// its camera is broken as needing repair after the server restarts
+	// (TestFleetNeedsRepairOutlivesRestart).
+	Version string   `json:"version,omitempty"`
+	Health  string   `json:"health,omitempty"`
+	Faults  []string `json:"faults,omitempty"`
 }
 
 // Parent is a paired parent's credential. Only the token's SHA-256 is kept.
@@ -108,13 +116,14 @@ func (s *Store) Close() error {
 }
 
 // RegisterDevice records a terminal's login: the first one pins its public
-// key, later ones must present the same key and update LastSeen. first
-// reports whether this login registered the device.
+// key, later ones must present the same key and update LastSeen and, when
+// it says one, Version. first reports whether this login registered the
+// device.
 //
 // Logins that arrive together share one transaction and one fsync (bbolt's
 // Batch): after a power cut a village of terminals reconnects at once, and
 // a write each would queue them all behind the disk.
-func (s *Store) RegisterDevice(id string, publicKey []byte, now time.Time) (first bool, err error) {
+func (s *Store) RegisterDevice(id string, publicKey []byte, version string, now time.Time) (first bool, err error) {
 	err = s.db.Batch(func(tx *bolt.Tx) error {
 		first = false // Batch may run this again after another login's failure
 		b := tx.Bucket(bucketDevices)
@@ -131,12 +140,44 @@ func (s *Store) RegisterDevice(id string, publicKey []byte, now time.Time) (firs
 			d = Device{PublicKey: publicKey, RegisteredAt: now}
 		}
 		d.LastSeen = now
+		if version != "" {
+			d.Version = version
+		}
 		return putJSON(b, id, d)
 	})
 	if err != nil {
 		return false, fmt.Errorf("rendezvous: register device %s: %w", id, err)
 	}
 	return first, nil
+}
+
+// NoteDeviceHealth keeps a registered terminal's last report of its own
+// health; a report that says what the record holds writes nothing (units
+// report every few minutes, and most reports repeat the last).
+func (s *Store) NoteDeviceHealth(id, health string, faults []string) error {
+	same := func(d Device) bool { return d.Health == health && slices.Equal(d.Faults, faults) }
+	if d, err := s.Device(id); err != nil || same(d) {
+		if errors.Is(err, ErrNotFound) {
+			return nil // unregistered: nothing to keep it on
+		}
+		return err
+	}
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDevices)
+		var d Device
+		if err := getJSON(b, id, &d); err != nil {
+			return err
+		}
+		if same(d) {
+			return nil
+		}
+		d.Health, d.Faults = health, slices.Clone(faults)
+		return putJSON(b, id, d)
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("rendezvous: device %s health: %w", id, err)
+	}
+	return nil
 }
 
 // Device returns a registered terminal, or ErrNotFound.

@@ -25,7 +25,7 @@ func registry(t *testing.T, path string) string {
 	for i := range 40 {
 		dev = protocol.NewID()
 		parent := protocol.NewID()
-		try(st.RegisterDevice(dev, []byte(fmt.Sprintf("key-%d", i)), now)).must(t)
+		try(st.RegisterDevice(dev, []byte(fmt.Sprintf("key-%d", i)), "", now)).must(t)
 		check(t, st.CreatePairing(dev, parent, make([]byte, 32), "", now))
 		for j := range 3 {
 			check(t, st.PutCall(parent, protocol.CallRecord{CallID: protocol.NewID(), Direction: protocol.DirFromTerminal,
@@ -86,7 +86,7 @@ func TestStoreBadPageIsAnError(t *testing.T) {
 	now := time.Unix(1_800_000_100, 0).UTC()
 	var failed int
 	for i := range 5 {
-		if _, err := st.RegisterDevice(protocol.NewID(), []byte(fmt.Sprintf("new-%d", i)), now); err != nil {
+		if _, err := st.RegisterDevice(protocol.NewID(), []byte(fmt.Sprintf("new-%d", i)), "", now); err != nil {
 			if !errors.Is(err, rendezvous.ErrDamaged) {
 				t.Errorf("login on a bad page err = %v, want ErrDamaged", err)
 			}

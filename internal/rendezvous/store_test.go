@@ -18,10 +18,10 @@ func TestStore(t *testing.T) {
 	if err := st.CreatePairing(dev, protocol.NewID(), make([]byte, 32), "", now); !errors.Is(err, rendezvous.ErrNotFound) {
 		t.Fatalf("pairing an unregistered device: %v, want ErrNotFound", err)
 	}
-	if first := try(st.RegisterDevice(dev, []byte("key"), now)).must(t); !first {
+	if first := try(st.RegisterDevice(dev, []byte("key"), "", now)).must(t); !first {
 		t.Fatal("first registration not reported as first")
 	}
-	if _, err := st.RegisterDevice(dev, []byte("other key"), now); !errors.Is(err, rendezvous.ErrKeyMismatch) {
+	if _, err := st.RegisterDevice(dev, []byte("other key"), "", now); !errors.Is(err, rendezvous.ErrKeyMismatch) {
 		t.Fatalf("re-registering with another key: %v, want ErrKeyMismatch", err)
 	}
 	p1, p2 := protocol.NewID(), protocol.NewID()
@@ -63,7 +63,7 @@ func TestCloseOpenCalls(t *testing.T) {
 	start := time.Unix(1_800_000_000, 0).UTC()
 	answer := start.Add(4 * time.Second)
 	dev, parent := protocol.NewID(), protocol.NewID()
-	try(st.RegisterDevice(dev, []byte("key"), start)).must(t)
+	try(st.RegisterDevice(dev, []byte("key"), "", start)).must(t)
 	check(t, st.CreatePairing(dev, parent, make([]byte, 32), "", start))
 	tests := []struct {
 		name    string
