@@ -428,7 +428,6 @@ func (f *fleet) needsRepair(deviceID string, d Device) (bool, []string) {
 	return h.health == protocol.HealthNeedsRepair, h.faults
 }
 
-
 func loadFleet(cfg Config) (*fleet, error) {
 	if len(cfg.Fleet.KeyFiles) == 0 {
 		return nil, nil
