@@ -99,6 +99,7 @@ func newFlags(cfg *rendezvous.Config, stderr io.Writer) *flags {
 	o.String("turn-tls-listen", &cfg.TURN.TLSListen, "TURN over TLS (turns:) listen `address`, e.g. :443 on a second IP; uses -tls-cert")
 	o.String("turn-public-ip", &cfg.TURN.PublicIP, "TURN public/relay `IP`")
 	o.String("turn-realm", &cfg.TURN.Realm, "TURN `realm`")
+	o.List("turn-urls", &cfg.TURN.URLs, "external TURN cluster `URLs` (coturn with use-auth-secret; turn.secret in the config file is its static-auth-secret; docs/coturn.md), comma separated, instead of the embedded relay: set -turn-listen \"\" with them")
 	o.List("turn-allow-peers", &cfg.TURN.AllowPeers, "peer `CIDRs` the relay may reach, comma separated; empty = production policy (public unicast only)")
 	o.List("device-ca", &cfg.DeviceCAFiles, "program CA certificate `files` (PEM) that sign the terminals' device certificates, comma separated; required (here or device_ca_files)")
 	o.String("ice-policy", &cfg.ICETransportPolicy, "ICE transport `policy` handed to clients: all or relay")

@@ -93,8 +93,17 @@ type Config struct {
 	Notifier NotifierConfig `toml:"notifier"`
 }
 
-// TURNConfig configures the embedded TURN relay (pion/turn).
+// TURNConfig configures the embedded TURN relay (pion/turn), or instead
+// an external TURN cluster (URLs).
 type TURNConfig struct {
+	// URLs, when set, point clients at an external TURN cluster (coturn
+	// with use-auth-secret and Secret as its static-auth-secret,
+	// docs/coturn.md) instead of the embedded relay, which then does not
+	// start: the listen keys must be empty. Each is handed out, in this
+	// order, with a credential of its own, e.g.
+	// "turn:turn1.example.org:3478?transport=udp",
+	// "turns:turn.example.org:443?transport=tcp".
+	URLs []string `toml:"urls"`
 	// Listen is the UDP address of the TURN server; TCPListen and TLSListen
 	// add TURN over TCP and over TLS (turns:, e.g. on port 443, with the
 	// server's own certificate) for phones on networks that block UDP. All
@@ -107,6 +116,7 @@ type TURNConfig struct {
 	Realm    string `toml:"realm"`
 	// Secret is the TURN REST shared secret. Empty: generated on first start
 	// and kept in DataDir/turn-secret (mode 0600). Never a built-in default.
+	// Required with URLs: the cluster must be given the same one.
 	Secret string `toml:"secret"`
 	// CredentialTTL is how long handed-out credentials are valid.
 	CredentialTTL time.Duration `toml:"credential_ttl"`
@@ -211,8 +221,8 @@ func (c Config) Validate() error {
 	if err := c.Limits.validate(bad); err != nil {
 		return err
 	}
-	if c.ICETransportPolicy == "relay" && !c.TURN.enabled() {
-		return bad("ice_transport_policy relay needs the TURN server (turn.listen)")
+	if c.ICETransportPolicy == "relay" && !c.TURN.enabled() && len(c.TURN.URLs) == 0 {
+		return bad("ice_transport_policy relay needs the TURN server (turn.listen, or turn.urls for an external one)")
 	}
 	if c.TURN.TLSListen != "" && (c.TLSCertFile == "" || c.PublicURL == "") {
 		return bad("turn.tls_listen needs tls_cert_file (its certificate) and public_url (the name clients check it against)")
@@ -241,6 +251,9 @@ func (t TURNConfig) enabled() bool {
 }
 
 func (t TURNConfig) validate(bad func(string, ...any) error) error {
+	if len(t.URLs) > 0 {
+		return t.validateExternal(bad)
+	}
 	if !t.enabled() {
 		return nil
 	}

@@ -44,6 +44,7 @@ type Server struct {
 	store       *Store
 	turn        *turnRelay
 	turnSecret  string
+	turnURLs    []turnURL // handed out with credentials: the embedded relay's, or turn.urls
 	origins     []string
 	deviceCAs   []*x509.Certificate // program CAs, from cfg.DeviceCAFiles
 	hub         *hub
@@ -135,7 +136,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	open := s.closeOpenCalls()
 	s.callLog = newCallLog(store, log.With("component", "call_log"), &s.metrics, func() time.Time { return s.now() })
-	if cfg.TURN.enabled() {
+	switch {
+	case len(cfg.TURN.URLs) > 0:
+		s.turnSecret, s.turnURLs = cfg.TURN.Secret, externalTURNURLs(cfg.TURN.URLs)
+		log.Info("turn relay external: handing out its URLs with TURN REST credentials", "urls", strings.Join(cfg.TURN.URLs, " "))
+	case cfg.TURN.enabled():
 		s.turnSecret = cfg.TURN.Secret
 		if s.turnSecret == "" {
 			if s.turnSecret, err = loadOrCreateSecret(cfg.DataDir); err != nil {
@@ -147,6 +152,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 			store.Close()
 			return nil, err
 		}
+		s.turnURLs = s.turn.urls
 	}
 	if s.push, err = newPusher(cfg, store, &s.metrics, func() time.Time { return s.now() }, log.With("component", "push")); err != nil {
 		if s.turn != nil {

@@ -485,14 +485,15 @@ func loadOrCreateSecret(dir string) (string, error) {
 
 // iceServers returns fresh credentials for one side of one call (side
 // names it, e.g. "<call>/ring"): one entry, with its own credential, per
-// transport the relay listens on.
+// transport the relay listens on, or per turn.urls entry of an external
+// cluster.
 func (s *Server) iceServers(side string) []protocol.ICEServer {
-	if s.turn == nil {
+	if len(s.turnURLs) == 0 {
 		return nil
 	}
 	exp := s.now().Add(s.cfg.TURN.CredentialTTL)
-	out := make([]protocol.ICEServer, 0, len(s.turn.urls))
-	for _, u := range s.turn.urls {
+	out := make([]protocol.ICEServer, 0, len(s.turnURLs))
+	for _, u := range s.turnURLs {
 		user, cred := TURNCredentials(s.turnSecret, side+"/"+u.transport, exp)
 		out = append(out, protocol.ICEServer{URLs: []string{u.url}, Username: user, Credential: cred})
 	}

@@ -1,13 +1,18 @@
 package rendezvous
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/pion/turn/v4"
+	"github.com/tuanju/tuanju/provisioning/devcert"
 )
 
 // The permission policy is tested as a function: these addresses must never
@@ -170,6 +175,22 @@ func TestConfigValidate(t *testing.T) {
 		{"bad public url", func(c *Config) { c.PublicURL = "example.org" }, false},
 		{"zero rate", func(c *Config) { c.PairRequestsPerMinutePerIP = 0 }, false},
 		{"no program CA", func(c *Config) { c.DeviceCAFiles = nil }, false},
+		{"external cluster", external(nil), true},
+		{"external cluster, relay only", external(func(c *Config) { c.ICETransportPolicy = "relay" }), true},
+		{"external cluster and the default listen", external(func(c *Config) { c.TURN.Listen = "127.0.0.1:3478" }), false},
+		{"external cluster and tcp_listen", external(func(c *Config) { c.TURN.TCPListen = "0.0.0.0:3478" }), false},
+		{"external cluster without secret", external(func(c *Config) { c.TURN.Secret = "" }), false},
+		{"external cluster, short secret", external(func(c *Config) { c.TURN.Secret = "password" }), false},
+		{"external cluster and allow_peers", external(func(c *Config) { c.TURN.AllowPeers = []string{"127.0.0.0/8"} }), false},
+		{"external cluster and max_allocations", external(func(c *Config) { c.TURN.MaxAllocations = 3 }), false},
+		{"external cluster, long ttl", external(func(c *Config) { c.TURN.CredentialTTL = 48 * time.Hour }), false},
+		{"external cluster, 5 urls", external(func(c *Config) {
+			for i := range 4 {
+				c.TURN.URLs = append(c.TURN.URLs, fmt.Sprintf("turn:turn%d.example.org:3478?transport=udp", i))
+			}
+		}), false},
+		{"external cluster, a url twice", external(func(c *Config) { c.TURN.URLs = append(c.TURN.URLs, c.TURN.URLs[0]) }), false},
+		{"external cluster, bad url", external(func(c *Config) { c.TURN.URLs = []string{"stun:turn.example.org:3478"} }), false},
 	}
 	for _, tc := range tests {
 		c := DefaultConfig()
@@ -178,6 +199,114 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%s: Validate() = %v, want ok=%v", tc.name, err, tc.ok)
 		}
+	}
+}
+
+// external is a Config.Validate test case's change for an external TURN
+// cluster: its URL and secret, the embedded relay's listener off, then mod.
+func external(mod func(*Config)) func(*Config) {
+	return func(c *Config) {
+		c.TURN.Listen = ""
+		c.TURN.URLs = []string{"turn:turn.example.org:3478?transport=udp"}
+		c.TURN.Secret = "0123456789abcdef0123"
+		if mod != nil {
+			mod(c)
+		}
+	}
+}
+
+// TestParseTURNURL: turn.urls entries are RFC 7065 URLs with host, port and
+// transport spelled out; each names the transport its credential is for.
+func TestParseTURNURL(t *testing.T) {
+	tests := []struct {
+		url, transport string // transport "" = refused
+	}{
+		{"turn:turn1.example.org:3478?transport=udp", "udp"},
+		{"turn:turn1.example.org:3478?transport=tcp", "tcp"},
+		{"turns:turn.example.org:443?transport=tcp", "tls"},
+		{"turn:203.0.113.10:3478?transport=udp", "udp"},
+		{"turn:[2001:db8::10]:3478?transport=udp", "udp"},
+		{"turn:127.0.0.1:3478?transport=udp", "udp"},
+		{"turn:TURN-1.Example.org:3478?transport=udp", "udp"},
+		{"stun:turn.example.org:3478", ""},
+		{"turn://turn.example.org:3478?transport=udp", ""},
+		{"https://turn.example.org:3478", ""},
+		{"turn.example.org:3478", ""},
+		{"turn:turn.example.org?transport=udp", ""},
+		{"turn:turn.example.org:3478", ""},
+		{"turn:turn.example.org:3478?transport=sctp", ""},
+		{"turn:turn.example.org:3478?transport=udp&x=1", ""},
+		{"turns:turn.example.org:443?transport=udp", ""},
+		{"turn::3478?transport=udp", ""},
+		{"turn:0.0.0.0:3478?transport=udp", ""},
+		{"turn:[::]:3478?transport=udp", ""},
+		{"turn:[fe80::1%eth0]:3478?transport=udp", ""},
+		{"turn:turn.example.org:0?transport=udp", ""},
+		{"turn:turn.example.org:65536?transport=udp", ""},
+		{"turn:turn.example.org:port?transport=udp", ""},
+		{"turn:turn_1.example.org:3478?transport=udp", ""},
+		{"turn:-turn.example.org:3478?transport=udp", ""},
+		{"turn:turn..example.org:3478?transport=udp", ""},
+		{"turn:user@turn.example.org:3478?transport=udp", ""},
+		{"turn:" + strings.Repeat("a", 63) + "." + strings.Repeat("b", 200) + ".org:3478?transport=udp", ""},
+	}
+	for _, tc := range tests {
+		transport, err := parseTURNURL(tc.url)
+		if tc.transport == "" {
+			if err == nil {
+				t.Errorf("parseTURNURL(%q) = %q, want an error", tc.url, transport)
+			} else if !strings.Contains(err.Error(), tc.url) {
+				t.Errorf("parseTURNURL(%q): error %q does not name the URL", tc.url, err)
+			}
+			continue
+		}
+		if err != nil || transport != tc.transport {
+			t.Errorf("parseTURNURL(%q) = %q, %v; want %q", tc.url, transport, err, tc.transport)
+		}
+	}
+}
+
+// TestExternalTURNHandsOutItsURLs: with turn.urls the server starts no
+// relay and hands out each URL, in order, with a TURN REST credential of
+// its own made from the shared secret and credential_ttl.
+func TestExternalTURNHandsOutItsURLs(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	ca, err := devcert.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.DeviceCAFiles = []string{caFile}
+	external(func(c *Config) {
+		c.TURN.URLs = []string{"turn:turn1.example.org:3478?transport=udp", "turn:turn1.example.org:3478?transport=tcp", "turns:turn.example.org:443?transport=tcp"}
+		c.TURN.CredentialTTL = 5 * time.Minute
+	})(&cfg)
+	s, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.turn != nil || s.TURNAddr() != nil {
+		t.Fatal("the embedded relay started beside an external cluster")
+	}
+	now := time.Unix(1_900_000_000, 0)
+	s.now = func() time.Time { return now }
+	got := s.iceServers("call1/ring")
+	if len(got) != 3 {
+		t.Fatalf("ice servers = %+v, want one per turn.urls entry", got)
+	}
+	for i, transport := range []string{"udp", "tcp", "tls"} {
+		user, cred := TURNCredentials(cfg.TURN.Secret, "call1/ring/"+transport, now.Add(5*time.Minute))
+		if g := got[i]; len(g.URLs) != 1 || g.URLs[0] != cfg.TURN.URLs[i] || g.Username != user || g.Credential != cred {
+			t.Errorf("ice server %d = %+v, want %s with %s / %s", i, g, cfg.TURN.URLs[i], user, cred)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "turn-secret")); err == nil {
+		t.Error("a turn secret was generated though the cluster's is configured")
 	}
 }
 
