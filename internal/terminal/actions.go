@@ -178,6 +178,7 @@ func (t *Terminal) peerStateChanged(s *session, st webrtc.PeerConnectionState) {
 	case webrtc.PeerConnectionStateConnected:
 		if s == t.sess {
 			s.requestKeyFrame() // the first key frame may have gone out before SRTP was ready
+			s.markStage("connected")
 		}
 		t.step(call.MediaUp{CallID: s.callID})
 	case webrtc.PeerConnectionStateFailed:
@@ -198,6 +199,7 @@ func (t *Terminal) openCapture(callID string) {
 	profile := t.cfg.Capture.Profile
 	if t.sess != nil && t.sess.callID == callID {
 		profile = t.sess.profile
+		t.sess.markStage("sound")
 	}
 	go func() {
 		defer cancel()
@@ -230,6 +232,7 @@ func (t *Terminal) captureOpened(ev captureReady) {
 		ev.c.Close() // the call ended while they were opening
 		return
 	}
+	t.sess.markStage("camera_open")
 	if err := t.sess.attach(ev.c); err != nil {
 		t.log.Error("cannot send camera and microphone", "call_id", ev.callID, "err", err)
 		t.step(call.MediaFailed{CallID: ev.callID})

@@ -62,6 +62,48 @@ type session struct {
 	meter     *databudget.Meter
 	counted   databudget.Counts
 	countedAt time.Time
+
+	// stages are when the call's media reached each step, from the offer
+	// on (markStage): logged once the terminal sends and the path is up,
+	// so a call whose picture came late says where it waited.
+	stages []stage
+	logged bool
+}
+
+// stage is one step of a call's media start.
+type stage struct {
+	name string
+	at   time.Time
+}
+
+// markStage notes that the call's media reached step name now (the first
+// time only) and, once it both sends and is connected, logs every step's
+// time since the offer in one line.
+func (s *session) markStage(name string) {
+	for _, st := range s.stages {
+		if st.name == name {
+			return
+		}
+	}
+	s.stages = append(s.stages, stage{name, time.Now()})
+	if s.logged || !s.reached("sending") || !s.reached("connected") {
+		return
+	}
+	s.logged = true
+	attrs := make([]any, 0, 2*len(s.stages))
+	for _, st := range s.stages[1:] {
+		attrs = append(attrs, st.name+"_ms", st.at.Sub(s.stages[0].at).Milliseconds())
+	}
+	s.log.Info("call media stages (ms after the offer)", attrs...)
+}
+
+func (s *session) reached(name string) bool {
+	for _, st := range s.stages {
+		if st.name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // sessionDeps is what a session needs from the terminal.
@@ -176,6 +218,7 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, profil
 	// Candidates gathered meanwhile wait in the loop's queue: they go out
 	// after the offer (sendCandidate).
 	d.send(om)
+	s.markStage("offer")
 	return s, nil
 }
 
@@ -258,6 +301,7 @@ func (s *session) attach(cap *media.Capture) error {
 	}
 	s.adapt(cap)
 	s.requestKeyFrame()
+	s.markStage("sending")
 	return nil
 }
 
@@ -321,6 +365,7 @@ func (s *session) answer(sdp string) error {
 		}
 	}
 	s.early = nil
+	s.markStage("answer")
 	return nil
 }
 
