@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
@@ -89,15 +90,31 @@ func (n *iceNet) Close() error {
 	return errors.Join(errs...)
 }
 
+// ICE's own timeouts: pion's defaults, except failure. pion declares a
+// path failed 25 s after it went quiet (5 s), and the terminal ends a call
+// whose media failed (call.MediaFailed). That came before the call's own
+// grace: a call whose link was cut for 30–75 s ended at ~30 s although the
+// terminal, the server and the phone all wait 75 s for it to resume
+// (TestCallSurvivesLongLinkLoss). The call's timers (call.TimerResume,
+// call.TimerRestart: the grace) decide now; pion's failure comes only
+// iceFailAfterGrace after them, as a backstop.
+const (
+	iceDisconnectedAfter = 5 * time.Second
+	iceKeepalive         = 2 * time.Second
+	iceFailAfterGrace    = 10 * time.Second
+)
+
 // settingEngine returns pion's network settings. Loopback-only mode gathers
 // candidates on 127.0.0.1 only. A fixed ICE port opens its sockets here; the
-// returned iceNet owns them.
-func settingEngine(loopback bool, ic ICEConfig, log *slog.Logger) (*webrtc.SettingEngine, *iceNet, error) {
+// returned iceNet owns them. grace is how long a call waits for its media
+// to come back (Config.ResumeGrace).
+func settingEngine(loopback bool, ic ICEConfig, grace time.Duration, log *slog.Logger) (*webrtc.SettingEngine, *iceNet, error) {
 	if err := ic.Validate(); err != nil {
 		return nil, nil, err
 	}
 	pionLog := logging.Pion(log.With("component", "webrtc"))
 	se := &webrtc.SettingEngine{LoggerFactory: pionLog}
+	se.SetICETimeouts(iceDisconnectedAfter, grace+iceFailAfterGrace, iceKeepalive)
 	// No mDNS: a terminal has nothing to hide its address from, and mDNS
 	// queries would be multicast traffic on the child's home network.
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net"
 	"testing"
+
+	"github.com/tuanju/tuanju/internal/terminal/call"
 )
 
 func TestICEConfigValidate(t *testing.T) {
@@ -56,20 +58,20 @@ func TestFixedICEPortIsHeldAndReleased(t *testing.T) {
 		port = ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
 		ic = ICEConfig{Port: port, Networks: []string{"udp4", "tcp4"}}
-		if _, n, err = settingEngine(false, ic, log); err == nil {
+		if _, n, err = settingEngine(false, ic, call.ResumeGrace, log); err == nil {
 			break
 		}
 	}
 	if err != nil {
 		t.Fatalf("settingEngine: %v", err)
 	}
-	if _, _, err := settingEngine(false, ic, log); err == nil {
+	if _, _, err := settingEngine(false, ic, call.ResumeGrace, log); err == nil {
 		t.Fatal("a second settingEngine got the same fixed port")
 	}
 	if err := n.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	_, n2, err := settingEngine(false, ic, log)
+	_, n2, err := settingEngine(false, ic, call.ResumeGrace, log)
 	if err != nil {
 		t.Fatalf("port %d not released by Close: %v", port, err)
 	}

@@ -234,7 +234,11 @@ func New(cfg Config, d Deps) (*Terminal, error) {
 	if err != nil {
 		return nil, err
 	}
-	se, iceNet, err := settingEngine(cfg.LoopbackOnly, cfg.ICE, d.Log)
+	grace := call.ResumeGrace
+	if cfg.ResumeGrace > 0 {
+		grace = cfg.ResumeGrace
+	}
+	se, iceNet, err := settingEngine(cfg.LoopbackOnly, cfg.ICE, grace, d.Log)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/media/mediatest"
 	"github.com/tuanju/tuanju/pairing"
 	"github.com/tuanju/tuanju/pairing/protocol"
 	"github.com/tuanju/tuanju/tests/browsertest"
@@ -44,29 +45,40 @@ type resumeRig struct {
 }
 
 func newResumeRig(t *testing.T, configure func(*rendezvous.Config)) *resumeRig {
-	return newResumeRigVia(t, configure, false)
+	return newResumeRigWith(t, resumeOpts{configure: configure})
 }
 
-func newResumeRigVia(t *testing.T, configure func(*rendezvous.Config), viaMITM bool) *resumeRig {
+// resumeOpts vary the resume rig.
+type resumeOpts struct {
+	configure func(*rendezvous.Config) // the server's configuration
+	viaMITM   bool                     // the terminal talks through a MITM, not a proxy
+	grace     time.Duration            // the terminal's resume grace; 0: resumeGrace
+	path      *mediatest.Link          // the phone's media path; nil: straight
+}
+
+func newResumeRigWith(t *testing.T, o resumeOpts) *resumeRig {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	srv := rendezvoustest.NewServer(t, configure)
-	r := &resumeRig{configure: configure}
+	srv := rendezvoustest.NewServer(t, o.configure)
+	r := &resumeRig{configure: o.configure}
 	url := ""
-	if viaMITM {
+	if o.viaMITM {
 		r.mm = newMITM(t, srv.WSURL)
 		url = r.mm.wsURL()
 	} else {
 		r.px = newProxy(t, srv.URL)
 		url = r.px.wsURL()
 	}
-	r.rig = startTerminal(t, ctx, srv, terminalOpts{wsURL: url, resumeGrace: resumeGrace})
+	if o.grace == 0 {
+		o.grace = resumeGrace
+	}
+	r.rig = startTerminal(t, ctx, srv, terminalOpts{wsURL: url, resumeGrace: o.grace})
 	r.cred = r.pair()
 	conn, err := rendezvoustest.DialPaired(ctx, srv.WSURL, r.cred)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.ph = NewPhone(conn, PhoneConfig{API: loopbackAPI(t), KeepCall: true, Log: testLog(t),
+	r.ph = NewPhone(conn, PhoneConfig{API: loopbackAPI(t), KeepCall: true, Log: testLog(t), Path: o.path,
 		Capture: media.CaptureConfig{Profile: media.LowData, Camera: media.SourceSynthetic, Microphone: media.SourceSynthetic}})
 	pctx, pcancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -288,7 +300,7 @@ func TestCallNotResumedEnds(t *testing.T) {
 // answer signed with another key. 0 of 4 are applied; the control restart
 // left alone is, and the call's media goes on.
 func TestForgedRestartRefused(t *testing.T) {
-	r := newResumeRigVia(t, nil, true)
+	r := newResumeRigWith(t, resumeOpts{viaMITM: true})
 	id := r.call(t)
 	evil, _ := pairing.NewKey()
 	first := func(typ string, all []protocol.Message) protocol.Message {
@@ -465,4 +477,63 @@ func pairBrowserAt(t *testing.T, r *rig, host string) context.Context {
 		return err == nil && on
 	})
 	return page
+}
+
+// TestCallSurvivesLongLinkLoss: the terminal's whole link — signalling and
+// media — goes dead (black-holed, nothing closed) for longer than pion's
+// ICE takes to declare a path failed (5 s disconnected + 25 s), but less
+// than the call's resume grace. The call must come back when the link
+// does: the terminal logs in again, resumes, restarts ICE, and both ends
+// decode new frames; it is still a call after the grace has passed since
+// the cut. Before, pion's "failed" at ~30 s ended the call (MediaFailed)
+// although the grace, the server and the phone all waited 75 s.
+func TestCallSurvivesLongLinkLoss(t *testing.T) {
+	const grace, outage = 45 * time.Second, 34 * time.Second
+	path := mediatest.NewLink(t, 7)
+	r := newResumeRigWith(t, resumeOpts{
+		configure: func(c *rendezvous.Config) { c.ResumeGrace = grace },
+		grace:     grace,
+		path:      path,
+	})
+	id := r.call(t)
+	if s := path.Stats(mediatest.AtoB); s.DeliveredPackets == 0 {
+		t.Fatal("the call's media did not go through the path the test cuts")
+	}
+	p, tm := r.decoded()
+	r.px.cut()
+	path.SetBoth(mediatest.Impairment{Down: true})
+	cut := time.Now()
+	eventually(t, step*4, "the terminal notices its link is gone", func() bool { return !r.term.Status().Online })
+	time.Sleep(time.Until(cut.Add(outage))) // the outage itself; not an assertion
+	if s := r.term.Status(); s.State != "in_call" {
+		t.Fatalf("terminal %s after a %v outage, want in_call (the grace is %v)", s.State, outage, grace)
+	}
+	path.SetBoth(mediatest.Impairment{})
+	r.px.restore()
+	back := time.Now()
+	eventually(t, mediaWait, "both ends decode new frames after the link came back", func() bool {
+		p2, tm2 := r.decoded()
+		return p2 > p+15 && tm2 > tm+15
+	})
+	t.Logf("link dead %v: media back %v after the link", outage, time.Since(back).Round(100*time.Millisecond))
+	time.Sleep(time.Until(cut.Add(grace + 2*time.Second))) // past the grace: the call must not end on a timer
+	if s := r.term.Status(); s.State != "in_call" {
+		t.Fatalf("the call ended after the link came back: terminal %s", s.State)
+	}
+	if c := r.ph.Current(); c == nil || c.ID != id {
+		t.Fatal("the phone lost the call")
+	}
+	if p3, tm3 := r.decoded(); p3 <= p || tm3 <= tm {
+		t.Fatalf("frames decoded: phone %d → %d, terminal %d → %d", p, p3, tm, tm3)
+	}
+	if err := r.board.LongPress(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h := await(t, r.ph, protocol.TypeHangup); h.CallID != id || h.Reason != protocol.ReasonHangup {
+		t.Fatalf("phone got hangup %+v, want %s hangup", h, id)
+	}
+	calls, err := r.store.Calls(1)
+	if err != nil || len(calls) != 1 || calls[0].CallID != id || calls[0].Outcome != protocol.OutcomeAnswered {
+		t.Fatalf("terminal's call log = %+v, %v; want %s answered", calls, err, id)
+	}
 }
