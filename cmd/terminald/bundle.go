@@ -1,14 +1,22 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/tuanju/tuanju/internal/atomicfile"
 	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
+	"github.com/tuanju/tuanju/internal/terminal/wifi"
 	"github.com/tuanju/tuanju/provisioning/bundle"
 )
 
@@ -19,9 +27,12 @@ import (
 // leave empty, so one OS image serves every programme and each unit gets
 // its own programme's server, time zone and reunion windows.
 //
-// What terminald has no setting for (language, Wi-Fi, APN,
-// TURN: the server hands out TURN credentials itself) is left in the
-// bundle for the OS, and said in the log at start.
+// Wi-Fi is the OS's, but terminald writes its configuration: the bundle's
+// networks become wpa_supplicant.conf beside the stored bundle (applyWiFi),
+// which the OS image's network script gives wpa_supplicant. What terminald
+// has no setting for (language, APN, TURN: the server hands out TURN
+// credentials itself) is left in the bundle for the OS, and said in the log
+// at start.
 
 // provisionedBundle is what the stored bundle gave the configuration.
 type provisionedBundle struct {
@@ -68,7 +79,7 @@ func applyBundle(cfg *config) {
 		p.notHere = append(p.notHere, "language")
 	}
 	if len(s.WiFi) > 0 {
-		p.notHere = append(p.notHere, "wifi")
+		p.applied = append(p.applied, "wifi")
 	}
 	if s.APN != nil {
 		p.notHere = append(p.notHere, "apn")
@@ -108,9 +119,96 @@ func applyTimeZone(cfg config, log *slog.Logger) {
 	time.Local = loc
 }
 
+// applyBundleAtStart is what the daemon does with the stored bundle at
+// start, beyond the config: says what it applied, sets the time zone and
+// writes the Wi-Fi configuration.
+func applyBundleAtStart(cfg config, log *slog.Logger) {
+	applyTimeZone(cfg, log)
+	if p := cfg.bundle; p != nil && p.readError == nil {
+		applyWiFi(cfg, p.unit, log)
+	}
+}
+
 // serverCAFile is where the bundle's server CA is written at import.
 func serverCAFile(identityPath string) string {
 	return strings.TrimSuffix(terminalstore.BundlePath(identityPath), ".tjb") + ".server-ca.pem"
+}
+
+// wifiConfFile is the unit's wpa_supplicant configuration: beside the
+// stored bundle, under a name the OS image's network script knows
+// (/data/terminald/wpa_supplicant.conf).
+func wifiConfFile(identityPath string) string {
+	return filepath.Join(filepath.Dir(terminalstore.BundlePath(identityPath)), "wpa_supplicant.conf")
+}
+
+// wifiReloadTimeout bounds the wifi_reload command: it starts or signals
+// wpa_supplicant and returns; one that hangs must not hold the start up.
+var wifiReloadTimeout = 30 * time.Second
+
+// applyWiFi makes the unit's wpa_supplicant configuration the stored
+// bundle's networks (wifi.Config): written atomically with mode 0600 (it
+// holds the networks' keys) when it differs, removed when the bundle has
+// none. When it changed, wifi_reload runs (the OS image's `network wifi`:
+// starts wpa_supplicant where none runs, asks a running one to read the
+// file again), so a unit whose bundle was just imported joins its school's
+// Wi-Fi without a reboot. All of it is best effort: a unit with a cable
+// runs without Wi-Fi, so nothing here stops the start; everything is
+// logged. A unit with no stored bundle (a bare identity, a developer's
+// machine) has its file left alone.
+func applyWiFi(cfg config, u bundle.Unit, log *slog.Logger) {
+	path := wifiConfFile(cfg.identityFile())
+	changed, err := syncWiFi(path, u.Settings.WiFi)
+	switch {
+	case err != nil:
+		log.Error("wifi: the bundle's networks are not applied: the unit joins no Wi-Fi", "file", path, "err", err)
+		return
+	case !changed:
+		return
+	case len(u.Settings.WiFi) == 0:
+		log.Info("wifi: the bundle has no Wi-Fi networks: removed the configuration", "file", path)
+	default:
+		ssids := make([]string, len(u.Settings.WiFi))
+		for i, w := range u.Settings.WiFi {
+			ssids[i] = fmt.Sprintf("%q", w.SSID)
+		}
+		log.Info("wifi: wrote the bundle's networks", "file", path, "networks", len(ssids), "ssids", strings.Join(ssids, ","))
+	}
+	if len(cfg.WiFiReload) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wifiReloadTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, cfg.WiFiReload[0], cfg.WiFiReload[1:]...).CombinedOutput()
+	if err != nil {
+		log.Warn("wifi: wifi_reload failed: the new networks apply at the next boot", "command", strings.Join(cfg.WiFiReload, " "), "err", err, "output", strings.TrimSpace(string(out)))
+		return
+	}
+	log.Info("wifi: wifi_reload ran", "command", strings.Join(cfg.WiFiReload, " "), "output", strings.TrimSpace(string(out)))
+}
+
+// syncWiFi writes nets' configuration to path, or removes path when nets
+// is empty, and reports whether that changed the file.
+func syncWiFi(path string, nets []bundle.WiFi) (changed bool, err error) {
+	if len(nets) == 0 {
+		err := os.Remove(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	conf, err := wifi.Config(nets)
+	if err != nil {
+		return false, err
+	}
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, conf) {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm() == 0o600 {
+			return false, nil
+		}
+	}
+	if err := atomicfile.WriteFile(path, conf, 0o600); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 func fileHolds(path, want string) bool {
@@ -126,6 +224,9 @@ func describeBundle(u bundle.Unit, w io.Writer) {
 	fmt.Fprintf(w, "time zone   %s\n", s.TimeZone)
 	if len(s.ReunionWindows) > 0 {
 		fmt.Fprintf(w, "reunion     %s\n", strings.Join(s.ReunionWindows, ", "))
+	}
+	for _, n := range s.WiFi {
+		fmt.Fprintf(w, "wifi        %q\n", n.SSID)
 	}
 	fmt.Fprintln(w, "settings apply at terminald's next start where the config file leaves them empty")
 }

@@ -22,6 +22,9 @@ import (
 	"github.com/tuanju/tuanju/provisioning/programme"
 )
 
+// batchWiFi is the test programme's Wi-Fi.
+var batchWiFi = []bundle.WiFi{{SSID: "新河小学", PSK: "password1"}, {SSID: "guest"}}
+
 // testBatch is a programme and a two-unit batch made once per test binary.
 type testBatch struct {
 	prog    *programme.Dir
@@ -47,7 +50,7 @@ func makeBatch(t *testing.T) testBatch {
 		}
 		pass := []byte("terminald test passphrase")
 		d, err := programme.Init(filepath.Join(root, "prog"), programme.Settings{Name: "T", ServerURL: "ws://127.0.0.1:9/ws", DataBudgetMB: 300,
-			PublicURL: "http://127.0.0.1:9", TimeZone: "Asia/Urumqi", Language: "zh-CN"}, pass)
+			PublicURL: "http://127.0.0.1:9", TimeZone: "Asia/Urumqi", Language: "zh-CN", WiFi: batchWiFi}, pass)
 		if err != nil {
 			batchErr = err
 			return
@@ -89,7 +92,8 @@ func (b testBatch) bundlePath(i int) string {
 // TestImportSignedBundle: a batch's bundle, checked against the programme's
 // key, gives the unit its identity, its label's pairing secret (`terminald
 // label` prints the label's link) and its settings where the config file
-// is silent: server, public URL, reunion windows.
+// is silent: server, public URL, reunion windows; and its Wi-Fi
+// configuration at once (mode 0600, wifi.Config's bytes).
 func TestImportSignedBundle(t *testing.T) {
 	b := makeBatch(t)
 	state := filepath.Join(t.TempDir(), "terminal.db")
@@ -98,11 +102,12 @@ func TestImportSignedBundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := b.recs[0]
-	for _, want := range []string{"unit        B1-00001", "device ID   " + r.DeviceID, "Sat 19:00-20:00"} {
+	for _, want := range []string{"unit        B1-00001", "device ID   " + r.DeviceID, "Sat 19:00-20:00", `wifi        "新河小学"`, "wifi: wrote the bundle's networks"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("import printed %q, lacks %q", out.String(), want)
 		}
 	}
+	checkWiFiFile(t, wifiConfFile(terminalstore.IdentityPath(state)), batchWiFi)
 	cfg, err := loadConfigFor(configUse{name: "terminald"}, []string{"-state", state, "-board", "sim"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -80,6 +80,10 @@ type config struct {
 	// the unit's signed bundle (the OS image's "provisioning"; "": none):
 	// read and verified at every start, imported when new (partition.go).
 	ProvisioningPartition string `toml:"provisioning_partition"`
+	// WiFiReload is the command (argv) terminald runs when it changed the
+	// unit's Wi-Fi configuration (wpa_supplicant.conf beside the bundle):
+	// the OS image's ["/usr/lib/tuanju/network", "wifi"]. Empty: none.
+	WiFiReload []string `toml:"wifi_reload"`
 	// provisionErr is why the partition's bundle was refused: the daemon
 	// then shows needs-repair and does not run the call loop.
 	provisionErr error

@@ -109,7 +109,17 @@ func importIdentity(cfg config, bundlePath string, stdout io.Writer) error {
 		return fmt.Errorf("terminald: state dir: %w", err)
 	}
 	if bundle.IsBundle(b) {
-		return importBundle(cfg, bundlePath, b, stdout)
+		if err := importBundle(cfg, bundlePath, b, stdout); err != nil {
+			return err
+		}
+		// The Wi-Fi configuration now, so a unit imported by hand beside
+		// its running daemon joins its networks without a restart. (The
+		// daemon's own import, from the partition, leaves it to the start
+		// that follows, which logs it.)
+		if u, ok, err := terminalstore.ReadBundle(identityPath); err == nil && ok {
+			applyWiFi(cfg, u, slog.New(slog.NewTextHandler(stdout, nil)))
+		}
+		return nil
 	}
 	key, cert, err := devcert.ParseBundle(b)
 	if err != nil {

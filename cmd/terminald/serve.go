@@ -128,7 +128,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) (err error
 func configureLogging(d *daemon, cfg config) error {
 	d.log = logging.New(d.stderr, cfg.LogFormat, cfg.LogLevel).With("service", "terminald")
 	d.log.Info("starting", "version", version, "codecs", media.LinkedCodecs().String())
-	applyTimeZone(cfg, d.log)
+	applyBundleAtStart(cfg, d.log)
 	return nil
 }
 

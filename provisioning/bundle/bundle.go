@@ -97,10 +97,53 @@ type Settings struct {
 	DataBudgetMB int `json:"data_budget_mb,omitempty"`
 }
 
-// WiFi is one network the unit may join.
+// WiFi is one network the unit may join (the unit's wpa_supplicant
+// configuration is made from the list, internal/terminal/wifi).
 type WiFi struct {
 	SSID string `json:"ssid" toml:"ssid"`
-	PSK  string `json:"psk,omitempty" toml:"psk"`
+	// PSK is a WPA passphrase (8..63 printable ASCII characters), a raw
+	// 256-bit key as 64 hex digits, or empty for an open network.
+	PSK string `json:"psk,omitempty" toml:"psk"`
+}
+
+// ErrBadWiFi: a Wi-Fi entry no unit could join with (Check).
+var ErrBadWiFi = errors.New("bad wifi network")
+
+// Check reports why w cannot be a network a unit joins: an SSID that is not
+// 1..32 bytes (IEEE 802.11's limit), or a PSK that is neither a passphrase
+// of 8..63 printable ASCII characters (what WPA's key derivation takes) nor
+// 64 hex digits. Provisioning checks it (programme.Settings.Validate,
+// Encode), so a bad row never ships; the unit checks it again.
+func (w WiFi) Check() error {
+	if w.SSID == "" || len(w.SSID) > 32 {
+		return fmt.Errorf("ssid %q is %d bytes, must be 1..32: %w", w.SSID, len(w.SSID), ErrBadWiFi)
+	}
+	if w.PSK == "" || IsHexPSK(w.PSK) {
+		return nil
+	}
+	if n := len(w.PSK); n < 8 || n > 63 {
+		return fmt.Errorf("ssid %q: psk is %d characters, must be a passphrase of 8..63 or 64 hex digits: %w", w.SSID, n, ErrBadWiFi)
+	}
+	for i := 0; i < len(w.PSK); i++ {
+		if c := w.PSK[i]; c < 0x20 || c > 0x7e {
+			return fmt.Errorf("ssid %q: psk has a character that is not printable ASCII at byte %d: %w", w.SSID, i, ErrBadWiFi)
+		}
+	}
+	return nil
+}
+
+// IsHexPSK reports whether psk is a raw WPA key: exactly 64 hex digits.
+func IsHexPSK(psk string) bool {
+	if len(psk) != 64 {
+		return false
+	}
+	for i := 0; i < len(psk); i++ {
+		c := psk[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // APN is the mobile data access point.
@@ -111,8 +154,14 @@ type APN struct {
 }
 
 // Encode signs u with key and returns the bundle's bytes. The same unit and
-// key always give the same bytes.
+// key always give the same bytes. A Wi-Fi network that fails WiFi.Check is
+// refused (ErrBadWiFi): no unit is shipped a network it cannot join.
 func Encode(u Unit, key *signing.Key) ([]byte, error) {
+	for i, w := range u.Settings.WiFi {
+		if err := w.Check(); err != nil {
+			return nil, fmt.Errorf("bundle: encode %s: wifi[%d]: %w", u.Unit, i, err)
+		}
+	}
 	body, err := json.Marshal(u)
 	if err != nil {
 		return nil, fmt.Errorf("bundle: encode %s: %w", u.Unit, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ func sample() bundle.Unit {
 		PairingSecret: "AAAAAAAAAAAAAAAAAAAAAA",
 		Settings: bundle.Settings{ServerURL: "wss://t.example.org/ws", PublicURL: "https://t.example.org",
 			TimeZone: "Asia/Shanghai", Language: "zh-CN", ReunionWindows: []string{"Sat 19:00-20:00"},
-			WiFi: []bundle.WiFi{{SSID: "school", PSK: "secret"}}, APN: &bundle.APN{Name: "cmnet"}, DataBudgetMB: 500},
+			WiFi: []bundle.WiFi{{SSID: "school", PSK: "secret-passphrase"}}, APN: &bundle.APN{Name: "cmnet"}, DataBudgetMB: 500},
 	}
 }
 
@@ -182,6 +183,46 @@ func TestReadFrom(t *testing.T) {
 			}
 			if _, err := bundle.Decode(b, []ed25519.PublicKey{k.Public()}); err != nil {
 				t.Fatalf("the bundle read back does not verify: %v", err)
+			}
+		})
+	}
+}
+
+// TestWiFiCheck: what a unit can join passes, and everything else is
+// refused with ErrBadWiFi, at Encode too, so a batch never ships it.
+func TestWiFiCheck(t *testing.T) {
+	hex64 := strings.Repeat("0123456789abcdef", 4)
+	for _, tc := range []struct {
+		name string
+		w    bundle.WiFi
+		ok   bool
+	}{
+		{"passphrase", bundle.WiFi{SSID: "school", PSK: "password1"}, true},
+		{"8 characters", bundle.WiFi{SSID: "s", PSK: "12345678"}, true},
+		{"63 characters", bundle.WiFi{SSID: "s", PSK: strings.Repeat("x", 63)}, true},
+		{"quotes and braces", bundle.WiFi{SSID: "a\"}\nnetwork={", PSK: "p\"}{ ~ass"}, true},
+		{"64 hex digits", bundle.WiFi{SSID: "s", PSK: hex64}, true},
+		{"64 hex digits, upper case", bundle.WiFi{SSID: "s", PSK: strings.ToUpper(hex64)}, true},
+		{"open", bundle.WiFi{SSID: "guest"}, true},
+		{"32-byte ssid", bundle.WiFi{SSID: strings.Repeat("学", 10) + "ab", PSK: ""}, true},
+		{"empty ssid", bundle.WiFi{PSK: "password1"}, false},
+		{"33-byte ssid", bundle.WiFi{SSID: strings.Repeat("s", 33)}, false},
+		{"7 characters", bundle.WiFi{SSID: "s", PSK: "1234567"}, false},
+		{"64 characters, not hex", bundle.WiFi{SSID: "s", PSK: strings.Repeat("x", 64)}, false},
+		{"65 hex digits", bundle.WiFi{SSID: "s", PSK: hex64 + "0"}, false},
+		{"newline in psk", bundle.WiFi{SSID: "s", PSK: "password\n1"}, false},
+		{"non-ASCII psk", bundle.WiFi{SSID: "s", PSK: "密码密码密码"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.w.Check()
+			if tc.ok != (err == nil) || (err != nil && !errors.Is(err, bundle.ErrBadWiFi)) {
+				t.Fatalf("Check() = %v, want ok %v", err, tc.ok)
+			}
+			u := sample()
+			u.Settings.WiFi = []bundle.WiFi{{SSID: "school", PSK: "password1"}, tc.w}
+			_, err = bundle.Encode(u, key(t))
+			if tc.ok != (err == nil) || (err != nil && !(errors.Is(err, bundle.ErrBadWiFi) && strings.Contains(err.Error(), "wifi[1]"))) {
+				t.Fatalf("Encode = %v, want ok %v (an error naming wifi[1])", err, tc.ok)
 			}
 		})
 	}

@@ -112,11 +112,8 @@ func (s Settings) Validate() error {
 		errs = append(errs, fmt.Errorf("data_budget_mb %d is negative", s.DataBudgetMB))
 	}
 	for i, w := range s.WiFi {
-		if w.SSID == "" || len(w.SSID) > 32 {
-			errs = append(errs, fmt.Errorf("wifi[%d]: ssid must be 1..32 bytes", i))
-		}
-		if w.PSK != "" && (len(w.PSK) < 8 || len(w.PSK) > 63) {
-			errs = append(errs, fmt.Errorf("wifi[%d]: psk must be 8..63 characters", i))
+		if err := w.Check(); err != nil {
+			errs = append(errs, fmt.Errorf("wifi[%d]: %w", i, err))
 		}
 	}
 	if s.APN != nil && s.APN.Name == "" {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tuanju/tuanju/provisioning/bundle"
 	"github.com/tuanju/tuanju/provisioning/devcert"
 	"github.com/tuanju/tuanju/provisioning/programme"
 	"github.com/tuanju/tuanju/provisioning/signing"
@@ -106,14 +107,17 @@ func TestInitUnlockRotate(t *testing.T) {
 	}
 }
 
-// TestInitRefuses: bad settings and a short passphrase make nothing.
+// TestInitRefuses: bad settings (a Wi-Fi passphrase with a newline among
+// them, named by its place and SSID) and a short passphrase make nothing.
 func TestInitRefuses(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "prog")
 	bad := settings()
 	bad.ServerURL = "https://not-a-websocket"
 	bad.TimeZone = "Mars/Olympus"
+	bad.WiFi = []bundle.WiFi{{SSID: "school", PSK: "password1"}, {SSID: "lab", PSK: "pass\nword"}}
 	_, err := programme.Init(path, bad, pass)
-	if !errors.Is(err, programme.ErrBadSettings) || !strings.Contains(err.Error(), "server_url") || !strings.Contains(err.Error(), "time_zone") {
+	if !errors.Is(err, programme.ErrBadSettings) || !strings.Contains(err.Error(), "server_url") || !strings.Contains(err.Error(), "time_zone") ||
+		!errors.Is(err, bundle.ErrBadWiFi) || !strings.Contains(err.Error(), `wifi[1]: ssid "lab"`) {
 		t.Fatalf("bad settings: %v", err)
 	}
 	if _, err := programme.Init(path, settings(), []byte("short")); err == nil {

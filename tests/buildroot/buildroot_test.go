@@ -33,14 +33,19 @@ import (
 const Version = "2026.02.3"
 
 // boards are the tree's defconfigs (configs/tuanju_<board>_defconfig) and
-// the board-specific kernel option each must add: its watchdog driver.
+// the board-specific kernel option each must add: its watchdog driver; and
+// for a board whose Wi-Fi the tree supports, its driver's options and
+// firmware package (the Orange Pi Zero 2W's UWE5622 has no mainline
+// driver; the QEMU board has no Wi-Fi).
 var boards = []struct {
 	name     string
 	watchdog string
+	wifi     []string
+	packages []string
 }{
-	{"rpi_zero_2w", "CONFIG_BCM2835_WDT"},
-	{"orangepi_zero2w", "CONFIG_SUNXI_WATCHDOG"},
-	{"qemu_aarch64_virt", "CONFIG_I6300ESB_WDT"},
+	{"rpi_zero_2w", "CONFIG_BCM2835_WDT", []string{"CONFIG_CFG80211=m", "CONFIG_BRCMFMAC=m", "CONFIG_BRCMFMAC_SDIO=y"}, []string{"brcmfmac_sdio-firmware-rpi"}},
+	{"orangepi_zero2w", "CONFIG_SUNXI_WATCHDOG", nil, nil},
+	{"qemu_aarch64_virt", "CONFIG_I6300ESB_WDT", nil, nil},
 }
 
 // kernelOptions are what terminald needs of every board's kernel: the GPIO
@@ -53,7 +58,7 @@ var kernelOptions = []string{
 }
 
 // packages are what show-info must list for every board.
-var packages = []string{"terminald", "linux", "busybox", "e2fsprogs", "ca-certificates", "tzdata", "host-genimage", "host-squashfs"}
+var packages = []string{"terminald", "linux", "busybox", "e2fsprogs", "ca-certificates", "tzdata", "host-genimage", "host-squashfs", "wpa_supplicant"}
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
@@ -159,6 +164,7 @@ func TestDefconfigs(t *testing.T) {
 				"BR2_PACKAGE_TERMINALD=y", "BR2_TARGET_ROOTFS_SQUASHFS=y", "BR2_INIT_BUSYBOX=y",
 				`BR2_ROOTFS_OVERLAY="$(BR2_EXTERNAL_TUANJU_PATH)/board/common/rootfs-overlay"`,
 				"# BR2_TARGET_GENERIC_REMOUNT_ROOTFS_RW is not set",
+				"BR2_PACKAGE_WPA_SUPPLICANT=y", "BR2_PACKAGE_WPA_SUPPLICANT_CLI=y", "BR2_PACKAGE_WPA_SUPPLICANT_NL80211=y",
 			} {
 				if !bytes.Contains(dotConfig, []byte("\n"+want+"\n")) {
 					t.Errorf(".config lacks %s", want)
@@ -169,7 +175,7 @@ func TestDefconfigs(t *testing.T) {
 			if err := json.Unmarshal(brMake(t, br, "O="+out, "show-info"), &info); err != nil {
 				t.Fatalf("show-info: %v", err)
 			}
-			for _, p := range packages {
+			for _, p := range append(slices.Clone(packages), b.packages...) {
 				if _, ok := info[p]; !ok {
 					t.Errorf("show-info does not list %s", p)
 				}
@@ -194,6 +200,11 @@ func TestDefconfigs(t *testing.T) {
 			for _, opt := range append(slices.Clone(kernelOptions), b.watchdog) {
 				if set[opt] != "y" {
 					t.Errorf("kernel option %s=%q, want y (fragments %v)", opt, set[opt], files)
+				}
+			}
+			for _, kv := range b.wifi {
+				if opt, want, _ := strings.Cut(kv, "="); set[opt] != want {
+					t.Errorf("Wi-Fi kernel option %s=%q, want %s (fragments %v)", opt, set[opt], want, files)
 				}
 			}
 		})
