@@ -2,14 +2,18 @@ package webapp_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
+	"github.com/tuanju/tuanju/media/mediatest"
 	"github.com/tuanju/tuanju/pairing/protocol"
 	"github.com/tuanju/tuanju/tests/browsertest"
 )
@@ -23,8 +27,12 @@ var opusSilence = []byte{0xf8, 0xff, 0xfe}
 type pionTerminal struct {
 	pc        *webrtc.PeerConnection
 	audio     *webrtc.TrackLocalStaticSample
-	connected chan struct{}
+	connected chan struct{}            // closed at the first ICE connection
+	ice       atomic.Int32             // the ICE connection state now
 	gotBytes  map[string]*atomic.Int64 // RTP payload bytes from the page, by kind
+	// via, if set, carries the media (mediatest.Link): the SDP and the
+	// candidates each way are pointed at its sockets.
+	via *mediatest.Link
 }
 
 // cert is the DTLS certificate the page pinned at pairing.
@@ -62,6 +70,7 @@ func newPionTerminal(t *testing.T, cert webrtc.Certificate) *pionTerminal {
 	}
 	var once atomic.Bool
 	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		p.ice.Store(int32(s))
 		if s == webrtc.ICEConnectionStateConnected && once.CompareAndSwap(false, true) {
 			close(p.connected)
 		}
@@ -79,6 +88,132 @@ func newPionTerminal(t *testing.T, cert webrtc.Certificate) *pionTerminal {
 	return p
 }
 
+// negotiate sends the terminal's offer for call id (restart 0: the
+// first; n: ICE restart n), takes the page's answer and its trickled
+// candidates (every one must pass the server's validator, which the fake
+// applies, and pion must accept it) until ICE is connected, and returns how
+// many candidates the page sent.
+func (term *pionTerminal) negotiate(t *testing.T, c *pageConn, id string, restart int) (candidates int) {
+	t.Helper()
+	// Candidates gathered before the offer has gone out wait for it, as
+	// the terminal's do: one that reached the page first would be taken
+	// for the previous ICE generation's (a restart then never connected).
+	var mu sync.Mutex
+	var held []protocol.Message
+	offered := false
+	term.pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand == nil {
+			return
+		}
+		init := cand.ToJSON()
+		if term.via != nil {
+			var ok bool
+			if init.Candidate, ok = term.via.RewriteCandidate(init.Candidate, mediatest.BtoA); !ok {
+				return
+			}
+		}
+		m := protocol.Message{Type: protocol.TypeCandidate, CallID: id, Candidate: &protocol.Candidate{
+			Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment,
+		}}
+		mu.Lock()
+		defer mu.Unlock()
+		if !offered {
+			held = append(held, m)
+			return
+		}
+		c.send(m)
+	})
+	offer, err := term.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: restart > 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := term.pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	sdp := offer.SDP
+	if term.via != nil {
+		sdp = term.via.Rewrite(sdp, mediatest.BtoA)
+	}
+	mu.Lock()
+	c.send(protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp, Restart: restart})
+	for _, m := range held {
+		c.send(m)
+	}
+	offered = true
+	mu.Unlock()
+
+	connected := func() bool { return webrtc.ICEConnectionState(term.ice.Load()) == webrtc.ICEConnectionStateConnected }
+	answered := false
+	var early []webrtc.ICECandidateInit
+	deadline := time.After(20 * time.Second)
+	for !answered || !connected() {
+		select {
+		case m := <-c.msgs:
+			if m.CallID != id {
+				t.Fatalf("page sent %s for call %q, want %q", m.Type, m.CallID, id)
+			}
+			switch m.Type {
+			case protocol.TypeAnswer:
+				c.checkSigned(m)
+				if m.Restart != restart {
+					t.Fatalf("page answered restart %d, want %d", m.Restart, restart)
+				}
+				if term.via != nil {
+					m.SDP = term.via.Rewrite(m.SDP, mediatest.AtoB)
+				}
+				if err := term.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
+					t.Fatalf("pion rejects the page's answer: %v", err)
+				}
+				answered = true
+				for _, ci := range early {
+					if err := term.pc.AddICECandidate(ci); err != nil {
+						t.Errorf("pion rejects candidate %q: %v", ci.Candidate, err)
+					}
+				}
+			case protocol.TypeCandidate:
+				candidates++
+				ci := webrtc.ICECandidateInit{Candidate: m.Candidate.Candidate, SDPMid: m.Candidate.SDPMid, SDPMLineIndex: m.Candidate.SDPMLineIndex, UsernameFragment: m.Candidate.UsernameFragment}
+				if term.via != nil {
+					var ok bool
+					if ci.Candidate, ok = term.via.RewriteCandidate(ci.Candidate, mediatest.AtoB); !ok {
+						continue
+					}
+				}
+				if !answered {
+					early = append(early, ci)
+				} else if err := term.pc.AddICECandidate(ci); err != nil {
+					t.Errorf("pion rejects candidate %q: %v", ci.Candidate, err)
+				}
+			default:
+				t.Fatalf("page sent %s during call setup", m.Type)
+			}
+		case <-time.After(50 * time.Millisecond): // look at the ICE state again
+		case <-deadline:
+			t.Fatalf("no ICE connection within 20 s (restart %d, answered %v, %d candidates from the page; pion's ICE %s)", restart, answered, candidates, webrtc.ICEConnectionState(term.ice.Load()))
+		}
+	}
+	return candidates
+}
+
+// sendSilence sends the terminal's audio (Opus silence) every 20 ms until
+// the test ends, so the page's decoder runs.
+func (term *pionTerminal) sendSilence(t *testing.T) {
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				term.audio.WriteSample(media.Sample{Data: opusSilence, Duration: 20 * time.Millisecond})
+			}
+		}
+	}()
+}
+
 func TestCallWithPionTerminal(t *testing.T) {
 	f := newFakeRendezvous(t)
 	ctx, c, _ := parentPage(t, f)
@@ -92,86 +227,11 @@ func TestCallWithPionTerminal(t *testing.T) {
 		t.Fatalf("accept call_id = %q, want %q", m.CallID, id)
 	}
 
-	term.pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
-		if cand == nil {
-			return
-		}
-		init := cand.ToJSON()
-		c.send(protocol.Message{Type: protocol.TypeCandidate, CallID: id, Candidate: &protocol.Candidate{
-			Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex, UsernameFragment: init.UsernameFragment,
-		}})
-	})
-	offer, err := term.pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := term.pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	c.send(protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: offer.SDP})
-
-	// The page answers, then trickles its candidates; every one must pass
-	// the server's validator (the fake checks) and pion must accept it.
-	answered := false
-	var early []webrtc.ICECandidateInit
-	candidates := 0
-	deadline := time.After(20 * time.Second)
-	for !answered || !isClosed(term.connected) {
-		select {
-		case m := <-c.msgs:
-			if m.CallID != id {
-				t.Fatalf("page sent %s for call %q, want %q", m.Type, m.CallID, id)
-			}
-			switch m.Type {
-			case protocol.TypeAnswer:
-				c.checkSigned(m)
-				if err := term.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
-					t.Fatalf("pion rejects the page's answer: %v", err)
-				}
-				answered = true
-				for _, ci := range early {
-					if err := term.pc.AddICECandidate(ci); err != nil {
-						t.Errorf("pion rejects candidate %q: %v", ci.Candidate, err)
-					}
-				}
-			case protocol.TypeCandidate:
-				candidates++
-				ci := webrtc.ICECandidateInit{Candidate: m.Candidate.Candidate, SDPMid: m.Candidate.SDPMid, SDPMLineIndex: m.Candidate.SDPMLineIndex, UsernameFragment: m.Candidate.UsernameFragment}
-				if !answered {
-					early = append(early, ci)
-				} else if err := term.pc.AddICECandidate(ci); err != nil {
-					t.Errorf("pion rejects candidate %q: %v", ci.Candidate, err)
-				}
-			default:
-				t.Fatalf("page sent %s during call setup", m.Type)
-			}
-		case <-term.connected:
-			if answered {
-				continue
-			}
-		case <-deadline:
-			t.Fatalf("no ICE connection within 20 s (answered %v, %d candidates from the page)", answered, candidates)
-		}
-	}
-	if candidates == 0 {
+	if candidates := term.negotiate(t, c, id, 0); candidates == 0 {
 		t.Error("the page sent no ICE candidates")
 	}
 
-	// Send the terminal's audio (Opus silence) so the page's decoder runs.
-	audioCtx, stopAudio := context.WithCancel(context.Background())
-	defer stopAudio()
-	go func() {
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-audioCtx.Done():
-				return
-			case <-tick.C:
-				term.audio.WriteSample(media.Sample{Data: opusSilence, Duration: 20 * time.Millisecond})
-			}
-		}
-	}()
+	term.sendSilence(t)
 
 	waitFor(t, ctx, `document.getElementById("call-status").hidden`) // the page saw connectionState "connected"
 	waitState(t, ctx, "call")
@@ -227,4 +287,71 @@ func isClosed(ch chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// TestPageKeepsCallThroughFailedPath: the call's media path goes dead
+// (a mediatest.Link between Chromium and the pion terminal drops every
+// packet) until the browser calls the path failed (~30 s), with the
+// page's socket up. The page keeps the call, saying it is reconnecting;
+// when the path is back, the terminal's ICE restart (signed, restart 1)
+// is answered and media flows again in the same call. Before, "failed"
+// ended the call at once, ~30 s into an outage the terminal and the
+// server wait 75 s for (docs/protocol.md, "Resuming a call").
+func TestPageKeepsCallThroughFailedPath(t *testing.T) {
+	f := newFakeRendezvous(t)
+	ctx, c, _ := parentPage(t, f)
+	term := newPionTerminal(t, c.term.cert)
+	term.via = mediatest.NewLink(t, 3)
+
+	id := protocol.NewID()
+	c.send(protocol.Message{Type: protocol.TypeRing, CallID: id})
+	waitState(t, ctx, "incoming")
+	click(t, ctx, "#answer")
+	if m := c.expect(protocol.TypeAccept); m.CallID != id {
+		t.Fatalf("accept call_id = %q, want %q", m.CallID, id)
+	}
+	term.negotiate(t, c, id, 0)
+	term.sendSilence(t)
+	waitState(t, ctx, "call")
+	samples := func() float64 {
+		st, err := browsertest.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(st.Audio.TotalSamplesReceived)
+	}
+	waitFor(t, ctx, `window.tuanju.stats().then(s => s.audio.totalSamplesReceived > 0)`)
+
+	term.via.SetBoth(mediatest.Impairment{Down: true})
+	cut := time.Now()
+	var failedAfter time.Duration
+	for failedAfter == 0 {
+		lastError, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.tuanju.lastError || ""`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case lastError == "ice_failed":
+			failedAfter = time.Since(cut)
+		case time.Since(cut) > 60*time.Second:
+			t.Fatalf("the browser did not call the dead path failed within 60 s (last error %q)", lastError)
+		}
+		time.Sleep(200 * time.Millisecond) // polling the page; not an assertion
+	}
+	if err := browsertest.WaitStateFor(ctx, "call", time.Second); err != nil {
+		t.Fatalf("the page left the call when its path failed: %v", err)
+	}
+	waitFor(t, ctx, `!document.getElementById("call-status").hidden`)
+	before := samples()
+
+	term.via.SetBoth(mediatest.Impairment{})
+	back := time.Now()
+	term.negotiate(t, c, id, 1)
+	waitFor(t, ctx, `document.getElementById("call-status").hidden`) // "connected" again
+	waitFor(t, ctx, fmt.Sprintf(`window.tuanju.stats().then(s => s.audio.totalSamplesReceived > %.0f + 48000)`, before))
+	if err := browsertest.WaitStateFor(ctx, "call", time.Second); err != nil {
+		t.Fatalf("the page is not in the call after the restart: %v", err)
+	}
+	t.Logf("path dead: the browser called it failed after %v; media back %v after the path (ICE restart 1)",
+		failedAfter.Round(100*time.Millisecond), time.Since(back).Round(100*time.Millisecond))
 }

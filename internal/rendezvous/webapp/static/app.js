@@ -773,18 +773,39 @@ function onRemoteTrack(track) {
   });
 }
 
+// onConnectionState follows the call's media path. A path that fails in a
+// call whose media flowed is not the end of it: the browser calls a path
+// failed ~30 s after it went quiet, and the terminal's ICE restart (once
+// both ends are back, docs/protocol.md "Resuming a call") brings it back;
+// the call waits for that RESUME_GRACE_MS, as the terminal and the server
+// do (a path cut for 34 s ended the call at ~30 s before:
+// TestPageKeepsCallThroughFailedPath). A call whose media never flowed
+// ends at once.
 function onConnectionState(state) {
-  if (!cur) return;
+  const c = cur;
+  if (!c) return;
   if (state === 'connected') {
-    cur.connected = true;
-    show($('call-status'), false);
+    c.connected = true;
+    clearTimeout(c.pathTimer);
+    c.pathTimer = null;
+    if (!c.detached) show($('call-status'), false);
     updateQuality();
   } else if (state === 'disconnected') {
     say($('call-status'), 'call.weak');
     show($('call-status'), true);
   } else if (state === 'failed') {
     fail('ice_failed');
-    endCall('failed', 'ended.call_failed', 'detail.connection_lost');
+    if (!c.connected) {
+      endCall('failed', 'ended.call_failed', 'detail.connection_lost');
+      return;
+    }
+    say($('call-status'), 'status.reconnecting');
+    show($('call-status'), true);
+    if (c.pathTimer) return;
+    c.pathTimer = setTimeout(() => {
+      if (cur === c) endCall('failed', 'ended.call_failed', 'detail.connection_lost');
+    }, RESUME_GRACE_MS);
+    c.timers.push(c.pathTimer);
   }
 }
 
