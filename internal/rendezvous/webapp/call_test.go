@@ -25,11 +25,10 @@ var opusSilence = []byte{0xf8, 0xff, 0xfe}
 // pionTerminal is a pion peer that plays the terminal's part of a call: it
 // makes the offer, as the real terminal always does, over loopback only.
 type pionTerminal struct {
-	pc        *webrtc.PeerConnection
-	audio     *webrtc.TrackLocalStaticSample
-	connected chan struct{}            // closed at the first ICE connection
-	ice       atomic.Int32             // the ICE connection state now
-	gotBytes  map[string]*atomic.Int64 // RTP payload bytes from the page, by kind
+	pc       *webrtc.PeerConnection
+	audio    *webrtc.TrackLocalStaticSample
+	ice      atomic.Int32             // the ICE connection state now
+	gotBytes map[string]*atomic.Int64 // RTP payload bytes from the page, by kind
 	// via, if set, carries the media (mediatest.Link): the SDP and the
 	// candidates each way are pointed at its sockets.
 	via *mediatest.Link
@@ -54,7 +53,7 @@ func newPionTerminal(t *testing.T, cert webrtc.Certificate) *pionTerminal {
 	}
 	t.Cleanup(func() { pc.Close() })
 
-	p := &pionTerminal{pc: pc, connected: make(chan struct{}), gotBytes: map[string]*atomic.Int64{"audio": {}, "video": {}}}
+	p := &pionTerminal{pc: pc, gotBytes: map[string]*atomic.Int64{"audio": {}, "video": {}}}
 	p.audio, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "terminal")
 	if err != nil {
 		t.Fatal(err)
@@ -68,13 +67,7 @@ func newPionTerminal(t *testing.T, cert webrtc.Certificate) *pionTerminal {
 			t.Fatalf("pion: add track: %v", err)
 		}
 	}
-	var once atomic.Bool
-	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
-		p.ice.Store(int32(s))
-		if s == webrtc.ICEConnectionStateConnected && once.CompareAndSwap(false, true) {
-			close(p.connected)
-		}
-	})
+	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) { p.ice.Store(int32(s)) })
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		n := p.gotBytes[tr.Kind().String()]
 		for {
@@ -278,15 +271,6 @@ func TestCallWithPionTerminal(t *testing.T) {
 		t.Errorf("data meter: sent %d + received %d, total %d: want both counted and the total their sum", last.DataSent, last.DataReceived, last.DataBytes)
 	}
 	screenshot(t, ctx, "8-ended")
-}
-
-func isClosed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }
 
 // TestPageKeepsCallThroughFailedPath: the call's media path goes dead
