@@ -102,6 +102,23 @@ func (r *Registry) Close() { r.nc.Close() }
 // login or pairing step, not a hot path.
 func bindBucket(ctx context.Context, js jetstream.JetStream, name string, replicas int) (jetstream.KeyValue, error) {
 	for {
+		kv, err := bindOnce(ctx, js, name, replicas)
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			return kv, err
+		}
+		// A cluster that has not yet elected its meta leader answers
+		// "JetStream not ready", or drops the request: ask again.
+		if sleep(ctx, 200*time.Millisecond) != nil {
+			return nil, err
+		}
+	}
+}
+
+// bindOnce is one try of bindBucket, within a few seconds.
+func bindOnce(ctx context.Context, js jetstream.JetStream, name string, replicas int) (jetstream.KeyValue, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for {
 		kv, err := js.KeyValue(ctx, name)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
 			kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -115,13 +132,6 @@ func bindBucket(ctx context.Context, js jetstream.JetStream, name string, replic
 			}
 		}
 		if err != nil {
-			// A cluster that has not yet elected its meta leader answers
-			// "JetStream not ready": wait for it within ctx.
-			if retryable(err) && ctx.Err() == nil {
-				if sleep(ctx, 200*time.Millisecond) == nil {
-					continue
-				}
-			}
 			return nil, err
 		}
 		st, err := js.Stream(ctx, "KV_"+name)
