@@ -222,6 +222,22 @@ func TestClusterPairingsVisibleEverywhere(t *testing.T) {
 	for _, u := range c.urls {
 		regs = append(regs, connect(t, u, 3))
 	}
+	// Reads go to the leader: no bucket answers from its followers.
+	nc, err := nats.Connect(c.urls[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	for _, b := range []string{"tuanju_devices", "tuanju_pairings", "tuanju_parents"} {
+		st, err := js.Stream(context.Background(), "KV_"+b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg := st.CachedInfo().Config; cfg.AllowDirect || cfg.Replicas != 3 {
+			t.Fatalf("bucket %s: AllowDirect %v, replicas %d; want false, 3", b, cfg.AllowDirect, cfg.Replicas)
+		}
+	}
 	now := time.Unix(1_800_000_000, 0).UTC()
 	for i := range 30 {
 		w := regs[i%3]
