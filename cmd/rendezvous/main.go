@@ -9,7 +9,8 @@
 // of pairings and factory resets instead of serving. "rendezvous revoke"
 // edits the programme's deny list of units (revoke.go); "rendezvous fleet"
 // imports the programme's manifests (fleet.go). "rendezvous check",
-// "backup" and "restore" look after the registry (registry.go).
+// "backup" and "restore" look after the registry (registry.go);
+// "rendezvous migrate" copies it into the NATS registry (migrate.go).
 // "rendezvous help" lists them all.
 package main
 
@@ -52,6 +53,7 @@ unknown keys are an error; see rendezvous.example.toml), then flags.`,
 			{Name: "check", Summary: "check the registry (or a backup): bbolt's consistency check and the registry's own; non-zero exit on a problem", Run: runCheck},
 			{Name: "backup", Summary: "write a consistent, checked copy of the registry to a file (server stopped)", Run: runBackup},
 			{Name: "restore", Summary: "put a checked backup in place of the registry, keeping the old one beside it (server stopped)", Run: runRestore},
+			{Name: "migrate", Summary: "copy the bbolt registry into the NATS registry (-to URL) and check it by counts and a sample (server stopped)", Run: runMigrate},
 		},
 	}
 }

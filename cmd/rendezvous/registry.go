@@ -26,16 +26,22 @@ func registryFlags(name, usage string, args []string, stderr io.Writer) (string,
 	if err := fs.Parse(args); err != nil {
 		return "", nil, err
 	}
+	path, err := registryPath(*configFile, *dataDir)
+	return path, fs.Args(), err
+}
+
+// registryPath is the registry's path from -config and -data.
+func registryPath(configFile, dataDir string) (string, error) {
 	cfg := defaults()
-	if *configFile != "" {
-		if err := cli.DecodeFile(*configFile, &cfg); err != nil {
-			return "", nil, err
+	if configFile != "" {
+		if err := cli.DecodeFile(configFile, &cfg); err != nil {
+			return "", err
 		}
 	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
+	if dataDir != "" {
+		cfg.DataDir = dataDir
 	}
-	return filepath.Join(cfg.DataDir, rendezvous.RegistryFile), fs.Args(), nil
+	return filepath.Join(cfg.DataDir, rendezvous.RegistryFile), nil
 }
 
 // runCheck is "rendezvous check [FILE]": bbolt's consistency check and the

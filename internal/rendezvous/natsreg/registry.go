@@ -566,7 +566,7 @@ func (r *Registry) retry(attempt func(ctx context.Context) error) error {
 // cluster electing a leader or a client moving to another server.
 func retryable(err error) bool {
 	for _, e := range []error{
-		rendezvous.ErrNotFound, rendezvous.ErrAlreadyPaired, rendezvous.ErrKeyMismatch, ErrPendingExists, errParentExists,
+		rendezvous.ErrNotFound, rendezvous.ErrAlreadyPaired, rendezvous.ErrKeyMismatch, ErrPendingExists, errParentExists, ErrConflict,
 		nats.ErrConnectionClosed, jetstream.ErrInvalidKey, jetstream.ErrBucketNotFound, jetstream.ErrStreamNotFound,
 	} {
 		if errors.Is(err, e) {
