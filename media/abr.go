@@ -226,6 +226,30 @@ func (a *ABR) Step() ABRStep {
 	return a.step
 }
 
+// Limit keeps the call at or below p from now on (a step whose video
+// bitrate is p's or less; audio only when p sends no video), stepping
+// down at its next look if it is above: the data budget running low mid-call
+// (internal/terminal's budget). A limit is never raised again in the call.
+// It returns the step the call is limited to.
+func (a *ABR) Limit(p Profile) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.state.limit(p)
+	return a.state.rungs[a.state.top].p.Name // the next tick steps down (within ABRConfig.Interval)
+}
+
+// limit lowers the best rung the call may use to p's (Limit).
+func (s *abrState) limit(p Profile) {
+	top := len(s.rungs) - 1 // audio only, or the last step there is
+	for i, r := range s.rungs {
+		if r.p.Video == p.Video && r.p.VideoBitrate <= p.VideoBitrate || !r.p.Video && !p.Video {
+			top = i
+			break
+		}
+	}
+	s.top = max(s.top, top)
+}
+
 // Stop stops following the estimate; the capture keeps its last step.
 func (a *ABR) Stop() {
 	a.once.Do(func() { close(a.stop) })
@@ -326,6 +350,9 @@ type abrState struct {
 	policy ABRPolicy
 	cur    int
 	rate   int // the video encoder's rate; -1 before the first decision
+	// top is the best rung the call may use (Limit): 0 unless a data
+	// budget running low lowered it mid-call.
+	top int
 
 	belowSince, aboveSince time.Time
 	// upWait is the wait before a step up the estimate affords, probeWait
@@ -377,6 +404,16 @@ func (s *abrState) next(now time.Time, target int, congested, clear bool) (stepC
 	if (s.upWait > p.UpAfter || s.probeWait > p.UpAfter) && now.Sub(since) >= 2*p.UpAfter {
 		s.upWait, s.probeWait, s.lastEase = max(s.upWait/2, p.UpAfter), max(s.probeWait/2, p.UpAfter), now
 	}
+	if cur < s.top {
+		// A limit came (Limit): down to it at once, whatever the
+		// estimate; nothing above it is tried again.
+		s.cur, s.lastDown, s.belowSince, s.aboveSince, s.probing = s.top, now, time.Time{}, time.Time{}, false
+		s.rate = s.rungs[s.top].p.VideoBitrate
+		if !s.rungs[s.top].p.Video {
+			s.rate = 0
+		}
+		return true, true
+	}
 	low := congested && s.videoBudget(cur, target) < s.need(cur, false)
 	severe := congested && s.videoBudget(cur, target) < s.need(cur, false)/2
 	if inProbe {
@@ -408,7 +445,7 @@ func (s *abrState) next(now time.Time, target int, congested, clear bool) (stepC
 				s.cur, s.lastDown, s.belowSince, s.probing = next, now, time.Time{}, false
 			}
 		}
-	case cur > 0 && (s.videoBudget(cur-1, target) >= s.need(cur-1, true) || audioOnly && !congested || clear):
+	case cur > s.top && (s.videoBudget(cur-1, target) >= s.need(cur-1, true) || audioOnly && !congested || clear):
 		// Up one step once the estimate has afforded it for upWait, or,
 		// out of audio only, once the path has shown no congestion for
 		// that long: while a call sends less than it could, GCC's

@@ -95,41 +95,62 @@ func TestABRSteps(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		phases []phase
+		limits map[int]Profile // phase → the limit set at its start (ABR.Limit)
 	}{
-		{"starts on top and stays", []phase{{10 * time.Second, plenty, false, "low", false}}},
+		{"starts on top and stays", []phase{{10 * time.Second, plenty, false, "low", false}}, nil},
 		{"a dip shorter than DownAfter changes nothing", []phase{
-			{2 * time.Second, plenty, false, "low", false}, {500 * time.Millisecond, mid, true, "low", false}, {time.Second, plenty, false, "low", false}}},
+			{2 * time.Second, plenty, false, "low", false}, {500 * time.Millisecond, mid, true, "low", false}, {time.Second, plenty, false, "low", false}}, nil},
 		{"a lasting drop on a congested path steps down to what the estimate affords", []phase{
-			{2 * time.Second, plenty, false, "low", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false}}},
+			{2 * time.Second, plenty, false, "low", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false}}, nil},
 		{"a low estimate on an uncongested path holds the step", []phase{
-			{2 * time.Second, plenty, false, "low", false}, {10 * time.Second, dire, false, "low", false}}},
+			{2 * time.Second, plenty, false, "low", false}, {10 * time.Second, dire, false, "low", false}}, nil},
 		{"a step up taken back doubles the wait for the next", []phase{
 			{time.Second, plenty, false, "low", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
 			{4500 * time.Millisecond, plenty, false, "low", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
-			{5 * time.Second, plenty, false, "low-10fps", false}, {3500 * time.Millisecond, plenty, false, "low", false}}},
+			{5 * time.Second, plenty, false, "low-10fps", false}, {3500 * time.Millisecond, plenty, false, "low", false}}, nil},
 		{"a video step is not probed above without the estimate on a busy path", []phase{
 			{time.Second, plenty, false, "low", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
-			{20 * time.Second, mid, false, "low-10fps", false}}},
+			{20 * time.Second, mid, false, "low-10fps", false}}, nil},
 		{"a video step probes the next one after 3×UpAfter of a clear path", []phase{
 			{time.Second, plenty, false, "low", false}, {1500 * time.Millisecond, mid, true, "low-10fps", false},
-			{11 * time.Second, mid, false, "low-10fps", true}, {1500 * time.Millisecond, mid, false, "low", true}}},
+			{11 * time.Second, mid, false, "low-10fps", true}, {1500 * time.Millisecond, mid, false, "low", true}}, nil},
 		{"a dire estimate on a congested path goes to audio only at once", []phase{
-			{2 * time.Second, plenty, false, "low", false}, {500 * time.Millisecond, dire, true, "audio-only", false}}},
+			{2 * time.Second, plenty, false, "low", false}, {500 * time.Millisecond, dire, true, "audio-only", false}}, nil},
 		{"recovery is one step per UpAfter", []phase{
 			{time.Second, plenty, false, "low", false}, {2 * time.Second, mid, true, "low-10fps", false},
-			{3 * time.Second, plenty, false, "low-10fps", false}, {1500 * time.Millisecond, plenty, false, "low", false}}},
+			{3 * time.Second, plenty, false, "low-10fps", false}, {1500 * time.Millisecond, plenty, false, "low", false}}, nil},
 		{"audio only probes video on an uncongested path, backs off on congestion", []phase{
 			{time.Second, dire, true, "audio-only", false},
 			{4500 * time.Millisecond, dire, false, "very-low", false},  // the probe, though the estimate is low
 			{2 * time.Second, dire, false, "very-low", false},          // kept while uncongested
 			{1500 * time.Millisecond, dire, true, "audio-only", false}, // congested: back
 			{5 * time.Second, dire, false, "audio-only", false},        // UpAfter doubled: no probe yet
-			{4 * time.Second, dire, false, "very-low", false}}},
+			{4 * time.Second, dire, false, "very-low", false}}, nil},
+		// The data budget running low mid-call (ABR.Limit): down at the
+		// next look whatever the estimate, never above again, and a later
+		// higher limit does not raise it.
+		{"a limit steps down at once and holds on a clear path", []phase{
+			{time.Second, plenty, false, "low", false},
+			{250 * time.Millisecond, plenty, false, "very-low", true},
+			{30 * time.Second, plenty, false, "very-low", true},
+			{30 * time.Second, plenty, false, "very-low", true}}, map[int]Profile{1: VeryLow, 3: Low}},
+		{"a limit to audio only stops the picture", []phase{
+			{time.Second, plenty, false, "low", false},
+			{250 * time.Millisecond, plenty, false, "audio-only", true},
+			{30 * time.Second, plenty, false, "audio-only", true}}, map[int]Profile{1: AudioOnly}},
+		{"under a limit the estimate still steps down and back up to it", []phase{
+			{time.Second, plenty, false, "low", false},
+			{250 * time.Millisecond, plenty, false, "very-low", false},
+			{500 * time.Millisecond, dire, true, "audio-only", false},
+			{10 * time.Second, plenty, false, "very-low", false}}, map[int]Profile{1: VeryLow}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := abrState{rungs: testRungs(t), policy: DefaultABRPolicy, upWait: DefaultABRPolicy.UpAfter, rate: -1}
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			for i, ph := range tc.phases {
+				if l, ok := tc.limits[i]; ok {
+					s.limit(l)
+				}
 				for end := now.Add(ph.dur); now.Before(end); now = now.Add(250 * time.Millisecond) {
 					s.next(now, ph.estimate, ph.congested, ph.clear)
 				}

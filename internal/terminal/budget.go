@@ -80,6 +80,16 @@ func (t *Terminal) countCall(s *session, now time.Time) {
 	}
 	t.usage, s.counted = u, c
 	t.checkBudget()
+	if t.cfg.DataBudget > 0 && s == t.sess {
+		// The budget may have run low during the call: what it sends
+		// steps down with it (normal → low → very low → voice), as the
+		// next call would start (TestLimitCallMidway).
+		b := t.budgetState()
+		if lim := databudget.Cap(t.cfg.Capture.Profile, b.Limit); s.limitTo(lim) {
+			t.log.Info("the data budget lowers the call in progress", "call_id", s.callID, "limit", lim.Name,
+				"used", b.Used, "total", b.Total)
+		}
+	}
 }
 
 // countDue reads the current call's meter (every health tick: a pair an

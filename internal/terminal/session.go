@@ -48,7 +48,11 @@ type session struct {
 	sign      func(protocol.Message) (protocol.Message, error)
 
 	capture *media.Capture // nil until attach
-	remote  int            // remote candidates accepted
+	abr     *media.ABR     // the capture's, once it sends (adapt)
+	// limit is what the data budget lets the call send since it ran low
+	// during the call (limitTo); zero: the call's profile.
+	limit  media.Profile
+	remote int // remote candidates accepted
 	// early holds the parent's candidates that came before its answer (a
 	// client may send them first; pion takes none before the remote
 	// description): they are added once the answer is applied.
@@ -315,9 +319,34 @@ func (s *session) adapt(cap *media.Capture) {
 		s.log.Warn("no bandwidth estimate for the call: sending at the profile's rate")
 		return
 	}
-	if _, err := cap.StartABR(media.ABRConfig{Ladder: media.ABRLadder(), Bandwidth: bw, Log: s.log}); err != nil {
+	abr, err := cap.StartABR(media.ABRConfig{Ladder: media.ABRLadder(), Bandwidth: bw, Log: s.log})
+	if err != nil {
 		s.log.Warn("adaptive bitrate not started: sending at the profile's rate", "err", err)
+		return
 	}
+	s.abr = abr
+	if s.limit.Name != "" {
+		abr.Limit(s.limit) // the budget ran low before the camera opened
+	}
+}
+
+// limitTo keeps what the call sends at or below p from now on: the data
+// budget ran low during the call (budget.go). It never raises a limit;
+// it reports whether this one lowered the call's.
+func (s *session) limitTo(p media.Profile) bool {
+	if !s.profile.Video || s.limit.Name != "" && !richer(s.limit, p) || !richer(s.profile, p) {
+		return false // nothing to lower: voice already, or at or below p
+	}
+	s.limit = p
+	if s.abr != nil {
+		s.abr.Limit(p)
+	}
+	return true
+}
+
+// richer reports whether a sends more than b.
+func richer(a, b media.Profile) bool {
+	return a.Video && !b.Video || a.Video == b.Video && a.VideoBitrate > b.VideoBitrate
 }
 
 // senderFor is the sender of the offer's transceiver of kind, or nil.

@@ -222,3 +222,53 @@ func TestBudgetMonthTurnsAtLocalMidnight(t *testing.T) {
 		return !b.VoiceOnly && b.UsedBytes == 0 && b.Limit == "very-low" && b.Month == "2026-12" // 100 MB pays for an hour of very low, not of low
 	})
 }
+
+// TestLimitCallMidway: the budget runs low during a call. It starts at
+// low with 300 KB more left than low's reserve; once the call has used
+// that (counted every second here), what the terminal sends steps down to
+// very low at once — the phone decodes 160×120 pictures — as the next call
+// would start. Before, a call kept its starting profile to its end, however
+// long, and could spend a week's reserve.
+func TestLimitCallMidway(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv := rendezvoustest.NewServer(t, nil)
+	path := filepath.Join(t.TempDir(), "terminal.db")
+	const total = 200 * databudget.MB
+	used := total - databudget.Threshold(media.Low) - 300_000
+	seedUsage(t, path, databudget.Month(time.Now()), used)
+	r := startTerminal(t, ctx, srv, terminalOpts{statePath: path, dataBudget: total, budgetFlush: time.Second})
+	cred := r.pair()
+	if b := r.term.Status().Budget; b.Limit != media.Low.Name || b.VoiceOnly {
+		t.Fatalf("terminal's budget %+v, want calls to start at low", b)
+	}
+	ph := r.phone(cred, media.LowData)
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring := await(t, ph, protocol.TypeRing)
+	if err := ph.Accept(r.ctx, ring.CallID); err != nil {
+		t.Fatal(err)
+	}
+	await(t, ph, protocol.TypeOffer)
+	r.waitPattern(device.InCall, "terminal shows in call")
+	call := ph.Current()
+	eventually(t, mediaWait, "the phone decodes the child's first pictures", func() bool { return call.Stats().VideoFramesDecoded >= 5 })
+	if st := call.Stats(); st.VideoWidth != media.Low.Width {
+		t.Fatalf("the call starts at %dx%d, want low's %d wide", st.VideoWidth, st.VideoHeight, media.Low.Width)
+	}
+	start := time.Now()
+	eventually(t, mediaWait, "the phone decodes very low's pictures", func() bool {
+		return call.Stats().VideoWidth == media.VeryLow.Width
+	})
+	b := r.term.Status().Budget
+	if b.Limit != media.VeryLow.Name || b.UsedBytes <= used {
+		t.Errorf("terminal's budget %+v after the step down, want very-low with more than %d used", b, used)
+	}
+	frames := call.Stats().VideoFramesDecoded
+	eventually(t, step, "pictures go on at very low", func() bool { return call.Stats().VideoFramesDecoded > frames+10 })
+	if st := call.Stats(); st.VideoWidth != media.VeryLow.Width {
+		t.Errorf("the call went back to %dx%d under the budget's limit", st.VideoWidth, st.VideoHeight)
+	}
+	t.Logf("the call stepped down to very low %v after its media flowed (%d of %d bytes used)", time.Since(start).Round(100*time.Millisecond), b.UsedBytes, b.TotalBytes)
+}
