@@ -18,7 +18,6 @@ import (
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/pairing"
 	"github.com/tuanju/tuanju/pairing/protocol"
-	"github.com/tuanju/tuanju/provisioning/devcert"
 	"github.com/tuanju/tuanju/provisioning/manifest"
 	"github.com/tuanju/tuanju/provisioning/signing"
 )
@@ -46,13 +45,7 @@ func fleetManifest(t *testing.T, key *signing.Key, units []testUnit, sites []str
 // site of two; only an operator's token gets the report.
 func TestFleetReport(t *testing.T) {
 	ctx := testCtx(t)
-	ca, err := devcert.NewCA("fleet report CA")
-	check(t, err)
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	check(t, os.WriteFile(caFile, ca.CertPEM(), 0o644))
-	sk, _ := signing.NewKey()
-	keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
-	check(t, os.WriteFile(keyFile, signing.PublicPEM(sk.Public()), 0o644))
+	ca, caFile, sk, keyFile := newProgramme(t)
 	a1, a2, a3, b1, b2 := newTestUnit(t, ca), newTestUnit(t, ca), newTestUnit(t, ca), newTestUnit(t, ca), newTestUnit(t, ca)
 	fleetDir := filepath.Join(t.TempDir(), "fleet")
 	keys := try(rendezvous.LoadFleetKeys([]string{keyFile})).must(t)
@@ -277,13 +270,7 @@ func try2[A, B any](a A, b B, err error) result[A] { return result[A]{a, err} }
 // technician.
 func TestFleetNeedsRepairOutlivesRestart(t *testing.T) {
 	ctx := testCtx(t)
-	ca, err := devcert.NewCA("fleet restart CA")
-	check(t, err)
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	check(t, os.WriteFile(caFile, ca.CertPEM(), 0o644))
-	sk, _ := signing.NewKey()
-	keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
-	check(t, os.WriteFile(keyFile, signing.PublicPEM(sk.Public()), 0o644))
+	ca, caFile, sk, keyFile := newProgramme(t)
 	u := newTestUnit(t, ca)
 	fleetDir := filepath.Join(t.TempDir(), "fleet")
 	keys := try(rendezvous.LoadFleetKeys([]string{keyFile})).must(t)

@@ -26,6 +26,22 @@ type testUnit struct {
 	id   string
 }
 
+// newProgramme makes a programme's CA and its signing key, each with the
+// file the server's configuration names: the CA certificate (device_ca_files)
+// and the public signing key (fleet.key_files).
+func newProgramme(t *testing.T) (ca *devcert.CA, caFile string, sk *signing.Key, keyFile string) {
+	t.Helper()
+	ca, err := devcert.NewCA("fleet test programme CA")
+	check(t, err)
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	check(t, os.WriteFile(caFile, ca.CertPEM(), 0o644))
+	sk, err = signing.NewKey()
+	check(t, err)
+	keyFile = filepath.Join(t.TempDir(), "signing-key.pem")
+	check(t, os.WriteFile(keyFile, signing.PublicPEM(sk.Public()), 0o644))
+	return ca, caFile, sk, keyFile
+}
+
 func newTestUnit(t *testing.T, ca *devcert.CA) testUnit {
 	t.Helper()
 	key, err := devcert.NewDeviceKey()
@@ -59,14 +75,7 @@ func writeManifest(t *testing.T, key *signing.Key, batch string, units ...testUn
 // deny list still refuses a unit a manifest lists.
 func TestFleetRequire(t *testing.T) {
 	ctx := testCtx(t)
-	ca, err := devcert.NewCA("fleet test program CA")
-	check(t, err)
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	check(t, os.WriteFile(caFile, ca.CertPEM(), 0o644))
-	sk, err := signing.NewKey()
-	check(t, err)
-	keyFile := filepath.Join(t.TempDir(), "signing-key.pem")
-	check(t, os.WriteFile(keyFile, signing.PublicPEM(sk.Public()), 0o644))
+	ca, caFile, sk, keyFile := newProgramme(t)
 	fleetDir := filepath.Join(t.TempDir(), "fleet")
 	revoked := filepath.Join(t.TempDir(), "revoked.txt")
 	check(t, os.WriteFile(revoked, nil, 0o644))
@@ -91,7 +100,7 @@ func TestFleetRequire(t *testing.T) {
 	if err := login(a); err != nil {
 		t.Fatalf("unit in the manifest: %v", err)
 	}
-	err = login(b)
+	err := login(b)
 	if !isRefusal(err, protocol.ErrCodeAuthFailed) || !strings.Contains(err.Error(), "no manifest") {
 		t.Fatalf("unit in no manifest: %v, want auth_failed naming the manifest", err)
 	}

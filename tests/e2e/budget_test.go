@@ -69,14 +69,7 @@ func TestCallAtSpentBudgetIsVoiceOnly(t *testing.T) {
 		t.Fatalf("the parent's page learns the budget %+v, want %d of %d, audio-only, until %v", b, total+1, total, databudget.MonthEnd(time.Now()))
 	}
 
-	if err := r.board.Press(r.ctx); err != nil {
-		t.Fatal(err)
-	}
-	ring := await(t, ph, protocol.TypeRing)
-	if err := ph.Accept(r.ctx, ring.CallID); err != nil {
-		t.Fatal(err)
-	}
-	offer := await(t, ph, protocol.TypeOffer)
+	offer := r.childCalls(t, ph)
 	if strings.Contains(offer.SDP, "m=video") || !strings.Contains(offer.SDP, "m=audio") {
 		t.Fatalf("the offer of a voice-only call:\n%s\nwant an audio section and no video", offer.SDP)
 	}
@@ -123,14 +116,7 @@ func TestCallBytesCountedThroughPowerCut(t *testing.T) {
 	r := startTerminal(t, ctx, srv, terminalOpts{statePath: path, dataBudget: total, budgetFlush: time.Second})
 	cred := r.pair()
 	ph := r.phone(cred, media.LowData)
-	if err := r.board.Press(r.ctx); err != nil {
-		t.Fatal(err)
-	}
-	ring := await(t, ph, protocol.TypeRing)
-	if err := ph.Accept(r.ctx, ring.CallID); err != nil {
-		t.Fatal(err)
-	}
-	await(t, ph, protocol.TypeOffer)
+	r.childCalls(t, ph)
 	r.waitPattern(device.InCall, "terminal shows in call")
 	call := ph.Current()
 	waitMedia(t, r, call)
@@ -243,14 +229,7 @@ func TestLimitCallMidway(t *testing.T) {
 		t.Fatalf("terminal's budget %+v, want calls to start at low", b)
 	}
 	ph := r.phone(cred, media.LowData)
-	if err := r.board.Press(r.ctx); err != nil {
-		t.Fatal(err)
-	}
-	ring := await(t, ph, protocol.TypeRing)
-	if err := ph.Accept(r.ctx, ring.CallID); err != nil {
-		t.Fatal(err)
-	}
-	await(t, ph, protocol.TypeOffer)
+	r.childCalls(t, ph)
 	r.waitPattern(device.InCall, "terminal shows in call")
 	call := ph.Current()
 	eventually(t, mediaWait, "the phone decodes the child's first pictures", func() bool { return call.Stats().VideoFramesDecoded >= 5 })

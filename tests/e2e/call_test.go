@@ -401,13 +401,6 @@ func TestCandidatesBeforeAnswer(t *testing.T) {
 	go func() { defer close(done); ph.Run(r.ctx) }()
 	t.Cleanup(func() { conn.Close(); <-done })
 
-	if err := r.board.Press(r.ctx); err != nil {
-		t.Fatal(err)
-	}
-	ring := await(t, ph, protocol.TypeRing)
-	if err := ph.Accept(r.ctx, ring.CallID); err != nil {
-		t.Fatal(err)
-	}
-	await(t, ph, protocol.TypeOffer)
+	r.childCalls(t, ph)
 	waitMedia(t, r, ph.Current())
 }

@@ -295,6 +295,21 @@ func (r *rig) waitPattern(p device.Pattern, what string) {
 	}
 }
 
+// childCalls is the child's press answered by the phone: the press, the
+// ring at the phone, its accept, and the terminal's offer, which it
+// returns.
+func (r *rig) childCalls(t testing.TB, ph *Phone) protocol.Message {
+	t.Helper()
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring := await(t, ph, protocol.TypeRing)
+	if err := ph.Accept(r.ctx, ring.CallID); err != nil {
+		t.Fatal(err)
+	}
+	return await(t, ph, protocol.TypeOffer)
+}
+
 // pair pairs the terminal with a new parent the way a parent does: open the
 // pairing window if it is closed, open the pairing link, then press the
 // terminal's button when its lights ask.
