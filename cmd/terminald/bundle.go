@@ -141,9 +141,10 @@ func wifiConfFile(identityPath string) string {
 	return filepath.Join(filepath.Dir(terminalstore.BundlePath(identityPath)), "wpa_supplicant.conf")
 }
 
-// wifiReloadTimeout bounds the wifi_reload command: it starts or signals
-// wpa_supplicant and returns; one that hangs must not hold the start up.
-var wifiReloadTimeout = 30 * time.Second
+// reloadTimeout bounds a reload command (wifi_reload, cellular_reload): it
+// starts or signals a daemon and returns; one that hangs must not hold the
+// start up.
+var reloadTimeout = 30 * time.Second
 
 // applyWiFi makes the unit's wpa_supplicant configuration the stored
 // bundle's networks (wifi.Config): written atomically with mode 0600 (it
@@ -173,42 +174,61 @@ func applyWiFi(cfg config, u bundle.Unit, log *slog.Logger) {
 		}
 		log.Info("wifi: wrote the bundle's networks", "file", path, "networks", len(ssids), "ssids", strings.Join(ssids, ","))
 	}
-	if len(cfg.WiFiReload) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), wifiReloadTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, cfg.WiFiReload[0], cfg.WiFiReload[1:]...).CombinedOutput()
-	if err != nil {
-		log.Warn("wifi: wifi_reload failed: the new networks apply at the next boot", "command", strings.Join(cfg.WiFiReload, " "), "err", err, "output", strings.TrimSpace(string(out)))
-		return
-	}
-	log.Info("wifi: wifi_reload ran", "command", strings.Join(cfg.WiFiReload, " "), "output", strings.TrimSpace(string(out)))
+	runReload(log, "wifi", "wifi_reload", cfg.WiFiReload, "the new networks")
 }
 
 // syncWiFi writes nets' configuration to path, or removes path when nets
 // is empty, and reports whether that changed the file.
 func syncWiFi(path string, nets []bundle.WiFi) (changed bool, err error) {
 	if len(nets) == 0 {
+		return syncFile(path, nil)
+	}
+	conf, err := wifi.Config(nets)
+	if err != nil {
+		return false, err
+	}
+	return syncFile(path, conf)
+}
+
+// syncFile makes path hold content, written atomically with mode 0600 (the
+// OS files terminald writes hold keys and passwords) when it differs in
+// bytes or mode, or makes path not exist when content is nil; and reports
+// whether that changed anything.
+func syncFile(path string, content []byte) (changed bool, err error) {
+	if content == nil {
 		err := os.Remove(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil
 		}
 		return err == nil, err
 	}
-	conf, err := wifi.Config(nets)
-	if err != nil {
-		return false, err
-	}
-	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, conf) {
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, content) {
 		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm() == 0o600 {
 			return false, nil
 		}
 	}
-	if err := atomicfile.WriteFile(path, conf, 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, content, 0o600); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// runReload runs a reload command (argv; empty: none), the config key
+// named key, after terminald changed what of the bundle it applies; what
+// is what applies at the next boot instead when it fails. It is logged
+// under area either way and stops nothing.
+func runReload(log *slog.Logger, area, key string, argv []string, what string) {
+	if len(argv) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		log.Warn(fmt.Sprintf("%s: %s failed: %s apply at the next boot", area, key, what), "command", strings.Join(argv, " "), "err", err, "output", strings.TrimSpace(string(out)))
+		return
+	}
+	log.Info(fmt.Sprintf("%s: %s ran", area, key), "command", strings.Join(argv, " "), "output", strings.TrimSpace(string(out)))
 }
 
 func fileHolds(path, want string) bool {
