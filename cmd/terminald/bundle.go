@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/internal/atomicfile"
+	"github.com/tuanju/tuanju/internal/terminal/cellular"
 	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
 	"github.com/tuanju/tuanju/internal/terminal/wifi"
 	"github.com/tuanju/tuanju/provisioning/bundle"
@@ -27,12 +28,13 @@ import (
 // leave empty, so one OS image serves every programme and each unit gets
 // its own programme's server, time zone and reunion windows.
 //
-// Wi-Fi is the OS's, but terminald writes its configuration: the bundle's
-// networks become wpa_supplicant.conf beside the stored bundle (applyWiFi),
-// which the OS image's network script gives wpa_supplicant. What terminald
-// has no setting for (language, APN, TURN: the server hands out TURN
-// credentials itself) is left in the bundle for the OS, and said in the log
-// at start.
+// Wi-Fi and mobile data are the OS's, but terminald writes their
+// configuration: the bundle's networks become wpa_supplicant.conf beside
+// the stored bundle (applyWiFi), which the OS image's network script gives
+// wpa_supplicant, and its APN pppd's peer file, chat script and secrets
+// (applyCellular), with which the script dials a USB modem. What terminald
+// has no setting for (language, TURN: the server hands out TURN credentials
+// itself) is left in the bundle for the OS, and said in the log at start.
 
 // provisionedBundle is what the stored bundle gave the configuration.
 type provisionedBundle struct {
@@ -82,7 +84,7 @@ func applyBundle(cfg *config) {
 		p.applied = append(p.applied, "wifi")
 	}
 	if s.APN != nil {
-		p.notHere = append(p.notHere, "apn")
+		p.applied = append(p.applied, "apn")
 	}
 	if cfg.DataBudgetMB == 0 && s.DataBudgetMB > 0 {
 		cfg.DataBudgetMB = s.DataBudgetMB
@@ -121,11 +123,12 @@ func applyTimeZone(cfg config, log *slog.Logger) {
 
 // applyBundleAtStart is what the daemon does with the stored bundle at
 // start, beyond the config: says what it applied, sets the time zone and
-// writes the Wi-Fi configuration.
+// writes the Wi-Fi and mobile data configuration.
 func applyBundleAtStart(cfg config, log *slog.Logger) {
 	applyTimeZone(cfg, log)
 	if p := cfg.bundle; p != nil && p.readError == nil {
 		applyWiFi(cfg, p.unit, log)
+		applyCellular(cfg, p.unit, log)
 	}
 }
 
@@ -141,9 +144,10 @@ func wifiConfFile(identityPath string) string {
 	return filepath.Join(filepath.Dir(terminalstore.BundlePath(identityPath)), "wpa_supplicant.conf")
 }
 
-// wifiReloadTimeout bounds the wifi_reload command: it starts or signals
-// wpa_supplicant and returns; one that hangs must not hold the start up.
-var wifiReloadTimeout = 30 * time.Second
+// reloadTimeout bounds a reload command (wifi_reload, cellular_reload): it
+// starts or signals a daemon and returns; one that hangs must not hold the
+// start up.
+var reloadTimeout = 30 * time.Second
 
 // applyWiFi makes the unit's wpa_supplicant configuration the stored
 // bundle's networks (wifi.Config): written atomically with mode 0600 (it
@@ -173,42 +177,111 @@ func applyWiFi(cfg config, u bundle.Unit, log *slog.Logger) {
 		}
 		log.Info("wifi: wrote the bundle's networks", "file", path, "networks", len(ssids), "ssids", strings.Join(ssids, ","))
 	}
-	if len(cfg.WiFiReload) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), wifiReloadTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, cfg.WiFiReload[0], cfg.WiFiReload[1:]...).CombinedOutput()
-	if err != nil {
-		log.Warn("wifi: wifi_reload failed: the new networks apply at the next boot", "command", strings.Join(cfg.WiFiReload, " "), "err", err, "output", strings.TrimSpace(string(out)))
-		return
-	}
-	log.Info("wifi: wifi_reload ran", "command", strings.Join(cfg.WiFiReload, " "), "output", strings.TrimSpace(string(out)))
+	runReload(log, "wifi", "wifi_reload", cfg.WiFiReload, "the new networks")
 }
 
 // syncWiFi writes nets' configuration to path, or removes path when nets
 // is empty, and reports whether that changed the file.
 func syncWiFi(path string, nets []bundle.WiFi) (changed bool, err error) {
 	if len(nets) == 0 {
+		return syncFile(path, nil)
+	}
+	conf, err := wifi.Config(nets)
+	if err != nil {
+		return false, err
+	}
+	return syncFile(path, conf)
+}
+
+// syncFile makes path hold content, written atomically with mode 0600 (the
+// OS files terminald writes hold keys and passwords) when it differs in
+// bytes or mode, or makes path not exist when content is nil; and reports
+// whether that changed anything.
+func syncFile(path string, content []byte) (changed bool, err error) {
+	if content == nil {
 		err := os.Remove(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return false, nil
 		}
 		return err == nil, err
 	}
-	conf, err := wifi.Config(nets)
-	if err != nil {
-		return false, err
-	}
-	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, conf) {
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, content) {
 		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm() == 0o600 {
 			return false, nil
 		}
 	}
-	if err := atomicfile.WriteFile(path, conf, 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, content, 0o600); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// runReload runs a reload command (argv; empty: none), the config key
+// named key, after terminald changed what of the bundle it applies; what
+// is what applies at the next boot instead when it fails. It is logged
+// under area either way and stops nothing.
+func runReload(log *slog.Logger, area, key string, argv []string, what string) {
+	if len(argv) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		log.Warn(fmt.Sprintf("%s: %s failed: %s apply at the next boot", area, key, what), "command", strings.Join(argv, " "), "err", err, "output", strings.TrimSpace(string(out)))
+		return
+	}
+	log.Info(fmt.Sprintf("%s: %s ran", area, key), "command", strings.Join(argv, " "), "output", strings.TrimSpace(string(out)))
+}
+
+// cellularFiles are the unit's pppd files for its APN, beside the stored
+// bundle under the names the OS image knows: the network script runs
+// `pppd <port> 115200 file /data/terminald/ppp-peer`, the peer file's
+// connect line runs chat on ppp-chat, and the image's /etc/ppp/pap-secrets
+// and chap-secrets are links to ppp-secrets.
+func cellularFiles(identityPath string) (peer, chat, secrets string) {
+	dir := filepath.Dir(terminalstore.BundlePath(identityPath))
+	return filepath.Join(dir, "ppp-peer"), filepath.Join(dir, "ppp-chat"), filepath.Join(dir, "ppp-secrets")
+}
+
+// applyCellular makes the unit's pppd files the stored bundle's APN
+// (cellular.Make), as applyWiFi does wpa_supplicant.conf: each written
+// atomically with mode 0600 (the secrets hold the APN's password) when it
+// differs, all removed when the bundle has no APN (and the secrets when
+// the APN has no user). When any changed, cellular_reload runs (the OS
+// image's `network cellular`: starts pppd on the modem where none runs,
+// restarts it where one does, stops it where the files are gone). Best
+// effort, as Wi-Fi: nothing here stops the start; everything is logged.
+func applyCellular(cfg config, u bundle.Unit, log *slog.Logger) {
+	peer, chat, secrets := cellularFiles(cfg.identityFile())
+	want := map[string][]byte{peer: nil, chat: nil, secrets: nil}
+	a := u.Settings.APN
+	if a != nil {
+		f, err := cellular.Make(*a, chat)
+		if err != nil {
+			log.Error("cellular: the bundle's APN is not applied: the unit has no mobile data", "file", peer, "err", err)
+			return
+		}
+		want[peer], want[chat], want[secrets] = f.Peer, f.Chat, f.Secrets
+	}
+	changed := false
+	for _, path := range []string{secrets, chat, peer} {
+		c, err := syncFile(path, want[path])
+		if err != nil {
+			log.Error("cellular: the bundle's APN is not applied: the unit has no mobile data", "file", path, "err", err)
+			return
+		}
+		changed = changed || c
+	}
+	switch {
+	case !changed:
+		return
+	case a == nil:
+		log.Info("cellular: the bundle has no APN: removed the pppd files", "file", peer)
+	default:
+		log.Info("cellular: wrote the bundle's APN", "file", peer, "apn", a.Name, "user", a.User != "")
+	}
+	runReload(log, "cellular", "cellular_reload", cfg.CellularReload, "the new APN")
 }
 
 func fileHolds(path, want string) bool {
@@ -227,6 +300,9 @@ func describeBundle(u bundle.Unit, w io.Writer) {
 	}
 	for _, n := range s.WiFi {
 		fmt.Fprintf(w, "wifi        %q\n", n.SSID)
+	}
+	if s.APN != nil {
+		fmt.Fprintf(w, "apn         %q\n", s.APN.Name)
 	}
 	fmt.Fprintln(w, "settings apply at terminald's next start where the config file leaves them empty")
 }

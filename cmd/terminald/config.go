@@ -84,6 +84,11 @@ type config struct {
 	// unit's Wi-Fi configuration (wpa_supplicant.conf beside the bundle):
 	// the OS image's ["/usr/lib/tuanju/network", "wifi"]. Empty: none.
 	WiFiReload []string `toml:"wifi_reload"`
+	// CellularReload is the command (argv) terminald runs when it changed
+	// the unit's pppd files for its APN (ppp-peer, ppp-chat, ppp-secrets
+	// beside the bundle): the OS image's ["/usr/lib/tuanju/network",
+	// "cellular"]. Empty: none.
+	CellularReload []string `toml:"cellular_reload"`
 	// provisionErr is why the partition's bundle was refused: the daemon
 	// then shows needs-repair and does not run the call loop.
 	provisionErr error

@@ -112,12 +112,14 @@ func importIdentity(cfg config, bundlePath string, stdout io.Writer) error {
 		if err := importBundle(cfg, bundlePath, b, stdout); err != nil {
 			return err
 		}
-		// The Wi-Fi configuration now, so a unit imported by hand beside
-		// its running daemon joins its networks without a restart. (The
-		// daemon's own import, from the partition, leaves it to the start
-		// that follows, which logs it.)
+		// The Wi-Fi and mobile data configuration now, so a unit imported
+		// by hand beside its running daemon joins its networks without a
+		// restart. (The daemon's own import, from the partition, leaves it
+		// to the start that follows, which logs it.)
 		if u, ok, err := terminalstore.ReadBundle(identityPath); err == nil && ok {
-			applyWiFi(cfg, u, slog.New(slog.NewTextHandler(stdout, nil)))
+			log := slog.New(slog.NewTextHandler(stdout, nil))
+			applyWiFi(cfg, u, log)
+			applyCellular(cfg, u, log)
 		}
 		return nil
 	}

@@ -40,13 +40,20 @@ func checkWiFiFile(t *testing.T, path string, nets []bundle.WiFi) {
 // bundle (as an import would have).
 func storeBundle(t *testing.T, identityPath string, nets []bundle.WiFi) {
 	t.Helper()
+	storeBundleSettings(t, identityPath, bundle.Settings{WiFi: nets})
+}
+
+// storeBundleSettings stores a bundle with s (and a server URL).
+func storeBundleSettings(t *testing.T, identityPath string, s bundle.Settings) {
+	t.Helper()
+	s.ServerURL = "ws://127.0.0.1:9/ws"
 	k, err := signing.NewKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, err := bundle.Encode(bundle.Unit{Unit: "B1-00007", DeviceID: "abcdefghijklmnopqrstuvwxyz", Identity: "-", PairingSecret: "-",
 		IssuedAt: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
-		Settings: bundle.Settings{ServerURL: "ws://127.0.0.1:9/ws", WiFi: nets}}, k)
+		Settings: s}, k)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/tuanju/tuanju/provisioning/signing"
@@ -146,20 +147,80 @@ func IsHexPSK(psk string) bool {
 	return true
 }
 
-// APN is the mobile data access point.
+// APN is the mobile data access point (the unit's pppd peer, chat script
+// and secrets are made from it, internal/terminal/cellular).
 type APN struct {
 	Name     string `json:"name" toml:"name"`
 	User     string `json:"user,omitempty" toml:"user"`
 	Password string `json:"password,omitempty" toml:"password"`
 }
 
+// ErrBadAPN: an APN no unit could dial, or one whose text could be read by
+// pppd or chat as more than a value (Check).
+var ErrBadAPN = errors.New("bad apn")
+
+// The APN's limits. MaxAPNName is 3GPP TS 23.003 §9.1's 100 octets;
+// MaxAPNCredential bounds the user and password well inside pppd's own
+// limits (MAXNAMELEN, MAXSECRETLEN: 256), and no operator's is near it.
+const (
+	MaxAPNName       = 100
+	MaxAPNCredential = 64
+)
+
+// Check reports why a cannot be a unit's APN, naming the field: a name
+// that is not 3GPP TS 23.003 §9.1's (labels of letters, digits and hyphens,
+// 1..63 characters each, separated by dots, at most 100 characters in
+// all), or a user or password that is longer than 64 characters or has a
+// character that is not printable ASCII or is a quote or backslash. So the
+// name, written into the chat script's AT+CGDCONT line, and the user and
+// password, written quoted into pppd's files, can never end their quotes,
+// start a line or be read as an option or a chat command. A password
+// needs a user (pppd finds the secret by the user's name). Provisioning
+// checks it (programme.Settings.Validate, Encode), so a bad row never
+// ships; the unit checks it again.
+func (a APN) Check() error {
+	if n := len(a.Name); n == 0 || n > MaxAPNName {
+		return fmt.Errorf("apn name %q is %d characters, must be 1..%d: %w", a.Name, n, MaxAPNName, ErrBadAPN)
+	}
+	for _, label := range strings.Split(a.Name, ".") {
+		if len(label) == 0 || len(label) > 63 {
+			return fmt.Errorf("apn name %q has a label of %d characters, must be 1..63 between dots: %w", a.Name, len(label), ErrBadAPN)
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return fmt.Errorf("apn name %q has %q, must be letters, digits, hyphens and dots: %w", a.Name, c, ErrBadAPN)
+			}
+		}
+	}
+	for _, f := range []struct{ field, v string }{{"user", a.User}, {"password", a.Password}} {
+		if len(f.v) > MaxAPNCredential {
+			return fmt.Errorf("apn %q: %s is %d characters, at most %d: %w", a.Name, f.field, len(f.v), MaxAPNCredential, ErrBadAPN)
+		}
+		for i := 0; i < len(f.v); i++ {
+			if c := f.v[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\'' || c == '\\' {
+				return fmt.Errorf("apn %q: %s has a character that is not printable ASCII or is a quote or backslash at byte %d: %w", a.Name, f.field, i, ErrBadAPN)
+			}
+		}
+	}
+	if a.Password != "" && a.User == "" {
+		return fmt.Errorf("apn %q: password without a user: %w", a.Name, ErrBadAPN)
+	}
+	return nil
+}
+
 // Encode signs u with key and returns the bundle's bytes. The same unit and
 // key always give the same bytes. A Wi-Fi network that fails WiFi.Check is
-// refused (ErrBadWiFi): no unit is shipped a network it cannot join.
+// refused (ErrBadWiFi), and an APN that fails APN.Check (ErrBadAPN): no
+// unit is shipped a network it cannot join.
 func Encode(u Unit, key *signing.Key) ([]byte, error) {
 	for i, w := range u.Settings.WiFi {
 		if err := w.Check(); err != nil {
 			return nil, fmt.Errorf("bundle: encode %s: wifi[%d]: %w", u.Unit, i, err)
+		}
+	}
+	if a := u.Settings.APN; a != nil {
+		if err := a.Check(); err != nil {
+			return nil, fmt.Errorf("bundle: encode %s: %w", u.Unit, err)
 		}
 	}
 	body, err := json.Marshal(u)

@@ -227,3 +227,61 @@ func TestWiFiCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestAPNCheck: operators' APNs pass; a name outside 3GPP TS 23.003's
+// letters, digits, hyphens and dots, and a user or password with a quote,
+// backslash, newline or non-ASCII byte (what could end pppd's quotes or add
+// a line to its files or to the chat script) is refused with ErrBadAPN
+// naming the field, at Encode too, so a batch never ships it.
+func TestAPNCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a    bundle.APN
+		says string // "" is accepted
+	}{
+		{"China Mobile", bundle.APN{Name: "cmnet"}, ""},
+		{"dotted, hyphen", bundle.APN{Name: "m2m.t-mobile.com"}, ""},
+		{"upper case, digits", bundle.APN{Name: "3GNET"}, ""},
+		{"credentials", bundle.APN{Name: "ctnet", User: "ctnet@mycdma.cn", Password: "vnet.mobi"}, ""},
+		{"spaces and # in credentials", bundle.APN{Name: "a", User: "user name", Password: "p#ss word $x ^M"}, ""},
+		{"user only", bundle.APN{Name: "a", User: "u"}, ""},
+		{"100 characters", bundle.APN{Name: strings.Repeat("a", 49) + "." + strings.Repeat("a", 50)}, ""},
+		{"empty", bundle.APN{}, "apn name"},
+		{"101 characters", bundle.APN{Name: strings.Repeat("a.", 51)[:101]}, "apn name"},
+		{"64-character label", bundle.APN{Name: strings.Repeat("a", 64)}, "apn name"},
+		{"empty label", bundle.APN{Name: "cm..net"}, "apn name"},
+		{"trailing dot", bundle.APN{Name: "cmnet."}, "apn name"},
+		{"quote", bundle.APN{Name: `cmnet"`}, "apn name"},
+		{"space", bundle.APN{Name: "cm net"}, "apn name"},
+		{"newline and option", bundle.APN{Name: "x\nplugin evil.so"}, "apn name"},
+		{"chat escape", bundle.APN{Name: `x\c`}, "apn name"},
+		{"chat control character", bundle.APN{Name: "x^M"}, "apn name"},
+		{"underscore", bundle.APN{Name: "cm_net"}, "apn name"},
+		{"non-ASCII", bundle.APN{Name: "移动"}, "apn name"},
+		{"user: double quote", bundle.APN{Name: "a", User: `u" plugin "evil.so`}, "user has a character"},
+		{"user: newline", bundle.APN{Name: "a", User: "x\nplugin evil.so"}, "user has a character"},
+		{"user: single quote", bundle.APN{Name: "a", User: "it's"}, "user has a character"},
+		{"user: backslash", bundle.APN{Name: "a", User: `a\"`}, "user has a character"},
+		{"user: non-ASCII", bundle.APN{Name: "a", User: "用户"}, "user has a character"},
+		{"user: 65 characters", bundle.APN{Name: "a", User: strings.Repeat("u", 65)}, "user is 65 characters"},
+		{"password: newline", bundle.APN{Name: "a", User: "u", Password: "p\nnoauth"}, "password has a character"},
+		{"password: quote", bundle.APN{Name: "a", User: "u", Password: `p" * "`}, "password has a character"},
+		{"password: NUL", bundle.APN{Name: "a", User: "u", Password: "p\x00"}, "password has a character"},
+		{"password: 65 characters", bundle.APN{Name: "a", User: "u", Password: strings.Repeat("p", 65)}, "password is 65 characters"},
+		{"password without user", bundle.APN{Name: "a", Password: "p"}, "password without a user"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.a.Check()
+			if (tc.says == "") != (err == nil) || (err != nil && (!errors.Is(err, bundle.ErrBadAPN) || !strings.Contains(err.Error(), tc.says))) {
+				t.Fatalf("Check() = %v, want ok %v (an error saying %q)", err, tc.says == "", tc.says)
+			}
+			u := sample()
+			a := tc.a
+			u.Settings.APN = &a
+			_, err = bundle.Encode(u, key(t))
+			if (tc.says == "") != (err == nil) || (err != nil && !(errors.Is(err, bundle.ErrBadAPN) && strings.Contains(err.Error(), tc.says))) {
+				t.Fatalf("Encode = %v, want ok %v", err, tc.says == "")
+			}
+		})
+	}
+}

@@ -116,8 +116,10 @@ func (s Settings) Validate() error {
 			errs = append(errs, fmt.Errorf("wifi[%d]: %w", i, err))
 		}
 	}
-	if s.APN != nil && s.APN.Name == "" {
-		errs = append(errs, errors.New("apn: name is empty"))
+	if s.APN != nil {
+		if err := s.APN.Check(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("programme: %s: %w: %w", SettingsFile, ErrBadSettings, errors.Join(errs...))

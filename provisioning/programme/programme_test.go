@@ -108,16 +108,19 @@ func TestInitUnlockRotate(t *testing.T) {
 }
 
 // TestInitRefuses: bad settings (a Wi-Fi passphrase with a newline among
-// them, named by its place and SSID) and a short passphrase make nothing.
+// them, named by its place and SSID; an APN user that would add a pppd
+// option) and a short passphrase make nothing.
 func TestInitRefuses(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "prog")
 	bad := settings()
 	bad.ServerURL = "https://not-a-websocket"
 	bad.TimeZone = "Mars/Olympus"
 	bad.WiFi = []bundle.WiFi{{SSID: "school", PSK: "password1"}, {SSID: "lab", PSK: "pass\nword"}}
+	bad.APN = &bundle.APN{Name: "cmnet", User: "x\nplugin evil.so"}
 	_, err := programme.Init(path, bad, pass)
 	if !errors.Is(err, programme.ErrBadSettings) || !strings.Contains(err.Error(), "server_url") || !strings.Contains(err.Error(), "time_zone") ||
-		!errors.Is(err, bundle.ErrBadWiFi) || !strings.Contains(err.Error(), `wifi[1]: ssid "lab"`) {
+		!errors.Is(err, bundle.ErrBadWiFi) || !strings.Contains(err.Error(), `wifi[1]: ssid "lab"`) ||
+		!errors.Is(err, bundle.ErrBadAPN) || !strings.Contains(err.Error(), `apn "cmnet": user has a character`) {
 		t.Fatalf("bad settings: %v", err)
 	}
 	if _, err := programme.Init(path, settings(), []byte("short")); err == nil {

@@ -50,15 +50,17 @@ var boards = []struct {
 
 // kernelOptions are what terminald needs of every board's kernel: the GPIO
 // character device (button, LEDs), V4L2 and UVC (camera), ALSA (sound), the
-// watchdog core, squashfs (the root slots) and ext4 (/data).
+// watchdog core, squashfs (the root slots) and ext4 (/data); and for mobile
+// data, USB modems' serial ports (option, CDC ACM) and PPP on them.
 var kernelOptions = []string{
 	"CONFIG_GPIO_CDEV", "CONFIG_VIDEO_DEV", "CONFIG_USB_VIDEO_CLASS",
 	"CONFIG_SND", "CONFIG_SND_USB_AUDIO", "CONFIG_WATCHDOG", "CONFIG_SQUASHFS",
 	"CONFIG_EXT4_FS", "CONFIG_EFI_PARTITION",
+	"CONFIG_USB_SERIAL", "CONFIG_USB_SERIAL_OPTION", "CONFIG_USB_ACM", "CONFIG_PPP", "CONFIG_PPP_ASYNC",
 }
 
 // packages are what show-info must list for every board.
-var packages = []string{"terminald", "linux", "busybox", "e2fsprogs", "ca-certificates", "tzdata", "host-genimage", "host-squashfs", "wpa_supplicant"}
+var packages = []string{"terminald", "linux", "busybox", "e2fsprogs", "ca-certificates", "tzdata", "host-genimage", "host-squashfs", "wpa_supplicant", "pppd"}
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
@@ -165,6 +167,7 @@ func TestDefconfigs(t *testing.T) {
 				`BR2_ROOTFS_OVERLAY="$(BR2_EXTERNAL_TUANJU_PATH)/board/common/rootfs-overlay"`,
 				"# BR2_TARGET_GENERIC_REMOUNT_ROOTFS_RW is not set",
 				"BR2_PACKAGE_WPA_SUPPLICANT=y", "BR2_PACKAGE_WPA_SUPPLICANT_CLI=y", "BR2_PACKAGE_WPA_SUPPLICANT_NL80211=y",
+				"BR2_PACKAGE_PPPD=y",
 			} {
 				if !bytes.Contains(dotConfig, []byte("\n"+want+"\n")) {
 					t.Errorf(".config lacks %s", want)
