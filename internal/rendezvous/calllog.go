@@ -59,6 +59,11 @@ type callLog struct {
 	advance chan struct{}           // closed (and replaced) when settled moves
 	retryAt bool                    // a commit succeeded with failed records waiting: retry them now
 	stopped bool                    // the server has closed: nothing waits any more
+	// since is when the commit in progress began (zero: none runs). One
+	// older than barrierPatience is a disk that hangs: messages stop
+	// waiting for it (settledAt), so signalling goes on without the log.
+	since time.Time
+	hung  bool // logged and counted for the commit in progress
 }
 
 type pendingCall struct {
@@ -108,14 +113,35 @@ func (l *callLog) mark() uint64 { return l.issued.Load() }
 // settledAt returns nil once every put up to seq has been committed (or
 // tried and held back), else a channel that closes when more has been:
 // check again then.
+//
+// A commit that has run longer than barrierPatience (a disk that hangs
+// rather than fails: a dying SD card, a stalled network volume) settles
+// nothing but no longer holds messages back: a ring, an answer or a
+// hangup then goes out before its record is on disk, which a crash could
+// lose — better than signalling that stops for every family on the node
+// (TestCallLogHungDiskLetsSignallingGo). The session's wait looks again
+// after barrierPatience (session.write).
 func (l *callLog) settledAt(seq uint64) <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.settled >= seq || l.stopped {
 		return nil
 	}
+	if !l.since.IsZero() && l.now().Sub(l.since) >= barrierPatience {
+		if !l.hung {
+			l.hung = true
+			l.metrics.callLogHung.Add(1)
+			l.log.Error("call log: a commit has hung for longer than the wait for it: messages go out without waiting", "since", l.since, "wait", barrierPatience)
+		}
+		return nil
+	}
 	return l.advance
 }
+
+// barrierPatience is how long a message waits for the call-log commit
+// before it: commits take milliseconds (one fsync); a disk that takes
+// seconds is broken.
+const barrierPatience = 2 * time.Second
 
 // settle moves settled to seq and wakes whoever waits. l.mu is held.
 func (l *callLog) settle(seq uint64) {
@@ -235,6 +261,9 @@ func (l *callLog) commit(final bool) {
 		items = append(items, item{id, p.seq, p.tried})
 		writes = append(writes, CallWrite{ParentID: p.parentID, Record: p.rec})
 	}
+	if len(writes) > 0 {
+		l.since = l.now()
+	}
 	l.mu.Unlock()
 
 	var gone []int
@@ -247,6 +276,10 @@ func (l *callLog) commit(final bool) {
 	defer l.committing.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.hung {
+		l.log.Warn("call log: the hung commit returned", "after", l.now().Sub(l.since), "err", err)
+	}
+	l.since, l.hung = time.Time{}, false
 	now := l.now()
 	failed, dropped, waiting := 0, 0, 0
 	for i, it := range items {

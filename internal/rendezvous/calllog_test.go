@@ -124,6 +124,58 @@ func TestCallLogWriteFailureNeverStopsACall(t *testing.T) {
 	}
 }
 
+// TestCallLogHungDiskLetsSignallingGo: a disk that hangs instead of
+// failing (every call-log commit waits inside its transaction) does not
+// stop signalling: the ring, the answer and the hangup each wait for the
+// hung commit at most barrierPatience and then go; the hang is logged and
+// counted; once the disk answers again the call's record is written. The
+// control, a working disk, counts no hang. Before, every message queued
+// behind a call-log put waited for its commit for ever: one hung disk
+// silenced every family on the node.
+func TestCallLogHungDiskLetsSignallingGo(t *testing.T) {
+	for _, hang := range []bool{false, true} {
+		t.Run(map[bool]string{false: "writes work", true: "the disk hangs"}[hang], func(t *testing.T) {
+			ctx := testCtx(t)
+			srv := rt.NewServer(t, nil)
+			f := newFamily(t, ctx, srv)
+			release := make(chan struct{})
+			t.Cleanup(func() {
+				select {
+				case <-release:
+				default:
+					close(release)
+				}
+			})
+			if hang {
+				srv.Store().HangCallLogWrites(release)
+			}
+			start := time.Now()
+			id, log := f.callLogged(t, ctx)
+			took := time.Since(start)
+			if len(log) != 1 || log[0].CallID != id || log[0].Outcome != protocol.OutcomeAnswered {
+				t.Fatalf("call log pushed after the call = %+v, want call %s answered", log, id)
+			}
+			const logged = "call log: a commit has hung for longer than the wait for it: messages go out without waiting"
+			if m := srv.Metrics(); hang != (m.CallLogHung > 0) || hang != (srv.Logged(logged) > 0) {
+				t.Fatalf("hang %v: %d hung commits counted, %d logged", hang, m.CallLogHung, srv.Logged(logged))
+			}
+			t.Logf("ring, answer and hangup through in %v", took.Round(10*time.Millisecond))
+			if !hang {
+				return
+			}
+			if stored := try(srv.Store().CallLog(f.creds.ParentID, false)).must(t); len(stored) != 0 {
+				t.Fatalf("the hung disk wrote %+v", stored)
+			}
+			srv.Store().FailCallLogWrites(nil)
+			close(release)
+			eventually(t, ctx, "the call's record written once the disk answers", func() bool {
+				stored := try(srv.Store().CallLog(f.creds.ParentID, false)).must(t)
+				return len(stored) == 1 && stored[0].CallID == id && !stored[0].EndedAt.IsZero()
+			})
+		})
+	}
+}
+
 // TestCallLogUnavailableOnFullDisk: a child who rings an offline parent on a
 // full disk hears "unavailable" (not an error), and the parent sees the
 // missed call once the log can be written.

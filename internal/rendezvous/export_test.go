@@ -17,6 +17,14 @@ func (s *Store) FailCallLogWrites(err error) {
 	s.callWriteFault.Store(&f)
 }
 
+// HangCallLogWrites makes every call-log write of the store wait inside its
+// transaction until release is closed, as a disk that hangs (a dying SD
+// card) holds bbolt's commit; FailCallLogWrites(nil) ends it.
+func (s *Store) HangCallLogWrites(release <-chan struct{}) {
+	f := func() error { <-release; return nil }
+	s.callWriteFault.Store(&f)
+}
+
 // SnapshotTo writes the registry as the disk holds it now (every committed
 // transaction, in one read transaction) to path: what a crash at this
 // moment leaves behind.

@@ -159,6 +159,7 @@ var serverCounters = []counterDesc{
 	newCounterDesc("tuanju_call_log_writes_retried_total", "Call-log records written by a retry after failing.", prometheus.CounterValue, func(m Metrics) float64 { return float64(m.CallLogWritesRetried) }),
 	newCounterDesc("tuanju_call_log_writes_dropped_total", "Call-log records given up on: missing from a family's log.", prometheus.CounterValue, func(m Metrics) float64 { return float64(m.CallLogWritesDropped) }),
 	newCounterDesc("tuanju_call_log_pending", "Call-log records waiting for a retry.", prometheus.GaugeValue, func(m Metrics) float64 { return float64(m.CallLogPending) }),
+	newCounterDesc("tuanju_call_log_hung_total", "Call-log commits that hung past the wait for them: messages went out before their records.", prometheus.CounterValue, func(m Metrics) float64 { return float64(m.CallLogHung) }),
 	newCounterDesc("tuanju_calls_closed_at_start_total", "Calls found open at start (the server stopped without ending them) and closed.", prometheus.CounterValue, func(m Metrics) float64 { return float64(m.CallsClosedAtStart) }),
 	newCounterDesc("tuanju_registry_backups_total", "Automatic registry backups written and checked.", prometheus.CounterValue, func(m Metrics) float64 { return float64(m.BackupsWritten) }),
 	newCounterDesc("tuanju_registry_backup_failures_total", "Automatic registry backups that failed (the last good one was kept).", prometheus.CounterValue, func(m Metrics) float64 { return float64(m.BackupFailures) }),

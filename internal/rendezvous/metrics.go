@@ -13,6 +13,7 @@ type metrics struct {
 	callLogWritesRetried atomic.Uint64
 	callLogWritesDropped atomic.Uint64
 	callLogPending       atomic.Int64
+	callLogHung          atomic.Uint64
 	callsClosedAtStart   atomic.Uint64
 	backupsWritten       atomic.Uint64
 	backupFailures       atomic.Uint64
@@ -38,6 +39,9 @@ type Metrics struct {
 	CallLogWritesDropped uint64
 	// CallLogPending is how many records wait for a retry now.
 	CallLogPending int64
+	// CallLogHung counts commits that hung past the wait for them
+	// (barrierPatience): messages then went out before their records.
+	CallLogHung uint64
 	// CallsClosedAtStart counts calls found open at start and closed
 	// (interrupted or missed): the server had stopped without ending them.
 	CallsClosedAtStart uint64
@@ -70,6 +74,7 @@ func (s *Server) Metrics() Metrics {
 		CallLogWritesRetried: s.metrics.callLogWritesRetried.Load(),
 		CallLogWritesDropped: s.metrics.callLogWritesDropped.Load(),
 		CallLogPending:       s.metrics.callLogPending.Load(),
+		CallLogHung:          s.metrics.callLogHung.Load(),
 		CallsClosedAtStart:   s.metrics.callsClosedAtStart.Load(),
 		BackupsWritten:       s.metrics.backupsWritten.Load(),
 		BackupFailures:       s.metrics.backupFailures.Load(),

@@ -217,10 +217,13 @@ func (s *session) write(w *writer, f outFrame) bool {
 		if wait == nil {
 			break
 		}
+		t := time.NewTimer(barrierPatience) // a hung commit stops holding frames back (settledAt)
 		select {
 		case <-wait:
 		case <-s.ctx.Done():
+		case <-t.C:
 		}
+		t.Stop()
 		if s.ctx.Err() != nil {
 			break
 		}
