@@ -133,18 +133,25 @@ func (r *Registry) Device(id string) (rendezvous.Device, error) {
 
 // ParentOf returns the parent paired with a terminal, or ErrNotFound.
 func (r *Registry) ParentOf(deviceID string) (string, error) {
+	rec, err := r.recordIn(deviceID, statePaired)
+	if err != nil {
+		return "", fmt.Errorf("natsreg: pairing of %s: %w", deviceID, err)
+	}
+	return rec.PairID, nil
+}
+
+// recordIn reads a terminal's pairing record if it is in state, else
+// ErrNotFound.
+func (r *Registry) recordIn(deviceID, state string) (record, error) {
 	var rec record
 	err := r.read(func(ctx context.Context) (err error) {
 		rec, _, err = r.record(ctx, deviceID)
 		return err
 	})
-	if err == nil && rec.State != statePaired {
+	if err == nil && rec.State != state {
 		err = rendezvous.ErrNotFound
 	}
-	if err != nil {
-		return "", fmt.Errorf("natsreg: pairing of %s: %w", deviceID, err)
-	}
-	return rec.PairID, nil
+	return rec, err
 }
 
 // Parent returns a parent's record, or ErrNotFound.
@@ -161,14 +168,7 @@ func (r *Registry) Parent(id string) (rendezvous.Parent, error) {
 
 // PendingOf returns a terminal's pending pairing, or ErrNotFound.
 func (r *Registry) PendingOf(deviceID string) (rendezvous.PendingPairing, error) {
-	var rec record
-	err := r.read(func(ctx context.Context) (err error) {
-		rec, _, err = r.record(ctx, deviceID)
-		return err
-	})
-	if err == nil && rec.State != statePending {
-		err = rendezvous.ErrNotFound
-	}
+	rec, err := r.recordIn(deviceID, statePending)
 	if err != nil {
 		return rendezvous.PendingPairing{}, fmt.Errorf("natsreg: pending pairing of %s: %w", deviceID, err)
 	}
