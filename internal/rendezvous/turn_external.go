@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tuanju/tuanju/internal/dnsname"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // An external TURN cluster (turn.urls) takes the embedded relay's place
@@ -16,10 +19,6 @@ import (
 // out exactly as turnAuthHandler does (docs/coturn.md,
 // TestCoturnRelaysWithHandedOutCredentials). The cluster then owns the peer
 // policy and the quotas; this server only mints credentials.
-
-// maxTURNURLs is how many ice_servers entries a ring may carry
-// (protocol.Validate refuses more than 4).
-const maxTURNURLs = 4
 
 // externalTURNURLs are the configured URLs with the transport each one's
 // credential is named after, as the embedded relay's are.
@@ -84,17 +83,12 @@ func checkTURNHost(host string) error {
 		}
 		return nil
 	}
-	if host == "" || len(host) > 253 || strings.HasPrefix(host, ".") || strings.HasSuffix(host, ".") || strings.Contains(host, "..") {
+	if len(host) > 253 || dnsname.CheckLabels(host) != nil {
 		return fmt.Errorf("host %q is not a DNS name or an IP address", host)
 	}
 	for _, label := range strings.Split(host, ".") {
-		if len(label) > 63 || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
+		if strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
 			return fmt.Errorf("host %q is not a DNS name or an IP address", host)
-		}
-		for _, r := range label {
-			if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-') {
-				return fmt.Errorf("host %q is not a DNS name or an IP address", host)
-			}
 		}
 	}
 	return nil
@@ -115,8 +109,8 @@ func (t TURNConfig) validateExternal(bad func(string, ...any) error) error {
 	if t.MaxAllocations != 0 {
 		return bad("turn.max_allocations is the embedded relay's quota; with turn.urls the TURN cluster's own (coturn: user-quota, docs/coturn.md) applies: leave max_allocations out")
 	}
-	if len(t.URLs) > maxTURNURLs {
-		return bad("turn.urls has %d entries; clients take at most %d", len(t.URLs), maxTURNURLs)
+	if len(t.URLs) > protocol.MaxICEServers {
+		return bad("turn.urls has %d entries; clients take at most %d", len(t.URLs), protocol.MaxICEServers)
 	}
 	for i, u := range t.URLs {
 		if _, err := parseTURNURL(u); err != nil {

@@ -41,6 +41,9 @@ const (
 	MaxCandidates     = 50 // per side per call
 	// MaxRestarts bounds a call's ICE restarts (the offer's "restart").
 	MaxRestarts = 1000
+	// MaxICEServers bounds a message's ice_servers entries (a TURN
+	// cluster's turn.urls are handed out as that many).
+	MaxICEServers = 4
 	// MaxCertificateChars bounds a terminal hello's certificate: base64url of
 	// at most devcert.MaxCertBytes (1,500) bytes. The one field allowed past
 	// the 512 characters of the other base64url fields.

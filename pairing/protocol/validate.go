@@ -196,8 +196,8 @@ func (m *Message) validateValues() error {
 	default:
 		return bad("ice_transport_policy", "must be all or relay")
 	}
-	if len(m.ICEServers) > 4 {
-		return bad("ice_servers", "has more than 4 entries")
+	if len(m.ICEServers) > MaxICEServers {
+		return bad("ice_servers", fmt.Sprintf("has more than %d entries", MaxICEServers))
 	}
 	for _, s := range m.ICEServers {
 		if len(s.URLs) == 0 || len(s.URLs) > 4 || len(s.Username) > 128 || len(s.Credential) > 128 {

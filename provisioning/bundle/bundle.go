@@ -26,9 +26,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
+	"github.com/tuanju/tuanju/internal/dnsname"
 	"github.com/tuanju/tuanju/provisioning/signing"
 )
 
@@ -182,15 +182,8 @@ func (a APN) Check() error {
 	if n := len(a.Name); n == 0 || n > MaxAPNName {
 		return fmt.Errorf("apn name %q is %d characters, must be 1..%d: %w", a.Name, n, MaxAPNName, ErrBadAPN)
 	}
-	for _, label := range strings.Split(a.Name, ".") {
-		if len(label) == 0 || len(label) > 63 {
-			return fmt.Errorf("apn name %q has a label of %d characters, must be 1..63 between dots: %w", a.Name, len(label), ErrBadAPN)
-		}
-		for i := 0; i < len(label); i++ {
-			if c := label[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
-				return fmt.Errorf("apn name %q has %q, must be letters, digits, hyphens and dots: %w", a.Name, c, ErrBadAPN)
-			}
-		}
+	if err := dnsname.CheckLabels(a.Name); err != nil {
+		return fmt.Errorf("apn name %q %v: %w", a.Name, err, ErrBadAPN)
 	}
 	for _, f := range []struct{ field, v string }{{"user", a.User}, {"password", a.Password}} {
 		if len(f.v) > MaxAPNCredential {
