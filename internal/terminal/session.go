@@ -334,7 +334,11 @@ func (s *session) adapt(cap *media.Capture) {
 // budget ran low during the call (budget.go). It never raises a limit;
 // it reports whether this one lowered the call's.
 func (s *session) limitTo(p media.Profile) bool {
-	if !s.profile.Video || s.limit.Name != "" && !richer(s.limit, p) || !richer(s.profile, p) {
+	cur := s.profile
+	if s.limit.Name != "" {
+		cur = s.limit
+	}
+	if databudget.Cap(cur, p).Name == cur.Name {
 		return false // nothing to lower: voice already, or at or below p
 	}
 	s.limit = p
@@ -344,10 +348,6 @@ func (s *session) limitTo(p media.Profile) bool {
 	return true
 }
 
-// richer reports whether a sends more than b.
-func richer(a, b media.Profile) bool {
-	return a.Video && !b.Video || a.Video == b.Video && a.VideoBitrate > b.VideoBitrate
-}
 
 // senderFor is the sender of the offer's transceiver of kind, or nil.
 func (s *session) senderFor(kind webrtc.RTPCodecType) *webrtc.RTPSender {
