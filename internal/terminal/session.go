@@ -348,7 +348,6 @@ func (s *session) limitTo(p media.Profile) bool {
 	return true
 }
 
-
 // senderFor is the sender of the offer's transceiver of kind, or nil.
 func (s *session) senderFor(kind webrtc.RTPCodecType) *webrtc.RTPSender {
 	for _, tr := range s.pc.GetTransceivers() {
