@@ -163,9 +163,12 @@ func requirePPP(t *testing.T, name string) string {
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // openPTY opens a pseudo-terminal pair: the master (the fake modem's end)
-// and the slave's path, set raw, as a serial port pppd has configured:
-// no echo, no line editing, no CR/NL translation.
-func openPTY(t *testing.T) (*os.File, string) {
+// and the slave, set raw, as a serial port pppd has configured: no echo, no
+// line editing, no CR/NL translation. The slave stays open until the test
+// ends: while no slave is open, a read on the master fails (EIO), and a
+// modem that read before chat opened its port would die (it did, under
+// load, in CI).
+func openPTY(t *testing.T) (*os.File, *os.File) {
 	t.Helper()
 	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
@@ -185,7 +188,7 @@ func openPTY(t *testing.T) (*os.File, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	tio, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS)
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +203,7 @@ func openPTY(t *testing.T) (*os.File, string) {
 	if err := unix.IoctlSetTermios(int(s.Fd()), unix.TCSETS, tio); err != nil {
 		t.Fatal(err)
 	}
-	return master, slave
+	return master, s
 }
 
 // modem is a fake modem on a pty's master: it reads commands ended by CR
@@ -271,14 +274,9 @@ func dial(t *testing.T, chat string, a bundle.APN, netAPN string) ([]string, str
 	if err := os.WriteFile(script, f.Chat, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	master, slave := openPTY(t)
+	master, port := openPTY(t)
 	m := &modem{}
 	go m.run(master, netAPN)
-	port, err := os.OpenFile(slave, os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer port.Close()
 	// A bound on a hung chat only (its own TIMEOUTs are 10 and 30 s).
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -329,7 +327,8 @@ func TestPPPDReadsPeer(t *testing.T) {
 	if os.Geteuid() != 0 && os.Getenv("TUANJU_REQUIRE_PPP") == "" {
 		t.Skip("pppd takes connect and the device from a file only for root: skipping")
 	}
-	_, slave := openPTY(t)
+	_, port := openPTY(t)
+	slave := port.Name()
 	run := func(peer []byte) (int, string) {
 		path := filepath.Join(t.TempDir(), "ppp-peer")
 		if err := os.WriteFile(path, peer, 0o600); err != nil {
