@@ -21,6 +21,7 @@ import (
 	"github.com/tuanju/tuanju/internal/logging"
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/internal/terminal/databudget"
+	"github.com/tuanju/tuanju/internal/terminal/netwatch"
 	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
 	"github.com/tuanju/tuanju/media"
 )
@@ -301,7 +302,7 @@ func terminalConfigOf(cfg config) (terminal.Config, error) {
 }
 
 // startTerminal makes the terminal on the board's parts; serve runs it.
-func startTerminal(_ context.Context, d *daemon) (func(), error) {
+func startTerminal(ctx context.Context, d *daemon) (func(), error) {
 	camera, _ := d.board.Camera()
 	d.tcfg.Capture.SyntheticSocket = camera.Socket
 	button, _ := d.board.Button()
@@ -318,6 +319,13 @@ func startTerminal(_ context.Context, d *daemon) (func(), error) {
 	}
 	if d.wd != nil { // a nil *device.Watchdog in the interface would be petted
 		deps.Watchdog = d.wd
+	}
+	// News of the network coming back ends a reconnect's backoff; without
+	// it (no netlink: not Linux, or refused) reconnects wait their backoff.
+	if news, err := netwatch.Watch(ctx, d.log); err != nil {
+		d.log.Warn("no news of network changes: reconnects wait their backoff", "err", err)
+	} else {
+		deps.NetChanged = news
 	}
 	t, err := terminal.New(d.tcfg, deps)
 	if err != nil {

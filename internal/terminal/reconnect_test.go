@@ -69,3 +69,53 @@ func waitLogins(t *testing.T, srv *terminaltest.Server, n int, limit time.Durati
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestReconnectOnNetworkNews: a unit that cannot reach the server waits
+// out its backoff (here at least 20 s) — unless it hears that the network
+// changed (Deps.NetChanged: a DHCP lease after its Wi-Fi joined), when it
+// dials within a second. The control, in the same run: with no news the
+// login comes only at the end of the backoff.
+func TestReconnectOnNetworkNews(t *testing.T) {
+	const minBackoff = 20 * time.Second
+	for _, tc := range []struct {
+		name   string
+		news   bool
+		lo, hi time.Duration // the login's time after the server came back
+	}{
+		{"news", true, 0, time.Second},
+		{"no news", false, minBackoff - 2*time.Second, 2 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p, err := terminaltest.NewParent()
+				if err != nil {
+					t.Fatal(err)
+				}
+				srv := terminaltest.NewServer(true, true)
+				srv.Refuse(errors.New("no network"))
+				news := make(chan struct{}, 1)
+				term, err := terminal.New(terminal.Config{LoopbackOnly: true, MinBackoff: minBackoff, MaxBackoff: time.Minute},
+					terminal.Deps{Store: newStore(t, p), Buttons: make(chan device.ButtonEvent), LEDs: &terminaltest.LEDs{},
+						Speaker: &speakertest.Speaker{}, Dial: srv.Dial, NetChanged: news})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(t.Context())
+				done := make(chan struct{})
+				go func() { defer close(done); term.Run(ctx) }()
+				defer func() { cancel(); <-done }()
+
+				time.Sleep(time.Second) // the first dial failed: ≥ 20 s to the next
+				srv.Refuse(nil)
+				back := time.Now()
+				if tc.news {
+					news <- struct{}{}
+				}
+				waitLogins(t, srv, 1, 2*time.Minute)
+				if d := time.Since(back); d < tc.lo || d > tc.hi {
+					t.Fatalf("logged in %v after the network came back, want %v..%v", d, tc.lo, tc.hi)
+				}
+			})
+		})
+	}
+}

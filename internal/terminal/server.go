@@ -3,6 +3,7 @@ package terminal
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/tuanju/tuanju/internal/backoff"
@@ -19,6 +20,7 @@ import (
 // each restart, not after the longest wait the first one built up.
 func (t *Terminal) connectLoop(ctx context.Context) {
 	b := backoff.Backoff{Min: t.cfg.MinBackoff, Max: t.cfg.MaxBackoff}
+	netNews := t.d.NetChanged
 	for ctx.Err() == nil {
 		c, err := t.dial(ctx)
 		if err != nil {
@@ -34,10 +36,7 @@ func (t *Terminal) connectLoop(ctx context.Context) {
 			} else {
 				t.log.Warn("cannot reach the rendezvous server", "err", err, "retry_in", wait.Round(time.Millisecond))
 			}
-			select {
-			case <-time.After(wait):
-			case <-ctx.Done():
-			}
+			waitRetry(ctx, t.log, wait, &netNews)
 			continue
 		}
 		b.Reset()
@@ -57,9 +56,39 @@ func (t *Terminal) connectLoop(ctx context.Context) {
 		}
 		wait := b.Next()
 		t.log.Warn("signalling connection lost", "err", err, "retry_in", wait.Round(time.Millisecond))
+		waitRetry(ctx, t.log, wait, &netNews)
+	}
+}
+
+// netSettle is how long after news of a network change the terminal
+// dials: the news comes in a burst (a DHCP lease is an address, then the
+// default route), and a dial between the two fails for want of the route.
+const netSettle = 250 * time.Millisecond
+
+// waitRetry waits out a reconnect's backoff, or less: news that the
+// network changed (Deps.NetChanged, *news; nil once that ends) ends the
+// wait netSettle later, so a unit whose Wi-Fi or cable just came back is
+// online within a second rather than at the end of a backoff grown to
+// half a minute while it was away.
+func waitRetry(ctx context.Context, log *slog.Logger, wait time.Duration, news *<-chan struct{}) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
 		select {
-		case <-time.After(wait):
+		case <-timer.C:
+			return
 		case <-ctx.Done():
+			return
+		case _, ok := <-*news:
+			if !ok {
+				*news = nil // the watch ended: backoff alone
+				continue
+			}
+			if wait > netSettle {
+				log.Info("the network changed: reconnecting now")
+				timer.Reset(netSettle)
+				wait = netSettle
+			}
 		}
 	}
 }

@@ -103,6 +103,10 @@ type Deps struct {
 	// Dial, if set, replaces the websocket client for Config.ServerURL
 	// (tests pass terminaltest's fake server).
 	Dial DialFunc
+	// NetChanged, if set, receives when the unit's network changed (an
+	// address or route appeared: internal/terminal/netwatch): a reconnect
+	// waiting out its backoff tries at once.
+	NetChanged <-chan struct{}
 	// PairFault, if set, is called at each step of pairing (trust.go);
 	// true stops the terminal there as a crash would. Tests only.
 	PairFault func(PairFaultPoint) bool

@@ -85,8 +85,9 @@ type unitCard struct {
 }
 
 // flashUnit issues a unit and flashes the image with its bundle onto a new
-// card file, as `provision flash` does onto an SD card.
-func (h *harness) flashUnit(t testing.TB, name string) *unitCard {
+// card file, as `provision flash` does onto an SD card. edit changes the
+// bundle's settings (its Wi-Fi networks).
+func (h *harness) flashUnit(t testing.TB, name string, edit ...func(*bundle.Settings)) *unitCard {
 	t.Helper()
 	key, cert := rendezvoustest.NewIdentity(t)
 	pemBundle, err := devcert.EncodeBundle(key, cert)
@@ -95,13 +96,16 @@ func (h *harness) flashUnit(t testing.TB, name string) *unitCard {
 	}
 	dev := rendezvoustest.DeviceID(key)
 	secret := pairing.NewSecret()
+	settings := bundle.Settings{
+		ServerURL: "ws://10.0.2.100/ws", PublicURL: h.srv.URL, TimeZone: "UTC", Language: "zh-CN",
+	}
+	for _, e := range edit {
+		e(&settings)
+	}
 	b, err := bundle.Encode(bundle.Unit{
 		Unit: name, DeviceID: dev, Batch: "BOOT", Site: "qemu", Region: "test",
 		IssuedAt: time.Now().UTC().Truncate(time.Second), Identity: string(pemBundle),
-		PairingSecret: secret.String(),
-		Settings: bundle.Settings{
-			ServerURL: "ws://10.0.2.100/ws", PublicURL: h.srv.URL, TimeZone: "UTC", Language: "zh-CN",
-		},
+		PairingSecret: secret.String(), Settings: settings,
 	}, h.programme)
 	if err != nil {
 		t.Fatal(err)

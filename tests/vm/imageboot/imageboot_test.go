@@ -46,6 +46,7 @@ import (
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/pairing"
 	"github.com/tuanju/tuanju/pairing/protocol"
+	"github.com/tuanju/tuanju/provisioning/bundle"
 	"github.com/tuanju/tuanju/provisioning/signing"
 )
 
@@ -82,6 +83,7 @@ var defaultWindows = [3]time.Duration{6 * time.Second, 150 * time.Millisecond, 1
 type harness struct {
 	image, port, logDir string
 	fwd                 string // another forward on the VM's network (hostfwd=...), or ""
+	cmdline             string // more of the kernel's command line (tuanju.simap=...), or ""
 	srv                 *rendezvoustest.Server
 	programme           *signing.Key
 	windows             [3]time.Duration
@@ -192,8 +194,8 @@ type unit struct {
 	serverAtCut string
 }
 
-func (h *harness) newUnit(t testing.TB, name string) *unit {
-	u := &unit{unitCard: h.flashUnit(t, name), name: name}
+func (h *harness) newUnit(t testing.TB, name string, edit ...func(*bundle.Settings)) *unit {
+	u := &unit{unitCard: h.flashUnit(t, name, edit...), name: name}
 	t.Cleanup(func() {
 		if u.parent != nil {
 			u.parent.Close()

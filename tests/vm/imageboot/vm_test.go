@@ -70,7 +70,7 @@ func (h *harness) start(t testing.TB, disk string, name string) *vm {
 		"-kernel", filepath.Join(h.image, "Image"), "-initrd", filepath.Join(h.image, "initrd.gz"),
 		// The boot partition's cmdline.txt, and the simulated board's
 		// console hooks; panic=-1 and -no-reboot: a panic ends qemu.
-		"-append", "root=PARTLABEL=rootA console=ttyAMA0 panic=-1 tuanju.simconsole=1",
+		"-append", "root=PARTLABEL=rootA console=ttyAMA0 panic=-1 tuanju.simconsole=1" + cond(h.cmdline != "", " "+h.cmdline, ""),
 		// cache=unsafe: a SIGKILLed qemu loses the guest's page cache and
 		// what it had not issued, whatever the mode; unsafe spares the
 		// shared host the guest's flushes (tests/vm/README.md "Power cuts").
