@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
 
 	"github.com/tuanju/tuanju/media/h264dec"
 	"github.com/tuanju/tuanju/media/opusdec"
@@ -170,9 +168,9 @@ func (r *Receiver) video(track *webrtc.TrackRemote, log *slog.Logger) error {
 	}
 	defer dec.Close()
 	ssrc := uint32(track.SSRC())
-	// 256 packets or half a second of lateness before a picture is given up:
-	// enough for NACK to repair a loss, short enough to keep the call live.
-	sb := samplebuilder.New(256, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(500*time.Millisecond))
+	// Half a second of lateness before a picture is given up: enough for
+	// NACK to repair a loss, short enough to keep the call live.
+	fm := newFramer(90000 / 2)
 	first := true
 	var fr freezeMeter
 	for {
@@ -193,27 +191,27 @@ func (r *Receiver) video(track *webrtc.TrackRemote, log *slog.Logger) error {
 			first = false
 			r.requestKeyFrame(ssrc, log)
 		}
-		sb.Push(pkt)
-		for s := sb.Pop(); s != nil; s = sb.Pop() {
-			if s.PrevDroppedPackets > 0 {
+		fm.push(pkt)
+		for s := fm.pop(); s != nil; s = fm.pop() {
+			if s.prevDropped > 0 {
 				// Packets NACK could not bring back in time were given up:
 				// the pictures that follow refer to a broken one, and a
 				// decoder does not always notice.
 				r.requestKeyFrame(ssrc, log)
 			}
-			img, err := dec.Decode(s.Data)
+			img, err := dec.Decode(s.data)
 			if err != nil {
 				r.mu.Lock()
 				r.stats.VideoDecodeErrors++
 				r.mu.Unlock()
-				log.Debug("undecodable picture", "err", err, "dropped_before", s.PrevDroppedPackets)
+				log.Debug("undecodable picture", "err", err, "dropped_before", s.prevDropped)
 				r.requestKeyFrame(ssrc, log)
 				continue
 			}
 			if img == nil {
 				continue
 			}
-			key := hasIDR(s.Data)
+			key := hasIDR(s.data)
 			gap, freeze := fr.frame(time.Now())
 			r.mu.Lock()
 			if freeze {

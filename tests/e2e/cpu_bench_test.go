@@ -42,12 +42,16 @@ const callWindow = 5 * time.Second
 // x-raw-codec is the pipeline's overhead factor (issue 12's goal: ≤ 2). TUANJU_TERMINALD is a prebuilt binary, possibly behind a runner
 // ("qemu-aarch64 bin/arm64/terminald", with this test binary cross-built
 // and run under qemu-aarch64 too, so the reference is emulated alike: see
-// bench/run); by default terminald is built here.
+// bench/run); by default terminald is built here as make build builds it.
 func BenchmarkTerminalCallCPU(b *testing.B) {
 	bin := strings.Fields(os.Getenv("TUANJU_TERMINALD"))
 	if len(bin) == 0 {
 		bin = []string{filepath.Join(b.TempDir(), "terminald")}
-		build := exec.Command("go", "build", "-o", bin[0], "./cmd/terminald")
+		// As make build makes what ships (the Makefile's STATIC): a
+		// static, stripped binary; a default build links openh264, libopus
+		// and libc as shared libraries, whose pages count in its RSS.
+		build := exec.Command("go", "build", "-trimpath", "-tags", "netgo,osusergo",
+			"-ldflags", "-s -w -linkmode external -extldflags -static", "-o", bin[0], "./cmd/terminald")
 		build.Dir = filepath.Join("..", "..")
 		if out, err := build.CombinedOutput(); err != nil {
 			b.Fatalf("build terminald: %v\n%s", err, out)
@@ -56,7 +60,7 @@ func BenchmarkTerminalCallCPU(b *testing.B) {
 	// The reference first, on a quiet machine, as the terminal's figure is
 	// taken with only the call running.
 	window := callWindow * time.Duration(b.N)
-	ref := rawCodecCPU(b, window)
+	ref, sources := rawCodecCPU(b, window)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -110,13 +114,17 @@ func BenchmarkTerminalCallCPU(b *testing.B) {
 	if frames < int64(window.Seconds())*int64(media.LowData.FPS)/2 {
 		b.Fatalf("phone decoded only %d frames in %v: the call is not live", frames, window)
 	}
-	rss, hwm := p.memory(b)
+	m := p.memory(b)
 
 	b.ReportMetric(100*cpu.Seconds()/window.Seconds(), "%core-terminal")
 	b.ReportMetric(100*ref.Seconds()/window.Seconds(), "%core-raw-codec")
+	b.ReportMetric(100*sources.Seconds()/window.Seconds(), "%core-synth-sources")
 	b.ReportMetric(cpu.Seconds()/ref.Seconds(), "x-raw-codec")
-	b.ReportMetric(float64(rss)/1024, "MB-rss")
-	b.ReportMetric(float64(hwm)/1024, "MB-rss-peak")
+	b.ReportMetric((cpu-sources).Seconds()/ref.Seconds(), "x-raw-codec-board")
+	b.ReportMetric(float64(m["VmRSS"])/1024, "MB-rss")
+	b.ReportMetric(float64(m["VmHWM"])/1024, "MB-rss-peak")
+	b.ReportMetric(float64(m["RssAnon"])/1024, "MB-rss-anon")
+	b.ReportMetric(float64(m["RssFile"])/1024, "MB-rss-file")
 }
 
 // rawCodecCPU is the CPU time the codecs alone take for a low-data call of
@@ -128,14 +136,17 @@ func BenchmarkTerminalCallCPU(b *testing.B) {
 // CPU time (getrusage RUSAGE_SELF) with nothing else running, so every
 // codec thread counts; the pictures and the sound are made beforehand
 // (the terminal's synthetic camera and microphone render in the call:
-// counted against it, as a real camera's capture would be).
-func rawCodecCPU(b *testing.B, window time.Duration) time.Duration {
+// counted against it in x-raw-codec; sources is what making them took,
+// which x-raw-codec-board takes off, as a board's camera and microphone
+// hand over their pictures and sound for a fraction of that).
+func rawCodecCPU(b *testing.B, window time.Duration) (codecs, sources time.Duration) {
 	p := media.LowData
 	n := int(window.Seconds()) * p.FPS
 	hp, op, err := media.CodecParams(p)
 	if err != nil {
 		b.Fatal(err)
 	}
+	rendering := processCPU(b)
 	cam, err := synth.NewCamera(synth.CameraOptions{Width: p.Width, Height: p.Height, FPS: p.FPS, Unpaced: true})
 	if err != nil {
 		b.Fatal(err)
@@ -158,6 +169,7 @@ func rawCodecCPU(b *testing.B, window time.Duration) time.Duration {
 		}
 		chunks = append(chunks, a)
 	}
+	sources = processCPU(b) - rendering
 	i := 0
 	src := video.ReaderFunc(func() (image.Image, func(), error) {
 		if i == len(pics) {
@@ -229,7 +241,7 @@ func rawCodecCPU(b *testing.B, window time.Duration) time.Duration {
 	if samples < window/2 {
 		b.Fatalf("reference decoded %v of sound, want about %v", samples, window)
 	}
-	return used
+	return used, sources
 }
 
 // processCPU is this process's CPU time, all threads (getrusage
@@ -353,23 +365,22 @@ func (p *terminaldProc) cpu(b *testing.B) time.Duration {
 }
 
 // memory is the process's resident set and its peak, in KiB.
-func (p *terminaldProc) memory(b *testing.B) (rss, hwm int64) {
+func (p *terminaldProc) memory(b *testing.B) map[string]int64 {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		b.Fatal(err)
 	}
+	m := map[string]int64{}
 	for _, line := range strings.Split(string(raw), "\n") {
 		f := strings.Fields(line)
 		if len(f) < 2 {
 			continue
 		}
 		v, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = v
-		case "VmHWM:":
-			hwm = v
-		}
+		m[strings.TrimSuffix(f[0], ":")] = v
 	}
-	return rss, hwm
+	if m["VmRSS"] == 0 {
+		b.Fatalf("no VmRSS in /proc/%d/status", p.cmd.Process.Pid)
+	}
+	return m
 }
