@@ -81,7 +81,7 @@ lint: vet
 # Then the hardware paths against the real kernel in a VM (make vmtest).
 test: lint
 	$(GO) test $(TESTFLAGS) -run '^$$' ./... > /dev/null
-	GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test $(TESTFLAGS) -skip '^TestImpairedCall$$' ./...
+	GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test $(TESTFLAGS) -skip '^(TestImpairedCall|TestBrowserImpairedCall)$$' ./...
 	$(MAKE) test-impair
 	$(MAKE) fuzz-smoke
 	$(MAKE) vmtest
@@ -91,9 +91,12 @@ test: lint
 # rest, and without the race detector (the same code runs under -race in
 # the other media and e2e tests), so that they measure the network and not
 # a machine busy with other packages' tests. TUANJU_IMPAIR=full runs every
-# cell; BenchmarkImpairment reports their figures.
+# cell; BenchmarkImpairment reports their figures. Their Chromium rows
+# (tests/e2e/browser_impair_test.go: the real terminal and the parent's
+# page in headless Chromium, ~65 s) likewise.
 test-impair:
 	GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test -count=1 -timeout 10m -run '^TestImpairedCall$$' ./media
+	GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test -count=1 -timeout 5m -run '^TestBrowserImpairedCall$$' ./tests/e2e
 
 # Benchmarks: figures go to bench/results.txt (shown in README.md).
 bench:

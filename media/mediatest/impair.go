@@ -135,6 +135,15 @@ func (l *Link) SetBoth(imp Impairment) {
 	l.Set(BtoA, imp)
 }
 
+// Addr is the relay socket the sender in direction d sends into: where
+// the other side's candidates must point for that sender (AtoB: the
+// answerer's candidates, as the offerer sees them; BtoA: the offerer's,
+// as the answerer sees them). A peer the test cannot rewrite in Go (a
+// browser) is pointed at it by address.
+func (l *Link) Addr(d Direction) *net.UDPAddr {
+	return l.legs[d].in.LocalAddr().(*net.UDPAddr)
+}
+
 // Stats returns direction d's counters.
 func (l *Link) Stats(d Direction) LinkStats {
 	lg := l.legs[d]
@@ -203,7 +212,7 @@ func (l *Link) Negotiate(t testing.TB, offerer, answerer *webrtc.PeerConnection,
 // has sent anything itself: a peer whose candidates the other side has
 // not taken yet (trickled before the answer) is still reachable.
 func (l *Link) RewriteCandidate(line string, d Direction) (string, bool) {
-	addr := l.legs[d].in.LocalAddr().(*net.UDPAddr)
+	addr := l.Addr(d)
 	f := strings.Fields(line)
 	if len(f) < 8 || !strings.EqualFold(f[2], "udp") {
 		return "", false

@@ -6,11 +6,14 @@ package browsertest
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -169,14 +172,31 @@ type CallStats struct {
 		KeyFramesDecoded int64 `json:"keyFramesDecoded"`
 		FrameWidth       int64 `json:"frameWidth"`
 		FrameHeight      int64 `json:"frameHeight"`
+		// FreezeCount and TotalFreezesDuration (seconds) are Chromium's
+		// own count of the picture's pauses.
+		FreezeCount          int64   `json:"freezeCount"`
+		TotalFreezesDuration float64 `json:"totalFreezesDuration"`
 	} `json:"video"`
 	Audio struct {
-		BytesReceived        int64 `json:"bytesReceived"`
+		BytesReceived int64 `json:"bytesReceived"`
+		// TotalSamplesReceived counts the samples played, ConcealedSamples
+		// those of them the decoder made up: for lost or late packets, and
+		// in the sender's pauses (Opus DTX sends no packets there).
 		TotalSamplesReceived int64 `json:"totalSamplesReceived"`
+		ConcealedSamples     int64 `json:"concealedSamples"`
+		// PacketsReceived and PacketsLost (by sequence number) add up to
+		// the packets the sender sent.
+		PacketsReceived int64 `json:"packetsReceived"`
+		PacketsLost     int64 `json:"packetsLost"`
 	} `json:"audio"`
 	Outbound struct {
-		VideoBytesSent int64 `json:"videoBytesSent"`
-		AudioBytesSent int64 `json:"audioBytesSent"`
+		VideoBytesSent  int64 `json:"videoBytesSent"`
+		AudioBytesSent  int64 `json:"audioBytesSent"`
+		VideoFramesSent int64 `json:"videoFramesSent"`
+		// VideoNACKs are the NACKs the page's video sender got,
+		// VideoRetransmitted the packets it sent again.
+		VideoNACKs         int64 `json:"videoNacks"`
+		VideoRetransmitted int64 `json:"videoRetransmitted"`
 	} `json:"outbound"`
 	// DataBytes estimates what the call cost on the phone's data plan: the
 	// sum of DataSent (the phone's camera and microphone) and DataReceived
@@ -200,3 +220,76 @@ func Stats(ctx context.Context) (CallStats, error) {
 	}
 	return s, nil
 }
+
+// RouteMedia sends the page's calls through a relay (a mediatest.Link)
+// without touching what is signed: the page applies every candidate of
+// the other side's SDP and trickle pointed at remote (the socket the page
+// sends into), and its own, in the answer it signs and in what it
+// trickles, point at local (the socket the other side sends into). Only
+// UDP candidates are kept, each as a host candidate (as
+// mediatest.Link.RewriteCandidate does in Go). It applies to the page
+// now and to every page the tab loads from here on.
+func RouteMedia(ctx context.Context, remote, local netip.AddrPort) error {
+	script := fmt.Sprintf(routeMediaJS, remote.Addr(), remote.Port(), local.Addr(), local.Port())
+	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: script})
+		return err
+	}))
+	if err != nil {
+		return fmt.Errorf("browsertest: route media: %w", err)
+	}
+	// The page open now runs it too.
+	if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](script)); err != nil || !ok {
+		return fmt.Errorf("browsertest: route media in the open page: %v, %w", ok, err)
+	}
+	return nil
+}
+
+// routeMediaJS wraps RTCPeerConnection's prototype once per page: the
+// route, given as its four values, may change when it runs again.
+const routeMediaJS = `(() => {
+	const route = { remote: { ip: %q, port: %d }, local: { ip: %q, port: %d } };
+	if (window.__tuanjuRoute) { window.__tuanjuRoute = route; return true; }
+	window.__tuanjuRoute = route;
+	const point = (line, to) => {
+		const f = line.trim().split(/\s+/);
+		if (f.length < 8 || f[2].toLowerCase() !== 'udp') return null;
+		f[4] = to.ip; f[5] = String(to.port); f[7] = 'host';
+		return f.slice(0, 8).join(' ');
+	};
+	const pointSDP = (sdp, to) => sdp.split('\r\n').flatMap((l) => {
+		if (!l.startsWith('a=candidate:')) return [l];
+		const p = point(l.slice(2), to);
+		return p ? ['a=' + p] : [];
+	}).join('\r\n');
+	const P = RTCPeerConnection.prototype;
+	const setRemote = P.setRemoteDescription;
+	P.setRemoteDescription = function (d) {
+		if (d && d.sdp) d = { type: d.type, sdp: pointSDP(d.sdp, window.__tuanjuRoute.remote) };
+		return setRemote.call(this, d);
+	};
+	const addCandidate = P.addIceCandidate;
+	P.addIceCandidate = function (c) {
+		if (c && c.candidate) {
+			const p = point(c.candidate, window.__tuanjuRoute.remote);
+			if (!p) return Promise.resolve();
+			c = { candidate: p, sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex, usernameFragment: c.usernameFragment };
+		}
+		return addCandidate.call(this, c);
+	};
+	const localDesc = Object.getOwnPropertyDescriptor(P, 'localDescription');
+	Object.defineProperty(P, 'localDescription', { configurable: true, get() {
+		const d = localDesc.get.call(this);
+		return d && d.sdp ? { type: d.type, sdp: pointSDP(d.sdp, window.__tuanjuRoute.local) } : d;
+	} });
+	const onCandidate = Object.getOwnPropertyDescriptor(P, 'onicecandidate');
+	Object.defineProperty(P, 'onicecandidate', { configurable: true, get() { return onCandidate.get.call(this); }, set(fn) {
+		onCandidate.set.call(this, fn && ((e) => {
+			const c = e.candidate;
+			if (!c || !c.candidate) return fn(e);
+			const p = point(c.candidate, window.__tuanjuRoute.local);
+			if (p) fn({ candidate: { candidate: p, sdpMid: c.sdpMid, sdpMLineIndex: c.sdpMLineIndex, usernameFragment: c.usernameFragment } });
+		}));
+	} });
+	return true;
+})()`

@@ -31,8 +31,11 @@
 //              phoneHint, notices: what the service worker reported showing}
 //   stats()    resolves to a summary of the call's getStats (see call.js
 //              emptyStats): {video:{framesDecoded, bytesReceived,
-//              keyFramesDecoded, frameWidth, frameHeight}, audio:{bytesReceived,
-//              totalSamplesReceived}, outbound:{videoBytesSent, audioBytesSent},
+//              keyFramesDecoded, frameWidth, frameHeight, freezeCount,
+//              totalFreezesDuration}, audio:{bytesReceived,
+//              totalSamplesReceived, concealedSamples, packetsReceived,
+//              packetsLost}, outbound:{videoBytesSent, audioBytesSent,
+//              videoFramesSent, videoNacks, videoRetransmitted},
 //              dataSent, dataReceived, dataBytes (their sum), …}
 
 import { Signal } from './signal.js';

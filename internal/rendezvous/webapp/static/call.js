@@ -38,9 +38,16 @@ export async function localMedia() {
 
 export function emptyStats() {
   return {
-    video: { framesDecoded: 0, bytesReceived: 0, keyFramesDecoded: 0, frameWidth: 0, frameHeight: 0 },
-    audio: { bytesReceived: 0, totalSamplesReceived: 0 },
-    outbound: { videoBytesSent: 0, audioBytesSent: 0 },
+    // For tests that judge a call over an impaired path:
+    // freezeCount and totalFreezesDuration (seconds) are the browser's own
+    // count of the picture's pauses; concealedSamples the part of the
+    // audio samples played that the decoder made up (lost or late packets,
+    // and the sender's DTX pauses); videoFramesSent, videoNacks and
+    // videoRetransmitted the pictures the phone sent, the NACKs it got
+    // and the packets it sent again.
+    video: { framesDecoded: 0, bytesReceived: 0, keyFramesDecoded: 0, frameWidth: 0, frameHeight: 0, freezeCount: 0, totalFreezesDuration: 0 },
+    audio: { bytesReceived: 0, totalSamplesReceived: 0, concealedSamples: 0, packetsReceived: 0, packetsLost: 0 },
+    outbound: { videoBytesSent: 0, audioBytesSent: 0, videoFramesSent: 0, videoNacks: 0, videoRetransmitted: 0 },
     // What the call costs on the phone's data plan, both ways: dataSent
     // (the parent's camera and microphone) and dataReceived (the child's),
     // with their packets' IP and UDP headers; dataBytes is their sum.
@@ -194,13 +201,22 @@ export class Call {
         out.video.keyFramesDecoded += s.keyFramesDecoded || 0;
         out.video.frameWidth = s.frameWidth || out.video.frameWidth;
         out.video.frameHeight = s.frameHeight || out.video.frameHeight;
+        out.video.freezeCount += s.freezeCount || 0;
+        out.video.totalFreezesDuration += s.totalFreezesDuration || 0;
         out.fps = s.framesPerSecond || 0;
       } else if (s.type === 'inbound-rtp' && s.kind === 'audio') {
         out.audio.bytesReceived += s.bytesReceived || 0;
         out.audio.totalSamplesReceived += s.totalSamplesReceived || 0;
+        out.audio.concealedSamples += s.concealedSamples || 0;
+        out.audio.packetsReceived += s.packetsReceived || 0;
+        out.audio.packetsLost += s.packetsLost || 0;
       } else if (s.type === 'outbound-rtp') {
-        if (s.kind === 'video') out.outbound.videoBytesSent += s.bytesSent || 0;
-        else out.outbound.audioBytesSent += s.bytesSent || 0;
+        if (s.kind === 'video') {
+          out.outbound.videoBytesSent += s.bytesSent || 0;
+          out.outbound.videoFramesSent += s.framesSent || 0;
+          out.outbound.videoNacks += s.nackCount || 0;
+          out.outbound.videoRetransmitted += s.retransmittedPacketsSent || 0;
+        } else out.outbound.audioBytesSent += s.bytesSent || 0;
       } else if (s.type === 'transport') {
         out.dataSent += (s.bytesSent || 0) + PACKET_OVERHEAD * (s.packetsSent || 0);
         out.dataReceived += (s.bytesReceived || 0) + PACKET_OVERHEAD * (s.packetsReceived || 0);
