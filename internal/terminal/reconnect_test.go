@@ -25,22 +25,7 @@ func TestReconnectBackoffResetsOnLogin(t *testing.T) {
 		lifetime   = 10 * time.Second // between restarts: well under a minute
 	)
 	synctest.Test(t, func(t *testing.T) {
-		p, err := terminaltest.NewParent()
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := terminaltest.NewServer(true, true)
-		srv.Refuse(errors.New("server down"))
-		term, err := terminal.New(terminal.Config{LoopbackOnly: true, MinBackoff: minBackoff, MaxBackoff: 30 * time.Second},
-			terminal.Deps{Store: newStore(t, p), Buttons: make(chan device.ButtonEvent), LEDs: &terminaltest.LEDs{},
-				Speaker: &speakertest.Speaker{}, Dial: srv.Dial})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { defer close(done); term.Run(ctx) }()
-		defer func() { cancel(); <-done }()
+		srv := runUnreachable(t, minBackoff, 30*time.Second, nil)
 
 		time.Sleep(3 * time.Minute) // the server is down: the backoff grows to its maximum
 		srv.Refuse(nil)
@@ -55,6 +40,30 @@ func TestReconnectBackoffResetsOnLogin(t *testing.T) {
 			}
 		}
 	})
+}
+
+// runUnreachable runs a paired terminal (in the test's bubble, until the
+// test ends) whose server refuses it until the test says otherwise
+// (srv.Refuse(nil)); news is its Deps.NetChanged.
+func runUnreachable(t *testing.T, minBackoff, maxBackoff time.Duration, news <-chan struct{}) *terminaltest.Server {
+	t.Helper()
+	p, err := terminaltest.NewParent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := terminaltest.NewServer(true, true)
+	srv.Refuse(errors.New("server down"))
+	term, err := terminal.New(terminal.Config{LoopbackOnly: true, MinBackoff: minBackoff, MaxBackoff: maxBackoff},
+		terminal.Deps{Store: newStore(t, p), Buttons: make(chan device.ButtonEvent), LEDs: &terminaltest.LEDs{},
+			Speaker: &speakertest.Speaker{}, Dial: srv.Dial, NetChanged: news})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); term.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return srv
 }
 
 // waitLogins sleeps (in the bubble) until srv has had n logins, at most
@@ -87,23 +96,8 @@ func TestReconnectOnNetworkNews(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				p, err := terminaltest.NewParent()
-				if err != nil {
-					t.Fatal(err)
-				}
-				srv := terminaltest.NewServer(true, true)
-				srv.Refuse(errors.New("no network"))
 				news := make(chan struct{}, 1)
-				term, err := terminal.New(terminal.Config{LoopbackOnly: true, MinBackoff: minBackoff, MaxBackoff: time.Minute},
-					terminal.Deps{Store: newStore(t, p), Buttons: make(chan device.ButtonEvent), LEDs: &terminaltest.LEDs{},
-						Speaker: &speakertest.Speaker{}, Dial: srv.Dial, NetChanged: news})
-				if err != nil {
-					t.Fatal(err)
-				}
-				ctx, cancel := context.WithCancel(t.Context())
-				done := make(chan struct{})
-				go func() { defer close(done); term.Run(ctx) }()
-				defer func() { cancel(); <-done }()
+				srv := runUnreachable(t, minBackoff, time.Minute, news)
 
 				time.Sleep(time.Second) // the first dial failed: ≥ 20 s to the next
 				srv.Refuse(nil)
