@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
 	"github.com/pion/webrtc/v4"
 	"github.com/tuanju/tuanju/internal/rendezvous"
@@ -421,4 +422,69 @@ func TestCoturnSecretRotation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCoturnRefreshAfterCredentialExpiry: what coturn does with a call's
+// relay once the credential it was made with has expired. A relayed call
+// asks again for its peer's permission every few minutes (permissions
+// last 5) and refreshes the allocation (10); each of those requests is
+// authenticated with the call's credential. Here the credential expires 2
+// s after the allocation; then the client asks for the same permission
+// again and refreshes the allocation, as a long call does, and both are
+// granted (coturn checks a REST credential's expiry when it makes the
+// allocation, then authenticates the allocation's requests with the key it
+// keeps), and the relay still carries datagrams. The embedded relay does
+// the same for the address that holds the allocation
+// (TestTURNRelayOutlivesCredential). docs/coturn.md relies on this.
+func TestCoturnRefreshAfterCredentialExpiry(t *testing.T) {
+	secret := coturnSecret()
+	addr := startCoturn(t, secret)
+	expiry := time.Now().Add(2 * time.Second)
+	user, cred := rendezvous.TURNCredentials(secret, protocol.NewID()+"/terminal/udp", expiry)
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	check(t, err)
+	c, err := turn.NewClient(&turn.ClientConfig{
+		STUNServerAddr: addr, TURNServerAddr: addr, Username: user, Password: cred, Realm: coturnRealm,
+		Conn: conn, RTO: 100 * time.Millisecond,
+	})
+	check(t, err)
+	t.Cleanup(func() { c.Close(); conn.Close() })
+	check(t, c.Listen())
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatalf("allocate: %v", err)
+	}
+	defer relay.Close()
+	relayRoundTrip(t, relay)
+	peer := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}
+	if err := c.CreatePermission(peer); err != nil {
+		t.Fatalf("a permission while the credential is valid: %v", err)
+	}
+	time.Sleep(time.Until(expiry) + 1500*time.Millisecond)
+	if err := c.CreatePermission(peer); err != nil {
+		t.Fatalf("coturn refused the permission asked again after the credential expired: %v", err)
+	}
+	// The allocation's refresh, as pion's client sends it before the
+	// lifetime runs out: unauthenticated first (coturn answers 401 with a
+	// nonce), then with the expired credential.
+	turnAddr, err := net.ResolveUDPAddr("udp4", addr)
+	check(t, err)
+	lifetime := stun.RawAttribute{Type: stun.AttrLifetime, Value: []byte{0, 0, 0x02, 0x58}} // 600 s
+	refresh := stun.NewType(stun.MethodRefresh, stun.ClassRequest)
+	res, err := c.PerformTransaction(stun.MustBuild(stun.TransactionID, refresh, lifetime, stun.Fingerprint), turnAddr, false)
+	check(t, err)
+	var nonce stun.Nonce
+	if err := nonce.GetFrom(res.Msg); err != nil {
+		t.Fatalf("coturn's answer to an unauthenticated refresh has no nonce (%v): %v", res.Msg, err)
+	}
+	res, err = c.PerformTransaction(stun.MustBuild(stun.TransactionID, refresh, lifetime,
+		stun.NewUsername(user), stun.NewRealm(coturnRealm), nonce, stun.NewLongTermIntegrity(user, coturnRealm, cred), stun.Fingerprint), turnAddr, false)
+	check(t, err)
+	if res.Msg.Type.Class != stun.ClassSuccessResponse {
+		var code stun.ErrorCodeAttribute
+		code.GetFrom(res.Msg)
+		t.Fatalf("coturn refused the allocation's refresh with the expired credential: %v", code)
+	}
+	// Still relaying, to a new port of the permitted peer.
+	relayRoundTrip(t, relay)
 }
