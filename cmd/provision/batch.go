@@ -2,13 +2,11 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
+	"github.com/tuanju/tuanju/internal/progress"
 
 	"github.com/tuanju/tuanju/internal/terminal/autoanswer"
 	"github.com/tuanju/tuanju/provisioning/batch"
@@ -51,8 +49,8 @@ settings it started with.`
 
 func newBatch() *cobra.Command {
 	var (
-		dir, csvPath, out, name, passFile, fontCJK, fontLatin, progress string
-		checkOnly                                                       bool
+		dir, csvPath, out, name, passFile, fontCJK, fontLatin, progressMode string
+		checkOnly                                                           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "batch --dir PROG --csv FAMILIES.csv --out BATCHDIR --name B1",
@@ -102,9 +100,10 @@ func newBatch() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			bar := newProgress(cmd.ErrOrStderr(), progress)
-			res, err := batch.Run(cmd.Context(), batch.Options{Dir: out, Name: name, Rows: rows, Programme: d, Keys: keys, Fonts: fonts, Progress: bar.update, Fault: testFault})
-			bar.finish()
+			bar := progress.New(cmd.ErrOrStderr(), progressMode, progress.Count)
+			update := func(stage string, done, total int) { bar.Update(stageNames[stage], int64(done), int64(total)) }
+			res, err := batch.Run(cmd.Context(), batch.Options{Dir: out, Name: name, Rows: rows, Programme: d, Keys: keys, Fonts: fonts, Progress: update, Fault: testFault})
+			bar.Finish()
 			if err != nil {
 				return err
 			}
@@ -123,7 +122,7 @@ func newBatch() *cobra.Command {
 	fl.BoolVar(&checkOnly, "check", false, "only check the CSV; make nothing")
 	fl.StringVar(&fontCJK, "font-cjk", "", "a TrueType CJK font `file` for the labels (default: Droid Sans Fallback from fonts-droid-fallback)")
 	fl.StringVar(&fontLatin, "font-latin", "", "a TrueType Latin font `file` for the labels (default: DejaVu Sans)")
-	fl.StringVar(&progress, "progress", "auto", "progress bar: auto (on a terminal), always or never")
+	fl.StringVar(&progressMode, "progress", "auto", "progress bar: auto (on a terminal), always or never")
 	passphraseFlag(cmd, &passFile)
 	return cmd
 }
@@ -138,42 +137,5 @@ func checkWindow(s string) error {
 	return err
 }
 
-// progress shows a bar per stage on a terminal (or always/never).
-type progress struct {
-	w     io.Writer
-	on    bool
-	bar   *progressbar.ProgressBar
-	stage string
-}
-
-func newProgress(w io.Writer, mode string) *progress {
-	on := mode == "always"
-	if mode == "auto" {
-		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			on = true
-		}
-	}
-	return &progress{w: w, on: on}
-}
-
+// stageNames are the batch's stages as its progress bars say them.
 var stageNames = map[string]string{"issue": "issuing units", "bundles": "writing bundles", "labels": "label sheet"}
-
-func (p *progress) update(stage string, done, total int) {
-	if !p.on || total == 0 {
-		return
-	}
-	if stage != p.stage || p.bar == nil {
-		p.finish()
-		p.stage = stage
-		p.bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription(stageNames[stage]),
-			progressbar.OptionShowCount(), progressbar.OptionThrottle(100_000_000), progressbar.OptionClearOnFinish())
-	}
-	p.bar.Set(done)
-}
-
-func (p *progress) finish() {
-	if p.bar != nil {
-		p.bar.Finish()
-		p.bar = nil
-	}
-}

@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"github.com/tuanju/tuanju/internal/progress"
 	"golang.org/x/term"
 
 	"github.com/tuanju/tuanju/provisioning/bundle"
@@ -43,8 +43,8 @@ byte is. Use another card.`
 
 func newFlash() *cobra.Command {
 	var (
-		image, bundlePath, device, keyFile, dir, progress string
-		yes, allowNonRemovable, allowLarge                bool
+		image, bundlePath, device, keyFile, dir, progressMode string
+		yes, allowNonRemovable, allowLarge                    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "flash --image terminal.img --bundle UNIT.tjb --device /dev/sdX (--programme-key KEY.pem | --dir PROG)",
@@ -97,10 +97,10 @@ func newFlash() *cobra.Command {
 				return err
 			}
 			defer dev.Close()
-			bar := newByteProgress(errw, progress)
-			job.Progress = bar.update
+			bar := progress.New(errw, progressMode, progress.Bytes)
+			job.Progress = func(stage flash.Stage, done, total int64) { bar.Update(flashStages[stage], done, total) }
 			res, err := flash.Flash(cmd.Context(), dev, job)
-			bar.finish()
+			bar.Finish()
 			if err != nil {
 				return err
 			}
@@ -124,7 +124,7 @@ func newFlash() *cobra.Command {
 	fl.BoolVar(&yes, "yes", false, "do not ask before writing (for scripts)")
 	fl.BoolVar(&allowNonRemovable, "allow-non-removable", false, "flash a disk the kernel does not call removable")
 	fl.BoolVar(&allowLarge, "allow-large", false, "flash a disk larger than 256 GiB")
-	fl.StringVar(&progress, "progress", "auto", "progress bar: auto (on a terminal), always or never")
+	fl.StringVar(&progressMode, "progress", "auto", "progress bar: auto (on a terminal), always or never")
 	return cmd
 }
 
@@ -187,35 +187,5 @@ func confirm(in io.Reader, w io.Writer, d *flash.Disk) error {
 	return nil
 }
 
-// byteProgress is a bar per stage (writing, verifying), in bytes.
-type byteProgress struct {
-	w     io.Writer
-	on    bool
-	bar   *progressbar.ProgressBar
-	stage flash.Stage
-}
-
-func newByteProgress(w io.Writer, mode string) *byteProgress {
-	return &byteProgress{w: w, on: newProgress(w, mode).on}
-}
-
-func (p *byteProgress) update(stage flash.Stage, done, total int64) {
-	if !p.on {
-		return
-	}
-	if stage != p.stage || p.bar == nil {
-		p.finish()
-		p.stage = stage
-		desc := map[flash.Stage]string{flash.StageWrite: "writing  ", flash.StageVerify: "verifying"}[stage]
-		p.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription(desc),
-			progressbar.OptionShowBytes(true), progressbar.OptionThrottle(100_000_000), progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.w) }))
-	}
-	p.bar.Set64(done)
-}
-
-func (p *byteProgress) finish() {
-	if p.bar != nil {
-		p.bar.Finish()
-		p.bar = nil
-	}
-}
+// flashStages are the flash's stages as its progress bars say them.
+var flashStages = map[flash.Stage]string{flash.StageWrite: "writing  ", flash.StageVerify: "verifying"}

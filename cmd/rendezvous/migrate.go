@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"sync"
 
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
+	"github.com/tuanju/tuanju/internal/progress"
 
 	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/internal/rendezvous"
@@ -104,7 +102,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	fmt.Fprintf(stdout, "NATS %s before: %d devices, %d paired, %d pending\n", *to, before.Devices, before.Paired, before.Pending)
 
-	wrote, conflicts, err := importAll(ctx, reg, snap.Entries, newMigrateProgress(stderr, len(snap.Entries)))
+	wrote, conflicts, err := importAll(ctx, reg, snap.Entries, progress.New(stderr, progress.Auto, progress.Count))
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -156,8 +154,8 @@ func snapshotCounts(snap rendezvous.RegistrySnapshot) natsreg.Counts {
 // importAll writes every entry with migrateWorkers at once. It returns how
 // many entries wrote something and the conflicts, in entry order; any
 // other error stops it.
-func importAll(ctx context.Context, reg *natsreg.Registry, entries []rendezvous.RegistryEntry, prog *migrateProgress) (wrote int, conflicts []error, err error) {
-	defer prog.finish()
+func importAll(ctx context.Context, reg *natsreg.Registry, entries []rendezvous.RegistryEntry, prog *progress.Bars) (wrote int, conflicts []error, err error) {
+	defer prog.Finish()
 	results := make([]error, len(entries))
 	wroteOne := make([]bool, len(entries))
 	next := make(chan int)
@@ -170,7 +168,7 @@ func importAll(ctx context.Context, reg *natsreg.Registry, entries []rendezvous.
 				wroteOne[i], results[i] = reg.Import(entries[i])
 				mu.Lock()
 				done++
-				prog.set(done)
+				prog.Update("migrating terminals", int64(done), int64(len(entries)))
 				mu.Unlock()
 			}
 		})
@@ -246,29 +244,4 @@ func compareEntry(reg *natsreg.Registry, e rendezvous.RegistryEntry) error {
 		}
 	}
 	return nil
-}
-
-// migrateProgress is a bar on stderr while terminals are written, only
-// when stderr is a terminal.
-type migrateProgress struct{ bar *progressbar.ProgressBar }
-
-func newMigrateProgress(w io.Writer, total int) *migrateProgress {
-	if f, ok := w.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) || total == 0 {
-		return &migrateProgress{}
-	}
-	return &migrateProgress{bar: progressbar.NewOptions(total, progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription("migrating terminals"), progressbar.OptionShowCount(),
-		progressbar.OptionThrottle(100_000_000), progressbar.OptionClearOnFinish())}
-}
-
-func (p *migrateProgress) set(n int) {
-	if p.bar != nil {
-		p.bar.Set(n)
-	}
-}
-
-func (p *migrateProgress) finish() {
-	if p.bar != nil {
-		p.bar.Finish()
-	}
 }
