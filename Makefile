@@ -201,7 +201,7 @@ image-sim-boot:
 vmtest-image: image-sim-boot
 	$(GO) test -c -o $(BIN)/imageboot.test ./tests/vm/imageboot
 	TUANJU_IMAGE_SIM=$(abspath $(BOOT_OUT)) TUANJU_BOOT_LIVES=$(BOOT_LIVES) TUANJU_BOOT_CALL_CUTS=$(BOOT_CALL_CUTS) \
-	  .ci/netns $(BIN)/imageboot.test -test.run '^(TestImageBoot|TestImageCallFromChromium|TestImageJoinsWiFi)$$' -test.v -test.count=1 \
+	  .ci/netns $(BIN)/imageboot.test -test.run '^(TestImageBoot|TestImageCallFromChromium|TestImageJoinsWiFi|TestImageDialsMobileData)$$' -test.v -test.count=1 \
 	  -test.timeout $(BOOT_TIMEOUT) -test.parallel $(BOOT_PARALLEL)
 
 # Long runs that are not in make test: 100 power cuts of the booted image

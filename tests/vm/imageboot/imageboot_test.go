@@ -82,8 +82,9 @@ var defaultWindows = [3]time.Duration{6 * time.Second, 150 * time.Millisecond, 1
 
 type harness struct {
 	image, port, logDir string
-	fwd                 string // another forward on the VM's network (hostfwd=...), or ""
-	cmdline             string // more of the kernel's command line (tuanju.simap=...), or ""
+	fwd                 string   // another forward on the VM's network (hostfwd=...), or ""
+	cmdline             string   // more of the kernel's command line (tuanju.simap=...), or ""
+	qemuArgs            []string // more devices for qemu (the simulated modem's line)
 	srv                 *rendezvoustest.Server
 	programme           *signing.Key
 	windows             [3]time.Duration

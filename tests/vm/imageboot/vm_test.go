@@ -79,6 +79,7 @@ func (h *harness) start(t testing.TB, disk string, name string) *vm {
 		"-device", "e1000,netdev=n0",
 		"-device", "i6300esb",
 	}
+	args = append(args, h.qemuArgs...)
 	cmd := exec.Command("qemu-system-aarch64", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdin, err := cmd.StdinPipe()
