@@ -186,7 +186,10 @@ vmtest-powercut-amd64 vmtest-powercut-arm64: vmtest-powercut-%:
 # 2 + BOOT_CALL_CUTS cuts; `make vmtest` runs one unit of 3 cuts (~1 min),
 # `make soak` 25 units of 4 (100 cuts). Then a call from headless Chromium
 # on the host to a booted unit (~30 s; skips without Chromium unless
-# TUANJU_REQUIRE_BROWSER=1, as in CI).
+# TUANJU_REQUIRE_BROWSER=1, as in CI), and units that reach the network only
+# through their bundle's Wi-Fi (a simulated access point, ~50 s) and mobile
+# data (a simulated USB modem, ~100 s), each with a wrong setting as the
+# control.
 BOOT_OUT ?= out/image-sim-boot
 BOOT_LIVES ?= 1
 BOOT_CALL_CUTS ?= 1
