@@ -48,26 +48,37 @@ func newFramer(maxLate uint32) *framer { return &framer{maxLate: maxLate} }
 func after(a, b uint16) bool { return int16(a-b) > 0 }
 
 // push takes one packet. A packet of a picture already handed out or given
-// up (late, or a duplicate) is dropped.
+// up (late, or a duplicate) is dropped. A packet further than framerSlots
+// from the next picture, either way, starts the framer again there: the
+// sender began a new sequence (a track replaced on the same stream starts
+// at a random number), or more was lost than the framer holds; either way
+// nothing held will be completed, and waiting for it would freeze the
+// picture for maxLate.
 func (f *framer) push(p *rtp.Packet) {
 	seq := p.SequenceNumber
 	if !f.started {
 		f.started, f.next, f.newest = true, seq, seq
 	}
-	if after(f.next, seq) {
-		if f.begun || f.newest-seq >= framerSlots {
-			return // before the next picture: already handed out or given up
-		}
+	switch d := int(int16(seq - f.next)); {
+	case d >= framerSlots || d < -framerSlots:
+		f.restart(seq)
+	case d < 0 && (f.begun || f.newest-seq >= framerSlots):
+		return // before the next picture: already handed out or given up
+	case d < 0:
 		f.next = seq // the stream's first packets came out of order
-	}
-	if d := seq - f.next; d >= framerSlots {
-		// Too far ahead to hold beside what waits: what waits is given up.
-		f.skipTo(seq - framerSlots + 1)
 	}
 	if after(seq, f.newest) {
 		f.newest = seq
 	}
 	f.slots[seq%framerSlots] = p
+}
+
+// restart drops everything held and starts at seq; the next picture says
+// packets were dropped, so the receiver asks for a key frame.
+func (f *framer) restart(seq uint16) {
+	clear(f.slots[:])
+	f.dropped++
+	f.next, f.newest = seq, seq
 }
 
 // skipTo gives up every packet before seq, held or missing.

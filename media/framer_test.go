@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -171,17 +172,49 @@ func TestFramer(t *testing.T) {
 		})
 	}
 
+	// A sender that starts a new sequence (a track replaced on the same
+	// stream) forward or back: the pictures after the jump come out at
+	// once, the first saying packets were dropped, without waiting maxLate
+	// for the old sequence.
+	for _, jump := range []uint16{40000, 20} {
+		t.Run(fmt.Sprintf("sequence restarts at %d", jump), func(t *testing.T) {
+			f := newFramer(1 << 30) // never gives up by time: only the jump can move on
+			before := makePictures(t, 3, 30000)
+			after := makePictures(t, 3, jump)
+			got := pushAll(f, append(append(before[0].packets, before[1].packets...), before[2].packets[:1]...))
+			for _, p := range after {
+				for _, pkt := range p.packets {
+					pkt.Timestamp += 5 * 6000 // later than before's
+				}
+			}
+			got = append(got, pushAll(f, append(append(after[0].packets, after[1].packets...), after[2].packets...))...)
+			if len(got) != 5 {
+				t.Fatalf("%d pictures, want 5 (2 before the jump, 3 after)", len(got))
+			}
+			for i, fr := range got {
+				want := before[min(i, 1)].annexB
+				if i >= 2 {
+					want = after[i-2].annexB
+				}
+				if !bytes.Equal(fr.data, want) {
+					t.Fatalf("picture %d is not the one sent", i)
+				}
+				if (fr.prevDropped > 0) != (i == 2) {
+					t.Fatalf("picture %d: prevDropped %d", i, fr.prevDropped)
+				}
+			}
+		})
+	}
+
 	t.Run("gap wider than the framer", func(t *testing.T) {
 		f := newFramer(1 << 30) // never gives up by time
 		pushAll(f, pics[0].packets[:1])
-		// A hole, then packets far ahead: what waited is given up.
+		// Over framerSlots packets lost: what waited is given up at once and
+		// the picture after the gap comes out, saying so.
 		far := makePictures(t, 2, 100+framerSlots+50)
 		got := pushAll(f, append(far[1].packets, far[1].packets...))
-		if len(got) != 0 {
-			t.Fatalf("got %d pictures; picture far[1] follows a hole it cannot skip without a time limit", len(got))
-		}
-		if f.dropped == 0 {
-			t.Fatal("nothing counted dropped after a gap wider than the framer")
+		if len(got) != 1 || !bytes.Equal(got[0].data, far[1].annexB) || got[0].prevDropped == 0 {
+			t.Fatalf("got %d pictures; want the one after the gap, saying packets were dropped", len(got))
 		}
 	})
 }
