@@ -14,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/pairing"
@@ -223,7 +224,13 @@ func rewriteFingerprints(sdp, lines string) string {
 func TestMITMServerCannotJoinOrStartCalls(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	srv := rendezvoustest.NewServer(t, nil)
+	srv := rendezvoustest.NewServer(t, func(c *rendezvous.Config) {
+		// A call per attack, one after the other: more rings than a child
+		// makes. The default limit (5 at once, 10 a minute) refused the
+		// control call's ring once on a quiet machine, where the refused
+		// calls end within half a second each.
+		c.Limits.Rings = rendezvous.Rate{Burst: 50, PerMinute: 600}
+	})
 	mm := newMITM(t, srv.WSURL)
 	r := startTerminal(t, ctx, srv, terminalOpts{wsURL: mm.wsURL()})
 	cred := r.pair()
