@@ -93,8 +93,14 @@ type jitterBuffer struct {
 	next    int64   // the sequence number expected next
 	lastDur int     // samples of the last frame played
 	lastDTX bool
-	conceal int // samples concealed in a row with nothing to play
-	jumps   int // packets in a row off the window's timing by jbJump
+	held    bool // the clock started afresh and has not played yet
+	// conceal is the samples concealed in a row for want of a packet,
+	// since the one expected then (concealSeq) up to RTP time concealEnd:
+	// the sender's silence if that packet turns out to come after it.
+	conceal    int
+	concealSeq int64
+	concealEnd int64
+	jumps      int // packets in a row off the window's timing by jbJump
 
 	// Extended (unwrapped) sequence number and timestamp: the newest seen.
 	seqHi, tsHi int64
@@ -117,6 +123,16 @@ type jbStats struct {
 	late                        int64 // packets that came after their turn
 	dropped                     int64 // samples played no more, to cut the delay
 	errors                      int64 // packets libopus could not decode
+}
+
+// counts is the buffer's counts so far. A gap being filled in for want
+// of a packet is left out until a packet says what it was (the sender's
+// pause, or loss): counted as concealment meanwhile, a snapshot taken
+// during a pause would count the sender's silence as loss.
+func (j *jitterBuffer) counts() jbStats {
+	s := j.stats
+	s.concealed -= int64(j.conceal)
+	return s
 }
 
 // delay is the playout delay above the earliest arrival of the window:
@@ -170,11 +186,13 @@ func (j *jitterBuffer) push(seq uint16, ts uint32, payload []byte, now time.Time
 		}
 	}
 	j.jumps = 0
-	if s == j.next && t >= j.pos && j.conceal > 0 {
+	if j.conceal > 0 && s == j.concealSeq && t >= j.concealEnd {
 		// The very packet the buffer waited for, not late: nothing was
 		// lost, the sender paused (DTX sends nothing for a pause, see
 		// opusenc), and what the buffer filled in meanwhile was the
-		// sender's silence, not concealment of loss.
+		// sender's silence, not concealment of loss. It may come after
+		// the next one (jitter reorders them), which started the clock
+		// afresh: still the sender's silence.
 		j.stats.concealed -= int64(j.conceal)
 		j.stats.silence += int64(j.conceal)
 		j.conceal = 0
@@ -185,13 +203,20 @@ func (j *jitterBuffer) push(seq uint16, ts uint32, payload []byte, now time.Time
 		// The first packet, or the first after a silence: the clock
 		// starts from it, held for the delay the window calls for (the
 		// start delay before there is a window).
-		j.playing = true
+		j.playing, j.held = true, true
 		j.pos, j.next = t, s
 		j.offset = l + jbStartDelay.Seconds()
 		if len(j.window) > 1 {
 			j.offset = max(j.maxLateness(now)+jbSafety.Seconds(), l)
 		}
 		clear(j.pkts)
+	}
+	if j.held && s < j.next && t < j.pos && j.next-s < jbMaxPackets && j.rtpSeconds(j.pos-t) < jbJump.Seconds() {
+		// A packet from before the one the clock started afresh from,
+		// come before that one played (jitter reordered them: talk
+		// resuming after a pause): the clock starts from it instead,
+		// or the first syllable would be lost.
+		j.pos, j.next = t, s
 	}
 	if s < j.next || t+int64(j.lastDur) <= j.pos {
 		j.stats.late++ // its turn has passed: concealed already
@@ -245,6 +270,7 @@ func (j *jitterBuffer) play(now time.Time) ([]int16, frameKind) {
 	if !j.playing {
 		return nil, 0
 	}
+	j.held = false
 	// Packets whose time has passed came too late.
 	for s, p := range j.pkts {
 		if p.ts+int64(j.lastDur) <= j.pos || s < j.next {
@@ -258,7 +284,10 @@ func (j *jitterBuffer) play(now time.Time) ([]int16, frameKind) {
 		// The delay is short of what recent arrivals needed: hold the
 		// clock back a frame, filling it in.
 		j.offset += float64(frame) / AudioSampleRate
-		return j.fill(frame, j.lastDTX)
+		if j.lastDTX {
+			return j.fill(frame, fillPause)
+		}
+		return j.fill(frame, fillStretch)
 	}
 	// Far more delay than the window needs (a stall whose packets then
 	// came in a burst; a track read long after it started): jump to where
@@ -298,7 +327,7 @@ func (j *jitterBuffer) play(now time.Time) ([]int16, frameKind) {
 		if err != nil || n == 0 {
 			j.stats.errors++
 			j.pos, j.next = p.ts+int64(frame), p.seq+1
-			return j.fill(frame, false)
+			return j.fill(frame, fillWait)
 		}
 		j.pos, j.next, j.lastDur, j.lastDTX, j.conceal = p.ts+int64(n), p.seq+1, n, p.dtx, 0
 		j.stats.decoded += int64(n)
@@ -312,7 +341,7 @@ func (j *jitterBuffer) play(now time.Time) ([]int16, frameKind) {
 			return j.play(now)
 		}
 		j.pos += int64(n)
-		return j.fill(n, true)
+		return j.fill(n, fillPause)
 	case p != nil:
 		// The packet due is missing and a later one has come: lost (or
 		// later than the delay allows). The next packet's FEC rebuilds it
@@ -330,10 +359,10 @@ func (j *jitterBuffer) play(now time.Time) ([]int16, frameKind) {
 				return j.pcm[:n], frameRecovered
 			}
 		}
-		return j.fill(frame, false)
+		return j.fill(frame, fillWait)
 	case j.lastDTX:
 		j.pos += int64(frame)
-		return j.fill(frame, true)
+		return j.fill(frame, fillPause)
 	default:
 		// Nothing to play: conceal for a while, then go quiet.
 		if j.conceal >= int(jbMaxConceal.Seconds()*AudioSampleRate) {
@@ -341,22 +370,37 @@ func (j *jitterBuffer) play(now time.Time) ([]int16, frameKind) {
 			return nil, 0
 		}
 		j.pos += int64(frame)
-		return j.fill(frame, false)
+		return j.fill(frame, fillWait)
 	}
 }
 
+// fillWhy says why the buffer fills in a frame.
+type fillWhy int
+
+const (
+	fillWait    fillWhy = iota + 1 // no packet for this turn: lost, late, or the sender paused (push tells later)
+	fillStretch                    // the delay grows by a frame: always concealment
+	fillPause                      // after the sender's DTX frame: its silence
+)
+
 // fill is n samples of libopus's concealment (comfort noise after DTX).
-func (j *jitterBuffer) fill(n int, silence bool) ([]int16, frameKind) {
+func (j *jitterBuffer) fill(n int, why fillWhy) ([]int16, frameKind) {
 	got, err := j.dec.Decode(nil, j.pcm[:n])
 	if err != nil || got == 0 {
 		clear(j.pcm[:n])
 		got = n
 	}
-	if silence {
+	switch why {
+	case fillPause:
 		j.stats.silence += int64(got)
 		return j.pcm[:got], frameSilence
+	case fillWait:
+		if j.conceal == 0 {
+			j.concealSeq = j.next
+		}
+		j.conceal += got
+		j.concealEnd = j.pos
 	}
-	j.conceal += got
 	j.stats.concealed += int64(got)
 	return j.pcm[:got], frameConcealed
 }

@@ -2,6 +2,7 @@ package media
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -173,16 +174,21 @@ func TestJitterBufferTimestampJump(t *testing.T) {
 // sends nothing for a second of silence, the RTP timestamp moves on, the
 // sequence does not), then talks again. What the buffer filled in while
 // it waited is the sender's silence, not concealment of loss: counted so
-// once the next packet in sequence comes on time. A packet lost just
-// before a pause is still concealment.
+// once the next packet in sequence comes on time, even when jitter has it
+// come after the one following it (which then must not cost the first
+// syllable either). A packet lost just before a pause is still
+// concealment.
 func TestJitterBufferPauseIsNotConcealment(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
-		lose          int // the index of a packet lost, or -1
+		lose          int  // the index of a packet lost, or -1
+		swap          bool // the first two packets after the pause come the other way round
 		wantConcealed bool
+		wantDecoded   int // packets
 	}{
-		{"pause", -1, false},
-		{"loss, then a pause", 9, true},
+		{"pause", -1, false, false, 20},
+		{"pause, talk resumes reordered", -1, true, false, 20},
+		{"loss, then a pause", 9, false, true, 19},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			jb := newJitterBuffer(&fakeOpus{})
@@ -197,19 +203,32 @@ func TestJitterBufferPauseIsNotConcealment(t *testing.T) {
 					pause = time.Second
 				}
 				at := start.Add(time.Duration(i)*20*time.Millisecond + pause + 30*time.Millisecond)
+				if i == 3 || tc.swap && i == 10 {
+					// Jitter the buffer has seen before the pause; 10
+					// comes after 11.
+					at = at.Add(25 * time.Millisecond)
+				}
 				evs = append(evs, arrival20{at, uint16(i), uint32(i*960) + uint32(pause.Seconds()*48000)})
 			}
-			// Up to the last packet's turn (20 ms after it comes, at the
-			// buffer's delay here): what the buffer fills in after the
-			// stream ends is no part of this.
-			replay(jb, start, evs[len(evs)-1].at.Add(15*time.Millisecond), evs)
+			// Up to the last packet's turn (35 ms after it comes, at the
+			// delay packet 3 calls for): what the buffer fills in after
+			// the stream ends is no part of this.
+			slices.SortStableFunc(evs, func(a, b arrival20) int { return a.at.Compare(b.at) })
+			// Half-way through the pause, what the buffer filled in is
+			// undecided, and counted as nothing yet.
+			mid := newJitterBuffer(&fakeOpus{})
+			replay(mid, start, start.Add(700*time.Millisecond), evs[:slices.IndexFunc(evs, func(a arrival20) bool { return a.seq == 10 || a.seq == 11 })])
+			if c := mid.counts(); c.concealed != 0 || mid.stats.concealed == 0 {
+				t.Errorf("half-way through the pause: %d samples counted as concealed of %d filled in, want none yet", c.concealed, mid.stats.concealed)
+			}
+			replay(jb, start, evs[len(evs)-1].at.Add(45*time.Millisecond), evs)
 			st := jb.stats
 			t.Logf("decoded %d, concealed %d, silence %d samples", st.decoded, st.concealed, st.silence)
 			if (st.concealed > 0) != tc.wantConcealed {
 				t.Errorf("concealed %d samples, want concealment %v", st.concealed, tc.wantConcealed)
 			}
-			if st.decoded < int64(19*960) {
-				t.Errorf("decoded %d samples, want the 19 or 20 packets' %d", st.decoded, 19*960)
+			if st.decoded != int64(tc.wantDecoded*960) {
+				t.Errorf("decoded %d samples, want %d packets' %d", st.decoded, tc.wantDecoded, tc.wantDecoded*960)
 			}
 		})
 	}

@@ -35,7 +35,7 @@ type Stats struct {
 
 	AudioPackets, AudioBytes int64
 	AudioSamplesDecoded      int64 // per channel, at AudioSampleRate, from packets on time
-	AudioSamplesConcealed    int64 // synthesised by the decoder for lost or late packets
+	AudioSamplesConcealed    int64 // synthesised by the decoder for lost or late packets (a gap counts once the next packet shows it was not the sender's pause)
 	AudioFECDecodes          int64 // lost packets decoded from the next one's in-band FEC (their samples count as concealed: libopus 1.3 cannot say whether FEC was there)
 	AudioSamplesComfortNoise int64 // the sender's silence (DTX) filled in
 	AudioPacketsLate         int64 // came after their turn to play (concealed instead)
@@ -336,7 +336,7 @@ func (r *Receiver) play(p *playout) {
 		}
 		p.mu.Lock()
 		pcm, _ := p.jb.play(time.Now())
-		js, delay := p.jb.stats, p.jb.delay()
+		js, delay := p.jb.counts(), p.jb.delay()
 		p.mu.Unlock()
 		r.mu.Lock()
 		r.stats.AudioSamplesDecoded = js.decoded
