@@ -143,6 +143,7 @@ func (c *Capture) openCamera(ctx context.Context, cfg CaptureConfig, selector *m
 		}
 		c.synthCam = cam
 		track := mediadevices.NewVideoTrack(cam, selector)
+		smallRing(track)
 		c.guardVideo(track, "synthetic camera")
 		c.throttleVideo(track)
 		c.tracks = append(c.tracks, track)

@@ -85,7 +85,7 @@ type Receiver struct {
 
 	mu      sync.Mutex
 	stats   Stats
-	latest  image.Image
+	pics    pictureSlot
 	lastPLI time.Time
 }
 
@@ -110,7 +110,7 @@ func (r *Receiver) Stats() Stats {
 func (r *Receiver) LatestFrame() image.Image {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.latest
+	return r.pics.take()
 }
 
 // Handle reads and decodes track until it ends, then returns nil (or the
@@ -199,11 +199,19 @@ func (r *Receiver) video(track *webrtc.TrackRemote, log *slog.Logger) error {
 				// decoder does not always notice.
 				r.requestKeyFrame(ssrc, log)
 			}
-			img, err := dec.Decode(s.data)
-			if err != nil {
+			r.mu.Lock()
+			buf := r.pics.buffer()
+			r.mu.Unlock()
+			img, err := dec.DecodeInto(s.data, buf)
+			if err != nil || img == nil {
 				r.mu.Lock()
-				r.stats.VideoDecodeErrors++
+				r.pics.giveBack(buf)
+				if err != nil {
+					r.stats.VideoDecodeErrors++
+				}
 				r.mu.Unlock()
+			}
+			if err != nil {
 				log.Debug("undecodable picture", "err", err, "dropped_before", s.prevDropped)
 				r.requestKeyFrame(ssrc, log)
 				continue
@@ -224,7 +232,7 @@ func (r *Receiver) video(track *webrtc.TrackRemote, log *slog.Logger) error {
 				r.stats.VideoKeyFrames++
 			}
 			r.stats.VideoWidth, r.stats.VideoHeight = img.Rect.Dx(), img.Rect.Dy()
-			r.latest = img
+			r.pics.put(img)
 			r.mu.Unlock()
 		}
 	}

@@ -47,8 +47,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // default): a board has a few hundred megabytes, and in a call the heap is
 // mostly pictures that live one frame. At 50 a call's resident memory is
 // ~2.4 MB lower for no CPU BenchmarkTerminalCallCPU can tell apart (anon
-// RSS 22.1 → 19.7 MB; 25 gave 1.5 MB more at a tenth more CPU). GOGC in
-// the environment still wins.
+// RSS 22.1 → 19.7 MB; 25 gave 1.5 MB more at a tenth more CPU). Since the
+// camera track keeps 2 pictures instead of 32 (media.smallRing), the live
+// heap is ~2 MB and 50 still saves ~1 MB against 100 (anon 14.1 against
+// 15.3 MB). GOGC in the environment still wins.
 const gcPercent = 50
 
 // runServe is the daemon: terminald [flags].

@@ -79,7 +79,13 @@ func New() (*Decoder, error) {
 // Decode decodes one Annex B access unit. It returns (nil, nil) when the unit
 // carried no picture (for example SPS/PPS only). The image is a copy that the
 // caller owns, because openh264 reuses its output buffers on the next call.
-func (d *Decoder) Decode(au []byte) (*image.YCbCr, error) {
+func (d *Decoder) Decode(au []byte) (*image.YCbCr, error) { return d.DecodeInto(au, nil) }
+
+// DecodeInto is Decode writing the picture into dst when dst is an I420
+// picture of the decoded size (and returning dst), into a new one when it
+// is not (nil, or the stream changed size): a receiver that hands its
+// pictures to no one recycles one instead of allocating 115 KB a frame.
+func (d *Decoder) DecodeInto(au []byte, dst *image.YCbCr) (*image.YCbCr, error) {
 	if d.d == nil {
 		return nil, ErrClosed
 	}
@@ -100,7 +106,10 @@ func (d *Decoder) Decode(au []byte) (*image.YCbCr, error) {
 	sys := (*C.SSysMEMBuffer)(unsafe.Pointer(&info.UsrData))
 	w, h := int(sys.iWidth), int(sys.iHeight)
 	ys, cs := int(sys.iStride[0]), int(sys.iStride[1])
-	img := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+	img := dst
+	if img == nil || img.Rect != image.Rect(0, 0, w, h) || img.SubsampleRatio != image.YCbCrSubsampleRatio420 {
+		img = image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+	}
 	copyPlane(img.Y, img.YStride, planes[0], ys, w, h)
 	copyPlane(img.Cb, img.CStride, planes[1], cs, (w+1)/2, (h+1)/2)
 	copyPlane(img.Cr, img.CStride, planes[2], cs, (w+1)/2, (h+1)/2)
