@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"image"
 	"strings"
 	"testing"
@@ -11,8 +13,12 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/media/h264dec"
+	"github.com/tuanju/tuanju/media/mediatest"
 	"github.com/tuanju/tuanju/media/quality"
 	"github.com/tuanju/tuanju/media/synth"
 	"github.com/tuanju/tuanju/pairing/protocol"
@@ -69,12 +75,48 @@ func BenchmarkPressToRing(b *testing.B) {
 }
 
 // BenchmarkAnswerToFirstFrame: from the parent answering the child's call
-// until the phone has decoded the first picture of the child.
+// until the phone has decoded the first picture of the child, with the
+// connect sound (sound: the board's speaker plays it to its end before
+// the camera opens, the never-silent rule) and without it (silent: a
+// board with no speaker, where the light alone announces), at 0, 50 and
+// 150 ms of round trip between the ends: the terminal's signalling through
+// a proxy that holds each chunk half the round trip each way, and the
+// phone's media through a mediatest.Link delaying each packet alike (the
+// phone's signalling stays on loopback). x-rtt is over the phone's own
+// signalling round trip to the server, on loopback, measured in the same
+// run (call_log requests).
 func BenchmarkAnswerToFirstFrame(b *testing.B) {
-	r := newRig(b, nil)
-	ph := r.phone(r.pair(), media.LowData)
+	for _, sound := range []bool{true, false} {
+		for _, rtt := range []time.Duration{0, 50 * time.Millisecond, 150 * time.Millisecond} {
+			name := fmt.Sprintf("silent/rtt-%dms", rtt.Milliseconds())
+			if sound {
+				name = fmt.Sprintf("sound/rtt-%dms", rtt.Milliseconds())
+			}
+			b.Run(name, func(b *testing.B) { answerToFirstFrame(b, sound, rtt) })
+		}
+	}
+}
+
+func answerToFirstFrame(b *testing.B, sound bool, rtt time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	// A call a second or two apart: more than the server's ring limit (10
+	// a minute, for a child who keeps pressing) lets through.
+	srv := rendezvoustest.NewServer(b, func(c *rendezvous.Config) { c.Limits.Rings = rendezvous.Rate{Burst: 50, PerMinute: 600} })
+	o := terminalOpts{wsURL: srv.WSURL}
+	var path *mediatest.Link
+	if rtt > 0 {
+		o.wsURL = newSlowProxy(b, srv.URL, rtt/2).wsURL()
+		path = mediatest.NewLink(b, 11)
+		path.SetBoth(mediatest.Impairment{Delay: rtt / 2})
+	}
+	if !sound {
+		o.speaker = func(terminal.Speaker) terminal.Speaker { return nil }
+	}
+	r := startTerminal(b, ctx, srv, o)
+	ph := r.phoneVia(r.pair(), media.LowData, path)
 	drain(ph)
-	rtt := signallingRTT(b, r, ph)
+	sigRTT := signallingRTT(b, r, ph)
 	var total time.Duration
 	b.ResetTimer()
 	for range b.N {
@@ -93,7 +135,13 @@ func BenchmarkAnswerToFirstFrame(b *testing.B) {
 		if call == nil {
 			b.Fatal("no call after the offer")
 		}
-		eventually(b, step, "first decoded frame", func() bool { return call.Stats().VideoFramesDecoded > 0 })
+		// Polled every millisecond: eventually's 20 ms would be a tenth
+		// of what is measured.
+		for deadline := time.Now().Add(step); call.Stats().VideoFramesDecoded == 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatalf("no picture decoded %v after the answer", step)
+			}
+		}
 		total += time.Since(t0)
 		b.StopTimer()
 		ph.Hangup(r.ctx, ring.CallID, protocol.ReasonHangup)
@@ -103,7 +151,8 @@ func BenchmarkAnswerToFirstFrame(b *testing.B) {
 	}
 	mean := total / time.Duration(b.N)
 	b.ReportMetric(float64(mean.Microseconds())/1000, "ms/answer-to-frame")
-	b.ReportMetric(float64(mean)/float64(rtt), "x-rtt")
+	b.ReportMetric(float64(sigRTT.Microseconds())/1000, "ms/signalling-rtt")
+	b.ReportMetric(float64(mean)/float64(sigRTT), "x-rtt")
 }
 
 // bytesWindow is how long BenchmarkBytesPerMinute measures each call:

@@ -24,7 +24,7 @@ const (
 )
 
 // waitMedia waits until both ends decoded five seconds of each other's media.
-func waitMedia(t *testing.T, r *rig, call *PhoneCall) {
+func waitMedia(t testing.TB, r *rig, call *PhoneCall) {
 	t.Helper()
 	select {
 	case <-call.Connected():

@@ -201,6 +201,20 @@ func rawCodecCPU(b *testing.B, window time.Duration) (hot, paced, sources time.D
 	return hot, paced, sources
 }
 
+// sliceReader hands out items one by one, then io.EOF: a source of
+// pictures or sound made beforehand.
+func sliceReader[T any](items []T) func() (T, func(), error) {
+	i := 0
+	return func() (T, func(), error) {
+		if i == len(items) {
+			var zero T
+			return zero, func() {}, io.EOF
+		}
+		i++
+		return items[i-1], func() {}, nil
+	}
+}
+
 // ticker paces a reference codec loop: nil when it runs hot.
 func ticker(pace bool, every time.Duration) func() {
 	if !pace {
@@ -218,14 +232,7 @@ func videoCodecs(b *testing.B, p media.Profile, pics []image.Image, pace bool) {
 		b.Error(err)
 		return
 	}
-	i := 0
-	src := video.ReaderFunc(func() (image.Image, func(), error) {
-		if i == len(pics) {
-			return nil, func() {}, io.EOF
-		}
-		i++
-		return pics[i-1], func() {}, nil
-	})
+	src := video.ReaderFunc(sliceReader(pics))
 	venc, err := hp.BuildVideoEncoder(src, prop.Media{Video: prop.Video{Width: p.Width, Height: p.Height, FrameRate: float32(p.FPS)}})
 	if err != nil {
 		b.Error(err)
@@ -265,14 +272,7 @@ func audioCodecs(b *testing.B, p media.Profile, chunks []wave.Audio, window time
 		b.Error(err)
 		return
 	}
-	j := 0
-	sound := audio.ReaderFunc(func() (wave.Audio, func(), error) {
-		if j == len(chunks) {
-			return nil, func() {}, io.EOF
-		}
-		j++
-		return chunks[j-1], func() {}, nil
-	})
+	sound := audio.ReaderFunc(sliceReader(chunks))
 	aenc, err := op.BuildAudioEncoder(sound, prop.Media{Audio: prop.Audio{SampleRate: 48000, ChannelCount: 1}})
 	if err != nil {
 		b.Error(err)

@@ -356,6 +356,12 @@ func loopbackAPI(t testing.TB) *webrtc.API {
 // and decodes what it receives.
 func (r *rig) phone(cred rendezvoustest.Credentials, p media.Profile) *Phone {
 	r.t.Helper()
+	return r.phoneVia(cred, p, nil)
+}
+
+// phoneVia is phone with its media through path (nil: straight).
+func (r *rig) phoneVia(cred rendezvoustest.Credentials, p media.Profile, path *mediatest.Link) *Phone {
+	r.t.Helper()
 	ctx, cancel := context.WithTimeout(r.ctx, step)
 	defer cancel()
 	conn, err := rendezvoustest.DialPaired(ctx, r.srv.WSURL, cred)
@@ -366,6 +372,7 @@ func (r *rig) phone(cred rendezvoustest.Credentials, p media.Profile) *Phone {
 		API:     loopbackAPI(r.t),
 		Capture: media.CaptureConfig{Profile: p, Camera: media.SourceSynthetic, Microphone: media.SourceSynthetic},
 		Log:     testLog(r.t),
+		Path:    path,
 	})
 	done := make(chan struct{})
 	go func() { defer close(done); ph.Run(r.ctx) }()

@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 )
@@ -23,6 +25,10 @@ type proxy struct {
 	ln     net.Listener
 	target string
 
+	// delay holds each chunk this long in each direction, a far link's
+	// latency (half its round trip).
+	delay time.Duration
+
 	mu    sync.Mutex
 	down  bool          // cut: refuse new connections
 	up    chan struct{} // closed while the link carries bytes
@@ -30,6 +36,12 @@ type proxy struct {
 }
 
 func newProxy(t testing.TB, serverURL string) *proxy {
+	t.Helper()
+	return newSlowProxy(t, serverURL, 0)
+}
+
+// newSlowProxy is a proxy that holds every chunk delay in each direction.
+func newSlowProxy(t testing.TB, serverURL string, delay time.Duration) *proxy {
 	t.Helper()
 	u, err := url.Parse(serverURL)
 	if err != nil {
@@ -39,7 +51,7 @@ func newProxy(t testing.TB, serverURL string) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{t: t, ln: ln, target: u.Host, up: make(chan struct{})}
+	p := &proxy{t: t, ln: ln, target: u.Host, up: make(chan struct{}), delay: delay}
 	close(p.up)
 	go p.serve()
 	t.Cleanup(func() { ln.Close(); p.restore(); p.cut() })
@@ -79,14 +91,15 @@ func (p *proxy) serve() {
 // pump copies src to dst while the link is up; in the hole it holds what it
 // read and reads nothing more.
 func (p *proxy) pump(dst, src net.Conn) {
-	defer dst.Close()
+	send, done := p.sender(dst)
+	defer done()
 	buf := make([]byte, 32<<10)
 	for {
 		p.waitUp()
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.waitUp()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if !send(buf[:n]) {
 				return
 			}
 		}
@@ -94,6 +107,40 @@ func (p *proxy) pump(dst, src net.Conn) {
 			return
 		}
 	}
+}
+
+// sender writes chunks to dst, each p.delay after it was read, in order;
+// done closes dst once what was sent has been written.
+func (p *proxy) sender(dst net.Conn) (send func([]byte) bool, done func()) {
+	if p.delay == 0 {
+		return func(b []byte) bool { _, err := dst.Write(b); return err == nil }, func() { dst.Close() }
+	}
+	type chunk struct {
+		at time.Time
+		b  []byte
+	}
+	ch := make(chan chunk, 1024)
+	failed := make(chan struct{})
+	go func() {
+		defer dst.Close()
+		for c := range ch {
+			time.Sleep(time.Until(c.at))
+			if _, err := dst.Write(c.b); err != nil {
+				close(failed)
+				for range ch { // until done
+				}
+				return
+			}
+		}
+	}()
+	return func(b []byte) bool {
+		select {
+		case <-failed:
+			return false
+		case ch <- chunk{time.Now().Add(p.delay), bytes.Clone(b)}:
+			return true
+		}
+	}, func() { close(ch) }
 }
 
 func (p *proxy) waitUp() {

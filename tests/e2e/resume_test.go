@@ -56,7 +56,7 @@ type resumeOpts struct {
 	path      *mediatest.Link          // the phone's media path; nil: straight
 }
 
-func newResumeRigWith(t *testing.T, o resumeOpts) *resumeRig {
+func newResumeRigWith(t testing.TB, o resumeOpts) *resumeRig {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	srv := rendezvoustest.NewServer(t, o.configure)
@@ -88,7 +88,7 @@ func newResumeRigWith(t *testing.T, o resumeOpts) *resumeRig {
 }
 
 // call makes a call from the child and waits for media both ways.
-func (r *resumeRig) call(t *testing.T) string {
+func (r *resumeRig) call(t testing.TB) string {
 	t.Helper()
 	// A child's finger is off the button a moment between two gestures:
 	// a press straight after the last call's long press would fall within
