@@ -126,7 +126,6 @@ func NewAPI(cfg APIConfig) (*webrtc.API, error) {
 		se = *cfg.SettingEngine
 	}
 	se.SetDTLSRetransmissionInterval(dtlsRetransmit)
-	se.SetDTLSInsecureSkipHelloVerify(true)
 	se.SetSrflxAcceptanceMinWait(directAcceptanceWait)
 	se.SetPrflxAcceptanceMinWait(directAcceptanceWait)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
@@ -141,14 +140,12 @@ func NewAPI(cfg APIConfig) (*webrtc.API, error) {
 // TestCallsConnectAtTenPercentLoss measures the difference.
 const dtlsRetransmit = 200 * time.Millisecond
 
-// The DTLS server (the offerer, as the answerer takes setup:active) answers
-// the first ClientHello at once rather than sending a cookie back first
-// (HelloVerifyRequest): a round trip less before the first picture. The
-// cookie guards
-// a DTLS server against ClientHellos from forged addresses; here DTLS runs
-// over ICE, which takes nothing but STUN from an address that has not
-// answered a check signed with the call's ICE password, so a forged
-// address never reaches it.
+// pion's DTLS server could skip its cookie round trip
+// (SetDTLSInsecureSkipHelloVerify: 140 ms less at a 150 ms round trip), but
+// with it the 64 kbit/s cell of TestImpairedCall failed 6 times in 9: the
+// parent's side then sent 133 kbit/s into the link for the whole call,
+// never stepping down, and the terminal decoded no picture. Why is not
+// known yet; it stays off.
 //
 // directAcceptanceWait is how long ICE waits, once a server-reflexive or
 // peer-reflexive pair has worked, for a better one before it nominates it
@@ -156,7 +153,6 @@ const dtlsRetransmit = 200 * time.Millisecond
 // phone on a mobile network meet on such pairs in nearly every call (host
 // pairs only on one LAN), so pion's waits were added to nearly every
 // call's first picture. A relay pair still waits pion's 2 s for a direct
-// one, as the relay costs the programme's server. The two together:
-// answer to first picture 1487 → 1135 ms at a 150 ms round trip, 855 →
-// 794 ms at 50 ms (BenchmarkAnswerToFirstFrame/silent, 10 calls each).
+// one, as the relay costs the programme's server. See README's
+// BenchmarkAnswerToFirstFrame figures for what it saves.
 const directAcceptanceWait = 100 * time.Millisecond
