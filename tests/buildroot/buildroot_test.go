@@ -137,9 +137,17 @@ func brMake(t *testing.T, br string, args ...string) []byte {
 	t.Helper()
 	cmd := exec.Command("make", append([]string{"-s"}, args...)...)
 	cmd.Dir = br
-	// Buildroot refuses to run with these set from outside.
+	// Buildroot refuses to run with the first two set from outside. A make
+	// this test runs under (make test, itself a sub-make of another) hands
+	// its flags down in the others, -w among them: Buildroot's make would
+	// then print "make[3]: Entering directory" into show-info's JSON.
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool {
-		return strings.HasPrefix(e, "CDPATH=") || strings.HasPrefix(e, "PERL_MM_OPT=")
+		for _, v := range []string{"CDPATH=", "PERL_MM_OPT=", "MAKEFLAGS=", "MFLAGS=", "MAKELEVEL=", "MAKEOVERRIDES="} {
+			if strings.HasPrefix(e, v) {
+				return true
+			}
+		}
+		return false
 	})
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
