@@ -150,9 +150,24 @@ func newCongestionInterceptor(cfg CongestionConfig) (*cc.InterceptorFactory, err
 // TargetBitrate is the rate the connection may send at now, in bit/s of
 // RTP (headers included, not UDP/IP or SRTP's): GCC's estimate, or the
 // peer's REMB when that is all it sends.
+//
+// On a path that loses more than lossLimit of the packets (pathmonitor.go)
+// it is at most what arrives: the send rate less what was lost. pion's
+// loss controller never goes below 100 kbit/s (gcc's
+// lossBasedBandwidthEstimator.minBitrate), so a link narrower than that
+// which drops rather than delays (its queue already full when the delay
+// detector took its first samples, as on a loaded machine) kept the
+// estimate at 100 kbit/s with half the packets lost, and the ABR at a
+// profile the link could not carry: 131 kbit/s sent into 64, nothing
+// decoded (TestImpairedCall/cap-64k beside two busy loops, 4 runs in 8).
 func (b *Bandwidth) TargetBitrate() int {
 	est := b.gcc.GetTargetBitrate()
 	now := time.Now()
+	if st := b.path.state(now); st.Loss > lossLimit {
+		if arrived := int(float64(b.sendRate()) * (1 - st.Loss)); arrived > 0 {
+			est = min(est, arrived)
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.lastREMB.IsZero() && now.Sub(b.lastREMB) < rembTimeout &&

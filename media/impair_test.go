@@ -268,11 +268,11 @@ type figures struct {
 	// sentFPS and audioShare compare what arrived with what the sender
 	// sent: frames it encoded per second, and the share of its audio
 	// packets' time the receiver played from packets that came in time.
-	sentFPS, audioShare             float64
-	freezes, retransmissions, nacks int64
-	longestGap                      time.Duration
-	step                            string
-	audioDelay                      time.Duration
+	sentFPS, audioShare                   float64
+	freezes, retransmissions, nacks, twcc int64
+	longestGap                            time.Duration
+	step                                  string
+	audioDelay                            time.Duration
 }
 
 // between: dir 0 is up (the terminal sends, the phone receives).
@@ -288,6 +288,7 @@ func between(a, b snapshot, dir int) figures {
 		targetKbps:      float64(b.target[dir]) / 1000,
 		retransmissions: b.send[dir].Retransmissions - a.send[dir].Retransmissions,
 		nacks:           b.send[dir].NACKs - a.send[dir].NACKs, // sent by the receiver, as they reached the sender
+		twcc:            b.send[dir].TWCC - a.send[dir].TWCC,   // the receiver's transport-wide feedback, likewise
 		longestGap:      rb.VideoLongestGap,
 		step:            b.step[dir].Name,
 		audioDelay:      rb.AudioDelay,
@@ -306,9 +307,9 @@ func between(a, b snapshot, dir int) figures {
 }
 
 func (f figures) String() string {
-	return fmt.Sprintf("%.1f fps of %.1f sent, audio %.0f%% of sent, %d freezes (%.1f/min, longest gap %v), %.2f MB/min, send %.0f kbit/s (target %.0f), step %s, audio concealed %.1f%% (delay %v), %d NACKs, %d retransmissions",
+	return fmt.Sprintf("%.1f fps of %.1f sent, audio %.0f%% of sent, %d freezes (%.1f/min, longest gap %v), %.2f MB/min, send %.0f kbit/s (target %.0f), step %s, audio concealed %.1f%% (delay %v), %d NACKs, %d retransmissions, %d TWCC feedbacks",
 		f.fps, f.sentFPS, 100*f.audioShare, f.freezes, f.freezesPerMin, f.longestGap.Round(time.Millisecond), f.mbPerMin, f.sendKbps, f.targetKbps, f.step,
-		f.concealedPct, f.audioDelay.Round(time.Millisecond), f.nacks, f.retransmissions)
+		f.concealedPct, f.audioDelay.Round(time.Millisecond), f.nacks, f.retransmissions, f.twcc)
 }
 
 // impairCell is one row of the impairment table.

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/rtcp"
 )
 
@@ -95,6 +96,51 @@ func TestPathMonitor(t *testing.T) {
 			}
 			if st.Congested() != tc.congested {
 				t.Errorf("congested %v, want %v", st.Congested(), tc.congested)
+			}
+		})
+	}
+}
+
+// TestTargetFollowsArrivalsOnHeavyLoss: with more than lossLimit of the
+// packets lost, the target is at most what arrives (the send rate less the
+// loss), below pion's loss controller's 100 kbit/s floor; random loss
+// under it leaves GCC's estimate alone.
+func TestTargetFollowsArrivalsOnHeavyLoss(t *testing.T) {
+	const sending = 130_000
+	for _, tc := range []struct {
+		name     string
+		lostEach int // every lostEach-th packet lost; 0: none
+		want     int // at most
+		gcc      bool
+	}{
+		{"clean", 0, 0, true},
+		{"10% random loss", 10, 0, true},
+		{"20% random loss", 5, 0, true},
+		{"half lost", 2, sending / 2, false},
+		{"a third lost", 3, sending * 2 / 3, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPacer(DefaultInitialBitrate)
+			defer p.Close()
+			g, err := gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(DefaultInitialBitrate), gcc.SendSideBWEPacer(p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			b := &Bandwidth{gcc: g, pacer: p, highest: map[uint32]uint16{}}
+			now := time.Now()
+			for i := range 100 { // the last second's feedback: 100 packets
+				b.path.samples = append(b.path.samples, pathSample{at: now.Add(-time.Duration(i) * 9 * time.Millisecond),
+					lost: tc.lostEach > 0 && i%tc.lostEach == 0})
+			}
+			b.rate, b.rateAt = sending, now // what sendRate measured last
+			got, est := b.TargetBitrate(), g.GetTargetBitrate()
+			t.Logf("target %d bit/s (GCC's %d)", got, est)
+			switch {
+			case tc.gcc && got != est:
+				t.Errorf("target %d, want GCC's estimate %d", got, est)
+			case !tc.gcc && (got > tc.want || got < tc.want*9/10):
+				t.Errorf("target %d, want what arrives: %d", got, tc.want)
 			}
 		})
 	}
