@@ -102,22 +102,28 @@ func TestPathMonitor(t *testing.T) {
 }
 
 // TestTargetFollowsArrivalsOnHeavyLoss: with more than lossLimit of the
-// packets lost, the target is at most what arrives (the send rate less the
-// loss), below pion's loss controller's 100 kbit/s floor; random loss
-// under it leaves GCC's estimate alone.
+// packets lost, in the transport-wide feedback and in the peer's
+// reception reports alike, the target is at most what arrives (the send
+// rate less the reported loss), below pion's loss controller's 100 kbit/s
+// floor. Random loss under it, or feedback that calls late packets lost
+// while the reports say they came (jitter, as Chromium reports it),
+// leaves GCC's estimate alone.
 func TestTargetFollowsArrivalsOnHeavyLoss(t *testing.T) {
 	const sending = 130_000
 	for _, tc := range []struct {
 		name     string
-		lostEach int // every lostEach-th packet lost; 0: none
-		want     int // at most
+		lostEach int     // every lostEach-th packet lost in the feedback; 0: none
+		reported float64 // the reports' fraction lost
+		want     int     // at most
 		gcc      bool
 	}{
-		{"clean", 0, 0, true},
-		{"10% random loss", 10, 0, true},
-		{"20% random loss", 5, 0, true},
-		{"half lost", 2, sending / 2, false},
-		{"a third lost", 3, sending * 2 / 3, false},
+		{"clean", 0, 0, 0, true},
+		{"10% random loss", 10, 0.1, 0, true},
+		{"20% random loss", 5, 0.2, 0, true},
+		{"half lost", 2, 0.5, sending / 2, false},
+		{"a third lost", 3, 1.0 / 3, sending * 2 / 3, false},
+		{"late, not lost", 3, 0, 0, true},
+		{"half lost, reports stale", 2, -1, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPacer(DefaultInitialBitrate)
@@ -134,12 +140,19 @@ func TestTargetFollowsArrivalsOnHeavyLoss(t *testing.T) {
 					lost: tc.lostEach > 0 && i%tc.lostEach == 0})
 			}
 			b.rate, b.rateAt = sending, now // what sendRate measured last
+			b.highest[1234] = 0             // a stream we send
+			switch {
+			case tc.reported >= 0:
+				b.noteReports([]rtcp.ReceptionReport{{SSRC: 1234, FractionLost: uint8(tc.reported * 256)}})
+			default:
+				b.reported = map[uint32]reportedLoss{1234: {0.5, now.Add(-time.Minute)}}
+			}
 			got, est := b.TargetBitrate(), g.GetTargetBitrate()
 			t.Logf("target %d bit/s (GCC's %d)", got, est)
 			switch {
 			case tc.gcc && got != est:
 				t.Errorf("target %d, want GCC's estimate %d", got, est)
-			case !tc.gcc && (got > tc.want || got < tc.want*9/10):
+			case !tc.gcc && (got > tc.want*101/100 || got < tc.want*9/10): // the reports count in 256ths
 				t.Errorf("target %d, want what arrives: %d", got, tc.want)
 			}
 		})
