@@ -182,7 +182,7 @@ func connectNATS(t *testing.T, url string) *natsreg.Registry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(reg.Close)
+	t.Cleanup(func() { reg.Close() })
 	return reg
 }
 

@@ -70,7 +70,7 @@ func (s *Server) backupNow(cfg BackupConfig) (string, error) {
 		return "", fmt.Errorf("rendezvous: backup: %w", err)
 	}
 	path := filepath.Join(cfg.Dir, backupPrefix+time.Now().UTC().Format("20060102T150405.000000000Z")+backupSuffix)
-	if err := boltfile.Backup(s.store.db, path); err != nil {
+	if err := boltfile.Backup(s.bolt.db, path); err != nil {
 		return "", fmt.Errorf("rendezvous: %w", err)
 	}
 	rep, err := CheckRegistry(path)

@@ -39,7 +39,7 @@ const (
 // fails (a full disk) is counted (Metrics), logged at error level and
 // retried, and what waited for it goes on.
 type callLog struct {
-	store   *Store
+	store   Registry
 	log     *slog.Logger
 	metrics *metrics
 	now     func() time.Time
@@ -74,7 +74,7 @@ type pendingCall struct {
 	firstFailed time.Time // zero until a commit of the call failed
 }
 
-func newCallLog(store *Store, log *slog.Logger, m *metrics, now func() time.Time) *callLog {
+func newCallLog(store Registry, log *slog.Logger, m *metrics, now func() time.Time) *callLog {
 	return &callLog{store: store, log: log, metrics: m, now: now,
 		kick: make(chan struct{}, 1), pending: map[string]*pendingCall{}, advance: make(chan struct{})}
 }

@@ -67,7 +67,7 @@ func setCallCount(b *bolt.Bucket, n uint32) error {
 }
 
 // putCallRecord inserts or replaces a record in a pairing's log bucket and
-// prunes the oldest beyond maxStoredCalls; it keeps open_calls in step.
+// prunes the oldest beyond MaxStoredCalls; it keeps open_calls in step.
 func putCallRecord(tx *bolt.Tx, b *bolt.Bucket, parentID string, r protocol.CallRecord) error {
 	raw, err := json.Marshal(r)
 	if err != nil {
@@ -93,7 +93,7 @@ func putCallRecord(tx *bolt.Tx, b *bolt.Bucket, parentID string, r protocol.Call
 		return err
 	}
 	n := callCount(b) + 1
-	for n > maxStoredCalls {
+	for n > MaxStoredCalls {
 		oldest, _ := b.Cursor().Seek([]byte{callKeyTime})
 		if oldest == nil || oldest[0] != callKeyTime {
 			break
@@ -174,7 +174,7 @@ func migrateIfOld(db *boltfile.DB) error {
 
 // migrateCallLogs moves the logs a registry from before call_log kept under
 // calls/ (call ID → record) into call_log, in one transaction: the newest
-// maxStoredCalls of each, as the old layout kept. It reports how many
+// MaxStoredCalls of each, as the old layout kept. It reports how many
 // records it moved.
 func migrateCallLogs(tx *bolt.Tx) (int, error) {
 	old := tx.Bucket(bucketCalls)

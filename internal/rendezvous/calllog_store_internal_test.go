@@ -31,13 +31,13 @@ func pairedStore(t *testing.T, path string) (st *Store, parent string, now time.
 }
 
 // TestCallLogKeepsNewest: calls logged out of time order (a late record of
-// an older call) still leave the newest maxStoredCalls; the pruned ones are
+// an older call) still leave the newest MaxStoredCalls; the pruned ones are
 // gone from the log, its index and open_calls; the count stays exact; and a
 // replaced record keeps its place.
 func TestCallLogKeepsNewest(t *testing.T) {
 	st, parent, now := pairedStore(t, filepath.Join(t.TempDir(), "r.db"))
 	defer st.Close()
-	const n = maxStoredCalls + 37
+	const n = MaxStoredCalls + 37
 	ids := make([]string, n)
 	for k := range n {
 		i := (k * 7) % n // every minute once, out of order
@@ -62,21 +62,21 @@ func TestCallLogKeepsNewest(t *testing.T) {
 		t.Fatalf("log: %d records, first %s %s; want %d from %s", len(log), log[0].CallID, log[0].Outcome, MaxCallLog, ids[n-1])
 	}
 	for i, id := range ids {
-		kept := i >= n-maxStoredCalls
+		kept := i >= n-MaxStoredCalls
 		if has, err := st.HasCall(parent, id); err != nil || has != kept {
 			t.Fatalf("call %d: HasCall = %v, %v; want %v", i, has, err, kept)
 		}
 	}
 	err = st.db.View(func(tx *bolt.Tx) error {
 		b := callLogBucket(tx, parent)
-		if c := callCount(b); c != maxStoredCalls {
-			t.Errorf("count %d, want %d", c, maxStoredCalls)
+		if c := callCount(b); c != MaxStoredCalls {
+			t.Errorf("count %d, want %d", c, MaxStoredCalls)
 		}
-		if keys := b.Stats().KeyN; keys != 2*maxStoredCalls+1 {
-			t.Errorf("%d keys, want %d (records, index, count)", keys, 2*maxStoredCalls+1)
+		if keys := b.Stats().KeyN; keys != 2*MaxStoredCalls+1 {
+			t.Errorf("%d keys, want %d (records, index, count)", keys, 2*MaxStoredCalls+1)
 		}
-		if open := tx.Bucket(bucketOpenCalls).Stats().KeyN; open != maxStoredCalls-1 {
-			t.Errorf("%d open calls indexed, want %d", open, maxStoredCalls-1)
+		if open := tx.Bucket(bucketOpenCalls).Stats().KeyN; open != MaxStoredCalls-1 {
+			t.Errorf("%d open calls indexed, want %d", open, MaxStoredCalls-1)
 		}
 		return nil
 	})
@@ -84,8 +84,8 @@ func TestCallLogKeepsNewest(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed, err := st.CloseOpenCallsList()
-	if err != nil || len(closed) != maxStoredCalls-1 {
-		t.Fatalf("closed %d open calls (%v), want %d", len(closed), err, maxStoredCalls-1)
+	if err != nil || len(closed) != MaxStoredCalls-1 {
+		t.Fatalf("closed %d open calls (%v), want %d", len(closed), err, MaxStoredCalls-1)
 	}
 	if again, err := st.CloseOpenCallsList(); err != nil || len(again) != 0 {
 		t.Fatalf("a second start closed %d more (%v)", len(again), err)
@@ -100,7 +100,7 @@ func TestCallLogMigration(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.db")
 	st, parent, now := pairedStore(t, path)
 	// The old layout, written as the old server did.
-	const n = maxStoredCalls + 5
+	const n = MaxStoredCalls + 5
 	ids := make([]string, n)
 	err := st.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.Bucket(bucketCalls).CreateBucket([]byte(parent))
@@ -143,7 +143,7 @@ func TestCallLogMigration(t *testing.T) {
 	if has, _ := st.HasCall(parent, ids[0]); has {
 		t.Fatal("the oldest beyond what a log keeps was moved too")
 	}
-	if has, _ := st.HasCall(parent, ids[n-maxStoredCalls]); !has {
+	if has, _ := st.HasCall(parent, ids[n-MaxStoredCalls]); !has {
 		t.Fatal("the oldest a log keeps was not moved")
 	}
 	err = st.db.View(func(tx *bolt.Tx) error {

@@ -85,6 +85,17 @@ type Config struct {
 	// Limits bound connections, logins and messages (limits.go).
 	Limits LimitsConfig `toml:"limits"`
 
+	// NATSURL, when set, keeps the registry on NATS JetStream instead of the
+	// bbolt file in DataDir: a comma-separated list of a NATS cluster's
+	// servers (nats://host:4222,...), shared by every rendezvous node of a
+	// deployment (issue 16, internal/rendezvous/natsreg). NATSReplicas is
+	// each bucket's replica count when the server creates it (3 on a
+	// cluster of three; default 1). NodeName tells this node's open calls
+	// from another's in the shared call log (default: the host's name).
+	NATSURL      string `toml:"nats_url"`
+	NATSReplicas int    `toml:"nats_replicas"`
+	NodeName     string `toml:"node_name"`
+
 	// Backup: the registry backs itself up while the server runs (backup.go).
 	Backup BackupConfig `toml:"backup"`
 	// Push (Web Push, push.go) and Notifier (the programme's SMS and voice
@@ -218,6 +229,12 @@ func (c Config) Validate() error {
 	if err := c.Backup.validate(bad); err != nil {
 		return err
 	}
+	if c.NATSReplicas < 0 || c.NATSReplicas > 5 {
+		return bad("nats_replicas %d must be 1 to 5 (JetStream's limit), or 0 for 1", c.NATSReplicas)
+	}
+	if c.NodeName != "" && !validNodeName(c.NodeName) {
+		return bad("node_name %q: letters, digits, '-' and '_' only, at most 64", c.NodeName)
+	}
 	if err := c.Limits.validate(bad); err != nil {
 		return err
 	}
@@ -326,4 +343,17 @@ func parseProxies(list []string) ([]netip.Prefix, error) {
 		}
 	}
 	return out, nil
+}
+
+// validNodeName: a node's name is a token of NATS subjects and key names.
+func validNodeName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

@@ -26,7 +26,7 @@ import (
 type hub struct {
 	srv   *Server
 	log   *slog.Logger
-	store *Store
+	store Registry
 
 	mu         sync.Mutex
 	closed     bool

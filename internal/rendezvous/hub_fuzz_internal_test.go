@@ -65,7 +65,7 @@ func FuzzHub(f *testing.F) {
 	f.Cleanup(func() { srv.Close() })
 	// Durability is not what this tests; without an fsync per write a run
 	// takes microseconds instead of milliseconds.
-	srv.store.db.NoSync = true
+	srv.bolt.db.NoSync = true
 
 	line := func(sender byte, m protocol.Message) string {
 		b, err := protocol.Encode(m)

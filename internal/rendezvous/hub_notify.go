@@ -117,7 +117,7 @@ func (h *hub) phone(parentID string) string {
 	if h.srv.notifier == nil {
 		return ""
 	}
-	p, err := h.store.phoneRecord(parentID)
+	p, err := h.store.PhoneRecord(parentID)
 	switch {
 	case err == nil && p.Number != "":
 		return p.Number

@@ -155,7 +155,7 @@ func (s *Store) PutPhone(parentID string, p Phone) error {
 // Phone returns a parent's number, or ErrNotFound (also after they
 // removed it: PhoneDeclined).
 func (s *Store) Phone(parentID string) (Phone, error) {
-	p, err := s.phoneRecord(parentID)
+	p, err := s.PhoneRecord(parentID)
 	if err == nil && p.Number == "" {
 		err = fmt.Errorf("rendezvous: phone of %s: declined: %w", parentID, ErrNotFound)
 	}
@@ -165,7 +165,10 @@ func (s *Store) Phone(parentID string) (Phone, error) {
 	return p, nil
 }
 
-func (s *Store) phoneRecord(parentID string) (Phone, error) {
+// PhoneRecord returns what a parent said of their number: the number, or
+// that they removed it (Number empty, DeclinedAt set); ErrNotFound when
+// they said nothing.
+func (s *Store) PhoneRecord(parentID string) (Phone, error) {
 	var p Phone
 	err := s.db.View(func(tx *bolt.Tx) error { return getJSON(tx.Bucket(bucketPhones), parentID, &p) })
 	if err != nil {
@@ -177,7 +180,7 @@ func (s *Store) phoneRecord(parentID string) (Phone, error) {
 // PhoneDeclined reports whether a parent removed their number, and with it
 // any number the programme has for them.
 func (s *Store) PhoneDeclined(parentID string) (bool, error) {
-	p, err := s.phoneRecord(parentID)
+	p, err := s.PhoneRecord(parentID)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}

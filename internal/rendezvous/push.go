@@ -114,7 +114,7 @@ type pushJob struct {
 // pusher sends Web Push messages for the hub.
 type pusher struct {
 	cfg      PushConfig
-	store    *Store
+	store    Registry
 	log      *slog.Logger
 	subject  string // as webpush-go wants it: an https URL, or a mailto address without "mailto:"
 	priv     string // base64url of the VAPID private scalar
@@ -130,7 +130,7 @@ type pusher struct {
 
 // newPusher loads (or makes) the VAPID key and starts the sending. It
 // returns nil when Web Push is off.
-func newPusher(cfg Config, store *Store, m *metrics, now func() time.Time, log *slog.Logger) (*pusher, error) {
+func newPusher(cfg Config, store Registry, m *metrics, now func() time.Time, log *slog.Logger) (*pusher, error) {
 	p := cfg.Push
 	subject := p.Subject
 	if subject == "" {

@@ -41,7 +41,8 @@ import (
 type Server struct {
 	cfg         Config
 	log         *slog.Logger
-	store       *Store
+	store       Registry
+	bolt        *Store // store, when it is a bbolt file (New); nil on NATS
 	turn        *turnRelay
 	turnSecret  string
 	turnURLs    []turnURL // handed out with credentials: the embedded relay's, or turn.urls
@@ -78,10 +79,50 @@ type Server struct {
 }
 
 // New validates cfg, opens (or creates) the data directory and its bbolt
-// file, loads or generates the TURN secret and starts the TURN relay.
+// registry, loads or generates the TURN secret and starts the TURN relay.
+// A server whose registry is elsewhere (cfg.NATSURL: NATS JetStream, shared
+// by several nodes) is made by NewWithRegistry.
 func New(cfg Config, log *slog.Logger) (*Server, error) {
-	err := cfg.Validate()
+	if cfg.NATSURL != "" {
+		return nil, errors.New("rendezvous: nats_url is set: open its registry (natsreg) and call NewWithRegistry")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("rendezvous: create data dir: %w", err)
+	}
+	store, err := OpenStore(filepath.Join(cfg.DataDir, RegistryFile))
 	if err != nil {
+		return nil, err
+	}
+	s, err := NewWithRegistry(cfg, log, store)
+	if err != nil {
+		return nil, err
+	}
+	s.bolt = store
+	if b := cfg.Backup; b.Every > 0 {
+		if b.Dir == "" {
+			b.Dir = filepath.Join(cfg.DataDir, "backups")
+		}
+		s.backupDone = make(chan struct{})
+		go func() { defer close(s.backupDone); s.backupLoop(b, s.stop) }()
+	}
+	return s, nil
+}
+
+// NewWithRegistry is New on a registry the caller opened: a bbolt Store, or
+// natsreg's registry on NATS JetStream (cfg.NATSURL). The server owns it
+// from here: it is closed with the server, or at once if New fails. Backups
+// (cfg.Backup) are of a bbolt file, so New makes them; a registry on
+// JetStream is kept by its replicas and the cluster's own backups.
+func NewWithRegistry(cfg Config, log *slog.Logger, reg Registry) (s *Server, err error) {
+	defer func() {
+		if err != nil {
+			reg.Close()
+		}
+	}()
+	if err = cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
@@ -92,7 +133,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("rendezvous: create data dir: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now, origins: slicesClone(cfg.AllowedOrigins),
+	s = &Server{cfg: cfg, log: log, now: time.Now, origins: slicesClone(cfg.AllowedOrigins),
 		audit:     &auditLog{path: filepath.Join(cfg.DataDir, AuditFile)},
 		admission: newAdmission(cfg.Limits), logins: newRateLimiter(cfg.Limits.LoginsPerIdentity),
 		pairFails: newPairFailures(cfg.Limits.PairFailuresPerSource, cfg.Limits.PairFailureMemory),
@@ -126,16 +167,12 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if public.Host != "" {
 		s.origins = append(s.origins, public.Host)
 	}
-	store, err := OpenStore(filepath.Join(cfg.DataDir, RegistryFile))
-	if err != nil {
-		return nil, err
-	}
-	s.store = store
+	s.store = reg
 	if s.fleet != nil {
-		s.fleet.keep.write, s.fleet.keep.log = store.NoteDeviceHealth, log
+		s.fleet.keep.write, s.fleet.keep.log = reg.NoteDeviceHealth, log
 	}
 	open := s.closeOpenCalls()
-	s.callLog = newCallLog(store, log.With("component", "call_log"), &s.metrics, func() time.Time { return s.now() })
+	s.callLog = newCallLog(reg, log.With("component", "call_log"), &s.metrics, func() time.Time { return s.now() })
 	switch {
 	case len(cfg.TURN.URLs) > 0:
 		s.turnSecret, s.turnURLs = cfg.TURN.Secret, externalTURNURLs(cfg.TURN.URLs)
@@ -144,21 +181,18 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		s.turnSecret = cfg.TURN.Secret
 		if s.turnSecret == "" {
 			if s.turnSecret, err = loadOrCreateSecret(cfg.DataDir); err != nil {
-				store.Close()
 				return nil, err
 			}
 		}
 		if s.turn, err = startTURN(cfg.TURN, selfAddrs(cfg), s.turnSecret, s.tls, public.Hostname(), log.With("component", "turn")); err != nil {
-			store.Close()
 			return nil, err
 		}
 		s.turnURLs = s.turn.urls
 	}
-	if s.push, err = newPusher(cfg, store, &s.metrics, func() time.Time { return s.now() }, log.With("component", "push")); err != nil {
+	if s.push, err = newPusher(cfg, reg, &s.metrics, func() time.Time { return s.now() }, log.With("component", "push")); err != nil {
 		if s.turn != nil {
 			s.turn.Close()
 		}
-		store.Close()
 		return nil, err
 	}
 	s.notifier = newNotifier(cfg.Notifier, &s.metrics, func() time.Time { return s.now() }, log.With("component", "notifier"))
@@ -174,13 +208,6 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	if s.fleet != nil {
 		go s.watchFleet(cfg.RevocationCheckInterval, s.stop)
-	}
-	if b := cfg.Backup; b.Every > 0 {
-		if b.Dir == "" {
-			b.Dir = filepath.Join(cfg.DataDir, "backups")
-		}
-		s.backupDone = make(chan struct{})
-		go func() { defer close(s.backupDone); s.backupLoop(b, s.stop) }()
 	}
 	return s, nil
 }
@@ -257,8 +284,12 @@ func hsts(next http.Handler) http.Handler {
 	})
 }
 
-// Store is the server's registry (for tools and tests).
-func (s *Server) Store() *Store { return s.store }
+// Store is the server's registry when it is a bbolt file (for tools and
+// tests); nil when it is elsewhere (NewWithRegistry).
+func (s *Server) Store() *Store { return s.bolt }
+
+// Registry is the server's registry, wherever it is.
+func (s *Server) Registry() Registry { return s.store }
 
 // AuditPath is where the server appends its audit log (see ReadAudit).
 func (s *Server) AuditPath() string { return s.audit.path }

@@ -36,11 +36,11 @@ var (
 	bucketPendingP = []byte("pending_parents")
 )
 
-// MaxCallLog is how many calls a call_log message carries; the store keeps
-// twice as many per pairing and prunes the oldest.
+// MaxCallLog is how many calls a call_log message carries; a registry keeps
+// MaxStoredCalls, twice as many, per pairing and prunes the oldest.
 const MaxCallLog = 50
 
-const maxStoredCalls = 2 * MaxCallLog
+const MaxStoredCalls = 2 * MaxCallLog
 
 // Device is a registered terminal.
 type Device struct {
@@ -606,7 +606,7 @@ func (s *Store) CloseOpenCallsList() ([]OpenCall, error) {
 			if err := json.Unmarshal(b.Get(tk), &r); err != nil {
 				return fmt.Errorf("decode call %s: %w", id, err)
 			}
-			closeInterrupted(&r)
+			CloseInterrupted(&r)
 			if err := putCallRecord(tx, b, string(parents[i]), r); err != nil {
 				return err
 			}
@@ -620,8 +620,9 @@ func (s *Store) CloseOpenCallsList() ([]OpenCall, error) {
 	return open, nil
 }
 
-// closeInterrupted ends a call record the server left open (CloseOpenCalls).
-func closeInterrupted(r *protocol.CallRecord) {
+// CloseInterrupted ends a call record the server left open (CloseOpenCalls),
+// as every Registry does.
+func CloseInterrupted(r *protocol.CallRecord) {
 	r.EndedAt = r.StartedAt
 	if !r.AnsweredAt.IsZero() {
 		r.EndedAt = r.AnsweredAt

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/registrytest"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
@@ -104,4 +105,11 @@ func TestCloseOpenCalls(t *testing.T) {
 	if log := try(st.CallLog(parent, false)).must(t); len(log) != 0 {
 		t.Fatalf("deleted pairing's log came back: %+v", log)
 	}
+}
+
+// TestStoreRegistry: the bbolt store keeps the registry's contract.
+func TestStoreRegistry(t *testing.T) {
+	registrytest.Run(t, func(t *testing.T, dir string) rendezvous.Registry {
+		return try(rendezvous.OpenStore(filepath.Join(dir, rendezvous.RegistryFile))).must(t)
+	})
 }

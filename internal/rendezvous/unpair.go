@@ -33,10 +33,15 @@ func (h *hub) unpair(s *session, m protocol.Message) {
 		h.finishCall(c, protocol.ReasonPeerLeft, c.fromTerminal)
 	}
 	parentID, err := h.store.Unpair(s.deviceID)
-	if err != nil {
+	switch {
+	case err != nil && parentID == "":
 		s.log.Error("unpair", "err", err)
 		s.sendError(protocol.ErrCodeInternal, "could not delete the pairing; send unpair again", m)
 		return
+	case err != nil:
+		// The pairing ended, what hung off it not all (natsreg.Unpair):
+		// the parent is shut out all the same.
+		s.log.Error("unpair: pairing deleted, not all of its parent's records", "err", err)
 	}
 	s.pairedParent = ""
 	h.srv.writeAudit(event, s.deviceID, parentID)

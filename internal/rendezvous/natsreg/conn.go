@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tuanju/tuanju/internal/rendezvous"
 )
 
 // The registry's key-value buckets.
@@ -15,6 +17,9 @@ const (
 	bucketDevices  = "tuanju_devices"  // device ID → rendezvous.Device (JSON)
 	bucketPairings = "tuanju_pairings" // device ID → record (JSON): the point of truth of its pairing
 	bucketParents  = "tuanju_parents"  // parent (pair) ID → device ID: an index, checked against pairings
+	bucketCalls    = "tuanju_calls"    // <parent ID>.<start>.<call ID> → protocol.CallRecord (JSON): calls.go
+	bucketOpen     = "tuanju_open_calls"
+	bucketNotify   = "tuanju_notify" // push.<parent ID>, phone.<parent ID>: notify.go
 )
 
 // Options configures Connect.
@@ -31,6 +36,10 @@ type Options struct {
 	OpTimeout time.Duration
 	// Name names the connection in the NATS server's monitoring.
 	Name string
+	// Node names this rendezvous node (rendezvous.Config.NodeName): the
+	// calls it has open are its own to close after a crash
+	// (CloseOpenCallsList), not another live node's. Default "node".
+	Node string
 }
 
 // Registry is the rendezvous registry on NATS JetStream key-value buckets.
@@ -39,7 +48,9 @@ type Registry struct {
 	nc                         *nats.Conn
 	js                         jetstream.JetStream
 	devices, pairings, parents jetstream.KeyValue
+	calls, open, notify        jetstream.KeyValue
 	opTimeout                  time.Duration
+	node                       string
 }
 
 // Connect connects to the NATS server(s) at url (a comma-separated list is
@@ -56,6 +67,9 @@ func Connect(url string, o Options) (*Registry, error) {
 	if o.Name == "" {
 		o.Name = "tuanju-rendezvous"
 	}
+	if o.Node == "" {
+		o.Node = "node"
+	}
 	nc, err := nats.Connect(url,
 		nats.Name(o.Name),
 		nats.MaxReconnects(-1),
@@ -70,14 +84,20 @@ func Connect(url string, o Options) (*Registry, error) {
 		nc.Close()
 		return nil, fmt.Errorf("natsreg: jetstream: %w", err)
 	}
-	r := &Registry{nc: nc, js: js, opTimeout: o.OpTimeout}
+	r := &Registry{nc: nc, js: js, opTimeout: o.OpTimeout, node: o.Node}
 	ctx, cancel := context.WithTimeout(context.Background(), o.OpTimeout)
 	defer cancel()
 	for _, b := range []struct {
-		name string
-		kv   *jetstream.KeyValue
-	}{{bucketDevices, &r.devices}, {bucketPairings, &r.pairings}, {bucketParents, &r.parents}} {
-		kv, err := bindBucket(ctx, js, b.name, o.Replicas)
+		name    string
+		kv      *jetstream.KeyValue
+		markers time.Duration
+	}{
+		{bucketDevices, &r.devices, 0}, {bucketPairings, &r.pairings, 0}, {bucketParents, &r.parents, 0},
+		{bucketCalls, &r.calls, markerTTL}, {bucketOpen, &r.open, markerTTL}, {bucketNotify, &r.notify, markerTTL},
+	} {
+		kv, err := bindBucket(ctx, js, jetstream.KeyValueConfig{
+			Bucket: b.name, History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas, LimitMarkerTTL: b.markers,
+		})
 		if err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("natsreg: bucket %s: %w", b.name, err)
@@ -87,8 +107,20 @@ func Connect(url string, o Options) (*Registry, error) {
 	return r, nil
 }
 
-// Close closes the connection to NATS.
-func (r *Registry) Close() { r.nc.Close() }
+// markerTTL is how long the call and notification buckets keep the marker
+// of a deleted key. Their keys come and go with every call (a record
+// pruned, an open call's entry) and each deleted key's marker would
+// otherwise stay for good: millions of calls, millions of markers.
+const markerTTL = time.Hour
+
+var _ rendezvous.Registry = (*Registry)(nil)
+
+// Close closes the connection to NATS. It returns nil: it is
+// rendezvous.Registry's Close.
+func (r *Registry) Close() error {
+	r.nc.Close()
+	return nil
+}
 
 // bindBucket binds a bucket, creating it if it does not exist, and makes
 // sure its reads go to the stream's leader.
@@ -100,9 +132,9 @@ func (r *Registry) Close() { r.nc.Close() }
 // pairing acknowledged through one node is what any node reads next
 // (TestClusterPairingsVisibleEverywhere). Registry reads are one per
 // login or pairing step, not a hot path.
-func bindBucket(ctx context.Context, js jetstream.JetStream, name string, replicas int) (jetstream.KeyValue, error) {
+func bindBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	for {
-		kv, err := bindOnce(ctx, js, name, replicas)
+		kv, err := bindOnce(ctx, js, cfg)
 		if err == nil || !retryable(err) || ctx.Err() != nil {
 			return kv, err
 		}
@@ -115,18 +147,14 @@ func bindBucket(ctx context.Context, js jetstream.JetStream, name string, replic
 }
 
 // bindOnce is one try of bindBucket, within a few seconds.
-func bindOnce(ctx context.Context, js jetstream.JetStream, name string, replicas int) (jetstream.KeyValue, error) {
+func bindOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
+	name := cfg.Bucket
 	for {
 		kv, err := js.KeyValue(ctx, name)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-				Bucket:   name,
-				History:  1,
-				Storage:  jetstream.FileStorage,
-				Replicas: replicas,
-			})
+			kv, err = js.CreateKeyValue(ctx, cfg)
 			if errors.Is(err, jetstream.ErrBucketExists) {
 				continue // another node made it meanwhile: bind that one
 			}

@@ -1,9 +1,9 @@
-// Package natsreg is the rendezvous registry on NATS JetStream: devices
-// and pairings in key-value buckets, replicated across the nodes of a NATS
-// cluster, so that no single rendezvous node or NATS server can lose a
-// pairing (issue 16). It has the pairing half of rendezvous.Store's methods,
-// with the same signatures, types and errors, so that the hub can move onto
-// it; the hub does not use it yet.
+// Package natsreg is the rendezvous registry on NATS JetStream: devices,
+// pairings, call logs and what wakes a parent, in key-value buckets
+// replicated across the nodes of a NATS cluster, so that no single
+// rendezvous node or NATS server can lose a pairing (issue 16). It is a
+// rendezvous.Registry, as the bbolt Store is, and passes the same tests
+// (registrytest.Run); a server with nats_url set runs on it.
 //
 // # One key per device
 //

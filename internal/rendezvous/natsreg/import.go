@@ -186,11 +186,17 @@ func (r *Registry) Counts(ctx context.Context) (Counts, error) {
 // each calls fn with the current value of every key of a bucket
 // (metaOnly: without its value).
 func (r *Registry) each(ctx context.Context, kv jetstream.KeyValue, metaOnly bool, fn func(jetstream.KeyValueEntry) error) error {
+	return r.eachOf(ctx, kv, ">", metaOnly, fn)
+}
+
+// eachOf is each over the keys that match filter (a NATS subject filter:
+// "a.*.c", "a.>").
+func (r *Registry) eachOf(ctx context.Context, kv jetstream.KeyValue, filter string, metaOnly bool, fn func(jetstream.KeyValueEntry) error) error {
 	opts := []jetstream.WatchOpt{jetstream.IgnoreDeletes()}
 	if metaOnly {
 		opts = append(opts, jetstream.MetaOnly())
 	}
-	w, err := kv.WatchAll(ctx, opts...)
+	w, err := kv.Watch(ctx, filter, opts...)
 	if err != nil {
 		return err
 	}

@@ -305,8 +305,13 @@ func (r *Registry) DropPendingPairing(deviceID, pairID string) (dropped bool, er
 
 // Unpair ends a terminal's pairing, or its pending pairing, in one CAS
 // (paired or pending → none, Unpaired set when a parent went). It returns
-// the old parent's ID, or "" when the terminal had none. The parent's
-// call log and notification settings are not in this registry yet.
+// the old parent's ID, or "" when the terminal had none. Then it deletes
+// the parent's call log, push subscriptions and number. That is not one
+// transaction with the CAS, as it is in the bbolt store: if it fails, the
+// pairing has still ended, and Unpair returns the old parent's ID with the
+// error, so that the caller still shuts the parent out; what was left is
+// unreachable (a parent ID is never used again; CallLog and the rest are
+// read only for a paired parent).
 func (r *Registry) Unpair(deviceID string) (parentID string, err error) {
 	var tried, gone string
 	err = r.updateRecord(deviceID, func(rec record) (record, error) {
@@ -329,6 +334,14 @@ func (r *Registry) Unpair(deviceID string) (parentID string, err error) {
 	}
 	if gone != "" {
 		r.dropIndex(gone, deviceID)
+	}
+	if parentID != "" {
+		if err := r.deleteCallLog(parentID); err != nil {
+			return parentID, fmt.Errorf("natsreg: unpair %s: pairing ended, its call log not deleted: %w", deviceID, err)
+		}
+		if err := r.dropNotify(parentID); err != nil {
+			return parentID, fmt.Errorf("natsreg: unpair %s: pairing ended, its notifications not deleted: %w", deviceID, err)
+		}
 	}
 	return parentID, nil
 }

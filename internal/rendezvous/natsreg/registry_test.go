@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -34,7 +33,7 @@ func connect(t testing.TB, url string, replicas int) *natsreg.Registry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(reg.Close)
+	t.Cleanup(func() { reg.Close() })
 	return reg
 }
 
@@ -75,114 +74,26 @@ func TestEmbeddedServer(t *testing.T) {
 	}
 }
 
-// TestRegistry: the pairing methods behave as rendezvous.Store's
-// (TestStore, TestPendingPairing), step by step on one registry.
-func TestRegistry(t *testing.T) {
+// TestRegistryRefusesSecondPending: where the bbolt store replaces a
+// terminal's pending pairing with another (its one hub refuses a second
+// request while one is undecided), the registry shared by several nodes
+// refuses it, and a pairing at once, with ErrPendingExists; the rest of
+// the contract is registrytest's (TestRegistryContract).
+func TestRegistryRefusesSecondPending(t *testing.T) {
 	reg := connect(t, embedded(t).URL(), 1)
 	now := time.Unix(1_800_000_000, 0).UTC()
-	dev, dev2, unknown := protocol.NewID(), protocol.NewID(), protocol.NewID()
-	p1, p2 := protocol.NewID(), protocol.NewID()
+	dev, p2 := protocol.NewID(), protocol.NewID()
 	pend := rendezvous.PendingPairing{PairID: protocol.NewID(), TokenHash: []byte("hash"), PublicKey: "UA", CreatedAt: now}
-	a, b := protocol.NewID(), protocol.NewID()
-	steps := []struct {
-		name string
-		do   func() error
-		want error
-	}{
-		{"pair an unregistered terminal", func() error { return reg.CreatePairing(unknown, p1, nil, "", now) }, rendezvous.ErrNotFound},
-		{"pending for an unregistered terminal", func() error { return reg.PutPendingPairing(unknown, pend) }, rendezvous.ErrNotFound},
-		{"first login", func() error { return wantBool(reg.RegisterDevice(dev, []byte("key"), "", now))(true) }, nil},
-		{"second login", func() error { return wantBool(reg.RegisterDevice(dev, []byte("key"), "2", now))(false) }, nil},
-		{"login with another key", func() error { _, err := reg.RegisterDevice(dev, []byte("other"), "", now); return err }, rendezvous.ErrKeyMismatch},
-		{"no parent yet", func() error { _, err := reg.ParentOf(dev); return err }, rendezvous.ErrNotFound},
-		{"pending", func() error { return reg.PutPendingPairing(dev, pend) }, nil},
-		{"the same pending again (a retry)", func() error { return reg.PutPendingPairing(dev, pend) }, nil},
-		{"another pending meanwhile", func() error { return reg.PutPendingPairing(dev, rendezvous.PendingPairing{PairID: p2}) }, natsreg.ErrPendingExists},
-		{"a pairing at once meanwhile", func() error { return reg.CreatePairing(dev, p2, nil, "", now) }, natsreg.ErrPendingExists},
-		{"pending is found by terminal", func() error {
-			p, err := reg.PendingOf(dev)
-			if err == nil && (p.PairID != pend.PairID || p.PublicKey != "UA" || !p.CreatedAt.Equal(now)) {
-				err = fmt.Errorf("PendingOf = %+v", p)
-			}
-			return err
-		}, nil},
-		{"pending is found by parent", func() error {
-			d, p, err := reg.PendingParent(pend.PairID)
-			if err == nil && (d != dev || p.PairID != pend.PairID) {
-				err = fmt.Errorf("PendingParent = %s, %+v", d, p)
-			}
-			return err
-		}, nil},
-		{"a pending pairing is not a pairing", func() error { _, err := reg.ParentOf(dev); return err }, rendezvous.ErrNotFound},
-		{"a pending parent is not a parent", func() error { _, err := reg.Parent(pend.PairID); return err }, rendezvous.ErrNotFound},
-		{"complete another pair ID", func() error { _, _, err := reg.CompletePairing(dev, p2, now); return err }, rendezvous.ErrNotFound},
-		{"complete", func() error {
-			p, committed, err := reg.CompletePairing(dev, pend.PairID, now.Add(time.Second))
-			if err == nil && (!committed || p.PublicKey != "UA" || p.DeviceID != dev || !bytes.Equal(p.TokenHash, []byte("hash"))) {
-				err = fmt.Errorf("CompletePairing = %+v, committed %v", p, committed)
-			}
-			return err
-		}, nil},
-		{"complete repeated", func() error {
-			p, committed, err := reg.CompletePairing(dev, pend.PairID, now)
-			if err == nil && (committed || p.DeviceID != dev || !p.CreatedAt.Equal(now.Add(time.Second))) {
-				err = fmt.Errorf("repeated CompletePairing = %+v, committed %v", p, committed)
-			}
-			return err
-		}, nil},
-		{"paired", func() error { return wantString(reg.ParentOf(dev))(pend.PairID) }, nil},
-		{"the parent", func() error {
-			p, err := reg.Parent(pend.PairID)
-			if err == nil && (p.DeviceID != dev || p.PublicKey != "UA") {
-				err = fmt.Errorf("Parent = %+v", p)
-			}
-			return err
-		}, nil},
-		{"no pending after the commit", func() error { _, err := reg.PendingOf(dev); return err }, rendezvous.ErrNotFound},
-		{"no pending parent after the commit", func() error { _, _, err := reg.PendingParent(pend.PairID); return err }, rendezvous.ErrNotFound},
-		{"pending for a paired terminal", func() error { return reg.PutPendingPairing(dev, rendezvous.PendingPairing{PairID: p2}) }, rendezvous.ErrAlreadyPaired},
-		{"pair a paired terminal", func() error { return reg.CreatePairing(dev, p2, nil, "", now) }, rendezvous.ErrAlreadyPaired},
-		{"the refused parent is not there", func() error { _, err := reg.Parent(p2); return err }, rendezvous.ErrNotFound},
-		{"complete another pairing of a paired terminal", func() error { _, _, err := reg.CompletePairing(dev, p2, now); return err }, rendezvous.ErrAlreadyPaired},
-		{"not unpaired yet", func() error { return wantUnpaired(reg, dev, false) }, nil},
-		{"unpair", func() error { return wantString(reg.Unpair(dev))(pend.PairID) }, nil},
-		{"unpaired", func() error { return wantUnpaired(reg, dev, true) }, nil},
-		{"unpair again is a no-op", func() error { return wantString(reg.Unpair(dev))("") }, nil},
-		{"the old parent is gone", func() error { _, err := reg.Parent(pend.PairID); return err }, rendezvous.ErrNotFound},
-		{"no parent after unpair", func() error { _, err := reg.ParentOf(dev); return err }, rendezvous.ErrNotFound},
-		{"pair again after unpair", func() error { return reg.CreatePairing(dev, p1, []byte("h1"), "", now) }, nil},
-		{"still marked unpaired once", func() error { return wantUnpaired(reg, dev, true) }, nil},
-		{"paired again", func() error { return wantString(reg.ParentOf(dev))(p1) }, nil},
-
-		// Rolled back by the terminal; dropped by a factory reset.
-		{"second terminal", func() error { return wantBool(reg.RegisterDevice(dev2, []byte("key2"), "", now))(true) }, nil},
-		{"pending a", func() error { return reg.PutPendingPairing(dev2, rendezvous.PendingPairing{PairID: a}) }, nil},
-		{"roll back another pair ID", func() error { return wantBool(reg.DropPendingPairing(dev2, b))(false) }, nil},
-		{"roll back a", func() error { return wantBool(reg.DropPendingPairing(dev2, a))(true) }, nil},
-		{"roll back a again", func() error { return wantBool(reg.DropPendingPairing(dev2, a))(false) }, nil},
-		{"complete the rolled-back pairing", func() error { _, _, err := reg.CompletePairing(dev2, a, now); return err }, rendezvous.ErrNotFound},
-		{"rolled-back parent not pending", func() error { _, _, err := reg.PendingParent(a); return err }, rendezvous.ErrNotFound},
-		{"pending b", func() error { return reg.PutPendingPairing(dev2, rendezvous.PendingPairing{PairID: b}) }, nil},
-		{"factory reset with a pending pairing", func() error { return wantString(reg.Unpair(dev2))("") }, nil},
-		{"no pending after the reset", func() error { _, err := reg.PendingOf(dev2); return err }, rendezvous.ErrNotFound},
-		{"a reset that lost no parent is not unpaired", func() error { return wantUnpaired(reg, dev2, false) }, nil},
-		{"drop with any pair ID", func() error {
-			check(t, reg.PutPendingPairing(dev2, rendezvous.PendingPairing{PairID: a}))
-			return wantBool(reg.DropPendingPairing(dev2, ""))(true)
-		}, nil},
-		{"health kept", func() error {
-			check(t, reg.NoteDeviceHealth(dev2, protocol.HealthNeedsRepair, []string{protocol.FaultCamera}))
-			d, err := reg.Device(dev2)
-			if err == nil && (d.Health != protocol.HealthNeedsRepair || len(d.Faults) != 1) {
-				err = fmt.Errorf("Device after a health report = %+v", d)
-			}
-			return err
-		}, nil},
+	must(t)(reg.RegisterDevice(dev, []byte("key"), "", now))
+	check(t, reg.PutPendingPairing(dev, pend))
+	if err := reg.PutPendingPairing(dev, rendezvous.PendingPairing{PairID: p2}); !errors.Is(err, natsreg.ErrPendingExists) {
+		t.Fatalf("another pending meanwhile: %v, want ErrPendingExists", err)
 	}
-	for _, s := range steps {
-		if err := s.do(); !errors.Is(err, s.want) || (s.want == nil) != (err == nil) {
-			t.Fatalf("%s: %v, want %v", s.name, err, s.want)
-		}
+	if err := reg.CreatePairing(dev, p2, nil, "", now); !errors.Is(err, natsreg.ErrPendingExists) {
+		t.Fatalf("a pairing at once meanwhile: %v, want ErrPendingExists", err)
+	}
+	if p, err := reg.PendingOf(dev); err != nil || p.PairID != pend.PairID {
+		t.Fatalf("the first pending pairing is %+v, %v", p, err)
 	}
 }
 
@@ -332,32 +243,6 @@ func rawBucket(t *testing.T, url, name string) jetstream.KeyValue {
 		t.Fatal(err)
 	}
 	return kv
-}
-
-func wantUnpaired(reg *natsreg.Registry, dev string, want bool) error {
-	d, err := reg.Device(dev)
-	if err == nil && d.Unpaired != want {
-		err = fmt.Errorf("Device.Unpaired = %v, want %v", d.Unpaired, want)
-	}
-	return err
-}
-
-func wantBool(got bool, err error) func(bool) error {
-	return func(want bool) error {
-		if err == nil && got != want {
-			return fmt.Errorf("got %v, want %v", got, want)
-		}
-		return err
-	}
-}
-
-func wantString(got string, err error) func(string) error {
-	return func(want string) error {
-		if err == nil && got != want {
-			return fmt.Errorf("got %q, want %q", got, want)
-		}
-		return err
-	}
 }
 
 func must(t testing.TB) func(v any, err error) any {

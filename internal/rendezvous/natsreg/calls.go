@@ -1,0 +1,334 @@
+package natsreg
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/pairing/protocol"
+)
+
+// The call log. Each record is one key of tuanju_calls,
+//
+//	<parent ID>.<start: Unix ns, 16 hex digits>.<call ID> → protocol.CallRecord (JSON)
+//
+// so a pairing's keys sort by time, a filter (<parent ID>.>) lists one
+// pairing's log and nothing else, and a call is found by its ID without
+// knowing its start (<parent ID>.*.<call ID>). A call's start never changes,
+// so neither does its key. tuanju_open_calls indexes the calls without an
+// end (call ID → the node that logged it and the record's key): a node
+// that starts again closes what it left open when it stopped, and only
+// that (another node's calls are alive).
+//
+// JetStream has no transaction over keys, so the order of writes is what
+// keeps a crash harmless: an open call's index entry is written before its
+// record, and deleted after its record says it ended. A node that dies
+// between the two leaves an entry whose record is missing or ended; the
+// next CloseOpenCallsList drops it.
+
+// openEntry is a tuanju_open_calls value.
+type openEntry struct {
+	Node string `json:"node"`
+	Key  string `json:"key"`
+}
+
+// callKey is a record's key.
+func callKey(parentID string, rec protocol.CallRecord) string {
+	return fmt.Sprintf("%s.%016x.%s", parentID, uint64(rec.StartedAt.UnixNano()), rec.CallID)
+}
+
+// callIDOfKey is the call ID in a record's key.
+func callIDOfKey(key string) string { return key[strings.LastIndexByte(key, '.')+1:] }
+
+// checkIDs refuses IDs that are not the protocol's (protocol.ValidID): they
+// are tokens of keys and filters, where a dot or a wildcard would reach
+// another family's records.
+func checkIDs(ids ...string) error {
+	for _, id := range ids {
+		if !protocol.ValidID(id) {
+			return fmt.Errorf("%w: %q is not an ID", jetstream.ErrInvalidKey, id)
+		}
+	}
+	return nil
+}
+
+// PutCalls writes records, each to its pairing's log, pruning the oldest
+// beyond rendezvous.MaxStoredCalls. A record whose parent no longer exists
+// is skipped and its index returned in gone (rendezvous.Store.PutCalls).
+// Unlike the bbolt store's one transaction, a failure may leave some of the
+// records written: writing them again is harmless, each is put whole under
+// its own key.
+func (r *Registry) PutCalls(writes []rendezvous.CallWrite) (gone []int, err error) {
+	exists := map[string]bool{}
+	for i, w := range writes {
+		if err := checkIDs(w.ParentID, w.Record.CallID); err != nil {
+			return gone, fmt.Errorf("natsreg: log call: %w", err)
+		}
+		ok, seen := exists[w.ParentID]
+		if !seen {
+			_, perr := r.Parent(w.ParentID)
+			if perr != nil && !errors.Is(perr, rendezvous.ErrNotFound) {
+				return gone, fmt.Errorf("natsreg: log call %s: %w", w.Record.CallID, perr)
+			}
+			ok = perr == nil
+			exists[w.ParentID] = ok
+		}
+		if !ok {
+			gone = append(gone, i)
+			continue
+		}
+		if err := r.putCall(w.ParentID, w.Record); err != nil {
+			return gone, fmt.Errorf("natsreg: log call %s for %s: %w", w.Record.CallID, w.ParentID, err)
+		}
+	}
+	return gone, nil
+}
+
+// putCall writes one record and keeps the open calls' index in step.
+func (r *Registry) putCall(parentID string, rec protocol.CallRecord) error {
+	key := callKey(parentID, rec)
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	open := rec.EndedAt.IsZero()
+	if open {
+		entry, err := json.Marshal(openEntry{Node: r.node, Key: key})
+		if err != nil {
+			return err
+		}
+		if err := r.put(r.open, rec.CallID, entry); err != nil {
+			return err
+		}
+	}
+	created := false
+	if err := r.update(r.calls, key, func(_ []byte, exists bool) ([]byte, error) {
+		created = !exists
+		return raw, nil
+	}); err != nil {
+		return err
+	}
+	if !open {
+		if err := r.remove(r.open, rec.CallID); err != nil {
+			return err
+		}
+	}
+	if created {
+		return r.prune(parentID)
+	}
+	return nil
+}
+
+// prune deletes a pairing's oldest records beyond MaxStoredCalls, and their
+// open calls' index entries.
+func (r *Registry) prune(parentID string) error {
+	keys, err := r.callKeys(parentID, "*")
+	if err != nil || len(keys) <= rendezvous.MaxStoredCalls {
+		return err
+	}
+	for _, k := range keys[:len(keys)-rendezvous.MaxStoredCalls] {
+		if err := r.remove(r.calls, k); err != nil {
+			return err
+		}
+		if err := r.remove(r.open, callIDOfKey(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// callKeys lists the keys of a pairing's records whose call ID matches
+// callID ("*": all), oldest first.
+func (r *Registry) callKeys(parentID, callID string) ([]string, error) {
+	var keys []string
+	err := r.read(func(ctx context.Context) error {
+		keys = keys[:0]
+		return r.eachOf(ctx, r.calls, parentID+".*."+callID, true, func(e jetstream.KeyValueEntry) error {
+			keys = append(keys, e.Key())
+			return nil
+		})
+	})
+	slices.Sort(keys)
+	return keys, err
+}
+
+// HasCall reports whether a call ID is already in a pairing's log.
+func (r *Registry) HasCall(parentID, callID string) (bool, error) {
+	if err := checkIDs(parentID, callID); err != nil {
+		return false, fmt.Errorf("natsreg: look up call: %w", err)
+	}
+	keys, err := r.callKeys(parentID, callID)
+	if err != nil {
+		return false, fmt.Errorf("natsreg: look up call %s: %w", callID, err)
+	}
+	return len(keys) > 0, nil
+}
+
+// CallLog returns a pairing's newest calls first, at most
+// rendezvous.MaxCallLog. With markSeen it marks them seen; the returned
+// records still say whether they had been seen before.
+func (r *Registry) CallLog(parentID string, markSeen bool) ([]protocol.CallRecord, error) {
+	if err := checkIDs(parentID); err != nil {
+		return nil, fmt.Errorf("natsreg: call log: %w", err)
+	}
+	type kept struct {
+		key string
+		rec protocol.CallRecord
+	}
+	var all []kept
+	err := r.read(func(ctx context.Context) error {
+		all = all[:0]
+		return r.eachOf(ctx, r.calls, parentID+".>", false, func(e jetstream.KeyValueEntry) error {
+			var rec protocol.CallRecord
+			if err := json.Unmarshal(e.Value(), &rec); err != nil {
+				return fmt.Errorf("decode call %s: %w", e.Key(), err)
+			}
+			all = append(all, kept{e.Key(), rec})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsreg: call log of %s: %w", parentID, err)
+	}
+	slices.SortFunc(all, func(a, b kept) int { return strings.Compare(b.key, a.key) })
+	all = all[:min(len(all), rendezvous.MaxCallLog)]
+	out := make([]protocol.CallRecord, len(all))
+	for i, k := range all {
+		out[i] = k.rec
+		if !markSeen || k.rec.Seen {
+			continue
+		}
+		if err := r.update(r.calls, k.key, func(raw []byte, exists bool) ([]byte, error) {
+			var rec protocol.CallRecord
+			if !exists {
+				return nil, nil // pruned meanwhile
+			}
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				return nil, fmt.Errorf("decode call %s: %w", k.key, err)
+			}
+			if rec.Seen {
+				return nil, nil
+			}
+			rec.Seen = true
+			return json.Marshal(rec)
+		}); err != nil {
+			return nil, fmt.Errorf("natsreg: mark call %s seen: %w", k.rec.CallID, err)
+		}
+	}
+	return out, nil
+}
+
+// CloseOpenCallsList ends the calls this node (Options.Node) logged and
+// never ended: it stopped without ending them (rendezvous.CloseInterrupted
+// says how). A rendezvous node calls it once at start, before it takes a
+// socket. Calls other nodes have open are theirs.
+func (r *Registry) CloseOpenCallsList() ([]rendezvous.OpenCall, error) {
+	type entry struct {
+		callID string
+		openEntry
+	}
+	var mine []entry
+	err := r.read(func(ctx context.Context) error {
+		mine = mine[:0]
+		return r.each(ctx, r.open, false, func(e jetstream.KeyValueEntry) error {
+			var o openEntry
+			if err := json.Unmarshal(e.Value(), &o); err != nil {
+				return fmt.Errorf("decode open call %s: %w", e.Key(), err)
+			}
+			if o.Node == r.node {
+				mine = append(mine, entry{e.Key(), o})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsreg: close open calls: %w", err)
+	}
+	var closed []rendezvous.OpenCall
+	for _, o := range mine {
+		var rec protocol.CallRecord
+		var wasOpen bool
+		if err := r.update(r.calls, o.Key, func(raw []byte, exists bool) ([]byte, error) {
+			wasOpen = false
+			if !exists {
+				return nil, nil // pruned, or its pairing ended
+			}
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				return nil, fmt.Errorf("decode call %s: %w", o.Key, err)
+			}
+			if !rec.EndedAt.IsZero() {
+				return nil, nil // ended, its entry not yet deleted
+			}
+			wasOpen = true
+			rendezvous.CloseInterrupted(&rec)
+			return json.Marshal(rec)
+		}); err != nil {
+			return closed, fmt.Errorf("natsreg: close open call %s: %w", o.callID, err)
+		}
+		if err := r.remove(r.open, o.callID); err != nil {
+			return closed, fmt.Errorf("natsreg: close open call %s: %w", o.callID, err)
+		}
+		if wasOpen {
+			parentID, _, _ := strings.Cut(o.Key, ".")
+			closed = append(closed, rendezvous.OpenCall{ParentID: parentID, Record: rec})
+		}
+	}
+	return closed, nil
+}
+
+// deleteCallLog deletes a pairing's log and its open calls' index entries
+// (Unpair).
+func (r *Registry) deleteCallLog(parentID string) error {
+	keys, err := r.callKeys(parentID, "*")
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := r.remove(r.open, callIDOfKey(k)); err != nil {
+			return err
+		}
+		if err := r.remove(r.calls, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// put writes a key whatever it holds, with the registry's retries.
+func (r *Registry) put(kv jetstream.KeyValue, key string, value []byte) error {
+	return r.retry(func(ctx context.Context) error {
+		if _, err := kv.Put(ctx, key, value); err != nil {
+			return err
+		}
+		return permanent{nil}
+	})
+}
+
+// remove deletes a key of a bucket with markerTTL, with the registry's
+// retries. An absent key is no error and writes nothing: a delete writes a
+// marker, which is kept for markerTTL.
+func (r *Registry) remove(kv jetstream.KeyValue, key string) error {
+	return r.retry(func(ctx context.Context) error {
+		e, err := kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return permanent{nil}
+		}
+		if err != nil {
+			return err
+		}
+		err = kv.Purge(ctx, key, jetstream.LastRevision(e.Revision()), jetstream.PurgeTTL(markerTTL))
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return errConflict // written meanwhile: look again
+		}
+		if err != nil {
+			return err
+		}
+		return permanent{nil}
+	})
+}
