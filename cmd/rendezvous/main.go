@@ -28,6 +28,7 @@ import (
 
 	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/natsreg"
 )
 
 func main() { cli.Main("rendezvous", run) }
@@ -104,6 +105,8 @@ func newFlags(cfg *rendezvous.Config, stderr io.Writer) *flags {
 	o.List("turn-urls", &cfg.TURN.URLs, "external TURN cluster `URLs` (coturn with use-auth-secret; turn.secret in the config file is its static-auth-secret; docs/coturn.md), comma separated, instead of the embedded relay: set -turn-listen \"\" with them")
 	o.List("turn-allow-peers", &cfg.TURN.AllowPeers, "peer `CIDRs` the relay may reach, comma separated; empty = production policy (public unicast only)")
 	o.List("device-ca", &cfg.DeviceCAFiles, "program CA certificate `files` (PEM) that sign the terminals' device certificates, comma separated; required (here or device_ca_files)")
+	o.String("nats-url", &cfg.NATSURL, "keep the registry on NATS JetStream: the cluster's server `URLs`, comma separated, or \"embedded\" (a NATS server in this process, its store under -data); empty: the bbolt file under -data")
+	o.String("node-name", &cfg.NodeName, "this node's `name` among the nodes sharing a NATS registry (default: the host's name)")
 	o.String("ice-policy", &cfg.ICETransportPolicy, "ICE transport `policy` handed to clients: all or relay")
 	f.overrides = o
 	return f
@@ -153,7 +156,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log := slog.New(handler)
 
 	rendezvous.TuneRuntime()
-	srv, err := rendezvous.New(opts.cfg, log)
+	srv, err := natsreg.NewRendezvous(opts.cfg, log)
 	if err != nil {
 		return err
 	}

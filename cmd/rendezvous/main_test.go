@@ -16,6 +16,7 @@ import (
 
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/certreload/certtest"
+	"github.com/tuanju/tuanju/internal/rendezvous/natsreg"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 )
 
@@ -81,13 +82,15 @@ func TestRun(t *testing.T) {
 	}{
 		{"http", nil, "http://", http.DefaultClient},
 		{"https", []string{"-tls-cert", leaf.CertFile, "-tls-key", leaf.KeyFile}, "https://", tlsClient},
+		{"nats", []string{"-nats-url", "embedded", "-node-name", "a"}, "http://", http.DefaultClient},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			pr, pw := io.Pipe()
 			done := make(chan error, 1)
-			args := append([]string{"-listen", "127.0.0.1:0", "-turn-listen", "127.0.0.1:0", "-data", t.TempDir(), "-log-format", "json", "-device-ca", rendezvoustest.TestCAFile(t)}, tc.args...)
+			data := t.TempDir()
+			args := append([]string{"-listen", "127.0.0.1:0", "-turn-listen", "127.0.0.1:0", "-data", data, "-log-format", "json", "-device-ca", rendezvoustest.TestCAFile(t)}, tc.args...)
 			go func() {
 				done <- run(ctx, args, pw, io.Discard)
 				pw.Close()
@@ -133,6 +136,16 @@ func TestRun(t *testing.T) {
 					}
 				}
 			}
+			var device string // a terminal that logged in, to be found in the registry
+			if tc.name == "nats" {
+				key, id := rendezvoustest.NewKey()
+				c, err := rendezvoustest.DialTerminal(ctx, "ws"+strings.TrimPrefix(base, "http")+"ws", key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Close()
+				device = id
+			}
 			cancel()
 			select {
 			case err := <-done:
@@ -141,6 +154,26 @@ func TestRun(t *testing.T) {
 				}
 			case <-time.After(15 * time.Second):
 				t.Fatal("run did not shut down")
+			}
+			if device != "" {
+				// The registry was the embedded NATS server's, in data/nats,
+				// and nothing went to a bbolt file.
+				if _, err := os.Stat(filepath.Join(data, rendezvous.RegistryFile)); !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("a bbolt registry beside the NATS one: %v", err)
+				}
+				srv, err := natsreg.StartEmbedded(filepath.Join(data, "nats"), natsreg.Embed{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer srv.Shutdown()
+				reg, err := natsreg.Connect(srv.URL(), natsreg.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer reg.Close()
+				if d, err := reg.Device(device); err != nil || d.Version == "" {
+					t.Fatalf("the terminal that logged in is %+v in the NATS registry (%v)", d, err)
+				}
 			}
 		})
 	}

@@ -195,7 +195,7 @@ func TestServeWaitsForIdentity(t *testing.T) {
 	out.wait(t, "terminal "+id)
 	deadline := time.Now().Add(rendezvoustest.Timeout)
 	for {
-		if _, err := srv.Store().Device(id); err == nil {
+		if _, err := srv.Registry().Device(id); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {

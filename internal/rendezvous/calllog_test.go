@@ -70,6 +70,7 @@ func TestCallLogWriteFailureNeverStopsACall(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := testCtx(t)
 			srv := rt.NewServer(t, nil)
+			srv.RequireStore(t)
 			f := newFamily(t, ctx, srv)
 			if failing {
 				srv.Store().FailCallLogWrites(syscall.ENOSPC)
@@ -92,7 +93,7 @@ func TestCallLogWriteFailureNeverStopsACall(t *testing.T) {
 				if m.CallLogWriteFailures != 0 || srv.Logged(logged) != 0 {
 					t.Fatalf("working disk: %d failures counted, %d logged; want 0", m.CallLogWriteFailures, srv.Logged(logged))
 				}
-				if stored := try(srv.Store().CallLog(f.creds.ParentID, false)).must(t); len(stored) != 1 || stored[0].CallID != id {
+				if stored := try(srv.Registry().CallLog(f.creds.ParentID, false)).must(t); len(stored) != 1 || stored[0].CallID != id {
 					t.Fatalf("stored log = %+v, want call %s", stored, id)
 				}
 				return
@@ -103,7 +104,7 @@ func TestCallLogWriteFailureNeverStopsACall(t *testing.T) {
 				t.Fatalf("full disk: %d failures counted, %d logged, %d waiting; want ≥ 3, ≥ 3, 1",
 					m.CallLogWriteFailures, srv.Logged(logged), m.CallLogPending)
 			}
-			if stored := try(srv.Store().CallLog(f.creds.ParentID, false)).must(t); len(stored) != 0 {
+			if stored := try(srv.Registry().CallLog(f.creds.ParentID, false)).must(t); len(stored) != 0 {
 				t.Fatalf("the store took writes the fault refused: %+v", stored)
 			}
 
@@ -115,7 +116,7 @@ func TestCallLogWriteFailureNeverStopsACall(t *testing.T) {
 				m := srv.Metrics()
 				return m.CallLogWritesRetried >= 1 && m.CallLogPending == 0
 			})
-			stored := try(srv.Store().CallLog(f.creds.ParentID, false)).must(t)
+			stored := try(srv.Registry().CallLog(f.creds.ParentID, false)).must(t)
 			if len(stored) != 2 || stored[1].CallID != id || stored[1].Outcome != protocol.OutcomeAnswered || stored[1].EndedAt.IsZero() ||
 				stored[0].CallID != second {
 				t.Fatalf("stored log after the disk recovered = %+v, want %s then %s, both ended", stored, second, id)
@@ -137,6 +138,7 @@ func TestCallLogHungDiskLetsSignallingGo(t *testing.T) {
 		t.Run(map[bool]string{false: "writes work", true: "the disk hangs"}[hang], func(t *testing.T) {
 			ctx := testCtx(t)
 			srv := rt.NewServer(t, nil)
+			srv.RequireStore(t)
 			f := newFamily(t, ctx, srv)
 			release := make(chan struct{})
 			t.Cleanup(func() {
@@ -163,13 +165,13 @@ func TestCallLogHungDiskLetsSignallingGo(t *testing.T) {
 			if !hang {
 				return
 			}
-			if stored := try(srv.Store().CallLog(f.creds.ParentID, false)).must(t); len(stored) != 0 {
+			if stored := try(srv.Registry().CallLog(f.creds.ParentID, false)).must(t); len(stored) != 0 {
 				t.Fatalf("the hung disk wrote %+v", stored)
 			}
 			srv.Store().FailCallLogWrites(nil)
 			close(release)
 			eventually(t, ctx, "the call's record written once the disk answers", func() bool {
-				stored := try(srv.Store().CallLog(f.creds.ParentID, false)).must(t)
+				stored := try(srv.Registry().CallLog(f.creds.ParentID, false)).must(t)
 				return len(stored) == 1 && stored[0].CallID == id && !stored[0].EndedAt.IsZero()
 			})
 		})
@@ -185,7 +187,7 @@ func TestCallLogUnavailableOnFullDisk(t *testing.T) {
 	f := newFamily(t, ctx, srv)
 	f.parent.Close()
 	try(f.terminal.Expect(ctx, protocol.TypePresence)).must(t)
-	srv.Store().FailCallLogWrites(syscall.ENOSPC)
+	srv.RequireStore(t).FailCallLogWrites(syscall.ENOSPC)
 	id := protocol.NewID()
 	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}))
 	if m := try(f.terminal.Recv(ctx)).must(t); m.Type != protocol.TypeHangup || m.Reason != protocol.ReasonUnavailable {
@@ -229,7 +231,7 @@ func TestCallsOpenAtCrashClosedAtStart(t *testing.T) {
 	fromParent := ring(parentRings, parentRings.parent, parentRings.terminal)
 
 	crashed := t.TempDir()
-	check(t, srv.Store().SnapshotTo(filepath.Join(crashed, "rendezvous.db")))
+	check(t, srv.RequireStore(t).SnapshotTo(filepath.Join(crashed, "rendezvous.db")))
 	check(t, srv.Close()) // the clean shutdown: the control below
 
 	tests := []struct {

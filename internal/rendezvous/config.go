@@ -88,7 +88,8 @@ type Config struct {
 	// NATSURL, when set, keeps the registry on NATS JetStream instead of the
 	// bbolt file in DataDir: a comma-separated list of a NATS cluster's
 	// servers (nats://host:4222,...), shared by every rendezvous node of a
-	// deployment (issue 16, internal/rendezvous/natsreg). NATSReplicas is
+	// deployment, or "embedded", a NATS server in this process with its
+	// store in DataDir/nats (issue 16, internal/rendezvous/natsreg). NATSReplicas is
 	// each bucket's replica count when the server creates it (3 on a
 	// cluster of three; default 1). NodeName tells this node's open calls
 	// from another's in the shared call log (default: the host's name).

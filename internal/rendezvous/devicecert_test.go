@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/natsreg"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/pairing/protocol"
 	"github.com/tuanju/tuanju/provisioning/devcert"
@@ -82,7 +83,7 @@ func TestDeviceCertificateAttacks(t *testing.T) {
 	victim, victimID := rt.NewKey()
 	victimCert := srv.IssueDevice(t, victim)
 	try(rt.DialTerminalCert(ctx, srv.WSURL, victim, victimCert)).must(t).Close()
-	pinned := try(srv.Store().Device(victimID)).must(t).PublicKey
+	pinned := try(srv.Registry().Device(victimID)).must(t).PublicKey
 
 	attacker, attackerID := rt.NewKey()
 	stranger := try(devcert.NewCA("another program")).must(t)
@@ -171,11 +172,11 @@ func TestDeviceCertificateAttacks(t *testing.T) {
 				t.Fatalf("close status = %v, want %v", code, rendezvous.CloseAuthFailed)
 			}
 			if tc.newID != "" {
-				if _, err := srv.Store().Device(tc.newID); !errors.Is(err, rendezvous.ErrNotFound) {
+				if _, err := srv.Registry().Device(tc.newID); !errors.Is(err, rendezvous.ErrNotFound) {
 					t.Fatalf("store has device %s after a refused login (err %v)", tc.newID, err)
 				}
 			}
-			if d := try(srv.Store().Device(victimID)).must(t); string(d.PublicKey) != string(pinned) {
+			if d := try(srv.Registry().Device(victimID)).must(t); string(d.PublicKey) != string(pinned) {
 				t.Fatal("the victim's pinned key changed")
 			}
 		})
@@ -207,7 +208,7 @@ func TestServerNeedsProgramCA(t *testing.T) {
 	for _, tc := range tests {
 		cfg := rt.TestConfig(t)
 		cfg.DeviceCAFiles = tc.files
-		srv, err := rendezvous.New(cfg, nil)
+		srv, err := natsreg.NewRendezvous(cfg, nil)
 		if err == nil {
 			srv.Close()
 			t.Errorf("%s: server started", tc.name)

@@ -111,9 +111,9 @@ func TestFleetReport(t *testing.T) {
 	week := now.Add(-time.Duration(int(now.Weekday()+6)%7) * 24 * time.Hour).Truncate(24 * time.Hour)
 	start := week.Add(now.Sub(week) / 2)
 	end := start.Add(min(12*time.Minute, now.Sub(start)))
-	check(t, srv.Store().PutCall(parentOfA1, protocol.CallRecord{CallID: "c1", Direction: protocol.DirFromTerminal, StartedAt: start, AnsweredAt: start, EndedAt: end, Outcome: protocol.OutcomeAnswered}))
-	check(t, srv.Store().PutCall(parentOfA1, protocol.CallRecord{CallID: "c2", Direction: protocol.DirFromParent, StartedAt: start, Outcome: protocol.OutcomeMissed}))
-	check(t, srv.Store().PutCall(parentOfA1, protocol.CallRecord{CallID: "c0", Direction: protocol.DirFromParent, StartedAt: week.Add(-time.Hour), AnsweredAt: week.Add(-time.Hour), EndedAt: week, Outcome: protocol.OutcomeAnswered}))
+	check(t, srv.RequireStore(t).PutCall(parentOfA1, protocol.CallRecord{CallID: "c1", Direction: protocol.DirFromTerminal, StartedAt: start, AnsweredAt: start, EndedAt: end, Outcome: protocol.OutcomeAnswered}))
+	check(t, srv.RequireStore(t).PutCall(parentOfA1, protocol.CallRecord{CallID: "c2", Direction: protocol.DirFromParent, StartedAt: start, Outcome: protocol.OutcomeMissed}))
+	check(t, srv.RequireStore(t).PutCall(parentOfA1, protocol.CallRecord{CallID: "c0", Direction: protocol.DirFromParent, StartedAt: week.Add(-time.Hour), AnsweredAt: week.Add(-time.Hour), EndedAt: week, Outcome: protocol.OutcomeAnswered}))
 	eventually(t, ctx, "a2 is offline", func() bool {
 		rep := try(srv.FleetReport(time.Now())).must(t)
 		for _, u := range rep.Units {

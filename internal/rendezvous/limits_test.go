@@ -436,7 +436,7 @@ func TestRingRate(t *testing.T) {
 		t.Fatalf("third ring: %+v, want rate_limited for it", e)
 	}
 	check(t, f.terminal.Barrier(ctx))
-	if used := try(srv.Store().HasCall(f.creds.ParentID, id)).must(t); used {
+	if used := try(srv.Registry().HasCall(f.creds.ParentID, id)).must(t); used {
 		t.Fatal("a rate-limited ring was logged")
 	}
 }

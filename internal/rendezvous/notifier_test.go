@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/natsreg"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
@@ -141,7 +142,7 @@ func notifierServer(t *testing.T, g *gateway, logs *logBuffer, configure func(*r
 	if configure != nil {
 		configure(&cfg)
 	}
-	s, err := rendezvous.New(cfg, slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), nil)))
+	s, err := natsreg.NewRendezvous(cfg, slog.New(slog.NewTextHandler(io.MultiWriter(logs, t.Output()), nil)))
 	check(t, err)
 	hs := httptest.NewServer(s.Handler())
 	srv := &rt.Server{Server: s, Config: cfg, HTTP: hs, URL: hs.URL, WSURL: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"}
@@ -337,14 +338,14 @@ func TestPhoneSettings(t *testing.T) {
 	})
 	f := newFamily(t, ctx, srv)
 	setPhone(t, ctx, f.parent)
-	if p, err := srv.Store().Phone(f.creds.ParentID); err != nil || p.Number != testPhone || p.ConsentAt.IsZero() {
+	if p, err := srv.RequireStore(t).Phone(f.creds.ParentID); err != nil || p.Number != testPhone || p.ConsentAt.IsZero() {
 		t.Fatalf("stored phone %+v, %v", p, err)
 	}
 	check(t, f.parent.Send(ctx, protocol.Message{Type: protocol.TypePhoneClear}))
 	if st := try(f.parent.Expect(ctx, protocol.TypeNotifyStatus)).must(t); st.PhoneHint != "" {
 		t.Fatalf("notify_status after phone_clear still shows %q", st.PhoneHint)
 	}
-	if _, err := srv.Store().Phone(f.creds.ParentID); !errors.Is(err, rendezvous.ErrNotFound) {
+	if _, err := srv.RequireStore(t).Phone(f.creds.ParentID); !errors.Is(err, rendezvous.ErrNotFound) {
 		t.Fatalf("phone after phone_clear: %v, want ErrNotFound", err)
 	}
 
@@ -352,10 +353,10 @@ func TestPhoneSettings(t *testing.T) {
 	subscribe(t, ctx, srv, f.parent, newBrowser(t, ps))
 	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeUnpair}))
 	try(f.terminal.WaitFor(ctx, protocol.TypeUnpaired)).must(t)
-	if _, err := srv.Store().Phone(f.creds.ParentID); !errors.Is(err, rendezvous.ErrNotFound) {
+	if _, err := srv.RequireStore(t).Phone(f.creds.ParentID); !errors.Is(err, rendezvous.ErrNotFound) {
 		t.Fatalf("phone after the terminal's reset: %v, want it gone", err)
 	}
-	if subs, err := srv.Store().PushSubscriptions(f.creds.ParentID); err != nil || len(subs) != 0 {
+	if subs, err := srv.Registry().PushSubscriptions(f.creds.ParentID); err != nil || len(subs) != 0 {
 		t.Fatalf("%d push subscriptions after the terminal's reset (%v), want none", len(subs), err)
 	}
 }

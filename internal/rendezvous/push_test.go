@@ -371,13 +371,13 @@ func TestPushGoneRemovesSubscription(t *testing.T) {
 			nextPush(t, ctx, ps, b, srv)
 			if !tc.kept {
 				eventually(t, ctx, "the gone subscription removed", func() bool {
-					subs, err := srv.Store().PushSubscriptions(f.creds.ParentID)
+					subs, err := srv.Registry().PushSubscriptions(f.creds.ParentID)
 					return err == nil && len(subs) == 0 && srv.Metrics().PushSubscriptionsRemoved == 1
 				})
 				return
 			}
 			nextPush(t, ctx, ps, b, srv) // retried after the 500
-			subs, err := srv.Store().PushSubscriptions(f.creds.ParentID)
+			subs, err := srv.Registry().PushSubscriptions(f.creds.ParentID)
 			if err != nil || len(subs) != 1 || srv.Metrics().PushSubscriptionsRemoved != 0 {
 				t.Fatalf("after HTTP 500: %d subscriptions (%v), %d removed; want it kept", len(subs), err, srv.Metrics().PushSubscriptionsRemoved)
 			}
@@ -460,7 +460,7 @@ func TestNotifySettings(t *testing.T) {
 	if st := try(f.parent.Expect(ctx, protocol.TypeNotifyStatus)).must(t); st.Subscribed == nil || *st.Subscribed {
 		t.Fatalf("notify_status after push_unsubscribe = %+v", st)
 	}
-	if subs, err := srv.Store().PushSubscriptions(f.creds.ParentID); err != nil || len(subs) != 0 {
+	if subs, err := srv.Registry().PushSubscriptions(f.creds.ParentID); err != nil || len(subs) != 0 {
 		t.Fatalf("%d subscriptions after push_unsubscribe (%v)", len(subs), err)
 	}
 
@@ -469,7 +469,7 @@ func TestNotifySettings(t *testing.T) {
 	for range rendezvous.MaxPushSubscriptions + 2 {
 		subscribe(t, ctx, srv, f.parent, newBrowser(t, ps))
 	}
-	if subs, err := srv.Store().PushSubscriptions(f.creds.ParentID); err != nil || len(subs) != rendezvous.MaxPushSubscriptions {
+	if subs, err := srv.Registry().PushSubscriptions(f.creds.ParentID); err != nil || len(subs) != rendezvous.MaxPushSubscriptions {
 		t.Fatalf("%d subscriptions kept (%v), want %d", len(subs), err, rendezvous.MaxPushSubscriptions)
 	}
 	key := srv.VAPIDPublicKey()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/natsreg"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
@@ -119,7 +120,7 @@ func TestRevokedDevicesFileRefused(t *testing.T) {
 	} {
 		cfg := rt.TestConfig(t)
 		cfg.RevokedDevicesFile = tc.path
-		_, err := rendezvous.New(cfg, nil)
+		_, err := natsreg.NewRendezvous(cfg, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: New = %v, want an error mentioning %q", tc.name, err, tc.want)
 		}

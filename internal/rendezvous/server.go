@@ -84,7 +84,7 @@ type Server struct {
 // by several nodes) is made by NewWithRegistry.
 func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.NATSURL != "" {
-		return nil, errors.New("rendezvous: nats_url is set: open its registry (natsreg) and call NewWithRegistry")
+		return nil, errors.New("rendezvous: nats_url is set: open its registry (natsreg.Open) and call NewWithRegistry")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

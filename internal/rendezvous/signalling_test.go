@@ -85,7 +85,7 @@ func TestTerminalLogin(t *testing.T) {
 	if w.Role != protocol.RoleTerminal || w.DeviceID != id || w.Paired == nil || *w.Paired || *w.PeerOnline {
 		t.Fatalf("welcome = %+v, want an unpaired terminal %s", w, id)
 	}
-	if _, err := srv.Store().Device(id); err != nil {
+	if _, err := srv.Registry().Device(id); err != nil {
 		t.Fatalf("first login did not register the device: %v", err)
 	}
 }
@@ -163,10 +163,10 @@ func TestPairing(t *testing.T) {
 	if w.ParentID != f.creds.ParentID || w.DeviceID != f.creds.DeviceID || !*w.Paired || !*w.PeerOnline {
 		t.Fatalf("parent welcome = %+v", w)
 	}
-	if got := try(srv.Store().ParentOf(f.creds.DeviceID)).must(t); got != f.creds.ParentID {
+	if got := try(srv.Registry().ParentOf(f.creds.DeviceID)).must(t); got != f.creds.ParentID {
 		t.Fatalf("stored pairing = %s, want %s", got, f.creds.ParentID)
 	}
-	p := try(srv.Store().Parent(f.creds.ParentID)).must(t)
+	p := try(srv.Registry().Parent(f.creds.ParentID)).must(t)
 	if strings.Contains(string(p.TokenHash), f.creds.Token) || len(p.TokenHash) != 32 {
 		t.Fatalf("store keeps %d bytes for the token, want its 32-byte SHA-256", len(p.TokenHash))
 	}
@@ -195,7 +195,7 @@ func TestPairingWrongProof(t *testing.T) {
 	if e.Text != "bad_secret" || e.PairID == "" {
 		t.Fatalf("page error = %+v, want pair_rejected bad_secret with pair_id", e)
 	}
-	if _, err := srv.Store().ParentOf(dev); err == nil {
+	if _, err := srv.Registry().ParentOf(dev); err == nil {
 		t.Fatal("a rejected pairing was stored")
 	}
 }
@@ -209,7 +209,7 @@ func TestPairingSecondParent(t *testing.T) {
 	check(t, page.Send(ctx, pairRequest(t, f.secret, f.creds.DeviceID))) // even with the right secret
 	try(page.ExpectError(ctx, protocol.ErrCodeAlreadyPaired)).must(t)
 	check(t, f.terminal.Barrier(ctx)) // the terminal never saw the request
-	if got := try(srv.Store().ParentOf(f.creds.DeviceID)).must(t); got != f.creds.ParentID {
+	if got := try(srv.Registry().ParentOf(f.creds.DeviceID)).must(t); got != f.creds.ParentID {
 		t.Fatalf("pairing changed to %s", got)
 	}
 }

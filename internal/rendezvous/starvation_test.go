@@ -36,11 +36,11 @@ func newParents(t *testing.T, srv *rt.Server, n int) []parent {
 	now := time.Now()
 	for i := range out {
 		dev, pid, token := protocol.NewID(), protocol.NewID(), protocol.NewID()
-		if _, err := srv.Store().RegisterDevice(dev, []byte("key-"+dev), "", now); err != nil {
+		if _, err := srv.Registry().RegisterDevice(dev, []byte("key-"+dev), "", now); err != nil {
 			t.Fatal(err)
 		}
 		sum := sha256.Sum256([]byte(token))
-		check(t, srv.Store().CreatePairing(dev, pid, sum[:], "", now))
+		check(t, srv.Registry().CreatePairing(dev, pid, sum[:], "", now))
 		out[i] = parent{pid, token}
 	}
 	return out

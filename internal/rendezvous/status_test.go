@@ -119,7 +119,7 @@ func TestPairingTwoPhones(t *testing.T) {
 	go func() { _, _, err := term.AnswerPair(ctx, secret); done <- err }()
 	cred := try(first.Finish(ctx)).must(t)
 	check(t, <-done) // the terminal saw one request: the first phone's
-	if got := try(srv.Store().ParentOf(dev)).must(t); got != cred.ParentID {
+	if got := try(srv.Registry().ParentOf(dev)).must(t); got != cred.ParentID {
 		t.Fatalf("terminal paired with %s, want the first phone %s", got, cred.ParentID)
 	}
 	check(t, second.Send(ctx, pairRequest(t, secret, dev)))

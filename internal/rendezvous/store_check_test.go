@@ -139,6 +139,7 @@ func TestAutomaticBackups(t *testing.T) {
 	srv := rt.NewServer(t, func(c *rendezvous.Config) {
 		c.Backup = rendezvous.BackupConfig{Every: 100 * time.Millisecond, Keep: 2, Dir: dir}
 	})
+	srv.RequireStore(t) // backups are of the bbolt file; JetStream's replicas and backups are the cluster's
 	f := newFamily(t, ctx, srv)
 	start := srv.Metrics().BackupsWritten
 	eventually(t, ctx, "backups made after the pairing", func() bool { return srv.Metrics().BackupsWritten >= start+3 })

@@ -70,7 +70,7 @@ func TestReconnectStorm(t *testing.T) {
 	for _, f := range fams {
 		f.parentID, f.token = protocol.NewID(), protocol.NewNonce()
 		sum := sha256.Sum256([]byte(f.token))
-		check(t, srv.Store().CreatePairing(f.deviceID, f.parentID, sum[:], "", time.Now()))
+		check(t, srv.Registry().CreatePairing(f.deviceID, f.parentID, sum[:], "", time.Now()))
 	}
 	check(t, parallel(ctx, len(fams), func(i int) error {
 		p, calls, err := rt.DialParent(ctx, srv.WSURL, fams[i].parentID, fams[i].token)
@@ -198,10 +198,10 @@ func TestReconnectStorm(t *testing.T) {
 	}))
 	// And the store agrees: one call per pairing, and the pairings unchanged.
 	for i, f := range fams {
-		if p := try(srv.Store().ParentOf(f.deviceID)).must(t); p != f.parentID {
+		if p := try(srv.Registry().ParentOf(f.deviceID)).must(t); p != f.parentID {
 			t.Fatalf("family %d: stored parent %s, want %s", i, p, f.parentID)
 		}
-		calls := try(srv.Store().CallLog(f.parentID, false)).must(t)
+		calls := try(srv.Registry().CallLog(f.parentID, false)).must(t)
 		if len(calls) != 1 || calls[0].CallID != callIDs[i] {
 			t.Fatalf("family %d: stored call log %+v, want only %s", i, calls, callIDs[i])
 		}

@@ -49,16 +49,16 @@ func TestUnpairWithParentOnline(t *testing.T) {
 	if _, _, err := rt.DialParent(ctx, srv.WSURL, f.creds.ParentID, f.creds.Token); err == nil || !strings.Contains(err.Error(), protocol.ErrCodeAuthFailed) {
 		t.Fatalf("old parent's login after the reset: err = %v, want auth_failed", err)
 	}
-	if _, err := srv.Store().ParentOf(f.terminal.Welcome.DeviceID); err == nil {
+	if _, err := srv.Registry().ParentOf(f.terminal.Welcome.DeviceID); err == nil {
 		t.Fatal("pairing still stored after unpair")
 	}
 	// The unit is marked as having lost a parent: the programme's number
 	// for the family it was shipped to no longer stands for the next
 	// (hub.phone).
-	if d, err := srv.Store().Device(f.terminal.Welcome.DeviceID); err != nil || !d.Unpaired {
+	if d, err := srv.Registry().Device(f.terminal.Welcome.DeviceID); err != nil || !d.Unpaired {
 		t.Fatalf("device after unpair = %+v, %v; want it marked unpaired", d, err)
 	}
-	if log, err := srv.Store().CallLog(f.creds.ParentID, false); err != nil || len(log) != 0 {
+	if log, err := srv.Registry().CallLog(f.creds.ParentID, false); err != nil || len(log) != 0 {
 		t.Fatalf("old pairing's call log after unpair = %+v, %v; want empty", log, err)
 	}
 	// The terminal, still on the same socket, rings nobody now.
@@ -129,7 +129,7 @@ func TestOnlyTerminalsUnpair(t *testing.T) {
 	defer page.Close()
 	check(t, page.Send(ctx, protocol.Message{Type: protocol.TypeUnpair}))
 	try(page.ExpectError(ctx, protocol.ErrCodeNotAllowed)).must(t)
-	if _, err := srv.Store().ParentOf(f.terminal.Welcome.DeviceID); err != nil {
+	if _, err := srv.Registry().ParentOf(f.terminal.Welcome.DeviceID); err != nil {
 		t.Fatalf("pairing gone after a refused unpair: %v", err)
 	}
 }
@@ -141,8 +141,17 @@ func TestServerSecretsArePrivate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	srv := rt.NewServer(t, func(c *rendezvous.Config) { c.DataDir = dir; c.TURN.Secret = "" })
 	newFamily(t, ctx, srv) // writes the audit log
+	onBolt := srv.Store() != nil
 	check(t, srv.Close())
-	for _, name := range []string{"rendezvous.db", "turn-secret", rendezvous.AuditFile} {
+	files := []string{"turn-secret", rendezvous.AuditFile}
+	if onBolt {
+		files = append(files, rendezvous.RegistryFile)
+	} else if fi, err := os.Stat(filepath.Join(dir, "nats")); err != nil || fi.Mode().Perm() != 0o700 {
+		// JetStream makes its files 0640 in 0750 directories: the
+		// embedded server's own directory keeps everyone else out.
+		t.Errorf("the embedded NATS server's directory: %v, %v; want mode 0700", fi.Mode().Perm(), err)
+	}
+	for _, name := range files {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -164,7 +173,7 @@ func TestUnpairUnknownReason(t *testing.T) {
 	f := newFamily(t, ctx, srv)
 	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeUnpair, Reason: "because"}))
 	try(f.terminal.ExpectError(ctx, protocol.ErrCodeBadMessage)).must(t)
-	if p, err := srv.Store().ParentOf(f.terminal.Welcome.DeviceID); err != nil || p != f.creds.ParentID {
+	if p, err := srv.Registry().ParentOf(f.terminal.Welcome.DeviceID); err != nil || p != f.creds.ParentID {
 		t.Fatalf("pairing after a refused unpair: %q, %v; want %s kept", p, err, f.creds.ParentID)
 	}
 	entries, err := rendezvous.ReadAudit(srv.AuditPath())

@@ -28,7 +28,7 @@ func TestPairWithoutButton(t *testing.T) {
 	}()
 	r.waitPattern(device.Pairing, "the terminal shows a pairing request waiting for its button")
 	time.Sleep(3 * time.Second) // the child does nothing for a while
-	if _, err := r.srv.Store().ParentOf(r.term.DeviceID()); err == nil {
+	if _, err := r.srv.Registry().ParentOf(r.term.DeviceID()); err == nil {
 		t.Fatal("paired without a press on the button")
 	}
 	if s := r.term.Status(); s.Paired {
@@ -41,7 +41,7 @@ func TestPairWithoutButton(t *testing.T) {
 	if err := <-errc; err == nil || !asRefused(err, &refused) || refused.Text != "declined" {
 		t.Fatalf("pairing without the button ended with %v, want pair_rejected declined", err)
 	}
-	if _, err := r.srv.Store().ParentOf(r.term.DeviceID()); err == nil {
+	if _, err := r.srv.Registry().ParentOf(r.term.DeviceID()); err == nil {
 		t.Fatal("a declined request was stored")
 	}
 	t.Log("pairing attempts without a press: 1, paired: 0")

@@ -45,7 +45,7 @@ func TestRefusedCertificateShowsNeedsRepair(t *testing.T) {
 	if st := r.term.Status(); st.Online || !strings.Contains(st.Fault, "device certificate refused") {
 		t.Fatalf("status %+v; want offline with the refused certificate named as the fault", st)
 	}
-	if _, err := srv.srv.Store().Device(r.term.DeviceID()); !errors.Is(err, rendezvous.ErrNotFound) {
+	if _, err := srv.srv.Registry().Device(r.term.DeviceID()); !errors.Is(err, rendezvous.ErrNotFound) {
 		t.Fatalf("server stored the refused unit %s (err %v)", r.term.DeviceID(), err)
 	}
 }

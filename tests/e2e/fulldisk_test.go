@@ -112,11 +112,11 @@ func TestTerminalOnFullDisk(t *testing.T) {
 			if s := b.term.Status(); s.Paired {
 				t.Fatalf("terminal B refused the pairing as store_failed but shows paired to %q", s.ParentID)
 			}
-			if p, err := srv.Store().ParentOf(deviceB); !errors.Is(err, rendezvous.ErrNotFound) {
+			if p, err := srv.Registry().ParentOf(deviceB); !errors.Is(err, rendezvous.ErrNotFound) {
 				t.Fatalf("the server kept a pairing (%q, %v) the terminal refused as store_failed", p, err)
 			}
 			eventually(t, step, "the server rolls its pending pairing back", func() bool {
-				_, err := srv.Store().PendingOf(deviceB)
+				_, err := srv.Registry().PendingOf(deviceB)
 				return errors.Is(err, rendezvous.ErrNotFound)
 			})
 			b.waitIdle("terminal B back to idle after the refused pairing")

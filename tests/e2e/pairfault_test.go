@@ -161,12 +161,12 @@ func pairWithFault(t *testing.T, f pairFault) pairOutcome {
 	} else if !errors.Is(err, terminalstore.ErrNotPaired) {
 		t.Fatal(err)
 	}
-	if id, err := srv.Store().ParentOf(deviceID); err == nil {
+	if id, err := srv.Registry().ParentOf(deviceID); err == nil {
 		out.server = id
 	} else if !errors.Is(err, rendezvous.ErrNotFound) {
 		t.Fatal(err)
 	}
-	_, err = srv.Store().PendingOf(deviceID)
+	_, err = srv.Registry().PendingOf(deviceID)
 	out.serverPending = err == nil
 	t.Logf("after %s: terminal %q, server %q (pending %v), phone %q", f, out.terminal, out.server, out.serverPending, out.phone)
 	if out.split() {

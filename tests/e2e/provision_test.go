@@ -68,7 +68,7 @@ func TestProvisionedUnitPairs(t *testing.T) {
 	s2.Close()
 	r2 := startTerminal(t, ctx, srv, terminalOpts{statePath: stray, refused: true})
 	r2.waitPattern(device.Fault, "a unit in no manifest is refused and shows needs-repair")
-	if _, err := srv.Store().Device(r2.term.DeviceID()); err == nil {
+	if _, err := srv.Registry().Device(r2.term.DeviceID()); err == nil {
 		t.Fatal("the server registered a unit in no manifest")
 	}
 }
@@ -382,7 +382,7 @@ func TestProvisionedPhoneFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, step, "the unit paired", func() bool { return r.term.Status().Paired })
-	if ph, err := p.srv.Store().Phone(cred.ParentID); err == nil {
+	if ph, err := p.srv.RequireStore(t).Phone(cred.ParentID); err == nil {
 		t.Fatalf("the parent has a number of their own (%s): the test tests nothing", ph.Number)
 	}
 

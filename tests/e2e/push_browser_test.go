@@ -78,7 +78,7 @@ func TestBrowserPushRingsClosedPage(t *testing.T) {
 	if err != nil || !protocol.ValidID(parentID) {
 		t.Fatalf("parent ID from the page: %q, %v", parentID, err)
 	}
-	if err := r.srv.Store().PutPushSubscription(parentID, rendezvous.PushSubscription{
+	if err := r.srv.Registry().PutPushSubscription(parentID, rendezvous.PushSubscription{
 		Endpoint: "https://" + closed + "/push",
 		P256DH:   "BGsX0fLhLEJH-Lzm5WOkQPJ3A32BLeszoPShOUXYmMKWT-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU",
 		Auth:     "AAAAAAAAAAAAAAAAAAAAAA",
@@ -213,7 +213,7 @@ func childRingsPushed(t *testing.T, r *rig, parentID string) string {
 	}
 	var id string
 	eventually(t, step, "the server rings the parent", func() bool {
-		calls, err := r.srv.Store().CallLog(parentID, false)
+		calls, err := r.srv.Registry().CallLog(parentID, false)
 		if err != nil || len(calls) == 0 || calls[0].Outcome != protocol.OutcomeRinging {
 			return false
 		}

@@ -157,12 +157,12 @@ func TestFactoryResetWhileServerUnreachable(t *testing.T) {
 	if p, err := r.store.UnpairPending(); err != nil || !p {
 		t.Fatalf("pending unpair after an offline reset = %v, %v; want true", p, err)
 	}
-	if _, err := srv.Store().ParentOf(r.term.DeviceID()); err != nil {
+	if _, err := srv.Registry().ParentOf(r.term.DeviceID()); err != nil {
 		t.Fatalf("server lost the pairing before hearing of the reset: %v", err)
 	}
 	proxy.restore()
 	eventually(t, step, "the server drops the pairing once the terminal is back", func() bool {
-		_, err := srv.Store().ParentOf(r.term.DeviceID())
+		_, err := srv.Registry().ParentOf(r.term.DeviceID())
 		return errors.Is(err, rendezvous.ErrNotFound)
 	})
 	eventually(t, step, "the pending unpair clears", func() bool {
@@ -232,7 +232,7 @@ func TestPairingOutsideWindowRefused(t *testing.T) {
 	if c := r.term.Status().LastCue; c != cueBefore {
 		t.Errorf("a sound (%q) played for a refused request", c)
 	}
-	if _, err := srv.Store().ParentOf(r.term.DeviceID()); err == nil {
+	if _, err := srv.Registry().ParentOf(r.term.DeviceID()); err == nil {
 		t.Fatal("refused request paired the terminal")
 	}
 	// A hold opens the window again, and the same link now pairs.
@@ -300,7 +300,7 @@ func TestPairingBruteForce(t *testing.T) {
 	if len(counts) != len(want) || counts["bad_secret"] != want["bad_secret"] || counts["not_pairable"] != want["not_pairable"] {
 		t.Errorf("answers %v, want %v", counts, want)
 	}
-	if _, err := srv.Store().ParentOf(dev); err == nil {
+	if _, err := srv.Registry().ParentOf(dev); err == nil {
 		t.Fatal("brute force paired the terminal")
 	}
 	if !r.term.Status().Pairable {
@@ -460,7 +460,7 @@ func TestLongHoldInCallNeverResets(t *testing.T) {
 	if p, _ := r.store.UnpairPending(); p || !r.term.Status().Paired {
 		t.Fatalf("after the hold: unpair pending %v, paired %v; want false, true", p, r.term.Status().Paired)
 	}
-	if _, err := srv.Store().ParentOf(r.term.DeviceID()); err != nil {
+	if _, err := srv.Registry().ParentOf(r.term.DeviceID()); err != nil {
 		t.Fatalf("the server lost the pairing: %v", err)
 	}
 	r.waitIdle("idle after the hold")

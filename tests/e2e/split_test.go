@@ -39,7 +39,7 @@ func TestSplitPairingHeals(t *testing.T) {
 		t.Fatalf("the split state: terminal parent err = %v, want ErrNotPaired", err)
 	}
 	eventually(t, step, "the server drops the pairing the terminal does not have", func() bool {
-		_, err := srv.Store().ParentOf(r.term.DeviceID())
+		_, err := srv.Registry().ParentOf(r.term.DeviceID())
 		return errors.Is(err, rendezvous.ErrNotFound)
 	})
 	sctx, scancel := context.WithTimeout(ctx, step)

@@ -136,7 +136,7 @@ func TestCallSetupsInParallel(t *testing.T) {
 	}
 	total := 0
 	for _, f := range fams {
-		calls, err := srv.Store().CallLog(f.parentID, false)
+		calls, err := srv.Registry().CallLog(f.parentID, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -64,30 +65,67 @@ func checkIDs(ids ...string) error {
 // Unlike the bbolt store's one transaction, a failure may leave some of the
 // records written: writing them again is harmless, each is put whole under
 // its own key.
+//
+// Each write is several round trips to JetStream, each acknowledged only
+// once stored (and, on a cluster, replicated), so the pairings in a batch
+// are written side by side, up to putCallsAtOnce at a time; one pairing's
+// records go in order (a later record of a call replaces an earlier one).
 func (r *Registry) PutCalls(writes []rendezvous.CallWrite) (gone []int, err error) {
-	exists := map[string]bool{}
+	byParent := map[string][]int{}
+	var parents []string
 	for i, w := range writes {
 		if err := checkIDs(w.ParentID, w.Record.CallID); err != nil {
-			return gone, fmt.Errorf("natsreg: log call: %w", err)
+			return nil, fmt.Errorf("natsreg: log call: %w", err)
 		}
-		ok, seen := exists[w.ParentID]
-		if !seen {
-			_, perr := r.Parent(w.ParentID)
-			if perr != nil && !errors.Is(perr, rendezvous.ErrNotFound) {
-				return gone, fmt.Errorf("natsreg: log call %s: %w", w.Record.CallID, perr)
+		if byParent[w.ParentID] == nil {
+			parents = append(parents, w.ParentID)
+		}
+		byParent[w.ParentID] = append(byParent[w.ParentID], i)
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, putCallsAtOnce)
+	)
+	for _, p := range parents {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			skipped, err := r.putParentCalls(p, writes, byParent[p])
+			mu.Lock()
+			defer mu.Unlock()
+			gone = append(gone, skipped...)
+			if err != nil {
+				errs = append(errs, err)
 			}
-			ok = perr == nil
-			exists[w.ParentID] = ok
-		}
-		if !ok {
-			gone = append(gone, i)
-			continue
-		}
-		if err := r.putCall(w.ParentID, w.Record); err != nil {
-			return gone, fmt.Errorf("natsreg: log call %s for %s: %w", w.Record.CallID, w.ParentID, err)
-		}
+		})
+	}
+	wg.Wait()
+	slices.Sort(gone)
+	if err := errors.Join(errs...); err != nil {
+		return gone, err
 	}
 	return gone, nil
+}
+
+// putCallsAtOnce bounds the pairings PutCalls writes side by side.
+const putCallsAtOnce = 16
+
+// putParentCalls writes one pairing's records of a batch, in order, unless
+// its parent is gone (then it returns their indexes).
+func (r *Registry) putParentCalls(parentID string, writes []rendezvous.CallWrite, idx []int) (gone []int, err error) {
+	if _, err := r.Parent(parentID); errors.Is(err, rendezvous.ErrNotFound) {
+		return idx, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("natsreg: log calls for %s: %w", parentID, err)
+	}
+	for _, i := range idx {
+		if err := r.putCall(parentID, writes[i].Record); err != nil {
+			return nil, fmt.Errorf("natsreg: log call %s for %s: %w", writes[i].Record.CallID, parentID, err)
+		}
+	}
+	return nil, nil
 }
 
 // putCall writes one record and keeps the open calls' index in step.

@@ -11,12 +11,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/natsreg"
 )
 
 // Server is a rendezvous server on 127.0.0.1 for tests, with TURN on a
@@ -48,7 +50,31 @@ func TestConfig(t testing.TB) rendezvous.Config {
 	cfg.TURN.AllowPeers = []string{"127.0.0.0/8"}
 	cfg.DeviceCAFiles = []string{TestCAFile(t)}
 	cfg.Backup.Every = 0 // a backup at each start is not what most tests test
+	if os.Getenv("TUANJU_REGISTRY") == "nats" {
+		cfg.NATSURL = natsreg.EmbeddedURL // make test-nats: the same tests on the NATS registry
+	}
 	return cfg
+}
+
+// RequireBolt skips a test that holds only for the bbolt registry when the
+// tests run on NATS (TUANJU_REGISTRY=nats), before it starts a server.
+func RequireBolt(t testing.TB) {
+	t.Helper()
+	if os.Getenv("TUANJU_REGISTRY") == "nats" {
+		t.Skip("holds for the bbolt registry; these tests run on NATS")
+	}
+}
+
+// RequireStore skips a test that reaches into the bbolt store itself (its
+// fault hooks, its file) when the server runs on another registry
+// (TUANJU_REGISTRY=nats).
+func (s *Server) RequireStore(t testing.TB) *rendezvous.Store {
+	t.Helper()
+	st := s.Store()
+	if st == nil {
+		t.Skip("reaches into the bbolt store; this server's registry is on NATS")
+	}
+	return st
 }
 
 // NewServer starts a server; configure may adjust TestConfig first. The
@@ -77,7 +103,7 @@ func newServer(t testing.TB, configure func(*rendezvous.Config), level slog.Leve
 		configure(&cfg)
 	}
 	tap := &logTap{Handler: slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}), counts: &logCounts{n: map[string]int{}}}
-	srv, err := rendezvous.New(cfg, slog.New(tap))
+	srv, err := natsreg.NewRendezvous(cfg, slog.New(tap)) // as cmd/rendezvous makes it
 	if err != nil {
 		t.Fatalf("start rendezvous server: %v", err)
 	}

@@ -131,7 +131,7 @@ func TestCallThroughVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	vm.await(t, stepWait, "VMCALL paired")
-	if _, err := srv.Store().Device(deviceID); err != nil {
+	if _, err := srv.Registry().Device(deviceID); err != nil {
 		t.Fatalf("the VM's terminal is not the unit the bundle provisioned (%s): %v", deviceID, err)
 	}
 

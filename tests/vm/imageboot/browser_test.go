@@ -49,7 +49,7 @@ func TestImageCallFromChromium(t *testing.T) {
 		}
 		return nil
 	})
-	if p, err := h.srv.Store().ParentOf(u.deviceID); err != nil || p == "" {
+	if p, err := h.srv.Registry().ParentOf(u.deviceID); err != nil || p == "" {
 		t.Fatalf("the server does not pair %s after the page's pairing: %q, %v", u.deviceID, p, err)
 	}
 	// Ready: green alone, the page online.

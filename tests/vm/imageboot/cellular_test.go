@@ -56,7 +56,7 @@ func TestImageDialsMobileData(t *testing.T) {
 		if got := jsonField(conn.text, "device_id"); got != u.deviceID {
 			t.Fatalf("the unit logged in as %q, want %s", got, u.deviceID)
 		}
-		if _, err := h.srv.Store().Device(u.deviceID); err != nil {
+		if _, err := h.srv.Registry().Device(u.deviceID); err != nil {
 			t.Fatalf("the server has no record of %s, which logged in over PPP: %v", u.deviceID, err)
 		}
 		t.Logf("host: the PPP link up, logged in %v later", conn.at.Sub(link.at).Round(time.Millisecond))
@@ -78,7 +78,7 @@ func TestImageDialsMobileData(t *testing.T) {
 		if v.saw(logPPPAddress) || v.saw(logConnected) {
 			t.Fatal("a unit whose bundle names another APN got onto the network")
 		}
-		if _, err := h.srv.Store().Device(u.deviceID); err == nil {
+		if _, err := h.srv.Registry().Device(u.deviceID); err == nil {
 			t.Fatalf("the server has a record of %s, which has no way to it", u.deviceID)
 		}
 	})

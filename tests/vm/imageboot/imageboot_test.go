@@ -307,7 +307,7 @@ func (h *harness) checkBoot(t testing.TB, v *vm, u *unit, step string, thenPair 
 	if got := jsonField(conn.text, "device_id"); got != u.deviceID {
 		t.Fatalf("after a cut during %s the unit logged in as %q, want %s (its bundle's)", step, got, u.deviceID)
 	}
-	if _, err := h.srv.Store().Device(u.deviceID); err != nil {
+	if _, err := h.srv.Registry().Device(u.deviceID); err != nil {
 		t.Fatalf("the server has no record of %s, which logged in: %v", u.deviceID, err)
 	}
 	unitParent := jsonField(conn.text, "parent_id")
@@ -374,7 +374,7 @@ func (h *harness) awaitReady(t testing.TB, v *vm, u *unit) ledState {
 			}
 		}
 	}
-	if p, err := h.srv.Store().ParentOf(u.deviceID); err != nil || p != u.cred.ParentID {
+	if p, err := h.srv.Registry().ParentOf(u.deviceID); err != nil || p != u.cred.ParentID {
 		t.Fatalf("the server pairs %s with %q (%v), want %s", u.deviceID, p, err, u.cred.ParentID)
 	}
 	s := v.steady(t, stepWait, "100", readyHold)
@@ -466,9 +466,9 @@ func (h *harness) pair(t testing.TB, v *vm, u *unit, cut time.Duration, beforeCo
 		v.cut(t)
 		u.pending = &cred
 		u.serverAtCut = "had nothing"
-		if p, err := h.srv.Store().ParentOf(u.deviceID); err == nil && p == cred.ParentID {
+		if p, err := h.srv.Registry().ParentOf(u.deviceID); err == nil && p == cred.ParentID {
 			u.serverAtCut = "had committed"
-		} else if _, err := h.srv.Store().PendingOf(u.deviceID); err == nil {
+		} else if _, err := h.srv.Registry().PendingOf(u.deviceID); err == nil {
 			u.serverAtCut = "held it pending"
 		}
 		return

@@ -45,7 +45,7 @@ func TestImageJoinsWiFi(t *testing.T) {
 		if got := jsonField(conn.text, "device_id"); got != u.deviceID {
 			t.Fatalf("the unit logged in as %q, want %s", got, u.deviceID)
 		}
-		if _, err := h.srv.Store().Device(u.deviceID); err != nil {
+		if _, err := h.srv.Registry().Device(u.deviceID); err != nil {
 			t.Fatalf("the server has no record of %s, which logged in over Wi-Fi: %v", u.deviceID, err)
 		}
 		t.Logf("host: joined the access point (%s), logged in %v later", sta.text, conn.at.Sub(sta.at).Round(time.Millisecond))
@@ -67,7 +67,7 @@ func TestImageJoinsWiFi(t *testing.T) {
 		if v.saw(logConnected) || v.saw(logSTAConnected) {
 			t.Fatal("a unit with the wrong passphrase got onto the network")
 		}
-		if _, err := h.srv.Store().Device(u.deviceID); err == nil {
+		if _, err := h.srv.Registry().Device(u.deviceID); err == nil {
 			t.Fatalf("the server has a record of %s, which has no way to it", u.deviceID)
 		}
 	})

@@ -384,7 +384,7 @@ func (h *harness) checkBoot(t *testing.T, v *vm, u *unit, step string, thenPair 
 	if got := strings.TrimPrefix(ready.text, "VMPC ready parent="); got != u.cred.ParentID {
 		t.Fatalf("ready, but paired to %s, want %s", got, u.cred.ParentID)
 	}
-	if p, err := h.srv.Store().ParentOf(u.deviceID); err != nil || p != u.cred.ParentID {
+	if p, err := h.srv.Registry().ParentOf(u.deviceID); err != nil || p != u.cred.ParentID {
 		t.Fatalf("the server pairs %s with %q (%v), want %s", u.deviceID, p, err, u.cred.ParentID)
 	}
 	if len(notes) == 0 {
@@ -504,9 +504,9 @@ func (h *harness) pair(t *testing.T, v *vm, u *unit, cut time.Duration, beforeCo
 		// pairing pending (the terminal's pair_complete not yet in), or
 		// nothing.
 		u.serverAtCut = "had nothing"
-		if p, err := h.srv.Store().ParentOf(u.deviceID); err == nil && p == cred.ParentID {
+		if p, err := h.srv.Registry().ParentOf(u.deviceID); err == nil && p == cred.ParentID {
 			u.serverAtCut = "had committed"
-		} else if _, err := h.srv.Store().PendingOf(u.deviceID); err == nil {
+		} else if _, err := h.srv.Registry().PendingOf(u.deviceID); err == nil {
 			u.serverAtCut = "held it pending"
 		}
 		return 0
