@@ -20,7 +20,7 @@ CROSS_amd64 := GOARCH=amd64
 CROSS_arm64 := GOARCH=arm64 CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ \
 	PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig
 
-.PHONY: all build build-arm64 image image-sim demo test test-impair vet lint bench fuzz fuzz-smoke vmtest vmtest-amd64 vmtest-arm64 vmtest-call vmtest-call-amd64 vmtest-call-arm64 vmtest-powercut vmtest-powercut-amd64 vmtest-powercut-arm64 vmtest-powercut-smoke vmtest-image image-sim-boot soak test-loaded clean
+.PHONY: all build build-arm64 image image-sim demo test test-impair vet lint bench fuzz fuzz-smoke vmtest vmtest-amd64 vmtest-arm64 vmtest-call vmtest-call-amd64 vmtest-call-arm64 vmtest-powercut vmtest-powercut-amd64 vmtest-powercut-arm64 vmtest-powercut-smoke vmtest-image image-sim-boot soak test-loaded test-nats clean
 
 all: build
 
@@ -83,6 +83,7 @@ test: lint
 	$(GO) test $(TESTFLAGS) -run '^$$' ./... > /dev/null
 	GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test $(TESTFLAGS) -skip '^(TestImpairedCall|TestBrowserImpairedCall)$$' ./...
 	$(MAKE) test-impair
+	$(MAKE) test-nats
 	$(MAKE) fuzz-smoke
 	$(MAKE) vmtest
 
@@ -206,6 +207,15 @@ vmtest-image: image-sim-boot
 	TUANJU_IMAGE_SIM=$(abspath $(BOOT_OUT)) TUANJU_BOOT_LIVES=$(BOOT_LIVES) TUANJU_BOOT_CALL_CUTS=$(BOOT_CALL_CUTS) \
 	  .ci/netns $(BIN)/imageboot.test -test.run '^(TestImageBoot|TestImageCallFromChromium|TestImageJoinsWiFi|TestImageDialsMobileData)$$' -test.v -test.count=1 \
 	  -test.timeout $(BOOT_TIMEOUT) -test.parallel $(BOOT_PARALLEL)
+
+# The server's tests that go through its registry, on the NATS registry
+# (nats_url embedded) instead of the bbolt file: pairing, calls and their
+# log, restarts, resume, unpair, Web Push and the fleet (issue 16). The
+# registry's contract itself runs on both in every go test
+# (TestStoreRegistry, TestRegistryContract).
+NATS_TESTS = TestTerminalLogin|TestPairing|TestPairingSecondParent|TestPendingPairing|TestPresence|TestCalls|TestCallOutcomes|TestMissedCallWhileParentOffline|TestStateSurvivesRestart|TestUnpairWithParentOnline|TestServerSecretsArePrivate|TestResumeAcrossRestart|TestResumeAfterSocketLoss|TestNotifySettings|TestPushWakesParent|TestFleetReport|TestFleetNeedsRepairOutlivesRestart
+test-nats:
+	TUANJU_REGISTRY=nats GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test -count=1 -timeout 10m -run '^($(NATS_TESTS))$$' ./internal/rendezvous
 
 # The README's test command (.ci/run) on a fresh clone of HEAD beside LOAD
 # CPU-bound processes, RUNS times in a row (defaults 2 and 3): CI machines are
