@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
 
 	"github.com/tuanju/tuanju/internal/progress"
@@ -20,10 +21,6 @@ import (
 // or a mismatch found by its check.
 var errMigrateFailed = errors.New("migrate: the NATS registry does not match the bbolt one (above)")
 
-// notMigrated is what the NATS registry has no place for yet: said in the
-// command's help and its report.
-const notMigrated = "call logs, push subscriptions and parents' fallback phones are not migrated (the NATS registry has no place for them yet); the audit log stays in the data directory"
-
 // migrateWorkers is how many terminals are written at once: each is a few
 // round trips to the stream leader, each write synced to disk there.
 const migrateWorkers = 8
@@ -33,10 +30,13 @@ const migrateUsage = `usage: rendezvous migrate [-config file | -data dir] -to U
 Copies the bbolt registry (or FILE) into the NATS registry at URL: every
 terminal's device record (public key, registered, last seen, version,
 health), its pairing (parent ID, token hash, parent key, created) or its
-pending pairing. Then checks the result: the counts of devices, pairings
-and pending pairings read back from NATS must equal the bbolt registry's,
-and a random sample of terminals (-sample, 0: all) is read back and
-compared key by key. Exits non-zero on any conflict or mismatch.
+pending pairing, and its parent's call log (a call left open is closed,
+as a stopped server's is), push subscriptions and number. Then checks the
+result: the counts of devices, pairings, pending pairings, call records,
+push subscriptions and numbers read back from NATS must equal the bbolt
+registry's, and a random sample of terminals (-sample, 0: all) is read
+back and compared key by key, with their parents' logs and settings.
+Exits non-zero on any conflict or mismatch.
 
 It only creates: a terminal NATS already holds with the same key and
 pairing is left as it is, so running it again is harmless and finishes a
@@ -46,7 +46,7 @@ pairing is a conflict, named in the report and never overwritten.
 Stop the server first: it holds the registry (the command waits two
 seconds for bbolt's lock, then refuses).
 
-Not migrated: ` + notMigrated + `.
+Not migrated: the audit log, which stays in the data directory.
 
 `
 
@@ -84,9 +84,11 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	want := snapshotCounts(snap)
-	fmt.Fprintf(stdout, "bbolt %s: %d devices, %d paired, %d pending\n", path, want.Devices, want.Paired, want.Pending)
-	fmt.Fprintf(stdout, "not migrated (the NATS registry has no place for them yet): %d call logs, %d push subscriptions, %d fallback phones; the audit log stays in the data directory\n",
-		snap.CallLogs, snap.PushSubscriptions, snap.Phones)
+	fmt.Fprintf(stdout, "bbolt %s: %s\n", path, describeCounts(want))
+	fmt.Fprintln(stdout, "not migrated: the audit log, which stays in the data directory")
+	if left := snap.PushSubscriptions - want.PushSubscriptions; left > 0 || snap.Phones > want.Phones {
+		fmt.Fprintf(stdout, "not migrated: %d push subscriptions and %d numbers of parents no terminal is paired with\n", left, snap.Phones-want.Phones)
+	}
 	for _, id := range snap.PendingOfPaired {
 		fmt.Fprintf(stdout, "skipped: the pending pairing of %s, which has a parent (it can never complete)\n", id)
 	}
@@ -100,7 +102,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	fmt.Fprintf(stdout, "NATS %s before: %d devices, %d paired, %d pending\n", *to, before.Devices, before.Paired, before.Pending)
+	fmt.Fprintf(stdout, "NATS %s before: %s\n", *to, describeCounts(before))
 
 	wrote, conflicts, err := importAll(ctx, reg, snap.Entries, progress.New(stderr, progress.Auto, progress.Count))
 	if err != nil {
@@ -115,7 +117,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	fmt.Fprintf(stdout, "NATS %s after: %d devices, %d paired, %d pending\n", *to, after.Devices, after.Paired, after.Pending)
+	fmt.Fprintf(stdout, "NATS %s after: %s\n", *to, describeCounts(after))
 	failed := len(conflicts) > 0
 	if after != want {
 		fmt.Fprintf(stdout, "mismatch: NATS holds %+v, the bbolt registry %+v\n", after, want)
@@ -144,11 +146,21 @@ func snapshotCounts(snap rendezvous.RegistrySnapshot) natsreg.Counts {
 		switch {
 		case e.ParentID != "":
 			c.Paired++
+			c.CallRecords += len(e.Calls)
+			c.PushSubscriptions += len(e.Push)
+			if e.Phone != nil {
+				c.Phones++
+			}
 		case e.Pending != nil:
 			c.Pending++
 		}
 	}
 	return c
+}
+
+func describeCounts(c natsreg.Counts) string {
+	return fmt.Sprintf("%d devices, %d paired, %d pending; %d call records, %d push subscriptions, %d numbers",
+		c.Devices, c.Paired, c.Pending, c.CallRecords, c.PushSubscriptions, c.Phones)
 }
 
 // importAll writes every entry with migrateWorkers at once. It returns how
@@ -233,6 +245,11 @@ func compareEntry(reg *natsreg.Registry, e rendezvous.RegistryEntry) error {
 			return fmt.Errorf("device %s: its parent %s reads back otherwise (%v)", e.ID, e.ParentID, err)
 		}
 	}
+	if e.ParentID != "" {
+		if err := compareOwn(reg, e); err != nil {
+			return fmt.Errorf("device %s: its parent %s: %w", e.ID, e.ParentID, err)
+		}
+	}
 	pend, err := reg.PendingOf(e.ID)
 	switch {
 	case e.Pending == nil && !errors.Is(err, rendezvous.ErrNotFound):
@@ -242,6 +259,47 @@ func compareEntry(reg *natsreg.Registry, e rendezvous.RegistryEntry) error {
 		if err != nil || dev != e.ID || p.PairID != e.Pending.PairID || !bytes.Equal(p.TokenHash, e.Pending.TokenHash) || p.PublicKey != e.Pending.PublicKey {
 			return fmt.Errorf("device %s: its pending pairing %s reads back otherwise (%v)", e.ID, e.Pending.PairID, err)
 		}
+	}
+	return nil
+}
+
+// compareOwn reads back what belongs to an entry's parent: the call log as
+// the page would get it (the newest rendezvous.MaxCallLog, newest first,
+// a record left open closed), the push subscriptions and the number.
+func compareOwn(reg *natsreg.Registry, e rendezvous.RegistryEntry) error {
+	log, err := reg.CallLog(e.ParentID, false)
+	if err != nil {
+		return err
+	}
+	want := e.Calls[:min(len(e.Calls), rendezvous.MaxCallLog)]
+	if len(log) != len(want) {
+		return fmt.Errorf("%d calls in its log, the bbolt registry %d", len(log), len(want))
+	}
+	for i, r := range want {
+		if r.EndedAt.IsZero() {
+			rendezvous.CloseInterrupted(&r)
+		}
+		if g := log[i]; g.CallID != r.CallID || g.Outcome != r.Outcome || !g.StartedAt.Equal(r.StartedAt) || !g.EndedAt.Equal(r.EndedAt) || g.Seen != r.Seen {
+			return fmt.Errorf("call %d of its log reads %s %s, the bbolt registry %s %s", i, g.CallID, g.Outcome, r.CallID, r.Outcome)
+		}
+	}
+	subs, err := reg.PushSubscriptions(e.ParentID)
+	if err != nil {
+		return err
+	}
+	for _, w := range e.Push {
+		if !slices.ContainsFunc(subs, func(s rendezvous.PushSubscription) bool {
+			return s.Endpoint == w.Endpoint && s.Auth == w.Auth && s.P256DH == w.P256DH
+		}) {
+			return fmt.Errorf("push subscription %s not read back", w.Endpoint)
+		}
+	}
+	p, err := reg.PhoneRecord(e.ParentID)
+	switch {
+	case e.Phone == nil && !errors.Is(err, rendezvous.ErrNotFound):
+		return fmt.Errorf("a number (%v), the bbolt registry none", err)
+	case e.Phone != nil && (err != nil || p.Number != e.Phone.Number || !p.DeclinedAt.Equal(e.Phone.DeclinedAt)):
+		return fmt.Errorf("its number reads back otherwise (%v)", err)
 	}
 	return nil
 }

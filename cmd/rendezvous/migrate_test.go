@@ -82,12 +82,23 @@ func makeRegistry(t *testing.T, shape registryShape) madeRegistry {
 		dev := register(i)
 		parent := pair(dev, i)
 		if i%10 == 0 {
-			rec := protocol.CallRecord{CallID: protocol.NewID(), Direction: protocol.DirFromTerminal, StartedAt: now, EndedAt: now, Outcome: protocol.OutcomeMissed}
-			if err := st.PutCall(parent, rec); err != nil {
-				t.Fatal(err)
+			// Three calls: one missed, one answered and read, one still
+			// open (the server stopped during it).
+			for j, rec := range []protocol.CallRecord{
+				{Direction: protocol.DirFromTerminal, EndedAt: now, Outcome: protocol.OutcomeMissed},
+				{Direction: protocol.DirFromParent, AnsweredAt: now.Add(time.Minute), EndedAt: now.Add(5 * time.Minute), Outcome: protocol.OutcomeAnswered, Seen: true},
+				{Direction: protocol.DirFromTerminal, AnsweredAt: now.Add(time.Hour), Outcome: protocol.OutcomeAnswered},
+			} {
+				rec.CallID, rec.StartedAt = protocol.NewID(), now.Add(time.Duration(j)*time.Hour)
+				if err := st.PutCall(parent, rec); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if err := st.PutPushSubscription(parent, rendezvous.PushSubscription{Endpoint: "https://push.example/" + parent, P256DH: "k", Auth: "a"}, now); err != nil {
-				t.Fatal(err)
+			for j := range 2 {
+				sub := rendezvous.PushSubscription{Endpoint: fmt.Sprintf("https://push.example/%s/%d", parent, j), P256DH: "k", Auth: "a"}
+				if err := st.PutPushSubscription(parent, sub, now.Add(time.Duration(j)*time.Minute)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if err := st.PutPhone(parent, rendezvous.Phone{Number: "+10000000000", ConsentAt: now}); err != nil {
 				t.Fatal(err)
@@ -191,7 +202,10 @@ func connectNATS(t *testing.T, url string) *natsreg.Registry {
 // reset) is migrated into an empty NATS registry: the report counts 500,
 // 300, 50 on both sides and reads every terminal back; every terminal then
 // reads the same through natsreg as through the Store (device record,
-// parent, pending pairing); a second run writes nothing and succeeds;
+// parent, pending pairing), and the 30 parents with a call log (three
+// calls, one left open), two push subscriptions and a number have them in
+// NATS, the open call closed as a restart closes it; a second run writes
+// nothing and succeeds;
 // and the registry goes on working: a paired terminal refuses a second
 // parent (ErrAlreadyPaired), a pending one completes, a terminal with no
 // parent pairs, a login with another key is refused.
@@ -209,10 +223,10 @@ func TestMigrate(t *testing.T) {
 			t.Fatalf("%s run: %v\n%s", run1.name, err, out.String())
 		}
 		for _, w := range []string{
-			"500 devices, 300 paired, 50 pending\n",
-			"not migrated (the NATS registry has no place for them yet): 30 call logs, 30 push subscriptions, 30 fallback phones",
+			"500 devices, 300 paired, 50 pending; 90 call records, 60 push subscriptions, 30 numbers\n",
+			"not migrated: the audit log",
 			run1.wrote,
-			"after: 500 devices, 300 paired, 50 pending\n",
+			"after: 500 devices, 300 paired, 50 pending; 90 call records, 60 push subscriptions, 30 numbers\n",
 			"sample: 500 of 500 terminals read back, 0 mismatches",
 			"ok\n",
 		} {
@@ -232,6 +246,23 @@ func TestMigrate(t *testing.T) {
 		if want, got := jsonOf(t, viewOf(t, st, dev)), jsonOf(t, viewOf(t, reg, dev)); got != want {
 			t.Fatalf("terminal %s through natsreg:\n%s\nthrough the Store:\n%s", dev, got, want)
 		}
+	}
+	parent, err := reg.ParentOf(m.paired[9]) // the tenth: one of those with a log
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := reg.CallLog(parent, false)
+	if err != nil || len(log) != 3 {
+		t.Fatalf("migrated call log: %d records, %v; want 3", len(log), err)
+	}
+	if open := log[0]; open.Outcome != protocol.OutcomeInterrupted || !open.EndedAt.Equal(open.AnsweredAt) || !log[1].Seen || log[2].Seen {
+		t.Fatalf("migrated call log reads %+v", log)
+	}
+	if subs, err := reg.PushSubscriptions(parent); err != nil || len(subs) != 2 {
+		t.Fatalf("migrated push subscriptions: %d, %v; want 2", len(subs), err)
+	}
+	if p, err := reg.PhoneRecord(parent); err != nil || p.Number != "+10000000000" {
+		t.Fatalf("migrated number: %+v, %v", p, err)
 	}
 	for _, dev := range m.single[:50] {
 		if d, _ := reg.Device(dev); !d.Unpaired {

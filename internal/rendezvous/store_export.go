@@ -9,6 +9,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/tuanju/tuanju/internal/boltfile"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
 // RegistryEntry is one terminal as the registry holds it: its device
@@ -19,15 +20,22 @@ type RegistryEntry struct {
 	ParentID string // "" when the terminal has no parent
 	Parent   Parent
 	Pending  *PendingPairing // nil when none is pending
+	// What belongs to the parent, when there is one: the pairing's call
+	// log (every record kept, newest first), the browsers' push
+	// subscriptions and the number the parent gave (nil: none).
+	Calls []protocol.CallRecord
+	Push  []PushSubscription
+	Phone *Phone
 }
 
 // RegistrySnapshot is what ReadRegistry read: every terminal, and counts
 // of the records that belong to no terminal's entry.
 type RegistrySnapshot struct {
 	Entries []RegistryEntry // in device ID order
-	// CallLogs, PushSubscriptions and Phones are the parents' call logs,
-	// browsers' push subscriptions and fallback phone numbers: what the
-	// NATS registry has no place for yet (rendezvous migrate says so).
+	// CallLogs, PushSubscriptions and Phones count the registry's call
+	// logs, browsers' push subscriptions and parents' numbers, whether or
+	// not an entry holds them (a parent's, left by an interrupted unpair
+	// of a registry from before it was one transaction, would not).
 	CallLogs, PushSubscriptions, Phones int
 	// PendingOfPaired names the terminals that have both a parent and a
 	// pending pairing (only Store.CreatePairing, which the hub does not
@@ -69,6 +77,9 @@ func ReadRegistry(path string) (RegistrySnapshot, error) {
 				e.ParentID = string(pid)
 				if err := getJSON(parents, e.ParentID, &e.Parent); err != nil {
 					return fmt.Errorf("pairing of %s: parent %s: %w (run rendezvous check)", k, pid, err)
+				}
+				if err := readParentsOwn(tx, &e); err != nil {
+					return fmt.Errorf("parent %s of %s: %w", pid, k, err)
 				}
 			}
 			if pending != nil && pending.Get(k) != nil {
@@ -119,6 +130,37 @@ func ReadRegistry(path string) (RegistrySnapshot, error) {
 		return RegistrySnapshot{}, fmt.Errorf("rendezvous: read %s: %w", path, err)
 	}
 	return snap, nil
+}
+
+// readParentsOwn reads what belongs to an entry's parent: its call log (in
+// call_log, or calls/ in a registry from before it that OpenStore has not
+// yet moved), push subscriptions and number.
+func readParentsOwn(tx *bolt.Tx, e *RegistryEntry) error {
+	var err error
+	if logs := tx.Bucket(bucketCallLog); logs != nil && logs.Bucket([]byte(e.ParentID)) != nil {
+		e.Calls, _, err = newestCalls(logs.Bucket([]byte(e.ParentID)), MaxStoredCalls)
+	} else if old := tx.Bucket(bucketCalls); old != nil && old.Bucket([]byte(e.ParentID)) != nil {
+		e.Calls, err = readCalls(old.Bucket([]byte(e.ParentID)))
+		e.Calls = e.Calls[:min(len(e.Calls), MaxStoredCalls)]
+	}
+	if err != nil {
+		return fmt.Errorf("call log: %w", err)
+	}
+	if push := tx.Bucket(bucketPush); push != nil && push.Bucket([]byte(e.ParentID)) != nil {
+		if e.Push, err = readSubscriptions(push.Bucket([]byte(e.ParentID))); err != nil {
+			return fmt.Errorf("push subscriptions: %w", err)
+		}
+	}
+	if phones := tx.Bucket(bucketPhones); phones != nil {
+		var p Phone
+		switch err := getJSON(phones, e.ParentID, &p); {
+		case err == nil:
+			e.Phone = &p
+		case !errors.Is(err, ErrNotFound):
+			return fmt.Errorf("phone: %w", err)
+		}
+	}
+	return nil
 }
 
 // countKeys counts a bucket's keys; a missing bucket has none.

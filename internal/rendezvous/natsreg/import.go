@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -69,8 +71,85 @@ func (r *Registry) Import(e rendezvous.RegistryEntry) (wrote bool, err error) {
 			return rawRec, nil
 		})
 	}
+	if err == nil && want.State == statePaired {
+		var own bool
+		own, err = r.importOwn(e)
+		wrote = wrote || own
+	}
 	if err != nil {
 		return wrote, fmt.Errorf("natsreg: import %s: %w", e.ID, err)
+	}
+	return wrote, nil
+}
+
+// importOwn writes what belongs to a paired entry's parent, only ever
+// creating, as Import does: each call record the registry does not hold
+// (one left open is closed as a stopped server's is,
+// rendezvous.CloseInterrupted: the bbolt server is stopped), each push
+// subscription whose endpoint it does not hold (up to
+// rendezvous.MaxPushSubscriptions), and the number if it holds none.
+func (r *Registry) importOwn(e rendezvous.RegistryEntry) (wrote bool, err error) {
+	if err := checkIDs(e.ParentID); err != nil {
+		return false, err
+	}
+	for i := len(e.Calls) - 1; i >= 0; i-- { // oldest first
+		rec := e.Calls[i]
+		if err := checkIDs(rec.CallID); err != nil {
+			return wrote, err
+		}
+		if rec.EndedAt.IsZero() {
+			rendezvous.CloseInterrupted(&rec)
+		}
+		raw, err := json.Marshal(rec)
+		if err != nil {
+			return wrote, err
+		}
+		if err := r.update(r.calls, callKey(e.ParentID, rec), func(_ []byte, exists bool) ([]byte, error) {
+			if exists {
+				return nil, nil
+			}
+			wrote = true
+			return raw, nil
+		}); err != nil {
+			return wrote, fmt.Errorf("call %s: %w", rec.CallID, err)
+		}
+	}
+	if len(e.Push) > 0 {
+		if err := r.update(r.notify, pushKey(e.ParentID), func(raw []byte, exists bool) ([]byte, error) {
+			subs, err := decodeSubs(raw, exists)
+			if err != nil {
+				return nil, err
+			}
+			n := len(subs)
+			for _, sub := range e.Push {
+				if !slices.ContainsFunc(subs, func(x rendezvous.PushSubscription) bool { return x.Endpoint == sub.Endpoint }) {
+					subs = append(subs, sub)
+				}
+			}
+			if len(subs) == n {
+				return nil, nil
+			}
+			wrote = true
+			sortSubs(subs)
+			return json.Marshal(subs[:min(len(subs), rendezvous.MaxPushSubscriptions)])
+		}); err != nil {
+			return wrote, fmt.Errorf("push subscriptions: %w", err)
+		}
+	}
+	if e.Phone != nil {
+		raw, err := json.Marshal(*e.Phone)
+		if err != nil {
+			return wrote, err
+		}
+		if err := r.update(r.notify, phoneKey(e.ParentID), func(_ []byte, exists bool) ([]byte, error) {
+			if exists {
+				return nil, nil
+			}
+			wrote = true
+			return raw, nil
+		}); err != nil {
+			return wrote, fmt.Errorf("phone: %w", err)
+		}
 	}
 	return wrote, nil
 }
@@ -149,9 +228,13 @@ func (rec record) describe() string {
 	return "no parent"
 }
 
-// Counts is how many terminals the registry holds, and how many of them
-// are paired and how many have a pairing pending.
-type Counts struct{ Devices, Paired, Pending int }
+// Counts is how many terminals the registry holds, how many of them are
+// paired and how many have a pairing pending, and how many call records,
+// push subscriptions and numbers it holds.
+type Counts struct {
+	Devices, Paired, Pending               int
+	CallRecords, PushSubscriptions, Phones int
+}
 
 // Counts counts the registry's devices and pairing records, reading every
 // key of the two buckets once (a watcher over the current values): for
@@ -173,6 +256,25 @@ func (r *Registry) Counts(ctx context.Context) (Counts, error) {
 				c.Paired++
 			case statePending:
 				c.Pending++
+			}
+			return nil
+		})
+	}
+	if err == nil {
+		err = r.each(ctx, r.calls, true, func(jetstream.KeyValueEntry) error {
+			c.CallRecords++
+			return nil
+		})
+	}
+	if err == nil {
+		err = r.each(ctx, r.notify, false, func(e jetstream.KeyValueEntry) error {
+			switch kind, _, _ := strings.Cut(e.Key(), "."); kind {
+			case "phone":
+				c.Phones++
+			case "push":
+				subs, err := decodeSubs(e.Value(), true)
+				c.PushSubscriptions += len(subs)
+				return err
 			}
 			return nil
 		})
