@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/natsreg"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/pairing"
 	"github.com/tuanju/tuanju/pairing/protocol"
@@ -86,9 +87,10 @@ func (f *family) call(ctx context.Context) error {
 }
 
 // callServer is a quiet server whose per-socket limits let one family call
-// as fast as it can.
-func callServer(tb testing.TB) *rt.Server {
+// as fast as it can, on the registry natsURL names ("": the bbolt file).
+func callServer(tb testing.TB, natsURL string) *rt.Server {
 	return rt.NewQuietServer(tb, func(c *rendezvous.Config) {
+		c.NATSURL = natsURL
 		c.TURN.Listen = ""
 		many := rendezvous.Rate{Burst: 1 << 20, PerMinute: 1 << 30}
 		c.Limits.Rings, c.Limits.CallLog, c.Limits.LoginsPerIdentity = many, many, many
@@ -129,7 +131,7 @@ func setups(ctx context.Context, fams []*family, n int) (float64, error) {
 func TestCallSetupsInParallel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv := callServer(t)
+	srv := callServer(t, "")
 	fams := newFamilies(t, ctx, srv, 16)
 	if _, err := setups(ctx, fams, 16*20); err != nil {
 		t.Fatal(err)
@@ -155,21 +157,28 @@ func TestCallSetupsInParallel(t *testing.T) {
 // BenchmarkCallSetups: call setups per second on one node, with 64 and 256
 // families calling at once (each setup a ring, a signed accept, a hangup and
 // the call log pushed: three call-log records, each on disk before the
-// message that follows it is sent).
+// message that follows it is sent), on the bbolt registry and on the NATS
+// registry of an embedded server (nats_url embedded) in the same run.
 func BenchmarkCallSetups(b *testing.B) {
-	for _, n := range []int{64, 256} {
-		b.Run(fmt.Sprintf("families-%d", n), func(b *testing.B) {
-			ctx := context.Background()
-			srv := callServer(b)
-			fams := newFamilies(b, ctx, srv, n)
-			var rate float64
-			for b.Loop() {
-				var err error
-				if rate, err = setups(ctx, fams, 5000); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(rate, "setups/s")
-		})
+	for _, reg := range []struct{ name, url string }{{"bbolt", ""}, {"nats", natsreg.EmbeddedURL}} {
+		for _, n := range []int{64, 256} {
+			b.Run(fmt.Sprintf("%s/families-%d", reg.name, n), func(b *testing.B) {
+				callSetups(b, reg.url, n)
+			})
+		}
 	}
+}
+
+func callSetups(b *testing.B, natsURL string, n int) {
+	ctx := context.Background()
+	srv := callServer(b, natsURL)
+	fams := newFamilies(b, ctx, srv, n)
+	var rate float64
+	for b.Loop() {
+		var err error
+		if rate, err = setups(ctx, fams, 5000); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(rate, "setups/s")
 }
