@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -27,6 +28,11 @@ type hub struct {
 	srv   *Server
 	log   *slog.Logger
 	store Registry
+
+	// pairingWrites counts the pairing writes this hub made (pending,
+	// complete, drop, unpair), each under mu: join reads the registry
+	// before it takes mu, and reads again under it when one came between.
+	pairingWrites atomic.Uint64
 
 	mu         sync.Mutex
 	closed     bool
@@ -163,16 +169,23 @@ func (h *hub) isClosed() bool {
 }
 
 func (h *hub) join(s *session) bool {
+	// The registry is read before the lock: on NATS each read is a round
+	// trip to the cluster, and under the lock it would hold every other
+	// socket's routing back for it.
+	r := h.readForJoin(s)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed || !h.all[s] {
 		return false
 	}
+	if h.pairingWrites.Load() != r.writes {
+		r = h.readForJoin(s) // a pairing changed meanwhile: read again, under the lock
+	}
 	switch s.role {
 	case protocol.RoleTerminal:
-		return h.joinTerminal(s)
+		return h.joinTerminal(s, r)
 	case protocol.RoleParent:
-		return h.joinParent(s)
+		return h.joinParent(s, r)
 	default:
 		s.send(protocol.Message{Type: protocol.TypeWelcome, Role: protocol.RolePairing, ServerTime: h.now().Truncate(time.Second)})
 		return true
@@ -195,7 +208,35 @@ func (h *hub) dropRevoked(deviceID string) {
 	s.closeWith(CloseAuthFailed, "revoked")
 }
 
-func (h *hub) joinTerminal(s *session) bool {
+// joinReads is what join reads of the registry for a socket.
+type joinReads struct {
+	writes    uint64 // hub.pairingWrites before the reads
+	parentID  string // terminal: its parent, "" when none
+	parentErr error  // terminal: reading its parent failed (not ErrNotFound); parent: its record is gone or unreadable
+	pendingID string // terminal: the pairing it has not yet said it stored
+}
+
+func (h *hub) readForJoin(s *session) joinReads {
+	r := joinReads{writes: h.pairingWrites.Load()}
+	switch s.role {
+	case protocol.RoleTerminal:
+		var err error
+		r.parentID, err = h.store.ParentOf(s.deviceID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			r.parentErr = err
+		}
+		if pend, err := h.store.PendingOf(s.deviceID); err == nil {
+			r.pendingID = pend.PairID
+		} else if !errors.Is(err, ErrNotFound) {
+			s.log.Error("look up pending pairing", "err", err)
+		}
+	case protocol.RoleParent:
+		_, r.parentErr = h.store.Parent(s.parentID)
+	}
+	return r
+}
+
+func (h *hub) joinTerminal(s *session, r joinReads) bool {
 	// Checked again here, under the hub's lock, for a unit revoked between
 	// its login and this join: dropRevoked, which takes the same lock, has
 	// either seen it joined or it sees the new list now.
@@ -203,9 +244,9 @@ func (h *hub) joinTerminal(s *session) bool {
 		s.sendError(protocol.ErrCodeAuthFailed, revokedText, protocol.Message{Type: protocol.TypeHello})
 		return false
 	}
-	parentID, err := h.store.ParentOf(s.deviceID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		s.log.Error("look up pairing", "err", err)
+	parentID := r.parentID
+	if r.parentErr != nil {
+		s.log.Error("look up pairing", "err", r.parentErr)
 		s.sendError(protocol.ErrCodeInternal, "could not read the pairing", protocol.Message{Type: protocol.TypeHello})
 		return false
 	}
@@ -218,12 +259,7 @@ func (h *hub) joinTerminal(s *session) bool {
 	}
 	// A pairing the terminal has not yet said it stored: the welcome
 	// names it, and the terminal completes or rejects it (pairing.go).
-	pendingID := ""
-	if pend, err := h.store.PendingOf(s.deviceID); err == nil {
-		pendingID = pend.PairID
-	} else if !errors.Is(err, ErrNotFound) {
-		s.log.Error("look up pending pairing", "err", err)
-	}
+	pendingID := r.pendingID
 	s.pairedParent = parentID
 	h.terminals[s.deviceID] = s
 	paired := parentID != ""
@@ -238,11 +274,12 @@ func (h *hub) joinTerminal(s *session) bool {
 	return true
 }
 
-func (h *hub) joinParent(s *session) bool {
-	// The token was checked before the hub lock was taken; a factory reset
-	// in between has deleted the parent, and its login must not join.
-	if _, err := h.store.Parent(s.parentID); err != nil {
-		s.log.Info("parent gone between login and join (terminal reset)", "err", err)
+func (h *hub) joinParent(s *session, r joinReads) bool {
+	// The token was checked before; a factory reset since has deleted the
+	// parent (an unpair counts as a pairing write: join read again), and
+	// its login must not join.
+	if r.parentErr != nil {
+		s.log.Info("parent gone between login and join (terminal reset)", "err", r.parentErr)
 		return false
 	}
 	set := h.parents[s.parentID]

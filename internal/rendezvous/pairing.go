@@ -203,7 +203,9 @@ func (h *hub) pairConfirm(s *session, m protocol.Message) {
 	}
 	sum := sha256.Sum256([]byte(m.Token))
 	rec := PendingPairing{PairID: p.id, TokenHash: sum[:], PublicKey: m.PublicKey, CreatedAt: h.now()}
-	if err := h.store.PutPendingPairing(p.deviceID, rec); err != nil {
+	err := h.store.PutPendingPairing(p.deviceID, rec)
+	h.pairingWrites.Add(1)
+	if err != nil {
 		code, text := protocol.ErrCodeInternal, "could not store the pairing"
 		if errors.Is(err, ErrAlreadyPaired) {
 			code, text = protocol.ErrCodeAlreadyPaired, "this terminal is already paired"
@@ -240,6 +242,7 @@ func (h *hub) pairComplete(s *session, m protocol.Message) {
 		h.takePending(s, m.PairID)
 	}
 	parent, committed, err := h.store.CompletePairing(s.deviceID, m.PairID, h.now())
+	h.pairingWrites.Add(1)
 	if err != nil {
 		code, text := protocol.ErrCodeInternal, "could not store the pairing; it stays pending until your next login"
 		switch {
@@ -280,6 +283,7 @@ func (h *hub) pairReject(s *session, m protocol.Message) {
 	p := h.takePending(s, m.PairID)
 	if p == nil || p.step == stepConfirmed {
 		dropped, err := h.store.DropPendingPairing(s.deviceID, m.PairID)
+		h.pairingWrites.Add(1)
 		if err != nil {
 			s.log.Error("roll back pending pairing", "pair", m.PairID, "err", err)
 			s.sendError(protocol.ErrCodeInternal, "could not roll back the pairing; it stays pending until your next login", m)

@@ -33,6 +33,7 @@ func (h *hub) unpair(s *session, m protocol.Message) {
 		h.finishCall(c, protocol.ReasonPeerLeft, c.fromTerminal)
 	}
 	parentID, err := h.store.Unpair(s.deviceID)
+	h.pairingWrites.Add(1)
 	switch {
 	case err != nil && parentID == "":
 		s.log.Error("unpair", "err", err)
