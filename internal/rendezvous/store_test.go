@@ -56,57 +56,6 @@ func TestStore(t *testing.T) {
 	}
 }
 
-// TestCloseOpenCalls: each kind of call the server can leave open is closed
-// as the call log documents; an ended call is left as it was.
-func TestCloseOpenCalls(t *testing.T) {
-	st := try(rendezvous.OpenStore(filepath.Join(t.TempDir(), "r.db"))).must(t)
-	defer st.Close()
-	start := time.Unix(1_800_000_000, 0).UTC()
-	answer := start.Add(4 * time.Second)
-	dev, parent := protocol.NewID(), protocol.NewID()
-	try(st.RegisterDevice(dev, []byte("key"), "", start)).must(t)
-	check(t, st.CreatePairing(dev, parent, make([]byte, 32), "", start))
-	tests := []struct {
-		name    string
-		rec     protocol.CallRecord
-		outcome string
-		endedAt time.Time
-	}{
-		{"child's call ringing", protocol.CallRecord{Direction: protocol.DirFromTerminal, Outcome: protocol.OutcomeRinging}, protocol.OutcomeMissed, start},
-		{"parent's call ringing", protocol.CallRecord{Direction: protocol.DirFromParent, Outcome: protocol.OutcomeRinging}, protocol.OutcomeInterrupted, start},
-		{"child's call answered", protocol.CallRecord{Direction: protocol.DirFromTerminal, AnsweredAt: answer, Outcome: protocol.OutcomeAnswered}, protocol.OutcomeInterrupted, answer},
-		{"parent's call answered", protocol.CallRecord{Direction: protocol.DirFromParent, AnsweredAt: answer, Outcome: protocol.OutcomeAnswered}, protocol.OutcomeInterrupted, answer},
-		{"ended call", protocol.CallRecord{Direction: protocol.DirFromParent, AnsweredAt: answer, EndedAt: answer.Add(time.Minute), Outcome: protocol.OutcomeAnswered}, protocol.OutcomeAnswered, answer.Add(time.Minute)},
-	}
-	ids := map[string]int{}
-	for i, tc := range tests {
-		tc.rec.CallID, tc.rec.StartedAt = protocol.NewID(), start
-		ids[tc.rec.CallID] = i
-		check(t, st.PutCall(parent, tc.rec))
-	}
-	if n := try(st.CloseOpenCalls()).must(t); n != 4 {
-		t.Fatalf("closed %d calls, want 4", n)
-	}
-	for _, r := range try(st.CallLog(parent, false)).must(t) {
-		tc := tests[ids[r.CallID]]
-		if r.Outcome != tc.outcome || !r.EndedAt.Equal(tc.endedAt) {
-			t.Errorf("%s: closed as %s ending %v, want %s ending %v", tc.name, r.Outcome, r.EndedAt, tc.outcome, tc.endedAt)
-		}
-	}
-	if n := try(st.CloseOpenCalls()).must(t); n != 0 {
-		t.Fatalf("second start closed %d calls, want 0", n)
-	}
-	// A write for a parent that no longer exists (a factory reset) does not
-	// bring its log back.
-	try(st.Unpair(dev)).must(t)
-	if err := st.PutCall(parent, protocol.CallRecord{CallID: protocol.NewID(), StartedAt: start}); !errors.Is(err, rendezvous.ErrNotFound) {
-		t.Fatalf("writing the log of a deleted pairing: %v, want ErrNotFound", err)
-	}
-	if log := try(st.CallLog(parent, false)).must(t); len(log) != 0 {
-		t.Fatalf("deleted pairing's log came back: %+v", log)
-	}
-}
-
 // TestStoreRegistry: the bbolt store keeps the registry's contract.
 func TestStoreRegistry(t *testing.T) {
 	registrytest.Run(t, func(t *testing.T, dir string) rendezvous.Registry {
