@@ -33,7 +33,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"audit", "-h"}, []string{"usage: rendezvous audit", "-json"}},
 		{[]string{"help", "audit"}, []string{"usage: rendezvous audit"}},
 		{[]string{"revoke", "--help"}, []string{"usage: rendezvous revoke", "-undo"}},
-		{[]string{"migrate", "-h"}, []string{"usage: rendezvous migrate", "-to", "-replicas", "Not migrated: call logs, push subscriptions"}},
+		{[]string{"migrate", "-h"}, []string{"usage: rendezvous migrate", "-to", "-replicas", "its parent's call log", "Not migrated: the audit log"}},
 		{[]string{"-h"}, []string{"migrate"}},
 	}
 	for _, tt := range tests {
