@@ -320,6 +320,9 @@ func (h *hub) leave(s *session) {
 		return
 	}
 	s.left = true
+	if s.relay != nil && s.role == protocol.RoleParent {
+		return // routed by its terminal's node, never joined here (cluster.go)
+	}
 	switch s.role {
 	case protocol.RoleTerminal:
 		if h.terminals[s.deviceID] == s {

@@ -71,6 +71,14 @@ type Server struct {
 	push        *pusher                               // Web Push; nil when off (push.go)
 	notifier    *notifier                             // the programme's SMS and voice webhook; nil when off (notifier.go)
 
+	// The other nodes (cluster.go); nil cluster: one node.
+	cluster     Cluster
+	clusterStop func()
+	clusterMu   sync.Mutex
+	relayed     map[string]*session          // socket ID → this node's socket routed by another node's hub
+	relayedDev  map[string]map[*session]bool // device ID → those sockets, by the terminal they are for
+	remotes     map[string]*session          // "<node>/<socket ID>" → another node's socket routed by this hub
+
 	wg        sync.WaitGroup // live WebSocket handlers
 	mu        sync.Mutex
 	closed    bool
@@ -345,6 +353,9 @@ func (s *Server) Close() error {
 		if s.notifier != nil {
 			s.notifier.close()
 		}
+		if s.clusterStop != nil {
+			s.clusterStop()
+		}
 		var errs []error
 		if s.turn != nil {
 			errs = append(errs, s.turn.Close())
@@ -512,6 +523,12 @@ func (s *Server) closeSocket(sess *session) {
 		sess.lifetime.Stop()
 	}
 	s.hub.leave(sess)
+	if s.cluster != nil {
+		s.closeRelayed(sess)
+		if sess.role == protocol.RoleTerminal {
+			s.clearHome(sess)
+		}
+	}
 	sess.stop()
 	if sess.closing.Load() {
 		t := time.NewTimer(s.cfg.WriteTimeout + 6*time.Second)
@@ -664,6 +681,20 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 	if sess.role != protocol.RolePairing {
 		ticket.authenticated(s.now())
 	}
+	// A terminal's node is recorded before it joins, so that a parent
+	// routed here meanwhile is here when it does; a parent whose terminal
+	// is on another node is served by that node's hub, which welcomes it
+	// (cluster.go).
+	if sess.role == protocol.RoleTerminal {
+		s.setHome(sess)
+	}
+	if sess.role == protocol.RoleParent {
+		if home := s.homeElsewhere(sess, sess.deviceID); home != "" && s.openRelay(sess, home, sess.deviceID) {
+			s.health.logins.WithLabelValues(sess.role).Inc()
+			sess.log.Info("logged in")
+			return true
+		}
+	}
 	if !s.hub.join(sess) {
 		if s.hub.isClosed() {
 			sess.closeWith(websocket.StatusGoingAway, "shutting down")
@@ -755,6 +786,21 @@ func (s *Server) take(sess *session, in *socketInput, data []byte, text bool) bo
 	}
 	if !in.lim.allow(m.Type, s.now()) {
 		return !s.rateLimited(sess, in.lim, m)
+	}
+	// A pairing page asking for a terminal on another node is served by
+	// that node's hub from here on (cluster.go).
+	if m.Type == protocol.TypePairRequest && sess.relay == nil && s.cluster != nil {
+		if home := s.homeElsewhere(sess, m.DeviceID); home != "" {
+			s.openRelay(sess, home, m.DeviceID)
+		}
+	}
+	if r := sess.relay; r != nil {
+		if err := s.cluster.Forward(r.home, r.sid, data); err != nil {
+			sess.log.Warn("cluster: could not pass a message on to the terminal's node", "home", r.home, "err", err)
+			sess.closeWith(CloseMoved, "node unreachable")
+			return false
+		}
+		return true
 	}
 	s.hub.handle(sess, m)
 	return true

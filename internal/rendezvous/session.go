@@ -17,6 +17,10 @@ const (
 	CloseAuthFailed websocket.StatusCode = 4001 // hello rejected or missing
 	CloseReplaced   websocket.StatusCode = 4002 // the same terminal logged in again
 	CloseUnpaired   websocket.StatusCode = 4003 // the terminal was factory-reset: the parent's credential is dead
+	// CloseMoved: the family's terminal is now on another node, or the
+	// node this socket was relayed to is gone (cluster.go); the client
+	// reconnects at once and is routed afresh.
+	CloseMoved websocket.StatusCode = 4004
 )
 
 // maxBadMessages rejected messages on one socket close it (1008).
@@ -30,7 +34,7 @@ const maxBadMessages = 10
 // each, BenchmarkIdleTerminals). Nothing ever blocks on a client: a full
 // queue drops the client.
 type session struct {
-	conn *websocket.Conn
+	conn *websocket.Conn // nil for a socket on another node (outlet)
 	log  *slog.Logger
 	ip   string
 
@@ -63,6 +67,18 @@ type session struct {
 	role     string
 	deviceID string // terminal: its own ID; parent: its terminal's ID
 	parentID string // parent: its own ID
+
+	// outlet writes for a socket on another node, relayed here
+	// (cluster.go): set at its making, read-only after; nil otherwise.
+	outlet func(outFrame) bool
+	// relay: this node's socket is routed by another node's hub
+	// (cluster.go); its messages go there, not to this hub. Set on the
+	// socket's reader goroutine, and read there and, once registered,
+	// under Server.clusterMu.
+	relay *relayRoute
+	// homeRev: a terminal's record in the cluster (Cluster.SetHome), 0
+	// when none; its leave clears that one and no later one.
+	homeRev atomic.Uint64
 
 	// Set by the socket's goroutine (openSocket) before it reads.
 	loggedIn bool
@@ -131,11 +147,20 @@ func (s *session) start(writeTimeout, pingInterval, pongTimeout time.Duration, l
 	s.qmu.Unlock()
 }
 
+// startRelayed begins writing what is queued for a socket on another node:
+// that node pings it, and says when it closes.
+func (s *session) startRelayed(writeTimeout time.Duration, log *slog.Logger) {
+	s.qmu.Lock()
+	s.writer = &writer{writeTimeout: writeTimeout, log: log}
+	s.kickLocked()
+	s.qmu.Unlock()
+}
+
 // stop ends the pings; a flush in progress ends with the context.
 func (s *session) stop() {
 	s.qmu.Lock()
 	defer s.qmu.Unlock()
-	if s.writer != nil {
+	if s.writer != nil && s.writer.pinger != nil {
 		s.writer.pinger.Stop()
 	}
 }
@@ -232,6 +257,14 @@ func (s *session) write(w *writer, f outFrame) bool {
 		s.finish()
 		return false
 	}
+	if s.outlet != nil {
+		if !s.outlet(f) || f.close {
+			s.cancel()
+			s.finish()
+			return false
+		}
+		return true
+	}
 	if f.close {
 		s.conn.Close(f.code, f.reason)
 		s.finish()
@@ -327,7 +360,10 @@ func (s *session) closeWith(code websocket.StatusCode, reason string) {
 // write in progress end with the context, and coder/websocket closes the
 // connection when they do.
 func (s *session) drop() {
-	s.closing.Store(true)
+	if !s.closing.Swap(true) && s.outlet != nil {
+		// A relayed socket's own node closes it, told so here.
+		go s.outlet(outFrame{close: true, code: websocket.StatusGoingAway, reason: "dropped"})
+	}
 	s.cancel()
 }
 

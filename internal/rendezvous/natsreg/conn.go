@@ -19,7 +19,8 @@ const (
 	bucketParents  = "tuanju_parents"  // parent (pair) ID → device ID: an index, checked against pairings
 	bucketCalls    = "tuanju_calls"    // <parent ID>.<start>.<call ID> → protocol.CallRecord (JSON): calls.go
 	bucketOpen     = "tuanju_open_calls"
-	bucketNotify   = "tuanju_notify" // push.<parent ID>, phone.<parent ID>: notify.go
+	bucketNotify   = "tuanju_notify"   // push.<parent ID>, phone.<parent ID>: notify.go
+	bucketPresence = "tuanju_presence" // device ID → its terminal's node: route.go
 )
 
 // Options configures Connect.
@@ -49,6 +50,7 @@ type Registry struct {
 	js                         jetstream.JetStream
 	devices, pairings, parents jetstream.KeyValue
 	calls, open, notify        jetstream.KeyValue
+	presence                   jetstream.KeyValue
 	opTimeout                  time.Duration
 	node                       string
 }
@@ -91,12 +93,19 @@ func Connect(url string, o Options) (*Registry, error) {
 		name    string
 		kv      *jetstream.KeyValue
 		markers time.Duration
+		storage jetstream.StorageType
 	}{
-		{bucketDevices, &r.devices, 0}, {bucketPairings, &r.pairings, 0}, {bucketParents, &r.parents, 0},
-		{bucketCalls, &r.calls, markerTTL}, {bucketOpen, &r.open, markerTTL}, {bucketNotify, &r.notify, markerTTL},
+		{bucketDevices, &r.devices, 0, jetstream.FileStorage},
+		{bucketPairings, &r.pairings, 0, jetstream.FileStorage},
+		{bucketParents, &r.parents, 0, jetstream.FileStorage},
+		{bucketCalls, &r.calls, markerTTL, jetstream.FileStorage},
+		{bucketOpen, &r.open, markerTTL, jetstream.FileStorage},
+		{bucketNotify, &r.notify, markerTTL, jetstream.FileStorage},
+		// Where each terminal is now: rebuilt by its next login.
+		{bucketPresence, &r.presence, markerTTL, jetstream.MemoryStorage},
 	} {
 		kv, err := bindBucket(ctx, js, jetstream.KeyValueConfig{
-			Bucket: b.name, History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas, LimitMarkerTTL: b.markers,
+			Bucket: b.name, History: 1, Storage: b.storage, Replicas: o.Replicas, LimitMarkerTTL: b.markers,
 		})
 		if err != nil {
 			nc.Close()

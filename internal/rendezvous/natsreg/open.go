@@ -30,7 +30,19 @@ func NewRendezvous(cfg rendezvous.Config, log *slog.Logger) (*rendezvous.Server,
 	if err != nil {
 		return nil, err
 	}
-	return rendezvous.NewWithRegistry(cfg, log, reg)
+	srv, err := rendezvous.NewWithRegistry(cfg, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	// Every server on NATS is a node of a cluster, of one node or more:
+	// a family's sockets on several nodes are routed by one (route.go).
+	if r, ok := reg.(interface{ Router() *Router }); ok {
+		if err := srv.JoinCluster(r.Router()); err != nil {
+			srv.Close()
+			return nil, err
+		}
+	}
+	return srv, nil
 }
 
 // Open opens the registry cfg.NATSURL names, for rendezvous.NewWithRegistry:

@@ -1,0 +1,171 @@
+package natsreg_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/natsreg"
+	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/pairing"
+	"github.com/tuanju/tuanju/pairing/protocol"
+)
+
+// nodes starts rendezvous nodes on one embedded NATS server: each its own
+// HTTP listener, hub and node name, one registry.
+func nodes(t *testing.T, names ...string) []*rt.Server {
+	t.Helper()
+	ns, err := natsreg.StartEmbedded(t.TempDir(), natsreg.Embed{Log: testLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	var out []*rt.Server
+	for _, n := range names {
+		out = append(out, rt.NewServer(t, func(c *rendezvous.Config) {
+			c.NATSURL, c.NodeName = ns.URL(), n
+			c.TURN.Listen = ""
+		}))
+	}
+	return out
+}
+
+func get[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func ok(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dialParent logs the parent in as the server tests' families do: its key
+// signs, and it takes the terminal's messages as they come.
+func dialParent(t *testing.T, ctx context.Context, url string, cred rt.Credentials) *rt.Client {
+	t.Helper()
+	p, _, err := rt.DialParent(ctx, url, cred.ParentID, cred.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Key = cred.Key
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// call rings one way, accepts, passes an offer and an answer, hangs up,
+// and returns the parent's pushed call log.
+func call(t *testing.T, ctx context.Context, term, parent *rt.Client, fromTerminal bool) []protocol.CallRecord {
+	t.Helper()
+	id := protocol.NewID()
+	caller, callee := term, parent
+	if !fromTerminal {
+		caller, callee = parent, term
+	}
+	ok(t, caller.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}))
+	if m := get[protocol.Message](t)(caller.WaitFor(ctx, protocol.TypeRinging)); m.CallID != id {
+		t.Fatalf("ringing for %s, want %s", m.CallID, id)
+	}
+	if m := get[protocol.Message](t)(callee.WaitFor(ctx, protocol.TypeRing)); m.CallID != id {
+		t.Fatalf("ring for %s, want %s", m.CallID, id)
+	}
+	ok(t, callee.Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: id}))
+	get[protocol.Message](t)(caller.WaitFor(ctx, protocol.TypeAccept))
+	ok(t, term.Send(ctx, protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: "v=0\r\no=terminal\r\n"}))
+	if m := get[protocol.Message](t)(parent.WaitFor(ctx, protocol.TypeOffer)); !strings.HasPrefix(m.SDP, "v=0\r\no=terminal\r\n") {
+		t.Fatalf("the parent got offer %q", m.SDP)
+	}
+	ok(t, parent.Send(ctx, protocol.Message{Type: protocol.TypeAnswer, CallID: id, SDP: "v=0\r\no=parent\r\n"}))
+	if m := get[protocol.Message](t)(term.WaitFor(ctx, protocol.TypeAnswer)); !strings.HasPrefix(m.SDP, "v=0\r\no=parent\r\n") {
+		t.Fatalf("the terminal got answer %q", m.SDP)
+	}
+	ok(t, term.Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: id, Reason: protocol.ReasonHangup}))
+	get[protocol.Message](t)(parent.WaitFor(ctx, protocol.TypeHangup))
+	calls := get[protocol.Message](t)(parent.WaitFor(ctx, protocol.TypeCallLog)).Calls
+	if len(calls) == 0 || calls[0].CallID != id || calls[0].Outcome != protocol.OutcomeAnswered {
+		t.Fatalf("the parent's call log after call %s: %+v", id, calls)
+	}
+	return calls
+}
+
+// TestRoutedFamily: a terminal on node a, its pairing page and its parent
+// on node b. The page pairs through b, the parent logs in on b and is
+// routed by a's hub: presence, calls both ways, the call log. The parent's
+// node going away takes it out of a's hub (the terminal sees it offline),
+// and it logs in on a. Then the terminal moves to b: the parent's socket
+// on a is told to reconnect (4004) and is served where the terminal is.
+func TestRoutedFamily(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	ns := nodes(t, "a", "b", "c")
+	a, b, c := ns[0], ns[1], ns[2]
+
+	key, dev := rt.NewKey()
+	term := get[*rt.Client](t)(rt.DialTerminal(ctx, a.WSURL, key))
+	defer func() { term.Close() }()
+	secret := pairing.NewSecret()
+	cred := get[rt.Credentials](t)(rt.Pair(ctx, b.WSURL, term, secret))
+	if p, err := a.Registry().ParentOf(dev); err != nil || p != cred.ParentID {
+		t.Fatalf("after pairing through node b: parent %q (%v), want %s", p, err, cred.ParentID)
+	}
+
+	parent := dialParent(t, ctx, b.WSURL, cred)
+	if w := parent.Welcome; w.PeerOnline == nil || !*w.PeerOnline {
+		t.Fatalf("the parent on node b was welcomed with its terminal (on a) offline: %+v", w)
+	}
+	if m := get[protocol.Message](t)(term.WaitFor(ctx, protocol.TypePresence)); !*m.PeerOnline {
+		t.Fatal("the terminal on a saw its parent (on b) offline")
+	}
+	call(t, ctx, term, parent, true)
+	if n := len(call(t, ctx, term, parent, false)); n != 2 {
+		t.Fatalf("call log has %d calls after two, want 2", n)
+	}
+	if b.Logged("logged in (relayed)") != 0 || a.Logged("logged in (relayed)") == 0 {
+		t.Fatalf("relayed logins: a %d, b %d; want the parent's on a", a.Logged("logged in (relayed)"), b.Logged("logged in (relayed)"))
+	}
+
+	// A stranger's pairing page on node c is routed by a, where the
+	// terminal is, and refused there: one parent per terminal, across
+	// nodes.
+	page := get[*rt.PairPage](t)(rt.StartPair(ctx, c.WSURL, dev, pairing.NewSecret()))
+	get[protocol.Message](t)(page.ExpectError(ctx, protocol.ErrCodeAlreadyPaired))
+	page.Close()
+	if p, err := c.Registry().ParentOf(dev); err != nil || p != cred.ParentID {
+		t.Fatalf("after a stranger's page: parent %q (%v), want %s", p, err, cred.ParentID)
+	}
+
+	// Node b goes away: its sockets close, and a's hub lets go of the
+	// parent it routed for b.
+	ok(t, b.Close())
+	if m := get[protocol.Message](t)(term.WaitFor(ctx, protocol.TypePresence)); *m.PeerOnline {
+		t.Fatal("the terminal still sees its parent online after the parent's node closed")
+	}
+	parent = dialParent(t, ctx, c.WSURL, cred)
+	get[protocol.Message](t)(term.WaitFor(ctx, protocol.TypePresence))
+	call(t, ctx, term, parent, true)
+
+	// The terminal moves to node c (its link to a broke): the parent, on
+	// c but routed by a, reconnects and is served on c.
+	term.Close()
+	term = get[*rt.Client](t)(rt.DialTerminal(ctx, c.WSURL, key))
+	if code := get[websocket.StatusCode](t)(parent.WaitClosed(ctx)); code != rendezvous.CloseMoved {
+		t.Fatalf("the parent's socket closed with %v, want %v", code, rendezvous.CloseMoved)
+	}
+	parent = dialParent(t, ctx, c.WSURL, cred)
+	if w := parent.Welcome; !*w.PeerOnline {
+		t.Fatal("the parent, back on c, was welcomed with its terminal (on c) offline")
+	}
+	if n := len(call(t, ctx, term, parent, false)); n != 4 {
+		t.Fatalf("call log has %d calls after four on three nodes, want 4", n)
+	}
+}
