@@ -87,13 +87,19 @@ type RelayFrame struct {
 	Reason string
 }
 
+// ErrNodeGone is Cluster.Open's answer when no node of that name is
+// there to take the socket.
+var ErrNodeGone = errors.New("rendezvous: no such node")
+
 // relayRoute is where this node's relayed socket goes.
 type relayRoute struct {
 	home, sid, deviceID string
 }
 
-// clusterWait bounds one cluster round trip made on a socket's behalf.
-const clusterWait = 5 * time.Second
+// clusterWait bounds what a socket waits for the cluster: longer than a
+// registry call's own limit (natsreg: 20 s, a leader's election), which
+// the records of where terminals are share.
+const clusterWait = 25 * time.Second
 
 // JoinCluster makes this server one node of c. It is called once, before
 // the server serves.
@@ -107,7 +113,40 @@ func (s *Server) JoinCluster(c Cluster) error {
 		return fmt.Errorf("rendezvous: join the cluster: %w", err)
 	}
 	s.clusterStop = stop
+	go s.sweepSplit()
 	return nil
+}
+
+// splitSweep is how often a node looks for families it serves apart from
+// their terminal, and splitSweepMax how many terminals it looks up a time.
+const (
+	splitSweep    = 10 * time.Second
+	splitSweepMax = 1000
+)
+
+// sweepSplit is the safety net under HomeChanged, whose messages are not
+// stored: a parent served here (its terminal offline when it logged in)
+// whose terminal has since logged in elsewhere, and this node missed the
+// word (its link to NATS was down, say), is moved all the same, within
+// splitSweep.
+func (s *Server) sweepSplit() {
+	t := time.NewTicker(splitSweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		for dev, parentID := range s.hub.apart(splitSweepMax) {
+			ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
+			home, err := s.cluster.HomeOf(ctx, dev)
+			cancel()
+			if err == nil && home != "" && home != s.cluster.Node() {
+				clusterPort{s}.HomeChanged(dev, parentID, home)
+			}
+		}
+	}
 }
 
 func newSID() string {
@@ -136,9 +175,21 @@ func (s *Server) homeElsewhere(sess *session, deviceID string) string {
 	return home
 }
 
-// openRelay routes sess to home's hub. false: home did not take it (a
-// dead node answers at once), and the caller serves it here.
-func (s *Server) openRelay(sess *session, home, deviceID string) bool {
+// parentsHome is, for a parent's socket, the other node its terminal is on.
+func (s *Server) parentsHome(sess *session) string {
+	if sess.role != protocol.RoleParent {
+		return ""
+	}
+	return s.homeElsewhere(sess, sess.deviceID)
+}
+
+// openRelay routes sess to home's hub. false with no error: home is gone
+// (ErrNodeGone), its terminal with it, and the caller serves the socket
+// here until the terminal logs in somewhere (HomeChanged). An error: home
+// is there but did not take the socket in time (its registry electing a
+// leader, say); the caller has the client try again rather than serve it
+// here, where its terminal is not.
+func (s *Server) openRelay(sess *session, home, deviceID string) (bool, error) {
 	r := &relayRoute{home: home, sid: newSID(), deviceID: deviceID}
 	sess.relay = r
 	s.clusterMu.Lock()
@@ -156,13 +207,17 @@ func (s *Server) openRelay(sess *session, home, deviceID string) bool {
 		Edge: s.cluster.Node(), SID: r.sid, Role: sess.role, ParentID: sess.parentID, DeviceID: deviceID, IP: sess.ip,
 	})
 	if err != nil {
-		sess.log.Warn("cluster: the terminal's node did not take the socket; serving it here", "home", home, "err", err)
 		s.unrelay(sess)
+		if errors.Is(err, ErrNodeGone) {
+			sess.log.Info("cluster: the terminal's last node is gone; serving the socket here", "home", home)
+			return false, nil
+		}
+		sess.log.Warn("cluster: the terminal's node did not take the socket", "home", home, "err", err)
 		s.cluster.Release(home, r.sid) // in case it took it after all
-		return false
+		return false, err
 	}
 	sess.log = sess.log.With("home", home)
-	return true
+	return true, nil
 }
 
 // unrelay forgets sess's route (its socket closed, or the route failed).
@@ -193,10 +248,12 @@ func (s *Server) closeRelayed(sess *session) {
 	}
 }
 
-// setHome records a terminal that is joining this node's hub.
-func (s *Server) setHome(sess *session) {
+// setHome records a terminal that is joining this node's hub. false: it
+// could not, and the terminal must log in again: served here unrecorded,
+// its parent's sockets on other nodes would never find it.
+func (s *Server) setHome(sess *session) bool {
 	if s.cluster == nil {
-		return
+		return true
 	}
 	parentID, err := s.store.ParentOf(sess.deviceID)
 	if err != nil && !errors.Is(err, ErrNotFound) {
@@ -206,10 +263,11 @@ func (s *Server) setHome(sess *session) {
 	defer cancel()
 	rev, err := s.cluster.SetHome(ctx, sess.deviceID, parentID)
 	if err != nil {
-		sess.log.Warn("cluster: could not record the terminal's node; parents on other nodes reach it once it logs in again", "err", err)
-		return
+		sess.log.Warn("cluster: could not record the terminal's node; it logs in again", "err", err)
+		return false
 	}
 	sess.homeRev.Store(rev)
+	return true
 }
 
 // clearHome removes a leaving terminal's record.
@@ -424,6 +482,26 @@ func cutKey(key string) (edge, sid string, ok bool) {
 		}
 	}
 	return "", "", false
+}
+
+// apart returns up to max terminals (device → parent) whose parent has
+// sockets served here while the terminal has none here.
+func (h *hub) apart(max int) map[string]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[string]string{}
+	for parentID, set := range h.parents {
+		if len(out) >= max {
+			break
+		}
+		for s := range set {
+			if s.outlet == nil && h.terminals[s.deviceID] == nil {
+				out[s.deviceID] = parentID
+			}
+			break // one socket says which terminal
+		}
+	}
+	return out
 }
 
 // movedAway returns what this hub holds of deviceID's family now that its

@@ -685,11 +685,21 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 	// routed here meanwhile is here when it does; a parent whose terminal
 	// is on another node is served by that node's hub, which welcomes it
 	// (cluster.go).
-	if sess.role == protocol.RoleTerminal {
-		s.setHome(sess)
+	if sess.role == protocol.RoleTerminal && !s.setHome(sess) {
+		s.health.refused(refusedInternal)
+		sess.sendError(protocol.ErrCodeInternal, "could not record the login", m)
+		sess.closeWith(websocket.StatusTryAgainLater, "try again")
+		return false
 	}
-	if sess.role == protocol.RoleParent {
-		if home := s.homeElsewhere(sess, sess.deviceID); home != "" && s.openRelay(sess, home, sess.deviceID) {
+	if home := s.parentsHome(sess); home != "" {
+		relayed, err := s.openRelay(sess, home, sess.deviceID)
+		if err != nil {
+			s.health.refused(refusedInternal)
+			sess.sendError(protocol.ErrCodeInternal, "the server your terminal is on did not answer; reconnecting", m)
+			sess.closeWith(websocket.StatusTryAgainLater, "try again")
+			return false
+		}
+		if relayed {
 			s.health.logins.WithLabelValues(sess.role).Inc()
 			sess.log.Info("logged in")
 			return true
@@ -791,7 +801,10 @@ func (s *Server) take(sess *session, in *socketInput, data []byte, text bool) bo
 	// that node's hub from here on (cluster.go).
 	if m.Type == protocol.TypePairRequest && sess.relay == nil && s.cluster != nil {
 		if home := s.homeElsewhere(sess, m.DeviceID); home != "" {
-			s.openRelay(sess, home, m.DeviceID)
+			if _, err := s.openRelay(sess, home, m.DeviceID); err != nil {
+				sess.sendError(protocol.ErrCodeInternal, "the terminal's server did not answer; try again", m)
+				return true
+			}
 		}
 	}
 	if r := sess.relay; r != nil {

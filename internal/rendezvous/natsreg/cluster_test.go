@@ -41,6 +41,10 @@ func TestMain(m *testing.M) {
 		runNode(spec)
 		return
 	}
+	if spec := os.Getenv(rendezvousEnv); spec != "" {
+		runRendezvous(spec)
+		return
+	}
 	os.Exit(m.Run())
 }
 
@@ -52,6 +56,7 @@ func runNode(spec string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	s.Embed.Log = testLog() // a logger does not survive JSON
 	srv, err := natsreg.StartEmbedded(s.Dir, s.Embed)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -87,12 +87,20 @@ type presence struct {
 }
 
 // SetHome records that deviceID's terminal is on this node, and says so.
+// Like the registry's calls it rides out a leader's election, within
+// Options.OpTimeout (ctx is not used).
 func (rt *Router) SetHome(ctx context.Context, deviceID, parentID string) (uint64, error) {
 	b, err := json.Marshal(presence{Node: rt.node, Parent: parentID})
 	if err != nil {
 		return 0, err
 	}
-	rev, err := rt.reg.presence.Put(ctx, deviceID, b)
+	var rev uint64
+	err = rt.reg.retry(func(ctx context.Context) (err error) {
+		if rev, err = rt.reg.presence.Put(ctx, deviceID, b); err == nil {
+			return permanent{nil}
+		}
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("natsreg: record %s's node: %w", deviceID, err)
 	}
@@ -108,11 +116,14 @@ func (rt *Router) SetHome(ctx context.Context, deviceID, parentID string) (uint6
 
 // ClearHome deletes the record at rev; a later one stays.
 func (rt *Router) ClearHome(ctx context.Context, deviceID string, rev uint64) error {
-	err := rt.reg.presence.Delete(ctx, deviceID, jetstream.LastRevision(rev))
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
-		return nil // replaced by a later login
-	}
+	err := rt.reg.retry(func(ctx context.Context) error {
+		err := rt.reg.presence.Delete(ctx, deviceID, jetstream.LastRevision(rev))
+		var apiErr *jetstream.APIError
+		if err == nil || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			return permanent{nil} // done, or replaced by a later login
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("natsreg: clear %s's node: %w", deviceID, err)
 	}
@@ -121,7 +132,14 @@ func (rt *Router) ClearHome(ctx context.Context, deviceID string, rev uint64) er
 
 // HomeOf is the node deviceID's terminal was last on, "" if none.
 func (rt *Router) HomeOf(ctx context.Context, deviceID string) (string, error) {
-	e, err := rt.reg.presence.Get(ctx, deviceID)
+	var e jetstream.KeyValueEntry
+	err := rt.reg.retry(func(ctx context.Context) (err error) {
+		e, err = rt.reg.presence.Get(ctx, deviceID)
+		if err == nil || errors.Is(err, jetstream.ErrKeyNotFound) {
+			return permanent{err}
+		}
+		return err
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return "", nil
 	}
@@ -146,6 +164,9 @@ func (rt *Router) Open(ctx context.Context, home string, o rendezvous.RelayOpen)
 		return err
 	}
 	reply, err := rt.reg.nc.RequestWithContext(ctx, subjNode(home, "open"), b)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return fmt.Errorf("natsreg: relay to %s: %w", home, rendezvous.ErrNodeGone)
+	}
 	if err != nil {
 		return fmt.Errorf("natsreg: relay to %s: %w", home, err)
 	}
