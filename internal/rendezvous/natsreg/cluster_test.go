@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -147,38 +148,9 @@ func processCluster(t *testing.T) *cluster {
 	c := &cluster{}
 	var cmds []*exec.Cmd
 	for _, s := range clusterSpecs(t) {
-		spec, _ := json.Marshal(s)
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), nodeEnv+"="+string(spec))
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			stdin.Close() // the node shuts down and exits
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				cmd.Process.Kill()
-				<-done
-			}
-		})
-		url, err := bufio.NewReader(out).ReadString('\n')
-		if err != nil {
-			t.Fatalf("node %s did not start: %v", s.Embed.Name, err)
-		}
+		cmd, url := startChild(t, nodeEnv, s, "NATS node "+s.Embed.Name)
 		cmds = append(cmds, cmd)
-		c.names, c.urls = append(c.names, s.Embed.Name), append(c.urls, url[:len(url)-1])
+		c.names, c.urls = append(c.names, s.Embed.Name), append(c.urls, url)
 	}
 	c.stop = func(i int, hard bool) {
 		sig := syscall.SIGTERM
@@ -190,6 +162,47 @@ func processCluster(t *testing.T) *cluster {
 		}
 	}
 	return c
+}
+
+// startChild runs this test binary as a child that does what spec says
+// (env names what: TestMain) and prints one line, its address, which
+// startChild returns. Closing its stdin at the test's end stops it.
+func startChild(t *testing.T, env string, spec any, what string) (*exec.Cmd, string) {
+	t.Helper()
+	b, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env+"="+string(b))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close() // the child shuts down and exits
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("%s did not start: %v", what, err)
+	}
+	return cmd, strings.TrimSpace(line)
 }
 
 // streamLeader names the node that leads a bucket's stream.

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -80,37 +79,8 @@ func runRendezvous(spec string) {
 // startRendezvous runs a rendezvous node as a process; kill SIGKILLs it.
 func startRendezvous(t *testing.T, s rendezvousSpec) (wsURL string, kill func()) {
 	t.Helper()
-	spec, _ := json.Marshal(s)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), rendezvousEnv+"="+string(spec))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("rendezvous node %s did not start: %v", s.Node, err)
-	}
-	return strings.TrimSpace(line), func() {
+	cmd, url := startChild(t, rendezvousEnv, s, "rendezvous node "+s.Node)
+	return url, func() {
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
