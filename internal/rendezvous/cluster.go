@@ -520,3 +520,19 @@ func (h *hub) movedAway(deviceID, parentID string) (term *session, parents []*se
 	}
 	return term, parents
 }
+
+// Online reports whether a terminal is connected now: to this node, or, on
+// several nodes, to a live node that recorded it (the fleet view of any
+// node sees every node's terminals).
+func (s *Server) Online(deviceID string) bool {
+	if s.hub.online(deviceID) {
+		return true
+	}
+	if s.cluster == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
+	defer cancel()
+	home, err := s.cluster.HomeOf(ctx, deviceID)
+	return err == nil && home != "" && home != s.cluster.Node()
+}

@@ -116,7 +116,7 @@ func (s *Server) FleetReport(now time.Time) (Report, error) {
 	}
 	sites := map[string]*site{}
 	for id, fu := range *s.fleet.units.Load() {
-		u := ReportUnit{Unit: fu.Unit.Unit, DeviceID: id, Site: fu.Site, Region: fu.Region, Batch: fu.Batch, Online: s.hub.online(id)}
+		u := ReportUnit{Unit: fu.Unit.Unit, DeviceID: id, Site: fu.Site, Region: fu.Region, Batch: fu.Batch, Online: s.Online(id)}
 		d, err := s.store.Device(id)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return Report{}, fmt.Errorf("rendezvous: fleet report: %w", err)

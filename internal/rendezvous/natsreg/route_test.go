@@ -119,6 +119,13 @@ func TestRoutedFamily(t *testing.T) {
 		t.Fatalf("after pairing through node b: parent %q (%v), want %s", p, err, cred.ParentID)
 	}
 
+	// Every node's fleet view sees the terminal online.
+	for _, n := range ns {
+		if !n.Online(dev) {
+			t.Fatalf("node %s does not see the terminal (on a) online", n.Config.NodeName)
+		}
+	}
+
 	parent := dialParent(t, ctx, b.WSURL, cred)
 	if w := parent.Welcome; w.PeerOnline == nil || !*w.PeerOnline {
 		t.Fatalf("the parent on node b was welcomed with its terminal (on a) offline: %+v", w)
@@ -167,5 +174,17 @@ func TestRoutedFamily(t *testing.T) {
 	}
 	if n := len(call(t, ctx, term, parent, false)); n != 4 {
 		t.Fatalf("call log has %d calls after four on three nodes, want 4", n)
+	}
+
+	// Offline on every node once it leaves.
+	term.Close()
+	for _, n := range []*rt.Server{a, c} {
+		deadline := time.Now().Add(10 * time.Second)
+		for n.Online(dev) {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s still sees the terminal online 10 s after it left", n.Config.NodeName)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
