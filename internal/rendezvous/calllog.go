@@ -154,14 +154,23 @@ func (l *callLog) settle(seq uint64) {
 }
 
 // has reports whether a call ID is in a pairing's log, written or waiting.
+// The waiting records are looked at first: one written meanwhile is then
+// in the store.
 func (l *callLog) has(parentID, callID string) (bool, error) {
-	l.mu.Lock()
-	p := l.pending[callID]
-	l.mu.Unlock()
-	if p != nil && p.parentID == parentID {
+	if l.waiting(parentID, callID) {
 		return true, nil
 	}
 	return l.store.HasCall(parentID, callID)
+}
+
+// waiting reports whether a call ID is among a pairing's records not yet
+// written: has without the store, for a check under the hub's lock after
+// has was asked before it.
+func (l *callLog) waiting(parentID, callID string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.pending[callID]
+	return p != nil && p.parentID == parentID
 }
 
 // read returns a pairing's log as the parent should see it: the stored

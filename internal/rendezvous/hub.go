@@ -75,6 +75,9 @@ type call struct {
 	// escalation texts the parent if the ring is still unanswered after
 	// notifier.sms_after; nil without a number.
 	escalation *time.Timer
+	// phone: the parent's number when the child rang ("" none), read
+	// before the hub's lock (ringReads).
+	phone string
 	// probing: a parent's new socket resumes while its old one is still
 	// bound, and the old one is being pinged (probeHeld).
 	probing bool
@@ -430,7 +433,10 @@ var allowed = map[string]map[string]bool{
 // under it, to keep its place in the order of messages.
 func (h *hub) handle(s *session, m protocol.Message) {
 	var signed *signedAccept
+	var pre *ringReads
 	switch {
+	case m.Type == protocol.TypeRing:
+		pre = h.readForRing(s, m)
 	case m.Type == protocol.TypeCallLog:
 		if h.admit(s, m) {
 			h.sendCallLog(s, true)
@@ -450,7 +456,7 @@ func (h *hub) handle(s *session, m protocol.Message) {
 	}
 	switch m.Type {
 	case protocol.TypeRing:
-		h.ring(s, m)
+		h.ring(s, m, pre)
 	case protocol.TypeAccept:
 		h.accept(s, m, signed)
 	case protocol.TypeOffer, protocol.TypeAnswer, protocol.TypeCandidate:
@@ -501,7 +507,38 @@ func (h *hub) ringMessage(typ string, c *call) protocol.Message {
 	return m
 }
 
-func (h *hub) ring(s *session, m protocol.Message) {
+// ringReads is what a ring reads of the registry, read before the hub's
+// lock (readForRing): on NATS each read is a round trip, and under the lock
+// one family's ring would wait for every other's.
+type ringReads struct {
+	parentID  string // the pairing the reads are for
+	used      bool   // the call ID is in its log
+	err       error
+	reachable bool   // a child's ring: the parent can be woken with no page open
+	phone     string // a child's ring: the number the notifier would text
+}
+
+// readForRing reads what s's ring needs; nil for a socket with no pairing
+// (ring refuses it).
+func (h *hub) readForRing(s *session, m protocol.Message) *ringReads {
+	h.mu.Lock()
+	parentID := s.parentID
+	if s.role == protocol.RoleTerminal {
+		parentID = s.pairedParent
+	}
+	h.mu.Unlock()
+	if parentID == "" || m.CallID == "" {
+		return nil
+	}
+	r := &ringReads{parentID: parentID}
+	r.used, r.err = h.srv.callLog.has(parentID, m.CallID)
+	if s.role == protocol.RoleTerminal {
+		r.reachable, r.phone = h.reachable(parentID)
+	}
+	return r
+}
+
+func (h *hub) ring(s *session, m protocol.Message, pre *ringReads) {
 	c := &call{id: m.CallID, candidates: map[*session]int{}, nonce: m.Nonce, signedAt: m.SignedAt, signature: m.Signature}
 	var callee map[*session]bool
 	if s.role == protocol.RoleTerminal {
@@ -535,7 +572,17 @@ func (h *hub) ring(s *session, m protocol.Message) {
 		s.sendError(protocol.ErrCodeNotAllowed, "call_id is in use", m)
 		return
 	}
-	used, err := h.srv.callLog.has(c.parentID, c.id)
+	if pre == nil || pre.parentID != c.parentID {
+		// Paired again since the reads: read now, under the lock.
+		pre = &ringReads{parentID: c.parentID}
+		pre.used, pre.err = h.srv.callLog.has(c.parentID, c.id)
+		if c.fromTerminal {
+			pre.reachable, pre.phone = h.reachable(c.parentID)
+		}
+	}
+	// A call of this ID logged since the read is still waiting to be
+	// written (calls are logged under this lock).
+	used, err := pre.used || h.srv.callLog.waiting(c.parentID, c.id), pre.err
 	if err != nil {
 		s.log.Error("ring", "err", err)
 		s.sendError(protocol.ErrCodeInternal, "could not start the call", m)
@@ -555,7 +602,7 @@ func (h *hub) ring(s *session, m protocol.Message) {
 	// A parent with no page open who can be woken (Web Push, a number)
 	// is rung all the same: the notification brings the page, which logs
 	// in and gets the ring (joinParent).
-	c.reachable = c.fromTerminal && h.reachable(c.parentID)
+	c.reachable, c.phone = c.fromTerminal && pre.reachable, pre.phone
 	if len(callee) == 0 && !c.reachable {
 		// Nobody to ring: the call is over before it started, and the
 		// parent must still see that the child tried.

@@ -96,17 +96,21 @@ func (h *hub) notifyStatus(parentID string, subscribed *bool) protocol.Message {
 // of a ring: a push subscription, or a number and a notifier. Then a
 // child's ring rings on (for the parent to open the page and answer)
 // instead of ending as "unavailable" at once.
-func (h *hub) reachable(parentID string) bool {
+// It also returns the number (phone), for the ring's escalation. It reads
+// the registry: not under the hub's lock (ringReads).
+func (h *hub) reachable(parentID string) (ok bool, phone string) {
+	phone = h.phone(parentID)
+	if phone != "" {
+		return true, phone
+	}
 	if h.srv.push != nil {
 		subs, err := h.store.PushSubscriptions(parentID)
 		if err != nil {
 			h.log.Error("read push subscriptions", "parent", parentID, "err", err)
 		}
-		if len(subs) > 0 {
-			return true
-		}
+		return len(subs) > 0, ""
 	}
-	return h.phone(parentID) != ""
+	return false, ""
 }
 
 // phone is the number the notifier texts and calls for a parent, if it is
@@ -154,19 +158,23 @@ func (h *hub) notifyRing(c *call) {
 	if h.srv.push != nil {
 		h.srv.push.ring(c.parentID, c.id, c.rec.StartedAt)
 	}
-	if h.phone(c.parentID) != "" {
+	if c.phone != "" {
 		c.escalation = time.AfterFunc(h.srv.notifier.cfg.SMSAfter, func() { h.escalate(c) })
 	}
 }
 
 // escalate texts the parent of a ring still unanswered.
 func (h *hub) escalate(c *call) {
+	// The number is read again (the parent may have removed it while it
+	// rang), before the lock: the timer's goroutine may wait on the
+	// registry, the hub may not.
+	phone := h.phone(c.parentID)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed || h.calls[c.id] != c || c.answered {
 		return
 	}
-	if phone := h.phone(c.parentID); phone != "" {
+	if phone != "" {
 		h.srv.notifier.notify(c.parentID, phone, EventRingUnanswered, ChannelSMS, c.id, c.rec.StartedAt)
 	}
 }
@@ -198,9 +206,14 @@ func (h *hub) notifyEnd(c *call) {
 	if h.srv.push != nil {
 		h.srv.push.missed(c.parentID, c.id, c.rec.StartedAt)
 	}
-	if n := h.srv.notifier; n != nil && n.cfg.VoiceOnMissed {
-		if phone := h.phone(c.parentID); phone != "" {
-			n.notify(c.parentID, phone, EventMissedCall, ChannelVoice, c.id, c.rec.StartedAt)
-		}
+	if n := h.srv.notifier; n != nil && n.cfg.VoiceOnMissed && c.phone != "" {
+		// The number is read again off the lock: one the parent removed
+		// while it rang is not called.
+		parentID, id, at := c.parentID, c.id, c.rec.StartedAt
+		go func() {
+			if phone := h.phone(parentID); phone != "" {
+				n.notify(parentID, phone, EventMissedCall, ChannelVoice, id, at)
+			}
+		}()
 	}
 }

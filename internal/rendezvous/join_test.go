@@ -12,17 +12,36 @@ import (
 
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/pairing"
+	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
-// slowRegistry answers ParentOf after a pause and counts how many of its
-// calls are under way at once, as a NATS cluster's round trips would be.
+// slowRegistry answers ParentOf (or, with slowHas, HasCall instead) after
+// a pause and counts how many of those calls are under way at once, as a
+// NATS cluster's round trips would be.
 type slowRegistry struct {
 	rendezvous.Registry
 	pause          time.Duration
+	slowHas        atomic.Bool
 	inFlight, most atomic.Int32
 }
 
 func (r *slowRegistry) ParentOf(id string) (string, error) {
+	if r.slowHas.Load() {
+		return r.Registry.ParentOf(id)
+	}
+	r.wait()
+	return r.Registry.ParentOf(id)
+}
+
+func (r *slowRegistry) HasCall(parentID, callID string) (bool, error) {
+	if r.slowHas.Load() {
+		r.wait()
+	}
+	return r.Registry.HasCall(parentID, callID)
+}
+
+func (r *slowRegistry) wait() {
 	n := r.inFlight.Add(1)
 	defer r.inFlight.Add(-1)
 	for {
@@ -32,7 +51,6 @@ func (r *slowRegistry) ParentOf(id string) (string, error) {
 		}
 	}
 	time.Sleep(r.pause)
-	return r.Registry.ParentOf(id)
 }
 
 // TestJoinReadsOutsideTheLock: a terminal's login reads its pairing from
@@ -70,4 +88,53 @@ func TestJoinReadsOutsideTheLock(t *testing.T) {
 		t.Fatalf("at most %d pairing read under way at once across 8 logins: the reads wait on each other", most)
 	}
 	t.Logf("up to %d of 8 logins' pairing reads under way at once", reg.most.Load())
+}
+
+// TestRingReadsOutsideTheLock: a ring reads what it needs of the registry
+// (is the call ID used, can the parent be woken) before the hub's lock, so
+// that eight families ringing at once wait on the registry side by side.
+// Under the lock, at most one read would be under way.
+func TestRingReadsOutsideTheLock(t *testing.T) {
+	cfg := rt.TestConfig(t)
+	cfg.TURN.Listen = ""
+	cfg.PairRequestsPerMinutePerIP = 100 // eight pairings from 127.0.0.1
+	st, err := rendezvous.OpenStore(cfg.DataDir + "/" + rendezvous.RegistryFile)
+	check(t, err)
+	reg := &slowRegistry{Registry: st, pause: 200 * time.Millisecond}
+	srv, err := rendezvous.NewWithRegistry(cfg, slog.New(slog.DiscardHandler), reg)
+	check(t, err)
+	hs := httptest.NewServer(srv.Handler())
+	defer func() { hs.Close(); srv.Close() }()
+	wsURL := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var terms []*rt.Client
+	for range 8 {
+		key, _ := rt.NewKey()
+		term := try(rt.DialTerminal(ctx, wsURL, key)).must(t)
+		defer term.Close()
+		try(rt.Pair(ctx, wsURL, term, pairing.NewSecret())).must(t)
+		terms = append(terms, term)
+	}
+	reg.slowHas.Store(true)
+	var wg sync.WaitGroup
+	for _, term := range terms {
+		wg.Go(func() {
+			id := protocol.NewID()
+			if err := term.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}); err != nil {
+				t.Error(err)
+				return
+			}
+			// No parent online and none to wake: ended at once, logged.
+			if m, err := term.WaitFor(ctx, protocol.TypeHangup); err != nil || m.CallID != id || m.Reason != protocol.ReasonUnavailable {
+				t.Errorf("the ring of %s ended with %+v (%v), want unavailable", id, m, err)
+			}
+		})
+	}
+	wg.Wait()
+	if most := reg.most.Load(); most < 2 {
+		t.Fatalf("at most %d call-ID read under way at once across 8 rings: the reads wait on each other", most)
+	}
+	t.Logf("up to %d of 8 rings' call-ID reads under way at once", reg.most.Load())
 }
