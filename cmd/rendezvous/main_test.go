@@ -277,45 +277,76 @@ func TestAuditCommand(t *testing.T) {
 // the configuration, lists them with their reasons, takes one off, and
 // refuses a mistyped ID without touching the file.
 func TestRevokeCommand(t *testing.T) {
-	dir := t.TempDir()
-	list := filepath.Join(dir, "revoked.txt")
-	conf := filepath.Join(dir, "rendezvous.toml")
-	if err := os.WriteFile(conf, []byte("revoked_devices_file = "+strconv.Quote(list)+"\n"), 0o600); err != nil {
+	// The two lists it edits: the file, and a NATS cluster's.
+	natsSrv, err := natsreg.StartEmbedded(t.TempDir(), natsreg.Embed{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, a := rendezvoustest.NewKey()
-	_, b := rendezvoustest.NewKey()
-	revoke := func(args ...string) (string, error) {
-		var out strings.Builder
-		err := run(context.Background(), append([]string{"revoke", "-config", conf}, args...), &out, io.Discard)
-		return out.String(), err
+	defer natsSrv.Shutdown()
+	reg, err := natsreg.Connect(natsSrv.URL(), natsreg.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if out, err := revoke("-reason", "stolen", a, b); err != nil || !strings.HasPrefix(out, "revoked 2 units (0 already listed)") {
-		t.Fatalf("revoke: %q, %v", out, err)
+	defer reg.Close()
+	for _, tc := range []struct {
+		name  string
+		toml  func(list string) string
+		read  func(list string) (map[string]string, error)
+		where func(list string) string
+	}{
+		{"file", func(list string) string { return "revoked_devices_file = " + strconv.Quote(list) }, rendezvous.ReadRevoked,
+			func(list string) string { return list }},
+		{"nats", func(string) string { return "nats_url = " + strconv.Quote(natsSrv.URL()) }, func(string) (map[string]string, error) { return reg.DenyList() },
+			func(string) string { return "the cluster's deny list" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			list := filepath.Join(dir, "revoked.txt")
+			conf := filepath.Join(dir, "rendezvous.toml")
+			if err := os.WriteFile(conf, []byte(tc.toml(list)+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, a := rendezvoustest.NewKey()
+			_, b := rendezvoustest.NewKey()
+			revoke := func(args ...string) (string, error) {
+				var out strings.Builder
+				err := run(context.Background(), append([]string{"revoke", "-config", conf}, args...), &out, io.Discard)
+				return out.String(), err
+			}
+			if out, err := revoke("-reason", "stolen", a, b); err != nil || !strings.HasPrefix(out, "revoked 2 units (0 already listed)") {
+				t.Fatalf("revoke: %q, %v", out, err)
+			}
+			if out, err := revoke(a); err != nil || !strings.HasPrefix(out, "revoked 0 units (1 already listed)") {
+				t.Fatalf("revoke again: %q, %v", out, err)
+			}
+			out, err := revoke("-list")
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if err != nil || len(lines) != 4 || !strings.Contains(out, a+"  stolen") || !strings.Contains(out, b+"  stolen") || lines[3] != "2 units revoked in "+tc.where(list) {
+				t.Fatalf("list: %v\n%s", err, out)
+			}
+			if out, err := revoke("-undo", a); err != nil || !strings.HasPrefix(out, "took 1 of 1 units off") {
+				t.Fatalf("undo: %q, %v", out, err)
+			}
+			ids, err := tc.read(list)
+			if _, stillA := ids[a]; err != nil || stillA || ids[b] != "stolen" || len(ids) != 1 {
+				t.Fatalf("list after undo: %v, %v; want only %s", ids, err, b)
+			}
+			before, _ := os.ReadFile(list)
+			if _, err := revoke("abc"); err == nil || !strings.Contains(err.Error(), "not a device ID") {
+				t.Fatalf("mistyped ID: %v, want refused", err)
+			}
+			if after, _ := os.ReadFile(list); string(after) != string(before) {
+				t.Fatalf("a refused revoke changed the file:\n%s", after)
+			}
+			if ids, err := tc.read(list); err != nil || len(ids) != 1 {
+				t.Fatalf("a refused revoke changed the list: %v, %v", ids, err)
+			}
+			if _, err := revoke("-undo", b); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
-	if out, err := revoke(a); err != nil || !strings.HasPrefix(out, "revoked 0 units (1 already listed)") {
-		t.Fatalf("revoke again: %q, %v", out, err)
-	}
-	out, err := revoke("-list")
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if err != nil || len(lines) != 4 || !strings.Contains(out, a+"  stolen") || !strings.Contains(out, b+"  stolen") || lines[3] != "2 units revoked in "+list {
-		t.Fatalf("list: %v\n%s", err, out)
-	}
-	if out, err := revoke("-undo", a); err != nil || !strings.HasPrefix(out, "took 1 of 1 units off") {
-		t.Fatalf("undo: %q, %v", out, err)
-	}
-	ids, err := rendezvous.ReadRevoked(list)
-	if _, stillA := ids[a]; err != nil || stillA || ids[b] != "stolen" || len(ids) != 1 {
-		t.Fatalf("list after undo: %v, %v; want only %s", ids, err, b)
-	}
-	before, _ := os.ReadFile(list)
-	if _, err := revoke("abc"); err == nil || !strings.Contains(err.Error(), "not a device ID") {
-		t.Fatalf("mistyped ID: %v, want refused", err)
-	}
-	if after, _ := os.ReadFile(list); string(after) != string(before) {
-		t.Fatalf("a refused revoke changed the file:\n%s", after)
-	}
-	if err := run(context.Background(), []string{"revoke", a}, io.Discard, io.Discard); err == nil {
+	if err := run(context.Background(), []string{"revoke", "x"}, io.Discard, io.Discard); err == nil {
 		t.Fatal("revoke without a list to edit succeeded")
 	}
 }

@@ -32,11 +32,13 @@ const DefaultRevocationCheck = 10 * time.Second
 // malformed change is logged and the list in use stays); a newly revoked unit
 // that is online is dropped.
 type revocations struct {
-	path string
+	path string // "" with no file: the cluster's list alone
 
 	mu    sync.Mutex // reload
 	stamp filestamp.Stamp
-	ids   atomic.Pointer[map[string]string] // device ID → reason
+	ids   atomic.Pointer[map[string]string] // device ID → reason, from the file
+	// shared: the cluster's list (DenyList), nil on one node.
+	shared atomic.Pointer[map[string]string]
 }
 
 func loadRevocations(path string) (*revocations, error) {
@@ -52,12 +54,57 @@ func (r *revocations) revoked(deviceID string) (reason string, ok bool) {
 	if r == nil {
 		return "", false
 	}
-	reason, ok = (*r.ids.Load())[deviceID]
+	if reason, ok = (*r.ids.Load())[deviceID]; ok {
+		return reason, ok
+	}
+	if shared := r.shared.Load(); shared != nil {
+		reason, ok = (*shared)[deviceID]
+	}
 	return reason, ok
 }
 
-// count is how many devices are on the list.
-func (r *revocations) count() int { return len(*r.ids.Load()) }
+// count is how many devices are on the list (the file's, and the
+// cluster's: one on both counts twice).
+func (r *revocations) count() int {
+	n := len(*r.ids.Load())
+	if shared := r.shared.Load(); shared != nil {
+		n += len(*shared)
+	}
+	return n
+}
+
+// DenyList is the programme's deny list shared by a cluster's nodes
+// (natsreg: a bucket that `rendezvous revoke` writes), beside each node's
+// revoked_devices_file.
+type DenyList interface {
+	// WatchDenyList calls update with the whole list before it returns,
+	// and again at each change with the IDs newly on it, until stop.
+	WatchDenyList(update func(ids map[string]string, added []string)) (stop func(), err error)
+}
+
+// UseDenyList makes d's list the server's, beside its file's: a unit on
+// either is refused at login, and one newly on d's is dropped if online.
+// It is called once, before the server serves.
+func (s *Server) UseDenyList(d DenyList) error {
+	if s.revoked == nil {
+		s.revoked = &revocations{}
+		none := map[string]string{}
+		s.revoked.ids.Store(&none)
+	}
+	stop, err := d.WatchDenyList(func(ids map[string]string, added []string) {
+		s.revoked.shared.Store(&ids)
+		for _, id := range added {
+			s.log.Info("revoked on the cluster's deny list", "device", id, "reason", ids[id])
+			s.hub.dropRevoked(id)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("rendezvous: the cluster's deny list: %w", err)
+	}
+	s.denyStop = stop
+	s.log.Info("the cluster's deny list", "devices", len(*s.revoked.shared.Load()))
+	return nil
+}
 
 // reload reads the file again if it changed since the last read and returns
 // the device IDs that are newly on it. On error the list in use stays.

@@ -74,6 +74,7 @@ type Server struct {
 	// The other nodes (cluster.go); nil cluster: one node.
 	cluster     Cluster
 	clusterStop func()
+	denyStop    func() // the cluster's deny list (UseDenyList)
 	clusterMu   sync.Mutex
 	relayed     map[string]*session          // socket ID → this node's socket routed by another node's hub
 	relayedDev  map[string]map[*session]bool // device ID → those sockets, by the terminal they are for
@@ -355,6 +356,9 @@ func (s *Server) Close() error {
 		}
 		if s.clusterStop != nil {
 			s.clusterStop()
+		}
+		if s.denyStop != nil {
+			s.denyStop()
 		}
 		var errs []error
 		if s.turn != nil {

@@ -21,6 +21,7 @@ const (
 	bucketOpen     = "tuanju_open_calls"
 	bucketNotify   = "tuanju_notify"   // push.<parent ID>, phone.<parent ID>: notify.go
 	bucketPresence = "tuanju_presence" // device ID → its terminal's node: route.go
+	bucketDeny     = "tuanju_denylist" // device ID → reason: denylist.go
 )
 
 // Options configures Connect.
@@ -50,7 +51,7 @@ type Registry struct {
 	js                         jetstream.JetStream
 	devices, pairings, parents jetstream.KeyValue
 	calls, open, notify        jetstream.KeyValue
-	presence                   jetstream.KeyValue
+	presence, deny             jetstream.KeyValue
 	opTimeout                  time.Duration
 	node                       string
 }
@@ -101,6 +102,7 @@ func Connect(url string, o Options) (*Registry, error) {
 		{bucketCalls, &r.calls, markerTTL, jetstream.FileStorage},
 		{bucketOpen, &r.open, markerTTL, jetstream.FileStorage},
 		{bucketNotify, &r.notify, markerTTL, jetstream.FileStorage},
+		{bucketDeny, &r.deny, markerTTL, jetstream.FileStorage},
 		// Where each terminal is now: rebuilt by its next login.
 		{bucketPresence, &r.presence, markerTTL, jetstream.MemoryStorage},
 	} {

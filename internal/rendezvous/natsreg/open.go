@@ -42,6 +42,12 @@ func NewRendezvous(cfg rendezvous.Config, log *slog.Logger) (*rendezvous.Server,
 			return nil, err
 		}
 	}
+	if d, ok := reg.(rendezvous.DenyList); ok {
+		if err := srv.UseDenyList(d); err != nil {
+			srv.Close()
+			return nil, err
+		}
+	}
 	return srv, nil
 }
 

@@ -2,6 +2,7 @@ package natsreg_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +187,60 @@ func TestRoutedFamily(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// TestDenyListAcrossNodes: a unit put on the cluster's deny list (as
+// `rendezvous revoke` does with nats_url) is dropped by the node it is on
+// and refused by every other; taken off, it logs in again.
+func TestDenyListAcrossNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	ns := nodes(t, "a", "b")
+	a, b := ns[0], ns[1]
+	reg, err := natsreg.Connect(a.Config.NATSURL, natsreg.Options{Name: "revoke"})
+	ok(t, err)
+	defer reg.Close()
+
+	key, dev := rt.NewKey()
+	term := get[*rt.Client](t)(rt.DialTerminal(ctx, a.WSURL, key))
+	defer term.Close()
+	if n := get[int](t)(reg.Revoke([]string{dev}, "stolen")); n != 1 {
+		t.Fatalf("Revoke added %d, want 1", n)
+	}
+	if n := get[int](t)(reg.Revoke([]string{dev}, "again")); n != 0 {
+		t.Fatalf("a second Revoke added %d, want 0", n)
+	}
+	if code := get[websocket.StatusCode](t)(term.WaitClosed(ctx)); code != rendezvous.CloseAuthFailed {
+		t.Fatalf("the revoked unit's socket on a closed with %v, want %v", code, rendezvous.CloseAuthFailed)
+	}
+	for _, n := range ns {
+		c, err := rt.DialTerminal(ctx, n.WSURL, key)
+		var re *rt.RefusedError
+		if err == nil {
+			c.Close()
+		}
+		if !errors.As(err, &re) || re.Code != protocol.ErrCodeAuthFailed {
+			t.Fatalf("node %s let the revoked unit log in: %v", n.Config.NodeName, err)
+		}
+	}
+	if l := get[map[string]string](t)(reg.DenyList()); l[dev] != "stolen" || len(l) != 1 {
+		t.Fatalf("deny list %v, want %s stolen", l, dev)
+	}
+
+	if n := get[int](t)(reg.Unrevoke([]string{dev})); n != 1 {
+		t.Fatalf("Unrevoke removed %d, want 1", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := rt.DialTerminal(ctx, b.WSURL, key)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the unit taken off the deny list still cannot log in on b: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
