@@ -11,21 +11,26 @@ import (
 
 	"github.com/tuanju/tuanju/internal/cli"
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/natsreg"
 )
 
 // runAudit is "rendezvous audit": it prints the server's audit log (every
-// pairing and factory reset), oldest first. It only reads the log file, so
-// it works while the server runs.
+// pairing and factory reset), oldest first: the node's file, or, with a
+// NATS cluster (nats_url, or -nats-url), the cluster's, every node's
+// entries. It only reads, so it works while the servers run.
 func runAudit(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("rendezvous audit", `usage: rendezvous audit [-config file | -data dir] [-json]
+	fs := cli.NewFlagSet("rendezvous audit", `usage: rendezvous audit [-config file | -data dir | -nats-url URL] [-json]
 
 Prints the server's audit log (every pairing and factory reset), oldest
-first. It only reads the log, so it works while the server runs.
+first: the one in the data directory, or, when the configuration names a
+NATS cluster (nats_url) or -nats-url is given, the cluster's, which holds
+every node's. It only reads the log, so it works while the server runs.
 
 `, stderr)
 	var (
 		configFile = fs.String("config", "", "the server's TOML configuration `file` (for data_dir)")
 		dataDir    = fs.String("data", "", "the server's data `directory` (overrides the file)")
+		natsURL    = fs.String("nats-url", "", "the cluster's NATS `URLs` (overrides the file's nats_url)")
 		asJSON     = fs.Bool("json", false, "print JSON lines instead of a table")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -43,7 +48,21 @@ first. It only reads the log, so it works while the server runs.
 	if *dataDir != "" {
 		cfg.DataDir = *dataDir
 	}
-	entries, err := rendezvous.ReadAudit(filepath.Join(cfg.DataDir, rendezvous.AuditFile))
+	if *natsURL != "" {
+		cfg.NATSURL = *natsURL
+	}
+	var entries []rendezvous.AuditEntry
+	var err error
+	if cfg.NATSURL != "" && cfg.NATSURL != natsreg.EmbeddedURL && *dataDir == "" {
+		reg, cerr := natsreg.Connect(cfg.NATSURL, natsreg.Options{Name: "rendezvous-audit"})
+		if cerr != nil {
+			return cerr
+		}
+		defer reg.Close()
+		entries, err = reg.ReadAudit()
+	} else {
+		entries, err = rendezvous.ReadAudit(filepath.Join(cfg.DataDir, rendezvous.AuditFile))
+	}
 	if err != nil {
 		return err
 	}

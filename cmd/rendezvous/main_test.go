@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -270,6 +271,34 @@ func TestAuditCommand(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "audit.jsonl"), []byte("{not json\n"), 0o600)
 	if err := run(context.Background(), []string{"audit", "-data", dir}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Errorf("corrupt audit log: err = %v, want one naming line 1", err)
+	}
+
+	// A cluster's log, read through NATS: the same lines, oldest first.
+	natsSrv, err := natsreg.StartEmbedded(t.TempDir(), natsreg.Embed{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer natsSrv.Shutdown()
+	reg, err := natsreg.Connect(natsSrv.URL(), natsreg.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	for _, l := range []int{2, 0, 1} { // appended out of order, printed by time
+		var e rendezvous.AuditEntry
+		if err := json.Unmarshal([]byte(strings.Split(log, "\n")[l]), &e); err != nil {
+			t.Fatal(err)
+		}
+		if err := reg.AppendAudit(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"audit", "-nats-url", natsSrv.URL(), "-json"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != log {
+		t.Errorf("audit -nats-url -json:\n%s\nwant\n%s", out.String(), log)
 	}
 }
 

@@ -63,6 +63,16 @@ func (a *auditLog) append(e AuditEntry) error {
 	return nil
 }
 
+// AuditStream is the audit log a cluster's nodes share (natsreg: a
+// JetStream stream), written beside each node's own file.
+type AuditStream interface {
+	AppendAudit(e AuditEntry) error
+}
+
+// UseAuditStream has the server append its audit entries to a as well as
+// to its file. It is called once, before the server serves.
+func (s *Server) UseAuditStream(a AuditStream) { s.auditStream = a }
+
 // ReadAudit returns every entry of the audit log at path, oldest first; a
 // log that does not exist yet is empty.
 func ReadAudit(path string) ([]AuditEntry, error) {

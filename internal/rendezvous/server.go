@@ -74,7 +74,9 @@ type Server struct {
 	// The other nodes (cluster.go); nil cluster: one node.
 	cluster     Cluster
 	clusterStop func()
-	denyStop    func() // the cluster's deny list (UseDenyList)
+	denyStop    func()         // the cluster's deny list (UseDenyList)
+	auditStream AuditStream    // the cluster's audit log (UseAuditStream); nil on one node
+	auditWG     sync.WaitGroup // appends to auditStream under way
 	clusterMu   sync.Mutex
 	relayed     map[string]*session          // socket ID → this node's socket routed by another node's hub
 	relayedDev  map[string]map[*session]bool // device ID → those sockets, by the terminal they are for
@@ -310,6 +312,15 @@ func (s *Server) writeAudit(event, deviceID, parentID string) {
 	if err := s.audit.append(e); err != nil {
 		s.log.Error("audit log write failed", "event", event, "device", deviceID, "parent", parentID, "err", err)
 	}
+	if s.auditStream != nil {
+		// Off the hub's lock (the callers hold it): a round trip to the
+		// cluster, retried through a leader's election.
+		s.auditWG.Go(func() {
+			if err := s.auditStream.AppendAudit(e); err != nil {
+				s.log.Error("the cluster's audit log: write failed (the node's file has it)", "event", event, "device", deviceID, "parent", parentID, "err", err)
+			}
+		})
+	}
 }
 
 // TURNAddr is the TURN relay's local UDP address, or nil when TURN is off.
@@ -360,6 +371,7 @@ func (s *Server) Close() error {
 		if s.denyStop != nil {
 			s.denyStop()
 		}
+		s.auditWG.Wait()
 		var errs []error
 		if s.turn != nil {
 			errs = append(errs, s.turn.Close())

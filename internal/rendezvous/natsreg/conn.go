@@ -115,6 +115,10 @@ func Connect(url string, o Options) (*Registry, error) {
 		}
 		*b.kv = kv
 	}
+	if _, err := bindAudit(ctx, js, o.Replicas); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("natsreg: stream %s: %w", streamAudit, err)
+	}
 	return r, nil
 }
 

@@ -42,6 +42,9 @@ func NewRendezvous(cfg rendezvous.Config, log *slog.Logger) (*rendezvous.Server,
 			return nil, err
 		}
 	}
+	if a, ok := reg.(rendezvous.AuditStream); ok {
+		srv.UseAuditStream(a)
+	}
 	if d, ok := reg.(rendezvous.DenyList); ok {
 		if err := srv.UseDenyList(d); err != nil {
 			srv.Close()

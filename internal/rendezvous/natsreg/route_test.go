@@ -244,3 +244,46 @@ func TestDenyListAcrossNodes(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestAuditStream: the cluster's audit log holds what every node audits —
+// a pairing made through node b for a terminal on a, the terminal's
+// factory reset — in order, once each (an append retried after a lost
+// acknowledgement is stored once).
+func TestAuditStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	ns := nodes(t, "a", "b")
+	a, b := ns[0], ns[1]
+	reg, err := natsreg.Connect(a.Config.NATSURL, natsreg.Options{Name: "audit"})
+	ok(t, err)
+	defer reg.Close()
+
+	key, dev := rt.NewKey()
+	term := get[*rt.Client](t)(rt.DialTerminal(ctx, a.WSURL, key))
+	defer term.Close()
+	cred := get[rt.Credentials](t)(rt.Pair(ctx, b.WSURL, term, pairing.NewSecret()))
+	ok(t, term.Send(ctx, protocol.Message{Type: protocol.TypeUnpair}))
+
+	want := []rendezvous.AuditEntry{
+		{Event: rendezvous.AuditPaired, DeviceID: dev, ParentID: cred.ParentID},
+		{Event: rendezvous.AuditFactoryReset, DeviceID: dev, ParentID: cred.ParentID},
+	}
+	var got []rendezvous.AuditEntry
+	deadline := time.Now().Add(20 * time.Second)
+	for len(got) < len(want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster's audit log after a pairing and a reset: %+v", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+		got = get[[]rendezvous.AuditEntry](t)(reg.ReadAudit())
+	}
+	for i, w := range want {
+		if g := got[i]; g.Event != w.Event || g.DeviceID != w.DeviceID || g.ParentID != w.ParentID || g.Time.IsZero() {
+			t.Fatalf("audit entry %d = %+v, want %+v", i, g, w)
+		}
+	}
+	ok(t, reg.AppendAudit(got[1]))
+	if n := len(get[[]rendezvous.AuditEntry](t)(reg.ReadAudit())); n != len(want) {
+		t.Fatalf("an entry appended again is stored again: %d entries, want %d", n, len(want))
+	}
+}
