@@ -2,10 +2,9 @@ package rendezvous
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -149,12 +148,6 @@ func (s *Server) sweepSplit() {
 	}
 }
 
-func newSID() string {
-	b := make([]byte, 10)
-	rand.Read(b)
-	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
-}
-
 // homeElsewhere is the other node deviceID's terminal is on, "" when it is
 // on this one, on none, or the cluster does not answer (the socket is then
 // served here, as on one node).
@@ -190,7 +183,7 @@ func (s *Server) parentsHome(sess *session) string {
 // leader, say); the caller has the client try again rather than serve it
 // here, where its terminal is not.
 func (s *Server) openRelay(sess *session, home, deviceID string) (bool, error) {
-	r := &relayRoute{home: home, sid: newSID(), deviceID: deviceID}
+	r := &relayRoute{home: home, sid: protocol.NewID(), deviceID: deviceID}
 	sess.relay = r
 	s.clusterMu.Lock()
 	s.relayed[r.sid] = sess
@@ -459,7 +452,7 @@ func (p clusterPort) NodeGone(node string) {
 		}
 	}
 	for key, sess := range s.remotes {
-		if edge, _, _ := cutKey(key); edge == node {
+		if edge, _, _ := strings.Cut(key, "/"); edge == node { // node names hold no "/"
 			remotes[key] = sess
 		}
 	}
@@ -473,15 +466,6 @@ func (p clusterPort) NodeGone(node string) {
 	for key, sess := range remotes {
 		p.forget(key, sess)
 	}
-}
-
-func cutKey(key string) (edge, sid string, ok bool) {
-	for i := len(key) - 1; i >= 0; i-- {
-		if key[i] == '/' {
-			return key[:i], key[i+1:], true
-		}
-	}
-	return "", "", false
 }
 
 // apart returns up to max terminals (device → parent) whose parent has

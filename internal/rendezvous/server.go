@@ -702,18 +702,12 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 	// is on another node is served by that node's hub, which welcomes it
 	// (cluster.go).
 	if sess.role == protocol.RoleTerminal && !s.setHome(sess) {
-		s.health.refused(refusedInternal)
-		sess.sendError(protocol.ErrCodeInternal, "could not record the login", m)
-		sess.closeWith(websocket.StatusTryAgainLater, "try again")
-		return false
+		return s.tryAgain(sess, "could not record the login", m)
 	}
 	if home := s.parentsHome(sess); home != "" {
 		relayed, err := s.openRelay(sess, home, sess.deviceID)
 		if err != nil {
-			s.health.refused(refusedInternal)
-			sess.sendError(protocol.ErrCodeInternal, "the server your terminal is on did not answer; reconnecting", m)
-			sess.closeWith(websocket.StatusTryAgainLater, "try again")
-			return false
+			return s.tryAgain(sess, "the server your terminal is on did not answer; reconnecting", m)
 		}
 		if relayed {
 			s.health.logins.WithLabelValues(sess.role).Inc()
@@ -733,6 +727,15 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 	s.health.logins.WithLabelValues(sess.role).Inc()
 	sess.log.Info("logged in")
 	return true
+}
+
+// tryAgain refuses a login the cluster could not place (internal, 1013):
+// the client logs in again. It returns false, login's answer.
+func (s *Server) tryAgain(sess *session, why string, m protocol.Message) bool {
+	s.health.refused(refusedInternal)
+	sess.sendError(protocol.ErrCodeInternal, why, m)
+	sess.closeWith(websocket.StatusTryAgainLater, "try again")
+	return false
 }
 
 // checkParent verifies a parent's token against the stored SHA-256 in

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -273,8 +274,8 @@ func (rt *Router) Serve(r rendezvous.ClusterReceiver) (func(), error) {
 			}
 		}),
 		sub(subjAlive, func(m *nats.Msg) {
-			node, boot, ok := cutAlive(string(m.Data))
-			if !ok || node == rt.node {
+			node, boot, ok := strings.Cut(string(m.Data), " ")
+			if !ok || node == "" || boot == "" || node == rt.node {
 				return
 			}
 			if rt.heard(node, boot) {
@@ -306,15 +307,6 @@ func (rt *Router) beat(r rendezvous.ClusterReceiver, done <-chan struct{}) {
 		case <-t.C:
 		}
 	}
-}
-
-func cutAlive(s string) (node, boot string, ok bool) {
-	for i := range len(s) {
-		if s[i] == ' ' {
-			return s[:i], s[i+1:], i > 0 && i < len(s)-1
-		}
-	}
-	return "", "", false
 }
 
 // heard notes a heartbeat; true when it comes from a new start of a node
