@@ -45,6 +45,12 @@ type Cluster interface {
 	// Deliver sends a frame from this node's hub to a relayed socket on
 	// node edge.
 	Deliver(edge, sid string, f RelayFrame) error
+	// HandOver asks node holder to give up deviceID's call callID, whose
+	// terminal is on this node now (handover.go); ErrNodeGone when no node
+	// of that name is there.
+	HandOver(ctx context.Context, holder, deviceID, callID string) error
+	// Gone reports whether node was heard and has since gone silent.
+	Gone(node string) bool
 	// Serve hands r what other nodes send this one, until stop.
 	Serve(r ClusterReceiver) (stop func(), err error)
 }
@@ -65,6 +71,9 @@ type ClusterReceiver interface {
 	// NodeGone: node stopped answering (or started again, forgetting its
 	// sockets).
 	NodeGone(node string)
+	// GiveUpCall: deviceID's terminal took its call callID to another
+	// node (Cluster.HandOver).
+	GiveUpCall(deviceID, callID string) error
 }
 
 // RelayOpen is a socket a node relays to another: who it authenticated.
@@ -466,6 +475,12 @@ func (p clusterPort) NodeGone(node string) {
 	for key, sess := range remotes {
 		p.forget(key, sess)
 	}
+	time.AfterFunc(goneCallsAfter(s.cfg.ResumeGrace), func() { s.closeGoneCalls(node) })
+}
+
+// GiveUpCall lets the node deviceID's terminal is on now take its call.
+func (p clusterPort) GiveUpCall(deviceID, callID string) error {
+	return p.s.giveUpCall(deviceID, callID)
 }
 
 // apart returns up to max terminals (device → parent) whose parent has

@@ -22,4 +22,6 @@ var (
 	// ErrBadSignature: a notifier webhook request whose signature or
 	// timestamp does not check out (VerifyNotifySignature).
 	ErrBadSignature = errors.New("bad or stale signature")
+	// ErrCallTaken: another node took an open call first (OpenCalls.TakeCall).
+	ErrCallTaken = errors.New("call taken by another node")
 )

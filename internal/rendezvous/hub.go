@@ -434,9 +434,12 @@ var allowed = map[string]map[string]bool{
 func (h *hub) handle(s *session, m protocol.Message) {
 	var signed *signedAccept
 	var pre *ringReads
+	var took *takeover
 	switch {
 	case m.Type == protocol.TypeRing:
 		pre = h.readForRing(s, m)
+	case m.Type == protocol.TypeResume:
+		took = h.readForResume(s, m)
 	case m.Type == protocol.TypeCallLog:
 		if h.admit(s, m) {
 			h.sendCallLog(s, true)
@@ -464,7 +467,9 @@ func (h *hub) handle(s *session, m protocol.Message) {
 	case protocol.TypeHangup:
 		h.hangup(s, m)
 	case protocol.TypeResume:
-		h.resume(s, m)
+		if !h.takeOver(s, m, took) {
+			h.resume(s, m)
+		}
 	case protocol.TypePairRequest:
 		h.pairRequest(s, m)
 	case protocol.TypePairAccept:

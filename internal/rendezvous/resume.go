@@ -204,12 +204,7 @@ func (h *hub) restore(open []OpenCall) {
 		if h.calls[o.Record.CallID] != nil || h.deviceCall[p.DeviceID] != nil {
 			continue
 		}
-		c := &call{id: o.Record.CallID, deviceID: p.DeviceID, parentID: o.ParentID, answered: true,
-			fromTerminal: o.Record.Direction == protocol.DirFromTerminal, rec: o.Record,
-			alive: o.Record.EndedAt, candidates: map[*session]int{}}
-		h.calls[c.id] = c
-		h.deviceCall[c.deviceID] = c
-		h.startGrace(c)
-		h.log.Info("call left open by the last run waits to be resumed", "call", c.id, "device", c.deviceID, "parent", c.parentID, "grace", h.srv.cfg.ResumeGrace)
+		h.waitingCall(p.DeviceID, o, o.Record.EndedAt)
+		h.log.Info("call left open by the last run waits to be resumed", "call", o.Record.CallID, "device", p.DeviceID, "parent", o.ParentID, "grace", h.srv.cfg.ResumeGrace)
 	}
 }

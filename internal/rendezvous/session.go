@@ -95,6 +95,10 @@ type session struct {
 	// to its parent as it came; the server keeps nothing of it past the
 	// socket.
 	budget *protocol.Budget
+	// awaiting: a parent's resume of a call its node's cluster holds open
+	// elsewhere, held until its terminal takes the call into this hub
+	// (handover.go); "" none.
+	awaiting string
 }
 
 // writer is how a started session writes and pings.

@@ -265,31 +265,65 @@ func (r *Registry) CallLog(parentID string, markSeen bool) ([]protocol.CallRecor
 // CloseOpenCallsList ends the calls this node (Options.Node) logged and
 // never ended: it stopped without ending them (rendezvous.CloseInterrupted
 // says how). A rendezvous node calls it once at start, before it takes a
-// socket. Calls other nodes have open are theirs.
+// socket. Calls other nodes hold are theirs; what a node left half closed
+// (held by nobody: closeHeld) is closed again.
 func (r *Registry) CloseOpenCallsList() ([]rendezvous.OpenCall, error) {
+	closed, err := r.closeHeld(r.node, "")
+	if err != nil {
+		return closed, fmt.Errorf("natsreg: close open calls: %w", err)
+	}
+	return closed, nil
+}
+
+// CloseHeldCalls ends the calls a gone node held and nobody took
+// (rendezvous.OpenCalls).
+func (r *Registry) CloseHeldCalls(node string) ([]rendezvous.OpenCall, error) {
+	closed, err := r.closeHeld(node)
+	if err != nil {
+		return closed, fmt.Errorf("natsreg: close %s's open calls: %w", node, err)
+	}
+	return closed, nil
+}
+
+// closeHeld ends the open calls the named nodes hold. Each entry is first
+// made nobody's by a compare-and-set, so a call another node takes
+// meanwhile (TakeCall) is left alone; then its record is ended, then the
+// entry deleted. A crash after the first step leaves an entry held by
+// nobody, which the next start of any node closes.
+func (r *Registry) closeHeld(nodes ...string) ([]rendezvous.OpenCall, error) {
 	type entry struct {
 		callID string
+		rev    uint64
 		openEntry
 	}
-	var mine []entry
+	var held []entry
 	err := r.read(func(ctx context.Context) error {
-		mine = mine[:0]
+		held = held[:0]
 		return r.each(ctx, r.open, false, func(e jetstream.KeyValueEntry) error {
 			var o openEntry
 			if err := json.Unmarshal(e.Value(), &o); err != nil {
 				return fmt.Errorf("decode open call %s: %w", e.Key(), err)
 			}
-			if o.Node == r.node {
-				mine = append(mine, entry{e.Key(), o})
+			if slices.Contains(nodes, o.Node) {
+				held = append(held, entry{e.Key(), e.Revision(), o})
 			}
 			return nil
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("natsreg: close open calls: %w", err)
+		return nil, err
 	}
 	var closed []rendezvous.OpenCall
-	for _, o := range mine {
+	for _, o := range held {
+		if o.Node != "" {
+			err := r.setHolder(o.callID, openEntry{Key: o.Key}, o.rev)
+			if errors.Is(err, rendezvous.ErrCallTaken) || errors.Is(err, rendezvous.ErrNotFound) {
+				continue // taken, or ended, meanwhile
+			}
+			if err != nil {
+				return closed, fmt.Errorf("release open call %s: %w", o.callID, err)
+			}
+		}
 		var rec protocol.CallRecord
 		var wasOpen bool
 		if err := r.update(r.calls, o.Key, func(raw []byte, exists bool) ([]byte, error) {
@@ -307,10 +341,10 @@ func (r *Registry) CloseOpenCallsList() ([]rendezvous.OpenCall, error) {
 			rendezvous.CloseInterrupted(&rec)
 			return json.Marshal(rec)
 		}); err != nil {
-			return closed, fmt.Errorf("natsreg: close open call %s: %w", o.callID, err)
+			return closed, fmt.Errorf("close open call %s: %w", o.callID, err)
 		}
 		if err := r.remove(r.open, o.callID); err != nil {
-			return closed, fmt.Errorf("natsreg: close open call %s: %w", o.callID, err)
+			return closed, fmt.Errorf("close open call %s: %w", o.callID, err)
 		}
 		if wasOpen {
 			parentID, _, _ := strings.Cut(o.Key, ".")
@@ -318,6 +352,87 @@ func (r *Registry) CloseOpenCallsList() ([]rendezvous.OpenCall, error) {
 		}
 	}
 	return closed, nil
+}
+
+// HeldCall is parentID's open call callID and its holder
+// (rendezvous.OpenCalls). The entry's key names the pairing: a call ID of
+// another family's reads as not found.
+func (r *Registry) HeldCall(parentID, callID string) (rendezvous.HeldCall, error) {
+	if err := checkIDs(parentID, callID); err != nil {
+		return rendezvous.HeldCall{}, fmt.Errorf("natsreg: held call: %w", err)
+	}
+	var h rendezvous.HeldCall
+	err := r.read(func(ctx context.Context) error {
+		e, err := r.open.Get(ctx, callID)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return rendezvous.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		var o openEntry
+		if err := json.Unmarshal(e.Value(), &o); err != nil {
+			return fmt.Errorf("decode open call %s: %w", callID, err)
+		}
+		if !strings.HasPrefix(o.Key, parentID+".") || callIDOfKey(o.Key) != callID {
+			return rendezvous.ErrNotFound // another pairing's
+		}
+		raw, err := get(ctx, r.calls, o.Key)
+		if err != nil {
+			return err
+		}
+		var rec protocol.CallRecord
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return fmt.Errorf("decode call %s: %w", o.Key, err)
+		}
+		if !rec.EndedAt.IsZero() {
+			return rendezvous.ErrNotFound // ended, its entry not yet deleted
+		}
+		h = rendezvous.HeldCall{OpenCall: rendezvous.OpenCall{ParentID: parentID, Record: rec}, Holder: o.Node, Rev: e.Revision()}
+		return nil
+	})
+	if err != nil {
+		return rendezvous.HeldCall{}, fmt.Errorf("natsreg: held call %s: %w", callID, err)
+	}
+	return h, nil
+}
+
+// TakeCall makes this node the holder of h's call if h.Holder still is
+// (rendezvous.OpenCalls).
+func (r *Registry) TakeCall(h rendezvous.HeldCall) error {
+	key := callKey(h.ParentID, h.Record)
+	if err := r.setHolder(h.Record.CallID, openEntry{Node: r.node, Key: key}, h.Rev); err != nil {
+		return fmt.Errorf("natsreg: take call %s: %w", h.Record.CallID, err)
+	}
+	return nil
+}
+
+// setHolder writes an open call's entry if it is still at rev.
+func (r *Registry) setHolder(callID string, o openEntry, rev uint64) error {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	return r.retry(func(ctx context.Context) error {
+		_, err := r.open.Update(ctx, callID, b, rev)
+		switch {
+		case err == nil:
+			return permanent{nil}
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return permanent{rendezvous.ErrNotFound}
+		case errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			// Did a lost acknowledgement hide our own write?
+			e, gerr := r.open.Get(ctx, callID)
+			if gerr == nil && string(e.Value()) == string(b) {
+				return permanent{nil}
+			}
+			if errors.Is(gerr, jetstream.ErrKeyNotFound) {
+				return permanent{rendezvous.ErrNotFound}
+			}
+			return permanent{rendezvous.ErrCallTaken}
+		}
+		return err
+	})
 }
 
 // deleteCallLog deletes a pairing's log and its open calls' index entries

@@ -95,6 +95,7 @@ type lossFamily struct {
 	term   *rt.Client
 	parent *rt.Client
 	home   string // the node the parent logs in on (never the terminal's first)
+	callID string // the call in progress when the node dies, "" none
 }
 
 // TestNodeLoss is issue 16's "nothing lost when a node dies": a three-node
@@ -105,7 +106,9 @@ type lossFamily struct {
 // to the next server in its list, and each parent's page reconnects when
 // its socket closes. Every family must be back — terminal and parent
 // online to each other, a call through — within 60 s of the kill, with
-// the same pairing it had: none lost, none doubled.
+// the same pairing it had: none lost, none doubled. A family that was in a
+// call resumes that call on the nodes left (handover.go: the terminal's
+// new node takes it from the log), and it ends as answered.
 func TestNodeLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a NATS cluster and a rendezvous process")
@@ -146,11 +149,7 @@ func TestNodeLoss(t *testing.T) {
 			continue
 		}
 		// In a call when the node dies: rung and answered.
-		id := protocol.NewID()
-		ok(t, f.term.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}))
-		get[protocol.Message](t)(f.parent.WaitFor(ctx, protocol.TypeRing))
-		ok(t, f.parent.Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: id}))
-		get[protocol.Message](t)(f.term.WaitFor(ctx, protocol.TypeAccept))
+		f.callID = answered(t, ctx, f.term, f.parent)
 	}
 
 	killB()
@@ -198,11 +197,16 @@ func TestNodeLoss(t *testing.T) {
 // terminal logs in on the other node than its parent's (the next in its
 // list), the parent's page reconnects whenever its socket closes until it
 // sees its terminal online, and then the terminal rings. It returns the
-// time from the kill to the parent's accept reaching the terminal.
+// time from the kill to the parent's accept reaching the terminal. A
+// family in a call resumes it instead (resumed): the time is to both
+// sides' resumed.
 func (f *lossFamily) comeBack(ctx context.Context, urls map[string]string, killed time.Time) (time.Duration, error) {
 	other := map[string]string{"a": "c", "c": "a"}[f.home]
 	if _, err := f.term.WaitClosed(ctx); err != nil {
 		return 0, fmt.Errorf("the terminal's socket to the killed node: %w", err)
+	}
+	if f.callID != "" {
+		return f.resumed(ctx, urls[other], urls[f.home], killed)
 	}
 	for {
 		t, err := rt.DialTerminal(ctx, urls[other], f.key)
@@ -261,4 +265,31 @@ func (f *lossFamily) comeBack(ctx context.Context, urls map[string]string, kille
 		return 0, fmt.Errorf("the call's end: %w", err)
 	}
 	return back, nil
+}
+
+// resumed brings back a family whose call was in progress: the terminal
+// resumes it on termURL, the parent's page on parentURL once its socket
+// closes, both at once, as each end does on its own. It returns the time
+// from the kill to both being bound again, then ends the call.
+func (f *lossFamily) resumed(ctx context.Context, termURL, parentURL string, killed time.Time) (time.Duration, error) {
+	errs := make(chan error, 1)
+	go func() {
+		if _, err := f.parent.WaitClosed(ctx); err != nil {
+			errs <- fmt.Errorf("the parent's socket routed by the killed node: %w", err)
+			return
+		}
+		p, err := resumeParent(ctx, parentURL, f.cred, f.callID)
+		f.parent = p
+		errs <- err
+	}()
+	term, _, err := resumeTerminal(ctx, termURL, f.key, f.callID)
+	if err != nil {
+		return 0, err
+	}
+	f.term = term
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	back := time.Since(killed)
+	return back, endResumed(ctx, f.term, f.parent, f.callID)
 }

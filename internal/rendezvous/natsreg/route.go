@@ -30,6 +30,9 @@ import (
 //     the home has joined it), then its messages and its close, in order,
 //     on tuanju.node.<home>.in; the home's frames for it on
 //     tuanju.node.<edge>.out. Headers name the socket and its node.
+//   - A call that follows its terminal to another node: that node asks
+//     the call's holder to give it up on tuanju.node.<holder>.call (a
+//     request, answered once it has; rendezvous handover.go).
 //   - Who is alive: each node says so on tuanju.alive every second, with
 //     its start's nonce; one silent for five seconds, or heard with another
 //     nonce (it started again), is gone, and what it relayed or was relayed
@@ -218,6 +221,34 @@ func (rt *Router) Deliver(edge, sid string, f rendezvous.RelayFrame) error {
 	return nil
 }
 
+// handOver is a tuanju.node.<holder>.call request: give up a call.
+type handOver struct {
+	Device string `json:"device"`
+	Call   string `json:"call"`
+}
+
+// HandOver asks holder to give up a call (rendezvous.Cluster.HandOver).
+func (rt *Router) HandOver(ctx context.Context, holder, deviceID, callID string) error {
+	b, err := json.Marshal(handOver{Device: deviceID, Call: callID})
+	if err != nil {
+		return err
+	}
+	reply, err := rt.reg.nc.RequestWithContext(ctx, subjNode(holder, "call"), b)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return fmt.Errorf("natsreg: hand over call %s from %s: %w", callID, holder, rendezvous.ErrNodeGone)
+	}
+	if err != nil {
+		return fmt.Errorf("natsreg: hand over call %s from %s: %w", callID, holder, err)
+	}
+	if len(reply.Data) > 0 {
+		return fmt.Errorf("natsreg: hand over call %s from %s: %s", callID, holder, reply.Data)
+	}
+	return nil
+}
+
+// Gone reports whether node was heard and has since gone silent.
+func (rt *Router) Gone(node string) bool { return rt.isGone(node) }
+
 // Serve subscribes this node's subjects and starts its heartbeat.
 func (rt *Router) Serve(r rendezvous.ClusterReceiver) (func(), error) {
 	nc := rt.reg.nc
@@ -248,6 +279,23 @@ func (rt *Router) Serve(r rendezvous.ClusterReceiver) (func(), error) {
 				answer = []byte(err.Error())
 			}
 			m.Respond(answer)
+		}),
+		sub(subjNode(rt.node, "call"), func(m *nats.Msg) {
+			var h handOver
+			err := json.Unmarshal(m.Data, &h)
+			if err == nil {
+				// Its own goroutine: the answer waits for the call log,
+				// and the subscription's other requests must not.
+				go func() {
+					var answer []byte
+					if err := r.GiveUpCall(h.Device, h.Call); err != nil {
+						answer = []byte(err.Error())
+					}
+					m.Respond(answer)
+				}()
+				return
+			}
+			m.Respond([]byte(err.Error()))
 		}),
 		sub(subjNode(rt.node, "in"), func(m *nats.Msg) {
 			edge, sid := m.Header.Get(hdrEdge), m.Header.Get(hdrSID)

@@ -19,6 +19,12 @@ import (
 // HTTP listener, hub and node name, one registry.
 func nodes(t *testing.T, names ...string) []*rt.Server {
 	t.Helper()
+	return nodesWith(t, nil, names...)
+}
+
+// nodesWith is nodes, each configured by configure too.
+func nodesWith(t *testing.T, configure func(*rendezvous.Config), names ...string) []*rt.Server {
+	t.Helper()
 	ns, err := natsreg.StartEmbedded(t.TempDir(), natsreg.Embed{Log: testLog()})
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +35,9 @@ func nodes(t *testing.T, names ...string) []*rt.Server {
 		out = append(out, rt.NewServer(t, func(c *rendezvous.Config) {
 			c.NATSURL, c.NodeName = ns.URL(), n
 			c.TURN.Listen = ""
+			if configure != nil {
+				configure(c)
+			}
 		}))
 	}
 	return out
