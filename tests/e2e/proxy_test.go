@@ -24,6 +24,9 @@ type proxy struct {
 	t      testing.TB
 	ln     net.Listener
 	target string
+	// more are tried in turn when target refuses a connection: a name
+	// with several addresses, as a client tries each.
+	more []string
 
 	// delay holds each chunk this long in each direction, a far link's
 	// latency (half its round trip).
@@ -35,9 +38,19 @@ type proxy struct {
 	conns []net.Conn
 }
 
-func newProxy(t testing.TB, serverURL string) *proxy {
+// newProxy is a proxy to serverURL, and to the servers of moreURLs in turn
+// when that one refuses.
+func newProxy(t testing.TB, serverURL string, moreURLs ...string) *proxy {
 	t.Helper()
-	return newSlowProxy(t, serverURL, 0)
+	p := newSlowProxy(t, serverURL, 0)
+	for _, m := range moreURLs {
+		u, err := url.Parse(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.more = append(p.more, u.Host)
+	}
+	return p
 }
 
 // newSlowProxy is a proxy that holds every chunk delay in each direction.
@@ -75,6 +88,12 @@ func (p *proxy) serve() {
 				return
 			}
 			up, err := net.Dial("tcp", p.target)
+			for _, m := range p.more {
+				if err == nil {
+					break
+				}
+				up, err = net.Dial("tcp", m)
+			}
 			if err != nil {
 				p.mu.Unlock()
 				c.Close()
