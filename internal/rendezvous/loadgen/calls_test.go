@@ -23,20 +23,28 @@ type family struct {
 
 // newFamilies pairs n terminals with n parents on srv, as the web page does.
 func newFamilies(tb testing.TB, ctx context.Context, srv *rt.Server, n int) []*family {
+	return newFamiliesOn(tb, ctx, []*rt.Server{srv}, n, 0)
+}
+
+// newFamiliesOn pairs n terminals with n parents across nodes: the i-th
+// terminal on node i modulo their number, its parent (page and pairing)
+// shift nodes further on.
+func newFamiliesOn(tb testing.TB, ctx context.Context, nodes []*rt.Server, n, shift int) []*family {
 	tb.Helper()
 	fams := make([]*family, n)
 	for i := range fams {
 		key, _ := rt.NewKey()
+		srv, psrv := nodes[i%len(nodes)], nodes[(i+shift)%len(nodes)]
 		term, err := rt.DialTerminal(ctx, srv.WSURL, key)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		tb.Cleanup(func() { term.Close() })
-		creds, err := rt.Pair(ctx, srv.WSURL, term, pairing.NewSecret())
+		creds, err := rt.Pair(ctx, psrv.WSURL, term, pairing.NewSecret())
 		if err != nil {
 			tb.Fatal(err)
 		}
-		p, _, err := rt.DialParent(ctx, srv.WSURL, creds.ParentID, creds.Token)
+		p, _, err := rt.DialParent(ctx, psrv.WSURL, creds.ParentID, creds.Token)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -89,8 +97,13 @@ func (f *family) call(ctx context.Context) error {
 // callServer is a quiet server whose per-socket limits let one family call
 // as fast as it can, on the registry natsURL names ("": the bbolt file).
 func callServer(tb testing.TB, natsURL string) *rt.Server {
+	return callNode(tb, natsURL, "")
+}
+
+// callNode is callServer named node, one of several on natsURL.
+func callNode(tb testing.TB, natsURL, node string) *rt.Server {
 	return rt.NewQuietServer(tb, func(c *rendezvous.Config) {
-		c.NATSURL = natsURL
+		c.NATSURL, c.NodeName = natsURL, node
 		c.TURN.Listen = ""
 		many := rendezvous.Rate{Burst: 1 << 20, PerMinute: 1 << 30}
 		c.Limits.Rings, c.Limits.CallLog, c.Limits.LoginsPerIdentity = many, many, many
@@ -158,21 +171,39 @@ func TestCallSetupsInParallel(t *testing.T) {
 // families calling at once (each setup a ring, a signed accept, a hangup and
 // the call log pushed: three call-log records, each on disk before the
 // message that follows it is sent), on the bbolt registry and on the NATS
-// registry of an embedded server (nats_url embedded) in the same run.
+// registry of an embedded server (nats_url embedded) in the same run; and
+// on three nodes over one NATS server (all in this process), each family's
+// parent on another node than its terminal (relayed), the cluster's total.
 func BenchmarkCallSetups(b *testing.B) {
-	for _, reg := range []struct{ name, url string }{{"bbolt", ""}, {"nats", natsreg.EmbeddedURL}} {
+	for _, reg := range []struct{ name, url string }{{"bbolt", ""}, {"nats", natsreg.EmbeddedURL}, {"nats-3-nodes", ""}} {
 		for _, n := range []int{64, 256} {
 			b.Run(fmt.Sprintf("%s/families-%d", reg.name, n), func(b *testing.B) {
-				callSetups(b, reg.url, n)
+				nodes := 1
+				if reg.name == "nats-3-nodes" {
+					nodes = 3
+				}
+				callSetups(b, reg.url, nodes, n)
 			})
 		}
 	}
 }
 
-func callSetups(b *testing.B, natsURL string, n int) {
+func callSetups(b *testing.B, natsURL string, nodes, n int) {
 	ctx := context.Background()
-	srv := callServer(b, natsURL)
-	fams := newFamilies(b, ctx, srv, n)
+	var srvs []*rt.Server
+	if nodes == 1 {
+		srvs = append(srvs, callServer(b, natsURL))
+	} else {
+		ns, err := natsreg.StartEmbedded(b.TempDir(), natsreg.Embed{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(ns.Shutdown)
+		for i := range nodes {
+			srvs = append(srvs, callNode(b, ns.URL(), fmt.Sprintf("n%d", i)))
+		}
+	}
+	fams := newFamiliesOn(b, ctx, srvs, n, 1)
 	var rate float64
 	for b.Loop() {
 		var err error

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/loadgen"
+	"github.com/tuanju/tuanju/internal/rendezvous/natsreg"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/provisioning/devcert"
 )
@@ -78,38 +79,118 @@ func child() error {
 	if !in.Scan() {
 		return io.ErrUnexpectedEOF
 	}
-	fleet := loadgen.NewFleet(os.Getenv("TUANJU_LOADGEN_URL"))
+	lostIDs := make(chan int, n)
+	fleets := newFleets(os.Getenv("TUANJU_LOADGEN_URL"), func(i int) { lostIDs <- i })
 	start := time.Now()
-	var next atomic.Int64
-	var firstErr atomic.Pointer[error]
-	for range 64 { // logins in flight: a storm of units coming back, bounded
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
+	if err := logins(n, fleets, ids, func(yield func(int) bool) {
+		for i := range n {
+			if !yield(i) {
+				return
+			}
+		}
+	}); err != nil {
+		fmt.Fprintln(os.Stderr, "first failure:", err)
+	}
+	secs := time.Since(start).Seconds()
+	fmt.Printf("up %d %d %.3f\n", up(fleets), failed(fleets), secs)
+	if in.Scan() && in.Text() == "back" {
+		// The node they are on dies now: each terminal logs in again,
+		// on the nodes left, as soon as it sees its socket go.
+		back := newFleets(os.Getenv("TUANJU_LOADGEN_BACK_URL"), nil)
+		start := time.Now()
+		err := logins(n, back, ids, func(yield func(int) bool) {
+			for range n {
+				if !yield(<-lostIDs) {
 					return
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				if err := fleet.Login(ctx, i, ids[i]); err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-				}
-				cancel()
 			}
 		})
-	}
-	wg.Wait()
-	secs := time.Since(start).Seconds()
-	fmt.Printf("up %d %d %.3f\n", fleet.Up(), fleet.Failed(), secs)
-	if p := firstErr.Load(); p != nil {
-		fmt.Fprintln(os.Stderr, "first failure:", *p)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "first failure:", err)
+		}
+		fmt.Printf("back %d %d %.3f\n", up(back), failed(back), time.Since(start).Seconds())
+		for _, f := range fleets {
+			f.Close()
+		}
+		fleets = back
 	}
 	io.Copy(io.Discard, os.Stdin)
-	lost := fleet.Lost()
-	fleet.Close()
+	lost := 0
+	for _, f := range fleets {
+		lost += f.Lost()
+		f.Close()
+	}
 	if lost > 0 {
 		return fmt.Errorf("the server dropped %d idle terminals", lost)
 	}
 	return nil
+}
+
+// newFleets is a fleet for each of a comma-separated list of URLs: the
+// i-th terminal goes to the i-th modulo their number. onLost, if set, is
+// told each terminal the server disconnects.
+func newFleets(urls string, onLost func(int)) []*loadgen.Fleet {
+	var out []*loadgen.Fleet
+	for u := range strings.SplitSeq(urls, ",") {
+		f := loadgen.NewFleet(u)
+		f.OnLost = onLost
+		out = append(out, f)
+	}
+	return out
+}
+
+// logins logs in the terminals order yields, 64 at a time (a storm of
+// units coming back, bounded), each on its fleet, trying a failed one
+// again for up to a minute. It returns the first failure.
+func logins(n int, fleets []*loadgen.Fleet, ids []loadgen.Identity, order func(func(int) bool)) error {
+	next := make(chan int)
+	go func() {
+		defer close(next)
+		for i := range order {
+			next <- i
+		}
+	}()
+	var wg sync.WaitGroup
+	var firstErr atomic.Pointer[error]
+	for range 64 {
+		wg.Go(func() {
+			for i := range next {
+				deadline := time.Now().Add(time.Minute)
+				for {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					err := fleets[i%len(fleets)].Login(ctx, i, ids[i])
+					cancel()
+					if err == nil {
+						break
+					}
+					firstErr.CompareAndSwap(nil, &err)
+					if time.Now().After(deadline) {
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func up(fleets []*loadgen.Fleet) (n int) {
+	for _, f := range fleets {
+		n += f.Up()
+	}
+	return n
+}
+
+func failed(fleets []*loadgen.Fleet) (n int) {
+	for _, f := range fleets {
+		n += f.Failed()
+	}
+	return n
 }
 
 // idleFigures is what one run of n idle terminals measured.
@@ -122,12 +203,30 @@ type idleFigures struct {
 	// rss is the server process's resident memory with them idling;
 	// rssBefore before they came.
 	rss, rssBefore int64
+	// back, backFailed and backSecs: after their node died, how many
+	// logged in again on the nodes left, the attempts that failed, and
+	// how long it took from the node's death.
+	back, backFailed int
+	backSecs         float64
 }
 
-// runIdle starts a server, logs n terminals in from a second process and
-// measures the server with them idling.
-func runIdle(tb testing.TB, n int) idleFigures {
+// idleRun is what runIdle runs: n terminals on one node (its bbolt
+// registry), or on three nodes over NATS (an embedded NATS server, the
+// three nodes and the NATS server all in this process, so the memory
+// figure is theirs together). With back, the terminals all log in on
+// the first of the three, which then closes; each logs in again on one
+// of the two left.
+type idleRun struct {
+	n     int
+	nodes int
+	back  bool
+}
+
+// runIdle starts the nodes, logs the terminals in from a second process
+// and measures the process with them idling.
+func runIdle(tb testing.TB, r idleRun) idleFigures {
 	tb.Helper()
+	n := r.n
 	if os.Getenv("TUANJU_LOADGEN_HEAPPROFILE") != "" {
 		runtime.MemProfileRate = 1
 	}
@@ -151,17 +250,20 @@ func runIdle(tb testing.TB, n int) idleFigures {
 	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	srv := rt.NewQuietServer(tb, func(c *rendezvous.Config) {
-		c.DeviceCAFiles = []string{caFile}
-		c.TURN.Listen = "" // not what this measures
-		l := &c.Limits
-		l.PendingMax, l.PendingPerIP, l.PendingPerPrefix = 1<<20, 1<<20, 1<<20
-		l.ConnectsPerIP = rendezvous.Rate{Burst: 1 << 30, PerMinute: 1 << 30}
-	})
+	srvs := idleNodes(tb, r.nodes, caFile)
+	var urls []string
+	for _, s := range srvs {
+		urls = append(urls, s.WSURL)
+	}
+	loginURLs, backURLs := urls, []string{}
+	if r.back {
+		loginURLs, backURLs = urls[:1], urls[1:]
+	}
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=1", "TUANJU_LOADGEN_N="+strconv.Itoa(n),
-		"TUANJU_LOADGEN_CA="+caFile, "TUANJU_LOADGEN_CA_KEY="+keyFile, "TUANJU_LOADGEN_URL="+srv.WSURL)
+		"TUANJU_LOADGEN_CA="+caFile, "TUANJU_LOADGEN_CA_KEY="+keyFile,
+		"TUANJU_LOADGEN_URL="+strings.Join(loginURLs, ","), "TUANJU_LOADGEN_BACK_URL="+strings.Join(backURLs, ","))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -205,6 +307,15 @@ func runIdle(tb testing.TB, n int) idleFigures {
 	after := serverMemory()
 	f.perTerminal = float64(after-before) / float64(n)
 	f.rss, f.rssBefore = rss(), rssBefore
+	if r.back {
+		if _, err := io.WriteString(stdin, "back\n"); err != nil {
+			tb.Fatal(err)
+		}
+		srvs[0].Close()
+		if _, err := fmt.Sscanf(line(), "back %d %d %f", &f.back, &f.backFailed, &f.backSecs); err != nil {
+			tb.Fatalf("load generator: %v", err)
+		}
+	}
 	stdin.Close()
 	err = cmd.Wait()
 	waited = true
@@ -212,6 +323,33 @@ func runIdle(tb testing.TB, n int) idleFigures {
 		tb.Fatalf("load generator: %v", err)
 	}
 	return f
+}
+
+// idleNodes starts the nodes an idleRun measures, quiet, with limits that
+// let one process log thousands of units in at once.
+func idleNodes(tb testing.TB, nodes int, caFile string) []*rt.Server {
+	tb.Helper()
+	natsURL := ""
+	if nodes > 1 {
+		ns, err := natsreg.StartEmbedded(tb.TempDir(), natsreg.Embed{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(ns.Shutdown)
+		natsURL = ns.URL()
+	}
+	var srvs []*rt.Server
+	for i := range nodes {
+		srvs = append(srvs, rt.NewQuietServer(tb, func(c *rendezvous.Config) {
+			c.DeviceCAFiles = []string{caFile}
+			c.TURN.Listen = "" // not what this measures
+			c.NATSURL, c.NodeName = natsURL, fmt.Sprintf("n%d", i)
+			l := &c.Limits
+			l.PendingMax, l.PendingPerIP, l.PendingPerPrefix = 1<<20, 1<<20, 1<<20
+			l.ConnectsPerIP = rendezvous.Rate{Burst: 1 << 30, PerMinute: 1 << 30}
+		}))
+	}
+	return srvs
 }
 
 // serverMemory is this process's Go heap in use and goroutine stacks after
@@ -271,7 +409,7 @@ const idleBudget = 20 << 10
 // idleBudget each (BenchmarkIdleTerminals: 100,000).
 func TestIdleTerminalMemory(t *testing.T) {
 	const n = 2000
-	f := runIdle(t, n)
+	f := runIdle(t, idleRun{n: n, nodes: 1})
 	t.Logf("%d terminals: %.0f B each (heap and stacks), logins %.0f/s, server RSS %d MiB", f.up, f.perTerminal, float64(f.up)/f.loginSecs, f.rss>>20)
 	if f.up != n || f.failed != 0 {
 		t.Fatalf("%d of %d terminals logged in, %d failed", f.up, n, f.failed)
@@ -305,7 +443,7 @@ func BenchmarkIdleTerminals(b *testing.B) {
 	}
 	var f idleFigures
 	for b.Loop() {
-		f = runIdle(b, n)
+		f = runIdle(b, idleRun{n: n, nodes: 1})
 	}
 	if f.up != n {
 		b.Fatalf("%d of %d terminals logged in, %d failed", f.up, n, f.failed)
@@ -316,4 +454,50 @@ func BenchmarkIdleTerminals(b *testing.B) {
 	b.ReportMetric((float64(f.rssBefore)+100_000*perRSS)/(1<<20), "MiB-RSS-100k")
 	b.ReportMetric(float64(n)/f.loginSecs, "logins/s")
 	b.ReportMetric(float64(n), "terminals")
+}
+
+// BenchmarkCluster is issue 16's figures for several nodes, each beside
+// one node's in the same run: TUANJU_CLUSTER_TERMINALS (10,000) idle
+// terminals on one node (bbolt) and on three nodes over NATS (spread over
+// the three): bytes each (what the whole process's Go heap and stacks
+// grew by: for three, the three nodes and the NATS server together) and
+// logins per second. Then return: the terminals all on one node of three, which
+// closes; seconds until every one has logged in again on the two left,
+// and those logins per second.
+func BenchmarkCluster(b *testing.B) {
+	n := 10_000
+	if v := os.Getenv("TUANJU_CLUSTER_TERMINALS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, r := range []struct {
+		name string
+		run  idleRun
+	}{
+		{"idle/one-node", idleRun{n: n, nodes: 1}},
+		{"idle/three-nodes-nats", idleRun{n: n, nodes: 3}},
+		{"return/three-nodes-nats", idleRun{n: n, nodes: 3, back: true}},
+	} {
+		b.Run(r.name, func(b *testing.B) {
+			var f idleFigures
+			for b.Loop() {
+				f = runIdle(b, r.run)
+			}
+			if f.up != n {
+				b.Fatalf("%d of %d terminals logged in, %d failed", f.up, n, f.failed)
+			}
+			if !r.run.back {
+				b.ReportMetric(f.perTerminal, "B/terminal")
+				b.ReportMetric(float64(n)/f.loginSecs, "logins/s")
+				return
+			}
+			if f.back != n {
+				b.Fatalf("%d of %d terminals back after their node closed, %d attempts failed", f.back, n, f.backFailed)
+			}
+			b.ReportMetric(f.backSecs, "s-all-back")
+			b.ReportMetric(float64(n)/f.backSecs, "logins/s")
+		})
+	}
 }

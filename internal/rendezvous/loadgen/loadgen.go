@@ -103,6 +103,10 @@ type Fleet struct {
 	lost   atomic.Int64 // idle sockets the server closed
 	closed atomic.Bool  // Close has begun: its closes are not losses
 	wg     sync.WaitGroup
+
+	// OnLost, if set before the first Login, is told the index of each
+	// terminal the server disconnects.
+	OnLost func(i int)
 }
 
 // NewFleet prepares terminals for the server at wsURL.
@@ -152,7 +156,7 @@ func (f *Fleet) Login(ctx context.Context, i int, id Identity) error {
 	f.mu.Unlock()
 	f.up.Add(1)
 	f.wg.Add(1)
-	go f.idle(conn)
+	go f.idle(i, conn)
 	return nil
 }
 
@@ -199,13 +203,16 @@ func read(ctx context.Context, conn *websocket.Conn) (protocol.Message, error) {
 }
 
 // idle reads (and drops) what the server sends until the socket closes.
-func (f *Fleet) idle(conn *websocket.Conn) {
+func (f *Fleet) idle(i int, conn *websocket.Conn) {
 	defer f.wg.Done()
 	for {
 		if _, _, err := conn.Read(context.Background()); err != nil {
 			var ce websocket.CloseError
 			if !f.closed.Load() && (!errors.As(err, &ce) || ce.Code != websocket.StatusNormalClosure) {
 				f.lost.Add(1)
+				if f.OnLost != nil {
+					f.OnLost(i)
+				}
 			}
 			f.up.Add(-1)
 			return
