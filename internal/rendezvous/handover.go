@@ -35,21 +35,24 @@ import (
 //   - A node that cannot ask or take (the cluster electing a leader) closes
 //     the socket with 1013: the client logs in again and resumes again,
 //     within its 75 s.
+//   - A node that starts again holds the answered calls it left open,
+//     ended in the log, to be resumed in its hub (restore) or given up to
+//     the node their terminal comes back to.
 //   - What nobody takes: once a node has been gone for a third past
 //     ResumeGrace (goneCallsAfter), the live nodes end its open calls in the log as
 //     interrupted, as a node that starts again ends its own
 //     (CloseOpenCalls).
 //
 // Tests: natsreg TestCallFollowsTerminal (a live move, a stranger's
-// resume), TestNodeLoss (calls in progress through SIGKILL of their node),
+// resume), TestCallFollowsTerminalAfterRestart, TestNodeLoss (calls in progress through SIGKILL of their node),
 // TestGoneNodesCallsClosed.
 
 // OpenCalls is a Registry shared by several nodes, which says which node
 // holds each open call.
 type OpenCalls interface {
-	// HeldCall is parentID's call callID while its log has it open and
-	// answered or ringing; ErrNotFound otherwise, and for another
-	// pairing's call.
+	// HeldCall is parentID's call callID while its log has it open, or
+	// ended by its node's restart, which holds it to be resumed (restore);
+	// ErrNotFound otherwise, and for another pairing's call.
 	HeldCall(parentID, callID string) (HeldCall, error)
 	// TakeCall makes this node the holder of h's call, if h.Holder still
 	// is; ErrCallTaken if another node took it first, ErrNotFound if it

@@ -37,6 +37,9 @@ import (
 type openEntry struct {
 	Node string `json:"node"`
 	Key  string `json:"key"`
+	// Restored: its node started again and ended the record (interrupted),
+	// holding the call in its hub to be resumed (CloseOpenCallsList).
+	Restored bool `json:"restored,omitempty"`
 }
 
 // callKey is a record's key.
@@ -265,10 +268,13 @@ func (r *Registry) CallLog(parentID string, markSeen bool) ([]protocol.CallRecor
 // CloseOpenCallsList ends the calls this node (Options.Node) logged and
 // never ended: it stopped without ending them (rendezvous.CloseInterrupted
 // says how). A rendezvous node calls it once at start, before it takes a
-// socket. Calls other nodes hold are theirs; what a node left half closed
-// (held by nobody: closeHeld) is closed again.
+// socket. The answered ones stay held by this node (Restored), which
+// offers them to be resumed in its hub (rendezvous restore) and gives
+// them up to the node their terminal comes back to (HeldCall). Calls
+// other nodes hold are theirs; what a node left half closed (held by
+// nobody: closeHeld) is closed again.
 func (r *Registry) CloseOpenCallsList() ([]rendezvous.OpenCall, error) {
-	closed, err := r.closeHeld(r.node, "")
+	closed, err := r.closeHeld(true, r.node, "")
 	if err != nil {
 		return closed, fmt.Errorf("natsreg: close open calls: %w", err)
 	}
@@ -278,7 +284,7 @@ func (r *Registry) CloseOpenCallsList() ([]rendezvous.OpenCall, error) {
 // CloseHeldCalls ends the calls a gone node held and nobody took
 // (rendezvous.OpenCalls).
 func (r *Registry) CloseHeldCalls(node string) ([]rendezvous.OpenCall, error) {
-	closed, err := r.closeHeld(node)
+	closed, err := r.closeHeld(false, node)
 	if err != nil {
 		return closed, fmt.Errorf("natsreg: close %s's open calls: %w", node, err)
 	}
@@ -286,11 +292,13 @@ func (r *Registry) CloseHeldCalls(node string) ([]rendezvous.OpenCall, error) {
 }
 
 // closeHeld ends the open calls the named nodes hold. Each entry is first
-// made nobody's by a compare-and-set, so a call another node takes
-// meanwhile (TakeCall) is left alone; then its record is ended, then the
-// entry deleted. A crash after the first step leaves an entry held by
-// nobody, which the next start of any node closes.
-func (r *Registry) closeHeld(nodes ...string) ([]rendezvous.OpenCall, error) {
+// changed by a compare-and-set, so a call another node takes meanwhile
+// (TakeCall) is left alone: made nobody's, or with restart an answered
+// call's made Restored by this node. Then its record is ended, then a
+// nobody's entry deleted. A crash after the first step leaves an entry
+// held by nobody, which the next start of any node closes, or a Restored
+// one, which is what the step makes.
+func (r *Registry) closeHeld(restart bool, nodes ...string) ([]rendezvous.OpenCall, error) {
 	type entry struct {
 		callID string
 		rev    uint64
@@ -315,8 +323,24 @@ func (r *Registry) closeHeld(nodes ...string) ([]rendezvous.OpenCall, error) {
 	}
 	var closed []rendezvous.OpenCall
 	for _, o := range held {
-		if o.Node != "" {
-			err := r.setHolder(o.callID, openEntry{Key: o.Key}, o.rev)
+		var rec protocol.CallRecord
+		err := r.read(func(ctx context.Context) error {
+			raw, err := get(ctx, r.calls, o.Key)
+			if err == nil {
+				err = json.Unmarshal(raw, &rec)
+			}
+			return err
+		})
+		keep := restart && err == nil && rec.EndedAt.IsZero() && !rec.AnsweredAt.IsZero()
+		if err != nil && !errors.Is(err, rendezvous.ErrNotFound) {
+			return closed, fmt.Errorf("read open call %s: %w", o.callID, err)
+		}
+		next := openEntry{Key: o.Key}
+		if keep {
+			next = openEntry{Node: r.node, Key: o.Key, Restored: true}
+		}
+		if o.Node != "" || keep {
+			err := r.setHolder(o.callID, next, o.rev)
 			if errors.Is(err, rendezvous.ErrCallTaken) || errors.Is(err, rendezvous.ErrNotFound) {
 				continue // taken, or ended, meanwhile
 			}
@@ -324,7 +348,6 @@ func (r *Registry) closeHeld(nodes ...string) ([]rendezvous.OpenCall, error) {
 				return closed, fmt.Errorf("release open call %s: %w", o.callID, err)
 			}
 		}
-		var rec protocol.CallRecord
 		var wasOpen bool
 		if err := r.update(r.calls, o.Key, func(raw []byte, exists bool) ([]byte, error) {
 			wasOpen = false
@@ -343,8 +366,10 @@ func (r *Registry) closeHeld(nodes ...string) ([]rendezvous.OpenCall, error) {
 		}); err != nil {
 			return closed, fmt.Errorf("close open call %s: %w", o.callID, err)
 		}
-		if err := r.remove(r.open, o.callID); err != nil {
-			return closed, fmt.Errorf("close open call %s: %w", o.callID, err)
+		if !keep {
+			if err := r.remove(r.open, o.callID); err != nil {
+				return closed, fmt.Errorf("close open call %s: %w", o.callID, err)
+			}
 		}
 		if wasOpen {
 			parentID, _, _ := strings.Cut(o.Key, ".")
@@ -385,7 +410,8 @@ func (r *Registry) HeldCall(parentID, callID string) (rendezvous.HeldCall, error
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return fmt.Errorf("decode call %s: %w", o.Key, err)
 		}
-		if !rec.EndedAt.IsZero() {
+		restored := o.Restored && rec.Outcome == protocol.OutcomeInterrupted
+		if !rec.EndedAt.IsZero() && !restored {
 			return rendezvous.ErrNotFound // ended, its entry not yet deleted
 		}
 		h = rendezvous.HeldCall{OpenCall: rendezvous.OpenCall{ParentID: parentID, Record: rec}, Holder: o.Node, Rev: e.Revision()}

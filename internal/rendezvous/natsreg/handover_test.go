@@ -235,6 +235,41 @@ func TestCallFollowsTerminal(t *testing.T) {
 	ok(t, endResumed(ctx, term, p, id))
 }
 
+// TestCallFollowsTerminalAfterRestart: the terminal's node stops and
+// starts again under its name (a service manager's restart) while a call
+// is in progress; the terminal comes back on the other node. The
+// restarted node holds the call it restored and gives it up; the call goes
+// on and ends as answered, once in the log.
+func TestCallFollowsTerminalAfterRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	ns := nodes(t, "a", "b")
+	a, b := ns[0], ns[1]
+
+	key, _ := rt.NewKey()
+	term := get[*rt.Client](t)(rt.DialTerminal(ctx, b.WSURL, key))
+	cred := get[rt.Credentials](t)(rt.Pair(ctx, a.WSURL, term, pairing.NewSecret()))
+	parent := dialParent(t, ctx, a.WSURL, cred)
+	id := answered(t, ctx, term, parent)
+
+	ok(t, b.Close())
+	b = rt.NewServer(t, func(c *rendezvous.Config) {
+		c.NATSURL, c.NodeName = a.Config.NATSURL, "b"
+		c.TURN.Listen = ""
+	})
+	ok(t, b.WaitLogged(ctx, "call left open by the last run waits to be resumed", 1))
+	term, _, err := resumeTerminal(ctx, a.WSURL, key, id)
+	ok(t, err)
+	defer term.Close()
+	p, err := resumeParent(ctx, a.WSURL, cred, id)
+	ok(t, err)
+	defer p.Close()
+	if b.Logged("cluster: gave the call up to its terminal's node") != 1 || a.Logged("cluster: took the call from its node") != 1 {
+		t.Fatal("the restarted node did not give the call up")
+	}
+	ok(t, endResumed(ctx, term, p, id))
+}
+
 // TestGoneNodesCallsClosed: a call whose node went away and that nobody
 // resumed is ended in the log (interrupted) by the nodes left, after the
 // resume grace; the family calls again.
