@@ -250,20 +250,20 @@ func (s *Server) closeRelayed(sess *session) {
 	}
 }
 
-// setHome records a terminal that is joining this node's hub. false: it
-// could not, and the terminal must log in again: served here unrecorded,
-// its parent's sockets on other nodes would never find it.
-func (s *Server) setHome(sess *session) bool {
+// setHome records a terminal that is joining this node's hub, paired as r
+// read (readForJoin, which join then uses too). false: it could not, and
+// the terminal must log in again: served here unrecorded, its parent's
+// sockets on other nodes would never find it.
+func (s *Server) setHome(sess *session, r joinReads) bool {
 	if s.cluster == nil {
 		return true
 	}
-	parentID, err := s.store.ParentOf(sess.deviceID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		sess.log.Warn("cluster: could not read the terminal's parent; its parent's other nodes are not told", "err", err)
+	if r.parentErr != nil {
+		sess.log.Warn("cluster: could not read the terminal's parent; its parent's other nodes are not told", "err", r.parentErr)
 	}
 	ctx, cancel := context.WithTimeout(sess.ctx, clusterWait)
 	defer cancel()
-	rev, err := s.cluster.SetHome(ctx, sess.deviceID, parentID)
+	rev, err := s.cluster.SetHome(ctx, sess.deviceID, r.parentID)
 	if err != nil {
 		sess.log.Warn("cluster: could not record the terminal's node; it logs in again", "err", err)
 		return false

@@ -171,11 +171,13 @@ func (h *hub) isClosed() bool {
 	return h.closed
 }
 
-func (h *hub) join(s *session) bool {
-	// The registry is read before the lock: on NATS each read is a round
-	// trip to the cluster, and under the lock it would hold every other
-	// socket's routing back for it.
-	r := h.readForJoin(s)
+func (h *hub) join(s *session) bool { return h.joinRead(s, h.readForJoin(s)) }
+
+// joinRead is join with the registry read already (readForJoin): the
+// reads are made before the lock, since on NATS each is a round trip to
+// the cluster, and under the lock it would hold every other socket's
+// routing back for it.
+func (h *hub) joinRead(s *session, r joinReads) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed || !h.all[s] {
@@ -223,6 +225,10 @@ func (h *hub) readForJoin(s *session) joinReads {
 	r := joinReads{writes: h.pairingWrites.Load()}
 	switch s.role {
 	case protocol.RoleTerminal:
+		if pr, ok := h.store.(PairingReader); ok {
+			r.parentID, r.pendingID, r.parentErr = pr.PairingState(s.deviceID)
+			return r
+		}
 		var err error
 		r.parentID, err = h.store.ParentOf(s.deviceID)
 		if err != nil && !errors.Is(err, ErrNotFound) {

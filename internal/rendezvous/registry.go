@@ -50,3 +50,11 @@ type Registry interface {
 }
 
 var _ Registry = (*Store)(nil)
+
+// PairingReader is a Registry that reads a terminal's pairing in one
+// read: its parent ("" none) and the pair ID it has pending ("" none).
+// natsreg keeps both on one record, and a terminal's login on NATS saves
+// a round trip (readForJoin).
+type PairingReader interface {
+	PairingState(deviceID string) (parentID, pendingID string, err error)
+}

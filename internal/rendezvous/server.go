@@ -701,8 +701,13 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 	// routed here meanwhile is here when it does; a parent whose terminal
 	// is on another node is served by that node's hub, which welcomes it
 	// (cluster.go).
-	if sess.role == protocol.RoleTerminal && !s.setHome(sess) {
-		return s.tryAgain(sess, "could not record the login", m)
+	var reads *joinReads
+	if sess.role == protocol.RoleTerminal {
+		r := s.hub.readForJoin(sess)
+		reads = &r
+		if !s.setHome(sess, r) {
+			return s.tryAgain(sess, "could not record the login", m)
+		}
 	}
 	if home := s.parentsHome(sess); home != "" {
 		relayed, err := s.openRelay(sess, home, sess.deviceID)
@@ -715,7 +720,13 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 			return true
 		}
 	}
-	if !s.hub.join(sess) {
+	joined := false
+	if reads != nil {
+		joined = s.hub.joinRead(sess, *reads)
+	} else {
+		joined = s.hub.join(sess)
+	}
+	if !joined {
 		if s.hub.isClosed() {
 			sess.closeWith(websocket.StatusGoingAway, "shutting down")
 		} else {

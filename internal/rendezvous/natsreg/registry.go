@@ -140,7 +140,25 @@ func (r *Registry) ParentOf(deviceID string) (string, error) {
 	return rec.PairID, nil
 }
 
-// recordIn reads a terminal's pairing record if it is in state, else
+// PairingState is a terminal's parent and pending pair ID in one read of
+// its record (rendezvous.PairingReader).
+func (r *Registry) PairingState(deviceID string) (parentID, pendingID string, err error) {
+	rec, err := r.recordIn(deviceID, "")
+	if err != nil {
+		return "", "", fmt.Errorf("natsreg: pairing of %s: %w", deviceID, err)
+	}
+	switch rec.State {
+	case statePaired:
+		return rec.PairID, "", nil
+	case statePending:
+		return "", rec.PairID, nil
+	}
+	return "", "", nil
+}
+
+var _ rendezvous.PairingReader = (*Registry)(nil)
+
+// recordIn reads a terminal's pairing record if it is in state ("": any), else
 // ErrNotFound.
 func (r *Registry) recordIn(deviceID, state string) (record, error) {
 	var rec record
@@ -148,7 +166,7 @@ func (r *Registry) recordIn(deviceID, state string) (record, error) {
 		rec, _, err = r.record(ctx, deviceID)
 		return err
 	})
-	if err == nil && rec.State != state {
+	if err == nil && state != "" && rec.State != state {
 		err = rendezvous.ErrNotFound
 	}
 	return rec, err
