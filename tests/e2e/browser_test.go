@@ -85,26 +85,7 @@ func TestBrowserRingsChildThroughTURN(t *testing.T) {
 	r := newRig(t, func(c *rendezvous.Config) { c.ICETransportPolicy = "relay" })
 	page := pairBrowser(t, r)
 
-	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#call"))); err != nil {
-		t.Fatal(err)
-	}
-	if err := browsertest.WaitStateFor(page, "outgoing", step); err != nil {
-		t.Fatal(err)
-	}
-	r.waitPattern(device.Ringing, "the terminal rings")
-	if err := r.board.Press(r.ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := browsertest.WaitStateFor(page, "call", step); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, mediaWait, "page decodes the terminal's video through the relay", func() bool {
-		st, err := browsertest.Stats(page)
-		return err == nil && st.Video.FramesDecoded >= minFrames
-	})
-	eventually(t, mediaWait, "terminal decodes the page's video through the relay", func() bool {
-		return r.term.Status().Received.VideoFramesDecoded >= 30
-	})
+	parentCallsChild(t, r, page, "through the relay")
 
 	// The parent hangs up from the page; the terminal is ready again.
 	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#hangup"))); err != nil {
@@ -209,6 +190,32 @@ func browserAnswersChild(t *testing.T, r *rig, page context.Context) {
 func answerChildsCall(t *testing.T, r *rig, page context.Context, over string) {
 	t.Helper()
 	browserAnswersChild(t, r, page)
+	eventually(t, mediaWait, "page decodes the terminal's video "+over, func() bool {
+		st, err := browsertest.Stats(page)
+		return err == nil && st.Video.FramesDecoded >= minFrames
+	})
+	eventually(t, mediaWait, "terminal decodes the page's video "+over, func() bool {
+		return r.term.Status().Received.VideoFramesDecoded >= 30
+	})
+}
+
+// parentCallsChild rings the terminal from the page and answers with the
+// button; both ends decode the other's video. over names the path.
+func parentCallsChild(t *testing.T, r *rig, page context.Context, over string) {
+	t.Helper()
+	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#call"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitStateFor(page, "outgoing", step); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Ringing, "the terminal rings")
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitStateFor(page, "call", step); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, mediaWait, "page decodes the terminal's video "+over, func() bool {
 		st, err := browsertest.Stats(page)
 		return err == nil && st.Video.FramesDecoded >= minFrames

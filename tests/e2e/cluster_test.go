@@ -258,7 +258,7 @@ func TestBrowserCallAcrossNodeLoss(t *testing.T) {
 	}
 	r.waitPattern(device.Ready, "terminal ready after the parent hung up")
 	waitPageIdle(t, page)
-	parentCallsChild(t, r, page)
+	parentCallsChild(t, r, page, "across nodes")
 	if err := r.board.LongPress(r.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +303,7 @@ func TestBrowserCallAcrossNodeLoss(t *testing.T) {
 	waitPageIdle(t, page)
 
 	// The family calls again on the nodes left, paired as before.
-	parentCallsChild(t, r, page)
+	parentCallsChild(t, r, page, "on the nodes left")
 	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#hangup"))); err != nil {
 		t.Fatal(err)
 	}
@@ -311,29 +311,6 @@ func TestBrowserCallAcrossNodeLoss(t *testing.T) {
 	if st := r.term.Status(); !st.Paired || st.ParentID == "" {
 		t.Fatalf("the terminal after the kill: %+v, want paired as before", st)
 	}
-}
-
-// parentCallsChild rings the terminal from the page and answers with the
-// button; both ends decode the other's video.
-func parentCallsChild(t *testing.T, r *rig, page context.Context) {
-	t.Helper()
-	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#call"))); err != nil {
-		t.Fatal(err)
-	}
-	r.waitPattern(device.Ringing, "the terminal rings")
-	if err := r.board.Press(r.ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := browsertest.WaitStateFor(page, "call", step); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, mediaWait, "page decodes the terminal's video", func() bool {
-		st, err := browsertest.Stats(page)
-		return err == nil && st.Video.FramesDecoded >= minFrames
-	})
-	eventually(t, mediaWait, "terminal decodes the page's video", func() bool {
-		return r.term.Status().Received.VideoFramesDecoded >= 30
-	})
 }
 
 // waitPageIdle waits for the page to leave a call and closes its "call

@@ -13,6 +13,17 @@ import (
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
+// callingFamily is a terminal logged in on termURL, paired through
+// pageURL, its parent logged in there, and the child's call answered.
+func callingFamily(t *testing.T, ctx context.Context, termURL, pageURL string) (key *ecdsa.PrivateKey, term, parent *rt.Client, cred rt.Credentials, callID string) {
+	t.Helper()
+	key, _ = rt.NewKey()
+	term = get[*rt.Client](t)(rt.DialTerminal(ctx, termURL, key))
+	cred = get[rt.Credentials](t)(rt.Pair(ctx, pageURL, term, pairing.NewSecret()))
+	parent = dialParent(t, ctx, pageURL, cred)
+	return key, term, parent, cred, answered(t, ctx, term, parent)
+}
+
 // answered rings from the terminal and has the parent accept: a call in
 // progress. It returns the call's ID.
 func answered(t *testing.T, ctx context.Context, term, parent *rt.Client) string {
@@ -167,11 +178,8 @@ func TestCallFollowsTerminal(t *testing.T) {
 	ns := nodes(t, "a", "b")
 	a, b := ns[0], ns[1]
 
-	key, dev := rt.NewKey()
-	term := get[*rt.Client](t)(rt.DialTerminal(ctx, a.WSURL, key))
-	cred := get[rt.Credentials](t)(rt.Pair(ctx, b.WSURL, term, pairing.NewSecret()))
-	parent := dialParent(t, ctx, b.WSURL, cred)
-	id := answered(t, ctx, term, parent)
+	key, term, parent, cred, id := callingFamily(t, ctx, a.WSURL, b.WSURL)
+	dev := rt.DeviceID(key)
 
 	// A stranger: another family, on both nodes.
 	skey, _ := rt.NewKey()
@@ -246,11 +254,7 @@ func TestCallFollowsTerminalAfterRestart(t *testing.T) {
 	ns := nodes(t, "a", "b")
 	a, b := ns[0], ns[1]
 
-	key, _ := rt.NewKey()
-	term := get[*rt.Client](t)(rt.DialTerminal(ctx, b.WSURL, key))
-	cred := get[rt.Credentials](t)(rt.Pair(ctx, a.WSURL, term, pairing.NewSecret()))
-	parent := dialParent(t, ctx, a.WSURL, cred)
-	id := answered(t, ctx, term, parent)
+	key, term, _, cred, id := callingFamily(t, ctx, b.WSURL, a.WSURL)
 
 	ok(t, b.Close())
 	b = rt.NewServer(t, func(c *rendezvous.Config) {
@@ -279,11 +283,7 @@ func TestGoneNodesCallsClosed(t *testing.T) {
 	ns := nodesWith(t, func(c *rendezvous.Config) { c.ResumeGrace = 2 * time.Second }, "a", "b")
 	a, b := ns[0], ns[1]
 
-	key, _ := rt.NewKey()
-	term := get[*rt.Client](t)(rt.DialTerminal(ctx, b.WSURL, key))
-	cred := get[rt.Credentials](t)(rt.Pair(ctx, a.WSURL, term, pairing.NewSecret()))
-	parent := dialParent(t, ctx, a.WSURL, cred)
-	id := answered(t, ctx, term, parent)
+	key, term, parent, cred, id := callingFamily(t, ctx, b.WSURL, a.WSURL)
 	ok(t, b.Close()) // leaves the call open in the log, as a node that dies does
 	ok(t, a.WaitLogged(ctx, "cluster: ended the calls a gone node held and nobody resumed", 1))
 
