@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/tuanju/tuanju/pairing/protocol"
@@ -50,6 +51,43 @@ type Registry interface {
 }
 
 var _ Registry = (*Store)(nil)
+
+// IndexSweeper is a Registry whose index of parents can hold entries no
+// pairing names (natsreg: a node that died between the index's write and
+// its pairing's compare-and-set). They are harmless, each reading as no
+// parent, and the server deletes them now and then (sweepIndex).
+type IndexSweeper interface {
+	SweepIndex(minAge time.Duration) (int, error)
+}
+
+// indexSweepEvery is how often a server sweeps its registry's index, the
+// first time at a random moment within it (so that a cluster's nodes,
+// started together, do not sweep together); indexSweepAge is the youngest
+// entry it may delete, far longer than any registry call.
+const (
+	indexSweepEvery = 6 * time.Hour
+	indexSweepAge   = time.Hour
+)
+
+// sweepIndex runs sw.SweepIndex every indexSweepEvery until stop.
+func (s *Server) sweepIndex(sw IndexSweeper, stop <-chan struct{}) {
+	wait := rand.N(indexSweepEvery)
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(wait):
+		}
+		wait = indexSweepEvery
+		start := time.Now()
+		n, err := sw.SweepIndex(indexSweepAge)
+		if err != nil {
+			s.log.Error("registry: sweeping the parents' index", "deleted", n, "err", err)
+			continue
+		}
+		s.log.Info("registry: swept the parents' index", "deleted", n, "took", time.Since(start).Round(time.Millisecond))
+	}
+}
 
 // PairingReader is a Registry that reads a terminal's pairing in one
 // read: its parent ("" none) and the pair ID it has pending ("" none).

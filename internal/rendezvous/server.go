@@ -220,6 +220,9 @@ func NewWithRegistry(cfg Config, log *slog.Logger, reg Registry) (s *Server, err
 	if s.fleet != nil {
 		go s.watchFleet(cfg.RevocationCheckInterval, s.stop)
 	}
+	if sw, ok := reg.(IndexSweeper); ok {
+		go s.sweepIndex(sw, s.stop)
+	}
 	return s, nil
 }
 

@@ -29,7 +29,8 @@
 // CAS that names the pair ID, not after it: a node that dies between the
 // two leaves an entry nothing names, harmless, and never a committed
 // pairing that its parent cannot find. Entries left so are removed by
-// SweepIndex, and each is overwritten if its ID is used again.
+// SweepIndex, which every server runs every 6 hours, and each is
+// overwritten if its ID is used again.
 //
 // # Durability and visibility
 //

@@ -421,35 +421,56 @@ func (r *Registry) dropIndex(parentID, deviceID string) {
 // died, or lost the race). A younger entry may be an intent whose CAS is
 // still on its way; minAge must be longer than OpTimeout. It returns how
 // many it deleted.
+//
+// It reads each bucket once, as a stream, rather than a key at a time: the
+// pair IDs every record names, then the index, so a registry of a million
+// pairings is two passes and some 100 MB of names, not two million round
+// trips. An entry no record names is read again, with its record, before
+// it is deleted at the revision it was read at; it is rare.
 func (r *Registry) SweepIndex(minAge time.Duration) (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.opTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), sweepScanTimeout)
 	defer cancel()
-	keys, err := r.parents.ListKeys(ctx)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrNoKeysFound) {
-			return 0, nil
+	named := map[string]bool{}
+	err := r.each(ctx, r.pairings, false, func(e jetstream.KeyValueEntry) error {
+		var rec record
+		if json.Unmarshal(e.Value(), &rec) == nil && rec.State != stateNone {
+			named[rec.PairID] = true
 		}
-		return 0, fmt.Errorf("natsreg: sweep index: %w", err)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("natsreg: sweep index: read the pairings: %w", err)
+	}
+	type orphan struct{ parentID, deviceID string }
+	var orphans []orphan
+	err = r.each(ctx, r.parents, false, func(e jetstream.KeyValueEntry) error {
+		if !named[e.Key()] && time.Since(e.Created()) >= minAge {
+			orphans = append(orphans, orphan{e.Key(), string(e.Value())})
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("natsreg: sweep index: read the index: %w", err)
 	}
 	n := 0
-	for k := range keys.Keys() {
-		e, err := r.parents.Get(ctx, k)
-		if err != nil || time.Since(e.Created()) < minAge {
-			continue
+	for _, o := range orphans {
+		octx, ocancel := context.WithTimeout(ctx, r.opTimeout)
+		e, err := r.parents.Get(octx, o.parentID)
+		if err == nil && string(e.Value()) == o.deviceID {
+			rec, _, err := r.record(octx, o.deviceID)
+			if err == nil && (rec.State == stateNone || rec.PairID != o.parentID) &&
+				r.parents.Delete(octx, o.parentID, jetstream.LastRevision(e.Revision())) == nil {
+				n++
+			}
 		}
-		rec, _, err := r.record(ctx, string(e.Value()))
-		if err != nil || (rec.State != stateNone && rec.PairID == k) {
-			continue
-		}
-		if r.parents.Delete(ctx, k, jetstream.LastRevision(e.Revision())) == nil {
-			n++
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return n, fmt.Errorf("natsreg: sweep index: %w", err)
+		ocancel()
 	}
 	return n, nil
 }
+
+// sweepScanTimeout bounds one SweepIndex: two passes over a million keys
+// take minutes, not a registry call's seconds.
+const sweepScanTimeout = 30 * time.Minute
 
 // errParentExists: a parent ID already names another terminal's pairing.
 var errParentExists = errors.New("parent exists")
