@@ -254,7 +254,7 @@ func TestCallFollowsTerminalAfterRestart(t *testing.T) {
 	ns := nodes(t, "a", "b")
 	a, b := ns[0], ns[1]
 
-	key, term, _, cred, id := callingFamily(t, ctx, b.WSURL, a.WSURL)
+	key, _, _, cred, id := callingFamily(t, ctx, b.WSURL, a.WSURL)
 
 	ok(t, b.Close())
 	b = rt.NewServer(t, func(c *rendezvous.Config) {
@@ -283,7 +283,7 @@ func TestGoneNodesCallsClosed(t *testing.T) {
 	ns := nodesWith(t, func(c *rendezvous.Config) { c.ResumeGrace = 2 * time.Second }, "a", "b")
 	a, b := ns[0], ns[1]
 
-	key, term, parent, cred, id := callingFamily(t, ctx, b.WSURL, a.WSURL)
+	key, _, parent, cred, id := callingFamily(t, ctx, b.WSURL, a.WSURL)
 	ok(t, b.Close()) // leaves the call open in the log, as a node that dies does
 	ok(t, a.WaitLogged(ctx, "cluster: ended the calls a gone node held and nobody resumed", 1))
 
@@ -301,7 +301,7 @@ func TestGoneNodesCallsClosed(t *testing.T) {
 		t.Fatalf("the gone node's call in the log: %+v, want interrupted and ended", rec)
 	}
 	// Nothing is left to take: the terminal's resume is unknown_call.
-	term = get[*rt.Client](t)(rt.DialTerminal(ctx, a.WSURL, key))
+	term := get[*rt.Client](t)(rt.DialTerminal(ctx, a.WSURL, key))
 	defer term.Close()
 	if err := refusedResume(ctx, term, id); err != nil {
 		t.Fatalf("the terminal's resume of the call the log has ended: %v", err)
