@@ -25,7 +25,7 @@ type proxy struct {
 	ln     net.Listener
 	target string
 	// more are tried in turn when target refuses a connection: a name
-	// with several addresses, as a client tries each.
+	// with several addresses, as a client tries each. Set before serve.
 	more []string
 
 	// delay holds each chunk this long in each direction, a far link's
@@ -42,29 +42,29 @@ type proxy struct {
 // when that one refuses.
 func newProxy(t testing.TB, serverURL string, moreURLs ...string) *proxy {
 	t.Helper()
-	p := newSlowProxy(t, serverURL, 0)
-	for _, m := range moreURLs {
-		u, err := url.Parse(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.more = append(p.more, u.Host)
-	}
-	return p
+	return newSlowProxy(t, serverURL, 0, moreURLs...)
 }
 
 // newSlowProxy is a proxy that holds every chunk delay in each direction.
-func newSlowProxy(t testing.TB, serverURL string, delay time.Duration) *proxy {
+func newSlowProxy(t testing.TB, serverURL string, delay time.Duration, moreURLs ...string) *proxy {
 	t.Helper()
 	u, err := url.Parse(serverURL)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var more []string
+	for _, m := range moreURLs {
+		mu, err := url.Parse(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		more = append(more, mu.Host)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{t: t, ln: ln, target: u.Host, up: make(chan struct{}), delay: delay}
+	p := &proxy{t: t, ln: ln, target: u.Host, more: more, up: make(chan struct{}), delay: delay}
 	close(p.up)
 	go p.serve()
 	t.Cleanup(func() { ln.Close(); p.restore(); p.cut() })
