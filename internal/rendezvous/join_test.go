@@ -138,3 +138,60 @@ func TestRingReadsOutsideTheLock(t *testing.T) {
 	}
 	t.Logf("up to %d of 8 rings' call-ID reads under way at once", reg.most.Load())
 }
+
+// commitBetween reads one parent as a page logging in mid-commit would:
+// its first Parent read finds the pairing still pending (not a parent
+// yet), and by the PendingParent read after it the terminal has
+// committed (no longer pending).
+type commitBetween struct {
+	rendezvous.Registry
+	parentID string
+	armed    atomic.Bool
+}
+
+func (r *commitBetween) Parent(id string) (rendezvous.Parent, error) {
+	// armed first: its Store, after parentID's write, orders the read.
+	if r.armed.Load() && id == r.parentID && r.armed.CompareAndSwap(true, false) {
+		return rendezvous.Parent{}, rendezvous.ErrNotFound
+	}
+	return r.Registry.Parent(id)
+}
+
+// TestParentLoginWhilePairingCommits: a page that logs in while its
+// terminal commits the pairing is let in. Read between the registry's two
+// reads (is it a parent? is it pending?), the pairing is neither, and the
+// page was refused auth_failed and deleted its credential: the family
+// paired on the terminal and the server, and not on the phone
+// (TestPairingThroughNodeDeath found it on NATS, where the reads are round
+// trips apart).
+func TestParentLoginWhilePairingCommits(t *testing.T) {
+	cfg := rt.TestConfig(t)
+	cfg.TURN.Listen = ""
+	st, err := rendezvous.OpenStore(cfg.DataDir + "/" + rendezvous.RegistryFile)
+	check(t, err)
+	reg := &commitBetween{Registry: st}
+	srv, err := rendezvous.NewWithRegistry(cfg, slog.New(slog.DiscardHandler), reg)
+	check(t, err)
+	hs := httptest.NewServer(srv.Handler())
+	defer func() { hs.Close(); srv.Close() }()
+	wsURL := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	key, _ := rt.NewKey()
+	term, err := rt.DialTerminal(ctx, wsURL, key)
+	check(t, err)
+	defer term.Close()
+	cred, err := rt.Pair(ctx, wsURL, term, pairing.NewSecret())
+	check(t, err)
+	reg.parentID = cred.ParentID
+	reg.armed.Store(true)
+	p, _, err := rt.DialParent(ctx, wsURL, cred.ParentID, cred.Token)
+	if err != nil {
+		t.Fatalf("the page logging in while its pairing commits: %v", err)
+	}
+	p.Close()
+	if reg.armed.Load() {
+		t.Fatal("the login did not read the parent")
+	}
+}

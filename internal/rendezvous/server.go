@@ -772,6 +772,17 @@ func (s *Server) checkParent(parentID, token string) (deviceID string, ok, pendi
 		if perr == nil && subtle.ConstantTimeCompare(sum[:], pend.TokenHash) == 1 {
 			return dev, false, true
 		}
+		if errors.Is(perr, ErrNotFound) {
+			// Pending when Parent read it, committed by the time
+			// PendingParent did: the terminal completed the pairing
+			// between the two reads (on NATS, round trips apart). Read
+			// once more, or the page of a pairing that has just been
+			// made is refused and drops its credential
+			// (TestParentLoginWhilePairingCommits).
+			if p, err := s.store.Parent(parentID); err == nil && subtle.ConstantTimeCompare(sum[:], p.TokenHash) == 1 {
+				return p.DeviceID, true, false
+			}
+		}
 	}
 	return "", false, false
 }

@@ -18,7 +18,10 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/natsreg"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
+	"github.com/tuanju/tuanju/pairing"
 	"github.com/tuanju/tuanju/tests/browsertest"
 )
 
@@ -324,4 +327,93 @@ func waitPageIdle(t *testing.T, page context.Context) {
 		}
 		return err == nil && s == "home"
 	})
+}
+
+// TestPairingThroughNodeDeath is issue 16's "kill a node during pairing":
+// three nodes on one NATS server; the terminal behind one name (node a,
+// then b), the pairing page and then the phone on c, relayed to a. At each
+// of the server's pairing steps on a, a dies there (its hook stops it, as
+// a crash would, and it closes). The terminal logs in on b and the phone
+// on c learns how the pairing ended: paired on all three sides or on none
+// (none lost, none doubled), and when on none, the family pairs again.
+func TestPairingThroughNodeDeath(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three nodes per step")
+	}
+	splits, paired := 0, 0
+	for _, p := range rendezvous.FaultPoints {
+		var o pairOutcome
+		t.Run(string(p), func(t *testing.T) { o = pairAcrossNodeDeath(t, p) })
+		if o.split() {
+			splits++
+		}
+		if o.terminal != "" {
+			paired++
+		}
+	}
+	t.Logf("node a killed at each of %d pairing steps: %d splits (%d ended paired, %d unpaired and paired again)",
+		len(rendezvous.FaultPoints), splits, paired, len(rendezvous.FaultPoints)-paired)
+	if splits != 0 {
+		t.Errorf("%d of %d steps split the pairing", splits, len(rendezvous.FaultPoints))
+	}
+}
+
+func pairAcrossNodeDeath(t *testing.T, f rendezvous.FaultPoint) pairOutcome {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ns, err := natsreg.StartEmbedded(t.TempDir(), natsreg.Embed{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	node := func(name string) *rendezvoustest.Server {
+		return rendezvoustest.NewServer(t, func(c *rendezvous.Config) { c.NATSURL, c.NodeName = ns.URL(), name })
+	}
+	a, b, c := node("a"), node("b"), node("c")
+	name := newProxy(t, a.URL, b.URL)
+
+	fired := make(chan struct{})
+	var once sync.Once
+	hit := func() bool {
+		first := false
+		once.Do(func() { first = true; close(fired) })
+		return first
+	}
+	a.SetPairFault(func(s rendezvous.FaultPoint) bool { return s == f && hit() })
+	r := startTerminal(t, ctx, c, terminalOpts{wsURL: name.wsURL(), statePath: filepath.Join(t.TempDir(), "terminal.db")})
+
+	sctx, scancel := context.WithTimeout(ctx, step)
+	defer scancel()
+	deviceID, secret, err := pairing.ParseURL(r.term.PairingURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := rendezvoustest.StartPair(sctx, c.WSURL, deviceID, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer page.Close()
+	if err := r.confirmPairing(sctx); err != nil {
+		t.Fatal(err)
+	}
+	credc := make(chan rendezvoustest.Credentials, 1)
+	go func() {
+		cred, err := pageSide(sctx, page, "", hit)
+		t.Logf("page: %v", err)
+		credc <- cred
+	}()
+	select {
+	case <-fired:
+	case <-sctx.Done():
+		t.Fatalf("the pairing never reached %s", f)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Only the terminal logs in on b: until it has, its status may still
+	// say it is online (on a).
+	if err := b.WaitLogged(sctx, "logged in", 1); err != nil {
+		t.Fatal(err)
+	}
+	return settlePairing(t, ctx, sctx, r, b, c.WSURL, deviceID, credc, "node a's death at "+string(f))
 }

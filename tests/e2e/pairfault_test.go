@@ -147,6 +147,17 @@ func pairWithFault(t *testing.T, f pairFault) pairOutcome {
 		px.retarget(srv.URL)
 		r.srv = srv
 	}
+	return settlePairing(t, ctx, sctx, r, srv, px.wsURL(), deviceID, credc, f.String())
+}
+
+// settlePairing waits for the page's credential and the terminal back
+// online after the fault what names, reads what the terminal, the
+// server's registry (reg) and the phone (logging in at phoneURL) hold, and
+// fails the test on a split. Unpaired everywhere, the family pairs again;
+// paired, the phone's ring rings the child.
+func settlePairing(t *testing.T, ctx, sctx context.Context, r *rig, reg *rendezvoustest.Server, phoneURL, deviceID string,
+	credc <-chan rendezvoustest.Credentials, what string) pairOutcome {
+	t.Helper()
 	var cred rendezvoustest.Credentials
 	select {
 	case cred = <-credc:
@@ -155,22 +166,22 @@ func pairWithFault(t *testing.T, f pairFault) pairOutcome {
 	}
 	r.waitIdle("the terminal is back online after the fault")
 
-	out := pairOutcome{phone: phoneSide(t, sctx, px.wsURL(), cred)}
+	out := pairOutcome{phone: phoneSide(t, sctx, phoneURL, cred)}
 	if p, err := r.store.Parent(); err == nil {
 		out.terminal = p.ParentID
 	} else if !errors.Is(err, terminalstore.ErrNotPaired) {
 		t.Fatal(err)
 	}
-	if id, err := srv.Registry().ParentOf(deviceID); err == nil {
+	if id, err := reg.Registry().ParentOf(deviceID); err == nil {
 		out.server = id
 	} else if !errors.Is(err, rendezvous.ErrNotFound) {
 		t.Fatal(err)
 	}
-	_, err = srv.Registry().PendingOf(deviceID)
+	_, err := reg.Registry().PendingOf(deviceID)
 	out.serverPending = err == nil
-	t.Logf("after %s: terminal %q, server %q (pending %v), phone %q", f, out.terminal, out.server, out.serverPending, out.phone)
+	t.Logf("after %s: terminal %q, server %q (pending %v), phone %q", what, out.terminal, out.server, out.serverPending, out.phone)
 	if out.split() {
-		t.Errorf("split pairing after %s: terminal %q, server %q (pending %v), phone %q", f, out.terminal, out.server, out.serverPending, out.phone)
+		t.Errorf("split pairing after %s: terminal %q, server %q (pending %v), phone %q", what, out.terminal, out.server, out.serverPending, out.phone)
 		return out
 	}
 
