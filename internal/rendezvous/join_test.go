@@ -16,6 +16,26 @@ import (
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
+// openStore opens the bbolt registry in cfg's data directory, for a
+// server on a wrapper of it (serveOn).
+func openStore(t *testing.T, cfg rendezvous.Config) *rendezvous.Store {
+	t.Helper()
+	st, err := rendezvous.OpenStore(cfg.DataDir + "/" + rendezvous.RegistryFile)
+	check(t, err)
+	return st
+}
+
+// serveOn serves a server on reg until the test ends and returns its
+// WebSocket URL.
+func serveOn(t *testing.T, cfg rendezvous.Config, reg rendezvous.Registry) string {
+	t.Helper()
+	srv, err := rendezvous.NewWithRegistry(cfg, slog.New(slog.DiscardHandler), reg)
+	check(t, err)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	return "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+}
+
 // slowRegistry answers ParentOf (or, with slowHas, HasCall instead) after
 // a pause and counts how many of those calls are under way at once, as a
 // NATS cluster's round trips would be.
@@ -60,14 +80,9 @@ func (r *slowRegistry) wait() {
 func TestJoinReadsOutsideTheLock(t *testing.T) {
 	cfg := rt.TestConfig(t)
 	cfg.TURN.Listen = ""
-	st, err := rendezvous.OpenStore(cfg.DataDir + "/" + rendezvous.RegistryFile)
-	check(t, err)
+	st := openStore(t, cfg)
 	reg := &slowRegistry{Registry: st, pause: 200 * time.Millisecond}
-	srv, err := rendezvous.NewWithRegistry(cfg, slog.New(slog.DiscardHandler), reg)
-	check(t, err)
-	hs := httptest.NewServer(srv.Handler())
-	defer func() { hs.Close(); srv.Close() }()
-	wsURL := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	wsURL := serveOn(t, cfg, reg)
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -98,14 +113,9 @@ func TestRingReadsOutsideTheLock(t *testing.T) {
 	cfg := rt.TestConfig(t)
 	cfg.TURN.Listen = ""
 	cfg.PairRequestsPerMinutePerIP = 100 // eight pairings from 127.0.0.1
-	st, err := rendezvous.OpenStore(cfg.DataDir + "/" + rendezvous.RegistryFile)
-	check(t, err)
+	st := openStore(t, cfg)
 	reg := &slowRegistry{Registry: st, pause: 200 * time.Millisecond}
-	srv, err := rendezvous.NewWithRegistry(cfg, slog.New(slog.DiscardHandler), reg)
-	check(t, err)
-	hs := httptest.NewServer(srv.Handler())
-	defer func() { hs.Close(); srv.Close() }()
-	wsURL := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	wsURL := serveOn(t, cfg, reg)
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -167,14 +177,9 @@ func (r *commitBetween) Parent(id string) (rendezvous.Parent, error) {
 func TestParentLoginWhilePairingCommits(t *testing.T) {
 	cfg := rt.TestConfig(t)
 	cfg.TURN.Listen = ""
-	st, err := rendezvous.OpenStore(cfg.DataDir + "/" + rendezvous.RegistryFile)
-	check(t, err)
+	st := openStore(t, cfg)
 	reg := &commitBetween{Registry: st}
-	srv, err := rendezvous.NewWithRegistry(cfg, slog.New(slog.DiscardHandler), reg)
-	check(t, err)
-	hs := httptest.NewServer(srv.Handler())
-	defer func() { hs.Close(); srv.Close() }()
-	wsURL := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	wsURL := serveOn(t, cfg, reg)
 
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
