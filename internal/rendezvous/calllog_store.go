@@ -67,30 +67,32 @@ func setCallCount(b *bolt.Bucket, n uint32) error {
 }
 
 // putCallRecord inserts or replaces a record in a pairing's log bucket and
-// prunes the oldest beyond MaxStoredCalls; it keeps open_calls in step.
-func putCallRecord(tx *bolt.Tx, b *bolt.Bucket, parentID string, r protocol.CallRecord) error {
+// prunes the oldest beyond MaxStoredCalls; it keeps open_calls in step. It
+// returns the record's t key.
+func putCallRecord(tx *bolt.Tx, b *bolt.Bucket, parentID string, r protocol.CallRecord) ([]byte, error) {
 	raw, err := json.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("encode call %s: %w", r.CallID, err)
+		return nil, fmt.Errorf("encode call %s: %w", r.CallID, err)
 	}
 	open := tx.Bucket(bucketOpenCalls)
 	if r.EndedAt.IsZero() {
 		if err := open.Put([]byte(r.CallID), []byte(parentID)); err != nil {
-			return err
+			return nil, err
 		}
 	} else if err := open.Delete([]byte(r.CallID)); err != nil {
-		return err
+		return nil, err
 	}
 	ik := callIndexKey(r.CallID)
 	if tk := b.Get(ik); tk != nil {
-		return b.Put(bytes.Clone(tk), raw) // a call's start never changes: its key neither
+		tk = bytes.Clone(tk) // a call's start never changes: its key neither
+		return tk, b.Put(tk, raw)
 	}
 	tk := callTimeKey(r)
 	if err := b.Put(tk, raw); err != nil {
-		return err
+		return nil, err
 	}
 	if err := b.Put(ik, tk); err != nil {
-		return err
+		return nil, err
 	}
 	n := callCount(b) + 1
 	for n > MaxStoredCalls {
@@ -101,17 +103,17 @@ func putCallRecord(tx *bolt.Tx, b *bolt.Bucket, parentID string, r protocol.Call
 		id := callIDOf(oldest)
 		oldest = bytes.Clone(oldest)
 		if err := b.Delete(oldest); err != nil {
-			return err
+			return nil, err
 		}
 		if err := b.Delete(callIndexKey(id)); err != nil {
-			return err
+			return nil, err
 		}
 		if err := open.Delete([]byte(id)); err != nil {
-			return err
+			return nil, err
 		}
 		n--
 	}
-	return setCallCount(b, n)
+	return tk, setCallCount(b, n)
 }
 
 // newestCalls returns up to limit records of a pairing's log, newest first,
@@ -200,7 +202,7 @@ func migrateCallLogs(tx *bolt.Tx) (int, error) {
 			return moved, err
 		}
 		for i := len(recs) - 1; i >= 0; i-- { // oldest first: pruning keeps the newest
-			if err := putCallRecord(tx, b, string(parentID), recs[i]); err != nil {
+			if _, err := putCallRecord(tx, b, string(parentID), recs[i]); err != nil {
 				return moved, err
 			}
 			moved++

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -83,6 +84,12 @@ type Store struct {
 	// transaction, as a full disk fails bbolt's commit (tests only:
 	// export_test.go). Nothing else in the store is touched by it.
 	callWriteFault atomic.Pointer[func() error]
+	// recent holds the newest records of the logs read lately
+	// (calllog_cache.go). logWrites orders the writes to the logs with
+	// their updates to it: held from each such transaction's start until
+	// recent knows how it ended.
+	recent    recentLogs
+	logWrites sync.Mutex
 }
 
 // OpenStore opens the registry at path, mode 0600: it holds the parents'
@@ -403,6 +410,13 @@ func dropPending(tx *bolt.Tx, deviceID, pairID string) (bool, error) {
 // longer logs in) and that pairing's call log, in one transaction. It returns
 // the old parent's ID, or "" when the terminal had none (it is then a no-op).
 func (s *Store) Unpair(deviceID string) (parentID string, err error) {
+	s.logWrites.Lock()
+	defer s.logWrites.Unlock()
+	defer func() {
+		if parentID != "" {
+			s.recent.drop(parentID)
+		}
+	}()
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		// A reset terminal has no parent: a pairing it had not confirmed
 		// goes too.
@@ -466,8 +480,11 @@ type CallWrite struct {
 // PutCall's ErrNotFound) and its index returned in gone; any other failure
 // writes none of them.
 func (s *Store) PutCalls(writes []CallWrite) (gone []int, err error) {
+	s.logWrites.Lock()
+	defer s.logWrites.Unlock()
+	var done []keyedCall
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		gone = gone[:0]
+		gone, done = gone[:0], done[:0]
 		if err := s.callFault(); err != nil {
 			return err
 		}
@@ -481,15 +498,24 @@ func (s *Store) PutCalls(writes []CallWrite) (gone []int, err error) {
 			if err != nil {
 				return err
 			}
-			if err := putCallRecord(tx, b, w.ParentID, w.Record); err != nil {
+			key, err := putCallRecord(tx, b, w.ParentID, w.Record)
+			if err != nil {
 				return err
 			}
+			done = append(done, keyedCall{parentID: w.ParentID, rec: w.Record, key: key})
 		}
 		return nil
 	})
 	if err != nil {
+		// Nothing was written; forgetting the logs costs a read each.
+		var ids []string
+		for _, w := range writes {
+			ids = append(ids, w.ParentID)
+		}
+		s.recent.drop(ids...)
 		return nil, fmt.Errorf("rendezvous: log %d calls: %w", len(writes), err)
 	}
+	s.recent.committed(done)
 	return gone, nil
 }
 
@@ -513,8 +539,19 @@ func (s *Store) HasCall(parentID, callID string) (bool, error) {
 // returned entries still show whether they had been seen before, so the page
 // can badge what is new.
 func (s *Store) CallLog(parentID string, markSeen bool) ([]protocol.CallRecord, error) {
+	if !markSeen {
+		if recs, ok := s.recent.get(parentID); ok {
+			return recs, nil
+		}
+	} else {
+		s.logWrites.Lock()
+		defer s.logWrites.Unlock()
+	}
+	gen := s.recent.generation()
 	var out []protocol.CallRecord
+	var outKeys [][]byte
 	fn := func(tx *bolt.Tx) error {
+		out, outKeys = nil, nil
 		b := callLogBucket(tx, parentID)
 		if b == nil {
 			return nil
@@ -523,7 +560,7 @@ func (s *Store) CallLog(parentID string, markSeen bool) ([]protocol.CallRecord, 
 		if err != nil {
 			return err
 		}
-		out = recs
+		out, outKeys = recs, keys
 		if !markSeen {
 			return nil
 		}
@@ -542,10 +579,17 @@ func (s *Store) CallLog(parentID string, markSeen bool) ([]protocol.CallRecord, 
 		return nil
 	}
 	var err error
-	if markSeen {
-		err = s.db.Update(fn)
-	} else {
-		err = s.db.View(fn)
+	switch {
+	case !markSeen:
+		if err = s.db.View(fn); err == nil {
+			s.recent.fill(parentID, gen, out, outKeys)
+		}
+	default:
+		if err = s.db.Update(fn); err != nil {
+			s.recent.drop(parentID)
+		} else {
+			s.recent.seen(parentID, out, outKeys)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("rendezvous: call log of %s: %w", parentID, err)
@@ -579,6 +623,9 @@ type OpenCall struct {
 // CloseOpenCallsList is CloseOpenCalls, returning the calls it closed: the
 // server offers the answered ones to be resumed (resume.go).
 func (s *Store) CloseOpenCallsList() ([]OpenCall, error) {
+	s.logWrites.Lock()
+	defer s.logWrites.Unlock()
+	defer s.recent.drop()
 	var open []OpenCall
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		open = nil
@@ -607,7 +654,7 @@ func (s *Store) CloseOpenCallsList() ([]OpenCall, error) {
 				return fmt.Errorf("decode call %s: %w", id, err)
 			}
 			CloseInterrupted(&r)
-			if err := putCallRecord(tx, b, string(parents[i]), r); err != nil {
+			if _, err := putCallRecord(tx, b, string(parents[i]), r); err != nil {
 				return err
 			}
 			open = append(open, OpenCall{ParentID: string(parents[i]), Record: r})
