@@ -118,8 +118,11 @@ type sendBarrier interface {
 }
 
 type outFrame struct {
-	after  uint64 // the barrier's mark when it was queued
-	data   []byte
+	after uint64 // the barrier's mark when it was queued
+	data  []byte
+	// msg, if set, is encoded into data by the writer: what the hub sends
+	// is queued under its lock, and a call log is 50 records of JSON.
+	msg    *protocol.Message
 	close  bool
 	code   websocket.StatusCode
 	reason string
@@ -175,13 +178,7 @@ func (s *session) send(m protocol.Message) {
 	if s.closing.Load() {
 		return
 	}
-	data, err := protocol.Encode(m)
-	if err != nil {
-		// A bug on our side; never put it on the wire.
-		s.log.Error("encode outgoing message", "type", m.Type, "err", err)
-		return
-	}
-	if !s.enqueue(outFrame{data: data}) {
+	if !s.enqueue(outFrame{msg: &m}) {
 		s.log.Warn("send queue full, dropping client")
 		s.count(errSendQueueFull)
 		s.drop()
@@ -261,6 +258,15 @@ func (s *session) write(w *writer, f outFrame) bool {
 		s.finish()
 		return false
 	}
+	if f.msg != nil {
+		data, err := protocol.Encode(*f.msg)
+		if err != nil {
+			// A bug on our side; never put it on the wire.
+			s.log.Error("encode outgoing message", "type", f.msg.Type, "err", err)
+			return true
+		}
+		f.data = data
+	}
 	if s.outlet != nil {
 		if !s.outlet(f) || f.close {
 			s.cancel()
@@ -314,13 +320,19 @@ func (s *session) ping() {
 	w.pinger.Reset(w.pingInterval)
 }
 
-// takeQueued removes and returns what is queued (tests of a session that
-// was never started).
+// takeQueued removes and returns what is queued, encoded as the writer
+// would encode it (tests of a session that was never started). A message
+// that does not encode is left with no data.
 func (s *session) takeQueued() []outFrame {
 	s.qmu.Lock()
-	defer s.qmu.Unlock()
 	q := s.queue
 	s.queue = nil
+	s.qmu.Unlock()
+	for i, f := range q {
+		if f.msg != nil {
+			q[i].data, _ = protocol.Encode(*f.msg)
+		}
+	}
 	return q
 }
 
