@@ -47,7 +47,7 @@ func (p *clusterProc) kill(t *testing.T) {
 }
 
 // lineCounter passes a process's log on to the test's output and counts
-// the lines holding a phrase.
+// the lines holding some phrases.
 type lineCounter struct {
 	mu     sync.Mutex
 	out    io.Writer
@@ -66,14 +66,19 @@ func (l *lineCounter) run(r io.Reader) {
 	}
 }
 
-func (l *lineCounter) count(phrase string) int {
+// count is how many lines hold every one of phrases.
+func (l *lineCounter) count(phrases ...string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
+lines:
 	for _, s := range l.lines {
-		if strings.Contains(s, phrase) {
-			n++
+		for _, p := range phrases {
+			if !strings.Contains(s, p) {
+				continue lines
+			}
 		}
+		n++
 	}
 	return n
 }
@@ -398,7 +403,7 @@ func pairAcrossNodeDeath(t *testing.T, f rendezvous.FaultPoint) pairOutcome {
 	}
 	credc := make(chan rendezvoustest.Credentials, 1)
 	go func() {
-		cred, err := pageSide(sctx, page, "", hit)
+		cred, err := pageSide(sctx, page, nil)
 		t.Logf("page: %v", err)
 		credc <- cred
 	}()
@@ -415,5 +420,5 @@ func pairAcrossNodeDeath(t *testing.T, f rendezvous.FaultPoint) pairOutcome {
 	if err := b.WaitLogged(sctx, "logged in", 1); err != nil {
 		t.Fatal(err)
 	}
-	return settlePairing(t, ctx, sctx, r, b, c.WSURL, deviceID, credc, "node a's death at "+string(f))
+	return settlePairing(t, ctx, sctx, r, b.Registry(), c.WSURL, deviceID, credc, "node a's death at "+string(f))
 }

@@ -127,7 +127,7 @@ func pairWithFault(t *testing.T, f pairFault) pairOutcome {
 	}
 	credc := make(chan rendezvoustest.Credentials, 1)
 	go func() {
-		cred, err := pageSide(sctx, page, f.page, hit)
+		cred, err := pageSide(sctx, page, func(s pageFault) bool { return s == f.page && hit() })
 		t.Logf("page: %v", err)
 		credc <- cred
 	}()
@@ -147,15 +147,25 @@ func pairWithFault(t *testing.T, f pairFault) pairOutcome {
 		px.retarget(srv.URL)
 		r.srv = srv
 	}
-	return settlePairing(t, ctx, sctx, r, srv, px.wsURL(), deviceID, credc, f.String())
+	return settlePairing(t, ctx, sctx, r, srv.Registry(), px.wsURL(), deviceID, credc, f.String())
+}
+
+// pairingReader is what settlePairing reads of a registry: a server's
+// (rendezvous.Registry) or the cluster's, through a connection of the
+// test's own (*natsreg.Registry).
+type pairingReader interface {
+	ParentOf(deviceID string) (string, error)
+	PendingOf(deviceID string) (rendezvous.PendingPairing, error)
 }
 
 // settlePairing waits for the page's credential and the terminal back
 // online after the fault what names, reads what the terminal, the
 // server's registry (reg) and the phone (logging in at phoneURL) hold, and
-// fails the test on a split. Unpaired everywhere, the family pairs again;
-// paired, the phone's ring rings the child.
-func settlePairing(t *testing.T, ctx, sctx context.Context, r *rig, reg *rendezvoustest.Server, phoneURL, deviceID string,
+// fails the test on a split. A page that kept no credential (it never had
+// the terminal's accept) leaves the phone nothing to log in with: it holds
+// no parent. Unpaired everywhere, the family pairs again; paired, the
+// phone's ring rings the child.
+func settlePairing(t *testing.T, ctx, sctx context.Context, r *rig, reg pairingReader, phoneURL, deviceID string,
 	credc <-chan rendezvoustest.Credentials, what string) pairOutcome {
 	t.Helper()
 	var cred rendezvoustest.Credentials
@@ -166,18 +176,21 @@ func settlePairing(t *testing.T, ctx, sctx context.Context, r *rig, reg *rendezv
 	}
 	r.waitIdle("the terminal is back online after the fault")
 
-	out := pairOutcome{phone: phoneSide(t, sctx, phoneURL, cred)}
+	var out pairOutcome
+	if cred.ParentID != "" {
+		out.phone = phoneSide(t, sctx, phoneURL, cred)
+	}
 	if p, err := r.store.Parent(); err == nil {
 		out.terminal = p.ParentID
 	} else if !errors.Is(err, terminalstore.ErrNotPaired) {
 		t.Fatal(err)
 	}
-	if id, err := reg.Registry().ParentOf(deviceID); err == nil {
+	if id, err := reg.ParentOf(deviceID); err == nil {
 		out.server = id
 	} else if !errors.Is(err, rendezvous.ErrNotFound) {
 		t.Fatal(err)
 	}
-	_, err := reg.Registry().PendingOf(deviceID)
+	_, err := reg.PendingOf(deviceID)
 	out.serverPending = err == nil
 	t.Logf("after %s: terminal %q, server %q (pending %v), phone %q", what, out.terminal, out.server, out.serverPending, out.phone)
 	if out.split() {
@@ -204,9 +217,13 @@ func settlePairing(t *testing.T, ctx, sctx context.Context, r *rig, reg *rendezv
 }
 
 // pageSide plays the page from the terminal's accept on: it keeps its
-// credential, then confirms, as the web app does, unless it dies at fault
-// (hit is the test's hook). It returns the credential it kept.
-func pageSide(ctx context.Context, page *rendezvoustest.PairPage, fault pageFault, hit func() bool) (rendezvoustest.Credentials, error) {
+// credential, then confirms, as the web app does. At each of its steps it
+// calls at (the test's hook; nil: none), which may hold the page there
+// and, returning true, kills it there. It returns the credential it kept.
+func pageSide(ctx context.Context, page *rendezvoustest.PairPage, at func(pageFault) bool) (rendezvoustest.Credentials, error) {
+	if at == nil {
+		at = func(pageFault) bool { return false }
+	}
 	acc, err := page.Expect(ctx, protocol.TypePairAccept)
 	if err != nil {
 		return rendezvoustest.Credentials{}, err
@@ -221,7 +238,7 @@ func pageSide(ctx context.Context, page *rendezvoustest.PairPage, fault pageFaul
 		return rendezvoustest.Credentials{}, err
 	}
 	cred := rendezvoustest.Credentials{DeviceID: dev.DeviceID, ParentID: acc.PairID, Token: rendezvoustest.NewToken(), Key: key, Device: dev}
-	if fault == pageBeforeConfirm && hit() {
+	if at(pageBeforeConfirm) {
 		page.Close()
 		return cred, errors.New("page died before its confirm")
 	}
@@ -234,7 +251,7 @@ func pageSide(ctx context.Context, page *rendezvoustest.PairPage, fault pageFaul
 	if err != nil {
 		return cred, err
 	}
-	if fault == pageAfterConfirm && hit() {
+	if at(pageAfterConfirm) {
 		page.Close()
 		return cred, errors.New("page died after its confirm")
 	}
