@@ -38,7 +38,7 @@ type killFamily struct {
 	stage    killStage
 	r        *rig
 	deviceID string
-	credc    chan rendezvoustest.Credentials
+	pagec    chan pageResult
 	pageErr  error         // what pageSide returned; read after done
 	done     chan struct{} // closed when the page has finished
 	parked   chan struct{} // closed when the page holds its credential, its confirm not sent
@@ -99,7 +99,7 @@ func TestPairingThroughNodeKill(t *testing.T) {
 	stages := []killStage{stagePaired, stageConfirming, stageConfirmed, stageCommitting, stageStoring, stageAccepted, stageRequested}
 	fams := map[killStage]*killFamily{}
 	for _, st := range stages {
-		f := &killFamily{stage: st, credc: make(chan rendezvoustest.Credentials, 1), done: make(chan struct{}),
+		f := &killFamily{stage: st, pagec: make(chan pageResult, 1), done: make(chan struct{}),
 			parked: make(chan struct{}), release: make(chan struct{}), sent: make(chan struct{}), complete: make(chan struct{}),
 			held: make(chan struct{})}
 		fams[st] = f
@@ -156,7 +156,7 @@ func TestPairingThroughNodeKill(t *testing.T) {
 				return false
 			})
 			f.pageErr = err
-			f.credc <- cred
+			f.pagec <- pageResult{cred, err}
 		}()
 		if st == stagePaired {
 			waitClosed(t, f.done, "the page of the family paired before the kill finishes")
@@ -221,9 +221,8 @@ func TestPairingThroughNodeKill(t *testing.T) {
 	for _, st := range stages {
 		f := fams[st]
 		waitClosed(t, f.done, "the page of the family at "+string(st)+" finishes")
-		t.Logf("page at %s: %v", st, f.pageErr)
 		sctx, scancel := context.WithTimeout(ctx, step)
-		o := settlePairing(t, ctx, sctx, f.r, reg, srv.WSURL, f.deviceID, f.credc, "the kill at "+string(st))
+		o := settlePairing(t, ctx, sctx, f.r, reg, srv.WSURL, f.deviceID, f.pagec, "the kill at "+string(st))
 		scancel()
 		outcome := "unpaired everywhere, paired again"
 		switch {

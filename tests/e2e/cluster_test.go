@@ -21,7 +21,6 @@ import (
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/natsreg"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
-	"github.com/tuanju/tuanju/pairing"
 	"github.com/tuanju/tuanju/tests/browsertest"
 )
 
@@ -377,41 +376,13 @@ func pairAcrossNodeDeath(t *testing.T, f rendezvous.FaultPoint) pairOutcome {
 	a, b, c := node("a"), node("b"), node("c")
 	name := newProxy(t, a.URL, b.URL)
 
-	fired := make(chan struct{})
-	var once sync.Once
-	hit := func() bool {
-		first := false
-		once.Do(func() { first = true; close(fired) })
-		return first
-	}
-	a.SetPairFault(func(s rendezvous.FaultPoint) bool { return s == f && hit() })
+	fault := newOneFault()
+	a.SetPairFault(func(s rendezvous.FaultPoint) bool { return s == f && fault.hit() })
 	r := startTerminal(t, ctx, c, terminalOpts{wsURL: name.wsURL(), statePath: filepath.Join(t.TempDir(), "terminal.db")})
 
 	sctx, scancel := context.WithTimeout(ctx, step)
 	defer scancel()
-	deviceID, secret, err := pairing.ParseURL(r.term.PairingURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, err := rendezvoustest.StartPair(sctx, c.WSURL, deviceID, secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer page.Close()
-	if err := r.confirmPairing(sctx); err != nil {
-		t.Fatal(err)
-	}
-	credc := make(chan rendezvoustest.Credentials, 1)
-	go func() {
-		cred, err := pageSide(sctx, page, nil)
-		t.Logf("page: %v", err)
-		credc <- cred
-	}()
-	select {
-	case <-fired:
-	case <-sctx.Done():
-		t.Fatalf("the pairing never reached %s", f)
-	}
+	deviceID, pagec := pairUntilFault(t, sctx, r, c.WSURL, fault, nil, string(f))
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -420,5 +391,5 @@ func pairAcrossNodeDeath(t *testing.T, f rendezvous.FaultPoint) pairOutcome {
 	if err := b.WaitLogged(sctx, "logged in", 1); err != nil {
 		t.Fatal(err)
 	}
-	return settlePairing(t, ctx, sctx, r, b.Registry(), c.WSURL, deviceID, credc, "node a's death at "+string(f))
+	return settlePairing(t, ctx, sctx, r, b.Registry(), c.WSURL, deviceID, pagec, "node a's death at "+string(f))
 }

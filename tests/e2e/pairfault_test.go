@@ -93,49 +93,19 @@ func pairWithFault(t *testing.T, f pairFault) pairOutcome {
 	px := newProxy(t, srv.URL)
 	state := filepath.Join(t.TempDir(), "terminal.db")
 
-	fired := make(chan struct{})
-	var once sync.Once
-	hit := func() bool {
-		first := false
-		once.Do(func() { first = true; close(fired) })
-		return first
-	}
+	fault := newOneFault()
 	o := terminalOpts{wsURL: px.wsURL(), statePath: state}
 	if f.term != "" {
-		o.pairFault = func(s terminal.PairFaultPoint) bool { return s == f.term && hit() }
+		o.pairFault = func(s terminal.PairFaultPoint) bool { return s == f.term && fault.hit() }
 	}
 	if f.srv != "" {
-		srv.SetPairFault(func(s rendezvous.FaultPoint) bool { return s == f.srv && hit() })
+		srv.SetPairFault(func(s rendezvous.FaultPoint) bool { return s == f.srv && fault.hit() })
 	}
 	r := startTerminal(t, ctx, srv, o)
 
-	// The page, as the web app does it: its credential is kept before the
-	// confirm leaves.
 	sctx, scancel := context.WithTimeout(ctx, step)
 	defer scancel()
-	deviceID, secret, err := pairing.ParseURL(r.term.PairingURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, err := rendezvoustest.StartPair(sctx, px.wsURL(), deviceID, secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer page.Close()
-	if err := r.confirmPairing(sctx); err != nil {
-		t.Fatal(err)
-	}
-	credc := make(chan rendezvoustest.Credentials, 1)
-	go func() {
-		cred, err := pageSide(sctx, page, func(s pageFault) bool { return s == f.page && hit() })
-		t.Logf("page: %v", err)
-		credc <- cred
-	}()
-	select {
-	case <-fired:
-	case <-sctx.Done():
-		t.Fatalf("the pairing never reached %s", f)
-	}
+	deviceID, pagec := pairUntilFault(t, sctx, r, px.wsURL(), fault, func(s pageFault) bool { return s == f.page && fault.hit() }, f.String())
 
 	switch {
 	case f.term != "":
@@ -147,7 +117,61 @@ func pairWithFault(t *testing.T, f pairFault) pairOutcome {
 		px.retarget(srv.URL)
 		r.srv = srv
 	}
-	return settlePairing(t, ctx, sctx, r, srv.Registry(), px.wsURL(), deviceID, credc, f.String())
+	return settlePairing(t, ctx, sctx, r, srv.Registry(), px.wsURL(), deviceID, pagec, f.String())
+}
+
+// oneFault is a fault that fires once: hit is true the first time only,
+// and fired is closed then.
+type oneFault struct {
+	once  sync.Once
+	fired chan struct{}
+}
+
+func newOneFault() *oneFault { return &oneFault{fired: make(chan struct{})} }
+
+func (f *oneFault) hit() bool {
+	first := false
+	f.once.Do(func() { first = true; close(f.fired) })
+	return first
+}
+
+// pageResult is how a page's pairing ended: the credential it kept, and
+// pageSide's error.
+type pageResult struct {
+	cred rendezvoustest.Credentials
+	err  error
+}
+
+// pairUntilFault starts pairing r's terminal as the web app does (the
+// page at wsURL keeps its credential before its confirm leaves; at is its
+// hook, pageSide), presses the terminal's button when its lights ask, and
+// returns once fault has fired: the terminal's device ID and where the
+// page's result will come. what names the fault.
+func pairUntilFault(t *testing.T, sctx context.Context, r *rig, wsURL string, fault *oneFault, at func(pageFault) bool, what string) (string, <-chan pageResult) {
+	t.Helper()
+	deviceID, secret, err := pairing.ParseURL(r.term.PairingURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := rendezvoustest.StartPair(sctx, wsURL, deviceID, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { page.Close() })
+	if err := r.confirmPairing(sctx); err != nil {
+		t.Fatal(err)
+	}
+	pagec := make(chan pageResult, 1)
+	go func() {
+		cred, err := pageSide(sctx, page, at)
+		pagec <- pageResult{cred, err} // logged by settlePairing: this goroutine may outlive the test
+	}()
+	select {
+	case <-fault.fired:
+	case <-sctx.Done():
+		t.Fatalf("the pairing never reached %s", what)
+	}
+	return deviceID, pagec
 }
 
 // pairingReader is what settlePairing reads of a registry: a server's
@@ -166,11 +190,13 @@ type pairingReader interface {
 // no parent. Unpaired everywhere, the family pairs again; paired, the
 // phone's ring rings the child.
 func settlePairing(t *testing.T, ctx, sctx context.Context, r *rig, reg pairingReader, phoneURL, deviceID string,
-	credc <-chan rendezvoustest.Credentials, what string) pairOutcome {
+	pagec <-chan pageResult, what string) pairOutcome {
 	t.Helper()
 	var cred rendezvoustest.Credentials
 	select {
-	case cred = <-credc:
+	case res := <-pagec:
+		t.Logf("page: %v", res.err)
+		cred = res.cred
 	case <-sctx.Done():
 		t.Fatal("the page never finished")
 	}
