@@ -63,14 +63,7 @@ type killFamily struct {
 // servers left, the phone's login) or on none; paired, the phone's ring
 // rings the child; on none, the family pairs again on the nodes left.
 func TestPairingThroughNodeKill(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs a NATS cluster and three rendezvous nodes")
-	}
-	natsBin, rendezvousBin := buildClusterBinaries(t)
-	nats := startNATSCluster(t, natsBin)
-	a := startRendezvousNode(t, rendezvousBin, "a", "127.0.2.1", nats)
-	b := startRendezvousNode(t, rendezvousBin, "b", "127.0.2.2", nats)
-	c := startRendezvousNode(t, rendezvousBin, "c", "127.0.2.3", nats)
+	nats, a, b, c := startDeployment(t)
 	// The test reads the registry as the nodes left do: through the NATS
 	// servers left.
 	reg, err := natsreg.Connect("nats://"+nats[1].addr+",nats://"+nats[2].addr,
@@ -261,18 +254,5 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 // few pairing pages open).
 func startPairFrom(ctx context.Context, wsURL, src, deviceID string, secret pairing.Secret) (*rendezvoustest.PairPage, error) {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
-	c, err := rendezvoustest.DialVia(ctx, wsURL, &http.Client{Transport: &http.Transport{DialContext: d.DialContext}})
-	if err != nil {
-		return nil, err
-	}
-	if err := c.LoginPairing(ctx); err != nil {
-		c.Close()
-		return nil, err
-	}
-	page, err := c.RequestPair(ctx, deviceID, secret)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	return page, nil
+	return rendezvoustest.StartPairVia(ctx, wsURL, &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}, deviceID, secret)
 }

@@ -226,6 +226,21 @@ listen = ""
 	return p
 }
 
+// startDeployment builds and runs the deployment: the NATS cluster and
+// rendezvous nodes a, b and c on 127.0.2.1–3. Short tests skip it.
+func startDeployment(t *testing.T) (nats []*clusterProc, a, b, c *clusterProc) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs a NATS cluster and three rendezvous nodes")
+	}
+	natsBin, rendezvousBin := buildClusterBinaries(t)
+	nats = startNATSCluster(t, natsBin)
+	a = startRendezvousNode(t, rendezvousBin, "a", "127.0.2.1", nats)
+	b = startRendezvousNode(t, rendezvousBin, "b", "127.0.2.2", nats)
+	c = startRendezvousNode(t, rendezvousBin, "c", "127.0.2.3", nats)
+	return nats, a, b, c
+}
+
 // TestBrowserCallAcrossNodeLoss is issue 16's three-node test with Chromium
 // as the phone. The terminal reaches the deployment through one name with
 // two addresses (node a, then b: a proxy that tries each, as a client does
@@ -238,14 +253,7 @@ listen = ""
 // ever leaves it — within 60 s, and the family calls again on the nodes
 // left with its pairing unchanged.
 func TestBrowserCallAcrossNodeLoss(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs a NATS cluster and three rendezvous nodes")
-	}
-	natsBin, rendezvousBin := buildClusterBinaries(t)
-	nats := startNATSCluster(t, natsBin)
-	a := startRendezvousNode(t, rendezvousBin, "a", "127.0.2.1", nats)
-	b := startRendezvousNode(t, rendezvousBin, "b", "127.0.2.2", nats)
-	c := startRendezvousNode(t, rendezvousBin, "c", "127.0.2.3", nats)
+	nats, a, b, c := startDeployment(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

@@ -367,7 +367,12 @@ func (c *Client) LoginPairing(ctx context.Context) error {
 
 // DialPairing connects as a pairing page.
 func DialPairing(ctx context.Context, wsURL string) (*Client, error) {
-	c, err := Dial(ctx, wsURL)
+	return DialPairingVia(ctx, wsURL, httpClientFor(wsURL))
+}
+
+// DialPairingVia is DialPairing over hc (DialVia).
+func DialPairingVia(ctx context.Context, wsURL string, hc *http.Client) (*Client, error) {
+	c, err := DialVia(ctx, wsURL, hc)
 	if err != nil {
 		return nil, err
 	}
@@ -562,7 +567,12 @@ type PairPage struct {
 
 // StartPair opens a pairing socket and sends a pair_request for device.
 func StartPair(ctx context.Context, wsURL, device string, secret pairing.Secret) (*PairPage, error) {
-	page, err := DialPairing(ctx, wsURL)
+	return StartPairVia(ctx, wsURL, httpClientFor(wsURL), device, secret)
+}
+
+// StartPairVia is StartPair over hc (DialVia).
+func StartPairVia(ctx context.Context, wsURL string, hc *http.Client, device string, secret pairing.Secret) (*PairPage, error) {
+	page, err := DialPairingVia(ctx, wsURL, hc)
 	if err != nil {
 		return nil, err
 	}
