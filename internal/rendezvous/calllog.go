@@ -47,23 +47,32 @@ type callLog struct {
 
 	issued atomic.Uint64 // puts so far: each one's number is its sequence
 
-	// committing is held (write) while a commit takes what it wrote out of
-	// pending, and (read) by read across its store read and its look at
-	// pending: so a record a read finds in neither is one it missed in
-	// both, which cannot happen (TestReconnectStorm's pushed logs).
-	committing sync.RWMutex
-
 	mu      sync.Mutex
 	pending map[string]*pendingCall // call ID → newest record not yet committed
-	settled uint64                  // every put up to this one has been committed or tried
-	advance chan struct{}           // closed (and replaced) when settled moves
-	retryAt bool                    // a commit succeeded with failed records waiting: retry them now
-	stopped bool                    // the server has closed: nothing waits any more
+	// kept holds the records a commit took out of pending while reads were
+	// under way: such a read may have read the store before the commit
+	// wrote them, and finds them here, so that no record is in neither
+	// (TestReconnectStorm's pushed logs) without a read holding commits
+	// back while it waits on the store (on NATS, a round trip). A record
+	// goes once no read that began before its commit is left (purgeKept).
+	kept    map[string]keptCall
+	epoch   uint64         // commits so far
+	reading map[uint64]int // reads under way, by the epoch they began in
+	settled uint64         // every put up to this one has been committed or tried
+	advance chan struct{}  // closed (and replaced) when settled moves
+	retryAt bool           // a commit succeeded with failed records waiting: retry them now
+	stopped bool           // the server has closed: nothing waits any more
 	// since is when the commit in progress began (zero: none runs). One
 	// older than barrierPatience is a disk that hangs: messages stop
 	// waiting for it (settledAt), so signalling goes on without the log.
 	since time.Time
 	hung  bool // logged and counted for the commit in progress
+}
+
+type keptCall struct {
+	parentID string
+	rec      protocol.CallRecord
+	epoch    uint64 // the commit that wrote it
 }
 
 type pendingCall struct {
@@ -76,7 +85,8 @@ type pendingCall struct {
 
 func newCallLog(store Registry, log *slog.Logger, m *metrics, now func() time.Time) *callLog {
 	return &callLog{store: store, log: log, metrics: m, now: now,
-		kick: make(chan struct{}, 1), pending: map[string]*pendingCall{}, advance: make(chan struct{})}
+		kick: make(chan struct{}, 1), pending: map[string]*pendingCall{}, advance: make(chan struct{}),
+		kept: map[string]keptCall{}, reading: map[uint64]int{}}
 }
 
 // put records a call's newest record, to be committed by the writer.
@@ -178,23 +188,33 @@ func (l *callLog) waiting(parentID, callID string) bool {
 // seen; if that write fails the log is still read and sent, unmarked (the
 // next request marks them).
 func (l *callLog) read(parentID string, markSeen bool) ([]protocol.CallRecord, error) {
-	l.committing.RLock()
-	defer l.committing.RUnlock()
+	l.mu.Lock()
+	began := l.epoch
+	l.reading[began]++
+	l.mu.Unlock()
 	calls, err := l.store.CallLog(parentID, markSeen)
 	if err != nil && markSeen {
 		l.metrics.callLogWriteFailures.Add(1)
 		l.log.Error("call log: marking calls seen failed; sending the log unmarked", "parent", parentID, "err", err)
 		calls, err = l.store.CallLog(parentID, false)
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer l.doneReading(began)
 	if err != nil {
 		return nil, err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var waiting []protocol.CallRecord
 	for _, p := range l.pending {
 		if p.parentID == parentID {
 			waiting = append(waiting, p.rec)
+		}
+	}
+	for id, k := range l.kept {
+		// One in pending is newer; one kept before this read began is in
+		// the store as read, or older than what is.
+		if k.parentID == parentID && k.epoch >= began && l.pending[id] == nil {
+			waiting = append(waiting, k.rec)
 		}
 	}
 	if len(waiting) == 0 {
@@ -209,6 +229,34 @@ func (l *callLog) read(parentID string, markSeen bool) ([]protocol.CallRecord, e
 		calls = calls[:MaxCallLog]
 	}
 	return calls, nil
+}
+
+// doneReading ends a read that began in epoch began, and lets go of the
+// kept records no read left needs. l.mu is held.
+func (l *callLog) doneReading(began uint64) {
+	if l.reading[began]--; l.reading[began] == 0 {
+		delete(l.reading, began)
+	}
+	l.purgeKept()
+}
+
+// purgeKept drops the kept records every read under way began after: it
+// read the store after their commit. l.mu is held.
+func (l *callLog) purgeKept() {
+	if len(l.kept) == 0 {
+		return
+	}
+	oldest, any := uint64(0), false
+	for e := range l.reading {
+		if !any || e < oldest {
+			oldest, any = e, true
+		}
+	}
+	for id, k := range l.kept {
+		if !any || k.epoch < oldest {
+			delete(l.kept, id)
+		}
+	}
 }
 
 // run is the writer: it commits what is put, and retries what failed every
@@ -281,10 +329,9 @@ func (l *callLog) commit(final bool) {
 		gone, err = l.store.PutCalls(writes)
 	}
 
-	l.committing.Lock()
-	defer l.committing.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	defer func() { l.epoch++ }()
 	if l.hung {
 		l.log.Warn("call log: the hung commit returned", "after", l.now().Sub(l.since), "err", err)
 	}
@@ -302,6 +349,11 @@ func (l *callLog) commit(final bool) {
 			delete(l.pending, it.id)
 			l.log.Debug("call log write for a deleted pairing skipped", "call", it.id, "parent", p.parentID)
 		case err == nil:
+			if len(l.reading) > 0 {
+				l.kept[it.id] = keptCall{parentID: p.parentID, rec: p.rec, epoch: l.epoch}
+			} else {
+				delete(l.kept, it.id)
+			}
 			delete(l.pending, it.id)
 			if it.retry {
 				l.metrics.callLogWritesRetried.Add(1)

@@ -42,6 +42,9 @@ type hub struct {
 	calls      map[string]*call             // call ID → call in progress
 	deviceCall map[string]*call             // device ID → its call in progress (at most one)
 	pending    map[string]*pendingPair      // pair ID → request waiting for the terminal
+	// reads counts the call-log reads pushCallLog started (added under mu
+	// while open): the server waits for them before it closes the store.
+	reads sync.WaitGroup
 
 	ipLimit, deviceLimit *limiter
 }
@@ -899,22 +902,31 @@ func (h *hub) finishCall(c *call, reason string, byCaller bool) {
 	h.notifyEnd(c)
 }
 
-// pushCallLog sends the parent's open pages their log. It is read here,
-// under the hub's lock, so that it reaches each page right behind the
-// hangup it follows and before anything the hub sends later (the next
-// ring): reading the newest records is cheap in the time-ordered log
-// (calllog_store.go).
+// pushCallLog sends the parent's open pages their log. Its place in each
+// page's queue is taken here, under the hub's lock, so that it reaches the
+// page right behind the hangup it follows and before anything the hub
+// sends later (the next ring); the log is read after, outside the lock: on
+// NATS a read is a round trip to JetStream (on bbolt a copy,
+// calllog_cache.go). A read made later holds every record put before it.
 func (h *hub) pushCallLog(parentID string) {
 	set := h.parents[parentID]
-	if len(set) == 0 {
+	if len(set) == 0 || h.closed {
 		return
 	}
-	calls, err := h.srv.callLog.read(parentID, false)
-	if err != nil {
-		h.log.Error("read call log", "parent", parentID, "err", err)
-		return
+	l := newLaterMsg()
+	for s := range set {
+		s.sendLater(l)
 	}
-	h.sendAll(set, callLogMsg(calls))
+	h.reads.Go(func() {
+		calls, err := h.srv.callLog.read(parentID, false)
+		if err != nil {
+			h.log.Error("read call log", "parent", parentID, "err", err)
+			l.set(nil)
+			return
+		}
+		m := callLogMsg(calls)
+		l.set(&m)
+	})
 }
 
 // sendCallLog answers a parent's call_log request; asking marks them seen.

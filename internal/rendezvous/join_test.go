@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -198,5 +199,108 @@ func TestParentLoginWhilePairingCommits(t *testing.T) {
 	p.Close()
 	if reg.armed.Load() {
 		t.Fatal("the login did not read the parent")
+	}
+}
+
+// gatedLog holds every read of one parent's call log (not the marking
+// read of a page's request or login) until open is closed, as a slow
+// registry would; read is closed when the first such read is under way.
+type gatedLog struct {
+	rendezvous.Registry
+	parentID   atomic.Pointer[string]
+	read, open chan struct{}
+	readOnce   sync.Once
+	openOnce   sync.Once
+}
+
+func (g *gatedLog) CallLog(parentID string, markSeen bool) ([]protocol.CallRecord, error) {
+	if p := g.parentID.Load(); p != nil && *p == parentID && !markSeen {
+		g.readOnce.Do(func() { close(g.read) })
+		<-g.open
+	}
+	return g.Registry.CallLog(parentID, markSeen)
+}
+
+func (g *gatedLog) release() { g.openOnce.Do(func() { close(g.open) }) }
+
+// TestCallLogPushReadsOutsideTheLock: the log pushed at a call's end is
+// read outside the hub's lock (on NATS a round trip) and without holding
+// the call log's commits back, and still reaches the page in its place.
+// While one family's read is held, another family calls from ring to
+// hangup and gets its log; the held family's next ring, queued behind the
+// log, reaches its page only after the log, which holds the call that
+// ended (and, read later, may show the new one ringing).
+func TestCallLogPushReadsOutsideTheLock(t *testing.T) {
+	cfg := rt.TestConfig(t)
+	cfg.TURN.Listen = ""
+	cfg.PairRequestsPerMinutePerIP = 100
+	reg := &gatedLog{Registry: openStore(t, cfg), read: make(chan struct{}), open: make(chan struct{})}
+	wsURL := serveOn(t, cfg, reg)
+	t.Cleanup(reg.release) // before the server closes: it waits for the read
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	type fam struct{ term, parent *rt.Client }
+	var fams []fam
+	for range 2 {
+		key, _ := rt.NewKey()
+		term := try(rt.DialTerminal(ctx, wsURL, key)).must(t)
+		defer term.Close()
+		cred := try(rt.Pair(ctx, wsURL, term, pairing.NewSecret())).must(t)
+		p, _, err := rt.DialParent(ctx, wsURL, cred.ParentID, cred.Token)
+		check(t, err)
+		defer p.Close()
+		p.Key = cred.Key
+		fams = append(fams, fam{term, p})
+		reg.parentID.CompareAndSwap(nil, &cred.ParentID) // the first family's reads are held
+	}
+	a, b := fams[0], fams[1]
+
+	// A's child calls; the parent declines: the log's read is held.
+	first := protocol.NewID()
+	check(t, a.term.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: first}))
+	try(a.parent.WaitFor(ctx, protocol.TypeRing)).must(t)
+	check(t, a.parent.Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: first, Reason: protocol.ReasonDecline}))
+	select {
+	case <-reg.read:
+	case <-ctx.Done():
+		t.Fatal("the declined call's log was never read")
+	}
+	// Meanwhile family B calls through, and its page gets its log.
+	call := protocol.NewID()
+	check(t, b.term.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: call}))
+	try(b.parent.WaitFor(ctx, protocol.TypeRing)).must(t)
+	check(t, b.parent.Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: call}))
+	try(b.term.WaitFor(ctx, protocol.TypeAccept)).must(t)
+	check(t, b.term.Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: call, Reason: protocol.ReasonHangup}))
+	if m := try(b.parent.WaitFor(ctx, protocol.TypeCallLog)).must(t); len(m.Calls) == 0 || m.Calls[0].CallID != call {
+		t.Fatalf("family B's log while A's read is held: %+v, want its call first", m.Calls)
+	}
+	// A's child calls again: the ring waits behind the log.
+	try(a.term.WaitFor(ctx, protocol.TypeHangup)).must(t)
+	second := protocol.NewID()
+	check(t, a.term.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: second}))
+	try(a.term.WaitFor(ctx, protocol.TypeRinging)).must(t)
+	reg.release()
+	var got []string
+	for len(got) < 2 {
+		m := try(a.parent.Recv(ctx)).must(t)
+		switch m.Type {
+		case protocol.TypeCallLog:
+			// Read after the second ring was put, it may show that one
+			// ringing too.
+			i := slices.IndexFunc(m.Calls, func(r protocol.CallRecord) bool { return r.CallID == first })
+			if i < 0 || m.Calls[i].Outcome != protocol.OutcomeDeclined {
+				t.Fatalf("family A's pushed log: %+v, want the declined call in it", m.Calls)
+			}
+			got = append(got, m.Type)
+		case protocol.TypeRing:
+			if m.CallID != second {
+				t.Fatalf("ring for %s, want %s", m.CallID, second)
+			}
+			got = append(got, m.Type)
+		}
+	}
+	if got[0] != protocol.TypeCallLog {
+		t.Fatalf("family A's page got %v: the ring overtook the log it follows", got)
 	}
 }

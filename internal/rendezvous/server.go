@@ -351,6 +351,7 @@ func (s *Server) Close() error {
 		case <-time.After(10 * time.Second):
 			s.log.Warn("sockets still open after 10 s; closing anyway")
 		}
+		s.hub.reads.Wait() // logs being pushed read the store
 		// The call log's writer runs until the sockets are gone: what they
 		// were sent last waits for its commit (calllog.go).
 		close(s.callLogStop)

@@ -122,7 +122,10 @@ type outFrame struct {
 	data  []byte
 	// msg, if set, is encoded into data by the writer: what the hub sends
 	// is queued under its lock, and a call log is 50 records of JSON.
-	msg    *protocol.Message
+	msg *protocol.Message
+	// later, if set, is a message whose place in the queue is kept while
+	// it is read (sendLater); the writer waits for it there.
+	later  *laterMsg
 	close  bool
 	code   websocket.StatusCode
 	reason string
@@ -178,7 +181,21 @@ func (s *session) send(m protocol.Message) {
 	if s.closing.Load() {
 		return
 	}
-	if !s.enqueue(outFrame{msg: &m}) {
+	s.enqueueMsg(outFrame{msg: &m})
+}
+
+// sendLater queues a message that is not made yet: it goes out in the
+// place it was queued in, once l is made (laterMsg.set), behind what was
+// queued before it and ahead of what is queued after.
+func (s *session) sendLater(l *laterMsg) {
+	if s.closing.Load() {
+		return
+	}
+	s.enqueueMsg(outFrame{later: l})
+}
+
+func (s *session) enqueueMsg(f outFrame) {
+	if !s.enqueue(f) {
 		s.log.Warn("send queue full, dropping client")
 		s.count(errSendQueueFull)
 		s.drop()
@@ -258,6 +275,17 @@ func (s *session) write(w *writer, f outFrame) bool {
 		s.finish()
 		return false
 	}
+	if f.later != nil {
+		select {
+		case <-f.later.ready:
+		case <-s.ctx.Done():
+			s.finish()
+			return false
+		}
+		if f.msg = f.later.msg; f.msg == nil {
+			return true // it could not be made: nothing to send
+		}
+	}
 	if f.msg != nil {
 		data, err := protocol.Encode(*f.msg)
 		if err != nil {
@@ -329,11 +357,29 @@ func (s *session) takeQueued() []outFrame {
 	s.queue = nil
 	s.qmu.Unlock()
 	for i, f := range q {
-		if f.msg != nil {
-			q[i].data, _ = protocol.Encode(*f.msg)
+		if f.later != nil {
+			<-f.later.ready
+			q[i].msg = f.later.msg
+		}
+		if q[i].msg != nil {
+			q[i].data, _ = protocol.Encode(*q[i].msg)
 		}
 	}
 	return q
+}
+
+// laterMsg is a message queued before it is made (session.sendLater).
+type laterMsg struct {
+	ready chan struct{}
+	msg   *protocol.Message // nil: nothing to send
+}
+
+func newLaterMsg() *laterMsg { return &laterMsg{ready: make(chan struct{})} }
+
+// set makes the message (nil: none) and lets the writers send it.
+func (l *laterMsg) set(m *protocol.Message) {
+	l.msg = m
+	close(l.ready)
 }
 
 // sendError queues an error message.
