@@ -138,17 +138,21 @@ func (c *recentLogs) seen(parentID string, recs []protocol.CallRecord, keys [][]
 	c.setLocked(parentID, recs, keys)
 }
 
+// dropAll forgets every log.
+func (c *recentLogs) dropAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.logs = nil
+	c.lru.Init()
+}
+
 // drop forgets the logs of parentIDs (deleted, or a write whose outcome is
-// unknown); none forgets every log.
+// unknown).
 func (c *recentLogs) drop(parentIDs ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	if len(parentIDs) == 0 {
-		c.logs = nil
-		c.lru.Init()
-		return
-	}
 	for _, p := range parentIDs {
 		if e, ok := c.logs[p]; ok {
 			c.lru.Remove(e)

@@ -3,6 +3,7 @@ package rendezvous
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -282,18 +283,14 @@ func (s *session) write(w *writer, f outFrame) bool {
 			s.finish()
 			return false
 		}
-		if f.msg = f.later.msg; f.msg == nil {
+		if f.later.msg == nil {
 			return true // it could not be made: nothing to send
 		}
 	}
-	if f.msg != nil {
-		data, err := protocol.Encode(*f.msg)
-		if err != nil {
-			// A bug on our side; never put it on the wire.
-			s.log.Error("encode outgoing message", "type", f.msg.Type, "err", err)
-			return true
-		}
-		f.data = data
+	if err := f.encode(); err != nil {
+		// A bug on our side; never put it on the wire.
+		s.log.Error("encode outgoing message", "err", err)
+		return true
 	}
 	if s.outlet != nil {
 		if !s.outlet(f) || f.close {
@@ -356,16 +353,31 @@ func (s *session) takeQueued() []outFrame {
 	q := s.queue
 	s.queue = nil
 	s.qmu.Unlock()
-	for i, f := range q {
-		if f.later != nil {
-			<-f.later.ready
-			q[i].msg = f.later.msg
+	for i := range q {
+		if q[i].later != nil {
+			<-q[i].later.ready
 		}
-		if q[i].msg != nil {
-			q[i].data, _ = protocol.Encode(*q[i].msg)
-		}
+		q[i].encode() // one that fails keeps no data
 	}
 	return q
+}
+
+// encode puts the frame's message, queued as made or made later, into
+// data. It is called once the message is made.
+func (f *outFrame) encode() error {
+	m := f.msg
+	if f.later != nil {
+		m = f.later.msg
+	}
+	if m == nil {
+		return nil
+	}
+	data, err := protocol.Encode(*m)
+	if err != nil {
+		return fmt.Errorf("%s: %w", m.Type, err)
+	}
+	f.data = data
+	return nil
 }
 
 // laterMsg is a message queued before it is made (session.sendLater).

@@ -625,7 +625,7 @@ type OpenCall struct {
 func (s *Store) CloseOpenCallsList() ([]OpenCall, error) {
 	s.logWrites.Lock()
 	defer s.logWrites.Unlock()
-	defer s.recent.drop()
+	defer s.recent.dropAll()
 	var open []OpenCall
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		open = nil
