@@ -86,6 +86,8 @@ type Bandwidth struct {
 	gcc   *gcc.SendSideBWE
 	pacer *pacer
 	id    string
+	// minBitrate is the least the estimate goes to (CongestionConfig.Min).
+	minBitrate int
 
 	mu       sync.Mutex
 	stats    SendStats
@@ -99,10 +101,12 @@ type Bandwidth struct {
 
 	path pathMonitor
 
+	resentBytes int64 // of stats.Bytes, the retransmissions'
+
 	// sendRate's last sample.
-	rateAt    time.Time
-	rateBytes int64
-	rate      int
+	rateAt                time.Time
+	rateBytes, rateResent int64
+	rate, mediaRate       int
 }
 
 var _ cc.BandwidthEstimator = (*Bandwidth)(nil)
@@ -136,7 +140,7 @@ func newCongestionInterceptor(cfg CongestionConfig) (*cc.InterceptorFactory, err
 			p.Close()
 			return nil, err
 		}
-		return &Bandwidth{gcc: g, pacer: p, highest: map[uint32]uint16{}}, nil
+		return &Bandwidth{gcc: g, pacer: p, highest: map[uint32]uint16{}, minBitrate: lo}, nil
 	})
 	if err != nil {
 		return nil, err
@@ -171,10 +175,24 @@ func newCongestionInterceptor(cfg CongestionConfig) (*cc.InterceptorFactory, err
 // to 47 kbit/s on a link that carried everything
 // (TestBrowserImpairedCall's delay-150ms-jitter-50ms); a receiver report
 // counts a packet lost only if it never came.
+//
+// On a path whose buffer holds a queue (the path monitor's queue delay
+// over queueDelayLimit) it is at most queueDrain of what the link
+// delivers, so the queue drains. GCC answers a queue the same way, but
+// only once its delay filter sees the queue grow; on a loaded machine it
+// saw it late and slowly: with a start estimate of 1 Mbit/s on a 128 kbit/s
+// link, the estimate was still 900 kbit/s after 5 s with 170 ms queued and
+// a quarter of the packets dropped, and the retransmissions, budgeted as a
+// share of it, filled the link (148 kbit/s sent for a 6.5 s freeze:
+// TestImpairedCall/cap-128k in a loaded CI run).
 func (b *Bandwidth) TargetBitrate() int {
 	est := b.gcc.GetTargetBitrate()
 	now := time.Now()
-	if st := b.path.state(now); st.Loss > lossLimit {
+	st := b.path.state(now)
+	if st.QueueDelay > queueDelayLimit && st.Delivered > 0 {
+		est = min(est, max(int(queueDrain*float64(st.Delivered)), b.minBitrate))
+	}
+	if st.Loss > lossLimit {
 		b.mu.Lock()
 		reported := 0.0 // the most any stream lost; no recent report: nothing confirms it
 		for _, r := range b.reported {
@@ -243,14 +261,16 @@ func (b *Bandwidth) AddStream(info *interceptor.StreamInfo, writer interceptor.R
 		}
 	}
 	counted := interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		size := h.MarshalSize() + len(payload)
 		if seq, ok := sentSeq(h, twccID); ok {
-			b.path.onSent(seq, time.Now())
+			b.path.onSent(seq, time.Now(), size)
 		}
 		b.mu.Lock()
 		b.stats.Packets++
-		b.stats.Bytes += int64(h.MarshalSize() + len(payload))
+		b.stats.Bytes += int64(size)
 		if last, ok := b.highest[h.SSRC]; ok && int16(h.SequenceNumber-last) <= 0 {
 			b.stats.Retransmissions++
+			b.resentBytes += int64(size)
 		} else {
 			b.highest[h.SSRC] = h.SequenceNumber
 			switch {
@@ -327,24 +347,40 @@ func (b *Bandwidth) GetTargetBitrate() int {
 		return int(retransmitCongested * float64(b.TargetBitrate()))
 	}
 	// On a clean path the media's own rate counts too: the ABR holds it
-	// there when GCC's estimate falls on loss alone (abr.go).
-	return int(retransmitShare * float64(max(b.TargetBitrate(), b.sendRate())))
+	// there when GCC's estimate falls on loss alone (abr.go). Not the
+	// retransmissions': with them the budget grew with its own spending.
+	_, media := b.sendRates()
+	return int(retransmitShare * float64(max(b.TargetBitrate(), media)))
 }
 
 // sendRate is what the connection sent, bit/s, over the last half second
 // or so.
 func (b *Bandwidth) sendRate() int {
+	all, _ := b.sendRates()
+	return all
+}
+
+// sendRates is what the connection sent, bit/s, over the last half second
+// or so: all of it, and the media's first sending alone (no
+// retransmissions).
+func (b *Bandwidth) sendRates() (all, media int) {
 	now := time.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.rateAt.IsZero() {
-		b.rateAt, b.rateBytes = now, b.stats.Bytes
+		b.rateAt, b.rateBytes, b.rateResent = now, b.stats.Bytes, b.resentBytes
 	} else if dt := now.Sub(b.rateAt); dt >= 500*time.Millisecond {
-		b.rate = int(float64(b.stats.Bytes-b.rateBytes) * 8 / dt.Seconds())
-		b.rateAt, b.rateBytes = now, b.stats.Bytes
+		sent, resent := b.stats.Bytes-b.rateBytes, b.resentBytes-b.rateResent
+		b.rate = int(float64(sent) * 8 / dt.Seconds())
+		b.mediaRate = int(float64(sent-resent) * 8 / dt.Seconds())
+		b.rateAt, b.rateBytes, b.rateResent = now, b.stats.Bytes, b.resentBytes
 	}
-	return b.rate
+	return b.rate, b.mediaRate
 }
+
+// queueDrain is the share of what a queued link delivers that the
+// estimate allows: GCC's own cut on overuse (its AIMD's beta).
+const queueDrain = 0.85
 
 // Retransmission budgets, as shares of the estimate: room for 20–30%
 // random loss on a clean path, little where resends only fill a full

@@ -31,6 +31,13 @@ const (
 	lossLimit       = 0.25
 )
 
+// The delivered rate is measured over at least minDelivered packets that
+// arrived over at least minDeliveredSpan.
+const (
+	minDelivered     = 8
+	minDeliveredSpan = 250 * time.Millisecond
+)
+
 // pathMonitor keeps the send time of every packet by its transport-wide
 // sequence number and reads the peer's TWCC feedback against it.
 type pathMonitor struct {
@@ -41,23 +48,28 @@ type pathMonitor struct {
 }
 
 type sentPacket struct {
-	seq uint16
-	at  time.Time
+	seq  uint16
+	at   time.Time
+	size int // bytes of RTP (header and payload)
 }
 
 // pathSample is what one feedback told: per packet, delivered or lost,
 // and a delivered packet's one-way delay (remote clock − local clock: a
-// constant offset plus the path's delay).
+// constant offset plus the path's delay), its arrival on the remote clock
+// and its size.
 type pathSample struct {
-	at   time.Time
-	lost bool
-	owd  time.Duration
+	at      time.Time
+	lost    bool
+	owd     time.Duration
+	arrival time.Duration
+	size    int
 }
 
-// onSent records a packet leaving with transport-wide sequence number seq.
-func (m *pathMonitor) onSent(seq uint16, at time.Time) {
+// onSent records a packet of size bytes leaving with transport-wide
+// sequence number seq.
+func (m *pathMonitor) onSent(seq uint16, at time.Time, size int) {
 	m.mu.Lock()
-	m.sent[seq%uint16(len(m.sent))] = sentPacket{seq: seq, at: at}
+	m.sent[seq%uint16(len(m.sent))] = sentPacket{seq: seq, at: at, size: size}
 	m.mu.Unlock()
 }
 
@@ -98,7 +110,7 @@ func (m *pathMonitor) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 			arrival += time.Duration(fb.RecvDeltas[delta].Delta) * time.Microsecond
 			delta++
 			if known {
-				m.samples = append(m.samples, pathSample{at: now, owd: arrival - time.Duration(p.at.UnixNano())})
+				m.samples = append(m.samples, pathSample{at: now, owd: arrival - time.Duration(p.at.UnixNano()), arrival: arrival, size: p.size})
 			}
 		}
 		seq++
@@ -127,6 +139,11 @@ type pathState struct {
 	QueueDelay time.Duration // median delay above the least of monitorBase
 	Loss       float64
 	Packets    int // reported on in the window
+	// Delivered is the rate the delivered packets of the window arrived
+	// at, bit/s of RTP on the remote clock; 0 when too few came to say.
+	// While the path's buffer holds a queue the link is never idle, so
+	// this is what the link carries.
+	Delivered int
 }
 
 // Congested reports whether the path shows a full buffer or heavy loss.
@@ -142,6 +159,8 @@ func (m *pathMonitor) state(now time.Time) pathState {
 	haveBase := false
 	var recent []time.Duration
 	lost := 0
+	var first, last time.Duration // the window's delivered arrivals
+	var firstSize, bytes, delivered int
 	for _, s := range m.samples {
 		if now.Sub(s.at) > monitorBase {
 			continue
@@ -155,6 +174,14 @@ func (m *pathMonitor) state(now time.Time) pathState {
 				lost++
 			} else {
 				recent = append(recent, s.owd)
+				if delivered == 0 || s.arrival < first {
+					first, firstSize = s.arrival, s.size
+				}
+				if delivered == 0 || s.arrival > last {
+					last = s.arrival
+				}
+				bytes += s.size
+				delivered++
 			}
 		}
 	}
@@ -164,6 +191,10 @@ func (m *pathMonitor) state(now time.Time) pathState {
 	if len(recent) > 0 && haveBase {
 		slices.Sort(recent)
 		st.QueueDelay = recent[len(recent)/2] - base
+	}
+	// The first arrival opens the span: its bytes came before it.
+	if span := last - first; delivered >= minDelivered && span >= minDeliveredSpan {
+		st.Delivered = int(float64(bytes-firstSize) * 8 / span.Seconds())
 	}
 	return st
 }

@@ -39,22 +39,26 @@ func TestPathMonitor(t *testing.T) {
 		maxQueue  time.Duration
 		wantLoss  float64
 		congested bool
+		delivered int // bit/s, within 10%
 	}{
-		{"steady", func(int) time.Duration { return 0 }, 0, 5 * time.Millisecond, 0, false},
-		{"jitter, no queue", func(i int) time.Duration { return time.Duration(i%5) * 10 * time.Millisecond }, 10 * time.Millisecond, 50 * time.Millisecond, 0, false},
+		// 500-byte packets every 20 ms: 200 kbit/s.
+		{"steady", func(int) time.Duration { return 0 }, 0, 5 * time.Millisecond, 0, false, 200_000},
+		{"jitter, no queue", func(i int) time.Duration { return time.Duration(i%5) * 10 * time.Millisecond }, 10 * time.Millisecond, 50 * time.Millisecond, 0, false, 200_000},
 		{"10% random loss", func(i int) time.Duration {
 			if i%10 == 3 {
 				return -1
 			}
 			return 0
-		}, 0, 5 * time.Millisecond, 0.1, false},
-		{"a filling buffer", func(i int) time.Duration { return time.Duration(max(0, i-200)) * 4 * time.Millisecond }, 150 * time.Millisecond, time.Second, 0, true},
+		}, 0, 5 * time.Millisecond, 0.1, false, 180_000},
+		// A link at 5/6 of what is sent: each packet leaves it 24 ms
+		// after the one before.
+		{"a filling buffer", func(i int) time.Duration { return time.Duration(max(0, i-200)) * 4 * time.Millisecond }, 150 * time.Millisecond, time.Second, 0, true, 166_667},
 		{"heavy loss", func(i int) time.Duration {
 			if i%3 == 0 && i > 200 {
 				return -1
 			}
 			return 0
-		}, 0, 5 * time.Millisecond, 0.33, true},
+		}, 0, 5 * time.Millisecond, 0.33, true, 133_333},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var m pathMonitor
@@ -66,7 +70,7 @@ func TestPathMonitor(t *testing.T) {
 			for b := 0; b < n; b += per {
 				var arrivals []time.Duration
 				for i := b; i < b+per; i++ {
-					m.onSent(uint16(65000+i), start.Add(time.Duration(i)*gap))
+					m.onSent(uint16(65000+i), start.Add(time.Duration(i)*gap), 500)
 					d := tc.delay(i)
 					if d < 0 {
 						arrivals = append(arrivals, -1)
@@ -96,6 +100,9 @@ func TestPathMonitor(t *testing.T) {
 			}
 			if st.Congested() != tc.congested {
 				t.Errorf("congested %v, want %v", st.Congested(), tc.congested)
+			}
+			if d := st.Delivered - tc.delivered; d*10 > tc.delivered || -d*10 > tc.delivered {
+				t.Errorf("delivered %d bit/s, want %d", st.Delivered, tc.delivered)
 			}
 		})
 	}
@@ -156,5 +163,79 @@ func TestTargetFollowsArrivalsOnHeavyLoss(t *testing.T) {
 				t.Errorf("target %d, want what arrives: %d", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestTargetDrainsAQueue: on a path whose buffer holds a queue, the target
+// is at most queueDrain of what the link delivers, whatever GCC's estimate
+// (1 Mbit/s here, its start); without a queue, or with too few packets to
+// measure, it is GCC's.
+func TestTargetDrainsAQueue(t *testing.T) {
+	const delivered = 800_000 // 1,000-byte packets arriving 10 ms apart
+	for _, tc := range []struct {
+		name    string
+		queue   time.Duration
+		packets int
+		want    int // 0: GCC's estimate
+	}{
+		{"no queue", 0, 100, 0},
+		{"jitter's delay", 60 * time.Millisecond, 100, 0},
+		{"a full buffer", 170 * time.Millisecond, 100, int(queueDrain * delivered)},
+		{"a full buffer, too few packets to measure", 170 * time.Millisecond, minDelivered - 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPacer(DefaultInitialBitrate)
+			defer p.Close()
+			g, err := gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(DefaultInitialBitrate), gcc.SendSideBWEPacer(p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			b := &Bandwidth{gcc: g, pacer: p, highest: map[uint32]uint16{}, minBitrate: DefaultMinBitrate}
+			now := time.Now()
+			// The base: a packet 5 s ago with no queue.
+			b.path.samples = append(b.path.samples, pathSample{at: now.Add(-5 * time.Second), size: 1000})
+			for i := range tc.packets {
+				b.path.samples = append(b.path.samples, pathSample{at: now.Add(-time.Duration(tc.packets-i) * 9 * time.Millisecond),
+					owd: tc.queue, arrival: time.Hour + time.Duration(i)*10*time.Millisecond, size: 1000})
+			}
+			got, est := b.TargetBitrate(), g.GetTargetBitrate()
+			t.Logf("target %d bit/s (GCC's %d), path %+v", got, est, b.path.state(now))
+			switch {
+			case tc.want == 0 && got != est:
+				t.Errorf("target %d, want GCC's estimate %d", got, est)
+			case tc.want != 0 && (got > tc.want*101/100 || got < tc.want*99/100):
+				t.Errorf("target %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRetransmitBudgetLeavesOutResends: on a clean path the retransmission
+// budget is a share of the media's own rate where that is above the
+// estimate, not of everything sent: counted with the resends, the budget
+// grew with its own spending.
+func TestRetransmitBudgetLeavesOutResends(t *testing.T) {
+	const initial = 100_000
+	p := newPacer(initial)
+	defer p.Close()
+	g, err := gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(initial), gcc.SendSideBWEMinBitrate(DefaultMinBitrate), gcc.SendSideBWEPacer(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	b := &Bandwidth{gcc: g, pacer: p, highest: map[uint32]uint16{}, minBitrate: DefaultMinBitrate}
+	now := time.Now()
+	b.lastTWCC = now // feedback comes, and shows no congestion
+	// The last second: 50 KB of media, and as much again resent.
+	b.rateAt = now.Add(-time.Second)
+	b.stats.Bytes, b.resentBytes = 100_000, 50_000
+	all, media := b.sendRates()
+	if all < 790_000 || all > 810_000 || media < 395_000 || media > 405_000 {
+		t.Fatalf("send rates %d, %d bit/s; want 800,000 in all and 400,000 of media", all, media)
+	}
+	got := b.GetTargetBitrate()
+	if want := int(retransmitShare * float64(media)); got != want {
+		t.Errorf("retransmission budget %d bit/s, want %.0f%% of the media's %d: %d", got, 100*retransmitShare, media, want)
 	}
 }
