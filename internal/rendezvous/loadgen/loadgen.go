@@ -120,10 +120,14 @@ func (f *Fleet) client(src netip.Addr) *http.Client {
 	if c := f.clients[src]; c != nil {
 		return c
 	}
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}, Timeout: 30 * time.Second}
-	c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+	c := &http.Client{Transport: &http.Transport{DialContext: f.dialer(src).DialContext, DisableKeepAlives: true}}
 	f.clients[src] = c
 	return c
+}
+
+// dialer dials from src.
+func (f *Fleet) dialer(src netip.Addr) *net.Dialer {
+	return &net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}, Timeout: 30 * time.Second, Control: bindNoPort}
 }
 
 // Up is how many terminals are logged in and idling.
