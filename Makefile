@@ -213,7 +213,7 @@ vmtest-image: image-sim-boot
 # log, restarts, resume, unpair, Web Push and the fleet (issue 16). The
 # registry's contract itself runs on both in every go test
 # (TestStoreRegistry, TestRegistryContract).
-NATS_TESTS = TestTerminalLogin|TestPairing|TestPairingSecondParent|TestPendingPairing|TestPresence|TestCalls|TestCallOutcomes|TestMissedCallWhileParentOffline|TestStateSurvivesRestart|TestUnpairWithParentOnline|TestServerSecretsArePrivate|TestResumeAcrossRestart|TestResumeAfterSocketLoss|TestNotifySettings|TestPushWakesParent|TestFleetReport|TestFleetNeedsRepairOutlivesRestart
+NATS_TESTS = TestTerminalLogin|TestPairing|TestPairingSecondParent|TestPendingPairing|TestPresence|TestCalls|TestCallOutcomes|TestMissedCallWhileParentOffline|TestStateSurvivesRestart|TestUnpairWithParentOnline|TestServerSecretsArePrivate|TestResumeAcrossRestart|TestResumeAfterSocketLoss|TestNotifySettings|TestPushWakesParent|TestFleetReport|TestFleetNeedsRepairOutlivesRestart|TestCallOnFullDisk
 test-nats:
 	TUANJU_REGISTRY=nats GOFLAGS=-mod=readonly GOPROXY=off .ci/netns $(GO) test -count=1 -timeout 10m -run '^($(NATS_TESTS))$$' ./internal/rendezvous
 

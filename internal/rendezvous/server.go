@@ -11,6 +11,7 @@
 package rendezvous
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
@@ -643,6 +644,13 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 			return false
 		}
 		first, err := s.store.RegisterDevice(m.DeviceID, der, m.Version, s.now().UTC())
+		if err != nil && !errors.Is(err, ErrKeyMismatch) && s.registeredWith(m.DeviceID, der) {
+			// The login could not be recorded (a full disk), but the unit
+			// is registered with this key: a child's terminal stays
+			// reachable; only its last_seen and version wait.
+			sess.log.Warn("could not record the login; letting the unit in on its registered key", "err", err)
+			err = nil
+		}
 		if err != nil {
 			if errors.Is(err, ErrKeyMismatch) {
 				return fail(refusedKeyMismatch, "device key does not match the registered key", m)
@@ -742,6 +750,13 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 	s.health.logins.WithLabelValues(sess.role).Inc()
 	sess.log.Info("logged in")
 	return true
+}
+
+// registeredWith reports whether the registry holds deviceID with public
+// key der.
+func (s *Server) registeredWith(deviceID string, der []byte) bool {
+	d, err := s.store.Device(deviceID)
+	return err == nil && bytes.Equal(d.PublicKey, der)
 }
 
 // tryAgain refuses a login the cluster could not place (internal, 1013):

@@ -54,6 +54,10 @@ type Registry struct {
 	presence, deny             jetstream.KeyValue
 	opTimeout                  time.Duration
 	node                       string
+	// storeFull, when set, says whether the registry's own embedded
+	// server's disk is full (Server.Full): a write that gets no answer is
+	// then not retried.
+	storeFull func() bool
 }
 
 // Connect connects to the NATS server(s) at url (a comma-separated list is

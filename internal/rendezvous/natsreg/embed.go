@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -48,8 +50,33 @@ type EmbedCluster struct {
 
 // Server is an embedded NATS server with JetStream.
 type Server struct {
-	ns *server.Server
+	ns   *server.Server
+	opts server.Options // as started
+	dir  string
+	log  *slog.Logger
+
+	low      atomic.Bool // the store's file system has less than storeRoom free
+	stop     chan struct{}
+	watching chan struct{} // closed when watchStore has returned
+	stopOnce sync.Once
+	// restarts counts JetStream's restarts after its disk was full.
+	restarts atomic.Int64
 }
+
+// A full disk under the embedded server. JetStream does not answer a write
+// its file store failed to make (the client waits out its timeout), and
+// the stream then refuses every later write, even once the disk has room,
+// until JetStream restarts: nats-server keeps the write error (in a
+// replicated stream the leader steps down instead and another takes the
+// writes). So the server watches its store's file system every storeCheck:
+// below storeRoom free it is low, and the registry fails a write that gets
+// no answer at once rather than retrying it for its 20 s (Full); once it
+// has room again JetStream restarts, reopening its streams from their
+// files, which hold every write it acknowledged.
+const (
+	storeRoom  = 256 << 10
+	storeCheck = time.Second
+)
 
 // StartEmbedded starts a NATS server in this process with JetStream on and
 // its store under dir, and waits until it takes clients.
@@ -117,7 +144,74 @@ func StartEmbedded(dir string, c Embed) (*Server, error) {
 		ns.Shutdown()
 		return nil, errors.New("natsreg: embedded server did not start within 10s")
 	}
-	return &Server{ns: ns}, nil
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{ns: ns, opts: *opts, dir: dir, log: log, stop: make(chan struct{}), watching: make(chan struct{})}
+	if c.Cluster == nil {
+		go s.watchStore()
+	} else {
+		close(s.watching) // a cluster's streams are replicated: the others take over
+	}
+	return s, nil
+}
+
+// Full reports whether the store's file system was short of room at the
+// last look: a write that got no answer then failed on the disk.
+func (s *Server) Full() bool { return s.low.Load() }
+
+// Restarts is how many times JetStream restarted after its disk was full.
+func (s *Server) Restarts() int { return int(s.restarts.Load()) }
+
+// watchStore looks at the store's free space every storeCheck and restarts
+// JetStream each time it has room again after it had none.
+func (s *Server) watchStore() {
+	defer close(s.watching)
+	t := time.NewTicker(storeCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		free, err := freeBytes(s.dir)
+		if err != nil {
+			continue
+		}
+		switch low := free < storeRoom; {
+		case low && !s.low.Load():
+			s.low.Store(true)
+			s.log.Error("the registry's disk is full: its writes fail until there is room, and JetStream then restarts", "dir", s.dir, "free_bytes", free)
+		case !low && s.low.Load():
+			if err := s.restartJetStream(); err != nil {
+				s.log.Error("JetStream did not restart after its disk was full; trying again", "err", err)
+				continue
+			}
+			s.low.Store(false)
+			s.restarts.Add(1)
+			s.log.Warn("JetStream restarted after a write error: the disk has room again", "dir", s.dir, "free_bytes", free)
+		}
+	}
+}
+
+// restartJetStream turns JetStream off and on again through nats-server's
+// own reload, which restarts it with the options it started with.
+func (s *Server) restartJetStream() error {
+	off := s.opts
+	off.JetStream = false
+	if err := s.ns.ReloadOptions(&off); err != nil {
+		return fmt.Errorf("stop JetStream: %w", err)
+	}
+	on := s.opts
+	if err := s.ns.ReloadOptions(&on); err != nil {
+		return fmt.Errorf("start JetStream: %w", err)
+	}
+	if !s.ns.JetStreamEnabled() {
+		return errors.New("JetStream is still off")
+	}
+	return nil
 }
 
 // URL is the client URL to Connect to.
@@ -137,6 +231,8 @@ func (s *Server) Name() string { return s.ns.Name() }
 // Shutdown stops the server cleanly: clients are closed, JetStream hands
 // the leadership of its streams to other nodes and flushes its store.
 func (s *Server) Shutdown() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.watching
 	s.ns.Shutdown()
 	s.ns.WaitForShutdown()
 }

@@ -85,6 +85,7 @@ func Open(cfg rendezvous.Config, log *slog.Logger) (rendezvous.Registry, error) 
 		srv.Shutdown()
 		return nil, err
 	}
+	reg.storeFull = srv.Full
 	log.Info("registry on an embedded NATS server", "component", "registry", "dir", dir, "node", node)
 	return &embedded{reg, srv}, nil
 }

@@ -600,6 +600,9 @@ func (r *Registry) retry(attempt func(ctx context.Context) error) error {
 		if errors.Is(err, errConflict) {
 			continue
 		}
+		if r.storeFull != nil && r.storeFull() {
+			return fmt.Errorf("%w: %w", ErrDiskFull, err)
+		}
 		if !retryable(err) {
 			return err
 		}
@@ -612,6 +615,10 @@ func (r *Registry) retry(attempt func(ctx context.Context) error) error {
 		wait = min(2*wait, time.Second)
 	}
 }
+
+// ErrDiskFull: the registry's embedded server has no room on its disk, so
+// JetStream answered no write.
+var ErrDiskFull = errors.New("natsreg: the registry's disk is full")
 
 // retryable tells errors of the registry's own answers, and of a closed
 // client or a broken bucket, which no retry changes, from the errors of a
