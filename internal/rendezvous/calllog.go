@@ -167,20 +167,47 @@ func (l *callLog) settle(seq uint64) {
 // The waiting records are looked at first: one written meanwhile is then
 // in the store.
 func (l *callLog) has(parentID, callID string) (bool, error) {
-	if l.waiting(parentID, callID) {
-		return true, nil
-	}
-	return l.store.HasCall(parentID, callID)
+	used, began, err := l.hasFrom(parentID, callID)
+	l.doneChecking(began)
+	return used, err
 }
 
-// waiting reports whether a call ID is among a pairing's records not yet
-// written: has without the store, for a check under the hub's lock after
-// has was asked before it.
-func (l *callLog) waiting(parentID, callID string) bool {
+// hasFrom is has for a check the caller finishes later under the hub's
+// lock (usedSince): began holds the records that commits take out of
+// pending meanwhile (as a read does), so that a record put and written
+// between this look and the lock is not missed: it was neither in the
+// store when read nor waiting when usedSince looks. Every hasFrom must be
+// ended with doneChecking(began).
+func (l *callLog) hasFrom(parentID, callID string) (used bool, began uint64, err error) {
+	l.mu.Lock()
+	began = l.epoch
+	l.reading[began]++
+	p := l.pending[callID]
+	l.mu.Unlock()
+	if p != nil && p.parentID == parentID {
+		return true, began, nil
+	}
+	used, err = l.store.HasCall(parentID, callID)
+	return used, began, err
+}
+
+// usedSince reports whether a record of the call ID is waiting to be
+// written, or was written since the hasFrom that returned began.
+func (l *callLog) usedSince(parentID, callID string, began uint64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	p := l.pending[callID]
-	return p != nil && p.parentID == parentID
+	if p := l.pending[callID]; p != nil && p.parentID == parentID {
+		return true
+	}
+	k, ok := l.kept[callID]
+	return ok && k.parentID == parentID && k.epoch >= began
+}
+
+// doneChecking ends a hasFrom.
+func (l *callLog) doneChecking(began uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.doneReading(began)
 }
 
 // read returns a pairing's log as the parent should see it: the stored

@@ -446,7 +446,9 @@ func (h *hub) handle(s *session, m protocol.Message) {
 	var took *takeover
 	switch {
 	case m.Type == protocol.TypeRing:
-		pre = h.readForRing(s, m)
+		if pre = h.readForRing(s, m); pre != nil && pre.since {
+			defer h.srv.callLog.doneChecking(pre.began)
+		}
 	case m.Type == protocol.TypeResume:
 		took = h.readForResume(s, m)
 	case m.Type == protocol.TypeCallLog:
@@ -525,9 +527,13 @@ func (h *hub) ringMessage(typ string, c *call) protocol.Message {
 // lock (readForRing): on NATS each read is a round trip, and under the lock
 // one family's ring would wait for every other's.
 type ringReads struct {
-	parentID  string // the pairing the reads are for
-	used      bool   // the call ID is in its log
-	err       error
+	parentID string // the pairing the reads are for
+	used     bool   // the call ID is in its log
+	err      error
+	// since: used was read by callLog.hasFrom, which began in epoch
+	// began; ring finishes the check under the lock (usedSince).
+	since     bool
+	began     uint64
 	reachable bool   // a child's ring: the parent can be woken with no page open
 	phone     string // a child's ring: the number the notifier would text
 }
@@ -544,8 +550,8 @@ func (h *hub) readForRing(s *session, m protocol.Message) *ringReads {
 	if parentID == "" || m.CallID == "" {
 		return nil
 	}
-	r := &ringReads{parentID: parentID}
-	r.used, r.err = h.srv.callLog.has(parentID, m.CallID)
+	r := &ringReads{parentID: parentID, since: true}
+	r.used, r.began, r.err = h.srv.callLog.hasFrom(parentID, m.CallID)
 	if s.role == protocol.RoleTerminal {
 		r.reachable, r.phone = h.reachable(parentID)
 	}
@@ -594,9 +600,9 @@ func (h *hub) ring(s *session, m protocol.Message, pre *ringReads) {
 			pre.reachable, pre.phone = h.reachable(c.parentID)
 		}
 	}
-	// A call of this ID logged since the read is still waiting to be
-	// written (calls are logged under this lock).
-	used, err := pre.used || h.srv.callLog.waiting(c.parentID, c.id), pre.err
+	// A call of this ID logged since the read is waiting to be written
+	// (calls are logged under this lock), or was written since.
+	used, err := pre.used || pre.since && h.srv.callLog.usedSince(c.parentID, c.id, pre.began), pre.err
 	if err != nil {
 		s.log.Error("ring", "err", err)
 		s.sendError(protocol.ErrCodeInternal, "could not start the call", m)

@@ -304,3 +304,92 @@ func TestCallLogPushReadsOutsideTheLock(t *testing.T) {
 		t.Fatalf("family A's page got %v: the ring overtook the log it follows", got)
 	}
 }
+
+// gatedHas holds the first HasCall of one call ID after it has read the
+// registry, until open is closed: a slow registry's answer, stale by the
+// time it arrives. read is closed when that read is done.
+type gatedHas struct {
+	rendezvous.Registry
+	callID     string
+	read, open chan struct{}
+	held       atomic.Bool
+}
+
+func (g *gatedHas) HasCall(parentID, callID string) (bool, error) {
+	used, err := g.Registry.HasCall(parentID, callID)
+	if callID == g.callID && g.held.CompareAndSwap(false, true) {
+		close(g.read)
+		<-g.open
+	}
+	return used, err
+}
+
+// TestRingCallIDCheckedAcrossACommit: a ring's call ID is read outside the
+// hub's lock and checked again under it. A call of the same ID that began,
+// ended and was written in between is in neither look (not yet in the
+// store when read, no longer waiting when checked); the ring must still be
+// refused, not start a second call of that ID.
+func TestRingCallIDCheckedAcrossACommit(t *testing.T) {
+	cfg := rt.TestConfig(t)
+	cfg.TURN.Listen = ""
+	id := protocol.NewID()
+	reg := &gatedHas{Registry: openStore(t, cfg), callID: id, read: make(chan struct{}), open: make(chan struct{})}
+	wsURL := serveOn(t, cfg, reg)
+	t.Cleanup(func() {
+		select {
+		case <-reg.open:
+		default:
+			close(reg.open)
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	key, _ := rt.NewKey()
+	term := try(rt.DialTerminal(ctx, wsURL, key)).must(t)
+	defer term.Close()
+	cred := try(rt.Pair(ctx, wsURL, term, pairing.NewSecret())).must(t)
+	var pages [2]*rt.Client
+	for i := range pages {
+		p, _, err := rt.DialParent(ctx, wsURL, cred.ParentID, cred.Token)
+		check(t, err)
+		defer p.Close()
+		p.Key = cred.Key
+		pages[i] = p
+	}
+
+	// One page rings the child with the ID; its look at the log is held.
+	check(t, pages[0].Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}))
+	select {
+	case <-reg.read:
+	case <-ctx.Done():
+		t.Fatal("the page's ring never read the log")
+	}
+	// Meanwhile the child calls with the same ID; the other page declines,
+	// and the call is written.
+	check(t, term.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}))
+	try(pages[1].WaitFor(ctx, protocol.TypeRing)).must(t)
+	check(t, pages[1].Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: id, Reason: protocol.ReasonDecline}))
+	try(term.WaitFor(ctx, protocol.TypeHangup)).must(t)
+	for written := false; !written; {
+		// The ringing record is written first; wait for the declined one.
+		logged := try(reg.Registry.CallLog(cred.ParentID, false)).must(t)
+		written = slices.ContainsFunc(logged, func(r protocol.CallRecord) bool {
+			return r.CallID == id && r.Outcome == protocol.OutcomeDeclined
+		})
+		if !written {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// The held look answers "not used", stale: the ring must be refused.
+	close(reg.open)
+	for {
+		m := try(pages[0].Recv(ctx)).must(t)
+		if m.Type == protocol.TypeRinging && m.CallID == id {
+			t.Fatal("a second call of a call ID already in the log started")
+		}
+		if m.Type == protocol.TypeError && m.Code == protocol.ErrCodeNotAllowed {
+			break
+		}
+	}
+	check(t, term.Barrier(ctx))
+}
