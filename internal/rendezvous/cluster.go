@@ -51,6 +51,8 @@ type Cluster interface {
 	HandOver(ctx context.Context, holder, deviceID, callID string) error
 	// Gone reports whether node was heard and has since gone silent.
 	Gone(node string) bool
+	// Heard reports whether node was heard and has not gone silent.
+	Heard(node string) bool
 	// Serve hands r what other nodes send this one, until stop.
 	Serve(r ClusterReceiver) (stop func(), err error)
 }
@@ -122,6 +124,7 @@ func (s *Server) JoinCluster(c Cluster) error {
 	}
 	s.clusterStop = stop
 	go s.sweepSplit()
+	go s.sweepUnheard()
 	return nil
 }
 

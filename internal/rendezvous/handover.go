@@ -41,7 +41,9 @@ import (
 //   - What nobody takes: once a node has been gone for a third past
 //     ResumeGrace (goneCallsAfter), the live nodes end its open calls in the log as
 //     interrupted, as a node that starts again ends its own
-//     (CloseOpenCalls).
+//     (CloseOpenCalls). A node no node now running has heard (it went
+//     while they all restarted) is never seen to go: its calls are ended
+//     by sweepUnheard.
 //
 // Tests: natsreg TestCallFollowsTerminal (a live move, a stranger's
 // resume), TestCallFollowsTerminalAfterRestart, TestNodeLoss (calls in progress through SIGKILL of their node),
@@ -61,6 +63,8 @@ type OpenCalls interface {
 	// CloseHeldCalls ends, as interrupted, the open calls node holds (it
 	// is gone) and returns them.
 	CloseHeldCalls(node string) ([]OpenCall, error)
+	// CallHolders lists the nodes that hold open calls.
+	CallHolders() ([]string, error)
 }
 
 // HeldCall is an open call and the node holding it ("" none).
@@ -251,6 +255,53 @@ func (s *Server) closeGoneCalls(node string) {
 	}
 	if len(closed) > 0 {
 		s.log.Warn("cluster: ended the calls a gone node held and nobody resumed", "node", node, "calls", len(closed))
+	}
+}
+
+// sweepUnheard ends the open calls of a node this one has not heard at two
+// looks in a row, goneCallsAfter apart (a node that is up is heard every
+// second). closeGoneCalls covers a node seen to go; this covers one that
+// went before every node now running started (a node retired while the
+// others restarted within the resume grace), never heard, whose calls
+// would otherwise stay open for ever.
+func (s *Server) sweepUnheard() {
+	oc, ok := s.store.(OpenCalls)
+	if !ok {
+		return
+	}
+	every := goneCallsAfter(s.cfg.ResumeGrace)
+	var unheard map[string]bool // at the last look
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		holders, err := oc.CallHolders()
+		if err != nil {
+			s.log.Warn("cluster: could not list the nodes holding calls", "err", err)
+			continue
+		}
+		last := unheard
+		unheard = map[string]bool{}
+		for _, node := range holders {
+			if node == s.cluster.Node() || s.cluster.Heard(node) {
+				continue
+			}
+			unheard[node] = true
+			if !last[node] {
+				continue // not heard at this look only
+			}
+			closed, err := oc.CloseHeldCalls(node)
+			if err != nil {
+				s.log.Error("cluster: could not end the calls of a node not heard", "node", node, "err", err)
+			}
+			if len(closed) > 0 {
+				s.log.Warn("cluster: ended the calls of a node not heard since this one started", "node", node, "calls", len(closed))
+			}
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -289,6 +290,28 @@ func (r *Registry) CloseHeldCalls(node string) ([]rendezvous.OpenCall, error) {
 		return closed, fmt.Errorf("natsreg: close %s's open calls: %w", node, err)
 	}
 	return closed, nil
+}
+
+// CallHolders lists the nodes that hold open calls (rendezvous.OpenCalls).
+func (r *Registry) CallHolders() ([]string, error) {
+	set := map[string]bool{}
+	err := r.read(func(ctx context.Context) error {
+		clear(set)
+		return r.each(ctx, r.open, false, func(e jetstream.KeyValueEntry) error {
+			var o openEntry
+			if err := json.Unmarshal(e.Value(), &o); err != nil {
+				return fmt.Errorf("decode open call %s: %w", e.Key(), err)
+			}
+			if o.Node != "" {
+				set[o.Node] = true
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsreg: the nodes holding calls: %w", err)
+	}
+	return slices.Sorted(maps.Keys(set)), nil
 }
 
 // closeHeld ends the open calls the named nodes hold. Each entry is first

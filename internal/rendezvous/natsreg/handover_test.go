@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/tuanju/tuanju/internal/rendezvous"
+	"github.com/tuanju/tuanju/internal/rendezvous/natsreg"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/pairing"
 	"github.com/tuanju/tuanju/pairing/protocol"
@@ -305,5 +307,38 @@ func TestGoneNodesCallsClosed(t *testing.T) {
 	defer term.Close()
 	if err := refusedResume(ctx, term, id); err != nil {
 		t.Fatalf("the terminal's resume of the call the log has ended: %v", err)
+	}
+}
+
+// TestUnheardNodesCallsClosed: a node that goes while every other node is
+// restarting is never heard by the nodes that run next, so none sees it go;
+// its open calls are ended all the same, by a node that has not heard it at
+// two looks a resume grace and a third apart (sweepUnheard).
+func TestUnheardNodesCallsClosed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	ns, err := natsreg.StartEmbedded(t.TempDir(), natsreg.Embed{Log: testLog()})
+	ok(t, err)
+	t.Cleanup(ns.Shutdown)
+	node := func(name string) *rt.Server {
+		return rt.NewServer(t, func(c *rendezvous.Config) {
+			c.NATSURL, c.NodeName, c.TURN.Listen, c.ResumeGrace = ns.URL(), name, "", 2*time.Second
+		})
+	}
+	a, b := node("a"), node("b")
+	_, _, parent, cred, id := callingFamily(t, ctx, b.WSURL, a.WSURL)
+	// b dies with the call open, and a goes before it could see b gone.
+	ok(t, b.Close())
+	ok(t, a.Close())
+	parent.Close()
+
+	c := node("c") // never heard b
+	ok(t, c.WaitLogged(ctx, "cluster: ended the calls of a node not heard since this one started", 1))
+	p, calls, err := rt.DialParent(ctx, c.WSURL, cred.ParentID, cred.Token)
+	ok(t, err)
+	defer p.Close()
+	i := slices.IndexFunc(calls, func(r protocol.CallRecord) bool { return r.CallID == id })
+	if i < 0 || calls[i].Outcome != protocol.OutcomeInterrupted || calls[i].EndedAt.IsZero() {
+		t.Fatalf("the unheard node's call in the log: %+v, want interrupted and ended", calls)
 	}
 }

@@ -249,6 +249,14 @@ func (rt *Router) HandOver(ctx context.Context, holder, deviceID, callID string)
 // Gone reports whether node was heard and has since gone silent.
 func (rt *Router) Gone(node string) bool { return rt.isGone(node) }
 
+// Heard reports whether node was heard and has not gone silent since.
+func (rt *Router) Heard(node string) bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	p := rt.peers[node]
+	return p != nil && !p.gone
+}
+
 // Serve subscribes this node's subjects and starts its heartbeat.
 func (rt *Router) Serve(r rendezvous.ClusterReceiver) (func(), error) {
 	nc := rt.reg.nc
