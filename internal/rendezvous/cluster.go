@@ -40,6 +40,9 @@ type Cluster interface {
 	// Forward sends one of a relayed socket's messages to its home, in the
 	// order they came.
 	Forward(home, sid string, data []byte) error
+	// ForwardAcked is Forward that returns once home has the message;
+	// ErrNodeGone when no node of that name is there.
+	ForwardAcked(ctx context.Context, home, sid string, data []byte) error
 	// Release tells home that a relayed socket closed, after its messages.
 	Release(home, sid string)
 	// Deliver sends a frame from this node's hub to a relayed socket on

@@ -12,6 +12,7 @@ package rendezvous
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
@@ -868,7 +869,7 @@ func (s *Server) take(sess *session, in *socketInput, data []byte, text bool) bo
 		}
 	}
 	if r := sess.relay; r != nil {
-		if err := s.cluster.Forward(r.home, r.sid, data); err != nil {
+		if err := s.forward(sess, r, data); err != nil {
 			sess.log.Warn("cluster: could not pass a message on to the terminal's node", "home", r.home, "err", err)
 			sess.closeWith(CloseMoved, "node unreachable")
 			return false
@@ -878,6 +879,24 @@ func (s *Server) take(sess *session, in *socketInput, data []byte, text bool) bo
 	s.hub.handle(sess, m)
 	return true
 }
+
+// forward passes a relayed socket's message on to its home. A pairing
+// page's waits for the home to take it: its messages are few, and one
+// sent to a home that died was lost without a word until the node was
+// declared gone (4–5 s), a confirm with it; now the page is closed
+// (4004) at once and pairs again through a live node.
+func (s *Server) forward(sess *session, r *relayRoute, data []byte) error {
+	if sess.role != protocol.RolePairing {
+		return s.cluster.Forward(r.home, r.sid, data)
+	}
+	ctx, cancel := context.WithTimeout(sess.ctx, forwardAckWait)
+	defer cancel()
+	return s.cluster.ForwardAcked(ctx, r.home, r.sid, data)
+}
+
+// forwardAckWait bounds ForwardAcked: the home answers as the message
+// arrives, before it handles it.
+const forwardAckWait = 5 * time.Second
 
 func refType(m protocol.Message) string {
 	if wordOK(m.Type) {

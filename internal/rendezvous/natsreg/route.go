@@ -185,21 +185,38 @@ func (rt *Router) Forward(home, sid string, data []byte) error {
 	return rt.toHome(home, sid, "msg", data)
 }
 
+// ForwardAcked is Forward that waits for home to say it has the message
+// (rendezvous.Cluster); rendezvous.ErrNodeGone when nobody serves home.
+func (rt *Router) ForwardAcked(ctx context.Context, home, sid string, data []byte) error {
+	m := rt.homeMsg(home, sid, "msg", data)
+	if _, err := rt.reg.nc.RequestMsgWithContext(ctx, m); err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("natsreg: to %s: %w", home, rendezvous.ErrNodeGone)
+		}
+		return fmt.Errorf("natsreg: to %s: %w", home, err)
+	}
+	return nil
+}
+
 // Release tells home a relayed socket closed.
 func (rt *Router) Release(home, sid string) {
 	rt.toHome(home, sid, "release", nil)
 }
 
 func (rt *Router) toHome(home, sid, op string, data []byte) error {
+	if err := rt.reg.nc.PublishMsg(rt.homeMsg(home, sid, op, data)); err != nil {
+		return fmt.Errorf("natsreg: to %s: %w", home, err)
+	}
+	return nil
+}
+
+func (rt *Router) homeMsg(home, sid, op string, data []byte) *nats.Msg {
 	m := nats.NewMsg(subjNode(home, "in"))
 	m.Header.Set(hdrEdge, rt.node)
 	m.Header.Set(hdrSID, sid)
 	m.Header.Set(hdrOp, op)
 	m.Data = data
-	if err := rt.reg.nc.PublishMsg(m); err != nil {
-		return fmt.Errorf("natsreg: to %s: %w", home, err)
-	}
-	return nil
+	return m
 }
 
 // Deliver sends a frame to a relayed socket on edge.
@@ -306,6 +323,9 @@ func (rt *Router) Serve(r rendezvous.ClusterReceiver) (func(), error) {
 			m.Respond([]byte(err.Error()))
 		}),
 		sub(subjNode(rt.node, "in"), func(m *nats.Msg) {
+			if m.Reply != "" {
+				m.Respond(nil) // ForwardAcked: it is here
+			}
 			edge, sid := m.Header.Get(hdrEdge), m.Header.Get(hdrSID)
 			switch m.Header.Get(hdrOp) {
 			case "msg":

@@ -296,3 +296,57 @@ func TestAuditStream(t *testing.T) {
 		t.Fatalf("an entry appended again is stored again: %d entries, want %d", n, len(want))
 	}
 }
+
+// forwardLog is a ClusterReceiver that keeps what is forwarded to it.
+type forwardLog struct{ got chan []byte }
+
+func (f forwardLog) Opened(rendezvous.RelayOpen) error              { return nil }
+func (f forwardLog) Forwarded(_, _ string, data []byte)             { f.got <- data }
+func (f forwardLog) Released(_, _ string)                           {}
+func (f forwardLog) Delivered(_, _ string, _ rendezvous.RelayFrame) {}
+func (f forwardLog) HomeChanged(_, _, _ string)                     {}
+func (f forwardLog) NodeGone(string)                                {}
+func (f forwardLog) GiveUpCall(_, _ string) error                   { return nil }
+
+// TestForwardAckedSaysTheHomeIsGone: a pairing page's messages go to its
+// terminal's node acknowledged (Router.ForwardAcked), so one sent to a
+// node that no longer serves is refused at once with ErrNodeGone, where a
+// plain Forward is lost without a word until the node is declared gone.
+func TestForwardAckedSaysTheHomeIsGone(t *testing.T) {
+	ns, err := natsreg.StartEmbedded(t.TempDir(), natsreg.Embed{Log: testLog()})
+	ok(t, err)
+	t.Cleanup(ns.Shutdown)
+	connect := func(node string) *natsreg.Registry {
+		r, err := natsreg.Connect(ns.URL(), natsreg.Options{Node: node})
+		ok(t, err)
+		t.Cleanup(func() { r.Close() })
+		return r
+	}
+	home, edge := connect("home").Router(), connect("edge").Router()
+	fl := forwardLog{got: make(chan []byte, 4)}
+	stop, err := home.Serve(fl)
+	ok(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+
+	ok(t, edge.ForwardAcked(ctx, "home", "sid", []byte("confirm")))
+	select {
+	case data := <-fl.got:
+		if string(data) != "confirm" {
+			t.Fatalf("home got %q, want the confirm", data)
+		}
+	case <-ctx.Done():
+		t.Fatal("the acknowledged message never reached its home")
+	}
+
+	stop() // the home no longer serves, as a node that died
+	start := time.Now()
+	err = edge.ForwardAcked(ctx, "home", "sid", []byte("confirm"))
+	if !errors.Is(err, rendezvous.ErrNodeGone) {
+		t.Fatalf("forward to a home that serves no more: %v, want ErrNodeGone", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the forward took %v to say the home is gone", took)
+	}
+	t.Logf("refused in %v: %v", time.Since(start).Round(time.Millisecond), err)
+}
