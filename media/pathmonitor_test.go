@@ -133,14 +133,8 @@ func TestTargetFollowsArrivalsOnHeavyLoss(t *testing.T) {
 		{"half lost, reports stale", 2, -1, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newPacer(DefaultInitialBitrate)
-			defer p.Close()
-			g, err := gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(DefaultInitialBitrate), gcc.SendSideBWEPacer(p))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Close()
-			b := &Bandwidth{gcc: g, pacer: p, highest: map[uint32]uint16{}}
+			b := testBandwidth(t, DefaultInitialBitrate)
+			g := b.gcc
 			now := time.Now()
 			for i := range 100 { // the last second's feedback: 100 packets
 				b.path.samples = append(b.path.samples, pathSample{at: now.Add(-time.Duration(i) * 9 * time.Millisecond),
@@ -184,14 +178,8 @@ func TestTargetDrainsAQueue(t *testing.T) {
 		{"a full buffer, too few packets to measure", 170 * time.Millisecond, minDelivered - 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newPacer(DefaultInitialBitrate)
-			defer p.Close()
-			g, err := gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(DefaultInitialBitrate), gcc.SendSideBWEPacer(p))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Close()
-			b := &Bandwidth{gcc: g, pacer: p, highest: map[uint32]uint16{}, minBitrate: DefaultMinBitrate}
+			b := testBandwidth(t, DefaultInitialBitrate)
+			g := b.gcc
 			now := time.Now()
 			// The base: a packet 5 s ago with no queue.
 			b.path.samples = append(b.path.samples, pathSample{at: now.Add(-5 * time.Second), size: 1000})
@@ -217,14 +205,7 @@ func TestTargetDrainsAQueue(t *testing.T) {
 // grew with its own spending.
 func TestRetransmitBudgetLeavesOutResends(t *testing.T) {
 	const initial = 100_000
-	p := newPacer(initial)
-	defer p.Close()
-	g, err := gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(initial), gcc.SendSideBWEMinBitrate(DefaultMinBitrate), gcc.SendSideBWEPacer(p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	b := &Bandwidth{gcc: g, pacer: p, highest: map[uint32]uint16{}, minBitrate: DefaultMinBitrate}
+	b := testBandwidth(t, initial)
 	now := time.Now()
 	b.lastTWCC = now // feedback comes, and shows no congestion
 	// The last second: 50 KB of media, and as much again resent.
@@ -238,4 +219,18 @@ func TestRetransmitBudgetLeavesOutResends(t *testing.T) {
 	if want := int(retransmitShare * float64(media)); got != want {
 		t.Errorf("retransmission budget %d bit/s, want %.0f%% of the media's %d: %d", got, 100*retransmitShare, media, want)
 	}
+}
+
+// testBandwidth is a Bandwidth on pion's GCC starting at initial, with no
+// peer connection: its path monitor and counters are the test's to fill.
+func testBandwidth(t *testing.T, initial int) *Bandwidth {
+	t.Helper()
+	p := newPacer(initial)
+	t.Cleanup(func() { p.Close() })
+	g, err := gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(initial), gcc.SendSideBWEMinBitrate(DefaultMinBitrate), gcc.SendSideBWEPacer(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return &Bandwidth{gcc: g, pacer: p, highest: map[uint32]uint16{}, minBitrate: DefaultMinBitrate}
 }
