@@ -59,8 +59,6 @@ type Server struct {
 	stop     chan struct{}
 	watching chan struct{} // closed when watchStore has returned
 	stopOnce sync.Once
-	// restarts counts JetStream's restarts after its disk was full.
-	restarts atomic.Int64
 }
 
 // A full disk under the embedded server. JetStream does not answer a write
@@ -161,9 +159,6 @@ func StartEmbedded(dir string, c Embed) (*Server, error) {
 // last look: a write that got no answer then failed on the disk.
 func (s *Server) Full() bool { return s.low.Load() }
 
-// Restarts is how many times JetStream restarted after its disk was full.
-func (s *Server) Restarts() int { return int(s.restarts.Load()) }
-
 // watchStore looks at the store's free space every storeCheck and restarts
 // JetStream each time it has room again after it had none.
 func (s *Server) watchStore() {
@@ -190,7 +185,6 @@ func (s *Server) watchStore() {
 				continue
 			}
 			s.low.Store(false)
-			s.restarts.Add(1)
 			s.log.Warn("JetStream restarted after a write error: the disk has room again", "dir", s.dir, "free_bytes", free)
 		}
 	}
