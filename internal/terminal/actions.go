@@ -102,8 +102,10 @@ func (t *Terminal) callEnded(a call.CallEnded) {
 }
 
 // startMedia turns the in-call light on and makes the call's session,
-// which sends the signed offer. Camera and microphone open later, once the
-// parent's answer is verified (openCapture).
+// which sends the signed offer. Camera and microphone open (openCapture)
+// at once for the child's own call, whose parent's accept was verified
+// over this call's ring nonce, and for the parent's call once its answer
+// is verified over the terminal's accept nonce.
 func (t *Terminal) startMedia(callID string, cue call.Cue) {
 	info := t.ice[callID]
 	if t.conn == nil {
@@ -151,6 +153,15 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 	}
 	t.setSession(s)
 	t.mediaCue = cue
+	if t.m.Outgoing {
+		// The child's own call: the parent's accept signed this call's
+		// fresh ring nonce (acceptFromParent), which no accept recorded
+		// from another call does. The connect sound, then the camera,
+		// start now, while the offer, the answer, ICE and DTLS go their
+		// way: the sound no longer waits for the answer, nor the first
+		// picture for the camera's first frame after it.
+		t.openCapture(callID)
+	}
 }
 
 // restartMedia makes the call's signed ICE restart offer, with the TURN
@@ -199,8 +210,12 @@ func (t *Terminal) openCapture(callID string) {
 	profile := t.cfg.Capture.Profile
 	if t.sess != nil && t.sess.callID == callID {
 		profile = t.sess.profile
+		t.sess.opening = true
 		t.sess.markStage("sound")
 	}
+	// The gate finds the in-call light in the published view: publish
+	// it now, in the step that turned it on (startMedia), not after it.
+	t.publish()
 	go func() {
 		defer cancel()
 		c, err := t.openMedia(ctx, callID, cue, profile)

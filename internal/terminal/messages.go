@@ -85,9 +85,13 @@ func (t *Terminal) message(m protocol.Message) {
 			t.step(call.MediaFailed{CallID: m.CallID})
 			return
 		}
-		// Only now, for an answer signed over this terminal's own nonce,
-		// do camera and microphone open (with the light and the sound).
-		t.openCapture(m.CallID)
+		// For the parent's call only now, for an answer signed over this
+		// terminal's own accept nonce, do camera and microphone open
+		// (with the light and the sound); the child's own call opened
+		// them at the parent's verified accept (startMedia).
+		if !t.sess.opening {
+			t.openCapture(m.CallID)
+		}
 	case protocol.TypePairRequest:
 		t.onPairRequest(m)
 	case protocol.TypePairConfirm:

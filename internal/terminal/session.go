@@ -21,9 +21,13 @@ import (
 //
 // The offer goes out first, with a sender for each kind of media but
 // nothing to send: camera and microphone open (through the gate, with light
-// and sound) only after an answer signed over this terminal's own nonce has
-// been verified (attach), so nothing opens for a ring or answer recorded
-// from another call, even inside a reunion window.
+// and sound) only for a message signed over a nonce this terminal made
+// for the call, so nothing opens for a ring, accept or answer recorded
+// from another call, even inside a reunion window. For the child's own
+// call that is the parent's accept (it signs this call's ring nonce), and
+// they open while offer, answer, ICE and DTLS go their way; for the
+// parent's call, the answer (it signs this terminal's accept nonce). Media
+// reaches only the DTLS peer whose fingerprint the verified answer names.
 //
 // A session belongs to the loop: only the loop calls its methods. pion
 // calls back on goroutines of its own; those callbacks post events
@@ -48,7 +52,10 @@ type session struct {
 	sign      func(protocol.Message) (protocol.Message, error)
 
 	capture *media.Capture // nil until attach
-	abr     *media.ABR     // the capture's, once it sends (adapt)
+	// opening: the gate was asked to open camera and microphone for this
+	// session (openCapture), which it does once per call.
+	opening bool
+	abr     *media.ABR // the capture's, once it sends (adapt)
 	// limit is what the data budget lets the call send since it ran low
 	// during the call (limitTo); zero: the call's profile.
 	limit  media.Profile

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/simboard"
@@ -228,4 +229,45 @@ func TestCameraUnpluggedMidCall(t *testing.T) {
 	}) {
 		t.Errorf("terminal's call log = %+v, %v; want call %s logged as failed", calls, err, ring.CallID)
 	}
+}
+
+// TestChildsCallOpensAtTheAccept: in the child's own call camera and
+// microphone open (after the in-call light and the whole connect sound) at
+// the parent's accept, which signs this call's fresh ring nonce, while the
+// offer and answer are on their way: here the parent's answer never comes
+// and they open all the same. A forged accept opens nothing (internal/
+// terminal TestUntrustedMessages); the parent's call still waits for the
+// answer over the terminal's own accept nonce (TestNeverSilent, "parent
+// calls"; TestReplayedCallAfterRestart).
+func TestChildsCallOpensAtTheAccept(t *testing.T) {
+	r, g := gateRig(t)
+	cred := r.pair()
+	ctx, cancel := context.WithTimeout(r.ctx, mediaWait)
+	defer cancel()
+	parent, err := rendezvoustest.DialPaired(ctx, r.srv.WSURL, cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Close()
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring, err := parent.WaitFor(ctx, protocol.TypeRing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := parent.FromTerminal(ring, time.Now()); err != nil { // as the page checks it
+		t.Fatal(err)
+	}
+	if err := parent.Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: ring.CallID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parent.WaitFor(ctx, protocol.TypeOffer); err != nil {
+		t.Fatal(err)
+	}
+	checkAnnounced(t, g.opened(t)) // no answer was sent
+	if err := parent.Send(ctx, protocol.Message{Type: protocol.TypeHangup, CallID: ring.CallID, Reason: protocol.ReasonHangup}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Ready, "ready after the hang-up")
 }

@@ -60,6 +60,19 @@ type Phone struct {
 	ice  map[string]protocol.Message // ring/ringing per call, for ICE servers
 	call *PhoneCall
 	last *PhoneCall // the ended call, for its stats
+	// opening is the camera and microphone opened for a call answered
+	// here (Accept) before its offer came, as the web app opens them as
+	// the parent answers (app.js enterCall), while the offer is on its way.
+	opening *openingMedia
+	runCtx  context.Context // Run's
+}
+
+// openingMedia is a call's capture being opened.
+type openingMedia struct {
+	callID  string
+	done    chan struct{}
+	capture *media.Capture
+	err     error
 }
 
 // PhoneCall is the phone's side of one call.
@@ -150,8 +163,18 @@ func (p *Phone) Conn() *rendezvoustest.Client {
 
 // Run handles messages until the connection or ctx ends.
 func (p *Phone) Run(ctx context.Context) error {
+	p.mu.Lock()
+	p.runCtx = ctx
+	p.mu.Unlock()
 	defer close(p.events)
 	defer p.endCall()
+	defer func() {
+		p.mu.Lock()
+		o := p.opening
+		p.opening = nil
+		p.mu.Unlock()
+		o.drop()
+	}()
 	for {
 		m, err := p.Conn().Recv(ctx)
 		if err != nil && p.cfg.KeepCall && p.Current() != nil && ctx.Err() == nil {
@@ -184,6 +207,8 @@ func (p *Phone) Run(ctx context.Context) error {
 			p.mu.Lock()
 			p.ice[m.CallID] = m
 			p.mu.Unlock()
+		case protocol.TypeAccept:
+			p.openMedia(m.CallID) // the child answered the phone's ring
 		case protocol.TypeOffer:
 			if m.Restart > 0 {
 				if err := p.restart(ctx, m); err != nil {
@@ -250,7 +275,69 @@ func (p *Phone) Ring(ctx context.Context) (string, error) {
 
 // Accept answers the terminal's ring.
 func (p *Phone) Accept(ctx context.Context, callID string) error {
-	return p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: callID})
+	if err := p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: callID}); err != nil {
+		return err
+	}
+	p.openMedia(callID)
+	return nil
+}
+
+// openMedia starts opening the capture for callID, for answer to take.
+func (p *Phone) openMedia(callID string) {
+	o := &openingMedia{callID: callID, done: make(chan struct{})}
+	p.mu.Lock()
+	old, ctx := p.opening, p.runCtx
+	p.opening = o
+	p.mu.Unlock()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	old.drop()
+	go func() {
+		defer close(o.done)
+		g, err := media.NewGate(answered{}, answered{})
+		if err == nil {
+			o.capture, err = g.Open(ctx, p.cfg.Capture)
+		}
+		o.err = err
+	}()
+}
+
+// drop closes a capture opened for a call that never took it.
+func (o *openingMedia) drop() {
+	if o == nil {
+		return
+	}
+	go func() {
+		<-o.done
+		if o.capture != nil {
+			o.capture.Close()
+		}
+	}()
+}
+
+// takeMedia is the capture openMedia opened for callID, or one opened now.
+func (p *Phone) takeMedia(ctx context.Context, callID string) (*media.Capture, error) {
+	p.mu.Lock()
+	o := p.opening
+	if o != nil && o.callID == callID {
+		p.opening = nil
+	}
+	p.mu.Unlock()
+	if o == nil || o.callID != callID {
+		g, err := media.NewGate(answered{}, answered{})
+		if err != nil {
+			return nil, err
+		}
+		return g.Open(ctx, p.cfg.Capture)
+	}
+	select {
+	case <-o.done:
+		return o.capture, o.err
+	case <-ctx.Done():
+		o.drop()
+		return nil, ctx.Err()
+	}
 }
 
 // Hangup ends, cancels or declines a call.
@@ -308,11 +395,7 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	if ring.ICETransportPolicy == "relay" {
 		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
-	g, err := media.NewGate(answered{}, answered{})
-	if err != nil {
-		return err
-	}
-	capture, err := g.Open(ctx, p.cfg.Capture)
+	capture, err := p.takeMedia(ctx, offer.CallID)
 	if err != nil {
 		return fmt.Errorf("phone: open media: %w", err)
 	}
