@@ -362,6 +362,13 @@ func (rt *Router) Serve(r rendezvous.ClusterReceiver) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	// The server has the subscriptions once this returns: a node that
+	// starts serving takes a relay or a forward sent the moment after,
+	// rather than the sender hearing no one is there.
+	if err := nc.Flush(); err != nil {
+		stop()
+		return nil, fmt.Errorf("natsreg: subscribe this node's subjects: %w", err)
+	}
 	done := make(chan struct{})
 	go rt.beat(r, done)
 	return func() { close(done); stop() }, nil
