@@ -163,17 +163,10 @@ func (l *callLog) settle(seq uint64) {
 	l.advance = make(chan struct{})
 }
 
-// has reports whether a call ID is in a pairing's log, written or waiting.
-// The waiting records are looked at first: one written meanwhile is then
-// in the store.
-func (l *callLog) has(parentID, callID string) (bool, error) {
-	used, began, err := l.hasFrom(parentID, callID)
-	l.doneChecking(began)
-	return used, err
-}
-
-// hasFrom is has for a check the caller finishes later under the hub's
-// lock (usedSince): began holds the records that commits take out of
+// hasFrom reports whether a call ID is in a pairing's log, written or
+// waiting, for a check the caller finishes later under the hub's lock
+// (usedSince). The waiting records are looked at first: one written
+// meanwhile is then in the store. began holds the records that commits take out of
 // pending meanwhile (as a read does), so that a record put and written
 // between this look and the lock is not missed: it was neither in the
 // store when read nor waiting when usedSince looks. Every hasFrom must be

@@ -446,7 +446,7 @@ func (h *hub) handle(s *session, m protocol.Message) {
 	var took *takeover
 	switch {
 	case m.Type == protocol.TypeRing:
-		if pre = h.readForRing(s, m); pre != nil && pre.since {
+		if pre = h.readForRing(s, m); pre != nil {
 			defer h.srv.callLog.doneChecking(pre.began)
 		}
 	case m.Type == protocol.TypeResume:
@@ -530,9 +530,8 @@ type ringReads struct {
 	parentID string // the pairing the reads are for
 	used     bool   // the call ID is in its log
 	err      error
-	// since: used was read by callLog.hasFrom, which began in epoch
-	// began; ring finishes the check under the lock (usedSince).
-	since     bool
+	// began is the epoch of the callLog.hasFrom that read used; ring
+	// finishes the check under the lock (usedSince).
 	began     uint64
 	reachable bool   // a child's ring: the parent can be woken with no page open
 	phone     string // a child's ring: the number the notifier would text
@@ -550,7 +549,7 @@ func (h *hub) readForRing(s *session, m protocol.Message) *ringReads {
 	if parentID == "" || m.CallID == "" {
 		return nil
 	}
-	r := &ringReads{parentID: parentID, since: true}
+	r := &ringReads{parentID: parentID}
 	r.used, r.began, r.err = h.srv.callLog.hasFrom(parentID, m.CallID)
 	if s.role == protocol.RoleTerminal {
 		r.reachable, r.phone = h.reachable(parentID)
@@ -595,14 +594,15 @@ func (h *hub) ring(s *session, m protocol.Message, pre *ringReads) {
 	if pre == nil || pre.parentID != c.parentID {
 		// Paired again since the reads: read now, under the lock.
 		pre = &ringReads{parentID: c.parentID}
-		pre.used, pre.err = h.srv.callLog.has(c.parentID, c.id)
+		pre.used, pre.began, pre.err = h.srv.callLog.hasFrom(c.parentID, c.id)
+		defer h.srv.callLog.doneChecking(pre.began)
 		if c.fromTerminal {
 			pre.reachable, pre.phone = h.reachable(c.parentID)
 		}
 	}
 	// A call of this ID logged since the read is waiting to be written
 	// (calls are logged under this lock), or was written since.
-	used, err := pre.used || pre.since && h.srv.callLog.usedSince(c.parentID, c.id, pre.began), pre.err
+	used, err := pre.used || h.srv.callLog.usedSince(c.parentID, c.id, pre.began), pre.err
 	if err != nil {
 		s.log.Error("ring", "err", err)
 		s.sendError(protocol.ErrCodeInternal, "could not start the call", m)

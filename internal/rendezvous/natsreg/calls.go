@@ -295,23 +295,31 @@ func (r *Registry) CloseHeldCalls(node string) ([]rendezvous.OpenCall, error) {
 // CallHolders lists the nodes that hold open calls (rendezvous.OpenCalls).
 func (r *Registry) CallHolders() ([]string, error) {
 	set := map[string]bool{}
-	err := r.read(func(ctx context.Context) error {
-		clear(set)
-		return r.each(ctx, r.open, false, func(e jetstream.KeyValueEntry) error {
-			var o openEntry
-			if err := json.Unmarshal(e.Value(), &o); err != nil {
-				return fmt.Errorf("decode open call %s: %w", e.Key(), err)
-			}
-			if o.Node != "" {
-				set[o.Node] = true
-			}
-			return nil
-		})
+	err := r.openEntries(func() { clear(set) }, func(_ string, _ uint64, o openEntry) {
+		if o.Node != "" {
+			set[o.Node] = true
+		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsreg: the nodes holding calls: %w", err)
 	}
 	return slices.Sorted(maps.Keys(set)), nil
+}
+
+// openEntries hands each entry of the open calls' index to fn, with its
+// call ID and revision; a retried read calls restart first.
+func (r *Registry) openEntries(restart func(), fn func(callID string, rev uint64, o openEntry)) error {
+	return r.read(func(ctx context.Context) error {
+		restart()
+		return r.each(ctx, r.open, false, func(e jetstream.KeyValueEntry) error {
+			var o openEntry
+			if err := json.Unmarshal(e.Value(), &o); err != nil {
+				return fmt.Errorf("decode open call %s: %w", e.Key(), err)
+			}
+			fn(e.Key(), e.Revision(), o)
+			return nil
+		})
+	})
 }
 
 // closeHeld ends the open calls the named nodes hold. Each entry is first
@@ -328,18 +336,10 @@ func (r *Registry) closeHeld(restart bool, nodes ...string) ([]rendezvous.OpenCa
 		openEntry
 	}
 	var held []entry
-	err := r.read(func(ctx context.Context) error {
-		held = held[:0]
-		return r.each(ctx, r.open, false, func(e jetstream.KeyValueEntry) error {
-			var o openEntry
-			if err := json.Unmarshal(e.Value(), &o); err != nil {
-				return fmt.Errorf("decode open call %s: %w", e.Key(), err)
-			}
-			if slices.Contains(nodes, o.Node) {
-				held = append(held, entry{e.Key(), e.Revision(), o})
-			}
-			return nil
-		})
+	err := r.openEntries(func() { held = held[:0] }, func(callID string, rev uint64, o openEntry) {
+		if slices.Contains(nodes, o.Node) {
+			held = append(held, entry{callID, rev, o})
+		}
 	})
 	if err != nil {
 		return nil, err
