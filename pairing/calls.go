@@ -34,8 +34,9 @@ func (c *Calls) Get(callID string) Binding {
 }
 
 // Add extends the binding of m's call by m, in the protocol's order — a
-// ring starts a call not seen before, an accept adds its nonce to a ring
-// not yet accepted, an offer its SDP's hash to an accepted call not yet
+// ring starts a call not seen before, an accept or prepare adds its nonce
+// to a ring not yet accepted (an accept after a prepare brings the same
+// one), an offer its SDP's hash to an accepted or prepared call not yet
 // offered, an answer needs an offer — and records it if check (nil: none)
 // passes on the extended binding. It returns what m is signed over.
 func (c *Calls) Add(m protocol.Message, check func(Binding) error) (Binding, error) {
@@ -50,11 +51,19 @@ func (c *Calls) Add(m protocol.Message, check func(Binding) error) (Binding, err
 			wrong = "ring of a call seen before"
 		}
 		b = Binding{CallID: m.CallID, RingNonce: m.Nonce}
-	case protocol.TypeAccept:
+	case protocol.TypePrepare:
 		if old.RingNonce == "" || old.AcceptNonce != "" {
+			wrong = "prepare of no ring waiting for one"
+		}
+		b.AcceptNonce, b.Prepared = m.Nonce, true
+	case protocol.TypeAccept:
+		// After a prepare, the accept brings the prepare's nonce: the
+		// offer and answer already signed it.
+		prepared := old.Prepared && m.Nonce == old.AcceptNonce
+		if old.RingNonce == "" || (old.AcceptNonce != "" && !prepared) {
 			wrong = "accept of no ring waiting for one"
 		}
-		b.AcceptNonce = m.Nonce
+		b.AcceptNonce, b.Prepared = m.Nonce, false
 	case protocol.TypeOffer:
 		switch {
 		case m.Restart == 0 && (old.AcceptNonce == "" || old.OfferHash != ""):
@@ -91,7 +100,7 @@ func (c *Calls) Add(m protocol.Message, check func(Binding) error) (Binding, err
 	return b, nil
 }
 
-// Observe records what a ring, accept or offer adds to its call's binding
+// Observe records what a ring, accept, prepare or offer adds to its call's binding
 // whatever came before: for a party that checks nothing, as a relay or a
 // server test's client.
 func (c *Calls) Observe(m protocol.Message) {
@@ -104,8 +113,8 @@ func (c *Calls) Observe(m protocol.Message) {
 	switch m.Type {
 	case protocol.TypeRing:
 		b = Binding{CallID: m.CallID, RingNonce: m.Nonce}
-	case protocol.TypeAccept:
-		b.AcceptNonce = m.Nonce
+	case protocol.TypeAccept, protocol.TypePrepare:
+		b.AcceptNonce, b.Prepared = m.Nonce, m.Type == protocol.TypePrepare
 	case protocol.TypeOffer:
 		b.OfferHash, _ = SDPHash(m.SDP)
 		b.Restart = m.Restart

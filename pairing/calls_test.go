@@ -16,6 +16,8 @@ func TestCallsAddOrder(t *testing.T) {
 	accept := protocol.Message{Type: protocol.TypeAccept, CallID: id, Nonce: NewNonce()}
 	offer := protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp}
 	answer := protocol.Message{Type: protocol.TypeAnswer, CallID: id, SDP: sdp}
+	prepare := protocol.Message{Type: protocol.TypePrepare, CallID: id, Nonce: NewNonce()}
+	acceptPrepared := protocol.Message{Type: protocol.TypeAccept, CallID: id, Nonce: prepare.Nonce}
 	refuse := func(Binding) error { return ErrBadProof }
 	tests := []struct {
 		name   string
@@ -35,6 +37,15 @@ func TestCallsAddOrder(t *testing.T) {
 		{"answer to no offer", []protocol.Message{ring, accept}, answer, nil, ErrOutOfOrder},
 		{"answer", []protocol.Message{ring, accept, offer}, answer, nil, nil},
 		{"accept its check refuses", []protocol.Message{ring}, accept, refuse, ErrBadProof},
+		{"prepare of no ring", nil, prepare, nil, ErrOutOfOrder},
+		{"prepare", []protocol.Message{ring}, prepare, nil, nil},
+		{"prepare after the accept", []protocol.Message{ring, accept}, prepare, nil, ErrOutOfOrder},
+		{"second prepare", []protocol.Message{ring, prepare}, prepare, nil, ErrOutOfOrder},
+		{"offer after the prepare", []protocol.Message{ring, prepare}, offer, nil, nil},
+		{"answer before the accept", []protocol.Message{ring, prepare, offer}, answer, nil, nil},
+		{"accept with the prepare's nonce", []protocol.Message{ring, prepare, offer, answer}, acceptPrepared, nil, nil},
+		{"accept with another nonce than the prepare's", []protocol.Message{ring, prepare, offer}, accept, nil, ErrOutOfOrder},
+		{"second accept after a prepare", []protocol.Message{ring, prepare, acceptPrepared}, acceptPrepared, nil, ErrOutOfOrder},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

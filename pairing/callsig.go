@@ -47,6 +47,10 @@ type Binding struct {
 	// OfferHash is SDPHash of the offer as sent (terminal) or received
 	// (parent): the answer signs the offer it answers.
 	OfferHash string
+	// Prepared: the accept nonce came in a prepare (the callee asked for
+	// the offer while it was still ringing) and no accept has brought it
+	// yet. Not signed: it orders messages (Calls.Add).
+	Prepared bool
 	// Restart is the ICE restart an offer or answer belongs to: 0 for the
 	// call's first, then 1, 2, … (the message's "restart"). A receiver
 	// takes only a restart above the last it applied, so a relay cannot
@@ -68,8 +72,9 @@ var noncePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 
 // callText is exactly what a call message's signature covers. Each field
 // comes from a restricted alphabet (no newline), so the text is unambiguous.
-// Which fields a type fills is fixed: ring (call, ring nonce), accept (+
-// accept nonce), offer (+ offer hash), answer (+ answer hash).
+// Which fields a type fills is fixed: ring (call, ring nonce), accept and
+// prepare (+ accept nonce), offer (+ offer hash), answer (+ answer hash).
+// The type is signed too, so a prepare can never pass for an accept.
 func callText(typ string, b Binding, signedAt, sdpHash string) (string, error) {
 	if !protocol.ValidID(b.CallID) {
 		return "", fmt.Errorf("pairing: %s: call_id %.40q: %w", typ, b.CallID, ErrBadProof)
@@ -86,7 +91,7 @@ func callText(typ string, b Binding, signedAt, sdpHash string) (string, error) {
 	}
 	switch typ {
 	case protocol.TypeRing:
-	case protocol.TypeAccept, protocol.TypeOffer, protocol.TypeAnswer:
+	case protocol.TypeAccept, protocol.TypePrepare, protocol.TypeOffer, protocol.TypeAnswer:
 		if err := need("accept nonce", b.AcceptNonce); err != nil {
 			return "", err
 		}

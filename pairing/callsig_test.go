@@ -98,6 +98,7 @@ func TestCallSignatures(t *testing.T) {
 	ringB := Binding{CallID: call1, RingNonce: b.RingNonce}
 	ring := must(SignCall(key, "ring", ringB, "", now))
 	accept := must(SignCall(key, "accept", b, "", now))
+	prepare := must(SignCall(key, "prepare", b, "", now))
 	offer := must(SignCall(key, "offer", b, offerSDP, now))
 	ab := b
 	ab.OfferHash, _ = SDPHash(offerSDP)
@@ -117,7 +118,7 @@ func TestCallSignatures(t *testing.T) {
 		sig CallSig
 	}
 	controls := []msg{{"ring", ringB, "", ring}, {"accept", b, "", accept}, {"offer", b, offerSDP, offer}, {"answer", ab, answerSDP, answer},
-		{"offer", rb, offerSDP, restart}, {"answer", rab, answerSDP, restartAnswer}}
+		{"offer", rb, offerSDP, restart}, {"answer", rab, answerSDP, restartAnswer}, {"prepare", b, "", prepare}}
 	for _, c := range controls {
 		if err := VerifyCall(&key.PublicKey, c.typ, c.b, c.sdp, c.sig, now.Add(time.Minute)); err != nil {
 			t.Fatalf("control: a genuine %s is refused: %v", c.typ, err)
@@ -141,6 +142,11 @@ func TestCallSignatures(t *testing.T) {
 		{"answer replayed against a fresh accept nonce", msg{"answer", with(ab, func(b *Binding) { b.AcceptNonce = NewNonce() }), answerSDP, answer}, &key.PublicKey, now, ErrBadProof},
 		{"replayed into another call", msg{"offer", with(b, func(b *Binding) { b.CallID = call2 }), offerSDP, offer}, &key.PublicKey, now, ErrBadProof},
 		{"ring presented as accept", msg{"accept", b, "", ring}, &key.PublicKey, now, ErrBadProof},
+		// A prepare asks for the offer while the phone still rings: the
+		// server must not be able to turn it into the parent's accept.
+		{"prepare presented as accept", msg{"accept", b, "", prepare}, &key.PublicKey, now, ErrBadProof},
+		{"accept presented as prepare", msg{"prepare", b, "", accept}, &key.PublicKey, now, ErrBadProof},
+		{"prepare without a nonce", msg{"prepare", with(b, func(b *Binding) { b.AcceptNonce = "" }), "", prepare}, &key.PublicKey, now, ErrBadProof},
 		{"offer presented as answer", msg{"answer", ab, offerSDP, offer}, &key.PublicKey, now, ErrBadProof},
 		{"time changed", msg{"ring", ringB, "", CallSig{"2026-11-28T18:00:01Z", ring.Signature}}, &key.PublicKey, now, ErrBadProof},
 		{"too old", controls[0], &key.PublicKey, now.Add(MaxSkew + time.Second), ErrStale},

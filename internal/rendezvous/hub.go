@@ -60,7 +60,12 @@ type call struct {
 	// being rung. Once the call is answered, a nil terminal or parent is a
 	// side whose socket went away: the call waits ResumeGrace for it to
 	// come back (resume) before it ends.
-	parent   *session
+	parent *session
+	// prepared is the tab that asked for the terminal's offer while the
+	// child's call rings (prepare): offer, answer and candidates go
+	// between it and the terminal before anyone accepts. nil: none, or
+	// once the call is answered (parent is the bound tab then).
+	prepared *session
 	answered bool
 	// alive is the last time both sides were known to be in the call: the
 	// end a call gets when a side never comes back.
@@ -397,6 +402,12 @@ func (h *hub) leaveParent(s *session) {
 	set := h.parents[s.parentID]
 	delete(set, s)
 	if c := h.deviceCall[s.deviceID]; c != nil && c.parentID == s.parentID {
+		if c.prepared == s {
+			// Another tab may prepare the ringing call now; the terminal
+			// drops the old offer's connection when it does, or when the
+			// call is accepted with another nonce.
+			c.prepared = nil
+		}
 		switch {
 		case c.parent == s && c.answered && !s.abused.Load():
 			h.detach(c, s)
@@ -425,7 +436,7 @@ var allowed = map[string]map[string]bool{
 	},
 	protocol.RoleParent: {
 		protocol.TypeRing: true, protocol.TypeAccept: true, protocol.TypeHangup: true, protocol.TypeAnswer: true,
-		protocol.TypeCandidate: true, protocol.TypeCallLog: true, protocol.TypeResume: true,
+		protocol.TypeCandidate: true, protocol.TypeCallLog: true, protocol.TypeResume: true, protocol.TypePrepare: true,
 		protocol.TypePushSubscribe: true, protocol.TypePushUnsubscribe: true, protocol.TypePhoneSet: true,
 		protocol.TypePhoneClear: true, protocol.TypeNotifyStatus: true, protocol.TypePing: true,
 	},
@@ -456,7 +467,7 @@ func (h *hub) handle(s *session, m protocol.Message) {
 			h.sendCallLog(s, true)
 		}
 		return
-	case m.Type == protocol.TypeAccept && s.role == protocol.RoleParent:
+	case (m.Type == protocol.TypeAccept || m.Type == protocol.TypePrepare) && s.role == protocol.RoleParent:
 		signed = h.checkAccept(s, m)
 	}
 	h.mu.Lock()
@@ -473,6 +484,8 @@ func (h *hub) handle(s *session, m protocol.Message) {
 		h.ring(s, m, pre)
 	case protocol.TypeAccept:
 		h.accept(s, m, signed)
+	case protocol.TypePrepare:
+		h.prepare(s, m, signed)
 	case protocol.TypeOffer, protocol.TypeAnswer, protocol.TypeCandidate:
 		h.relay(s, m)
 	case protocol.TypeHangup:
@@ -728,7 +741,7 @@ func (h *hub) accept(s *session, m protocol.Message, signed *signedAccept) {
 	c.timer.Stop()
 	h.notifyAnswered(c)
 	if c.fromTerminal {
-		c.parent = s
+		c.parent, c.prepared = s, nil
 		for o := range h.parents[c.parentID] {
 			if o != s {
 				o.send(hangupMsg(c.id, protocol.ReasonAnsweredElsewhere))
@@ -772,11 +785,46 @@ func (h *hub) parentSigned(s *session, parentID, callID, ringNonce string, m pro
 	return true
 }
 
+// prepare forwards a parent tab's prepare of the child's ringing call to
+// the terminal, which answers it with its offer (docs/protocol.md,
+// "Preparing a call"). One tab per call prepares: the first. Its signature
+// is checked as an accept's is, so a stolen server login cannot take the
+// call's one prepared tab from the real phone.
+func (h *hub) prepare(s *session, m protocol.Message, signed *signedAccept) {
+	c := h.calls[m.CallID]
+	if c == nil || c.answered || !c.fromTerminal || !isCallee(s, c) || c.terminal == nil {
+		s.sendError(protocol.ErrCodeUnknownCall, "no call of yours is ringing with this call_id", m)
+		return
+	}
+	if signed == nil || signed.call != c {
+		signed = &signedAccept{call: c, ok: h.parentSigned(s, c.parentID, c.id, c.nonce, m)}
+	}
+	switch {
+	case !signed.ok:
+		s.sendError(protocol.ErrCodeNotAllowed, "prepare not signed by the paired parent", m)
+		return
+	case c.prepared != nil:
+		s.sendError(protocol.ErrCodeNotAllowed, "this call is prepared already", m)
+		return
+	}
+	c.prepared = s
+	c.terminal.send(m)
+}
+
 // relay forwards offer, answer and candidate between the two sockets bound
-// to an answered call, and nowhere else.
+// to an answered call, or while the child's call rings between the
+// terminal and the tab that prepared it, and nowhere else.
 func (h *hub) relay(s *session, m protocol.Message) {
 	c := h.calls[m.CallID]
-	if c == nil || !c.answered || (s != c.terminal && s != c.parent) {
+	if c == nil {
+		s.sendError(protocol.ErrCodeUnknownCall, "no call of yours is active with this call_id", m)
+		return
+	}
+	parent := c.parent
+	if !c.answered {
+		parent = c.prepared
+	}
+	if parent == nil || (s != c.terminal && s != parent) || (!c.answered && m.Restart > 0) {
 		s.sendError(protocol.ErrCodeUnknownCall, "no call of yours is active with this call_id", m)
 		return
 	}
@@ -784,7 +832,7 @@ func (h *hub) relay(s *session, m protocol.Message) {
 	case m.Type == protocol.TypeOffer && s != c.terminal:
 		s.sendError(protocol.ErrCodeNotAllowed, "the terminal makes the offer", m)
 		return
-	case m.Type == protocol.TypeAnswer && s != c.parent:
+	case m.Type == protocol.TypeAnswer && s != parent:
 		s.sendError(protocol.ErrCodeNotAllowed, "the parent makes the answer", m)
 		return
 	case m.Type == protocol.TypeOffer && m.Restart > 0:
@@ -799,7 +847,7 @@ func (h *hub) relay(s *session, m protocol.Message) {
 	}
 	other := c.terminal
 	if s == c.terminal {
-		other = c.parent
+		other = parent
 	}
 	// nil: the other side is away; what it missed, an ICE restart after
 	// it resumes replaces.

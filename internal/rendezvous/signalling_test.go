@@ -466,6 +466,100 @@ func TestAnsweredElsewhere(t *testing.T) {
 	}
 }
 
+// TestPreparedCall: a tab rung by the terminal may prepare the call
+// (docs/protocol.md, "Preparing a call"): its prepare reaches the terminal,
+// and offer, answer and candidates then go between the terminal and that
+// tab alone while the call rings — no other tab gets them or may send them,
+// a second prepare is refused, and a thief's (the parent's login, another
+// key) is refused without taking the call's one prepared tab. The accept
+// then binds the call as before; when another tab accepts, the prepared
+// one is told "answered elsewhere" and the offer goes to the accepting tab.
+func TestPreparedCall(t *testing.T) {
+	for _, acceptedBy := range []string{"prepared tab", "other tab"} {
+		t.Run(acceptedBy, func(t *testing.T) {
+			ctx := testCtx(t)
+			srv := rt.NewServer(t, nil)
+			f := newFamily(t, ctx, srv)
+			tab, _, err := rt.DialParent(ctx, srv.WSURL, f.creds.ParentID, f.creds.Token)
+			check(t, err)
+			defer tab.Close()
+			tab.Key = f.creds.Key
+			thief, _, err := rt.DialParent(ctx, srv.WSURL, f.creds.ParentID, f.creds.Token)
+			check(t, err)
+			defer thief.Close() // its own key, not the parent's
+
+			id := protocol.NewID()
+			sdp := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\na=fingerprint:" + rt.TestFingerprint + "\r\n"
+			// Before any ring, a prepare is for no call.
+			check(t, f.parent.Send(ctx, protocol.Message{Type: protocol.TypePrepare, CallID: id}))
+			try(f.parent.ExpectError(ctx, protocol.ErrCodeUnknownCall)).must(t)
+
+			check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}))
+			try(f.terminal.Expect(ctx, protocol.TypeRinging)).must(t)
+			for _, c := range []*rt.Client{f.parent, tab, thief} {
+				try(c.WaitFor(ctx, protocol.TypeRing)).must(t)
+			}
+			// Nothing is relayed before a prepare.
+			check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp}))
+			try(f.terminal.ExpectError(ctx, protocol.ErrCodeUnknownCall)).must(t)
+
+			check(t, thief.Send(ctx, protocol.Message{Type: protocol.TypePrepare, CallID: id}))
+			if e := try(thief.ExpectError(ctx, protocol.ErrCodeNotAllowed)).must(t); e.RefType != protocol.TypePrepare {
+				t.Fatalf("thief's prepare: error for %s", e.RefType)
+			}
+			prep := protocol.Message{Type: protocol.TypePrepare, CallID: id}
+			check(t, f.parent.Sign(&prep))
+			check(t, f.parent.Send(ctx, prep))
+			if m := try(f.terminal.Expect(ctx, protocol.TypePrepare)).must(t); m.Nonce != prep.Nonce || m.Signature != prep.Signature {
+				t.Fatalf("prepare relayed as %+v, sent %+v", m, prep)
+			}
+			check(t, tab.Send(ctx, protocol.Message{Type: protocol.TypePrepare, CallID: id}))
+			try(tab.ExpectError(ctx, protocol.ErrCodeNotAllowed)).must(t)
+
+			// Offer, answer and candidates: the terminal and the prepared tab.
+			check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp}))
+			if m := try(f.parent.Expect(ctx, protocol.TypeOffer)).must(t); m.SDP != sdp {
+				t.Fatalf("offer relayed as %q", m.SDP)
+			}
+			check(t, f.parent.Send(ctx, protocol.Message{Type: protocol.TypeAnswer, CallID: id, SDP: sdp + "s=answer\r\n"}))
+			try(f.terminal.Expect(ctx, protocol.TypeAnswer)).must(t)
+			cand := &protocol.Candidate{Candidate: "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"}
+			for _, pair := range [][2]*rt.Client{{f.terminal, f.parent}, {f.parent, f.terminal}} {
+				check(t, pair[0].Send(ctx, protocol.Message{Type: protocol.TypeCandidate, CallID: id, Candidate: cand}))
+				try(pair[1].Expect(ctx, protocol.TypeCandidate)).must(t)
+			}
+			// The other tabs may send none of it, and got none of it.
+			for _, c := range []*rt.Client{tab, thief} {
+				check(t, c.Send(ctx, protocol.Message{Type: protocol.TypeCandidate, CallID: id, Candidate: cand}))
+				try(c.ExpectError(ctx, protocol.ErrCodeUnknownCall)).must(t)
+				check(t, c.Barrier(ctx))
+			}
+			// No ICE restart before the call is answered.
+			check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp, Restart: 1}))
+			try(f.terminal.ExpectError(ctx, protocol.ErrCodeUnknownCall)).must(t)
+			check(t, f.terminal.Barrier(ctx))
+
+			accepter, other := f.parent, tab
+			if acceptedBy == "other tab" {
+				accepter, other = tab, f.parent
+			}
+			check(t, accepter.Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: id}))
+			acc := try(f.terminal.Expect(ctx, protocol.TypeAccept)).must(t)
+			if (acc.Nonce == prep.Nonce) != (accepter == f.parent) {
+				t.Fatalf("accept's nonce %q, the prepare's %q: the prepared tab's accept brings the prepare's", acc.Nonce, prep.Nonce)
+			}
+			if m := try(other.WaitFor(ctx, protocol.TypeHangup)).must(t); m.Reason != protocol.ReasonAnsweredElsewhere {
+				t.Fatalf("the tab that did not accept got hangup %s", m.Reason)
+			}
+			// From now on the call is bound to the accepting tab.
+			check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeCandidate, CallID: id, Candidate: cand}))
+			try(accepter.WaitFor(ctx, protocol.TypeCandidate)).must(t)
+			check(t, other.Send(ctx, protocol.Message{Type: protocol.TypeCandidate, CallID: id, Candidate: cand}))
+			try(other.ExpectError(ctx, protocol.ErrCodeUnknownCall)).must(t)
+		})
+	}
+}
+
 // TestStolenTokenCannotAnswer: someone with the parent's server login but
 // not the parent's key (a stolen token) cannot answer the child's ring:
 // the server checks the accept against the key the parent paired with, so

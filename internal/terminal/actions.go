@@ -10,6 +10,7 @@ import (
 	"github.com/tuanju/tuanju/internal/terminal/call"
 	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
 	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/pairing"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
@@ -102,12 +103,13 @@ func (t *Terminal) callEnded(a call.CallEnded) {
 }
 
 // startMedia turns the in-call light on and makes the call's session,
-// which sends the signed offer. Camera and microphone open (openCapture)
-// at once for the child's own call, whose parent's accept was verified
-// over this call's ring nonce, and for the parent's call once its answer
-// is verified over the terminal's accept nonce.
+// which sends the signed offer — or takes the one made for the parent's
+// prepare while the call rang, if the accept brought the prepare's nonce
+// (prepare.go). Camera and microphone open (openCapture) at once for the
+// child's own call, whose parent's accept was verified over this call's
+// ring nonce, and for the parent's call once its answer is verified over
+// the terminal's accept nonce.
 func (t *Terminal) startMedia(callID string, cue call.Cue) {
-	info := t.ice[callID]
 	if t.conn == nil {
 		t.raise(call.MediaFailed{CallID: callID})
 		return
@@ -121,7 +123,37 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 		t.raise(call.MediaFailed{CallID: callID})
 		return
 	}
-	bind := *b
+	s := t.takePrepared(*b)
+	if s == nil {
+		var err error
+		if s, err = t.newSession(*b, t.m.CallVoiceOnly); err != nil {
+			t.log.Error("media session failed", "call_id", callID, "err", err)
+			t.raise(call.MediaFailed{CallID: callID})
+			return
+		}
+	}
+	t.setSession(s)
+	t.mediaCue = cue
+	if s.pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
+		t.raise(call.MediaUp{CallID: callID}) // connected while the phone rang
+	}
+	if t.m.Outgoing {
+		// The child's own call: the parent's accept signed this call's
+		// fresh ring nonce (acceptFromParent), which no accept recorded
+		// from another call does. The connect sound, then the camera,
+		// start now, while the offer, the answer, ICE and DTLS go their
+		// way (or are done: a prepared call): the sound no longer waits
+		// for the answer, nor the first picture for the camera's first
+		// frame after it.
+		t.openCapture(callID)
+	}
+}
+
+// newSession makes a session for the call bound by bind (its nonces),
+// which sends its signed offer; voiceOnly: the data budget keeps the call
+// to voice.
+func (t *Terminal) newSession(bind pairing.Binding, voiceOnly bool) (*session, error) {
+	info := t.ice[bind.CallID]
 	var onAudio func([]int16)
 	if t.d.Speaker != nil {
 		onAudio = t.d.Speaker.WritePCM
@@ -139,29 +171,21 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 		post: t.postNow,
 	}
 	profile := t.callProfile()
+	if voiceOnly && profile.Video {
+		profile = media.AudioOnly
+	}
 	if profile.Name != t.cfg.Capture.Profile.Name {
 		st := t.budgetState()
-		t.log.Info("the data budget lowers the call", "call_id", callID, "profile", profile.Name,
+		t.log.Info("the data budget lowers the call", "call_id", bind.CallID, "profile", profile.Name,
 			"configured", t.cfg.Capture.Profile.Name, "used", st.Used, "total", st.Total)
 	}
-	deps.voiceOnly = t.m.CallVoiceOnly
-	s, err := startSession(callID, info.servers, info.policy, profile, deps)
+	deps.voiceOnly = voiceOnly
+	s, err := startSession(bind.CallID, info.servers, info.policy, profile, deps)
 	if err != nil {
-		t.log.Error("media session failed", "call_id", callID, "err", err)
-		t.raise(call.MediaFailed{CallID: callID})
-		return
+		return nil, err
 	}
-	t.setSession(s)
-	t.mediaCue = cue
-	if t.m.Outgoing {
-		// The child's own call: the parent's accept signed this call's
-		// fresh ring nonce (acceptFromParent), which no accept recorded
-		// from another call does. The connect sound, then the camera,
-		// start now, while the offer, the answer, ICE and DTLS go their
-		// way: the sound no longer waits for the answer, nor the first
-		// picture for the camera's first frame after it.
-		t.openCapture(callID)
-	}
+	s.bind, s.voiceOnly = bind, voiceOnly
+	return s, nil
 }
 
 // restartMedia makes the call's signed ICE restart offer, with the TURN
@@ -180,6 +204,10 @@ func (t *Terminal) restartMedia(callID string) {
 
 // peerStateChanged takes the session's peer connection state from pion.
 func (t *Terminal) peerStateChanged(s *session, st webrtc.PeerConnectionState) {
+	if s == t.prep {
+		t.preparedState(s, st)
+		return
+	}
 	if s != t.sess {
 		return // an ended call's
 	}

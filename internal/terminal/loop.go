@@ -241,6 +241,7 @@ func (t *Terminal) step(ev call.Event) {
 			t.do(a)
 		}
 	}
+	t.prepStale()
 	t.showLEDs()
 }
 

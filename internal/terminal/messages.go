@@ -39,6 +39,8 @@ func (t *Terminal) message(m protocol.Message) {
 			return
 		}
 		t.step(call.PeerAccepted{CallID: m.CallID})
+	case protocol.TypePrepare:
+		t.onPrepare(m)
 	case protocol.TypeHangup:
 		t.step(call.PeerHangup{CallID: m.CallID, Reason: m.Reason})
 	case protocol.TypeResumed:
@@ -56,40 +58,47 @@ func (t *Terminal) message(m protocol.Message) {
 			t.log.Warn("media signalling for another call", "type", m.Type, "call_id", m.CallID)
 			return
 		}
-		if t.sess == nil || t.sess.callID != m.CallID {
+		s := t.sess
+		if s == nil || s.callID != m.CallID {
+			s = t.prep // the call rings, prepared (prepare.go)
+		}
+		if s == nil || s.callID != m.CallID {
 			// The loop sends the offer as it makes the session, so an answer
 			// or candidate without one is for nothing of ours.
 			t.log.Warn("media signalling before our offer", "type", m.Type, "call_id", m.CallID)
 			return
 		}
 		if m.Type == protocol.TypeCandidate {
-			if err := t.sess.candidate(m.Candidate); err != nil {
+			if err := s.candidate(m.Candidate); err != nil {
 				t.log.Warn("bad candidate", "err", err)
 			}
 			return
 		}
-		if t.sess.restarts > 0 || m.Restart > 0 {
-			t.restartAnswer(m)
+		if s.restarts > 0 || m.Restart > 0 {
+			if s == t.sess {
+				t.restartAnswer(m)
+			}
 			return
 		}
-		if err := t.answerFromParent(m, t.sess.offerHash); err != nil {
+		if err := t.answerFromParent(m, s); err != nil {
 			// A server in the middle that changed any byte of the answer,
 			// or replayed one, ends up here: no media to anyone but the
 			// paired parent. The SDP applied below is the one verified.
 			t.log.Warn("refusing an answer not signed by the paired parent", "call_id", m.CallID, "err", err)
-			t.step(call.MediaFailed{CallID: m.CallID})
+			t.mediaFailed(s)
 			return
 		}
-		if err := t.sess.answer(m.SDP); err != nil {
+		if err := s.answer(m.SDP); err != nil {
 			t.log.Warn("bad answer", "err", err)
-			t.step(call.MediaFailed{CallID: m.CallID})
+			t.mediaFailed(s)
 			return
 		}
 		// For the parent's call only now, for an answer signed over this
 		// terminal's own accept nonce, do camera and microphone open
 		// (with the light and the sound); the child's own call opened
-		// them at the parent's verified accept (startMedia).
-		if !t.sess.opening {
+		// them at the parent's verified accept (startMedia), and a
+		// prepared call's open only once the accept comes.
+		if s == t.sess && !s.opening {
 			t.openCapture(m.CallID)
 		}
 	case protocol.TypePairRequest:
@@ -130,7 +139,7 @@ func (t *Terminal) restartAnswer(m protocol.Message) {
 		t.restartRefused++
 		return
 	}
-	if err := t.answerFromParent(m, t.sess.offerHash); err != nil {
+	if err := t.answerFromParent(m, t.sess); err != nil {
 		t.log.Warn("refusing an ICE restart answer not signed by the paired parent", "call_id", m.CallID, "restart", m.Restart, "err", err)
 		t.restartRefused++
 		return
@@ -141,4 +150,15 @@ func (t *Terminal) restartAnswer(m protocol.Message) {
 		return
 	}
 	t.log.Info("ICE restart answered", "call_id", m.CallID, "restart", m.Restart)
+}
+
+// mediaFailed ends the call's media set-up: the call fails, or, for a
+// prepared connection, that connection is dropped and the call rings on
+// (the accept makes a fresh offer).
+func (t *Terminal) mediaFailed(s *session) {
+	if s == t.prep {
+		t.dropPrepared("a bad answer")
+		return
+	}
+	t.step(call.MediaFailed{CallID: s.callID})
 }

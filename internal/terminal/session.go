@@ -50,6 +50,11 @@ type session struct {
 	offerHash string
 	restarts  int
 	sign      func(protocol.Message) (protocol.Message, error)
+	// bind is the call's binding the session was made under (both
+	// nonces): its offers sign it, and so must the parent's answers.
+	bind pairing.Binding
+	// voiceOnly: made with no video section (the data budget).
+	voiceOnly bool
 
 	capture *media.Capture // nil until attach
 	// opening: the gate was asked to open camera and microphone for this

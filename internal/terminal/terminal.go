@@ -133,10 +133,14 @@ type Terminal struct {
 	notified Status
 
 	// Everything below belongs to the loop.
-	ctx    context.Context // Run's, for the workers the loop starts
-	m      call.Machine
-	conn   ServerConn
-	sess   *session // the current call's media
+	ctx  context.Context // Run's, for the workers the loop starts
+	m    call.Machine
+	conn ServerConn
+	sess *session // the current call's media
+	// prep is the offer's connection made for the parent's prepare while
+	// the child's call rings (prepare.go): the call's session once the
+	// parent's accept brings the prepare's nonce.
+	prep   *session
 	last   *session // the ended call's, for its stats
 	ice    map[string]iceInfo
 	tr     trust

@@ -307,16 +307,15 @@ func (t *Terminal) acceptFromParent(m protocol.Message) error {
 	return nil
 }
 
-// answerFromParent checks the parent's answer: it must sign both nonces,
-// the hash of the exact offer this terminal sent, and its own exact bytes,
-// which are then the bytes applied.
-func (t *Terminal) answerFromParent(m protocol.Message, offerHash string) error {
-	b := t.tr.calls[m.CallID]
-	if b == nil || b.AcceptNonce == "" || offerHash == "" {
+// answerFromParent checks the parent's answer to s's newest offer: it must
+// sign both nonces s was made under, the hash of the exact offer this
+// terminal sent, and its own exact bytes, which are then the bytes applied.
+func (t *Terminal) answerFromParent(m protocol.Message, s *session) error {
+	if s.bind.AcceptNonce == "" || s.offerHash == "" {
 		return fmt.Errorf("terminal: answer %s: no offer of ours to answer: %w", m.CallID, ErrProtocol)
 	}
-	nb := *b
-	nb.OfferHash, nb.Restart = offerHash, m.Restart
+	nb := s.bind
+	nb.OfferHash, nb.Restart = s.offerHash, m.Restart
 	return t.verifyParent(m, nb)
 }
 

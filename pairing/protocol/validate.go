@@ -31,6 +31,7 @@ var rules = map[string]rule{
 	TypeRing:         {required: []string{"call_id", "nonce", "signed_at", "signature"}, optional: []string{"ice_servers", "ice_transport_policy"}},
 	TypeRinging:      {required: []string{"call_id"}, optional: []string{"ice_servers", "ice_transport_policy"}},
 	TypeAccept:       {required: []string{"call_id", "nonce", "signed_at", "signature"}},
+	TypePrepare:      {required: []string{"call_id", "nonce", "signed_at", "signature"}},
 	TypeHangup:       {required: []string{"call_id", "reason"}},
 	TypeOffer:        {required: []string{"call_id", "sdp", "signed_at", "signature"}, optional: []string{"restart"}},
 	TypeAnswer:       {required: []string{"call_id", "sdp", "signed_at", "signature"}, optional: []string{"restart"}},

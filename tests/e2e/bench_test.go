@@ -84,20 +84,25 @@ func BenchmarkPressToRing(b *testing.B) {
 // phone's media through a mediatest.Link delaying each packet alike (the
 // phone's signalling stays on loopback). x-rtt is over the phone's own
 // signalling round trip to the server, on loopback, measured in the same
-// run (call_log requests).
+// run (call_log requests). The phone prepares the call as the web app does
+// (docs/protocol.md, "Preparing a call") and answers once its prepared
+// connection is up, as a parent taking a second or more to answer finds
+// it; silent-unprepared is the same without the prepare, the offer
+// following the accept, as a client that does not prepare gets: the
+// reference for what preparing saves, in the same run.
 func BenchmarkAnswerToFirstFrame(b *testing.B) {
-	for _, sound := range []bool{true, false} {
+	for _, c := range []struct {
+		name           string
+		sound, prepare bool
+	}{{"sound", true, true}, {"silent", false, true}, {"silent-unprepared", false, false}} {
 		for _, rtt := range []time.Duration{0, 50 * time.Millisecond, 150 * time.Millisecond} {
-			name := fmt.Sprintf("silent/rtt-%dms", rtt.Milliseconds())
-			if sound {
-				name = fmt.Sprintf("sound/rtt-%dms", rtt.Milliseconds())
-			}
-			b.Run(name, func(b *testing.B) { answerToFirstFrame(b, sound, rtt) })
+			name := fmt.Sprintf("%s/rtt-%dms", c.name, rtt.Milliseconds())
+			b.Run(name, func(b *testing.B) { answerToFirstFrame(b, c.sound, c.prepare, rtt) })
 		}
 	}
 }
 
-func answerToFirstFrame(b *testing.B, sound bool, rtt time.Duration) {
+func answerToFirstFrame(b *testing.B, sound, prepare bool, rtt time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	// A call a second or two apart: more than the server's ring limit (10
@@ -114,7 +119,7 @@ func answerToFirstFrame(b *testing.B, sound bool, rtt time.Duration) {
 		o.speaker = func(terminal.Speaker) terminal.Speaker { return nil }
 	}
 	r := startTerminal(b, ctx, srv, o)
-	ph := r.phoneVia(r.pair(), media.LowData, path)
+	ph := r.phoneWith(r.pair(), media.LowData, path, func(c *PhoneConfig) { c.Prepare = prepare })
 	drain(ph)
 	sigRTT := signallingRTT(b, r, ph)
 	var total time.Duration
@@ -125,12 +130,22 @@ func answerToFirstFrame(b *testing.B, sound bool, rtt time.Duration) {
 			b.Fatal(err)
 		}
 		ring := await(b, ph, protocol.TypeRing)
+		if prepare {
+			await(b, ph, protocol.TypeOffer)
+			c := ph.Current()
+			if c == nil {
+				b.Fatal("no call after the prepared offer")
+			}
+			waitClosed(b, c.Connected(), "the prepared connection")
+		}
 		b.StartTimer()
 		t0 := time.Now()
 		if err := ph.Accept(r.ctx, ring.CallID); err != nil {
 			b.Fatal(err)
 		}
-		await(b, ph, protocol.TypeOffer)
+		if !prepare {
+			await(b, ph, protocol.TypeOffer)
+		}
 		call := ph.Current()
 		if call == nil {
 			b.Fatal("no call after the offer")

@@ -240,7 +240,7 @@ func TestPairingThroughNodeKill(t *testing.T) {
 }
 
 // waitClosed waits for ch to close, within step.
-func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
+func waitClosed(t testing.TB, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-ch:

@@ -271,3 +271,120 @@ func TestChildsCallOpensAtTheAccept(t *testing.T) {
 	}
 	r.waitPattern(device.Ready, "ready after the hang-up")
 }
+
+// preparing is PhoneConfig.Prepare on, as the web app has it.
+func preparing(c *PhoneConfig) { c.Prepare = true }
+
+// TestPreparedCall: a phone that prepares the child's call (docs/
+// protocol.md, "Preparing a call") gets the terminal's offer while it
+// rings, and its connection is up — ICE and DTLS done — before the parent
+// answers, with nothing opened on the terminal and no picture or sound
+// sent either way. At the accept the call takes that connection: the
+// in-call light, the whole connect sound, then camera and microphone, and
+// pictures and voice flow both ways with no second offer. When another tab
+// accepts instead, the prepared connection is dropped and that tab gets a
+// fresh offer over its own nonce; a declined call drops it too.
+func TestPreparedCall(t *testing.T) {
+	// ringPrepared presses the button and waits for the phone's prepared
+	// connection to be up while the call still rings.
+	ringPrepared := func(t *testing.T, r *rig, g *gateLog, ph *Phone) (protocol.Message, *PhoneCall) {
+		t.Helper()
+		if err := r.board.Press(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		ring := await(t, ph, protocol.TypeRing)
+		await(t, ph, protocol.TypeOffer)
+		c := ph.Current()
+		if c == nil || c.ID != ring.CallID {
+			t.Fatal("the phone has no call after the prepared offer")
+		}
+		waitClosed(t, c.Connected(), "the prepared connection, while the phone rings")
+		eventually(t, step, "the terminal sees its prepared connection up", func() bool {
+			return g.log.has("peer connection", "connected", ring.CallID)
+		})
+		// A while for anything that would flow to flow.
+		time.Sleep(300 * time.Millisecond)
+		if p := r.board.State().Pattern; p != device.Calling {
+			t.Fatalf("lights %q with the call prepared and not answered, want calling", p)
+		}
+		if ev := g.list(); slices.ContainsFunc(ev, func(e string) bool { return strings.HasPrefix(e, "open ") || e == "cue-start connected" }) {
+			t.Fatalf("the terminal announced or opened media before the parent answered: %q", ev)
+		}
+		if st := c.Stats(); st.VideoFramesDecoded != 0 || st.AudioSamplesDecoded != 0 {
+			t.Fatalf("the phone decoded %d pictures and %d samples before it answered", st.VideoFramesDecoded, st.AudioSamplesDecoded)
+		}
+		if n := g.voice.Load(); n != 0 {
+			t.Fatalf("the terminal played %d samples of the parent before the parent answered", n)
+		}
+		return ring, c
+	}
+
+	t.Run("the phone accepts", func(t *testing.T) {
+		r, g := gateRig(t)
+		ph := r.phoneWith(r.pair(), media.LowData, nil, preparing)
+		ring, c := ringPrepared(t, r, g, ph)
+		if err := ph.Accept(r.ctx, ring.CallID); err != nil {
+			t.Fatal(err)
+		}
+		checkAnnounced(t, g.opened(t))
+		eventually(t, mediaWait, "the phone decodes the child's pictures", func() bool { return c.Stats().VideoFramesDecoded >= 15 })
+		eventually(t, mediaWait, "a second of the parent's voice is played", func() bool { return g.voice.Load() >= media.AudioSampleRate })
+		if !g.log.has("the accepted call takes its prepared connection", ring.CallID) {
+			t.Error("the terminal did not take the prepared connection")
+		}
+		if ph.Current() != c {
+			t.Error("the phone's call changed: a second offer was answered")
+		}
+		eventually(t, step, "in call", func() bool { return r.board.State().Pattern == device.InCall })
+	})
+
+	t.Run("another tab accepts", func(t *testing.T) {
+		r, g := gateRig(t)
+		cred := r.pair()
+		ph := r.phoneWith(cred, media.LowData, nil, preparing)
+		ctx, cancel := context.WithTimeout(r.ctx, mediaWait)
+		defer cancel()
+		tab, err := rendezvoustest.DialPaired(ctx, r.srv.WSURL, cred)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tab.Close()
+		ring, _ := ringPrepared(t, r, g, ph)
+		if m, err := tab.WaitFor(ctx, protocol.TypeRing); err != nil || tab.FromTerminal(m, time.Now()) != nil {
+			t.Fatalf("the other tab's ring: %v", err)
+		}
+		if err := tab.Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: ring.CallID}); err != nil {
+			t.Fatal(err)
+		}
+		if h := await(t, ph, protocol.TypeHangup); h.Reason != protocol.ReasonAnsweredElsewhere {
+			t.Fatalf("the prepared phone got hangup %q, want answered_elsewhere", h.Reason)
+		}
+		offer, err := tab.WaitFor(ctx, protocol.TypeOffer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Signed over the accepting tab's own nonce, not the prepare's.
+		if err := tab.FromTerminal(offer, time.Now()); err != nil {
+			t.Fatalf("the accepting tab's offer: %v", err)
+		}
+		eventually(t, step, "the prepared connection is dropped", func() bool {
+			return g.log.has("dropping the prepared call connection", ring.CallID)
+		})
+	})
+
+	t.Run("the phone declines", func(t *testing.T) {
+		r, g := gateRig(t)
+		ph := r.phoneWith(r.pair(), media.LowData, nil, preparing)
+		ring, _ := ringPrepared(t, r, g, ph)
+		if err := ph.Hangup(r.ctx, ring.CallID, protocol.ReasonDecline); err != nil {
+			t.Fatal(err)
+		}
+		r.waitPattern(device.Ready, "ready after the decline")
+		eventually(t, step, "the prepared connection is dropped", func() bool {
+			return g.log.has("dropping the prepared call connection", ring.CallID)
+		})
+		if ev := g.list(); slices.ContainsFunc(ev, func(e string) bool { return strings.HasPrefix(e, "open ") }) {
+			t.Fatalf("media opened for a declined call: %q", ev)
+		}
+	})
+}

@@ -362,18 +362,29 @@ func (r *rig) phone(cred rendezvoustest.Credentials, p media.Profile) *Phone {
 // phoneVia is phone with its media through path (nil: straight).
 func (r *rig) phoneVia(cred rendezvoustest.Credentials, p media.Profile, path *mediatest.Link) *Phone {
 	r.t.Helper()
+	return r.phoneWith(cred, p, path, nil)
+}
+
+// phoneWith is phoneVia with the phone's configuration changed by set
+// (nil: as it comes).
+func (r *rig) phoneWith(cred rendezvoustest.Credentials, p media.Profile, path *mediatest.Link, set func(*PhoneConfig)) *Phone {
+	r.t.Helper()
 	ctx, cancel := context.WithTimeout(r.ctx, step)
 	defer cancel()
 	conn, err := rendezvoustest.DialPaired(ctx, r.srv.WSURL, cred)
 	if err != nil {
 		r.t.Fatalf("parent login: %v", err)
 	}
-	ph := NewPhone(conn, PhoneConfig{
+	cfg := PhoneConfig{
 		API:     loopbackAPI(r.t),
 		Capture: media.CaptureConfig{Profile: p, Camera: media.SourceSynthetic, Microphone: media.SourceSynthetic},
 		Log:     testLog(r.t),
 		Path:    path,
-	})
+	}
+	if set != nil {
+		set(&cfg)
+	}
+	ph := NewPhone(conn, cfg)
 	done := make(chan struct{})
 	go func() { defer close(done); ph.Run(r.ctx) }()
 	r.t.Cleanup(func() { conn.Close(); <-done })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,11 @@ type PhoneConfig struct {
 	// (all of them: the answer waits for gathering to end), as a client
 	// may; otherwise they follow the answer, as from the web app.
 	CandidatesFirst bool
+	// Prepare: on the terminal's ring, ask for its offer at once
+	// (prepare), as the web app does, and answer it with no media, so
+	// ICE and DTLS are done before Accept; Accept then sends the
+	// phone's camera and microphone on that connection.
+	Prepare bool
 }
 
 // Phone is the parent's phone in Go, for the end-to-end tests and
@@ -65,6 +71,9 @@ type Phone struct {
 	// the parent answers (app.js enterCall), while the offer is on its way.
 	opening *openingMedia
 	runCtx  context.Context // Run's
+	// preparing is the call prepared (Prepare) and not accepted yet: its
+	// offer is answered with no media.
+	preparing string
 }
 
 // openingMedia is a call's capture being opened.
@@ -89,6 +98,7 @@ type PhoneCall struct {
 	// answer) is not sent yet; answering says whether it is being made.
 	held      []protocol.Message
 	answering bool
+	closed    bool
 	mu        sync.Mutex
 }
 
@@ -206,7 +216,14 @@ func (p *Phone) Run(ctx context.Context) error {
 		case protocol.TypeRing, protocol.TypeRinging:
 			p.mu.Lock()
 			p.ice[m.CallID] = m
+			prepare := p.cfg.Prepare && m.Type == protocol.TypeRing
+			if prepare {
+				p.preparing = m.CallID
+			}
 			p.mu.Unlock()
+			if prepare {
+				p.Conn().Send(ctx, protocol.Message{Type: protocol.TypePrepare, CallID: m.CallID})
+			}
 		case protocol.TypeAccept:
 			p.openMedia(m.CallID) // the child answered the phone's ring
 		case protocol.TypeOffer:
@@ -278,8 +295,61 @@ func (p *Phone) Accept(ctx context.Context, callID string) error {
 	if err := p.Conn().Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: callID}); err != nil {
 		return err
 	}
+	p.mu.Lock()
+	prepared := p.preparing == callID
+	p.preparing = ""
+	c := p.call
+	p.mu.Unlock()
 	p.openMedia(callID)
+	if prepared && c != nil && c.ID == callID {
+		// The offer was answered while the phone rang: camera and
+		// microphone join that connection as they open.
+		go func() {
+			if err := p.sendMedia(ctx, c); err != nil {
+				p.log.Error("phone: media on the prepared call", "err", err)
+			}
+		}()
+	}
 	return nil
+}
+
+// sendMedia puts the capture opened at Accept on c's senders, which the
+// answer made with stand-in tracks (a browser's senders with no track).
+func (p *Phone) sendMedia(ctx context.Context, c *PhoneCall) error {
+	capture, err := p.takeMedia(ctx, c.ID)
+	if err != nil {
+		return fmt.Errorf("phone: open media: %w", err)
+	}
+	c.mu.Lock()
+	if c.capture != nil || c.closed {
+		c.mu.Unlock()
+		capture.Close()
+		return nil
+	}
+	c.capture = capture
+	c.mu.Unlock()
+	for _, tr := range capture.Tracks() {
+		for _, s := range c.pc.GetSenders() {
+			if s.Track() != nil && s.Track().Kind() == tr.Kind() {
+				if err := s.ReplaceTrack(tr); err != nil {
+					return fmt.Errorf("phone: send %s: %w", tr.Kind(), err)
+				}
+			}
+		}
+	}
+	p.adapt(c.pc, capture)
+	capture.RequestKeyFrame()
+	return nil
+}
+
+// adapt makes capture follow pc's bandwidth estimate, as a browser's
+// congestion control does.
+func (p *Phone) adapt(pc *webrtc.PeerConnection, capture *media.Capture) {
+	if bw := media.BandwidthOf(pc); bw != nil {
+		if _, err := capture.StartABR(media.ABRConfig{Ladder: media.ABRLadder(), Bandwidth: bw, Log: p.log}); err != nil {
+			p.log.Warn("phone: adaptive bitrate not started", "err", err)
+		}
+	}
 }
 
 // openMedia starts opening the capture for callID, for answer to take.
@@ -395,9 +465,15 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	if ring.ICETransportPolicy == "relay" {
 		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
-	capture, err := p.takeMedia(ctx, offer.CallID)
-	if err != nil {
-		return fmt.Errorf("phone: open media: %w", err)
+	p.mu.Lock()
+	prepared := p.preparing == offer.CallID
+	p.mu.Unlock()
+	var capture *media.Capture
+	if !prepared {
+		var err error
+		if capture, err = p.takeMedia(ctx, offer.CallID); err != nil {
+			return fmt.Errorf("phone: open media: %w", err)
+		}
 	}
 	pc, err := p.cfg.API.NewPeerConnection(cfg)
 	if err != nil {
@@ -410,7 +486,12 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateConnected {
 			c.once.Do(func() { close(c.connected) })
-			capture.RequestKeyFrame()
+			c.mu.Lock()
+			capture := c.capture
+			c.mu.Unlock()
+			if capture != nil {
+				capture.RequestKeyFrame()
+			}
 		}
 	})
 	c.answering = true
@@ -446,16 +527,22 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	}
 	// Send our media on the transceivers the offer created, as a browser does,
 	// and follow the connection's bandwidth estimate, as a browser's
-	// congestion control does.
-	for _, tr := range capture.Tracks() {
+	// congestion control does. A prepared call answers with stand-ins, as
+	// a browser's senders with no track yet: sendMedia replaces them.
+	tracks, err := standIns(offer.SDP)
+	if capture != nil {
+		tracks = capture.Tracks()
+	}
+	if err != nil {
+		return err
+	}
+	for _, tr := range tracks {
 		if err := attach(pc, tr); err != nil {
 			return err
 		}
 	}
-	if bw := media.BandwidthOf(pc); bw != nil {
-		if _, err := capture.StartABR(media.ABRConfig{Ladder: media.ABRLadder(), Bandwidth: bw, Log: p.log}); err != nil {
-			p.log.Warn("phone: adaptive bitrate not started", "err", err)
-		}
+	if capture != nil {
+		p.adapt(pc, capture)
 	}
 	ans, err := pc.CreateAnswer(nil)
 	if err != nil {
@@ -550,9 +637,35 @@ func (c *PhoneCall) WireBytes() (received, sent uint64) {
 func (c *PhoneCall) Stats() media.Stats { return c.Receiver.Stats() }
 
 func (c *PhoneCall) close() {
-	c.capture.Detach(c.pc) // see media.Capture.Detach
+	c.mu.Lock()
+	c.closed = true
+	capture := c.capture
+	c.mu.Unlock()
+	if capture != nil {
+		capture.Detach(c.pc) // see media.Capture.Detach
+	}
 	c.pc.Close()
-	c.capture.Close()
+	if capture != nil {
+		capture.Close()
+	}
+}
+
+// standIns are tracks that send nothing, one per media section of offer
+// (video, audio): a prepared call's answer sends on them until the
+// capture replaces them.
+func standIns(offer string) ([]webrtc.TrackLocal, error) {
+	var out []webrtc.TrackLocal
+	for _, k := range []struct{ kind, mime string }{{"video", webrtc.MimeTypeH264}, {"audio", webrtc.MimeTypeOpus}} {
+		if !strings.Contains(offer, "m="+k.kind+" ") {
+			continue
+		}
+		tr, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: k.mime}, k.kind, "standin")
+		if err != nil {
+			return nil, fmt.Errorf("phone: stand-in %s track: %w", k.kind, err)
+		}
+		out = append(out, tr)
+	}
+	return out, nil
 }
 
 func (p *Phone) endCall() {

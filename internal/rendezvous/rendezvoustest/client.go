@@ -402,8 +402,9 @@ func DialPaired(ctx context.Context, wsURL string, cred Credentials) (*Client, e
 }
 
 // Sign fills in the signature of a call message that needs one and has
-// none, with c.Key, the time now and over the call's binding; a ring or
-// accept gets a fresh nonce. A client that knows its terminal signs only
+// none, with c.Key, the time now and over the call's binding; a ring,
+// prepare or accept gets a fresh nonce (an accept after a prepare, the
+// prepare's). A client that knows its terminal signs only
 // what follows in the protocol's order (an accept of the terminal's ring,
 // an answer to its checked offer). One that does not records m and makes
 // up what the binding lacks; an offer or answer of its without a
@@ -411,14 +412,17 @@ func DialPaired(ctx context.Context, wsURL string, cred Credentials) (*Client, e
 // SDPs).
 func (c *Client) Sign(m *protocol.Message) error {
 	switch m.Type {
-	case protocol.TypeRing, protocol.TypeAccept, protocol.TypeOffer, protocol.TypeAnswer:
+	case protocol.TypeRing, protocol.TypeAccept, protocol.TypePrepare, protocol.TypeOffer, protocol.TypeAnswer:
 	default:
 		return nil
 	}
 	if m.Signature != "" || c.Key == nil {
 		return nil
 	}
-	if (m.Type == protocol.TypeRing || m.Type == protocol.TypeAccept) && m.Nonce == "" {
+	if b := c.calls.Get(m.CallID); m.Type == protocol.TypeAccept && m.Nonce == "" && b.Prepared {
+		m.Nonce = b.AcceptNonce // the accept of a prepared call brings the prepare's nonce
+	}
+	if (m.Type == protocol.TypeRing || m.Type == protocol.TypeAccept || m.Type == protocol.TypePrepare) && m.Nonce == "" {
 		m.Nonce = pairing.NewNonce()
 	}
 	var bind pairing.Binding

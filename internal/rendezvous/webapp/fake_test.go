@@ -52,6 +52,8 @@ type pageConn struct {
 	// counted; they never reach msgs. deaf: answer none (a dead link).
 	pings atomic.Int64
 	deaf  atomic.Bool
+	// prepares counts the page's prepares (checked, never in msgs).
+	prepares atomic.Int64
 }
 
 func newFakeRendezvous(t *testing.T) *fakeRendezvous {
@@ -135,6 +137,14 @@ func (f *fakeRendezvous) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		pc.calls.Observe(m)
+		if m.Type == protocol.TypePrepare {
+			// Optional: the page asks for the terminal's offer while the
+			// child's call rings. Kept out of the tests' way, checked and
+			// counted; the binding has its nonce (Observe).
+			pc.checkSigned(m)
+			pc.prepares.Add(1)
+			continue
+		}
 		pc.msgs <- m
 	}
 }
@@ -253,7 +263,7 @@ func (c *pageConn) checkSigned(m protocol.Message) {
 		return
 	}
 	switch m.Type {
-	case protocol.TypeRing, protocol.TypeAccept, protocol.TypeAnswer:
+	case protocol.TypeRing, protocol.TypeAccept, protocol.TypePrepare, protocol.TypeAnswer:
 	default:
 		return
 	}

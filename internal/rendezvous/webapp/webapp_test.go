@@ -467,11 +467,21 @@ func TestIncomingCall(t *testing.T) {
 	}
 
 	t.Run("answer", func(t *testing.T) {
+		was := c.prepares.Load()
 		id := ring()
 		screenshot(t, ctx, "4-incoming")
+		// The page asks for the terminal's offer while it rings (signed
+		// with its paired key over the ring and its own nonce: checked by
+		// the fake), and its accept then brings that nonce.
+		for deadline := time.Now().Add(5 * time.Second); c.prepares.Load() == was; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the page sent no prepare for the ringing call")
+			}
+		}
+		prepared := c.calls.Get(id).AcceptNonce
 		click(t, ctx, "#answer")
-		if m := c.expect(protocol.TypeAccept); m.CallID != id {
-			t.Errorf("accept call_id = %q, want %q", m.CallID, id)
+		if m := c.expect(protocol.TypeAccept); m.CallID != id || m.Nonce != prepared {
+			t.Errorf("accept call_id %q nonce %q, want %q with the prepare's nonce %q", m.CallID, m.Nonce, id, prepared)
 		}
 		waitState(t, ctx, "call")
 		screenshot(t, ctx, "6-call-connecting")

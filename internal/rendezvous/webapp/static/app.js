@@ -27,6 +27,9 @@
 //              "ice_failed", "not_from_terminal")
 //   refused    how many rings, accepts and offers this page refused because
 //              the paired terminal had not signed them
+//   prepared   the call ID of the ringing call whose connection is up before
+//              the parent answered (prepare: ICE and DTLS done while the
+//              phone rings), "" while none is
 //   alerts     call alerts (push.js): {permission, push, subscribed, sms, voice,
 //              phoneHint, notices: what the service worker reported showing}
 //   stats()    resolves to a summary of the call's getStats (see call.js
@@ -73,6 +76,7 @@ const hooks = {
   connected: false,
   lastError: null,
   refused: 0,
+  prepared: '',
   stats: async () => (cur && cur.rtc ? cur.rtc.stats() : lastStats || emptyStats()),
 };
 window.tuanju = hooks;
@@ -291,18 +295,22 @@ async function loadCredential() {
   return c;
 }
 
-// sendSigned sends a ring, accept or answer of the current call, signed
-// with the parent's key over the call's binding (docs/protocol.md, "Calls"):
-// a ring or accept first gets a fresh nonce of this page's own.
+// sendSigned sends a ring, prepare, accept or answer of the current call,
+// signed with the parent's key over the call's binding (docs/protocol.md,
+// "Calls"): a ring, prepare or accept first gets a fresh nonce of this
+// page's own — an accept after a prepare, the prepare's.
 async function sendSigned(m) {
   const c = cur;
   if (!c || c.id !== m.call_id) return false;
   if (m.type === 'ring') {
     m.nonce = newNonce();
     c.bind = { callId: c.id, ringNonce: m.nonce };
-  } else if (m.type === 'accept') {
+  } else if (m.type === 'prepare' || (m.type === 'accept' && !c.prepared)) {
     m.nonce = newNonce();
     c.bind.acceptNonce = m.nonce;
+    c.prepared = m.type === 'prepare';
+  } else if (m.type === 'accept') {
+    m.nonce = c.bind.acceptNonce;
   }
   Object.assign(m, await signCall(keys.parentKey.privateKey, m.type, c.bind, m.sdp));
   return signal.send(m);
@@ -319,7 +327,11 @@ function bindingFor(m) {
   if (m.type === 'ring') return { callId: m.call_id, ringNonce: m.nonce || '' };
   if (!cur || cur.id !== m.call_id || !cur.bind) return null;
   if (m.type === 'accept' && cur.dir === 'out' && !cur.bind.acceptNonce) return { ...cur.bind, acceptNonce: m.nonce || '' };
-  if (m.type === 'offer' && !m.restart && cur.bind.acceptNonce && !cur.bind.offerHash) return { ...cur.bind };
+  // A prepared call may get a second first offer: the terminal's, made
+  // afresh at the accept when its prepared connection failed.
+  if (m.type === 'offer' && !m.restart && cur.bind.acceptNonce && (!cur.bind.offerHash || cur.prepared)) {
+    return { callId: cur.bind.callId, ringNonce: cur.bind.ringNonce, acceptNonce: cur.bind.acceptNonce };
+  }
   // An ICE restart: after the first offer, numbered above the last one.
   if (m.type === 'offer' && Number.isInteger(m.restart) && m.restart > (cur.bind.restart || 0) && cur.bind.offerHash) return { ...cur.bind, restart: m.restart };
   return null;
@@ -613,7 +625,17 @@ async function onParentMessage(m) {
         return;
       }
       if (hooks.state === 'outgoing') enterCall(); // accept may have been lost
+      if (hooks.state === 'incoming' && cur.prepared) {
+        prepareMedia(m.sdp);
+        return;
+      }
       if (hooks.state !== 'call') return;
+      if (cur.rtc.pc) {
+        // A fresh first offer for a prepared call (its prepared
+        // connection failed on the terminal): answered afresh.
+        cur.rtc.close(true);
+        cur.rtc = newCall(cur.media);
+      }
       cur.rtc.handleOffer(m.sdp).catch((e) => {
         console.error('tuanju: answering the offer failed:', e);
         endCall('failed', 'ended.call_failed', 'detail.setup_failed');
@@ -666,6 +688,7 @@ function onError(m) {
     return;
   }
   if (!cur || (m.call_id && m.call_id !== cur.id)) return;
+  if (m.ref_type === 'prepare') return; // another tab prepared: this one answers as before
   if (m.ref_type === 'resume') {
     // The server has no such call waiting: it ended while we were away.
     endCall(null, 'ended.call_ended', 'detail.connection_lost');
@@ -684,14 +707,50 @@ function onRing(m) {
   if (!validID(m.call_id)) return;
   if (cur) return; // the server never rings us during a call; ignore if it does
   clearTimeout(endedTimer);
+  hooks.prepared = '';
   cur = { id: m.call_id, dir: 'in', bind: { callId: m.call_id, ringNonce: m.nonce }, ice: m.ice_servers || [], policy: m.ice_transport_policy || 'all', rtc: null, timers: [] };
   setState('incoming');
   ringer.unlock(); // sounds at once where the browser allows it without a tap (an installed app)
   ringer.start('incoming');
   show($('incoming-hint'), ringer.blocked());
   push.ringing(m.call_id, ringer.blocked); // else a notification rings (push.js)
+  // Ask for the terminal's offer now (docs/protocol.md, "Preparing a
+  // call"): ICE and DTLS are done while the phone rings, so the child's
+  // picture follows the tap on "answer" by about a frame. Nothing is sent
+  // either way before that tap; it costs a few kilobytes.
+  sendSigned({ type: 'prepare', call_id: m.call_id });
   const tapped = push.takeAction(m.call_id); // the notification that opened this page
   if (tapped) onAlertAction(tapped, m.call_id);
+}
+
+// prepareMedia answers the terminal's offer for the ringing call, with no
+// camera or microphone: they join at the answer (enterCall).
+function prepareMedia(sdp) {
+  if (cur.rtc) cur.rtc.close(); // a second offer: the terminal prepared afresh
+  const c = cur;
+  c.rtc = newCall(null);
+  c.rtc.handleOffer(sdp).catch((e) => {
+    // The call rings on; the accept gets a fresh offer.
+    console.warn('tuanju: preparing the call failed:', e);
+    if (cur === c && c.rtc) {
+      c.rtc.close();
+      c.rtc = null;
+    }
+  });
+}
+
+// newCall is the call's media connection, sending media (a promise of the
+// camera and microphone, or null: none yet).
+function newCall(media) {
+  return new Call({
+    callId: cur.id,
+    iceServers: cur.ice,
+    policy: cur.policy,
+    media,
+    send: (m) => (m.type === 'answer' ? sendSigned(m) : signal.send(m)),
+    onTrack: onRemoteTrack,
+    onState: onConnectionState,
+  });
 }
 
 // onAlertAction answers or declines the ringing call callId as a tap on
@@ -747,15 +806,13 @@ function enterCall() {
     show($('local-video'), !!(s && s.getVideoTracks().length));
   });
   cur.media = media;
-  cur.rtc = new Call({
-    callId: cur.id,
-    iceServers: cur.ice,
-    policy: cur.policy,
-    media,
-    send: (m) => (m.type === 'answer' ? sendSigned(m) : signal.send(m)),
-    onTrack: onRemoteTrack,
-    onState: onConnectionState,
-  });
+  if (cur.rtc) {
+    // Prepared while it rang: camera and microphone join that connection.
+    cur.rtc.attach(media).catch((e) => console.warn('tuanju: sending camera and microphone failed:', e));
+    if (cur.connected) onConnectionState('connected');
+  } else {
+    cur.rtc = newCall(media);
+  }
   requestWakeLock();
   cur.timers.push(setTimeout(() => {
     if (hooks.state === 'call' && !cur.connected) {
@@ -787,6 +844,21 @@ function onRemoteTrack(track) {
 function onConnectionState(state) {
   const c = cur;
   if (!c) return;
+  if (hooks.state !== 'call') {
+    // A prepared call's connection while the phone rings (prepareMedia):
+    // nothing on the screen yet. One that fails is dropped: the answer
+    // then gets a fresh offer.
+    if (state === 'connected') {
+      c.connected = true;
+      hooks.prepared = c.id;
+    } else if (state === 'failed' && c.rtc) {
+      hooks.prepared = '';
+      c.rtc.close();
+      c.rtc = null;
+      c.connected = false;
+    }
+    return;
+  }
   if (state === 'connected') {
     c.connected = true;
     clearTimeout(c.pathTimer);

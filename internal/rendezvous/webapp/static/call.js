@@ -69,7 +69,8 @@ export class Call {
    * @param {string} o.callId
    * @param {RTCIceServer[]} o.iceServers from ring/ringing
    * @param {string} o.policy ice_transport_policy, "all" or "relay"
-   * @param {Promise<MediaStream|null>} o.media local camera/mic (may be pending)
+   * @param {Promise<MediaStream|null>|null} o.media local camera/mic (may be
+   *   pending); null: a prepared call, whose media join at attach
    * @param {(m: object) => void} o.send sends a signalling message
    * @param {(track: MediaStreamTrack) => void} o.onTrack
    * @param {(state: string) => void} o.onState gets the RTCPeerConnection connectionState
@@ -81,6 +82,7 @@ export class Call {
     this.sent = 0;
     this.stream = null;
     this.closed = false;
+    this.answered = false; // the answer is made: attach replaces tracks
   }
 
   async handleOffer(sdp) {
@@ -96,19 +98,51 @@ export class Call {
     pc.ontrack = (e) => this.onTrack(e.track);
     pc.onconnectionstatechange = () => this.onState(pc.connectionState);
 
-    this.stream = await this.media;
-    if (this.closed) return;
+    const prepared = !this.media;
+    if (!prepared) {
+      this.stream = await this.media;
+      if (this.closed) return;
+    }
     if (this.stream) {
       // Added before the remote offer is applied: the offer's audio and video
       // sections then take these transceivers, so we send as well as receive.
       for (const track of this.stream.getTracks()) pc.addTrack(track, this.stream);
     }
     await pc.setRemoteDescription({ type: 'offer', sdp });
+    if (prepared) {
+      // The parent has not answered yet: the answer says we will send,
+      // and camera and microphone join these senders at attach, with no
+      // new offer and answer. Until then they send nothing.
+      for (const t of pc.getTransceivers()) t.direction = 'sendrecv';
+    }
     for (const c of this.pending.splice(0)) await this.addCandidate(c);
     await pc.setLocalDescription(await pc.createAnswer());
     if (this.closed) return;
     this.send({ type: 'answer', call_id: this.callId, sdp: pc.localDescription.sdp });
+    this.answered = true;
+    if (prepared && this.stream) await this.joinTracks(); // attach came while answering
     await this.lowData();
+  }
+
+  /**
+   * attach sends the camera and microphone (a promise of them) in a call
+   * prepared while it rang, on the senders its answer made.
+   */
+  async attach(media) {
+    this.media = media;
+    const stream = await media;
+    if (this.closed || !stream) return;
+    this.stream = stream;
+    if (!this.answered) return; // handleOffer joins them once it has answered
+    await this.joinTracks();
+    await this.lowData();
+  }
+
+  async joinTracks() {
+    for (const track of this.stream.getTracks()) {
+      const tr = this.pc.getTransceivers().find((t) => t.receiver.track.kind === track.kind && !t.sender.track);
+      if (tr) await tr.sender.replaceTrack(track);
+    }
   }
 
   /**
@@ -239,9 +273,10 @@ export class Call {
     return out;
   }
 
-  close() {
+  /** close ends the connection and, unless keepMedia, camera and microphone. */
+  close(keepMedia = false) {
     this.closed = true;
     if (this.pc) this.pc.close();
-    this.media.then((s) => s && s.getTracks().forEach((t) => t.stop())).catch(() => {});
+    if (this.media && !keepMedia) this.media.then((s) => s && s.getTracks().forEach((t) => t.stop())).catch(() => {});
   }
 }

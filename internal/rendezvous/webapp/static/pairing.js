@@ -220,7 +220,7 @@ function callText(type, b, signedAt, h) {
   let offer = '';
   let answer = '';
   if (type !== 'ring') {
-    if (!['accept', 'offer', 'answer'].includes(type) || !ok(b.acceptNonce)) throw new Error('bad_binding');
+    if (!['accept', 'prepare', 'offer', 'answer'].includes(type) || !ok(b.acceptNonce)) throw new Error('bad_binding');
     accept = b.acceptNonce;
     if (type === 'offer') offer = h;
     if (type === 'answer') {
