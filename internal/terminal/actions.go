@@ -126,7 +126,7 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 	s := t.takePrepared(*b)
 	if s == nil {
 		var err error
-		if s, err = t.newSession(*b, t.m.CallVoiceOnly); err != nil {
+		if s, err = t.newSession(*b, t.m.CallVoiceOnly, false); err != nil {
 			t.log.Error("media session failed", "call_id", callID, "err", err)
 			t.raise(call.MediaFailed{CallID: callID})
 			return
@@ -151,8 +151,8 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 
 // newSession makes a session for the call bound by bind (its nonces),
 // which sends its signed offer; voiceOnly: the data budget keeps the call
-// to voice.
-func (t *Terminal) newSession(bind pairing.Binding, voiceOnly bool) (*session, error) {
+// to voice; muted: the parent's voice is not played until unmuted.
+func (t *Terminal) newSession(bind pairing.Binding, voiceOnly, muted bool) (*session, error) {
 	info := t.ice[bind.CallID]
 	var onAudio func([]int16)
 	if t.d.Speaker != nil {
@@ -167,8 +167,9 @@ func (t *Terminal) newSession(bind pairing.Binding, voiceOnly bool) (*session, e
 		},
 		// The session sends on whatever connection is up: a call outlives
 		// its signalling connection (call.Machine.Resuming).
-		send: t.send,
-		post: t.postNow,
+		send:  t.send,
+		post:  t.postNow,
+		muted: muted,
 	}
 	profile := t.callProfile()
 	if voiceOnly && profile.Video {

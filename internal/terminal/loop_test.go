@@ -243,6 +243,30 @@ func TestUntrustedMessages(t *testing.T) {
 			}
 			return m
 		}, nil, device.Calling},
+		{"a forged prepare makes no offer", inCalling, func(r *loopRig) protocol.Message {
+			m, err := newParent(r.t).Prepare(r.ring)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			return m
+		}, nil, device.Calling},
+		{"an accept presented as a prepare makes no offer", inCalling, func(r *loopRig) protocol.Message {
+			m, err := r.parent.Accept(r.ring)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			m.Type = protocol.TypePrepare
+			return m
+		}, nil, device.Calling},
+		{"the parent's prepare of another call makes no offer", inCalling, func(r *loopRig) protocol.Message {
+			ring := r.ring
+			ring.CallID = c2
+			m, err := r.parent.Prepare(ring)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			return m
+		}, nil, device.Calling},
 		{"an answer before our offer is ignored", inCalling, func(r *loopRig) protocol.Message {
 			return protocol.Message{Type: protocol.TypeAnswer, CallID: r.ring.CallID, SDP: "v=0"}
 		}, nil, device.Calling},

@@ -21,6 +21,16 @@ import (
 // brings the prepare's nonce: then the call takes it (takePrepared), and
 // the connect sound and the camera start as in any child's call.
 
+// maxPrepares bounds the connections a ringing call makes for prepares:
+// one per tab that prepares in turn (the one before it closed).
+const maxPrepares = 3
+
+// preparedCall is which prepares the ringing call took (their nonces).
+type preparedCall struct {
+	callID string
+	nonces map[string]bool
+}
+
 // onPrepare takes a prepare of the child's ringing call: checked against
 // the paired parent's key over this call's ring nonce, then answered with
 // a fresh offer (replacing one made for an earlier prepare: a tab that
@@ -35,8 +45,21 @@ func (t *Terminal) onPrepare(m protocol.Message) {
 		t.log.Warn("ignoring a prepare not signed by the paired parent", "call_id", m.CallID, "err", err)
 		return
 	}
+	if t.prepared.callID != m.CallID {
+		t.prepared = preparedCall{callID: m.CallID}
+	}
+	if t.prepared.nonces[m.Nonce] || len(t.prepared.nonces) >= maxPrepares {
+		// A replay, or more tabs than a family has: the server lets one
+		// tab prepare at a time, so only a server gone wrong sends these.
+		t.log.Warn("ignoring a prepare replayed or over the limit", "call_id", m.CallID, "limit", maxPrepares)
+		return
+	}
+	if t.prepared.nonces == nil {
+		t.prepared.nonces = map[string]bool{}
+	}
+	t.prepared.nonces[m.Nonce] = true
 	t.dropPrepared("a new prepare")
-	s, err := t.newSession(bind, t.m.VoiceOnly)
+	s, err := t.newSession(bind, t.m.VoiceOnly, true)
 	if err != nil {
 		// The call goes on: its offer is made at the accept.
 		t.log.Warn("cannot prepare the call", "call_id", m.CallID, "err", err)
@@ -78,6 +101,7 @@ func (t *Terminal) takePrepared(b pairing.Binding) *session {
 		return nil
 	}
 	t.prep = nil
+	s.muted.Store(false)
 	s.markStage("accept")
 	t.log.Info("the accepted call takes its prepared connection", "call_id", b.CallID, "state", s.pc.ConnectionState().String())
 	return s

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -55,6 +56,10 @@ type session struct {
 	bind pairing.Binding
 	// voiceOnly: made with no video section (the data budget).
 	voiceOnly bool
+	// muted: the parent's voice is not played (a prepared call's session
+	// until the parent's accept: a page that sent its microphone early
+	// would otherwise speak over the child's ringback).
+	muted atomic.Bool
 
 	capture *media.Capture // nil until attach
 	// opening: the gate was asked to open camera and microphone for this
@@ -130,8 +135,10 @@ type sessionDeps struct {
 	// post hands an event to the loop without waiting: pion's callbacks
 	// call it.
 	post func(event)
-	// onAudio, if set, plays the parent's decoded voice (the speaker).
+	// onAudio, if set, plays the parent's decoded voice (the speaker);
+	// muted: not until unmute (a prepared call's, until the accept).
 	onAudio func([]int16)
+	muted   bool
 	log     *slog.Logger
 	// cert is the terminal's persistent DTLS certificate, whose
 	// fingerprint the parent pinned at pairing; sign signs the offer.
@@ -161,7 +168,16 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, profil
 		return nil, fmt.Errorf("terminal: call %s: peer connection: %w", callID, err)
 	}
 	s.pc = pc
-	s.receiver = media.NewReceiver(media.ReceiverConfig{WriteRTCP: pc.WriteRTCP, OnAudio: d.onAudio, Log: s.log})
+	onAudio := d.onAudio
+	if onAudio != nil && d.muted {
+		s.muted.Store(true)
+		onAudio = func(pcm []int16) {
+			if !s.muted.Load() {
+				d.onAudio(pcm)
+			}
+		}
+	}
+	s.receiver = media.NewReceiver(media.ReceiverConfig{WriteRTCP: pc.WriteRTCP, OnAudio: onAudio, Log: s.log})
 
 	// Video first, as the sections of a browser's offer come: the parent's
 	// video is received even when we send none (audio-only profile).

@@ -140,12 +140,13 @@ type Terminal struct {
 	// prep is the offer's connection made for the parent's prepare while
 	// the child's call rings (prepare.go): the call's session once the
 	// parent's accept brings the prepare's nonce.
-	prep   *session
-	last   *session // the ended call's, for its stats
-	ice    map[string]iceInfo
-	tr     trust
-	window pairWindow
-	timers timers // the machine's timers (timers.go)
+	prep     *session
+	prepared preparedCall // the prepares the ringing call took
+	last     *session     // the ended call's, for its stats
+	ice      map[string]iceInfo
+	tr       trust
+	window   pairWindow
+	timers   timers // the machine's timers (timers.go)
 	// queued and stepping: events raised during a step wait for it (step).
 	queued   []call.Event
 	stepping bool

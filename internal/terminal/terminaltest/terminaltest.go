@@ -200,6 +200,12 @@ func (p *Parent) Accept(ring protocol.Message) (protocol.Message, error) {
 	return p.sign(m, pairing.Binding{CallID: ring.CallID, RingNonce: ring.Nonce, AcceptNonce: m.Nonce})
 }
 
+// Prepare is the parent's signed prepare of the terminal's ringing call.
+func (p *Parent) Prepare(ring protocol.Message) (protocol.Message, error) {
+	m := protocol.Message{Type: protocol.TypePrepare, CallID: ring.CallID, Nonce: pairing.NewNonce()}
+	return p.sign(m, pairing.Binding{CallID: ring.CallID, RingNonce: ring.Nonce, AcceptNonce: m.Nonce})
+}
+
 func (p *Parent) sign(m protocol.Message, b pairing.Binding) (protocol.Message, error) {
 	sig, err := pairing.SignCall(p.key, m.Type, b, m.SDP, time.Now())
 	if err != nil {
