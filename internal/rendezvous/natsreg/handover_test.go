@@ -231,8 +231,10 @@ func TestCallFollowsTerminal(t *testing.T) {
 			errs <- err
 			return
 		}
-		p, err = resumeParent(ctx, b.WSURL, cred, id)
-		errs <- err
+		// Its own error: err is the terminal's, set meanwhile below.
+		np, perr := resumeParent(ctx, b.WSURL, cred, id)
+		p = np // read only after errs
+		errs <- perr
 	}()
 	term, _, err = resumeTerminal(ctx, a.WSURL, key, id)
 	ok(t, err)
