@@ -673,6 +673,9 @@ function forgetPairing(code) {
 }
 
 function onError(m) {
+  // A prepare refused (another tab prepared, the call was answered
+  // meanwhile) is no error to show: this tab's answer works as before.
+  if (m.ref_type === 'prepare') return;
   fail(m.code);
   if (m.code === 'auth_failed') {
     // A credential never confirmed by a login is a pairing that did not
@@ -688,7 +691,6 @@ function onError(m) {
     return;
   }
   if (!cur || (m.call_id && m.call_id !== cur.id)) return;
-  if (m.ref_type === 'prepare') return; // another tab prepared: this one answers as before
   if (m.ref_type === 'resume') {
     // The server has no such call waiting: it ended while we were away.
     endCall(null, 'ended.call_ended', 'detail.connection_lost');
@@ -730,13 +732,22 @@ function prepareMedia(sdp) {
   const c = cur;
   c.rtc = newCall(null);
   c.rtc.handleOffer(sdp).catch((e) => {
-    // The call rings on; the accept gets a fresh offer.
     console.warn('tuanju: preparing the call failed:', e);
-    if (cur === c && c.rtc) {
-      c.rtc.close();
-      c.rtc = null;
-    }
+    if (cur === c) unprepare(c);
   });
+}
+
+// unprepare drops the ringing call's prepared connection. The call rings
+// on; its accept then brings a fresh nonce, not the prepare's, so the
+// terminal drops its side too and makes a fresh offer (protocol.md,
+// "Preparing a call").
+function unprepare(c) {
+  if (c.rtc) c.rtc.close();
+  c.rtc = null;
+  c.connected = false;
+  c.prepared = false;
+  c.bind = { callId: c.bind.callId, ringNonce: c.bind.ringNonce };
+  hooks.prepared = '';
 }
 
 // newCall is the call's media connection, sending media (a promise of the
@@ -846,16 +857,12 @@ function onConnectionState(state) {
   if (!c) return;
   if (hooks.state !== 'call') {
     // A prepared call's connection while the phone rings (prepareMedia):
-    // nothing on the screen yet. One that fails is dropped: the answer
-    // then gets a fresh offer.
+    // nothing on the screen yet. One that fails is dropped (unprepare).
     if (state === 'connected') {
       c.connected = true;
       hooks.prepared = c.id;
-    } else if (state === 'failed' && c.rtc) {
-      hooks.prepared = '';
-      c.rtc.close();
-      c.rtc = null;
-      c.connected = false;
+    } else if (state === 'failed') {
+      unprepare(c);
     }
     return;
   }
