@@ -85,6 +85,9 @@ func FuzzHub(f *testing.F) {
 	accept := func(s byte) string {
 		return line(s, protocol.Message{Type: protocol.TypeAccept, CallID: fuzzIDX, Nonce: nonce, SignedAt: at, Signature: sig})
 	}
+	prepare := func(s byte) string {
+		return line(s, protocol.Message{Type: protocol.TypePrepare, CallID: fuzzIDX, Nonce: nonce, SignedAt: at, Signature: sig})
+	}
 	offer := line('0', protocol.Message{Type: protocol.TypeOffer, CallID: fuzzIDX, SDP: "v=0\r\n", SignedAt: at, Signature: sig})
 	answer := func(s byte) string {
 		return line(s, protocol.Message{Type: protocol.TypeAnswer, CallID: fuzzIDX, SDP: "v=0\r\n", SignedAt: at, Signature: sig})
@@ -104,6 +107,10 @@ func FuzzHub(f *testing.F) {
 		pairReq + "L5\n" + pairReq,
 		pairReq + line('6', protocol.Message{Type: protocol.TypePairRequest, DeviceID: fuzzIDA, Nonce: "bm9uY2U", EphemeralKey: "RXA", Proof: "cHJvb2Y"}),
 		line('1', protocol.Message{Type: protocol.TypeCallLog}) + ring('5') + "L2\n",
+		// Prepared calls: offer, answer and candidates while it rings,
+		// between the terminal and the one tab that prepared.
+		ring('0') + prepare('1') + prepare('2') + offer + answer('1') + cand('2') + cand('0') + accept('2') + cand('0'),
+		ring('0') + prepare('4') + prepare('1') + "L1\n" + prepare('2') + offer + answer('2') + accept('2') + hangup('0'),
 	} {
 		f.Add([]byte(seed))
 	}
