@@ -339,3 +339,63 @@ func TestPageKeepsCallThroughFailedPath(t *testing.T) {
 	t.Logf("path dead: the browser called it failed after %v; media back %v after the path (ICE restart 1)",
 		failedAfter.Round(100*time.Millisecond), time.Since(back).Round(100*time.Millisecond))
 }
+
+// TestPreparedCallWithPionTerminal: the page answers the terminal's offer
+// while it still rings (it prepared the call: docs/protocol.md, "Preparing
+// a call") with no camera or microphone, and its connection comes up
+// before the parent answers, sending nothing. After the tap its camera and
+// microphone go out on that connection (replaceTrack), or, when the
+// terminal makes a fresh first offer instead (its prepared connection
+// failed), on a new connection answering that one.
+func TestPreparedCallWithPionTerminal(t *testing.T) {
+	for _, fresh := range []bool{false, true} {
+		name := map[bool]string{false: "the prepared connection carries the call", true: "a fresh offer after the accept"}[fresh]
+		t.Run(name, func(t *testing.T) {
+			f := newFakeRendezvous(t)
+			ctx, c, _ := parentPage(t, f)
+			term := newPionTerminal(t, c.term.cert)
+
+			id := protocol.NewID()
+			was := c.prepares.Load()
+			c.send(protocol.Message{Type: protocol.TypeRing, CallID: id})
+			waitState(t, ctx, "incoming")
+			for deadline := time.Now().Add(10 * time.Second); c.prepares.Load() == was; time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the page sent no prepare")
+				}
+			}
+			term.negotiate(t, c, id, 0) // while the page still rings
+			waitFor(t, ctx, fmt.Sprintf(`window.tuanju.prepared === %q`, id))
+			time.Sleep(300 * time.Millisecond)
+			if s := eval[string](t, ctx, `window.tuanju.state`); s != "incoming" {
+				t.Fatalf("state %q after the prepared connection came up, want incoming", s)
+			}
+			st, err := browsertest.Stats(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Outbound.VideoBytesSent != 0 || st.Outbound.AudioBytesSent != 0 || term.gotBytes["video"].Load() != 0 || term.gotBytes["audio"].Load() != 0 {
+				t.Fatalf("the page sent media before the parent answered: %+v", st.Outbound)
+			}
+
+			click(t, ctx, "#answer")
+			if m := c.expect(protocol.TypeAccept); m.CallID != id || m.Nonce != c.calls.Get(id).AcceptNonce {
+				t.Fatalf("accept %+v, want the prepare's nonce", m)
+			}
+			if fresh {
+				old := term
+				term = newPionTerminal(t, c.term.cert)
+				old.pc.Close()
+				term.negotiate(t, c, id, 0)
+			}
+			term.sendSilence(t)
+			waitState(t, ctx, "call")
+			for deadline := time.Now().Add(20 * time.Second); term.gotBytes["video"].Load() == 0 || term.gotBytes["audio"].Load() == 0; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the terminal got %d bytes of the page's video and %d of its audio", term.gotBytes["video"].Load(), term.gotBytes["audio"].Load())
+				}
+			}
+			waitFor(t, ctx, `window.tuanju.stats().then(s => s.audio.totalSamplesReceived > 0)`)
+		})
+	}
+}
