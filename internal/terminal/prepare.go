@@ -25,8 +25,8 @@ import (
 // one per tab that prepares in turn (the one before it closed).
 const maxPrepares = 3
 
-// preparedCall is which prepares the ringing call took (their nonces).
-type preparedCall struct {
+// prepareLog is which prepares the ringing call took (their nonces).
+type prepareLog struct {
 	callID string
 	nonces map[string]bool
 }
@@ -45,19 +45,19 @@ func (t *Terminal) onPrepare(m protocol.Message) {
 		t.log.Warn("ignoring a prepare not signed by the paired parent", "call_id", m.CallID, "err", err)
 		return
 	}
-	if t.prepared.callID != m.CallID {
-		t.prepared = preparedCall{callID: m.CallID}
+	if t.prepares.callID != m.CallID {
+		t.prepares = prepareLog{callID: m.CallID}
 	}
-	if t.prepared.nonces[m.Nonce] || len(t.prepared.nonces) >= maxPrepares {
+	if t.prepares.nonces[m.Nonce] || len(t.prepares.nonces) >= maxPrepares {
 		// A replay, or more tabs than a family has: the server lets one
 		// tab prepare at a time, so only a server gone wrong sends these.
 		t.log.Warn("ignoring a prepare replayed or over the limit", "call_id", m.CallID, "limit", maxPrepares)
 		return
 	}
-	if t.prepared.nonces == nil {
-		t.prepared.nonces = map[string]bool{}
+	if t.prepares.nonces == nil {
+		t.prepares.nonces = map[string]bool{}
 	}
-	t.prepared.nonces[m.Nonce] = true
+	t.prepares.nonces[m.Nonce] = true
 	t.dropPrepared("a new prepare")
 	s, err := t.newSession(bind, t.m.VoiceOnly, true)
 	if err != nil {

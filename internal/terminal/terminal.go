@@ -141,8 +141,8 @@ type Terminal struct {
 	// the child's call rings (prepare.go): the call's session once the
 	// parent's accept brings the prepare's nonce.
 	prep     *session
-	prepared preparedCall // the prepares the ringing call took
-	last     *session     // the ended call's, for its stats
+	prepares prepareLog // the prepares the ringing call took
+	last     *session   // the ended call's, for its stats
 	ice      map[string]iceInfo
 	tr       trust
 	window   pairWindow
