@@ -338,6 +338,24 @@ func TestPreparedCall(t *testing.T) {
 		eventually(t, step, "in call", func() bool { return r.board.State().Pattern == device.InCall })
 	})
 
+	t.Run("accepted at once", func(t *testing.T) {
+		// The parent answers as the phone rings: the accept may pass the
+		// prepare, the offer or the answer on their way.
+		for i := range 3 {
+			r, g := gateRig(t)
+			ph := r.phoneWith(r.pair(), media.LowData, nil, preparing)
+			ring := childCalls(t, r, ph)
+			checkAnnounced(t, g.opened(t))
+			await(t, ph, protocol.TypeOffer)
+			c := ph.Current()
+			eventually(t, mediaWait, fmt.Sprintf("call %d: the phone decodes the child's pictures", i), func() bool { return c.Stats().VideoFramesDecoded >= 15 })
+			eventually(t, mediaWait, fmt.Sprintf("call %d: a second of the parent's voice is played", i), func() bool { return g.voice.Load() >= media.AudioSampleRate })
+			if err := ph.Hangup(r.ctx, ring.CallID, protocol.ReasonHangup); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
 	t.Run("another tab accepts", func(t *testing.T) {
 		r, g := gateRig(t)
 		cred := r.pair()

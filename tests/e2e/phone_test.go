@@ -518,6 +518,9 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	p.mu.Lock()
 	old := p.call
 	p.call = c
+	// Accept came between the offer and now, and found no call to send
+	// on: the media join once the answer is out (else Accept does it).
+	late := prepared && p.preparing != offer.CallID
 	p.mu.Unlock()
 	if old != nil {
 		old.close()
@@ -560,7 +563,17 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 	for _, cand := range pending {
 		c.addCandidate(cand)
 	}
-	return p.sendAnswer(ctx, c, gathered, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: p.routeSDP(ans.SDP, false)})
+	if err := p.sendAnswer(ctx, c, gathered, protocol.Message{Type: protocol.TypeAnswer, CallID: c.ID, SDP: p.routeSDP(ans.SDP, false)}); err != nil {
+		return err
+	}
+	if late {
+		go func() {
+			if err := p.sendMedia(ctx, c); err != nil {
+				p.log.Error("phone: media on the prepared call", "err", err)
+			}
+		}()
+	}
+	return nil
 }
 
 // sendAnswer sends the answer and the candidates held meanwhile: after it,
