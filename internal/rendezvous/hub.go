@@ -676,16 +676,17 @@ func (h *hub) admit(s *session, m protocol.Message) bool {
 	return true
 }
 
-// signedAccept is a parent's accept whose signature was checked outside the
-// hub's lock, for the call that was ringing then.
+// signedAccept is a parent's accept or prepare whose signature was checked
+// outside the hub's lock, for the call that was ringing then.
 type signedAccept struct {
 	call *call
 	ok   bool
 }
 
-// checkAccept checks a parent's accept of the child's ring against the call
-// ringing now, outside the hub's lock; nil when there is nothing to check
-// (no such call, not the child's ring: accept refuses or needs no check).
+// checkAccept checks a parent's accept or prepare of the child's ring
+// against the call ringing now, outside the hub's lock; nil when there is
+// nothing to check (no such call, not the child's ring: accept and prepare
+// refuse it or need no check).
 func (h *hub) checkAccept(s *session, m protocol.Message) *signedAccept {
 	h.mu.Lock()
 	c := h.calls[m.CallID]
@@ -724,11 +725,7 @@ func (h *hub) accept(s *session, m protocol.Message, signed *signedAccept) {
 		s.sendError(protocol.ErrCodeUnknownCall, "no call of yours is ringing with this call_id", m)
 		return
 	}
-	if signed == nil || signed.call != c {
-		// The call changed between the check and now (rare): check here.
-		signed = &signedAccept{call: c, ok: !c.fromTerminal || h.parentSigned(s, c.parentID, c.id, c.nonce, m)}
-	}
-	if c.fromTerminal && !signed.ok {
+	if c.fromTerminal && !h.signedFor(s, c, m, signed) {
 		// Changes nothing: the child's ring goes on for the real phone.
 		s.sendError(protocol.ErrCodeNotAllowed, "accept not signed by the paired parent", m)
 		return
@@ -752,6 +749,17 @@ func (h *hub) accept(s *session, m protocol.Message, signed *signedAccept) {
 		c.parent.send(m)
 	}
 	h.log.Info("call answered", "call", c.id, "device", c.deviceID, "parent", c.parentID)
+}
+
+// signedFor reports whether m, a parent's accept or prepare of the child's
+// ringing call c, is signed with the parent's paired key over c's ring:
+// pre's answer when it was checked for c, else checked now (the call
+// changed between the check outside the lock and now: rare).
+func (h *hub) signedFor(s *session, c *call, m protocol.Message, pre *signedAccept) bool {
+	if pre != nil && pre.call == c {
+		return pre.ok
+	}
+	return h.parentSigned(s, c.parentID, c.id, c.nonce, m)
 }
 
 // parentSigned checks a parent's accept of the child's ring with the key
@@ -796,11 +804,8 @@ func (h *hub) prepare(s *session, m protocol.Message, signed *signedAccept) {
 		s.sendError(protocol.ErrCodeUnknownCall, "no call of yours is ringing with this call_id", m)
 		return
 	}
-	if signed == nil || signed.call != c {
-		signed = &signedAccept{call: c, ok: h.parentSigned(s, c.parentID, c.id, c.nonce, m)}
-	}
 	switch {
-	case !signed.ok:
+	case !h.signedFor(s, c, m, signed):
 		s.sendError(protocol.ErrCodeNotAllowed, "prepare not signed by the paired parent", m)
 		return
 	case c.prepared != nil:

@@ -160,11 +160,7 @@ func (t *Terminal) newSession(bind pairing.Binding, voiceOnly, muted bool) (*ses
 	}
 	deps := sessionDeps{
 		api: t.api, onAudio: onAudio, loopback: t.cfg.LoopbackOnly, log: t.log, cert: t.tr.cert,
-		sign: func(m protocol.Message) (protocol.Message, error) {
-			b := bind
-			b.Restart = m.Restart // an ICE restart's offer signs its number
-			return t.sign(m, b)
-		},
+		sign: t.sign, bind: bind,
 		// The session sends on whatever connection is up: a call outlives
 		// its signalling connection (call.Machine.Resuming).
 		send:  t.send,
@@ -181,12 +177,7 @@ func (t *Terminal) newSession(bind pairing.Binding, voiceOnly, muted bool) (*ses
 			"configured", t.cfg.Capture.Profile.Name, "used", st.Used, "total", st.Total)
 	}
 	deps.voiceOnly = voiceOnly
-	s, err := startSession(bind.CallID, info.servers, info.policy, profile, deps)
-	if err != nil {
-		return nil, err
-	}
-	s.bind, s.voiceOnly = bind, voiceOnly
-	return s, nil
+	return startSession(bind.CallID, info.servers, info.policy, profile, deps)
 }
 
 // restartMedia makes the call's signed ICE restart offer, with the TURN

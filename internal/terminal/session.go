@@ -50,9 +50,10 @@ type session struct {
 	// number (0: the first offer): the answer must carry and sign it.
 	offerHash string
 	restarts  int
-	sign      func(protocol.Message) (protocol.Message, error)
+	sign      func(protocol.Message, pairing.Binding) (protocol.Message, error)
 	// bind is the call's binding the session was made under (both
-	// nonces): its offers sign it, and so must the parent's answers.
+	// nonces): its offers sign it (with their restart number), and so
+	// must the parent's answers.
 	bind pairing.Binding
 	// voiceOnly: made with no video section (the data budget).
 	voiceOnly bool
@@ -143,7 +144,9 @@ type sessionDeps struct {
 	// cert is the terminal's persistent DTLS certificate, whose
 	// fingerprint the parent pinned at pairing; sign signs the offer.
 	cert webrtc.Certificate
-	sign func(protocol.Message) (protocol.Message, error)
+	sign func(protocol.Message, pairing.Binding) (protocol.Message, error)
+	// bind is the call's binding (both nonces) the offers sign.
+	bind pairing.Binding
 	// voiceOnly: the data budget keeps the call to voice: the offer has
 	// no video section at all, so the parent's phone sends none either.
 	voiceOnly bool
@@ -155,7 +158,7 @@ type sessionDeps struct {
 // failed) comes to the loop as events through d.post.
 func startSession(callID string, ice []protocol.ICEServer, policy string, profile media.Profile, d sessionDeps) (*session, error) {
 	s := &session{callID: callID, log: d.log.With("call_id", callID), loopback: d.loopback, send: d.send,
-		post: d.post, sign: d.sign, profile: profile, done: make(chan struct{}),
+		post: d.post, sign: d.sign, bind: d.bind, voiceOnly: d.voiceOnly, profile: profile, done: make(chan struct{}),
 		meter: databudget.NewMeter(), countedAt: time.Now()}
 	sendVideo := profile.Video
 	cfg := webrtc.Configuration{ICEServers: toICEServers(ice), SDPSemantics: webrtc.SDPSemanticsUnifiedPlan,
@@ -242,7 +245,7 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, profil
 		s.close()
 		return nil, fmt.Errorf("terminal: call %s: own offer: %w", callID, err)
 	}
-	om, err := d.sign(protocol.Message{Type: protocol.TypeOffer, CallID: callID, SDP: sdp})
+	om, err := s.signOffer(protocol.Message{Type: protocol.TypeOffer, CallID: callID, SDP: sdp})
 	if err != nil {
 		s.close()
 		return nil, err
@@ -252,6 +255,14 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, profil
 	d.send(om)
 	s.markStage("offer")
 	return s, nil
+}
+
+// signOffer signs one of the session's offers over its binding and, for
+// an ICE restart's, its number.
+func (s *session) signOffer(m protocol.Message) (protocol.Message, error) {
+	b := s.bind
+	b.Restart = m.Restart
+	return s.sign(m, b)
 }
 
 // restart makes and sends a signed ICE restart offer: new ICE credentials,
@@ -294,7 +305,7 @@ func (s *session) restart(servers []protocol.ICEServer) error {
 	if err != nil {
 		return fmt.Errorf("terminal: call %s: own restart offer: %w", s.callID, err)
 	}
-	om, err := s.sign(protocol.Message{Type: protocol.TypeOffer, CallID: s.callID, SDP: sdp, Restart: s.restarts + 1})
+	om, err := s.signOffer(protocol.Message{Type: protocol.TypeOffer, CallID: s.callID, SDP: sdp, Restart: s.restarts + 1})
 	if err != nil {
 		return err
 	}

@@ -52,18 +52,15 @@ const (
 
 // Type names. The comment says who may send it.
 const (
-	TypeChallenge = "challenge" // server → any, first message on every socket
-	TypeHello     = "hello"     // client → server, authentication
-	TypeWelcome   = "welcome"   // server → client, authentication succeeded
-	TypeError     = "error"     // server → client
-	TypePresence  = "presence"  // server → client: the paired peer went on/offline
-	TypeRing      = "ring"      // caller → server → callee
-	TypeRinging   = "ringing"   // server → caller: the callee is being rung
-	TypeAccept    = "accept"    // callee → server → caller
-	// TypePrepare: a tab of the parent, rung by the terminal, asks for
-	// the terminal's offer before it answers, so that ICE and DTLS are
-	// done while the phone rings (docs/protocol.md, "Preparing a call").
-	TypePrepare      = "prepare"       // parent → server → terminal
+	TypeChallenge    = "challenge"     // server → any, first message on every socket
+	TypeHello        = "hello"         // client → server, authentication
+	TypeWelcome      = "welcome"       // server → client, authentication succeeded
+	TypeError        = "error"         // server → client
+	TypePresence     = "presence"      // server → client: the paired peer went on/offline
+	TypeRing         = "ring"          // caller → server → callee
+	TypeRinging      = "ringing"       // server → caller: the callee is being rung
+	TypeAccept       = "accept"        // callee → server → caller
+	TypePrepare      = "prepare"       // parent → server → terminal: its offer now, while it rings (docs/protocol.md, "Preparing a call")
 	TypeHangup       = "hangup"        // either → server → other (cancel, decline, hang up)
 	TypeOffer        = "offer"         // terminal → server → parent
 	TypeAnswer       = "answer"        // parent → server → terminal

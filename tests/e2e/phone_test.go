@@ -304,27 +304,25 @@ func (p *Phone) Accept(ctx context.Context, callID string) error {
 	if prepared && c != nil && c.ID == callID {
 		// The offer was answered while the phone rang: camera and
 		// microphone join that connection as they open.
-		go func() {
-			if err := p.sendMedia(ctx, c); err != nil {
-				p.log.Error("phone: media on the prepared call", "err", err)
-			}
-		}()
+		go p.sendMedia(ctx, c)
 	}
 	return nil
 }
 
 // sendMedia puts the capture opened at Accept on c's senders, which the
 // answer made with stand-in tracks (a browser's senders with no track).
-func (p *Phone) sendMedia(ctx context.Context, c *PhoneCall) error {
+// It runs aside: opening a capture takes a while.
+func (p *Phone) sendMedia(ctx context.Context, c *PhoneCall) {
 	capture, err := p.takeMedia(ctx, c.ID)
 	if err != nil {
-		return fmt.Errorf("phone: open media: %w", err)
+		p.log.Error("phone: open media for the prepared call", "err", err)
+		return
 	}
 	c.mu.Lock()
 	if c.capture != nil || c.closed {
 		c.mu.Unlock()
 		capture.Close()
-		return nil
+		return
 	}
 	c.capture = capture
 	c.mu.Unlock()
@@ -332,14 +330,14 @@ func (p *Phone) sendMedia(ctx context.Context, c *PhoneCall) error {
 		for _, s := range c.pc.GetSenders() {
 			if s.Track() != nil && s.Track().Kind() == tr.Kind() {
 				if err := s.ReplaceTrack(tr); err != nil {
-					return fmt.Errorf("phone: send %s: %w", tr.Kind(), err)
+					p.log.Error("phone: send media on the prepared call", "kind", tr.Kind().String(), "err", err)
+					return
 				}
 			}
 		}
 	}
 	p.adapt(c.pc, capture)
 	capture.RequestKeyFrame()
-	return nil
 }
 
 // adapt makes capture follow pc's bandwidth estimate, as a browser's
@@ -567,11 +565,7 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 		return err
 	}
 	if late {
-		go func() {
-			if err := p.sendMedia(ctx, c); err != nil {
-				p.log.Error("phone: media on the prepared call", "err", err)
-			}
-		}()
+		go p.sendMedia(ctx, c)
 	}
 	return nil
 }
