@@ -454,7 +454,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		refuse(w, status, why)
 		return
 	}
-	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
+	sb := &smallBuffers{ResponseWriter: w}
+	conn, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{protocol.Subprotocol},
 		OriginPatterns: s.origins,
 	})
@@ -468,7 +469,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// idle socket then keeps a shallow stack and none of the HTTP
 	// request's state, where the handler's goroutine would keep net/http's
 	// frames and whatever stack the login grew (BenchmarkIdleTerminals).
-	go s.serveSocket(conn, ip, ticket)
+	go s.serveSocket(conn, sb.out, ip, ticket)
 }
 
 // serveSocket runs one WebSocket from its upgrade to its close: login,
@@ -477,11 +478,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // off the stack an idle socket waits with, which the collector then shrinks
 // to 8 KiB. (4 KiB would need under ~1.2 KiB in use; coder/websocket's read
 // and the runtime's netpoll frames alone take more.)
-func (s *Server) serveSocket(conn *websocket.Conn, ip string, ticket *ticket) {
+func (s *Server) serveSocket(conn *websocket.Conn, out *socketOut, ip string, ticket *ticket) {
 	defer s.wg.Done()
 	defer ticket.leave()
 	defer s.recoverSocket(conn, ip)
-	sess := s.openSocket(conn, ip, ticket)
+	sess := s.openSocket(conn, out, ip, ticket)
 	if sess == nil {
 		return
 	}
@@ -505,13 +506,14 @@ func (s *Server) recoverSocket(conn *websocket.Conn, ip string) {
 // undoing; otherwise closeSocket undoes it.
 //
 //go:noinline
-func (s *Server) openSocket(conn *websocket.Conn, ip string, ticket *ticket) *session {
+func (s *Server) openSocket(conn *websocket.Conn, out *socketOut, ip string, ticket *ticket) *session {
 	if conn.Subprotocol() != protocol.Subprotocol {
 		conn.Close(websocket.StatusPolicyViolation, "subprotocol "+protocol.Subprotocol+" required")
 		return nil
 	}
 	conn.SetReadLimit(protocol.MaxMessageBytes)
 	sess := newSession(conn, ip, s.cfg.SendQueueDepth, s.log.With("remote", ip))
+	sess.out = out
 	sess.counted = s.health.error
 	sess.barrier = s.callLog
 	if !ticket.attach(func(pairing bool) { s.evicted(sess, pairing) }) {

@@ -36,6 +36,9 @@ const maxBadMessages = 10
 // queue drops the client.
 type session struct {
 	conn *websocket.Conn // nil for a socket on another node (outlet)
+	// out batches the frames the writer has in hand into one write
+	// (socketbuf.go); nil: each frame is written alone. Set before start.
+	out *socketOut
 	log  *slog.Logger
 	ip   string
 
@@ -229,21 +232,34 @@ func (s *session) kickLocked() {
 	go s.flush()
 }
 
-// flush writes the queue, then ends: an idle socket keeps no writer.
+// flush writes the queue, then ends: an idle socket keeps no writer. The
+// frames it finds ready go out in one write (socketOut): it holds them
+// until the queue is empty or the next must wait.
 func (s *session) flush() {
 	for {
 		s.qmu.Lock()
+		w := s.writer
 		if len(s.queue) == 0 {
-			s.queue = nil // an idle socket keeps no buffer either
-			s.writing = false
 			s.qmu.Unlock()
-			return
+			if !s.release(w) {
+				s.qmu.Lock()
+				s.queue, s.writing = nil, false
+				s.qmu.Unlock()
+				return
+			}
+			s.qmu.Lock()
+			if len(s.queue) == 0 { // nothing came while that was written
+				s.queue = nil // an idle socket keeps no buffer either
+				s.writing = false
+				s.qmu.Unlock()
+				return
+			}
 		}
 		f := s.queue[0]
 		s.queue[0] = outFrame{}
 		s.queue = s.queue[1:]
-		w := s.writer
 		s.qmu.Unlock()
+		s.out.hold()
 		if !s.write(w, f) {
 			s.qmu.Lock()
 			s.queue, s.writing = nil, false
@@ -253,13 +269,33 @@ func (s *session) flush() {
 	}
 }
 
-// write puts one frame on the wire. false: the socket is finished (closed
-// by this frame, or broken).
+// release puts the frames held so far on the wire. false: the socket is
+// broken, and finished.
+func (s *session) release(w *writer) bool {
+	err := s.out.release(w.writeTimeout)
+	if err == nil {
+		return true
+	}
+	if s.ctx.Err() == nil {
+		w.log.Debug("write failed, dropping client", "err", err)
+	}
+	s.conn.CloseNow()
+	s.cancel()
+	s.finish()
+	return false
+}
+
+// write puts one frame on the wire, or in the writer's hands (flush).
+// Whatever is held goes out before it waits. false: the socket is finished
+// (closed by this frame, or broken).
 func (s *session) write(w *writer, f outFrame) bool {
 	for s.barrier != nil {
 		wait := s.barrier.settledAt(f.after)
 		if wait == nil {
 			break
+		}
+		if !s.release(w) {
+			return false
 		}
 		t := time.NewTimer(barrierPatience) // a hung commit stops holding frames back (settledAt)
 		select {
@@ -279,9 +315,16 @@ func (s *session) write(w *writer, f outFrame) bool {
 	if f.later != nil {
 		select {
 		case <-f.later.ready:
-		case <-s.ctx.Done():
-			s.finish()
-			return false
+		default:
+			if !s.release(w) {
+				return false
+			}
+			select {
+			case <-f.later.ready:
+			case <-s.ctx.Done():
+				s.finish()
+				return false
+			}
 		}
 		if f.later.msg == nil {
 			return true // it could not be made: nothing to send
@@ -301,6 +344,9 @@ func (s *session) write(w *writer, f outFrame) bool {
 		return true
 	}
 	if f.close {
+		if !s.release(w) {
+			return false
+		}
 		s.conn.Close(f.code, f.reason)
 		s.finish()
 		return false

@@ -11,10 +11,12 @@ package protocol
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	jsonv2 "github.com/go-json-experiment/json"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 // Subprotocol is the WebSocket subprotocol name both sides must offer.
@@ -293,11 +295,17 @@ func Decode(data []byte) (Message, error) {
 
 // Encode marshals a message after validating it, so that a bug on our side
 // never puts something on the wire that a strict peer would reject.
+//
+// It marshals with json/v2, set to write exactly what encoding/json writes
+// (encodeOptions, TestEncodeMatchesEncodingJSON): the server encodes every
+// message it sends, a call log of 50 records after each call, and
+// encoding/json was 8% of a node's CPU in a call setup (issue 16,
+// BenchmarkEncode, BenchmarkCallSetups).
 func Encode(m Message) ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(m)
+	b, err := jsonv2.Marshal(m, encodeOptions)
 	if err != nil {
 		return nil, fmt.Errorf("protocol: encode %s: %w", m.Type, err)
 	}
@@ -306,6 +314,15 @@ func Encode(m Message) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// encodeOptions make json/v2 write what encoding/json wrote, byte for
+// byte: omitempty drops a zero number and false as it did (restart), and
+// <, >, &, U+2028 and U+2029 are escaped as it escaped them.
+var encodeOptions = jsonv2.JoinOptions(
+	jsonv1.OmitEmptyWithLegacySemantics(true),
+	jsontext.EscapeForHTML(true),
+	jsontext.EscapeForJS(true),
+)
 
 // jsonSpace is the white space RFC 8259 allows between tokens.
 const jsonSpace = " \t\r\n"
