@@ -39,8 +39,8 @@ type session struct {
 	// out batches the frames the writer has in hand into one write
 	// (socketbuf.go); nil: each frame is written alone. Set before start.
 	out *socketOut
-	log  *slog.Logger
-	ip   string
+	log *slog.Logger
+	ip  string
 
 	closing atomic.Bool // a close frame is queued; send nothing more
 	// abused: the server closed the socket for breaking the limits (1008);
