@@ -871,7 +871,7 @@ func (s *Server) take(sess *session, in *socketInput, data []byte, text bool) bo
 		}
 	}
 	if r := sess.relay; r != nil {
-		if err := s.forward(sess, r, data); err != nil {
+		if err := s.forward(sess, r, m, data); err != nil {
 			sess.log.Warn("cluster: could not pass a message on to the terminal's node", "home", r.home, "err", err)
 			sess.closeWith(CloseMoved, "node unreachable")
 			return false
@@ -882,13 +882,16 @@ func (s *Server) take(sess *session, in *socketInput, data []byte, text bool) bo
 	return true
 }
 
-// forward passes a relayed socket's message on to its home. A pairing
-// page's waits for the home to take it: its messages are few, and one
-// sent to a home that died was lost without a word until the node was
-// declared gone (4–5 s), a confirm with it; now the page is closed
-// (4004) at once and pairs again through a live node.
-func (s *Server) forward(sess *session, r *relayRoute, data []byte) error {
-	if sess.role != protocol.RolePairing {
+// forward passes a relayed socket's message on to its home. Every one but
+// a candidate waits for the home to take it: a message sent to a home that
+// died was lost without a word until the node was declared gone (4–5 s) —
+// a pairing page's confirm, a parent's accept of the child's ring (the
+// parent saw the call open, the child's ring went on). Now the socket is
+// closed (4004) at once, and the client comes back through a live node
+// (TestAcceptToDeadNode). Candidates are many, and ICE gets over a lost
+// one.
+func (s *Server) forward(sess *session, r *relayRoute, m protocol.Message, data []byte) error {
+	if m.Type == protocol.TypeCandidate {
 		return s.cluster.Forward(r.home, r.sid, data)
 	}
 	ctx, cancel := context.WithTimeout(sess.ctx, forwardAckWait)

@@ -177,6 +177,7 @@ func (rt *Router) Open(ctx context.Context, home string, o rendezvous.RelayOpen)
 	if len(reply.Data) > 0 {
 		return fmt.Errorf("natsreg: relay to %s: %s", home, reply.Data)
 	}
+	rt.answered(home)
 	return nil
 }
 
@@ -402,9 +403,24 @@ func (rt *Router) heard(node, boot string) bool {
 		rt.peers[node] = &peer{boot: boot, seen: time.Now()}
 		return false
 	}
-	restarted := p.boot != boot && !p.gone
+	// A node known only from an answer (answered) has no start nonce yet:
+	// its first heartbeat gives it one.
+	restarted := p.boot != "" && p.boot != boot && !p.gone
 	p.boot, p.seen, p.gone = boot, time.Now(), false
 	return restarted
+}
+
+// answered notes a node that answered this one (it took a relay) as
+// heard now, if it was not heard before: this node may have started less
+// than a heartbeat ago, and a home that dies before its first heartbeat
+// arrives must still go silent here, and what was relayed to it be closed
+// (TestAcceptToDeadNode/idle), not wait forever on a node never heard.
+func (rt *Router) answered(node string) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.peers[node] == nil {
+		rt.peers[node] = &peer{seen: time.Now()}
+	}
 }
 
 // silent marks gone, and returns, the nodes not heard for goneAfter.

@@ -3,6 +3,7 @@ package natsreg_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -361,4 +362,88 @@ func TestForwardAckedSaysTheHomeIsGone(t *testing.T) {
 		}
 	}
 	t.Logf("refused as gone %v after the close: %v", time.Since(start).Round(time.Millisecond), err)
+}
+
+// TestAcceptToDeadNode: the terminal is on node a, a process; its parent
+// on node b, routed by a's hub, which b has just started and not yet heard
+// a heartbeat of. The child rings, and a is killed (SIGKILL).
+//   - accept: the parent answers. The accept cannot reach the call's node,
+//     and the parent's socket is closed (4004) as it is sent, so the page
+//     comes back through a live node at once, instead of showing a call
+//     that never opens. The log line says the close came from the forward.
+//   - idle: the parent sends nothing. b declares a gone once it has been
+//     silent for five seconds, though b never heard its heartbeat (a
+//     answered b's relay: that counts as heard), and closes the socket
+//     (4004). Before, a node b had never heard was never gone, and the
+//     parent's socket hung on a dead node for good.
+func TestAcceptToDeadNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a rendezvous process")
+	}
+	for _, tc := range []struct {
+		name, logged string
+		accept       bool
+	}{
+		{"accept", "cluster: could not pass a message on to the terminal's node", true},
+		{"idle", "cluster: a node is gone", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+			defer cancel()
+			ns, err := natsreg.StartEmbedded(t.TempDir(), natsreg.Embed{Log: testLog()})
+			ok(t, err)
+			t.Cleanup(ns.Shutdown)
+			aURL, killA := startRendezvous(t, rendezvousSpec{NATSURL: ns.URL(), Node: "a", Dir: t.TempDir(), CAFile: rt.TestCAFile(t)})
+			b := rt.NewServer(t, func(c *rendezvous.Config) {
+				c.NATSURL, c.NodeName = ns.URL(), "b"
+				c.TURN.Listen = ""
+			})
+
+			key, _ := rt.NewKey()
+			term := get[*rt.Client](t)(rt.DialTerminal(ctx, aURL, key))
+			defer term.Close()
+			cred := get[rt.Credentials](t)(rt.Pair(ctx, b.WSURL, term, pairing.NewSecret()))
+			parent := dialParent(t, ctx, b.WSURL, cred)
+			if w := parent.Welcome; !*w.PeerOnline {
+				t.Fatal("the parent on b was welcomed with its terminal (on a) offline")
+			}
+			id := protocol.NewID()
+			ok(t, term.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}))
+			if m := get[protocol.Message](t)(parent.WaitFor(ctx, protocol.TypeRing)); m.CallID != id {
+				t.Fatalf("ring for %s, want %s", m.CallID, id)
+			}
+
+			killA()
+			waitDown(t, ctx, aURL)
+			killed := time.Now()
+			if tc.accept {
+				ok(t, parent.Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: id}))
+			}
+			if code := get[websocket.StatusCode](t)(parent.WaitClosed(ctx)); code != rendezvous.CloseMoved {
+				t.Fatalf("the parent's socket closed with %v, want %v", code, rendezvous.CloseMoved)
+			}
+			t.Logf("the parent's socket closed %v after the kill", time.Since(killed).Round(time.Millisecond))
+			if n := b.Logged(tc.logged); n != 1 {
+				t.Fatalf("b logged %q %d times, want once: the close came from elsewhere", tc.logged, n)
+			}
+		})
+	}
+}
+
+// waitDown returns once nothing listens at a WebSocket URL's address: its
+// process is gone.
+func waitDown(t *testing.T, ctx context.Context, wsURL string) {
+	t.Helper()
+	addr := strings.TrimSuffix(strings.TrimPrefix(wsURL, "ws://"), "/ws")
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return
+		}
+		c.Close()
+		if ctx.Err() != nil {
+			t.Fatalf("%s still listens", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
