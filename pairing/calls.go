@@ -52,20 +52,38 @@ func (c *Calls) Add(m protocol.Message, check func(Binding) error) (Binding, err
 		}
 		b = Binding{CallID: m.CallID, RingNonce: m.Nonce}
 	case protocol.TypePrepare:
-		if old.RingNonce == "" || old.AcceptNonce != "" {
+		switch {
+		case old.RingNonce == "" || (old.AcceptNonce != "" && !old.NonceOffered):
 			wrong = "prepare of no ring waiting for one"
+		case m.Nonce == "":
+			// The caller's own call: the callee's offer brings the nonce
+			// (again, after a prepared connection that failed).
+			b = Binding{CallID: m.CallID, RingNonce: old.RingNonce, Prepared: true}
+		case old.Prepared:
+			wrong = "second prepare"
+		default:
+			b.AcceptNonce, b.Prepared = m.Nonce, true
 		}
-		b.AcceptNonce, b.Prepared = m.Nonce, true
 	case protocol.TypeAccept:
 		// After a prepare, the accept brings the prepare's nonce: the
-		// offer and answer already signed it.
+		// offer and answer already signed it. After the callee's offer to
+		// the caller's prepare, the callee's accept brings that offer's
+		// nonce, or a fresh one whose fresh offer follows (its prepared
+		// connection was dropped).
 		prepared := old.Prepared && m.Nonce == old.AcceptNonce
-		if old.RingNonce == "" || (old.AcceptNonce != "" && !prepared) {
+		if old.RingNonce == "" || (old.AcceptNonce != "" && !prepared && !old.NonceOffered) {
 			wrong = "accept of no ring waiting for one"
 		}
-		b.AcceptNonce, b.Prepared = m.Nonce, false
+		if old.NonceOffered && m.Nonce != old.AcceptNonce {
+			b = Binding{CallID: m.CallID, RingNonce: old.RingNonce}
+		}
+		b.AcceptNonce, b.Prepared, b.NonceOffered = m.Nonce, false, false
 	case protocol.TypeOffer:
 		switch {
+		case m.Nonce != "" && (m.Restart != 0 || !old.Prepared || old.AcceptNonce != "" || old.OfferHash != ""):
+			wrong = "offer with a nonce for no call its caller prepared"
+		case m.Nonce != "":
+			b.AcceptNonce, b.NonceOffered = m.Nonce, true
 		case m.Restart == 0 && (old.AcceptNonce == "" || old.OfferHash != ""):
 			wrong = "offer for no accepted call waiting for one"
 		case m.Restart > 0 && (old.OfferHash == "" || m.Restart <= old.Restart):
@@ -114,8 +132,11 @@ func (c *Calls) Observe(m protocol.Message) {
 	case protocol.TypeRing:
 		b = Binding{CallID: m.CallID, RingNonce: m.Nonce}
 	case protocol.TypeAccept, protocol.TypePrepare:
-		b.AcceptNonce, b.Prepared = m.Nonce, m.Type == protocol.TypePrepare
+		b.AcceptNonce, b.Prepared, b.NonceOffered = m.Nonce, m.Type == protocol.TypePrepare, false
 	case protocol.TypeOffer:
+		if m.Nonce != "" {
+			b.AcceptNonce, b.NonceOffered = m.Nonce, true
+		}
 		b.OfferHash, _ = SDPHash(m.SDP)
 		b.Restart = m.Restart
 	default:

@@ -18,6 +18,11 @@ func TestCallsAddOrder(t *testing.T) {
 	answer := protocol.Message{Type: protocol.TypeAnswer, CallID: id, SDP: sdp}
 	prepare := protocol.Message{Type: protocol.TypePrepare, CallID: id, Nonce: NewNonce()}
 	acceptPrepared := protocol.Message{Type: protocol.TypeAccept, CallID: id, Nonce: prepare.Nonce}
+	// The caller prepares its own call; the callee's offer brings its nonce.
+	callerPrepare := protocol.Message{Type: protocol.TypePrepare, CallID: id}
+	nonceOffer := protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp, Nonce: NewNonce()}
+	acceptOffered := protocol.Message{Type: protocol.TypeAccept, CallID: id, Nonce: nonceOffer.Nonce}
+	restartWithNonce := protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp, Nonce: NewNonce(), Restart: 1}
 	refuse := func(Binding) error { return ErrBadProof }
 	tests := []struct {
 		name   string
@@ -46,6 +51,23 @@ func TestCallsAddOrder(t *testing.T) {
 		{"accept with the prepare's nonce", []protocol.Message{ring, prepare, offer, answer}, acceptPrepared, nil, nil},
 		{"accept with another nonce than the prepare's", []protocol.Message{ring, prepare, offer}, accept, nil, ErrOutOfOrder},
 		{"second accept after a prepare", []protocol.Message{ring, prepare, acceptPrepared}, acceptPrepared, nil, ErrOutOfOrder},
+		{"the caller's prepare", []protocol.Message{ring}, callerPrepare, nil, nil},
+		{"the caller's prepare of no ring", nil, callerPrepare, nil, ErrOutOfOrder},
+		{"the caller's prepare after the accept", []protocol.Message{ring, accept}, callerPrepare, nil, ErrOutOfOrder},
+		{"offer with a nonce", []protocol.Message{ring, callerPrepare}, nonceOffer, nil, nil},
+		{"offer with a nonce, not prepared", []protocol.Message{ring}, nonceOffer, nil, ErrOutOfOrder},
+		{"offer with a nonce after the accept", []protocol.Message{ring, accept}, nonceOffer, nil, ErrOutOfOrder},
+		{"offer with a nonce after the callee's prepare", []protocol.Message{ring, prepare}, nonceOffer, nil, ErrOutOfOrder},
+		{"second offer with a nonce", []protocol.Message{ring, callerPrepare, nonceOffer}, nonceOffer, nil, ErrOutOfOrder},
+		{"restart offer with a nonce", []protocol.Message{ring, callerPrepare}, restartWithNonce, nil, ErrOutOfOrder},
+		{"answer to the offer with a nonce", []protocol.Message{ring, callerPrepare, nonceOffer}, answer, nil, nil},
+		{"accept with the offer's nonce", []protocol.Message{ring, callerPrepare, nonceOffer, answer}, acceptOffered, nil, nil},
+		// Its prepared connection dropped, the callee accepts with a fresh
+		// nonce, and a fresh first offer follows.
+		{"accept with a fresh nonce after the offer's", []protocol.Message{ring, callerPrepare, nonceOffer, answer}, accept, nil, nil},
+		{"fresh offer after the accept with a fresh nonce", []protocol.Message{ring, callerPrepare, nonceOffer, answer, accept}, offer, nil, nil},
+		{"prepared again after the offer", []protocol.Message{ring, callerPrepare, nonceOffer}, callerPrepare, nil, nil},
+		{"the callee's prepare after the caller's", []protocol.Message{ring, callerPrepare}, prepare, nil, ErrOutOfOrder},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

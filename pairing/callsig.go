@@ -48,9 +48,12 @@ type Binding struct {
 	// (parent): the answer signs the offer it answers.
 	OfferHash string
 	// Prepared: the accept nonce came in a prepare (the callee asked for
-	// the offer while it was still ringing) and no accept has brought it
-	// yet. Not signed: it orders messages (Calls.Add).
-	Prepared bool
+	// the offer while it was still ringing), or the caller prepared its own
+	// call (its prepare carries no nonce: the callee's offer brings it),
+	// and no accept has come yet. NonceOffered: the accept nonce came with
+	// the callee's offer to the caller's prepare. Not signed: they order
+	// messages (Calls.Add).
+	Prepared, NonceOffered bool
 	// Restart is the ICE restart an offer or answer belongs to: 0 for the
 	// call's first, then 1, 2, … (the message's "restart"). A receiver
 	// takes only a restart above the last it applied, so a relay cannot
@@ -91,7 +94,16 @@ func callText(typ string, b Binding, signedAt, sdpHash string) (string, error) {
 	}
 	switch typ {
 	case protocol.TypeRing:
-	case protocol.TypeAccept, protocol.TypePrepare, protocol.TypeOffer, protocol.TypeAnswer:
+	case protocol.TypePrepare:
+		// The callee's prepare signs the nonce its accept will bring; the
+		// caller's prepare of its own call, none: the line stays empty.
+		if b.AcceptNonce != "" {
+			if err := need("accept nonce", b.AcceptNonce); err != nil {
+				return "", err
+			}
+			accept = b.AcceptNonce
+		}
+	case protocol.TypeAccept, protocol.TypeOffer, protocol.TypeAnswer:
 		if err := need("accept nonce", b.AcceptNonce); err != nil {
 			return "", err
 		}

@@ -99,6 +99,8 @@ func TestCallSignatures(t *testing.T) {
 	ring := must(SignCall(key, "ring", ringB, "", now))
 	accept := must(SignCall(key, "accept", b, "", now))
 	prepare := must(SignCall(key, "prepare", b, "", now))
+	// The caller's prepare of its own call: over its ring nonce alone.
+	callerPrepare := must(SignCall(key, "prepare", ringB, "", now))
 	offer := must(SignCall(key, "offer", b, offerSDP, now))
 	ab := b
 	ab.OfferHash, _ = SDPHash(offerSDP)
@@ -118,7 +120,7 @@ func TestCallSignatures(t *testing.T) {
 		sig CallSig
 	}
 	controls := []msg{{"ring", ringB, "", ring}, {"accept", b, "", accept}, {"offer", b, offerSDP, offer}, {"answer", ab, answerSDP, answer},
-		{"offer", rb, offerSDP, restart}, {"answer", rab, answerSDP, restartAnswer}, {"prepare", b, "", prepare}}
+		{"offer", rb, offerSDP, restart}, {"answer", rab, answerSDP, restartAnswer}, {"prepare", b, "", prepare}, {"prepare", ringB, "", callerPrepare}}
 	for _, c := range controls {
 		if err := VerifyCall(&key.PublicKey, c.typ, c.b, c.sdp, c.sig, now.Add(time.Minute)); err != nil {
 			t.Fatalf("control: a genuine %s is refused: %v", c.typ, err)
@@ -147,6 +149,12 @@ func TestCallSignatures(t *testing.T) {
 		{"prepare presented as accept", msg{"accept", b, "", prepare}, &key.PublicKey, now, ErrBadProof},
 		{"accept presented as prepare", msg{"prepare", b, "", accept}, &key.PublicKey, now, ErrBadProof},
 		{"prepare without a nonce", msg{"prepare", with(b, func(b *Binding) { b.AcceptNonce = "" }), "", prepare}, &key.PublicKey, now, ErrBadProof},
+		// The caller's prepare, signed over its ring nonce alone, passes for
+		// no other message: not the callee's prepare, nor a ring.
+		{"the caller's prepare presented as the callee's", msg{"prepare", b, "", callerPrepare}, &key.PublicKey, now, ErrBadProof},
+		{"the caller's prepare presented as its ring", msg{"ring", ringB, "", callerPrepare}, &key.PublicKey, now, ErrBadProof},
+		{"a ring presented as the caller's prepare", msg{"prepare", ringB, "", ring}, &key.PublicKey, now, ErrBadProof},
+		{"the caller's prepare replayed against a fresh ring nonce", msg{"prepare", with(ringB, func(b *Binding) { b.RingNonce = NewNonce() }), "", callerPrepare}, &key.PublicKey, now, ErrBadProof},
 		{"offer presented as answer", msg{"answer", ab, offerSDP, offer}, &key.PublicKey, now, ErrBadProof},
 		{"time changed", msg{"ring", ringB, "", CallSig{"2026-11-28T18:00:01Z", ring.Signature}}, &key.PublicKey, now, ErrBadProof},
 		{"too old", controls[0], &key.PublicKey, now.Add(MaxSkew + time.Second), ErrStale},

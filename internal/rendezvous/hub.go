@@ -62,9 +62,10 @@ type call struct {
 	// come back (resume) before it ends.
 	parent *session
 	// prepared is the tab that asked for the terminal's offer while the
-	// child's call rings (prepare): offer, answer and candidates go
-	// between it and the terminal before anyone accepts. nil: none, or
-	// once the call is answered (parent is the bound tab then).
+	// call rings (prepare: for the parent's own call, the tab that rang):
+	// offer, answer and candidates go between it and the terminal before
+	// anyone accepts. nil: none, or once the call is answered (parent is
+	// the bound tab then).
 	prepared *session
 	answered bool
 	// alive is the last time both sides were known to be in the call: the
@@ -746,6 +747,7 @@ func (h *hub) accept(s *session, m protocol.Message, signed *signedAccept) {
 		}
 		c.terminal.send(m)
 	} else {
+		c.prepared = nil
 		c.parent.send(m)
 	}
 	h.log.Info("call answered", "call", c.id, "device", c.deviceID, "parent", c.parentID)
@@ -800,6 +802,10 @@ func (h *hub) parentSigned(s *session, parentID, callID, ringNonce string, m pro
 // call's one prepared tab from the real phone.
 func (h *hub) prepare(s *session, m protocol.Message, signed *signedAccept) {
 	c := h.calls[m.CallID]
+	if m.Nonce == "" {
+		h.prepareOwn(s, m, c)
+		return
+	}
 	if c == nil || c.answered || !c.fromTerminal || !isCallee(s, c) || c.terminal == nil {
 		s.sendError(protocol.ErrCodeUnknownCall, "no call of yours is ringing with this call_id", m)
 		return
@@ -816,9 +822,25 @@ func (h *hub) prepare(s *session, m protocol.Message, signed *signedAccept) {
 	c.terminal.send(m)
 }
 
+// prepareOwn takes the parent's prepare of its own ringing call (no
+// nonce: the terminal's offer brings the one its accept will): only from
+// the socket that rang, which the call is bound to already, so there is no
+// slot for another tab to take, and no signature the server need check
+// (the terminal checks it). Again after a prepared connection that failed:
+// the terminal makes at most 3 a call.
+func (h *hub) prepareOwn(s *session, m protocol.Message, c *call) {
+	if c == nil || c.answered || c.fromTerminal || c.parent != s || c.terminal == nil {
+		s.sendError(protocol.ErrCodeUnknownCall, "no call you rang is ringing with this call_id", m)
+		return
+	}
+	c.prepared = s
+	c.terminal.send(m)
+}
+
 // relay forwards offer, answer and candidate between the two sockets bound
-// to an answered call, or while the child's call rings between the
-// terminal and the tab that prepared it, and nowhere else.
+// to an answered call, or while a call rings between the terminal and the
+// tab that prepared it (the child's call), or that rang (the parent's own,
+// prepared), and nowhere else.
 func (h *hub) relay(s *session, m protocol.Message) {
 	c := h.calls[m.CallID]
 	if c == nil {

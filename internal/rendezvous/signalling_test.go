@@ -560,6 +560,86 @@ func TestPreparedCall(t *testing.T) {
 	}
 }
 
+// TestPreparedOwnCall: the parent prepares the call it rang (a prepare
+// with no nonce). Only the socket that rang may: another tab of the
+// parent's gets unknown_call, the terminal not_allowed. The terminal's offer, which
+// brings its accept nonce, goes to that socket alone, and its answer and
+// candidates back, before the child answers; the socket may prepare again
+// (its prepared connection failed). The terminal's accept then binds the
+// call as before, and a prepare after it is for no ringing call.
+func TestPreparedOwnCall(t *testing.T) {
+	ctx := testCtx(t)
+	srv := rt.NewServer(t, nil)
+	f := newFamily(t, ctx, srv)
+	tab, _, err := rt.DialParent(ctx, srv.WSURL, f.creds.ParentID, f.creds.Token)
+	check(t, err)
+	defer tab.Close()
+	tab.Key = f.creds.Key
+	id := protocol.NewID()
+	sdp := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\na=fingerprint:" + rt.TestFingerprint + "\r\n"
+
+	check(t, f.parent.Send(ctx, protocol.Message{Type: protocol.TypeRing, CallID: id}))
+	try(f.parent.Expect(ctx, protocol.TypeRinging)).must(t)
+	try(f.terminal.WaitFor(ctx, protocol.TypeRing)).must(t)
+	nonce := pairing.NewNonce()
+	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp, Nonce: nonce}))
+	try(f.terminal.ExpectError(ctx, protocol.ErrCodeUnknownCall)).must(t) // not prepared
+
+	for _, c := range []struct {
+		from *rt.Client
+		code string
+	}{{tab, protocol.ErrCodeUnknownCall}, {f.terminal, protocol.ErrCodeNotAllowed}} {
+		m := protocol.Message{Type: protocol.TypePrepare, CallID: id, SignedAt: "2026-12-07T00:00:00Z", Signature: "c2ln"}
+		check(t, c.from.Send(ctx, m))
+		if e := try(c.from.ExpectError(ctx, c.code)).must(t); e.RefType != protocol.TypePrepare {
+			t.Fatalf("prepare from a socket that did not ring: error for %s", e.RefType)
+		}
+	}
+	prep := protocol.Message{Type: protocol.TypePrepare, CallID: id}
+	check(t, f.parent.Sign(&prep))
+	if prep.Nonce != "" {
+		t.Fatalf("the caller's prepare carries nonce %q", prep.Nonce)
+	}
+	check(t, f.parent.Send(ctx, prep))
+	if m := try(f.terminal.Expect(ctx, protocol.TypePrepare)).must(t); m.Nonce != "" || m.Signature != prep.Signature {
+		t.Fatalf("prepare relayed as %+v, sent %+v", m, prep)
+	}
+
+	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp, Nonce: nonce}))
+	if m := try(f.parent.Expect(ctx, protocol.TypeOffer)).must(t); m.SDP != sdp || m.Nonce != nonce {
+		t.Fatalf("offer relayed as %+v", m)
+	}
+	check(t, f.parent.Send(ctx, protocol.Message{Type: protocol.TypeAnswer, CallID: id, SDP: sdp + "s=answer\r\n"}))
+	try(f.terminal.Expect(ctx, protocol.TypeAnswer)).must(t)
+	cand := &protocol.Candidate{Candidate: "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"}
+	for _, pair := range [][2]*rt.Client{{f.terminal, f.parent}, {f.parent, f.terminal}} {
+		check(t, pair[0].Send(ctx, protocol.Message{Type: protocol.TypeCandidate, CallID: id, Candidate: cand}))
+		try(pair[1].Expect(ctx, protocol.TypeCandidate)).must(t)
+	}
+	check(t, tab.Send(ctx, protocol.Message{Type: protocol.TypeCandidate, CallID: id, Candidate: cand}))
+	try(tab.ExpectError(ctx, protocol.ErrCodeUnknownCall)).must(t)
+	for _, c := range []*rt.Client{tab, f.terminal} {
+		check(t, c.Barrier(ctx)) // the tab got none of it either
+	}
+
+	// Prepared again: the terminal makes a fresh offer.
+	again := protocol.Message{Type: protocol.TypePrepare, CallID: id}
+	check(t, f.parent.Sign(&again))
+	check(t, f.parent.Send(ctx, again))
+	try(f.terminal.Expect(ctx, protocol.TypePrepare)).must(t)
+
+	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeAccept, CallID: id, Nonce: nonce}))
+	if m := try(f.parent.Expect(ctx, protocol.TypeAccept)).must(t); m.Nonce != nonce {
+		t.Fatalf("accept relayed with nonce %q, sent %q", m.Nonce, nonce)
+	}
+	check(t, f.terminal.Send(ctx, protocol.Message{Type: protocol.TypeCandidate, CallID: id, Candidate: cand}))
+	try(f.parent.Expect(ctx, protocol.TypeCandidate)).must(t)
+	late := protocol.Message{Type: protocol.TypePrepare, CallID: id}
+	check(t, f.parent.Sign(&late))
+	check(t, f.parent.Send(ctx, late))
+	try(f.parent.ExpectError(ctx, protocol.ErrCodeUnknownCall)).must(t)
+}
+
 // TestStolenTokenCannotAnswer: someone with the parent's server login but
 // not the parent's key (a stolen token) cannot answer the child's ring:
 // the server checks the accept against the key the parent paired with, so

@@ -22,6 +22,11 @@ type rule struct {
 	optional []string
 }
 
+// rules: each type's fields. Two are optional for a prepared call (docs/
+// protocol.md, "Preparing a call"): a prepare of the callee's ring carries
+// the nonce its accept will, the caller's prepare of its own call none (the
+// callee chooses it); and the callee's first offer to such a prepare
+// carries that nonce.
 var rules = map[string]rule{
 	TypeChallenge:    {required: []string{"nonce"}, optional: []string{"server_time"}},
 	TypeHello:        {required: []string{"role"}, optional: []string{"device_id", "public_key", "signature", "certificate", "parent_id", "token", "version"}},
@@ -31,9 +36,9 @@ var rules = map[string]rule{
 	TypeRing:         {required: []string{"call_id", "nonce", "signed_at", "signature"}, optional: []string{"ice_servers", "ice_transport_policy"}},
 	TypeRinging:      {required: []string{"call_id"}, optional: []string{"ice_servers", "ice_transport_policy"}},
 	TypeAccept:       {required: []string{"call_id", "nonce", "signed_at", "signature"}},
-	TypePrepare:      {required: []string{"call_id", "nonce", "signed_at", "signature"}},
+	TypePrepare:      {required: []string{"call_id", "signed_at", "signature"}, optional: []string{"nonce"}},
 	TypeHangup:       {required: []string{"call_id", "reason"}},
-	TypeOffer:        {required: []string{"call_id", "sdp", "signed_at", "signature"}, optional: []string{"restart"}},
+	TypeOffer:        {required: []string{"call_id", "sdp", "signed_at", "signature"}, optional: []string{"restart", "nonce"}},
 	TypeAnswer:       {required: []string{"call_id", "sdp", "signed_at", "signature"}, optional: []string{"restart"}},
 	TypeCandidate:    {required: []string{"call_id", "candidate"}},
 	TypeCallLog:      {optional: []string{"calls"}},
@@ -129,6 +134,9 @@ func (m *Message) Validate() error {
 		if !slices.Contains(set, f) {
 			return fmt.Errorf("protocol: %s: field %q missing: %w", m.Type, f, ErrInvalid)
 		}
+	}
+	if m.Type == TypeOffer && m.Nonce != "" && m.Restart != 0 {
+		return fmt.Errorf("protocol: offer: a nonce comes only with a call's first offer: %w", ErrInvalid)
 	}
 	return m.validateValues()
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -47,6 +48,7 @@ type Client struct {
 
 	device *pairing.Device // the paired terminal (DialPaired); nil: check nothing
 	calls  pairing.Calls
+	rang   sync.Map // call ID → true: the calls this client rang (Sign)
 
 	in     chan received
 	closed chan struct{} // the reader saw the socket end
@@ -422,7 +424,14 @@ func (c *Client) Sign(m *protocol.Message) error {
 	if b := c.calls.Get(m.CallID); m.Type == protocol.TypeAccept && m.Nonce == "" && b.Prepared {
 		m.Nonce = b.AcceptNonce // the accept of a prepared call brings the prepare's nonce
 	}
-	if (m.Type == protocol.TypeRing || m.Type == protocol.TypeAccept || m.Type == protocol.TypePrepare) && m.Nonce == "" {
+	// A prepare of a call this client rang carries no nonce: the callee's
+	// offer brings the one its accept will ("Preparing a call").
+	_, own := c.rang.Load(m.CallID)
+	own = own && m.Type == protocol.TypePrepare
+	if m.Type == protocol.TypeRing {
+		c.rang.Store(m.CallID, true)
+	}
+	if (m.Type == protocol.TypeRing || m.Type == protocol.TypeAccept || m.Type == protocol.TypePrepare) && m.Nonce == "" && !own {
 		m.Nonce = pairing.NewNonce()
 	}
 	var bind pairing.Binding
@@ -443,7 +452,7 @@ func (c *Client) Sign(m *protocol.Message) error {
 		if bind.RingNonce == "" {
 			bind.RingNonce = pairing.NewNonce()
 		}
-		if bind.AcceptNonce == "" && m.Type != protocol.TypeRing {
+		if bind.AcceptNonce == "" && m.Type != protocol.TypeRing && !own {
 			bind.AcceptNonce = pairing.NewNonce()
 		}
 		if bind.OfferHash == "" && m.Type == protocol.TypeAnswer {
