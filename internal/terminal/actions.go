@@ -137,6 +137,12 @@ func (t *Terminal) startMedia(callID string, cue call.Cue) {
 	if s.pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
 		t.raise(call.MediaUp{CallID: callID}) // connected while the phone rang
 	}
+	if !t.m.Outgoing && s.pc.RemoteDescription() != nil {
+		// The parent's call, prepared: its answer, signed over the accept
+		// nonce chosen for the prepare, came while it rang. The connect
+		// sound, then the camera, start now.
+		t.openCapture(callID)
+	}
 	if t.m.Outgoing {
 		// The child's own call: the parent's accept signed this call's
 		// fresh ring nonce (acceptFromParent), which no accept recorded

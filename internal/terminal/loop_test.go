@@ -16,6 +16,7 @@ import (
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
 	"github.com/tuanju/tuanju/internal/terminal/terminaltest"
+	"github.com/tuanju/tuanju/pairing"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
 
@@ -151,7 +152,8 @@ var (
 		r.expect(device.Calling, "after a press")
 	}
 	inRinging = func(r *loopRig) {
-		r.deliver(r.parentRing(c1))
+		r.ring = r.parentRing(c1)
+		r.deliver(r.ring)
 		r.expect(device.Ringing, "after the parent's ring")
 	}
 	inNoAnswer = func(r *loopRig) {
@@ -267,6 +269,42 @@ func TestUntrustedMessages(t *testing.T) {
 			}
 			return m
 		}, nil, device.Calling},
+		// The parent's prepare of the call it rang (no nonce).
+		{"a forged prepare of the parent's call makes no offer", inRinging, func(r *loopRig) protocol.Message {
+			m, err := newParent(r.t).PrepareOwn(r.ring)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			return m
+		}, nil, device.Ringing},
+		{"the parent's prepare over another ring nonce makes no offer", inRinging, func(r *loopRig) protocol.Message {
+			ring := r.ring
+			ring.Nonce = pairing.NewNonce()
+			m, err := r.parent.PrepareOwn(ring)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			return m
+		}, nil, device.Ringing},
+		{"a callee's prepare of the parent's call makes no offer", inRinging, func(r *loopRig) protocol.Message {
+			m, err := r.parent.Prepare(r.ring)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			return m
+		}, nil, device.Ringing},
+		{"a caller's prepare of the child's call makes no offer", inCalling, func(r *loopRig) protocol.Message {
+			m, err := r.parent.PrepareOwn(r.ring)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			return m
+		}, nil, device.Calling},
+		{"a ring presented as the parent's prepare makes no offer", inRinging, func(r *loopRig) protocol.Message {
+			m := r.ring
+			m.Type, m.Nonce = protocol.TypePrepare, ""
+			return m
+		}, nil, device.Ringing},
 		{"an answer before our offer is ignored", inCalling, func(r *loopRig) protocol.Message {
 			return protocol.Message{Type: protocol.TypeAnswer, CallID: r.ring.CallID, SDP: "v=0"}
 		}, nil, device.Calling},

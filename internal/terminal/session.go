@@ -245,7 +245,13 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, profil
 		s.close()
 		return nil, fmt.Errorf("terminal: call %s: own offer: %w", callID, err)
 	}
-	om, err := s.signOffer(protocol.Message{Type: protocol.TypeOffer, CallID: callID, SDP: sdp})
+	om := protocol.Message{Type: protocol.TypeOffer, CallID: callID, SDP: sdp}
+	if d.bind.NonceOffered {
+		// The parent prepared the call it rang: the offer brings the
+		// accept nonce it signs (prepare.go).
+		om.Nonce = d.bind.AcceptNonce
+	}
+	om, err = s.signOffer(om)
 	if err != nil {
 		s.close()
 		return nil, err

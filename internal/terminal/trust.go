@@ -204,13 +204,17 @@ func (t *Terminal) signRing(callID string) (protocol.Message, error) {
 	return t.sign(m, *b)
 }
 
-// signAccept accepts the parent's (verified) ring with a fresh nonce.
+// signAccept accepts the parent's (verified) ring with a fresh nonce, or
+// with the one the prepared call's offer brought (prepare.go).
 func (t *Terminal) signAccept(callID string) (protocol.Message, error) {
 	b := t.tr.calls[callID]
 	if b == nil || b.RingNonce == "" {
 		return protocol.Message{}, fmt.Errorf("terminal: accept %s: no verified ring: %w", callID, ErrProtocol)
 	}
-	b.AcceptNonce = pairing.NewNonce()
+	b.AcceptNonce = t.preparedNonce(callID)
+	if b.AcceptNonce == "" {
+		b.AcceptNonce = pairing.NewNonce()
+	}
 	return t.sign(protocol.Message{Type: protocol.TypeAccept, CallID: callID, Nonce: b.AcceptNonce}, *b)
 }
 

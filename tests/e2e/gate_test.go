@@ -390,6 +390,81 @@ func TestPreparedCall(t *testing.T) {
 		})
 	})
 
+	// The parent's own call, prepared: the phone rings, prepares once it
+	// rings, and the terminal's offer (with its accept nonce) is answered
+	// while the child's terminal rings.
+	ringOwnPrepared := func(t *testing.T, r *rig, g *gateLog, ph *Phone) (string, *PhoneCall) {
+		t.Helper()
+		id, err := ph.Ring(r.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.waitPattern(device.Ringing, "the terminal rings")
+		if o := await(t, ph, protocol.TypeOffer); o.CallID != id || o.Nonce == "" {
+			t.Fatalf("the terminal's prepared offer: call %s, nonce %q", o.CallID, o.Nonce)
+		}
+		c := ph.Current()
+		if c == nil || c.ID != id {
+			t.Fatal("the phone has no call after the prepared offer")
+		}
+		waitClosed(t, c.Connected(), "the prepared connection, while the terminal rings")
+		eventually(t, step, "the terminal sees its prepared connection up", func() bool {
+			return g.log.has("peer connection", "connected", id)
+		})
+		time.Sleep(300 * time.Millisecond) // a while for anything that would flow to flow
+		if p := r.board.State().Pattern; p != device.Ringing {
+			t.Fatalf("lights %q with the parent's call prepared and not answered, want ringing", p)
+		}
+		if ev := g.list(); slices.ContainsFunc(ev, func(e string) bool { return strings.HasPrefix(e, "open ") || e == "cue-start connected" }) {
+			t.Fatalf("the terminal announced or opened media before the child answered: %q", ev)
+		}
+		if st := c.Stats(); st.VideoFramesDecoded != 0 || st.AudioSamplesDecoded != 0 {
+			t.Fatalf("the phone decoded %d pictures and %d samples before the child answered", st.VideoFramesDecoded, st.AudioSamplesDecoded)
+		}
+		if n := g.voice.Load(); n != 0 {
+			t.Fatalf("the terminal played %d samples of the parent before the child answered", n)
+		}
+		return id, c
+	}
+
+	t.Run("the parent's call: the child answers", func(t *testing.T) {
+		r, g := gateRig(t)
+		ph := r.phoneWith(r.pair(), media.LowData, nil, preparing)
+		id, c := ringOwnPrepared(t, r, g, ph)
+		if err := r.board.Press(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if a := await(t, ph, protocol.TypeAccept); a.Nonce != c.nonce {
+			t.Fatalf("the terminal's accept brings nonce %q, its prepared offer %q", a.Nonce, c.nonce)
+		}
+		checkAnnounced(t, g.opened(t))
+		eventually(t, mediaWait, "the phone decodes the child's pictures", func() bool { return c.Stats().VideoFramesDecoded >= 15 })
+		eventually(t, mediaWait, "a second of the parent's voice is played", func() bool { return g.voice.Load() >= media.AudioSampleRate })
+		if !g.log.has("the accepted call takes its prepared connection", id) {
+			t.Error("the terminal did not take the prepared connection")
+		}
+		if ph.Current() != c {
+			t.Error("the phone's call changed: a second offer was answered")
+		}
+		eventually(t, step, "in call", func() bool { return r.board.State().Pattern == device.InCall })
+	})
+
+	t.Run("the parent's call: the parent gives up", func(t *testing.T) {
+		r, g := gateRig(t)
+		ph := r.phoneWith(r.pair(), media.LowData, nil, preparing)
+		id, _ := ringOwnPrepared(t, r, g, ph)
+		if err := ph.Hangup(r.ctx, id, protocol.ReasonCancel); err != nil {
+			t.Fatal(err)
+		}
+		r.waitPattern(device.Ready, "ready after the parent gave up")
+		eventually(t, step, "the prepared connection is dropped", func() bool {
+			return g.log.has("dropping the prepared call connection", id)
+		})
+		if ev := g.list(); slices.ContainsFunc(ev, func(e string) bool { return strings.HasPrefix(e, "open ") }) {
+			t.Fatalf("media opened for a call the child never answered: %q", ev)
+		}
+	})
+
 	t.Run("the phone declines", func(t *testing.T) {
 		r, g := gateRig(t)
 		ph := r.phoneWith(r.pair(), media.LowData, nil, preparing)

@@ -42,7 +42,9 @@ type PhoneConfig struct {
 	// Prepare: on the terminal's ring, ask for its offer at once
 	// (prepare), as the web app does, and answer it with no media, so
 	// ICE and DTLS are done before Accept; Accept then sends the
-	// phone's camera and microphone on that connection.
+	// phone's camera and microphone on that connection. Likewise for the
+	// phone's own ring once it rings (ringing): the terminal's accept
+	// with the nonce its offer brought sends them on that connection.
 	Prepare bool
 }
 
@@ -94,6 +96,9 @@ type PhoneCall struct {
 	once      sync.Once
 	pending   []protocol.Candidate
 	answered  bool
+	// nonce: the accept nonce the terminal's offer brought (the phone's
+	// own call, prepared); "" none.
+	nonce string
 	// held: the phone's own candidates while its answer (or restart
 	// answer) is not sent yet; answering says whether it is being made.
 	held      []protocol.Message
@@ -216,7 +221,7 @@ func (p *Phone) Run(ctx context.Context) error {
 		case protocol.TypeRing, protocol.TypeRinging:
 			p.mu.Lock()
 			p.ice[m.CallID] = m
-			prepare := p.cfg.Prepare && m.Type == protocol.TypeRing
+			prepare := p.cfg.Prepare
 			if prepare {
 				p.preparing = m.CallID
 			}
@@ -226,6 +231,17 @@ func (p *Phone) Run(ctx context.Context) error {
 			}
 		case protocol.TypeAccept:
 			p.openMedia(m.CallID) // the child answered the phone's ring
+			p.mu.Lock()
+			prepared := p.preparing == m.CallID
+			p.preparing = ""
+			c := p.call
+			p.mu.Unlock()
+			if prepared && c != nil && c.ID == m.CallID && c.nonce == m.Nonce {
+				// The prepared connection carries the call: camera and
+				// microphone join it. An accept with another nonce: the
+				// terminal dropped it, and a fresh offer follows.
+				go p.sendMedia(ctx, c)
+			}
 		case protocol.TypeOffer:
 			if m.Restart > 0 {
 				if err := p.restart(ctx, m); err != nil {
@@ -478,7 +494,7 @@ func (p *Phone) answer(ctx context.Context, offer protocol.Message) error {
 		capture.Close()
 		return fmt.Errorf("phone: peer connection: %w", err)
 	}
-	c := &PhoneCall{ID: offer.CallID, pc: pc, capture: capture, connected: make(chan struct{})}
+	c := &PhoneCall{ID: offer.CallID, pc: pc, capture: capture, connected: make(chan struct{}), nonce: offer.Nonce}
 	c.Receiver = media.NewReceiver(media.ReceiverConfig{WriteRTCP: pc.WriteRTCP, Log: p.log})
 	pc.OnTrack(func(t *webrtc.TrackRemote, rr *webrtc.RTPReceiver) { c.Receiver.Handle(t, rr) })
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {

@@ -206,6 +206,13 @@ func (p *Parent) Prepare(ring protocol.Message) (protocol.Message, error) {
 	return p.sign(m, pairing.Binding{CallID: ring.CallID, RingNonce: ring.Nonce, AcceptNonce: m.Nonce})
 }
 
+// PrepareOwn is the parent's signed prepare of the call it rang (ring):
+// no nonce, signed over the ring's alone.
+func (p *Parent) PrepareOwn(ring protocol.Message) (protocol.Message, error) {
+	m := protocol.Message{Type: protocol.TypePrepare, CallID: ring.CallID}
+	return p.sign(m, pairing.Binding{CallID: ring.CallID, RingNonce: ring.Nonce})
+}
+
 func (p *Parent) sign(m protocol.Message, b pairing.Binding) (protocol.Message, error) {
 	sig, err := pairing.SignCall(p.key, m.Type, b, m.SDP, time.Now())
 	if err != nil {
