@@ -89,6 +89,12 @@ func FuzzHub(f *testing.F) {
 		return line(s, protocol.Message{Type: protocol.TypePrepare, CallID: fuzzIDX, Nonce: nonce, SignedAt: at, Signature: sig})
 	}
 	offer := line('0', protocol.Message{Type: protocol.TypeOffer, CallID: fuzzIDX, SDP: "v=0\r\n", SignedAt: at, Signature: sig})
+	// The parent's prepare of the call it rang, and the offer with the
+	// terminal's accept nonce that answers it.
+	prepareOwn := func(s byte) string {
+		return line(s, protocol.Message{Type: protocol.TypePrepare, CallID: fuzzIDX, SignedAt: at, Signature: sig})
+	}
+	nonceOffer := line('0', protocol.Message{Type: protocol.TypeOffer, CallID: fuzzIDX, SDP: "v=0\r\n", Nonce: nonce, SignedAt: at, Signature: sig})
 	answer := func(s byte) string {
 		return line(s, protocol.Message{Type: protocol.TypeAnswer, CallID: fuzzIDX, SDP: "v=0\r\n", SignedAt: at, Signature: sig})
 	}
@@ -111,6 +117,8 @@ func FuzzHub(f *testing.F) {
 		// between the terminal and the one tab that prepared.
 		ring('0') + prepare('1') + prepare('2') + offer + answer('1') + cand('2') + cand('0') + accept('2') + cand('0'),
 		ring('0') + prepare('4') + prepare('1') + "L1\n" + prepare('2') + offer + answer('2') + accept('2') + hangup('0'),
+		ring('1') + prepareOwn('2') + prepareOwn('1') + nonceOffer + answer('1') + cand('0') + prepareOwn('1') + accept('0') + cand('1'),
+		ring('1') + prepareOwn('1') + nonceOffer + "L1\n" + prepareOwn('1') + ring('2') + prepareOwn('2') + nonceOffer + hangup('2'),
 	} {
 		f.Add([]byte(seed))
 	}
