@@ -14,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/tuanju/tuanju/media/mediatest"
+	"github.com/tuanju/tuanju/pairing"
 	"github.com/tuanju/tuanju/pairing/protocol"
 	"github.com/tuanju/tuanju/tests/browsertest"
 )
@@ -88,6 +89,15 @@ func newPionTerminal(t *testing.T, cert webrtc.Certificate) *pionTerminal {
 // many candidates the page sent.
 func (term *pionTerminal) negotiate(t *testing.T, c *pageConn, id string, restart int) (candidates int) {
 	t.Helper()
+	return term.negotiateWith(t, c, id, restart, "")
+}
+
+// negotiateWith is negotiate with an offer that carries nonce (none if
+// ""): the terminal's accept nonce, in its offer to the page's prepare of
+// its own call. The fake signs it over the ring's nonce and this one (and
+// the offer's hash), and the page's answer must sign them too.
+func (term *pionTerminal) negotiateWith(t *testing.T, c *pageConn, id string, restart int, nonce string) (candidates int) {
+	t.Helper()
 	// Candidates gathered before the offer has gone out wait for it, as
 	// the terminal's do: one that reached the page first would be taken
 	// for the previous ICE generation's (a restart then never connected).
@@ -128,7 +138,7 @@ func (term *pionTerminal) negotiate(t *testing.T, c *pageConn, id string, restar
 		sdp = term.via.Rewrite(sdp, mediatest.BtoA)
 	}
 	mu.Lock()
-	c.send(protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp, Restart: restart})
+	c.send(protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: sdp, Restart: restart, Nonce: nonce})
 	for _, m := range held {
 		c.send(m)
 	}
@@ -398,4 +408,204 @@ func TestPreparedCallWithPionTerminal(t *testing.T) {
 			waitFor(t, ctx, `window.tuanju.stats().then(s => s.audio.totalSamplesReceived > 0)`)
 		})
 	}
+}
+
+// TestPreparedOwnCallWithPionTerminal: the page prepares the call it rang
+// (docs/protocol.md, "Preparing a call"): once ringing, its prepare (no
+// nonce) gets the terminal's offer bringing the terminal's accept nonce,
+// and the page's connection comes up while it still rings, with nothing
+// sent or shown either way. The terminal's accept with that nonce goes on
+// over that connection, the page's camera and microphone on its senders
+// with no second offer; an accept with another nonce (the terminal dropped
+// its prepared connection) is followed by a fresh first offer, answered on
+// a new connection. A terminal that answers no prepare is served as
+// before: its accept, then its first offer.
+func TestPreparedOwnCallWithPionTerminal(t *testing.T) {
+	tests := []struct {
+		name string
+		// prepared: the terminal answers the prepare with an offer and a
+		// nonce; same: its accept brings that nonce (else a fresh one, and
+		// a fresh first offer follows the accept).
+		prepared, same bool
+	}{
+		{"the prepared connection carries the call", true, true},
+		{"a fresh offer after an accept with another nonce", true, false},
+		{"a terminal that answers no prepare", false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeRendezvous(t)
+			ctx, c, _ := parentPage(t, f)
+			term := newPionTerminal(t, c.term.cert)
+
+			click(t, ctx, "#call")
+			id := c.expect(protocol.TypeRing).CallID
+			was := c.prepares.Load()
+			c.send(protocol.Message{Type: protocol.TypeRinging, CallID: id})
+			if p := c.nextPrepare(t, was); p.CallID != id || p.Nonce != "" {
+				t.Fatalf("prepare %+v, want one for %s with no nonce", p, id)
+			}
+			offered := ""
+			if tc.prepared {
+				offered = pairing.NewNonce()
+				term.negotiateWith(t, c, id, 0, offered) // while the page still rings
+				waitFor(t, ctx, fmt.Sprintf(`window.tuanju.prepared === %q`, id))
+				time.Sleep(300 * time.Millisecond)
+				if s := eval[string](t, ctx, `window.tuanju.state`); s != "outgoing" {
+					t.Fatalf("state %q after the prepared connection came up, want outgoing", s)
+				}
+				st, err := browsertest.Stats(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.DataBytes == 0 {
+					t.Fatalf("page stats %+v: no ICE or DTLS counted: not the prepared connection's", st)
+				}
+				if st.Outbound.VideoBytesSent != 0 || st.Outbound.AudioBytesSent != 0 || term.gotBytes["video"].Load() != 0 || term.gotBytes["audio"].Load() != 0 {
+					t.Fatalf("the page sent media before the terminal accepted: %+v; the terminal got %d bytes of video, %d of audio",
+						st.Outbound, term.gotBytes["video"].Load(), term.gotBytes["audio"].Load())
+				}
+				if eval[bool](t, ctx, `!!(document.getElementById("remote-video").srcObject || document.getElementById("remote-audio").srcObject)`) {
+					t.Fatal("the page put the terminal's tracks on the screen before its accept")
+				}
+			}
+
+			nonce := offered
+			if !tc.same {
+				nonce = pairing.NewNonce()
+			}
+			c.send(protocol.Message{Type: protocol.TypeAccept, CallID: id, Nonce: nonce})
+			if !tc.same {
+				old := term
+				term = newPionTerminal(t, c.term.cert)
+				old.pc.Close()
+				term.negotiate(t, c, id, 0)
+			}
+			term.sendSilence(t)
+			waitState(t, ctx, "call")
+			for deadline := time.Now().Add(20 * time.Second); term.gotBytes["video"].Load() == 0 || term.gotBytes["audio"].Load() == 0; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the terminal got %d bytes of the page's video and %d of its audio", term.gotBytes["video"].Load(), term.gotBytes["audio"].Load())
+				}
+			}
+			waitFor(t, ctx, `window.tuanju.stats().then(s => s.audio.totalSamplesReceived > 0)`)
+			waitFor(t, ctx, `!!document.getElementById("remote-audio").srcObject`)
+			if tc.same {
+				// The prepared connection carried it: no second answer.
+				quiet := time.After(500 * time.Millisecond)
+				for done := false; !done; {
+					select {
+					case m := <-c.msgs:
+						if m.Type != protocol.TypeCandidate {
+							t.Fatalf("the page sent %s after the accept of its prepared call", m.Type)
+						}
+					case <-quiet:
+						done = true
+					}
+				}
+			} else if tc.prepared {
+				if p := eval[string](t, ctx, `window.tuanju.prepared`); p != "" {
+					t.Errorf("tuanju.prepared %q after an accept with another nonce, want \"\" (dropped)", p)
+				}
+			}
+		})
+	}
+}
+
+// TestPreparedOwnCallDropped: what the page does with the prepared
+// connection of its own call when the call does not go on over it. A
+// cancel closes it (the terminal's side sees DTLS closed). One that fails
+// while the call rings is dropped and prepared again, with a fresh
+// prepare, at most twice a call (the terminal takes 3 prepares); the call
+// then goes on as an unprepared one. The first failure is a real one (the
+// terminal's side gone: Chromium calls it failed after ~15 s); the next two
+// are offers Chromium cannot apply (no ICE credentials), signed by the
+// terminal with the pinned fingerprint, so only applying them fails.
+func TestPreparedOwnCallDropped(t *testing.T) {
+	// start rings from the page, answers its first prepare and waits for
+	// the prepared connection.
+	start := func(t *testing.T) (context.Context, *pageConn, *pionTerminal, protocol.Message) {
+		t.Helper()
+		f := newFakeRendezvous(t)
+		ctx, c, _ := parentPage(t, f)
+		term := newPionTerminal(t, c.term.cert)
+		click(t, ctx, "#call")
+		ring := c.expect(protocol.TypeRing)
+		was := c.prepares.Load()
+		c.send(protocol.Message{Type: protocol.TypeRinging, CallID: ring.CallID})
+		c.nextPrepare(t, was)
+		term.negotiateWith(t, c, ring.CallID, 0, pairing.NewNonce())
+		waitFor(t, ctx, fmt.Sprintf(`window.tuanju.prepared === %q`, ring.CallID))
+		return ctx, c, term, ring
+	}
+
+	t.Run("a cancel closes it", func(t *testing.T) {
+		ctx, c, term, ring := start(t)
+		click(t, ctx, "#cancel")
+		for {
+			if m := c.expect2(protocol.TypeHangup, protocol.TypeCandidate); m.Type == protocol.TypeHangup {
+				if m.CallID != ring.CallID || m.Reason != protocol.ReasonCancel {
+					t.Fatalf("cancel sent %+v, want hangup cancel for %s", m, ring.CallID)
+				}
+				break
+			}
+		}
+		for deadline := time.Now().Add(5 * time.Second); term.pc.SCTP().Transport().State() != webrtc.DTLSTransportStateClosed; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the terminal's DTLS is %s 5 s after the cancel, want closed", term.pc.SCTP().Transport().State())
+			}
+		}
+	})
+
+	t.Run("a failed one is prepared again, twice at most", func(t *testing.T) {
+		ctx, c, term, ring := start(t)
+		id := ring.CallID
+		own := pairing.Binding{CallID: id, RingNonce: ring.Nonce}
+		// reprepared waits for the page's prepare number n of the call, and
+		// checks that it is the caller's again: no nonce, signed over the
+		// ring's alone.
+		reprepared := func(n int64, within time.Duration) {
+			t.Helper()
+			for deadline := time.Now().Add(within); c.prepares.Load() < n; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d prepares %v after the prepared connection was gone, want %d", c.prepares.Load(), within, n)
+				}
+			}
+			p := *c.lastPrepare.Load()
+			sig := pairing.CallSig{SignedAt: p.SignedAt, Signature: p.Signature}
+			if err := pairing.VerifyCall(c.term.parent, protocol.TypePrepare, own, "", sig, time.Now()); p.CallID != id || p.Nonce != "" || err != nil {
+				t.Fatalf("prepare %d: %+v (%v), want the caller's prepare of %s", n, p, err, id)
+			}
+		}
+		was := c.prepares.Load() // the first
+		term.pc.Close()
+		reprepared(was+1, 30*time.Second)
+		if p := eval[string](t, ctx, `window.tuanju.prepared`); p != "" {
+			t.Errorf("tuanju.prepared %q after the prepared connection failed, want \"\"", p)
+		}
+		unusable := "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=fingerprint:" + c.term.fp +
+			"\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\na=setup:actpass\r\na=rtpmap:111 opus/48000/2\r\n"
+		c.send(protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: unusable, Nonce: pairing.NewNonce()})
+		reprepared(was+2, 10*time.Second)
+		c.send(protocol.Message{Type: protocol.TypeOffer, CallID: id, SDP: unusable, Nonce: pairing.NewNonce()})
+		time.Sleep(time.Second) // a fourth would follow at once
+		if n := c.prepares.Load(); n != was+2 {
+			t.Fatalf("the page sent %d prepares of its call, want %d (the terminal takes no more)", n, was+2)
+		}
+		if s := eval[string](t, ctx, `window.tuanju.state`); s != "outgoing" || eval[int](t, ctx, `window.tuanju.refused`) != 0 {
+			t.Fatalf("state %q, %d messages refused, after the prepared connections failed: want the call still ringing, nothing refused", s, eval[int](t, ctx, `window.tuanju.refused`))
+		}
+
+		// The call goes on unprepared: the terminal's accept, its first
+		// offer, media.
+		c.send(protocol.Message{Type: protocol.TypeAccept, CallID: id})
+		term = newPionTerminal(t, c.term.cert)
+		term.negotiate(t, c, id, 0)
+		waitState(t, ctx, "call")
+		for deadline := time.Now().Add(20 * time.Second); term.gotBytes["video"].Load() == 0 || term.gotBytes["audio"].Load() == 0; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the terminal got %d bytes of the page's video and %d of its audio", term.gotBytes["video"].Load(), term.gotBytes["audio"].Load())
+			}
+		}
+	})
 }

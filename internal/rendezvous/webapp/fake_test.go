@@ -52,8 +52,10 @@ type pageConn struct {
 	// counted; they never reach msgs. deaf: answer none (a dead link).
 	pings atomic.Int64
 	deaf  atomic.Bool
-	// prepares counts the page's prepares (checked, never in msgs).
-	prepares atomic.Int64
+	// prepares counts the page's prepares (checked, never in msgs);
+	// lastPrepare is the newest.
+	prepares    atomic.Int64
+	lastPrepare atomic.Pointer[protocol.Message]
 }
 
 func newFakeRendezvous(t *testing.T) *fakeRendezvous {
@@ -138,10 +140,12 @@ func (f *fakeRendezvous) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		pc.calls.Observe(m)
 		if m.Type == protocol.TypePrepare {
-			// Optional: the page asks for the terminal's offer while the
-			// child's call rings. Kept out of the tests' way, checked and
-			// counted; the binding has its nonce (Observe).
+			// Optional: the page asks for the terminal's offer while a
+			// call rings. Kept out of the tests' way, checked and counted;
+			// the binding has its nonce (Observe), or none for the page's
+			// own call.
 			pc.checkSigned(m)
+			pc.lastPrepare.Store(&m)
 			pc.prepares.Add(1)
 			continue
 		}
@@ -238,6 +242,18 @@ func (c *pageConn) expect(typ string) protocol.Message {
 		c.t.Fatalf("fake rendezvous: no %s from the page", typ)
 	}
 	return protocol.Message{}
+}
+
+// nextPrepare waits until the page has sent more than was prepares and
+// returns the newest.
+func (c *pageConn) nextPrepare(t *testing.T, was int64) protocol.Message {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); c.prepares.Load() == was; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the page sent no prepare")
+		}
+	}
+	return *c.lastPrepare.Load()
 }
 
 // quiet fails if the page sends anything within d.

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -531,22 +532,42 @@ func TestOutgoingCall(t *testing.T) {
 	f := newFakeRendezvous(t)
 	ctx, c, _ := parentPage(t, f)
 
-	call := func() string {
+	ringCall := func() protocol.Message {
 		click(t, ctx, "#call")
 		m := c.expect(protocol.TypeRing)
 		if m.ICEServers != nil || m.ICETransportPolicy != "" {
 			t.Errorf("the page's ring carries server fields: %+v", m)
 		}
 		waitState(t, ctx, "outgoing")
-		return m.CallID
+		return m
 	}
+	call := func() string { return ringCall().CallID }
 
 	t.Run("cancel", func(t *testing.T) {
-		id := call()
+		ring := ringCall()
+		id := ring.CallID
+		was := c.prepares.Load()
 		c.send(protocol.Message{Type: protocol.TypeRinging, CallID: id, ICEServers: []protocol.ICEServer{
 			{URLs: []string{"turn:127.0.0.1:3478?transport=udp"}, Username: "1900000000:" + id, Credential: "c2VjcmV0"},
 		}})
 		waitText(t, ctx, "#outgoing-status", "Ringing")
+		// Rung, the page prepares its call (docs/protocol.md, "Preparing a
+		// call"): a prepare with no nonce, signed with its paired key over
+		// its ring's nonce alone, which passes for no callee's prepare.
+		p := c.nextPrepare(t, was)
+		if p.CallID != id || p.Nonce != "" {
+			t.Errorf("prepare call_id %q nonce %q, want %q with no nonce", p.CallID, p.Nonce, id)
+		}
+		sig := pairing.CallSig{SignedAt: p.SignedAt, Signature: p.Signature}
+		own := pairing.Binding{CallID: id, RingNonce: ring.Nonce}
+		if err := pairing.VerifyCall(c.term.parent, protocol.TypePrepare, own, "", sig, time.Now()); err != nil {
+			t.Errorf("the page's prepare does not verify over its ring's nonce: %v", err)
+		}
+		callee := own
+		callee.AcceptNonce = pairing.NewNonce()
+		if err := pairing.VerifyCall(c.term.parent, protocol.TypePrepare, callee, "", sig, time.Now()); !errors.Is(err, pairing.ErrBadProof) {
+			t.Errorf("the page's prepare verifies as a callee's prepare: %v, want ErrBadProof", err)
+		}
 		screenshot(t, ctx, "5-outgoing")
 		click(t, ctx, "#cancel")
 		if m := c.expect(protocol.TypeHangup); m.CallID != id || m.Reason != protocol.ReasonCancel {
@@ -570,12 +591,17 @@ func TestOutgoingCall(t *testing.T) {
 	})
 
 	t.Run("answered then hung up", func(t *testing.T) {
+		was := c.prepares.Load()
 		id := call()
 		c.send(protocol.Message{Type: protocol.TypeAccept, CallID: id})
 		waitState(t, ctx, "call")
 		click(t, ctx, "#hangup")
 		if m := c.expect(protocol.TypeHangup); m.CallID != id || m.Reason != protocol.ReasonHangup {
 			t.Errorf("hang up sent %+v, want hangup %s with reason hangup", m, id)
+		}
+		// No ringing came: the server may not have the call, so no prepare.
+		if n := c.prepares.Load() - was; n != 0 {
+			t.Errorf("the page sent %d prepares for a call it got no ringing for", n)
 		}
 		waitState(t, ctx, "ended")
 		waitState(t, ctx, "home")

@@ -28,8 +28,8 @@
 //   refused    how many rings, accepts and offers this page refused because
 //              the paired terminal had not signed them
 //   prepared   the call ID of the ringing call whose connection is up before
-//              the parent answered (prepare: ICE and DTLS done while the
-//              phone rings), "" while none is
+//              it was answered (prepare: ICE and DTLS done while it rings,
+//              the child's call or the parent's own), "" while none is
 //   alerts     call alerts (push.js): {permission, push, subscribed, sms, voice,
 //              phoneHint, notices: what the service worker reported showing}
 //   stats()    resolves to a summary of the call's getStats (see call.js
@@ -51,6 +51,9 @@ import { newID, validID, dataUsed } from './util.js';
 import { lang, t, say, list, applyPage } from './i18n.js';
 
 const RING_TIMEOUT_MS = 45000; // the caller gives up (hangup no_answer)
+// MAX_PREPARES: the terminal answers at most this many prepares of one
+// call (the first, and two after prepared connections that failed).
+const MAX_PREPARES = 3;
 const CONNECT_TIMEOUT_MS = 30000; // accepted but media never flowed
 const ENDED_SCREEN_MS = 3500;
 // RESUME_GRACE_MS: a call whose media flows goes on this long without this
@@ -83,7 +86,13 @@ window.tuanju = hooks;
 
 let signal = null;
 let keys = null; // the stored pairing: {parentKey, deviceKey, deviceId, fingerprint}
-let cur = null; // the call in progress: {id, dir: 'in'|'out', ice, policy, rtc, timers}
+// cur is the call in progress: {id, dir: 'in'|'out', ice, policy, rtc,
+// timers, bind (its binding: pairing.js callText), …}. The page's own call,
+// prepared (prepareOwn), also has prepares (how many it sent), asked (a
+// prepare awaits the terminal's offer), offered (bind's accept nonce came
+// with that offer, no accept yet) and held (the terminal's tracks, kept
+// off the screen until the accept).
+let cur = null;
 let lastStats = null;
 let endedTimer = null;
 
@@ -298,13 +307,19 @@ async function loadCredential() {
 // sendSigned sends a ring, prepare, accept or answer of the current call,
 // signed with the parent's key over the call's binding (docs/protocol.md,
 // "Calls"): a ring, prepare or accept first gets a fresh nonce of this
-// page's own — an accept after a prepare, the prepare's.
+// page's own — an accept after a prepare, the prepare's. The prepare of the
+// page's own call carries none: it signs the ring's nonce alone, and the
+// terminal's offer brings the accept nonce.
 async function sendSigned(m) {
   const c = cur;
   if (!c || c.id !== m.call_id) return false;
+  let b = c.bind;
   if (m.type === 'ring') {
     m.nonce = newNonce();
     c.bind = { callId: c.id, ringNonce: m.nonce };
+    b = c.bind;
+  } else if (m.type === 'prepare' && c.dir === 'out') {
+    b = { callId: c.id, ringNonce: c.bind.ringNonce };
   } else if (m.type === 'prepare' || (m.type === 'accept' && !c.prepared)) {
     m.nonce = newNonce();
     c.bind.acceptNonce = m.nonce;
@@ -312,7 +327,7 @@ async function sendSigned(m) {
   } else if (m.type === 'accept') {
     m.nonce = c.bind.acceptNonce;
   }
-  Object.assign(m, await signCall(keys.parentKey.privateKey, m.type, c.bind, m.sdp));
+  Object.assign(m, await signCall(keys.parentKey.privateKey, m.type, b, m.sdp));
   return signal.send(m);
 }
 
@@ -326,7 +341,17 @@ const seenRings = new Set();
 function bindingFor(m) {
   if (m.type === 'ring') return { callId: m.call_id, ringNonce: m.nonce || '' };
   if (!cur || cur.id !== m.call_id || !cur.bind) return null;
-  if (m.type === 'accept' && cur.dir === 'out' && !cur.bind.acceptNonce) return { ...cur.bind, acceptNonce: m.nonce || '' };
+  const ring = { callId: cur.bind.callId, ringNonce: cur.bind.ringNonce };
+  if (m.type === 'offer' && m.nonce !== undefined) {
+    // Only the terminal's first offer to this page's prepare of its own
+    // ringing call carries a nonce: the one its accept will bring.
+    const asked = cur.dir === 'out' && hooks.state === 'outgoing' && cur.asked && !m.restart;
+    return asked ? { ...ring, acceptNonce: m.nonce } : null;
+  }
+  // After the terminal's offer to our prepare, its accept may bring another
+  // nonce than the offer's (it dropped that connection): over the ring's
+  // and its own, as any accept.
+  if (m.type === 'accept' && cur.dir === 'out' && (!cur.bind.acceptNonce || cur.offered)) return { ...ring, acceptNonce: m.nonce || '' };
   // A prepared call may get a second first offer: the terminal's, made
   // afresh at the accept when its prepared connection failed.
   if (m.type === 'offer' && !m.restart && cur.bind.acceptNonce && (!cur.bind.offerHash || cur.prepared)) {
@@ -351,13 +376,30 @@ async function fromTerminal(m) {
   }
   if (m.type === 'ring') seenRings.add(m.call_id);
   else if (cur && cur.id === m.call_id) {
-    if (m.type === 'accept') cur.bind.acceptNonce = m.nonce;
+    if (m.type === 'accept') takeAccept(cur, m.nonce);
     if (m.type === 'offer') {
+      if (m.nonce !== undefined) {
+        cur.bind.acceptNonce = m.nonce;
+        cur.offered = true;
+        cur.asked = false;
+      }
       cur.bind.offerHash = await sdpHash(m.sdp);
       cur.bind.restart = m.restart || 0;
     }
   }
   return true;
+}
+
+// takeAccept records the terminal's verified accept of the page's call.
+// After its offer to our prepare, an accept bringing that offer's nonce
+// goes on over the prepared connection; any other nonce means the terminal
+// dropped that connection, so the page drops its own and answers the
+// fresh first offer that follows, signed over the new nonce.
+function takeAccept(c, nonce) {
+  if (c.offered && nonce !== c.bind.acceptNonce) unprepare(c);
+  c.offered = false;
+  c.asked = false;
+  c.bind.acceptNonce = nonce;
 }
 
 // parentCred is the credential the parent socket logs in with.
@@ -605,6 +647,8 @@ async function onParentMessage(m) {
       cur.ice = m.ice_servers || cur.ice;
       cur.policy = m.ice_transport_policy || cur.policy;
       say($('outgoing-status'), 'outgoing.ringing');
+      // The server has the call now: ask for the terminal's offer.
+      if (cur.dir === 'out' && hooks.state === 'outgoing' && !cur.prepares) prepareOwn(cur);
       break;
     case 'accept':
       if (cur.dir === 'out' && hooks.state === 'outgoing') enterCall();
@@ -622,6 +666,12 @@ async function onParentMessage(m) {
         if (cur.rtc) {
           cur.rtc.handleRestart(m.sdp, m.restart).catch((e) => console.warn('tuanju: ICE restart failed:', e));
         }
+        return;
+      }
+      if (m.nonce !== undefined) {
+        // The terminal's offer to this page's prepare of its ringing call
+        // (checked: fromTerminal took it only then).
+        prepareMedia(m.sdp);
         return;
       }
       if (hooks.state === 'outgoing') enterCall(); // accept may have been lost
@@ -726,26 +776,50 @@ function onRing(m) {
 }
 
 // prepareMedia answers the terminal's offer for the ringing call, with no
-// camera or microphone: they join at the answer (enterCall).
+// camera or microphone: they join at the answer, or at the terminal's
+// accept of the page's own call (enterCall).
 function prepareMedia(sdp) {
   if (cur.rtc) cur.rtc.close(); // a second offer: the terminal prepared afresh
   const c = cur;
-  c.rtc = newCall(null);
-  c.rtc.handleOffer(sdp).catch((e) => {
+  const rtc = newCall(null);
+  c.rtc = rtc;
+  rtc.handleOffer(sdp).catch((e) => {
     console.warn('tuanju: preparing the call failed:', e);
-    if (cur === c) unprepare(c);
+    if (cur === c && c.rtc === rtc) prepareFailed(c);
   });
 }
 
+// prepareOwn asks for the terminal's offer while the page's own call rings
+// (docs/protocol.md, "Preparing a call"), so ICE and DTLS are done before
+// the child presses and the picture follows the press by about a frame.
+// Nothing is sent either way before the accept. At most MAX_PREPARES a
+// call: the terminal takes no more.
+function prepareOwn(c) {
+  if (c.prepares >= MAX_PREPARES) return;
+  c.prepares++;
+  c.asked = true;
+  sendSigned({ type: 'prepare', call_id: c.id });
+}
+
+// prepareFailed drops a prepared connection that failed while its call
+// rings; for the page's own call it asks for a fresh one.
+function prepareFailed(c) {
+  unprepare(c);
+  if (c.dir === 'out' && cur === c && hooks.state === 'outgoing') prepareOwn(c);
+}
+
 // unprepare drops the ringing call's prepared connection. The call rings
-// on; its accept then brings a fresh nonce, not the prepare's, so the
-// terminal drops its side too and makes a fresh offer (protocol.md,
+// on; its accept then brings a fresh nonce, not the prepare's (the
+// terminal's call), or the terminal's accept brings one of its own (the
+// page's call), and the terminal makes a fresh offer (protocol.md,
 // "Preparing a call").
 function unprepare(c) {
   if (c.rtc) c.rtc.close();
   c.rtc = null;
   c.connected = false;
   c.prepared = false;
+  c.offered = false;
+  c.held = [];
   c.bind = { callId: c.bind.callId, ringNonce: c.bind.ringNonce };
   hooks.prepared = '';
 }
@@ -789,8 +863,9 @@ function startOutgoing() {
     return;
   }
   clearTimeout(endedTimer);
+  hooks.prepared = '';
   const id = newID();
-  cur = { id, dir: 'out', ice: [], policy: 'all', rtc: null, timers: [] };
+  cur = { id, dir: 'out', ice: [], policy: 'all', rtc: null, timers: [], prepares: 0, held: [] };
   sendSigned({ type: 'ring', call_id: id });
   say($('outgoing-status'), 'status.connecting');
   setState('outgoing');
@@ -820,6 +895,7 @@ function enterCall() {
   if (cur.rtc) {
     // Prepared while it rang: camera and microphone join that connection.
     cur.rtc.attach(media).catch((e) => console.warn('tuanju: sending camera and microphone failed:', e));
+    for (const track of (cur.held || []).splice(0)) onRemoteTrack(track);
     if (cur.connected) onConnectionState('connected');
   } else {
     cur.rtc = newCall(media);
@@ -835,6 +911,12 @@ function enterCall() {
 }
 
 function onRemoteTrack(track) {
+  if (cur && cur.dir === 'out' && hooks.state === 'outgoing') {
+    // The page's own call, prepared: nothing of the child's is shown or
+    // played before the terminal's accept (enterCall).
+    cur.held.push(track);
+    return;
+  }
   const el = track.kind === 'video' ? $('remote-video') : $('remote-audio');
   el.srcObject = new MediaStream([track]);
   // autoplay covers most phones; play() helps where it does not. An
@@ -862,7 +944,7 @@ function onConnectionState(state) {
       c.connected = true;
       hooks.prepared = c.id;
     } else if (state === 'failed') {
-      unprepare(c);
+      prepareFailed(c);
     }
     return;
   }

@@ -220,8 +220,12 @@ function callText(type, b, signedAt, h) {
   let offer = '';
   let answer = '';
   if (type !== 'ring') {
-    if (!['accept', 'prepare', 'offer', 'answer'].includes(type) || !ok(b.acceptNonce)) throw new Error('bad_binding');
-    accept = b.acceptNonce;
+    if (!['accept', 'prepare', 'offer', 'answer'].includes(type)) throw new Error('bad_binding');
+    // The caller's prepare of its own call signs no accept nonce (the
+    // callee's offer brings it): its line stays empty, as pairing/callsig.go.
+    const own = type === 'prepare' && !b.acceptNonce;
+    if (!own && !ok(b.acceptNonce)) throw new Error('bad_binding');
+    accept = own ? '' : b.acceptNonce;
     if (type === 'offer') offer = h;
     if (type === 'answer') {
       if (!ok(b.offerHash)) throw new Error('bad_binding');
