@@ -135,6 +135,64 @@ func TestBrowserPreparedCall(t *testing.T) {
 	r.waitPattern(device.InCall, "terminal in call")
 }
 
+// TestBrowserPreparedOwnCall: the parent rings from the page, which
+// prepares its own call once it rings: the terminal's offer, with its
+// accept nonce, is answered by Chromium while the child's terminal rings,
+// with no media either way; the child's press then opens the call on
+// that connection, and both ends decode.
+func TestBrowserPreparedOwnCall(t *testing.T) {
+	r := newRig(t, nil)
+	page := pairBrowser(t, r)
+	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#call"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.WaitStateFor(page, "outgoing", step); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPattern(device.Ringing, "the terminal rings")
+	eventually(t, mediaWait, "the page's prepared connection is up while the terminal rings", func() bool {
+		id, err := chromedp.Run(page, chromedp.Evaluate[string](`window.tuanju.prepared`))
+		return err == nil && id != ""
+	})
+	time.Sleep(500 * time.Millisecond) // a while for anything that would flow to flow
+	st, err := browsertest.Stats(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Video.FramesDecoded != 0 || st.Audio.TotalSamplesReceived != 0 || st.Outbound.VideoBytesSent != 0 || st.Outbound.AudioBytesSent != 0 {
+		t.Fatalf("media flowed before the child answered: %+v", st)
+	}
+	t.Logf("prepared, not answered: %d bytes on the phone's data plan both ways", st.DataBytes)
+	if st.DataBytes == 0 || st.DataBytes > 20_000 {
+		t.Errorf("a prepared connection cost %d bytes, want some (ICE and DTLS) and at most 20 kB", st.DataBytes)
+	}
+	if p := r.board.State().Pattern; p != device.Ringing {
+		t.Fatalf("terminal shows %q with the parent's call prepared and not answered, want ringing", p)
+	}
+	if rx := r.term.Status().Received; rx.VideoFramesDecoded != 0 || rx.AudioSamplesDecoded != 0 {
+		t.Fatalf("the terminal decoded the parent before the child answered: %+v", rx)
+	}
+
+	if err := r.board.Press(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	eventually(t, mediaWait, "page decodes the terminal's video", func() bool {
+		st, err := browsertest.Stats(page)
+		return err == nil && st.Video.FramesDecoded >= 1
+	})
+	t.Logf("the child's press → first picture of the child on the page: %v (includes the ~0.5 s connect sound)", time.Since(t0).Round(time.Millisecond))
+	eventually(t, mediaWait, "page decodes ≥5 s of the terminal's video and plays its audio", func() bool {
+		st, err = browsertest.Stats(page)
+		return err == nil && st.Video.FramesDecoded >= minFrames && st.Audio.TotalSamplesReceived >= minSamples
+	})
+	eventually(t, mediaWait, "terminal decodes the browser's H.264 and Opus", func() bool {
+		s := r.term.Status().Received
+		return s.VideoFramesDecoded >= 30 && s.AudioSamplesDecoded >= 2*48000
+	})
+	r.waitPattern(device.InCall, "terminal in call")
+}
+
 // TestBrowserRingsChildThroughTURN: the parent rings from the page and the
 // child answers with a press, with the server handing out the "relay" ICE
 // policy, so the only path is the embedded TURN relay (what a phone behind
