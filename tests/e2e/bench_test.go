@@ -139,33 +139,14 @@ func answerToFirstFrame(b *testing.B, sound, prepare, parentCalls bool, rtt time
 		}
 		ring := await(b, ph, protocol.TypeRing)
 		if prepare {
-			await(b, ph, protocol.TypeOffer)
-			c := ph.Current()
-			if c == nil {
-				b.Fatal("no call after the prepared offer")
-			}
-			waitClosed(b, c.Connected(), "the prepared connection")
+			awaitPrepared(b, ph)
 		}
 		b.StartTimer()
 		t0 := time.Now()
 		if err := ph.Accept(r.ctx, ring.CallID); err != nil {
 			b.Fatal(err)
 		}
-		if !prepare {
-			await(b, ph, protocol.TypeOffer)
-		}
-		call := ph.Current()
-		if call == nil {
-			b.Fatal("no call after the offer")
-		}
-		// Polled every millisecond: eventually's 20 ms would be a tenth
-		// of what is measured.
-		for deadline := time.Now().Add(step); call.Stats().VideoFramesDecoded == 0; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				b.Fatalf("no picture decoded %v after the answer", step)
-			}
-		}
-		total += time.Since(t0)
+		total += sinceFirstPicture(b, ph, prepare, t0)
 		b.StopTimer()
 		ph.Hangup(r.ctx, ring.CallID, protocol.ReasonHangup)
 		r.waitPattern(device.Ready, "ready after hang-up")
@@ -174,7 +155,6 @@ func answerToFirstFrame(b *testing.B, sound, prepare, parentCalls bool, rtt time
 	}
 	mean := total / time.Duration(b.N)
 	b.ReportMetric(float64(mean.Microseconds())/1000, "ms/answer-to-frame")
-	b.StartTimer()
 	b.ReportMetric(float64(sigRTT.Microseconds())/1000, "ms/signalling-rtt")
 	b.ReportMetric(float64(mean)/float64(sigRTT), "x-rtt")
 }
@@ -192,20 +172,37 @@ func parentCallToFirstFrame(b *testing.B, r *rig, ph *Phone, prepare bool) time.
 	}
 	r.waitPattern(device.Ringing, "the terminal rings")
 	if prepare {
-		await(b, ph, protocol.TypeOffer)
-		c := ph.Current()
-		if c == nil {
-			b.Fatal("no call after the prepared offer")
-		}
-		waitClosed(b, c.Connected(), "the prepared connection")
+		awaitPrepared(b, ph)
 	}
 	// A press is a press, not the start of a long one, once the button
 	// is let go: the child's answer is the release.
 	if err := r.board.Press(r.ctx); err != nil {
 		b.Fatal(err)
 	}
-	t0 := time.Now()
-	if !prepare {
+	took := sinceFirstPicture(b, ph, prepare, time.Now())
+	ph.Hangup(r.ctx, id, protocol.ReasonHangup)
+	r.waitPattern(device.Ready, "ready after hang-up")
+	drain(ph)
+	return took
+}
+
+// awaitPrepared waits for the terminal's offer to the phone's prepare and
+// the connection it makes to be up.
+func awaitPrepared(b *testing.B, ph *Phone) {
+	await(b, ph, protocol.TypeOffer)
+	c := ph.Current()
+	if c == nil {
+		b.Fatal("no call after the prepared offer")
+	}
+	waitClosed(b, c.Connected(), "the prepared connection")
+}
+
+// sinceFirstPicture waits for the phone's first decoded picture of the
+// call just answered (after the terminal's offer, unless it was prepared)
+// and returns the time since t0. Polled every millisecond: eventually's
+// 20 ms would be a tenth of what is measured.
+func sinceFirstPicture(b *testing.B, ph *Phone, prepared bool, t0 time.Time) time.Duration {
+	if !prepared {
 		await(b, ph, protocol.TypeOffer)
 	}
 	call := ph.Current()
@@ -214,14 +211,10 @@ func parentCallToFirstFrame(b *testing.B, r *rig, ph *Phone, prepare bool) time.
 	}
 	for deadline := time.Now().Add(step); call.Stats().VideoFramesDecoded == 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			b.Fatalf("no picture decoded %v after the press", step)
+			b.Fatalf("no picture decoded %v after the answer", step)
 		}
 	}
-	took := time.Since(t0)
-	ph.Hangup(r.ctx, id, protocol.ReasonHangup)
-	r.waitPattern(device.Ready, "ready after hang-up")
-	drain(ph)
-	return took
+	return time.Since(t0)
 }
 
 // bytesWindow is how long BenchmarkBytesPerMinute measures each call:

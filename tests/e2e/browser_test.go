@@ -92,28 +92,7 @@ func TestBrowserPreparedCall(t *testing.T) {
 	if err := browsertest.WaitStateFor(page, "incoming", step); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, mediaWait, "the page's prepared connection is up while it rings", func() bool {
-		id, err := chromedp.Run(page, chromedp.Evaluate[string](`window.tuanju.prepared`))
-		return err == nil && id != ""
-	})
-	time.Sleep(500 * time.Millisecond) // a while for anything that would flow to flow
-	st, err := browsertest.Stats(page)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Video.FramesDecoded != 0 || st.Audio.TotalSamplesReceived != 0 || st.Outbound.VideoBytesSent != 0 || st.Outbound.AudioBytesSent != 0 {
-		t.Fatalf("media flowed before the parent answered: %+v", st)
-	}
-	t.Logf("prepared, not answered: %d bytes on the phone's data plan both ways", st.DataBytes)
-	if st.DataBytes == 0 || st.DataBytes > 20_000 {
-		t.Errorf("a prepared connection cost %d bytes, want some (ICE and DTLS) and at most 20 kB", st.DataBytes)
-	}
-	if p := r.board.State().Pattern; p != device.Calling {
-		t.Fatalf("terminal shows %q with the call prepared and not answered, want calling", p)
-	}
-	if rx := r.term.Status().Received; rx.VideoFramesDecoded != 0 || rx.AudioSamplesDecoded != 0 {
-		t.Fatalf("the terminal decoded the parent before the parent answered: %+v", rx)
-	}
+	browserPreparedIdle(t, r, page, device.Calling)
 
 	t0 := time.Now()
 	if err := chromedp.Do(page, chromedp.Click(chromedp.CSS("#answer"))); err != nil {
@@ -124,15 +103,7 @@ func TestBrowserPreparedCall(t *testing.T) {
 		return err == nil && st.Video.FramesDecoded >= 1
 	})
 	t.Logf("tap on answer → first picture of the child on the page: %v (includes the ~0.5 s connect sound)", time.Since(t0).Round(time.Millisecond))
-	eventually(t, mediaWait, "page decodes ≥5 s of the terminal's video and plays its audio", func() bool {
-		st, err = browsertest.Stats(page)
-		return err == nil && st.Video.FramesDecoded >= minFrames && st.Audio.TotalSamplesReceived >= minSamples
-	})
-	eventually(t, mediaWait, "terminal decodes the browser's H.264 and Opus", func() bool {
-		s := r.term.Status().Received
-		return s.VideoFramesDecoded >= 30 && s.AudioSamplesDecoded >= 2*48000
-	})
-	r.waitPattern(device.InCall, "terminal in call")
+	bothDecode(t, r, page)
 }
 
 // TestBrowserPreparedOwnCall: the parent rings from the page, which
@@ -150,28 +121,7 @@ func TestBrowserPreparedOwnCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.waitPattern(device.Ringing, "the terminal rings")
-	eventually(t, mediaWait, "the page's prepared connection is up while the terminal rings", func() bool {
-		id, err := chromedp.Run(page, chromedp.Evaluate[string](`window.tuanju.prepared`))
-		return err == nil && id != ""
-	})
-	time.Sleep(500 * time.Millisecond) // a while for anything that would flow to flow
-	st, err := browsertest.Stats(page)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Video.FramesDecoded != 0 || st.Audio.TotalSamplesReceived != 0 || st.Outbound.VideoBytesSent != 0 || st.Outbound.AudioBytesSent != 0 {
-		t.Fatalf("media flowed before the child answered: %+v", st)
-	}
-	t.Logf("prepared, not answered: %d bytes on the phone's data plan both ways", st.DataBytes)
-	if st.DataBytes == 0 || st.DataBytes > 20_000 {
-		t.Errorf("a prepared connection cost %d bytes, want some (ICE and DTLS) and at most 20 kB", st.DataBytes)
-	}
-	if p := r.board.State().Pattern; p != device.Ringing {
-		t.Fatalf("terminal shows %q with the parent's call prepared and not answered, want ringing", p)
-	}
-	if rx := r.term.Status().Received; rx.VideoFramesDecoded != 0 || rx.AudioSamplesDecoded != 0 {
-		t.Fatalf("the terminal decoded the parent before the child answered: %+v", rx)
-	}
+	browserPreparedIdle(t, r, page, device.Ringing)
 
 	if err := r.board.Press(r.ctx); err != nil {
 		t.Fatal(err)
@@ -182,8 +132,45 @@ func TestBrowserPreparedOwnCall(t *testing.T) {
 		return err == nil && st.Video.FramesDecoded >= 1
 	})
 	t.Logf("the child's press → first picture of the child on the page: %v (includes the ~0.5 s connect sound)", time.Since(t0).Round(time.Millisecond))
+	bothDecode(t, r, page)
+}
+
+// browserPreparedIdle waits for the page's prepared connection while the
+// call rings (the terminal's lights showing pattern), then checks that no
+// media went either way: no one has answered yet. It logs what the
+// connection cost the phone's data plan.
+func browserPreparedIdle(t *testing.T, r *rig, page context.Context, pattern device.Pattern) {
+	t.Helper()
+	eventually(t, mediaWait, "the page's prepared connection is up while the call rings", func() bool {
+		id, err := chromedp.Run(page, chromedp.Evaluate[string](`window.tuanju.prepared`))
+		return err == nil && id != ""
+	})
+	time.Sleep(500 * time.Millisecond) // a while for anything that would flow to flow
+	st, err := browsertest.Stats(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Video.FramesDecoded != 0 || st.Audio.TotalSamplesReceived != 0 || st.Outbound.VideoBytesSent != 0 || st.Outbound.AudioBytesSent != 0 {
+		t.Fatalf("media flowed before the call was answered: %+v", st)
+	}
+	t.Logf("prepared, not answered: %d bytes on the phone's data plan both ways", st.DataBytes)
+	if st.DataBytes == 0 || st.DataBytes > 20_000 {
+		t.Errorf("a prepared connection cost %d bytes, want some (ICE and DTLS) and at most 20 kB", st.DataBytes)
+	}
+	if p := r.board.State().Pattern; p != pattern {
+		t.Fatalf("terminal shows %q with the call prepared and not answered, want %q", p, pattern)
+	}
+	if rx := r.term.Status().Received; rx.VideoFramesDecoded != 0 || rx.AudioSamplesDecoded != 0 {
+		t.Fatalf("the terminal decoded the parent before the call was answered: %+v", rx)
+	}
+}
+
+// bothDecode waits for the page and the terminal to decode each other's
+// pictures and sound, and the terminal to show the call.
+func bothDecode(t *testing.T, r *rig, page context.Context) {
+	t.Helper()
 	eventually(t, mediaWait, "page decodes ≥5 s of the terminal's video and plays its audio", func() bool {
-		st, err = browsertest.Stats(page)
+		st, err := browsertest.Stats(page)
 		return err == nil && st.Video.FramesDecoded >= minFrames && st.Audio.TotalSamplesReceived >= minSamples
 	})
 	eventually(t, mediaWait, "terminal decodes the browser's H.264 and Opus", func() bool {

@@ -275,6 +275,31 @@ func TestChildsCallOpensAtTheAccept(t *testing.T) {
 // preparing is PhoneConfig.Prepare on, as the web app has it.
 func preparing(c *PhoneConfig) { c.Prepare = true }
 
+// preparedIdle waits for the phone's prepared connection c to be up at
+// both ends while the call rings (the terminal's lights showing pattern),
+// then checks that nothing was announced, opened, decoded or played: no
+// one has answered yet.
+func preparedIdle(t *testing.T, r *rig, g *gateLog, c *PhoneCall, pattern device.Pattern) {
+	t.Helper()
+	waitClosed(t, c.Connected(), "the prepared connection, while the call rings")
+	eventually(t, step, "the terminal sees its prepared connection up", func() bool {
+		return g.log.has("peer connection", "connected", c.ID)
+	})
+	time.Sleep(300 * time.Millisecond) // a while for anything that would flow to flow
+	if p := r.board.State().Pattern; p != pattern {
+		t.Fatalf("lights %q with the call prepared and not answered, want %q", p, pattern)
+	}
+	if ev := g.list(); slices.ContainsFunc(ev, func(e string) bool { return strings.HasPrefix(e, "open ") || e == "cue-start connected" }) {
+		t.Fatalf("the terminal announced or opened media before the call was answered: %q", ev)
+	}
+	if st := c.Stats(); st.VideoFramesDecoded != 0 || st.AudioSamplesDecoded != 0 {
+		t.Fatalf("the phone decoded %d pictures and %d samples before the call was answered", st.VideoFramesDecoded, st.AudioSamplesDecoded)
+	}
+	if n := g.voice.Load(); n != 0 {
+		t.Fatalf("the terminal played %d samples of the parent before the call was answered", n)
+	}
+}
+
 // TestPreparedCall: a phone that prepares the child's call (docs/
 // protocol.md, "Preparing a call") gets the terminal's offer while it
 // rings, and its connection is up — ICE and DTLS done — before the parent
@@ -298,24 +323,7 @@ func TestPreparedCall(t *testing.T) {
 		if c == nil || c.ID != ring.CallID {
 			t.Fatal("the phone has no call after the prepared offer")
 		}
-		waitClosed(t, c.Connected(), "the prepared connection, while the phone rings")
-		eventually(t, step, "the terminal sees its prepared connection up", func() bool {
-			return g.log.has("peer connection", "connected", ring.CallID)
-		})
-		// A while for anything that would flow to flow.
-		time.Sleep(300 * time.Millisecond)
-		if p := r.board.State().Pattern; p != device.Calling {
-			t.Fatalf("lights %q with the call prepared and not answered, want calling", p)
-		}
-		if ev := g.list(); slices.ContainsFunc(ev, func(e string) bool { return strings.HasPrefix(e, "open ") || e == "cue-start connected" }) {
-			t.Fatalf("the terminal announced or opened media before the parent answered: %q", ev)
-		}
-		if st := c.Stats(); st.VideoFramesDecoded != 0 || st.AudioSamplesDecoded != 0 {
-			t.Fatalf("the phone decoded %d pictures and %d samples before it answered", st.VideoFramesDecoded, st.AudioSamplesDecoded)
-		}
-		if n := g.voice.Load(); n != 0 {
-			t.Fatalf("the terminal played %d samples of the parent before the parent answered", n)
-		}
+		preparedIdle(t, r, g, c, device.Calling)
 		return ring, c
 	}
 
@@ -407,23 +415,7 @@ func TestPreparedCall(t *testing.T) {
 		if c == nil || c.ID != id {
 			t.Fatal("the phone has no call after the prepared offer")
 		}
-		waitClosed(t, c.Connected(), "the prepared connection, while the terminal rings")
-		eventually(t, step, "the terminal sees its prepared connection up", func() bool {
-			return g.log.has("peer connection", "connected", id)
-		})
-		time.Sleep(300 * time.Millisecond) // a while for anything that would flow to flow
-		if p := r.board.State().Pattern; p != device.Ringing {
-			t.Fatalf("lights %q with the parent's call prepared and not answered, want ringing", p)
-		}
-		if ev := g.list(); slices.ContainsFunc(ev, func(e string) bool { return strings.HasPrefix(e, "open ") || e == "cue-start connected" }) {
-			t.Fatalf("the terminal announced or opened media before the child answered: %q", ev)
-		}
-		if st := c.Stats(); st.VideoFramesDecoded != 0 || st.AudioSamplesDecoded != 0 {
-			t.Fatalf("the phone decoded %d pictures and %d samples before the child answered", st.VideoFramesDecoded, st.AudioSamplesDecoded)
-		}
-		if n := g.voice.Load(); n != 0 {
-			t.Fatalf("the terminal played %d samples of the parent before the child answered", n)
-		}
+		preparedIdle(t, r, g, c, device.Ringing)
 		return id, c
 	}
 
