@@ -224,6 +224,20 @@ func TestPairingPoolStarvation(t *testing.T) {
 	if st := srv.AdmissionStats(); st.Pairing != pool {
 		t.Fatalf("after the strangers: %+v, want the pairing pool full (%d)", st, pool)
 	}
+	// settled waits for the server to have handled the closes the test's
+	// clients only started: a page the test closed gives its slot back, and
+	// one refused ("too many pairing pages") leaves the pending pool, once
+	// the server has its socket's close, after the client saw the refusal.
+	settled := func(what string, ok func(rendezvous.AdmissionStats) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for st := srv.AdmissionStats(); !ok(st); st = srv.AdmissionStats() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: admission %+v after 10 s", what, st)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	done := 0
 	for i := range pairings {
 		key, _ := rt.NewKey()
@@ -244,11 +258,13 @@ func TestPairingPoolStarvation(t *testing.T) {
 		} else {
 			t.Logf("pairing %d: page %v, terminal %v", i, err, terr)
 		}
-		page.Close()       // the real page goes on as a parent
+		page.Close() // the real page goes on as a parent
+		settled("the real page's close", func(st rendezvous.AdmissionStats) bool { return st.Pairing == pool-1 })
 		for j := range 2 { // the strangers refill
 			pairingPageFrom(t, ctx, srv.WSURL, newSource(fmt.Sprintf("127.0.%d.%d", 30+(2*i+j)%strangers, 3+i)))
 		}
 	}
+	settled("the strangers' refused pages", func(st rendezvous.AdmissionStats) bool { return st.Pending == 0 })
 	st := srv.AdmissionStats()
 	if done != pairings {
 		t.Errorf("real pairings completed: %d/%d while %d strangers held the pairing pool; want all", done, pairings, pool)
