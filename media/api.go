@@ -32,8 +32,8 @@ type APIConfig struct {
 // 1.5 MB per stream, on a board with little RAM. 128 packets are over two
 // seconds of a call's video even at 500 kbit/s, and a retransmission
 // older than the receiver's half-second wait for a picture (receive.go)
-// is thrown away anyway. The generator asks for a lost packet at most
-// nackRetries times (every 100 ms), so a packet gone from the sender's
+// is thrown away anyway. The requester (nackrequest.go) asks for a lost
+// packet at most nackRetries times, so a packet gone from the sender's
 // buffer is not asked for until it leaves the receive window.
 const (
 	nackResponderSize = 128
@@ -110,10 +110,7 @@ func NewAPI(cfg APIConfig) (*webrtc.API, error) {
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, reg); err != nil {
 		return nil, fmt.Errorf("media: register TWCC header extension: %w", err)
 	}
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, reg,
-		webrtc.WithNackResponderOptions(nack.ResponderSize(nackResponderSize)),
-		webrtc.WithNackGeneratorOptions(nack.GeneratorMaxNacksPerPacket(nackRetries)),
-	); err != nil {
+	if err := registerInterceptors(me, reg); err != nil {
 		return nil, fmt.Errorf("media: register interceptors: %w", err)
 	}
 	if cfg.Interceptors != nil {
@@ -130,6 +127,30 @@ func NewAPI(cfg APIConfig) (*webrtc.API, error) {
 	se.SetSrflxAcceptanceMinWait(directAcceptanceWait)
 	se.SetPrflxAcceptanceMinWait(directAcceptanceWait)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
+
+// registerInterceptors registers what pion's RegisterDefaultInterceptors
+// does, with the NACK responder's buffer bounded and our NACK requester in
+// place of pion's generator (nackrequest.go).
+func registerInterceptors(me *webrtc.MediaEngine, reg *interceptor.Registry) error {
+	responder, err := nack.NewResponderInterceptor(nack.ResponderSize(nackResponderSize))
+	if err != nil {
+		return err
+	}
+	me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBNACK}, webrtc.RTPCodecTypeVideo)
+	me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+	reg.Add(responder)
+	reg.Add(nackRequesterFactory{retries: nackRetries})
+	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(me); err != nil {
+		return err
+	}
+	if err := webrtc.ConfigureStatsInterceptor(reg); err != nil {
+		return err
+	}
+	return webrtc.ConfigureTWCCSender(me, reg)
 }
 
 // dtlsRetransmit is how long the DTLS handshake first waits before it

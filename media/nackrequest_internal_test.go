@@ -1,0 +1,99 @@
+package media
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// nackEvent is one step of a stream's timeline: packets arriving, or a tick
+// of the requester with the sequence numbers it must ask for then.
+type nackEvent struct {
+	at   time.Duration // since the stream's start
+	seqs []uint16      // packets arriving at that time
+	tick bool          // the requester's tick: want is what it asks for
+	want []uint16
+}
+
+func TestNackStream(t *testing.T) {
+	ms := time.Millisecond
+	arrive := func(at time.Duration, seqs ...uint16) nackEvent { return nackEvent{at: at, seqs: seqs} }
+	tick := func(at time.Duration, want ...uint16) nackEvent { return nackEvent{at: at, tick: true, want: want} }
+	cases := []struct {
+		name    string
+		retries int
+		events  []nackEvent
+	}{
+		{"in order: nothing asked", 8, []nackEvent{
+			arrive(0, 1, 2, 3, 4), tick(20 * ms), arrive(30*ms, 5, 6), tick(40 * ms), tick(500 * ms),
+		}},
+		{"a gap on a path that keeps order is asked for at the next tick", 8, []nackEvent{
+			arrive(0, 1, 2, 4, 5), tick(20*ms, 3), tick(40 * ms),
+		}},
+		{"gaps are asked in order, across the wrap", 8, []nackEvent{
+			arrive(0, 65533, 65535, 1, 3), tick(20*ms, 65534, 0, 2),
+		}},
+		{"a packet late by 60 ms makes later gaps wait 70 ms", 8, []nackEvent{
+			arrive(0, 1, 3), arrive(10*ms, 2), // late by 10 ms: wait 20 ms
+			arrive(100*ms, 5), tick(110 * ms), tick(120*ms, 4), arrive(150*ms, 4), // asked once 20 ms passed
+			arrive(200*ms, 7), arrive(260*ms, 6), // late by 60 ms, not asked
+			arrive(300*ms, 9), tick(320 * ms), tick(360 * ms), tick(370*ms, 8),
+		}},
+		{"a late packet that came within the wait is never asked for", 8, []nackEvent{
+			arrive(0, 1, 3), arrive(50*ms, 2),
+			arrive(100*ms, 5), tick(120 * ms), arrive(140*ms, 4), tick(160 * ms), tick(300 * ms),
+		}},
+		{"the wait is bounded by nackMaxReorderWait", 8, []nackEvent{
+			arrive(0, 1, 3), arrive(900*ms, 2),
+			arrive(1000*ms, 5), tick(1100 * ms), tick(1150*ms, 4),
+		}},
+		{"a request is repeated after the default wait, then after what answers took", 8, []nackEvent{
+			arrive(0, 1, 3), tick(20*ms, 2), tick(160 * ms), tick(170*ms, 2), arrive(250*ms, 2), // answered in 80 ms
+			arrive(300*ms, 5), tick(320*ms, 4), tick(400 * ms), tick(420*ms, 4), // 80 + 20 = 100 ms later
+		}},
+		{"a packet is asked for at most retries times, then forgotten", 2, []nackEvent{
+			arrive(0, 1, 3), tick(20*ms, 2), tick(170*ms, 2), tick(320 * ms), tick(2000 * ms),
+			arrive(2100*ms, 2), tick(2120 * ms),
+		}},
+		{"old samples are forgotten", 8, []nackEvent{
+			arrive(0, 1, 3), arrive(100*ms, 2), // late by 100 ms
+			arrive(11*time.Second, 5), tick(11*time.Second+20*ms, 4),
+		}},
+		{"a jump of the numbering is not a loss", 8, []nackEvent{
+			arrive(0, 1, 2), arrive(10*ms, 30000, 30001), tick(20 * ms),
+		}},
+		{"gaps older than nackMaxGapAge are dropped", 100, []nackEvent{
+			arrive(0, 1, 3), tick(20*ms, 2), tick(3100 * ms), tick(3300 * ms),
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newNackStream(c.retries)
+			start := time.Unix(1000, 0)
+			for _, e := range c.events {
+				now := start.Add(e.at)
+				for _, q := range e.seqs {
+					s.arrived(q, now)
+				}
+				if e.tick {
+					if got := s.due(now); !slices.Equal(got, e.want) {
+						t.Errorf("at %v asked for %v, want %v", e.at, got, e.want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestNackStreamBounded: a burst longer than the sender's buffer keeps only
+// the newest gaps.
+func TestNackStreamBounded(t *testing.T) {
+	s := newNackStream(8)
+	now := time.Unix(1000, 0)
+	s.arrived(1, now)
+	s.arrived(900, now)
+	got := s.due(now.Add(nackTick))
+	if len(got) != nackMaxMissing || got[0] != 900-nackMaxMissing || got[len(got)-1] != 899 {
+		t.Fatalf("asked for %d packets (%v … %v), want the %d before 900", len(got), got[0], got[len(got)-1], nackMaxMissing)
+	}
+}
