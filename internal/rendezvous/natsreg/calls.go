@@ -169,8 +169,16 @@ func (r *Registry) putCall(parentID string, rec protocol.CallRecord) error {
 
 // prune deletes a pairing's oldest records beyond MaxStoredCalls, and their
 // open calls' index entries.
+//
+// It goes by the keys the stream's index of subjects names (callSubjects),
+// which also names the keys deleted within markerTTL, not by a listing of
+// the live ones. Those deleted keys are this pairing's oldest: prune is all
+// that deletes a pairing's records while it lasts (an unpair deletes the
+// rest with the parent). So with m of them among n names, the oldest
+// n − MaxStoredCalls are the m and the live records to go; remove skips a
+// key already deleted.
 func (r *Registry) prune(parentID string) error {
-	keys, err := r.callKeys(parentID, "*")
+	keys, err := r.callSubjects(parentID + ".*.*")
 	if err != nil || len(keys) <= rendezvous.MaxStoredCalls {
 		return err
 	}
@@ -205,11 +213,41 @@ func (r *Registry) HasCall(parentID, callID string) (bool, error) {
 	if err := checkIDs(parentID, callID); err != nil {
 		return false, fmt.Errorf("natsreg: look up call: %w", err)
 	}
+	if keys, err := r.callSubjects(parentID + ".*." + callID); err != nil {
+		return false, fmt.Errorf("natsreg: look up call %s: %w", callID, err)
+	} else if len(keys) == 0 {
+		return false, nil // a new call ID: the usual case
+	}
 	keys, err := r.callKeys(parentID, callID)
 	if err != nil {
 		return false, fmt.Errorf("natsreg: look up call %s: %w", callID, err)
 	}
 	return len(keys) > 0, nil
+}
+
+// callSubjects returns the keys of tuanju_calls that match filter, oldest
+// first, with those deleted within markerTTL (their markers): all the keys
+// there are, and maybe more. It is one request the stream's leader answers
+// from its index of subjects, where a listing of the live keys (callKeys, a
+// watch) is a consumer that the leader feeds by scanning the stream's
+// messages. HasCall lists only when this names a key; prune never does.
+// BenchmarkHasCall: 160 µs against 608 µs for the listing.
+func (r *Registry) callSubjects(filter string) ([]string, error) {
+	prefix := "$KV." + r.calls.Bucket() + "."
+	var keys []string
+	err := r.read(func(ctx context.Context) error {
+		info, err := r.callsStream.Info(ctx, jetstream.WithSubjectFilter(prefix+filter))
+		if err != nil {
+			return err
+		}
+		keys = keys[:0]
+		for subj := range info.State.Subjects {
+			keys = append(keys, strings.TrimPrefix(subj, prefix))
+		}
+		return nil
+	})
+	slices.Sort(keys)
+	return keys, err
 }
 
 // CallLog returns a pairing's newest calls first, at most

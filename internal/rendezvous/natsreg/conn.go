@@ -52,6 +52,7 @@ type Registry struct {
 	devices, pairings, parents jetstream.KeyValue
 	calls, open, notify        jetstream.KeyValue
 	presence, deny             jetstream.KeyValue
+	callsStream                jetstream.Stream // the stream behind calls (callSubjects)
 	opTimeout                  time.Duration
 	node                       string
 	// storeFull, when set, says whether the registry's own embedded
@@ -118,6 +119,10 @@ func Connect(url string, o Options) (*Registry, error) {
 			return nil, fmt.Errorf("natsreg: bucket %s: %w", b.name, err)
 		}
 		*b.kv = kv
+	}
+	if r.callsStream, err = js.Stream(ctx, "KV_"+bucketCalls); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("natsreg: bucket %s's stream: %w", bucketCalls, err)
 	}
 	if _, err := bindAudit(ctx, js, o.Replicas); err != nil {
 		nc.Close()
