@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -87,6 +88,8 @@ type Receiver struct {
 	stats   Stats
 	pics    pictureSlot
 	lastPLI time.Time
+
+	stopping atomic.Bool // Stop: the connection is being closed
 }
 
 // NewReceiver returns a Receiver.
@@ -158,7 +161,15 @@ func drain(track *webrtc.TrackRemote) {
 	}
 }
 
-func endOfTrack(err error) bool { return errors.Is(err, io.EOF) }
+// Stop says the peer connection is about to be closed: a track's read that
+// fails from now on is its end, not a fault. A read that a closing
+// connection cuts short may fail with an error of pion's interceptors
+// ("interceptor is closed", unexported) rather than io.EOF, which logged
+// every ordinary hang-up as a track that failed.
+func (r *Receiver) Stop() { r.stopping.Store(true) }
+
+// endOfTrack reports whether a read's error is the track's end.
+func (r *Receiver) endOfTrack(err error) bool { return errors.Is(err, io.EOF) || r.stopping.Load() }
 
 func (r *Receiver) video(track *webrtc.TrackRemote, log *slog.Logger) error {
 	dec, err := h264dec.New()
@@ -176,7 +187,7 @@ func (r *Receiver) video(track *webrtc.TrackRemote, log *slog.Logger) error {
 	for {
 		pkt, _, err := track.ReadRTP()
 		if err != nil {
-			if endOfTrack(err) {
+			if r.endOfTrack(err) {
 				return nil
 			}
 			return fmt.Errorf("media: receive video: %w", err)
@@ -287,7 +298,7 @@ func (r *Receiver) audio(track *webrtc.TrackRemote, log *slog.Logger) error {
 	for {
 		pkt, _, err := track.ReadRTP()
 		if err != nil {
-			if endOfTrack(err) {
+			if r.endOfTrack(err) {
 				return nil
 			}
 			return fmt.Errorf("media: receive audio: %w", err)

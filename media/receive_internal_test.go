@@ -1,6 +1,11 @@
 package media
 
-import "testing"
+import (
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+)
 
 func TestHasIDR(t *testing.T) {
 	tests := []struct {
@@ -18,5 +23,34 @@ func TestHasIDR(t *testing.T) {
 		if got := hasIDR(tt.au); got != tt.want {
 			t.Errorf("%s: hasIDR = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestEndOfTrack: a track's read error is its end when it is io.EOF, or
+// any error once the connection is being closed (Stop); before that,
+// another error is a fault, logged as one.
+func TestEndOfTrack(t *testing.T) {
+	closed := errors.New("interceptor is closed") // pion's twcc, unexported
+	for _, c := range []struct {
+		name    string
+		err     error
+		stopped bool
+		want    bool
+	}{
+		{"EOF", io.EOF, false, true},
+		{"wrapped EOF", fmt.Errorf("read: %w", io.EOF), false, true},
+		{"interceptor closed while the call runs", closed, false, false},
+		{"interceptor closed after Stop", closed, true, true},
+		{"EOF after Stop", io.EOF, true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := NewReceiver(ReceiverConfig{})
+			if c.stopped {
+				r.Stop()
+			}
+			if got := r.endOfTrack(c.err); got != c.want {
+				t.Fatalf("endOfTrack(%v) = %v, want %v", c.err, got, c.want)
+			}
+		})
 	}
 }

@@ -503,6 +503,9 @@ func (s *session) close() {
 	}
 	s.closed = true
 	close(s.done)
+	if s.receiver != nil {
+		s.receiver.Stop()
+	}
 	capture := s.capture
 	done := make(chan struct{})
 	go func() {
