@@ -700,6 +700,11 @@ func (s *Server) login(sess *session, ticket *ticket) bool {
 			return fail(refusedBadHello, "pairing hello carries no credentials", m)
 		}
 		if !ticket.pairing() {
+			// Out of the pending pool before the refusal goes out, as a
+			// failed login is (fail): the slot is free when the page hears.
+			if ticket.failing() {
+				return false
+			}
 			sess.log.Warn("too many pairing pages")
 			s.health.refused(refusedPairingFull)
 			sess.sendError(protocol.ErrCodeRateLimited, "too many pairing pages are open; wait a minute", m)

@@ -423,3 +423,28 @@ func TestHSTS(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedPairingPageLeavesAtOnce: a pairing page refused because the
+// pool is full has left the pending pool by the time it hears so, as a
+// failed login has; until 2026-12-07 it held its slot until the server had
+// its close (TestPairingPoolStarvation had to wait for that).
+func TestRefusedPairingPageLeavesAtOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	srv := rt.NewServer(t, func(c *rendezvous.Config) {
+		noLimits(c)
+		c.Limits.PairingMax, c.Limits.PairingPerIP, c.Limits.PairingPerPrefix = 1, 1, 1
+	})
+	if _, err := pairingPageFrom(t, ctx, srv.WSURL, newSource("127.0.40.1")); err != nil {
+		t.Fatalf("the first page: %v", err)
+	}
+	for i := range 5 {
+		_, err := pairingPageFrom(t, ctx, srv.WSURL, newSource("127.0.40.1"))
+		if err == nil {
+			t.Fatalf("page %d was let into a full pool: %+v", i, srv.AdmissionStats())
+		}
+		if st := srv.AdmissionStats(); st.Pending != 0 || st.Pairing != 1 || st.PairingRefused != int64(i+1) {
+			t.Fatalf("page %d refused (%v): admission %+v, want none pending, the first page's slot, %d refused", i, err, st, i+1)
+		}
+	}
+}
