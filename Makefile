@@ -116,7 +116,8 @@ bench:
 VM_ARCHES ?= amd64 arm64
 VM_MODULES := -m 'softdog soft_noboot=1' \
 	-m 'vivid n_devs=2 node_types=0x1,0x1 num_inputs=1,1 input_types=0x0,0x2' \
-	-m 'snd-aloop index=0 id=Loopback pcm_substreams=8'
+	-m 'snd-aloop index=0 id=Loopback pcm_substreams=8' \
+	-m veth -m sch_netem
 VM_MODULES_amd64 := -m 'vfb vfb_enable=1 videomemorysize=4194304'
 VM_MODULES_arm64 :=
 # v4l2loopback (built out of tree per architecture, cached) is the H.264
