@@ -35,16 +35,21 @@ import (
 const (
 	netemTermIf, netemPhoneIf = "tjterm", "tjphone"
 	netemTimeout              = 90 * time.Second
+	netemRecovery             = 10 * time.Second
 )
 
 var netemTermIP, netemPhoneIP = net.IPv4(10, 77, 0, 1), net.IPv4(10, 77, 0, 2)
 
 // netemCell is one row: netem's settings on both ends' egress.
 type netemCell struct {
-	name            string
-	loss            float32 // %
-	delay, jitter   time.Duration
-	rate            int // bit/s; 0: none
+	name          string
+	loss          float32 // %
+	delay, jitter time.Duration
+	rate          int // bit/s; 0: none
+	// outage, if set, black-holes the link both ways (netem loss 100%)
+	// for that long after settle, as a pulled cable does, then lifts it;
+	// the call must show new pictures both ways within netemRecovery.
+	outage          time.Duration
 	settle, measure time.Duration
 	check           func(t *testing.T, up, down netemFigures)
 }
@@ -61,7 +66,8 @@ func (f netemFigures) String() string {
 }
 
 // TestImpairedCallThroughKernel runs calls through netem: clean, 10% loss
-// each way, 150 ± 50 ms each way and caps of 256 and 128 kbit/s each way, and checks
+// each way, 150 ± 50 ms each way, a 4 s outage, and caps of 256 and 128
+// kbit/s each way, and checks
 // that each call connects, carries voice and video both ways, and stays
 // within what the cell allows. MB/min is the veth's own byte counters (IP
 // packets the kernel put on the link, netem's losses excluded). Under TCG
@@ -94,6 +100,10 @@ func TestImpairedCallThroughKernel(t *testing.T) {
 		{name: "loss-10", loss: 10, settle: 3 * time.Second, measure: 8 * time.Second, check: somePictures},
 		{name: "delay-150ms-jitter-50ms", delay: 150 * time.Millisecond, jitter: 50 * time.Millisecond,
 			settle: 4 * time.Second, measure: 8 * time.Second, check: somePictures},
+		// Shorter than ICE's 5 s to "disconnected": the media path comes
+		// back by itself (longer outages need the terminal's ICE restart
+		// over signalling: BenchmarkLinkDown, TestCallSurvivesLongLinkLoss).
+		{name: "down-4s", outage: 4 * time.Second, settle: 3 * time.Second, measure: 6 * time.Second, check: somePictures},
 		{name: "cap-256k", rate: 256_000, settle: 6 * time.Second, measure: 6 * time.Second, check: withinCap(256, somePictures)},
 		// The low profile's wire rate is at this cap's edge: the call keeps
 		// its voice and some video (the goal for 128 kbit/s).
@@ -349,6 +359,23 @@ func netemCall(t *testing.T, l *netemLink, c netemCell) (up, down netemFigures) 
 	}
 	t.Logf("%s: first pictures both ways %v after the offer", c.name, time.Since(start).Round(time.Millisecond))
 	time.Sleep(c.settle) // the call runs meanwhile; not an assertion
+	if c.outage > 0 {
+		l.set(t, netemCell{loss: 100})
+		time.Sleep(c.outage)
+		before := [2]int64{term.recv.Stats().VideoFramesDecoded, phone.recv.Stats().VideoFramesDecoded}
+		l.set(t, netemCell{})
+		back := time.Now()
+		for i, s := range []*netemSide{term, phone} {
+			for s.recv.Stats().VideoFramesDecoded == before[i] {
+				if time.Since(back) > netemRecovery {
+					t.Fatalf("%s: no new picture %v after a %v outage ended", s.name, netemRecovery, c.outage)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		t.Logf("%s: new pictures both ways %v after the link came back", c.name, time.Since(back).Round(time.Millisecond))
+		time.Sleep(c.settle)
+	}
 	a := [2]media.Stats{term.recv.Stats(), phone.recv.Stats()}
 	ta, pa := l.txBytes(t)
 	at := time.Now()
