@@ -172,36 +172,11 @@ func (l *Link) Close() {
 // answers: where a phone adds its tracks to the offer's transceivers.
 func (l *Link) Negotiate(t testing.TB, offerer, answerer *webrtc.PeerConnection, onOffer func()) {
 	t.Helper()
-	offer, err := offerer.CreateOffer(nil)
-	if err != nil {
-		t.Fatalf("create offer: %v", err)
-	}
-	gathered := webrtc.GatheringCompletePromise(offerer)
-	if err := offerer.SetLocalDescription(offer); err != nil {
-		t.Fatalf("set offer: %v", err)
-	}
-	<-gathered
-	// B must send to the socket leg BtoA reads: legs[BtoA].in.
-	o := webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: l.Rewrite(offerer.LocalDescription().SDP, BtoA)}
-	if err := answerer.SetRemoteDescription(o); err != nil {
-		t.Fatalf("apply offer: %v", err)
-	}
-	if onOffer != nil {
-		onOffer()
-	}
-	answer, err := answerer.CreateAnswer(nil)
-	if err != nil {
-		t.Fatalf("create answer: %v", err)
-	}
-	gathered = webrtc.GatheringCompletePromise(answerer)
-	if err := answerer.SetLocalDescription(answer); err != nil {
-		t.Fatalf("set answer: %v", err)
-	}
-	<-gathered
-	a := webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: l.Rewrite(answerer.LocalDescription().SDP, AtoB)}
-	if err := offerer.SetRemoteDescription(a); err != nil {
-		t.Fatalf("apply answer: %v", err)
-	}
+	// B must send to the socket leg BtoA reads, A to AtoB's.
+	exchange(t, offerer, answerer,
+		func(sdp string) string { return l.Rewrite(sdp, BtoA) },
+		func(sdp string) string { return l.Rewrite(sdp, AtoB) },
+		onOffer)
 }
 
 // RewriteCandidate points one candidate ("candidate:…", with or without

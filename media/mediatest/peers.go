@@ -37,30 +37,7 @@ func NewCall(t testing.TB, api *webrtc.API, tracks []webrtc.TrackLocal) (termina
 // candidates and every one is a loopback address.
 func Negotiate(t testing.TB, offerer, answerer *webrtc.PeerConnection) {
 	t.Helper()
-	offer, err := offerer.CreateOffer(nil)
-	if err != nil {
-		t.Fatalf("create offer: %v", err)
-	}
-	gathered := webrtc.GatheringCompletePromise(offerer)
-	if err := offerer.SetLocalDescription(offer); err != nil {
-		t.Fatalf("set offer: %v", err)
-	}
-	<-gathered
-	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
-		t.Fatalf("apply offer: %v", err)
-	}
-	answer, err := answerer.CreateAnswer(nil)
-	if err != nil {
-		t.Fatalf("create answer: %v", err)
-	}
-	gathered = webrtc.GatheringCompletePromise(answerer)
-	if err := answerer.SetLocalDescription(answer); err != nil {
-		t.Fatalf("set answer: %v", err)
-	}
-	<-gathered
-	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
-		t.Fatalf("apply answer: %v", err)
-	}
+	Exchange(t, offerer, answerer, nil)
 	n := 0
 	for _, sdp := range []string{offerer.LocalDescription().SDP, answerer.LocalDescription().SDP} {
 		for line := range strings.Lines(sdp) {
@@ -74,5 +51,56 @@ func Negotiate(t testing.TB, offerer, answerer *webrtc.PeerConnection) {
 	}
 	if n == 0 {
 		t.Fatal("no ICE candidates gathered: is lo up?")
+	}
+}
+
+// Exchange makes the offer and the answer, each with its candidates
+// gathered, and applies them, calling beforeAnswer (if set) once the
+// answerer has the offer: a browser answers on the offer's transceivers,
+// so that is when an answerer adds its own tracks. Unlike Negotiate it
+// does not ask for loopback candidates.
+func Exchange(t testing.TB, offerer, answerer *webrtc.PeerConnection, beforeAnswer func()) {
+	t.Helper()
+	exchange(t, offerer, answerer, nil, nil, beforeAnswer)
+}
+
+// exchange is Exchange with each description passed through toAnswerer
+// or toOfferer (if set) on its way to the other side.
+func exchange(t testing.TB, offerer, answerer *webrtc.PeerConnection, toAnswerer, toOfferer func(string) string, beforeAnswer func()) {
+	t.Helper()
+	pass := func(f func(string) string, sdp string) string {
+		if f == nil {
+			return sdp
+		}
+		return f(sdp)
+	}
+	offer, err := offerer.CreateOffer(nil)
+	if err != nil {
+		t.Fatalf("create offer: %v", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(offerer)
+	if err := offerer.SetLocalDescription(offer); err != nil {
+		t.Fatalf("set offer: %v", err)
+	}
+	<-gathered
+	o := webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: pass(toAnswerer, offerer.LocalDescription().SDP)}
+	if err := answerer.SetRemoteDescription(o); err != nil {
+		t.Fatalf("apply offer: %v", err)
+	}
+	if beforeAnswer != nil {
+		beforeAnswer()
+	}
+	answer, err := answerer.CreateAnswer(nil)
+	if err != nil {
+		t.Fatalf("create answer: %v", err)
+	}
+	gathered = webrtc.GatheringCompletePromise(answerer)
+	if err := answerer.SetLocalDescription(answer); err != nil {
+		t.Fatalf("set answer: %v", err)
+	}
+	<-gathered
+	a := webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: pass(toOfferer, answerer.LocalDescription().SDP)}
+	if err := offerer.SetRemoteDescription(a); err != nil {
+		t.Fatalf("apply answer: %v", err)
 	}
 }

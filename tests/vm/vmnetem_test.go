@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tuanju/tuanju/media"
+	"github.com/tuanju/tuanju/media/mediatest"
 )
 
 // The impaired call through the kernel's own network emulator (issue 12):
@@ -329,7 +330,7 @@ func netemCall(t *testing.T, l *netemLink, c netemCell) (up, down netemFigures) 
 		}
 	}
 	start := time.Now()
-	negotiateWith(t, term.pc, phone.pc, func() {
+	mediatest.Exchange(t, term.pc, phone.pc, func() {
 		for _, tr := range phone.capture.Tracks() {
 			if _, err := phone.pc.AddTrack(tr); err != nil {
 				t.Fatal(err)
@@ -399,36 +400,4 @@ func netemCall(t *testing.T, l *netemLink, c netemCell) (up, down netemFigures) 
 	}
 	// Up: the phone's receiver, fed by what the terminal's end sent.
 	return fig(a[1], b[1], tb-ta), fig(a[0], b[0], pb-pa)
-}
-
-// negotiateWith is mediatest.Negotiate with the answerer's own tracks
-// added once it has the offer (as a browser answers on the offer's
-// transceivers), and without its loopback check.
-func negotiateWith(t *testing.T, offerer, answerer *webrtc.PeerConnection, beforeAnswer func()) {
-	t.Helper()
-	offer, err := offerer.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(offerer)
-	if err := offerer.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
-		t.Fatal(err)
-	}
-	beforeAnswer()
-	answer, err := answerer.CreateAnswer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered = webrtc.GatheringCompletePromise(answerer)
-	if err := answerer.SetLocalDescription(answer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
-		t.Fatal(err)
-	}
 }
