@@ -176,11 +176,18 @@ func (r *Registry) putCall(parentID string, rec protocol.CallRecord) error {
 // that deletes a pairing's records while it lasts (an unpair deletes the
 // rest with the parent). So with m of them among n names, the oldest
 // n − MaxStoredCalls are the m and the live records to go; remove skips a
-// key already deleted.
+// key already deleted, at the cost of a read. A pairing with more than
+// pruneByNamesMax to look at (more calls in the hour than a family makes;
+// the ring limit allows 600) is listed instead, as every prune was before.
 func (r *Registry) prune(parentID string) error {
 	keys, err := r.callSubjects(parentID + ".*.*")
 	if err != nil || len(keys) <= rendezvous.MaxStoredCalls {
 		return err
+	}
+	if len(keys)-rendezvous.MaxStoredCalls > pruneByNamesMax {
+		if keys, err = r.callKeys(parentID, "*"); err != nil || len(keys) <= rendezvous.MaxStoredCalls {
+			return err
+		}
 	}
 	for _, k := range keys[:len(keys)-rendezvous.MaxStoredCalls] {
 		if err := r.remove(r.calls, k); err != nil {
@@ -192,6 +199,9 @@ func (r *Registry) prune(parentID string) error {
 	}
 	return nil
 }
+
+// pruneByNamesMax bounds the names prune looks at one by one.
+const pruneByNamesMax = 32
 
 // callKeys lists the keys of a pairing's records whose call ID matches
 // callID ("*": all), oldest first.

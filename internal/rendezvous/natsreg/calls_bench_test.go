@@ -59,8 +59,9 @@ func BenchmarkHasCall(b *testing.B) {
 
 // TestPruneByIndexOfSubjects: prune goes by the keys the stream's index
 // names, deleted ones among them (calls.go). Records logged one at a time
-// past MaxStoredCalls, each prune finding the markers of the ones before,
-// and one logged late with the oldest start of all: the log is always the
+// past MaxStoredCalls, each prune finding the markers of the ones before
+// (and, past pruneByNamesMax of them, listing instead), and one logged late
+// with the oldest start of all: the log is always the
 // MaxStoredCalls newest by start, no fewer, and HasCall agrees.
 func TestPruneByIndexOfSubjects(t *testing.T) {
 	reg := connect(t, embedded(t).URL(), 1)
@@ -93,7 +94,9 @@ func TestPruneByIndexOfSubjects(t *testing.T) {
 			}
 		}
 	}
-	for k := range rendezvous.MaxStoredCalls + 20 {
+	// 50 past the cap: the first prunes go by names, those with more
+	// than pruneByNamesMax markers to look at list the keys.
+	for k := range rendezvous.MaxStoredCalls + 50 {
 		put(now.Add(time.Duration(k) * time.Minute))
 	}
 	checkLog("one at a time")
