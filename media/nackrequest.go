@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
@@ -50,7 +51,8 @@ const (
 type nackRequesterFactory struct{ retries int }
 
 func (f nackRequesterFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &nackRequester{retries: f.retries, streams: map[uint32]*nackStream{}, closed: make(chan struct{})}, nil
+	return &nackRequester{retries: f.retries, streams: map[uint32]*nackStream{}, closed: make(chan struct{}),
+		wake: make(chan struct{}, 1)}, nil
 }
 
 type nackRequester struct {
@@ -61,7 +63,9 @@ type nackRequester struct {
 	streams map[uint32]*nackStream
 	started bool
 	closed  chan struct{}
+	wake    chan struct{} // a stream has a new gap: tick until none is left
 	wg      sync.WaitGroup
+	ticks   atomic.Int64 // ticks so far (TestNackRequesterTicksOnlyWithGaps)
 }
 
 func (n *nackRequester) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
@@ -87,6 +91,12 @@ func (n *nackRequester) BindRemoteStream(info *interceptor.StreamInfo, r interce
 		return r
 	}
 	s := newNackStream(n.retries)
+	s.onGap = func() {
+		select {
+		case n.wake <- struct{}{}:
+		default:
+		}
+	}
 	n.mu.Lock()
 	n.streams[info.SSRC] = s
 	n.mu.Unlock()
@@ -125,32 +135,53 @@ func (n *nackRequester) Close() error {
 	return nil
 }
 
+// loop sends the NACKs that are due, ticking every nackTick while a stream
+// has gaps and sleeping while none has: a call on a clean path wakes
+// nothing (pion's generator woke every 100 ms for the whole call).
 func (n *nackRequester) loop(w interceptor.RTCPWriter) {
 	defer n.wg.Done()
 	sender := rand.Uint32() //nolint:gosec // an SSRC, not a secret
-	t := time.NewTicker(nackTick)
-	defer t.Stop()
 	for {
 		select {
 		case <-n.closed:
 			return
-		case now := <-t.C:
-			var out []rtcp.Packet
-			n.mu.Lock()
-			for ssrc, s := range n.streams {
-				if seqs := s.due(now); len(seqs) > 0 {
-					out = append(out, &rtcp.TransportLayerNack{SenderSSRC: sender, MediaSSRC: ssrc,
-						Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
-				}
-			}
-			n.mu.Unlock()
-			if len(out) > 0 {
-				// A write fails only once the connection is closing; the
-				// loop ends with it.
-				_, _ = w.Write(out, interceptor.Attributes{})
+		case <-n.wake:
+		}
+		t := time.NewTicker(nackTick)
+		for gaps := true; gaps; {
+			select {
+			case <-n.closed:
+				t.Stop()
+				return
+			case now := <-t.C:
+				gaps = n.tick(w, sender, now)
 			}
 		}
+		t.Stop()
 	}
+}
+
+// tick sends what is due now and reports whether any stream still has
+// gaps.
+func (n *nackRequester) tick(w interceptor.RTCPWriter, sender uint32, now time.Time) (gaps bool) {
+	n.ticks.Add(1)
+	var out []rtcp.Packet
+	n.mu.Lock()
+	for ssrc, s := range n.streams {
+		seqs, left := s.due(now)
+		if len(seqs) > 0 {
+			out = append(out, &rtcp.TransportLayerNack{SenderSSRC: sender, MediaSSRC: ssrc,
+				Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
+		}
+		gaps = gaps || left
+	}
+	n.mu.Unlock()
+	if len(out) > 0 {
+		// A write fails only once the connection is closing; the loop
+		// ends with it.
+		_, _ = w.Write(out, interceptor.Attributes{})
+	}
+	return gaps
 }
 
 // nackStream is one received stream's gaps and what its path has shown.
@@ -162,6 +193,7 @@ type nackStream struct {
 	missing map[uint16]*nackGap
 	late    samples // how long packets came late that were not asked for
 	answer  samples // how long requests took to be answered
+	onGap   func()  // a packet opened gaps (nil: nobody to tell)
 }
 
 type nackGap struct {
@@ -190,6 +222,9 @@ func (s *nackStream) arrived(seq uint16, now time.Time) {
 		}
 		s.highest = seq
 		s.trim()
+		if d > 1 && s.onGap != nil {
+			s.onGap()
+		}
 	case d > 0 || int(d) < -nackMaxJump:
 		// The sender restarted its numbering (or a wild packet): what was
 		// missing will not come.
@@ -241,9 +276,9 @@ func (s *nackStream) retryWait(now time.Time) time.Duration {
 	return min(max(m+m/4, nackRetryMin), nackRetryMax)
 }
 
-// due returns the sequence numbers to ask for now, in order, and forgets
-// the gaps asked for as often as they may be.
-func (s *nackStream) due(now time.Time) []uint16 {
+// due returns the sequence numbers to ask for now, in order, and whether
+// gaps are left; it forgets the gaps asked for as often as they may be.
+func (s *nackStream) due(now time.Time) (seqs []uint16, left bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	wait, retry := s.reorderWait(now), s.retryWait(now)
@@ -263,7 +298,7 @@ func (s *nackStream) due(now time.Time) []uint16 {
 	}
 	h := s.highest
 	slices.SortFunc(out, func(a, b uint16) int { return int(uint16(h-b)) - int(uint16(h-a)) })
-	return out
+	return out, len(s.missing) > 0
 }
 
 // samples keeps the last nackSamples durations seen with their times.

@@ -4,6 +4,10 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 )
 
 // nackEvent is one step of a stream's timeline: packets arriving, or a tick
@@ -76,7 +80,7 @@ func TestNackStream(t *testing.T) {
 					s.arrived(q, now)
 				}
 				if e.tick {
-					if got := s.due(now); !slices.Equal(got, e.want) {
+					if got, _ := s.due(now); !slices.Equal(got, e.want) {
 						t.Errorf("at %v asked for %v, want %v", e.at, got, e.want)
 					}
 				}
@@ -92,8 +96,80 @@ func TestNackStreamBounded(t *testing.T) {
 	now := time.Unix(1000, 0)
 	s.arrived(1, now)
 	s.arrived(900, now)
-	got := s.due(now.Add(nackTick))
+	got, _ := s.due(now.Add(nackTick))
 	if len(got) != nackMaxMissing || got[0] != 900-nackMaxMissing || got[len(got)-1] != 899 {
 		t.Fatalf("asked for %d packets (%v … %v), want the %d before 900", len(got), got[0], got[len(got)-1], nackMaxMissing)
+	}
+}
+
+// TestNackRequesterTicksOnlyWithGaps: the requester's loop wakes only
+// while a stream has gaps. Packets in order: no tick, no NACK. A gap: a
+// NACK for it within a few ticks. The gap filled: the ticks stop.
+func TestNackRequesterTicksOnlyWithGaps(t *testing.T) {
+	i, err := nackRequesterFactory{retries: 8}.NewInterceptor("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := i.(*nackRequester)
+	defer n.Close()
+	nacks := make(chan []uint16, 16)
+	n.BindRTCPWriter(interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, _ interceptor.Attributes) (int, error) {
+		for _, p := range pkts {
+			if tn, ok := p.(*rtcp.TransportLayerNack); ok {
+				var seqs []uint16
+				for _, pair := range tn.Nacks {
+					seqs = append(seqs, pair.PacketList()...)
+				}
+				nacks <- seqs
+			}
+		}
+		return 0, nil
+	}))
+	var next []byte
+	r := n.BindRemoteStream(&interceptor.StreamInfo{SSRC: 7, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}},
+		interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+			return copy(b, next), a, nil
+		}))
+	arrive := func(seq uint16) {
+		var err error
+		if next, err = (&rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 7, SequenceNumber: seq}, Payload: []byte{1}}).Marshal(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := r.Read(make([]byte, 1500), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for q := range uint16(10) {
+		arrive(q)
+		time.Sleep(nackTick)
+	}
+	if c := n.ticks.Load(); c != 0 {
+		t.Fatalf("%d ticks with every packet in order", c)
+	}
+	arrive(12) // 10 and 11 missing
+	select {
+	case got := <-nacks:
+		if !slices.Equal(got, []uint16{10, 11}) {
+			t.Fatalf("asked for %v, want [10 11]", got)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no NACK within 2 s of a gap")
+	}
+	arrive(10)
+	arrive(11)
+	// At most one tick may still be under way.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		before := n.ticks.Load()
+		time.Sleep(5 * nackTick)
+		if n.ticks.Load() == before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still ticking 2 s after the gaps were filled (%d ticks)", n.ticks.Load())
+		}
+	}
+	if c := n.ticks.Load(); c < 1 {
+		t.Fatalf("%d ticks, want at least the one that asked", c)
 	}
 }
