@@ -131,7 +131,7 @@ vmtest-amd64 vmtest-arm64: vmtest-%:
 	TUANJU_VM_ARCH=$* tests/vm/fetch
 	mkdir -p $(BIN)/$*
 	$(CROSS_$*) $(GO) test -c -tags netgo,osusergo,vmtest -ldflags '-linkmode external -extldflags -static' -o $(BIN)/$*/vmcheck.test ./tests/vm
-	TUANJU_VM_ARCH=$* tests/vm/run -g $(VM_MODULES) $(VM_MODULES_$*) \
+	TUANJU_VM_ARCH=$* tests/vm/run -g -t 420 $(VM_MODULES) $(VM_MODULES_$*) \
 	  -m "$$(TUANJU_VM_ARCH=$* tests/vm/v4l2loopback/build) $(V4L2LOOPBACK_PARAMS)" $(BIN)/$*/vmcheck.test
 
 # The whole call with the kernel in the loop: the real static terminald in the
