@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
 )
 
 // The NACK requester asks the sender again for video packets that did not
@@ -33,19 +34,17 @@ import (
 // (nackMaxReorderWait, nackRetryMin/Max), so a burst of late packets long
 // ago does not slow repairs for the rest of the call.
 const (
-	nackTick            = 20 * time.Millisecond
-	nackSampleAge       = 10 * time.Second
-	nackSamples         = 32
-	nackReorderMargin   = 10 * time.Millisecond
-	nackMaxReorderWait  = 150 * time.Millisecond
-	nackRetryDefault    = 150 * time.Millisecond
-	nackRetryMin        = 30 * time.Millisecond
-	nackRetryMax        = time.Second
-	nackMaxMissing      = 256  // gaps remembered per stream (the sender keeps 128 packets)
-	nackMaxJump         = 1000 // a jump further than this is a new run of sequence numbers, not a loss
-	nackMaxGapAge       = 3 * time.Second
-	nackFeedbackType    = "nack"
-	nackFeedbackDefault = ""
+	nackTick           = 20 * time.Millisecond
+	nackSampleAge      = 10 * time.Second
+	nackSamples        = 32
+	nackReorderMargin  = 10 * time.Millisecond
+	nackMaxReorderWait = 150 * time.Millisecond
+	nackRetryDefault   = 150 * time.Millisecond
+	nackRetryMin       = 30 * time.Millisecond
+	nackRetryMax       = time.Second
+	nackMaxMissing     = 256  // gaps remembered per stream (the sender keeps 128 packets)
+	nackMaxJump        = 1000 // a jump further than this is a new run of sequence numbers, not a loss
+	nackMaxGapAge      = 3 * time.Second
 )
 
 type nackRequesterFactory struct{ retries int }
@@ -86,7 +85,7 @@ func (n *nackRequester) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTC
 
 func (n *nackRequester) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
 	if !slices.ContainsFunc(info.RTCPFeedback, func(fb interceptor.RTCPFeedback) bool {
-		return fb.Type == nackFeedbackType && fb.Parameter == nackFeedbackDefault
+		return fb.Type == webrtc.TypeRTCPFBNACK && fb.Parameter == "" // plain NACK, not "pli"
 	}) {
 		return r
 	}
