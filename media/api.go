@@ -76,6 +76,14 @@ func NewMediaEngine() (*webrtc.MediaEngine, error) {
 	if err := me.RegisterCodec(v, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, fmt.Errorf("media: register h264: %w", err)
 	}
+	rtx := webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: v.ClockRate,
+			SDPFmtpLine: fmt.Sprintf("apt=%d", v.PayloadType)},
+		PayloadType: rtxPayloadType,
+	}
+	if err := me.RegisterCodec(rtx, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, fmt.Errorf("media: register rtx: %w", err)
+	}
 	a := op.RTPCodec().RTPCodecParameters
 	a.RTCPFeedback = []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}
 	if err := me.RegisterCodec(a, webrtc.RTPCodecTypeAudio); err != nil {
@@ -139,7 +147,7 @@ func registerInterceptors(me *webrtc.MediaEngine, reg *interceptor.Registry) err
 	}
 	me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBNACK}, webrtc.RTPCodecTypeVideo)
 	me.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
-	reg.Add(responder)
+	reg.Add(mediaStreamResender{responder})
 	reg.Add(nackRequesterFactory{retries: nackRetries})
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
 		return err

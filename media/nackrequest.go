@@ -1,14 +1,17 @@
 package media
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -84,6 +87,9 @@ func (n *nackRequester) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTC
 }
 
 func (n *nackRequester) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
+	if strings.EqualFold(info.MimeType, webrtc.MimeTypeRTX) {
+		return n.repairs(r)
+	}
 	if !slices.ContainsFunc(info.RTCPFeedback, func(fb interceptor.RTCPFeedback) bool {
 		return fb.Type == webrtc.TypeRTCPFBNACK && fb.Parameter == "" // plain NACK, not "pli"
 	}) {
@@ -112,6 +118,32 @@ func (n *nackRequester) BindRemoteStream(info *interceptor.StreamInfo, r interce
 			return 0, nil, err
 		}
 		s.arrived(h.SequenceNumber, time.Now())
+		return i, attr, nil
+	})
+}
+
+// repairs reads an RTX stream (RFC 4588): each packet's payload begins with
+// the sequence number of the packet it repeats, which closes that gap. pion
+// hands the RTX stream to interceptors apart from the media stream it
+// repairs and without naming it, so the gap is closed in whichever stream
+// has it open: a call has one video stream. Padding (payload-less RTX
+// packets, a browser's bandwidth probes) closes nothing.
+func (n *nackRequester) repairs(r interceptor.RTPReader) interceptor.RTPReader {
+	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		i, attr, err := r.Read(b, a)
+		if err != nil {
+			return 0, nil, err
+		}
+		var p rtp.Packet
+		if p.Unmarshal(b[:i]) != nil || len(p.Payload) < 2 {
+			return i, attr, nil
+		}
+		seq, now := binary.BigEndian.Uint16(p.Payload), time.Now()
+		n.mu.Lock()
+		for _, s := range n.streams {
+			s.repaired(seq, now)
+		}
+		n.mu.Unlock()
 		return i, attr, nil
 	})
 }
@@ -240,6 +272,22 @@ func (s *nackStream) arrived(seq uint16, now time.Time) {
 		} else {
 			s.answer.add(now, now.Sub(g.asked))
 		}
+	}
+}
+
+// repaired closes seq's gap, if it is open, with a packet resent on a
+// repair stream; unlike arrived, it never opens gaps: a browser's probes
+// repeat packets it sent a moment ago.
+func (s *nackStream) repaired(seq uint16, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.missing[seq]
+	if !ok {
+		return
+	}
+	delete(s.missing, seq)
+	if g.count > 0 {
+		s.answer.add(now, now.Sub(g.asked))
 	}
 }
 

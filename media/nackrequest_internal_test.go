@@ -1,6 +1,8 @@
 package media
 
 import (
+	"encoding/binary"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -8,6 +10,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 )
 
 // nackEvent is one step of a stream's timeline: packets arriving, or a tick
@@ -106,39 +109,8 @@ func TestNackStreamBounded(t *testing.T) {
 // while a stream has gaps. Packets in order: no tick, no NACK. A gap: a
 // NACK for it within a few ticks. The gap filled: the ticks stop.
 func TestNackRequesterTicksOnlyWithGaps(t *testing.T) {
-	i, err := nackRequesterFactory{retries: 8}.NewInterceptor("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := i.(*nackRequester)
-	defer n.Close()
-	nacks := make(chan []uint16, 16)
-	n.BindRTCPWriter(interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, _ interceptor.Attributes) (int, error) {
-		for _, p := range pkts {
-			if tn, ok := p.(*rtcp.TransportLayerNack); ok {
-				var seqs []uint16
-				for _, pair := range tn.Nacks {
-					seqs = append(seqs, pair.PacketList()...)
-				}
-				nacks <- seqs
-			}
-		}
-		return 0, nil
-	}))
-	var next []byte
-	r := n.BindRemoteStream(&interceptor.StreamInfo{SSRC: 7, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}},
-		interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
-			return copy(b, next), a, nil
-		}))
-	arrive := func(seq uint16) {
-		var err error
-		if next, err = (&rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 7, SequenceNumber: seq}, Payload: []byte{1}}).Marshal(); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := r.Read(make([]byte, 1500), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n, nacks := newNackHarness(t)
+	arrive := n.stream(t, &interceptor.StreamInfo{SSRC: 7, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}})
 	for q := range uint16(10) {
 		arrive(q)
 		time.Sleep(nackTick)
@@ -171,5 +143,102 @@ func TestNackRequesterTicksOnlyWithGaps(t *testing.T) {
 	}
 	if c := n.ticks.Load(); c < 1 {
 		t.Fatalf("%d ticks, want at least the one that asked", c)
+	}
+}
+
+// TestNackRequesterCountsRTXRepairs: a packet resent on an RTX stream
+// (RFC 4588, as Chromium resends) closes its gap in the media stream, so
+// it is not asked for again; an RTX packet repeating one not missing (a
+// browser's probe) and one without payload (padding) open nothing.
+func TestNackRequesterCountsRTXRepairs(t *testing.T) {
+	n, nacks := newNackHarness(t)
+	arrive := n.stream(t, &interceptor.StreamInfo{SSRC: 7, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}})
+	repair := n.stream(t, &interceptor.StreamInfo{SSRC: 8, MimeType: webrtc.MimeTypeRTX})
+	for q := range uint16(10) {
+		arrive(q)
+	}
+	arrive(13) // 10, 11 and 12 missing
+	select {
+	case got := <-nacks:
+		if !slices.Equal(got, []uint16{10, 11, 12}) {
+			t.Fatalf("asked for %v, want [10 11 12]", got)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no NACK within 2 s of a gap")
+	}
+	repair(0, binary.BigEndian.AppendUint16(nil, 10)...)
+	repair(1, binary.BigEndian.AppendUint16(nil, 11)...)
+	repair(2, binary.BigEndian.AppendUint16(nil, 40)...) // a probe repeating a packet ahead
+	repair(3, 0)                                         // too short to name a packet: padding
+	n.mu.Lock()
+	s := n.streams[7]
+	n.mu.Unlock()
+	s.mu.Lock()
+	missing, highest := slices.Sorted(maps.Keys(s.missing)), s.highest
+	s.mu.Unlock()
+	if !slices.Equal(missing, []uint16{12}) || highest != 13 {
+		t.Fatalf("after the repairs of 10 and 11: missing %v, highest %d; want [12], 13", missing, highest)
+	}
+	// 12 is asked for again after the retry wait; 10 and 11 never.
+	deadline := time.After(10 * nackRetryDefault)
+	for {
+		select {
+		case got := <-nacks:
+			if slices.ContainsFunc(got, func(q uint16) bool { return q != 12 }) {
+				t.Fatalf("asked again for %v after 10 and 11 came on the RTX stream", got)
+			}
+		case <-deadline:
+			return
+		}
+	}
+}
+
+// nackHarness is a requester whose NACKs come out on a channel.
+type nackHarness struct{ *nackRequester }
+
+func newNackHarness(t *testing.T) (nackHarness, chan []uint16) {
+	t.Helper()
+	i, err := nackRequesterFactory{retries: 8}.NewInterceptor("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := i.(*nackRequester)
+	t.Cleanup(func() { n.Close() })
+	nacks := make(chan []uint16, 64)
+	n.BindRTCPWriter(interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, _ interceptor.Attributes) (int, error) {
+		for _, p := range pkts {
+			if tn, ok := p.(*rtcp.TransportLayerNack); ok {
+				var seqs []uint16
+				for _, pair := range tn.Nacks {
+					seqs = append(seqs, pair.PacketList()...)
+				}
+				nacks <- seqs
+			}
+		}
+		return 0, nil
+	}))
+	return nackHarness{n}, nacks
+}
+
+// stream binds a remote stream and returns what makes a packet arrive on
+// it: its sequence number and payload ({1} if none is given).
+func (n nackHarness) stream(t *testing.T, info *interceptor.StreamInfo) func(seq uint16, payload ...byte) {
+	t.Helper()
+	var next []byte
+	r := n.BindRemoteStream(info, interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		return copy(b, next), a, nil
+	}))
+	return func(seq uint16, payload ...byte) {
+		t.Helper()
+		if payload == nil {
+			payload = []byte{1}
+		}
+		var err error
+		if next, err = (&rtp.Packet{Header: rtp.Header{Version: 2, SSRC: info.SSRC, SequenceNumber: seq}, Payload: payload}).Marshal(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := r.Read(make([]byte, 1500), nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -23,10 +23,7 @@ func askRates(s string, p media.Profile) (string, error) {
 	if err := d.UnmarshalString(s); err != nil {
 		return "", fmt.Errorf("terminal: own offer: %w", err)
 	}
-	video, audio := p.VideoBitrate, p.AudioBitrate
-	if !p.Video {
-		video = media.VeryLow.VideoBitrate
-	}
+	video, audio := askedRates(p)
 	for _, m := range d.MediaDescriptions {
 		var bps int
 		switch m.MediaName.Media {
@@ -47,4 +44,22 @@ func askRates(s string, p media.Profile) (string, error) {
 		return "", fmt.Errorf("terminal: own offer: %w", err)
 	}
 	return string(out), nil
+}
+
+// askedRates are the encoder rates the offer asks the parent's phone for,
+// video and audio, in bit/s.
+func askedRates(p media.Profile) (video, audio int) {
+	if !p.Video {
+		return media.VeryLow.VideoBitrate, p.AudioBitrate
+	}
+	return p.VideoBitrate, p.AudioBitrate
+}
+
+// PhoneRateCap is the most the parent's phone may send in all, in bit/s,
+// which the terminal's receiver says as REMB (media.ReceiverConfig.MaxBitrate):
+// the asked rates and half again, for packet headers (~35 kbit/s in a low
+// call) and retransmissions.
+func PhoneRateCap(p media.Profile) int {
+	v, a := askedRates(p)
+	return (v + a) * 3 / 2
 }

@@ -180,7 +180,8 @@ func startSession(callID string, ice []protocol.ICEServer, policy string, profil
 			}
 		}
 	}
-	s.receiver = media.NewReceiver(media.ReceiverConfig{WriteRTCP: pc.WriteRTCP, OnAudio: onAudio, Log: s.log})
+	s.receiver = media.NewReceiver(media.ReceiverConfig{WriteRTCP: pc.WriteRTCP, OnAudio: onAudio, Log: s.log,
+		MaxBitrate: PhoneRateCap(profile)})
 
 	// Video first, as the sections of a browser's offer come: the parent's
 	// video is received even when we send none (audio-only profile).

@@ -197,6 +197,15 @@ type CallStats struct {
 		// VideoRetransmitted the packets it sent again.
 		VideoNACKs         int64 `json:"videoNacks"`
 		VideoRetransmitted int64 `json:"videoRetransmitted"`
+		// VideoHeaderBytesSent counts the video's RTP headers and padding
+		// (a browser's bandwidth probes), VideoRetransmittedBytes the
+		// payload sent again; VideoTargetBitrate and
+		// AvailableOutgoingBitrate are the browser's own estimate, bit/s.
+		VideoHeaderBytesSent     int64   `json:"videoHeaderBytesSent"`
+		VideoRetransmittedBytes  int64   `json:"videoRetransmittedBytes"`
+		VideoTargetBitrate       float64 `json:"videoTargetBitrate"`
+		AvailableOutgoingBitrate float64 `json:"availableOutgoingBitrate"`
+		VideoRtx                 bool    `json:"videoRtx"`
 	} `json:"outbound"`
 	// DataBytes estimates what the call cost on the phone's data plan: the
 	// sum of DataSent (the phone's camera and microphone) and DataReceived
