@@ -72,7 +72,7 @@ type browserFigures struct {
 	// (up) and at the terminal (down).
 	connected, firstUp, firstDown time.Duration
 	up, down                      browserSide
-	detail                        string
+	detail                        string // pageSending's
 }
 
 func (s browserSide) String() string {
@@ -272,14 +272,7 @@ func browserRow(t *testing.T, r *rig, page context.Context, link *mediatest.Link
 	time.Sleep(browserMeasure)
 	b := snap()
 	f.up, f.down = browserBetween(a, b)
-	{
-		secs := b.at.Sub(a.at).Seconds()
-		kb := func(x, y int64) float64 { return float64(y-x) * 8 / secs / 1000 }
-		o, p := a.page.Outbound, b.page.Outbound
-		f.detail = fmt.Sprintf("video payload %.0f kbit/s, headers+padding %.0f, retransmitted %.0f, audio %.0f, all %.0f; target %.0f, available %.0f, rtx %v",
-			kb(o.VideoBytesSent, p.VideoBytesSent), kb(o.VideoHeaderBytesSent, p.VideoHeaderBytesSent), kb(o.VideoRetransmittedBytes, p.VideoRetransmittedBytes),
-			kb(o.AudioBytesSent, p.AudioBytesSent), kb(a.page.DataSent, b.page.DataSent), p.VideoTargetBitrate/1000, p.AvailableOutgoingBitrate/1000, p.VideoRtx)
-	}
+	f.detail = pageSending(a, b)
 
 	// Every row: a call, its voice both ways, pictures both ways, and
 	// through the link (a path around it would make the row measure
@@ -320,6 +313,19 @@ func browserRow(t *testing.T, r *rig, page context.Context, link *mediatest.Link
 		return err == nil && (s == "ended" || s == "home")
 	})
 	return f
+}
+
+// pageSending says, between two snapshots, what the page sent and why: its
+// video's payload, headers and padding (a browser's probes) and
+// retransmissions, its audio, all of it on the wire, and its own estimate.
+func pageSending(a, b browserSnap) string {
+	secs := b.at.Sub(a.at).Seconds()
+	kbps := func(x, y int64) float64 { return float64(y-x) * 8 / secs / 1000 }
+	o, p := a.page.Outbound, b.page.Outbound
+	return fmt.Sprintf("video payload %.0f kbit/s, headers+padding %.0f, retransmitted %.0f, audio %.0f, all %.0f; target %.0f, available %.0f, rtx %v",
+		kbps(o.VideoBytesSent, p.VideoBytesSent), kbps(o.VideoHeaderBytesSent, p.VideoHeaderBytesSent),
+		kbps(o.VideoRetransmittedBytes, p.VideoRetransmittedBytes), kbps(o.AudioBytesSent, p.AudioBytesSent),
+		kbps(a.page.DataSent, b.page.DataSent), p.VideoTargetBitrate/1000, p.AvailableOutgoingBitrate/1000, p.VideoRtx)
 }
 
 // browserBetween is each direction's figures between two snapshots.
