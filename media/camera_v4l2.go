@@ -22,7 +22,8 @@ import (
 var v4l2Mu sync.Mutex
 
 // openV4L2 opens a V4L2 camera as a mediadevices track, asking for the
-// profile's size and rate (the driver picks the nearest mode the camera has).
+// profile's size and its capture rate (Profile.CaptureFPS; the driver picks
+// the nearest mode the camera has).
 // No camera, or none matching device, is ErrNoCamera.
 func openV4L2(ctx context.Context, device string, p Profile, selector *mediadevices.CodecSelector, log *slog.Logger) (mediadevices.Track, error) {
 	v4l2Mu.Lock()
@@ -44,7 +45,7 @@ func openV4L2(ctx context.Context, device string, p Profile, selector *mediadevi
 			c.DeviceID = prop.StringExact(d.ID())
 			c.Width = prop.Int(p.Width)
 			c.Height = prop.Int(p.Height)
-			c.FrameRate = prop.Float(p.FPS)
+			c.FrameRate = prop.Float(p.CaptureFPS())
 			// Only formats mediadevices converts to I420 itself (no
 			// depth, nothing unknown), raw preferred: cameraFormats.
 			c.FrameFormat = formats

@@ -124,6 +124,7 @@ func newCapture(p Profile, log *slog.Logger) *Capture {
 		lost:     make(chan error, 1),
 		throttle: &frameThrottle{},
 	}
+	c.throttle.set(c.callFPS(), false)
 	c.control = newEncoderControl(c.encoders, c.throttle)
 	return c
 }
@@ -137,7 +138,7 @@ func (c *Capture) openCamera(ctx context.Context, cfg CaptureConfig, selector *m
 	case SourceNone, "":
 		return nil
 	case SourceSynthetic:
-		cam, err := synth.NewCamera(synth.CameraOptions{Width: p.Width, Height: p.Height, FPS: p.FPS, Socket: cfg.SyntheticSocket})
+		cam, err := synth.NewCamera(synth.CameraOptions{Width: p.Width, Height: p.Height, FPS: p.CaptureFPS(), SentFPS: p.FPS, Socket: cfg.SyntheticSocket})
 		if err != nil {
 			return fmt.Errorf("media: open camera: %w", err)
 		}
@@ -147,7 +148,7 @@ func (c *Capture) openCamera(ctx context.Context, cfg CaptureConfig, selector *m
 		c.guardVideo(track, "synthetic camera")
 		c.throttleVideo(track)
 		c.tracks = append(c.tracks, track)
-		c.log.Info("camera open", "source", SourceSynthetic, "width", p.Width, "height", p.Height, "fps", p.FPS)
+		c.log.Info("camera open", "source", SourceSynthetic, "width", p.Width, "height", p.Height, "fps", p.CaptureFPS(), "sent_fps", p.FPS)
 		return nil
 	case SourceV4L2:
 		if c.openPassthrough(cfg) {
@@ -322,7 +323,7 @@ func (c *Capture) Close() error {
 	return nil
 }
 
-// stopABR stops the ABR, if one runs, and lets every frame through again.
+// stopABR stops the ABR, if one runs, and lets the call's rate through again.
 func (c *Capture) stopABR() {
 	c.abrMu.Lock()
 	abr := c.abr
@@ -330,7 +331,16 @@ func (c *Capture) stopABR() {
 	if abr != nil {
 		abr.Stop()
 	}
-	c.throttle.set(0, false)
+	c.throttle.set(c.callFPS(), false)
+}
+
+// callFPS is what the throttle lets through without an ABR: the profile's
+// rate from a camera asked for more (Profile.CaptureFPS), or every frame.
+func (c *Capture) callFPS() float64 {
+	if c.profile.CaptureFPS() > c.profile.FPS {
+		return float64(c.profile.FPS)
+	}
+	return 0
 }
 
 // throttleVideo puts the ABR's frame throttle last before the encoders,

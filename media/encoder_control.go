@@ -161,6 +161,8 @@ type frameThrottle struct {
 	paused atomic.Bool
 	// passed and dropped count frames, for tests and logs.
 	passed, dropped atomic.Int64
+	// now is the clock frames are timed by; nil is time.Now (tests set it).
+	now func() time.Time
 }
 
 func (f *frameThrottle) set(fps float64, paused bool) {
@@ -179,6 +181,9 @@ func (f *frameThrottle) transform(r video.Reader) video.Reader {
 				return img, release, err
 			}
 			now := time.Now()
+			if f.now != nil {
+				now = f.now()
+			}
 			fps := math.Float64frombits(f.fps.Load())
 			if f.paused.Load() {
 				release()

@@ -2,6 +2,7 @@ package media_test
 
 import (
 	"context"
+	"image"
 	"log/slog"
 	"net"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/media/mediatest"
+	"github.com/tuanju/tuanju/media/synth"
 )
 
 // TestLoopbackCall runs a whole call over real UDP sockets on 127.0.0.1: the
@@ -40,6 +42,7 @@ func TestLoopbackCall(t *testing.T) {
 			terminal := mediatest.NewPeer(t, api)
 			phone := mediatest.NewPeer(t, api)
 
+			opened := time.Now()
 			capture, err := media.Open(ctx, media.CaptureConfig{
 				Profile:    tt.profile,
 				Camera:     media.SourceSynthetic,
@@ -113,6 +116,25 @@ func TestLoopbackCall(t *testing.T) {
 				}
 				if capture.Preview() == nil {
 					t.Error("capture has no preview picture")
+				}
+				// The camera ticks at the capture rate (Profile.CaptureFPS):
+				// a picture's stamp counts ticks, so the last one decoded
+				// is numbered twice its place. The encoder gets the call's
+				// rate, never more.
+				made, sent := capture.CameraFrames()
+				limit := int64(time.Since(opened).Seconds()*float64(tt.profile.FPS)) + 2
+				t.Logf("camera made %d pictures, %d went to the encoder (at most %d at %d fps)", made, sent, limit, tt.profile.FPS)
+				if made > limit || sent > made || sent < s.VideoFramesDecoded {
+					t.Errorf("in %v at %d fps the camera made %d pictures, %d went to the encoder, %d decoded", time.Since(opened), tt.profile.FPS, made, sent, s.VideoFramesDecoded)
+				}
+				var tick int
+				ok := false
+				if img, isYCbCr := recv.LatestFrame().(*image.YCbCr); isYCbCr {
+					tick, ok = synth.ReadStamp(img)
+				}
+				ratio := tt.profile.CaptureFPS() / tt.profile.FPS
+				if !ok || int64(tick) < int64(ratio)*(s.VideoFramesDecoded-1) {
+					t.Errorf("the last picture decoded (%d of them) is the camera's tick %d (stamp read: %v), want %d× its place: the camera runs at the call's rate", s.VideoFramesDecoded, tick, ok, ratio)
 				}
 			} else if s.VideoPackets != 0 {
 				t.Errorf("audio-only call carried %d video packets", s.VideoPackets)

@@ -47,6 +47,25 @@ func (p Profile) keyFrameInterval() time.Duration {
 	return DefaultKeyFrameInterval
 }
 
+// maxCaptureFPS is the fastest a camera is asked to run.
+const maxCaptureFPS = 30
+
+// CaptureFPS is the rate the camera is asked for: twice the call's, up to
+// 30. A camera's first picture comes a frame period after it opens, and by
+// the never-silent rule it opens only once the connect sound has ended, so
+// that period is what the parent waits on top of the sound: 67 ms at 15
+// fps, 33 at 30 (issue 12's "sound + 50 ms", BenchmarkAnswerToFirstFrame).
+// The frames the call does not send are dropped before the encoder
+// (frameThrottle), so the encoders' work, the data and the picture's timing
+// are the call's rate's; what the faster camera costs a board is handing
+// over the pictures dropped (mediadevices converts each to I420; not
+// measured: the synthetic camera paints only the ones sent). A camera with
+// no such mode gives its nearest one, and a camera's own H.264
+// (passthrough) runs at the call's rate.
+func (p Profile) CaptureFPS() int {
+	return min(2*p.FPS, max(p.FPS, maxCaptureFPS))
+}
+
 // The built-in profiles, from the richest to audio only. Every figure was
 // chosen from measurements on the realistic scene (package synth) and a
 // synthetic voice with pauses: TestVideoSweep and TestAudioSweep print them

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -24,6 +26,16 @@ import (
 type CameraOptions struct {
 	Width, Height int // even, as I420 needs
 	FPS           int
+	// SentFPS, if set below FPS, is how many of the FPS pictures a second
+	// the camera makes: the first, then SentFPS of every FPS ticks, evenly;
+	// the other ticks pass with no picture. A call asks the camera for more
+	// than it sends (media.Profile.CaptureFPS) and drops the rest before
+	// the encoder. A board's camera hands a picture over for the price of
+	// a copy; painting this scene costs far more (BenchmarkScene), and
+	// painting pictures nobody sends would count that against the
+	// simulated terminal's CPU (BenchmarkTerminalCallCPU). Frame numbers
+	// (and stamps) count ticks, so the scene keeps FPS's time.
+	SentFPS int
 	// Unpaced makes Read return the next frame at once instead of waiting for
 	// the next tick: for tests and benchmarks that encode faster than real time.
 	Unpaced bool
@@ -71,7 +83,7 @@ func NewCamera(opts CameraOptions) (*Camera, error) {
 	if !opts.Socket.Plugged() {
 		return nil, ErrUnplugged
 	}
-	scene, err := NewScene(opts.SceneOptions())
+	scene, err := sharedScene(opts.SceneOptions())
 	if err != nil {
 		return nil, fmt.Errorf("synth: camera: %w", err)
 	}
@@ -81,6 +93,41 @@ func NewCamera(opts CameraOptions) (*Camera, error) {
 		pace:  newPacer(time.Second/time.Duration(opts.FPS), opts.Unpaced),
 	}
 	return c, nil
+}
+
+// sceneCache keeps the scenes of the cameras opened last. A scene is the
+// room in front of the camera, there before the camera opens; preparing one
+// (background, textures, noise tables) takes ~6 ms at 320×240, which a
+// call's camera would otherwise add to the wait for its first picture
+// (BenchmarkNewCamera). A scene is read-only once made, so cameras share
+// it. A terminal uses a size or two (its profile's, the self-test's), so a
+// few are kept.
+var sceneCache struct {
+	sync.Mutex
+	recent []*Scene // newest last, at most keptScenes
+}
+
+const keptScenes = 4
+
+// sharedScene returns the scene of o, made now or kept from before.
+func sharedScene(o SceneOptions) (*Scene, error) {
+	sceneCache.Lock()
+	defer sceneCache.Unlock()
+	for i, s := range sceneCache.recent {
+		if s.o == o {
+			sceneCache.recent = append(slices.Delete(sceneCache.recent, i, i+1), s)
+			return s, nil
+		}
+	}
+	s, err := NewScene(o)
+	if err != nil {
+		return nil, err
+	}
+	if len(sceneCache.recent) == keptScenes {
+		sceneCache.recent = slices.Delete(sceneCache.recent, 0, 1)
+	}
+	sceneCache.recent = append(sceneCache.recent, s)
+	return s, nil
 }
 
 // SceneOptions are the options of the scene such a camera shows: a receiver
@@ -103,16 +150,32 @@ func (c *Camera) Close() error {
 // (encoder, preview). Read is called by one goroutine at a time (mediadevices'
 // broadcaster serialises it).
 func (c *Camera) Read() (image.Image, func(), error) {
-	if !c.pace.wait() {
-		return nil, func() {}, io.EOF
+	for {
+		if !c.pace.wait() {
+			return nil, func() {}, io.EOF
+		}
+		if !c.opts.Socket.Plugged() {
+			return nil, func() {}, ErrUnplugged
+		}
+		n := c.frame
+		c.frame++
+		if !c.makes(n) {
+			continue
+		}
+		img := c.scene.Frame(n)
+		c.latest.Store(img)
+		c.frames.Add(1)
+		return img, func() {}, nil
 	}
-	if !c.opts.Socket.Plugged() {
-		return nil, func() {}, ErrUnplugged
+}
+
+// makes reports whether tick n gets a picture (see SentFPS).
+func (c *Camera) makes(n int) bool {
+	sent, fps := c.opts.SentFPS, c.opts.FPS
+	if n == 0 || sent <= 0 || sent >= fps {
+		return true
 	}
-	img := c.render()
-	c.latest.Store(img)
-	c.frames.Add(1)
-	return img, func() {}, nil
+	return n*sent/fps != (n-1)*sent/fps
 }
 
 // Latest returns the last frame produced, or nil before the first: the device
@@ -126,9 +189,3 @@ func (c *Camera) Latest() image.Image {
 
 // Frames returns how many frames have been produced.
 func (c *Camera) Frames() int64 { return c.frames.Load() }
-
-func (c *Camera) render() *image.YCbCr {
-	img := c.scene.Frame(c.frame)
-	c.frame++
-	return img
-}

@@ -1,9 +1,12 @@
 package synth
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"image"
 	"io"
+	"slices"
 	"testing"
 	"time"
 )
@@ -104,5 +107,119 @@ func TestMicrophone(t *testing.T) {
 		if _, _, err := m.Read(); !errors.Is(err, io.EOF) {
 			t.Errorf("Read after Close = %v, want io.EOF", err)
 		}
+	}
+}
+
+// TestCamerasShareTheirScene: a camera opened again finds its scene made,
+// the same frames a scene made afresh renders, and the cache keeps the
+// last few options only.
+func TestCamerasShareTheirScene(t *testing.T) {
+	open := func(o CameraOptions) *Camera {
+		t.Helper()
+		o.Unpaced = true
+		c, err := NewCamera(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	o := CameraOptions{Width: 64, Height: 48, FPS: 30, Seed: 11}
+	first, again := open(o), open(o)
+	if first.scene != again.scene {
+		t.Error("a camera opened again made its scene anew")
+	}
+	fresh := newScene(t, o.SceneOptions())
+	for n := range 3 {
+		img, _, err := again.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fresh.Frame(n)
+		got := img.(*image.YCbCr)
+		if !bytes.Equal(got.Y, want.Y) || !bytes.Equal(got.Cb, want.Cb) || !bytes.Equal(got.Cr, want.Cr) {
+			t.Fatalf("frame %d of the kept scene differs from a fresh scene's", n)
+		}
+	}
+	if other := open(CameraOptions{Width: 64, Height: 48, FPS: 15, Seed: 11}); other.scene == first.scene {
+		t.Error("another frame rate shares the scene")
+	}
+	for i := range keptScenes {
+		open(CameraOptions{Width: 32, Height: 32, FPS: 1 + i})
+	}
+	if open(o).scene == first.scene {
+		t.Errorf("the scene stayed kept after %d others were opened", keptScenes)
+	}
+	sceneCache.Lock()
+	n := len(sceneCache.recent)
+	sceneCache.Unlock()
+	if n != keptScenes {
+		t.Errorf("%d scenes kept, want %d", n, keptScenes)
+	}
+}
+
+// BenchmarkNewCamera is what opening the synthetic camera costs: made is a
+// scene prepared afresh, kept one found from an earlier camera.
+func BenchmarkNewCamera(b *testing.B) {
+	o := CameraOptions{Width: 320, Height: 240, FPS: 30, Unpaced: true}
+	b.Run("made", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := NewScene(o.SceneOptions()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("kept", func(b *testing.B) {
+		for b.Loop() {
+			c, err := NewCamera(o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
+		}
+	})
+}
+
+// TestCameraSentFPS: a camera asked for more pictures than it sends paints
+// the first tick's, then SentFPS of every FPS ticks evenly, numbered by
+// tick so the scene keeps its time.
+func TestCameraSentFPS(t *testing.T) {
+	tests := []struct {
+		fps, sent int
+		want      []int
+	}{
+		{30, 15, []int{0, 2, 4, 6, 8}},
+		{20, 10, []int{0, 2, 4, 6, 8}},
+		{30, 20, []int{0, 2, 3, 5, 6}},
+		{30, 10, []int{0, 3, 6, 9, 12}},
+		{15, 0, []int{0, 1, 2, 3, 4}},
+		{15, 15, []int{0, 1, 2, 3, 4}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d-of-%d", tt.sent, tt.fps), func(t *testing.T) {
+			c, err := NewCamera(CameraOptions{Width: 160, Height: 120, FPS: tt.fps, SentFPS: tt.sent, Unpaced: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			var got []int
+			for range tt.want {
+				img, _, err := c.Read()
+				if err != nil {
+					t.Fatal(err)
+				}
+				n, ok := ReadStamp(img.(*image.YCbCr))
+				if !ok {
+					t.Fatal("no stamp")
+				}
+				got = append(got, n)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("stamps %v, want %v", got, tt.want)
+			}
+			if c.Frames() != int64(len(tt.want)) {
+				t.Errorf("Frames() = %d, want %d painted", c.Frames(), len(tt.want))
+			}
+		})
 	}
 }

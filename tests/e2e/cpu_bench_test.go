@@ -158,9 +158,11 @@ func BenchmarkTerminalCallCPU(b *testing.B) {
 // pipeline's overhead is measured against; hot is reported beside it.
 func rawCodecCPU(b *testing.B, window time.Duration) (hot, paced, sources time.Duration) {
 	p := media.LowData
+	// The terminal's camera as the call opens it (media.Profile.CaptureFPS;
+	// it paints only the pictures the call sends, synth.CameraOptions.SentFPS).
 	n := int(window.Seconds()) * p.FPS
 	rendering := processCPU(b)
-	cam, err := synth.NewCamera(synth.CameraOptions{Width: p.Width, Height: p.Height, FPS: p.FPS, Unpaced: true})
+	cam, err := synth.NewCamera(synth.CameraOptions{Width: p.Width, Height: p.Height, FPS: p.CaptureFPS(), SentFPS: p.FPS, Unpaced: true})
 	if err != nil {
 		b.Fatal(err)
 	}
