@@ -292,7 +292,7 @@ func BenchmarkBytesPerMinute(b *testing.B) {
 			n := float64(b.N)
 			b.ReportMetric(rxMin/n/1e6, "MB/min-rx")
 			b.ReportMetric(txMin/n/1e6, "MB/min-tx")
-			raw := rawCodecs(b, p, scene, bytesWindow)
+			raw := rawCodecs(b, p, bytesWindow)
 			b.ReportMetric(raw.perMin/1e6, "raw-MB/min")
 			b.ReportMetric(rxMin/n/raw.perMin, "x-raw")
 			if !p.Video {
@@ -383,11 +383,11 @@ type rawFigures struct {
 	video  quality.Meter
 }
 
-// rawCodecs encodes d of the scene and of the synthetic microphone with
+// rawCodecs encodes d of the synthetic camera and microphone with
 // the profile's own encoder settings (media.CodecParams), unpaced, and
 // decodes every picture: the reference BenchmarkBytesPerMinute puts beside
 // the call.
-func rawCodecs(b *testing.B, p media.Profile, scene *synth.Scene, d time.Duration) rawFigures {
+func rawCodecs(b *testing.B, p media.Profile, d time.Duration) rawFigures {
 	b.Helper()
 	hp, op, err := media.CodecParams(p)
 	if err != nil {
@@ -413,13 +413,19 @@ func rawCodecs(b *testing.B, p media.Profile, scene *synth.Scene, d time.Duratio
 	}
 	aenc.Close()
 	if p.Video {
-		// The call's pictures at the call's rate, out of a scene timed at
-		// the camera's (Profile.CaptureFPS), as the call's throttle passes them.
-		frame := func(i int) int { return i * p.CaptureFPS() / p.FPS }
-		n := 0
+		// The call's pictures: the synthetic camera as the call opens it
+		// (Profile.CaptureFPS, painting the call's rate of it). Each one
+		// decodes before the next is read, so sent is the one to compare.
+		cam, err := synth.NewCamera(synth.CameraOptions{Width: p.Width, Height: p.Height, FPS: p.CaptureFPS(), SentFPS: p.FPS, Unpaced: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cam.Close()
+		var sent *image.YCbCr
 		src := video.ReaderFunc(func() (image.Image, func(), error) {
-			n++
-			return scene.Frame(frame(n - 1)), func() {}, nil
+			img, release, err := cam.Read()
+			sent, _ = img.(*image.YCbCr)
+			return img, release, err
 		})
 		venc, err := hp.BuildVideoEncoder(src, prop.Media{Video: prop.Video{Width: p.Width, Height: p.Height, FrameRate: float32(p.FPS)}})
 		if err != nil {
@@ -443,7 +449,7 @@ func rawCodecs(b *testing.B, p media.Profile, scene *synth.Scene, d time.Duratio
 				b.Fatalf("raw frame %d: %v", i, err)
 			}
 			if img != nil {
-				if err := raw.video.Add(scene.Frame(frame(i)), img); err != nil {
+				if err := raw.video.Add(sent, img); err != nil {
 					b.Fatal(err)
 				}
 			}
