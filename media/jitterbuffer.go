@@ -1,6 +1,7 @@
 package media
 
 import (
+	"slices"
 	"time"
 )
 
@@ -198,6 +199,14 @@ func (j *jitterBuffer) push(seq uint16, ts uint32, payload []byte, now time.Time
 		j.conceal = 0
 	}
 	j.seqHi, j.tsHi = max(j.seqHi, s), max(j.tsHi, t)
+	// Arrivals more than jbMaxDelay earlier than this one no longer say
+	// what the path does: its delay has risen past what the buffer may
+	// hold above them (a queue filled, a new route, a sender whose audio
+	// comes slower than real time because its CPU is starved). Kept, they
+	// would bound the delay below what every packet now needs, and each
+	// would come after its turn, for as long as they stay in the window
+	// (for ever, while the delay keeps rising): silence, not late voice.
+	j.window = slices.DeleteFunc(j.window, func(a arrival) bool { return a.l < l-jbMaxDelay.Seconds() })
 	j.window = append(j.window, arrival{now, l})
 	if !j.playing {
 		// The first packet, or the first after a silence: the clock
@@ -217,6 +226,18 @@ func (j *jitterBuffer) push(seq uint16, ts uint32, payload []byte, now time.Time
 		// resuming after a pause): the clock starts from it instead,
 		// or the first syllable would be lost.
 		j.pos, j.next = t, s
+	}
+	if j.playing && j.conceal > 0 && s == j.concealSeq && s == j.next && t < j.pos && j.pos-t <= int64(j.conceal) {
+		// The very packet the buffer has been filling in for, come after
+		// its turn with nothing after it come before it: late, not lost
+		// (the path's delay rose; the sender's audio came slower than
+		// real time). What was filled in becomes a stretch: the clock
+		// goes back to the packet and the delay grows by the wait, as
+		// NetEQ's merge does. Dropped as late instead, every packet of a
+		// delay that keeps rising would be, and the listener would hear
+		// nothing but concealment.
+		j.offset += j.rtpSeconds(j.pos - t)
+		j.pos, j.conceal = t, 0 // the fill stays counted as concealment
 	}
 	if s < j.next || t+int64(j.lastDur) <= j.pos {
 		j.stats.late++ // its turn has passed: concealed already

@@ -28,8 +28,8 @@ func (fakeOpus) PacketSamples(p []byte) (int, error) { return int(p[0])<<8 | int
 
 // simulate sends 20 ms packets for d with each packet's network delay
 // drawn by delay (false: lost), plays the buffer on its own clock, and
-// returns its counts.
-func simulate(t *testing.T, d time.Duration, delay func(i int) (time.Duration, bool)) *jitterBuffer {
+// returns it and how many packets came before d.
+func simulate(t *testing.T, d time.Duration, delay func(i int) (time.Duration, bool)) (*jitterBuffer, int) {
 	t.Helper()
 	jb := newJitterBuffer(&fakeOpus{})
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -50,7 +50,13 @@ func simulate(t *testing.T, d time.Duration, delay func(i int) (time.Duration, b
 		}
 	}
 	replay(jb, start, start.Add(d), evs)
-	return jb
+	came := 0
+	for _, e := range evs {
+		if e.at.Before(start.Add(d)) {
+			came++
+		}
+	}
+	return jb, came
 }
 
 // arrival20 is a 20 ms packet arriving at the buffer.
@@ -95,26 +101,46 @@ func TestJitterBuffer(t *testing.T) {
 		maxConcealPct float64
 		minRecovered  int64
 		maxDelay      time.Duration // at the end
+		// minDecodedPct is the share of the packets come by the end that
+		// played (the last few have not had their turn yet).
+		minDecodedPct float64
 	}{
-		{"steady", func(int) (time.Duration, bool) { return 30 * time.Millisecond, true }, 0, 0, 60 * time.Millisecond},
-		{"jitter ±50 ms", uniform(60*time.Millisecond, 50*time.Millisecond), 2, 0, 150 * time.Millisecond},
-		{"jitter ±100 ms", uniform(150*time.Millisecond, 100*time.Millisecond), 3, 0, 260 * time.Millisecond},
+		{"steady", func(int) (time.Duration, bool) { return 30 * time.Millisecond, true }, 0, 0, 60 * time.Millisecond, 98},
+		{"jitter ±50 ms", uniform(60*time.Millisecond, 50*time.Millisecond), 2, 0, 150 * time.Millisecond, 95},
+		{"jitter ±100 ms", uniform(150*time.Millisecond, 100*time.Millisecond), 3, 0, 260 * time.Millisecond, 95},
 		// Lost packets are rebuilt from the next one's FEC, and counted
 		// as concealed (libopus cannot say whether FEC was there).
-		{"5% loss", func(i int) (time.Duration, bool) { return 30 * time.Millisecond, i%20 != 7 }, 5.5, 25, 60 * time.Millisecond},
+		{"5% loss", func(i int) (time.Duration, bool) { return 30 * time.Millisecond, i%20 != 7 }, 5.5, 25, 60 * time.Millisecond, 98},
 		// The first 2 s arrive together at 2 s (a connection that took
 		// that long to come up): the delay must not stay 2 s. And 5 s
 		// (more than the buffer holds): the clock jumps to what is
 		// current.
 		{"a burst after a stall", func(i int) (time.Duration, bool) {
 			return max(30*time.Millisecond, 2*time.Second-time.Duration(i)*20*time.Millisecond), true
-		}, 1, 0, 200 * time.Millisecond},
+		}, 1, 0, 200 * time.Millisecond, 50},
 		{"a 5 s backlog", func(i int) (time.Duration, bool) {
 			return max(30*time.Millisecond, 5*time.Second-time.Duration(i)*20*time.Millisecond), true
-		}, 1, 0, 200 * time.Millisecond},
+		}, 1, 0, 200 * time.Millisecond, 30},
+		// The path's delay rises by a second and stays (a queue filled,
+		// a new route): the old, quicker arrivals no longer say what the
+		// path does, and the voice must come back within about the rise,
+		// not stay silent while they are in the window.
+		{"the delay rises a second and stays", func(i int) (time.Duration, bool) {
+			if i < 200 {
+				return 30 * time.Millisecond, true
+			}
+			return 1030 * time.Millisecond, true
+		}, 20, 0, 200 * time.Millisecond, 90},
+		// A sender whose audio comes at a quarter of real time (its CPU
+		// starved: an emulated board beside a loaded build): every packet
+		// is later than the one before by 60 ms. The buffer must play
+		// what comes, stretched with concealment, not drop it all as late.
+		{"a sender at a quarter of real time", func(i int) (time.Duration, bool) {
+			return 30*time.Millisecond + time.Duration(i)*60*time.Millisecond, true
+		}, 80, 0, 400 * time.Millisecond, 90},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			jb := simulate(t, 10*time.Second, tc.delay)
+			jb, came := simulate(t, 10*time.Second, tc.delay)
 			s := jb.stats
 			total := s.decoded + s.concealed
 			pct := 100 * float64(s.concealed) / float64(total)
@@ -127,6 +153,9 @@ func TestJitterBuffer(t *testing.T) {
 			}
 			if total < 4*AudioSampleRate {
 				t.Errorf("%d samples played in 10 s", total)
+			}
+			if pct := 100 * float64(s.decoded) / float64(came*960); pct < tc.minDecodedPct {
+				t.Errorf("%.1f%% of the %d packets come played, want at least %.0f%%", pct, came, tc.minDecodedPct)
 			}
 			if d := jb.delay(); d > tc.maxDelay {
 				t.Errorf("delay %v at the end, want at most %v", d, tc.maxDelay)

@@ -346,6 +346,7 @@ func netemCall(t *testing.T, l *netemLink, c netemCell) (up, down netemFigures) 
 			}
 		}
 	})
+	abrs := map[string]*media.ABR{}
 	for _, s := range []*netemSide{term, phone} {
 		bw := media.BandwidthOf(s.pc)
 		if bw == nil {
@@ -356,6 +357,7 @@ func netemCall(t *testing.T, l *netemLink, c netemCell) (up, down netemFigures) 
 			t.Fatal(err)
 		}
 		defer abr.Stop()
+		abrs[s.name] = abr
 	}
 	// Connected once each side decodes a picture of the other.
 	for _, s := range []*netemSide{term, phone} {
@@ -393,6 +395,12 @@ func netemCall(t *testing.T, l *netemLink, c netemCell) (up, down netemFigures) 
 	b := [2]media.Stats{term.recv.Stats(), phone.recv.Stats()}
 	tb, pb := l.txBytes(t)
 	secs := time.Since(at).Seconds()
+	// Where each sender's ABR stands says whether a direction without
+	// pictures was the ABR's choice (audio only) or a loss of them.
+	for _, name := range []string{"terminal", "phone"} {
+		st := abrs[name].Step()
+		t.Logf("%s: the %s sends %s (video %v, %d bit/s for an estimate of %d; %d changes)", c.name, name, st.Name, st.Video, st.Rate, st.Target, st.Changes)
+	}
 	fig := func(ra, rb media.Stats, wire uint64) netemFigures {
 		f := netemFigures{decoded: rb.VideoFramesDecoded - ra.VideoFramesDecoded, freezes: rb.VideoFreezes - ra.VideoFreezes}
 		f.fps = float64(f.decoded) / secs
