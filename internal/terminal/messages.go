@@ -118,6 +118,9 @@ func (t *Terminal) message(m protocol.Message) {
 		if m.CallID != "" && m.CallID == t.m.CallID && m.RefType == protocol.TypeResume {
 			t.step(call.ResumeRefused{CallID: m.CallID})
 		}
+		if m.CallID != "" && m.CallID == t.m.CallID && m.RefType == protocol.TypeOffer {
+			t.offerRefused(m)
+		}
 	case protocol.TypeUnpaired:
 		t.unpairConfirmed()
 	case protocol.TypeCallLog, protocol.TypeChallenge, protocol.TypeWelcome:
@@ -161,4 +164,21 @@ func (t *Terminal) mediaFailed(s *session) {
 		return
 	}
 	t.step(call.MediaFailed{CallID: s.callID})
+}
+
+// offerRefused takes the server's refusal of an offer of ours (over its
+// rate, say): the parent never saw it, so no answer will come. A prepared
+// connection is dropped and the call rings on (the accept makes a fresh
+// offer); the call's own first offer fails the call now, as the child
+// would otherwise watch "connecting" until ConnectTimeout. An ICE
+// restart's offer is left to the restart timer: the path may come back
+// by itself.
+func (t *Terminal) offerRefused(m protocol.Message) {
+	switch s := t.prep; {
+	case s != nil && s.callID == m.CallID:
+		t.dropPrepared("the server refused its offer: " + m.Code)
+	case t.sess != nil && t.sess.callID == m.CallID && t.sess.restarts == 0 && t.sess.pc.RemoteDescription() == nil:
+		t.log.Warn("the server refused the call's offer: the call fails", "call_id", m.CallID, "code", m.Code)
+		t.mediaFailed(t.sess)
+	}
 }
