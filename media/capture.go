@@ -176,18 +176,22 @@ func (c *Capture) openMicrophone(cfg CaptureConfig, selector *mediadevices.Codec
 	case SourceNone, "":
 		return nil
 	case SourceSynthetic:
-		mic, err := synth.NewMicrophone(synth.MicrophoneOptions{})
+		// Chunks of the call's Opus frame, as the ALSA microphone's periods.
+		mic, err := synth.NewMicrophone(synth.MicrophoneOptions{Chunk: c.profile.AudioFrame})
 		if err != nil {
 			return fmt.Errorf("media: open microphone: %w", err)
 		}
-		c.tracks = append(c.tracks, mediadevices.NewAudioTrack(mic, selector))
+		track := mediadevices.NewAudioTrack(mic, selector)
+		audioRing(track, c.profile.AudioFrame)
+		c.tracks = append(c.tracks, track)
 		c.log.Info("microphone open", "source", SourceSynthetic)
 		return nil
 	case SourceALSA:
-		track, err := openALSAMicrophone(cfg.MicrophoneDevice, selector, c.log)
+		track, err := openALSAMicrophone(cfg.MicrophoneDevice, c.profile.AudioFrame, selector, c.log)
 		if err != nil {
 			return fmt.Errorf("media: open microphone: %w", err)
 		}
+		audioRing(track, c.profile.AudioFrame)
 		c.tracks = append(c.tracks, track)
 		c.log.Info("microphone open", "source", SourceALSA, "device", cfg.MicrophoneDevice, "id", track.ID())
 		return nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/pion/mediadevices"
 	"github.com/pion/mediadevices/pkg/prop"
@@ -18,10 +19,11 @@ import (
 var alsaMu sync.Mutex
 
 // openALSAMicrophone opens an ALSA capture device as a mediadevices audio
-// track through the alsamic driver: mono 16-bit at 48 kHz, 20 ms periods,
-// what the Opus encoder takes without resampling. device is any name
-// device/alsa takes ("" is "default"). No such device is ErrNoMicrophone.
-func openALSAMicrophone(device string, selector *mediadevices.CodecSelector, log *slog.Logger) (mediadevices.Track, error) {
+// track through the alsamic driver: mono 16-bit at 48 kHz, what the Opus
+// encoder takes without resampling, in periods of period (the call's Opus
+// frame: one wake-up a frame). device is any name device/alsa takes (""
+// is "default"). No such device is ErrNoMicrophone.
+func openALSAMicrophone(device string, period time.Duration, selector *mediadevices.CodecSelector, log *slog.Logger) (mediadevices.Track, error) {
 	alsaMu.Lock()
 	defer alsaMu.Unlock()
 	if device == "" {
@@ -47,7 +49,7 @@ func openALSAMicrophone(device string, selector *mediadevices.CodecSelector, log
 			c.SampleSize = prop.IntExact(2)
 			c.IsFloat = prop.BoolExact(false)
 			c.IsInterleaved = prop.BoolExact(true)
-			c.Latency = prop.Duration(alsamic.Latency)
+			c.Latency = prop.Duration(period)
 		},
 		Codec: selector,
 	}, "alsa "+d.Info().Label)

@@ -2,9 +2,11 @@ package media
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/pion/mediadevices"
 	mio "github.com/pion/mediadevices/pkg/io"
+	"github.com/pion/mediadevices/pkg/io/audio"
 	"github.com/pion/mediadevices/pkg/io/video"
 )
 
@@ -43,11 +45,30 @@ const trackRing = 2
 
 // smallRing gives a video track a broadcaster that keeps trackRing
 // pictures, over the same source (its transforms included). It must run
-// before anything reads the track. Other tracks are left as they are (an
-// audio track's 32 chunks of 10 ms are 30 KB).
+// before anything reads the track. Other tracks are left as they are
+// (audioRing sizes an audio track's).
 func smallRing(t mediadevices.Track) {
 	if vt, ok := t.(*mediadevices.VideoTrack); ok {
 		vt.Broadcaster = video.NewBroadcaster(vt.Broadcaster.Source(),
 			&video.BroadcasterConfig{Core: &mio.BroadcasterConfig{BufferSize: trackRing}})
+	}
+}
+
+// audioRingTime is how far behind its microphone an audio track's reader
+// (the Opus encoder) may fall and still get every chunk: mediadevices'
+// default ring, 32 chunks, held 320 ms of 10 ms chunks. A call reads its
+// microphone in chunks of its Opus frame, for which 32 would be 1.3 s and
+// 123 KB (40 ms mono) of sound held for a reader that is never that late;
+// sound a reader missed is lost, so the time stays what it was.
+const audioRingTime = 320 * time.Millisecond
+
+// audioRing gives an audio track read in chunks of chunk a broadcaster that
+// keeps audioRingTime of them, over the same source. It must run before
+// anything reads the track; other tracks are left as they are.
+func audioRing(t mediadevices.Track, chunk time.Duration) {
+	if at, ok := t.(*mediadevices.AudioTrack); ok && chunk > 0 {
+		n := max(trackRing, int((audioRingTime+chunk-1)/chunk))
+		at.Broadcaster = audio.NewBroadcaster(at.Broadcaster.Source(),
+			&audio.BroadcasterConfig{Core: &mio.BroadcasterConfig{BufferSize: uint(n)}})
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/pion/mediadevices"
+	"github.com/pion/mediadevices/pkg/io/audio"
 	"github.com/pion/mediadevices/pkg/io/video"
+	"github.com/pion/mediadevices/pkg/wave"
 )
 
 // pictureSource makes a new 320×240 picture per Read, counting those not
@@ -61,6 +63,62 @@ func TestSmallRing(t *testing.T) {
 			t.Logf("%d of 60 pictures alive", live)
 			if live < tc.min || live > tc.max {
 				t.Errorf("%d pictures alive after 60 read, want %d–%d", live, tc.min, tc.max)
+			}
+		})
+	}
+}
+
+// chunkSource makes a new 40 ms mono chunk per Read, counting those not yet
+// collected.
+type chunkSource struct{ live atomic.Int64 }
+
+func (s *chunkSource) ID() string   { return "chunks" }
+func (s *chunkSource) Close() error { return nil }
+func (s *chunkSource) Read() (wave.Audio, func(), error) {
+	a := wave.NewInt16Interleaved(wave.ChunkInfo{Len: 1920, Channels: 1, SamplingRate: 48000})
+	s.live.Add(1)
+	runtime.AddCleanup(a, func(l *atomic.Int64) { l.Add(-1) }, &s.live)
+	return a, func() {}, nil
+}
+
+var _ audio.Reader = (*chunkSource)(nil)
+
+// TestAudioRing: an audio track read in 40 ms chunks keeps audioRingTime
+// of them (8), not mediadevices' 32 (1.3 s, 123 KB).
+func TestAudioRing(t *testing.T) {
+	want := int64(audioRingTime / (40 * time.Millisecond))
+	for _, tc := range []struct {
+		name     string
+		ring     bool
+		min, max int64
+	}{
+		{"mediadevices' ring", false, 30, 40},
+		{"audioRing", true, want - 1, want + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &chunkSource{}
+			track := mediadevices.NewAudioTrack(src, nil)
+			defer track.Close()
+			if tc.ring {
+				audioRing(track, 40*time.Millisecond)
+			}
+			r := track.(*mediadevices.AudioTrack).NewReader(false)
+			for range 60 {
+				if _, _, err := r.Read(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var live int64
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				runtime.GC()
+				if live = src.live.Load(); live <= tc.max {
+					break
+				}
+			}
+			runtime.KeepAlive(r)
+			t.Logf("%d of 60 chunks alive", live)
+			if live < tc.min || live > tc.max {
+				t.Errorf("%d chunks alive after 60 read, want %d–%d", live, tc.min, tc.max)
 			}
 		})
 	}

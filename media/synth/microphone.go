@@ -11,8 +11,9 @@ import (
 )
 
 // MicrophoneOptions configure a synthetic microphone. Zero values pick 48 kHz
-// mono in 10 ms chunks, what an ALSA capture period would deliver; the Opus
-// encoder re-chunks to its own frame length.
+// mono in 10 ms chunks; a call asks for chunks of its Opus frame, as it
+// asks an ALSA microphone for periods of it (the Opus encoder re-chunks
+// any length to its frame).
 type MicrophoneOptions struct {
 	SampleRate int
 	Chunk      time.Duration

@@ -3,13 +3,16 @@
 package vm_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -416,7 +419,8 @@ func TestALSAMicrophoneOpus(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), cameraTimeout)
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var logged lockedBuffer
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), &logged), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	capture, err := openCapture(ctx, media.CaptureConfig{
 		Profile:          media.AudioOnly,
 		Microphone:       media.SourceALSA,
@@ -427,6 +431,14 @@ func TestALSAMicrophoneOpus(t *testing.T) {
 		t.Fatalf("media.Open(SourceALSA hw:Loopback,1,4): %v", err)
 	}
 	defer capture.Close()
+	defer func() {
+		// The kernel's period is the profile's Opus frame: a period read
+		// is one frame encoded.
+		want := fmt.Sprintf("period=%v", media.AudioOnly.AudioFrame)
+		if l := logged.String(); !strings.Contains(l, "microphone recording") || !strings.Contains(l, want) {
+			t.Errorf("the microphone did not record in periods of the call's Opus frame (%s); its log:\n%s", want, l)
+		}
+	}()
 	if n := len(capture.Tracks()); n != 1 {
 		t.Fatalf("capture has %d tracks, want the microphone's", n)
 	}
@@ -711,4 +723,22 @@ func withoutSilence(pcm []int16, level int16, minRun int) []int16 {
 		out = append(out, pcm[len(pcm)-run:]...)
 	}
 	return out
+}
+
+// lockedBuffer is a log's writer that a test may read while others write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

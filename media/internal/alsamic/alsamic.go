@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/pion/mediadevices/pkg/driver"
 	"github.com/pion/mediadevices/pkg/io/audio"
@@ -30,9 +31,16 @@ import (
 // Opus's native rate and the one WebRTC sends at, so nothing resamples.
 const Rate = alsa.DefaultRate
 
-// Latency is the capture period advertised, device/alsa's default: one Opus
-// frame at 20 ms.
+// Latency is the capture period a microphone opens with unless asked for
+// another, device/alsa's default: one Opus frame at 20 ms.
 const Latency = alsa.DefaultPeriodTime
+
+// Periods are the capture periods advertised, Latency first: each Opus
+// frame length a call sends (media.Profile.AudioFrame). A call asks for a
+// period of its frame, so each period read is one frame for the encoder: a
+// 40 ms frame waits for its last sample either way, and the process wakes
+// once a frame rather than once every 20 ms.
+var Periods = []time.Duration{Latency, 10 * time.Millisecond, 40 * time.Millisecond, 60 * time.Millisecond}
 
 // registry holds this package's registrations, by label.
 var (
@@ -152,16 +160,18 @@ func (m *microphone) Close() error {
 }
 
 // Properties advertises what AudioRecord opens: 16-bit interleaved mono or
-// stereo at 48 kHz in 20 ms chunks. The hardware is asked only at
-// AudioRecord: asking here would open (and could find busy) a device that
-// GetUserMedia is only comparing.
+// stereo at 48 kHz in chunks of one of Periods. The hardware is asked only
+// at AudioRecord: asking here would open (and could find busy) a device
+// that GetUserMedia is only comparing.
 func (m *microphone) Properties() []prop.Media {
 	var out []prop.Media
 	for _, ch := range []int{1, 2} {
-		out = append(out, prop.Media{Audio: prop.Audio{
-			ChannelCount: ch, SampleRate: Rate, SampleSize: 2, Latency: Latency,
-			IsInterleaved: true, IsFloat: false, IsBigEndian: false,
-		}})
+		for _, period := range Periods {
+			out = append(out, prop.Media{Audio: prop.Audio{
+				ChannelCount: ch, SampleRate: Rate, SampleSize: 2, Latency: period,
+				IsInterleaved: true, IsFloat: false, IsBigEndian: false,
+			}})
+		}
 	}
 	return out
 }

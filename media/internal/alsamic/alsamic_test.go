@@ -3,6 +3,7 @@ package alsamic
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/pion/mediadevices/pkg/prop"
 
@@ -33,13 +34,29 @@ func TestNoCards(t *testing.T) {
 func TestProperties(t *testing.T) {
 	m := &microphone{name: "hw:9,0"}
 	props := m.Properties()
-	if len(props) != 2 {
-		t.Fatalf("%d properties, want mono and stereo", len(props))
+	if len(props) != 2*len(Periods) {
+		t.Fatalf("%d properties, want mono and stereo in each of %d periods", len(props), len(Periods))
 	}
 	for i, p := range props {
 		a := p.Audio
-		if a.ChannelCount != i+1 || a.SampleRate != 48000 || a.SampleSize != 2 || a.IsFloat || a.IsBigEndian || !a.IsInterleaved || a.Latency != Latency {
-			t.Errorf("property %d = %+v, want %d-channel S16_LE interleaved at 48 kHz", i, a, i+1)
+		ch, period := i/len(Periods)+1, Periods[i%len(Periods)]
+		if a.ChannelCount != ch || a.SampleRate != 48000 || a.SampleSize != 2 || a.IsFloat || a.IsBigEndian || !a.IsInterleaved || a.Latency != period {
+			t.Errorf("property %d = %+v, want %d-channel S16_LE interleaved at 48 kHz in %v periods", i, a, ch, period)
+		}
+	}
+	// A call asks for its Opus frame as the period (media's
+	// openALSAMicrophone): each frame length is what mediadevices then
+	// picks, and no constraint picks the default's place over an exact fit.
+	for _, frame := range []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 60 * time.Millisecond} {
+		c := prop.MediaConstraints{AudioConstraints: prop.AudioConstraints{ChannelCount: prop.IntExact(1), Latency: prop.Duration(frame)}}
+		best, bestD := prop.Media{}, -1.0
+		for _, p := range props {
+			if d, ok := c.FitnessDistance(p); ok && (bestD < 0 || d < bestD) {
+				best, bestD = p, d
+			}
+		}
+		if best.Latency != frame || best.ChannelCount != 1 {
+			t.Errorf("asking for %v mono picks %+v", frame, best.Audio)
 		}
 	}
 	for _, p := range []prop.Audio{{IsFloat: true, SampleSize: 4}, {IsBigEndian: true, SampleSize: 2}, {SampleSize: 3}} {
