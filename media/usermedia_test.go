@@ -47,19 +47,7 @@ func TestSmallRing(t *testing.T) {
 				smallRing(track)
 			}
 			r := track.(*mediadevices.VideoTrack).NewReader(false)
-			for range 60 {
-				if _, _, err := r.Read(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var live int64
-			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-				runtime.GC()
-				if live = src.live.Load(); live <= tc.max {
-					break
-				}
-			}
-			runtime.KeepAlive(r)
+			live := liveAfterReads(t, func() error { _, _, err := r.Read(); return err }, &src.live, tc.max)
 			t.Logf("%d of 60 pictures alive", live)
 			if live < tc.min || live > tc.max {
 				t.Errorf("%d pictures alive after 60 read, want %d–%d", live, tc.min, tc.max)
@@ -103,23 +91,32 @@ func TestAudioRing(t *testing.T) {
 				audioRing(track, 40*time.Millisecond)
 			}
 			r := track.(*mediadevices.AudioTrack).NewReader(false)
-			for range 60 {
-				if _, _, err := r.Read(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			var live int64
-			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-				runtime.GC()
-				if live = src.live.Load(); live <= tc.max {
-					break
-				}
-			}
-			runtime.KeepAlive(r)
+			live := liveAfterReads(t, func() error { _, _, err := r.Read(); return err }, &src.live, tc.max)
 			t.Logf("%d of 60 chunks alive", live)
 			if live < tc.min || live > tc.max {
 				t.Errorf("%d chunks alive after 60 read, want %d–%d", live, tc.min, tc.max)
 			}
 		})
 	}
+}
+
+// liveAfterReads reads 60 times through read (a track's reader, which the
+// closure keeps alive), then collects until at most max of a source's
+// items are alive, or 5 s pass, and returns how many are.
+func liveAfterReads(t *testing.T, read func() error, live *atomic.Int64, max int64) int64 {
+	t.Helper()
+	for range 60 {
+		if err := read(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := live.Load()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		runtime.GC()
+		if n = live.Load(); n <= max {
+			break
+		}
+	}
+	runtime.KeepAlive(read) // and the reader it holds, until the count is taken
+	return n
 }
