@@ -122,15 +122,35 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// LastSeenGrain is how old a registered terminal's LastSeen may be before
+// its next login writes it again. Logins come in storms — a node that
+// died, a server restarted, a village's power back — from terminals seen
+// minutes before, and a write each (an fsync here, a replicated update on
+// NATS) is most of what a login costs; LastSeen only has to tell a unit
+// gone a week (OfflineAfter) from one that is not.
+const LastSeenGrain = time.Hour
+
+// LoginWrites reports whether a login of the registered d, saying version
+// (or "") at now, has anything to record: a new version, or a LastSeen
+// LastSeenGrain old or more, or ahead of now (a clock set back).
+func (d Device) LoginWrites(version string, now time.Time) bool {
+	age := now.Sub(d.LastSeen)
+	return (version != "" && version != d.Version) || age < 0 || age >= LastSeenGrain
+}
+
 // RegisterDevice records a terminal's login: the first one pins its public
 // key, later ones must present the same key and update LastSeen and, when
-// it says one, Version. first reports whether this login registered the
+// it says one, Version (Device.LoginWrites: nothing is written for a login
+// that changes neither). first reports whether this login registered the
 // device.
 //
 // Logins that arrive together share one transaction and one fsync (bbolt's
 // Batch): after a power cut a village of terminals reconnects at once, and
 // a write each would queue them all behind the disk.
 func (s *Store) RegisterDevice(id string, publicKey []byte, version string, now time.Time) (first bool, err error) {
+	if d, err := s.Device(id); err == nil && bytes.Equal(d.PublicKey, publicKey) && !d.LoginWrites(version, now) {
+		return false, nil
+	}
 	err = s.db.Batch(func(tx *bolt.Tx) error {
 		first = false // Batch may run this again after another login's failure
 		b := tx.Bucket(bucketDevices)

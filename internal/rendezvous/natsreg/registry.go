@@ -59,7 +59,8 @@ func (rec record) pending() rendezvous.PendingPairing {
 // RegisterDevice records a terminal's login: the first one pins its public
 // key (kv.Create: of two first logins through two nodes, one pins and the
 // other is checked against it), later ones must present the same key and
-// update LastSeen and, when it says one, Version. first reports whether
+// update LastSeen and, when it says one, Version (rendezvous.Device.
+// LoginWrites: a login that changes neither writes nothing). first reports whether
 // this call registered the device; a retry after a lost acknowledgement
 // reports false.
 func (r *Registry) RegisterDevice(id string, publicKey []byte, version string, now time.Time) (first bool, err error) {
@@ -72,6 +73,9 @@ func (r *Registry) RegisterDevice(id string, publicKey []byte, version string, n
 			}
 			if !bytes.Equal(d.PublicKey, publicKey) {
 				return nil, rendezvous.ErrKeyMismatch
+			}
+			if !d.Unpaired && !d.LoginWrites(version, now) {
+				return nil, nil // nothing to record: one read, no replicated write
 			}
 		}
 		d.LastSeen = now

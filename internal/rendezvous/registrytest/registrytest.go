@@ -30,6 +30,7 @@ func Run(t *testing.T, open Open) {
 		{"CloseOpenCalls", closeOpenCalls},
 		{"Notify", notify},
 		{"UnpairTakesEverything", unpairTakesEverything},
+		{"Logins", logins},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
 	}
@@ -504,4 +505,42 @@ func wantString(got string, err error) func(string) error {
 		}
 		return err
 	}
+}
+
+// logins: the first pins the key; a login that says a new version, or comes
+// LastSeenGrain or more after the last one recorded, is recorded; one that
+// changes neither writes nothing (the storms of logins after a node or the
+// power goes); a login with another key is refused however soon it comes.
+func logins(t *testing.T, open Open) {
+	reg := open(t, t.TempDir())
+	defer reg.Close()
+	dev := protocol.NewID()
+	login := func(key, version string, at time.Time) func() error {
+		return func() error { _, err := reg.RegisterDevice(dev, []byte(key), version, at); return err }
+	}
+	seen := func(at time.Time, version string) func() error {
+		return func() error {
+			d, err := reg.Device(dev)
+			if err == nil && (!d.LastSeen.Equal(at) || d.Version != version) {
+				err = fmt.Errorf("last seen %v, version %q; want %v, %q", d.LastSeen, d.Version, at, version)
+			}
+			return err
+		}
+	}
+	soon, later := start.Add(10*time.Minute), start.Add(rendezvous.LastSeenGrain)
+	run(t, []step{
+		{"first login", func() error { return wantBool(reg.RegisterDevice(dev, []byte("key"), "1.0", start))(true) }, nil},
+		{"recorded", seen(start, "1.0"), nil},
+		{"again, soon, as before", func() error { return wantBool(reg.RegisterDevice(dev, []byte("key"), "1.0", soon))(false) }, nil},
+		{"nothing written", seen(start, "1.0"), nil},
+		{"soon, saying no version", login("key", "", soon), nil},
+		{"still nothing written", seen(start, "1.0"), nil},
+		{"another key, soon", login("other key", "1.0", soon), rendezvous.ErrKeyMismatch},
+		{"soon, a new version", login("key", "1.1", soon), nil},
+		{"the version and the time", seen(soon, "1.1"), nil},
+		{"a grain after", login("key", "1.1", soon.Add(rendezvous.LastSeenGrain)), nil},
+		{"the time", seen(soon.Add(rendezvous.LastSeenGrain), "1.1"), nil},
+		{"a clock set back", login("key", "1.1", later), nil},
+		{"the earlier time", seen(later, "1.1"), nil},
+	})
 }
