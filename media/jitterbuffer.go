@@ -227,9 +227,10 @@ func (j *jitterBuffer) push(seq uint16, ts uint32, payload []byte, now time.Time
 		// or the first syllable would be lost.
 		j.pos, j.next = t, s
 	}
-	if j.playing && j.conceal > 0 && s == j.concealSeq && s == j.next && t < j.pos && j.pos-t <= int64(j.conceal) {
+	if j.playing && len(j.pkts) == 0 && j.conceal > 0 && s == j.concealSeq && s == j.next && t < j.pos && j.pos-t <= int64(j.conceal) {
 		// The very packet the buffer has been filling in for, come after
-		// its turn with nothing after it come before it: late, not lost
+		// its turn with nothing after it come before it (a later one held
+		// would make it reordered, or lost, as before): late, not lost
 		// (the path's delay rose; the sender's audio came slower than
 		// real time). What was filled in becomes a stretch: the clock
 		// goes back to the packet and the delay grows by the wait, as
