@@ -13,13 +13,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v4"
 	"github.com/pion/webrtc/v4"
+	"github.com/tuanju/tuanju/internal/logbuf"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/media/mediatest"
@@ -81,7 +81,7 @@ func startCoturn(t *testing.T, secrets ...string) string {
 	confFile := filepath.Join(dir, "turnserver.conf")
 	check(t, os.WriteFile(confFile, []byte(conf.String()), 0o600))
 
-	var out lockedBuffer
+	var out logbuf.Buffer
 	cmd := exec.Command(bin, "-c", confFile)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	check(t, cmd.Start())
@@ -145,23 +145,6 @@ func freePort(t *testing.T) int {
 	}
 	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
 	return 0
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func coturnSecret() string {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tuanju/tuanju/internal/logbuf"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/natsreg"
 	rt "github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
@@ -112,27 +113,9 @@ func (g *gateway) next(t *testing.T, ctx context.Context) rendezvous.NotifyEvent
 	return e
 }
 
-// logBuffer is a slog handler's output kept for the test to search.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // notifierServer is a test server (as rendezvoustest's) with the notifier
 // pointed at g, retrying fast, whose log the test can read.
-func notifierServer(t *testing.T, g *gateway, logs *logBuffer, configure func(*rendezvous.Config)) *rt.Server {
+func notifierServer(t *testing.T, g *gateway, logs *logbuf.Buffer, configure func(*rendezvous.Config)) *rt.Server {
 	t.Helper()
 	cfg := rt.TestConfig(t)
 	cfg.Notifier.URL = g.URL + "/tuanju"
@@ -174,7 +157,7 @@ func TestNotifierTextsUnansweredRing(t *testing.T) {
 		}
 		return http.StatusOK
 	}
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	srv := notifierServer(t, g, logs, func(c *rendezvous.Config) { c.Notifier.SMSAfter = 300 * time.Millisecond })
 	f := newFamily(t, ctx, srv)
 	setPhone(t, ctx, f.parent)
@@ -228,7 +211,7 @@ func TestNotifierTextsUnansweredRing(t *testing.T) {
 func TestNotifierRateLimit(t *testing.T) {
 	ctx := testCtx(t)
 	g := newGateway(t)
-	srv := notifierServer(t, g, &logBuffer{}, func(c *rendezvous.Config) {
+	srv := notifierServer(t, g, &logbuf.Buffer{}, func(c *rendezvous.Config) {
 		c.Notifier.SMSAfter = 50 * time.Second // only the missed calls' voice events
 		c.Notifier.PerFamilyPerDay = 2
 	})
@@ -260,7 +243,7 @@ func TestNotifierNeverDelaysRing(t *testing.T) {
 	ctx := testCtx(t)
 	g := newGateway(t)
 	g.hold = make(chan struct{})
-	srv := notifierServer(t, g, &logBuffer{}, func(c *rendezvous.Config) {
+	srv := notifierServer(t, g, &logbuf.Buffer{}, func(c *rendezvous.Config) {
 		c.Notifier.SMSAfter = 100 * time.Millisecond
 		c.Notifier.Workers, c.Notifier.QueueSize, c.Notifier.Timeout = 1, 1, time.Minute
 		c.Notifier.PerFamilyPerDay = 100
@@ -332,7 +315,7 @@ func TestPhoneSettings(t *testing.T) {
 	ctx := testCtx(t)
 	g := newGateway(t)
 	ps := newPushService(t)
-	srv := notifierServer(t, g, &logBuffer{}, func(c *rendezvous.Config) {
+	srv := notifierServer(t, g, &logbuf.Buffer{}, func(c *rendezvous.Config) {
 		c.Push.Subject = "mailto:ops@tuanju.example"
 		c.Push.EndpointHosts = []string{"127.0.0.1"}
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tuanju/tuanju/device"
 	"github.com/tuanju/tuanju/device/simboard"
+	"github.com/tuanju/tuanju/internal/logbuf"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/internal/terminal/terminalstore"
@@ -27,7 +28,7 @@ type gateLog struct {
 	mu     sync.Mutex
 	events []string
 	board  func() simboard.State
-	log    logBuffer // the terminal's log
+	log    logbuf.Buffer // the terminal's log
 }
 
 func (g *gateLog) add(e string) {
@@ -165,7 +166,7 @@ func TestNeverSilent(t *testing.T) {
 		// The barrier: the opening worker has reported back and the loop
 		// has dealt with it (it logs that the call had ended).
 		eventually(t, step, "the media start of the ended call is stopped", func() bool {
-			return g.log.has("media start of an ended call stopped", ring.CallID)
+			return g.log.Has("media start of an ended call stopped", ring.CallID)
 		})
 		events := g.list()
 		t.Logf("events: %q", events)
@@ -283,7 +284,7 @@ func preparedIdle(t *testing.T, r *rig, g *gateLog, c *PhoneCall, pattern device
 	t.Helper()
 	waitClosed(t, c.Connected(), "the prepared connection, while the call rings")
 	eventually(t, step, "the terminal sees its prepared connection up", func() bool {
-		return g.log.has("peer connection", "connected", c.ID)
+		return g.log.Has("peer connection", "connected", c.ID)
 	})
 	time.Sleep(300 * time.Millisecond) // a while for anything that would flow to flow
 	if p := r.board.State().Pattern; p != pattern {
@@ -337,7 +338,7 @@ func TestPreparedCall(t *testing.T) {
 		checkAnnounced(t, g.opened(t))
 		eventually(t, mediaWait, "the phone decodes the child's pictures", func() bool { return c.Stats().VideoFramesDecoded >= 15 })
 		eventually(t, mediaWait, "a second of the parent's voice is played", func() bool { return g.voice.Load() >= media.AudioSampleRate })
-		if !g.log.has("the accepted call takes its prepared connection", ring.CallID) {
+		if !g.log.Has("the accepted call takes its prepared connection", ring.CallID) {
 			t.Error("the terminal did not take the prepared connection")
 		}
 		if ph.Current() != c {
@@ -394,7 +395,7 @@ func TestPreparedCall(t *testing.T) {
 			t.Fatalf("the accepting tab's offer: %v", err)
 		}
 		eventually(t, step, "the prepared connection is dropped", func() bool {
-			return g.log.has("dropping the prepared call connection", ring.CallID)
+			return g.log.Has("dropping the prepared call connection", ring.CallID)
 		})
 	})
 
@@ -432,7 +433,7 @@ func TestPreparedCall(t *testing.T) {
 		checkAnnounced(t, g.opened(t))
 		eventually(t, mediaWait, "the phone decodes the child's pictures", func() bool { return c.Stats().VideoFramesDecoded >= 15 })
 		eventually(t, mediaWait, "a second of the parent's voice is played", func() bool { return g.voice.Load() >= media.AudioSampleRate })
-		if !g.log.has("the accepted call takes its prepared connection", id) {
+		if !g.log.Has("the accepted call takes its prepared connection", id) {
 			t.Error("the terminal did not take the prepared connection")
 		}
 		if ph.Current() != c {
@@ -450,7 +451,7 @@ func TestPreparedCall(t *testing.T) {
 		}
 		r.waitPattern(device.Ready, "ready after the parent gave up")
 		eventually(t, step, "the prepared connection is dropped", func() bool {
-			return g.log.has("dropping the prepared call connection", id)
+			return g.log.Has("dropping the prepared call connection", id)
 		})
 		if ev := g.list(); slices.ContainsFunc(ev, func(e string) bool { return strings.HasPrefix(e, "open ") }) {
 			t.Fatalf("media opened for a call the child never answered: %q", ev)
@@ -466,7 +467,7 @@ func TestPreparedCall(t *testing.T) {
 		}
 		r.waitPattern(device.Ready, "ready after the decline")
 		eventually(t, step, "the prepared connection is dropped", func() bool {
-			return g.log.has("dropping the prepared call connection", ring.CallID)
+			return g.log.Has("dropping the prepared call connection", ring.CallID)
 		})
 		if ev := g.list(); slices.ContainsFunc(ev, func(e string) bool { return strings.HasPrefix(e, "open ") }) {
 			t.Fatalf("media opened for a declined call: %q", ev)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tuanju/tuanju/internal/logbuf"
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal/call"
@@ -29,7 +30,7 @@ func TestRefusedOffer(t *testing.T) {
 		{"the offer made while the phone rings", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var log logBuffer
+			var log logbuf.Buffer
 			ctx, cancel := context.WithCancel(context.Background())
 			t.Cleanup(cancel)
 			srv := rendezvoustest.NewServer(t, func(c *rendezvous.Config) {
@@ -50,7 +51,7 @@ func TestRefusedOffer(t *testing.T) {
 			ring := await(t, ph, protocol.TypeRing)
 			if tc.prepare {
 				eventually(t, step, "the terminal drops the prepared connection whose offer was refused", func() bool {
-					return log.has("dropping the prepared call connection", ring.CallID, "refused")
+					return log.Has("dropping the prepared call connection", ring.CallID, "refused")
 				})
 			}
 			if err := ph.Accept(r.ctx, ring.CallID); err != nil {
@@ -83,7 +84,7 @@ func TestRefusedOffer(t *testing.T) {
 			if c := r.term.Status().LastCue; c != string(call.CueDropped) {
 				t.Errorf("last sound %q, want %q", c, call.CueDropped)
 			}
-			if !log.has("the server refused the call's offer", ring.CallID) {
+			if !log.Has("the server refused the call's offer", ring.CallID) {
 				t.Errorf("the terminal did not log why the call failed")
 			}
 		})

@@ -1,57 +1,21 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/logbuf"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
 	"github.com/tuanju/tuanju/internal/terminal/autoanswer"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/pairing/protocol"
 )
-
-// logBuffer keeps what a terminal logged, for tests that read it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// has reports whether one logged line contains every part.
-func (l *logBuffer) has(parts ...string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for line := range strings.Lines(l.b.String()) {
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
-		}
-		if all {
-			return true
-		}
-	}
-	return false
-}
 
 // phoneDecodes waits until the phone decodes video in call id.
 func phoneDecodes(t *testing.T, ph *Phone, id string) {
@@ -99,7 +63,7 @@ func TestReplayedCallAfterRestart(t *testing.T) {
 	mm := newMITM(t, srv.WSURL)
 	dir := t.TempDir()
 	state, before := filepath.Join(dir, "terminal.db"), filepath.Join(dir, "before-the-call.db")
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	var opened atomic.Int32 // camera and microphone openings, all runs
 	opts := terminalOpts{wsURL: mm.wsURL(), statePath: state, logTo: logs,
 		onCaptureOpen: func(media.CaptureConfig) { opened.Add(1) },
@@ -145,7 +109,7 @@ func TestReplayedCallAfterRestart(t *testing.T) {
 		if n := len(mm.sentAll(protocol.TypeAccept, id)); n != accepts {
 			t.Fatalf("the terminal answered the replayed ring (%d accepts, %d before)", n, accepts)
 		}
-		if !logs.has("refusing a ring", id, "replayed") {
+		if !logs.Has("refusing a ring", id, "replayed") {
 			t.Error("the terminal did not log the replayed ring as such")
 		}
 		r.stop()
@@ -170,7 +134,7 @@ func TestReplayedCallAfterRestart(t *testing.T) {
 		mm.inject(ring)
 		r.waitPattern(device.Ringing, "a ring new to this unit rings")
 		eventually(t, step, "the terminal refuses the recorded answer", func() bool {
-			return logs.has("refusing an answer not signed by the paired parent", id)
+			return logs.Has("refusing an answer not signed by the paired parent", id)
 		})
 		if st := r.term.Status(); st.State == "in_call" {
 			t.Errorf("the terminal is in a call on a recorded answer")
@@ -197,7 +161,7 @@ func TestReplayedCallAfterRestart(t *testing.T) {
 		// A restart: the floor the parent's signed ring raised in the last
 		// step was kept in the state file.
 		r = startTerminal(t, ctx, srv, opts)
-		if !logs.has("server's clock is earlier") {
+		if !logs.Has("server's clock is earlier") {
 			t.Error("the terminal did not log the rewound server time")
 		}
 		ph2 := r.phone(cred, media.LowData)

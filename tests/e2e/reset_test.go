@@ -382,8 +382,8 @@ func TestNoAutoAnswerOutsideReunionWindow(t *testing.T) {
 	}
 	r.waitPattern(device.Ringing, "terminal rings")
 	// The loop logs its decision as it takes the ring: proof it was taken.
-	eventually(t, step, "the terminal took the ring", func() bool { return g.log.has("ring from the paired parent", "call_id="+callID) })
-	if !g.log.has("ring from the paired parent", "call_id="+callID, "auto_answer_after=0s") {
+	eventually(t, step, "the terminal took the ring", func() bool { return g.log.Has("ring from the paired parent", "call_id="+callID) })
+	if !g.log.Has("ring from the paired parent", "call_id="+callID, "auto_answer_after=0s") {
 		t.Fatalf("outside the window the ring was set to be answered by itself:\n%s", g.log.String())
 	}
 	time.Sleep(3*time.Second + time.Second) // and no answer came where one would have

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tuanju/tuanju/device"
+	"github.com/tuanju/tuanju/internal/logbuf"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/pairing"
@@ -24,7 +25,7 @@ func TestServerCannotUnpairTerminal(t *testing.T) {
 	t.Cleanup(cancel)
 	srv := rendezvoustest.NewServer(t, nil)
 	mm := newMITM(t, srv.WSURL)
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	r := startTerminal(t, ctx, srv, terminalOpts{wsURL: mm.wsURL(), logTo: logs})
 	cred := r.pair()
 	ph := r.phone(cred, media.LowData)
@@ -38,7 +39,7 @@ func TestServerCannotUnpairTerminal(t *testing.T) {
 	}, nil)
 	mm.drop()
 	eventually(t, step, "the terminal logs in again and hears it is not paired", func() bool {
-		return logs.has("the server has no record of this unit's parent")
+		return logs.Has("the server has no record of this unit's parent")
 	})
 	r.waitIdle("ready after the new login")
 	if st := r.term.Status(); !st.Paired || st.ParentID != cred.ParentID {

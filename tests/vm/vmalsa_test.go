@@ -3,7 +3,6 @@
 package vm_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/tuanju/tuanju/device/alsa"
 	"github.com/tuanju/tuanju/device/speaker"
+	"github.com/tuanju/tuanju/internal/logbuf"
 	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/media/mediatest"
 	"github.com/tuanju/tuanju/tests/audiotest"
@@ -419,7 +419,7 @@ func TestALSAMicrophoneOpus(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), cameraTimeout)
 	defer cancel()
-	var logged lockedBuffer
+	var logged logbuf.Buffer
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), &logged), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	capture, err := openCapture(ctx, media.CaptureConfig{
 		Profile:          media.AudioOnly,
@@ -723,22 +723,4 @@ func withoutSilence(pcm []int16, level int16, minRun int) []int16 {
 		out = append(out, pcm[len(pcm)-run:]...)
 	}
 	return out
-}
-
-// lockedBuffer is a log's writer that a test may read while others write.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
