@@ -74,8 +74,11 @@ func (r *Registry) RegisterDevice(id string, publicKey []byte, version string, n
 			if !bytes.Equal(d.PublicKey, publicKey) {
 				return nil, rendezvous.ErrKeyMismatch
 			}
+			// Nothing to record: one read, no replicated write. A record
+			// still saying Unpaired (written before that moved to the
+			// pairing record) is written, which clears it.
 			if !d.Unpaired && !d.LoginWrites(version, now) {
-				return nil, nil // nothing to record: one read, no replicated write
+				return nil, nil
 			}
 		}
 		d.LastSeen = now
