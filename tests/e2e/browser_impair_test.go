@@ -73,6 +73,7 @@ type browserFigures struct {
 	connected, firstUp, firstDown time.Duration
 	up, down                      browserSide
 	detail                        string // pageSending's
+	upDetail                      string // terminalSending's
 }
 
 func (s browserSide) String() string {
@@ -207,6 +208,7 @@ func TestBrowserImpairedCall(t *testing.T) {
 				c.imp, f.connected.Round(10*time.Millisecond), f.firstUp.Round(10*time.Millisecond), f.firstDown.Round(10*time.Millisecond))
 			t.Logf("%v up:   %v", c.imp, f.up)
 			t.Logf("%v down: %v", c.imp, f.down)
+			t.Logf("%v up detail: %s", c.imp, f.upDetail)
 			t.Logf("%v down detail: %s", c.imp, f.detail)
 			if c.check == nil {
 				clean = f
@@ -273,6 +275,7 @@ func browserRow(t *testing.T, r *rig, page context.Context, link *mediatest.Link
 	b := snap()
 	f.up, f.down = browserBetween(a, b)
 	f.detail = pageSending(a, b)
+	f.upDetail = terminalSending(a, b)
 
 	// Every row: a call, its voice both ways, pictures both ways, and
 	// through the link (a path around it would make the row measure
@@ -313,6 +316,20 @@ func browserRow(t *testing.T, r *rig, page context.Context, link *mediatest.Link
 		return err == nil && (s == "ended" || s == "home")
 	})
 	return f
+}
+
+// terminalSending says, between two snapshots, what the terminal's sending
+// the page received was made of: its video's and audio's payload, and the
+// rest on the wire (RTP, SRTP and UDP/IPv4 headers, RTCP, retransmissions).
+func terminalSending(a, b browserSnap) string {
+	secs := b.at.Sub(a.at).Seconds()
+	kbps := func(n int64) float64 { return float64(n) * 8 / secs / 1000 }
+	video := kbps(b.page.Video.BytesReceived - a.page.Video.BytesReceived)
+	audio := kbps(b.page.Audio.BytesReceived - a.page.Audio.BytesReceived)
+	wire := kbps(b.link[mediatest.AtoB].DeliveredBytes - a.link[mediatest.AtoB].DeliveredBytes)
+	return fmt.Sprintf("video payload %.0f kbit/s, audio %.0f in %.0f packets/s, the rest %.0f, all %.0f in %.0f packets/s",
+		video, audio, float64(b.page.Audio.PacketsReceived-a.page.Audio.PacketsReceived)/secs, wire-video-audio, wire,
+		float64(b.link[mediatest.AtoB].DeliveredPackets-a.link[mediatest.AtoB].DeliveredPackets)/secs)
 }
 
 // pageSending says, between two snapshots, what the page sent and why: its
