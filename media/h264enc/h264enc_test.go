@@ -188,3 +188,54 @@ func TestTuning(t *testing.T) {
 		t.Errorf("SetFrameRate after Close = %v, want ErrClosed", err)
 	}
 }
+
+// TestOneSlicePerPicture: each coded picture under the size-limited
+// slice's 12,800 bytes is one slice, at every profile's size, so it leaves
+// as one RTP packet when it fits one (the packetizer sends each NAL unit
+// apart): with openh264's automatic threads each was four here.
+func TestOneSlicePerPicture(t *testing.T) {
+	for _, tc := range []struct {
+		w, h, bitrate, fps int
+	}{
+		{160, 120, 28_000, 10},
+		{320, 240, 80_000, 15},
+		{640, 480, 300_000, 15},
+	} {
+		p, _ := h264enc.NewParams()
+		p.BitRate = tc.bitrate
+		scene, err := synth.NewScene(synth.SceneOptions{Width: tc.w, Height: tc.h, FPS: tc.fps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		src := video.ReaderFunc(func() (image.Image, func(), error) { n++; return scene.Frame(n - 1), func() {}, nil })
+		enc, err := p.BuildVideoEncoder(src, prop.Media{Video: prop.Video{Width: tc.w, Height: tc.h, FrameRate: float32(tc.fps)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		coded := 0
+		for i := range 45 {
+			au, release, err := enc.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices := 0
+			for _, n := range h264cam.NALUnits(au) {
+				if typ := h264cam.NALType(n); typ == h264cam.NALSlice || typ == h264cam.NALIDR {
+					slices++
+				}
+			}
+			release()
+			if len(au) > 0 {
+				coded++
+				if want := max(1, (len(au)+12_799)/12_800); slices < 1 || slices > want {
+					t.Errorf("%dx%d picture %d: %d slices in %d bytes, want 1 for each 12,800 bytes", tc.w, tc.h, i, slices, len(au))
+				}
+			}
+		}
+		enc.Close()
+		if coded < 30 {
+			t.Errorf("%dx%d: %d of 45 pictures coded", tc.w, tc.h, coded)
+		}
+	}
+}
