@@ -162,46 +162,59 @@ func (r *Registry) putCall(parentID string, rec protocol.CallRecord) error {
 		}
 	}
 	if created {
-		return r.prune(parentID)
+		return r.prune(parentID, key)
 	}
 	return nil
 }
 
 // prune deletes a pairing's oldest records beyond MaxStoredCalls, and their
-// open calls' index entries.
+// open calls' index entries, after created was written.
 //
 // It goes by the keys the stream's index of subjects names (callSubjects),
-// which also names the keys deleted within markerTTL, not by a listing of
-// the live ones. Those deleted keys are this pairing's oldest: prune is all
+// which also names the keys deleted within markerTTL (their markers), not
+// by a listing of the live ones (an ordered consumer, which has the stream's
+// leader scan its messages: a cost that grew with the stream, and half of
+// a node's CPU once logs were full in BenchmarkCallSetups). prune is all
 // that deletes a pairing's records while it lasts (an unpair deletes the
-// rest with the parent). So with m of them among n names, the oldest
-// n − MaxStoredCalls are the m and the live records to go; remove skips a
-// key already deleted, at the cost of a read. A pairing with more than
-// pruneByNamesMax to look at (more calls in the hour than a family makes;
-// the ring limit allows 600) is listed instead, as every prune was before.
-func (r *Registry) prune(parentID string) error {
+// rest with the parent), oldest first, after each new record: so among the
+// names beyond the newest MaxStoredCalls, the live ones are the newest (one,
+// as a rule: the record this one pushed out), and the deleted begin at the
+// first name that reads as deleted. prune walks them newest first and stops
+// there, a read or two, where it used to read every marker (two reads each)
+// or list. The exception is a record logged late with an older start than
+// the deleted (created among them): it is deleted by name.
+// TestPruneByIndexOfSubjects.
+func (r *Registry) prune(parentID, created string) error {
 	keys, err := r.callSubjects(parentID + ".*.*")
 	if err != nil || len(keys) <= rendezvous.MaxStoredCalls {
 		return err
 	}
-	if len(keys)-rendezvous.MaxStoredCalls > pruneByNamesMax {
-		if keys, err = r.callKeys(parentID, "*"); err != nil || len(keys) <= rendezvous.MaxStoredCalls {
+	old := keys[:len(keys)-rendezvous.MaxStoredCalls]
+	for i := len(old) - 1; i >= 0; i-- {
+		deleted, err := r.pruneCall(old[i])
+		if err != nil {
 			return err
+		}
+		if !deleted {
+			break // the deleted begin here
 		}
 	}
-	for _, k := range keys[:len(keys)-rendezvous.MaxStoredCalls] {
-		if err := r.remove(r.calls, k); err != nil {
-			return err
-		}
-		if err := r.remove(r.open, callIDOfKey(k)); err != nil {
-			return err
-		}
+	if _, found := slices.BinarySearch(old, created); found {
+		_, err := r.pruneCall(created)
+		return err
 	}
 	return nil
 }
 
-// pruneByNamesMax bounds the names prune looks at one by one.
-const pruneByNamesMax = 32
+// pruneCall deletes a record and its open call's index entry, and reports
+// whether the record was there to delete.
+func (r *Registry) pruneCall(key string) (bool, error) {
+	deleted, err := r.removeFound(r.calls, key)
+	if err != nil || !deleted {
+		return false, err
+	}
+	return true, r.remove(r.open, callIDOfKey(key))
+}
 
 // callKeys lists the keys of a pairing's records whose call ID matches
 // callID ("*": all), oldest first.
@@ -564,7 +577,15 @@ func (r *Registry) put(kv jetstream.KeyValue, key string, value []byte) error {
 // retries. An absent key is no error and writes nothing: a delete writes a
 // marker, which is kept for markerTTL.
 func (r *Registry) remove(kv jetstream.KeyValue, key string) error {
-	return r.retry(func(ctx context.Context) error {
+	_, err := r.removeFound(kv, key)
+	return err
+}
+
+// removeFound is remove, reporting whether it deleted the key (false: it
+// was not there).
+func (r *Registry) removeFound(kv jetstream.KeyValue, key string) (deleted bool, err error) {
+	err = r.retry(func(ctx context.Context) error {
+		deleted = false
 		e, err := kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return permanent{nil}
@@ -579,6 +600,8 @@ func (r *Registry) remove(kv jetstream.KeyValue, key string) error {
 		if err != nil {
 			return err
 		}
+		deleted = true
 		return permanent{nil}
 	})
+	return deleted, err
 }

@@ -1,9 +1,15 @@
 package natsreg_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tuanju/tuanju/internal/rendezvous"
 	"github.com/tuanju/tuanju/pairing/protocol"
@@ -58,13 +64,16 @@ func BenchmarkHasCall(b *testing.B) {
 }
 
 // TestPruneByIndexOfSubjects: prune goes by the keys the stream's index
-// names, deleted ones among them (calls.go). Records logged one at a time
-// past MaxStoredCalls, each prune finding the markers of the ones before
-// (and, past pruneByNamesMax of them, listing instead), and one logged late
-// with the oldest start of all: the log is always the
-// MaxStoredCalls newest by start, no fewer, and HasCall agrees.
+// names, deleted ones among them (calls.go), walking those past the cap
+// newest first to the first marker. Records logged one at a time past
+// MaxStoredCalls, each prune passing over the markers of the ones before;
+// one logged late with the oldest start of all (among the markers); and a
+// record a node wrote and died before its prune (two to prune at the
+// next): the log is always the MaxStoredCalls newest by start, no fewer,
+// and HasCall agrees.
 func TestPruneByIndexOfSubjects(t *testing.T) {
-	reg := connect(t, embedded(t).URL(), 1)
+	srv := embedded(t)
+	reg := connect(t, srv.URL(), 1)
 	now := time.Unix(1_800_000_000, 0).UTC()
 	dev, parent := protocol.NewID(), protocol.NewID()
 	must(t)(reg.RegisterDevice(dev, []byte("key"), "", now))
@@ -94,8 +103,7 @@ func TestPruneByIndexOfSubjects(t *testing.T) {
 			}
 		}
 	}
-	// 50 past the cap: the first prunes go by names, those with more
-	// than pruneByNamesMax markers to look at list the keys.
+	// 50 past the cap: the later prunes find up to 49 markers past it.
 	for k := range rendezvous.MaxStoredCalls + 50 {
 		put(now.Add(time.Duration(k) * time.Minute))
 	}
@@ -103,6 +111,37 @@ func TestPruneByIndexOfSubjects(t *testing.T) {
 	put(now.Add(-time.Hour)) // the oldest of all, logged last: pruned at once
 	put(now.Add(24 * time.Hour))
 	checkLog("out of order")
+
+	// What a node that died between a new record and its prune leaves:
+	// the record, written straight to the bucket.
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	calls, err := js.KeyValue(ctx, "tuanju_calls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := now.Add(25 * time.Hour)
+	rec := protocol.CallRecord{CallID: protocol.NewID(), Direction: protocol.DirFromTerminal, Outcome: protocol.OutcomeMissed,
+		StartedAt: start, EndedAt: start.Add(time.Second)}
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := calls.Put(ctx, fmt.Sprintf("%s.%016x.%s", parent, uint64(start.UnixNano()), rec.CallID), raw); err != nil {
+		t.Fatal(err)
+	}
+	all = append(all, logged{rec.CallID, start})
+	put(now.Add(26 * time.Hour))
+	checkLog("after a node died before its prune")
 	log, err := reg.CallLog(parent, false)
 	if err != nil || len(log) != rendezvous.MaxCallLog || log[0].CallID != all[len(all)-1].id {
 		t.Fatalf("CallLog: %d records, %v", len(log), err)
