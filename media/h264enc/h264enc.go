@@ -14,8 +14,8 @@
 // at most 12800 bytes; Params exposes the few others the profiles were
 // measured with (package media's TestVideoSweep). Unlike mediadevices it
 // encodes on one thread: openh264's automatic threads (iMultipleThreadIdc 0,
-// mediadevices' setting) cut each picture into a slice per thread, four on
-// a 2-core machine, and the RTP packetizer sends each slice as a packet of
+// mediadevices' setting) cut each picture into slices, four on this 2-core
+// machine, and the RTP packetizer sends each slice as a packet of
 // its own: at the low profile's 15 pictures a second, 45 more packets a
 // second each way, ~60 bytes of headers each (22 kbit/s, a sixth of the
 // call's 1 MB a minute), and slice edges that predict nothing across them.
