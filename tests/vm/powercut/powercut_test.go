@@ -566,8 +566,8 @@ func (h *harness) call(t *testing.T, v *vm, u *unit, cut time.Duration) time.Dur
 		time.Sleep(cut)
 		v.cut(t)
 		for _, l := range v.all() {
-			if id, ok := strings.CutPrefix(l.text, "VMPC ack call="); ok {
-				u.lastAck, _, _ = strings.Cut(id, " ")
+			if id, ok := ackedCall(l.text); ok {
+				u.lastAck = id
 				if u.lastAck == ring.CallID {
 					v.ackedAfterCut = true
 				}
@@ -582,6 +582,22 @@ func (h *harness) call(t *testing.T, v *vm, u *unit, cut time.Duration) time.Dur
 	}
 	u.lastAck = id
 	return ack.at.Sub(sent)
+}
+
+// ackedCall is the call a whole "VMPC ack call=ID outcome=..." line
+// acknowledges. The cut may stop the console in the middle of the line
+// ("VMPC ack call=y" was seen under load): a line without its outcome
+// is not an acknowledgement, as its call ID may be cut short.
+func ackedCall(text string) (string, bool) {
+	rest, ok := strings.CutPrefix(text, "VMPC ack call=")
+	if !ok {
+		return "", false
+	}
+	id, outcome, ok := strings.Cut(rest, " outcome=")
+	if !ok || outcome == "" || !protocol.ValidID(id) {
+		return "", false
+	}
+	return id, true
 }
 
 // report logs the figure for the README's faults table.
