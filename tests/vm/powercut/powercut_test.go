@@ -576,11 +576,10 @@ func (h *harness) call(t *testing.T, v *vm, u *unit, cut time.Duration) time.Dur
 		return 0
 	}
 	ack := v.await(t, stepWait, "VMPC ack call=")
-	id, _, _ := strings.Cut(strings.TrimPrefix(ack.text, "VMPC ack call="), " ")
-	if id != ring.CallID {
-		t.Fatalf("the VM acknowledged call %s, the parent declined %s", id, ring.CallID)
+	if id, _ := ackedCall(ack.text); id != ring.CallID {
+		t.Fatalf("the VM acknowledged %q, the parent declined %s", ack.text, ring.CallID)
 	}
-	u.lastAck = id
+	u.lastAck = ring.CallID
 	return ack.at.Sub(sent)
 }
 
