@@ -103,6 +103,11 @@ func TestLoopbackCall(t *testing.T) {
 				}
 			}
 			t.Logf("stats: %+v", s)
+			// Each packet's header says how long it is: the profile's frame.
+			if got := s.AudioFrame(); got != tt.profile.AudioFrame {
+				t.Errorf("audio packets of %v (%d samples in %d packets), want the profile's %v",
+					got, s.AudioPacketSamples, s.AudioPackets, tt.profile.AudioFrame)
+			}
 
 			if tt.profile.Video {
 				if s.VideoWidth != tt.profile.Width || s.VideoHeight != tt.profile.Height {

@@ -35,6 +35,12 @@ type Stats struct {
 	VideoFreezeTime, VideoLongestGap time.Duration
 
 	AudioPackets, AudioBytes int64
+	// AudioPacketSamples adds up the samples per channel (at
+	// AudioSampleRate) the packets hold, read from each packet's header:
+	// over AudioPackets, the sender's frame length (AudioFrame), which
+	// the terminal's offer asks for with a=ptime: in 20 ms packets a
+	// phone's headers cost ~23 kbit/s, more than the low profile's speech.
+	AudioPacketSamples       int64
 	AudioSamplesDecoded      int64 // per channel, at AudioSampleRate, from packets on time
 	AudioSamplesConcealed    int64 // synthesised by the decoder for lost or late packets (a gap counts once the next packet shows it was not the sender's pause)
 	AudioFECDecodes          int64 // lost packets decoded from the next one's in-band FEC (their samples count as concealed: libopus 1.3 cannot say whether FEC was there)
@@ -44,6 +50,15 @@ type Stats struct {
 	// AudioDelay is the jitter buffer's delay above the earliest recent
 	// arrival: what smoothing out the network's jitter costs the listener.
 	AudioDelay time.Duration
+}
+
+// AudioFrame is the received audio packets' mean duration: the sender's
+// frame length (0 before any packet).
+func (s Stats) AudioFrame() time.Duration {
+	if s.AudioPackets == 0 {
+		return 0
+	}
+	return time.Duration(s.AudioPacketSamples) * time.Second / AudioSampleRate / time.Duration(s.AudioPackets)
 }
 
 // ConcealedShare is the part of the played audio the decoder made up
@@ -340,13 +355,25 @@ func (r *Receiver) audio(track *webrtc.TrackRemote, log *slog.Logger) error {
 			}
 			return fmt.Errorf("media: receive audio: %w", err)
 		}
+		if len(pkt.Payload) == 0 {
+			// Padding alone (pion strips it): a sender's bandwidth probe.
+			// Chromium sends these on the audio stream of a call without
+			// video. No Opus packet is empty, and in the jitter buffer
+			// one would pass for a pause at its timestamp, which the last
+			// packet of speech holds.
+			continue
+		}
+		p.mu.Lock() // the decoder is the player's too
+		samples, err := dec.PacketSamples(pkt.Payload)
+		p.jb.push(pkt.SequenceNumber, pkt.Timestamp, pkt.Payload, time.Now())
+		p.mu.Unlock()
 		r.mu.Lock()
 		r.stats.AudioPackets++
 		r.stats.AudioBytes += int64(len(pkt.Payload))
+		if err == nil {
+			r.stats.AudioPacketSamples += int64(samples)
+		}
 		r.mu.Unlock()
-		p.mu.Lock()
-		p.jb.push(pkt.SequenceNumber, pkt.Timestamp, pkt.Payload, time.Now())
-		p.mu.Unlock()
 		select {
 		case p.wake <- struct{}{}:
 		default:

@@ -99,7 +99,8 @@ func (t *Terminal) callEnded(a call.CallEnded) {
 	rx := t.callStats(a.CallID)
 	t.log.Info("call ended", "call_id", a.CallID, "outcome", a.Outcome, "outgoing", a.Outgoing,
 		"rx_video_frames", rx.VideoFramesDecoded, "rx_video_size", fmt.Sprintf("%dx%d", rx.VideoWidth, rx.VideoHeight),
-		"rx_video_decode_errors", rx.VideoDecodeErrors, "rx_audio_samples", rx.AudioSamplesDecoded)
+		"rx_video_decode_errors", rx.VideoDecodeErrors, "rx_audio_samples", rx.AudioSamplesDecoded,
+		"rx_audio_frame", rx.AudioFrame())
 }
 
 // startMedia turns the in-call light on and makes the call's session,
