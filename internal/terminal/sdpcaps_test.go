@@ -2,6 +2,7 @@ package terminal
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/pion/sdp/v3"
@@ -11,7 +12,8 @@ import (
 )
 
 // TestAskRates: the offer asks the parent's phone for the profile's rates
-// on each section (TIAS in bit/s, AS in kbit/s rounded up), and nothing
+// on each section (TIAS in bit/s, AS in kbit/s rounded up) and for its
+// audio frame length (a=ptime on the audio section alone), and nothing
 // else in the offer changes.
 func TestAskRates(t *testing.T) {
 	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
@@ -31,10 +33,12 @@ func TestAskRates(t *testing.T) {
 	for _, tc := range []struct {
 		p            media.Profile
 		video, audio string
+		ptime        string
 	}{
-		{media.Low, "[TIAS:80000 AS:80]", "[TIAS:16000 AS:16]"},
-		{media.Normal, "[TIAS:300000 AS:300]", "[TIAS:24000 AS:24]"},
-		{media.AudioOnly, "[TIAS:28000 AS:28]", "[TIAS:12000 AS:12]"},
+		{media.Low, "[TIAS:80000 AS:80]", "[TIAS:16000 AS:16]", "40"},
+		{media.Normal, "[TIAS:300000 AS:300]", "[TIAS:24000 AS:24]", "20"},
+		{media.VeryLow, "[TIAS:28000 AS:28]", "[TIAS:12000 AS:12]", "60"},
+		{media.AudioOnly, "[TIAS:28000 AS:28]", "[TIAS:12000 AS:12]", "60"},
 	} {
 		t.Run(tc.p.Name, func(t *testing.T) {
 			out, err := askRates(offer.SDP, tc.p)
@@ -60,8 +64,21 @@ func TestAskRates(t *testing.T) {
 				if fmt.Sprint(got) != want {
 					t.Errorf("%s: b= %v, want %s", m.MediaName.Media, got, want)
 				}
+				// The audio asks for the profile's frame length, once.
+				var ptimes []string
+				for _, a := range m.Attributes {
+					if a.Key == "ptime" {
+						ptimes = append(ptimes, a.Value)
+					}
+				}
+				if want := map[string][]string{"audio": {tc.ptime}}[m.MediaName.Media]; !slices.Equal(ptimes, want) {
+					t.Errorf("%s: a=ptime %v, want %v", m.MediaName.Media, ptimes, want)
+				}
 				// Everything else as pion made it.
 				m.Bandwidth = nil
+				if m.MediaName.Media == "audio" && len(m.Attributes) > 0 {
+					m.Attributes = m.Attributes[:len(m.Attributes)-1]
+				}
 				if fmt.Sprint(*m) != fmt.Sprint(*before.MediaDescriptions[i]) {
 					t.Errorf("%s section changed beyond its b= lines:\n%v\n%v", m.MediaName.Media, *m, *before.MediaDescriptions[i])
 				}

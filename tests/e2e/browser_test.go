@@ -16,6 +16,7 @@ import (
 	"github.com/tuanju/tuanju/internal/rendezvous/certreload/certtest"
 	"github.com/tuanju/tuanju/internal/rendezvous/rendezvoustest"
 	"github.com/tuanju/tuanju/internal/terminal"
+	"github.com/tuanju/tuanju/media"
 	"github.com/tuanju/tuanju/tests/browsertest"
 )
 
@@ -57,14 +58,11 @@ func TestBrowserParentAnswersChild(t *testing.T) {
 	// 250 kbit/s: the child's line pays for what it receives. Counted as
 	// the RTP payload the terminal received over a window of the call; a
 	// busy machine only sends less.
-	a, at := r.term.Status().Received, time.Now()
-	time.Sleep(8 * time.Second) // the window measured, not an assertion
-	b, bt := r.term.Status().Received, time.Now()
-	kbps := float64(b.VideoBytes-a.VideoBytes) * 8 / bt.Sub(at).Seconds() / 1000
-	t.Logf("phone → terminal: %.0f kbit/s of video over %v", kbps, bt.Sub(at).Round(time.Millisecond))
-	if b.VideoBytes == a.VideoBytes || kbps > 1.3*80 {
-		t.Errorf("phone sent %.0f kbit/s of video, want some and at most 1.3× the low profile's 80", kbps)
+	w := measurePhone(t, r, page, 8*time.Second)
+	if w.videoKbps == 0 || w.videoKbps > 1.3*80 {
+		t.Errorf("phone sent %.0f kbit/s of video, want some and at most 1.3× the low profile's 80", w.videoKbps)
 	}
+	w.check(t, media.Low, 1.0)
 
 	// The terminal hangs up (long press); the page leaves the call.
 	if err := r.board.LongPress(r.ctx); err != nil {
