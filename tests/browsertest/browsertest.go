@@ -190,9 +190,11 @@ type CallStats struct {
 		PacketsLost     int64 `json:"packetsLost"`
 	} `json:"audio"`
 	Outbound struct {
-		VideoBytesSent  int64 `json:"videoBytesSent"`
-		AudioBytesSent  int64 `json:"audioBytesSent"`
-		VideoFramesSent int64 `json:"videoFramesSent"`
+		VideoBytesSent int64 `json:"videoBytesSent"`
+		AudioBytesSent int64 `json:"audioBytesSent"`
+		// AudioPacketsSent counts the page's audio packets.
+		AudioPacketsSent int64 `json:"audioPacketsSent"`
+		VideoFramesSent  int64 `json:"videoFramesSent"`
 		// VideoNACKs are the NACKs the page's video sender got,
 		// VideoRetransmitted the packets it sent again.
 		VideoNACKs         int64 `json:"videoNacks"`

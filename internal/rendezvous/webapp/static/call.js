@@ -47,7 +47,7 @@ export function emptyStats() {
     // and the packets it sent again.
     video: { framesDecoded: 0, bytesReceived: 0, keyFramesDecoded: 0, frameWidth: 0, frameHeight: 0, freezeCount: 0, totalFreezesDuration: 0 },
     audio: { bytesReceived: 0, totalSamplesReceived: 0, concealedSamples: 0, packetsReceived: 0, packetsLost: 0 },
-    outbound: { videoBytesSent: 0, audioBytesSent: 0, videoFramesSent: 0, videoNacks: 0, videoRetransmitted: 0, videoHeaderBytesSent: 0, videoRetransmittedBytes: 0, videoTargetBitrate: 0, availableOutgoingBitrate: 0, videoRtx: false },
+    outbound: { videoBytesSent: 0, audioBytesSent: 0, audioPacketsSent: 0, videoFramesSent: 0, videoNacks: 0, videoRetransmitted: 0, videoHeaderBytesSent: 0, videoRetransmittedBytes: 0, videoTargetBitrate: 0, availableOutgoingBitrate: 0, videoRtx: false },
     // What the call costs on the phone's data plan, both ways: dataSent
     // (the parent's camera and microphone) and dataReceived (the child's),
     // with their packets' IP and UDP headers; dataBytes is their sum.
@@ -254,7 +254,10 @@ export class Call {
           out.outbound.videoRetransmittedBytes += s.retransmittedBytesSent || 0;
           out.outbound.videoTargetBitrate = s.targetBitrate || 0;
           out.outbound.videoRtx = !!s.rtxSsrc;
-        } else out.outbound.audioBytesSent += s.bytesSent || 0;
+        } else {
+          out.outbound.audioBytesSent += s.bytesSent || 0;
+          out.outbound.audioPacketsSent += s.packetsSent || 0;
+        }
       } else if (s.type === 'transport') {
         out.dataSent += (s.bytesSent || 0) + PACKET_OVERHEAD * (s.packetsSent || 0);
         out.dataReceived += (s.bytesReceived || 0) + PACKET_OVERHEAD * (s.packetsReceived || 0);
