@@ -17,8 +17,8 @@ import (
 // metered plan for what it sends. The audio section also asks for the
 // profile's frame length (a=ptime, which Chromium's Opus encoder takes):
 // at 20 ms a phone's audio headers cost ~23 kbit/s beside the low
-// profile's 16 of speech, at 40 ms half that. The offer is signed after this, so the
-// lines cannot be raised on the way. A profile without video asks for no
+// profile's 16 of speech, at 40 ms half that. The offer is signed after
+// this, so the lines cannot be raised on the way. A profile without video asks for no
 // video: the section is recvonly on our side, and its cap is the very-low
 // picture's, so a parent on a video-less unit still shows a face cheaply.
 func askRates(s string, p media.Profile) (string, error) {
@@ -68,8 +68,8 @@ func askedRates(p media.Profile) (video, audio int) {
 // up to this on a jittery or lossy path to test for more, and puts ~4%
 // more on the wire than its estimate: at 1.3 that is ~130 kbit/s, under
 // the low profile's 1 MB a minute, where half again (144) reached 1.12
-// MB/min. 1.25 left Chromium 11–12 pictures a second at 10% loss against
-// 13–15 at 1.3 (TestBrowserImpairedCall, README).
+// MB/min. 1.25 left Chromium 11–12 pictures a second at 10% loss in two
+// runs of two; 1.3, 10.8–15.3 in eight (TestBrowserImpairedCall, README).
 func PhoneRateCap(p media.Profile) int {
 	v, a := askedRates(p)
 	return (v + a) * 13 / 10
