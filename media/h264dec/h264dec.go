@@ -106,6 +106,12 @@ func (d *Decoder) DecodeInto(au []byte, dst *image.YCbCr) (*image.YCbCr, error) 
 	sys := (*C.SSysMEMBuffer)(unsafe.Pointer(&info.UsrData))
 	w, h := int(sys.iWidth), int(sys.iHeight)
 	ys, cs := int(sys.iStride[0]), int(sys.iStride[1])
+	if w <= 0 || h <= 0 || ys < w || cs < (w+1)/2 || planes[0] == nil || planes[1] == nil || planes[2] == nil {
+		// A corrupt parameter set can give openh264 a picture with no
+		// width (FuzzDecode found one 0×8): there is nothing to copy, and
+		// a receiver must not take it for a picture.
+		return nil, fmt.Errorf("h264dec: decode: openh264 gave a %dx%d picture (strides %d, %d)", w, h, ys, cs)
+	}
 	img := dst
 	if img == nil || img.Rect != image.Rect(0, 0, w, h) || img.SubsampleRatio != image.YCbCrSubsampleRatio420 {
 		img = image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
