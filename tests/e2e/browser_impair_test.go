@@ -334,7 +334,9 @@ func terminalSending(a, b browserSnap) string {
 
 // pageSending says, between two snapshots, what the page sent and why: its
 // video's payload, headers and padding (a browser's probes) and
-// retransmissions, its audio, all of it on the wire, and its own estimate.
+// retransmissions, its audio, all of it on the wire, and its own estimate;
+// then what of its audio reached the terminal (packets, their length, the
+// share lost on the way, late ones, FEC decodes).
 func pageSending(a, b browserSnap) string {
 	secs := b.at.Sub(a.at).Seconds()
 	kbps := func(x, y int64) float64 { return float64(y-x) * 8 / secs / 1000 }
