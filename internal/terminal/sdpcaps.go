@@ -18,9 +18,10 @@ import (
 // profile's frame length (a=ptime, which Chromium's Opus encoder takes):
 // at 20 ms a phone's audio headers cost ~23 kbit/s beside the low
 // profile's 16 of speech, at 40 ms half that. The offer is signed after
-// this, so the lines cannot be raised on the way. A profile without video asks for no
-// video: the section is recvonly on our side, and its cap is the very-low
-// picture's, so a parent on a video-less unit still shows a face cheaply.
+// this, so the lines cannot be raised on the way. A profile without video
+// asks for no video: the section is recvonly on our side, and its cap is
+// the very-low picture's, so a parent on a video-less unit still shows a
+// face cheaply.
 func askRates(s string, p media.Profile) (string, error) {
 	var d sdp.SessionDescription
 	if err := d.UnmarshalString(s); err != nil {

@@ -342,14 +342,14 @@ func pageSending(a, b browserSnap) string {
 	kbps := func(x, y int64) float64 { return float64(y-x) * 8 / secs / 1000 }
 	o, p := a.page.Outbound, b.page.Outbound
 	ta, tb := a.term, b.term
-	tb.AudioPackets -= ta.AudioPackets
-	tb.AudioPacketSamples -= ta.AudioPacketSamples
 	return fmt.Sprintf("video payload %.0f kbit/s, headers+padding %.0f, retransmitted %.0f, audio %.0f, all %.0f; target %.0f, available %.0f, rtx %v; "+
 		"audio at the terminal: %.1f packets/s of %v (%.1f%% of those sent lost), %d late, %d FEC",
 		kbps(o.VideoBytesSent, p.VideoBytesSent), kbps(o.VideoHeaderBytesSent, p.VideoHeaderBytesSent),
 		kbps(o.VideoRetransmittedBytes, p.VideoRetransmittedBytes), kbps(o.AudioBytesSent, p.AudioBytesSent),
 		kbps(a.page.DataSent, b.page.DataSent), p.VideoTargetBitrate/1000, p.AvailableOutgoingBitrate/1000, p.VideoRtx,
-		float64(tb.AudioPackets)/secs, tb.AudioFrame(), 100*(1-float64(tb.AudioPackets)/float64(max(1, p.AudioPacketsSent-o.AudioPacketsSent))), tb.AudioPacketsLate-ta.AudioPacketsLate, tb.AudioFECDecodes-ta.AudioFECDecodes)
+		float64(tb.AudioPackets-ta.AudioPackets)/secs, audioFrameBetween(ta, tb),
+		100*(1-float64(tb.AudioPackets-ta.AudioPackets)/float64(max(1, p.AudioPacketsSent-o.AudioPacketsSent))),
+		tb.AudioPacketsLate-ta.AudioPacketsLate, tb.AudioFECDecodes-ta.AudioFECDecodes)
 }
 
 // browserBetween is each direction's figures between two snapshots.

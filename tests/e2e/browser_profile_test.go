@@ -39,13 +39,19 @@ func measurePhone(t *testing.T, r *rig, page context.Context, span time.Duration
 		wireMBMin:    float64(pb.DataSent-pa.DataSent) / secs * 60 / 1e6,
 		videoKbps:    float64(b.VideoBytes-a.VideoBytes) * 8 / secs / 1000,
 		audioPackets: b.AudioPackets - a.AudioPackets,
-	}
-	if w.audioPackets > 0 {
-		w.audioFrame = time.Duration(b.AudioPacketSamples-a.AudioPacketSamples) * time.Second / media.AudioSampleRate / time.Duration(w.audioPackets)
+		audioFrame:   audioFrameBetween(a, b),
 	}
 	t.Logf("phone → terminal over %v: %.2f MB/min on the wire, %.0f kbit/s of video, %d audio packets of %v",
 		w.span.Round(time.Millisecond), w.wireMBMin, w.videoKbps, w.audioPackets, w.audioFrame)
 	return w
+}
+
+// audioFrameBetween is the mean length of the audio packets received
+// between two snapshots of a receiver's counts (media.Stats.AudioFrame).
+func audioFrameBetween(a, b media.Stats) time.Duration {
+	b.AudioPackets -= a.AudioPackets
+	b.AudioPacketSamples -= a.AudioPacketSamples
+	return b.AudioFrame()
 }
 
 func pageStats(t *testing.T, page context.Context) browsertest.CallStats {
